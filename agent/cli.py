@@ -1,0 +1,182 @@
+"""The ``mentor-agent`` command line. Every user-facing error ends here: printed as advice, exit code 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from agent import __version__
+from agent.errors import Problem, UserError
+from agent.localtime import zone_named
+from agent.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
+from agent.settings import default_config_path, load_settings
+from agent.simulate import Outcome, load_events, read_events, simulate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(command: F) -> F:
+    """Turn UserError into a list of problems on stderr and exit status 1, without a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            for problem in error.problems:
+                click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mentor-agent")
+def main() -> None:
+    """Keeps the communication standards you agreed with each mentor."""
+
+
+# -- check ------------------------------------------------------------------------------------------------------
+
+
+def _is_policy(data: dict[str, Any]) -> bool:
+    return "mentor" in data
+
+
+def _check_paths(paths: tuple[Path, ...], config: Path | None) -> tuple[list[LoadedPolicy], list[Problem], int]:
+    problems: list[Problem] = []
+    policies: list[LoadedPolicy] = []
+    configs = 0
+    targets: list[Path] = list(paths)
+    if not targets:
+        settings_file = config or default_config_path()
+        if settings_file.exists() or config:
+            targets.append(settings_file)
+        else:
+            targets.append(Path("policies"))
+    for target in targets:
+        files = policy_files(target) if target.is_dir() else [target]
+        if target.is_dir() and not files:
+            problems.append(Problem(file=str(target), key="", message="no policy files (*.toml) here"))
+        for file in files:
+            try:
+                _, data = read_toml(file)
+                if _is_policy(data):
+                    policies.append(load_policy(file))
+                    continue
+                settings = load_settings(file)
+                configs += 1
+                if not paths:  # the default run also checks the policies the config points at
+                    more, found, _ = _check_paths((settings.policies_dir,), None)
+                    policies.extend(more)
+                    problems.extend(found)
+            except UserError as error:
+                problems.extend(error.problems)
+    problems.extend(check_unique_addresses(policies))
+    return policies, problems, configs
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@friendly
+def check(paths: tuple[Path, ...], config: Path | None) -> None:
+    """Validate the config and the policy files (files or directories).
+
+    With no PATHS: the config file and the policies directory it names."""
+    policies, problems, configs = _check_paths(paths, config)
+    if problems:
+        raise UserError(problems)
+    names = ", ".join(f"{p.name} ({p.path})" for p in policies) or "none"
+    click.echo(f"ok: {configs} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: {names}")
+
+
+# -- simulate ---------------------------------------------------------------------------------------------------
+
+
+def _local_zone() -> tzinfo:
+    zone = datetime.now().astimezone().tzinfo
+    assert zone is not None
+    return zone
+
+
+def _table(outcomes: list[Outcome], mentor_zone: tzinfo, student_zone: tzinfo) -> str:
+    def when(moment: datetime | None, zone: tzinfo) -> str:
+        return moment.astimezone(zone).strftime("%a %d %b %H:%M %Z") if moment else "held"
+
+    rows = [("id", "subject", "dropped", "goes (mentor)", "goes (you)", "digest", "why")]
+    for o in outcomes:
+        subject = o.subject if len(o.subject) <= 32 else o.subject[:31] + "…"
+        rows.append(
+            (
+                o.id,
+                subject,
+                when(o.dropped, mentor_zone),
+                when(o.sent_at, mentor_zone),
+                when(o.sent_at, student_zone),
+                o.digest or "",
+                o.reason,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True)) + "  " + row[6])
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths) + "  ---")
+    return "\n".join(lines)
+
+
+@main.command(name="simulate")
+@click.argument("policy_file", required=False, type=click.Path(path_type=Path))
+@click.argument("events_file", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per send event.")
+@click.option("--student-tz", help="Your time zone for the table (default: this machine's).")
+@friendly
+def simulate_command(policy_file: Path | None, events_file: Path | None, as_json: bool, student_tz: str | None) -> None:
+    """What happens if you write these? Run a policy over events, no network needed.
+
+    With no arguments: the built-in example (Dr. Rivera's policy and a realistic week)."""
+    examples = resources.files("agent") / "examples"
+    if policy_file is None:
+        loaded = load_policy(Path(str(examples / "rivera.toml")))
+    else:
+        loaded = load_policy(policy_file)
+    if events_file is None:
+        events = read_events((examples / "week.jsonl").read_text(encoding="utf-8").splitlines(), "week.jsonl")
+    else:
+        events = load_events(events_file)
+    outcomes = simulate(loaded.policy, events)
+    zone = loaded.policy.zone
+    if as_json:
+        click.echo(json.dumps([o.as_json(zone) for o in outcomes], indent=2, ensure_ascii=False))
+        return
+    try:
+        student_zone = zone_named(student_tz) if student_tz else _local_zone()
+    except ValueError as error:
+        raise UserError([Problem(file="--student-tz", key="", message=str(error))]) from None
+    click.echo(f"{loaded.name} ({zone.key}) — policy {loaded.path.name}, {len(outcomes)} message(s)\n")
+    click.echo(_table(outcomes, zone, student_zone))
+
+
+def _register_optional() -> None:
+    """Commands that live in their own modules."""
+    from agent import cli_meetings
+
+    for command in (getattr(cli_meetings, "slots", None), getattr(cli_meetings, "propose", None)):
+        if isinstance(command, click.Command):
+            main.add_command(command)
+
+
+try:
+    _register_optional()
+except ImportError:  # pragma: no cover - during development the meetings module may be absent
+    pass

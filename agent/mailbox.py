@@ -1,0 +1,552 @@
+"""The IMAP adapter: one command connection (:class:`Mailbox`) and IDLE-only connections (:class:`Watcher`).
+
+Synchronous on purpose (imapclient blocks): the daemon calls it from worker threads. Every failure the daemon
+should log and reconnect on comes out as :class:`MailboxError`, with a short message and never a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import select
+import ssl
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import imapclient
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from agent.settings import Folders, Imap
+
+__all__ = [
+    "HeaderInfo",
+    "Login",
+    "Mailbox",
+    "MailboxError",
+    "MessageGone",
+    "ResolvedFolders",
+    "Watcher",
+]
+
+FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
+CONNECT_ATTEMPTS = 3
+_CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT", b"VANISHED"}
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str | None = None
+    oauth2_token: str | None = None
+
+    def __repr__(self) -> str:  # never show secrets in logs or tracebacks
+        return f"Login(username={self.username!r})"
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    uid: int
+    size: int
+    flags: frozenset[str]
+    headers: bytes
+    internaldate: datetime | None
+
+
+@dataclass(frozen=True)
+class ResolvedFolders:
+    """The real folder names on this server."""
+
+    inbox: str
+    outbox: str
+    scheduled: str
+    needs_attention: str
+    sending: str
+    sent: str
+    notices: str
+
+
+class MailboxError(Exception):
+    """Anything the daemon should log and reconnect on."""
+
+
+class MessageGone(MailboxError):
+    """The message is no longer where we looked (another agent moved it, or the student deleted it)."""
+
+
+class _ConnectFailed(MailboxError):
+    """Could not reach the server; worth another attempt."""
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+@contextlib.contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """Turn imapclient, imaplib, socket and TLS failures into MailboxError."""
+    try:
+        yield
+    except MailboxError:
+        raise
+    except (IMAPClientError, imaplib.IMAP4.error, OSError, ValueError, EOFError) as error:
+        raise MailboxError(f"{what}: {_describe(error)}") from error
+
+
+def _open(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) -> IMAPClient:
+    """Connect and log in, retrying only failures to reach the server."""
+
+    @retry(
+        stop=stop_after_attempt(CONNECT_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.2, max=5),
+        retry=retry_if_exception(lambda error: isinstance(error, _ConnectFailed)),
+        reraise=True,
+    )
+    def attempt() -> IMAPClient:
+        where = f"{imap.host}:{imap.port}"
+        timeout = imapclient.SocketTimeout(connect=imap.timeout, read=imap.timeout)
+        context = ssl_context or ssl.create_default_context()
+        try:
+            client = IMAPClient(
+                imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context, timeout=timeout
+            )
+        except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
+            raise _ConnectFailed(f"cannot connect to {where}: {_describe(error)}") from error
+        try:
+            client.normalise_times = False
+            with _errors(f"STARTTLS with {where}"):
+                if imap.security == "starttls":
+                    client.starttls(context)
+            _authenticate(client, imap, login, where)
+        except BaseException:
+            _drop(client)
+            raise
+        return client
+
+    return attempt()
+
+
+def _authenticate(client: IMAPClient, imap: Imap, login: Login, where: str) -> None:
+    username = login.username or imap.username
+    try:
+        if login.oauth2_token:
+            client.oauth2_login(username, login.oauth2_token)
+        else:
+            client.login(username, login.password or "")
+    except (IMAPClientError, imaplib.IMAP4.error) as error:
+        # The server's answer, never what we sent: the password must not reach a log.
+        text = _describe(error)
+        if login.password:
+            text = text.replace(login.password, "***")
+        raise MailboxError(f"login as {username!r} at {where} refused: {text}") from error
+    except OSError as error:
+        raise MailboxError(f"login at {where} failed: {_describe(error)}") from error
+
+
+def _drop(client: IMAPClient) -> None:
+    """Close a connection without caring whether the server is still there."""
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+def _str(flag: bytes | str) -> str:
+    return flag.decode("utf-8", "replace") if isinstance(flag, bytes) else str(flag)
+
+
+class Mailbox:
+    """The command connection. Not thread-safe: one worker thread at a time."""
+
+    def __init__(self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.imap = imap
+        self.login = login
+        self.ssl_context = ssl_context
+        self.force_copy_fallback = False  # tests set this to exercise COPY + STORE + UID EXPUNGE
+        self._client: IMAPClient | None = None
+        self._selected: str | None = None
+        self._capabilities: frozenset[str] = frozenset()
+
+    # -- connection ------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        self.close()
+        self._client = _open(self.imap, self.login, self.ssl_context)
+        with _errors("CAPABILITY"):
+            self._capabilities = frozenset(_str(c).upper() for c in self._client.capabilities())
+
+    def close(self) -> None:
+        client, self._client, self._selected = self._client, None, None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            client.logout()
+        _drop(client)
+
+    def __enter__(self) -> Mailbox:
+        self.connect()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise MailboxError("not connected to the IMAP server")
+        return self._client
+
+    def _has(self, capability: str) -> bool:
+        return capability in self._capabilities
+
+    @property
+    def has_idle(self) -> bool:
+        return self._has("IDLE")
+
+    @property
+    def has_move(self) -> bool:
+        return self._has("MOVE")
+
+    @property
+    def has_uidplus(self) -> bool:
+        return self._has("UIDPLUS")
+
+    @property
+    def has_special_use(self) -> bool:
+        return self._has("SPECIAL-USE")
+
+    def _run(self, what: str, action: Callable[[], _T]) -> _T:
+        """Run one command; a broken connection is closed so that the next call says "not connected"."""
+        try:
+            return action()
+        except (imaplib.IMAP4.abort, OSError, EOFError) as error:
+            self.close()
+            raise MailboxError(f"{what}: {_describe(error)}") from error
+        except (imaplib.IMAP4.error, ValueError) as error:
+            raise MailboxError(f"{what}: {_describe(error)}") from error
+
+    def _select(self, folder: str, *, fresh: bool = False) -> dict[bytes, Any]:
+        if self._selected == folder and not fresh:
+            return {}
+        self._selected = None
+        response: dict[bytes, Any] = self._run(f"SELECT {folder!r}", lambda: self.client.select_folder(folder))
+        self._selected = folder
+        return response
+
+    # -- folders ---------------------------------------------------------------------------------------
+    def resolve_folders(self, folders: Folders) -> ResolvedFolders:
+        """The real names; creates the agent's folders (and Sent, if there is none) when missing."""
+        sent = folders.sent or self._run("LIST", lambda: self.client.find_special_folder(imapclient.SENT))
+        resolved = ResolvedFolders(
+            inbox=folders.inbox,
+            outbox=folders.outbox,
+            scheduled=folders.scheduled,
+            needs_attention=folders.needs_attention,
+            sending=folders.sending,
+            sent=sent or "Sent",
+            notices=folders.notices,
+        )
+        for name in (resolved.outbox, resolved.scheduled, resolved.needs_attention, resolved.sending,
+                     resolved.sent, resolved.notices):
+            self.ensure_folder(name)
+        return resolved
+
+    def ensure_folder(self, folder: str) -> None:
+        if folder.upper() == "INBOX":
+            return
+
+        def create() -> None:
+            if not self.client.folder_exists(folder):
+                try:
+                    self.client.create_folder(folder)
+                except IMAPClientError:
+                    if not self.client.folder_exists(folder):  # another agent may have just made it
+                        raise
+                with contextlib.suppress(IMAPClientError):
+                    self.client.subscribe_folder(folder)
+
+        self._run(f"CREATE {folder!r}", create)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def uids(self, folder: str) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, every UID in the folder), from a fresh SELECT."""
+        response = self._select(folder, fresh=True)
+        uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search("ALL"))
+        return int(response[b"UIDVALIDITY"]), sorted(int(uid) for uid in uids)
+
+    def headers(self, folder: str, uids: Sequence[int]) -> list[HeaderInfo]:
+        """Size, flags, INTERNALDATE and header block of each UID still present (batched, in UID order)."""
+        self._select(folder)
+        found: list[HeaderInfo] = []
+        wanted = sorted(set(uids))
+        items = ["RFC822.SIZE", "FLAGS", "INTERNALDATE", "BODY.PEEK[HEADER]"]
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start:start + FETCH_CHUNK]
+            data = self._run(f"UID FETCH in {folder!r}", lambda chunk=chunk: self.client.fetch(chunk, items))
+            for uid, item in sorted(data.items()):
+                if b"BODY[HEADER]" not in item:
+                    continue  # an unsolicited FETCH (flag change) for another message
+                when = item.get(b"INTERNALDATE")
+                found.append(
+                    HeaderInfo(
+                        uid=int(uid),
+                        size=int(item.get(b"RFC822.SIZE", 0)),
+                        flags=frozenset(_str(f) for f in item.get(b"FLAGS", ())),
+                        headers=bytes(item[b"BODY[HEADER]"]),
+                        internaldate=when if isinstance(when, datetime) else None,
+                    )
+                )
+        return found
+
+    def fetch(self, folder: str, uid: int) -> bytes | None:
+        """The whole message, byte for byte, without setting \\Seen; None if it is gone."""
+        self._select(folder)
+        data = self._run(f"UID FETCH {uid} in {folder!r}", lambda: self.client.fetch([uid], ["BODY.PEEK[]"]))
+        item = data.get(uid)
+        if item is None or b"BODY[]" not in item:
+            return None
+        return bytes(item[b"BODY[]"])
+
+    def find_by_message_id(self, folder: str, message_id: str) -> list[int]:
+        self._select(folder)
+        value = message_id.strip()
+        uids = self._run(
+            f"UID SEARCH in {folder!r}",
+            lambda: self.client.search(["HEADER", "Message-ID", value], charset="UTF-8"),
+        )
+        return sorted(int(uid) for uid in uids)
+
+    def search_since(self, folder: str, since: date) -> list[int]:
+        self._select(folder)
+        uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
+        return sorted(int(uid) for uid in uids)
+
+    # -- changing --------------------------------------------------------------------------------------
+    def append(
+        self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None
+    ) -> int | None:
+        """APPEND; the new UID where the server says (APPENDUID), else None."""
+        response = self._run(
+            f"APPEND to {folder!r}",
+            lambda: self.client.append(folder, raw, flags=tuple(flags), msg_time=when),
+        )
+        match = re.search(rb"\[APPENDUID \d+ (\d+)\]", response or b"")
+        return int(match.group(1)) if match else None
+
+    def move(self, folder: str, uid: int, target: str) -> int | None:
+        """Move one message; its UID in ``target`` where the server says (COPYUID), else None.
+
+        Raises MessageGone when the UID is no longer in ``folder`` — e.g. another agent claimed it first.
+        """
+        self._select(folder)
+        if self.has_move and not self.force_copy_fallback:
+            return self._move(folder, uid, target)
+        return self._copy_delete(folder, uid, target)
+
+    def _move(self, folder: str, uid: int, target: str) -> int | None:
+        if not self._exists(uid):
+            raise MessageGone(f"UID {uid} is no longer in {folder!r}")
+        untagged = self.client._imap.untagged_responses
+        untagged.pop("COPYUID", None)
+        try:
+            self._run(f"UID MOVE {uid} {folder!r} -> {target!r}", lambda: self.client.move([uid], target))
+        except MailboxError as error:
+            if self._client is not None and not self._exists(uid):
+                raise MessageGone(f"UID {uid} is no longer in {folder!r}") from error
+            raise
+        new = _copyuid(untagged.pop("COPYUID", None))
+        if new is None and self.has_uidplus:
+            # Dovecot answers OK to a UID MOVE of a UID that has just gone: nothing was moved by us.
+            raise MessageGone(f"UID {uid} is no longer in {folder!r}")
+        return new
+
+    def _exists(self, uid: int) -> bool:
+        data = self._run(f"UID FETCH {uid}", lambda: self.client.fetch([uid], ["FLAGS"]))
+        item = data.get(uid)
+        return item is not None and b"\\Deleted" not in item.get(b"FLAGS", ())
+
+    def _copy_delete(self, folder: str, uid: int, target: str) -> int | None:
+        """COPY, then claim the original with a conditional STORE where CONDSTORE allows, then UID EXPUNGE.
+
+        Of two agents racing here, only the one whose STORE \\Deleted succeeds first keeps its copy.
+        """
+        condstore = self._has("CONDSTORE")
+        items = ["FLAGS", "MODSEQ"] if condstore else ["FLAGS"]
+        data = self._run(f"UID FETCH {uid}", lambda: self.client.fetch([uid], items))
+        item = data.get(uid)
+        if item is None or b"\\Deleted" in item.get(b"FLAGS", ()):
+            raise MessageGone(f"UID {uid} is no longer in {folder!r}")
+        untagged = self.client._imap.untagged_responses
+        untagged.pop("COPYUID", None)
+        self._run(f"UID COPY {uid} {folder!r} -> {target!r}", lambda: self.client.copy([uid], target))
+        new = _copyuid(untagged.pop("COPYUID", None))
+        if condstore:
+            modseq = int(item[b"MODSEQ"][0])
+            claimed = self._conditional_delete(uid, modseq)
+        else:
+            self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [imapclient.DELETED]))
+            claimed = True
+        if not claimed:
+            if new is not None:
+                self.delete(target, new)
+                self._select(folder)
+            raise MessageGone(f"UID {uid} in {folder!r} was claimed by someone else")
+        self._expunge(uid)
+        return new
+
+    def _conditional_delete(self, uid: int, modseq: int) -> bool:
+        imap = self.client._imap
+        imap.untagged_responses.pop("MODIFIED", None)
+
+        def store() -> bool:
+            typ, _data = imap.uid("STORE", str(uid), f"(UNCHANGEDSINCE {modseq})", "+FLAGS.SILENT", r"(\Deleted)")
+            if typ != "OK":
+                raise MailboxError(f"UID STORE {uid} refused")
+            return imap.untagged_responses.pop("MODIFIED", None) is None
+
+        return self._run(f"UID STORE {uid}", store)
+
+    def _expunge(self, uid: int) -> None:
+        if self.has_uidplus:
+            self._run(f"UID EXPUNGE {uid}", lambda: self.client.uid_expunge([uid]))
+        # Without UIDPLUS the message stays flagged \Deleted: a bare EXPUNGE would remove the student's
+        # other deleted mail too. The next client that expunges the folder removes it.
+
+    def delete(self, folder: str, uid: int) -> None:
+        """STORE \\Deleted and UID EXPUNGE that one UID."""
+        self._select(folder)
+        self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [imapclient.DELETED]))
+        self._expunge(uid)
+
+    def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        """Add ``flags`` to the message (others stay)."""
+        self._select(folder)
+        self._run(f"UID STORE {uid} +FLAGS", lambda: self.client.add_flags([uid], list(flags)))
+
+    def remove_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        self._select(folder)
+        self._run(f"UID STORE {uid} -FLAGS", lambda: self.client.remove_flags([uid], list(flags)))
+
+
+def _copyuid(values: list[Any] | None) -> int | None:
+    """The destination UID from a ``COPYUID validity source dest`` response code."""
+    for value in values or ():
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+        parts = text.split()
+        if len(parts) >= 3 and parts[2].isdigit():
+            return int(parts[2])
+    return None
+
+
+class Watcher:
+    """A second connection that only IDLEs on one folder and says when something changed there.
+
+    Call :meth:`start` (or just :meth:`wait`), then scan the folder with the Mailbox, then :meth:`wait`:
+    IDLE is kept open between calls, so a change made while you were scanning is still reported.
+    """
+
+    def __init__(
+        self, imap: Imap, login: Login, folder: str, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.imap = imap
+        self.login = login
+        self.folder = folder
+        self.ssl_context = ssl_context
+        self.use_idle = True  # tests set False to exercise polling
+        self._client: IMAPClient | None = None
+        self._idle_since: float | None = None
+
+    def start(self) -> None:
+        """Connect, select the folder and begin IDLE (if not already)."""
+        if self._client is not None:
+            return
+        client = _open(self.imap, self.login, self.ssl_context)
+        self._client = client
+        try:
+            with _errors(f"SELECT {self.folder!r}"):
+                client.select_folder(self.folder, readonly=True)
+                self.use_idle = self.use_idle and client.has_capability("IDLE")
+            if self.use_idle:
+                self._idle()
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout: float) -> bool:
+        """True as soon as the server reports a change in the folder; False after ``timeout`` seconds."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        try:
+            return self._wait_idle(deadline) if self.use_idle else self._wait_poll(deadline)
+        except MailboxError:
+            self.close()
+            raise
+        except (IMAPClientError, imaplib.IMAP4.error, OSError, ValueError) as error:
+            self.close()
+            raise MailboxError(f"watching {self.folder!r}: {_describe(error)}") from error
+
+    def _idle(self) -> None:
+        assert self._client is not None
+        with _errors("IDLE"):
+            self._client.idle()
+        self._idle_since = time.monotonic()
+
+    def _wait_idle(self, deadline: float) -> bool:
+        client = self._client
+        assert client is not None and self._idle_since is not None
+        empty_reads = 0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            renew_at = self._idle_since + self.imap.idle_renew
+            if now >= renew_at:
+                _text, responses = client.idle_done()
+                self._idle()
+                if _changed(responses):
+                    return True
+                continue
+            readable, _, _ = select.select([client.socket()], [], [], min(deadline, renew_at) - now)
+            if not readable:
+                continue
+            responses = client.idle_check(timeout=0)
+            if not responses:
+                # imapclient swallows EOF: a readable socket that yields nothing twice is a closed one.
+                empty_reads += 1
+                if empty_reads >= 2:
+                    raise MailboxError(f"the server closed the IDLE connection on {self.folder!r}")
+                time.sleep(0.01)
+                continue
+            empty_reads = 0
+            if any(isinstance(r, tuple) and r[:1] == (b"BYE",) for r in responses):
+                raise MailboxError(f"the server ended the IDLE connection on {self.folder!r}")
+            if _changed(responses):
+                return True
+
+    def _wait_poll(self, deadline: float) -> bool:
+        client = self._client
+        assert client is not None
+        while True:
+            with _errors("NOOP"):
+                _text, responses = client.noop()
+            if _changed(responses):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.imap.poll_interval, remaining))
+
+    def close(self) -> None:
+        client, self._client, self._idle_since = self._client, None, None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
+def _changed(responses: Sequence[Any]) -> bool:
+    return any(isinstance(r, tuple) and len(r) >= 2 and r[1] in _CHANGES for r in responses)
