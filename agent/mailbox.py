@@ -7,6 +7,7 @@ should log and reconnect on comes out as :class:`MailboxError`, with a short mes
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
 import re
 import select
@@ -14,12 +15,13 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
+from imapclient.imapclient import DELETED, SENT
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agent.settings import Folders, Imap
@@ -240,7 +242,7 @@ class Mailbox:
     # -- folders ---------------------------------------------------------------------------------------
     def resolve_folders(self, folders: Folders) -> ResolvedFolders:
         """The real names; creates the agent's folders (and Sent, if there is none) when missing."""
-        sent = folders.sent or self._run("LIST", lambda: self.client.find_special_folder(imapclient.SENT))
+        sent = folders.sent or self._run("LIST", lambda: self.client.find_special_folder(SENT))
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
@@ -286,7 +288,9 @@ class Mailbox:
         items = ["RFC822.SIZE", "FLAGS", "INTERNALDATE", "BODY.PEEK[HEADER]"]
         for start in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[start:start + FETCH_CHUNK]
-            data = self._run(f"UID FETCH in {folder!r}", lambda chunk=chunk: self.client.fetch(chunk, items))
+            data: dict[int, dict[bytes, Any]] = self._run(
+                f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, items)
+            )
             for uid, item in sorted(data.items()):
                 if b"BODY[HEADER]" not in item:
                     continue  # an unsolicited FETCH (flag change) for another message
@@ -297,10 +301,14 @@ class Mailbox:
                         size=int(item.get(b"RFC822.SIZE", 0)),
                         flags=frozenset(_str(f) for f in item.get(b"FLAGS", ())),
                         headers=bytes(item[b"BODY[HEADER]"]),
-                        internaldate=when if isinstance(when, datetime) else None,
+                        internaldate=when.astimezone(UTC) if isinstance(when, datetime) else None,
                     )
                 )
         return found
+
+    def _fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
+        result: dict[int, dict[bytes, Any]] = self.client.fetch(uids, items)
+        return result
 
     def fetch(self, folder: str, uid: int) -> bytes | None:
         """The whole message, byte for byte, without setting \\Seen; None if it is gone."""
@@ -388,7 +396,7 @@ class Mailbox:
             modseq = int(item[b"MODSEQ"][0])
             claimed = self._conditional_delete(uid, modseq)
         else:
-            self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [imapclient.DELETED]))
+            self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [DELETED]))
             claimed = True
         if not claimed:
             if new is not None:
@@ -419,7 +427,7 @@ class Mailbox:
     def delete(self, folder: str, uid: int) -> None:
         """STORE \\Deleted and UID EXPUNGE that one UID."""
         self._select(folder)
-        self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [imapclient.DELETED]))
+        self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [DELETED]))
         self._expunge(uid)
 
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:

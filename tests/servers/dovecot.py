@@ -1,0 +1,286 @@
+"""A real Dovecot for tests: own config in a short temp dir, loopback port, passwd-file users, maildir.
+
+One server serves a whole session; each test gets a fresh user (one line appended to the passwd file,
+which Dovecot re-reads when it changes), so clean-up costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imapclient import IMAPClient
+
+from agent.mailbox import Login
+from agent.settings import Folders, Imap, Security
+from tests.servers import free_port, wait_for_port
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+SENT = "Sent Items"  # deliberately not "Sent": tests prove the name comes from SPECIAL-USE
+
+_CONFIG = """\
+instance_name = {name}
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+shutdown_clients = yes
+default_login_user = dovenull
+default_internal_user = dovecot
+auth_mechanisms = plain login
+auth_failure_delay = 0
+disable_plaintext_auth = no
+{ssl}
+mail_location = maildir:~/Maildir
+mail_uid = nobody
+mail_gid = nogroup
+first_valid_uid = 1
+mailbox_idle_check_interval = 1 secs
+imap_idle_notify_interval = 1 mins
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root}/home/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox "{sent}" {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0600
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    password: str
+
+
+class Dovecot:
+    """One Dovecot instance. ``port`` offers plain IMAP and STARTTLS, ``tls_port`` implicit TLS."""
+
+    host = "127.0.0.1"
+    _users = itertools.count(1)
+
+    def __init__(self, cert_pem: Path, key_pem: Path, ca_pem: Path) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mad-", dir="/tmp"))
+        self.root.chmod(0o755)
+        for sub in ("run", "state"):
+            (self.root / sub).mkdir(mode=0o755)
+        home = self.root / "home"
+        home.mkdir(mode=0o755)
+        os.chown(home, _uid("nobody"), -1)
+        self.passwd = self.root / "passwd"
+        self.passwd.write_text("")
+        self.passwd.chmod(0o644)
+        self.ca_pem = ca_pem
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.conf = self.root / "dovecot.conf"
+        ssl_lines = f"ssl = yes\nssl_cert = <{cert_pem}\nssl_key = <{key_pem}\nssl_min_protocol = TLSv1.2"
+        if Path("/usr/share/dovecot/dh.pem").exists():
+            ssl_lines += "\nssl_dh = </usr/share/dovecot/dh.pem"
+        self.conf.write_text(
+            _CONFIG.format(
+                name=self.root.name,
+                root=self.root,
+                ssl=ssl_lines,
+                sent=SENT,
+                port=self.port,
+                tls_port=self.tls_port,
+            )
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.process is not None:
+            return
+        with (self.root / "stdout.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
+            )
+        if not (wait_for_port(self.port) and wait_for_port(self.tls_port)):
+            self.stop()
+            raise RuntimeError(f"Dovecot did not start; log:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (SIGTERM: it closes every client connection) and wait until it has gone."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+        self._wait_port_closed()
+
+    def kill(self) -> None:
+        """Crash the master process (SIGKILL); its children notice and exit."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports with the same mail."""
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _wait_port_closed(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and wait_for_port(self.port, timeout=0.05):
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        parts = []
+        for name in ("dovecot.log", "stdout.log"):
+            path = self.root / name
+            if path.exists():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    # -- users and settings ----------------------------------------------------------------------------
+    def new_user(self, prefix: str = "student") -> User:
+        """A fresh user with an empty mailbox (plus the auto-created Sent Items, Drafts, Trash)."""
+        user = User(f"{prefix}{next(self._users)}-{secrets.token_hex(3)}", secrets.token_urlsafe(12))
+        with self.passwd.open("a") as passwd:
+            passwd.write(f"{user.username}:{{PLAIN}}{user.password}::::::\n")
+        return user
+
+    def settings(self, user: User, security: Security = "plain", **changes: Any) -> Imap:
+        port = self.tls_port if security == "tls" else self.port
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": port,
+            "security": security,
+            "username": user.username,
+            "timeout": 5.0,
+            "idle_renew": 30,
+            "poll_interval": 5,
+            "folders": Folders(),
+        }
+        values.update(changes)
+        return Imap(**values)
+
+    @staticmethod
+    def login(user: User) -> Login:
+        return Login(user.username, user.password)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.ca_pem))
+
+    # -- direct access for assertions ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def client(self, user: User) -> Iterator[IMAPClient]:
+        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        try:
+            client.login(user.username, user.password)
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+            with contextlib.suppress(Exception):
+                client.shutdown()
+
+    def append(self, user: User, folder: str, raw: bytes, flags: Sequence[str] = ()) -> int:
+        """APPEND ``raw`` to ``folder`` (created if missing); the new UID."""
+        with self.client(user) as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            client.append(folder, raw, flags=tuple(flags))
+            client.select_folder(folder, readonly=True)
+            return int(max(client.search("ALL")))
+
+    def folders(self, user: User) -> dict[str, set[str]]:
+        """Folder name -> its LIST flags (as strings, e.g. ``{"\\\\Sent"}``)."""
+        with self.client(user) as client:
+            return {
+                name: {flag.decode() if isinstance(flag, bytes) else str(flag) for flag in flags}
+                for flags, _delimiter, name in client.list_folders()
+            }
+
+    def messages(self, user: User, folder: str) -> dict[int, bytes]:
+        """UID -> exact bytes of every message in ``folder`` (empty if the folder does not exist)."""
+        with self.client(user) as client:
+            if not client.folder_exists(folder):
+                return {}
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            if not uids:
+                return {}
+            data = client.fetch(uids, ["BODY.PEEK[]"])
+            return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items()}
+
+    def flags(self, user: User, folder: str, uid: int) -> set[str]:
+        with self.client(user) as client:
+            client.select_folder(folder, readonly=True)
+            data = client.fetch([uid], ["FLAGS"])
+            return {f.decode() for f in data[uid][b"FLAGS"]} if uid in data else set()
+
+
+def _uid(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
+
+
+def available() -> str | None:
+    """None when Dovecot can run here, else the reason to skip."""
+    if not Path(DOVECOT).exists():
+        return "Dovecot is not installed (apt-get install dovecot-imapd)"
+    if os.geteuid() != 0:
+        return "the Dovecot test server needs root (it drops to dovenull/nobody itself)"
+    return None

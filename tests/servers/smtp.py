@@ -1,0 +1,211 @@
+"""A real aiosmtpd server for tests: stores every envelope and answers with faults on request.
+
+    server.fail_next("451 4.3.0 try later")            # next DATA gets this answer
+    server.fail_next("421 4.3.2 shutting down", close=True)   # answer, then drop the connection
+    server.fail_next("550 5.7.1 no", stage="MAIL")     # stages: MAIL, RCPT, DATA
+    server.drop_after_data()                            # store the message, then cut the line: in doubt
+    server.refuse("nobody@example.org", "550 5.1.1 no such user")   # every time, per recipient
+    server.wait_for(1, timeout=5)                       # blocks until one message was stored
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.servers import free_port
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+    received_at: float  # time.monotonic()
+    authenticated_as: str | None
+
+
+@dataclass
+class _Fault:
+    stage: str
+    reply: str
+    close: bool = False
+    store: bool = False
+
+
+@dataclass
+class _State:
+    faults: deque[_Fault] = field(default_factory=deque)
+    refusals: dict[str, str] = field(default_factory=dict)
+    messages: list[Received] = field(default_factory=list)
+    sessions: int = 0
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+
+class _Handler:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def _fault(self, stage: str) -> _Fault | None:
+        with self.state.condition:
+            faults = self.state.faults
+            if faults and faults[0].stage == stage:
+                return faults.popleft()
+        return None
+
+    async def _answer(self, server: SMTP, fault: _Fault) -> str:
+        if fault.close:
+            await server.push(fault.reply)
+            assert server.transport is not None
+            server.transport.close()
+            return "421 4.3.2 closing"  # written to a closed transport: never seen by the client
+        return fault.reply
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.state.condition:
+            self.state.sessions += 1
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        fault = self._fault("MAIL")
+        if fault:
+            return await self._answer(server, fault)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        fault = self._fault("RCPT")
+        if fault:
+            return await self._answer(server, fault)
+        with self.state.condition:
+            refusal = self.state.refusals.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        fault = self._fault("DATA")
+        if fault and not fault.store:
+            return await self._answer(server, fault)
+        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
+        content = envelope.original_content or b""
+        with self.state.condition:
+            self.state.messages.append(
+                Received(
+                    mail_from=envelope.mail_from or "",
+                    rcpt_tos=tuple(envelope.rcpt_tos),
+                    content=bytes(content),
+                    received_at=time.monotonic(),
+                    authenticated_as=login.decode() if isinstance(login, bytes) else None,
+                )
+            )
+            self.state.condition.notify_all()
+        if fault:  # stored, and now the line goes dead before the client hears "250"
+            assert server.transport is not None
+            server.transport.abort()
+            return fault.reply
+        return "250 2.0.0 OK queued"
+
+
+class SmtpServer:
+    """An aiosmtpd Controller on 127.0.0.1 and a concrete free port."""
+
+    host = HOST
+
+    def __init__(self, *, tls: Any = None, auth: tuple[str, str] | None = None) -> None:
+        """``tls``: a TlsFiles (cert_pem, key_pem, ca_pem) to offer STARTTLS; ``auth``: (user, password)."""
+        self.port = free_port()
+        self.auth = auth
+        self.tls = tls
+        self.state = _State()
+        kwargs: dict[str, Any] = {}
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
+            kwargs.update(tls_context=context, require_starttls=True)
+        if auth is not None:
+            kwargs.update(
+                authenticator=self._authenticate, auth_required=True, auth_require_tls=tls is not None
+            )
+        self.controller = Controller(
+            _Handler(self.state), hostname=HOST, port=self.port, server_hostname="localhost", **kwargs
+        )
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            self.auth is not None
+            and isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.auth[0].encode()
+            and auth_data.password == self.auth[1].encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA."""
+        assert self.tls is not None
+        return ssl.create_default_context(cafile=str(self.tls.ca_pem))
+
+    # -- faults ------------------------------------------------------------------------------------------
+    def fail_next(self, reply: str, *, stage: str = "DATA", close: bool = False) -> None:
+        """Answer the next ``stage`` command (MAIL, RCPT or DATA) with ``reply``; queued in order."""
+        with self.state.condition:
+            self.state.faults.append(_Fault(stage.upper(), reply, close=close))
+
+    def drop_after_data(self) -> None:
+        """Store the next message, then abort the connection before the final reply (an in-doubt send)."""
+        with self.state.condition:
+            self.state.faults.append(_Fault("DATA", "250 2.0.0 OK queued", store=True))
+
+    def refuse(self, address: str, reply: str = "550 5.1.1 no such user") -> None:
+        with self.state.condition:
+            self.state.refusals[address.lower()] = reply
+
+    # -- what arrived ------------------------------------------------------------------------------------
+    @property
+    def messages(self) -> list[Received]:
+        with self.state.condition:
+            return list(self.state.messages)
+
+    @property
+    def sessions(self) -> int:
+        """How many EHLO/HELO greetings the server has seen (≈ connections)."""
+        with self.state.condition:
+            return self.state.sessions
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """Block until at least ``count`` messages were stored; AssertionError after ``timeout``."""
+        with self.state.condition:
+            if not self.state.condition.wait_for(lambda: len(self.state.messages) >= count, timeout):
+                raise AssertionError(f"expected {count} messages, got {len(self.state.messages)}")
+            return list(self.state.messages)
+
+    async def wait(self, count: int, within: float = 5.0) -> list[Received]:
+        """``wait_for`` for async tests."""
+        return await asyncio.to_thread(self.wait_for, count, within)
