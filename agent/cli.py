@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -146,10 +147,7 @@ def simulate_command(policy_file: Path | None, events_file: Path | None, as_json
 
     With no arguments: the built-in example (Dr. Rivera's policy and a realistic week)."""
     examples = resources.files("agent") / "examples"
-    if policy_file is None:
-        loaded = load_policy(Path(str(examples / "rivera.toml")))
-    else:
-        loaded = load_policy(policy_file)
+    loaded = load_policy(policy_file or Path(str(examples / "rivera.toml")))
     if events_file is None:
         events = read_events((examples / "week.jsonl").read_text(encoding="utf-8").splitlines(), "week.jsonl")
     else:
@@ -176,7 +174,5 @@ def _register_optional() -> None:
             main.add_command(command)
 
 
-try:
+with contextlib.suppress(ImportError):  # the meetings module may be absent while it is being written
     _register_optional()
-except ImportError:  # pragma: no cover - during development the meetings module may be absent
-    pass

@@ -203,17 +203,20 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
         return None
     table, key = keys[:-1], keys[-1]
     current: list[str] = []
-    header_line: int | None = None
+    header_line: int | None = None  # the key is a table of its own: its [header]
+    table_line: int | None = None   # the key is missing: the header of the table it belongs in
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("[") and not line.startswith("[["):
-            current = [part.strip().strip('"') for part in line.strip("[] ").split(".")]
+            current = [part.strip().strip('"') for part in line.split("]")[0].strip("[ ").split(".")]
             if current == keys:
                 header_line = number
+            if table and current == table and table_line is None:
+                table_line = number
             continue
         if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
             return number
-    return header_line
+    return header_line or table_line
 
 
 def _suggest(key: str, known: Iterable[str]) -> str:
@@ -221,8 +224,7 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
-    model: type[BaseModel] = Policy
+def _known_keys(loc: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
@@ -233,13 +235,15 @@ def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def problems_from_validation(path: Path, text: str, error: ValidationError) -> list[Problem]:
+def problems_from_validation(
+    path: Path, text: str, error: ValidationError, model: type[BaseModel] | None = None
+) -> list[Problem]:
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
         key = ".".join(str(part) for part in loc)
         if item["type"] == "extra_forbidden":
-            message = "unknown key" + _suggest(str(loc[-1]), _known_keys(loc))
+            message = "unknown key" + _suggest(str(loc[-1]), _known_keys(loc, model or Policy))
         elif item["type"] == "missing":
             message = "required but missing"
         else:

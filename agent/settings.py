@@ -152,5 +152,5 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     try:
         return Settings(**data)
     except ValidationError as error:
-        problems = problems_from_validation(file, text, error)
+        problems = problems_from_validation(file, text, error, Settings)
         raise UserError(problems) from error

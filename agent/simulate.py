@@ -109,7 +109,7 @@ def read_events(lines: Iterable[str], source: str = "<events>") -> list[Event]:
                 raise UserError([Problem(file=source, key="id", message=f"{event.id!r} used twice", line=number)])
             seen.add(event.id)
         events.append(event)
-    for number, event in enumerate(events, start=1):
+    for event in events:
         if event.type == "reply" and event.to not in seen:
             raise UserError([Problem(file=source, key="to", message=f"no send event has id {event.to!r}")])
     return events
@@ -134,14 +134,18 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
     engine = Engine(policy, History())
     queue: list[Queued] = []
     results: dict[str, tuple[datetime, str | None, str]] = {}
-    told: dict[str, tuple[datetime | None, str]] = {}  # what the student was last told: when, and why
+    told: dict[str, tuple[datetime | None, str, str | None]] = {}  # last told to the student: when, why, digest
     now = ordered[0][1].at
     while True:
         group = engine.next_group(queue, now) if queue else []
         release = group[0].at if group else None
         for decision in group:  # a reason changes only when the time it explains changes
-            if decision.id not in told or told[decision.id][0] != decision.at:
-                told[decision.id] = (decision.at, decision.reason)
+            before = told.get(decision.id)
+            if before is None or before[0] != decision.at or before[2] != decision.digest:
+                reason = decision.reason
+                if before is not None and decision.rule is None and (before[0] is None or decision.at < before[0]):
+                    reason = before[1].split("; goes ")[0] + "; a reply released it early"
+                told[decision.id] = (decision.at, reason, decision.digest)
         if stream and (release is None or stream[0].at <= release):
             event = stream.popleft()
             now = max(now, event.at)
@@ -160,7 +164,7 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
             results[decision.id] = (release, decision.digest, told[decision.id][1])
     outcomes = []
     for event in sends:
-        sent_at, digest, reason = results.get(event.id, (None, None, told.get(event.id, (None, ""))[1]))
+        sent_at, digest, reason = results.get(event.id, (None, None, told.get(event.id, (None, "", None))[1]))
         if sent_at is None:
             reason = f"still held at the end of the simulation: {reason}" if reason else "still held"
         outcomes.append(Outcome(event.id, event.subject, event.at, sent_at, digest, reason))

@@ -30,7 +30,7 @@ def _parse_days(text: str) -> frozenset[int]:
     if cleaned in ("weekdays",):
         return frozenset(range(5))
     days: set[int] = set()
-    for part in cleaned.split(","):
+    for part in text.strip().split(","):
         if "-" in part:
             first, _, last = part.partition("-")
             begin, end = _day_index(first), _day_index(last)

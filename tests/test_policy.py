@@ -1,0 +1,110 @@
+"""Policy files: every kind of mistake is caught, named by file, key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import UserError
+from agent.policy import load_policies, load_policy
+
+GOOD = """\
+[mentor]
+name = "Dr. Ana Rivera"
+addresses = ["arivera@hospital.example.org"]
+timezone = "America/Chicago"
+
+[email]
+max_per_day = 1
+max_per_week = 3
+min_gap = "4h"
+send_windows = ["Mon-Fri 08:00-17:00"]
+max_unanswered = 2
+follow_up_after = "5d"
+over_limit = "batch"
+
+[meetings]
+windows = ["Tue 16:00-17:00", "Thu 07:00-08:00"]
+duration = "30m"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "rivera.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(UserError) as caught:
+        load_policy(write(tmp_path, text))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_good_policy_loads_with_its_values(tmp_path: Path) -> None:
+    loaded = load_policy(write(tmp_path, GOOD))
+    assert loaded.id == "rivera"
+    assert loaded.policy.email.min_gap.total_seconds() == 4 * 3600
+    assert loaded.policy.mentor.timezone.key == "America/Chicago"
+    assert [w.spec for w in loaded.policy.meetings.windows] == ["Tue 16:00-17:00", "Thu 07:00-08:00"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("max_per_day = 1", "max_per_dya = 1"), "rivera.toml:7: email.max_per_dya: unknown key (did you mean 'max_per_day'?)"),
+        (("min_gap = \"4h\"", "min_gap = \"4 hours\""), "rivera.toml:9: email.min_gap: '4 hours' is not a duration"),
+        (("min_gap = \"4h\"", "min_gap = 4"), "rivera.toml:9: email.min_gap: write durations as text with a unit"),
+        (("timezone = \"America/Chicago\"", "timezone = \"Chicago\""), "rivera.toml:4: mentor.timezone: unknown time zone 'Chicago'"),
+        (("Mon-Fri 08:00-17:00", "Mon-Fri 17:00-08:00"), "rivera.toml:10: email.send_windows: 'Mon-Fri 17:00-08:00': the end must be after the start"),
+        (("Mon-Fri 08:00-17:00", "Mon-Fry 08:00-17:00"), "rivera.toml:10: email.send_windows: 'Fry' is not a day"),
+        (("send_windows = [\"Mon-Fri 08:00-17:00\"]", "send_windows = []"), "rivera.toml:10: email.send_windows: give at least one window"),
+        (("max_per_week = 3", "max_per_week = 0"), "rivera.toml:8: email.max_per_week: Input should be greater than or equal to 1"),
+        (("max_per_week = 3", "max_per_week = \"three\""), "rivera.toml:8: email.max_per_week: Input should be a valid integer"),
+        (("over_limit = \"batch\"", "over_limit = \"queue\""), "rivera.toml:13: email.over_limit: Input should be 'delay' or 'batch'"),
+        (("addresses = [\"arivera@hospital.example.org\"]", "addresses = [\"Ana Rivera\"]"), "rivera.toml:3: mentor.addresses.0: 'Ana Rivera' is not an e-mail address"),
+        (("name = \"Dr. Ana Rivera\"\n", ""), "rivera.toml:1: mentor.name: required but missing"),
+        (("duration = \"30m\"", "duration = \"2h\""), "meetings: duration 2h is longer than every meeting window"),
+        (("[email]", "[emial]"), "rivera.toml:6: emial: unknown key (did you mean 'email'?)"),
+        (("follow_up_after = \"5d\"", "follow_up_after = \"0\""), "rivera.toml:12: email.follow_up_after: must be longer than 0"),
+    ],
+)
+def test_each_kind_of_mistake_names_file_line_key_and_problem(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    old, new = change
+    assert old in GOOD
+    found = problems(tmp_path, GOOD.replace(old, new, 1))
+    assert any(expected in p for p in found), found
+    assert all(p.startswith(str(tmp_path / "rivera.toml")) for p in found)
+
+
+def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace('max_per_week = 3', 'max_per_week = = 3'))
+    assert len(found) == 1 and ":8: not valid TOML" in found[0]
+
+
+def test_two_policies_cannot_claim_the_same_address(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    write(tmp_path, GOOD.replace("Dr. Ana Rivera", "Dr. A. Rivera (clinic)"), name="rivera-clinic.toml")
+    with pytest.raises(UserError) as caught:
+        load_policies(tmp_path)
+    text = str(caught.value)
+    assert "rivera.toml" in text and "mentor.addresses" in text and "arivera@hospital.example.org is already claimed" in text
+
+
+def test_all_problems_of_all_files_are_reported_together(tmp_path: Path) -> None:
+    write(tmp_path, GOOD.replace("max_per_day = 1", "max_per_day = 0"), name="a.toml")
+    write(tmp_path, GOOD.replace("arivera@", "other@").replace('"4h"', '"4x"'), name="b.toml")
+    with pytest.raises(UserError) as caught:
+        load_policies(tmp_path)
+    files = {Path(p.file).name for p in caught.value.problems}
+    assert files == {"a.toml", "b.toml"}
+
+
+def test_shipped_examples_are_valid_and_the_builtin_copy_matches(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent
+    names = {p.id for p in load_policies(root / "policies")}
+    assert names == {"rivera", "okafor"}
+    assert (root / "agent/examples/rivera.toml").read_text() == (root / "policies/rivera.toml").read_text()
