@@ -131,11 +131,9 @@ def test_bad_log_arguments_do_not_make_the_filter_raise() -> None:
 
 def test_extra_objects_holding_a_secret_become_their_redacted_repr() -> None:
     logs.register_secret(SECRET)
-    record = logging.LogRecord("agent", logging.INFO, __file__, 1, "m", None, None)
-    record.detail = {"pw": SECRET}
-    record.count = 3
+    record = logging.makeLogRecord({"msg": "m", "detail": {"pw": SECRET}, "count": 3})
     logs.RedactingFilter().filter(record)
-    assert record.detail == "{'pw': '***'}" and record.count == 3
+    assert vars(record)["detail"] == "{'pw': '***'}" and vars(record)["count"] == 3
 
 
 def test_setup_twice_leaves_one_handler() -> None:
