@@ -38,6 +38,7 @@ __all__ = [
 
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
 CONNECT_ATTEMPTS = 3
+CLAIM_KEYWORD = "$MentorAgentClaim"  # set (conditionally) on a message while one agent moves it
 _CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT", b"VANISHED"}
 _T = TypeVar("_T")
 
@@ -348,75 +349,63 @@ class Mailbox:
     def move(self, folder: str, uid: int, target: str) -> int | None:
         """Move one message; its UID in ``target`` where the server says (COPYUID), else None.
 
-        Raises MessageGone when the UID is no longer in ``folder`` — e.g. another agent claimed it first.
+        Raises MessageGone when the UID is no longer in ``folder`` or another agent claimed it first.
+        Dovecot's MOVE is not atomic between sessions (two racing MOVEs both answer OK and leave two
+        copies), so where the server offers CONDSTORE the message is first claimed with a conditional
+        STORE (UNCHANGEDSINCE) of a private keyword: of several agents, exactly one succeeds.
         """
         self._select(folder)
-        if self.has_move and not self.force_copy_fallback:
-            return self._move(folder, uid, target)
-        return self._copy_delete(folder, uid, target)
-
-    def _move(self, folder: str, uid: int, target: str) -> int | None:
-        if not self._exists(uid):
-            raise MessageGone(f"UID {uid} is no longer in {folder!r}")
+        modseq = self._current(folder, uid)
+        if modseq is not None and not self._claim(uid, modseq):
+            raise MessageGone(f"UID {uid} in {folder!r} was claimed by someone else")
         untagged = self.client._imap.untagged_responses
         untagged.pop("COPYUID", None)
-        try:
-            self._run(f"UID MOVE {uid} {folder!r} -> {target!r}", lambda: self.client.move([uid], target))
-        except MailboxError as error:
-            if self._client is not None and not self._exists(uid):
-                raise MessageGone(f"UID {uid} is no longer in {folder!r}") from error
-            raise
-        new = _copyuid(untagged.pop("COPYUID", None))
+        where = f"{uid} {folder!r} -> {target!r}"
+        if self.has_move and not self.force_copy_fallback:
+            self._run(f"UID MOVE {where}", lambda: self.client.move([uid], target))
+            new = _copyuid(untagged.pop("COPYUID", None))
+        else:
+            self._run(f"UID COPY {where}", lambda: self.client.copy([uid], target))
+            new = _copyuid(untagged.pop("COPYUID", None))
+            self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [DELETED]))
+            self._expunge(uid)
         if new is None and self.has_uidplus:
-            # Dovecot answers OK to a UID MOVE of a UID that has just gone: nothing was moved by us.
-            raise MessageGone(f"UID {uid} is no longer in {folder!r}")
+            raise MessageGone(f"UID {uid} is no longer in {folder!r}")  # the server moved nothing
+        if new is not None and modseq is not None:
+            with contextlib.suppress(MailboxError):  # cosmetic: the move itself has succeeded
+                self.remove_flags(target, new, [CLAIM_KEYWORD])
         return new
 
-    def _exists(self, uid: int) -> bool:
-        data = self._run(f"UID FETCH {uid}", lambda: self.client.fetch([uid], ["FLAGS"]))
-        item = data.get(uid)
-        return item is not None and b"\\Deleted" not in item.get(b"FLAGS", ())
-
-    def _copy_delete(self, folder: str, uid: int, target: str) -> int | None:
-        """COPY, then claim the original with a conditional STORE where CONDSTORE allows, then UID EXPUNGE.
-
-        Of two agents racing here, only the one whose STORE \\Deleted succeeds first keeps its copy.
-        """
+    def _current(self, folder: str, uid: int) -> int | None:
+        """The message's MODSEQ (None without CONDSTORE); MessageGone if it is absent or \\Deleted."""
         condstore = self._has("CONDSTORE")
         items = ["FLAGS", "MODSEQ"] if condstore else ["FLAGS"]
         data = self._run(f"UID FETCH {uid}", lambda: self.client.fetch([uid], items))
         item = data.get(uid)
-        if item is None or b"\\Deleted" in item.get(b"FLAGS", ()):
+        if item is None or DELETED in item.get(b"FLAGS", ()):
             raise MessageGone(f"UID {uid} is no longer in {folder!r}")
-        untagged = self.client._imap.untagged_responses
-        untagged.pop("COPYUID", None)
-        self._run(f"UID COPY {uid} {folder!r} -> {target!r}", lambda: self.client.copy([uid], target))
-        new = _copyuid(untagged.pop("COPYUID", None))
-        if condstore:
-            modseq = int(item[b"MODSEQ"][0])
-            claimed = self._conditional_delete(uid, modseq)
-        else:
-            self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [DELETED]))
-            claimed = True
-        if not claimed:
-            if new is not None:
-                self.delete(target, new)
-                self._select(folder)
-            raise MessageGone(f"UID {uid} in {folder!r} was claimed by someone else")
-        self._expunge(uid)
-        return new
+        return int(item[b"MODSEQ"][0]) if condstore and b"MODSEQ" in item else None
 
-    def _conditional_delete(self, uid: int, modseq: int) -> bool:
+    def _claim(self, uid: int, modseq: int) -> bool:
+        """Conditional STORE: True only if this connection changed the message (it existed, unchanged)."""
         imap = self.client._imap
-        imap.untagged_responses.pop("MODIFIED", None)
+        for stale in ("MODIFIED", "FETCH"):
+            imap.untagged_responses.pop(stale, None)
 
         def store() -> bool:
-            typ, _data = imap.uid("STORE", str(uid), f"(UNCHANGEDSINCE {modseq})", "+FLAGS.SILENT", r"(\Deleted)")
+            typ, data = imap.uid(
+                "STORE", str(uid), f"(UNCHANGEDSINCE {modseq})", "+FLAGS.SILENT", f"({CLAIM_KEYWORD})"
+            )
             if typ != "OK":
                 raise MailboxError(f"UID STORE {uid} refused")
-            return imap.untagged_responses.pop("MODIFIED", None) is None
+            modified = imap.untagged_responses.pop("MODIFIED", None)
+            # Our own silent conditional STORE is answered with "UID n MODSEQ (m)" and no FLAGS (RFC 7162);
+            # a FETCH with FLAGS is another session's change being reported to us.
+            ours = f"UID {uid} ".encode()
+            stored = any(isinstance(d, bytes) and ours in d and b"FLAGS" not in d for d in data or ())
+            return modified is None and stored
 
-        return self._run(f"UID STORE {uid}", store)
+        return self._run(f"UID STORE {uid} (claim)", store)
 
     def _expunge(self, uid: int) -> None:
         if self.has_uidplus:

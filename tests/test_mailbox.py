@@ -1,0 +1,283 @@
+"""The IMAP adapter against a real Dovecot (tests/servers/dovecot.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from agent import mailbox as mailbox_module
+from agent.mailbox import HeaderInfo, Login, Mailbox, MailboxError, MessageGone, Watcher
+from agent.settings import Folders, Imap
+from tests.servers.dovecot import SENT, Dovecot, User
+
+pytestmark = pytest.mark.servers
+
+
+def message(n: int = 1, body: bytes = b"Hello.\r\n", message_id: str | None = None) -> bytes:
+    mid = message_id or f"<m{n}.{time.monotonic_ns()}@student.example.org>"
+    return (
+        b"From: Student <student@example.org>\r\n"
+        b"To: Dr Rivera <rivera@example.org>\r\n"
+        + f"Subject: Question {n}\r\nMessage-ID: {mid}\r\n".encode()
+        + b"Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\r\n"
+        + body
+    )
+
+
+@pytest.fixture
+def box(imap: Imap, imap_login: Login) -> Iterator[Mailbox]:
+    with Mailbox(imap, imap_login) as mailbox:
+        mailbox.resolve_folders(imap.folders)
+        yield mailbox
+
+
+# -- folders ---------------------------------------------------------------------------------------------
+def test_resolve_finds_sent_by_special_use_and_creates_the_agents_folders(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User
+) -> None:
+    with Mailbox(imap, imap_login) as mailbox:
+        assert mailbox.has_special_use and mailbox.has_move and mailbox.has_uidplus and mailbox.has_idle
+        resolved = mailbox.resolve_folders(Folders())
+        again = mailbox.resolve_folders(Folders())  # idempotent
+    assert resolved == again
+    assert resolved.sent == SENT
+    assert (resolved.inbox, resolved.outbox, resolved.notices) == ("INBOX", "Outbox", "INBOX")
+    folders = dovecot.folders(imap_user)
+    for name in ("Outbox", "Scheduled", "Needs attention", "Sending", SENT):
+        assert name in folders
+    assert "Sent" not in folders
+    assert "\\Sent" in folders[SENT]
+
+
+def test_a_configured_sent_folder_wins_and_is_created(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User
+) -> None:
+    with Mailbox(imap, imap_login) as mailbox:
+        resolved = mailbox.resolve_folders(Folders(sent="Mentors/Sent", outbox="Mentors/Outbox"))
+    assert (resolved.sent, resolved.outbox) == ("Mentors/Sent", "Mentors/Outbox")
+    assert {"Mentors/Sent", "Mentors/Outbox"} <= set(dovecot.folders(imap_user))
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+def test_append_uids_and_one_batch_of_headers(box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = [message(n) for n in range(5)]
+    when = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    appended = [box.append("Outbox", raw, flags=["\\Seen"], when=when) for raw in raws]
+    assert all(isinstance(uid, int) for uid in appended)
+    validity, uids = box.uids("Outbox")
+    assert validity > 0 and uids == appended
+    monkeypatch.setattr(mailbox_module, "FETCH_CHUNK", 2)  # several UID FETCH commands, one result
+    infos = box.headers("Outbox", [*reversed(uids), 9999])
+    assert [info.uid for info in infos] == uids
+    for info, raw in zip(infos, raws, strict=True):
+        assert isinstance(info, HeaderInfo)
+        assert info.size == len(raw)
+        assert "\\Seen" in info.flags
+        assert info.headers == raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+        assert info.internaldate == when
+    assert box.headers("Outbox", []) == []
+
+
+def test_fetch_is_byte_for_byte_and_does_not_mark_seen(dovecot: Dovecot, imap_user: User, box: Mailbox) -> None:
+    body = (
+        "Liebe Frau Dr. Müller, ich würde gern über die Famulatur sprechen — 日本語 too.\r\n".encode()
+        + b"x" * 1500 + b"\r\n"           # longer than RFC 5322's 998: servers must keep it
+        + b"\xff\xfe raw 8-bit bytes\r\n"
+        + b".leading dot\r\n\r\n\r\n"
+    )
+    raw = message(1, body=b"Content-Type: text/plain; charset=utf-8\r\n" + body)
+    raw = raw.replace(b"\r\n\r\nContent-Type", b"\r\nContent-Type", 1).replace(
+        b"charset=utf-8\r\n", b"charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", 1
+    )
+    uid = box.append("Outbox", raw)
+    assert uid is not None
+    assert box.fetch("Outbox", uid) == raw
+    assert dovecot.messages(imap_user, "Outbox") == {uid: raw}
+    assert "\\Seen" not in dovecot.flags(imap_user, "Outbox", uid)
+    assert box.fetch("Outbox", uid + 100) is None
+
+
+def test_find_by_message_id_and_search_since(box: Mailbox) -> None:
+    first = box.append("Sending", message(1, message_id="<abc.1@student.example.org>"))
+    box.append("Sending", message(2, message_id="<abc.2@student.example.org>"))
+    assert box.find_by_message_id("Sending", "<abc.1@student.example.org>") == [first]
+    assert box.find_by_message_id("Sending", "<missing@student.example.org>") == []
+    old = box.append("Sending", message(3), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
+    recent = box.search_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
+    assert old not in recent and first in recent
+    assert old in box.search_since("Sending", date(2019, 12, 1))
+
+
+# -- changing ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])
+def test_move_leaves_other_deleted_mail_alone(
+    dovecot: Dovecot, imap_user: User, box: Mailbox, fallback: bool
+) -> None:
+    box.force_copy_fallback = fallback
+    raw = message(1)
+    uid = box.append("Outbox", raw)
+    other = box.append("Outbox", message(2), flags=["\\Deleted"])  # the student's own, not ours to expunge
+    assert uid is not None and other is not None
+    new = box.move("Outbox", uid, "Sending")
+    assert new is not None
+    assert dovecot.messages(imap_user, "Sending") == {new: raw}
+    assert set(dovecot.messages(imap_user, "Outbox")) == {other}
+    with pytest.raises(MessageGone):
+        box.move("Outbox", uid, "Sending")
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])
+def test_two_agents_racing_for_a_message_exactly_one_wins(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, box: Mailbox, fallback: bool
+) -> None:
+    rounds = 6
+    uids = [box.append("Outbox", message(n)) for n in range(rounds)]
+    with Mailbox(imap, imap_login) as other:
+        agents = [box, other]
+        for agent in agents:
+            agent.force_copy_fallback = fallback
+            agent.uids("Outbox")  # both have the folder selected and have seen every UID
+        for uid in uids:
+            assert uid is not None
+            barrier = threading.Barrier(2)
+            outcomes: list[str] = []
+
+            def claim(agent: Mailbox, uid: int = uid, barrier: threading.Barrier = barrier,
+                      outcomes: list[str] = outcomes) -> None:
+                barrier.wait()
+                try:
+                    agent.move("Outbox", uid, "Sending")
+                    outcomes.append("won")
+                except MessageGone:
+                    outcomes.append("gone")
+
+            threads = [threading.Thread(target=claim, args=(agent,)) for agent in agents]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            assert sorted(outcomes) == ["gone", "won"]
+    assert len(dovecot.messages(imap_user, "Sending")) == rounds
+    assert dovecot.messages(imap_user, "Outbox") == {}
+
+
+def test_delete_and_flags_touch_only_that_message(dovecot: Dovecot, imap_user: User, box: Mailbox) -> None:
+    keep = box.append("Scheduled", message(1))
+    drop = box.append("Scheduled", message(2))
+    assert keep is not None and drop is not None
+    box.set_flags("Scheduled", keep, ["\\Flagged", "$MentorAgent"])
+    assert {"\\Flagged", "$MentorAgent"} <= dovecot.flags(imap_user, "Scheduled", keep)
+    box.remove_flags("Scheduled", keep, ["\\Flagged"])
+    assert "\\Flagged" not in dovecot.flags(imap_user, "Scheduled", keep)
+    box.delete("Scheduled", drop)
+    assert set(dovecot.messages(imap_user, "Scheduled")) == {keep}
+
+
+# -- failures ----------------------------------------------------------------------------------------------
+def test_a_wrong_password_is_a_clear_error_without_the_password(dovecot: Dovecot, imap: Imap) -> None:
+    secret = "hunter2-very-secret"
+    mailbox = Mailbox(imap, Login(imap.username, secret))
+    with pytest.raises(MailboxError) as caught:
+        mailbox.connect()
+    text = str(caught.value)
+    assert "refused" in text and imap.username in text
+    assert secret not in text and secret not in repr(caught.value)
+    assert secret not in repr(Login(imap.username, secret))
+
+
+def test_nothing_listening_is_a_mailbox_error(dovecot: Dovecot, imap: Imap, imap_login: Login) -> None:
+    closed = imap.model_copy(update={"port": 1, "timeout": 1.0})
+    started = time.monotonic()
+    with pytest.raises(MailboxError, match="cannot connect"):
+        Mailbox(closed, imap_login).connect()
+    assert time.monotonic() - started < 10
+
+
+def test_after_a_server_restart_commands_fail_then_connect_works(
+    dovecot: Dovecot, imap_user: User, box: Mailbox
+) -> None:
+    uid = box.append("Outbox", message(1))
+    dovecot.restart()
+    with pytest.raises(MailboxError):
+        box.uids("Outbox")
+    with pytest.raises(MailboxError, match="not connected"):
+        box.uids("Outbox")
+    box.connect()
+    assert box.uids("Outbox")[1] == [uid]
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_and_starttls(dovecot: Dovecot, imap_user: User, security: str) -> None:
+    settings = dovecot.settings(imap_user, security=security)
+    with Mailbox(settings, Dovecot.login(imap_user), ssl_context=dovecot.ssl_context()) as mailbox:
+        assert mailbox.uids("INBOX")[1] == []
+    with pytest.raises(MailboxError):  # the system trust store does not know the test CA
+        Mailbox(settings, Dovecot.login(imap_user)).connect()
+
+
+# -- watching ----------------------------------------------------------------------------------------------
+def test_watcher_sees_an_append_quickly(dovecot: Dovecot, imap: Imap, imap_login: Login,
+                                        imap_user: User, box: Mailbox) -> None:
+    watcher = Watcher(imap, imap_login, "Outbox")
+    try:
+        watcher.start()
+        assert watcher.wait(0.3) is False
+        threading.Timer(0.2, dovecot.append, (imap_user, "Outbox", message(1))).start()
+        started = time.monotonic()
+        assert watcher.wait(5) is True
+        assert time.monotonic() - started < 1.5
+        # a change made while nobody was waiting is still reported (IDLE stays open between calls)
+        dovecot.append(imap_user, "Outbox", message(2))
+        time.sleep(1.2)
+        assert watcher.wait(2) is True
+    finally:
+        watcher.close()
+
+
+def test_watcher_renews_idle_and_keeps_watching(dovecot: Dovecot, imap: Imap, imap_login: Login,
+                                                imap_user: User, box: Mailbox) -> None:
+    fast = imap.model_copy(update={"idle_renew": 0.3})  # below the settings' floor, for the test only
+    watcher = Watcher(fast, imap_login, "Outbox")
+    try:
+        assert watcher.wait(1.0) is False  # renewed about three times
+        threading.Timer(0.2, dovecot.append, (imap_user, "Outbox", message(1))).start()
+        assert watcher.wait(5) is True
+    finally:
+        watcher.close()
+
+
+def test_watcher_polls_without_idle(dovecot: Dovecot, imap: Imap, imap_login: Login,
+                                    imap_user: User, box: Mailbox) -> None:
+    watcher = Watcher(imap, imap_login, "Outbox")
+    watcher.use_idle = False
+    try:
+        assert watcher.wait(0.2) is False
+        dovecot.append(imap_user, "Outbox", message(1))
+        assert watcher.wait(3) is True
+    finally:
+        watcher.close()
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_watcher_raises_when_the_server_goes_away(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, box: Mailbox, how: str
+) -> None:
+    watcher = Watcher(imap, imap_login, "Outbox")
+    try:
+        watcher.start()
+        timer = threading.Timer(0.2, dovecot.stop if how == "stop" else dovecot.kill)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(MailboxError):
+            watcher.wait(10)
+        assert time.monotonic() - started < 5
+        timer.join()
+        with pytest.raises(MailboxError):  # reconnecting fails while the server is down
+            watcher.wait(0.1)
+    finally:
+        watcher.close()
+        dovecot.start()
