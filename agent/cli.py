@@ -165,6 +165,50 @@ def simulate_command(policy_file: Path | None, events_file: Path | None, as_json
     click.echo(_table(outcomes, zone, student_zone))
 
 
+@main.command()
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--json-logs", is_flag=True, help="One JSON object per log line.")
+@friendly
+def run(config: Path | None, log_level: str, json_logs: bool) -> None:
+    """Run the daemon: watch the Outbox, keep the agreements, send."""
+    from agent.daemon import run_daemon
+    from agent.logs import setup_logging
+
+    setup_logging(log_level.upper(), json=json_logs)
+    settings = load_settings(config, required=True)
+    sys.exit(run_daemon(settings, config or default_config_path()))
+
+
+@main.command()
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly
+def status(config: Path | None, as_json: bool) -> None:
+    """What went out to each mentor against the limits, what waits and when it goes."""
+    import os
+
+    from agent.ledger import Ledger
+    from agent.policy import PolicyBook, load_policies
+    from agent.status import collect, render
+
+    settings = load_settings(config)
+    if not settings.ledger_path.exists():
+        raise UserError([Problem(file=str(settings.ledger_path), key="",
+                                 message="no ledger yet: has `mentor-agent run` been started with this config?")])
+    ledger = Ledger(settings.ledger_path)
+    try:
+        data = collect(PolicyBook(load_policies(settings.policies_dir)), ledger, datetime.now().astimezone())
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    click.echo(render(data, color=color))
+
+
 def _register_optional() -> None:
     """Commands that live in their own modules."""
     from agent import cli_meetings

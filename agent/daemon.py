@@ -1,0 +1,246 @@
+"""``mentor-agent run``: the daemon. Events only say *when* to look; every look is a full reconcile pass.
+
+Threads: one IMAP connection per watched folder sits in IDLE (Outbox, Scheduled, INBOX) and only wakes the
+loop; one more connection carries every command, used by one pass at a time. Timers wake the loop at the
+next due time, to the second. A dead connection (or an IDLE that stays silent too long) ends the session;
+the loop reconnects with backoff, and the first pass after it rescans everything, so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from agent import sdnotify
+from agent.delivery import recover
+from agent.history import Seen, scan_replies, scan_sent
+from agent.intake import carry_out, follow_scheduled, take_in_outbox
+from agent.ledger import NEW, SCHEDULED, Ledger
+from agent.mailbox import Login, Mailbox, MailboxError, Watcher
+from agent.policy import load_policies
+from agent.policy_keeper import BROKEN, REMOVED, Change, PolicyKeeper
+from agent.secrets import resolve
+from agent.settings import Credentials, Settings
+from agent.world import World, utc_now
+
+log = logging.getLogger("mentor_agent")
+
+HEARTBEAT = 60.0           # look again at least this often, even when nothing woke us
+WATCH_SLICE = 5.0          # a watcher thread checks for shutdown this often
+MAX_BACKOFF = 300.0
+
+
+def login_for(creds: Credentials, section: str, config_file: str) -> Login:
+    secret = resolve(creds, section=section, config_file=config_file)
+    if secret is None:
+        return Login(creds.username)
+    if secret.kind == "oauth2":
+        return Login(creds.username, oauth2_token=secret.value)
+    return Login(creds.username, password=secret.value)
+
+
+class _WatchThread:
+    """Runs a Watcher in a thread; every change it sees sets the loop's wake event."""
+
+    def __init__(self, watcher: Watcher, wake: Callable[[], None], renew: float) -> None:
+        self.watcher = watcher
+        self.wake = wake
+        self.renew = renew
+        self.error: BaseException | None = None
+        self.alive_at = time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"watch {watcher.folder}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.done.is_set():
+                changed = self.watcher.wait(WATCH_SLICE)
+                self.alive_at = time.monotonic()
+                if changed:
+                    self.wake()
+        except BaseException as error:
+            self.error = error
+            self.wake()
+        finally:
+            self.watcher.close()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.alive_at
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_file: Path | None = None, *,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.config_file = str(config_file or "")
+        self.clock = clock
+        self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.reload_requested = False
+        self.keeper = PolicyKeeper(settings.policies_dir, load_policies(settings.policies_dir))
+        self.ledger = Ledger(settings.ledger_path)
+        self.ready_sent = False
+
+    # -- control -----------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        log.info("stopping: finishing the send in flight")
+        self.stopping.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested = True
+        self.wake.set()
+
+    async def reload_policies(self, world: World) -> None:
+        """After an edit (or SIGHUP): take in good changes, keep the last good version of broken files."""
+        self.reload_requested = False
+        for change in self.keeper.reload():
+            await self._announce(world, change)
+        world.book = self.keeper.book()
+
+    async def _announce(self, world: World, change: Change) -> None:
+        if change.kind == BROKEN:
+            log.error("policy %s not taken in, the last good version stays in force: %s", change.path, change.detail)
+            await world.notify(
+                f"Policy not taken in: {change.path.name}",
+                [f"Your edit of {change.path} has a problem, so the last good version stays in force:",
+                 change.detail, "Fix the file and save it again; `mentor-agent check` shows the same."],
+            )
+        elif change.kind == REMOVED:
+            waiting = self.ledger.in_states(NEW, SCHEDULED, mentor=change.id)
+            log.warning("policy %s removed: %d waiting message(s) go as ordinary mail", change.path, len(waiting))
+            for row in waiting:
+                self.ledger.update(row.key, mentor=None, due=None, detail=f"policy {change.path.name} removed")
+            listed = "\n".join(f"  • {row.subject}" for row in waiting) or "  (none)"
+            await world.notify(
+                f"No longer pacing mail to {change.detail}",
+                [f"{change.path} was removed, so mail to {change.detail} is no longer paced.",
+                 f"Messages that were waiting for {change.detail} now go as ordinary mail:\n{listed}"],
+            )
+        else:
+            log.info("policy %s %s; it applies from the next decision", change.path, change.kind)
+
+    async def watch_policies(self) -> None:
+        """Wake the loop when a policy file is saved, added or removed."""
+        from watchfiles import awatch
+
+        directory = self.settings.policies_dir
+        async for _changes in awatch(directory, stop_event=self.stopping, debounce=500, recursive=False):
+            self.request_reload()
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                             (signal.SIGHUP, self.request_reload)):
+            loop.add_signal_handler(sig, handler)
+        failures = 0
+        policy_watch = asyncio.create_task(self.watch_policies())
+        try:
+            while not self.stopping.is_set():
+                try:
+                    await self._session()
+                    failures = 0
+                except (MailboxError, OSError, TimeoutError) as error:
+                    failures += 1
+                    delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+                    log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
+                    self.ledger.set_status(connected="no", last_error=str(error))
+                    sdnotify.status(f"reconnecting: {error}")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), delay)
+        finally:
+            policy_watch.cancel()
+            sdnotify.stopping()
+            self.ledger.set_status(connected="no", running="no")
+            self.ledger.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+        return 0
+
+    async def _session(self) -> None:
+        settings = self.settings
+        imap_login = login_for(settings.imap, "imap", self.config_file)
+        mailbox = Mailbox(settings.imap, imap_login)
+        await asyncio.to_thread(mailbox.connect)
+        watchers: list[_WatchThread] = []
+        try:
+            folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
+            world = World(settings, mailbox, folders, self.ledger, self.keeper.book(),
+                          smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
+                          if settings.smtp.username else None,
+                          clock=self.clock, stopping=self.stopping)
+            loop = asyncio.get_running_loop()
+
+            def wake() -> None:
+                loop.call_soon_threadsafe(self.wake.set)
+
+            for folder in (folders.outbox, folders.scheduled, folders.inbox):
+                watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)
+                watcher.start()
+                watchers.append(watcher)
+            self.ledger.set_status(connected="yes", running="yes", last_error="")
+            log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
+            if not self.ready_sent:
+                sdnotify.ready()
+                self.ready_sent = True
+            sdnotify.status(f"watching {folders.outbox}")
+            seen = Seen()
+            await recover(world)
+            while not self.stopping.is_set():
+                self.wake.clear()
+                if self.reload_requested:
+                    await self.reload_policies(world)
+                wake_at = await self.pass_once(world, seen)
+                self._check_watchers(watchers)
+                timeout = HEARTBEAT
+                if wake_at is not None:
+                    timeout = min(timeout, max(0.0, (wake_at - self.clock()).total_seconds()))
+                if timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), timeout)
+                sdnotify.watchdog()
+                self._check_watchers(watchers)
+        finally:
+            for watcher in watchers:
+                watcher.stop()
+            await asyncio.to_thread(mailbox.close)
+
+    async def pass_once(self, world: World, seen: Seen) -> datetime | None:
+        """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
+        await scan_replies(world, seen)
+        await scan_sent(world, seen)
+        await take_in_outbox(world)
+        await follow_scheduled(world)
+        return await carry_out(world)
+
+    def _check_watchers(self, watchers: list[_WatchThread]) -> None:
+        for watcher in watchers:
+            if watcher.error is not None:
+                raise MailboxError(f"watching {watcher.watcher.folder}: {watcher.error}")
+            # The watchdog: an IDLE that has said nothing for longer than its renewal period is dead
+            # (suspend, a changed network), even if the socket never reported an error.
+            if watcher.silent_for() > watcher.renew + self.settings.imap.timeout + WATCH_SLICE:
+                raise MailboxError(f"IDLE on {watcher.watcher.folder} silent for {watcher.silent_for():.0f} s")
+
+
+def run_daemon(settings: Settings, config_file: Path | None) -> int:
+    daemon = Daemon(settings, config_file)
+    return asyncio.run(daemon.run())

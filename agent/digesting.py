@@ -1,0 +1,63 @@
+"""Glue between the daemon and the pure digest composer: compose, keep a copy for recovery, tell the student."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from email import policy as email_policy
+from pathlib import Path
+
+from agent.delivery import Prepared
+from agent.digest import Original, compose, envelope_recipients
+from agent.envelope import domain_of
+from agent.ledger import Row
+from agent.world import World
+
+
+def saved_path(world: World, item: str) -> Path:
+    return world.settings.state_dir / "digests" / (hashlib.sha256(item.encode()).hexdigest()[:32] + ".eml")
+
+
+def save(world: World, item: str, raw: bytes) -> None:
+    """Keep what a digest looked like until it is filed: after a crash it can still go to Sent."""
+    path = saved_path(world, item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as handle:
+        handle.write(raw)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def load_saved(world: World, item: str) -> bytes | None:
+    path = saved_path(world, item)
+    return path.read_bytes() if path.exists() else None
+
+
+def forget(world: World, item: str) -> None:
+    saved_path(world, item).unlink(missing_ok=True)
+
+
+def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:
+    rows = [row for row, _ in raws]
+    loaded = world.book.by_id.get(rows[0].mentor or "")
+    student = world.settings.student
+    originals = [Original(row.key, raw) for row, raw in raws]
+    parts = compose(
+        originals,
+        student_name=student.name,
+        student_address=student.address,
+        mentor_name=loaded.name if loaded else "",
+        subject_template=world.settings.digest.subject,
+        max_bytes=world.settings.digest.max_bytes,
+        now=world.now(),
+        domain=domain_of(student.address),
+    )
+    prepared = []
+    for part in parts:
+        raw = part.as_bytes(policy=email_policy.SMTP)
+        message_id = str(part["Message-ID"])
+        save(world, message_id, raw)
+        prepared.append(Prepared(wire=raw, sent_copy=raw, message_id=message_id))
+    return prepared, envelope_recipients(originals)

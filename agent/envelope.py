@@ -1,0 +1,175 @@
+"""What the agent needs to know of a message from its header block, and header surgery on raw bytes.
+
+Only the header block is read to decide; the body is never parsed and is sent byte for byte. Broken headers
+never raise: they become ``problems`` that send the message to Needs attention with a notice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy as email_policy
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+_ID = re.compile(r"<[^<>\s]+>")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+MEETING_TAG = re.compile(r"\[(meeting|meet)\]", re.IGNORECASE)
+MAX_RECIPIENTS = 100
+
+
+@dataclass(frozen=True)
+class Envelope:
+    key: str                         # Message-ID, or "sha256:…" of the header block when there is none
+    message_id: str | None
+    sender: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    bcc: tuple[str, ...]
+    subject: str
+    date: datetime | None
+    references: tuple[str, ...]      # In-Reply-To and References, in order
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for address in (*self.to, *self.cc, *self.bcc):
+            seen.setdefault(address, None)
+        return tuple(seen)
+
+    @property
+    def meeting_request(self) -> bool:
+        return bool(MEETING_TAG.search(self.subject))
+
+    @property
+    def group_key(self) -> str:
+        """Messages may share a digest only when they go to exactly the same people."""
+        return "|".join(",".join(sorted(set(part))) for part in (self.to, self.cc, self.bcc))
+
+
+def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
+    found = []
+    for _display, address in getaddresses(values):
+        address = address.strip().lower()
+        if not address:
+            continue
+        if "@" not in address or any(c in address for c in " \r\n<>,;"):
+            problems.append(f"{name} has an address that is not one: {address[:80]!r}")
+            continue
+        found.append(address)
+    return tuple(found)
+
+
+def message_ids(value: str | None) -> tuple[str, ...]:
+    return tuple(_ID.findall(value or ""))
+
+
+def parse_envelope(head: bytes) -> Envelope:
+    """Read the facts the agent decides by from a header block (or a whole message)."""
+    problems: list[str] = []
+    block = split_head(head)[0]
+    try:
+        message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
+    except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
+        message = None
+        problems.append(f"the header block cannot be read ({type(error).__name__})")
+
+    def text(name: str) -> str:
+        if message is None:
+            return ""
+        values = message.get_all(name) or []
+        try:
+            return " ".join(str(email_policy.default.header_factory(name, str(v))) for v in values)
+        except Exception:
+            problems.append(f"{name} cannot be decoded")
+            return " ".join(str(v) for v in values)
+
+    def listed(name: str) -> list[str]:
+        return [str(v) for v in (message.get_all(name) or [])] if message is not None else []
+
+    to = _addresses(listed("To"), problems, "To")
+    cc = _addresses(listed("Cc"), problems, "Cc")
+    bcc = _addresses(listed("Bcc"), problems, "Bcc")
+    senders = _addresses(listed("From"), problems, "From")
+    if not (to or cc or bcc):
+        problems.append("it has no recipients (To, Cc or Bcc)")
+    if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
+        problems.append(f"it has more than {MAX_RECIPIENTS} recipients; send it from your mail program")
+    subject = re.sub(r"[\r\n\t]+", " ", text("Subject")).strip()
+    ids = message_ids(text("Message-ID"))
+    date = None
+    raw_date = text("Date")
+    if raw_date:
+        try:
+            date = parsedate_to_datetime(raw_date)
+            if date.tzinfo is None:
+                date = None
+        except (TypeError, ValueError, IndexError):
+            date = None
+    references = (*message_ids(text("In-Reply-To")), *message_ids(text("References")))
+    key = ids[0] if ids else "sha256:" + hashlib.sha256(block).hexdigest()
+    return Envelope(
+        key=key,
+        message_id=ids[0] if ids else None,
+        sender=senders[0] if senders else "",
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        subject=subject,
+        date=date,
+        references=tuple(dict.fromkeys(references)),
+        problems=tuple(problems),
+    )
+
+
+# -- raw header surgery (the body is never touched) ------------------------------------------------------------
+
+
+def split_head(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    """(header block, the blank line that ends it, body)."""
+    match = _HEAD_END.search(raw)
+    if not match:
+        return raw, b"", b""
+    return raw[: match.start()], raw[match.start() : match.end()], raw[match.end() :]
+
+
+def _fields(head: bytes) -> list[bytes]:
+    """The header block as whole fields (a field with its continuation lines)."""
+    result: list[bytes] = []
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and result:
+            result[-1] += line
+        else:
+            result.append(line)
+    return result
+
+
+def without_fields(raw: bytes, *names: str) -> bytes:
+    """``raw`` without the named header fields (e.g. Bcc), everything else byte for byte."""
+    head, blank, body = split_head(raw)
+    lowered = {name.lower().encode() for name in names}
+    kept = [f for f in _fields(head) if f.split(b":", 1)[0].strip().lower() not in lowered]
+    joined = b"".join(kept)
+    if blank and joined and not joined.endswith(b"\n"):
+        joined += b"\r\n"
+    return joined.rstrip(b"\r\n") + blank + body if blank else joined
+
+
+def with_field(raw: bytes, name: str, value: str) -> bytes:
+    """``raw`` with one header field added at the top."""
+    if "\r" in value or "\n" in value:
+        raise ValueError("header values cannot contain line breaks")
+    newline = b"\r\n" if b"\r\n" in raw[:2000] or not raw else b"\n"
+    return f"{name}: {value}".encode() + newline + raw
+
+
+def new_message_id(domain: str) -> str:
+    return f"<{secrets.token_hex(12)}.mentor-agent@{domain}>"
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"

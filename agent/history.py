@@ -1,0 +1,92 @@
+"""What each mentor has received and answered, read back from the mailbox.
+
+The agreement is about what the mentor receives, not about which program sent it: mail to a mentor found in
+Sent that the agent did not send counts against the budget. Replies from a mentor in INBOX that answer one of
+those messages (In-Reply-To/References) lower the "unanswered" count. Both are rescanned on every start and
+reconnect, so a reply that came while the agent was down still counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from agent.envelope import parse_envelope
+from agent.world import World
+
+log = logging.getLogger("mentor_agent.history")
+LOOK_BACK = timedelta(days=35)
+
+
+@dataclass
+class Seen:
+    """UIDs already read per folder (reset when UIDVALIDITY changes or on reconnect)."""
+
+    uids: dict[str, tuple[int, set[int]]] = field(default_factory=dict)
+
+    def new(self, folder: str, validity: int, uids: list[int]) -> list[int]:
+        known_validity, known = self.uids.get(folder, (validity, set()))
+        if known_validity != validity:
+            known = set()
+        fresh = [uid for uid in uids if uid not in known]
+        self.uids[folder] = (validity, known | set(fresh))
+        return fresh
+
+
+async def scan_sent(world: World, seen: Seen) -> int:
+    """Record mail to a mentor that is in Sent but was not sent by the agent. Returns how many were found."""
+    folder = world.folders.sent
+    since = (world.now() - LOOK_BACK).date()
+    uids = await world.imap(world.mailbox.search_since, folder, since)
+    validity, _ = await world.imap(world.mailbox.uids, folder)
+    fresh = seen.new(folder, validity, uids)
+    if not fresh:
+        return 0
+    infos = await world.imap(world.mailbox.headers, folder, fresh)
+    envelopes = [(info, parse_envelope(info.headers)) for info in infos]
+    ours = world.ledger.known_message_ids(e.message_id for _, e in envelopes if e.message_id)
+    found = 0
+    for info, envelope in envelopes:
+        if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
+            continue
+        mentors = {p.id for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
+        at = envelope.date or info.internaldate
+        if at is None:
+            continue
+        for mentor in mentors:
+            world.ledger.add_item(mentor, envelope.message_id or envelope.key, at,
+                                  [envelope.message_id or envelope.key], source="sent-folder")
+            world.ledger.log("counted", mentor=mentor, message=envelope.key,
+                             detail=f"found in Sent, sent without the agent: {envelope.subject}")
+            log.info("counted %s to %s (found in Sent, sent without the agent)", envelope.key, mentor)
+            found += 1
+    return found
+
+
+async def scan_replies(world: World, seen: Seen) -> int:
+    """Record replies from mentors to what they received from the student. Returns how many are new."""
+    folder = world.folders.inbox
+    since = (world.now() - LOOK_BACK).date()
+    uids = await world.imap(world.mailbox.search_since, folder, since)
+    validity, _ = await world.imap(world.mailbox.uids, folder)
+    fresh = seen.new(folder, validity, uids)
+    if not fresh:
+        return 0
+    ours = world.ledger.item_ids()
+    found = 0
+    for info in await world.imap(world.mailbox.headers, folder, fresh):
+        envelope = parse_envelope(info.headers)
+        mentor = world.book.for_address(envelope.sender) if envelope.sender else None
+        if mentor is None or not envelope.message_id:
+            continue  # only a mentor's own mail can count as an answer; strangers change nothing
+        answered = [ref for ref in envelope.references if ours.get(ref) == mentor.id]
+        at = envelope.date or info.internaldate
+        if not answered or at is None:
+            continue
+        # A reply answers the newest of our messages it refers to (and, by the engine's rule, all before it).
+        if world.ledger.add_reply(mentor.id, envelope.message_id, min(at, world.now()), answered[-1]):
+            world.ledger.log("reply", mentor=mentor.id, message=envelope.message_id, detail=envelope.subject)
+            log.info("reply from %s to %s", mentor.name, answered[-1])
+            found += 1
+    return found

@@ -1,0 +1,309 @@
+"""The ledger: what the agent knows and has done, in one SQLite file (WAL), schema versioned.
+
+Every message moves through a small state machine, and each state is committed *before* the network step
+that follows it, so that after a crash the next start knows exactly where it stopped:
+
+    new ─► scheduled ─► claimed ─► sending ─► accepted ─► done
+      └──────────────────┘  │          │
+                            │          └─► in doubt / attention (the send cannot be confirmed, or failed)
+                            └─► (claimed but never sent: safe to send after a restart)
+
+``items`` records what each mentor received (our sends and mail found in Sent), ``replies`` the mentor's
+answers: together they are the history the pacing engine reads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.pacing import History, Reply, SentItem
+
+SCHEMA_VERSION = 1
+
+NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
+CANCELLED, ATTENTION = "cancelled", "attention"
+OPEN_STATES = (NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED)
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE messages (
+        key TEXT PRIMARY KEY,             -- Message-ID, or "sha256:…" of the header block when it has none
+        message_id TEXT NOT NULL,         -- the Message-ID it goes out with
+        mentor TEXT,                      -- policy id; NULL for mail to no mentor
+        subject TEXT NOT NULL DEFAULT '',
+        sender TEXT NOT NULL DEFAULT '',
+        recipients TEXT NOT NULL DEFAULT '[]',
+        arrived TEXT NOT NULL,
+        state TEXT NOT NULL,
+        folder TEXT,
+        uid INTEGER,
+        due TEXT,
+        digest TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        standalone INTEGER NOT NULL DEFAULT 0,
+        group_key TEXT NOT NULL DEFAULT '',
+        forced INTEGER NOT NULL DEFAULT 0,
+        told TEXT NOT NULL DEFAULT '',    -- what the student was last told (due|digest), to tell only changes
+        attempts INTEGER NOT NULL DEFAULT 0,
+        item TEXT,                        -- Message-ID of what the mentor received (the digest's, for a digest)
+        sent_at TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX messages_state ON messages(state, mentor);
+    CREATE TABLE items (
+        message_id TEXT PRIMARY KEY,
+        mentor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        members TEXT NOT NULL,            -- JSON list of message keys and ids it carried
+        follow_up INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL              -- "agent" or "sent-folder"
+    );
+    CREATE INDEX items_mentor ON items(mentor, at);
+    CREATE TABLE replies (
+        message_id TEXT PRIMARY KEY,
+        mentor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        answers TEXT NOT NULL             -- the Message-ID it answers
+    );
+    CREATE TABLE status (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL);
+    CREATE TABLE log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        mentor TEXT,
+        message TEXT,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _text(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    message_id: str
+    mentor: str | None
+    subject: str
+    sender: str
+    recipients: tuple[str, ...]
+    arrived: datetime
+    state: str
+    folder: str | None
+    uid: int | None
+    due: datetime | None
+    digest: str | None
+    reason: str
+    standalone: bool
+    group_key: str
+    forced: bool
+    told: str
+    attempts: int
+    item: str | None
+    sent_at: datetime | None
+    detail: str
+
+    @classmethod
+    def of(cls, record: sqlite3.Row) -> Row:
+        data = dict(record)
+        data.pop("updated", None)
+        data["recipients"] = tuple(json.loads(data["recipients"]))
+        for name in ("arrived", "due", "sent_at"):
+            data[name] = _time(data[name])
+        for name in ("standalone", "forced"):
+            data[name] = bool(data[name])
+        return cls(**data)
+
+
+_COLUMNS = {f.name for f in fields(Row)}
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a state must survive a power cut before the network step
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(found[0]) if found else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer mentor-agent (schema {version} > {SCHEMA_VERSION}); upgrade"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                self.db.executescript(_MIGRATIONS[target].replace("\n    ", "\n"))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(target),)
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- messages ----------------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Row | None:
+        record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()
+        return Row.of(record) if record else None
+
+    def add(self, row: Row) -> None:
+        values = {f.name: getattr(row, f.name) for f in fields(Row)}
+        values["recipients"] = json.dumps(list(row.recipients))
+        for name in ("arrived", "due", "sent_at"):
+            values[name] = _text(values[name])
+        values["updated"] = _now()
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self.db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))
+
+    def update(self, key: str, **changes: Any) -> None:
+        unknown = set(changes) - _COLUMNS
+        if unknown:
+            raise KeyError(f"no such ledger column: {sorted(unknown)}")
+        values = dict(changes)
+        for name in ("arrived", "due", "sent_at"):
+            if name in values:
+                values[name] = _text(values[name])
+        if "recipients" in values:
+            values["recipients"] = json.dumps(list(values["recipients"]))
+        values["updated"] = _now()
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.db.execute(f"UPDATE messages SET {assignments} WHERE key = ?", (*values.values(), key))
+
+    def in_states(self, *states: str, mentor: str | None = None) -> list[Row]:
+        marks = ", ".join("?" for _ in states)
+        query = f"SELECT * FROM messages WHERE state IN ({marks})"
+        args: list[Any] = list(states)
+        if mentor is not None:
+            query += " AND mentor = ?"
+            args.append(mentor)
+        return [Row.of(r) for r in self.db.execute(query + " ORDER BY arrived, key", args)]
+
+    def in_folder(self, folder: str) -> dict[int, Row]:
+        records = self.db.execute(
+            "SELECT * FROM messages WHERE folder = ? AND uid IS NOT NULL AND state IN (?, ?, ?, ?, ?)",
+            (folder, *OPEN_STATES),
+        )
+        return {row.uid: row for row in map(Row.of, records) if row.uid is not None}
+
+    def known_message_ids(self, message_ids: Iterable[str]) -> set[str]:
+        wanted = list(message_ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                r[0] for r in self.db.execute(f"SELECT message_id FROM items WHERE message_id IN ({marks})", chunk)
+            )
+            found.update(
+                r[0] for r in self.db.execute(f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk)
+            )
+        return found
+
+    # -- history ----------------------------------------------------------------------------------------------
+
+    def add_item(self, mentor: str, message_id: str, at: datetime, members: Iterable[str], *,
+                 follow_up: bool = False, source: str = "agent") -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO items(message_id, mentor, at, members, follow_up, source) VALUES (?,?,?,?,?,?)",
+            (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source),
+        )
+
+    def add_reply(self, mentor: str, message_id: str, at: datetime, answers: str) -> bool:
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO replies(message_id, mentor, at, answers) VALUES (?,?,?,?)",
+            (message_id, mentor, _text(at), answers),
+        )
+        return cursor.rowcount > 0
+
+    def item_ids(self, mentor: str | None = None) -> dict[str, str]:
+        """Every Message-ID a mentor received from us, mapped to the mentor's policy id."""
+        query = "SELECT message_id, mentor, members FROM items"
+        found: dict[str, str] = {}
+        for message_id, owner, members in self.db.execute(query):
+            if mentor is None or owner == mentor:
+                found[message_id] = owner
+                for member in json.loads(members):
+                    found.setdefault(member, owner)
+        return found
+
+    def history(self, mentor: str, since: datetime) -> History:
+        items = tuple(
+            SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up))
+            for message_id, at, members, follow_up in self.db.execute(
+                "SELECT message_id, at, members, follow_up FROM items WHERE mentor = ? AND at >= ? ORDER BY at",
+                (mentor, _text(since)),
+            )
+        )
+        replies = tuple(
+            Reply(datetime.fromisoformat(at), answers)
+            for at, answers in self.db.execute(
+                "SELECT at, answers FROM replies WHERE mentor = ? AND at >= ? ORDER BY at", (mentor, _text(since))
+            )
+        )
+        return History(items, replies)
+
+    def items_between(self, mentor: str, start: datetime, end: datetime) -> list[datetime]:
+        return [
+            datetime.fromisoformat(at)
+            for (at,) in self.db.execute(
+                "SELECT at FROM items WHERE mentor = ? AND at >= ? AND at < ? ORDER BY at",
+                (mentor, _text(start), _text(end)),
+            )
+        ]
+
+    # -- status and log ---------------------------------------------------------------------------------------
+
+    def set_status(self, **values: str) -> None:
+        for key, value in values.items():
+            self.db.execute(
+                "INSERT OR REPLACE INTO status(key, value, updated) VALUES (?, ?, ?)", (key, value, _now())
+            )
+
+    def status(self) -> dict[str, tuple[str, str]]:
+        return {k: (v, u) for k, v, u in self.db.execute("SELECT key, value, updated FROM status")}
+
+    def log(self, event: str, *, mentor: str | None = None, message: str | None = None, detail: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO log(at, mentor, message, event, detail) VALUES (?, ?, ?, ?, ?)",
+            (_now(), mentor, message, event, detail),
+        )
+
+    def recent_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM log ORDER BY id DESC LIMIT ?", (limit,))]

@@ -1,0 +1,84 @@
+"""Policies while the daemon runs: a saved edit takes effect at the next decision; a broken one does not.
+
+The keeper holds the last good version of every policy file. Reloading reports what changed, once each:
+a file added (a new mentor), changed, broken (the last good version stays in force and the student is told
+file, key and problem), or removed (pacing for that mentor stops — after a notice, never silently).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import UserError
+from agent.policy import LoadedPolicy, PolicyBook, check_unique_addresses, load_policy, policy_files
+
+ADDED, CHANGED, BROKEN, REMOVED = "added", "changed", "broken", "removed"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    id: str
+    path: Path
+    detail: str = ""
+
+
+class PolicyKeeper:
+    def __init__(self, directory: Path, initial: list[LoadedPolicy]) -> None:
+        self.directory = directory
+        self.good: dict[str, LoadedPolicy] = {p.id: p for p in initial}
+        self.texts: dict[str, str] = {p.id: _read(p.path) for p in initial}
+        self.reported: dict[Path, str] = {}
+
+    def book(self) -> PolicyBook:
+        return PolicyBook(self.good.values())
+
+    def reload(self) -> list[Change]:
+        changes: list[Change] = []
+        present = {path.stem: path for path in policy_files(self.directory)} if self.directory.is_dir() else {}
+        candidates: dict[str, LoadedPolicy] = {}
+        for policy_id, path in present.items():
+            text = _read(path)
+            if text == self.texts.get(policy_id) and policy_id in self.good:
+                candidates[policy_id] = self.good[policy_id]
+                continue
+            try:
+                candidates[policy_id] = load_policy(path)
+            except UserError as error:
+                changes.extend(self._broken(policy_id, path, str(error)))
+                if policy_id in self.good:
+                    candidates[policy_id] = self.good[policy_id]
+        # One address, one policy: an edit that claims another mentor's address is refused like any error.
+        for problem in check_unique_addresses(sorted(candidates.values(), key=lambda p: p.id not in self.good)):
+            policy_id = Path(problem.file).stem
+            changes.extend(self._broken(policy_id, Path(problem.file), str(problem)))
+            if policy_id in self.good:
+                candidates[policy_id] = self.good[policy_id]
+            else:
+                candidates.pop(policy_id, None)
+        for policy_id, loaded in candidates.items():
+            if loaded is self.good.get(policy_id):
+                continue
+            changes.append(Change(ADDED if policy_id not in self.good else CHANGED, policy_id, loaded.path))
+            self.reported.pop(loaded.path, None)
+            self.texts[policy_id] = _read(loaded.path)
+        for policy_id, loaded in self.good.items():
+            if policy_id not in present:
+                changes.append(Change(REMOVED, policy_id, loaded.path, loaded.name))
+                self.texts.pop(policy_id, None)
+        self.good = candidates
+        return changes
+
+    def _broken(self, policy_id: str, path: Path, detail: str) -> list[Change]:
+        if self.reported.get(path) == detail:
+            return []  # told once already
+        self.reported[path] = detail
+        return [Change(BROKEN, policy_id, path, detail)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
