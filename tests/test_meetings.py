@@ -1,0 +1,250 @@
+"""The offer state machine: accept, decline, timeout, counter, and replies that must change nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.invites import ItipObject, Party
+from agent.meetings import (
+    Action,
+    Ignored,
+    NotifyStudent,
+    RecordMeeting,
+    Round,
+    SendCancel,
+    SendInvite,
+    SendStudentCopy,
+    apply_reply,
+    cancel_round,
+    expire,
+    mark_sent,
+    start_round,
+)
+from agent.policy import MeetingRules
+from agent.slots import find_slots
+
+CHICAGO = ZoneInfo("America/Chicago")
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+MENTOR = Party("Dr. Ana Rivera", "arivera@hospital.example.org")
+STUDENT = Party("Jürgen Müller", "juergen@uni.example")
+FROM = "Ana Rivera <ARivera@Hospital.example.org>"
+
+
+def rules(**changes: Any) -> MeetingRules:
+    data: dict[str, Any] = {"windows": ["Tue 16:00-17:00", "Thu 07:00-08:00"], "proposals": 3,
+                            "strategy": "sequential", "reply_timeout": "3d"}
+    data.update(changes)
+    return MeetingRules.model_validate(data)
+
+
+def begin(**changes: Any) -> tuple[Round, tuple[Action, ...]]:
+    policy = rules(**changes)
+    slots = find_slots(policy, CHICAGO, NOW, busy=[])
+    return start_round(policy, CHICAGO, mentor=MENTOR, student=STUDENT, student_zone=BERLIN, slots=slots,
+                       round_id="r1", domain="uni.example")
+
+
+def sent_all(state: Round) -> Round:
+    for offer in state.offers:
+        state, _ = mark_sent(state, offer.uid, NOW)
+    return state
+
+
+def reply(uid: str, partstat: str = "ACCEPTED", *, sequence: int = 0, attendee: str = MENTOR.address,
+          method: str = "REPLY", organizer: str | None = STUDENT.address, **extra: Any) -> ItipObject:
+    return ItipObject(method=method, uid=uid, sequence=sequence, organizer=organizer,
+                      attendees=((attendee, partstat),), **extra)
+
+
+def kinds(actions: tuple[Action, ...]) -> list[str]:
+    return [type(a).__name__ for a in actions]
+
+
+def test_sequential_offers_one_slot_naming_the_others() -> None:
+    state, actions = begin()
+    (invite,) = actions
+    assert isinstance(invite, SendInvite)
+    assert invite.uid == "r1-0@uni.example" and invite.sequence == 0
+    assert len(invite.alternatives) == 2 and state.pending == invite.alternatives
+    assert state.outcome == "open" and state.offers[0].status == "planned"
+
+
+def test_accept_records_copies_and_notifies() -> None:
+    state = sent_all(begin()[0])
+    uid = state.offers[0].uid
+    state, actions = apply_reply(state, reply(uid), FROM, "mx.example; dkim=pass; dmarc=pass", NOW)
+    assert kinds(actions) == ["RecordMeeting", "SendStudentCopy", "NotifyStudent"]
+    assert actions[0] == RecordMeeting(uid, state.offers[0].slot)
+    assert actions[1] == SendStudentCopy(uid, 0, state.offers[0].slot)
+    assert state.outcome == "agreed" and state.pending == ()
+    assert apply_reply(state, reply(uid), FROM, None, NOW)[1] == (Ignored("already accepted"),)
+
+
+def test_holds_cancel_the_other_offers_only_after_they_were_sent() -> None:
+    state, actions = begin(strategy="holds")
+    assert kinds(actions) == ["SendInvite"] * 3
+    first, second, third = (a.uid for a in actions if isinstance(a, SendInvite))
+    state, _ = mark_sent(state, first, NOW)
+    state, _ = mark_sent(state, second, NOW)
+    state, actions = apply_reply(state, reply(first), FROM, None, NOW)
+    cancels = [a for a in actions if isinstance(a, SendCancel)]
+    assert cancels == [SendCancel(second, 1, state.offers[1].slot)]  # the third never left: no CANCEL yet
+    assert [o.status for o in state.offers] == ["accepted", "cancelled", "cancelled"]
+    state, actions = mark_sent(state, third, NOW)  # it did leave after all
+    assert actions == (SendCancel(third, 1, state.offers[2].slot),)
+    assert mark_sent(state, third, NOW)[1] == ()
+
+
+def test_decline_offers_the_next_slot_until_the_budget_ends() -> None:
+    state = sent_all(begin(proposals=2)[0])
+    first = state.offers[0]
+    state, actions = apply_reply(state, reply(first.uid, "DECLINED"), FROM, None, NOW)
+    invite = next(a for a in actions if isinstance(a, SendInvite))
+    assert invite.uid == "r1-1@uni.example" and invite.uid != first.uid
+    assert not any(isinstance(a, SendCancel) for a in actions)
+    state = sent_all(state)
+    state, actions = apply_reply(state, reply(invite.uid, "DECLINED"), FROM, None, NOW)
+    assert kinds(actions) == ["NotifyStudent", "NotifyStudent"]
+    assert "No meeting agreed" in actions[-1].text  # type: ignore[union-attr]
+    assert state.outcome == "closed"
+
+
+def test_next_slot_is_skipped_when_no_longer_free() -> None:
+    state = sent_all(begin()[0])
+    taken = state.pending[0]
+    state, actions = apply_reply(state, reply(state.offers[0].uid, "DECLINED"), FROM, None, NOW,
+                                 is_free=lambda start, end: not taken.overlaps(start, end))
+    invite = next(a for a in actions if isinstance(a, SendInvite))
+    assert invite.slot != taken
+
+
+def test_timeout_withdraws_and_offers_the_next() -> None:
+    state = sent_all(begin()[0])
+    assert expire(state, NOW + timedelta(days=2))[1] == ()
+    state, actions = expire(state, NOW + timedelta(days=3))
+    assert kinds(actions)[:3] == ["SendCancel", "NotifyStudent", "SendInvite"]
+    assert state.offers[0].status == "expired" and state.offers[0].sequence == 1
+    # a late acceptance of the withdrawn offer is passed to the student, not applied
+    late, actions = apply_reply(state, reply(state.offers[0].uid, sequence=1), FROM, None, NOW)
+    assert late == state and kinds(actions) == ["NotifyStudent"]
+
+
+def test_tentative_keeps_waiting() -> None:
+    state = sent_all(begin()[0])
+    after, actions = apply_reply(state, reply(state.offers[0].uid, "TENTATIVE"), FROM, None, NOW)
+    assert kinds(actions) == ["NotifyStudent"] and after.offers[0].status == "sent"
+
+
+def test_counter_inside_windows_and_free_updates_the_invitation() -> None:
+    state = sent_all(begin()[0])
+    offer = state.offers[0]
+    start = datetime(2026, 3, 17, 16, 30, tzinfo=CHICAGO)  # a Tuesday window
+    counter = reply(offer.uid, "NEEDS-ACTION", method="COUNTER", start=start.astimezone(UTC),
+                    end=(start + timedelta(minutes=30)).astimezone(UTC))
+    after, actions = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: True)
+    invite = actions[0]
+    assert isinstance(invite, SendInvite)
+    assert (invite.uid, invite.sequence, invite.slot.start) == (offer.uid, 1, start)
+    assert after.offers[0].status == "planned"
+    # a clash or a time outside the windows goes to the student instead
+    clash = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: False)
+    assert clash[0] == state and kinds(clash[1]) == ["NotifyStudent"]
+    outside = reply(offer.uid, method="COUNTER", start=datetime(2026, 3, 17, 20, 0, tzinfo=UTC),
+                    end=datetime(2026, 3, 17, 20, 30, tzinfo=UTC))
+    result = apply_reply(state, outside, FROM, None, NOW)
+    assert result[0] == state and "outside the agreed meeting windows" in result[1][0].text  # type: ignore[union-attr]
+
+
+SPOOFS: dict[str, tuple[ItipObject | None, str, str | None]] = {
+    "other sender": (None, "mallory@evil.example", None),
+    "sender lookalike": (None, "arivera@hospital.example.org.evil.example", None),
+    "dkim fail": (None, FROM, "mx.uni.example; dkim=fail (bad signature); dmarc=pass"),
+    "dmarc fail": (None, FROM, "mx.uni.example; spf=pass; DMARC=FAIL header.from=hospital.example.org"),
+    "uninvited attendee": (reply("r1-0@uni.example", attendee="mallory@evil.example"), "mallory@evil.example", None),
+    "unknown uid": (reply("other@uni.example"), FROM, None),
+    "stale sequence": (reply("r1-0@uni.example", sequence=0), FROM, None),
+    "two attendees": (ItipObject("REPLY", "r1-0@uni.example", 1, None, (
+        (MENTOR.address, "ACCEPTED"), ("x@y.example", "ACCEPTED"))), FROM, None),
+    "not a reply": (reply("r1-0@uni.example", method="REQUEST"), FROM, None),
+    "foreign organizer": (reply("r1-0@uni.example", sequence=1, organizer="x@y.example"), FROM, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPOOFS))
+def test_spoofed_or_stale_replies_change_nothing(name: str) -> None:
+    state = sent_all(begin()[0])
+    state = replace(state, offers=(replace(state.offers[0], sequence=1),))
+    given_reply, sender, auth = SPOOFS[name]
+    after, actions = apply_reply(state, given_reply or reply("r1-0@uni.example", sequence=1), sender, auth, NOW)
+    assert after == state
+    assert len(actions) == 1 and isinstance(actions[0], Ignored)
+
+
+def test_reply_to_an_offer_never_sent_changes_nothing() -> None:
+    state, _ = begin()
+    after, actions = apply_reply(state, reply("r1-0@uni.example"), FROM, None, NOW)
+    assert after == state and isinstance(actions[0], Ignored)
+
+
+def test_cancel_round_withdraws_only_what_left() -> None:
+    state, _ = begin(strategy="holds")
+    state, _ = mark_sent(state, state.offers[0].uid, NOW)
+    state, actions = cancel_round(state)
+    assert kinds(actions) == ["SendCancel"] and state.outcome == "closed"
+
+
+def test_empty_round_tells_the_student() -> None:
+    state, actions = start_round(rules(), CHICAGO, mentor=MENTOR, student=STUDENT, student_zone=BERLIN, slots=[],
+                                 round_id="r", domain="uni.example")
+    assert state.outcome == "closed" and isinstance(actions[0], NotifyStudent)
+
+
+# -- property: a CANCEL never precedes its REQUEST, whatever happens in whatever order ---------------------
+
+EVENTS = st.lists(st.tuples(
+    st.sampled_from(["sent", "ACCEPTED", "DECLINED", "TENTATIVE", "expire", "spoof", "cancel"]),
+    st.integers(0, 3), st.integers(0, 8)), max_size=25)
+
+
+@given(st.sampled_from(["sequential", "holds"]), EVENTS)
+def test_cancel_only_after_smtp_accepted_the_request(strategy: str, events: list[tuple[str, int, int]]) -> None:
+    state, actions = begin(strategy=strategy)
+    requested: set[str] = set()
+    in_flight = {a.uid for a in actions if isinstance(a, SendInvite)}
+    clock = NOW
+    for kind, index, days in events:
+        clock += timedelta(days=days)
+        uids = [o.uid for o in state.offers]
+        uid = uids[index % len(uids)]
+        if kind == "sent":
+            if uid not in in_flight:
+                continue
+            requested.add(uid)
+            state, actions = mark_sent(state, uid, clock)
+        elif kind == "expire":
+            state, actions = expire(state, clock)
+        elif kind == "cancel":
+            state, actions = cancel_round(state)
+        elif kind == "spoof":
+            before = state
+            state, actions = apply_reply(state, reply(uid), "mallory@evil.example", None, clock)
+            assert state == before
+        else:
+            offer = state.offer(uid)
+            assert offer is not None
+            state, actions = apply_reply(state, reply(uid, kind, sequence=offer.sequence), FROM, None, clock)
+        for action in actions:
+            if isinstance(action, SendCancel):
+                assert action.uid in requested, "CANCEL before its REQUEST left"
+            if isinstance(action, SendInvite):
+                in_flight.add(action.uid)
+        assert sum(o.status == "accepted" for o in state.offers) <= 1
+        assert len(state.offers) <= state.rules.proposals
