@@ -160,11 +160,11 @@ class Ledger:
                 f"{self.path} was written by a newer mentor-agent (schema {version} > {SCHEMA_VERSION}); upgrade"
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                self.db.executescript(_MIGRATIONS[target].replace("\n    ", "\n"))
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(target),)
-                )
+            # executescript commits first, so the migration and its version number go in one script.
+            self.db.executescript(
+                "BEGIN IMMEDIATE;\n" + _MIGRATIONS[target]
+                + f"\nINSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{target}');\nCOMMIT;"
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -50,7 +50,8 @@ class PolicyKeeper:
                 if policy_id in self.good:
                     candidates[policy_id] = self.good[policy_id]
         # One address, one policy: an edit that claims another mentor's address is refused like any error.
-        for problem in check_unique_addresses(sorted(candidates.values(), key=lambda p: p.id not in self.good)):
+        unchanged_first = sorted(candidates.values(), key=lambda p: p is not self.good.get(p.id))
+        for problem in check_unique_addresses(unchanged_first):
             policy_id = Path(problem.file).stem
             changes.extend(self._broken(policy_id, Path(problem.file), str(problem)))
             if policy_id in self.good:

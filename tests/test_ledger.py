@@ -1,0 +1,66 @@
+"""The ledger file: schema versioned, states survive a reopen, history reads back for the engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.ledger import NEW, SCHEMA_VERSION, SENDING, Ledger, Row
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
+def row(key: str, **changes: object) -> Row:
+    values: dict[str, object] = dict(
+        key=key, message_id=key, mentor="rivera", subject="s", sender="sam@x.org", recipients=("a@b.org",),
+        arrived=NOW, state=NEW, folder="Outbox", uid=1, due=None, digest=None, reason="", standalone=False,
+        group_key="", forced=False, told="", attempts=0, item=None, sent_at=None, detail="",
+    )
+    values.update(changes)
+    return Row(**values)  # type: ignore[arg-type]
+
+
+def test_schema_is_created_in_wal_mode_and_versioned(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    ledger.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    Ledger(tmp_path / "l.sqlite3").close()
+    db = sqlite3.connect(tmp_path / "l.sqlite3")
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(RuntimeError, match="newer mentor-agent"):
+        Ledger(tmp_path / "l.sqlite3")
+
+
+def test_states_survive_reopening(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.add(row("<a@x>"))
+    ledger.update("<a@x>", state=SENDING, item="<a@x>", due=NOW + timedelta(hours=1))
+    ledger.close()
+    again = Ledger(tmp_path / "l.sqlite3")
+    found = again.get("<a@x>")
+    assert found is not None and found.state == SENDING and found.due == NOW + timedelta(hours=1)
+    assert [r.key for r in again.in_states(SENDING)] == ["<a@x>"]
+    with pytest.raises(KeyError):
+        again.update("<a@x>", no_such_column=1)
+
+
+def test_history_reads_items_and_replies_for_the_engine(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.add_item("rivera", "<d@x>", NOW, ["k1", "<m1@x>", "k2"], source="agent")
+    ledger.add_item("okafor", "<o@x>", NOW, ["<o@x>"], source="sent-folder")
+    assert ledger.add_reply("rivera", "<r@h>", NOW + timedelta(hours=2), "<m1@x>")
+    assert not ledger.add_reply("rivera", "<r@h>", NOW + timedelta(hours=2), "<m1@x>")  # once only
+    history = ledger.history("rivera", NOW - timedelta(days=1))
+    assert [item.ids[0] for item in history.sent] == ["<d@x>"]
+    assert history.replies[0].to == "<m1@x>"
+    assert ledger.item_ids("rivera")["<m1@x>"] == "rivera"
+    assert ledger.known_message_ids(["<o@x>", "<zz@x>"]) == {"<o@x>"}

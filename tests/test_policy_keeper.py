@@ -1,0 +1,56 @@
+"""Live policy edits: good edits apply, broken ones keep the last good version and are reported once."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from agent.policy import load_policies
+from agent.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper
+
+ROOT = Path(__file__).parent.parent
+
+
+def keeper(tmp_path: Path) -> PolicyKeeper:
+    for name in ("rivera.toml", "okafor.toml"):
+        shutil.copy(ROOT / "policies" / name, tmp_path / name)
+    return PolicyKeeper(tmp_path, load_policies(tmp_path))
+
+
+def test_a_good_edit_applies(tmp_path: Path) -> None:
+    k = keeper(tmp_path)
+    path = tmp_path / "rivera.toml"
+    path.write_text(path.read_text().replace("max_per_day = 1 ", "max_per_day = 2 "))
+    changes = k.reload()
+    assert [(c.kind, c.id) for c in changes] == [(CHANGED, "rivera")]
+    assert k.book().by_id["rivera"].policy.email.max_per_day == 2
+
+
+def test_a_broken_edit_keeps_the_last_good_policy_and_is_reported_once(tmp_path: Path) -> None:
+    k = keeper(tmp_path)
+    path = tmp_path / "rivera.toml"
+    path.write_text(path.read_text().replace("max_per_day = 1 ", "max_per_dya = 2 "))
+    changes = k.reload()
+    assert [c.kind for c in changes] == [BROKEN]
+    assert "email.max_per_dya: unknown key" in changes[0].detail and "rivera.toml" in changes[0].detail
+    assert k.book().by_id["rivera"].policy.email.max_per_day == 1
+    assert k.reload() == []  # not told twice
+
+
+def test_new_and_removed_files(tmp_path: Path) -> None:
+    k = keeper(tmp_path)
+    (tmp_path / "okafor.toml").unlink()
+    text = (ROOT / "policies/rivera.toml").read_text().replace("arivera@hospital", "lee@clinic")
+    (tmp_path / "lee.toml").write_text(text)
+    kinds = {(c.kind, c.id) for c in k.reload()}
+    assert kinds == {(ADDED, "lee"), (REMOVED, "okafor")}
+    assert set(k.book().by_id) == {"rivera", "lee"}
+
+
+def test_an_edit_that_steals_another_mentors_address_is_refused(tmp_path: Path) -> None:
+    k = keeper(tmp_path)
+    path = tmp_path / "okafor.toml"
+    path.write_text(path.read_text().replace('"c.okafor@nhs.example.uk"', '"arivera@hospital.example.org"'))
+    changes = k.reload()
+    assert [c.kind for c in changes] == [BROKEN] and "already claimed" in changes[0].detail
+    assert k.book().for_address("arivera@hospital.example.org").id == "rivera"  # type: ignore[union-attr]
