@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import click
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.invites import ItipObject, Party
+from agent.cli_meetings import register
+from agent.invites import ItipObject, Party, parse_itip
 from agent.meetings import (
     Action,
     Ignored,
@@ -248,3 +253,45 @@ def test_cancel_only_after_smtp_accepted_the_request(strategy: str, events: list
                 in_flight.add(action.uid)
         assert sum(o.status == "accepted" for o in state.offers) <= 1
         assert len(state.offers) <= state.rules.proposals
+
+
+# -- the commands ------------------------------------------------------------------------------------------
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+def run(*args: str) -> Result:
+    group = click.Group("mentor-agent")
+    register(group)
+    return CliRunner().invoke(group, list(args))
+
+
+def test_slots_command_json_and_table() -> None:
+    result = run("slots", str(POLICIES / "rivera.toml"), "--now", "2026-03-02T09:00-06:00", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0] == {"start": "2026-03-05T07:00:00-06:00", "end": "2026-03-05T07:30:00-06:00"}
+    result = run("slots", str(POLICIES / "rivera.toml"), "--now", "2026-03-02T09:00-06:00", "--count", "1",
+                 "--busy", str(Path(__file__).parent / "ics" / "student-busy.ics"))
+    assert result.exit_code == 0 and "Thursday 5 March 2026, 07:00–07:30 CST" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--now", "2026-03-02T09:00"), "no UTC offset"),
+    (("--now", "yesterday"), "not an ISO-8601 time"),
+    (("--busy", "/nonexistent.ics"), "cannot read"),
+])
+def test_slots_command_bad_input_is_a_clear_error(args: tuple[str, ...], message: str) -> None:
+    result = run("slots", str(POLICIES / "rivera.toml"), *args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_propose_dry_run_writes_parseable_invites(tmp_path: Path) -> None:
+    result = run("propose", str(POLICIES / "okafor.toml"), "--dry-run", "--out", str(tmp_path),
+                 "--now", "2026-03-02T09:00+00:00", "--student-name", "Jürgen Müller",
+                 "--student-address", "juergen@uni.example", "--student-tz", "Europe/Berlin", "--topic", "CV")
+    assert result.exit_code == 0, result.output
+    files = sorted(tmp_path.glob("*.eml"))
+    assert len(files) == 2  # okafor: "holds", two proposals
+    parsed = [parse_itip(f.read_bytes())[0] for f in files]
+    assert {p.method for p in parsed} == {"REQUEST"} and len({p.uid for p in parsed}) == 2
+    assert all(p.attendee == "c.okafor@nhs.example.uk" for p in parsed)

@@ -1,0 +1,159 @@
+"""Meeting commands: ``slots`` (free times for one mentor) and ``propose --dry-run`` (the invites as .eml).
+
+Register them on the main group with ``register(main)``. Neither command touches the network unless a
+``--busy`` source is an http(s) URL.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from agent.busy import load_busy
+from agent.errors import Problem, UserError
+from agent.invites import Meeting, Party, build_request, describe_slot
+from agent.localtime import zone_named
+from agent.meetings import SendInvite, start_round
+from agent.policy import LoadedPolicy, load_policy
+from agent.slots import Slot, find_slots
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(command: F) -> F:
+    """UserError becomes its problems on stderr and exit status 1, without a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            for problem in error.problems:
+                click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise UserError(
+            [Problem("--now", "", f"{text!r} is not an ISO-8601 time, e.g. 2026-03-02T09:00-06:00")]
+        ) from error
+    if moment.tzinfo is None:
+        raise UserError([Problem("--now", "", f"{text!r} has no UTC offset; write e.g. 2026-03-02T09:00-06:00")])
+    return moment
+
+
+def _policy(reference: str) -> LoadedPolicy:
+    path = Path(reference)
+    if path.suffix == ".toml" or path.exists():
+        return load_policy(path)
+    from agent.settings import load_settings  # only when a policy is named by id
+
+    return load_policy(load_settings().policies_dir / f"{reference}.toml")
+
+
+def _find(loaded: LoadedPolicy, now: datetime, busy_sources: tuple[str, ...], count: int | None) -> list[Slot]:
+    rules = loaded.policy.meetings
+    if not rules.windows:
+        raise UserError([Problem(str(loaded.path), "meetings.windows", "no meeting windows, so no slots")])
+    busy = load_busy(list(busy_sources), now, now + rules.horizon + timedelta(days=1), loaded.policy.zone)
+    return find_slots(rules, loaded.policy.zone, now, busy, count=count)
+
+
+@click.command("slots")
+@click.argument("policy")
+@click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (with offset). Default: now.")
+@click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics",
+              help="Your busy times: an .ics file or http(s) URL; repeatable.")
+@click.option("--count", type=click.IntRange(min=1), help="How many slots (default: the policy's proposals).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: [{\"start\": …, \"end\": …}].")
+@_friendly
+def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ...], count: int | None,
+                  as_json: bool) -> None:
+    """Free meeting times with the mentor of POLICY (a .toml file or a policy id), in the mentor's zone."""
+    loaded = _policy(policy)
+    slots = _find(loaded, _now(now_text), busy_sources, count)
+    if as_json:
+        click.echo(json.dumps([slot.to_json() for slot in slots], indent=2))
+        return
+    if not slots:
+        click.echo(f"No free time with {loaded.name} within the agreed windows and limits.")
+        return
+    click.echo(f"Free times with {loaded.name} ({loaded.policy.zone}):")
+    for number, slot in enumerate(slots, start=1):
+        click.echo(f"  {number}. {describe_slot(slot, loaded.policy.zone)}")
+
+
+@click.command("propose")
+@click.argument("policy")
+@click.option("--dry-run", is_flag=True, help="Write the messages to --out instead of sending them.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Where .eml files go.")
+@click.option("--topic", help="What the meeting is about (goes into the summary).")
+@click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (with offset). Default: now.")
+@click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics", help="Your busy times; repeatable.")
+@click.option("--student-name", help="Default: [student] name in the config.")
+@click.option("--student-address", help="Default: [student] address in the config.")
+@click.option("--student-tz", help="Default: [student] timezone in the config.")
+@_friendly
+def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str | None, now_text: str | None,
+                    busy_sources: tuple[str, ...], student_name: str | None, student_address: str | None,
+                    student_tz: str | None) -> None:
+    """Propose a meeting to the mentor of POLICY; with --dry-run, write the invitations as .eml files."""
+    if not dry_run or out_dir is None:
+        raise UserError([Problem("propose", "", "only --dry-run --out DIR is available yet")])
+    if None in (student_name, student_address, student_tz):
+        from agent.settings import load_settings
+
+        student = load_settings().student
+        student_name = student_name or student.name
+        student_address = student_address or student.address
+        student_tz = student_tz or student.timezone
+    assert student_name is not None and student_address is not None and student_tz is not None
+    if "@" not in student_address:
+        raise UserError([Problem("--student-address", "", f"{student_address!r} is not an e-mail address")])
+    try:
+        student_zone = zone_named(student_tz)
+    except ValueError as error:
+        raise UserError([Problem("--student-tz", "", str(error))]) from error
+    loaded = _policy(policy)
+    rules = loaded.policy.meetings
+    now = _now(now_text)
+    slots = _find(loaded, now, busy_sources, None)
+    mentor = Party(loaded.policy.mentor.name, loaded.policy.mentor.addresses[0])
+    student_party = Party(student_name, student_address.strip().lower())
+    _, actions = start_round(rules, loaded.policy.zone, mentor=mentor, student=student_party,
+                             student_zone=student_zone, slots=slots, round_id=uuid.uuid4().hex[:16],
+                             domain=student_party.address.rpartition("@")[2])
+    invites = [a for a in actions if isinstance(a, SendInvite)]
+    if not invites:
+        raise UserError([Problem(str(loaded.path), "meetings",
+                                 f"no free time with {loaded.name} within the agreed windows and limits")])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = f"Mentoring: {topic}" if topic else (rules.description or "Mentoring meeting")
+    for number, invite in enumerate(invites, start=1):
+        meeting = Meeting(invite.uid, invite.sequence, invite.slot, summary, rules.location, rules.description)
+        message = build_request(meeting, organizer=student_party, attendee=mentor, mentor_zone=loaded.policy.zone,
+                                student_zone=student_zone, now=now, alternatives=invite.alternatives)
+        path = out_dir / f"{loaded.id}-{number}-request.eml"
+        path.write_bytes(message.as_bytes(policy=email.policy.SMTP))
+        click.echo(f"{path}: {describe_slot(invite.slot, loaded.policy.zone)} → {mentor.address}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(slots_command)
+    group.add_command(propose_command)
