@@ -11,7 +11,7 @@ import pytest
 
 from agent import mailbox as mailbox_module
 from agent.mailbox import HeaderInfo, Login, Mailbox, MailboxError, MessageGone, Watcher
-from agent.settings import Folders, Imap
+from agent.settings import Folders, Imap, Security
 from tests.servers.dovecot import SENT, Dovecot, User
 
 pytestmark = pytest.mark.servers
@@ -211,7 +211,7 @@ def test_after_a_server_restart_commands_fail_then_connect_works(
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
-def test_tls_and_starttls(dovecot: Dovecot, imap_user: User, security: str) -> None:
+def test_tls_and_starttls(dovecot: Dovecot, imap_user: User, security: Security) -> None:
     settings = dovecot.settings(imap_user, security=security)
     with Mailbox(settings, Dovecot.login(imap_user), ssl_context=dovecot.ssl_context()) as mailbox:
         assert mailbox.uids("INBOX")[1] == []

@@ -4,7 +4,7 @@
     server.fail_next("421 4.3.2 shutting down", close=True)   # answer, then drop the connection
     server.fail_next("550 5.7.1 no", stage="MAIL")     # stages: MAIL, RCPT, DATA
     server.drop_after_data()                            # store the message, then cut the line: in doubt
-    server.refuse("nobody@example.org", "550 5.1.1 no such user")   # every time, per recipient
+    server.refuse("nobody@example.org", "550 5.1.1 no such user")   # per recipient; times=N for N times
     server.wait_for(1, timeout=5)                       # blocks until one message was stored
 """
 
@@ -46,9 +46,9 @@ class _Fault:
 @dataclass
 class _State:
     faults: deque[_Fault] = field(default_factory=deque)
-    refusals: dict[str, str] = field(default_factory=dict)
+    refusals: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # reply, times left
     messages: list[Received] = field(default_factory=list)
-    sessions: int = 0
+    sessions: set[Any] = field(default_factory=set)
     condition: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -76,7 +76,7 @@ class _Handler:
     ) -> list[str]:
         session.host_name = hostname
         with self.state.condition:
-            self.state.sessions += 1
+            self.state.sessions.add(session.peer)  # the client port: one per connection, even over STARTTLS
         return responses
 
     async def handle_MAIL(
@@ -97,8 +97,14 @@ class _Handler:
             return await self._answer(server, fault)
         with self.state.condition:
             refusal = self.state.refusals.get(address.lower())
+            if refusal and refusal[1] is not None:
+                left = refusal[1] - 1
+                if left <= 0:
+                    del self.state.refusals[address.lower()]
+                else:
+                    self.state.refusals[address.lower()] = (refusal[0], left)
         if refusal:
-            return refusal
+            return refusal[0]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -120,8 +126,9 @@ class _Handler:
             )
             self.state.condition.notify_all()
         if fault:  # stored, and now the line goes dead before the client hears "250"
-            assert server.transport is not None
-            server.transport.abort()
+            transport = server.transport
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.abort()
             return fault.reply
         return "250 2.0.0 OK queued"
 
@@ -146,9 +153,8 @@ class SmtpServer:
             kwargs.update(
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=tls is not None
             )
-        self.controller = Controller(
-            _Handler(self.state), hostname=HOST, port=self.port, server_hostname="localhost", **kwargs
-        )
+        self._kwargs = kwargs
+        self.controller: Controller | None = None
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -159,13 +165,21 @@ class SmtpServer:
             and auth_data.login == self.auth[0].encode()
             and auth_data.password == self.auth[1].encode()
         )
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def start(self) -> None:
+        """Start (again) on the same port; a Controller cannot be restarted, so each start makes one."""
+        if self.controller is not None:
+            return
+        self.controller = Controller(
+            _Handler(self.state), hostname=HOST, port=self.port, server_hostname="localhost", **self._kwargs
+        )
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        controller, self.controller = self.controller, None
+        if controller is not None:
+            controller.stop()
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the test CA."""
@@ -183,9 +197,10 @@ class SmtpServer:
         with self.state.condition:
             self.state.faults.append(_Fault("DATA", "250 2.0.0 OK queued", store=True))
 
-    def refuse(self, address: str, reply: str = "550 5.1.1 no such user") -> None:
+    def refuse(self, address: str, reply: str = "550 5.1.1 no such user", times: int | None = None) -> None:
+        """Answer RCPT TO:<address> with ``reply`` — always, or the next ``times`` times."""
         with self.state.condition:
-            self.state.refusals[address.lower()] = reply
+            self.state.refusals[address.lower()] = (reply, times)
 
     # -- what arrived ------------------------------------------------------------------------------------
     @property
@@ -195,9 +210,9 @@ class SmtpServer:
 
     @property
     def sessions(self) -> int:
-        """How many EHLO/HELO greetings the server has seen (≈ connections)."""
+        """How many connections have greeted the server with EHLO."""
         with self.state.condition:
-            return self.state.sessions
+            return len(self.state.sessions)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         """Block until at least ``count`` messages were stored; AssertionError after ``timeout``."""
