@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
@@ -25,13 +25,16 @@ from agent.mimetext import (
     first_header,
     header_text,
     html_to_text,
+    raw_headers,
     sanitise_html,
     text_to_html,
+    unsurrogate,
     walk,
 )
 
 # 7-bit transfer encodings everywhere: the digest survives any relay, CRLF line ends for SMTP and IMAP APPEND.
 _POLICY = policy.SMTP.clone(cte_type="7bit")
+_REGISTRY = HeaderRegistry()
 _PLACEHOLDERS = frozenset({"count", "student", "topics", "mentor"})
 _REPLY_PREFIX = re.compile(r"^(\s*(re|fwd?|aw|wg|sv|vs|antw|tr|rif)\s*(\[\d+\])?\s*:)+\s*", re.IGNORECASE)
 _MSG_ID = re.compile(r"<[!-;=?-~]+>")
@@ -68,7 +71,7 @@ def _headers(raw_or_headers: bytes) -> Message:
 
 
 def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
-    values = [header_text(v) if "=?" in v else v for v in msg.get_all(name, []) if isinstance(v, str)]
+    values = [header_text(v) if "=?" in v else unsurrogate(v) for v in raw_headers(msg, name)]
     pairs: list[tuple[str, str]] = []
     for display, addr in getaddresses([" ".join(clean_text(v).split()) for v in values]):
         addr = addr.strip()
@@ -90,9 +93,8 @@ def compatibility_key(raw_or_headers: bytes) -> str:
 def _message_ids(msg: Message, *names: str) -> list[str]:
     found: list[str] = []
     for name in names:
-        for value in msg.get_all(name, []):
-            if isinstance(value, str):
-                found += _MSG_ID.findall(value)
+        for value in raw_headers(msg, name):
+            found += _MSG_ID.findall(value)
     return list(dict.fromkeys(found))
 
 
@@ -188,11 +190,25 @@ class _Identity:
 
 
 def _address(display: str, addr: str) -> Address | None:
-    try:
-        return Address(display_name=header_text(display), addr_spec=addr)
-    except Exception:  # an address the header parser rejects: build it from its parts
-        local, at, domain = addr.rpartition("@")
-        return Address(display_name=header_text(display), username=local, domain=domain) if at else None
+    """A header address; an odd local part is quoted, and what still does not parse is left to the envelope."""
+    local, _, domain = addr.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+        addr = f"{local}@{domain}"
+    if not addr.isascii():  # a non-ASCII local part needs SMTPUTF8; such an address only goes in the envelope
+        return None
+    quoted = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
+    for spec in (addr, quoted):
+        try:
+            candidate = Address(display_name=header_text(display), addr_spec=spec)
+        except Exception:  # HeaderParseError, ValueError: try the next spelling
+            continue
+        if not _REGISTRY("To", str(candidate)).defects:  # the stdlib does not always quote what needs it
+            return candidate
+    return None
 
 
 def _unique_names(attachments: Iterator[Attachment]) -> list[Attachment]:

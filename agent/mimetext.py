@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
 import html
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from html.parser import HTMLParser
 from typing import Literal
@@ -19,6 +18,7 @@ _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}
 # Mail labelled Latin-1 or ASCII is in practice Windows-1252 (the WHATWG encoding standard does the same).
 _AS_CP1252 = frozenset({"iso8859-1", "ascii", "cp1252"})
 _MAX_DEPTH = 40
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9.+\-]*")
 
 
 def _codec_name(label: str | None) -> str | None:
@@ -71,18 +71,35 @@ def unsurrogate(value: str) -> str:
     return decode_bytes(value.encode("utf-8", errors="surrogateescape"), None)
 
 
+def _decode_words(text: str) -> str:
+    """Decode RFC 2047 encoded words, each with its own charset (an unknown one falls back like a body)."""
+    try:
+        chunks = decode_header(text)
+    except Exception:  # broken base64 in a word: keep the raw text, it is still readable
+        return text
+    if len(chunks) == 1 and isinstance(chunks[0][0], str):
+        return text
+    return "".join(
+        chunk.decode("raw-unicode-escape") if charset is None else decode_bytes(chunk, charset)
+        for chunk, charset in chunks
+        if isinstance(chunk, bytes)
+    )
+
+
 def header_text(value: str) -> str:
     """One header value as a single clean line: 8-bit bytes and RFC 2047 words decoded, no CR/LF."""
-    text = unsurrogate(value)
-    with contextlib.suppress(Exception):  # a broken encoded word: keep the raw text, it is still readable
-        text = str(make_header(decode_header(text)))
-    return " ".join(_HEADER_BREAKS.sub(" ", unsurrogate(text)).split())
+    return " ".join(_HEADER_BREAKS.sub(" ", _decode_words(unsurrogate(value))).split())
+
+
+def raw_headers(msg: Message, name: str) -> list[str]:
+    """All ``name`` values of a compat32 message as raw text (8-bit bytes kept as surrogate escapes)."""
+    return [str(value) for key, value in msg.raw_items() if key.lower() == name.lower()]
 
 
 def first_header(msg: Message, name: str) -> str:
     """The first ``name`` header of a compat32 message as clean text ("" when absent)."""
-    value = msg.get(name)
-    return header_text(value) if isinstance(value, str) else ""
+    values = raw_headers(msg, name)
+    return header_text(values[0]) if values else ""
 
 
 def unflow(text: str, *, delsp: bool) -> str:
@@ -106,15 +123,17 @@ _BLOCKS = frozenset(
     {
         "address", "article", "aside", "blockquote", "caption", "center", "dd", "div", "dl", "dt", "figcaption",
         "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p",
-        "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+        "pre", "section", "table", "tbody", "tfoot", "thead", "tr", "ul",
     }
 )
+_ITEMS = frozenset({"li", "dd", "dt", "tr"})  # one line each, no blank line between them
 _SKIP_CONTENT = frozenset(
     {
         "applet", "embed", "frame", "frameset", "head", "iframe", "math", "noembed", "noframes", "noscript",
         "object", "script", "select", "style", "svg", "template", "title",
     }
 )
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # not \s: a no-break space is meant to stay
 _VOID = frozenset(
     {
         "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
@@ -149,7 +168,7 @@ class _TextRenderer(HTMLParser):
             self._links.append((values["href"].strip(), len(self.parts)))
         elif tag == "img" and values.get("alt", "").strip():
             self.parts.append(f"[image: {values['alt'].strip()}]")
-        elif tag in ("td", "th"):
+        elif tag in ("td", "th") and not self._line_start():
             self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
@@ -164,13 +183,21 @@ class _TextRenderer(HTMLParser):
             label = " ".join("".join(self.parts[start:]).split())
             if href.removeprefix("mailto:") not in label and not href.startswith("#"):
                 self.parts.append(f" <{href}>")
-        if tag in _BLOCKS:
+        if tag in _BLOCKS and tag not in _ITEMS:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         if self._skip:
             return
-        self.parts.append(data if self._pre else re.sub(r"\s+", " ", data))
+        if self._pre:
+            self.parts.append(data)
+            return
+        text = _HTML_SPACE.sub(" ", data)
+        self.parts.append(text.lstrip() if self._line_start() else text)
+
+    def _line_start(self) -> bool:
+        last = next((part for part in reversed(self.parts) if part), "\n")
+        return last.endswith("\n")
 
 
 def html_to_text(markup: str) -> str:
@@ -179,7 +206,7 @@ def html_to_text(markup: str) -> str:
     renderer.feed(clean_text(markup))
     renderer.close()
     lines = [line.rstrip() for line in "".join(renderer.parts).split("\n")]
-    text = "\n".join(line.lstrip() if line.strip() else "" for line in lines)
+    text = "\n".join(line if line.strip() else "" for line in lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
 
 
@@ -369,8 +396,8 @@ def _filename(part: Message) -> str | None:
         return None
     if not name:
         return None
-    name = re.sub(r"[/\\]+", "_", header_text(name)).strip(" .") or None
-    return name
+    steps = [step.strip(" .") for step in re.split(r"[/\\]", header_text(name))]
+    return next((step for step in reversed(steps) if step), None)  # the base name, as mail clients save it
 
 
 def _charset(part: Message) -> str | None:
@@ -382,24 +409,40 @@ def _charset(part: Message) -> str | None:
 
 
 def _content_id(part: Message) -> str | None:
-    value = part.get("content-id")
-    if not isinstance(value, str):
+    values = raw_headers(part, "content-id")
+    if not values:
         return None
-    return "".join(clean_text(value).split()).strip("<>") or None
+    return "".join(clean_text(unsurrogate(values[0])).split()).strip("<>") or None
 
 
 def _attachment(part: Message, data: bytes, name: str | None) -> Attachment:
     maintype, subtype = part.get_content_maintype(), part.get_content_subtype()
-    if maintype in ("multipart", "message") or not re.fullmatch(r"[a-z0-9.+\-]+", f"{maintype}{subtype}"):
+    if maintype in ("multipart", "message") or not all(_TOKEN.fullmatch(x) for x in (maintype, subtype)):
         maintype, subtype = "application", "octet-stream"
     charset = _charset(part) if maintype == "text" else None
     return Attachment(name or "", maintype, subtype, data, _content_id(part), charset)
 
 
+def _param(part: Message, name: str) -> str:
+    """A Content-Type parameter, lowercased; "" when absent or unreadable."""
+    try:
+        value = part.get_param(name, "")
+    except Exception:  # broken RFC 2231 continuation or charset
+        return ""
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _disposition(part: Message) -> str:
+    try:
+        return part.get_content_disposition() or ""
+    except Exception:  # broken Content-Disposition parameters
+        return ""
+
+
 def _text(part: Message, data: bytes) -> str:
     text = decode_bytes(data, _charset(part)).replace("\r\n", "\n")
-    if part.get_content_subtype() == "plain" and str(part.get_param("format", "")).lower() == "flowed":
-        text = unflow(text, delsp=str(part.get_param("delsp", "")).lower() == "yes")
+    if part.get_content_subtype() == "plain" and _param(part, "format") == "flowed":
+        text = unflow(text, delsp=_param(part, "delsp") == "yes")
     return clean_text(text)
 
 
@@ -411,7 +454,7 @@ def _leaf(part: Message) -> Extract:
         return out
     name = _filename(part)
     ctype = part.get_content_type()
-    if ctype in ("text/plain", "text/html") and name is None and part.get_content_disposition() != "attachment":
+    if ctype in ("text/plain", "text/html") and name is None and _disposition(part) != "attachment":
         kind: Literal["plain", "html"] = "plain" if ctype == "text/plain" else "html"
         block = Block(kind, _text(part, data))
         out.plain.append(block)
@@ -434,7 +477,8 @@ def _choose_alternative(children: list[Extract]) -> Extract:
 
 
 def _forwarded(part: Message, depth: int) -> Extract:
-    inner = part.get_payload(0) if isinstance(part.get_payload(), list) and part.get_payload() else None
+    children = part.get_payload() if part.is_multipart() else None
+    inner = children[0] if isinstance(children, list) and children else None
     if not isinstance(inner, Message):
         return _leaf(part)
     out = Extract()
@@ -453,8 +497,8 @@ def walk(part: Message, depth: int = 0) -> Extract:
         return out
     if part.get_content_type() == "message/rfc822":
         return _forwarded(part, depth)
-    payload = part.get_payload()
-    if not part.is_multipart() or not isinstance(payload, list):
+    payload = part.get_payload() if part.is_multipart() else None  # without decoding: never raises for a list
+    if not isinstance(payload, list):
         if part.get_content_maintype() == "multipart":  # a multipart without a usable boundary
             out = Extract()
             out.note("[a part of this message could not be read; it is attached as it was]")
