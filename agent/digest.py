@@ -303,7 +303,7 @@ def _build(group: Sequence[_Parsed], who: _Identity, part: int, parts: int) -> E
     }
     subject = _subject(who.template, values) + (f" ({part}/{parts})" if parts > 1 else "")
     noun = "message" if len(group) == 1 else "messages"
-    intro = f"{len(group)} {noun} from {who.student_name}, sent together in one e-mail"
+    intro = f"{len(group)} {noun} from {who.student_name or who.student_address}, sent together in one e-mail"
     intro += f" (part {part} of {parts})." if parts > 1 else "."
     msg = _headers_for(who, subject, f"<digest.{token}@{who.domain}>")
     msg.set_content(_plain_view(intro, sections))

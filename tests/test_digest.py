@@ -487,7 +487,8 @@ def render_example() -> str:
 
 
 def test_docs_example_is_what_compose_writes() -> None:
-    assert EXAMPLE.read_text(encoding="utf-8") == render_example()
+    expected = render_example()
+    assert EXAMPLE.read_text(encoding="utf-8") == expected, "regenerate docs/example-digest.txt from render_example()"
 
 
 # ---------------------------------------------------------------- Hypothesis: random MIME trees
@@ -617,6 +618,12 @@ def test_damaged_bytes_never_crash_and_still_parse(tree: Tree, data: st.DataObje
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(len(raw) // 3, len(raw)))
     only(digest(Original("damaged", bytes(raw[:cut]))))
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_at_all_make_a_clean_digest(raw: bytes) -> None:
+    parsed = only(digest(Original("junk", raw), student_name=""))
+    assert body(parsed).startswith("1 message from ana@uni.example")
 
 
 FRAGMENTS = st.sampled_from([
