@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime, tzinfo
@@ -177,6 +178,8 @@ def run(config: Path | None, log_level: str, json_logs: bool) -> None:
     from agent.logs import setup_logging
 
     setup_logging(log_level.upper(), json=json_logs)
+    for noisy in ("imapclient", "watchfiles", "asyncio", "mail.log"):  # protocol traces drown the decisions
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings(config, required=True)
     sys.exit(run_daemon(settings, config or default_config_path()))
 

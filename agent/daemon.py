@@ -194,8 +194,10 @@ class Daemon:
 
             for folder in (folders.outbox, folders.scheduled, folders.inbox):
                 watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)
-                watcher.start()
                 watchers.append(watcher)
+                # IDLE must be on before the first pass scans: a message dropped in between is then still seen.
+                await asyncio.to_thread(watcher.watcher.start)
+                watcher.start()
             self.ledger.set_status(connected="yes", running="yes", last_error="")
             log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
             if not self.ready_sent:

@@ -352,7 +352,8 @@ def _ordinal(n: int) -> str:
 
 
 def _round_minutes(value: timedelta) -> timedelta:
-    return timedelta(minutes=int(value.total_seconds() // 60))
+    seconds = int(value.total_seconds())
+    return timedelta(seconds=seconds) if seconds < 60 else timedelta(minutes=seconds // 60)
 
 
 def plan(policy: Policy, history: History, queue: Sequence[Queued], now: datetime) -> list[Decision]:

@@ -25,6 +25,7 @@ from tests.servers.smtp import SmtpServer
 T = TypeVar("T")
 MENTOR = "arivera@hospital.example.org"
 STUDENT = "sam@med.example.edu"
+SENT = "Sent Items"
 
 OPEN_POLICY = """\
 [mentor]
@@ -53,7 +54,7 @@ def policy_text(*, max_per_day: int = 50, min_gap: str = "0", windows: str = '"M
 def mail(subject: str, to: str = MENTOR, *, body: str = "Hello,\n\nA short question.\n\nSam\n",
          message_id: bool = True, **headers: str) -> bytes:
     message = EmailMessage()
-    message["From"] = f"Sam Patel <{STUDENT}>"
+    message["From"] = headers.pop("From", f"Sam Patel <{STUDENT}>")
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(__import__("datetime").datetime.now().astimezone())
@@ -62,7 +63,7 @@ def mail(subject: str, to: str = MENTOR, *, body: str = "Hello,\n\nA short quest
     for name, value in headers.items():
         message[name.replace("_", "-")] = value
     message.set_content(body)
-    return message.as_bytes()
+    return message.as_bytes(policy=email_policy.SMTP)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -114,7 +115,7 @@ timezone = "America/New_York"
 host = "{imap.host}"
 port = {imap.port}
 security = "plain"
-username = "{self.user.name}"
+username = "{self.user.username}"
 password = "{self.user.password}"
 idle_renew = 60
 timeout = 10
@@ -170,13 +171,14 @@ file_in_sent = "always"
         return self.dovecot.append(self.user, "Outbox", raw, flags)
 
     def folder(self, name: str) -> list[EmailMessage]:
-        return [parse(raw) for raw in self.dovecot.messages(self.user, name).values()]
+        return [parse(raw) for raw in self.folder_raw(name).values()]
 
     def folder_raw(self, name: str) -> dict[int, bytes]:
-        return self.dovecot.messages(self.user, name)
+        # The test Dovecot names its \Sent folder "Sent Items": the agent must find it by SPECIAL-USE.
+        return self.dovecot.messages(self.user, SENT if name == "Sent" else name)
 
     def subjects(self, name: str) -> list[str]:
-        return [str(m["Subject"]) for m in self.folder(name)]
+        return [str(m["Subject"]).strip() for m in self.folder(name)]
 
     def notices(self) -> list[EmailMessage]:
         return [m for m in self.folder("INBOX") if m["X-Mentor-Agent"] == "notice"]
