@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
@@ -212,14 +211,10 @@ def status(config: Path | None, as_json: bool) -> None:
     click.echo(render(data, color=color))
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules."""
+def _register_meetings() -> None:
     from agent import cli_meetings
 
-    for command in (getattr(cli_meetings, "slots", None), getattr(cli_meetings, "propose", None)):
-        if isinstance(command, click.Command):
-            main.add_command(command)
+    cli_meetings.register(main)
 
 
-with contextlib.suppress(ImportError):  # the meetings module may be absent while it is being written
-    _register_optional()
+_register_meetings()

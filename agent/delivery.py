@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from agent import outgoing
 from agent.crashpoints import crash_point
 from agent.envelope import with_field, without_fields
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED, SENDING, Row
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
+from agent.outgoing import InDoubtError, PermanentSendError, TransientSendError, send
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -101,17 +101,17 @@ async def _send(world: World, rows: list[Row], prepared: list[Prepared], recipie
     refused: dict[str, str] = {}
     try:
         for part in prepared:
-            delivery = await outgoing.send(
+            delivery = await send(
                 world.settings.smtp, world.smtp_login(), part.wire, world.settings.student.address, recipients
             )
             refused.update(delivery.refused)
-    except outgoing.PermanentSendError as error:
+    except PermanentSendError as error:
         await _attention(world, rows, f"the mail server refused it: {error.reply}", doubt=False)
         return
-    except outgoing.InDoubtError as error:
+    except InDoubtError as error:
         await _attention(world, rows, f"the connection broke while the server was accepting it ({error})", doubt=True)
         return
-    except outgoing.TransientSendError as error:
+    except TransientSendError as error:
         await _retry_later(world, rows, str(error))
         return
     sent_at = world.now()

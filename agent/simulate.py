@@ -143,7 +143,9 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
             before = told.get(decision.id)
             if before is None or before[0] != decision.at or before[2] != decision.digest:
                 reason = decision.reason
-                if before is not None and decision.rule is None and (before[0] is None or decision.at < before[0]):
+                if before is not None and decision.rule is None and decision.at is not None and (
+                    before[0] is None or decision.at < before[0]
+                ):
                     reason = before[1].split("; goes ")[0] + "; a reply released it early"
                 told[decision.id] = (decision.at, reason, decision.digest)
         if stream and (release is None or stream[0].at <= release):

@@ -64,7 +64,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
             }
         )
     status = ledger.status()
-    daemon = {key: value for key, (value, _updated) in status.items()}
+    daemon: dict[str, str | None] = {key: value for key, (value, _updated) in status.items()}
     daemon["updated"] = max((updated for _value, updated in status.values()), default=None)
     return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors}
 

@@ -235,8 +235,8 @@ def test_slots_are_the_earliest_on_distinct_days(case: Scenario) -> None:
     schedule = WeeklySchedule.of(policy.windows, zone)
     earliest_per_day: dict[date, datetime] = {}
     for opens, closes in schedule.intervals(now + policy.min_notice, now + policy.horizon):
-        start = opens
-        while start + policy.duration <= min(closes, now + policy.horizon):
+        start = opens.astimezone(UTC)  # aware + timedelta is wall-clock arithmetic: step in UTC
+        while start + policy.duration <= min(closes.astimezone(UTC), now + policy.horizon):
             end = start + policy.duration
             slot = Slot(start.astimezone(zone), end.astimezone(zone))
             if (start >= now + policy.min_notice and _free(policy, start, end, busy, agreed)
