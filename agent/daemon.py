@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from agent import sdnotify
+from agent import meeting_desk, sdnotify
 from agent.delivery import recover
 from agent.history import Seen, scan_replies, scan_sent
 from agent.intake import carry_out, follow_scheduled, take_in_outbox
@@ -84,10 +84,11 @@ class _WatchThread:
 
 class Daemon:
     def __init__(self, settings: Settings, config_file: Path | None = None, *,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, speed: float = 1.0) -> None:
         self.settings = settings
         self.config_file = str(config_file or "")
         self.clock = clock
+        self.speed = speed  # > 1 only for the demo's accelerated clock: timers wait (due - now) / speed
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self.reload_requested = False
@@ -214,7 +215,7 @@ class Daemon:
                 self._check_watchers(watchers)
                 timeout = HEARTBEAT
                 if wake_at is not None:
-                    timeout = min(timeout, max(0.0, (wake_at - self.clock()).total_seconds()))
+                    timeout = min(timeout, max(0.0, (wake_at - self.clock()).total_seconds() / self.speed))
                 if timeout > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout)
@@ -231,7 +232,9 @@ class Daemon:
         await scan_sent(world, seen)
         await take_in_outbox(world)
         await follow_scheduled(world)
-        return await carry_out(world)
+        due = await carry_out(world)
+        meetings_due = await meeting_desk.pass_once(world)
+        return min((t for t in (due, meetings_due) if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:

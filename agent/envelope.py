@@ -33,6 +33,7 @@ class Envelope:
     date: datetime | None
     references: tuple[str, ...]      # In-Reply-To and References, in order
     problems: tuple[str, ...] = field(default=())
+    agent_kind: str = ""             # X-Mentor-Agent: what the agent itself wrote ("invite", "notice", …)
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -123,6 +124,7 @@ def parse_envelope(head: bytes) -> Envelope:
         date=date,
         references=tuple(dict.fromkeys(references)),
         problems=tuple(problems),
+        agent_kind=text("X-Mentor-Agent").strip().lower(),
     )
 
 

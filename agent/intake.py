@@ -41,7 +41,7 @@ async def _take_in(world: World, info: HeaderInfo) -> None:
     folders = world.folders
     envelope = parse_envelope(info.headers)
     existing = ledger.get(envelope.key)
-    arrived = info.internaldate or world.now()
+    arrived = world.now()  # when the agent first saw it: the same clock every rule is read with
     if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
         # A copy of a message that is already on its way: sending it would send it twice.
         await _refuse(world, info, envelope, f"a copy of it is already {existing.state} ({existing.folder})")
@@ -66,6 +66,11 @@ async def _take_in(world: World, info: HeaderInfo) -> None:
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return
     mentor = next(iter(mentors.values()), None)
+    if mentor is not None and envelope.meeting_request and envelope.agent_kind != "invite":
+        from agent import meeting_desk
+
+        if await meeting_desk.meeting_requested(world, mentor, envelope, info):
+            return
     row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world)
     row = replace(row, forced="\\Flagged" in info.flags)
     with ledger.transaction():
@@ -91,7 +96,8 @@ def _row(envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, sta
         due=None,
         digest=None,
         reason="",
-        standalone=bool(envelope.references),
+        # A reply in a conversation keeps its thread, and an invite is one iTIP object per e-mail: never digested.
+        standalone=bool(envelope.references) or envelope.agent_kind == "invite",
         group_key=envelope.group_key,
         forced=False,
         told="",

@@ -25,7 +25,7 @@ from typing import Any
 
 from agent.pacing import History, Reply, SentItem
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
 CANCELLED, ATTENTION = "cancelled", "attention"
@@ -82,6 +82,27 @@ _MIGRATIONS: dict[int, str] = {
         event TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT ''
     );
+    """,
+    2: """
+    CREATE TABLE rounds (
+        round_id TEXT PRIMARY KEY,        -- one proposal round with one mentor
+        mentor TEXT NOT NULL,
+        state TEXT NOT NULL,              -- the round's state as JSON (agent.meetings)
+        open INTEGER NOT NULL DEFAULT 1,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE meetings (
+        uid TEXT PRIMARY KEY,             -- iCalendar UID of one offer
+        round_id TEXT NOT NULL,
+        mentor TEXT NOT NULL,
+        start TEXT NOT NULL,
+        end TEXT NOT NULL,
+        status TEXT NOT NULL,             -- planned, sent, accepted, declined, cancelled, expired
+        sequence INTEGER NOT NULL DEFAULT 0,
+        message_id TEXT,                  -- of the REQUEST e-mail, to follow it through the ledger
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX meetings_mentor ON meetings(mentor, status, start);
     """,
 }
 
