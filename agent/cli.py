@@ -211,6 +211,30 @@ def status(config: Path | None, as_json: bool) -> None:
     click.echo(render(data, color=color))
 
 
+@main.command()
+@click.argument("message_id")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@friendly
+def release(message_id: str, config: Path | None) -> None:
+    """Send a held message now anyway (as flagging it in Scheduled does). ID as `status` shows it."""
+    from agent.steering import act
+
+    click.echo(act(load_settings(config, required=True), str(config or default_config_path()), message_id,
+                   release=True))
+
+
+@main.command()
+@click.argument("message_id")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@friendly
+def cancel(message_id: str, config: Path | None) -> None:
+    """Cancel a held message (as deleting it from Scheduled does). ID as `status` shows it."""
+    from agent.steering import act
+
+    click.echo(act(load_settings(config, required=True), str(config or default_config_path()), message_id,
+                   release=False))
+
+
 def _register_meetings() -> None:
     from agent import cli_meetings
 

@@ -207,6 +207,10 @@ async def _schedule(world: World, loaded: LoadedPolicy, row: Row, decision: Deci
     """Make sure a held message sits in Scheduled and that the student knows when and why."""
     folders = world.folders
     ledger = world.ledger
+    told = f"{decision.at.isoformat() if decision.at else 'held'}|{decision.digest or ''}|{len(others)}"
+    # The decision is recorded before the move: a crash in between leaves a scheduled row still marked as in
+    # the Outbox, and the next pass moves it.
+    ledger.update(row.key, state=SCHEDULED, due=decision.at, digest=decision.digest, reason=decision.reason)
     if row.folder == folders.outbox:
         try:
             new_uid = await world.imap(world.mailbox.move, folders.outbox, row.uid, folders.scheduled)
@@ -215,9 +219,7 @@ async def _schedule(world: World, loaded: LoadedPolicy, row: Row, decision: Deci
             return
         if new_uid is None:
             new_uid = await world.locate(folders.scheduled, row.key, None)
-        ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid)
-    told = f"{decision.at.isoformat() if decision.at else 'held'}|{decision.digest or ''}|{len(others)}"
-    ledger.update(row.key, state=SCHEDULED, due=decision.at, digest=decision.digest, reason=decision.reason)
+        ledger.update(row.key, folder=folders.scheduled, uid=new_uid)
     if told == row.told:
         return
     ledger.update(row.key, told=told)
