@@ -87,6 +87,7 @@ def test_cancel_from_the_command_line(agent: Agent) -> None:
     eventually(lambda: agent.subjects("Scheduled") == ["not after all"])
     code, out, err = cli(agent, "cancel", held_id(agent))
     assert code == 0, err
+    assert "cancelled" in out
     time.sleep(6)
     assert len(agent.smtp.messages) == 1
     code, _, err = cli(agent, "cancel", "ffffffff")
