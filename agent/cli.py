@@ -22,6 +22,7 @@ from agent.settings import default_config_path, load_settings
 from agent.simulate import Outcome, load_events, read_events, simulate
 
 F = TypeVar("F", bound=Callable[..., Any])
+EX_CONFIG = 78  # sysexits.h: configuration error
 
 
 def friendly(command: F) -> F:
@@ -179,8 +180,14 @@ def run(config: Path | None, log_level: str, json_logs: bool) -> None:
     setup_logging(log_level.upper(), json=json_logs)
     for noisy in ("imapclient", "watchfiles", "asyncio", "mail.log"):  # protocol traces drown the decisions
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = load_settings(config, required=True)
-    sys.exit(run_daemon(settings, config or default_config_path()))
+    try:
+        settings = load_settings(config, required=True)
+        code = run_daemon(settings, config or default_config_path())
+    except UserError as error:
+        for problem in error.problems:
+            click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
+        sys.exit(EX_CONFIG)  # the unit's RestartPreventExitStatus: restarting cannot fix a config mistake
+    sys.exit(code)
 
 
 @main.command()
