@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from agent.envelope import parse_envelope
+from agent.mailbox import HeaderInfo
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.history")
@@ -34,16 +35,20 @@ class Seen:
         return fresh
 
 
-async def scan_sent(world: World, seen: Seen) -> int:
-    """Record mail to a mentor that is in Sent but was not sent by the agent. Returns how many were found."""
-    folder = world.folders.sent
+async def new_headers(world: World, seen: Seen, folder: str) -> list[HeaderInfo]:
+    """Headers of the recent messages in ``folder`` not read before (one batched FETCH)."""
     since = (world.now() - LOOK_BACK).date()
     uids = await world.imap(world.mailbox.search_since, folder, since)
     validity, _ = await world.imap(world.mailbox.uids, folder)
     fresh = seen.new(folder, validity, uids)
-    if not fresh:
+    return await world.imap(world.mailbox.headers, folder, fresh) if fresh else []
+
+
+async def scan_sent(world: World, seen: Seen) -> int:
+    """Record mail to a mentor that is in Sent but was not sent by the agent. Returns how many were found."""
+    infos = await new_headers(world, seen, world.folders.sent)
+    if not infos:
         return 0
-    infos = await world.imap(world.mailbox.headers, folder, fresh)
     envelopes = [(info, parse_envelope(info.headers)) for info in infos]
     ours = world.ledger.known_message_ids(e.message_id for _, e in envelopes if e.message_id)
     found = 0
@@ -66,16 +71,12 @@ async def scan_sent(world: World, seen: Seen) -> int:
 
 async def scan_replies(world: World, seen: Seen) -> int:
     """Record replies from mentors to what they received from the student. Returns how many are new."""
-    folder = world.folders.inbox
-    since = (world.now() - LOOK_BACK).date()
-    uids = await world.imap(world.mailbox.search_since, folder, since)
-    validity, _ = await world.imap(world.mailbox.uids, folder)
-    fresh = seen.new(folder, validity, uids)
-    if not fresh:
+    infos = await new_headers(world, seen, world.folders.inbox)
+    if not infos:
         return 0
     ours = world.ledger.item_ids()
     found = 0
-    for info in await world.imap(world.mailbox.headers, folder, fresh):
+    for info in infos:
         envelope = parse_envelope(info.headers)
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
         if mentor is None or not envelope.message_id:
