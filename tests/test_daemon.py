@@ -226,3 +226,23 @@ def test_kill_9_while_sending_puts_the_message_in_doubt_not_twice(agent: Agent) 
     notice = eventually(lambda: agent.notices())[0]
     assert "IN DOUBT" in notice.get_content()
     assert len(agent.smtp.messages) <= 1
+
+
+def test_two_agents_on_one_account_never_send_the_same_message(agent: Agent, tmp_path_factory: pytest.TempPathFactory) -> None:
+    other = Agent(tmp_path_factory.mktemp("laptop"), agent.dovecot, agent.user, agent.smtp)
+    other.write_config()
+    other.policy(policy_text())
+    agent.start()
+    other.start()
+    try:
+        subjects = [f"message {n}" for n in range(16)]
+        for n, subject in enumerate(subjects):
+            agent.drop(mail(subject, to=MENTOR if n % 2 else "friend@example.org"))
+        received = agent.smtp.wait_for(len(subjects), timeout=30)
+        time.sleep(3)
+        got = sorted(str(parse(r.content)["Subject"]) for r in agent.smtp.messages)
+        assert got == sorted(subjects), f"each exactly once; got {len(received)}: {got}"
+        eventually(lambda: sorted(agent.subjects("Sent")) == sorted(subjects))
+        assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Sending") == {}
+    finally:
+        other.stop()
