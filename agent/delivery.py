@@ -87,6 +87,15 @@ async def deliver(world: World, rows: Sequence[Row], *, follow_up: bool = False)
         from agent.digesting import compose_digest  # composition lives with the digest feature
 
         prepared, recipients = compose_digest(world, raws)
+        if len(prepared) > 1:
+            limit = world.settings.digest.max_bytes // 1_000_000
+            await world.notify(
+                f"Digest split in {len(prepared)}: {raws[0][0].subject}",
+                [f"The {len(raws)} waiting messages together are larger than the digest limit (about {limit} MB), "
+                 f"so they go as {len(prepared)} e-mails at the same time, counted as one.",
+                 "\n".join(f"  • {row.subject}" for row, _ in raws)],
+                about=raws[0][0].message_id,
+            )
     await _send(world, [row for row, _ in raws], prepared, recipients, follow_up)
 
 

@@ -128,3 +128,27 @@ def test_cancelling_one_removes_it_from_the_digest(agent: Agent) -> None:
     assert body is not None
     assert "keep me too" in body.get_content() and "cancel me" not in body.get_content()
     assert "2 updates" in str(digest["Subject"])
+
+
+def test_a_digest_over_the_size_limit_splits_and_the_student_is_told(agent: Agent) -> None:
+    with agent.config.open("a") as config:
+        config.write("\n[digest]\nmax_bytes = 10000\n")
+    agent.policy(policy_text(min_gap="6s", over_limit="batch"))
+    agent.start()
+    agent.drop(mail("first"))
+    agent.smtp.wait_for(1)
+    for name in ("scan one", "scan two"):
+        message = EmailMessage()
+        message["From"] = f"Sam Patel <{STUDENT}>"
+        message["To"] = MENTOR
+        message["Subject"] = name
+        message["Message-ID"] = make_msgid(domain="med.example.edu")
+        message.set_content("see attached")
+        message.add_attachment(bytes(range(256)) * 24, maintype="application", subtype="octet-stream",
+                               filename=f"{name}.bin")
+        agent.drop(message.as_bytes(policy=email_policy.SMTP))
+    received = agent.smtp.wait_for(3, timeout=20)
+    parts = [str(parse(r.content)["Subject"]) for r in received[1:]]
+    assert all("(1/2)" in p or "(2/2)" in p for p in parts), parts
+    notice = eventually(lambda: [n for n in agent.notices() if "Digest split" in str(n["Subject"])])[0]
+    assert "scan one" in notice.get_content() and "scan two" in notice.get_content()
