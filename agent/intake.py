@@ -207,7 +207,8 @@ async def _schedule(world: World, loaded: LoadedPolicy, row: Row, decision: Deci
     """Make sure a held message sits in Scheduled and that the student knows when and why."""
     folders = world.folders
     ledger = world.ledger
-    told = f"{decision.at.isoformat() if decision.at else 'held'}|{decision.digest or ''}|{len(others)}"
+    # Tell the student again only when the time or the digest changes, not each time another message joins it.
+    told = f"{decision.at.isoformat() if decision.at else 'held'}|{decision.digest or ''}"
     # The decision is recorded before the move: a crash in between leaves a scheduled row still marked as in
     # the Outbox, and the next pass moves it.
     ledger.update(row.key, state=SCHEDULED, due=decision.at, digest=decision.digest, reason=decision.reason)
