@@ -1,0 +1,171 @@
+"""Run every benchmark and write docs/benchmarks.md.
+
+    python3 benchmarks/run.py            # full: 200 reactions, 50 releases, 5,000 backlog, 10 idle minutes
+    python3 benchmarks/run.py --quick    # the same figures, smaller: a few minutes
+    python3 benchmarks/run.py --only engine,slots --profile-backlog /tmp/backlog.txt
+
+Needs root and Dovecot (as the server tests do); everything runs on 127.0.0.1. Each figure is measured in the
+same run as its floor, and reported as median and worst with the ratio to the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
+
+import bench_engine  # noqa: E402
+import bench_mail  # noqa: E402
+import harness  # noqa: E402
+
+ROOT = HERE.parent
+ALL = ("reaction", "release", "backlog", "idle", "engine", "slots")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, a few minutes in all")
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--profile-backlog", metavar="FILE", help="record the daemon with py-spy during the backlog")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    unknown = only - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    quick = args.quick
+    reactions = 20 if quick else 200
+    releases = 10 if quick else 50
+    backlog_size = 500 if quick else 5000
+    idle_seconds = 60.0 if quick else 600.0
+    engine_sizes = (10_000, 30_000) if quick else (10_000, 30_000, 100_000)
+
+    rows: list[str] = []
+    notes: list[str] = []
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        print(f"[{time.monotonic() - started:7.1f} s] {text}", flush=True)
+
+    if only & {"reaction", "release", "backlog", "idle"}:
+        with harness.servers() as servers:
+            if "reaction" in only:
+                say(f"reaction: {reactions} runs, agent then floor")
+                r = bench_mail.reaction(servers, reactions)
+                ratio = r.agent.median / r.floor.median
+                rows.append(
+                    f"| Reaction: APPEND to Outbox → at the SMTP server ({r.agent.count} runs) "
+                    f"| {_ms(r.agent.median)} | {_ms(r.agent.worst)} "
+                    f"| bare imapclient IDLE + one aiosmtplib send: {_ms(r.floor.median)} / {_ms(r.floor.worst)} "
+                    f"| {ratio:.2f} (worst {r.agent.worst / r.floor.worst:.2f}) "
+                    f"| ratio ≤ 1.3: {_verdict(ratio <= 1.3)} |")
+                say(f"reaction: agent {r.agent}, floor {r.floor}")
+            if "release" in only:
+                say(f"release: {releases} messages, min_gap 3s")
+                p = bench_mail.release(servers, releases)
+                rows.append(
+                    f"| Release precision: \\|received − ledger due\\| ({p.due_error.count} scheduled of "
+                    f"{p.messages}, min_gap {p.gap:.0f}s) | {_ms(p.due_error.median)} | {_ms(p.due_error.worst)} "
+                    f"| — (gap between receipts − {p.gap:.0f} s: median {_ms(p.gap_error.median)}, "
+                    f"worst {_ms(p.gap_error.worst)}) | — | median ≤ 200 ms: {_verdict(p.due_error.median <= 0.2)} |")
+                say(f"release: {p}")
+            if "backlog" in only:
+                say(f"backlog: {backlog_size} messages")
+                b = bench_mail.backlog(servers, backlog_size, timeout=600 if quick else 2400,
+                                       profile=args.profile_backlog)
+                ratio = b.total / b.floor
+                rows.append(
+                    f"| Backlog: {b.messages} in the Outbox at start → all decided and the "
+                    f"{b.messages // 2 + 1} sendable at the server | {b.total:.1f} s (decided {b.decided:.1f} s, "
+                    f"delivered {b.delivered:.1f} s) | one run "
+                    f"| bare imapclient header fetch + one aiosmtplib connection: {b.floor:.2f} s "
+                    f"| {ratio:.1f} | ratio ≤ 2: {_verdict(ratio <= 2 and b.finished)} |")
+                notes.append(f"Backlog: seeded with MULTIAPPEND in {b.seed_seconds:.1f} s; {b.detail}.")
+                say(f"backlog: {b}")
+            if "idle" in only:
+                say(f"idle: {idle_seconds:.0f} s")
+                i = bench_mail.idle(servers, idle_seconds)
+                rows.append(
+                    f"| Idle cost over {i.seconds / 60:.1f} min (CPU from /proc/PID/stat) | {i.cpu_percent:.3f} % "
+                    f"of a core ({i.cpu_seconds:.2f} s CPU) | RSS {i.rss_mb_max:.1f} MB (at start "
+                    f"{i.rss_mb_start:.1f}) | — | — | < 0.1 %: {_verdict(i.cpu_percent < 0.1)}, "
+                    f"< 60 MB: {_verdict(i.rss_mb_max < 60)} |")
+                say(f"idle: {i}")
+    if "engine" in only:
+        previous: bench_engine.EngineResult | None = None
+        for size in engine_sizes:
+            say(f"engine: simulate {size} events")
+            e = bench_engine.run_engine(size)
+            growth = "" if previous is None else (
+                f"×{e.seconds / previous.seconds:.1f} time for ×{e.events / previous.events:.1f} events")
+            rows.append(f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends) | {e.seconds:.2f} s "
+                        f"| {e.seconds / e.events * 1e6:.0f} µs/event | — | {growth or '—'} | — |")
+            previous = e
+    if "slots" in only:
+        say("slots: benchmarks/bench_slots.py")
+        runs = "10" if quick else "50"
+        out = subprocess.run([sys.executable, str(HERE / "bench_slots.py"), "--events", "5000", "--runs", runs],
+                             capture_output=True, text=True, check=True, timeout=1800).stdout
+        notes.append("Slot finder (`python3 benchmarks/bench_slots.py --events 5000 --runs " + runs + "`):\n\n```\n"
+                     + out.strip() + "\n```")
+        for line in out.splitlines():
+            if "median" in line:
+                label, rest = line.split(" median ", 1)
+                median, worst = rest.split(" worst ")
+                rows.append(f"| Slots, 90-day horizon, 5,000 calendar events: {label.strip()} | {median.strip()} "
+                            f"| {worst.split('(')[0].strip()} | — | — | — |")
+
+    command = "python3 benchmarks/run.py" + (" --quick" if quick else "")
+    if args.only != ",".join(ALL):
+        command += f" --only {args.only}"
+    text = [
+        "# Benchmarks",
+        "",
+        f"Measured with `{command}` on {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
+        f"{platform.machine()}, Python {platform.python_version()}, {_cpu_name()}.",
+        "Everything on 127.0.0.1 against the real Dovecot (test config: `mailbox_idle_check_interval = 1 secs`) "
+        "and aiosmtpd from `tests/servers/`; the daemon is `python -m agent run` at log level INFO.",
+        "",
+        "| figure | median | worst | floor (same run) | ratio to floor | target |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *[f"{note}\n" for note in notes],
+    ]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    existing = args.output.read_text() if args.output.exists() else ""
+    marker = "\n## Findings"  # hand-written analysis below the generated table is kept
+    tail = existing[existing.index(marker):] if marker in existing else ""
+    args.output.write_text("\n".join(text).rstrip() + "\n" + tail)
+    say(f"wrote {args.output}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
