@@ -1,0 +1,68 @@
+"""Counting what became of each message: delivered once, reported (Needs attention + notice), lost or duplicated."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tests.agent_process import Agent, parse
+
+
+@dataclass
+class Tally:
+    delivered: int = 0          # exactly once at the SMTP server (and not reported)
+    reported: int = 0           # in Needs attention with a notice naming it (at the server at most once)
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    unreported_attention: list[str] = field(default_factory=list)  # in Needs attention, but no notice says so
+    sent_twice_in_sent: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, object]:
+        return {"delivered": self.delivered, "reported": self.reported, "lost": len(self.lost),
+                "duplicated": len(self.duplicated), "filed_twice": len(self.sent_twice_in_sent)}
+
+
+def received_subjects(agent: Agent) -> Counter[str]:
+    return Counter(str(parse(m.content)["Subject"]).strip() for m in agent.smtp.messages)
+
+
+def account(agent: Agent, subjects: Iterable[str], *, notice_must_say: str = "") -> Tally:
+    """What became of each subject. ``notice_must_say``: text every notice about a reported message contains."""
+    received = received_subjects(agent)
+    attention = Counter(agent.subjects("Needs attention"))
+    notices = [str(n["Subject"]) + "\n" + n.get_content() for n in agent.notices()]
+    filed = Counter(agent.subjects("Sent"))
+    tally = Tally()
+    for subject in subjects:
+        told = [n for n in notices if f"“{subject}”" in n and notice_must_say in n]
+        if received[subject] > 1:
+            tally.duplicated.append(subject)
+        elif attention[subject] and told:
+            tally.reported += 1
+        elif attention[subject]:
+            tally.unreported_attention.append(subject)
+        elif received[subject] == 1:
+            tally.delivered += 1
+        else:
+            tally.lost.append(subject)
+        if filed[subject] > 1:
+            tally.sent_twice_in_sent.append(subject)
+    return tally
+
+
+def settle(agent: Agent, subjects: list[str], timeout: float, *, folders: tuple[str, ...] = ("Outbox", "Sending")) -> float:
+    """Wait until ``folders`` are empty and every subject is at the server, in Sent, or in Needs attention.
+
+    Returns the seconds waited; does not raise (the accounting that follows says what is missing).
+    """
+    began = time.monotonic()
+    wanted = set(subjects)
+    while time.monotonic() - began < timeout:
+        if all(not agent.folder_raw(f) for f in folders):
+            done = set(received_subjects(agent)) | set(agent.subjects("Needs attention"))
+            if wanted <= done and wanted - set(agent.subjects("Needs attention")) <= set(agent.subjects("Sent")):
+                return time.monotonic() - began
+        time.sleep(0.5)
+    return time.monotonic() - began
