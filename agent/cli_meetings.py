@@ -1,7 +1,9 @@
-"""Meeting commands: ``slots`` (free times for one mentor) and ``propose --dry-run`` (the invites as .eml).
+"""Meeting commands: ``slots`` (free times for one mentor) and ``propose`` (a real round, or ``--dry-run``).
 
-Register them on the main group with ``register(main)``. Neither command touches the network unless a
-``--busy`` source is an http(s) URL.
+Register them on the main group with ``register(main)``. ``slots`` and ``propose --dry-run`` touch no
+network unless a ``--busy`` source is an http(s) URL. ``propose`` without ``--dry-run`` logs in to IMAP with
+the config, runs the daemon's own proposing code once (:func:`agent.meeting_desk.propose`: the REQUESTs go
+into the Outbox, the round into the ledger) and exits; the running daemon paces and sends them.
 """
 
 from __future__ import annotations
@@ -109,13 +111,22 @@ def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ..
 @click.option("--student-name", help="Default: [student] name in the config.")
 @click.option("--student-address", help="Default: [student] address in the config.")
 @click.option("--student-tz", help="Default: [student] timezone in the config.")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
 @_friendly
 def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str | None, now_text: str | None,
                     busy_sources: tuple[str, ...], student_name: str | None, student_address: str | None,
-                    student_tz: str | None) -> None:
-    """Propose a meeting to the mentor of POLICY; with --dry-run, write the invitations as .eml files."""
-    if not dry_run or out_dir is None:
-        raise UserError([Problem("propose", "", "only --dry-run --out DIR is available yet")])
+                    student_tz: str | None, config: Path | None) -> None:
+    """Propose a meeting to the mentor of POLICY (a policy id or .toml file).
+
+    The invitations go into your Outbox and the running daemon sends them when the agreement allows.
+    With --dry-run --out DIR, write them as .eml files instead and touch nothing else."""
+    if not dry_run:
+        if now_text or student_name or student_address or student_tz or out_dir:
+            raise UserError([Problem("propose", "", "--now, --out and --student-* only go with --dry-run")])
+        _propose_live(policy, topic, busy_sources, config)
+        return
+    if out_dir is None:
+        raise UserError([Problem("propose", "", "--dry-run needs --out DIR for the .eml files")])
     if None in (student_name, student_address, student_tz):
         from agent.settings import load_settings
 
@@ -152,6 +163,52 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
         path = out_dir / f"{loaded.id}-{number}-request.eml"
         path.write_bytes(message.as_bytes(policy=email.policy.SMTP))
         click.echo(f"{path}: {describe_slot(invite.slot, loaded.policy.zone)} → {mentor.address}")
+
+
+def _propose_live(reference: str, topic: str | None, busy_sources: tuple[str, ...], config: Path | None) -> None:
+    import asyncio
+
+    from agent.settings import Calendar, default_config_path, load_settings
+
+    settings = load_settings(config, required=True)
+    if busy_sources:
+        calendar = Calendar(busy_ics=[*settings.calendar.busy_ics, *busy_sources])
+        settings = settings.model_copy(update={"calendar": calendar})
+    path = Path(reference)
+    if path.suffix != ".toml":
+        path = settings.policies_dir / f"{reference}.toml"
+    loaded = load_policy(path)
+    proposal = asyncio.run(_run_propose(settings, str(config or default_config_path()), loaded, topic or ""))
+    if not proposal.offered:
+        raise UserError([Problem(str(loaded.path), "meetings", f"no meeting proposed: {proposal.problem}")])
+    click.echo(f"Proposed to {loaded.name} (round {proposal.round_id}); the daemon sends the invitation:")
+    for number, slot in enumerate(proposal.offered, start=1):
+        click.echo(f"  {number}. {describe_slot(slot, loaded.policy.zone)}")
+
+
+async def _run_propose(settings: Any, config_file: str, loaded: LoadedPolicy, topic: str) -> Any:
+    import asyncio
+
+    from agent.daemon import login_for
+    from agent.ledger import Ledger
+    from agent.mailbox import Mailbox, MailboxError
+    from agent.meeting_desk import propose
+    from agent.policy import PolicyBook, load_policies
+    from agent.world import World
+
+    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file))
+    ledger = Ledger(settings.ledger_path)
+    try:
+        await asyncio.to_thread(mailbox.connect)
+        folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
+        world = World(settings, mailbox, folders, ledger, PolicyBook(load_policies(settings.policies_dir)),
+                      smtp_login=lambda: None)
+        return await propose(world, loaded, topic=topic, source=f"cli:{uuid.uuid4().hex}")
+    except MailboxError as error:
+        raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
+    finally:
+        await asyncio.to_thread(mailbox.close)
+        ledger.close()
 
 
 def register(group: click.Group) -> None:
