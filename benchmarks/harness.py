@@ -110,7 +110,15 @@ def servers() -> Iterator[Servers]:
     cert.private_key_pem.write_to_path(str(key_pem))
     dovecot = Dovecot(cert_pem, key_pem, ca_pem)
     try:
-        dovecot.start()
+        for _attempt in range(3):  # free_port() can hand out the same port twice: then try other ports
+            try:
+                dovecot.start()
+                break
+            except RuntimeError:
+                dovecot.cleanup()
+                dovecot = Dovecot(cert_pem, key_pem, ca_pem)
+        else:
+            dovecot.start()
         yield Servers(dovecot, work)
     finally:
         dovecot.cleanup()

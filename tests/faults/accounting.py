@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -24,19 +25,33 @@ class Tally:
                 "duplicated": len(self.duplicated), "filed_twice": len(self.sent_twice_in_sent)}
 
 
+def _key(subject: object) -> str:
+    """Test subjects are one word; anything after it (e.g. an injection attempt) is not part of the name."""
+    words = str(subject).split()
+    return words[0] if words else ""
+
+
 def received_subjects(agent: Agent) -> Counter[str]:
-    return Counter(str(parse(m.content)["Subject"]).strip() for m in agent.smtp.messages)
+    return Counter(_key(parse(m.content)["Subject"]) for m in agent.smtp.messages)
+
+
+def folder_subjects(agent: Agent, folder: str) -> list[str]:
+    return [_key(m["Subject"]) for m in agent.folder(folder)]
+
+
+def _names(subject: str, text: str) -> bool:
+    return re.search(f"“{re.escape(subject)}[”\\s]", text) is not None
 
 
 def account(agent: Agent, subjects: Iterable[str], *, notice_must_say: str = "") -> Tally:
     """What became of each subject. ``notice_must_say``: text every notice about a reported message contains."""
     received = received_subjects(agent)
-    attention = Counter(agent.subjects("Needs attention"))
+    attention = Counter(folder_subjects(agent, "Needs attention"))
     notices = [str(n["Subject"]) + "\n" + n.get_content() for n in agent.notices()]
-    filed = Counter(agent.subjects("Sent"))
+    filed = Counter(folder_subjects(agent, "Sent"))
     tally = Tally()
     for subject in subjects:
-        told = [n for n in notices if f"“{subject}”" in n and notice_must_say in n]
+        told = [n for n in notices if _names(subject, n) and notice_must_say in n]
         if received[subject] > 1:
             tally.duplicated.append(subject)
         elif attention[subject] and told:
@@ -59,10 +74,11 @@ def settle(agent: Agent, subjects: list[str], timeout: float, *, folders: tuple[
     """
     began = time.monotonic()
     wanted = set(subjects)
-    while time.monotonic() - began < timeout:
+    while time.monotonic() - began < timeout and not agent.process_ended():
         if all(not agent.folder_raw(f) for f in folders):
-            done = set(received_subjects(agent)) | set(agent.subjects("Needs attention"))
-            if wanted <= done and wanted - set(agent.subjects("Needs attention")) <= set(agent.subjects("Sent")):
+            attention = set(folder_subjects(agent, "Needs attention"))
+            done = set(received_subjects(agent)) | attention
+            if wanted <= done and wanted - attention <= set(folder_subjects(agent, "Sent")):
                 return time.monotonic() - began
         time.sleep(0.5)
     return time.monotonic() - began
