@@ -21,20 +21,16 @@ an offer whose send is *in doubt* is treated as not sent, so a later reply to it
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import logging
-import time
 import uuid
 import weakref
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, Message
-from pathlib import Path
 from typing import Any
 
-from agent.busy import Interval, load_busy
 from agent.envelope import MEETING_TAG, Envelope, domain_of, new_message_id, parse_envelope
 from agent.history import Seen, new_headers
 from agent.invites import (
@@ -51,7 +47,7 @@ from agent.invites import (
 )
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
 from agent.mailbox import HeaderInfo, MailboxError, MessageGone
-from agent.meeting_store import MeetingStore, Stored
+from agent.meeting_store import MeetingStore, Stored, is_free_for, keep_clear, why_none
 from agent.meetings import (
     Action,
     Ignored,
@@ -73,9 +69,7 @@ from agent.world import World
 log = logging.getLogger("mentor_agent.meetings")
 
 STALE = timedelta(seconds=60)  # a todo this old was left by a crash (or another process): carry it out again
-URL_REFRESH = 600.0  # seconds a calendar fetched from a URL is reused
 _SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
-_CALENDARS: dict[tuple[Any, ...], list[Interval]] = {}
 
 
 @dataclass(frozen=True)
@@ -84,77 +78,6 @@ class Proposal:
     problem: str = ""
     round_id: str = ""
     zone: Any = UTC
-
-
-# -- busy times ------------------------------------------------------------------------------------------
-
-
-def _signature(sources: list[str]) -> tuple[Any, ...]:
-    parts: list[Any] = []
-    for source in sources:
-        if source.lower().startswith(("http://", "https://")):
-            parts.append((source, int(time.time() // URL_REFRESH)))
-            continue
-        try:
-            stat = Path(source).expanduser().stat()
-            parts.append((source, stat.st_mtime_ns, stat.st_size))
-        except OSError:
-            parts.append((source, None))
-    return tuple(parts)
-
-
-async def _calendar_busy(world: World, now: datetime, horizon: timedelta) -> list[Interval]:
-    """The student's own busy times from ``calendar.busy_ics``, cached by file mtime/size (URLs: 10 min)."""
-    sources = list(world.settings.calendar.busy_ics)
-    if not sources:
-        return []
-    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    weeks = -(-horizon.days // 7) + 1
-    key = (_signature(sources), day, weeks)
-    if key not in _CALENDARS:
-        zone = world.settings.student.zone
-        _CALENDARS.clear()  # one live entry: the calendar or the day changed
-        _CALENDARS[key] = await asyncio.to_thread(load_busy, sources, day - timedelta(days=1),
-                                                  day + timedelta(weeks=weeks, days=2), zone)
-    return _CALENDARS[key]
-
-
-async def _keep_clear(world: World, store: MeetingStore, mentor: str, horizon: timedelta,
-                      exclude_round: str | None = None) -> tuple[list[Interval], list[datetime]]:
-    """(busy intervals, starts of this mentor's agreed meetings): calendars, agreed meetings, open offers."""
-    busy = list(await _calendar_busy(world, world.now(), horizon))
-    agreed: list[datetime] = []
-    for owner, start, end, status in store.taken(exclude_round=exclude_round):
-        busy.append((start, end))
-        if status == "accepted" and owner == mentor:
-            agreed.append(start)
-    return busy, agreed
-
-
-async def _is_free(world: World, store: MeetingStore, stored: Stored) -> Any:
-    assert stored.state is not None
-    rules = stored.state.rules
-    try:
-        busy, _ = await _keep_clear(world, store, stored.mentor, rules.horizon, exclude_round=stored.round_id)
-    except Exception as error:  # a calendar that cannot be read right now: judge by the ledger alone
-        log.warning("busy times unavailable (%s); checking against agreed meetings and offers only", error)
-        busy = [(s, e) for _, s, e, _ in store.taken(exclude_round=stored.round_id)]
-
-    def free(start: datetime, end: datetime) -> bool:
-        low, high = start - rules.buffer, end + rules.buffer
-        return not any(s < high and low < e for s, e in busy)
-
-    return free
-
-
-def _why_none(loaded: LoadedPolicy, now: datetime, busy: list[Interval], agreed: list[datetime]) -> str:
-    rules, zone = loaded.policy.meetings, loaded.policy.zone
-    if find_slots(rules, zone, now, busy, (), count=1):
-        return (f"the agreed limit of meetings with {loaded.name} is reached "
-                f"({rules.max_per_week} a week, {rules.max_per_month} a month)")
-    if find_slots(rules, zone, now, [], agreed, count=1):
-        return "your calendar and the meetings already offered or agreed fill every free time in the windows"
-    return (f"no meeting window of {loaded.name} lies between {rules.min_notice} and {rules.horizon} from now")
 
 
 # -- proposing -------------------------------------------------------------------------------------------
@@ -181,7 +104,7 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
         problem = f"{loaded.path} has no [meetings] windows, so no time can be offered"
     else:
         try:
-            busy, agreed = await _keep_clear(world, store, loaded.id, rules.horizon)
+            busy, agreed = await keep_clear(world, store, loaded.id, rules.horizon)
         except Exception as error:
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
@@ -190,7 +113,7 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
                     preferred.overlaps(s - rules.buffer, e + rules.buffer) for s, e in busy):
                 slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
                 slots = slots[: rules.proposals]
-            problem = "" if slots else _why_none(loaded, now, busy, agreed)
+            problem = "" if slots else why_none(loaded, now, busy, agreed)
     if problem:
         log.info("no meeting proposed to %s: %s", loaded.name, problem)
         await world.notify(f"No meeting time with {loaded.name}", [f"No meeting was proposed: {problem}."],
@@ -438,7 +361,7 @@ async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: s
     if stored is None or stored.state is None:
         log.info("calendar %s from %s for %s: not one of our invitations", item.method, envelope.sender, item.uid)
         return
-    is_free = await _is_free(world, store, stored)
+    is_free = await is_free_for(world, store, stored)
     state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free)
     log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
     await _carry(world, store, stored, state, actions)
@@ -521,7 +444,7 @@ async def pass_once(world: World) -> datetime | None:
         if stored.state is None:
             continue
         if stored.state.outcome == "open":
-            is_free = await _is_free(world, store, stored)
+            is_free = await is_free_for(world, store, stored)
             state, actions = expire(stored.state, now, is_free=is_free)
             if actions:
                 await _guarded("expiring offers", _carry(world, store, stored, state, actions))

@@ -55,7 +55,8 @@ async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) 
 
 async def suggest(world: World, store: MeetingStore) -> datetime | None:
     """Make or retire suggestions for every mentor; returns when left-over work should be retried."""
-    from agent.meeting_desk import STALE, _flush, _keep_clear
+    from agent.meeting_desk import STALE, _flush
+    from agent.meeting_store import keep_clear
 
     now = world.now()
     invites = store.invite_ids()
@@ -84,7 +85,7 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
             continue
         rules = loaded.policy.meetings
         try:
-            busy, agreed = await _keep_clear(world, store, loaded.id, rules.horizon)
+            busy, agreed = await keep_clear(world, store, loaded.id, rules.horizon)
         except Exception as error:
             log.warning("no meeting suggestion for %s: %s", loaded.name, error)
             continue

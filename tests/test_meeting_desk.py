@@ -261,3 +261,17 @@ def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> 
     assert invite.decoded("DTSTART") == event.decoded("DTSTART")
     time.sleep(1.5)
     assert len(inbox_kind(agent, "suggestion")) == 1  # once per waiting streak
+
+
+def test_an_unanswered_offer_expires_and_the_next_time_is_offered(agent: Agent) -> None:
+    agent.policy(meeting_policy(strategy="sequential", proposals=2, timeout="3s"))
+    agent.start()
+    propose(agent)
+    first = event_of(agent.smtp.wait_for(1, timeout=15)[0].content)
+    agent.smtp.wait_for(3, timeout=20)
+    sent = invitations(agent)
+    assert ("CANCEL", str(first["UID"]), 1) in [(m, u, s) for m, u, s, _ in sent]
+    following = [raw for m, u, _, raw in sent if m == "REQUEST" and u != str(first["UID"])]
+    assert len(following) == 1 and event_of(following[0]).decoded("DTSTART") > first.decoded("DTSTART")
+    assert eventually(lambda: statuses(agent).get(str(first["UID"])) == "expired")
+    assert eventually(lambda: [n for n in agent.notices() if "No answer from" in n.get_content()])
