@@ -320,8 +320,16 @@ class Mailbox:
             return None
         return bytes(item[b"BODY[]"])
 
+    def _up_to_date(self, folder: str) -> None:
+        """Select ``folder``, or — when it is selected already — NOOP first: Dovecot's SEARCH in a folder that
+        stays selected does not see what another session appended until the server has told us (EXISTS)."""
+        if self._selected == folder:
+            self._run("NOOP", self.client.noop)
+        else:
+            self._select(folder)
+
     def find_by_message_id(self, folder: str, message_id: str) -> list[int]:
-        self._select(folder)
+        self._up_to_date(folder)
         value = message_id.strip()
         uids = self._run(
             f"UID SEARCH in {folder!r}",
@@ -330,7 +338,7 @@ class Mailbox:
         return sorted(int(uid) for uid in uids)
 
     def search_since(self, folder: str, since: date) -> list[int]:
-        self._select(folder)
+        self._up_to_date(folder)
         uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
         return sorted(int(uid) for uid in uids)
 

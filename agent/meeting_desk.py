@@ -317,13 +317,7 @@ def _maybe_calendar(world: World, info: HeaderInfo, envelope: Envelope) -> bool:
 
 async def _read_inbox(world: World, store: MeetingStore) -> None:
     seen = _SEEN.setdefault(world.mailbox, Seen())
-    try:
-        infos = await new_headers(world, seen, world.folders.inbox)
-    finally:
-        # Dovecot answers the first SEARCH in an already-selected folder without the mail another session
-        # appended meanwhile, and Mailbox.search_since reuses the selection: leave INBOX unselected, or the
-        # next pass's scan_replies would miss a mentor's reply (see the report; the fix belongs in mailbox.py).
-        await world.imap(world.mailbox.uids, world.folders.outbox)
+    infos = await new_headers(world, seen, world.folders.inbox)
     for info in infos:
         envelope = parse_envelope(info.headers)
         if not _maybe_calendar(world, info, envelope):
