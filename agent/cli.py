@@ -5,39 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from datetime import datetime, tzinfo
-from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from agent import __version__
+from agent.cli_support import EX_CONFIG, friendly, print_problems
 from agent.errors import Problem, UserError
 from agent.localtime import zone_named
 from agent.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
 from agent.settings import default_config_path, load_settings
 from agent.simulate import Outcome, load_events, read_events, simulate
-
-F = TypeVar("F", bound=Callable[..., Any])
-EX_CONFIG = 78  # sysexits.h: configuration error
-
-
-def friendly(command: F) -> F:
-    """Turn UserError into a list of problems on stderr and exit status 1, without a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserError as error:
-            for problem in error.problems:
-                click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,8 +165,7 @@ def run(config: Path | None, log_level: str, json_logs: bool) -> None:
         settings = load_settings(config, required=True)
         code = run_daemon(settings, config or default_config_path())
     except UserError as error:
-        for problem in error.problems:
-            click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
+        print_problems(error)
         sys.exit(EX_CONFIG)  # the unit's RestartPreventExitStatus: restarting cannot fix a config mistake
     sys.exit(code)
 

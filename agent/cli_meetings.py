@@ -10,40 +10,21 @@ from __future__ import annotations
 
 import email.policy
 import json
-import sys
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from agent.busy import load_busy
+from agent.cli_support import friendly
 from agent.errors import Problem, UserError
 from agent.invites import Meeting, Party, build_request, describe_slot
 from agent.localtime import zone_named
 from agent.meetings import SendInvite, start_round
 from agent.policy import LoadedPolicy, load_policy
 from agent.slots import Slot, find_slots
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(command: F) -> F:
-    """UserError becomes its problems on stderr and exit status 1, without a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserError as error:
-            for problem in error.problems:
-                click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _now(text: str | None) -> datetime:
@@ -84,7 +65,7 @@ def _find(loaded: LoadedPolicy, now: datetime, busy_sources: tuple[str, ...], co
               help="Your busy times: an .ics file or http(s) URL; repeatable.")
 @click.option("--count", type=click.IntRange(min=1), help="How many slots (default: the policy's proposals).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{\"start\": …, \"end\": …}].")
-@_friendly
+@friendly
 def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ...], count: int | None,
                   as_json: bool) -> None:
     """Free meeting times with the mentor of POLICY (a .toml file or a policy id), in the mentor's zone."""
@@ -112,7 +93,7 @@ def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ..
 @click.option("--student-address", help="Default: [student] address in the config.")
 @click.option("--student-tz", help="Default: [student] timezone in the config.")
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
-@_friendly
+@friendly
 def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str | None, now_text: str | None,
                     busy_sources: tuple[str, ...], student_name: str | None, student_address: str | None,
                     student_tz: str | None, config: Path | None) -> None:
