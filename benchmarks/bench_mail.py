@@ -17,7 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
-from harness import MENTOR, STUDENT, Servers, Stats, folder_count, multiappend, open_policy, running_agent
+from harness import (
+    MENTOR,
+    STUDENT,
+    BenchAgent,
+    Servers,
+    Stats,
+    folder_count,
+    multiappend,
+    open_policy,
+    running_agent,
+    wait_received,
+)
 
 from tests.agent_process import mail, parse
 from tests.servers.dovecot import User
@@ -77,7 +88,7 @@ class FloorWatcher:
 
 
 def _reaction_runs(servers: Servers, user: User, smtp: SmtpServer, runs: int, label: str,
-                   rng: random.Random) -> list[float]:
+                   rng: random.Random, agent: BenchAgent | None = None) -> list[float]:
     """APPEND one message at a time, wait for it at the SMTP server; seconds from APPEND to receipt."""
     latencies: list[float] = []
     client = servers.client(user)
@@ -87,7 +98,7 @@ def _reaction_runs(servers: Servers, user: User, smtp: SmtpServer, runs: int, la
             raw = mail(f"{label} {n}")
             began = time.monotonic()
             client.append("Outbox", raw)
-            received = smtp.wait_for(base + n + 1, timeout=30)
+            received = wait_received(agent, base + n + 1, 30) if agent else smtp.wait_for(base + n + 1, timeout=30)
             latencies.append(received[base + n].received_at - began)
             # Let the agent file it in Sent; then a random phase against Dovecot's 1 s IDLE check.
             time.sleep(0.3 + rng.random())
@@ -100,13 +111,14 @@ def _reaction_runs(servers: Servers, user: User, smtp: SmtpServer, runs: int, la
 class Reaction:
     agent: Stats
     floor: Stats
+    agent_times: list[float]
 
 
 def reaction(servers: Servers, runs: int) -> Reaction:
     rng = random.Random(1)
     with running_agent(servers, open_policy()) as agent:
         time.sleep(2)
-        agent_times = _reaction_runs(servers, agent.user, agent.smtp, runs, "reaction", rng)
+        agent_times = _reaction_runs(servers, agent.user, agent.smtp, runs, "reaction", rng, agent)
     smtp = servers.smtp()
     try:
         user = servers.user()
@@ -116,7 +128,7 @@ def reaction(servers: Servers, runs: int) -> Reaction:
                 raise floor.error
     finally:
         smtp.stop()
-    return Reaction(Stats.of(agent_times), Stats.of(floor_times))
+    return Reaction(Stats.of(agent_times), Stats.of(floor_times), agent_times)
 
 
 # -- 2. release precision ----------------------------------------------------------------------------------------
@@ -138,7 +150,7 @@ def release(servers: Servers, count: int, gap_seconds: int = 3) -> Release:
             multiappend(client, "Outbox", raws)
         finally:
             client.logout()
-        received = agent.smtp.wait_for(count, timeout=count * gap_seconds + 120)
+        received = wait_received(agent, count, count * gap_seconds + 120)
         wall_offset = time.time() - time.monotonic()
         rows = {row.message_id: row for row in agent.ledger().in_states("done", "accepted")}
         due_errors = []
@@ -213,9 +225,7 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
     expected = count // 2 + 1  # the pass-through half, plus the first to the mentor (min_gap 1h holds the rest)
     seeded: list[float] = []
 
-    def seed(agent: object) -> None:
-        from harness import BenchAgent
-        assert isinstance(agent, BenchAgent)
+    def seed(agent: BenchAgent) -> None:
         client = servers.client(agent.user)
         try:
             seeded.append(multiappend(client, "Outbox", raws))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -173,6 +174,20 @@ def running_agent(servers: Servers, policy: str, *, start: bool = True,
             agent.process.wait(10)
         smtp.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_received(agent: BenchAgent, count: int, timeout: float) -> list[Any]:
+    """The SMTP server's messages once there are ``count``; RuntimeError (with the log) if the daemon died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return agent.smtp.wait_for(count, timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+        except AssertionError:
+            if agent.process_ended():
+                raise RuntimeError(f"the daemon died; its log ends:\n{agent.log()[-2000:]}") from None
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"only {len(agent.smtp.messages)} of {count} messages arrived within "
+                                   f"{timeout:.0f} s") from None
 
 
 def multiappend(client: IMAPClient, folder: str, messages: Sequence[bytes], chunk: int = 250) -> float:
