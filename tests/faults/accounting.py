@@ -8,7 +8,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tests.agent_process import Agent, parse
+from tests.agent_process import OPEN_POLICY, Agent, parse
+
+# No limit that hundreds of messages could reach: every message to the mentor may go at once.
+UNLIMITED_POLICY = OPEN_POLICY.format(max_per_day=100_000, min_gap="0", windows='"Mon-Sun 00:00-24:00"',
+                                      max_unanswered=100_000, over_limit="delay").replace(
+    "max_per_week = 100\n", "max_per_week = 100000\n")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.agent_process import MENTOR, Agent, mail
-from tests.faults.accounting import account, settle
+from tests.faults.accounting import UNLIMITED_POLICY, account, settle
 
 pytestmark = pytest.mark.servers
 
@@ -24,6 +24,7 @@ def test_imap_server_killed_and_restarted_reconnects_and_misses_nothing(
 ) -> None:
     cycles = 20 if soak else 3
     rng = random.Random(4242)
+    agent.policy(UNLIMITED_POLICY)
     agent.start()
     subjects: list[str] = []
     reconnects: list[float] = []

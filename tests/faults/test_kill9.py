@@ -12,7 +12,7 @@ import pytest
 
 from agent.crashpoints import VARIABLE
 from tests.agent_process import MENTOR, Agent, mail
-from tests.faults.accounting import account, settle
+from tests.faults.accounting import UNLIMITED_POLICY, account, settle
 
 pytestmark = pytest.mark.servers
 
@@ -27,6 +27,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
     subjects = [f"kill-{n:03d}" for n in range(messages)]
     per_round = -(-messages // kills)
     crashes = {"random": 0, **dict.fromkeys(CRASH_POINTS, 0)}
+    agent.policy(UNLIMITED_POLICY)
     for round_ in range(kills):
         # Every other life ends at a named crash point, in turn (the in-doubt path is then certain to be
         # exercised); the others at a random moment: during start-up, intake, a send, filing, or idling.

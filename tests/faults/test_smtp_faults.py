@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.agent_process import MENTOR, Agent, mail, parse
-from tests.faults.accounting import account, settle
+from tests.faults.accounting import UNLIMITED_POLICY, account, settle
 from tests.servers.smtp import HOST, SmtpServer, _Fault, _Handler
 
 pytestmark = pytest.mark.servers
@@ -109,6 +109,7 @@ def test_smtp_faults_each_message_delivered_once_or_reported(
     rng = random.Random(99)
     subjects = [f"smtp-{n:03d}" for n in range(messages)]
     bounced = {s for n, s in enumerate(subjects) if n % 8 == 5}  # "550 on some"
+    agent.policy(UNLIMITED_POLICY)
     agent.start()
     for subject in subjects:
         if subject in bounced:
