@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import os
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from tests.servers.dovecot import User
 from tests.servers.smtp import SmtpServer
 
 FRIEND = "friend@example.org"
+KEPT_LOGS = Path("/tmp/mentor-agent-bench")  # the reaction run's daemon log is kept here, to explain outliers
 
 
 # -- 1. reaction -------------------------------------------------------------------------------------------------
@@ -100,6 +102,8 @@ def _reaction_runs(servers: Servers, user: User, smtp: SmtpServer, runs: int, la
             client.append("Outbox", raw)
             received = wait_received(agent, base + n + 1, 30) if agent else smtp.wait_for(base + n + 1, timeout=30)
             latencies.append(received[base + n].received_at - began)
+            if latencies[-1] > 2.0:  # an outlier: say when, to find it in the daemon's log
+                print(f"{label} {n}: {latencies[-1]:.2f} s, appended at {time.strftime('%H:%M:%S')}", flush=True)
             # Let the agent file it in Sent; then a random phase against Dovecot's 1 s IDLE check.
             time.sleep(0.3 + rng.random())
     finally:
@@ -119,6 +123,8 @@ def reaction(servers: Servers, runs: int) -> Reaction:
     with running_agent(servers, open_policy()) as agent:
         time.sleep(2)
         agent_times = _reaction_runs(servers, agent.user, agent.smtp, runs, "reaction", rng, agent)
+        KEPT_LOGS.mkdir(exist_ok=True)
+        shutil.copy(agent.logs[0], KEPT_LOGS / "reaction-agent.log")
     smtp = servers.smtp()
     try:
         user = servers.user()
