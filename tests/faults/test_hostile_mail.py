@@ -70,7 +70,7 @@ def hostile_messages() -> dict[str, bytes]:
 
 # -- random MIME --------------------------------------------------------------------------------------------------
 
-_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 # No NUL: IMAP servers refuse it in APPEND (RFC 3501 allows it only in a literal8 with BINARY), so it never
 # reaches an Outbox.
 _BYTES = st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"").replace(b"\0", b""))

@@ -44,14 +44,15 @@ def _calendar(method: str, attendee: str) -> str:
 
 def _spoofs(first_id: str) -> list[bytes]:
     """Replies to the first message that only look as if they came from the mentor."""
-    reply = {"In_Reply_To": first_id, "References": first_id}
+    def reply(sender: str, **more: Any) -> bytes:
+        return mail("Re: first question", to=STUDENT, From=sender, In_Reply_To=first_id, References=first_id, **more)
+
     return [
-        mail("Re: first question", to=STUDENT, From=f"Someone <{STRANGER}>", **reply),
-        mail("Re: first question", to=STUDENT, From="Ana Rivera <arivera@hospital.example.org.evil.example>", **reply),
-        mail("Re: first question", to=STUDENT, From=f'"{MENTOR}" <{STRANGER}>', **reply),
-        mail("Re: first question", to=STUDENT, From=f"Someone <{STRANGER}>", Sender=MENTOR, Reply_To=MENTOR, **reply),
-        mail("Re: first question", to=STUDENT, From=f"Ana <arivera@HOSPITAL.example.org@{STRANGER.split('@')[1]}>",
-             **reply),
+        reply(f"Someone <{STRANGER}>"),
+        reply("Ana Rivera <arivera@hospital.example.org.evil.example>"),
+        reply(f'"{MENTOR}" <{STRANGER}>'),
+        reply(f"Someone <{STRANGER}>", Sender=MENTOR, Reply_To=MENTOR),
+        reply(f"Ana <arivera@HOSPITAL.example.org@{STRANGER.split('@')[1]}>"),
     ]
 
 
