@@ -76,8 +76,8 @@ def main() -> int:
             e = bench_engine.run_engine(size)
             growth = "" if previous is None else (
                 f"×{e.seconds / previous.seconds:.1f} time for ×{e.events / previous.events:.1f} events")
-            rows.append(f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends) | {e.seconds:.2f} s "
-                        f"| {e.seconds / e.events * 1e6:.0f} µs/event | — | {growth or '—'} | — |")
+            rows.append(f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends), one run "
+                        f"| {e.seconds:.2f} s | {e.seconds / e.events * 1e6:.0f} µs/event | — | {growth or '—'} | — |")
             previous = e
     if "slots" in only:
         say("slots: benchmarks/bench_slots.py")
