@@ -1,0 +1,141 @@
+"""``mentor-agent demo`` end to end: pymap and aiosmtpd on loopback, the real daemon, a virtual week.
+
+The demo runs once per module (about twenty seconds) and every test reads what it left: what the SMTP sink
+received and when (on the virtual clock), the exported mailbox, and the timeline.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import time
+import tomllib
+from datetime import datetime
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from agent import demo
+from agent.demo_servers import Received
+from agent.invites import parse_itip
+
+ROOT = Path(__file__).resolve().parents[1]
+CHICAGO, LONDON = ZoneInfo("America/Chicago"), ZoneInfo("Europe/London")
+RIVERA, OKAFOR, CHEN = "arivera@hospital.example.org", "c.okafor@nhs.example.uk", "mchen@research.example.org"
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=email_policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def to(result: demo.DemoResult, address: str) -> list[Received]:
+    return [r for r in result.received if r.rcpt_tos == (address,)]
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoResult:
+    printed: list[str] = []
+    began = time.monotonic()
+    result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True, echo=printed.append)
+    assert time.monotonic() - began < 60, f"the demo took {time.monotonic() - began:.1f} s"
+    assert any(line.startswith("Done in") for line in printed)  # --quiet still prints the summary
+    return result
+
+
+def test_the_mentors_get_what_the_agreements_allow(week: demo.DemoResult) -> None:
+    assert len(week.received) == 11
+    assert [len(to(week, a)) for a in (RIVERA, OKAFOR, CHEN, "priya.shah@med.example.edu")] == [4, 1, 5, 1]
+    digests = [parsed(r.content) for r in week.received if str(parsed(r.content)["Message-ID"]).startswith("<digest.")]
+    assert [str(d["Subject"]).split(" —")[0] for d in digests] == ["2 updates from Sam", "3 updates from Sam"]
+    assert all(d["To"].addresses[0].addr_spec == RIVERA for d in digests)
+    first = digests[0].get_body(preferencelist=("plain",))
+    assert isinstance(first, EmailMessage)
+    text = first.get_content()
+    assert "Question about the research elective" in text and "Draft of my personal statement" in text
+    assert any(p.get_filename() == "personal-statement-draft.txt" for p in digests[0].iter_attachments())
+
+
+def test_each_send_happens_at_its_due_minute_on_the_virtual_clock(week: demo.DemoResult) -> None:
+    rivera = [r.at.astimezone(CHICAGO).replace(tzinfo=None) for r in to(week, RIVERA)]
+    assert rivera == [datetime(2026, 11, 23, 8, 30), datetime(2026, 11, 24, 8, 0), datetime(2026, 11, 25, 8, 0),
+                      datetime(2026, 11, 30, 8, 0)]
+    okafor = to(week, OKAFOR)[0].at.astimezone(LONDON)
+    assert okafor.replace(tzinfo=None) == datetime(2026, 11, 24, 7, 30)  # the first minute of his e-mail hours
+    reply_to_thread = parsed(to(week, RIVERA)[2].content)
+    assert reply_to_thread["In-Reply-To"] == "<r1.demo@hospital.example.org>"  # on its own, in her thread
+
+
+def test_the_accepted_offer_stays_and_the_other_invitations_are_cancelled(week: demo.DemoResult) -> None:
+    itips = [parse_itip(r.content)[0] for r in to(week, CHEN)]
+    assert [i.method for i in itips] == ["REQUEST"] * 3 + ["CANCEL"] * 2
+    requested = [i.uid for i in itips[:3]]
+    cancelled = {i.uid for i in itips[3:]}
+    assert cancelled == set(requested[1:])  # the simulated mentor accepted the first invitation she received
+    assert all(i.sequence == 1 for i in itips[3:])
+    assert week.meeting_agreed
+    inbox = [parsed((week.out / "mailbox" / "INBOX" / name).read_bytes())
+             for name in sorted(p.name for p in (week.out / "mailbox" / "INBOX").iterdir())]
+    copies = [m for m in inbox if m["X-Mentor-Agent"] == "meeting-copy"]
+    assert len(copies) == 1 and parse_itip(copies[0].as_bytes())[0].uid == requested[0]
+
+
+def test_the_mailbox_is_left_as_files(week: demo.DemoResult) -> None:
+    out = week.out
+    assert week.folders["Sent"] == 12 and week.folders["Scheduled"] == 1 and week.folders["Outbox"] == 0
+    sent = sorted((out / "mailbox" / "Sent").glob("*.eml"))
+    assert len(sent) == 12
+    scheduled = list((out / "mailbox" / "Scheduled").glob("*.eml"))
+    assert [str(parsed(p.read_bytes())["Subject"]) for p in scheduled] == ["Residency application timeline"]
+    box = mailbox.mbox(out / "mbox" / "Sent.mbox", create=False)
+    try:
+        assert len(box) == 12
+    finally:
+        box.close()
+    assert len(list((out / "received-by-mentors").glob("*.eml"))) == 11
+    index = (out / "README.txt").read_text(encoding="utf-8")
+    assert "Scheduled (1 message(s))" in index and "Sent (12 message(s))" in index
+    notices = [p for p in (out / "mailbox" / "INBOX").glob("*.eml")
+               if parsed(p.read_bytes())["X-Mentor-Agent"] == "notice"]
+    assert any("Held: Residency application timeline" in str(parsed(p.read_bytes())["Subject"]) for p in notices)
+    assert sorted(p.name for p in (out / "policies").iterdir()) == sorted(demo.POLICY_FILES)
+    assert (out / "agent.log").stat().st_size > 0
+
+
+def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
+    text = "\n".join(week.lines)
+    assert (week.out / "timeline.txt").read_text(encoding="utf-8").strip() == text.strip()
+    for expected in ("sends now", "2nd message today; you agreed on 1 a day", "one digest of 3 messages",
+                     "outside Dr. Chidi Okafor's e-mail hours", "accepts the invitation", "receives a CANCEL",
+                     "await a reply", "not a mentor"):
+        assert expected in " ".join(text.split()), expected
+    assert "warning" not in text
+
+
+def test_the_command_line(tmp_path: Path) -> None:
+    @click.group()
+    def main() -> None:
+        pass
+
+    demo.register(main)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["demo", "--help"])
+    assert shown.exit_code == 0 and "--out" in shown.output and "--speed" in shown.output
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    refused = runner.invoke(main, ["demo", "--out", str(tmp_path / "mine")])
+    assert refused.exit_code == 1 and "not written by the demo" in refused.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_packaged_examples_match_the_checkout() -> None:
+    assert (ROOT / "agent" / "examples" / "okafor.toml").read_bytes() == (ROOT / "policies" / "okafor.toml").read_bytes()
+    student = tomllib.loads((ROOT / "config" / "example.toml").read_text())["student"]
+    assert (student["name"], student["address"], student["timezone"]) == (
+        demo.STUDENT_NAME, demo.STUDENT_ADDRESS, demo.STUDENT_ZONE)
