@@ -223,9 +223,10 @@ def cancel(message_id: str, config: Path | None) -> None:
 
 
 def _register_meetings() -> None:
-    from agent import cli_meetings
+    from agent import cli_meetings, demo
 
     cli_meetings.register(main)
+    demo.register(main)
 
 
 _register_meetings()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from agent.delivery import deliver
 from agent.envelope import Envelope, domain_of, new_message_id, parse_envelope
@@ -208,7 +208,7 @@ async def _schedule(world: World, loaded: LoadedPolicy, row: Row, decision: Deci
     folders = world.folders
     ledger = world.ledger
     # Tell the student again only when the time or the digest changes, not each time another message joins it.
-    told = f"{decision.at.isoformat() if decision.at else 'held'}|{decision.digest or ''}"
+    told = f"{decision.at.astimezone(UTC).isoformat() if decision.at else 'held'}|{decision.digest or ''}"
     # The decision is recorded before the move: a crash in between leaves a scheduled row still marked as in
     # the Outbox, and the next pass moves it.
     ledger.update(row.key, state=SCHEDULED, due=decision.at, digest=decision.digest, reason=decision.reason)
