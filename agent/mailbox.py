@@ -37,8 +37,10 @@ __all__ = [
 ]
 
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
+BODY_CHUNK = 100  # whole messages per UID FETCH: bounded memory for large mail
 CONNECT_ATTEMPTS = 3
 CLAIM_KEYWORD = "$MentorAgentClaim"  # set (conditionally) on a message while one agent moves it
+STALE_CLAIM = 60.0  # seconds: a claim keyword still there this long after we first saw it was abandoned
 _CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT", b"VANISHED"}
 _T = TypeVar("_T")
 
@@ -174,6 +176,7 @@ class Mailbox:
         self._client: IMAPClient | None = None
         self._selected: str | None = None
         self._capabilities: frozenset[str] = frozenset()
+        self._claims_seen: dict[tuple[str, int], float] = {}  # (folder, UID) -> when first seen claimed by others
 
     # -- connection ------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -358,93 +361,221 @@ class Mailbox:
         """Move one message; its UID in ``target`` where the server says (COPYUID), else None.
 
         Raises MessageGone when the UID is no longer in ``folder`` or another agent claimed it first.
-        Dovecot's MOVE is not atomic between sessions (two racing MOVEs both answer OK and leave two
-        copies), so where the server offers CONDSTORE the message is first claimed with a conditional
-        STORE (UNCHANGEDSINCE) of a private keyword: of several agents, exactly one succeeds.
         """
+        moved = self.move_many(folder, [uid], target)
+        if uid not in moved:
+            raise MessageGone(f"UID {uid} is no longer in {folder!r} (or another agent claimed it)")
+        return moved[uid]
+
+    def move_many(self, folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> dict[int, int | None]:
+        """Move messages in one command; {source UID: UID in ``target`` (None if the server does not say)}.
+
+        A UID missing from the answer was not moved: it is gone, or another agent claimed it first.
+        Dovecot's MOVE is not atomic between sessions (two racing MOVEs both answer OK and leave two
+        copies), so with ``claim`` and where the server offers CONDSTORE the messages are first claimed with
+        one conditional STORE (UNCHANGEDSINCE) of a private keyword: of several agents, exactly one succeeds
+        for each message. ``claim=False`` is for the agent's own Sending folder, which no student edits.
+        """
+        wanted = sorted(set(uids))
+        if not wanted:
+            return {}
         self._select(folder)
-        modseq = self._current(folder, uid)
-        if modseq is not None and not self._claim(uid, modseq):
-            raise MessageGone(f"UID {uid} in {folder!r} was claimed by someone else")
+        present = self._present(folder, wanted)
+        ours = self._claim(present) if claim and self._has("CONDSTORE") else sorted(present)
+        if not ours:
+            return {}
         untagged = self.client._imap.untagged_responses
         untagged.pop("COPYUID", None)
-        where = f"{uid} {folder!r} -> {target!r}"
+        where = f"{len(ours)} message(s) {folder!r} -> {target!r}"
         if self.has_move and not self.force_copy_fallback:
-            self._run(f"UID MOVE {where}", lambda: self.client.move([uid], target))
-            new = _copyuid(untagged.pop("COPYUID", None))
+            self._run(f"UID MOVE {where}", lambda: self.client.move(_uid_set(ours), target))
+            mapping = _copyuid(untagged.pop("COPYUID", None))
         else:
-            self._run(f"UID COPY {where}", lambda: self.client.copy([uid], target))
-            new = _copyuid(untagged.pop("COPYUID", None))
-            self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [DELETED]))
-            self._expunge(uid)
-        if new is None and self.has_uidplus:
-            raise MessageGone(f"UID {uid} is no longer in {folder!r}")  # the server moved nothing
-        if new is not None and modseq is not None:
+            self._run(f"UID COPY {where}", lambda: self.client.copy(_uid_set(ours), target))
+            mapping = _copyuid(untagged.pop("COPYUID", None))
+            marks = _uid_set(ours)
+            self._run(f"UID STORE {where} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
+            self._expunge(ours)
+        if not mapping and self.has_uidplus:
+            return {}  # the server moved nothing: every one of them was gone
+        moved: dict[int, int | None] = {uid: mapping.get(uid) for uid in ours} if mapping else dict.fromkeys(ours)
+        if self.has_uidplus:
+            moved = {uid: new for uid, new in moved.items() if new is not None}
+        if claim and self._has("CONDSTORE") and moved:
+            new_uids = [new for new in moved.values() if new is not None]
             with contextlib.suppress(MailboxError):  # cosmetic: the move itself has succeeded
-                self.remove_flags(target, new, [CLAIM_KEYWORD])
-        return new
+                if new_uids:
+                    self.remove_flags_many(target, new_uids, [CLAIM_KEYWORD])
+        return moved
 
-    def _current(self, folder: str, uid: int) -> int | None:
-        """The message's MODSEQ (None without CONDSTORE); MessageGone if it is absent or \\Deleted."""
+    def _present(self, folder: str, uids: list[int]) -> dict[int, int | None]:
+        """{UID: MODSEQ (None without CONDSTORE)} of the messages still in the folder and not \\Deleted."""
         condstore = self._has("CONDSTORE")
         items = ["FLAGS", "MODSEQ"] if condstore else ["FLAGS"]
-        data = self._run(f"UID FETCH {uid}", lambda: self.client.fetch([uid], items))
-        item = data.get(uid)
-        if item is None or DELETED in item.get(b"FLAGS", ()):
-            raise MessageGone(f"UID {uid} is no longer in {folder!r}")
-        return int(item[b"MODSEQ"][0]) if condstore and b"MODSEQ" in item else None
+        present: dict[int, int | None] = {}
+        stale: list[int] = []
+        for start in range(0, len(uids), FETCH_CHUNK):
+            chunk = uids[start:start + FETCH_CHUNK]
+            asked = set(chunk)
+            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, items))
+            for uid, item in data.items():
+                flags = item.get(b"FLAGS")
+                if flags is None or int(uid) not in asked or DELETED in flags:
+                    continue  # gone, deleted, or an unsolicited FETCH about something else
+                if CLAIM_KEYWORD.encode() in flags or CLAIM_KEYWORD in flags:
+                    first = self._claims_seen.setdefault((folder, int(uid)), time.monotonic())
+                    if time.monotonic() - first >= STALE_CLAIM:
+                        stale.append(int(uid))
+                    continue  # being moved by another agent right now
+                self._claims_seen.pop((folder, int(uid)), None)
+                present[int(uid)] = int(item[b"MODSEQ"][0]) if condstore and b"MODSEQ" in item else None
+        if stale:
+            # A claim nobody finished (its agent died between STORE and MOVE): free the message for next time.
+            self.remove_flags_many(folder, stale, [CLAIM_KEYWORD])
+            for uid in stale:
+                self._claims_seen.pop((folder, uid), None)
+        return present
 
-    def _claim(self, uid: int, modseq: int) -> bool:
-        """Conditional STORE: True only if this connection changed the message (it existed, unchanged)."""
+    def _claim(self, present: dict[int, int | None]) -> list[int]:
+        """One conditional STORE over all of them; the UIDs this connection changed (existed, unchanged)."""
+        if not present:
+            return []
         imap = self.client._imap
         for stale in ("MODIFIED", "FETCH"):
             imap.untagged_responses.pop(stale, None)
+        # Every change made after our FETCH has a MODSEQ above the highest we saw, so one bound serves all.
+        bound = max(m or 0 for m in present.values())
+        wanted = sorted(present)
 
-        def store() -> bool:
-            typ, data = imap.uid(
-                "STORE", str(uid), f"(UNCHANGEDSINCE {modseq})", "+FLAGS.SILENT", f"({CLAIM_KEYWORD})"
+        def store() -> list[int]:
+            typ, _ = imap.uid(
+                "STORE", _uid_set(wanted), f"(UNCHANGEDSINCE {bound})", "+FLAGS.SILENT", f"({CLAIM_KEYWORD})"
             )
+            imap.untagged_responses.pop("FETCH", None)
             if typ != "OK":
-                raise MailboxError(f"UID STORE {uid} refused")
-            modified = imap.untagged_responses.pop("MODIFIED", None)
-            # Our own silent conditional STORE is answered with "UID n MODSEQ (m)" and no FLAGS (RFC 7162);
-            # a FETCH with FLAGS is another session's change being reported to us.
-            ours = f"UID {uid} ".encode()
-            stored = any(isinstance(d, bytes) and ours in d and b"FLAGS" not in d for d in data or ())
-            return modified is None and stored
+                raise MailboxError("UID STORE (claim) refused")
+            refused: set[int] = set()
+            for code in imap.untagged_responses.pop("MODIFIED", None) or ():
+                refused |= _expand(code)
+            # RFC 7162: a conditional STORE names in MODIFIED every message it did not change because it had
+            # changed since ``bound``; it changed all the others that exist (and a MOVE skips the expunged).
+            # (Whether the answer carries FETCH FLAGS is no guide: Dovecot adds them when sessions race.)
+            return [uid for uid in wanted if uid not in refused]
 
-        return self._run(f"UID STORE {uid} (claim)", store)
+        return self._run(f"UID STORE {len(wanted)} message(s) (claim)", store)
 
-    def _expunge(self, uid: int) -> None:
+    def fetch_many(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole messages, byte for byte, without setting \\Seen; the UIDs that are gone are left out."""
+        self._select(folder)
+        found: dict[int, bytes] = {}
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), BODY_CHUNK):
+            chunk = wanted[start:start + BODY_CHUNK]
+            asked = set(chunk)
+            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["BODY.PEEK[]"]))
+            for uid, item in data.items():
+                if int(uid) in asked and b"BODY[]" in item:
+                    found[int(uid)] = bytes(item[b"BODY[]"])
+        return found
+
+    def flagged(self, folder: str) -> list[int]:
+        """UIDs of the messages the student flagged in ``folder``."""
+        self._up_to_date(folder)
+        uids = self._run(f"UID SEARCH FLAGGED in {folder!r}", lambda: self.client.search(["FLAGGED", "UNDELETED"]))
+        return sorted(int(uid) for uid in uids)
+
+    def _expunge(self, uids: list[int]) -> None:
         if self.has_uidplus:
-            self._run(f"UID EXPUNGE {uid}", lambda: self.client.uid_expunge([uid]))
+            self._run(f"UID EXPUNGE {_uid_set(uids)}", lambda: self.client.uid_expunge(_uid_set(uids)))
         # Without UIDPLUS the message stays flagged \Deleted: a bare EXPUNGE would remove the student's
         # other deleted mail too. The next client that expunges the folder removes it.
 
     def delete(self, folder: str, uid: int) -> None:
         """STORE \\Deleted and UID EXPUNGE that one UID."""
+        self.delete_many(folder, [uid])
+
+    def delete_many(self, folder: str, uids: Sequence[int]) -> None:
+        """STORE \\Deleted and UID EXPUNGE exactly these UIDs (never the student's other deleted mail)."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return
         self._select(folder)
-        self._run(f"UID STORE {uid} +\\Deleted", lambda: self.client.add_flags([uid], [DELETED]))
-        self._expunge(uid)
+        marks = _uid_set(wanted)
+        self._run(f"UID STORE {marks} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
+        self._expunge(wanted)
 
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
         """Add ``flags`` to the message (others stay)."""
         self._select(folder)
         self._run(f"UID STORE {uid} +FLAGS", lambda: self.client.add_flags([uid], list(flags)))
 
+    def replace_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        """Set the flags of these messages to exactly ``flags``."""
+        wanted = sorted(set(uids))
+        if wanted:
+            self._select(folder)
+            marks = _uid_set(wanted)
+            self._run(f"UID STORE {marks} FLAGS", lambda: self.client.set_flags(marks, list(flags), silent=True))
+
     def remove_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
-        self._select(folder)
-        self._run(f"UID STORE {uid} -FLAGS", lambda: self.client.remove_flags([uid], list(flags)))
+        self.remove_flags_many(folder, [uid], flags)
+
+    def remove_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        marks = _uid_set(uids)
+        if marks:
+            self._select(folder)
+            self._run(f"UID STORE {marks} -FLAGS", lambda: self.client.remove_flags(marks, list(flags), silent=True))
 
 
-def _copyuid(values: list[Any] | None) -> int | None:
-    """The destination UID from a ``COPYUID validity source dest`` response code."""
+def _expand(value: Any) -> set[int]:
+    """The UIDs of an IMAP sequence set such as ``3:5,9`` (bytes or str)."""
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    found: set[int] = set()
+    for part in text.strip().split(","):
+        low, _, high = part.partition(":")
+        if low.isdigit() and (not high or high.isdigit()):
+            a, b = int(low), int(high or low)
+            found.update(range(min(a, b), max(a, b) + 1))
+    return found
+
+
+def _ordered(value: str) -> list[int]:
+    """A sequence set's UIDs in the order written (COPYUID pairs source and destination in this order)."""
+    found: list[int] = []
+    for part in value.split(","):
+        low, _, high = part.partition(":")
+        if not low.isdigit() or (high and not high.isdigit()):
+            return []
+        a, b = int(low), int(high or low)
+        found.extend(range(a, b + 1) if a <= b else range(a, b - 1, -1))
+    return found
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` as ``1:3,7``: short command lines for large batches."""
+    ordered = sorted(set(uids))
+    parts: list[str] = []
+    first = 0
+    while first < len(ordered):
+        last = first
+        while last + 1 < len(ordered) and ordered[last + 1] == ordered[last] + 1:
+            last += 1
+        parts.append(str(ordered[first]) if first == last else f"{ordered[first]}:{ordered[last]}")
+        first = last + 1
+    return ",".join(parts)
+
+
+def _copyuid(values: list[Any] | None) -> dict[int, int]:
+    """{source UID: destination UID} from ``COPYUID validity source-set destination-set`` response codes."""
+    mapping: dict[int, int] = {}
     for value in values or ():
         text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
         parts = text.split()
-        if len(parts) >= 3 and parts[2].isdigit():
-            return int(parts[2])
-    return None
+        if len(parts) >= 3:
+            sources, targets = _ordered(parts[1]), _ordered(parts[2])
+            if len(sources) == len(targets):
+                mapping.update(zip(sources, targets, strict=True))
+    return mapping
 
 
 class Watcher:

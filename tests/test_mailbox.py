@@ -177,6 +177,93 @@ def test_delete_and_flags_touch_only_that_message(dovecot: Dovecot, imap_user: U
     assert set(dovecot.messages(imap_user, "Scheduled")) == {keep}
 
 
+@pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])
+def test_move_many_maps_every_uid_and_skips_the_gone_and_the_deleted(
+    dovecot: Dovecot, imap_user: User, box: Mailbox, fallback: bool
+) -> None:
+    box.force_copy_fallback = fallback
+    originals = [message(n) for n in range(12)]
+    raws = {box.append("Outbox", raw): raw for raw in originals}
+    uids = sorted(uid for uid in raws if uid is not None)
+    student_deleted = uids[3]
+    box.set_flags("Outbox", student_deleted, ["\\Deleted"])
+    gone = uids[7]
+    box.delete("Outbox", gone)
+    moved = box.move_many("Outbox", [*uids, 99_999], "Sending")  # 99999 never existed
+    assert set(moved) == set(uids) - {student_deleted, gone}
+    in_sending = dovecot.messages(imap_user, "Sending")
+    for source, target in moved.items():
+        assert target is not None and in_sending[target] == raws[source], "each UID maps to its own message"
+    assert all(mailbox_module.CLAIM_KEYWORD not in dovecot.flags(imap_user, "Sending", t) for t in moved.values()
+               if t is not None)
+    assert set(dovecot.messages(imap_user, "Outbox")) == {student_deleted}
+    assert box.move_many("Outbox", [], "Sending") == {}
+
+
+def test_two_agents_racing_for_overlapping_batches_each_message_once(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, box: Mailbox
+) -> None:
+    uids = [uid for uid in (box.append("Outbox", message(n)) for n in range(40)) if uid is not None]
+    with Mailbox(imap, imap_login) as other:
+        for agent in (box, other):
+            agent.uids("Outbox")
+        barrier = threading.Barrier(2)
+        results: dict[str, dict[int, int | None]] = {}
+
+        def claim(name: str, agent: Mailbox, wanted: list[int]) -> None:
+            barrier.wait()
+            results[name] = agent.move_many("Outbox", wanted, "Sending")
+
+        threads = [threading.Thread(target=claim, args=("a", box, uids[:30])),
+                   threading.Thread(target=claim, args=("b", other, uids[10:]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    assert not set(results["a"]) & set(results["b"]), "no message claimed by both"
+    assert set(results["a"]) | set(results["b"]) == set(uids), "every message claimed by one of them"
+    assert len(dovecot.messages(imap_user, "Sending")) == len(uids)
+    assert dovecot.messages(imap_user, "Outbox") == {}
+
+
+def test_an_abandoned_claim_is_freed_after_a_while(
+    dovecot: Dovecot, imap_user: User, box: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uid = box.append("Outbox", message(1))
+    assert uid is not None
+    box.set_flags("Outbox", uid, [mailbox_module.CLAIM_KEYWORD])  # an agent died between its STORE and MOVE
+    assert box.move_many("Outbox", [uid], "Sending") == {}, "a fresh claim by someone else is respected"
+    monkeypatch.setattr(mailbox_module, "STALE_CLAIM", 0.0)
+    assert box.move_many("Outbox", [uid], "Sending") == {}, "the stale claim is removed, not taken over at once"
+    moved = box.move_many("Outbox", [uid], "Sending")
+    assert list(moved) == [uid]
+    assert dovecot.messages(imap_user, "Outbox") == {}
+
+
+def test_fetch_many_flags_and_delete_many(dovecot: Dovecot, imap_user: User, box: Mailbox) -> None:
+    originals = [message(n, body=b"x" * (n * 1000) + b"\r\n") for n in range(150)]  # more than one chunk
+    raws = {box.append("Sending", raw): raw for raw in originals}
+    uids = sorted(uid for uid in raws if uid is not None)
+    assert box.fetch_many("Sending", [*uids, 99_999]) == raws
+    assert "\\Seen" not in dovecot.flags(imap_user, "Sending", uids[0]), "fetching does not mark read"
+    box.set_flags("Sending", uids[1], ["\\Flagged"])
+    assert box.flagged("Sending") == [uids[1]]
+    box.replace_flags_many("Sending", uids[:100], ["\\Seen"])
+    assert dovecot.flags(imap_user, "Sending", uids[1]) == {"\\Seen"}
+    assert "\\Seen" not in dovecot.flags(imap_user, "Sending", uids[120])
+    box.delete_many("Sending", uids[::2])
+    assert set(dovecot.messages(imap_user, "Sending")) == set(uids[1::2])
+
+
+def test_uid_sets_and_copyuid_round_trip() -> None:
+    assert mailbox_module._uid_set([7, 1, 2, 3, 9, 10]) == "1:3,7,9:10"
+    assert mailbox_module._uid_set([5]) == "5"
+    assert mailbox_module._uid_set([]) == ""
+    assert mailbox_module._copyuid([b"1700000000 1:3,7 20:23"]) == {1: 20, 2: 21, 3: 22, 7: 23}
+    assert mailbox_module._copyuid([b"1 1:2 5"]) == {}, "mismatched sets are not guessed at"
+    assert mailbox_module._expand(b"3:5,9") == {3, 4, 5, 9}
+
+
 # -- failures ----------------------------------------------------------------------------------------------
 def test_a_wrong_password_is_a_clear_error_without_the_password(dovecot: Dovecot, imap: Imap) -> None:
     secret = "hunter2-very-secret"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -75,6 +76,10 @@ namespace inbox {{
     special_use = \\Trash
     auto = subscribe
   }}
+}}
+protocol imap {{
+  # Two agents on one account hold 8 connections; the tests' own clients come on top (Gmail allows 15).
+  mail_max_userip_connections = 20
 }}
 service imap-login {{
   inet_listener imap {{
@@ -278,9 +283,11 @@ class Dovecot:
         with self.client(user) as client:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
-            client.append(folder, raw, flags=tuple(flags))
-            client.select_folder(folder, readonly=True)
-            return int(max(client.search("ALL")))
+            answer = client.append(folder, raw, flags=tuple(flags))
+            # From APPENDUID: the agent may have moved the message on before a SEARCH could see it.
+            found = re.search(rb"\[APPENDUID \d+ (\d+)\]", answer or b"")
+            assert found, f"no APPENDUID in {answer!r}"
+            return int(found.group(1))
 
     def folders(self, user: User) -> dict[str, set[str]]:
         """Folder name -> its LIST flags (as strings, e.g. ``{"\\\\Sent"}``)."""
