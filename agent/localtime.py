@@ -9,14 +9,19 @@ night opens at the jump (03:00 new time), and a reading in the repeated hour mea
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 _SECOND = timedelta(seconds=1)
 
 
+@functools.lru_cache(maxsize=16_384)
 def at_wall(day: date, clock: time, zone: tzinfo) -> datetime:
-    """The first instant on ``day`` whose wall clock in ``zone`` reads ``clock`` or later."""
+    """The first instant on ``day`` whose wall clock in ``zone`` reads ``clock`` or later.
+
+    Pure and asked for the same few days over and over by the planner: cached.
+    """
     naive = datetime.combine(day, clock)
     first = naive.replace(tzinfo=zone, fold=0)
     later = first.astimezone(UTC)

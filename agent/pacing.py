@@ -90,6 +90,7 @@ class _Ledger:
     def __init__(self, history: History) -> None:
         self.items: list[SentItem] = []
         self.times: list[datetime] = []
+        self.stamps: list[float] = []  # the same instants as POSIX seconds: bisect without zone arithmetic
         self.index: dict[str, int] = {}
         self.answered = -1        # items up to this index are answered
         self.last_follow_up = -1  # index of the latest follow-up item
@@ -103,6 +104,7 @@ class _Ledger:
             item = replace(item, at=self.times[-1])
         self.items.append(item)
         self.times.append(item.at)
+        self.stamps.append(item.at.timestamp())
         for message in item.ids:
             self.index[message] = len(self.items) - 1
         if item.follow_up:
@@ -126,9 +128,10 @@ class _Ledger:
                 self.index.pop(message, None)
         del self.items[size:]
         del self.times[size:]
+        del self.stamps[size:]
 
     def count_since(self, moment: datetime) -> int:
-        return len(self.times) - bisect.bisect_left(self.times, moment)
+        return len(self.stamps) - bisect.bisect_left(self.stamps, moment.timestamp())
 
     @property
     def unanswered(self) -> int:

@@ -135,6 +135,14 @@ class WeeklySchedule:
 
     def next_open(self, moment: datetime, *, within: timedelta = timedelta(days=15)) -> datetime | None:
         """The earliest instant at or after ``moment`` inside a window (``None`` if none within ``within``)."""
-        for opens, _closes in self.intervals(moment, moment + within):
-            return max(opens, moment)
+        # Day by day rather than through intervals(): merging windows that touch (an all-day window touches
+        # the next day's) would read the whole span before answering.
+        end = moment + within
+        day = local_date(moment, self.zone) - timedelta(days=1)
+        last = local_date(end, self.zone)
+        while day <= last:
+            for opens, closes in sorted(w.interval_on(day, self.zone) for w in self.windows if day.weekday() in w.days):
+                if opens < closes and closes > moment and opens < end:
+                    return max(opens, moment)
+            day += timedelta(days=1)
         return None

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from agent.policy import Policy
 from agent.simulate import Event, Outcome, simulate
+from agent.windows import WeeklySchedule, WeeklyWindow
 
 QUARTER = timedelta(minutes=15)
 ZONES = [
@@ -216,3 +217,27 @@ def test_every_message_has_a_reason(scenario: tuple[Policy, list[Event]]) -> Non
         assert outcome.reason
         if outcome.sent_at is None:
             assert "held" in outcome.reason
+
+
+@given(
+    zone=st.sampled_from(ZONES),
+    spans=st.lists(st.tuples(st.sets(st.integers(0, 6), min_size=1), st.integers(0, 95), st.integers(1, 96)),
+                   min_size=1, max_size=3),
+    anchor=st.sampled_from(ANCHORS),
+    offset=st.integers(0, 9 * 24 * 60),
+)
+def test_next_open_is_the_start_of_the_first_interval_at_or_after_the_moment(
+    zone: str, spans: list[tuple[set[int], int, int]], anchor: datetime, offset: int
+) -> None:
+    """next_open answers day by day; intervals() merges: both must agree, whole days and DST nights included."""
+    specs = []
+    for days, start, length in spans:
+        end = start + length
+        closing = "24:00" if end >= 96 else f"{end // 4:02d}:{end % 4 * 15:02d}"
+        specs.append(f"{','.join(DAYS[d] for d in sorted(days))} {start // 4:02d}:{start % 4 * 15:02d}-{closing}")
+    schedule = WeeklySchedule.of([WeeklyWindow.parse(spec) for spec in specs], ZoneInfo(zone))
+    moment = anchor + timedelta(minutes=offset)
+    within = timedelta(days=15)
+    first = next(iter(schedule.intervals(moment, moment + within)), None)
+    expected = max(first[0], moment) if first is not None else None
+    assert schedule.next_open(moment, within=within) == expected
