@@ -196,7 +196,8 @@ class Daemon:
             loop = asyncio.get_running_loop()
 
             def wake() -> None:
-                loop.call_soon_threadsafe(self.wake.set)
+                with contextlib.suppress(RuntimeError):  # the loop has closed: the daemon is on its way out
+                    loop.call_soon_threadsafe(self.wake.set)
 
             for folder in (folders.outbox, folders.scheduled, folders.inbox):
                 watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)

@@ -5,124 +5,231 @@ succeeds). The ledger says ``sending`` before SMTP is spoken and ``accepted`` as
 yes; filing in Sent and leaving the Sending folder come after. After a crash, :func:`recover` finishes what
 was started: ``claimed`` is sent, ``accepted`` is filed, and ``sending`` — the one moment at which nobody can
 know whether the mentor got it — goes to Needs attention with a notice that says *in doubt*.
+
+Between ``claimed`` and ``sending`` sits ``queued``, flushed to disk for a run of messages at once; the
+``sending`` mark itself is not flushed, which lets a backlog go out without one disk flush per message.
+A ``queued`` message is safe to send after a crash unless the machine itself restarted (a power cut can
+lose the unflushed ``sending`` mark): then it counts as in doubt (:meth:`Ledger.queue`).
+
+A backlog goes out over a few SMTP connections side by side (``[smtp] connections``), after one claim per
+folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from agent.crashpoints import crash_point
 from agent.envelope import with_field, without_fields
-from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED, SENDING, Row
+from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
-from agent.outgoing import InDoubtError, PermanentSendError, TransientSendError, send
+from agent.outgoing import InDoubtError, PermanentSendError, Sender, TransientSendError
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.delivery")
 
+QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
 RETRY_LATER = timedelta(minutes=10)
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What goes over SMTP (no Bcc header) and what is filed in Sent (the original, with its Bcc)."""
+    """What goes over SMTP (no Bcc header) and what is filed in Sent (the original, with its Bcc).
+
+    ``original``: the Sent copy is the student's message exactly as it sits in the Sending folder, so
+    filing it is a MOVE rather than a second upload.
+    """
 
     wire: bytes
     sent_copy: bytes
     message_id: str
+    original: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    """What goes out as one e-mail: a single message, or several as one digest."""
+
+    rows: list[Row]
+    follow_up: bool = False
 
 
 def prepare(raw: bytes, row: Row) -> Prepared:
     """Add the Message-ID chosen at intake if the message had none; drop Bcc from the wire copy; body untouched."""
-    if row.key.startswith("sha256:"):
+    original = not row.key.startswith("sha256:")
+    if not original:
         raw = with_field(raw, "Message-ID", row.message_id)
-    return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id)
+    return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id, original=original)
 
 
-async def claim(world: World, row: Row) -> Row | None:
-    """Move the message into Sending. None when it is gone (deleted by the student, or claimed by another agent)."""
+async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
+    """Move the messages into Sending, in one command per folder; {key: claimed row}.
+
+    A message missing from the answer is gone (deleted by the student, or claimed by another agent).
+    """
     folders = world.folders
-    if row.folder == folders.sending and row.state == CLAIMED:
-        return row  # claimed before a restart and never handed to SMTP
-    assert row.folder is not None and row.uid is not None
-    world.ledger.update(row.key, state=CLAIMED)
-    try:
-        new_uid = await world.imap(world.mailbox.move, row.folder, row.uid, folders.sending)
-    except MessageGone:
-        world.ledger.update(row.key, state=CANCELLED, detail=f"gone from {row.folder} before it was sent")
-        world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"no longer in {row.folder}")
-        log.info("%s: gone from %s before sending; not sent", row.key, row.folder)
-        return None
-    if new_uid is None:
-        new_uid = await world.locate(folders.sending, row.key, None)
-    world.ledger.update(row.key, folder=folders.sending, uid=new_uid)
-    crash_point("claimed")
-    return world.ledger.get(row.key)
+    ledger = world.ledger
+    claimed: dict[str, Row] = {}
+    todo: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        if row.folder == folders.sending and row.state == CLAIMED:
+            claimed[row.key] = row  # claimed before a restart and never handed to SMTP
+        elif row.folder is not None:
+            todo[row.folder].append(row)
+        else:
+            _gone(world, row, "nowhere")
+    for folder, group in todo.items():
+        with ledger.transaction():
+            for row in group:
+                ledger.update(row.key, state=CLAIMED)
+        located = [(row, row.uid if row.uid is not None else await world.locate(folder, row.key, None))
+                   for row in group]
+        moved = await world.imap(world.mailbox.move_many, folder, [uid for _, uid in located if uid], folders.sending)
+        placed: dict[str, int | None] = {}
+        for row, uid in located:
+            if uid is None or uid not in moved:
+                _gone(world, row, folder)
+                continue
+            new_uid = moved[uid]
+            placed[row.key] = new_uid if new_uid is not None else await world.locate(folders.sending, row.key, None)
+        with ledger.transaction():
+            for key, new_uid in placed.items():
+                ledger.update(key, folder=folders.sending, uid=new_uid)
+        crash_point("claimed")
+        for key in placed:
+            row_now = ledger.get(key)
+            if row_now is not None:
+                claimed[key] = row_now
+    return claimed
+
+
+def _gone(world: World, row: Row, folder: str) -> None:
+    world.ledger.update(row.key, state=CANCELLED, detail=f"gone from {folder} before it was sent")
+    world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"no longer in {folder}")
+    log.info("%s: gone from %s before sending; not sent", row.key, folder)
 
 
 async def deliver(world: World, rows: Sequence[Row], *, follow_up: bool = False) -> None:
     """Send one item: a single message, or several as one digest. Never raises for mail problems."""
-    claimed = [c for c in [await claim(world, row) for row in rows] if c is not None]
-    if not claimed:
+    await deliver_all(world, [Item(list(rows), follow_up)])
+
+
+async def deliver_all(world: World, items: Sequence[Item]) -> None:
+    """Send several items: one claim per folder, one body FETCH, one SMTP connection, one filing in Sent.
+
+    Each message is still marked ``sending`` (on disk) just before its own SMTP transaction and
+    ``accepted`` just after, so a crash anywhere leaves at most one message in doubt.
+    """
+    claimed = await claim(world, [row for item in items for row in item.rows])
+    ready = [Item([claimed[r.key] for r in item.rows if r.key in claimed], item.follow_up) for item in items]
+    ready = [item for item in ready if item.rows]
+    if not ready:
         return
+    sending = world.folders.sending
+    uids = [row.uid for item in ready for row in item.rows if row.uid is not None]
+    bodies = await world.imap(world.mailbox.fetch_many, sending, uids)
+    accepted: list[tuple[list[Row], list[Prepared]]] = []
+    waiting = list(ready)
+    queued: set[int] = set()  # id() of the items marked queued on disk
+
+    async def worker() -> None:
+        async with Sender(world.settings.smtp, world.smtp_login()) as sender:
+            while waiting and not world.stopping.is_set():  # on stop the rest stay claimed, first after restart
+                item = waiting.pop(0)
+                if id(item) not in queued:  # this one and the next few, with one flush to disk
+                    run = [item, *waiting[:QUEUE_RUN - 1]]
+                    world.ledger.queue(row.key for member in run for row in member.rows)
+                    queued.update(id(member) for member in run)
+                    crash_point("queued")
+                done = await _deliver_one(world, sender, item, bodies)
+                if done is not None:
+                    accepted.append(done)
+
+    try:
+        # A few connections side by side: each message still has its own sending/accepted marks.
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(min(world.settings.smtp.connections, len(ready))):
+                workers.create_task(worker())
+    except BaseExceptionGroup as failures:
+        # Raise the first failure as one call would (a MailboxError makes the daemon reconnect); what was
+        # accepted meanwhile is filed by recover() then.
+        raise failures.exceptions[0] from None
+    with world.ledger.transaction():  # stopped before their turn: certainly not sent
+        for item in waiting:
+            if id(item) in queued:
+                for row in item.rows:
+                    world.ledger.update(row.key, state=CLAIMED)
+    await file_accepted(world, accepted)
+
+
+async def _deliver_one(world: World, sender: Sender, item: Item,
+                       bodies: dict[int, bytes]) -> tuple[list[Row], list[Prepared]] | None:
     raws: list[tuple[Row, bytes]] = []
-    for row in claimed:
-        raw = await world.imap(world.mailbox.fetch, world.folders.sending, row.uid) if row.uid else None
+    for row in item.rows:
+        raw = bodies.get(row.uid) if row.uid is not None else None
         if raw is None:
             await _attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
             continue
         raws.append((row, raw))
     if not raws:
-        return
+        return None
+    prepared, recipients = await _compose(world, raws)
+    rows = [row for row, _ in raws]
+    if await _send(world, sender, rows, prepared, recipients, item.follow_up):
+        return rows, prepared
+    return None
+
+
+async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:
     if len(raws) == 1:
         row, raw = raws[0]
-        prepared = [prepare(raw, row)]
-        recipients = list(row.recipients)
-    else:
-        from agent.digesting import compose_digest  # composition lives with the digest feature
+        return [prepare(raw, row)], list(row.recipients)
+    from agent.digesting import compose_digest  # composition lives with the digest feature
 
-        prepared, recipients = compose_digest(world, raws)
-        if len(prepared) > 1:
-            limit = world.settings.digest.max_bytes // 1_000_000
-            await world.notify(
-                f"Digest split in {len(prepared)}: {raws[0][0].subject}",
-                [f"The {len(raws)} waiting messages together are larger than the digest limit (about {limit} MB), "
-                 f"so they go as {len(prepared)} e-mails at the same time, counted as one.",
-                 "\n".join(f"  • {row.subject}" for row, _ in raws)],
-                about=raws[0][0].message_id,
-            )
-    await _send(world, [row for row, _ in raws], prepared, recipients, follow_up)
+    prepared, recipients = compose_digest(world, raws)
+    if len(prepared) > 1:
+        limit = world.settings.digest.max_bytes // 1_000_000
+        await world.notify(
+            f"Digest split in {len(prepared)}: {raws[0][0].subject}",
+            [f"The {len(raws)} waiting messages together are larger than the digest limit (about {limit} MB), "
+             f"so they go as {len(prepared)} e-mails at the same time, counted as one.",
+             "\n".join(f"  • {row.subject}" for row, _ in raws)],
+            about=raws[0][0].message_id,
+        )
+    return prepared, recipients
 
 
-async def _send(world: World, rows: list[Row], prepared: list[Prepared], recipients: list[str],
-                follow_up: bool) -> None:
+async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Prepared], recipients: list[str],
+                follow_up: bool) -> bool:
+    """One item over the open connection; True once the server accepted it (then it is to be filed)."""
     ledger = world.ledger
     item = prepared[0].message_id
-    with ledger.transaction():
+    with ledger.transaction():  # kept by a killed daemon; a power cut is covered by the queued mark (on disk)
         for row in rows:
             ledger.update(row.key, state=SENDING, item=item)
     crash_point("sending")
     refused: dict[str, str] = {}
     try:
         for part in prepared:
-            delivery = await send(
-                world.settings.smtp, world.smtp_login(), part.wire, world.settings.student.address, recipients
-            )
+            delivery = await sender.send(part.wire, world.settings.student.address, recipients)
             refused.update(delivery.refused)
     except PermanentSendError as error:
         await _attention(world, rows, f"the mail server refused it: {error.reply}", doubt=False)
-        return
+        return False
     except InDoubtError as error:
         await _attention(world, rows, f"the connection broke while the server was accepting it ({error})", doubt=True)
-        return
+        return False
     except TransientSendError as error:
         await _retry_later(world, rows, str(error))
-        return
+        return False
     sent_at = world.now()
     with ledger.transaction():
         for row in rows:
@@ -141,7 +248,36 @@ async def _send(world: World, rows: list[Row], prepared: list[Prepared], recipie
             ["The message was sent, but the server refused these recipients:", "\n".join(lines)],
             about=rows[0].message_id,
         )
-    await file_sent(world, rows, prepared)
+    return True
+
+
+async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[Prepared]]]) -> None:
+    """File what the server accepted. Plain messages in one go: MOVEd from Sending to Sent (or, where the
+    provider files submissions itself, deleted from Sending); digests and rewritten messages one by one."""
+    folders = world.folders
+    ledger = world.ledger
+    plain = {rows[0].uid: (rows[0], prepared[0]) for rows, prepared in accepted if _plain(rows, prepared)}
+    if plain:
+        uids = [uid for uid in plain if uid is not None]
+        if world.file_in_sent:
+            await world.imap(world.mailbox.replace_flags_many, folders.sending, uids, ["\\Seen"])
+            moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, uids, folders.sent)
+            world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
+            for uid in uids:
+                if uid not in moved:  # no longer in Sending: file the copy we sent
+                    await world.imap(world.mailbox.append, folders.sent, plain[uid][1].sent_copy, ["\\Seen"])
+        else:
+            await world.imap(world.mailbox.delete_many, folders.sending, uids)
+        with ledger.transaction():
+            for row, _ in plain.values():
+                ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+    for rows, prepared in accepted:
+        if not _plain(rows, prepared):
+            await file_sent(world, rows, prepared)
+
+
+def _plain(rows: Sequence[Row], prepared: Sequence[Prepared]) -> bool:
+    return len(rows) == 1 and len(prepared) == 1 and prepared[0].original and rows[0].uid is not None
 
 
 async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepared] | None) -> None:
@@ -243,6 +379,15 @@ async def recover(world: World) -> None:
     """Finish what a crash interrupted (see the module docstring)."""
     ledger = world.ledger
     folders = world.folders
+    queued = ledger.in_states(QUEUED)
+    if queued:
+        # Not yet marked sending: never handed to SMTP, unless the machine restarted and lost that mark.
+        after_reboot = ledger.queued_before_reboot()
+        with ledger.transaction():
+            for row in queued:
+                ledger.update(row.key, state=SENDING if after_reboot else CLAIMED)
+        if after_reboot:
+            log.warning("%d message(s) were next in line when the machine stopped: treated as in doubt", len(queued))
     for row in ledger.in_states(CLAIMED):
         uid = await world.locate(folders.sending, row.key, row.uid if row.folder == folders.sending else None)
         if uid is not None:

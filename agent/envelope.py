@@ -65,6 +65,9 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
     return tuple(found)
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def message_ids(value: str | None) -> tuple[str, ...]:
     return tuple(_ID.findall(value or ""))
 
@@ -82,9 +85,11 @@ def parse_envelope(head: bytes) -> Envelope:
     def text(name: str) -> str:
         if message is None:
             return ""
-        values = message.get_all(name) or []
+        values = [str(v) for v in message.get_all(name) or []]
+        if all(v.isascii() and "=?" not in v for v in values):
+            return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
         try:
-            return " ".join(str(email_policy.default.header_factory(name, str(v))) for v in values)
+            return " ".join(str(email_policy.default.header_factory(name, v)) for v in values)
         except Exception:
             problems.append(f"{name} cannot be decoded")
             return " ".join(str(v) for v in values)

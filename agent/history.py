@@ -40,7 +40,8 @@ async def new_headers(world: World, seen: Seen, folder: str) -> list[HeaderInfo]
     since = (world.now() - LOOK_BACK).date()
     uids = await world.imap(world.mailbox.search_since, folder, since)
     validity, _ = await world.imap(world.mailbox.uids, folder)
-    fresh = seen.new(folder, validity, uids)
+    ours = world.filed.pop(folder, set())
+    fresh = [uid for uid in seen.new(folder, validity, uids) if uid not in ours]
     return await world.imap(world.mailbox.headers, folder, fresh) if fresh else []
 
 

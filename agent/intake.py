@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from agent.delivery import deliver
+from agent.delivery import Item, deliver_all
 from agent.envelope import Envelope, domain_of, new_message_id, parse_envelope
 from agent.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, OPEN_STATES, SCHEDULED, Row
 from agent.mailbox import HeaderInfo, MessageGone
-from agent.notices import scheduled_lines
+from agent.notices import Held, held_lines, scheduled_lines
 from agent.pacing import Decision, Engine, Queued
 from agent.policy import LoadedPolicy
 from agent.world import World
@@ -32,52 +32,64 @@ async def take_in_outbox(world: World) -> None:
     fresh = [uid for uid in uids if uid not in known]
     if not fresh:
         return
+    taken: list[tuple[Row, bool]] = []
+    keys: set[str] = set()
     for info in await world.imap(world.mailbox.headers, folder, fresh):
-        await _take_in(world, info)
+        found = await _take_in(world, info, keys)
+        if found is not None:
+            taken.append(found)
+    ledger = world.ledger
+    with ledger.transaction():  # one commit for the lot
+        for row, again in taken:
+            if again:  # moved back to the Outbox by the student: start afresh
+                ledger.db.execute("DELETE FROM messages WHERE key = ?", (row.key,))
+            ledger.add(row)
+            ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
 
-async def _take_in(world: World, info: HeaderInfo) -> None:
+async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row, bool] | None:
+    """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
+    message was dealt with here: refused, left alone, or taken by the meeting desk."""
     ledger = world.ledger
     folders = world.folders
     envelope = parse_envelope(info.headers)
+    if envelope.key in batch:
+        await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
+        return None
     existing = ledger.get(envelope.key)
     arrived = world.now()  # when the agent first saw it: the same clock every rule is read with
     if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
         # A copy of a message that is already on its way: sending it would send it twice.
         await _refuse(world, info, envelope, f"a copy of it is already {existing.state} ({existing.folder})")
-        return
+        return None
     if existing is not None and existing.state == DONE:
         when = existing.sent_at.isoformat(timespec="minutes") if existing.sent_at else "earlier"
         await _refuse(world, info, envelope, f"it was already sent ({when}); write it as a new message to send again")
-        return
+        return None
     if envelope.problems:
         await _refuse(world, info, envelope, "; ".join(envelope.problems))
-        return
+        return None
     mentors = {p.id: p for p in (world.book.for_address(a) for a in envelope.recipients) if p is not None}
     if len(mentors) > 1:
         names = " and ".join(p.name for p in mentors.values())
         why = f"it is addressed to more than one mentor ({names}); write to each on their own"
         await _refuse(world, info, envelope, why)
-        return
+        return None
     if not mentors and not world.settings.pass_through:
         if existing is None:
             log.info("%s: to no mentor, and pass_through is off: left in the Outbox", envelope.key)
             ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world))
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
-        return
+        return None
     mentor = next(iter(mentors.values()), None)
     if mentor is not None and envelope.meeting_request and envelope.agent_kind != "invite":
         from agent import meeting_desk
 
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
-            return
+            return None
     row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world)
-    row = replace(row, forced="\\Flagged" in info.flags)
-    with ledger.transaction():
-        if existing is not None:  # moved back to the Outbox by the student: start afresh
-            ledger.db.execute("DELETE FROM messages WHERE key = ?", (envelope.key,))
-        ledger.add(row)
-        ledger.log("seen", mentor=mentor.id if mentor else None, message=row.key, detail=row.subject)
+    batch.add(row.key)
+    return replace(row, forced="\\Flagged" in info.flags), existing is not None
 
 
 def _row(envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, state: str, folder: str, uid: int,
@@ -140,10 +152,11 @@ async def follow_scheduled(world: World) -> None:
             world.ledger.update(row.key, state=CANCELLED, detail="deleted from Scheduled by the student")
             world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="deleted from Scheduled")
             log.info("%s: cancelled (deleted from Scheduled)", row.key)
-    infos = await world.imap(world.mailbox.headers, folder, uids) if uids else []
-    for info in infos:
-        flagged = known.get(info.uid)
-        if flagged is None or "\\Flagged" not in info.flags or flagged.forced:
+    if not uids:
+        return
+    for uid in await world.imap(world.mailbox.flagged, folder):
+        flagged = known.get(uid)
+        if flagged is None or flagged.forced:
             continue
         world.ledger.update(flagged.key, forced=True)
         world.ledger.log("flagged", mentor=flagged.mentor, message=flagged.key, detail="send now anyway")
@@ -151,16 +164,21 @@ async def follow_scheduled(world: World) -> None:
 
 
 async def carry_out(world: World) -> datetime | None:
-    """Decide every waiting message, send what is due, schedule the rest. Returns when to look again."""
+    """Decide every waiting message, send what is due, schedule the rest. Returns when to look again.
+
+    What is due goes out together (one claim, one SMTP connection): every message to no mentor, whatever
+    a restart left claimed, and for each mentor the first item the policy allows now. The pass then
+    returns "now", because each send changes what the policies allow next.
+    """
     now = world.now()
+    open_rows = world.ledger.in_states(NEW, SCHEDULED)
+    items: list[Item] = []
     if world.settings.pass_through:
-        for row in world.ledger.in_states(NEW, SCHEDULED):
-            if row.mentor is None:  # to no mentor, or to one whose policy was removed (after a notice)
-                await deliver(world, [row])
-    for row in world.ledger.in_states(CLAIMED):
-        await deliver(world, [row])  # claimed before a restart, never handed to SMTP
+        # To no mentor, or to one whose policy was removed (after a notice).
+        items += [Item([row]) for row in open_rows if row.mentor is None]
+    items += [Item([row]) for row in world.ledger.in_states(CLAIMED)]  # claimed before a restart, never sent
     waiting: dict[str, list[Row]] = defaultdict(list)
-    for row in world.ledger.in_states(NEW, SCHEDULED):
+    for row in open_rows:
         if row.mentor is not None:
             waiting[row.mentor].append(row)
     wake: datetime | None = None
@@ -170,64 +188,113 @@ async def carry_out(world: World) -> datetime | None:
         loaded = world.book.by_id.get(mentor_id)
         if loaded is None:
             continue  # policy removed: the messages stay where they are (see the live-reload rules)
-        moment = await _carry_out_for(world, loaded, rows, now)
-        if moment is not None and (wake is None or moment < wake):
+        due, moment = await _carry_out_for(world, loaded, rows, now)
+        if due is not None:
+            items.append(due)
+        elif moment is not None and (wake is None or moment < wake):
             wake = moment
+    if items and not world.stopping.is_set():
+        await deliver_all(world, items)
+        return now  # the plan assumed these sends: plan again from the new state
     return wake
 
 
-async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row], now: datetime) -> datetime | None:
+@dataclass(frozen=True)
+class _Hold:
+    """A message the policy holds back, with what the plan says about it."""
+
+    row: Row
+    decision: Decision
+    others: list[str]  # the other members of its digest, if any
+
+    @property
+    def told(self) -> str:
+        # Tell the student again only when the time or the digest changes, not each time another joins it.
+        at = self.decision.at.astimezone(UTC).isoformat() if self.decision.at else "held"
+        return f"{at}|{self.decision.digest or ''}"
+
+    @property
+    def changed(self) -> bool:
+        row, decision = self.row, self.decision
+        return (row.state, row.due, row.digest, row.reason) != (
+            SCHEDULED, decision.at, decision.digest, decision.reason)
+
+
+async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
+                         now: datetime) -> tuple[Item | None, datetime | None]:
+    """The mentor's first item if it may go now; otherwise schedule everything and say when to look again."""
     history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS))
     engine = Engine(loaded.policy, history)
-    queue = [Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows]
-    decisions = engine.plan(sorted(queue, key=lambda q: q.arrived), now)
+    queue = sorted((Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
+                   key=lambda q: q.arrived)
     by_key = {r.key: r for r in rows}
+    # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
+    head = engine.next_group(queue, now)
+    if head and head[0].due(now):
+        for decision in head:
+            log.info("%s → %s: %s", decision.id, loaded.name, decision.reason)
+        return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
-    for decision in decisions:
+    for decision in engine.plan(queue, now):
         groups[decision.digest or decision.id].append(decision)
+    holds: list[_Hold] = []
     wake: datetime | None = None
     for group in groups.values():
-        first = group[0]
         members = [by_key[d.id] for d in group]
-        if first.due(now):
-            if world.stopping.is_set():
-                return now
-            for decision in group:
-                log.info("%s → %s: %s", decision.id, loaded.name, decision.reason)
-            await deliver(world, members, follow_up=first.follow_up)
-            return now  # the plan assumed this send: plan again from the new state
         for decision, row in zip(group, members, strict=True):
-            await _schedule(world, loaded, row, decision, [m.subject for m in members if m.key != row.key])
-        if first.at is not None and (wake is None or first.at < wake):
-            wake = first.at
-    return wake
+            holds.append(_Hold(row, decision, [m.subject for m in members if m.key != row.key]))
+        at = group[0].at
+        if at is not None and (wake is None or at < wake):
+            wake = at
+    await _schedule(world, loaded, holds)
+    return None, wake
 
 
-async def _schedule(world: World, loaded: LoadedPolicy, row: Row, decision: Decision, others: list[str]) -> None:
-    """Make sure a held message sits in Scheduled and that the student knows when and why."""
+async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> None:
+    """Make sure held messages sit in Scheduled and that the student knows when and why (one notice per burst)."""
     folders = world.folders
     ledger = world.ledger
-    # Tell the student again only when the time or the digest changes, not each time another message joins it.
-    told = f"{decision.at.astimezone(UTC).isoformat() if decision.at else 'held'}|{decision.digest or ''}"
-    # The decision is recorded before the move: a crash in between leaves a scheduled row still marked as in
-    # the Outbox, and the next pass moves it.
-    ledger.update(row.key, state=SCHEDULED, due=decision.at, digest=decision.digest, reason=decision.reason)
-    if row.folder == folders.outbox:
-        try:
-            new_uid = await world.imap(world.mailbox.move, folders.outbox, row.uid, folders.scheduled)
-        except MessageGone:
-            ledger.update(row.key, state=CANCELLED, detail="removed from the Outbox before it was scheduled")
-            return
-        if new_uid is None:
-            new_uid = await world.locate(folders.scheduled, row.key, None)
-        ledger.update(row.key, folder=folders.scheduled, uid=new_uid)
-    if told == row.told:
+    # The decisions are recorded before the move: a crash in between leaves scheduled rows still marked as in
+    # the Outbox, and the next pass moves them.
+    with ledger.transaction():
+        for hold in holds:
+            if hold.changed:
+                decision = hold.decision
+                ledger.update(hold.row.key, state=SCHEDULED, due=decision.at, digest=decision.digest,
+                              reason=decision.reason)
+    in_outbox = [hold for hold in holds if hold.row.folder == folders.outbox and hold.row.uid is not None]
+    if in_outbox:
+        moved = await world.imap(world.mailbox.move_many, folders.outbox, [h.row.uid for h in in_outbox],
+                                 folders.scheduled)
+        placed: dict[str, int | None] = {}
+        for hold in in_outbox:
+            if hold.row.uid in moved:
+                new_uid = moved[hold.row.uid]
+                placed[hold.row.key] = new_uid if new_uid is not None else await world.locate(
+                    folders.scheduled, hold.row.key, None)
+        gone = {hold.row.key for hold in in_outbox if hold.row.key not in placed}
+        with ledger.transaction():
+            for key, new_uid in placed.items():
+                ledger.update(key, folder=folders.scheduled, uid=new_uid)
+            for key in gone:
+                ledger.update(key, state=CANCELLED, detail="removed from the Outbox before it was scheduled")
+        holds = [hold for hold in holds if hold.row.key not in gone]
+    tell = [hold for hold in holds if hold.told != hold.row.told]
+    if not tell:
         return
-    ledger.update(row.key, told=told)
-    ledger.log("scheduled", mentor=loaded.id, message=row.key, detail=decision.reason)
-    log.info("%s → %s: %s", row.key, loaded.name, decision.reason)
-    title, lines = scheduled_lines(
-        row.subject, loaded.name, decision.at, decision.reason, loaded.policy.zone, world.settings.student.zone,
-        others,
-    )
-    await world.notify(title, lines, about=row.message_id)
+    with ledger.transaction():
+        for hold in tell:
+            ledger.update(hold.row.key, told=hold.told)
+            ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
+    for hold in tell:
+        log.info("%s → %s: %s", hold.row.key, loaded.name, hold.decision.reason)
+    zone, student_zone = loaded.policy.zone, world.settings.student.zone
+    if len(tell) == 1:
+        hold = tell[0]
+        title, lines = scheduled_lines(hold.row.subject, loaded.name, hold.decision.at, hold.decision.reason,
+                                       zone, student_zone, hold.others)
+        await world.notify(title, lines, about=hold.row.message_id)
+        return
+    held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in tell]
+    title, lines = held_lines(loaded.name, held, zone, student_zone)
+    await world.notify(title, lines, about=tell[0].row.message_id)

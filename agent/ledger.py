@@ -28,8 +28,19 @@ from agent.pacing import History, Reply, SentItem
 SCHEMA_VERSION = 2
 
 NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
+QUEUED = "queued"  # claimed and next in line for SMTP: see Ledger.queue()
 CANCELLED, ATTENTION = "cancelled", "attention"
-OPEN_STATES = (NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED)
+OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
+_OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux); None where it cannot be told."""
+    try:
+        return BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -165,7 +176,9 @@ class Ledger:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a state must survive a power cut before the network step
+        # Commits reach the operating system at once (a killed daemon loses nothing), but are flushed to disk
+        # only by the commits that must survive a power cut: see durable().
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
@@ -196,6 +209,41 @@ class Ledger:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def durable(self) -> Iterator[sqlite3.Connection]:
+        """A transaction flushed to disk on commit, with everything committed before it.
+
+        For the one state that must survive even a power cut: ``sending``, written just before the message
+        goes over SMTP. Were it lost, the message would look unsent and go twice; every other state is found
+        again from the folders, or errs on the side of telling the student ("in doubt").
+        """
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self.transaction() as db:
+                yield db
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def queue(self, keys: Iterable[str]) -> None:
+        """Mark claimed messages ``queued``, on disk, with this boot's id: the next ones handed to SMTP.
+
+        Each message is then marked ``sending`` just before its own SMTP transaction, with a commit that a
+        killed daemon keeps but a power cut may lose. So after a crash a ``queued`` message was certainly not
+        sent if the machine has not rebooted since (the ``sending`` mark would be there), and may have been
+        if it has (see :meth:`queued_before_reboot`). One flush covers a whole run of messages.
+        """
+        with self.durable():
+            self.db.executemany(
+                "UPDATE messages SET state = ?, updated = ? WHERE key = ?", [(QUEUED, _now(), key) for key in keys]
+            )
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('queued_boot', ?)", (boot_id() or "",))
+
+    def queued_before_reboot(self) -> bool:
+        """Whether the machine may have restarted since messages were queued (then their marks may be lost)."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'queued_boot'").fetchone()
+        now = boot_id()
+        return now is None or found is None or found[0] != now
 
     # -- messages ----------------------------------------------------------------------------------------------
 
@@ -238,7 +286,7 @@ class Ledger:
 
     def in_folder(self, folder: str) -> dict[int, Row]:
         records = self.db.execute(
-            "SELECT * FROM messages WHERE folder = ? AND uid IS NOT NULL AND state IN (?, ?, ?, ?, ?)",
+            f"SELECT * FROM messages WHERE folder = ? AND uid IS NOT NULL AND state IN ({_OPEN_MARKS})",
             (folder, *OPEN_STATES),
         )
         return {row.uid: row for row in map(Row.of, records) if row.uid is not None}

@@ -7,6 +7,7 @@ A notice about a message refers to it (In-Reply-To), so mail clients thread it u
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -70,3 +71,45 @@ def scheduled_lines(
         lines.append(f"It goes together with these, as one digest:\n{listed}")
     lines.append(HOW_TO_STEER)
     return title, lines
+
+
+HOW_TO_STEER_MANY = (
+    "To cancel one, delete it from the Scheduled folder. To send one now anyway, flag it (it still counts)."
+)
+MAX_LISTED = 40  # a burst notice lists this many held messages, then says how many more
+
+
+@dataclass(frozen=True)
+class Held:
+    """One held message, as a burst notice lists it."""
+
+    subject: str
+    due: datetime | None
+    reason: str
+    digest: str | None = None
+
+
+def held_lines(
+    mentor_name: str, held: Sequence[Held], mentor_zone: tzinfo, student_zone: tzinfo
+) -> tuple[str, list[str]]:
+    """One notice for a burst of held messages to one mentor, earliest first; a digest's members together."""
+    groups: dict[str, list[Held]] = {}
+    for entry in held:
+        groups.setdefault(entry.digest or f"single:{id(entry)}", []).append(entry)
+    ordered = sorted(groups.values(), key=lambda group: (group[0].due is None,
+                                                         group[0].due.timestamp() if group[0].due else 0.0))
+    listed: list[str] = []
+    for group in ordered[:MAX_LISTED]:
+        first = group[0]
+        when = (f"goes {both_zones(first.due, mentor_zone, student_zone)}" if first.due
+                else f"held until {mentor_name} replies")
+        if len(group) == 1:
+            listed.append(f"  • “{first.subject}” {when}: {first.reason}.")
+        else:
+            members = "\n".join(f"      – “{entry.subject}”" for entry in group)
+            listed.append(f"  • {len(group)} together, as one digest, {when}: {first.reason}.\n{members}")
+    if len(ordered) > MAX_LISTED:
+        listed.append(f"  … and {len(ordered) - MAX_LISTED} more, each after the one before.")
+    lines = [f"{len(held)} messages to {mentor_name} wait in the Scheduled folder, to keep your agreement:",
+             "\n".join(listed), HOW_TO_STEER_MANY]
+    return f"Scheduled: {len(held)} messages to {mentor_name}", lines

@@ -91,6 +91,9 @@ class Smtp(Credentials):
     # Providers such as Gmail, Microsoft 365 and iCloud file what you submit in Sent themselves;
     # "auto" decides by the SMTP host, "always"/"never" override.
     file_in_sent: Literal["auto", "always", "never"] = "auto"
+    # SMTP connections used side by side when several messages are due at once (a backlog). Providers
+    # allow a few per account (Gmail about 10); 1 sends strictly one after another.
+    connections: int = Field(default=3, ge=1, le=10)
 
 
 class Digest(_Section):

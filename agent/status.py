@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.ledger import CLAIMED, NEW, SCHEDULED, SENDING, Ledger
+from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger
 from agent.localtime import describe, local_date, start_of_day, week_start
 from agent.policy import PolicyBook
 
@@ -46,7 +46,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
                 "digest": row.digest,
                 "reason": row.reason,
             }
-            for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, SENDING, mentor=loaded.id)
+            for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, mentor=loaded.id)
         ]
         mentors.append(
             {

@@ -34,13 +34,17 @@ class World:
     smtp_login: Callable[[], Login | None]
     clock: Callable[[], datetime] = utc_now
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _imap_turn: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # UIDs the agent itself filed, per folder, so that the history scan need not read them back.
+    filed: dict[str, set[int]] = field(default_factory=dict, repr=False)
 
     def now(self) -> datetime:
         return self.clock()
 
     async def imap(self, action: Callable[..., T], *args: Any) -> T:
-        """Run a blocking Mailbox call in a worker thread (one at a time: the passes are sequential)."""
-        return await asyncio.to_thread(action, *args)
+        """Run a blocking Mailbox call in a worker thread, one at a time: the connection is not shared."""
+        async with self._imap_turn:
+            return await asyncio.to_thread(action, *args)
 
     @property
     def file_in_sent(self) -> bool:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from agent.ledger import QUEUED
 from tests.agent_process import MENTOR, SENT, Agent, agent, eventually, mail, parse, policy_text
 
 __all__ = ["agent"]  # the fixture
@@ -204,7 +205,7 @@ def test_sigterm_exits_cleanly(agent: Agent) -> None:
     assert "stopped" in agent.log()
 
 
-@pytest.mark.parametrize("point", ["claimed", "accepted"])
+@pytest.mark.parametrize("point", ["claimed", "queued", "accepted"])
 def test_kill_9_before_smtp_or_before_filing_loses_nothing_and_sends_once(agent: Agent, point: str) -> None:
     agent.start(MENTOR_AGENT_CRASH_AT=point)
     agent.drop(mail("crash test"))
@@ -228,6 +229,27 @@ def test_kill_9_while_sending_puts_the_message_in_doubt_not_twice(agent: Agent) 
     assert len(agent.smtp.messages) <= 1
 
 
+def test_queued_when_the_machine_restarted_is_in_doubt_not_sent(agent: Agent) -> None:
+    """``queued`` is flushed to disk, ``sending`` is not: after a reboot a queued message may have gone."""
+    agent.start(MENTOR_AGENT_CRASH_AT="queued")
+    agent.drop(mail("power cut"))
+    assert agent.wait_exit() == -signal.SIGKILL
+    ledger = agent.ledger()
+    try:
+        assert [row.subject for row in ledger.in_states(QUEUED)] == ["power cut"]
+        assert not ledger.queued_before_reboot(), "same boot: the daemon alone died"
+        with ledger.transaction():  # what a reboot looks like to the ledger: another boot id
+            ledger.db.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'queued_boot'")
+    finally:
+        ledger.close()
+    agent.start()
+    eventually(lambda: agent.subjects("Needs attention") == ["power cut"])
+    notice = eventually(lambda: agent.notices())[0]
+    assert "IN DOUBT" in notice.get_content()
+    time.sleep(1)
+    assert agent.smtp.messages == [], "the crash came before SMTP, and nothing sends it again by itself"
+
+
 def test_two_agents_on_one_account_never_send_the_same_message(agent: Agent, tmp_path_factory: pytest.TempPathFactory) -> None:
     other = Agent(tmp_path_factory.mktemp("laptop"), agent.dovecot, agent.user, agent.smtp)
     other.write_config()
@@ -246,3 +268,17 @@ def test_two_agents_on_one_account_never_send_the_same_message(agent: Agent, tmp
         assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Sending") == {}
     finally:
         other.stop()
+
+
+def test_two_copies_of_one_message_go_once_and_the_copy_is_set_aside(agent: Agent) -> None:
+    raw = mail("Dropped twice", to="friend@example.org")
+    agent.drop(raw)
+    agent.drop(raw)  # both wait before the agent starts: they are taken in together
+    agent.start()
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Needs attention") == ["Dropped twice"])
+    time.sleep(1.5)
+    assert len(agent.smtp.messages) == 1
+    assert agent.subjects("Sent") == ["Dropped twice"] and agent.folder_raw("Outbox") == {}
+    notice = eventually(lambda: [n for n in agent.notices() if "Not sent" in str(n["Subject"])])[0]
+    assert "another copy" in notice.get_content()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.ledger import NEW, SCHEMA_VERSION, SENDING, Ledger, Row
+from agent import ledger as ledger_module
+from agent.ledger import NEW, QUEUED, SCHEMA_VERSION, SENDING, Ledger, Row
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -64,3 +65,24 @@ def test_history_reads_items_and_replies_for_the_engine(tmp_path: Path) -> None:
     assert history.replies[0].to == "<m1@x>"
     assert ledger.item_ids("rivera")["<m1@x>"] == "rivera"
     assert ledger.known_message_ids(["<o@x>", "<zz@x>"]) == {"<o@x>"}
+
+
+def test_queued_marks_know_whether_the_machine_restarted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    boot = tmp_path / "boot_id"
+    boot.write_text("first-boot\n")
+    monkeypatch.setattr(ledger_module, "BOOT_ID", boot)
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.add(row("<a@x>"))
+    ledger.add(row("<b@x>"))
+    ledger.queue(["<a@x>"])
+    assert [r.key for r in ledger.in_states(QUEUED)] == ["<a@x>"]
+    assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 1, "back to NORMAL after the flushed commit"
+    assert not ledger.queued_before_reboot()
+    ledger.close()
+    boot.write_text("second-boot\n")
+    again = Ledger(tmp_path / "l.sqlite3")
+    assert [r.key for r in again.in_states(QUEUED)] == ["<a@x>"]
+    assert again.queued_before_reboot()
+    boot.unlink()  # a system that cannot say: assume the worst
+    assert again.queued_before_reboot()
+    again.close()

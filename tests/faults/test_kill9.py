@@ -16,7 +16,7 @@ from tests.faults.accounting import UNLIMITED_POLICY, account, settle
 
 pytestmark = pytest.mark.servers
 
-CRASH_POINTS = ("claimed", "sending", "accepted")
+CRASH_POINTS = ("claimed", "queued", "sending", "accepted")
 
 
 def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
