@@ -253,14 +253,17 @@ class Engine:
         finally:
             self.ledger.rollback(mark)
 
-    def next_group(self, queue: Sequence[Queued], now: datetime) -> list[Decision]:
+    def next_group(self, queue: Sequence[Queued], now: datetime,
+                   forced: Sequence[Queued] | None = None) -> list[Decision]:
         """Decisions for the messages that go out first (one message, or one digest's worth).
 
         ``queue`` must be in arrival order; this is the cheap call a scheduler makes after every event.
+        A caller that keeps its flagged messages apart passes them as ``forced`` (then the call does not
+        look through the whole queue for them).
         """
         mark = self.ledger.checkpoint()
         try:
-            return next(self._groups(queue, now), [])
+            return next(self._groups(queue, now, forced), [])
         finally:
             self.ledger.rollback(mark)
 
@@ -273,10 +276,11 @@ class Engine:
     def answer(self, reply: Reply) -> bool:
         return self.ledger.answer(reply)
 
-    def _groups(self, queue: Sequence[Queued], now: datetime) -> Iterator[list[Decision]]:
+    def _groups(self, queue: Sequence[Queued], now: datetime,
+                forced: Sequence[Queued] | None = None) -> Iterator[list[Decision]]:
         require_aware(now, "now")
         previous = now
-        for head in (q for q in queue if q.forced):
+        for head in forced if forced is not None else [q for q in queue if q.forced]:
             forced_at = max(now, self.ledger.last or now)
             self.ledger.record(SentItem(forced_at, (head.id,)))
             previous = forced_at

@@ -133,11 +133,12 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
     end = ordered[-1][1].at + run_on
     engine = Engine(policy, History())
     queue: list[Queued] = []
+    flagged: list[Queued] = []  # the flagged ones among them, kept apart so no step looks through the queue
     results: dict[str, tuple[datetime, str | None, str]] = {}
     told: dict[str, tuple[datetime | None, str, str | None]] = {}  # last told to the student: when, why, digest
     now = ordered[0][1].at
     while True:
-        group = engine.next_group(queue, now) if queue else []
+        group = engine.next_group(queue, now, flagged) if queue else []
         release = group[0].at if group else None
         for decision in group:  # a reason changes only when the time it explains changes
             before = told.get(decision.id)
@@ -152,7 +153,10 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
             event = stream.popleft()
             now = max(now, event.at)
             if event.type == "send":
-                queue.append(Queued(event.id, event.at, event.subject, event.thread, event.group, event.flagged))
+                queued = Queued(event.id, event.at, event.subject, event.thread, event.group, event.flagged)
+                queue.append(queued)
+                if queued.forced:
+                    flagged.append(queued)
             else:
                 engine.answer(Reply(event.at, event.to))
             continue
@@ -161,7 +165,12 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
         now = max(now, release)
         engine.commit(group)
         members = {decision.id for decision in group}
-        queue = [q for q in queue if q.id not in members]
+        if all(q.id in members for q in queue[: len(members)]):
+            del queue[: len(members)]  # the usual case: the oldest go first
+        else:
+            queue = [q for q in queue if q.id not in members]
+        if flagged:
+            flagged = [q for q in flagged if q.id not in members]
         for decision in group:
             results[decision.id] = (release, decision.digest, told[decision.id][1])
     outcomes = []
