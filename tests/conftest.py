@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 from tests.servers.fixtures import *  # noqa: E402, F403
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The fault suite's options, here so that they work from the project root as well as from tests/faults."""
+    group = parser.getgroup("faults", "mentor-agent fault suite")
+    group.addoption("--soak", action="store_true", default=False,
+                    help="run the fault suite in its long form (hundreds of messages, dozens of kills)")
+    group.addoption("--faults-report", default="", help="append each fault test's figures to this JSON-lines file")

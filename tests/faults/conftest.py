@@ -21,17 +21,9 @@ __all__ = ["agent"]  # the fixture
 _RESULTS: list[dict[str, Any]] = []
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("faults", "mentor-agent fault suite")
-    group.addoption("--soak", action="store_true", default=False,
-                    help="run the fault suite in its long form (hundreds of messages, dozens of kills)")
-    group.addoption("--faults-report", default="", help="append each fault test's figures to this JSON-lines file")
-
-
 @pytest.fixture
 def soak(request: pytest.FixtureRequest) -> bool:
-    # getoption with a default: when the suite runs from the project root this conftest is not an initial
-    # one, so its option may not be registered; then the bounded form runs.
+    # The option is registered in tests/conftest.py, so that it works from the project root too.
     return bool(request.config.getoption("--soak", default=False))
 
 
