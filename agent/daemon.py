@@ -184,7 +184,7 @@ class Daemon:
     async def _session(self) -> None:
         settings = self.settings
         imap_login = login_for(settings.imap, "imap", self.config_file)
-        mailbox = Mailbox(settings.imap, imap_login)
+        mailbox = Mailbox(settings.imap, imap_login, agent_id=self.ledger.agent_id())
         await asyncio.to_thread(mailbox.connect)
         watchers: list[_WatchThread] = []
         try:

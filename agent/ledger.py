@@ -15,6 +15,7 @@ answers: together they are the history the pacing engine reads.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -224,6 +225,15 @@ class Ledger:
                 yield db
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def agent_id(self) -> str:
+        """This agent's lasting id (made on first use): what its IMAP claims are marked with."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
+        if found:
+            return str(found[0])
+        made = secrets.token_hex(4)
+        self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('agent_id', ?)", (made,))
+        return str(self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()[0])
 
     def queue(self, keys: Iterable[str]) -> None:
         """Mark claimed messages ``queued``, on disk, with this boot's id: the next ones handed to SMTP.

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import imaplib
 import re
+import secrets
 import select
 import socket
 import ssl
@@ -40,7 +41,7 @@ __all__ = [
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
 BODY_CHUNK = 100  # whole messages per UID FETCH: bounded memory for large mail
 CONNECT_ATTEMPTS = 3
-CLAIM_KEYWORD = "$MentorAgentClaim"  # set (conditionally) on a message while one agent moves it
+CLAIM_KEYWORD = "$MentorAgentClaim"  # + an agent's id: set (conditionally) on a message while that agent moves it
 STALE_CLAIM = 60.0  # seconds: a claim keyword still there this long after we first saw it was abandoned
 _CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT", b"VANISHED"}
 _T = TypeVar("_T")
@@ -173,10 +174,14 @@ def _str(flag: bytes | str) -> str:
 class Mailbox:
     """The command connection. Not thread-safe: one worker thread at a time."""
 
-    def __init__(self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None,
+                 agent_id: str | None = None) -> None:
         self.imap = imap
         self.login = login
         self.ssl_context = ssl_context
+        # Each agent claims with its own keyword, so that after a restart it recognises a claim it made itself
+        # (killed between STORE and MOVE) and goes on at once; the daemon passes an id kept in its ledger.
+        self.claim_keyword = CLAIM_KEYWORD + (agent_id or secrets.token_hex(4))
         self.force_copy_fallback = False  # tests set this to exercise COPY + STORE + UID EXPUNGE
         self._client: IMAPClient | None = None
         self._selected: str | None = None
@@ -386,7 +391,7 @@ class Mailbox:
             return {}
         self._select(folder)
         present = self._present(folder, wanted)
-        ours = self._claim(present) if claim and self._has("CONDSTORE") else sorted(present)
+        ours = self._claim(folder, present) if claim and self._has("CONDSTORE") else sorted(present)
         if not ours:
             return {}
         untagged = self.client._imap.untagged_responses
@@ -410,7 +415,7 @@ class Mailbox:
             new_uids = [new for new in moved.values() if new is not None]
             with contextlib.suppress(MailboxError):  # cosmetic: the move itself has succeeded
                 if new_uids:
-                    self.remove_flags_many(target, new_uids, [CLAIM_KEYWORD])
+                    self.remove_flags_many(target, new_uids, [self.claim_keyword])
         return moved
 
     def _present(self, folder: str, uids: list[int]) -> dict[int, int | None]:
@@ -419,6 +424,7 @@ class Mailbox:
         items = ["FLAGS", "MODSEQ"] if condstore else ["FLAGS"]
         present: dict[int, int | None] = {}
         stale: list[int] = []
+        abandoned: set[str] = set()
         for start in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[start:start + FETCH_CHUNK]
             asked = set(chunk)
@@ -427,22 +433,32 @@ class Mailbox:
                 flags = item.get(b"FLAGS")
                 if flags is None or int(uid) not in asked or DELETED in flags:
                     continue  # gone, deleted, or an unsolicited FETCH about something else
-                if CLAIM_KEYWORD.encode() in flags or CLAIM_KEYWORD in flags:
+                claims = {_str(f) for f in flags if _str(f).lower().startswith(CLAIM_KEYWORD.lower())}
+                foreign = claims - {self.claim_keyword}
+                if foreign:
                     first = self._claims_seen.setdefault((folder, int(uid)), time.monotonic())
                     if time.monotonic() - first >= STALE_CLAIM:
                         stale.append(int(uid))
+                        abandoned |= foreign
                     continue  # being moved by another agent right now
                 self._claims_seen.pop((folder, int(uid)), None)
                 present[int(uid)] = int(item[b"MODSEQ"][0]) if condstore and b"MODSEQ" in item else None
         if stale:
             # A claim nobody finished (its agent died between STORE and MOVE): free the message for next time.
-            self.remove_flags_many(folder, stale, [CLAIM_KEYWORD])
+            self.remove_flags_many(folder, stale, sorted(abandoned))
             for uid in stale:
                 self._claims_seen.pop((folder, uid), None)
         return present
 
-    def _claim(self, present: dict[int, int | None]) -> list[int]:
-        """One conditional STORE over all of them; the UIDs this connection changed (existed, unchanged)."""
+    def _claim(self, folder: str, present: dict[int, int | None]) -> list[int]:
+        """Claim the messages for this agent; the UIDs it may move (no other agent will).
+
+        Two steps. A conditional STORE of this agent's keyword (UNCHANGEDSINCE the highest MODSEQ seen; RFC
+        7162 names in MODIFIED whatever changed since), then, after a NOOP, a FETCH of the flags: a message
+        that shows another agent's keyword too is given up (and our keyword taken off). Dovecot can let two
+        racing conditional STOREs both succeed, but of two agents that each STORE and then read, at least one
+        reads the other's keyword, so at most one goes on to MOVE.
+        """
         if not present:
             return []
         imap = self.client._imap
@@ -454,7 +470,7 @@ class Mailbox:
 
         def store() -> list[int]:
             typ, _ = imap.uid(
-                "STORE", _uid_set(wanted), f"(UNCHANGEDSINCE {bound})", "+FLAGS.SILENT", f"({CLAIM_KEYWORD})"
+                "STORE", _uid_set(wanted), f"(UNCHANGEDSINCE {bound})", "+FLAGS.SILENT", f"({self.claim_keyword})"
             )
             imap.untagged_responses.pop("FETCH", None)
             if typ != "OK":
@@ -462,12 +478,27 @@ class Mailbox:
             refused: set[int] = set()
             for code in imap.untagged_responses.pop("MODIFIED", None) or ():
                 refused |= _expand(code)
-            # RFC 7162: a conditional STORE names in MODIFIED every message it did not change because it had
-            # changed since ``bound``; it changed all the others that exist (and a MOVE skips the expunged).
-            # (Whether the answer carries FETCH FLAGS is no guide: Dovecot adds them when sessions race.)
             return [uid for uid in wanted if uid not in refused]
 
-        return self._run(f"UID STORE {len(wanted)} message(s) (claim)", store)
+        stored = self._run(f"UID STORE {len(wanted)} message(s) (claim)", store)
+        if not stored:
+            return []
+        self._run("NOOP", self.client.noop)  # see every change committed before this point
+        kept: list[int] = []
+        for start in range(0, len(stored), FETCH_CHUNK):
+            chunk = stored[start:start + FETCH_CHUNK]
+            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS"]))
+            for uid in chunk:
+                flags = {_str(f) for f in data.get(uid, {}).get(b"FLAGS", ())}
+                ours = self.claim_keyword in flags and "\\Deleted" not in flags
+                if ours and not any(f.lower().startswith(CLAIM_KEYWORD.lower()) and f != self.claim_keyword
+                                    for f in flags):
+                    kept.append(uid)
+        given_up = sorted(set(stored) - set(kept))
+        if given_up:
+            with contextlib.suppress(MailboxError):
+                self.remove_flags_many(folder, given_up, [self.claim_keyword])
+        return kept
 
     def fetch_many(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
         """The whole messages, byte for byte, without setting \\Seen; the UIDs that are gone are left out."""

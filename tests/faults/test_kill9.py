@@ -31,7 +31,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
     for round_ in range(kills):
         # Every other life ends at a named crash point, in turn (the in-doubt path is then certain to be
         # exercised); the others at a random moment: during start-up, intake, a send, filing, or idling.
-        point = CRASH_POINTS[(round_ // 2) % 3] if round_ % 2 == 1 else None
+        point = CRASH_POINTS[(round_ // 2) % len(CRASH_POINTS)] if round_ % 2 == 1 else None
         agent.start(**({VARIABLE: point} if point else {}))
         batch = subjects[round_ * per_round:(round_ + 1) * per_round]
         for subject in batch:
