@@ -307,7 +307,8 @@ class Dovecot:
             if not uids:
                 return {}
             data = client.fetch(uids, ["BODY.PEEK[]"])
-            return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items()}
+            # A message moved away between the SEARCH and the FETCH comes back without a body: it is not here.
+            return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items() if b"BODY[]" in item}
 
     def flags(self, user: User, folder: str, uid: int) -> set[str]:
         with self.client(user) as client:
