@@ -22,11 +22,11 @@ CRASH_POINTS = ("claimed", "queued", "sending", "accepted")
 def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
     agent: Agent, soak: bool, figures: Callable[..., None]
 ) -> None:
-    messages, kills = (300, 50) if soak else (40, 6)
+    messages, kills = (300, 50) if soak else (40, 8)
     rng = random.Random(20260907 + (1 if soak else 0))
     subjects = [f"kill-{n:03d}" for n in range(messages)]
     per_round = -(-messages // kills)
-    crashes = {"random": 0, **dict.fromkeys(CRASH_POINTS, 0)}
+    crashes = {"random": 0, **dict.fromkeys(CRASH_POINTS, 0), "point not reached": 0}
     agent.policy(UNLIMITED_POLICY)
     for round_ in range(kills):
         # Every other life ends at a named crash point, in turn (the in-doubt path is then certain to be
@@ -37,16 +37,18 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
         for subject in batch:
             agent.drop(mail(subject, to=MENTOR if rng.random() < 0.5 else "friend@example.org"))
         assert agent.process is not None
+        kind = point or "random"
         if point is not None:
             try:
                 agent.process.wait(15)
             except Exception:  # nothing reached the point (e.g. all sent already): kill it ourselves
                 agent.process.send_signal(signal.SIGKILL)
+                kind = "point not reached"
         else:
             time.sleep(rng.uniform(0.05, 2.5))
             agent.process.send_signal(signal.SIGKILL)
         agent.process.wait(15)
-        crashes[point or "random"] += 1
+        crashes[kind] += 1
     agent.start()
     waited = settle(agent, subjects, timeout=60 + messages * 0.3)
     tally = account(agent, subjects, notice_must_say="IN DOUBT")
