@@ -68,6 +68,7 @@ class _WatchThread:
                 changed = self.watcher.wait(WATCH_SLICE)
                 self.alive_at = time.monotonic()
                 if changed:
+                    log.debug("%s: the server reported a change", self.watcher.folder)
                     self.wake()
         except BaseException as error:
             self.error = error

@@ -682,10 +682,15 @@ class Watcher:
                 if _changed(responses):
                     return True
                 continue
-            readable, _, _ = select.select([client.socket()], [], [], min(deadline, renew_at) - now)
-            if not readable:
-                continue
-            responses = client.idle_check(timeout=0)
+            if _already_read(client, self.imap.timeout):
+                # The server's report came with an earlier line ("+ idling" after a renewal, often in the same
+                # packet) and waits in imaplib's buffer, where select() on the socket cannot see it.
+                responses = _buffered_lines(client, self.imap.timeout)
+            else:
+                readable, _, _ = select.select([client.socket()], [], [], min(deadline, renew_at) - now)
+                if not readable:
+                    continue
+                responses = client.idle_check(timeout=0)
             if not responses:
                 # imapclient swallows EOF: a readable socket that yields nothing twice is a closed one.
                 empty_reads += 1
@@ -718,6 +723,37 @@ class Watcher:
             return
         with contextlib.suppress(Exception):
             client.shutdown()
+
+
+def _already_read(client: IMAPClient, timeout: float) -> bool:
+    """Whether bytes from the server were already taken off the socket, by imaplib's buffered reader or by
+    the TLS layer: ``select()`` does not see those, so waiting on the socket would wait for the next report."""
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+        return True
+    reader = client._imap.file
+    sock.setblocking(False)
+    try:
+        return bool(reader.peek(1))  # from the buffer; if that is empty, one read that does not wait
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
+
+
+def _buffered_lines(client: IMAPClient, timeout: float) -> list[tuple[Any, ...]]:
+    """The untagged lines already read (and the rest of a line begun), as imapclient's ``idle_check`` shapes
+    them where it matters here: ``(number, b"EXISTS")``, ``(b"BYE", text)``."""
+    found: list[tuple[Any, ...]] = []
+    while _already_read(client, timeout):
+        line = client._imap._get_line()
+        words = line.split(None, 2)
+        if len(words) >= 2 and words[0] == b"*":
+            if words[1].isdigit() and len(words) == 3:
+                found.append((int(words[1]), words[2].split(None, 1)[0].upper()))
+            else:
+                found.append((words[1].upper(), words[2] if len(words) == 3 else b""))
+    return found
 
 
 def _changed(responses: Sequence[Any]) -> bool:

@@ -355,6 +355,29 @@ def test_watcher_renews_idle_and_keeps_watching(dovecot: Dovecot, imap: Imap, im
         watcher.close()
 
 
+@pytest.mark.parametrize("security", ["plain", "tls"])
+def test_watcher_sees_a_change_made_while_idle_was_being_renewed(
+    dovecot: Dovecot, imap_user: User, imap_login: Login, box: Mailbox, security: str
+) -> None:
+    # A message that arrives between DONE and the next IDLE is reported right after "+ idling", often in the
+    # same packet; imaplib then holds it in its own buffer, where select() on the socket cannot see it.
+    watcher = Watcher(dovecot.settings(imap_user, security=security),  # type: ignore[arg-type]
+                      imap_login, "Outbox", ssl_context=dovecot.ssl_context())
+    try:
+        watcher.start()
+        assert watcher._client is not None
+        for n in range(3):
+            watcher._client.idle_done()  # the renewal, taken apart
+            dovecot.append(imap_user, "Outbox", message(n))
+            time.sleep(0.2)
+            watcher._idle()
+            started = time.monotonic()
+            assert watcher.wait(3) is True, f"round {n}: the change was not reported"
+            assert time.monotonic() - started < 1.5
+    finally:
+        watcher.close()
+
+
 def test_watcher_polls_without_idle(dovecot: Dovecot, imap: Imap, imap_login: Login,
                                     imap_user: User, box: Mailbox) -> None:
     watcher = Watcher(imap, imap_login, "Outbox")
