@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import DELETED, SENT
+from imapclient.imapclient import DELETED, SENT, _parse_untagged_response
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agent.settings import Folders, Imap
@@ -741,18 +741,11 @@ def _already_read(client: IMAPClient, timeout: float) -> bool:
         sock.settimeout(timeout)
 
 
-def _buffered_lines(client: IMAPClient, timeout: float) -> list[tuple[Any, ...]]:
-    """The untagged lines already read (and the rest of a line begun), as imapclient's ``idle_check`` shapes
-    them where it matters here: ``(number, b"EXISTS")``, ``(b"BYE", text)``."""
-    found: list[tuple[Any, ...]] = []
+def _buffered_lines(client: IMAPClient, timeout: float) -> list[Any]:
+    """The untagged lines already read (and the rest of a line begun), parsed as ``idle_check`` parses them."""
+    found: list[Any] = []
     while _already_read(client, timeout):
-        line = client._imap._get_line()
-        words = line.split(None, 2)
-        if len(words) >= 2 and words[0] == b"*":
-            if words[1].isdigit() and len(words) == 3:
-                found.append((int(words[1]), words[2].split(None, 1)[0].upper()))
-            else:
-                found.append((words[1].upper(), words[2] if len(words) == 3 else b""))
+        found.append(_parse_untagged_response(client._imap._get_line()))
     return found
 
 
