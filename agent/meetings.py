@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from typing import Literal
 
 from agent.invites import ItipObject, Party, describe_slot, make_uid
+from agent.localtime import after, instant, wall
 from agent.policy import MeetingRules
 from agent.slots import Slot
 from agent.windows import WeeklySchedule
@@ -174,7 +175,7 @@ def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round
         while state.pending and len(state.offers) < state.rules.proposals:
             slot, rest = state.pending[0], state.pending[1:]
             state = replace(state, pending=rest)
-            if slot.utc_start < now.astimezone(UTC) + state.rules.min_notice:
+            if slot.utc_start < after(now, state.rules.min_notice):
                 continue
             if is_free is not None and not is_free(slot.start, slot.end):
                 continue
@@ -215,18 +216,18 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
 
 def _in_windows(state: Round, start: datetime, end: datetime) -> bool:
     schedule = WeeklySchedule.of(state.rules.windows, state.zone)
-    return any(opens.astimezone(UTC) <= start and end <= closes.astimezone(UTC)
+    return any(opens <= start and end <= closes
                for opens, closes in schedule.intervals(start, end))
 
 
 def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free: IsFree | None) -> Result:
     assert reply.start is not None and reply.end is not None  # parse_itip guarantees it for COUNTER
-    start, end = reply.start.astimezone(UTC), reply.end.astimezone(UTC)
-    proposed = Slot(start.astimezone(state.zone), end.astimezone(state.zone))
+    start, end = instant(reply.start), instant(reply.end)
+    proposed = Slot(wall(start, state.zone), wall(end, state.zone))
     if offer.status not in ("sent", "accepted"):
         return state, (NotifyStudent(f"{state.mentor.name} proposed {_when(state, proposed)} for an offer that "
                                      "was already withdrawn; nothing was changed."),)
-    fits = start > now.astimezone(UTC) and _in_windows(state, start, end)
+    fits = start > instant(now) and _in_windows(state, start, end)
     if not fits or (is_free is not None and not is_free(proposed.start, proposed.end)):
         reason = "is outside the agreed meeting windows" if not fits else "clashes with your calendar"
         return state, (NotifyStudent(f"{state.mentor.name} proposed another time, {_when(state, proposed)}, "
@@ -296,7 +297,7 @@ def expire(state: Round, now: datetime, *, is_free: IsFree | None = None) -> Res
     timeout: timedelta = state.rules.reply_timeout
     actions: list[Action] = []
     for offer in state.offers:
-        if offer.status == "sent" and offer.sent_at is not None and offer.sent_at + timeout <= now:
+        if offer.status == "sent" and offer.sent_at is not None and after(offer.sent_at, timeout) <= instant(now):
             state, withdrawn = _withdraw(state, offer, "expired")
             actions += [*withdrawn, NotifyStudent(f"No answer from {state.mentor.name} about "
                                                   f"{_when(state, offer.slot)}; the offer was withdrawn.")]

@@ -3,7 +3,7 @@
 Pure: it takes a policy, what the mentor already received (and answered), the queue and ``now``, and
 returns one decision per queued message. It never reads the clock or touches the network.
 
-Rules, all read in the mentor's zone:
+Rules, all read in the mentor's zone (days and windows; durations are real time, so "1d" is 24 hours):
   * at most ``max_per_day`` items per calendar day and ``max_per_week`` per ISO week;
   * at least ``min_gap`` between two items;
   * only inside ``send_windows``;
@@ -16,6 +16,10 @@ The queue is served first in, first out. Each release time is the earliest insta
 previous release, at which every rule holds. With ``over_limit = "batch"``, the messages that wait for the
 same release go out together as one digest — except those that continue a mentor's thread (``standalone``)
 and those addressed differently (``group``), which wait their own turn.
+
+Every instant inside the engine is in UTC (:func:`agent.localtime.instant`); durations are added only with
+:func:`agent.localtime.after`. The mentor's wall clock is read only to find a day, a week or a window, and
+to print. A decision's ``at`` is in UTC.
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from agent.durations import format_duration
-from agent.localtime import describe, local_date, require_aware, start_of_day, week_start
+from agent.localtime import (
+    after,
+    describe,
+    elapsed,
+    instant,
+    local_date,
+    require_aware,
+    shift_days,
+    start_of_day,
+    week_start,
+)
 from agent.policy import Policy
 
 DAY, WEEK, GAP, WINDOW, UNANSWERED = "day", "week", "gap", "window", "unanswered"
@@ -94,14 +108,17 @@ class _Ledger:
         self.index: dict[str, int] = {}
         self.answered = -1        # items up to this index are answered
         self.last_follow_up = -1  # index of the latest follow-up item
-        for item in sorted(history.sent, key=lambda item: item.at):
+        for item in sorted(history.sent, key=lambda item: instant(item.at)):
             self.record(item)
         for reply in history.replies:
             self.answer(reply)
 
     def record(self, item: SentItem) -> None:
-        if self.times and item.at < self.times[-1]:
-            item = replace(item, at=self.times[-1])
+        at = instant(item.at)
+        if self.times and at < self.times[-1]:
+            at = self.times[-1]
+        if at is not item.at:
+            item = replace(item, at=at)
         self.items.append(item)
         self.times.append(item.at)
         self.stamps.append(item.at.timestamp())
@@ -113,7 +130,7 @@ class _Ledger:
     def answer(self, reply: Reply) -> bool:
         """Mark the item holding ``reply.to`` and all before it answered; False if it was not sent (yet)."""
         position = self.index.get(reply.to)
-        if position is None or self.items[position].at > reply.at:
+        if position is None or self.items[position].at > instant(reply.at):
             return False
         self.answered = max(self.answered, position)
         return True
@@ -174,23 +191,23 @@ class Engine:
             return t, False
         if ledger.follow_up_pending or ledger.last is None:
             return None, False
-        return max(t, ledger.last + self.rules.follow_up_after), True
+        return max(t, after(ledger.last, self.rules.follow_up_after)), True
 
     def _gap_ok(self, t: datetime) -> datetime:
         last = self.ledger.last
-        return t if last is None else max(t, last + self.rules.min_gap)
+        return t if last is None else max(t, after(last, self.rules.min_gap))
 
     def _day_ok(self, t: datetime) -> datetime:
         day = local_date(t, self.zone)
         if self.ledger.count_since(start_of_day(day, self.zone)) < self.rules.max_per_day:
             return t
-        return start_of_day(day + timedelta(days=1), self.zone)
+        return start_of_day(shift_days(day, 1), self.zone)
 
     def _week_ok(self, t: datetime) -> datetime:
         monday = week_start(local_date(t, self.zone))
         if self.ledger.count_since(start_of_day(monday, self.zone)) < self.rules.max_per_week:
             return t
-        return start_of_day(monday + timedelta(days=7), self.zone)
+        return start_of_day(shift_days(monday, 7), self.zone)
 
     def _next_ok(self, rule: str, t: datetime) -> datetime | None:
         if rule == UNANSWERED:
@@ -206,9 +223,10 @@ class Engine:
     def earliest(self, start: datetime) -> tuple[datetime | None, _Blocked | None, bool]:
         """The earliest instant >= ``start`` at which every rule holds, the rule that explains the wait,
         and whether the item would go as the follow-up. ``None`` when only a reply can release it."""
+        start = instant(start)
         blocked = self._most_binding(start)
         t = start
-        limit = start + self.horizon
+        limit = after(start, self.horizon)
         while t <= limit:
             moved = False
             for rule in _RULES:
@@ -237,7 +255,7 @@ class Engine:
             monday = week_start(local_date(t, self.zone))
             return _Blocked(rule, self.ledger.count_since(start_of_day(monday, self.zone)))
         if rule == GAP and self.ledger.last is not None:
-            return _Blocked(rule, since_last=t - self.ledger.last)
+            return _Blocked(rule, since_last=elapsed(self.ledger.last, t))
         if rule == UNANSWERED:
             return _Blocked(rule, self.ledger.unanswered)
         return _Blocked(rule)
@@ -246,7 +264,7 @@ class Engine:
 
     def plan(self, queue: Sequence[Queued], now: datetime) -> list[Decision]:
         """A decision for every queued message. Does not change the history."""
-        ordered = sorted(queue, key=lambda q: q.arrived)
+        ordered = sorted(queue, key=lambda q: instant(q.arrived))
         mark = self.ledger.checkpoint()
         try:
             return [d for group in self._groups(ordered, now) for d in group]
@@ -278,7 +296,7 @@ class Engine:
 
     def _groups(self, queue: Sequence[Queued], now: datetime,
                 forced: Sequence[Queued] | None = None) -> Iterator[list[Decision]]:
-        require_aware(now, "now")
+        now = instant(require_aware(now, "now"))
         previous = now
         for head in forced if forced is not None else [q for q in queue if q.forced]:
             forced_at = max(now, self.ledger.last or now)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import Problem, UserError
+from agent.localtime import after, instant, wall
 from agent.pacing import Engine, History, Queued, Reply
 from agent.policy import Policy
 
@@ -49,7 +50,7 @@ class Outcome:
     def as_json(self, zone: Any) -> dict[str, Any]:
         return {
             "id": self.id,
-            "sent_at": self.sent_at.astimezone(zone).isoformat() if self.sent_at else None,
+            "sent_at": wall(self.sent_at, zone).isoformat() if self.sent_at else None,
             "digest": self.digest,
             "reason": self.reason,
         }
@@ -124,19 +125,22 @@ def load_events(path: Path) -> list[Event]:
 
 
 def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN_ON) -> list[Outcome]:
-    """What the engine does with ``events``: one outcome per send event, in input order."""
-    ordered = sorted(enumerate(events), key=lambda pair: (pair[1].at, pair[0]))
+    """What the engine does with ``events``: one outcome per send event, in input order.
+
+    ``sent_at`` is shown on the mentor's wall clock (its offset is the real one, also in a DST change).
+    """
+    ordered = sorted(enumerate(events), key=lambda pair: (instant(pair[1].at), pair[0]))
     stream = deque(event for _, event in ordered)
     sends = [event for event in events if event.type == "send"]
     if not sends:
         return []
-    end = ordered[-1][1].at + run_on
+    end = after(ordered[-1][1].at, run_on)
     engine = Engine(policy, History())
     queue: list[Queued] = []
     flagged: list[Queued] = []  # the flagged ones among them, kept apart so no step looks through the queue
     results: dict[str, tuple[datetime, str | None, str]] = {}
     told: dict[str, tuple[datetime | None, str, str | None]] = {}  # last told to the student: when, why, digest
-    now = ordered[0][1].at
+    now = instant(ordered[0][1].at)
     while True:
         group = engine.next_group(queue, now, flagged) if queue else []
         release = group[0].at if group else None
@@ -149,9 +153,9 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
                 ):
                     reason = before[1].split("; goes ")[0] + "; a reply released it early"
                 told[decision.id] = (decision.at, reason, decision.digest)
-        if stream and (release is None or stream[0].at <= release):
+        if stream and (release is None or instant(stream[0].at) <= release):
             event = stream.popleft()
-            now = max(now, event.at)
+            now = max(now, instant(event.at))
             if event.type == "send":
                 queued = Queued(event.id, event.at, event.subject, event.thread, event.group, event.flagged)
                 queue.append(queued)
@@ -172,7 +176,7 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
         if flagged:
             flagged = [q for q in flagged if q.id not in members]
         for decision in group:
-            results[decision.id] = (release, decision.digest, told[decision.id][1])
+            results[decision.id] = (wall(release, policy.zone), decision.digest, told[decision.id][1])
     outcomes = []
     for event in sends:
         sent_at, digest, reason = results.get(event.id, (None, None, told.get(event.id, (None, "", None))[1]))

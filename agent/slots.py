@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from agent.localtime import require_aware
+from agent.localtime import after, instant, require_aware, wall
 from agent.policy import MeetingRules
 from agent.windows import WeeklySchedule
 
@@ -46,17 +46,17 @@ class Slot:
 
     @property
     def utc_start(self) -> datetime:
-        return self.start.astimezone(UTC)
+        return instant(self.start)
 
     @property
     def utc_end(self) -> datetime:
-        return self.end.astimezone(UTC)
+        return instant(self.end)
 
     def __lt__(self, other: Slot) -> bool:
         return (self.utc_start, self.utc_end) < (other.utc_start, other.utc_end)
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
-        return self.utc_start < end.astimezone(UTC) and start.astimezone(UTC) < self.utc_end
+        return self.utc_start < instant(end) and instant(start) < self.utc_end
 
     def to_json(self) -> dict[str, str]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
@@ -112,7 +112,7 @@ class _Busy:
 
 
 def _limit_keys(moment: datetime, zone: tzinfo) -> tuple[tuple[int, int], tuple[int, int]]:
-    local: date = moment.astimezone(zone).date()
+    local: date = wall(moment, zone).date()
     iso = local.isocalendar()
     return (iso.year, iso.week), (local.year, local.month)
 
@@ -178,8 +178,8 @@ def find_slots(
         per_week[week] += 1
         per_month[month] += 1
 
-    earliest_at = now + rules.min_notice
-    latest_at = now + rules.horizon
+    earliest_at = after(now, rules.min_notice)
+    latest_at = after(now, rules.horizon)
     windows = WeeklySchedule.of(rules.windows, zone).intervals(earliest_at, latest_at)
     spread: list[tuple[int, int]] = []
     spare: list[tuple[int, int]] = []
@@ -189,7 +189,7 @@ def find_slots(
         week, month = _limit_keys(moment, zone)
         if per_week[week] >= rules.max_per_week or per_month[month] >= rules.max_per_month:
             continue
-        day = moment.astimezone(zone).date()
+        day = wall(moment, zone).date()
         if day in days:
             spare.append((start, end))
             continue
@@ -199,6 +199,6 @@ def find_slots(
             break
     chosen = sorted(spread + spare[: wanted - len(spread)])
     return [
-        Slot(datetime.fromtimestamp(start, UTC).astimezone(zone), datetime.fromtimestamp(end, UTC).astimezone(zone))
+        Slot(wall(datetime.fromtimestamp(start, UTC), zone), wall(datetime.fromtimestamp(end, UTC), zone))
         for start, end in chosen
     ]

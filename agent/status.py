@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger
-from agent.localtime import describe, local_date, start_of_day, week_start
+from agent.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.policy import PolicyBook
 
 WEEKS_SHOWN = 8
@@ -31,18 +31,18 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         monday = week_start(today)
         day_start = start_of_day(today, zone)
         week_begin = start_of_day(monday, zone)
-        far = now + timedelta(days=3650)
+        far = after(now, timedelta(days=3650))
         weeks = []
         for back in range(WEEKS_SHOWN - 1, -1, -1):
-            first = monday - timedelta(weeks=back)
-            begin, end = start_of_day(first, zone), start_of_day(first + timedelta(weeks=1), zone)
+            first = shift_days(monday, -7 * back)
+            begin, end = start_of_day(first, zone), start_of_day(shift_days(first, 7), zone)
             weeks.append({"week": first.isoformat(), "sent": len(ledger.items_between(loaded.id, begin, end))})
         waiting = [
             {
                 "id": short_id(row.key),
                 "subject": row.subject,
                 "state": row.state,
-                "due": row.due.astimezone(zone).isoformat() if row.due else None,
+                "due": wall(row.due, zone).isoformat() if row.due else None,
                 "digest": row.digest,
                 "reason": row.reason,
             }

@@ -1,4 +1,10 @@
-"""Weekly windows such as "Mon-Fri 08:00-17:00", read in the mentor's zone (end exclusive)."""
+"""Weekly windows such as "Mon-Fri 08:00-17:00", read in the mentor's zone (end exclusive).
+
+A window on a local date is the real time from its opening to its closing, each edge being the first instant
+at which the mentor's clock shows that reading (see :mod:`agent.localtime`): on a spring-forward night an
+edge in the gap falls at the jump, on a fall-back night an edge in the repeated hour means its first pass.
+Every instant handled here is in UTC.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from agent.localtime import at_wall, local_date
+from agent.localtime import after, at_wall, instant, local_date, shift_days
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _LONG_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -85,9 +91,9 @@ class WeeklyWindow:
         return end - timedelta(hours=self.start.hour, minutes=self.start.minute)
 
     def interval_on(self, day: date, zone: tzinfo) -> tuple[datetime, datetime]:
-        """The instants [open, close) of this window on the local date ``day``."""
+        """The instants [open, close) of this window on the local date ``day``, in UTC."""
         opens = at_wall(day, self.start, zone)
-        closes = at_wall(day + timedelta(days=1), time(0), zone) if self.end is None else at_wall(day, self.end, zone)
+        closes = at_wall(shift_days(day, 1), time(0), zone) if self.end is None else at_wall(day, self.end, zone)
         return opens, closes
 
 
@@ -103,8 +109,9 @@ class WeeklySchedule:
         return cls(tuple(windows), zone)
 
     def intervals(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Non-empty window intervals that overlap [start, end), in order of opening, merged where they touch."""
-        day = local_date(start, self.zone) - timedelta(days=1)
+        """Non-empty window intervals (UTC) that overlap [start, end), in order of opening, merged where they touch."""
+        start, end = instant(start), instant(end)
+        day = shift_days(local_date(start, self.zone), -1)
         last = local_date(end, self.zone)
         pending: tuple[datetime, datetime] | None = None
         while day <= last:
@@ -120,11 +127,12 @@ class WeeklySchedule:
                 if pending:
                     yield pending
                 pending = (opens, closes)
-            day += timedelta(days=1)
+            day = shift_days(day, 1)
         if pending:
             yield pending
 
     def contains(self, moment: datetime) -> bool:
+        moment = instant(moment)
         day = local_date(moment, self.zone)
         for window in self.windows:
             if day.weekday() in window.days:
@@ -134,15 +142,16 @@ class WeeklySchedule:
         return False
 
     def next_open(self, moment: datetime, *, within: timedelta = timedelta(days=15)) -> datetime | None:
-        """The earliest instant at or after ``moment`` inside a window (``None`` if none within ``within``)."""
+        """The earliest instant (UTC) at or after ``moment`` inside a window (``None`` if none within ``within``)."""
         # Day by day rather than through intervals(): merging windows that touch (an all-day window touches
         # the next day's) would read the whole span before answering.
-        end = moment + within
-        day = local_date(moment, self.zone) - timedelta(days=1)
+        moment = instant(moment)
+        end = after(moment, within)
+        day = shift_days(local_date(moment, self.zone), -1)
         last = local_date(end, self.zone)
         while day <= last:
             for opens, closes in sorted(w.interval_on(day, self.zone) for w in self.windows if day.weekday() in w.days):
                 if opens < closes and closes > moment and opens < end:
                     return max(opens, moment)
-            day += timedelta(days=1)
+            day = shift_days(day, 1)
         return None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.localtime import at_wall
+from agent.localtime import at_wall, wall
 from agent.pacing import Engine, History, Queued, SentItem
 from agent.simulate import simulate
 from tests.helpers import events, iso, policy, reply, send
@@ -196,9 +196,10 @@ def test_midnight_that_does_not_exist() -> None:
 
 def test_wall_clock_in_a_gap_opens_at_the_jump() -> None:
     moment = at_wall(date(2026, 3, 8), time(2, 30), CHICAGO)
-    assert moment.isoformat() == "2026-03-08T03:00:00-05:00"
-    assert at_wall(date(2026, 11, 1), time(1, 30), CHICAGO).utcoffset() == at_wall(
-        date(2026, 11, 1), time(0, 30), CHICAGO
+    assert moment.tzinfo is UTC  # an instant, to compare and add in UTC
+    assert wall(moment, CHICAGO).isoformat() == "2026-03-08T03:00:00-05:00"
+    assert wall(at_wall(date(2026, 11, 1), time(1, 30), CHICAGO), CHICAGO).utcoffset() == wall(
+        at_wall(date(2026, 11, 1), time(0, 30), CHICAGO), CHICAGO
     ).utcoffset()  # the repeated hour means its first occurrence
 
 
