@@ -166,8 +166,8 @@ def grid(start: datetime, end: datetime) -> list[datetime]:
 def items_of(outcomes: list[Outcome]) -> list[tuple[datetime, list[Outcome]]]:
     sent: dict[tuple[datetime, str], list[Outcome]] = {}
     for o in outcomes:
-        if o.sent_at is not None:
-            sent.setdefault((o.sent_at, o.digest or o.id), []).append(o)
+        if o.sent_at is not None:  # in UTC: two times of one zone compare and subtract by their wall readings
+            sent.setdefault((o.sent_at.astimezone(UTC), o.digest or o.id), []).append(o)
     return [(at, members) for (at, _), members in sorted(sent.items(), key=lambda kv: kv[0][0])]
 
 
@@ -198,7 +198,7 @@ def test_first_in_first_out_and_digests_count_once(scenario: tuple[Policy, list[
     policy, events = scenario
     outcomes = simulate(policy, events)
     by_time = sorted((o for o in outcomes if o.sent_at), key=lambda o: (o.dropped, o.id))
-    times = [o.sent_at for o in by_time]
+    times = [o.sent_at.astimezone(UTC) for o in by_time if o.sent_at]
     assert times == sorted(times), "a later message overtook an earlier one"
     held_from = [o.dropped for o in outcomes if o.sent_at is None]
     if held_from:
