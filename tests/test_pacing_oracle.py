@@ -351,8 +351,8 @@ def compare(scenario: Scenario) -> str | None:
             problems.append(f"{outcome.id} printed as {printed.isoformat()}")
     if got != expected:
         def show(values: dict[str, int | None]) -> dict[str, str | None]:
-            return {k: datetime.fromtimestamp(v * 60, zone).isoformat() if v is not None and v >= 0 else v
-                    for k, v in values.items()}  # type: ignore[misc]
+            return {k: None if v is None else datetime.fromtimestamp(v * 60, zone).isoformat() if v >= 0
+                    else "not on a whole minute" for k, v in values.items()}
         problems.append(f"engine {show(got)} != reference {show(expected)}")
     if not problems:
         return None
