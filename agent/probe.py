@@ -124,7 +124,9 @@ async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str
     where = f"{smtp.host}:{smtp.port}"
     try:
         client = await sender._connected()  # connect, STARTTLS and AUTH exactly as a send does; no MAIL FROM
-        extensions = sorted(name.upper() for name in client.esmtp_extensions)
+        if client.last_ehlo_response is None:
+            await client.ehlo()
+        extensions = sorted(f"{name.upper()} {value}".strip() for name, value in client.esmtp_extensions.items())
     except aiosmtplib.SMTPResponseException as error:
         what = f"login as {smtp.username!r} refused" if login else "refused"
         raise UserError([Problem(file="", key="", message=f"SMTP {where}: {what}: {error.code} {error.message}")]) \
@@ -138,6 +140,8 @@ async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str
     report.lines.append(f"  extensions: {', '.join(extensions) or 'none'}")
     files = _file_in_sent(settings)
     setting = f'file_in_sent = "{smtp.file_in_sent}"'
+    if smtp.file_in_sent == "auto":
+        setting += f": {smtp.host} {'is not' if files else 'is'} a provider known to file sent mail itself"
     if files is None:
         report.lines.append(f"  sent mail: {setting}; decided when the agent runs")
     elif files:
