@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.preflight import Origin, folder_problems, live_folder_problems
 from agent.settings import Folders
 
 ROOT = Path(__file__).parent.parent
@@ -129,15 +128,21 @@ def test_outlooks_own_outbox_name_is_not_refused_here(tmp_path: Path) -> None:
 def test_the_agents_folders_are_never_empty_one_another_or_the_students(
     folders: dict[str, str], key: str, message: str
 ) -> None:
+    from agent.preflight import Origin, folder_problems
+
     found = [str(p) for p in folder_problems(Folders(**folders), Origin(Path("config.toml")))]
     assert any(f"config.toml: {key}: {message}" in p for p in found), found
 
 
 def test_the_defaults_pass_the_guards() -> None:
+    from agent.preflight import Origin, folder_problems
+
     assert folder_problems(Folders(), Origin(Path("config.toml"))) == []
 
 
 def test_a_special_use_folder_is_refused_whatever_its_name() -> None:
+    from agent.preflight import Origin, live_folder_problems
+
     listing = [((b"\\HasNoChildren", b"\\Archive"), b"/", "Ablage"), ((b"\\HasNoChildren",), b"/", "Outbox")]
     found = [str(p) for p in live_folder_problems(listing, Folders(scheduled="Ablage"), Origin(Path("c.toml")))]
     assert found == ["c.toml: imap.folders.scheduled: 'Ablage' is your archive folder on the server (SPECIAL-USE "
