@@ -61,7 +61,10 @@ def _check_paths(
                 settings = load_settings(file)
                 problems.extend(preflight.problems(settings, file))
                 configs.append((settings, file))
-                if not paths:  # the default run also checks the policies the config points at
+                if not paths and not settings.policies_dir.is_dir():  # as `run` says it
+                    problems.append(preflight.Origin.of(file).problem(
+                        ("policies_dir",), f"no such policies directory: {settings.policies_dir}"))
+                elif not paths:  # the default run also checks the policies the config points at
                     more, found, _ = _check_paths((settings.policies_dir,), None)
                     policies.extend(more)
                     problems.extend(found)

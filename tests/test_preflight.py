@@ -250,3 +250,11 @@ def test_the_shipped_example_config_passes_when_its_password_program_exists(tmp_
     assert "ok: 1 config file(s), 2 policies" in out
     code, _, err = check(str(ROOT / "config/example.toml"), env={"PATH": str(tmp_path / "nowhere")})
     assert code == 78 and "imap.password_command: command not found: pass" in err
+
+
+def test_a_missing_policies_directory_is_named_by_its_key(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    config.write_text(config.read_text().replace('policies_dir = "policies"', 'policies_dir = "polices"'))
+    code, _, err = check("--config", str(config))
+    assert code == 78
+    assert err == f"error: {config}:1: policies_dir: no such policies directory: {tmp_path / 'polices'}\n"
