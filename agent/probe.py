@@ -64,7 +64,8 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
         how_sent = ("as set in imap.folders.sent" if folders.sent
                     else "found by its SPECIAL-USE attribute or its name" if sent in names
                     else "no sent-mail folder found")
-        keywords = _permanent_flags(client, folders.outbox if folders.outbox in names else "INBOX")
+        # A folder whose \Recent flags no one reads: the Outbox, else Sent; INBOX only when neither exists yet.
+        keywords = _permanent_flags(client, next((f for f in (folders.outbox, sent) if f in names), "INBOX"))
         report.lines.append("  capabilities: " + ", ".join(
             f"{name} {'yes' if name in capabilities else 'no'}" for name in CAPABILITIES))
         report.lines.append("  custom keywords: " + keywords)
