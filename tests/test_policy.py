@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from agent.errors import UserError
-from agent.policy import load_policies, load_policy
+from agent.policy import EmailRules, load_policies, load_policy
 
 GOOD = """\
 [mentor]
@@ -149,3 +152,35 @@ def test_a_week_long_gap_and_equal_caps_are_fine(tmp_path: Path) -> None:
     text = GOOD.replace('min_gap = "4h"', 'min_gap = "7d"').replace("max_per_day = 1", "max_per_day = 3")
     loaded = load_policy(write(tmp_path, text))
     assert loaded.policy.email.max_per_day == loaded.policy.email.max_per_week == 3
+
+
+# -- overlap, against a minute-by-minute oracle -------------------------------------------------------------------
+
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+@st.composite
+def _window(draw: st.DrawFn) -> str:
+    days = sorted(draw(st.sets(st.integers(0, 6), min_size=1, max_size=7)))
+    start = draw(st.integers(0, 24 * 4 - 1))
+    end = draw(st.integers(start + 1, 24 * 4))
+    return f"{','.join(_DAYS[d] for d in days)} {start // 4:02}:{start % 4 * 15:02}-{end // 4:02}:{end % 4 * 15:02}"
+
+
+def _minutes_covered(spec: str) -> set[tuple[int, int]]:
+    days, hours = spec.split(" ")
+    start, end = ((int(t[:2]) * 60 + int(t[3:])) for t in hours.split("-"))
+    return {(_DAYS.index(day), minute) for day in days.split(",") for minute in range(start, end)}
+
+
+@given(st.lists(_window(), min_size=1, max_size=4))
+def test_windows_are_refused_exactly_when_some_minute_is_in_two_of_them(specs: list[str]) -> None:
+    covered = [_minutes_covered(spec) for spec in specs]
+    overlapping = any(covered[i] & covered[j] for i in range(len(specs)) for j in range(i + 1, len(specs)))
+    try:
+        EmailRules.model_validate({"send_windows": specs})
+    except ValidationError as error:
+        assert overlapping, error
+        assert "overlap" in str(error)
+    else:
+        assert not overlapping

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.cli import main
 from agent.settings import Folders
@@ -258,3 +260,20 @@ def test_a_missing_policies_directory_is_named_by_its_key(tmp_path: Path) -> Non
     code, _, err = check("--config", str(config))
     assert code == 78
     assert err == f"error: {config}:1: policies_dir: no such policies directory: {tmp_path / 'polices'}\n"
+
+
+# -- the guard against the students' own folders, whatever the spelling -------------------------------------------
+
+@given(name=st.sampled_from(["INBOX", "Sent", "Sent Items", "Sent Messages", "Sent Mail", "Drafts", "Trash",
+                             "Deleted Items", "Junk", "Junk E-mail", "Spam", "Bin", "Archive", "All Mail"]),
+       prefix=st.sampled_from(["", "INBOX.", "INBOX/", "[Gmail]/", "[Google Mail]/"]),
+       case=st.lists(st.booleans(), min_size=20, max_size=20), pad=st.sampled_from(["", " ", "  "]),
+       key=st.sampled_from(["outbox", "scheduled", "sending", "needs_attention"]))
+def test_every_spelling_of_the_students_own_folders_is_refused(
+    name: str, prefix: str, case: list[bool], pad: str, key: str
+) -> None:
+    from agent.preflight import Origin, folder_problems
+
+    spelt = "".join(c.upper() if up else c.lower() for c, up in zip(prefix + name, case * 3, strict=False))
+    found = folder_problems(Folders(**{key: pad + spelt + pad}), Origin(Path("c.toml")))
+    assert [p.key for p in found] == [f"imap.folders.{key}"], (spelt, found)
