@@ -8,7 +8,6 @@ import sys
 from datetime import datetime, tzinfo
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,7 +16,7 @@ from agent.cli_support import EX_CONFIG, friendly, print_problems
 from agent.errors import Problem, UserError
 from agent.localtime import zone_named
 from agent.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
-from agent.settings import default_config_path, load_settings
+from agent.settings import Settings, default_config_path, file_kind, load_settings
 from agent.simulate import Outcome, load_events, read_events, simulate
 
 
@@ -30,14 +29,15 @@ def main() -> None:
 # -- check ------------------------------------------------------------------------------------------------------
 
 
-def _is_policy(data: dict[str, Any]) -> bool:
-    return "mentor" in data
+def _check_paths(
+    paths: tuple[Path, ...], config: Path | None
+) -> tuple[list[LoadedPolicy], list[Problem], list[tuple[Settings, Path]]]:
+    """Every policy and config file among ``paths`` (or the config and its policies), judged as ``run`` would."""
+    from agent import preflight
 
-
-def _check_paths(paths: tuple[Path, ...], config: Path | None) -> tuple[list[LoadedPolicy], list[Problem], int]:
     problems: list[Problem] = []
     policies: list[LoadedPolicy] = []
-    configs = 0
+    configs: list[tuple[Settings, Path]] = []
     targets: list[Path] = list(paths)
     if not targets:
         settings_file = config or default_config_path()
@@ -52,12 +52,19 @@ def _check_paths(paths: tuple[Path, ...], config: Path | None) -> tuple[list[Loa
         for file in files:
             try:
                 _, data = read_toml(file)
-                if _is_policy(data):
+                kind = file_kind(file, data, in_policies_dir=target.is_dir())
+                if not data:
+                    raise UserError([Problem(file=str(file), key="", message=f"is empty; {EMPTY_ADVICE[kind]}")])
+                if kind == "policy":
                     policies.append(load_policy(file))
                     continue
                 settings = load_settings(file)
-                configs += 1
-                if not paths:  # the default run also checks the policies the config points at
+                problems.extend(preflight.problems(settings, file))
+                configs.append((settings, file))
+                if not paths and not settings.policies_dir.is_dir():  # as `run` says it
+                    problems.append(preflight.Origin.of(file).problem(
+                        ("policies_dir",), f"no such policies directory: {settings.policies_dir}"))
+                elif not paths:  # the default run also checks the policies the config points at
                     more, found, _ = _check_paths((settings.policies_dir,), None)
                     policies.extend(more)
                     problems.extend(found)
@@ -67,19 +74,44 @@ def _check_paths(paths: tuple[Path, ...], config: Path | None) -> tuple[list[Loa
     return policies, problems, configs
 
 
+EMPTY_ADVICE = {
+    "policy": "a policy needs at least [mentor] with name, addresses and timezone (see policies/rivera.toml)",
+    "config": "a config needs at least [student] and [imap] (see config/example.toml)",
+}
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@click.option("--connect", is_flag=True,
+              help="Also log in to IMAP and SMTP and show the folders and server features the agent would use "
+                   "(sends nothing, changes nothing).")
 @friendly
-def check(paths: tuple[Path, ...], config: Path | None) -> None:
-    """Validate the config and the policy files (files or directories).
+def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
+    """Validate the config and the policy files (files or directories), as `run` judges them at start.
 
-    With no PATHS: the config file and the policies directory it names."""
+    With no PATHS: the config file and the policies directory it names. Exit status 78 when a file is wrong,
+    1 when --connect cannot log in."""
     policies, problems, configs = _check_paths(paths, config)
     if problems:
-        raise UserError(problems)
+        print_problems(UserError(problems))
+        sys.exit(EX_CONFIG)
     names = ", ".join(f"{p.name} ({p.path})" for p in policies) or "none"
-    click.echo(f"ok: {configs} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: {names}")
+    click.echo(f"ok: {len(configs)} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: "
+               f"{names}")
+    if not connect:
+        return
+    if not configs:
+        raise UserError([Problem(file="", key="--connect",
+                                 message="needs a config file (give it with --config, or name it among PATHS)")])
+    from agent.probe import connect as probe
+
+    for settings, file in configs:
+        report = probe(settings, file)
+        click.echo("\n".join(report.lines))
+        if report.problems:
+            print_problems(UserError(report.problems))
+            sys.exit(EX_CONFIG)
 
 
 # -- simulate ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from agent import meeting_desk, sdnotify
+from agent import meeting_desk, preflight, sdnotify
 from agent.delivery import recover
 from agent.history import Seen, scan_replies, scan_sent
 from agent.intake import carry_out, follow_scheduled, take_in_outbox
@@ -189,6 +189,7 @@ class Daemon:
         await asyncio.to_thread(mailbox.connect)
         watchers: list[_WatchThread] = []
         try:
+            await asyncio.to_thread(preflight.require_live, mailbox, settings, self.config_file)  # SPECIAL-USE
             folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
             world = World(settings, mailbox, folders, self.ledger, self.keeper.book(),
                           smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
@@ -255,5 +256,6 @@ class Daemon:
 
 
 def run_daemon(settings: Settings, config_file: Path | None) -> int:
+    preflight.require(settings, config_file)  # what `check` refuses: guarded folders, missing logins, modes
     daemon = Daemon(settings, config_file)
     return asyncio.run(daemon.run())

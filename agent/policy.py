@@ -9,9 +9,9 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,7 +31,7 @@ from pydantic import (
 from agent.durations import format_duration, parse_duration
 from agent.errors import Problem, UserError
 from agent.localtime import zone_named
-from agent.windows import WeeklySchedule, WeeklyWindow
+from agent.windows import DAY_NAMES, WeeklySchedule, WeeklyWindow
 
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
@@ -77,6 +78,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+def _minutes(moment: time | None) -> int:
+    return 24 * 60 if moment is None else moment.hour * 60 + moment.minute
+
+
+def _no_overlap(windows: tuple[WeeklyWindow, ...]) -> tuple[WeeklyWindow, ...]:
+    """Two windows that cover the same hour are a slip (a typed day range or hour too wide): say which."""
+    for index, first in enumerate(windows):
+        for second in windows[index + 1:]:
+            days = sorted(first.days & second.days)
+            start = max(_minutes(first.start), _minutes(second.start))
+            end = min(_minutes(first.end), _minutes(second.end))
+            if days and start < end:
+                names = ", ".join(DAY_NAMES[day].title() for day in days)
+                raise ValueError(
+                    f"{first.spec!r} and {second.spec!r} overlap ({names} {start // 60:02}:{start % 60:02}-"
+                    f"{end // 60:02}:{end % 60:02}); write each hour in one window only"
+                )
+    return windows
+
+
 class Mentor(_Section):
     name: str = Field(min_length=1)
     addresses: tuple[Address, ...] = Field(min_length=1)
@@ -106,6 +127,17 @@ class EmailRules(_Section):
     def _some_window(cls, value: tuple[WeeklyWindow, ...]) -> tuple[WeeklyWindow, ...]:
         if not value:
             raise ValueError("give at least one window, or nothing could ever be sent")
+        return _no_overlap(value)
+
+    @field_validator("max_per_week")
+    @classmethod
+    def _week_holds_a_day(cls, value: int, info: ValidationInfo) -> int:
+        per_day = info.data.get("max_per_day")
+        if isinstance(per_day, int) and per_day > value:
+            raise ValueError(
+                f"{value} a week is fewer than max_per_day = {per_day}: the day's limit could never be reached; "
+                f"raise max_per_week or lower max_per_day"
+            )
         return value
 
     @field_validator("follow_up_after")
@@ -120,6 +152,11 @@ class EmailRules(_Section):
     def _non_negative_gap(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):
             raise ValueError("must not be negative")
+        if value > timedelta(days=7):
+            raise ValueError(
+                f"{format_duration(value)} is longer than a week, so at most one message could go in a week and "
+                'max_per_week would mean nothing; write at most "7d" (hours are "h", e.g. "8h")'
+            )
         return value
 
 
@@ -138,6 +175,11 @@ class MeetingRules(_Section):
     # decline or timeout (light inbox). "holds": one invite per slot, the others cancelled on the first accept.
     strategy: Literal["sequential", "holds"] = "sequential"
     reply_timeout: Duration = timedelta(days=3)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_apart(cls, value: tuple[WeeklyWindow, ...]) -> tuple[WeeklyWindow, ...]:
+        return _no_overlap(value)
 
     @field_validator("duration")
     @classmethod
@@ -196,7 +238,7 @@ class LoadedPolicy:
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+def line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """The line where the key at ``loc`` (e.g. ("email", "max_per_day")) is written, if it is."""
     keys = [str(part) for part in loc if isinstance(part, str)]
     if not keys:
@@ -219,37 +261,119 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     return header_line or table_line
 
 
-def _suggest(key: str, known: Iterable[str]) -> str:
+_line_of = line_of
+
+
+def _close(key: str, known: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(key, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
 
 
-def _known_keys(loc: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
+def _suggest(key: str, known: Iterable[str]) -> str:
+    close = _close(key, known)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def _model_at(loc: tuple[str | int, ...], model: type[BaseModel]) -> type[BaseModel] | None:
+    """The model that holds the last key of ``loc`` (None where ``loc`` goes through a list or a plain value)."""
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
-            return []
-    return list(model.model_fields)
+            return None
+    return model
+
+
+def _known_keys(loc: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
+    holder = _model_at(loc, model)
+    return list(holder.model_fields) if holder else []
+
+
+def _sections(loc: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
+    """The keys at ``loc``'s level that are tables of their own ([mentor], [imap.folders])."""
+    holder = _model_at(loc, model)
+    if holder is None:
+        return []
+    return [name for name, field in holder.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
+
+
+def _in_plain_words(item: Any) -> str:
+    """Pydantic's message, as the person who wrote the file would say it."""
+    kind, context = item["type"], item.get("ctx") or {}
+    if kind in ("int_parsing", "int_type", "float_parsing", "float_type"):
+        return "not a number"
+    if kind == "int_from_float":
+        return "not a whole number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "not true or false"
+    if kind in ("string_type",):
+        return 'not text (write it in quotes, e.g. "…")'
+    if kind == "greater_than_equal":
+        return f"must be at least {context.get('ge')}"
+    if kind == "greater_than":
+        return f"must be more than {context.get('gt')}"
+    if kind == "less_than_equal":
+        return f"must be at most {context.get('le')}"
+    if kind == "less_than":
+        return f"must be less than {context.get('lt')}"
+    if kind == "too_short":
+        return "must not be empty"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    return message.replace("Input should be ", "must be ", 1)
 
 
 def problems_from_validation(
-    path: Path, text: str, error: ValidationError, model: type[BaseModel] | None = None
+    path: Path, text: str, error: ValidationError, model: type[BaseModel] | None = None,
+    env: Mapping[tuple[str, ...], str] | None = None,
 ) -> list[Problem]:
+    """One Problem per error, naming the file, key and line — or, for a value that came from the environment
+    (``env`` maps a key path such as ("imap", "port") to its variable), the variable."""
+    model = model or Policy
+    items = error.errors()
+    unknown_sections: set[str] = set()
+    for item in items:
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden" and isinstance(item.get("input"), dict):
+            close = _close(str(loc[-1]), _sections(loc, model))
+            if close:
+                unknown_sections.add(".".join(str(part) for part in (*loc[:-1], close)))
     problems = []
-    for item in error.errors():
+    for item in items:
         loc = tuple(item["loc"])
         key = ".".join(str(part) for part in loc)
+        if item["type"] == "missing" and key in unknown_sections:
+            continue  # said once already: the section is there, misspelt
+        variable = _variable_for(loc, env or {})
         if item["type"] == "extra_forbidden":
-            message = "unknown key" + _suggest(str(loc[-1]), _known_keys(loc, model or Policy))
+            if isinstance(item.get("input"), dict) and variable is None:
+                close = _close(str(loc[-1]), _sections(loc, model))
+                hint = f" (did you mean [{'.'.join(str(p) for p in (*loc[:-1], close))}]?)" if close else ""
+                problems.append(Problem(file=str(path), key="", message=f"unknown section [{key}]{hint}",
+                                        line=line_of(text, loc)))
+                continue
+            known = _known_keys(loc, model)
+            message = ("unknown setting" if variable else "unknown key") + _suggest(str(loc[-1]), known)
         elif item["type"] == "missing":
             message = "required but missing"
         else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(Problem(file=str(path), key=key, message=message, line=_line_of(text, loc)))
+            message = _in_plain_words(item)
+        if variable is not None:
+            problems.append(Problem(file="", key=variable, message=message))
+        else:
+            problems.append(Problem(file=str(path), key=key, message=message, line=line_of(text, loc)))
     return problems
+
+
+def _variable_for(loc: tuple[str | int, ...], env: Mapping[tuple[str, ...], str]) -> str | None:
+    """The environment variable that set the value at ``loc`` (or a section holding it), if one did."""
+    keys = tuple(str(part).lower() for part in loc)
+    for length in range(len(keys), 0, -1):
+        if keys[:length] in env:
+            return env[keys[:length]]
+    return None
 
 
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
@@ -295,7 +419,7 @@ def check_unique_addresses(policies: Iterable[LoadedPolicy]) -> list[Problem]:
                         file=str(loaded.path),
                         key="mentor.addresses",
                         message=f"{address} is already claimed by {first.path}; one address, one policy",
-                        line=_line_of(loaded.path.read_text(encoding="utf-8"), ("mentor", "addresses")),
+                        line=line_of(loaded.path.read_text(encoding="utf-8"), ("mentor", "addresses")),
                     )
                 )
     return problems

@@ -7,7 +7,9 @@ No secret has to be written here: see ``password_command`` and the README's "Sec
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -136,6 +138,18 @@ class Settings(BaseSettings):
         return self.state_dir / "ledger.sqlite3"
 
 
+ENV_PREFIX = "MENTOR_AGENT_"
+
+
+def env_keys(environ: Mapping[str, str] | None = None) -> dict[tuple[str, ...], str]:
+    """Which settings the environment sets: key path (e.g. ("imap", "port")) -> the variable's name."""
+    found: dict[tuple[str, ...], str] = {}
+    for name in os.environ if environ is None else environ:
+        if name.upper().startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            found[tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))] = name
+    return found
+
+
 def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
     """Settings from ``path`` (or the default file, if it exists) and the environment.
 
@@ -155,5 +169,21 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     try:
         return Settings(**data)
     except ValidationError as error:
-        problems = problems_from_validation(file, text, error, Settings)
+        problems = problems_from_validation(file, text, error, Settings, env=env_keys())
         raise UserError(problems) from error
+
+
+def file_kind(path: Path, data: dict[str, Any], *, in_policies_dir: bool = False) -> Literal["policy", "config"]:
+    """Whether a TOML file is meant as a policy or as the config, by what it most looks like: its sections
+    (misspelt ones count for the name they are closest to), then where it lies and what it is called."""
+    from agent.policy import Policy
+
+    def score(known: list[str]) -> int:
+        return sum(1 for key in data if key in known or difflib.get_close_matches(key, known, n=1))
+
+    policy, config = score(list(Policy.model_fields)), score(list(Settings.model_fields))
+    if policy != config:
+        return "policy" if policy > config else "config"
+    if in_policies_dir or path.parent.name == "policies":
+        return "policy"
+    return "config"

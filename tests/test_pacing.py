@@ -41,7 +41,7 @@ def test_daily_cap_counts_the_mentors_day_not_utc() -> None:
 
 def test_weekly_cap_waits_for_monday() -> None:
     result = sent_times(
-        {**OPEN, "max_per_day": 5, "max_per_week": 2},
+        {**OPEN, "max_per_day": 2, "max_per_week": 2},  # the day cap alone would let c go Thursday
         send("2026-11-25T09:00:00-06:00", "a"),
         send("2026-11-25T09:05:00-06:00", "b"),
         send("2026-11-25T09:10:00-06:00", "c"),

@@ -64,17 +64,28 @@ def windows(draw: st.DrawFn) -> Window:
     return Window(days, time(start // 4, start % 4 * 15), time(end // 4, end % 4 * 15))
 
 
+def _apart(drawn: list[Window]) -> list[Window]:
+    """The drawn windows without those that overlap an earlier one: a policy may not write an hour twice."""
+    kept: list[Window] = []
+    for window in drawn:
+        if not any(window.days & other.days and window.start < other.end and other.start < window.end
+                   for other in kept):
+            kept.append(window)
+    return kept
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[Policy, list[Event]]:
     zone = draw(st.sampled_from(ZONES))
+    per_day = draw(st.integers(1, 3))
     policy = Policy.model_validate(
         {
             "mentor": {"name": "Dr. Test", "addresses": ["t@example.org"], "timezone": zone},
             "email": {
-                "max_per_day": draw(st.integers(1, 3)),
-                "max_per_week": draw(st.integers(1, 8)),
+                "max_per_day": per_day,
+                "max_per_week": draw(st.integers(per_day, 8)),  # a day's cap above the week's is refused
                 "min_gap": f"{draw(st.integers(0, 32)) * 15}m",
-                "send_windows": [w.spec for w in draw(st.lists(windows(), min_size=1, max_size=3))],
+                "send_windows": [w.spec for w in _apart(draw(st.lists(windows(), min_size=1, max_size=3)))],
                 "max_unanswered": draw(st.integers(1, 3)),
                 "follow_up_after": f"{draw(st.integers(1, 4 * 24 * 4)) * 15}m",
                 "over_limit": draw(st.sampled_from(["delay", "batch"])),

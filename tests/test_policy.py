@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from agent.errors import UserError
-from agent.policy import load_policies, load_policy
+from agent.policy import EmailRules, load_policies, load_policy
 
 GOOD = """\
 [mentor]
@@ -60,13 +63,13 @@ def test_the_good_policy_loads_with_its_values(tmp_path: Path) -> None:
         (("Mon-Fri 08:00-17:00", "Mon-Fri 17:00-08:00"), "rivera.toml:10: email.send_windows: 'Mon-Fri 17:00-08:00': the end must be after the start"),
         (("Mon-Fri 08:00-17:00", "Mon-Fry 08:00-17:00"), "rivera.toml:10: email.send_windows: 'Fry' is not a day"),
         (("send_windows = [\"Mon-Fri 08:00-17:00\"]", "send_windows = []"), "rivera.toml:10: email.send_windows: give at least one window"),
-        (("max_per_week = 3", "max_per_week = 0"), "rivera.toml:8: email.max_per_week: Input should be greater than or equal to 1"),
-        (("max_per_week = 3", "max_per_week = \"three\""), "rivera.toml:8: email.max_per_week: Input should be a valid integer"),
-        (("over_limit = \"batch\"", "over_limit = \"queue\""), "rivera.toml:13: email.over_limit: Input should be 'delay' or 'batch'"),
+        (("max_per_week = 3", "max_per_week = 0"), "rivera.toml:8: email.max_per_week: must be at least 1"),
+        (("max_per_week = 3", "max_per_week = \"three\""), "rivera.toml:8: email.max_per_week: not a number"),
+        (("over_limit = \"batch\"", "over_limit = \"queue\""), "rivera.toml:13: email.over_limit: must be 'delay' or 'batch'"),
         (("addresses = [\"arivera@hospital.example.org\"]", "addresses = [\"Ana Rivera\"]"), "rivera.toml:3: mentor.addresses.0: 'Ana Rivera' is not an e-mail address"),
         (("name = \"Dr. Ana Rivera\"\n", ""), "rivera.toml:1: mentor.name: required but missing"),
         (("duration = \"30m\"", "duration = \"2h\""), "meetings: duration 2h is longer than every meeting window"),
-        (("[email]", "[emial]"), "rivera.toml:6: emial: unknown key (did you mean 'email'?)"),
+        (("[email]", "[emial]"), "rivera.toml:6: unknown section [emial] (did you mean [email]?)"),
         (("follow_up_after = \"5d\"", "follow_up_after = \"0\""), "rivera.toml:12: email.follow_up_after: must be longer than 0"),
     ],
 )
@@ -108,3 +111,76 @@ def test_shipped_examples_are_valid_and_the_builtin_copy_matches(tmp_path: Path)
     names = {p.id for p in load_policies(root / "policies")}
     assert names == {"rivera", "okafor"}
     assert (root / "agent/examples/rivera.toml").read_text() == (root / "policies/rivera.toml").read_text()
+
+
+# -- mistakes that used to pass (issue 11) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('send_windows = ["Mon-Fri 08:00-17:00"]', 'send_windows = ["Mon-Fri 08:00-12:00", "Mon 11:00-13:00"]'),
+         "rivera.toml:10: email.send_windows: 'Mon-Fri 08:00-12:00' and 'Mon 11:00-13:00' overlap (Mon 11:00-12:00)"),
+        (('windows = ["Tue 16:00-17:00", "Thu 07:00-08:00"]', 'windows = ["Tue-Thu 16:00-17:00", "Thu 16:30-18:00"]'),
+         "rivera.toml:16: meetings.windows: 'Tue-Thu 16:00-17:00' and 'Thu 16:30-18:00' overlap (Thu 16:30-17:00)"),
+        (("max_per_day = 1", "max_per_day = 5"),
+         "rivera.toml:8: email.max_per_week: 3 a week is fewer than max_per_day = 5"),
+        (('min_gap = "4h"', 'min_gap = "8d"'), "rivera.toml:9: email.min_gap: 8d is longer than a week"),
+        (("[mentor]", "[mentr]"), "rivera.toml:1: unknown section [mentr] (did you mean [mentor]?)"),
+    ],
+)
+def test_mistakes_that_used_to_pass_are_refused_in_plain_words(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    old, new = change
+    assert old in GOOD
+    found = problems(tmp_path, GOOD.replace(old, new, 1))
+    assert any(expected in p for p in found), found
+
+
+def test_a_misspelt_section_is_said_once_not_also_as_missing(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("[mentor]", "[mentr]"))
+    assert len(found) == 1, found
+
+
+def test_windows_that_only_touch_do_not_overlap(tmp_path: Path) -> None:
+    text = GOOD.replace('send_windows = ["Mon-Fri 08:00-17:00"]',
+                        'send_windows = ["Mon-Fri 08:00-12:00", "Mon-Fri 12:00-17:00", "Sat 08:00-24:00"]')
+    assert len(load_policy(write(tmp_path, text)).policy.email.send_windows) == 3
+
+
+def test_a_week_long_gap_and_equal_caps_are_fine(tmp_path: Path) -> None:
+    text = GOOD.replace('min_gap = "4h"', 'min_gap = "7d"').replace("max_per_day = 1", "max_per_day = 3")
+    loaded = load_policy(write(tmp_path, text))
+    assert loaded.policy.email.max_per_day == loaded.policy.email.max_per_week == 3
+
+
+# -- overlap, against a minute-by-minute oracle -------------------------------------------------------------------
+
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+@st.composite
+def _window(draw: st.DrawFn) -> str:
+    days = sorted(draw(st.sets(st.integers(0, 6), min_size=1, max_size=7)))
+    start = draw(st.integers(0, 24 * 4 - 1))
+    end = draw(st.integers(start + 1, 24 * 4))
+    return f"{','.join(_DAYS[d] for d in days)} {start // 4:02}:{start % 4 * 15:02}-{end // 4:02}:{end % 4 * 15:02}"
+
+
+def _minutes_covered(spec: str) -> set[tuple[int, int]]:
+    days, hours = spec.split(" ")
+    start, end = ((int(t[:2]) * 60 + int(t[3:])) for t in hours.split("-"))
+    return {(_DAYS.index(day), minute) for day in days.split(",") for minute in range(start, end)}
+
+
+@given(st.lists(_window(), min_size=1, max_size=4))
+def test_windows_are_refused_exactly_when_some_minute_is_in_two_of_them(specs: list[str]) -> None:
+    covered = [_minutes_covered(spec) for spec in specs]
+    overlapping = any(covered[i] & covered[j] for i in range(len(specs)) for j in range(i + 1, len(specs)))
+    try:
+        EmailRules.model_validate({"send_windows": specs})
+    except ValidationError as error:
+        assert overlapping, error
+        assert "overlap" in str(error)
+    else:
+        assert not overlapping

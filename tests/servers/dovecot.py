@@ -30,6 +30,7 @@ from tests.servers import free_port, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 SENT = "Sent Items"  # deliberately not "Sent": tests prove the name comes from SPECIAL-USE
+ARCHIVE = "Ablage"   # SPECIAL-USE Archive once created: a name no guard list knows, only the server tells
 
 _CONFIG = """\
 instance_name = {name}
@@ -75,6 +76,10 @@ namespace inbox {{
   mailbox Trash {{
     special_use = \\Trash
     auto = subscribe
+  }}
+  # An archive under a name no list of provider names knows: only its SPECIAL-USE attribute tells (not auto-created).
+  mailbox {archive} {{
+    special_use = \\Archive
   }}
 }}
 protocol imap {{
@@ -146,6 +151,7 @@ class Dovecot:
                 root=self.root,
                 ssl=ssl_lines,
                 sent=SENT,
+                archive=ARCHIVE,
                 port=self.port,
                 tls_port=self.tls_port,
             )
