@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from agent import meeting_desk, sdnotify
+from agent import meeting_desk, sdnotify, statelock
 from agent.delivery import recover
 from agent.history import Seen, scan_replies, scan_sent
 from agent.intake import carry_out, follow_scheduled, take_in_outbox
@@ -255,5 +255,13 @@ class Daemon:
 
 
 def run_daemon(settings: Settings, config_file: Path | None) -> int:
-    daemon = Daemon(settings, config_file)
-    return asyncio.run(daemon.run())
+    try:
+        held = statelock.acquire(settings.state_dir)
+    except statelock.AlreadyRunning as error:
+        log.error("not started: %s", error)  # the log goes to stderr (the journal under systemd)
+        return statelock.EX_TEMPFAIL
+    try:
+        daemon = Daemon(settings, config_file)
+        return asyncio.run(daemon.run())
+    finally:
+        held.release()

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger
 from agent.localtime import describe, local_date, start_of_day, week_start
 from agent.policy import PolicyBook
+from agent.statelock import holder
 
 WEEKS_SHOWN = 8
 
@@ -66,6 +67,11 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     status = ledger.status()
     daemon: dict[str, str | None] = {key: value for key, (value, _updated) in status.items()}
     daemon["updated"] = max((updated for _value, updated in status.values()), default=None)
+    # Whether a daemon runs is the lock's word, not the ledger's: a killed daemon never wrote "running: no".
+    pid = holder(ledger.path.parent)
+    if status or pid is not None:
+        daemon["running"] = "yes" if pid is not None else "no"
+        daemon["pid"] = str(pid) if pid else None
     return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors}
 
 
@@ -101,8 +107,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
     daemon = data["daemon"]
     state = "connected" if daemon.get("connected") == "yes" else "not connected"
     if daemon.get("running") != "yes":
-        state = "not running" if daemon else "never ran (no ledger entries yet)"
-    lines.append(f"daemon: {_paint(state, '32' if state == 'connected' else '33', color)}"
+        state = "not running" if daemon.get("running") else "never ran (no ledger entries yet)"
+    elif daemon.get("pid"):
+        state += f", pid {daemon['pid']}"
+    lines.append(f"daemon: {_paint(state, '32' if state.startswith('connected') else '33', color)}"
                  + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
     if daemon.get("last_error"):
         lines.append(f"last error: {daemon['last_error']}")
