@@ -28,6 +28,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     for loaded in sorted(book, key=lambda p: p.name):
         zone = loaded.policy.zone
         rules = loaded.policy.email
+        addresses = loaded.policy.mentor.addresses  # what she received, whatever her policy file is called
         today = local_date(now, zone)
         monday = week_start(today)
         day_start = start_of_day(today, zone)
@@ -37,7 +38,8 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         for back in range(WEEKS_SHOWN - 1, -1, -1):
             first = monday - timedelta(weeks=back)
             begin, end = start_of_day(first, zone), start_of_day(first + timedelta(weeks=1), zone)
-            weeks.append({"week": first.isoformat(), "sent": len(ledger.items_between(loaded.id, begin, end))})
+            sent = len(ledger.items_between(loaded.id, begin, end, addresses))
+            weeks.append({"week": first.isoformat(), "sent": sent})
         waiting = [
             {
                 "id": short_id(row.key),
@@ -54,9 +56,12 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
                 "id": loaded.id,
                 "name": loaded.name,
                 "timezone": zone.key,
-                "today": {"sent": len(ledger.items_between(loaded.id, day_start, far)), "limit": rules.max_per_day},
+                "today": {
+                    "sent": len(ledger.items_between(loaded.id, day_start, far, addresses)),
+                    "limit": rules.max_per_day,
+                },
                 "this_week": {
-                    "sent": len(ledger.items_between(loaded.id, week_begin, far)),
+                    "sent": len(ledger.items_between(loaded.id, week_begin, far, addresses)),
                     "limit": rules.max_per_week,
                 },
                 "weeks": weeks,

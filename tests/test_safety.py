@@ -200,3 +200,104 @@ def test_status_says_not_running_after_a_kill_9(agent: Agent) -> None:
     agent.stop(signal.SIGKILL)  # the ledger still says "running": the lock knows better
     code, out, _ = cli(agent, "status", "--json")
     assert code == 0 and json.loads(out)["daemon"]["running"] == "no"
+
+
+# -- a mentor is her addresses, not a file name -------------------------------------------------------------------
+
+
+def _items(agent: Agent) -> list[tuple[str, str]]:
+    """(policy id, addresses) of what the ledger counts as received by a mentor."""
+    ledger = agent.ledger()
+    try:
+        return [(r[0], r[1] or "") for r in ledger.db.execute("SELECT mentor, addresses FROM items ORDER BY at")]
+    finally:
+        ledger.close()
+
+
+def _policy_notices(agent: Agent, words: str) -> list[str]:
+    return [n.get_content() for n in agent.notices() if words in str(n["Subject"])]
+
+
+@pytest.mark.servers
+def test_renaming_her_policy_file_neither_releases_nor_forgets(agent: Agent) -> None:
+    agent.policy(policy_text(max_per_day=1))
+    agent.start()
+    agent.drop(mail("first"))
+    agent.smtp.wait_for(1)
+    agent.drop(mail("second, held"))
+    held(agent)
+    policies = agent.root / "policies"
+    (policies / "rivera.toml").rename(policies / "dr-rivera.toml")
+    time.sleep(3)  # the file watcher reacts within about a second
+    assert len(agent.smtp.messages) == 1, "renaming the file released nothing"
+    assert "renamed to" in agent.log()
+    agent.drop(mail("third, held too"))  # her history follows her: 1 of 1 today is still used
+    eventually(lambda: sorted(agent.subjects("Scheduled")) == ["second, held", "third, held too"])
+    time.sleep(3)
+    assert len(agent.smtp.messages) == 1, "renaming the file released nothing"
+    code, out, _ = cli(agent, "status", "--json")
+    [rivera] = json.loads(out)["mentors"]
+    assert rivera["id"] == "dr-rivera" and rivera["today"]["sent"] == 1
+    assert sorted(w["subject"] for w in rivera["waiting"]) == ["second, held", "third, held too"]
+    assert not _policy_notices(agent, "No longer pacing") and not _policy_notices(agent, "removed")
+    # A send under the new name is counted by her addresses too.
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(), [b"\\Flagged"])
+    agent.smtp.wait_for(3)
+    rows = eventually(lambda: _items(agent) if len(_items(agent)) == 3 else None)
+    assert all(f" {MENTOR} " in addresses for _, addresses in rows), rows
+
+
+@pytest.mark.servers
+def test_removing_her_policy_file_keeps_her_mail_held_with_one_notice_until_flagged(agent: Agent) -> None:
+    agent.policy(policy_text(max_per_day=1))
+    agent.start()
+    agent.drop(mail("first"))
+    agent.smtp.wait_for(1)
+    agent.drop(mail("second, held"))
+    held(agent)
+    (agent.root / "policies" / "rivera.toml").unlink()
+    time.sleep(3)  # the file watcher reacts within about a second
+    assert len(agent.smtp.messages) == 1, "a missing file released nothing"
+    notice = eventually(lambda: _policy_notices(agent, "Policy file removed"), timeout=15)[0]
+    assert "second, held" in notice and "put the file back" in notice and "flag them" in notice
+    agent.drop(mail("third"))  # her last good policy is still in force while her mail waits
+    eventually(lambda: sorted(agent.subjects("Scheduled")) == ["second, held", "third"])
+    time.sleep(3)  # several passes
+    assert len(agent.smtp.messages) == 1, "a missing file released nothing"
+    assert len(_policy_notices(agent, "Policy file removed")) == 1, "told once, not once per pass"
+    # Flagged: they go now, and count for her.
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(), [b"\\Flagged"])
+    received = agent.smtp.wait_for(3)
+    assert {str(parse(r.content)["Subject"]) for r in received[1:]} == {"second, held", "third"}
+    rows = eventually(lambda: _items(agent) if len(_items(agent)) == 3 else None)
+    assert all(f" {MENTOR} " in addresses for _, addresses in rows), rows
+    # Nothing of hers waits any more: from now on her mail is ordinary mail, as the file's removal asked.
+    eventually(lambda: "no longer in force" in agent.log())
+    agent.drop(mail("fourth"))
+    agent.smtp.wait_for(4)
+
+
+@pytest.mark.servers
+def test_a_policy_file_gone_while_the_agent_was_stopped_releases_nothing(agent: Agent) -> None:
+    agent.policy(policy_text(max_per_day=1))
+    agent.start()
+    agent.drop(mail("first"))
+    agent.smtp.wait_for(1)
+    agent.drop(mail("second, held"))
+    held(agent)
+    agent.stop()
+    (agent.root / "policies" / "rivera.toml").unlink()
+    (agent.root / "policies" / "other.toml").write_text(policy_text().replace(MENTOR, "other@clinic.example.org"))
+    for _ in range(2):
+        agent.start()
+        notice = eventually(lambda: _policy_notices(agent, "policy file is gone"), timeout=15)[0]
+        assert "second, held" in notice and "rivera.toml" in notice
+        time.sleep(2)
+        agent.stop()
+    assert len(agent.smtp.messages) == 1
+    assert agent.subjects("Scheduled") == ["second, held"]
+    assert len(_policy_notices(agent, "policy file is gone")) == 1, "told once, not at every start"
