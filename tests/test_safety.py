@@ -236,6 +236,7 @@ def test_renaming_her_policy_file_neither_releases_nor_forgets(agent: Agent) -> 
     time.sleep(3)
     assert len(agent.smtp.messages) == 1, "renaming the file released nothing"
     code, out, _ = cli(agent, "status", "--json")
+    assert code == 0
     [rivera] = json.loads(out)["mentors"]
     assert rivera["id"] == "dr-rivera" and rivera["today"]["sent"] == 1
     assert sorted(w["subject"] for w in rivera["waiting"]) == ["second, held", "third, held too"]
