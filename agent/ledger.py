@@ -186,6 +186,8 @@ def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
     """SQL condition (and its arguments) for the rows of one mentor: any of her addresses, or, in rows written
     before addresses were kept, her policy id."""
     wanted = sorted({a.strip().lower() for a in addresses if a.strip()})
+    if not wanted:
+        return "mentor = ?", [mentor]  # addresses unknown: by policy id, as before schema 3
     clause = "(addresses IS NULL AND mentor = ?)" + "".join(" OR instr(addresses, ?) > 0" for _ in wanted)
     return f"({clause})", [mentor, *(f" {a} " for a in wanted)]
 
