@@ -6,11 +6,11 @@ It only reads the ledger (SQLite in WAL mode allows that while the daemon writes
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger
+from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.localtime import describe, local_date, start_of_day, week_start
 from agent.policy import PolicyBook
 from agent.statelock import holder
@@ -23,8 +23,30 @@ def short_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def _owner(book: PolicyBook, row: Row) -> str | None:
+    """The policy id that paces ``row``, as the daemon decides it: a mentor is her addresses (a renamed file
+    takes her messages over); None when no policy claims them (her file is gone: they are held, not sent)."""
+    if row.mentor in book.by_id:
+        return row.mentor
+    found = next((p for p in map(book.for_address, row.recipients) if p is not None), None)
+    return found.id if found else None
+
+
+def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "id": short_id(row.key),
+        "subject": row.subject,
+        "state": row.state,
+        "due": row.due.astimezone(zone).isoformat() if row.due else None,
+        "digest": row.digest,
+        "reason": row.reason,
+    }
+
+
 def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     mentors = []
+    open_rows = [row for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING) if row.mentor]
+    owners = {row.key: _owner(book, row) for row in open_rows}
     for loaded in sorted(book, key=lambda p: p.name):
         zone = loaded.policy.zone
         rules = loaded.policy.email
@@ -40,17 +62,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
             begin, end = start_of_day(first, zone), start_of_day(first + timedelta(weeks=1), zone)
             sent = len(ledger.items_between(loaded.id, begin, end, addresses))
             weeks.append({"week": first.isoformat(), "sent": sent})
-        waiting = [
-            {
-                "id": short_id(row.key),
-                "subject": row.subject,
-                "state": row.state,
-                "due": row.due.astimezone(zone).isoformat() if row.due else None,
-                "digest": row.digest,
-                "reason": row.reason,
-            }
-            for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, mentor=loaded.id)
-        ]
+        waiting = [_waiting(row, zone) for row in open_rows if owners[row.key] == loaded.id]
         mentors.append(
             {
                 "id": loaded.id,
@@ -77,7 +89,10 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     if status or pid is not None:
         daemon["running"] = "yes" if pid is not None else "no"
         daemon["pid"] = str(pid) if pid else None
-    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors}
+    # Held for a mentor whose policy file is gone: never sent because of that; restore the file or flag them.
+    orphaned = [_waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
+                for row in open_rows if owners[row.key] is None]
+    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
 
 
 def meetings_of(ledger: Ledger, mentor: str) -> dict[str, Any]:
@@ -143,4 +158,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
             lines.append(f"  open meeting offers: {', '.join(o['start'][:16] for o in meetings['offers'])}")
         if meetings["next"]:
             lines.append(f"  next meeting: {meetings['next'][:16]}")
+    if data.get("policy_missing"):
+        lines.append("")
+        lines.append(_paint("Held: the mentor's policy file is gone (put it back, or flag them to send now)", "33",
+                            color))
+        for item in data["policy_missing"]:
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
     return "\n".join(lines)

@@ -302,3 +302,6 @@ def test_a_policy_file_gone_while_the_agent_was_stopped_releases_nothing(agent: 
     assert len(agent.smtp.messages) == 1
     assert agent.subjects("Scheduled") == ["second, held"]
     assert len(_policy_notices(agent, "policy file is gone")) == 1, "told once, not at every start"
+    code, out, _ = cli(agent, "status", "--json")
+    assert code == 0 and [m["subject"] for m in json.loads(out)["policy_missing"]] == ["second, held"]
+    assert "policy file is gone" in cli(agent, "status")[1]
