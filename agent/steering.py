@@ -86,6 +86,9 @@ def act(settings: Settings, config_file: str, handle: str, *, release: bool) -> 
             return f"released [{held.short}] “{held.row.subject}”: it goes now (and counts against the agreement)"
         # Never destroyed: the message goes to Drafts, where the student can take it up again.
         drafts = drafts_folder(mailbox, settings.imap.folders.drafts)
+        if drafts in (folders.outbox, folders.scheduled, folders.sending, folders.sent):
+            raise UserError(f"imap.folders.drafts = {drafts!r} is one of the agent's own folders: a cancelled "
+                            "message there would be sent (or look sent); name your drafts folder, or leave it empty")
         try:
             mailbox.move(folders.scheduled, uids[0], drafts)
         except MessageGone:

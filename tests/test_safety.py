@@ -151,6 +151,22 @@ def test_cancel_creates_drafts_when_there_is_none(agent: Agent) -> None:
     assert agent.subjects("Kept drafts") == ["keep me"]
 
 
+@pytest.mark.servers
+def test_cancel_refuses_a_drafts_folder_that_is_the_outbox(agent: Agent) -> None:
+    agent.config.write_text(agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = '
+                                                                  '"Outbox" }\n', 1))
+    agent.policy(policy_text(min_gap="1h"))
+    agent.start()
+    agent.drop(mail("first"))
+    agent.smtp.wait_for(1)
+    agent.drop(mail("keep me held"))
+    [waiting] = held(agent)
+    code, _, err = cli(agent, "cancel", waiting["id"])
+    assert code != 0 and "imap.folders.drafts" in err, err
+    time.sleep(2)
+    assert agent.subjects("Scheduled") == ["keep me held"] and len(agent.smtp.messages) == 1
+
+
 # -- one daemon per state directory -------------------------------------------------------------------------------
 
 
@@ -305,3 +321,11 @@ def test_a_policy_file_gone_while_the_agent_was_stopped_releases_nothing(agent: 
     code, out, _ = cli(agent, "status", "--json")
     assert code == 0 and [m["subject"] for m in json.loads(out)["policy_missing"]] == ["second, held"]
     assert "policy file is gone" in cli(agent, "status")[1]
+    # Flagged, it goes now (the student's call), and counts for her by the addresses the ledger kept.
+    agent.start()
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(), [b"\\Flagged"])
+    assert str(parse(agent.smtp.wait_for(2)[1].content)["Subject"]) == "second, held"
+    rows = eventually(lambda: _items(agent) if len(_items(agent)) == 2 else None)
+    assert all(f" {MENTOR} " in addresses for _, addresses in rows), rows
