@@ -26,9 +26,10 @@ def short_id(key: str) -> str:
 def _owner(book: PolicyBook, row: Row) -> str | None:
     """The policy id that paces ``row``, as the daemon decides it: a mentor is her addresses (a renamed file
     takes her messages over); None when no policy claims them (her file is gone: they are held, not sent)."""
-    if row.mentor in book.by_id:
-        return row.mentor
-    found = next((p for p in map(book.for_address, row.recipients) if p is not None), None)
+    bound = book.by_id.get(row.mentor) if row.mentor else None
+    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
+        return bound.id
+    found = next((p for p in map(book.for_address, row.recipients) if p is not None), bound)
     return found.id if found else None
 
 
