@@ -19,14 +19,14 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from agent import meeting_desk, preflight, sdnotify
+from agent import meeting_desk, preflight, sdnotify, statelock
 from agent.delivery import recover
 from agent.history import Seen, scan_replies, scan_sent
-from agent.intake import carry_out, follow_scheduled, take_in_outbox
-from agent.ledger import NEW, SCHEDULED, Ledger
+from agent.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
 from agent.mailbox import Login, Mailbox, MailboxError, Watcher
 from agent.policy import load_policies
-from agent.policy_keeper import BROKEN, REMOVED, Change, PolicyKeeper
+from agent.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
 from agent.secrets import resolve
 from agent.settings import Credentials, Settings
 from agent.world import World, utc_now
@@ -125,18 +125,47 @@ class Daemon:
                  change.detail, "Fix the file and save it again; `mentor-agent check` shows the same."],
             )
         elif change.kind == REMOVED:
-            waiting = self.ledger.in_states(NEW, SCHEDULED, mentor=change.id)
-            log.warning("policy %s removed: %d waiting message(s) go as ordinary mail", change.path, len(waiting))
-            for row in waiting:
-                self.ledger.update(row.key, mentor=None, due=None, detail=f"policy {change.path.name} removed")
-            listed = "\n".join(f"  • {row.subject}" for row in waiting) or "  (none)"
-            await world.notify(
-                f"No longer pacing mail to {change.detail}",
-                [f"{change.path} was removed, so mail to {change.detail} is no longer paced.",
-                 f"Messages that were waiting for {change.detail} now go as ordinary mail:\n{listed}"],
-            )
+            await self._removed(world, change)
+        elif change.kind == RENAMED:
+            log.info("policy %s renamed to %s: the mentor's history and waiting messages follow her addresses",
+                     change.path, change.detail)
         else:
             log.info("policy %s %s; it applies from the next decision", change.path, change.kind)
+
+    async def _removed(self, world: World, change: Change) -> None:
+        """A policy file is gone. What waits for that mentor stays held under its last version (never released
+        by a missing file), and the student is told once: restore the file, or flag the messages."""
+        waiting = self.ledger.in_states(NEW, SCHEDULED, mentor=change.id)
+        name, file = change.detail, change.path.name
+        if not waiting:
+            log.warning("policy %s removed: mail to %s is no longer paced", change.path, name)
+            await world.notify(f"No longer pacing mail to {name}",
+                               [f"{change.path} was removed, so mail to {name} is no longer paced.",
+                                "To pace it again, put the file back (under any name)."])
+            return
+        self.keeper.hold(change.id)
+        log.warning("policy %s removed while %d message(s) to %s wait: they stay held under its last version",
+                    change.path, len(waiting), name)
+        listed = "\n".join(f"  • {row.subject}" for row in waiting)
+        await world.notify(
+            f"Policy file removed: {file} ({len(waiting)} message(s) to {name} still held)",
+            [f"{change.path} was removed while messages to {name} wait in Scheduled. They stay held under the "
+             f"last version of {file}; nothing goes to {name} because a file went missing:\n{listed}",
+             f"To keep pacing mail to {name}, put the file back (under any name, with {name}'s addresses). "
+             "To send the waiting messages now instead, flag them in Scheduled (they still count); to drop one, "
+             f"cancel it. Once none of them waits, mail to {name} is no longer paced."],
+            about=waiting[0].message_id,
+        )
+
+    def let_go_of_policies(self, world: World) -> None:
+        """A removed policy held for waiting messages ends when none of them waits any more."""
+        if not self.keeper.held:
+            return
+        in_use = {row.mentor for row in self.ledger.in_states(*OPEN_STATES) if row.mentor}
+        for loaded in self.keeper.let_go(in_use):
+            log.info("nothing waits for %s any more: the removed policy %s is no longer in force",
+                     loaded.name, loaded.path)
+        world.book = self.keeper.book()
 
     async def watch_policies(self) -> None:
         """Wake the loop when a policy file is saved, added or removed."""
@@ -215,12 +244,14 @@ class Daemon:
                 self.ready_sent = True
             sdnotify.status(f"watching {folders.outbox}")
             seen = Seen()
+            know_mentors(world)  # before recover(): a send it confirms is counted by the mentor's addresses
             await recover(world)
             while not self.stopping.is_set():
                 self.wake.clear()
                 if self.reload_requested:
                     await self.reload_policies(world)
                 wake_at = await self.pass_once(world, seen)
+                self.let_go_of_policies(world)
                 self._check_watchers(watchers)
                 timeout = HEARTBEAT
                 if wake_at is not None:
@@ -257,5 +288,13 @@ class Daemon:
 
 def run_daemon(settings: Settings, config_file: Path | None) -> int:
     preflight.require(settings, config_file)  # what `check` refuses: guarded folders, missing logins, modes
-    daemon = Daemon(settings, config_file)
-    return asyncio.run(daemon.run())
+    try:
+        held = statelock.acquire(settings.state_dir)
+    except statelock.AlreadyRunning as error:
+        log.error("not started: %s", error)  # the log goes to stderr (the journal under systemd)
+        return statelock.EX_TEMPFAIL
+    try:
+        daemon = Daemon(settings, config_file)
+        return asyncio.run(daemon.run())
+    finally:
+        held.release()

@@ -56,13 +56,14 @@ async def scan_sent(world: World, seen: Seen) -> int:
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue
-        mentors = {p.id for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
+        mentors = {p.id: p for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
         at = envelope.date or info.internaldate
         if at is None:
             continue
-        for mentor in mentors:
+        for mentor, loaded in mentors.items():
             world.ledger.add_item(mentor, envelope.message_id or envelope.key, at,
-                                  [envelope.message_id or envelope.key], source="sent-folder")
+                                  [envelope.message_id or envelope.key], source="sent-folder",
+                                  addresses=loaded.policy.mentor.addresses)
             world.ledger.log("counted", mentor=mentor, message=envelope.key,
                              detail=f"found in Sent, sent without the agent: {envelope.subject}")
             log.info("counted %s to %s (found in Sent, sent without the agent)", envelope.key, mentor)
@@ -75,20 +76,29 @@ async def scan_replies(world: World, seen: Seen) -> int:
     infos = await new_headers(world, seen, world.folders.inbox)
     if not infos:
         return 0
-    ours = world.ledger.item_ids()
+    ours = world.ledger.item_owners()
     found = 0
     for info in infos:
         envelope = parse_envelope(info.headers)
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
         if mentor is None or not envelope.message_id:
             continue  # only a mentor's own mail can count as an answer; strangers change nothing
-        answered = [ref for ref in envelope.references if ours.get(ref) == mentor.id]
+        addresses = mentor.policy.mentor.addresses
+        answered = [ref for ref in envelope.references if ref in ours and _received_by(ours[ref], mentor.id, addresses)]
         at = envelope.date or info.internaldate
         if not answered or at is None:
             continue
         # A reply answers the newest of our messages it refers to (and, by the engine's rule, all before it).
-        if world.ledger.add_reply(mentor.id, envelope.message_id, min(at, world.now()), answered[-1]):
+        if world.ledger.add_reply(mentor.id, envelope.message_id, min(at, world.now()), answered[-1],
+                                  addresses=addresses):
             world.ledger.log("reply", mentor=mentor.id, message=envelope.message_id, detail=envelope.subject)
             log.info("reply from %s to %s", mentor.name, answered[-1])
             found += 1
     return found
+
+
+def _received_by(owner: tuple[str, frozenset[str]], mentor_id: str, addresses: tuple[str, ...]) -> bool:
+    """Whether an item went to this mentor: by her addresses (a renamed policy file changes nothing), or by
+    her policy id for an item recorded before addresses were kept."""
+    policy_id, received_by = owner
+    return bool(received_by & set(addresses)) if received_by else policy_id == mentor_id

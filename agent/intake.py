@@ -149,9 +149,9 @@ async def follow_scheduled(world: World) -> None:
             if moved is not None:
                 world.ledger.update(row.key, uid=moved)
                 continue
-            world.ledger.update(row.key, state=CANCELLED, detail="deleted from Scheduled by the student")
-            world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="deleted from Scheduled")
-            log.info("%s: cancelled (deleted from Scheduled)", row.key)
+            world.ledger.update(row.key, state=CANCELLED, detail="taken out of Scheduled by the student")
+            world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="taken out of Scheduled")
+            log.info("%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)", row.key)
     if not uids:
         return
     for uid in await world.imap(world.mailbox.flagged, folder):
@@ -171,23 +171,36 @@ async def carry_out(world: World) -> datetime | None:
     returns "now", because each send changes what the policies allow next.
     """
     now = world.now()
+    know_mentors(world)
     open_rows = world.ledger.in_states(NEW, SCHEDULED)
     items: list[Item] = []
-    if world.settings.pass_through:
-        # To no mentor, or to one whose policy was removed (after a notice).
-        items += [Item([row]) for row in open_rows if row.mentor is None]
-    items += [Item([row]) for row in world.ledger.in_states(CLAIMED)]  # claimed before a restart, never sent
     waiting: dict[str, list[Row]] = defaultdict(list)
+    orphans: list[Row] = []
     for row in open_rows:
-        if row.mentor is not None:
-            waiting[row.mentor].append(row)
+        loaded = policy_of(world, row)
+        if loaded is None:
+            if row.mentor is None:
+                if world.settings.pass_through:
+                    items.append(Item([row]))  # to no mentor
+            elif row.forced:
+                items.append(Item([row]))  # its mentor's policy is gone, and the student flagged it: it goes
+            else:
+                orphans.append(row)  # its mentor's policy is gone: it stays where it is
+            continue
+        if loaded.id != row.mentor:
+            # A mentor is her addresses: a renamed policy file (or a new one for her) takes her messages over.
+            log.info("%s: now paced by %s (%s)", row.key, loaded.path.name, loaded.name)
+            world.ledger.update(row.key, mentor=loaded.id)
+            row = replace(row, mentor=loaded.id)
+        waiting[loaded.id].append(row)
+    if orphans:
+        await _tell_orphans(world, orphans)
+    items += [Item([row]) for row in world.ledger.in_states(CLAIMED)]  # claimed before a restart, never sent
     wake: datetime | None = None
     for mentor_id, rows in waiting.items():
         if world.stopping.is_set():
             return now
-        loaded = world.book.by_id.get(mentor_id)
-        if loaded is None:
-            continue  # policy removed: the messages stay where they are (see the live-reload rules)
+        loaded = world.book.by_id[mentor_id]
         due, moment = await _carry_out_for(world, loaded, rows, now)
         if due is not None:
             items.append(due)
@@ -197,6 +210,53 @@ async def carry_out(world: World) -> datetime | None:
         await deliver_all(world, items)
         return now  # the plan assumed these sends: plan again from the new state
     return wake
+
+
+def know_mentors(world: World) -> None:
+    """Tell the ledger each policy's addresses: what a mentor received is recorded, and counted, by them."""
+    world.ledger.bind({loaded.id: loaded.policy.mentor.addresses for loaded in world.book})
+
+
+def policy_of(world: World, row: Row) -> LoadedPolicy | None:
+    """The policy that paces ``row``: the one it was taken in under while that still claims a recipient, else
+    whichever policy claims one now (the mentor's file was renamed), else the one of that id (its addresses
+    were edited), else None."""
+    book = world.book
+    bound = book.by_id.get(row.mentor) if row.mentor else None
+    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
+        return bound
+    for address in row.recipients:
+        found = book.for_address(address)
+        if found is not None:
+            return found
+    return bound
+
+
+ORPHANED = "orphaned"  # Row.told of a message whose mentor's policy is gone: the student was told once
+
+
+async def _tell_orphans(world: World, rows: list[Row]) -> None:
+    """Messages bound to a policy that no longer exists (removed while the agent was stopped) are never
+    released by that: they stay held, and the student is told once what to do."""
+    untold = [row for row in rows if row.told != ORPHANED]
+    if not untold:
+        return
+    with world.ledger.transaction():
+        for row in untold:
+            world.ledger.update(row.key, told=ORPHANED, detail=f"policy {row.mentor}.toml is gone; held")
+            world.ledger.log("held", mentor=row.mentor, message=row.key, detail="its policy file is gone")
+    files = ", ".join(sorted({f"{row.mentor}.toml" for row in untold}))
+    listed = "\n".join(f"  • {row.subject} (to {', '.join(row.recipients)})" for row in untold)
+    log.warning("%d message(s) wait for a mentor whose policy file (%s) is gone: held", len(untold), files)
+    await world.notify(
+        f"Held: {len(untold)} message(s) whose mentor's policy file is gone ({files})",
+        [f"These messages were held for a mentor whose policy file ({files}) is no longer in "
+         f"{world.settings.policies_dir}. They stay where they are; nothing is sent because a file went "
+         f"missing:\n{listed}",
+         "Put the file back (under any name, with the mentor's addresses) to pace them again, or flag them in "
+         "Scheduled to send them now (they still count)."],
+        about=untold[0].message_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -223,7 +283,7 @@ class _Hold:
 async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
                          now: datetime) -> tuple[Item | None, datetime | None]:
     """The mentor's first item if it may go now; otherwise schedule everything and say when to look again."""
-    history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS))
+    history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
     engine = Engine(loaded.policy, history)
     queue = sorted((Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
                    key=lambda q: q.arrived)

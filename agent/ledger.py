@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -26,7 +26,7 @@ from typing import Any
 
 from agent.pacing import History, Reply, SentItem
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
 QUEUED = "queued"  # claimed and next in line for SMTP: see Ledger.queue()
@@ -116,6 +116,13 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX meetings_mentor ON meetings(mentor, status, start);
     """,
+    3: """
+    -- A mentor is her addresses, not a policy file's name: what she received and answered is found by them,
+    -- so renaming the file keeps her history. " a@x b@y " (lower case, space-delimited); NULL in rows written
+    -- before this version until Ledger.bind() fills them in from the policy of that id.
+    ALTER TABLE items ADD COLUMN addresses TEXT;
+    ALTER TABLE replies ADD COLUMN addresses TEXT;
+    """,
 }
 
 
@@ -170,10 +177,28 @@ class Row:
 _COLUMNS = {f.name for f in fields(Row)}
 
 
+def _packed(addresses: Iterable[str]) -> str | None:
+    cleaned = sorted({a.strip().lower() for a in addresses if a.strip()})
+    return f" {' '.join(cleaned)} " if cleaned else None
+
+
+def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
+    """SQL condition (and its arguments) for the rows of one mentor: any of her addresses, or, in rows written
+    before addresses were kept, her policy id."""
+    wanted = sorted({a.strip().lower() for a in addresses if a.strip()})
+    if not wanted:
+        return "mentor = ?", [mentor]  # addresses unknown: by policy id, as before schema 3
+    clause = "(addresses IS NULL AND mentor = ?)" + "".join(" OR instr(addresses, ?) > 0" for _ in wanted)
+    return f"({clause})", [mentor, *(f" {a} " for a in wanted)]
+
+
 class Ledger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # Policy id -> the mentor's addresses, for every policy this process has known (a renamed or removed
+        # file's id keeps its addresses, so a send recorded under the old id still counts for her).
+        self.mentor_addresses: dict[str, tuple[str, ...]] = {}
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -182,6 +207,8 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'mentor_addresses'").fetchone()
+        self.mentor_addresses.update({k: tuple(v) for k, v in json.loads(found[0]).items()} if found else {})
 
     def close(self) -> None:
         self.db.close()
@@ -317,19 +344,50 @@ class Ledger:
 
     # -- history ----------------------------------------------------------------------------------------------
 
+    def bind(self, addresses: Mapping[str, Sequence[str]]) -> None:
+        """Learn (or update) each policy id's addresses, and give rows written before schema 3 theirs."""
+        fresh = {mentor: tuple(found) for mentor, found in addresses.items()
+                 if self.mentor_addresses.get(mentor) != tuple(found)}
+        if not fresh:
+            return
+        self.mentor_addresses.update(fresh)
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
+                            (json.dumps(self.mentor_addresses, sort_keys=True),))
+            for mentor, found in fresh.items():
+                for table in ("items", "replies"):
+                    self.db.execute(f"UPDATE {table} SET addresses = ? WHERE addresses IS NULL AND mentor = ?",
+                                    (_packed(found), mentor))
+
     def add_item(self, mentor: str, message_id: str, at: datetime, members: Iterable[str], *,
-                 follow_up: bool = False, source: str = "agent") -> None:
+                 follow_up: bool = False, source: str = "agent", addresses: Sequence[str] = ()) -> None:
+        """Record what a mentor received; counted by her addresses (``addresses``, else her policy's)."""
+        packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
         self.db.execute(
-            "INSERT OR IGNORE INTO items(message_id, mentor, at, members, follow_up, source) VALUES (?,?,?,?,?,?)",
-            (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source),
+            "INSERT OR IGNORE INTO items(message_id, mentor, at, members, follow_up, source, addresses) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source, packed),
         )
 
-    def add_reply(self, mentor: str, message_id: str, at: datetime, answers: str) -> bool:
+    def add_reply(self, mentor: str, message_id: str, at: datetime, answers: str, *,
+                  addresses: Sequence[str] = ()) -> bool:
+        packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
         cursor = self.db.execute(
-            "INSERT OR IGNORE INTO replies(message_id, mentor, at, answers) VALUES (?,?,?,?)",
-            (message_id, mentor, _text(at), answers),
+            "INSERT OR IGNORE INTO replies(message_id, mentor, at, answers, addresses) VALUES (?,?,?,?,?)",
+            (message_id, mentor, _text(at), answers, packed),
         )
         return cursor.rowcount > 0
+
+    def item_owners(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """Every Message-ID a mentor received from us -> (policy id when sent, the mentor's addresses)."""
+        found: dict[str, tuple[str, frozenset[str]]] = {}
+        for message_id, owner, members, packed in self.db.execute(
+                "SELECT message_id, mentor, members, addresses FROM items"):
+            entry = (owner, frozenset((packed or "").split()))
+            found[message_id] = entry
+            for member in json.loads(members):
+                found.setdefault(member, entry)
+        return found
 
     def item_ids(self, mentor: str | None = None) -> dict[str, str]:
         """Every Message-ID a mentor received from us, mapped to the mentor's policy id."""
@@ -342,28 +400,32 @@ class Ledger:
                     found.setdefault(member, owner)
         return found
 
-    def history(self, mentor: str, since: datetime) -> History:
+    def history(self, mentor: str, since: datetime, addresses: Sequence[str] = ()) -> History:
+        """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's)."""
+        who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
         items = tuple(
             SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up))
             for message_id, at, members, follow_up in self.db.execute(
-                "SELECT message_id, at, members, follow_up FROM items WHERE mentor = ? AND at >= ? ORDER BY at",
-                (mentor, _text(since)),
+                f"SELECT message_id, at, members, follow_up FROM items WHERE {who} AND at >= ? ORDER BY at",
+                (*args, _text(since)),
             )
         )
         replies = tuple(
             Reply(datetime.fromisoformat(at), answers)
             for at, answers in self.db.execute(
-                "SELECT at, answers FROM replies WHERE mentor = ? AND at >= ? ORDER BY at", (mentor, _text(since))
+                f"SELECT at, answers FROM replies WHERE {who} AND at >= ? ORDER BY at", (*args, _text(since))
             )
         )
         return History(items, replies)
 
-    def items_between(self, mentor: str, start: datetime, end: datetime) -> list[datetime]:
+    def items_between(self, mentor: str, start: datetime, end: datetime,
+                      addresses: Sequence[str] = ()) -> list[datetime]:
+        who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
         return [
             datetime.fromisoformat(at)
             for (at,) in self.db.execute(
-                "SELECT at FROM items WHERE mentor = ? AND at >= ? AND at < ? ORDER BY at",
-                (mentor, _text(start), _text(end)),
+                f"SELECT at FROM items WHERE {who} AND at >= ? AND at < ? ORDER BY at",
+                (*args, _text(start), _text(end)),
             )
         ]
 

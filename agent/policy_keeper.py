@@ -2,7 +2,10 @@
 
 The keeper holds the last good version of every policy file. Reloading reports what changed, once each:
 a file added (a new mentor), changed, broken (the last good version stays in force and the student is told
-file, key and problem), or removed (pacing for that mentor stops — after a notice, never silently).
+file, key and problem), renamed (another file now claims the mentor's addresses: a mentor is her addresses,
+not a file name, so her history and her waiting messages follow), or removed. A removed policy whose mentor
+still has messages waiting is *held*: it stays in force for them (nothing is released by a missing file)
+until the file comes back or nothing of hers waits any more.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from agent.errors import UserError
 from agent.policy import LoadedPolicy, PolicyBook, check_unique_addresses, load_policy, policy_files
 
-ADDED, CHANGED, BROKEN, REMOVED = "added", "changed", "broken", "removed"
+ADDED, CHANGED, BROKEN, REMOVED, RENAMED = "added", "changed", "broken", "removed", "renamed"
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,23 @@ class PolicyKeeper:
         self.good: dict[str, LoadedPolicy] = {p.id: p for p in initial}
         self.texts: dict[str, str] = {p.id: _read(p.path) for p in initial}
         self.reported: dict[Path, str] = {}
+        self.held: dict[str, LoadedPolicy] = {}     # removed, still in force for the messages that wait
+        self.removed: dict[str, LoadedPolicy] = {}  # removed at the last reload, for hold()
 
     def book(self) -> PolicyBook:
-        return PolicyBook(self.good.values())
+        return PolicyBook([*self.good.values(), *self.held.values()])
+
+    def hold(self, policy_id: str) -> None:
+        """Keep a removed policy in force: messages wait for its mentor."""
+        if policy_id in self.removed:
+            self.held[policy_id] = self.removed[policy_id]
+
+    def let_go(self, in_use: set[str]) -> list[LoadedPolicy]:
+        """Drop the held policies no waiting message needs any more; returns them."""
+        gone = [loaded for policy_id, loaded in self.held.items() if policy_id not in in_use]
+        for loaded in gone:
+            del self.held[loaded.id]
+        return gone
 
     def reload(self) -> list[Change]:
         changes: list[Change] = []
@@ -64,10 +81,21 @@ class PolicyKeeper:
             changes.append(Change(ADDED if policy_id not in self.good else CHANGED, policy_id, loaded.path))
             self.reported.pop(loaded.path, None)
             self.texts[policy_id] = _read(loaded.path)
+        claimed = {address: loaded for loaded in candidates.values() for address in loaded.policy.mentor.addresses}
+        self.removed = {}
         for policy_id, loaded in self.good.items():
             if policy_id not in present:
-                changes.append(Change(REMOVED, policy_id, loaded.path, loaded.name))
                 self.texts.pop(policy_id, None)
+                heir = next((claimed[a] for a in loaded.policy.mentor.addresses if a in claimed), None)
+                if heir is not None:
+                    changes.append(Change(RENAMED, policy_id, loaded.path, str(heir.path)))
+                else:
+                    changes.append(Change(REMOVED, policy_id, loaded.path, loaded.name))
+                    self.removed[policy_id] = loaded
+        # A held policy ends when its file is back, or another file claims the mentor's addresses.
+        for policy_id, loaded in list(self.held.items()):
+            if policy_id in candidates or any(a in claimed for a in loaded.policy.mentor.addresses):
+                del self.held[policy_id]
         self.good = candidates
         return changes
 

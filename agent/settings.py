@@ -73,6 +73,7 @@ class Folders(_Section):
     sending: str = "Sending"          # where a message is claimed while it goes out (one agent wins)
     sent: str = ""                    # empty: found by SPECIAL-USE \Sent, else "Sent"
     notices: str = "INBOX"            # where notices to the student are appended
+    drafts: str = ""                  # where `cancel` puts a message; empty: SPECIAL-USE \Drafts, else "Drafts"
 
 
 class Imap(Credentials):

@@ -6,13 +6,14 @@ It only reads the ledger (SQLite in WAL mode allows that while the daemon writes
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger
+from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.policy import PolicyBook
+from agent.statelock import holder
 
 WEEKS_SHOWN = 8
 
@@ -22,11 +23,35 @@ def short_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def _owner(book: PolicyBook, row: Row) -> str | None:
+    """The policy id that paces ``row``, as the daemon decides it: a mentor is her addresses (a renamed file
+    takes her messages over); None when no policy claims them (her file is gone: they are held, not sent)."""
+    bound = book.by_id.get(row.mentor) if row.mentor else None
+    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
+        return bound.id
+    found = next((p for p in map(book.for_address, row.recipients) if p is not None), bound)
+    return found.id if found else None
+
+
+def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "id": short_id(row.key),
+        "subject": row.subject,
+        "state": row.state,
+        "due": wall(row.due, zone).isoformat() if row.due else None,
+        "digest": row.digest,
+        "reason": row.reason,
+    }
+
+
 def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     mentors = []
+    open_rows = [row for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING) if row.mentor]
+    owners = {row.key: _owner(book, row) for row in open_rows}
     for loaded in sorted(book, key=lambda p: p.name):
         zone = loaded.policy.zone
         rules = loaded.policy.email
+        addresses = loaded.policy.mentor.addresses  # what she received, whatever her policy file is called
         today = local_date(now, zone)
         monday = week_start(today)
         day_start = start_of_day(today, zone)
@@ -36,26 +61,20 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         for back in range(WEEKS_SHOWN - 1, -1, -1):
             first = shift_days(monday, -7 * back)
             begin, end = start_of_day(first, zone), start_of_day(shift_days(first, 7), zone)
-            weeks.append({"week": first.isoformat(), "sent": len(ledger.items_between(loaded.id, begin, end))})
-        waiting = [
-            {
-                "id": short_id(row.key),
-                "subject": row.subject,
-                "state": row.state,
-                "due": wall(row.due, zone).isoformat() if row.due else None,
-                "digest": row.digest,
-                "reason": row.reason,
-            }
-            for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, mentor=loaded.id)
-        ]
+            sent = len(ledger.items_between(loaded.id, begin, end, addresses))
+            weeks.append({"week": first.isoformat(), "sent": sent})
+        waiting = [_waiting(row, zone) for row in open_rows if owners[row.key] == loaded.id]
         mentors.append(
             {
                 "id": loaded.id,
                 "name": loaded.name,
                 "timezone": zone.key,
-                "today": {"sent": len(ledger.items_between(loaded.id, day_start, far)), "limit": rules.max_per_day},
+                "today": {
+                    "sent": len(ledger.items_between(loaded.id, day_start, far, addresses)),
+                    "limit": rules.max_per_day,
+                },
                 "this_week": {
-                    "sent": len(ledger.items_between(loaded.id, week_begin, far)),
+                    "sent": len(ledger.items_between(loaded.id, week_begin, far, addresses)),
                     "limit": rules.max_per_week,
                 },
                 "weeks": weeks,
@@ -66,7 +85,15 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     status = ledger.status()
     daemon: dict[str, str | None] = {key: value for key, (value, _updated) in status.items()}
     daemon["updated"] = max((updated for _value, updated in status.values()), default=None)
-    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors}
+    # Whether a daemon runs is the lock's word, not the ledger's: a killed daemon never wrote "running: no".
+    pid = holder(ledger.path.parent)
+    if status or pid is not None:
+        daemon["running"] = "yes" if pid is not None else "no"
+        daemon["pid"] = str(pid) if pid else None
+    # Held for a mentor whose policy file is gone: never sent because of that; restore the file or flag them.
+    orphaned = [_waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
+                for row in open_rows if owners[row.key] is None]
+    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
 
 
 def meetings_of(ledger: Ledger, mentor: str) -> dict[str, Any]:
@@ -101,8 +128,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
     daemon = data["daemon"]
     state = "connected" if daemon.get("connected") == "yes" else "not connected"
     if daemon.get("running") != "yes":
-        state = "not running" if daemon else "never ran (no ledger entries yet)"
-    lines.append(f"daemon: {_paint(state, '32' if state == 'connected' else '33', color)}"
+        state = "not running" if daemon.get("running") else "never ran (no ledger entries yet)"
+    elif daemon.get("pid"):
+        state += f", pid {daemon['pid']}"
+    lines.append(f"daemon: {_paint(state, '32' if state.startswith('connected') else '33', color)}"
                  + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
     if daemon.get("last_error"):
         lines.append(f"last error: {daemon['last_error']}")
@@ -130,4 +159,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
             lines.append(f"  open meeting offers: {', '.join(o['start'][:16] for o in meetings['offers'])}")
         if meetings["next"]:
             lines.append(f"  next meeting: {meetings['next'][:16]}")
+    if data.get("policy_missing"):
+        lines.append("")
+        lines.append(_paint("Held: the mentor's policy file is gone (put it back, or flag them to send now)", "33",
+                            color))
+        for item in data["policy_missing"]:
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
     return "\n".join(lines)

@@ -86,3 +86,36 @@ def test_queued_marks_know_whether_the_machine_restarted(tmp_path: Path, monkeyp
     boot.unlink()  # a system that cannot say: assume the worst
     assert again.queued_before_reboot()
     again.close()
+
+
+def test_history_follows_the_mentors_addresses_not_the_policy_id(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.bind({"rivera": ("arivera@h.org", "ana@h.org")})
+    ledger.add_item("rivera", "<1@x>", NOW, ["<1@x>"])
+    ledger.add_item("dr-rivera", "<2@x>", NOW, ["<2@x>"], addresses=("ana@h.org",))
+    ledger.add_item("okafor", "<3@x>", NOW, ["<3@x>"], addresses=("c@nhs.uk",))
+    assert ledger.add_reply("rivera", "<r@h>", NOW, "<1@x>")
+    since = NOW - timedelta(days=1)
+    renamed = ledger.history("dr-rivera", since, ("ana@h.org",))
+    assert [i.ids[0] for i in renamed.sent] == ["<1@x>", "<2@x>"] and len(renamed.replies) == 1
+    assert len(ledger.items_between("whatever-name", since, NOW + timedelta(1), ("ARIVERA@h.org",))) == 1
+    assert [i.ids[0] for i in ledger.history("okafor", since).sent] == ["<3@x>"]
+    ledger.close()
+    assert Ledger(tmp_path / "l.sqlite3").mentor_addresses["rivera"] == ("arivera@h.org", "ana@h.org")
+
+
+def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "l.sqlite3"
+    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
+    old = Ledger(path)
+    old.db.execute("INSERT INTO items(message_id, mentor, at, members, source) VALUES ('<o@x>', 'rivera', ?, "
+                   "'[]', 'agent')", (NOW.isoformat(),))
+    old.close()
+    monkeypatch.undo()
+    ledger = Ledger(path)
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    since = NOW - timedelta(days=1)
+    assert len(ledger.history("rivera", since, ("a@h.org",)).sent) == 1  # by id until bound
+    ledger.bind({"rivera": ("a@h.org",)})
+    assert len(ledger.history("dr-rivera", since, ("a@h.org",)).sent) == 1  # then by address, any file name

@@ -54,3 +54,30 @@ def test_an_edit_that_steals_another_mentors_address_is_refused(tmp_path: Path) 
     changes = k.reload()
     assert [c.kind for c in changes] == [BROKEN] and "already claimed" in changes[0].detail
     assert k.book().for_address("arivera@hospital.example.org").id == "rivera"  # type: ignore[union-attr]
+
+
+def test_a_renamed_file_is_the_same_mentor_not_a_removal(tmp_path: Path) -> None:
+    from agent.policy_keeper import RENAMED
+
+    k = keeper(tmp_path)
+    (tmp_path / "rivera.toml").rename(tmp_path / "dr-rivera.toml")
+    kinds = {(c.kind, c.id) for c in k.reload()}
+    assert kinds == {(ADDED, "dr-rivera"), (RENAMED, "rivera")}
+    assert k.book().for_address("arivera@hospital.example.org").id == "dr-rivera"  # type: ignore[union-attr]
+
+
+def test_a_removed_policy_held_for_waiting_mail_stays_in_force_until_let_go_or_restored(tmp_path: Path) -> None:
+    k = keeper(tmp_path)
+    text = (tmp_path / "okafor.toml").read_text()
+    (tmp_path / "okafor.toml").unlink()
+    assert [(c.kind, c.id) for c in k.reload()] == [(REMOVED, "okafor")]
+    k.hold("okafor")
+    assert k.book().for_address("c.okafor@nhs.example.uk").id == "okafor"  # type: ignore[union-attr]
+    assert k.let_go({"okafor"}) == [] and "okafor" in k.book().by_id
+    (tmp_path / "chidi.toml").write_text(text)  # back, under another name: the new file takes over
+    k.reload()
+    assert set(k.book().by_id) == {"rivera", "chidi"} and not k.held
+    (tmp_path / "chidi.toml").unlink()
+    k.reload()
+    k.hold("chidi")
+    assert [p.id for p in k.let_go(set())] == ["chidi"] and set(k.book().by_id) == {"rivera"}
