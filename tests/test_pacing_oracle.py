@@ -284,6 +284,16 @@ def windows(draw: st.DrawFn) -> Window:
     return Window(days, start, min(1440, start + length))
 
 
+def _apart(drawn: list[Window]) -> tuple[Window, ...]:
+    """The drawn windows less any that shares a minute with an earlier one: the policy refuses overlaps."""
+    kept: list[Window] = []
+    for window in drawn:
+        if not any(window.days & other.days and window.start < other.end and other.start < window.end
+                   for other in kept):
+            kept.append(window)
+    return tuple(kept)
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     zone = draw(st.sampled_from(ZONES))
@@ -291,13 +301,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     start = change - draw(st.integers(0, 3 * 1440))
     gap, gap_text = _duration(draw, allow_zero=True)
     follow_up, follow_up_text = _duration(draw, allow_zero=False)
+    per_day = draw(st.integers(1, 4))
     rules = Rules(
-        max_per_day=draw(st.integers(1, 4)),
-        max_per_week=draw(st.integers(1, 10)),
+        max_per_day=per_day,
+        max_per_week=per_day + draw(st.integers(0, 6)),  # a week cap below the day cap is refused by the policy
         min_gap=gap,
         follow_up_after=follow_up,
         max_unanswered=draw(st.sampled_from([1, 2, 3, 50])),
-        windows=tuple(draw(st.lists(windows(), min_size=1, max_size=3))),
+        windows=_apart(draw(st.lists(windows(), min_size=1, max_size=3))),
     )
     offsets = draw(st.lists(st.one_of(st.integers(0, 4 * 1440), st.integers(3 * 1440 - 180, 3 * 1440 + 180)),
                             min_size=1, max_size=6))
