@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger
 from agent.localtime import describe, local_date, start_of_day, week_start
 from agent.policy import PolicyBook
+from agent.refusals import waiting_lines
 
 WEEKS_SHOWN = 8
 
@@ -106,6 +107,7 @@ def render(data: dict[str, Any], *, color: bool) -> str:
                  + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
     if daemon.get("last_error"):
         lines.append(f"last error: {daemon['last_error']}")
+    lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
     for mentor in data["mentors"]:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")
