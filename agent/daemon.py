@@ -162,6 +162,7 @@ class Daemon:
         failures = 0
         policy_watch = asyncio.create_task(self.watch_policies())
         try:
+            self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
             await self._check_smtp()
             while not self.stopping.is_set():
                 try:

@@ -107,7 +107,8 @@ def render(data: dict[str, Any], *, color: bool) -> str:
                  + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
     if daemon.get("last_error"):
         lines.append(f"last error: {daemon['last_error']}")
-    lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
+    if daemon.get("running") == "yes":  # a refused login the daemon is waiting out
+        lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
     for mentor in data["mentors"]:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")
