@@ -165,3 +165,24 @@ def test_connection_lost_after_the_data_is_in_doubt_and_not_retried(smtp_server:
     assert caught.value.recipients == [MENTOR]
     assert len(smtp_server.messages) == 1  # the server did take it: a retry would have sent it twice
     assert smtp_server.sessions == 1
+
+
+def test_a_stop_cuts_the_wait_between_retries_short(smtp_server: SmtpServer) -> None:
+    """Ctrl-C while a 451 waits for its retry: the wait ends at once and nothing more is tried (issue 11)."""
+    from agent.outgoing import Sender, SendStopped
+
+    for _ in range(5):
+        smtp_server.fail_next("451 4.3.0 try later")
+
+    async def main() -> float:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, stopping.set)
+        started = loop.time()
+        async with Sender(settings(smtp_server), None, attempts=5, max_wait=60.0, stopping=stopping) as sender:
+            with pytest.raises(SendStopped):
+                await sender.send(RAW, SENDER, [MENTOR])
+        return loop.time() - started
+
+    assert asyncio.run(main()) < 2.0
+    assert smtp_server.messages == []
