@@ -101,7 +101,6 @@ class Daemon:
         self.connected = False
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
-        self.imap_resumed: Refusal | None = None
 
     # -- control -----------------------------------------------------------------------------------------------
 
