@@ -76,7 +76,7 @@ def tls_advice(error: BaseException, end: Endpoint) -> str | None:
                 return (f"{section}: port {end.port} on {end.host} is not TLS: use security = \"starttls\" in "
                         f"[{section}] (or the server's TLS port, usually {TLS_PORTS[section]})")
             return f"{section}: TLS with {end.where} failed ({cause}): check port and security in [{section}]"
-        if "starttls" in text and "not supported" in text:
+        if "starttls" in text and ("not supported" in text or "does not support" in text):
             return (f"{section}: {end.where} does not offer STARTTLS: use the server's TLS port (usually "
                     f"{TLS_PORTS[section]}) with security = \"tls\" in [{section}]")
         if "auth extension is not supported" in text and end.security == "plain":

@@ -117,6 +117,10 @@ def test_describe_gives_the_same_line_for_reuse(smtp_server: SmtpServer) -> None
     import ssl
 
     assert "is not TLS" in describe(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), end)
+    imap = Endpoint("imap", "127.0.0.1", 143, "starttls")
+    from imapclient.exceptions import CapabilityError
+
+    assert "does not offer STARTTLS" in describe(CapabilityError("Server does not support STARTTLS capability"), imap)
 
 
 # -- settings and the daemon ------------------------------------------------------------------------------------
