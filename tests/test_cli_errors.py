@@ -17,6 +17,7 @@ import pytest
 from agent.ledger import SCHEDULED, Ledger, Row
 from agent.status import short_id
 from tests.servers import free_port
+from tests.servers.dovecot import Dovecot, User
 
 ROOT = Path(__file__).parent.parent
 KEY = "<held-1@med.example.edu>"
@@ -104,3 +105,16 @@ def test_a_user_error_is_still_exit_1_and_a_usage_error_still_click_s(tmp_path: 
     assert missing.returncode == 1 and _one_line(missing).startswith("error: ")
     usage = mentor_agent("release", cwd=tmp_path)
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
+
+
+@pytest.mark.servers
+def test_release_with_a_refused_login_is_one_line_and_exit_78(unreachable: Path, dovecot: Dovecot,
+                                                              imap_user: User) -> None:
+    text = unreachable.read_text()
+    port = text.split("[imap]")[1].split("port = ")[1].split("\n")[0]
+    unreachable.write_text(text.replace(f"port = {port}", f"port = {dovecot.port}", 1)
+                           .replace('username = "sam"', f'username = "{imap_user.username}"'))
+    result = mentor_agent("release", short_id(KEY), "--config", str(unreachable), cwd=unreachable.parent)
+    line = _one_line(result)
+    assert f"refused by 127.0.0.1:{dovecot.port}: [AUTHENTICATIONFAILED]" in line, line
+    assert result.returncode == 78
