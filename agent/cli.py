@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from agent import __version__
-from agent.cli_support import EX_CONFIG, friendly, print_problems
+from agent.cli_support import EX_CONFIG, AgentGroup, friendly, print_problems
 from agent.errors import Problem, UserError
 from agent.localtime import zone_named
 from agent.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
@@ -20,9 +20,10 @@ from agent.settings import Settings, default_config_path, file_kind, load_settin
 from agent.simulate import Outcome, load_events, read_events, simulate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AgentGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mentor-agent")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected failure.")
+def main(debug: bool) -> None:
     """Keeps the communication standards you agreed with each mentor."""
 
 

@@ -1,35 +1,73 @@
-"""What every command shares: user errors printed as advice, and the exit statuses."""
+"""What every command shares: one handler for every failure, and the exit statuses.
+
+Known failures (:class:`agent.errors.AgentError` and its kinds) are printed as one line each and end with
+their own exit status; anything else is a bug: one line, and a hint to run again with ``--debug`` for the
+traceback. The handler wraps the whole command group (:class:`AgentGroup`), so every command has it;
+``friendly`` applies the same handler to a single command.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from agent.errors import UserError
+from agent.errors import EX_CONFIG, EX_SOFTWARE, EX_USER, AgentError
+
+__all__ = ["EX_CONFIG", "EX_SOFTWARE", "EX_USER", "AgentGroup", "debugging", "friendly", "handle", "print_problems"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-EX_USER = 1     # a mistake in what was asked (a file, an argument)
-EX_CONFIG = 78  # sysexits.h: the daemon's configuration or a policy is wrong; the unit does not restart on it
+_CLICK_OWN = (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
 
 
-def print_problems(error: UserError) -> None:
-    for problem in error.problems:
-        click.echo(f"error: {str(problem).lstrip(': ')}", err=True)
+def print_problems(error: AgentError) -> None:
+    for line in error.lines():
+        click.echo(f"error: {line}", err=True)
+
+
+def debugging() -> bool:
+    """Whether ``--debug`` was given (on the group: ``mentor-agent --debug COMMAND``)."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("debug"))
+
+
+def handle(error: Exception) -> NoReturn:
+    """Print ``error`` as the user should see it and exit with its status (re-raise it with ``--debug``)."""
+    if isinstance(error, _CLICK_OWN) or debugging():
+        raise error
+    if isinstance(error, AgentError):
+        print_problems(error)
+        sys.exit(error.exit_code)
+    text = str(error).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    click.echo(f"error: unexpected {type(error).__name__}{detail} "
+               "(run again with `mentor-agent --debug ...` to see where)", err=True)
+    sys.exit(EX_SOFTWARE)
 
 
 def friendly(command: F) -> F:
-    """Turn UserError into a list of problems on stderr and exit status 1, without a traceback."""
+    """The one handler, for one command: known failures as one line and their exit status, no traceback."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except UserError as error:
-            print_problems(error)
-            sys.exit(EX_USER)
+        except Exception as error:  # the one place every failure ends up
+            handle(error)
 
     return wrapper  # type: ignore[return-value]
+
+
+class AgentGroup(click.Group):
+    """The command group: every command, including those registered later, runs inside the handler."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            handle(error)
+
+

@@ -21,12 +21,14 @@ from pathlib import Path
 
 from agent import meeting_desk, preflight, sdnotify, statelock
 from agent.delivery import recover
+from agent.errors import LoginRefused, TlsProblem, is_permanent
 from agent.history import Seen, scan_replies, scan_sent
 from agent.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
 from agent.mailbox import Login, Mailbox, MailboxError, Watcher
 from agent.policy import load_policies
 from agent.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
+from agent.refusals import Gate, Refusal
 from agent.secrets import resolve
 from agent.settings import Credentials, Settings
 from agent.world import World, utc_now
@@ -97,6 +99,8 @@ class Daemon:
         self.ledger = Ledger(settings.ledger_path)
         self.ready_sent = False
         self.connected = False
+        self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
+        self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
 
     # -- control -----------------------------------------------------------------------------------------------
 
@@ -186,19 +190,28 @@ class Daemon:
         failures = 0
         policy_watch = asyncio.create_task(self.watch_policies())
         try:
+            self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
+            await self._check_smtp()
             while not self.stopping.is_set():
                 try:
                     await self._session()
                     failures = 0
                 except (MailboxError, OSError, TimeoutError) as error:
+                    if is_permanent(error) and not self.ready_sent:
+                        # At start a refused login or an impossible TLS set-up is configuration: exit 78.
+                        self.ledger.set_status(connected="no", last_error=str(error))
+                        raise
                     if self.connected:  # each outage starts its backoff afresh
                         failures = 0
                     self.connected = False
-                    failures += 1
-                    delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
-                    log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
-                    self.ledger.set_status(connected="no", last_error=str(error))
-                    sdnotify.status(f"reconnecting: {error}")
+                    if is_permanent(error):
+                        delay = self._imap_refused(error)
+                    else:
+                        failures += 1
+                        delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+                        log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
+                        self.ledger.set_status(connected="no", last_error=str(error))
+                        sdnotify.status(f"reconnecting: {error}")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), delay)
         finally:
@@ -210,6 +223,34 @@ class Daemon:
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+    async def _check_smtp(self) -> None:
+        """At start: log in to SMTP once (nothing is sent). A refused login or an impossible TLS set-up is a
+        configuration mistake (exit 78); a server that cannot be reached now is only logged."""
+        from agent.outgoing import try_login
+
+        smtp = self.settings.smtp
+        login = login_for(smtp, "smtp", self.config_file) if smtp.username else None
+        probe = smtp.model_copy(update={"timeout": min(smtp.timeout, 15.0)})
+        try:
+            await try_login(probe, login)
+        except (LoginRefused, TlsProblem):
+            raise
+        except Exception as error:  # unreachable, or a temporary refusal: sending retries when a message is due
+            log.warning("SMTP server %s:%d not usable at start (%s); sending tries again when a message is due",
+                        smtp.host, smtp.port, str(error) or type(error).__name__)
+
+    def _imap_refused(self, error: BaseException) -> float:
+        """A refused IMAP login while running: one journal line per try, status, and a long wait."""
+        now = utc_now()
+        refusal = self.imap_gate.refused(now, error)
+        delay = max(0.0, (refusal.next_try - now).total_seconds())
+        log.warning("IMAP %s (try %d): %s; next try at %s (in %.0f min). No notice can reach you while the IMAP "
+                    "login fails: `mentor-agent status` shows this", refusal.what, refusal.tries, error,
+                    refusal.next_try.isoformat(timespec="seconds"), delay / 60)
+        self.ledger.set_status(connected="no", last_error=str(error), **self.imap_gate.status())
+        sdnotify.status(f"IMAP {refusal.what}; next try {refusal.next_try.isoformat(timespec='seconds')}")
+        return delay
 
     async def _session(self) -> None:
         settings = self.settings
@@ -223,7 +264,7 @@ class Daemon:
             world = World(settings, mailbox, folders, self.ledger, self.keeper.book(),
                           smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
                           if settings.smtp.username else None,
-                          clock=self.clock, stopping=self.stopping)
+                          clock=self.clock, stopping=self.stopping, smtp_gate=self.smtp_gate)
             loop = asyncio.get_running_loop()
 
             def wake() -> None:
@@ -236,9 +277,12 @@ class Daemon:
                 # IDLE must be on before the first pass scans: a message dropped in between is then still seen.
                 await asyncio.to_thread(watcher.watcher.start)
                 watcher.start()
-            self.ledger.set_status(connected="yes", running="yes", last_error="")
+            ended = self.imap_gate.worked()
+            self.ledger.set_status(connected="yes", running="yes", last_error="", **self.imap_gate.status())
             log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
             self.connected = True
+            if ended is not None:
+                await self._imap_works_again(world, ended)
             if not self.ready_sent:
                 sdnotify.ready()
                 self.ready_sent = True
@@ -266,6 +310,15 @@ class Daemon:
                 watcher.stop()
             await asyncio.to_thread(mailbox.close)
 
+    async def _imap_works_again(self, world: World, ended: Refusal) -> None:
+        since = ended.since.astimezone(self.settings.student.zone).strftime("%a %d %b %H:%M")
+        log.info("IMAP login works again (%s since %s, %d tries)", ended.what, since, ended.tries)
+        await world.notify(
+            "Back in your mailbox after a refused login",
+            [f"From {since} the mail server refused mentor-agent's login ({ended.reason}).",
+             "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements."],
+        )
+
     async def pass_once(self, world: World, seen: Seen) -> datetime | None:
         """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
         await scan_replies(world, seen)
@@ -273,6 +326,9 @@ class Daemon:
         await take_in_outbox(world)
         await follow_scheduled(world)
         due = await carry_out(world)
+        refusal = world.smtp_gate.refusal
+        if refusal is not None and due is not None and due < refusal.next_try:
+            due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
         meetings_due = await meeting_desk.pass_once(world)
         return min((t for t in (due, meetings_due) if t is not None), default=None)
 

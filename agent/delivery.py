@@ -13,6 +13,10 @@ lose the unflushed ``sending`` mark): then it counts as in doubt (:meth:`Ledger.
 
 A backlog goes out over a few SMTP connections side by side (``[smtp] connections``), after one claim per
 folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE.
+
+A refused SMTP login (or a TLS set-up that cannot work) is no fault of any message: sending stops, what was
+claimed goes back to Scheduled untouched (never to Needs attention: nothing was sent), the student gets one
+notice, and the login is tried again at long intervals (:mod:`agent.refusals`) before anything is claimed.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from functools import partial
 
 from agent.crashpoints import crash_point
 from agent.envelope import with_field, without_fields
+from agent.errors import LoginRefused, TlsProblem
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
-from agent.outgoing import InDoubtError, PermanentSendError, Sender, TransientSendError
+from agent.outgoing import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError, try_login
+from agent.refusals import schedule
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -38,6 +44,14 @@ log = logging.getLogger("mentor_agent.delivery")
 QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
 RETRY_LATER = timedelta(minutes=10)
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
+
+
+class _Blocked(Exception):
+    """Internal: the SMTP login was refused before this item was sent; every worker stops."""
+
+    def __init__(self, error: LoginRefused | TlsProblem) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,8 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     Each message is still marked ``sending`` (on disk) just before its own SMTP transaction and
     ``accepted`` just after, so a crash anywhere leaves at most one message in doubt.
     """
+    if not await _smtp_open(world):
+        return  # the SMTP login was refused: everything stays where it is until the next try works
     claimed = await claim(world, [row for item in items for row in item.rows])
     ready = [Item([claimed[r.key] for r in item.rows if r.key in claimed], item.follow_up) for item in items]
     ready = [item for item in ready if item.rows]
@@ -139,17 +155,23 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     accepted: list[tuple[list[Row], list[Prepared]]] = []
     waiting = list(ready)
     queued: set[int] = set()  # id() of the items marked queued on disk
+    blocked: list[tuple[Item, LoginRefused | TlsProblem]] = []  # refused login: the item it stopped at
 
     async def worker() -> None:
-        async with Sender(world.settings.smtp, world.smtp_login()) as sender:
-            while waiting and not world.stopping.is_set():  # on stop the rest stay claimed, first after restart
+        async with Sender(world.settings.smtp, world.smtp_login(), stopping=world.stopping) as sender:
+            # On stop the rest stay claimed, first after restart; on a refused login they go back.
+            while waiting and not world.stopping.is_set() and not blocked:
                 item = waiting.pop(0)
                 if id(item) not in queued:  # this one and the next few, with one flush to disk
                     run = [item, *waiting[:QUEUE_RUN - 1]]
                     world.ledger.queue(row.key for member in run for row in member.rows)
                     queued.update(id(member) for member in run)
                     crash_point("queued")
-                done = await _deliver_one(world, sender, item, bodies)
+                try:
+                    done = await _deliver_one(world, sender, item, bodies)
+                except _Blocked as refusal:
+                    blocked.append((item, refusal.error))
+                    return
                 if done is not None:
                     accepted.append(done)
 
@@ -167,6 +189,10 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
             if id(item) in queued:
                 for row in item.rows:
                     world.ledger.update(row.key, state=CLAIMED)
+    if blocked:
+        back = [row for item in [*(i for i, _ in blocked), *waiting] for row in item.rows]
+        await _put_back(world, back, blocked[0][1])
+        await _smtp_refused(world, blocked[0][1], back)
     await file_accepted(world, accepted)
 
 
@@ -217,10 +243,24 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
             ledger.update(row.key, state=SENDING, item=item)
     crash_point("sending")
     refused: dict[str, str] = {}
+    parts_sent = 0
     try:
         for part in prepared:
             delivery = await sender.send(part.wire, world.settings.student.address, recipients)
             refused.update(delivery.refused)
+            parts_sent += 1
+    except (LoginRefused, TlsProblem) as error:
+        if not parts_sent:  # refused before anything was sent: the message goes back, untouched
+            raise _Blocked(error) from error
+        await _attention(world, rows, f"only {parts_sent} of {len(prepared)} parts were sent before the server "
+                                      f"refused the login ({error})", doubt=False)
+        return False
+    except SendStopped:  # stopped while a retry waited: not sent, so it goes first after the restart
+        with ledger.transaction():
+            for row in rows:
+                ledger.update(row.key, state=CLAIMED)
+        log.info("%s: not sent, mentor-agent is stopping; it goes after the restart", item)
+        return False
     except PermanentSendError as error:
         await _attention(world, rows, f"the mail server refused it: {error.reply}", doubt=False)
         return False
@@ -249,6 +289,79 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
             about=rows[0].message_id,
         )
     return True
+
+
+async def _smtp_open(world: World) -> bool:
+    """Whether sending may go on: yes, unless the SMTP login was refused and its next try has not come or
+    fails again. That try logs in only, before anything is claimed, so a refusal moves no message."""
+    gate = world.smtp_gate
+    now = world.now()
+    if not gate.may_try(now):
+        return False
+    if not gate.closed:
+        return True
+    try:
+        await try_login(world.settings.smtp, world.smtp_login())
+    except (LoginRefused, TlsProblem) as error:
+        refusal = gate.refused(now, error)
+        log.warning("SMTP %s again (try %d): %s; nothing is sent; next try at %s", refusal.what, refusal.tries,
+                    error, refusal.next_try.isoformat(timespec="seconds"))
+        world.ledger.set_status(**gate.status())
+        return False
+    except Exception as error:  # the server cannot be reached at all: we still do not know
+        later = gate.postpone(now)
+        log.warning("SMTP login not tried again: %s; next try at %s", error,
+                    later.next_try.isoformat(timespec="seconds") if later else "once a message is due")
+        world.ledger.set_status(**gate.status())
+        return False
+    ended = gate.worked()
+    log.info("SMTP login works again (%s since %s): sending resumes", ended.what if ended else "refused",
+             ended.since.isoformat(timespec="seconds") if ended else "?")
+    world.ledger.set_status(**gate.status())
+    world.ledger.log("smtp login works", detail="sending resumes")
+    return True
+
+
+async def _put_back(world: World, rows: Sequence[Row], error: LoginRefused | TlsProblem) -> None:
+    """Claimed but not sent (the login was refused first): back to Scheduled as they were, to go later."""
+    folders = world.folders
+    for row in rows:
+        uid = await world.locate(folders.sending, row.key, row.uid)
+        new_uid: int | None = None
+        if uid is not None:
+            try:
+                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled)
+            except MessageGone:
+                new_uid = None
+            if new_uid is None:
+                new_uid = await world.locate(folders.scheduled, row.key, None)
+        world.ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid,
+                            detail=f"not sent yet: {error}")
+        world.ledger.log("waiting", mentor=row.mentor, message=row.key, detail=f"SMTP: {error}")
+
+
+async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Sequence[Row]) -> None:
+    """Sending stops: the one notice, a log line, and the state ``status`` shows."""
+    gate = world.smtp_gate
+    refusal = gate.refused(world.now(), error)
+    at = refusal.next_try.isoformat(timespec="seconds")
+    log.warning("SMTP %s: %s; sending stops, every waiting message stays where it is; next try at %s",
+                refusal.what, error, at)
+    world.ledger.set_status(**gate.status())
+    world.ledger.log("smtp refused", detail=str(error))
+    minutes = ", ".join(f"{s / 60:g}" for s in schedule()[:-1])
+    lines = [
+        f"The outgoing mail server did not let mentor-agent in: {error}.",
+        "Nothing is sent until this works again. Every waiting message stays where it is (Scheduled or the "
+        "Outbox): none is lost, none goes twice, and there is nothing to move back."
+        + (f" Waiting now: {len(rows)} message(s) that were due." if rows else ""),
+        f"mentor-agent tries again after {minutes} minutes, then every {schedule()[-1] / 60:g} minutes, and "
+        "sends as soon as it works. If your password changed, update it where mentor-agent reads it "
+        "(password_command, the keyring or the systemd credential); `mentor-agent status` shows the next try.",
+    ]
+    title = ("Not sending: the mail server refused the login" if isinstance(error, LoginRefused)
+             else "Not sending: TLS with the mail server failed")
+    await world.notify(title, lines)
 
 
 async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[Prepared]]]) -> None:

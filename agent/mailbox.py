@@ -26,10 +26,14 @@ from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED, SENT, _parse_untagged_response
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from agent.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+from agent.errors import ConnectionProblem, LoginRefused, TlsProblem
 from agent.settings import Folders, Imap
 
 __all__ = [
     "HeaderInfo",
+    "ImapLoginRefused",
+    "ImapTlsProblem",
     "Login",
     "Mailbox",
     "MailboxError",
@@ -79,8 +83,16 @@ class ResolvedFolders:
     notices: str
 
 
-class MailboxError(Exception):
+class MailboxError(ConnectionProblem):
     """Anything the daemon should log and reconnect on."""
+
+
+class ImapLoginRefused(MailboxError, LoginRefused):
+    """The server refused the login: reconnecting at once cannot help (and risks locking the account)."""
+
+
+class ImapTlsProblem(MailboxError, TlsProblem):
+    """TLS cannot work as configured (certificate, or TLS and plain text mixed up): configuration."""
 
 
 class MessageGone(MailboxError):
@@ -107,8 +119,13 @@ def _errors(what: str) -> Iterator[None]:
         raise MailboxError(f"{what}: {_describe(error)}") from error
 
 
+def endpoint(imap: Imap) -> Endpoint:
+    return Endpoint("imap", imap.host, imap.port, imap.security, imap.ca_file, imap.timeout)
+
+
 def _open(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) -> IMAPClient:
-    """Connect and log in, retrying only failures to reach the server."""
+    """Connect and log in, retrying only failures to reach the server (never a refusal or a TLS problem)."""
+    end = endpoint(imap)
 
     @retry(
         stop=stop_after_attempt(CONNECT_ATTEMPTS),
@@ -119,22 +136,32 @@ def _open(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) -> IMAPC
     def attempt() -> IMAPClient:
         where = f"{imap.host}:{imap.port}"
         timeout = imapclient.SocketTimeout(connect=imap.timeout, read=imap.timeout)
-        context = ssl_context or ssl.create_default_context()
+        context = ssl_context or client_context(imap.ca_file)
         try:
             client = IMAPClient(
                 imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context, timeout=timeout
             )
         except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
-            raise _ConnectFailed(f"cannot connect to {where}: {_describe(error)}") from error
+            advice = tls_advice(error, end)
+            if advice is None and isinstance(error, TimeoutError):
+                advice = plain_to_tls_advice(end)  # no greeting: is it a TLS port spoken to in plain text?
+            if advice:
+                raise ImapTlsProblem(advice) from error
+            raise _ConnectFailed(f"imap: cannot connect to {where}: {_describe(error)}") from error
         try:
             client.normalise_times = False
             with contextlib.suppress(OSError):
                 # imaplib writes a literal and its closing CRLF separately: without this, Nagle's algorithm
                 # holds the CRLF back until the server's delayed ACK (about 40 ms per APPEND).
                 client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with _errors(f"STARTTLS with {where}"):
-                if imap.security == "starttls":
+            if imap.security == "starttls":
+                try:
                     client.starttls(context)
+                except (IMAPClientError, imaplib.IMAP4.error, OSError, ValueError) as error:
+                    advice = tls_advice(error, end)
+                    if advice:
+                        raise ImapTlsProblem(advice) from error
+                    raise MailboxError(f"imap: STARTTLS with {where}: {_describe(error)}") from error
             _authenticate(client, imap, login, where)
         except BaseException:
             _drop(client)
@@ -153,12 +180,22 @@ def _authenticate(client: IMAPClient, imap: Imap, login: Login, where: str) -> N
             client.login(username, login.password or "")
     except (IMAPClientError, imaplib.IMAP4.error) as error:
         # The server's answer, never what we sent: the password must not reach a log.
-        text = _describe(error)
+        text = _server_words(error)
         if login.password:
             text = text.replace(login.password, "***")
-        raise MailboxError(f"login as {username!r} at {where} refused: {text}") from error
+        if "[UNAVAILABLE]" in text.upper():  # RFC 5530: a temporary failure on the server's side
+            raise MailboxError(f"imap: login as {username!r} at {where} failed for now: {text}") from error
+        raise ImapLoginRefused(f"imap: login as {username!r} refused by {where}: {text}") from error
     except OSError as error:
-        raise MailboxError(f"login at {where} failed: {_describe(error)}") from error
+        raise MailboxError(f"imap: login at {where} failed: {_describe(error)}") from error
+
+
+def _server_words(error: BaseException) -> str:
+    """imapclient shows the server's answer as ``b'...'``: just the words."""
+    text = _describe(error)
+    if len(text) >= 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
+        text = text[2:-1]
+    return text
 
 
 def _drop(client: IMAPClient) -> None:

@@ -4,6 +4,9 @@ The SMTP conversation is driven step by step (MAIL, RCPT each, DATA, body) rathe
 ``SMTP.sendmail`` so that we know where a failure happened: before the server's ``354`` nothing can have
 been delivered and a retry is safe; once the body was written, a lost connection or a timeout leaves the
 outcome unknown, and that is reported as :class:`InDoubtError`, never retried.
+
+A refused login (535 and the like) or a TLS set-up that cannot work is no fault of the message: it is raised
+as :class:`SmtpLoginRefused` / :class:`SmtpTlsProblem` (nothing was sent), and the caller stops sending.
 """
 
 from __future__ import annotations
@@ -18,10 +21,23 @@ import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from agent.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+from agent.errors import LoginRefused, TlsProblem
 from agent.mailbox import Login
 from agent.settings import Smtp
 
-__all__ = ["Delivery", "InDoubtError", "PermanentSendError", "Sender", "TransientSendError", "send"]
+__all__ = [
+    "Delivery",
+    "InDoubtError",
+    "PermanentSendError",
+    "SendStopped",
+    "Sender",
+    "SmtpLoginRefused",
+    "SmtpTlsProblem",
+    "TransientSendError",
+    "send",
+    "try_login",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,22 @@ class InDoubtError(Exception):
     def __init__(self, message: str, recipients: Sequence[str]) -> None:
         super().__init__(message)
         self.recipients = list(recipients)
+
+
+class SmtpLoginRefused(LoginRefused):
+    """The server refused the login (or wants one we do not give): raised before anything was sent."""
+
+
+class SmtpTlsProblem(TlsProblem):
+    """TLS cannot work as configured; raised before anything was sent."""
+
+
+class SendStopped(Exception):
+    """The daemon is stopping while a retry waited; nothing was delivered (safe to send after a restart)."""
+
+
+def endpoint(smtp: Smtp) -> Endpoint:
+    return Endpoint("smtp", smtp.host, smtp.port, smtp.security, smtp.ca_file, smtp.timeout)
 
 
 @dataclass
@@ -90,7 +122,7 @@ def _client(smtp: Smtp, login: Login | None, tls_context: ssl.SSLContext | None)
         use_tls=smtp.security == "tls",
         start_tls=smtp.security == "starttls",
         timeout=smtp.timeout,
-        tls_context=tls_context,
+        tls_context=tls_context or (client_context(smtp.ca_file) if smtp.ca_file else None),
         username=(login.username or smtp.username) if login else None,
         password=login.password if login and not token else None,
         oauth_token_generator=fresh_token if token else None,
@@ -105,12 +137,13 @@ class Sender:
     """
 
     def __init__(self, smtp: Smtp, login: Login | None, *, attempts: int = 5, max_wait: float = 60.0,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None, stopping: asyncio.Event | None = None) -> None:
         self.smtp = smtp
         self.login = login
         self.attempts = attempts
         self.max_wait = max_wait
         self.tls_context = tls_context
+        self.stopping = stopping  # set: a retry wait ends at once (SendStopped), nothing more is tried
         self._client: aiosmtplib.SMTP | None = None
 
     async def __aenter__(self) -> Sender:
@@ -150,6 +183,7 @@ class Sender:
             wait=wait_random_exponential(multiplier=self.max_wait / 60, max=self.max_wait),
             retry=retry_if_exception_type(_Retry),
             reraise=True,
+            sleep=self._pause,
         )
         try:
             async for attempt in retrying:
@@ -166,16 +200,58 @@ class Sender:
                 refused.update(error.soft or dict.fromkeys(pending, error.reason))
                 return Delivery(accepted, refused)
             raise TransientSendError(f"gave up after {self.attempts} attempts: {error}") from error
+        except SendStopped:
+            if accepted:
+                refused.update(dict.fromkeys(pending, "not retried: mentor-agent was stopped"))
+                return Delivery(accepted, refused)
+            raise
         return Delivery(accepted, refused)
 
+    async def _pause(self, seconds: float) -> None:
+        """tenacity's sleep between attempts, cut short by a stop."""
+        if self.stopping is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        if self.stopping.is_set():
+            raise SendStopped("stopped while waiting to try again")
+
     async def _connected(self) -> aiosmtplib.SMTP:
+        """The open connection, or a new one (logged in). A refused login or a TLS set-up that cannot work
+        raises SmtpLoginRefused / SmtpTlsProblem, with what to change."""
         if self._client is not None and self._client.is_connected:
             return self._client
         self._drop()
         client = _client(self.smtp, self.login, self.tls_context)
         self._client = client
-        await client.connect()
+        end = endpoint(self.smtp)
+        try:
+            async with asyncio.timeout(self.smtp.timeout):
+                await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as error:
+            self._drop()
+            if 500 <= error.code < 600:
+                user = (self.login.username if self.login else "") or self.smtp.username
+                raise SmtpLoginRefused(f"smtp: login as {user!r} refused by {end.where}: "
+                                       f"{_reply(error.code, error.message)}") from error
+            raise
+        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as error:
+            self._drop()
+            advice = tls_advice(error, end)
+            if advice is None and isinstance(error, TimeoutError):
+                advice = await asyncio.to_thread(plain_to_tls_advice, end)  # a TLS port spoken to in plain?
+            if advice:
+                raise SmtpTlsProblem(advice) from error
+            raise
         return client
+
+    async def check(self) -> None:
+        """Connect and log in only (no message): raises as :meth:`send` would before its first MAIL."""
+        try:
+            await self._connected()
+        except aiosmtplib.SMTPResponseException as error:
+            raise _refusal(error) from error
 
     async def _attempt(self, body: bytes, sender: str, recipients: list[str], refused: dict[str, str]) -> list[str]:
         """One transaction. The recipients that got the message; raises on failure (and drops the connection)."""
@@ -183,11 +259,15 @@ class Sender:
         body_sent = False
         ok: list[str] = []
         try:
+            client = await self._connected()  # with its own timeout, so that a silent server can be diagnosed
             async with asyncio.timeout(smtp.timeout):
-                client = await self._connected()
                 try:
                     await client.mail(sender)
                 except aiosmtplib.SMTPResponseException as error:
+                    if error.code == 530:  # "authentication required": every message would fail the same way
+                        raise SmtpLoginRefused(
+                            f"smtp: {smtp.host}:{smtp.port} wants a login ({_reply(error.code, error.message)}): "
+                            "set username and a password source in [smtp]") from error
                     raise _refusal(error) from error
                 soft: dict[str, str] = {}
                 for recipient in recipients:
@@ -254,3 +334,12 @@ async def send(
     """One message over its own connection: see :meth:`Sender.send`."""
     async with Sender(smtp, login, attempts=attempts, max_wait=max_wait, tls_context=tls_context) as sender_:
         return await sender_.send(raw, sender, recipients)
+
+
+async def try_login(smtp: Smtp, login: Login | None, *, tls_context: ssl.SSLContext | None = None) -> None:
+    """Connect, log in and say goodbye, sending nothing (the daemon's check at start, ``check --connect``).
+
+    Raises SmtpLoginRefused, SmtpTlsProblem, PermanentSendError (another 5xx), or the connection error.
+    """
+    async with Sender(smtp, login, tls_context=tls_context) as sender:
+        await sender.check()

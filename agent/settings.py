@@ -63,6 +63,14 @@ class Credentials(_Section):
     credential: str = ""              # name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>)
     keyring_service: str = ""         # look the password up in the system keyring under this service
     password: SecretStr | None = None # discouraged; MENTOR_AGENT_IMAP__PASSWORD works too
+    ca_file: Path | None = None       # PEM file of a private CA, trusted instead of the system's CAs
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"no such file: {value} (a PEM file with the CA's certificate)")
+        return value.expanduser() if value is not None else None
 
 
 class Folders(_Section):
@@ -167,6 +175,9 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     for key in ("policies_dir", "state_dir"):
         if isinstance(data.get(key), str):
             data[key] = str((base / os.path.expanduser(data[key])).resolve())
+    for section in ("imap", "smtp"):  # ca_file, like the paths above, is relative to the config file
+        if isinstance(data.get(section), dict) and isinstance(data[section].get("ca_file"), str):
+            data[section]["ca_file"] = str((base / os.path.expanduser(data[section]["ca_file"])).resolve())
     try:
         return Settings(**data)
     except ValidationError as error:

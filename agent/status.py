@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from agent.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.policy import PolicyBook
+from agent.refusals import waiting_lines
 from agent.statelock import holder
 
 WEEKS_SHOWN = 8
@@ -135,6 +136,8 @@ def render(data: dict[str, Any], *, color: bool) -> str:
                  + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
     if daemon.get("last_error"):
         lines.append(f"last error: {daemon['last_error']}")
+    if daemon.get("running") == "yes":  # a refused login the daemon is waiting out
+        lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
     for mentor in data["mentors"]:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")

@@ -14,6 +14,7 @@ from agent.ledger import Ledger
 from agent.mailbox import Login, Mailbox, MailboxError, ResolvedFolders
 from agent.notices import build_notice
 from agent.policy import PolicyBook
+from agent.refusals import Gate
 from agent.settings import Settings
 
 log = logging.getLogger("mentor_agent")
@@ -34,6 +35,8 @@ class World:
     smtp_login: Callable[[], Login | None]
     clock: Callable[[], datetime] = utc_now
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # SMTP login refused: nothing is sent until its next try works (kept by the daemon across reconnects).
+    smtp_gate: Gate = field(default_factory=lambda: Gate("SMTP"))
     _imap_turn: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # UIDs the agent itself filed, per folder, so that the history scan need not read them back.
     filed: dict[str, set[int]] = field(default_factory=dict, repr=False)

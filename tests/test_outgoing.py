@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.mailbox import Login
-from agent.outgoing import Delivery, InDoubtError, PermanentSendError, TransientSendError, send
+from agent.outgoing import Delivery, InDoubtError, PermanentSendError, SmtpLoginRefused, TransientSendError, send
 from agent.settings import Security, Smtp
 from tests.servers.smtp import SmtpServer
 
@@ -79,15 +79,16 @@ def test_starttls_with_auth(smtp_tls_server: SmtpServer) -> None:
     assert received.authenticated_as == user
 
 
-def test_a_wrong_smtp_password_is_permanent_and_not_retried(smtp_tls_server: SmtpServer) -> None:
+def test_a_wrong_smtp_password_is_a_refused_login_and_not_retried(smtp_tls_server: SmtpServer) -> None:
     assert smtp_tls_server.auth is not None
-    with pytest.raises(PermanentSendError) as caught:
+    with pytest.raises(SmtpLoginRefused) as caught:
         run_send(
             smtp_tls_server, [MENTOR], smtp=settings(smtp_tls_server, "starttls"),
             login=Login(smtp_tls_server.auth[0], "wrong-password-123"),
             tls_context=smtp_tls_server.ssl_context(),
         )
-    assert caught.value.reply.startswith("535")
+    assert "refused by" in str(caught.value) and "535 5.7.8" in str(caught.value)
+    assert caught.value.exit_code == 78
     assert "wrong-password-123" not in str(caught.value)
     assert smtp_tls_server.sessions == 1
     assert smtp_tls_server.messages == []
@@ -164,3 +165,24 @@ def test_connection_lost_after_the_data_is_in_doubt_and_not_retried(smtp_server:
     assert caught.value.recipients == [MENTOR]
     assert len(smtp_server.messages) == 1  # the server did take it: a retry would have sent it twice
     assert smtp_server.sessions == 1
+
+
+def test_a_stop_cuts_the_wait_between_retries_short(smtp_server: SmtpServer) -> None:
+    """Ctrl-C while a 451 waits for its retry: the wait ends at once and nothing more is tried (issue 11)."""
+    from agent.outgoing import Sender, SendStopped
+
+    for _ in range(5):
+        smtp_server.fail_next("451 4.3.0 try later")
+
+    async def main() -> float:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, stopping.set)
+        started = loop.time()
+        async with Sender(settings(smtp_server), None, attempts=5, max_wait=60.0, stopping=stopping) as sender:
+            with pytest.raises(SendStopped):
+                await sender.send(RAW, SENDER, [MENTOR])
+        return loop.time() - started
+
+    assert asyncio.run(main()) < 2.0
+    assert smtp_server.messages == []

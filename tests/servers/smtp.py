@@ -138,8 +138,9 @@ class SmtpServer:
 
     host = HOST
 
-    def __init__(self, *, tls: Any = None, auth: tuple[str, str] | None = None) -> None:
-        """``tls``: a TlsFiles (cert_pem, key_pem, ca_pem) to offer STARTTLS; ``auth``: (user, password)."""
+    def __init__(self, *, tls: Any = None, auth: tuple[str, str] | None = None, implicit_tls: bool = False) -> None:
+        """``tls``: a TlsFiles (cert_pem, key_pem, ca_pem) to offer STARTTLS (or, with ``implicit_tls``, TLS
+        from the first byte, as on port 465); ``auth``: (user, password), changeable while it runs."""
         self.port = free_port()
         self.auth = auth
         self.tls = tls
@@ -148,7 +149,10 @@ class SmtpServer:
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
-            kwargs.update(tls_context=context, require_starttls=True)
+            if implicit_tls:
+                kwargs.update(ssl_context=context)
+            else:
+                kwargs.update(tls_context=context, require_starttls=True)
         if auth is not None:
             kwargs.update(
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=tls is not None
