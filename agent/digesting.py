@@ -10,7 +10,7 @@ from pathlib import Path
 from agent.delivery import Prepared
 from agent.digest import Original, compose, envelope_recipients
 from agent.envelope import domain_of
-from agent.ledger import Row
+from agent.ledger import Row, private_dir
 from agent.world import World
 
 
@@ -21,9 +21,11 @@ def saved_path(world: World, item: str) -> Path:
 def save(world: World, item: str, raw: bytes) -> None:
     """Keep what a digest looked like until it is filed: after a crash it can still go to Sent."""
     path = saved_path(world, item)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as handle:
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a left-over temporary file may be older and wider
+    with os.fdopen(descriptor, "wb") as handle:
         handle.write(raw)
         handle.flush()
         os.fsync(handle.fileno())
