@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from email import policy as email_policy
 from pathlib import Path
 
 from agent.delivery import Prepared
-from agent.digest import Original, compose, envelope_recipients
+from agent.digest import Original, compose_parts, envelope_recipients
 from agent.envelope import domain_of
 from agent.ledger import Row, private_dir
 from agent.world import World
@@ -41,12 +42,25 @@ def forget(world: World, item: str) -> None:
     saved_path(world, item).unlink(missing_ok=True)
 
 
-def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:
+@dataclass(frozen=True)
+class Composed:
+    """What one release of several messages goes out as."""
+
+    prepared: list[Prepared]  # the e-mails, in order: digest parts, and originals too large to go in one
+    recipients: list[str]
+    digests: int              # how many of them are digests
+    alone: list[Row]          # the messages that go as they are, each larger than [digest] max_bytes
+
+
+def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
+    from agent.delivery import prepare
+
     rows = [row for row, _ in raws]
+    by_key = {row.key: (row, raw) for row, raw in raws}
     loaded = world.book.by_id.get(rows[0].mentor or "")
     student = world.settings.student
     originals = [Original(row.key, raw) for row, raw in raws]
-    parts = compose(
+    parts = compose_parts(
         originals,
         student_name=student.name,
         student_address=student.address,
@@ -57,9 +71,17 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
         domain=domain_of(student.address),
     )
     prepared = []
+    alone = []
     for part in parts:
-        raw = part.as_bytes(policy=email_policy.SMTP)
-        message_id = str(part["Message-ID"])
+        if part.message is None:  # too large for any digest: the student's own message, unwrapped and whole
+            row, raw = by_key[part.keys[0]]
+            alone.append(row)
+            single = prepare(raw, row)
+            save(world, single.message_id, single.sent_copy)
+            prepared.append(Prepared(wire=single.wire, sent_copy=single.sent_copy, message_id=single.message_id))
+            continue
+        raw = part.message.as_bytes(policy=email_policy.SMTP)
+        message_id = str(part.message["Message-ID"])
         save(world, message_id, raw)
         prepared.append(Prepared(wire=raw, sent_copy=raw, message_id=message_id))
-    return prepared, envelope_recipients(originals)
+    return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)

@@ -354,6 +354,10 @@ class Ledger:
             found.update(
                 r[0] for r in self.db.execute(f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk)
             )
+            found.update(  # the other parts of a digest that went as several e-mails
+                r[0] for r in self.db.execute(
+                    f"SELECT j.value FROM items, json_each(items.members) AS j WHERE j.value IN ({marks})", chunk)
+            )
         return found
 
     # -- history ----------------------------------------------------------------------------------------------
