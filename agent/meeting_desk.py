@@ -358,7 +358,18 @@ async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: s
     is_free = await is_free_for(world, store, stored)
     state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free)
     log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
-    await _carry(world, store, stored, state, actions)
+    await _carry(world, store, stored, state, _with_comment(actions, item, state.mentor.name))
+
+
+def _with_comment(actions: tuple[Action, ...], item: ItipObject, name: str) -> tuple[Action, ...]:
+    """The mentor's own words with the answer (COMMENT, X-RESPONSE-COMMENT, Outlook's text), quoted in the
+    notice right after what the answer did. An answer that was ignored tells the student nothing."""
+    told = [index for index, action in enumerate(actions) if isinstance(action, NotifyStudent)]
+    if not item.comment or not told:
+        return actions
+    quoted = "\n".join(f"  > {line}" if line else "  >" for line in item.comment.split("\n"))
+    at = told[0] + 1
+    return (*actions[:at], NotifyStudent(f"{name} wrote with the answer:\n{quoted}"), *actions[at:])
 
 
 # -- the hooks the daemon calls ----------------------------------------------------------------------------
