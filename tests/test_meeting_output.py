@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,10 @@ from agent.policy import MeetingRules
 from agent.slots import find_slots
 from agent.student_hours import outside_hours
 from agent.windows import WeeklySchedule, WeeklyWindow
+from tests.agent_process import Agent, agent
+from tests.test_meeting_desk import event_of, meeting_policy, propose
+
+__all__ = ["agent"]
 
 NEW_YORK = ZoneInfo("America/New_York")
 CHICAGO = ZoneInfo("America/Chicago")
@@ -159,3 +164,17 @@ def test_propose_dry_run_without_any_address_is_a_clear_error(tmp_path: Path) ->
     empty.write_text("")
     result = run("propose", str(policy), "--dry-run", "--config", str(empty), "--out", str(tmp_path / "out"))
     assert result.exit_code != 0 and "--student-address" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.servers
+def test_the_daemon_offers_only_times_inside_the_students_hours(agent: Agent) -> None:
+    text = agent.config.read_text().replace('timezone = "America/New_York"\n',
+                                            'timezone = "America/New_York"\nhours = ["Mon-Sun 12:00-13:00"]\n')
+    agent.config.write_text(text)
+    agent.policy(meeting_policy(strategy="holds", proposals=3))  # the mentor: any time of any day
+    agent.start()
+    propose(agent)
+    received = agent.smtp.wait_for(3, timeout=20)
+    for invitation in received:
+        start = event_of(invitation.content).decoded("DTSTART").astimezone(NEW_YORK)
+        assert (start.hour, start.minute) in ((12, 0), (12, 15), (12, 30)), start
