@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from email import policy as email_policy
@@ -12,7 +13,10 @@ from agent.delivery import Prepared
 from agent.digest import Original, compose_parts, envelope_recipients
 from agent.envelope import domain_of
 from agent.ledger import Row, private_dir
+from agent.logs import named
 from agent.world import World
+
+log = logging.getLogger("mentor_agent.digest")
 
 
 def saved_path(world: World, item: str) -> Path:
@@ -84,4 +88,7 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         message_id = str(part.message["Message-ID"])
         save(world, message_id, raw)
         prepared.append(Prepared(wire=raw, sent_copy=raw, message_id=message_id))
+    log.debug("digest of %d message(s) to %s: %d e-mail(s) within [digest] max_bytes = %d%s", len(rows),
+              loaded.name if loaded else "?", len(parts), world.settings.digest.max_bytes,
+              "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone))
     return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)

@@ -109,6 +109,9 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
             slots = find_slots(rules, zone, now, busy, agreed)
+            log.debug("meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
+                      "offers and meetings)", loaded.name,
+                      ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none", len(busy))
             if preferred is not None and preferred.utc_start >= now + rules.min_notice and not any(
                     preferred.overlaps(s - rules.buffer, e + rules.buffer) for s, e in busy):
                 slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
