@@ -394,6 +394,15 @@ def _groups(parsed: Sequence[_Parsed], who: _Identity, max_bytes: int) -> list[l
     return groups
 
 
+def _identity(originals: Sequence[Original], student_name: str, student_address: str, mentor_name: str,
+              template: str, now: datetime, domain: str) -> _Identity:
+    _validate(originals, student_address, now, domain)
+    _check_template(template)
+    first = _headers(originals[0].raw)
+    return _Identity(header_text(student_name), student_address.strip(), mentor_name, template, now, domain,
+                     to=_recipients(first, "to"), cc=_recipients(first, "cc"), references=_references(originals))
+
+
 @dataclass(frozen=True)
 class Part:
     """One e-mail of a release: a digest of ``keys`` or, when ``message`` is None, the one original in ``keys``
@@ -420,11 +429,7 @@ def compose_parts(
 ) -> list[Part]:
     """The e-mails that carry ``originals``, in order: digests of at most ``max_bytes`` each (titled "(1/2)" etc.
     when there are several), and every original that is larger than ``max_bytes`` by itself as its own part."""
-    _validate(originals, student_address, now, domain)
-    _check_template(subject_template)
-    first = _headers(originals[0].raw)
-    who = _Identity(header_text(student_name), student_address.strip(), mentor_name, subject_template, now, domain,
-                    to=_recipients(first, "to"), cc=_recipients(first, "cc"), references=_references(originals))
+    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain)
     order = {o.key: index for index, o in enumerate(originals)}
     alone = {o.key for o in originals if len(o.raw) > max_bytes}
     parsed = [_parse(o) for o in originals if o.key not in alone]
@@ -459,11 +464,7 @@ def compose(
     An original larger than ``max_bytes`` by itself comes back wrapped as a digest of one here; the daemon
     uses :func:`compose_parts` and sends such an original as it is.
     """
-    _validate(originals, student_address, now, domain)
-    _check_template(subject_template)
-    first = _headers(originals[0].raw)
-    who = _Identity(header_text(student_name), student_address.strip(), mentor_name, subject_template, now, domain,
-                    to=_recipients(first, "to"), cc=_recipients(first, "cc"), references=_references(originals))
+    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain)
     parsed = [_parse(o) for o in originals]
     groups = _groups(parsed, who, max_bytes)
     return [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
