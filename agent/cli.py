@@ -154,7 +154,7 @@ def _table(outcomes: list[Outcome], mentor_zone: tzinfo, student_zone: tzinfo) -
 @main.command(name="simulate")
 @click.argument("policy_file", required=False, type=click.Path(path_type=Path))
 @click.argument("events_file", required=False, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per send event.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per send event, in input order.")
 @click.option("--student-tz", help="Your time zone for the table (default: this machine's).")
 @friendly
 def simulate_command(policy_file: Path | None, events_file: Path | None, as_json: bool, student_tz: str | None) -> None:
@@ -170,7 +170,8 @@ def simulate_command(policy_file: Path | None, events_file: Path | None, as_json
     outcomes = simulate(loaded.policy, events)
     zone = loaded.policy.zone
     if as_json:
-        click.echo(json.dumps([o.as_json(zone) for o in outcomes], indent=2, ensure_ascii=False))
+        for outcome in outcomes:
+            click.echo(json.dumps(outcome.as_json(zone), ensure_ascii=False))
         return
     try:
         student_zone = zone_named(student_tz) if student_tz else _local_zone()

@@ -11,20 +11,23 @@ from __future__ import annotations
 import email.policy
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 import click
 
-from agent.busy import load_busy
+from agent.busy import Interval, load_busy
 from agent.cli_support import friendly
+from agent.envelope import domain_of, new_message_id
 from agent.errors import Problem, UserError
 from agent.invites import Meeting, Party, build_request, describe_slot
 from agent.localtime import zone_named
 from agent.meetings import SendInvite, start_round
 from agent.policy import LoadedPolicy, load_policy
+from agent.settings import Settings, default_config_path, load_settings
 from agent.slots import Slot, find_slots
+from agent.student_hours import outside_hours
 
 
 def _now(text: str | None) -> datetime:
@@ -41,36 +44,77 @@ def _now(text: str | None) -> datetime:
     return moment
 
 
-def _policy(reference: str) -> LoadedPolicy:
+def _settings(config: Path | None) -> Settings:
+    """The settings a daemon with ``--config`` would run with (the default file when there is one)."""
+    return load_settings(config)
+
+
+def _policy(reference: str, settings: Settings) -> LoadedPolicy:
     path = Path(reference)
     if path.suffix == ".toml" or path.exists():
         return load_policy(path)
-    from agent.settings import load_settings  # only when a policy is named by id
-
-    return load_policy(load_settings().policies_dir / f"{reference}.toml")
+    return load_policy(settings.policies_dir / f"{reference}.toml")
 
 
-def _find(loaded: LoadedPolicy, now: datetime, busy_sources: tuple[str, ...], count: int | None) -> list[Slot]:
+def _knows_zone(settings: Settings) -> bool:
+    """Whether the student's zone was set (config or environment), rather than the UTC placeholder."""
+    return "timezone" in settings.student.model_fields_set
+
+
+def _keep_clear(loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources: tuple[str, ...],
+                student_zone: tzinfo | None) -> tuple[list[Interval], list[datetime]]:
+    """What the daemon keeps clear (agent.meeting_store.keep_clear): ``[calendar] busy_ics`` and ``--busy``,
+    the student's own hours, and the meetings offered or agreed in the ledger (when there is one)."""
+    rules = loaded.policy.meetings
+    zone = student_zone or loaded.policy.zone
+    end = now + rules.horizon + timedelta(days=1)
+    busy = list(load_busy([*settings.calendar.busy_ics, *busy_sources], now - timedelta(days=1), end, zone))
+    if student_zone is not None:
+        busy += outside_hours(settings.student.hours, student_zone, now, end, rules.buffer)
+    agreed: list[datetime] = []
+    if settings.ledger_path.exists():
+        from agent.ledger import Ledger
+        from agent.meeting_store import MeetingStore
+
+        ledger = Ledger(settings.ledger_path)
+        try:
+            for owner, start, stop, status in MeetingStore(ledger).taken():
+                busy.append((start, stop))
+                if status == "accepted" and owner == loaded.id:
+                    agreed.append(start)
+        finally:
+            ledger.close()
+    return busy, agreed
+
+
+def _find(loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources: tuple[str, ...],
+          count: int | None, student_zone: tzinfo | None) -> list[Slot]:
     rules = loaded.policy.meetings
     if not rules.windows:
         raise UserError([Problem(str(loaded.path), "meetings.windows", "no meeting windows, so no slots")])
-    busy = load_busy(list(busy_sources), now, now + rules.horizon + timedelta(days=1), loaded.policy.zone)
-    return find_slots(rules, loaded.policy.zone, now, busy, count=count)
+    busy, agreed = _keep_clear(loaded, now, settings, busy_sources, student_zone)
+    return find_slots(rules, loaded.policy.zone, now, busy, agreed, count=count)
 
 
 @click.command("slots")
 @click.argument("policy")
 @click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (with offset). Default: now.")
 @click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics",
-              help="Your busy times: an .ics file or http(s) URL; repeatable.")
+              help="More busy times (besides [calendar] busy_ics): an .ics file or http(s) URL; repeatable.")
 @click.option("--count", type=click.IntRange(min=1), help="How many slots (default: the policy's proposals).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{\"start\": …, \"end\": …}].")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
 @friendly
 def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ...], count: int | None,
-                  as_json: bool) -> None:
-    """Free meeting times with the mentor of POLICY (a .toml file or a policy id), in the mentor's zone."""
-    loaded = _policy(policy)
-    slots = _find(loaded, _now(now_text), busy_sources, count)
+                  as_json: bool, config: Path | None) -> None:
+    """Free meeting times with the mentor of POLICY (a .toml file or a policy id), in the mentor's zone.
+
+    Kept clear as the daemon does: your calendars ([calendar] busy_ics and --busy), your own hours
+    ([student] hours, when the config gives your time zone) and meetings already offered or agreed."""
+    settings = _settings(config)
+    loaded = _policy(policy, settings)
+    student_zone = settings.student.zone if _knows_zone(settings) else None
+    slots = _find(loaded, _now(now_text), settings, busy_sources, count, student_zone)
     if as_json:
         click.echo(json.dumps([slot.to_json() for slot in slots], indent=2))
         return
@@ -88,7 +132,8 @@ def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ..
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Where .eml files go.")
 @click.option("--topic", help="What the meeting is about (goes into the summary).")
 @click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (with offset). Default: now.")
-@click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics", help="Your busy times; repeatable.")
+@click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics",
+              help="More busy times (besides [calendar] busy_ics); repeatable.")
 @click.option("--student-name", help="Default: [student] name in the config.")
 @click.option("--student-address", help="Default: [student] address in the config.")
 @click.option("--student-tz", help="Default: [student] timezone in the config.")
@@ -100,7 +145,8 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
     """Propose a meeting to the mentor of POLICY (a policy id or .toml file).
 
     The invitations go into your Outbox and the running daemon sends them when the agreement allows.
-    With --dry-run --out DIR, write them as .eml files instead and touch nothing else."""
+    With --dry-run --out DIR, write them as .eml files instead and touch nothing else: the same times,
+    organizer and text the daemon would send with this config."""
     if not dry_run:
         if now_text or student_name or student_address or student_tz or out_dir:
             raise UserError([Problem("propose", "", "--now, --out and --student-* only go with --dry-run")])
@@ -108,29 +154,29 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
         return
     if out_dir is None:
         raise UserError([Problem("propose", "", "--dry-run needs --out DIR for the .eml files")])
-    if None in (student_name, student_address, student_tz):
-        from agent.settings import load_settings
-
-        student = load_settings().student
-        student_name = student_name or student.name
-        student_address = student_address or student.address
-        student_tz = student_tz or student.timezone
-    assert student_name is not None and student_address is not None and student_tz is not None
+    settings = _settings(config)
+    student = settings.student
+    if student_address is None and "address" not in student.model_fields_set:
+        raise UserError([Problem(str(config or default_config_path()), "student.address",
+                                 "no address of yours to send from: give --config FILE or --student-address")])
+    student_name = student_name or student.name
+    student_address = student_address or student.address
+    student_tz = student_tz or student.timezone
     if "@" not in student_address:
         raise UserError([Problem("--student-address", "", f"{student_address!r} is not an e-mail address")])
     try:
         student_zone = zone_named(student_tz)
     except ValueError as error:
         raise UserError([Problem("--student-tz", "", str(error))]) from error
-    loaded = _policy(policy)
+    loaded = _policy(policy, settings)
     rules = loaded.policy.meetings
     now = _now(now_text)
-    slots = _find(loaded, now, busy_sources, None)
+    slots = _find(loaded, now, settings, busy_sources, None, student_zone)
     mentor = Party(loaded.policy.mentor.name, loaded.policy.mentor.addresses[0])
     student_party = Party(student_name, student_address.strip().lower())
+    domain = domain_of(student_party.address)
     _, actions = start_round(rules, loaded.policy.zone, mentor=mentor, student=student_party,
-                             student_zone=student_zone, slots=slots, round_id=uuid.uuid4().hex[:16],
-                             domain=student_party.address.rpartition("@")[2])
+                             student_zone=student_zone, slots=slots, round_id=uuid.uuid4().hex[:16], domain=domain)
     invites = [a for a in actions if isinstance(a, SendInvite)]
     if not invites:
         raise UserError([Problem(str(loaded.path), "meetings",
@@ -140,7 +186,9 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
     for number, invite in enumerate(invites, start=1):
         meeting = Meeting(invite.uid, invite.sequence, invite.slot, summary, rules.location, rules.description)
         message = build_request(meeting, organizer=student_party, attendee=mentor, mentor_zone=loaded.policy.zone,
-                                student_zone=student_zone, now=now, alternatives=invite.alternatives)
+                                student_zone=student_zone, now=now, alternatives=invite.alternatives,
+                                message_id=new_message_id(domain))
+        message["X-Mentor-Agent"] = "invite"  # as the daemon marks what it puts in the Outbox
         path = out_dir / f"{loaded.id}-{number}-request.eml"
         path.write_bytes(message.as_bytes(policy=email.policy.SMTP))
         click.echo(f"{path}: {describe_slot(invite.slot, loaded.policy.zone)} → {mentor.address}")
@@ -149,7 +197,7 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
 def _propose_live(reference: str, topic: str | None, busy_sources: tuple[str, ...], config: Path | None) -> None:
     import asyncio
 
-    from agent.settings import Calendar, default_config_path, load_settings
+    from agent.settings import Calendar
 
     settings = load_settings(config, required=True)
     if busy_sources:

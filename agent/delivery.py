@@ -33,6 +33,7 @@ from agent.crashpoints import crash_point
 from agent.envelope import with_field, without_fields
 from agent.errors import LoginRefused, TlsProblem
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
+from agent.logs import named
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
 from agent.outgoing import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError, try_login
@@ -128,7 +129,7 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
 def _gone(world: World, row: Row, folder: str) -> None:
     world.ledger.update(row.key, state=CANCELLED, detail=f"gone from {folder} before it was sent")
     world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"no longer in {folder}")
-    log.info("%s: gone from %s before sending; not sent", row.key, folder)
+    log.info("%s: gone from %s before sending; not sent", named(row.key, row.subject), folder)
 
 
 async def deliver(world: World, rows: Sequence[Row], *, follow_up: bool = False) -> None:
@@ -220,17 +221,33 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
         return [prepare(raw, row)], list(row.recipients)
     from agent.digesting import compose_digest  # composition lives with the digest feature
 
-    prepared, recipients = compose_digest(world, raws)
-    if len(prepared) > 1:
-        limit = world.settings.digest.max_bytes // 1_000_000
-        await world.notify(
-            f"Digest split in {len(prepared)}: {raws[0][0].subject}",
-            [f"The {len(raws)} waiting messages together are larger than the digest limit (about {limit} MB), "
-             f"so they go as {len(prepared)} e-mails at the same time, counted as one.",
-             "\n".join(f"  • {row.subject}" for row, _ in raws)],
-            about=raws[0][0].message_id,
-        )
-    return prepared, recipients
+    composed = compose_digest(world, raws)
+    if len(composed.prepared) > 1:
+        title, lines = _split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
+        await world.notify(title, lines, about=raws[0][0].message_id)
+    return composed.prepared, composed.recipients
+
+
+def _split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) -> tuple[str, list[str]]:
+    limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
+    count = digests + len(alone)
+    lines = []
+    if alone:
+        names = ", ".join(f"“{row.subject}”" for row in alone)
+        one = len(alone) == 1
+        lines.append(f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
+                     f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
+                     f"{'it' if one else 'them'}, not inside a digest.")
+    if digests > 1:
+        lines.append(f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
+                     f"as {digests} digests.")
+    elif digests == 1:
+        lines.append("The other waiting messages go together as one digest.")
+    lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
+    lines.append("\n".join(f"  • {row.subject}" for row in rows))
+    title = (f"Sent on its own, too large for a digest: {alone[0].subject}" if alone
+             else f"Digest split in {digests}: {rows[0].subject}")
+    return title, lines
 
 
 async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Prepared], recipients: list[str],
@@ -276,10 +293,14 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
             ledger.update(row.key, state=ACCEPTED, sent_at=sent_at, detail="")
         mentor = rows[0].mentor
         if mentor:
-            members = [m for row in rows for m in (row.key, row.message_id)]
+            # Every e-mail of a split digest is ours: history must not count a part again as found in Sent.
+            members = [m for row in rows for m in (row.key, row.message_id)] + [p.message_id for p in prepared]
             ledger.add_item(mentor, item, sent_at, members, follow_up=follow_up)
         ledger.log("sent", mentor=mentor, message=item, detail=f"{len(rows)} message(s) to {', '.join(recipients)}")
-    log.info("sent %s (%d message(s)) to %s", item, len(rows), ", ".join(recipients))
+    what = named(rows[0].key, rows[0].subject) if len(rows) == 1 else (
+        f"a digest of {len(rows)} ({', '.join(named(row.key, row.subject) for row in rows)})"
+        + (f" as {len(prepared)} e-mails" if len(prepared) > 1 else ""))
+    log.info("sent %s to %s", what, ", ".join(recipients))
     crash_point("accepted")
     if refused:
         lines = [f"  • {address}: {answer}" for address, answer in refused.items()]
@@ -445,7 +466,7 @@ async def _attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool
                 new_uid = None
         world.ledger.update(row.key, state=ATTENTION, folder=folders.needs_attention, uid=new_uid, detail=why)
         world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
-        log.warning("%s: needs attention: %s", row.key, why)
+        log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
         if doubt:
             lines = [
                 f"“{row.subject}” is IN DOUBT: it may or may not have reached {', '.join(row.recipients)}.",
@@ -479,7 +500,8 @@ async def _retry_later(world: World, rows: Sequence[Row], why: str) -> None:
         world.ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, attempts=attempts,
                             due=due, detail=f"temporary failure: {why}")
         world.ledger.log("retry", mentor=row.mentor, message=row.key, detail=why)
-    log.warning("temporary send failure (%s); trying again in %s", why, RETRY_LATER)
+    log.warning("%s: temporary send failure (%s); trying again in %s", named(rows[0].key, rows[0].subject), why,
+                RETRY_LATER)
     await world.notify(
         f"Delayed by a mail server problem: {rows[0].subject}",
         [f"Sending failed for a moment ({why}). mentor-agent tries again in about ten minutes "

@@ -374,18 +374,78 @@ def _validate(originals: Sequence[Original], student_address: str, now: datetime
         raise ValueError(f"student_address {student_address!r} is not an e-mail address: {exc}") from None
 
 
+def _size(msg: EmailMessage) -> int:
+    """The size on the wire: what ``max_bytes`` limits (the digest goes out as ``as_bytes(policy=SMTP)``)."""
+    return len(msg.as_bytes(policy=policy.SMTP))
+
+
 def _groups(parsed: Sequence[_Parsed], who: _Identity, max_bytes: int) -> list[list[_Parsed]]:
     """Split in order, greedily, so that each digest stays under ``max_bytes`` (one original always fits alone)."""
     groups: list[list[_Parsed]] = []
     current: list[_Parsed] = []
     for item in parsed:
         trial = [*current, item]
-        if current and len(_build(trial, who, 1, 2).as_bytes()) + _SIZE_MARGIN > max_bytes:
+        if current and _size(_build(trial, who, 1, 2)) + _SIZE_MARGIN > max_bytes:
             groups.append(current)
             trial = [item]
         current = trial
-    groups.append(current)
+    if current:
+        groups.append(current)
     return groups
+
+
+def _identity(originals: Sequence[Original], student_name: str, student_address: str, mentor_name: str,
+              template: str, now: datetime, domain: str) -> _Identity:
+    _validate(originals, student_address, now, domain)
+    _check_template(template)
+    first = _headers(originals[0].raw)
+    return _Identity(header_text(student_name), student_address.strip(), mentor_name, template, now, domain,
+                     to=_recipients(first, "to"), cc=_recipients(first, "cc"), references=_references(originals))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One e-mail of a release: a digest of ``keys`` or, when ``message`` is None, the one original in ``keys``
+    as the student wrote it — it is larger than ``max_bytes`` on its own, so it goes alone and unsplit."""
+
+    keys: tuple[str, ...]
+    message: EmailMessage | None
+
+    @property
+    def alone(self) -> bool:
+        return self.message is None
+
+
+def compose_parts(
+    originals: Sequence[Original],
+    *,
+    student_name: str,
+    student_address: str,
+    mentor_name: str,
+    subject_template: str = "{count} updates from {student} — {topics}",
+    max_bytes: int = 10_000_000,
+    now: datetime,
+    domain: str,
+) -> list[Part]:
+    """The e-mails that carry ``originals``, in order: digests of at most ``max_bytes`` each (titled "(1/2)" etc.
+    when there are several), and every original that is larger than ``max_bytes`` by itself as its own part."""
+    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain)
+    order = {o.key: index for index, o in enumerate(originals)}
+    alone = {o.key for o in originals if len(o.raw) > max_bytes}
+    parsed = [_parse(o) for o in originals if o.key not in alone]
+    while True:
+        groups = _groups(parsed, who, max_bytes)
+        built = [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
+        # One original can still come out over the limit once wrapped (quoted text, an HTML view): it goes alone.
+        too_big = {group[0].key for group, msg in zip(groups, built, strict=True)
+                   if len(group) == 1 and _size(msg) > max_bytes}
+        if not too_big:
+            break
+        alone |= too_big
+        parsed = [p for p in parsed if p.key not in too_big]
+    parts = [Part(tuple(p.key for p in group), msg) for group, msg in zip(groups, built, strict=True)]
+    parts += [Part((key,), None) for key in alone]
+    return sorted(parts, key=lambda part: order[part.keys[0]])
 
 
 def compose(
@@ -399,12 +459,12 @@ def compose(
     now: datetime,
     domain: str,
 ) -> list[EmailMessage]:
-    """One digest of ``originals`` in order; several, titled "(1/2)" etc., when one would exceed ``max_bytes``."""
-    _validate(originals, student_address, now, domain)
-    _check_template(subject_template)
-    first = _headers(originals[0].raw)
-    who = _Identity(header_text(student_name), student_address.strip(), mentor_name, subject_template, now, domain,
-                    to=_recipients(first, "to"), cc=_recipients(first, "cc"), references=_references(originals))
+    """One digest of ``originals`` in order; several, titled "(1/2)" etc., when one would exceed ``max_bytes``.
+
+    An original larger than ``max_bytes`` by itself comes back wrapped as a digest of one here; the daemon
+    uses :func:`compose_parts` and sends such an original as it is.
+    """
+    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain)
     parsed = [_parse(o) for o in originals]
     groups = _groups(parsed, who, max_bytes)
     return [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]

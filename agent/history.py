@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from agent.envelope import parse_envelope
+from agent.logs import named
 from agent.mailbox import HeaderInfo
 from agent.world import World
 
@@ -66,7 +67,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
                                   addresses=loaded.policy.mentor.addresses)
             world.ledger.log("counted", mentor=mentor, message=envelope.key,
                              detail=f"found in Sent, sent without the agent: {envelope.subject}")
-            log.info("counted %s to %s (found in Sent, sent without the agent)", envelope.key, mentor)
+            log.info("counted %s to %s (found in Sent, sent without the agent)",
+                     named(envelope.key, envelope.subject), mentor)
             found += 1
     return found
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from agent.delivery import Item, deliver_all
 from agent.envelope import Envelope, domain_of, new_message_id, parse_envelope
 from agent.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, OPEN_STATES, SCHEDULED, Row
+from agent.logs import log_decision, named
 from agent.mailbox import HeaderInfo, MessageGone
 from agent.notices import Held, held_lines, scheduled_lines
 from agent.pacing import Decision, Engine, Queued
@@ -77,7 +78,8 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
         return None
     if not mentors and not world.settings.pass_through:
         if existing is None:
-            log.info("%s: to no mentor, and pass_through is off: left in the Outbox", envelope.key)
+            log.info("%s: to no mentor, and pass_through is off: left in the Outbox",
+                     named(envelope.key, envelope.subject))
             ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world))
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
@@ -127,7 +129,7 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
     except MessageGone:
         return
     world.ledger.log("attention", message=envelope.key, detail=why)
-    log.warning("%s: to Needs attention: %s", envelope.key, why)
+    log.warning("%s: to Needs attention: %s", named(envelope.key, envelope.subject), why)
     subject = envelope.subject or "(no subject)"
     await world.notify(
         f"Not sent: {subject}",
@@ -151,7 +153,8 @@ async def follow_scheduled(world: World) -> None:
                 continue
             world.ledger.update(row.key, state=CANCELLED, detail="taken out of Scheduled by the student")
             world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="taken out of Scheduled")
-            log.info("%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)", row.key)
+            log.info("%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)",
+                     named(row.key, row.subject))
     if not uids:
         return
     for uid in await world.imap(world.mailbox.flagged, folder):
@@ -160,7 +163,7 @@ async def follow_scheduled(world: World) -> None:
             continue
         world.ledger.update(flagged.key, forced=True)
         world.ledger.log("flagged", mentor=flagged.mentor, message=flagged.key, detail="send now anyway")
-        log.info("%s: flagged by the student: goes now, outside the agreement", flagged.key)
+        log.info("%s: flagged by the student: goes now, outside the agreement", named(flagged.key, flagged.subject))
 
 
 async def carry_out(world: World) -> datetime | None:
@@ -292,7 +295,9 @@ async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
     head = engine.next_group(queue, now)
     if head and head[0].due(now):
         for decision in head:
-            log.info("%s → %s: %s", decision.id, loaded.name, decision.reason)
+            row = by_key[decision.id]
+            log_decision(log, row.key, loaded.id, "send", decision.reason, subject=row.subject, level=logging.DEBUG)
+            log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, decision.reason)
         return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
     for decision in engine.plan(queue, now):
@@ -302,6 +307,8 @@ async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
     for group in groups.values():
         members = [by_key[d.id] for d in group]
         for decision, row in zip(group, members, strict=True):
+            kind = "hold" if decision.at is None else "digest" if decision.digest else "delay"
+            log_decision(log, row.key, loaded.id, kind, decision.reason, subject=row.subject, level=logging.DEBUG)
             holds.append(_Hold(row, decision, [m.subject for m in members if m.key != row.key]))
         at = group[0].at
         if at is not None and (wake is None or at < wake):
@@ -347,7 +354,7 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
             ledger.update(hold.row.key, told=hold.told)
             ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
     for hold in tell:
-        log.info("%s → %s: %s", hold.row.key, loaded.name, hold.decision.reason)
+        log.info("%s → %s: %s", named(hold.row.key, hold.row.subject), loaded.name, hold.decision.reason)
     zone, student_zone = loaded.policy.zone, world.settings.student.zone
     if len(tell) == 1:
         hold = tell[0]

@@ -21,7 +21,7 @@ import email
 import email.policy
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
@@ -313,7 +313,55 @@ def _read_event(event: Any, method: str) -> ItipObject:
     recurrence = _aware(event.decoded("RECURRENCE-ID")) if "RECURRENCE-ID" in event else None
     return ItipObject(method=method, uid=uid, sequence=sequence, organizer=organizer or None,
                       attendees=attendees, start=start, end=end, recurrence_id=recurrence,
-                      comment=str(event.get("COMMENT", "")))
+                      comment=_comment(event))
+
+
+_COMMENT_CHARS = 1000
+# Where the answerer's own words end in the text part Outlook adds: the quoted invitation begins.
+_QUOTE_START = re.compile(r"^\s*(-{3,}\s*original|_{10,}|from:\s|when:\s|\*{3,})", re.IGNORECASE)
+
+
+def _clean_comment(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    text = "\n".join(lines).strip()
+    return text if len(text) <= _COMMENT_CHARS else text[: _COMMENT_CHARS - 1].rstrip() + "…"
+
+
+_TEXT_ESCAPES = re.compile(r"\\([nN,;\\])")
+
+
+def _unescape(value: str) -> str:
+    """RFC 5545 TEXT escapes, which icalendar leaves in the values of X- properties."""
+    return _TEXT_ESCAPES.sub(lambda m: "\n" if m[1] in "nN" else m[1], value).strip()
+
+
+def _comment(event: Any) -> str:
+    """What the answerer wrote: COMMENT (RFC 5545; several are joined), else X-RESPONSE-COMMENT."""
+    for name in ("COMMENT", "X-RESPONSE-COMMENT"):
+        values = [_unescape(str(value)) if name.startswith("X-") else str(value).strip()
+                  for value in _as_list(event.get(name))]
+        text = "\n".join(value for value in values if value)
+        if text:
+            return _clean_comment(text)
+    return ""
+
+
+def _outlook_text(message: Message) -> str:
+    """The words Outlook (Exchange) puts in the text part of a calendar answer, before any quoted invitation."""
+    for part in message.walk():
+        if part.get_content_type() != "text/plain" or part.get_filename():
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        text = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+        own: list[str] = []
+        for line in text.replace("\r\n", "\n").split("\n"):
+            if _QUOTE_START.match(line):
+                break
+            own.append(line)
+        return _clean_comment("\n".join(own))
+    return ""
 
 
 def _calendar_text(part: Message) -> str | None:
@@ -337,6 +385,7 @@ def _calendar_text(part: Message) -> str | None:
 def _parse(raw: bytes) -> list[ItipObject]:
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     found: dict[ItipObject, None] = {}
+    outlook = False
     for part in message.walk():
         text = _calendar_text(part)
         if text is None:
@@ -346,12 +395,17 @@ def _parse(raw: bytes) -> list[ItipObject]:
             raise InviteError("calendar part holds no VCALENDAR")
         part_method = str(part.get_param("method") or "").strip().upper()
         for calendar in calendars:
+            outlook = outlook or "microsoft" in str(calendar.get("PRODID", "")).lower()
             method = str(calendar.get("METHOD", "")).strip().upper() or part_method
             if not method:
                 raise InviteError("no METHOD in the calendar or on its MIME part")
             for event in calendar.walk("VEVENT"):
                 found.setdefault(_read_event(event, method), None)
-    return list(found)
+    items = list(found)
+    if outlook and any(not item.comment for item in items):  # Outlook writes the answerer's words as mail text
+        text = _outlook_text(message)
+        items = [item if item.comment or not text else replace(item, comment=text) for item in items]
+    return items
 
 
 def parse_itip(raw: bytes) -> list[ItipObject]:

@@ -15,6 +15,7 @@ answers: together they are the history the pacing engine reads.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,6 +35,42 @@ CANCELLED, ATTENTION = "cancelled", "attention"
 OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
 _OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+PRIVATE_UMASK = 0o077  # state files 0600, state directories 0700, whoever started the agent
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` (and missing parents) a directory only the owner can enter; tighten it if it exists."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files created inside (SQLite's database, -wal and -shm files among them) are 0600."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _tighten(path: Path) -> None:
+    """Files an older version (or a umask of 022) left readable by others become 0600."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
+        candidate = path.with_name(name)
+        try:
+            if candidate.stat().st_mode & 0o077:
+                candidate.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def boot_id() -> str | None:
@@ -194,14 +231,18 @@ def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
 
 class Ledger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
         # Policy id -> the mentor's addresses, for every policy this process has known (a renamed or removed
         # file's id keeps its addresses, so a send recorded under the old id still counts for her).
         self.mentor_addresses: dict[str, tuple[str, ...]] = {}
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _tighten(path)
+        with private_files():  # the -wal and -shm files are made on first use, with the umask of that moment
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _tighten(path)
         # Commits reach the operating system at once (a killed daemon loses nothing), but are flushed to disk
         # only by the commits that must survive a power cut: see durable().
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -339,6 +380,10 @@ class Ledger:
             )
             found.update(
                 r[0] for r in self.db.execute(f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk)
+            )
+            found.update(  # the other parts of a digest that went as several e-mails
+                r[0] for r in self.db.execute(
+                    f"SELECT j.value FROM items, json_each(items.members) AS j WHERE j.value IN ({marks})", chunk)
             )
         return found
 

@@ -11,6 +11,7 @@ and stack text.
 
 from __future__ import annotations
 
+import hashlib
 import json as jsonlib
 import logging
 import os
@@ -167,13 +168,27 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def log_decision(logger: logging.Logger, message_id: str, mentor: str, decision: str, reason: str) -> None:
-    """One line per decision with its reason, e.g.
-    ``decision=delay mentor=rivera message_id=<a@b> reason: 3 sent today, max_per_day is 3``."""
+def short_id(key: str) -> str:
+    """The handle ``status``, ``release`` and ``cancel`` show for a message (same as agent.status.short_id)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def named(key: str, subject: str) -> str:
+    """How a log line names a message: ``[3f2a9c1e] “Draft of my personal statement”``."""
+    return f"[{short_id(key)}] “{_one_line(subject) or '(no subject)'}”"
+
+
+def log_decision(logger: logging.Logger, message_id: str, mentor: str, decision: str, reason: str, *,
+                 subject: str = "", level: int = logging.INFO) -> None:
+    """One line per decision with its reason, e.g. ``decision=delay mentor=rivera id=3f2a9c1e
+    subject="Draft" message_id=<a@b> reason: 2nd message today; …``; the same as fields with --json-logs."""
     fields = {key: _one_line(value) for key, value in
-              {"message_id": message_id, "mentor": mentor, "decision": decision, "reason": reason}.items()}
-    logger.info(
-        "decision=%s mentor=%s message_id=%s reason: %s",
-        fields["decision"], fields["mentor"], fields["message_id"], fields["reason"],
+              {"message_id": message_id, "mentor": mentor, "decision": decision, "reason": reason,
+               "id": short_id(message_id), "subject": subject}.items()}
+    logger.log(
+        level,
+        "decision=%s mentor=%s id=%s subject=%s message_id=%s reason: %s",
+        fields["decision"], fields["mentor"], fields["id"], jsonlib.dumps(fields["subject"], ensure_ascii=False),
+        fields["message_id"], fields["reason"],
         extra=fields,
     )

@@ -109,6 +109,9 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
             slots = find_slots(rules, zone, now, busy, agreed)
+            log.debug("meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
+                      "offers and meetings)", loaded.name,
+                      ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none", len(busy))
             if preferred is not None and preferred.utc_start >= now + rules.min_notice and not any(
                     preferred.overlaps(s - rules.buffer, e + rules.buffer) for s, e in busy):
                 slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
@@ -358,7 +361,18 @@ async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: s
     is_free = await is_free_for(world, store, stored)
     state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free)
     log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
-    await _carry(world, store, stored, state, actions)
+    await _carry(world, store, stored, state, _with_comment(actions, item, state.mentor.name))
+
+
+def _with_comment(actions: tuple[Action, ...], item: ItipObject, name: str) -> tuple[Action, ...]:
+    """The mentor's own words with the answer (COMMENT, X-RESPONSE-COMMENT, Outlook's text), quoted in the
+    notice right after what the answer did. An answer that was ignored tells the student nothing."""
+    told = [index for index, action in enumerate(actions) if isinstance(action, NotifyStudent)]
+    if not item.comment or not told:
+        return actions
+    quoted = "\n".join(f"  > {line}" if line else "  >" for line in item.comment.split("\n"))
+    at = told[0] + 1
+    return (*actions[:at], NotifyStudent(f"{name} wrote with the answer:\n{quoted}"), *actions[at:])
 
 
 # -- the hooks the daemon calls ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from agent.localtime import zone_named
 from agent.meetings import Offer, Round, Status
 from agent.policy import LoadedPolicy, MeetingRules
 from agent.slots import Slot, find_slots
+from agent.student_hours import outside_hours
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.meetings")
@@ -252,6 +253,10 @@ async def keep_clear(world: World, store: MeetingStore, mentor: str, horizon: ti
                       exclude_round: str | None = None) -> tuple[list[Interval], list[datetime]]:
     """(busy intervals, starts of this mentor's agreed meetings): calendars, agreed meetings, open offers."""
     busy = list(await _calendar_busy(world, world.now(), horizon))
+    loaded = world.book.by_id.get(mentor)  # the student's own hours: nothing outside them (agent.student_hours)
+    buffer = loaded.policy.meetings.buffer if loaded else timedelta(0)
+    student = world.settings.student
+    busy += outside_hours(student.hours, student.zone, world.now(), world.now() + horizon + timedelta(days=1), buffer)
     agreed: list[datetime] = []
     for owner, start, end, status in store.taken(exclude_round=exclude_round):
         busy.append((start, end))
@@ -282,5 +287,6 @@ def why_none(loaded: LoadedPolicy, now: datetime, busy: list[Interval], agreed: 
         return (f"the agreed limit of meetings with {loaded.name} is reached "
                 f"({rules.max_per_week} a week, {rules.max_per_month} a month)")
     if find_slots(rules, zone, now, [], agreed, count=1):
-        return "your calendar and the meetings already offered or agreed fill every free time in the windows"
+        return ("your calendar, your own hours ([student] hours) and the meetings already offered or agreed fill "
+                "every free time in the windows")
     return (f"no meeting window of {loaded.name} lies between {rules.min_notice} and {rules.horizon} from now")

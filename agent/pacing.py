@@ -318,7 +318,7 @@ class Engine:
                 ]
                 taken.update(q.id for q in group)
             digest = f"digest-{head.id}" if len(group) > 1 else None
-            reason = self._reason(blocked, at, follow_up, group)
+            reason = self._reason(blocked, at, follow_up, group, now)
             if batching and head.standalone and blocked is not None:
                 reason += "; it answers the mentor's own message, so it goes on its own to stay in that thread"
             yield [Decision(q.id, at, reason, blocked.rule if blocked else None, digest, follow_up) for q in group]
@@ -333,7 +333,8 @@ class Engine:
 
     # -- reasons a person can read -----------------------------------------------------------------------------
 
-    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, group: list[Queued]) -> str:
+    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, group: list[Queued],
+                now: datetime) -> str:
         name = self.policy.mentor.name
         rules = self.rules
         if blocked is None:
@@ -363,12 +364,14 @@ class Engine:
                 why += f", or as one follow-up after {format_duration(rules.follow_up_after)}"
         if at is None:
             return why
-        when = "now" if blocked is None else describe(at, self.zone)
+        # Nothing blocks it, yet it can wait: for the messages planned before it (first in, first out).
+        behind = ", after the message(s) before it" if blocked is None and at > now else ""
+        when = "now" if blocked is None and not behind else describe(at, self.zone)
         if len(group) > 1:
-            return f"{why}; goes {when} in one digest of {len(group)} messages"
-        if blocked is None:
+            return f"{why}; goes {when}{behind} in one digest of {len(group)} messages"
+        if blocked is None and not behind:
             return f"{why}; sends now"
-        return f"{why}; goes {when}"
+        return f"{why}; goes {when}{behind}"
 
 
 def _ordinal(n: int) -> str:

@@ -42,11 +42,20 @@ class Student(_Section):
     name: str = "Student"
     address: Address = "student@example.org"
     timezone: str = "UTC"
+    hours: list[str] = ["Mon-Sun 07:00-22:00"]  # meeting times for you, in your zone (agent.student_hours)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         zone_named(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        from agent.student_hours import parse_hours
+
+        parse_hours(value)
         return value
 
     @property

@@ -58,7 +58,7 @@ def test_simulate_json_has_one_object_per_send_in_input_order(tmp_path: Path) ->
     )
     code, out, _ = run("simulate", str(ROOT / "policies/okafor.toml"), str(events), "--json")
     assert code == 0
-    data = json.loads(out)
+    data = [json.loads(line) for line in out.splitlines()]  # JSON Lines, as the README says
     assert [d["id"] for d in data] == ["m1", "m2"]
     assert set(data[0]) == {"id", "sent_at", "digest", "reason"}
     # Okafor: Mon-Thu 07:30-09:00 London; 09:00 Chicago is 15:00 London, so m1 waits for Tuesday 07:30.

@@ -155,8 +155,8 @@ def test_decision_is_one_line_with_reason() -> None:
     logs.setup_logging("INFO", stream=out)
     logs.log_decision(logging.getLogger("agent.pacing"), "<a@b>", "rivera", "delay", "3 sent today,\nmax_per_day is 3")
     (line,) = lines(out)
-    assert line.endswith("agent.pacing: decision=delay mentor=rivera message_id=<a@b> reason: 3 sent today, "
-                         "max_per_day is 3")
+    assert line.endswith(f"agent.pacing: decision=delay mentor=rivera id={logs.short_id('<a@b>')} subject=\"\" "
+                         "message_id=<a@b> reason: 3 sent today, max_per_day is 3")
     logs.setup_logging("INFO", json=True, stream=json_out)
     logs.log_decision(logging.getLogger("agent.pacing"), "<a@b>", "rivera", "send", "within budget")
     entry = json.loads(json_out.getvalue())

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
@@ -191,7 +192,10 @@ def test_counter_inside_the_windows_updates_the_invitation(agent: Agent) -> None
     first = agent.smtp.wait_for(1, timeout=15)[0]
     uid = str(event_of(first.content)["UID"])
     eventually(lambda: statuses(agent).get(uid) == "sent")
-    wanted = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    # Noon for the student (America/New_York): inside the student's own hours ([student] hours) too.
+    noon = (datetime.now(UTC) + timedelta(days=2)).astimezone(ZoneInfo("America/New_York")).replace(
+        hour=12, minute=0, second=0, microsecond=0)
+    wanted = noon.astimezone(UTC)
     counter = ics(uid, "NEEDS-ACTION", method="COUNTER", start=wanted, end=wanted + timedelta(minutes=30))
     agent.dovecot.append(agent.user, "INBOX", gmail(counter, method="COUNTER"))
     second = agent.smtp.wait_for(2, timeout=15)[1]
