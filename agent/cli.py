@@ -91,8 +91,8 @@ EMPTY_ADVICE = {
 def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
     """Validate the config and the policy files (files or directories), as `run` judges them at start.
 
-    With no PATHS: the config file and the policies directory it names. Exit status 78 when a file is wrong,
-    1 when --connect cannot log in."""
+    With no PATHS: the config file and the policies directory it names. Exit status 78 when a file is wrong
+    or --connect's login is refused (or TLS cannot work), 69 when a server cannot be reached."""
     policies, problems, configs = _check_paths(paths, config)
     if problems:
         print_problems(UserError(problems))

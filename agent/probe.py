@@ -17,8 +17,8 @@ from typing import Any
 import aiosmtplib
 from imapclient.imapclient import SENT
 
-from agent.errors import Problem, UserError
-from agent.mailbox import Mailbox, MailboxError
+from agent.errors import AgentError, ConnectionProblem, Problem
+from agent.mailbox import Mailbox
 from agent.preflight import Origin, live_folder_problems
 from agent.settings import Settings
 
@@ -48,10 +48,7 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
 
     imap = settings.imap
     mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file)))
-    try:
-        mailbox.connect()
-    except MailboxError as error:
-        raise UserError([Problem(file="", key="", message=f"IMAP: {error}")]) from None
+    mailbox.connect()  # a refused login or TLS mistake is an AgentError already worded for the user (exit 78)
     try:
         client = mailbox.client
         report.lines.append(f"IMAP {imap.host}:{imap.port} ({imap.security}): logged in as {imap.username}")
@@ -128,12 +125,12 @@ async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str
         if client.last_ehlo_response is None:
             await client.ehlo()
         extensions = sorted(f"{name.upper()} {value}".strip() for name, value in client.esmtp_extensions.items())
+    except AgentError:
+        raise  # SmtpLoginRefused, SmtpTlsProblem: worded for the user, exit 78
     except aiosmtplib.SMTPResponseException as error:
-        what = f"login as {smtp.username!r} refused" if login else "refused"
-        raise UserError([Problem(file="", key="", message=f"SMTP {where}: {what}: {error.code} {error.message}")]) \
-            from None
+        raise ConnectionProblem(f"smtp: {where} refused: {error.code} {error.message}") from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-        raise UserError([Problem(file="", key="", message=f"SMTP {where}: cannot connect: {error}")]) from None
+        raise ConnectionProblem(f"smtp: cannot connect to {where}: {error}") from None
     finally:
         await sender.close()
     who = f"logged in as {smtp.username}" if login else "connected, no login (smtp.username is empty)"
@@ -153,7 +150,7 @@ async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str
 
 
 def connect(settings: Settings, config_file: Path) -> Report:
-    """Log in to IMAP and SMTP as ``run`` would; raise UserError with the server's words if either fails."""
+    """Log in to IMAP and SMTP as ``run`` would; raise an AgentError with the server's words if either fails."""
     report = Report()
     sent = _imap(settings, config_file, report)
     asyncio.run(_smtp(settings, config_file, report, sent))
