@@ -46,6 +46,7 @@ from agent.invites import (
     parse_itip,
 )
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
+from agent.localtime import after
 from agent.mailbox import HeaderInfo, MailboxError, MessageGone
 from agent.meeting_store import MeetingStore, Stored, is_free_for, keep_clear, why_none
 from agent.meetings import (
@@ -112,8 +113,8 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
             log.debug("meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
                       "offers and meetings)", loaded.name,
                       ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none", len(busy))
-            if preferred is not None and preferred.utc_start >= now + rules.min_notice and not any(
-                    preferred.overlaps(s - rules.buffer, e + rules.buffer) for s, e in busy):
+            if preferred is not None and preferred.utc_start >= after(now, rules.min_notice) and not any(
+                    preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy):
                 slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
                 slots = slots[: rules.proposals]
             problem = "" if slots else why_none(loaded, now, busy, agreed)
@@ -456,12 +457,12 @@ async def pass_once(world: World) -> datetime | None:
             state, actions = expire(stored.state, now, is_free=is_free)
             if actions:
                 await _guarded("expiring offers", _carry(world, store, stored, state, actions))
-        stale = [i["id"] for i in stored.todo if datetime.fromisoformat(i["created"]) + STALE <= now]
+        stale = [i["id"] for i in stored.todo if after(datetime.fromisoformat(i["created"]), STALE) <= now]
         if stale:
             await _guarded("carrying out left-over work", _flush(world, store, stored, stale))
-        wake += [datetime.fromisoformat(i["created"]) + STALE for i in stored.todo]
+        wake += [after(datetime.fromisoformat(i["created"]), STALE) for i in stored.todo]
         timeout = stored.state.rules.reply_timeout
-        wake += [o.sent_at + timeout for o in stored.state.offers if o.status == "sent" and o.sent_at]
+        wake += [after(o.sent_at, timeout) for o in stored.state.offers if o.status == "sent" and o.sent_at]
         still = _still_open(store, stored, now)
         if still != stored.open:
             stored.open = still

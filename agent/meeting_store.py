@@ -27,7 +27,7 @@ from typing import Any, cast
 from agent.busy import Interval, load_busy
 from agent.invites import Party
 from agent.ledger import Ledger
-from agent.localtime import zone_named
+from agent.localtime import after, zone_named
 from agent.meetings import Offer, Round, Status
 from agent.policy import LoadedPolicy, MeetingRules
 from agent.slots import Slot, find_slots
@@ -244,8 +244,8 @@ async def _calendar_busy(world: World, now: datetime, horizon: timedelta) -> lis
     if key not in _CALENDARS:
         zone = world.settings.student.zone
         _CALENDARS.clear()  # one live entry: the calendar or the day changed
-        _CALENDARS[key] = await asyncio.to_thread(load_busy, sources, day - timedelta(days=1),
-                                                  day + timedelta(weeks=weeks, days=2), zone)
+        _CALENDARS[key] = await asyncio.to_thread(load_busy, sources, after(day, -timedelta(days=1)),
+                                                  after(day, timedelta(weeks=weeks, days=2)), zone)
     return _CALENDARS[key]
 
 
@@ -256,7 +256,8 @@ async def keep_clear(world: World, store: MeetingStore, mentor: str, horizon: ti
     loaded = world.book.by_id.get(mentor)  # the student's own hours: nothing outside them (agent.student_hours)
     buffer = loaded.policy.meetings.buffer if loaded else timedelta(0)
     student = world.settings.student
-    busy += outside_hours(student.hours, student.zone, world.now(), world.now() + horizon + timedelta(days=1), buffer)
+    busy += outside_hours(student.hours, student.zone, world.now(), after(world.now(), horizon + timedelta(days=1)),
+                           buffer)
     agreed: list[datetime] = []
     for owner, start, end, status in store.taken(exclude_round=exclude_round):
         busy.append((start, end))
@@ -275,7 +276,7 @@ async def is_free_for(world: World, store: MeetingStore, stored: Stored) -> Any:
         busy = [(s, e) for _, s, e, _ in store.taken(exclude_round=stored.round_id)]
 
     def free(start: datetime, end: datetime) -> bool:
-        low, high = start - rules.buffer, end + rules.buffer
+        low, high = after(start, -rules.buffer), after(end, rules.buffer)  # real time, compared as instants
         return not any(s < high and low < e for s, e in busy)
 
     return free

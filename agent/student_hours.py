@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
+from agent.localtime import after, elapsed
 from agent.windows import WeeklySchedule, WeeklyWindow
 
 Interval = tuple[datetime, datetime]
@@ -30,7 +31,7 @@ def outside_hours(specs: Sequence[str], zone: tzinfo, start: datetime, end: date
     """Busy blocks covering every moment of [start, end) outside the student's hours, each narrowed by ``buffer``."""
     schedule = WeeklySchedule.of(parse_hours(specs), zone)
     pad = timedelta(days=1) + buffer
-    low, high = start - pad, end + pad
+    low, high = after(start, -pad), after(end, pad)
     gaps: list[Interval] = []
     cursor = low
     for opens, closes in schedule.intervals(low, high):
@@ -41,9 +42,9 @@ def outside_hours(specs: Sequence[str], zone: tzinfo, start: datetime, end: date
         gaps.append((cursor, high))
     blocks: list[Interval] = []
     for gap_start, gap_end in gaps:
-        if gap_end - gap_start > 2 * buffer:
-            blocks.append((gap_start + buffer, gap_end - buffer))
+        if elapsed(gap_start, gap_end) > 2 * buffer:
+            blocks.append((after(gap_start, buffer), after(gap_end, -buffer)))
         else:  # a short gap: one second in its middle, widened by the buffer, still covers it all
-            middle = gap_start + (gap_end - gap_start) / 2
-            blocks.append((middle, middle + _SECOND))
+            middle = after(gap_start, elapsed(gap_start, gap_end) / 2)
+            blocks.append((middle, after(middle, _SECOND)))
     return blocks

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "agent"
-ENGINE = ("durations", "localtime", "windows", "pacing", "slots", "meetings", "notices", "status", "simulate")
+ENGINE = ("durations", "localtime", "windows", "pacing", "slots", "meetings", "notices", "status", "simulate",
+          "meeting_store", "meeting_desk", "student_hours")
 DECLARATIONS = (*ENGINE, "policy", "invites")  # where the attribute types are declared
 HELPERS = {("localtime", "after"), ("localtime", "elapsed"), ("localtime", "shift_days")}
 
