@@ -46,7 +46,7 @@ def run_both(email: dict[str, Any], tz: str, items: list[dict[str, Any]], tmp_pa
     events_file.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
     result = CliRunner().invoke(main, ["simulate", str(policy_file), str(events_file), "--json"])
     assert result.exit_code == 0, result.output
-    printed = {entry["id"]: entry["sent_at"] for entry in json.loads(result.output)}
+    printed = {entry["id"]: entry["sent_at"] for entry in map(json.loads, result.output.splitlines())}  # JSON Lines
     assert printed == library
     return printed
 
