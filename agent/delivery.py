@@ -30,13 +30,14 @@ from datetime import timedelta
 from functools import partial
 
 from agent.crashpoints import crash_point
-from agent.envelope import with_field, without_fields
+from agent.digesting import compose_digest, forget, load_saved
 from agent.errors import LoginRefused, TlsProblem
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
 from agent.logs import named
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
 from agent.outgoing import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError, try_login
+from agent.prepared import Prepared, prepare
 from agent.refusals import schedule
 from agent.world import World
 
@@ -56,33 +57,11 @@ class _Blocked(Exception):
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """What goes over SMTP (no Bcc header) and what is filed in Sent (the original, with its Bcc).
-
-    ``original``: the Sent copy is the student's message exactly as it sits in the Sending folder, so
-    filing it is a MOVE rather than a second upload.
-    """
-
-    wire: bytes
-    sent_copy: bytes
-    message_id: str
-    original: bool = False
-
-
-@dataclass(frozen=True)
 class Item:
     """What goes out as one e-mail: a single message, or several as one digest."""
 
     rows: list[Row]
     follow_up: bool = False
-
-
-def prepare(raw: bytes, row: Row) -> Prepared:
-    """Add the Message-ID chosen at intake if the message had none; drop Bcc from the wire copy; body untouched."""
-    original = not row.key.startswith("sha256:")
-    if not original:
-        raw = with_field(raw, "Message-ID", row.message_id)
-    return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id, original=original)
 
 
 async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
@@ -219,7 +198,6 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
     if len(raws) == 1:
         row, raw = raws[0]
         return [prepare(raw, row)], list(row.recipients)
-    from agent.digesting import compose_digest  # composition lives with the digest feature
 
     composed = compose_digest(world, raws)
     if len(composed.prepared) > 1:
@@ -436,15 +414,11 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
             await world.imap(world.mailbox.delete, folders.sending, uid)
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
     if len(rows) > 1:
-        from agent.digesting import forget
-
         forget(world, rows[0].item or "")
 
 
 async def _sending_copy(world: World, rows: Sequence[Row]) -> bytes | None:
     if len(rows) != 1:
-        from agent.digesting import load_saved
-
         return load_saved(world, rows[0].item or "")
     row = rows[0]
     uid = await world.locate(world.folders.sending, row.key, row.uid)

@@ -27,7 +27,7 @@ import logging
 import uuid
 import weakref
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from typing import Any
 
@@ -47,7 +47,8 @@ from agent.invites import (
 )
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
 from agent.mailbox import HeaderInfo, MailboxError, MessageGone
-from agent.meeting_store import MeetingStore, Stored, is_free_for, keep_clear, why_none
+from agent.meeting_store import STALE, MeetingStore, Stored, is_free_for, keep_clear, why_none
+from agent.meeting_suggest import append_suggestion, suggest, suggestion_answered
 from agent.meetings import (
     Action,
     Ignored,
@@ -68,7 +69,6 @@ from agent.world import World
 
 log = logging.getLogger("mentor_agent.meetings")
 
-STALE = timedelta(seconds=60)  # a todo this old was left by a crash (or another process): carry it out again
 _SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
 
 
@@ -234,8 +234,6 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
         if kind == "notice":
             await world.notify(item["title"], item["lines"], about=item.get("about"))
         elif kind == "suggestion":
-            from agent.meeting_suggest import append_suggestion
-
             await append_suggestion(world, stored, item)
         elif state is not None:
             slot = _slot_of(item, state.zone)
@@ -348,9 +346,10 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
 
 async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: str, envelope: Envelope,
                   auth: str | None) -> None:
-    from agent.meeting_suggest import suggestion_answered
+    async def start_round(loaded: LoadedPolicy, source: str, preferred: Slot) -> None:
+        await propose(world, loaded, source=source, preferred=preferred)
 
-    if await suggestion_answered(world, store, item, envelope, auth):
+    if await suggestion_answered(world, store, item, envelope, auth, start_round=start_round):
         return
     if item.method not in ("REPLY", "COUNTER"):
         return
@@ -438,8 +437,6 @@ async def _guarded(what: str, step: Any) -> None:
 
 async def pass_once(world: World) -> datetime | None:
     """Follow invites and replies; returns when to look again (None: no timer needed)."""
-    from agent.meeting_suggest import suggest
-
     store = MeetingStore(world.ledger)
     # SMTP acceptance first: a reply that came in the same moment must find its offer already "sent".
     for stored in store.open_rounds():
