@@ -32,6 +32,7 @@ from functools import partial
 from agent.crashpoints import crash_point
 from agent.digesting import compose_digest, forget, load_saved
 from agent.errors import LoginRefused, TlsProblem
+from agent.events import Cancelled, Filed, Sent, publish
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
 from agent.logs import named
 from agent.mailbox import MailboxError, MessageGone
@@ -109,6 +110,7 @@ def _gone(world: World, row: Row, folder: str) -> None:
     world.ledger.update(row.key, state=CANCELLED, detail=f"gone from {folder} before it was sent")
     world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"no longer in {folder}")
     log.info("%s: gone from %s before sending; not sent", named(row.key, row.subject), folder)
+    publish(Cancelled(row.key, f"gone from {folder} before it was sent"))
 
 
 async def deliver(world: World, rows: Sequence[Row], *, follow_up: bool = False) -> None:
@@ -279,6 +281,7 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
         f"a digest of {len(rows)} ({', '.join(named(row.key, row.subject) for row in rows)})"
         + (f" as {len(prepared)} e-mails" if len(prepared) > 1 else ""))
     log.info("sent %s to %s", what, ", ".join(recipients))
+    publish(Sent(tuple(row.key for row in rows), mentor or "", tuple(recipients), sent_at))
     crash_point("accepted")
     if refused:
         lines = [f"  • {address}: {answer}" for address, answer in refused.items()]
@@ -383,6 +386,8 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
         with ledger.transaction():
             for row, _ in plain.values():
                 ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+        for row, _ in plain.values():
+            publish(Filed(row.key, folders.sent))
     for rows, prepared in accepted:
         if not _plain(rows, prepared):
             await file_sent(world, rows, prepared)
@@ -413,6 +418,7 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
         elif uid is not None:
             await world.imap(world.mailbox.delete, folders.sending, uid)
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+        publish(Filed(row.key, folders.sent))
     if len(rows) > 1:
         forget(world, rows[0].item or "")
 
@@ -508,6 +514,7 @@ async def recover(world: World) -> None:
             ledger.update(row.key, state=SCHEDULED if row.mentor else NEW, folder=origin, uid=back)
         else:
             ledger.update(row.key, state=CANCELLED, detail="gone before it was sent")
+            publish(Cancelled(row.key, "gone before it was sent"))
     by_item: dict[str, list[Row]] = {}
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)

@@ -32,6 +32,7 @@ from email.message import EmailMessage, Message
 from typing import Any
 
 from agent.envelope import MEETING_TAG, Envelope, domain_of, new_message_id, parse_envelope
+from agent.events import MeetingAgreed, MeetingOffered, publish
 from agent.history import Seen, new_headers
 from agent.invites import (
     CALENDAR_TYPES,
@@ -144,6 +145,7 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
     await _carry(world, store, stored, state, actions, title=f"Meeting offered to {loaded.name}: {summary}",
                  lines=lines, about=about)
     log.info("meeting round %s with %s: %d time(s) offered", round_id, loaded.name, len(offered))
+    publish(MeetingOffered(round_id, loaded.id, loaded.name, len(offered)))
     world.ledger.log("meeting proposed", mentor=loaded.id, detail=f"round {round_id}, {len(offered)} time(s)")
     return Proposal(offered + later, "", round_id, zone)
 
@@ -203,6 +205,7 @@ async def _carry(world: World, store: MeetingStore, stored: Stored, state: Round
             notes.append(action.text)
         elif isinstance(action, RecordMeeting):
             log.info("meeting agreed with %s: %s", state.mentor.name, describe_slot(action.slot, UTC))
+            publish(MeetingAgreed(stored.mentor, state.mentor.name, action.slot.utc_start))
             world.ledger.log("meeting agreed", mentor=stored.mentor, message=action.uid,
                              detail=action.slot.utc_start.isoformat())
         elif isinstance(action, Ignored):
