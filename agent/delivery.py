@@ -113,11 +113,6 @@ def _gone(world: World, row: Row, folder: str) -> None:
     publish(Cancelled(row.key, f"gone from {folder} before it was sent"))
 
 
-async def deliver(world: World, rows: Sequence[Row], *, follow_up: bool = False) -> None:
-    """Send one item: a single message, or several as one digest. Never raises for mail problems."""
-    await deliver_all(world, [Item(list(rows), follow_up)])
-
-
 async def deliver_all(world: World, items: Sequence[Item]) -> None:
     """Send several items: one claim per folder, one body FETCH, one SMTP connection, one filing in Sent.
 
