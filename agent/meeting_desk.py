@@ -60,6 +60,7 @@ from agent.meetings import (
     SendInvite,
     SendStudentCopy,
     apply_reply,
+    cancel_round,
     expire,
     mark_sent,
     start_round,
@@ -151,6 +152,28 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
 
 
 # -- carrying out what a round decided ---------------------------------------------------------------------
+
+
+async def call_off(world: World, loaded: LoadedPolicy) -> list[str]:
+    """The student calls off every open round with ``loaded``'s mentor (``mentor-agent withdraw``): offers
+    already sent get a CANCEL, those whose REQUEST has not left are taken back by the daemon before they go
+    (:func:`_follow`), and times not offered yet are dropped. An agreed meeting is not touched. Returns the
+    round ids called off."""
+    store = MeetingStore(world.ledger)
+    called: list[str] = []
+    for stored in store.open_rounds():
+        if stored.mentor != loaded.id or stored.state is None or stored.state.outcome != "open":
+            continue
+        state, actions = cancel_round(stored.state)
+        title = f"Meeting with {loaded.name} called off"
+        lines = [f"You called off the meeting offer to {loaded.name}"
+                 + (f" ({stored.topic})" if stored.topic else "") + ".",
+                 "Invitations already sent are cancelled; any still waiting to go are taken back."]
+        await _carry(world, store, stored, state, actions, title=title, lines=lines)
+        log.info("meeting round %s with %s: called off by the student", stored.round_id, loaded.name)
+        world.ledger.log("meeting called off", mentor=loaded.id, detail=f"round {stored.round_id}")
+        called.append(stored.round_id)
+    return called
 
 
 def _item(kind: str, now: datetime, **values: Any) -> dict[str, Any]:
