@@ -20,7 +20,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from agent import demo
+from agent import demo, events
 from agent.demo_servers import Received
 from agent.invites import parse_itip
 
@@ -39,11 +39,16 @@ def to(result: demo.DemoResult, address: str) -> list[Received]:
     return [r for r in result.received if r.rcpt_tos == (address,)]
 
 
+PUBLISHED: list[events.Event] = []  # what the daemon published during the demo week
+
+
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoResult:
     printed: list[str] = []
     began = time.monotonic()
-    result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True, echo=printed.append)
+    with events.subscribed(PUBLISHED.append):
+        result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True,
+                               echo=printed.append)
     assert time.monotonic() - began < 60, f"the demo took {time.monotonic() - began:.1f} s"
     assert any(line.startswith("Done in") for line in printed)  # --quiet still prints the summary
     return result
@@ -122,13 +127,24 @@ def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
     assert "sends “Thank you for Friday's clinic”: within what you agreed with Dr. Ana Rivera; sends now" in flat
 
 
+def test_the_daemon_publishes_what_it_sent_and_filed(week: demo.DemoResult) -> None:
+    sent = [e for e in PUBLISHED if isinstance(e, events.Sent)]
+    assert len(sent) == len(week.received) == 11  # one event per e-mail the SMTP server accepted
+    assert sorted(len(e.keys) for e in sent if len(e.keys) > 1) == [2, 3]  # the two digests
+    filed = {e.key for e in PUBLISHED if isinstance(e, events.Filed)}
+    assert {key for e in sent for key in e.keys} <= filed
+    decided = [e for e in PUBLISHED if isinstance(e, events.Decided)]
+    assert {e.kind for e in decided} == {"send", "delay", "digest", "hold"}
+    assert sum(isinstance(e, events.MeetingAgreed) for e in PUBLISHED) == 1
+    assert events._subscribers == []  # the demo's own follower is gone after the week
+
+
 def test_the_timeline_comes_from_events_not_log_text() -> None:
     """What the demo shows of a decision comes from agent.events: log lines (whatever their template or the
     function that wrote them) play no part, and an event published to the hub reaches the demo's follower."""
     import logging
     import queue
 
-    from agent import events
     from agent.demo_servers import Event
 
     clock = demo.VirtualClock(demo.START)
