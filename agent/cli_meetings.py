@@ -1,9 +1,11 @@
-"""Meeting commands: ``slots`` (free times for one mentor) and ``propose`` (a real round, or ``--dry-run``).
+"""Meeting commands: ``slots`` (free times for one mentor), ``propose`` (a real round, or ``--dry-run``) and
+``withdraw`` (call an open round off).
 
 Register them on the main group with ``register(main)``. ``slots`` and ``propose --dry-run`` touch no
 network unless a ``--busy`` source is an http(s) URL. ``propose`` without ``--dry-run`` logs in to IMAP with
 the config, runs the daemon's own proposing code once (:func:`agent.meeting_desk.propose`: the REQUESTs go
-into the Outbox, the round into the ledger) and exits; the running daemon paces and sends them.
+into the Outbox, the round into the ledger) and exits; the running daemon paces and sends them. ``withdraw``
+runs :func:`agent.meeting_desk.call_off` the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import email.policy
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -203,10 +206,7 @@ def _propose_live(reference: str, topic: str | None, busy_sources: tuple[str, ..
     if busy_sources:
         calendar = Calendar(busy_ics=[*settings.calendar.busy_ics, *busy_sources])
         settings = settings.model_copy(update={"calendar": calendar})
-    path = Path(reference)
-    if path.suffix != ".toml":
-        path = settings.policies_dir / f"{reference}.toml"
-    loaded = load_policy(path)
+    loaded = _live_policy(reference, settings)
     proposal = asyncio.run(_run_propose(settings, str(config or default_config_path()), loaded, topic or ""))
     if not proposal.offered:
         raise UserError([Problem(str(loaded.path), "meetings", f"no meeting proposed: {proposal.problem}")])
@@ -216,12 +216,19 @@ def _propose_live(reference: str, topic: str | None, busy_sources: tuple[str, ..
 
 
 async def _run_propose(settings: Any, config_file: str, loaded: LoadedPolicy, topic: str) -> Any:
+    from agent.meeting_desk import propose
+
+    return await _in_world(settings, config_file,
+                           lambda world: propose(world, loaded, topic=topic, source=f"cli:{uuid.uuid4().hex}"))
+
+
+async def _in_world(settings: Any, config_file: str, step: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Log in to IMAP with the config and run one of the daemon's own meeting steps on its ledger."""
     import asyncio
 
     from agent.daemon import login_for
     from agent.ledger import Ledger
     from agent.mailbox import Mailbox, MailboxError
-    from agent.meeting_desk import propose
     from agent.policy import PolicyBook, load_policies
     from agent.world import World
 
@@ -232,7 +239,7 @@ async def _run_propose(settings: Any, config_file: str, loaded: LoadedPolicy, to
         folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
         world = World(settings, mailbox, folders, ledger, PolicyBook(load_policies(settings.policies_dir)),
                       smtp_login=lambda: None)
-        return await propose(world, loaded, topic=topic, source=f"cli:{uuid.uuid4().hex}")
+        return await step(world)
     except MailboxError as error:
         raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
     finally:
@@ -240,6 +247,37 @@ async def _run_propose(settings: Any, config_file: str, loaded: LoadedPolicy, to
         ledger.close()
 
 
+@click.command("withdraw")
+@click.argument("policy")
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
+@friendly
+def withdraw_command(policy: str, config: Path | None) -> None:
+    """Call off the open meeting offer to the mentor of POLICY (a policy id or .toml file).
+
+    Invitations already sent get a CANCEL, those not sent yet are taken back; an agreed meeting stays.
+    Like propose, this runs the daemon's own code once; the running daemon sends the CANCELs."""
+    import asyncio
+
+    from agent.meeting_desk import call_off
+
+    settings = load_settings(config, required=True)
+    loaded = _live_policy(policy, settings)
+    called = asyncio.run(_in_world(settings, str(config or default_config_path()),
+                                   lambda world: call_off(world, loaded)))
+    if not called:
+        raise UserError([Problem(str(loaded.path), "meetings", f"no open meeting offer to {loaded.name}")])
+    click.echo(f"Called off the meeting offer to {loaded.name} (round {', '.join(called)}); "
+               "the daemon sends the CANCELs.")
+
+
+def _live_policy(reference: str, settings: Settings) -> LoadedPolicy:
+    path = Path(reference)
+    if path.suffix != ".toml":
+        path = settings.policies_dir / f"{reference}.toml"
+    return load_policy(path)
+
+
 def register(group: click.Group) -> None:
     group.add_command(slots_command)
     group.add_command(propose_command)
+    group.add_command(withdraw_command)

@@ -30,13 +30,15 @@ from datetime import timedelta
 from functools import partial
 
 from agent.crashpoints import crash_point
-from agent.envelope import with_field, without_fields
+from agent.digesting import compose_digest, forget, load_saved
 from agent.errors import LoginRefused, TlsProblem
+from agent.events import Cancelled, Filed, Sent, publish
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
 from agent.logs import named
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
 from agent.outgoing import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError, try_login
+from agent.prepared import Prepared, prepare
 from agent.refusals import schedule
 from agent.world import World
 
@@ -56,33 +58,11 @@ class _Blocked(Exception):
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """What goes over SMTP (no Bcc header) and what is filed in Sent (the original, with its Bcc).
-
-    ``original``: the Sent copy is the student's message exactly as it sits in the Sending folder, so
-    filing it is a MOVE rather than a second upload.
-    """
-
-    wire: bytes
-    sent_copy: bytes
-    message_id: str
-    original: bool = False
-
-
-@dataclass(frozen=True)
 class Item:
     """What goes out as one e-mail: a single message, or several as one digest."""
 
     rows: list[Row]
     follow_up: bool = False
-
-
-def prepare(raw: bytes, row: Row) -> Prepared:
-    """Add the Message-ID chosen at intake if the message had none; drop Bcc from the wire copy; body untouched."""
-    original = not row.key.startswith("sha256:")
-    if not original:
-        raw = with_field(raw, "Message-ID", row.message_id)
-    return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id, original=original)
 
 
 async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
@@ -130,11 +110,7 @@ def _gone(world: World, row: Row, folder: str) -> None:
     world.ledger.update(row.key, state=CANCELLED, detail=f"gone from {folder} before it was sent")
     world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"no longer in {folder}")
     log.info("%s: gone from %s before sending; not sent", named(row.key, row.subject), folder)
-
-
-async def deliver(world: World, rows: Sequence[Row], *, follow_up: bool = False) -> None:
-    """Send one item: a single message, or several as one digest. Never raises for mail problems."""
-    await deliver_all(world, [Item(list(rows), follow_up)])
+    publish(Cancelled(row.key, f"gone from {folder} before it was sent"))
 
 
 async def deliver_all(world: World, items: Sequence[Item]) -> None:
@@ -219,7 +195,6 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
     if len(raws) == 1:
         row, raw = raws[0]
         return [prepare(raw, row)], list(row.recipients)
-    from agent.digesting import compose_digest  # composition lives with the digest feature
 
     composed = compose_digest(world, raws)
     if len(composed.prepared) > 1:
@@ -301,6 +276,7 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
         f"a digest of {len(rows)} ({', '.join(named(row.key, row.subject) for row in rows)})"
         + (f" as {len(prepared)} e-mails" if len(prepared) > 1 else ""))
     log.info("sent %s to %s", what, ", ".join(recipients))
+    publish(Sent(tuple(row.key for row in rows), mentor or "", tuple(recipients), sent_at))
     crash_point("accepted")
     if refused:
         lines = [f"  • {address}: {answer}" for address, answer in refused.items()]
@@ -405,6 +381,8 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
         with ledger.transaction():
             for row, _ in plain.values():
                 ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+        for row, _ in plain.values():
+            publish(Filed(row.key, folders.sent))
     for rows, prepared in accepted:
         if not _plain(rows, prepared):
             await file_sent(world, rows, prepared)
@@ -435,16 +413,13 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
         elif uid is not None:
             await world.imap(world.mailbox.delete, folders.sending, uid)
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+        publish(Filed(row.key, folders.sent))
     if len(rows) > 1:
-        from agent.digesting import forget
-
         forget(world, rows[0].item or "")
 
 
 async def _sending_copy(world: World, rows: Sequence[Row]) -> bytes | None:
     if len(rows) != 1:
-        from agent.digesting import load_saved
-
         return load_saved(world, rows[0].item or "")
     row = rows[0]
     uid = await world.locate(world.folders.sending, row.key, row.uid)
@@ -534,6 +509,7 @@ async def recover(world: World) -> None:
             ledger.update(row.key, state=SCHEDULED if row.mentor else NEW, folder=origin, uid=back)
         else:
             ledger.update(row.key, state=CANCELLED, detail="gone before it was sent")
+            publish(Cancelled(row.key, "gone before it was sent"))
     by_item: dict[str, list[Row]] = {}
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 import click
 from pydantic import SecretStr
 
+from agent import events
 from agent.cli_support import friendly
 from agent.daemon import Daemon
 from agent.demo_servers import (
@@ -165,35 +166,46 @@ class DemoDaemon(Daemon):
         return due
 
 
-class _Capture(logging.Handler):
-    """The daemon's log lines that say what it decided and why, turned into timeline events."""
+class Follow:
+    """What the daemon decided and did (:mod:`agent.events`), turned into timeline events; subscribe it."""
 
     def __init__(self, clock: VirtualClock, events: queue.SimpleQueue[Event]) -> None:
-        super().__init__(logging.INFO)
+        self.clock, self.events = clock, events
+
+    def __call__(self, happened: events.Event) -> None:
+        event = self.event(happened)
+        if event is not None:
+            self.events.put(event)
+
+    def event(self, happened: events.Event) -> Event | None:
+        now = self.clock()
+        if isinstance(happened, events.Decided):
+            tag = "sends" if happened.kind == "send" else "held"
+            return Event(now, tag, happened.reason, mentor=happened.mentor_name, key=happened.key)
+        if isinstance(happened, events.Notice):
+            return Event(now, "notice", f"in your INBOX: “{happened.title}”")
+        if isinstance(happened, events.MeetingOffered):
+            text = f"{happened.count} time(s) offered to {happened.mentor_name}, one invitation each (via the Outbox)"
+            return Event(now, "meeting", text, mentor=happened.mentor_name)
+        if isinstance(happened, events.MeetingAgreed):
+            return Event(now, "meeting", f"agreed with {happened.mentor_name}; the other offers are cancelled",
+                         mentor=happened.mentor_name)
+        return None  # sends are shown as the SMTP sink receives them; filing and cancelling are not
+
+
+class _Warnings(logging.Handler):
+    """The daemon's warnings (not its decisions: those come as events), shown on the timeline."""
+
+    def __init__(self, clock: VirtualClock, events: queue.SimpleQueue[Event]) -> None:
+        super().__init__(logging.WARNING)
         self.clock, self.events = clock, events
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.events.put(self._event(record) or Event(self.clock(), "", ""))
+            if "password" not in str(record.msg):
+                self.events.put(Event(self.clock(), "warning", record.getMessage()))
         except Exception:
             self.handleError(record)
-
-    def _event(self, record: logging.LogRecord) -> Event | None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        now, template = self.clock(), str(record.msg)
-        if template == "%s → %s: %s" and len(args) == 3:
-            tag = "sends" if record.funcName == "_carry_out_for" else "held"
-            return Event(now, tag, str(args[2]), mentor=str(args[1]), key=str(args[0]))
-        if template == "notice: %s":
-            return Event(now, "notice", f"in your INBOX: “{args[0]}”")
-        if template.startswith("meeting round") and len(args) == 3:
-            text = f"{args[2]} time(s) offered to {args[1]}, one invitation each (via the Outbox)"
-            return Event(now, "meeting", text, mentor=str(args[1]))
-        if template.startswith("meeting agreed") and args:
-            return Event(now, "meeting", f"agreed with {args[0]}; the other offers are cancelled", mentor=str(args[0]))
-        if record.levelno >= logging.WARNING and "password" not in template:
-            return Event(now, "warning", record.getMessage())
-        return None
 
 
 @dataclass
@@ -463,7 +475,8 @@ def run_demo(out: Path, *, speed: float = 3600.0, quiet: bool = False,
              for name, lg in ((n, logging.getLogger(n)) for n in LOGGERS)}
     with tempfile.TemporaryDirectory(prefix="mentor-agent-demo-") as temporary:
         demo = Demo(Path(temporary), out, speed, quiet, echo)
-        capture = _Capture(demo.clock, demo.events)
+        capture = _Warnings(demo.clock, demo.events)
+        stop_following = events.subscribe(Follow(demo.clock, demo.events))
         for name in LOGGERS:
             logger = logging.getLogger(name)
             logger.handlers = [log_file, capture] if name in ("mentor_agent", "agent") else [log_file]
@@ -479,6 +492,7 @@ def run_demo(out: Path, *, speed: float = 3600.0, quiet: bool = False,
             asyncio.run(demo.run())
             folders = demo.folders
         finally:
+            stop_following()
             demo.sink.stop()
             demo.imap.stop()
             for name, (level, propagate, handlers) in saved.items():

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from email import policy as email_policy
 from pathlib import Path
 
-from agent.delivery import Prepared
 from agent.digest import Original, compose_parts, envelope_recipients
 from agent.envelope import domain_of
 from agent.ledger import Row, private_dir
 from agent.logs import named
+from agent.prepared import Prepared, prepare
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.digest")
@@ -57,8 +57,6 @@ class Composed:
 
 
 def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
-    from agent.delivery import prepare
-
     rows = [row for row, _ in raws]
     by_key = {row.key: (row, raw) for row, raw in raws}
     loaded = world.book.by_id.get(rows[0].mentor or "")

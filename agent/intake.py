@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from agent.delivery import Item, deliver_all
 from agent.envelope import Envelope, domain_of, new_message_id, parse_envelope
+from agent.events import Cancelled, Decided, Kind, publish
 from agent.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, OPEN_STATES, SCHEDULED, Row
 from agent.logs import log_decision, named
 from agent.mailbox import HeaderInfo, MessageGone
@@ -155,6 +156,7 @@ async def follow_scheduled(world: World) -> None:
             world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="taken out of Scheduled")
             log.info("%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)",
                      named(row.key, row.subject))
+            publish(Cancelled(row.key, "taken out of Scheduled"))
     if not uids:
         return
     for uid in await world.imap(world.mailbox.flagged, folder):
@@ -271,6 +273,10 @@ class _Hold:
     others: list[str]  # the other members of its digest, if any
 
     @property
+    def kind(self) -> Kind:
+        return "hold" if self.decision.at is None else "digest" if self.decision.digest else "delay"
+
+    @property
     def told(self) -> str:
         # Tell the student again only when the time or the digest changes, not each time another joins it.
         at = self.decision.at.astimezone(UTC).isoformat() if self.decision.at else "held"
@@ -298,6 +304,7 @@ async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
             row = by_key[decision.id]
             log_decision(log, row.key, loaded.id, "send", decision.reason, subject=row.subject, level=logging.DEBUG)
             log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, decision.reason)
+            publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", decision.reason))
         return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
     for decision in engine.plan(queue, now):
@@ -345,6 +352,8 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
                 ledger.update(key, folder=folders.scheduled, uid=new_uid)
             for key in gone:
                 ledger.update(key, state=CANCELLED, detail="removed from the Outbox before it was scheduled")
+        for key in gone:
+            publish(Cancelled(key, "removed from the Outbox before it was scheduled"))
         holds = [hold for hold in holds if hold.row.key not in gone]
     tell = [hold for hold in holds if hold.told != hold.row.told]
     if not tell:
@@ -355,6 +364,8 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
             ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
     for hold in tell:
         log.info("%s → %s: %s", named(hold.row.key, hold.row.subject), loaded.name, hold.decision.reason)
+        publish(Decided(hold.row.key, loaded.id, loaded.name, hold.row.subject, hold.kind, hold.decision.reason,
+                        hold.decision.at, hold.decision.digest))
     zone, student_zone = loaded.policy.zone, world.settings.student.zone
     if len(tell) == 1:
         hold = tell[0]

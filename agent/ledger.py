@@ -490,6 +490,3 @@ class Ledger:
             "INSERT INTO log(at, mentor, message, event, detail) VALUES (?, ?, ?, ?, ?)",
             (_now(), mentor, message, event, detail),
         )
-
-    def recent_log(self, limit: int = 50) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM log ORDER BY id DESC LIMIT ?", (limit,))]

@@ -27,11 +27,12 @@ import logging
 import uuid
 import weakref
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from typing import Any
 
 from agent.envelope import MEETING_TAG, Envelope, domain_of, new_message_id, parse_envelope
+from agent.events import MeetingAgreed, MeetingOffered, publish
 from agent.history import Seen, new_headers
 from agent.invites import (
     CALENDAR_TYPES,
@@ -48,7 +49,8 @@ from agent.invites import (
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
 from agent.localtime import after
 from agent.mailbox import HeaderInfo, MailboxError, MessageGone
-from agent.meeting_store import MeetingStore, Stored, is_free_for, keep_clear, why_none
+from agent.meeting_store import STALE, MeetingStore, Stored, is_free_for, keep_clear, why_none
+from agent.meeting_suggest import append_suggestion, suggest, suggestion_answered
 from agent.meetings import (
     Action,
     Ignored,
@@ -59,6 +61,7 @@ from agent.meetings import (
     SendInvite,
     SendStudentCopy,
     apply_reply,
+    cancel_round,
     expire,
     mark_sent,
     start_round,
@@ -69,7 +72,6 @@ from agent.world import World
 
 log = logging.getLogger("mentor_agent.meetings")
 
-STALE = timedelta(seconds=60)  # a todo this old was left by a crash (or another process): carry it out again
 _SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
 
 
@@ -145,11 +147,34 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
     await _carry(world, store, stored, state, actions, title=f"Meeting offered to {loaded.name}: {summary}",
                  lines=lines, about=about)
     log.info("meeting round %s with %s: %d time(s) offered", round_id, loaded.name, len(offered))
+    publish(MeetingOffered(round_id, loaded.id, loaded.name, len(offered)))
     world.ledger.log("meeting proposed", mentor=loaded.id, detail=f"round {round_id}, {len(offered)} time(s)")
     return Proposal(offered + later, "", round_id, zone)
 
 
 # -- carrying out what a round decided ---------------------------------------------------------------------
+
+
+async def call_off(world: World, loaded: LoadedPolicy) -> list[str]:
+    """The student calls off every open round with ``loaded``'s mentor (``mentor-agent withdraw``): offers
+    already sent get a CANCEL, those whose REQUEST has not left are taken back by the daemon before they go
+    (:func:`_follow`), and times not offered yet are dropped. An agreed meeting is not touched. Returns the
+    round ids called off."""
+    store = MeetingStore(world.ledger)
+    called: list[str] = []
+    for stored in store.open_rounds():
+        if stored.mentor != loaded.id or stored.state is None or stored.state.outcome != "open":
+            continue
+        state, actions = cancel_round(stored.state)
+        title = f"Meeting with {loaded.name} called off"
+        lines = [f"You called off the meeting offer to {loaded.name}"
+                 + (f" ({stored.topic})" if stored.topic else "") + ".",
+                 "Invitations already sent are cancelled; any still waiting to go are taken back."]
+        await _carry(world, store, stored, state, actions, title=title, lines=lines)
+        log.info("meeting round %s with %s: called off by the student", stored.round_id, loaded.name)
+        world.ledger.log("meeting called off", mentor=loaded.id, detail=f"round {stored.round_id}")
+        called.append(stored.round_id)
+    return called
 
 
 def _item(kind: str, now: datetime, **values: Any) -> dict[str, Any]:
@@ -204,6 +229,7 @@ async def _carry(world: World, store: MeetingStore, stored: Stored, state: Round
             notes.append(action.text)
         elif isinstance(action, RecordMeeting):
             log.info("meeting agreed with %s: %s", state.mentor.name, describe_slot(action.slot, UTC))
+            publish(MeetingAgreed(stored.mentor, state.mentor.name, action.slot.utc_start))
             world.ledger.log("meeting agreed", mentor=stored.mentor, message=action.uid,
                              detail=action.slot.utc_start.isoformat())
         elif isinstance(action, Ignored):
@@ -235,8 +261,6 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
         if kind == "notice":
             await world.notify(item["title"], item["lines"], about=item.get("about"))
         elif kind == "suggestion":
-            from agent.meeting_suggest import append_suggestion
-
             await append_suggestion(world, stored, item)
         elif state is not None:
             slot = _slot_of(item, state.zone)
@@ -349,9 +373,10 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
 
 async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: str, envelope: Envelope,
                   auth: str | None) -> None:
-    from agent.meeting_suggest import suggestion_answered
+    async def start_round(loaded: LoadedPolicy, source: str, preferred: Slot) -> None:
+        await propose(world, loaded, source=source, preferred=preferred)
 
-    if await suggestion_answered(world, store, item, envelope, auth):
+    if await suggestion_answered(world, store, item, envelope, auth, start_round=start_round):
         return
     if item.method not in ("REPLY", "COUNTER"):
         return
@@ -439,8 +464,6 @@ async def _guarded(what: str, step: Any) -> None:
 
 async def pass_once(world: World) -> datetime | None:
     """Follow invites and replies; returns when to look again (None: no timer needed)."""
-    from agent.meeting_suggest import suggest
-
     store = MeetingStore(world.ledger)
     # SMTP acceptance first: a reply that came in the same moment must find its offer already "sent".
     for stored in store.open_rounds():

@@ -35,6 +35,7 @@ from agent.student_hours import outside_hours
 from agent.world import World
 
 log = logging.getLogger("mentor_agent.meetings")
+STALE = timedelta(seconds=60)  # a todo this old was left by a crash (or another process): carry it out again
 URL_REFRESH = 600.0  # seconds a calendar fetched from a URL is reused
 _CALENDARS: dict[tuple[Any, ...], list[Interval]] = {}
 

@@ -16,13 +16,15 @@ import email.policy
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from agent.envelope import Envelope, domain_of, new_message_id
 from agent.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid
 from agent.ledger import NEW, SCHEDULED
-from agent.meeting_store import MeetingStore, Stored
+from agent.meeting_store import STALE, MeetingStore, Stored, keep_clear
+from agent.policy import LoadedPolicy
 from agent.slots import Slot, find_slots
 from agent.world import World
 
@@ -53,11 +55,19 @@ async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) 
         log.info("meeting with %s suggested to the student", loaded.name)
 
 
+async def _carry_out(world: World, store: MeetingStore, stored: Stored, ids: list[str]) -> None:
+    """Carry out the todo items ``ids`` of a suggestion; each is removed from the ledger once done."""
+    for item in [i for i in stored.todo if i["id"] in ids]:
+        if item["kind"] == "suggestion":
+            await append_suggestion(world, stored, item)
+        elif item["kind"] == "notice":
+            await world.notify(item["title"], item["lines"], about=item.get("about"))
+        store.remove_todo(stored.round_id, item["id"])
+        stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
+
+
 async def suggest(world: World, store: MeetingStore) -> datetime | None:
     """Make or retire suggestions for every mentor; returns when left-over work should be retried."""
-    from agent.meeting_desk import STALE, _flush
-    from agent.meeting_store import keep_clear
-
     now = world.now()
     invites = store.invite_ids()
     wake: datetime | None = None
@@ -67,7 +77,7 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
         for stored in live:
             stale = [i["id"] for i in stored.todo if datetime.fromisoformat(i["created"]) + STALE <= now]
             if stale:
-                await _flush(world, store, stored, stale)
+                await _carry_out(world, store, stored, stale)
             for item in stored.todo:
                 due = datetime.fromisoformat(item["created"]) + STALE
                 wake = due if wake is None or due < wake else wake
@@ -102,7 +112,7 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
                                             "slot": [slots[0].utc_start.isoformat(), slots[0].utc_end.isoformat()]})
         store.save(stored)
         world.ledger.log("meeting suggested", mentor=loaded.id, detail=f"{len(waiting)} messages waiting")
-        await _flush(world, store, stored, [item["id"]])
+        await _carry_out(world, store, stored, [item["id"]])
     return wake
 
 
@@ -121,11 +131,15 @@ def _problem(world: World, item: ItipObject, envelope: Envelope, auth: str | Non
     return None
 
 
-async def suggestion_answered(world: World, store: MeetingStore, item: ItipObject, envelope: Envelope,
-                              auth: str | None) -> bool:
-    """True when ``item`` is an answer to one of our suggestions (applied, or ignored with a log line)."""
-    from agent.meeting_desk import propose
+StartRound = Callable[[LoadedPolicy, str, Slot], Awaitable[None]]  # mentor, source uid, preferred time
 
+
+async def suggestion_answered(world: World, store: MeetingStore, item: ItipObject, envelope: Envelope,
+                              auth: str | None, *, start_round: StartRound) -> bool:
+    """True when ``item`` is an answer to one of our suggestions (applied, or ignored with a log line).
+
+    An acceptance starts a real round through ``start_round`` (the meeting desk's ``propose``), before the
+    answer is recorded: a crash in between proposes again only if no round came of it (``by_source``)."""
     if item.method != "REPLY":
         return False
     stored = next((s for s in store.suggestions() if s.extra.get("uid") == item.uid), None)
@@ -139,7 +153,7 @@ async def suggestion_answered(world: World, store: MeetingStore, item: ItipObjec
     loaded = world.book.by_id.get(stored.mentor)
     if item.partstat == "ACCEPTED" and loaded is not None:
         if store.by_source(item.uid) is None:
-            await propose(world, loaded, source=item.uid, preferred=_slot(stored.extra["slot"], loaded.policy.zone))
+            await start_round(loaded, item.uid, _slot(stored.extra["slot"], loaded.policy.zone))
         answer = "accepted"
     elif item.partstat == "DECLINED":
         await world.notify(f"No meeting with {loaded.name if loaded else stored.mentor}",

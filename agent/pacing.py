@@ -387,11 +387,3 @@ def _round_minutes(value: timedelta) -> timedelta:
 def plan(policy: Policy, history: History, queue: Sequence[Queued], now: datetime) -> list[Decision]:
     """Decisions for every queued message; see the module docstring for the rules."""
     return Engine(policy, history).plan(queue, now)
-
-
-def with_reply(history: History, reply: Reply) -> History:
-    return replace(history, replies=(*history.replies, reply))
-
-
-def with_sent(history: History, item: SentItem) -> History:
-    return replace(history, sent=(*history.sent, item))

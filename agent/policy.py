@@ -215,10 +215,6 @@ class Policy(_Section):
     def send_schedule(self) -> WeeklySchedule:
         return WeeklySchedule.of(self.email.send_windows, self.mentor.timezone)
 
-    @property
-    def meeting_schedule(self) -> WeeklySchedule:
-        return WeeklySchedule.of(self.meetings.windows, self.mentor.timezone)
-
 
 @dataclass(frozen=True)
 class LoadedPolicy:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from agent.envelope import parse_envelope
+from agent.events import Notice, publish
 from agent.ledger import Ledger
 from agent.mailbox import Login, Mailbox, MailboxError, ResolvedFolders
 from agent.notices import build_notice
@@ -75,6 +76,7 @@ class World:
         try:
             await self.imap(self.mailbox.append, self.folders.notices, raw)
             log.info("notice: %s", title)
+            publish(Notice(title, about))
         except MailboxError as error:
             log.warning("could not append the notice %r: %s", title, error)
 

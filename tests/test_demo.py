@@ -20,7 +20,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from agent import demo
+from agent import demo, events
 from agent.demo_servers import Received
 from agent.invites import parse_itip
 
@@ -39,11 +39,16 @@ def to(result: demo.DemoResult, address: str) -> list[Received]:
     return [r for r in result.received if r.rcpt_tos == (address,)]
 
 
+PUBLISHED: list[events.Event] = []  # what the daemon published during the demo week
+
+
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoResult:
     printed: list[str] = []
     began = time.monotonic()
-    result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True, echo=printed.append)
+    with events.subscribed(PUBLISHED.append):
+        result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True,
+                               echo=printed.append)
     assert time.monotonic() - began < 60, f"the demo took {time.monotonic() - began:.1f} s"
     assert any(line.startswith("Done in") for line in printed)  # --quiet still prints the summary
     return result
@@ -116,6 +121,56 @@ def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
                      "await a reply", "not a mentor"):
         assert expected in " ".join(text.split()), expected
     assert "warning" not in text
+    # Each decision line names its message (the demo reads the key from the event, not from a log line).
+    flat = " ".join(text.split())
+    assert "held “Thank you for the theatre list”: outside Dr. Chidi Okafor's e-mail hours" in flat
+    assert "sends “Thank you for Friday's clinic”: within what you agreed with Dr. Ana Rivera; sends now" in flat
+
+
+def test_the_daemon_publishes_what_it_sent_and_filed(week: demo.DemoResult) -> None:
+    sent = [e for e in PUBLISHED if isinstance(e, events.Sent)]
+    assert len(sent) == len(week.received) == 11  # one event per e-mail the SMTP server accepted
+    assert sorted(len(e.keys) for e in sent if len(e.keys) > 1) == [2, 3]  # the two digests
+    filed = {e.key for e in PUBLISHED if isinstance(e, events.Filed)}
+    assert {key for e in sent for key in e.keys} <= filed
+    decided = [e for e in PUBLISHED if isinstance(e, events.Decided)]
+    assert {e.kind for e in decided} == {"send", "delay", "digest", "hold"}
+    assert sum(isinstance(e, events.MeetingAgreed) for e in PUBLISHED) == 1
+    assert events._subscribers == []  # the demo's own follower is gone after the week
+
+
+def test_the_timeline_comes_from_events_not_log_text() -> None:
+    """What the demo shows of a decision comes from agent.events: log lines (whatever their template or the
+    function that wrote them) play no part, and an event published to the hub reaches the demo's follower."""
+    import logging
+    import queue
+
+    from agent.demo_servers import Event
+
+    clock = demo.VirtualClock(demo.START)
+    seen: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    follow = demo.Follow(clock, seen)
+    logging.getLogger("mentor_agent.intake").warning("%s → %s: %s", "k", "Dr. X", "a log line, not a decision")
+    with events.subscribed(follow):
+        events.publish(events.Decided("<a@x>", "rivera", "Dr. Ana Rivera", "Hello", "send", "within budget"))
+        events.publish(events.Decided("<b@x>", "rivera", "Dr. Ana Rivera", "Draft", "delay", "2nd today",
+                                      due=demo.START, digest=None))
+        events.publish(events.Notice("Scheduled: Draft"))
+        events.publish(events.MeetingOffered("r1", "chen", "Dr. Mei Chen", 3))
+        events.publish(events.MeetingAgreed("chen", "Dr. Mei Chen", demo.START))
+        events.publish(events.Filed("<a@x>", "Sent"))  # not shown: the SMTP sink shows what went out
+    events.publish(events.Notice("after unsubscribing"))
+    got = []
+    while not seen.empty():
+        got.append(seen.get_nowait())
+    assert [(e.tag, e.text, e.mentor, e.key) for e in got] == [
+        ("sends", "within budget", "Dr. Ana Rivera", "<a@x>"),
+        ("held", "2nd today", "Dr. Ana Rivera", "<b@x>"),
+        ("notice", "in your INBOX: “Scheduled: Draft”", "", ""),
+        ("meeting", "3 time(s) offered to Dr. Mei Chen, one invitation each (via the Outbox)", "Dr. Mei Chen", ""),
+        ("meeting", "agreed with Dr. Mei Chen; the other offers are cancelled", "Dr. Mei Chen", ""),
+    ]
+    assert all(e.at == clock() for e in got)
 
 
 def test_the_command_line(tmp_path: Path) -> None:

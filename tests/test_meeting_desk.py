@@ -279,3 +279,51 @@ def test_an_unanswered_offer_expires_and_the_next_time_is_offered(agent: Agent) 
     assert len(following) == 1 and event_of(following[0]).decoded("DTSTART") > first.decoded("DTSTART")
     assert eventually(lambda: statuses(agent).get(str(first["UID"])) == "expired")
     assert eventually(lambda: [n for n in agent.notices() if "No answer from" in n.get_content()])
+
+
+def withdraw(agent: Agent, policy: str = "rivera") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent", "withdraw", policy, "--config", str(agent.config)],
+                          cwd=agent.root, capture_output=True, text=True, timeout=60)
+
+
+def test_withdraw_cancels_every_sent_offer_of_the_open_round(agent: Agent) -> None:
+    agent.policy(meeting_policy(strategy="holds", proposals=3))
+    agent.start()
+    propose(agent)
+    agent.smtp.wait_for(3, timeout=15)
+    requests = [uid for method, uid, *_ in invitations(agent) if method == "REQUEST"]
+    eventually(lambda: len(agent.subjects("Sent")) == 3 or None)
+    done = withdraw(agent)
+    assert done.returncode == 0, done.stderr
+    assert "Called off the meeting offer to Dr. Ana Rivera" in done.stdout
+    agent.smtp.wait_for(6, timeout=15)
+    cancels = [(uid, seq) for method, uid, seq, _ in invitations(agent) if method == "CANCEL"]
+    assert sorted(uid for uid, _ in cancels) == sorted(requests) and all(seq == 1 for _, seq in cancels)
+    assert eventually(lambda: all(statuses(agent).get(uid) == "cancelled" for uid in requests))
+    assert eventually(lambda: [n for n in agent.notices() if "called off" in str(n["Subject"])])
+    again = withdraw(agent)  # nothing open any more: says so, non-zero, sends nothing
+    assert again.returncode != 0 and "no open meeting offer to Dr. Ana Rivera" in again.stderr
+    time.sleep(1)
+    assert len(agent.smtp.messages) == 6
+
+
+def test_withdraw_takes_back_invitations_that_have_not_left(agent: Agent) -> None:
+    agent.policy(meeting_policy(strategy="holds", proposals=3, min_gap="1h"))
+    agent.start()
+    propose(agent)
+    first = str(event_of(agent.smtp.wait_for(1, timeout=15)[0].content)["UID"])
+
+    def held(method: str) -> list[bytes]:
+        return [raw for raw in agent.folder_raw("Scheduled").values()
+                if b"X-Mentor-Agent: invite" in raw and method_of(raw) == method]
+
+    assert len(eventually(lambda: held("REQUEST") if len(held("REQUEST")) == 2 else None, timeout=15)) == 2
+    done = withdraw(agent)
+    assert done.returncode == 0, done.stderr
+    # The two REQUESTs still held are taken out before they go; the one that went gets a CANCEL (paced too).
+    assert eventually(lambda: not held("REQUEST") or None, timeout=15)
+    cancel = eventually(lambda: held("CANCEL") or None, timeout=15)
+    assert [str(event_of(raw)["UID"]) for raw in cancel] == [first]
+    assert eventually(lambda: set(statuses(agent).values()) == {"cancelled"})
+    time.sleep(1)
+    assert [method for method, *_ in invitations(agent)] == ["REQUEST"]
