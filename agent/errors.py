@@ -1,6 +1,6 @@
 """Every failure the agent knows how to explain derives from :class:`AgentError`: one line (or a list of
 problems) for the user and the exit status that goes with it. The CLI has one handler for all of them
-(:func:`agent.cli_support.handle`); anything else is a bug, shown as one line and a hint to use ``--debug``.
+(:func:`agent.cli.support.handle`); anything else is a bug, shown as one line and a hint to use ``--debug``.
 """
 
 from __future__ import annotations

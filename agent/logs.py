@@ -4,7 +4,7 @@
 timestamp of our own when stderr is the journal, a ``<N>`` syslog priority prefix so ``journalctl -p warning``
 works) and in a terminal; ``json=True`` writes one JSON object per line instead.
 
-Every value passed to ``register_secret`` (``agent.secrets.resolve`` does it for each password and token it
+Every value passed to ``register_secret`` (``agent.mail.credentials.resolve`` does it for each password and token it
 finds) is replaced by ``***`` in every record the handler writes: message, arguments, extra fields, exception
 and stack text.
 """
@@ -96,7 +96,10 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """``2024-05-01 09:00:00,123 INFO agent.daemon: message``; in the journal ``<6>agent.daemon: message``."""
+    """``2024-05-01 09:00:00,123 INFO agent.daemon.service: message``.
+
+    In the journal: ``<6>agent.daemon.service: message``.
+    """
 
     def __init__(self, *, journal: bool) -> None:
         super().__init__("%(name)s: %(message)s" if journal else "%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -169,7 +172,7 @@ def _one_line(value: object) -> str:
 
 
 def short_id(key: str) -> str:
-    """The handle ``status``, ``release`` and ``cancel`` show for a message (same as agent.status.short_id)."""
+    """The handle ``status``, ``release`` and ``cancel`` show for a message (same as agent.store.status.short_id)."""
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 

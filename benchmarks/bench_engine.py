@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.policy import load_policy
-from agent.simulate import Event, simulate
+from agent.rules.policy import load_policy
+from agent.rules.simulate import Event, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHICAGO = ZoneInfo("America/Chicago")

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.busy import busy_from_ics
-from agent.policy import MeetingRules
-from agent.slots import Slot, find_slots
+from agent.calendars.busy import busy_from_ics
+from agent.rules.policy import MeetingRules
+from agent.rules.slots import Slot, find_slots
 
 T = TypeVar("T")
 NOW = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)

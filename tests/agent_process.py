@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agent.ledger import Ledger
+from agent.store.ledger import Ledger
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.smtp import SmtpServer
 
@@ -196,7 +196,7 @@ def agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Iterator
                 client.create_folder(folder)
     agent = Agent(tmp_path, dovecot, user, smtp_server)
     agent.write_config()
-    agent.policy(policy_text())
+    agent.rules.policy(policy_text())
     yield agent
     if agent.process is not None and agent.process.poll() is None:
         agent.stop(signal.SIGKILL)

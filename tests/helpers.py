@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from agent.policy import Policy
-from agent.simulate import Event, read_events
+from agent.rules.policy import Policy
+from agent.rules.simulate import Event, read_events
 
 
 def policy(email: dict[str, Any] | None = None, timezone: str = "America/Chicago", **meetings: Any) -> Policy:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.busy import busy_from_ics, clip, load_busy
+from agent.calendars.busy import busy_from_ics, clip, load_busy
 from agent.errors import UserError
 
 ICS = Path(__file__).parent / "ics"

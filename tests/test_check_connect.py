@@ -134,7 +134,7 @@ def test_outbox_set_to_inbox_by_the_environment_never_starts(agent: Agent) -> No
 def test_check_connect_needs_a_config(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from agent.cli import main
+    from agent.cli.main import main
 
     root = Path(__file__).parent.parent
     result = CliRunner().invoke(main, ["check", "--connect", str(root / "policies")])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent.cli import main
+from agent.cli.main import main
 
 ROOT = Path(__file__).parent.parent
 

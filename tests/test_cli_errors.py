@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.ledger import SCHEDULED, Ledger, Row
-from agent.status import short_id
+from agent.store.ledger import SCHEDULED, Ledger, Row
+from agent.store.status import short_id
 from tests.servers import free_port
 from tests.servers.dovecot import Dovecot, User
 

@@ -20,9 +20,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from agent import demo, events
-from agent.demo_servers import Received
-from agent.invites import parse_itip
+from agent.demo import week as demo
+from agent.demo.servers import Received
+from agent.reconcile import events
+from agent.rules.invites import parse_itip
 
 ROOT = Path(__file__).resolve().parents[1]
 CHICAGO, LONDON = ZoneInfo("America/Chicago"), ZoneInfo("Europe/London")
@@ -140,12 +141,12 @@ def test_the_daemon_publishes_what_it_sent_and_filed(week: demo.DemoResult) -> N
 
 
 def test_the_timeline_comes_from_events_not_log_text() -> None:
-    """What the demo shows of a decision comes from agent.events: log lines (whatever their template or the
+    """What the demo shows of a decision comes from agent.reconcile.events: log lines (whatever their template or the
     function that wrote them) play no part, and an event published to the hub reaches the demo's follower."""
     import logging
     import queue
 
-    from agent.demo_servers import Event
+    from agent.demo.servers import Event
 
     clock = demo.VirtualClock(demo.START)
     seen: queue.SimpleQueue[Event] = queue.SimpleQueue()

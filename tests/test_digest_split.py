@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.digest import Original, compose_parts
+from agent.rules.digest import Original, compose_parts
 from tests.test_digest import NOW, message, original
 
 SUBJECTS = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=80)

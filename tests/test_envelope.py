@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.envelope import parse_envelope, split_head, with_field, without_fields
+from agent.rules.envelope import parse_envelope, split_head, with_field, without_fields
 
 RAW = (
     b"From: Sam Patel <sam@med.example.edu>\r\n"

@@ -1,4 +1,4 @@
-"""The event hub (agent.events): nobody listens by default, subscribers get events in order, a failing one
+"""The event hub (agent.reconcile.events): nobody listens by default, subscribers get events in order, a failing one
 does not stop the publisher."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from agent import events
+from agent.reconcile import events
 
 
 def test_no_subscribers_by_default() -> None:

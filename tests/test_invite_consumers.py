@@ -28,7 +28,7 @@ import pytest
 import vobject
 from icalendar import Calendar
 
-from agent.invites import (
+from agent.rules.invites import (
     Meeting,
     Party,
     build_cancel,
@@ -38,7 +38,7 @@ from agent.invites import (
     make_uid,
     parse_itip,
 )
-from agent.slots import Slot
+from agent.rules.slots import Slot
 
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")

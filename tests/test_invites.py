@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from icalendar import Calendar
 
-from agent.invites import (
+from agent.rules.invites import (
     InviteError,
     ItipObject,
     Meeting,
@@ -31,7 +31,7 @@ from agent.invites import (
     make_uid,
     parse_itip,
 )
-from agent.slots import Slot
+from agent.rules.slots import Slot
 
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")

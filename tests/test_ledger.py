@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import ledger as ledger_module
-from agent.ledger import NEW, QUEUED, SCHEMA_VERSION, SENDING, Ledger, Row
+from agent.store import ledger as ledger_module
+from agent.store.ledger import NEW, QUEUED, SCHEMA_VERSION, SENDING, Ledger, Row
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 

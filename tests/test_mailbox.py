@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from agent import mailbox as mailbox_module
-from agent.mailbox import HeaderInfo, Login, Mailbox, MailboxError, MessageGone, Watcher
-from agent.settings import Folders, Imap, Security
+from agent.config.settings import Folders, Imap, Security
+from agent.mail import imap as mailbox_module
+from agent.mail.imap import HeaderInfo, Login, Mailbox, MailboxError, MessageGone, Watcher
 from tests.servers.dovecot import SENT, Dovecot, User
 
 pytestmark = pytest.mark.servers

@@ -14,12 +14,12 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.cli_meetings import register
-from agent.invites import parse_itip
-from agent.policy import MeetingRules
-from agent.slots import find_slots
-from agent.student_hours import outside_hours
-from agent.windows import WeeklySchedule, WeeklyWindow
+from agent.cli.meetings import register
+from agent.rules.invites import parse_itip
+from agent.rules.policy import MeetingRules
+from agent.rules.slots import find_slots
+from agent.rules.student_hours import outside_hours
+from agent.rules.windows import WeeklySchedule, WeeklyWindow
 from tests.agent_process import Agent, agent
 from tests.test_meeting_desk import event_of, meeting_policy, propose
 
@@ -171,7 +171,7 @@ def test_the_daemon_offers_only_times_inside_the_students_hours(agent: Agent) ->
     text = agent.config.read_text().replace('timezone = "America/New_York"\n',
                                             'timezone = "America/New_York"\nhours = ["Mon-Sun 12:00-13:00"]\n')
     agent.config.write_text(text)
-    agent.policy(meeting_policy(strategy="holds", proposals=3))  # the mentor: any time of any day
+    agent.rules.policy(meeting_policy(strategy="holds", proposals=3))  # the mentor: any time of any day
     agent.start()
     propose(agent)
     received = agent.smtp.wait_for(3, timeout=20)

@@ -15,9 +15,9 @@ from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.cli_meetings import register
-from agent.invites import ItipObject, Party, parse_itip
-from agent.meetings import (
+from agent.cli.meetings import register
+from agent.rules.invites import ItipObject, Party, parse_itip
+from agent.rules.meetings import (
     Action,
     Ignored,
     NotifyStudent,
@@ -32,8 +32,8 @@ from agent.meetings import (
     mark_sent,
     start_round,
 )
-from agent.policy import MeetingRules
-from agent.slots import find_slots
+from agent.rules.policy import MeetingRules
+from agent.rules.slots import find_slots
 
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent.mailbox import Login
-from agent.outgoing import Delivery, InDoubtError, PermanentSendError, SmtpLoginRefused, TransientSendError, send
-from agent.settings import Security, Smtp
+from agent.config.settings import Security, Smtp
+from agent.mail.imap import Login
+from agent.mail.smtp import Delivery, InDoubtError, PermanentSendError, SmtpLoginRefused, TransientSendError, send
 from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.servers
@@ -169,7 +169,7 @@ def test_connection_lost_after_the_data_is_in_doubt_and_not_retried(smtp_server:
 
 def test_a_stop_cuts_the_wait_between_retries_short(smtp_server: SmtpServer) -> None:
     """Ctrl-C while a 451 waits for its retry: the wait ends at once and nothing more is tried (issue 11)."""
-    from agent.outgoing import Sender, SendStopped
+    from agent.mail.smtp import Sender, SendStopped
 
     for _ in range(5):
         smtp_server.fail_next("451 4.3.0 try later")

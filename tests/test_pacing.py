@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.localtime import at_wall, wall
-from agent.pacing import Engine, History, Queued, SentItem
-from agent.simulate import simulate
+from agent.rules.localtime import at_wall, wall
+from agent.rules.pacing import Engine, History, Queued, SentItem
+from agent.rules.simulate import simulate
 from tests.helpers import events, iso, policy, reply, send
 
 OPEN = {"send_windows": ["Mon-Sun 00:00-24:00"], "max_per_week": 50, "max_unanswered": 50}

@@ -1,6 +1,6 @@
 """Durations are real time and windows close at the jump: the cases of issue 16, with exact answers.
 
-Each case runs twice: through :func:`agent.simulate.simulate` and through ``mentor-agent simulate --json``
+Each case runs twice: through :func:`agent.rules.simulate.simulate` and through ``mentor-agent simulate --json``
 (the engine's public face), which must print the same instants with the offsets the mentor's clock really
 shows at them.
 """
@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import main
-from agent.localtime import after, at_wall, describe, elapsed, instant, local_date, shift_days, wall
-from agent.pacing import Engine, History, Queued, SentItem
-from agent.simulate import simulate
-from agent.windows import WeeklySchedule, WeeklyWindow
+from agent.cli.main import main
+from agent.rules.localtime import after, at_wall, describe, elapsed, instant, local_date, shift_days, wall
+from agent.rules.pacing import Engine, History, Queued, SentItem
+from agent.rules.simulate import simulate
+from agent.rules.windows import WeeklySchedule, WeeklyWindow
 from tests.helpers import events, policy, reply, send
 
 NEW_YORK = ZoneInfo("America/New_York")

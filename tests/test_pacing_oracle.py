@@ -38,8 +38,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.policy import Policy
-from agent.simulate import Event, simulate
+from agent.rules.policy import Policy
+from agent.rules.simulate import Event, simulate
 
 ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago"]
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]

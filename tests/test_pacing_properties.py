@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.policy import Policy
-from agent.simulate import Event, Outcome, simulate
-from agent.windows import WeeklySchedule, WeeklyWindow
+from agent.rules.policy import Policy
+from agent.rules.simulate import Event, Outcome, simulate
+from agent.rules.windows import WeeklySchedule, WeeklyWindow
 
 QUARTER = timedelta(minutes=15)
 ZONES = [

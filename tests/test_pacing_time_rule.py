@@ -2,8 +2,8 @@
 
 Python adds a ``timedelta`` to a datetime with a ``ZoneInfo`` on the wall clock and subtracts two datetimes of
 one zone by their wall readings. The engine modules therefore do all time arithmetic with
-:func:`agent.localtime.after` (instant + duration, in UTC), :func:`agent.localtime.elapsed` (instant - instant)
-and :func:`agent.localtime.shift_days` (calendar date + days). This test reads the engine modules' syntax trees
+:func:`agent.rules.localtime.after` (instant + duration, in UTC), :func:`agent.rules.localtime.elapsed` (instant - instant)
+and :func:`agent.rules.localtime.shift_days` (calendar date + days). This test reads the engine modules' syntax trees
 and fails on any other ``+``/``-`` that has a duration on one side and something that is not a duration on the
 other, and on any subtraction of two times.
 
@@ -23,8 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "agent"
 ENGINE = ("durations", "localtime", "windows", "pacing", "slots", "meetings", "notices", "status", "simulate",
-          "meeting_store", "meeting_desk", "student_hours")
+          "rounds", "keep_clear", "meeting_desk", "student_hours")
 DECLARATIONS = (*ENGINE, "policy", "invites")  # where the attribute types are declared
+PACKAGE = {"status": "store", "rounds": "store", "keep_clear": "reconcile", "meeting_desk": "reconcile"}  # else rules
 HELPERS = {("localtime", "after"), ("localtime", "elapsed"), ("localtime", "shift_days")}
 
 TD, DT, DATE = "timedelta", "datetime", "date"
@@ -38,7 +39,7 @@ class Finding:
     text: str
 
     def __str__(self) -> str:
-        return f"agent/{self.module}.py:{self.line} in {self.function}(): {self.text}"
+        return f"agent/{PACKAGE.get(self.module, 'rules')}/{self.module}.py:{self.line} in {self.function}(): {self.text}"
 
 
 def _kind_of_annotation(annotation: ast.expr | None) -> str | None:
@@ -194,19 +195,20 @@ def scan(sources: dict[str, str], engine: Iterable[str] = ENGINE) -> list[Findin
 
 
 def _sources(directory: Path = ROOT) -> dict[str, str]:
-    return {name: (directory / f"{name}.py").read_text(encoding="utf-8") for name in DECLARATIONS}
+    return {name: (directory / PACKAGE.get(name, "rules") / f"{name}.py").read_text(encoding="utf-8")
+            for name in DECLARATIONS}
 
 
 def test_engine_code_adds_durations_to_times_only_through_the_helpers() -> None:
     findings = scan(_sources())
-    assert not findings, "time arithmetic outside agent.localtime's helpers (use after/elapsed/shift_days):\n" + (
+    assert not findings, "time arithmetic outside agent.rules.localtime's helpers (use after/elapsed/shift_days):\n" + (
         "\n".join(str(f) for f in findings))
 
 
 def test_the_scan_finds_what_it_must_find() -> None:
     planted = '''
 from datetime import datetime, timedelta, date
-from agent.durations import parse_duration
+from agent.rules.durations import parse_duration
 GRID = timedelta(minutes=15)
 
 @dataclass
@@ -246,7 +248,7 @@ def two(x) -> None:
 
 
 def test_the_helpers_are_where_the_arithmetic_is() -> None:
-    text = (ROOT / "localtime.py").read_text(encoding="utf-8")
+    text = (ROOT / "rules" / "localtime.py").read_text(encoding="utf-8")
     tree = ast.parse(text)
     names = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     assert {name for module, name in HELPERS if module == "localtime"} <= names

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.errors import UserError
-from agent.policy import EmailRules, load_policies, load_policy
+from agent.rules.policy import EmailRules, load_policies, load_policy
 
 GOOD = """\
 [mentor]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from agent.policy import load_policies
-from agent.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper
+from agent.config.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper
+from agent.rules.policy import load_policies
 
 ROOT = Path(__file__).parent.parent
 
@@ -57,7 +57,7 @@ def test_an_edit_that_steals_another_mentors_address_is_refused(tmp_path: Path) 
 
 
 def test_a_renamed_file_is_the_same_mentor_not_a_removal(tmp_path: Path) -> None:
-    from agent.policy_keeper import RENAMED
+    from agent.config.policy_keeper import RENAMED
 
     k = keeper(tmp_path)
     (tmp_path / "rivera.toml").rename(tmp_path / "dr-rivera.toml")

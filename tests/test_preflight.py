@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.cli import main
-from agent.settings import Folders
+from agent.cli.main import main
+from agent.config.settings import Folders
 
 ROOT = Path(__file__).parent.parent
 
@@ -130,20 +130,20 @@ def test_outlooks_own_outbox_name_is_not_refused_here(tmp_path: Path) -> None:
 def test_the_agents_folders_are_never_empty_one_another_or_the_students(
     folders: dict[str, str], key: str, message: str
 ) -> None:
-    from agent.preflight import Origin, folder_problems
+    from agent.daemon.preflight import Origin, folder_problems
 
     found = [str(p) for p in folder_problems(Folders(**folders), Origin(Path("config.toml")))]
     assert any(f"config.toml: {key}: {message}" in p for p in found), found
 
 
 def test_the_defaults_pass_the_guards() -> None:
-    from agent.preflight import Origin, folder_problems
+    from agent.daemon.preflight import Origin, folder_problems
 
     assert folder_problems(Folders(), Origin(Path("config.toml"))) == []
 
 
 def test_a_special_use_folder_is_refused_whatever_its_name() -> None:
-    from agent.preflight import Origin, live_folder_problems
+    from agent.daemon.preflight import Origin, live_folder_problems
 
     listing = [((b"\\HasNoChildren", b"\\Archive"), b"/", "Ablage"), ((b"\\HasNoChildren",), b"/", "Outbox")]
     found = [str(p) for p in live_folder_problems(listing, Folders(scheduled="Ablage"), Origin(Path("c.toml")))]
@@ -272,7 +272,7 @@ def test_a_missing_policies_directory_is_named_by_its_key(tmp_path: Path) -> Non
 def test_every_spelling_of_the_students_own_folders_is_refused(
     name: str, prefix: str, case: list[bool], pad: str, key: str
 ) -> None:
-    from agent.preflight import Origin, folder_problems
+    from agent.daemon.preflight import Origin, folder_problems
 
     spelt = "".join(c.upper() if up else c.lower() for c, up in zip(prefix + name, case * 3, strict=False))
     found = folder_problems(Folders(**{key: pad + spelt + pad}), Origin(Path("c.toml")))

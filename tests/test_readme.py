@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.policy import load_policies
-from agent.settings import load_settings
+from agent.config.settings import load_settings
+from agent.rules.policy import load_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

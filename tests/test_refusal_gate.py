@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.errors import LoginRefused, TlsProblem
-from agent.refusals import VARIABLE, Gate, waiting_lines
+from agent.rules.refusals import VARIABLE, Gate, waiting_lines
 
 START = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import sdnotify
+from agent.daemon import sdnotify
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from agent import logs, secrets
+from agent import logs
+from agent.config.settings import Credentials
 from agent.errors import UserError
-from agent.secrets import Secret, check_secret_file, resolve
-from agent.settings import Credentials
+from agent.mail import credentials as secrets
+from agent.mail.credentials import Secret, check_secret_file, resolve
 
 SECRET = "Tr0ub4dor&3-horse-battery"
 

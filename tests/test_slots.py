@@ -11,9 +11,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from agent.policy import MeetingRules
-from agent.slots import GRID, Slot, find_slots, merge_intervals
-from agent.windows import WeeklySchedule
+from agent.rules.policy import MeetingRules
+from agent.rules.slots import GRID, Slot, find_slots, merge_intervals
+from agent.rules.windows import WeeklySchedule
 
 CHICAGO = ZoneInfo("America/Chicago")
 LONDON = ZoneInfo("Europe/London")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import digesting
-from agent.ledger import Ledger
+from agent.reconcile import digest_delivery as digesting
+from agent.store.ledger import Ledger
 
 
 @pytest.fixture

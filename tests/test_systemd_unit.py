@@ -96,7 +96,7 @@ def test_key_settings() -> None:
 
 def test_state_directory_is_writable_and_matches_the_settings_default() -> None:
     found = settings()
-    # agent.settings: state_dir = $XDG_STATE_HOME/mentor-agent, by default ~/.local/state/mentor-agent
+    # agent.config.settings: state_dir = $XDG_STATE_HOME/mentor-agent, by default ~/.local/state/mentor-agent
     assert found["Service.ReadWritePaths"] == ["%h/.local/state/mentor-agent"]
     assert "+/bin/mkdir -p %h/.local/state/mentor-agent" in found["Service.ExecStartPre"]
 

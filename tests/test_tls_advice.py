@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.connection_errors import Endpoint, describe
+from agent.config.settings import Smtp, load_settings
 from agent.errors import EX_CONFIG, TlsProblem
-from agent.mailbox import ImapTlsProblem, Mailbox
-from agent.outgoing import SmtpTlsProblem, send, try_login
-from agent.settings import Smtp, load_settings
+from agent.mail.connection_errors import Endpoint, describe
+from agent.mail.imap import ImapTlsProblem, Mailbox
+from agent.mail.smtp import SmtpTlsProblem, send, try_login
 from tests.agent_process import MENTOR, Agent, agent
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles

@@ -5,8 +5,8 @@
 - ``dovecot``      (function) the session's running :class:`~tests.servers.dovecot.Dovecot`; restarted for the next test
                               if a test stopped or killed it.
 - ``imap_user``    (function) a fresh Dovecot user with an empty mailbox.
-- ``imap``         (function) :class:`agent.settings.Imap` for that user (plain IMAP on loopback).
-- ``imap_login``   (function) :class:`agent.mailbox.Login` for that user.
+- ``imap``         (function) :class:`agent.config.settings.Imap` for that user (plain IMAP on loopback).
+- ``imap_login``   (function) :class:`agent.mail.imap.Login` for that user.
 - ``smtp_server``  (function) a plain aiosmtpd :class:`~tests.servers.smtp.SmtpServer`.
 - ``smtp_tls_server`` (function) the same with STARTTLS (trustme) and AUTH PLAIN/LOGIN required.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.mailbox import Login
-from agent.settings import Imap
+from agent.config.settings import Imap
+from agent.mail.imap import Login
 from tests.servers import dovecot as dovecot_module
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.smtp import SmtpServer

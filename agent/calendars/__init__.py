@@ -1,0 +1,1 @@
+"""The student's busy times from .ics files and URLs."""

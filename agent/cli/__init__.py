@@ -1,0 +1,1 @@
+"""The commands: one click group, one error handler, one module per command family."""

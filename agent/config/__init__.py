@@ -1,0 +1,1 @@
+"""Settings (config.toml, environment) and the live policy reload."""

@@ -1,0 +1,113 @@
+"""Policies while the daemon runs: a saved edit takes effect at the next decision; a broken one does not.
+
+The keeper holds the last good version of every policy file. Reloading reports what changed, once each:
+a file added (a new mentor), changed, broken (the last good version stays in force and the student is told
+file, key and problem), renamed (another file now claims the mentor's addresses: a mentor is her addresses,
+not a file name, so her history and her waiting messages follow), or removed. A removed policy whose mentor
+still has messages waiting is *held*: it stays in force for them (nothing is released by a missing file)
+until the file comes back or nothing of hers waits any more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import UserError
+from agent.rules.policy import LoadedPolicy, PolicyBook, check_unique_addresses, load_policy, policy_files
+
+ADDED, CHANGED, BROKEN, REMOVED, RENAMED = "added", "changed", "broken", "removed", "renamed"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    id: str
+    path: Path
+    detail: str = ""
+
+
+class PolicyKeeper:
+    def __init__(self, directory: Path, initial: list[LoadedPolicy]) -> None:
+        self.directory = directory
+        self.good: dict[str, LoadedPolicy] = {p.id: p for p in initial}
+        self.texts: dict[str, str] = {p.id: _read(p.path) for p in initial}
+        self.reported: dict[Path, str] = {}
+        self.held: dict[str, LoadedPolicy] = {}     # removed, still in force for the messages that wait
+        self.removed: dict[str, LoadedPolicy] = {}  # removed at the last reload, for hold()
+
+    def book(self) -> PolicyBook:
+        return PolicyBook([*self.good.values(), *self.held.values()])
+
+    def hold(self, policy_id: str) -> None:
+        """Keep a removed policy in force: messages wait for its mentor."""
+        if policy_id in self.removed:
+            self.held[policy_id] = self.removed[policy_id]
+
+    def let_go(self, in_use: set[str]) -> list[LoadedPolicy]:
+        """Drop the held policies no waiting message needs any more; returns them."""
+        gone = [loaded for policy_id, loaded in self.held.items() if policy_id not in in_use]
+        for loaded in gone:
+            del self.held[loaded.id]
+        return gone
+
+    def reload(self) -> list[Change]:
+        changes: list[Change] = []
+        present = {path.stem: path for path in policy_files(self.directory)} if self.directory.is_dir() else {}
+        candidates: dict[str, LoadedPolicy] = {}
+        for policy_id, path in present.items():
+            text = _read(path)
+            if text == self.texts.get(policy_id) and policy_id in self.good:
+                candidates[policy_id] = self.good[policy_id]
+                continue
+            try:
+                candidates[policy_id] = load_policy(path)
+            except UserError as error:
+                changes.extend(self._broken(policy_id, path, str(error)))
+                if policy_id in self.good:
+                    candidates[policy_id] = self.good[policy_id]
+        # One address, one policy: an edit that claims another mentor's address is refused like any error.
+        unchanged_first = sorted(candidates.values(), key=lambda p: p is not self.good.get(p.id))
+        for problem in check_unique_addresses(unchanged_first):
+            policy_id = Path(problem.file).stem
+            changes.extend(self._broken(policy_id, Path(problem.file), str(problem)))
+            if policy_id in self.good:
+                candidates[policy_id] = self.good[policy_id]
+            else:
+                candidates.pop(policy_id, None)
+        for policy_id, loaded in candidates.items():
+            if loaded is self.good.get(policy_id):
+                continue
+            changes.append(Change(ADDED if policy_id not in self.good else CHANGED, policy_id, loaded.path))
+            self.reported.pop(loaded.path, None)
+            self.texts[policy_id] = _read(loaded.path)
+        claimed = {address: loaded for loaded in candidates.values() for address in loaded.policy.mentor.addresses}
+        self.removed = {}
+        for policy_id, loaded in self.good.items():
+            if policy_id not in present:
+                self.texts.pop(policy_id, None)
+                heir = next((claimed[a] for a in loaded.policy.mentor.addresses if a in claimed), None)
+                if heir is not None:
+                    changes.append(Change(RENAMED, policy_id, loaded.path, str(heir.path)))
+                else:
+                    changes.append(Change(REMOVED, policy_id, loaded.path, loaded.name))
+                    self.removed[policy_id] = loaded
+        # A held policy ends when its file is back, or another file claims the mentor's addresses.
+        for policy_id, loaded in list(self.held.items()):
+            if policy_id in candidates or any(a in claimed for a in loaded.policy.mentor.addresses):
+                del self.held[policy_id]
+        self.good = candidates
+        return changes
+
+    def _broken(self, policy_id: str, path: Path, detail: str) -> list[Change]:
+        if self.reported.get(path) == detail:
+            return []  # told once already
+        self.reported[path] = detail
+        return [Change(BROKEN, policy_id, path, detail)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""

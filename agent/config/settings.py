@@ -1,0 +1,210 @@
+"""The student's own settings: accounts, folders, where policies and state live.
+
+Read from a TOML file (``$XDG_CONFIG_HOME/mentor-agent/config.toml`` unless ``--config`` names another) and
+from environment variables ``MENTOR_AGENT_<SECTION>__<KEY>`` (e.g. ``MENTOR_AGENT_IMAP__HOST``), which win.
+No secret has to be written here: see ``password_command`` and the README's "Secrets" section.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent.errors import Problem, UserError
+from agent.rules.localtime import zone_named
+from agent.rules.policy import Address, problems_from_validation, read_toml
+
+Security = Literal["tls", "starttls", "plain"]
+
+
+def xdg_dir(variable: str, fallback: str) -> Path:
+    value = os.environ.get(variable)
+    base = Path(value) if value and Path(value).is_absolute() else Path.home() / fallback
+    return base / "mentor-agent"
+
+
+def default_config_path() -> Path:
+    return xdg_dir("XDG_CONFIG_HOME", ".config") / "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Student(_Section):
+    name: str = "Student"
+    address: Address = "student@example.org"
+    timezone: str = "UTC"
+    hours: list[str] = ["Mon-Sun 07:00-22:00"]  # meeting times for you, in your zone (agent.rules.student_hours)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone_named(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        from agent.rules.student_hours import parse_hours
+
+        parse_hours(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone_named(self.timezone)
+
+
+class Credentials(_Section):
+    """How to log in. Prefer a command or a systemd credential to a password in the file."""
+
+    username: str = ""
+    password_command: str = ""        # e.g. "pass show mail/uni": its first line is the password
+    oauth2_token_command: str = ""    # prints an OAuth2 access token (XOAUTH2), run at every connect
+    credential: str = ""              # name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>)
+    keyring_service: str = ""         # look the password up in the system keyring under this service
+    password: SecretStr | None = None # discouraged; MENTOR_AGENT_IMAP__PASSWORD works too
+    ca_file: Path | None = None       # PEM file of a private CA, trusted instead of the system's CAs
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"no such file: {value} (a PEM file with the CA's certificate)")
+        return value.expanduser() if value is not None else None
+
+
+class Folders(_Section):
+    inbox: str = "INBOX"
+    outbox: str = "Outbox"
+    scheduled: str = "Scheduled"
+    needs_attention: str = "Needs attention"
+    sending: str = "Sending"          # where a message is claimed while it goes out (one agent wins)
+    sent: str = ""                    # empty: found by SPECIAL-USE \Sent, else "Sent"
+    notices: str = "INBOX"            # where notices to the student are appended
+    drafts: str = ""                  # where `cancel` puts a message; empty: SPECIAL-USE \Drafts, else "Drafts"
+
+
+class Imap(Credentials):
+    host: str = "127.0.0.1"
+    port: int = Field(default=993, ge=1, le=65535)
+    security: Security = "tls"
+    folders: Folders = Folders()
+    idle_renew: int = Field(default=600, ge=30, le=1740)  # seconds; RFC 2177 asks for < 29 minutes
+    timeout: float = Field(default=30.0, gt=0)
+    poll_interval: int = Field(default=60, ge=5)         # only where the server lacks IDLE
+
+
+class Smtp(Credentials):
+    host: str = "127.0.0.1"
+    port: int = Field(default=465, ge=1, le=65535)
+    security: Security = "tls"
+    timeout: float = Field(default=60.0, gt=0)
+    # Providers such as Gmail, Microsoft 365 and iCloud file what you submit in Sent themselves;
+    # "auto" decides by the SMTP host, "always"/"never" override.
+    file_in_sent: Literal["auto", "always", "never"] = "auto"
+    # SMTP connections used side by side when several messages are due at once (a backlog). Providers
+    # allow a few per account (Gmail about 10); 1 sends strictly one after another.
+    connections: int = Field(default=3, ge=1, le=10)
+
+
+class Digest(_Section):
+    subject: str = "{count} updates from {student} — {topics}"
+    max_bytes: int = Field(default=10_000_000, ge=10_000)
+
+
+class Calendar(_Section):
+    busy_ics: list[str] = []          # .ics files or http(s) URLs with the student's own busy times
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MENTOR_AGENT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    student: Student = Student()
+    imap: Imap = Imap()
+    smtp: Smtp = Smtp()
+    digest: Digest = Digest()
+    calendar: Calendar = Calendar()
+    policies_dir: Path = xdg_dir("XDG_CONFIG_HOME", ".config") / "policies"
+    state_dir: Path = xdg_dir("XDG_STATE_HOME", ".local/state")
+    pass_through: bool = True         # messages to no mentor go out at once; False leaves them in Outbox
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then what load_settings() read from the file (passed as init values).
+        return env_settings, init_settings
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.sqlite3"
+
+
+ENV_PREFIX = "MENTOR_AGENT_"
+
+
+def env_keys(environ: Mapping[str, str] | None = None) -> dict[tuple[str, ...], str]:
+    """Which settings the environment sets: key path (e.g. ("imap", "port")) -> the variable's name."""
+    found: dict[tuple[str, ...], str] = {}
+    for name in os.environ if environ is None else environ:
+        if name.upper().startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            found[tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))] = name
+    return found
+
+
+def load_settings(path: Path | None = None, *, required: bool = False) -> Settings:
+    """Settings from ``path`` (or the default file, if it exists) and the environment.
+
+    ``required``: the file must exist (the user named it, or the daemon needs an account).
+    """
+    file = path or default_config_path()
+    data: dict[str, Any] = {}
+    text = ""
+    if file.exists():
+        text, data = read_toml(file)
+    elif path is not None or required:
+        raise UserError([Problem(file=str(file), key="", message="no such config file (see config/example.toml)")])
+    base = file.parent
+    for key in ("policies_dir", "state_dir"):
+        if isinstance(data.get(key), str):
+            data[key] = str((base / os.path.expanduser(data[key])).resolve())
+    for section in ("imap", "smtp"):  # ca_file, like the paths above, is relative to the config file
+        if isinstance(data.get(section), dict) and isinstance(data[section].get("ca_file"), str):
+            data[section]["ca_file"] = str((base / os.path.expanduser(data[section]["ca_file"])).resolve())
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        problems = problems_from_validation(file, text, error, Settings, env=env_keys())
+        raise UserError(problems) from error
+
+
+def file_kind(path: Path, data: dict[str, Any], *, in_policies_dir: bool = False) -> Literal["policy", "config"]:
+    """Whether a TOML file is meant as a policy or as the config, by what it most looks like: its sections
+    (misspelt ones count for the name they are closest to), then where it lies and what it is called."""
+    from agent.rules.policy import Policy
+
+    def score(known: list[str]) -> int:
+        return sum(1 for key in data if key in known or difflib.get_close_matches(key, known, n=1))
+
+    policy, config = score(list(Policy.model_fields)), score(list(Settings.model_fields))
+    if policy != config:
+        return "policy" if policy > config else "config"
+    if in_policies_dir or path.parent.name == "policies":
+        return "policy"
+    return "config"

@@ -1,0 +1,1 @@
+"""The daemon: wiring, timers, signals, sd_notify, and the start-up and connection checks."""

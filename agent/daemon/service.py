@@ -1,0 +1,358 @@
+"""``mentor-agent run``: the daemon. Events only say *when* to look; every look is a full reconcile pass.
+
+Threads: one IMAP connection per watched folder sits in IDLE (Outbox, Scheduled, INBOX) and only wakes the
+loop; one more connection carries every command, used by one pass at a time. Timers wake the loop at the
+next due time, to the second. A dead connection (or an IDLE that stays silent too long) ends the session;
+the loop reconnects with backoff, and the first pass after it rescans everything, so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
+from agent.config.settings import Credentials, Settings
+from agent.daemon import preflight, sdnotify
+from agent.errors import LoginRefused, TlsProblem, is_permanent
+from agent.mail.credentials import resolve
+from agent.mail.imap import Login, Mailbox, MailboxError, Watcher
+from agent.reconcile import meeting_desk
+from agent.reconcile.context import World, utc_now
+from agent.reconcile.delivery import recover
+from agent.reconcile.history import Seen, scan_replies, scan_sent
+from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.rules.policy import load_policies
+from agent.rules.refusals import Gate, Refusal
+from agent.store import statelock
+from agent.store.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
+
+log = logging.getLogger("mentor_agent")
+
+HEARTBEAT = 60.0           # look again at least this often, even when nothing woke us
+WATCH_SLICE = 5.0          # a watcher thread checks for shutdown this often
+MAX_BACKOFF = 300.0
+
+
+def login_for(creds: Credentials, section: str, config_file: str) -> Login:
+    secret = resolve(creds, section=section, config_file=config_file)
+    if secret is None:
+        return Login(creds.username)
+    if secret.kind == "oauth2":
+        return Login(creds.username, oauth2_token=secret.value)
+    return Login(creds.username, password=secret.value)
+
+
+class _WatchThread:
+    """Runs a Watcher in a thread; every change it sees sets the loop's wake event."""
+
+    def __init__(self, watcher: Watcher, wake: Callable[[], None], renew: float) -> None:
+        self.watcher = watcher
+        self.wake = wake
+        self.renew = renew
+        self.error: BaseException | None = None
+        self.alive_at = time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"watch {watcher.folder}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.done.is_set():
+                changed = self.watcher.wait(WATCH_SLICE)
+                self.alive_at = time.monotonic()
+                if changed:
+                    log.debug("%s: the server reported a change", self.watcher.folder)
+                    self.wake()
+        except BaseException as error:
+            self.error = error
+            self.wake()
+        finally:
+            self.watcher.close()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.alive_at
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_file: Path | None = None, *,
+                 clock: Callable[[], datetime] = utc_now, speed: float = 1.0) -> None:
+        self.settings = settings
+        self.config_file = str(config_file or "")
+        self.clock = clock
+        self.speed = speed  # > 1 only for the demo's accelerated clock: timers wait (due - now) / speed
+        self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.reload_requested = False
+        self.keeper = PolicyKeeper(settings.policies_dir, load_policies(settings.policies_dir))
+        self.ledger = Ledger(settings.ledger_path)
+        self.ready_sent = False
+        self.connected = False
+        self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
+        self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
+
+    # -- control -----------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        log.info("stopping: finishing the send in flight")
+        self.stopping.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested = True
+        self.wake.set()
+
+    async def reload_policies(self, world: World) -> None:
+        """After an edit (or SIGHUP): take in good changes, keep the last good version of broken files."""
+        self.reload_requested = False
+        for change in self.keeper.reload():
+            await self._announce(world, change)
+        world.book = self.keeper.book()
+
+    async def _announce(self, world: World, change: Change) -> None:
+        if change.kind == BROKEN:
+            log.error("policy %s not taken in, the last good version stays in force: %s", change.path, change.detail)
+            await world.notify(
+                f"Policy not taken in: {change.path.name}",
+                [f"Your edit of {change.path} has a problem, so the last good version stays in force:",
+                 change.detail, "Fix the file and save it again; `mentor-agent check` shows the same."],
+            )
+        elif change.kind == REMOVED:
+            await self._removed(world, change)
+        elif change.kind == RENAMED:
+            log.info("policy %s renamed to %s: the mentor's history and waiting messages follow her addresses",
+                     change.path, change.detail)
+        else:
+            log.info("policy %s %s; it applies from the next decision", change.path, change.kind)
+
+    async def _removed(self, world: World, change: Change) -> None:
+        """A policy file is gone. What waits for that mentor stays held under its last version (never released
+        by a missing file), and the student is told once: restore the file, or flag the messages."""
+        waiting = self.ledger.in_states(NEW, SCHEDULED, mentor=change.id)
+        name, file = change.detail, change.path.name
+        if not waiting:
+            log.warning("policy %s removed: mail to %s is no longer paced", change.path, name)
+            await world.notify(f"No longer pacing mail to {name}",
+                               [f"{change.path} was removed, so mail to {name} is no longer paced.",
+                                "To pace it again, put the file back (under any name)."])
+            return
+        self.keeper.hold(change.id)
+        log.warning("policy %s removed while %d message(s) to %s wait: they stay held under its last version",
+                    change.path, len(waiting), name)
+        listed = "\n".join(f"  • {row.subject}" for row in waiting)
+        await world.notify(
+            f"Policy file removed: {file} ({len(waiting)} message(s) to {name} still held)",
+            [f"{change.path} was removed while messages to {name} wait in Scheduled. They stay held under the "
+             f"last version of {file}; nothing goes to {name} because a file went missing:\n{listed}",
+             f"To keep pacing mail to {name}, put the file back (under any name, with {name}'s addresses). "
+             "To send the waiting messages now instead, flag them in Scheduled (they still count); to drop one, "
+             f"cancel it. Once none of them waits, mail to {name} is no longer paced."],
+            about=waiting[0].message_id,
+        )
+
+    def let_go_of_policies(self, world: World) -> None:
+        """A removed policy held for waiting messages ends when none of them waits any more."""
+        if not self.keeper.held:
+            return
+        in_use = {row.mentor for row in self.ledger.in_states(*OPEN_STATES) if row.mentor}
+        for loaded in self.keeper.let_go(in_use):
+            log.info("nothing waits for %s any more: the removed policy %s is no longer in force",
+                     loaded.name, loaded.path)
+        world.book = self.keeper.book()
+
+    async def watch_policies(self) -> None:
+        """Wake the loop when a policy file is saved, added or removed."""
+        from watchfiles import awatch
+
+        directory = self.settings.policies_dir
+        # step=1000: check once a second; the default 50 ms wake-ups were most of the idle CPU.
+        async for _changes in awatch(directory, stop_event=self.stopping, debounce=500, step=1000, recursive=False):
+            self.request_reload()
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                             (signal.SIGHUP, self.request_reload)):
+            loop.add_signal_handler(sig, handler)
+        failures = 0
+        policy_watch = asyncio.create_task(self.watch_policies())
+        try:
+            self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
+            await self._check_smtp()
+            while not self.stopping.is_set():
+                try:
+                    await self._session()
+                    failures = 0
+                except (MailboxError, OSError, TimeoutError) as error:
+                    if is_permanent(error) and not self.ready_sent:
+                        # At start a refused login or an impossible TLS set-up is configuration: exit 78.
+                        self.ledger.set_status(connected="no", last_error=str(error))
+                        raise
+                    if self.connected:  # each outage starts its backoff afresh
+                        failures = 0
+                    self.connected = False
+                    if is_permanent(error):
+                        delay = self._imap_refused(error)
+                    else:
+                        failures += 1
+                        delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+                        log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
+                        self.ledger.set_status(connected="no", last_error=str(error))
+                        sdnotify.status(f"reconnecting: {error}")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), delay)
+        finally:
+            policy_watch.cancel()
+            sdnotify.stopping()
+            self.ledger.set_status(connected="no", running="no")
+            self.ledger.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+        return 0
+
+    async def _check_smtp(self) -> None:
+        """At start: log in to SMTP once (nothing is sent). A refused login or an impossible TLS set-up is a
+        configuration mistake (exit 78); a server that cannot be reached now is only logged."""
+        from agent.mail.smtp import try_login
+
+        smtp = self.settings.smtp
+        login = login_for(smtp, "smtp", self.config_file) if smtp.username else None
+        probe = smtp.model_copy(update={"timeout": min(smtp.timeout, 15.0)})
+        try:
+            await try_login(probe, login)
+        except (LoginRefused, TlsProblem):
+            raise
+        except Exception as error:  # unreachable, or a temporary refusal: sending retries when a message is due
+            log.warning("SMTP server %s:%d not usable at start (%s); sending tries again when a message is due",
+                        smtp.host, smtp.port, str(error) or type(error).__name__)
+
+    def _imap_refused(self, error: BaseException) -> float:
+        """A refused IMAP login while running: one journal line per try, status, and a long wait."""
+        now = utc_now()
+        refusal = self.imap_gate.refused(now, error)
+        delay = max(0.0, (refusal.next_try - now).total_seconds())
+        log.warning("IMAP %s (try %d): %s; next try at %s (in %.0f min). No notice can reach you while the IMAP "
+                    "login fails: `mentor-agent status` shows this", refusal.what, refusal.tries, error,
+                    refusal.next_try.isoformat(timespec="seconds"), delay / 60)
+        self.ledger.set_status(connected="no", last_error=str(error), **self.imap_gate.status())
+        sdnotify.status(f"IMAP {refusal.what}; next try {refusal.next_try.isoformat(timespec='seconds')}")
+        return delay
+
+    async def _session(self) -> None:
+        settings = self.settings
+        imap_login = login_for(settings.imap, "imap", self.config_file)
+        mailbox = Mailbox(settings.imap, imap_login, agent_id=self.ledger.agent_id())
+        await asyncio.to_thread(mailbox.connect)
+        watchers: list[_WatchThread] = []
+        try:
+            await asyncio.to_thread(preflight.require_live, mailbox, settings, self.config_file)  # SPECIAL-USE
+            folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
+            world = World(settings, mailbox, folders, self.ledger, self.keeper.book(),
+                          smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
+                          if settings.smtp.username else None,
+                          clock=self.clock, stopping=self.stopping, smtp_gate=self.smtp_gate)
+            loop = asyncio.get_running_loop()
+
+            def wake() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed: the daemon is on its way out
+                    loop.call_soon_threadsafe(self.wake.set)
+
+            for folder in (folders.outbox, folders.scheduled, folders.inbox):
+                watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)
+                watchers.append(watcher)
+                # IDLE must be on before the first pass scans: a message dropped in between is then still seen.
+                await asyncio.to_thread(watcher.watcher.start)
+                watcher.start()
+            ended = self.imap_gate.worked()
+            self.ledger.set_status(connected="yes", running="yes", last_error="", **self.imap_gate.status())
+            log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
+            self.connected = True
+            if ended is not None:
+                await self._imap_works_again(world, ended)
+            if not self.ready_sent:
+                sdnotify.ready()
+                self.ready_sent = True
+            sdnotify.status(f"watching {folders.outbox}")
+            seen = Seen()
+            know_mentors(world)  # before recover(): a send it confirms is counted by the mentor's addresses
+            await recover(world)
+            while not self.stopping.is_set():
+                self.wake.clear()
+                if self.reload_requested:
+                    await self.reload_policies(world)
+                wake_at = await self.pass_once(world, seen)
+                self.let_go_of_policies(world)
+                self._check_watchers(watchers)
+                timeout = HEARTBEAT
+                if wake_at is not None:
+                    timeout = min(timeout, max(0.0, (wake_at - self.clock()).total_seconds() / self.speed))
+                if timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), timeout)
+                sdnotify.watchdog()
+                self._check_watchers(watchers)
+        finally:
+            for watcher in watchers:
+                watcher.stop()
+            await asyncio.to_thread(mailbox.close)
+
+    async def _imap_works_again(self, world: World, ended: Refusal) -> None:
+        since = ended.since.astimezone(self.settings.student.zone).strftime("%a %d %b %H:%M")
+        log.info("IMAP login works again (%s since %s, %d tries)", ended.what, since, ended.tries)
+        await world.notify(
+            "Back in your mailbox after a refused login",
+            [f"From {since} the mail server refused mentor-agent's login ({ended.reason}).",
+             "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements."],
+        )
+
+    async def pass_once(self, world: World, seen: Seen) -> datetime | None:
+        """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
+        await scan_replies(world, seen)
+        await scan_sent(world, seen)
+        await take_in_outbox(world)
+        await follow_scheduled(world)
+        due = await carry_out(world)
+        refusal = world.smtp_gate.refusal
+        if refusal is not None and due is not None and due < refusal.next_try:
+            due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
+        meetings_due = await meeting_desk.pass_once(world)
+        return min((t for t in (due, meetings_due) if t is not None), default=None)
+
+    def _check_watchers(self, watchers: list[_WatchThread]) -> None:
+        for watcher in watchers:
+            if watcher.error is not None:
+                raise MailboxError(f"watching {watcher.watcher.folder}: {watcher.error}")
+            # The watchdog: an IDLE that has said nothing for longer than its renewal period is dead
+            # (suspend, a changed network), even if the socket never reported an error.
+            if watcher.silent_for() > watcher.renew + self.settings.imap.timeout + WATCH_SLICE:
+                raise MailboxError(f"IDLE on {watcher.watcher.folder} silent for {watcher.silent_for():.0f} s")
+
+
+def run_daemon(settings: Settings, config_file: Path | None) -> int:
+    preflight.require(settings, config_file)  # what `check` refuses: guarded folders, missing logins, modes
+    try:
+        held = statelock.acquire(settings.state_dir)
+    except statelock.AlreadyRunning as error:
+        log.error("not started: %s", error)  # the log goes to stderr (the journal under systemd)
+        return statelock.EX_TEMPFAIL
+    try:
+        daemon = Daemon(settings, config_file)
+        return asyncio.run(daemon.run())
+    finally:
+        held.release()

@@ -1,0 +1,1 @@
+"""The built-in demo week and its embedded IMAP and SMTP servers."""

@@ -1,0 +1,1 @@
+"""Mail adapters: IMAP (imapclient), SMTP (aiosmtplib), credentials and connection errors."""

@@ -1,0 +1,92 @@
+"""Glue between the daemon and the pure digest composer: compose, keep a copy for recovery, tell the student."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from email import policy as email_policy
+from pathlib import Path
+
+from agent.logs import named
+from agent.reconcile.context import World
+from agent.reconcile.prepared import Prepared, prepare
+from agent.rules.digest import Original, compose_parts, envelope_recipients
+from agent.rules.envelope import domain_of
+from agent.store.ledger import Row, private_dir
+
+log = logging.getLogger("mentor_agent.digest")
+
+
+def saved_path(world: World, item: str) -> Path:
+    return world.settings.state_dir / "digests" / (hashlib.sha256(item.encode()).hexdigest()[:32] + ".eml")
+
+
+def save(world: World, item: str, raw: bytes) -> None:
+    """Keep what a digest looked like until it is filed: after a crash it can still go to Sent."""
+    path = saved_path(world, item)
+    private_dir(path.parent)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a left-over temporary file may be older and wider
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(raw)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def load_saved(world: World, item: str) -> bytes | None:
+    path = saved_path(world, item)
+    return path.read_bytes() if path.exists() else None
+
+
+def forget(world: World, item: str) -> None:
+    saved_path(world, item).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """What one release of several messages goes out as."""
+
+    prepared: list[Prepared]  # the e-mails, in order: digest parts, and originals too large to go in one
+    recipients: list[str]
+    digests: int              # how many of them are digests
+    alone: list[Row]          # the messages that go as they are, each larger than [digest] max_bytes
+
+
+def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
+    rows = [row for row, _ in raws]
+    by_key = {row.key: (row, raw) for row, raw in raws}
+    loaded = world.book.by_id.get(rows[0].mentor or "")
+    student = world.settings.student
+    originals = [Original(row.key, raw) for row, raw in raws]
+    parts = compose_parts(
+        originals,
+        student_name=student.name,
+        student_address=student.address,
+        mentor_name=loaded.name if loaded else "",
+        subject_template=world.settings.digest.subject,
+        max_bytes=world.settings.digest.max_bytes,
+        now=world.now(),
+        domain=domain_of(student.address),
+    )
+    prepared = []
+    alone = []
+    for part in parts:
+        if part.message is None:  # too large for any digest: the student's own message, unwrapped and whole
+            row, raw = by_key[part.keys[0]]
+            alone.append(row)
+            single = prepare(raw, row)
+            save(world, single.message_id, single.sent_copy)
+            prepared.append(Prepared(wire=single.wire, sent_copy=single.sent_copy, message_id=single.message_id))
+            continue
+        raw = part.message.as_bytes(policy=email_policy.SMTP)
+        message_id = str(part.message["Message-ID"])
+        save(world, message_id, raw)
+        prepared.append(Prepared(wire=raw, sent_copy=raw, message_id=message_id))
+    log.debug("digest of %d message(s) to %s: %d e-mail(s) within [digest] max_bytes = %d%s", len(rows),
+              loaded.name if loaded else "?", len(parts), world.settings.digest.max_bytes,
+              "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone))
+    return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)

@@ -1,0 +1,378 @@
+"""One pass over the student's folders: take in the Outbox, follow Scheduled, and carry out the plan.
+
+This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
+the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from agent.logs import log_decision, named
+from agent.mail.imap import HeaderInfo, MessageGone
+from agent.reconcile.context import World
+from agent.reconcile.delivery import Item, deliver_all
+from agent.reconcile.events import Cancelled, Decided, Kind, publish
+from agent.rules.envelope import Envelope, domain_of, new_message_id, parse_envelope
+from agent.rules.notices import Held, held_lines, scheduled_lines
+from agent.rules.pacing import Decision, Engine, Queued
+from agent.rules.policy import LoadedPolicy
+from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, OPEN_STATES, SCHEDULED, Row
+
+log = logging.getLogger("mentor_agent.intake")
+HISTORY_DAYS = 60
+
+
+async def take_in_outbox(world: World) -> None:
+    """Every message in the Outbox gets a ledger row (or goes to Needs attention with a notice)."""
+    folder = world.folders.outbox
+    _, uids = await world.imap(world.mailbox.uids, folder)
+    known = world.ledger.in_folder(folder)
+    fresh = [uid for uid in uids if uid not in known]
+    if not fresh:
+        return
+    taken: list[tuple[Row, bool]] = []
+    keys: set[str] = set()
+    for info in await world.imap(world.mailbox.headers, folder, fresh):
+        found = await _take_in(world, info, keys)
+        if found is not None:
+            taken.append(found)
+    ledger = world.ledger
+    with ledger.transaction():  # one commit for the lot
+        for row, again in taken:
+            if again:  # moved back to the Outbox by the student: start afresh
+                ledger.db.execute("DELETE FROM messages WHERE key = ?", (row.key,))
+            ledger.add(row)
+            ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+
+
+async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row, bool] | None:
+    """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
+    message was dealt with here: refused, left alone, or taken by the meeting desk."""
+    ledger = world.ledger
+    folders = world.folders
+    envelope = parse_envelope(info.headers)
+    if envelope.key in batch:
+        await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
+        return None
+    existing = ledger.get(envelope.key)
+    arrived = world.now()  # when the agent first saw it: the same clock every rule is read with
+    if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
+        # A copy of a message that is already on its way: sending it would send it twice.
+        await _refuse(world, info, envelope, f"a copy of it is already {existing.state} ({existing.folder})")
+        return None
+    if existing is not None and existing.state == DONE:
+        when = existing.sent_at.isoformat(timespec="minutes") if existing.sent_at else "earlier"
+        await _refuse(world, info, envelope, f"it was already sent ({when}); write it as a new message to send again")
+        return None
+    if envelope.problems:
+        await _refuse(world, info, envelope, "; ".join(envelope.problems))
+        return None
+    mentors = {p.id: p for p in (world.book.for_address(a) for a in envelope.recipients) if p is not None}
+    if len(mentors) > 1:
+        names = " and ".join(p.name for p in mentors.values())
+        why = f"it is addressed to more than one mentor ({names}); write to each on their own"
+        await _refuse(world, info, envelope, why)
+        return None
+    if not mentors and not world.settings.pass_through:
+        if existing is None:
+            log.info("%s: to no mentor, and pass_through is off: left in the Outbox",
+                     named(envelope.key, envelope.subject))
+            ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world))
+            ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
+        return None
+    mentor = next(iter(mentors.values()), None)
+    if mentor is not None and envelope.meeting_request and envelope.agent_kind != "invite":
+        from agent.reconcile import meeting_desk
+
+        if await meeting_desk.meeting_requested(world, mentor, envelope, info):
+            return None
+    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world)
+    batch.add(row.key)
+    return replace(row, forced="\\Flagged" in info.flags), existing is not None
+
+
+def _row(envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, state: str, folder: str, uid: int,
+         world: World) -> Row:
+    return Row(
+        key=envelope.key,
+        message_id=envelope.message_id or new_message_id(domain_of(world.settings.student.address)),
+        mentor=mentor.id if mentor else None,
+        subject=envelope.subject or "(no subject)",
+        sender=envelope.sender,
+        recipients=envelope.recipients,
+        arrived=arrived,
+        state=state,
+        folder=folder,
+        uid=uid,
+        due=None,
+        digest=None,
+        reason="",
+        # A reply in a conversation keeps its thread, and an invite is one iTIP object per e-mail: never digested.
+        standalone=bool(envelope.references) or envelope.agent_kind == "invite",
+        group_key=envelope.group_key,
+        forced=False,
+        told="",
+        attempts=0,
+        item=None,
+        sent_at=None,
+        detail="",
+    )
+
+
+async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) -> None:
+    folders = world.folders
+    try:
+        await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
+    except MessageGone:
+        return
+    world.ledger.log("attention", message=envelope.key, detail=why)
+    log.warning("%s: to Needs attention: %s", named(envelope.key, envelope.subject), why)
+    subject = envelope.subject or "(no subject)"
+    await world.notify(
+        f"Not sent: {subject}",
+        [f"“{subject}” was not sent: {why}.",
+         "It is in the Needs attention folder; fix it and move it back to the Outbox to try again."],
+        about=envelope.message_id,
+    )
+
+
+async def follow_scheduled(world: World) -> None:
+    """Deleted from Scheduled: cancelled. Flagged there: to go now. Found there but unknown: taken in."""
+    folder = world.folders.scheduled
+    _, uids = await world.imap(world.mailbox.uids, folder)
+    present = set(uids)
+    known = world.ledger.in_folder(folder)
+    for uid, row in known.items():
+        if uid not in present and row.state == SCHEDULED:
+            moved = await world.locate(folder, row.key, None)  # renumbered (UIDVALIDITY changed), not deleted
+            if moved is not None:
+                world.ledger.update(row.key, uid=moved)
+                continue
+            world.ledger.update(row.key, state=CANCELLED, detail="taken out of Scheduled by the student")
+            world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="taken out of Scheduled")
+            log.info("%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)",
+                     named(row.key, row.subject))
+            publish(Cancelled(row.key, "taken out of Scheduled"))
+    if not uids:
+        return
+    for uid in await world.imap(world.mailbox.flagged, folder):
+        flagged = known.get(uid)
+        if flagged is None or flagged.forced:
+            continue
+        world.ledger.update(flagged.key, forced=True)
+        world.ledger.log("flagged", mentor=flagged.mentor, message=flagged.key, detail="send now anyway")
+        log.info("%s: flagged by the student: goes now, outside the agreement", named(flagged.key, flagged.subject))
+
+
+async def carry_out(world: World) -> datetime | None:
+    """Decide every waiting message, send what is due, schedule the rest. Returns when to look again.
+
+    What is due goes out together (one claim, one SMTP connection): every message to no mentor, whatever
+    a restart left claimed, and for each mentor the first item the policy allows now. The pass then
+    returns "now", because each send changes what the policies allow next.
+    """
+    now = world.now()
+    know_mentors(world)
+    open_rows = world.ledger.in_states(NEW, SCHEDULED)
+    items: list[Item] = []
+    waiting: dict[str, list[Row]] = defaultdict(list)
+    orphans: list[Row] = []
+    for row in open_rows:
+        loaded = policy_of(world, row)
+        if loaded is None:
+            if row.mentor is None:
+                if world.settings.pass_through:
+                    items.append(Item([row]))  # to no mentor
+            elif row.forced:
+                items.append(Item([row]))  # its mentor's policy is gone, and the student flagged it: it goes
+            else:
+                orphans.append(row)  # its mentor's policy is gone: it stays where it is
+            continue
+        if loaded.id != row.mentor:
+            # A mentor is her addresses: a renamed policy file (or a new one for her) takes her messages over.
+            log.info("%s: now paced by %s (%s)", row.key, loaded.path.name, loaded.name)
+            world.ledger.update(row.key, mentor=loaded.id)
+            row = replace(row, mentor=loaded.id)
+        waiting[loaded.id].append(row)
+    if orphans:
+        await _tell_orphans(world, orphans)
+    items += [Item([row]) for row in world.ledger.in_states(CLAIMED)]  # claimed before a restart, never sent
+    wake: datetime | None = None
+    for mentor_id, rows in waiting.items():
+        if world.stopping.is_set():
+            return now
+        loaded = world.book.by_id[mentor_id]
+        due, moment = await _carry_out_for(world, loaded, rows, now)
+        if due is not None:
+            items.append(due)
+        elif moment is not None and (wake is None or moment < wake):
+            wake = moment
+    if items and not world.stopping.is_set():
+        await deliver_all(world, items)
+        return now  # the plan assumed these sends: plan again from the new state
+    return wake
+
+
+def know_mentors(world: World) -> None:
+    """Tell the ledger each policy's addresses: what a mentor received is recorded, and counted, by them."""
+    world.ledger.bind({loaded.id: loaded.policy.mentor.addresses for loaded in world.book})
+
+
+def policy_of(world: World, row: Row) -> LoadedPolicy | None:
+    """The policy that paces ``row``: the one it was taken in under while that still claims a recipient, else
+    whichever policy claims one now (the mentor's file was renamed), else the one of that id (its addresses
+    were edited), else None."""
+    book = world.book
+    bound = book.by_id.get(row.mentor) if row.mentor else None
+    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
+        return bound
+    for address in row.recipients:
+        found = book.for_address(address)
+        if found is not None:
+            return found
+    return bound
+
+
+ORPHANED = "orphaned"  # Row.told of a message whose mentor's policy is gone: the student was told once
+
+
+async def _tell_orphans(world: World, rows: list[Row]) -> None:
+    """Messages bound to a policy that no longer exists (removed while the agent was stopped) are never
+    released by that: they stay held, and the student is told once what to do."""
+    untold = [row for row in rows if row.told != ORPHANED]
+    if not untold:
+        return
+    with world.ledger.transaction():
+        for row in untold:
+            world.ledger.update(row.key, told=ORPHANED, detail=f"policy {row.mentor}.toml is gone; held")
+            world.ledger.log("held", mentor=row.mentor, message=row.key, detail="its policy file is gone")
+    files = ", ".join(sorted({f"{row.mentor}.toml" for row in untold}))
+    listed = "\n".join(f"  • {row.subject} (to {', '.join(row.recipients)})" for row in untold)
+    log.warning("%d message(s) wait for a mentor whose policy file (%s) is gone: held", len(untold), files)
+    await world.notify(
+        f"Held: {len(untold)} message(s) whose mentor's policy file is gone ({files})",
+        [f"These messages were held for a mentor whose policy file ({files}) is no longer in "
+         f"{world.settings.policies_dir}. They stay where they are; nothing is sent because a file went "
+         f"missing:\n{listed}",
+         "Put the file back (under any name, with the mentor's addresses) to pace them again, or flag them in "
+         "Scheduled to send them now (they still count)."],
+        about=untold[0].message_id,
+    )
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """A message the policy holds back, with what the plan says about it."""
+
+    row: Row
+    decision: Decision
+    others: list[str]  # the other members of its digest, if any
+
+    @property
+    def kind(self) -> Kind:
+        return "hold" if self.decision.at is None else "digest" if self.decision.digest else "delay"
+
+    @property
+    def told(self) -> str:
+        # Tell the student again only when the time or the digest changes, not each time another joins it.
+        at = self.decision.at.astimezone(UTC).isoformat() if self.decision.at else "held"
+        return f"{at}|{self.decision.digest or ''}"
+
+    @property
+    def changed(self) -> bool:
+        row, decision = self.row, self.decision
+        return (row.state, row.due, row.digest, row.reason) != (
+            SCHEDULED, decision.at, decision.digest, decision.reason)
+
+
+async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
+                         now: datetime) -> tuple[Item | None, datetime | None]:
+    """The mentor's first item if it may go now; otherwise schedule everything and say when to look again."""
+    history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
+    engine = Engine(loaded.policy, history)
+    queue = sorted((Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
+                   key=lambda q: q.arrived)
+    by_key = {r.key: r for r in rows}
+    # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
+    head = engine.next_group(queue, now)
+    if head and head[0].due(now):
+        for decision in head:
+            row = by_key[decision.id]
+            log_decision(log, row.key, loaded.id, "send", decision.reason, subject=row.subject, level=logging.DEBUG)
+            log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, decision.reason)
+            publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", decision.reason))
+        return Item([by_key[d.id] for d in head], head[0].follow_up), now
+    groups: dict[str, list[Decision]] = defaultdict(list)
+    for decision in engine.plan(queue, now):
+        groups[decision.digest or decision.id].append(decision)
+    holds: list[_Hold] = []
+    wake: datetime | None = None
+    for group in groups.values():
+        members = [by_key[d.id] for d in group]
+        for decision, row in zip(group, members, strict=True):
+            kind = "hold" if decision.at is None else "digest" if decision.digest else "delay"
+            log_decision(log, row.key, loaded.id, kind, decision.reason, subject=row.subject, level=logging.DEBUG)
+            holds.append(_Hold(row, decision, [m.subject for m in members if m.key != row.key]))
+        at = group[0].at
+        if at is not None and (wake is None or at < wake):
+            wake = at
+    await _schedule(world, loaded, holds)
+    return None, wake
+
+
+async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> None:
+    """Make sure held messages sit in Scheduled and that the student knows when and why (one notice per burst)."""
+    folders = world.folders
+    ledger = world.ledger
+    # The decisions are recorded before the move: a crash in between leaves scheduled rows still marked as in
+    # the Outbox, and the next pass moves them.
+    with ledger.transaction():
+        for hold in holds:
+            if hold.changed:
+                decision = hold.decision
+                ledger.update(hold.row.key, state=SCHEDULED, due=decision.at, digest=decision.digest,
+                              reason=decision.reason)
+    in_outbox = [hold for hold in holds if hold.row.folder == folders.outbox and hold.row.uid is not None]
+    if in_outbox:
+        moved = await world.imap(world.mailbox.move_many, folders.outbox, [h.row.uid for h in in_outbox],
+                                 folders.scheduled)
+        placed: dict[str, int | None] = {}
+        for hold in in_outbox:
+            if hold.row.uid in moved:
+                new_uid = moved[hold.row.uid]
+                placed[hold.row.key] = new_uid if new_uid is not None else await world.locate(
+                    folders.scheduled, hold.row.key, None)
+        gone = {hold.row.key for hold in in_outbox if hold.row.key not in placed}
+        with ledger.transaction():
+            for key, new_uid in placed.items():
+                ledger.update(key, folder=folders.scheduled, uid=new_uid)
+            for key in gone:
+                ledger.update(key, state=CANCELLED, detail="removed from the Outbox before it was scheduled")
+        for key in gone:
+            publish(Cancelled(key, "removed from the Outbox before it was scheduled"))
+        holds = [hold for hold in holds if hold.row.key not in gone]
+    tell = [hold for hold in holds if hold.told != hold.row.told]
+    if not tell:
+        return
+    with ledger.transaction():
+        for hold in tell:
+            ledger.update(hold.row.key, told=hold.told)
+            ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
+    for hold in tell:
+        log.info("%s → %s: %s", named(hold.row.key, hold.row.subject), loaded.name, hold.decision.reason)
+        publish(Decided(hold.row.key, loaded.id, loaded.name, hold.row.subject, hold.kind, hold.decision.reason,
+                        hold.decision.at, hold.decision.digest))
+    zone, student_zone = loaded.policy.zone, world.settings.student.zone
+    if len(tell) == 1:
+        hold = tell[0]
+        title, lines = scheduled_lines(hold.row.subject, loaded.name, hold.decision.at, hold.decision.reason,
+                                       zone, student_zone, hold.others)
+        await world.notify(title, lines, about=hold.row.message_id)
+        return
+    held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in tell]
+    title, lines = held_lines(loaded.name, held, zone, student_zone)
+    await world.notify(title, lines, about=tell[0].row.message_id)

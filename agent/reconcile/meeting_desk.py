@@ -1,0 +1,497 @@
+"""Meetings in the daemon: proposals out through the Outbox, replies in from INBOX.
+
+The desk never speaks SMTP. An invitation or a CANCEL to a mentor is built with :mod:`agent.rules.invites`,
+marked ``X-Mentor-Agent: invite`` and APPENDed into the Outbox: the normal path paces it (it counts against
+the mentor's e-mail budget), sends it exactly once and files it in Sent. The desk follows each REQUEST's
+Message-ID in the ledger and calls ``mark_sent`` once SMTP accepted it; a CANCEL is only decided by the pure
+round (:mod:`agent.rules.meetings`) for an offer whose REQUEST SMTP accepted, so it is never appended earlier. An
+offer withdrawn while its REQUEST still waits in the Outbox or Scheduled is removed from there instead.
+What is only for the student — their own copy of an agreed meeting, a meeting *suggestion*, notices — is
+APPENDed into the notices folder and never goes through SMTP.
+
+A "[meeting]" message in the Outbox: its text becomes the invitation's description, the round starts at
+once, and the original is moved to Sent (\\Seen) with a notice that it became an invitation which goes when
+the agreement allows. It is filed before the invitation itself has left — the simplest honest choice: the
+message itself is never sent, the invitation that carries its words is. When no time is free, the
+original goes to Needs attention instead, with the reason.
+
+A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
+an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.message import EmailMessage, Message
+from typing import Any
+
+from agent.mail.imap import HeaderInfo, MailboxError, MessageGone
+from agent.reconcile.context import World
+from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
+from agent.reconcile.history import Seen, new_headers
+from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
+from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
+from agent.rules.envelope import MEETING_TAG, Envelope, domain_of, new_message_id, parse_envelope
+from agent.rules.invites import (
+    CALENDAR_TYPES,
+    InviteError,
+    ItipObject,
+    Meeting,
+    Party,
+    build_cancel,
+    build_request,
+    build_student_copy,
+    describe_slot,
+    parse_itip,
+)
+from agent.rules.localtime import after
+from agent.rules.meetings import (
+    Action,
+    Ignored,
+    NotifyStudent,
+    RecordMeeting,
+    Round,
+    SendCancel,
+    SendInvite,
+    SendStudentCopy,
+    apply_reply,
+    cancel_round,
+    expire,
+    mark_sent,
+    start_round,
+)
+from agent.rules.policy import LoadedPolicy
+from agent.rules.slots import Slot, find_slots
+from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
+from agent.store.rounds import STALE, MeetingStore, Stored
+
+log = logging.getLogger("mentor_agent.meetings")
+
+_SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
+
+
+@dataclass(frozen=True)
+class Proposal:
+    offered: tuple[Slot, ...]
+    problem: str = ""
+    round_id: str = ""
+    zone: Any = UTC
+
+
+# -- proposing -------------------------------------------------------------------------------------------
+
+
+def _party(world: World) -> Party:
+    student = world.settings.student
+    return Party(student.name, student.address.strip().lower())
+
+
+def _both(slot: Slot, loaded: LoadedPolicy | Round, student_zone: Any) -> str:
+    zone = loaded.zone if isinstance(loaded, Round) else loaded.policy.zone
+    mine, theirs = describe_slot(slot, student_zone), describe_slot(slot, zone)
+    return mine if mine == theirs else f"{mine} (for them: {theirs})"
+
+
+async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", description: str = "",
+                  source: str = "", preferred: Slot | None = None, about: str | None = None) -> Proposal:
+    """Start a round with ``loaded``'s mentor: find free times, append the REQUEST(s), tell the student."""
+    store = MeetingStore(world.ledger)
+    rules, zone = loaded.policy.meetings, loaded.policy.zone
+    now = world.now()
+    if not rules.windows:
+        problem = f"{loaded.path} has no [meetings] windows, so no time can be offered"
+    else:
+        try:
+            busy, agreed = await keep_clear(world, store, loaded.id, rules.horizon)
+        except Exception as error:
+            busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
+        else:
+            slots = find_slots(rules, zone, now, busy, agreed)
+            log.debug("meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
+                      "offers and meetings)", loaded.name,
+                      ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none", len(busy))
+            if preferred is not None and preferred.utc_start >= after(now, rules.min_notice) and not any(
+                    preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy):
+                slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
+                slots = slots[: rules.proposals]
+            problem = "" if slots else why_none(loaded, now, busy, agreed)
+    if problem:
+        log.info("no meeting proposed to %s: %s", loaded.name, problem)
+        await world.notify(f"No meeting time with {loaded.name}", [f"No meeting was proposed: {problem}."],
+                           about=about)
+        return Proposal((), problem, zone=zone)
+    student = _party(world)
+    round_id = uuid.uuid4().hex[:16]
+    mentor = Party(loaded.name, loaded.policy.mentor.addresses[0])
+    state, actions = start_round(rules, zone, mentor=mentor, student=student,
+                                 student_zone=world.settings.student.zone, slots=slots, round_id=round_id,
+                                 domain=domain_of(student.address))
+    summary = f"Mentoring: {topic}" if topic else (rules.description or "Mentoring meeting")
+    stored = Stored(round_id, loaded.id, state=None, topic=summary, description=description or rules.description,
+                    source=source)
+    offered = tuple(a.slot for a in actions if isinstance(a, SendInvite))
+    listed = "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in offered)
+    later = tuple(state.pending)
+    lines = [f"Offered {loaded.name} " + ("these times, one invitation each:" if rules.strategy == "holds"
+                                           else "this time:"), listed]
+    if later:
+        lines.append("If it does not suit, these follow one by one:\n"
+                     + "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in later))
+    lines.append("The invitation goes to them when the agreement allows (it counts as an e-mail); "
+                 "their answer arrives here.")
+    await _carry(world, store, stored, state, actions, title=f"Meeting offered to {loaded.name}: {summary}",
+                 lines=lines, about=about)
+    log.info("meeting round %s with %s: %d time(s) offered", round_id, loaded.name, len(offered))
+    publish(MeetingOffered(round_id, loaded.id, loaded.name, len(offered)))
+    world.ledger.log("meeting proposed", mentor=loaded.id, detail=f"round {round_id}, {len(offered)} time(s)")
+    return Proposal(offered + later, "", round_id, zone)
+
+
+# -- carrying out what a round decided ---------------------------------------------------------------------
+
+
+async def call_off(world: World, loaded: LoadedPolicy) -> list[str]:
+    """The student calls off every open round with ``loaded``'s mentor (``mentor-agent withdraw``): offers
+    already sent get a CANCEL, those whose REQUEST has not left are taken back by the daemon before they go
+    (:func:`_follow`), and times not offered yet are dropped. An agreed meeting is not touched. Returns the
+    round ids called off."""
+    store = MeetingStore(world.ledger)
+    called: list[str] = []
+    for stored in store.open_rounds():
+        if stored.mentor != loaded.id or stored.state is None or stored.state.outcome != "open":
+            continue
+        state, actions = cancel_round(stored.state)
+        title = f"Meeting with {loaded.name} called off"
+        lines = [f"You called off the meeting offer to {loaded.name}"
+                 + (f" ({stored.topic})" if stored.topic else "") + ".",
+                 "Invitations already sent are cancelled; any still waiting to go are taken back."]
+        await _carry(world, store, stored, state, actions, title=title, lines=lines)
+        log.info("meeting round %s with %s: called off by the student", stored.round_id, loaded.name)
+        world.ledger.log("meeting called off", mentor=loaded.id, detail=f"round {stored.round_id}")
+        called.append(stored.round_id)
+    return called
+
+
+def _item(kind: str, now: datetime, **values: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex, "kind": kind, "created": now.isoformat(), **values}
+
+
+def _slot_of(item: dict[str, Any], zone: Any) -> Slot:
+    return Slot(datetime.fromisoformat(item["slot"][0]).astimezone(zone),
+                datetime.fromisoformat(item["slot"][1]).astimezone(zone))
+
+
+def _slot_json(slot: Slot) -> list[str]:
+    return [slot.utc_start.isoformat(), slot.utc_end.isoformat()]
+
+
+def _still_open(store: MeetingStore, stored: Stored, now: datetime) -> bool:
+    state = stored.state
+    if state is None or stored.todo or state.outcome == "open":
+        return True
+    for offer in state.offers:
+        if offer.status == "accepted" and offer.slot.utc_end > now:
+            return True  # the mentor may still decline the agreed meeting
+        if offer.status == "cancelled" and not offer.ever_sent:
+            request = store.request_id(offer.uid)
+            known = store.message_state(request) if request else None
+            if known is None or known[0] not in (DONE, CANCELLED, ATTENTION):
+                return True  # its REQUEST may still leave: then its CANCEL must follow
+    return False
+
+
+async def _carry(world: World, store: MeetingStore, stored: Stored, state: Round, actions: tuple[Action, ...],
+                 *, title: str = "", lines: list[str] | None = None, about: str | None = None) -> None:
+    """Record the new state with what it asks for (as todo), in one transaction; then carry the todo out."""
+    now = world.now()
+    fresh: list[dict[str, Any]] = []
+    message_ids: dict[str, str] = {}
+    domain = domain_of(world.settings.student.address)
+    notes: list[str] = []
+    for action in actions:
+        if isinstance(action, SendInvite):
+            message_ids[action.uid] = new_message_id(domain)
+            fresh.append(_item("request", now, uid=action.uid, sequence=action.sequence,
+                               slot=_slot_json(action.slot), alternatives=[_slot_json(s) for s in action.alternatives],
+                               message_id=message_ids[action.uid]))
+        elif isinstance(action, SendCancel):
+            fresh.append(_item("cancel", now, uid=action.uid, sequence=action.sequence, slot=_slot_json(action.slot),
+                               message_id=new_message_id(domain)))
+        elif isinstance(action, SendStudentCopy):
+            fresh.append(_item("copy", now, uid=action.uid, sequence=action.sequence, slot=_slot_json(action.slot),
+                               message_id=new_message_id(domain)))
+        elif isinstance(action, NotifyStudent):
+            notes.append(action.text)
+        elif isinstance(action, RecordMeeting):
+            log.info("meeting agreed with %s: %s", state.mentor.name, describe_slot(action.slot, UTC))
+            publish(MeetingAgreed(stored.mentor, state.mentor.name, action.slot.utc_start))
+            world.ledger.log("meeting agreed", mentor=stored.mentor, message=action.uid,
+                             detail=action.slot.utc_start.isoformat())
+        elif isinstance(action, Ignored):
+            log.warning("meeting reply ignored (round %s): %s", stored.round_id, action.reason)
+            world.ledger.log("meeting reply ignored", mentor=stored.mentor, detail=action.reason)
+    if title:
+        fresh.append(_item("notice", now, title=title, lines=lines or [], about=about))
+    if notes:
+        fresh.append(_item("notice", now, title=f"Meeting with {state.mentor.name}: {notes[0][:60]}",
+                           lines=notes, about=None))
+    stored.state = state
+    stored.extra["ids"] = [*stored.extra.get("ids", []),
+                           *(i["message_id"] for i in fresh if i["kind"] in ("request", "cancel"))]
+    stored.todo = [*stored.todo, *fresh]
+    stored.open = _still_open(store, stored, now)
+    store.save(stored, message_ids)
+    await _flush(world, store, stored, [item["id"] for item in fresh])
+
+
+async def _present(world: World, folder: str, message_id: str) -> bool:
+    return bool(await world.imap(world.mailbox.find_by_message_id, folder, message_id))
+
+
+async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[str]) -> None:
+    """Carry out the todo items ``ids`` of ``stored``; each is removed from the ledger once done."""
+    state = stored.state
+    for item in [i for i in stored.todo if i["id"] in ids]:
+        kind = item["kind"]
+        if kind == "notice":
+            await world.notify(item["title"], item["lines"], about=item.get("about"))
+        elif kind == "suggestion":
+            await append_suggestion(world, stored, item)
+        elif state is not None:
+            slot = _slot_of(item, state.zone)
+            meeting = Meeting(item["uid"], int(item["sequence"]), slot, stored.topic, state.rules.location,
+                              stored.description)
+            zones: dict[str, Any] = {"mentor_zone": state.zone, "student_zone": state.student_zone}
+            folder = world.folders.notices if kind == "copy" else world.folders.outbox
+            if kind == "request":
+                alternatives = [_slot_of({"slot": a}, state.zone) for a in item["alternatives"]]
+                message = build_request(meeting, organizer=state.student, attendee=state.mentor, now=world.now(),
+                                        alternatives=alternatives, message_id=item["message_id"], **zones)
+            elif kind == "cancel":
+                message = build_cancel(meeting, organizer=state.student, attendee=state.mentor, now=world.now(),
+                                       message_id=item["message_id"], **zones)
+            else:
+                message = build_student_copy(meeting, student=state.student, mentor=state.mentor, now=world.now(),
+                                             message_id=item["message_id"], **zones)
+            message["X-Mentor-Agent"] = "invite" if kind != "copy" else "meeting-copy"
+            already = store.message_state(item["message_id"]) is not None
+            if not already and not await _present(world, folder, item["message_id"]):
+                await world.imap(world.mailbox.append, folder, message.as_bytes(policy=email.policy.SMTP))
+                log.info("%s for %s (%s) appended to %s", kind, state.mentor.name, item["uid"], folder)
+        store.remove_todo(stored.round_id, item["id"])
+        stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
+
+
+# -- following the REQUESTs --------------------------------------------------------------------------------
+
+
+async def _retract(world: World, message_id: str) -> None:
+    """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled before it goes."""
+    row = world.ledger.db.execute("SELECT key FROM messages WHERE message_id = ? AND state IN (?, ?)",
+                                  (message_id, NEW, SCHEDULED)).fetchone()
+    found = world.ledger.get(row[0]) if row else None
+    if found is None or found.folder is None:
+        return
+    uid = await world.locate(found.folder, found.key, found.uid)
+    world.ledger.update(found.key, state=CANCELLED, detail="meeting offer withdrawn before it was sent")
+    world.ledger.log("cancelled", mentor=found.mentor, message=found.key, detail="meeting offer withdrawn")
+    if uid is not None:
+        await world.imap(world.mailbox.delete, found.folder, uid)
+    log.info("%s: invitation withdrawn before it was sent", found.key)
+
+
+async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
+    state = stored.state
+    assert state is not None
+    for offer in state.offers:
+        request = store.request_id(offer.uid)
+        known = store.message_state(request) if request else None
+        if request is None or known is None:
+            continue
+        where, sent_at = known
+        if where in (ACCEPTED, DONE) and (offer.status == "planned" or
+                                          (offer.status == "cancelled" and not offer.ever_sent)):
+            state, actions = mark_sent(state, offer.uid, sent_at or world.now())
+            await _carry(world, store, stored, state, actions)
+        elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED):
+            await _retract(world, request)
+        elif offer.status == "planned" and where in (CANCELLED, ATTENTION):
+            withdrawn = replace(offer, status="cancelled")
+            state = replace(state, offers=tuple(withdrawn if o.uid == offer.uid else o for o in state.offers))
+            text = (f"The invitation to {state.mentor.name} for {_both(offer.slot, state, state.student_zone)} "
+                    f"did not go out ({where}); that offer is withdrawn.")
+            await _carry(world, store, stored, state, (NotifyStudent(text),))
+
+
+# -- replies in INBOX --------------------------------------------------------------------------------------
+
+
+def _maybe_calendar(world: World, info: HeaderInfo, envelope: Envelope) -> bool:
+    """From the headers alone: could this be a calendar answer we care about? (Only those are fetched.)"""
+    if envelope.agent_kind:
+        return False  # our own notices, copies and suggestions
+    head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
+    content_type = head.get_content_type()
+    if content_type in CALENDAR_TYPES:
+        return True
+    known = world.book.for_address(envelope.sender) is not None or envelope.sender == _party(world).address
+    return content_type.startswith("multipart/") and known
+
+
+async def _read_inbox(world: World, store: MeetingStore) -> None:
+    seen = _SEEN.setdefault(world.mailbox, Seen())
+    infos = await new_headers(world, seen, world.folders.inbox)
+    for info in infos:
+        envelope = parse_envelope(info.headers)
+        if not _maybe_calendar(world, info, envelope):
+            continue
+        raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
+        if raw is None:
+            continue
+        try:
+            objects = parse_itip(raw)
+        except InviteError as error:
+            log.warning("unreadable calendar reply from %s: %s", envelope.sender, error)
+            mentor = world.book.for_address(envelope.sender)
+            if mentor is not None:
+                await world.notify(f"Unreadable calendar answer from {mentor.name}",
+                                   [f"“{envelope.subject}” from {mentor.name} holds a calendar answer that cannot be "
+                                    f"read ({error}), so nothing was changed. Please read it yourself."],
+                                   about=envelope.message_id)
+            continue
+        head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
+        auth = " ; ".join(str(v) for v in head.get_all("Authentication-Results") or [])
+        sender = str(head.get("From", envelope.sender))
+        for item in objects:
+            await _answer(world, store, item, sender, envelope, auth or None)
+
+
+async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: str, envelope: Envelope,
+                  auth: str | None) -> None:
+    async def start_round(loaded: LoadedPolicy, source: str, preferred: Slot) -> None:
+        await propose(world, loaded, source=source, preferred=preferred)
+
+    if await suggestion_answered(world, store, item, envelope, auth, start_round=start_round):
+        return
+    if item.method not in ("REPLY", "COUNTER"):
+        return
+    stored = store.round_of_uid(item.uid)
+    if stored is None or stored.state is None:
+        log.info("calendar %s from %s for %s: not one of our invitations", item.method, envelope.sender, item.uid)
+        return
+    is_free = await is_free_for(world, store, stored)
+    state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free)
+    log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
+    await _carry(world, store, stored, state, _with_comment(actions, item, state.mentor.name))
+
+
+def _with_comment(actions: tuple[Action, ...], item: ItipObject, name: str) -> tuple[Action, ...]:
+    """The mentor's own words with the answer (COMMENT, X-RESPONSE-COMMENT, Outlook's text), quoted in the
+    notice right after what the answer did. An answer that was ignored tells the student nothing."""
+    told = [index for index, action in enumerate(actions) if isinstance(action, NotifyStudent)]
+    if not item.comment or not told:
+        return actions
+    quoted = "\n".join(f"  > {line}" if line else "  >" for line in item.comment.split("\n"))
+    at = told[0] + 1
+    return (*actions[:at], NotifyStudent(f"{name} wrote with the answer:\n{quoted}"), *actions[at:])
+
+
+# -- the hooks the daemon calls ----------------------------------------------------------------------------
+
+
+def _text_of(raw: bytes) -> str:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part: Message | None = message.get_body(preferencelist=("plain",))
+    if not isinstance(part, EmailMessage):
+        return ""
+    try:
+        return str(part.get_content()).strip()
+    except (LookupError, ValueError):
+        return ""
+
+
+async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelope, info: HeaderInfo) -> bool:
+    """A message in the Outbox marked as a meeting request. True when it was handled here."""
+    folders = world.folders
+    raw = await world.imap(world.mailbox.fetch, folders.outbox, info.uid)
+    if raw is None:
+        return True  # gone meanwhile
+    store = MeetingStore(world.ledger)
+    existing = store.by_source(envelope.key)  # a crash after proposing, before the move: do not propose twice
+    offered = bool(existing and existing.state and existing.state.offers)
+    if existing is None:
+        topic = MEETING_TAG.sub("", envelope.subject).strip(" -:–") or ""
+        proposal = await propose(world, mentor, topic=topic, description=_text_of(raw), source=envelope.key,
+                                 about=envelope.message_id)
+        offered = bool(proposal.offered)
+    target = folders.sent if offered else folders.needs_attention
+    try:
+        new_uid = await world.imap(world.mailbox.move, folders.outbox, info.uid, target)
+    except MessageGone:
+        return True
+    if new_uid is not None and offered:
+        await world.imap(world.mailbox.set_flags, target, new_uid, ["\\Seen"])
+    subject = envelope.subject or "(no subject)"
+    if offered:
+        lines = [f"“{subject}” became a meeting invitation to {mentor.name}, with your text as its description.",
+                 "The invitation goes when the agreement allows; the request itself is filed in Sent and is not "
+                 "sent as an e-mail."]
+        await world.notify(f"Your meeting request became an invitation: {subject}", lines, about=envelope.message_id)
+    else:
+        await world.notify(f"Meeting request not sent: {subject}",
+                           [f"“{subject}” could not become an invitation (see the notice before this one). It is "
+                            "in Needs attention; move it back to the Outbox to try again."], about=envelope.message_id)
+    world.ledger.log("meeting request", mentor=mentor.id, message=envelope.key,
+                     detail="invitation" if offered else "no time")
+    return True
+
+
+async def _guarded(what: str, step: Any) -> None:
+    """A bug in one step must not stop the mail path; a lost connection still ends the session."""
+    try:
+        await step
+    except MailboxError:
+        raise
+    except Exception:
+        log.exception("meetings: %s failed; trying again on the next pass", what)
+
+
+async def pass_once(world: World) -> datetime | None:
+    """Follow invites and replies; returns when to look again (None: no timer needed)."""
+    store = MeetingStore(world.ledger)
+    # SMTP acceptance first: a reply that came in the same moment must find its offer already "sent".
+    for stored in store.open_rounds():
+        if stored.state is not None:
+            await _guarded("following invitations", _follow(world, store, stored))
+    await _guarded("reading replies", _read_inbox(world, store))
+    now = world.now()
+    wake: list[datetime] = []
+    for stored in store.open_rounds():
+        if stored.state is None:
+            continue
+        if stored.state.outcome == "open":
+            is_free = await is_free_for(world, store, stored)
+            state, actions = expire(stored.state, now, is_free=is_free)
+            if actions:
+                await _guarded("expiring offers", _carry(world, store, stored, state, actions))
+        stale = [i["id"] for i in stored.todo if after(datetime.fromisoformat(i["created"]), STALE) <= now]
+        if stale:
+            await _guarded("carrying out left-over work", _flush(world, store, stored, stale))
+        wake += [after(datetime.fromisoformat(i["created"]), STALE) for i in stored.todo]
+        timeout = stored.state.rules.reply_timeout
+        wake += [after(o.sent_at, timeout) for o in stored.state.offers if o.status == "sent" and o.sent_at]
+        still = _still_open(store, stored, now)
+        if still != stored.open:
+            stored.open = still
+            store.save(stored)
+    suggested = await suggest(world, store)
+    if suggested is not None:
+        wake.append(suggested)
+    return min(wake, default=None)

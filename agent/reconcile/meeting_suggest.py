@@ -1,0 +1,168 @@
+"""Suggesting a meeting to the student when too many e-mails wait for one mentor.
+
+When a policy sets ``email.suggest_meeting_after`` and that many of the student's messages to the mentor
+wait (``new`` or ``scheduled``), one invitation is appended to the student's notices folder, organized by
+the agent's sub-address of the student (see :func:`agent.rules.invites.build_suggestion`). It is made once per
+waiting streak: the suggestion stays "live" in the ledger until the queue falls below the threshold.
+
+The student answers in their own calendar; their client mails a REPLY to ``name+mentor-agent@domain``,
+which lands in their INBOX. An ACCEPTED reply from the student's own address starts a real round for the
+suggested time (if it is still free; else the next free times); a decline leaves the queue as it is.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from agent.reconcile.context import World
+from agent.reconcile.keep_clear import keep_clear
+from agent.rules.envelope import Envelope, domain_of, new_message_id
+from agent.rules.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid
+from agent.rules.policy import LoadedPolicy
+from agent.rules.slots import Slot, find_slots
+from agent.store.ledger import NEW, SCHEDULED
+from agent.store.rounds import STALE, MeetingStore, Stored
+
+log = logging.getLogger("mentor_agent.meetings")
+_AUTH_FAILED = re.compile(r"\b(?:dkim|dmarc)\s*=\s*fail\b", re.IGNORECASE)
+
+
+def _slot(data: list[str], zone: Any) -> Slot:
+    return Slot(datetime.fromisoformat(data[0]).astimezone(zone), datetime.fromisoformat(data[1]).astimezone(zone))
+
+
+async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) -> None:
+    loaded = world.book.by_id.get(stored.mentor)
+    if loaded is None:
+        return
+    student = world.settings.student
+    zone = loaded.policy.zone
+    meeting = Meeting(stored.extra["uid"], 0, _slot(stored.extra["slot"], zone), stored.topic,
+                      loaded.policy.meetings.location)
+    message = build_suggestion(meeting, student=Party(student.name, student.address),
+                               mentor=Party(loaded.name, loaded.policy.mentor.addresses[0]),
+                               waiting=int(stored.extra.get("waiting", 0)), student_zone=student.zone,
+                               mentor_zone=zone, now=world.now(), message_id=item["message_id"])
+    message["X-Mentor-Agent"] = "suggestion"
+    folder = world.folders.notices
+    if not await world.imap(world.mailbox.find_by_message_id, folder, item["message_id"]):
+        await world.imap(world.mailbox.append, folder, message.as_bytes(policy=email.policy.SMTP))
+        log.info("meeting with %s suggested to the student", loaded.name)
+
+
+async def _carry_out(world: World, store: MeetingStore, stored: Stored, ids: list[str]) -> None:
+    """Carry out the todo items ``ids`` of a suggestion; each is removed from the ledger once done."""
+    for item in [i for i in stored.todo if i["id"] in ids]:
+        if item["kind"] == "suggestion":
+            await append_suggestion(world, stored, item)
+        elif item["kind"] == "notice":
+            await world.notify(item["title"], item["lines"], about=item.get("about"))
+        store.remove_todo(stored.round_id, item["id"])
+        stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
+
+
+async def suggest(world: World, store: MeetingStore) -> datetime | None:
+    """Make or retire suggestions for every mentor; returns when left-over work should be retried."""
+    now = world.now()
+    invites = store.invite_ids()
+    wake: datetime | None = None
+    for loaded in world.book:
+        threshold = loaded.policy.email.suggest_meeting_after
+        live = [s for s in store.suggestions(loaded.id) if s.open]
+        for stored in live:
+            stale = [i["id"] for i in stored.todo if datetime.fromisoformat(i["created"]) + STALE <= now]
+            if stale:
+                await _carry_out(world, store, stored, stale)
+            for item in stored.todo:
+                due = datetime.fromisoformat(item["created"]) + STALE
+                wake = due if wake is None or due < wake else wake
+        if threshold <= 0 or not loaded.policy.meetings.windows:
+            continue
+        waiting = [r for r in world.ledger.in_states(NEW, SCHEDULED, mentor=loaded.id) if r.message_id not in invites]
+        if len(waiting) < threshold:
+            for stored in live:
+                if not stored.todo:
+                    stored.open = False  # the streak is over; a new one may bring a new suggestion
+                    store.save(stored)
+            continue
+        if live or any(s.mentor == loaded.id and s.state is not None and s.state.outcome == "open"
+                       for s in store.open_rounds()):
+            continue
+        rules = loaded.policy.meetings
+        try:
+            busy, agreed = await keep_clear(world, store, loaded.id, rules.horizon)
+        except Exception as error:
+            log.warning("no meeting suggestion for %s: %s", loaded.name, error)
+            continue
+        slots = find_slots(rules, loaded.policy.zone, now, busy, agreed, count=1)
+        if not slots:
+            log.info("%d messages wait for %s, but no meeting time is free to suggest", len(waiting), loaded.name)
+            continue
+        token = uuid.uuid4().hex[:16]
+        domain = domain_of(world.settings.student.address)
+        item = {"id": uuid.uuid4().hex, "kind": "suggestion", "created": now.isoformat(),
+                "message_id": new_message_id(domain)}
+        stored = Stored(f"suggest-{token}", loaded.id, kind="suggestion", topic=f"Meeting with {loaded.name}",
+                        todo=[item], extra={"uid": make_uid(f"suggest-{token}", domain), "waiting": len(waiting),
+                                            "slot": [slots[0].utc_start.isoformat(), slots[0].utc_end.isoformat()]})
+        store.save(stored)
+        world.ledger.log("meeting suggested", mentor=loaded.id, detail=f"{len(waiting)} messages waiting")
+        await _carry_out(world, store, stored, [item["id"]])
+    return wake
+
+
+def _problem(world: World, item: ItipObject, envelope: Envelope, auth: str | None, stored: Stored) -> str | None:
+    student = world.settings.student.address.strip().lower()
+    if envelope.sender != student:
+        return f"sent from {envelope.sender or 'no address'}, not from the student"
+    if item.attendee != student:
+        return "the replying attendee is not the student"
+    if auth and _AUTH_FAILED.search(auth):
+        return "Authentication-Results show a DKIM or DMARC failure"
+    if item.organizer is not None and item.organizer != agent_address(student):
+        return f"organizer {item.organizer} is not mentor-agent"
+    if stored.extra.get("answer"):
+        return f"already answered ({stored.extra['answer']})"
+    return None
+
+
+StartRound = Callable[[LoadedPolicy, str, Slot], Awaitable[None]]  # mentor, source uid, preferred time
+
+
+async def suggestion_answered(world: World, store: MeetingStore, item: ItipObject, envelope: Envelope,
+                              auth: str | None, *, start_round: StartRound) -> bool:
+    """True when ``item`` is an answer to one of our suggestions (applied, or ignored with a log line).
+
+    An acceptance starts a real round through ``start_round`` (the meeting desk's ``propose``), before the
+    answer is recorded: a crash in between proposes again only if no round came of it (``by_source``)."""
+    if item.method != "REPLY":
+        return False
+    stored = next((s for s in store.suggestions() if s.extra.get("uid") == item.uid), None)
+    if stored is None:
+        return False
+    problem = _problem(world, item, envelope, auth, stored)
+    if problem is not None:
+        log.warning("answer to the meeting suggestion ignored: %s", problem)
+        world.ledger.log("meeting reply ignored", mentor=stored.mentor, detail=problem)
+        return True
+    loaded = world.book.by_id.get(stored.mentor)
+    if item.partstat == "ACCEPTED" and loaded is not None:
+        if store.by_source(item.uid) is None:
+            await start_round(loaded, item.uid, _slot(stored.extra["slot"], loaded.policy.zone))
+        answer = "accepted"
+    elif item.partstat == "DECLINED":
+        await world.notify(f"No meeting with {loaded.name if loaded else stored.mentor}",
+                           ["You declined the suggested meeting; the waiting messages stay queued as they are."])
+        answer = "declined"
+    else:
+        return True  # tentative or unknown: wait for a final answer
+    stored.extra["answer"] = answer
+    stored.open = False
+    store.save(stored)
+    return True

@@ -1,0 +1,317 @@
+"""One proposal round with one mentor, as a pure state machine: state and an event in, state and actions out.
+
+The daemon keeps a :class:`Round` (in the ledger), feeds it what happened — ``mark_sent`` once SMTP took a
+REQUEST, ``apply_reply`` for a parsed iTIP reply, ``expire`` on a timer — and carries out the returned
+actions. Nothing here reads the clock or the network; ``now`` and an ``is_free(start, end)`` check come in.
+
+Each offer has its own UID (the "sequential" strategy offers the next slot as a new invitation; the
+"holds" strategy sends them all at once). A CANCEL is only ever produced for an offer whose REQUEST SMTP
+already accepted: an offer withdrawn before that is marked ``cancelled`` and its CANCEL is produced by
+``mark_sent`` if the REQUEST turns out to have left after all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
+from email.utils import parseaddr
+from typing import Literal
+
+from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
+from agent.rules.localtime import after, instant, wall
+from agent.rules.policy import MeetingRules
+from agent.rules.slots import Slot
+from agent.rules.windows import WeeklySchedule
+
+Status = Literal["planned", "sent", "accepted", "declined", "cancelled", "expired"]
+IsFree = Callable[[datetime, datetime], bool]
+_AUTH_FAILED = re.compile(r"\b(?:dkim|dmarc)\s*=\s*fail\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Offer:
+    uid: str
+    slot: Slot
+    sequence: int = 0
+    status: Status = "planned"
+    ever_sent: bool = False  # SMTP accepted a REQUEST with this UID at least once
+    sent_at: datetime | None = None
+    partstat: str = "NEEDS-ACTION"
+
+
+@dataclass(frozen=True)
+class Round:
+    round_id: str
+    domain: str  # for UIDs: the student's mail domain
+    mentor: Party  # the address invited; replies must come from it
+    student: Party
+    rules: MeetingRules
+    zone: tzinfo  # the mentor's
+    student_zone: tzinfo
+    offers: tuple[Offer, ...] = ()
+    pending: tuple[Slot, ...] = ()  # sequential: slots not offered yet, in order
+
+    @property
+    def outcome(self) -> Literal["agreed", "open", "closed"]:
+        if any(o.status == "accepted" for o in self.offers):
+            return "agreed"
+        if any(o.status in ("planned", "sent") for o in self.offers):
+            return "open"
+        return "closed"
+
+    def offer(self, uid: str) -> Offer | None:
+        return next((o for o in self.offers if o.uid == uid), None)
+
+
+# -- actions the daemon executes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendInvite:
+    uid: str
+    sequence: int
+    slot: Slot
+    alternatives: tuple[Slot, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendCancel:
+    uid: str
+    sequence: int
+    slot: Slot
+
+
+@dataclass(frozen=True)
+class SendStudentCopy:
+    uid: str
+    sequence: int
+    slot: Slot
+
+
+@dataclass(frozen=True)
+class NotifyStudent:
+    text: str
+
+
+@dataclass(frozen=True)
+class RecordMeeting:
+    uid: str
+    slot: Slot
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A reply that changed nothing, and why (for the log, or to file the mail under Needs attention)."""
+
+    reason: str
+
+
+Action = SendInvite | SendCancel | SendStudentCopy | NotifyStudent | RecordMeeting | Ignored
+Result = tuple[Round, tuple[Action, ...]]
+
+
+def _with(state: Round, offer: Offer) -> Round:
+    return replace(state, offers=tuple(offer if o.uid == offer.uid else o for o in state.offers))
+
+
+def _when(state: Round, slot: Slot) -> str:
+    return f"{describe_slot(slot, state.student_zone)} (for {state.mentor.name}: {describe_slot(slot, state.zone)})"
+
+
+def _new_offer(state: Round, slot: Slot) -> tuple[Round, SendInvite]:
+    uid = make_uid(f"{state.round_id}-{len(state.offers)}", state.domain)
+    offer = Offer(uid=uid, slot=slot)
+    alternatives = state.pending if state.rules.strategy == "sequential" else ()
+    return replace(state, offers=(*state.offers, offer)), SendInvite(uid, 0, slot, alternatives)
+
+
+def start_round(rules: MeetingRules, zone: tzinfo, *, mentor: Party, student: Party, student_zone: tzinfo,
+                slots: list[Slot], round_id: str, domain: str) -> Result:
+    """A new round over ``slots`` (from ``find_slots``): all at once ("holds") or the first one ("sequential")."""
+    if not slots:
+        state = Round(round_id, domain, mentor, student, rules, zone, student_zone)
+        return state, (NotifyStudent(f"No free meeting time with {mentor.name} within the agreed windows."),)
+    chosen = slots[: rules.proposals]
+    state = Round(round_id, domain, mentor, student, rules, zone, student_zone)
+    actions: list[Action] = []
+    if rules.strategy == "holds":
+        for slot in chosen:
+            state, invite = _new_offer(state, slot)
+            actions.append(invite)
+    else:
+        state = replace(state, pending=tuple(chosen[1:]))
+        state, invite = _new_offer(state, chosen[0])
+        actions.append(invite)
+    return state, tuple(actions)
+
+
+def mark_sent(state: Round, uid: str, now: datetime) -> Result:
+    """SMTP accepted the REQUEST for ``uid``. If the offer was withdrawn meanwhile, its CANCEL may go now."""
+    offer = state.offer(uid)
+    if offer is None:
+        return state, (Ignored(f"{uid} is not an offer of this round"),)
+    if offer.status == "planned":
+        return _with(state, replace(offer, status="sent", ever_sent=True, sent_at=now)), ()
+    if offer.status == "cancelled" and not offer.ever_sent:
+        cancelled = replace(offer, ever_sent=True, sequence=offer.sequence + 1)
+        return _with(state, cancelled), (SendCancel(uid, cancelled.sequence, offer.slot),)
+    return state, ()
+
+
+def _withdraw(state: Round, offer: Offer, status: Status = "cancelled") -> tuple[Round, list[Action]]:
+    if not offer.ever_sent:
+        return _with(state, replace(offer, status=status)), []
+    withdrawn = replace(offer, status=status, sequence=offer.sequence + 1)
+    return _with(state, withdrawn), [SendCancel(offer.uid, withdrawn.sequence, offer.slot)]
+
+
+def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round, list[Action]]:
+    """After a decline or timeout: offer the next slot (sequential), or tell the student the round ended."""
+    if state.outcome != "closed":
+        return state, []
+    if state.rules.strategy == "sequential":
+        while state.pending and len(state.offers) < state.rules.proposals:
+            slot, rest = state.pending[0], state.pending[1:]
+            state = replace(state, pending=rest)
+            if slot.utc_start < after(now, state.rules.min_notice):
+                continue
+            if is_free is not None and not is_free(slot.start, slot.end):
+                continue
+            state, invite = _new_offer(state, slot)
+            return state, [invite, NotifyStudent(f"Offered {state.mentor.name} the next time: {_when(state, slot)}.")]
+    return replace(state, pending=()), [NotifyStudent(
+        f"No meeting agreed with {state.mentor.name}: every offered time was declined or went unanswered. "
+        "Propose new times when you are ready.")]
+
+
+def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results: str | None) -> str | None:
+    """Why ``reply`` must not be applied, or None when it may."""
+    invited = state.mentor.address.strip().lower()
+    sender = parseaddr(from_address)[1].strip().lower()
+    offer = state.offer(reply.uid)
+    if reply.method not in ("REPLY", "COUNTER"):
+        return f"{reply.method} is not an answer to an invitation"
+    if offer is None:
+        return f"UID {reply.uid} is not one we sent"
+    if not offer.ever_sent:
+        return f"UID {reply.uid} was never sent"
+    if reply.method == "REPLY" and len(reply.attendees) != 1:
+        return f"a REPLY must name exactly one attendee, this one names {len(reply.attendees)}"
+    if invited not in {address for address, _ in reply.attendees}:
+        return "the replying attendee was not invited"
+    if reply.method == "REPLY" and reply.attendee != invited:
+        return "the replying attendee was not invited"
+    if sender != invited:
+        return f"sent from {sender or 'no address'}, not from the invited {invited}"
+    if auth_results and _AUTH_FAILED.search(auth_results):
+        return "Authentication-Results show a DKIM or DMARC failure"
+    if reply.organizer is not None and reply.organizer != state.student.address.lower():
+        return f"organizer {reply.organizer} is not the student"
+    if reply.sequence < offer.sequence:
+        return f"stale: SEQUENCE {reply.sequence} is older than {offer.sequence}"
+    return None
+
+
+def _in_windows(state: Round, start: datetime, end: datetime) -> bool:
+    schedule = WeeklySchedule.of(state.rules.windows, state.zone)
+    return any(opens <= start and end <= closes
+               for opens, closes in schedule.intervals(start, end))
+
+
+def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free: IsFree | None) -> Result:
+    assert reply.start is not None and reply.end is not None  # parse_itip guarantees it for COUNTER
+    start, end = instant(reply.start), instant(reply.end)
+    proposed = Slot(wall(start, state.zone), wall(end, state.zone))
+    if offer.status not in ("sent", "accepted"):
+        return state, (NotifyStudent(f"{state.mentor.name} proposed {_when(state, proposed)} for an offer that "
+                                     "was already withdrawn; nothing was changed."),)
+    fits = start > instant(now) and _in_windows(state, start, end)
+    if not fits or (is_free is not None and not is_free(proposed.start, proposed.end)):
+        reason = "is outside the agreed meeting windows" if not fits else "clashes with your calendar"
+        return state, (NotifyStudent(f"{state.mentor.name} proposed another time, {_when(state, proposed)}, "
+                                     f"which {reason}. Please answer yourself."),)
+    moved = replace(offer, slot=proposed, sequence=offer.sequence + 1, status="planned", partstat="NEEDS-ACTION")
+    return _with(state, moved), (
+        SendInvite(offer.uid, moved.sequence, proposed),
+        NotifyStudent(f"{state.mentor.name} proposed {_when(state, proposed)}; the invitation was updated."),
+    )
+
+
+def _accept(state: Round, offer: Offer) -> Result:
+    if state.outcome == "agreed":
+        state, withdrawn = _withdraw(state, offer)
+        return state, (*withdrawn, NotifyStudent(
+            f"{state.mentor.name} also accepted {_when(state, offer.slot)}, but another time was already "
+            "agreed; that one was cancelled."))
+    if offer.status != "sent":
+        return state, (NotifyStudent(
+            f"{state.mentor.name} accepted {_when(state, offer.slot)}, an offer already withdrawn ({offer.status}). "
+            "Please confirm with them yourself."),)
+    state = _with(state, replace(offer, status="accepted", partstat="ACCEPTED"))
+    actions: list[Action] = [RecordMeeting(offer.uid, offer.slot)]
+    for other in state.offers:
+        if other.uid != offer.uid and other.status in ("planned", "sent"):
+            state, withdrawn = _withdraw(state, other)
+            actions += withdrawn
+    state = replace(state, pending=())
+    actions += [SendStudentCopy(offer.uid, offer.sequence, offer.slot),
+                NotifyStudent(f"{state.mentor.name} accepted: {_when(state, offer.slot)}.")]
+    return state, tuple(actions)
+
+
+def apply_reply(state: Round, reply: ItipObject, from_address: str, auth_results: str | None, now: datetime,
+                *, is_free: IsFree | None = None) -> Result:
+    """Apply one parsed reply. Replies that fail any check change nothing and return one ``Ignored``."""
+    problem = _authentic(state, reply, from_address, auth_results)
+    offer = state.offer(reply.uid)
+    if problem is not None or offer is None:
+        return state, (Ignored(problem or "unknown offer"),)
+    if reply.method == "COUNTER":
+        return _counter(state, offer, reply, now, is_free)
+    partstat = reply.partstat or "NEEDS-ACTION"
+    if partstat == "ACCEPTED":
+        if offer.status == "accepted":
+            return state, (Ignored("already accepted"),)
+        return _accept(state, offer)
+    if partstat == "DECLINED":
+        if offer.status == "accepted":
+            state = _with(state, replace(offer, status="declined", partstat=partstat))
+            return state, (NotifyStudent(f"{state.mentor.name} declined the agreed meeting, "
+                                         f"{_when(state, offer.slot)}. Remove it from your calendar."),)
+        if offer.status != "sent":
+            return state, (Ignored(f"declined an offer that is already {offer.status}"),)
+        state = _with(state, replace(offer, status="declined", partstat=partstat))
+        state, actions = _advance(state, now, is_free)
+        return state, (NotifyStudent(f"{state.mentor.name} declined {_when(state, offer.slot)}."), *actions)
+    if partstat == "TENTATIVE":
+        state = _with(state, replace(offer, partstat=partstat))
+        return state, (NotifyStudent(f"{state.mentor.name} tentatively accepted {_when(state, offer.slot)}; "
+                                     "still waiting for a final answer."),)
+    return state, (Ignored(f"PARTSTAT {partstat} changes nothing"),)
+
+
+def expire(state: Round, now: datetime, *, is_free: IsFree | None = None) -> Result:
+    """Offers unanswered for ``reply_timeout`` since they were sent count as declined and are withdrawn."""
+    timeout: timedelta = state.rules.reply_timeout
+    actions: list[Action] = []
+    for offer in state.offers:
+        if offer.status == "sent" and offer.sent_at is not None and after(offer.sent_at, timeout) <= instant(now):
+            state, withdrawn = _withdraw(state, offer, "expired")
+            actions += [*withdrawn, NotifyStudent(f"No answer from {state.mentor.name} about "
+                                                  f"{_when(state, offer.slot)}; the offer was withdrawn.")]
+    if actions:
+        state, more = _advance(state, now, is_free)
+        actions += more
+    return state, tuple(actions)
+
+
+def cancel_round(state: Round) -> Result:
+    """The student calls the round off: withdraw every open offer."""
+    actions: list[Action] = []
+    for offer in state.offers:
+        if offer.status in ("planned", "sent"):
+            state, withdrawn = _withdraw(state, offer)
+            actions += withdrawn
+    return replace(state, pending=()), tuple(actions)

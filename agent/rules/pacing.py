@@ -1,0 +1,389 @@
+"""The pacing engine: when may each waiting message to a mentor go out, and why.
+
+Pure: it takes a policy, what the mentor already received (and answered), the queue and ``now``, and
+returns one decision per queued message. It never reads the clock or touches the network.
+
+Rules, all read in the mentor's zone (days and windows; durations are real time, so "1d" is 24 hours):
+  * at most ``max_per_day`` items per calendar day and ``max_per_week`` per ISO week;
+  * at least ``min_gap`` between two items;
+  * only inside ``send_windows``;
+  * at most ``max_unanswered`` items waiting for a reply; past that, new ones are held until a reply, except
+    for one follow-up that may go ``follow_up_after`` the last unanswered item.
+An *item* is what lands in the mentor's inbox: one message, or one digest of several. A reply to an item
+answers it and every item before it (a mentor who answers the latest message has read the earlier ones).
+
+The queue is served first in, first out. Each release time is the earliest instant, no earlier than the
+previous release, at which every rule holds. With ``over_limit = "batch"``, the messages that wait for the
+same release go out together as one digest — except those that continue a mentor's thread (``standalone``)
+and those addressed differently (``group``), which wait their own turn.
+
+Every instant inside the engine is in UTC (:func:`agent.rules.localtime.instant`); durations are added only with
+:func:`agent.rules.localtime.after`. The mentor's wall clock is read only to find a day, a week or a window, and
+to print. A decision's ``at`` is in UTC.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from agent.rules.durations import format_duration
+from agent.rules.localtime import (
+    after,
+    describe,
+    elapsed,
+    instant,
+    local_date,
+    require_aware,
+    shift_days,
+    start_of_day,
+    week_start,
+)
+from agent.rules.policy import Policy
+
+DAY, WEEK, GAP, WINDOW, UNANSWERED = "day", "week", "gap", "window", "unanswered"
+_RULES = (UNANSWERED, WEEK, DAY, GAP, WINDOW)  # also the order in which a delay is explained
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A message waiting to go to the mentor."""
+
+    id: str
+    arrived: datetime
+    subject: str = ""
+    standalone: bool = False  # continues a mentor's thread: never folded into a digest
+    group: str = ""           # digest compatibility (same recipients); only equal groups share a digest
+    forced: bool = False      # the student asked to send it now anyway (flagged): goes now, still counted
+
+
+@dataclass(frozen=True)
+class SentItem:
+    """Something the mentor received: a message, or a digest of several (``ids``)."""
+
+    at: datetime
+    ids: tuple[str, ...]
+    follow_up: bool = False   # went as the one follow-up allowed while replies were outstanding
+
+
+@dataclass(frozen=True)
+class Reply:
+    at: datetime
+    to: str                   # the id of the message the mentor answered
+
+
+@dataclass(frozen=True)
+class History:
+    sent: tuple[SentItem, ...] = ()
+    replies: tuple[Reply, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to one queued message. ``at`` is ``None`` when it is held until the mentor replies."""
+
+    id: str
+    at: datetime | None
+    reason: str
+    rule: str | None = None    # the rule that delayed it, None if nothing did
+    digest: str | None = None  # shared by messages that go together as one digest
+    follow_up: bool = False
+
+    def due(self, now: datetime) -> bool:
+        return self.at is not None and self.at <= now
+
+
+class _Ledger:
+    """The engine's working view of the history: send times in order and the unanswered streak.
+
+    Planned sends are appended (each is at or after the last one), so a plan can be undone by truncation.
+    """
+
+    def __init__(self, history: History) -> None:
+        self.items: list[SentItem] = []
+        self.times: list[datetime] = []
+        self.stamps: list[float] = []  # the same instants as POSIX seconds: bisect without zone arithmetic
+        self.index: dict[str, int] = {}
+        self.answered = -1        # items up to this index are answered
+        self.last_follow_up = -1  # index of the latest follow-up item
+        for item in sorted(history.sent, key=lambda item: instant(item.at)):
+            self.record(item)
+        for reply in history.replies:
+            self.answer(reply)
+
+    def record(self, item: SentItem) -> None:
+        at = instant(item.at)
+        if self.times and at < self.times[-1]:
+            at = self.times[-1]
+        if at is not item.at:
+            item = replace(item, at=at)
+        self.items.append(item)
+        self.times.append(item.at)
+        self.stamps.append(item.at.timestamp())
+        for message in item.ids:
+            self.index[message] = len(self.items) - 1
+        if item.follow_up:
+            self.last_follow_up = len(self.items) - 1
+
+    def answer(self, reply: Reply) -> bool:
+        """Mark the item holding ``reply.to`` and all before it answered; False if it was not sent (yet)."""
+        position = self.index.get(reply.to)
+        if position is None or self.items[position].at > instant(reply.at):
+            return False
+        self.answered = max(self.answered, position)
+        return True
+
+    def checkpoint(self) -> tuple[int, int]:
+        return len(self.items), self.last_follow_up
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        size, self.last_follow_up = mark
+        for item in self.items[size:]:
+            for message in item.ids:
+                self.index.pop(message, None)
+        del self.items[size:]
+        del self.times[size:]
+        del self.stamps[size:]
+
+    def count_since(self, moment: datetime) -> int:
+        return len(self.stamps) - bisect.bisect_left(self.stamps, moment.timestamp())
+
+    @property
+    def unanswered(self) -> int:
+        return len(self.items) - self.answered - 1
+
+    @property
+    def follow_up_pending(self) -> bool:
+        return self.last_follow_up > self.answered
+
+    @property
+    def last(self) -> datetime | None:
+        return self.times[-1] if self.times else None
+
+
+@dataclass
+class _Blocked:
+    """Why the earliest time is later than asked: the first rule that stood in the way, with its figures."""
+
+    rule: str
+    count: int = 0
+    since_last: timedelta = field(default_factory=timedelta)
+
+
+class Engine:
+    """The pacing rules of one policy, applied to one history."""
+
+    def __init__(self, policy: Policy, history: History, *, horizon: timedelta = timedelta(days=400)) -> None:
+        self.policy = policy
+        self.rules = policy.email
+        self.zone = policy.zone
+        self.schedule = policy.send_schedule
+        self.ledger = _Ledger(history)
+        self.horizon = horizon
+
+    # -- the rules, each as "the earliest instant at or after t at which I hold" ----------------------------
+
+    def _unanswered_ok(self, t: datetime) -> tuple[datetime | None, bool]:
+        ledger = self.ledger
+        if ledger.unanswered < self.rules.max_unanswered:
+            return t, False
+        if ledger.follow_up_pending or ledger.last is None:
+            return None, False
+        return max(t, after(ledger.last, self.rules.follow_up_after)), True
+
+    def _gap_ok(self, t: datetime) -> datetime:
+        last = self.ledger.last
+        return t if last is None else max(t, after(last, self.rules.min_gap))
+
+    def _day_ok(self, t: datetime) -> datetime:
+        day = local_date(t, self.zone)
+        if self.ledger.count_since(start_of_day(day, self.zone)) < self.rules.max_per_day:
+            return t
+        return start_of_day(shift_days(day, 1), self.zone)
+
+    def _week_ok(self, t: datetime) -> datetime:
+        monday = week_start(local_date(t, self.zone))
+        if self.ledger.count_since(start_of_day(monday, self.zone)) < self.rules.max_per_week:
+            return t
+        return start_of_day(shift_days(monday, 7), self.zone)
+
+    def _next_ok(self, rule: str, t: datetime) -> datetime | None:
+        if rule == UNANSWERED:
+            return self._unanswered_ok(t)[0]
+        if rule == GAP:
+            return self._gap_ok(t)
+        if rule == DAY:
+            return self._day_ok(t)
+        if rule == WEEK:
+            return self._week_ok(t)
+        return self.schedule.next_open(t)
+
+    def earliest(self, start: datetime) -> tuple[datetime | None, _Blocked | None, bool]:
+        """The earliest instant >= ``start`` at which every rule holds, the rule that explains the wait,
+        and whether the item would go as the follow-up. ``None`` when only a reply can release it."""
+        start = instant(start)
+        blocked = self._most_binding(start)
+        t = start
+        limit = after(start, self.horizon)
+        while t <= limit:
+            moved = False
+            for rule in _RULES:
+                moment = self._next_ok(rule, t)
+                if moment is None:
+                    return None, blocked or self._why(rule, start), False
+                if moment > t:
+                    t, moved = moment, True
+            if not moved:
+                return t, blocked, self._unanswered_ok(t)[1]
+        return None, blocked, False
+
+    def _most_binding(self, start: datetime) -> _Blocked | None:
+        """The rule to explain a delay with: the first that fails at ``start``, counts before clock rules
+        ("2nd message today" tells more than "outside her hours")."""
+        for rule in _RULES:
+            moment = self._next_ok(rule, start)
+            if moment is None or moment > start:
+                return self._why(rule, start)
+        return None
+
+    def _why(self, rule: str, t: datetime) -> _Blocked:
+        if rule == DAY:
+            return _Blocked(rule, self.ledger.count_since(start_of_day(local_date(t, self.zone), self.zone)))
+        if rule == WEEK:
+            monday = week_start(local_date(t, self.zone))
+            return _Blocked(rule, self.ledger.count_since(start_of_day(monday, self.zone)))
+        if rule == GAP and self.ledger.last is not None:
+            return _Blocked(rule, since_last=elapsed(self.ledger.last, t))
+        if rule == UNANSWERED:
+            return _Blocked(rule, self.ledger.unanswered)
+        return _Blocked(rule)
+
+    # -- planning ----------------------------------------------------------------------------------------------
+
+    def plan(self, queue: Sequence[Queued], now: datetime) -> list[Decision]:
+        """A decision for every queued message. Does not change the history."""
+        ordered = sorted(queue, key=lambda q: instant(q.arrived))
+        mark = self.ledger.checkpoint()
+        try:
+            return [d for group in self._groups(ordered, now) for d in group]
+        finally:
+            self.ledger.rollback(mark)
+
+    def next_group(self, queue: Sequence[Queued], now: datetime,
+                   forced: Sequence[Queued] | None = None) -> list[Decision]:
+        """Decisions for the messages that go out first (one message, or one digest's worth).
+
+        ``queue`` must be in arrival order; this is the cheap call a scheduler makes after every event.
+        A caller that keeps its flagged messages apart passes them as ``forced`` (then the call does not
+        look through the whole queue for them).
+        """
+        mark = self.ledger.checkpoint()
+        try:
+            return next(self._groups(queue, now, forced), [])
+        finally:
+            self.ledger.rollback(mark)
+
+    def commit(self, decisions: Sequence[Decision]) -> None:
+        """Record that the messages of one group went out at their decision's time."""
+        first = decisions[0]
+        assert first.at is not None, "a held message cannot be committed as sent"
+        self.ledger.record(SentItem(first.at, tuple(d.id for d in decisions), first.follow_up))
+
+    def answer(self, reply: Reply) -> bool:
+        return self.ledger.answer(reply)
+
+    def _groups(self, queue: Sequence[Queued], now: datetime,
+                forced: Sequence[Queued] | None = None) -> Iterator[list[Decision]]:
+        now = instant(require_aware(now, "now"))
+        previous = now
+        for head in forced if forced is not None else [q for q in queue if q.forced]:
+            forced_at = max(now, self.ledger.last or now)
+            self.ledger.record(SentItem(forced_at, (head.id,)))
+            previous = forced_at
+            yield [Decision(head.id, forced_at, "you flagged it to go now: sent outside the agreement, and counted")]
+        taken: set[str] = set()
+        batching = self.rules.over_limit == "batch"
+        for position, head in enumerate(queue):
+            if head.forced or head.id in taken:
+                continue
+            at, blocked, follow_up = self.earliest(previous)
+            group = [head]
+            if batching and not head.standalone:
+                group += [
+                    q
+                    for q in queue[position + 1 :]
+                    if not (q.standalone or q.forced or q.id in taken) and q.group == head.group
+                ]
+                taken.update(q.id for q in group)
+            digest = f"digest-{head.id}" if len(group) > 1 else None
+            reason = self._reason(blocked, at, follow_up, group, now)
+            if batching and head.standalone and blocked is not None:
+                reason += "; it answers the mentor's own message, so it goes on its own to stay in that thread"
+            yield [Decision(q.id, at, reason, blocked.rule if blocked else None, digest, follow_up) for q in group]
+            if at is None:
+                # Only a reply releases the head; everything behind it waits too (first in, first out).
+                for rest in queue[position + 1 :]:
+                    if not (rest.forced or rest.id in taken):
+                        yield [Decision(rest.id, None, "waits behind a message held until a reply", UNANSWERED)]
+                return
+            self.ledger.record(SentItem(at, tuple(q.id for q in group), follow_up))
+            previous = at
+
+    # -- reasons a person can read -----------------------------------------------------------------------------
+
+    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, group: list[Queued],
+                now: datetime) -> str:
+        name = self.policy.mentor.name
+        rules = self.rules
+        if blocked is None:
+            why = f"within what you agreed with {name}"
+        elif blocked.rule == DAY:
+            why = f"{_ordinal(blocked.count + 1)} message today; you agreed on {rules.max_per_day} a day with {name}"
+        elif blocked.rule == WEEK:
+            why = (
+                f"{_ordinal(blocked.count + 1)} message this week; "
+                f"you agreed on {rules.max_per_week} a week with {name}"
+            )
+        elif blocked.rule == GAP:
+            why = (
+                f"only {format_duration(_round_minutes(blocked.since_last))} since the last message; "
+                f"you agreed on at least {format_duration(rules.min_gap)} between messages to {name}"
+            )
+        elif blocked.rule == WINDOW:
+            hours = ", ".join(w.spec for w in rules.send_windows)
+            why = f"outside {name}'s e-mail hours ({hours}, {self.zone.key})"
+        else:
+            pronoun = {"she": "she replies", "he": "he replies", "they": "they reply"}[self.policy.mentor.pronoun]
+            why = (
+                f"{blocked.count} messages to {name} await a reply (you agreed on at most "
+                f"{rules.max_unanswered}); held until {pronoun}"
+            )
+            if at is not None and follow_up:
+                why += f", or as one follow-up after {format_duration(rules.follow_up_after)}"
+        if at is None:
+            return why
+        # Nothing blocks it, yet it can wait: for the messages planned before it (first in, first out).
+        behind = ", after the message(s) before it" if blocked is None and at > now else ""
+        when = "now" if blocked is None and not behind else describe(at, self.zone)
+        if len(group) > 1:
+            return f"{why}; goes {when}{behind} in one digest of {len(group)} messages"
+        if blocked is None and not behind:
+            return f"{why}; sends now"
+        return f"{why}; goes {when}{behind}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _round_minutes(value: timedelta) -> timedelta:
+    seconds = int(value.total_seconds())
+    return timedelta(seconds=seconds) if seconds < 60 else timedelta(minutes=seconds // 60)
+
+
+def plan(policy: Policy, history: History, queue: Sequence[Queued], now: datetime) -> list[Decision]:
+    """Decisions for every queued message; see the module docstring for the rules."""
+    return Engine(policy, history).plan(queue, now)

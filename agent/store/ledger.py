@@ -1,0 +1,492 @@
+"""The ledger: what the agent knows and has done, in one SQLite file (WAL), schema versioned.
+
+Every message moves through a small state machine, and each state is committed *before* the network step
+that follows it, so that after a crash the next start knows exactly where it stopped:
+
+    new ─► scheduled ─► claimed ─► sending ─► accepted ─► done
+      └──────────────────┘  │          │
+                            │          └─► in doubt / attention (the send cannot be confirmed, or failed)
+                            └─► (claimed but never sent: safe to send after a restart)
+
+``items`` records what each mentor received (our sends and mail found in Sent), ``replies`` the mentor's
+answers: together they are the history the pacing engine reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.rules.pacing import History, Reply, SentItem
+
+SCHEMA_VERSION = 3
+
+NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
+QUEUED = "queued"  # claimed and next in line for SMTP: see Ledger.queue()
+CANCELLED, ATTENTION = "cancelled", "attention"
+OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
+_OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+PRIVATE_UMASK = 0o077  # state files 0600, state directories 0700, whoever started the agent
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` (and missing parents) a directory only the owner can enter; tighten it if it exists."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files created inside (SQLite's database, -wal and -shm files among them) are 0600."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _tighten(path: Path) -> None:
+    """Files an older version (or a umask of 022) left readable by others become 0600."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
+        candidate = path.with_name(name)
+        try:
+            if candidate.stat().st_mode & 0o077:
+                candidate.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux); None where it cannot be told."""
+    try:
+        return BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE messages (
+        key TEXT PRIMARY KEY,             -- Message-ID, or "sha256:…" of the header block when it has none
+        message_id TEXT NOT NULL,         -- the Message-ID it goes out with
+        mentor TEXT,                      -- policy id; NULL for mail to no mentor
+        subject TEXT NOT NULL DEFAULT '',
+        sender TEXT NOT NULL DEFAULT '',
+        recipients TEXT NOT NULL DEFAULT '[]',
+        arrived TEXT NOT NULL,
+        state TEXT NOT NULL,
+        folder TEXT,
+        uid INTEGER,
+        due TEXT,
+        digest TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        standalone INTEGER NOT NULL DEFAULT 0,
+        group_key TEXT NOT NULL DEFAULT '',
+        forced INTEGER NOT NULL DEFAULT 0,
+        told TEXT NOT NULL DEFAULT '',    -- what the student was last told (due|digest), to tell only changes
+        attempts INTEGER NOT NULL DEFAULT 0,
+        item TEXT,                        -- Message-ID of what the mentor received (the digest's, for a digest)
+        sent_at TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX messages_state ON messages(state, mentor);
+    CREATE TABLE items (
+        message_id TEXT PRIMARY KEY,
+        mentor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        members TEXT NOT NULL,            -- JSON list of message keys and ids it carried
+        follow_up INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL              -- "agent" or "sent-folder"
+    );
+    CREATE INDEX items_mentor ON items(mentor, at);
+    CREATE TABLE replies (
+        message_id TEXT PRIMARY KEY,
+        mentor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        answers TEXT NOT NULL             -- the Message-ID it answers
+    );
+    CREATE TABLE status (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL);
+    CREATE TABLE log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        mentor TEXT,
+        message TEXT,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
+    2: """
+    CREATE TABLE rounds (
+        round_id TEXT PRIMARY KEY,        -- one proposal round with one mentor
+        mentor TEXT NOT NULL,
+        state TEXT NOT NULL,              -- the round's state as JSON (agent.rules.meetings)
+        open INTEGER NOT NULL DEFAULT 1,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE meetings (
+        uid TEXT PRIMARY KEY,             -- iCalendar UID of one offer
+        round_id TEXT NOT NULL,
+        mentor TEXT NOT NULL,
+        start TEXT NOT NULL,
+        end TEXT NOT NULL,
+        status TEXT NOT NULL,             -- planned, sent, accepted, declined, cancelled, expired
+        sequence INTEGER NOT NULL DEFAULT 0,
+        message_id TEXT,                  -- of the REQUEST e-mail, to follow it through the ledger
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX meetings_mentor ON meetings(mentor, status, start);
+    """,
+    3: """
+    -- A mentor is her addresses, not a policy file's name: what she received and answered is found by them,
+    -- so renaming the file keeps her history. " a@x b@y " (lower case, space-delimited); NULL in rows written
+    -- before this version until Ledger.bind() fills them in from the policy of that id.
+    ALTER TABLE items ADD COLUMN addresses TEXT;
+    ALTER TABLE replies ADD COLUMN addresses TEXT;
+    """,
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _text(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    message_id: str
+    mentor: str | None
+    subject: str
+    sender: str
+    recipients: tuple[str, ...]
+    arrived: datetime
+    state: str
+    folder: str | None
+    uid: int | None
+    due: datetime | None
+    digest: str | None
+    reason: str
+    standalone: bool
+    group_key: str
+    forced: bool
+    told: str
+    attempts: int
+    item: str | None
+    sent_at: datetime | None
+    detail: str
+
+    @classmethod
+    def of(cls, record: sqlite3.Row) -> Row:
+        data = dict(record)
+        data.pop("updated", None)
+        data["recipients"] = tuple(json.loads(data["recipients"]))
+        for name in ("arrived", "due", "sent_at"):
+            data[name] = _time(data[name])
+        for name in ("standalone", "forced"):
+            data[name] = bool(data[name])
+        return cls(**data)
+
+
+_COLUMNS = {f.name for f in fields(Row)}
+
+
+def _packed(addresses: Iterable[str]) -> str | None:
+    cleaned = sorted({a.strip().lower() for a in addresses if a.strip()})
+    return f" {' '.join(cleaned)} " if cleaned else None
+
+
+def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
+    """SQL condition (and its arguments) for the rows of one mentor: any of her addresses, or, in rows written
+    before addresses were kept, her policy id."""
+    wanted = sorted({a.strip().lower() for a in addresses if a.strip()})
+    if not wanted:
+        return "mentor = ?", [mentor]  # addresses unknown: by policy id, as before schema 3
+    clause = "(addresses IS NULL AND mentor = ?)" + "".join(" OR instr(addresses, ?) > 0" for _ in wanted)
+    return f"({clause})", [mentor, *(f" {a} " for a in wanted)]
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        private_dir(path.parent)
+        self.path = path
+        # Policy id -> the mentor's addresses, for every policy this process has known (a renamed or removed
+        # file's id keeps its addresses, so a send recorded under the old id still counts for her).
+        self.mentor_addresses: dict[str, tuple[str, ...]] = {}
+        _tighten(path)
+        with private_files():  # the -wal and -shm files are made on first use, with the umask of that moment
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _tighten(path)
+        # Commits reach the operating system at once (a killed daemon loses nothing), but are flushed to disk
+        # only by the commits that must survive a power cut: see durable().
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'mentor_addresses'").fetchone()
+        self.mentor_addresses.update({k: tuple(v) for k, v in json.loads(found[0]).items()} if found else {})
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(found[0]) if found else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer mentor-agent (schema {version} > {SCHEMA_VERSION}); upgrade"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            # executescript commits first, so the migration and its version number go in one script.
+            self.db.executescript(
+                "BEGIN IMMEDIATE;\n" + _MIGRATIONS[target]
+                + f"\nINSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{target}');\nCOMMIT;"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @contextmanager
+    def durable(self) -> Iterator[sqlite3.Connection]:
+        """A transaction flushed to disk on commit, with everything committed before it.
+
+        For the one state that must survive even a power cut: ``sending``, written just before the message
+        goes over SMTP. Were it lost, the message would look unsent and go twice; every other state is found
+        again from the folders, or errs on the side of telling the student ("in doubt").
+        """
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self.transaction() as db:
+                yield db
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def agent_id(self) -> str:
+        """This agent's lasting id (made on first use): what its IMAP claims are marked with."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
+        if found:
+            return str(found[0])
+        made = secrets.token_hex(4)
+        self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('agent_id', ?)", (made,))
+        return str(self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()[0])
+
+    def queue(self, keys: Iterable[str]) -> None:
+        """Mark claimed messages ``queued``, on disk, with this boot's id: the next ones handed to SMTP.
+
+        Each message is then marked ``sending`` just before its own SMTP transaction, with a commit that a
+        killed daemon keeps but a power cut may lose. So after a crash a ``queued`` message was certainly not
+        sent if the machine has not rebooted since (the ``sending`` mark would be there), and may have been
+        if it has (see :meth:`queued_before_reboot`). One flush covers a whole run of messages.
+        """
+        with self.durable():
+            self.db.executemany(
+                "UPDATE messages SET state = ?, updated = ? WHERE key = ?", [(QUEUED, _now(), key) for key in keys]
+            )
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('queued_boot', ?)", (boot_id() or "",))
+
+    def queued_before_reboot(self) -> bool:
+        """Whether the machine may have restarted since messages were queued (then their marks may be lost)."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'queued_boot'").fetchone()
+        now = boot_id()
+        return now is None or found is None or found[0] != now
+
+    # -- messages ----------------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Row | None:
+        record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()
+        return Row.of(record) if record else None
+
+    def add(self, row: Row) -> None:
+        values = {f.name: getattr(row, f.name) for f in fields(Row)}
+        values["recipients"] = json.dumps(list(row.recipients))
+        for name in ("arrived", "due", "sent_at"):
+            values[name] = _text(values[name])
+        values["updated"] = _now()
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self.db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))
+
+    def update(self, key: str, **changes: Any) -> None:
+        unknown = set(changes) - _COLUMNS
+        if unknown:
+            raise KeyError(f"no such ledger column: {sorted(unknown)}")
+        values = dict(changes)
+        for name in ("arrived", "due", "sent_at"):
+            if name in values:
+                values[name] = _text(values[name])
+        if "recipients" in values:
+            values["recipients"] = json.dumps(list(values["recipients"]))
+        values["updated"] = _now()
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.db.execute(f"UPDATE messages SET {assignments} WHERE key = ?", (*values.values(), key))
+
+    def in_states(self, *states: str, mentor: str | None = None) -> list[Row]:
+        marks = ", ".join("?" for _ in states)
+        query = f"SELECT * FROM messages WHERE state IN ({marks})"
+        args: list[Any] = list(states)
+        if mentor is not None:
+            query += " AND mentor = ?"
+            args.append(mentor)
+        return [Row.of(r) for r in self.db.execute(query + " ORDER BY arrived, key", args)]
+
+    def in_folder(self, folder: str) -> dict[int, Row]:
+        records = self.db.execute(
+            f"SELECT * FROM messages WHERE folder = ? AND uid IS NOT NULL AND state IN ({_OPEN_MARKS})",
+            (folder, *OPEN_STATES),
+        )
+        return {row.uid: row for row in map(Row.of, records) if row.uid is not None}
+
+    def known_message_ids(self, message_ids: Iterable[str]) -> set[str]:
+        wanted = list(message_ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                r[0] for r in self.db.execute(f"SELECT message_id FROM items WHERE message_id IN ({marks})", chunk)
+            )
+            found.update(
+                r[0] for r in self.db.execute(f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk)
+            )
+            found.update(  # the other parts of a digest that went as several e-mails
+                r[0] for r in self.db.execute(
+                    f"SELECT j.value FROM items, json_each(items.members) AS j WHERE j.value IN ({marks})", chunk)
+            )
+        return found
+
+    # -- history ----------------------------------------------------------------------------------------------
+
+    def bind(self, addresses: Mapping[str, Sequence[str]]) -> None:
+        """Learn (or update) each policy id's addresses, and give rows written before schema 3 theirs."""
+        fresh = {mentor: tuple(found) for mentor, found in addresses.items()
+                 if self.mentor_addresses.get(mentor) != tuple(found)}
+        if not fresh:
+            return
+        self.mentor_addresses.update(fresh)
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
+                            (json.dumps(self.mentor_addresses, sort_keys=True),))
+            for mentor, found in fresh.items():
+                for table in ("items", "replies"):
+                    self.db.execute(f"UPDATE {table} SET addresses = ? WHERE addresses IS NULL AND mentor = ?",
+                                    (_packed(found), mentor))
+
+    def add_item(self, mentor: str, message_id: str, at: datetime, members: Iterable[str], *,
+                 follow_up: bool = False, source: str = "agent", addresses: Sequence[str] = ()) -> None:
+        """Record what a mentor received; counted by her addresses (``addresses``, else her policy's)."""
+        packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
+        self.db.execute(
+            "INSERT OR IGNORE INTO items(message_id, mentor, at, members, follow_up, source, addresses) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source, packed),
+        )
+
+    def add_reply(self, mentor: str, message_id: str, at: datetime, answers: str, *,
+                  addresses: Sequence[str] = ()) -> bool:
+        packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO replies(message_id, mentor, at, answers, addresses) VALUES (?,?,?,?,?)",
+            (message_id, mentor, _text(at), answers, packed),
+        )
+        return cursor.rowcount > 0
+
+    def item_owners(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """Every Message-ID a mentor received from us -> (policy id when sent, the mentor's addresses)."""
+        found: dict[str, tuple[str, frozenset[str]]] = {}
+        for message_id, owner, members, packed in self.db.execute(
+                "SELECT message_id, mentor, members, addresses FROM items"):
+            entry = (owner, frozenset((packed or "").split()))
+            found[message_id] = entry
+            for member in json.loads(members):
+                found.setdefault(member, entry)
+        return found
+
+    def item_ids(self, mentor: str | None = None) -> dict[str, str]:
+        """Every Message-ID a mentor received from us, mapped to the mentor's policy id."""
+        query = "SELECT message_id, mentor, members FROM items"
+        found: dict[str, str] = {}
+        for message_id, owner, members in self.db.execute(query):
+            if mentor is None or owner == mentor:
+                found[message_id] = owner
+                for member in json.loads(members):
+                    found.setdefault(member, owner)
+        return found
+
+    def history(self, mentor: str, since: datetime, addresses: Sequence[str] = ()) -> History:
+        """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's)."""
+        who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
+        items = tuple(
+            SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up))
+            for message_id, at, members, follow_up in self.db.execute(
+                f"SELECT message_id, at, members, follow_up FROM items WHERE {who} AND at >= ? ORDER BY at",
+                (*args, _text(since)),
+            )
+        )
+        replies = tuple(
+            Reply(datetime.fromisoformat(at), answers)
+            for at, answers in self.db.execute(
+                f"SELECT at, answers FROM replies WHERE {who} AND at >= ? ORDER BY at", (*args, _text(since))
+            )
+        )
+        return History(items, replies)
+
+    def items_between(self, mentor: str, start: datetime, end: datetime,
+                      addresses: Sequence[str] = ()) -> list[datetime]:
+        who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
+        return [
+            datetime.fromisoformat(at)
+            for (at,) in self.db.execute(
+                f"SELECT at FROM items WHERE {who} AND at >= ? AND at < ? ORDER BY at",
+                (*args, _text(start), _text(end)),
+            )
+        ]
+
+    # -- status and log ---------------------------------------------------------------------------------------
+
+    def set_status(self, **values: str) -> None:
+        for key, value in values.items():
+            self.db.execute(
+                "INSERT OR REPLACE INTO status(key, value, updated) VALUES (?, ?, ?)", (key, value, _now())
+            )
+
+    def status(self) -> dict[str, tuple[str, str]]:
+        return {k: (v, u) for k, v, u in self.db.execute("SELECT key, value, updated FROM status")}
+
+    def log(self, event: str, *, mentor: str | None = None, message: str | None = None, detail: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO log(at, mentor, message, event, detail) VALUES (?, ?, ?, ?, ?)",
+            (_now(), mentor, message, event, detail),
+        )

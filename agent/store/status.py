@@ -1,0 +1,171 @@
+"""``mentor-agent status``: per mentor, what went out against the limits and what waits; the daemon's health.
+
+It only reads the ledger (SQLite in WAL mode allows that while the daemon writes), so it works at any time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
+from agent.rules.policy import PolicyBook
+from agent.rules.refusals import waiting_lines
+from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
+from agent.store.statelock import holder
+
+WEEKS_SHOWN = 8
+
+
+def short_id(key: str) -> str:
+    """A short, stable handle for a message, for ``release`` and ``cancel``."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _owner(book: PolicyBook, row: Row) -> str | None:
+    """The policy id that paces ``row``, as the daemon decides it: a mentor is her addresses (a renamed file
+    takes her messages over); None when no policy claims them (her file is gone: they are held, not sent)."""
+    bound = book.by_id.get(row.mentor) if row.mentor else None
+    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
+        return bound.id
+    found = next((p for p in map(book.for_address, row.recipients) if p is not None), bound)
+    return found.id if found else None
+
+
+def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "id": short_id(row.key),
+        "subject": row.subject,
+        "state": row.state,
+        "due": wall(row.due, zone).isoformat() if row.due else None,
+        "digest": row.digest,
+        "reason": row.reason,
+    }
+
+
+def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
+    mentors = []
+    open_rows = [row for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING) if row.mentor]
+    owners = {row.key: _owner(book, row) for row in open_rows}
+    for loaded in sorted(book, key=lambda p: p.name):
+        zone = loaded.policy.zone
+        rules = loaded.policy.email
+        addresses = loaded.policy.mentor.addresses  # what she received, whatever her policy file is called
+        today = local_date(now, zone)
+        monday = week_start(today)
+        day_start = start_of_day(today, zone)
+        week_begin = start_of_day(monday, zone)
+        far = after(now, timedelta(days=3650))
+        weeks = []
+        for back in range(WEEKS_SHOWN - 1, -1, -1):
+            first = shift_days(monday, -7 * back)
+            begin, end = start_of_day(first, zone), start_of_day(shift_days(first, 7), zone)
+            sent = len(ledger.items_between(loaded.id, begin, end, addresses))
+            weeks.append({"week": first.isoformat(), "sent": sent})
+        waiting = [_waiting(row, zone) for row in open_rows if owners[row.key] == loaded.id]
+        mentors.append(
+            {
+                "id": loaded.id,
+                "name": loaded.name,
+                "timezone": zone.key,
+                "today": {
+                    "sent": len(ledger.items_between(loaded.id, day_start, far, addresses)),
+                    "limit": rules.max_per_day,
+                },
+                "this_week": {
+                    "sent": len(ledger.items_between(loaded.id, week_begin, far, addresses)),
+                    "limit": rules.max_per_week,
+                },
+                "weeks": weeks,
+                "waiting": waiting,
+                "meetings": meetings_of(ledger, loaded.id),
+            }
+        )
+    status = ledger.status()
+    daemon: dict[str, str | None] = {key: value for key, (value, _updated) in status.items()}
+    daemon["updated"] = max((updated for _value, updated in status.values()), default=None)
+    # Whether a daemon runs is the lock's word, not the ledger's: a killed daemon never wrote "running: no".
+    pid = holder(ledger.path.parent)
+    if status or pid is not None:
+        daemon["running"] = "yes" if pid is not None else "no"
+        daemon["pid"] = str(pid) if pid else None
+    # Held for a mentor whose policy file is gone: never sent because of that; restore the file or flag them.
+    orphaned = [_waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
+                for row in open_rows if owners[row.key] is None]
+    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
+
+
+def meetings_of(ledger: Ledger, mentor: str) -> dict[str, Any]:
+    """Open offers and the next agreed meeting, when the meetings feature has recorded any."""
+    tables = {r[0] for r in ledger.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meetings" not in tables:
+        return {"offers": [], "next": None}
+    offers = [
+        {"start": start, "status": status}
+        for start, status in ledger.db.execute(
+            "SELECT start, status FROM meetings WHERE mentor = ? AND status IN ('planned', 'sent') ORDER BY start",
+            (mentor,),
+        )
+    ]
+    agreed = ledger.db.execute(
+        "SELECT start FROM meetings WHERE mentor = ? AND status = 'accepted' AND start >= ? ORDER BY start LIMIT 1",
+        (mentor, datetime.now().astimezone().isoformat()),
+    ).fetchone()
+    return {"offers": offers, "next": agreed[0] if agreed else None}
+
+
+def _bar(sent: int, limit: int) -> str:
+    return "█" * min(sent, limit) + "▒" * max(0, sent - limit) + "·" * max(0, limit - sent)
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if color else text
+
+
+def render(data: dict[str, Any], *, color: bool) -> str:
+    lines = []
+    daemon = data["daemon"]
+    state = "connected" if daemon.get("connected") == "yes" else "not connected"
+    if daemon.get("running") != "yes":
+        state = "not running" if daemon.get("running") else "never ran (no ledger entries yet)"
+    elif daemon.get("pid"):
+        state += f", pid {daemon['pid']}"
+    lines.append(f"daemon: {_paint(state, '32' if state.startswith('connected') else '33', color)}"
+                 + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
+    if daemon.get("last_error"):
+        lines.append(f"last error: {daemon['last_error']}")
+    if daemon.get("running") == "yes":  # a refused login the daemon is waiting out
+        lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
+    for mentor in data["mentors"]:
+        today, week = mentor["today"], mentor["this_week"]
+        lines.append("")
+        lines.append(_paint(f"{mentor['name']} ({mentor['timezone']})", "1", color))
+        over = today["sent"] >= today["limit"] or week["sent"] >= week["limit"]
+        lines.append(
+            f"  today {today['sent']}/{today['limit']}   this week {week['sent']}/{week['limit']}"
+            + (_paint("   at the limit", "33", color) if over else "")
+        )
+        chart = "  ".join(_bar(w["sent"], mentor["this_week"]["limit"]) for w in mentor["weeks"])
+        lines.append(f"  last {len(mentor['weeks'])} weeks (█ sent, · room, ▒ over): {chart}")
+        zone = ZoneInfo(mentor["timezone"])
+        for item in mentor["waiting"]:
+            when = describe(datetime.fromisoformat(item["due"]), zone) if item["due"] else "held until a reply"
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {when}")
+            if item["reason"]:
+                lines.append(f"             {item['reason']}")
+        if not mentor["waiting"]:
+            lines.append("  nothing waiting")
+        meetings = mentor["meetings"]
+        if meetings["offers"]:
+            lines.append(f"  open meeting offers: {', '.join(o['start'][:16] for o in meetings['offers'])}")
+        if meetings["next"]:
+            lines.append(f"  next meeting: {meetings['next'][:16]}")
+    if data.get("policy_missing"):
+        lines.append("")
+        lines.append(_paint("Held: the mentor's policy file is gone (put it back, or flag them to send now)", "33",
+                            color))
+        for item in data["policy_missing"]:
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
+    return "\n".join(lines)
