@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import DRAFTS
-
 from agent.config.settings import Settings
 from agent.errors import UserError
-from agent.mail.imap import Mailbox, MailboxError, MessageGone
+from agent.mail.imap import Mailbox, MessageGone
 from agent.store.ledger import SCHEDULED, Ledger, Row
 from agent.store.status import short_id
 
@@ -56,10 +53,7 @@ def drafts_folder(mailbox: Mailbox, configured: str) -> str:
     """Where a cancelled message goes: the configured folder, else SPECIAL-USE \\Drafts, else "Drafts"."""
     name = configured
     if not name:
-        try:
-            name = mailbox.client.find_special_folder(DRAFTS) or ""
-        except (IMAPClientError, OSError) as error:
-            raise MailboxError(f"LIST: {error}") from error
+        name = mailbox.special_drafts() or ""
     name = name or "Drafts"
     mailbox.ensure_folder(name)
     return name

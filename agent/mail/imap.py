@@ -308,6 +308,11 @@ class Mailbox:
             self.ensure_folder(name)
         return resolved
 
+    def special_drafts(self) -> str | None:
+        """The folder the server marks SPECIAL-USE \\Drafts, if any (for commands: they do not touch the client)."""
+        found: str | None = self._run("LIST", lambda: self.client.find_special_folder(imapclient.imapclient.DRAFTS))
+        return found
+
     def ensure_folder(self, folder: str) -> None:
         if folder.upper() == "INBOX":
             return
