@@ -158,7 +158,7 @@ def release(servers: Servers, count: int, gap_seconds: int = 3) -> Release:
             client.logout()
         received = wait_received(agent, count, count * gap_seconds + 120)
         wall_offset = time.time() - time.monotonic()
-        rows = {row.message_id: row for row in agent.store.ledger().in_states("done", "accepted")}
+        rows = {row.message_id: row for row in agent.ledger().in_states("done", "accepted")}
         due_errors = []
         for message in received:
             row = rows.get(str(parse(message.content)["Message-ID"]).strip())

@@ -159,7 +159,7 @@ def running_agent(servers: Servers, policy: str, *, start: bool = True,
     smtp = servers.smtp()
     agent = BenchAgent(root, servers.dovecot, servers.user(), smtp)
     agent.write_config()
-    agent.rules.policy(policy)
+    agent.policy(policy)
     try:
         if before_start is not None:
             before_start(agent)

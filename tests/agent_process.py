@@ -196,7 +196,7 @@ def agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Iterator
                 client.create_folder(folder)
     agent = Agent(tmp_path, dovecot, user, smtp_server)
     agent.write_config()
-    agent.rules.policy(policy_text())
+    agent.policy(policy_text())
     yield agent
     if agent.process is not None and agent.process.poll() is None:
         agent.stop(signal.SIGKILL)

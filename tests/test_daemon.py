@@ -41,7 +41,7 @@ def test_a_message_the_policy_allows_goes_now_and_is_filed_once(agent: Agent) ->
     eventually(lambda: agent.subjects("Sent") == ["Thank you for clinic"])
     time.sleep(1)
     assert len(agent.smtp.messages) == 1
-    assert agent.rules.notices() == []  # nothing held, nothing to tell
+    assert agent.notices() == []  # nothing held, nothing to tell
 
 
 def test_a_message_without_message_id_gets_one_and_keeps_it_in_sent(agent: Agent) -> None:
@@ -55,12 +55,12 @@ def test_a_message_without_message_id_gets_one_and_keeps_it_in_sent(agent: Agent
 
 
 def test_min_gap_delays_to_the_second_with_a_notice(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="6s"))
+    agent.policy(policy_text(min_gap="6s"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
     agent.drop(mail("second"))
-    notice = eventually(lambda: [n for n in agent.rules.notices() if "second" in str(n["Subject"])])[0]
+    notice = eventually(lambda: [n for n in agent.notices() if "second" in str(n["Subject"])])[0]
     assert str(notice["Subject"]).strip().startswith("[mentor-agent] Scheduled: second (to Dr. Ana Rivera")
     assert "at least 6s between messages" in notice.get_content()
     assert agent.subjects("Scheduled") == ["second"]
@@ -71,11 +71,11 @@ def test_min_gap_delays_to_the_second_with_a_notice(agent: Agent) -> None:
 
 
 def test_outside_the_window_it_waits_in_scheduled_and_says_until_when(agent: Agent) -> None:
-    agent.rules.policy(policy_text(windows='"Mon 03:00-03:01"'))
+    agent.policy(policy_text(windows='"Mon 03:00-03:01"'))
     agent.start()
     agent.drop(mail("Weekend thought"))
     eventually(lambda: agent.subjects("Scheduled") == ["Weekend thought"])
-    notice = eventually(lambda: agent.rules.notices())[0]
+    notice = eventually(lambda: agent.notices())[0]
     body = notice.get_content()
     assert "outside Dr. Ana Rivera's e-mail hours (Mon 03:00-03:01, America/Chicago)" in body
     assert "Mon" in str(notice["Subject"]).strip() and "03:00 C" in str(notice["Subject"]).strip()
@@ -83,7 +83,7 @@ def test_outside_the_window_it_waits_in_scheduled_and_says_until_when(agent: Age
 
 
 def test_batch_sends_waiting_messages_as_one_digest(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="5s", over_limit="batch"))
+    agent.policy(policy_text(min_gap="5s", over_limit="batch"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -102,7 +102,7 @@ def test_batch_sends_waiting_messages_as_one_digest(agent: Agent) -> None:
 
 
 def test_deleting_from_scheduled_cancels(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="4s"))
+    agent.policy(policy_text(min_gap="4s"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -118,7 +118,7 @@ def test_deleting_from_scheduled_cancels(agent: Agent) -> None:
 
 
 def test_flagging_in_scheduled_sends_now_and_counts(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -147,7 +147,7 @@ def test_a_permanent_smtp_failure_goes_to_needs_attention_with_the_servers_words
     agent.smtp.fail_next("550 5.7.1 mailbox unavailable")
     agent.drop(mail("will bounce"))
     eventually(lambda: agent.subjects("Needs attention") == ["will bounce"])
-    notice = eventually(lambda: agent.rules.notices())[0]
+    notice = eventually(lambda: agent.notices())[0]
     assert "550" in notice.get_content() and "mailbox unavailable" in notice.get_content()
     assert agent.smtp.messages == []
 
@@ -156,19 +156,19 @@ def test_broken_mail_is_quarantined_with_a_notice_and_the_daemon_goes_on(agent: 
     agent.start()
     agent.drop(b"From: sam@med.example.edu\r\nSubject: nobody\r\n\r\nno recipients\r\n")
     eventually(lambda: agent.subjects("Needs attention") == ["nobody"])
-    assert "no recipients" in eventually(lambda: agent.rules.notices())[0].get_content()
+    assert "no recipients" in eventually(lambda: agent.notices())[0].get_content()
     agent.drop(mail("still working"))
     assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
 
 
 def test_a_mentor_reply_releases_a_held_message(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_unanswered=1))
+    agent.policy(policy_text(max_unanswered=1))
     agent.start()
     agent.drop(mail("first question"))
     first = parse(agent.smtp.wait_for(1)[0].content)
     agent.drop(mail("second question"))
     eventually(lambda: agent.subjects("Scheduled") == ["second question"])
-    assert "await a reply" in eventually(lambda: agent.rules.notices())[0].get_content()
+    assert "await a reply" in eventually(lambda: agent.notices())[0].get_content()
     # A stranger's "reply" changes nothing.
     agent.dovecot.append(agent.user, "INBOX", mail("Re: first question", to="sam@med.example.edu",
                                                    From="someone@else.example", In_Reply_To=first["Message-ID"]))
@@ -182,12 +182,12 @@ def test_a_mentor_reply_releases_a_held_message(agent: Agent) -> None:
 
 
 def test_mail_sent_without_the_agent_counts(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.dovecot.append(agent.user, SENT, mail("sent from my phone"))
     agent.start()
     agent.drop(mail("from the laptop"))
     eventually(lambda: agent.subjects("Scheduled") == ["from the laptop"])
-    assert "2nd message today" in eventually(lambda: agent.rules.notices())[0].get_content()
+    assert "2nd message today" in eventually(lambda: agent.notices())[0].get_content()
     assert agent.smtp.messages == []
 
 
@@ -224,7 +224,7 @@ def test_kill_9_while_sending_puts_the_message_in_doubt_not_twice(agent: Agent) 
     assert agent.wait_exit() == -signal.SIGKILL
     agent.start()
     eventually(lambda: agent.subjects("Needs attention") == ["in doubt"])
-    notice = eventually(lambda: agent.rules.notices())[0]
+    notice = eventually(lambda: agent.notices())[0]
     assert "IN DOUBT" in notice.get_content()
     assert len(agent.smtp.messages) <= 1
 
@@ -234,7 +234,7 @@ def test_queued_when_the_machine_restarted_is_in_doubt_not_sent(agent: Agent) ->
     agent.start(MENTOR_AGENT_CRASH_AT="queued")
     agent.drop(mail("power cut"))
     assert agent.wait_exit() == -signal.SIGKILL
-    ledger = agent.store.ledger()
+    ledger = agent.ledger()
     try:
         assert [row.subject for row in ledger.in_states(QUEUED)] == ["power cut"]
         assert not ledger.queued_before_reboot(), "same boot: the daemon alone died"
@@ -244,7 +244,7 @@ def test_queued_when_the_machine_restarted_is_in_doubt_not_sent(agent: Agent) ->
         ledger.close()
     agent.start()
     eventually(lambda: agent.subjects("Needs attention") == ["power cut"])
-    notice = eventually(lambda: agent.rules.notices())[0]
+    notice = eventually(lambda: agent.notices())[0]
     assert "IN DOUBT" in notice.get_content()
     time.sleep(1)
     assert agent.smtp.messages == [], "the crash came before SMTP, and nothing sends it again by itself"
@@ -280,5 +280,5 @@ def test_two_copies_of_one_message_go_once_and_the_copy_is_set_aside(agent: Agen
     time.sleep(1.5)
     assert len(agent.smtp.messages) == 1
     assert agent.subjects("Sent") == ["Dropped twice"] and agent.folder_raw("Outbox") == {}
-    notice = eventually(lambda: [n for n in agent.rules.notices() if "Not sent" in str(n["Subject"])])[0]
+    notice = eventually(lambda: [n for n in agent.notices() if "Not sent" in str(n["Subject"])])[0]
     assert "another copy" in notice.get_content()

@@ -61,7 +61,7 @@ class _Tags(HTMLParser):
 
 
 def test_a_mixed_batch_arrives_as_one_well_formed_digest(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="6s", over_limit="batch"))
+    agent.policy(policy_text(min_gap="6s", over_limit="batch"))
     agent.start()
     agent.drop(mail("Thank you for clinic"))
     agent.smtp.wait_for(1)
@@ -71,7 +71,7 @@ def test_a_mixed_batch_arrives_as_one_well_formed_digest(agent: Agent) -> None:
     # The student is told which messages will be merged, and when.
     # (one notice per message, or one for a burst of them, depending on how the drops fall into passes)
     def told() -> str:
-        text = "\n".join(n.get_content() for n in agent.rules.notices())
+        text = "\n".join(n.get_content() for n in agent.notices())
         return text if all(s in text for s in ("Research poster", "Elective in Zürich", "A question about")) else ""
 
     notice_text = eventually(told)
@@ -114,7 +114,7 @@ def test_a_mixed_batch_arrives_as_one_well_formed_digest(agent: Agent) -> None:
 
 
 def test_cancelling_one_removes_it_from_the_digest(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="8s", over_limit="batch"))
+    agent.policy(policy_text(min_gap="8s", over_limit="batch"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -137,7 +137,7 @@ def test_cancelling_one_removes_it_from_the_digest(agent: Agent) -> None:
 def test_a_digest_over_the_size_limit_splits_and_the_student_is_told(agent: Agent) -> None:
     with agent.config.open("a") as config:
         config.write("\n[digest]\nmax_bytes = 10000\n")
-    agent.rules.policy(policy_text(min_gap="6s", over_limit="batch"))
+    agent.policy(policy_text(min_gap="6s", over_limit="batch"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -154,5 +154,5 @@ def test_a_digest_over_the_size_limit_splits_and_the_student_is_told(agent: Agen
     received = agent.smtp.wait_for(3, timeout=20)
     parts = [str(parse(r.content)["Subject"]) for r in received[1:]]
     assert all("(1/2)" in p or "(2/2)" in p for p in parts), parts
-    notice = eventually(lambda: [n for n in agent.rules.notices() if "Digest split" in str(n["Subject"])])[0]
+    notice = eventually(lambda: [n for n in agent.notices() if "Digest split" in str(n["Subject"])])[0]
     assert "scan one" in notice.get_content() and "scan two" in notice.get_content()

@@ -42,7 +42,7 @@ def held_id(agent: Agent) -> str:
 
 
 def test_status_shows_limits_and_what_waits_as_json_and_as_a_table(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -66,7 +66,7 @@ def test_status_shows_limits_and_what_waits_as_json_and_as_a_table(agent: Agent)
 
 
 def test_release_from_the_command_line_sends_now(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -79,7 +79,7 @@ def test_release_from_the_command_line_sends_now(agent: Agent) -> None:
 
 
 def test_cancel_from_the_command_line(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="5s"))
+    agent.policy(policy_text(min_gap="5s"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -95,22 +95,22 @@ def test_cancel_from_the_command_line(agent: Agent) -> None:
 
 
 def test_a_looser_policy_saved_while_running_releases_held_mail(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
     agent.drop(mail("second"))
     eventually(lambda: agent.subjects("Scheduled") == ["second"])
-    agent.rules.policy(policy_text(max_per_day=2))
+    agent.policy(policy_text(max_per_day=2))
     received = agent.smtp.wait_for(2, timeout=15)
     assert parse(received[1].content)["Subject"] == "second"
 
 
 def test_a_broken_edit_keeps_the_last_good_policy_and_tells_the_student_once(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
-    agent.rules.policy(policy_text(max_per_day=1).replace("max_per_day", "max_per_dya"))
-    notice = eventually(lambda: [n for n in agent.rules.notices() if "Policy not taken in" in str(n["Subject"])])[0]
+    agent.policy(policy_text(max_per_day=1).replace("max_per_day", "max_per_dya"))
+    notice = eventually(lambda: [n for n in agent.notices() if "Policy not taken in" in str(n["Subject"])])[0]
     body = notice.get_content()
     assert "rivera.toml" in body and "email.max_per_dya: unknown key" in body
     agent.drop(mail("first"))
@@ -118,20 +118,20 @@ def test_a_broken_edit_keeps_the_last_good_policy_and_tells_the_student_once(age
     agent.drop(mail("second"))  # the last good policy (1 a day) still holds it
     eventually(lambda: agent.subjects("Scheduled") == ["second"])
     time.sleep(1)
-    assert sum("Policy not taken in" in str(n["Subject"]) for n in agent.rules.notices()) == 1
+    assert sum("Policy not taken in" in str(n["Subject"]) for n in agent.notices()) == 1
     assert len(agent.smtp.messages) == 1
 
 
 def test_sighup_reloads_policies(agent: Agent) -> None:
     import signal
 
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
     agent.drop(mail("second"))
     eventually(lambda: agent.subjects("Scheduled") == ["second"])
-    agent.rules.policy(policy_text(max_per_day=3))
+    agent.policy(policy_text(max_per_day=3))
     assert agent.process is not None
     agent.process.send_signal(signal.SIGHUP)
     assert agent.smtp.wait_for(2, timeout=15)[1].rcpt_tos == (MENTOR,)

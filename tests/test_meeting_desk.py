@@ -112,7 +112,7 @@ def propose(agent: Agent, *args: str) -> str:
 
 
 def statuses(agent: Agent) -> dict[str, str]:
-    ledger = agent.store.ledger()
+    ledger = agent.ledger()
     try:
         return {uid: status for uid, status in ledger.db.execute("SELECT uid, status FROM meetings")}
     finally:
@@ -133,7 +133,7 @@ def invitations(agent: Agent) -> list[tuple[str, str, int, bytes]]:
 
 
 def test_propose_holds_then_accept_cancels_the_others_after_their_requests(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="holds", proposals=3))
+    agent.policy(meeting_policy(strategy="holds", proposals=3))
     agent.start()
     out = propose(agent, "--topic", "Residency applications")
     assert "Proposed to Dr. Ana Rivera" in out and out.count("\n  ") == 3
@@ -163,13 +163,13 @@ def test_propose_holds_then_accept_cancels_the_others_after_their_requests(agent
     assert eventually(lambda: statuses(agent).get(chosen) == "accepted")
     copy = eventually(lambda: inbox_kind(agent, "meeting-copy"))[0]
     assert method_of(copy.as_bytes()) == "PUBLISH" and str(event_of(copy.as_bytes())["UID"]) == chosen
-    assert eventually(lambda: [n for n in agent.rules.notices() if "accepted" in n.get_content()])
+    assert eventually(lambda: [n for n in agent.notices() if "accepted" in n.get_content()])
     time.sleep(1)
     assert len(agent.smtp.messages) == 5  # nothing twice
 
 
 def test_outlook_decline_offers_the_next_time(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="sequential", proposals=3))
+    agent.policy(meeting_policy(strategy="sequential", proposals=3))
     agent.start()
     propose(agent)
     first = agent.smtp.wait_for(1, timeout=15)[0]
@@ -182,11 +182,11 @@ def test_outlook_decline_offers_the_next_time(agent: Agent) -> None:
     assert method_of(second.content) == "REQUEST" and str(following["UID"]) != str(event["UID"])
     assert following.decoded("DTSTART") > event.decoded("DTSTART")
     assert eventually(lambda: statuses(agent).get(str(event["UID"])) == "declined")
-    assert eventually(lambda: [n for n in agent.rules.notices() if "declined" in n.get_content()])
+    assert eventually(lambda: [n for n in agent.notices() if "declined" in n.get_content()])
 
 
 def test_counter_inside_the_windows_updates_the_invitation(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="sequential", proposals=2))
+    agent.policy(meeting_policy(strategy="sequential", proposals=2))
     agent.start()
     propose(agent)
     first = agent.smtp.wait_for(1, timeout=15)[0]
@@ -206,7 +206,7 @@ def test_counter_inside_the_windows_updates_the_invitation(agent: Agent) -> None
 
 
 def test_spoofed_and_malformed_replies_change_nothing(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="sequential"))
+    agent.policy(meeting_policy(strategy="sequential"))
     agent.start()
     propose(agent)
     uid = str(event_of(agent.smtp.wait_for(1, timeout=15)[0].content)["UID"])
@@ -216,7 +216,7 @@ def test_spoofed_and_malformed_replies_change_nothing(agent: Agent) -> None:
     broken = ics(uid, "ACCEPTED").replace("DTSTART:", "DTSTART:not-a-time")
     agent.dovecot.append(agent.user, "INBOX", gmail(broken))
     eventually(lambda: "DKIM or DMARC failure" in agent.log())
-    eventually(lambda: [n for n in agent.rules.notices() if "Unreadable calendar answer" in str(n["Subject"])])
+    eventually(lambda: [n for n in agent.notices() if "Unreadable calendar answer" in str(n["Subject"])])
     time.sleep(1.5)
     assert statuses(agent)[uid] == "sent"
     assert len(agent.smtp.messages) == 1 and inbox_kind(agent, "meeting-copy") == []
@@ -225,7 +225,7 @@ def test_spoofed_and_malformed_replies_change_nothing(agent: Agent) -> None:
 
 
 def test_meeting_marker_in_the_outbox_becomes_an_invitation(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="sequential"))
+    agent.policy(meeting_policy(strategy="sequential"))
     agent.start()
     body = "Could we talk about my residency applications?\n\nSam\n"
     agent.drop(mail("[meeting] Residency applications", body=body))
@@ -237,13 +237,13 @@ def test_meeting_marker_in_the_outbox_becomes_an_invitation(agent: Agent) -> Non
     assert original
     uid = next(u for u, raw in agent.folder_raw("Sent").items() if b"[meeting]" in raw)
     assert "\\Seen" in agent.dovecot.flags(agent.user, "Sent Items", uid)
-    assert eventually(lambda: [n for n in agent.rules.notices() if "became an invitation" in str(n["Subject"])])
+    assert eventually(lambda: [n for n in agent.notices() if "became an invitation" in str(n["Subject"])])
     time.sleep(1)
     assert len(agent.smtp.messages) == 1  # the request itself never went as an e-mail
 
 
 def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(email="suggest_meeting_after = 2\n", min_gap="1h"))
+    agent.policy(meeting_policy(email="suggest_meeting_after = 2\n", min_gap="1h"))
     agent.start()
     for subject in ("one", "two", "three"):
         agent.drop(mail(subject))
@@ -268,7 +268,7 @@ def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> 
 
 
 def test_an_unanswered_offer_expires_and_the_next_time_is_offered(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="sequential", proposals=2, timeout="3s"))
+    agent.policy(meeting_policy(strategy="sequential", proposals=2, timeout="3s"))
     agent.start()
     propose(agent)
     first = event_of(agent.smtp.wait_for(1, timeout=15)[0].content)
@@ -278,7 +278,7 @@ def test_an_unanswered_offer_expires_and_the_next_time_is_offered(agent: Agent) 
     following = [raw for m, u, _, raw in sent if m == "REQUEST" and u != str(first["UID"])]
     assert len(following) == 1 and event_of(following[0]).decoded("DTSTART") > first.decoded("DTSTART")
     assert eventually(lambda: statuses(agent).get(str(first["UID"])) == "expired")
-    assert eventually(lambda: [n for n in agent.rules.notices() if "No answer from" in n.get_content()])
+    assert eventually(lambda: [n for n in agent.notices() if "No answer from" in n.get_content()])
 
 
 def withdraw(agent: Agent, policy: str = "rivera") -> subprocess.CompletedProcess[str]:
@@ -287,7 +287,7 @@ def withdraw(agent: Agent, policy: str = "rivera") -> subprocess.CompletedProces
 
 
 def test_withdraw_cancels_every_sent_offer_of_the_open_round(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="holds", proposals=3))
+    agent.policy(meeting_policy(strategy="holds", proposals=3))
     agent.start()
     propose(agent)
     agent.smtp.wait_for(3, timeout=15)
@@ -300,7 +300,7 @@ def test_withdraw_cancels_every_sent_offer_of_the_open_round(agent: Agent) -> No
     cancels = [(uid, seq) for method, uid, seq, _ in invitations(agent) if method == "CANCEL"]
     assert sorted(uid for uid, _ in cancels) == sorted(requests) and all(seq == 1 for _, seq in cancels)
     assert eventually(lambda: all(statuses(agent).get(uid) == "cancelled" for uid in requests))
-    assert eventually(lambda: [n for n in agent.rules.notices() if "called off" in str(n["Subject"])])
+    assert eventually(lambda: [n for n in agent.notices() if "called off" in str(n["Subject"])])
     again = withdraw(agent)  # nothing open any more: says so, non-zero, sends nothing
     assert again.returncode != 0 and "no open meeting offer to Dr. Ana Rivera" in again.stderr
     time.sleep(1)
@@ -308,7 +308,7 @@ def test_withdraw_cancels_every_sent_offer_of_the_open_round(agent: Agent) -> No
 
 
 def test_withdraw_takes_back_invitations_that_have_not_left(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="holds", proposals=3, min_gap="1h"))
+    agent.policy(meeting_policy(strategy="holds", proposals=3, min_gap="1h"))
     agent.start()
     propose(agent)
     first = str(event_of(agent.smtp.wait_for(1, timeout=15)[0].content)["UID"])

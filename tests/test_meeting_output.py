@@ -171,7 +171,7 @@ def test_the_daemon_offers_only_times_inside_the_students_hours(agent: Agent) ->
     text = agent.config.read_text().replace('timezone = "America/New_York"\n',
                                             'timezone = "America/New_York"\nhours = ["Mon-Sun 12:00-13:00"]\n')
     agent.config.write_text(text)
-    agent.rules.policy(meeting_policy(strategy="holds", proposals=3))  # the mentor: any time of any day
+    agent.policy(meeting_policy(strategy="holds", proposals=3))  # the mentor: any time of any day
     agent.start()
     propose(agent)
     received = agent.smtp.wait_for(3, timeout=20)

@@ -65,7 +65,7 @@ def with_smtp_login(agent: Agent, server: SmtpServer) -> Path:
 
 
 def refusal_notices(agent: Agent) -> list[str]:
-    return [str(m["Subject"]) for m in agent.rules.notices() if "refused the login" in str(m["Subject"])]
+    return [str(m["Subject"]) for m in agent.notices() if "refused the login" in str(m["Subject"])]
 
 
 # -- IMAP -------------------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_a_password_changed_while_running_backs_off_shows_in_status_and_resumes(
     agent.drop(mail("after the new password"))
     received = agent.smtp.wait_for(1, timeout=20)
     assert b"after the new password" in received[0].content
-    assert eventually(lambda: [m for m in agent.rules.notices() if "refused login" in str(m["Subject"])])
+    assert eventually(lambda: [m for m in agent.notices() if "refused login" in str(m["Subject"])])
     assert agent.process is not None and agent.process.poll() is None
 
 

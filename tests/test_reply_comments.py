@@ -42,7 +42,7 @@ def test_outlooks_text_part_is_the_comment_and_the_quoted_invitation_is_not() ->
 
 @pytest.mark.servers
 def test_the_mentors_comment_is_quoted_in_the_students_notice(agent: Agent) -> None:
-    agent.rules.policy(meeting_policy(strategy="sequential", proposals=2))
+    agent.policy(meeting_policy(strategy="sequential", proposals=2))
     agent.start()
     propose(agent)
     first = agent.smtp.wait_for(1, timeout=15)[0]
@@ -50,13 +50,13 @@ def test_the_mentors_comment_is_quoted_in_the_students_notice(agent: Agent) -> N
     eventually(lambda: "sent" in {status for status in _statuses(agent).values()})
     answer = with_lines(ics(uid, "DECLINED"), "COMMENT:I am on call that week\\, sorry.")
     agent.dovecot.append(agent.user, "INBOX", gmail(answer))
-    notice = eventually(lambda: [n for n in agent.rules.notices() if "declined" in n.get_content()], timeout=20)[0]
+    notice = eventually(lambda: [n for n in agent.notices() if "declined" in n.get_content()], timeout=20)[0]
     text = notice.get_content().replace("\r\n", "\n")
     assert "Dr. Ana Rivera wrote with the answer:\n  > I am on call that week, sorry." in text, text
 
 
 def _statuses(agent: Agent) -> dict[str, str]:
-    ledger = agent.store.ledger()
+    ledger = agent.ledger()
     try:
         return {uid: status for uid, status in ledger.db.execute("SELECT uid, status FROM meetings")}
     finally:

@@ -92,7 +92,7 @@ def test_an_ambiguous_id_lists_the_matches_and_picks_none(tmp_path: Path) -> Non
 
 @pytest.mark.servers
 def test_release_with_an_empty_id_sends_nothing_and_exits_non_zero(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -111,7 +111,7 @@ def test_release_with_an_empty_id_sends_nothing_and_exits_non_zero(agent: Agent)
 
 @pytest.mark.servers
 def test_cancel_puts_the_message_in_drafts_and_moving_it_back_sends_it(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="5s"))
+    agent.policy(policy_text(min_gap="5s"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -139,7 +139,7 @@ def test_cancel_creates_drafts_when_there_is_none(agent: Agent) -> None:
     agent.write_config()
     agent.config.write_text(agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = '
                                                                   '"Kept drafts" }\n', 1))
-    agent.rules.policy(policy_text(min_gap="1h"))
+    agent.policy(policy_text(min_gap="1h"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -155,7 +155,7 @@ def test_cancel_creates_drafts_when_there_is_none(agent: Agent) -> None:
 def test_cancel_refuses_a_drafts_folder_that_is_the_outbox(agent: Agent) -> None:
     agent.config.write_text(agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = '
                                                                   '"Outbox" }\n', 1))
-    agent.rules.policy(policy_text(min_gap="1h"))
+    agent.policy(policy_text(min_gap="1h"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -184,7 +184,7 @@ def test_the_lock_names_its_holder_and_goes_with_it(tmp_path: Path) -> None:
 
 @pytest.mark.servers
 def test_a_second_daemon_on_one_state_directory_refuses_to_start(agent: Agent) -> None:
-    agent.rules.policy(policy_text(min_gap="1h"))
+    agent.policy(policy_text(min_gap="1h"))
     agent.start()
     assert agent.process is not None
     first = agent.process.pid
@@ -202,7 +202,7 @@ def test_a_second_daemon_on_one_state_directory_refuses_to_start(agent: Agent) -
     held(agent)
     time.sleep(1)
     assert agent.subjects("Scheduled") == ["held once"]
-    assert sum("held once" in str(n["Subject"]) for n in agent.rules.notices()) == 1
+    assert sum("held once" in str(n["Subject"]) for n in agent.notices()) == 1
     agent.stop()
     code, table, _ = cli(agent, "status")
     assert "daemon: not running" in table, table
@@ -223,7 +223,7 @@ def test_status_says_not_running_after_a_kill_9(agent: Agent) -> None:
 
 def _items(agent: Agent) -> list[tuple[str, str]]:
     """(policy id, addresses) of what the ledger counts as received by a mentor."""
-    ledger = agent.store.ledger()
+    ledger = agent.ledger()
     try:
         return [(r[0], r[1] or "") for r in ledger.db.execute("SELECT mentor, addresses FROM items ORDER BY at")]
     finally:
@@ -231,12 +231,12 @@ def _items(agent: Agent) -> list[tuple[str, str]]:
 
 
 def _policy_notices(agent: Agent, words: str) -> list[str]:
-    return [n.get_content() for n in agent.rules.notices() if words in str(n["Subject"])]
+    return [n.get_content() for n in agent.notices() if words in str(n["Subject"])]
 
 
 @pytest.mark.servers
 def test_renaming_her_policy_file_neither_releases_nor_forgets(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -268,7 +268,7 @@ def test_renaming_her_policy_file_neither_releases_nor_forgets(agent: Agent) -> 
 
 @pytest.mark.servers
 def test_removing_her_policy_file_keeps_her_mail_held_with_one_notice_until_flagged(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -300,7 +300,7 @@ def test_removing_her_policy_file_keeps_her_mail_held_with_one_notice_until_flag
 
 @pytest.mark.servers
 def test_a_policy_file_gone_while_the_agent_was_stopped_releases_nothing(agent: Agent) -> None:
-    agent.rules.policy(policy_text(max_per_day=1))
+    agent.policy(policy_text(max_per_day=1))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)

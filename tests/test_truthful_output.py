@@ -59,7 +59,7 @@ def scan(name: str, size: int) -> bytes:
 def test_a_message_over_the_digest_limit_goes_alone_and_split_parts_are_never_found_in_sent(agent: Agent) -> None:
     with agent.config.open("a") as config:
         config.write("\n[digest]\nmax_bytes = 10000\n")
-    agent.rules.policy(policy_text(min_gap="6s", over_limit="batch"))
+    agent.policy(policy_text(min_gap="6s", over_limit="batch"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
@@ -75,7 +75,7 @@ def test_a_message_over_the_digest_limit_goes_alone_and_split_parts_are_never_fo
     assert all(len(r.content) <= 10_000 for r in received[1:] if b"whole scan.bin" not in r.content)
     digests = sorted(str(m["Subject"]) for m in later if m is not alone[0])
     assert len(digests) == 2 and "(1/2)" in digests[0] and "(2/2)" in digests[1], digests
-    notice = eventually(lambda: [n for n in agent.rules.notices() if "too large for a digest" in str(n["Subject"])])[0]
+    notice = eventually(lambda: [n for n in agent.notices() if "too large for a digest" in str(n["Subject"])])[0]
     text = notice.get_content()
     assert "“whole scan”" in text and "alone" in text and "scan one" in text
     # Another pass after everything was filed in Sent: the parts are ours, not "sent without the agent".
@@ -84,7 +84,7 @@ def test_a_message_over_the_digest_limit_goes_alone_and_split_parts_are_never_fo
     eventually(lambda: "after" in agent.subjects("Scheduled") or len(agent.smtp.messages) >= 5, timeout=20)
     time.sleep(1)
     assert "found in Sent" not in agent.log()
-    ledger = agent.store.ledger()
+    ledger = agent.ledger()
     try:
         assert ledger.db.execute("SELECT count(*) FROM items WHERE source = 'sent-folder'").fetchone()[0] == 0
         assert ledger.db.execute("SELECT count(*) FROM log WHERE event = 'counted'").fetchone()[0] == 0
@@ -95,7 +95,7 @@ def test_a_message_over_the_digest_limit_goes_alone_and_split_parts_are_never_fo
 @pytest.mark.servers
 def test_logs_name_messages_say_sends_now_only_when_sending_and_debug_shows_decisions(agent: Agent) -> None:
     closed = '"Mon 00:00-00:15"'  # a window that is (almost) never open: both messages wait for it
-    agent.rules.policy(policy_text(windows=closed, min_gap="0"))
+    agent.policy(policy_text(windows=closed, min_gap="0"))
     agent.start()
     first, second = mail("Draft of my personal statement"), mail("Question about the elective")
     agent.drop(first)
@@ -109,7 +109,7 @@ def test_logs_name_messages_say_sends_now_only_when_sending_and_debug_shows_deci
         assert re.search(rf"DEBUG mentor_agent\.intake: decision=delay mentor=rivera id={short_id(key)} "
                          rf"subject=\"{subject}\" message_id={re.escape(key)} reason: ", log), log
     assert "sends now" not in log  # neither was sent
-    agent.rules.policy(policy_text(min_gap="0"))  # open all day: now they go
+    agent.policy(policy_text(min_gap="0"))  # open all day: now they go
     eventually(lambda: len(agent.smtp.messages) == 2, timeout=20)
     eventually(lambda: "sent [" in agent.log())
     log = agent.log()

@@ -63,7 +63,7 @@ def account(agent: Agent, subjects: Iterable[str], *, notice_must_say: str = "")
     """What became of each subject. ``notice_must_say``: text every notice about a reported message contains."""
     received = received_subjects(agent)
     attention = Counter(folder_subjects(agent, "Needs attention"))
-    notices = [str(n["Subject"]) + "\n" + n.get_content() for n in agent.rules.notices()]
+    notices = [str(n["Subject"]) + "\n" + n.get_content() for n in agent.notices()]
     filed = Counter(folder_subjects(agent, "Sent"))
     tally = Tally()
     for subject in subjects:

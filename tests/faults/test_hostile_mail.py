@@ -136,7 +136,7 @@ def test_hostile_and_random_mail_never_stops_the_daemon(
     tally = account(agent, subjects)
     received = agent.smtp.messages
     recipients = {r for message in received for r in message.rcpt_tos}
-    why = {_key(n["Subject"]): n.get_content().split("\n")[0][:160] for n in agent.rules.notices()
+    why = {_key(n["Subject"]): n.get_content().split("\n")[0][:160] for n in agent.notices()
            if str(n["Subject"]).startswith("[mentor-agent] Not sent")}
     empty_quarantined = any(m["Subject"] is None for m in agent.folder("Needs attention"))
     figures(tries=len(hostile) + len(dropped), hostile=len(hostile), random=len(dropped), refused_by_imap=refused,

@@ -24,7 +24,7 @@ def test_imap_server_killed_and_restarted_reconnects_and_misses_nothing(
 ) -> None:
     cycles = 20 if soak else 3
     rng = random.Random(4242)
-    agent.rules.policy(UNLIMITED_POLICY)
+    agent.policy(UNLIMITED_POLICY)
     agent.start()
     subjects: list[str] = []
     reconnects: list[float] = []

@@ -27,7 +27,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
     subjects = [f"kill-{n:03d}" for n in range(messages)]
     per_round = -(-messages // kills)
     crashes = {"random": 0, **dict.fromkeys(CRASH_POINTS, 0), "point not reached": 0}
-    agent.rules.policy(UNLIMITED_POLICY)
+    agent.policy(UNLIMITED_POLICY)
     for round_ in range(kills):
         # Every other life ends at a named crash point, in turn (the in-doubt path is then certain to be
         # exercised); the others at a random moment: during start-up, intake, a send, filing, or idling.

@@ -49,7 +49,7 @@ def test_broken_policy_edits_are_rejected_and_the_last_good_one_stays(
     agent: Agent, soak: bool, figures: Callable[..., Any]
 ) -> None:
     edits = 50 if soak else 10
-    agent.rules.policy(HOLDING)
+    agent.policy(HOLDING)
     agent.start()
     path = agent.root / "policies" / "rivera.toml"
     rejected = named_key = held = 0
@@ -84,5 +84,5 @@ def test_broken_policy_edits_are_rejected_and_the_last_good_one_stays(
 
 
 def _rejections(agent: Agent) -> list[str]:
-    return [str(n["Subject"]) + "\n" + n.get_content() for n in agent.rules.notices()
+    return [str(n["Subject"]) + "\n" + n.get_content() for n in agent.notices()
             if "Policy not taken in" in str(n["Subject"])]

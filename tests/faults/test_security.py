@@ -57,7 +57,7 @@ def _spoofs(first_id: str) -> list[bytes]:
 
 
 def test_spoofed_replies_change_nothing(agent: Agent, figures: Callable[..., Any]) -> None:
-    agent.rules.policy(policy_text(max_unanswered=1))
+    agent.policy(policy_text(max_unanswered=1))
     agent.start()
     agent.drop(mail("first question"))
     first = parse(agent.smtp.wait_for(1)[0].content)
@@ -67,7 +67,7 @@ def test_spoofed_replies_change_nothing(agent: Agent, figures: Callable[..., Any
     for raw in spoofs:
         agent.dovecot.append(agent.user, "INBOX", raw)
     time.sleep(3)
-    replies = agent.store.ledger().db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+    replies = agent.ledger().db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
     held = len(agent.smtp.messages) == 1 and folder_subjects(agent, "Scheduled") == ["second"]
     figures(tries=len(spoofs), survived=len(spoofs) if held and replies == 0 else 0, lost=0, duplicated=0,
             replies_recorded=replies)
@@ -95,8 +95,8 @@ def test_mail_from_strangers_triggers_nothing(agent: Agent, figures: Callable[..
     agent.dovecot.append(agent.user, "INBOX", mail("flagged by a stranger", to=STUDENT, From=STRANGER),
                          flags=("\\Flagged",))
     time.sleep(4)
-    notices = [n for n in agent.rules.notices() if STRANGER not in str(n["From"])]  # not the stranger's fake one
-    ledger = agent.store.ledger()
+    notices = [n for n in agent.notices() if STRANGER not in str(n["From"])]  # not the stranger's fake one
+    ledger = agent.ledger()
     rows = {table: ledger.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             for table in ("messages", "replies", "items", "meetings")}
     acted = len(agent.smtp.messages) + len(notices) + sum(rows.values())
@@ -122,7 +122,7 @@ def test_secrets_never_reach_logs_notices_or_state(
             client.create_folder(folder)
     agent.write_config()
     assert CANARY in agent.config.read_text()
-    agent.rules.policy(policy_text())
+    agent.policy(policy_text())
     try:
         # First with a wrong password: every login-failure path logs something.
         good = agent.config.read_text()
@@ -141,10 +141,10 @@ def test_secrets_never_reach_logs_notices_or_state(
         agent.smtp.fail_next("550 5.7.1 refused, and here is why")
         agent.drop(mail("refused"))
         agent.smtp.wait_for(1, timeout=15)
-        eventually(lambda: agent.rules.notices())
+        eventually(lambda: agent.notices())
         agent.smtp.drop_after_data()
         agent.drop(mail("in doubt"))
-        eventually(lambda: len(agent.rules.notices()) >= 2, timeout=20)
+        eventually(lambda: len(agent.notices()) >= 2, timeout=20)
         dovecot.restart()
         eventually(lambda: agent.log().count("connected to") >= 2, timeout=60)
         status = subprocess.run([sys.executable, "-m", "agent", "status", "--config", str(agent.config)],

@@ -109,7 +109,7 @@ def test_smtp_faults_each_message_delivered_once_or_reported(
     rng = random.Random(99)
     subjects = [f"smtp-{n:03d}" for n in range(messages)]
     bounced = {s for n, s in enumerate(subjects) if n % 8 == 5}  # "550 on some"
-    agent.rules.policy(UNLIMITED_POLICY)
+    agent.policy(UNLIMITED_POLICY)
     agent.start()
     for subject in subjects:
         if subject in bounced:
@@ -129,7 +129,7 @@ def test_smtp_faults_each_message_delivered_once_or_reported(
     assert tally.duplicated == [], f"sent twice: {tally.duplicated}"
     assert tally.unreported_attention == [], f"in Needs attention without a notice: {tally.unreported_attention}"
     # Each 550 is reported with the server's words, and never tried again.
-    notices = {str(n["Subject"]): n.get_content() for n in agent.rules.notices()}
+    notices = {str(n["Subject"]): n.get_content() for n in agent.notices()}
     for subject in bounced:
         assert any(subject in title and "550" in body for title, body in notices.items()), subject
     received = Counter(str(parse(m.content)["Subject"]).strip() for m in flaky_smtp.messages)
