@@ -40,7 +40,7 @@ def test_text_line_has_time_level_logger_and_message() -> None:
     logging.getLogger("agent.daemon.service").info("connected to %s", "imap.example.org")
     logging.getLogger("agent.daemon.service").debug("not shown at INFO")
     (line,) = lines(out)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agent\.daemon: connected to imap\.example\.org",
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agent\.daemon\.service: connected to imap\.example\.org",
                         line)
 
 
