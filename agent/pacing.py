@@ -17,6 +17,11 @@ previous release, at which every rule holds. With ``over_limit = "batch"``, the 
 same release go out together as one digest — except those that continue a mentor's thread (``standalone``)
 and those addressed differently (``group``), which wait their own turn.
 
+Two ways in: :class:`Engine` decides from the whole state (history and queue) at each call, as the daemon does
+after each pass; :class:`Planner` keeps that state between events and decides the first group in constant time,
+as ``simulate`` does after each event. They give the same decisions (tests/test_pacing_incremental.py). The
+module is longer than most because they share the rules and must change together.
+
 Every instant inside the engine is in UTC (:func:`agent.localtime.instant`); durations are added only with
 :func:`agent.localtime.after`. The mentor's wall clock is read only to find a day, a week or a window, and
 to print. A decision's ``at`` is in UTC.
@@ -412,8 +417,8 @@ class Head:
     decision: Decision
     size: int
     forced: bool
-    _members: Sequence[Queued]  # the messages, ``size`` of them from ``_start``; read only through ``ids``
-    _start: int
+    _members: Sequence[Queued] = field(compare=False, repr=False)  # ``size`` of them from ``_start``: ``ids``
+    _start: int = field(default=0, compare=False, repr=False)
 
     def ids(self, skip: int = 0) -> list[str]:
         """The ids of the messages that go, in arrival order, less the first ``skip``. Valid until the next
