@@ -467,6 +467,7 @@ class Planner:
         self.groups: dict[str, _Line] = {}  # batching: the messages that may share a digest, by group
         self.gone: set[str] = set()  # sent from the middle of ``line`` (with a digest): skipped at the front
         self.last_arrived: datetime | None = None
+        self.added: dict[str, int] = {}  # the order of ``add`` calls, for ``waiting``
 
     def add(self, message: Queued) -> None:
         """Queue ``message``; messages must come in arrival order (as in :meth:`Engine.next_group`)."""
@@ -474,6 +475,7 @@ class Planner:
         if self.last_arrived is not None and arrived < self.last_arrived:
             raise ValueError(f"{message.id} arrived before the message queued before it")
         self.last_arrived = arrived
+        self.added[message.id] = len(self.added)
         if message.forced:
             self.flagged.items.append(message)
             return
@@ -488,7 +490,7 @@ class Planner:
         """The waiting messages in arrival order (flagged ones included): the queue for the from-scratch call."""
         line = [q for q in self.line.items[self.line.start :] if q.id not in self.gone]
         flagged = self.flagged.items[self.flagged.start :]
-        return sorted([*line, *flagged], key=lambda q: instant(q.arrived))
+        return sorted([*line, *flagged], key=lambda q: self.added[q.id])
 
     def head(self, now: datetime) -> Head | None:
         """The first group to go, or None when nothing waits."""
