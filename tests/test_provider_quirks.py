@@ -1,0 +1,194 @@
+"""The daemon against provider quirks (issue 12), each emulated in front of the real Dovecot.
+
+Reports these emulate: Yahoo answers a MOVE/COPY of several messages with COPYUID in another order than
+the sources (MailKit #1405); Microsoft 365 keeps no custom keywords (PERMANENTFLAGS without \\*, MailKit
+#702, node-imap #602) and has no CONDSTORE; iCloud advertises CONDSTORE but refuses it (MailKit #970) and
+has no MOVE.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agent import mailbox as mailbox_module
+from agent.envelope import parse_envelope
+from agent.mailbox import Login, Mailbox
+from agent.settings import Imap
+from tests.agent_process import Agent, agent, eventually, mail, parse
+from tests.servers.dovecot import Dovecot, User
+from tests.servers.rewriting_proxy import RewritingProxy, reverse_copyuid
+
+__all__ = ["agent"]  # the fixture
+pytestmark = pytest.mark.servers
+
+
+def message(n: int, *, message_id: bool = True) -> bytes:
+    mid = f"Message-ID: <q{n}.{time.monotonic_ns()}@student.example.org>\r\n" if message_id else ""
+    return (f"From: Student <student@example.org>\r\nTo: person{n}@example.org\r\nSubject: Question {n}\r\n"
+            f"{mid}Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\r\nHello {n}.\r\n").encode()
+
+
+@pytest.fixture
+def yahoo(dovecot: Dovecot) -> Iterator[RewritingProxy]:
+    proxy = RewritingProxy(dovecot.port, reverse_copyuid)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def _to_of(raw: bytes) -> str:
+    return parse_envelope(raw).to[0]
+
+
+# -- 1. a UID map is checked against Message-ID before it is trusted -------------------------------------------
+@pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY"])
+@pytest.mark.parametrize("with_ids", [True, False], ids=["Message-ID", "no Message-ID"])
+def test_a_reordered_copyuid_is_rebuilt_by_message_id(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, yahoo: RewritingProxy,
+    fallback: bool, with_ids: bool,
+) -> None:
+    raws = {dovecot.append(imap_user, "Outbox", message(n, message_id=with_ids)): message(n, message_id=with_ids)
+            for n in range(6)}
+    with Mailbox(imap.model_copy(update={"port": yahoo.port}), imap_login) as box:
+        box.resolve_folders(imap.folders)
+        box.force_copy_fallback = fallback
+        moved = box.move_many("Outbox", sorted(raws), "Sending")
+        assert yahoo.rewritten >= 1, "the emulation did reorder the server's COPYUID"
+        assert sorted(moved) == sorted(raws)
+        in_sending = dovecot.messages(imap_user, "Sending")
+        for old, new in moved.items():
+            assert new is not None and _to_of(in_sending[new]) == _to_of(raws[old]), (
+                f"UID {old} mapped to {new}, which holds another message")
+        assert box.remapped == 1
+    assert dovecot.messages(imap_user, "Outbox") == {}
+
+
+def test_a_correct_copyuid_is_trusted_after_the_check(box_imap: tuple[Mailbox, Dovecot, User]) -> None:
+    box, dovecot, user = box_imap
+    uids = [dovecot.append(user, "Outbox", message(n)) for n in range(3)]
+    moved = box.move_many("Outbox", uids, "Sending")
+    assert len(moved) == 3 and box.remapped == 0
+
+
+@pytest.fixture
+def box_imap(dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User) -> Iterator[tuple[Mailbox, Dovecot, User]]:
+    with Mailbox(imap, imap_login) as box:
+        box.resolve_folders(imap.folders)
+        yield box, dovecot, imap_user
+
+
+def _behind(agent: Agent, proxy: RewritingProxy) -> None:
+    """Point the agent's IMAP at the proxy."""
+    text = agent.config.read_text()
+    agent.config.write_text(text.replace(f"port = {agent.dovecot.port}\n", f"port = {proxy.port}\n", 1))
+
+
+def test_six_messages_dropped_together_each_go_with_their_own_envelope(agent: Agent, yahoo: RewritingProxy) -> None:
+    """Measured before the fix: each of six went out with another message's recipients."""
+    _behind(agent, yahoo)
+    raws = [mail(f"note {n}", to=f"friend{n}@example.org") for n in range(6)]
+    for raw in raws:
+        agent.drop(raw)
+    agent.start()
+    received = agent.smtp.wait_for(6, timeout=30)
+    assert yahoo.rewritten >= 1
+    for got in received:
+        assert list(got.rcpt_tos) == [str(parse(got.content)["To"])], "sent with another message's envelope"
+    sent = eventually(lambda: agent.subjects("Sent") if len(agent.subjects("Sent")) == 6 else None, timeout=20)
+    assert sorted(sent) == sorted(f"note {n}" for n in range(6))
+    time.sleep(1)
+    assert len(agent.smtp.messages) == 6
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Sending") == {}
+
+
+@pytest.mark.parametrize("point", ["claimed", "accepted"])
+def test_kill_9_with_a_reordered_copyuid_sends_each_once(agent: Agent, yahoo: RewritingProxy, point: str) -> None:
+    """Measured before the fix: three messages reached the server twice after a kill -9."""
+    _behind(agent, yahoo)
+    subjects = sorted(f"crash {n}" for n in range(6))
+    for n in range(6):
+        agent.drop(mail(f"crash {n}", to=f"friend{n}@example.org"))
+    agent.start(MENTOR_AGENT_CRASH_AT=point)
+    assert agent.wait_exit() == -signal.SIGKILL
+    agent.start()
+    # Each ends in Sent, or (sent side by side when the kill came) in Needs attention as in doubt.
+    eventually(lambda: sorted(agent.subjects("Sent") + agent.subjects("Needs attention")) == subjects, timeout=30)
+    time.sleep(1.5)
+    got = [str(parse(r.content)["Subject"]) for r in agent.smtp.messages]
+    assert len(got) == len(set(got)), f"a message went twice: {sorted(got)}"
+    assert set(agent.subjects("Sent")) <= set(got)
+    for received in agent.smtp.messages:
+        assert list(received.rcpt_tos) == [str(parse(received.content)["To"])]
+    assert agent.folder_raw("Sending") == {} and agent.folder_raw("Outbox") == {}
+
+
+# -- 2. claims without keywords or CONDSTORE --------------------------------------------------------------------
+def test_keywords_dropped_silently_still_move(box_imap: tuple[Mailbox, Dovecot, User],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Microsoft 365: a STORE of a custom keyword answers OK and keeps nothing; read back, then move."""
+    box, dovecot, user = box_imap
+    uids = [dovecot.append(user, "Outbox", message(n)) for n in range(3)]
+    real = box.client._imap.uid
+
+    def forgetful(command: str, *args: Any) -> Any:
+        if command == "STORE" and "UNCHANGEDSINCE" in " ".join(map(str, args)):
+            return "OK", [b"done"]  # accepted, kept nothing
+        return real(command, *args)
+
+    monkeypatch.setattr(box.client._imap, "uid", forgetful)
+    moved = box.move_many("Outbox", uids, "Sending")
+    assert sorted(moved) == uids
+    assert dovecot.messages(user, "Outbox") == {}
+
+
+def test_permanentflags_without_star_means_no_keyword_claim(box_imap: tuple[Mailbox, Dovecot, User],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    box, dovecot, user = box_imap
+    real_select = box.client.select_folder
+
+    def microsoft(folder: str, readonly: bool = False) -> dict[bytes, Any]:
+        response: dict[bytes, Any] = real_select(folder, readonly)
+        response[b"PERMANENTFLAGS"] = (b"\\Seen", b"\\Answered", b"\\Flagged", b"\\Deleted", b"\\Draft")
+        return response
+
+    monkeypatch.setattr(box.client, "select_folder", microsoft)
+    stores: list[str] = []
+    real_uid = box.client._imap.uid
+
+    def spy(command: str, *args: Any) -> Any:
+        stores.append(" ".join(map(str, (command, *args))))
+        return real_uid(command, *args)
+
+    monkeypatch.setattr(box.client._imap, "uid", spy)
+    box._selected = None
+    uids = [dovecot.append(user, "Outbox", message(n)) for n in range(2)]
+    assert sorted(box.move_many("Outbox", uids, "Sending")) == uids
+    assert not [s for s in stores if "UNCHANGEDSINCE" in s], "no keyword claim where keywords are not kept"
+
+
+def test_condstore_advertised_but_refused_still_moves(box_imap: tuple[Mailbox, Dovecot, User],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """iCloud advertises CONDSTORE and refuses it when used (MailKit #970)."""
+    box, dovecot, user = box_imap
+    real_fetch = box._fetch
+
+    def icloud(uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
+        if "MODSEQ" in items:
+            raise imaplib.IMAP4.error("FETCH command error: BAD [CLIENTBUG] CONDSTORE not enabled")
+        return real_fetch(uids, items)
+
+    monkeypatch.setattr(box, "_fetch", icloud)
+    box.force_copy_fallback = True  # and no MOVE
+    uids = [dovecot.append(user, "Outbox", message(n)) for n in range(3)]
+    dovecot.append(user, "Outbox", message(9), flags=("\\Deleted",))  # the student's own deleted mail
+    moved = box.move_many("Outbox", uids, "Sending")
+    assert sorted(moved) == uids and not box.uses_claims
+    assert len(dovecot.messages(user, "Outbox")) == 1, "only those UIDs expunged, never a bare EXPUNGE"
