@@ -21,12 +21,12 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 
 from agent.crashpoints import crash_point
-from agent.envelope import with_field, without_fields
+from agent.envelope import parse_envelope, with_field, without_fields
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
@@ -175,6 +175,12 @@ async def _deliver_one(world: World, sender: Sender, item: Item,
     raws: list[tuple[Row, bytes]] = []
     for row in item.rows:
         raw = bodies.get(row.uid) if row.uid is not None else None
+        if raw is not None and parse_envelope(raw).key != row.key:
+            # The UID holds another message (a server's UID map gone wrong): never send it with this row's
+            # envelope. Find this row's own message by its key.
+            log.warning("%s: UID %s in %s holds another message; looking it up by Message-ID", row.key, row.uid,
+                        world.folders.sending)
+            row, raw = await _own_copy(world, row)
         if raw is None:
             await _attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
             continue
@@ -186,6 +192,16 @@ async def _deliver_one(world: World, sender: Sender, item: Item,
     if await _send(world, sender, rows, prepared, recipients, item.follow_up):
         return rows, prepared
     return None
+
+
+async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
+    sending = world.folders.sending
+    uid = await world.locate(sending, row.key, None)
+    raw = await world.imap(world.mailbox.fetch, sending, uid) if uid is not None else None
+    if raw is None or parse_envelope(raw).key != row.key:
+        return row, None
+    world.ledger.update(row.key, uid=uid)
+    return replace(row, uid=uid), raw
 
 
 async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:

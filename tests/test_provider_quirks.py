@@ -8,21 +8,28 @@ has no MOVE.
 
 from __future__ import annotations
 
+import asyncio
 import imaplib
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent import mailbox as mailbox_module
+from agent.delivery import Item, deliver_all
 from agent.envelope import parse_envelope
+from agent.ledger import CLAIMED, Ledger, Row
 from agent.mailbox import Login, Mailbox
-from agent.settings import Imap
+from agent.policy import PolicyBook
+from agent.settings import Imap, Settings, Smtp
+from agent.world import World
 from tests.agent_process import Agent, agent, eventually, mail, parse
-from tests.servers.dovecot import Dovecot, User
+from tests.servers.dovecot import SENT, Dovecot, User
 from tests.servers.rewriting_proxy import RewritingProxy, reverse_copyuid
+from tests.servers.smtp import SmtpServer
 
 __all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
@@ -192,3 +199,47 @@ def test_condstore_advertised_but_refused_still_moves(box_imap: tuple[Mailbox, D
     moved = box.move_many("Outbox", uids, "Sending")
     assert sorted(moved) == uids and not box.uses_claims
     assert len(dovecot.messages(user, "Outbox")) == 1, "only those UIDs expunged, never a bare EXPUNGE"
+
+
+# -- the last guard: what is sent is the row's own message -----------------------------------------------------
+def _world(tmp_path: Path, imap: Imap, login: Login, smtp: SmtpServer, **smtp_settings: Any) -> World:
+    settings = Settings(
+        imap=imap, smtp=Smtp(host="127.0.0.1", port=smtp.port, security="plain", timeout=10,
+                             **{"file_in_sent": "always", **smtp_settings}),
+        state_dir=tmp_path / "state", policies_dir=tmp_path,
+    )
+    box = Mailbox(imap, login)
+    box.connect()
+    folders = box.resolve_folders(imap.folders)
+    return World(settings, box, folders, Ledger(settings.ledger_path), PolicyBook([]), smtp_login=lambda: None)
+
+
+def _row(raw: bytes, folder: str, uid: int, state: str = CLAIMED) -> Row:
+    envelope = parse_envelope(raw)
+    return Row(key=envelope.key, message_id=envelope.message_id or "", mentor=None, subject=envelope.subject,
+               sender=envelope.sender, recipients=envelope.recipients, arrived=datetime.now(UTC), state=state,
+               folder=folder, uid=uid, due=None, digest=None, reason="", standalone=False, group_key="",
+               forced=False, told="", attempts=0, item=None, sent_at=None, detail="")
+
+
+def test_a_ledger_uid_that_holds_another_message_is_never_sent_with_this_envelope(
+    tmp_path: Path, dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, smtp_server: SmtpServer,
+) -> None:
+    first, second = message(1), message(2)
+    uid_first = dovecot.append(imap_user, "Sending", first)
+    uid_second = dovecot.append(imap_user, "Sending", second)
+    world = _world(tmp_path, imap, imap_login, smtp_server)
+    try:
+        # Each row points at the other's UID, as a wrong UID map once left them.
+        rows = [_row(first, "Sending", uid_second), _row(second, "Sending", uid_first)]
+        for row in rows:
+            world.ledger.add(row)
+        asyncio.run(deliver_all(world, [Item([row]) for row in rows]))
+    finally:
+        world.mailbox.close()
+        world.ledger.close()
+    received = smtp_server.wait_for(2)
+    for got in received:
+        assert list(got.rcpt_tos) == [str(parse(got.content)["To"])], "sent with another message's envelope"
+    assert dovecot.messages(imap_user, "Sending") == {}
+    assert len(dovecot.messages(imap_user, SENT)) == 2
