@@ -268,22 +268,30 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
 
 
 async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[Prepared]]]) -> None:
-    """File what the server accepted. Plain messages in one go: MOVEd from Sending to Sent (or, where the
-    provider files submissions itself, deleted from Sending); digests and rewritten messages one by one."""
+    """File what the server accepted. Plain messages in one go: MOVEd from Sending to Sent, or deleted from
+    Sending where the provider filed the submission itself (``auto``: seen by looking for the Message-ID in
+    Sent, ``never``: always so); digests and rewritten messages one by one. One copy in Sent, never two, never
+    none."""
     folders = world.folders
     ledger = world.ledger
     plain = {rows[0].uid: (rows[0], prepared[0]) for rows, prepared in accepted if _plain(rows, prepared)}
     if plain:
         uids = [uid for uid in plain if uid is not None]
-        if world.file_in_sent:
-            await world.imap(world.mailbox.replace_flags_many, folders.sending, uids, ["\\Seen"])
-            moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, uids, folders.sent)
+        by_provider: list[int] = []  # filed in Sent by the provider itself: ours would be a second copy
+        if world.file_in_sent and world.look_in_sent:
+            found = await world.in_sent([plain[uid][1].message_id for uid in uids], wait=True)
+            by_provider = [uid for uid in uids if plain[uid][1].message_id in found]
+        ours = [uid for uid in uids if uid not in by_provider] if world.file_in_sent else []
+        if ours:
+            await world.imap(world.mailbox.replace_flags_many, folders.sending, ours, ["\\Seen"])
+            moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, ours, folders.sent)
             world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
-            for uid in uids:
+            for uid in ours:
                 if uid not in moved:  # no longer in Sending: file the copy we sent
                     await world.imap(world.mailbox.append, folders.sent, plain[uid][1].sent_copy, ["\\Seen"])
-        else:
-            await world.imap(world.mailbox.delete_many, folders.sending, uids)
+        drop = by_provider if world.file_in_sent else uids
+        if drop:
+            await world.imap(world.mailbox.delete_many, folders.sending, drop)
         with ledger.transaction():
             for row, _ in plain.values():
                 ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
@@ -306,7 +314,7 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
             item = rows[0].item or rows[0].message_id
             copies = [(item, await _sending_copy(world, rows))]
         for message_id, copy in copies:
-            present = await world.imap(world.mailbox.find_by_message_id, folders.sent, message_id)
+            present = message_id in await world.in_sent([message_id], wait=world.look_in_sent)
             if not present and copy is not None:
                 await world.imap(world.mailbox.append, folders.sent, copy, ["\\Seen"])
             missing = missing or (not present and copy is None)
@@ -419,7 +427,8 @@ async def recover(world: World) -> None:
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)
     for item, rows in by_item.items():
-        filed = [] if world.file_in_sent else await world.imap(world.mailbox.find_by_message_id, folders.sent, item)
+        # A copy in Sent that the provider filed proves the server accepted it ("always": it never files).
+        filed = set() if world.settings.smtp.file_in_sent == "always" else await world.in_sent([item], wait=False)
         if filed:
             # The provider filed it in Sent: the server did accept it.
             sent_at = world.now()

@@ -88,8 +88,9 @@ class Smtp(Credentials):
     port: int = Field(default=465, ge=1, le=65535)
     security: Security = "tls"
     timeout: float = Field(default=60.0, gt=0)
-    # Providers such as Gmail, Microsoft 365 and iCloud file what you submit in Sent themselves;
-    # "auto" decides by the SMTP host, "always"/"never" override.
+    # Providers such as Gmail, Microsoft 365 and iCloud file what you submit in Sent themselves; "auto" looks
+    # for the sent Message-ID in Sent (a few seconds) and files it only if the provider did not;
+    # "always" (the agent files it) and "never" (the provider always does) override.
     file_in_sent: Literal["auto", "always", "never"] = "auto"
     # SMTP connections used side by side when several messages are due at once (a backlog). Providers
     # allow a few per account (Gmail about 10); 1 sends strictly one after another.

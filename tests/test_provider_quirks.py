@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -243,3 +244,65 @@ def test_a_ledger_uid_that_holds_another_message_is_never_sent_with_this_envelop
         assert list(got.rcpt_tos) == [str(parse(got.content)["To"])], "sent with another message's envelope"
     assert dovecot.messages(imap_user, "Sending") == {}
     assert len(dovecot.messages(imap_user, SENT)) == 2
+
+
+# -- 3. Sent filed by looking, not by the server's name --------------------------------------------------------
+class ProviderFilesSent:
+    """What Gmail and Microsoft 365 do: every message their SMTP server accepts appears in Sent a moment later."""
+
+    def __init__(self, dovecot: Dovecot, user: User, smtp: SmtpServer, delay: float) -> None:
+        self.dovecot, self.user, self.smtp, self.delay = dovecot, user, smtp, delay
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        filed = 0
+        while not self.done.is_set():
+            messages = list(self.smtp.messages)
+            for received in messages[filed:]:
+                wait = received.received_at + self.delay - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                self.dovecot.append(self.user, SENT, received.content, ("\\Seen",))
+            filed = len(messages)
+            time.sleep(0.02)
+
+    def __enter__(self) -> ProviderFilesSent:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
+def _filing(agent: Agent, choice: str) -> None:
+    text = agent.config.read_text()
+    agent.config.write_text(text.replace('file_in_sent = "always"', f'file_in_sent = "{choice}"'))
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.0])
+def test_auto_never_files_a_second_copy_where_the_provider_files_sent(agent: Agent, delay: float) -> None:
+    """Measured before the fix (a server that files Sent itself): 14 of 17 messages had two copies in Sent."""
+    _filing(agent, "auto")
+    subjects = [f"filed {n}" for n in range(17)]
+    with ProviderFilesSent(agent.dovecot, agent.user, agent.smtp, delay):
+        agent.start()
+        for n, subject in enumerate(subjects):
+            agent.drop(mail(subject, to=f"friend{n}@example.org"))
+        agent.smtp.wait_for(17, timeout=40)
+        eventually(lambda: agent.folder_raw("Sending") == {} and agent.folder_raw("Outbox") == {}, timeout=30)
+        time.sleep(delay + 1)
+    assert sorted(agent.subjects("Sent")) == sorted(subjects), "one copy each in Sent"
+
+
+def test_auto_files_it_where_the_provider_does_not(agent: Agent) -> None:
+    _filing(agent, "auto")
+    agent.start()
+    for n in range(3):
+        agent.drop(mail(f"ours {n}", to=f"friend{n}@example.org"))
+    agent.smtp.wait_for(3)
+    eventually(lambda: sorted(agent.subjects("Sent")) == [f"ours {n}" for n in range(3)], timeout=30)
+    assert agent.folder_raw("Sending") == {}
+    time.sleep(1)
+    assert len(agent.subjects("Sent")) == 3
