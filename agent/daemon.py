@@ -22,7 +22,7 @@ from pathlib import Path
 from agent import meeting_desk, sdnotify
 from agent.delivery import recover
 from agent.history import Seen, scan_replies, scan_sent
-from agent.intake import carry_out, follow_scheduled, take_in_outbox
+from agent.intake import carry_out, follow_scheduled, settle_folders, take_in_outbox
 from agent.ledger import NEW, SCHEDULED, Ledger
 from agent.mailbox import Login, Mailbox, MailboxError, Watcher
 from agent.policy import load_policies
@@ -194,6 +194,7 @@ class Daemon:
                           smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
                           if settings.smtp.username else None,
                           clock=self.clock, stopping=self.stopping)
+            await settle_folders(world, self.config_file)  # never a provider's own Outbox; the old default's mail
             loop = asyncio.get_running_loop()
 
             def wake() -> None:

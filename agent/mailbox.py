@@ -296,6 +296,30 @@ class Mailbox:
             self.ensure_folder(name)
         return resolved
 
+    def folder_list(self) -> dict[str, frozenset[str]]:
+        """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
+        listing = self._run("LIST", lambda: self.client.list_folders())
+        return {_str(name): frozenset(_str(flag).lower() for flag in flags) for flags, _sep, name in listing}
+
+    def providers_own(self, folder: str) -> str | None:
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
+        while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
+        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it."""
+        folders = self.folder_list()
+        if folder not in folders:
+            return None
+        if "\\outbox" in folders[folder]:
+            return f"the server marks {folder!r} as its own \\Outbox"
+        if folder.casefold() != "outbox":
+            return None
+        welcome = _str(getattr(self.client, "welcome", b"") or b"").lower()
+        if "microsoft exchange" in welcome or "outlook" in welcome:
+            return f"this is a Microsoft server, where {folder!r} is Outlook's own Outbox"
+        if {"sent items", "deleted items", "junk email"} <= {name.casefold() for name in folders}:
+            return (f"the mailbox has Exchange's folders (Sent Items, Deleted Items, Junk Email): {folder!r} is "
+                    "Outlook's own Outbox")
+        return None
+
     def ensure_folder(self, folder: str) -> None:
         if folder.upper() == "INBOX":
             return

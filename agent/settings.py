@@ -63,9 +63,13 @@ class Credentials(_Section):
     password: SecretStr | None = None # discouraged; MENTOR_AGENT_IMAP__PASSWORD works too
 
 
+LEGACY_OUTBOX = "Outbox"  # the default up to 0.1.0, and the name of Outlook's own Outbox
+
+
 class Folders(_Section):
     inbox: str = "INBOX"
-    outbox: str = "Outbox"
+    # Not "Outbox": Microsoft 365 and Outlook.com have a built-in Outbox where Outlook parks mail while it sends.
+    outbox: str = "Mentor Outbox"
     scheduled: str = "Scheduled"
     needs_attention: str = "Needs attention"
     sending: str = "Sending"          # where a message is claimed while it goes out (one agent wins)
@@ -95,6 +99,8 @@ class Smtp(Credentials):
     # SMTP connections used side by side when several messages are due at once (a backlog). Providers
     # allow a few per account (Gmail about 10); 1 sends strictly one after another.
     connections: int = Field(default=3, ge=1, le=10)
+    # Whose sending limits apply (agent/limits.py): "auto" finds the provider from the host; "none": no limits.
+    provider: Literal["auto", "none", "google", "microsoft365", "outlook.com", "icloud", "yahoo", "fastmail"] = "auto"
 
 
 class Digest(_Section):
