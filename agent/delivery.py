@@ -22,12 +22,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from agent.crashpoints import crash_point
 from agent.envelope import parse_envelope, with_field, without_fields
 from agent.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
+from agent.limits import DAY, Limits, next_slot, sent_in, warning_due
 from agent.mailbox import MailboxError, MessageGone
 from agent.notices import HOW_TO_STEER
 from agent.outgoing import InDoubtError, PermanentSendError, Sender, TransientSendError
@@ -37,6 +38,8 @@ log = logging.getLogger("mentor_agent.delivery")
 
 QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
 RETRY_LATER = timedelta(minutes=10)
+PACE_MARGIN = timedelta(seconds=1)  # a send counted at the provider a moment after it began
+MAX_PACE_WAIT = timedelta(minutes=2)  # a longer wait for a provider's limit holds sending instead of blocking
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -144,6 +147,9 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
         async with Sender(world.settings.smtp, world.smtp_login()) as sender:
             while waiting and not world.stopping.is_set():  # on stop the rest stay claimed, first after restart
                 item = waiting.pop(0)
+                if not await _sending_slot(world):
+                    waiting.insert(0, item)
+                    break  # the provider's daily limit: the rest wait (claimed), see world.held_until
                 if id(item) not in queued:  # this one and the next few, with one flush to disk
                     run = [item, *waiting[:QUEUE_RUN - 1]]
                     world.ledger.queue(row.key for member in run for row in member.rows)
@@ -168,6 +174,53 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
                 for row in item.rows:
                     world.ledger.update(row.key, state=CLAIMED)
     await file_accepted(world, accepted)
+
+
+async def _sending_slot(world: World) -> bool:
+    """Wait until one more message stays within the provider's sending limits (a backlog is paced to the
+    per-minute limit), and count it. False when the next slot is far off (the daily limit): sending is held
+    until then, with a notice, rather than tripping the provider's limit."""
+    limits = world.sending_limits
+    if limits is None:
+        return True
+    sends = world.recent_sends()
+    while not world.stopping.is_set():
+        now = world.now()
+        slot = next_slot(sends, now, limits, margin=PACE_MARGIN)
+        if slot <= now:
+            sends.append(now)
+            await _tell_limits(world, limits, sends, now)
+            return True
+        if slot - now > MAX_PACE_WAIT:
+            world.held_until = slot
+            await _tell_limits(world, limits, sends, now, held=slot)
+            return False
+        await asyncio.sleep(min((slot - now).total_seconds(), 1.0))
+    return False
+
+
+async def _tell_limits(world: World, limits: Limits, sends: list[datetime], now: datetime, *,
+                       held: datetime | None = None) -> None:
+    """One notice a day before the daily limit is reached, and one when sending is held by it."""
+    day = now.astimezone(world.settings.student.zone).date().isoformat()
+    if held is not None and f"held {day}" not in world.limit_told:
+        world.limit_told.add(f"held {day}")
+        when = held.astimezone(world.settings.student.zone).strftime("%a %H:%M")
+        log.warning("the %s sending limit is reached; sending is held until %s", limits.title, when)
+        await world.notify(
+            f"Sending paused until {when}: {limits.title}'s daily limit",
+            [f"{limits.title} accepts about {limits.per_day} messages a day from one account, and mentor-agent "
+             f"has sent {sent_in(sends, now, DAY)} in the last 24 hours. Rather than have the provider refuse "
+             f"mail (or lock the account), the rest wait and go from {when}.", HOW_TO_STEER],
+        )
+    elif held is None and warning_due(sends, now, limits) and f"warn {day}" not in world.limit_told:
+        world.limit_told.add(f"warn {day}")
+        count = sent_in(sends, now, DAY)
+        await world.notify(
+            f"Close to {limits.title}'s daily sending limit ({count} of {limits.per_day})",
+            [f"mentor-agent has sent {count} messages in the last 24 hours; {limits.title} accepts about "
+             f"{limits.per_day} a day. After that, messages wait until the provider allows more."],
+        )
 
 
 async def _deliver_one(world: World, sender: Sender, item: Item,

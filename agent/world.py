@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from agent.envelope import parse_envelope
 from agent.ledger import Ledger
+from agent.limits import DAY, Limits, limits_for
 from agent.mailbox import Login, Mailbox, MailboxError, ResolvedFolders
 from agent.notices import build_notice
 from agent.policy import PolicyBook
@@ -40,6 +41,24 @@ class World:
     filed: dict[str, set[int]] = field(default_factory=dict, repr=False)
     # Whether the provider files SMTP submissions in Sent itself: None until seen (file_in_sent = "auto").
     provider_files_sent: bool | None = None
+    # The provider's sending limits: moments of recent sends (loaded from the ledger's log on first use),
+    # when sending is held until (the daily limit is reached), and what the student was told of them.
+    sends: list[datetime] | None = field(default=None, repr=False)
+    held_until: datetime | None = None
+    limit_told: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def sending_limits(self) -> Limits | None:
+        smtp = self.settings.smtp
+        return limits_for(smtp.provider, smtp.host)
+
+    def recent_sends(self) -> list[datetime]:
+        """When the agent sent in the last day (each message once), as the limits count them."""
+        if self.sends is None:
+            since = (self.now() - DAY).astimezone(UTC).isoformat()
+            rows = self.ledger.db.execute("SELECT at FROM log WHERE event = 'sent' AND at >= ?", (since,))
+            self.sends = [datetime.fromisoformat(at) for (at,) in rows]
+        return self.sends
 
     def now(self) -> datetime:
         return self.clock()

@@ -14,12 +14,14 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent import limits as limits_module
 from agent.delivery import Item, deliver_all
 from agent.envelope import parse_envelope
 from agent.ledger import CLAIMED, Ledger, Row
@@ -67,6 +69,7 @@ def test_a_reordered_copyuid_is_rebuilt_by_message_id(
             for n in range(6)}
     with Mailbox(imap.model_copy(update={"port": yahoo.port}), imap_login) as box:
         box.resolve_folders(imap.folders)
+        box.ensure_folder("Outbox")
         box.force_copy_fallback = fallback
         moved = box.move_many("Outbox", sorted(raws), "Sending")
         assert yahoo.rewritten >= 1, "the emulation did reorder the server's COPYUID"
@@ -90,6 +93,7 @@ def test_a_correct_copyuid_is_trusted_after_the_check(box_imap: tuple[Mailbox, D
 def box_imap(dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User) -> Iterator[tuple[Mailbox, Dovecot, User]]:
     with Mailbox(imap, imap_login) as box:
         box.resolve_folders(imap.folders)
+        box.ensure_folder("Outbox")
         yield box, dovecot, imap_user
 
 
@@ -306,3 +310,135 @@ def test_auto_files_it_where_the_provider_does_not(agent: Agent) -> None:
     assert agent.folder_raw("Sending") == {}
     time.sleep(1)
     assert len(agent.subjects("Sent")) == 3
+
+
+# -- 4. the agent's folders are never a provider's own -------------------------------------------------------------
+def _exchange_folders(agent: Agent) -> int:
+    """The mailbox as Microsoft 365 shows it: Exchange's folders, and Outlook's Outbox with a message it is
+    sending right now. Returns that message's UID."""
+    with agent.dovecot.client(agent.user) as client:
+        for folder in ("Deleted Items", "Junk Email"):
+            client.create_folder(folder)
+    return agent.dovecot.append(agent.user, "Outbox", mail("parked by Outlook", to="someone@example.org"))
+
+
+def test_outlooks_own_outbox_is_never_taken_with_the_default_folders(agent: Agent) -> None:
+    """Measured before the fix: a message Outlook had parked in its Outbox was sent by the agent within 0.1 s."""
+    _exchange_folders(agent)
+    agent.start()
+    agent.drop(mail("mine"))
+    received = agent.smtp.wait_for(1)
+    time.sleep(2)
+    assert [str(parse(r.content)["Subject"]) for r in agent.smtp.messages] == ["mine"]
+    assert [str(m["Subject"]) for m in agent.folder("Outbox")] == [], "the agent's own outbox is empty"
+    assert len(agent.dovecot.messages(agent.user, "Outbox")) == 1, "Outlook's Outbox untouched"
+    assert received
+
+
+def _explicit_outbox(agent: Agent, name: str) -> None:
+    agent.config.write_text(agent.config.read_text() + f'\n[imap.folders]\noutbox = "{name}"\n')
+
+
+def test_an_explicit_outbox_that_is_outlooks_own_is_refused_naming_the_key(agent: Agent) -> None:
+    _exchange_folders(agent)
+    _explicit_outbox(agent, "Outbox")
+    with pytest.raises(AssertionError, match="did not start"):
+        agent.start()
+    assert agent.wait_exit() == 78
+    log = agent.log()
+    assert "imap.folders.outbox" in log and "Outlook's own Outbox" in log
+    assert agent.smtp.messages == []
+
+
+def test_an_explicit_outbox_named_outbox_keeps_working_elsewhere(agent: Agent) -> None:
+    _explicit_outbox(agent, "Outbox")
+    agent.start()
+    agent.dovecot.append(agent.user, "Outbox", mail("old name"))
+    assert str(parse(agent.smtp.wait_for(1)[0].content)["Subject"]) == "old name"
+
+
+def test_a_user_of_the_old_default_gets_the_messages_left_in_outbox_picked_up(agent: Agent) -> None:
+    agent.start()  # a first run: the ledger now knows this account
+    agent.drop(mail("earlier"))
+    agent.smtp.wait_for(1)
+    agent.stop()
+    agent.dovecot.append(agent.user, "Outbox", mail("left in the old outbox"))
+    agent.start()
+    received = agent.smtp.wait_for(2)
+    assert str(parse(received[1].content)["Subject"]) == "left in the old outbox"
+    notice = eventually(lambda: [n for n in agent.notices() if "Mentor Outbox" in str(n["Subject"])])[0]
+    assert "were moved there" in notice.get_content()
+    assert agent.dovecot.messages(agent.user, "Outbox") == {}
+
+
+def test_mail_in_an_outbox_the_agent_never_used_is_left_alone_with_one_notice(agent: Agent) -> None:
+    agent.dovecot.append(agent.user, "Outbox", mail("someone else's"))
+    agent.start()
+    notice = eventually(lambda: [n for n in agent.notices() if "not “Outbox”" in str(n["Subject"])])[0]
+    assert "move them into “Mentor Outbox”" in notice.get_content()
+    time.sleep(1)
+    assert agent.smtp.messages == [] and len(agent.dovecot.messages(agent.user, "Outbox")) == 1
+
+
+def test_a_microsoft_greeting_marks_outbox_as_outlooks(box_imap: tuple[Mailbox, Dovecot, User],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    box, _, _ = box_imap
+    assert box.providers_own("Outbox") is None
+    monkeypatch.setattr(box.client._imap, "welcome", b"* OK The Microsoft Exchange IMAP4 service is ready.")
+    assert "Outlook's own Outbox" in (box.providers_own("Outbox") or "")
+    assert box.providers_own("Mentor Outbox") is None
+
+
+# -- 7. providers' sending limits ------------------------------------------------------------------------------------
+def _claimed_backlog(dovecot: Dovecot, user: User, world: World, count: int) -> list[Row]:
+    rows = []
+    for n in range(count):
+        raw = message(n)
+        row = _row(raw, "Sending", dovecot.append(user, "Sending", raw))
+        world.ledger.add(row)
+        rows.append(row)
+    return rows
+
+
+def test_a_backlog_is_paced_to_the_providers_per_minute_limit(
+    tmp_path: Path, dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exchange Online: 30 messages a minute (here 3 in 2 s, so that the test is short)."""
+    monkeypatch.setitem(limits_module.TABLE, "microsoft365",
+                        replace(limits_module.TABLE["microsoft365"], per_minute=3))
+    monkeypatch.setattr(limits_module, "MINUTE", timedelta(seconds=2))
+    world = _world(tmp_path, imap, imap_login, smtp_server, provider="microsoft365")
+    try:
+        rows = _claimed_backlog(dovecot, imap_user, world, 7)
+        asyncio.run(deliver_all(world, [Item([row]) for row in rows]))
+    finally:
+        world.mailbox.close()
+        world.ledger.close()
+    times = [r.received_at for r in smtp_server.wait_for(7)]
+    for at in times:
+        assert sum(1 for t in times if at - 2 < t <= at) <= 3, "never more than the limit in any window"
+    assert times[-1] - times[0] >= 4
+
+
+def test_the_daily_limit_holds_the_rest_with_a_notice_instead_of_tripping_it(
+    tmp_path: Path, dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(limits_module.TABLE, "outlook.com", replace(limits_module.TABLE["outlook.com"], per_day=5))
+    world = _world(tmp_path, imap, imap_login, smtp_server, provider="outlook.com")
+    try:
+        rows = _claimed_backlog(dovecot, imap_user, world, 7)
+        asyncio.run(deliver_all(world, [Item([row]) for row in rows]))
+        held = world.held_until
+        states = [world.ledger.get(row.key).state for row in rows]  # type: ignore[union-attr]
+    finally:
+        world.mailbox.close()
+        world.ledger.close()
+    time.sleep(0.5)
+    assert len(smtp_server.messages) == 5
+    assert held is not None and held > datetime.now(UTC) + timedelta(hours=23)
+    assert states.count(CLAIMED) == 2, "the rest wait, claimed, certainly not sent"
+    subjects = [str(parse(raw)["Subject"]).strip() for raw in dovecot.messages(imap_user, "INBOX").values()]
+    assert any(s.startswith("[mentor-agent] Close to Outlook.com's daily sending limit (4 of 5)") for s in subjects)
+    assert any(s.startswith("[mentor-agent] Sending paused until") for s in subjects)
