@@ -24,7 +24,7 @@ from agent.delivery import recover
 from agent.history import Seen, scan_replies, scan_sent
 from agent.intake import carry_out, follow_scheduled, settle_folders, take_in_outbox
 from agent.ledger import NEW, SCHEDULED, Ledger
-from agent.mailbox import Login, Mailbox, MailboxError, Watcher
+from agent.mailbox import Login, Mailbox, MailboxError, SessionExpired, Watcher
 from agent.policy import load_policies
 from agent.policy_keeper import BROKEN, REMOVED, Change, PolicyKeeper
 from agent.secrets import resolve
@@ -155,6 +155,7 @@ class Daemon:
                              (signal.SIGHUP, self.request_reload)):
             loop.add_signal_handler(sig, handler)
         failures = 0
+        expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
         policy_watch = asyncio.create_task(self.watch_policies())
         try:
             while not self.stopping.is_set():
@@ -167,6 +168,9 @@ class Daemon:
                     self.connected = False
                     failures += 1
                     delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+                    if isinstance(error, SessionExpired) and failures == 1 and time.monotonic() > expired_at + 60:
+                        expired_at = time.monotonic()  # at most once a minute: a token that keeps failing backs off
+                        delay = 0.0  # the OAuth token ran out: log in again at once, with a fresh token
                     log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
                     self.ledger.set_status(connected="no", last_error=str(error))
                     sdnotify.status(f"reconnecting: {error}")
@@ -248,7 +252,8 @@ class Daemon:
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:
             if watcher.error is not None:
-                raise MailboxError(f"watching {watcher.watcher.folder}: {watcher.error}")
+                kind = SessionExpired if isinstance(watcher.error, SessionExpired) else MailboxError
+                raise kind(f"watching {watcher.watcher.folder}: {watcher.error}")
             # The watchdog: an IDLE that has said nothing for longer than its renewal period is dead
             # (suspend, a changed network), even if the socket never reported an error.
             if watcher.silent_for() > watcher.renew + self.settings.imap.timeout + WATCH_SLICE:

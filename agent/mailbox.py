@@ -37,6 +37,7 @@ __all__ = [
     "MailboxError",
     "MessageGone",
     "ResolvedFolders",
+    "SessionExpired",
     "Watcher",
 ]
 
@@ -90,6 +91,20 @@ class MailboxError(Exception):
 
 class MessageGone(MailboxError):
     """The message is no longer where we looked (another agent moved it, or the student deleted it)."""
+
+
+class SessionExpired(MailboxError):
+    """The server ended the session because the OAuth token ran out (Microsoft: ``* BYE Session invalidated -
+    AccessTokenExpired``, imapsync #250): reconnect at once with a fresh token; not a failure to back off from."""
+
+
+_EXPIRED = re.compile(r"AccessTokenExpired|token (has )?expired|expired token", re.IGNORECASE)
+
+
+def _ended(what: str, text: str) -> MailboxError:
+    """The error for a session the server ended with ``text``."""
+    kind = SessionExpired if _EXPIRED.search(text) else MailboxError
+    return kind(f"{what}: {text}")
 
 
 class _ConnectFailed(MailboxError):
@@ -254,7 +269,7 @@ class Mailbox:
             return action()
         except (imaplib.IMAP4.abort, OSError, EOFError) as error:
             self.close()
-            raise MailboxError(f"{what}: {_describe(error)}") from error
+            raise _ended(what, _describe(error)) from error
         except (imaplib.IMAP4.error, ValueError) as error:
             raise MailboxError(f"{what}: {_describe(error)}") from error
 
@@ -858,8 +873,10 @@ class Watcher:
                 time.sleep(0.01)
                 continue
             empty_reads = 0
-            if any(isinstance(r, tuple) and r[:1] == (b"BYE",) for r in responses):
-                raise MailboxError(f"the server ended the IDLE connection on {self.folder!r}")
+            byes = [r for r in responses if isinstance(r, tuple) and r[:1] == (b"BYE",)]
+            if byes:
+                said = " ".join(_str(part) for part in byes[0][1:] if isinstance(part, bytes | str)).strip()
+                raise _ended(f"the server ended the IDLE connection on {self.folder!r}", said or "BYE")
             if _changed(responses):
                 return True
 

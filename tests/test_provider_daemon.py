@@ -1,0 +1,96 @@
+"""The real daemon behind each provider emulation (tests/servers/providers): the daemon-side cases of issue 12.
+
+The profile × case suite with the table in docs/providers.md is tests/test_provider_suite.py (another file);
+these are the cases that needed a change in the daemon, run on every profile.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent_process import MENTOR, OUTBOX, Agent, eventually, mail, parse, policy_text
+from tests.servers.providers import PROFILES
+from tests.servers.providers.fixtures import Stack, provider_dovecots, provider_stack
+
+__all__ = ["provider_dovecots", "provider_stack"]  # the fixtures
+pytestmark = pytest.mark.servers
+NAMES = ["gmail", "microsoft365", "icloud", "yahoo", "fastmail"]
+
+
+class ProviderAgent(Agent):
+    stack: Stack
+
+    def sent(self) -> list[str]:
+        raws = self.dovecot.messages(self.user, self.stack.profile.sent)
+        return sorted(str(parse(raw)["Subject"]) for raw in raws.values())
+
+
+@pytest.fixture
+def behind(tmp_path: Path, provider_stack: Callable[..., Stack]) -> Iterator[Callable[[str], ProviderAgent]]:
+    made: list[ProviderAgent] = []
+
+    def make(name: str) -> ProviderAgent:
+        stack = provider_stack(PROFILES[name])
+        agent = ProviderAgent(tmp_path / name, stack.dovecot, stack.user, stack.smtp)
+        agent.stack = stack
+        agent.root.mkdir()
+        agent.write_config()
+        text = agent.config.read_text()
+        text = text.replace(f"port = {stack.dovecot.port}\n", f"port = {stack.proxy.port}\n", 1)
+        agent.config.write_text(text.replace('file_in_sent = "always"', 'file_in_sent = "auto"'))
+        agent.policy(policy_text())
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        if agent.process is not None and agent.process.poll() is None:
+            agent.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_messages_dropped_together_go_once_each_with_their_own_envelope_and_one_copy_in_sent(
+    behind: Callable[[str], ProviderAgent], name: str,
+) -> None:
+    agent = behind(name)
+    subjects = [f"{name} {n}" for n in range(4)]
+    for n, subject in enumerate(subjects):
+        agent.drop(mail(subject, to=MENTOR if n == 0 else f"friend{n}@example.org"))
+    agent.start()
+    agent.smtp.wait_for(4, timeout=30)
+    eventually(lambda: agent.sent() == sorted(subjects), timeout=30)
+    eventually(lambda: agent.folder_raw("Outbox") == {} and agent.folder_raw("Sending") == {}, timeout=20)
+    time.sleep(1)
+    got = sorted(str(parse(r.content)["Subject"]) for r in agent.smtp.messages)
+    assert got == sorted(subjects), "each exactly once"
+    for received in agent.smtp.messages:
+        assert list(received.rcpt_tos) == [str(parse(received.content)["To"])], "another message's envelope"
+    assert agent.sent() == sorted(subjects), "one copy each in Sent, never two, never none"
+    if agent.stack.profile.builtin_outbox:
+        assert agent.stack.profile.builtin_outbox != OUTBOX
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_token_expiry_bye_is_answered_by_a_fresh_login_and_nothing_is_missed(
+    behind: Callable[[str], ProviderAgent], name: str,
+) -> None:
+    """imapsync #250: `* BYE ... AccessTokenExpired` in the middle of a session (every session at once here)."""
+    agent = behind(name)
+    counter = agent.root / "token-runs"
+    text = agent.config.read_text()
+    password = agent.user.password
+    agent.config.write_text(text.replace(f'password = "{password}"\n',
+                                         f"password_command = \"sh -c 'echo run >> {counter}; echo {password}'\"\n", 1))
+    agent.start()
+    runs = len(counter.read_text().splitlines())
+    assert agent.stack.proxy.expire_token() >= 1
+    agent.drop(mail("while the token ran out", to="friend@example.org"))  # dropped during the reconnect
+    received = agent.smtp.wait_for(1, timeout=20)
+    assert str(parse(received[0].content)["Subject"]) == "while the token ran out"
+    assert len(counter.read_text().splitlines()) > runs, "a fresh secret was fetched for the new session"
+    assert "AccessTokenExpired" in agent.log()
