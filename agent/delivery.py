@@ -344,7 +344,7 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
                     await world.imap(world.mailbox.append, folders.sent, plain[uid][1].sent_copy, ["\\Seen"])
         drop = by_provider if world.file_in_sent else uids
         if drop:
-            await world.imap(world.mailbox.delete_many, folders.sending, drop)
+            await world.imap(world.mailbox.discard_many, folders.sending, drop)
         with ledger.transaction():
             for row, _ in plain.values():
                 ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
@@ -376,7 +376,7 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
         if uid is not None and missing:  # no copy of what went out: file the originals themselves
             await world.imap(world.mailbox.move, folders.sending, uid, folders.sent)
         elif uid is not None:
-            await world.imap(world.mailbox.delete, folders.sending, uid)
+            await world.imap(world.mailbox.discard_many, folders.sending, [uid])
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
     if len(rows) > 1:
         from agent.digesting import forget

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import DELETED, SENT, _parse_untagged_response
+from imapclient.imapclient import DELETED, SENT, TRASH, _parse_untagged_response
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agent.envelope import message_ids, parse_envelope
@@ -213,6 +213,7 @@ class Mailbox:
         self._condstore_works = True
         self._keywords_kept: dict[str, bool] = {}
         self.remapped = 0  # UID maps (COPYUID) found wrong and rebuilt by Message-ID, this connection
+        self._trash: str | None = None  # Gmail's Trash folder, once looked up ("" where there is none)
 
     # -- connection ------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -698,6 +699,20 @@ class Mailbox:
         marks = _uid_set(wanted)
         self._run(f"UID STORE {marks} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
         self._expunge(wanted)
+
+    def discard_many(self, folder: str, uids: Sequence[int]) -> None:
+        """Remove the agent's own copies (e.g. from Sending once the provider filed the sent message in Sent).
+
+        At Gmail (X-GM-EXT-1) folders are labels: an EXPUNGE only takes the label off and the message stays in
+        All Mail, a stray copy with no label. There it is moved to the Trash folder, which is how Gmail deletes.
+        """
+        if self._has("X-GM-EXT-1"):
+            if self._trash is None:
+                self._trash = self._run("LIST", lambda: self.client.find_special_folder(TRASH)) or ""
+            if self._trash:
+                self.move_many(folder, uids, self._trash, claim=False)
+                return
+        self.delete_many(folder, uids)
 
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
         """Add ``flags`` to the message (others stay)."""

@@ -94,3 +94,46 @@ def test_a_token_expiry_bye_is_answered_by_a_fresh_login_and_nothing_is_missed(
     assert str(parse(received[0].content)["Subject"]) == "while the token ran out"
     assert len(counter.read_text().splitlines()) > runs, "a fresh secret was fetched for the new session"
     assert "AccessTokenExpired" in agent.log()
+
+
+# -- Gmail's labels ------------------------------------------------------------------------------------------------
+def _through_proxy(agent: ProviderAgent, folder: str, raw: bytes) -> None:
+    """APPEND as the student's mail program does, through the provider (at Gmail it also shows in All Mail)."""
+    with agent.stack.client() as client:
+        client.append(folder, raw)
+
+
+def test_gmail_a_message_removed_from_scheduled_is_cancelled_though_it_stays_in_all_mail(
+    behind: Callable[[str], ProviderAgent],
+) -> None:
+    agent = behind("gmail")
+    agent.policy(policy_text(min_gap="30s"))
+    agent.start()
+    _through_proxy(agent, OUTBOX, mail("first"))
+    agent.smtp.wait_for(1)
+    _through_proxy(agent, OUTBOX, mail("changed my mind"))
+    eventually(lambda: agent.subjects("Scheduled") == ["changed my mind"], timeout=15)
+    with agent.stack.client() as client:  # the student removes it from Scheduled: the label goes
+        client.select_folder("Scheduled")
+        client.delete_messages(client.search())
+        client.expunge()
+    all_mail = [str(parse(raw)["Subject"]) for raw in agent.dovecot.messages(agent.user, "[Gmail]/All Mail").values()]
+    assert "changed my mind" in all_mail, "still in All Mail, as at Gmail"
+    eventually(lambda: "cancelled" in agent.log(), timeout=15)
+    time.sleep(1)
+    assert [str(parse(r.content)["Subject"]) for r in agent.smtp.messages] == ["first"]
+
+
+def test_gmail_the_agents_own_copy_goes_to_trash_not_to_an_unlabelled_all_mail_copy(
+    behind: Callable[[str], ProviderAgent],
+) -> None:
+    """Gmail files the submission in Sent itself; the agent's copy in Sending must then really go: an EXPUNGE in
+    a label folder would leave it in All Mail with no label. Elsewhere it is simply expunged."""
+    agent = behind("gmail")
+    agent.drop(mail("labels", to="friend@example.org"))
+    agent.start()
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.folder_raw("Sending") == {}, timeout=15)
+    trash = [str(parse(raw)["Subject"]) for raw in agent.dovecot.messages(agent.user, "[Gmail]/Trash").values()]
+    assert trash == ["labels"]
+    assert agent.sent() == ["labels"]
