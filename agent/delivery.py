@@ -40,6 +40,9 @@ QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this ma
 RETRY_LATER = timedelta(minutes=10)
 PACE_MARGIN = timedelta(seconds=1)  # a send counted at the provider a moment after it began
 MAX_PACE_WAIT = timedelta(minutes=2)  # a longer wait for a provider's limit holds sending instead of blocking
+LATE_FILING = timedelta(minutes=3)  # how long a provider may take to file a sent message in Sent
+LATE_LOOK = timedelta(seconds=3)
+LATE_WATCHED = 20  # self-filed copies watched at once for a late provider copy
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -339,6 +342,9 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
             await world.imap(world.mailbox.replace_flags_many, folders.sending, ours, ["\\Seen"])
             moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, ours, folders.sent)
             world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
+            if world.look_in_sent:
+                for uid in ours:
+                    _watch_late_filing(world, plain[uid][1].message_id, moved.get(uid))
             for uid in ours:
                 if uid not in moved:  # no longer in Sending: file the copy we sent
                     await world.imap(world.mailbox.append, folders.sent, plain[uid][1].sent_copy, ["\\Seen"])
@@ -351,6 +357,31 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
     for rows, prepared in accepted:
         if not _plain(rows, prepared):
             await file_sent(world, rows, prepared)
+
+
+def _watch_late_filing(world: World, message_id: str, uid: int | None) -> None:
+    if uid is not None and len(world.self_filed) < LATE_WATCHED:
+        world.self_filed[message_id] = (uid, world.now())
+
+
+async def tidy_sent(world: World) -> datetime | None:
+    """A provider that files a sent message in Sent later than we looked (``auto``): the copy we filed goes,
+    so that Sent never holds two. Returns when to look again (None: nothing left to watch)."""
+    now = world.now()
+    sent = world.folders.sent
+    for message_id, (uid, filed_at) in list(world.self_filed.items()):
+        if now - filed_at > LATE_FILING:
+            del world.self_filed[message_id]
+            continue
+        found = await world.imap(world.mailbox.find_by_message_id, sent, message_id)
+        if uid in found and len(found) > 1:
+            await world.imap(world.mailbox.discard_many, sent, [uid])
+            del world.self_filed[message_id]
+            world.provider_files_sent = True  # it does file them, late: wait for its copy from now on
+            log.info("%s: the provider filed it in %s late; the agent's own copy removed", message_id, sent)
+        elif uid not in found:
+            del world.self_filed[message_id]  # the student moved or deleted it: nothing of ours to tidy
+    return now + LATE_LOOK if world.self_filed else None
 
 
 def _plain(rows: Sequence[Row], prepared: Sequence[Prepared]) -> bool:
@@ -369,7 +400,9 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
         for message_id, copy in copies:
             present = message_id in await world.in_sent([message_id], wait=world.look_in_sent)
             if not present and copy is not None:
-                await world.imap(world.mailbox.append, folders.sent, copy, ["\\Seen"])
+                filed = await world.imap(world.mailbox.append, folders.sent, copy, ["\\Seen"])
+                if world.look_in_sent:
+                    _watch_late_filing(world, message_id, filed)
             missing = missing or (not present and copy is None)
     for row in rows:
         uid = await world.locate(folders.sending, row.key, row.uid)

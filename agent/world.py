@@ -43,6 +43,9 @@ class World:
     provider_files_sent: bool | None = None
     # The provider's sending limits: moments of recent sends (loaded from the ledger's log on first use),
     # when sending is held until (the daily limit is reached), and what the student was told of them.
+    # Sent copies the agent filed itself after not seeing the provider's ("auto"): {Message-ID: (UID, when)},
+    # looked at again for a while, in case the provider files late (then ours goes: never two copies).
+    self_filed: dict[str, tuple[int, datetime]] = field(default_factory=dict, repr=False)
     sends: list[datetime] | None = field(default=None, repr=False)
     held_until: datetime | None = None
     limit_told: set[str] = field(default_factory=set, repr=False)

@@ -285,7 +285,7 @@ def _filing(agent: Agent, choice: str) -> None:
     agent.config.write_text(text.replace('file_in_sent = "always"', f'file_in_sent = "{choice}"'))
 
 
-@pytest.mark.parametrize("delay", [0.0, 1.0])
+@pytest.mark.parametrize("delay", [0.0, 1.0, 8.0], ids=["at once", "after 1 s", "late: after 8 s"])
 def test_auto_never_files_a_second_copy_where_the_provider_files_sent(agent: Agent, delay: float) -> None:
     """Measured before the fix (a server that files Sent itself): 14 of 17 messages had two copies in Sent."""
     _filing(agent, "auto")
@@ -297,6 +297,8 @@ def test_auto_never_files_a_second_copy_where_the_provider_files_sent(agent: Age
         agent.smtp.wait_for(17, timeout=40)
         eventually(lambda: agent.folder_raw("Sending") == {} and agent.folder_raw("Outbox") == {}, timeout=30)
         time.sleep(delay + 1)
+        eventually(lambda: sorted(agent.subjects("Sent")) == sorted(subjects), timeout=20)  # one copy each
+        time.sleep(1)
     assert sorted(agent.subjects("Sent")) == sorted(subjects), "one copy each in Sent"
 
 
