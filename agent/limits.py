@@ -9,7 +9,7 @@ minute); Outlook.com (about 300 a day); iCloud (1,000 a day, support.apple.com/1
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 MINUTE = timedelta(minutes=1)
@@ -53,6 +53,14 @@ def limits_for(provider: str, host: str) -> Limits | None:
         if any(name == h or name.endswith("." + h) for h in limits.hosts):
             return limits
     return None
+
+
+def with_overrides(limits: Limits | None, per_minute: int, per_day: int) -> Limits | None:
+    """The provider's limits with the student's own numbers (``[smtp] max_per_minute``/``max_per_day``) on top."""
+    if not per_minute and not per_day:
+        return limits
+    base = limits or Limits("custom", "your mail server", ())
+    return replace(base, per_minute=per_minute or base.per_minute, per_day=per_day or base.per_day)
 
 
 def next_slot(sent: Sequence[datetime], now: datetime, limits: Limits | None, *,

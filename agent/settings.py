@@ -101,6 +101,8 @@ class Smtp(Credentials):
     connections: int = Field(default=3, ge=1, le=10)
     # Whose sending limits apply (agent/limits.py): "auto" finds the provider from the host; "none": no limits.
     provider: Literal["auto", "none", "google", "microsoft365", "outlook.com", "icloud", "yahoo", "fastmail"] = "auto"
+    max_per_minute: int = Field(default=0, ge=0)  # your own server's limits, where known; 0: the provider's
+    max_per_day: int = Field(default=0, ge=0)
 
 
 class Digest(_Section):

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from agent.envelope import parse_envelope
 from agent.ledger import Ledger
-from agent.limits import DAY, Limits, limits_for
+from agent.limits import DAY, Limits, limits_for, with_overrides
 from agent.mailbox import Login, Mailbox, MailboxError, ResolvedFolders
 from agent.notices import build_notice
 from agent.policy import PolicyBook
@@ -53,7 +53,7 @@ class World:
     @property
     def sending_limits(self) -> Limits | None:
         smtp = self.settings.smtp
-        return limits_for(smtp.provider, smtp.host)
+        return with_overrides(limits_for(smtp.provider, smtp.host), smtp.max_per_minute, smtp.max_per_day)
 
     def recent_sends(self) -> list[datetime]:
         """When the agent sent in the last day (each message once), as the limits count them."""

@@ -8,7 +8,17 @@ from typing import get_args
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.limits import DAY, MINUTE, PROVIDERS, TABLE, Limits, limits_for, next_slot, warning_due
+from agent.limits import (
+    DAY,
+    MINUTE,
+    PROVIDERS,
+    TABLE,
+    Limits,
+    limits_for,
+    next_slot,
+    warning_due,
+    with_overrides,
+)
 from agent.settings import Smtp
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -71,3 +81,11 @@ def test_sending_at_the_slots_never_exceeds_a_limit(per_minute: int | None, per_
         for count, window in ((per_minute, MINUTE), (per_day, DAY)):
             if count:
                 assert sum(1 for t in sent if moment - window < t <= moment) <= count
+
+
+def test_the_students_own_numbers_override_the_table() -> None:
+    assert with_overrides(None, 0, 0) is None
+    own = with_overrides(None, 3, 0)
+    assert own is not None and (own.per_minute, own.per_day) == (3, None)
+    google = with_overrides(TABLE["google"], 5, 0)
+    assert google is not None and (google.per_minute, google.per_day, google.recipients) == (5, 2000, 100)

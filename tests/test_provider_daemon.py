@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_process import MENTOR, OUTBOX, Agent, eventually, mail, parse, policy_text
-from tests.servers.providers import PROFILES
+from tests.servers.providers import PROFILES, Limits
 from tests.servers.providers.fixtures import Stack, provider_dovecots, provider_stack
 
 __all__ = ["provider_dovecots", "provider_stack"]  # the fixtures
@@ -137,3 +137,19 @@ def test_gmail_the_agents_own_copy_goes_to_trash_not_to_an_unlabelled_all_mail_c
     trash = [str(parse(raw)["Subject"]) for raw in agent.dovecot.messages(agent.user, "[Gmail]/Trash").values()]
     assert trash == ["labels"]
     assert agent.sent() == ["labels"]
+
+
+def test_a_backlog_never_trips_the_providers_per_minute_limit(behind: Callable[[str], ProviderAgent]) -> None:
+    """Exchange Online refuses the 31st message in a minute (here the 3rd: the emulation's limit scaled down,
+    and the agent told the same number with ``max_per_minute``)."""
+    agent = behind("microsoft365")
+    agent.stack.smtp.profile = agent.stack.profile.but(limits=Limits(per_minute=2))
+    agent.config.write_text(agent.config.read_text().replace("[smtp]\n", "[smtp]\nmax_per_minute = 2\n", 1))
+    subjects = [f"backlog {n}" for n in range(3)]
+    for n, subject in enumerate(subjects):
+        agent.drop(mail(subject, to=f"friend{n}@example.org"))
+    agent.start()
+    received = agent.smtp.wait_for(3, timeout=90)
+    assert agent.stack.smtp.refused == [], "no message refused for the limit"
+    assert received[2].received_at - received[0].received_at >= 60
+    assert agent.subjects("Needs attention") == []
