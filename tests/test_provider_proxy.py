@@ -377,3 +377,30 @@ def test_a_proxy_stops_with_clients_connected(provider_dovecots: Callable[..., o
     with pytest.raises((imaplib.IMAP4.abort, OSError)):
         client.noop()
     client.shutdown()
+
+
+# -- the proxy's grammar (pure) ----------------------------------------------------------------------------
+
+
+def test_wire_rewrites_only_what_it_should() -> None:
+    from tests.servers.providers import wire
+
+    caps_line = b"* OK [CAPABILITY IMAP4rev1 MOVE CONDSTORE STARTTLS] ready\r\n"
+    assert wire.rewrite_capabilities(caps_line, frozenset({"CONDSTORE", "STARTTLS"}), ("X-GM-EXT-1",)) == (
+        b"* OK [CAPABILITY IMAP4rev1 MOVE X-GM-EXT-1] ready\r\n")
+    assert wire.strip_special_use(b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"\r\n') == (
+        b'* LIST (\\HasNoChildren) "/" "Sent Items"\r\n')
+    assert wire.reorder_copyuid(b"* OK [COPYUID 7 1:3 10:12] Moved\r\n") == (
+        b"* OK [COPYUID 7 1:3 12,11,10] Moved\r\n", True)
+    assert wire.reorder_copyuid(b"A1 OK [COPYUID 7 4 9] Done\r\n") == (b"A1 OK [COPYUID 7 4 9] Done\r\n", False)
+    line, dropped, empty = wire.strip_store_keywords(b"A2 UID STORE 1:3 +FLAGS.SILENT ($Claim \\Deleted)\r\n")
+    assert (line, dropped, empty) == (b"A2 UID STORE 1:3 +FLAGS.SILENT (\\Deleted)\r\n", ["$Claim"], False)
+    assert wire.strip_store_keywords(b"A3 STORE 1 +FLAGS ($Claim)\r\n")[2] is True
+    assert wire.strip_append_keywords(b'A4 APPEND "Out box" (\\Seen $X) {12}\r\n') == (
+        b'A4 APPEND "Out box" (\\Seen) {12}\r\n', ["$X"])
+    fetch = b"* 3 FETCH (UID 9 FLAGS (\\Seen $Claim) BODY[] {5}\r\n"
+    assert wire.no_keywords_in_response(fetch, 0, fetch) == b"* 3 FETCH (UID 9 FLAGS (\\Seen) BODY[] {5}\r\n"
+    assert wire.literal_size(b"A5 APPEND INBOX {310+}\r\n") == (310, True)
+    assert wire.tokens('A6 SELECT "[Gmail]/All Mail" (CONDSTORE)') == ["A6", "SELECT", "[Gmail]/All Mail",
+                                                                      ["CONDSTORE"]]
+    assert wire.expand("9:7,12") == [9, 8, 7, 12]

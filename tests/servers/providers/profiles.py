@@ -158,7 +158,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
             files_sent=True,
             limits=Limits(per_day=1000, recipients_per_message=500),
             sources=("MailKit #970 (SELECT (CONDSTORE) refused)",
-                     "https://support.apple.com/102525 (iCloud Mail server settings)"),
+                     "Apple's iCloud Mail limits page (1,000 messages a day, 500 recipients a message)"),
         ),
         Profile(
             name="yahoo",
@@ -168,7 +168,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
                                 "Archive": "\\Archive"}),
             drop_capabilities=frozenset({"CONDSTORE", "QRESYNC"}),
             reorder_copyuid=True,
-            limits=Limits(per_day=500, recipients_per_message=100),
+            limits=Limits(per_day=500, recipients_per_message=100),  # commonly cited, not from Yahoo itself
             sources=("MailKit #1405 (COPYUID destination UIDs out of order)",),
         ),
         Profile(
@@ -176,7 +176,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
             title="Fastmail (Cyrus)",
             sent="Sent",
             folders=_folders(**{**_STANDARD, "Archive": "\\Archive"}),
-            sources=("https://www.fastmail.help/hc/en-us/articles/1500000278342 (server names and ports)",),
+            sources=("Fastmail runs Cyrus IMAP: the full extension set (passed through from Dovecot here)",),
         ),
     )
 })

@@ -3,7 +3,7 @@
 - ``files_sent``: each accepted message is APPENDed to the profile's Sent folder in Dovecot before the client
   hears "250" (and, for Gmail, to "[Gmail]/All Mail" too), as Gmail, Microsoft 365 and iCloud file what is
   submitted. The copy is the message as submitted: without its Bcc header (the client stripped it).
-- ``limits``: a message beyond the per-day or per-minute count is refused at MAIL FROM, and a recipient beyond
+- ``limits``: a message beyond the per-day or per-minute count (of transactions begun) is refused at MAIL FROM, and a recipient beyond
   the per-message count at RCPT TO, with the provider's own reply. The counts are data in the profile
   (Google Workspace 2,000 a day and 100 recipients a message; Exchange Online 30 a minute; Outlook.com about
   300 a day) and a test may scale them down with ``profile.but(limits=Limits(per_minute=3))``.
@@ -32,7 +32,7 @@ class ProviderSmtp(SmtpServer):
         self.user = user
         self.filed: list[str] = []         # the folders each accepted message was filed in, by the server
         self.refused: list[str] = []       # the limit replies given
-        self._accepted: deque[float] = deque()  # time.monotonic() of every accepted message
+        self._started: deque[float] = deque()  # time.monotonic() of every MAIL FROM let through (a submission)
         self._lock = threading.Lock()
         self.state.gate = self._gate
         self.state.on_accept = self._accept
@@ -42,13 +42,15 @@ class ProviderSmtp(SmtpServer):
         now = time.monotonic()
         with self._lock:
             if stage == "MAIL":
-                last_day = sum(1 for t in self._accepted if now - t < 86_400)
-                last_minute = sum(1 for t in self._accepted if now - t < 60)
+                # Counted when the transaction starts, so that parallel connections cannot slip past the limit.
+                last_day = sum(1 for t in self._started if now - t < 86_400)
+                last_minute = sum(1 for t in self._started if now - t < 60)
                 if (limits.per_day is not None and last_day >= limits.per_day) or (
                     limits.per_minute is not None and last_minute >= limits.per_minute
                 ):
                     self.refused.append(limits.reply)
                     return limits.reply
+                self._started.append(now)
             if stage == "RCPT" and limits.recipients_per_message is not None \
                     and recipients >= limits.recipients_per_message:
                 self.refused.append(limits.recipients_reply)
@@ -56,8 +58,6 @@ class ProviderSmtp(SmtpServer):
         return None
 
     def _accept(self, received: Received) -> None:
-        with self._lock:
-            self._accepted.append(time.monotonic())
         if not self.profile.files_sent:
             return
         folders = [self.profile.sent] + ([self.profile.all_mail] if self.profile.all_mail else [])
