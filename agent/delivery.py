@@ -40,6 +40,8 @@ QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this ma
 RETRY_LATER = timedelta(minutes=10)
 PACE_MARGIN = timedelta(seconds=1)  # a send counted at the provider a moment after it began
 MAX_PACE_WAIT = timedelta(minutes=2)  # a longer wait for a provider's limit holds sending instead of blocking
+SENT_WAIT = timedelta(seconds=5)  # how long a provider's copy in Sent is waited for before the agent files one
+SENT_LOOK = timedelta(milliseconds=500)
 LATE_FILING = timedelta(minutes=3)  # how long a provider may take to file a sent message in Sent
 LATE_LOOK = timedelta(seconds=3)
 LATE_WATCHED = 20  # self-filed copies watched at once for a late provider copy
@@ -198,8 +200,23 @@ async def _sending_slot(world: World) -> bool:
             world.held_until = slot
             await _tell_limits(world, limits, sends, now, held=slot)
             return False
+        await _tell_pacing(world, limits, slot)
         await asyncio.sleep(min((slot - now).total_seconds(), 1.0))
     return False
+
+
+async def _tell_pacing(world: World, limits: Limits, slot: datetime) -> None:
+    """Once a day: a backlog goes out more slowly than at once, to stay within a per-minute limit."""
+    day = slot.astimezone(world.settings.student.zone).date().isoformat()
+    if f"pace {day}" in world.limit_told:
+        return
+    world.limit_told.add(f"pace {day}")
+    log.info("pacing to %s's limit of %s messages a minute", limits.title, limits.per_minute)
+    await world.notify(
+        f"Sending paced: {limits.title} accepts {limits.per_minute} messages a minute",
+        [f"More messages are due than {limits.title} accepts in a minute ({limits.per_minute}). Rather than have "
+         "the server refuse them, mentor-agent sends them over the next minutes; nothing is lost."],
+    )
 
 
 async def _tell_limits(world: World, limits: Limits, sends: list[datetime], now: datetime, *,
@@ -334,29 +351,81 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
     if plain:
         uids = [uid for uid in plain if uid is not None]
         by_provider: list[int] = []  # filed in Sent by the provider itself: ours would be a second copy
-        if world.file_in_sent and world.look_in_sent:
-            found = await world.in_sent([plain[uid][1].message_id for uid in uids], wait=True)
+        ours: list[int] = []
+        later: list[int] = []  # not there yet: looked for again for a few seconds (follow_filing)
+        if not world.file_in_sent:
+            by_provider = uids
+        elif world.look_in_sent:
+            found = await world.in_sent([plain[uid][1].message_id for uid in uids], wait=False)
             by_provider = [uid for uid in uids if plain[uid][1].message_id in found]
-        ours = [uid for uid in uids if uid not in by_provider] if world.file_in_sent else []
+            rest = [uid for uid in uids if uid not in by_provider]
+            if world.provider_files_sent is False:
+                ours = rest
+            else:
+                later = rest
+                if by_provider:
+                    world.provider_files_sent = True
+        else:
+            ours = uids
         if ours:
-            await world.imap(world.mailbox.replace_flags_many, folders.sending, ours, ["\\Seen"])
-            moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, ours, folders.sent)
-            world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
-            if world.look_in_sent:
-                for uid in ours:
-                    _watch_late_filing(world, plain[uid][1].message_id, moved.get(uid))
-            for uid in ours:
-                if uid not in moved:  # no longer in Sending: file the copy we sent
-                    await world.imap(world.mailbox.append, folders.sent, plain[uid][1].sent_copy, ["\\Seen"])
-        drop = by_provider if world.file_in_sent else uids
-        if drop:
-            await world.imap(world.mailbox.discard_many, folders.sending, drop)
+            await _file_ours(world, [(uid, plain[uid][1]) for uid in ours])
+        if by_provider:
+            await world.imap(world.mailbox.discard_many, folders.sending, by_provider)
+        deadline = world.now() + SENT_WAIT
+        for uid in later:
+            world.filing_later[plain[uid][0].key] = (uid, plain[uid][1], deadline)
         with ledger.transaction():
-            for row, _ in plain.values():
-                ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+            for key_uid, (row, _) in plain.items():
+                if key_uid not in later:
+                    ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
     for rows, prepared in accepted:
         if not _plain(rows, prepared):
             await file_sent(world, rows, prepared)
+
+
+async def _file_ours(world: World, copies: Sequence[tuple[int, Prepared]]) -> None:
+    """Move these messages from Sending to Sent (the student's own message, Bcc and all); one that is no longer
+    in Sending is filed from the copy that was sent."""
+    folders = world.folders
+    uids = [uid for uid, _ in copies]
+    await world.imap(world.mailbox.replace_flags_many, folders.sending, uids, ["\\Seen"])
+    moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, uids, folders.sent)
+    world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
+    for uid, prepared in copies:
+        new_uid = moved.get(uid)
+        if uid not in moved:  # no longer in Sending: file the copy we sent
+            new_uid = await world.imap(world.mailbox.append, folders.sent, prepared.sent_copy, ["\\Seen"])
+        if world.look_in_sent:
+            _watch_late_filing(world, prepared.message_id, new_uid)
+
+
+async def follow_filing(world: World) -> datetime | None:
+    """Sent filing that waits on the provider (``auto``), without holding up the pass: a message whose copy the
+    provider has filed leaves Sending; one whose copy did not come in time is filed by the agent; a copy the
+    provider filed after that replaces ours. Returns when to look again (None: nothing to follow)."""
+    if world.filing_later:
+        now = world.now()
+        waiting = dict(world.filing_later)
+        found = await world.in_sent([prepared.message_id for _, prepared, _ in waiting.values()], wait=False)
+        theirs = [key for key, (_, prepared, _) in waiting.items() if prepared.message_id in found]
+        overdue = [key for key, (_, prepared, deadline) in waiting.items()
+                   if key not in theirs and now >= deadline]
+        if theirs:
+            world.provider_files_sent = True
+            await world.imap(world.mailbox.discard_many, world.folders.sending, [waiting[k][0] for k in theirs])
+        if overdue:
+            if world.provider_files_sent is None:
+                world.provider_files_sent = False
+                log.info("the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
+                         world.folders.sent, SENT_WAIT.total_seconds())
+            await _file_ours(world, [(waiting[k][0], waiting[k][1]) for k in overdue])
+        with world.ledger.transaction():
+            for key in (*theirs, *overdue):
+                world.filing_later.pop(key, None)
+                world.ledger.update(key, state=DONE, folder=world.folders.sent, uid=None)
+    tidy = await tidy_sent(world) if world.self_filed else None
+    soon = world.now() + SENT_LOOK if world.filing_later else None
+    return min((t for t in (soon, tidy) if t is not None), default=None)
 
 
 def _watch_late_filing(world: World, message_id: str, uid: int | None) -> None:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from agent.delivery import Item, deliver_all, tidy_sent
+from agent.delivery import Item, deliver_all, follow_filing
 from agent.envelope import Envelope, domain_of, new_message_id, parse_envelope
 from agent.errors import Problem, UserError
 from agent.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, OPEN_STATES, SCHEDULED, Row
@@ -173,7 +173,7 @@ async def carry_out(world: World) -> datetime | None:
     returns "now", because each send changes what the policies allow next.
     """
     now = world.now()
-    tidy = await tidy_sent(world) if world.self_filed else None
+    tidy = await follow_filing(world)  # Sent copies awaited from the provider, without holding up this pass
     open_rows = world.ledger.in_states(NEW, SCHEDULED)
     items: list[Item] = []
     if world.settings.pass_through:

@@ -46,6 +46,9 @@ class World:
     # Sent copies the agent filed itself after not seeing the provider's ("auto"): {Message-ID: (UID, when)},
     # looked at again for a while, in case the provider files late (then ours goes: never two copies).
     self_filed: dict[str, tuple[int, datetime]] = field(default_factory=dict, repr=False)
+    # Accepted messages whose Sent copy is still awaited from the provider: {key: (UID in Sending, the
+    # delivery.Prepared sent, until when)}; the ledger says accepted meanwhile (a restart files them).
+    filing_later: dict[str, tuple[int, Any, datetime]] = field(default_factory=dict, repr=False)
     sends: list[datetime] | None = field(default=None, repr=False)
     held_until: datetime | None = None
     limit_told: set[str] = field(default_factory=set, repr=False)
