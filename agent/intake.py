@@ -328,13 +328,14 @@ async def settle_folders(world: World, config_file: str) -> None:
     names = await world.imap(world.mailbox.folder_list)
     if LEGACY_OUTBOX not in names:
         return
-    _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
-    if not uids:
+    waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)  # STATUS: Outlook's Outbox is never selected
+    if not waiting:
         return
     own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
     ledger = world.ledger
     used_before = ledger.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
     if own is None and used_before:
+        _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
         moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, uids, folders.outbox)
         log.info("moved %d message(s) from the old default outbox %r to %r", len(moved), LEGACY_OUTBOX,
                  folders.outbox)
@@ -350,10 +351,10 @@ async def settle_folders(world: World, config_file: str) -> None:
     told = ledger.db.execute("SELECT value FROM meta WHERE key = 'legacy_outbox_told'").fetchone()
     if told is not None:
         return
-    ledger.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('legacy_outbox_told', ?)", (str(len(uids)),))
+    ledger.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('legacy_outbox_told', ?)", (str(waiting),))
     whose = f" ({own})" if own else ""
     await world.notify(
         f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
-        [f"“{LEGACY_OUTBOX}” holds {len(uids)} message(s){whose}; mentor-agent does not take mail from it.",
+        [f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
          f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”."],
     )

@@ -317,6 +317,11 @@ class Mailbox:
         listing = self._run("LIST", lambda: self.client.list_folders())
         return {_str(name): frozenset(_str(flag).lower() for flag in flags) for flags, _sep, name in listing}
 
+    def count(self, folder: str) -> int:
+        """How many messages ``folder`` holds, by STATUS: the folder is not selected (nor touched)."""
+        status = self._run(f"STATUS {folder!r}", lambda: self.client.folder_status(folder, ["MESSAGES"]))
+        return int(status.get(b"MESSAGES", 0))
+
     def providers_own(self, folder: str) -> str | None:
         """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
         while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
