@@ -31,7 +31,7 @@ from harness import (
     wait_received,
 )
 
-from tests.agent_process import mail, parse
+from tests.agent_process import OUTBOX, mail, parse
 from tests.servers.dovecot import User
 from tests.servers.smtp import SmtpServer
 
@@ -56,7 +56,7 @@ class FloorWatcher:
         loop = asyncio.new_event_loop()
         client = self.client
         try:
-            client.select_folder("Outbox")
+            client.select_folder(OUTBOX)
             last = max(client.search("ALL"), default=0)
             client.idle()
             while not self.stop.is_set():
@@ -99,7 +99,7 @@ def _reaction_runs(servers: Servers, user: User, smtp: SmtpServer, runs: int, la
         for n in range(runs):
             raw = mail(f"{label} {n}")
             began = time.monotonic()
-            client.append("Outbox", raw)
+            client.append(OUTBOX, raw)
             received = wait_received(agent, base + n + 1, 30) if agent else smtp.wait_for(base + n + 1, timeout=30)
             latencies.append(received[base + n].received_at - began)
             if latencies[-1] > 2.0:  # an outlier: say when, to find it in the daemon's log
@@ -153,7 +153,7 @@ def release(servers: Servers, count: int, gap_seconds: int = 3) -> Release:
         client = servers.client(agent.user)
         try:
             raws = [mail(f"release {n}") for n in range(count)]
-            multiappend(client, "Outbox", raws)
+            multiappend(client, OUTBOX, raws)
         finally:
             client.logout()
         received = wait_received(agent, count, count * gap_seconds + 120)
@@ -195,10 +195,10 @@ def backlog_floor(servers: Servers, raws: list[bytes]) -> float:
     smtp = servers.smtp()
     client = servers.client(user)
     try:
-        multiappend(client, "Outbox", raws)
+        multiappend(client, OUTBOX, raws)
         expected = sum(1 for raw in raws if b"To: " + FRIEND.encode() in raw) + 1
         began = time.monotonic()
-        client.select_folder("Outbox")
+        client.select_folder(OUTBOX)
         uids = client.search("ALL")
         headers = {}
         for start in range(0, len(uids), 500):
@@ -234,7 +234,7 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
     def seed(agent: BenchAgent) -> None:
         client = servers.client(agent.user)
         try:
-            seeded.append(multiappend(client, "Outbox", raws))
+            seeded.append(multiappend(client, OUTBOX, raws))
         finally:
             client.logout()
 
@@ -253,14 +253,14 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
             deadline = began + timeout
             while time.monotonic() < deadline and (decided is None or delivered is None):
                 now = time.monotonic()
-                if decided is None and folder_count(client, "Outbox") == 0 and folder_count(client, "Sending") == 0:
+                if decided is None and folder_count(client, OUTBOX) == 0 and folder_count(client, "Sending") == 0:
                     decided = now - began
                 if delivered is None and len(agent.smtp.messages) >= expected:
                     delivered = now - began
                 if agent.process_ended():
                     break
                 time.sleep(0.25)
-            outbox = folder_count(client, "Outbox")
+            outbox = folder_count(client, OUTBOX)
         finally:
             client.logout()
             if spy is not None:

@@ -26,14 +26,14 @@ if str(ROOT) not in sys.path:
 
 from imapclient import IMAPClient  # noqa: E402
 
-from tests.agent_process import MENTOR, STUDENT, Agent, eventually  # noqa: E402
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, eventually  # noqa: E402
 from tests.servers import dovecot as dovecot_module  # noqa: E402
 from tests.servers.dovecot import Dovecot, User  # noqa: E402
 from tests.servers.smtp import SmtpServer  # noqa: E402
 
 __all__ = ["MENTOR", "STUDENT", "BenchAgent", "Servers", "Stats", "eventually", "open_policy", "servers"]
 
-FOLDERS = ("Outbox", "Scheduled", "Needs attention", "Sending")
+FOLDERS = (OUTBOX, "Scheduled", "Needs attention", "Sending")
 
 
 def open_policy(*, min_gap: str = "0", over_limit: str = "delay", limit: int = 1_000_000) -> str:

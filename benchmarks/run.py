@@ -70,15 +70,19 @@ def main() -> int:
 
     # The pure benchmarks first: they are the most sensitive to anything else running on the machine.
     if "engine" in only:
-        previous: bench_engine.EngineResult | None = None
-        for size in engine_sizes:
-            say(f"engine: simulate {size} events")
-            e = bench_engine.run_engine(size)
-            growth = "" if previous is None else (
-                f"×{e.seconds / previous.seconds:.1f} time for ×{e.events / previous.events:.1f} events")
-            rows.append(f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends), one run "
-                        f"| {e.seconds:.2f} s | {e.seconds / e.events * 1e6:.0f} µs/event | — | {growth or '—'} | — |")
-            previous = e
+        rare_sizes = (2_000, 6_000) if quick else (2_000, 6_000, 20_000)
+        for workload, sizes in (("busy", engine_sizes), ("rare", rare_sizes)):
+            previous: bench_engine.EngineResult | None = None
+            label = "" if workload == "busy" else ", mentor rarely answers"
+            for size in sizes:
+                say(f"engine: simulate {size} events ({workload})")
+                e = bench_engine.run_engine(size, workload=workload)
+                growth = "" if previous is None else (
+                    f"×{e.seconds / previous.seconds:.1f} time for ×{e.events / previous.events:.1f} events")
+                rows.append(f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends{label}), one run "
+                            f"| {e.seconds:.2f} s | {e.seconds / e.events * 1e6:.0f} µs/event | — "
+                            f"| {growth or '—'} | — |")
+                previous = e
     if "slots" in only:
         say("slots: benchmarks/bench_slots.py")
         runs = "10" if quick else "50"

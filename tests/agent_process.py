@@ -26,6 +26,7 @@ T = TypeVar("T")
 MENTOR = "arivera@hospital.example.org"
 STUDENT = "sam@med.example.edu"
 SENT = "Sent Items"
+OUTBOX = "Mentor Outbox"  # the default outbox (not "Outbox": that is Outlook's own at Microsoft)
 
 OPEN_POLICY = """\
 [mentor]
@@ -168,14 +169,15 @@ file_in_sent = "always"
     # -- the mailbox, as the student sees it ------------------------------------------------------------------
 
     def drop(self, raw: bytes, flags: tuple[str, ...] = ()) -> int:
-        return self.dovecot.append(self.user, "Outbox", raw, flags)
+        return self.dovecot.append(self.user, OUTBOX, raw, flags)
 
     def folder(self, name: str) -> list[EmailMessage]:
         return [parse(raw) for raw in self.folder_raw(name).values()]
 
     def folder_raw(self, name: str) -> dict[int, bytes]:
         # The test Dovecot names its \Sent folder "Sent Items": the agent must find it by SPECIAL-USE.
-        return self.dovecot.messages(self.user, SENT if name == "Sent" else name)
+        # "Outbox" in a test means the agent's outbox, by default "Mentor Outbox".
+        return self.dovecot.messages(self.user, {"Sent": SENT, "Outbox": OUTBOX}.get(name, name))
 
     def subjects(self, name: str) -> list[str]:
         return [str(m["Subject"]).strip() for m in self.folder(name)]
@@ -191,7 +193,7 @@ file_in_sent = "always"
 def agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Iterator[Agent]:
     user = dovecot.new_user()
     with dovecot.client(user) as client:
-        for folder in ("Outbox", "Scheduled", "Needs attention", "Sending"):
+        for folder in (OUTBOX, "Scheduled", "Needs attention", "Sending"):
             if not client.folder_exists(folder):
                 client.create_folder(folder)
     agent = Agent(tmp_path, dovecot, user, smtp_server)

@@ -93,7 +93,7 @@ def test_the_accepted_offer_stays_and_the_other_invitations_are_cancelled(week: 
 
 def test_the_mailbox_is_left_as_files(week: demo.DemoResult) -> None:
     out = week.out
-    assert week.folders["Sent"] == 12 and week.folders["Scheduled"] == 1 and week.folders["Outbox"] == 0
+    assert week.folders["Sent"] == 12 and week.folders["Scheduled"] == 1 and week.folders["Mentor Outbox"] == 0
     sent = sorted((out / "mailbox" / "Sent").glob("*.eml"))
     assert len(sent) == 12
     scheduled = list((out / "mailbox" / "Scheduled").glob("*.eml"))

@@ -32,6 +32,7 @@ def message(n: int = 1, body: bytes = b"Hello.\r\n", message_id: str | None = No
 def box(imap: Imap, imap_login: Login) -> Iterator[Mailbox]:
     with Mailbox(imap, imap_login) as mailbox:
         mailbox.resolve_folders(imap.folders)
+        mailbox.ensure_folder("Outbox")  # the folder these tests move from
         yield mailbox
 
 
@@ -45,9 +46,9 @@ def test_resolve_finds_sent_by_special_use_and_creates_the_agents_folders(
         again = mailbox.resolve_folders(Folders())  # idempotent
     assert resolved == again
     assert resolved.sent == SENT
-    assert (resolved.inbox, resolved.outbox, resolved.notices) == ("INBOX", "Outbox", "INBOX")
+    assert (resolved.inbox, resolved.outbox, resolved.notices) == ("INBOX", "Mentor Outbox", "INBOX")
     folders = dovecot.folders(imap_user)
-    for name in ("Outbox", "Scheduled", "Needs attention", "Sending", SENT):
+    for name in ("Mentor Outbox", "Scheduled", "Needs attention", "Sending", SENT):
         assert name in folders
     assert "Sent" not in folders
     assert "\\Sent" in folders[SENT]

@@ -82,9 +82,13 @@ class Credentials(_Section):
         return value.expanduser() if value is not None else None
 
 
+LEGACY_OUTBOX = "Outbox"  # the default up to 0.1.0, and the name of Outlook's own Outbox
+
+
 class Folders(_Section):
     inbox: str = "INBOX"
-    outbox: str = "Outbox"
+    # Not "Outbox": Microsoft 365 and Outlook.com have a built-in Outbox where Outlook parks mail while it sends.
+    outbox: str = "Mentor Outbox"
     scheduled: str = "Scheduled"
     needs_attention: str = "Needs attention"
     sending: str = "Sending"          # where a message is claimed while it goes out (one agent wins)
@@ -108,12 +112,17 @@ class Smtp(Credentials):
     port: int = Field(default=465, ge=1, le=65535)
     security: Security = "tls"
     timeout: float = Field(default=60.0, gt=0)
-    # Providers such as Gmail, Microsoft 365 and iCloud file what you submit in Sent themselves;
-    # "auto" decides by the SMTP host, "always"/"never" override.
+    # Providers such as Gmail, Microsoft 365 and iCloud file what you submit in Sent themselves; "auto" looks
+    # for the sent Message-ID in Sent (a few seconds) and files it only if the provider did not;
+    # "always" (the agent files it) and "never" (the provider always does) override.
     file_in_sent: Literal["auto", "always", "never"] = "auto"
     # SMTP connections used side by side when several messages are due at once (a backlog). Providers
     # allow a few per account (Gmail about 10); 1 sends strictly one after another.
     connections: int = Field(default=3, ge=1, le=10)
+    # Whose sending limits apply (agent/rules/limits.py): "auto" finds the provider from the host; "none": no limits.
+    provider: Literal["auto", "none", "google", "microsoft365", "outlook.com", "icloud", "yahoo", "fastmail"] = "auto"
+    max_per_minute: int = Field(default=0, ge=0)  # your own server's limits, where known; 0: the provider's
+    max_per_day: int = Field(default=0, ge=0)
 
 
 class Digest(_Section):

@@ -24,12 +24,12 @@ from agent.config.settings import Credentials, Settings
 from agent.daemon import preflight, sdnotify
 from agent.errors import LoginRefused, TlsProblem, is_permanent
 from agent.mail.credentials import resolve
-from agent.mail.imap import Login, Mailbox, MailboxError, Watcher
+from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
 from agent.reconcile import meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.delivery import recover
 from agent.reconcile.history import Seen, scan_replies, scan_sent
-from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
 from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal
 from agent.store import statelock
@@ -190,6 +190,7 @@ class Daemon:
                              (signal.SIGHUP, self.request_reload)):
             loop.add_signal_handler(sig, handler)
         failures = 0
+        expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
         policy_watch = asyncio.create_task(self.watch_policies())
         try:
             self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
@@ -211,6 +212,10 @@ class Daemon:
                     else:
                         failures += 1
                         delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+                        if (isinstance(error, SessionExpired) and failures == 1
+                                and time.monotonic() > expired_at + 60):
+                            expired_at = time.monotonic()  # at most once a minute: a failing token backs off
+                            delay = 0.0  # the OAuth token ran out: log in again at once, with a fresh token
                         log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
                         self.ledger.set_status(connected="no", last_error=str(error))
                         sdnotify.status(f"reconnecting: {error}")
@@ -267,6 +272,7 @@ class Daemon:
                           smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
                           if settings.smtp.username else None,
                           clock=self.clock, stopping=self.stopping, smtp_gate=self.smtp_gate)
+            await settle_folders(world, self.config_file)  # never a provider's own Outbox; the old default's mail
             loop = asyncio.get_running_loop()
 
             def wake() -> None:
@@ -337,7 +343,8 @@ class Daemon:
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:
             if watcher.error is not None:
-                raise MailboxError(f"watching {watcher.watcher.folder}: {watcher.error}")
+                kind = SessionExpired if isinstance(watcher.error, SessionExpired) else MailboxError
+                raise kind(f"watching {watcher.watcher.folder}: {watcher.error}")
             # The watchdog: an IDLE that has said nothing for longer than its renewal period is dead
             # (suspend, a changed network), even if the socket never reported an error.
             if watcher.silent_for() > watcher.renew + self.settings.imap.timeout + WATCH_SLICE:

@@ -315,7 +315,7 @@ class Demo:
                                      mentor=mentor.name if mentor else ""))
             raw = student_mail((STUDENT_NAME, STUDENT_ADDRESS), step.to, step.subject, now.astimezone(self.zone),
                                step.message_id, step.references, step.body, step.attachment)
-            await self._append("Outbox", raw, now)
+            await self._append(Folders().outbox, raw, now)
             return
         if isinstance(step, Reply):
             sent = [r for r in self.sink.snapshot() if header(r.content, "Message-ID") == step.answers]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import imaplib
+import logging
 import re
 import secrets
 import select
@@ -23,12 +24,13 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import DELETED, SENT, _parse_untagged_response
+from imapclient.imapclient import DELETED, SENT, TRASH, _parse_untagged_response
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agent.config.settings import Folders, Imap
 from agent.errors import ConnectionProblem, LoginRefused, TlsProblem
 from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+from agent.rules.envelope import message_ids, parse_envelope
 
 __all__ = [
     "HeaderInfo",
@@ -39,6 +41,7 @@ __all__ = [
     "MailboxError",
     "MessageGone",
     "ResolvedFolders",
+    "SessionExpired",
     "Watcher",
 ]
 
@@ -48,7 +51,10 @@ CONNECT_ATTEMPTS = 3
 CLAIM_KEYWORD = "$MentorAgentClaim"  # + an agent's id: set (conditionally) on a message while that agent moves it
 STALE_CLAIM = 60.0  # seconds: a claim keyword still there this long after we first saw it was abandoned
 _CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"RECENT", b"VANISHED"}
+# What a message is known by when a UID map is checked: its Message-ID (the ledger's key for it).
+_ID_ITEM = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 _T = TypeVar("_T")
+log = logging.getLogger("mentor_agent.mailbox")
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,20 @@ class ImapTlsProblem(MailboxError, TlsProblem):
 
 class MessageGone(MailboxError):
     """The message is no longer where we looked (another agent moved it, or the student deleted it)."""
+
+
+class SessionExpired(MailboxError):
+    """The server ended the session because the OAuth token ran out (Microsoft: ``* BYE Session invalidated -
+    AccessTokenExpired``, imapsync #250): reconnect at once with a fresh token; not a failure to back off from."""
+
+
+_EXPIRED = re.compile(r"AccessTokenExpired|token (has )?expired|expired token", re.IGNORECASE)
+
+
+def _ended(what: str, text: str) -> MailboxError:
+    """The error for a session the server ended with ``text``."""
+    kind = SessionExpired if _EXPIRED.search(text) else MailboxError
+    return kind(f"{what}: {text}")
 
 
 class _ConnectFailed(MailboxError):
@@ -224,6 +244,13 @@ class Mailbox:
         self._selected: str | None = None
         self._capabilities: frozenset[str] = frozenset()
         self._claims_seen: dict[tuple[str, int], float] = {}  # (folder, UID) -> when first seen claimed by others
+        # Decided by looking, never by the server's name: whether CONDSTORE works when used (iCloud advertises
+        # it and refuses it), and per folder whether a custom keyword is kept (PERMANENTFLAGS without \*, or
+        # a STORE that the server accepts and then forgets, as at Microsoft 365).
+        self._condstore_works = True
+        self._keywords_kept: dict[str, bool] = {}
+        self.remapped = 0  # UID maps (COPYUID) found wrong and rebuilt by Message-ID, this connection
+        self._trash: str | None = None  # Gmail's Trash folder, once looked up ("" where there is none)
 
     # -- connection ------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -231,6 +258,8 @@ class Mailbox:
         self._client = _open(self.imap, self.login, self.ssl_context)
         with _errors("CAPABILITY"):
             self._capabilities = frozenset(_str(c).upper() for c in self._client.capabilities())
+        self._condstore_works = True
+        self._keywords_kept = {}
 
     def close(self) -> None:
         client, self._client, self._selected = self._client, None, None
@@ -278,7 +307,7 @@ class Mailbox:
             return action()
         except (imaplib.IMAP4.abort, OSError, EOFError) as error:
             self.close()
-            raise MailboxError(f"{what}: {_describe(error)}") from error
+            raise _ended(what, _describe(error)) from error
         except (imaplib.IMAP4.error, ValueError) as error:
             raise MailboxError(f"{what}: {_describe(error)}") from error
 
@@ -288,7 +317,19 @@ class Mailbox:
         self._selected = None
         response: dict[bytes, Any] = self._run(f"SELECT {folder!r}", lambda: self.client.select_folder(folder))
         self._selected = folder
+        permanent = response.get(b"PERMANENTFLAGS")
+        if permanent is not None and folder not in self._keywords_kept:
+            # RFC 3501: \* means new keywords can be kept; without PERMANENTFLAGS every flag is permanent.
+            self._keywords_kept[folder] = any(_str(f) in ("\\*", self.claim_keyword) for f in permanent)
         return response
+
+    @property
+    def uses_claims(self) -> bool:
+        """Whether a claim keyword is usable at all here (CONDSTORE advertised and not refused)."""
+        return self._has("CONDSTORE") and self._condstore_works
+
+    def _claims_work(self, folder: str) -> bool:
+        return self.uses_claims and self._keywords_kept.get(folder, True)
 
     # -- folders ---------------------------------------------------------------------------------------
     def resolve_folders(self, folders: Folders) -> ResolvedFolders:
@@ -307,6 +348,35 @@ class Mailbox:
                      resolved.sent, resolved.notices):
             self.ensure_folder(name)
         return resolved
+
+    def folder_list(self) -> dict[str, frozenset[str]]:
+        """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
+        listing = self._run("LIST", lambda: self.client.list_folders())
+        return {_str(name): frozenset(_str(flag).lower() for flag in flags) for flags, _sep, name in listing}
+
+    def count(self, folder: str) -> int:
+        """How many messages ``folder`` holds, by STATUS: the folder is not selected (nor touched)."""
+        status = self._run(f"STATUS {folder!r}", lambda: self.client.folder_status(folder, ["MESSAGES"]))
+        return int(status.get(b"MESSAGES", 0))
+
+    def providers_own(self, folder: str) -> str | None:
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
+        while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
+        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it."""
+        folders = self.folder_list()
+        if folder not in folders:
+            return None
+        if "\\outbox" in folders[folder]:
+            return f"the server marks {folder!r} as its own \\Outbox"
+        if folder.casefold() != "outbox":
+            return None
+        welcome = _str(getattr(self.client, "welcome", b"") or b"").lower()
+        if "microsoft exchange" in welcome or "outlook" in welcome:
+            return f"this is a Microsoft server, where {folder!r} is Outlook's own Outbox"
+        if {"sent items", "deleted items", "junk email"} <= {name.casefold() for name in folders}:
+            return (f"the mailbox has Exchange's folders (Sent Items, Deleted Items, Junk Email): {folder!r} is "
+                    "Outlook's own Outbox")
+        return None
 
     def special_drafts(self) -> str | None:
         """The folder the server marks SPECIAL-USE \\Drafts, if any (for commands: they do not touch the client)."""
@@ -420,20 +490,31 @@ class Mailbox:
         return moved[uid]
 
     def move_many(self, folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> dict[int, int | None]:
-        """Move messages in one command; {source UID: UID in ``target`` (None if the server does not say)}.
+        """Move messages in one command; {source UID: UID in ``target`` (None if it cannot be told)}.
 
         A UID missing from the answer was not moved: it is gone, or another agent claimed it first.
         Dovecot's MOVE is not atomic between sessions (two racing MOVEs both answer OK and leave two
-        copies), so with ``claim`` and where the server offers CONDSTORE the messages are first claimed with
-        one conditional STORE (UNCHANGEDSINCE) of a private keyword: of several agents, exactly one succeeds
-        for each message. ``claim=False`` is for the agent's own Sending folder, which no student edits.
+        copies), so with ``claim``, where the server offers CONDSTORE and keeps custom keywords, the messages
+        are first claimed with one conditional STORE (UNCHANGEDSINCE) of a private keyword: of several
+        agents, exactly one succeeds for each message. ``claim=False`` is for the agent's own Sending folder,
+        which no student edits. Where keywords or CONDSTORE are missing (Microsoft 365, Yahoo, iCloud) the
+        messages are moved without a claim: those servers' MOVE does not leave two copies.
+
+        The server's UID map (COPYUID) is never taken on trust: the destination's Message-IDs are read back
+        and a map in the wrong order (Yahoo, MailKit #1405) is rebuilt by Message-ID.
+        Without MOVE (iCloud): COPY, check the copies, STORE \\Deleted, UID EXPUNGE those UIDs — never a
+        bare EXPUNGE.
         """
         wanted = sorted(set(uids))
         if not wanted:
             return {}
         self._select(folder)
-        present = self._present(folder, wanted)
-        ours = self._claim(folder, present) if claim and self._has("CONDSTORE") else sorted(present)
+        present, identities = self._present(folder, wanted)
+        ours: list[int] | None = None
+        if claim and self._claims_work(folder):
+            ours = self._claim(folder, present)
+        if ours is None:  # no claim here: keywords or CONDSTORE are missing
+            ours = sorted(present)
         if not ours:
             return {}
         untagged = self.client._imap.untagged_responses
@@ -442,35 +523,88 @@ class Mailbox:
         if self.has_move and not self.force_copy_fallback:
             self._run(f"UID MOVE {where}", lambda: self.client.move(_uid_set(ours), target))
             mapping = _copyuid(untagged.pop("COPYUID", None))
+            moved = self._checked_map(folder, target, ours, mapping, identities)
         else:
             self._run(f"UID COPY {where}", lambda: self.client.copy(_uid_set(ours), target))
             mapping = _copyuid(untagged.pop("COPYUID", None))
-            marks = _uid_set(ours)
-            self._run(f"UID STORE {where} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
-            self._expunge(ours)
-        if not mapping and self.has_uidplus:
-            return {}  # the server moved nothing: every one of them was gone
-        moved: dict[int, int | None] = {uid: mapping.get(uid) for uid in ours} if mapping else dict.fromkeys(ours)
-        if self.has_uidplus:
-            moved = {uid: new for uid, new in moved.items() if new is not None}
-        if claim and self._has("CONDSTORE") and moved:
+            moved = self._checked_map(folder, target, ours, mapping, identities)
+            copied = sorted(moved)
+            if copied:  # only what is certainly in the target leaves the source
+                self._select(folder)
+                marks = _uid_set(copied)
+                self._run(f"UID STORE {where} +\\Deleted",
+                          lambda: self.client.add_flags(marks, [DELETED], silent=True))
+                self._expunge(copied)
+        if claim and self._claims_work(folder) and moved:
             new_uids = [new for new in moved.values() if new is not None]
             with contextlib.suppress(MailboxError):  # cosmetic: the move itself has succeeded
                 if new_uids:
                     self.remove_flags_many(target, new_uids, [self.claim_keyword])
         return moved
 
-    def _present(self, folder: str, uids: list[int]) -> dict[int, int | None]:
-        """{UID: MODSEQ (None without CONDSTORE)} of the messages still in the folder and not \\Deleted."""
-        condstore = self._has("CONDSTORE")
-        items = ["FLAGS", "MODSEQ"] if condstore else ["FLAGS"]
+    def _checked_map(self, folder: str, target: str, ours: list[int], mapping: dict[int, int],
+                     identities: dict[int, str]) -> dict[int, int | None]:
+        """{source UID: target UID} for the messages that reached ``target``, checked against Message-ID.
+
+        A server's COPYUID can pair sources and destinations in the wrong order (Yahoo): every pair is read
+        back, and a wrong map is rebuilt from the destination's Message-IDs (the ledger's key, a hash of the
+        header block for a message without one). A message whose place cannot be told maps to None (the
+        caller looks it up by its key). Without UIDPLUS nothing is known: every one maps to None.
+        """
+        if not mapping:
+            if self.has_uidplus:
+                return {}  # the server moved nothing: every one of them was gone
+            return dict.fromkeys(ours)
+        pairs = {uid: mapping[uid] for uid in ours if uid in mapping}
+        found = self._identities(target, sorted(set(pairs.values())))
+        if all(found.get(new) == identities.get(old) for old, new in pairs.items()):
+            return dict(pairs)
+        self.remapped += 1
+        log.warning("the server's UID map for %d message(s) %r -> %r does not match their Message-IDs; "
+                    "rebuilt by Message-ID", len(pairs), folder, target)
+        at: dict[str, list[int]] = {}
+        for new, identity in found.items():
+            at.setdefault(identity, []).append(new)
+        rebuilt: dict[int, int | None] = {}
+        for old in pairs:
+            places = at.get(identities.get(old, ""), [])
+            rebuilt[old] = places[0] if len(places) == 1 else None
+        return rebuilt
+
+    def _identities(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
+        """{UID: Message-ID, or the ledger's hash key for a message without one} in ``folder``."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return {}
+        self._select(folder)
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start:start + FETCH_CHUNK]
+            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, [_ID_ITEM]))
+            found.update(_identities_in(data, set(chunk)))
+        return self._hash_missing(folder, wanted, found)
+
+    def _hash_missing(self, folder: str, wanted: Sequence[int], found: dict[int, str]) -> dict[int, str]:
+        """Fill in the hash key (as the ledger makes it) for messages that have no Message-ID."""
+        missing = [uid for uid in wanted if uid not in found]
+        if missing:
+            for info in self.headers(folder, missing):
+                found[info.uid] = parse_envelope(info.headers).key
+        return found
+
+    def _present(self, folder: str, uids: list[int]) -> tuple[dict[int, int | None], dict[int, str]]:
+        """{UID: MODSEQ (None without CONDSTORE)} of the messages still in the folder and not \\Deleted, and
+        {UID: identity} of the same (Message-ID, or the ledger's hash key), to check a UID map against."""
         present: dict[int, int | None] = {}
+        identities: dict[int, str] = {}
         stale: list[int] = []
         abandoned: set[str] = set()
         for start in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[start:start + FETCH_CHUNK]
             asked = set(chunk)
-            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, items))
+            data = self._fetch_present(folder, chunk)
+            condstore = self.uses_claims
+            identities.update(_identities_in(data, asked))
             for uid, item in data.items():
                 flags = item.get(b"FLAGS")
                 if flags is None or int(uid) not in asked or DELETED in flags:
@@ -490,10 +624,26 @@ class Mailbox:
             self.remove_flags_many(folder, stale, sorted(abandoned))
             for uid in stale:
                 self._claims_seen.pop((folder, uid), None)
-        return present
+        identities = {uid: identity for uid, identity in identities.items() if uid in present}
+        return present, self._hash_missing(folder, sorted(present), identities)
 
-    def _claim(self, folder: str, present: dict[int, int | None]) -> list[int]:
-        """Claim the messages for this agent; the UIDs it may move (no other agent will).
+    def _fetch_present(self, folder: str, chunk: list[int]) -> dict[int, dict[bytes, Any]]:
+        if not self.uses_claims:
+            return self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS", _ID_ITEM]))
+        try:
+            return self._run(f"UID FETCH in {folder!r}",
+                             functools.partial(self._fetch, chunk, ["FLAGS", "MODSEQ", _ID_ITEM]))
+        except MailboxError:
+            if self._client is None:
+                raise  # the connection broke: not an answer about CONDSTORE
+            # CONDSTORE advertised but refused when used (iCloud refuses SELECT ... (CONDSTORE), MailKit #970).
+            log.info("the server refused MODSEQ although it advertises CONDSTORE: moving without claims")
+            self._condstore_works = False
+            return self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS", _ID_ITEM]))
+
+    def _claim(self, folder: str, present: dict[int, int | None]) -> list[int] | None:
+        """Claim the messages for this agent; the UIDs it may move (no other agent will). None when claims
+        turn out not to work here (the conditional STORE refused, or the keyword not kept): move unclaimed.
 
         Two steps. A conditional STORE of this agent's keyword (UNCHANGEDSINCE the highest MODSEQ seen; RFC
         7162 names in MODIFIED whatever changed since), then, after a NOOP, a FETCH of the flags: a message
@@ -522,11 +672,19 @@ class Mailbox:
                 refused |= _expand(code)
             return [uid for uid in wanted if uid not in refused]
 
-        stored = self._run(f"UID STORE {len(wanted)} message(s) (claim)", store)
+        try:
+            stored = self._run(f"UID STORE {len(wanted)} message(s) (claim)", store)
+        except MailboxError:
+            if self._client is None:
+                raise
+            log.info("the server refused a conditional STORE (CONDSTORE): moving without claims")
+            self._condstore_works = False
+            return None
         if not stored:
             return []
         self._run("NOOP", self.client.noop)  # see every change committed before this point
         kept: list[int] = []
+        seen: set[str] = set()
         for start in range(0, len(stored), FETCH_CHUNK):
             chunk = stored[start:start + FETCH_CHUNK]
             data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS"]))
@@ -536,6 +694,13 @@ class Mailbox:
                 if ours and not any(f.lower().startswith(CLAIM_KEYWORD.lower()) and f != self.claim_keyword
                                     for f in flags):
                     kept.append(uid)
+                seen.update(flags)
+        if not any(flag.lower().startswith(CLAIM_KEYWORD.lower()) for flag in seen):
+            # The STORE was accepted, yet no message shows any claim: this folder does not keep custom keywords
+            # (Microsoft 365 drops them silently, MailKit #702). Read back, not guessed: move without claims.
+            log.info("%r does not keep custom keywords: moving without claims", folder)
+            self._keywords_kept[folder] = False
+            return None
         given_up = sorted(set(stored) - set(kept))
         if given_up:
             with contextlib.suppress(MailboxError):
@@ -582,6 +747,20 @@ class Mailbox:
         self._run(f"UID STORE {marks} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
         self._expunge(wanted)
 
+    def discard_many(self, folder: str, uids: Sequence[int]) -> None:
+        """Remove the agent's own copies (e.g. from Sending once the provider filed the sent message in Sent).
+
+        At Gmail (X-GM-EXT-1) folders are labels: an EXPUNGE only takes the label off and the message stays in
+        All Mail, a stray copy with no label. There it is moved to the Trash folder, which is how Gmail deletes.
+        """
+        if self._has("X-GM-EXT-1"):
+            if self._trash is None:
+                self._trash = self._run("LIST", lambda: self.client.find_special_folder(TRASH)) or ""
+            if self._trash:
+                self.move_many(folder, uids, self._trash, claim=False)
+                return
+        self.delete_many(folder, uids)
+
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
         """Add ``flags`` to the message (others stay)."""
         self._select(folder)
@@ -603,6 +782,21 @@ class Mailbox:
         if marks:
             self._select(folder)
             self._run(f"UID STORE {marks} -FLAGS", lambda: self.client.remove_flags(marks, list(flags), silent=True))
+
+
+def _identities_in(data: dict[int, dict[bytes, Any]], asked: set[int]) -> dict[int, str]:
+    """{UID: Message-ID} from a FETCH of BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]; messages without one left out."""
+    found: dict[int, str] = {}
+    for uid, item in data.items():
+        if int(uid) not in asked:
+            continue
+        for name, value in item.items():
+            if isinstance(name, bytes) and name.upper().startswith(b"BODY[HEADER.FIELDS") and value:
+                text = bytes(value).decode("utf-8", "replace")
+                ids = message_ids(re.sub(r"\r?\n[ \t]+", " ", text))
+                if ids:
+                    found[int(uid)] = ids[0]
+    return found
 
 
 def _expand(value: Any) -> set[int]:
@@ -741,8 +935,10 @@ class Watcher:
                 time.sleep(0.01)
                 continue
             empty_reads = 0
-            if any(isinstance(r, tuple) and r[:1] == (b"BYE",) for r in responses):
-                raise MailboxError(f"the server ended the IDLE connection on {self.folder!r}")
+            byes = [r for r in responses if isinstance(r, tuple) and r[:1] == (b"BYE",)]
+            if byes:
+                said = " ".join(_str(part) for part in byes[0][1:] if isinstance(part, bytes | str)).strip()
+                raise _ended(f"the server ended the IDLE connection on {self.folder!r}", said or "BYE")
             if _changed(responses):
                 return True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from agent.config.settings import Settings
 from agent.mail.imap import Login, Mailbox, MailboxError, ResolvedFolders
 from agent.reconcile.events import Notice, publish
 from agent.rules.envelope import parse_envelope
+from agent.rules.limits import DAY, Limits, limits_for, with_overrides
 from agent.rules.notices import build_notice
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import Gate
@@ -20,6 +21,7 @@ from agent.store.ledger import Ledger
 
 log = logging.getLogger("mentor_agent")
 T = TypeVar("T")
+SENT_LOOK_DELAYS = (0.0, 0.3, 0.7, 1.5, 2.5)  # seconds between looks for a provider's copy in Sent
 
 
 def utc_now() -> datetime:
@@ -41,6 +43,32 @@ class World:
     _imap_turn: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # UIDs the agent itself filed, per folder, so that the history scan need not read them back.
     filed: dict[str, set[int]] = field(default_factory=dict, repr=False)
+    # Whether the provider files SMTP submissions in Sent itself: None until seen (file_in_sent = "auto").
+    provider_files_sent: bool | None = None
+    # The provider's sending limits: moments of recent sends (loaded from the ledger's log on first use),
+    # when sending is held until (the daily limit is reached), and what the student was told of them.
+    # Sent copies the agent filed itself after not seeing the provider's ("auto"): {Message-ID: (UID, when)},
+    # looked at again for a while, in case the provider files late (then ours goes: never two copies).
+    self_filed: dict[str, tuple[int, datetime]] = field(default_factory=dict, repr=False)
+    # Accepted messages whose Sent copy is still awaited from the provider: {key: (UID in Sending, the
+    # delivery.Prepared sent, until when)}; the ledger says accepted meanwhile (a restart files them).
+    filing_later: dict[str, tuple[int, Any, datetime]] = field(default_factory=dict, repr=False)
+    sends: list[datetime] | None = field(default=None, repr=False)
+    held_until: datetime | None = None
+    limit_told: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def sending_limits(self) -> Limits | None:
+        smtp = self.settings.smtp
+        return with_overrides(limits_for(smtp.provider, smtp.host), smtp.max_per_minute, smtp.max_per_day)
+
+    def recent_sends(self) -> list[datetime]:
+        """When the agent sent in the last day (each message once), as the limits count them."""
+        if self.sends is None:
+            since = (self.now() - DAY).astimezone(UTC).isoformat()
+            rows = self.ledger.db.execute("SELECT at FROM log WHERE event = 'sent' AND at >= ?", (since,))
+            self.sends = [datetime.fromisoformat(at) for (at,) in rows]
+        return self.sends
 
     def now(self) -> datetime:
         return self.clock()
@@ -52,15 +80,38 @@ class World:
 
     @property
     def file_in_sent(self) -> bool:
-        """Whether we APPEND what we sent to Sent: not for providers that file submissions themselves."""
-        choice = self.settings.smtp.file_in_sent
-        if choice != "auto":
-            return choice == "always"
-        host = self.settings.smtp.host.lower()
-        return not any(
-            host.endswith(provider)
-            for provider in ("gmail.com", "googlemail.com", "office365.com", "outlook.com", "mail.me.com", "icloud.com")
-        )
+        """Whether we may put what we sent in Sent ourselves ("never": the provider always does)."""
+        return self.settings.smtp.file_in_sent != "never"
+
+    @property
+    def look_in_sent(self) -> bool:
+        """``auto``: whether the provider filed a submission in Sent is seen by looking for its Message-ID
+        there (after a short wait), never guessed from the server's name."""
+        return self.settings.smtp.file_in_sent == "auto"
+
+    async def in_sent(self, message_ids: Sequence[str], *, wait: bool) -> set[str]:
+        """The Message-IDs found in Sent; with ``wait`` (``auto``), looked for again for a few seconds, since a
+        provider files a submission a moment after accepting it. Once a provider was seen not to file one in
+        time, later looks in this session do not wait (nothing is gained); once it was seen filing, they do."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: set[str] = set()
+        delays = SENT_LOOK_DELAYS if wait and self.provider_files_sent is not False else (0.0,)
+        for delay in delays:
+            if delay:
+                await asyncio.sleep(delay)
+            for message_id in [m for m in wanted if m not in found]:
+                if await self.imap(self.mailbox.find_by_message_id, self.folders.sent, message_id):
+                    found.add(message_id)
+            if len(found) == len(wanted):
+                break
+        if wait and wanted:
+            if found:
+                self.provider_files_sent = True
+            elif self.provider_files_sent is None:
+                self.provider_files_sent = False
+                log.info("the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
+                         self.folders.sent, sum(delays))
+        return found
 
     async def notify(self, title: str, lines: list[str], about: str | None = None) -> None:
         """APPEND a notice into the student's notices folder. A failure is logged, never raised."""

@@ -25,8 +25,8 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import partial
 
 from agent.crashpoints import crash_point
@@ -38,6 +38,8 @@ from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import compose_digest, forget, load_saved
 from agent.reconcile.events import Cancelled, Filed, Sent, publish
 from agent.reconcile.prepared import Prepared, prepare
+from agent.rules.envelope import parse_envelope
+from agent.rules.limits import DAY, Limits, next_slot, sent_in, warning_due
 from agent.rules.notices import HOW_TO_STEER
 from agent.rules.refusals import schedule
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
@@ -46,6 +48,13 @@ log = logging.getLogger("mentor_agent.delivery")
 
 QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
 RETRY_LATER = timedelta(minutes=10)
+PACE_MARGIN = timedelta(seconds=1)  # a send counted at the provider a moment after it began
+MAX_PACE_WAIT = timedelta(minutes=2)  # a longer wait for a provider's limit holds sending instead of blocking
+SENT_WAIT = timedelta(seconds=5)  # how long a provider's copy in Sent is waited for before the agent files one
+SENT_LOOK = timedelta(milliseconds=500)
+LATE_FILING = timedelta(minutes=3)  # how long a provider may take to file a sent message in Sent
+LATE_LOOK = timedelta(seconds=3)
+LATE_WATCHED = 20  # self-filed copies watched at once for a late provider copy
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -139,6 +148,9 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
             # On stop the rest stay claimed, first after restart; on a refused login they go back.
             while waiting and not world.stopping.is_set() and not blocked:
                 item = waiting.pop(0)
+                if not await _sending_slot(world):
+                    waiting.insert(0, item)
+                    break  # the provider's daily limit: the rest wait (claimed), see world.held_until
                 if id(item) not in queued:  # this one and the next few, with one flush to disk
                     run = [item, *waiting[:QUEUE_RUN - 1]]
                     world.ledger.queue(row.key for member in run for row in member.rows)
@@ -173,11 +185,79 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     await file_accepted(world, accepted)
 
 
+async def _sending_slot(world: World) -> bool:
+    """Wait until one more message stays within the provider's sending limits (a backlog is paced to the
+    per-minute limit), and count it. False when the next slot is far off (the daily limit): sending is held
+    until then, with a notice, rather than tripping the provider's limit."""
+    limits = world.sending_limits
+    if limits is None:
+        return True
+    sends = world.recent_sends()
+    while not world.stopping.is_set():
+        now = world.now()
+        slot = next_slot(sends, now, limits, margin=PACE_MARGIN)
+        if slot <= now:
+            sends.append(now)
+            await _tell_limits(world, limits, sends, now)
+            return True
+        if slot - now > MAX_PACE_WAIT:
+            world.held_until = slot
+            await _tell_limits(world, limits, sends, now, held=slot)
+            return False
+        await _tell_pacing(world, limits, slot)
+        await asyncio.sleep(min((slot - now).total_seconds(), 1.0))
+    return False
+
+
+async def _tell_pacing(world: World, limits: Limits, slot: datetime) -> None:
+    """Once a day: a backlog goes out more slowly than at once, to stay within a per-minute limit."""
+    day = slot.astimezone(world.settings.student.zone).date().isoformat()
+    if f"pace {day}" in world.limit_told:
+        return
+    world.limit_told.add(f"pace {day}")
+    log.info("pacing to %s's limit of %s messages a minute", limits.title, limits.per_minute)
+    await world.notify(
+        f"Sending paced: {limits.title} accepts {limits.per_minute} messages a minute",
+        [f"More messages are due than {limits.title} accepts in a minute ({limits.per_minute}). Rather than have "
+         "the server refuse them, mentor-agent sends them over the next minutes; nothing is lost."],
+    )
+
+
+async def _tell_limits(world: World, limits: Limits, sends: list[datetime], now: datetime, *,
+                       held: datetime | None = None) -> None:
+    """One notice a day before the daily limit is reached, and one when sending is held by it."""
+    day = now.astimezone(world.settings.student.zone).date().isoformat()
+    if held is not None and f"held {day}" not in world.limit_told:
+        world.limit_told.add(f"held {day}")
+        when = held.astimezone(world.settings.student.zone).strftime("%a %H:%M")
+        log.warning("the %s sending limit is reached; sending is held until %s", limits.title, when)
+        await world.notify(
+            f"Sending paused until {when}: {limits.title}'s daily limit",
+            [f"{limits.title} accepts about {limits.per_day} messages a day from one account, and mentor-agent "
+             f"has sent {sent_in(sends, now, DAY)} in the last 24 hours. Rather than have the provider refuse "
+             f"mail (or lock the account), the rest wait and go from {when}.", HOW_TO_STEER],
+        )
+    elif held is None and warning_due(sends, now, limits) and f"warn {day}" not in world.limit_told:
+        world.limit_told.add(f"warn {day}")
+        count = sent_in(sends, now, DAY)
+        await world.notify(
+            f"Close to {limits.title}'s daily sending limit ({count} of {limits.per_day})",
+            [f"mentor-agent has sent {count} messages in the last 24 hours; {limits.title} accepts about "
+             f"{limits.per_day} a day. After that, messages wait until the provider allows more."],
+        )
+
+
 async def _deliver_one(world: World, sender: Sender, item: Item,
                        bodies: dict[int, bytes]) -> tuple[list[Row], list[Prepared]] | None:
     raws: list[tuple[Row, bytes]] = []
     for row in item.rows:
         raw = bodies.get(row.uid) if row.uid is not None else None
+        if raw is not None and parse_envelope(raw).key != row.key:
+            # The UID holds another message (a server's UID map gone wrong): never send it with this row's
+            # envelope. Find this row's own message by its key.
+            log.warning("%s: UID %s in %s holds another message; looking it up by Message-ID", row.key, row.uid,
+                        world.folders.sending)
+            row, raw = await _own_copy(world, row)
         if raw is None:
             await _attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
             continue
@@ -189,6 +269,16 @@ async def _deliver_one(world: World, sender: Sender, item: Item,
     if await _send(world, sender, rows, prepared, recipients, item.follow_up):
         return rows, prepared
     return None
+
+
+async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
+    sending = world.folders.sending
+    uid = await world.locate(sending, row.key, None)
+    raw = await world.imap(world.mailbox.fetch, sending, uid) if uid is not None else None
+    if raw is None or parse_envelope(raw).key != row.key:
+        return row, None
+    world.ledger.update(row.key, uid=uid)
+    return replace(row, uid=uid), raw
 
 
 async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:
@@ -362,30 +452,119 @@ async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Se
 
 
 async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[Prepared]]]) -> None:
-    """File what the server accepted. Plain messages in one go: MOVEd from Sending to Sent (or, where the
-    provider files submissions itself, deleted from Sending); digests and rewritten messages one by one."""
+    """File what the server accepted. Plain messages in one go: MOVEd from Sending to Sent, or deleted from
+    Sending where the provider filed the submission itself (``auto``: seen by looking for the Message-ID in
+    Sent, ``never``: always so); digests and rewritten messages one by one. One copy in Sent, never two, never
+    none."""
     folders = world.folders
     ledger = world.ledger
     plain = {rows[0].uid: (rows[0], prepared[0]) for rows, prepared in accepted if _plain(rows, prepared)}
     if plain:
         uids = [uid for uid in plain if uid is not None]
-        if world.file_in_sent:
-            await world.imap(world.mailbox.replace_flags_many, folders.sending, uids, ["\\Seen"])
-            moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, uids, folders.sent)
-            world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
-            for uid in uids:
-                if uid not in moved:  # no longer in Sending: file the copy we sent
-                    await world.imap(world.mailbox.append, folders.sent, plain[uid][1].sent_copy, ["\\Seen"])
+        by_provider: list[int] = []  # filed in Sent by the provider itself: ours would be a second copy
+        ours: list[int] = []
+        later: list[int] = []  # not there yet: looked for again for a few seconds (follow_filing)
+        if not world.file_in_sent:
+            by_provider = uids
+        elif world.look_in_sent:
+            found = await world.in_sent([plain[uid][1].message_id for uid in uids], wait=False)
+            by_provider = [uid for uid in uids if plain[uid][1].message_id in found]
+            rest = [uid for uid in uids if uid not in by_provider]
+            if world.provider_files_sent is False:
+                ours = rest
+            else:
+                later = rest
+                if by_provider:
+                    world.provider_files_sent = True
         else:
-            await world.imap(world.mailbox.delete_many, folders.sending, uids)
+            ours = uids
+        if ours:
+            await _file_ours(world, [(uid, plain[uid][1]) for uid in ours])
+        if by_provider:
+            await world.imap(world.mailbox.discard_many, folders.sending, by_provider)
+        deadline = world.now() + SENT_WAIT
+        for uid in later:
+            world.filing_later[plain[uid][0].key] = (uid, plain[uid][1], deadline)
         with ledger.transaction():
-            for row, _ in plain.values():
-                ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
-        for row, _ in plain.values():
-            publish(Filed(row.key, folders.sent))
+            for key_uid, (row, _) in plain.items():
+                if key_uid not in later:
+                    ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+        for key_uid, (row, _) in plain.items():
+            if key_uid not in later:
+                publish(Filed(row.key, folders.sent))
     for rows, prepared in accepted:
         if not _plain(rows, prepared):
             await file_sent(world, rows, prepared)
+
+
+async def _file_ours(world: World, copies: Sequence[tuple[int, Prepared]]) -> None:
+    """Move these messages from Sending to Sent (the student's own message, Bcc and all); one that is no longer
+    in Sending is filed from the copy that was sent."""
+    folders = world.folders
+    uids = [uid for uid, _ in copies]
+    await world.imap(world.mailbox.replace_flags_many, folders.sending, uids, ["\\Seen"])
+    moved = await world.imap(partial(world.mailbox.move_many, claim=False), folders.sending, uids, folders.sent)
+    world.filed.setdefault(folders.sent, set()).update(new for new in moved.values() if new is not None)
+    for uid, prepared in copies:
+        new_uid = moved.get(uid)
+        if uid not in moved:  # no longer in Sending: file the copy we sent
+            new_uid = await world.imap(world.mailbox.append, folders.sent, prepared.sent_copy, ["\\Seen"])
+        if world.look_in_sent:
+            _watch_late_filing(world, prepared.message_id, new_uid)
+
+
+async def follow_filing(world: World) -> datetime | None:
+    """Sent filing that waits on the provider (``auto``), without holding up the pass: a message whose copy the
+    provider has filed leaves Sending; one whose copy did not come in time is filed by the agent; a copy the
+    provider filed after that replaces ours. Returns when to look again (None: nothing to follow)."""
+    if world.filing_later:
+        now = world.now()
+        waiting = dict(world.filing_later)
+        found = await world.in_sent([prepared.message_id for _, prepared, _ in waiting.values()], wait=False)
+        theirs = [key for key, (_, prepared, _) in waiting.items() if prepared.message_id in found]
+        overdue = [key for key, (_, prepared, deadline) in waiting.items()
+                   if key not in theirs and now >= deadline]
+        if theirs:
+            world.provider_files_sent = True
+            await world.imap(world.mailbox.discard_many, world.folders.sending, [waiting[k][0] for k in theirs])
+        if overdue:
+            if world.provider_files_sent is None:
+                world.provider_files_sent = False
+                log.info("the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
+                         world.folders.sent, SENT_WAIT.total_seconds())
+            await _file_ours(world, [(waiting[k][0], waiting[k][1]) for k in overdue])
+        with world.ledger.transaction():
+            for key in (*theirs, *overdue):
+                world.filing_later.pop(key, None)
+                world.ledger.update(key, state=DONE, folder=world.folders.sent, uid=None)
+    tidy = await tidy_sent(world) if world.self_filed else None
+    soon = world.now() + SENT_LOOK if world.filing_later else None
+    return min((t for t in (soon, tidy) if t is not None), default=None)
+
+
+def _watch_late_filing(world: World, message_id: str, uid: int | None) -> None:
+    if uid is not None and len(world.self_filed) < LATE_WATCHED:
+        world.self_filed[message_id] = (uid, world.now())
+
+
+async def tidy_sent(world: World) -> datetime | None:
+    """A provider that files a sent message in Sent later than we looked (``auto``): the copy we filed goes,
+    so that Sent never holds two. Returns when to look again (None: nothing left to watch)."""
+    now = world.now()
+    sent = world.folders.sent
+    for message_id, (uid, filed_at) in list(world.self_filed.items()):
+        if now - filed_at > LATE_FILING:
+            del world.self_filed[message_id]
+            continue
+        found = await world.imap(world.mailbox.find_by_message_id, sent, message_id)
+        if uid in found and len(found) > 1:
+            await world.imap(world.mailbox.discard_many, sent, [uid])
+            del world.self_filed[message_id]
+            world.provider_files_sent = True  # it does file them, late: wait for its copy from now on
+            log.info("%s: the provider filed it in %s late; the agent's own copy removed", message_id, sent)
+        elif uid not in found:
+            del world.self_filed[message_id]  # the student moved or deleted it: nothing of ours to tidy
+    return now + LATE_LOOK if world.self_filed else None
 
 
 def _plain(rows: Sequence[Row], prepared: Sequence[Prepared]) -> bool:
@@ -402,16 +581,18 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
             item = rows[0].item or rows[0].message_id
             copies = [(item, await _sending_copy(world, rows))]
         for message_id, copy in copies:
-            present = await world.imap(world.mailbox.find_by_message_id, folders.sent, message_id)
+            present = message_id in await world.in_sent([message_id], wait=world.look_in_sent)
             if not present and copy is not None:
-                await world.imap(world.mailbox.append, folders.sent, copy, ["\\Seen"])
+                filed = await world.imap(world.mailbox.append, folders.sent, copy, ["\\Seen"])
+                if world.look_in_sent:
+                    _watch_late_filing(world, message_id, filed)
             missing = missing or (not present and copy is None)
     for row in rows:
         uid = await world.locate(folders.sending, row.key, row.uid)
         if uid is not None and missing:  # no copy of what went out: file the originals themselves
             await world.imap(world.mailbox.move, folders.sending, uid, folders.sent)
         elif uid is not None:
-            await world.imap(world.mailbox.delete, folders.sending, uid)
+            await world.imap(world.mailbox.discard_many, folders.sending, [uid])
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
         publish(Filed(row.key, folders.sent))
     if len(rows) > 1:
@@ -514,7 +695,8 @@ async def recover(world: World) -> None:
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)
     for item, rows in by_item.items():
-        filed = [] if world.file_in_sent else await world.imap(world.mailbox.find_by_message_id, folders.sent, item)
+        # A copy in Sent that the provider filed proves the server accepted it ("always": it never files).
+        filed = set() if world.settings.smtp.file_in_sent == "always" else await world.in_sent([item], wait=False)
         if filed:
             # The provider filed it in Sent: the server did accept it.
             sent_at = world.now()

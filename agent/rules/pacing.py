@@ -17,6 +17,11 @@ previous release, at which every rule holds. With ``over_limit = "batch"``, the 
 same release go out together as one digest — except those that continue a mentor's thread (``standalone``)
 and those addressed differently (``group``), which wait their own turn.
 
+Two ways in: :class:`Engine` decides from the whole state (history and queue) at each call, as the daemon does
+after each pass; :class:`Planner` keeps that state between events and decides the first group in constant time,
+as ``simulate`` does after each event. They give the same decisions (tests/test_pacing_incremental.py). The
+module is longer than most because they share the rules and must change together.
+
 Every instant inside the engine is in UTC (:func:`agent.rules.localtime.instant`); durations are added only with
 :func:`agent.rules.localtime.after`. The mentor's wall clock is read only to find a day, a week or a window, and
 to print. A decision's ``at`` is in UTC.
@@ -308,7 +313,6 @@ class Engine:
         for position, head in enumerate(queue):
             if head.forced or head.id in taken:
                 continue
-            at, blocked, follow_up = self.earliest(previous)
             group = [head]
             if batching and not head.standalone:
                 group += [
@@ -317,11 +321,9 @@ class Engine:
                     if not (q.standalone or q.forced or q.id in taken) and q.group == head.group
                 ]
                 taken.update(q.id for q in group)
-            digest = f"digest-{head.id}" if len(group) > 1 else None
-            reason = self._reason(blocked, at, follow_up, group, now)
-            if batching and head.standalone and blocked is not None:
-                reason += "; it answers the mentor's own message, so it goes on its own to stay in that thread"
-            yield [Decision(q.id, at, reason, blocked.rule if blocked else None, digest, follow_up) for q in group]
+            shared = self.decide_group(head, len(group), previous, now)
+            at, follow_up = shared.at, shared.follow_up
+            yield [Decision(q.id, at, shared.reason, shared.rule, shared.digest, follow_up) for q in group]
             if at is None:
                 # Only a reply releases the head; everything behind it waits too (first in, first out).
                 for rest in queue[position + 1 :]:
@@ -331,9 +333,19 @@ class Engine:
             self.ledger.record(SentItem(at, tuple(q.id for q in group), follow_up))
             previous = at
 
+    def decide_group(self, head: Queued, size: int, previous: datetime, now: datetime) -> Decision:
+        """The decision shared by the ``size`` messages that go with ``head`` (its ``id`` is the head's): the
+        earliest time at or after ``previous``, and why. ``now`` and ``previous`` are UTC instants."""
+        at, blocked, follow_up = self.earliest(previous)
+        digest = f"digest-{head.id}" if size > 1 else None
+        reason = self._reason(blocked, at, follow_up, size, now)
+        if self.rules.over_limit == "batch" and head.standalone and blocked is not None:
+            reason += "; it answers the mentor's own message, so it goes on its own to stay in that thread"
+        return Decision(head.id, at, reason, blocked.rule if blocked else None, digest, follow_up)
+
     # -- reasons a person can read -----------------------------------------------------------------------------
 
-    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, group: list[Queued],
+    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, size: int,
                 now: datetime) -> str:
         name = self.policy.mentor.name
         rules = self.rules
@@ -367,8 +379,8 @@ class Engine:
         # Nothing blocks it, yet it can wait: for the messages planned before it (first in, first out).
         behind = ", after the message(s) before it" if blocked is None and at > now else ""
         when = "now" if blocked is None and not behind else describe(at, self.zone)
-        if len(group) > 1:
-            return f"{why}; goes {when}{behind} in one digest of {len(group)} messages"
+        if size > 1:
+            return f"{why}; goes {when}{behind} in one digest of {size} messages"
         if blocked is None and not behind:
             return f"{why}; sends now"
         return f"{why}; goes {when}{behind}"
@@ -387,3 +399,128 @@ def _round_minutes(value: timedelta) -> timedelta:
 def plan(policy: Policy, history: History, queue: Sequence[Queued], now: datetime) -> list[Decision]:
     """Decisions for every queued message; see the module docstring for the rules."""
     return Engine(policy, history).plan(queue, now)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The messages that go out first, decided once for all of them: ``decision`` is shared (its ``id`` is the
+    first message's), ``size`` says how many go together. Built in constant time, however many wait."""
+
+    decision: Decision
+    size: int
+    forced: bool
+    _members: Sequence[Queued] = field(compare=False, repr=False)  # ``size`` of them from ``_start``: ``ids``
+    _start: int = field(default=0, compare=False, repr=False)
+
+    def ids(self, skip: int = 0) -> list[str]:
+        """The ids of the messages that go, in arrival order, less the first ``skip``. Valid until the next
+        :meth:`Planner.send` (adding messages does not change it)."""
+        return [q.id for q in self._members[self._start + skip : self._start + self.size]]
+
+    def decisions(self) -> list[Decision]:
+        """The same decisions :meth:`Engine.next_group` makes, one per message."""
+        return [replace(self.decision, id=ident) for ident in self.ids()]
+
+
+class _Line:
+    """Messages in arrival order, taken from the front: a list and the index of its first live entry."""
+
+    def __init__(self) -> None:
+        self.items: list[Queued] = []
+        self.start = 0
+
+    def __len__(self) -> int:
+        return len(self.items) - self.start
+
+    def take(self, count: int) -> list[Queued]:
+        taken = self.items[self.start : self.start + count]
+        self.start += count
+        if self.start > 64 and self.start * 2 > len(self.items):
+            del self.items[: self.start]
+            self.start = 0
+        return taken
+
+
+class Planner:
+    """The engine kept between events, for a caller that feeds them one by one (``simulate``).
+
+    ``add`` a message, ``answer`` a reply, ask for the ``head`` (the first group, exactly what
+    :meth:`Engine.next_group` decides for the same history and queue) and ``send`` it. Each call costs the
+    same however many messages wait: the queue is kept in arrival order and, when batching, per digest group,
+    so the head's digest is known without looking through the queue, and the messages behind a held head are
+    not decided again (they wait behind it).
+    """
+
+    def __init__(self, policy: Policy, history: History | None = None) -> None:
+        self.engine = Engine(policy, history or History())
+        self.batching = policy.email.over_limit == "batch"
+        self.line = _Line()  # every waiting message that is not flagged, in arrival order (sent ones skipped)
+        self.flagged = _Line()
+        self.groups: dict[str, _Line] = {}  # batching: the messages that may share a digest, by group
+        self.gone: set[str] = set()  # sent from the middle of ``line`` (with a digest): skipped at the front
+        self.last_arrived: datetime | None = None
+        self.added: dict[str, int] = {}  # the order of ``add`` calls, for ``waiting``
+
+    def add(self, message: Queued) -> None:
+        """Queue ``message``; messages must come in arrival order (as in :meth:`Engine.next_group`)."""
+        arrived = instant(message.arrived)
+        if self.last_arrived is not None and arrived < self.last_arrived:
+            raise ValueError(f"{message.id} arrived before the message queued before it")
+        self.last_arrived = arrived
+        self.added[message.id] = len(self.added)
+        if message.forced:
+            self.flagged.items.append(message)
+            return
+        self.line.items.append(message)
+        if self.batching and not message.standalone:
+            self.groups.setdefault(message.group, _Line()).items.append(message)
+
+    def answer(self, reply: Reply) -> bool:
+        return self.engine.answer(reply)
+
+    def waiting(self) -> list[Queued]:
+        """The waiting messages in arrival order (flagged ones included): the queue for the from-scratch call."""
+        line = [q for q in self.line.items[self.line.start :] if q.id not in self.gone]
+        flagged = self.flagged.items[self.flagged.start :]
+        return sorted([*line, *flagged], key=lambda q: self.added[q.id])
+
+    def head(self, now: datetime) -> Head | None:
+        """The first group to go, or None when nothing waits."""
+        now = instant(require_aware(now, "now"))
+        if self.flagged:
+            message = self.flagged.items[self.flagged.start]
+            forced_at = max(now, self.engine.ledger.last or now)
+            decision = Decision(message.id, forced_at,
+                                "you flagged it to go now: sent outside the agreement, and counted")
+            return Head(decision, 1, True, self.flagged.items, self.flagged.start)
+        first = self._first()
+        if first is None:
+            return None
+        if self.batching and not first.standalone:
+            members = self.groups[first.group]
+            return Head(self.engine.decide_group(first, len(members), now, now), len(members), False,
+                        members.items, members.start)
+        return Head(self.engine.decide_group(first, 1, now, now), 1, False, self.line.items, self.line.start)
+
+    def send(self, head: Head) -> None:
+        """Record that ``head`` went out at its decision's time and take its messages off the queue."""
+        at = head.decision.at
+        assert at is not None, "a held message cannot be sent"
+        if head.forced:
+            sent = self.flagged.take(1)
+        else:
+            first = self._first()
+            assert first is not None and first.id == head.decision.id, "send the head just decided"
+            if head.size == 1 and not (self.batching and not first.standalone):
+                sent = self.line.take(1)
+            else:
+                sent = self.groups[first.group].take(head.size)
+                self.gone.update(q.id for q in sent)
+        self.engine.ledger.record(SentItem(at, tuple(q.id for q in sent), head.decision.follow_up))
+
+    def _first(self) -> Queued | None:
+        line = self.line
+        while line and line.items[line.start].id in self.gone:
+            self.gone.discard(line.items[line.start].id)
+            line.take(1)
+        return line.items[line.start] if line else None

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.errors import Problem, UserError
 from agent.rules.localtime import after, instant, wall
-from agent.rules.pacing import Engine, History, Queued, Reply
+from agent.rules.pacing import Decision, Head, Planner, Queued, Reply
 from agent.rules.policy import Policy
 
 RUN_ON = timedelta(days=60)
@@ -124,10 +124,95 @@ def load_events(path: Path) -> list[Event]:
         raise UserError([Problem(file=str(path), key="", message=f"cannot read: {error.strerror}")]) from error
 
 
+class _Told:
+    """What the student was last told about some messages: when, why, in which digest.
+
+    The messages of one digest are told the same things, so they share one of these (found through
+    ``parent``, as in a union-find): updating the digest's time is one step, not one per message.
+    """
+
+    __slots__ = ("at", "digest", "parent", "reason")
+
+    def __init__(self, at: datetime | None, reason: str, digest: str | None) -> None:
+        self.parent: _Told | None = None
+        self.at, self.reason, self.digest = at, reason, digest
+
+    def root(self) -> _Told:
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        step = self
+        while step.parent is not None and step.parent is not node:  # shorten the path for the next look-up
+            step.parent, step = node, step.parent
+        return node
+
+
+class _Notices:
+    """The reasons told to the student, updated after each event for the group that goes first.
+
+    A reason changes only when the time it explains (or the digest) changes. When a reply brings a time
+    forward, the message keeps its old explanation and learns that a reply released it early.
+    """
+
+    def __init__(self) -> None:
+        self.told: dict[str, _Told] = {}
+        self.head = ""        # the first message of the group the cohorts below belong to
+        self.known = 0        # how many of its messages have been told something
+        self.cohorts: dict[str, _Told] = {}  # its messages' shared notices, by reason
+        self.shared: tuple[datetime | None, str | None] = (None, None)  # the (at, digest) they all share
+
+    def update(self, head: Head) -> None:
+        decision = head.decision
+        if head.forced:
+            self._one(decision)
+            return
+        if decision.id != self.head:
+            self.head, self.known, self.cohorts = decision.id, 0, {}
+        if self.cohorts and self.shared != (decision.at, decision.digest):
+            cohorts: dict[str, _Told] = {}
+            for node in self.cohorts.values():
+                node.reason = self._changed(node, decision)
+                node.at, node.digest = decision.at, decision.digest
+                kept = cohorts.setdefault(node.reason, node)
+                if kept is not node:
+                    node.parent = kept
+            self.cohorts = cohorts
+        self.shared = (decision.at, decision.digest)
+        if head.size > self.known:
+            node = self.cohorts.get(decision.reason) or _Told(decision.at, decision.reason, decision.digest)
+            self.cohorts[decision.reason] = node
+            for ident in head.ids(self.known):
+                self.told[ident] = node
+            self.known = head.size
+
+    def _one(self, decision: Decision) -> None:
+        before = self.told.get(decision.id)
+        if before is not None:
+            before = before.root()
+            if before.at == decision.at and before.digest == decision.digest:
+                return
+        node = _Told(decision.at, decision.reason, decision.digest)
+        if before is not None:
+            node.reason = self._changed(before, decision)
+        self.told[decision.id] = node
+
+    @staticmethod
+    def _changed(before: _Told, decision: Decision) -> str:
+        if decision.rule is None and decision.at is not None and (before.at is None or decision.at < before.at):
+            return before.reason.split("; goes ")[0] + "; a reply released it early"
+        return decision.reason
+
+    def reason(self, ident: str) -> str:
+        node = self.told.get(ident)
+        return node.root().reason if node is not None else ""
+
+
 def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN_ON) -> list[Outcome]:
     """What the engine does with ``events``: one outcome per send event, in input order.
 
     ``sent_at`` is shown on the mentor's wall clock (its offset is the real one, also in a DST change).
+    The engine is kept between events (:class:`agent.rules.pacing.Planner`), so each event costs the same however
+    many messages wait.
     """
     ordered = sorted(enumerate(events), key=lambda pair: (instant(pair[1].at), pair[0]))
     stream = deque(event for _, event in ordered)
@@ -135,52 +220,37 @@ def simulate(policy: Policy, events: Sequence[Event], *, run_on: timedelta = RUN
     if not sends:
         return []
     end = after(ordered[-1][1].at, run_on)
-    engine = Engine(policy, History())
-    queue: list[Queued] = []
-    flagged: list[Queued] = []  # the flagged ones among them, kept apart so no step looks through the queue
-    results: dict[str, tuple[datetime, str | None, str]] = {}
-    told: dict[str, tuple[datetime | None, str, str | None]] = {}  # last told to the student: when, why, digest
+    planner = Planner(policy)
+    notices = _Notices()
+    results: dict[str, tuple[datetime, str | None]] = {}
     now = instant(ordered[0][1].at)
     while True:
-        group = engine.next_group(queue, now, flagged) if queue else []
-        release = group[0].at if group else None
-        for decision in group:  # a reason changes only when the time it explains changes
-            before = told.get(decision.id)
-            if before is None or before[0] != decision.at or before[2] != decision.digest:
-                reason = decision.reason
-                if before is not None and decision.rule is None and decision.at is not None and (
-                    before[0] is None or decision.at < before[0]
-                ):
-                    reason = before[1].split("; goes ")[0] + "; a reply released it early"
-                told[decision.id] = (decision.at, reason, decision.digest)
+        head = planner.head(now)
+        if head is not None:
+            notices.update(head)
+        release = head.decision.at if head is not None else None
         if stream and (release is None or instant(stream[0].at) <= release):
             event = stream.popleft()
             now = max(now, instant(event.at))
             if event.type == "send":
-                queued = Queued(event.id, event.at, event.subject, event.thread, event.group, event.flagged)
-                queue.append(queued)
-                if queued.forced:
-                    flagged.append(queued)
+                planner.add(Queued(event.id, event.at, event.subject, event.thread, event.group, event.flagged))
             else:
-                engine.answer(Reply(event.at, event.to))
+                planner.answer(Reply(event.at, event.to))
             continue
-        if release is None or release > end:
+        if head is None or release is None or release > end:
             break
         now = max(now, release)
-        engine.commit(group)
-        members = {decision.id for decision in group}
-        if all(q.id in members for q in queue[: len(members)]):
-            del queue[: len(members)]  # the usual case: the oldest go first
-        else:
-            queue = [q for q in queue if q.id not in members]
-        if flagged:
-            flagged = [q for q in flagged if q.id not in members]
-        for decision in group:
-            results[decision.id] = (wall(release, policy.zone), decision.digest, told[decision.id][1])
+        sent_at = wall(release, policy.zone)
+        for ident in head.ids():
+            results[ident] = (sent_at, head.decision.digest)
+        planner.send(head)
     outcomes = []
     for event in sends:
-        sent_at, digest, reason = results.get(event.id, (None, None, told.get(event.id, (None, "", None))[1]))
-        if sent_at is None:
-            reason = f"still held at the end of the simulation: {reason}" if reason else "still held"
-        outcomes.append(Outcome(event.id, event.subject, event.at, sent_at, digest, reason))
+        reason = notices.reason(event.id)
+        if event.id in results:
+            sent_at, digest = results[event.id]
+            outcomes.append(Outcome(event.id, event.subject, event.at, sent_at, digest, reason))
+            continue
+        reason = f"still held at the end of the simulation: {reason}" if reason else "still held"
+        outcomes.append(Outcome(event.id, event.subject, event.at, None, None, reason))
     return outcomes

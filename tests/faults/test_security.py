@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent_process import MENTOR, STUDENT, Agent, eventually, mail, parse, policy_text
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, eventually, mail, parse, policy_text
 from tests.faults.accounting import folder_subjects
 from tests.servers.dovecot import Dovecot, User
 
@@ -118,7 +118,7 @@ def test_secrets_never_reach_logs_notices_or_state(
     user = _user(dovecot, CANARY)
     agent = Agent(tmp_path, dovecot, user, smtp_server)
     with dovecot.client(user) as client:
-        for folder in ("Outbox", "Scheduled", "Needs attention", "Sending"):
+        for folder in (OUTBOX, "Scheduled", "Needs attention", "Sending"):
             client.create_folder(folder)
     agent.write_config()
     assert CANARY in agent.config.read_text()

@@ -17,7 +17,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from tests.servers import free_port, wait_for_port
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 SENT = "Sent Items"  # deliberately not "Sent": tests prove the name comes from SPECIAL-USE
 ARCHIVE = "Ablage"   # SPECIAL-USE Archive once created: a name no guard list knows, only the server tells
+
+DEFAULT_MAILBOXES = {SENT: "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash"}
 
 _CONFIG = """\
 instance_name = {name}
@@ -65,18 +67,7 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = /
-  mailbox "{sent}" {{
-    special_use = \\Sent
-    auto = subscribe
-  }}
-  mailbox Drafts {{
-    special_use = \\Drafts
-    auto = subscribe
-  }}
-  mailbox Trash {{
-    special_use = \\Trash
-    auto = subscribe
-  }}
+{mailboxes}
   # An archive under a name no list of provider names knows: only its SPECIAL-USE attribute tells (not auto-created).
   mailbox {archive} {{
     special_use = \\Archive
@@ -126,7 +117,10 @@ class Dovecot:
     host = "127.0.0.1"
     _users = itertools.count(1)
 
-    def __init__(self, cert_pem: Path, key_pem: Path, ca_pem: Path) -> None:
+    def __init__(self, cert_pem: Path, key_pem: Path, ca_pem: Path,
+                 mailboxes: Mapping[str, str] | None = None) -> None:
+        """``mailboxes``: folder name -> RFC 6154 attribute ("" for none), created for every user; by default
+        "Sent Items" (\\Sent), Drafts and Trash. The provider profiles pass their own (tests/servers/providers)."""
         self.root = Path(tempfile.mkdtemp(prefix="mad-", dir="/tmp"))
         self.root.chmod(0o755)
         for sub in ("run", "state"):
@@ -150,8 +144,8 @@ class Dovecot:
                 name=self.root.name,
                 root=self.root,
                 ssl=ssl_lines,
-                sent=SENT,
                 archive=ARCHIVE,
+                mailboxes=_mailboxes(mailboxes if mailboxes is not None else DEFAULT_MAILBOXES),
                 port=self.port,
                 tls_port=self.tls_port,
             )
@@ -328,6 +322,14 @@ class Dovecot:
             client.select_folder(folder, readonly=True)
             data = client.fetch([uid], ["FLAGS"])
             return {f.decode() for f in data[uid][b"FLAGS"]} if uid in data else set()
+
+
+def _mailboxes(mailboxes: Mapping[str, str]) -> str:
+    blocks = []
+    for name, attribute in mailboxes.items():
+        special = f"    special_use = {attribute}\n" if attribute else ""
+        blocks.append(f'  mailbox "{name}" {{\n{special}    auto = subscribe\n  }}')
+    return "\n".join(blocks)
 
 
 def _uid(name: str) -> int:

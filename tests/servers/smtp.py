@@ -6,6 +6,8 @@
     server.drop_after_data()                            # store the message, then cut the line: in doubt
     server.refuse("nobody@example.org", "550 5.1.1 no such user")   # per recipient; times=N for N times
     server.wait_for(1, timeout=5)                       # blocks until one message was stored
+    server.state.gate = check      # check(stage, recipients so far) -> a refusal reply or None (sending limits)
+    server.state.on_accept = file  # file(received) runs before "250" (a provider filing the message in Sent)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +53,8 @@ class _State:
     messages: list[Received] = field(default_factory=list)
     sessions: set[Any] = field(default_factory=set)
     condition: threading.Condition = field(default_factory=threading.Condition)
+    gate: Callable[[str, int], str | None] | None = None
+    on_accept: Callable[[Received], None] | None = None
 
 
 class _Handler:
@@ -85,6 +90,9 @@ class _Handler:
         fault = self._fault("MAIL")
         if fault:
             return await self._answer(server, fault)
+        refusal = self.state.gate("MAIL", 0) if self.state.gate else None
+        if refusal:
+            return refusal
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -105,6 +113,9 @@ class _Handler:
                     self.state.refusals[address.lower()] = (refusal[0], left)
         if refusal:
             return refusal[0]
+        limit = self.state.gate("RCPT", len(envelope.rcpt_tos)) if self.state.gate else None
+        if limit:
+            return limit
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -114,16 +125,17 @@ class _Handler:
             return await self._answer(server, fault)
         login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
         content = envelope.original_content or b""
+        received = Received(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            content=bytes(content),
+            received_at=time.monotonic(),
+            authenticated_as=login.decode() if isinstance(login, bytes) else None,
+        )
+        if self.state.on_accept is not None:
+            await asyncio.to_thread(self.state.on_accept, received)
         with self.state.condition:
-            self.state.messages.append(
-                Received(
-                    mail_from=envelope.mail_from or "",
-                    rcpt_tos=tuple(envelope.rcpt_tos),
-                    content=bytes(content),
-                    received_at=time.monotonic(),
-                    authenticated_as=login.decode() if isinstance(login, bytes) else None,
-                )
-            )
+            self.state.messages.append(received)
             self.state.condition.notify_all()
         if fault:  # stored, and now the line goes dead before the client hears "250"
             transport = server.transport
