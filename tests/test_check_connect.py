@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_process import MENTOR, Agent, agent, mail
+from tests.agent_process import MENTOR, OUTBOX, Agent, agent, mail
 from tests.servers.dovecot import ARCHIVE, SENT
 from tests.servers.smtp import SmtpServer
 
@@ -41,8 +41,8 @@ def test_check_connect_logs_in_and_shows_folders_and_capabilities_changing_nothi
     assert out.startswith("ok: 1 config file(s), 1 policy: Dr. Ana Rivera")
     assert f"IMAP 127.0.0.1:{agent.dovecot.port} (plain): logged in as {agent.user.username}" in out
     assert "capabilities: IDLE yes, MOVE yes, UIDPLUS yes, CONDSTORE yes, SPECIAL-USE yes" in out
-    assert "custom keywords: kept (PERMANENTFLAGS in 'Outbox' has \\*)" in out
-    assert "outbox           'Outbox': exists" in out
+    assert f"custom keywords: kept (PERMANENTFLAGS in '{OUTBOX}' has \\*)" in out
+    assert f"outbox           '{OUTBOX}': exists" in out
     assert "sending          'Sending': will be created by `run`" in out
     assert f"sent             '{SENT}': exists (\\Sent); found by its SPECIAL-USE attribute or its name" in out
     assert "notices          'INBOX': exists" in out
@@ -51,7 +51,7 @@ def test_check_connect_logs_in_and_shows_folders_and_capabilities_changing_nothi
     assert out.rstrip().endswith("nothing was sent and nothing was changed")
     time.sleep(0.5)
     assert snapshot(agent) == before  # no folder created, no message moved, no flag set
-    assert agent.dovecot.flags(agent.user, "Outbox", 1) == set()
+    assert agent.dovecot.flags(agent.user, OUTBOX, 1) == set()
     assert agent.smtp.messages == []
 
 

@@ -104,7 +104,7 @@ def test_delete_from_scheduled_cancels(make_agent: Make, profile: str) -> None:
     agent.drop(mail("never mind"))
     eventually(lambda: agent.subjects("Scheduled") == ["never mind"])
     agent.delete_scheduled()
-    eventually(lambda: "cancelled (deleted from Scheduled)" in agent.log())
+    eventually(lambda: "cancelled (taken out of Scheduled" in agent.log())
     time.sleep(2.5)  # past the gap: had it not been cancelled, it would go now
     assert_books(agent, {"first": first}, not_sent=["never mind"])
 
