@@ -113,8 +113,8 @@ def test_outlooks_own_outbox_name_is_not_refused_here(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("folders", "key", "message"),
     [
-        ({"scheduled": "Outbox"}, "imap.folders.scheduled", "'Outbox' is also the outbox folder"),
-        ({"sending": "outbox"}, "imap.folders.sending", "'outbox' is also the outbox folder"),
+        ({"scheduled": "Mentor Outbox"}, "imap.folders.scheduled", "'Mentor Outbox' is also the outbox folder"),
+        ({"sending": "mentor outbox"}, "imap.folders.sending", "'mentor outbox' is also the outbox folder"),
         ({"needs_attention": "Scheduled"}, "imap.folders.needs_attention", "'Scheduled' is also the scheduled folder"),
         ({"scheduled": ""}, "imap.folders.scheduled", 'is empty; name a folder of its own, e.g. "Scheduled"'),
         ({"sending": "  "}, "imap.folders.sending", "is empty"),

@@ -20,7 +20,7 @@ from agent.cli.steering import find_held
 from agent.errors import UserError
 from agent.store.ledger import SCHEDULED, Ledger, Row
 from agent.store.statelock import EX_TEMPFAIL, acquire, holder
-from tests.agent_process import MENTOR, Agent, agent, eventually, mail, parse, policy_text
+from tests.agent_process import MENTOR, OUTBOX, Agent, agent, eventually, mail, parse, policy_text
 
 __all__ = ["agent"]
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_cancel_puts_the_message_in_drafts_and_moving_it_back_sends_it(agent: Ag
     # The student changes her mind: from Drafts back to the Outbox, and it goes.
     with agent.dovecot.client(agent.user) as client:
         client.select_folder("Drafts")
-        client.move(client.search(), "Outbox")
+        client.move(client.search(), OUTBOX)
     assert parse(agent.smtp.wait_for(2, timeout=20)[1].content)["Subject"] == "not after all"
 
 
@@ -154,7 +154,7 @@ def test_cancel_creates_drafts_when_there_is_none(agent: Agent) -> None:
 @pytest.mark.servers
 def test_cancel_refuses_a_drafts_folder_that_is_the_outbox(agent: Agent) -> None:
     agent.config.write_text(agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = '
-                                                                  '"Outbox" }\n', 1))
+                                                                  '"Mentor Outbox" }\n', 1))
     agent.policy(policy_text(min_gap="1h"))
     agent.start()
     agent.drop(mail("first"))

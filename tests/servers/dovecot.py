@@ -314,8 +314,9 @@ class Dovecot:
             if not uids:
                 return {}
             data = client.fetch(uids, ["BODY.PEEK[]"])
-            # A message moved away between the SEARCH and the FETCH comes back without a body: it is not here.
-            return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items() if b"BODY[]" in item}
+            # A message moved away between the SEARCH and the FETCH comes back without a body (or with NIL, when
+            # it was expunged in the middle): it is not here.
+            return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items() if item.get(b"BODY[]") is not None}
 
     def flags(self, user: User, folder: str, uid: int) -> set[str]:
         with self.client(user) as client:
