@@ -40,6 +40,11 @@ def wrapped_size(item: Original) -> int:
     return len(alone.as_bytes(policy=policy.SMTP))
 
 
+# Wrapped as one part of several, an original carries a few bytes more than wrapped on its own: the subject's
+# "(2/3)" and the digest's own text. One that fits alone by less than this may still be too big as a part.
+PART_MARKS = 100
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SPECS, st.integers(3_000, 40_000))
 def test_every_part_respects_max_bytes_unless_it_is_one_oversized_original(
@@ -54,12 +59,11 @@ def test_every_part_respects_max_bytes_unless_it_is_one_oversized_original(
     assert [int(keys[0][1:]) for keys, _ in parts] == sorted(int(keys[0][1:]) for keys, _ in parts)
     for keys, msg in parts:
         if msg is not None:
-            assert len(msg.as_bytes(policy=policy.SMTP)) <= max_bytes or (
-                len(keys) == 1 and wrapped_size(by_key[keys[0]]) > max_bytes)
+            assert len(msg.as_bytes(policy=policy.SMTP)) <= max_bytes
         else:  # goes as the student wrote it: one message, too large for any digest
             assert len(keys) == 1
             item = by_key[keys[0]]
-            assert len(item.raw) > max_bytes or wrapped_size(item) > max_bytes
+            assert len(item.raw) > max_bytes or wrapped_size(item) > max_bytes - PART_MARKS
     digests = [msg for _, msg in parts if msg is not None]
     if len(digests) > 1:
         assert [str(m["Subject"]).rsplit(" ", 1)[1] for m in digests] == [
