@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 # sysexits.h
-EX_USER = 1         # a mistake in what was asked (a file, an argument)
+EX_USER = 1  # a mistake in what was asked (a file, an argument)
 EX_UNAVAILABLE = 69  # a server could not be reached or failed; trying again later may work
-EX_SOFTWARE = 70    # a bug: an error nobody foresaw
-EX_CONFIG = 78      # the configuration (an account, a password, TLS) or a policy is wrong; restarting cannot fix it
+EX_SOFTWARE = 70  # a bug: an error nobody foresaw
+EX_CONFIG = 78  # the configuration (an account, a password, TLS) or a policy is wrong; restarting cannot fix it
 
 
 @dataclass(frozen=True)

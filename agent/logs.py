@@ -181,17 +181,37 @@ def named(key: str, subject: str) -> str:
     return f"[{short_id(key)}] “{_one_line(subject) or '(no subject)'}”"
 
 
-def log_decision(logger: logging.Logger, message_id: str, mentor: str, decision: str, reason: str, *,
-                 subject: str = "", level: int = logging.INFO) -> None:
+def log_decision(
+    logger: logging.Logger,
+    message_id: str,
+    mentor: str,
+    decision: str,
+    reason: str,
+    *,
+    subject: str = "",
+    level: int = logging.INFO,
+) -> None:
     """One line per decision with its reason, e.g. ``decision=delay mentor=rivera id=3f2a9c1e
     subject="Draft" message_id=<a@b> reason: 2nd message today; …``; the same as fields with --json-logs."""
-    fields = {key: _one_line(value) for key, value in
-              {"message_id": message_id, "mentor": mentor, "decision": decision, "reason": reason,
-               "id": short_id(message_id), "subject": subject}.items()}
+    fields = {
+        key: _one_line(value)
+        for key, value in {
+            "message_id": message_id,
+            "mentor": mentor,
+            "decision": decision,
+            "reason": reason,
+            "id": short_id(message_id),
+            "subject": subject,
+        }.items()
+    }
     logger.log(
         level,
         "decision=%s mentor=%s id=%s subject=%s message_id=%s reason: %s",
-        fields["decision"], fields["mentor"], fields["id"], jsonlib.dumps(fields["subject"], ensure_ascii=False),
-        fields["message_id"], fields["reason"],
+        fields["decision"],
+        fields["mentor"],
+        fields["id"],
+        jsonlib.dumps(fields["subject"], ensure_ascii=False),
+        fields["message_id"],
+        fields["reason"],
         extra=fields,
     )

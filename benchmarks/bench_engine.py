@@ -59,9 +59,17 @@ def make_events(count: int, seed: int = 3, replies: float = WORKLOADS["busy"]) -
             continue
         ident = f"m{index}"
         sent_ids.append(ident)
-        events.append(Event(at=at, type="send", id=ident, subject=f"Message {index}",
-                            thread=rng.random() < 0.1, group=rng.choice(["", "", "research"]),
-                            flagged=rng.random() < 0.02))
+        events.append(
+            Event(
+                at=at,
+                type="send",
+                id=ident,
+                subject=f"Message {index}",
+                thread=rng.random() < 0.1,
+                group=rng.choice(["", "", "research"]),
+                flagged=rng.random() < 0.02,
+            )
+        )
     return events
 
 
@@ -87,9 +95,12 @@ def main() -> None:
         previous: EngineResult | None = None
         for size in (int(s) for s in sizes.split(",")):
             result = run_engine(size, workload=workload)
-            print(f"{workload:>4}: simulate {result.events:>7} events ({result.sends} sends, {result.sent} sent): "
-                  f"{result.seconds:8.2f} s  ({result.seconds / result.events * 1e6:.1f} µs/event)"
-                  f"{growth(previous, result)}", flush=True)
+            print(
+                f"{workload:>4}: simulate {result.events:>7} events ({result.sends} sends, {result.sent} sent): "
+                f"{result.seconds:8.2f} s  ({result.seconds / result.events * 1e6:.1f} µs/event)"
+                f"{growth(previous, result)}",
+                flush=True,
+            )
             previous = result
 
 

@@ -67,8 +67,11 @@ class FloorWatcher:
                 fresh = [uid for uid in client.search(["UID", f"{last + 1}:*"]) if uid > last]
                 for uid, item in client.fetch(fresh, ["BODY.PEEK[]"]).items():
                     raw = bytes(item[b"BODY[]"])
-                    loop.run_until_complete(aiosmtplib.send(
-                        raw, sender=STUDENT, recipients=[MENTOR], hostname=self.smtp.host, port=self.smtp.port))
+                    loop.run_until_complete(
+                        aiosmtplib.send(
+                            raw, sender=STUDENT, recipients=[MENTOR], hostname=self.smtp.host, port=self.smtp.port
+                        )
+                    )
                     last = max(last, uid)
                 client.idle()
             client.idle_done()
@@ -89,8 +92,15 @@ class FloorWatcher:
             self.client.logout()
 
 
-def _reaction_runs(servers: Servers, user: User, smtp: SmtpServer, runs: int, label: str,
-                   rng: random.Random, agent: BenchAgent | None = None) -> list[float]:
+def _reaction_runs(
+    servers: Servers,
+    user: User,
+    smtp: SmtpServer,
+    runs: int,
+    label: str,
+    rng: random.Random,
+    agent: BenchAgent | None = None,
+) -> list[float]:
     """APPEND one message at a time, wait for it at the SMTP server; seconds from APPEND to receipt."""
     latencies: list[float] = []
     client = servers.client(user)
@@ -142,8 +152,8 @@ def reaction(servers: Servers, runs: int) -> Reaction:
 
 @dataclass(frozen=True)
 class Release:
-    due_error: Stats       # |received at the SMTP server − due in the ledger|, seconds
-    gap_error: Stats       # |(receipt − previous receipt) − min_gap|, seconds
+    due_error: Stats  # |received at the SMTP server − due in the ledger|, seconds
+    gap_error: Stats  # |(receipt − previous receipt) − min_gap|, seconds
     messages: int
     gap: float
 
@@ -177,8 +187,8 @@ def release(servers: Servers, count: int, gap_seconds: int = 3) -> Release:
 class Backlog:
     messages: int
     seed_seconds: float
-    decided: float          # daemon start → Outbox empty (every message sent, scheduled or refused)
-    delivered: float        # daemon start → every pass-through message (and the mentor's first) at the server
+    decided: float  # daemon start → Outbox empty (every message sent, scheduled or refused)
+    delivered: float  # daemon start → every pass-through message (and the mentor's first) at the server
     total: float
     floor: float
     finished: bool
@@ -202,16 +212,19 @@ def backlog_floor(servers: Servers, raws: list[bytes]) -> float:
         uids = client.search("ALL")
         headers = {}
         for start in range(0, len(uids), 500):
-            headers.update(client.fetch(uids[start:start + 500], ["FLAGS", "BODY.PEEK[HEADER]"]))
-        to_send = [uid for uid, item in headers.items()
-                   if b"\r\nTo: " + FRIEND.encode() in b"\r\n" + bytes(item[b"BODY[HEADER]"])]
+            headers.update(client.fetch(uids[start : start + 500], ["FLAGS", "BODY.PEEK[HEADER]"]))
+        to_send = [
+            uid
+            for uid, item in headers.items()
+            if b"\r\nTo: " + FRIEND.encode() in b"\r\n" + bytes(item[b"BODY[HEADER]"])
+        ]
         to_send.append(next(uid for uid in uids if uid not in set(to_send)))  # the mentor's first goes at once
 
         async def send_all() -> None:
             connection = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port)
             await connection.connect()
             for start in range(0, len(to_send), 500):
-                bodies = client.fetch(to_send[start:start + 500], ["BODY.PEEK[]"])
+                bodies = client.fetch(to_send[start : start + 500], ["BODY.PEEK[]"])
                 for item in bodies.values():
                     raw = bytes(item[b"BODY[]"])
                     rcpt = FRIEND if b"\r\nTo: " + FRIEND.encode() in b"\r\n" + raw else MENTOR
@@ -244,9 +257,24 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
         spy = None
         if profile:
             import subprocess
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(agent.pid), "--format", "raw",
-                                    "--output", profile, "--rate", "50", "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(agent.pid),
+                    "--format",
+                    "raw",
+                    "--output",
+                    profile,
+                    "--rate",
+                    "50",
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         client = servers.client(agent.user)
         decided = delivered = None
         try:
@@ -267,12 +295,22 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
                 spy.send_signal(2)
                 spy.wait(30)
         finished = decided is not None and delivered is not None
-        detail = (f"at the end: {len(agent.smtp.messages)}/{expected} at the SMTP server, {outbox} left in Outbox"
-                  f", {agent.log().count('ERROR')} ERROR lines")
+        detail = (
+            f"at the end: {len(agent.smtp.messages)}/{expected} at the SMTP server, {outbox} left in Outbox"
+            f", {agent.log().count('ERROR')} ERROR lines"
+        )
     floor = backlog_floor(servers, raws)
     total = max(decided or timeout, delivered or timeout)
-    return Backlog(count, seeded[0] if seeded else 0.0, decided or float("nan"), delivered or float("nan"),
-                   total, floor, finished, detail)
+    return Backlog(
+        count,
+        seeded[0] if seeded else 0.0,
+        decided or float("nan"),
+        delivered or float("nan"),
+        total,
+        floor,
+        finished,
+        detail,
+    )
 
 
 # -- 4. idle cost ------------------------------------------------------------------------------------------------

@@ -55,9 +55,14 @@ def make_calendar(events: int, seed: int = 7) -> bytes:
         first = NOW - timedelta(days=120 if recurring else 730)
         start = _daytime(rng, first, 180 if recurring else 1095)
         length = timedelta(minutes=rng.choice([15, 30, 45, 60, 90, 120]))
-        lines += ["BEGIN:VEVENT", f"UID:bench-{index}@example.org", f"DTSTAMP:{_stamp(NOW)}",
-                  f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
-                  f"DTEND;TZID=Europe/Berlin:{start + length:%Y%m%dT%H%M%S}", f"SUMMARY:Event {index}"]
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:bench-{index}@example.org",
+            f"DTSTAMP:{_stamp(NOW)}",
+            f"DTSTART;TZID=Europe/Berlin:{start:%Y%m%dT%H%M%S}",
+            f"DTEND;TZID=Europe/Berlin:{start + length:%Y%m%dT%H%M%S}",
+            f"SUMMARY:Event {index}",
+        ]
         if recurring:
             if index % 2 == 0:
                 lines.append("RRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;COUNT=40")
@@ -71,11 +76,15 @@ def make_calendar(events: int, seed: int = 7) -> bytes:
         lines.append("END:VEVENT")
         if recurring and index % 5 == 1:  # move the third occurrence by two hours
             moved = start + timedelta(days=14)
-            lines += ["BEGIN:VEVENT", f"UID:bench-{index}@example.org", f"DTSTAMP:{_stamp(NOW)}",
-                      f"RECURRENCE-ID;TZID=Europe/Berlin:{moved:%Y%m%dT%H%M%S}",
-                      f"DTSTART;TZID=Europe/Berlin:{moved + timedelta(hours=2):%Y%m%dT%H%M%S}",
-                      f"DTEND;TZID=Europe/Berlin:{moved + timedelta(hours=2) + length:%Y%m%dT%H%M%S}",
-                      "END:VEVENT"]
+            lines += [
+                "BEGIN:VEVENT",
+                f"UID:bench-{index}@example.org",
+                f"DTSTAMP:{_stamp(NOW)}",
+                f"RECURRENCE-ID;TZID=Europe/Berlin:{moved:%Y%m%dT%H%M%S}",
+                f"DTSTART;TZID=Europe/Berlin:{moved + timedelta(hours=2):%Y%m%dT%H%M%S}",
+                f"DTEND;TZID=Europe/Berlin:{moved + timedelta(hours=2) + length:%Y%m%dT%H%M%S}",
+                "END:VEVENT",
+            ]
     lines.append("END:VCALENDAR")
     return ("\r\n".join(lines) + "\r\n").encode()
 
@@ -116,15 +125,36 @@ def main() -> None:
     print(f"calendar: {args.events} VEVENTs ({len(data) // 1024} KiB), {len(busy)} merged busy blocks in 90 days")
     report("busy expansion (recurring_ical_events)", expand_times)
 
-    typical = MeetingRules.model_validate({
-        "windows": ["Tue 16:00-17:00", "Thu 07:00-08:00"], "duration": "30m", "buffer": "10m",
-        "min_notice": "48h", "horizon": "90d", "max_per_week": 1, "max_per_month": 2, "proposals": 3,
-    })
-    wide = typical.model_copy(update={"windows": MeetingRules.model_validate(
-        {"windows": ["Mon-Sun 00:00-24:00"]}).windows, "proposals": 10, "max_per_week": 7, "max_per_month": 31})
+    typical = MeetingRules.model_validate(
+        {
+            "windows": ["Tue 16:00-17:00", "Thu 07:00-08:00"],
+            "duration": "30m",
+            "buffer": "10m",
+            "min_notice": "48h",
+            "horizon": "90d",
+            "max_per_week": 1,
+            "max_per_month": 2,
+            "proposals": 3,
+        }
+    )
+    wide = typical.model_copy(
+        update={
+            "windows": MeetingRules.model_validate({"windows": ["Mon-Sun 00:00-24:00"]}).windows,
+            "proposals": 10,
+            "max_per_week": 7,
+            "max_per_month": 31,
+        }
+    )
     # Long meetings: most gaps are too short, so the finder walks much further.
-    hopeless = typical.model_copy(update={"windows": wide.windows, "duration": timedelta(hours=2),
-                                          "max_per_week": 7, "max_per_month": 31, "proposals": 10})
+    hopeless = typical.model_copy(
+        update={
+            "windows": wide.windows,
+            "duration": timedelta(hours=2),
+            "max_per_week": 7,
+            "max_per_month": 31,
+            "proposals": 10,
+        }
+    )
     agreed = [NOW + timedelta(days=30)]
     raw = raw_intervals(args.events)
     cases: list[tuple[str, MeetingRules, list[tuple[datetime, datetime]]]] = [
@@ -135,6 +165,7 @@ def main() -> None:
         (f"{args.events} raw intervals, 2-hour meetings", hopeless, raw),
     ]
     for label, rules, intervals in cases:
+
         def run(r: MeetingRules = rules, i: list[tuple[datetime, datetime]] = intervals) -> list[Slot]:
             return find_slots(r, MENTOR, NOW, i, agreed)
 

@@ -137,7 +137,10 @@ class BenchAgent(Agent):
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "agent", "run", "--config", str(self.config), "--log-level", log_level],
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.root, env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=environment,
             )
         eventually(lambda: "connected to" in self.log() or self.process_ended(), timeout=timeout)
         assert self.process.poll() is None, f"the agent did not start:\n{self.log()}"
@@ -153,8 +156,9 @@ class BenchAgent(Agent):
 
 
 @contextlib.contextmanager
-def running_agent(servers: Servers, policy: str, *, start: bool = True,
-                  before_start: Callable[[BenchAgent], None] | None = None) -> Iterator[BenchAgent]:
+def running_agent(
+    servers: Servers, policy: str, *, start: bool = True, before_start: Callable[[BenchAgent], None] | None = None
+) -> Iterator[BenchAgent]:
     root = Path(tempfile.mkdtemp(prefix="mab-agent-", dir="/tmp"))
     smtp = servers.smtp()
     agent = BenchAgent(root, servers.dovecot, servers.user(), smtp)
@@ -186,15 +190,16 @@ def wait_received(agent: BenchAgent, count: int, timeout: float) -> list[Any]:
             if agent.process_ended():
                 raise RuntimeError(f"the daemon died; its log ends:\n{agent.log()[-2000:]}") from None
             if time.monotonic() >= deadline:
-                raise RuntimeError(f"only {len(agent.smtp.messages)} of {count} messages arrived within "
-                                   f"{timeout:.0f} s") from None
+                raise RuntimeError(
+                    f"only {len(agent.smtp.messages)} of {count} messages arrived within {timeout:.0f} s"
+                ) from None
 
 
 def multiappend(client: IMAPClient, folder: str, messages: Sequence[bytes], chunk: int = 250) -> float:
     """APPEND ``messages`` to ``folder`` with MULTIAPPEND (RFC 3502) in chunks; seconds taken."""
     began = time.monotonic()
     for start in range(0, len(messages), chunk):
-        client.multiappend(folder, list(messages[start:start + chunk]))
+        client.multiappend(folder, list(messages[start : start + chunk]))
     return time.monotonic() - began
 
 

@@ -77,25 +77,42 @@ def main() -> int:
             for size in sizes:
                 say(f"engine: simulate {size} events ({workload})")
                 e = bench_engine.run_engine(size, workload=workload)
-                growth = "" if previous is None else (
-                    f"×{e.seconds / previous.seconds:.1f} time for ×{e.events / previous.events:.1f} events")
-                rows.append(f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends{label}), one run "
-                            f"| {e.seconds:.2f} s | {e.seconds / e.events * 1e6:.0f} µs/event | — "
-                            f"| {growth or '—'} | — |")
+                growth = (
+                    ""
+                    if previous is None
+                    else (f"×{e.seconds / previous.seconds:.1f} time for ×{e.events / previous.events:.1f} events")
+                )
+                rows.append(
+                    f"| Engine: `simulate` over {e.events:,} events ({e.sends:,} sends{label}), one run "
+                    f"| {e.seconds:.2f} s | {e.seconds / e.events * 1e6:.0f} µs/event | — "
+                    f"| {growth or '—'} | — |"
+                )
                 previous = e
     if "slots" in only:
         say("slots: benchmarks/bench_slots.py")
         runs = "10" if quick else "50"
-        out = subprocess.run([sys.executable, str(HERE / "bench_slots.py"), "--events", "5000", "--runs", runs],
-                             capture_output=True, text=True, check=True, timeout=1800).stdout
-        notes.append("Slot finder (`python3 benchmarks/bench_slots.py --events 5000 --runs " + runs + "`):\n\n```\n"
-                     + out.strip() + "\n```")
+        out = subprocess.run(
+            [sys.executable, str(HERE / "bench_slots.py"), "--events", "5000", "--runs", runs],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=1800,
+        ).stdout
+        notes.append(
+            "Slot finder (`python3 benchmarks/bench_slots.py --events 5000 --runs "
+            + runs
+            + "`):\n\n```\n"
+            + out.strip()
+            + "\n```"
+        )
         for line in out.splitlines():
             if "median" in line:
                 label, rest = line.split(" median ", 1)
                 median, worst = rest.split(" worst ")
-                rows.append(f"| Slots, 90-day horizon, 5,000 calendar events: {label.strip()} | {median.strip()} "
-                            f"| {worst.split('(')[0].strip()} | — | — | — |")
+                rows.append(
+                    f"| Slots, 90-day horizon, 5,000 calendar events: {label.strip()} | {median.strip()} "
+                    f"| {worst.split('(')[0].strip()} | — | — | — |"
+                )
 
     if only & {"reaction", "release", "backlog", "idle"}:
         with harness.servers() as servers:
@@ -109,11 +126,14 @@ def main() -> int:
                         f"| {_ms(r.agent.median)} | {_ms(r.agent.worst)} "
                         f"| bare imapclient IDLE + one aiosmtplib send: {_ms(r.floor.median)} / {_ms(r.floor.worst)} "
                         f"| {ratio:.2f} (worst {r.agent.worst / r.floor.worst:.2f}) "
-                        f"| ratio ≤ 1.3: {_verdict(ratio <= 1.3)} |")
+                        f"| ratio ≤ 1.3: {_verdict(ratio <= 1.3)} |"
+                    )
                     say(f"reaction: agent {r.agent}, floor {r.floor}")
                     slow = [f"run {n}: {t:.2f} s" for n, t in enumerate(r.agent_times) if t > 2 * r.floor.worst]
-                    notes.append(f"Reaction: {len(slow)} of {r.agent.count} agent runs took more than twice the "
-                                 f"floor's worst{': ' + ', '.join(slow) if slow else ''}.")
+                    notes.append(
+                        f"Reaction: {len(slow)} of {r.agent.count} agent runs took more than twice the "
+                        f"floor's worst{': ' + ', '.join(slow) if slow else ''}."
+                    )
                 except Exception as error:  # one broken benchmark must not lose the others
                     failed("reaction", error)
             if "release" in only:
@@ -125,22 +145,25 @@ def main() -> int:
                         f"{p.messages}, min_gap {p.gap:.0f}s) | {_ms(p.due_error.median)} | {_ms(p.due_error.worst)} "
                         f"| — (gap between receipts − {p.gap:.0f} s: median {_ms(p.gap_error.median)}, "
                         f"worst {_ms(p.gap_error.worst)}) | — "
-                        f"| median ≤ 200 ms: {_verdict(p.due_error.median <= 0.2)} |")
+                        f"| median ≤ 200 ms: {_verdict(p.due_error.median <= 0.2)} |"
+                    )
                     say(f"release: {p}")
                 except Exception as error:  # one broken benchmark must not lose the others
                     failed("release", error)
             if "backlog" in only:
                 try:
                     say(f"backlog: {backlog_size} messages")
-                    b = bench_mail.backlog(servers, backlog_size, timeout=600 if quick else 2400,
-                                           profile=args.profile_backlog)
+                    b = bench_mail.backlog(
+                        servers, backlog_size, timeout=600 if quick else 2400, profile=args.profile_backlog
+                    )
                     ratio = b.total / b.floor
                     rows.append(
                         f"| Backlog: {b.messages} in the Outbox at start → all decided and the "
                         f"{b.messages // 2 + 1} sendable at the server | {b.total:.1f} s (decided {b.decided:.1f} s, "
                         f"delivered {b.delivered:.1f} s) | one run "
                         f"| bare imapclient header fetch + one aiosmtplib connection: {b.floor:.2f} s "
-                        f"| {ratio:.1f} | ratio ≤ 2: {_verdict(ratio <= 2 and b.finished)} |")
+                        f"| {ratio:.1f} | ratio ≤ 2: {_verdict(ratio <= 2 and b.finished)} |"
+                    )
                     notes.append(f"Backlog: seeded with MULTIAPPEND in {b.seed_seconds:.1f} s; {b.detail}.")
                     say(f"backlog: {b}")
                 except Exception as error:  # one broken benchmark must not lose the others
@@ -153,7 +176,8 @@ def main() -> int:
                         f"| Idle cost over {i.seconds / 60:.1f} min (CPU from /proc/PID/stat) | {i.cpu_percent:.3f} % "
                         f"of a core ({i.cpu_seconds:.2f} s CPU) | RSS {i.rss_mb_max:.1f} MB (at start "
                         f"{i.rss_mb_start:.1f}) | — | — | < 0.1 %: {_verdict(i.cpu_percent < 0.1)}, "
-                        f"< 60 MB: {_verdict(i.rss_mb_max < 60)} |")
+                        f"< 60 MB: {_verdict(i.rss_mb_max < 60)} |"
+                    )
                     say(f"idle: {i}")
                 except Exception as error:  # one broken benchmark must not lose the others
                     failed("idle", error)
@@ -177,7 +201,7 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     existing = args.output.read_text() if args.output.exists() else ""
     marker = "\n## Findings"  # hand-written analysis below the generated table is kept
-    tail = existing[existing.index(marker):] if marker in existing else ""
+    tail = existing[existing.index(marker) :] if marker in existing else ""
     args.output.write_text("\n".join(text).rstrip() + "\n" + tail)
     say(f"wrote {args.output}")
     return 0

@@ -46,14 +46,27 @@ over_limit = "{over_limit}"
 """
 
 
-def policy_text(*, max_per_day: int = 50, min_gap: str = "0", windows: str = '"Mon-Sun 00:00-24:00"',
-                max_unanswered: int = 50, over_limit: str = "delay") -> str:
-    return OPEN_POLICY.format(max_per_day=max_per_day, min_gap=min_gap, windows=windows,
-                              max_unanswered=max_unanswered, over_limit=over_limit)
+def policy_text(
+    *,
+    max_per_day: int = 50,
+    min_gap: str = "0",
+    windows: str = '"Mon-Sun 00:00-24:00"',
+    max_unanswered: int = 50,
+    over_limit: str = "delay",
+) -> str:
+    return OPEN_POLICY.format(
+        max_per_day=max_per_day, min_gap=min_gap, windows=windows, max_unanswered=max_unanswered, over_limit=over_limit
+    )
 
 
-def mail(subject: str, to: str = MENTOR, *, body: str = "Hello,\n\nA short question.\n\nSam\n",
-         message_id: bool = True, **headers: str) -> bytes:
+def mail(
+    subject: str,
+    to: str = MENTOR,
+    *,
+    body: str = "Hello,\n\nA short question.\n\nSam\n",
+    message_id: bool = True,
+    **headers: str,
+) -> bytes:
     message = EmailMessage()
     message["From"] = headers.pop("From", f"Sam Patel <{STUDENT}>")
     message["To"] = to
@@ -144,7 +157,10 @@ file_in_sent = "always"
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "agent", "run", "--config", str(self.config), "--log-level", "DEBUG"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.root, env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=environment,
             )
         eventually(lambda: "connected to" in self.log() or self.process_ended(), timeout=20)
         # With a crash point and mail already waiting, the agent may reach the point (and be killed) before

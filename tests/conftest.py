@@ -16,6 +16,10 @@ from tests.servers.fixtures import *  # noqa: E402, F403
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The fault suite's options, here so that they work from the project root as well as from tests/faults."""
     group = parser.getgroup("faults", "mentor-agent fault suite")
-    group.addoption("--soak", action="store_true", default=False,
-                    help="run the fault suite in its long form (hundreds of messages, dozens of kills)")
+    group.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the fault suite in its long form (hundreds of messages, dozens of kills)",
+    )
     group.addoption("--faults-report", default="", help="append each fault test's figures to this JSON-lines file")

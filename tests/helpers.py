@@ -13,8 +13,12 @@ from agent.rules.simulate import Event, read_events
 def policy(email: dict[str, Any] | None = None, timezone: str = "America/Chicago", **meetings: Any) -> Policy:
     return Policy.model_validate(
         {
-            "mentor": {"name": "Dr. Ana Rivera", "addresses": ["arivera@hospital.example.org"],
-                       "timezone": timezone, "pronoun": "she"},
+            "mentor": {
+                "name": "Dr. Ana Rivera",
+                "addresses": ["arivera@hospital.example.org"],
+                "timezone": timezone,
+                "pronoun": "she",
+            },
             "email": email or {},
             "meetings": meetings,
         }

@@ -27,12 +27,12 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 def test_expands_recurrences_exceptions_all_day_and_skips_free_and_cancelled() -> None:
     busy = busy_from_ics((ICS / "student-busy.ics").read_bytes(), START, END, BERLIN)
     assert busy == [
-        (utc(2026, 3, 16, 8), utc(2026, 3, 16, 9, 30)),   # Monday lecture, 09:00 CET
+        (utc(2026, 3, 16, 8), utc(2026, 3, 16, 9, 30)),  # Monday lecture, 09:00 CET
         # 17 Mar (transparent) and 18 Mar (cancelled) are free; 23 Mar is an EXDATE
-        (utc(2026, 3, 19, 17), utc(2026, 3, 19, 18)),     # floating 18:00, read in the student's zone
-        (utc(2026, 3, 28, 23), utc(2026, 3, 29, 22)),     # all-day on the 23-hour spring-forward day
-        (utc(2026, 3, 31, 12), utc(2026, 3, 31, 13, 30)), # the 30 Mar lecture, moved by RECURRENCE-ID
-        (utc(2026, 4, 6, 7), utc(2026, 4, 6, 8, 30)),     # 09:00 CEST now
+        (utc(2026, 3, 19, 17), utc(2026, 3, 19, 18)),  # floating 18:00, read in the student's zone
+        (utc(2026, 3, 28, 23), utc(2026, 3, 29, 22)),  # all-day on the 23-hour spring-forward day
+        (utc(2026, 3, 31, 12), utc(2026, 3, 31, 13, 30)),  # the 30 Mar lecture, moved by RECURRENCE-ID
+        (utc(2026, 4, 6, 7), utc(2026, 4, 6, 8, 30)),  # 09:00 CEST now
         (utc(2026, 4, 13, 7), utc(2026, 4, 13, 8, 30)),
         (utc(2026, 4, 20, 7), utc(2026, 4, 20, 8, 30)),
     ]
@@ -54,15 +54,32 @@ def test_only_events_overlapping_the_range() -> None:
 
 
 def test_overlapping_events_are_merged() -> None:
-    text = "\r\n".join([
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//t//t//EN",
-        "BEGIN:VEVENT", "UID:a", "DTSTAMP:20260101T000000Z", "DTSTART:20260310T090000Z", "DTEND:20260310T100000Z",
-        "END:VEVENT",
-        "BEGIN:VEVENT", "UID:b", "DTSTAMP:20260101T000000Z", "DTSTART:20260310T093000Z", "DTEND:20260310T110000Z",
-        "END:VEVENT",
-        "BEGIN:VEVENT", "UID:c", "DTSTAMP:20260101T000000Z", "DTSTART:20260310T120000Z", "END:VEVENT",
-        "END:VCALENDAR", "",
-    ])
+    text = "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//t//t//EN",
+            "BEGIN:VEVENT",
+            "UID:a",
+            "DTSTAMP:20260101T000000Z",
+            "DTSTART:20260310T090000Z",
+            "DTEND:20260310T100000Z",
+            "END:VEVENT",
+            "BEGIN:VEVENT",
+            "UID:b",
+            "DTSTAMP:20260101T000000Z",
+            "DTSTART:20260310T093000Z",
+            "DTEND:20260310T110000Z",
+            "END:VEVENT",
+            "BEGIN:VEVENT",
+            "UID:c",
+            "DTSTAMP:20260101T000000Z",
+            "DTSTART:20260310T120000Z",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
     assert busy_from_ics(text, START, END, BERLIN) == [(utc(2026, 3, 10, 9), utc(2026, 3, 10, 11))]
 
 

@@ -20,8 +20,15 @@ pytestmark = pytest.mark.servers
 def cli(agent: Agent, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "agent", *args, "--config", str(agent.config)], capture_output=True,
-                          text=True, timeout=60, cwd=agent.root, env={**os.environ, **env}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args, "--config", str(agent.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=agent.root,
+        env={**os.environ, **env},
+        check=False,
+    )
 
 
 def snapshot(agent: Agent) -> tuple[dict[str, set[str]], dict[str, dict[int, bytes]]]:
@@ -71,8 +78,11 @@ def test_check_connect_reports_a_refused_smtp_login_with_the_servers_words(agent
     server.start()
     try:
         text = agent.config.read_text().replace(f"port = {agent.smtp.port}", f"port = {server.port}")
-        agent.config.write_text(text.replace('file_in_sent = "always"',
-                                             'file_in_sent = "always"\nusername = "sam"\npassword = "wrong-password"'))
+        agent.config.write_text(
+            text.replace(
+                'file_in_sent = "always"', 'file_in_sent = "always"\nusername = "sam"\npassword = "wrong-password"'
+            )
+        )
         result = cli(agent, "check", "--connect")
         assert result.returncode == 78, result.stdout
         assert f"error: smtp: login as 'sam' refused by 127.0.0.1:{server.port}: 535" in result.stderr, result.stderr
@@ -100,12 +110,20 @@ def test_a_special_use_folder_is_refused_by_check_connect_and_at_start(agent: Ag
     result = cli(agent, "check", "--connect")
     assert result.returncode == 78, result.stdout + result.stderr
     line = agent.config.read_text().splitlines().index(f'scheduled = "{ARCHIVE}"') + 1
-    expected = (f"error: {agent.config}:{line}: imap.folders.scheduled: '{ARCHIVE}' is your archive folder on the "
-                "server (SPECIAL-USE \\Archive)")
+    expected = (
+        f"error: {agent.config}:{line}: imap.folders.scheduled: '{ARCHIVE}' is your archive folder on the "
+        "server (SPECIAL-USE \\Archive)"
+    )
     assert expected in result.stderr, result.stderr
     before = snapshot(agent)
-    started = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
-                             capture_output=True, text=True, timeout=60, cwd=agent.root, check=False)
+    started = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=agent.root,
+        check=False,
+    )
     assert started.returncode == 78, started.stdout + started.stderr
     assert expected in started.stderr
     assert snapshot(agent) == before  # nothing created, nothing moved
@@ -116,8 +134,11 @@ def test_a_special_use_folder_is_refused_by_check_connect_and_at_start(agent: Ag
 def test_outbox_set_to_inbox_by_the_environment_never_starts(agent: Agent) -> None:
     """The issue's report: MENTOR_AGENT_IMAP__FOLDERS__OUTBOX=INBOX re-sent other people's mail to them."""
     for n in range(3):
-        agent.dovecot.append(agent.user, "INBOX", mail(f"from a colleague {n}", to="sam@med.example.edu",
-                                                      From=f"Colleague <c{n}@example.org>"))
+        agent.dovecot.append(
+            agent.user,
+            "INBOX",
+            mail(f"from a colleague {n}", to="sam@med.example.edu", From=f"Colleague <c{n}@example.org>"),
+        )
     agent.dovecot.append(agent.user, SENT, mail("sent yesterday", to=MENTOR))
     before = snapshot(agent)
     for value in ("INBOX", "Sent", SENT):
@@ -125,8 +146,9 @@ def test_outbox_set_to_inbox_by_the_environment_never_starts(agent: Agent) -> No
         started = cli(agent, "run", MENTOR_AGENT_IMAP__FOLDERS__OUTBOX=value)
         assert checked.returncode == started.returncode == 78, started.stdout + started.stderr
         assert f"error: MENTOR_AGENT_IMAP__FOLDERS__OUTBOX: '{value}' is your " in started.stderr, started.stderr
-        assert checked.stderr.splitlines() == [line for line in started.stderr.splitlines()
-                                               if line.startswith("error: ")]
+        assert checked.stderr.splitlines() == [
+            line for line in started.stderr.splitlines() if line.startswith("error: ")
+        ]
     time.sleep(0.5)
     assert snapshot(agent) == before and agent.smtp.messages == []
 

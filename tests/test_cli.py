@@ -69,7 +69,9 @@ def test_simulate_json_has_one_object_per_send_in_input_order(tmp_path: Path) ->
 
 def test_simulate_reports_bad_events_with_line_numbers(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    events.write_text('{"at": "2026-11-23T09:00:00-06:00", "type": "send", "id": "m1"}\n{"at": "2026-11-23T09:00", "type": "send", "id": "m2"}\n')
+    events.write_text(
+        '{"at": "2026-11-23T09:00:00-06:00", "type": "send", "id": "m1"}\n{"at": "2026-11-23T09:00", "type": "send", "id": "m2"}\n'
+    )
     code, _, err = run("simulate", str(ROOT / "policies/rivera.toml"), str(events))
     assert code == 1
     assert f"{events}:2: at: '2026-11-23T09:00' has no offset" in err

@@ -24,8 +24,7 @@ KEY = "<held-1@med.example.edu>"
 
 
 def mentor_agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 @pytest.fixture
@@ -55,10 +54,31 @@ security = "plain"
 """)
     config.chmod(0o600)
     ledger = Ledger(tmp_path / "state" / "ledger.sqlite3")
-    ledger.add(Row(key=KEY, message_id=KEY, mentor="rivera", subject="held question", sender="sam@med.example.edu",
-                   recipients=("arivera@hospital.example.org",), arrived=datetime.now(UTC), state=SCHEDULED,
-                   folder="Scheduled", uid=1, due=None, digest=None, reason="outside her hours", standalone=False,
-                   group_key="", forced=False, told="", attempts=0, item=None, sent_at=None, detail=""))
+    ledger.add(
+        Row(
+            key=KEY,
+            message_id=KEY,
+            mentor="rivera",
+            subject="held question",
+            sender="sam@med.example.edu",
+            recipients=("arivera@hospital.example.org",),
+            arrived=datetime.now(UTC),
+            state=SCHEDULED,
+            folder="Scheduled",
+            uid=1,
+            due=None,
+            digest=None,
+            reason="outside her hours",
+            standalone=False,
+            group_key="",
+            forced=False,
+            told="",
+            attempts=0,
+            item=None,
+            sent_at=None,
+            detail="",
+        )
+    )
     ledger.close()
     return config
 
@@ -108,12 +128,16 @@ def test_a_user_error_is_still_exit_1_and_a_usage_error_still_click_s(tmp_path: 
 
 
 @pytest.mark.servers
-def test_release_with_a_refused_login_is_one_line_and_exit_78(unreachable: Path, dovecot: Dovecot,
-                                                              imap_user: User) -> None:
+def test_release_with_a_refused_login_is_one_line_and_exit_78(
+    unreachable: Path, dovecot: Dovecot, imap_user: User
+) -> None:
     text = unreachable.read_text()
     port = text.split("[imap]")[1].split("port = ")[1].split("\n")[0]
-    unreachable.write_text(text.replace(f"port = {port}", f"port = {dovecot.port}", 1)
-                           .replace('username = "sam"', f'username = "{imap_user.username}"'))
+    unreachable.write_text(
+        text.replace(f"port = {port}", f"port = {dovecot.port}", 1).replace(
+            'username = "sam"', f'username = "{imap_user.username}"'
+        )
+    )
     result = mentor_agent("release", short_id(KEY), "--config", str(unreachable), cwd=unreachable.parent)
     line = _one_line(result)
     assert f"refused by 127.0.0.1:{dovecot.port}: [AUTHENTICATIONFAILED]" in line, line

@@ -170,12 +170,21 @@ def test_a_mentor_reply_releases_a_held_message(agent: Agent) -> None:
     eventually(lambda: agent.subjects("Scheduled") == ["second question"])
     assert "await a reply" in eventually(lambda: agent.notices())[0].get_content()
     # A stranger's "reply" changes nothing.
-    agent.dovecot.append(agent.user, "INBOX", mail("Re: first question", to="sam@med.example.edu",
-                                                   From="someone@else.example", In_Reply_To=first["Message-ID"]))
+    agent.dovecot.append(
+        agent.user,
+        "INBOX",
+        mail(
+            "Re: first question", to="sam@med.example.edu", From="someone@else.example", In_Reply_To=first["Message-ID"]
+        ),
+    )
     time.sleep(2)
     assert len(agent.smtp.messages) == 1
-    reply = mail("Re: first question", to="sam@med.example.edu", In_Reply_To=first["Message-ID"],
-                 From="Ana Rivera <arivera@hospital.example.org>")
+    reply = mail(
+        "Re: first question",
+        to="sam@med.example.edu",
+        In_Reply_To=first["Message-ID"],
+        From="Ana Rivera <arivera@hospital.example.org>",
+    )
     agent.dovecot.append(agent.user, "INBOX", reply)
     received = agent.smtp.wait_for(2)
     assert parse(received[1].content)["Subject"] == "second question"
@@ -250,7 +259,9 @@ def test_queued_when_the_machine_restarted_is_in_doubt_not_sent(agent: Agent) ->
     assert agent.smtp.messages == [], "the crash came before SMTP, and nothing sends it again by itself"
 
 
-def test_two_agents_on_one_account_never_send_the_same_message(agent: Agent, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_two_agents_on_one_account_never_send_the_same_message(
+    agent: Agent, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     other = Agent(tmp_path_factory.mktemp("laptop"), agent.dovecot, agent.user, agent.smtp)
     other.write_config()
     other.policy(policy_text())

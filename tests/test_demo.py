@@ -47,8 +47,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoResult:
     printed: list[str] = []
     began = time.monotonic()
     with events.subscribed(PUBLISHED.append):
-        result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True,
-                               echo=printed.append)
+        result = demo.run_demo(tmp_path_factory.mktemp("demo") / "mentor-agent-demo", quiet=True, echo=printed.append)
     assert time.monotonic() - began < 60, f"the demo took {time.monotonic() - began:.1f} s"
     assert any(line.startswith("Done in") for line in printed)  # --quiet still prints the summary
     return result
@@ -69,8 +68,12 @@ def test_the_mentors_get_what_the_agreements_allow(week: demo.DemoResult) -> Non
 
 def test_each_send_happens_at_its_due_minute_on_the_virtual_clock(week: demo.DemoResult) -> None:
     rivera = [r.at.astimezone(CHICAGO).replace(tzinfo=None) for r in to(week, RIVERA)]
-    assert rivera == [datetime(2026, 11, 23, 8, 30), datetime(2026, 11, 24, 8, 0), datetime(2026, 11, 25, 8, 0),
-                      datetime(2026, 11, 30, 8, 0)]
+    assert rivera == [
+        datetime(2026, 11, 23, 8, 30),
+        datetime(2026, 11, 24, 8, 0),
+        datetime(2026, 11, 25, 8, 0),
+        datetime(2026, 11, 30, 8, 0),
+    ]
     okafor = to(week, OKAFOR)[0].at.astimezone(LONDON)
     assert okafor.replace(tzinfo=None) == datetime(2026, 11, 24, 7, 30)  # the first minute of his e-mail hours
     reply_to_thread = parsed(to(week, RIVERA)[2].content)
@@ -85,8 +88,10 @@ def test_the_accepted_offer_stays_and_the_other_invitations_are_cancelled(week: 
     assert cancelled == set(requested[1:])  # the simulated mentor accepted the first invitation she received
     assert all(i.sequence == 1 for i in itips[3:])
     assert week.meeting_agreed
-    inbox = [parsed((week.out / "mailbox" / "INBOX" / name).read_bytes())
-             for name in sorted(p.name for p in (week.out / "mailbox" / "INBOX").iterdir())]
+    inbox = [
+        parsed((week.out / "mailbox" / "INBOX" / name).read_bytes())
+        for name in sorted(p.name for p in (week.out / "mailbox" / "INBOX").iterdir())
+    ]
     copies = [m for m in inbox if m["X-Mentor-Agent"] == "meeting-copy"]
     assert len(copies) == 1 and parse_itip(copies[0].as_bytes())[0].uid == requested[0]
 
@@ -106,8 +111,9 @@ def test_the_mailbox_is_left_as_files(week: demo.DemoResult) -> None:
     assert len(list((out / "received-by-mentors").glob("*.eml"))) == 11
     index = (out / "README.txt").read_text(encoding="utf-8")
     assert "Scheduled (1 message(s))" in index and "Sent (12 message(s))" in index
-    notices = [p for p in (out / "mailbox" / "INBOX").glob("*.eml")
-               if parsed(p.read_bytes())["X-Mentor-Agent"] == "notice"]
+    notices = [
+        p for p in (out / "mailbox" / "INBOX").glob("*.eml") if parsed(p.read_bytes())["X-Mentor-Agent"] == "notice"
+    ]
     assert any("Held: Residency application timeline" in str(parsed(p.read_bytes())["Subject"]) for p in notices)
     assert sorted(p.name for p in (out / "policies").iterdir()) == sorted(demo.POLICY_FILES)
     assert (out / "agent.log").stat().st_size > 0
@@ -116,9 +122,16 @@ def test_the_mailbox_is_left_as_files(week: demo.DemoResult) -> None:
 def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
     text = "\n".join(week.lines)
     assert (week.out / "timeline.txt").read_text(encoding="utf-8").strip() == text.strip()
-    for expected in ("sends now", "2nd message today; you agreed on 1 a day", "one digest of 3 messages",
-                     "outside Dr. Chidi Okafor's e-mail hours", "accepts the invitation", "receives a CANCEL",
-                     "await a reply", "not a mentor"):
+    for expected in (
+        "sends now",
+        "2nd message today; you agreed on 1 a day",
+        "one digest of 3 messages",
+        "outside Dr. Chidi Okafor's e-mail hours",
+        "accepts the invitation",
+        "receives a CANCEL",
+        "await a reply",
+        "not a mentor",
+    ):
         assert expected in " ".join(text.split()), expected
     assert "warning" not in text
     # Each decision line names its message (the demo reads the key from the event, not from a log line).
@@ -153,8 +166,11 @@ def test_the_timeline_comes_from_events_not_log_text() -> None:
     logging.getLogger("mentor_agent.intake").warning("%s → %s: %s", "k", "Dr. X", "a log line, not a decision")
     with events.subscribed(follow):
         events.publish(events.Decided("<a@x>", "rivera", "Dr. Ana Rivera", "Hello", "send", "within budget"))
-        events.publish(events.Decided("<b@x>", "rivera", "Dr. Ana Rivera", "Draft", "delay", "2nd today",
-                                      due=demo.START, digest=None))
+        events.publish(
+            events.Decided(
+                "<b@x>", "rivera", "Dr. Ana Rivera", "Draft", "delay", "2nd today", due=demo.START, digest=None
+            )
+        )
         events.publish(events.Notice("Scheduled: Draft"))
         events.publish(events.MeetingOffered("r1", "chen", "Dr. Mei Chen", 3))
         events.publish(events.MeetingAgreed("chen", "Dr. Mei Chen", demo.START))
@@ -188,7 +204,12 @@ def test_the_command_line(tmp_path: Path) -> None:
 
 
 def test_the_packaged_examples_match_the_checkout() -> None:
-    assert (ROOT / "agent" / "examples" / "okafor.toml").read_bytes() == (ROOT / "policies" / "okafor.toml").read_bytes()
+    assert (ROOT / "agent" / "examples" / "okafor.toml").read_bytes() == (
+        ROOT / "policies" / "okafor.toml"
+    ).read_bytes()
     student = tomllib.loads((ROOT / "config" / "example.toml").read_text())["student"]
     assert (student["name"], student["address"], student["timezone"]) == (
-        demo.STUDENT_NAME, demo.STUDENT_ADDRESS, demo.STUDENT_ZONE)
+        demo.STUDENT_NAME,
+        demo.STUDENT_ADDRESS,
+        demo.STUDENT_ZONE,
+    )

@@ -140,10 +140,61 @@ class TagAudit(HTMLParser):
 
 SAFE_TAGS = frozenset(  # written out again here: the test is the second opinion on the allow-list
     {
-        "a", "abbr", "b", "blockquote", "br", "caption", "center", "cite", "code", "col", "colgroup", "dd", "del",
-        "dfn", "div", "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
-        "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "table",
-        "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul", "var",
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "center",
+        "cite",
+        "code",
+        "col",
+        "colgroup",
+        "dd",
+        "del",
+        "dfn",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "font",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "tt",
+        "u",
+        "ul",
+        "var",
     }
 )
 
@@ -165,9 +216,13 @@ def assert_safe(fragment: str) -> TagAudit:
 
 
 def test_text_only_digest_lists_contents_then_each_message_in_order() -> None:
-    parsed = only(digest(original(message("Re: Case log week 12", "Twelve cases.\nOne question.")),
-                         original(message("Poster draft", "Draft attached soon.")),
-                         original(message("Fwd: Clinic on Friday", "Can I join?"))))
+    parsed = only(
+        digest(
+            original(message("Re: Case log week 12", "Twelve cases.\nOne question.")),
+            original(message("Poster draft", "Draft attached soon.")),
+            original(message("Fwd: Clinic on Friday", "Can I join?")),
+        )
+    )
     assert parsed.get_content_type() == "text/plain"
     text = body(parsed)
     contents = text.index("1. Re: Case log week 12"), text.index("2. Poster draft"), text.index("3. Fwd: Clinic")
@@ -241,8 +296,10 @@ def test_html_alternative_is_sanitised_and_keeps_formatting() -> None:
 
 
 def test_html_only_original_gets_a_readable_text_rendering() -> None:
-    markup = "<h1>Update</h1><p>Two &amp; three&nbsp;items:</p><ul><li>First</li><li>Second</li></ul>" \
-             '<p>See <a href="https://uni.example/x">the notes</a>.</p><script>no()</script>'
+    markup = (
+        "<h1>Update</h1><p>Two &amp; three&nbsp;items:</p><ul><li>First</li><li>Second</li></ul>"
+        '<p>See <a href="https://uni.example/x">the notes</a>.</p><script>no()</script>'
+    )
     parsed = only(digest(original(message("Update", None, markup))))
     text = body(parsed)
     assert "Update\n\nTwo & three\xa0items:\n\n- First\n- Second\n\nSee the notes <https://uni.example/x>." in text
@@ -295,8 +352,12 @@ def test_8bit_and_encoded_subjects_are_decoded() -> None:
 
 def test_attachments_keep_bytes_and_same_names_stay_distinct() -> None:
     a, b, c = b"%PDF-1.4 first", b"%PDF-1.4 second", bytes(range(256))
-    parsed = only(digest(original(message("One", files=[("notes.pdf", a)])),
-                         original(message("Two", files=[("Notes.pdf", b), ("Prüfung ünd “Plan”.pdf", c)]))))
+    parsed = only(
+        digest(
+            original(message("One", files=[("notes.pdf", a)])),
+            original(message("Two", files=[("Notes.pdf", b), ("Prüfung ünd “Plan”.pdf", c)])),
+        )
+    )
     assert files(parsed) == {"notes.pdf": a, "Notes (2).pdf": b, "Prüfung ünd “Plan”.pdf": c}
     text = body(parsed)
     assert "Attached: notes.pdf" in text and "Attached: Notes (2).pdf, Prüfung ünd “Plan”.pdf" in text
@@ -366,8 +427,14 @@ def test_multipart_without_boundary_is_noted_and_attached() -> None:
 
 
 def test_subject_topics_strip_prefixes_shorten_and_count_the_rest() -> None:
-    subjects = ["RE: Re: Fwd: Case log", "AW: Case log", "A very long subject about the poster we discussed in clinic",
-                "Third", "Fourth topic", "Fifth"]
+    subjects = [
+        "RE: Re: Fwd: Case log",
+        "AW: Case log",
+        "A very long subject about the poster we discussed in clinic",
+        "Third",
+        "Fourth topic",
+        "Fifth",
+    ]
     parsed = only(digest(*(original(message(s)) for s in subjects), subject_template="{topics}"))
     assert str(parsed["Subject"]) == "Case log, A very long subject about the poster we…, Third and 2 more"
 
@@ -385,9 +452,12 @@ def test_bad_subject_template_is_a_clear_value_error(template: str) -> None:
 
 def test_crlf_in_names_and_subjects_cannot_make_headers() -> None:
     evil_subject = b"=?utf-8?q?Hi=0D=0ABcc:_victim@evil.example?="
-    out = digest(raw_text_mail(b"x", "text/plain", subject=evil_subject),
-                 student_name="Ana\r\nBcc: victim@evil.example", mentor_name="R\nX-Evil: 1",
-                 subject_template="{mentor}\r\nX-Evil: 2 {topics}")
+    out = digest(
+        raw_text_mail(b"x", "text/plain", subject=evil_subject),
+        student_name="Ana\r\nBcc: victim@evil.example",
+        mentor_name="R\nX-Evil: 1",
+        subject_template="{mentor}\r\nX-Evil: 2 {topics}",
+    )
     parsed = only(out)
     assert parsed["Bcc"] is None and parsed["X-Evil"] is None
     assert "\n" not in str(parsed["Subject"]) and "\n" not in str(parsed["From"])
@@ -399,8 +469,10 @@ def test_crlf_in_names_and_subjects_cannot_make_headers() -> None:
 
 
 def test_size_split_keeps_order_and_titles_the_parts() -> None:
-    big = [original(message(f"Part {i}", f"text {i}", files=[(f"f{i}.pdf", bytes([i]) * 300_000)]), f"k{i}")
-           for i in range(5)]
+    big = [
+        original(message(f"Part {i}", f"text {i}", files=[(f"f{i}.pdf", bytes([i]) * 300_000)]), f"k{i}")
+        for i in range(5)
+    ]
     out = digest(*big, max_bytes=900_000)
     assert len(out) == 3
     sizes = [len(m.as_bytes()) for m in out]
@@ -468,14 +540,23 @@ def test_html_to_text_keeps_pre_and_skips_head() -> None:
 
 
 def example_originals() -> list[Original]:
-    first = message("Re: Case log, week 12", "Dear Dr. Rivera,\n\nTwelve cases this week, all logged.\n\nAna",
-                    in_reply_to="<case-log-11@uni.example>", references="<case-log-11@uni.example>")
-    second = message("Poster draft for the research day",
-                     "Dear Dr. Rivera,\n\nThe draft is attached; the methods box is still rough.\n\nAna",
-                     files=[("poster-draft.pdf", b"%PDF-1.4 example")])
-    third = message("Question about Friday's clinic", None,
-                    "<p>Dear Dr. Rivera,</p><p>May I join the <b>Friday</b> clinic?</p><ul><li>08:00 start</li>"
-                    "<li>I can stay until 16:00</li></ul><p>Ana</p>")
+    first = message(
+        "Re: Case log, week 12",
+        "Dear Dr. Rivera,\n\nTwelve cases this week, all logged.\n\nAna",
+        in_reply_to="<case-log-11@uni.example>",
+        references="<case-log-11@uni.example>",
+    )
+    second = message(
+        "Poster draft for the research day",
+        "Dear Dr. Rivera,\n\nThe draft is attached; the methods box is still rough.\n\nAna",
+        files=[("poster-draft.pdf", b"%PDF-1.4 example")],
+    )
+    third = message(
+        "Question about Friday's clinic",
+        None,
+        "<p>Dear Dr. Rivera,</p><p>May I join the <b>Friday</b> clinic?</p><ul><li>08:00 start</li>"
+        "<li>I can stay until 16:00</li></ul><p>Ana</p>",
+    )
     return [Original("1", first.as_bytes()), Original("2", second.as_bytes()), Original("3", third.as_bytes())]
 
 
@@ -626,13 +707,40 @@ def test_any_bytes_at_all_make_a_clean_digest(raw: bytes) -> None:
     assert body(parsed).startswith("1 message from ana@uni.example")
 
 
-FRAGMENTS = st.sampled_from([
-    "<script>alert(1)</script>", "<SCRIPT SRC=//x>", "<img src=x onerror=alert(1)>", '<a href="javascript:x">j</a>',
-    "<a href=' jAvA\tscript:x'>k</a>", "<p>", "</p>", "<b>", "</i>", "text & more", "<!-- <script> -->", "<style>",
-    "</style>", "<svg onload=x>", "<iframe src=http://x>", "<table><tr><td>", "</td>", "<li>", "&lt;script&gt;",
-    '<img src="cid:a" alt="a">', '<img src="http://t/x.gif">', "<math><mi>x</mi></math>", "<a href=https://ok>ok</a>",
-    "<div style='background:url(http://t)'>", "</div>", "<br/>", "<form><input value=x></form>", "<", ">", "<p x='",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "<script>alert(1)</script>",
+        "<SCRIPT SRC=//x>",
+        "<img src=x onerror=alert(1)>",
+        '<a href="javascript:x">j</a>',
+        "<a href=' jAvA\tscript:x'>k</a>",
+        "<p>",
+        "</p>",
+        "<b>",
+        "</i>",
+        "text & more",
+        "<!-- <script> -->",
+        "<style>",
+        "</style>",
+        "<svg onload=x>",
+        "<iframe src=http://x>",
+        "<table><tr><td>",
+        "</td>",
+        "<li>",
+        "&lt;script&gt;",
+        '<img src="cid:a" alt="a">',
+        '<img src="http://t/x.gif">',
+        "<math><mi>x</mi></math>",
+        "<a href=https://ok>ok</a>",
+        "<div style='background:url(http://t)'>",
+        "</div>",
+        "<br/>",
+        "<form><input value=x></form>",
+        "<",
+        ">",
+        "<p x='",
+    ]
+)
 
 
 @given(st.lists(FRAGMENTS, max_size=25).map("".join))

@@ -68,6 +68,7 @@ def test_a_mixed_batch_arrives_as_one_well_formed_digest(agent: Agent) -> None:
     agent.drop(html_with_attachment())
     agent.drop(latin1_with_attachment())
     agent.drop(mail("A question about rounds", body="Plain text, ASCII only.\n"))
+
     # The student is told which messages will be merged, and when.
     # (one notice per message, or one for a burst of them, depending on how the drops fall into passes)
     def told() -> str:
@@ -89,8 +90,13 @@ def test_a_mixed_batch_arrives_as_one_well_formed_digest(agent: Agent) -> None:
     plain = digest.get_body(("plain",))
     assert plain is not None
     text = plain.get_content()
-    for expected in ("Research poster draft", "Elective in Zürich", "Grüße aus der Bibliothek",
-                     "A question about rounds", "Plain text, ASCII only."):
+    for expected in (
+        "Research poster draft",
+        "Elective in Zürich",
+        "Grüße aus der Bibliothek",
+        "A question about rounds",
+        "Plain text, ASCII only.",
+    ):
         assert expected in text
 
     html = digest.get_body(("html",))
@@ -102,7 +108,7 @@ def test_a_mixed_batch_arrives_as_one_well_formed_digest(agent: Agent) -> None:
     assert "poster draft" in "".join(rendered.text)
 
     attachments = {part.get_filename(): part.get_content() for part in digest.iter_attachments()}
-    assert sorted(attachments) == sorted(["notes.pdf", "notes (2).pdf", "ward.jpg"])
+    assert sorted(name or "" for name in attachments) == sorted(["notes.pdf", "notes (2).pdf", "ward.jpg"])
     assert {attachments["notes.pdf"], attachments["notes (2).pdf"]} == {PDF, PDF[::-1]}
     assert attachments["ward.jpg"] == PHOTO
 
@@ -148,8 +154,9 @@ def test_a_digest_over_the_size_limit_splits_and_the_student_is_told(agent: Agen
         message["Subject"] = name
         message["Message-ID"] = make_msgid(domain="med.example.edu")
         message.set_content("see attached")
-        message.add_attachment(bytes(range(256)) * 24, maintype="application", subtype="octet-stream",
-                               filename=f"{name}.bin")
+        message.add_attachment(
+            bytes(range(256)) * 24, maintype="application", subtype="octet-stream", filename=f"{name}.bin"
+        )
         agent.drop(message.as_bytes(policy=email_policy.SMTP))
     received = agent.smtp.wait_for(3, timeout=20)
     parts = [str(parse(r.content)["Subject"]) for r in received[1:]]

@@ -13,24 +13,35 @@ from agent.rules.digest import Original, compose_parts
 from tests.test_digest import NOW, message, original
 
 SUBJECTS = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=80)
-SPECS = st.lists(st.tuples(SUBJECTS, st.integers(0, 12_000), st.integers(0, 20_000), st.booleans()),
-                 min_size=1, max_size=6)
+SPECS = st.lists(
+    st.tuples(SUBJECTS, st.integers(0, 12_000), st.integers(0, 20_000), st.booleans()), min_size=1, max_size=6
+)
 
 
 def originals(specs: list[tuple[str, int, int, bool]]) -> list[Original]:
     made = []
     for index, (subject, text, attached, html) in enumerate(specs):
-        msg = message(subject.strip() or "(none)", "word " * (text // 5),
-                      html=("<p>" + "é" * text + "</p>") if html else None,
-                      files=[(f"f{index}.pdf", bytes(range(256)) * (attached // 256))] if attached >= 256 else [],
-                      Message_ID=f"<m{index}@uni.example>")
+        msg = message(
+            subject.strip() or "(none)",
+            "word " * (text // 5),
+            html=("<p>" + "é" * text + "</p>") if html else None,
+            files=[(f"f{index}.pdf", bytes(range(256)) * (attached // 256))] if attached >= 256 else [],
+            Message_ID=f"<m{index}@uni.example>",
+        )
         made.append(original(msg, f"k{index}"))
     return made
 
 
 def parts_of(items: list[Original], max_bytes: int) -> list[tuple[tuple[str, ...], EmailMessage | None]]:
-    found = compose_parts(items, student_name="Ana Lopez", student_address="ana@uni.example",
-                          mentor_name="Dr. Rivera", max_bytes=max_bytes, now=NOW, domain="uni.example")
+    found = compose_parts(
+        items,
+        student_name="Ana Lopez",
+        student_address="ana@uni.example",
+        mentor_name="Dr. Rivera",
+        max_bytes=max_bytes,
+        now=NOW,
+        domain="uni.example",
+    )
     return [(part.keys, part.message) for part in found]
 
 
@@ -48,7 +59,8 @@ PART_MARKS = 100
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SPECS, st.integers(3_000, 40_000))
 def test_every_part_respects_max_bytes_unless_it_is_one_oversized_original(
-        specs: list[tuple[str, int, int, bool]], max_bytes: int) -> None:
+    specs: list[tuple[str, int, int, bool]], max_bytes: int
+) -> None:
     items = originals(specs)
     by_key = {item.key: item for item in items}
     parts = parts_of(items, max_bytes)
@@ -67,7 +79,8 @@ def test_every_part_respects_max_bytes_unless_it_is_one_oversized_original(
     digests = [msg for _, msg in parts if msg is not None]
     if len(digests) > 1:
         assert [str(m["Subject"]).rsplit(" ", 1)[1] for m in digests] == [
-            f"({i}/{len(digests)})" for i in range(1, len(digests) + 1)]
+            f"({i}/{len(digests)})" for i in range(1, len(digests) + 1)
+        ]
 
 
 def test_an_original_over_the_limit_goes_alone_and_the_rest_share_one_digest() -> None:

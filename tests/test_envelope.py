@@ -9,7 +9,7 @@ from agent.rules.envelope import parse_envelope, split_head, with_field, without
 
 RAW = (
     b"From: Sam Patel <sam@med.example.edu>\r\n"
-    b"To: \"Rivera, Ana\" <ARivera@Hospital.example.org>\r\n"
+    b'To: "Rivera, Ana" <ARivera@Hospital.example.org>\r\n'
     b"Bcc: me@example.org,\r\n  other@example.org\r\n"
     b"Subject: =?utf-8?q?Caf=C3=A9_question?=\r\n"
     b"Message-ID: <abc@med.example.edu>\r\n"

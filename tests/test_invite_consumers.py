@@ -47,19 +47,39 @@ STUDENT = Party("Jürgen Müller", "juergen@uni.example")
 MENTOR = Party("Dr. Ana Rivera", "arivera@hospital.example.org")
 # 16:00 in Chicago two days after its spring switch, while Berlin is still on winter time: 22:00 there.
 SLOT = Slot(datetime(2026, 3, 10, 16, 0, tzinfo=CHICAGO), datetime(2026, 3, 10, 16, 30, tzinfo=CHICAGO))
-MEETING = Meeting(make_uid("round1-0", "uni.example"), 0, SLOT, "Mentoring: Jürgen Müller — Ana Rivera",
-                  "Clinic office 3B, Raum für Besprechungen", "Mentoring meeting; bring the case log")
+MEETING = Meeting(
+    make_uid("round1-0", "uni.example"),
+    0,
+    SLOT,
+    "Mentoring: Jürgen Müller — Ana Rivera",
+    "Clinic office 3B, Raum für Besprechungen",
+    "Mentoring meeting; bring the case log",
+)
 
 BUILDERS: dict[str, Callable[[], EmailMessage]] = {
-    "request": lambda: build_request(MEETING, organizer=STUDENT, attendee=MENTOR, mentor_zone=CHICAGO,
-                                     student_zone=BERLIN, now=NOW),
-    "cancel": lambda: build_cancel(Meeting(MEETING.uid, 1, SLOT, MEETING.summary), organizer=STUDENT,
-                                   attendee=MENTOR, mentor_zone=CHICAGO, student_zone=BERLIN, now=NOW),
-    "student copy": lambda: build_student_copy(MEETING, student=STUDENT, mentor=MENTOR, student_zone=BERLIN,
-                                               mentor_zone=CHICAGO, now=NOW),
-    "suggestion": lambda: build_suggestion(Meeting("suggest-1@uni.example", 0, SLOT, "Meet Dr. Ana Rivera?"),
-                                           student=STUDENT, mentor=MENTOR, waiting=4, student_zone=BERLIN,
-                                           mentor_zone=CHICAGO, now=NOW),
+    "request": lambda: build_request(
+        MEETING, organizer=STUDENT, attendee=MENTOR, mentor_zone=CHICAGO, student_zone=BERLIN, now=NOW
+    ),
+    "cancel": lambda: build_cancel(
+        Meeting(MEETING.uid, 1, SLOT, MEETING.summary),
+        organizer=STUDENT,
+        attendee=MENTOR,
+        mentor_zone=CHICAGO,
+        student_zone=BERLIN,
+        now=NOW,
+    ),
+    "student copy": lambda: build_student_copy(
+        MEETING, student=STUDENT, mentor=MENTOR, student_zone=BERLIN, mentor_zone=CHICAGO, now=NOW
+    ),
+    "suggestion": lambda: build_suggestion(
+        Meeting("suggest-1@uni.example", 0, SLOT, "Meet Dr. Ana Rivera?"),
+        student=STUDENT,
+        mentor=MENTOR,
+        waiting=4,
+        student_zone=BERLIN,
+        mentor_zone=CHICAGO,
+        now=NOW,
+    ),
 }
 METHODS = {"request": "REQUEST", "cancel": "CANCEL", "student copy": "PUBLISH", "suggestion": "REQUEST"}
 
@@ -135,8 +155,9 @@ def test_khal_shows_it_at_the_students_local_time(name: str, tmp_path: Path) -> 
     file = tmp_path / "invite.ics"
     file.write_bytes(calendar_bytes(name))
     assert KHAL is not None
-    result = subprocess.run([KHAL, "-c", str(config), "printics", str(file)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [KHAL, "-c", str(config), "printics", str(file)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "1 events found" in result.stdout
     assert "2026-03-10 22:00-2026-03-10 22:30" in result.stdout
@@ -158,8 +179,9 @@ class Radicale:
         self.auth = "Basic " + base64.b64encode(b"student:unused").decode()
 
     def request(self, method: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.base + path, data=body, method=method,
-                                         headers={"Authorization": self.auth, **headers})
+        request = urllib.request.Request(
+            self.base + path, data=body, method=method, headers={"Authorization": self.auth, **headers}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
@@ -172,10 +194,25 @@ def radicale(tmp_path: Path) -> Iterator[Radicale]:
     port = _free_port()
     log = (tmp_path / "radicale.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "radicale", "--config", "", "--server-hosts", f"127.0.0.1:{port}",
-         "--auth-type", "none", "--rights-type", "owner_only",
-         "--storage-filesystem-folder", str(tmp_path / "collections"), "--logging-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "radicale",
+            "--config",
+            "",
+            "--server-hosts",
+            f"127.0.0.1:{port}",
+            "--auth-type",
+            "none",
+            "--rights-type",
+            "owner_only",
+            "--storage-filesystem-folder",
+            str(tmp_path / "collections"),
+            "--logging-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 20
@@ -200,8 +237,9 @@ def radicale(tmp_path: Path) -> Iterator[Radicale]:
 @pytest.mark.parametrize("name", KINDS)
 def test_radicale_stores_it(name: str, radicale: Radicale) -> None:
     data = calendar_bytes(name)
-    status, body = radicale.request("PUT", "/student/meetings/event.ics", data,
-                                    **{"Content-Type": "text/calendar; charset=utf-8"})
+    status, body = radicale.request(
+        "PUT", "/student/meetings/event.ics", data, **{"Content-Type": "text/calendar; charset=utf-8"}
+    )
     assert status == 201, body
     status, stored = radicale.request("GET", "/student/meetings/event.ics")
     assert status == 200
@@ -210,7 +248,10 @@ def test_radicale_stores_it(name: str, radicale: Radicale) -> None:
 
 
 def test_radicale_refuses_broken_calendar_so_the_check_means_something(radicale: Radicale) -> None:
-    status, _ = radicale.request("PUT", "/student/meetings/bad.ics",
-                                 b"BEGIN:VCALENDAR\r\nnot a line\r\nEND:VCALENDAR\r\n",
-                                 **{"Content-Type": "text/calendar"})
+    status, _ = radicale.request(
+        "PUT",
+        "/student/meetings/bad.ics",
+        b"BEGIN:VCALENDAR\r\nnot a line\r\nEND:VCALENDAR\r\n",
+        **{"Content-Type": "text/calendar"},
+    )
     assert status == 400

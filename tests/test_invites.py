@@ -40,13 +40,15 @@ STUDENT = Party("Jürgen Müller", "juergen@uni.example")
 MENTOR = Party("Dr. Ana Rivera", "arivera@hospital.example.org")
 SLOT = Slot(datetime(2026, 3, 10, 16, 0, tzinfo=CHICAGO), datetime(2026, 3, 10, 16, 30, tzinfo=CHICAGO))
 LATE = Slot(datetime(2026, 3, 12, 17, 0, tzinfo=CHICAGO), datetime(2026, 3, 12, 17, 30, tzinfo=CHICAGO))
-MEETING = Meeting(make_uid("r1-0", "uni.example"), 0, SLOT, "Mentoring: Jürgen Müller", "Clinic office 3B",
-                  "Mentoring meeting")
+MEETING = Meeting(
+    make_uid("r1-0", "uni.example"), 0, SLOT, "Mentoring: Jürgen Müller", "Clinic office 3B", "Mentoring meeting"
+)
 
 
 def request(**changes: object) -> EmailMessage:
-    arguments: dict[str, object] = dict(organizer=STUDENT, attendee=MENTOR, mentor_zone=CHICAGO,
-                                        student_zone=BERLIN, now=NOW)
+    arguments: dict[str, object] = dict(
+        organizer=STUDENT, attendee=MENTOR, mentor_zone=CHICAGO, student_zone=BERLIN, now=NOW
+    )
     arguments.update(changes)
     return build_request(MEETING, **arguments)  # type: ignore[arg-type]
 
@@ -102,8 +104,13 @@ def test_request_calendar_content() -> None:
     assert event["ORGANIZER"].params["CN"] == "Jürgen Müller"
     attendee = event["ATTENDEE"]
     assert str(attendee) == "mailto:arivera@hospital.example.org"
-    assert dict(attendee.params) == {"CN": "Dr. Ana Rivera", "CUTYPE": "INDIVIDUAL", "ROLE": "REQ-PARTICIPANT",
-                                     "PARTSTAT": "NEEDS-ACTION", "RSVP": "TRUE"}
+    assert dict(attendee.params) == {
+        "CN": "Dr. Ana Rivera",
+        "CUTYPE": "INDIVIDUAL",
+        "ROLE": "REQ-PARTICIPANT",
+        "PARTSTAT": "NEEDS-ACTION",
+        "RSVP": "TRUE",
+    }
     assert event["LOCATION"] == "Clinic office 3B" and event["DESCRIPTION"] == "Mentoring meeting"
     assert not calendar.walk("VTIMEZONE")
     text = calendar.to_ical()
@@ -128,8 +135,14 @@ def test_slot_crossing_midnight_in_the_other_zone_is_written_out() -> None:
 
 
 def test_cancel_keeps_uid_and_raises_sequence() -> None:
-    cancel = build_cancel(Meeting(MEETING.uid, 1, SLOT, MEETING.summary), organizer=STUDENT, attendee=MENTOR,
-                          mentor_zone=CHICAGO, student_zone=BERLIN, now=NOW + timedelta(hours=1))
+    cancel = build_cancel(
+        Meeting(MEETING.uid, 1, SLOT, MEETING.summary),
+        organizer=STUDENT,
+        attendee=MENTOR,
+        mentor_zone=CHICAGO,
+        student_zone=BERLIN,
+        now=NOW + timedelta(hours=1),
+    )
     header, calendar = calendar_of(cancel)
     assert header == "text/calendar; charset=UTF-8; method=CANCEL"
     (event,) = calendar.walk("VEVENT")
@@ -142,8 +155,9 @@ def test_cancel_keeps_uid_and_raises_sequence() -> None:
 
 
 def test_student_copy_is_a_publish_with_the_same_uid() -> None:
-    copy = build_student_copy(MEETING, student=STUDENT, mentor=MENTOR, student_zone=BERLIN, mentor_zone=CHICAGO,
-                              now=NOW)
+    copy = build_student_copy(
+        MEETING, student=STUDENT, mentor=MENTOR, student_zone=BERLIN, mentor_zone=CHICAGO, now=NOW
+    )
     header, calendar = calendar_of(copy)
     assert header.endswith("method=PUBLISH") and calendar["METHOD"] == "PUBLISH"
     (event,) = calendar.walk("VEVENT")
@@ -153,8 +167,9 @@ def test_student_copy_is_a_publish_with_the_same_uid() -> None:
 
 
 def test_suggestion_is_a_request_to_the_student_from_a_sub_address() -> None:
-    suggestion = build_suggestion(MEETING, student=STUDENT, mentor=MENTOR, waiting=4, student_zone=BERLIN,
-                                  mentor_zone=CHICAGO, now=NOW)
+    suggestion = build_suggestion(
+        MEETING, student=STUDENT, mentor=MENTOR, waiting=4, student_zone=BERLIN, mentor_zone=CHICAGO, now=NOW
+    )
     header, calendar = calendar_of(suggestion)
     assert header.endswith("method=REQUEST")
     (event,) = calendar.walk("VEVENT")
@@ -168,25 +183,46 @@ def test_suggestion_is_a_request_to_the_student_from_a_sub_address() -> None:
 
 def test_own_request_parses_back() -> None:
     (parsed,) = parse_itip(wire(request()))
-    assert parsed == ItipObject(method="REQUEST", uid=MEETING.uid, sequence=0, organizer=STUDENT.address,
-                                attendees=((MENTOR.address, "NEEDS-ACTION"),), start=SLOT.utc_start,
-                                end=SLOT.utc_end)
+    assert parsed == ItipObject(
+        method="REQUEST",
+        uid=MEETING.uid,
+        sequence=0,
+        organizer=STUDENT.address,
+        attendees=((MENTOR.address, "NEEDS-ACTION"),),
+        start=SLOT.utc_start,
+        end=SLOT.utc_end,
+    )
 
 
 # -- replies as real clients write them --------------------------------------------------------------------
 
 
-def reply_ics(partstat: str = "ACCEPTED", *, method: str | None = "REPLY", mailto: str = "mailto",
-              organizer: bool = True, sequence: int = 0, extra: str = "", uid: str = MEETING.uid) -> str:
+def reply_ics(
+    partstat: str = "ACCEPTED",
+    *,
+    method: str | None = "REPLY",
+    mailto: str = "mailto",
+    organizer: bool = True,
+    sequence: int = 0,
+    extra: str = "",
+    uid: str = MEETING.uid,
+) -> str:
     lines = ["BEGIN:VCALENDAR", "PRODID:-//Google Inc//Google Calendar 70.9054//EN", "VERSION:2.0"]
     if method:
         lines.append(f"METHOD:{method}")
     lines += ["BEGIN:VEVENT", "DTSTART:20260310T210000Z", "DTEND:20260310T213000Z", "DTSTAMP:20260303T090000Z"]
     if organizer:
         lines.append(f"ORGANIZER;CN=Jürgen Müller:{mailto}:juergen@uni.example")
-    lines += [f"UID:{uid}", f"ATTENDEE;CN=Ana Rivera;PARTSTAT={partstat}:{mailto}:ARivera@Hospital.example.org",
-              f"SEQUENCE:{sequence}", "SUMMARY:Mentoring", *([extra] if extra else []), "END:VEVENT",
-              "END:VCALENDAR", ""]
+    lines += [
+        f"UID:{uid}",
+        f"ATTENDEE;CN=Ana Rivera;PARTSTAT={partstat}:{mailto}:ARivera@Hospital.example.org",
+        f"SEQUENCE:{sequence}",
+        "SUMMARY:Mentoring",
+        *([extra] if extra else []),
+        "END:VEVENT",
+        "END:VCALENDAR",
+        "",
+    ]
     return "\r\n".join(lines)
 
 
@@ -210,7 +246,7 @@ def outlook_reply(ics: str, *, method_param: bool = True) -> bytes:
     encoded = quopri.encodestring(ics.encode()).decode()
     method = "; method=REPLY" if method_param else ""
     return (
-        "From: \"Rivera, Ana\" <ARivera@hospital.example.org>\r\nTo: juergen@uni.example\r\n"
+        'From: "Rivera, Ana" <ARivera@hospital.example.org>\r\nTo: juergen@uni.example\r\n'
         "Subject: Angenommen: Mentoring\r\nMIME-Version: 1.0\r\n"
         'Content-Type: multipart/alternative; boundary="x"\r\n\r\n--x\r\n'
         'Content-Type: text/plain; charset="us-ascii"\r\n\r\n\r\n--x\r\n'
@@ -222,7 +258,12 @@ def outlook_reply(ics: str, *, method_param: bool = True) -> bytes:
 def test_gmail_reply_with_duplicate_parts_is_read_once() -> None:
     (reply,) = parse_itip(gmail_reply(reply_ics()))
     assert (reply.method, reply.uid, reply.sequence, reply.attendee, reply.partstat) == (
-        "REPLY", MEETING.uid, 0, "arivera@hospital.example.org", "ACCEPTED")
+        "REPLY",
+        MEETING.uid,
+        0,
+        "arivera@hospital.example.org",
+        "ACCEPTED",
+    )
     assert reply.organizer == "juergen@uni.example"
 
 
@@ -240,15 +281,20 @@ def test_method_missing_on_the_part_falls_back_to_the_body_and_vice_versa() -> N
 
 
 def test_eight_bit_single_part_calendar() -> None:
-    raw = ("From: a@b.example\r\nContent-Type: text/calendar; charset=utf-8; method=reply\r\n"
-           "Content-Transfer-Encoding: 8bit\r\n\r\n" + reply_ics(method="reply")).encode()
+    raw = (
+        "From: a@b.example\r\nContent-Type: text/calendar; charset=utf-8; method=reply\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n" + reply_ics(method="reply")
+    ).encode()
     (reply,) = parse_itip(raw)
     assert reply.method == "REPLY" and reply.organizer == "juergen@uni.example"
 
 
 def test_counter_carries_the_proposed_time() -> None:
-    ics = reply_ics(method="COUNTER", sequence=0).replace("20260310T210000Z", "20260312T220000Z").replace(
-        "20260310T213000Z", "20260312T223000Z")
+    ics = (
+        reply_ics(method="COUNTER", sequence=0)
+        .replace("20260310T210000Z", "20260312T220000Z")
+        .replace("20260310T213000Z", "20260312T223000Z")
+    )
     (counter,) = parse_itip(gmail_reply(ics))
     assert counter.method == "COUNTER"
     assert counter.start == datetime(2026, 3, 12, 22, 0, tzinfo=UTC)
@@ -289,8 +335,11 @@ def test_undecodable_text_and_wrong_types_are_invite_errors() -> None:
 
 @given(st.binary(max_size=400))
 def test_random_bytes_never_raise_anything_but_invite_error(noise: bytes) -> None:
-    for raw in (noise, b"Content-Type: text/calendar\r\n\r\n" + noise,
-                b"Content-Type: text/calendar; method=REPLY\r\n\r\nBEGIN:VCALENDAR\r\n" + noise):
+    for raw in (
+        noise,
+        b"Content-Type: text/calendar\r\n\r\n" + noise,
+        b"Content-Type: text/calendar; method=REPLY\r\n\r\nBEGIN:VCALENDAR\r\n" + noise,
+    ):
         with contextlib.suppress(InviteError):
             parse_itip(raw)
 

@@ -19,8 +19,9 @@ TOP_LEVEL = {"__init__", "__main__", "errors", "logs", "crashpoints"}
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", LINT, "--no-cache"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", LINT, "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_layer_contracts_are_kept() -> None:
@@ -33,10 +34,14 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "agent", tmp_path / "agent", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     slots = tmp_path / "agent" / "rules" / "slots.py"
-    slots.write_text(slots.read_text(encoding="utf-8").replace(
-        "from __future__ import annotations\n",
-        "from __future__ import annotations\n\nimport socket  # noqa\n\nfrom agent.store import ledger  # noqa\n", 1),
-        encoding="utf-8")
+    slots.write_text(
+        slots.read_text(encoding="utf-8").replace(
+            "from __future__ import annotations\n",
+            "from __future__ import annotations\n\nimport socket  # noqa\n\nfrom agent.store import ledger  # noqa\n",
+            1,
+        ),
+        encoding="utf-8",
+    )
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert "agent.rules is not allowed to import socket" in result.stdout

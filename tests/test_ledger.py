@@ -16,9 +16,27 @@ NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
 def row(key: str, **changes: object) -> Row:
     values: dict[str, object] = dict(
-        key=key, message_id=key, mentor="rivera", subject="s", sender="sam@x.org", recipients=("a@b.org",),
-        arrived=NOW, state=NEW, folder="Outbox", uid=1, due=None, digest=None, reason="", standalone=False,
-        group_key="", forced=False, told="", attempts=0, item=None, sent_at=None, detail="",
+        key=key,
+        message_id=key,
+        mentor="rivera",
+        subject="s",
+        sender="sam@x.org",
+        recipients=("a@b.org",),
+        arrived=NOW,
+        state=NEW,
+        folder="Outbox",
+        uid=1,
+        due=None,
+        digest=None,
+        reason="",
+        standalone=False,
+        group_key="",
+        forced=False,
+        told="",
+        attempts=0,
+        item=None,
+        sent_at=None,
+        detail="",
     )
     values.update(changes)
     return Row(**values)  # type: ignore[arg-type]
@@ -104,13 +122,16 @@ def test_history_follows_the_mentors_addresses_not_the_policy_id(tmp_path: Path)
     assert Ledger(tmp_path / "l.sqlite3").mentor_addresses["rivera"] == ("arivera@h.org", "ana@h.org")
 
 
-def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "l.sqlite3"
     monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
     old = Ledger(path)
-    old.db.execute("INSERT INTO items(message_id, mentor, at, members, source) VALUES ('<o@x>', 'rivera', ?, "
-                   "'[]', 'agent')", (NOW.isoformat(),))
+    old.db.execute(
+        "INSERT INTO items(message_id, mentor, at, members, source) VALUES ('<o@x>', 'rivera', ?, '[]', 'agent')",
+        (NOW.isoformat(),),
+    )
     old.close()
     monkeypatch.undo()
     ledger = Ledger(path)

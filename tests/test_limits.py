@@ -67,8 +67,9 @@ def test_the_daily_limit_holds_until_the_oldest_leaves_the_day() -> None:
     per_day=st.one_of(st.none(), st.integers(1, 30)),
     gaps=st.lists(st.integers(0, 4000), min_size=1, max_size=60),
 )
-def test_sending_at_the_slots_never_exceeds_a_limit(per_minute: int | None, per_day: int | None,
-                                                    gaps: list[int]) -> None:
+def test_sending_at_the_slots_never_exceeds_a_limit(
+    per_minute: int | None, per_day: int | None, gaps: list[int]
+) -> None:
     limits = Limits("x", "X", (), per_day=per_day, per_minute=per_minute)
     sent: list[datetime] = []
     wanted = T0

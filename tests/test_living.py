@@ -141,7 +141,11 @@ def test_a_config_with_a_password_readable_by_others_is_refused(agent: Agent) ->
     agent.config.chmod(0o644)
     result = subprocess.run(
         [sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
-        capture_output=True, text=True, timeout=30, cwd=agent.root, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=agent.root,
+        check=False,
     )
     assert result.returncode != 0
     assert re.search(r"readable by group or others \(mode 0644\)", result.stderr), result.stderr

@@ -40,8 +40,9 @@ def test_text_line_has_time_level_logger_and_message() -> None:
     logging.getLogger("agent.daemon.service").info("connected to %s", "imap.example.org")
     logging.getLogger("agent.daemon.service").debug("not shown at INFO")
     (line,) = lines(out)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agent\.daemon\.service: connected to imap\.example\.org",
-                        line)
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agent\.daemon\.service: connected to imap\.example\.org", line
+    )
 
 
 def test_journal_lines_carry_priority_and_no_timestamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,8 +84,12 @@ def test_json_lines_with_extra_fields_and_exception() -> None:
         log.error("failed", exc_info=True)
     first, second = (json.loads(line) for line in lines(out))
     assert set(first) == {"time", "level", "logger", "message", "mentor"}
-    assert (first["level"], first["logger"], first["message"], first["mentor"]) == ("INFO", "agent.rules.pacing", "sent 3",
-                                                                                   "rivera")
+    assert (first["level"], first["logger"], first["message"], first["mentor"]) == (
+        "INFO",
+        "agent.rules.pacing",
+        "sent 3",
+        "rivera",
+    )
     assert first["time"].endswith("+00:00")
     assert second["level"] == "ERROR" and "ZeroDivisionError" in second["exception"]
 
@@ -153,12 +158,20 @@ def test_unknown_level_is_a_user_error() -> None:
 def test_decision_is_one_line_with_reason() -> None:
     out, json_out = io.StringIO(), io.StringIO()
     logs.setup_logging("INFO", stream=out)
-    logs.log_decision(logging.getLogger("agent.rules.pacing"), "<a@b>", "rivera", "delay", "3 sent today,\nmax_per_day is 3")
+    logs.log_decision(
+        logging.getLogger("agent.rules.pacing"), "<a@b>", "rivera", "delay", "3 sent today,\nmax_per_day is 3"
+    )
     (line,) = lines(out)
-    assert line.endswith(f"agent.rules.pacing: decision=delay mentor=rivera id={logs.short_id('<a@b>')} subject=\"\" "
-                         "message_id=<a@b> reason: 3 sent today, max_per_day is 3")
+    assert line.endswith(
+        f'agent.rules.pacing: decision=delay mentor=rivera id={logs.short_id("<a@b>")} subject="" '
+        "message_id=<a@b> reason: 3 sent today, max_per_day is 3"
+    )
     logs.setup_logging("INFO", json=True, stream=json_out)
     logs.log_decision(logging.getLogger("agent.rules.pacing"), "<a@b>", "rivera", "send", "within budget")
     entry = json.loads(json_out.getvalue())
     assert {k: entry[k] for k in ("message_id", "mentor", "decision", "reason")} == {
-        "message_id": "<a@b>", "mentor": "rivera", "decision": "send", "reason": "within budget"}
+        "message_id": "<a@b>",
+        "mentor": "rivera",
+        "decision": "send",
+        "reason": "within budget",
+    }

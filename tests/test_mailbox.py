@@ -86,7 +86,8 @@ def test_append_uids_and_one_batch_of_headers(box: Mailbox, monkeypatch: pytest.
 def test_fetch_is_byte_for_byte_and_does_not_mark_seen(dovecot: Dovecot, imap_user: User, box: Mailbox) -> None:
     body = (
         "Liebe Frau Dr. Müller, ich würde gern über die Famulatur sprechen — 日本語 too.\r\n".encode()
-        + b"x" * 1500 + b"\r\n"           # longer than RFC 5322's 998: servers must keep it
+        + b"x" * 1500
+        + b"\r\n"  # longer than RFC 5322's 998: servers must keep it
         + b"\xff\xfe raw 8-bit bytes\r\n"
         + b".leading dot\r\n\r\n\r\n"
     )
@@ -115,9 +116,7 @@ def test_find_by_message_id_and_search_since(box: Mailbox) -> None:
 
 # -- changing ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])
-def test_move_leaves_other_deleted_mail_alone(
-    dovecot: Dovecot, imap_user: User, box: Mailbox, fallback: bool
-) -> None:
+def test_move_leaves_other_deleted_mail_alone(dovecot: Dovecot, imap_user: User, box: Mailbox, fallback: bool) -> None:
     box.force_copy_fallback = fallback
     raw = message(1)
     uid = box.append("Outbox", raw)
@@ -147,8 +146,9 @@ def test_two_agents_racing_for_a_message_exactly_one_wins(
             barrier = threading.Barrier(2)
             outcomes: list[str] = []
 
-            def claim(agent: Mailbox, uid: int = uid, barrier: threading.Barrier = barrier,
-                      outcomes: list[str] = outcomes) -> None:
+            def claim(
+                agent: Mailbox, uid: int = uid, barrier: threading.Barrier = barrier, outcomes: list[str] = outcomes
+            ) -> None:
                 barrier.wait()
                 try:
                     agent.move("Outbox", uid, "Sending")
@@ -197,8 +197,13 @@ def test_move_many_maps_every_uid_and_skips_the_gone_and_the_deleted(
     in_sending = dovecot.messages(imap_user, "Sending")
     for source, target in moved.items():
         assert target is not None and in_sending[target] == raws[source], "each UID maps to its own message"
-    leftover = {f for t in moved.values() if t is not None for f in dovecot.flags(imap_user, "Sending", t)
-                if f.startswith(mailbox_module.CLAIM_KEYWORD)}
+    leftover = {
+        f
+        for t in moved.values()
+        if t is not None
+        for f in dovecot.flags(imap_user, "Sending", t)
+        if f.startswith(mailbox_module.CLAIM_KEYWORD)
+    }
     assert leftover == set(), "the claim keyword is taken off after the move"
     assert set(dovecot.messages(imap_user, "Outbox")) == {student_deleted}
     assert box.move_many("Outbox", [], "Sending") == {}
@@ -218,8 +223,10 @@ def test_two_agents_racing_for_overlapping_batches_each_message_once(
             barrier.wait()
             results[name] = agent.move_many("Outbox", wanted, "Sending")
 
-        threads = [threading.Thread(target=claim, args=("a", box, uids[:30])),
-                   threading.Thread(target=claim, args=("b", other, uids[10:]))]
+        threads = [
+            threading.Thread(target=claim, args=("a", box, uids[:30])),
+            threading.Thread(target=claim, args=("b", other, uids[10:])),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -326,8 +333,9 @@ def test_tls_and_starttls(dovecot: Dovecot, imap_user: User, security: Security)
 
 
 # -- watching ----------------------------------------------------------------------------------------------
-def test_watcher_sees_an_append_quickly(dovecot: Dovecot, imap: Imap, imap_login: Login,
-                                        imap_user: User, box: Mailbox) -> None:
+def test_watcher_sees_an_append_quickly(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, box: Mailbox
+) -> None:
     watcher = Watcher(imap, imap_login, "Outbox")
     try:
         watcher.start()
@@ -344,8 +352,9 @@ def test_watcher_sees_an_append_quickly(dovecot: Dovecot, imap: Imap, imap_login
         watcher.close()
 
 
-def test_watcher_renews_idle_and_keeps_watching(dovecot: Dovecot, imap: Imap, imap_login: Login,
-                                                imap_user: User, box: Mailbox) -> None:
+def test_watcher_renews_idle_and_keeps_watching(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, box: Mailbox
+) -> None:
     fast = imap.model_copy(update={"idle_renew": 0.3})  # below the settings' floor, for the test only
     watcher = Watcher(fast, imap_login, "Outbox")
     try:
@@ -362,8 +371,12 @@ def test_watcher_sees_a_change_made_while_idle_was_being_renewed(
 ) -> None:
     # A message that arrives between DONE and the next IDLE is reported right after "+ idling", often in the
     # same packet; imaplib then holds it in its own buffer, where select() on the socket cannot see it.
-    watcher = Watcher(dovecot.settings(imap_user, security=security),  # type: ignore[arg-type]
-                      imap_login, "Outbox", ssl_context=dovecot.ssl_context())
+    watcher = Watcher(
+        dovecot.settings(imap_user, security=security),  # type: ignore[arg-type]
+        imap_login,
+        "Outbox",
+        ssl_context=dovecot.ssl_context(),
+    )
     try:
         watcher.start()
         assert watcher._client is not None
@@ -379,8 +392,9 @@ def test_watcher_sees_a_change_made_while_idle_was_being_renewed(
         watcher.close()
 
 
-def test_watcher_polls_without_idle(dovecot: Dovecot, imap: Imap, imap_login: Login,
-                                    imap_user: User, box: Mailbox) -> None:
+def test_watcher_polls_without_idle(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, box: Mailbox
+) -> None:
     watcher = Watcher(imap, imap_login, "Outbox")
     watcher.use_idle = False
     try:

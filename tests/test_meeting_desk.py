@@ -35,8 +35,9 @@ max_per_month = 10
 """
 
 
-def meeting_policy(*, strategy: str = "sequential", proposals: int = 3, timeout: str = "3d",
-                   email: str = "", **pacing: Any) -> str:
+def meeting_policy(
+    *, strategy: str = "sequential", proposals: int = 3, timeout: str = "3d", email: str = "", **pacing: Any
+) -> str:
     return policy_text(**pacing) + email + MEETINGS.format(strategy=strategy, proposals=proposals, timeout=timeout)
 
 
@@ -60,23 +61,52 @@ def method_of(raw: bytes) -> str:
     return str(calendar_of(raw)[1]["METHOD"])
 
 
-def ics(uid: str, partstat: str, *, method: str = "REPLY", sequence: int = 0, mailto: str = "mailto",
-        organizer: str | None = STUDENT, attendee: str = "ARivera@Hospital.example.org",
-        start: datetime | None = None, end: datetime | None = None) -> str:
+def ics(
+    uid: str,
+    partstat: str,
+    *,
+    method: str = "REPLY",
+    sequence: int = 0,
+    mailto: str = "mailto",
+    organizer: str | None = STUDENT,
+    attendee: str = "ARivera@Hospital.example.org",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> str:
     start = start or datetime(2026, 3, 10, 21, tzinfo=UTC)
     end = end or start + timedelta(minutes=30)
-    lines = ["BEGIN:VCALENDAR", "PRODID:-//Google Inc//Google Calendar 70.9054//EN", "VERSION:2.0",
-             f"METHOD:{method}", "BEGIN:VEVENT", f"DTSTART:{start:%Y%m%dT%H%M%SZ}", f"DTEND:{end:%Y%m%dT%H%M%SZ}",
-             "DTSTAMP:20260303T090000Z"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "PRODID:-//Google Inc//Google Calendar 70.9054//EN",
+        "VERSION:2.0",
+        f"METHOD:{method}",
+        "BEGIN:VEVENT",
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
+        f"DTEND:{end:%Y%m%dT%H%M%SZ}",
+        "DTSTAMP:20260303T090000Z",
+    ]
     if organizer:
         lines.append(f"ORGANIZER;CN=Sam Patel:{mailto}:{organizer}")
-    lines += [f"UID:{uid}", f"ATTENDEE;CN=Ana Rivera;PARTSTAT={partstat}:{mailto}:{attendee}",
-              f"SEQUENCE:{sequence}", "SUMMARY:Mentoring", "END:VEVENT", "END:VCALENDAR", ""]
+    lines += [
+        f"UID:{uid}",
+        f"ATTENDEE;CN=Ana Rivera;PARTSTAT={partstat}:{mailto}:{attendee}",
+        f"SEQUENCE:{sequence}",
+        "SUMMARY:Mentoring",
+        "END:VEVENT",
+        "END:VCALENDAR",
+        "",
+    ]
     return "\r\n".join(lines)
 
 
-def gmail(text: str, *, sender: str = "Ana Rivera <arivera@hospital.example.org>", to: str = STUDENT,
-          auth: str | None = None, method: str = "REPLY") -> bytes:
+def gmail(
+    text: str,
+    *,
+    sender: str = "Ana Rivera <arivera@hospital.example.org>",
+    to: str = STUDENT,
+    auth: str | None = None,
+    method: str = "REPLY",
+) -> bytes:
     encoded = base64.encodebytes(text.encode()).decode()
     extra = f"Authentication-Results: mx.med.example.edu; {auth}\r\n" if auth else ""
     return (
@@ -95,7 +125,7 @@ def gmail(text: str, *, sender: str = "Ana Rivera <arivera@hospital.example.org>
 def outlook(text: str) -> bytes:
     encoded = quopri.encodestring(text.encode()).decode()
     return (
-        f"From: \"Rivera, Ana\" <ARivera@hospital.example.org>\r\nTo: {STUDENT}\r\n"
+        f'From: "Rivera, Ana" <ARivera@hospital.example.org>\r\nTo: {STUDENT}\r\n'
         f"Subject: Abgelehnt: Mentoring\r\nMIME-Version: 1.0\r\nMessage-ID: <{time.monotonic_ns()}@outlook.com>\r\n"
         'Content-Type: multipart/alternative; boundary="x"\r\n\r\n--x\r\n'
         'Content-Type: text/plain; charset="us-ascii"\r\n\r\n\r\n--x\r\n'
@@ -105,8 +135,13 @@ def outlook(text: str) -> bytes:
 
 
 def propose(agent: Agent, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "agent", "propose", "rivera", "--config", str(agent.config), *args],
-                          cwd=agent.root, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "propose", "rivera", "--config", str(agent.config), *args],
+        cwd=agent.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -175,8 +210,9 @@ def test_outlook_decline_offers_the_next_time(agent: Agent) -> None:
     first = agent.smtp.wait_for(1, timeout=15)[0]
     event = event_of(first.content)
     assert "these would work too" in parse(first.content).get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    agent.dovecot.append(agent.user, "INBOX", outlook(ics(str(event["UID"]), "DECLINED", mailto="MAILTO",
-                                                          organizer=None)))
+    agent.dovecot.append(
+        agent.user, "INBOX", outlook(ics(str(event["UID"]), "DECLINED", mailto="MAILTO", organizer=None))
+    )
     second = agent.smtp.wait_for(2, timeout=15)[1]
     following = event_of(second.content)
     assert method_of(second.content) == "REQUEST" and str(following["UID"]) != str(event["UID"])
@@ -193,8 +229,11 @@ def test_counter_inside_the_windows_updates_the_invitation(agent: Agent) -> None
     uid = str(event_of(first.content)["UID"])
     eventually(lambda: statuses(agent).get(uid) == "sent")
     # Noon for the student (America/New_York): inside the student's own hours ([student] hours) too.
-    noon = (datetime.now(UTC) + timedelta(days=2)).astimezone(ZoneInfo("America/New_York")).replace(
-        hour=12, minute=0, second=0, microsecond=0)
+    noon = (
+        (datetime.now(UTC) + timedelta(days=2))
+        .astimezone(ZoneInfo("America/New_York"))
+        .replace(hour=12, minute=0, second=0, microsecond=0)
+    )
     wanted = noon.astimezone(UTC)
     counter = ics(uid, "NEEDS-ACTION", method="COUNTER", start=wanted, end=wanted + timedelta(minutes=30))
     agent.dovecot.append(agent.user, "INBOX", gmail(counter, method="COUNTER"))
@@ -252,8 +291,14 @@ def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> 
     event = event_of(suggestion.as_bytes())
     organizer = str(event["ORGANIZER"]).lower().removeprefix("mailto:")
     assert organizer == "sam+mentor-agent@med.example.edu"
-    reply = ics(str(event["UID"]), "ACCEPTED", organizer=organizer, attendee=STUDENT,
-                start=event.decoded("DTSTART"), end=event.decoded("DTEND"))
+    reply = ics(
+        str(event["UID"]),
+        "ACCEPTED",
+        organizer=organizer,
+        attendee=STUDENT,
+        start=event.decoded("DTSTART"),
+        end=event.decoded("DTEND"),
+    )
     agent.dovecot.append(agent.user, "INBOX", gmail(reply, sender=f"Sam Patel <{STUDENT}>", to=organizer))
 
     def invitation() -> list[bytes]:
@@ -282,8 +327,13 @@ def test_an_unanswered_offer_expires_and_the_next_time_is_offered(agent: Agent) 
 
 
 def withdraw(agent: Agent, policy: str = "rivera") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent", "withdraw", policy, "--config", str(agent.config)],
-                          cwd=agent.root, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "withdraw", policy, "--config", str(agent.config)],
+        cwd=agent.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_withdraw_cancels_every_sent_offer_of_the_open_round(agent: Agent) -> None:
@@ -314,8 +364,11 @@ def test_withdraw_takes_back_invitations_that_have_not_left(agent: Agent) -> Non
     first = str(event_of(agent.smtp.wait_for(1, timeout=15)[0].content)["UID"])
 
     def held(method: str) -> list[bytes]:
-        return [raw for raw in agent.folder_raw("Scheduled").values()
-                if b"X-Mentor-Agent: invite" in raw and method_of(raw) == method]
+        return [
+            raw
+            for raw in agent.folder_raw("Scheduled").values()
+            if b"X-Mentor-Agent: invite" in raw and method_of(raw) == method
+        ]
 
     assert len(eventually(lambda: held("REQUEST") if len(held("REQUEST")) == 2 else None, timeout=15)) == 2
     done = withdraw(agent)

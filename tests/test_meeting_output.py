@@ -62,18 +62,28 @@ END:VCALENDAR
 
 
 def rules(**changes: object) -> MeetingRules:
-    base: dict[str, object] = {"windows": ["Mon-Sun 00:00-24:00"], "duration": "30m", "buffer": "10m",
-                               "min_notice": "0m", "horizon": "14d", "proposals": 10, "max_per_week": 50,
-                               "max_per_month": 50}
+    base: dict[str, object] = {
+        "windows": ["Mon-Sun 00:00-24:00"],
+        "duration": "30m",
+        "buffer": "10m",
+        "min_notice": "0m",
+        "horizon": "14d",
+        "proposals": 10,
+        "max_per_week": 50,
+        "max_per_month": 50,
+    }
     return MeetingRules.model_validate({**base, **changes})
 
 
 @settings(max_examples=60, deadline=None)
-@given(start=st.integers(0, 20), length=st.integers(1, 8), buffer=st.sampled_from(["0m", "10m", "45m"]),
-       days=st.sampled_from(["Mon-Sun", "Mon-Fri", "Sat,Sun", "Tue"]),
-       offset=st.integers(0, 7 * 24 * 4))
-def test_no_slot_lies_outside_the_students_hours(start: int, length: int, buffer: str, days: str,
-                                                 offset: int) -> None:
+@given(
+    start=st.integers(0, 20),
+    length=st.integers(1, 8),
+    buffer=st.sampled_from(["0m", "10m", "45m"]),
+    days=st.sampled_from(["Mon-Sun", "Mon-Fri", "Sat,Sun", "Tue"]),
+    offset=st.integers(0, 7 * 24 * 4),
+)
+def test_no_slot_lies_outside_the_students_hours(start: int, length: int, buffer: str, days: str, offset: int) -> None:
     end = min(start + length, 24)
     spec = f"{days} {start:02d}:00-{end:02d}:00"
     now = datetime(2026, 3, 2, tzinfo=UTC) + timedelta(minutes=15 * offset)  # across the US switch of 8 March
@@ -82,8 +92,10 @@ def test_no_slot_lies_outside_the_students_hours(start: int, length: int, buffer
     found = find_slots(meeting, CHICAGO, now, busy)
     hours = WeeklySchedule.of([WeeklyWindow.parse(spec)], NEW_YORK)
     for slot in found:
-        assert any(opens <= slot.utc_start and slot.utc_end <= closes
-                   for opens, closes in hours.intervals(slot.utc_start - timedelta(days=1), slot.utc_end)), slot
+        assert any(
+            opens <= slot.utc_start and slot.utc_end <= closes
+            for opens, closes in hours.intervals(slot.utc_start - timedelta(days=1), slot.utc_end)
+        ), slot
     if end - start >= 1 and days == "Mon-Sun":
         assert found  # an hour a day is room enough: the buffer does not eat the student's own hours
 
@@ -93,8 +105,10 @@ def test_a_meeting_may_end_exactly_when_the_students_hours_end() -> None:
     busy = outside_hours(["Mon-Sun 21:00-22:00"], NEW_YORK, now, now + timedelta(days=3), timedelta(minutes=10))
     first, second = find_slots(rules(proposals=2), CHICAGO, now, busy)[:2]
     assert first.start.astimezone(NEW_YORK).strftime("%H:%M") == "21:00"
-    assert {first.end.astimezone(NEW_YORK).strftime("%H:%M"), second.end.astimezone(NEW_YORK).strftime("%H:%M")
-            } <= {"21:30", "22:00"}
+    assert {first.end.astimezone(NEW_YORK).strftime("%H:%M"), second.end.astimezone(NEW_YORK).strftime("%H:%M")} <= {
+        "21:30",
+        "22:00",
+    }
 
 
 def run(*args: str) -> Result:
@@ -119,7 +133,7 @@ timezone = "America/New_York"
 hours = {hours}
 
 [calendar]
-busy_ics = ["{tmp_path / 'busy.ics'}"]
+busy_ics = ["{tmp_path / "busy.ics"}"]
 """)
     return config, policy
 
@@ -148,6 +162,7 @@ def test_propose_dry_run_is_what_the_daemon_would_send(tmp_path: Path) -> None:
     assert item.organizer == "sam.patel@med.example.edu"
     assert b"From: Sam Patel <sam.patel@med.example.edu>" in raw and b"X-Mentor-Agent: invite" in raw
     assert b"student@example.org" not in raw
+    assert item.start is not None
     start = item.start.astimezone(NEW_YORK)
     assert (start.hour, start.minute) in ((12, 0), (12, 15), (12, 30))  # the student's hours, not the clinic
     assert start.date().isoformat() != "2026-03-03"  # the clinic (busy_ics) fills Tuesday 08:00-18:00 New York
@@ -157,8 +172,9 @@ def test_propose_dry_run_is_what_the_daemon_would_send(tmp_path: Path) -> None:
 def test_propose_dry_run_without_any_address_is_a_clear_error(tmp_path: Path) -> None:
     policy = tmp_path / "rivera.toml"
     policy.write_text(POLICY)
-    result = run("propose", str(policy), "--dry-run", "--config", str(tmp_path / "none.toml"), "--out",
-                 str(tmp_path / "out"))
+    result = run(
+        "propose", str(policy), "--dry-run", "--config", str(tmp_path / "none.toml"), "--out", str(tmp_path / "out")
+    )
     assert result.exit_code != 0 and "no such config file" in result.output
     empty = tmp_path / "empty.toml"
     empty.write_text("")
@@ -168,8 +184,9 @@ def test_propose_dry_run_without_any_address_is_a_clear_error(tmp_path: Path) ->
 
 @pytest.mark.servers
 def test_the_daemon_offers_only_times_inside_the_students_hours(agent: Agent) -> None:
-    text = agent.config.read_text().replace('timezone = "America/New_York"\n',
-                                            'timezone = "America/New_York"\nhours = ["Mon-Sun 12:00-13:00"]\n')
+    text = agent.config.read_text().replace(
+        'timezone = "America/New_York"\n', 'timezone = "America/New_York"\nhours = ["Mon-Sun 12:00-13:00"]\n'
+    )
     agent.config.write_text(text)
     agent.policy(meeting_policy(strategy="holds", proposals=3))  # the mentor: any time of any day
     agent.start()

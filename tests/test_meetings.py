@@ -44,8 +44,12 @@ FROM = "Ana Rivera <ARivera@Hospital.example.org>"
 
 
 def rules(**changes: Any) -> MeetingRules:
-    data: dict[str, Any] = {"windows": ["Tue 16:00-17:00", "Thu 07:00-08:00"], "proposals": 3,
-                            "strategy": "sequential", "reply_timeout": "3d"}
+    data: dict[str, Any] = {
+        "windows": ["Tue 16:00-17:00", "Thu 07:00-08:00"],
+        "proposals": 3,
+        "strategy": "sequential",
+        "reply_timeout": "3d",
+    }
     data.update(changes)
     return MeetingRules.model_validate(data)
 
@@ -53,8 +57,16 @@ def rules(**changes: Any) -> MeetingRules:
 def begin(**changes: Any) -> tuple[Round, tuple[Action, ...]]:
     policy = rules(**changes)
     slots = find_slots(policy, CHICAGO, NOW, busy=[])
-    return start_round(policy, CHICAGO, mentor=MENTOR, student=STUDENT, student_zone=BERLIN, slots=slots,
-                       round_id="r1", domain="uni.example")
+    return start_round(
+        policy,
+        CHICAGO,
+        mentor=MENTOR,
+        student=STUDENT,
+        student_zone=BERLIN,
+        slots=slots,
+        round_id="r1",
+        domain="uni.example",
+    )
 
 
 def sent_all(state: Round) -> Round:
@@ -63,10 +75,19 @@ def sent_all(state: Round) -> Round:
     return state
 
 
-def reply(uid: str, partstat: str = "ACCEPTED", *, sequence: int = 0, attendee: str = MENTOR.address,
-          method: str = "REPLY", organizer: str | None = STUDENT.address, **extra: Any) -> ItipObject:
-    return ItipObject(method=method, uid=uid, sequence=sequence, organizer=organizer,
-                      attendees=((attendee, partstat),), **extra)
+def reply(
+    uid: str,
+    partstat: str = "ACCEPTED",
+    *,
+    sequence: int = 0,
+    attendee: str = MENTOR.address,
+    method: str = "REPLY",
+    organizer: str | None = STUDENT.address,
+    **extra: Any,
+) -> ItipObject:
+    return ItipObject(
+        method=method, uid=uid, sequence=sequence, organizer=organizer, attendees=((attendee, partstat),), **extra
+    )
 
 
 def kinds(actions: tuple[Action, ...]) -> list[str]:
@@ -125,8 +146,14 @@ def test_decline_offers_the_next_slot_until_the_budget_ends() -> None:
 def test_next_slot_is_skipped_when_no_longer_free() -> None:
     state = sent_all(begin()[0])
     taken = state.pending[0]
-    state, actions = apply_reply(state, reply(state.offers[0].uid, "DECLINED"), FROM, None, NOW,
-                                 is_free=lambda start, end: not taken.overlaps(start, end))
+    state, actions = apply_reply(
+        state,
+        reply(state.offers[0].uid, "DECLINED"),
+        FROM,
+        None,
+        NOW,
+        is_free=lambda start, end: not taken.overlaps(start, end),
+    )
     invite = next(a for a in actions if isinstance(a, SendInvite))
     assert invite.slot != taken
 
@@ -152,8 +179,13 @@ def test_counter_inside_windows_and_free_updates_the_invitation() -> None:
     state = sent_all(begin()[0])
     offer = state.offers[0]
     start = datetime(2026, 3, 17, 16, 30, tzinfo=CHICAGO)  # a Tuesday window
-    counter = reply(offer.uid, "NEEDS-ACTION", method="COUNTER", start=start.astimezone(UTC),
-                    end=(start + timedelta(minutes=30)).astimezone(UTC))
+    counter = reply(
+        offer.uid,
+        "NEEDS-ACTION",
+        method="COUNTER",
+        start=start.astimezone(UTC),
+        end=(start + timedelta(minutes=30)).astimezone(UTC),
+    )
     after, actions = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: True)
     invite = actions[0]
     assert isinstance(invite, SendInvite)
@@ -162,8 +194,12 @@ def test_counter_inside_windows_and_free_updates_the_invitation() -> None:
     # a clash or a time outside the windows goes to the student instead
     clash = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: False)
     assert clash[0] == state and kinds(clash[1]) == ["NotifyStudent"]
-    outside = reply(offer.uid, method="COUNTER", start=datetime(2026, 3, 17, 20, 0, tzinfo=UTC),
-                    end=datetime(2026, 3, 17, 20, 30, tzinfo=UTC))
+    outside = reply(
+        offer.uid,
+        method="COUNTER",
+        start=datetime(2026, 3, 17, 20, 0, tzinfo=UTC),
+        end=datetime(2026, 3, 17, 20, 30, tzinfo=UTC),
+    )
     result = apply_reply(state, outside, FROM, None, NOW)
     assert result[0] == state and "outside the agreed meeting windows" in result[1][0].text  # type: ignore[union-attr]
 
@@ -176,8 +212,11 @@ SPOOFS: dict[str, tuple[ItipObject | None, str, str | None]] = {
     "uninvited attendee": (reply("r1-0@uni.example", attendee="mallory@evil.example"), "mallory@evil.example", None),
     "unknown uid": (reply("other@uni.example"), FROM, None),
     "stale sequence": (reply("r1-0@uni.example", sequence=0), FROM, None),
-    "two attendees": (ItipObject("REPLY", "r1-0@uni.example", 1, None, (
-        (MENTOR.address, "ACCEPTED"), ("x@y.example", "ACCEPTED"))), FROM, None),
+    "two attendees": (
+        ItipObject("REPLY", "r1-0@uni.example", 1, None, ((MENTOR.address, "ACCEPTED"), ("x@y.example", "ACCEPTED"))),
+        FROM,
+        None,
+    ),
     "not a reply": (reply("r1-0@uni.example", method="REQUEST"), FROM, None),
     "foreign organizer": (reply("r1-0@uni.example", sequence=1, organizer="x@y.example"), FROM, None),
 }
@@ -207,16 +246,29 @@ def test_cancel_round_withdraws_only_what_left() -> None:
 
 
 def test_empty_round_tells_the_student() -> None:
-    state, actions = start_round(rules(), CHICAGO, mentor=MENTOR, student=STUDENT, student_zone=BERLIN, slots=[],
-                                 round_id="r", domain="uni.example")
+    state, actions = start_round(
+        rules(),
+        CHICAGO,
+        mentor=MENTOR,
+        student=STUDENT,
+        student_zone=BERLIN,
+        slots=[],
+        round_id="r",
+        domain="uni.example",
+    )
     assert state.outcome == "closed" and isinstance(actions[0], NotifyStudent)
 
 
 # -- property: a CANCEL never precedes its REQUEST, whatever happens in whatever order ---------------------
 
-EVENTS = st.lists(st.tuples(
-    st.sampled_from(["sent", "ACCEPTED", "DECLINED", "TENTATIVE", "expire", "spoof", "cancel"]),
-    st.integers(0, 3), st.integers(0, 8)), max_size=25)
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["sent", "ACCEPTED", "DECLINED", "TENTATIVE", "expire", "spoof", "cancel"]),
+        st.integers(0, 3),
+        st.integers(0, 8),
+    ),
+    max_size=25,
+)
 
 
 @given(st.sampled_from(["sequential", "holds"]), EVENTS)
@@ -270,25 +322,50 @@ def test_slots_command_json_and_table() -> None:
     result = run("slots", str(POLICIES / "rivera.toml"), "--now", "2026-03-02T09:00-06:00", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)[0] == {"start": "2026-03-05T07:00:00-06:00", "end": "2026-03-05T07:30:00-06:00"}
-    result = run("slots", str(POLICIES / "rivera.toml"), "--now", "2026-03-02T09:00-06:00", "--count", "1",
-                 "--busy", str(Path(__file__).parent / "ics" / "student-busy.ics"))
+    result = run(
+        "slots",
+        str(POLICIES / "rivera.toml"),
+        "--now",
+        "2026-03-02T09:00-06:00",
+        "--count",
+        "1",
+        "--busy",
+        str(Path(__file__).parent / "ics" / "student-busy.ics"),
+    )
     assert result.exit_code == 0 and "Thursday 5 March 2026, 07:00–07:30 CST" in result.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--now", "2026-03-02T09:00"), "no UTC offset"),
-    (("--now", "yesterday"), "not an ISO-8601 time"),
-    (("--busy", "/nonexistent.ics"), "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--now", "2026-03-02T09:00"), "no UTC offset"),
+        (("--now", "yesterday"), "not an ISO-8601 time"),
+        (("--busy", "/nonexistent.ics"), "cannot read"),
+    ],
+)
 def test_slots_command_bad_input_is_a_clear_error(args: tuple[str, ...], message: str) -> None:
     result = run("slots", str(POLICIES / "rivera.toml"), *args)
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 
 def test_propose_dry_run_writes_parseable_invites(tmp_path: Path) -> None:
-    result = run("propose", str(POLICIES / "okafor.toml"), "--dry-run", "--out", str(tmp_path),
-                 "--now", "2026-03-02T09:00+00:00", "--student-name", "Jürgen Müller",
-                 "--student-address", "juergen@uni.example", "--student-tz", "Europe/Berlin", "--topic", "CV")
+    result = run(
+        "propose",
+        str(POLICIES / "okafor.toml"),
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--now",
+        "2026-03-02T09:00+00:00",
+        "--student-name",
+        "Jürgen Müller",
+        "--student-address",
+        "juergen@uni.example",
+        "--student-tz",
+        "Europe/Berlin",
+        "--topic",
+        "CV",
+    )
     assert result.exit_code == 0, result.output
     files = sorted(tmp_path.glob("*.eml"))
     assert len(files) == 2  # okafor: "holds", two proposals

@@ -25,7 +25,8 @@ RAW = (
     b"Content-Transfer-Encoding: 8bit\r\n\r\n"
     + "Liebe Frau Dr. Müller,\r\n".encode()
     + b".a line starting with a dot\r\n"
-    + b"y" * 900 + b"\r\n"
+    + b"y" * 900
+    + b"\r\n"
 )
 
 
@@ -33,8 +34,15 @@ def settings(server: SmtpServer, security: Security = "plain", **changes: Any) -
     return Smtp(host=server.host, port=server.port, security=security, timeout=5.0, **changes)
 
 
-def run_send(server: SmtpServer, recipients: list[str], *, raw: bytes = RAW, attempts: int = 3,
-             login: Login | None = None, **kwargs: Any) -> Delivery:
+def run_send(
+    server: SmtpServer,
+    recipients: list[str],
+    *,
+    raw: bytes = RAW,
+    attempts: int = 3,
+    login: Login | None = None,
+    **kwargs: Any,
+) -> Delivery:
     smtp = kwargs.pop("smtp", None) or settings(server)
 
     async def main() -> Delivery:
@@ -70,7 +78,10 @@ def test_starttls_with_auth(smtp_tls_server: SmtpServer) -> None:
     user, password = smtp_tls_server.auth
     smtp = settings(smtp_tls_server, "starttls")
     delivery = run_send(
-        smtp_tls_server, [MENTOR], smtp=smtp, login=Login(user, password),
+        smtp_tls_server,
+        [MENTOR],
+        smtp=smtp,
+        login=Login(user, password),
         tls_context=smtp_tls_server.ssl_context(),
     )
     assert delivery.accepted == [MENTOR]
@@ -83,7 +94,9 @@ def test_a_wrong_smtp_password_is_a_refused_login_and_not_retried(smtp_tls_serve
     assert smtp_tls_server.auth is not None
     with pytest.raises(SmtpLoginRefused) as caught:
         run_send(
-            smtp_tls_server, [MENTOR], smtp=settings(smtp_tls_server, "starttls"),
+            smtp_tls_server,
+            [MENTOR],
+            smtp=settings(smtp_tls_server, "starttls"),
             login=Login(smtp_tls_server.auth[0], "wrong-password-123"),
             tls_context=smtp_tls_server.ssl_context(),
         )

@@ -16,7 +16,9 @@ OPEN = {"send_windows": ["Mon-Sun 00:00-24:00"], "max_per_week": 50, "max_unansw
 CHICAGO = ZoneInfo("America/Chicago")
 
 
-def sent_times(email: dict[str, object], *items: dict[str, object], tz: str = "America/Chicago") -> dict[str, str | None]:
+def sent_times(
+    email: dict[str, object], *items: dict[str, object], tz: str = "America/Chicago"
+) -> dict[str, str | None]:
     return {o.id: iso(o.sent_at) for o in simulate(policy(email, tz), events(*items))}
 
 
@@ -179,18 +181,24 @@ def test_window_after_spring_forward_is_read_in_new_local_time() -> None:
 
 def test_daily_cap_on_the_short_and_long_days() -> None:
     # On the 23-hour day the next day still starts at local midnight.
-    spring = sent_times({**OPEN, "max_per_day": 1}, send("2026-03-08T00:30:00-06:00", "a"),
-                        send("2026-03-08T01:00:00-06:00", "b"))
+    spring = sent_times(
+        {**OPEN, "max_per_day": 1}, send("2026-03-08T00:30:00-06:00", "a"), send("2026-03-08T01:00:00-06:00", "b")
+    )
     assert spring["b"] == "2026-03-09T00:00:00-05:00"
-    autumn = sent_times({**OPEN, "max_per_day": 1}, send("2026-11-01T00:30:00-05:00", "a"),
-                        send("2026-11-01T01:30:00-06:00", "b"))  # the second 01:30, after the fall back
+    autumn = sent_times(
+        {**OPEN, "max_per_day": 1}, send("2026-11-01T00:30:00-05:00", "a"), send("2026-11-01T01:30:00-06:00", "b")
+    )  # the second 01:30, after the fall back
     assert autumn["b"] == "2026-11-02T00:00:00-06:00"
 
 
 def test_midnight_that_does_not_exist() -> None:
     # Santiago springs forward at 24:00 on Saturday 2026-09-05: Sunday starts at 01:00 local.
-    result = sent_times({**OPEN, "max_per_day": 1}, send("2026-09-05T22:00:00-04:00", "a"),
-                        send("2026-09-05T23:00:00-04:00", "b"), tz="America/Santiago")
+    result = sent_times(
+        {**OPEN, "max_per_day": 1},
+        send("2026-09-05T22:00:00-04:00", "a"),
+        send("2026-09-05T23:00:00-04:00", "b"),
+        tz="America/Santiago",
+    )
     assert result["b"] == "2026-09-06T01:00:00-03:00"
 
 
@@ -198,13 +206,16 @@ def test_wall_clock_in_a_gap_opens_at_the_jump() -> None:
     moment = at_wall(date(2026, 3, 8), time(2, 30), CHICAGO)
     assert moment.tzinfo is UTC  # an instant, to compare and add in UTC
     assert wall(moment, CHICAGO).isoformat() == "2026-03-08T03:00:00-05:00"
-    assert wall(at_wall(date(2026, 11, 1), time(1, 30), CHICAGO), CHICAGO).utcoffset() == wall(
-        at_wall(date(2026, 11, 1), time(0, 30), CHICAGO), CHICAGO
-    ).utcoffset()  # the repeated hour means its first occurrence
+    assert (
+        wall(at_wall(date(2026, 11, 1), time(1, 30), CHICAGO), CHICAGO).utcoffset()
+        == wall(at_wall(date(2026, 11, 1), time(0, 30), CHICAGO), CHICAGO).utcoffset()
+    )  # the repeated hour means its first occurrence
 
 
 def test_plan_gives_every_queued_message_a_decision_and_does_not_change_history() -> None:
-    engine = Engine(policy({**OPEN, "max_per_day": 1}), History(sent=(SentItem(datetime(2026, 11, 23, 8, tzinfo=CHICAGO), ("x",)),)))
+    engine = Engine(
+        policy({**OPEN, "max_per_day": 1}), History(sent=(SentItem(datetime(2026, 11, 23, 8, tzinfo=CHICAGO), ("x",)),))
+    )
     now = datetime(2026, 11, 23, 9, tzinfo=CHICAGO)
     queue = [Queued("a", now), Queued("b", now)]
     first = engine.plan(queue, now)

@@ -47,8 +47,11 @@ def reference_simulate(policy: Policy, events: Sequence[Event], *, run_on: timed
             before = told.get(decision.id)
             if before is None or before[0] != decision.at or before[2] != decision.digest:
                 reason = decision.reason
-                if before is not None and decision.rule is None and decision.at is not None and (
-                    before[0] is None or decision.at < before[0]
+                if (
+                    before is not None
+                    and decision.rule is None
+                    and decision.at is not None
+                    and (before[0] is None or decision.at < before[0])
                 ):
                     reason = before[1].split("; goes ")[0] + "; a reply released it early"
                 told[decision.id] = (decision.at, reason, decision.digest)
@@ -88,8 +91,10 @@ def policies(draw: st.DrawFn) -> Policy:
                 "max_per_day": per_day,
                 "max_per_week": draw(st.integers(per_day, 8)),
                 "min_gap": f"{draw(st.integers(0, 32)) * 15}m",
-                "send_windows": [f"{draw(st.sampled_from(['Mon-Fri', 'Mon-Sun', 'Tue,Thu']))} "
-                                 f"{start:02d}:00-{start + draw(st.integers(1, 8)):02d}:00"],
+                "send_windows": [
+                    f"{draw(st.sampled_from(['Mon-Fri', 'Mon-Sun', 'Tue,Thu']))} "
+                    f"{start:02d}:00-{start + draw(st.integers(1, 8)):02d}:00"
+                ],
                 "max_unanswered": draw(st.integers(1, 3)),
                 "follow_up_after": f"{draw(st.integers(1, 4 * 24 * 4)) * 15}m",
                 "over_limit": draw(st.sampled_from(["delay", "batch", "batch"])),
@@ -112,9 +117,17 @@ def scenarios(draw: st.DrawFn) -> tuple[Policy, list[Event]]:
             to = draw(st.integers(0, sent + 2))  # sometimes a message not sent yet: the reply is ignored
             events.append(Event(at=at, type="reply", to=f"m{min(to, sent - 1)}"))
             continue
-        events.append(Event(at=at, type="send", id=f"m{sent}", subject=f"s{sent}",
-                            thread=draw(st.integers(0, 9)) == 0, group=draw(st.sampled_from(["", "", "other"])),
-                            flagged=draw(st.integers(0, 19)) == 0))
+        events.append(
+            Event(
+                at=at,
+                type="send",
+                id=f"m{sent}",
+                subject=f"s{sent}",
+                thread=draw(st.integers(0, 9)) == 0,
+                group=draw(st.sampled_from(["", "", "other"])),
+                flagged=draw(st.integers(0, 19)) == 0,
+            )
+        )
         sent += 1
     return policy, events
 
@@ -171,8 +184,9 @@ def test_planner_decides_the_head_as_the_engine_does_from_the_whole_state(scenar
 
 
 def test_messages_must_be_added_in_arrival_order() -> None:
-    planner = Planner(Policy.model_validate({"mentor": {"name": "Dr. Test", "addresses": ["t@example.org"],
-                                                        "timezone": "UTC"}}))
+    planner = Planner(
+        Policy.model_validate({"mentor": {"name": "Dr. Test", "addresses": ["t@example.org"], "timezone": "UTC"}})
+    )
     planner.add(Queued("m1", START))
     with pytest.raises(ValueError, match="m2 arrived before"):
         planner.add(Queued("m2", START - QUARTER))
@@ -182,8 +196,15 @@ def test_a_reply_that_releases_a_held_digest_early_is_told_to_every_message_in_i
     policy = Policy.model_validate(
         {
             "mentor": {"name": "Dr. Test", "addresses": ["t@example.org"], "timezone": "UTC"},
-            "email": {"max_per_day": 5, "max_per_week": 20, "min_gap": "0m", "send_windows": ["Mon-Sun 00:00-23:59"],
-                      "max_unanswered": 1, "follow_up_after": "3d", "over_limit": "batch"},
+            "email": {
+                "max_per_day": 5,
+                "max_per_week": 20,
+                "min_gap": "0m",
+                "send_windows": ["Mon-Sun 00:00-23:59"],
+                "max_unanswered": 1,
+                "follow_up_after": "3d",
+                "over_limit": "batch",
+            },
         }
     )
     events = [Event(at=START, type="send", id="m0")]

@@ -70,13 +70,14 @@ def transitions(zone_name: str) -> list[int]:
 @dataclass(frozen=True)
 class Window:
     days: frozenset[int]
-    start: int        # minutes after local midnight, as written
-    end: int          # 1440 for 24:00
+    start: int  # minutes after local midnight, as written
+    end: int  # 1440 for 24:00
 
     @property
     def spec(self) -> str:
         def clock(minutes: int) -> str:
             return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
         return f"{','.join(DAYS[d] for d in sorted(self.days))} {clock(self.start)}-{clock(self.end)}"
 
 
@@ -84,7 +85,7 @@ class Window:
 class Rules:
     max_per_day: int
     max_per_week: int
-    min_gap: int          # minutes
+    min_gap: int  # minutes
     follow_up_after: int  # minutes
     max_unanswered: int
     windows: tuple[Window, ...]
@@ -194,7 +195,7 @@ class Reference:
     def allowed(self, minute: int, sent: list[Sent], answered: int) -> tuple[bool, bool] | None:
         """Whether the head may go at ``minute`` and whether as the follow-up; ``None``: only a reply helps."""
         rules = self.rules
-        waiting = sent[answered + 1:]
+        waiting = sent[answered + 1 :]
         follow_up = False
         if len(waiting) >= rules.max_unanswered:
             if any(item.follow_up for item in waiting):
@@ -227,18 +228,20 @@ class Scenario:
 
     def policy(self) -> Policy:
         rules = self.rules
-        return Policy.model_validate({
-            "mentor": {"name": "Dr. Oracle", "addresses": ["o@example.org"], "timezone": self.zone},
-            "email": {
-                "max_per_day": rules.max_per_day,
-                "max_per_week": rules.max_per_week,
-                "min_gap": self.gap_text,
-                "follow_up_after": self.follow_up_text,
-                "max_unanswered": rules.max_unanswered,
-                "send_windows": [w.spec for w in rules.windows],
-                "over_limit": "delay",
-            },
-        })
+        return Policy.model_validate(
+            {
+                "mentor": {"name": "Dr. Oracle", "addresses": ["o@example.org"], "timezone": self.zone},
+                "email": {
+                    "max_per_day": rules.max_per_day,
+                    "max_per_week": rules.max_per_week,
+                    "min_gap": self.gap_text,
+                    "follow_up_after": self.follow_up_text,
+                    "max_unanswered": rules.max_unanswered,
+                    "send_windows": [w.spec for w in rules.windows],
+                    "over_limit": "delay",
+                },
+            }
+        )
 
     def events(self) -> list[Event]:
         zone = ZoneInfo(self.zone)
@@ -288,8 +291,9 @@ def _apart(drawn: list[Window]) -> tuple[Window, ...]:
     """The drawn windows less any that shares a minute with an earlier one: the policy refuses overlaps."""
     kept: list[Window] = []
     for window in drawn:
-        if not any(window.days & other.days and window.start < other.end and other.start < window.end
-                   for other in kept):
+        if not any(
+            window.days & other.days and window.start < other.end and other.start < window.end for other in kept
+        ):
             kept.append(window)
     return tuple(kept)
 
@@ -310,8 +314,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         max_unanswered=draw(st.sampled_from([1, 2, 3, 50])),
         windows=_apart(draw(st.lists(windows(), min_size=1, max_size=3))),
     )
-    offsets = draw(st.lists(st.one_of(st.integers(0, 4 * 1440), st.integers(3 * 1440 - 180, 3 * 1440 + 180)),
-                            min_size=1, max_size=6))
+    offsets = draw(
+        st.lists(
+            st.one_of(st.integers(0, 4 * 1440), st.integers(3 * 1440 - 180, 3 * 1440 + 180)), min_size=1, max_size=6
+        )
+    )
     happenings = [Happening(start + offset, "send", f"m{index}") for index, offset in enumerate(sorted(offsets))]
     for _ in range(draw(st.integers(0, 3))):
         to = draw(st.integers(0, len(happenings) - 1))
@@ -361,9 +368,17 @@ def compare(scenario: Scenario) -> str | None:
         if printed.timestamp() != stamp or (printed.date(), printed.hour * 60 + printed.minute) != (day, clock):
             problems.append(f"{outcome.id} printed as {printed.isoformat()}")
     if got != expected:
+
         def show(values: dict[str, int | None]) -> dict[str, str | None]:
-            return {k: None if v is None else datetime.fromtimestamp(v * 60, zone).isoformat() if v >= 0
-                    else "not on a whole minute" for k, v in values.items()}
+            return {
+                k: None
+                if v is None
+                else datetime.fromtimestamp(v * 60, zone).isoformat()
+                if v >= 0
+                else "not on a whole minute"
+                for k, v in values.items()
+            }
+
         problems.append(f"engine {show(got)} != reference {show(expected)}")
     if not problems:
         return None
@@ -385,6 +400,7 @@ def test_the_engine_agrees_with_the_minute_by_minute_reference(scenario: Scenari
 
 def test_the_reference_reads_windows_at_the_jump_and_in_the_repeated_hour() -> None:
     """The reference itself, on hand-checked nights (so a wrong reference cannot agree with a wrong engine)."""
+
     def minute(text: str) -> int:
         return int(datetime.fromisoformat(text).timestamp()) // 60
 
@@ -420,10 +436,18 @@ def test_the_reference_on_the_issue_cases() -> None:
 
     every_day = (Window(frozenset(range(7)), 8 * 60, 23 * 60),)
     new_york = Reference(ZoneInfo("America/New_York"), Rules(5, 20, 25 * 60, 7 * 1440, 5, every_day))
-    got = new_york.simulate([Happening(minute("2026-03-07T07:00:00-05:00"), "send", "m1"),
-                             Happening(minute("2026-03-07T07:05:00-05:00"), "send", "m2")])
+    got = new_york.simulate(
+        [
+            Happening(minute("2026-03-07T07:00:00-05:00"), "send", "m1"),
+            Happening(minute("2026-03-07T07:05:00-05:00"), "send", "m2"),
+        ]
+    )
     assert got == {"m1": minute("2026-03-07T08:00:00-05:00"), "m2": minute("2026-03-08T10:00:00-04:00")}
     london = Reference(ZoneInfo("Europe/London"), Rules(5, 20, 90, 7 * 1440, 5, (Window(frozenset({6}), 15, 60),)))
-    got = london.simulate([Happening(minute("2026-03-28T12:00:00+00:00"), "send", "m1"),
-                           Happening(minute("2026-03-28T12:00:00+00:00"), "send", "m2")])
+    got = london.simulate(
+        [
+            Happening(minute("2026-03-28T12:00:00+00:00"), "send", "m1"),
+            Happening(minute("2026-03-28T12:00:00+00:00"), "send", "m2"),
+        ]
+    )
     assert got == {"m1": minute("2026-03-29T00:15:00+00:00"), "m2": minute("2026-04-05T00:15:00+01:00")}

@@ -68,8 +68,9 @@ def _apart(drawn: list[Window]) -> list[Window]:
     """The drawn windows without those that overlap an earlier one: a policy may not write an hour twice."""
     kept: list[Window] = []
     for window in drawn:
-        if not any(window.days & other.days and window.start < other.end and other.start < window.end
-                   for other in kept):
+        if not any(
+            window.days & other.days and window.start < other.end and other.start < window.end for other in kept
+        ):
             kept.append(window)
     return kept
 
@@ -125,8 +126,10 @@ class Oracle:
     def in_window(self, t: datetime) -> bool:
         local = t.astimezone(self.zone)
         for spec in self.policy.email.send_windows:
-            if local.weekday() in spec.days and spec.start <= local.time() and (
-                spec.end is None or local.time() < spec.end
+            if (
+                local.weekday() in spec.days
+                and spec.start <= local.time()
+                and (spec.end is None or local.time() < spec.end)
             ):
                 return True
         return False
@@ -147,9 +150,7 @@ class Oracle:
         before = [item for item in self.items if item.at <= t]
         local = t.astimezone(self.zone)
         same_day = [i for i in before if i.at.astimezone(self.zone).date() == local.date()]
-        same_week = [
-            i for i in before if i.at.astimezone(self.zone).isocalendar()[:2] == local.isocalendar()[:2]
-        ]
+        same_week = [i for i in before if i.at.astimezone(self.zone).isocalendar()[:2] == local.isocalendar()[:2]]
         if len(same_day) >= rules.max_per_day or len(same_week) >= rules.max_per_week:
             return False, False
         if before and t - before[-1].at < rules.min_gap:
@@ -232,8 +233,11 @@ def test_every_message_has_a_reason(scenario: tuple[Policy, list[Event]]) -> Non
 
 @given(
     zone=st.sampled_from(ZONES),
-    spans=st.lists(st.tuples(st.sets(st.integers(0, 6), min_size=1), st.integers(0, 95), st.integers(1, 96)),
-                   min_size=1, max_size=3),
+    spans=st.lists(
+        st.tuples(st.sets(st.integers(0, 6), min_size=1), st.integers(0, 95), st.integers(1, 96)),
+        min_size=1,
+        max_size=3,
+    ),
     anchor=st.sampled_from(ANCHORS),
     offset=st.integers(0, 9 * 24 * 60),
 )

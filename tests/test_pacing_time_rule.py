@@ -22,8 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "agent"
-ENGINE = ("durations", "localtime", "windows", "pacing", "slots", "meetings", "notices", "status", "simulate",
-          "rounds", "keep_clear", "meeting_desk", "student_hours")
+ENGINE = (
+    "durations",
+    "localtime",
+    "windows",
+    "pacing",
+    "slots",
+    "meetings",
+    "notices",
+    "status",
+    "simulate",
+    "rounds",
+    "keep_clear",
+    "meeting_desk",
+    "student_hours",
+)
 DECLARATIONS = (*ENGINE, "policy", "invites")  # where the attribute types are declared
 PACKAGE = {"status": "store", "rounds": "store", "keep_clear": "reconcile", "meeting_desk": "reconcile"}  # else rules
 HELPERS = {("localtime", "after"), ("localtime", "elapsed"), ("localtime", "shift_days")}
@@ -39,7 +52,9 @@ class Finding:
     text: str
 
     def __str__(self) -> str:
-        return f"agent/{PACKAGE.get(self.module, 'rules')}/{self.module}.py:{self.line} in {self.function}(): {self.text}"
+        return (
+            f"agent/{PACKAGE.get(self.module, 'rules')}/{self.module}.py:{self.line} in {self.function}(): {self.text}"
+        )
 
 
 def _kind_of_annotation(annotation: ast.expr | None) -> str | None:
@@ -60,9 +75,16 @@ class Types:
 
     def __init__(self, trees: dict[str, ast.Module]) -> None:
         self.attributes: dict[str, str] = {}
-        self.functions: dict[str, str] = {"timedelta": TD, "parse_duration": TD, "datetime": DT,
-                                          "fromtimestamp": DT, "fromisoformat": DT, "astimezone": DT,
-                                          "now": DT, "date": DATE}
+        self.functions: dict[str, str] = {
+            "timedelta": TD,
+            "parse_duration": TD,
+            "datetime": DT,
+            "fromtimestamp": DT,
+            "fromisoformat": DT,
+            "astimezone": DT,
+            "now": DT,
+            "date": DATE,
+        }
         self.constants: dict[str, dict[str, str]] = {}
         for module, tree in trees.items():
             constants = self.constants.setdefault(module, {})
@@ -166,8 +188,9 @@ class Scanner(ast.NodeVisitor):
                                 self._learn(part, self.kind(value))
                         self._learn(target, self.kind(sub.value))
                 elif isinstance(sub, ast.AnnAssign):
-                    self._learn(sub.target, _kind_of_annotation(sub.annotation) or (
-                        self.kind(sub.value) if sub.value else None))
+                    self._learn(
+                        sub.target, _kind_of_annotation(sub.annotation) or (self.kind(sub.value) if sub.value else None)
+                    )
         self.generic_visit(node)
         self.function, self.names = outer_function, outer_names
 
@@ -195,18 +218,21 @@ def scan(sources: dict[str, str], engine: Iterable[str] = ENGINE) -> list[Findin
 
 
 def _sources(directory: Path = ROOT) -> dict[str, str]:
-    return {name: (directory / PACKAGE.get(name, "rules") / f"{name}.py").read_text(encoding="utf-8")
-            for name in DECLARATIONS}
+    return {
+        name: (directory / PACKAGE.get(name, "rules") / f"{name}.py").read_text(encoding="utf-8")
+        for name in DECLARATIONS
+    }
 
 
 def test_engine_code_adds_durations_to_times_only_through_the_helpers() -> None:
     findings = scan(_sources())
     assert not findings, "time arithmetic outside agent.rules.localtime's helpers (use after/elapsed/shift_days):\n" + (
-        "\n".join(str(f) for f in findings))
+        "\n".join(str(f) for f in findings)
+    )
 
 
 def test_the_scan_finds_what_it_must_find() -> None:
-    planted = '''
+    planted = """
 from datetime import datetime, timedelta, date
 from agent.rules.durations import parse_duration
 GRID = timedelta(minutes=15)
@@ -231,7 +257,7 @@ def one(moment: datetime, rules: EmailRules, day: date, thing: Thing) -> datetim
 
 def two(x) -> None:
     y = x + timedelta(hours=1)                  # unknown + duration: reported too
-'''
+"""
     sources = _sources()
     sources["planted"] = planted
     found = [(f.function, f.text) for f in scan(sources, ["planted"])]

@@ -56,21 +56,42 @@ def test_the_good_policy_loads_with_its_values(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("max_per_day = 1", "max_per_dya = 1"), "rivera.toml:7: email.max_per_dya: unknown key (did you mean 'max_per_day'?)"),
-        (("min_gap = \"4h\"", "min_gap = \"4 hours\""), "rivera.toml:9: email.min_gap: '4 hours' is not a duration"),
-        (("min_gap = \"4h\"", "min_gap = 4"), "rivera.toml:9: email.min_gap: write durations as text with a unit"),
-        (("timezone = \"America/Chicago\"", "timezone = \"Chicago\""), "rivera.toml:4: mentor.timezone: unknown time zone 'Chicago'"),
-        (("Mon-Fri 08:00-17:00", "Mon-Fri 17:00-08:00"), "rivera.toml:10: email.send_windows: 'Mon-Fri 17:00-08:00': the end must be after the start"),
+        (
+            ("max_per_day = 1", "max_per_dya = 1"),
+            "rivera.toml:7: email.max_per_dya: unknown key (did you mean 'max_per_day'?)",
+        ),
+        (('min_gap = "4h"', 'min_gap = "4 hours"'), "rivera.toml:9: email.min_gap: '4 hours' is not a duration"),
+        (('min_gap = "4h"', "min_gap = 4"), "rivera.toml:9: email.min_gap: write durations as text with a unit"),
+        (
+            ('timezone = "America/Chicago"', 'timezone = "Chicago"'),
+            "rivera.toml:4: mentor.timezone: unknown time zone 'Chicago'",
+        ),
+        (
+            ("Mon-Fri 08:00-17:00", "Mon-Fri 17:00-08:00"),
+            "rivera.toml:10: email.send_windows: 'Mon-Fri 17:00-08:00': the end must be after the start",
+        ),
         (("Mon-Fri 08:00-17:00", "Mon-Fry 08:00-17:00"), "rivera.toml:10: email.send_windows: 'Fry' is not a day"),
-        (("send_windows = [\"Mon-Fri 08:00-17:00\"]", "send_windows = []"), "rivera.toml:10: email.send_windows: give at least one window"),
+        (
+            ('send_windows = ["Mon-Fri 08:00-17:00"]', "send_windows = []"),
+            "rivera.toml:10: email.send_windows: give at least one window",
+        ),
         (("max_per_week = 3", "max_per_week = 0"), "rivera.toml:8: email.max_per_week: must be at least 1"),
-        (("max_per_week = 3", "max_per_week = \"three\""), "rivera.toml:8: email.max_per_week: not a number"),
-        (("over_limit = \"batch\"", "over_limit = \"queue\""), "rivera.toml:13: email.over_limit: must be 'delay' or 'batch'"),
-        (("addresses = [\"arivera@hospital.example.org\"]", "addresses = [\"Ana Rivera\"]"), "rivera.toml:3: mentor.addresses.0: 'Ana Rivera' is not an e-mail address"),
-        (("name = \"Dr. Ana Rivera\"\n", ""), "rivera.toml:1: mentor.name: required but missing"),
-        (("duration = \"30m\"", "duration = \"2h\""), "meetings: duration 2h is longer than every meeting window"),
+        (("max_per_week = 3", 'max_per_week = "three"'), "rivera.toml:8: email.max_per_week: not a number"),
+        (
+            ('over_limit = "batch"', 'over_limit = "queue"'),
+            "rivera.toml:13: email.over_limit: must be 'delay' or 'batch'",
+        ),
+        (
+            ('addresses = ["arivera@hospital.example.org"]', 'addresses = ["Ana Rivera"]'),
+            "rivera.toml:3: mentor.addresses.0: 'Ana Rivera' is not an e-mail address",
+        ),
+        (('name = "Dr. Ana Rivera"\n', ""), "rivera.toml:1: mentor.name: required but missing"),
+        (('duration = "30m"', 'duration = "2h"'), "meetings: duration 2h is longer than every meeting window"),
         (("[email]", "[emial]"), "rivera.toml:6: unknown section [emial] (did you mean [email]?)"),
-        (("follow_up_after = \"5d\"", "follow_up_after = \"0\""), "rivera.toml:12: email.follow_up_after: must be longer than 0"),
+        (
+            ('follow_up_after = "5d"', 'follow_up_after = "0"'),
+            "rivera.toml:12: email.follow_up_after: must be longer than 0",
+        ),
     ],
 )
 def test_each_kind_of_mistake_names_file_line_key_and_problem(
@@ -84,7 +105,7 @@ def test_each_kind_of_mistake_names_file_line_key_and_problem(
 
 
 def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
-    found = problems(tmp_path, GOOD.replace('max_per_week = 3', 'max_per_week = = 3'))
+    found = problems(tmp_path, GOOD.replace("max_per_week = 3", "max_per_week = = 3"))
     assert len(found) == 1 and ":8: not valid TOML" in found[0]
 
 
@@ -94,7 +115,11 @@ def test_two_policies_cannot_claim_the_same_address(tmp_path: Path) -> None:
     with pytest.raises(UserError) as caught:
         load_policies(tmp_path)
     text = str(caught.value)
-    assert "rivera.toml" in text and "mentor.addresses" in text and "arivera@hospital.example.org is already claimed" in text
+    assert (
+        "rivera.toml" in text
+        and "mentor.addresses" in text
+        and "arivera@hospital.example.org is already claimed" in text
+    )
 
 
 def test_all_problems_of_all_files_are_reported_together(tmp_path: Path) -> None:
@@ -115,15 +140,25 @@ def test_shipped_examples_are_valid_and_the_builtin_copy_matches(tmp_path: Path)
 
 # -- mistakes that used to pass (issue 11) ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (('send_windows = ["Mon-Fri 08:00-17:00"]', 'send_windows = ["Mon-Fri 08:00-12:00", "Mon 11:00-13:00"]'),
-         "rivera.toml:10: email.send_windows: 'Mon-Fri 08:00-12:00' and 'Mon 11:00-13:00' overlap (Mon 11:00-12:00)"),
-        (('windows = ["Tue 16:00-17:00", "Thu 07:00-08:00"]', 'windows = ["Tue-Thu 16:00-17:00", "Thu 16:30-18:00"]'),
-         "rivera.toml:16: meetings.windows: 'Tue-Thu 16:00-17:00' and 'Thu 16:30-18:00' overlap (Thu 16:30-17:00)"),
-        (("max_per_day = 1", "max_per_day = 5"),
-         "rivera.toml:8: email.max_per_week: 3 a week is fewer than max_per_day = 5"),
+        (
+            ('send_windows = ["Mon-Fri 08:00-17:00"]', 'send_windows = ["Mon-Fri 08:00-12:00", "Mon 11:00-13:00"]'),
+            "rivera.toml:10: email.send_windows: 'Mon-Fri 08:00-12:00' and 'Mon 11:00-13:00' overlap (Mon 11:00-12:00)",
+        ),
+        (
+            (
+                'windows = ["Tue 16:00-17:00", "Thu 07:00-08:00"]',
+                'windows = ["Tue-Thu 16:00-17:00", "Thu 16:30-18:00"]',
+            ),
+            "rivera.toml:16: meetings.windows: 'Tue-Thu 16:00-17:00' and 'Thu 16:30-18:00' overlap (Thu 16:30-17:00)",
+        ),
+        (
+            ("max_per_day = 1", "max_per_day = 5"),
+            "rivera.toml:8: email.max_per_week: 3 a week is fewer than max_per_day = 5",
+        ),
         (('min_gap = "4h"', 'min_gap = "8d"'), "rivera.toml:9: email.min_gap: 8d is longer than a week"),
         (("[mentor]", "[mentr]"), "rivera.toml:1: unknown section [mentr] (did you mean [mentor]?)"),
     ],
@@ -143,8 +178,10 @@ def test_a_misspelt_section_is_said_once_not_also_as_missing(tmp_path: Path) -> 
 
 
 def test_windows_that_only_touch_do_not_overlap(tmp_path: Path) -> None:
-    text = GOOD.replace('send_windows = ["Mon-Fri 08:00-17:00"]',
-                        'send_windows = ["Mon-Fri 08:00-12:00", "Mon-Fri 12:00-17:00", "Sat 08:00-24:00"]')
+    text = GOOD.replace(
+        'send_windows = ["Mon-Fri 08:00-17:00"]',
+        'send_windows = ["Mon-Fri 08:00-12:00", "Mon-Fri 12:00-17:00", "Sat 08:00-24:00"]',
+    )
     assert len(load_policy(write(tmp_path, text)).policy.email.send_windows) == 3
 
 

@@ -68,8 +68,15 @@ def check(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]
 
 
 def run(config: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(config)], capture_output=True,
-                            text=True, timeout=60, env={**os.environ, **(env or {})}, cwd=config.parent, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=config.parent,
+        check=False,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -79,15 +86,36 @@ def errors(text: str) -> list[str]:
 
 # -- folder guards ---------------------------------------------------------------------------------------------
 
+
 def test_a_good_config_passes_and_counts_itself(tmp_path: Path) -> None:
     code, out, err = check("--config", str(setup(tmp_path)))
     assert code == 0, err
     assert out.startswith("ok: 1 config file(s), 1 policy: Dr. Ana Rivera")
 
 
-@pytest.mark.parametrize("name", ["INBOX", "inbox", "Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail",
-                                  "[Gmail]/All Mail", "INBOX.Sent", "Drafts", "Trash", "Deleted Items", "Junk",
-                                  "Junk E-mail", "Spam", "Bin", "Archive", "All Mail", "  sent  items "])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "INBOX",
+        "inbox",
+        "Sent",
+        "Sent Items",
+        "Sent Messages",
+        "[Gmail]/Sent Mail",
+        "[Gmail]/All Mail",
+        "INBOX.Sent",
+        "Drafts",
+        "Trash",
+        "Deleted Items",
+        "Junk",
+        "Junk E-mail",
+        "Spam",
+        "Bin",
+        "Archive",
+        "All Mail",
+        "  sent  items ",
+    ],
+)
 def test_the_outbox_may_not_be_a_folder_of_the_students_own_mail(tmp_path: Path, name: str) -> None:
     config = setup(tmp_path, outbox=name)
     code, out, err = check("--config", str(config))
@@ -100,8 +128,10 @@ def test_the_outbox_from_the_environment_is_named_by_its_variable(tmp_path: Path
     config = setup(tmp_path)
     code, _, err = check("--config", str(config), env={"MENTOR_AGENT_IMAP__FOLDERS__OUTBOX": "INBOX"})
     assert code == 78
-    assert err.startswith("error: MENTOR_AGENT_IMAP__FOLDERS__OUTBOX: 'INBOX' is your INBOX: the agent sends every "
-                          "message it finds in the Outbox"), err
+    assert err.startswith(
+        "error: MENTOR_AGENT_IMAP__FOLDERS__OUTBOX: 'INBOX' is your INBOX: the agent sends every "
+        "message it finds in the Outbox"
+    ), err
     assert str(config) not in err  # the file is right; the variable is not
 
 
@@ -118,12 +148,21 @@ def test_outlooks_own_outbox_name_is_not_refused_here(tmp_path: Path) -> None:
         ({"needs_attention": "Scheduled"}, "imap.folders.needs_attention", "'Scheduled' is also the scheduled folder"),
         ({"scheduled": ""}, "imap.folders.scheduled", 'is empty; name a folder of its own, e.g. "Scheduled"'),
         ({"sending": "  "}, "imap.folders.sending", "is empty"),
-        ({"sent": "Copies", "scheduled": "copies"}, "imap.folders.scheduled",
-         "'copies' is the folder set as imap.folders.sent"),
-        ({"notices": "Agent notes", "needs_attention": "Agent notes"}, "imap.folders.needs_attention",
-         "'Agent notes' is the folder set as imap.folders.notices"),
-        ({"inbox": "Posteingang", "outbox": "Posteingang"}, "imap.folders.outbox",
-         "'Posteingang' is the folder set as imap.folders.inbox"),
+        (
+            {"sent": "Copies", "scheduled": "copies"},
+            "imap.folders.scheduled",
+            "'copies' is the folder set as imap.folders.sent",
+        ),
+        (
+            {"notices": "Agent notes", "needs_attention": "Agent notes"},
+            "imap.folders.needs_attention",
+            "'Agent notes' is the folder set as imap.folders.notices",
+        ),
+        (
+            {"inbox": "Posteingang", "outbox": "Posteingang"},
+            "imap.folders.outbox",
+            "'Posteingang' is the folder set as imap.folders.inbox",
+        ),
         ({"sending": "Trash"}, "imap.folders.sending", "'Trash' is your trash folder"),
     ],
 )
@@ -147,13 +186,16 @@ def test_a_special_use_folder_is_refused_whatever_its_name() -> None:
 
     listing = [((b"\\HasNoChildren", b"\\Archive"), b"/", "Ablage"), ((b"\\HasNoChildren",), b"/", "Outbox")]
     found = [str(p) for p in live_folder_problems(listing, Folders(scheduled="Ablage"), Origin(Path("c.toml")))]
-    assert found == ["c.toml: imap.folders.scheduled: 'Ablage' is your archive folder on the server (SPECIAL-USE "
-                     "\\Archive): the agent sends what waits in Scheduled, and takes a message deleted from it as "
-                     "cancelled, so your own mail would be sent again or moved; use a folder of its own, e.g. "
-                     '"Scheduled"']
+    assert found == [
+        "c.toml: imap.folders.scheduled: 'Ablage' is your archive folder on the server (SPECIAL-USE "
+        "\\Archive): the agent sends what waits in Scheduled, and takes a message deleted from it as "
+        "cancelled, so your own mail would be sent again or moved; use a folder of its own, e.g. "
+        '"Scheduled"'
+    ]
 
 
 # -- check says what run says ------------------------------------------------------------------------------------
+
 
 def _cases(tmp_path: Path) -> dict[str, tuple[Path, dict[str, str], str]]:
     def where(name: str) -> Path:
@@ -163,16 +205,32 @@ def _cases(tmp_path: Path) -> dict[str, tuple[Path, dict[str, str], str]]:
 
     return {
         "outbox=INBOX": (setup(where("a"), outbox="INBOX"), {}, "imap.folders.outbox: 'INBOX' is your INBOX"),
-        "outbox=Sent by env": (setup(where("b")), {"MENTOR_AGENT_IMAP__FOLDERS__OUTBOX": "Sent"},
-                               "MENTOR_AGENT_IMAP__FOLDERS__OUTBOX: 'Sent' is your sent-mail folder"),
-        "password readable": (setup(where("c"), command="", mode=0o644, extra='password = "hunter2-secret"\n'),
-                              {}, "readable by group or others (mode 0644); run chmod 600"),
-        "missing program": (setup(where("d"), command="pass-that-is-not-installed show mail"), {},
-                            "imap.password_command: command not found: pass-that-is-not-installed"),
+        "outbox=Sent by env": (
+            setup(where("b")),
+            {"MENTOR_AGENT_IMAP__FOLDERS__OUTBOX": "Sent"},
+            "MENTOR_AGENT_IMAP__FOLDERS__OUTBOX: 'Sent' is your sent-mail folder",
+        ),
+        "password readable": (
+            setup(where("c"), command="", mode=0o644, extra='password = "hunter2-secret"\n'),
+            {},
+            "readable by group or others (mode 0644); run chmod 600",
+        ),
+        "missing program": (
+            setup(where("d"), command="pass-that-is-not-installed show mail"),
+            {},
+            "imap.password_command: command not found: pass-that-is-not-installed",
+        ),
         "no credentials": (setup(where("e"), command=""), {}, "no password or token for [imap]"),
-        "smtp user, no secret": (setup(where("f"), extra='username = "sam"\n'), {},
-                                 "smtp.password_command: no password or token for [smtp]"),
-        "port by env": (setup(where("g")), {"MENTOR_AGENT_IMAP__PORT": "nine"}, "MENTOR_AGENT_IMAP__PORT: not a number"),
+        "smtp user, no secret": (
+            setup(where("f"), extra='username = "sam"\n'),
+            {},
+            "smtp.password_command: no password or token for [smtp]",
+        ),
+        "port by env": (
+            setup(where("g")),
+            {"MENTOR_AGENT_IMAP__PORT": "nine"},
+            "MENTOR_AGENT_IMAP__PORT: not a number",
+        ),
     }
 
 
@@ -209,6 +267,7 @@ def test_the_same_mistake_in_the_file_names_file_line_and_key(tmp_path: Path) ->
 
 
 # -- what kind of file it is, and empty ones ------------------------------------------------------------------------
+
 
 def test_an_empty_file_given_to_check_is_not_ok(tmp_path: Path) -> None:
     (tmp_path / "policies").mkdir()
@@ -264,11 +323,31 @@ def test_a_missing_policies_directory_is_named_by_its_key(tmp_path: Path) -> Non
 
 # -- the guard against the students' own folders, whatever the spelling -------------------------------------------
 
-@given(name=st.sampled_from(["INBOX", "Sent", "Sent Items", "Sent Messages", "Sent Mail", "Drafts", "Trash",
-                             "Deleted Items", "Junk", "Junk E-mail", "Spam", "Bin", "Archive", "All Mail"]),
-       prefix=st.sampled_from(["", "INBOX.", "INBOX/", "[Gmail]/", "[Google Mail]/"]),
-       case=st.lists(st.booleans(), min_size=20, max_size=20), pad=st.sampled_from(["", " ", "  "]),
-       key=st.sampled_from(["outbox", "scheduled", "sending", "needs_attention"]))
+
+@given(
+    name=st.sampled_from(
+        [
+            "INBOX",
+            "Sent",
+            "Sent Items",
+            "Sent Messages",
+            "Sent Mail",
+            "Drafts",
+            "Trash",
+            "Deleted Items",
+            "Junk",
+            "Junk E-mail",
+            "Spam",
+            "Bin",
+            "Archive",
+            "All Mail",
+        ]
+    ),
+    prefix=st.sampled_from(["", "INBOX.", "INBOX/", "[Gmail]/", "[Google Mail]/"]),
+    case=st.lists(st.booleans(), min_size=20, max_size=20),
+    pad=st.sampled_from(["", " ", "  "]),
+    key=st.sampled_from(["outbox", "scheduled", "sending", "needs_attention"]),
+)
 def test_every_spelling_of_the_students_own_folders_is_refused(
     name: str, prefix: str, case: list[bool], pad: str, key: str
 ) -> None:

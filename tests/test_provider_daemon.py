@@ -55,7 +55,8 @@ def behind(tmp_path: Path, provider_stack: Callable[..., Stack]) -> Iterator[Cal
 
 @pytest.mark.parametrize("name", NAMES)
 def test_messages_dropped_together_go_once_each_with_their_own_envelope_and_one_copy_in_sent(
-    behind: Callable[[str], ProviderAgent], name: str,
+    behind: Callable[[str], ProviderAgent],
+    name: str,
 ) -> None:
     agent = behind(name)
     subjects = [f"{name} {n}" for n in range(4)]
@@ -77,15 +78,19 @@ def test_messages_dropped_together_go_once_each_with_their_own_envelope_and_one_
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_token_expiry_bye_is_answered_by_a_fresh_login_and_nothing_is_missed(
-    behind: Callable[[str], ProviderAgent], name: str,
+    behind: Callable[[str], ProviderAgent],
+    name: str,
 ) -> None:
     """imapsync #250: `* BYE ... AccessTokenExpired` in the middle of a session (every session at once here)."""
     agent = behind(name)
     counter = agent.root / "token-runs"
     text = agent.config.read_text()
     password = agent.user.password
-    agent.config.write_text(text.replace(f'password = "{password}"\n',
-                                         f"password_command = \"sh -c 'echo run >> {counter}; echo {password}'\"\n", 1))
+    agent.config.write_text(
+        text.replace(
+            f'password = "{password}"\n', f"password_command = \"sh -c 'echo run >> {counter}; echo {password}'\"\n", 1
+        )
+    )
     agent.start()
     runs = len(counter.read_text().splitlines())
     assert agent.stack.proxy.expire_token() >= 1

@@ -181,7 +181,7 @@ def test_microsoft_accepts_a_custom_keyword_and_does_not_keep_it(provider_stack:
         assert "\\*" not in permanent and "\\Flagged" in permanent
         assert not any(f.startswith("$") for f in {x.decode() for x in selected[b"FLAGS"]})
         client.add_flags([1], ["$MentorAgentClaim", "\\Flagged"])  # answered OK
-        client.add_flags([1], ["$OnlyAKeyword"])                   # answered OK, nothing sent upstream
+        client.add_flags([1], ["$OnlyAKeyword"])  # answered OK, nothing sent upstream
         flags = set(client.get_flags([1])[1]) - {b"\\Recent"}
     assert flags == {b"\\Seen", b"\\Flagged"}
     uid = next(iter(stack.dovecot.messages(stack.user, "INBOX")))
@@ -222,7 +222,7 @@ def test_yahoo_reports_copyuid_destinations_in_another_order(provider_stack: Mak
     after = subjects_by_uid(stack, "Target")
     wrong = [s for s, t in reported.items() if after[t] != before[s]]
     assert wrong == [1, 2, 3, 4], (reported, before, after)
-    assert ("copyuid reordered" in stack.proxy.kinds())
+    assert "copyuid reordered" in stack.proxy.kinds()
 
 
 def _expand(text: str) -> list[int]:
@@ -252,7 +252,7 @@ def test_gmail_all_mail_keeps_what_was_removed_from_a_folder(provider_stack: Mak
         client.append("[Gmail]/Trash", raw("binned"))  # Trash is not a label: not in All Mail
         client.select_folder("Scheduled")
         client.create_folder("Label")
-        client.copy([1], "Label")                  # one message, two folders: the original stays
+        client.copy([1], "Label")  # one message, two folders: the original stays
         client.delete_messages([1])
         client.expunge()
     assert subjects_by_uid(stack, "Scheduled") == {}
@@ -339,9 +339,16 @@ def test_the_providers_that_file_submissions_in_sent_do_so_before_250(provider_s
 
 def test_sending_limits_are_refused_with_the_providers_reply(provider_stack: Make) -> None:
     profile = PROFILES["microsoft365"]
-    stack = provider_stack(profile.but(limits=Limits(per_minute=2, recipients_per_message=2,
-                                                     reply=profile.limits.reply,
-                                                     recipients_reply=profile.limits.recipients_reply)))
+    stack = provider_stack(
+        profile.but(
+            limits=Limits(
+                per_minute=2,
+                recipients_per_message=2,
+                reply=profile.limits.reply,
+                recipients_reply=profile.limits.recipients_reply,
+            )
+        )
+    )
     refused = _send(stack, "three recipients", ["a@example.org", "b@example.org", "c@example.org"])
     assert list(refused) == ["c@example.org"] and refused["c@example.org"][0] == 550
     _send(stack, "second", ["a@example.org"])
@@ -387,20 +394,30 @@ def test_wire_rewrites_only_what_it_should() -> None:
 
     caps_line = b"* OK [CAPABILITY IMAP4rev1 MOVE CONDSTORE STARTTLS] ready\r\n"
     assert wire.rewrite_capabilities(caps_line, frozenset({"CONDSTORE", "STARTTLS"}), ("X-GM-EXT-1",)) == (
-        b"* OK [CAPABILITY IMAP4rev1 MOVE X-GM-EXT-1] ready\r\n")
+        b"* OK [CAPABILITY IMAP4rev1 MOVE X-GM-EXT-1] ready\r\n"
+    )
     assert wire.strip_special_use(b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"\r\n') == (
-        b'* LIST (\\HasNoChildren) "/" "Sent Items"\r\n')
+        b'* LIST (\\HasNoChildren) "/" "Sent Items"\r\n'
+    )
     assert wire.reorder_copyuid(b"* OK [COPYUID 7 1:3 10:12] Moved\r\n") == (
-        b"* OK [COPYUID 7 1:3 12,11,10] Moved\r\n", True)
+        b"* OK [COPYUID 7 1:3 12,11,10] Moved\r\n",
+        True,
+    )
     assert wire.reorder_copyuid(b"A1 OK [COPYUID 7 4 9] Done\r\n") == (b"A1 OK [COPYUID 7 4 9] Done\r\n", False)
     line, dropped, empty = wire.strip_store_keywords(b"A2 UID STORE 1:3 +FLAGS.SILENT ($Claim \\Deleted)\r\n")
     assert (line, dropped, empty) == (b"A2 UID STORE 1:3 +FLAGS.SILENT (\\Deleted)\r\n", ["$Claim"], False)
     assert wire.strip_store_keywords(b"A3 STORE 1 +FLAGS ($Claim)\r\n")[2] is True
     assert wire.strip_append_keywords(b'A4 APPEND "Out box" (\\Seen $X) {12}\r\n') == (
-        b'A4 APPEND "Out box" (\\Seen) {12}\r\n', ["$X"])
+        b'A4 APPEND "Out box" (\\Seen) {12}\r\n',
+        ["$X"],
+    )
     fetch = b"* 3 FETCH (UID 9 FLAGS (\\Seen $Claim) BODY[] {5}\r\n"
     assert wire.no_keywords_in_response(fetch, 0, fetch) == b"* 3 FETCH (UID 9 FLAGS (\\Seen) BODY[] {5}\r\n"
     assert wire.literal_size(b"A5 APPEND INBOX {310+}\r\n") == (310, True)
-    assert wire.tokens('A6 SELECT "[Gmail]/All Mail" (CONDSTORE)') == ["A6", "SELECT", "[Gmail]/All Mail",
-                                                                      ["CONDSTORE"]]
+    assert wire.tokens('A6 SELECT "[Gmail]/All Mail" (CONDSTORE)') == [
+        "A6",
+        "SELECT",
+        "[Gmail]/All Mail",
+        ["CONDSTORE"],
+    ]
     assert wire.expand("9:7,12") == [9, 8, 7, 12]

@@ -40,8 +40,10 @@ pytestmark = pytest.mark.servers
 
 def message(n: int, *, message_id: bool = True) -> bytes:
     mid = f"Message-ID: <q{n}.{time.monotonic_ns()}@student.example.org>\r\n" if message_id else ""
-    return (f"From: Student <student@example.org>\r\nTo: person{n}@example.org\r\nSubject: Question {n}\r\n"
-            f"{mid}Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\r\nHello {n}.\r\n").encode()
+    return (
+        f"From: Student <student@example.org>\r\nTo: person{n}@example.org\r\nSubject: Question {n}\r\n"
+        f"{mid}Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\r\nHello {n}.\r\n"
+    ).encode()
 
 
 @pytest.fixture
@@ -62,11 +64,18 @@ def _to_of(raw: bytes) -> str:
 @pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY"])
 @pytest.mark.parametrize("with_ids", [True, False], ids=["Message-ID", "no Message-ID"])
 def test_a_reordered_copyuid_is_rebuilt_by_message_id(
-    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, yahoo: RewritingProxy,
-    fallback: bool, with_ids: bool,
+    dovecot: Dovecot,
+    imap: Imap,
+    imap_login: Login,
+    imap_user: User,
+    yahoo: RewritingProxy,
+    fallback: bool,
+    with_ids: bool,
 ) -> None:
-    raws = {dovecot.append(imap_user, "Outbox", message(n, message_id=with_ids)): message(n, message_id=with_ids)
-            for n in range(6)}
+    raws = {
+        dovecot.append(imap_user, "Outbox", message(n, message_id=with_ids)): message(n, message_id=with_ids)
+        for n in range(6)
+    }
     with Mailbox(imap.model_copy(update={"port": yahoo.port}), imap_login) as box:
         box.resolve_folders(imap.folders)
         box.ensure_folder("Outbox")
@@ -77,7 +86,8 @@ def test_a_reordered_copyuid_is_rebuilt_by_message_id(
         in_sending = dovecot.messages(imap_user, "Sending")
         for old, new in moved.items():
             assert new is not None and _to_of(in_sending[new]) == _to_of(raws[old]), (
-                f"UID {old} mapped to {new}, which holds another message")
+                f"UID {old} mapped to {new}, which holds another message"
+            )
         assert box.remapped == 1
     assert dovecot.messages(imap_user, "Outbox") == {}
 
@@ -90,7 +100,9 @@ def test_a_correct_copyuid_is_trusted_after_the_check(box_imap: tuple[Mailbox, D
 
 
 @pytest.fixture
-def box_imap(dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User) -> Iterator[tuple[Mailbox, Dovecot, User]]:
+def box_imap(
+    dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User
+) -> Iterator[tuple[Mailbox, Dovecot, User]]:
     with Mailbox(imap, imap_login) as box:
         box.resolve_folders(imap.folders)
         box.ensure_folder("Outbox")
@@ -143,8 +155,9 @@ def test_kill_9_with_a_reordered_copyuid_sends_each_once(agent: Agent, yahoo: Re
 
 
 # -- 2. claims without keywords or CONDSTORE --------------------------------------------------------------------
-def test_keywords_dropped_silently_still_move(box_imap: tuple[Mailbox, Dovecot, User],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keywords_dropped_silently_still_move(
+    box_imap: tuple[Mailbox, Dovecot, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Microsoft 365: a STORE of a custom keyword answers OK and keeps nothing; read back, then move."""
     box, dovecot, user = box_imap
     uids = [dovecot.append(user, "Outbox", message(n)) for n in range(3)]
@@ -161,8 +174,9 @@ def test_keywords_dropped_silently_still_move(box_imap: tuple[Mailbox, Dovecot, 
     assert dovecot.messages(user, "Outbox") == {}
 
 
-def test_permanentflags_without_star_means_no_keyword_claim(box_imap: tuple[Mailbox, Dovecot, User],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_permanentflags_without_star_means_no_keyword_claim(
+    box_imap: tuple[Mailbox, Dovecot, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
     box, dovecot, user = box_imap
     real_select = box.client.select_folder
 
@@ -186,8 +200,9 @@ def test_permanentflags_without_star_means_no_keyword_claim(box_imap: tuple[Mail
     assert not [s for s in stores if "UNCHANGEDSINCE" in s], "no keyword claim where keywords are not kept"
 
 
-def test_condstore_advertised_but_refused_still_moves(box_imap: tuple[Mailbox, Dovecot, User],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_condstore_advertised_but_refused_still_moves(
+    box_imap: tuple[Mailbox, Dovecot, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """iCloud advertises CONDSTORE and refuses it when used (MailKit #970)."""
     box, dovecot, user = box_imap
     real_fetch = box._fetch
@@ -209,9 +224,16 @@ def test_condstore_advertised_but_refused_still_moves(box_imap: tuple[Mailbox, D
 # -- the last guard: what is sent is the row's own message -----------------------------------------------------
 def _world(tmp_path: Path, imap: Imap, login: Login, smtp: SmtpServer, **smtp_settings: Any) -> World:
     settings = Settings(
-        imap=imap, smtp=Smtp(host="127.0.0.1", port=smtp.port, security="plain", timeout=10,
-                             **{"file_in_sent": "always", **smtp_settings}),
-        state_dir=tmp_path / "state", policies_dir=tmp_path,
+        imap=imap,
+        smtp=Smtp(
+            host="127.0.0.1",
+            port=smtp.port,
+            security="plain",
+            timeout=10,
+            **{"file_in_sent": "always", **smtp_settings},
+        ),
+        state_dir=tmp_path / "state",
+        policies_dir=tmp_path,
     )
     box = Mailbox(imap, login)
     box.connect()
@@ -221,14 +243,38 @@ def _world(tmp_path: Path, imap: Imap, login: Login, smtp: SmtpServer, **smtp_se
 
 def _row(raw: bytes, folder: str, uid: int, state: str = CLAIMED) -> Row:
     envelope = parse_envelope(raw)
-    return Row(key=envelope.key, message_id=envelope.message_id or "", mentor=None, subject=envelope.subject,
-               sender=envelope.sender, recipients=envelope.recipients, arrived=datetime.now(UTC), state=state,
-               folder=folder, uid=uid, due=None, digest=None, reason="", standalone=False, group_key="",
-               forced=False, told="", attempts=0, item=None, sent_at=None, detail="")
+    return Row(
+        key=envelope.key,
+        message_id=envelope.message_id or "",
+        mentor=None,
+        subject=envelope.subject,
+        sender=envelope.sender,
+        recipients=envelope.recipients,
+        arrived=datetime.now(UTC),
+        state=state,
+        folder=folder,
+        uid=uid,
+        due=None,
+        digest=None,
+        reason="",
+        standalone=False,
+        group_key="",
+        forced=False,
+        told="",
+        attempts=0,
+        item=None,
+        sent_at=None,
+        detail="",
+    )
 
 
 def test_a_ledger_uid_that_holds_another_message_is_never_sent_with_this_envelope(
-    tmp_path: Path, dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, smtp_server: SmtpServer,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    imap: Imap,
+    imap_login: Login,
+    imap_user: User,
+    smtp_server: SmtpServer,
 ) -> None:
     first, second = message(1), message(2)
     uid_first = dovecot.append(imap_user, "Sending", first)
@@ -382,8 +428,9 @@ def test_mail_in_an_outbox_the_agent_never_used_is_left_alone_with_one_notice(ag
     assert agent.smtp.messages == [] and len(agent.dovecot.messages(agent.user, "Outbox")) == 1
 
 
-def test_a_microsoft_greeting_marks_outbox_as_outlooks(box_imap: tuple[Mailbox, Dovecot, User],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_microsoft_greeting_marks_outbox_as_outlooks(
+    box_imap: tuple[Mailbox, Dovecot, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
     box, _, _ = box_imap
     assert box.providers_own("Outbox") is None
     monkeypatch.setattr(box.client._imap, "welcome", b"* OK The Microsoft Exchange IMAP4 service is ready.")
@@ -403,12 +450,16 @@ def _claimed_backlog(dovecot: Dovecot, user: User, world: World, count: int) -> 
 
 
 def test_a_backlog_is_paced_to_the_providers_per_minute_limit(
-    tmp_path: Path, dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, smtp_server: SmtpServer,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    imap: Imap,
+    imap_login: Login,
+    imap_user: User,
+    smtp_server: SmtpServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Exchange Online: 30 messages a minute (here 3 in 2 s, so that the test is short)."""
-    monkeypatch.setitem(limits_module.TABLE, "microsoft365",
-                        replace(limits_module.TABLE["microsoft365"], per_minute=3))
+    monkeypatch.setitem(limits_module.TABLE, "microsoft365", replace(limits_module.TABLE["microsoft365"], per_minute=3))
     monkeypatch.setattr(limits_module, "MINUTE", timedelta(seconds=2))
     world = _world(tmp_path, imap, imap_login, smtp_server, provider="microsoft365")
     try:
@@ -424,7 +475,12 @@ def test_a_backlog_is_paced_to_the_providers_per_minute_limit(
 
 
 def test_the_daily_limit_holds_the_rest_with_a_notice_instead_of_tripping_it(
-    tmp_path: Path, dovecot: Dovecot, imap: Imap, imap_login: Login, imap_user: User, smtp_server: SmtpServer,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    imap: Imap,
+    imap_login: Login,
+    imap_user: User,
+    smtp_server: SmtpServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(limits_module.TABLE, "outlook.com", replace(limits_module.TABLE["outlook.com"], per_day=5))

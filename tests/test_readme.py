@@ -30,14 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(sh|console)[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # mentor-agent sub-commands that talk to a mail server or read a running daemon's ledger.
-NEEDS_ACCOUNT = {"run": "runs the daemon on your mailbox", "status": "reads a running daemon's ledger",
-                 "release": "flags a message in your mailbox", "cancel": "moves a message in your mailbox",
-                 "demo": "starts its own servers for about 20 s (tests/test_demo.py runs it)"}
+NEEDS_ACCOUNT = {
+    "run": "runs the daemon on your mailbox",
+    "status": "reads a running daemon's ledger",
+    "release": "flags a message in your mailbox",
+    "cancel": "moves a message in your mailbox",
+    "demo": "starts its own servers for about 20 s (tests/test_demo.py runs it)",
+}
 # Other programs in the examples: installers, test runners, service managers. Only file set-up runs here.
 RUNS = {"mentor-agent", "mkdir", "cp"}
 NOT_RUN = "installs software, runs the test suite or manages a service"
-UNKNOWN_KEY = re.compile(r"^error: (?P<file>[^:]+):(?P<line>\d+): (?:\w+\.)*(?P<bad>\w+): unknown key "
-                         r"\(did you mean '(?P<good>\w+)'\?\)$")
+UNKNOWN_KEY = re.compile(
+    r"^error: (?P<file>[^:]+):(?P<line>\d+): (?:\w+\.)*(?P<bad>\w+): unknown key "
+    r"\(did you mean '(?P<good>\w+)'\?\)$"
+)
 
 
 @dataclass
@@ -123,25 +129,38 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     """A copy of the repository to run in, a fresh $HOME, and ``mentor-agent`` on PATH meaning this checkout."""
     base = tmp_path_factory.mktemp("readme")
     work = base / "repo"
-    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
-        ".git", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".venv"))
+    shutil.copytree(
+        ROOT,
+        work,
+        ignore=shutil.ignore_patterns(
+            ".git", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".venv"
+        ),
+    )
     home, bin_dir = base / "home", base / "bin"
     home.mkdir()
     bin_dir.mkdir()
     wrapper = bin_dir / "mentor-agent"
     wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m agent "$@"\n')
     wrapper.chmod(0o755)
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("XDG_", "MENTOR_AGENT_")) and key not in ("NO_COLOR", "JOURNAL_STREAM")}
-    env.update(HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
-               COLUMNS="200", TZ="UTC")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("XDG_", "MENTOR_AGENT_")) and key not in ("NO_COLOR", "JOURNAL_STREAM")
+    }
+    env.update(
+        HOME=str(home),
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+        COLUMNS="200",
+        TZ="UTC",
+    )
     yield work, env
 
 
 def run(command: str, work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        ["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def check_step(step: Step, work: Path, env: dict[str, str]) -> str | None:

@@ -24,13 +24,23 @@ SMTP_USER = ("mentor-agent", "s3cret-pw")  # the STARTTLS test server's account 
 
 
 def run_at_start(agent: Agent, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
-                          capture_output=True, text=True, timeout=timeout, cwd=agent.root)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=agent.root,
+    )
 
 
 def status(agent: Agent) -> str:
-    result = subprocess.run([sys.executable, "-m", "agent", "status", "--config", str(agent.config)],
-                            capture_output=True, text=True, timeout=60, cwd=agent.root)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "status", "--config", str(agent.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=agent.root,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -39,8 +49,9 @@ def imap_password_from_file(agent: Agent) -> Path:
     """Read the IMAP password through password_command, so that a new one is picked up without a restart."""
     secret = agent.root / "imap-password"
     secret.write_text(agent.user.password + "\n")
-    text = agent.config.read_text().replace(f'password = "{agent.user.password}"',
-                                            f'password_command = "cat {secret}"', 1)
+    text = agent.config.read_text().replace(
+        f'password = "{agent.user.password}"', f'password_command = "cat {secret}"', 1
+    )
     agent.config.write_text(text)
     return secret
 
@@ -117,7 +128,8 @@ def test_a_refused_smtp_login_at_start_exits_78(agent: Agent, smtp_auth: SmtpSer
 
 
 def test_a_refused_smtp_login_stops_sending_keeps_every_message_and_resumes(
-        agent: Agent, smtp_auth: SmtpServer) -> None:
+    agent: Agent, smtp_auth: SmtpServer
+) -> None:
     with_smtp_login(agent, smtp_auth)
     agent.start(MENTOR_AGENT_LOGIN_BACKOFF="3,4")
     smtp_auth.auth = (SMTP_USER[0], "changed-at-the-provider")
@@ -134,7 +146,10 @@ def test_a_refused_smtp_login_stops_sending_keeps_every_message_and_resumes(
     smtp_auth.auth = SMTP_USER  # the provider takes the old password again (or the student fixed it)
     received = smtp_auth.wait_for(3, timeout=30)
     assert sorted(m.content.split(b"Subject: ")[1].split(b"\r\n")[0] for m in received) == [
-        b"question 0", b"question 1", b"question 2"]
+        b"question 0",
+        b"question 1",
+        b"question 2",
+    ]
     eventually(lambda: len(agent.subjects("Sent")) == 3, timeout=20)
     assert agent.subjects("Scheduled") == [] and agent.subjects("Needs attention") == []
     time.sleep(1)
@@ -144,7 +159,8 @@ def test_a_refused_smtp_login_stops_sending_keeps_every_message_and_resumes(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_during_the_smtp_retry_wait_is_immediate_and_sends_no_second_notice(
-        agent: Agent, smtp_auth: SmtpServer, sig: signal.Signals) -> None:
+    agent: Agent, smtp_auth: SmtpServer, sig: signal.Signals
+) -> None:
     with_smtp_login(agent, smtp_auth)
     agent.start(MENTOR_AGENT_LOGIN_BACKOFF="600")
     smtp_auth.auth = (SMTP_USER[0], "changed-at-the-provider")

@@ -28,12 +28,14 @@ def test_comment_and_x_response_comment_are_read() -> None:
 
 
 def test_outlooks_text_part_is_the_comment_and_the_quoted_invitation_is_not() -> None:
-    calendar = ics("u1", "ACCEPTED").replace("PRODID:-//Google Inc//Google Calendar 70.9054//EN",
-                                             "PRODID:Microsoft Exchange Server 2010")
+    calendar = ics("u1", "ACCEPTED").replace(
+        "PRODID:-//Google Inc//Google Calendar 70.9054//EN", "PRODID:Microsoft Exchange Server 2010"
+    )
     raw = outlook(calendar).replace(
         b'Content-Type: text/plain; charset="us-ascii"\r\n\r\n\r\n',
         b'Content-Type: text/plain; charset="us-ascii"\r\n\r\nLooking forward to it.\r\n'
-        b"Please bring your CV.\r\n\r\n-----Original Appointment-----\r\nFrom: Sam Patel\r\n")
+        b"Please bring your CV.\r\n\r\n-----Original Appointment-----\r\nFrom: Sam Patel\r\n",
+    )
     (item,) = parse_itip(raw)
     assert item.comment == "Looking forward to it.\nPlease bring your CV."
     (item,) = parse_itip(outlook(calendar))  # nothing typed: nothing quoted

@@ -45,10 +45,29 @@ def held(agent: Agent, count: int = 1) -> list[dict[str, str]]:
 
 
 def _row(key: str, subject: str) -> Row:
-    return Row(key=key, message_id=key, mentor="rivera", subject=subject, sender="sam@x.org",
-               recipients=(MENTOR,), arrived=NOW, state=SCHEDULED, folder="Scheduled", uid=1, due=None,
-               digest=None, reason="held", standalone=False, group_key="", forced=False, told="", attempts=0,
-               item=None, sent_at=None, detail="")
+    return Row(
+        key=key,
+        message_id=key,
+        mentor="rivera",
+        subject=subject,
+        sender="sam@x.org",
+        recipients=(MENTOR,),
+        arrived=NOW,
+        state=SCHEDULED,
+        folder="Scheduled",
+        uid=1,
+        due=None,
+        digest=None,
+        reason="held",
+        standalone=False,
+        group_key="",
+        forced=False,
+        told="",
+        attempts=0,
+        item=None,
+        sent_at=None,
+        detail="",
+    )
 
 
 def _twins() -> tuple[str, str]:
@@ -137,8 +156,9 @@ def test_cancel_puts_the_message_in_drafts_and_moving_it_back_sends_it(agent: Ag
 @pytest.mark.servers
 def test_cancel_creates_drafts_when_there_is_none(agent: Agent) -> None:
     agent.write_config()
-    agent.config.write_text(agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = '
-                                                                  '"Kept drafts" }\n', 1))
+    agent.config.write_text(
+        agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = "Kept drafts" }\n', 1)
+    )
     agent.policy(policy_text(min_gap="1h"))
     agent.start()
     agent.drop(mail("first"))
@@ -153,8 +173,9 @@ def test_cancel_creates_drafts_when_there_is_none(agent: Agent) -> None:
 
 @pytest.mark.servers
 def test_cancel_refuses_a_drafts_folder_that_is_the_outbox(agent: Agent) -> None:
-    agent.config.write_text(agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = '
-                                                                  '"Mentor Outbox" }\n', 1))
+    agent.config.write_text(
+        agent.config.read_text().replace("timeout = 10\n", 'timeout = 10\nfolders = { drafts = "Mentor Outbox" }\n', 1)
+    )
     agent.policy(policy_text(min_gap="1h"))
     agent.start()
     agent.drop(mail("first"))
@@ -190,7 +211,11 @@ def test_a_second_daemon_on_one_state_directory_refuses_to_start(agent: Agent) -
     first = agent.process.pid
     result = subprocess.run(
         [sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
-        capture_output=True, text=True, timeout=60, cwd=agent.root, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=agent.root,
+        check=False,
     )
     assert result.returncode == EX_TEMPFAIL, result.stderr
     assert f"pid {first}" in result.stderr and "already running" in result.stderr

@@ -78,7 +78,7 @@ def test_not_a_socket_address(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Lo
     [
         ("120000000", None, 60.0),
         ("120000000", "self", 60.0),
-        ("120000000", "1", None),          # the watchdog is meant for another process
+        ("120000000", "1", None),  # the watchdog is meant for another process
         ("3000000", None, 1.5),
         (None, None, None),
         ("0", None, None),

@@ -66,6 +66,7 @@ def failure(creds: Credentials, env: dict[str, str] | None = None) -> str:
 
 # --- the Secret value -------------------------------------------------------------------------------------
 
+
 def test_secret_never_shows_its_value() -> None:
     secret = Secret(kind="password", value=SECRET)
     for text in (repr(secret), str(secret), f"{secret}", repr([secret]), repr({"s": secret})):
@@ -76,10 +77,12 @@ def test_secret_never_shows_its_value() -> None:
 
 # --- order of preference ----------------------------------------------------------------------------------
 
+
 def test_oauth2_command_wins_and_runs_afresh_each_time(tmp_path: Path) -> None:
     counter = tmp_path / "count"
-    command = script(tmp_path, f'n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}; '
-                               'echo "token-$n"')
+    command = script(
+        tmp_path, f'n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}; echo "token-$n"'
+    )
     creds = Credentials(oauth2_token_command=command, password_command="false", password=SecretStr("x"))
     first = resolve(creds, section="imap", env={})
     second = resolve(creds, section="imap", env={})
@@ -157,6 +160,7 @@ def test_found_secrets_are_redacted_from_later_logs(tmp_path: Path, captured: io
 
 # --- failures name the key and never the secret ----------------------------------------------------------
 
+
 def test_command_failing_names_key_status_and_stderr(tmp_path: Path) -> None:
     command = script(tmp_path, f"echo '{SECRET}'; echo 'gpg: decryption failed: {SECRET}' >&2; exit 2", "pass")
     message = failure(Credentials(password_command=command))
@@ -224,6 +228,7 @@ def test_keyring_missing_empty_or_broken(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 # --- check_secret_file ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", [0o600, 0o400, 0o700, 0o620])
 def test_private_modes_pass(tmp_path: Path, mode: int) -> None:

@@ -111,8 +111,7 @@ def test_naive_input_is_refused() -> None:
 
 def test_window_inside_the_autumn_fold_counts_real_minutes() -> None:
     zone = ZoneInfo("Europe/Berlin")  # 25 Oct 2026: 03:00 CEST -> 02:00 CET
-    policy = rules(windows=["Sun 01:00-04:00"], duration="60m", buffer="0", min_notice="0", horizon="7d",
-                   proposals=5)
+    policy = rules(windows=["Sun 01:00-04:00"], duration="60m", buffer="0", min_notice="0", horizon="7d", proposals=5)
     slots = find_slots(policy, zone, local(zone, 2026, 10, 20, 0, 0), busy=[])
     assert len(slots) == 4  # the window lasts four real hours that night
     assert all(s.utc_end - s.utc_start == timedelta(hours=1) for s in slots)
@@ -128,15 +127,27 @@ def test_merge_intervals() -> None:
 # -- properties --------------------------------------------------------------------------------------------
 
 ZONES = [
-    "America/Chicago", "Europe/London", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago",
-    "Pacific/Chatham", "America/St_Johns", "UTC",
+    "America/Chicago",
+    "Europe/London",
+    "Europe/Berlin",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Pacific/Chatham",
+    "America/St_Johns",
+    "UTC",
 ]
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 # Instants near DST switches in the zones above, plus anywhere in 2026.
 SWITCHES = [
-    datetime(2026, 3, 8, 8, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC), datetime(2026, 3, 29, 1, tzinfo=UTC),
-    datetime(2026, 10, 25, 1, tzinfo=UTC), datetime(2026, 4, 4, 15, tzinfo=UTC), datetime(2026, 10, 3, 15, tzinfo=UTC),
-    datetime(2026, 4, 5, 3, tzinfo=UTC), datetime(2026, 9, 6, 4, tzinfo=UTC), datetime(2026, 9, 26, 14, tzinfo=UTC),
+    datetime(2026, 3, 8, 8, tzinfo=UTC),
+    datetime(2026, 11, 1, 7, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, tzinfo=UTC),
+    datetime(2026, 4, 4, 15, tzinfo=UTC),
+    datetime(2026, 10, 3, 15, tzinfo=UTC),
+    datetime(2026, 4, 5, 3, tzinfo=UTC),
+    datetime(2026, 9, 6, 4, tzinfo=UTC),
+    datetime(2026, 9, 26, 14, tzinfo=UTC),
 ]
 
 
@@ -162,16 +173,18 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     duration = draw(st.sampled_from([15, 20, 30, 45, 60, 90]))
     notice = draw(st.integers(0, 96))
     try:
-        policy = MeetingRules.model_validate({
-            "windows": windows,
-            "duration": f"{duration}m",
-            "buffer": f"{draw(st.sampled_from([0, 5, 10, 15, 30]))}m",
-            "min_notice": f"{notice}h",
-            "horizon": f"{notice + draw(st.integers(1, 30 * 24))}h",
-            "max_per_week": draw(st.integers(0, 3)),
-            "max_per_month": draw(st.integers(0, 5)),
-            "proposals": draw(st.integers(1, 10)),
-        })
+        policy = MeetingRules.model_validate(
+            {
+                "windows": windows,
+                "duration": f"{duration}m",
+                "buffer": f"{draw(st.sampled_from([0, 5, 10, 15, 30]))}m",
+                "min_notice": f"{notice}h",
+                "horizon": f"{notice + draw(st.integers(1, 30 * 24))}h",
+                "max_per_week": draw(st.integers(0, 3)),
+                "max_per_month": draw(st.integers(0, 5)),
+                "proposals": draw(st.integers(1, 10)),
+            }
+        )
     except ValueError:
         assume(False)
         raise
@@ -199,8 +212,9 @@ def _limit_ok(policy: MeetingRules, zone: ZoneInfo, slot: Slot, agreed: list[dat
     return len(same_week) < policy.max_per_week and len(same_month) < policy.max_per_month
 
 
-def _free(policy: MeetingRules, start: datetime, end: datetime, busy: list[tuple[datetime, datetime]],
-          agreed: list[datetime]) -> bool:
+def _free(
+    policy: MeetingRules, start: datetime, end: datetime, busy: list[tuple[datetime, datetime]], agreed: list[datetime]
+) -> bool:
     pad = policy.buffer
     blocks = busy + [(a, a + policy.duration) for a in agreed]
     return all(not (start < b_end + pad and b_start - pad < end) for b_start, b_end in blocks)
@@ -239,8 +253,11 @@ def test_slots_are_the_earliest_on_distinct_days(case: Scenario) -> None:
         while start + policy.duration <= min(closes.astimezone(UTC), now + policy.horizon):
             end = start + policy.duration
             slot = Slot(start.astimezone(zone), end.astimezone(zone))
-            if (start >= now + policy.min_notice and _free(policy, start, end, busy, agreed)
-                    and _limit_ok(policy, zone, slot, agreed)):
+            if (
+                start >= now + policy.min_notice
+                and _free(policy, start, end, busy, agreed)
+                and _limit_ok(policy, zone, slot, agreed)
+            ):
                 earliest_per_day.setdefault(start.astimezone(zone).date(), start)
             start += GRID
     expected_days = sorted(earliest_per_day)[:count]

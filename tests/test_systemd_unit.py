@@ -35,10 +35,15 @@ def verify(unit: Path, home: Path, runtime: Path) -> subprocess.CompletedProcess
     runtime directory, which root in CI does not have."""
     assert ANALYZE is not None
     runtime.mkdir(mode=0o700, exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
-           "SYSTEMD_LOG_COLOR": "0"}
-    return subprocess.run([ANALYZE, "verify", "--user", str(unit)], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "SYSTEMD_LOG_COLOR": "0",
+    }
+    return subprocess.run(
+        [ANALYZE, "verify", "--user", str(unit)], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 @pytest.fixture
@@ -64,8 +69,10 @@ def test_systemd_analyze_verify_passes_without_a_warning(home: Path, tmp_path: P
 def test_verify_would_report_a_mistake(home: Path, tmp_path: Path) -> None:
     """The check above is not vacuous: a misspelt key and a bad value are printed."""
     broken = tmp_path / "mentor-agent.service"
-    broken.write_text(UNIT.read_text(encoding="utf-8").replace("ProtectSystem=strict", "ProtectSystem=stirct")
-                      + "\n[Service]\nWatchdogSecs=5\n")
+    broken.write_text(
+        UNIT.read_text(encoding="utf-8").replace("ProtectSystem=strict", "ProtectSystem=stirct")
+        + "\n[Service]\nWatchdogSecs=5\n"
+    )
     done = verify(broken, home, tmp_path / "runtime")
     assert "WatchdogSecs" in done.stderr
     assert "protect system value" in done.stderr.lower()

@@ -47,13 +47,13 @@ def test_imap_tls_to_the_plain_port_says_use_starttls_at_once(dovecot: Dovecot, 
 def test_imap_plain_text_to_the_tls_port_says_use_tls(dovecot: Dovecot, imap_user: User, security: str) -> None:
     with pytest.raises(ImapTlsProblem) as caught:
         connect(dovecot, imap_user, security=security, port=dovecot.tls_port, timeout=1.0)
-    assert f'port {dovecot.tls_port} on 127.0.0.1 speaks TLS from the start: use security = "tls"' in str(
-        caught.value)
+    assert f'port {dovecot.tls_port} on 127.0.0.1 speaks TLS from the start: use security = "tls"' in str(caught.value)
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 def test_imap_an_unverifiable_certificate_points_at_ca_file_and_ca_file_works(
-        dovecot: Dovecot, imap_user: User, tls_ca: TlsFiles, security: str) -> None:
+    dovecot: Dovecot, imap_user: User, tls_ca: TlsFiles, security: str
+) -> None:
     with pytest.raises(ImapTlsProblem) as caught:
         connect(dovecot, imap_user, security=security)
     text = str(caught.value)
@@ -81,16 +81,14 @@ def smtp(server: SmtpServer, security: str, **more: object) -> Smtp:
 def test_smtp_tls_to_a_plain_port_says_use_starttls(smtp_server: SmtpServer) -> None:
     with pytest.raises(SmtpTlsProblem) as caught:
         asyncio.run(try_login(smtp(smtp_server, "tls"), None))
-    assert f'port {smtp_server.port} on 127.0.0.1 is not TLS: use security = "starttls" in [smtp]' in str(
-        caught.value)
+    assert f'port {smtp_server.port} on 127.0.0.1 is not TLS: use security = "starttls" in [smtp]' in str(caught.value)
 
 
 @pytest.mark.parametrize("security", ["starttls", "plain"])
 def test_smtp_plain_text_to_a_tls_port_says_use_tls(smtps_server: SmtpServer, security: str) -> None:
     with pytest.raises(SmtpTlsProblem) as caught:
         asyncio.run(try_login(smtp(smtps_server, security), None))
-    assert f'port {smtps_server.port} on 127.0.0.1 speaks TLS from the start: use security = "tls"' in str(
-        caught.value)
+    assert f'port {smtps_server.port} on 127.0.0.1 speaks TLS from the start: use security = "tls"' in str(caught.value)
 
 
 def test_smtp_starttls_where_none_is_offered_says_so(smtp_server: SmtpServer) -> None:
@@ -99,7 +97,8 @@ def test_smtp_starttls_where_none_is_offered_says_so(smtp_server: SmtpServer) ->
 
 
 def test_smtp_an_unverifiable_certificate_points_at_ca_file_and_ca_file_works(
-        smtp_tls_server: SmtpServer, smtps_server: SmtpServer, tls_ca: TlsFiles) -> None:
+    smtp_tls_server: SmtpServer, smtps_server: SmtpServer, tls_ca: TlsFiles
+) -> None:
     with pytest.raises(SmtpTlsProblem) as caught:
         asyncio.run(send(smtp(smtp_tls_server, "starttls"), None, RAW, "sam@med.example.edu", [MENTOR]))
     assert 'set ca_file = "/path/to/ca.pem" in [smtp]' in str(caught.value)
@@ -136,8 +135,13 @@ def test_ca_file_is_relative_to_the_config_file_and_must_exist(tmp_path: Path, t
 
 
 def _run(agent: Agent) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
-                          capture_output=True, text=True, timeout=60, cwd=agent.root)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=agent.root,
+    )
 
 
 def test_the_daemon_refuses_to_start_on_imap_tls_to_a_plain_port(agent: Agent) -> None:
@@ -149,7 +153,8 @@ def test_the_daemon_refuses_to_start_on_imap_tls_to_a_plain_port(agent: Agent) -
 
 
 def test_the_daemon_refuses_to_start_on_an_smtp_certificate_it_cannot_verify(
-        agent: Agent, smtp_tls_server: SmtpServer) -> None:
+    agent: Agent, smtp_tls_server: SmtpServer
+) -> None:
     agent.smtp = smtp_tls_server
     agent.write_config()
     head, _, rest = agent.config.read_text().partition("[smtp]")

@@ -50,8 +50,9 @@ def scan(name: str, size: int) -> bytes:
     message["Subject"] = name
     message["Message-ID"] = make_msgid(domain="med.example.edu")
     message.set_content("see attached")
-    message.add_attachment(bytes(range(256)) * (size // 256), maintype="application", subtype="octet-stream",
-                           filename=f"{name}.bin")
+    message.add_attachment(
+        bytes(range(256)) * (size // 256), maintype="application", subtype="octet-stream", filename=f"{name}.bin"
+    )
     return message.as_bytes(policy=email_policy.SMTP)
 
 
@@ -106,8 +107,11 @@ def test_logs_name_messages_say_sends_now_only_when_sending_and_debug_shows_deci
     for raw, subject in ((first, "Draft of my personal statement"), (second, "Question about the elective")):
         key = str(parse(raw)["Message-ID"])
         assert f"[{short_id(key)}] “{subject}” → Dr. Ana Rivera:" in log
-        assert re.search(rf"DEBUG mentor_agent\.intake: decision=delay mentor=rivera id={short_id(key)} "
-                         rf"subject=\"{subject}\" message_id={re.escape(key)} reason: ", log), log
+        assert re.search(
+            rf"DEBUG mentor_agent\.intake: decision=delay mentor=rivera id={short_id(key)} "
+            rf"subject=\"{subject}\" message_id={re.escape(key)} reason: ",
+            log,
+        ), log
     assert "sends now" not in log  # neither was sent
     agent.policy(policy_text(min_gap="0"))  # open all day: now they go
     eventually(lambda: len(agent.smtp.messages) == 2, timeout=20)

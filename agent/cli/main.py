@@ -63,8 +63,11 @@ def _check_paths(
                 problems.extend(preflight.problems(settings, file))
                 configs.append((settings, file))
                 if not paths and not settings.policies_dir.is_dir():  # as `run` says it
-                    problems.append(preflight.Origin.of(file).problem(
-                        ("policies_dir",), f"no such policies directory: {settings.policies_dir}"))
+                    problems.append(
+                        preflight.Origin.of(file).problem(
+                            ("policies_dir",), f"no such policies directory: {settings.policies_dir}"
+                        )
+                    )
                 elif not paths:  # the default run also checks the policies the config points at
                     more, found, _ = _check_paths((settings.policies_dir,), None)
                     policies.extend(more)
@@ -84,9 +87,12 @@ EMPTY_ADVICE = {
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
-@click.option("--connect", is_flag=True,
-              help="Also log in to IMAP and SMTP and show the folders and server features the agent would use "
-                   "(sends nothing, changes nothing).")
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also log in to IMAP and SMTP and show the folders and server features the agent would use "
+    "(sends nothing, changes nothing).",
+)
 @friendly
 def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
     """Validate the config and the policy files (files or directories), as `run` judges them at start.
@@ -98,13 +104,21 @@ def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
         print_problems(UserError(problems))
         sys.exit(EX_CONFIG)
     names = ", ".join(f"{p.name} ({p.path})" for p in policies) or "none"
-    click.echo(f"ok: {len(configs)} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: "
-               f"{names}")
+    click.echo(
+        f"ok: {len(configs)} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: {names}"
+    )
     if not connect:
         return
     if not configs:
-        raise UserError([Problem(file="", key="--connect",
-                                 message="needs a config file (give it with --config, or name it among PATHS)")])
+        raise UserError(
+            [
+                Problem(
+                    file="",
+                    key="--connect",
+                    message="needs a config file (give it with --config, or name it among PATHS)",
+                )
+            ]
+        )
     from agent.daemon.probe import connect as probe
 
     for settings, file in configs:
@@ -183,8 +197,12 @@ def simulate_command(policy_file: Path | None, events_file: Path | None, as_json
 
 @main.command()
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.option("--json-logs", is_flag=True, help="One JSON object per log line.")
 @friendly
 def run(config: Path | None, log_level: str, json_logs: bool) -> None:
@@ -218,8 +236,15 @@ def status(config: Path | None, as_json: bool) -> None:
 
     settings = load_settings(config)
     if not settings.ledger_path.exists():
-        raise UserError([Problem(file=str(settings.ledger_path), key="",
-                                 message="no ledger yet: has `mentor-agent run` been started with this config?")])
+        raise UserError(
+            [
+                Problem(
+                    file=str(settings.ledger_path),
+                    key="",
+                    message="no ledger yet: has `mentor-agent run` been started with this config?",
+                )
+            ]
+        )
     ledger = Ledger(settings.ledger_path)
     try:
         data = collect(PolicyBook(load_policies(settings.policies_dir)), ledger, datetime.now().astimezone())
@@ -240,8 +265,9 @@ def release(message_id: str, config: Path | None) -> None:
     """Send a held message now anyway (as flagging it in Scheduled does). ID as `status` shows it."""
     from agent.cli.steering import act
 
-    click.echo(act(load_settings(config, required=True), str(config or default_config_path()), message_id,
-                   release=True))
+    click.echo(
+        act(load_settings(config, required=True), str(config or default_config_path()), message_id, release=True)
+    )
 
 
 @main.command()
@@ -252,8 +278,9 @@ def cancel(message_id: str, config: Path | None) -> None:
     """Cancel a held message (as deleting it from Scheduled does). ID as `status` shows it."""
     from agent.cli.steering import act
 
-    click.echo(act(load_settings(config, required=True), str(config or default_config_path()), message_id,
-                   release=False))
+    click.echo(
+        act(load_settings(config, required=True), str(config or default_config_path()), message_id, release=False)
+    )
 
 
 def _register_meetings() -> None:

@@ -64,8 +64,9 @@ def _knows_zone(settings: Settings) -> bool:
     return "timezone" in settings.student.model_fields_set
 
 
-def _keep_clear(loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources: tuple[str, ...],
-                student_zone: tzinfo | None) -> tuple[list[Interval], list[datetime]]:
+def _keep_clear(
+    loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources: tuple[str, ...], student_zone: tzinfo | None
+) -> tuple[list[Interval], list[datetime]]:
     """What the daemon keeps clear (agent.reconcile.keep_clear.keep_clear): ``[calendar] busy_ics`` and ``--busy``,
     the student's own hours, and the meetings offered or agreed in the ledger (when there is one)."""
     rules = loaded.policy.meetings
@@ -90,8 +91,14 @@ def _keep_clear(loaded: LoadedPolicy, now: datetime, settings: Settings, busy_so
     return busy, agreed
 
 
-def _find(loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources: tuple[str, ...],
-          count: int | None, student_zone: tzinfo | None) -> list[Slot]:
+def _find(
+    loaded: LoadedPolicy,
+    now: datetime,
+    settings: Settings,
+    busy_sources: tuple[str, ...],
+    count: int | None,
+    student_zone: tzinfo | None,
+) -> list[Slot]:
     rules = loaded.policy.meetings
     if not rules.windows:
         raise UserError([Problem(str(loaded.path), "meetings.windows", "no meeting windows, so no slots")])
@@ -102,14 +109,25 @@ def _find(loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources:
 @click.command("slots")
 @click.argument("policy")
 @click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (with offset). Default: now.")
-@click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics",
-              help="More busy times (besides [calendar] busy_ics): an .ics file or http(s) URL; repeatable.")
+@click.option(
+    "--busy",
+    "busy_sources",
+    multiple=True,
+    metavar="FILE.ics",
+    help="More busy times (besides [calendar] busy_ics): an .ics file or http(s) URL; repeatable.",
+)
 @click.option("--count", type=click.IntRange(min=1), help="How many slots (default: the policy's proposals).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: [{\"start\": …, \"end\": …}].")
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: [{"start": …, "end": …}].')
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
 @friendly
-def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ...], count: int | None,
-                  as_json: bool, config: Path | None) -> None:
+def slots_command(
+    policy: str,
+    now_text: str | None,
+    busy_sources: tuple[str, ...],
+    count: int | None,
+    as_json: bool,
+    config: Path | None,
+) -> None:
     """Free meeting times with the mentor of POLICY (a .toml file or a policy id), in the mentor's zone.
 
     Kept clear as the daemon does: your calendars ([calendar] busy_ics and --busy), your own hours
@@ -135,16 +153,30 @@ def slots_command(policy: str, now_text: str | None, busy_sources: tuple[str, ..
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Where .eml files go.")
 @click.option("--topic", help="What the meeting is about (goes into the summary).")
 @click.option("--now", "now_text", metavar="ISO", help="Pretend it is this time (with offset). Default: now.")
-@click.option("--busy", "busy_sources", multiple=True, metavar="FILE.ics",
-              help="More busy times (besides [calendar] busy_ics); repeatable.")
+@click.option(
+    "--busy",
+    "busy_sources",
+    multiple=True,
+    metavar="FILE.ics",
+    help="More busy times (besides [calendar] busy_ics); repeatable.",
+)
 @click.option("--student-name", help="Default: [student] name in the config.")
 @click.option("--student-address", help="Default: [student] address in the config.")
 @click.option("--student-tz", help="Default: [student] timezone in the config.")
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
 @friendly
-def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str | None, now_text: str | None,
-                    busy_sources: tuple[str, ...], student_name: str | None, student_address: str | None,
-                    student_tz: str | None, config: Path | None) -> None:
+def propose_command(
+    policy: str,
+    dry_run: bool,
+    out_dir: Path | None,
+    topic: str | None,
+    now_text: str | None,
+    busy_sources: tuple[str, ...],
+    student_name: str | None,
+    student_address: str | None,
+    student_tz: str | None,
+    config: Path | None,
+) -> None:
     """Propose a meeting to the mentor of POLICY (a policy id or .toml file).
 
     The invitations go into your Outbox and the running daemon sends them when the agreement allows.
@@ -160,8 +192,15 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
     settings = _settings(config)
     student = settings.student
     if student_address is None and "address" not in student.model_fields_set:
-        raise UserError([Problem(str(config or default_config_path()), "student.address",
-                                 "no address of yours to send from: give --config FILE or --student-address")])
+        raise UserError(
+            [
+                Problem(
+                    str(config or default_config_path()),
+                    "student.address",
+                    "no address of yours to send from: give --config FILE or --student-address",
+                )
+            ]
+        )
     student_name = student_name or student.name
     student_address = student_address or student.address
     student_tz = student_tz or student.timezone
@@ -178,19 +217,41 @@ def propose_command(policy: str, dry_run: bool, out_dir: Path | None, topic: str
     mentor = Party(loaded.policy.mentor.name, loaded.policy.mentor.addresses[0])
     student_party = Party(student_name, student_address.strip().lower())
     domain = domain_of(student_party.address)
-    _, actions = start_round(rules, loaded.policy.zone, mentor=mentor, student=student_party,
-                             student_zone=student_zone, slots=slots, round_id=uuid.uuid4().hex[:16], domain=domain)
+    _, actions = start_round(
+        rules,
+        loaded.policy.zone,
+        mentor=mentor,
+        student=student_party,
+        student_zone=student_zone,
+        slots=slots,
+        round_id=uuid.uuid4().hex[:16],
+        domain=domain,
+    )
     invites = [a for a in actions if isinstance(a, SendInvite)]
     if not invites:
-        raise UserError([Problem(str(loaded.path), "meetings",
-                                 f"no free time with {loaded.name} within the agreed windows and limits")])
+        raise UserError(
+            [
+                Problem(
+                    str(loaded.path),
+                    "meetings",
+                    f"no free time with {loaded.name} within the agreed windows and limits",
+                )
+            ]
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = f"Mentoring: {topic}" if topic else (rules.description or "Mentoring meeting")
     for number, invite in enumerate(invites, start=1):
         meeting = Meeting(invite.uid, invite.sequence, invite.slot, summary, rules.location, rules.description)
-        message = build_request(meeting, organizer=student_party, attendee=mentor, mentor_zone=loaded.policy.zone,
-                                student_zone=student_zone, now=now, alternatives=invite.alternatives,
-                                message_id=new_message_id(domain))
+        message = build_request(
+            meeting,
+            organizer=student_party,
+            attendee=mentor,
+            mentor_zone=loaded.policy.zone,
+            student_zone=student_zone,
+            now=now,
+            alternatives=invite.alternatives,
+            message_id=new_message_id(domain),
+        )
         message["X-Mentor-Agent"] = "invite"  # as the daemon marks what it puts in the Outbox
         path = out_dir / f"{loaded.id}-{number}-request.eml"
         path.write_bytes(message.as_bytes(policy=email.policy.SMTP))
@@ -218,8 +279,9 @@ def _propose_live(reference: str, topic: str | None, busy_sources: tuple[str, ..
 async def _run_propose(settings: Any, config_file: str, loaded: LoadedPolicy, topic: str) -> Any:
     from agent.reconcile.meeting_desk import propose
 
-    return await _in_world(settings, config_file,
-                           lambda world: propose(world, loaded, topic=topic, source=f"cli:{uuid.uuid4().hex}"))
+    return await _in_world(
+        settings, config_file, lambda world: propose(world, loaded, topic=topic, source=f"cli:{uuid.uuid4().hex}")
+    )
 
 
 async def _in_world(settings: Any, config_file: str, step: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -237,8 +299,14 @@ async def _in_world(settings: Any, config_file: str, step: Callable[[Any], Await
     try:
         await asyncio.to_thread(mailbox.connect)
         folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
-        world = World(settings, mailbox, folders, ledger, PolicyBook(load_policies(settings.policies_dir)),
-                      smtp_login=lambda: None)
+        world = World(
+            settings,
+            mailbox,
+            folders,
+            ledger,
+            PolicyBook(load_policies(settings.policies_dir)),
+            smtp_login=lambda: None,
+        )
         return await step(world)
     except MailboxError as error:
         raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
@@ -262,12 +330,14 @@ def withdraw_command(policy: str, config: Path | None) -> None:
 
     settings = load_settings(config, required=True)
     loaded = _live_policy(policy, settings)
-    called = asyncio.run(_in_world(settings, str(config or default_config_path()),
-                                   lambda world: call_off(world, loaded)))
+    called = asyncio.run(
+        _in_world(settings, str(config or default_config_path()), lambda world: call_off(world, loaded))
+    )
     if not called:
         raise UserError([Problem(str(loaded.path), "meetings", f"no open meeting offer to {loaded.name}")])
-    click.echo(f"Called off the meeting offer to {loaded.name} (round {', '.join(called)}); "
-               "the daemon sends the CANCELs.")
+    click.echo(
+        f"Called off the meeting offer to {loaded.name} (round {', '.join(called)}); the daemon sends the CANCELs."
+    )
 
 
 def _live_policy(reference: str, settings: Settings) -> LoadedPolicy:

@@ -37,15 +37,18 @@ def find_held(ledger: Ledger, handle: str) -> Held:
     if exact:
         return exact[0]
     if len(handle) < MIN_PREFIX:
-        raise UserError(f"{handle!r} is too short to name a message: give at least {MIN_PREFIX} characters of "
-                        "the id `mentor-agent status` shows")
+        raise UserError(
+            f"{handle!r} is too short to name a message: give at least {MIN_PREFIX} characters of "
+            "the id `mentor-agent status` shows"
+        )
     matches = [Held(row, short_id(row.key)) for row in rows if short_id(row.key).startswith(handle.lower())]
     if not matches:
         raise UserError(f"no held message with id {handle!r}; `mentor-agent status` lists them")
     if len(matches) > 1:
         listed = "\n".join(f"  [{m.short}] {m.row.subject}" for m in matches)
-        raise UserError(f"{handle!r} matches {len(matches)} held messages, so nothing was done; "
-                        f"give more of the id:\n{listed}")
+        raise UserError(
+            f"{handle!r} matches {len(matches)} held messages, so nothing was done; give more of the id:\n{listed}"
+        )
     return matches[0]
 
 
@@ -71,8 +74,11 @@ def act(settings: Settings, config_file: str, handle: str, *, release: bool) -> 
     mailbox.connect()
     try:
         folders = mailbox.resolve_folders(settings.imap.folders)
-        uids = mailbox.find_by_message_id(folders.scheduled, held.row.key) if not held.row.key.startswith(
-            "sha256:") else ([held.row.uid] if held.row.uid else [])
+        uids = (
+            mailbox.find_by_message_id(folders.scheduled, held.row.key)
+            if not held.row.key.startswith("sha256:")
+            else ([held.row.uid] if held.row.uid else [])
+        )
         if not uids:
             raise UserError(f"“{held.row.subject}” is no longer in {folders.scheduled} (sent or cancelled already?)")
         if release:
@@ -81,14 +87,19 @@ def act(settings: Settings, config_file: str, handle: str, *, release: bool) -> 
         # Never destroyed: the message goes to Drafts, where the student can take it up again.
         drafts = drafts_folder(mailbox, settings.imap.folders.drafts)
         if drafts in (folders.outbox, folders.scheduled, folders.sending, folders.sent):
-            raise UserError(f"imap.folders.drafts = {drafts!r} is one of the agent's own folders: a cancelled "
-                            "message there would be sent (or look sent); name your drafts folder, or leave it empty")
+            raise UserError(
+                f"imap.folders.drafts = {drafts!r} is one of the agent's own folders: a cancelled "
+                "message there would be sent (or look sent); name your drafts folder, or leave it empty"
+            )
         try:
             mailbox.move(folders.scheduled, uids[0], drafts)
         except MessageGone:
-            raise UserError(f"“{held.row.subject}” is no longer in {folders.scheduled} (sent or cancelled "
-                            "already?)") from None
-        return (f"cancelled [{held.short}] “{held.row.subject}”: it is in {drafts}; move it to the Outbox to "
-                "send it after all")
+            raise UserError(
+                f"“{held.row.subject}” is no longer in {folders.scheduled} (sent or cancelled already?)"
+            ) from None
+        return (
+            f"cancelled [{held.short}] “{held.row.subject}”: it is in {drafts}; move it to the Outbox to "
+            "send it after all"
+        )
     finally:
         mailbox.close()

@@ -43,8 +43,10 @@ def handle(error: Exception) -> NoReturn:
         sys.exit(error.exit_code)
     text = str(error).strip().splitlines()
     detail = f": {text[0]}" if text else ""
-    click.echo(f"error: unexpected {type(error).__name__}{detail} "
-               "(run again with `mentor-agent --debug ...` to see where)", err=True)
+    click.echo(
+        f"error: unexpected {type(error).__name__}{detail} (run again with `mentor-agent --debug ...` to see where)",
+        err=True,
+    )
     sys.exit(EX_SOFTWARE)
 
 
@@ -69,5 +71,3 @@ class AgentGroup(click.Group):
             return super().invoke(ctx)
         except Exception as error:
             handle(error)
-
-

@@ -33,7 +33,7 @@ class PolicyKeeper:
         self.good: dict[str, LoadedPolicy] = {p.id: p for p in initial}
         self.texts: dict[str, str] = {p.id: _read(p.path) for p in initial}
         self.reported: dict[Path, str] = {}
-        self.held: dict[str, LoadedPolicy] = {}     # removed, still in force for the messages that wait
+        self.held: dict[str, LoadedPolicy] = {}  # removed, still in force for the messages that wait
         self.removed: dict[str, LoadedPolicy] = {}  # removed at the last reload, for hold()
 
     def book(self) -> PolicyBook:

@@ -67,12 +67,12 @@ class Credentials(_Section):
     """How to log in. Prefer a command or a systemd credential to a password in the file."""
 
     username: str = ""
-    password_command: str = ""        # e.g. "pass show mail/uni": its first line is the password
-    oauth2_token_command: str = ""    # prints an OAuth2 access token (XOAUTH2), run at every connect
-    credential: str = ""              # name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>)
-    keyring_service: str = ""         # look the password up in the system keyring under this service
-    password: SecretStr | None = None # discouraged; MENTOR_AGENT_IMAP__PASSWORD works too
-    ca_file: Path | None = None       # PEM file of a private CA, trusted instead of the system's CAs
+    password_command: str = ""  # e.g. "pass show mail/uni": its first line is the password
+    oauth2_token_command: str = ""  # prints an OAuth2 access token (XOAUTH2), run at every connect
+    credential: str = ""  # name of a systemd credential ($CREDENTIALS_DIRECTORY/<name>)
+    keyring_service: str = ""  # look the password up in the system keyring under this service
+    password: SecretStr | None = None  # discouraged; MENTOR_AGENT_IMAP__PASSWORD works too
+    ca_file: Path | None = None  # PEM file of a private CA, trusted instead of the system's CAs
 
     @field_validator("ca_file")
     @classmethod
@@ -91,10 +91,10 @@ class Folders(_Section):
     outbox: str = "Mentor Outbox"
     scheduled: str = "Scheduled"
     needs_attention: str = "Needs attention"
-    sending: str = "Sending"          # where a message is claimed while it goes out (one agent wins)
-    sent: str = ""                    # empty: found by SPECIAL-USE \Sent, else "Sent"
-    notices: str = "INBOX"            # where notices to the student are appended
-    drafts: str = ""                  # where `cancel` puts a message; empty: SPECIAL-USE \Drafts, else "Drafts"
+    sending: str = "Sending"  # where a message is claimed while it goes out (one agent wins)
+    sent: str = ""  # empty: found by SPECIAL-USE \Sent, else "Sent"
+    notices: str = "INBOX"  # where notices to the student are appended
+    drafts: str = ""  # where `cancel` puts a message; empty: SPECIAL-USE \Drafts, else "Drafts"
 
 
 class Imap(Credentials):
@@ -104,7 +104,7 @@ class Imap(Credentials):
     folders: Folders = Folders()
     idle_renew: int = Field(default=600, ge=30, le=1740)  # seconds; RFC 2177 asks for < 29 minutes
     timeout: float = Field(default=30.0, gt=0)
-    poll_interval: int = Field(default=60, ge=5)         # only where the server lacks IDLE
+    poll_interval: int = Field(default=60, ge=5)  # only where the server lacks IDLE
 
 
 class Smtp(Credentials):
@@ -131,7 +131,7 @@ class Digest(_Section):
 
 
 class Calendar(_Section):
-    busy_ics: list[str] = []          # .ics files or http(s) URLs with the student's own busy times
+    busy_ics: list[str] = []  # .ics files or http(s) URLs with the student's own busy times
 
 
 class Settings(BaseSettings):
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     calendar: Calendar = Calendar()
     policies_dir: Path = xdg_dir("XDG_CONFIG_HOME", ".config") / "policies"
     state_dir: Path = xdg_dir("XDG_STATE_HOME", ".local/state")
-    pass_through: bool = True         # messages to no mentor go out at once; False leaves them in Outbox
+    pass_through: bool = True  # messages to no mentor go out at once; False leaves them in Outbox
 
     @classmethod
     def settings_customise_sources(
@@ -173,7 +173,7 @@ def env_keys(environ: Mapping[str, str] | None = None) -> dict[tuple[str, ...], 
     found: dict[tuple[str, ...], str] = {}
     for name in os.environ if environ is None else environ:
         if name.upper().startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
-            found[tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))] = name
+            found[tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))] = name
     return found
 
 

@@ -41,11 +41,27 @@ GUARDED_NAMES: dict[str, str] = {
     name.casefold(): kind
     for kind, names in {
         "your INBOX": ["INBOX"],
-        "your sent-mail folder": ["Sent", "Sent Items", "Sent Messages", "Sent Mail", "Sent-Mail", "Gesendet",
-                                  "Gesendete Elemente", "Envoyés", "Elementos enviados"],
+        "your sent-mail folder": [
+            "Sent",
+            "Sent Items",
+            "Sent Messages",
+            "Sent Mail",
+            "Sent-Mail",
+            "Gesendet",
+            "Gesendete Elemente",
+            "Envoyés",
+            "Elementos enviados",
+        ],
         "your drafts folder": ["Drafts", "Draft", "Entwürfe", "Brouillons"],
-        "your trash folder": ["Trash", "Deleted", "Deleted Items", "Deleted Messages", "Bin", "Papierkorb",
-                              "Corbeille"],
+        "your trash folder": [
+            "Trash",
+            "Deleted",
+            "Deleted Items",
+            "Deleted Messages",
+            "Bin",
+            "Papierkorb",
+            "Corbeille",
+        ],
         "your junk folder": ["Junk", "Junk E-mail", "Junk Email", "Junk Mail", "Spam", "Bulk Mail"],
         "your archive folder": ["Archive", "Archives", "Archived", "Archiv"],
         "all your mail": ["All Mail", "[Gmail]/All Mail", "[Google Mail]/All Mail"],
@@ -55,8 +71,12 @@ GUARDED_NAMES: dict[str, str] = {
 }
 # RFC 6154 attributes of folders that hold the student's own mail.
 GUARDED_USES: dict[str, str] = {
-    "\\sent": "your sent-mail folder", "\\drafts": "your drafts folder", "\\trash": "your trash folder",
-    "\\junk": "your junk folder", "\\archive": "your archive folder", "\\all": "all your mail",
+    "\\sent": "your sent-mail folder",
+    "\\drafts": "your drafts folder",
+    "\\trash": "your trash folder",
+    "\\junk": "your junk folder",
+    "\\archive": "your archive folder",
+    "\\all": "all your mail",
     "\\flagged": "your starred mail",
 }
 _HARM = "so your own mail would be sent again or moved; use a folder of its own, e.g."
@@ -138,8 +158,11 @@ def folder_problems(folders: Folders, origin: Origin) -> list[Problem]:
             continue
         name = _norm(value)
         if name in taken:
-            problems.append(origin.problem(
-                loc, f"{value!r} is also the {taken[name]} folder; each of the agent's folders must be its own"))
+            problems.append(
+                origin.problem(
+                    loc, f"{value!r} is also the {taken[name]} folder; each of the agent's folders must be its own"
+                )
+            )
             continue
         taken[name] = key.replace("_", " ")
         kind = _guarded_kind(value)
@@ -151,15 +174,19 @@ def folder_problems(folders: Folders, origin: Origin) -> list[Problem]:
     return problems
 
 
-def live_folder_problems(listing: Iterable[tuple[Iterable[bytes | str], Any, str]], folders: Folders,
-                         origin: Origin) -> list[Problem]:
+def live_folder_problems(
+    listing: Iterable[tuple[Iterable[bytes | str], Any, str]], folders: Folders, origin: Origin
+) -> list[Problem]:
     """The agent's folders that exist on the server with a SPECIAL-USE attribute (\\Sent, \\Drafts, …).
 
     ``listing`` is what IMAPClient.list_folders() returns: (flags, delimiter, name) per folder."""
     uses: dict[str, list[str]] = {}
     for flags, _delimiter, name in listing:
-        found = [text for text in (f.decode() if isinstance(f, bytes) else str(f) for f in flags)
-                 if text.casefold() in GUARDED_USES]
+        found = [
+            text
+            for text in (f.decode() if isinstance(f, bytes) else str(f) for f in flags)
+            if text.casefold() in GUARDED_USES
+        ]
         if found:
             uses[_norm(name)] = found
     problems = []
@@ -168,10 +195,13 @@ def live_folder_problems(listing: Iterable[tuple[Iterable[bytes | str], Any, str
         attributes = uses.get(_norm(value))
         if attributes:
             kind = GUARDED_USES[attributes[0].casefold()]
-            problems.append(origin.problem(
-                ("imap", "folders", key),
-                f"{value!r} is {kind} on the server (SPECIAL-USE {' '.join(attributes)}): {why}, "
-                f'{_HARM} "{getattr(DEFAULTS, key)}"'))
+            problems.append(
+                origin.problem(
+                    ("imap", "folders", key),
+                    f"{value!r} is {kind} on the server (SPECIAL-USE {' '.join(attributes)}): {why}, "
+                    f'{_HARM} "{getattr(DEFAULTS, key)}"',
+                )
+            )
     return problems
 
 
@@ -217,27 +247,45 @@ def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str
             if trouble:
                 problems.append(origin.problem((section, key), trouble))
         if creds.keyring_service and importlib.util.find_spec("keyring") is None:
-            problems.append(origin.problem(
-                (section, "keyring_service"),
-                "is set but the keyring package is not installed (pip install keyring, or pipx inject mentor-agent "
-                "keyring)"))
+            problems.append(
+                origin.problem(
+                    (section, "keyring_service"),
+                    "is set but the keyring package is not installed (pip install keyring, or pipx inject mentor-agent "
+                    "keyring)",
+                )
+            )
         if origin.in_file((section, "password")) and origin.file.is_file():
             try:
                 check_secret_file(origin.file)
             except UserError as error:
-                problems.extend(Problem(file=str(origin.file), key=f"{section}.password",
-                                        message=f"is in this file, which {p.message}",
-                                        line=line_of(origin.text, (section, "password")))
-                                for p in error.problems)
+                problems.extend(
+                    Problem(
+                        file=str(origin.file),
+                        key=f"{section}.password",
+                        message=f"is in this file, which {p.message}",
+                        line=line_of(origin.text, (section, "password")),
+                    )
+                    for p in error.problems
+                )
         needs_secret = section == "imap" or bool(creds.username.strip())
-        has_secret = any((creds.oauth2_token_command, creds.password_command, creds.credential, creds.keyring_service,
-                          creds.password is not None and creds.password.get_secret_value(),
-                          _credentials_file(creds, section, environ)))
+        has_secret = any(
+            (
+                creds.oauth2_token_command,
+                creds.password_command,
+                creds.credential,
+                creds.keyring_service,
+                creds.password is not None and creds.password.get_secret_value(),
+                _credentials_file(creds, section, environ),
+            )
+        )
         if needs_secret and not has_secret:
-            problems.append(origin.problem(
-                (section, "password_command"),
-                f"no password or token for [{section}]: set password_command (e.g. \"pass show mail/uni\"), "
-                "oauth2_token_command, credential or keyring_service (see the README, Secrets)"))
+            problems.append(
+                origin.problem(
+                    (section, "password_command"),
+                    f'no password or token for [{section}]: set password_command (e.g. "pass show mail/uni"), '
+                    "oauth2_token_command, credential or keyring_service (see the README, Secrets)",
+                )
+            )
     return problems
 
 

@@ -58,24 +58,39 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
         report.problems.extend(live_folder_problems(listing, imap.folders, Origin.of(config_file)))
         folders = imap.folders
         sent = folders.sent or client.find_special_folder(SENT) or "Sent"
-        how_sent = ("as set in imap.folders.sent" if folders.sent
-                    else "found by its SPECIAL-USE attribute or its name" if sent in names
-                    else "no sent-mail folder found")
+        how_sent = (
+            "as set in imap.folders.sent"
+            if folders.sent
+            else "found by its SPECIAL-USE attribute or its name"
+            if sent in names
+            else "no sent-mail folder found"
+        )
         # A folder whose \Recent flags no one reads: the Outbox, else Sent; INBOX only when neither exists yet.
         keywords = _permanent_flags(client, next((f for f in (folders.outbox, sent) if f in names), "INBOX"))
-        report.lines.append("  capabilities: " + ", ".join(
-            f"{name} {'yes' if name in capabilities else 'no'}" for name in CAPABILITIES))
+        report.lines.append(
+            "  capabilities: " + ", ".join(f"{name} {'yes' if name in capabilities else 'no'}" for name in CAPABILITIES)
+        )
         report.lines.append("  custom keywords: " + keywords)
         report.lines.append("  folders:")
-        for role, name in (("outbox", folders.outbox), ("scheduled", folders.scheduled),
-                           ("sending", folders.sending), ("needs attention", folders.needs_attention),
-                           ("sent", sent), ("notices", folders.notices), ("inbox", folders.inbox)):
+        for role, name in (
+            ("outbox", folders.outbox),
+            ("scheduled", folders.scheduled),
+            ("sending", folders.sending),
+            ("needs attention", folders.needs_attention),
+            ("sent", sent),
+            ("notices", folders.notices),
+            ("inbox", folders.inbox),
+        ):
             key = name.upper() if name.upper() == "INBOX" else name
             state = "exists" if key in names else "will be created by `run`"
             if role == "inbox" and key not in names:
                 state = "missing"
-            attributes = " ".join(_text(f) for f in names.get(key, ()) if _text(f).lower() not in
-                                  ("\\hasnochildren", "\\haschildren", "\\subscribed", "\\marked", "\\unmarked"))
+            attributes = " ".join(
+                _text(f)
+                for f in names.get(key, ())
+                if _text(f).lower()
+                not in ("\\hasnochildren", "\\haschildren", "\\subscribed", "\\marked", "\\unmarked")
+            )
             extra = f" ({attributes})" if attributes else ""
             note = f"; {how_sent}" if role == "sent" else ""
             report.lines.append(f"    {role:<16} {name!r}: {state}{extra}{note}")
@@ -98,8 +113,10 @@ def _permanent_flags(client: Any, folder: str) -> str:
     flags = [_text(f) for f in answer.get(b"PERMANENTFLAGS", ())]
     if "\\*" in flags:
         return f"kept (PERMANENTFLAGS in {folder!r} has \\*)"
-    return (f"NOT kept (PERMANENTFLAGS in {folder!r}: {' '.join(flags) or 'none'}); the agent cannot mark a message "
-            "it is moving, so two agents on this account could both send it")
+    return (
+        f"NOT kept (PERMANENTFLAGS in {folder!r}: {' '.join(flags) or 'none'}); the agent cannot mark a message "
+        "it is moving, so two agents on this account could both send it"
+    )
 
 
 def _file_in_sent(settings: Settings) -> bool | None:
@@ -145,8 +162,9 @@ async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str
     elif files:
         report.lines.append(f"  sent mail: the agent files a copy of what it sends in {sent!r} ({setting})")
     else:
-        report.lines.append(f"  sent mail: the provider files what it is sent in Sent itself, the agent adds no "
-                            f"copy ({setting})")
+        report.lines.append(
+            f"  sent mail: the provider files what it is sent in Sent itself, the agent adds no copy ({setting})"
+        )
 
 
 def connect(settings: Settings, config_file: Path) -> Report:

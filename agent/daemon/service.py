@@ -37,8 +37,8 @@ from agent.store.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
 
 log = logging.getLogger("mentor_agent")
 
-HEARTBEAT = 60.0           # look again at least this often, even when nothing woke us
-WATCH_SLICE = 5.0          # a watcher thread checks for shutdown this often
+HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
+WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
 MAX_BACKOFF = 300.0
 
 
@@ -88,8 +88,14 @@ class _WatchThread:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, config_file: Path | None = None, *,
-                 clock: Callable[[], datetime] = utc_now, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config_file: Path | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        speed: float = 1.0,
+    ) -> None:
         self.settings = settings
         self.config_file = str(config_file or "")
         self.clock = clock
@@ -127,14 +133,20 @@ class Daemon:
             log.error("policy %s not taken in, the last good version stays in force: %s", change.path, change.detail)
             await world.notify(
                 f"Policy not taken in: {change.path.name}",
-                [f"Your edit of {change.path} has a problem, so the last good version stays in force:",
-                 change.detail, "Fix the file and save it again; `mentor-agent check` shows the same."],
+                [
+                    f"Your edit of {change.path} has a problem, so the last good version stays in force:",
+                    change.detail,
+                    "Fix the file and save it again; `mentor-agent check` shows the same.",
+                ],
             )
         elif change.kind == REMOVED:
             await self._removed(world, change)
         elif change.kind == RENAMED:
-            log.info("policy %s renamed to %s: the mentor's history and waiting messages follow her addresses",
-                     change.path, change.detail)
+            log.info(
+                "policy %s renamed to %s: the mentor's history and waiting messages follow her addresses",
+                change.path,
+                change.detail,
+            )
         else:
             log.info("policy %s %s; it applies from the next decision", change.path, change.kind)
 
@@ -145,21 +157,31 @@ class Daemon:
         name, file = change.detail, change.path.name
         if not waiting:
             log.warning("policy %s removed: mail to %s is no longer paced", change.path, name)
-            await world.notify(f"No longer pacing mail to {name}",
-                               [f"{change.path} was removed, so mail to {name} is no longer paced.",
-                                "To pace it again, put the file back (under any name)."])
+            await world.notify(
+                f"No longer pacing mail to {name}",
+                [
+                    f"{change.path} was removed, so mail to {name} is no longer paced.",
+                    "To pace it again, put the file back (under any name).",
+                ],
+            )
             return
         self.keeper.hold(change.id)
-        log.warning("policy %s removed while %d message(s) to %s wait: they stay held under its last version",
-                    change.path, len(waiting), name)
+        log.warning(
+            "policy %s removed while %d message(s) to %s wait: they stay held under its last version",
+            change.path,
+            len(waiting),
+            name,
+        )
         listed = "\n".join(f"  • {row.subject}" for row in waiting)
         await world.notify(
             f"Policy file removed: {file} ({len(waiting)} message(s) to {name} still held)",
-            [f"{change.path} was removed while messages to {name} wait in Scheduled. They stay held under the "
-             f"last version of {file}; nothing goes to {name} because a file went missing:\n{listed}",
-             f"To keep pacing mail to {name}, put the file back (under any name, with {name}'s addresses). "
-             "To send the waiting messages now instead, flag them in Scheduled (they still count); to drop one, "
-             f"cancel it. Once none of them waits, mail to {name} is no longer paced."],
+            [
+                f"{change.path} was removed while messages to {name} wait in Scheduled. They stay held under the "
+                f"last version of {file}; nothing goes to {name} because a file went missing:\n{listed}",
+                f"To keep pacing mail to {name}, put the file back (under any name, with {name}'s addresses). "
+                "To send the waiting messages now instead, flag them in Scheduled (they still count); to drop one, "
+                f"cancel it. Once none of them waits, mail to {name} is no longer paced.",
+            ],
             about=waiting[0].message_id,
         )
 
@@ -169,8 +191,9 @@ class Daemon:
             return
         in_use = {row.mentor for row in self.ledger.in_states(*OPEN_STATES) if row.mentor}
         for loaded in self.keeper.let_go(in_use):
-            log.info("nothing waits for %s any more: the removed policy %s is no longer in force",
-                     loaded.name, loaded.path)
+            log.info(
+                "nothing waits for %s any more: the removed policy %s is no longer in force", loaded.name, loaded.path
+            )
         world.book = self.keeper.book()
 
     async def watch_policies(self) -> None:
@@ -186,8 +209,11 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
-                             (signal.SIGHUP, self.request_reload)):
+        for sig, handler in (
+            (signal.SIGTERM, self.stop),
+            (signal.SIGINT, self.stop),
+            (signal.SIGHUP, self.request_reload),
+        ):
             loop.add_signal_handler(sig, handler)
         failures = 0
         expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
@@ -212,8 +238,7 @@ class Daemon:
                     else:
                         failures += 1
                         delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
-                        if (isinstance(error, SessionExpired) and failures == 1
-                                and time.monotonic() > expired_at + 60):
+                        if isinstance(error, SessionExpired) and failures == 1 and time.monotonic() > expired_at + 60:
                             expired_at = time.monotonic()  # at most once a minute: a failing token backs off
                             delay = 0.0  # the OAuth token ran out: log in again at once, with a fresh token
                         log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
@@ -244,17 +269,27 @@ class Daemon:
         except (LoginRefused, TlsProblem):
             raise
         except Exception as error:  # unreachable, or a temporary refusal: sending retries when a message is due
-            log.warning("SMTP server %s:%d not usable at start (%s); sending tries again when a message is due",
-                        smtp.host, smtp.port, str(error) or type(error).__name__)
+            log.warning(
+                "SMTP server %s:%d not usable at start (%s); sending tries again when a message is due",
+                smtp.host,
+                smtp.port,
+                str(error) or type(error).__name__,
+            )
 
     def _imap_refused(self, error: BaseException) -> float:
         """A refused IMAP login while running: one journal line per try, status, and a long wait."""
         now = utc_now()
         refusal = self.imap_gate.refused(now, error)
         delay = max(0.0, (refusal.next_try - now).total_seconds())
-        log.warning("IMAP %s (try %d): %s; next try at %s (in %.0f min). No notice can reach you while the IMAP "
-                    "login fails: `mentor-agent status` shows this", refusal.what, refusal.tries, error,
-                    refusal.next_try.isoformat(timespec="seconds"), delay / 60)
+        log.warning(
+            "IMAP %s (try %d): %s; next try at %s (in %.0f min). No notice can reach you while the IMAP "
+            "login fails: `mentor-agent status` shows this",
+            refusal.what,
+            refusal.tries,
+            error,
+            refusal.next_try.isoformat(timespec="seconds"),
+            delay / 60,
+        )
         self.ledger.set_status(connected="no", last_error=str(error), **self.imap_gate.status())
         sdnotify.status(f"IMAP {refusal.what}; next try {refusal.next_try.isoformat(timespec='seconds')}")
         return delay
@@ -268,10 +303,19 @@ class Daemon:
         try:
             await asyncio.to_thread(preflight.require_live, mailbox, settings, self.config_file)  # SPECIAL-USE
             folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
-            world = World(settings, mailbox, folders, self.ledger, self.keeper.book(),
-                          smtp_login=lambda: login_for(settings.smtp, "smtp", self.config_file)
-                          if settings.smtp.username else None,
-                          clock=self.clock, stopping=self.stopping, smtp_gate=self.smtp_gate)
+            world = World(
+                settings,
+                mailbox,
+                folders,
+                self.ledger,
+                self.keeper.book(),
+                smtp_login=lambda: (
+                    login_for(settings.smtp, "smtp", self.config_file) if settings.smtp.username else None
+                ),
+                clock=self.clock,
+                stopping=self.stopping,
+                smtp_gate=self.smtp_gate,
+            )
             await settle_folders(world, self.config_file)  # never a provider's own Outbox; the old default's mail
             loop = asyncio.get_running_loop()
 
@@ -323,8 +367,10 @@ class Daemon:
         log.info("IMAP login works again (%s since %s, %d tries)", ended.what, since, ended.tries)
         await world.notify(
             "Back in your mailbox after a refused login",
-            [f"From {since} the mail server refused mentor-agent's login ({ended.reason}).",
-             "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements."],
+            [
+                f"From {since} the mail server refused mentor-agent's login ({ended.reason}).",
+                "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements.",
+            ],
         )
 
     async def pass_once(self, world: World, seen: Seen) -> datetime | None:

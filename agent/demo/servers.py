@@ -92,9 +92,20 @@ class ImapServer:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        args = Namespace(host=[HOST], port=0, debug=False, cert=None, key=None, tls=False, passlib_cfg=None,
-                         proxy_protocol=None, inherited_sockets=None, demo_data=False,
-                         demo_user=self.user, demo_password=self.password)
+        args = Namespace(
+            host=[HOST],
+            port=0,
+            debug=False,
+            cert=None,
+            key=None,
+            tls=False,
+            passlib_cfg=None,
+            proxy_protocol=None,
+            inherited_sockets=None,
+            demo_data=False,
+            demo_user=self.user,
+            demo_password=self.password,
+        )
         # secure_auth=False: LOGIN without TLS (loopback only); no sleep after a wrong login.
         backend, config = await DictBackend.init(args, secure_auth=False, invalid_user_sleep=0.0)
         config.apply_context()
@@ -197,8 +208,9 @@ class _Handler:
         content = envelope.original_content or envelope.content or b""
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogateescape")
-        received = Received(str(envelope.mail_from), tuple(str(r) for r in envelope.rcpt_tos), bytes(content),
-                            self.sink.clock())
+        received = Received(
+            str(envelope.mail_from), tuple(str(r) for r in envelope.rcpt_tos), bytes(content), self.sink.clock()
+        )
         with self.sink.lock:
             self.sink.messages.append(received)
         if self.sink.on_receive is not None:
@@ -223,8 +235,9 @@ class SmtpSink:
         last: Exception | None = None
         for _attempt in range(5):  # aiosmtpd needs a concrete port: another program may take it first
             port = free_port()
-            controller = Controller(_Handler(self), hostname=HOST, port=port, ready_timeout=START_TIMEOUT,
-                                    decode_data=False)
+            controller = Controller(
+                _Handler(self), hostname=HOST, port=port, ready_timeout=START_TIMEOUT, decode_data=False
+            )
             try:
                 controller.start()
             except Exception as error:
@@ -252,16 +265,17 @@ class Event:
     at: datetime
     tag: str
     text: str
-    mentor: str = ""                 # the mentor's name, for the time in their zone
-    key: str = ""                    # a ledger key, for the subject
+    mentor: str = ""  # the mentor's name, for the time in their zone
+    key: str = ""  # a ledger key, for the subject
     more: tuple[str, ...] = ()
 
 
 class Timeline:
     """Prints events as lines: the student's time, the mentor's time, what happened and why."""
 
-    def __init__(self, student_zone: tzinfo, zones: dict[str, tzinfo], quiet: bool,
-                 echo: Callable[[str], None]) -> None:
+    def __init__(
+        self, student_zone: tzinfo, zones: dict[str, tzinfo], quiet: bool, echo: Callable[[str], None]
+    ) -> None:
         self.zone, self.zones, self.quiet, self.echo = student_zone, zones, quiet, echo
         self.lines: list[str] = []
         self.width = max(80, min(shutil.get_terminal_size((110, 24)).columns, 130))
@@ -301,8 +315,16 @@ class Timeline:
 # -- the simulated mentors' side ---------------------------------------------------------------------------
 
 
-def student_mail(student: tuple[str, str], to: str, subject: str, at: datetime, message_id: str,
-                 references: tuple[str, ...], body: str, attachment: tuple[str, str] | None) -> bytes:
+def student_mail(
+    student: tuple[str, str],
+    to: str,
+    subject: str,
+    at: datetime,
+    message_id: str,
+    references: tuple[str, ...],
+    body: str,
+    attachment: tuple[str, str] | None,
+) -> bytes:
     """What the student drops in the Outbox: ``references`` are the Message-IDs it answers (the last is
     In-Reply-To); ``attachment`` is (file name, text)."""
     message = EmailMessage()
@@ -320,8 +342,15 @@ def student_mail(student: tuple[str, str], to: str, subject: str, at: datetime, 
     return message.as_bytes(policy=email_policy.SMTP)
 
 
-def mentor_mail(sender: tuple[str, str], student: tuple[str, str], subject: str, at: datetime, message_id: str,
-                answering: str, body: str) -> EmailMessage:
+def mentor_mail(
+    sender: tuple[str, str],
+    student: tuple[str, str],
+    subject: str,
+    at: datetime,
+    message_id: str,
+    answering: str,
+    body: str,
+) -> EmailMessage:
     """A mentor's e-mail to the student (``sender`` and ``student`` are (name, address)) answering a message."""
     message = EmailMessage()
     message["From"] = formataddr(sender)
@@ -337,12 +366,22 @@ def mentor_mail(sender: tuple[str, str], student: tuple[str, str], subject: str,
 
 def reply_ics(item: ItipObject, attendee: tuple[str, str], at: datetime) -> str:
     """The iTIP REPLY of ``attendee`` (name, address) accepting the REQUEST ``item``, as a calendar app writes it."""
+
     def stamp(moment: datetime | None) -> str:
         return f"{(moment or at).astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//mentor-agent demo//simulated mentor//EN", "METHOD:REPLY",
-             "BEGIN:VEVENT", f"UID:{item.uid}", f"SEQUENCE:{item.sequence}", f"DTSTAMP:{stamp(at)}",
-             f"DTSTART:{stamp(item.start)}", f"DTEND:{stamp(item.end)}"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//mentor-agent demo//simulated mentor//EN",
+        "METHOD:REPLY",
+        "BEGIN:VEVENT",
+        f"UID:{item.uid}",
+        f"SEQUENCE:{item.sequence}",
+        f"DTSTAMP:{stamp(at)}",
+        f"DTSTART:{stamp(item.start)}",
+        f"DTEND:{stamp(item.end)}",
+    ]
     if item.organizer:
         lines.append(f"ORGANIZER:mailto:{item.organizer}")
     lines += [f"ATTENDEE;CN={attendee[0]};PARTSTAT=ACCEPTED:mailto:{attendee[1]}", "END:VEVENT", "END:VCALENDAR", ""]
@@ -424,8 +463,13 @@ def write_export(out: Path, folders: dict[str, list[bytes]], received: list[Rece
     index = [README]
     for folder, messages in sorted(folders.items(), key=lambda item: (item[0] != "INBOX", item[0])):
         safe = _slug(folder, 40) if folder != "INBOX" else "INBOX"
-        safe = {"sent": "Sent", "outbox": "Outbox", "scheduled": "Scheduled", "sending": "Sending",
-                "needs-attention": "Needs-attention"}.get(safe, safe)
+        safe = {
+            "sent": "Sent",
+            "outbox": "Outbox",
+            "scheduled": "Scheduled",
+            "sending": "Sending",
+            "needs-attention": "Needs-attention",
+        }.get(safe, safe)
         directory = out / "mailbox" / safe
         directory.mkdir(parents=True, exist_ok=True)
         (out / "mbox").mkdir(exist_ok=True)

@@ -70,12 +70,12 @@ CHICAGO = ZoneInfo("America/Chicago")
 START = datetime(2026, 11, 23, 8, 0, tzinfo=CHICAGO)  # a Monday, 08:00 in Dr. Rivera's zone
 END = datetime(2026, 11, 30, 12, 0, tzinfo=CHICAGO)
 ACCEPT_AFTER = timedelta(minutes=90)  # the simulated mentor answers the first invitation this much later
-MAX_PAUSE = 0.8      # real seconds the demo waits, at most, before moving the clock to the next event
-SETTLE = 0.25        # real seconds without a pass before the daemon counts as done with what happened
+MAX_PAUSE = 0.8  # real seconds the demo waits, at most, before moving the clock to the next event
+SETTLE = 0.25  # real seconds without a pass before the daemon counts as done with what happened
 SETTLE_LIMIT = 15.0  # ... and never waited on for longer than this
-RUN_LIMIT = 150.0    # the whole run, in real seconds
+RUN_LIMIT = 150.0  # the whole run, in real seconds
 TICK = 0.02
-SCRIPT_FILE = "demo-week.jsonl"     # the week: what the student drops, what mentors answer (agent/examples/)
+SCRIPT_FILE = "demo-week.jsonl"  # the week: what the student drops, what mentors answer (agent/examples/)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Drop:
 
     at: datetime
     message_id: str
-    to: str                          # "Name <address>" or an address
+    to: str  # "Name <address>" or an address
     subject: str
     body: str
     references: tuple[str, ...] = ()  # Message-IDs it answers; the last is its In-Reply-To
@@ -98,7 +98,7 @@ class Reply:
     at: datetime
     message_id: str
     sender: str
-    answers: str                     # the Message-ID of the student's message
+    answers: str  # the Message-ID of the student's message
     body: str
 
 
@@ -125,8 +125,17 @@ def load_script() -> list[Step]:
             continue
         attached = item.get("attachment")
         attachment = (attached["name"], attached["text"]) if attached else None
-        steps.append(Drop(at, item["message_id"], item["to"], item["subject"], item["body"],
-                          tuple(item.get("references", ())), attachment))
+        steps.append(
+            Drop(
+                at,
+                item["message_id"],
+                item["to"],
+                item["subject"],
+                item["body"],
+                tuple(item.get("references", ())),
+                attachment,
+            )
+        )
     return sorted(steps, key=lambda step: step.at)
 
 
@@ -187,8 +196,12 @@ class Follow:
             text = f"{happened.count} time(s) offered to {happened.mentor_name}, one invitation each (via the Outbox)"
             return Event(now, "meeting", text, mentor=happened.mentor_name)
         if isinstance(happened, events.MeetingAgreed):
-            return Event(now, "meeting", f"agreed with {happened.mentor_name}; the other offers are cancelled",
-                         mentor=happened.mentor_name)
+            return Event(
+                now,
+                "meeting",
+                f"agreed with {happened.mentor_name}; the other offers are cancelled",
+                mentor=happened.mentor_name,
+            )
         return None  # sends are shown as the SMTP sink receives them; filing and cancelling are not
 
 
@@ -270,11 +283,20 @@ class Demo:
             text_part = str(part.get_content()) if isinstance(part, EmailMessage) else ""
             head = text_part.split("-" * 20)[0].splitlines()
             listed = [line.strip() for line in head if line.strip()[:2].rstrip(".").isdigit()]
-            return Event(received.at, "SMTP →", f"{' and '.join(who)} receives one digest: “{subject}”",
-                         mentor=mentor.name if mentor else "", more=tuple(f"  {line}" for line in listed))
+            return Event(
+                received.at,
+                "SMTP →",
+                f"{' and '.join(who)} receives one digest: “{subject}”",
+                mentor=mentor.name if mentor else "",
+                more=tuple(f"  {line}" for line in listed),
+            )
         note = "" if mentor else " (not a mentor: not paced, goes at once)"
-        return Event(received.at, "SMTP →", f"{' and '.join(who)} receives “{subject}”{note}",
-                     mentor=mentor.name if mentor else "")
+        return Event(
+            received.at,
+            "SMTP →",
+            f"{' and '.join(who)} receives “{subject}”{note}",
+            mentor=mentor.name if mentor else "",
+        )
 
     def _subject(self, key: str) -> str:
         row = self.daemon.ledger.get(key) if key else None
@@ -311,10 +333,19 @@ class Demo:
         if isinstance(step, Drop):
             mentor = self.book.for_address(step.to)
             to = self.names.get(parseaddr(step.to)[1].lower(), step.to)
-            self.timeline.show(Event(now, "Outbox", f"you drop “{step.subject}”, to {to}",
-                                     mentor=mentor.name if mentor else ""))
-            raw = student_mail((STUDENT_NAME, STUDENT_ADDRESS), step.to, step.subject, now.astimezone(self.zone),
-                               step.message_id, step.references, step.body, step.attachment)
+            self.timeline.show(
+                Event(now, "Outbox", f"you drop “{step.subject}”, to {to}", mentor=mentor.name if mentor else "")
+            )
+            raw = student_mail(
+                (STUDENT_NAME, STUDENT_ADDRESS),
+                step.to,
+                step.subject,
+                now.astimezone(self.zone),
+                step.message_id,
+                step.references,
+                step.body,
+                step.attachment,
+            )
             await self._append(Folders().outbox, raw, now)
             return
         if isinstance(step, Reply):
@@ -324,8 +355,15 @@ class Demo:
                 self.timeline.show(Event(now, "note", f"({name} cannot answer {step.answers}: it never reached her)"))
                 return
             subject = "Re: " + header(sent[0].content, "Subject")
-            reply = mentor_mail((name, step.sender), (STUDENT_NAME, STUDENT_ADDRESS), subject, now, step.message_id,
-                                step.answers, step.body)
+            reply = mentor_mail(
+                (name, step.sender),
+                (STUDENT_NAME, STUDENT_ADDRESS),
+                subject,
+                now,
+                step.message_id,
+                step.answers,
+                step.body,
+            )
             self.timeline.show(Event(now, "INBOX ←", f"{name} replies: “{subject}”", mentor=name))
             await self._append("INBOX", reply.as_bytes(policy=email.policy.SMTP), now)
             return
@@ -336,15 +374,29 @@ class Demo:
         if item.start is None or item.end is None or loaded is None:
             return
         name, domain = loaded.name, address.split("@")[-1]
-        reply = mentor_mail((name, address), (STUDENT_NAME, STUDENT_ADDRESS),
-                            "Accepted: " + header(invitation.content, "Subject"), now, f"<accept.demo@{domain}>",
-                            header(invitation.content, "Message-ID"), f"{name} has accepted this invitation.")
-        reply.add_alternative(reply_ics(item, (loaded.name, address), now), subtype="calendar",
-                              params={"method": "REPLY"})
+        reply = mentor_mail(
+            (name, address),
+            (STUDENT_NAME, STUDENT_ADDRESS),
+            "Accepted: " + header(invitation.content, "Subject"),
+            now,
+            f"<accept.demo@{domain}>",
+            header(invitation.content, "Message-ID"),
+            f"{name} has accepted this invitation.",
+        )
+        reply.add_alternative(
+            reply_ics(item, (loaded.name, address), now), subtype="calendar", params={"method": "REPLY"}
+        )
         slot, mine = item.start.astimezone(loaded.policy.zone), item.start.astimezone(self.zone)
-        self.timeline.show(Event(now, "INBOX ←", f"{name} accepts the invitation for "
-                                 f"{slot:%a %d %b %H:%M} {slot.tzname()} ({mine:%H:%M} {mine.tzname()} for you), "
-                                 "from her calendar", mentor=name))
+        self.timeline.show(
+            Event(
+                now,
+                "INBOX ←",
+                f"{name} accepts the invitation for "
+                f"{slot:%a %d %b %H:%M} {slot.tzname()} ({mine:%H:%M} {mine.tzname()} for you), "
+                "from her calendar",
+                mentor=name,
+            )
+        )
         await self._append("INBOX", reply.as_bytes(policy=email.policy.SMTP), now)
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -387,10 +439,19 @@ class Demo:
     async def run(self) -> None:
         self.settings = Settings(
             student=Student(name=STUDENT_NAME, address=STUDENT_ADDRESS, timezone=STUDENT_ZONE),
-            imap=Imap(host="127.0.0.1", port=self.imap.port, security="plain", username="sam",
-                      password=SecretStr(self.password), timeout=10, idle_renew=60, folders=Folders()),
+            imap=Imap(
+                host="127.0.0.1",
+                port=self.imap.port,
+                security="plain",
+                username="sam",
+                password=SecretStr(self.password),
+                timeout=10,
+                idle_renew=60,
+                folders=Folders(),
+            ),
             smtp=Smtp(host="127.0.0.1", port=self.sink.port, security="plain", timeout=10, file_in_sent="always"),
-            policies_dir=self.policies, state_dir=self.root / "state",
+            policies_dir=self.policies,
+            state_dir=self.root / "state",
             _env_prefix="MENTOR_AGENT_DEMO_IGNORED_",  # type: ignore[call-arg]  # the user's own settings stay out
         )
         self.daemon = DemoDaemon(self.settings, None, clock=self.clock, speed=1.0)
@@ -421,8 +482,10 @@ def _rules(loaded: LoadedPolicy) -> str:
     windows = ", ".join(w.spec for w in rules.send_windows)
     over = "one digest" if rules.over_limit == "batch" else "each later"
     offers = "several times at once" if meetings.strategy == "holds" else "one time at a time"
-    return (f"{loaded.name} ({loaded.policy.zone.key}): {rules.max_per_day} a day, {rules.max_per_week} a week, "
-            f"{windows}, at most {rules.max_unanswered} unanswered, over the limit: {over}; meetings: {offers}")
+    return (
+        f"{loaded.name} ({loaded.policy.zone.key}): {rules.max_per_day} a day, {rules.max_per_week} a week, "
+        f"{windows}, at most {rules.max_unanswered} unanswered, over the limit: {over}; meetings: {offers}"
+    )
 
 
 def _intro(demo: Demo) -> None:
@@ -452,15 +515,20 @@ def _summary(result: DemoResult, names: dict[str, str], say: Callable[[str], Non
         invites += b"text/calendar" in item.content
     listed = ", ".join(f"{count} to {name}" for name, count in per.items())
     say("")
-    say(f"Done in {result.seconds:.1f} s. The SMTP sink got {len(result.received)} message(s): {listed}; "
-        f"{digests} digest(s), {invites} calendar message(s).")
+    say(
+        f"Done in {result.seconds:.1f} s. The SMTP sink got {len(result.received)} message(s): {listed}; "
+        f"{digests} digest(s), {invites} calendar message(s)."
+    )
     say("Folders: " + ", ".join(f"{name} {count}" for name, count in sorted(result.folders.items())))
-    say(f"The mailbox is in {result.out}/ (README.txt lists every message; mailbox/ has .eml files, mbox/ one mbox "
-        "per folder).")
+    say(
+        f"The mailbox is in {result.out}/ (README.txt lists every message; mailbox/ has .eml files, mbox/ one mbox "
+        "per folder)."
+    )
 
 
-def run_demo(out: Path, *, speed: float = 3600.0, quiet: bool = False,
-             echo: Callable[[str], None] = click.echo) -> DemoResult:
+def run_demo(
+    out: Path, *, speed: float = 3600.0, quiet: bool = False, echo: Callable[[str], None] = click.echo
+) -> DemoResult:
     """Run the demo week; export the mailbox under ``out``. Returns what happened, for tests."""
     missing = [name for name in ("pymap", "aiosmtpd") if importlib.util.find_spec(name) is None]
     if missing:
@@ -470,8 +538,9 @@ def run_demo(out: Path, *, speed: float = 3600.0, quiet: bool = False,
     began = time.monotonic()
     log_file = logging.FileHandler(out / "agent.log", encoding="utf-8")
     log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    saved = {name: (lg.level, lg.propagate, list(lg.handlers))
-             for name, lg in ((n, logging.getLogger(n)) for n in LOGGERS)}
+    saved = {
+        name: (lg.level, lg.propagate, list(lg.handlers)) for name, lg in ((n, logging.getLogger(n)) for n in LOGGERS)
+    }
     with tempfile.TemporaryDirectory(prefix="mentor-agent-demo-") as temporary:
         demo = Demo(Path(temporary), out, speed, quiet, echo)
         capture = _Warnings(demo.clock, demo.events)
@@ -503,9 +572,13 @@ def run_demo(out: Path, *, speed: float = 3600.0, quiet: bool = False,
         for name in POLICY_FILES:
             (out / "policies").mkdir(exist_ok=True)
             shutil.copy(demo.policies / name, out / "policies" / name)
-        result = DemoResult(out, time.monotonic() - began, demo.sink.snapshot(),
-                            {name: len(messages) for name, messages in folders.items()},
-                            meeting_agreed=demo.meeting_agreed)
+        result = DemoResult(
+            out,
+            time.monotonic() - began,
+            demo.sink.snapshot(),
+            {name: len(messages) for name, messages in folders.items()},
+            meeting_agreed=demo.meeting_agreed,
+        )
         _summary(result, demo.names, lambda line: demo.timeline.say(line, always=True))
         result.lines = demo.timeline.lines
         write_export(out, folders, result.received, result.lines)
@@ -513,10 +586,20 @@ def run_demo(out: Path, *, speed: float = 3600.0, quiet: bool = False,
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("mentor-agent-demo"), show_default=True,
-              help="Where to leave the resulting mailbox (.eml and .mbox files, with an index).")
-@click.option("--speed", type=click.FloatRange(min=1.0), default=3600.0, show_default=True,
-              help="Virtual seconds per real second while waiting for the next event (3600: an hour a second).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("mentor-agent-demo"),
+    show_default=True,
+    help="Where to leave the resulting mailbox (.eml and .mbox files, with an index).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1.0),
+    default=3600.0,
+    show_default=True,
+    help="Virtual seconds per real second while waiting for the next event (3600: an hour a second).",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary, not the timeline.")
 def demo_command(out: Path, speed: float, quiet: bool) -> None:
     """Watch the agent handle a week of mail to three mentors, with no account: servers run on 127.0.0.1.

@@ -19,8 +19,15 @@ __all__ = ["Endpoint", "client_context", "describe", "plain_to_tls_advice", "spe
 
 TLS_PORTS = {"imap": 993, "smtp": 465}
 STARTTLS_PORTS = {"imap": 143, "smtp": 587}
-_NOT_TLS = ("wrong_version_number", "wrong version number", "record layer failure", "packet length too long",
-            "unknown protocol", "http request", "unexpected eof while reading")
+_NOT_TLS = (
+    "wrong_version_number",
+    "wrong version number",
+    "record layer failure",
+    "packet length too long",
+    "unknown protocol",
+    "http request",
+    "unexpected eof while reading",
+)
 
 
 @dataclass(frozen=True)
@@ -60,28 +67,42 @@ def tls_advice(error: BaseException, end: Endpoint) -> str | None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             reason = cause.verify_message or str(cause)
             if "hostname mismatch" in reason.lower() or "ip address mismatch" in reason.lower():
-                return (f"{section}: the certificate of {end.where} is not valid for {end.host!r} ({reason}): "
-                        f"set host in [{section}] to a name the certificate names")
+                return (
+                    f"{section}: the certificate of {end.where} is not valid for {end.host!r} ({reason}): "
+                    f"set host in [{section}] to a name the certificate names"
+                )
             if "expired" in reason.lower():
-                return (f"{section}: the certificate of {end.where} has expired ({reason}): the server's "
-                        "administrator must renew it")
+                return (
+                    f"{section}: the certificate of {end.where} has expired ({reason}): the server's "
+                    "administrator must renew it"
+                )
             if end.ca_file:
-                return (f"{section}: the certificate of {end.where} does not verify against ca_file "
-                        f"{end.ca_file} ({reason}): is that the CA that signed the server's certificate?")
-            return (f"{section}: the certificate of {end.where} does not verify ({reason}): if the server uses "
-                    f"a private CA, set ca_file = \"/path/to/ca.pem\" in [{section}]")
+                return (
+                    f"{section}: the certificate of {end.where} does not verify against ca_file "
+                    f"{end.ca_file} ({reason}): is that the CA that signed the server's certificate?"
+                )
+            return (
+                f"{section}: the certificate of {end.where} does not verify ({reason}): if the server uses "
+                f'a private CA, set ca_file = "/path/to/ca.pem" in [{section}]'
+            )
         text = str(cause).lower()
         if isinstance(cause, ssl.SSLError) and any(marker in text for marker in _NOT_TLS):
             if end.security == "tls":
-                return (f"{section}: port {end.port} on {end.host} is not TLS: use security = \"starttls\" in "
-                        f"[{section}] (or the server's TLS port, usually {TLS_PORTS[section]})")
+                return (
+                    f'{section}: port {end.port} on {end.host} is not TLS: use security = "starttls" in '
+                    f"[{section}] (or the server's TLS port, usually {TLS_PORTS[section]})"
+                )
             return f"{section}: TLS with {end.where} failed ({cause}): check port and security in [{section}]"
         if "starttls" in text and ("not supported" in text or "does not support" in text):
-            return (f"{section}: {end.where} does not offer STARTTLS: use the server's TLS port (usually "
-                    f"{TLS_PORTS[section]}) with security = \"tls\" in [{section}]")
+            return (
+                f"{section}: {end.where} does not offer STARTTLS: use the server's TLS port (usually "
+                f'{TLS_PORTS[section]}) with security = "tls" in [{section}]'
+            )
         if "auth extension is not supported" in text and end.security == "plain":
-            return (f"{section}: {end.where} offers no login over an unencrypted connection: use security = "
-                    f"\"starttls\" (or \"tls\" with port {TLS_PORTS[section]}) in [{section}]")
+            return (
+                f"{section}: {end.where} offers no login over an unencrypted connection: use security = "
+                f'"starttls" (or "tls" with port {TLS_PORTS[section]}) in [{section}]'
+            )
     return None
 
 
@@ -91,8 +112,10 @@ def speaks_tls(host: str, port: int, timeout: float) -> bool:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw, \
-                context.wrap_socket(raw, server_hostname=host):
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
             return True
     except (OSError, ValueError):
         return False
@@ -102,9 +125,11 @@ def plain_to_tls_advice(end: Endpoint) -> str | None:
     """For a server that did not greet us in time: is it a TLS port spoken to in plain text?"""
     if end.security == "tls" or not speaks_tls(end.host, end.port, min(end.timeout, 5.0)):
         return None
-    return (f"{end.section}: port {end.port} on {end.host} speaks TLS from the start: use security = \"tls\" in "
-            f"[{end.section}] (or the server's STARTTLS port, usually {STARTTLS_PORTS[end.section]}, "
-            "with security = \"starttls\")")
+    return (
+        f'{end.section}: port {end.port} on {end.host} speaks TLS from the start: use security = "tls" in '
+        f"[{end.section}] (or the server's STARTTLS port, usually {STARTTLS_PORTS[end.section]}, "
+        'with security = "starttls")'
+    )
 
 
 def describe(error: BaseException, end: Endpoint | None = None) -> str:

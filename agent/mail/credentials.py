@@ -81,8 +81,13 @@ def _run(command: str, *, file: str, key: str) -> str:
     program = argv[0]
     try:
         done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-            timeout=COMMAND_TIMEOUT, check=False,
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=COMMAND_TIMEOUT,
+            check=False,
         )
     except FileNotFoundError:
         raise _problem(file, key, f"command not found: {program}") from None
@@ -108,12 +113,17 @@ def _from_credentials_dir(creds: Credentials, *, section: str, file: str, env: M
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     key = f"[{section}].credential"
     if creds.credential and not directory:
-        raise _problem(file, key, f"names {creds.credential!r} but $CREDENTIALS_DIRECTORY is not set "
-                                  "(add LoadCredential= or SetCredentialEncrypted= to the unit)")
+        raise _problem(
+            file,
+            key,
+            f"names {creds.credential!r} but $CREDENTIALS_DIRECTORY is not set "
+            "(add LoadCredential= or SetCredentialEncrypted= to the unit)",
+        )
     if not directory or not Path(directory).is_dir():
         if creds.credential:
-            raise _problem(file, key, f"names {creds.credential!r} but $CREDENTIALS_DIRECTORY ({directory}) "
-                                      "is not a directory")
+            raise _problem(
+                file, key, f"names {creds.credential!r} but $CREDENTIALS_DIRECTORY ({directory}) is not a directory"
+            )
         return None
     name = creds.credential or f"{section}-password"
     path = Path(directory) / name
@@ -138,16 +148,24 @@ def _from_keyring(creds: Credentials, *, section: str, file: str) -> str | None:
     try:
         keyring: Any = importlib.import_module("keyring")
     except ImportError:
-        raise _problem(file, key, "is set but the keyring package is not installed "
-                                  "(pip install keyring, or pipx inject mentor-agent keyring)") from None
+        raise _problem(
+            file,
+            key,
+            "is set but the keyring package is not installed "
+            "(pip install keyring, or pipx inject mentor-agent keyring)",
+        ) from None
     try:
         value = keyring.get_password(creds.keyring_service, creds.username)
     except Exception as error:  # backends raise their own types; report the kind, not the text
         raise _problem(file, key, f"keyring lookup failed ({type(error).__name__})") from None
     if not value:
-        raise _problem(file, key, f"the keyring has no password for service {creds.keyring_service!r} and user "
-                                  f"{creds.username!r} (store one with: keyring set {creds.keyring_service} "
-                                  f"{creds.username})")
+        raise _problem(
+            file,
+            key,
+            f"the keyring has no password for service {creds.keyring_service!r} and user "
+            f"{creds.username!r} (store one with: keyring set {creds.keyring_service} "
+            f"{creds.username})",
+        )
     return str(value)
 
 
@@ -157,12 +175,15 @@ def resolve(
     """The secret to log in to ``section`` ("imap" or "smtp") with, or None when none is configured."""
     environ = os.environ if env is None else env
     if creds.oauth2_token_command:
-        return _found("oauth2", _run(creds.oauth2_token_command, file=config_file,
-                                     key=f"[{section}].oauth2_token_command"))
+        return _found(
+            "oauth2", _run(creds.oauth2_token_command, file=config_file, key=f"[{section}].oauth2_token_command")
+        )
     if creds.password_command:
         return _found("password", _run(creds.password_command, file=config_file, key=f"[{section}].password_command"))
-    for value in (_from_credentials_dir(creds, section=section, file=config_file, env=environ),
-                  _from_keyring(creds, section=section, file=config_file)):
+    for value in (
+        _from_credentials_dir(creds, section=section, file=config_file, env=environ),
+        _from_keyring(creds, section=section, file=config_file),
+    ):
         if value is not None:
             return _found("password", value)
     from_env = environ.get(f"MENTOR_AGENT_{section.upper()}__PASSWORD", "")
@@ -173,9 +194,12 @@ def resolve(
             check_secret_file(config_file)
         if (section, config_file) not in _warned_plain:
             _warned_plain.add((section, config_file))
-            log.warning("%s: [%s].password is stored in the config file; password_command (e.g. \"pass show "
-                        "mail/uni\"), a systemd credential or the keyring keep it out of plain text",
-                        config_file or "config", section)
+            log.warning(
+                '%s: [%s].password is stored in the config file; password_command (e.g. "pass show '
+                'mail/uni"), a systemd credential or the keyring keep it out of plain text',
+                config_file or "config",
+                section,
+            )
         return _found("password", creds.password.get_secret_value())
     return None
 

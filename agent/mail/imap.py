@@ -231,8 +231,9 @@ def _str(flag: bytes | str) -> str:
 class Mailbox:
     """The command connection. Not thread-safe: one worker thread at a time."""
 
-    def __init__(self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None,
-                 agent_id: str | None = None) -> None:
+    def __init__(
+        self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None, agent_id: str | None = None
+    ) -> None:
         self.imap = imap
         self.login = login
         self.ssl_context = ssl_context
@@ -344,8 +345,14 @@ class Mailbox:
             sent=sent or "Sent",
             notices=folders.notices,
         )
-        for name in (resolved.outbox, resolved.scheduled, resolved.needs_attention, resolved.sending,
-                     resolved.sent, resolved.notices):
+        for name in (
+            resolved.outbox,
+            resolved.scheduled,
+            resolved.needs_attention,
+            resolved.sending,
+            resolved.sent,
+            resolved.notices,
+        ):
             self.ensure_folder(name)
         return resolved
 
@@ -374,8 +381,10 @@ class Mailbox:
         if "microsoft exchange" in welcome or "outlook" in welcome:
             return f"this is a Microsoft server, where {folder!r} is Outlook's own Outbox"
         if {"sent items", "deleted items", "junk email"} <= {name.casefold() for name in folders}:
-            return (f"the mailbox has Exchange's folders (Sent Items, Deleted Items, Junk Email): {folder!r} is "
-                    "Outlook's own Outbox")
+            return (
+                f"the mailbox has Exchange's folders (Sent Items, Deleted Items, Junk Email): {folder!r} is "
+                "Outlook's own Outbox"
+            )
         return None
 
     def special_drafts(self) -> str | None:
@@ -413,7 +422,7 @@ class Mailbox:
         wanted = sorted(set(uids))
         items = ["RFC822.SIZE", "FLAGS", "INTERNALDATE", "BODY.PEEK[HEADER]"]
         for start in range(0, len(wanted), FETCH_CHUNK):
-            chunk = wanted[start:start + FETCH_CHUNK]
+            chunk = wanted[start : start + FETCH_CHUNK]
             data: dict[int, dict[bytes, Any]] = self._run(
                 f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, items)
             )
@@ -468,9 +477,7 @@ class Mailbox:
         return sorted(int(uid) for uid in uids)
 
     # -- changing --------------------------------------------------------------------------------------
-    def append(
-        self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None
-    ) -> int | None:
+    def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:
         """APPEND; the new UID where the server says (APPENDUID), else None."""
         response = self._run(
             f"APPEND to {folder!r}",
@@ -532,8 +539,7 @@ class Mailbox:
             if copied:  # only what is certainly in the target leaves the source
                 self._select(folder)
                 marks = _uid_set(copied)
-                self._run(f"UID STORE {where} +\\Deleted",
-                          lambda: self.client.add_flags(marks, [DELETED], silent=True))
+                self._run(f"UID STORE {where} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
                 self._expunge(copied)
         if claim and self._claims_work(folder) and moved:
             new_uids = [new for new in moved.values() if new is not None]
@@ -542,8 +548,9 @@ class Mailbox:
                     self.remove_flags_many(target, new_uids, [self.claim_keyword])
         return moved
 
-    def _checked_map(self, folder: str, target: str, ours: list[int], mapping: dict[int, int],
-                     identities: dict[int, str]) -> dict[int, int | None]:
+    def _checked_map(
+        self, folder: str, target: str, ours: list[int], mapping: dict[int, int], identities: dict[int, str]
+    ) -> dict[int, int | None]:
         """{source UID: target UID} for the messages that reached ``target``, checked against Message-ID.
 
         A server's COPYUID can pair sources and destinations in the wrong order (Yahoo): every pair is read
@@ -560,8 +567,12 @@ class Mailbox:
         if all(found.get(new) == identities.get(old) for old, new in pairs.items()):
             return dict(pairs)
         self.remapped += 1
-        log.warning("the server's UID map for %d message(s) %r -> %r does not match their Message-IDs; "
-                    "rebuilt by Message-ID", len(pairs), folder, target)
+        log.warning(
+            "the server's UID map for %d message(s) %r -> %r does not match their Message-IDs; rebuilt by Message-ID",
+            len(pairs),
+            folder,
+            target,
+        )
         at: dict[str, list[int]] = {}
         for new, identity in found.items():
             at.setdefault(identity, []).append(new)
@@ -579,7 +590,7 @@ class Mailbox:
         self._select(folder)
         found: dict[int, str] = {}
         for start in range(0, len(wanted), FETCH_CHUNK):
-            chunk = wanted[start:start + FETCH_CHUNK]
+            chunk = wanted[start : start + FETCH_CHUNK]
             data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, [_ID_ITEM]))
             found.update(_identities_in(data, set(chunk)))
         return self._hash_missing(folder, wanted, found)
@@ -600,7 +611,7 @@ class Mailbox:
         stale: list[int] = []
         abandoned: set[str] = set()
         for start in range(0, len(uids), FETCH_CHUNK):
-            chunk = uids[start:start + FETCH_CHUNK]
+            chunk = uids[start : start + FETCH_CHUNK]
             asked = set(chunk)
             data = self._fetch_present(folder, chunk)
             condstore = self.uses_claims
@@ -631,8 +642,9 @@ class Mailbox:
         if not self.uses_claims:
             return self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS", _ID_ITEM]))
         try:
-            return self._run(f"UID FETCH in {folder!r}",
-                             functools.partial(self._fetch, chunk, ["FLAGS", "MODSEQ", _ID_ITEM]))
+            return self._run(
+                f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS", "MODSEQ", _ID_ITEM])
+            )
         except MailboxError:
             if self._client is None:
                 raise  # the connection broke: not an answer about CONDSTORE
@@ -686,13 +698,14 @@ class Mailbox:
         kept: list[int] = []
         seen: set[str] = set()
         for start in range(0, len(stored), FETCH_CHUNK):
-            chunk = stored[start:start + FETCH_CHUNK]
+            chunk = stored[start : start + FETCH_CHUNK]
             data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS"]))
             for uid in chunk:
                 flags = {_str(f) for f in data.get(uid, {}).get(b"FLAGS", ())}
                 ours = self.claim_keyword in flags and "\\Deleted" not in flags
-                if ours and not any(f.lower().startswith(CLAIM_KEYWORD.lower()) and f != self.claim_keyword
-                                    for f in flags):
+                if ours and not any(
+                    f.lower().startswith(CLAIM_KEYWORD.lower()) and f != self.claim_keyword for f in flags
+                ):
                     kept.append(uid)
                 seen.update(flags)
         if not any(flag.lower().startswith(CLAIM_KEYWORD.lower()) for flag in seen):
@@ -713,7 +726,7 @@ class Mailbox:
         found: dict[int, bytes] = {}
         wanted = sorted(set(uids))
         for start in range(0, len(wanted), BODY_CHUNK):
-            chunk = wanted[start:start + BODY_CHUNK]
+            chunk = wanted[start : start + BODY_CHUNK]
             asked = set(chunk)
             data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["BODY.PEEK[]"]))
             for uid, item in data.items():
@@ -857,9 +870,7 @@ class Watcher:
     IDLE is kept open between calls, so a change made while you were scanning is still reported.
     """
 
-    def __init__(
-        self, imap: Imap, login: Login, folder: str, *, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
+    def __init__(self, imap: Imap, login: Login, folder: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.imap = imap
         self.login = login
         self.folder = folder

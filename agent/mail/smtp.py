@@ -136,8 +136,16 @@ class Sender:
     any failure the connection is dropped and the next message (or retry) opens a fresh one.
     """
 
-    def __init__(self, smtp: Smtp, login: Login | None, *, attempts: int = 5, max_wait: float = 60.0,
-                 tls_context: ssl.SSLContext | None = None, stopping: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        smtp: Smtp,
+        login: Login | None,
+        *,
+        attempts: int = 5,
+        max_wait: float = 60.0,
+        tls_context: ssl.SSLContext | None = None,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
         self.smtp = smtp
         self.login = login
         self.attempts = attempts
@@ -233,8 +241,9 @@ class Sender:
             self._drop()
             if 500 <= error.code < 600:
                 user = (self.login.username if self.login else "") or self.smtp.username
-                raise SmtpLoginRefused(f"smtp: login as {user!r} refused by {end.where}: "
-                                       f"{_reply(error.code, error.message)}") from error
+                raise SmtpLoginRefused(
+                    f"smtp: login as {user!r} refused by {end.where}: {_reply(error.code, error.message)}"
+                ) from error
             raise
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as error:
             self._drop()
@@ -267,7 +276,8 @@ class Sender:
                     if error.code == 530:  # "authentication required": every message would fail the same way
                         raise SmtpLoginRefused(
                             f"smtp: {smtp.host}:{smtp.port} wants a login ({_reply(error.code, error.message)}): "
-                            "set username and a password source in [smtp]") from error
+                            "set username and a password source in [smtp]"
+                        ) from error
                     raise _refusal(error) from error
                 soft: dict[str, str] = {}
                 for recipient in recipients:

@@ -109,8 +109,11 @@ class World:
                 self.provider_files_sent = True
             elif self.provider_files_sent is None:
                 self.provider_files_sent = False
-                log.info("the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
-                         self.folders.sent, sum(delays))
+                log.info(
+                    "the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
+                    self.folders.sent,
+                    sum(delays),
+                )
         return found
 
     async def notify(self, title: str, lines: list[str], about: str | None = None) -> None:

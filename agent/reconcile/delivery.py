@@ -94,8 +94,9 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
         with ledger.transaction():
             for row in group:
                 ledger.update(row.key, state=CLAIMED)
-        located = [(row, row.uid if row.uid is not None else await world.locate(folder, row.key, None))
-                   for row in group]
+        located = [
+            (row, row.uid if row.uid is not None else await world.locate(folder, row.key, None)) for row in group
+        ]
         moved = await world.imap(world.mailbox.move_many, folder, [uid for _, uid in located if uid], folders.sending)
         placed: dict[str, int | None] = {}
         for row, uid in located:
@@ -152,7 +153,7 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
                     waiting.insert(0, item)
                     break  # the provider's daily limit: the rest wait (claimed), see world.held_until
                 if id(item) not in queued:  # this one and the next few, with one flush to disk
-                    run = [item, *waiting[:QUEUE_RUN - 1]]
+                    run = [item, *waiting[: QUEUE_RUN - 1]]
                     world.ledger.queue(row.key for member in run for row in member.rows)
                     queued.update(id(member) for member in run)
                     crash_point("queued")
@@ -218,13 +219,16 @@ async def _tell_pacing(world: World, limits: Limits, slot: datetime) -> None:
     log.info("pacing to %s's limit of %s messages a minute", limits.title, limits.per_minute)
     await world.notify(
         f"Sending paced: {limits.title} accepts {limits.per_minute} messages a minute",
-        [f"More messages are due than {limits.title} accepts in a minute ({limits.per_minute}). Rather than have "
-         "the server refuse them, mentor-agent sends them over the next minutes; nothing is lost."],
+        [
+            f"More messages are due than {limits.title} accepts in a minute ({limits.per_minute}). Rather than have "
+            "the server refuse them, mentor-agent sends them over the next minutes; nothing is lost."
+        ],
     )
 
 
-async def _tell_limits(world: World, limits: Limits, sends: list[datetime], now: datetime, *,
-                       held: datetime | None = None) -> None:
+async def _tell_limits(
+    world: World, limits: Limits, sends: list[datetime], now: datetime, *, held: datetime | None = None
+) -> None:
     """One notice a day before the daily limit is reached, and one when sending is held by it."""
     day = now.astimezone(world.settings.student.zone).date().isoformat()
     if held is not None and f"held {day}" not in world.limit_told:
@@ -233,30 +237,40 @@ async def _tell_limits(world: World, limits: Limits, sends: list[datetime], now:
         log.warning("the %s sending limit is reached; sending is held until %s", limits.title, when)
         await world.notify(
             f"Sending paused until {when}: {limits.title}'s daily limit",
-            [f"{limits.title} accepts about {limits.per_day} messages a day from one account, and mentor-agent "
-             f"has sent {sent_in(sends, now, DAY)} in the last 24 hours. Rather than have the provider refuse "
-             f"mail (or lock the account), the rest wait and go from {when}.", HOW_TO_STEER],
+            [
+                f"{limits.title} accepts about {limits.per_day} messages a day from one account, and mentor-agent "
+                f"has sent {sent_in(sends, now, DAY)} in the last 24 hours. Rather than have the provider refuse "
+                f"mail (or lock the account), the rest wait and go from {when}.",
+                HOW_TO_STEER,
+            ],
         )
     elif held is None and warning_due(sends, now, limits) and f"warn {day}" not in world.limit_told:
         world.limit_told.add(f"warn {day}")
         count = sent_in(sends, now, DAY)
         await world.notify(
             f"Close to {limits.title}'s daily sending limit ({count} of {limits.per_day})",
-            [f"mentor-agent has sent {count} messages in the last 24 hours; {limits.title} accepts about "
-             f"{limits.per_day} a day. After that, messages wait until the provider allows more."],
+            [
+                f"mentor-agent has sent {count} messages in the last 24 hours; {limits.title} accepts about "
+                f"{limits.per_day} a day. After that, messages wait until the provider allows more."
+            ],
         )
 
 
-async def _deliver_one(world: World, sender: Sender, item: Item,
-                       bodies: dict[int, bytes]) -> tuple[list[Row], list[Prepared]] | None:
+async def _deliver_one(
+    world: World, sender: Sender, item: Item, bodies: dict[int, bytes]
+) -> tuple[list[Row], list[Prepared]] | None:
     raws: list[tuple[Row, bytes]] = []
     for row in item.rows:
         raw = bodies.get(row.uid) if row.uid is not None else None
         if raw is not None and parse_envelope(raw).key != row.key:
             # The UID holds another message (a server's UID map gone wrong): never send it with this row's
             # envelope. Find this row's own message by its key.
-            log.warning("%s: UID %s in %s holds another message; looking it up by Message-ID", row.key, row.uid,
-                        world.folders.sending)
+            log.warning(
+                "%s: UID %s in %s holds another message; looking it up by Message-ID",
+                row.key,
+                row.uid,
+                world.folders.sending,
+            )
             row, raw = await _own_copy(world, row)
         if raw is None:
             await _attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
@@ -300,23 +314,31 @@ def _split_notice(world: World, rows: list[Row], digests: int, alone: list[Row])
     if alone:
         names = ", ".join(f"“{row.subject}”" for row in alone)
         one = len(alone) == 1
-        lines.append(f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
-                     f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
-                     f"{'it' if one else 'them'}, not inside a digest.")
+        lines.append(
+            f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
+            f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
+            f"{'it' if one else 'them'}, not inside a digest."
+        )
     if digests > 1:
-        lines.append(f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
-                     f"as {digests} digests.")
+        lines.append(
+            f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
+            f"as {digests} digests."
+        )
     elif digests == 1:
         lines.append("The other waiting messages go together as one digest.")
     lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
     lines.append("\n".join(f"  • {row.subject}" for row in rows))
-    title = (f"Sent on its own, too large for a digest: {alone[0].subject}" if alone
-             else f"Digest split in {digests}: {rows[0].subject}")
+    title = (
+        f"Sent on its own, too large for a digest: {alone[0].subject}"
+        if alone
+        else f"Digest split in {digests}: {rows[0].subject}"
+    )
     return title, lines
 
 
-async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Prepared], recipients: list[str],
-                follow_up: bool) -> bool:
+async def _send(
+    world: World, sender: Sender, rows: list[Row], prepared: list[Prepared], recipients: list[str], follow_up: bool
+) -> bool:
     """One item over the open connection; True once the server accepted it (then it is to be filed)."""
     ledger = world.ledger
     item = prepared[0].message_id
@@ -334,8 +356,12 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
     except (LoginRefused, TlsProblem) as error:
         if not parts_sent:  # refused before anything was sent: the message goes back, untouched
             raise _Blocked(error) from error
-        await _attention(world, rows, f"only {parts_sent} of {len(prepared)} parts were sent before the server "
-                                      f"refused the login ({error})", doubt=False)
+        await _attention(
+            world,
+            rows,
+            f"only {parts_sent} of {len(prepared)} parts were sent before the server refused the login ({error})",
+            doubt=False,
+        )
         return False
     except SendStopped:  # stopped while a retry waited: not sent, so it goes first after the restart
         with ledger.transaction():
@@ -362,9 +388,14 @@ async def _send(world: World, sender: Sender, rows: list[Row], prepared: list[Pr
             members = [m for row in rows for m in (row.key, row.message_id)] + [p.message_id for p in prepared]
             ledger.add_item(mentor, item, sent_at, members, follow_up=follow_up)
         ledger.log("sent", mentor=mentor, message=item, detail=f"{len(rows)} message(s) to {', '.join(recipients)}")
-    what = named(rows[0].key, rows[0].subject) if len(rows) == 1 else (
-        f"a digest of {len(rows)} ({', '.join(named(row.key, row.subject) for row in rows)})"
-        + (f" as {len(prepared)} e-mails" if len(prepared) > 1 else ""))
+    what = (
+        named(rows[0].key, rows[0].subject)
+        if len(rows) == 1
+        else (
+            f"a digest of {len(rows)} ({', '.join(named(row.key, row.subject) for row in rows)})"
+            + (f" as {len(prepared)} e-mails" if len(prepared) > 1 else "")
+        )
+    )
     log.info("sent %s to %s", what, ", ".join(recipients))
     publish(Sent(tuple(row.key for row in rows), mentor or "", tuple(recipients), sent_at))
     crash_point("accepted")
@@ -391,19 +422,30 @@ async def _smtp_open(world: World) -> bool:
         await try_login(world.settings.smtp, world.smtp_login())
     except (LoginRefused, TlsProblem) as error:
         refusal = gate.refused(now, error)
-        log.warning("SMTP %s again (try %d): %s; nothing is sent; next try at %s", refusal.what, refusal.tries,
-                    error, refusal.next_try.isoformat(timespec="seconds"))
+        log.warning(
+            "SMTP %s again (try %d): %s; nothing is sent; next try at %s",
+            refusal.what,
+            refusal.tries,
+            error,
+            refusal.next_try.isoformat(timespec="seconds"),
+        )
         world.ledger.set_status(**gate.status())
         return False
     except Exception as error:  # the server cannot be reached at all: we still do not know
         later = gate.postpone(now)
-        log.warning("SMTP login not tried again: %s; next try at %s", error,
-                    later.next_try.isoformat(timespec="seconds") if later else "once a message is due")
+        log.warning(
+            "SMTP login not tried again: %s; next try at %s",
+            error,
+            later.next_try.isoformat(timespec="seconds") if later else "once a message is due",
+        )
         world.ledger.set_status(**gate.status())
         return False
     ended = gate.worked()
-    log.info("SMTP login works again (%s since %s): sending resumes", ended.what if ended else "refused",
-             ended.since.isoformat(timespec="seconds") if ended else "?")
+    log.info(
+        "SMTP login works again (%s since %s): sending resumes",
+        ended.what if ended else "refused",
+        ended.since.isoformat(timespec="seconds") if ended else "?",
+    )
     world.ledger.set_status(**gate.status())
     world.ledger.log("smtp login works", detail="sending resumes")
     return True
@@ -422,8 +464,9 @@ async def _put_back(world: World, rows: Sequence[Row], error: LoginRefused | Tls
                 new_uid = None
             if new_uid is None:
                 new_uid = await world.locate(folders.scheduled, row.key, None)
-        world.ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid,
-                            detail=f"not sent yet: {error}")
+        world.ledger.update(
+            row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, detail=f"not sent yet: {error}"
+        )
         world.ledger.log("waiting", mentor=row.mentor, message=row.key, detail=f"SMTP: {error}")
 
 
@@ -432,8 +475,9 @@ async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Se
     gate = world.smtp_gate
     refusal = gate.refused(world.now(), error)
     at = refusal.next_try.isoformat(timespec="seconds")
-    log.warning("SMTP %s: %s; sending stops, every waiting message stays where it is; next try at %s",
-                refusal.what, error, at)
+    log.warning(
+        "SMTP %s: %s; sending stops, every waiting message stays where it is; next try at %s", refusal.what, error, at
+    )
     world.ledger.set_status(**gate.status())
     world.ledger.log("smtp refused", detail=str(error))
     minutes = ", ".join(f"{s / 60:g}" for s in schedule()[:-1])
@@ -446,8 +490,11 @@ async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Se
         "sends as soon as it works. If your password changed, update it where mentor-agent reads it "
         "(password_command, the keyring or the systemd credential); `mentor-agent status` shows the next try.",
     ]
-    title = ("Not sending: the mail server refused the login" if isinstance(error, LoginRefused)
-             else "Not sending: TLS with the mail server failed")
+    title = (
+        "Not sending: the mail server refused the login"
+        if isinstance(error, LoginRefused)
+        else "Not sending: TLS with the mail server failed"
+    )
     await world.notify(title, lines)
 
 
@@ -522,16 +569,18 @@ async def follow_filing(world: World) -> datetime | None:
         waiting = dict(world.filing_later)
         found = await world.in_sent([prepared.message_id for _, prepared, _ in waiting.values()], wait=False)
         theirs = [key for key, (_, prepared, _) in waiting.items() if prepared.message_id in found]
-        overdue = [key for key, (_, prepared, deadline) in waiting.items()
-                   if key not in theirs and now >= deadline]
+        overdue = [key for key, (_, prepared, deadline) in waiting.items() if key not in theirs and now >= deadline]
         if theirs:
             world.provider_files_sent = True
             await world.imap(world.mailbox.discard_many, world.folders.sending, [waiting[k][0] for k in theirs])
         if overdue:
             if world.provider_files_sent is None:
                 world.provider_files_sent = False
-                log.info("the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
-                         world.folders.sent, SENT_WAIT.total_seconds())
+                log.info(
+                    "the provider did not file a sent message in %s within %.0f s: mentor-agent files them",
+                    world.folders.sent,
+                    SENT_WAIT.total_seconds(),
+                )
             await _file_ours(world, [(waiting[k][0], waiting[k][1]) for k in overdue])
         with world.ledger.transaction():
             for key in (*theirs, *overdue):
@@ -653,15 +702,26 @@ async def _retry_later(world: World, rows: Sequence[Row], why: str) -> None:
         new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled) if uid else None
         if new_uid is None and uid is not None:
             new_uid = await world.locate(folders.scheduled, row.key, None)
-        world.ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, attempts=attempts,
-                            due=due, detail=f"temporary failure: {why}")
+        world.ledger.update(
+            row.key,
+            state=SCHEDULED,
+            folder=folders.scheduled,
+            uid=new_uid,
+            attempts=attempts,
+            due=due,
+            detail=f"temporary failure: {why}",
+        )
         world.ledger.log("retry", mentor=row.mentor, message=row.key, detail=why)
-    log.warning("%s: temporary send failure (%s); trying again in %s", named(rows[0].key, rows[0].subject), why,
-                RETRY_LATER)
+    log.warning(
+        "%s: temporary send failure (%s); trying again in %s", named(rows[0].key, rows[0].subject), why, RETRY_LATER
+    )
     await world.notify(
         f"Delayed by a mail server problem: {rows[0].subject}",
-        [f"Sending failed for a moment ({why}). mentor-agent tries again in about ten minutes "
-         f"(attempt {attempts} of {MAX_ROUNDS}).", HOW_TO_STEER],
+        [
+            f"Sending failed for a moment ({why}). mentor-agent tries again in about ten minutes "
+            f"(attempt {attempts} of {MAX_ROUNDS}).",
+            HOW_TO_STEER,
+        ],
         about=rows[0].message_id,
     )
 

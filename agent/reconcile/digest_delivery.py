@@ -52,8 +52,8 @@ class Composed:
 
     prepared: list[Prepared]  # the e-mails, in order: digest parts, and originals too large to go in one
     recipients: list[str]
-    digests: int              # how many of them are digests
-    alone: list[Row]          # the messages that go as they are, each larger than [digest] max_bytes
+    digests: int  # how many of them are digests
+    alone: list[Row]  # the messages that go as they are, each larger than [digest] max_bytes
 
 
 def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
@@ -86,7 +86,12 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         message_id = str(part.message["Message-ID"])
         save(world, message_id, raw)
         prepared.append(Prepared(wire=raw, sent_copy=raw, message_id=message_id))
-    log.debug("digest of %d message(s) to %s: %d e-mail(s) within [digest] max_bytes = %d%s", len(rows),
-              loaded.name if loaded else "?", len(parts), world.settings.digest.max_bytes,
-              "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone))
+    log.debug(
+        "digest of %d message(s) to %s: %d e-mail(s) within [digest] max_bytes = %d%s",
+        len(rows),
+        loaded.name if loaded else "?",
+        len(parts),
+        world.settings.digest.max_bytes,
+        "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone),
+    )
     return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)

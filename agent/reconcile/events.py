@@ -28,14 +28,14 @@ class Decided:
     """The pacing engine decided about one message. ``send``: it goes now (``due`` is None); the others are
     published when the student is told about them (once per change, as the notice says)."""
 
-    key: str        # the message's ledger key
-    mentor: str     # the policy id
+    key: str  # the message's ledger key
+    mentor: str  # the policy id
     mentor_name: str
     subject: str
     kind: Kind
     reason: str
-    due: datetime | None = None   # when it goes (None: now, or held with no time)
-    digest: str | None = None     # the digest it goes in, if any
+    due: datetime | None = None  # when it goes (None: now, or held with no time)
+    digest: str | None = None  # the digest it goes in, if any
 
 
 @dataclass(frozen=True)

@@ -62,13 +62,25 @@ async def scan_sent(world: World, seen: Seen) -> int:
         if at is None:
             continue
         for mentor, loaded in mentors.items():
-            world.ledger.add_item(mentor, envelope.message_id or envelope.key, at,
-                                  [envelope.message_id or envelope.key], source="sent-folder",
-                                  addresses=loaded.policy.mentor.addresses)
-            world.ledger.log("counted", mentor=mentor, message=envelope.key,
-                             detail=f"found in Sent, sent without the agent: {envelope.subject}")
-            log.info("counted %s to %s (found in Sent, sent without the agent)",
-                     named(envelope.key, envelope.subject), mentor)
+            world.ledger.add_item(
+                mentor,
+                envelope.message_id or envelope.key,
+                at,
+                [envelope.message_id or envelope.key],
+                source="sent-folder",
+                addresses=loaded.policy.mentor.addresses,
+            )
+            world.ledger.log(
+                "counted",
+                mentor=mentor,
+                message=envelope.key,
+                detail=f"found in Sent, sent without the agent: {envelope.subject}",
+            )
+            log.info(
+                "counted %s to %s (found in Sent, sent without the agent)",
+                named(envelope.key, envelope.subject),
+                mentor,
+            )
             found += 1
     return found
 
@@ -91,8 +103,9 @@ async def scan_replies(world: World, seen: Seen) -> int:
         if not answered or at is None:
             continue
         # A reply answers the newest of our messages it refers to (and, by the engine's rule, all before it).
-        if world.ledger.add_reply(mentor.id, envelope.message_id, min(at, world.now()), answered[-1],
-                                  addresses=addresses):
+        if world.ledger.add_reply(
+            mentor.id, envelope.message_id, min(at, world.now()), answered[-1], addresses=addresses
+        ):
             world.ledger.log("reply", mentor=mentor.id, message=envelope.message_id, detail=envelope.subject)
             log.info("reply from %s to %s", mentor.name, answered[-1])
             found += 1

@@ -81,8 +81,9 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
         return None
     if not mentors and not world.settings.pass_through:
         if existing is None:
-            log.info("%s: to no mentor, and pass_through is off: left in the Outbox",
-                     named(envelope.key, envelope.subject))
+            log.info(
+                "%s: to no mentor, and pass_through is off: left in the Outbox", named(envelope.key, envelope.subject)
+            )
             ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world))
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
@@ -97,8 +98,9 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
     return replace(row, forced="\\Flagged" in info.flags), existing is not None
 
 
-def _row(envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, state: str, folder: str, uid: int,
-         world: World) -> Row:
+def _row(
+    envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, state: str, folder: str, uid: int, world: World
+) -> Row:
     return Row(
         key=envelope.key,
         message_id=envelope.message_id or new_message_id(domain_of(world.settings.student.address)),
@@ -136,8 +138,10 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
     subject = envelope.subject or "(no subject)"
     await world.notify(
         f"Not sent: {subject}",
-        [f"“{subject}” was not sent: {why}.",
-         "It is in the Needs attention folder; fix it and move it back to the Outbox to try again."],
+        [
+            f"“{subject}” was not sent: {why}.",
+            "It is in the Needs attention folder; fix it and move it back to the Outbox to try again.",
+        ],
         about=envelope.message_id,
     )
 
@@ -156,8 +160,10 @@ async def follow_scheduled(world: World) -> None:
                 continue
             world.ledger.update(row.key, state=CANCELLED, detail="taken out of Scheduled by the student")
             world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="taken out of Scheduled")
-            log.info("%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)",
-                     named(row.key, row.subject))
+            log.info(
+                "%s: cancelled (taken out of Scheduled: deleted, or `cancel` put it in Drafts)",
+                named(row.key, row.subject),
+            )
             publish(Cancelled(row.key, "taken out of Scheduled"))
     if not uids:
         return
@@ -260,11 +266,13 @@ async def _tell_orphans(world: World, rows: list[Row]) -> None:
     log.warning("%d message(s) wait for a mentor whose policy file (%s) is gone: held", len(untold), files)
     await world.notify(
         f"Held: {len(untold)} message(s) whose mentor's policy file is gone ({files})",
-        [f"These messages were held for a mentor whose policy file ({files}) is no longer in "
-         f"{world.settings.policies_dir}. They stay where they are; nothing is sent because a file went "
-         f"missing:\n{listed}",
-         "Put the file back (under any name, with the mentor's addresses) to pace them again, or flag them in "
-         "Scheduled to send them now (they still count)."],
+        [
+            f"These messages were held for a mentor whose policy file ({files}) is no longer in "
+            f"{world.settings.policies_dir}. They stay where they are; nothing is sent because a file went "
+            f"missing:\n{listed}",
+            "Put the file back (under any name, with the mentor's addresses) to pace them again, or flag them in "
+            "Scheduled to send them now (they still count).",
+        ],
         about=untold[0].message_id,
     )
 
@@ -291,16 +299,23 @@ class _Hold:
     def changed(self) -> bool:
         row, decision = self.row, self.decision
         return (row.state, row.due, row.digest, row.reason) != (
-            SCHEDULED, decision.at, decision.digest, decision.reason)
+            SCHEDULED,
+            decision.at,
+            decision.digest,
+            decision.reason,
+        )
 
 
-async def _carry_out_for(world: World, loaded: LoadedPolicy, rows: list[Row],
-                         now: datetime) -> tuple[Item | None, datetime | None]:
+async def _carry_out_for(
+    world: World, loaded: LoadedPolicy, rows: list[Row], now: datetime
+) -> tuple[Item | None, datetime | None]:
     """The mentor's first item if it may go now; otherwise schedule everything and say when to look again."""
     history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
     engine = Engine(loaded.policy, history)
-    queue = sorted((Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
-                   key=lambda q: q.arrived)
+    queue = sorted(
+        (Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
+        key=lambda q: q.arrived,
+    )
     by_key = {r.key: r for r in rows}
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
@@ -339,18 +354,21 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
         for hold in holds:
             if hold.changed:
                 decision = hold.decision
-                ledger.update(hold.row.key, state=SCHEDULED, due=decision.at, digest=decision.digest,
-                              reason=decision.reason)
+                ledger.update(
+                    hold.row.key, state=SCHEDULED, due=decision.at, digest=decision.digest, reason=decision.reason
+                )
     in_outbox = [hold for hold in holds if hold.row.folder == folders.outbox and hold.row.uid is not None]
     if in_outbox:
-        moved = await world.imap(world.mailbox.move_many, folders.outbox, [h.row.uid for h in in_outbox],
-                                 folders.scheduled)
+        moved = await world.imap(
+            world.mailbox.move_many, folders.outbox, [h.row.uid for h in in_outbox], folders.scheduled
+        )
         placed: dict[str, int | None] = {}
         for hold in in_outbox:
             if hold.row.uid in moved:
                 new_uid = moved[hold.row.uid]
-                placed[hold.row.key] = new_uid if new_uid is not None else await world.locate(
-                    folders.scheduled, hold.row.key, None)
+                placed[hold.row.key] = (
+                    new_uid if new_uid is not None else await world.locate(folders.scheduled, hold.row.key, None)
+                )
         gone = {hold.row.key for hold in in_outbox if hold.row.key not in placed}
         with ledger.transaction():
             for key, new_uid in placed.items():
@@ -369,13 +387,24 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
             ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
     for hold in tell:
         log.info("%s → %s: %s", named(hold.row.key, hold.row.subject), loaded.name, hold.decision.reason)
-        publish(Decided(hold.row.key, loaded.id, loaded.name, hold.row.subject, hold.kind, hold.decision.reason,
-                        hold.decision.at, hold.decision.digest))
+        publish(
+            Decided(
+                hold.row.key,
+                loaded.id,
+                loaded.name,
+                hold.row.subject,
+                hold.kind,
+                hold.decision.reason,
+                hold.decision.at,
+                hold.decision.digest,
+            )
+        )
     zone, student_zone = loaded.policy.zone, world.settings.student.zone
     if len(tell) == 1:
         hold = tell[0]
-        title, lines = scheduled_lines(hold.row.subject, loaded.name, hold.decision.at, hold.decision.reason,
-                                       zone, student_zone, hold.others)
+        title, lines = scheduled_lines(
+            hold.row.subject, loaded.name, hold.decision.at, hold.decision.reason, zone, student_zone, hold.others
+        )
         await world.notify(title, lines, about=hold.row.message_id)
         return
     held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in tell]
@@ -396,11 +425,16 @@ async def settle_folders(world: World, config_file: str) -> None:
     folders = world.folders
     why = await world.imap(world.mailbox.providers_own, folders.outbox)
     if why is not None:
-        raise UserError([Problem(
-            file=config_file, key="imap.folders.outbox",
-            message=f"{folders.outbox!r} cannot be mentor-agent's outbox: {why}. Choose a folder of your own, "
-                    f"e.g. outbox = \"{Folders().outbox}\" under [imap.folders]",
-        )])
+        raise UserError(
+            [
+                Problem(
+                    file=config_file,
+                    key="imap.folders.outbox",
+                    message=f"{folders.outbox!r} cannot be mentor-agent's outbox: {why}. Choose a folder of your own, "
+                    f'e.g. outbox = "{Folders().outbox}" under [imap.folders]',
+                )
+            ]
+        )
     if "outbox" in world.settings.imap.folders.model_fields_set or folders.outbox == LEGACY_OUTBOX:
         return
     names = await world.imap(world.mailbox.folder_list)
@@ -415,15 +449,16 @@ async def settle_folders(world: World, config_file: str) -> None:
     if own is None and used_before:
         _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
         moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, uids, folders.outbox)
-        log.info("moved %d message(s) from the old default outbox %r to %r", len(moved), LEGACY_OUTBOX,
-                 folders.outbox)
+        log.info("moved %d message(s) from the old default outbox %r to %r", len(moved), LEGACY_OUTBOX, folders.outbox)
         await world.notify(
             f"Your outbox is now “{folders.outbox}”",
-            [f"mentor-agent now watches “{folders.outbox}” instead of “{LEGACY_OUTBOX}” (a name Outlook uses for "
-             f"its own Outbox). The {len(moved)} message(s) waiting in “{LEGACY_OUTBOX}” were moved there and "
-             "go out as before.",
-             f"From now on drop messages into “{folders.outbox}”. To keep the old name, set outbox = "
-             f"\"{LEGACY_OUTBOX}\" under [imap.folders] in {config_file or 'the config file'}."],
+            [
+                f"mentor-agent now watches “{folders.outbox}” instead of “{LEGACY_OUTBOX}” (a name Outlook uses for "
+                f"its own Outbox). The {len(moved)} message(s) waiting in “{LEGACY_OUTBOX}” were moved there and "
+                "go out as before.",
+                f"From now on drop messages into “{folders.outbox}”. To keep the old name, set outbox = "
+                f'"{LEGACY_OUTBOX}" under [imap.folders] in {config_file or "the config file"}.',
+            ],
         )
         return
     told = ledger.db.execute("SELECT value FROM meta WHERE key = 'legacy_outbox_told'").fetchone()
@@ -433,6 +468,8 @@ async def settle_folders(world: World, config_file: str) -> None:
     whose = f" ({own})" if own else ""
     await world.notify(
         f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
-        [f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
-         f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”."],
+        [
+            f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
+            f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
+        ],
     )

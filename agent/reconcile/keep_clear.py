@@ -52,20 +52,23 @@ async def _calendar_busy(world: World, now: datetime, horizon: timedelta) -> lis
     if key not in _CALENDARS:
         zone = world.settings.student.zone
         _CALENDARS.clear()  # one live entry: the calendar or the day changed
-        _CALENDARS[key] = await asyncio.to_thread(load_busy, sources, after(day, -timedelta(days=1)),
-                                                  after(day, timedelta(weeks=weeks, days=2)), zone)
+        _CALENDARS[key] = await asyncio.to_thread(
+            load_busy, sources, after(day, -timedelta(days=1)), after(day, timedelta(weeks=weeks, days=2)), zone
+        )
     return _CALENDARS[key]
 
 
-async def keep_clear(world: World, store: MeetingStore, mentor: str, horizon: timedelta,
-                      exclude_round: str | None = None) -> tuple[list[Interval], list[datetime]]:
+async def keep_clear(
+    world: World, store: MeetingStore, mentor: str, horizon: timedelta, exclude_round: str | None = None
+) -> tuple[list[Interval], list[datetime]]:
     """(busy intervals, starts of this mentor's agreed meetings): calendars, agreed meetings, open offers."""
     busy = list(await _calendar_busy(world, world.now(), horizon))
     loaded = world.book.by_id.get(mentor)  # the student's own hours: nothing outside them (agent.rules.student_hours)
     buffer = loaded.policy.meetings.buffer if loaded else timedelta(0)
     student = world.settings.student
-    busy += outside_hours(student.hours, student.zone, world.now(), after(world.now(), horizon + timedelta(days=1)),
-                           buffer)
+    busy += outside_hours(
+        student.hours, student.zone, world.now(), after(world.now(), horizon + timedelta(days=1)), buffer
+    )
     agreed: list[datetime] = []
     for owner, start, end, status in store.taken(exclude_round=exclude_round):
         busy.append((start, end))
@@ -93,9 +96,13 @@ async def is_free_for(world: World, store: MeetingStore, stored: Stored) -> Any:
 def why_none(loaded: LoadedPolicy, now: datetime, busy: list[Interval], agreed: list[datetime]) -> str:
     rules, zone = loaded.policy.meetings, loaded.policy.zone
     if find_slots(rules, zone, now, busy, (), count=1):
-        return (f"the agreed limit of meetings with {loaded.name} is reached "
-                f"({rules.max_per_week} a week, {rules.max_per_month} a month)")
+        return (
+            f"the agreed limit of meetings with {loaded.name} is reached "
+            f"({rules.max_per_week} a week, {rules.max_per_month} a month)"
+        )
     if find_slots(rules, zone, now, [], agreed, count=1):
-        return ("your calendar, your own hours ([student] hours) and the meetings already offered or agreed fill "
-                "every free time in the windows")
-    return (f"no meeting window of {loaded.name} lies between {rules.min_notice} and {rules.horizon} from now")
+        return (
+            "your calendar, your own hours ([student] hours) and the meetings already offered or agreed fill "
+            "every free time in the windows"
+        )
+    return f"no meeting window of {loaded.name} lies between {rules.min_notice} and {rules.horizon} from now"

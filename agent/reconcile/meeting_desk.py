@@ -98,8 +98,16 @@ def _both(slot: Slot, loaded: LoadedPolicy | Round, student_zone: Any) -> str:
     return mine if mine == theirs else f"{mine} (for them: {theirs})"
 
 
-async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", description: str = "",
-                  source: str = "", preferred: Slot | None = None, about: str | None = None) -> Proposal:
+async def propose(
+    world: World,
+    loaded: LoadedPolicy,
+    *,
+    topic: str = "",
+    description: str = "",
+    source: str = "",
+    preferred: Slot | None = None,
+    about: str | None = None,
+) -> Proposal:
     """Start a round with ``loaded``'s mentor: find free times, append the REQUEST(s), tell the student."""
     store = MeetingStore(world.ledger)
     rules, zone = loaded.policy.meetings, loaded.policy.zone
@@ -113,40 +121,68 @@ async def propose(world: World, loaded: LoadedPolicy, *, topic: str = "", descri
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
             slots = find_slots(rules, zone, now, busy, agreed)
-            log.debug("meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
-                      "offers and meetings)", loaded.name,
-                      ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none", len(busy))
-            if preferred is not None and preferred.utc_start >= after(now, rules.min_notice) and not any(
-                    preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy):
+            log.debug(
+                "meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
+                "offers and meetings)",
+                loaded.name,
+                ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none",
+                len(busy),
+            )
+            if (
+                preferred is not None
+                and preferred.utc_start >= after(now, rules.min_notice)
+                and not any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy)
+            ):
                 slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
                 slots = slots[: rules.proposals]
             problem = "" if slots else why_none(loaded, now, busy, agreed)
     if problem:
         log.info("no meeting proposed to %s: %s", loaded.name, problem)
-        await world.notify(f"No meeting time with {loaded.name}", [f"No meeting was proposed: {problem}."],
-                           about=about)
+        await world.notify(f"No meeting time with {loaded.name}", [f"No meeting was proposed: {problem}."], about=about)
         return Proposal((), problem, zone=zone)
     student = _party(world)
     round_id = uuid.uuid4().hex[:16]
     mentor = Party(loaded.name, loaded.policy.mentor.addresses[0])
-    state, actions = start_round(rules, zone, mentor=mentor, student=student,
-                                 student_zone=world.settings.student.zone, slots=slots, round_id=round_id,
-                                 domain=domain_of(student.address))
+    state, actions = start_round(
+        rules,
+        zone,
+        mentor=mentor,
+        student=student,
+        student_zone=world.settings.student.zone,
+        slots=slots,
+        round_id=round_id,
+        domain=domain_of(student.address),
+    )
     summary = f"Mentoring: {topic}" if topic else (rules.description or "Mentoring meeting")
-    stored = Stored(round_id, loaded.id, state=None, topic=summary, description=description or rules.description,
-                    source=source)
+    stored = Stored(
+        round_id, loaded.id, state=None, topic=summary, description=description or rules.description, source=source
+    )
     offered = tuple(a.slot for a in actions if isinstance(a, SendInvite))
     listed = "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in offered)
     later = tuple(state.pending)
-    lines = [f"Offered {loaded.name} " + ("these times, one invitation each:" if rules.strategy == "holds"
-                                           else "this time:"), listed]
+    lines = [
+        f"Offered {loaded.name} "
+        + ("these times, one invitation each:" if rules.strategy == "holds" else "this time:"),
+        listed,
+    ]
     if later:
-        lines.append("If it does not suit, these follow one by one:\n"
-                     + "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in later))
-    lines.append("The invitation goes to them when the agreement allows (it counts as an e-mail); "
-                 "their answer arrives here.")
-    await _carry(world, store, stored, state, actions, title=f"Meeting offered to {loaded.name}: {summary}",
-                 lines=lines, about=about)
+        lines.append(
+            "If it does not suit, these follow one by one:\n"
+            + "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in later)
+        )
+    lines.append(
+        "The invitation goes to them when the agreement allows (it counts as an e-mail); their answer arrives here."
+    )
+    await _carry(
+        world,
+        store,
+        stored,
+        state,
+        actions,
+        title=f"Meeting offered to {loaded.name}: {summary}",
+        lines=lines,
+        about=about,
+    )
     log.info("meeting round %s with %s: %d time(s) offered", round_id, loaded.name, len(offered))
     publish(MeetingOffered(round_id, loaded.id, loaded.name, len(offered)))
     world.ledger.log("meeting proposed", mentor=loaded.id, detail=f"round {round_id}, {len(offered)} time(s)")
@@ -168,9 +204,10 @@ async def call_off(world: World, loaded: LoadedPolicy) -> list[str]:
             continue
         state, actions = cancel_round(stored.state)
         title = f"Meeting with {loaded.name} called off"
-        lines = [f"You called off the meeting offer to {loaded.name}"
-                 + (f" ({stored.topic})" if stored.topic else "") + ".",
-                 "Invitations already sent are cancelled; any still waiting to go are taken back."]
+        lines = [
+            f"You called off the meeting offer to {loaded.name}" + (f" ({stored.topic})" if stored.topic else "") + ".",
+            "Invitations already sent are cancelled; any still waiting to go are taken back.",
+        ]
         await _carry(world, store, stored, state, actions, title=title, lines=lines)
         log.info("meeting round %s with %s: called off by the student", stored.round_id, loaded.name)
         world.ledger.log("meeting called off", mentor=loaded.id, detail=f"round {stored.round_id}")
@@ -183,8 +220,10 @@ def _item(kind: str, now: datetime, **values: Any) -> dict[str, Any]:
 
 
 def _slot_of(item: dict[str, Any], zone: Any) -> Slot:
-    return Slot(datetime.fromisoformat(item["slot"][0]).astimezone(zone),
-                datetime.fromisoformat(item["slot"][1]).astimezone(zone))
+    return Slot(
+        datetime.fromisoformat(item["slot"][0]).astimezone(zone),
+        datetime.fromisoformat(item["slot"][1]).astimezone(zone),
+    )
 
 
 def _slot_json(slot: Slot) -> list[str]:
@@ -206,8 +245,17 @@ def _still_open(store: MeetingStore, stored: Stored, now: datetime) -> bool:
     return False
 
 
-async def _carry(world: World, store: MeetingStore, stored: Stored, state: Round, actions: tuple[Action, ...],
-                 *, title: str = "", lines: list[str] | None = None, about: str | None = None) -> None:
+async def _carry(
+    world: World,
+    store: MeetingStore,
+    stored: Stored,
+    state: Round,
+    actions: tuple[Action, ...],
+    *,
+    title: str = "",
+    lines: list[str] | None = None,
+    about: str | None = None,
+) -> None:
     """Record the new state with what it asks for (as todo), in one transaction; then carry the todo out."""
     now = world.now()
     fresh: list[dict[str, Any]] = []
@@ -217,33 +265,61 @@ async def _carry(world: World, store: MeetingStore, stored: Stored, state: Round
     for action in actions:
         if isinstance(action, SendInvite):
             message_ids[action.uid] = new_message_id(domain)
-            fresh.append(_item("request", now, uid=action.uid, sequence=action.sequence,
-                               slot=_slot_json(action.slot), alternatives=[_slot_json(s) for s in action.alternatives],
-                               message_id=message_ids[action.uid]))
+            fresh.append(
+                _item(
+                    "request",
+                    now,
+                    uid=action.uid,
+                    sequence=action.sequence,
+                    slot=_slot_json(action.slot),
+                    alternatives=[_slot_json(s) for s in action.alternatives],
+                    message_id=message_ids[action.uid],
+                )
+            )
         elif isinstance(action, SendCancel):
-            fresh.append(_item("cancel", now, uid=action.uid, sequence=action.sequence, slot=_slot_json(action.slot),
-                               message_id=new_message_id(domain)))
+            fresh.append(
+                _item(
+                    "cancel",
+                    now,
+                    uid=action.uid,
+                    sequence=action.sequence,
+                    slot=_slot_json(action.slot),
+                    message_id=new_message_id(domain),
+                )
+            )
         elif isinstance(action, SendStudentCopy):
-            fresh.append(_item("copy", now, uid=action.uid, sequence=action.sequence, slot=_slot_json(action.slot),
-                               message_id=new_message_id(domain)))
+            fresh.append(
+                _item(
+                    "copy",
+                    now,
+                    uid=action.uid,
+                    sequence=action.sequence,
+                    slot=_slot_json(action.slot),
+                    message_id=new_message_id(domain),
+                )
+            )
         elif isinstance(action, NotifyStudent):
             notes.append(action.text)
         elif isinstance(action, RecordMeeting):
             log.info("meeting agreed with %s: %s", state.mentor.name, describe_slot(action.slot, UTC))
             publish(MeetingAgreed(stored.mentor, state.mentor.name, action.slot.utc_start))
-            world.ledger.log("meeting agreed", mentor=stored.mentor, message=action.uid,
-                             detail=action.slot.utc_start.isoformat())
+            world.ledger.log(
+                "meeting agreed", mentor=stored.mentor, message=action.uid, detail=action.slot.utc_start.isoformat()
+            )
         elif isinstance(action, Ignored):
             log.warning("meeting reply ignored (round %s): %s", stored.round_id, action.reason)
             world.ledger.log("meeting reply ignored", mentor=stored.mentor, detail=action.reason)
     if title:
         fresh.append(_item("notice", now, title=title, lines=lines or [], about=about))
     if notes:
-        fresh.append(_item("notice", now, title=f"Meeting with {state.mentor.name}: {notes[0][:60]}",
-                           lines=notes, about=None))
+        fresh.append(
+            _item("notice", now, title=f"Meeting with {state.mentor.name}: {notes[0][:60]}", lines=notes, about=None)
+        )
     stored.state = state
-    stored.extra["ids"] = [*stored.extra.get("ids", []),
-                           *(i["message_id"] for i in fresh if i["kind"] in ("request", "cancel"))]
+    stored.extra["ids"] = [
+        *stored.extra.get("ids", []),
+        *(i["message_id"] for i in fresh if i["kind"] in ("request", "cancel")),
+    ]
     stored.todo = [*stored.todo, *fresh]
     stored.open = _still_open(store, stored, now)
     store.save(stored, message_ids)
@@ -265,20 +341,40 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
             await append_suggestion(world, stored, item)
         elif state is not None:
             slot = _slot_of(item, state.zone)
-            meeting = Meeting(item["uid"], int(item["sequence"]), slot, stored.topic, state.rules.location,
-                              stored.description)
+            meeting = Meeting(
+                item["uid"], int(item["sequence"]), slot, stored.topic, state.rules.location, stored.description
+            )
             zones: dict[str, Any] = {"mentor_zone": state.zone, "student_zone": state.student_zone}
             folder = world.folders.notices if kind == "copy" else world.folders.outbox
             if kind == "request":
                 alternatives = [_slot_of({"slot": a}, state.zone) for a in item["alternatives"]]
-                message = build_request(meeting, organizer=state.student, attendee=state.mentor, now=world.now(),
-                                        alternatives=alternatives, message_id=item["message_id"], **zones)
+                message = build_request(
+                    meeting,
+                    organizer=state.student,
+                    attendee=state.mentor,
+                    now=world.now(),
+                    alternatives=alternatives,
+                    message_id=item["message_id"],
+                    **zones,
+                )
             elif kind == "cancel":
-                message = build_cancel(meeting, organizer=state.student, attendee=state.mentor, now=world.now(),
-                                       message_id=item["message_id"], **zones)
+                message = build_cancel(
+                    meeting,
+                    organizer=state.student,
+                    attendee=state.mentor,
+                    now=world.now(),
+                    message_id=item["message_id"],
+                    **zones,
+                )
             else:
-                message = build_student_copy(meeting, student=state.student, mentor=state.mentor, now=world.now(),
-                                             message_id=item["message_id"], **zones)
+                message = build_student_copy(
+                    meeting,
+                    student=state.student,
+                    mentor=state.mentor,
+                    now=world.now(),
+                    message_id=item["message_id"],
+                    **zones,
+                )
             message["X-Mentor-Agent"] = "invite" if kind != "copy" else "meeting-copy"
             already = store.message_state(item["message_id"]) is not None
             if not already and not await _present(world, folder, item["message_id"]):
@@ -293,8 +389,9 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
 
 async def _retract(world: World, message_id: str) -> None:
     """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled before it goes."""
-    row = world.ledger.db.execute("SELECT key FROM messages WHERE message_id = ? AND state IN (?, ?)",
-                                  (message_id, NEW, SCHEDULED)).fetchone()
+    row = world.ledger.db.execute(
+        "SELECT key FROM messages WHERE message_id = ? AND state IN (?, ?)", (message_id, NEW, SCHEDULED)
+    ).fetchone()
     found = world.ledger.get(row[0]) if row else None
     if found is None or found.folder is None:
         return
@@ -315,8 +412,9 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
         if request is None or known is None:
             continue
         where, sent_at = known
-        if where in (ACCEPTED, DONE) and (offer.status == "planned" or
-                                          (offer.status == "cancelled" and not offer.ever_sent)):
+        if where in (ACCEPTED, DONE) and (
+            offer.status == "planned" or (offer.status == "cancelled" and not offer.ever_sent)
+        ):
             state, actions = mark_sent(state, offer.uid, sent_at or world.now())
             await _carry(world, store, stored, state, actions)
         elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED):
@@ -324,8 +422,10 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
         elif offer.status == "planned" and where in (CANCELLED, ATTENTION):
             withdrawn = replace(offer, status="cancelled")
             state = replace(state, offers=tuple(withdrawn if o.uid == offer.uid else o for o in state.offers))
-            text = (f"The invitation to {state.mentor.name} for {_both(offer.slot, state, state.student_zone)} "
-                    f"did not go out ({where}); that offer is withdrawn.")
+            text = (
+                f"The invitation to {state.mentor.name} for {_both(offer.slot, state, state.student_zone)} "
+                f"did not go out ({where}); that offer is withdrawn."
+            )
             await _carry(world, store, stored, state, (NotifyStudent(text),))
 
 
@@ -360,10 +460,14 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
             log.warning("unreadable calendar reply from %s: %s", envelope.sender, error)
             mentor = world.book.for_address(envelope.sender)
             if mentor is not None:
-                await world.notify(f"Unreadable calendar answer from {mentor.name}",
-                                   [f"“{envelope.subject}” from {mentor.name} holds a calendar answer that cannot be "
-                                    f"read ({error}), so nothing was changed. Please read it yourself."],
-                                   about=envelope.message_id)
+                await world.notify(
+                    f"Unreadable calendar answer from {mentor.name}",
+                    [
+                        f"“{envelope.subject}” from {mentor.name} holds a calendar answer that cannot be "
+                        f"read ({error}), so nothing was changed. Please read it yourself."
+                    ],
+                    about=envelope.message_id,
+                )
             continue
         head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
         auth = " ; ".join(str(v) for v in head.get_all("Authentication-Results") or [])
@@ -372,8 +476,9 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
             await _answer(world, store, item, sender, envelope, auth or None)
 
 
-async def _answer(world: World, store: MeetingStore, item: ItipObject, sender: str, envelope: Envelope,
-                  auth: str | None) -> None:
+async def _answer(
+    world: World, store: MeetingStore, item: ItipObject, sender: str, envelope: Envelope, auth: str | None
+) -> None:
     async def start_round(loaded: LoadedPolicy, source: str, preferred: Slot) -> None:
         await propose(world, loaded, source=source, preferred=preferred)
 
@@ -428,8 +533,9 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
     offered = bool(existing and existing.state and existing.state.offers)
     if existing is None:
         topic = MEETING_TAG.sub("", envelope.subject).strip(" -:–") or ""
-        proposal = await propose(world, mentor, topic=topic, description=_text_of(raw), source=envelope.key,
-                                 about=envelope.message_id)
+        proposal = await propose(
+            world, mentor, topic=topic, description=_text_of(raw), source=envelope.key, about=envelope.message_id
+        )
         offered = bool(proposal.offered)
     target = folders.sent if offered else folders.needs_attention
     try:
@@ -440,16 +546,24 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
         await world.imap(world.mailbox.set_flags, target, new_uid, ["\\Seen"])
     subject = envelope.subject or "(no subject)"
     if offered:
-        lines = [f"“{subject}” became a meeting invitation to {mentor.name}, with your text as its description.",
-                 "The invitation goes when the agreement allows; the request itself is filed in Sent and is not "
-                 "sent as an e-mail."]
+        lines = [
+            f"“{subject}” became a meeting invitation to {mentor.name}, with your text as its description.",
+            "The invitation goes when the agreement allows; the request itself is filed in Sent and is not "
+            "sent as an e-mail.",
+        ]
         await world.notify(f"Your meeting request became an invitation: {subject}", lines, about=envelope.message_id)
     else:
-        await world.notify(f"Meeting request not sent: {subject}",
-                           [f"“{subject}” could not become an invitation (see the notice before this one). It is "
-                            "in Needs attention; move it back to the Outbox to try again."], about=envelope.message_id)
-    world.ledger.log("meeting request", mentor=mentor.id, message=envelope.key,
-                     detail="invitation" if offered else "no time")
+        await world.notify(
+            f"Meeting request not sent: {subject}",
+            [
+                f"“{subject}” could not become an invitation (see the notice before this one). It is "
+                "in Needs attention; move it back to the Outbox to try again."
+            ],
+            about=envelope.message_id,
+        )
+    world.ledger.log(
+        "meeting request", mentor=mentor.id, message=envelope.key, detail="invitation" if offered else "no time"
+    )
     return True
 
 

@@ -43,12 +43,19 @@ async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) 
         return
     student = world.settings.student
     zone = loaded.policy.zone
-    meeting = Meeting(stored.extra["uid"], 0, _slot(stored.extra["slot"], zone), stored.topic,
-                      loaded.policy.meetings.location)
-    message = build_suggestion(meeting, student=Party(student.name, student.address),
-                               mentor=Party(loaded.name, loaded.policy.mentor.addresses[0]),
-                               waiting=int(stored.extra.get("waiting", 0)), student_zone=student.zone,
-                               mentor_zone=zone, now=world.now(), message_id=item["message_id"])
+    meeting = Meeting(
+        stored.extra["uid"], 0, _slot(stored.extra["slot"], zone), stored.topic, loaded.policy.meetings.location
+    )
+    message = build_suggestion(
+        meeting,
+        student=Party(student.name, student.address),
+        mentor=Party(loaded.name, loaded.policy.mentor.addresses[0]),
+        waiting=int(stored.extra.get("waiting", 0)),
+        student_zone=student.zone,
+        mentor_zone=zone,
+        now=world.now(),
+        message_id=item["message_id"],
+    )
     message["X-Mentor-Agent"] = "suggestion"
     folder = world.folders.notices
     if not await world.imap(world.mailbox.find_by_message_id, folder, item["message_id"]):
@@ -91,8 +98,9 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
                     stored.open = False  # the streak is over; a new one may bring a new suggestion
                     store.save(stored)
             continue
-        if live or any(s.mentor == loaded.id and s.state is not None and s.state.outcome == "open"
-                       for s in store.open_rounds()):
+        if live or any(
+            s.mentor == loaded.id and s.state is not None and s.state.outcome == "open" for s in store.open_rounds()
+        ):
             continue
         rules = loaded.policy.meetings
         try:
@@ -106,11 +114,24 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
             continue
         token = uuid.uuid4().hex[:16]
         domain = domain_of(world.settings.student.address)
-        item = {"id": uuid.uuid4().hex, "kind": "suggestion", "created": now.isoformat(),
-                "message_id": new_message_id(domain)}
-        stored = Stored(f"suggest-{token}", loaded.id, kind="suggestion", topic=f"Meeting with {loaded.name}",
-                        todo=[item], extra={"uid": make_uid(f"suggest-{token}", domain), "waiting": len(waiting),
-                                            "slot": [slots[0].utc_start.isoformat(), slots[0].utc_end.isoformat()]})
+        item = {
+            "id": uuid.uuid4().hex,
+            "kind": "suggestion",
+            "created": now.isoformat(),
+            "message_id": new_message_id(domain),
+        }
+        stored = Stored(
+            f"suggest-{token}",
+            loaded.id,
+            kind="suggestion",
+            topic=f"Meeting with {loaded.name}",
+            todo=[item],
+            extra={
+                "uid": make_uid(f"suggest-{token}", domain),
+                "waiting": len(waiting),
+                "slot": [slots[0].utc_start.isoformat(), slots[0].utc_end.isoformat()],
+            },
+        )
         store.save(stored)
         world.ledger.log("meeting suggested", mentor=loaded.id, detail=f"{len(waiting)} messages waiting")
         await _carry_out(world, store, stored, [item["id"]])
@@ -135,8 +156,15 @@ def _problem(world: World, item: ItipObject, envelope: Envelope, auth: str | Non
 StartRound = Callable[[LoadedPolicy, str, Slot], Awaitable[None]]  # mentor, source uid, preferred time
 
 
-async def suggestion_answered(world: World, store: MeetingStore, item: ItipObject, envelope: Envelope,
-                              auth: str | None, *, start_round: StartRound) -> bool:
+async def suggestion_answered(
+    world: World,
+    store: MeetingStore,
+    item: ItipObject,
+    envelope: Envelope,
+    auth: str | None,
+    *,
+    start_round: StartRound,
+) -> bool:
     """True when ``item`` is an answer to one of our suggestions (applied, or ignored with a log line).
 
     An acceptance starts a real round through ``start_round`` (the meeting desk's ``propose``), before the
@@ -157,8 +185,10 @@ async def suggestion_answered(world: World, store: MeetingStore, item: ItipObjec
             await start_round(loaded, item.uid, _slot(stored.extra["slot"], loaded.policy.zone))
         answer = "accepted"
     elif item.partstat == "DECLINED":
-        await world.notify(f"No meeting with {loaded.name if loaded else stored.mentor}",
-                           ["You declined the suggested meeting; the waiting messages stay queued as they are."])
+        await world.notify(
+            f"No meeting with {loaded.name if loaded else stored.mentor}",
+            ["You declined the suggested meeting; the waiting messages stay queued as they are."],
+        )
         answer = "declined"
     else:
         return True  # tentative or unknown: wait for a final answer

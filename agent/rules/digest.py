@@ -251,10 +251,14 @@ def _section(parsed: _Parsed, cid_prefix: str) -> _Section:
         return used.setdefault(key, f"{cid_prefix}.{len(used) + 1}")
 
     plain = "\n\n".join(b.text if b.kind == "plain" else html_to_text(b.text) for b in parsed.body.plain)
-    markup = "\n".join(text_to_html(b.text) if b.kind == "plain" else sanitise_html(b.text, resolve)
-                       for b in parsed.body.html)
-    inline = [Attachment(a.filename, a.maintype, a.subtype, a.data, used[k], a.charset)
-              for k, a in by_cid.items() if k in used]
+    markup = "\n".join(
+        text_to_html(b.text) if b.kind == "plain" else sanitise_html(b.text, resolve) for b in parsed.body.html
+    )
+    inline = [
+        Attachment(a.filename, a.maintype, a.subtype, a.data, used[k], a.charset)
+        for k, a in by_cid.items()
+        if k in used
+    ]
     rest = [a for a in parsed.body.attachments if not (a.cid and unquote(a.cid).lower() in used)]
     has_html = any(b.kind == "html" for b in parsed.body.html)
     return _Section(parsed.subject, parsed.written, plain.strip("\n"), markup, has_html, inline, rest)
@@ -362,8 +366,10 @@ def _validate(originals: Sequence[Original], student_address: str, now: datetime
         raise ValueError("compose() needs at least one original message")
     keys = {compatibility_key(o.raw) for o in originals}
     if len(keys) > 1:
-        raise ValueError("originals have different To/Cc/Bcc recipients and cannot share one digest: "
-                         + ", ".join(o.key for o in originals))
+        raise ValueError(
+            "originals have different To/Cc/Bcc recipients and cannot share one digest: "
+            + ", ".join(o.key for o in originals)
+        )
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     if not _DOMAIN.fullmatch(domain):
@@ -394,13 +400,29 @@ def _groups(parsed: Sequence[_Parsed], who: _Identity, max_bytes: int) -> list[l
     return groups
 
 
-def _identity(originals: Sequence[Original], student_name: str, student_address: str, mentor_name: str,
-              template: str, now: datetime, domain: str) -> _Identity:
+def _identity(
+    originals: Sequence[Original],
+    student_name: str,
+    student_address: str,
+    mentor_name: str,
+    template: str,
+    now: datetime,
+    domain: str,
+) -> _Identity:
     _validate(originals, student_address, now, domain)
     _check_template(template)
     first = _headers(originals[0].raw)
-    return _Identity(header_text(student_name), student_address.strip(), mentor_name, template, now, domain,
-                     to=_recipients(first, "to"), cc=_recipients(first, "cc"), references=_references(originals))
+    return _Identity(
+        header_text(student_name),
+        student_address.strip(),
+        mentor_name,
+        template,
+        now,
+        domain,
+        to=_recipients(first, "to"),
+        cc=_recipients(first, "cc"),
+        references=_references(originals),
+    )
 
 
 @dataclass(frozen=True)
@@ -437,8 +459,9 @@ def compose_parts(
         groups = _groups(parsed, who, max_bytes)
         built = [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
         # One original can still come out over the limit once wrapped (quoted text, an HTML view): it goes alone.
-        too_big = {group[0].key for group, msg in zip(groups, built, strict=True)
-                   if len(group) == 1 and _size(msg) > max_bytes}
+        too_big = {
+            group[0].key for group, msg in zip(groups, built, strict=True) if len(group) == 1 and _size(msg) > max_bytes
+        }
         if not too_big:
             break
         alone |= too_big

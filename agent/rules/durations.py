@@ -17,8 +17,7 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(0)
     if not _WHOLE.match(cleaned):
         raise ValueError(
-            f"{text!r} is not a duration; write a number and a unit, e.g. \"90m\", \"4h\", \"2d\" "
-            "(units: s, m, h, d, w)"
+            f'{text!r} is not a duration; write a number and a unit, e.g. "90m", "4h", "2d" (units: s, m, h, d, w)'
         )
     total = timedelta(0)
     for amount, unit in _PART.findall(cleaned):

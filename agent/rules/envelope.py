@@ -23,7 +23,7 @@ MAX_RECIPIENTS = 100
 
 @dataclass(frozen=True)
 class Envelope:
-    key: str                         # Message-ID, or "sha256:…" of the header block when there is none
+    key: str  # Message-ID, or "sha256:…" of the header block when there is none
     message_id: str | None
     sender: str
     to: tuple[str, ...]
@@ -31,9 +31,9 @@ class Envelope:
     bcc: tuple[str, ...]
     subject: str
     date: datetime | None
-    references: tuple[str, ...]      # In-Reply-To and References, in order
+    references: tuple[str, ...]  # In-Reply-To and References, in order
     problems: tuple[str, ...] = field(default=())
-    agent_kind: str = ""             # X-Mentor-Agent: what the agent itself wrote ("invite", "notice", …)
+    agent_kind: str = ""  # X-Mentor-Agent: what the agent itself wrote ("invite", "notice", …)
 
     @property
     def recipients(self) -> tuple[str, ...]:

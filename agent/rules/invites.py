@@ -120,8 +120,9 @@ def _when(slot: Slot, first: tuple[str, tzinfo], second: tuple[str, tzinfo]) -> 
     return lines
 
 
-def _calendar(method: str, meeting: Meeting, now: datetime, organizer: Party, attendees: list[vCalAddress],
-              status: str) -> bytes:
+def _calendar(
+    method: str, meeting: Meeting, now: datetime, organizer: Party, attendees: list[vCalAddress], status: str
+) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -153,8 +154,19 @@ def _message_id(method: str, meeting: Meeting, sender: Party) -> str:
     return f"<{method.lower()}.{meeting.sequence}.{local}@{sender.address.rpartition('@')[2]}>"
 
 
-def _mail(method: str, ics: bytes, text: str, *, subject: str, sender: Party, recipient: Party, now: datetime,
-          message_id: str | None, meeting: Meeting, attach: bool) -> EmailMessage:
+def _mail(
+    method: str,
+    ics: bytes,
+    text: str,
+    *,
+    subject: str,
+    sender: Party,
+    recipient: Party,
+    now: datetime,
+    message_id: str | None,
+    meeting: Meeting,
+    attach: bool,
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender.header()
     message["To"] = recipient.header()
@@ -183,9 +195,18 @@ def _calendar_part(ics: bytes, method: str) -> EmailMessage:
     return part
 
 
-def build_request(meeting: Meeting, *, organizer: Party, attendee: Party, mentor_zone: tzinfo,
-                  student_zone: tzinfo, now: datetime, alternatives: Sequence[Slot] = (), attach: bool = True,
-                  message_id: str | None = None) -> EmailMessage:
+def build_request(
+    meeting: Meeting,
+    *,
+    organizer: Party,
+    attendee: Party,
+    mentor_zone: tzinfo,
+    student_zone: tzinfo,
+    now: datetime,
+    alternatives: Sequence[Slot] = (),
+    attach: bool = True,
+    message_id: str | None = None,
+) -> EmailMessage:
     """The invitation from the student (organizer) to the mentor (attendee); ``alternatives`` are named in
     the text (the "sequential" strategy) so the mentor can decline and say which other time suits."""
     mentor = (attendee.name, mentor_zone)
@@ -201,42 +222,103 @@ def build_request(meeting: Meeting, *, organizer: Party, attendee: Party, mentor
         for slot in alternatives:
             lines += _when(slot, (mentor[0] + "'s time", mentor_zone), student)
     lines += ["", "Accept or decline with your calendar's buttons, or reply to this e-mail."]
-    ics = _calendar("REQUEST", meeting, now, organizer, [attendee.cal_address(
-        cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="NEEDS-ACTION", rsvp="TRUE")], "CONFIRMED")
+    ics = _calendar(
+        "REQUEST",
+        meeting,
+        now,
+        organizer,
+        [attendee.cal_address(cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="NEEDS-ACTION", rsvp="TRUE")],
+        "CONFIRMED",
+    )
     start = describe_slot(meeting.slot, mentor_zone)
-    return _mail("REQUEST", ics, "\n".join(lines) + "\n", subject=f"Invitation: {meeting.summary} — {start}",
-                 sender=organizer, recipient=attendee, now=now, message_id=message_id, meeting=meeting,
-                 attach=attach)
+    return _mail(
+        "REQUEST",
+        ics,
+        "\n".join(lines) + "\n",
+        subject=f"Invitation: {meeting.summary} — {start}",
+        sender=organizer,
+        recipient=attendee,
+        now=now,
+        message_id=message_id,
+        meeting=meeting,
+        attach=attach,
+    )
 
 
-def build_cancel(meeting: Meeting, *, organizer: Party, attendee: Party, mentor_zone: tzinfo,
-                 student_zone: tzinfo, now: datetime, attach: bool = True,
-                 message_id: str | None = None) -> EmailMessage:
+def build_cancel(
+    meeting: Meeting,
+    *,
+    organizer: Party,
+    attendee: Party,
+    mentor_zone: tzinfo,
+    student_zone: tzinfo,
+    now: datetime,
+    attach: bool = True,
+    message_id: str | None = None,
+) -> EmailMessage:
     """Withdraw an invitation: same UID and organizer, ``meeting.sequence`` one above the last REQUEST."""
     lines = [f"{organizer.name} withdraws this invitation: {meeting.summary}", "", "It was for:"]
     lines += _when(meeting.slot, (f"{attendee.name}'s time", mentor_zone), (f"{organizer.name}'s time", student_zone))
     lines += ["", "Nothing to do; your calendar will remove it."]
-    ics = _calendar("CANCEL", meeting, now, organizer, [attendee.cal_address(
-        cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="NEEDS-ACTION", rsvp="FALSE")], "CANCELLED")
+    ics = _calendar(
+        "CANCEL",
+        meeting,
+        now,
+        organizer,
+        [attendee.cal_address(cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="NEEDS-ACTION", rsvp="FALSE")],
+        "CANCELLED",
+    )
     start = describe_slot(meeting.slot, mentor_zone)
-    return _mail("CANCEL", ics, "\n".join(lines) + "\n", subject=f"Cancelled: {meeting.summary} — {start}",
-                 sender=organizer, recipient=attendee, now=now, message_id=message_id, meeting=meeting,
-                 attach=attach)
+    return _mail(
+        "CANCEL",
+        ics,
+        "\n".join(lines) + "\n",
+        subject=f"Cancelled: {meeting.summary} — {start}",
+        sender=organizer,
+        recipient=attendee,
+        now=now,
+        message_id=message_id,
+        meeting=meeting,
+        attach=attach,
+    )
 
 
-def build_student_copy(meeting: Meeting, *, student: Party, mentor: Party, student_zone: tzinfo,
-                       mentor_zone: tzinfo, now: datetime, message_id: str | None = None) -> EmailMessage:
+def build_student_copy(
+    meeting: Meeting,
+    *,
+    student: Party,
+    mentor: Party,
+    student_zone: tzinfo,
+    mentor_zone: tzinfo,
+    now: datetime,
+    message_id: str | None = None,
+) -> EmailMessage:
     """The agreed meeting for the student's own calendar (METHOD:PUBLISH; see the module notes)."""
     lines = [f"{mentor.name} accepted: {meeting.summary}", "", "When:"]
     lines += _when(meeting.slot, ("your time", student_zone), (f"{mentor.name}'s time", mentor_zone))
     if meeting.location:
         lines += ["", f"Where: {meeting.location}"]
     lines += ["", "Add it to your calendar with the attached event."]
-    ics = _calendar("PUBLISH", meeting, now, student, [mentor.cal_address(
-        cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="ACCEPTED")], "CONFIRMED")
-    return _mail("PUBLISH", ics, "\n".join(lines) + "\n",
-                 subject=f"Agreed: {meeting.summary} — {describe_slot(meeting.slot, student_zone)}",
-                 sender=student, recipient=student, now=now, message_id=message_id, meeting=meeting, attach=True)
+    ics = _calendar(
+        "PUBLISH",
+        meeting,
+        now,
+        student,
+        [mentor.cal_address(cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="ACCEPTED")],
+        "CONFIRMED",
+    )
+    return _mail(
+        "PUBLISH",
+        ics,
+        "\n".join(lines) + "\n",
+        subject=f"Agreed: {meeting.summary} — {describe_slot(meeting.slot, student_zone)}",
+        sender=student,
+        recipient=student,
+        now=now,
+        message_id=message_id,
+        meeting=meeting,
+        attach=True,
+    )
 
 
 def agent_address(student_address: str, tag: str = "mentor-agent") -> str:
@@ -245,25 +327,55 @@ def agent_address(student_address: str, tag: str = "mentor-agent") -> str:
     return f"{local.split('+')[0]}+{tag}@{domain}"
 
 
-def build_suggestion(meeting: Meeting, *, student: Party, mentor: Party, waiting: int, student_zone: tzinfo,
-                     mentor_zone: tzinfo, now: datetime, organizer: Party | None = None,
-                     message_id: str | None = None) -> EmailMessage:
+def build_suggestion(
+    meeting: Meeting,
+    *,
+    student: Party,
+    mentor: Party,
+    waiting: int,
+    student_zone: tzinfo,
+    mentor_zone: tzinfo,
+    now: datetime,
+    organizer: Party | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
     """Suggest to the student that they meet the mentor instead of writing ``waiting`` more e-mails.
 
     Accepting it (an ordinary calendar REPLY to ``organizer``) is what lets the agent send the real
     invitation to the mentor for the same slot; declining leaves the e-mails queued as they are.
     """
     agent = organizer or Party(f"mentor-agent for {student.name}", agent_address(student.address))
-    lines = [f"{waiting} messages are waiting for {mentor.name}. A short meeting might serve you both better.",
-             "", "A free time in the agreed meeting windows:"]
+    lines = [
+        f"{waiting} messages are waiting for {mentor.name}. A short meeting might serve you both better.",
+        "",
+        "A free time in the agreed meeting windows:",
+    ]
     lines += _when(meeting.slot, ("your time", student_zone), (f"{mentor.name}'s time", mentor_zone))
-    lines += ["", f"Accept this invitation and mentor-agent will invite {mentor.name} for this time.",
-              "Decline it to keep the messages queued as they are."]
-    ics = _calendar("REQUEST", meeting, now, agent, [student.cal_address(
-        cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="NEEDS-ACTION", rsvp="TRUE")], "TENTATIVE")
-    return _mail("REQUEST", ics, "\n".join(lines) + "\n",
-                 subject=f"Suggestion: {meeting.summary} — {describe_slot(meeting.slot, student_zone)}",
-                 sender=agent, recipient=student, now=now, message_id=message_id, meeting=meeting, attach=True)
+    lines += [
+        "",
+        f"Accept this invitation and mentor-agent will invite {mentor.name} for this time.",
+        "Decline it to keep the messages queued as they are.",
+    ]
+    ics = _calendar(
+        "REQUEST",
+        meeting,
+        now,
+        agent,
+        [student.cal_address(cutype="INDIVIDUAL", role="REQ-PARTICIPANT", partstat="NEEDS-ACTION", rsvp="TRUE")],
+        "TENTATIVE",
+    )
+    return _mail(
+        "REQUEST",
+        ics,
+        "\n".join(lines) + "\n",
+        subject=f"Suggestion: {meeting.summary} — {describe_slot(meeting.slot, student_zone)}",
+        sender=agent,
+        recipient=student,
+        now=now,
+        message_id=message_id,
+        meeting=meeting,
+        attach=True,
+    )
 
 
 # -- parsing -----------------------------------------------------------------------------------------------
@@ -311,9 +423,17 @@ def _read_event(event: Any, method: str) -> ItipObject:
     if method == "COUNTER" and (start is None or end is None):
         raise InviteError(f"COUNTER for {uid} proposes no time with a zone")
     recurrence = _aware(event.decoded("RECURRENCE-ID")) if "RECURRENCE-ID" in event else None
-    return ItipObject(method=method, uid=uid, sequence=sequence, organizer=organizer or None,
-                      attendees=attendees, start=start, end=end, recurrence_id=recurrence,
-                      comment=_comment(event))
+    return ItipObject(
+        method=method,
+        uid=uid,
+        sequence=sequence,
+        organizer=organizer or None,
+        attendees=attendees,
+        start=start,
+        end=end,
+        recurrence_id=recurrence,
+        comment=_comment(event),
+    )
 
 
 _COMMENT_CHARS = 1000
@@ -338,8 +458,10 @@ def _unescape(value: str) -> str:
 def _comment(event: Any) -> str:
     """What the answerer wrote: COMMENT (RFC 5545; several are joined), else X-RESPONSE-COMMENT."""
     for name in ("COMMENT", "X-RESPONSE-COMMENT"):
-        values = [_unescape(str(value)) if name.startswith("X-") else str(value).strip()
-                  for value in _as_list(event.get(name))]
+        values = [
+            _unescape(str(value)) if name.startswith("X-") else str(value).strip()
+            for value in _as_list(event.get(name))
+        ]
         text = "\n".join(value for value in values if value)
         if text:
             return _clean_comment(text)

@@ -21,17 +21,22 @@ WARN_AT = 0.8  # tell the student when this share of the daily limit is used
 class Limits:
     provider: str
     title: str
-    hosts: tuple[str, ...]            # SMTP host names (suffixes) that identify the provider
-    per_day: int | None = None        # messages in any 24 hours
-    per_minute: int | None = None     # messages in any minute
-    recipients: int | None = None     # recipients per message
+    hosts: tuple[str, ...]  # SMTP host names (suffixes) that identify the provider
+    per_day: int | None = None  # messages in any 24 hours
+    per_minute: int | None = None  # messages in any minute
+    recipients: int | None = None  # recipients per message
 
 
 TABLE: dict[str, Limits] = {
     limits.provider: limits
     for limits in (
-        Limits("google", "Google (Gmail / Workspace)", ("smtp.gmail.com", "smtp.googlemail.com"),
-               per_day=2000, recipients=100),
+        Limits(
+            "google",
+            "Google (Gmail / Workspace)",
+            ("smtp.gmail.com", "smtp.googlemail.com"),
+            per_day=2000,
+            recipients=100,
+        ),
         Limits("microsoft365", "Microsoft 365 (Exchange Online)", ("smtp.office365.com",), per_minute=30),
         Limits("outlook.com", "Outlook.com", ("smtp-mail.outlook.com",), per_day=300, per_minute=30),
         Limits("icloud", "iCloud Mail", ("smtp.mail.me.com",), per_day=1000),
@@ -63,8 +68,9 @@ def with_overrides(limits: Limits | None, per_minute: int, per_day: int) -> Limi
     return replace(base, per_minute=per_minute or base.per_minute, per_day=per_day or base.per_day)
 
 
-def next_slot(sent: Sequence[datetime], now: datetime, limits: Limits | None, *,
-              margin: timedelta = timedelta(0)) -> datetime:
+def next_slot(
+    sent: Sequence[datetime], now: datetime, limits: Limits | None, *, margin: timedelta = timedelta(0)
+) -> datetime:
     """The earliest moment (``now`` or later) at which one more message stays within every limit, given the
     moments of the messages already sent (any order). Never a burst that trips a per-minute or daily limit.
     ``margin`` widens each window (a send takes a moment: the provider counts it a little later)."""

@@ -108,7 +108,7 @@ def zone_named(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (KeyError, ValueError) as error:
         raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name such as \"America/Chicago\" or \"Europe/Berlin\""
+            f'unknown time zone {name!r}; use an IANA name such as "America/Chicago" or "Europe/Berlin"'
         ) from error
 
 

@@ -127,8 +127,17 @@ def _new_offer(state: Round, slot: Slot) -> tuple[Round, SendInvite]:
     return replace(state, offers=(*state.offers, offer)), SendInvite(uid, 0, slot, alternatives)
 
 
-def start_round(rules: MeetingRules, zone: tzinfo, *, mentor: Party, student: Party, student_zone: tzinfo,
-                slots: list[Slot], round_id: str, domain: str) -> Result:
+def start_round(
+    rules: MeetingRules,
+    zone: tzinfo,
+    *,
+    mentor: Party,
+    student: Party,
+    student_zone: tzinfo,
+    slots: list[Slot],
+    round_id: str,
+    domain: str,
+) -> Result:
     """A new round over ``slots`` (from ``find_slots``): all at once ("holds") or the first one ("sequential")."""
     if not slots:
         state = Round(round_id, domain, mentor, student, rules, zone, student_zone)
@@ -181,9 +190,12 @@ def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round
                 continue
             state, invite = _new_offer(state, slot)
             return state, [invite, NotifyStudent(f"Offered {state.mentor.name} the next time: {_when(state, slot)}.")]
-    return replace(state, pending=()), [NotifyStudent(
-        f"No meeting agreed with {state.mentor.name}: every offered time was declined or went unanswered. "
-        "Propose new times when you are ready.")]
+    return replace(state, pending=()), [
+        NotifyStudent(
+            f"No meeting agreed with {state.mentor.name}: every offered time was declined or went unanswered. "
+            "Propose new times when you are ready."
+        )
+    ]
 
 
 def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results: str | None) -> str | None:
@@ -216,8 +228,7 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
 
 def _in_windows(state: Round, start: datetime, end: datetime) -> bool:
     schedule = WeeklySchedule.of(state.rules.windows, state.zone)
-    return any(opens <= start and end <= closes
-               for opens, closes in schedule.intervals(start, end))
+    return any(opens <= start and end <= closes for opens, closes in schedule.intervals(start, end))
 
 
 def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free: IsFree | None) -> Result:
@@ -225,13 +236,21 @@ def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_fr
     start, end = instant(reply.start), instant(reply.end)
     proposed = Slot(wall(start, state.zone), wall(end, state.zone))
     if offer.status not in ("sent", "accepted"):
-        return state, (NotifyStudent(f"{state.mentor.name} proposed {_when(state, proposed)} for an offer that "
-                                     "was already withdrawn; nothing was changed."),)
+        return state, (
+            NotifyStudent(
+                f"{state.mentor.name} proposed {_when(state, proposed)} for an offer that "
+                "was already withdrawn; nothing was changed."
+            ),
+        )
     fits = start > instant(now) and _in_windows(state, start, end)
     if not fits or (is_free is not None and not is_free(proposed.start, proposed.end)):
         reason = "is outside the agreed meeting windows" if not fits else "clashes with your calendar"
-        return state, (NotifyStudent(f"{state.mentor.name} proposed another time, {_when(state, proposed)}, "
-                                     f"which {reason}. Please answer yourself."),)
+        return state, (
+            NotifyStudent(
+                f"{state.mentor.name} proposed another time, {_when(state, proposed)}, "
+                f"which {reason}. Please answer yourself."
+            ),
+        )
     moved = replace(offer, slot=proposed, sequence=offer.sequence + 1, status="planned", partstat="NEEDS-ACTION")
     return _with(state, moved), (
         SendInvite(offer.uid, moved.sequence, proposed),
@@ -242,13 +261,20 @@ def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_fr
 def _accept(state: Round, offer: Offer) -> Result:
     if state.outcome == "agreed":
         state, withdrawn = _withdraw(state, offer)
-        return state, (*withdrawn, NotifyStudent(
-            f"{state.mentor.name} also accepted {_when(state, offer.slot)}, but another time was already "
-            "agreed; that one was cancelled."))
+        return state, (
+            *withdrawn,
+            NotifyStudent(
+                f"{state.mentor.name} also accepted {_when(state, offer.slot)}, but another time was already "
+                "agreed; that one was cancelled."
+            ),
+        )
     if offer.status != "sent":
-        return state, (NotifyStudent(
-            f"{state.mentor.name} accepted {_when(state, offer.slot)}, an offer already withdrawn ({offer.status}). "
-            "Please confirm with them yourself."),)
+        return state, (
+            NotifyStudent(
+                f"{state.mentor.name} accepted {_when(state, offer.slot)}, "
+                f"an offer already withdrawn ({offer.status}). Please confirm with them yourself."
+            ),
+        )
     state = _with(state, replace(offer, status="accepted", partstat="ACCEPTED"))
     actions: list[Action] = [RecordMeeting(offer.uid, offer.slot)]
     for other in state.offers:
@@ -256,13 +282,22 @@ def _accept(state: Round, offer: Offer) -> Result:
             state, withdrawn = _withdraw(state, other)
             actions += withdrawn
     state = replace(state, pending=())
-    actions += [SendStudentCopy(offer.uid, offer.sequence, offer.slot),
-                NotifyStudent(f"{state.mentor.name} accepted: {_when(state, offer.slot)}.")]
+    actions += [
+        SendStudentCopy(offer.uid, offer.sequence, offer.slot),
+        NotifyStudent(f"{state.mentor.name} accepted: {_when(state, offer.slot)}."),
+    ]
     return state, tuple(actions)
 
 
-def apply_reply(state: Round, reply: ItipObject, from_address: str, auth_results: str | None, now: datetime,
-                *, is_free: IsFree | None = None) -> Result:
+def apply_reply(
+    state: Round,
+    reply: ItipObject,
+    from_address: str,
+    auth_results: str | None,
+    now: datetime,
+    *,
+    is_free: IsFree | None = None,
+) -> Result:
     """Apply one parsed reply. Replies that fail any check change nothing and return one ``Ignored``."""
     problem = _authentic(state, reply, from_address, auth_results)
     offer = state.offer(reply.uid)
@@ -278,8 +313,12 @@ def apply_reply(state: Round, reply: ItipObject, from_address: str, auth_results
     if partstat == "DECLINED":
         if offer.status == "accepted":
             state = _with(state, replace(offer, status="declined", partstat=partstat))
-            return state, (NotifyStudent(f"{state.mentor.name} declined the agreed meeting, "
-                                         f"{_when(state, offer.slot)}. Remove it from your calendar."),)
+            return state, (
+                NotifyStudent(
+                    f"{state.mentor.name} declined the agreed meeting, "
+                    f"{_when(state, offer.slot)}. Remove it from your calendar."
+                ),
+            )
         if offer.status != "sent":
             return state, (Ignored(f"declined an offer that is already {offer.status}"),)
         state = _with(state, replace(offer, status="declined", partstat=partstat))
@@ -287,8 +326,12 @@ def apply_reply(state: Round, reply: ItipObject, from_address: str, auth_results
         return state, (NotifyStudent(f"{state.mentor.name} declined {_when(state, offer.slot)}."), *actions)
     if partstat == "TENTATIVE":
         state = _with(state, replace(offer, partstat=partstat))
-        return state, (NotifyStudent(f"{state.mentor.name} tentatively accepted {_when(state, offer.slot)}; "
-                                     "still waiting for a final answer."),)
+        return state, (
+            NotifyStudent(
+                f"{state.mentor.name} tentatively accepted {_when(state, offer.slot)}; "
+                "still waiting for a final answer."
+            ),
+        )
     return state, (Ignored(f"PARTSTAT {partstat} changes nothing"),)
 
 
@@ -299,8 +342,12 @@ def expire(state: Round, now: datetime, *, is_free: IsFree | None = None) -> Res
     for offer in state.offers:
         if offer.status == "sent" and offer.sent_at is not None and after(offer.sent_at, timeout) <= instant(now):
             state, withdrawn = _withdraw(state, offer, "expired")
-            actions += [*withdrawn, NotifyStudent(f"No answer from {state.mentor.name} about "
-                                                  f"{_when(state, offer.slot)}; the offer was withdrawn.")]
+            actions += [
+                *withdrawn,
+                NotifyStudent(
+                    f"No answer from {state.mentor.name} about {_when(state, offer.slot)}; the offer was withdrawn."
+                ),
+            ]
     if actions:
         state, more = _advance(state, now, is_free)
         actions += more

@@ -15,9 +15,7 @@ from email.utils import format_datetime
 from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.localtime import describe
 
-HOW_TO_STEER = (
-    "To cancel it, delete it from the Scheduled folder. To send it now anyway, flag it (it still counts)."
-)
+HOW_TO_STEER = "To cancel it, delete it from the Scheduled folder. To send it now anyway, flag it (it still counts)."
 
 
 def both_zones(moment: datetime, mentor_zone: tzinfo, student_zone: tzinfo) -> str:
@@ -96,13 +94,17 @@ def held_lines(
     groups: dict[str, list[Held]] = {}
     for entry in held:
         groups.setdefault(entry.digest or f"single:{id(entry)}", []).append(entry)
-    ordered = sorted(groups.values(), key=lambda group: (group[0].due is None,
-                                                         group[0].due.timestamp() if group[0].due else 0.0))
+    ordered = sorted(
+        groups.values(), key=lambda group: (group[0].due is None, group[0].due.timestamp() if group[0].due else 0.0)
+    )
     listed: list[str] = []
     for group in ordered[:MAX_LISTED]:
         first = group[0]
-        when = (f"goes {both_zones(first.due, mentor_zone, student_zone)}" if first.due
-                else f"held until {mentor_name} replies")
+        when = (
+            f"goes {both_zones(first.due, mentor_zone, student_zone)}"
+            if first.due
+            else f"held until {mentor_name} replies"
+        )
         if len(group) == 1:
             listed.append(f"  • “{first.subject}” {when}: {first.reason}.")
         else:
@@ -110,6 +112,9 @@ def held_lines(
             listed.append(f"  • {len(group)} together, as one digest, {when}: {first.reason}.\n{members}")
     if len(ordered) > MAX_LISTED:
         listed.append(f"  … and {len(ordered) - MAX_LISTED} more, each after the one before.")
-    lines = [f"{len(held)} messages to {mentor_name} wait in the Scheduled folder, to keep your agreement:",
-             "\n".join(listed), HOW_TO_STEER_MANY]
+    lines = [
+        f"{len(held)} messages to {mentor_name} wait in the Scheduled folder, to keep your agreement:",
+        "\n".join(listed),
+        HOW_TO_STEER_MANY,
+    ]
     return f"Scheduled: {len(held)} messages to {mentor_name}", lines

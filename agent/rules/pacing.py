@@ -60,8 +60,8 @@ class Queued:
     arrived: datetime
     subject: str = ""
     standalone: bool = False  # continues a mentor's thread: never folded into a digest
-    group: str = ""           # digest compatibility (same recipients); only equal groups share a digest
-    forced: bool = False      # the student asked to send it now anyway (flagged): goes now, still counted
+    group: str = ""  # digest compatibility (same recipients); only equal groups share a digest
+    forced: bool = False  # the student asked to send it now anyway (flagged): goes now, still counted
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,13 @@ class SentItem:
 
     at: datetime
     ids: tuple[str, ...]
-    follow_up: bool = False   # went as the one follow-up allowed while replies were outstanding
+    follow_up: bool = False  # went as the one follow-up allowed while replies were outstanding
 
 
 @dataclass(frozen=True)
 class Reply:
     at: datetime
-    to: str                   # the id of the message the mentor answered
+    to: str  # the id of the message the mentor answered
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Decision:
     id: str
     at: datetime | None
     reason: str
-    rule: str | None = None    # the rule that delayed it, None if nothing did
+    rule: str | None = None  # the rule that delayed it, None if nothing did
     digest: str | None = None  # shared by messages that go together as one digest
     follow_up: bool = False
 
@@ -111,7 +111,7 @@ class _Ledger:
         self.times: list[datetime] = []
         self.stamps: list[float] = []  # the same instants as POSIX seconds: bisect without zone arithmetic
         self.index: dict[str, int] = {}
-        self.answered = -1        # items up to this index are answered
+        self.answered = -1  # items up to this index are answered
         self.last_follow_up = -1  # index of the latest follow-up item
         for item in sorted(history.sent, key=lambda item: instant(item.at)):
             self.record(item)
@@ -276,8 +276,9 @@ class Engine:
         finally:
             self.ledger.rollback(mark)
 
-    def next_group(self, queue: Sequence[Queued], now: datetime,
-                   forced: Sequence[Queued] | None = None) -> list[Decision]:
+    def next_group(
+        self, queue: Sequence[Queued], now: datetime, forced: Sequence[Queued] | None = None
+    ) -> list[Decision]:
         """Decisions for the messages that go out first (one message, or one digest's worth).
 
         ``queue`` must be in arrival order; this is the cheap call a scheduler makes after every event.
@@ -299,8 +300,9 @@ class Engine:
     def answer(self, reply: Reply) -> bool:
         return self.ledger.answer(reply)
 
-    def _groups(self, queue: Sequence[Queued], now: datetime,
-                forced: Sequence[Queued] | None = None) -> Iterator[list[Decision]]:
+    def _groups(
+        self, queue: Sequence[Queued], now: datetime, forced: Sequence[Queued] | None = None
+    ) -> Iterator[list[Decision]]:
         now = instant(require_aware(now, "now"))
         previous = now
         for head in forced if forced is not None else [q for q in queue if q.forced]:
@@ -345,8 +347,7 @@ class Engine:
 
     # -- reasons a person can read -----------------------------------------------------------------------------
 
-    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, size: int,
-                now: datetime) -> str:
+    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, size: int, now: datetime) -> str:
         name = self.policy.mentor.name
         rules = self.rules
         if blocked is None:
@@ -490,16 +491,22 @@ class Planner:
         if self.flagged:
             message = self.flagged.items[self.flagged.start]
             forced_at = max(now, self.engine.ledger.last or now)
-            decision = Decision(message.id, forced_at,
-                                "you flagged it to go now: sent outside the agreement, and counted")
+            decision = Decision(
+                message.id, forced_at, "you flagged it to go now: sent outside the agreement, and counted"
+            )
             return Head(decision, 1, True, self.flagged.items, self.flagged.start)
         first = self._first()
         if first is None:
             return None
         if self.batching and not first.standalone:
             members = self.groups[first.group]
-            return Head(self.engine.decide_group(first, len(members), now, now), len(members), False,
-                        members.items, members.start)
+            return Head(
+                self.engine.decide_group(first, len(members), now, now),
+                len(members),
+                False,
+                members.items,
+                members.start,
+            )
         return Head(self.engine.decide_group(first, 1, now, now), 1, False, self.line.items, self.line.start)
 
     def send(self, head: Head) -> None:

@@ -85,7 +85,7 @@ def _minutes(moment: time | None) -> int:
 def _no_overlap(windows: tuple[WeeklyWindow, ...]) -> tuple[WeeklyWindow, ...]:
     """Two windows that cover the same hour are a slip (a typed day range or hour too wide): say which."""
     for index, first in enumerate(windows):
-        for second in windows[index + 1:]:
+        for second in windows[index + 1 :]:
             days = sorted(first.days & second.days)
             start = max(_minutes(first.start), _minutes(second.start))
             end = min(_minutes(first.end), _minutes(second.end))
@@ -242,7 +242,7 @@ def line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     table, key = keys[:-1], keys[-1]
     current: list[str] = []
     header_line: int | None = None  # the key is a table of its own: its [header]
-    table_line: int | None = None   # the key is missing: the header of the table it belongs in
+    table_line: int | None = None  # the key is missing: the header of the table it belongs in
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("[") and not line.startswith("[["):
@@ -292,8 +292,11 @@ def _sections(loc: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
     holder = _model_at(loc, model)
     if holder is None:
         return []
-    return [name for name, field in holder.model_fields.items()
-            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
+    return [
+        name
+        for name, field in holder.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    ]
 
 
 def _in_plain_words(item: Any) -> str:
@@ -322,7 +325,10 @@ def _in_plain_words(item: Any) -> str:
 
 
 def problems_from_validation(
-    path: Path, text: str, error: ValidationError, model: type[BaseModel] | None = None,
+    path: Path,
+    text: str,
+    error: ValidationError,
+    model: type[BaseModel] | None = None,
     env: Mapping[tuple[str, ...], str] | None = None,
 ) -> list[Problem]:
     """One Problem per error, naming the file, key and line — or, for a value that came from the environment
@@ -347,8 +353,9 @@ def problems_from_validation(
             if isinstance(item.get("input"), dict) and variable is None:
                 close = _close(str(loc[-1]), _sections(loc, model))
                 hint = f" (did you mean [{'.'.join(str(p) for p in (*loc[:-1], close))}]?)" if close else ""
-                problems.append(Problem(file=str(path), key="", message=f"unknown section [{key}]{hint}",
-                                        line=line_of(text, loc)))
+                problems.append(
+                    Problem(file=str(path), key="", message=f"unknown section [{key}]{hint}", line=line_of(text, loc))
+                )
                 continue
             known = _known_keys(loc, model)
             message = ("unknown setting" if variable else "unknown key") + _suggest(str(loc[-1]), known)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from agent.errors import TlsProblem
 
 BACKOFF = (60.0, 300.0, 900.0, 1800.0, 3600.0)  # seconds; the last repeats
-VARIABLE = "MENTOR_AGENT_LOGIN_BACKOFF"          # tests only: comma-separated seconds instead of BACKOFF
+VARIABLE = "MENTOR_AGENT_LOGIN_BACKOFF"  # tests only: comma-separated seconds instead of BACKOFF
 
 
 def schedule() -> tuple[float, ...]:
@@ -33,8 +33,8 @@ def what_failed(error: BaseException) -> str:
 @dataclass(frozen=True)
 class Refusal:
     since: datetime
-    what: str       # "login refused" or "TLS set-up failed"
-    reason: str     # the server's words, or the TLS advice
+    what: str  # "login refused" or "TLS set-up failed"
+    reason: str  # the server's words, or the TLS advice
     tries: int
     next_try: datetime
 
@@ -59,8 +59,13 @@ class Gate:
         tries = old.tries + 1 if old else 1
         steps = schedule()
         wait = steps[min(tries, len(steps)) - 1]
-        self.refusal = Refusal(since=old.since if old else now, what=what_failed(error), reason=str(error),
-                               tries=tries, next_try=now + timedelta(seconds=wait))
+        self.refusal = Refusal(
+            since=old.since if old else now,
+            what=what_failed(error),
+            reason=str(error),
+            tries=tries,
+            next_try=now + timedelta(seconds=wait),
+        )
         return self.refusal
 
     def postpone(self, now: datetime) -> Refusal | None:
@@ -69,8 +74,13 @@ class Gate:
             return None
         steps = schedule()
         wait = steps[min(self.refusal.tries, len(steps)) - 1]
-        self.refusal = Refusal(self.refusal.since, self.refusal.what, self.refusal.reason, self.refusal.tries,
-                               now + timedelta(seconds=wait))
+        self.refusal = Refusal(
+            self.refusal.since,
+            self.refusal.what,
+            self.refusal.reason,
+            self.refusal.tries,
+            now + timedelta(seconds=wait),
+        )
         return self.refusal
 
     def worked(self) -> Refusal | None:

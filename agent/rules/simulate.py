@@ -156,8 +156,8 @@ class _Notices:
 
     def __init__(self) -> None:
         self.told: dict[str, _Told] = {}
-        self.head = ""        # the first message of the group the cohorts below belong to
-        self.known = 0        # how many of its messages have been told something
+        self.head = ""  # the first message of the group the cohorts below belong to
+        self.known = 0  # how many of its messages have been told something
         self.cohorts: dict[str, _Told] = {}  # its messages' shared notices, by reason
         self.shared: tuple[datetime | None, str | None] = (None, None)  # the (at, digest) they all share
 

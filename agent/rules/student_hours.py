@@ -26,8 +26,9 @@ def parse_hours(specs: Sequence[str]) -> tuple[WeeklyWindow, ...]:
     return tuple(WeeklyWindow.parse(spec) for spec in specs)
 
 
-def outside_hours(specs: Sequence[str], zone: tzinfo, start: datetime, end: datetime,
-                  buffer: timedelta = timedelta(0)) -> list[Interval]:
+def outside_hours(
+    specs: Sequence[str], zone: tzinfo, start: datetime, end: datetime, buffer: timedelta = timedelta(0)
+) -> list[Interval]:
     """Busy blocks covering every moment of [start, end) outside the student's hours, each narrowed by ``buffer``."""
     schedule = WeeklySchedule.of(parse_hours(specs), zone)
     pad = timedelta(days=1) + buffer

@@ -74,7 +74,7 @@ class WeeklyWindow:
         match = _SPEC.match(text)
         if not match:
             raise ValueError(
-                f"{text!r} is not a window; write days and hours like \"Mon-Fri 08:00-17:00\" or \"Tue 16:00-17:00\""
+                f'{text!r} is not a window; write days and hours like "Mon-Fri 08:00-17:00" or "Tue 16:00-17:00"'
             )
         days = _parse_days(match["days"])
         start = _parse_clock(match["start"], allow_24=False)
@@ -115,9 +115,7 @@ class WeeklySchedule:
         last = local_date(end, self.zone)
         pending: tuple[datetime, datetime] | None = None
         while day <= last:
-            todays = sorted(
-                w.interval_on(day, self.zone) for w in self.windows if day.weekday() in w.days
-            )
+            todays = sorted(w.interval_on(day, self.zone) for w in self.windows if day.weekday() in w.days)
             for opens, closes in todays:
                 if closes <= opens or closes <= start or opens >= end:
                     continue

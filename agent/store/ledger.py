@@ -80,6 +80,7 @@ def boot_id() -> str | None:
     except OSError:
         return None
 
+
 _MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE messages (
@@ -265,7 +266,8 @@ class Ledger:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             # executescript commits first, so the migration and its version number go in one script.
             self.db.executescript(
-                "BEGIN IMMEDIATE;\n" + _MIGRATIONS[target]
+                "BEGIN IMMEDIATE;\n"
+                + _MIGRATIONS[target]
                 + f"\nINSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{target}');\nCOMMIT;"
             )
 
@@ -382,8 +384,10 @@ class Ledger:
                 r[0] for r in self.db.execute(f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk)
             )
             found.update(  # the other parts of a digest that went as several e-mails
-                r[0] for r in self.db.execute(
-                    f"SELECT j.value FROM items, json_each(items.members) AS j WHERE j.value IN ({marks})", chunk)
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT j.value FROM items, json_each(items.members) AS j WHERE j.value IN ({marks})", chunk
+                )
             )
         return found
 
@@ -391,21 +395,37 @@ class Ledger:
 
     def bind(self, addresses: Mapping[str, Sequence[str]]) -> None:
         """Learn (or update) each policy id's addresses, and give rows written before schema 3 theirs."""
-        fresh = {mentor: tuple(found) for mentor, found in addresses.items()
-                 if self.mentor_addresses.get(mentor) != tuple(found)}
+        fresh = {
+            mentor: tuple(found)
+            for mentor, found in addresses.items()
+            if self.mentor_addresses.get(mentor) != tuple(found)
+        }
         if not fresh:
             return
         self.mentor_addresses.update(fresh)
         with self.transaction():
-            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
-                            (json.dumps(self.mentor_addresses, sort_keys=True),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
+                (json.dumps(self.mentor_addresses, sort_keys=True),),
+            )
             for mentor, found in fresh.items():
                 for table in ("items", "replies"):
-                    self.db.execute(f"UPDATE {table} SET addresses = ? WHERE addresses IS NULL AND mentor = ?",
-                                    (_packed(found), mentor))
+                    self.db.execute(
+                        f"UPDATE {table} SET addresses = ? WHERE addresses IS NULL AND mentor = ?",
+                        (_packed(found), mentor),
+                    )
 
-    def add_item(self, mentor: str, message_id: str, at: datetime, members: Iterable[str], *,
-                 follow_up: bool = False, source: str = "agent", addresses: Sequence[str] = ()) -> None:
+    def add_item(
+        self,
+        mentor: str,
+        message_id: str,
+        at: datetime,
+        members: Iterable[str],
+        *,
+        follow_up: bool = False,
+        source: str = "agent",
+        addresses: Sequence[str] = (),
+    ) -> None:
         """Record what a mentor received; counted by her addresses (``addresses``, else her policy's)."""
         packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
         self.db.execute(
@@ -414,8 +434,9 @@ class Ledger:
             (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source, packed),
         )
 
-    def add_reply(self, mentor: str, message_id: str, at: datetime, answers: str, *,
-                  addresses: Sequence[str] = ()) -> bool:
+    def add_reply(
+        self, mentor: str, message_id: str, at: datetime, answers: str, *, addresses: Sequence[str] = ()
+    ) -> bool:
         packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO replies(message_id, mentor, at, answers, addresses) VALUES (?,?,?,?,?)",
@@ -427,7 +448,8 @@ class Ledger:
         """Every Message-ID a mentor received from us -> (policy id when sent, the mentor's addresses)."""
         found: dict[str, tuple[str, frozenset[str]]] = {}
         for message_id, owner, members, packed in self.db.execute(
-                "SELECT message_id, mentor, members, addresses FROM items"):
+            "SELECT message_id, mentor, members, addresses FROM items"
+        ):
             entry = (owner, frozenset((packed or "").split()))
             found[message_id] = entry
             for member in json.loads(members):
@@ -463,8 +485,9 @@ class Ledger:
         )
         return History(items, replies)
 
-    def items_between(self, mentor: str, start: datetime, end: datetime,
-                      addresses: Sequence[str] = ()) -> list[datetime]:
+    def items_between(
+        self, mentor: str, start: datetime, end: datetime, addresses: Sequence[str] = ()
+    ) -> list[datetime]:
         who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
         return [
             datetime.fromisoformat(at)
@@ -478,9 +501,7 @@ class Ledger:
 
     def set_status(self, **values: str) -> None:
         for key, value in values.items():
-            self.db.execute(
-                "INSERT OR REPLACE INTO status(key, value, updated) VALUES (?, ?, ?)", (key, value, _now())
-            )
+            self.db.execute("INSERT OR REPLACE INTO status(key, value, updated) VALUES (?, ?, ?)", (key, value, _now()))
 
     def status(self) -> dict[str, tuple[str, str]]:
         return {k: (v, u) for k, v, u in self.db.execute("SELECT key, value, updated FROM status")}

@@ -54,9 +54,15 @@ def round_to_json(state: Round) -> dict[str, Any]:
         "zone": _zone_name(state.zone),
         "student_zone": _zone_name(state.student_zone),
         "offers": [
-            {"uid": o.uid, "slot": _slot_json(o.slot), "sequence": o.sequence, "status": o.status,
-             "ever_sent": o.ever_sent, "sent_at": o.sent_at.isoformat() if o.sent_at else None,
-             "partstat": o.partstat}
+            {
+                "uid": o.uid,
+                "slot": _slot_json(o.slot),
+                "sequence": o.sequence,
+                "status": o.status,
+                "ever_sent": o.ever_sent,
+                "sent_at": o.sent_at.isoformat() if o.sent_at else None,
+                "partstat": o.partstat,
+            }
             for o in state.offers
         ],
         "pending": [_slot_json(s) for s in state.pending],
@@ -74,9 +80,15 @@ def round_from_json(data: dict[str, Any]) -> Round:
         zone=zone,
         student_zone=zone_named(data["student_zone"]),
         offers=tuple(
-            Offer(uid=o["uid"], slot=_slot(o["slot"], zone), sequence=int(o["sequence"]),
-                  status=cast(Status, o["status"]), ever_sent=bool(o["ever_sent"]),
-                  sent_at=datetime.fromisoformat(o["sent_at"]) if o["sent_at"] else None, partstat=o["partstat"])
+            Offer(
+                uid=o["uid"],
+                slot=_slot(o["slot"], zone),
+                sequence=int(o["sequence"]),
+                status=cast(Status, o["status"]),
+                ever_sent=bool(o["ever_sent"]),
+                sent_at=datetime.fromisoformat(o["sent_at"]) if o["sent_at"] else None,
+                partstat=o["partstat"],
+            )
             for o in data["offers"]
         ),
         pending=tuple(_slot(s, zone) for s in data["pending"]),
@@ -99,8 +111,14 @@ class Stored:
     open: bool = True
 
     def to_json(self) -> str:
-        data: dict[str, Any] = {"kind": self.kind, "topic": self.topic, "description": self.description,
-                                "source": self.source, "todo": self.todo, "extra": self.extra}
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "topic": self.topic,
+            "description": self.description,
+            "source": self.source,
+            "todo": self.todo,
+            "extra": self.extra,
+        }
         if self.state is not None:
             data["round"] = round_to_json(self.state)
         return json.dumps(data, ensure_ascii=False)
@@ -109,9 +127,18 @@ class Stored:
     def of(cls, round_id: str, mentor: str, text: str, open_flag: int) -> Stored:
         data = json.loads(text)
         state = round_from_json(data["round"]) if "round" in data else None
-        return cls(round_id, mentor, data.get("kind", "round"), state, data.get("topic", ""),
-                   data.get("description", ""), data.get("source", ""), list(data.get("todo", [])),
-                   dict(data.get("extra", {})), bool(open_flag))
+        return cls(
+            round_id,
+            mentor,
+            data.get("kind", "round"),
+            state,
+            data.get("topic", ""),
+            data.get("description", ""),
+            data.get("source", ""),
+            list(data.get("todo", [])),
+            dict(data.get("extra", {})),
+            bool(open_flag),
+        )
 
 
 def _now() -> str:
@@ -139,18 +166,29 @@ class MeetingStore:
                 db.execute(
                     "INSERT OR REPLACE INTO meetings(uid, round_id, mentor, start, end, status, sequence, "
                     "message_id, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (offer.uid, stored.round_id, stored.mentor, offer.slot.utc_start.isoformat(),
-                     offer.slot.utc_end.isoformat(), offer.status, offer.sequence, message_id, _now()),
+                    (
+                        offer.uid,
+                        stored.round_id,
+                        stored.mentor,
+                        offer.slot.utc_start.isoformat(),
+                        offer.slot.utc_end.isoformat(),
+                        offer.status,
+                        offer.sequence,
+                        message_id,
+                        _now(),
+                    ),
                 )
 
     def load(self, round_id: str) -> Stored | None:
         row = self.ledger.db.execute(
-            "SELECT round_id, mentor, state, open FROM rounds WHERE round_id = ?", (round_id,)).fetchone()
+            "SELECT round_id, mentor, state, open FROM rounds WHERE round_id = ?", (round_id,)
+        ).fetchone()
         return Stored.of(*row) if row else None
 
     def open_rounds(self) -> list[Stored]:
-        rows = self.ledger.db.execute("SELECT round_id, mentor, state, open FROM rounds WHERE open = 1 "
-                                      "ORDER BY updated").fetchall()
+        rows = self.ledger.db.execute(
+            "SELECT round_id, mentor, state, open FROM rounds WHERE open = 1 ORDER BY updated"
+        ).fetchall()
         return [Stored.of(*row) for row in rows]
 
     def suggestions(self, mentor: str | None = None) -> list[Stored]:
@@ -160,7 +198,8 @@ class MeetingStore:
 
     def by_source(self, source: str) -> Stored | None:
         for round_id, mentor, text, open_flag in self.ledger.db.execute(
-                "SELECT round_id, mentor, state, open FROM rounds"):
+            "SELECT round_id, mentor, state, open FROM rounds"
+        ):
             if json.loads(text).get("source") == source:
                 return Stored.of(round_id, mentor, text, open_flag)
         return None
@@ -187,8 +226,11 @@ class MeetingStore:
         rows = self.ledger.db.execute(
             "SELECT mentor, start, end, status, round_id FROM meetings WHERE status IN ('planned', 'sent', 'accepted')"
         ).fetchall()
-        return [(m, datetime.fromisoformat(s), datetime.fromisoformat(e), st)
-                for m, s, e, st, r in rows if r != exclude_round]
+        return [
+            (m, datetime.fromisoformat(s), datetime.fromisoformat(e), st)
+            for m, s, e, st, r in rows
+            if r != exclude_round
+        ]
 
     def remove_todo(self, round_id: str, item_id: str) -> None:
         """Drop one done todo item from the stored row, read afresh (another process may have changed it)."""
@@ -198,8 +240,10 @@ class MeetingStore:
                 return
             data = json.loads(row[0])
             data["todo"] = [item for item in data.get("todo", []) if item.get("id") != item_id]
-            db.execute("UPDATE rounds SET state = ?, updated = ? WHERE round_id = ?",
-                       (json.dumps(data, ensure_ascii=False), _now(), round_id))
+            db.execute(
+                "UPDATE rounds SET state = ?, updated = ? WHERE round_id = ?",
+                (json.dumps(data, ensure_ascii=False), _now(), round_id),
+            )
 
     def invite_ids(self) -> set[str]:
         """Message-IDs of every invitation and cancellation the desk appended (they are not student mail)."""

@@ -92,8 +92,11 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         daemon["running"] = "yes" if pid is not None else "no"
         daemon["pid"] = str(pid) if pid else None
     # Held for a mentor whose policy file is gone: never sent because of that; restore the file or flag them.
-    orphaned = [_waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
-                for row in open_rows if owners[row.key] is None]
+    orphaned = [
+        _waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
+        for row in open_rows
+        if owners[row.key] is None
+    ]
     return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
 
 
@@ -132,8 +135,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
         state = "not running" if daemon.get("running") else "never ran (no ledger entries yet)"
     elif daemon.get("pid"):
         state += f", pid {daemon['pid']}"
-    lines.append(f"daemon: {_paint(state, '32' if state.startswith('connected') else '33', color)}"
-                 + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else ""))
+    lines.append(
+        f"daemon: {_paint(state, '32' if state.startswith('connected') else '33', color)}"
+        + (f" (as of {daemon['updated'][:19]} UTC)" if daemon.get("updated") else "")
+    )
     if daemon.get("last_error"):
         lines.append(f"last error: {daemon['last_error']}")
     if daemon.get("running") == "yes":  # a refused login the daemon is waiting out
@@ -164,8 +169,9 @@ def render(data: dict[str, Any], *, color: bool) -> str:
             lines.append(f"  next meeting: {meetings['next'][:16]}")
     if data.get("policy_missing"):
         lines.append("")
-        lines.append(_paint("Held: the mentor's policy file is gone (put it back, or flag them to send now)", "33",
-                            color))
+        lines.append(
+            _paint("Held: the mentor's policy file is gone (put it back, or flag them to send now)", "33", color)
+        )
         for item in data["policy_missing"]:
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
     return "\n".join(lines)

@@ -11,23 +11,28 @@ from dataclasses import dataclass, field
 from tests.agent_process import OPEN_POLICY, Agent, parse
 
 # No limit that hundreds of messages could reach: every message to the mentor may go at once.
-UNLIMITED_POLICY = OPEN_POLICY.format(max_per_day=100_000, min_gap="0", windows='"Mon-Sun 00:00-24:00"',
-                                      max_unanswered=100_000, over_limit="delay").replace(
-    "max_per_week = 100\n", "max_per_week = 100000\n")
+UNLIMITED_POLICY = OPEN_POLICY.format(
+    max_per_day=100_000, min_gap="0", windows='"Mon-Sun 00:00-24:00"', max_unanswered=100_000, over_limit="delay"
+).replace("max_per_week = 100\n", "max_per_week = 100000\n")
 
 
 @dataclass
 class Tally:
-    delivered: int = 0          # exactly once at the SMTP server (and not reported)
-    reported: int = 0           # in Needs attention with a notice naming it (at the server at most once)
+    delivered: int = 0  # exactly once at the SMTP server (and not reported)
+    reported: int = 0  # in Needs attention with a notice naming it (at the server at most once)
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     unreported_attention: list[str] = field(default_factory=list)  # in Needs attention, but no notice says so
     sent_twice_in_sent: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, object]:
-        return {"delivered": self.delivered, "reported": self.reported, "lost": len(self.lost),
-                "duplicated": len(self.duplicated), "filed_twice": len(self.sent_twice_in_sent)}
+        return {
+            "delivered": self.delivered,
+            "reported": self.reported,
+            "lost": len(self.lost),
+            "duplicated": len(self.duplicated),
+            "filed_twice": len(self.sent_twice_in_sent),
+        }
 
 
 def _key(subject: object) -> str:
@@ -83,7 +88,9 @@ def account(agent: Agent, subjects: Iterable[str], *, notice_must_say: str = "")
     return tally
 
 
-def settle(agent: Agent, subjects: list[str], timeout: float, *, folders: tuple[str, ...] = ("Outbox", "Sending")) -> float:
+def settle(
+    agent: Agent, subjects: list[str], timeout: float, *, folders: tuple[str, ...] = ("Outbox", "Sending")
+) -> float:
     """Wait until ``folders`` are empty and every subject is at the server, in Sent, or in Needs attention.
 
     Returns the seconds waited; does not raise (the accounting that follows says what is missing).

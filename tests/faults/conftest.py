@@ -30,8 +30,7 @@ def soak(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
     def record(**values: Any) -> None:
-        entry = {"test": request.node.name, "soak": bool(request.config.getoption("--soak", default=False)),
-                 **values}
+        entry = {"test": request.node.name, "soak": bool(request.config.getoption("--soak", default=False)), **values}
         _RESULTS.append(entry)
         print("FAULTS " + json.dumps(entry))
         target = request.config.getoption("--faults-report", default="")

@@ -1,8 +1,8 @@
 """Turn the fault suite's JSON-lines figures into the markdown table of docs/faults.md.
 
-    python3 -m pytest tests/faults --faults-report /tmp/bounded.jsonl
-    python3 -m pytest tests/faults --soak --faults-report /tmp/soak.jsonl
-    python3 -m tests.faults.report /tmp/bounded.jsonl /tmp/soak.jsonl
+python3 -m pytest tests/faults --faults-report /tmp/bounded.jsonl
+python3 -m pytest tests/faults --soak --faults-report /tmp/soak.jsonl
+python3 -m tests.faults.report /tmp/bounded.jsonl /tmp/soak.jsonl
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ SKIP = {"test", "soak", "tries", "survived", "lost", "duplicated"}
 def table(entries: list[dict[str, Any]]) -> str:
     lines = ["| test | form | tries | survived | lost | duplicated | other figures |", "|---|---|---|---|---|---|---|"]
     for e in entries:
-        other = "; ".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
-                          for k, v in e.items() if k not in SKIP)
-        lines.append(f"| `{e['test']}` | {'soak' if e.get('soak') else 'bounded'} | {e.get('tries')} "
-                     f"| {e.get('survived')} | {e.get('lost')} | {e.get('duplicated')} | {other.replace('|', '/')} |")
+        other = "; ".join(
+            f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
+            for k, v in e.items()
+            if k not in SKIP
+        )
+        lines.append(
+            f"| `{e['test']}` | {'soak' if e.get('soak') else 'bounded'} | {e.get('tries')} "
+            f"| {e.get('survived')} | {e.get('lost')} | {e.get('duplicated')} | {other.replace('|', '/')} |"
+        )
     return "\n".join(lines)
 
 

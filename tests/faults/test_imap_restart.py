@@ -60,12 +60,21 @@ def test_imap_server_killed_and_restarted_reconnects_and_misses_nothing(
             break
     waited = settle(agent, subjects, timeout=90) if gave_up is None else 0.0
     tally = account(agent, subjects, notice_must_say="")
-    figures(tries=cycles, messages=len(subjects), survived=len(subjects) - len(tally.lost) - len(tally.duplicated),
-            **tally.figures(), reconnect_median_s=round(sorted(reconnects)[len(reconnects) // 2], 2),
-            reconnect_worst_s=round(max(reconnects), 2), reconnects_s=[round(r, 1) for r in reconnects],
-            no_reconnect_within_limit_at_cycle=gave_up, settle_seconds=round(waited, 1))
-    assert gave_up is None, (f"no reconnect within {RECONNECT_LIMIT} s after outage {gave_up + 1}; reconnect times "
-                             f"so far {[round(r, 1) for r in reconnects]}:\n{agent.log()[-3000:]}")
+    figures(
+        tries=cycles,
+        messages=len(subjects),
+        survived=len(subjects) - len(tally.lost) - len(tally.duplicated),
+        **tally.figures(),
+        reconnect_median_s=round(sorted(reconnects)[len(reconnects) // 2], 2),
+        reconnect_worst_s=round(max(reconnects), 2),
+        reconnects_s=[round(r, 1) for r in reconnects],
+        no_reconnect_within_limit_at_cycle=gave_up,
+        settle_seconds=round(waited, 1),
+    )
+    assert gave_up is None, (
+        f"no reconnect within {RECONNECT_LIMIT} s after outage {gave_up + 1}; reconnect times "
+        f"so far {[round(r, 1) for r in reconnects]}:\n{agent.log()[-3000:]}"
+    )
     assert not agent.process_ended(), agent.log()[-3000:]
     assert tally.lost == [], f"lost: {tally.lost}"
     assert tally.duplicated == [], f"sent twice: {tally.duplicated}"

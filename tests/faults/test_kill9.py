@@ -33,7 +33,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
         # exercised); the others at a random moment: during start-up, intake, a send, filing, or idling.
         point = CRASH_POINTS[(round_ // 2) % len(CRASH_POINTS)] if round_ % 2 == 1 else None
         agent.start(**({VARIABLE: point} if point else {}))
-        batch = subjects[round_ * per_round:(round_ + 1) * per_round]
+        batch = subjects[round_ * per_round : (round_ + 1) * per_round]
         for subject in batch:
             agent.drop(mail(subject, to=MENTOR if rng.random() < 0.5 else "friend@example.org"))
         assert agent.process is not None
@@ -53,11 +53,19 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(
     waited = settle(agent, subjects, timeout=60 + messages * 0.3)
     tally = account(agent, subjects, notice_must_say="IN DOUBT")
     survived = messages - len(tally.lost) - len(tally.duplicated)
-    figures(tries=kills, kill_kinds=crashes, messages=messages, survived=survived, **tally.figures(),
-            settle_seconds=round(waited, 1))
+    figures(
+        tries=kills,
+        kill_kinds=crashes,
+        messages=messages,
+        survived=survived,
+        **tally.figures(),
+        settle_seconds=round(waited, 1),
+    )
     assert agent.process_ended() is False, agent.log()[-3000:]
     assert tally.lost == [], f"lost: {tally.lost}"
     assert tally.duplicated == [], f"sent twice: {tally.duplicated}"
-    assert tally.unreported_attention == [], f"in Needs attention without an in-doubt notice: {tally.unreported_attention}"
+    assert tally.unreported_attention == [], (
+        f"in Needs attention without an in-doubt notice: {tally.unreported_attention}"
+    )
     assert tally.sent_twice_in_sent == [], f"filed twice in Sent: {tally.sent_twice_in_sent}"
     assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Sending") == {}

@@ -76,13 +76,24 @@ def test_broken_policy_edits_are_rejected_and_the_last_good_one_stays(
     path.write_text(OPEN)
     agent.smtp.wait_for(len(probes), timeout=60)
     time.sleep(0.5)
-    figures(tries=edits, rejected=rejected, notice_names_file_and_key=named_key, last_good_kept=held,
-            survived=held, lost=0, duplicated=len(agent.smtp.messages) - len(probes), misses=misses)
+    figures(
+        tries=edits,
+        rejected=rejected,
+        notice_names_file_and_key=named_key,
+        last_good_kept=held,
+        survived=held,
+        lost=0,
+        duplicated=len(agent.smtp.messages) - len(probes),
+        misses=misses,
+    )
     assert not agent.process_ended()
     assert misses == [], "\n".join(misses)
     assert len(agent.smtp.messages) == len(probes)
 
 
 def _rejections(agent: Agent) -> list[str]:
-    return [str(n["Subject"]) + "\n" + n.get_content() for n in agent.notices()
-            if "Policy not taken in" in str(n["Subject"])]
+    return [
+        str(n["Subject"]) + "\n" + n.get_content()
+        for n in agent.notices()
+        if "Policy not taken in" in str(n["Subject"])
+    ]

@@ -19,8 +19,8 @@ from tests.servers.dovecot import Dovecot, User
 
 pytestmark = pytest.mark.servers
 
-CANARY = "Canary-Secret-7f3e9d1b"        # the working IMAP password
-WRONG_CANARY = "Wrong-Canary-0a4c2e6f"    # a wrong one, to walk the login-failure paths too
+CANARY = "Canary-Secret-7f3e9d1b"  # the working IMAP password
+WRONG_CANARY = "Wrong-Canary-0a4c2e6f"  # a wrong one, to walk the login-failure paths too
 STRANGER = "someone@else.example"
 
 
@@ -44,6 +44,7 @@ def _calendar(method: str, attendee: str) -> str:
 
 def _spoofs(first_id: str) -> list[bytes]:
     """Replies to the first message that only look as if they came from the mentor."""
+
     def reply(sender: str, **more: Any) -> bytes:
         return mail("Re: first question", to=STUDENT, From=sender, In_Reply_To=first_id, References=first_id, **more)
 
@@ -69,12 +70,20 @@ def test_spoofed_replies_change_nothing(agent: Agent, figures: Callable[..., Any
     time.sleep(3)
     replies = agent.ledger().db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
     held = len(agent.smtp.messages) == 1 and folder_subjects(agent, "Scheduled") == ["second"]
-    figures(tries=len(spoofs), survived=len(spoofs) if held and replies == 0 else 0, lost=0, duplicated=0,
-            replies_recorded=replies)
+    figures(
+        tries=len(spoofs),
+        survived=len(spoofs) if held and replies == 0 else 0,
+        lost=0,
+        duplicated=0,
+        replies_recorded=replies,
+    )
     assert replies == 0 and held, "a spoofed reply released the held message"
     # The mentor's own reply does release it: the check above could have failed.
-    agent.dovecot.append(agent.user, "INBOX", mail("Re: first question", to=STUDENT, In_Reply_To=first["Message-ID"],
-                                                   From=f"Ana Rivera <{MENTOR}>"))
+    agent.dovecot.append(
+        agent.user,
+        "INBOX",
+        mail("Re: first question", to=STUDENT, In_Reply_To=first["Message-ID"], From=f"Ana Rivera <{MENTOR}>"),
+    )
     assert parse(agent.smtp.wait_for(2, timeout=15)[1].content)["Subject"] == "second question"
 
 
@@ -92,16 +101,26 @@ def test_mail_from_strangers_triggers_nothing(agent: Agent, figures: Callable[..
     ]
     for raw in strangers:
         agent.dovecot.append(agent.user, "INBOX", raw)
-    agent.dovecot.append(agent.user, "INBOX", mail("flagged by a stranger", to=STUDENT, From=STRANGER),
-                         flags=("\\Flagged",))
+    agent.dovecot.append(
+        agent.user, "INBOX", mail("flagged by a stranger", to=STUDENT, From=STRANGER), flags=("\\Flagged",)
+    )
     time.sleep(4)
     notices = [n for n in agent.notices() if STRANGER not in str(n["From"])]  # not the stranger's fake one
     ledger = agent.ledger()
-    rows = {table: ledger.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("messages", "replies", "items", "meetings")}
+    rows = {
+        table: ledger.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("messages", "replies", "items", "meetings")
+    }
     acted = len(agent.smtp.messages) + len(notices) + sum(rows.values())
-    figures(tries=len(strangers) + 1, survived=len(strangers) + 1 if acted == 0 else 0, lost=0, duplicated=0,
-            smtp=len(agent.smtp.messages), notices=len(notices), ledger_rows=rows)
+    figures(
+        tries=len(strangers) + 1,
+        survived=len(strangers) + 1 if acted == 0 else 0,
+        lost=0,
+        duplicated=0,
+        smtp=len(agent.smtp.messages),
+        notices=len(notices),
+        ledger_rows=rows,
+    )
     assert agent.smtp.messages == [] and notices == [], "mail from a stranger made the agent act"
     assert rows == dict.fromkeys(rows, 0), rows
     assert len(agent.folder_raw("INBOX")) == len(strangers) + 1  # nothing moved or deleted either
@@ -129,8 +148,12 @@ def test_secrets_never_reach_logs_notices_or_state(
         agent.config.write_text(good.replace(CANARY, WRONG_CANARY))
         log = tmp_path / "wrong.log"
         with log.open("wb") as out:
-            wrong = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(agent.config),
-                                      "--log-level", "DEBUG"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+            wrong = subprocess.Popen(
+                [sys.executable, "-m", "agent", "run", "--config", str(agent.config), "--log-level", "DEBUG"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
             time.sleep(4)
             wrong.send_signal(signal.SIGTERM)
             wrong.wait(15)
@@ -147,21 +170,32 @@ def test_secrets_never_reach_logs_notices_or_state(
         eventually(lambda: len(agent.notices()) >= 2, timeout=20)
         dovecot.restart()
         eventually(lambda: agent.log().count("connected to") >= 2, timeout=60)
-        status = subprocess.run([sys.executable, "-m", "agent", "status", "--config", str(agent.config)],
-                                capture_output=True, timeout=60, cwd=tmp_path)
+        status = subprocess.run(
+            [sys.executable, "-m", "agent", "status", "--config", str(agent.config)],
+            capture_output=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
         agent.stop()
         places = {
             "daemon logs": (agent.log() + log.read_text(errors="replace")).encode(),
             "state and files": _everything_but_config(tmp_path),
             "status": status.stdout + status.stderr,
-            "mailbox": b"".join(raw for folder in ("INBOX", "Sent", "Needs attention")
-                                for raw in agent.folder_raw(folder).values()),
+            "mailbox": b"".join(
+                raw for folder in ("INBOX", "Sent", "Needs attention") for raw in agent.folder_raw(folder).values()
+            ),
         }
         places["smtp"] = b"".join(m.content for m in agent.smtp.messages)
         leaks = {where: [c for c in (CANARY, WRONG_CANARY) if c.encode() in text] for where, text in places.items()}
         leaks = {where: found for where, found in leaks.items() if found}
-        figures(tries=len(places), survived=len(places) - len(leaks), lost=0, duplicated=0, leaks=leaks,
-                bytes_checked={where: len(text) for where, text in places.items()})
+        figures(
+            tries=len(places),
+            survived=len(places) - len(leaks),
+            lost=0,
+            duplicated=0,
+            leaks=leaks,
+            bytes_checked={where: len(text) for where, text in places.items()},
+        )
         assert "login" in log.read_text().lower() or "authentic" in log.read_text().lower(), "no login failure seen"
         assert leaks == {}, f"secret found in {leaks}"
     finally:
@@ -171,11 +205,22 @@ def test_secrets_never_reach_logs_notices_or_state(
 
 def test_a_config_file_others_can_read_is_refused_at_start(agent: Agent, figures: Callable[..., Any]) -> None:
     agent.config.chmod(0o644)
-    result = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
-                            capture_output=True, text=True, timeout=60, cwd=agent.root)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(agent.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=agent.root,
+    )
     output = result.stdout + result.stderr
-    figures(tries=1, survived=int(result.returncode != 0), lost=0, duplicated=0, exit_code=result.returncode,
-            message=output.strip().splitlines()[-1][:200] if output.strip() else "")
+    figures(
+        tries=1,
+        survived=int(result.returncode != 0),
+        lost=0,
+        duplicated=0,
+        exit_code=result.returncode,
+        message=output.strip().splitlines()[-1][:200] if output.strip() else "",
+    )
     assert result.returncode == 78, output
     assert "config.toml" in output and "chmod 600" in output, output
     assert agent.user.password not in output

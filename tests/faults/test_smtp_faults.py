@@ -62,8 +62,17 @@ class _Flaky(_Handler):
 
 
 class FlakySmtp(SmtpServer):
-    KINDS = ("421", "451-mail", "timeout-mail", "451-data", "421", "451-mail", "timeout-mail", "451-data",
-             "timeout-data")
+    KINDS = (
+        "421",
+        "451-mail",
+        "timeout-mail",
+        "451-data",
+        "421",
+        "451-mail",
+        "timeout-mail",
+        "451-data",
+        "timeout-data",
+    )
 
     def __init__(self, seed: int, rate: float = 1 / 3, max_in_a_row: int = 3) -> None:
         super().__init__()
@@ -82,8 +91,9 @@ class FlakySmtp(SmtpServer):
 
     def start(self) -> None:
         if self.controller is None:
-            self.controller = Controller(_Flaky(self), hostname=HOST, port=self.port, server_hostname="localhost",
-                                         **self._kwargs)
+            self.controller = Controller(
+                _Flaky(self), hostname=HOST, port=self.port, server_hostname="localhost", **self._kwargs
+            )
             self.controller.start()
 
 
@@ -104,8 +114,9 @@ def test_smtp_faults_each_message_delivered_once_or_reported(
     agent.smtp = flaky_smtp
     agent.write_config()
     smtp_section = agent.config.read_text().split("[smtp]")
-    agent.config.write_text(smtp_section[0] + "[smtp]" + smtp_section[1].replace("timeout = 10",
-                                                                              f"timeout = {CLIENT_TIMEOUT}"))
+    agent.config.write_text(
+        smtp_section[0] + "[smtp]" + smtp_section[1].replace("timeout = 10", f"timeout = {CLIENT_TIMEOUT}")
+    )
     rng = random.Random(99)
     subjects = [f"smtp-{n:03d}" for n in range(messages)]
     bounced = {s for n, s in enumerate(subjects) if n % 8 == 5}  # "550 on some"
@@ -121,9 +132,14 @@ def test_smtp_faults_each_message_delivered_once_or_reported(
     waited = settle(agent, subjects, timeout=60 + messages * 6, folders=("Outbox", "Sending", "Scheduled"))
     tally = account(agent, subjects)
     attempts = sum(flaky_smtp.faults.values())
-    figures(tries=attempts, faults=dict(flaky_smtp.faults), messages=messages,
-            survived=messages - len(tally.lost) - len(tally.duplicated), **tally.figures(),
-            settle_seconds=round(waited, 1))
+    figures(
+        tries=attempts,
+        faults=dict(flaky_smtp.faults),
+        messages=messages,
+        survived=messages - len(tally.lost) - len(tally.duplicated),
+        **tally.figures(),
+        settle_seconds=round(waited, 1),
+    )
     assert not agent.process_ended(), agent.log()[-3000:]
     assert tally.lost == [], f"lost: {tally.lost}\n{agent.log()[-4000:]}"
     assert tally.duplicated == [], f"sent twice: {tally.duplicated}"

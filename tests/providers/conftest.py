@@ -1,7 +1,7 @@
 """The profile x case suite: fixtures, and a JSON-lines record of each outcome for docs/providers.md.
 
-    MENTOR_AGENT_PROVIDERS_REPORT=/tmp/providers.jsonl python3 -m pytest tests/providers
-    python3 -m tests.providers.report /tmp/providers.jsonl
+MENTOR_AGENT_PROVIDERS_REPORT=/tmp/providers.jsonl python3 -m pytest tests/providers
+python3 -m tests.providers.report /tmp/providers.jsonl
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def make_agent(tmp_path: Path, provider_stack: Callable[[Profile], Stack]) -> It
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     target = os.environ.get(REPORT)
     callspec = getattr(item, "callspec", None)
@@ -59,9 +59,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             text = str(report.longrepr) if report.longrepr is not None else ""
             errors = [line[2:].strip() for line in text.splitlines() if line.startswith("E ")]
             detail = errors[0] if errors else text.splitlines()[-1] if text else ""
-        result = "xfail" if hasattr(report, "wasxfail") and report.skipped else (
-            "XPASS" if hasattr(report, "wasxfail") else report.outcome)
-        entry = {"case": getattr(item, "originalname", item.name), "profile": callspec.params["profile"],
-                 "outcome": result, "detail": detail[:300], "seconds": round(report.duration, 1)}
+        result = (
+            "xfail"
+            if hasattr(report, "wasxfail") and report.skipped
+            else ("XPASS" if hasattr(report, "wasxfail") else report.outcome)
+        )
+        entry = {
+            "case": getattr(item, "originalname", item.name),
+            "profile": callspec.params["profile"],
+            "outcome": result,
+            "detail": detail[:300],
+            "seconds": round(report.duration, 1),
+        }
         with Path(target).open("a") as out:
             out.write(json.dumps(entry) + "\n")

@@ -112,8 +112,13 @@ timeout = 10
 
     # -- what is where (read from Dovecot directly) -------------------------------------------------------
     def real_name(self, name: str) -> str:
-        return {"Sent": self.s.profile.sent, "Outbox": FOLDERS.outbox, "Scheduled": FOLDERS.scheduled,
-                "Needs attention": FOLDERS.needs_attention, "Sending": FOLDERS.sending}.get(name, name)
+        return {
+            "Sent": self.s.profile.sent,
+            "Outbox": FOLDERS.outbox,
+            "Scheduled": FOLDERS.scheduled,
+            "Needs attention": FOLDERS.needs_attention,
+            "Sending": FOLDERS.sending,
+        }.get(name, name)
 
     def folder_raw(self, name: str) -> dict[int, bytes]:
         for _ in range(10):
@@ -164,8 +169,9 @@ class Books:
         return out
 
 
-def books(agent: ProviderAgent, written: dict[str, bytes], *, not_sent: Sequence[str] = (),
-          settle: float = 20.0) -> Books:
+def books(
+    agent: ProviderAgent, written: dict[str, bytes], *, not_sent: Sequence[str] = (), settle: float = 20.0
+) -> Books:
     """Wait until ``written`` (subject -> the raw message the student wrote) went out and was filed, then count.
 
     Each message must reach SMTP exactly once, to the recipients of its own To/Cc/Bcc, and sit in Sent exactly
@@ -177,16 +183,20 @@ def books(agent: ProviderAgent, written: dict[str, bytes], *, not_sent: Sequence
     def done() -> bool:
         got = {key(m.content) for m in agent.smtp.messages}
         filed = {key(raw) for raw in agent.folder_raw("Sent").values()}
-        return wanted <= got and wanted <= filed and not agent.folder_raw("Sending") \
-            and not agent.folder_raw("Outbox")
+        return wanted <= got and wanted <= filed and not agent.folder_raw("Sending") and not agent.folder_raw("Outbox")
 
     while time.monotonic() < deadline and not done() and not agent.process_ended():
         time.sleep(0.2)
     time.sleep(0.7)  # a late second copy in Sent, a late second send
     received = Counter(key(m.content) for m in agent.smtp.messages)
-    wrong = sorted({key(m.content) for m in agent.smtp.messages
-                    if key(m.content) in written
-                    and tuple(sorted(r.lower() for r in m.rcpt_tos)) != recipients(written[key(m.content)])})
+    wrong = sorted(
+        {
+            key(m.content)
+            for m in agent.smtp.messages
+            if key(m.content) in written
+            and tuple(sorted(r.lower() for r in m.rcpt_tos)) != recipients(written[key(m.content)])
+        }
+    )
     filed = Counter(key(raw) for raw in agent.folder_raw("Sent").values())
     return Books(
         lost=sorted(s for s in wanted if received[s] == 0),

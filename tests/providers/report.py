@@ -1,8 +1,8 @@
 """The tables of docs/providers.md, from a run of the profile suite and from the profiles themselves.
 
-    MENTOR_AGENT_PROVIDERS_REPORT=/tmp/providers.jsonl python3 -m pytest tests/providers
-    python3 -m tests.providers.report /tmp/providers.jsonl          # results: case x profile
-    python3 -m tests.providers.report --profiles                    # what each profile emulates
+MENTOR_AGENT_PROVIDERS_REPORT=/tmp/providers.jsonl python3 -m pytest tests/providers
+python3 -m tests.providers.report /tmp/providers.jsonl          # results: case x profile
+python3 -m tests.providers.report --profiles                    # what each profile emulates
 """
 
 from __future__ import annotations
@@ -15,15 +15,20 @@ from typing import Any
 
 from tests.servers.providers import PROFILES, Profile
 
-MARK = {"passed": "pass", "failed": "**FAIL**", "xfail": "fails today", "XPASS": "pass (marker left)",
-        "skipped": "skipped"}
+MARK = {
+    "passed": "pass",
+    "failed": "**FAIL**",
+    "xfail": "fails today",
+    "XPASS": "pass (marker left)",
+    "skipped": "skipped",
+}
 
 
 def results(entries: list[dict[str, Any]]) -> str:
     cases: list[str] = []
-    for entry in entries:
-        if entry["case"] not in cases:
-            cases.append(entry["case"])
+    for e in entries:
+        if e["case"] not in cases:
+            cases.append(e["case"])
     cell: dict[tuple[str, str], dict[str, Any]] = {(e["case"], e["profile"]): e for e in entries}
     notes: list[str] = []
     head = "| case | " + " | ".join(PROFILES) + " |"
@@ -75,13 +80,19 @@ def profiles() -> str:
             parts.append(f"{p.limits.recipients_per_message} rcpt/msg")
         return ", ".join(parts) or "none"
 
-    row("capabilities removed", lambda p: ", ".join(sorted(c for c in p.drop_capabilities
-                                                           if c in {"MOVE", "CONDSTORE", "QRESYNC", "SPECIAL-USE"}))
-        or "none")
+    row(
+        "capabilities removed",
+        lambda p: (
+            ", ".join(sorted(c for c in p.drop_capabilities if c in {"MOVE", "CONDSTORE", "QRESYNC", "SPECIAL-USE"}))
+            or "none"
+        ),
+    )
     row("capabilities added", lambda p: ", ".join(p.add_capabilities) or "none")
     row("MOVE", lambda p: _yes(p.has_move))
-    row("CONDSTORE", lambda p: ("advertised, SELECT (CONDSTORE) → NO" if p.refuse_select_condstore
-                                else _yes(p.has_condstore)))
+    row(
+        "CONDSTORE",
+        lambda p: "advertised, SELECT (CONDSTORE) → NO" if p.refuse_select_condstore else _yes(p.has_condstore),
+    )
     row("SPECIAL-USE attributes in LIST", lambda p: _yes(p.special_use))
     row("custom keywords kept", lambda p: _yes(p.keywords))
     row("COPYUID order", lambda p: "**reversed**" if p.reorder_copyuid else "as the sources")

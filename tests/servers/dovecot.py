@@ -30,7 +30,7 @@ from tests.servers import free_port, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 SENT = "Sent Items"  # deliberately not "Sent": tests prove the name comes from SPECIAL-USE
-ARCHIVE = "Ablage"   # SPECIAL-USE Archive once created: a name no guard list knows, only the server tells
+ARCHIVE = "Ablage"  # SPECIAL-USE Archive once created: a name no guard list knows, only the server tells
 
 DEFAULT_MAILBOXES = {SENT: "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash"}
 
@@ -117,8 +117,7 @@ class Dovecot:
     host = "127.0.0.1"
     _users = itertools.count(1)
 
-    def __init__(self, cert_pem: Path, key_pem: Path, ca_pem: Path,
-                 mailboxes: Mapping[str, str] | None = None) -> None:
+    def __init__(self, cert_pem: Path, key_pem: Path, ca_pem: Path, mailboxes: Mapping[str, str] | None = None) -> None:
         """``mailboxes``: folder name -> RFC 6154 attribute ("" for none), created for every user; by default
         "Sent Items" (\\Sent), Drafts and Trash. The provider profiles pass their own (tests/servers/providers)."""
         self.root = Path(tempfile.mkdtemp(prefix="mad-", dir="/tmp"))
@@ -157,9 +156,7 @@ class Dovecot:
         if self.process is not None:
             return
         with (self.root / "stdout.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                [DOVECOT, "-F", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
-            )
+            self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT)
         if not (wait_for_port(self.port) and wait_for_port(self.tls_port)):
             self.stop()
             raise RuntimeError(f"Dovecot did not start; log:\n{self.log()}")

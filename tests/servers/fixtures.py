@@ -42,7 +42,7 @@ __all__ = [
 @dataclass(frozen=True)
 class TlsFiles:
     ca_pem: Path
-    cert_pem: Path   # certificate chain for 127.0.0.1 and localhost
+    cert_pem: Path  # certificate chain for 127.0.0.1 and localhost
     key_pem: Path
 
 

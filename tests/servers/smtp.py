@@ -1,13 +1,13 @@
 """A real aiosmtpd server for tests: stores every envelope and answers with faults on request.
 
-    server.fail_next("451 4.3.0 try later")            # next DATA gets this answer
-    server.fail_next("421 4.3.2 shutting down", close=True)   # answer, then drop the connection
-    server.fail_next("550 5.7.1 no", stage="MAIL")     # stages: MAIL, RCPT, DATA
-    server.drop_after_data()                            # store the message, then cut the line: in doubt
-    server.refuse("nobody@example.org", "550 5.1.1 no such user")   # per recipient; times=N for N times
-    server.wait_for(1, timeout=5)                       # blocks until one message was stored
-    server.state.gate = check      # check(stage, recipients so far) -> a refusal reply or None (sending limits)
-    server.state.on_accept = file  # file(received) runs before "250" (a provider filing the message in Sent)
+server.fail_next("451 4.3.0 try later")            # next DATA gets this answer
+server.fail_next("421 4.3.2 shutting down", close=True)   # answer, then drop the connection
+server.fail_next("550 5.7.1 no", stage="MAIL")     # stages: MAIL, RCPT, DATA
+server.drop_after_data()                            # store the message, then cut the line: in doubt
+server.refuse("nobody@example.org", "550 5.1.1 no such user")   # per recipient; times=N for N times
+server.wait_for(1, timeout=5)                       # blocks until one message was stored
+server.state.gate = check      # check(stage, recipients so far) -> a refusal reply or None (sending limits)
+server.state.on_accept = file  # file(received) runs before "250" (a provider filing the message in Sent)
 """
 
 from __future__ import annotations
@@ -166,9 +166,7 @@ class SmtpServer:
             else:
                 kwargs.update(tls_context=context, require_starttls=True)
         if auth is not None:
-            kwargs.update(
-                authenticator=self._authenticate, auth_required=True, auth_require_tls=tls is not None
-            )
+            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=tls is not None)
         self._kwargs = kwargs
         self.controller: Controller | None = None
 

@@ -59,20 +59,20 @@ class Profile:
 
     name: str
     title: str
-    sent: str                                   # the provider's Sent folder
-    folders: Mapping[str, str]                  # created for every user (includes ``sent``)
-    drop_capabilities: frozenset[str] = frozenset()   # removed from what Dovecot advertises
-    add_capabilities: tuple[str, ...] = ()             # advertised on top (not necessarily implemented)
-    special_use: bool = True                    # LIST shows \Sent, \Trash, ...; False strips them
-    keywords: bool = True                       # False: PERMANENTFLAGS without \*, custom keywords dropped
-    refuse_select_condstore: bool = False       # CONDSTORE advertised, SELECT/EXAMINE (CONDSTORE) answered NO
-    reorder_copyuid: bool = False               # COPYUID destination UIDs in another order than the sources
-    all_mail: str | None = None                 # Gmail: every message appended also shows here (labels)
-    builtin_outbox: str | None = None           # the provider's own client parks mail here (never the agent's)
-    files_sent: bool = False                    # the SMTP server files each submission in ``sent`` itself
-    idle_limit: float | None = None             # seconds an IDLE may last before the server says BYE and drops
-    session_limit: float | None = None          # seconds a connection may live at all
-    append_limit: int | None = None             # APPEND larger than this: NO [TOOBIG]
+    sent: str  # the provider's Sent folder
+    folders: Mapping[str, str]  # created for every user (includes ``sent``)
+    drop_capabilities: frozenset[str] = frozenset()  # removed from what Dovecot advertises
+    add_capabilities: tuple[str, ...] = ()  # advertised on top (not necessarily implemented)
+    special_use: bool = True  # LIST shows \Sent, \Trash, ...; False strips them
+    keywords: bool = True  # False: PERMANENTFLAGS without \*, custom keywords dropped
+    refuse_select_condstore: bool = False  # CONDSTORE advertised, SELECT/EXAMINE (CONDSTORE) answered NO
+    reorder_copyuid: bool = False  # COPYUID destination UIDs in another order than the sources
+    all_mail: str | None = None  # Gmail: every message appended also shows here (labels)
+    builtin_outbox: str | None = None  # the provider's own client parks mail here (never the agent's)
+    files_sent: bool = False  # the SMTP server files each submission in ``sent`` itself
+    idle_limit: float | None = None  # seconds an IDLE may last before the server says BYE and drops
+    session_limit: float | None = None  # seconds a connection may live at all
+    append_limit: int | None = None  # APPEND larger than this: NO [TOOBIG]
     limits: Limits = field(default_factory=Limits)
     sources: tuple[str, ...] = ()
 
@@ -91,99 +91,165 @@ class Profile:
 
 _STANDARD = _folders(**{"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk"})
 
-PROFILES: Mapping[str, Profile] = MappingProxyType({
-    p.name: p
-    for p in (
-        Profile(
-            name="dovecot",
-            title="Dovecot (pass-through)",
-            sent="Sent Items",
-            folders=_folders(**{"Sent Items": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash"}),
-            drop_capabilities=frozenset(),
-        ),
-        Profile(
-            name="gmail",
-            title="Gmail / Google Workspace",
-            sent="[Gmail]/Sent Mail",
-            folders=_folders(**{
-                "[Gmail]/Sent Mail": "\\Sent", "[Gmail]/All Mail": "\\All", "[Gmail]/Drafts": "\\Drafts",
-                "[Gmail]/Trash": "\\Trash", "[Gmail]/Spam": "\\Junk", "[Gmail]/Starred": "\\Flagged",
-            }),
-            drop_capabilities=frozenset({"QRESYNC", "NOTIFY", "METADATA", "METADATA-SERVER", "URLAUTH"}),
-            add_capabilities=("X-GM-EXT-1", "APPENDLIMIT=35651584"),
-            all_mail="[Gmail]/All Mail",
-            files_sent=True,
-            session_limit=24 * 3600.0,
-            append_limit=35_651_584,
-            limits=Limits(per_day=2000, recipients_per_message=100,
-                          reply="550 5.4.5 Daily user sending limit exceeded",
-                          recipients_reply="452 4.5.3 Your message has too many recipients"),
-            sources=("https://developers.google.com/gmail/imap/imap-extensions",
-                     "https://support.google.com/a/answer/166852 (Workspace sending limits)",
-                     "https://support.google.com/mail/answer/7126229 (IMAP settings, APPEND limit)"),
-        ),
-        Profile(
-            name="microsoft365",
-            title="Microsoft 365 / Outlook.com",
-            sent="Sent Items",
-            folders=_folders(**{"Sent Items": "\\Sent", "Drafts": "\\Drafts", "Deleted Items": "\\Trash",
-                                "Junk Email": "\\Junk", "Archive": "\\Archive", "Outbox": ""}),
-            drop_capabilities=frozenset({"CONDSTORE", "QRESYNC", "SPECIAL-USE", "ENABLE", "ESEARCH", "ESORT",
-                                         "NOTIFY", "METADATA", "METADATA-SERVER", "LIST-STATUS", "SORT",
-                                         "SORT=DISPLAY", "THREAD=REFERENCES", "THREAD=REFS",
-                                         "THREAD=ORDEREDSUBJECT", "CONTEXT=SEARCH", "URLAUTH", "SEARCHRES",
-                                         "WITHIN", "CATENATE", "MULTIAPPEND", "BINARY", "I18NLEVEL=1"}),
-            special_use=False,
-            keywords=False,
-            builtin_outbox="Outbox",
-            files_sent=True,
-            idle_limit=30 * 60.0,
-            limits=Limits(per_minute=30, recipients_per_message=500,
-                          reply="554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
-                          recipients_reply="550 5.5.3 Too many recipients"),
-            sources=("MailKit #702 (custom keywords not kept)", "node-imap #602 (PERMANENTFLAGS without \\*)",
-                     "imapsync #250 (BYE AccessTokenExpired)",
-                     "https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/"
-                     "exchange-online-limits (30 messages a minute)"),
-        ),
-        Profile(
-            name="icloud",
-            title="iCloud Mail",
-            sent="Sent Messages",
-            folders=_folders(**{"Sent Messages": "\\Sent", "Drafts": "\\Drafts", "Deleted Messages": "\\Trash",
-                                "Junk": "\\Junk", "Archive": "\\Archive"}),
-            drop_capabilities=frozenset({"MOVE", "SPECIAL-USE", "QRESYNC"}),
-            special_use=False,
-            refuse_select_condstore=True,
-            files_sent=True,
-            limits=Limits(per_day=1000, recipients_per_message=500),
-            sources=("MailKit #970 (SELECT (CONDSTORE) refused)",
-                     "Apple's iCloud Mail limits page (1,000 messages a day, 500 recipients a message)"),
-        ),
-        Profile(
-            name="yahoo",
-            title="Yahoo Mail",
-            sent="Sent",
-            folders=_folders(**{"Sent": "\\Sent", "Draft": "\\Drafts", "Trash": "\\Trash", "Bulk": "\\Junk",
-                                "Archive": "\\Archive"}),
-            drop_capabilities=frozenset({"CONDSTORE", "QRESYNC"}),
-            reorder_copyuid=True,
-            limits=Limits(per_day=500, recipients_per_message=100),  # commonly cited, not from Yahoo itself
-            sources=("MailKit #1405 (COPYUID destination UIDs out of order)",),
-        ),
-        Profile(
-            name="fastmail",
-            title="Fastmail (Cyrus)",
-            sent="Sent",
-            folders=_folders(**{**_STANDARD, "Archive": "\\Archive"}),
-            sources=("Fastmail runs Cyrus IMAP: the full extension set (passed through from Dovecot here)",),
-        ),
-    )
-})
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            Profile(
+                name="dovecot",
+                title="Dovecot (pass-through)",
+                sent="Sent Items",
+                folders=_folders(**{"Sent Items": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash"}),
+                drop_capabilities=frozenset(),
+            ),
+            Profile(
+                name="gmail",
+                title="Gmail / Google Workspace",
+                sent="[Gmail]/Sent Mail",
+                folders=_folders(
+                    **{
+                        "[Gmail]/Sent Mail": "\\Sent",
+                        "[Gmail]/All Mail": "\\All",
+                        "[Gmail]/Drafts": "\\Drafts",
+                        "[Gmail]/Trash": "\\Trash",
+                        "[Gmail]/Spam": "\\Junk",
+                        "[Gmail]/Starred": "\\Flagged",
+                    }
+                ),
+                drop_capabilities=frozenset({"QRESYNC", "NOTIFY", "METADATA", "METADATA-SERVER", "URLAUTH"}),
+                add_capabilities=("X-GM-EXT-1", "APPENDLIMIT=35651584"),
+                all_mail="[Gmail]/All Mail",
+                files_sent=True,
+                session_limit=24 * 3600.0,
+                append_limit=35_651_584,
+                limits=Limits(
+                    per_day=2000,
+                    recipients_per_message=100,
+                    reply="550 5.4.5 Daily user sending limit exceeded",
+                    recipients_reply="452 4.5.3 Your message has too many recipients",
+                ),
+                sources=(
+                    "https://developers.google.com/gmail/imap/imap-extensions",
+                    "https://support.google.com/a/answer/166852 (Workspace sending limits)",
+                    "https://support.google.com/mail/answer/7126229 (IMAP settings, APPEND limit)",
+                ),
+            ),
+            Profile(
+                name="microsoft365",
+                title="Microsoft 365 / Outlook.com",
+                sent="Sent Items",
+                folders=_folders(
+                    **{
+                        "Sent Items": "\\Sent",
+                        "Drafts": "\\Drafts",
+                        "Deleted Items": "\\Trash",
+                        "Junk Email": "\\Junk",
+                        "Archive": "\\Archive",
+                        "Outbox": "",
+                    }
+                ),
+                drop_capabilities=frozenset(
+                    {
+                        "CONDSTORE",
+                        "QRESYNC",
+                        "SPECIAL-USE",
+                        "ENABLE",
+                        "ESEARCH",
+                        "ESORT",
+                        "NOTIFY",
+                        "METADATA",
+                        "METADATA-SERVER",
+                        "LIST-STATUS",
+                        "SORT",
+                        "SORT=DISPLAY",
+                        "THREAD=REFERENCES",
+                        "THREAD=REFS",
+                        "THREAD=ORDEREDSUBJECT",
+                        "CONTEXT=SEARCH",
+                        "URLAUTH",
+                        "SEARCHRES",
+                        "WITHIN",
+                        "CATENATE",
+                        "MULTIAPPEND",
+                        "BINARY",
+                        "I18NLEVEL=1",
+                    }
+                ),
+                special_use=False,
+                keywords=False,
+                builtin_outbox="Outbox",
+                files_sent=True,
+                idle_limit=30 * 60.0,
+                limits=Limits(
+                    per_minute=30,
+                    recipients_per_message=500,
+                    reply="554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+                    recipients_reply="550 5.5.3 Too many recipients",
+                ),
+                sources=(
+                    "MailKit #702 (custom keywords not kept)",
+                    "node-imap #602 (PERMANENTFLAGS without \\*)",
+                    "imapsync #250 (BYE AccessTokenExpired)",
+                    "https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/"
+                    "exchange-online-limits (30 messages a minute)",
+                ),
+            ),
+            Profile(
+                name="icloud",
+                title="iCloud Mail",
+                sent="Sent Messages",
+                folders=_folders(
+                    **{
+                        "Sent Messages": "\\Sent",
+                        "Drafts": "\\Drafts",
+                        "Deleted Messages": "\\Trash",
+                        "Junk": "\\Junk",
+                        "Archive": "\\Archive",
+                    }
+                ),
+                drop_capabilities=frozenset({"MOVE", "SPECIAL-USE", "QRESYNC"}),
+                special_use=False,
+                refuse_select_condstore=True,
+                files_sent=True,
+                limits=Limits(per_day=1000, recipients_per_message=500),
+                sources=(
+                    "MailKit #970 (SELECT (CONDSTORE) refused)",
+                    "Apple's iCloud Mail limits page (1,000 messages a day, 500 recipients a message)",
+                ),
+            ),
+            Profile(
+                name="yahoo",
+                title="Yahoo Mail",
+                sent="Sent",
+                folders=_folders(
+                    **{
+                        "Sent": "\\Sent",
+                        "Draft": "\\Drafts",
+                        "Trash": "\\Trash",
+                        "Bulk": "\\Junk",
+                        "Archive": "\\Archive",
+                    }
+                ),
+                drop_capabilities=frozenset({"CONDSTORE", "QRESYNC"}),
+                reorder_copyuid=True,
+                limits=Limits(per_day=500, recipients_per_message=100),  # commonly cited, not from Yahoo itself
+                sources=("MailKit #1405 (COPYUID destination UIDs out of order)",),
+            ),
+            Profile(
+                name="fastmail",
+                title="Fastmail (Cyrus)",
+                sent="Sent",
+                folders=_folders(**{**_STANDARD, "Archive": "\\Archive"}),
+                sources=("Fastmail runs Cyrus IMAP: the full extension set (passed through from Dovecot here)",),
+            ),
+        )
+    }
+)
 
 # Outlook.com (consumer) differs from Microsoft 365 in its sending limit only, as far as this emulation goes.
-OUTLOOK_COM_LIMITS = Limits(per_day=300, recipients_per_message=100,
-                            reply="550 5.7.520 Message blocked: daily sending limit reached")
+OUTLOOK_COM_LIMITS = Limits(
+    per_day=300, recipients_per_message=100, reply="550 5.7.520 Message blocked: daily sending limit reached"
+)
 
 
 def profile(name: str) -> Profile:

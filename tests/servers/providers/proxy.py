@@ -67,10 +67,22 @@ __all__ = ["ProviderProxy"]
 HOST = "127.0.0.1"
 # Commands that exist only with a capability: refused with BAD where the profile drops it.
 REQUIRES = {
-    "MOVE": "MOVE", "UID MOVE": "MOVE", "UID EXPUNGE": "UIDPLUS", "ENABLE": "ENABLE", "UNSELECT": "UNSELECT",
-    "SORT": "SORT", "UID SORT": "SORT", "THREAD": "THREAD=REFERENCES", "UID THREAD": "THREAD=REFERENCES",
-    "GETMETADATA": "METADATA", "SETMETADATA": "METADATA", "NOTIFY": "NOTIFY", "ID": "ID", "IDLE": "IDLE",
-    "NAMESPACE": "NAMESPACE", "COMPRESS": "COMPRESS=DEFLATE",
+    "MOVE": "MOVE",
+    "UID MOVE": "MOVE",
+    "UID EXPUNGE": "UIDPLUS",
+    "ENABLE": "ENABLE",
+    "UNSELECT": "UNSELECT",
+    "SORT": "SORT",
+    "UID SORT": "SORT",
+    "THREAD": "THREAD=REFERENCES",
+    "UID THREAD": "THREAD=REFERENCES",
+    "GETMETADATA": "METADATA",
+    "SETMETADATA": "METADATA",
+    "NOTIFY": "NOTIFY",
+    "ID": "ID",
+    "IDLE": "IDLE",
+    "NAMESPACE": "NAMESPACE",
+    "COMPRESS": "COMPRESS=DEFLATE",
 }
 _MODSEQ = re.compile(r"\b(MODSEQ|CHANGEDSINCE)\b", re.IGNORECASE)
 
@@ -85,7 +97,7 @@ class ProviderProxy:
         self.upstream = (upstream_host, upstream_port)
         self.port = free_port()
         self.events: list[tuple[str, str]] = []
-        self.selected: list[str] = []   # every folder a client SELECTed or EXAMINEd, in order
+        self.selected: list[str] = []  # every folder a client SELECTed or EXAMINEd, in order
         self._sessions: set[_Session] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -97,8 +109,7 @@ class ProviderProxy:
             return
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name=f"imap-proxy-{self.profile.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=loop.run_forever, name=f"imap-proxy-{self.profile.name}", daemon=True)
         self._thread.start()
         self._server = self._call(asyncio.start_server(self._accept, HOST, self.port))
 
@@ -182,9 +193,9 @@ class _Session:
         self.idle_tag: str | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
         self.session_timer: asyncio.TimerHandle | None = None
-        self.raw_until: str | None = None     # AUTHENTICATE: the client's lines are SASL data until this tag ends
+        self.raw_until: str | None = None  # AUTHENTICATE: the client's lines are SASL data until this tag ends
         self.appends: dict[str, tuple[list[str], bytes]] = {}  # tag -> (flags, message) to copy to All Mail
-        self.side: IMAPClient | None = None   # Gmail: the connection that files copies in All Mail
+        self.side: IMAPClient | None = None  # Gmail: the connection that files copies in All Mail
         self.ended = False
         self.drop_caps = frozenset(c.upper() for c in self.p.drop_capabilities) | {"STARTTLS", "LOGINDISABLED"}
 
@@ -330,8 +341,7 @@ class _Session:
         elif name == "IDLE":
             self.idle_tag = tag
             if p.idle_limit is not None:
-                self.idle_timer = asyncio.get_running_loop().call_later(
-                    p.idle_limit, self._idle_expired)
+                self.idle_timer = asyncio.get_running_loop().call_later(p.idle_limit, self._idle_expired)
         self._upstream(message.wire())
         return None
 
@@ -367,7 +377,7 @@ class _Session:
         first = message.first
         if not first.startswith((b"*", b"+")):
             tag = first.split(b" ", 1)[0].decode("utf-8", "replace")
-            ok = first[len(tag) + 1:].upper().startswith(b"OK")
+            ok = first[len(tag) + 1 :].upper().startswith(b"OK")
             if tag == self.raw_until:
                 self.raw_until = None
             if tag == self.idle_tag:
@@ -379,8 +389,9 @@ class _Session:
         if not p.special_use:
             message.map_text(strip_special_use)
         if not p.keywords:
-            message.parts = [no_keywords_in_response(s, i, first) if i % 2 == 0 else s
-                             for i, s in enumerate(message.parts)]
+            message.parts = [
+                no_keywords_in_response(s, i, first) if i % 2 == 0 else s for i, s in enumerate(message.parts)
+            ]
         if p.reorder_copyuid:
             changed = False
 

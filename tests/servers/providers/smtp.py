@@ -30,8 +30,8 @@ class ProviderSmtp(SmtpServer):
         self.profile = profile
         self.dovecot = dovecot
         self.user = user
-        self.filed: list[str] = []         # the folders each accepted message was filed in, by the server
-        self.refused: list[str] = []       # the limit replies given
+        self.filed: list[str] = []  # the folders each accepted message was filed in, by the server
+        self.refused: list[str] = []  # the limit replies given
         self._started: deque[float] = deque()  # time.monotonic() of every MAIL FROM let through (a submission)
         self._lock = threading.Lock()
         self.state.gate = self._gate
@@ -51,8 +51,11 @@ class ProviderSmtp(SmtpServer):
                     self.refused.append(limits.reply)
                     return limits.reply
                 self._started.append(now)
-            if stage == "RCPT" and limits.recipients_per_message is not None \
-                    and recipients >= limits.recipients_per_message:
+            if (
+                stage == "RCPT"
+                and limits.recipients_per_message is not None
+                and recipients >= limits.recipients_per_message
+            ):
                 self.refused.append(limits.recipients_reply)
                 return limits.recipients_reply
         return None

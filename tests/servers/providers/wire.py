@@ -144,7 +144,8 @@ def strip_special_use(segment: bytes) -> bytes:
 
 def system_only(flags: bytes) -> tuple[bytes, list[str]]:
     """The system flags of a space-separated flag list, and the names of the others (dropped)."""
-    kept, dropped = [], []
+    kept: list[bytes] = []
+    dropped: list[bytes] = []
     for flag in flags.split():
         (kept if flag.decode().upper() in SYSTEM_FLAGS else dropped).append(flag)
     return b" ".join(kept), [d.decode() for d in dropped]
@@ -207,7 +208,7 @@ def strip_store_keywords(first: bytes) -> tuple[bytes, list[str], bool]:
     if not dropped:
         return first, [], False
     new = found.group(1) + b"(" + kept + b")"
-    return first[: found.start()] + new + first[found.end():], dropped, not kept
+    return first[: found.start()] + new + first[found.end() :], dropped, not kept
 
 
 _APPEND_FLAGS = re.compile(rb"^(\S+ APPEND (?:\"(?:[^\"\\]|\\.)*\"|[^\s(]+) )\(([^)]*)\)", re.IGNORECASE)
@@ -228,4 +229,4 @@ def strip_append_keywords(first: bytes) -> tuple[bytes, list[str]]:
     kept, dropped = system_only(found.group(2))
     if not dropped:
         return first, []
-    return first[: found.start()] + found.group(1) + b"(" + kept + b")" + first[found.end():], dropped
+    return first[: found.start()] + found.group(1) + b"(" + kept + b")" + first[found.end() :], dropped
