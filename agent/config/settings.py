@@ -73,6 +73,12 @@ class Credentials(_Section):
     keyring_service: str = ""  # look the password up in the system keyring under this service
     password: SecretStr | None = None  # discouraged; MENTOR_AGENT_IMAP__PASSWORD works too
     ca_file: Path | None = None  # PEM file of a private CA, trusted instead of the system's CAs
+    # Built-in sign-in (agent/mail/oauth.py; `mentor-agent setup` or `mentor-agent login` signs in once):
+    oauth2: Literal["", "microsoft", "google"] = ""  # "": a password or a command above
+    oauth2_client_id: str = ""  # the app registration (Microsoft) or OAuth client (Google) to sign in with
+    oauth2_tenant: str = "organizations"  # Microsoft: "organizations", "consumers" or a tenant id
+    oauth2_client_file: Path | None = None  # Google: the client's JSON file (client id and secret)
+    oauth2_authority: str = ""  # the sign-in server's base URL; empty: the provider's own
 
     @field_validator("ca_file")
     @classmethod
