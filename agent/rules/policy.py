@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -200,12 +200,30 @@ class MeetingRules(_Section):
         return self
 
 
+class Agreement(_Section):
+    """What the mentor agreed to, and when: written by ``mentor-agent agree`` when her answer is applied.
+
+    The standards here are the ones a published mentoring agreement names beside the pace and the meetings
+    (AAMC compacts, CIMER "Aligning Expectations"): answer times both ways, the agenda sent ahead, notice for
+    cancelling, and a review after six months.
+    """
+
+    agreed_on: date | None = None  # None: the mentor has not agreed to this file yet (`status` says so)
+    version: int = Field(default=0, ge=0)  # raised each time a change is agreed
+    review_every: Duration = timedelta(days=182)  # about six months
+    mentor_answers_within: Duration = timedelta(days=5)  # the answer time the student hopes for
+    student_answers_within: Duration = timedelta(days=2)  # how soon the student answers the mentor
+    agenda_ahead: Duration = timedelta(hours=24)  # the agenda goes this long before a meeting
+    cancel_notice: Duration = timedelta(hours=24)  # notice for cancelling a meeting, either side
+
+
 class Policy(_Section):
     """One mentor's agreement, as read from ``policies/<id>.toml``."""
 
     mentor: Mentor
     email: EmailRules = EmailRules()
     meetings: MeetingRules = MeetingRules()
+    agreement: Agreement = Agreement()
 
     @property
     def zone(self) -> ZoneInfo:
