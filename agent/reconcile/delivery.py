@@ -32,7 +32,7 @@ from functools import partial
 from agent.crashpoints import crash_point
 from agent.errors import LoginRefused, TlsProblem
 from agent.logs import named
-from agent.mail.imap import MailboxError, MessageGone
+from agent.mail.session import MailboxError, MessageGone
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError, try_login
 from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import compose_digest, forget, load_saved

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from agent.config.settings import LEGACY_OUTBOX, Folders
 from agent.errors import Problem, UserError
 from agent.logs import log_decision, named
-from agent.mail.imap import HeaderInfo, MessageGone
+from agent.mail.port import HeaderInfo
+from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all, follow_filing
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
