@@ -17,8 +17,9 @@ from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.delivery import Item, deliver_all, follow_filing
+from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
+from agent.reconcile.sent_filing import follow_filing
 from agent.rules.envelope import Envelope, domain_of, new_message_id, parse_envelope
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
