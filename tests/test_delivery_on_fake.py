@@ -23,6 +23,7 @@ from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, claim, deliver_all
 from agent.reconcile.recovery import recover
+from agent.reconcile.sent_filing import SENT_WAIT, follow_filing
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, SCHEDULED, SENDING, Ledger, Row
@@ -51,12 +52,21 @@ class Setup:
             state_dir=tmp_path / "state",
             policies_dir=tmp_path,
         )
+        self.now = datetime.now(UTC)  # the World's clock: tests move it on (a provider's filing deadline)
         self.world = self._world()
 
     def _world(self) -> World:
         folders = self.box.resolve_folders(Folders())
         ledger = Ledger(self.settings.ledger_path)
-        return World(self.settings, self.box, folders, ledger, PolicyBook([]), smtp_login=lambda: None)
+        return World(
+            self.settings, self.box, folders, ledger, PolicyBook([]), smtp_login=lambda: None, clock=lambda: self.now
+        )
+
+    def provider_files_in_sent(self) -> None:
+        """The SMTP server files each accepted message in Sent before it says 250, as Gmail or Microsoft do."""
+        self.smtp.state.on_accept = lambda received: (
+            self.server.put("Sent Items", received.content, ["\\Seen"]) and None
+        )
 
     def restart(self) -> World:
         """The daemon again after a crash: a fresh session and World over the same ledger and mailbox."""
@@ -235,3 +245,46 @@ def test_a_refusal_goes_to_needs_attention_and_a_temporary_failure_is_retried_on
     assert setup.state(refused) == ATTENTION and setup.subjects("Needs attention") == ["Question 1"]
     assert setup.state(later) == DONE and setup.received() == ["Question 2"], "a 451 retried, sent once"
     assert notice("Not sent: Question 1", setup)
+
+
+# -- a provider that files what it accepts in Sent ([smtp] file_in_sent = "auto") ---------------------------------
+@pytest.fixture
+def auto(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Setup]:
+    made = Setup(tmp_path, smtp_server, "auto")
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_where_the_provider_files_sent_mail_the_agent_files_no_second_copy(auto: Setup) -> None:
+    auto.provider_files_in_sent()
+    row = auto.row(message(1), "Scheduled")
+    run(deliver_all(auto.world, [Item([row])]))
+    assert auto.received() == ["Question 1"]
+    assert auto.subjects("Sent Items") == ["Question 1"], "the provider's copy, and no second one"
+    assert auto.server.messages("Sending") == {}
+    assert auto.state(row) == DONE and auto.world.provider_files_sent is True
+
+
+def test_where_the_provider_does_not_file_the_agent_files_after_the_wait(auto: Setup) -> None:
+    row = auto.row(message(1), "Scheduled")
+    run(deliver_all(auto.world, [Item([row])]))
+    assert auto.subjects("Sent Items") == [] and auto.state(row) == ACCEPTED, "waiting for the provider's copy"
+    assert run(follow_filing(auto.world)) is not None, "looked for again soon"
+    auto.now += SENT_WAIT
+    run(follow_filing(auto.world))
+    assert auto.subjects("Sent Items") == ["Question 1"] and auto.server.messages("Sending") == {}
+    assert auto.state(row) == DONE and auto.world.provider_files_sent is False
+    assert auto.received() == ["Question 1"]
+
+
+def test_sending_at_start_with_the_providers_copy_in_sent_was_accepted(auto: Setup) -> None:
+    raw = message(1)
+    row = auto.row(raw, "Sending", state=SENDING)
+    auto.server.put("Sent Items", raw, ["\\Seen"])  # the provider filed it: the server did accept it
+    world = auto.restart()
+    run(recover(world))
+    assert auto.state(row) == DONE, "proved sent: not in doubt"
+    assert auto.subjects("Sent Items") == ["Question 1"] and auto.server.messages("Sending") == {}
+    assert auto.subjects("Needs attention") == [] and auto.received() == []
