@@ -28,7 +28,7 @@ from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, SCHEDULED, SENDING, Ledger, Row
 from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
-from tests.servers.smtp import SmtpServer
+from tests.servers.smtp import Received, SmtpServer
 
 
 def message(n: int) -> bytes:
@@ -64,9 +64,11 @@ class Setup:
 
     def provider_files_in_sent(self) -> None:
         """The SMTP server files each accepted message in Sent before it says 250, as Gmail or Microsoft do."""
-        self.smtp.state.on_accept = lambda received: (
-            self.server.put("Sent Items", received.content, ["\\Seen"]) and None
-        )
+
+        def file(received: Received) -> None:
+            self.server.put("Sent Items", received.content, ["\\Seen"])
+
+        self.smtp.state.on_accept = file
 
     def restart(self) -> World:
         """The daemon again after a crash: a fresh session and World over the same ledger and mailbox."""
