@@ -31,9 +31,9 @@ from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
 from tests.servers.smtp import Received, SmtpServer
 
 
-def message(n: int) -> bytes:
+def message(n: int, to: str = "") -> bytes:
     return (
-        f"From: Student <student@example.org>\r\nTo: person{n}@example.org\r\nSubject: Question {n}\r\n"
+        f"From: Student <student@example.org>\r\nTo: {to or f'person{n}@example.org'}\r\nSubject: Question {n}\r\n"
         f"Message-ID: <d{n}.{time.monotonic_ns()}@student.example.org>\r\n"
         "Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\r\n"
         f"Hello {n}.\r\n"
@@ -290,3 +290,30 @@ def test_sending_at_start_with_the_providers_copy_in_sent_was_accepted(auto: Set
     assert auto.state(row) == DONE, "proved sent: not in doubt"
     assert auto.subjects("Sent Items") == ["Question 1"] and auto.server.messages("Sending") == {}
     assert auto.subjects("Needs attention") == [] and auto.received() == []
+
+
+# -- digests (agent/reconcile/digest_delivery.py) ----------------------------------------------------------------
+def test_a_digest_goes_as_one_email_and_only_the_digest_is_filed(setup: Setup) -> None:
+    rows = [setup.row(message(n, "rivera@example.org"), "Scheduled") for n in range(3)]
+    run(deliver_all(setup.world, [Item(rows)]))
+    assert len(setup.smtp.messages) == 1, "one e-mail for the three"
+    (filed,) = setup.server.messages("Sent Items").values()
+    assert all(f"Question {n}".encode() in filed for n in range(3))
+    assert setup.server.messages("Sending") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 3
+    assert not list((setup.settings.state_dir / "digests").glob("*.eml")), "the kept copy is let go once filed"
+
+
+def test_a_digest_accepted_and_not_filed_is_filed_from_the_kept_copy_at_the_restart(setup: Setup) -> None:
+    rows = [setup.row(message(n, "rivera@example.org"), "Scheduled") for n in range(2)]
+    setup.server.fail("append", "Sent Items")
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item(rows)]))
+    assert [setup.state(row) for row in rows] == [ACCEPTED] * 2
+    assert setup.server.messages("Sent Items") == {}
+    run(recover(setup.restart()))
+    assert len(setup.smtp.messages) == 1, "sent once"
+    (filed,) = setup.server.messages("Sent Items").values()
+    assert b"Question 0" in filed and b"Question 1" in filed, "the digest as it went, from the kept copy"
+    assert setup.server.messages("Sending") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 2

@@ -175,7 +175,11 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
         publish(Filed(row.key, folders.sent))
     if len(rows) > 1:
-        forget(world, rows[0].item or "")
+        # The copies kept for recovery (digest_delivery.save): every e-mail this item went out as. The rows
+        # handed over after a send do not carry ``item`` (the ledger does), so it is taken from what was sent.
+        kept = {p.message_id for p in prepared or ()} | {rows[0].item or ""}
+        for item in kept - {""}:
+            forget(world, item)
 
 
 async def _sending_copy(world: World, rows: Sequence[Row]) -> bytes | None:
