@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.settings import Folders, Settings, Smtp, Student
+from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
@@ -146,3 +147,38 @@ def test_a_reply_from_the_mentor_is_recorded_once(tmp_path: Path, smtp_server: S
         assert made.received() == ["question", "another"]
     finally:
         made.world.ledger.close()
+
+
+# -- what intake sends to Needs attention ---------------------------------------------------------------------------
+def test_a_copy_of_a_sent_message_dropped_again_is_not_sent_twice(one_a_day: Pass) -> None:
+    raw = mail("once only")
+    one_a_day.server.put(OUTBOX, raw)
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, raw)  # the same message (same Message-ID) dropped again
+    one_a_day.run()
+    assert one_a_day.received() == ["once only"]
+    assert one_a_day.subjects("Needs attention") == ["once only"]
+    assert any(s.endswith("Not sent: once only") for s in one_a_day.subjects("INBOX"))
+
+
+def test_two_copies_in_one_pass_go_once(one_a_day: Pass) -> None:
+    raw = mail("twice dropped")
+    one_a_day.server.put(OUTBOX, raw)
+    one_a_day.server.put(OUTBOX, raw)
+    one_a_day.run()
+    assert one_a_day.received() == ["twice dropped"]
+    assert one_a_day.subjects("Needs attention") == ["twice dropped"]
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before the claim", "after the claim"])
+def test_a_connection_drop_at_the_claim_loses_nothing_and_sends_once(one_a_day: Pass, after: bool) -> None:
+    one_a_day.server.put(OUTBOX, mail("claimed"))
+    one_a_day.server.fail("move_many", OUTBOX, after=after)  # the MOVE refused, or done with its answer lost
+    with pytest.raises(MailboxError):
+        one_a_day.run()
+    one_a_day.box.connect()  # the daemon reconnects: recover(), then the pass again
+    asyncio.run(recover(one_a_day.world))
+    one_a_day.run()
+    assert one_a_day.received() == ["claimed"]
+    assert one_a_day.subjects(SENT) == ["claimed"]
+    assert one_a_day.subjects(OUTBOX) == [] and one_a_day.subjects("Sending") == []
