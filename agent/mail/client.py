@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import imaplib
-import logging
 import re
 import ssl
 from collections.abc import Callable, Sequence
@@ -30,7 +29,6 @@ from agent.mail.uidsets import text_of, uid_set
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
 BODY_CHUNK = 100  # whole messages per UID FETCH: bounded memory for large mail
 _T = TypeVar("_T")
-log = logging.getLogger("mentor_agent.mailbox")
 
 
 class Connection:
