@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.settings import Folders, Settings, Smtp, Student
+from agent.config.settings import Folders, Imap, Settings, Smtp, Student
+from agent.errors import UserError
 from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, scan_replies, scan_sent
-from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook, load_policies
@@ -43,21 +44,31 @@ def mail(subject: str, to: str = MENTOR, *, sender: str = STUDENT, at: datetime 
 class Pass:
     """A World on the fake mailbox with one mentor's policy; :meth:`run` is one daemon pass."""
 
-    def __init__(self, tmp_path: Path, smtp: SmtpServer, policy: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        smtp: SmtpServer,
+        policy: str,
+        *,
+        server: MemoryServer | None = None,
+        folders: Folders | None = None,
+    ) -> None:
         (tmp_path / "policies").mkdir()
         (tmp_path / "policies" / "rivera.toml").write_text(policy)
-        self.server = MemoryServer(sent=SENT)
+        self.server = server or MemoryServer(sent=SENT)
         self.box = MemoryMailbox(self.server)
         self.smtp = smtp
         settings = Settings(
             student=Student(name="Sam Patel", address=STUDENT, timezone="America/Chicago"),
+            imap=Imap(folders=folders or Folders()),
             smtp=Smtp(host="127.0.0.1", port=smtp.port, security="plain", timeout=10, file_in_sent="always"),
             state_dir=tmp_path / "state",
             policies_dir=tmp_path / "policies",
         )
-        folders = self.box.resolve_folders(Folders())
+        self.settings = settings
+        resolved = self.box.resolve_folders(settings.imap.folders)
         book = PolicyBook(load_policies(settings.policies_dir))
-        self.world = World(settings, self.box, folders, Ledger(settings.ledger_path), book, smtp_login=lambda: None)
+        self.world = World(settings, self.box, resolved, Ledger(settings.ledger_path), book, smtp_login=lambda: None)
         self.seen = Seen()
         know_mentors(self.world)
         asyncio.run(recover(self.world))
@@ -182,3 +193,45 @@ def test_a_connection_drop_at_the_claim_loses_nothing_and_sends_once(one_a_day: 
     assert one_a_day.received() == ["claimed"]
     assert one_a_day.subjects(SENT) == ["claimed"]
     assert one_a_day.subjects(OUTBOX) == [] and one_a_day.subjects("Sending") == []
+
+
+# -- settle_folders: never a provider's own Outbox; the old default outbox brought along -----------------------------
+def exchange() -> MemoryServer:
+    """A mailbox with Exchange's folder set, where "Outbox" is Outlook's own."""
+    return MemoryServer(sent="Sent Items", extra_folders=("Deleted Items", "Junk Email"))
+
+
+def test_outlooks_own_outbox_is_refused_naming_the_setting(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(), server=exchange(), folders=Folders(outbox="Outbox"))
+    try:
+        with pytest.raises(UserError) as refused:
+            asyncio.run(settle_folders(made.world, "config.toml"))
+        (problem,) = refused.value.problems
+        assert (problem.file, problem.key) == ("config.toml", "imap.folders.outbox")
+        assert "Outlook's own Outbox" in problem.message
+    finally:
+        made.world.ledger.close()
+
+
+def test_mail_left_in_the_old_default_outbox_is_brought_along(one_a_day: Pass) -> None:
+    one_a_day.server.put(OUTBOX, mail("used before"))
+    one_a_day.run()  # the ledger knows a message: the agent was used with the old default
+    one_a_day.server.put("Outbox", mail("left in the old outbox"))
+    asyncio.run(settle_folders(one_a_day.world, "config.toml"))
+    assert one_a_day.subjects("Outbox") == [] and one_a_day.subjects(OUTBOX) == ["left in the old outbox"]
+    assert any("Your outbox is now" in s for s in one_a_day.subjects("INBOX"))
+
+
+def test_outlooks_own_outbox_is_never_touched_and_told_once(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(), server=exchange())
+    try:
+        made.server.put(OUTBOX, mail("used before"))
+        made.run()
+        made.server.put("Outbox", mail("Outlook's to send"))
+        for _ in range(2):
+            asyncio.run(settle_folders(made.world, "config.toml"))
+        assert made.subjects("Outbox") == ["Outlook's to send"], "Outlook's Outbox is left alone"
+        told = [s for s in made.subjects("INBOX") if "not “Outbox”" in s]
+        assert len(told) == 1, "told once"
+    finally:
+        made.world.ledger.close()
