@@ -10,7 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from agent.config.settings import Folders, Imap, Security
-from agent.mail import imap as mailbox_module
+from agent.mail import claim as claim_module
+from agent.mail import client as client_module
+from agent.mail import uidsets
 from agent.mail.imap import HeaderInfo, Login, Mailbox, MailboxError, MessageGone, Watcher
 from tests.servers.dovecot import SENT, Dovecot, User
 
@@ -71,7 +73,7 @@ def test_append_uids_and_one_batch_of_headers(box: Mailbox, monkeypatch: pytest.
     assert all(isinstance(uid, int) for uid in appended)
     validity, uids = box.uids("Outbox")
     assert validity > 0 and uids == appended
-    monkeypatch.setattr(mailbox_module, "FETCH_CHUNK", 2)  # several UID FETCH commands, one result
+    monkeypatch.setattr(client_module, "FETCH_CHUNK", 2)  # several UID FETCH commands, one result
     infos = box.headers("Outbox", [*reversed(uids), 9999])
     assert [info.uid for info in infos] == uids
     for info, raw in zip(infos, raws, strict=True):
@@ -202,7 +204,7 @@ def test_move_many_maps_every_uid_and_skips_the_gone_and_the_deleted(
         for t in moved.values()
         if t is not None
         for f in dovecot.flags(imap_user, "Sending", t)
-        if f.startswith(mailbox_module.CLAIM_KEYWORD)
+        if f.startswith(claim_module.CLAIM_KEYWORD)
     }
     assert leftover == set(), "the claim keyword is taken off after the move"
     assert set(dovecot.messages(imap_user, "Outbox")) == {student_deleted}
@@ -243,9 +245,9 @@ def test_an_abandoned_claim_is_freed_after_a_while(
 ) -> None:
     uid = box.append("Outbox", message(1))
     assert uid is not None
-    box.set_flags("Outbox", uid, [mailbox_module.CLAIM_KEYWORD])  # an agent died between its STORE and MOVE
+    box.set_flags("Outbox", uid, [claim_module.CLAIM_KEYWORD])  # an agent died between its STORE and MOVE
     assert box.move_many("Outbox", [uid], "Sending") == {}, "a fresh claim by someone else is respected"
-    monkeypatch.setattr(mailbox_module, "STALE_CLAIM", 0.0)
+    monkeypatch.setattr(claim_module, "STALE_CLAIM", 0.0)
     assert box.move_many("Outbox", [uid], "Sending") == {}, "the stale claim is removed, not taken over at once"
     moved = box.move_many("Outbox", [uid], "Sending")
     assert list(moved) == [uid]
@@ -282,12 +284,12 @@ def test_fetch_many_flags_and_delete_many(dovecot: Dovecot, imap_user: User, box
 
 
 def test_uid_sets_and_copyuid_round_trip() -> None:
-    assert mailbox_module._uid_set([7, 1, 2, 3, 9, 10]) == "1:3,7,9:10"
-    assert mailbox_module._uid_set([5]) == "5"
-    assert mailbox_module._uid_set([]) == ""
-    assert mailbox_module._copyuid([b"1700000000 1:3,7 20:23"]) == {1: 20, 2: 21, 3: 22, 7: 23}
-    assert mailbox_module._copyuid([b"1 1:2 5"]) == {}, "mismatched sets are not guessed at"
-    assert mailbox_module._expand(b"3:5,9") == {3, 4, 5, 9}
+    assert uidsets.uid_set([7, 1, 2, 3, 9, 10]) == "1:3,7,9:10"
+    assert uidsets.uid_set([5]) == "5"
+    assert uidsets.uid_set([]) == ""
+    assert uidsets.copyuid([b"1700000000 1:3,7 20:23"]) == {1: 20, 2: 21, 3: 22, 7: 23}
+    assert uidsets.copyuid([b"1 1:2 5"]) == {}, "mismatched sets are not guessed at"
+    assert uidsets.expand(b"3:5,9") == {3, 4, 5, 9}
 
 
 # -- failures ----------------------------------------------------------------------------------------------

@@ -222,6 +222,12 @@ def test_condstore_advertised_but_refused_still_moves(
 
 
 # -- the last guard: what is sent is the row's own message -----------------------------------------------------
+def _mailbox(world: World) -> Mailbox:
+    """The IMAP mailbox behind ``world`` (World holds it as the interface, MailboxPort)."""
+    assert isinstance(world.mailbox, Mailbox)
+    return world.mailbox
+
+
 def _world(tmp_path: Path, imap: Imap, login: Login, smtp: SmtpServer, **smtp_settings: Any) -> World:
     settings = Settings(
         imap=imap,
@@ -287,7 +293,7 @@ def test_a_ledger_uid_that_holds_another_message_is_never_sent_with_this_envelop
             world.ledger.add(row)
         asyncio.run(deliver_all(world, [Item([row]) for row in rows]))
     finally:
-        world.mailbox.close()
+        _mailbox(world).close()
         world.ledger.close()
     received = smtp_server.wait_for(2)
     for got in received:
@@ -466,7 +472,7 @@ def test_a_backlog_is_paced_to_the_providers_per_minute_limit(
         rows = _claimed_backlog(dovecot, imap_user, world, 7)
         asyncio.run(deliver_all(world, [Item([row]) for row in rows]))
     finally:
-        world.mailbox.close()
+        _mailbox(world).close()
         world.ledger.close()
     times = [r.received_at for r in smtp_server.wait_for(7)]
     for at in times:
@@ -491,7 +497,7 @@ def test_the_daily_limit_holds_the_rest_with_a_notice_instead_of_tripping_it(
         held = world.held_until
         states = [world.ledger.get(row.key).state for row in rows]  # type: ignore[union-attr]
     finally:
-        world.mailbox.close()
+        _mailbox(world).close()
         world.ledger.close()
     time.sleep(0.5)
     assert len(smtp_server.messages) == 5

@@ -27,9 +27,9 @@ from agent.mail.credentials import resolve
 from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
 from agent.reconcile import meeting_desk
 from agent.reconcile.context import World, utc_now
-from agent.reconcile.delivery import recover
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
+from agent.reconcile.recovery import recover
 from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal
 from agent.store import statelock

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from agent.config.settings import Settings
-from agent.mail.imap import Login, Mailbox, MailboxError, ResolvedFolders
+from agent.mail.port import MailboxPort, ResolvedFolders
+from agent.mail.session import Login, MailboxError
 from agent.reconcile.events import Notice, publish
 from agent.rules.envelope import parse_envelope
 from agent.rules.limits import DAY, Limits, limits_for, with_overrides
@@ -31,7 +32,7 @@ def utc_now() -> datetime:
 @dataclass
 class World:
     settings: Settings
-    mailbox: Mailbox
+    mailbox: MailboxPort  # agent.mail.claim.Mailbox (IMAP), or the tests' in-memory fake
     folders: ResolvedFolders
     ledger: Ledger
     book: PolicyBook

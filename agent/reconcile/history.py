@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from agent.logs import named
-from agent.mail.imap import HeaderInfo
+from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.rules.envelope import parse_envelope
 

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from agent.config.settings import LEGACY_OUTBOX, Folders
 from agent.errors import Problem, UserError
 from agent.logs import log_decision, named
-from agent.mail.imap import HeaderInfo, MessageGone
+from agent.mail.port import HeaderInfo
+from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.delivery import Item, deliver_all, follow_filing
+from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
+from agent.reconcile.sent_filing import follow_filing
 from agent.rules.envelope import Envelope, domain_of, new_message_id, parse_envelope
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued

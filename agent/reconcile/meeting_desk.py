@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from typing import Any
 
-from agent.mail.imap import HeaderInfo, MailboxError, MessageGone
+from agent.mail.port import HeaderInfo
+from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import Seen, new_headers

@@ -1,0 +1,329 @@
+"""The IMAP command connection (:class:`Connection`): login, capabilities, folders, reading and flags.
+
+Synchronous on purpose (imapclient blocks): the daemon calls it from worker threads. Every failure the daemon
+should log and reconnect on comes out as :class:`~agent.mail.session.MailboxError`, with a short message and
+never a password. Moving messages (the claim protocol) is :class:`agent.mail.claim.Mailbox`, built on this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import imaplib
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Self, TypeVar
+
+import imapclient
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from imapclient.imapclient import DELETED, SENT
+
+from agent.config.settings import Folders, Imap
+from agent.mail.port import HeaderInfo, ResolvedFolders
+from agent.mail.session import Login, MailboxError, describe_error, drop, ended, imap_errors, open_client
+from agent.mail.uidsets import text_of, uid_set
+
+FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
+BODY_CHUNK = 100  # whole messages per UID FETCH: bounded memory for large mail
+_T = TypeVar("_T")
+
+
+class Connection:
+    """The command connection. Not thread-safe: one worker thread at a time."""
+
+    def __init__(self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.imap = imap
+        self.login = login
+        self.ssl_context = ssl_context
+        self._client: IMAPClient | None = None
+        self._selected: str | None = None
+        self._capabilities: frozenset[str] = frozenset()
+
+    # -- connection ------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        self.close()
+        self._client = open_client(self.imap, self.login, self.ssl_context)
+        with imap_errors("CAPABILITY"):
+            self._capabilities = frozenset(text_of(c).upper() for c in self._client.capabilities())
+
+    def close(self) -> None:
+        client, self._client, self._selected = self._client, None, None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            client.logout()
+        drop(client)
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise MailboxError("not connected to the IMAP server")
+        return self._client
+
+    def _has(self, capability: str) -> bool:
+        return capability in self._capabilities
+
+    @property
+    def has_idle(self) -> bool:
+        return self._has("IDLE")
+
+    @property
+    def has_move(self) -> bool:
+        return self._has("MOVE")
+
+    @property
+    def has_uidplus(self) -> bool:
+        return self._has("UIDPLUS")
+
+    @property
+    def has_special_use(self) -> bool:
+        return self._has("SPECIAL-USE")
+
+    def _run(self, what: str, action: Callable[[], _T]) -> _T:
+        """Run one command; a broken connection is closed so that the next call says "not connected"."""
+        try:
+            return action()
+        except (imaplib.IMAP4.abort, OSError, EOFError) as error:
+            self.close()
+            raise ended(what, describe_error(error)) from error
+        except (imaplib.IMAP4.error, ValueError) as error:
+            raise MailboxError(f"{what}: {describe_error(error)}") from error
+
+    def _select(self, folder: str, *, fresh: bool = False) -> dict[bytes, Any]:
+        if self._selected == folder and not fresh:
+            return {}
+        self._selected = None
+        response: dict[bytes, Any] = self._run(f"SELECT {folder!r}", lambda: self.client.select_folder(folder))
+        self._selected = folder
+        self._selected_now(folder, response)
+        return response
+
+    def _selected_now(self, folder: str, response: dict[bytes, Any]) -> None:
+        """Called after each SELECT with the server's answer (the claim protocol reads PERMANENTFLAGS)."""
+
+    # -- folders ---------------------------------------------------------------------------------------
+    def resolve_folders(self, folders: Folders) -> ResolvedFolders:
+        """The real names; creates the agent's folders (and Sent, if there is none) when missing."""
+        sent = folders.sent or self._run("LIST", lambda: self.client.find_special_folder(SENT))
+        resolved = ResolvedFolders(
+            inbox=folders.inbox,
+            outbox=folders.outbox,
+            scheduled=folders.scheduled,
+            needs_attention=folders.needs_attention,
+            sending=folders.sending,
+            sent=sent or "Sent",
+            notices=folders.notices,
+        )
+        for name in (
+            resolved.outbox,
+            resolved.scheduled,
+            resolved.needs_attention,
+            resolved.sending,
+            resolved.sent,
+            resolved.notices,
+        ):
+            self.ensure_folder(name)
+        return resolved
+
+    def folder_list(self) -> dict[str, frozenset[str]]:
+        """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
+        listing = self._run("LIST", lambda: self.client.list_folders())
+        return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
+
+    def count(self, folder: str) -> int:
+        """How many messages ``folder`` holds, by STATUS: the folder is not selected (nor touched)."""
+        status = self._run(f"STATUS {folder!r}", lambda: self.client.folder_status(folder, ["MESSAGES"]))
+        return int(status.get(b"MESSAGES", 0))
+
+    def providers_own(self, folder: str) -> str | None:
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
+        while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
+        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it."""
+        folders = self.folder_list()
+        if folder not in folders:
+            return None
+        if "\\outbox" in folders[folder]:
+            return f"the server marks {folder!r} as its own \\Outbox"
+        if folder.casefold() != "outbox":
+            return None
+        welcome = text_of(getattr(self.client, "welcome", b"") or b"").lower()
+        if "microsoft exchange" in welcome or "outlook" in welcome:
+            return f"this is a Microsoft server, where {folder!r} is Outlook's own Outbox"
+        if {"sent items", "deleted items", "junk email"} <= {name.casefold() for name in folders}:
+            return (
+                f"the mailbox has Exchange's folders (Sent Items, Deleted Items, Junk Email): {folder!r} is "
+                "Outlook's own Outbox"
+            )
+        return None
+
+    def special_drafts(self) -> str | None:
+        """The folder the server marks SPECIAL-USE \\Drafts, if any (for commands: they do not touch the client)."""
+        found: str | None = self._run("LIST", lambda: self.client.find_special_folder(imapclient.imapclient.DRAFTS))
+        return found
+
+    def ensure_folder(self, folder: str) -> None:
+        if folder.upper() == "INBOX":
+            return
+
+        def create() -> None:
+            if not self.client.folder_exists(folder):
+                try:
+                    self.client.create_folder(folder)
+                except IMAPClientError:
+                    if not self.client.folder_exists(folder):  # another agent may have just made it
+                        raise
+                with contextlib.suppress(IMAPClientError):
+                    self.client.subscribe_folder(folder)
+
+        self._run(f"CREATE {folder!r}", create)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def uids(self, folder: str) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, every UID in the folder), from a fresh SELECT."""
+        response = self._select(folder, fresh=True)
+        uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search("ALL"))
+        return int(response[b"UIDVALIDITY"]), sorted(int(uid) for uid in uids)
+
+    def headers(self, folder: str, uids: Sequence[int]) -> list[HeaderInfo]:
+        """Size, flags, INTERNALDATE and header block of each UID still present (batched, in UID order)."""
+        self._select(folder)
+        found: list[HeaderInfo] = []
+        wanted = sorted(set(uids))
+        items = ["RFC822.SIZE", "FLAGS", "INTERNALDATE", "BODY.PEEK[HEADER]"]
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start : start + FETCH_CHUNK]
+            data: dict[int, dict[bytes, Any]] = self._run(
+                f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, items)
+            )
+            for uid, item in sorted(data.items()):
+                if b"BODY[HEADER]" not in item:
+                    continue  # an unsolicited FETCH (flag change) for another message
+                when = item.get(b"INTERNALDATE")
+                found.append(
+                    HeaderInfo(
+                        uid=int(uid),
+                        size=int(item.get(b"RFC822.SIZE", 0)),
+                        flags=frozenset(text_of(f) for f in item.get(b"FLAGS", ())),
+                        headers=bytes(item[b"BODY[HEADER]"]),
+                        internaldate=when.astimezone(UTC) if isinstance(when, datetime) else None,
+                    )
+                )
+        return found
+
+    def _fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
+        result: dict[int, dict[bytes, Any]] = self.client.fetch(uids, items)
+        return result
+
+    def fetch(self, folder: str, uid: int) -> bytes | None:
+        """The whole message, byte for byte, without setting \\Seen; None if it is gone."""
+        self._select(folder)
+        data = self._run(f"UID FETCH {uid} in {folder!r}", lambda: self.client.fetch([uid], ["BODY.PEEK[]"]))
+        item = data.get(uid)
+        if item is None or b"BODY[]" not in item:
+            return None
+        return bytes(item[b"BODY[]"])
+
+    def _up_to_date(self, folder: str) -> None:
+        """Select ``folder``, or — when it is selected already — NOOP first: Dovecot's SEARCH in a folder that
+        stays selected does not see what another session appended until the server has told us (EXISTS)."""
+        if self._selected == folder:
+            self._run("NOOP", self.client.noop)
+        else:
+            self._select(folder)
+
+    def find_by_message_id(self, folder: str, message_id: str) -> list[int]:
+        self._up_to_date(folder)
+        value = message_id.strip()
+        uids = self._run(
+            f"UID SEARCH in {folder!r}",
+            lambda: self.client.search(["HEADER", "Message-ID", value], charset="UTF-8"),
+        )
+        return sorted(int(uid) for uid in uids)
+
+    def search_since(self, folder: str, since: date) -> list[int]:
+        self._up_to_date(folder)
+        uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
+        return sorted(int(uid) for uid in uids)
+
+    # -- changing --------------------------------------------------------------------------------------
+    def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:
+        """APPEND; the new UID where the server says (APPENDUID), else None."""
+        response = self._run(
+            f"APPEND to {folder!r}",
+            lambda: self.client.append(folder, raw, flags=tuple(flags), msg_time=when),
+        )
+        match = re.search(rb"\[APPENDUID \d+ (\d+)\]", response or b"")
+        return int(match.group(1)) if match else None
+
+    def fetch_many(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole messages, byte for byte, without setting \\Seen; the UIDs that are gone are left out."""
+        self._select(folder)
+        found: dict[int, bytes] = {}
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), BODY_CHUNK):
+            chunk = wanted[start : start + BODY_CHUNK]
+            asked = set(chunk)
+            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["BODY.PEEK[]"]))
+            for uid, item in data.items():
+                if int(uid) in asked and b"BODY[]" in item:
+                    found[int(uid)] = bytes(item[b"BODY[]"])
+        return found
+
+    def flagged(self, folder: str) -> list[int]:
+        """UIDs of the messages the student flagged in ``folder``."""
+        self._up_to_date(folder)
+        uids = self._run(f"UID SEARCH FLAGGED in {folder!r}", lambda: self.client.search(["FLAGGED", "UNDELETED"]))
+        return sorted(int(uid) for uid in uids)
+
+    def _expunge(self, uids: list[int]) -> None:
+        """UID EXPUNGE exactly ``uids`` (which the caller marked \\Deleted), where the server can."""
+        if self.has_uidplus:
+            self._run(f"UID EXPUNGE {uid_set(uids)}", lambda: self.client.uid_expunge(uid_set(uids)))
+        # Without UIDPLUS the message stays flagged \Deleted: a bare EXPUNGE would remove the student's
+        # other deleted mail too. The next client that expunges the folder removes it.
+
+    def delete(self, folder: str, uid: int) -> None:
+        """STORE \\Deleted and UID EXPUNGE that one UID."""
+        self.delete_many(folder, [uid])
+
+    def delete_many(self, folder: str, uids: Sequence[int]) -> None:
+        """STORE \\Deleted and UID EXPUNGE exactly these UIDs (never the student's other deleted mail)."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return
+        self._select(folder)
+        marks = uid_set(wanted)
+        self._run(f"UID STORE {marks} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
+        self._expunge(wanted)
+
+    def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        """Add ``flags`` to the message (others stay)."""
+        self._select(folder)
+        self._run(f"UID STORE {uid} +FLAGS", lambda: self.client.add_flags([uid], list(flags)))
+
+    def replace_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        """Set the flags of these messages to exactly ``flags``."""
+        wanted = sorted(set(uids))
+        if wanted:
+            self._select(folder)
+            marks = uid_set(wanted)
+            self._run(f"UID STORE {marks} FLAGS", lambda: self.client.set_flags(marks, list(flags), silent=True))
+
+    def remove_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        self.remove_flags_many(folder, [uid], flags)
+
+    def remove_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        marks = uid_set(uids)
+        if marks:
+            self._select(folder)
+            self._run(f"UID STORE {marks} -FLAGS", lambda: self.client.remove_flags(marks, list(flags), silent=True))

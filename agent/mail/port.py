@@ -1,0 +1,122 @@
+"""The mailbox interface: exactly the operations the reconcile layer (``agent/reconcile``) uses on the mailbox.
+
+:class:`MailboxPort` is a :class:`typing.Protocol`. :class:`agent.mail.claim.Mailbox` (IMAP) implements it, and
+so does the in-memory fake of the tests (``tests/fakes/memory_mailbox.py``). One contract suite
+(``tests/mailbox_contract/``) states what every implementation must do, and runs the same assertions against
+Dovecot, the demo's pymap server and the fake, so that the reconcile modules can be tested fast on the fake.
+
+The contract, beyond the signatures:
+
+- UIDs are per folder, ascending in the order messages arrive, never reused while UIDVALIDITY stays.
+- ``fetch``/``fetch_many``/``headers`` never set ``\\Seen``; a UID that is gone is left out (``fetch``: None).
+- ``move``/``move_many`` take each message out of the source and put exactly one copy in the target, also when
+  several agents race (the claim protocol); a message that is gone, or claimed by another agent, is left out
+  of ``move_many``'s answer and makes ``move`` raise :class:`~agent.mail.session.MessageGone`. The target UID
+  is None where the server cannot tell it. ``claim=False``: the source is the agent's own (Sending).
+- ``delete``/``discard_many`` remove exactly these UIDs, never the student's other ``\\Deleted`` mail.
+- Every failure the daemon should log and reconnect on is a :class:`~agent.mail.session.MailboxError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    uid: int
+    size: int
+    flags: frozenset[str]
+    headers: bytes
+    internaldate: datetime | None
+
+
+@dataclass(frozen=True)
+class ResolvedFolders:
+    """The real folder names on this server."""
+
+    inbox: str
+    outbox: str
+    scheduled: str
+    needs_attention: str
+    sending: str
+    sent: str
+    notices: str
+
+
+class MailboxPort(Protocol):
+    """What one reconcile pass does with the mailbox (synchronous: the pass runs it in a worker thread)."""
+
+    # -- folders
+    def folder_list(self) -> dict[str, frozenset[str]]:
+        """Every folder's name and LIST attributes, lowercased (``\\sent``, ``\\drafts``, ...)."""
+        ...
+
+    def count(self, folder: str) -> int:
+        """How many messages ``folder`` holds, without selecting it."""
+        ...
+
+    def providers_own(self, folder: str) -> str | None:
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None."""
+        ...
+
+    # -- reading
+    def uids(self, folder: str) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, every UID in ``folder``, ascending)."""
+        ...
+
+    def headers(self, folder: str, uids: Sequence[int]) -> list[HeaderInfo]:
+        """Size, flags, INTERNALDATE and header block of each UID still present, in UID order."""
+        ...
+
+    def fetch(self, folder: str, uid: int) -> bytes | None:
+        """The whole message byte for byte (``\\Seen`` untouched); None if it is gone."""
+        ...
+
+    def fetch_many(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole messages byte for byte; the UIDs that are gone are left out."""
+        ...
+
+    def find_by_message_id(self, folder: str, message_id: str) -> list[int]:
+        """The UIDs in ``folder`` whose Message-ID is ``message_id``, ascending (sees what others appended)."""
+        ...
+
+    def search_since(self, folder: str, since: date) -> list[int]:
+        """The UIDs whose INTERNALDATE is on or after ``since``."""
+        ...
+
+    def flagged(self, folder: str) -> list[int]:
+        """The UIDs the student flagged (``\\Flagged``, not ``\\Deleted``)."""
+        ...
+
+    # -- changing
+    def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:
+        """APPEND; the new UID where the server tells it, else None."""
+        ...
+
+    def move(self, folder: str, uid: int, target: str) -> int | None:
+        """Move one message (claimed first); its UID in ``target`` or None; MessageGone if it is not there."""
+        ...
+
+    def move_many(self, folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> dict[int, int | None]:
+        """Move messages; {source UID: UID in ``target`` or None} for those moved (others are left out)."""
+        ...
+
+    def delete(self, folder: str, uid: int) -> None:
+        """Remove that one message (and no other ``\\Deleted`` one)."""
+        ...
+
+    def discard_many(self, folder: str, uids: Sequence[int]) -> None:
+        """Remove the agent's own copies (at Gmail: into Trash)."""
+        ...
+
+    def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        """Add ``flags`` to the message (the others stay)."""
+        ...
+
+    def replace_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        """Set the flags of these messages to exactly ``flags``."""
+        ...

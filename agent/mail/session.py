@@ -1,0 +1,171 @@
+"""Opening an IMAP session: the login, the errors every IMAP failure comes out as, and one connection made
+(TLS or STARTTLS, authentication, retries of a failure to reach the server — never of a refusal).
+
+Shared by the command connection (:mod:`agent.mail.client`) and the IDLE watcher (:mod:`agent.mail.watch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import imapclient
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from agent.config.settings import Imap
+from agent.errors import ConnectionProblem, LoginRefused, TlsProblem
+from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+
+CONNECT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str | None = None
+    oauth2_token: str | None = None
+
+    def __repr__(self) -> str:  # never show secrets in logs or tracebacks
+        return f"Login(username={self.username!r})"
+
+
+class MailboxError(ConnectionProblem):
+    """Anything the daemon should log and reconnect on."""
+
+
+class ImapLoginRefused(MailboxError, LoginRefused):
+    """The server refused the login: reconnecting at once cannot help (and risks locking the account)."""
+
+
+class ImapTlsProblem(MailboxError, TlsProblem):
+    """TLS cannot work as configured (certificate, or TLS and plain text mixed up): configuration."""
+
+
+class MessageGone(MailboxError):
+    """The message is no longer where we looked (another agent moved it, or the student deleted it)."""
+
+
+class SessionExpired(MailboxError):
+    """The server ended the session because the OAuth token ran out (Microsoft: ``* BYE Session invalidated -
+    AccessTokenExpired``, imapsync #250): reconnect at once with a fresh token; not a failure to back off from."""
+
+
+_EXPIRED = re.compile(r"AccessTokenExpired|token (has )?expired|expired token", re.IGNORECASE)
+
+
+def ended(what: str, text: str) -> MailboxError:
+    """The error for a session the server ended with ``text``."""
+    kind = SessionExpired if _EXPIRED.search(text) else MailboxError
+    return kind(f"{what}: {text}")
+
+
+class _ConnectFailed(MailboxError):
+    """Could not reach the server; worth another attempt."""
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+@contextlib.contextmanager
+def imap_errors(what: str) -> Iterator[None]:
+    """Turn imapclient, imaplib, socket and TLS failures into MailboxError."""
+    try:
+        yield
+    except MailboxError:
+        raise
+    except (IMAPClientError, imaplib.IMAP4.error, OSError, ValueError, EOFError) as error:
+        raise MailboxError(f"{what}: {describe_error(error)}") from error
+
+
+def endpoint(imap: Imap) -> Endpoint:
+    return Endpoint("imap", imap.host, imap.port, imap.security, imap.ca_file, imap.timeout)
+
+
+def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) -> IMAPClient:
+    """Connect and log in, retrying only failures to reach the server (never a refusal or a TLS problem)."""
+    end = endpoint(imap)
+
+    @retry(
+        stop=stop_after_attempt(CONNECT_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.2, max=5),
+        retry=retry_if_exception(lambda error: isinstance(error, _ConnectFailed)),
+        reraise=True,
+    )
+    def attempt() -> IMAPClient:
+        where = f"{imap.host}:{imap.port}"
+        timeout = imapclient.SocketTimeout(connect=imap.timeout, read=imap.timeout)
+        context = ssl_context or client_context(imap.ca_file)
+        try:
+            client = IMAPClient(
+                imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context, timeout=timeout
+            )
+        except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
+            advice = tls_advice(error, end)
+            if advice is None and isinstance(error, TimeoutError):
+                advice = plain_to_tls_advice(end)  # no greeting: is it a TLS port spoken to in plain text?
+            if advice:
+                raise ImapTlsProblem(advice) from error
+            raise _ConnectFailed(f"imap: cannot connect to {where}: {describe_error(error)}") from error
+        try:
+            client.normalise_times = False
+            with contextlib.suppress(OSError):
+                # imaplib writes a literal and its closing CRLF separately: without this, Nagle's algorithm
+                # holds the CRLF back until the server's delayed ACK (about 40 ms per APPEND).
+                client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if imap.security == "starttls":
+                try:
+                    client.starttls(context)
+                except (IMAPClientError, imaplib.IMAP4.error, OSError, ValueError) as error:
+                    advice = tls_advice(error, end)
+                    if advice:
+                        raise ImapTlsProblem(advice) from error
+                    raise MailboxError(f"imap: STARTTLS with {where}: {describe_error(error)}") from error
+            _authenticate(client, imap, login, where)
+        except BaseException:
+            drop(client)
+            raise
+        return client
+
+    return attempt()
+
+
+def _authenticate(client: IMAPClient, imap: Imap, login: Login, where: str) -> None:
+    username = login.username or imap.username
+    try:
+        if login.oauth2_token:
+            client.oauth2_login(username, login.oauth2_token)
+        else:
+            client.login(username, login.password or "")
+    except (IMAPClientError, imaplib.IMAP4.error) as error:
+        # The server's answer, never what we sent: the password must not reach a log.
+        text = _server_words(error)
+        if login.password:
+            text = text.replace(login.password, "***")
+        if "[UNAVAILABLE]" in text.upper():  # RFC 5530: a temporary failure on the server's side
+            raise MailboxError(f"imap: login as {username!r} at {where} failed for now: {text}") from error
+        raise ImapLoginRefused(f"imap: login as {username!r} refused by {where}: {text}") from error
+    except OSError as error:
+        raise MailboxError(f"imap: login at {where} failed: {describe_error(error)}") from error
+
+
+def _server_words(error: BaseException) -> str:
+    """imapclient shows the server's answer as ``b'...'``: just the words."""
+    text = describe_error(error)
+    if len(text) >= 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
+        text = text[2:-1]
+    return text
+
+
+def drop(client: IMAPClient) -> None:
+    """Close a connection without caring whether the server is still there."""
+    with contextlib.suppress(Exception):
+        client.shutdown()

@@ -1,0 +1,88 @@
+"""What could not be sent: Needs attention with a notice (*in doubt* when it may have reached the mentor), or,
+after a temporary failure, back to Scheduled to try again later. Nothing is retried from Needs attention."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from agent.logs import named
+from agent.mail.session import MessageGone
+from agent.reconcile.context import World
+from agent.rules.notices import HOW_TO_STEER
+from agent.store.ledger import ATTENTION, SCHEDULED, Row
+
+log = logging.getLogger("mentor_agent.delivery")
+
+RETRY_LATER = timedelta(minutes=10)
+MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
+
+
+async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool) -> None:
+    """Move to Needs attention and tell the student. Nothing is retried from there."""
+    folders = world.folders
+    for row in rows:
+        uid = await world.locate(folders.sending, row.key, row.uid) if row.folder == folders.sending else row.uid
+        source = folders.sending if row.folder == folders.sending else row.folder
+        new_uid = None
+        if uid is not None and source:
+            try:
+                new_uid = await world.imap(world.mailbox.move, source, uid, folders.needs_attention)
+            except MessageGone:
+                new_uid = None
+        world.ledger.update(row.key, state=ATTENTION, folder=folders.needs_attention, uid=new_uid, detail=why)
+        world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
+        log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
+        if doubt:
+            lines = [
+                f"“{row.subject}” is IN DOUBT: it may or may not have reached {', '.join(row.recipients)}.",
+                f"What happened: {why}.",
+                "mentor-agent will not send it again by itself, so that nobody gets it twice. Check with the "
+                "recipient or your Sent folder; to send it anyway, move it back to the Outbox.",
+            ]
+            title = f"In doubt: {row.subject}"
+        else:
+            lines = [
+                f"“{row.subject}” was not sent: {why}.",
+                "It is in the Needs attention folder. Fix it and move it back to the Outbox to try again.",
+            ]
+            title = f"Not sent: {row.subject}"
+        await world.notify(title, lines, about=row.message_id)
+
+
+async def retry_later(world: World, rows: Sequence[Row], why: str) -> None:
+    """A temporary failure: back to Scheduled to try again later, or to Needs attention after many rounds."""
+    folders = world.folders
+    attempts = max(row.attempts for row in rows) + 1
+    if attempts >= MAX_ROUNDS:
+        await attention(world, rows, f"the mail server kept failing ({why}); tried {attempts} times", doubt=False)
+        return
+    due = world.now() + RETRY_LATER
+    for row in rows:
+        uid = await world.locate(folders.sending, row.key, row.uid)
+        new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled) if uid else None
+        if new_uid is None and uid is not None:
+            new_uid = await world.locate(folders.scheduled, row.key, None)
+        world.ledger.update(
+            row.key,
+            state=SCHEDULED,
+            folder=folders.scheduled,
+            uid=new_uid,
+            attempts=attempts,
+            due=due,
+            detail=f"temporary failure: {why}",
+        )
+        world.ledger.log("retry", mentor=row.mentor, message=row.key, detail=why)
+    log.warning(
+        "%s: temporary send failure (%s); trying again in %s", named(rows[0].key, rows[0].subject), why, RETRY_LATER
+    )
+    await world.notify(
+        f"Delayed by a mail server problem: {rows[0].subject}",
+        [
+            f"Sending failed for a moment ({why}). mentor-agent tries again in about ten minutes "
+            f"(attempt {attempts} of {MAX_ROUNDS}).",
+            HOW_TO_STEER,
+        ],
+        about=rows[0].message_id,
+    )

@@ -1,0 +1,105 @@
+"""A refused SMTP login stops all sending: the gate (tried again at long intervals, before anything is claimed),
+what was claimed goes back to Scheduled untouched, and the student gets one notice (:mod:`agent.rules.refusals`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from agent.errors import LoginRefused, TlsProblem
+from agent.mail.session import MessageGone
+from agent.mail.smtp import try_login
+from agent.reconcile.context import World
+from agent.rules.refusals import schedule
+from agent.store.ledger import SCHEDULED, Row
+
+log = logging.getLogger("mentor_agent.delivery")
+
+
+async def smtp_open(world: World) -> bool:
+    """Whether sending may go on: yes, unless the SMTP login was refused and its next try has not come or
+    fails again. That try logs in only, before anything is claimed, so a refusal moves no message."""
+    gate = world.smtp_gate
+    now = world.now()
+    if not gate.may_try(now):
+        return False
+    if not gate.closed:
+        return True
+    try:
+        await try_login(world.settings.smtp, world.smtp_login())
+    except (LoginRefused, TlsProblem) as error:
+        refusal = gate.refused(now, error)
+        log.warning(
+            "SMTP %s again (try %d): %s; nothing is sent; next try at %s",
+            refusal.what,
+            refusal.tries,
+            error,
+            refusal.next_try.isoformat(timespec="seconds"),
+        )
+        world.ledger.set_status(**gate.status())
+        return False
+    except Exception as error:  # the server cannot be reached at all: we still do not know
+        later = gate.postpone(now)
+        log.warning(
+            "SMTP login not tried again: %s; next try at %s",
+            error,
+            later.next_try.isoformat(timespec="seconds") if later else "once a message is due",
+        )
+        world.ledger.set_status(**gate.status())
+        return False
+    ended = gate.worked()
+    log.info(
+        "SMTP login works again (%s since %s): sending resumes",
+        ended.what if ended else "refused",
+        ended.since.isoformat(timespec="seconds") if ended else "?",
+    )
+    world.ledger.set_status(**gate.status())
+    world.ledger.log("smtp login works", detail="sending resumes")
+    return True
+
+
+async def put_back(world: World, rows: Sequence[Row], error: LoginRefused | TlsProblem) -> None:
+    """Claimed but not sent (the login was refused first): back to Scheduled as they were, to go later."""
+    folders = world.folders
+    for row in rows:
+        uid = await world.locate(folders.sending, row.key, row.uid)
+        new_uid: int | None = None
+        if uid is not None:
+            try:
+                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled)
+            except MessageGone:
+                new_uid = None
+            if new_uid is None:
+                new_uid = await world.locate(folders.scheduled, row.key, None)
+        world.ledger.update(
+            row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, detail=f"not sent yet: {error}"
+        )
+        world.ledger.log("waiting", mentor=row.mentor, message=row.key, detail=f"SMTP: {error}")
+
+
+async def smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Sequence[Row]) -> None:
+    """Sending stops: the one notice, a log line, and the state ``status`` shows."""
+    gate = world.smtp_gate
+    refusal = gate.refused(world.now(), error)
+    at = refusal.next_try.isoformat(timespec="seconds")
+    log.warning(
+        "SMTP %s: %s; sending stops, every waiting message stays where it is; next try at %s", refusal.what, error, at
+    )
+    world.ledger.set_status(**gate.status())
+    world.ledger.log("smtp refused", detail=str(error))
+    minutes = ", ".join(f"{s / 60:g}" for s in schedule()[:-1])
+    lines = [
+        f"The outgoing mail server did not let mentor-agent in: {error}.",
+        "Nothing is sent until this works again. Every waiting message stays where it is (Scheduled or the "
+        "Outbox): none is lost, none goes twice, and there is nothing to move back."
+        + (f" Waiting now: {len(rows)} message(s) that were due." if rows else ""),
+        f"mentor-agent tries again after {minutes} minutes, then every {schedule()[-1] / 60:g} minutes, and "
+        "sends as soon as it works. If your password changed, update it where mentor-agent reads it "
+        "(password_command, the keyring or the systemd credential); `mentor-agent status` shows the next try.",
+    ]
+    title = (
+        "Not sending: the mail server refused the login"
+        if isinstance(error, LoginRefused)
+        else "Not sending: TLS with the mail server failed"
+    )
+    await world.notify(title, lines)

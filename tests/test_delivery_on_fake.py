@@ -1,0 +1,319 @@
+"""Delivery, filing and crash recovery (agent/reconcile/delivery.py, sent_filing.py, recovery.py, attention.py)
+on the in-memory mailbox (tests/fakes/memory_mailbox.py) and the real aiosmtpd server: seconds, not minutes.
+
+The in-doubt paths are driven directly: a connection that drops right after a claim, SMTP accepted and then
+filing in Sent failed, a message left in Sending marked ``sending`` or ``claimed`` at start, and the
+answers that send a message to Needs attention. Each ends the same way: nothing lost, nothing sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config.settings import Folders, Settings, Smtp
+from agent.mail.claim import CLAIM_KEYWORD
+from agent.mail.session import MailboxError
+from agent.reconcile.context import World
+from agent.reconcile.delivery import Item, claim, deliver_all
+from agent.reconcile.recovery import recover
+from agent.reconcile.sent_filing import SENT_WAIT, follow_filing
+from agent.rules.envelope import parse_envelope
+from agent.rules.policy import PolicyBook
+from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, SCHEDULED, SENDING, Ledger, Row
+from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
+from tests.servers.smtp import Received, SmtpServer
+
+
+def message(n: int, to: str = "") -> bytes:
+    return (
+        f"From: Student <student@example.org>\r\nTo: {to or f'person{n}@example.org'}\r\nSubject: Question {n}\r\n"
+        f"Message-ID: <d{n}.{time.monotonic_ns()}@student.example.org>\r\n"
+        "Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\r\n"
+        f"Hello {n}.\r\n"
+    ).encode()
+
+
+class Setup:
+    """A World on the fake mailbox, with the real SMTP server; ``restart()`` is a new session after a crash."""
+
+    def __init__(self, tmp_path: Path, smtp: SmtpServer, file_in_sent: str) -> None:
+        self.server = MemoryServer(sent="Sent Items")
+        self.box = MemoryMailbox(self.server, agent_id="here")
+        self.smtp = smtp
+        self.settings = Settings(
+            smtp=Smtp(host="127.0.0.1", port=smtp.port, security="plain", timeout=10, file_in_sent=file_in_sent),  # type: ignore[arg-type]
+            state_dir=tmp_path / "state",
+            policies_dir=tmp_path,
+        )
+        self.now = datetime.now(UTC)  # the World's clock: tests move it on (a provider's filing deadline)
+        self.world = self._world()
+
+    def _world(self) -> World:
+        folders = self.box.resolve_folders(Folders())
+        ledger = Ledger(self.settings.ledger_path)
+        return World(
+            self.settings, self.box, folders, ledger, PolicyBook([]), smtp_login=lambda: None, clock=lambda: self.now
+        )
+
+    def provider_files_in_sent(self) -> None:
+        """The SMTP server files each accepted message in Sent before it says 250, as Gmail or Microsoft do."""
+
+        def file(received: Received) -> None:
+            self.server.put("Sent Items", received.content, ["\\Seen"])
+
+        self.smtp.state.on_accept = file
+
+    def restart(self) -> World:
+        """The daemon again after a crash: a fresh session and World over the same ledger and mailbox."""
+        self.world.ledger.close()
+        self.box.connect()
+        self.world = self._world()
+        return self.world
+
+    def row(self, raw: bytes, folder: str, state: str = SCHEDULED) -> Row:
+        """A message in ``folder`` and its ledger row, as intake leaves it."""
+        uid = self.server.put(folder, raw)
+        envelope = parse_envelope(raw)
+        row = Row(
+            key=envelope.key,
+            message_id=envelope.message_id or "",
+            mentor="rivera",
+            subject=envelope.subject,
+            sender=envelope.sender,
+            recipients=envelope.recipients,
+            arrived=datetime.now(UTC),
+            state=state,
+            folder=folder,
+            uid=uid,
+            due=None,
+            digest=None,
+            reason="",
+            standalone=False,
+            group_key="",
+            forced=False,
+            told="",
+            attempts=0,
+            item=None,
+            sent_at=None,
+            detail="",
+        )
+        self.world.ledger.add(row)
+        return row
+
+    def state(self, row: Row) -> str:
+        found = self.world.ledger.get(row.key)
+        assert found is not None
+        return found.state
+
+    def subjects(self, folder: str) -> list[str]:
+        return [parse_envelope(raw).subject for raw in self.server.messages(folder).values()]
+
+    def received(self) -> list[str]:
+        return [parse_envelope(r.content).subject for r in self.smtp.messages]
+
+    def close(self) -> None:
+        self.world.ledger.close()
+
+
+@pytest.fixture(params=["always"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Setup]:
+    made = Setup(tmp_path, smtp_server, request.param)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def notice(title: str, setup: Setup) -> bool:
+    """Whether the student got a notice with ``title`` in INBOX (the notices folder)."""
+    return any(subject.endswith(title) for subject in setup.subjects("INBOX"))
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+# -- the normal path ---------------------------------------------------------------------------------------------
+def test_a_due_message_is_claimed_sent_once_and_filed_once(setup: Setup) -> None:
+    rows = [setup.row(message(n), "Scheduled") for n in range(3)]
+    run(deliver_all(setup.world, [Item([row]) for row in rows]))
+    assert sorted(setup.received()) == ["Question 0", "Question 1", "Question 2"]
+    assert sorted(setup.subjects("Sent Items")) == ["Question 0", "Question 1", "Question 2"]
+    assert setup.server.messages("Sending") == {} and setup.server.messages("Scheduled") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 3
+    assert all("\\Seen" in setup.server.flags("Sent Items", uid) for uid in setup.server.messages("Sent Items"))
+
+
+def test_a_message_another_agent_claimed_is_left_to_it(setup: Setup) -> None:
+    ours, theirs = setup.row(message(1), "Scheduled"), setup.row(message(2), "Scheduled")
+    assert theirs.uid is not None
+    setup.server.folders["Scheduled"].messages[theirs.uid].flags.add(CLAIM_KEYWORD + "laptop2")
+    run(deliver_all(setup.world, [Item([ours]), Item([theirs])]))
+    assert setup.received() == ["Question 1"]
+    assert setup.state(theirs) == CANCELLED, "the other agent sends it; this one forgets it"
+    assert setup.subjects("Scheduled") == ["Question 2"], "left where it was, for the other agent"
+
+
+# -- in doubt, and recovered -------------------------------------------------------------------------------------
+def test_a_connection_drop_right_after_the_claim_sends_once_after_the_restart(setup: Setup) -> None:
+    row = setup.row(message(1), "Scheduled")
+    setup.server.fail("move_many", "Scheduled", after=True)  # the MOVE happened; the answer was lost
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item([row])]))
+    assert setup.received() == [] and setup.subjects("Sending") == ["Question 1"]
+    assert setup.state(row) == CLAIMED
+    world = setup.restart()
+    run(recover(world))
+    again = world.ledger.get(row.key)
+    assert again is not None and again.folder == "Sending" and again.state == CLAIMED
+    run(deliver_all(world, [Item([again])]))
+    assert setup.received() == ["Question 1"]
+    assert setup.subjects("Sent Items") == ["Question 1"] and setup.server.messages("Sending") == {}
+    assert setup.state(row) == DONE
+
+
+def test_accepted_but_filing_in_sent_failed_is_filed_once_at_the_restart(setup: Setup) -> None:
+    row = setup.row(message(1), "Scheduled")
+    setup.server.fail("move_many", "Sending")  # Sending -> Sent: the connection drops
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item([row])]))
+    assert setup.received() == ["Question 1"]
+    assert setup.state(row) == ACCEPTED, "the server said yes: never sent again"
+    world = setup.restart()
+    setup.server.fail("append", "Sent Items")  # and the first try to file it fails too
+    run(recover(world))
+    assert setup.state(row) == ACCEPTED, "still to be filed"
+    world = setup.restart()  # the daemon reconnects after a MailboxError
+    run(recover(world))
+    assert setup.received() == ["Question 1"], "sent once"
+    assert setup.subjects("Sent Items") == ["Question 1"], "filed once"
+    assert setup.server.messages("Sending") == {}
+    assert setup.state(row) == DONE
+
+
+def test_a_message_left_sending_at_start_goes_to_needs_attention_in_doubt(setup: Setup) -> None:
+    row = setup.row(message(1), "Sending", state=SENDING)
+    world = setup.restart()
+    run(recover(world))
+    assert setup.received() == [], "never sent a second time by itself"
+    assert setup.subjects("Needs attention") == ["Question 1"]
+    assert setup.state(row) == ATTENTION
+    assert notice("In doubt: Question 1", setup)
+
+
+def test_a_claim_left_in_sending_at_start_is_sent_once(setup: Setup) -> None:
+    row = setup.row(message(1), "Sending", state=CLAIMED)
+    world = setup.restart()
+    run(recover(world))
+    claimed = run(claim(world, [world.ledger.get(row.key) or row]))
+    assert list(claimed) == [row.key]
+    run(deliver_all(world, [Item([claimed[row.key]])]))
+    assert setup.received() == ["Question 1"]
+    assert setup.subjects("Sent Items") == ["Question 1"]
+    assert setup.state(row) == DONE
+
+
+def test_a_claim_whose_message_went_back_is_scheduled_again(setup: Setup) -> None:
+    row = setup.row(message(1), "Scheduled", state=CLAIMED)  # claimed in the ledger, never moved
+    world = setup.restart()
+    run(recover(world))
+    assert setup.state(row) == SCHEDULED and setup.received() == []
+
+
+def test_the_line_cut_after_data_is_in_doubt_and_not_sent_again(setup: Setup) -> None:
+    row = setup.row(message(1), "Scheduled")
+    setup.smtp.drop_after_data()
+    run(deliver_all(setup.world, [Item([row])]))
+    assert setup.state(row) == ATTENTION
+    assert setup.subjects("Needs attention") == ["Question 1"]
+    assert notice("In doubt: Question 1", setup)
+    run(recover(setup.restart()))
+    assert len(setup.received()) == 1
+
+
+def test_a_refusal_goes_to_needs_attention_and_a_temporary_failure_is_retried_once(setup: Setup) -> None:
+    refused, later = setup.row(message(1), "Scheduled"), setup.row(message(2), "Scheduled")
+    setup.smtp.fail_next("550 5.7.1 not allowed")
+    run(deliver_all(setup.world, [Item([refused])]))
+    setup.smtp.fail_next("451 4.3.0 try again later")
+    run(deliver_all(setup.world, [Item([later])]))
+    assert setup.state(refused) == ATTENTION and setup.subjects("Needs attention") == ["Question 1"]
+    assert setup.state(later) == DONE and setup.received() == ["Question 2"], "a 451 retried, sent once"
+    assert notice("Not sent: Question 1", setup)
+
+
+# -- a provider that files what it accepts in Sent ([smtp] file_in_sent = "auto") ---------------------------------
+@pytest.fixture
+def auto(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Setup]:
+    made = Setup(tmp_path, smtp_server, "auto")
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_where_the_provider_files_sent_mail_the_agent_files_no_second_copy(auto: Setup) -> None:
+    auto.provider_files_in_sent()
+    row = auto.row(message(1), "Scheduled")
+    run(deliver_all(auto.world, [Item([row])]))
+    assert auto.received() == ["Question 1"]
+    assert auto.subjects("Sent Items") == ["Question 1"], "the provider's copy, and no second one"
+    assert auto.server.messages("Sending") == {}
+    assert auto.state(row) == DONE and auto.world.provider_files_sent is True
+
+
+def test_where_the_provider_does_not_file_the_agent_files_after_the_wait(auto: Setup) -> None:
+    row = auto.row(message(1), "Scheduled")
+    run(deliver_all(auto.world, [Item([row])]))
+    assert auto.subjects("Sent Items") == [] and auto.state(row) == ACCEPTED, "waiting for the provider's copy"
+    assert run(follow_filing(auto.world)) is not None, "looked for again soon"
+    auto.now += SENT_WAIT
+    run(follow_filing(auto.world))
+    assert auto.subjects("Sent Items") == ["Question 1"] and auto.server.messages("Sending") == {}
+    assert auto.state(row) == DONE and auto.world.provider_files_sent is False
+    assert auto.received() == ["Question 1"]
+
+
+def test_sending_at_start_with_the_providers_copy_in_sent_was_accepted(auto: Setup) -> None:
+    raw = message(1)
+    row = auto.row(raw, "Sending", state=SENDING)
+    auto.server.put("Sent Items", raw, ["\\Seen"])  # the provider filed it: the server did accept it
+    world = auto.restart()
+    run(recover(world))
+    assert auto.state(row) == DONE, "proved sent: not in doubt"
+    assert auto.subjects("Sent Items") == ["Question 1"] and auto.server.messages("Sending") == {}
+    assert auto.subjects("Needs attention") == [] and auto.received() == []
+
+
+# -- digests (agent/reconcile/digest_delivery.py) ----------------------------------------------------------------
+def test_a_digest_goes_as_one_email_and_only_the_digest_is_filed(setup: Setup) -> None:
+    rows = [setup.row(message(n, "rivera@example.org"), "Scheduled") for n in range(3)]
+    run(deliver_all(setup.world, [Item(rows)]))
+    assert len(setup.smtp.messages) == 1, "one e-mail for the three"
+    (filed,) = setup.server.messages("Sent Items").values()
+    assert all(f"Question {n}".encode() in filed for n in range(3))
+    assert setup.server.messages("Sending") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 3
+    assert not list((setup.settings.state_dir / "digests").glob("*.eml")), "the kept copy is let go once filed"
+
+
+def test_a_digest_accepted_and_not_filed_is_filed_from_the_kept_copy_at_the_restart(setup: Setup) -> None:
+    rows = [setup.row(message(n, "rivera@example.org"), "Scheduled") for n in range(2)]
+    setup.server.fail("append", "Sent Items")
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item(rows)]))
+    assert [setup.state(row) for row in rows] == [ACCEPTED] * 2
+    assert setup.server.messages("Sent Items") == {}
+    run(recover(setup.restart()))
+    assert len(setup.smtp.messages) == 1, "sent once"
+    (filed,) = setup.server.messages("Sent Items").values()
+    assert b"Question 0" in filed and b"Question 1" in filed, "the digest as it went, from the kept copy"
+    assert setup.server.messages("Sending") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 2

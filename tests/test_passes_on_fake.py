@@ -1,0 +1,237 @@
+"""Whole reconcile passes (intake, history, pacing, delivery, filing) on the in-memory mailbox and the real
+aiosmtpd server: what the daemon's pass does, without Dovecot or a daemon process, in well under a second each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import pytest
+
+from agent.config.settings import Folders, Imap, Settings, Smtp, Student
+from agent.errors import UserError
+from agent.mail.session import MailboxError
+from agent.reconcile.context import World
+from agent.reconcile.history import Seen, scan_replies, scan_sent
+from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
+from agent.reconcile.recovery import recover
+from agent.rules.envelope import parse_envelope
+from agent.rules.policy import PolicyBook, load_policies
+from agent.store.ledger import DONE, SCHEDULED, Ledger
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
+from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
+from tests.servers.smtp import SmtpServer
+
+SENT = "Sent Items"
+
+
+def mail(subject: str, to: str = MENTOR, *, sender: str = STUDENT, at: datetime | None = None, **headers: str) -> bytes:
+    lines = [
+        f"From: {sender}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Message-ID: {headers.pop('message_id', make_msgid(domain='med.example.edu'))}",
+        f"Date: {format_datetime(at or datetime.now(UTC))}",
+        *(f"{name.replace('_', '-')}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\nHello.\r\n").encode()
+
+
+class Pass:
+    """A World on the fake mailbox with one mentor's policy; :meth:`run` is one daemon pass."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        smtp: SmtpServer,
+        policy: str,
+        *,
+        server: MemoryServer | None = None,
+        folders: Folders | None = None,
+    ) -> None:
+        (tmp_path / "policies").mkdir()
+        (tmp_path / "policies" / "rivera.toml").write_text(policy)
+        self.server = server or MemoryServer(sent=SENT)
+        self.box = MemoryMailbox(self.server)
+        self.smtp = smtp
+        settings = Settings(
+            student=Student(name="Sam Patel", address=STUDENT, timezone="America/Chicago"),
+            imap=Imap(folders=folders or Folders()),
+            smtp=Smtp(host="127.0.0.1", port=smtp.port, security="plain", timeout=10, file_in_sent="always"),
+            state_dir=tmp_path / "state",
+            policies_dir=tmp_path / "policies",
+        )
+        self.settings = settings
+        resolved = self.box.resolve_folders(settings.imap.folders)
+        book = PolicyBook(load_policies(settings.policies_dir))
+        self.world = World(settings, self.box, resolved, Ledger(settings.ledger_path), book, smtp_login=lambda: None)
+        self.seen = Seen()
+        know_mentors(self.world)
+        asyncio.run(recover(self.world))
+
+    def run(self) -> None:
+        async def one() -> None:
+            await scan_replies(self.world, self.seen)
+            await scan_sent(self.world, self.seen)
+            await take_in_outbox(self.world)
+            await follow_scheduled(self.world)
+            await carry_out(self.world)
+
+        asyncio.run(one())
+
+    def subjects(self, folder: str) -> list[str]:
+        return [parse_envelope(raw).subject for raw in self.server.messages(folder).values()]
+
+    def received(self) -> list[str]:
+        return [parse_envelope(r.content).subject for r in self.smtp.messages]
+
+
+@pytest.fixture
+def one_a_day(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Pass]:
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
+    try:
+        yield made
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_message_dropped_in_the_outbox_goes_once_and_is_filed_once(one_a_day: Pass) -> None:
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.run()  # a second pass changes nothing
+    assert one_a_day.received() == ["first"]
+    assert one_a_day.subjects(SENT) == ["first"]
+    assert one_a_day.subjects(OUTBOX) == [] and one_a_day.subjects("Sending") == []
+    rows = one_a_day.world.ledger.in_states(DONE)
+    assert [row.subject for row in rows] == ["first"]
+
+
+def test_over_the_daily_limit_it_waits_in_scheduled_with_a_notice(one_a_day: Pass) -> None:
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, mail("second"))
+    one_a_day.run()
+    assert one_a_day.received() == ["first"]
+    assert one_a_day.subjects("Scheduled") == ["second"]
+    assert [row.subject for row in one_a_day.world.ledger.in_states(SCHEDULED)] == ["second"]
+    assert any("second" in subject for subject in one_a_day.subjects("INBOX")), "the student is told"
+
+
+def test_mail_to_the_mentor_sent_without_the_agent_counts(one_a_day: Pass) -> None:
+    one_a_day.server.put(SENT, mail("sent from the phone"))  # counted from Sent: the agreement is what she gets
+    one_a_day.server.put(OUTBOX, mail("through the agent"))
+    one_a_day.run()
+    assert one_a_day.received() == []
+    assert one_a_day.subjects("Scheduled") == ["through the agent"]
+
+
+def test_a_flagged_message_in_scheduled_goes_now(one_a_day: Pass) -> None:
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, mail("urgent"))
+    one_a_day.run()
+    _, (uid,) = one_a_day.box.uids("Scheduled")
+    one_a_day.box.set_flags("Scheduled", uid, ["\\Flagged"])  # the student's call
+    one_a_day.run()
+    assert one_a_day.received() == ["first", "urgent"]
+    assert sorted(one_a_day.subjects(SENT)) == ["first", "urgent"]
+
+
+def test_a_reply_from_the_mentor_is_recorded_once(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(max_unanswered=1))
+    try:
+        made.server.put(OUTBOX, mail("question", message_id="<q1@med.example.edu>"))
+        made.run()
+        assert made.received() == ["question"]
+        made.server.put(OUTBOX, mail("another"))
+        made.run()
+        assert made.subjects("Scheduled") == ["another"], "one unanswered is the limit"
+        # Dated a moment later than now: a Date header has whole seconds, and the send was within this second.
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        reply = mail("Re: question", to=STUDENT, sender=MENTOR, at=later, In_Reply_To="<q1@med.example.edu>")
+        made.server.put("INBOX", reply)
+        made.run()  # the reply counts: "another" goes now
+        assert made.received() == ["question", "another"]
+    finally:
+        made.world.ledger.close()
+
+
+# -- what intake sends to Needs attention ---------------------------------------------------------------------------
+def test_a_copy_of_a_sent_message_dropped_again_is_not_sent_twice(one_a_day: Pass) -> None:
+    raw = mail("once only")
+    one_a_day.server.put(OUTBOX, raw)
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, raw)  # the same message (same Message-ID) dropped again
+    one_a_day.run()
+    assert one_a_day.received() == ["once only"]
+    assert one_a_day.subjects("Needs attention") == ["once only"]
+    assert any(s.endswith("Not sent: once only") for s in one_a_day.subjects("INBOX"))
+
+
+def test_two_copies_in_one_pass_go_once(one_a_day: Pass) -> None:
+    raw = mail("twice dropped")
+    one_a_day.server.put(OUTBOX, raw)
+    one_a_day.server.put(OUTBOX, raw)
+    one_a_day.run()
+    assert one_a_day.received() == ["twice dropped"]
+    assert one_a_day.subjects("Needs attention") == ["twice dropped"]
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before the claim", "after the claim"])
+def test_a_connection_drop_at_the_claim_loses_nothing_and_sends_once(one_a_day: Pass, after: bool) -> None:
+    one_a_day.server.put(OUTBOX, mail("claimed"))
+    one_a_day.server.fail("move_many", OUTBOX, after=after)  # the MOVE refused, or done with its answer lost
+    with pytest.raises(MailboxError):
+        one_a_day.run()
+    one_a_day.box.connect()  # the daemon reconnects: recover(), then the pass again
+    asyncio.run(recover(one_a_day.world))
+    one_a_day.run()
+    assert one_a_day.received() == ["claimed"]
+    assert one_a_day.subjects(SENT) == ["claimed"]
+    assert one_a_day.subjects(OUTBOX) == [] and one_a_day.subjects("Sending") == []
+
+
+# -- settle_folders: never a provider's own Outbox; the old default outbox brought along -----------------------------
+def exchange() -> MemoryServer:
+    """A mailbox with Exchange's folder set, where "Outbox" is Outlook's own."""
+    return MemoryServer(sent="Sent Items", extra_folders=("Deleted Items", "Junk Email"))
+
+
+def test_outlooks_own_outbox_is_refused_naming_the_setting(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(), server=exchange(), folders=Folders(outbox="Outbox"))
+    try:
+        with pytest.raises(UserError) as refused:
+            asyncio.run(settle_folders(made.world, "config.toml"))
+        (problem,) = refused.value.problems
+        assert (problem.file, problem.key) == ("config.toml", "imap.folders.outbox")
+        assert "Outlook's own Outbox" in problem.message
+    finally:
+        made.world.ledger.close()
+
+
+def test_mail_left_in_the_old_default_outbox_is_brought_along(one_a_day: Pass) -> None:
+    one_a_day.server.put(OUTBOX, mail("used before"))
+    one_a_day.run()  # the ledger knows a message: the agent was used with the old default
+    one_a_day.server.put("Outbox", mail("left in the old outbox"))
+    asyncio.run(settle_folders(one_a_day.world, "config.toml"))
+    assert one_a_day.subjects("Outbox") == [] and one_a_day.subjects(OUTBOX) == ["left in the old outbox"]
+    assert any("Your outbox is now" in s for s in one_a_day.subjects("INBOX"))
+
+
+def test_outlooks_own_outbox_is_never_touched_and_told_once(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(), server=exchange())
+    try:
+        made.server.put(OUTBOX, mail("used before"))
+        made.run()
+        made.server.put("Outbox", mail("Outlook's to send"))
+        for _ in range(2):
+            asyncio.run(settle_folders(made.world, "config.toml"))
+        assert made.subjects("Outbox") == ["Outlook's to send"], "Outlook's Outbox is left alone"
+        told = [s for s in made.subjects("INBOX") if "not “Outbox”" in s]
+        assert len(told) == 1, "told once"
+    finally:
+        made.world.ledger.close()
