@@ -89,7 +89,7 @@ def parse_envelope(head: bytes) -> Envelope:
         if all(v.isascii() and "=?" not in v for v in values):
             return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
         try:
-            return " ".join(str(email_policy.default.header_factory(name, v)) for v in values)
+            return " ".join(str(email_policy.default.header_factory(name, _FOLD.sub("", v))) for v in values)
         except Exception:
             problems.append(f"{name} cannot be decoded")
             return " ".join(str(v) for v in values)
