@@ -284,10 +284,12 @@ def cancel(message_id: str, config: Path | None) -> None:
 
 
 def _register_meetings() -> None:
+    from agent.cli import login as cli_login
     from agent.cli import meetings as cli_meetings
     from agent.demo import week as demo
 
     cli_meetings.register(main)
+    cli_login.register(main)
     demo.register(main)
 
 

@@ -17,6 +17,8 @@ folder and one body FETCH per hundred messages; the plain ones are filed in Sent
 A refused SMTP login (or a TLS set-up that cannot work) is no fault of any message: sending stops, what was
 claimed goes back to Scheduled untouched (never to Needs attention: nothing was sent), the student gets one
 notice, and the login is tried again at long intervals (:mod:`agent.rules.refusals`) before anything is claimed.
+An expired or revoked built-in sign-in is the same, except that it is tried again only once the student has
+signed in again (``mentor-agent login`` stores a new grant): a grant that failed never goes to the server twice.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from agent.crashpoints import crash_point
-from agent.errors import LoginRefused, TlsProblem
+from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem
 from agent.logs import named
 from agent.mail.imap import MailboxError, MessageGone
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError, try_login
@@ -55,6 +57,7 @@ SENT_LOOK = timedelta(milliseconds=500)
 LATE_FILING = timedelta(minutes=3)  # how long a provider may take to file a sent message in Sent
 LATE_LOOK = timedelta(seconds=3)
 LATE_WATCHED = 20  # self-filed copies watched at once for a late provider copy
+SIGN_IN_RETRY = timedelta(minutes=1)  # the sign-in server could not be reached: sending waits this long
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -131,6 +134,15 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     """
     if not await _smtp_open(world):
         return  # the SMTP login was refused: everything stays where it is until the next try works
+    try:
+        login = world.smtp_login()  # before anything is claimed: a sign-in that fails moves no message
+    except SignInNeeded as error:
+        await _smtp_refused(world, error, [])
+        return
+    except SignInUnavailable as error:
+        world.held_until = world.now() + SIGN_IN_RETRY
+        log.warning("SMTP not tried: %s; nothing is sent before %s", error, world.held_until.isoformat("T", "seconds"))
+        return
     claimed = await claim(world, [row for item in items for row in item.rows])
     ready = [Item([claimed[r.key] for r in item.rows if r.key in claimed], item.follow_up) for item in items]
     ready = [item for item in ready if item.rows]
@@ -145,7 +157,7 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     blocked: list[tuple[Item, LoginRefused | TlsProblem]] = []  # refused login: the item it stopped at
 
     async def worker() -> None:
-        async with Sender(world.settings.smtp, world.smtp_login(), stopping=world.stopping) as sender:
+        async with Sender(world.settings.smtp, login, stopping=world.stopping) as sender:
             # On stop the rest stay claimed, first after restart; on a refused login they go back.
             while waiting and not world.stopping.is_set() and not blocked:
                 item = waiting.pop(0)
@@ -418,10 +430,13 @@ async def _smtp_open(world: World) -> bool:
         return False
     if not gate.closed:
         return True
+    if gate.refusal is not None and gate.refusal.signed_out and world.smtp_grant() == gate.refusal.grant:
+        gate.postpone(now)  # no new sign-in yet: the grant that failed is not tried again, and nothing is logged
+        return False
     try:
         await try_login(world.settings.smtp, world.smtp_login())
     except (LoginRefused, TlsProblem) as error:
-        refusal = gate.refused(now, error)
+        refusal = gate.refused(now, error, world.smtp_grant() if isinstance(error, SignInNeeded) else "")
         log.warning(
             "SMTP %s again (try %d): %s; nothing is sent; next try at %s",
             refusal.what,
@@ -473,6 +488,9 @@ async def _put_back(world: World, rows: Sequence[Row], error: LoginRefused | Tls
 async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Sequence[Row]) -> None:
     """Sending stops: the one notice, a log line, and the state ``status`` shows."""
     gate = world.smtp_gate
+    if isinstance(error, SignInNeeded):
+        await _smtp_signed_out(world, error, rows)
+        return
     refusal = gate.refused(world.now(), error)
     at = refusal.next_try.isoformat(timespec="seconds")
     log.warning(
@@ -496,6 +514,26 @@ async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Se
         else "Not sending: TLS with the mail server failed"
     )
     await world.notify(title, lines)
+
+
+async def _smtp_signed_out(world: World, error: SignInNeeded, rows: Sequence[Row]) -> None:
+    """The sign-in for sending expired or was revoked: one notice, one log line; no retry until a new sign-in."""
+    world.smtp_gate.refused(world.now(), error, world.smtp_grant())
+    log.error("SMTP %s; nothing is sent until then, and mentor-agent goes on by itself after it", error)
+    world.ledger.set_status(**world.smtp_gate.status())
+    world.ledger.log("smtp refused", detail=str(error))
+    await world.notify(
+        "Not sending: sign in again (mentor-agent login)",
+        [
+            f"Your sign-in for sending mail has expired or was revoked: {error}.",
+            "Nothing is sent until you sign in again. Every waiting message stays where it is (Scheduled or the "
+            "Outbox): none is lost, none goes twice."
+            + (f" Waiting now: {len(rows)} message(s) that were due." if rows else ""),
+            "Run `mentor-agent login` on the computer where mentor-agent runs; sending resumes by itself as soon "
+            "as the new sign-in is saved. Sign-ins end when a password changes, when the school's IT revokes "
+            'them, or — for a Google project still in "Testing" — after 7 days.',
+        ],
+    )
 
 
 async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[Prepared]]]) -> None:
