@@ -39,7 +39,7 @@ def auth_server(tls_ca: TlsFiles) -> Iterator[FakeAuthServer]:
 @pytest.fixture
 def fake_auth(auth_server: FakeAuthServer, tls_ca: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> FakeAuthServer:
     auth_server.state = _State()  # nothing issued, nothing revoked, no queued answers
-    auth_server.expires_in = 3600
+    auth_server.expires_in = 60  # within msal's five-minute margin: every connect refreshes (and a revocation shows)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_ca.ca_pem))
     return auth_server
 
@@ -186,7 +186,7 @@ def test_imap_sign_in_revoked_while_running_waits_for_a_new_one(
     sign_in(agent, fake_auth)
     eventually(lambda: agent.log().count("connected to") >= 2, timeout=20)
     notice = eventually(lambda: agent.notices(), timeout=20)
-    assert [str(n["Subject"]) for n in notice] == ["Signed in again: back in your mailbox"]
+    assert [str(n["Subject"]) for n in notice] == ["[mentor-agent] Signed in again: back in your mailbox"]
     agent.drop(mail("After the new sign-in"))
     agent.smtp.wait_for(1, timeout=20)
     assert agent.stop() == 0

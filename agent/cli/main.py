@@ -211,7 +211,16 @@ def run(config: Path | None, log_level: str, json_logs: bool) -> None:
     from agent.logs import setup_logging
 
     setup_logging(log_level.upper(), json=json_logs)
-    for noisy in ("imapclient", "watchfiles", "asyncio", "mail.log"):  # protocol traces drown the decisions
+    for noisy in (
+        "imapclient",
+        "watchfiles",
+        "asyncio",
+        "mail.log",
+        "msal",
+        "urllib3",
+        "google",
+        "requests_oauthlib",
+    ):  # protocol traces drown the decisions
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings(config, required=True)
