@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,3 +252,86 @@ def test_nothing_from_a_grant_reaches_the_log(
     token = oauth.access_token(creds, username=USER, state_dir=tmp_path)
     (refresh,) = fake_auth.live_refresh_tokens()
     assert redact(f"{token} {refresh}") == "*** ***"
+
+
+# -- the command -----------------------------------------------------------------------------------------------
+
+
+def login_config(tmp_path: Path, server: FakeAuthServer, *, smtp_user: str = USER) -> Path:
+    keys = f'oauth2 = "microsoft"\noauth2_client_id = "{server.client_id}"\noauth2_authority = "{server.base}"'
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""state_dir = "state"
+
+[imap]
+host = "127.0.0.1"
+username = "{USER}"
+{keys}
+
+[smtp]
+host = "127.0.0.1"
+username = "{smtp_user}"
+{keys}
+"""
+    )
+    return config
+
+
+def mentor_agent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_login_command_signs_in_once_for_a_shared_account(
+    fake_auth: FakeAuthServer, tmp_path: Path, tls_ca: TlsFiles
+) -> None:
+    fake_auth.state.device_answers.append("authorization_pending")
+    config = login_config(tmp_path, fake_auth)
+    done = mentor_agent("login", "--config", str(config), env={"REQUESTS_CA_BUNDLE": str(tls_ca.ca_pem)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("enter the code ABCD-EFGH") == 1
+    assert f"[imap] Microsoft sign-in for {USER} (for [imap] and [smtp])" in done.stdout
+    assert f"Signed in as {USER}" in done.stdout
+    assert grant_file(tmp_path / "state").name == f"microsoft-{USER}.json"
+    assert not [token for token in fake_auth.live_refresh_tokens() if token in done.stdout + done.stderr]
+
+
+def test_login_command_signs_in_each_account(fake_auth: FakeAuthServer, tmp_path: Path, tls_ca: TlsFiles) -> None:
+    config = login_config(tmp_path, fake_auth, smtp_user="sender@example.edu")
+    done = mentor_agent("login", "--config", str(config), env={"REQUESTS_CA_BUNDLE": str(tls_ca.ca_pem)})
+    assert done.returncode == 0, done.stderr
+    assert (
+        "[imap] Microsoft sign-in" in done.stdout and "[smtp] Microsoft sign-in for sender@example.edu" in done.stdout
+    )
+    assert len(list((tmp_path / "state" / "grants").glob("*.json"))) == 2
+
+
+def test_login_command_without_oauth2_says_what_to_set(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[imap]\nusername = "a"\npassword_command = "pass show x"\n')
+    done = mentor_agent("login", "--config", str(config), env={})
+    assert done.returncode == 1
+    assert (
+        'error: nothing to sign in to: neither [imap] nor [smtp] sets oauth2 = "microsoft" or "google"' in done.stderr
+    )
+
+
+def test_check_says_when_not_signed_in_yet(fake_auth: FakeAuthServer, tmp_path: Path) -> None:
+    from agent.config.settings import load_settings
+    from agent.daemon.preflight import problems
+
+    config = login_config(tmp_path, fake_auth)
+    settings = load_settings(config)
+    found = [str(p) for p in problems(settings, config)]
+    assert any("[imap].oauth2" in line or "imap.oauth2" in line for line in found), found
+    assert any("is not signed in yet: run mentor-agent login" in line for line in found), found
+    oauth.sign_in(settings.imap, username=USER, state_dir=settings.state_dir, say=lambda _: None)
+    assert not [p for p in problems(settings, config) if "sign" in str(p).lower()]
+    settings = settings.model_copy(update={"imap": settings.imap.model_copy(update={"oauth2_client_id": ""})})
+    assert any("oauth2_client_id: is empty; Microsoft sign-in needs" in str(p) for p in problems(settings, config))
