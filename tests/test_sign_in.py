@@ -335,3 +335,31 @@ def test_check_says_when_not_signed_in_yet(fake_auth: FakeAuthServer, tmp_path: 
     assert not [p for p in problems(settings, config) if "sign" in str(p).lower()]
     settings = settings.model_copy(update={"imap": settings.imap.model_copy(update={"oauth2_client_id": ""})})
     assert any("oauth2_client_id: is empty; Microsoft sign-in needs" in str(p) for p in problems(settings, config))
+
+
+class _MemoryKeyring:
+    """Stands in for the keyring package (not installed in the test environment): a dict."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, user: str) -> str | None:
+        return self.items.get((service, user))
+
+    def set_password(self, service: str, user: str, value: str) -> None:
+        self.items[(service, user)] = value
+
+
+def test_with_keyring_service_the_grant_goes_to_the_keyring(
+    fake_auth: FakeAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring = _MemoryKeyring()
+    monkeypatch.setitem(sys.modules, "keyring", keyring)
+    fake_auth.expires_in = 60
+    creds = microsoft(fake_auth, keyring_service="mentor-agent")
+    oauth.sign_in(creds, username=USER, state_dir=tmp_path, say=lambda _: None)
+    assert list(keyring.items) == [("mentor-agent", f"microsoft-{USER}")]
+    assert not list((tmp_path / "grants").glob("*.json"))  # no copy in a file
+    oauth.access_token(creds, username=USER, state_dir=tmp_path)
+    (rotated,) = fake_auth.live_refresh_tokens()
+    assert rotated in keyring.items[("mentor-agent", f"microsoft-{USER}")]

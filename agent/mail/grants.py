@@ -8,12 +8,15 @@ same account share one grant. A grant's text is never logged: every token in it 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +48,19 @@ class GrantStore:
             return f"the keyring (service {self.keyring_service!r}, user {self.name!r})"
         return str(self.path)
 
-    @property
-    def lock(self) -> threading.Lock:
-        """Held while a grant is read, refreshed and written back, so that two connections never both
-        spend the same refresh token."""
-        return _lock(self.where)
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Held while a grant is read, refreshed and written back — by this process's threads and, through a
+        lock file beside it, by other processes (`mentor-agent login` while the daemon runs) — so that no
+        refresh token is spent twice and a new sign-in is never overwritten by an old grant."""
+        with _lock(self.where):
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(self.path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(descriptor)  # releases the flock
 
     def load(self) -> dict[str, Any] | None:
         text = self._read()

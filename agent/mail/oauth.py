@@ -53,18 +53,17 @@ def sign_in(
     """Run the interactive sign-in for ``creds.oauth2`` and store the grant; raise ``UserError`` on failure."""
     _check(creds, section)
     store = grant_store(creds, username=username, state_dir=state_dir)
-    with store.lock:
-        if creds.oauth2 == "microsoft":
-            oauth_microsoft.sign_in(creds, store, username=username, say=say)
-        else:
-            oauth_google.sign_in(creds, store, username=username, section=section, say=say, open_browser=open_browser)
+    if creds.oauth2 == "microsoft":  # the store is locked only to save: a daemon refreshing meanwhile is not held up
+        oauth_microsoft.sign_in(creds, store, username=username, say=say)
+    else:
+        oauth_google.sign_in(creds, store, username=username, section=section, say=say, open_browser=open_browser)
 
 
 def access_token(creds: Credentials, *, username: str, state_dir: Path, section: str = "imap") -> str:
     """A fresh access token from the stored grant (refreshed, a rotated refresh token saved at once)."""
     _check(creds, section)
     store = grant_store(creds, username=username, state_dir=state_dir)
-    with store.lock:
+    with store.locked():
         if creds.oauth2 == "microsoft":
             scope = oauth_microsoft.SMTP_SCOPE if section == "smtp" else oauth_microsoft.IMAP_SCOPE
             return oauth_microsoft.access_token(creds, store, scope=scope, section=section)

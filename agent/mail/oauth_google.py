@@ -151,7 +151,8 @@ def sign_in(
         raise UserError("Google sign-in: Google gave no refresh token (was access_type=offline refused?)")
     register_secret(refresh)
     register_secret(str(token.get("access_token", "")))
-    store.save({"provider": "google", "account": username, "refresh_token": refresh, "scopes": [SCOPE]})
+    with store.locked():
+        store.save({"provider": "google", "account": username, "refresh_token": refresh, "scopes": [SCOPE]})
     _remember(store, token)
     say(f"Signed in; the sign-in is kept in {store.where}.")
 

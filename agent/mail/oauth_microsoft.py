@@ -76,7 +76,8 @@ def sign_in(
     signed_in = str(result.get("id_token_claims", {}).get("preferred_username", ""))
     if username and signed_in and signed_in.lower() != username.lower():
         say(f"Note: you signed in as {signed_in}, while the configuration says {username}.")
-    store.save(_grant(creds, cache, signed_in or username))
+    with store.locked():
+        store.save(_grant(creds, cache, signed_in or username))
     say(f"Signed in{f' as {signed_in}' if signed_in else ''}; the sign-in is kept in {store.where}.")
 
 
