@@ -125,6 +125,9 @@ def waiting_lines(daemon: dict[str, str | None], zone_of_now: datetime) -> list[
         def local(text: str) -> str:
             return datetime.fromisoformat(text).astimezone(zone_of_now.tzinfo).strftime("%a %d %b %H:%M %Z")
 
-        lines.append(f"waiting: {service} {what} since {local(since)}, next try {local(next_try)}")
+        if what == SIGN_IN:  # not tried again on a timer: only a new sign-in ends it
+            lines.append(f"waiting: {service} {what} since {local(since)}; sign in again with: mentor-agent login")
+        else:
+            lines.append(f"waiting: {service} {what} since {local(since)}, next try {local(next_try)}")
         lines.append(f"  {daemon.get(f'{prefix}_refused') or ''}")
     return lines
