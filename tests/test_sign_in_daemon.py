@@ -19,7 +19,7 @@ from tests.agent_process import OUTBOX, STUDENT, Agent, eventually, mail, policy
 from tests.servers import dovecot as dovecot_module
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
-from tests.servers.oauth import FakeAuthServer, _State
+from tests.servers.oauth import FakeAuthServer
 from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.servers
@@ -38,7 +38,7 @@ def auth_server(tls_ca: TlsFiles) -> Iterator[FakeAuthServer]:
 
 @pytest.fixture
 def fake_auth(auth_server: FakeAuthServer, tls_ca: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> FakeAuthServer:
-    auth_server.state = _State()  # nothing issued, nothing revoked, no queued answers
+    auth_server.reset()
     auth_server.expires_in = 60  # within msal's five-minute margin: every connect refreshes (and a revocation shows)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_ca.ca_pem))
     return auth_server

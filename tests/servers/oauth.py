@@ -91,6 +91,12 @@ class FakeAuthServer:
     def grants(self, grant_type: str) -> list[dict[str, str]]:
         return [form for path, form in self.requests if path.endswith("token") and form.get("grant_type") == grant_type]
 
+    def reset(self) -> None:
+        """Nothing issued, nothing revoked, no queued answers, tokens that last an hour (for a shared server)."""
+        self.state = _State()
+        self.expires_in = 3600
+        self.rotate = True
+
     def revoke_all(self) -> None:
         with self.state.lock:
             self.state.refresh_tokens.clear()
