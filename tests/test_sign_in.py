@@ -363,3 +363,15 @@ def test_with_keyring_service_the_grant_goes_to_the_keyring(
     oauth.access_token(creds, username=USER, state_dir=tmp_path)
     (rotated,) = fake_auth.live_refresh_tokens()
     assert rotated in keyring.items[("mentor-agent", f"microsoft-{USER}")]
+
+
+def test_an_unreachable_sign_in_server_is_worth_another_try(fake_auth: FakeAuthServer, tmp_path: Path) -> None:
+    from agent.errors import SignInUnavailable, is_permanent
+
+    fake_auth.expires_in = 60
+    creds = microsoft(fake_auth)
+    oauth.sign_in(creds, username=USER, state_dir=tmp_path, say=lambda _: None)
+    fake_auth.stop()
+    with pytest.raises(SignInUnavailable, match="cannot reach the Microsoft sign-in server") as raised:
+        oauth.access_token(creds, username=USER, state_dir=tmp_path)
+    assert not is_permanent(raised.value)

@@ -208,3 +208,18 @@ def test_a_grant_revoked_before_start_exits_78_with_how_to_sign_in(
     assert done.returncode == 78, done.stderr
     assert SIGN_IN_AGAIN in done.stderr
     assert len(fake_auth.grants("refresh_token")) == 1  # tried once, at start
+
+
+def test_check_connect_signs_in_as_the_daemon_does(signed_in_agent: Agent) -> None:
+    agent = signed_in_agent
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "check", "--connect", "--config", str(agent.config)],
+        cwd=agent.root,
+        env={**__import__("os").environ, **agent.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"logged in as {agent.user.username}" in done.stdout
+    assert f"user=<{agent.user.username}>, method=XOAUTH2" in agent.dovecot.log()

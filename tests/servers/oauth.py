@@ -68,6 +68,7 @@ class FakeAuthServer:
         self.port = self._https.server_address[1]
         self.introspect_port = self._http.server_address[1]
         self.base = f"https://{HOST}:{self.port}"
+        self._stopped = False
         self._threads = [
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
             for server in (self._https, self._http)
@@ -78,6 +79,10 @@ class FakeAuthServer:
             thread.start()
 
     def stop(self) -> None:
+        """Stop serving (a second call does nothing): connections are then refused."""
+        if self._stopped:
+            return
+        self._stopped = True
         for server in (self._https, self._http):
             server.shutdown()
             server.server_close()
