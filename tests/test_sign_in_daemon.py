@@ -223,3 +223,36 @@ def test_check_connect_signs_in_as_the_daemon_does(signed_in_agent: Agent) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"logged in as {agent.user.username}" in done.stdout
     assert f"user=<{agent.user.username}>, method=XOAUTH2" in agent.dovecot.log()
+
+
+def test_the_daemon_with_a_google_sign_in(
+    signed_in_agent: Agent, fake_auth: FakeAuthServer, tls_ca: TlsFiles, tmp_path: Path
+) -> None:
+    import json
+    import ssl
+    import urllib.request
+
+    agent = signed_in_agent
+    client = tmp_path / "google-client.json"
+    client.write_text(json.dumps({"installed": {"client_id": "google-test-client", "client_secret": "s3cret"}}))
+    text = agent.config.read_text()
+    text = text.replace('oauth2 = "microsoft"', 'oauth2 = "google"')
+    text = text.replace(f'oauth2_client_id = "{fake_auth.client_id}"', f'oauth2_client_file = "{client}"')
+    agent.config.write_text(text)
+    google = Credentials(
+        username=agent.user.username, oauth2="google", oauth2_client_file=client, oauth2_authority=fake_auth.base
+    )
+
+    def browser(url: str) -> bool:
+        context = ssl.create_default_context(cafile=str(tls_ca.ca_pem))
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+            answer.read()
+        return True
+
+    oauth.sign_in(google, username=agent.user.username, state_dir=agent.root / "state", say=print, open_browser=browser)
+    agent.start()
+    agent.drop(mail("Through Google"))
+    (sent,) = agent.smtp.wait_for(1, timeout=20)
+    assert sent.authenticated_as == agent.user.username
+    assert [form["client_id"] for form in fake_auth.grants("refresh_token")][-1] == "google-test-client"
+    assert agent.stop() == 0
