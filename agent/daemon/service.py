@@ -293,7 +293,7 @@ class Daemon:
 
         failed = grant()
         self.imap_gate.refused(utc_now(), error, failed)
-        log.error("IMAP %s; nothing is read or sent until then, and mentor-agent goes on by itself after it", error)
+        log.error("%s; nothing is read or sent until then, and mentor-agent goes on by itself after it", error)
         self.ledger.set_status(connected="no", last_error=str(error), **self.imap_gate.status())
         sdnotify.status("waiting for a new sign-in: mentor-agent login")
         while not self.stopping.is_set():

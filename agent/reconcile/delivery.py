@@ -519,7 +519,7 @@ async def _smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Se
 async def _smtp_signed_out(world: World, error: SignInNeeded, rows: Sequence[Row]) -> None:
     """The sign-in for sending expired or was revoked: one notice, one log line; no retry until a new sign-in."""
     world.smtp_gate.refused(world.now(), error, world.smtp_grant())
-    log.error("SMTP %s; nothing is sent until then, and mentor-agent goes on by itself after it", error)
+    log.error("%s; nothing is sent until then, and mentor-agent goes on by itself after it", error)
     world.ledger.set_status(**world.smtp_gate.status())
     world.ledger.log("smtp refused", detail=str(error))
     await world.notify(
