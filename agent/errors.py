@@ -77,3 +77,18 @@ class TlsProblem(ConnectionProblem):
 def is_permanent(error: BaseException) -> bool:
     """A login refusal or a TLS problem: retrying at once will not help."""
     return isinstance(error, LoginRefused | TlsProblem)
+
+
+class SignInNeeded(LoginRefused):
+    """The stored sign-in (an OAuth2 grant) has expired or was revoked, or there is none: only the student can
+    sign in again (``mentor-agent login``). The daemon says so once and waits for a new grant — no retry loop."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, message: str, *, section: str = "") -> None:
+        super().__init__(message)
+        self.section = section
+
+
+class SignInUnavailable(ConnectionProblem):
+    """The sign-in server could not be reached or failed for now: worth another try later."""

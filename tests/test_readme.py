@@ -36,6 +36,7 @@ NEEDS_ACCOUNT = {
     "release": "flags a message in your mailbox",
     "cancel": "moves a message in your mailbox",
     "demo": "starts its own servers for about 20 s (tests/test_demo.py runs it)",
+    "login": "signs in to your Microsoft or Google account (tests/test_sign_in.py runs it against a fake server)",
 }
 # Other programs in the examples: installers, test runners, service managers. Only file set-up runs here.
 RUNS = {"mentor-agent", "mkdir", "cp"}

@@ -50,3 +50,18 @@ def test_status_lines_name_the_service_what_failed_and_the_times() -> None:
     lines = waiting_lines(daemon, START)
     assert lines[0] == "waiting: IMAP login refused since Wed 02 Dec 14:00 UTC, next try Wed 02 Dec 14:01 UTC"
     assert "[AUTHENTICATIONFAILED]" in lines[1]
+
+
+def test_an_expired_sign_in_waits_for_a_new_one_not_for_a_time() -> None:
+    from agent.errors import SignInNeeded
+    from agent.rules.refusals import SIGN_IN
+
+    gate = Gate("SMTP")
+    refusal = gate.refused(START, SignInNeeded("[smtp] the sign-in has expired; sign in again"), grant="v1")
+    assert refusal.signed_out and refusal.what == SIGN_IN and refusal.grant == "v1"
+    later = gate.postpone(START + timedelta(minutes=1))
+    assert later is not None and later.grant == "v1" and later.signed_out
+    lines = waiting_lines(dict(gate.status()), START)
+    assert lines[0] == (
+        "waiting: SMTP sign-in expired since Wed 02 Dec 14:00 UTC; sign in again with: mentor-agent login"
+    )

@@ -19,6 +19,9 @@ from agent.rules.localtime import zone_named
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
 from agent.rules.simulate import Outcome, load_events, read_events, simulate
 
+# Protocol and sign-in traces drown the decisions (msal's DEBUG lines dump its token cache events).
+NOISY_LOGGERS = ("imapclient", "watchfiles", "asyncio", "mail.log", "msal", "urllib3", "google", "requests_oauthlib")
+
 
 @click.group(cls=AgentGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mentor-agent")
@@ -211,7 +214,7 @@ def run(config: Path | None, log_level: str, json_logs: bool) -> None:
     from agent.logs import setup_logging
 
     setup_logging(log_level.upper(), json=json_logs)
-    for noisy in ("imapclient", "watchfiles", "asyncio", "mail.log"):  # protocol traces drown the decisions
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings(config, required=True)
@@ -284,10 +287,12 @@ def cancel(message_id: str, config: Path | None) -> None:
 
 
 def _register_meetings() -> None:
+    from agent.cli import login as cli_login
     from agent.cli import meetings as cli_meetings
     from agent.demo import week as demo
 
     cli_meetings.register(main)
+    cli_login.register(main)
     demo.register(main)
 
 

@@ -294,7 +294,7 @@ async def _in_world(settings: Any, config_file: str, step: Callable[[Any], Await
     from agent.rules.policy import PolicyBook, load_policies
     from agent.store.ledger import Ledger
 
-    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file))
+    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file, settings.state_dir))
     ledger = Ledger(settings.ledger_path)
     try:
         await asyncio.to_thread(mailbox.connect)

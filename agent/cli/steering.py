@@ -70,7 +70,7 @@ def act(settings: Settings, config_file: str, handle: str, *, release: bool) -> 
         held = find_held(ledger, handle)
     finally:
         ledger.close()
-    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file))
+    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file, settings.state_dir))
     mailbox.connect()
     try:
         folders = mailbox.resolve_folders(settings.imap.folders)

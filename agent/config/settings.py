@@ -199,9 +199,10 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     for key in ("policies_dir", "state_dir"):
         if isinstance(data.get(key), str):
             data[key] = str((base / os.path.expanduser(data[key])).resolve())
-    for section in ("imap", "smtp"):  # ca_file, like the paths above, is relative to the config file
-        if isinstance(data.get(section), dict) and isinstance(data[section].get("ca_file"), str):
-            data[section]["ca_file"] = str((base / os.path.expanduser(data[section]["ca_file"])).resolve())
+    for section in ("imap", "smtp"):  # ca_file and oauth2_client_file, like the paths above, are relative to it
+        for key in ("ca_file", "oauth2_client_file"):
+            if isinstance(data.get(section), dict) and isinstance(data[section].get(key), str):
+                data[section][key] = str((base / os.path.expanduser(data[section][key])).resolve())
     try:
         return Settings(**data)
     except ValidationError as error:

@@ -268,8 +268,11 @@ def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str
                     for p in error.problems
                 )
         needs_secret = section == "imap" or bool(creds.username.strip())
+        if creds.oauth2 and needs_secret:
+            problems.extend(_sign_in_problems(settings, creds, section, origin))
         has_secret = any(
             (
+                creds.oauth2,
                 creds.oauth2_token_command,
                 creds.password_command,
                 creds.credential,
@@ -287,6 +290,40 @@ def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str
                 )
             )
     return problems
+
+
+def _sign_in_problems(settings: Settings, creds: Credentials, section: str, origin: Origin) -> list[Problem]:
+    """Built-in sign-in: what it needs in the config, and a grant (`mentor-agent login` makes one)."""
+    from agent.mail.oauth import grant_version
+
+    if creds.oauth2 == "microsoft" and not creds.oauth2_client_id.strip():
+        return [
+            origin.problem(
+                (section, "oauth2_client_id"),
+                "is empty; Microsoft sign-in needs the application (client) id of an app registration — your "
+                "school's IT can give you one (mentor-agent has none of its own); see the README, Signing in",
+            )
+        ]
+    if creds.oauth2 == "google" and creds.oauth2_client_file is None:
+        return [
+            origin.problem(
+                (section, "oauth2_client_file"),
+                "is empty; Google sign-in needs the OAuth client's JSON file (a desktop-app client of your own or "
+                "your school's Google project); see the README, Signing in",
+            )
+        ]
+    try:
+        signed_in = bool(grant_version(creds, username=creds.username, state_dir=settings.state_dir))
+    except UserError as error:
+        return list(error.problems)
+    if not signed_in:
+        return [
+            origin.problem(
+                (section, "oauth2"),
+                f"{creds.username or 'this account'} is not signed in yet: run mentor-agent login",
+            )
+        ]
+    return []
 
 
 def problems(

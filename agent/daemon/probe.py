@@ -47,7 +47,7 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
     from agent.daemon.service import login_for  # the daemon's own login: a password command is run as `run` runs it
 
     imap = settings.imap
-    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file)))
+    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file), settings.state_dir))
     mailbox.connect()  # a refused login or TLS mistake is an AgentError already worded for the user (exit 78)
     try:
         client = mailbox.client
@@ -134,7 +134,7 @@ async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str
     from agent.mail.smtp import Sender
 
     smtp = settings.smtp
-    login = login_for(smtp, "smtp", str(config_file)) if smtp.username else None
+    login = login_for(smtp, "smtp", str(config_file), settings.state_dir) if smtp.username else None
     sender = Sender(smtp, login, attempts=1)
     where = f"{smtp.host}:{smtp.port}"
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
 from agent.config.settings import Credentials, Settings
 from agent.daemon import preflight, sdnotify
-from agent.errors import LoginRefused, TlsProblem, is_permanent
+from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
 from agent.mail.credentials import resolve
 from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
 from agent.reconcile import meeting_desk
@@ -40,10 +40,11 @@ log = logging.getLogger("mentor_agent")
 HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
 WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
 MAX_BACKOFF = 300.0
+GRANT_LOOK = 2.0  # waiting for a new sign-in: how often the stored grant is looked at (a file's digest)
 
 
-def login_for(creds: Credentials, section: str, config_file: str) -> Login:
-    secret = resolve(creds, section=section, config_file=config_file)
+def login_for(creds: Credentials, section: str, config_file: str, state_dir: Path | None = None) -> Login:
+    secret = resolve(creds, section=section, config_file=config_file, state_dir=state_dir)
     if secret is None:
         return Login(creds.username)
     if secret.kind == "oauth2":
@@ -225,7 +226,7 @@ class Daemon:
                 try:
                     await self._session()
                     failures = 0
-                except (MailboxError, OSError, TimeoutError) as error:
+                except (MailboxError, OSError, TimeoutError, SignInNeeded, SignInUnavailable) as error:
                     if is_permanent(error) and not self.ready_sent:
                         # At start a refused login or an impossible TLS set-up is configuration: exit 78.
                         self.ledger.set_status(connected="no", last_error=str(error))
@@ -233,6 +234,9 @@ class Daemon:
                     if self.connected:  # each outage starts its backoff afresh
                         failures = 0
                     self.connected = False
+                    if isinstance(error, SignInNeeded):
+                        await self._wait_for_sign_in(error)
+                        continue
                     if is_permanent(error):
                         delay = self._imap_refused(error)
                     else:
@@ -262,9 +266,9 @@ class Daemon:
         from agent.mail.smtp import try_login
 
         smtp = self.settings.smtp
-        login = login_for(smtp, "smtp", self.config_file) if smtp.username else None
         probe = smtp.model_copy(update={"timeout": min(smtp.timeout, 15.0)})
         try:
+            login = login_for(smtp, "smtp", self.config_file, self.settings.state_dir) if smtp.username else None
             await try_login(probe, login)
         except (LoginRefused, TlsProblem):
             raise
@@ -275,6 +279,29 @@ class Daemon:
                 smtp.port,
                 str(error) or type(error).__name__,
             )
+
+    async def _wait_for_sign_in(self, error: SignInNeeded) -> None:
+        """The IMAP sign-in expired or was revoked while running: one journal line, the status, and no retry
+        until a new grant is stored (`mentor-agent login`) or the daemon is stopped. No notice can reach the
+        student meanwhile (it would go through IMAP): the one notice comes when the mailbox is reachable again."""
+        from agent.mail.oauth import grant_version
+
+        imap = self.settings.imap
+
+        def grant() -> str:
+            return grant_version(imap, username=imap.username, state_dir=self.settings.state_dir)
+
+        failed = grant()
+        self.imap_gate.refused(utc_now(), error, failed)
+        log.error("%s; nothing is read or sent until then, and mentor-agent goes on by itself after it", error)
+        self.ledger.set_status(connected="no", last_error=str(error), **self.imap_gate.status())
+        sdnotify.status("waiting for a new sign-in: mentor-agent login")
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), GRANT_LOOK)
+            if grant() != failed:
+                log.info("a new sign-in was saved: connecting again")
+                return
 
     def _imap_refused(self, error: BaseException) -> float:
         """A refused IMAP login while running: one journal line per try, status, and a long wait."""
@@ -296,7 +323,7 @@ class Daemon:
 
     async def _session(self) -> None:
         settings = self.settings
-        imap_login = login_for(settings.imap, "imap", self.config_file)
+        imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         mailbox = Mailbox(settings.imap, imap_login, agent_id=self.ledger.agent_id())
         await asyncio.to_thread(mailbox.connect)
         watchers: list[_WatchThread] = []
@@ -310,7 +337,9 @@ class Daemon:
                 self.ledger,
                 self.keeper.book(),
                 smtp_login=lambda: (
-                    login_for(settings.smtp, "smtp", self.config_file) if settings.smtp.username else None
+                    login_for(settings.smtp, "smtp", self.config_file, settings.state_dir)
+                    if settings.smtp.username
+                    else None
                 ),
                 clock=self.clock,
                 stopping=self.stopping,
@@ -365,6 +394,16 @@ class Daemon:
     async def _imap_works_again(self, world: World, ended: Refusal) -> None:
         since = ended.since.astimezone(self.settings.student.zone).strftime("%a %d %b %H:%M")
         log.info("IMAP login works again (%s since %s, %d tries)", ended.what, since, ended.tries)
+        if ended.signed_out:
+            await world.notify(
+                "Signed in again: back in your mailbox",
+                [
+                    f"From {since} your sign-in had expired or was revoked, so mentor-agent could neither read nor "
+                    "send your mail.",
+                    "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements.",
+                ],
+            )
+            return
         await world.notify(
             "Back in your mailbox after a refused login",
             [

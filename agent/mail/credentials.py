@@ -1,5 +1,7 @@
 """Where a login secret comes from, tried in order of preference:
 
+0. ``oauth2`` ("microsoft" or "google") — the built-in sign-in (agent.mail.oauth): an access token refreshed from
+   the stored grant at every call; an expired or revoked grant raises SignInNeeded;
 1. ``oauth2_token_command`` — prints an OAuth2 access token; run afresh at every call, since tokens expire;
 2. ``password_command`` — e.g. ``pass show mail/uni``; the first line it prints;
 3. a systemd credential — ``$CREDENTIALS_DIRECTORY/<credential>`` (``<section>-password`` when unnamed);
@@ -170,10 +172,23 @@ def _from_keyring(creds: Credentials, *, section: str, file: str) -> str | None:
 
 
 def resolve(
-    creds: Credentials, *, section: str, config_file: str = "", env: Mapping[str, str] | None = None
+    creds: Credentials,
+    *,
+    section: str,
+    config_file: str = "",
+    env: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
 ) -> Secret | None:
-    """The secret to log in to ``section`` ("imap" or "smtp") with, or None when none is configured."""
+    """The secret to log in to ``section`` ("imap" or "smtp") with, or None when none is configured.
+    ``state_dir`` is where the built-in sign-in keeps its grant (needed when ``creds.oauth2`` is set)."""
     environ = os.environ if env is None else env
+    if creds.oauth2:
+        if state_dir is None:
+            raise _problem(config_file, f"[{section}].oauth2", "built-in sign-in needs the state directory")
+        from agent.mail.oauth import access_token  # msal and google-auth load only for those who sign in
+
+        token = access_token(creds, username=creds.username, state_dir=state_dir, section=section)
+        return _found("oauth2", token)
     if creds.oauth2_token_command:
         return _found(
             "oauth2", _run(creds.oauth2_token_command, file=config_file, key=f"[{section}].oauth2_token_command")

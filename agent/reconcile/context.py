@@ -74,6 +74,15 @@ class World:
     def now(self) -> datetime:
         return self.clock()
 
+    def smtp_grant(self) -> str:
+        """The version of the stored SMTP sign-in ("" without built-in sign-in): a new one is worth a try."""
+        smtp = self.settings.smtp
+        if not smtp.oauth2:
+            return ""
+        from agent.mail.oauth import grant_version
+
+        return grant_version(smtp, username=smtp.username, state_dir=self.settings.state_dir)
+
     async def imap(self, action: Callable[..., T], *args: Any) -> T:
         """Run a blocking Mailbox call in a worker thread, one at a time: the connection is not shared."""
         async with self._imap_turn:

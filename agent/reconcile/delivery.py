@@ -19,7 +19,8 @@ provider's sending limits are kept by :mod:`agent.reconcile.send_limits`.
 A refused SMTP login (or a TLS set-up that cannot work) is no fault of any message: sending stops, what was
 claimed goes back to Scheduled untouched (never to Needs attention: nothing was sent), the student gets one
 notice, and the login is tried again at long intervals (:mod:`agent.reconcile.smtp_gate`) before anything is
-claimed.
+claimed. An expired or revoked built-in sign-in is the same, except that it is tried again only once the student
+has signed in again (``mentor-agent login`` stores a new grant): a grant that failed never goes to the server twice.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from agent.crashpoints import crash_point
-from agent.errors import LoginRefused, TlsProblem
+from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem
 from agent.logs import named
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError
 from agent.reconcile.attention import attention, retry_later
@@ -43,11 +45,13 @@ from agent.reconcile.send_limits import sending_slot
 from agent.reconcile.sent_filing import file_accepted
 from agent.reconcile.smtp_gate import put_back, smtp_open, smtp_refused
 from agent.rules.envelope import parse_envelope
+from agent.rules.localtime import after
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, SENDING, Row
 
 log = logging.getLogger("mentor_agent.delivery")
 
 QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
+SIGN_IN_RETRY = timedelta(minutes=1)  # the sign-in server could not be reached: sending waits this long
 
 
 class _Blocked(Exception):
@@ -123,6 +127,15 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     """
     if not await smtp_open(world):
         return  # the SMTP login was refused: everything stays where it is until the next try works
+    try:
+        login = world.smtp_login()  # before anything is claimed: a sign-in that fails moves no message
+    except SignInNeeded as error:
+        await smtp_refused(world, error, [])
+        return
+    except SignInUnavailable as error:
+        world.held_until = after(world.now(), SIGN_IN_RETRY)
+        log.warning("SMTP not tried: %s; nothing is sent before %s", error, world.held_until.isoformat("T", "seconds"))
+        return
     claimed = await claim(world, [row for item in items for row in item.rows])
     ready = [Item([claimed[r.key] for r in item.rows if r.key in claimed], item.follow_up) for item in items]
     ready = [item for item in ready if item.rows]
@@ -137,7 +150,7 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     blocked: list[tuple[Item, LoginRefused | TlsProblem]] = []  # refused login: the item it stopped at
 
     async def worker() -> None:
-        async with Sender(world.settings.smtp, world.smtp_login(), stopping=world.stopping) as sender:
+        async with Sender(world.settings.smtp, login, stopping=world.stopping) as sender:
             # On stop the rest stay claimed, first after restart; on a refused login they go back.
             while waiting and not world.stopping.is_set() and not blocked:
                 item = waiting.pop(0)

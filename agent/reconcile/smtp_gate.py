@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from agent.errors import LoginRefused, TlsProblem
+from agent.errors import LoginRefused, SignInNeeded, TlsProblem
 from agent.mail.session import MessageGone
 from agent.mail.smtp import try_login
 from agent.reconcile.context import World
@@ -25,10 +25,13 @@ async def smtp_open(world: World) -> bool:
         return False
     if not gate.closed:
         return True
+    if gate.refusal is not None and gate.refusal.signed_out and world.smtp_grant() == gate.refusal.grant:
+        gate.postpone(now)  # no new sign-in yet: the grant that failed is not tried again, and nothing is logged
+        return False
     try:
         await try_login(world.settings.smtp, world.smtp_login())
     except (LoginRefused, TlsProblem) as error:
-        refusal = gate.refused(now, error)
+        refusal = gate.refused(now, error, world.smtp_grant() if isinstance(error, SignInNeeded) else "")
         log.warning(
             "SMTP %s again (try %d): %s; nothing is sent; next try at %s",
             refusal.what,
@@ -80,6 +83,9 @@ async def put_back(world: World, rows: Sequence[Row], error: LoginRefused | TlsP
 async def smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Sequence[Row]) -> None:
     """Sending stops: the one notice, a log line, and the state ``status`` shows."""
     gate = world.smtp_gate
+    if isinstance(error, SignInNeeded):
+        await _smtp_signed_out(world, error, rows)
+        return
     refusal = gate.refused(world.now(), error)
     at = refusal.next_try.isoformat(timespec="seconds")
     log.warning(
@@ -103,3 +109,23 @@ async def smtp_refused(world: World, error: LoginRefused | TlsProblem, rows: Seq
         else "Not sending: TLS with the mail server failed"
     )
     await world.notify(title, lines)
+
+
+async def _smtp_signed_out(world: World, error: SignInNeeded, rows: Sequence[Row]) -> None:
+    """The sign-in for sending expired or was revoked: one notice, one log line; no retry until a new sign-in."""
+    world.smtp_gate.refused(world.now(), error, world.smtp_grant())
+    log.error("%s; nothing is sent until then, and mentor-agent goes on by itself after it", error)
+    world.ledger.set_status(**world.smtp_gate.status())
+    world.ledger.log("smtp refused", detail=str(error))
+    await world.notify(
+        "Not sending: sign in again (mentor-agent login)",
+        [
+            f"Your sign-in for sending mail has expired or was revoked: {error}.",
+            "Nothing is sent until you sign in again. Every waiting message stays where it is (Scheduled or the "
+            "Outbox): none is lost, none goes twice."
+            + (f" Waiting now: {len(rows)} message(s) that were due." if rows else ""),
+            "Run `mentor-agent login` on the computer where mentor-agent runs; sending resumes by itself as soon "
+            "as the new sign-in is saved. Sign-ins end when a password changes, when the school's IT revokes "
+            'them, or — for a Google project still in "Testing" — after 7 days.',
+        ],
+    )

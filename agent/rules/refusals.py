@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agent.errors import TlsProblem
+from agent.errors import SignInNeeded, TlsProblem
 
 BACKOFF = (60.0, 300.0, 900.0, 1800.0, 3600.0)  # seconds; the last repeats
 VARIABLE = "MENTOR_AGENT_LOGIN_BACKOFF"  # tests only: comma-separated seconds instead of BACKOFF
@@ -26,17 +26,27 @@ def schedule() -> tuple[float, ...]:
     return steps or BACKOFF
 
 
+SIGN_IN = "sign-in expired"  # the built-in sign-in's grant expired or was revoked: only a new sign-in helps
+
+
 def what_failed(error: BaseException) -> str:
+    if isinstance(error, SignInNeeded):
+        return SIGN_IN
     return "TLS set-up failed" if isinstance(error, TlsProblem) else "login refused"
 
 
 @dataclass(frozen=True)
 class Refusal:
     since: datetime
-    what: str  # "login refused" or "TLS set-up failed"
+    what: str  # "login refused", "TLS set-up failed" or SIGN_IN
     reason: str  # the server's words, or the TLS advice
     tries: int
     next_try: datetime
+    grant: str = ""  # SIGN_IN: the version of the grant that failed; only a different one is tried again
+
+    @property
+    def signed_out(self) -> bool:
+        return self.what == SIGN_IN
 
 
 class Gate:
@@ -53,8 +63,8 @@ class Gate:
     def may_try(self, now: datetime) -> bool:
         return self.refusal is None or now >= self.refusal.next_try
 
-    def refused(self, now: datetime, error: BaseException) -> Refusal:
-        """Record one more refused try; the next one waits longer."""
+    def refused(self, now: datetime, error: BaseException, grant: str = "") -> Refusal:
+        """Record one more refused try; the next one waits longer. ``grant``: see :attr:`Refusal.grant`."""
         old = self.refusal
         tries = old.tries + 1 if old else 1
         steps = schedule()
@@ -65,6 +75,7 @@ class Gate:
             reason=str(error),
             tries=tries,
             next_try=now + timedelta(seconds=wait),
+            grant=grant,
         )
         return self.refusal
 
@@ -80,6 +91,7 @@ class Gate:
             self.refusal.reason,
             self.refusal.tries,
             now + timedelta(seconds=wait),
+            self.refusal.grant,
         )
         return self.refusal
 
@@ -113,6 +125,9 @@ def waiting_lines(daemon: dict[str, str | None], zone_of_now: datetime) -> list[
         def local(text: str) -> str:
             return datetime.fromisoformat(text).astimezone(zone_of_now.tzinfo).strftime("%a %d %b %H:%M %Z")
 
-        lines.append(f"waiting: {service} {what} since {local(since)}, next try {local(next_try)}")
+        if what == SIGN_IN:  # not tried again on a timer: only a new sign-in ends it
+            lines.append(f"waiting: {service} {what} since {local(since)}; sign in again with: mentor-agent login")
+        else:
+            lines.append(f"waiting: {service} {what} since {local(since)}, next try {local(next_try)}")
         lines.append(f"  {daemon.get(f'{prefix}_refused') or ''}")
     return lines

@@ -45,7 +45,7 @@ listen = 127.0.0.1
 shutdown_clients = yes
 default_login_user = dovenull
 default_internal_user = dovecot
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 auth_failure_delay = 0
 
 disable_plaintext_auth = no
@@ -58,9 +58,10 @@ mailbox_idle_check_interval = 1 secs
 imap_idle_notify_interval = 1 mins
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
-userdb {{
+{oauth2}userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={root}/home/%u
 }}
@@ -117,9 +118,19 @@ class Dovecot:
     host = "127.0.0.1"
     _users = itertools.count(1)
 
-    def __init__(self, cert_pem: Path, key_pem: Path, ca_pem: Path, mailboxes: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cert_pem: Path,
+        key_pem: Path,
+        ca_pem: Path,
+        mailboxes: Mapping[str, str] | None = None,
+        *,
+        introspection_url: str = "",
+    ) -> None:
         """``mailboxes``: folder name -> RFC 6154 attribute ("" for none), created for every user; by default
-        "Sent Items" (\\Sent), Drafts and Trash. The provider profiles pass their own (tests/servers/providers)."""
+        "Sent Items" (\\Sent), Drafts and Trash. The provider profiles pass their own (tests/servers/providers).
+        ``introspection_url``: also take OAuth2 logins (XOAUTH2, OAUTHBEARER), each token checked there (RFC 7662,
+        POST; the answer's "username" must be the user's)."""
         self.root = Path(tempfile.mkdtemp(prefix="mad-", dir="/tmp"))
         self.root.chmod(0o755)
         for sub in ("run", "state"):
@@ -147,6 +158,8 @@ class Dovecot:
                 mailboxes=_mailboxes(mailboxes if mailboxes is not None else DEFAULT_MAILBOXES),
                 port=self.port,
                 tls_port=self.tls_port,
+                mechanisms=" xoauth2 oauthbearer" if introspection_url else "",
+                oauth2=_oauth2_passdb(self.root, introspection_url) if introspection_url else "",
             )
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -320,6 +333,16 @@ class Dovecot:
             client.select_folder(folder, readonly=True)
             data = client.fetch([uid], ["FLAGS"])
             return {f.decode() for f in data[uid][b"FLAGS"]} if uid in data else set()
+
+
+def _oauth2_passdb(root: Path, introspection_url: str) -> str:
+    settings = root / "oauth2.conf"
+    settings.write_text(
+        f"introspection_mode = post\nintrospection_url = {introspection_url}\n"
+        "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+    )
+    settings.chmod(0o644)
+    return f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {settings}\n}}\n"
 
 
 def _mailboxes(mailboxes: Mapping[str, str]) -> str:

@@ -8,11 +8,14 @@ server.refuse("nobody@example.org", "550 5.1.1 no such user")   # per recipient;
 server.wait_for(1, timeout=5)                       # blocks until one message was stored
 server.state.gate = check      # check(stage, recipients so far) -> a refusal reply or None (sending limits)
 server.state.on_accept = file  # file(received) runs before "250" (a provider filing the message in Sent)
+SmtpServer(oauth2=check)       # AUTH XOAUTH2 required: check(user, token) -> whether the token is good for user
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ssl
 import threading
 import time
@@ -145,15 +148,46 @@ class _Handler:
         return "250 2.0.0 OK queued"
 
 
+class _OAuthHandler(_Handler):
+    """``_Handler`` that also takes AUTH XOAUTH2 (user=...^Aauth=Bearer <token>^A^A), checked by ``check``."""
+
+    def __init__(self, state: _State, check: Callable[[str, str], bool]) -> None:
+        super().__init__(state)
+        self.check = check
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) < 2:
+            return AuthResult(success=False, message="501 5.5.2 initial response expected")
+        try:
+            fields = dict(
+                part.split("=", 1) for part in base64.b64decode(args[1], validate=True).decode().split("\x01") if part
+            )
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return AuthResult(success=False, message="501 5.5.2 cannot decode the XOAUTH2 response")
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        if not await asyncio.to_thread(self.check, user, token):
+            return AuthResult(success=False, message="535 5.7.8 token refused")
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
+
 class SmtpServer:
     """An aiosmtpd Controller on 127.0.0.1 and a concrete free port."""
 
     host = HOST
 
-    def __init__(self, *, tls: Any = None, auth: tuple[str, str] | None = None, implicit_tls: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        tls: Any = None,
+        auth: tuple[str, str] | None = None,
+        implicit_tls: bool = False,
+        oauth2: Callable[[str, str], bool] | None = None,
+    ) -> None:
         """``tls``: a TlsFiles (cert_pem, key_pem, ca_pem) to offer STARTTLS (or, with ``implicit_tls``, TLS
-        from the first byte, as on port 465); ``auth``: (user, password), changeable while it runs."""
+        from the first byte, as on port 465); ``auth``: (user, password), changeable while it runs;
+        ``oauth2``: AUTH XOAUTH2 required, each (user, token) checked by it."""
         self.port = free_port()
+        self.oauth2 = oauth2
         self.auth = auth
         self.tls = tls
         self.state = _State()
@@ -167,6 +201,10 @@ class SmtpServer:
                 kwargs.update(tls_context=context, require_starttls=True)
         if auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=tls is not None)
+        if oauth2 is not None:
+            # Without TLS, AUTH stays optional (aiosmtpd warns otherwise); tests check Received.authenticated_as.
+            required = tls is not None
+            kwargs.update(auth_required=required, auth_require_tls=required, auth_exclude_mechanism=["LOGIN", "PLAIN"])
         self._kwargs = kwargs
         self.controller: Controller | None = None
 
@@ -185,8 +223,9 @@ class SmtpServer:
         """Start (again) on the same port; a Controller cannot be restarted, so each start makes one."""
         if self.controller is not None:
             return
+        handler = _Handler(self.state) if self.oauth2 is None else _OAuthHandler(self.state, self.oauth2)
         self.controller = Controller(
-            _Handler(self.state), hostname=HOST, port=self.port, server_hostname="localhost", **self._kwargs
+            handler, hostname=HOST, port=self.port, server_hostname="localhost", **self._kwargs
         )
         self.controller.start()
 
