@@ -81,10 +81,10 @@ def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
     for key, value in changes.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merged(out[key], value)
+        elif isinstance(value, Mapping):
+            out[key] = merged(out[key] if isinstance(out.get(key), Mapping) else {}, value)
         else:
-            out[key] = dict(value) if isinstance(value, Mapping) else value
+            out[key] = value
     return out
 
 
