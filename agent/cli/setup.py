@@ -178,7 +178,8 @@ def write_config(ask: Asker, config: Path, data: dict[str, Any], *, force: bool,
             raise UserError([Problem(str(config), "", "left as it was")])
         if connect:
             ask.say("Logging in to IMAP and SMTP as the agent will ...")
-            ask.say("\n".join("  " + line for line in probe(settings, draft).lines[:-1]))
+            lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (the folders come next)
+            ask.say("\n".join("  " + line.replace("will be created by `run`", "missing") for line in lines))
             created = create_folders(settings, draft)
             ask.say(f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there.")
         _commit(draft, config)
