@@ -36,6 +36,7 @@ NEEDS_ACCOUNT = {
     "release": "flags a message in your mailbox",
     "cancel": "moves a message in your mailbox",
     "demo": "starts its own servers for about 20 s (tests/test_demo.py runs it)",
+    "setup": "logs in to your mail servers and writes your config (tests/test_setup*.py run it against test servers)",
 }
 # Other programs in the examples: installers, test runners, service managers. Only file set-up runs here.
 RUNS = {"mentor-agent", "mkdir", "cp"}
