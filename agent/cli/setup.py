@@ -191,8 +191,9 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
     """Step 5: the first mentor's policy, from a few plain questions."""
     directory = settings.policies_dir
     others = policy_files(directory) if directory.is_dir() else []
-    wanted = o["mentor_name"] is not None or ask.confirm(
-        "--mentor-name", None, "Write the policy for a mentor now?", not others
+    # Without a terminal a policy is written only when asked for (--mentor-name): there is no default mentor.
+    wanted = o["mentor_name"] is not None or (
+        ask.interactive and ask.confirm("--mentor-name", None, "Write the policy for a mentor now?", not others)
     )
     if not wanted:
         if not others:
@@ -223,9 +224,9 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
             if path != target:
                 with contextlib.suppress(UserError):  # `check` names what is wrong in the others
                     rest.append(load_policy(path))
-        clash = check_unique_addresses([*rest, LoadedPolicy(target.stem, target, loaded.policy)])
+        clash = check_unique_addresses([*rest, LoadedPolicy(target.stem, draft, loaded.policy)])
         if clash:
-            raise UserError(clash)
+            raise _as(UserError(clash), draft, target)
         if not _may_replace(ask, target, text, force):
             return None
         _commit(draft, target)

@@ -228,7 +228,7 @@ def _password(ask: Asker, answers: SignInAnswers, found: Found, *, username: str
     if answers.password_command:
         return {"password_command": answers.password_command}
     preset = PRESETS.get(found.preset)
-    if preset and preset.app_passwords and answers.password_file is None:
+    if preset and preset.app_passwords:
         ask.say(f"{preset.title} wants an app password, not your usual one: make one at {preset.app_passwords}")
     if answers.password_file is not None:
         try:

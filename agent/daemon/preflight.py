@@ -270,6 +270,7 @@ def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str
         needs_secret = section == "imap" or bool(creds.username.strip())
         has_secret = any(
             (
+                creds.oauth2,  # the built-in sign-in: agent/mail/oauth.py keeps the grant
                 creds.oauth2_token_command,
                 creds.password_command,
                 creds.credential,
