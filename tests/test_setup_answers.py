@@ -148,3 +148,50 @@ def test_while_the_built_in_sign_in_is_missing_setup_says_what_to_do_instead(tmp
     result = setup(tmp_path, *STUDENT[2:], "--address", "sam@outlook.com", "--oauth2-client-id", "abc")
     assert result.exit_code == 1
     assert "error: --auth: the built-in sign-in is not in this version yet: use an app password" in result.stderr
+
+
+class FakeKeyring:
+    """Stands in for the keyring package's module: no Secret Service runs in the test machine."""
+
+    def __init__(self) -> None:
+        self.stored: dict[tuple[str, str], str] = {}
+
+    def get_keyring(self) -> object:
+        return self
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.stored[(service, username)] = password
+
+
+def test_with_a_keyring_the_password_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeKeyring()
+    monkeypatch.setattr("agent.cli.setup_account.keyring_backend", lambda: fake)
+    monkeypatch.setattr("agent.daemon.preflight.importlib.util.find_spec", lambda name: object())
+    (tmp_path / "pw").write_text("app-password\n")
+    result = setup(tmp_path, *STUDENT, "--password-file", str(tmp_path / "pw"))
+    assert result.exit_code == 0, result.output
+    assert fake.stored == {("mentor-agent", "sam@icloud.com"): "app-password"}
+    settings = load_settings(tmp_path / "config.toml")
+    assert settings.imap.keyring_service == settings.smtp.keyring_service == "mentor-agent"
+    assert not (tmp_path / "password").exists()
+
+
+def test_a_password_written_in_the_config_by_hand_moves_out_of_it(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("first\n")
+    assert setup(tmp_path, *STUDENT, "--password-file", str(tmp_path / "pw"), "--store", "file").exit_code == 0
+    config = tmp_path / "config.toml"
+    text = config.read_text()
+    config.write_text(text.replace(f'password_command = "cat {tmp_path / "password"}"', 'password = "by-hand"'))
+    result = setup(tmp_path, "--force", "--store", "file")
+    assert result.exit_code == 0, result.output
+    assert "by-hand" not in config.read_text() and '-password = "by-hand"' in result.output
+    assert (tmp_path / "password").read_text() == "by-hand\n"
+
+
+def test_a_change_that_is_not_agreed_stores_no_secret(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("first\n")
+    assert setup(tmp_path, *STUDENT, "--password-file", str(tmp_path / "pw"), "--store", "file").exit_code == 0
+    (tmp_path / "pw").write_text("second\n")
+    refused = setup(tmp_path, *STUDENT, "--name", "Samira", "--password-file", str(tmp_path / "pw"), "--store", "file")
+    assert refused.exit_code == 1 and "give --force" in refused.stderr
+    assert (tmp_path / "password").read_text() == "first\n"

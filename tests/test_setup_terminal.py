@@ -3,6 +3,7 @@ domain's autoconfig file (a loopback HTTP server), the real Dovecot and aiosmtpd
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import sys
@@ -21,6 +22,32 @@ from tests.servers.smtp import SmtpServer
 pexpect = pytest.importorskip("pexpect")
 pytestmark = [pytest.mark.servers, pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
 ADDRESS = "sam@uni.example"
+README = Path(__file__).resolve().parent.parent / "README.md"
+# The questions of a first run, as the README's example session shows them (a default that depends on the
+# machine or the answers is left out after its "[").
+QUESTIONS = (
+    "Your e-mail address:",
+    "Your name (as mentors know you) [",
+    "Your time zone [",
+    "Use these servers? [Y/n]:",
+    "User name for IMAP and SMTP [",
+    "Password for ",
+    "Write the policy for a mentor now? [Y/n]:",
+    "Mentor's name (e.g. Dr. Ana Rivera):",
+    "Mentor's address(es):",
+    "Mentor's time zone [",
+    "At most how many messages a day [1]:",
+    "At most how many a week [3]:",
+    "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';') [Mon-Fri 08:00-17:00]:",
+    "Run it as a systemd user service now? [y/N]:",
+)
+
+
+def test_the_readme_session_shows_the_questions_setup_asks() -> None:
+    text = README.read_text(encoding="utf-8")
+    session = text[text.index("$ mentor-agent setup\n") :].split("```", 1)[0]
+    missing = [question for question in QUESTIONS if question not in session]
+    assert not missing
 
 
 class Session:
@@ -33,6 +60,8 @@ class Session:
             sys.executable, ["-m", "agent", "setup", *args], cwd=str(root), env=env, encoding="utf-8", timeout=30
         )
         self.child.setwinsize(40, 200)
+        self.transcript = io.StringIO()
+        self.child.logfile_read = self.transcript
 
     def answer(self, prompt: str, text: str) -> None:
         self.child.expect_exact(prompt)
@@ -93,6 +122,8 @@ def test_a_first_setup_in_a_terminal_finds_the_servers_asks_plainly_and_writes_a
     session.answer("Run it as a systemd user service now? [y/N]:", "n")
     session.expect("Start it with: mentor-agent run")
     assert session.end() == 0
+    asked = session.transcript.getvalue()
+    assert [question for question in QUESTIONS if question not in asked] == []
 
     config = root / "config" / "mentor-agent" / "config.toml"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600 and user.password not in config.read_text()

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from agent.cli.prompts import Asker
-from agent.cli.setup_account import ServerAnswers, SignInAnswers, choose_servers, sign_in
+from agent.cli.setup_account import ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.config.writer import MentorAnswers, diff, merged, policy_file_name, render_config, render_policy
@@ -110,8 +110,8 @@ def _commit(draft: Path, target: Path) -> None:
 # -- the steps -------------------------------------------------------------------------------------------------------
 
 
-def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any]) -> dict[str, Any]:
-    """Steps 1-3: the changes to the config's data."""
+def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any]) -> tuple[dict[str, Any], SignIn]:
+    """Steps 1-3: the changes to the config's data, and how to store the secret once they are agreed."""
     student = existing.get("student", {}) if isinstance(existing.get("student"), dict) else {}
     address = ask.text("--address", o["address"], "Your e-mail address", student.get("address"), _address_problem)
     default_name = student.get("name") or address.split("@")[0].replace(".", " ").title()
@@ -133,11 +133,11 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
         o["auth"], o["oauth2_client_id"], o["oauth2_client_file"], o["oauth2_tenant"], o["password_command"],
         o["password_file"], o["store"],
     )  # fmt: skip
-    secret = sign_in(
+    signed = sign_in(
         ask, signing, found, username=username, config_dir=config.parent, state_dir=state_dir, existing=existing
     )
     smtp_user = o["smtp_username"] if o["smtp_username"] is not None else username
-    section = {k: v for k, v in secret.items()}
+    section = signed.keys
     changes: dict[str, Any] = {
         "policies_dir": existing.get("policies_dir", "policies"),
         "student": {"name": name, "address": address, "timezone": zone},
@@ -156,10 +156,12 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
         changes["imap"]["ca_file"] = changes["smtp"]["ca_file"] = str(Path(o["ca_file"]).expanduser().resolve())
     if o["outbox"]:
         changes["imap"]["folders"] = {"outbox": o["outbox"]}
-    return changes
+    return changes, signed
 
 
-def write_config(ask: Asker, config: Path, data: dict[str, Any], *, force: bool, connect: bool) -> Settings:
+def write_config(
+    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool
+) -> Settings:
     """Step 4: check, show, log in, make the folders, write."""
     from agent.daemon import preflight
     from agent.daemon.probe import connect as probe
@@ -176,6 +178,7 @@ def write_config(ask: Asker, config: Path, data: dict[str, Any], *, force: bool,
             raise _as(UserError(problems), draft, config)
         if not _may_replace(ask, config, text, force):
             raise UserError([Problem(str(config), "", "left as it was")])
+        signed.store()
         if connect:
             ask.say("Logging in to IMAP and SMTP as the agent will ...")
             lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (the folders come next)
@@ -244,8 +247,9 @@ def setup(o: dict[str, Any]) -> None:
     existing: dict[str, Any] = read_toml(config)[1] if config.exists() else {}
     if existing:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
-    changes = account(ask, o, config, existing)
-    settings = write_config(ask, config, merged(existing, changes), force=o["force"], connect=not o["no_connect"])
+    changes, signed = account(ask, o, config, existing)
+    data = merged(existing, changes)
+    settings = write_config(ask, config, data, signed, force=o["force"], connect=not o["no_connect"])
     write_policy(ask, o, settings, force=o["force"])
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:

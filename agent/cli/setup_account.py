@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.cli.prompts import Asker
-from agent.config.presets import PRESETS, Found, Security, Server, found_from
+from agent.config.presets import PRESETS, Found, OAuthKind, Security, Server, found_from
 from agent.config.settings import Credentials
 from agent.errors import Problem, UserError
 from agent.mail.discovery import Where, discover
@@ -151,6 +151,19 @@ def _existing_secret(existing: Mapping[str, Any]) -> dict[str, Any]:
     return {k: imap[k] for k in (*SECRET_KEYS, *OAUTH_KEYS) if k in imap and k != "password"}
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The keys of [imap] and [smtp] that say how to sign in, and what stores the secret: ``store`` runs once the
+    student has agreed to the changes, before the login test (which needs the secret where the config says)."""
+
+    keys: dict[str, Any]
+    store: Callable[[], None] = lambda: None
+
+
+def _problem(key: str, message: str, file: Path | str = "") -> UserError:
+    return UserError([Problem(file=str(file), key=key, message=message)])
+
+
 def sign_in(
     ask: Asker,
     answers: SignInAnswers,
@@ -160,19 +173,24 @@ def sign_in(
     config_dir: Path,
     state_dir: Path,
     existing: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The keys of [imap] and [smtp] that say how to sign in (the secret itself stored elsewhere)."""
+) -> SignIn:
     cleared: dict[str, Any] = dict.fromkeys((*SECRET_KEYS, *OAUTH_KEYS))
     kept = _existing_secret(existing)
-    same_user = isinstance(existing.get("imap"), Mapping) and existing["imap"].get("username") == username
+    old = existing.get("imap") if isinstance(existing.get("imap"), Mapping) else {}
+    assert isinstance(old, Mapping)
+    same_user = old.get("username") == username
     untouched = not any((answers.auth, answers.password_command, answers.password_file))
+    plain = old.get("password") if same_user and untouched and isinstance(old.get("password"), str) else None
+    if plain:  # a password written in the config by hand: it moves out of the file
+        ask.say("The password written in config.toml moves out of it.")
+        return _password(ask, answers, found, username=username, config_dir=config_dir, known=plain, base=cleared)
     if (
         kept
         and same_user
         and untouched
         and ask.confirm("--auth", None, "Keep the sign-in as it is in the config?", True)
     ):
-        return cleared | kept
+        return SignIn(cleared | kept)
     auth = answers.auth
     if auth is None:
         if found.oauth2 == "microsoft":
@@ -183,14 +201,20 @@ def sign_in(
         else:
             auth = "password"
     if auth == "oauth2":
-        return cleared | _oauth(ask, answers, found, username=username, state_dir=state_dir)
-    return cleared | _password(ask, answers, found, username=username, config_dir=config_dir)
+        return _oauth(ask, answers, found, username=username, state_dir=state_dir, base=cleared)
+    return _password(ask, answers, found, username=username, config_dir=config_dir, base=cleared)
 
 
-def _oauth(ask: Asker, answers: SignInAnswers, found: Found, *, username: str, state_dir: Path) -> dict[str, Any]:
+def _oauth(
+    ask: Asker, answers: SignInAnswers, found: Found, *, username: str, state_dir: Path, base: dict[str, Any]
+) -> SignIn:
     from agent.mail import oauth
 
-    kind = found.oauth2 or ask.choice("--auth", None, "Whose sign-in", ("microsoft", "google"), "microsoft")
+    kind: OAuthKind = found.oauth2 or (
+        "google"
+        if ask.choice("--auth", None, "Whose sign-in", ("microsoft", "google"), "microsoft") == "google"
+        else "microsoft"
+    )
     keys: dict[str, Any] = {"oauth2": kind}
     if kind == "microsoft":
         if answers.client_id is None:
@@ -203,66 +227,76 @@ def _oauth(ask: Asker, answers: SignInAnswers, found: Found, *, username: str, s
         given = str(answers.client_file) if answers.client_file else None
         path = Path(ask.text("--oauth2-client-file", given, "OAuth client file (JSON)", None)).expanduser()
         if not path.is_file():
-            raise UserError([Problem(file=str(path), key="--oauth2-client-file", message="no such file")])
+            raise _problem("--oauth2-client-file", "no such file", path)
         keys["oauth2_client_file"] = str(path.resolve())
-    creds = Credentials(username=username, **{k: v for k, v in keys.items() if k != "oauth2_client_file"})
-    if "oauth2_client_file" in keys:
-        creds = creds.model_copy(update={"oauth2_client_file": Path(keys["oauth2_client_file"])})
-    try:
-        oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
-    except NotImplementedError:
-        raise UserError(
-            [
-                Problem(
-                    file="",
-                    key="--auth",
-                    message="the built-in sign-in is not in this version yet: use an app password (--auth password) "
-                    "or an oauth2_token_command (see the README, Secrets)",
-                )
-            ]
-        ) from None
-    return keys
+    creds = Credentials(
+        username=username,
+        oauth2=kind,
+        oauth2_client_id=keys.get("oauth2_client_id", ""),
+        oauth2_tenant=keys.get("oauth2_tenant", "organizations"),
+        oauth2_client_file=Path(keys["oauth2_client_file"]) if "oauth2_client_file" in keys else None,
+    )
 
-
-def _password(ask: Asker, answers: SignInAnswers, found: Found, *, username: str, config_dir: Path) -> dict[str, Any]:
-    if answers.password_command:
-        return {"password_command": answers.password_command}
-    preset = PRESETS.get(found.preset)
-    if preset and preset.app_passwords:
-        ask.say(f"{preset.title} wants an app password, not your usual one: make one at {preset.app_passwords}")
-    if answers.password_file is not None:
+    def store() -> None:
         try:
-            lines = answers.password_file.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise UserError(
-                [
-                    Problem(
-                        file=str(answers.password_file), key="--password-file", message=error.strerror or "cannot read"
-                    )
-                ]
+            oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
+        except NotImplementedError:
+            raise _problem(
+                "--auth",
+                "the built-in sign-in is not in this version yet: use an app password (--auth password) "
+                "or an oauth2_token_command (see the README, Secrets)",
             ) from None
-        secret = lines[0].strip() if lines else ""
-        if not secret:
-            raise UserError([Problem(file=str(answers.password_file), key="--password-file", message="is empty")])
+
+    return SignIn(base | keys, store)
+
+
+def _read_password_file(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise _problem("--password-file", error.strerror or "cannot read", path) from None
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise _problem("--password-file", "is empty", path)
+    return secret
+
+
+def _password(
+    ask: Asker,
+    answers: SignInAnswers,
+    found: Found,
+    *,
+    username: str,
+    config_dir: Path,
+    base: dict[str, Any],
+    known: str | None = None,
+) -> SignIn:
+    if answers.password_command:
+        return SignIn(base | {"password_command": answers.password_command})
+    preset = PRESETS.get(found.preset)
+    if preset and preset.app_passwords and known is None:
+        ask.say(f"{preset.title} wants an app password, not your usual one: make one at {preset.app_passwords}")
+    if known is not None:
+        secret = known
+    elif answers.password_file is not None:
+        secret = _read_password_file(answers.password_file)
     else:
         secret = ask.secret("--password-file", f"Password for {username}")
     keyring = keyring_backend()
-    store = answers.store or ("keyring" if keyring is not None else "file")
-    if store == "keyring":
+    where = answers.store or ("keyring" if keyring is not None else "file")
+    if where == "keyring":
         if keyring is None:
-            raise UserError(
-                [
-                    Problem(
-                        file="",
-                        key="--store",
-                        message="keyring: no system keyring here (pip install keyring, and a Secret Service)",
-                    )
-                ]
-            )
-        keyring.set_password(KEYRING_SERVICE, username, secret)
-        ask.say(f"The password is in the system keyring (service {KEYRING_SERVICE!r}, user {username!r}).")
-        return {"keyring_service": KEYRING_SERVICE}
+            raise _problem("--store", "keyring: no system keyring here (pip install keyring, and a Secret Service)")
+
+        def into_keyring() -> None:
+            keyring.set_password(KEYRING_SERVICE, username, secret)
+            ask.say(f"The password is in the system keyring (service {KEYRING_SERVICE!r}, user {username!r}).")
+
+        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring)
     path = config_dir / "password"
-    _write_secret_file(path, secret)
-    ask.say(f"The password is in {path} (only you can read it); the config reads it with password_command.")
-    return {"password_command": f"cat {shlex.quote(str(path))}"}
+
+    def into_file() -> None:
+        _write_secret_file(path, secret)
+        ask.say(f"The password is in {path} (only you can read it); the config reads it with password_command.")
+
+    return SignIn(base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file)
