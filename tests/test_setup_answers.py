@@ -121,7 +121,7 @@ def test_microsoft_accounts_sign_in_through_the_built_in_sign_in(
     result = setup(tmp_path, *STUDENT[2:], "--address", "sam@uni.example", "--provider", provider, *flags)
     assert result.exit_code == 0, result.output
     [call] = calls
-    assert call["username"] == "sam@uni.example" and call["state_dir"] == Path("state")
+    assert call["username"] == "sam@uni.example" and call["state_dir"] == Path("state").resolve()
     assert call["creds"].oauth2 == "microsoft" and call["creds"].oauth2_client_id == expected["oauth2_client_id"]
     _, data = read_toml(tmp_path / "config.toml")
     for section in ("imap", "smtp"):

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from agent.cli.prompts import Asker
-from agent.cli.setup_account import ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
+from agent.cli.setup_account import AS_IT_IS, ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.config.writer import MentorAnswers, diff, merged, policy_file_name, render_config, render_policy
@@ -126,9 +126,8 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
     found = choose_servers(ask, servers, address, existing)
     old_imap = existing.get("imap", {}) if isinstance(existing.get("imap"), dict) else {}
     username = ask.text("--username", o["username"], "User name for IMAP and SMTP", old_imap.get("username") or address)
-    state_dir = (
-        Path(o["state_dir"]) if o["state_dir"] else (load_settings(config) if config.exists() else Settings()).state_dir
-    )
+    given_state = Path(o["state_dir"]).expanduser().resolve() if o["state_dir"] else None
+    state_dir = given_state or (load_settings(config) if config.exists() else Settings()).state_dir
     signing = SignInAnswers(
         o["auth"], o["oauth2_client_id"], o["oauth2_client_file"], o["oauth2_tenant"], o["password_command"],
         o["password_file"], o["store"],
@@ -148,10 +147,10 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
         | {"username": smtp_user}
         | (section if smtp_user else dict.fromkeys(section)),
     }
-    if o["state_dir"]:
-        changes["state_dir"] = str(Path(o["state_dir"]).expanduser().resolve())
-    if found.provider != "auto":
-        changes["smtp"]["provider"] = found.provider
+    if given_state:
+        changes["state_dir"] = str(given_state)
+    if found.source != AS_IT_IS:  # new servers: their provider's limits ("auto": found from the host)
+        changes["smtp"]["provider"] = None if found.provider == "auto" else found.provider
     if o["ca_file"]:
         changes["imap"]["ca_file"] = changes["smtp"]["ca_file"] = str(Path(o["ca_file"]).expanduser().resolve())
     if o["outbox"]:

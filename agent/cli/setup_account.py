@@ -28,6 +28,7 @@ DEFAULT_PORTS: dict[str, dict[str, int]] = {
     "smtp": {"tls": 465, "starttls": 587, "plain": 587},
 }
 KEYRING_SERVICE = "mentor-agent"
+AS_IT_IS = "the config as it is"  # the source of servers kept from an earlier run
 SECRET_KEYS = ("password", "password_command", "keyring_service", "credential", "oauth2_token_command", "oauth2")
 OAUTH_KEYS = ("oauth2_client_id", "oauth2_tenant", "oauth2_client_file", "oauth2_authority")
 
@@ -92,7 +93,7 @@ def choose_servers(ask: Asker, answers: ServerAnswers, address: str, existing: M
         old = existing.get("student", {}).get("address") if isinstance(existing.get("student"), Mapping) else None
         if was_imap and was_smtp and old == address:
             oauth2 = existing["imap"].get("oauth2", "")
-            found = Found(source="the config as it is", imap=was_imap, smtp=was_smtp, oauth2=oauth2)
+            found = Found(source=AS_IT_IS, imap=was_imap, smtp=was_smtp, oauth2=oauth2)
         else:
             where = Where.loopback(answers.autoconfig_url, answers.dns)
             ask.say(f"Looking for the servers of {address} ...")
