@@ -299,5 +299,7 @@ def _password(
     def into_file() -> None:
         _write_secret_file(path, secret)
         ask.say(f"The password is in {path} (only you can read it); the config reads it with password_command.")
+        if keyring is None and answers.store is None:
+            ask.say("  (With the keyring extra it would go into the system keyring: pipx inject mentor-agent keyring.)")
 
     return SignIn(base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file)
