@@ -195,3 +195,15 @@ def test_a_change_that_is_not_agreed_stores_no_secret(tmp_path: Path) -> None:
     refused = setup(tmp_path, *STUDENT, "--name", "Samira", "--password-file", str(tmp_path / "pw"), "--store", "file")
     assert refused.exit_code == 1 and "give --force" in refused.stderr
     assert (tmp_path / "password").read_text() == "first\n"
+
+
+def test_servers_not_found_and_not_given_name_the_flag(tmp_path: Path) -> None:
+    from tests.servers.autoconfig import AutoconfigServer
+    from tests.servers.dns_server import DnsServer
+
+    with AutoconfigServer({}) as web, DnsServer({}) as dns:
+        where = ["--autoconfig-url", web.url, "--dns-server", dns.address]
+        result = setup(tmp_path, "--address", "sam@nowhere.example", "--password-command", "cat /dev/null", *where)
+    assert result.exit_code == 1
+    assert "Found nothing (looked at: " in result.output
+    assert "error: --imap-host: needed when setup cannot ask (IMAP server (host name))" in result.stderr

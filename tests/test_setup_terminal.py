@@ -149,3 +149,29 @@ def test_a_first_setup_in_a_terminal_finds_the_servers_asks_plainly_and_writes_a
     again.expect("left as it was")
     assert again.end() == 1
     assert config.read_text() == before
+
+
+def test_when_nothing_is_found_the_servers_are_asked_for(tmp_path: Path) -> None:
+    with AutoconfigServer({}) as web, DnsServer({}) as dns:
+        session = Session(tmp_path, "--autoconfig-url", web.url, "--dns-server", dns.address, "--no-connect")
+        session.answer("Your e-mail address:", "sam@nowhere.example")
+        session.answer("Your name (as mentors know you) [Sam]:", "")
+        session.answer("Your time zone [", "Europe/Berlin")
+        tried = session.expect("IMAP server (host name):")
+        assert "Found nothing (looked at: " in tried and "SRV _imaps._tcp.nowhere.example" in tried
+        session.child.sendline("mail.nowhere.example")
+        session.answer("IMAP security (tls, starttls, plain) [tls]:", "")
+        session.answer("IMAP port [993]:", "")
+        session.answer("SMTP server (host name):", "mail.nowhere.example")
+        session.answer("SMTP security (tls, starttls, plain) [tls]:", "starttls")
+        session.answer("SMTP port [587]:", "")
+        session.answer("User name for IMAP and SMTP [sam@nowhere.example]:", "")
+        session.answer("Password for sam@nowhere.example:", "secret")
+        session.answer("Write the policy for a mentor now? [Y/n]:", "n")
+        session.expect("No policy yet")
+        session.answer("Run it as a systemd user service now? [y/N]:", "")
+        assert session.end() == 0
+    settings = load_settings(tmp_path / "config" / "mentor-agent" / "config.toml")
+    assert (settings.imap.host, settings.imap.port, settings.imap.security) == ("mail.nowhere.example", 993, "tls")
+    assert (settings.smtp.port, settings.smtp.security, settings.smtp.provider) == (587, "starttls", "auto")
+    assert settings.student.name == "Sam" and settings.student.timezone == "Europe/Berlin"
