@@ -97,7 +97,7 @@ def test_setup_without_a_terminal_then_the_daemon_paces_a_message_through_the_fr
     config = student.config.read_text()
     assert student.user.password not in config  # the secret is elsewhere
     assert stat.S_IMODE(student.config.stat().st_mode) == 0o600
-    secret = student.config.parent / "password"
+    secret = student.config.parent / "config.password"
     assert secret.read_text().strip() == student.user.password
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert f'password_command = "cat {secret}"' in config

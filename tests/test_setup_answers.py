@@ -46,7 +46,7 @@ def test_an_app_password_account_from_a_preset_keeps_the_password_out_of_the_con
         "smtp.mail.me.com",
         "icloud",
     )
-    assert settings.imap.password_command == settings.smtp.password_command == f"cat {tmp_path / 'password'}"
+    assert settings.imap.password_command == settings.smtp.password_command == f"cat {tmp_path / 'config.password'}"
     assert "No policy yet" in result.output  # no mentor flags: none written, and it says so
 
 
@@ -173,7 +173,7 @@ def test_with_a_keyring_the_password_goes_there(tmp_path: Path, monkeypatch: pyt
     assert fake.stored == {("mentor-agent", "sam@icloud.com"): "app-password"}
     settings = load_settings(tmp_path / "config.toml")
     assert settings.imap.keyring_service == settings.smtp.keyring_service == "mentor-agent"
-    assert not (tmp_path / "password").exists()
+    assert not (tmp_path / "config.password").exists()
 
 
 def test_a_password_written_in_the_config_by_hand_moves_out_of_it(tmp_path: Path) -> None:
@@ -181,11 +181,11 @@ def test_a_password_written_in_the_config_by_hand_moves_out_of_it(tmp_path: Path
     assert setup(tmp_path, *STUDENT, "--password-file", str(tmp_path / "pw"), "--store", "file").exit_code == 0
     config = tmp_path / "config.toml"
     text = config.read_text()
-    config.write_text(text.replace(f'password_command = "cat {tmp_path / "password"}"', 'password = "by-hand"'))
+    config.write_text(text.replace(f'password_command = "cat {tmp_path / "config.password"}"', 'password = "by-hand"'))
     result = setup(tmp_path, "--force", "--store", "file")
     assert result.exit_code == 0, result.output
     assert "by-hand" not in config.read_text() and '-password = "by-hand"' in result.output
-    assert (tmp_path / "password").read_text() == "by-hand\n"
+    assert (tmp_path / "config.password").read_text() == "by-hand\n"
 
 
 def test_a_change_that_is_not_agreed_stores_no_secret(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_a_change_that_is_not_agreed_stores_no_secret(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("second\n")
     refused = setup(tmp_path, *STUDENT, "--name", "Samira", "--password-file", str(tmp_path / "pw"), "--store", "file")
     assert refused.exit_code == 1 and "give --force" in refused.stderr
-    assert (tmp_path / "password").read_text() == "first\n"
+    assert (tmp_path / "config.password").read_text() == "first\n"
 
 
 def test_servers_not_found_and_not_given_name_the_flag(tmp_path: Path) -> None:

@@ -132,9 +132,7 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
         o["auth"], o["oauth2_client_id"], o["oauth2_client_file"], o["oauth2_tenant"], o["password_command"],
         o["password_file"], o["store"],
     )  # fmt: skip
-    signed = sign_in(
-        ask, signing, found, username=username, config_dir=config.parent, state_dir=state_dir, existing=existing
-    )
+    signed = sign_in(ask, signing, found, username=username, config=config, state_dir=state_dir, existing=existing)
     smtp_user = o["smtp_username"] if o["smtp_username"] is not None else username
     section = signed.keys
     changes: dict[str, Any] = {

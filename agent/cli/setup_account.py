@@ -171,7 +171,7 @@ def sign_in(
     found: Found,
     *,
     username: str,
-    config_dir: Path,
+    config: Path,
     state_dir: Path,
     existing: Mapping[str, Any],
 ) -> SignIn:
@@ -184,7 +184,7 @@ def sign_in(
     plain = old.get("password") if same_user and untouched and isinstance(old.get("password"), str) else None
     if plain:  # a password written in the config by hand: it moves out of the file
         ask.say("The password written in config.toml moves out of it.")
-        return _password(ask, answers, found, username=username, config_dir=config_dir, known=plain, base=cleared)
+        return _password(ask, answers, found, username=username, config=config, known=plain, base=cleared)
     if (
         kept
         and same_user
@@ -203,7 +203,7 @@ def sign_in(
             auth = "password"
     if auth == "oauth2":
         return _oauth(ask, answers, found, username=username, state_dir=state_dir, base=cleared)
-    return _password(ask, answers, found, username=username, config_dir=config_dir, base=cleared)
+    return _password(ask, answers, found, username=username, config=config, base=cleared)
 
 
 def _oauth(
@@ -268,7 +268,7 @@ def _password(
     found: Found,
     *,
     username: str,
-    config_dir: Path,
+    config: Path,
     base: dict[str, Any],
     known: str | None = None,
 ) -> SignIn:
@@ -294,7 +294,7 @@ def _password(
             ask.say(f"The password is in the system keyring (service {KEYRING_SERVICE!r}, user {username!r}).")
 
         return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring)
-    path = config_dir / "password"
+    path = config.with_name(f"{config.stem}.password")  # beside the config, one per config file
 
     def into_file() -> None:
         _write_secret_file(path, secret)
