@@ -20,7 +20,6 @@ from agent.cli.prompts import Asker
 from agent.config.presets import PRESETS, Found, OAuthKind, Security, Server, found_from
 from agent.config.settings import Credentials
 from agent.errors import Problem, UserError
-from agent.mail.discovery import Where, discover
 
 SECURITIES = ("tls", "starttls", "plain")
 DEFAULT_PORTS: dict[str, dict[str, int]] = {
@@ -95,6 +94,8 @@ def choose_servers(ask: Asker, answers: ServerAnswers, address: str, existing: M
             oauth2 = existing["imap"].get("oauth2", "")
             found = Found(source=AS_IT_IS, imap=was_imap, smtp=was_smtp, oauth2=oauth2)
         else:
+            from agent.mail.discovery import Where, discover  # dnspython: only when setup looks
+
             where = Where.loopback(answers.autoconfig_url, answers.dns)
             ask.say(f"Looking for the servers of {address} ...")
             found = discover(address, where)
