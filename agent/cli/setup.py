@@ -230,7 +230,7 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         if not _may_replace(ask, target, text, force):
             return None
         _commit(draft, target)
-    ask.say(f"Wrote {target}: check it with `mentor-agent check`, try it with `mentor-agent simulate {target}`.")
+    ask.say(f"Wrote {target}: try it on a sample week with `mentor-agent simulate {target}`.")
     return target
 
 
@@ -306,7 +306,8 @@ def register(group: click.Group) -> None:
         click.option("--per-week", type=int, help="At most this many a week (default 3)."),
         click.option("--window", multiple=True, help='When mail may arrive, e.g. "Mon-Fri 08:00-17:00".'),
         click.option("--no-connect", is_flag=True, help="Do not log in or create folders (write the files only)."),
-        click.option("--systemd", is_flag=True, help="Write the systemd user unit and start it."),
+        click.option("--systemd", is_flag=True, help="Write the systemd user unit and start it "
+                     "(alone: for the config as it is, nothing asked)."),
         click.option("--force", is_flag=True, help="Write over files that would change, without asking."),
         click.option("-y", "--yes", is_flag=True, help="Ask nothing: defaults, else fail naming the missing flag."),
         click.option("--autoconfig-url", default="", hidden=True),  # tests: a loopback autoconfig server
