@@ -37,6 +37,7 @@ NEEDS_ACCOUNT = {
     "cancel": "moves a message in your mailbox",
     "demo": "starts its own servers for about 20 s (tests/test_demo.py runs it)",
     "login": "signs in to your Microsoft or Google account (tests/test_sign_in.py runs it against a fake server)",
+    "setup": "logs in to your mail servers and writes your config (tests/test_setup*.py run it against test servers)",
 }
 # Other programs in the examples: installers, test runners, service managers. Only file set-up runs here.
 RUNS = {"mentor-agent", "mkdir", "cp"}

@@ -297,3 +297,12 @@ def _register_meetings() -> None:
 
 
 _register_meetings()
+
+
+def _register_setup() -> None:
+    from agent.cli import setup
+
+    setup.register(main)
+
+
+_register_setup()

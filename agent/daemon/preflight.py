@@ -232,7 +232,9 @@ def _credentials_file(creds: Credentials, section: str, environ: Mapping[str, st
     return bool(directory) and (Path(directory) / (creds.credential or f"{section}-password")).is_file()
 
 
-def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str, str] | None = None) -> list[Problem]:
+def credential_problems(
+    settings: Settings, origin: Origin, environ: Mapping[str, str] | None = None, *, signed_in: bool = True
+) -> list[Problem]:
     """What would stop the login before a server is asked: a command whose program is missing, a keyring with
     no keyring package, no source of a secret at all, a password in a config file others can read."""
     environ = os.environ if environ is None else environ
@@ -269,7 +271,7 @@ def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str
                 )
         needs_secret = section == "imap" or bool(creds.username.strip())
         if creds.oauth2 and needs_secret:
-            problems.extend(_sign_in_problems(settings, creds, section, origin))
+            problems.extend(_sign_in_problems(settings, creds, section, origin, signed_in=signed_in))
         has_secret = any(
             (
                 creds.oauth2,
@@ -292,8 +294,11 @@ def credential_problems(settings: Settings, origin: Origin, environ: Mapping[str
     return problems
 
 
-def _sign_in_problems(settings: Settings, creds: Credentials, section: str, origin: Origin) -> list[Problem]:
-    """Built-in sign-in: what it needs in the config, and a grant (`mentor-agent login` makes one)."""
+def _sign_in_problems(
+    settings: Settings, creds: Credentials, section: str, origin: Origin, *, signed_in: bool = True
+) -> list[Problem]:
+    """Built-in sign-in: what it needs in the config, and a grant (`mentor-agent login` makes one) unless
+    ``signed_in`` is False (`setup` checks the config before it signs in)."""
     from agent.mail.oauth import grant_version
 
     if creds.oauth2 == "microsoft" and not creds.oauth2_client_id.strip():
@@ -312,11 +317,13 @@ def _sign_in_problems(settings: Settings, creds: Credentials, section: str, orig
                 "your school's Google project); see the README, Signing in",
             )
         ]
+    if not signed_in:
+        return []
     try:
-        signed_in = bool(grant_version(creds, username=creds.username, state_dir=settings.state_dir))
+        has_grant = bool(grant_version(creds, username=creds.username, state_dir=settings.state_dir))
     except UserError as error:
         return list(error.problems)
-    if not signed_in:
+    if not has_grant:
         return [
             origin.problem(
                 (section, "oauth2"),
@@ -327,11 +334,18 @@ def _sign_in_problems(settings: Settings, creds: Credentials, section: str, orig
 
 
 def problems(
-    settings: Settings, config_file: Path | str | None, environ: Mapping[str, str] | None = None
+    settings: Settings,
+    config_file: Path | str | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    signed_in: bool = True,
 ) -> list[Problem]:
-    """Everything ``run`` refuses before it connects: the same list ``check`` prints."""
+    """Everything ``run`` refuses before it connects: the same list ``check`` prints. ``signed_in=False``: leave
+    out the built-in sign-in's grant (``setup`` checks the config first, then signs in)."""
     origin = Origin.of(config_file, environ)
-    return folder_problems(settings.imap.folders, origin) + credential_problems(settings, origin, environ)
+    return folder_problems(settings.imap.folders, origin) + credential_problems(
+        settings, origin, environ, signed_in=signed_in
+    )
 
 
 def require(settings: Settings, config_file: Path | str | None) -> None:

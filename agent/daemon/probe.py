@@ -1,5 +1,6 @@
 """``mentor-agent check --connect``: log in as the daemon would and say what it would use. Sends nothing and
-changes nothing: no folder is created, no message stored, no flag set.
+changes nothing: no folder is created, no message stored, no flag set. (:func:`create_folders`, for ``setup``,
+is the one function here that changes the mailbox.)
 
 The logins go through the daemon's own code (:func:`agent.daemon.service.login_for`, :class:`agent.mail.imap.Mailbox`,
 :class:`agent.mail.smtp.Sender`), so a login that works here works for ``run``.
@@ -174,3 +175,25 @@ def connect(settings: Settings, config_file: Path) -> Report:
     asyncio.run(_smtp(settings, config_file, report, sent))
     report.lines.append("nothing was sent and nothing was changed")
     return report
+
+
+def create_folders(settings: Settings, config_file: Path) -> list[str]:
+    """Create the agent's folders (Outbox, Scheduled, Sending, Needs attention; Sent if there is none) as ``run``
+    does at start (:meth:`Mailbox.resolve_folders`), after the same guard: none may be one of the student's
+    SPECIAL-USE folders. The names it created.
+
+    Unlike :func:`connect`, this changes the mailbox: only ``mentor-agent setup`` calls it."""
+    from agent.daemon.preflight import require_live
+    from agent.daemon.service import login_for
+
+    imap = settings.imap
+    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file)))
+    mailbox.connect()
+    try:
+        require_live(mailbox, settings, config_file)
+        before = set(mailbox.folder_list())
+        mailbox.resolve_folders(imap.folders)  # the daemon's own start: creates what is missing, Sent too
+        created = sorted(set(mailbox.folder_list()) - before)
+        return created
+    finally:
+        mailbox.close()

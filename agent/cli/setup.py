@@ -1,0 +1,328 @@
+"""``mentor-agent setup``: from an e-mail address to a tested config, the agent's folders and a first policy.
+
+1. who you are (address, name, time zone); 2. the servers (:mod:`agent.cli.setup_account`: presets, the domain's
+autoconfig, SRV records, else questions); 3. signing in (OAuth2 or a password kept out of the config);
+4. the config is checked as ``check`` checks it, shown as a diff when one exists, and only then written (0600),
+after a login to IMAP and SMTP as ``check --connect`` does and the folders are made as ``run`` makes them;
+5. the first mentor's policy, checked by the policy rules. ``--systemd`` then writes the user unit.
+Every question has a flag; ``--yes`` (or no terminal) asks nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.cli.prompts import Asker
+from agent.cli.setup_account import AS_IT_IS, ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
+from agent.config.presets import PRESETS
+from agent.config.settings import Settings, default_config_path, load_settings
+from agent.config.writer import MentorAnswers, diff, merged, policy_file_name, render_config, render_policy
+from agent.errors import Problem, UserError
+from agent.rules.localtime import zone_named
+from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
+from agent.rules.windows import WeeklyWindow
+
+
+def local_zone_name() -> str:
+    """This machine's IANA zone name ($TZ, /etc/timezone, the /etc/localtime link), else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    with contextlib.suppress(OSError):
+        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[-1])
+    for name in candidates:
+        if name and _zone_problem(name) is None:
+            return name
+    return "UTC"
+
+
+def _zone_problem(name: str) -> str | None:
+    try:
+        zone_named(name)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _address_problem(value: str) -> str | None:
+    local, at, domain = value.partition("@")
+    return None if local and at and "." in domain and " " not in value else f"{value!r} is not an e-mail address"
+
+
+def _window_problem(value: str) -> str | None:
+    try:
+        WeeklyWindow.parse(value)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+@contextlib.contextmanager
+def _draft(target: Path, text: str) -> Iterator[Path]:
+    """``text`` in a hidden 0600 file beside ``target`` (relative paths in it mean the same), removed after."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent)
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _as(error: UserError, draft: Path, target: Path) -> UserError:
+    """The same problems, naming the file they will be in rather than the draft."""
+    return UserError(
+        [Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line) for p in error.problems]
+    )
+
+
+def _may_replace(ask: Asker, target: Path, new: str, force: bool) -> bool:
+    """Whether to write ``new`` over ``target``: always when there is none or it is the same; else shown, asked."""
+    if not target.exists():
+        return True
+    old = target.read_text(encoding="utf-8")
+    if old == new:
+        return True
+    ask.say(diff(old, new, str(target)))
+    if force:
+        return True
+    if not ask.interactive:
+        ask.fail("--force", f"{target} exists and would change as shown; give --force to write it")
+    return ask.confirm("--force", None, f"Write these changes to {target}?", False)
+
+
+def _commit(draft: Path, target: Path) -> None:
+    os.chmod(draft, 0o600)
+    os.replace(draft, target)
+
+
+# -- the steps -------------------------------------------------------------------------------------------------------
+
+
+def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any]) -> tuple[dict[str, Any], SignIn]:
+    """Steps 1-3: the changes to the config's data, and how to store the secret once they are agreed."""
+    student = existing.get("student", {}) if isinstance(existing.get("student"), dict) else {}
+    address = ask.text("--address", o["address"], "Your e-mail address", student.get("address"), _address_problem)
+    default_name = student.get("name") or address.split("@")[0].replace(".", " ").title()
+    name = ask.text("--name", o["name"], "Your name (as mentors know you)", default_name)
+    zone = ask.text(
+        "--timezone", o["timezone"], "Your time zone", student.get("timezone") or local_zone_name(), _zone_problem
+    )
+    servers = ServerAnswers(
+        o["imap_host"], o["imap_port"], o["imap_security"], o["smtp_host"], o["smtp_port"], o["smtp_security"],
+        o["provider"], o["autoconfig_url"], o["dns_server"],
+    )  # fmt: skip
+    found = choose_servers(ask, servers, address, existing)
+    old_imap = existing.get("imap", {}) if isinstance(existing.get("imap"), dict) else {}
+    username = ask.text("--username", o["username"], "User name for IMAP and SMTP", old_imap.get("username") or address)
+    given_state = Path(o["state_dir"]).expanduser().resolve() if o["state_dir"] else None
+    state_dir = given_state or (load_settings(config) if config.exists() else Settings()).state_dir
+    signing = SignInAnswers(
+        o["auth"], o["oauth2_client_id"], o["oauth2_client_file"], o["oauth2_tenant"], o["password_command"],
+        o["password_file"], o["store"],
+    )  # fmt: skip
+    signed = sign_in(ask, signing, found, username=username, config=config, state_dir=state_dir, existing=existing)
+    smtp_user = o["smtp_username"] if o["smtp_username"] is not None else username
+    section = signed.keys
+    changes: dict[str, Any] = {
+        "policies_dir": existing.get("policies_dir", "policies"),
+        "student": {"name": name, "address": address, "timezone": zone},
+        "imap": {"host": found.imap.host, "port": found.imap.port, "security": found.imap.security}
+        | {"username": username}
+        | section,
+        "smtp": {"host": found.smtp.host, "port": found.smtp.port, "security": found.smtp.security}
+        | {"username": smtp_user}
+        | (section if smtp_user else dict.fromkeys(section)),
+    }
+    if given_state:
+        changes["state_dir"] = str(given_state)
+    if found.source != AS_IT_IS:  # new servers: their provider's limits ("auto": found from the host)
+        changes["smtp"]["provider"] = None if found.provider == "auto" else found.provider
+    if o["ca_file"]:
+        changes["imap"]["ca_file"] = changes["smtp"]["ca_file"] = str(Path(o["ca_file"]).expanduser().resolve())
+    if o["outbox"]:
+        changes["imap"]["folders"] = {"outbox": o["outbox"]}
+    return changes, signed
+
+
+def write_config(
+    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool
+) -> Settings:
+    """Step 4: check, show, log in, make the folders, write."""
+    from agent.daemon import preflight
+    from agent.daemon.probe import connect as probe
+    from agent.daemon.probe import create_folders
+
+    text = render_config({k: v for k, v in data.items() if v is not None})
+    with _draft(config, text) as draft:
+        try:
+            settings = load_settings(draft)
+            problems = preflight.problems(settings, draft, signed_in=False)
+        except UserError as error:
+            raise _as(error, draft, config) from None
+        if problems:
+            raise _as(UserError(problems), draft, config)
+        if not _may_replace(ask, config, text, force):
+            raise UserError([Problem(str(config), "", "left as it was")])
+        signed.store()
+        if connect and (problems := preflight.problems(settings, draft)):  # now with the grant it stored
+            raise _as(UserError(problems), draft, config)
+        if connect:
+            ask.say("Logging in to IMAP and SMTP as the agent will ...")
+            lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (the folders come next)
+            ask.say("\n".join("  " + line.replace("will be created by `run`", "missing") for line in lines))
+            created = create_folders(settings, draft)
+            ask.say(f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there.")
+        _commit(draft, config)
+    ask.say(f"Wrote {config} (only you can read it).")
+    return load_settings(config)
+
+
+def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bool) -> Path | None:
+    """Step 5: the first mentor's policy, from a few plain questions."""
+    directory = settings.policies_dir
+    others = policy_files(directory) if directory.is_dir() else []
+    # Without a terminal a policy is written only when asked for (--mentor-name): there is no default mentor.
+    wanted = o["mentor_name"] is not None or (
+        ask.interactive and ask.confirm("--mentor-name", None, "Write the policy for a mentor now?", not others)
+    )
+    if not wanted:
+        if not others:
+            ask.say(f"No policy yet: write one in {directory} (see the README, Policies), or run setup again.")
+        return None
+    ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
+    name = ask.text("--mentor-name", o["mentor_name"], "Mentor's name (e.g. Dr. Ana Rivera)", None)
+    addresses = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, _address_problem)
+    zone = ask.text(
+        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, _zone_problem
+    )
+    per_day = ask.number("--per-day", o["per_day"], "At most how many messages a day", 1)
+    per_week = ask.number("--per-week", o["per_week"], "At most how many a week", max(3, per_day))
+    windows = ask.values(
+        "--window", o["window"], "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';')",
+        ["Mon-Fri 08:00-17:00"], _window_problem, separator=";",
+    )  # fmt: skip
+    answers = MentorAnswers(name, addresses, zone, per_day, per_week, windows)
+    target = directory / policy_file_name(name)
+    text = render_policy(answers, today=datetime.now().astimezone().date().isoformat())
+    with _draft(target, text) as draft:
+        try:
+            loaded = load_policy(draft)
+        except UserError as error:
+            raise _as(error, draft, target) from None
+        rest: list[LoadedPolicy] = []
+        for path in others:
+            if path != target:
+                with contextlib.suppress(UserError):  # `check` names what is wrong in the others
+                    rest.append(load_policy(path))
+        clash = check_unique_addresses([*rest, LoadedPolicy(target.stem, draft, loaded.policy)])
+        if clash:
+            raise _as(UserError(clash), draft, target)
+        if not _may_replace(ask, target, text, force):
+            return None
+        _commit(draft, target)
+    ask.say(f"Wrote {target}: try it on a sample week with `mentor-agent simulate {target}`.")
+    return target
+
+
+def setup(o: dict[str, Any]) -> None:
+    interactive = not o["yes"] and sys.stdin.isatty()
+    ask = Asker(interactive)
+    config: Path = o["config"] or default_config_path()
+    if o["systemd"] and not o["address"]:  # `setup --systemd` alone: the unit for the config as it is
+        systemd(ask, config, force=o["force"])
+        return
+    existing: dict[str, Any] = read_toml(config)[1] if config.exists() else {}
+    if existing:
+        ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
+    changes, signed = account(ask, o, config, existing)
+    data = merged(existing, changes)
+    settings = write_config(ask, config, data, signed, force=o["force"], connect=not o["no_connect"])
+    write_policy(ask, o, settings, force=o["force"])
+    start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
+    if start:
+        systemd(ask, config, force=o["force"])
+    else:
+        option = "" if config == default_config_path() else f" --config {config}"
+        ask.say(f"Start it with: mentor-agent run{option}   (or: mentor-agent setup --systemd{option})")
+
+
+def systemd(ask: Asker, config: Path, *, force: bool) -> None:
+    from agent.cli import systemd as unit
+
+    settings = load_settings(config, required=True)
+    unit.install(
+        config,
+        settings.state_dir,
+        say=ask.say,
+        confirm=lambda question: force or ask.confirm("--force", None, question, False),
+        show_diff=diff,
+    )
+
+
+PRESET_KEYS = sorted(PRESETS)
+
+
+def register(group: click.Group) -> None:
+    from agent.cli.support import friendly
+
+    options = [
+        click.option("--config", type=click.Path(path_type=Path), help="Config file to write (default: the XDG one)."),
+        click.option("--address", help="Your e-mail address."),
+        click.option("--name", help="Your name, as your mentors know you."),
+        click.option("--timezone", help="Your IANA time zone (default: this machine's)."),
+        click.option("--provider", type=click.Choice(PRESET_KEYS), help="Use a provider's servers, without looking."),
+        click.option("--imap-host"),
+        click.option("--imap-port", type=int),
+        click.option("--imap-security", type=click.Choice(["tls", "starttls", "plain"])),
+        click.option("--smtp-host"),
+        click.option("--smtp-port", type=int),
+        click.option("--smtp-security", type=click.Choice(["tls", "starttls", "plain"])),
+        click.option("--username", help="User name for IMAP and SMTP (default: your address)."),
+        click.option("--smtp-username", help='SMTP user name, if not the same ("" for a server without login).'),
+        click.option("--ca-file", help="A private CA's certificate (PEM) for both servers."),
+        click.option("--auth", type=click.Choice(["oauth2", "password"]), help="How to sign in."),
+        click.option("--oauth2-client-id", help="Microsoft: the app registration's client id."),
+        click.option("--oauth2-client-file", type=click.Path(path_type=Path), help="Google: the OAuth client JSON."),
+        click.option("--oauth2-tenant", help='Microsoft: "organizations", "consumers" or a tenant id.'),
+        click.option("--password-command", help="A command that prints the password (kept as is, nothing stored)."),
+        click.option("--password-file", type=click.Path(path_type=Path), help="Read the password from this file."),
+        click.option("--store", type=click.Choice(["keyring", "file"]), help="Where the password goes."),
+        click.option("--state-dir", help="Where the ledger lives (default: the XDG state directory)."),
+        click.option("--outbox", help='The folder you drop messages in (default "Mentor Outbox").'),
+        click.option("--mentor-name", help="Write a policy for this mentor."),
+        click.option("--mentor-address", multiple=True, help="The mentor's address (again for more)."),
+        click.option("--mentor-timezone", help="The mentor's IANA time zone (default: yours)."),
+        click.option("--per-day", type=int, help="At most this many messages a day (default 1)."),
+        click.option("--per-week", type=int, help="At most this many a week (default 3)."),
+        click.option("--window", multiple=True, help='When mail may arrive, e.g. "Mon-Fri 08:00-17:00".'),
+        click.option("--no-connect", is_flag=True, help="Do not log in or create folders (write the files only)."),
+        click.option("--systemd", is_flag=True, help="Write the systemd user unit and start it "
+                     "(alone: for the config as it is, nothing asked)."),
+        click.option("--force", is_flag=True, help="Write over files that would change, without asking."),
+        click.option("-y", "--yes", is_flag=True, help="Ask nothing: defaults, else fail naming the missing flag."),
+        click.option("--autoconfig-url", default="", hidden=True),  # tests: a loopback autoconfig server
+        click.option("--dns-server", default="", hidden=True),  # tests: a loopback DNS server, HOST:PORT
+    ]  # fmt: skip
+
+    def command(**o: Any) -> None:
+        """Set up mentor-agent for your mailbox: servers, sign-in, folders, the config and a first policy.
+
+        Asks what it needs (every question also has a flag). Run it again to change the answers: it shows the
+        changes and asks before writing."""
+        setup(o)
+
+    for option in reversed(options):
+        command = option(command)
+    group.command(name="setup")(friendly(command))
