@@ -116,7 +116,7 @@ def _row(
         digest=None,
         reason="",
         # A reply in a conversation keeps its thread, and an invite is one iTIP object per e-mail: never digested.
-        standalone=bool(envelope.references) or envelope.agent_kind == "invite",
+        standalone=bool(envelope.references) or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
         forced=False,
         told="",

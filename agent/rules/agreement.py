@@ -14,7 +14,9 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
 from typing import Any, Literal
 
 from agent.rules.policy import Policy
@@ -120,7 +122,9 @@ def toml_value(kind: Kind, value: Any) -> Any:
     return value
 
 
-_NUMBER_WORDS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_NUMBER_WORDS = {
+    w: n for n, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])
+}
 _DURATION_PART = re.compile(
     r"(\d+|" + "|".join(_NUMBER_WORDS) + r"|an?)\s*"
     r"(months?|weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
@@ -358,3 +362,20 @@ def standards_from_json(items: Sequence[dict[str, Any]]) -> tuple[Standard, ...]
         section, key, label, kind = known[item["path"]]
         found.append(Standard(int(item["number"]), section, key, label, kind, read_value(kind, item["text"])))
     return tuple(found)
+
+
+def proposal_message(
+    policy: Policy, *, student_name: str, student_address: str, now: datetime, message_id: str
+) -> EmailMessage:
+    """The proposal as an e-mail to the mentor, marked ``X-Mentor-Agent: agreement`` (it goes on its own, never
+    in a digest, so her answer threads to it)."""
+    mentor = policy.mentor
+    message = EmailMessage()
+    message["From"] = formataddr((student_name, student_address))
+    message["To"] = formataddr((mentor.name, mentor.addresses[0]))
+    message["Subject"] = SUBJECT
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message["X-Mentor-Agent"] = "agreement"
+    message.set_content(draft_body(policy, student_name))
+    return message

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.rules.localtime import elapsed
 from agent.store.ledger import Ledger
 
 _TABLES = """
@@ -65,7 +66,9 @@ class Agreements:
         self.db = ledger.db
         self.db.executescript(_TABLES)
 
-    def propose(self, message_id: str, mentor: str, version: int, at: datetime, standards: list[dict[str, Any]]) -> None:
+    def propose(
+        self, message_id: str, mentor: str, version: int, at: datetime, standards: list[dict[str, Any]]
+    ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO agreements(message_id, mentor, version, proposed, standards) VALUES (?,?,?,?,?)",
             (message_id, mentor, version, at.astimezone(UTC).isoformat(), json.dumps(standards)),
@@ -143,5 +146,5 @@ class Agreements:
         hours = []
         for reply in items.replies:
             if start <= reply.at < end and reply.to in sent:
-                hours.append((reply.at - sent[reply.to]).total_seconds() / 3600)
+                hours.append(elapsed(sent[reply.to], reply.at).total_seconds() / 3600)
         return hours

@@ -1,0 +1,165 @@
+"""The agreement in the daemon's pass: the mentor's answer to a proposal, and the review when it is due.
+
+Her answer is a message in INBOX from one of her addresses whose In-Reply-To/References name the proposal's
+Message-ID (recorded by ``mentor-agent agree``); the Subject line is never read. It is read once
+(agent.rules.agreement.read_answer), recorded in the ledger, and the student gets a notice with any changes
+side by side and the one command that writes them into the policy file: nothing changes before that.
+
+The review: once ``[agreement] review_every`` has passed since ``agreed_on``, one notice offers to agree
+again, with what actually happened in that time (messages a week, how long her answers took, meetings held).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import weakref
+from datetime import datetime
+from email.message import EmailMessage, Message
+from typing import Any
+
+from agent.mail.imap import MailboxError
+from agent.reconcile.context import World
+from agent.reconcile.history import Seen, new_headers
+from agent.rules.agreement import Answer, read_answer, side_by_side, standards_from_json
+from agent.rules.agreement_review import review_due, review_notice
+from agent.rules.envelope import parse_envelope
+from agent.rules.localtime import describe, start_of_day
+from agent.rules.policy import LoadedPolicy
+from agent.store.agreements import Agreements, Proposal
+from agent.store.rounds import MeetingStore
+
+log = logging.getLogger("mentor_agent.agreement")
+_SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
+
+
+def plain_text(raw: bytes) -> str:
+    """The plain-text body of a message ("" when it has none that can be read)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part: Message | None = message.get_body(preferencelist=("plain",))
+    if not isinstance(part, EmailMessage):
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):
+        return ""
+
+
+def apply_command(policy_id: str) -> str:
+    return f"mentor-agent agree {policy_id} --apply"
+
+
+def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone: Any) -> tuple[str, list[str]]:
+    """(title, lines) of the notice that tells the student what the mentor answered."""
+    name, path = loaded.name, loaded.path
+    when = describe(proposal.proposed, zone)
+    applying = (
+        f"Nothing changes until you apply it: `{apply_command(loaded.id)}` writes it into {path} (keeping its "
+        f"comments), as version {proposal.version}, agreed on the day of her answer."
+    )
+    if answer.outcome == "accepted":
+        return (
+            f"{name} agreed to your standards",
+            [f"{name} answered your proposal of {when}: agreed, as proposed.", applying],
+        )
+    if answer.outcome == "changed":
+        return (
+            f"{name} agreed, with {len(answer.changes)} change(s)",
+            [
+                f"{name} answered your proposal of {when}: agreed, with these changes (what you proposed → "
+                "what she wrote):",
+                "\n".join(side_by_side(answer.changes)),
+                applying,
+            ],
+        )
+    lines = [f"{name} answered your proposal of {when}, but her answer reads neither as “fine” nor as changed values."]
+    if answer.problems:
+        lines.append("These lines could not be read:\n" + "\n".join(f"  • {p}" for p in answer.problems))
+    lines.append(
+        f"Please read her answer yourself; to record what you agreed, edit {path} and run `{apply_command(loaded.id)}`."
+    )
+    return f"Please read {name}'s answer to your proposal", lines
+
+
+async def read_answers(world: World, store: Agreements) -> None:
+    waiting = store.waiting()
+    if not waiting:
+        return
+    seen = _SEEN.setdefault(world.mailbox, Seen())
+    for info in await new_headers(world, seen, world.folders.inbox):
+        envelope = parse_envelope(info.headers)
+        mentor = world.book.for_address(envelope.sender) if envelope.sender else None
+        if mentor is None or not envelope.message_id or envelope.agent_kind:
+            continue
+        proposal = next((waiting[r] for r in envelope.references if r in waiting), None)
+        if proposal is None or proposal.mentor != mentor.id:
+            continue
+        raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
+        if raw is None:
+            continue
+        answer = read_answer(plain_text(raw), standards_from_json(proposal.standards))
+        at = min(envelope.date or info.internaldate or world.now(), world.now())
+        changes = {c.standard.path: c.toml for c in answer.changes}
+        said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]
+        if not store.answered(
+            proposal.message_id,
+            answer_id=envelope.message_id,
+            at=at,
+            outcome=answer.outcome,
+            changes=changes,
+            said=said,
+        ):
+            continue
+        del waiting[proposal.message_id]
+        world.ledger.log("agreement answer", mentor=mentor.id, message=envelope.message_id, detail=answer.outcome)
+        log.info("%s answered the agreement proposal: %s", mentor.name, answer.outcome)
+        title, lines = answer_notice(mentor, proposal, answer, world.settings.student.zone)
+        await world.notify(title, lines, about=envelope.message_id)
+
+
+async def offer_reviews(world: World, store: Agreements) -> datetime | None:
+    """Give each review notice that is due (once); returns when the next one is due."""
+    now, zone = world.now(), world.settings.student.zone
+    upcoming: list[datetime] = []
+    for loaded in world.book:
+        agreement = loaded.policy.agreement
+        if agreement.agreed_on is None:
+            continue
+        due = review_due(agreement.agreed_on, agreement.review_every, zone)
+        key = f"{agreement.agreed_on.isoformat()} v{agreement.version}"
+        if due > now:
+            upcoming.append(due)
+            continue
+        if store.review_told(loaded.id, key):
+            continue
+        start = start_of_day(agreement.agreed_on, zone)
+        addresses = loaded.policy.mentor.addresses
+        sent = world.ledger.items_between(loaded.id, start, due, addresses)
+        hours = store.answer_times(loaded.id, start, due, addresses)
+        held = sum(
+            1
+            for owner, begins, _end, status in MeetingStore(world.ledger).taken()
+            if owner == loaded.id and status == "accepted" and start <= begins < min(due, now)
+        )
+        title, lines = review_notice(
+            loaded.policy, loaded.id, start=start, end=due, sent=sent, answer_hours=hours, meetings_held=held
+        )
+        store.tell_review(loaded.id, key, now)
+        log.info("review of the agreement with %s is due: notice given", loaded.name)
+        await world.notify(title, lines)
+    return min(upcoming, default=None)
+
+
+async def pass_once(world: World) -> datetime | None:
+    """Read answers to proposals and give review notices; returns when the next review is due."""
+    store = Agreements(world.ledger)
+    try:
+        await read_answers(world, store)
+        return await offer_reviews(world, store)
+    except MailboxError:
+        raise
+    except Exception:  # a bug here must not stop the mail path
+        log.exception("agreement: the pass failed; trying again on the next one")
+        return None
