@@ -251,7 +251,7 @@ _QUOTE_START = re.compile(
 _NUMBERED = re.compile(r"^\s*(?:#|no\.?\s*)?(\d{1,2})\s*[.):](?!\d)\s*(.+?)\s*$", re.IGNORECASE)
 _YES = re.compile(
     r"\b(fine|agree[ds]?|ok|okay|yes|sounds? good|good|great|perfect|all good|happy with|works for me|"
-    r"looks good|lovely|excellent|accepted?)\b",
+    r"looks good|lovely|excellent|accepted?|sure|of course|no problem)\b",
     re.IGNORECASE,
 )
 
