@@ -25,11 +25,13 @@ from agent.rules.policy import Policy, problems_from_validation, read_toml
 
 
 def _set(table: Any, key: str, value: Any) -> None:
-    """Replace ``table[key]`` keeping the comment written after the old value."""
+    """Replace ``table[key]`` keeping the comment written after the old value, in its column."""
     new: Item = tomlkit.item(value)
     old = table.get(key) if key in table else None
     if isinstance(old, Item) and old.trivia.comment:
-        new.trivia.comment_ws = old.trivia.comment_ws
+        # The comment stays in its column: the space before it grows or shrinks with the value (one at least).
+        width = len(old.trivia.comment_ws) + len(old.as_string()) - len(new.as_string())
+        new.trivia.comment_ws = " " * max(1, width) if old.trivia.comment_ws.strip(" ") == "" else old.trivia.comment_ws
         new.trivia.comment = old.trivia.comment
     table[key] = new
 
@@ -47,6 +49,19 @@ def edited(text: str, changes: Mapping[str, Any], agreed_on: date, version: int)
         assert isinstance(table, Table)
         _set(table, key, value)
     return tomlkit.dumps(document)
+
+
+def problems_with(path: Path, changes: Mapping[str, Any]) -> list[str]:
+    """What would be wrong with the policy at ``path`` with ``changes`` (empty: they make a valid policy)."""
+    try:
+        text, _ = read_toml(path)
+        new_text = edited(text, changes, date(2000, 1, 1), 1)
+        Policy.model_validate(tomllib.loads(new_text))
+    except UserError as error:
+        return [str(problem) for problem in error.problems]
+    except ValidationError as error:
+        return [str(problem) for problem in problems_from_validation(path, new_text, error)]
+    return []
 
 
 def apply_agreement(path: Path, changes: Mapping[str, Any], agreed_on: date, version: int) -> Policy:

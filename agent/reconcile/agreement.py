@@ -19,6 +19,7 @@ from datetime import datetime
 from email.message import EmailMessage, Message
 from typing import Any
 
+from agent.config.policy_edit import problems_with
 from agent.mail.imap import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
@@ -116,6 +117,13 @@ async def read_answers(world: World, store: Agreements) -> None:
         world.ledger.log("agreement answer", mentor=mentor.id, message=envelope.message_id, detail=answer.outcome)
         log.info("%s answered the agreement proposal: %s", mentor.name, answer.outcome)
         title, lines = answer_notice(mentor, proposal, answer, world.settings.student.zone)
+        broken = problems_with(mentor.path, changes) if changes else []
+        if broken:
+            lines.append(
+                "Her values do not fit the rest of the policy, so `--apply` will refuse them as they are:\n"
+                + "\n".join(f"  • {problem}" for problem in broken)
+                + f"\nAgree with her on values that fit, or edit {mentor.path} yourself."
+            )
         await world.notify(title, lines, about=envelope.message_id)
 
 
