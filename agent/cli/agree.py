@@ -9,7 +9,6 @@ and records nothing until her answer comes: agent.reconcile.agreement reads it a
 
 from __future__ import annotations
 
-import email.policy
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import click
 from agent.cli.support import friendly
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.errors import Problem, UserError
-from agent.rules.agreement import proposal_message, standards, standards_json
+from agent.rules.agreement import SUBJECT, proposal_message
 from agent.rules.envelope import domain_of, new_message_id
-from agent.rules.localtime import describe, local_date
 from agent.rules.policy import LoadedPolicy, load_policy
 
 
@@ -49,25 +47,18 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
     from agent.cli.steering import drafts_folder
     from agent.daemon.service import login_for
     from agent.mail.imap import Mailbox, MailboxError
-    from agent.store.agreements import Agreements
+    from agent.reconcile.agreement import make_proposal
     from agent.store.ledger import Ledger
 
-    student = settings.student
-    message_id = new_message_id(domain_of(student.address))
-    now = datetime.now(UTC)
-    message = proposal_message(
-        loaded.policy, student_name=student.name, student_address=student.address, now=now, message_id=message_id
-    )
-    raw = message.as_bytes(policy=email.policy.SMTP)
     mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file))
     try:
         mailbox.connect()
         folders = mailbox.resolve_folders(settings.imap.folders)
         folder = folders.outbox if send else drafts_folder(mailbox, settings.imap.folders.drafts)
         ledger = Ledger(settings.ledger_path)
-        try:  # recorded first: her answer must be recognised even if this command stops after the APPEND
-            version = loaded.policy.agreement.version + 1
-            Agreements(ledger).propose(message_id, loaded.id, version, now, standards_json(standards(loaded.policy)))
+        try:
+            message_id = new_message_id(domain_of(settings.student.address))
+            raw = make_proposal(ledger, loaded, settings.student, datetime.now(UTC), message_id)
         finally:
             ledger.close()
         mailbox.append(folder, raw, [] if send else ["\\Draft", "\\Seen"])
@@ -78,11 +69,11 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
     name = loaded.name
     if send:
         return (
-            f"The proposal to {name} (“{message['Subject']}”) is in {folder}: it goes when your agreement allows. "
+            f"The proposal to {name} (“{SUBJECT}”) is in {folder}: it goes when your agreement allows. "
             "When she answers, you get a notice (the daemon must be running)."
         )
     return (
-        f"The proposal to {name} (“{message['Subject']}”) is in {folder}. Read it, change the words if you like "
+        f"The proposal to {name} (“{SUBJECT}”) is in {folder}. Read it, change the words if you like "
         "(keep the numbered lines), then move it to the Outbox: it goes when your agreement allows. When she "
         "answers, you get a notice (the daemon must be running)."
     )
@@ -90,52 +81,17 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
 
 def apply(settings: Settings, loaded: LoadedPolicy) -> str:
     """Write the mentor's recorded answer into the policy file; what was done, changes side by side."""
-    from agent.config.policy_edit import apply_agreement
-    from agent.store.agreements import Agreements
+    from agent.reconcile.agreement import applied_lines, apply_answer
     from agent.store.ledger import Ledger
 
-    name, path = loaded.name, loaded.path
     if not settings.ledger_path.exists():
         raise UserError([Problem(str(settings.ledger_path), "", "no ledger yet: propose with `mentor-agent agree`")])
     ledger = Ledger(settings.ledger_path)
     try:
-        store = Agreements(ledger)
-        proposal = store.latest(loaded.id)
-        if proposal is None:
-            raise UserError(f"nothing proposed to {name} yet: `mentor-agent agree {loaded.id}` drafts the proposal")
-        zone = settings.student.zone
-        if proposal.answered is None:
-            raise UserError(
-                f"{name} has not answered your proposal of {describe(proposal.proposed, zone)} yet "
-                "(the running daemon reads her answer from your INBOX and tells you)"
-            )
-        if proposal.applied is not None:
-            raise UserError(f"her answer was applied to {path} already, {describe(proposal.applied, zone)}")
-        if proposal.outcome == "unclear":
-            raise UserError(
-                f"{name}'s answer could not be read as “fine” or as changed values (see the notice); "
-                f"edit {path} to what you agreed instead"
-            )
-        agreed_on = local_date(proposal.answered, zone)
-        apply_agreement(path, proposal.changes, agreed_on, proposal.version)
-        store.applied(proposal.message_id, datetime.now(UTC))
+        applied = apply_answer(ledger, loaded, settings.student.zone, datetime.now(UTC))
     finally:
         ledger.close()
-    lines = []
-    if proposal.said:
-        width = max(len(f"{number}. {label}:") for number, label, _, _ in proposal.said)
-        wide = max(len(old) for _, _, old, _ in proposal.said)
-        lines.append(f"{name}'s changes (you proposed → she wrote):")
-        lines += [
-            f"  {(f'{number}. {label}:'):<{width}}  {old:<{wide}}  →  {new}"
-            for number, label, old, new in proposal.said
-        ]
-    else:
-        lines.append(f"{name} agreed to the standards as proposed.")
-    lines.append(
-        f"Written into {path} (its comments kept): agreed on {agreed_on.isoformat()}, version {proposal.version}."
-    )
-    return "\n".join(lines)
+    return "\n".join(applied_lines(loaded.name, applied))
 
 
 @click.command("agree")

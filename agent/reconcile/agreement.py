@@ -15,20 +15,33 @@ import email
 import email.policy
 import logging
 import weakref
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from email.message import EmailMessage, Message
+from pathlib import Path
 from typing import Any
 
-from agent.config.policy_edit import problems_with
+from agent.config.policy_edit import apply_agreement, problems_with
+from agent.config.settings import Student
+from agent.errors import UserError
 from agent.mail.imap import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
-from agent.rules.agreement import Answer, read_answer, side_by_side, standards_from_json
+from agent.rules.agreement import (
+    Answer,
+    proposal_message,
+    read_answer,
+    side_by_side,
+    standards,
+    standards_from_json,
+    standards_json,
+)
 from agent.rules.agreement_review import review_due, review_notice
 from agent.rules.envelope import parse_envelope
-from agent.rules.localtime import describe, start_of_day
+from agent.rules.localtime import describe, local_date, start_of_day
 from agent.rules.policy import LoadedPolicy
 from agent.store.agreements import Agreements, Proposal
+from agent.store.ledger import Ledger
 from agent.store.rounds import MeetingStore
 
 log = logging.getLogger("mentor_agent.agreement")
@@ -171,3 +184,73 @@ async def pass_once(world: World) -> datetime | None:
     except Exception:  # a bug here must not stop the mail path
         log.exception("agreement: the pass failed; trying again on the next one")
         return None
+
+
+# -- what `mentor-agent agree` does (and the demo, as the student) ----------------------------------------------
+
+
+def make_proposal(ledger: Ledger, loaded: LoadedPolicy, student: Student, now: datetime, message_id: str) -> bytes:
+    """Record a proposal of ``loaded``'s standards and return it as an e-mail, for Drafts or the Outbox.
+
+    Recorded first: her answer must be recognised even if the caller stops right after putting it in a folder.
+    """
+    message = proposal_message(
+        loaded.policy, student_name=student.name, student_address=student.address, now=now, message_id=message_id
+    )
+    version = loaded.policy.agreement.version + 1
+    Agreements(ledger).propose(message_id, loaded.id, version, now, standards_json(standards(loaded.policy)))
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+@dataclass(frozen=True)
+class Applied:
+    said: list[list[Any]]  # [number, label, proposed text, her text] per change
+    agreed_on: date
+    version: int
+    path: Path
+
+
+def apply_answer(ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: datetime) -> Applied:
+    """Write the mentor's recorded answer to the latest proposal into her policy file (UserError if there is
+    none to apply, or if her values do not make a valid policy: the file then stays as it was)."""
+    name, path = loaded.name, loaded.path
+    store = Agreements(ledger)
+    proposal = store.latest(loaded.id)
+    if proposal is None:
+        raise UserError(f"nothing proposed to {name} yet: `mentor-agent agree {loaded.id}` drafts the proposal")
+    if proposal.answered is None:
+        raise UserError(
+            f"{name} has not answered your proposal of {describe(proposal.proposed, zone)} yet "
+            "(the running daemon reads her answer from your INBOX and tells you)"
+        )
+    if proposal.applied is not None:
+        raise UserError(f"her answer was applied to {path} already, {describe(proposal.applied, zone)}")
+    if proposal.outcome == "unclear":
+        raise UserError(
+            f"{name}'s answer could not be read as “fine” or as changed values (see the notice); "
+            f"edit {path} to what you agreed instead"
+        )
+    agreed_on = local_date(proposal.answered, zone)
+    apply_agreement(path, proposal.changes, agreed_on, proposal.version)
+    store.applied(proposal.message_id, now)
+    ledger.log("agreement applied", mentor=loaded.id, message=proposal.message_id, detail=f"v{proposal.version}")
+    return Applied(proposal.said, agreed_on, proposal.version, path)
+
+
+def applied_lines(name: str, applied: Applied) -> list[str]:
+    """What `agree --apply` says: her changes side by side, and what was written where."""
+    lines = []
+    if applied.said:
+        width = max(len(f"{number}. {label}:") for number, label, _, _ in applied.said)
+        wide = max(len(old) for _, _, old, _ in applied.said)
+        lines.append(f"{name}'s changes (you proposed → she wrote):")
+        lines += [
+            f"  {(f'{number}. {label}:'):<{width}}  {old:<{wide}}  →  {new}" for number, label, old, new in applied.said
+        ]
+    else:
+        lines.append(f"{name} agreed to the standards as proposed.")
+    lines.append(
+        f"Written into {applied.path} (its comments kept): agreed on {applied.agreed_on.isoformat()}, "
+        f"version {applied.version}."
+    )
+    return lines
