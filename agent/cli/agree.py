@@ -70,12 +70,12 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
     if send:
         return (
             f"The proposal to {name} (“{SUBJECT}”) is in {folder}: it goes when your agreement allows. "
-            "When she answers, you get a notice (the daemon must be running)."
+            f"When {name} answers, you get a notice (the daemon must be running)."
         )
     return (
         f"The proposal to {name} (“{SUBJECT}”) is in {folder}. Read it, change the words if you like "
-        "(keep the numbered lines), then move it to the Outbox: it goes when your agreement allows. When she "
-        "answers, you get a notice (the daemon must be running)."
+        "(keep the numbered lines), then move it to the Outbox: it goes when your agreement allows. When "
+        f"{name} answers, you get a notice (the daemon must be running)."
     )
 
 

@@ -29,6 +29,8 @@ from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
 from agent.rules.agreement import (
     Answer,
+    columns,
+    pronouns,
     proposal_message,
     read_answer,
     side_by_side,
@@ -68,10 +70,11 @@ def apply_command(policy_id: str) -> str:
 def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone: Any) -> tuple[str, list[str]]:
     """(title, lines) of the notice that tells the student what the mentor answered."""
     name, path = loaded.name, loaded.path
+    she, her = pronouns(loaded.policy.mentor.pronoun)
     when = describe(proposal.proposed, zone)
     applying = (
         f"Nothing changes until you apply it: `{apply_command(loaded.id)}` writes it into {path} (keeping its "
-        f"comments), as version {proposal.version}, agreed on the day of her answer."
+        f"comments), as version {proposal.version}, agreed on the day of {her} answer."
     )
     if answer.outcome == "accepted":
         return (
@@ -83,16 +86,19 @@ def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone
             f"{name} agreed, with {len(answer.changes)} change(s)",
             [
                 f"{name} answered your proposal of {when}: agreed, with these changes (what you proposed → "
-                "what she wrote):",
+                f"what {she} wrote):",
                 "\n".join(side_by_side(answer.changes)),
                 applying,
             ],
         )
-    lines = [f"{name} answered your proposal of {when}, but her answer reads neither as “fine” nor as changed values."]
+    lines = [
+        f"{name} answered your proposal of {when}, but {her} answer reads neither as “fine” nor as changed values."
+    ]
     if answer.problems:
         lines.append("These lines could not be read:\n" + "\n".join(f"  • {p}" for p in answer.problems))
     lines.append(
-        f"Please read her answer yourself; to record what you agreed, edit {path} and run `{apply_command(loaded.id)}`."
+        f"Please read {her} answer yourself; to record what you agreed, edit {path} and run "
+        f"`{apply_command(loaded.id)}`."
     )
     return f"Please read {name}'s answer to your proposal", lines
 
@@ -132,10 +138,11 @@ async def read_answers(world: World, store: Agreements) -> None:
         title, lines = answer_notice(mentor, proposal, answer, world.settings.student.zone)
         broken = problems_with(mentor.path, changes) if changes else []
         if broken:
+            her = pronouns(mentor.policy.mentor.pronoun)[1]
             lines.append(
-                "Her values do not fit the rest of the policy, so `--apply` will refuse them as they are:\n"
+                f"{her.title()} values do not fit the rest of the policy, so `--apply` will refuse them as they are:\n"
                 + "\n".join(f"  • {problem}" for problem in broken)
-                + f"\nAgree with her on values that fit, or edit {mentor.path} yourself."
+                + f"\nAgree with {mentor.name} on values that fit, or edit {mentor.path} yourself."
             )
         await world.notify(title, lines, about=envelope.message_id)
 
@@ -208,6 +215,7 @@ class Applied:
     agreed_on: date
     version: int
     path: Path
+    she: str = "they"
 
 
 def apply_answer(ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: datetime) -> Applied:
@@ -221,10 +229,10 @@ def apply_answer(ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: dateti
     if proposal.answered is None:
         raise UserError(
             f"{name} has not answered your proposal of {describe(proposal.proposed, zone)} yet "
-            "(the running daemon reads her answer from your INBOX and tells you)"
+            "(the running daemon reads the answer from your INBOX and tells you)"
         )
     if proposal.applied is not None:
-        raise UserError(f"her answer was applied to {path} already, {describe(proposal.applied, zone)}")
+        raise UserError(f"{name}'s answer was applied to {path} already, {describe(proposal.applied, zone)}")
     if proposal.outcome == "unclear":
         raise UserError(
             f"{name}'s answer could not be read as “fine” or as changed values (see the notice); "
@@ -234,19 +242,15 @@ def apply_answer(ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: dateti
     apply_agreement(path, proposal.changes, agreed_on, proposal.version)
     store.applied(proposal.message_id, now)
     ledger.log("agreement applied", mentor=loaded.id, message=proposal.message_id, detail=f"v{proposal.version}")
-    return Applied(proposal.said, agreed_on, proposal.version, path)
+    return Applied(proposal.said, agreed_on, proposal.version, path, pronouns(loaded.policy.mentor.pronoun)[0])
 
 
 def applied_lines(name: str, applied: Applied) -> list[str]:
     """What `agree --apply` says: her changes side by side, and what was written where."""
     lines = []
     if applied.said:
-        width = max(len(f"{number}. {label}:") for number, label, _, _ in applied.said)
-        wide = max(len(old) for _, _, old, _ in applied.said)
-        lines.append(f"{name}'s changes (you proposed → she wrote):")
-        lines += [
-            f"  {(f'{number}. {label}:'):<{width}}  {old:<{wide}}  →  {new}" for number, label, old, new in applied.said
-        ]
+        lines.append(f"{name}'s changes (you proposed → {applied.she} wrote):")
+        lines += columns(applied.said)
     else:
         lines.append(f"{name} agreed to the standards as proposed.")
     lines.append(

@@ -336,15 +336,26 @@ def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
 
 
 def side_by_side(changes: Sequence[Change]) -> list[str]:
-    """``  3. When my e-mails arrive, your time:  Mon-Fri 08:00-17:00  →  Mon-Thu 09:00-16:00``"""
-    if not changes:
+    """``   3. When my e-mails arrive, your time:  Mon-Fri 08:00-17:00  →  Mon-Thu 09:00-16:00``"""
+    return columns([(c.standard.number, c.standard.label, c.standard.text, c.text) for c in changes])
+
+
+def columns(rows: Sequence[Sequence[Any]]) -> list[str]:
+    """(number, label, proposed, hers) rows as aligned lines: numbers right, the two values in columns."""
+    if not rows:
         return []
-    width = max(len(f"{c.standard.number}. {c.standard.label}:") for c in changes)
-    proposed = max(len(c.standard.text) for c in changes)
+    digits = max(len(str(number)) for number, *_ in rows)
+    width = max(len(f"{label}:") for _, label, _, _ in rows)
+    proposed = max(len(old) for _, _, old, _ in rows)
     return [
-        f"  {(f'{c.standard.number}. {c.standard.label}:'):<{width}}  {c.standard.text:<{proposed}}  →  {c.text}"
-        for c in changes
+        f"  {number:>{digits}}. {(label + ':'):<{width}}  {old:<{proposed}}  →  {new}"
+        for number, label, old, new in rows
     ]
+
+
+def pronouns(pronoun: str) -> tuple[str, str]:
+    """("she", "her"), ("he", "his") or ("they", "their"), as the policy's ``pronoun`` says."""
+    return {"she": ("she", "her"), "he": ("he", "his")}.get(pronoun, ("they", "their"))
 
 
 def standards_json(proposed: Sequence[Standard]) -> list[dict[str, Any]]:

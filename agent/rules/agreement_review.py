@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from agent.rules.agreement import say_duration
+from agent.rules.agreement import pronouns, say_duration
 from agent.rules.localtime import at_wall, elapsed, shift_days
 from agent.rules.policy import Policy
 
@@ -37,6 +37,7 @@ def review_notice(
 ) -> tuple[str, list[str]]:
     """(title, lines) of the notice that offers to agree again, with what happened from ``start`` to ``end``."""
     name, rules, agreement = policy.mentor.name, policy.email, policy.agreement
+    her = pronouns(policy.mentor.pronoun)[1]
     weeks = max(1.0, elapsed(start, end).total_seconds() / (7 * 86400))
     per_week = len(sent) / weeks
     agreed_on = agreement.agreed_on.isoformat() if agreement.agreed_on else "?"
@@ -55,13 +56,14 @@ def review_notice(
         hoped = agreement.mentor_answers_within.total_seconds() / 3600
         late = sum(1 for h in ordered if h > hoped)
         facts.append(
-            f"  • Her answers: {len(ordered)}; half came within {_hours(middle)}, the slowest took "
+            f"  • {her.title()} answers: {len(ordered)}; half came within {_hours(middle)}, the slowest took "
             f"{_hours(ordered[-1])} (hoped for: within {say_duration(agreement.mentor_answers_within)}; "
             f"{late} took longer)."
         )
     else:
         facts.append(
-            f"  • Her answers: none recorded (hoped for: within {say_duration(agreement.mentor_answers_within)})."
+            f"  • {her.title()} answers: none recorded "
+            f"(hoped for: within {say_duration(agreement.mentor_answers_within)})."
         )
     facts.append(
         f"  • Meetings held: {meetings_held} (agreed: at most {policy.meetings.max_per_month} a month, "
