@@ -197,7 +197,7 @@ def test_the_review_notice_comes_at_its_time_on_the_virtual_clock(agent: Agent) 
     assert told[0]["Date"].datetime == DUE
     assert "You agreed the standards with Dr. Ana Rivera on 2026-06-01 (version 1)" in text
     assert "E-mails to Dr. Ana Rivera: 26, 1.0 a week on average" in text
-    assert "Her answers: 26; half came within 1 day 12 hours, the slowest took 1 day 12 hours" in text
+    assert "Her answers: 26; half came within 36 hours, the slowest took 36 hours" in text
     assert "`mentor-agent agree rivera`" in text
 
 

@@ -228,7 +228,9 @@ def test_applying_keeps_every_comment_and_records_date_and_version(tmp_path: Pat
     old_comments = [line.split("#", 1)[1] for line in original.splitlines() if "#" in line]
     assert all(comment in text for comment in old_comments)
     assert policy.agreement.agreed_on == date(2026, 11, 24) and policy.agreement.version == 1
-    assert tomllib.loads(text)["agreement"] == {"agreed_on": date(2026, 11, 24), "version": 1}
+    agreed = tomllib.loads(text)["agreement"]
+    assert (agreed["agreed_on"], agreed["version"], agreed["review_every"]) == (date(2026, 11, 24), 1, "26w")
+    assert text.endswith("once she has answered\nagreed_on = 2026-11-24\nversion = 1\n")
     # once more: the table is updated in place, not added twice
     apply_agreement(path, {}, date(2027, 5, 1), 2)
     assert path.read_text(encoding="utf-8").count("[agreement]") == 1
@@ -277,6 +279,6 @@ def test_the_review_notice_says_what_happened_beside_what_was_agreed() -> None:
     text = "\n".join(lines)
     assert title == "Time to look at your agreement with Dr. Ana Rivera again"
     assert "E-mails to Dr. Ana Rivera: 52, 2.0 a week on average (agreed: at most 3 a week, 1 a day)" in text
-    assert "half came within 1 day 6 hours, the slowest took 6 days 6 hours" in text
+    assert "half came within 30 hours, the slowest took 6 days 6 hours" in text
     assert "(hoped for: within 5 days; 1 took longer)" in text
     assert "Meetings held: 5" in text and "`mentor-agent agree rivera`" in text

@@ -85,10 +85,13 @@ _UNIT_WORDS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 6
 
 
 def say_duration(value: timedelta) -> str:
-    """A duration as a person says it: "5 days", "1 hour 30 minutes", "26 weeks"."""
+    """A duration as a person says it: "5 days", "24 hours", "1 hour 30 minutes", "26 weeks"."""
     seconds = int(value.total_seconds())
     if seconds <= 0:
         return "none"
+    if seconds < 2 * 86400 and seconds % 3600 == 0:  # "24 hours", "36 hours": as notice periods are said
+        hours = seconds // 3600
+        return f"{hours} hour{'' if hours == 1 else 's'}"
     parts = []
     for word, size in _UNIT_WORDS:
         if word == "week" and seconds % size:  # "10 days", not "1 week 3 days"
