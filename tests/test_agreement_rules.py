@@ -25,7 +25,7 @@ from agent.rules.agreement import (
     standards_from_json,
     standards_json,
 )
-from agent.rules.agreement_review import review_due, review_notice
+from agent.rules.agreement_review import latest_review, review_due, review_notice
 from agent.rules.policy import Policy, load_policy
 from agent.rules.windows import WeeklyWindow
 
@@ -264,6 +264,28 @@ def test_the_review_is_due_at_nine_on_its_day_across_dst() -> None:
     due = review_due(date(2026, 6, 1), timedelta(days=182), NEW_YORK)
     assert due == datetime(2026, 11, 30, 9, tzinfo=NEW_YORK)
     assert review_due(date(2026, 6, 1), timedelta(days=1, hours=1), NEW_YORK).date() == date(2026, 6, 3)
+
+
+def test_reviews_come_every_period_until_agreed_again() -> None:
+    agreed, every = date(2026, 6, 1), timedelta(days=182)
+    before = latest_review(agreed, every, NEW_YORK, datetime(2026, 11, 30, 8, 59, tzinfo=NEW_YORK))
+    assert (before.number, before.due) == (0, datetime(2026, 11, 30, 9, tzinfo=NEW_YORK))
+    first = latest_review(agreed, every, NEW_YORK, datetime(2026, 11, 30, 9, tzinfo=NEW_YORK))
+    assert (first.number, first.start, first.due) == (1, datetime(2026, 6, 1, tzinfo=NEW_YORK), before.due)
+    assert first.next_due == datetime(2027, 5, 31, 9, tzinfo=NEW_YORK)
+    later = latest_review(agreed, every, NEW_YORK, datetime(2028, 1, 1, tzinfo=NEW_YORK))
+    assert (later.number, later.start, later.due) == (3, first.next_due, datetime(2027, 11, 29, 9, tzinfo=NEW_YORK))
+    assert latest_review(agreed, timedelta(0), NEW_YORK, datetime(2026, 6, 3, tzinfo=NEW_YORK)).number == 1
+
+
+@given(st.integers(min_value=1, max_value=400), st.integers(min_value=0, max_value=2000))
+def test_the_latest_review_is_due_by_now_and_the_next_is_not(days: int, hours_later: int) -> None:
+    agreed, every = date(2026, 3, 1), timedelta(days=days)
+    now = datetime(2026, 3, 1, tzinfo=NEW_YORK) + timedelta(hours=hours_later * 7)
+    review = latest_review(agreed, every, NEW_YORK, now)
+    assert review.next_due > now
+    assert review.number == 0 or review.due <= now
+    assert review.start < review.due <= review.next_due
 
 
 def test_the_review_notice_says_what_happened_beside_what_was_agreed() -> None:

@@ -38,9 +38,9 @@ from agent.rules.agreement import (
     standards_from_json,
     standards_json,
 )
-from agent.rules.agreement_review import review_due, review_notice
+from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.envelope import parse_envelope
-from agent.rules.localtime import describe, local_date, start_of_day
+from agent.rules.localtime import describe, local_date
 from agent.rules.policy import LoadedPolicy
 from agent.store.agreements import Agreements, Proposal
 from agent.store.ledger import Ledger
@@ -155,14 +155,12 @@ async def offer_reviews(world: World, store: Agreements) -> datetime | None:
         agreement = loaded.policy.agreement
         if agreement.agreed_on is None:
             continue
-        due = review_due(agreement.agreed_on, agreement.review_every, zone)
-        key = f"{agreement.agreed_on.isoformat()} v{agreement.version}"
-        if due > now:
-            upcoming.append(due)
+        review = latest_review(agreement.agreed_on, agreement.review_every, zone, now)
+        start, due = review.start, review.due
+        upcoming.append(review.next_due)
+        key = f"{agreement.agreed_on.isoformat()} v{agreement.version} #{review.number}"
+        if review.number == 0 or store.review_told(loaded.id, key):
             continue
-        if store.review_told(loaded.id, key):
-            continue
-        start = start_of_day(agreement.agreed_on, zone)
         addresses = loaded.policy.mentor.addresses
         sent = world.ledger.items_between(loaded.id, start, due, addresses)
         hours = store.answer_times(loaded.id, start, due, addresses)

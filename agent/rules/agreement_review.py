@@ -5,10 +5,11 @@ the notice's words out."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from agent.rules.agreement import pronouns, say_duration
-from agent.rules.localtime import at_wall, elapsed, shift_days
+from agent.rules.localtime import at_wall, elapsed, shift_days, start_of_day
 from agent.rules.policy import Policy
 
 REVIEW_HOUR = 9  # the review notice comes at 09:00 in the student's zone on its day
@@ -19,6 +20,31 @@ def review_due(agreed_on: date, every: timedelta, zone: tzinfo) -> datetime:
     the period ends (a part of a day counts as a whole one)."""
     days = every.days + (1 if every.seconds or every.microseconds else 0)
     return at_wall(shift_days(agreed_on, days), time(REVIEW_HOUR), zone)
+
+
+@dataclass(frozen=True)
+class Review:
+    number: int  # 1, 2, …: the latest review due by now; 0 when none is due yet
+    start: datetime  # the period it looks back on: from the previous review, or the day of the agreement
+    due: datetime  # when it is due (for number 0: when the first one will be)
+    next_due: datetime  # when the one after it is due
+
+
+def latest_review(agreed_on: date, every: timedelta, zone: tzinfo, now: datetime) -> Review:
+    """The latest review of an agreement made on ``agreed_on`` that is due at ``now``: one comes every
+    ``every`` (at 09:00 in ``zone``) until the agreement is made again."""
+    first = start_of_day(agreed_on, zone)
+    every = max(every, timedelta(days=1))  # a review a minute would be noise, and a zero one a loop
+
+    def due(number: int) -> datetime:
+        return review_due(agreed_on, every * number, zone)
+
+    count = max(0, int(elapsed(first, now) / every) - 1)
+    while due(count + 1) <= now:
+        count += 1
+    if count == 0:
+        return Review(0, first, due(1), due(1))
+    return Review(count, first if count == 1 else due(count - 1), due(count), due(count + 1))
 
 
 def _hours(value: float) -> str:
