@@ -22,7 +22,7 @@ from agent.config.settings import load_settings
 from agent.demo.week import DemoDaemon, VirtualClock
 from agent.rules.agreement import SUBJECT
 from agent.store.ledger import Ledger
-from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, agent, eventually, policy_text
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, agent, eventually, parse, policy_text
 
 __all__ = ["agent"]
 pytestmark = pytest.mark.servers
@@ -51,12 +51,9 @@ def answer(agent: Agent, proposal_id: str, body: str, sender: str = MENTOR) -> N
     agent.dovecot.append(agent.user, "INBOX", message.as_bytes())
 
 
-def proposal_sent(agent: Agent) -> EmailMessage:
-    received = agent.smtp.wait_for(1)
-    from tests.agent_process import parse
-
-    sent = parse(received[-1].content)
-    assert str(sent["Subject"]) == SUBJECT and sent["X-Mentor-Agent"] == "agreement"
+def proposal_sent(agent: Agent, *, marked: bool = True) -> EmailMessage:
+    sent = parse(agent.smtp.wait_for(1)[-1].content)
+    assert str(sent["Subject"]) == SUBJECT and (sent["X-Mentor-Agent"] == "agreement") == marked
     return sent
 
 
@@ -139,6 +136,32 @@ def test_changed_values_are_shown_side_by_side_then_applied(agent: Agent) -> Non
     assert data["email"]["max_per_week"] == 60 and data["agreement"]["version"] == 1
     # the running daemon takes the agreed policy in
     eventually(lambda: "rivera.toml" in agent.log() and "applies from the next decision" in agent.log(), timeout=15)
+
+
+def test_an_edited_draft_with_a_new_message_id_is_still_answered(agent: Agent) -> None:
+    agent.policy(COMMENTED)
+    agent.start()
+    code, out = cli(agent, "agree", "rivera")
+    assert code == 0, out
+    uid, raw = next(iter(agent.folder_raw("Drafts").items()))
+    # the student edits the words in a mail program, which saves the draft with a new Message-ID, then sends it
+    edited = parse(raw)
+    del edited["Message-ID"], edited["X-Mentor-Agent"]
+    edited["Message-ID"] = make_msgid(domain="med.example.edu")
+    edited.set_content(edited.get_content().replace("Thank you for mentoring me.", "Thank you so much for Friday."))
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Drafts")
+        client.delete_messages([uid])
+        client.expunge()
+    agent.drop(edited.as_bytes())
+    sent = proposal_sent(agent, marked=False)
+    assert "Thank you so much for Friday." in sent.get_content()
+    quoted = "\n".join(f"> {line}" for line in sent.get_content().splitlines())
+    answer(agent, str(sent["Message-ID"]), f"Fine with me.\n\nOn Monday, Sam Patel wrote:\n{quoted}\n")
+    notice(agent, "Dr. Ana Rivera agreed to your standards")
+    code, out = cli(agent, "agree", "rivera", "--apply")
+    assert code == 0, out
+    assert tomllib.loads(policy_file(agent))["agreement"]["version"] == 1
 
 
 REVIEWED = (

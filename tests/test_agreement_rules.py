@@ -17,6 +17,7 @@ from agent.rules.agreement import (
     Standard,
     draft_body,
     proposal_message,
+    quotes_proposal,
     read_answer,
     read_value,
     say_duration,
@@ -109,6 +110,14 @@ def test_changed_values_in_her_own_lines_are_read_and_the_quote_is_not() -> None
 def test_outlook_style_top_posting_stops_at_the_original() -> None:
     reply = "Fine.\n\nFrom: Sam Patel <sam@med.example.edu>\nSent: Monday\n\n" + draft_body(RIVERA, "Sam")
     assert read_answer(reply, PROPOSED).outcome == "accepted"
+
+
+def test_a_reply_quoting_the_proposal_is_known_even_rewrapped() -> None:
+    body = draft_body(RIVERA, "Sam")
+    assert quotes_proposal("Fine.\n\n" + quoted(body), PROPOSED)
+    rewrapped = quoted(" ".join(body.split()))  # one long quoted line: a client that re-flows quotes
+    assert quotes_proposal(rewrapped, PROPOSED)
+    assert not quotes_proposal("Fine, see you Tuesday.\n> 1. E-mails from me in a week, at most: 3", PROPOSED)
 
 
 def test_an_unreadable_value_makes_the_answer_unclear_and_says_which() -> None:

@@ -32,6 +32,7 @@ from agent.rules.agreement import (
     columns,
     pronouns,
     proposal_message,
+    quotes_proposal,
     read_answer,
     side_by_side,
     standards,
@@ -114,12 +115,22 @@ async def read_answers(world: World, store: Agreements) -> None:
         if mentor is None or not envelope.message_id or envelope.agent_kind:
             continue
         proposal = next((waiting[r] for r in envelope.references if r in waiting), None)
-        if proposal is None or proposal.mentor != mentor.id:
+        if proposal is not None and proposal.mentor != mentor.id:
+            continue
+        # A mail program may give an edited draft a new Message-ID: then an answer in the thread of something
+        # she received from us that quotes the proposal's numbered lines answers her latest proposal.
+        edited = [p for p in waiting.values() if p.mentor == mentor.id] if proposal is None else []
+        if proposal is None and not (edited and set(envelope.references) & set(world.ledger.item_owners())):
             continue
         raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
         if raw is None:
             continue
-        answer = read_answer(plain_text(raw), standards_from_json(proposal.standards))
+        text = plain_text(raw)
+        if proposal is None:
+            if not quotes_proposal(text, standards_from_json(edited[-1].standards)):
+                continue
+            proposal = edited[-1]
+        answer = read_answer(text, standards_from_json(proposal.standards))
         at = min(envelope.date or info.internaldate or world.now(), world.now())
         changes = {c.standard.path: c.toml for c in answer.changes}
         said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]

@@ -338,6 +338,13 @@ def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
     return Answer("unclear")
 
 
+def quotes_proposal(text: str, proposed: Sequence[Standard]) -> bool:
+    """Whether ``text`` (a reply, with what it quotes) holds the proposal's numbered lines: most of their labels."""
+    flat = re.sub(r"\s+", " ", re.sub(r"(?m)^[ >]+", " ", text)).lower()  # quote marks and re-wrapping gone
+    found = sum(1 for s in proposed if s.label.lower() in flat)
+    return bool(proposed) and found >= min(len(proposed), 3) and found * 2 >= len(proposed)
+
+
 def side_by_side(changes: Sequence[Change]) -> list[str]:
     """``   3. When my e-mails arrive, your time:  Mon-Fri 08:00-17:00  →  Mon-Thu 09:00-16:00``"""
     return columns([(c.standard.number, c.standard.label, c.standard.text, c.text) for c in changes])
