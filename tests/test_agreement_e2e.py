@@ -158,10 +158,19 @@ def test_an_edited_draft_with_a_new_message_id_is_still_answered(agent: Agent) -
     assert "Thank you so much for Friday." in sent.get_content()
     quoted = "\n".join(f"> {line}" for line in sent.get_content().splitlines())
     answer(agent, str(sent["Message-ID"]), f"Fine with me.\n\nOn Monday, Sam Patel wrote:\n{quoted}\n")
-    notice(agent, "Dr. Ana Rivera agreed to your standards")
-    code, out = cli(agent, "agree", "rivera", "--apply")
-    assert code == 0, out
+    told = notice(agent, "Dr. Ana Rivera agreed to your standards")
+    assert "(or a flag on this notice)" in told.get_content()
+    # this time the student applies it with a flag on the notice
+    uid = next(u for u, raw in agent.folder_raw("INBOX").items() if parse(raw)["Message-ID"] == told["Message-ID"])
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("INBOX")
+        client.add_flags([uid], [b"\\Flagged"])
+    applied = notice(agent, "Applied: your agreement with Dr. Ana Rivera, version 1").get_content()
+    assert "Dr. Ana Rivera agreed to the standards as proposed." in applied
     assert tomllib.loads(policy_file(agent))["agreement"]["version"] == 1
+    assert policy_file(agent).startswith(COMMENTED)
+    code, out = cli(agent, "agree", "rivera", "--apply")
+    assert code == 1 and "already" in out
 
 
 REVIEWED = (

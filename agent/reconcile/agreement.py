@@ -74,8 +74,8 @@ def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone
     she, her = pronouns(loaded.policy.mentor.pronoun)
     when = describe(proposal.proposed, zone)
     applying = (
-        f"Nothing changes until you apply it: `{apply_command(loaded.id)}` writes it into {path} (keeping its "
-        f"comments), as version {proposal.version}, agreed on the day of {her} answer."
+        f"Nothing changes until you apply it: `{apply_command(loaded.id)}` (or a flag on this notice) writes it "
+        f"into {path} (keeping its comments), as version {proposal.version}, agreed on the day of {her} answer."
     )
     if answer.outcome == "accepted":
         return (
@@ -158,6 +158,43 @@ async def read_answers(world: World, store: Agreements) -> None:
         await world.notify(title, lines, about=envelope.message_id)
 
 
+async def apply_flagged(world: World, store: Agreements) -> None:
+    """A flag on the notice of an answer applies it, as `mentor-agent agree ID --apply` does; a notice says so."""
+    ready = [p for p in store.to_apply() if (latest := store.latest(p.mentor)) and latest.message_id == p.message_id]
+    if not ready:
+        return
+    folder = world.folders.notices
+    flagged = await world.imap(world.mailbox.flagged, folder)
+    if not flagged:
+        return
+    for info in await world.imap(world.mailbox.headers, folder, flagged):
+        envelope = parse_envelope(info.headers)
+        proposal = next((p for p in ready if p.answer_id in envelope.references), None)
+        loaded = world.book.by_id.get(proposal.mentor) if proposal else None
+        if envelope.agent_kind != "notice" or proposal is None or loaded is None:
+            continue
+        ready.remove(proposal)
+        try:
+            applied = apply_answer(world.ledger, loaded, world.settings.student.zone, world.now())
+        except UserError as error:
+            problems = "\n".join(f"  • {problem}" for problem in error.problems)
+            await world.notify(
+                f"Not applied: {loaded.name}'s answer",
+                [f"You flagged the notice of {loaded.name}'s answer, but it cannot be applied:\n{problems}"],
+                about=proposal.answer_id,
+            )
+            continue
+        log.info("the answer of %s applied to %s (the notice was flagged)", loaded.name, loaded.path)
+        await world.notify(
+            f"Applied: your agreement with {loaded.name}, version {applied.version}",
+            [
+                "You flagged the notice of the answer, so it was applied:",
+                "\n".join(applied_lines(loaded.name, applied)),
+            ],
+            about=proposal.answer_id,
+        )
+
+
 async def offer_reviews(world: World, store: Agreements) -> datetime | None:
     """Give each review notice that is due (once); returns when the next one is due."""
     now, zone = world.now(), world.settings.student.zone
@@ -194,6 +231,7 @@ async def pass_once(world: World) -> datetime | None:
     store = Agreements(world.ledger)
     try:
         await read_answers(world, store)
+        await apply_flagged(world, store)
         return await offer_reviews(world, store)
     except MailboxError:
         raise
