@@ -9,7 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.reconcile.agreement import answer_notice
-from agent.rules.agreement import read_answer, standards, standards_json
+from agent.rules.agreement import standards, standards_json
+from agent.rules.agreement_answer import read_answer
 from agent.rules.policy import load_policy
 from agent.store.agreements import Proposal
 

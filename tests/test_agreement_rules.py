@@ -17,15 +17,13 @@ from agent.rules.agreement import (
     Standard,
     draft_body,
     proposal_message,
-    quotes_proposal,
-    read_answer,
     read_value,
     say_duration,
-    side_by_side,
     standards,
     standards_from_json,
     standards_json,
 )
+from agent.rules.agreement_answer import quotes_proposal, read_answer, side_by_side
 from agent.rules.agreement_review import latest_review, review_due, review_notice
 from agent.rules.policy import Policy, load_policy
 from agent.rules.windows import WeeklyWindow

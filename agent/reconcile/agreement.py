@@ -27,18 +27,8 @@ from agent.errors import UserError
 from agent.mail.imap import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
-from agent.rules.agreement import (
-    Answer,
-    columns,
-    pronouns,
-    proposal_message,
-    quotes_proposal,
-    read_answer,
-    side_by_side,
-    standards,
-    standards_from_json,
-    standards_json,
-)
+from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json
+from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_answer, side_by_side
 from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
@@ -160,7 +150,7 @@ async def read_answers(world: World, store: Agreements) -> None:
 
 async def apply_flagged(world: World, store: Agreements) -> None:
     """A flag on the notice of an answer applies it, as `mentor-agent agree ID --apply` does; a notice says so."""
-    ready = [p for p in store.to_apply() if (latest := store.latest(p.mentor)) and latest.message_id == p.message_id]
+    ready = store.to_apply()
     if not ready:
         return
     folder = world.folders.notices
@@ -175,7 +165,7 @@ async def apply_flagged(world: World, store: Agreements) -> None:
             continue
         ready.remove(proposal)
         try:
-            applied = apply_answer(world.ledger, loaded, world.settings.student.zone, world.now())
+            applied = apply_answer(world.ledger, loaded, world.settings.student.zone, world.now(), proposal)
         except UserError as error:
             problems = "\n".join(f"  • {problem}" for problem in error.problems)
             await world.notify(
@@ -265,12 +255,17 @@ class Applied:
     she: str = "they"
 
 
-def apply_answer(ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: datetime) -> Applied:
-    """Write the mentor's recorded answer to the latest proposal into her policy file (UserError if there is
-    none to apply, or if her values do not make a valid policy: the file then stays as it was)."""
+def apply_answer(
+    ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: datetime, proposal: Proposal | None = None
+) -> Applied:
+    """Write the mentor's answer into her policy file: to ``proposal``, else the latest answer not applied
+    yet, else (to say why not) the latest proposal. UserError if there is none to apply, or if her values do
+    not make a valid policy: the file then stays as it was."""
     name, path = loaded.name, loaded.path
     store = Agreements(ledger)
-    proposal = store.latest(loaded.id)
+    if proposal is None:
+        open_answers = store.to_apply(loaded.id)
+        proposal = open_answers[-1] if open_answers else store.latest(loaded.id)
     if proposal is None:
         raise UserError(f"nothing proposed to {name} yet: `mentor-agent agree {loaded.id}` drafts the proposal")
     if proposal.answered is None:

@@ -98,9 +98,12 @@ class Agreements:
         """Proposals not answered yet, by their Message-ID."""
         return {p.message_id: p for p in self._rows("answer_id IS NULL", ())}
 
-    def to_apply(self) -> list[Proposal]:
-        """Answers read as "fine" or as changed values that were not applied yet."""
-        return self._rows("answer_id IS NOT NULL AND applied IS NULL AND outcome IN ('accepted', 'changed')", ())
+    def to_apply(self, mentor: str | None = None) -> list[Proposal]:
+        """Answers read as "fine" or as changed values that were not applied yet (of one mentor), oldest first."""
+        where = "answer_id IS NOT NULL AND applied IS NULL AND outcome IN ('accepted', 'changed')"
+        if mentor is None:
+            return self._rows(where, ())
+        return self._rows(where + " AND mentor = ?", (mentor,))
 
     def latest(self, mentor: str) -> Proposal | None:
         rows = self._rows("mentor = ?", (mentor,))
