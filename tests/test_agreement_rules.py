@@ -255,6 +255,16 @@ def test_a_value_that_breaks_the_policy_is_refused_and_the_file_stays(tmp_path: 
     assert path.read_text(encoding="utf-8") == original
 
 
+def test_a_review_period_under_a_week_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "rivera.toml"
+    path.write_text((ROOT / "policies" / "rivera.toml").read_text(encoding="utf-8").replace('"26w"', '"2d"'))
+    with pytest.raises(UserError) as caught:
+        load_policy(path)
+    assert str(caught.value.problems[0]).endswith(
+        'agreement.review_every: must be at least a week ("26w" is about six months)'
+    )
+
+
 def test_edited_adds_a_missing_table() -> None:
     text = '[mentor]\nname = "X"  # who\n'
     assert edited(text, {"email.max_per_day": 2}, date(2026, 1, 2), 1).endswith(

@@ -99,6 +99,7 @@ async def read_answers(world: World, store: Agreements) -> None:
     if not waiting:
         return
     seen = _SEEN.setdefault(world.mailbox, Seen())
+    owners: set[str] | None = None  # what mentors received from us, read once a pass if needed
     for info in await new_headers(world, seen, world.folders.inbox):
         envelope = parse_envelope(info.headers)
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
@@ -110,7 +111,9 @@ async def read_answers(world: World, store: Agreements) -> None:
         # A mail program may give an edited draft a new Message-ID: then an answer in the thread of something
         # she received from us that quotes the proposal's numbered lines answers her latest proposal.
         edited = [p for p in waiting.values() if p.mentor == mentor.id] if proposal is None else []
-        if proposal is None and not (edited and set(envelope.references) & set(world.ledger.item_owners())):
+        if proposal is None and edited and owners is None:
+            owners = set(world.ledger.item_owners())
+        if proposal is None and not (edited and owners and set(envelope.references) & owners):
             continue
         raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
         if raw is None:
