@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
-from agent.rules.policy import PolicyBook
+from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
 from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
@@ -101,7 +101,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
 
 
-def _agreement(agreement: Any) -> dict[str, Any]:
+def _agreement(agreement: Agreement) -> dict[str, Any]:
     """Whether the mentor agreed to this policy (``mentor-agent agree``), when and which version."""
     agreed_on = agreement.agreed_on.isoformat() if agreement.agreed_on else None
     return {"agreed_on": agreed_on, "version": agreement.version if agreed_on else None}
