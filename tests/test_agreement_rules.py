@@ -22,6 +22,7 @@ from agent.rules.agreement import (
     standards,
     standards_from_json,
     standards_json,
+    toml_value,
 )
 from agent.rules.agreement_answer import quotes_proposal, read_answer, side_by_side
 from agent.rules.agreement_review import latest_review, review_due, review_notice
@@ -242,6 +243,25 @@ def test_applying_keeps_every_comment_and_records_date_and_version(tmp_path: Pat
     apply_agreement(path, {}, date(2027, 5, 1), 2)
     assert path.read_text(encoding="utf-8").count("[agreement]") == 1
     assert load_policy(path).policy.agreement.version == 2
+
+
+@given(st.data())
+def test_editing_writes_exactly_the_changes_and_keeps_every_comment(data: st.DataObject) -> None:
+    original = (ROOT / "policies" / "rivera.toml").read_text(encoding="utf-8")
+    chosen = data.draw(st.lists(st.sampled_from(PROPOSED), unique_by=lambda s: s.number))
+    changes = {s.path: toml_value(s.kind, data.draw(new_value(s))) for s in chosen}
+    text = edited(original, changes, date(2026, 11, 24), 3)
+    parsed, before = tomllib.loads(text), tomllib.loads(original)
+    for path, value in changes.items():
+        section, key = path.split(".")
+        assert parsed[section][key] == value
+        before[section][key] = value
+    before["agreement"] |= {"agreed_on": date(2026, 11, 24), "version": 3}
+    assert parsed == before  # nothing else changed
+    for line in original.splitlines():
+        if "#" in line:
+            assert line.split("#", 1)[1] in text
+    assert len(text.splitlines()) == len(original.splitlines()) + 2
 
 
 def test_a_value_that_breaks_the_policy_is_refused_and_the_file_stays(tmp_path: Path) -> None:
