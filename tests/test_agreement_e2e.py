@@ -105,6 +105,22 @@ def test_fine_from_drafts_is_recorded_and_applied(agent: Agent) -> None:
     assert code == 1 and "applied to" in out and "already" in out
 
 
+def test_an_answer_that_cannot_be_read_asks_the_student_and_her_next_one_counts(agent: Agent) -> None:
+    agent.policy(COMMENTED)
+    agent.start()
+    assert cli(agent, "agree", "rivera", "--send")[0] == 0
+    sent = proposal_sent(agent)
+    answer(agent, str(sent["Message-ID"]), "Let me think about this over the weekend.\n\n3. whenever suits\n")
+    told = notice(agent, "Please read Dr. Ana Rivera's answer to your proposal").get_content()
+    assert "3. When my e-mails arrive, your time: “whenever suits” names no days and hours" in told
+    code, out = cli(agent, "agree", "rivera", "--apply")
+    assert code == 1 and "could not be read" in out and policy_file(agent) == COMMENTED
+    answer(agent, str(sent["Message-ID"]), "Sorry, that was unclear. Fine as it is!\n")
+    notice(agent, "Dr. Ana Rivera agreed to your standards")
+    assert cli(agent, "agree", "rivera", "--apply")[0] == 0
+    assert tomllib.loads(policy_file(agent))["agreement"]["version"] == 1
+
+
 def test_changed_values_are_shown_side_by_side_then_applied(agent: Agent) -> None:
     agent.policy(COMMENTED)
     agent.start()

@@ -35,6 +35,18 @@ def test_an_answer_is_recorded_once_and_waits_to_be_applied(tmp_path: Path) -> N
     ledger.close()
 
 
+def test_after_an_answer_that_could_not_be_read_her_next_one_counts(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    store = Agreements(ledger)
+    store.propose("<p1@x>", "rivera", 1, T0, [])
+    assert store.answered("<p1@x>", answer_id="<a1@y>", at=T0, outcome="unclear", changes={}, said=[])
+    assert list(store.waiting()) == ["<p1@x>"] and store.to_apply() == []
+    assert not store.answered("<p1@x>", answer_id="<a1@y>", at=T0, outcome="unclear", changes={}, said=[])
+    assert store.answered("<p1@x>", answer_id="<a2@y>", at=T0, outcome="accepted", changes={}, said=[])
+    assert store.waiting() == {} and [p.answer_id for p in store.to_apply()] == ["<a2@y>"]
+    ledger.close()
+
+
 def test_answer_times_run_from_what_she_received_to_her_reply(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     for number, hours in enumerate((3, 30, 100)):

@@ -88,8 +88,9 @@ def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone
     if answer.problems:
         lines.append("These lines could not be read:\n" + "\n".join(f"  • {p}" for p in answer.problems))
     lines.append(
-        f"Please read {her} answer yourself; to record what you agreed, edit {path} and run "
-        f"`{apply_command(loaded.id)}`."
+        f"Please read {her} answer yourself. You may ask {name} to answer with “fine” or with the numbered lines: "
+        f"{her} next answer in the thread is read too. Or, if you did agree, edit {path} to what you agreed, "
+        "with agreed_on and version in its [agreement] table."
     )
     return f"Please read {name}'s answer to your proposal", lines
 
@@ -170,10 +171,15 @@ async def apply_flagged(world: World, store: Agreements) -> None:
         try:
             applied = apply_answer(world.ledger, loaded, world.settings.student.zone, world.now(), proposal)
         except UserError as error:
+            # Told once: the flag comes off (flag the notice again once the file is fixed).
+            await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
             problems = "\n".join(f"  • {problem}" for problem in error.problems)
             await world.notify(
                 f"Not applied: {loaded.name}'s answer",
-                [f"You flagged the notice of {loaded.name}'s answer, but it cannot be applied:\n{problems}"],
+                [
+                    f"You flagged the notice of {loaded.name}'s answer, but it cannot be applied:\n{problems}",
+                    "The flag was taken off that notice; flag it again once this is put right.",
+                ],
                 about=proposal.answer_id,
             )
             continue

@@ -95,8 +95,10 @@ class Agreements:
         return found
 
     def waiting(self) -> dict[str, Proposal]:
-        """Proposals not answered yet, by their Message-ID."""
-        return {p.message_id: p for p in self._rows("answer_id IS NULL", ())}
+        """Proposals not answered yet (or answered in words that could not be read), by their Message-ID."""
+        return {
+            p.message_id: p for p in self._rows("(answer_id IS NULL OR outcome = 'unclear') AND applied IS NULL", ())
+        }
 
     def to_apply(self, mentor: str | None = None) -> list[Proposal]:
         """Answers read as "fine" or as changed values that were not applied yet (of one mentor), oldest first."""
@@ -119,11 +121,20 @@ class Agreements:
         changes: dict[str, Any],
         said: list[list[Any]],
     ) -> bool:
-        """Record her answer (the first one only). True when it was new."""
+        """Record her answer: the first one, or a later one after an answer that could not be read. True when
+        it was recorded."""
         cursor = self.db.execute(
             "UPDATE agreements SET answer_id = ?, answered = ?, outcome = ?, changes = ?, said = ? "
-            "WHERE message_id = ? AND answer_id IS NULL",
-            (answer_id, at.astimezone(UTC).isoformat(), outcome, json.dumps(changes), json.dumps(said), message_id),
+            "WHERE message_id = ? AND (answer_id IS NULL OR (outcome = 'unclear' AND answer_id != ?))",
+            (
+                answer_id,
+                at.astimezone(UTC).isoformat(),
+                outcome,
+                json.dumps(changes),
+                json.dumps(said),
+                message_id,
+                answer_id,
+            ),
         )
         return cursor.rowcount > 0
 
