@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
 from agent.cli.main import main
+from agent.reconcile.agreement import apply_answer
+from agent.rules.policy import load_policy
 from agent.store.agreements import Agreements
 from agent.store.ledger import Ledger
 
@@ -44,6 +47,20 @@ def test_after_an_answer_that_could_not_be_read_her_next_one_counts(tmp_path: Pa
     assert not store.answered("<p1@x>", answer_id="<a1@y>", at=T0, outcome="unclear", changes={}, said=[])
     assert store.answered("<p1@x>", answer_id="<a2@y>", at=T0, outcome="accepted", changes={}, said=[])
     assert store.waiting() == {} and [p.answer_id for p in store.to_apply()] == ["<a2@y>"]
+    ledger.close()
+
+
+def test_a_renamed_policy_file_keeps_its_proposal_and_answer(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    ledger.bind({"rivera": MENTOR})  # as the daemon learns each policy's addresses
+    store = Agreements(ledger)
+    store.propose("<p1@x>", "rivera", 1, T0, [])
+    store.answered("<p1@x>", answer_id="<a1@y>", at=T0, outcome="changed", changes={"email.max_per_week": 2}, said=[])
+    renamed = tmp_path / "dr-ana-rivera.toml"
+    renamed.write_text((ROOT / "policies" / "rivera.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    applied = apply_answer(ledger, load_policy(renamed), ZoneInfo("America/Chicago"), T0 + timedelta(hours=1))
+    assert (applied.version, applied.agreed_on) == (1, date(2026, 11, 23))
+    assert load_policy(renamed).policy.email.max_per_week == 2
     ledger.close()
 
 

@@ -95,6 +95,13 @@ def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone
     return f"Please read {name}'s answer to your proposal", lines
 
 
+def same_mentor(ledger: Ledger, policy_id: str, loaded: LoadedPolicy) -> bool:
+    """Whether a proposal recorded under ``policy_id`` went to the mentor of ``loaded``: a mentor is her
+    addresses, so a renamed policy file keeps its proposals."""
+    known = set(ledger.mentor_addresses.get(policy_id, ()))
+    return policy_id == loaded.id or bool(known & set(loaded.policy.mentor.addresses))
+
+
 async def read_answers(world: World, store: Agreements) -> None:
     waiting = store.waiting()
     if not waiting:
@@ -107,11 +114,11 @@ async def read_answers(world: World, store: Agreements) -> None:
         if mentor is None or not envelope.message_id or envelope.agent_kind:
             continue
         proposal = next((waiting[r] for r in envelope.references if r in waiting), None)
-        if proposal is not None and proposal.mentor != mentor.id:
+        if proposal is not None and not same_mentor(world.ledger, proposal.mentor, mentor):
             continue
         # A mail program may give an edited draft a new Message-ID: then an answer in the thread of something
         # she received from us that quotes the proposal's numbered lines answers her latest proposal.
-        edited = [p for p in waiting.values() if p.mentor == mentor.id] if proposal is None else []
+        edited = [p for p in waiting.values() if same_mentor(world.ledger, p.mentor, mentor)] if not proposal else []
         if proposal is None and edited and owners is None:
             owners = set(world.ledger.item_owners())
         if proposal is None and not (edited and owners and set(envelope.references) & owners):
@@ -164,7 +171,7 @@ async def apply_flagged(world: World, store: Agreements) -> None:
     for info in await world.imap(world.mailbox.headers, folder, flagged):
         envelope = parse_envelope(info.headers)
         proposal = next((p for p in ready if p.answer_id in envelope.references), None)
-        loaded = world.book.by_id.get(proposal.mentor) if proposal else None
+        loaded = next((b for b in world.book if proposal and same_mentor(world.ledger, proposal.mentor, b)), None)
         if envelope.agent_kind != "notice" or proposal is None or loaded is None:
             continue
         ready.remove(proposal)
@@ -273,8 +280,9 @@ def apply_answer(
     name, path = loaded.name, loaded.path
     store = Agreements(ledger)
     if proposal is None:
-        open_answers = store.to_apply(loaded.id)
-        proposal = open_answers[-1] if open_answers else store.latest(loaded.id)
+        open_answers = [p for p in store.to_apply() if same_mentor(ledger, p.mentor, loaded)]
+        every = [p for p in store.all() if same_mentor(ledger, p.mentor, loaded)]
+        proposal = open_answers[-1] if open_answers else (every[-1] if every else None)
     if proposal is None:
         raise UserError(f"nothing proposed to {name} yet: `mentor-agent agree {loaded.id}` drafts the proposal")
     if proposal.answered is None:

@@ -107,6 +107,10 @@ class Agreements:
             return self._rows(where, ())
         return self._rows(where + " AND mentor = ?", (mentor,))
 
+    def all(self) -> list[Proposal]:
+        """Every proposal, oldest first."""
+        return self._rows("1", ())
+
     def latest(self, mentor: str) -> Proposal | None:
         rows = self._rows("mentor = ?", (mentor,))
         return rows[-1] if rows else None
