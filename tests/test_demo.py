@@ -9,7 +9,7 @@ from __future__ import annotations
 import mailbox
 import time
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -54,8 +54,8 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoResult:
 
 
 def test_the_mentors_get_what_the_agreements_allow(week: demo.DemoResult) -> None:
-    assert len(week.received) == 11
-    assert [len(to(week, a)) for a in (RIVERA, OKAFOR, CHEN, "priya.shah@med.example.edu")] == [4, 1, 5, 1]
+    assert len(week.received) == 12
+    assert [len(to(week, a)) for a in (RIVERA, OKAFOR, CHEN, "priya.shah@med.example.edu")] == [4, 1, 6, 1]
     digests = [parsed(r.content) for r in week.received if str(parsed(r.content)["Message-ID"]).startswith("<digest.")]
     assert [str(d["Subject"]).split(" —")[0] for d in digests] == ["2 updates from Sam", "3 updates from Sam"]
     assert all(d["To"].addresses[0].addr_spec == RIVERA for d in digests)
@@ -81,7 +81,7 @@ def test_each_send_happens_at_its_due_minute_on_the_virtual_clock(week: demo.Dem
 
 
 def test_the_accepted_offer_stays_and_the_other_invitations_are_cancelled(week: demo.DemoResult) -> None:
-    itips = [parse_itip(r.content)[0] for r in to(week, CHEN)]
+    itips = [parse_itip(r.content)[0] for r in to(week, CHEN) if b"text/calendar" in r.content]
     assert [i.method for i in itips] == ["REQUEST"] * 3 + ["CANCEL"] * 2
     requested = [i.uid for i in itips[:3]]
     cancelled = {i.uid for i in itips[3:]}
@@ -98,25 +98,48 @@ def test_the_accepted_offer_stays_and_the_other_invitations_are_cancelled(week: 
 
 def test_the_mailbox_is_left_as_files(week: demo.DemoResult) -> None:
     out = week.out
-    assert week.folders["Sent"] == 12 and week.folders["Scheduled"] == 1 and week.folders["Mentor Outbox"] == 0
+    assert week.folders["Sent"] == 13 and week.folders["Scheduled"] == 1 and week.folders["Mentor Outbox"] == 0
     sent = sorted((out / "mailbox" / "Sent").glob("*.eml"))
-    assert len(sent) == 12
+    assert len(sent) == 13
     scheduled = list((out / "mailbox" / "Scheduled").glob("*.eml"))
     assert [str(parsed(p.read_bytes())["Subject"]) for p in scheduled] == ["Residency application timeline"]
     box = mailbox.mbox(out / "mbox" / "Sent.mbox", create=False)
     try:
-        assert len(box) == 12
+        assert len(box) == 13
     finally:
         box.close()
-    assert len(list((out / "received-by-mentors").glob("*.eml"))) == 11
+    assert len(list((out / "received-by-mentors").glob("*.eml"))) == 12
     index = (out / "README.txt").read_text(encoding="utf-8")
-    assert "Scheduled (1 message(s))" in index and "Sent (12 message(s))" in index
+    assert "Scheduled (1 message(s))" in index and "Sent (13 message(s))" in index
     notices = [
         p for p in (out / "mailbox" / "INBOX").glob("*.eml") if parsed(p.read_bytes())["X-Mentor-Agent"] == "notice"
     ]
     assert any("Held: Residency application timeline" in str(parsed(p.read_bytes())["Subject"]) for p in notices)
     assert sorted(p.name for p in (out / "policies").iterdir()) == sorted(demo.POLICY_FILES)
     assert (out / "agent.log").stat().st_size > 0
+
+
+def test_an_agreement_is_made_in_the_week(week: demo.DemoResult) -> None:
+    """Dr. Chen gets the proposal when her e-mail hours open, answers with two changed values, the student is
+    told and applies them: the exported policy records the agreement, its comments kept."""
+    proposal = parsed(to(week, CHEN)[0].content)
+    assert str(proposal["Subject"]) == "How we keep in touch: a proposal"
+    assert to(week, CHEN)[0].at.astimezone(ZoneInfo("America/Los_Angeles")).replace(tzinfo=None) == datetime(
+        2026, 11, 23, 7, 0
+    )  # dropped at 06:05 her time: paced like any message
+    assert "  1. E-mails from me in a week, at most: 15" in proposal.get_content()
+    text = (week.out / "policies" / "chen.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    assert data["email"]["max_per_week"] == 20
+    assert data["agreement"] == {"mentor_answers_within": "2d", "agreed_on": date(2026, 11, 23), "version": 1}
+    original = (ROOT / "agent" / "examples" / "chen.toml").read_text(encoding="utf-8")
+    assert all(line in text for line in original.splitlines() if line.startswith("#"))
+    flat = " ".join(" ".join(week.lines).split())
+    assert "you propose your standards to Dr. Mei Chen (`mentor-agent agree chen --send`)" in flat
+    assert "in your INBOX: “Dr. Mei Chen agreed, with 2 change(s)”" in flat
+    assert "1. E-mails from me in a week, at most: 15 → 20" in flat
+    assert "10. Your answer, when you can, within: 5 days → 2 days" in flat
+    assert "Written into policies/chen.toml (its comments kept): agreed on 2026-11-23, version 1." in flat
 
 
 def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
@@ -142,7 +165,7 @@ def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
 
 def test_the_daemon_publishes_what_it_sent_and_filed(week: demo.DemoResult) -> None:
     sent = [e for e in PUBLISHED if isinstance(e, events.Sent)]
-    assert len(sent) == len(week.received) == 11  # one event per e-mail the SMTP server accepted
+    assert len(sent) == len(week.received) == 12  # one event per e-mail the SMTP server accepted
     assert sorted(len(e.keys) for e in sent if len(e.keys) > 1) == [2, 3]  # the two digests
     filed = {e.key for e in PUBLISHED if isinstance(e, events.Filed)}
     assert {key for e in sent for key in e.keys} <= filed

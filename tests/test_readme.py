@@ -119,6 +119,8 @@ def skip_reason(command: str) -> str | None:
     sub, args = words[1], words[2:]
     if sub in NEEDS_ACCOUNT:
         return f"mentor-agent {sub}: {NEEDS_ACCOUNT[sub]}"
+    if sub == "agree" and "--print" not in args:
+        return "mentor-agent agree without --print: puts the proposal into your mailbox, or edits a policy"
     if sub == "propose" and "--dry-run" not in args:
         return "mentor-agent propose without --dry-run: puts invitations into your mailbox"
     if sub == "check" and ("--connect" in args or not [a for a in args if not a.startswith("-")]):
@@ -219,6 +221,7 @@ def test_the_readme_has_examples_that_run() -> None:
     assert any(c.startswith("mentor-agent simulate") for c in runnable)
     assert any(c.startswith("mentor-agent slots") for c in runnable)
     assert any(c.startswith("mentor-agent propose") and "--dry-run" in c for c in runnable)
+    assert any(c.startswith("mentor-agent agree") and "--print" in c for c in runnable)
     assert any(s.expected for b in BLOCKS for s in b.steps if skip_reason(s.command) is None)
 
 

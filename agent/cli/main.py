@@ -289,10 +289,12 @@ def cancel(message_id: str, config: Path | None) -> None:
 def _register_meetings() -> None:
     from agent.cli import login as cli_login
     from agent.cli import meetings as cli_meetings
+    from agent.cli.agree import agree_command
     from agent.demo import week as demo
 
     cli_meetings.register(main)
     cli_login.register(main)
+    main.add_command(agree_command)
     demo.register(main)
 
 

@@ -25,7 +25,7 @@ from agent.daemon import preflight, sdnotify
 from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
 from agent.mail.credentials import resolve
 from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
-from agent.reconcile import meeting_desk
+from agent.reconcile import agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
@@ -423,7 +423,8 @@ class Daemon:
         if refusal is not None and due is not None and due < refusal.next_try:
             due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
         meetings_due = await meeting_desk.pass_once(world)
-        return min((t for t in (due, meetings_due) if t is not None), default=None)
+        review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
+        return min((t for t in (due, meetings_due, review_due) if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:

@@ -42,6 +42,7 @@ from pydantic import SecretStr
 
 from agent.config.settings import Folders, Imap, Settings, Smtp, Student
 from agent.daemon.service import Daemon
+from agent.demo import agreement
 from agent.demo.servers import (
     DemoServerError,
     Event,
@@ -110,7 +111,7 @@ class Accept:
     invitation: Received
 
 
-Step = Drop | Reply | Accept
+Step = Drop | Reply | Accept | agreement.Agree | agreement.Apply
 
 
 def load_script() -> list[Step]:
@@ -120,6 +121,9 @@ def load_script() -> list[Step]:
     for line in filter(str.strip, text.splitlines()):
         item = json.loads(line)
         at = datetime.fromisoformat(item["at"])
+        if item["type"] in ("agree", "apply"):  # the agreement with a mentor (agent/demo/agreement.py)
+            steps.append(agreement.step_of(item, at))
+            continue
         if item["type"] == "reply":
             steps.append(Reply(at, item["message_id"], item["from"], item["answers"], item["body"]))
             continue
@@ -330,6 +334,24 @@ class Demo:
 
     async def act(self, step: Step) -> None:
         now = self.clock()
+        if isinstance(step, agreement.Agree):
+            outbox, student = self.settings.imap.folders.outbox, self.settings.student
+            await agreement.propose(
+                step,
+                now=now,
+                ledger=self.daemon.ledger,
+                book=self.book,
+                student=student,
+                outbox=outbox,
+                append=self._append,
+                show=self.timeline.show,
+            )
+            return
+        if isinstance(step, agreement.Apply):
+            agreement.apply(
+                step, now=now, ledger=self.daemon.ledger, book=self.book, zone=self.zone, show=self.timeline.show
+            )
+            return
         if isinstance(step, Drop):
             mentor = self.book.for_address(step.to)
             to = self.names.get(parseaddr(step.to)[1].lower(), step.to)
@@ -497,7 +519,7 @@ def _intro(demo: Demo) -> None:
     say(f"  you     {STUDENT_NAME} <{STUDENT_ADDRESS}>, {STUDENT_ZONE}")
     for number, name in enumerate(POLICY_FILES):
         lines = textwrap.wrap(_rules(demo.book.by_id[Path(name).stem]), demo.timeline.width - 14)
-        say(f"  {'agreed' if number == 0 else '':<7} {lines[0]}")
+        say(f"  {'mentors' if number == 0 else '':<7} {lines[0]}")
         for line in lines[1:]:
             say(" " * 12 + line)
     say(f"  clock   virtual, from {start:%a %d %b %Y %H:%M %Z}; up to {demo.speed:g}× real time, quiet hours skipped")

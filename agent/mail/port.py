@@ -117,6 +117,10 @@ class MailboxPort(Protocol):
         """Add ``flags`` to the message (the others stay)."""
         ...
 
+    def remove_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
+        """Take ``flags`` off the message (the others stay)."""
+        ...
+
     def replace_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
         """Set the flags of these messages to exactly ``flags``."""
         ...

@@ -117,8 +117,9 @@ def _row(
         due=None,
         digest=None,
         reason="",
-        # A reply in a conversation keeps its thread, and an invite is one iTIP object per e-mail: never digested.
-        standalone=bool(envelope.references) or envelope.agent_kind == "invite",
+        # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, and the proposal of
+        # an agreement (`agree`) goes alone so that her answer threads to it: never digested.
+        standalone=bool(envelope.references) or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
         forced=False,
         told="",

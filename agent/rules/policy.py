@@ -216,6 +216,13 @@ class Agreement(_Section):
     agenda_ahead: Duration = timedelta(hours=24)  # the agenda goes this long before a meeting
     cancel_notice: Duration = timedelta(hours=24)  # notice for cancelling a meeting, either side
 
+    @field_validator("review_every")
+    @classmethod
+    def _review_at_least_a_week(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=7):
+            raise ValueError('must be at least a week ("26w" is about six months)')
+        return value
+
 
 class Policy(_Section):
     """One mentor's agreement, as read from ``policies/<id>.toml``."""

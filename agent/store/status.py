@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
-from agent.rules.policy import PolicyBook
+from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
 from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
@@ -81,6 +81,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
                 "weeks": weeks,
                 "waiting": waiting,
                 "meetings": meetings_of(ledger, loaded.id),
+                "agreement": _agreement(loaded.policy.agreement),
             }
         )
     status = ledger.status()
@@ -98,6 +99,12 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         if owners[row.key] is None
     ]
     return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
+
+
+def _agreement(agreement: Agreement) -> dict[str, Any]:
+    """Whether the mentor agreed to this policy (``mentor-agent agree``), when and which version."""
+    agreed_on = agreement.agreed_on.isoformat() if agreement.agreed_on else None
+    return {"agreed_on": agreed_on, "version": agreement.version if agreed_on else None}
 
 
 def meetings_of(ledger: Ledger, mentor: str) -> dict[str, Any]:
@@ -147,6 +154,11 @@ def render(data: dict[str, Any], *, color: bool) -> str:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")
         lines.append(_paint(f"{mentor['name']} ({mentor['timezone']})", "1", color))
+        agreed = mentor.get("agreement") or {}
+        if agreed.get("agreed_on"):
+            lines.append(f"  agreed on {agreed['agreed_on']}, version {agreed['version']}")
+        else:
+            lines.append(f"  not agreed yet (`mentor-agent agree {mentor['id']}` proposes the standards)")
         over = today["sent"] >= today["limit"] or week["sent"] >= week["limit"]
         lines.append(
             f"  today {today['sent']}/{today['limit']}   this week {week['sent']}/{week['limit']}"

@@ -1,0 +1,319 @@
+"""The agreement in the daemon's pass: the mentor's answer to a proposal, and the review when it is due.
+
+Her answer is a message in INBOX from one of her addresses whose In-Reply-To/References name the proposal's
+Message-ID (recorded by ``mentor-agent agree``); the Subject line is never read. It is read once
+(agent.rules.agreement.read_answer), recorded in the ledger, and the student gets a notice with any changes
+side by side and the one command that writes them into the policy file: nothing changes before that.
+
+The review: once ``[agreement] review_every`` has passed since ``agreed_on``, one notice offers to agree
+again, with what actually happened in that time (messages a week, how long her answers took, meetings held).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import weakref
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from email.message import EmailMessage, Message
+from pathlib import Path
+from typing import Any
+
+from agent.config.policy_edit import apply_agreement, problems_with
+from agent.config.settings import Student
+from agent.errors import UserError
+from agent.mail.imap import MailboxError
+from agent.reconcile.context import World
+from agent.reconcile.history import Seen, new_headers
+from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json
+from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_answer, side_by_side
+from agent.rules.agreement_review import latest_review, review_notice
+from agent.rules.envelope import parse_envelope
+from agent.rules.localtime import describe, local_date
+from agent.rules.policy import LoadedPolicy
+from agent.store.agreements import Agreements, Proposal
+from agent.store.ledger import Ledger
+from agent.store.rounds import MeetingStore
+
+log = logging.getLogger("mentor_agent.agreement")
+_SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
+
+
+def plain_text(raw: bytes) -> str:
+    """The plain-text body of a message ("" when it has none that can be read)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part: Message | None = message.get_body(preferencelist=("plain",))
+    if not isinstance(part, EmailMessage):
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):
+        return ""
+
+
+def apply_command(policy_id: str) -> str:
+    return f"mentor-agent agree {policy_id} --apply"
+
+
+def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone: Any) -> tuple[str, list[str]]:
+    """(title, lines) of the notice that tells the student what the mentor answered."""
+    name, path = loaded.name, loaded.path
+    she, her = pronouns(loaded.policy.mentor.pronoun)
+    when = describe(proposal.proposed, zone)
+    applying = (
+        f"Nothing changes until you apply it: `{apply_command(loaded.id)}` (or a flag on this notice) writes it "
+        f"into {path} (keeping its comments), as version {proposal.version}, agreed on the day of {her} answer."
+    )
+    if answer.outcome == "accepted":
+        return (
+            f"{name} agreed to your standards",
+            [f"{name} answered your proposal of {when}: agreed, as proposed.", applying],
+        )
+    if answer.outcome == "changed":
+        return (
+            f"{name} agreed, with {len(answer.changes)} change(s)",
+            [
+                f"{name} answered your proposal of {when}: agreed, with these changes (what you proposed → "
+                f"what {she} wrote):",
+                "\n".join(side_by_side(answer.changes)),
+                applying,
+            ],
+        )
+    lines = [
+        f"{name} answered your proposal of {when}, but {her} answer reads neither as “fine” nor as changed values."
+    ]
+    if answer.problems:
+        lines.append("These lines could not be read:\n" + "\n".join(f"  • {p}" for p in answer.problems))
+    lines.append(
+        f"Please read {her} answer yourself. You may ask {name} to answer with “fine” or with the numbered lines: "
+        f"{her} next answer in the thread is read too. Or, if you did agree, edit {path} to what you agreed, "
+        "with agreed_on and version in its [agreement] table."
+    )
+    return f"Please read {name}'s answer to your proposal", lines
+
+
+def same_mentor(ledger: Ledger, policy_id: str, loaded: LoadedPolicy) -> bool:
+    """Whether a proposal recorded under ``policy_id`` went to the mentor of ``loaded``: a mentor is her
+    addresses, so a renamed policy file keeps its proposals."""
+    known = set(ledger.mentor_addresses.get(policy_id, ()))
+    return policy_id == loaded.id or bool(known & set(loaded.policy.mentor.addresses))
+
+
+async def read_answers(world: World, store: Agreements) -> None:
+    waiting = store.waiting()
+    if not waiting:
+        return
+    seen = _SEEN.setdefault(world.mailbox, Seen())
+    owners: set[str] | None = None  # what mentors received from us, read once a pass if needed
+    for info in await new_headers(world, seen, world.folders.inbox):
+        envelope = parse_envelope(info.headers)
+        mentor = world.book.for_address(envelope.sender) if envelope.sender else None
+        if mentor is None or not envelope.message_id or envelope.agent_kind:
+            continue
+        proposal = next((waiting[r] for r in envelope.references if r in waiting), None)
+        if proposal is not None and not same_mentor(world.ledger, proposal.mentor, mentor):
+            continue
+        # A mail program may give an edited draft a new Message-ID: then an answer in the thread of something
+        # she received from us that quotes the proposal's numbered lines answers her latest proposal.
+        edited = [p for p in waiting.values() if same_mentor(world.ledger, p.mentor, mentor)] if not proposal else []
+        if proposal is None and edited and owners is None:
+            owners = set(world.ledger.item_owners())
+        if proposal is None and not (edited and owners and set(envelope.references) & owners):
+            continue
+        raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
+        if raw is None:
+            continue
+        text = plain_text(raw)
+        if proposal is None:
+            if not quotes_proposal(text, standards_from_json(edited[-1].standards)):
+                continue
+            proposal = edited[-1]
+        answer = read_answer(text, standards_from_json(proposal.standards))
+        at = min(envelope.date or info.internaldate or world.now(), world.now())
+        changes = {c.standard.path: c.toml for c in answer.changes}
+        said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]
+        if not store.answered(
+            proposal.message_id,
+            answer_id=envelope.message_id,
+            at=at,
+            outcome=answer.outcome,
+            changes=changes,
+            said=said,
+        ):
+            continue
+        del waiting[proposal.message_id]
+        world.ledger.log("agreement answer", mentor=mentor.id, message=envelope.message_id, detail=answer.outcome)
+        log.info("%s answered the agreement proposal: %s", mentor.name, answer.outcome)
+        title, lines = answer_notice(mentor, proposal, answer, world.settings.student.zone)
+        broken = problems_with(mentor.path, changes) if changes else []
+        if broken:
+            her = pronouns(mentor.policy.mentor.pronoun)[1]
+            lines.append(
+                f"{her.title()} values do not fit the rest of the policy, so `--apply` will refuse them as they are:\n"
+                + "\n".join(f"  • {problem}" for problem in broken)
+                + f"\nAgree with {mentor.name} on values that fit, or edit {mentor.path} yourself."
+            )
+        await world.notify(title, lines, about=envelope.message_id)
+
+
+async def apply_flagged(world: World, store: Agreements) -> None:
+    """A flag on the notice of an answer applies it, as `mentor-agent agree ID --apply` does; a notice says so."""
+    ready = store.to_apply()
+    if not ready:
+        return
+    folder = world.folders.notices
+    flagged = await world.imap(world.mailbox.flagged, folder)
+    if not flagged:
+        return
+    for info in await world.imap(world.mailbox.headers, folder, flagged):
+        envelope = parse_envelope(info.headers)
+        proposal = next((p for p in ready if p.answer_id in envelope.references), None)
+        loaded = next((b for b in world.book if proposal and same_mentor(world.ledger, proposal.mentor, b)), None)
+        if envelope.agent_kind != "notice" or proposal is None or loaded is None:
+            continue
+        ready.remove(proposal)
+        try:
+            applied = apply_answer(world.ledger, loaded, world.settings.student.zone, world.now(), proposal)
+        except UserError as error:
+            # Told once: the flag comes off (flag the notice again once the file is fixed).
+            await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
+            problems = "\n".join(f"  • {problem}" for problem in error.problems)
+            await world.notify(
+                f"Not applied: {loaded.name}'s answer",
+                [
+                    f"You flagged the notice of {loaded.name}'s answer, but it cannot be applied:\n{problems}",
+                    "The flag was taken off that notice; flag it again once this is put right.",
+                ],
+                about=proposal.answer_id,
+            )
+            continue
+        log.info("the answer of %s applied to %s (the notice was flagged)", loaded.name, loaded.path)
+        await world.notify(
+            f"Applied: your agreement with {loaded.name}, version {applied.version}",
+            [
+                "You flagged the notice of the answer, so it was applied:",
+                "\n".join(applied_lines(loaded.name, applied)),
+            ],
+            about=proposal.answer_id,
+        )
+
+
+async def offer_reviews(world: World, store: Agreements) -> datetime | None:
+    """Give each review notice that is due (once); returns when the next one is due."""
+    now, zone = world.now(), world.settings.student.zone
+    upcoming: list[datetime] = []
+    for loaded in world.book:
+        agreement = loaded.policy.agreement
+        if agreement.agreed_on is None:
+            continue
+        review = latest_review(agreement.agreed_on, agreement.review_every, zone, now)
+        start, due = review.start, review.due
+        upcoming.append(review.next_due)
+        key = f"{agreement.agreed_on.isoformat()} v{agreement.version} #{review.number}"
+        if review.number == 0 or store.review_told(loaded.id, key):
+            continue
+        addresses = loaded.policy.mentor.addresses
+        sent = world.ledger.items_between(loaded.id, start, due, addresses)
+        hours = store.answer_times(loaded.id, start, due, addresses)
+        held = sum(
+            1
+            for owner, begins, _end, status in MeetingStore(world.ledger).taken()
+            if owner == loaded.id and status == "accepted" and start <= begins < min(due, now)
+        )
+        title, lines = review_notice(
+            loaded.policy, loaded.id, start=start, end=due, sent=sent, answer_hours=hours, meetings_held=held
+        )
+        store.tell_review(loaded.id, key, now)
+        log.info("review of the agreement with %s is due: notice given", loaded.name)
+        await world.notify(title, lines)
+    return min(upcoming, default=None)
+
+
+async def pass_once(world: World) -> datetime | None:
+    """Read answers to proposals and give review notices; returns when the next review is due."""
+    store = Agreements(world.ledger)
+    try:
+        await read_answers(world, store)
+        await apply_flagged(world, store)
+        return await offer_reviews(world, store)
+    except MailboxError:
+        raise
+    except Exception:  # a bug here must not stop the mail path
+        log.exception("agreement: the pass failed; trying again on the next one")
+        return None
+
+
+# -- what `mentor-agent agree` does (and the demo, as the student) ----------------------------------------------
+
+
+def make_proposal(ledger: Ledger, loaded: LoadedPolicy, student: Student, now: datetime, message_id: str) -> bytes:
+    """Record a proposal of ``loaded``'s standards and return it as an e-mail, for Drafts or the Outbox.
+
+    Recorded first: her answer must be recognised even if the caller stops right after putting it in a folder.
+    """
+    message = proposal_message(
+        loaded.policy, student_name=student.name, student_address=student.address, now=now, message_id=message_id
+    )
+    version = loaded.policy.agreement.version + 1
+    Agreements(ledger).propose(message_id, loaded.id, version, now, standards_json(standards(loaded.policy)))
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+@dataclass(frozen=True)
+class Applied:
+    said: list[list[Any]]  # [number, label, proposed text, her text] per change
+    agreed_on: date
+    version: int
+    path: Path
+    she: str = "they"
+
+
+def apply_answer(
+    ledger: Ledger, loaded: LoadedPolicy, zone: tzinfo, now: datetime, proposal: Proposal | None = None
+) -> Applied:
+    """Write the mentor's answer into her policy file: to ``proposal``, else the latest answer not applied
+    yet, else (to say why not) the latest proposal. UserError if there is none to apply, or if her values do
+    not make a valid policy: the file then stays as it was."""
+    name, path = loaded.name, loaded.path
+    store = Agreements(ledger)
+    if proposal is None:
+        open_answers = [p for p in store.to_apply() if same_mentor(ledger, p.mentor, loaded)]
+        every = [p for p in store.all() if same_mentor(ledger, p.mentor, loaded)]
+        proposal = open_answers[-1] if open_answers else (every[-1] if every else None)
+    if proposal is None:
+        raise UserError(f"nothing proposed to {name} yet: `mentor-agent agree {loaded.id}` drafts the proposal")
+    if proposal.answered is None:
+        raise UserError(
+            f"{name} has not answered your proposal of {describe(proposal.proposed, zone)} yet "
+            "(the running daemon reads the answer from your INBOX and tells you)"
+        )
+    if proposal.applied is not None:
+        raise UserError(f"{name}'s answer was applied to {path} already, {describe(proposal.applied, zone)}")
+    if proposal.outcome == "unclear":
+        raise UserError(
+            f"{name}'s answer could not be read as “fine” or as changed values (see the notice); "
+            f"edit {path} to what you agreed instead"
+        )
+    agreed_on = local_date(proposal.answered, zone)
+    apply_agreement(path, proposal.changes, agreed_on, proposal.version)
+    store.applied(proposal.message_id, now)
+    ledger.log("agreement applied", mentor=loaded.id, message=proposal.message_id, detail=f"v{proposal.version}")
+    return Applied(proposal.said, agreed_on, proposal.version, path, pronouns(loaded.policy.mentor.pronoun)[0])
+
+
+def applied_lines(name: str, applied: Applied) -> list[str]:
+    """What `agree --apply` says: her changes side by side, and what was written where."""
+    lines = []
+    if applied.said:
+        lines.append(f"{name}'s changes (you proposed → {applied.she} wrote):")
+        lines += columns(applied.said)
+    else:
+        lines.append(f"{name} agreed to the standards as proposed.")
+    lines.append(
+        f"Written into {applied.path} (its comments kept): agreed on {applied.agreed_on.isoformat()}, "
+        f"version {applied.version}."
+    )
+    return lines

@@ -1,0 +1,284 @@
+"""The agreement with a mentor, in words: the numbered standards and the e-mail that proposes them.
+
+Pure: a policy in, text out (agent/rules/agreement_answer.py reads her answer). ``mentor-agent agree``
+(agent/cli/agree.py) puts the draft in Drafts or the Outbox, agent/reconcile/agreement.py reads her answer
+and agent/config/policy_edit.py writes what was agreed into the policy file.
+
+Each standard is one numbered line ``  3. When my e-mails arrive, your time: Mon-Fri 08:00-17:00`` so the
+mentor can answer "fine", or write a line with the number and a new value ("3. Mon-Thu 09:00-16:00").
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import Any, Literal
+
+from agent.rules.policy import Policy
+from agent.rules.windows import WeeklyWindow
+
+Kind = Literal["count", "count_or_never", "duration", "windows"]
+SUBJECT = "How we keep in touch: a proposal"
+WIDTH = 76  # plain-text e-mail lines
+
+
+@dataclass(frozen=True)
+class Standard:
+    """One numbered line of the agreement: where it lives in the policy file, and its value."""
+
+    number: int
+    section: str  # the policy table: "email", "meetings", "agreement"
+    key: str
+    label: str
+    kind: Kind
+    value: Any  # int, timedelta or tuple[WeeklyWindow, ...], as in the policy
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    @property
+    def text(self) -> str:
+        return say_value(self.kind, self.value)
+
+    @property
+    def line(self) -> str:
+        return f"{self.number:>3}. {self.label}: {self.text}"
+
+
+# (section, key, label, kind): the order is the order of the e-mail.
+_STANDARDS: tuple[tuple[str, str, str, Kind], ...] = (
+    ("email", "max_per_week", "E-mails from me in a week, at most", "count"),
+    ("email", "max_per_day", "E-mails from me in a day, at most", "count"),
+    ("email", "send_windows", "When my e-mails arrive, your time", "windows"),
+    ("email", "max_unanswered", "E-mails of mine waiting for your answer before I hold the next", "count"),
+    ("email", "follow_up_after", "With no answer, one gentle reminder after", "duration"),
+    ("email", "suggest_meeting_after", "When this many questions wait, I ask for a meeting instead", "count_or_never"),
+    ("meetings", "duration", "A meeting lasts", "duration"),
+    ("meetings", "windows", "When we can meet, your time", "windows"),
+    ("meetings", "max_per_month", "Meetings in a month, at most", "count"),
+    ("agreement", "mentor_answers_within", "Your answer, when you can, within", "duration"),
+    ("agreement", "student_answers_within", "My answer to you, within", "duration"),
+    ("agreement", "agenda_ahead", "The agenda reaches you before a meeting by", "duration"),
+    ("agreement", "cancel_notice", "Notice for calling off a meeting, either of us", "duration"),
+    ("agreement", "review_every", "We look at all this again after", "duration"),
+)
+
+
+def standards(policy: Policy) -> tuple[Standard, ...]:
+    """The numbered standards of ``policy``, with its values."""
+    found = []
+    for number, (section, key, label, kind) in enumerate(_STANDARDS, start=1):
+        value = getattr(getattr(policy, section), key)
+        found.append(Standard(number, section, key, label, kind, value))
+    return tuple(found)
+
+
+# -- values in words, and back ------------------------------------------------------------------------------
+
+_UNIT_WORDS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
+
+
+def say_duration(value: timedelta) -> str:
+    """A duration as a person says it: "5 days", "24 hours", "1 hour 30 minutes", "26 weeks"."""
+    seconds = int(value.total_seconds())
+    if seconds <= 0:
+        return "none"
+    if seconds < 2 * 86400 and seconds % 3600 == 0:  # "24 hours", "36 hours": as notice periods are said
+        hours = seconds // 3600
+        return f"{hours} hour{'' if hours == 1 else 's'}"
+    parts = []
+    for word, size in _UNIT_WORDS:
+        if word == "week" and seconds % size:  # "10 days", not "1 week 3 days"
+            continue
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {word}{'' if count == 1 else 's'}")
+    if seconds:
+        parts.append(f"{seconds} seconds")
+    return " ".join(parts)
+
+
+def say_value(kind: Kind, value: Any) -> str:
+    if kind == "count":
+        return str(value)
+    if kind == "count_or_never":
+        return "never" if value == 0 else str(value)
+    if kind == "duration":
+        return say_duration(value)
+    return ", ".join(w.spec for w in value) if value else "by arrangement"
+
+
+def toml_value(kind: Kind, value: Any) -> Any:
+    """The value as the policy file writes it: 3, "5d", ["Mon-Fri 08:00-17:00"]."""
+    if kind == "duration":
+        from agent.rules.durations import format_duration
+
+        return format_duration(value)
+    if kind == "windows":
+        return [w.spec for w in value]
+    return value
+
+
+_NUMBER_WORDS = {
+    w: n for n, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])
+}
+_DURATION_PART = re.compile(
+    r"(\d+|" + "|".join(_NUMBER_WORDS) + r"|an?)\s*"
+    r"(months?|weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
+    re.IGNORECASE,
+)
+_SECONDS = {"mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
+_WINDOW = re.compile(
+    r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*(?:\s*[-,]\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*)*"
+    r"\s+\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}",
+    re.IGNORECASE,
+)
+
+
+def _amount(word: str) -> int:
+    word = word.lower()
+    if word.isdigit():
+        return int(word)
+    return 1 if word in ("a", "an") else _NUMBER_WORDS[word]
+
+
+def read_value(kind: Kind, text: str) -> Any:
+    """The value a mentor wrote; ValueError (in plain words) when it cannot be read."""
+    cleaned = text.strip().strip(".").strip()
+    lowered = cleaned.lower()
+    if kind in ("count", "count_or_never"):
+        if kind == "count_or_never" and lowered.startswith(("never", "no ", "none")):
+            return 0
+        match = re.match(r"(\d+)\b", cleaned) or re.match(r"(" + "|".join(_NUMBER_WORDS) + r")\b", lowered)
+        if not match:
+            raise ValueError(f"“{cleaned}” is not a number")
+        number = _amount(match.group(1))
+        if number < (0 if kind == "count_or_never" else 1):
+            raise ValueError(f"“{cleaned}”: at least 1, please")
+        return number
+    if kind == "duration":
+        if lowered in ("none", "0", "no notice"):
+            return timedelta(0)
+        parts = _DURATION_PART.findall(cleaned)
+        if not parts:
+            raise ValueError(f"“{cleaned}” is not a length of time (e.g. 3 days, 24 hours, 45 minutes)")
+        total = 0
+        for amount, unit in parts:
+            unit = unit.lower()
+            size = _SECONDS["mo"] if unit.startswith("mo") else _SECONDS[unit[0]]
+            total += _amount(amount) * size
+        return timedelta(seconds=total)
+    if lowered.startswith(("by arrangement", "none", "any time we arrange")):
+        return ()
+    specs = _WINDOW.findall(cleaned)
+    if not specs:
+        raise ValueError(f"“{cleaned}” names no days and hours (e.g. Mon-Fri 08:00-17:00)")
+    try:
+        return tuple(WeeklyWindow.parse(re.sub(r"\s*-\s*(?=\d)", "-", spec)) for spec in specs)
+    except ValueError as error:
+        raise ValueError(f"“{cleaned}”: {error}") from None
+
+
+# -- the e-mail that proposes them ----------------------------------------------------------------------------
+
+
+def _salutation(name: str) -> str:
+    parts = name.split()
+    if len(parts) >= 2 and parts[0].rstrip(".").lower() in ("dr", "prof", "professor", "mr", "ms", "mrs", "mx"):
+        return f"{parts[0]} {parts[-1]}"
+    return name
+
+
+def _what_i_do(policy: Policy) -> list[str]:
+    email = policy.email
+    lines = [
+        "I write only inside the hours above, so nothing of mine arrives at night or on your days off."
+        if email.send_windows
+        else "",
+        "Several small questions arrive as one e-mail, with a short list of contents at the top."
+        if email.over_limit == "batch"
+        else "When I have more to say than the limits allow, it waits for the next day rather than piling up.",
+        f"While {email.max_unanswered} of my e-mails wait for your answer, the next one waits too; one gentle "
+        f"reminder at most, after {say_duration(email.follow_up_after)}.",
+        "An answer to one of your e-mails always stays in its thread.",
+    ]
+    if email.suggest_meeting_after:
+        lines.append(
+            f"When {email.suggest_meeting_after} questions wait, I ask for a short meeting instead of writing more."
+        )
+    if policy.meetings.windows:
+        lines.append(
+            f"I offer meeting times only inside the times above, and send the agenda "
+            f"{say_duration(policy.agreement.agenda_ahead)} ahead."
+        )
+    return [line for line in lines if line]
+
+
+def draft_body(policy: Policy, student_name: str) -> str:
+    """The text of the e-mail that proposes the standards of ``policy`` to its mentor."""
+    numbered = "\n".join(s.line for s in standards(policy))
+    doing = "\n".join(
+        textwrap.fill(line, WIDTH, initial_indent="  - ", subsequent_indent="    ") for line in _what_i_do(policy)
+    )
+    first = student_name.split()[0] if student_name.split() else student_name
+    example = standards(policy)[0]
+    paragraphs = (
+        f"Dear {_salutation(policy.mentor.name)},",
+        "Thank you for mentoring me. I would like to make sure my e-mails are never a burden, so I would "
+        "like us to agree early on how we keep in touch: how often I write, when, and when a meeting is "
+        "better than another e-mail. This is what I propose:",
+        numbered,
+        "If this suits you, a reply saying “fine” is all I need. If you would like something different, "
+        "write the line's number and your value in your reply, for example "
+        f"“{example.number}. {max(1, example.value - 1) if example.kind == 'count' else example.text}”, "
+        "and I will keep to that.",
+        "To keep to it I use a small program (mentor-agent) that paces my e-mails:\n" + doing,
+        f"With many thanks,\n{first}",
+    )
+    wrapped = [p if p is numbered or "\n" in p else textwrap.fill(p, WIDTH) for p in paragraphs]
+    return "\n\n".join(wrapped) + "\n"
+
+
+def pronouns(pronoun: str) -> tuple[str, str]:
+    """("she", "her"), ("he", "his") or ("they", "their"), as the policy's ``pronoun`` says."""
+    return {"she": ("she", "her"), "he": ("he", "his")}.get(pronoun, ("they", "their"))
+
+
+def standards_json(proposed: Sequence[Standard]) -> list[dict[str, Any]]:
+    """What the ledger keeps of a proposal: enough to read the answer against it later."""
+    return [{"number": s.number, "path": s.path, "text": s.text} for s in proposed]
+
+
+def standards_from_json(items: Sequence[dict[str, Any]]) -> tuple[Standard, ...]:
+    """The proposal as it was sent (the policy may have been edited since)."""
+    known = {f"{section}.{key}": (section, key, label, kind) for section, key, label, kind in _STANDARDS}
+    found = []
+    for item in items:
+        if item["path"] not in known:
+            continue
+        section, key, label, kind = known[item["path"]]
+        found.append(Standard(int(item["number"]), section, key, label, kind, read_value(kind, item["text"])))
+    return tuple(found)
+
+
+def proposal_message(
+    policy: Policy, *, student_name: str, student_address: str, now: datetime, message_id: str
+) -> EmailMessage:
+    """The proposal as an e-mail to the mentor, marked ``X-Mentor-Agent: agreement`` (it goes on its own, never
+    in a digest, so her answer threads to it)."""
+    mentor = policy.mentor
+    message = EmailMessage()
+    message["From"] = formataddr((student_name, student_address))
+    message["To"] = formataddr((mentor.name, mentor.addresses[0]))
+    message["Subject"] = SUBJECT
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message["X-Mentor-Agent"] = "agreement"
+    message.set_content(draft_body(policy, student_name))
+    return message
