@@ -46,7 +46,7 @@ async def take_in_outbox(world: World) -> None:
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
             if again:  # moved back to the Outbox by the student: start afresh
-                ledger.db.execute("DELETE FROM messages WHERE key = ?", (row.key,))
+                ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
@@ -445,7 +445,7 @@ async def settle_folders(world: World, config_file: str) -> None:
         return
     own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
     ledger = world.ledger
-    used_before = ledger.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
+    used_before = ledger.has_messages()
     if own is None and used_before:
         _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
         moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, uids, folders.outbox)
@@ -461,10 +461,10 @@ async def settle_folders(world: World, config_file: str) -> None:
             ],
         )
         return
-    told = ledger.db.execute("SELECT value FROM meta WHERE key = 'legacy_outbox_told'").fetchone()
+    told = ledger.meta_value("legacy_outbox_told")
     if told is not None:
         return
-    ledger.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('legacy_outbox_told', ?)", (str(waiting),))
+    ledger.set_meta("legacy_outbox_told", str(waiting))
     whose = f" ({own})" if own else ""
     await world.notify(
         f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",

@@ -389,10 +389,8 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
 
 async def _retract(world: World, message_id: str) -> None:
     """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled before it goes."""
-    row = world.ledger.db.execute(
-        "SELECT key FROM messages WHERE message_id = ? AND state IN (?, ?)", (message_id, NEW, SCHEDULED)
-    ).fetchone()
-    found = world.ledger.get(row[0]) if row else None
+    key = world.ledger.key_of(message_id, NEW, SCHEDULED)
+    found = world.ledger.get(key) if key else None
     if found is None or found.folder is None:
         return
     uid = await world.locate(found.folder, found.key, found.uid)
