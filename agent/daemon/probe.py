@@ -1,7 +1,7 @@
 """``mentor-agent check --connect``: log in as the daemon would and say what it would use. Sends nothing and
 changes nothing: no folder is created, no message stored, no flag set.
 
-The logins go through the daemon's own code (:func:`agent.daemon.service.login_for`, :class:`agent.mail.imap.Mailbox`,
+The logins go through the daemon's own code (:func:`agent.daemon.session.login_for`, :class:`agent.mail.imap.Mailbox`,
 :class:`agent.mail.smtp.Sender`), so a login that works here works for ``run``.
 """
 
@@ -44,7 +44,7 @@ def _text(value: bytes | str) -> str:
 
 def _imap(settings: Settings, config_file: Path, report: Report) -> str:
     """Log in to IMAP, describe it; the Sent folder's name."""
-    from agent.daemon.service import login_for  # the daemon's own login: a password command is run as `run` runs it
+    from agent.daemon.session import login_for  # the daemon's own login: a password command is run as `run` runs it
 
     imap = settings.imap
     mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file)))
@@ -130,7 +130,7 @@ def _file_in_sent(settings: Settings) -> bool | None:
 
 
 async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str) -> None:
-    from agent.daemon.service import login_for
+    from agent.daemon.session import login_for
     from agent.mail.smtp import Sender
 
     smtp = settings.smtp

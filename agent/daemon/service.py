@@ -20,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
-from agent.config.settings import Credentials, Settings
-from agent.daemon import preflight, sdnotify
+from agent.config.settings import Settings
+from agent.daemon import preflight, sdnotify, session
+from agent.daemon.session import login_for
 from agent.errors import LoginRefused, TlsProblem, is_permanent
-from agent.mail.credentials import resolve
-from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
+from agent.mail.imap import MailboxError, SessionExpired, Watcher
 from agent.reconcile import meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.delivery import recover
@@ -40,15 +40,6 @@ log = logging.getLogger("mentor_agent")
 HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
 WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
 MAX_BACKOFF = 300.0
-
-
-def login_for(creds: Credentials, section: str, config_file: str) -> Login:
-    secret = resolve(creds, section=section, config_file=config_file)
-    if secret is None:
-        return Login(creds.username)
-    if secret.kind == "oauth2":
-        return Login(creds.username, oauth2_token=secret.value)
-    return Login(creds.username, password=secret.value)
 
 
 class _WatchThread:
@@ -297,21 +288,19 @@ class Daemon:
     async def _session(self) -> None:
         settings = self.settings
         imap_login = login_for(settings.imap, "imap", self.config_file)
-        mailbox = Mailbox(settings.imap, imap_login, agent_id=self.ledger.agent_id())
-        await asyncio.to_thread(mailbox.connect)
+        # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
+        mailbox, folders = await asyncio.to_thread(
+            session.connect, settings, self.config_file, self.ledger.agent_id(), imap_login
+        )
         watchers: list[_WatchThread] = []
         try:
-            await asyncio.to_thread(preflight.require_live, mailbox, settings, self.config_file)  # SPECIAL-USE
-            folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
-            world = World(
+            world = session.world_for(
                 settings,
+                self.config_file,
                 mailbox,
                 folders,
                 self.ledger,
                 self.keeper.book(),
-                smtp_login=lambda: (
-                    login_for(settings.smtp, "smtp", self.config_file) if settings.smtp.username else None
-                ),
                 clock=self.clock,
                 stopping=self.stopping,
                 smtp_gate=self.smtp_gate,

@@ -18,19 +18,9 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from urllib.parse import unquote
 
-from agent.rules.mimetext import (
-    Attachment,
-    Extract,
-    clean_text,
-    first_header,
-    header_text,
-    html_to_text,
-    raw_headers,
-    sanitise_html,
-    text_to_html,
-    unsurrogate,
-    walk,
-)
+from agent.rules.htmltext import html_to_text, sanitise_html, text_to_html
+from agent.rules.mimetext import clean_text, first_header, header_text, raw_headers, unsurrogate
+from agent.rules.mimewalk import Attachment, Extract, walk
 
 # 7-bit transfer encodings everywhere: the digest survives any relay, CRLF line ends for SMTP and IMAP APPEND.
 _POLICY = policy.SMTP.clone(cte_type="7bit")
