@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LINT = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 TOP_LEVEL = {"__init__", "__main__", "errors", "logs", "crashpoints"}
 SQL_CALLS = {"execute", "executemany", "executescript"}
+MAX_LINES = 400  # a module longer than this says why at the top ("Why one module ...") or is split
+BEING_SPLIT = {"agent/mail/imap.py", "agent/reconcile/delivery.py"}  # issue 15, in another branch
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -110,3 +112,21 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
 def test_every_module_lives_in_a_layer() -> None:
     flat = sorted(p.stem for p in (ROOT / "agent").glob("*.py") if p.stem not in TOP_LEVEL)
     assert not flat, f"modules outside the layer packages (see docs/architecture.md): {flat}"
+
+
+def long_modules_without_a_reason(agent: Path) -> list[str]:
+    found = []
+    for path in sorted(agent.rglob("*.py")):
+        relative = path.relative_to(agent.parent).as_posix()
+        text = path.read_text(encoding="utf-8")
+        lines = text.count("\n")
+        if lines > MAX_LINES and relative not in BEING_SPLIT:
+            docstring = ast.get_docstring(ast.parse(text)) or ""
+            if "Why one module" not in docstring and "longer than most because" not in docstring:
+                found.append(f"{relative}: {lines} lines")
+    return found
+
+
+def test_a_long_module_says_why_it_is_one() -> None:
+    found = long_modules_without_a_reason(ROOT / "agent")
+    assert not found, f"over {MAX_LINES} lines without a reason at the top (split it, or say why):\n" + "\n".join(found)

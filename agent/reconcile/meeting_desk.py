@@ -17,6 +17,12 @@ original goes to Needs attention instead, with the reason.
 
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
+
+Why one module of ~600 lines: it is one concept, the desk between a meeting round (pure, in
+:mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
+through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
+in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
+each part would need the others' private steps. (A natural seam later: the INBOX replies, ``_read_inbox``.)
 """
 
 from __future__ import annotations
