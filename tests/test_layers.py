@@ -101,9 +101,19 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
+    steering = tmp_path / "agent" / "cli" / "steering.py"
+    steering.write_text(
+        steering.read_text(encoding="utf-8").replace(
+            "from __future__ import annotations\n",
+            "from __future__ import annotations\n\nfrom agent.reconcile.context import World  # noqa\n",
+            1,
+        ),
+        encoding="utf-8",
+    )
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert "agent.reconcile is not allowed to import sqlite3" in result.stdout
+    assert "agent.cli is not allowed to import agent.reconcile.context" in result.stdout
     assert "agent.rules is not allowed to import socket" in result.stdout
     assert "agent.rules is not allowed to import agent.store" in result.stdout
     assert "No cycles are allowed in agent" in result.stdout
