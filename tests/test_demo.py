@@ -181,7 +181,7 @@ def test_the_timeline_comes_from_events_not_log_text() -> None:
     import logging
     import queue
 
-    from agent.demo.servers import Event
+    from agent.demo.scene import Event
 
     clock = demo.VirtualClock(demo.START)
     seen: queue.SimpleQueue[Event] = queue.SimpleQueue()

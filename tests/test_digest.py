@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.rules.digest import Original, compatibility_key, compose, envelope_recipients, is_thread_reply
-from agent.rules.mimetext import decode_bytes, html_to_text, sanitise_html
+from agent.rules.htmltext import html_to_text, sanitise_html
+from agent.rules.mimetext import decode_bytes
 
 NOW = datetime(2025, 3, 3, 9, 30, tzinfo=timezone(timedelta(hours=1)))
 TO = "Dr. Elena Rivera <E.Rivera@hospital.example>"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import ledger as ledger_module
-from agent.store.ledger import NEW, QUEUED, SCHEMA_VERSION, SENDING, Ledger, Row
+from agent.store import schema, statefiles
+from agent.store.ledger import NEW, QUEUED, SENDING, Ledger, Row
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -45,7 +45,9 @@ def row(key: str, **changes: object) -> Row:
 def test_schema_is_created_in_wal_mode_and_versioned(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.sqlite3")
     assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        schema.SCHEMA_VERSION
+    )
     ledger.close()
 
 
@@ -88,7 +90,7 @@ def test_history_reads_items_and_replies_for_the_engine(tmp_path: Path) -> None:
 def test_queued_marks_know_whether_the_machine_restarted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     boot = tmp_path / "boot_id"
     boot.write_text("first-boot\n")
-    monkeypatch.setattr(ledger_module, "BOOT_ID", boot)
+    monkeypatch.setattr(statefiles, "BOOT_ID", boot)
     ledger = Ledger(tmp_path / "l.sqlite3")
     ledger.add(row("<a@x>"))
     ledger.add(row("<b@x>"))
@@ -126,7 +128,7 @@ def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "l.sqlite3"
-    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
     old = Ledger(path)
     old.db.execute(
         "INSERT INTO items(message_id, mentor, at, members, source) VALUES ('<o@x>', 'rivera', ?, '[]', 'agent')",

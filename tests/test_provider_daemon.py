@@ -6,7 +6,6 @@ these are the cases that needed a change in the daemon, run on every profile.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,8 +48,7 @@ def behind(tmp_path: Path, provider_stack: Callable[..., Stack]) -> Iterator[Cal
 
     yield make
     for agent in made:
-        if agent.process is not None and agent.process.poll() is None:
-            agent.stop(signal.SIGKILL)
+        agent.end()
 
 
 @pytest.mark.parametrize("name", NAMES)

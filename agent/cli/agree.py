@@ -45,27 +45,28 @@ def print_proposal(loaded: LoadedPolicy, student_name: str) -> str:
 def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: bool) -> str:
     """Put the proposal into Drafts (or the Outbox with ``send``) and record it; what to tell the student."""
     from agent.cli.steering import drafts_folder
-    from agent.daemon.service import login_for
-    from agent.mail.imap import Mailbox, MailboxError
+    from agent.daemon.session import connect
+    from agent.mail.imap import MailboxError
     from agent.reconcile.agreement import make_proposal
     from agent.store.ledger import Ledger
 
-    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file))
+    ledger = Ledger(settings.ledger_path)
     try:
-        mailbox.connect()
-        folders = mailbox.resolve_folders(settings.imap.folders)
-        folder = folders.outbox if send else drafts_folder(mailbox, settings.imap.folders.drafts)
-        ledger = Ledger(settings.ledger_path)
         try:
+            mailbox, folders = connect(settings, config_file, ledger.agent_id())  # as the daemon logs in
+        except MailboxError as error:
+            raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
+        try:
+            folder = folders.outbox if send else drafts_folder(mailbox, settings.imap.folders.drafts)
             message_id = new_message_id(domain_of(settings.student.address))
             raw = make_proposal(ledger, loaded, settings.student, datetime.now(UTC), message_id)
+            mailbox.append(folder, raw, [] if send else ["\\Draft", "\\Seen"])
+        except MailboxError as error:
+            raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
         finally:
-            ledger.close()
-        mailbox.append(folder, raw, [] if send else ["\\Draft", "\\Seen"])
-    except MailboxError as error:
-        raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
+            mailbox.close()
     finally:
-        mailbox.close()
+        ledger.close()
     name = loaded.name
     if send:
         return (

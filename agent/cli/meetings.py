@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.policy
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -76,16 +75,15 @@ def _keep_clear(
     if student_zone is not None:
         busy += outside_hours(settings.student.hours, student_zone, now, end, rules.buffer)
     agreed: list[datetime] = []
-    if settings.ledger_path.exists():
+    if settings.ledger_path.exists():  # the daemon's ledger: offers and agreed meetings as it keeps them clear
+        from agent.reconcile.keep_clear import offered_and_agreed
         from agent.store.ledger import Ledger
         from agent.store.rounds import MeetingStore
 
         ledger = Ledger(settings.ledger_path)
         try:
-            for owner, start, stop, status in MeetingStore(ledger).taken():
-                busy.append((start, stop))
-                if status == "accepted" and owner == loaded.id:
-                    agreed.append(start)
+            taken, agreed = offered_and_agreed(MeetingStore(ledger), loaded.id)
+            busy += taken
         finally:
             ledger.close()
     return busy, agreed
@@ -276,43 +274,13 @@ def _propose_live(reference: str, topic: str | None, busy_sources: tuple[str, ..
         click.echo(f"  {number}. {describe_slot(slot, loaded.policy.zone)}")
 
 
-async def _run_propose(settings: Any, config_file: str, loaded: LoadedPolicy, topic: str) -> Any:
+async def _run_propose(settings: Settings, config_file: str, loaded: LoadedPolicy, topic: str) -> Any:
+    from agent.daemon.session import run_step
     from agent.reconcile.meeting_desk import propose
 
-    return await _in_world(
+    return await run_step(
         settings, config_file, lambda world: propose(world, loaded, topic=topic, source=f"cli:{uuid.uuid4().hex}")
     )
-
-
-async def _in_world(settings: Any, config_file: str, step: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Log in to IMAP with the config and run one of the daemon's own meeting steps on its ledger."""
-    import asyncio
-
-    from agent.daemon.service import login_for
-    from agent.mail.imap import Mailbox, MailboxError
-    from agent.reconcile.context import World
-    from agent.rules.policy import PolicyBook, load_policies
-    from agent.store.ledger import Ledger
-
-    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file, settings.state_dir))
-    ledger = Ledger(settings.ledger_path)
-    try:
-        await asyncio.to_thread(mailbox.connect)
-        folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
-        world = World(
-            settings,
-            mailbox,
-            folders,
-            ledger,
-            PolicyBook(load_policies(settings.policies_dir)),
-            smtp_login=lambda: None,
-        )
-        return await step(world)
-    except MailboxError as error:
-        raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
-    finally:
-        await asyncio.to_thread(mailbox.close)
-        ledger.close()
 
 
 @click.command("withdraw")
@@ -326,12 +294,13 @@ def withdraw_command(policy: str, config: Path | None) -> None:
     Like propose, this runs the daemon's own code once; the running daemon sends the CANCELs."""
     import asyncio
 
+    from agent.daemon.session import run_step
     from agent.reconcile.meeting_desk import call_off
 
     settings = load_settings(config, required=True)
     loaded = _live_policy(policy, settings)
     called = asyncio.run(
-        _in_world(settings, str(config or default_config_path()), lambda world: call_off(world, loaded))
+        run_step(settings, str(config or default_config_path()), lambda world: call_off(world, loaded))
     )
     if not called:
         raise UserError([Problem(str(loaded.path), "meetings", f"no open meeting offer to {loaded.name}")])

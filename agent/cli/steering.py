@@ -2,7 +2,8 @@
 
 They act on the mailbox exactly as the student would — flag the held message (send now anyway) or take it out
 of Scheduled (cancel: it goes to Drafts, never destroyed) — so the running daemon sees the change through IDLE
-and applies its usual rules.
+and applies its usual rules. They log in as the daemon does (:func:`agent.daemon.session.connect`: the same
+login, SPECIAL-USE check and folders).
 """
 
 from __future__ import annotations
@@ -63,17 +64,16 @@ def drafts_folder(mailbox: Mailbox, configured: str) -> str:
 
 
 def act(settings: Settings, config_file: str, handle: str, *, release: bool) -> str:
-    from agent.daemon.service import login_for
+    from agent.daemon.session import connect
 
     ledger = Ledger(settings.ledger_path)
     try:
         held = find_held(ledger, handle)
+        agent_id = ledger.agent_id()
     finally:
         ledger.close()
-    mailbox = Mailbox(settings.imap, login_for(settings.imap, "imap", config_file, settings.state_dir))
-    mailbox.connect()
+    mailbox, folders = connect(settings, config_file, agent_id)  # as the daemon logs in and finds its folders
     try:
-        folders = mailbox.resolve_folders(settings.imap.folders)
         uids = (
             mailbox.find_by_message_id(folders.scheduled, held.row.key)
             if not held.row.key.startswith("sha256:")

@@ -2,7 +2,7 @@
 changes nothing: no folder is created, no message stored, no flag set. (:func:`create_folders`, for ``setup``,
 is the one function here that changes the mailbox.)
 
-The logins go through the daemon's own code (:func:`agent.daemon.service.login_for`, :class:`agent.mail.imap.Mailbox`,
+The logins go through the daemon's own code (:func:`agent.daemon.session.login_for`, :class:`agent.mail.imap.Mailbox`,
 :class:`agent.mail.smtp.Sender`), so a login that works here works for ``run``.
 """
 
@@ -45,7 +45,7 @@ def _text(value: bytes | str) -> str:
 
 def _imap(settings: Settings, config_file: Path, report: Report) -> str:
     """Log in to IMAP, describe it; the Sent folder's name."""
-    from agent.daemon.service import login_for  # the daemon's own login: a password command is run as `run` runs it
+    from agent.daemon.session import login_for  # the daemon's own login: a password command is run as `run` runs it
 
     imap = settings.imap
     mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file), settings.state_dir))
@@ -131,7 +131,7 @@ def _file_in_sent(settings: Settings) -> bool | None:
 
 
 async def _smtp(settings: Settings, config_file: Path, report: Report, sent: str) -> None:
-    from agent.daemon.service import login_for
+    from agent.daemon.session import login_for
     from agent.mail.smtp import Sender
 
     smtp = settings.smtp
@@ -184,10 +184,10 @@ def create_folders(settings: Settings, config_file: Path) -> list[str]:
 
     Unlike :func:`connect`, this changes the mailbox: only ``mentor-agent setup`` calls it."""
     from agent.daemon.preflight import require_live
-    from agent.daemon.service import login_for
+    from agent.daemon.session import login_for
 
     imap = settings.imap
-    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file)))
+    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file), settings.state_dir))
     mailbox.connect()
     try:
         require_live(mailbox, settings, config_file)

@@ -4,6 +4,11 @@ Threads: one IMAP connection per watched folder sits in IDLE (Outbox, Scheduled,
 loop; one more connection carries every command, used by one pass at a time. Timers wake the loop at the
 next due time, to the second. A dead connection (or an IDLE that stays silent too long) ends the session;
 the loop reconnects with backoff, and the first pass after it rescans everything, so nothing is missed.
+
+Why one module: the loop, its timers, its signal handlers, the watcher threads and the waits after a refused
+login or an expired sign-in all share one piece of state — when to look next, and whether to stop — and each
+change to one of them has to be read against the others. How the daemon gets in (login, folders, the World) is
+apart, in :mod:`agent.daemon.session`, which the commands use too.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
-from agent.config.settings import Credentials, Settings
-from agent.daemon import preflight, sdnotify
+from agent.config.settings import Settings
+from agent.daemon import preflight, sdnotify, session
+from agent.daemon.session import login_for
 from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
-from agent.mail.credentials import resolve
-from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
+from agent.mail.imap import MailboxError, SessionExpired, Watcher
 from agent.reconcile import agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.history import Seen, scan_replies, scan_sent
@@ -41,15 +46,6 @@ HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
 WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
 MAX_BACKOFF = 300.0
 GRANT_LOOK = 2.0  # waiting for a new sign-in: how often the stored grant is looked at (a file's digest)
-
-
-def login_for(creds: Credentials, section: str, config_file: str, state_dir: Path | None = None) -> Login:
-    secret = resolve(creds, section=section, config_file=config_file, state_dir=state_dir)
-    if secret is None:
-        return Login(creds.username)
-    if secret.kind == "oauth2":
-        return Login(creds.username, oauth2_token=secret.value)
-    return Login(creds.username, password=secret.value)
 
 
 class _WatchThread:
@@ -324,23 +320,19 @@ class Daemon:
     async def _session(self) -> None:
         settings = self.settings
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
-        mailbox = Mailbox(settings.imap, imap_login, agent_id=self.ledger.agent_id())
-        await asyncio.to_thread(mailbox.connect)
+        # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
+        mailbox, folders = await asyncio.to_thread(
+            session.connect, settings, self.config_file, self.ledger.agent_id(), imap_login
+        )
         watchers: list[_WatchThread] = []
         try:
-            await asyncio.to_thread(preflight.require_live, mailbox, settings, self.config_file)  # SPECIAL-USE
-            folders = await asyncio.to_thread(mailbox.resolve_folders, settings.imap.folders)
-            world = World(
+            world = session.world_for(
                 settings,
+                self.config_file,
                 mailbox,
                 folders,
                 self.ledger,
                 self.keeper.book(),
-                smtp_login=lambda: (
-                    login_for(settings.smtp, "smtp", self.config_file, settings.state_dir)
-                    if settings.smtp.username
-                    else None
-                ),
                 clock=self.clock,
                 stopping=self.stopping,
                 smtp_gate=self.smtp_gate,

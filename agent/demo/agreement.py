@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.settings import Student
-from agent.demo.servers import Event
+from agent.demo.scene import Event
 from agent.reconcile.agreement import applied_lines, apply_answer, make_proposal
 from agent.rules.agreement import standards
 from agent.rules.policy import PolicyBook

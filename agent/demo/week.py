@@ -12,6 +12,11 @@ would). The demo waits ``gap / speed`` real seconds first (at most MAX_PAUSE), s
 quiet nights are skipped; each send then happens at its exact due minute, and the timeline is the same on
 every run. The daemon itself gets ``speed=1``: with a clock that does not run on its own, its timers must
 not fire early and spin.
+
+Why one module of ~600 lines: it is one script — the week's steps, the virtual clock, the daemon it drives and
+the command that prints it — and every part reads the same ``Demo`` state; the servers, the scene (timeline and
+the people's mail) and the export are in their own modules (:mod:`agent.demo.servers`, :mod:`agent.demo.scene`,
+:mod:`agent.demo.export`).
 """
 
 from __future__ import annotations
@@ -43,21 +48,9 @@ from pydantic import SecretStr
 from agent.config.settings import Folders, Imap, Settings, Smtp, Student
 from agent.daemon.service import Daemon
 from agent.demo import agreement
-from agent.demo.servers import (
-    DemoServerError,
-    Event,
-    ImapServer,
-    Received,
-    SmtpSink,
-    Timeline,
-    header,
-    mentor_mail,
-    prepare_out,
-    read_folders,
-    reply_ics,
-    student_mail,
-    write_export,
-)
+from agent.demo.export import prepare_out, read_folders, write_export
+from agent.demo.scene import Event, Timeline, header, mentor_mail, reply_ics, student_mail
+from agent.demo.servers import DemoServerError, ImapServer, Received, SmtpSink
 from agent.errors import UserError
 from agent.reconcile import events
 from agent.reconcile.context import World

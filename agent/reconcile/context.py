@@ -66,9 +66,7 @@ class World:
     def recent_sends(self) -> list[datetime]:
         """When the agent sent in the last day (each message once), as the limits count them."""
         if self.sends is None:
-            since = (self.now() - DAY).astimezone(UTC).isoformat()
-            rows = self.ledger.db.execute("SELECT at FROM log WHERE event = 'sent' AND at >= ?", (since,))
-            self.sends = [datetime.fromisoformat(at) for (at,) in rows]
+            self.sends = self.ledger.sent_since(self.now() - DAY)
         return self.sends
 
     def now(self) -> datetime:

@@ -14,7 +14,8 @@ from agent.reconcile.context import World
 from agent.reconcile.prepared import Prepared, prepare
 from agent.rules.digest import Original, compose_parts, envelope_recipients
 from agent.rules.envelope import domain_of
-from agent.store.ledger import Row, private_dir
+from agent.store.ledger import Row
+from agent.store.statefiles import private_dir
 
 log = logging.getLogger("mentor_agent.digest")
 

@@ -2,6 +2,11 @@
 
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
+
+Why one module of ~475 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
+one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
+left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
+machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ async def take_in_outbox(world: World) -> None:
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
             if again:  # moved back to the Outbox by the student: start afresh
-                ledger.db.execute("DELETE FROM messages WHERE key = ?", (row.key,))
+                ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
@@ -448,7 +453,7 @@ async def settle_folders(world: World, config_file: str) -> None:
         return
     own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
     ledger = world.ledger
-    used_before = ledger.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
+    used_before = ledger.has_messages()
     if own is None and used_before:
         _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
         moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, uids, folders.outbox)
@@ -464,10 +469,10 @@ async def settle_folders(world: World, config_file: str) -> None:
             ],
         )
         return
-    told = ledger.db.execute("SELECT value FROM meta WHERE key = 'legacy_outbox_told'").fetchone()
+    told = ledger.meta_value("legacy_outbox_told")
     if told is not None:
         return
-    ledger.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('legacy_outbox_told', ?)", (str(waiting),))
+    ledger.set_meta("legacy_outbox_told", str(waiting))
     whose = f" ({own})" if own else ""
     await world.notify(
         f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",

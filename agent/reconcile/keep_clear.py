@@ -69,12 +69,22 @@ async def keep_clear(
     busy += outside_hours(
         student.hours, student.zone, world.now(), after(world.now(), horizon + timedelta(days=1)), buffer
     )
+    taken, agreed = offered_and_agreed(store, mentor, exclude_round)
+    return busy + taken, agreed
+
+
+def offered_and_agreed(
+    store: MeetingStore, mentor: str, exclude_round: str | None = None
+) -> tuple[list[Interval], list[datetime]]:
+    """(every meeting offered or agreed in the ledger, starts of this mentor's agreed ones); the part of
+    :func:`keep_clear` that needs no mailbox, so ``slots`` and ``propose --dry-run`` keep clear the same."""
+    taken: list[Interval] = []
     agreed: list[datetime] = []
     for owner, start, end, status in store.taken(exclude_round=exclude_round):
-        busy.append((start, end))
+        taken.append((start, end))
         if status == "accepted" and owner == mentor:
             agreed.append(start)
-    return busy, agreed
+    return taken, agreed
 
 
 async def is_free_for(world: World, store: MeetingStore, stored: Stored) -> Any:

@@ -17,6 +17,12 @@ original goes to Needs attention instead, with the reason.
 
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
+
+Why one module of ~600 lines: it is one concept, the desk between a meeting round (pure, in
+:mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
+through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
+in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
+each part would need the others' private steps. (A natural seam later: the INBOX replies, ``_read_inbox``.)
 """
 
 from __future__ import annotations
@@ -390,10 +396,8 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
 
 async def _retract(world: World, message_id: str) -> None:
     """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled before it goes."""
-    row = world.ledger.db.execute(
-        "SELECT key FROM messages WHERE message_id = ? AND state IN (?, ?)", (message_id, NEW, SCHEDULED)
-    ).fetchone()
-    found = world.ledger.get(row[0]) if row else None
+    key = world.ledger.key_of(message_id, NEW, SCHEDULED)
+    found = world.ledger.get(key) if key else None
     if found is None or found.folder is None:
         return
     uid = await world.locate(found.folder, found.key, found.uid)

@@ -1,4 +1,10 @@
-"""Digest composition: several e-mails to one mentor become one readable e-mail (pure: no network, no clock)."""
+"""Digest composition: several e-mails to one mentor become one readable e-mail (pure: no network, no clock).
+
+Why one module of ~480 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
+the two views (plain and HTML) and the split into parts under ``max_bytes`` all serve one message and are tested
+as one (tests/test_digest*.py); the text and HTML handling it uses is in :mod:`agent.rules.mimetext`,
+:mod:`agent.rules.htmltext` and :mod:`agent.rules.mimewalk`.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +24,9 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from urllib.parse import unquote
 
-from agent.rules.mimetext import (
-    Attachment,
-    Extract,
-    clean_text,
-    first_header,
-    header_text,
-    html_to_text,
-    raw_headers,
-    sanitise_html,
-    text_to_html,
-    unsurrogate,
-    walk,
-)
+from agent.rules.htmltext import html_to_text, sanitise_html, text_to_html
+from agent.rules.mimetext import clean_text, first_header, header_text, raw_headers, unsurrogate
+from agent.rules.mimewalk import Attachment, Extract, walk
 
 # 7-bit transfer encodings everywhere: the digest survives any relay, CRLF line ends for SMTP and IMAP APPEND.
 _POLICY = policy.SMTP.clone(cte_type="7bit")

@@ -2,6 +2,10 @@
 
 One TOML file per mentor in a policies directory. Unknown keys are errors (a typo must not silently
 disable a limit) and every error names the file, the key and, where it can, the line.
+
+Why one module of ~480 lines: the schema (the pydantic sections) and the errors that point into the file
+(``line_of``, ``problems_from_validation``) are one concept — an error must name the key the schema defines, and
+a new key needs both; loading and the PolicyBook are a few lines each. (A natural seam later: the errors.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ledger: what the agent knows and has done, in one SQLite file (WAL), schema versioned.
+"""The ledger: what the agent knows and has done, in one SQLite file (WAL), schema versioned (agent.store.schema).
 
 Every message moves through a small state machine, and each state is committed *before* the network step
 that follows it, so that after a crash the next start knows exactly where it stopped:
@@ -15,7 +15,6 @@ answers: together they are the history the pacing engine reads.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,142 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.rules.pacing import History, Reply, SentItem
-
-SCHEMA_VERSION = 3
+from agent.store import statefiles
+from agent.store.schema import migrate
+from agent.store.statefiles import private_dir, private_files, tighten
 
 NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
 QUEUED = "queued"  # claimed and next in line for SMTP: see Ledger.queue()
 CANCELLED, ATTENTION = "cancelled", "attention"
 OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
 _OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-
-
-PRIVATE_UMASK = 0o077  # state files 0600, state directories 0700, whoever started the agent
-
-
-def private_dir(path: Path) -> Path:
-    """Make ``path`` (and missing parents) a directory only the owner can enter; tighten it if it exists."""
-    old = os.umask(PRIVATE_UMASK)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    finally:
-        os.umask(old)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
-
-
-@contextmanager
-def private_files() -> Iterator[None]:
-    """Files created inside (SQLite's database, -wal and -shm files among them) are 0600."""
-    old = os.umask(PRIVATE_UMASK)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def _tighten(path: Path) -> None:
-    """Files an older version (or a umask of 022) left readable by others become 0600."""
-    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
-        candidate = path.with_name(name)
-        try:
-            if candidate.stat().st_mode & 0o077:
-                candidate.chmod(0o600)
-        except FileNotFoundError:
-            continue
-
-
-def boot_id() -> str | None:
-    """This boot of the machine (Linux); None where it cannot be told."""
-    try:
-        return BOOT_ID.read_text().strip() or None
-    except OSError:
-        return None
-
-
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE messages (
-        key TEXT PRIMARY KEY,             -- Message-ID, or "sha256:…" of the header block when it has none
-        message_id TEXT NOT NULL,         -- the Message-ID it goes out with
-        mentor TEXT,                      -- policy id; NULL for mail to no mentor
-        subject TEXT NOT NULL DEFAULT '',
-        sender TEXT NOT NULL DEFAULT '',
-        recipients TEXT NOT NULL DEFAULT '[]',
-        arrived TEXT NOT NULL,
-        state TEXT NOT NULL,
-        folder TEXT,
-        uid INTEGER,
-        due TEXT,
-        digest TEXT,
-        reason TEXT NOT NULL DEFAULT '',
-        standalone INTEGER NOT NULL DEFAULT 0,
-        group_key TEXT NOT NULL DEFAULT '',
-        forced INTEGER NOT NULL DEFAULT 0,
-        told TEXT NOT NULL DEFAULT '',    -- what the student was last told (due|digest), to tell only changes
-        attempts INTEGER NOT NULL DEFAULT 0,
-        item TEXT,                        -- Message-ID of what the mentor received (the digest's, for a digest)
-        sent_at TEXT,
-        detail TEXT NOT NULL DEFAULT '',
-        updated TEXT NOT NULL
-    );
-    CREATE INDEX messages_state ON messages(state, mentor);
-    CREATE TABLE items (
-        message_id TEXT PRIMARY KEY,
-        mentor TEXT NOT NULL,
-        at TEXT NOT NULL,
-        members TEXT NOT NULL,            -- JSON list of message keys and ids it carried
-        follow_up INTEGER NOT NULL DEFAULT 0,
-        source TEXT NOT NULL              -- "agent" or "sent-folder"
-    );
-    CREATE INDEX items_mentor ON items(mentor, at);
-    CREATE TABLE replies (
-        message_id TEXT PRIMARY KEY,
-        mentor TEXT NOT NULL,
-        at TEXT NOT NULL,
-        answers TEXT NOT NULL             -- the Message-ID it answers
-    );
-    CREATE TABLE status (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL);
-    CREATE TABLE log (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        mentor TEXT,
-        message TEXT,
-        event TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT ''
-    );
-    """,
-    2: """
-    CREATE TABLE rounds (
-        round_id TEXT PRIMARY KEY,        -- one proposal round with one mentor
-        mentor TEXT NOT NULL,
-        state TEXT NOT NULL,              -- the round's state as JSON (agent.rules.meetings)
-        open INTEGER NOT NULL DEFAULT 1,
-        updated TEXT NOT NULL
-    );
-    CREATE TABLE meetings (
-        uid TEXT PRIMARY KEY,             -- iCalendar UID of one offer
-        round_id TEXT NOT NULL,
-        mentor TEXT NOT NULL,
-        start TEXT NOT NULL,
-        end TEXT NOT NULL,
-        status TEXT NOT NULL,             -- planned, sent, accepted, declined, cancelled, expired
-        sequence INTEGER NOT NULL DEFAULT 0,
-        message_id TEXT,                  -- of the REQUEST e-mail, to follow it through the ledger
-        updated TEXT NOT NULL
-    );
-    CREATE INDEX meetings_mentor ON meetings(mentor, status, start);
-    """,
-    3: """
-    -- A mentor is her addresses, not a policy file's name: what she received and answered is found by them,
-    -- so renaming the file keeps her history. " a@x b@y " (lower case, space-delimited); NULL in rows written
-    -- before this version until Ledger.bind() fills them in from the policy of that id.
-    ALTER TABLE items ADD COLUMN addresses TEXT;
-    ALTER TABLE replies ADD COLUMN addresses TEXT;
-    """,
-}
 
 
 def _now() -> str:
@@ -237,39 +109,23 @@ class Ledger:
         # Policy id -> the mentor's addresses, for every policy this process has known (a renamed or removed
         # file's id keeps its addresses, so a send recorded under the old id still counts for her).
         self.mentor_addresses: dict[str, tuple[str, ...]] = {}
-        _tighten(path)
+        tighten(path)
         with private_files():  # the -wal and -shm files are made on first use, with the umask of that moment
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        _tighten(path)
+        tighten(path)
         # Commits reach the operating system at once (a killed daemon loses nothing), but are flushed to disk
         # only by the commits that must survive a power cut: see durable().
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        migrate(self.db, self.path)
         found = self.db.execute("SELECT value FROM meta WHERE key = 'mentor_addresses'").fetchone()
         self.mentor_addresses.update({k: tuple(v) for k, v in json.loads(found[0]).items()} if found else {})
 
     def close(self) -> None:
         self.db.close()
-
-    def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        found = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(found[0]) if found else 0
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} was written by a newer mentor-agent (schema {version} > {SCHEMA_VERSION}); upgrade"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            # executescript commits first, so the migration and its version number go in one script.
-            self.db.executescript(
-                "BEGIN IMMEDIATE;\n"
-                + _MIGRATIONS[target]
-                + f"\nINSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{target}');\nCOMMIT;"
-            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -317,15 +173,29 @@ class Ledger:
             self.db.executemany(
                 "UPDATE messages SET state = ?, updated = ? WHERE key = ?", [(QUEUED, _now(), key) for key in keys]
             )
-            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('queued_boot', ?)", (boot_id() or "",))
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('queued_boot', ?)", (statefiles.boot_id() or "",)
+            )
 
     def queued_before_reboot(self) -> bool:
         """Whether the machine may have restarted since messages were queued (then their marks may be lost)."""
         found = self.db.execute("SELECT value FROM meta WHERE key = 'queued_boot'").fetchone()
-        now = boot_id()
+        now = statefiles.boot_id()
         return now is None or found is None or found[0] != now
 
+    def meta_value(self, key: str) -> str | None:
+        """A value the agent keeps for itself (``meta`` table), or None."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
     # -- messages ----------------------------------------------------------------------------------------------
+
+    def has_messages(self) -> bool:
+        """Whether any message was ever recorded (the agent has been used on this state directory)."""
+        return self.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
 
     def get(self, key: str) -> Row | None:
         record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()
@@ -340,6 +210,10 @@ class Ledger:
         names = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         self.db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))
+
+    def forget(self, key: str) -> None:
+        """Drop a message's row (it came back to the Outbox: it starts afresh)."""
+        self.db.execute("DELETE FROM messages WHERE key = ?", (key,))
 
     def update(self, key: str, **changes: Any) -> None:
         unknown = set(changes) - _COLUMNS
@@ -363,6 +237,14 @@ class Ledger:
             query += " AND mentor = ?"
             args.append(mentor)
         return [Row.of(r) for r in self.db.execute(query + " ORDER BY arrived, key", args)]
+
+    def key_of(self, message_id: str, *states: str) -> str | None:
+        """The key of a message going out with ``message_id`` and in one of ``states``, or None."""
+        marks = ", ".join("?" for _ in states)
+        found = self.db.execute(
+            f"SELECT key FROM messages WHERE message_id = ? AND state IN ({marks})", (message_id, *states)
+        ).fetchone()
+        return None if found is None else str(found[0])
 
     def in_folder(self, folder: str) -> dict[int, Row]:
         records = self.db.execute(
@@ -505,6 +387,11 @@ class Ledger:
 
     def status(self) -> dict[str, tuple[str, str]]:
         return {k: (v, u) for k, v, u in self.db.execute("SELECT key, value, updated FROM status")}
+
+    def sent_since(self, since: datetime) -> list[datetime]:
+        """When the agent sent (its ``sent`` log entries) since ``since``."""
+        rows = self.db.execute("SELECT at FROM log WHERE event = 'sent' AND at >= ?", (_text(since),))
+        return [datetime.fromisoformat(at) for (at,) in rows]
 
     def log(self, event: str, *, mentor: str | None = None, message: str | None = None, detail: str = "") -> None:
         self.db.execute(

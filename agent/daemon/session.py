@@ -1,0 +1,116 @@
+"""How the agent reaches the mailbox, for the daemon and the commands alike: one way in.
+
+:func:`login_for` resolves a login (password, command, keyring, OAuth token); :func:`connect` logs in to IMAP
+marked with this agent's id, refuses a folder set-up that would touch the student's own mail
+(:func:`agent.daemon.preflight.require_live`) and resolves the folders; :func:`world_for` builds the
+:class:`~agent.reconcile.context.World` a reconcile step runs in. The daemon's session starts with these, and so do
+the commands that act on the mailbox (``propose``, ``withdraw``: :func:`run_step` runs the daemon's own
+reconcile step once; ``release``, ``cancel``): a command logs in, checks and finds folders as the daemon would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from agent.config.policy_keeper import PolicyKeeper
+from agent.config.settings import Credentials, Settings
+from agent.daemon import preflight
+from agent.errors import Problem, UserError
+from agent.mail.credentials import resolve
+from agent.mail.imap import Login, Mailbox, MailboxError, ResolvedFolders
+from agent.reconcile.context import World, utc_now
+from agent.rules.policy import PolicyBook, load_policies
+from agent.rules.refusals import Gate
+from agent.store.ledger import Ledger
+
+T = TypeVar("T")
+
+
+def login_for(creds: Credentials, section: str, config_file: str, state_dir: Path | None = None) -> Login:
+    """The login for one section; ``state_dir`` is where the built-in sign-in keeps its grant."""
+    secret = resolve(creds, section=section, config_file=config_file, state_dir=state_dir)
+    if secret is None:
+        return Login(creds.username)
+    if secret.kind == "oauth2":
+        return Login(creds.username, oauth2_token=secret.value)
+    return Login(creds.username, password=secret.value)
+
+
+def smtp_login_for(settings: Settings, config_file: str) -> Callable[[], Login | None]:
+    """The SMTP login, resolved when a message goes (a token may have run out meanwhile); None without a user."""
+    smtp = settings.smtp
+    return lambda: login_for(smtp, "smtp", config_file, settings.state_dir) if smtp.username else None
+
+
+def connect(
+    settings: Settings, config_file: str, agent_id: str, login: Login | None = None
+) -> tuple[Mailbox, ResolvedFolders]:
+    """Log in to IMAP (blocking), check the folders against the server's SPECIAL-USE ones and resolve them.
+
+    ``agent_id`` is the ledger's (:meth:`Ledger.agent_id`): what this agent's claims are marked with. The
+    caller closes the mailbox; on an error here it is closed already.
+    """
+    mailbox = Mailbox(
+        settings.imap, login or login_for(settings.imap, "imap", config_file, settings.state_dir), agent_id=agent_id
+    )
+    try:
+        mailbox.connect()
+        preflight.require_live(mailbox, settings, config_file)  # SPECIAL-USE: never the student's own mail
+        folders = mailbox.resolve_folders(settings.imap.folders)
+    except BaseException:
+        mailbox.close()
+        raise
+    return mailbox, folders
+
+
+def world_for(
+    settings: Settings,
+    config_file: str,
+    mailbox: Mailbox,
+    folders: ResolvedFolders,
+    ledger: Ledger,
+    book: PolicyBook,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    stopping: asyncio.Event | None = None,
+    smtp_gate: Gate | None = None,
+) -> World:
+    return World(
+        settings,
+        mailbox,
+        folders,
+        ledger,
+        book,
+        smtp_login=smtp_login_for(settings, config_file),
+        clock=clock,
+        stopping=stopping or asyncio.Event(),
+        smtp_gate=smtp_gate or Gate("SMTP"),
+    )
+
+
+def policy_book(settings: Settings) -> PolicyBook:
+    """The policies as the daemon takes them in at start."""
+    return PolicyKeeper(settings.policies_dir, load_policies(settings.policies_dir)).book()
+
+
+async def run_step(settings: Settings, config_file: str | Path, step: Callable[[World], Awaitable[T]]) -> T:
+    """For a command: connect as the daemon does, run one of its reconcile steps on its ledger, and close.
+
+    The mailbox cannot be reached (or refuses the login): a :class:`UserError` on the ``imap`` key.
+    """
+    config = str(config_file)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        mailbox, folders = await asyncio.to_thread(connect, settings, config, ledger.agent_id())
+        try:
+            return await step(world_for(settings, config, mailbox, folders, ledger, policy_book(settings)))
+        finally:
+            await asyncio.to_thread(mailbox.close)
+    except MailboxError as error:
+        raise UserError([Problem(config, "imap", f"cannot reach the mailbox: {error}")]) from error
+    finally:
+        ledger.close()
