@@ -25,7 +25,7 @@ from agent.daemon import preflight, sdnotify
 from agent.errors import LoginRefused, TlsProblem, is_permanent
 from agent.mail.credentials import resolve
 from agent.mail.imap import Login, Mailbox, MailboxError, SessionExpired, Watcher
-from agent.reconcile import meeting_desk
+from agent.reconcile import agenda_desk, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.delivery import recover
 from agent.reconcile.history import Seen, scan_replies, scan_sent
@@ -384,7 +384,8 @@ class Daemon:
         if refusal is not None and due is not None and due < refusal.next_try:
             due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
         meetings_due = await meeting_desk.pass_once(world)
-        return min((t for t in (due, meetings_due) if t is not None), default=None)
+        agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
+        return min((t for t in (due, meetings_due, agenda_due) if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:

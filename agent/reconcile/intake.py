@@ -15,6 +15,7 @@ from agent.config.settings import LEGACY_OUTBOX, Folders
 from agent.errors import Problem, UserError
 from agent.logs import log_decision, named
 from agent.mail.imap import HeaderInfo, MessageGone
+from agent.reconcile import agenda_desk
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all, follow_filing
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
@@ -201,6 +202,8 @@ async def carry_out(world: World) -> datetime | None:
             else:
                 orphans.append(row)  # its mentor's policy is gone: it stays where it is
             continue
+        if agenda_desk.kept(row):
+            continue  # on a meeting agenda: agenda_desk files it once the invitation left, or gives it back
         if loaded.id != row.mentor:
             # A mentor is her addresses: a renamed policy file (or a new one for her) takes her messages over.
             log.info("%s: now paced by %s (%s)", row.key, loaded.path.name, loaded.name)
@@ -317,6 +320,11 @@ async def _carry_out_for(
         key=lambda q: q.arrived,
     )
     by_key = {r.key: r for r in rows}
+    tagged = agenda_desk.tagged(loaded, rows)  # "[agenda]" in the subject: the student's own choice
+    if tagged:
+        await agenda_desk.hold(world, loaded, tagged)
+        rest = [r for r in rows if r not in tagged]
+        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
     if head and head[0].due(now):
@@ -327,7 +335,13 @@ async def _carry_out_for(
             publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", decision.reason))
         return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
-    for decision in engine.plan(queue, now):
+    decisions = engine.plan(queue, now)
+    held = agenda_desk.over_limit(loaded, decisions, by_key, now)  # over_limit = "agenda": not e-mailed
+    if held:
+        await agenda_desk.hold(world, loaded, held)
+        rest = [r for r in rows if r not in held]
+        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+    for decision in decisions:
         groups[decision.digest or decision.id].append(decision)
     holds: list[_Hold] = []
     wake: datetime | None = None

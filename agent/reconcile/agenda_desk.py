@@ -1,0 +1,247 @@
+"""Held questions as the agenda of the next meeting: mark, propose, file (see :mod:`agent.rules.agenda`).
+
+1. **hold** (from ``intake.carry_out``): a message over the limit for an ``over_limit = "agenda"`` mentor, or
+   one with ``[agenda]`` in its subject, is marked ``digest = "agenda"`` in the ledger (state ``scheduled``, no
+   due time) and moved to Scheduled. From then on the pacing engine never sees it: it is never e-mailed.
+2. **propose** (:func:`pass_once`): when no meeting round with that mentor is open, the waiting questions are
+   marked ``agenda:<token>`` in one transaction, then a round starts with ``source = "agenda:<token>"``,
+   its invitation's DESCRIPTION listing them (subject and first line each). A crash between the two finds
+   the marked questions and no round of that source, and proposes then; a round is never started twice.
+3. **file**: once SMTP accepted an invitation of that round (the meeting desk's ``mark_sent``), each question's
+   row gets ``item`` = the invitation's Message-ID (it is delivered: never sent again, even if flagged), the
+   invitation's ``items`` row lists it as a member, and then it is moved from Scheduled to Sent (\\Seen) and
+   becomes ``done``, and the student is told. A crash in between finds ``item`` set and finishes the move.
+   A question that left Scheduled meanwhile (the student deleted it) is simply marked done: it went.
+
+When no time can be offered, or the round ends without any invitation having left (called off, refused by
+the mail server), the questions go back to e-mail (``detail`` starts with ``agenda off:``, so they are not
+taken onto an agenda again) and the student is told. A question the student flags before its invitation
+left goes at once by e-mail, as any flagged message does.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from agent.crashpoints import crash_point
+from agent.logs import named
+from agent.mail.imap import MessageGone
+from agent.reconcile.context import World
+from agent.reconcile.meeting_desk import propose
+from agent.rules import agenda
+from agent.rules.pacing import Decision
+from agent.rules.policy import LoadedPolicy
+from agent.store.delivered import add_members
+from agent.store.ledger import CANCELLED, DONE, SCHEDULED, Row
+from agent.store.rounds import MeetingStore, Stored
+
+log = logging.getLogger("mentor_agent.agenda")
+
+
+def kept(row: Row) -> bool:
+    """Whether the pacing engine must leave ``row`` alone: it is on an agenda (delivered, or not flagged)."""
+    return agenda.on_agenda(row.digest) and (row.item is not None or not row.forced)
+
+
+def _eligible(row: Row) -> bool:
+    return not (row.standalone or row.forced or row.detail.startswith(agenda.OFF))
+
+
+def tagged(loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
+    """Messages the student marked ``[agenda]``, for a mentor with meeting windows."""
+    if not loaded.policy.meetings.windows:
+        return []
+    return [row for row in rows if agenda.tagged(row.subject) and _eligible(row)]
+
+
+def over_limit(
+    loaded: LoadedPolicy, decisions: Sequence[Decision], rows: Mapping[str, Row], now: datetime
+) -> list[Row]:
+    """With ``over_limit = "agenda"``: the messages the plan holds over a limit."""
+    if loaded.policy.email.over_limit != "agenda":
+        return []
+    return [rows[d.id] for d in decisions if agenda.over_limit(d, now) and _eligible(rows[d.id])]
+
+
+async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> None:
+    """Mark ``rows`` as waiting for a meeting agenda (first, so a crash never e-mails them) and put them in
+    Scheduled."""
+    ledger = world.ledger
+    with ledger.transaction():
+        for row in rows:
+            ledger.update(
+                row.key,
+                state=SCHEDULED,
+                due=None,
+                digest=agenda.PENDING,
+                reason=agenda.held_reason(loaded.name),
+                told="agenda",
+            )
+            ledger.log("agenda", mentor=loaded.id, message=row.key, detail="held for the next meeting's agenda")
+    for row in rows:
+        log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, agenda.held_reason(loaded.name))
+    folders = world.folders
+    in_outbox = [row for row in rows if row.folder == folders.outbox and row.uid is not None]
+    if not in_outbox:
+        return
+    moved = await world.imap(world.mailbox.move_many, folders.outbox, [r.uid for r in in_outbox], folders.scheduled)
+    with ledger.transaction():
+        for row in in_outbox:
+            if row.uid in moved:
+                ledger.update(row.key, folder=folders.scheduled, uid=moved[row.uid])
+            else:
+                ledger.update(row.key, state=CANCELLED, detail="removed from the Outbox before it was scheduled")
+
+
+async def pass_once(world: World) -> datetime | None:
+    """Propose for waiting questions, file delivered ones, give back the rest. Returns "now" when it changed
+    something the next pass should see (an invitation in the Outbox, a question back to e-mail)."""
+    store = MeetingStore(world.ledger)
+    again = False
+    for loaded in world.book:
+        rows = [r for r in world.ledger.in_states(SCHEDULED, mentor=loaded.id) if agenda.on_agenda(r.digest)]
+        if not rows:
+            continue
+        flagged = [r for r in rows if r.forced and r.item is None]
+        if flagged:  # the student wants it now: it goes by e-mail (carry_out no longer keeps it)
+            _release(world, flagged, "you flagged it to go now")
+            again = True
+        rows = [r for r in rows if r not in flagged]
+        waiting = [r for r in rows if r.digest == agenda.PENDING]
+        if waiting and not _round_open(store, loaded.id):
+            fresh = uuid.uuid4().hex[:16]
+            with world.ledger.transaction():
+                for row in waiting:
+                    world.ledger.update(row.key, digest=agenda.attached(fresh))
+            rows = [r for r in rows if r not in waiting] + [_reread(world, r) for r in waiting]
+        by_token: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            found = agenda.token_of(row.digest)
+            if found is not None:
+                by_token[found].append(row)
+        for token, members in by_token.items():
+            again = await _follow(world, store, loaded, token, members) or again
+    return world.now() if again else None
+
+
+def _reread(world: World, row: Row) -> Row:
+    return world.ledger.get(row.key) or row
+
+
+def _round_open(store: MeetingStore, mentor: str) -> bool:
+    return any(
+        s.mentor == mentor and s.state is not None and (s.state.outcome == "open" or s.todo)
+        for s in store.open_rounds()
+    )
+
+
+async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:
+    stored = store.by_source(agenda.source(token))
+    if stored is None:
+        return await _propose(world, loaded, token, members)
+    delivered = [r for r in members if r.item is not None]
+    if delivered:  # a crash after marking them delivered: finish filing
+        await _file(world, loaded, delivered, str(delivered[0].item))
+        return True
+    sent = _sent_invitation(store, stored)
+    if sent is not None:
+        await _file(world, loaded, members, sent)
+        return True
+    if stored.state is not None and not stored.open and not stored.todo:
+        _release(world, members, "the invitation did not go out")
+        title, lines = agenda.released_lines(
+            loaded.name, [r.subject for r in members], "the meeting invitation did not go out"
+        )
+        await world.notify(title, lines, about=members[0].message_id)
+        return True
+    return False
+
+
+def _sent_invitation(store: MeetingStore, stored: Stored) -> str | None:
+    """The Message-ID of an invitation of this round that SMTP accepted (it carried the agenda), if any."""
+    if stored.state is None:
+        return None
+    for offer in stored.state.offers:
+        if offer.ever_sent:
+            request = store.request_id(offer.uid)
+            if request is not None:
+                return request
+    return None
+
+
+async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:
+    questions = []
+    for row in members:
+        raw = None
+        uid = await world.locate(row.folder, row.key, row.uid) if row.folder else None
+        if uid is not None:
+            raw = await world.imap(world.mailbox.fetch, row.folder, uid)
+        questions.append(
+            agenda.question_of(raw, row.subject) if raw else agenda.Question(agenda.clean_subject(row.subject), "")
+        )
+    student = world.settings.student.name or "the student"
+    proposal = await propose(
+        world,
+        loaded,
+        topic=agenda.topic(questions),
+        description=agenda.describe(questions, student),
+        source=agenda.source(token),
+        about=members[0].message_id,
+    )
+    if not proposal.offered:
+        _release(world, members, f"no meeting time: {proposal.problem}")
+        title, lines = agenda.released_lines(loaded.name, [r.subject for r in members], "no meeting time is free")
+        await world.notify(title, lines, about=members[0].message_id)
+        return True
+    world.ledger.log(
+        "agenda proposed", mentor=loaded.id, detail=f"round {proposal.round_id}, {len(members)} question(s)"
+    )
+    title, lines = agenda.proposed_lines(loaded.name, [q.subject for q in questions])
+    await world.notify(title, lines, about=members[0].message_id)
+    return True
+
+
+def _release(world: World, rows: Sequence[Row], why: str) -> None:
+    """Back to e-mail: the pacing engine takes them again, and they never go onto an agenda again."""
+    with world.ledger.transaction():
+        for row in rows:
+            world.ledger.update(row.key, digest=None, told="", reason="", detail=f"{agenda.OFF} {why}")
+            world.ledger.log("agenda off", mentor=row.mentor, message=row.key, detail=why)
+    for row in rows:
+        log.info("%s: not on an agenda any more (%s); goes by e-mail", named(row.key, row.subject), why)
+
+
+async def _file(world: World, loaded: LoadedPolicy, rows: Sequence[Row], invitation: str) -> None:
+    """The invitation that listed them left: they are delivered (recorded first), then filed in Sent."""
+    ledger = world.ledger
+    folders = world.folders
+    fresh = [row for row in rows if row.item is None]
+    if fresh:
+        sent_at = world.now()
+        with ledger.transaction():
+            for row in fresh:
+                ledger.update(row.key, item=invitation, sent_at=sent_at, detail="sent as the agenda of an invitation")
+            add_members(ledger, invitation, [m for row in fresh for m in (row.key, row.message_id)])
+            ledger.log("agenda sent", mentor=loaded.id, message=invitation, detail=f"{len(fresh)} question(s)")
+        crash_point("agenda-delivered")
+    for row in rows:
+        uid = await world.locate(row.folder, row.key, row.uid) if row.folder and row.folder != folders.sent else None
+        if uid is not None and row.folder is not None:
+            try:
+                new_uid = await world.imap(world.mailbox.move, row.folder, uid, folders.sent)
+            except MessageGone:
+                new_uid = None
+            if new_uid is not None:
+                await world.imap(world.mailbox.set_flags, folders.sent, new_uid, ["\\Seen"])
+                world.filed.setdefault(folders.sent, set()).add(new_uid)
+        ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+        log.info(
+            "%s: sent to %s as the agenda of %s; filed in Sent", named(row.key, row.subject), loaded.name, invitation
+        )
+    if fresh:
+        title, lines = agenda.filed_lines(loaded.name, [agenda.clean_subject(r.subject) for r in fresh])
+        await world.notify(title, lines, about=invitation)
