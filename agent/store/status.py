@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import waiting_lines
+from agent.store.answer_times import answer_times
 from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
 
@@ -81,6 +82,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
                 "weeks": weeks,
                 "waiting": waiting,
                 "meetings": meetings_of(ledger, loaded.id),
+                "answer_times": answer_times(ledger, loaded, now),
             }
         )
     status = ledger.status()
@@ -162,6 +164,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
                 lines.append(f"             {item['reason']}")
         if not mentor["waiting"]:
             lines.append("  nothing waiting")
+        times = mentor.get("answer_times")
+        if times:
+            lines.append(f"  answers: {times['mentor']['text']}")
+            lines.append(f"           {times['student']['text']}")
         meetings = mentor["meetings"]
         if meetings["offers"]:
             lines.append(f"  open meeting offers: {', '.join(o['start'][:16] for o in meetings['offers'])}")
