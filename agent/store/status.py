@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.rules.agenda import on_agenda
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import waiting_lines
@@ -159,6 +160,7 @@ def render(data: dict[str, Any], *, color: bool) -> str:
         zone = ZoneInfo(mentor["timezone"])
         for item in mentor["waiting"]:
             when = describe(datetime.fromisoformat(item["due"]), zone) if item["due"] else "held until a reply"
+            when = "for the next meeting's agenda" if on_agenda(item["digest"]) else when
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {when}")
             if item["reason"]:
                 lines.append(f"             {item['reason']}")
