@@ -135,3 +135,30 @@ def test_a_crash_between_the_invitation_and_the_filing_loses_and_repeats_nothing
     time.sleep(2)
     assert len(agent.smtp.messages) == 2
     assert str(event_of(agent.smtp.messages[1].content)["DESCRIPTION"]).count("Which elective first?") == 1
+
+
+def test_a_question_that_comes_later_joins_the_invitation_still_waiting(agent: Agent) -> None:
+    agent.policy(agenda_policy())
+    agent.start()
+    agent.drop(mail("first question"))
+    first = str(parse(agent.smtp.wait_for(1, timeout=15)[0].content)["Message-ID"])
+    (one, body_one), (two, body_two) = QUESTIONS.items()
+    agent.drop(mail(one, body=body_one))
+
+    def invitations_waiting() -> list[str]:
+        return [s for s in agent.subjects("Scheduled") if s.startswith("Invitation:")]
+
+    assert eventually(invitations_waiting, timeout=15) == [invitations_waiting()[0]]
+    assert "and 1 more" not in invitations_waiting()[0]
+    agent.drop(mail(two, body=body_two))
+    eventually(lambda: [n for n in agent.notices() if "1 more question" in str(n["Subject"])], timeout=15)
+    eventually(lambda: len(invitations_waiting()) == 1 and "and 1 more" in invitations_waiting()[0], timeout=15)
+    time.sleep(1.1)
+    agent.dovecot.append(agent.user, "INBOX", reply_to(first))
+    invitation = agent.smtp.wait_for(2, timeout=20)[1]
+    description = str(event_of(invitation.content)["DESCRIPTION"])
+    assert "1. Which elective first?" in description and "2. Poster feedback" in description
+    eventually(lambda: filed(agent), timeout=15)
+    time.sleep(2)
+    assert len(agent.smtp.messages) == 2  # the replaced invitation never went
+    assert not invitations_waiting()

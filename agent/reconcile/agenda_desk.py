@@ -7,6 +7,11 @@
    marked ``agenda:<token>`` in one transaction, then a round starts with ``source = "agenda:<token>"``,
    its invitation's DESCRIPTION listing them (subject and first line each). A crash between the two finds
    the marked questions and no round of that source, and proposes then; a round is never started twice.
+   Questions that come while that round's invitations all still wait in Scheduled **join** it: one
+   transaction (:func:`agent.store.agenda.join_invitation`) gives the round the longer description and new
+   REQUESTs to append, points its offers at them and cancels the old ones, which then leave Scheduled. A crash
+   after it leaves the old ones cancelled (never sent) and the new ones in the round's todo (appended by the
+   meeting desk). Once an invitation has left, new questions wait for the next round.
 3. **file**: once SMTP accepted an invitation of that round (the meeting desk's ``mark_sent``), each question's
    row gets ``item`` = the invitation's Message-ID (it is delivered: never sent again, even if flagged), the
    invitation's ``items`` row lists it as a member, and then it is moved from Scheduled to Sent (\\Seen) and
@@ -26,15 +31,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.imap import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.meeting_desk import propose
+from agent.reconcile.meeting_desk import flush, propose
 from agent.rules import agenda
+from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
+from agent.store.agenda import REPLACED, by_message_id, join_invitation
 from agent.store.delivered import add_members
 from agent.store.ledger import CANCELLED, DONE, SCHEDULED, Row
 from agent.store.rounds import MeetingStore, Stored
@@ -106,12 +114,18 @@ async def pass_once(world: World) -> datetime | None:
         rows = [r for r in world.ledger.in_states(SCHEDULED, mentor=loaded.id) if agenda.on_agenda(r.digest)]
         if not rows:
             continue
+        await tidy_replaced(world, loaded.id)
         flagged = [r for r in rows if r.forced and r.item is None]
         if flagged:  # the student wants it now: it goes by e-mail (carry_out no longer keeps it)
             _release(world, flagged, "you flagged it to go now")
             again = True
         rows = [r for r in rows if r not in flagged]
         waiting = [r for r in rows if r.digest == agenda.PENDING]
+        joinable = _joinable(world, store, loaded.id) if waiting else None
+        if waiting and joinable is not None:
+            await _join(world, store, loaded, joinable, waiting)
+            waiting, again = [], True
+            rows = [_reread(world, r) for r in rows]
         if waiting and not _round_open(store, loaded.id):
             fresh = uuid.uuid4().hex[:16]
             with world.ledger.transaction():
@@ -126,6 +140,109 @@ async def pass_once(world: World) -> datetime | None:
         for token, members in by_token.items():
             again = await _follow(world, store, loaded, token, members) or again
     return world.now() if again else None
+
+
+def _joinable(world: World, store: MeetingStore, mentor: str) -> tuple[Stored, dict[str, Row]] | None:
+    """An open agenda round with ``mentor`` none of whose invitations has left yet, each still waiting in
+    Scheduled: more questions can join it (its invitations are rebuilt). With the REQUEST rows, by offer uid."""
+    for stored in store.open_rounds():
+        state = stored.state
+        if stored.mentor != mentor or state is None or stored.todo or not stored.source.startswith("agenda:"):
+            continue
+        if state.outcome != "open" or any(o.ever_sent for o in state.offers):
+            continue
+        requests: dict[str, Row] = {}
+        for offer in state.offers:
+            if offer.status != "planned":
+                continue
+            message_id = store.request_id(offer.uid)
+            row = by_message_id(world.ledger, message_id) if message_id else None
+            if row is None or row.state != SCHEDULED or row.folder != world.folders.scheduled or row.uid is None:
+                return None  # being taken in, claimed or sent: too late to change
+            requests[offer.uid] = row
+        return (stored, requests) if requests else None
+    return None
+
+
+async def _join(
+    world: World, store: MeetingStore, loaded: LoadedPolicy, joinable: tuple[Stored, dict[str, Row]], fresh: list[Row]
+) -> None:
+    """Rebuild the waiting invitation(s) of ``stored`` with ``fresh`` questions added to its agenda: one
+    transaction (store.agenda), then the old REQUESTs leave Scheduled and the new ones are appended."""
+    stored, requests = joinable
+    token = stored.source.removeprefix("agenda:")
+    members = [
+        r
+        for r in world.ledger.in_states(SCHEDULED, mentor=loaded.id)
+        if agenda.token_of(r.digest) == token and r not in fresh
+    ]
+    everything = sorted([*members, *fresh], key=lambda r: (r.arrived, r.key))
+    questions = await _questions(world, everything)
+    stored.description = agenda.describe(questions, world.settings.student.name or "the student")
+    stored.topic = f"Mentoring: {agenda.topic(questions)}"
+    domain = domain_of(world.settings.student.address)
+    now = world.now()
+    assert stored.state is not None
+    new_ids: dict[str, str] = {}
+    items: list[dict[str, Any]] = []
+    for offer in stored.state.offers:
+        if offer.uid not in requests:
+            continue
+        new_ids[offer.uid] = new_message_id(domain)
+        items.append(
+            {
+                "id": uuid.uuid4().hex,
+                "kind": "request",
+                "created": now.isoformat(),
+                "uid": offer.uid,
+                "sequence": offer.sequence,
+                "slot": [offer.slot.utc_start.isoformat(), offer.slot.utc_end.isoformat()],
+                "alternatives": [[p.utc_start.isoformat(), p.utc_end.isoformat()] for p in stored.state.pending],
+                "message_id": new_ids[offer.uid],
+            }
+        )
+    stored.todo = [*stored.todo, *items]
+    stored.extra["ids"] = [*stored.extra.get("ids", []), *new_ids.values()]
+    join_invitation(
+        world.ledger,
+        stored,
+        new_ids,
+        [row.key for row in requests.values()],
+        [row.key for row in fresh],
+        agenda.attached(token),
+    )
+    crash_point("agenda-joined")
+    await tidy_replaced(world, loaded.id)
+    await flush(world, store, stored, [str(item["id"]) for item in items])
+    log.info("%d question(s) joined the agenda of the invitation to %s", len(fresh), loaded.name)
+    world.ledger.log("agenda joined", mentor=loaded.id, detail=f"round {stored.round_id}, {len(fresh)} more")
+    title, lines = agenda.joined_lines(loaded.name, [q.subject for q in questions], len(fresh))
+    await world.notify(title, lines, about=fresh[0].message_id)
+
+
+async def tidy_replaced(world: World, mentor: str) -> None:
+    """Old invitations replaced by a longer agenda leave Scheduled (their rows are cancelled already, so they
+    can never go; this only takes them out of sight)."""
+    for row in world.ledger.in_states(CANCELLED, mentor=mentor):
+        if row.detail != REPLACED or row.folder is None:
+            continue
+        uid = await world.locate(row.folder, row.key, row.uid)
+        if uid is not None:
+            await world.imap(world.mailbox.delete, row.folder, uid)
+        world.ledger.update(row.key, folder=None, uid=None)
+
+
+async def _questions(world: World, rows: Sequence[Row]) -> list[agenda.Question]:
+    questions = []
+    for row in rows:
+        raw = None
+        uid = await world.locate(row.folder, row.key, row.uid) if row.folder else None
+        if uid is not None and row.folder is not None:
+            raw = await world.imap(world.mailbox.fetch, row.folder, uid)
+        questions.append(
+            agenda.question_of(raw, row.subject) if raw else agenda.Question(agenda.clean_subject(row.subject), "")
+        )
+    return questions
 
 
 def _reread(world: World, row: Row) -> Row:
@@ -174,15 +291,7 @@ def _sent_invitation(store: MeetingStore, stored: Stored) -> str | None:
 
 
 async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:
-    questions = []
-    for row in members:
-        raw = None
-        uid = await world.locate(row.folder, row.key, row.uid) if row.folder else None
-        if uid is not None:
-            raw = await world.imap(world.mailbox.fetch, row.folder, uid)
-        questions.append(
-            agenda.question_of(raw, row.subject) if raw else agenda.Question(agenda.clean_subject(row.subject), "")
-        )
+    questions = await _questions(world, members)
     student = world.settings.student.name or "the student"
     proposal = await propose(
         world,

@@ -135,6 +135,18 @@ def proposed_lines(name: str, subjects: Sequence[str]) -> tuple[str, list[str]]:
     )
 
 
+def joined_lines(name: str, subjects: Sequence[str], added: int) -> tuple[str, list[str]]:
+    listed = "\n".join(f"  • {s}" for s in subjects)
+    return (
+        f"On the agenda for {name}: {added} more question(s)",
+        [
+            f"The meeting invitation to {name} had not gone yet, so it now lists {len(subjects)} question(s) "
+            f"instead of a separate e-mail for the new one(s):\n{listed}",
+            "They stay in Scheduled until the invitation has gone, then move to Sent.",
+        ],
+    )
+
+
 def filed_lines(name: str, subjects: Sequence[str]) -> tuple[str, list[str]]:
     listed = "\n".join(f"  • {s}" for s in subjects)
     return (

@@ -1,0 +1,49 @@
+"""The agenda's one write that must be a single transaction: questions joining an invitation not sent yet.
+
+The round's new description and REQUEST to append (as ``todo``), the offers' new REQUEST Message-IDs, the
+old REQUESTs cancelled and the questions attached commit together: a crash leaves either the old invitation
+(with the old agenda) or the new one due, never both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from agent.store.ledger import CANCELLED, Ledger, Row
+from agent.store.rounds import Stored
+
+REPLACED = "replaced by an invitation with a longer agenda"
+
+
+def join_invitation(
+    ledger: Ledger,
+    stored: Stored,
+    requests: Mapping[str, str],
+    replaced: Iterable[str],
+    questions: Iterable[str],
+    digest: str,
+) -> None:
+    """Save ``stored`` (its new description and todo); point each offer uid of ``requests`` at its new REQUEST
+    Message-ID; cancel the ledger rows ``replaced`` (the old REQUESTs, still in Scheduled); mark ``questions``
+    with ``digest``."""
+    now = datetime.now(UTC).isoformat()
+    with ledger.transaction() as db:
+        db.execute(
+            "UPDATE rounds SET state = ?, open = ?, updated = ? WHERE round_id = ?",
+            (stored.to_json(), int(stored.open), now, stored.round_id),
+        )
+        for uid, message_id in requests.items():
+            db.execute("UPDATE meetings SET message_id = ?, updated = ? WHERE uid = ?", (message_id, now, uid))
+        for key in replaced:
+            ledger.update(key, state=CANCELLED, detail=REPLACED)
+        for key in questions:
+            ledger.update(key, digest=digest)
+
+
+def by_message_id(ledger: Ledger, message_id: str) -> Row | None:
+    """The newest ledger row of the e-mail with this Message-ID (an invitation the desk appended)."""
+    found = ledger.db.execute(
+        "SELECT key FROM messages WHERE message_id = ? ORDER BY updated DESC LIMIT 1", (message_id,)
+    ).fetchone()
+    return ledger.get(found[0]) if found else None
