@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from agent.rules.policy import LoadedPolicy, Mentor, Policy
-from agent.store.agenda import REPLACED, by_message_id, join_invitation
+from agent.store.agenda import REPLACED, by_message_id, join_invitation, on_agenda
 from agent.store.answer_times import answer_times, written_to
 from agent.store.delivered import add_members
 from agent.store.ledger import CANCELLED, SCHEDULED, Ledger
@@ -69,3 +69,14 @@ def test_answer_times_read_both_ways(tmp_path: Path) -> None:
         "Dr. Ana Rivera usually answers within 2 days (latest 2 days, 1 answer in 90 days); hoped for: within 5 days"
     )
     assert found["student"]["text"].startswith("you usually answer within 6 hours")
+
+
+def test_on_agenda_finds_only_scheduled_questions_by_mentor(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.add(row("<a@x>", state=SCHEDULED, digest="agenda"))
+    ledger.add(row("<b@x>", state=SCHEDULED, digest="agenda:t1", mentor="okafor"))
+    ledger.add(row("<c@x>", state=SCHEDULED, digest="digest-<c@x>"))
+    ledger.add(row("<d@x>", state=CANCELLED, digest="agenda:t1"))
+    ledger.add(row("<e@x>", state=SCHEDULED, digest="agendas"))
+    found = {mentor: [r.key for r in rows] for mentor, rows in on_agenda(ledger).items()}
+    assert found == {"rivera": ["<a@x>"], "okafor": ["<b@x>"]}

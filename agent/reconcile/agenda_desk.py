@@ -42,7 +42,7 @@ from agent.rules import agenda
 from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
-from agent.store.agenda import REPLACED, by_message_id, join_invitation
+from agent.store.agenda import REPLACED, by_message_id, join_invitation, on_agenda
 from agent.store.delivered import add_members
 from agent.store.ledger import CANCELLED, DONE, SCHEDULED, Row
 from agent.store.rounds import MeetingStore, Stored
@@ -108,10 +108,13 @@ async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> None:
 async def pass_once(world: World) -> datetime | None:
     """Propose for waiting questions, file delivered ones, give back the rest. Returns "now" when it changed
     something the next pass should see (an invitation in the Outbox, a question back to e-mail)."""
+    waiting_by_mentor = on_agenda(world.ledger)
+    if not waiting_by_mentor:
+        return None
     store = MeetingStore(world.ledger)
     again = False
     for loaded in world.book:
-        rows = [r for r in world.ledger.in_states(SCHEDULED, mentor=loaded.id) if agenda.on_agenda(r.digest)]
+        rows = waiting_by_mentor.get(loaded.id, [])
         if not rows:
             continue
         await tidy_replaced(world, loaded.id)

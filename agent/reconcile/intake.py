@@ -202,13 +202,13 @@ async def carry_out(world: World) -> datetime | None:
             else:
                 orphans.append(row)  # its mentor's policy is gone: it stays where it is
             continue
-        if agenda_desk.kept(row):
-            continue  # on a meeting agenda: agenda_desk files it once the invitation left, or gives it back
         if loaded.id != row.mentor:
             # A mentor is her addresses: a renamed policy file (or a new one for her) takes her messages over.
             log.info("%s: now paced by %s (%s)", row.key, loaded.path.name, loaded.name)
             world.ledger.update(row.key, mentor=loaded.id)
             row = replace(row, mentor=loaded.id)
+        if agenda_desk.kept(row):
+            continue  # on a meeting agenda: agenda_desk files it once the invitation left, or gives it back
         waiting[loaded.id].append(row)
     if orphans:
         await _tell_orphans(world, orphans)

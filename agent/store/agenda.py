@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from agent.store.ledger import CANCELLED, Ledger, Row
+from agent.store.ledger import CANCELLED, SCHEDULED, Ledger, Row
 from agent.store.rounds import Stored
 
 REPLACED = "replaced by an invitation with a longer agenda"
@@ -47,3 +47,18 @@ def by_message_id(ledger: Ledger, message_id: str) -> Row | None:
         "SELECT key FROM messages WHERE message_id = ? ORDER BY updated DESC LIMIT 1", (message_id,)
     ).fetchone()
     return ledger.get(found[0]) if found else None
+
+
+def on_agenda(ledger: Ledger) -> dict[str, list[Row]]:
+    """Scheduled messages on an agenda (``digest`` "agenda" or "agenda:…"), by mentor, in arrival order: one
+    query a pass, however many other messages wait."""
+    found: dict[str, list[Row]] = {}
+    for record in ledger.db.execute(
+        "SELECT * FROM messages WHERE state = ? AND (digest = 'agenda' OR digest LIKE 'agenda:%') "
+        "ORDER BY arrived, key",
+        (SCHEDULED,),
+    ):
+        row = Row.of(record)
+        if row.mentor is not None:
+            found.setdefault(row.mentor, []).append(row)
+    return found
