@@ -92,10 +92,17 @@ async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> None:
             ledger.log("agenda", mentor=loaded.id, message=row.key, detail="held for the next meeting's agenda")
     for row in rows:
         log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, agenda.held_reason(loaded.name))
+    await _to_scheduled(world, rows)
+
+
+async def _to_scheduled(world: World, rows: Sequence[Row]) -> bool:
+    """Questions still in the Outbox (just held, or a crash came before the move) go to Scheduled. True when
+    any was there."""
+    ledger = world.ledger
     folders = world.folders
     in_outbox = [row for row in rows if row.folder == folders.outbox and row.uid is not None]
     if not in_outbox:
-        return
+        return False
     moved = await world.imap(world.mailbox.move_many, folders.outbox, [r.uid for r in in_outbox], folders.scheduled)
     with ledger.transaction():
         for row in in_outbox:
@@ -103,6 +110,7 @@ async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> None:
                 ledger.update(row.key, folder=folders.scheduled, uid=moved[row.uid])
             else:
                 ledger.update(row.key, state=CANCELLED, detail="removed from the Outbox before it was scheduled")
+    return True
 
 
 async def pass_once(world: World) -> datetime | None:
@@ -118,6 +126,8 @@ async def pass_once(world: World) -> datetime | None:
         if not rows:
             continue
         await tidy_replaced(world, loaded.id)
+        if await _to_scheduled(world, [r for r in rows if r.item is None]):
+            rows = [r for r in map(world.ledger.get, [r.key for r in rows]) if r is not None and r.state == SCHEDULED]
         flagged = [r for r in rows if r.forced and r.item is None]
         if flagged:  # the student wants it now: it goes by e-mail (carry_out no longer keeps it)
             _release(world, flagged, "you flagged it to go now")
