@@ -177,3 +177,29 @@ def test_a_question_that_comes_later_joins_the_invitation_still_waiting(agent: A
     time.sleep(2)
     assert len(agent.smtp.messages) == 2  # the replaced invitation never went
     assert not invitations_waiting()
+
+
+def test_a_question_deleted_from_scheduled_is_taken_off_the_waiting_invitation(agent: Agent) -> None:
+    agent.policy(agenda_policy())
+    agent.start()
+    first = held_for_the_agenda(agent)
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.delete_messages(client.search(["SUBJECT", "Poster feedback"]))
+        client.expunge()
+
+    def rebuilt() -> bool:
+        waiting = [s for s in agent.subjects("Scheduled") if s.startswith("Invitation:")]
+        return len(waiting) == 1 and "and 1 more" not in waiting[0]
+
+    eventually(rebuilt, timeout=15)
+    told = eventually(lambda: [n for n in agent.notices() if "1 taken off" in str(n["Subject"])], timeout=15)
+    assert "Poster feedback" in told[0].get_content()
+    time.sleep(1.1)
+    agent.dovecot.append(agent.user, "INBOX", reply_to(first))
+    description = str(event_of(agent.smtp.wait_for(2, timeout=20)[1].content)["DESCRIPTION"])
+    assert "1. Which elective first?" in description and "Poster" not in description
+    eventually(lambda: "Which elective first?" in agent.subjects("Sent"), timeout=15)
+    time.sleep(2)
+    assert len(agent.smtp.messages) == 2
+    assert "[agenda] Poster feedback" not in agent.subjects("Sent")

@@ -7,7 +7,8 @@
    marked ``agenda:<token>`` in one transaction, then a round starts with ``source = "agenda:<token>"``,
    its invitation's DESCRIPTION listing them (subject and first line each). A crash between the two finds
    the marked questions and no round of that source, and proposes then; a round is never started twice.
-   Questions that come while that round's invitations all still wait in Scheduled **join** it: one
+   Questions that come while that round's invitations all still wait in Scheduled **join** it, and those
+   the student takes out of Scheduled are **taken off** (:func:`_drop`): one
    transaction (:func:`agent.store.agenda.join_invitation`) gives the round the longer description and new
    REQUESTs to append, points its offers at them and cancels the old ones, which then leave Scheduled. A crash
    after it leaves the old ones cancelled (never sent) and the new ones in the round's todo (appended by the
@@ -42,7 +43,7 @@ from agent.rules import agenda
 from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
-from agent.store.agenda import REPLACED, by_message_id, join_invitation, on_agenda
+from agent.store.agenda import REPLACED, by_message_id, join_invitation, on_agenda, taken_off
 from agent.store.delivered import add_members
 from agent.store.ledger import CANCELLED, DONE, SCHEDULED, Row
 from agent.store.rounds import MeetingStore, Stored
@@ -117,15 +118,20 @@ async def pass_once(world: World) -> datetime | None:
     """Propose for waiting questions, file delivered ones, give back the rest. Returns "now" when it changed
     something the next pass should see (an invitation in the Outbox, a question back to e-mail)."""
     waiting_by_mentor = on_agenda(world.ledger)
-    if not waiting_by_mentor:
+    dropped_by_mentor = taken_off(world.ledger)
+    if not waiting_by_mentor and not dropped_by_mentor:
         return None
     store = MeetingStore(world.ledger)
     again = False
     for loaded in world.book:
         rows = waiting_by_mentor.get(loaded.id, [])
-        if not rows:
+        dropped = dropped_by_mentor.get(loaded.id, [])
+        if not rows and not dropped:
             continue
         await tidy_replaced(world, loaded.id)
+        if dropped and await _drop(world, store, loaded, dropped):
+            again = True
+            rows = [r for r in map(world.ledger.get, [r.key for r in rows]) if r is not None and r.state == SCHEDULED]
         if await _to_scheduled(world, [r for r in rows if r.item is None]):
             rows = [r for r in map(world.ledger.get, [r.key for r in rows]) if r is not None and r.state == SCHEDULED]
         flagged = [r for r in rows if r.forced and r.item is None]
@@ -136,7 +142,7 @@ async def pass_once(world: World) -> datetime | None:
         waiting = [r for r in rows if r.digest == agenda.PENDING]
         joinable = _joinable(world, store, loaded.id) if waiting else None
         if waiting and joinable is not None:
-            await _join(world, store, loaded, joinable, waiting)
+            await _rebuild(world, store, loaded, joinable, waiting)
             waiting, again = [], True
             rows = [_reread(world, r) for r in rows]
         if waiting and not _round_open(store, loaded.id):
@@ -157,42 +163,82 @@ async def pass_once(world: World) -> datetime | None:
 
 def _joinable(world: World, store: MeetingStore, mentor: str) -> tuple[Stored, dict[str, Row]] | None:
     """An open agenda round with ``mentor`` none of whose invitations has left yet, each still waiting in
-    Scheduled: more questions can join it (its invitations are rebuilt). With the REQUEST rows, by offer uid."""
+    Scheduled: its agenda can still change (its invitations are rebuilt). With the REQUEST rows, by offer uid."""
     for stored in store.open_rounds():
-        state = stored.state
-        if stored.mentor != mentor or state is None or stored.todo or not stored.source.startswith("agenda:"):
-            continue
-        if state.outcome != "open" or any(o.ever_sent for o in state.offers):
-            continue
-        requests: dict[str, Row] = {}
-        for offer in state.offers:
-            if offer.status != "planned":
-                continue
-            message_id = store.request_id(offer.uid)
-            row = by_message_id(world.ledger, message_id) if message_id else None
-            if row is None or row.state != SCHEDULED or row.folder != world.folders.scheduled or row.uid is None:
-                return None  # being taken in, claimed or sent: too late to change
-            requests[offer.uid] = row
-        return (stored, requests) if requests else None
+        if stored.mentor == mentor and stored.source.startswith("agenda:"):
+            requests = _waiting_requests(world, store, stored)
+            if requests is not None:
+                return stored, requests
     return None
 
 
-async def _join(
-    world: World, store: MeetingStore, loaded: LoadedPolicy, joinable: tuple[Stored, dict[str, Row]], fresh: list[Row]
+def _waiting_requests(world: World, store: MeetingStore, stored: Stored) -> dict[str, Row] | None:
+    state = stored.state
+    if state is None or stored.todo or not stored.open or state.outcome != "open":
+        return None
+    if any(o.ever_sent for o in state.offers):
+        return None
+    requests: dict[str, Row] = {}
+    for offer in state.offers:
+        if offer.status != "planned":
+            continue
+        message_id = store.request_id(offer.uid)
+        row = by_message_id(world.ledger, message_id) if message_id else None
+        if row is None or row.state != SCHEDULED or row.folder != world.folders.scheduled or row.uid is None:
+            return None  # being taken in, claimed or sent: too late to change
+        requests[offer.uid] = row
+    return requests or None
+
+
+async def _drop(world: World, store: MeetingStore, loaded: LoadedPolicy, dropped: list[Row]) -> bool:
+    """Questions taken out of Scheduled (deleted, or `cancel`) after they were put on an agenda: while its
+    invitation still waits, it is rebuilt without them; once it has left (or the round is over) nothing changes."""
+    by_token: dict[str, list[Row]] = defaultdict(list)
+    for row in dropped:
+        token = agenda.token_of(row.digest)
+        if token is not None:
+            by_token[token].append(row)
+    changed = False
+    for token, rows in by_token.items():
+        stored = store.by_source(agenda.source(token))
+        requests = _waiting_requests(world, store, stored) if stored is not None else None
+        if stored is not None and requests is not None:
+            await _rebuild(world, store, loaded, (stored, requests), [], rows)
+            changed = True
+        elif stored is None or not stored.open or _sent_invitation(store, stored) is not None:
+            with world.ledger.transaction():  # nothing to change any more: forget them
+                for row in rows:
+                    world.ledger.update(row.key, digest=None)
+    return changed
+
+
+async def _rebuild(
+    world: World,
+    store: MeetingStore,
+    loaded: LoadedPolicy,
+    joinable: tuple[Stored, dict[str, Row]],
+    fresh: list[Row],
+    dropped: Sequence[Row] = (),
 ) -> None:
-    """Rebuild the waiting invitation(s) of ``stored`` with ``fresh`` questions added to its agenda: one
-    transaction (store.agenda), then the old REQUESTs leave Scheduled and the new ones are appended."""
+    """Rebuild the waiting invitation(s) of ``stored`` with ``fresh`` questions added to its agenda and
+    ``dropped`` ones taken off: one transaction (store.agenda), then the old REQUESTs leave Scheduled and the new
+    ones are appended."""
     stored, requests = joinable
     token = stored.source.removeprefix("agenda:")
+    gone = {row.key for row in dropped}
     members = [
         r
         for r in world.ledger.in_states(SCHEDULED, mentor=loaded.id)
-        if agenda.token_of(r.digest) == token and r not in fresh
+        if agenda.token_of(r.digest) == token and r not in fresh and r.key not in gone
     ]
     everything = sorted([*members, *fresh], key=lambda r: (r.arrived, r.key))
     questions = await _questions(world, everything)
-    stored.description = agenda.describe(questions, world.settings.student.name or "the student")
-    stored.topic = f"Mentoring: {agenda.topic(questions)}"
+    rules = loaded.policy.meetings
+    if questions:
+        stored.description = agenda.describe(questions, world.settings.student.name or "the student")
+        stored.topic = f"Mentoring: {agenda.topic(questions)}"
+    else:  # every question was taken off: the meeting itself is still offered, as `propose` would
+        stored.description, stored.topic = rules.description, rules.description or "Mentoring meeting"
     domain = domain_of(world.settings.student.address)
     now = world.now()
     assert stored.state is not None
@@ -223,14 +269,24 @@ async def _join(
         [row.key for row in requests.values()],
         [row.key for row in fresh],
         agenda.attached(token),
+        dropped=[row.key for row in dropped],
     )
     crash_point("agenda-joined")
     await tidy_replaced(world, loaded.id)
     await flush(world, store, stored, [str(item["id"]) for item in items])
-    log.info("%d question(s) joined the agenda of the invitation to %s", len(fresh), loaded.name)
-    world.ledger.log("agenda joined", mentor=loaded.id, detail=f"round {stored.round_id}, {len(fresh)} more")
-    title, lines = agenda.joined_lines(loaded.name, [q.subject for q in questions], len(fresh))
-    await world.notify(title, lines, about=fresh[0].message_id)
+    log.info(
+        "agenda of the invitation to %s: %d question(s) added, %d taken off", loaded.name, len(fresh), len(dropped)
+    )
+    world.ledger.log(
+        "agenda changed", mentor=loaded.id, detail=f"round {stored.round_id}, +{len(fresh)} -{len(dropped)}"
+    )
+    title, lines = agenda.changed_lines(
+        loaded.name,
+        [q.subject for q in questions],
+        [agenda.clean_subject(r.subject) for r in fresh],
+        [agenda.clean_subject(r.subject) for r in dropped],
+    )
+    await world.notify(title, lines, about=(fresh or dropped)[0].message_id if (fresh or dropped) else None)
 
 
 async def tidy_replaced(world: World, mentor: str) -> None:

@@ -78,7 +78,8 @@ class Question:
 
 
 def clean_subject(subject: str) -> str:
-    return AGENDA_TAG.sub(" ", subject).strip() or "(no subject)"
+    """The subject as one line, without ``[agenda]``."""
+    return " ".join(AGENDA_TAG.sub(" ", subject).split()) or "(no subject)"
 
 
 def first_line(text: str, limit: int = LINE_LIMIT) -> str:
@@ -135,16 +136,20 @@ def proposed_lines(name: str, subjects: Sequence[str]) -> tuple[str, list[str]]:
     )
 
 
-def joined_lines(name: str, subjects: Sequence[str], added: int) -> tuple[str, list[str]]:
-    listed = "\n".join(f"  • {s}" for s in subjects)
-    return (
-        f"On the agenda for {name}: {added} more question(s)",
-        [
-            f"The meeting invitation to {name} had not gone yet, so it now lists {len(subjects)} question(s) "
-            f"instead of a separate e-mail for the new one(s):\n{listed}",
-            "They stay in Scheduled until the invitation has gone, then move to Sent.",
-        ],
-    )
+def changed_lines(
+    name: str, subjects: Sequence[str], added: Sequence[str], removed: Sequence[str]
+) -> tuple[str, list[str]]:
+    """The invitation still waited, so its agenda changed: what it lists now."""
+    listed = "\n".join(f"  • {s}" for s in subjects) or "  (no questions: the meeting itself is still offered)"
+    what = [f"{len(added)} more question(s)"] if added else []
+    what += [f"{len(removed)} taken off"] if removed else []
+    lines = [f"The meeting invitation to {name} had not gone yet, so it was rebuilt. It now lists:\n{listed}"]
+    if removed:
+        lines.append("Taken off (you removed them from Scheduled): " + ", ".join(f"“{s}”" for s in removed) + ".")
+    if not subjects:
+        lines.append("To call the meeting off as well: `mentor-agent withdraw`.")
+    lines.append("The questions stay in Scheduled until the invitation has gone, then move to Sent.")
+    return f"Agenda for {name}: {', '.join(what)}", lines
 
 
 def filed_lines(name: str, subjects: Sequence[str]) -> tuple[str, list[str]]:

@@ -23,10 +23,12 @@ def join_invitation(
     replaced: Iterable[str],
     questions: Iterable[str],
     digest: str,
+    *,
+    dropped: Iterable[str] = (),
 ) -> None:
     """Save ``stored`` (its new description and todo); point each offer uid of ``requests`` at its new REQUEST
     Message-ID; cancel the ledger rows ``replaced`` (the old REQUESTs, still in Scheduled); mark ``questions``
-    with ``digest``."""
+    with ``digest``; forget the agenda of ``dropped`` (questions the student took out of Scheduled)."""
     now = datetime.now(UTC).isoformat()
     with ledger.transaction() as db:
         db.execute(
@@ -39,6 +41,8 @@ def join_invitation(
             ledger.update(key, state=CANCELLED, detail=REPLACED)
         for key in questions:
             ledger.update(key, digest=digest)
+        for key in dropped:
+            ledger.update(key, digest=None)
 
 
 def by_message_id(ledger: Ledger, message_id: str) -> Row | None:
@@ -57,6 +61,18 @@ def on_agenda(ledger: Ledger) -> dict[str, list[Row]]:
         "SELECT * FROM messages WHERE state = ? AND (digest = 'agenda' OR digest LIKE 'agenda:%') "
         "ORDER BY arrived, key",
         (SCHEDULED,),
+    ):
+        row = Row.of(record)
+        if row.mentor is not None:
+            found.setdefault(row.mentor, []).append(row)
+    return found
+
+
+def taken_off(ledger: Ledger) -> dict[str, list[Row]]:
+    """Questions on an agenda that the student took out of Scheduled (cancelled), not yet accounted for."""
+    found: dict[str, list[Row]] = {}
+    for record in ledger.db.execute(
+        "SELECT * FROM messages WHERE state = ? AND digest LIKE 'agenda:%' ORDER BY arrived, key", (CANCELLED,)
     ):
         row = Row.of(record)
         if row.mentor is not None:
