@@ -8,7 +8,7 @@
    its invitation's DESCRIPTION listing them (subject and first line each). A crash between the two finds
    the marked questions and no round of that source, and proposes then; a round is never started twice.
    Questions that come while that round's invitations all still wait in Scheduled **join** it, and those
-   the student takes out of Scheduled are **taken off** (:func:`_drop`): one
+   the student takes out of Scheduled are **taken off** (:mod:`agent.reconcile.agenda_changes`): one
    transaction (:func:`agent.store.agenda.join_invitation`) gives the round the longer description and new
    REQUESTs to append, points its offers at them and cancels the old ones, which then leave Scheduled. A crash
    after it leaves the old ones cancelled (never sent) and the new ones in the round's todo (appended by the
@@ -32,21 +32,20 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.imap import MessageGone
+from agent.reconcile.agenda_changes import drop, joinable, questions_of, rebuild, sent_invitation, tidy_replaced
 from agent.reconcile.context import World
-from agent.reconcile.meeting_desk import flush, propose
+from agent.reconcile.meeting_desk import propose
 from agent.rules import agenda
-from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
-from agent.store.agenda import REPLACED, by_message_id, join_invitation, on_agenda, taken_off
+from agent.store.agenda import on_agenda, taken_off
 from agent.store.delivered import add_members
 from agent.store.ledger import CANCELLED, DONE, SCHEDULED, Row
-from agent.store.rounds import MeetingStore, Stored
+from agent.store.rounds import MeetingStore
 
 log = logging.getLogger("mentor_agent.agenda")
 
@@ -129,7 +128,7 @@ async def pass_once(world: World) -> datetime | None:
         if not rows and not dropped:
             continue
         await tidy_replaced(world, loaded.id)
-        if dropped and await _drop(world, store, loaded, dropped):
+        if dropped and await drop(world, store, loaded, dropped):
             again = True
             rows = [r for r in map(world.ledger.get, [r.key for r in rows]) if r is not None and r.state == SCHEDULED]
         if await _to_scheduled(world, [r for r in rows if r.item is None]):
@@ -140,9 +139,9 @@ async def pass_once(world: World) -> datetime | None:
             again = True
         rows = [r for r in rows if r not in flagged]
         waiting = [r for r in rows if r.digest == agenda.PENDING]
-        joinable = _joinable(world, store, loaded.id) if waiting else None
-        if waiting and joinable is not None:
-            await _rebuild(world, store, loaded, joinable, waiting)
+        open_round = joinable(world, store, loaded.id) if waiting else None
+        if waiting and open_round is not None:
+            await rebuild(world, store, loaded, open_round, waiting)
             waiting, again = [], True
             rows = [_reread(world, r) for r in rows]
         if waiting and not _round_open(store, loaded.id):
@@ -159,159 +158,6 @@ async def pass_once(world: World) -> datetime | None:
         for token, members in by_token.items():
             again = await _follow(world, store, loaded, token, members) or again
     return world.now() if again else None
-
-
-def _joinable(world: World, store: MeetingStore, mentor: str) -> tuple[Stored, dict[str, Row]] | None:
-    """An open agenda round with ``mentor`` none of whose invitations has left yet, each still waiting in
-    Scheduled: its agenda can still change (its invitations are rebuilt). With the REQUEST rows, by offer uid."""
-    for stored in store.open_rounds():
-        if stored.mentor == mentor and stored.source.startswith("agenda:"):
-            requests = _waiting_requests(world, store, stored)
-            if requests is not None:
-                return stored, requests
-    return None
-
-
-def _waiting_requests(world: World, store: MeetingStore, stored: Stored) -> dict[str, Row] | None:
-    state = stored.state
-    if state is None or stored.todo or not stored.open or state.outcome != "open":
-        return None
-    if any(o.ever_sent for o in state.offers):
-        return None
-    requests: dict[str, Row] = {}
-    for offer in state.offers:
-        if offer.status != "planned":
-            continue
-        message_id = store.request_id(offer.uid)
-        row = by_message_id(world.ledger, message_id) if message_id else None
-        if row is None or row.state != SCHEDULED or row.folder != world.folders.scheduled or row.uid is None:
-            return None  # being taken in, claimed or sent: too late to change
-        requests[offer.uid] = row
-    return requests or None
-
-
-async def _drop(world: World, store: MeetingStore, loaded: LoadedPolicy, dropped: list[Row]) -> bool:
-    """Questions taken out of Scheduled (deleted, or `cancel`) after they were put on an agenda: while its
-    invitation still waits, it is rebuilt without them; once it has left (or the round is over) nothing changes."""
-    by_token: dict[str, list[Row]] = defaultdict(list)
-    for row in dropped:
-        token = agenda.token_of(row.digest)
-        if token is not None:
-            by_token[token].append(row)
-    changed = False
-    for token, rows in by_token.items():
-        stored = store.by_source(agenda.source(token))
-        requests = _waiting_requests(world, store, stored) if stored is not None else None
-        if stored is not None and requests is not None:
-            await _rebuild(world, store, loaded, (stored, requests), [], rows)
-            changed = True
-        elif stored is None or not stored.open or _sent_invitation(store, stored) is not None:
-            with world.ledger.transaction():  # nothing to change any more: forget them
-                for row in rows:
-                    world.ledger.update(row.key, digest=None)
-    return changed
-
-
-async def _rebuild(
-    world: World,
-    store: MeetingStore,
-    loaded: LoadedPolicy,
-    joinable: tuple[Stored, dict[str, Row]],
-    fresh: list[Row],
-    dropped: Sequence[Row] = (),
-) -> None:
-    """Rebuild the waiting invitation(s) of ``stored`` with ``fresh`` questions added to its agenda and
-    ``dropped`` ones taken off: one transaction (store.agenda), then the old REQUESTs leave Scheduled and the new
-    ones are appended."""
-    stored, requests = joinable
-    token = stored.source.removeprefix("agenda:")
-    gone = {row.key for row in dropped}
-    members = [
-        r
-        for r in world.ledger.in_states(SCHEDULED, mentor=loaded.id)
-        if agenda.token_of(r.digest) == token and r not in fresh and r.key not in gone
-    ]
-    everything = sorted([*members, *fresh], key=lambda r: (r.arrived, r.key))
-    questions = await _questions(world, everything)
-    rules = loaded.policy.meetings
-    if questions:
-        stored.description = agenda.describe(questions, world.settings.student.name or "the student")
-        stored.topic = f"Mentoring: {agenda.topic(questions)}"
-    else:  # every question was taken off: the meeting itself is still offered, as `propose` would
-        stored.description, stored.topic = rules.description, rules.description or "Mentoring meeting"
-    domain = domain_of(world.settings.student.address)
-    now = world.now()
-    assert stored.state is not None
-    new_ids: dict[str, str] = {}
-    items: list[dict[str, Any]] = []
-    for offer in stored.state.offers:
-        if offer.uid not in requests:
-            continue
-        new_ids[offer.uid] = new_message_id(domain)
-        items.append(
-            {
-                "id": uuid.uuid4().hex,
-                "kind": "request",
-                "created": now.isoformat(),
-                "uid": offer.uid,
-                "sequence": offer.sequence,
-                "slot": [offer.slot.utc_start.isoformat(), offer.slot.utc_end.isoformat()],
-                "alternatives": [[p.utc_start.isoformat(), p.utc_end.isoformat()] for p in stored.state.pending],
-                "message_id": new_ids[offer.uid],
-            }
-        )
-    stored.todo = [*stored.todo, *items]
-    stored.extra["ids"] = [*stored.extra.get("ids", []), *new_ids.values()]
-    join_invitation(
-        world.ledger,
-        stored,
-        new_ids,
-        [row.key for row in requests.values()],
-        [row.key for row in fresh],
-        agenda.attached(token),
-        dropped=[row.key for row in dropped],
-    )
-    crash_point("agenda-joined")
-    await tidy_replaced(world, loaded.id)
-    await flush(world, store, stored, [str(item["id"]) for item in items])
-    log.info(
-        "agenda of the invitation to %s: %d question(s) added, %d taken off", loaded.name, len(fresh), len(dropped)
-    )
-    world.ledger.log(
-        "agenda changed", mentor=loaded.id, detail=f"round {stored.round_id}, +{len(fresh)} -{len(dropped)}"
-    )
-    title, lines = agenda.changed_lines(
-        loaded.name,
-        [q.subject for q in questions],
-        [agenda.clean_subject(r.subject) for r in fresh],
-        [agenda.clean_subject(r.subject) for r in dropped],
-    )
-    await world.notify(title, lines, about=(fresh or dropped)[0].message_id if (fresh or dropped) else None)
-
-
-async def tidy_replaced(world: World, mentor: str) -> None:
-    """Old invitations replaced by a longer agenda leave Scheduled (their rows are cancelled already, so they
-    can never go; this only takes them out of sight)."""
-    for row in world.ledger.in_states(CANCELLED, mentor=mentor):
-        if row.detail != REPLACED or row.folder is None:
-            continue
-        uid = await world.locate(row.folder, row.key, row.uid)
-        if uid is not None:
-            await world.imap(world.mailbox.delete, row.folder, uid)
-        world.ledger.update(row.key, folder=None, uid=None)
-
-
-async def _questions(world: World, rows: Sequence[Row]) -> list[agenda.Question]:
-    questions = []
-    for row in rows:
-        raw = None
-        uid = await world.locate(row.folder, row.key, row.uid) if row.folder else None
-        if uid is not None and row.folder is not None:
-            raw = await world.imap(world.mailbox.fetch, row.folder, uid)
-        questions.append(
-            agenda.question_of(raw, row.subject) if raw else agenda.Question(agenda.clean_subject(row.subject), "")
-        )
-    return questions
 
 
 def _reread(world: World, row: Row) -> Row:
@@ -333,7 +179,7 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
     if delivered:  # a crash after marking them delivered: finish filing
         await _file(world, loaded, delivered, str(delivered[0].item))
         return True
-    sent = _sent_invitation(store, stored)
+    sent = sent_invitation(store, stored)
     if sent is not None:
         await _file(world, loaded, members, sent)
         return True
@@ -347,20 +193,8 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
     return False
 
 
-def _sent_invitation(store: MeetingStore, stored: Stored) -> str | None:
-    """The Message-ID of an invitation of this round that SMTP accepted (it carried the agenda), if any."""
-    if stored.state is None:
-        return None
-    for offer in stored.state.offers:
-        if offer.ever_sent:
-            request = store.request_id(offer.uid)
-            if request is not None:
-                return request
-    return None
-
-
 async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:
-    questions = await _questions(world, members)
+    questions = await questions_of(world, members)
     student = world.settings.student.name or "the student"
     proposal = await propose(
         world,
