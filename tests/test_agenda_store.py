@@ -58,6 +58,8 @@ def test_answer_times_read_both_ways(tmp_path: Path) -> None:
     ledger.add_reply("rivera", "<r1@x>", NOW - timedelta(days=1), "<m1@x>", addresses=("a@b.org",))
     ledger.add(row("<m2@x>", arrived=NOW - timedelta(hours=18)))
     ledger.add(row("<gone@x>", arrived=NOW - timedelta(hours=20), state=CANCELLED))
+    ledger.add(row("<invite@x>", arrived=NOW - timedelta(hours=23)))  # the agent's own invitation
+    MeetingStore(ledger).save(Stored("r1", "rivera", extra={"ids": ["<invite@x>"]}))
     assert written_to(ledger, "rivera", NOW - timedelta(days=90)) == [
         NOW - timedelta(days=3),
         NOW - timedelta(hours=18),

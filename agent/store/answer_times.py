@@ -10,17 +10,20 @@ from agent.rules.answer_times import PERIOD, Answered, Asked, mentor_waits, stud
 from agent.rules.localtime import after
 from agent.rules.policy import LoadedPolicy
 from agent.store.ledger import ATTENTION, CANCELLED, Ledger
+from agent.store.rounds import MeetingStore
 
 
 def written_to(ledger: Ledger, mentor: str, since: datetime) -> list[datetime]:
-    """When the student wrote to the mentor: each message the agent took in (when it first saw it) and each
-    one found in Sent that was sent without the agent."""
+    """When the student wrote to the mentor: each message the agent took in (when it first saw it; not the
+    meeting invitations it wrote itself) and each one found in Sent that was sent without the agent."""
+    ours = MeetingStore(ledger).invite_ids()  # invitations and cancellations: the agent wrote those
     moments = [
         datetime.fromisoformat(at)
-        for (at,) in ledger.db.execute(
-            "SELECT arrived FROM messages WHERE mentor = ? AND arrived >= ? AND state NOT IN (?, ?)",
+        for (at, message_id) in ledger.db.execute(
+            "SELECT arrived, message_id FROM messages WHERE mentor = ? AND arrived >= ? AND state NOT IN (?, ?)",
             (mentor, since.isoformat(), CANCELLED, ATTENTION),
         )
+        if message_id not in ours
     ]
     moments += [
         datetime.fromisoformat(at)
