@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from icalendar import Calendar
 
 from agent.errors import UserError
 from agent.rules import agenda
+from agent.rules.invites import Meeting, Party, build_request, make_uid
 from agent.rules.pacing import DAY, GAP, UNANSWERED, WEEK, WINDOW, Decision
-from agent.rules.policy import load_policy
+from agent.rules.policy import MeetingRules, load_policy
+from agent.rules.slots import find_slots
 from tests.test_policy import GOOD
 
 NOW = datetime(2026, 3, 9, 15, tzinfo=UTC)
@@ -98,3 +102,37 @@ def test_agenda_needs_meeting_windows(tmp_path: Path) -> None:
     problem = raised.value.problems[0]
     assert (problem.key, problem.line) == ("email.over_limit", 13)
     assert "[meetings] windows" in problem.message and str(path) == problem.file
+
+
+def test_the_agenda_rides_an_invitation_in_a_dst_week() -> None:
+    """Chicago has sprung forward (8 March 2026), Berlin has not (29 March): the first free time is Tuesday
+    16:00 CDT = 21:00 UTC = 22:00 CET for the student, and the agenda survives iCalendar escaping."""
+    chicago, berlin = ZoneInfo("America/Chicago"), ZoneInfo("Europe/Berlin")
+    rules = MeetingRules(windows=("Tue 16:00-17:00", "Thu 07:00-08:00"))  # type: ignore[arg-type]
+    slot = find_slots(rules, chicago, datetime(2026, 3, 6, 12, tzinfo=UTC), [], count=1)[0]
+    assert slot.utc_start == datetime(2026, 3, 10, 21, tzinfo=UTC)
+    questions = [
+        agenda.Question("Electives; cardiology, or research?", "Which first, given the block order?"),
+        agenda.Question("Poster \\ figure 2", ""),
+    ]
+    meeting = Meeting(
+        make_uid("r-0", "med.example.edu"), 0, slot, "Mentoring: x", "", agenda.describe(questions, "Sam")
+    )
+    message = build_request(
+        meeting,
+        organizer=Party("Sam Patel", "sam@med.example.edu"),
+        attendee=Party("Dr. Ana Rivera", "arivera@hospital.example.org"),
+        mentor_zone=chicago,
+        student_zone=berlin,
+        now=datetime(2026, 3, 6, 12, tzinfo=UTC),
+    )
+    calendar = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    payload = calendar.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    event = next(iter(Calendar.from_ical(payload).walk("VEVENT")))
+    assert event.decoded("DTSTART") == datetime(2026, 3, 10, 21, tzinfo=UTC)
+    assert str(event["DESCRIPTION"]) == agenda.describe(questions, "Sam")
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "1. Electives; cardiology, or research?" in text and "16:00" in text and "22:00" in text
