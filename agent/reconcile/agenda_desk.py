@@ -33,18 +33,16 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from agent.crashpoints import crash_point
 from agent.logs import named
-from agent.mail.imap import MessageGone
 from agent.reconcile.agenda_changes import drop, joinable, questions_of, rebuild, sent_invitation, tidy_replaced
+from agent.reconcile.agenda_filing import file_questions, release
 from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import propose
 from agent.rules import agenda
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
 from agent.store.agenda import on_agenda, taken_off
-from agent.store.delivered import add_members
-from agent.store.ledger import CANCELLED, DONE, SCHEDULED, Row
+from agent.store.ledger import CANCELLED, SCHEDULED, Row
 from agent.store.rounds import MeetingStore
 
 log = logging.getLogger("mentor_agent.agenda")
@@ -135,7 +133,7 @@ async def pass_once(world: World) -> datetime | None:
             rows = [r for r in map(world.ledger.get, [r.key for r in rows]) if r is not None and r.state == SCHEDULED]
         flagged = [r for r in rows if r.forced and r.item is None]
         if flagged:  # the student wants it now: it goes by e-mail (carry_out no longer keeps it)
-            _release(world, flagged, "you flagged it to go now")
+            release(world, flagged, "you flagged it to go now")
             again = True
         rows = [r for r in rows if r not in flagged]
         waiting = [r for r in rows if r.digest == agenda.PENDING]
@@ -177,14 +175,14 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
         return await _propose(world, loaded, token, members)
     delivered = [r for r in members if r.item is not None]
     if delivered:  # a crash after marking them delivered: finish filing
-        await _file(world, loaded, delivered, str(delivered[0].item))
+        await file_questions(world, loaded, delivered, str(delivered[0].item))
         return True
     sent = sent_invitation(store, stored)
     if sent is not None:
-        await _file(world, loaded, members, sent)
+        await file_questions(world, loaded, members, sent)
         return True
     if stored.state is not None and not stored.open and not stored.todo:
-        _release(world, members, "the invitation did not go out")
+        release(world, members, "the invitation did not go out")
         title, lines = agenda.released_lines(
             loaded.name, [r.subject for r in members], "the meeting invitation did not go out"
         )
@@ -205,7 +203,7 @@ async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list
         about=members[0].message_id,
     )
     if not proposal.offered:
-        _release(world, members, f"no meeting time: {proposal.problem}")
+        release(world, members, f"no meeting time: {proposal.problem}")
         title, lines = agenda.released_lines(loaded.name, [r.subject for r in members], "no meeting time is free")
         await world.notify(title, lines, about=members[0].message_id)
         return True
@@ -215,45 +213,3 @@ async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list
     title, lines = agenda.proposed_lines(loaded.name, [q.subject for q in questions])
     await world.notify(title, lines, about=members[0].message_id)
     return True
-
-
-def _release(world: World, rows: Sequence[Row], why: str) -> None:
-    """Back to e-mail: the pacing engine takes them again, and they never go onto an agenda again."""
-    with world.ledger.transaction():
-        for row in rows:
-            world.ledger.update(row.key, digest=None, told="", reason="", detail=f"{agenda.OFF} {why}")
-            world.ledger.log("agenda off", mentor=row.mentor, message=row.key, detail=why)
-    for row in rows:
-        log.info("%s: not on an agenda any more (%s); goes by e-mail", named(row.key, row.subject), why)
-
-
-async def _file(world: World, loaded: LoadedPolicy, rows: Sequence[Row], invitation: str) -> None:
-    """The invitation that listed them left: they are delivered (recorded first), then filed in Sent."""
-    ledger = world.ledger
-    folders = world.folders
-    fresh = [row for row in rows if row.item is None]
-    if fresh:
-        sent_at = world.now()
-        with ledger.transaction():
-            for row in fresh:
-                ledger.update(row.key, item=invitation, sent_at=sent_at, detail="sent as the agenda of an invitation")
-            add_members(ledger, invitation, [m for row in fresh for m in (row.key, row.message_id)])
-            ledger.log("agenda sent", mentor=loaded.id, message=invitation, detail=f"{len(fresh)} question(s)")
-        crash_point("agenda-delivered")
-    for row in rows:
-        uid = await world.locate(row.folder, row.key, row.uid) if row.folder and row.folder != folders.sent else None
-        if uid is not None and row.folder is not None:
-            try:
-                new_uid = await world.imap(world.mailbox.move, row.folder, uid, folders.sent)
-            except MessageGone:
-                new_uid = None
-            if new_uid is not None:
-                await world.imap(world.mailbox.set_flags, folders.sent, new_uid, ["\\Seen"])
-                world.filed.setdefault(folders.sent, set()).add(new_uid)
-        ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
-        log.info(
-            "%s: sent to %s as the agenda of %s; filed in Sent", named(row.key, row.subject), loaded.name, invitation
-        )
-    if fresh:
-        title, lines = agenda.filed_lines(loaded.name, [agenda.clean_subject(r.subject) for r in fresh])
-        await world.notify(title, lines, about=invitation)
