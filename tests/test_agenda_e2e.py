@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.agent_process import MENTOR, SENT, STUDENT, Agent, agent, eventually, mail, parse, policy_text
-from tests.test_meeting_desk import MEETINGS, event_of
+from tests.test_meeting_desk import MEETINGS, event_of, gmail, ics, method_of, propose, statuses
 
 __all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
@@ -203,3 +203,34 @@ def test_a_question_deleted_from_scheduled_is_taken_off_the_waiting_invitation(a
     time.sleep(2)
     assert len(agent.smtp.messages) == 2
     assert "[agenda] Poster feedback" not in agent.subjects("Sent")
+
+
+def test_questions_for_an_agreed_meeting_go_with_its_updated_invitation(agent: Agent) -> None:
+    """A meeting is agreed and less than ``agenda_ahead`` (24 h) away: a question over the limit goes as an
+    update of that invitation (same UID and SEQUENCE, the description listing it), not as a new meeting."""
+    agent.policy(agenda_policy())
+    agent.start()
+    propose(agent)
+    request = agent.smtp.wait_for(1, timeout=15)[0]
+    event = event_of(request.content)
+    uid = str(event["UID"])
+    answer = ics(uid, "ACCEPTED", start=event.decoded("DTSTART"), end=event.decoded("DTEND"))
+    agent.dovecot.append(agent.user, "INBOX", gmail(answer))
+    eventually(lambda: statuses(agent).get(uid) == "accepted", timeout=15)
+    (subject, body), _ = QUESTIONS.items()
+    agent.drop(mail(subject, body=body))  # one invitation awaits her reply (max_unanswered = 1): over the limit
+    told = eventually(lambda: [n for n in agent.notices() if "On the agenda of your meeting" in str(n["Subject"])])
+    assert subject in told[0].get_content()
+    time.sleep(1.1)
+    agent.dovecot.append(agent.user, "INBOX", reply_to(str(parse(request.content)["Message-ID"]), "Re: Invitation"))
+    update = agent.smtp.wait_for(2, timeout=20)[1]
+    changed = event_of(update.content)
+    assert method_of(update.content) == "REQUEST"
+    assert (str(changed["UID"]), int(changed["SEQUENCE"])) == (uid, int(event["SEQUENCE"]))
+    assert changed.decoded("DTSTART") == event.decoded("DTSTART")
+    assert "1. Which elective first?" in str(changed["DESCRIPTION"])
+    eventually(lambda: subject in agent.subjects("Sent"), timeout=15)
+    assert subject not in agent.subjects("Scheduled")
+    time.sleep(2)
+    assert len(agent.smtp.messages) == 2  # no second meeting proposed, the question not sent on its own
+    assert len(statuses(agent)) == 1

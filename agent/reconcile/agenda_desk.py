@@ -5,7 +5,9 @@
    due time) and moved to Scheduled. From then on the pacing engine never sees it: it is never e-mailed.
 2. **propose** (:func:`pass_once`): when no meeting round with that mentor is open, the waiting questions are
    marked ``agenda:<token>`` in one transaction, then a round starts with ``source = "agenda:<token>"``,
-   its invitation's DESCRIPTION listing them (subject and first line each). A crash between the two finds
+   its invitation's DESCRIPTION listing them (subject and first line each). When a meeting with her is
+   already agreed and ahead, they go with that meeting's updated invitation instead
+   (:mod:`agent.reconcile.agenda_ahead`). A crash between the two finds
    the marked questions and no round of that source, and proposes then; a round is never started twice.
    Questions that come while that round's invitations all still wait in Scheduled **join** it, and those
    the student takes out of Scheduled are **taken off** (:mod:`agent.reconcile.agenda_changes`): one
@@ -34,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.logs import named
+from agent.reconcile import agenda_ahead
 from agent.reconcile.agenda_changes import drop, joinable, questions_of, rebuild, sent_invitation, tidy_replaced
 from agent.reconcile.agenda_filing import file_questions, release
 from agent.reconcile.context import World
@@ -120,6 +123,7 @@ async def pass_once(world: World) -> datetime | None:
         return None
     store = MeetingStore(world.ledger)
     again = False
+    wake: datetime | None = None
     for loaded in world.book:
         rows = waiting_by_mentor.get(loaded.id, [])
         dropped = dropped_by_mentor.get(loaded.id, [])
@@ -142,7 +146,17 @@ async def pass_once(world: World) -> datetime | None:
             await rebuild(world, store, loaded, open_round, waiting)
             waiting, again = [], True
             rows = [_reread(world, r) for r in rows]
-        if waiting and not _round_open(store, loaded.id):
+        ahead = agenda_ahead.agreed_ahead(store, loaded.id, world.now()) if waiting else None
+        if waiting and ahead is not None:  # a meeting is agreed: they go with it, not with a new one
+            with world.ledger.transaction():
+                for row in waiting:
+                    world.ledger.update(
+                        row.key,
+                        digest=agenda.attached(agenda_ahead.token_for(ahead[0])),
+                        reason=agenda_ahead.reason(loaded, ahead[1]),
+                    )
+            rows = [r for r in rows if r not in waiting] + [_reread(world, r) for r in waiting]
+        elif waiting and not _round_open(store, loaded.id):
             fresh = uuid.uuid4().hex[:16]
             with world.ledger.transaction():
                 for row in waiting:
@@ -154,8 +168,15 @@ async def pass_once(world: World) -> datetime | None:
             if found is not None:
                 by_token[found].append(row)
         for token, members in by_token.items():
+            if token.startswith(agenda_ahead.NEXT):
+                changed, due = await agenda_ahead.follow(
+                    world, store, loaded, token.removeprefix(agenda_ahead.NEXT), members
+                )
+                again = again or changed
+                wake = due if wake is None or (due is not None and due < wake) else wake
+                continue
             again = await _follow(world, store, loaded, token, members) or again
-    return world.now() if again else None
+    return world.now() if again else wake
 
 
 def _reread(world: World, row: Row) -> Row:

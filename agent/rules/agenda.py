@@ -152,6 +152,19 @@ def changed_lines(
     return f"Agenda for {name}: {', '.join(what)}", lines
 
 
+def update_lines(name: str, when: str, subjects: Sequence[str]) -> tuple[str, list[str]]:
+    listed = "\n".join(f"  • {s}" for s in subjects)
+    return (
+        f"On the agenda of your meeting with {name} ({when}): {len(subjects)} question(s)",
+        [
+            f"Your meeting with {name} on {when} is agreed, so these questions go with its invitation, updated to "
+            f"list them (the same meeting, not a new one):\n{listed}",
+            "The update is an e-mail like any other: it goes when the agreement allows. The questions stay in "
+            "Scheduled until it has gone, then move to Sent.",
+        ],
+    )
+
+
 def filed_lines(name: str, subjects: Sequence[str]) -> tuple[str, list[str]]:
     listed = "\n".join(f"  • {s}" for s in subjects)
     return (
