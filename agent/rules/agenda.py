@@ -6,6 +6,8 @@ the description of the next meeting invitation to that mentor. A message whose s
 goes that way for any mentor with meeting windows, whatever its pacing. A message that waits only for the
 mentor's e-mail hours or for ``min_gap`` is not over a limit: it goes by e-mail as usual, and so does a
 message that answers one of the mentor's own messages (it keeps its thread) and one the student flagged.
+When a meeting with her is already agreed, the questions go with its updated invitation instead of a new one
+(``agent.reconcile.agenda_ahead``).
 
 Pure: the daemon (``agent.reconcile.agenda_desk``) marks the messages in the ledger, starts the meeting round
 and files them once the invitation left. The ledger's ``digest`` column says where a question stands:
