@@ -79,7 +79,7 @@ def test_the_good_policy_loads_with_its_values(tmp_path: Path) -> None:
         (("max_per_week = 3", 'max_per_week = "three"'), "rivera.toml:8: email.max_per_week: not a number"),
         (
             ('over_limit = "batch"', 'over_limit = "queue"'),
-            "rivera.toml:13: email.over_limit: must be 'delay' or 'batch'",
+            "rivera.toml:13: email.over_limit: must be 'delay', 'batch' or 'agenda'",
         ),
         (
             ('addresses = ["arivera@hospital.example.org"]', 'addresses = ["Ana Rivera"]'),

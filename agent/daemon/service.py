@@ -30,7 +30,7 @@ from agent.daemon import preflight, sdnotify, session
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
 from agent.mail.imap import MailboxError, SessionExpired, Watcher
-from agent.reconcile import agreement, meeting_desk
+from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
@@ -416,7 +416,8 @@ class Daemon:
             due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
-        return min((t for t in (due, meetings_due, review_due) if t is not None), default=None)
+        agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
+        return min((t for t in (due, meetings_due, review_due, agenda_due) if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:

@@ -21,6 +21,7 @@ from agent.errors import Problem, UserError
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
+from agent.reconcile import agenda_desk
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
@@ -214,6 +215,8 @@ async def carry_out(world: World) -> datetime | None:
             log.info("%s: now paced by %s (%s)", row.key, loaded.path.name, loaded.name)
             world.ledger.update(row.key, mentor=loaded.id)
             row = replace(row, mentor=loaded.id)
+        if agenda_desk.kept(row):
+            continue  # on a meeting agenda: agenda_desk files it once the invitation left, or gives it back
         waiting[loaded.id].append(row)
     if orphans:
         await _tell_orphans(world, orphans)
@@ -325,6 +328,11 @@ async def _carry_out_for(
         key=lambda q: q.arrived,
     )
     by_key = {r.key: r for r in rows}
+    tagged = agenda_desk.tagged(loaded, rows)  # "[agenda]" in the subject: the student's own choice
+    if tagged:
+        await agenda_desk.hold(world, loaded, tagged)
+        rest = [r for r in rows if r not in tagged]
+        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
     if head and head[0].due(now):
@@ -335,7 +343,13 @@ async def _carry_out_for(
             publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", decision.reason))
         return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
-    for decision in engine.plan(queue, now):
+    decisions = engine.plan(queue, now)
+    held = agenda_desk.over_limit(loaded, decisions, by_key, now)  # over_limit = "agenda": not e-mailed
+    if held:
+        await agenda_desk.hold(world, loaded, held)
+        rest = [r for r in rows if r not in held]
+        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+    for decision in decisions:
         groups[decision.digest or decision.id].append(decision)
     holds: list[_Hold] = []
     wake: datetime | None = None

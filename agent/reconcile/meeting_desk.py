@@ -391,6 +391,9 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
         stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
 
 
+flush = _flush  # for agenda_desk: append a REQUEST rebuilt with a longer agenda
+
+
 # -- following the REQUESTs --------------------------------------------------------------------------------
 
 

@@ -122,7 +122,9 @@ class EmailRules(_Section):
     send_windows: Windows = (WeeklyWindow.parse("Mon-Fri 08:00-18:00"),)
     max_unanswered: int = Field(default=2, ge=1)
     follow_up_after: Duration = timedelta(days=7)
-    over_limit: Literal["delay", "batch"] = "delay"
+    # "delay": each waits its turn; "batch": the waiting ones go as one digest; "agenda": those held over a
+    # limit go as the agenda of the next meeting invitation (needs [meetings] windows; agent.rules.agenda).
+    over_limit: Literal["delay", "batch", "agenda"] = "delay"
     # Digest only: when this many messages wait for one mentor, suggest a meeting instead (0 = never).
     suggest_meeting_after: int = Field(default=0, ge=0)
 
@@ -431,6 +433,13 @@ def load_policy(path: Path) -> LoadedPolicy:
         policy = Policy.model_validate(data)
     except ValidationError as error:
         raise UserError(problems_from_validation(path, text, error)) from error
+    if policy.email.over_limit == "agenda" and not policy.meetings.windows:
+        message = (
+            '"agenda" puts held messages on a meeting invitation, and this policy has no [meetings] windows to '
+            'offer a time in; add windows under [meetings], or choose "delay" or "batch"'
+        )
+        line = line_of(text, ("email", "over_limit"))
+        raise UserError([Problem(file=str(path), key="email.over_limit", message=message, line=line)])
     return LoadedPolicy(id=path.stem, path=path, policy=policy)
 
 

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.rules.agenda import on_agenda
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
+from agent.store.answer_times import answer_times
 from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
 
@@ -82,6 +84,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
                 "waiting": waiting,
                 "meetings": meetings_of(ledger, loaded.id),
                 "agreement": _agreement(loaded.policy.agreement),
+                "answer_times": answer_times(ledger, loaded, now),
             }
         )
     status = ledger.status()
@@ -169,11 +172,16 @@ def render(data: dict[str, Any], *, color: bool) -> str:
         zone = ZoneInfo(mentor["timezone"])
         for item in mentor["waiting"]:
             when = describe(datetime.fromisoformat(item["due"]), zone) if item["due"] else "held until a reply"
+            when = "for the next meeting's agenda" if on_agenda(item["digest"]) else when
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {when}")
             if item["reason"]:
                 lines.append(f"             {item['reason']}")
         if not mentor["waiting"]:
             lines.append("  nothing waiting")
+        times = mentor.get("answer_times")
+        if times:
+            lines.append(f"  answers: {times['mentor']['text']}")
+            lines.append(f"           {times['student']['text']}")
         meetings = mentor["meetings"]
         if meetings["offers"]:
             lines.append(f"  open meeting offers: {', '.join(o['start'][:16] for o in meetings['offers'])}")
