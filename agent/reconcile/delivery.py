@@ -38,7 +38,7 @@ from agent.logs import named
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError
 from agent.reconcile.attention import attention, retry_later
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import compose_digest
+from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_SENDING, compose_digest, mark_part
 from agent.reconcile.events import Cancelled, Sent, publish
 from agent.reconcile.prepared import Prepared, prepare
 from agent.reconcile.send_limits import sending_slot
@@ -284,8 +284,13 @@ async def _send(
     refused: dict[str, str] = {}
     parts_sent = 0
     try:
-        for part in prepared:
+        for index, part in enumerate(prepared):
+            if len(prepared) > 1:  # a split release: each part's progress on disk, for recover()
+                mark_part(world, item, index, PART_SENDING)
             delivery = await sender.send(part.wire, world.settings.student.address, recipients)
+            if len(prepared) > 1:
+                mark_part(world, item, index, PART_ACCEPTED)
+                crash_point("part_accepted")
             refused.update(delivery.refused)
             parts_sent += 1
     except (LoginRefused, TlsProblem) as error:
