@@ -213,3 +213,54 @@ def test_a_crash_before_the_first_part_sends_it_all_once(split: Setup, monkeypat
     send_claimed(split)
     assert questions_received(split) == ["Question 0", "Question 1", "Question 2"]
     assert states(split, rows) == [DONE] * PARTS
+
+
+# -- the server fails part-way, with the daemon running --------------------------------------------------------------
+def refuse_mail_from(setup: Setup, reply: str, *, from_: int, to: int) -> None:
+    """Answer MAIL FROM number ``from_`` to ``to`` (1-based, counting every attempt) with ``reply``."""
+    count = [0]
+
+    def gate(stage: str, _: int) -> str | None:
+        if stage != "MAIL":
+            return None
+        count[0] += 1
+        return reply if from_ <= count[0] <= to else None
+
+    setup.smtp.state.gate = gate
+
+
+def test_a_part_refused_after_others_went_files_those_and_tells_only_its_messages(
+    split: Setup,
+) -> None:
+    refuse_mail_from(split, "550 5.7.1 not allowed", from_=2, to=2)
+    rows = [split.row(big(n), "Scheduled") for n in range(PARTS)]
+    run(deliver_all(split.world, [Item(rows)]))
+    assert questions_filed(split) == ["Question 0"], "the part that went is in Sent"
+    assert states(split, rows) == [DONE, ATTENTION, CLAIMED]
+    assert split.subjects("Needs attention") == ["Question 1"]
+    assert notice("Not sent: Question 1", split) and not notice("Not sent: Question 0", split)
+    send_claimed(split)
+    assert questions_received(split) == ["Question 0", "Question 2"], "each once; the refused one not at all"
+    assert split.server.messages("Sending") == {}
+    assert kept_files(split) == []
+
+
+def test_a_part_failing_for_a_while_after_others_went_is_retried_without_them(
+    split: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_pause(_: Sender, __: float) -> None:
+        return None
+
+    monkeypatch.setattr(Sender, "_pause", no_pause)
+    refuse_mail_from(split, "451 4.3.0 try again later", from_=2, to=99)
+    rows = [split.row(big(n), "Scheduled") for n in range(PARTS)]
+    run(deliver_all(split.world, [Item(rows)]))
+    assert questions_filed(split) == ["Question 0"]
+    assert states(split, rows)[0] == DONE
+    assert sorted(split.subjects("Scheduled")) == ["Question 1", "Question 2"], "back to wait, to go again"
+    split.smtp.state.gate = None
+    run(deliver_all(split.world, [Item([split.world.ledger.get(r.key) or r for r in rows[1:]])]))
+    assert questions_received(split) == ["Question 0", "Question 1", "Question 2"], "Question 0 not twice"
+    assert questions_filed(split) == ["Question 0", "Question 1", "Question 2"]
+    assert states(split, rows) == [DONE] * PARTS
+    assert kept_files(split) == []

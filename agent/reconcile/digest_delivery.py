@@ -88,6 +88,19 @@ def load_parts(world: World, item: str) -> list[Part] | None:
     return [Part(p["message_id"], tuple(p["keys"]), p["state"]) for p in json.loads(path.read_bytes())]
 
 
+def divide(rows: Sequence[Row], parts: Sequence[Part], done: int) -> tuple[list[Row], list[Row], list[Row]]:
+    """The messages of a split release by how far their e-mail got: in the first ``done`` parts (accepted), in
+    part ``done`` (in flight, or failed), in the parts after it (never started). One in no part counts as in
+    flight: nothing is assumed about it."""
+    accepted = {key for part in parts[:done] for key in part.keys}
+    later = {key for part in parts[done + 1 :] for key in part.keys}
+    return (
+        [row for row in rows if row.key in accepted],
+        [row for row in rows if row.key not in accepted and row.key not in later],
+        [row for row in rows if row.key in later],
+    )
+
+
 def mark_part(world: World, item: str, index: int, state: str) -> None:
     """Record, flushed to disk, that part ``index`` of a split release is being sent (PART_SENDING) or was
     accepted (PART_ACCEPTED): a part never marked PART_SENDING was certainly never handed to SMTP."""

@@ -16,7 +16,7 @@ import logging
 from agent.mail.session import MailboxError
 from agent.reconcile.attention import attention
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_PLANNED, Part, forget, load_parts, mark_part
+from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_PLANNED, Part, divide, forget, load_parts, mark_part
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Row
@@ -101,13 +101,10 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
     for index in range(done):
         if parts[index].state != PART_ACCEPTED:
             mark_part(world, item, index, PART_ACCEPTED)  # what file_sent files
-    doubt = [p for p in parts[done:] if p.state != PART_PLANNED]
-    sent_keys = {key for p in parts[:done] for key in p.keys}
-    doubt_keys = {key for p in doubt for key in p.keys}
-    fresh_keys = {key for p in parts[done:] if p not in doubt for key in p.keys}
-    in_doubt = [r for r in rows if r.key in doubt_keys or r.key not in sent_keys | fresh_keys]
-    fresh = [r for r in rows if r.key in fresh_keys and r.key not in doubt_keys]
-    sent = [r for r in rows if r.key in sent_keys]
+    sent, in_doubt, fresh = divide(rows, parts, done)
+    if done < len(parts) and parts[done].state == PART_PLANNED:  # the next part never began either
+        fresh += [row for row in in_doubt if row.key in parts[done].keys]
+        in_doubt = [row for row in in_doubt if row.key not in parts[done].keys]
     if fresh:
         with ledger.transaction():
             for row in fresh:

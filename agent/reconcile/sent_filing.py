@@ -173,13 +173,15 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
             await world.imap(world.mailbox.discard_many, folders.sending, [uid])
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
         publish(Filed(row.key, folders.sent))
-    parts = load_parts(world, rows[0].item) if rows and rows[0].item else None
-    if rows and (len(rows) > 1 or _digest(rows) or parts):
-        # The copies kept for recovery (digest_delivery.save): every e-mail this item went out as. The rows
-        # handed over after a send do not carry ``item`` (the ledger does), so it is taken from what was sent.
-        kept = {p.message_id for p in prepared or ()} | {p.message_id for p in parts or ()} | {rows[0].item or ""}
-        for item in kept - {""}:
-            forget(world, item)
+    # The copies kept for recovery (digest_delivery.save): every e-mail this item went out as, and every part of a
+    # split release (a part never sent is composed again). The rows handed over after a send do not carry
+    # ``item`` (the ledger does), so it is taken from what was sent. Nothing kept, nothing to unlink.
+    item = rows[0].item if rows and rows[0].item else (prepared[0].message_id if prepared else "")
+    if item:
+        parts = load_parts(world, item)
+        kept = {p.message_id for p in prepared or ()} | {p.message_id for p in parts or ()} | {item}
+        for message_id in kept - {""}:
+            forget(world, message_id)
 
 
 def _digest(rows: Sequence[Row]) -> bool:
