@@ -21,7 +21,16 @@ import pytest
 from agent.config.settings import Digest
 from agent.mail.smtp import Delivery, Sender
 from agent.reconcile.delivery import Item, deliver_all
-from agent.reconcile.digest_delivery import saved_path
+from agent.reconcile.digest_delivery import (
+    PART_ACCEPTED,
+    PART_SENDING,
+    Part,
+    forget,
+    load_parts,
+    mark_part,
+    save_parts,
+    saved_path,
+)
 from agent.reconcile.recovery import recover
 from agent.store.ledger import ACCEPTED, ATTENTION, CLAIMED, DONE, Row
 from tests.servers.smtp import SmtpServer
@@ -264,3 +273,21 @@ def test_a_part_failing_for_a_while_after_others_went_is_retried_without_them(
     assert questions_filed(split) == ["Question 0", "Question 1", "Question 2"]
     assert states(split, rows) == [DONE] * PARTS
     assert kept_files(split) == []
+
+
+def test_the_parts_list_is_private_marked_on_disk_and_let_go_with_the_copies(split: Setup) -> None:
+    world = split.world
+    parts = [Part("<p1@x.org>", ("a", "b")), Part("<p2@x.org>", ("c",))]
+    save_parts(world, "<p1@x.org>", parts)
+    mark_part(world, "<p1@x.org>", 0, PART_SENDING)
+    mark_part(world, "<p1@x.org>", 0, PART_ACCEPTED)
+    mark_part(world, "<p1@x.org>", 1, PART_SENDING)
+    assert load_parts(world, "<p1@x.org>") == [
+        Part("<p1@x.org>", ("a", "b"), PART_ACCEPTED),
+        Part("<p2@x.org>", ("c",), PART_SENDING),
+    ]
+    (kept,) = kept_files(split)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    forget(world, "<p1@x.org>")
+    assert load_parts(world, "<p1@x.org>") is None and kept_files(split) == []
+    assert load_parts(world, "<never@x.org>") is None

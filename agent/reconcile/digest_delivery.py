@@ -38,7 +38,7 @@ def save(world: World, item: str, raw: bytes) -> None:
 
 def _write(path: Path, raw: bytes) -> None:
     private_dir(path.parent)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # a left-over temporary file may be older and wider
     with os.fdopen(descriptor, "wb") as handle:
@@ -46,6 +46,11 @@ def _write(path: Path, raw: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY)  # the rename too must survive a power cut (a part's marks)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def load_saved(world: World, item: str) -> bytes | None:
