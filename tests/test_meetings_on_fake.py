@@ -356,3 +356,40 @@ def test_an_invitation_the_server_refused_withdraws_the_offer(sequential: Desk) 
     sequential.reply(uid, "ACCEPTED")
     sequential.settle()
     assert sequential.statuses()[uid] == "cancelled", "a reply to an offer that never went changes nothing"
+
+
+def test_the_mentors_own_words_come_with_the_answer(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    text = ics(uid, "ACCEPTED").replace("SUMMARY:Mentoring", "COMMENT:See you then.\\n\\nAna\r\nSUMMARY:Mentoring")
+    sequential.server.put("INBOX", gmail(text))
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+    bodies = [(m.get_body(("plain",)) or m).get_content() for m in sequential.inbox("notice")]
+    assert any("wrote with the answer" in body and "  > See you then." in body for body in bodies)
+
+
+def test_no_meeting_is_proposed_when_the_busy_calendar_cannot_be_read(
+    sequential: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreadable(*_: object) -> Any:
+        raise OSError("busy.ics: permission denied")
+
+    monkeypatch.setattr("agent.reconcile.meeting_desk.keep_clear", unreadable)
+    proposal = sequential.propose()
+    assert proposal.offered == () and "busy calendar cannot be read" in proposal.problem
+    assert sequential.notices("No meeting time with") and sequential.server.messages(OUTBOX) == {}
+
+
+def test_a_bug_in_one_meeting_step_does_not_stop_the_pass(
+    sequential: Desk, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    sequential.propose()
+    monkeypatch.setattr("agent.reconcile.meeting_desk._read_inbox", broken)
+    sequential.settle()
+    assert "meetings: reading replies failed" in caplog.text
+    assert sequential.statuses()[sent_uid(sequential)] == "sent", "the rest of the pass went on"
