@@ -1,6 +1,7 @@
 """A digest split into several e-mails ([digest] max_bytes) and a crash while it goes: after ``recover`` every
 part the server accepted is in Sent exactly once, the part that was in flight is *in doubt* (the student is
-told), and the parts never started are sent once more — never twice, never lost.
+told), and the parts never started are sent once more — never twice, never lost. The same when the server fails
+part-way while the daemon runs (a refusal, a temporary failure, a lost answer).
 
 On the in-memory mailbox (tests/fakes/memory_mailbox.py) and the real aiosmtpd server; the daemon's crash points
 (agent/crashpoints.py) are made to raise here instead of killing the process. The same with a real daemon killed
@@ -291,3 +292,25 @@ def test_the_parts_list_is_private_marked_on_disk_and_let_go_with_the_copies(spl
     forget(world, "<p1@x.org>")
     assert load_parts(world, "<p1@x.org>") is None and kept_files(split) == []
     assert load_parts(world, "<never@x.org>") is None
+
+
+def test_a_part_whose_answer_was_lost_is_in_doubt_and_only_its_messages(split: Setup) -> None:
+    count = [0]
+
+    def gate(stage: str, _: int) -> str | None:
+        if stage == "MAIL":
+            count[0] += 1
+            if count[0] == 2:  # the second e-mail: stored by the server, then the line goes dead
+                split.smtp.drop_after_data()
+        return None
+
+    split.smtp.state.gate = gate
+    rows = [split.row(big(n), "Scheduled") for n in range(PARTS)]
+    run(deliver_all(split.world, [Item(rows)]))
+    assert questions_filed(split) == ["Question 0"]
+    assert states(split, rows) == [DONE, ATTENTION, CLAIMED]
+    assert notice("In doubt: Question 1", split) and split.subjects("Needs attention") == ["Question 1"]
+    split.smtp.state.gate = None
+    send_claimed(split)
+    assert questions_received(split) == ["Question 0", "Question 1", "Question 2"], "each once"
+    assert split.server.messages("Sending") == {} and kept_files(split) == []
