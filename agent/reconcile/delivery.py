@@ -38,7 +38,7 @@ from agent.logs import named
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError
 from agent.reconcile.attention import attention, retry_later
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import compose_digest
+from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_SENDING, compose_digest, divide, load_parts, mark_part
 from agent.reconcile.events import Cancelled, Sent, publish
 from agent.reconcile.prepared import Prepared, prepare
 from agent.reconcile.send_limits import sending_slot
@@ -215,9 +215,7 @@ async def _deliver_one(
         return None
     prepared, recipients = await _compose(world, raws)
     rows = [row for row, _ in raws]
-    if await _send(world, sender, rows, prepared, recipients, item.follow_up):
-        return rows, prepared
-    return None
+    return await _send(world, sender, rows, prepared, recipients, item.follow_up)
 
 
 async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
@@ -273,8 +271,13 @@ def _split_notice(world: World, rows: list[Row], digests: int, alone: list[Row])
 
 async def _send(
     world: World, sender: Sender, rows: list[Row], prepared: list[Prepared], recipients: list[str], follow_up: bool
-) -> bool:
-    """One item over the open connection; True once the server accepted it (then it is to be filed)."""
+) -> tuple[list[Row], list[Prepared]] | None:
+    """One item over the open connection; what the server accepted (then it is to be filed), or None.
+
+    A release split into several e-mails that fails part-way: the parts that went are accepted and filed, the
+    messages of the part that failed are handled as the error says, and those of the parts never started go again
+    (claimed, or back to Scheduled after a temporary failure): nothing is sent twice.
+    """
     ledger = world.ledger
     item = prepared[0].message_id
     with ledger.transaction():  # kept by a killed daemon; a power cut is covered by the queued mark (on disk)
@@ -283,36 +286,46 @@ async def _send(
     crash_point("sending")
     refused: dict[str, str] = {}
     parts_sent = 0
+    failed: list[Row] = []  # the messages of the e-mail that failed (all of them for a single e-mail)
+    rest: list[Row] = []  # the messages of the parts of a split release never started
     try:
-        for part in prepared:
+        for index, part in enumerate(prepared):
+            if len(prepared) > 1:  # a split release: each part's progress on disk, for recover()
+                mark_part(world, item, index, PART_SENDING)
             delivery = await sender.send(part.wire, world.settings.student.address, recipients)
+            if len(prepared) > 1:
+                mark_part(world, item, index, PART_ACCEPTED)
+                crash_point("part_accepted")
             refused.update(delivery.refused)
             parts_sent += 1
     except (LoginRefused, TlsProblem) as error:
         if not parts_sent:  # refused before anything was sent: the message goes back, untouched
             raise _Blocked(error) from error
+        rows, failed, rest = _part_way(world, item, rows, parts_sent)
         await attention(
             world,
-            rows,
-            f"only {parts_sent} of {len(prepared)} parts were sent before the server refused the login ({error})",
+            failed + rest,
+            f"only {parts_sent} of {len(prepared)} e-mails were sent before the server refused the login ({error})",
             doubt=False,
         )
-        return False
     except SendStopped:  # stopped while a retry waited: not sent, so it goes first after the restart
-        with ledger.transaction():
-            for row in rows:
-                ledger.update(row.key, state=CLAIMED)
+        rows, failed, rest = _part_way(world, item, rows, parts_sent)
+        _claim_again(world, failed + rest)
         log.info("%s: not sent, mentor-agent is stopping; it goes after the restart", item)
-        return False
     except PermanentSendError as error:
-        await attention(world, rows, f"the mail server refused it: {error.reply}", doubt=False)
-        return False
+        rows, failed, rest = _part_way(world, item, rows, parts_sent)
+        await attention(world, failed, f"the mail server refused it: {error.reply}", doubt=False)
+        _claim_again(world, rest)
     except InDoubtError as error:
-        await attention(world, rows, f"the connection broke while the server was accepting it ({error})", doubt=True)
-        return False
+        rows, failed, rest = _part_way(world, item, rows, parts_sent)
+        await attention(world, failed, f"the connection broke while the server was accepting it ({error})", doubt=True)
+        _claim_again(world, rest)
     except TransientSendError as error:
-        await retry_later(world, rows, str(error))
-        return False
+        rows, failed, rest = _part_way(world, item, rows, parts_sent)
+        await retry_later(world, failed + rest, str(error))
+    if not rows:
+        return None
+    prepared = prepared[:parts_sent]
     sent_at = world.now()
     with ledger.transaction():
         for row in rows:
@@ -341,4 +354,20 @@ async def _send(
             ["The message was sent, but the server refused these recipients:", "\n".join(lines)],
             about=rows[0].message_id,
         )
-    return True
+    return rows, prepared
+
+
+def _part_way(world: World, item: str, rows: list[Row], parts_sent: int) -> tuple[list[Row], list[Row], list[Row]]:
+    """After a failure: (the messages whose e-mail the server accepted, those of the one that failed, those of
+    the parts never started). Only a split release can have gone part-way."""
+    parts = load_parts(world, item) if parts_sent else None
+    if parts is None:
+        return [], rows, []
+    return divide(rows, parts, parts_sent)
+
+
+def _claim_again(world: World, rows: list[Row]) -> None:
+    """Never handed to SMTP: claimed again, so that they go on the next pass (and first after a restart)."""
+    with world.ledger.transaction():
+        for row in rows:
+            world.ledger.update(row.key, state=CLAIMED, item=None)

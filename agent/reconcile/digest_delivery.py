@@ -1,11 +1,19 @@
-"""Glue between the daemon and the pure digest composer: compose, keep a copy for recovery, tell the student."""
+"""Glue between the daemon and the pure digest composer: compose, keep a copy for recovery, tell the student.
+
+A release split into several e-mails (``[digest] max_bytes``) also keeps a list of its parts on disk, each part
+marked ``sending`` just before it goes over SMTP and ``accepted`` as soon as the server said yes (both flushed to
+disk): after a crash, :func:`agent.reconcile.recovery.recover` files every accepted part in Sent, tells the
+student about the one that was in flight, and sends the parts never started again.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from email import policy as email_policy
 from pathlib import Path
 
@@ -26,9 +34,12 @@ def saved_path(world: World, item: str) -> Path:
 
 def save(world: World, item: str, raw: bytes) -> None:
     """Keep what a digest looked like until it is filed: after a crash it can still go to Sent."""
-    path = saved_path(world, item)
+    _write(saved_path(world, item), raw)
+
+
+def _write(path: Path, raw: bytes) -> None:
     private_dir(path.parent)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # a left-over temporary file may be older and wider
     with os.fdopen(descriptor, "wb") as handle:
@@ -36,6 +47,11 @@ def save(world: World, item: str, raw: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY)  # the rename too must survive a power cut (a part's marks)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def load_saved(world: World, item: str) -> bytes | None:
@@ -45,6 +61,59 @@ def load_saved(world: World, item: str) -> bytes | None:
 
 def forget(world: World, item: str) -> None:
     saved_path(world, item).unlink(missing_ok=True)
+    _parts_path(world, item).unlink(missing_ok=True)
+
+
+PART_PLANNED, PART_SENDING, PART_ACCEPTED = "planned", "sending", "accepted"  # how far one part of a split release got
+
+
+@dataclass(frozen=True)
+class Part:
+    """One e-mail of a split release, as kept on disk: its Message-ID, the messages it carries, how far it got."""
+
+    message_id: str
+    keys: tuple[str, ...]
+    state: str = PART_PLANNED
+
+
+def _parts_path(world: World, item: str) -> Path:
+    return saved_path(world, item).with_suffix(".parts")
+
+
+def save_parts(world: World, item: str, parts: Sequence[Part]) -> None:
+    """Keep the list of a split release's parts (``item``: the first part's Message-ID), flushed to disk."""
+    listed = [{"message_id": p.message_id, "keys": list(p.keys), "state": p.state} for p in parts]
+    _write(_parts_path(world, item), json.dumps(listed).encode())
+
+
+def load_parts(world: World, item: str) -> list[Part] | None:
+    """The parts of a split release, or None if ``item`` is no split release (or was filed already)."""
+    path = _parts_path(world, item)
+    if not path.exists():
+        return None
+    return [Part(p["message_id"], tuple(p["keys"]), p["state"]) for p in json.loads(path.read_bytes())]
+
+
+def divide(rows: Sequence[Row], parts: Sequence[Part], done: int) -> tuple[list[Row], list[Row], list[Row]]:
+    """The messages of a split release by how far their e-mail got: in the first ``done`` parts (accepted), in
+    part ``done`` (in flight, or failed), in the parts after it (never started). One in no part counts as in
+    flight: nothing is assumed about it."""
+    accepted = {key for part in parts[:done] for key in part.keys}
+    later = {key for part in parts[done + 1 :] for key in part.keys}
+    return (
+        [row for row in rows if row.key in accepted],
+        [row for row in rows if row.key not in accepted and row.key not in later],
+        [row for row in rows if row.key in later],
+    )
+
+
+def mark_part(world: World, item: str, index: int, state: str) -> None:
+    """Record, flushed to disk, that part ``index`` of a split release is being sent (PART_SENDING) or was
+    accepted (PART_ACCEPTED): a part never marked PART_SENDING was certainly never handed to SMTP."""
+    parts = load_parts(world, item)
+    if parts is not None and index < len(parts):
+        parts[index] = replace(parts[index], state=state)
+        save_parts(world, item, parts)
 
 
 @dataclass(frozen=True)
@@ -75,6 +144,7 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
     )
     prepared = []
     alone = []
+    kept: list[Part] = []
     for part in parts:
         if part.message is None:  # too large for any digest: the student's own message, unwrapped and whole
             row, raw = by_key[part.keys[0]]
@@ -82,11 +152,15 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
             single = prepare(raw, row)
             save(world, single.message_id, single.sent_copy)
             prepared.append(Prepared(wire=single.wire, sent_copy=single.sent_copy, message_id=single.message_id))
+            kept.append(Part(single.message_id, part.keys))
             continue
         raw = part.message.as_bytes(policy=email_policy.SMTP)
         message_id = str(part.message["Message-ID"])
         save(world, message_id, raw)
         prepared.append(Prepared(wire=raw, sent_copy=raw, message_id=message_id))
+        kept.append(Part(message_id, part.keys))
+    if len(prepared) > 1:
+        save_parts(world, prepared[0].message_id, kept)
     log.debug(
         "digest of %d message(s) to %s: %d e-mail(s) within [digest] max_bytes = %d%s",
         len(rows),

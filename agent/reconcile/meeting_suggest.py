@@ -193,6 +193,8 @@ async def suggestion_answered(
     else:
         return True  # tentative or unknown: wait for a final answer
     stored.extra["answer"] = answer
-    stored.open = False
+    # A decline keeps the suggestion live until the queue falls below the threshold (suggest() then ends it):
+    # not suggested again in the same waiting streak.
+    stored.open = answer == "declined"
     store.save(stored)
     return True

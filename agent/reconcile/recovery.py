@@ -3,6 +3,10 @@
 ``queued`` goes back to ``claimed`` (or counts as ``sending`` after a machine restart), ``claimed`` is sent
 again (or found back where it was), ``sending`` is in doubt unless the provider's copy in Sent proves it was
 accepted, and ``accepted`` is filed in Sent.
+
+A release split into several e-mails is taken part by part (the parts' marks kept on disk,
+:mod:`agent.reconcile.digest_delivery`): the messages in accepted parts are filed in Sent with every such part,
+those in the part that was in flight are in doubt, and those in parts never started are ``claimed`` again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 from agent.mail.session import MailboxError
 from agent.reconcile.attention import attention
 from agent.reconcile.context import World
+from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_PLANNED, Part, divide, forget, load_parts, mark_part
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Row
@@ -48,17 +53,15 @@ async def recover(world: World) -> None:
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)
     for item, rows in by_item.items():
+        parts = load_parts(world, item)
+        if parts is not None and len(parts) > 1:
+            await _recover_split(world, item, rows, parts)
+            continue
         # A copy in Sent that the provider filed proves the server accepted it ("always": it never files).
         filed = set() if world.settings.smtp.file_in_sent == "always" else await world.in_sent([item], wait=False)
         if filed:
             # The provider filed it in Sent: the server did accept it.
-            sent_at = world.now()
-            with ledger.transaction():
-                for row in rows:
-                    ledger.update(row.key, state=ACCEPTED, sent_at=sent_at)
-                if rows[0].mentor:
-                    ledger.add_item(rows[0].mentor, item, sent_at, [m for r in rows for m in (r.key, r.message_id)])
-            await file_sent(world, [ledger.get(r.key) or r for r in rows], None)
+            await _accepted(world, item, rows, [])
             continue
         await attention(world, rows, "mentor-agent stopped while the mail server was receiving it", doubt=True)
     accepted: dict[str, list[Row]] = {}
@@ -69,3 +72,61 @@ async def recover(world: World) -> None:
             await file_sent(world, rows, None)
         except MailboxError as error:
             log.warning("could not file %s in Sent yet: %s", rows[0].item, error)
+
+
+async def _accepted(world: World, item: str, rows: list[Row], parts: list[Part]) -> None:
+    """Proved accepted after all: recorded as sent (what the mentor received) and filed in Sent."""
+    ledger = world.ledger
+    sent_at = world.now()
+    with ledger.transaction():
+        for row in rows:
+            ledger.update(row.key, state=ACCEPTED, sent_at=sent_at)
+        if rows[0].mentor:
+            members = [m for r in rows for m in (r.key, r.message_id)] + [p.message_id for p in parts]
+            ledger.add_item(rows[0].mentor, item, sent_at, members)
+    await file_sent(world, [ledger.get(r.key) or r for r in rows], None)
+
+
+async def _recover_split(world: World, item: str, rows: list[Row], parts: list[Part]) -> None:
+    """A split release that was going out when the daemon stopped, taken part by part (see the module docstring).
+
+    The parts go one after another, each marked on disk before and after: a part the provider filed in Sent was
+    accepted, and so was every part before it; after the last accepted part, one marked as being sent is in doubt
+    and the rest were never handed to SMTP.
+    """
+    ledger = world.ledger
+    look = world.settings.smtp.file_in_sent != "always"
+    found = await world.in_sent([p.message_id for p in parts], wait=False) if look else set()
+    done = 1 + max((i for i, p in enumerate(parts) if p.state == PART_ACCEPTED or p.message_id in found), default=-1)
+    for index in range(done):
+        if parts[index].state != PART_ACCEPTED:
+            mark_part(world, item, index, PART_ACCEPTED)  # what file_sent files
+    sent, in_doubt, fresh = divide(rows, parts, done)
+    if done < len(parts) and parts[done].state == PART_PLANNED:  # the next part never began either
+        fresh += [row for row in in_doubt if row.key in parts[done].keys]
+        in_doubt = [row for row in in_doubt if row.key not in parts[done].keys]
+    if fresh:
+        with ledger.transaction():
+            for row in fresh:
+                ledger.update(row.key, state=CLAIMED, item=None)
+        log.info(
+            "%d of %d e-mails of a split release went before mentor-agent stopped; %d message(s) never handed "
+            "to the mail server go again",
+            done,
+            len(parts),
+            len(fresh),
+        )
+    if in_doubt:
+        number = done + 1
+        await attention(
+            world,
+            in_doubt,
+            f"mentor-agent stopped while the mail server was receiving e-mail {number} of the {len(parts)} "
+            "this release was split into",
+            doubt=True,
+        )
+    if sent:
+        await _accepted(world, item, sent, parts[:done])
+    else:
+        for part in parts:
+            forget(world, part.message_id)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import forget, load_saved
+from agent.reconcile.digest_delivery import PART_ACCEPTED, forget, load_parts, load_saved
 from agent.reconcile.events import Filed, publish
 from agent.reconcile.prepared import Prepared, prepare
 from agent.store.ledger import DONE, Row
@@ -157,8 +157,7 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
     if world.file_in_sent and rows:
         copies: list[tuple[str, bytes | None]] = [(p.message_id, p.sent_copy) for p in prepared or ()]
         if not copies:  # after a restart: from the Sending folder, or the digest kept on disk
-            item = rows[0].item or rows[0].message_id
-            copies = [(item, await _sending_copy(world, rows))]
+            copies = await _kept_copies(world, rows)
         for message_id, copy in copies:
             present = message_id in await world.in_sent([message_id], wait=world.look_in_sent)
             if not present and copy is not None:
@@ -174,16 +173,34 @@ async def file_sent(world: World, rows: Sequence[Row], prepared: Sequence[Prepar
             await world.imap(world.mailbox.discard_many, folders.sending, [uid])
         world.ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
         publish(Filed(row.key, folders.sent))
-    if len(rows) > 1:
-        # The copies kept for recovery (digest_delivery.save): every e-mail this item went out as. The rows
-        # handed over after a send do not carry ``item`` (the ledger does), so it is taken from what was sent.
-        kept = {p.message_id for p in prepared or ()} | {rows[0].item or ""}
-        for item in kept - {""}:
-            forget(world, item)
+    # The copies kept for recovery (digest_delivery.save): every e-mail this item went out as, and every part of a
+    # split release (a part never sent is composed again). The rows handed over after a send do not carry
+    # ``item`` (the ledger does), so it is taken from what was sent. Nothing kept, nothing to unlink.
+    item = rows[0].item if rows and rows[0].item else (prepared[0].message_id if prepared else "")
+    if item:
+        parts = load_parts(world, item)
+        kept = {p.message_id for p in prepared or ()} | {p.message_id for p in parts or ()} | {item}
+        for message_id in kept - {""}:
+            forget(world, message_id)
+
+
+def _digest(rows: Sequence[Row]) -> bool:
+    """Whether these rows went out inside a digest (what went is kept on disk, not in the Sending folder)."""
+    return len(rows) != 1 or (rows[0].item or rows[0].message_id) != rows[0].message_id
+
+
+async def _kept_copies(world: World, rows: Sequence[Row]) -> list[tuple[str, bytes | None]]:
+    """After a restart, what these rows went out as: every part of a split release the server accepted, else
+    the one e-mail (from the Sending folder, or the digest kept on disk)."""
+    item = rows[0].item or rows[0].message_id
+    parts = load_parts(world, item)
+    if parts is not None:
+        return [(p.message_id, load_saved(world, p.message_id)) for p in parts if p.state == PART_ACCEPTED]
+    return [(item, await _sending_copy(world, rows))]
 
 
 async def _sending_copy(world: World, rows: Sequence[Row]) -> bytes | None:
-    if len(rows) != 1:
+    if _digest(rows):
         return load_saved(world, rows[0].item or "")
     row = rows[0]
     uid = await world.locate(world.folders.sending, row.key, row.uid)
