@@ -130,7 +130,7 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
     state_dir = given_state or (load_settings(config) if config.exists() else Settings()).state_dir
     signing = SignInAnswers(
         o["auth"], o["oauth2_client_id"], o["oauth2_client_file"], o["oauth2_tenant"], o["password_command"],
-        o["password_file"], o["store"],
+        o["password_file"], o["store"], o["oauth2_authority"],
     )  # fmt: skip
     signed = sign_in(ask, signing, found, username=username, config=config, state_dir=state_dir, existing=existing)
     smtp_user = o["smtp_username"] if o["smtp_username"] is not None else username
@@ -176,15 +176,23 @@ def write_config(
         if not _may_replace(ask, config, text, force):
             raise UserError([Problem(str(config), "", "left as it was")])
         signed.store()
-        if connect and (problems := preflight.problems(settings, draft)):  # now with the grant it stored
-            raise _as(UserError(problems), draft, config)
-        if connect:
-            ask.say("Logging in to IMAP and SMTP as the agent will ...")
-            lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (the folders come next)
-            ask.say("\n".join("  " + line.replace("will be created by `run`", "missing") for line in lines))
-            created = create_folders(settings, draft)
-            ask.say(f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there.")
-        _commit(draft, config)
+        try:
+            if connect and (problems := preflight.problems(settings, draft)):  # now with the grant it stored
+                raise UserError(problems)
+            if connect:
+                ask.say("Logging in to IMAP and SMTP as the agent will ...")
+                lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (folders come next)
+                ask.say("\n".join("  " + line.replace("will be created by `run`", "missing") for line in lines))
+                created = create_folders(settings, draft)
+                ask.say(
+                    f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there."
+                )
+            _commit(draft, config)
+        except BaseException as error:  # a refused login, Ctrl-C: the secret stored for this config goes too
+            signed.undo()
+            if isinstance(error, UserError):
+                raise _as(error, draft, config) from None
+            raise
     ask.say(f"Wrote {config} (only you can read it).")
     return load_settings(config)
 
@@ -296,6 +304,8 @@ def register(group: click.Group) -> None:
         click.option("--oauth2-client-id", help="Microsoft: the app registration's client id."),
         click.option("--oauth2-client-file", type=click.Path(path_type=Path), help="Google: the OAuth client JSON."),
         click.option("--oauth2-tenant", help='Microsoft: "organizations", "consumers" or a tenant id.'),
+        click.option("--oauth2-authority", help="The sign-in server's base URL, for a sovereign cloud (e.g. "
+                     "https://login.microsoftonline.us) or a test server (default: the provider's own)."),
         click.option("--password-command", help="A command that prints the password (kept as is, nothing stored)."),
         click.option("--password-file", type=click.Path(path_type=Path), help="Read the password from this file."),
         click.option("--store", type=click.Choice(["keyring", "file"]), help="Where the password goes."),

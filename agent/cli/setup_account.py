@@ -8,6 +8,7 @@ only the student can read, which ``password_command`` reads.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shlex
@@ -20,6 +21,7 @@ from agent.cli.prompts import Asker
 from agent.config.presets import PRESETS, Found, OAuthKind, Security, Server, found_from
 from agent.config.settings import Credentials
 from agent.errors import Problem, UserError
+from agent.mail.grants import write_private
 
 SECURITIES = ("tls", "starttls", "plain")
 DEFAULT_PORTS: dict[str, dict[str, int]] = {
@@ -124,6 +126,7 @@ class SignInAnswers:
     password_command: str | None = None
     password_file: Path | None = None
     store: str | None = None  # "keyring" or "file"
+    authority: str | None = None  # the sign-in server's base URL (sovereign clouds, tests); None: the provider's
 
 
 def keyring_backend() -> Any | None:
@@ -160,6 +163,7 @@ class SignIn:
 
     keys: dict[str, Any]
     store: Callable[[], None] = lambda: None
+    undo: Callable[[], None] = lambda: None  # puts back what ``store`` replaced, when the config is not written
 
 
 def _problem(key: str, message: str, file: Path | str = "") -> UserError:
@@ -212,10 +216,16 @@ def _oauth(
 ) -> SignIn:
     from agent.mail import oauth
 
-    kind: OAuthKind = found.oauth2 or (
-        "google"
-        if ask.choice("--auth", None, "Whose sign-in", ("microsoft", "google"), "microsoft") == "google"
-        else "microsoft"
+    # Servers given by hand say nothing of whose sign-in: the flags given do (a client file is Google's).
+    hinted: OAuthKind = "google" if answers.client_file else "microsoft" if answers.client_id else ""
+    kind: OAuthKind = (
+        found.oauth2
+        or hinted
+        or (
+            "google"
+            if ask.choice("--auth", None, "Whose sign-in", ("microsoft", "google"), "microsoft") == "google"
+            else "microsoft"
+        )
     )
     keys: dict[str, Any] = {"oauth2": kind}
     if kind == "microsoft":
@@ -231,18 +241,24 @@ def _oauth(
         if not path.is_file():
             raise _problem("--oauth2-client-file", "no such file", path)
         keys["oauth2_client_file"] = str(path.resolve())
+    if answers.authority:
+        keys["oauth2_authority"] = answers.authority.rstrip("/")
     creds = Credentials(
         username=username,
         oauth2=kind,
         oauth2_client_id=keys.get("oauth2_client_id", ""),
         oauth2_tenant=keys.get("oauth2_tenant", "organizations"),
         oauth2_client_file=Path(keys["oauth2_client_file"]) if "oauth2_client_file" in keys else None,
+        oauth2_authority=keys.get("oauth2_authority", ""),
     )
+
+    grant = oauth.grant_store(creds, username=username, state_dir=state_dir).path  # no keyring_service here
+    before = _kept(grant)
 
     def store() -> None:
         oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
 
-    return SignIn(base | keys, store)
+    return SignIn(base | keys, store, before.put_back)
 
 
 def _read_password_file(path: Path) -> str:
@@ -283,12 +299,23 @@ def _password(
         if keyring is None:
             raise _problem("--store", "keyring: no system keyring here (pip install keyring, and a Secret Service)")
 
+        old: list[str | None] = []
+
         def into_keyring() -> None:
+            old.append(keyring.get_password(KEYRING_SERVICE, username))
             keyring.set_password(KEYRING_SERVICE, username, secret)
             ask.say(f"The password is in the system keyring (service {KEYRING_SERVICE!r}, user {username!r}).")
 
-        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring)
+        def out_of_keyring() -> None:
+            with contextlib.suppress(Exception):  # backends raise their own types; the config is not written anyway
+                if old and old[0] is not None:
+                    keyring.set_password(KEYRING_SERVICE, username, old[0])
+                elif old:
+                    keyring.delete_password(KEYRING_SERVICE, username)
+
+        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring, out_of_keyring)
     path = config.with_name(f"{config.stem}.password")  # beside the config, one per config file
+    before = _kept(path)
 
     def into_file() -> None:
         _write_secret_file(path, secret)
@@ -296,4 +323,27 @@ def _password(
         if keyring is None and answers.store is None:
             ask.say("  (With the keyring extra it would go into the system keyring: pipx inject mentor-agent keyring.)")
 
-    return SignIn(base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file)
+    return SignIn(base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file, before.put_back)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A secret file as it was before setup stored a new one: ``put_back`` restores it (or removes the new one)."""
+
+    path: Path
+    text: str | None
+
+    def put_back(self) -> None:
+        if self.text is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            write_private(self.path, self.text)
+
+
+def _kept(path: Path) -> _Kept:
+    try:
+        return _Kept(path, path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _Kept(path, None)
+    except OSError as error:
+        raise _problem("", error.strerror or "cannot read", path) from None

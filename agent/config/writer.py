@@ -30,6 +30,7 @@ COMMENTS: dict[tuple[str, ...], str] = {
     ("smtp", "password_command"): "its first line of output is the password",
     ("imap", "oauth2"): "signed in with `mentor-agent setup`; the grant is kept in the keyring or state_dir",
     ("imap", "oauth2_client_id"): "the app registration the school or you made (the project has none of its own)",
+    ("imap", "oauth2_authority"): "the sign-in server, when not the provider's own (a sovereign cloud)",
     ("smtp", "provider"): "whose sending limits apply",
     ("imap", "folders", "outbox"): "drop finished messages here",
     ("imap", "folders", "scheduled"): "held messages wait here; delete one to cancel, flag it to send now",
