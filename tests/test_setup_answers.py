@@ -148,6 +148,12 @@ class FakeKeyring:
     def set_password(self, service: str, username: str, password: str) -> None:
         self.stored[(service, username)] = password
 
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.stored.get((service, username))
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.stored[(service, username)]
+
 
 def test_with_a_keyring_the_password_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeKeyring()
