@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,8 +26,8 @@ from agent.cli.prompts import Asker
 from agent.cli.setup_account import AS_IT_IS, ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
-from agent.config.writer import MentorAnswers, diff, merged, policy_file_name, render_config, render_policy
-from agent.errors import Problem, UserError
+from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
+from agent.errors import LoginRefused, Problem, SignInNeeded, UserError
 from agent.rules.localtime import zone_named
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
 from agent.rules.windows import WeeklyWindow
@@ -49,13 +50,25 @@ def _zone_problem(name: str) -> str | None:
     try:
         zone_named(name)
     except ValueError as error:
-        return str(error)
+        meant = _zone_meant(name)
+        return f"{error}; did you mean {meant}?" if meant else str(error)
     return None
 
 
+def _zone_meant(name: str) -> str | None:
+    """The IANA name a slip of ``name`` stands for: spaces for underscores, another case ("america/new york")."""
+    import zoneinfo
+
+    key = name.strip().replace(" ", "_").lower()
+    return next((zone for zone in sorted(zoneinfo.available_timezones()) if zone.lower() == key), None)
+
+
+_ADDRESS = re.compile(r"[^@\s,;<>()\[\]\\\"]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[\w-]{2,}")  # Unicode domains too
+
+
 def _address_problem(value: str) -> str | None:
-    local, at, domain = value.partition("@")
-    return None if local and at and "." in domain and " " not in value else f"{value!r} is not an e-mail address"
+    """A plain address (local@domain.tld); a typo such as "@@", "..", a comma or a space is asked again."""
+    return None if _ADDRESS.fullmatch(value) else f"{value!r} is not an e-mail address"
 
 
 def _window_problem(value: str) -> str | None:
@@ -80,10 +93,18 @@ def _draft(target: Path, text: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
+FLAGS = {"imap.folders.outbox": "--outbox"}  # keys only a flag sets: a problem with one names the flag
+
+
 def _as(error: UserError, draft: Path, target: Path) -> UserError:
-    """The same problems, naming the file they will be in rather than the draft."""
+    """The same problems, naming the file they will be in rather than the draft (or the flag that set the key)."""
     return UserError(
-        [Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line) for p in error.problems]
+        [
+            Problem("", FLAGS[p.key], p.message)
+            if p.file == str(draft) and p.key in FLAGS
+            else Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line)
+            for p in error.problems
+        ]
     )
 
 
@@ -197,6 +218,26 @@ def write_config(
     return load_settings(config)
 
 
+def _write_signed_in(
+    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool
+) -> Settings:
+    """:func:`write_config`; a password the server refuses is asked for again (a typo), a few times."""
+    for attempt in range(1, 4):
+        try:
+            return write_config(ask, config, data, signed, force=force, connect=connect)
+        except LoginRefused as error:
+            if isinstance(error, SignInNeeded):
+                raise
+            if signed.again is None or not ask.interactive or attempt == 3:
+                flags = " and ".join(("--username", *([signed.source] if signed.source else [])))
+                raise LoginRefused(f"{error}\nnothing was written: check {flags}") from None
+            ask.say(
+                f"{error}\nNothing was written. Type the password again (or Ctrl-C to stop and check the user name)."
+            )
+            signed = signed.again()
+    raise AssertionError("unreachable")
+
+
 def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bool) -> Path | None:
     """Step 5: the first mentor's policy, from a few plain questions."""
     directory = settings.policies_dir
@@ -210,8 +251,21 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
             ask.say(f"No policy yet: write one in {directory} (see the README, Policies), or run setup again.")
         return None
     ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
+    rest: dict[Path, LoadedPolicy] = {}
+    for path in others:
+        with contextlib.suppress(UserError):  # `check` names what is wrong in the others
+            rest[path] = load_policy(path)
     name = ask.text("--mentor-name", o["mentor_name"], "Mentor's name (e.g. Dr. Ana Rivera)", None)
-    addresses = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, _address_problem)
+    target = _policy_target(directory, name, rest)
+    owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
+
+    def address_problem(value: str) -> str | None:
+        owner = owners.get(value.lower())
+        if owner is not None:
+            return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
+        return _address_problem(value)
+
+    addresses = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, address_problem)
     zone = ask.text(
         "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, _zone_problem
     )
@@ -222,19 +276,14 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         ["Mon-Fri 08:00-17:00"], _window_problem, separator=";",
     )  # fmt: skip
     answers = MentorAnswers(name, addresses, zone, per_day, per_week, windows)
-    target = directory / policy_file_name(name)
     text = render_policy(answers, today=datetime.now().astimezone().date().isoformat())
     with _draft(target, text) as draft:
         try:
             loaded = load_policy(draft)
         except UserError as error:
             raise _as(error, draft, target) from None
-        rest: list[LoadedPolicy] = []
-        for path in others:
-            if path != target:
-                with contextlib.suppress(UserError):  # `check` names what is wrong in the others
-                    rest.append(load_policy(path))
-        clash = check_unique_addresses([*rest, LoadedPolicy(target.stem, draft, loaded.policy)])
+        kept = [policy for path, policy in rest.items() if path != target]
+        clash = check_unique_addresses([*kept, LoadedPolicy(target.stem, draft, loaded.policy)])
         if clash:
             raise _as(UserError(clash), draft, target)
         if not _may_replace(ask, target, text, force):
@@ -242,6 +291,16 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         _commit(draft, target)
     ask.say(f"Wrote {target}: try it on a sample week with `mentor-agent simulate {target}`.")
     return target
+
+
+def _policy_target(directory: Path, name: str, rest: dict[Path, LoadedPolicy]) -> Path:
+    """The file for this mentor's policy: their own when there is one (a re-run: shown as changes), else a
+    name no other mentor's policy has (Dr. Luis Rivera beside Dr. Ana Rivera's rivera.toml: luis-rivera.toml)."""
+    candidates = [directory / file for file in policy_file_names(name)]
+    for path in candidates:
+        if path.exists() and path in rest and rest[path].name.strip().lower() == name.strip().lower():
+            return path
+    return next(path for path in candidates if not path.exists())
 
 
 def setup(o: dict[str, Any]) -> None:
@@ -256,7 +315,7 @@ def setup(o: dict[str, Any]) -> None:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
     changes, signed = account(ask, o, config, existing)
     data = merged(existing, changes)
-    settings = write_config(ask, config, data, signed, force=o["force"], connect=not o["no_connect"])
+    settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"])
     write_policy(ask, o, settings, force=o["force"])
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:

@@ -164,6 +164,8 @@ class SignIn:
     keys: dict[str, Any]
     store: Callable[[], None] = lambda: None
     undo: Callable[[], None] = lambda: None  # puts back what ``store`` replaced, when the config is not written
+    source: str = ""  # the flag the secret came from, named when the server refuses it
+    again: Callable[[], SignIn] | None = None  # asks for the password once more (it was typed)
 
 
 def _problem(key: str, message: str, file: Path | str = "") -> UserError:
@@ -283,7 +285,7 @@ def _password(
     known: str | None = None,
 ) -> SignIn:
     if answers.password_command:
-        return SignIn(base | {"password_command": answers.password_command})
+        return SignIn(base | {"password_command": answers.password_command}, source="--password-command")
     preset = PRESETS.get(found.preset)
     if preset and preset.app_passwords and known is None:
         ask.say(f"{preset.title} wants an app password, not your usual one: make one at {preset.app_passwords}")
@@ -293,6 +295,12 @@ def _password(
         secret = _read_password_file(answers.password_file)
     else:
         secret = ask.secret("--password-file", f"Password for {username}")
+
+    def again() -> SignIn:
+        return _password(ask, answers, found, username=username, config=config, base=base)
+
+    typed = again if known is None and answers.password_file is None else None
+    source = "--password-file" if answers.password_file is not None else ""
     keyring = keyring_backend()
     where = answers.store or ("keyring" if keyring is not None else "file")
     if where == "keyring":
@@ -313,7 +321,7 @@ def _password(
                 elif old:
                     keyring.delete_password(KEYRING_SERVICE, username)
 
-        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring, out_of_keyring)
+        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring, out_of_keyring, source, typed)
     path = config.with_name(f"{config.stem}.password")  # beside the config, one per config file
     before = _kept(path)
 
@@ -323,7 +331,9 @@ def _password(
         if keyring is None and answers.store is None:
             ask.say("  (With the keyring extra it would go into the system keyring: pipx inject mentor-agent keyring.)")
 
-    return SignIn(base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file, before.put_back)
+    return SignIn(
+        base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file, before.put_back, source, typed
+    )
 
 
 @dataclass(frozen=True)
