@@ -177,3 +177,38 @@ def test_setup_in_a_terminal_shows_the_device_code_and_finishes_when_the_server_
     assert child.exitstatus == 0
     assert load_settings(world.config).imap.oauth2 == "microsoft"
     assert len(world.fake.grants("urn:ietf:params:oauth:grant-type:device_code")) == 4
+
+
+def test_ctrl_c_while_setup_waits_for_the_device_code_leaves_no_config_and_no_grant(terminal_world: World) -> None:
+    import pexpect
+
+    world = terminal_world
+    world.fake.state.device_answers = deque(["authorization_pending"] * 100)
+    args = world.flags("--oauth2-client-id", world.fake.client_id)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "agent", "setup", *args],
+        cwd=str(world.root),
+        env={**os.environ, **world.env},
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("enter the code ABCD-EFGH")
+    child.expect_exact("Waiting for you to finish there")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0 and "Traceback" not in str(child.before)
+    assert not world.config.exists()
+    grants = world.root / "state" / "grants"
+    assert not grants.exists() or not list(grants.glob("*.json"))
+    assert [p.name for p in world.root.iterdir() if p.name.startswith(".config.toml")] == []  # no draft left
+
+
+def test_a_sign_in_refused_at_the_server_writes_nothing(world: World) -> None:
+    world.fake.state.device_answers = deque(["authorization_pending", "access_denied"])
+    result = world.setup(*world.flags("--oauth2-client-id", world.fake.client_id))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: Microsoft sign-in did not finish: access_denied" in result.stderr
+    assert not world.config.exists()
+    assert not (world.root / "state" / "grants").exists() or not list((world.root / "state" / "grants").glob("*.json"))
