@@ -226,3 +226,29 @@ def test_inbox_as_the_outbox_is_refused_naming_the_flag(world: World) -> None:
     assert "--outbox: " in result.stderr and "INBOX" in result.stderr, result.stderr
     assert not config.exists() and not (root / "c" / "config.password").exists()
     assert os.listdir(root / "c") == [] if (root / "c").exists() else True
+
+
+def test_a_google_client_file_that_is_not_there_or_not_one_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROWSER", "true")
+    (tmp_path / "web-client.json").write_text('{"web": {"client_id": "x"}}')
+    (tmp_path / "client.json").write_text('{"installed": {"client_id": "x", "client_secret": "y"}}')
+    # Nothing leaves loopback: the sign-in is pointed at a closed port, and the "browser" does nothing.
+    session = Session(tmp_path, "--no-connect", "--oauth2-authority", "https://127.0.0.1:9")
+    session.child.setecho(False)
+    session.answer("Your e-mail address:", "sam@gmail.com")
+    session.answer("Your name (as mentors know you) [Sam]:", "")
+    session.answer("Your time zone [", "Europe/Berlin")
+    session.answer("Use these servers? [Y/n]:", "")
+    session.answer("User name for IMAP and SMTP [sam@gmail.com]:", "")
+    session.answer("Sign in with (oauth2, password) [oauth2]:", "")
+    session.answer("OAuth client file (JSON):", "~/Downloads/client_secret.json")
+    session.expect("client_secret.json: no such file")
+    session.answer("OAuth client file (JSON):", str(tmp_path / "web-client.json"))
+    session.expect("not a Google OAuth client file for a desktop app")
+    session.answer("OAuth client file (JSON):", str(tmp_path / "client.json"))
+    session.expect("Sign in to sam@gmail.com in the browser.")
+    session.child.sendintr()
+    assert session.end() != 0
+    assert not (tmp_path / "config" / "mentor-agent" / "config.toml").exists()

@@ -239,10 +239,8 @@ def _oauth(
         if answers.client_file is None:
             ask.say(CLIENT_FILE_HELP)
         given = str(answers.client_file) if answers.client_file else None
-        path = Path(ask.text("--oauth2-client-file", given, "OAuth client file (JSON)", None)).expanduser()
-        if not path.is_file():
-            raise _problem("--oauth2-client-file", "no such file", path)
-        keys["oauth2_client_file"] = str(path.resolve())
+        path = Path(ask.text("--oauth2-client-file", given, "OAuth client file (JSON)", None, _client_file_problem))
+        keys["oauth2_client_file"] = str(path.expanduser().resolve())
     if answers.authority:
         keys["oauth2_authority"] = answers.authority.rstrip("/")
     creds = Credentials(
@@ -261,6 +259,20 @@ def _oauth(
         oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
 
     return SignIn(base | keys, store, before.put_back)
+
+
+def _client_file_problem(answer: str) -> str | None:
+    """A Google client file that is there and is one (asked again in a terminal, else named with its flag)."""
+    path = Path(answer).expanduser()
+    if not path.is_file():
+        return f"{path}: no such file"
+    from agent.mail.oauth_google import client_config
+
+    try:
+        client_config(Credentials(oauth2="google", oauth2_client_file=path), "imap")
+    except UserError as error:
+        return str(error)
+    return None
 
 
 def _read_password_file(path: Path) -> str:
