@@ -252,3 +252,19 @@ def test_a_google_client_file_that_is_not_there_or_not_one_is_asked_again(
     session.child.sendintr()
     assert session.end() != 0
     assert not (tmp_path / "config" / "mentor-agent" / "config.toml").exists()
+
+
+def test_a_domain_where_nothing_is_found_asks_whether_it_is_spelled_right(tmp_path: Path) -> None:
+    from tests.servers.autoconfig import AutoconfigServer
+    from tests.servers.dns_server import DnsServer
+
+    with AutoconfigServer({}) as web, DnsServer({}) as dns:
+        session = Session(tmp_path, "--autoconfig-url", web.url, "--dns-server", dns.address, "--no-connect")
+        session.answer("Your e-mail address:", "sam@uni.exmaple")
+        session.answer("Your name (as mentors know you) [Sam]:", "")
+        session.answer("Your time zone [", "Europe/Berlin")
+        said = session.expect("IMAP server (host name):")
+        assert "Found nothing" in said and "Is uni.exmaple spelled right? If not, stop here (Ctrl-C)" in said
+        session.child.sendintr()
+        assert session.end() != 0
+    assert not (tmp_path / "config").exists() or not list((tmp_path / "config").rglob("*.toml"))

@@ -103,6 +103,8 @@ def choose_servers(ask: Asker, answers: ServerAnswers, address: str, existing: M
             found = discover(address, where)
             if found is None:
                 ask.say("Found nothing (looked at: " + ", ".join(where.tried) + ")")
+                domain = address.rpartition("@")[2]
+                ask.say(f"  Is {domain} spelled right? If not, stop here (Ctrl-C) and run setup again.")
     if found is not None:
         ask.say(f"Found in {found.source}:\n  IMAP {found.imap}\n  SMTP {found.smtp}")
         if found.oauth2:
