@@ -199,3 +199,21 @@ def test_servers_not_found_and_not_given_name_the_flag(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "Found nothing (looked at: " in result.output
     assert "error: --imap-host: needed when setup cannot ask (IMAP server (host name))" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [(["--oauth2-client-id", "abc"], "microsoft"), (["--oauth2-client-file", "client.json"], "google")],
+)
+def test_a_sign_in_flag_with_servers_given_by_hand_means_oauth2_and_whose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], kind: str
+) -> None:
+    (tmp_path / "client.json").write_text('{"installed": {"client_id": "g", "client_secret": "s"}}')
+    monkeypatch.chdir(tmp_path)
+    calls: list[Credentials] = []
+    monkeypatch.setattr("agent.mail.oauth.sign_in", lambda creds, **kwargs: calls.append(creds))
+    servers = ["--imap-host", "mail.uni.example", "--smtp-host", "mail.uni.example", "--address", "sam@uni.example"]
+    result = setup(tmp_path, *STUDENT[2:], *servers, *flags)
+    assert result.exit_code == 0, result.output
+    assert [creds.oauth2 for creds in calls] == [kind]
+    assert load_settings(tmp_path / "config.toml").smtp.oauth2 == kind

@@ -203,7 +203,9 @@ def sign_in(
         return SignIn(cleared | kept)
     auth = answers.auth
     if auth is None:
-        if found.oauth2 == "microsoft":
+        if answers.client_id or answers.client_file or answers.authority:
+            auth = "oauth2"  # a sign-in flag given says how, whatever the servers are
+        elif found.oauth2 == "microsoft":
             auth = "oauth2"  # Microsoft turned basic authentication off
         elif found.oauth2 == "google":
             ask.say("Google: sign in with an OAuth client (oauth2), or use an app password (password)?")
