@@ -242,8 +242,7 @@ def test_a_google_client_file_that_is_not_there_or_not_one_is_asked_again(
     session.answer("Your time zone [", "Europe/Berlin")
     session.answer("Use these servers? [Y/n]:", "")
     session.answer("User name for IMAP and SMTP [sam@gmail.com]:", "")
-    session.answer("Sign in with (oauth2, password) [oauth2]:", "")
-    session.answer("OAuth client file (JSON):", "~/Downloads/client_secret.json")
+    session.answer("OAuth client file (JSON):", "~/Downloads/client_secret.json")  # --oauth2-authority: OAuth2
     session.expect("client_secret.json: no such file")
     session.answer("OAuth client file (JSON):", str(tmp_path / "web-client.json"))
     session.expect("not a Google OAuth client file for a desktop app")
