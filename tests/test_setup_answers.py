@@ -217,3 +217,16 @@ def test_a_sign_in_flag_with_servers_given_by_hand_means_oauth2_and_whose(
     assert result.exit_code == 0, result.output
     assert [creds.oauth2 for creds in calls] == [kind]
     assert load_settings(tmp_path / "config.toml").smtp.oauth2 == kind
+
+
+def test_inbox_as_the_outbox_names_the_flag_or_the_file_it_came_from(tmp_path: Path) -> None:
+    args = [*STUDENT, "--password-command", "cat /dev/null"]
+    flagged = setup(tmp_path, *args, "--outbox", "INBOX")
+    assert flagged.exit_code == 1 and "error: --outbox: 'INBOX'" in flagged.stderr, flagged.stderr
+    assert not (tmp_path / "config.toml").exists()
+    assert setup(tmp_path, *args).exit_code == 0
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text() + '\n[imap.folders]\noutbox = "INBOX"\n')
+    by_hand = setup(tmp_path, "--force", *args)
+    assert by_hand.exit_code == 1 and f"error: {config}:" in by_hand.stderr, by_hand.stderr
+    assert "imap.folders.outbox: 'INBOX'" in by_hand.stderr

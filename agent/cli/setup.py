@@ -93,15 +93,14 @@ def _draft(target: Path, text: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-FLAGS = {"imap.folders.outbox": "--outbox"}  # keys only a flag sets: a problem with one names the flag
-
-
-def _as(error: UserError, draft: Path, target: Path) -> UserError:
-    """The same problems, naming the file they will be in rather than the draft (or the flag that set the key)."""
+def _as(error: UserError, draft: Path, target: Path, flags: dict[str, str] | None = None) -> UserError:
+    """The same problems, naming the file they will be in rather than the draft — or the flag that set the key
+    (``flags``: key -> flag, for the values given as flags this run)."""
+    given = flags or {}
     return UserError(
         [
-            Problem("", FLAGS[p.key], p.message)
-            if p.file == str(draft) and p.key in FLAGS
+            Problem("", given[p.key], p.message)
+            if p.file == str(draft) and p.key in given
             else Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line)
             for p in error.problems
         ]
@@ -178,7 +177,14 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
 
 
 def write_config(
-    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool
+    ask: Asker,
+    config: Path,
+    data: dict[str, Any],
+    signed: SignIn,
+    *,
+    force: bool,
+    connect: bool,
+    flags: dict[str, str] | None = None,
 ) -> Settings:
     """Step 4: check, show, log in, make the folders, write."""
     from agent.daemon import preflight
@@ -191,9 +197,9 @@ def write_config(
             settings = load_settings(draft)
             problems = preflight.problems(settings, draft, signed_in=False)
         except UserError as error:
-            raise _as(error, draft, config) from None
+            raise _as(error, draft, config, flags) from None
         if problems:
-            raise _as(UserError(problems), draft, config)
+            raise _as(UserError(problems), draft, config, flags)
         if not _may_replace(ask, config, text, force):
             raise UserError([Problem(str(config), "", "left as it was")])
         signed.store()
@@ -212,25 +218,25 @@ def write_config(
         except BaseException as error:  # a refused login, Ctrl-C: the secret stored for this config goes too
             signed.undo()
             if isinstance(error, UserError):
-                raise _as(error, draft, config) from None
+                raise _as(error, draft, config, flags) from None
             raise
     ask.say(f"Wrote {config} (only you can read it).")
     return load_settings(config)
 
 
 def _write_signed_in(
-    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool
+    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool, flags: dict[str, str]
 ) -> Settings:
     """:func:`write_config`; a password the server refuses is asked for again (a typo), a few times."""
     for attempt in range(1, 4):
         try:
-            return write_config(ask, config, data, signed, force=force, connect=connect)
+            return write_config(ask, config, data, signed, force=force, connect=connect, flags=flags)
         except LoginRefused as error:
             if isinstance(error, SignInNeeded):
                 raise
             if signed.again is None or not ask.interactive or attempt == 3:
-                flags = " and ".join(("--username", *([signed.source] if signed.source else [])))
-                raise LoginRefused(f"{error}\nnothing was written: check {flags}") from None
+                check = " and ".join(("--username", *([signed.source] if signed.source else [])))
+                raise LoginRefused(f"{error}\nnothing was written: check {check}") from None
             ask.say(
                 f"{error}\nNothing was written. Type the password again (or Ctrl-C to stop and check the user name)."
             )
@@ -315,7 +321,8 @@ def setup(o: dict[str, Any]) -> None:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
     changes, signed = account(ask, o, config, existing)
     data = merged(existing, changes)
-    settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"])
+    flags = {"imap.folders.outbox": "--outbox"} if o["outbox"] else {}  # a problem with it names the flag
+    settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"], flags=flags)
     write_policy(ask, o, settings, force=o["force"])
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:
