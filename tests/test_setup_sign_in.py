@@ -212,3 +212,15 @@ def test_a_sign_in_refused_at_the_server_writes_nothing(world: World) -> None:
     assert "error: Microsoft sign-in did not finish: access_denied" in result.stderr
     assert not world.config.exists()
     assert not (world.root / "state" / "grants").exists() or not list((world.root / "state" / "grants").glob("*.json"))
+
+
+def test_signed_in_as_someone_else_the_login_is_refused_and_the_grant_is_not_kept(world: World) -> None:
+    world.fake.username = "someone.else@example.edu"  # who signs in at the server: not the user name given
+    result = world.setup(*world.flags("--oauth2-client-id", world.fake.client_id))
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert "Note: you signed in as someone.else@example.edu, while the configuration says" in result.stdout
+    assert f"login as '{world.user.username}' refused" in result.stderr
+    assert "nothing was written: check --username" in result.stderr
+    assert not world.config.exists()
+    grants = world.root / "state" / "grants"
+    assert not grants.exists() or not list(grants.glob("*.json"))
