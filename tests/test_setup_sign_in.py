@@ -4,6 +4,7 @@ and aiosmtpd against the same server; then the daemon runs on the fresh config a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -161,6 +162,7 @@ def test_setup_in_a_terminal_shows_the_device_code_and_finishes_when_the_server_
         sys.executable, ["-m", "agent", "setup", *args], cwd=str(world.root), env=env, encoding="utf-8", timeout=60
     )
     child.setwinsize(40, 200)
+    child.logfile_read = transcript = io.StringIO()
     child.expect_exact("Whose sign-in (microsoft, google) [microsoft]:")  # servers given by hand do not say
     child.sendline("microsoft")
     child.expect_exact("Application (client) ID:")
@@ -174,7 +176,7 @@ def test_setup_in_a_terminal_shows_the_device_code_and_finishes_when_the_server_
     child.sendline("n")
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 0
+    assert child.exitstatus == 0, transcript.getvalue()
     assert load_settings(world.config).imap.oauth2 == "microsoft"
     assert len(world.fake.grants("urn:ietf:params:oauth:grant-type:device_code")) == 4
 

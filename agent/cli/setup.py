@@ -202,8 +202,8 @@ def write_config(
             raise _as(UserError(problems), draft, config, flags)
         if not _may_replace(ask, config, text, force):
             raise UserError([Problem(str(config), "", "left as it was")])
-        signed.store()
         try:
+            signed.store()
             if connect and (problems := preflight.problems(settings, draft)):  # now with the grant it stored
                 raise UserError(problems)
             if connect:
@@ -256,7 +256,8 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         if not others:
             ask.say(f"No policy yet: write one in {directory} (see the README, Policies), or run setup again.")
         return None
-    ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
+    if ask.interactive:
+        ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
     rest: dict[Path, LoadedPolicy] = {}
     for path in others:
         with contextlib.suppress(UserError):  # `check` names what is wrong in the others

@@ -256,10 +256,10 @@ def _oauth(
         oauth2_authority=keys.get("oauth2_authority", ""),
     )
 
-    grant = oauth.grant_store(creds, username=username, state_dir=state_dir).path  # no keyring_service here
-    before = _kept(grant)
+    before = _Kept(oauth.grant_store(creds, username=username, state_dir=state_dir).path)  # no keyring_service here
 
     def store() -> None:
+        before.take()
         oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
 
     return SignIn(base | keys, store, before.put_back)
@@ -339,9 +339,10 @@ def _password(
 
         return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring, out_of_keyring, source, typed)
     path = config.with_name(f"{config.stem}.password")  # beside the config, one per config file
-    before = _kept(path)
+    before = _Kept(path)
 
     def into_file() -> None:
+        before.take()
         _write_secret_file(path, secret)
         ask.say(f"The password is in {path} (only you can read it); the config reads it with password_command.")
         if keyring is None and answers.store is None:
@@ -352,24 +353,28 @@ def _password(
     )
 
 
-@dataclass(frozen=True)
 class _Kept:
-    """A secret file as it was before setup stored a new one: ``put_back`` restores it (or removes the new one)."""
+    """A secret file as it was just before setup stored a new one (``take``); ``put_back`` restores it, or
+    removes the new one, when the config is not written after all."""
 
-    path: Path
-    text: str | None
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.taken = False
+        self.text: str | None = None
+
+    def take(self) -> None:
+        try:
+            self.text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.text = None
+        except OSError as error:
+            raise _problem("", error.strerror or "cannot read", self.path) from None
+        self.taken = True
 
     def put_back(self) -> None:
+        if not self.taken:  # nothing was stored
+            return
         if self.text is None:
             self.path.unlink(missing_ok=True)
         else:
             write_private(self.path, self.text)
-
-
-def _kept(path: Path) -> _Kept:
-    try:
-        return _Kept(path, path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return _Kept(path, None)
-    except OSError as error:
-        raise _problem("", error.strerror or "cannot read", path) from None
