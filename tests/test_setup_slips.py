@@ -267,3 +267,19 @@ def test_a_domain_where_nothing_is_found_asks_whether_it_is_spelled_right(tmp_pa
         session.child.sendintr()
         assert session.end() != 0
     assert not (tmp_path / "config").exists() or not list((tmp_path / "config").rglob("*.toml"))
+
+
+def test_a_wrong_password_on_a_rerun_puts_the_old_password_file_back(world: World) -> None:
+    from tests.test_setup import cli
+
+    root, _, user, _, where = world
+    config = root / "c" / "config.toml"
+    args = ["--config", str(config), "--address", ADDRESS, "--username", user.username, "--store", "file", *where]
+    (root / "right").write_text(user.password + "\n")
+    (root / "wrong").write_text("not-the-password\n")
+    assert cli("setup", "--yes", *args, "--password-file", str(root / "right"), cwd=root).returncode == 0
+    before = config.read_text()
+    again = cli("setup", "--yes", "--force", *args, "--password-file", str(root / "wrong"), cwd=root)
+    assert again.returncode == 78, again.stdout + again.stderr
+    assert (root / "c" / "config.password").read_text() == user.password + "\n"
+    assert config.read_text() == before
