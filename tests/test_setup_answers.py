@@ -230,3 +230,13 @@ def test_inbox_as_the_outbox_names_the_flag_or_the_file_it_came_from(tmp_path: P
     by_hand = setup(tmp_path, "--force", *args)
     assert by_hand.exit_code == 1 and f"error: {config}:" in by_hand.stderr, by_hand.stderr
     assert "imap.folders.outbox: 'INBOX'" in by_hand.stderr
+
+
+def test_addresses_pasted_with_a_name_are_taken_as_the_address(tmp_path: Path) -> None:
+    args = ["--address", "Sam Patel <sam@icloud.com>", "--password-command", "cat /dev/null"]
+    args += ["--mentor-name", "Dr. Ana Rivera", "--mentor-address", "Dr. Ana Rivera <arivera@hospital.example.org>"]
+    result = setup(tmp_path, *args, "--mentor-address", "Ana.Rivera@Hospital.example.org")
+    assert result.exit_code == 0, result.output
+    assert load_settings(tmp_path / "config.toml").student.address == "sam@icloud.com"
+    _, data = read_toml(tmp_path / "policies" / "rivera.toml")
+    assert data["mentor"]["addresses"] == ["arivera@hospital.example.org", "Ana.Rivera@Hospital.example.org"]

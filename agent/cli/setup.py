@@ -66,9 +66,17 @@ def _zone_meant(name: str) -> str | None:
 _ADDRESS = re.compile(r"[^@\s,;<>()\[\]\\\"]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[\w-]{2,}")  # Unicode domains too
 
 
+def bare_address(value: str) -> str:
+    """The address in what was typed or pasted: ``Dr. Ana Rivera <arivera@hospital.example.org>`` or a plain one."""
+    value = value.strip()
+    if value.endswith(">") and "<" in value:
+        return value.rpartition("<")[2][:-1].strip()
+    return value
+
+
 def _address_problem(value: str) -> str | None:
     """A plain address (local@domain.tld); a typo such as "@@", "..", a comma or a space is asked again."""
-    return None if _ADDRESS.fullmatch(value) else f"{value!r} is not an e-mail address"
+    return None if _ADDRESS.fullmatch(bare_address(value)) else f"{value!r} is not an e-mail address"
 
 
 def _window_problem(value: str) -> str | None:
@@ -133,7 +141,9 @@ def _commit(draft: Path, target: Path) -> None:
 def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any]) -> tuple[dict[str, Any], SignIn]:
     """Steps 1-3: the changes to the config's data, and how to store the secret once they are agreed."""
     student = existing.get("student", {}) if isinstance(existing.get("student"), dict) else {}
-    address = ask.text("--address", o["address"], "Your e-mail address", student.get("address"), _address_problem)
+    address = bare_address(
+        ask.text("--address", o["address"], "Your e-mail address", student.get("address"), _address_problem)
+    )
     default_name = student.get("name") or address.split("@")[0].replace(".", " ").title()
     name = ask.text("--name", o["name"], "Your name (as mentors know you)", default_name)
     zone = ask.text(
@@ -267,12 +277,13 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
     owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
 
     def address_problem(value: str) -> str | None:
-        owner = owners.get(value.lower())
+        owner = owners.get(bare_address(value).lower())
         if owner is not None:
             return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
         return _address_problem(value)
 
-    addresses = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, address_problem)
+    given = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, address_problem)
+    addresses = tuple(bare_address(value) for value in given)
     zone = ask.text(
         "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, _zone_problem
     )
