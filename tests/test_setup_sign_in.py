@@ -226,3 +226,33 @@ def test_signed_in_as_someone_else_the_login_is_refused_and_the_grant_is_not_kep
     assert not world.config.exists()
     grants = world.root / "state" / "grants"
     assert not grants.exists() or not list(grants.glob("*.json"))
+
+
+def test_a_device_code_that_expired_is_offered_again_in_a_terminal(terminal_world: World) -> None:
+    import pexpect
+
+    world = terminal_world
+    world.fake.state.device_answers = deque(["authorization_pending", "expired_token", "authorization_pending"])
+    args = world.flags("--oauth2-client-id", world.fake.client_id)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "agent", "setup", *args],
+        cwd=str(world.root),
+        env={**os.environ, **world.env},
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("enter the code ABCD-EFGH")
+    child.expect_exact("Try to sign in again? [Y/n]:")
+    said = str(child.before)
+    assert "Microsoft sign-in did not finish: expired_token" in said and "Nothing was written." in said
+    assert not world.config.exists()
+    child.sendline("")
+    child.expect_exact("enter the code ABCD-EFGH")
+    child.expect_exact("Signed in as")
+    child.expect_exact("Run it as a systemd user service now? [y/N]:")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert load_settings(world.config).smtp.oauth2 == "microsoft"

@@ -23,7 +23,15 @@ from typing import Any
 import click
 
 from agent.cli.prompts import Asker
-from agent.cli.setup_account import AS_IT_IS, ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
+from agent.cli.setup_account import (
+    AS_IT_IS,
+    ServerAnswers,
+    SignIn,
+    SignInAnswers,
+    SignInFailed,
+    choose_servers,
+    sign_in,
+)
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
@@ -105,7 +113,7 @@ def _as(error: UserError, draft: Path, target: Path, flags: dict[str, str] | Non
     """The same problems, naming the file they will be in rather than the draft — or the flag that set the key
     (``flags``: key -> flag, for the values given as flags this run)."""
     given = flags or {}
-    return UserError(
+    return type(error)(  # the same kind (a sign-in that did not finish stays one)
         [
             Problem("", given[p.key], p.message)
             if p.file == str(draft) and p.key in given
@@ -237,10 +245,17 @@ def write_config(
 def _write_signed_in(
     ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool, flags: dict[str, str]
 ) -> Settings:
-    """:func:`write_config`; a password the server refuses is asked for again (a typo), a few times."""
+    """:func:`write_config`; a password the server refuses is asked for again (a typo), and a sign-in that did
+    not finish (a code that expired) is offered again, a few times — in a terminal."""
     for attempt in range(1, 4):
         try:
             return write_config(ask, config, data, signed, force=force, connect=connect, flags=flags)
+        except SignInFailed as error:
+            if not ask.interactive or attempt == 3:
+                raise
+            ask.say(f"{error}\nNothing was written.")
+            if not ask.confirm("--auth", None, "Try to sign in again?", True):
+                raise
         except LoginRefused as error:
             if isinstance(error, SignInNeeded):
                 raise

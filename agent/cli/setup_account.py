@@ -158,6 +158,10 @@ def _existing_secret(existing: Mapping[str, Any]) -> dict[str, Any]:
     return {k: imap[k] for k in (*SECRET_KEYS, *OAUTH_KEYS) if k in imap and k != "password"}
 
 
+class SignInFailed(UserError):
+    """The sign-in did not finish (refused, the code expired): in a terminal, setup offers to try again."""
+
+
 @dataclass(frozen=True)
 class SignIn:
     """The keys of [imap] and [smtp] that say how to sign in, and what stores the secret: ``store`` runs once the
@@ -260,7 +264,10 @@ def _oauth(
 
     def store() -> None:
         before.take()
-        oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
+        try:
+            oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
+        except UserError as error:
+            raise SignInFailed(error.problems) from None
 
     return SignIn(base | keys, store, before.put_back)
 
