@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 
 import click
 
+from agent.cli.answer_checks import address_problem, bare_address, local_zone_name, window_problem, zone_problem
 from agent.cli.prompts import Asker
 from agent.cli.setup_account import (
     AS_IT_IS,
@@ -36,63 +36,7 @@ from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
 from agent.errors import LoginRefused, Problem, SignInNeeded, UserError
-from agent.rules.localtime import zone_named
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
-from agent.rules.windows import WeeklyWindow
-
-
-def local_zone_name() -> str:
-    """This machine's IANA zone name ($TZ, /etc/timezone, the /etc/localtime link), else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    with contextlib.suppress(OSError):
-        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
-    with contextlib.suppress(OSError):
-        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[-1])
-    for name in candidates:
-        if name and _zone_problem(name) is None:
-            return name
-    return "UTC"
-
-
-def _zone_problem(name: str) -> str | None:
-    try:
-        zone_named(name)
-    except ValueError as error:
-        meant = _zone_meant(name)
-        return f"{error}; did you mean {meant}?" if meant else str(error)
-    return None
-
-
-def _zone_meant(name: str) -> str | None:
-    """The IANA name a slip of ``name`` stands for: spaces for underscores, another case ("america/new york")."""
-    import zoneinfo
-
-    key = name.strip().replace(" ", "_").lower()
-    return next((zone for zone in sorted(zoneinfo.available_timezones()) if zone.lower() == key), None)
-
-
-_ADDRESS = re.compile(r"[^@\s,;<>()\[\]\\\"]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[\w-]{2,}")  # Unicode domains too
-
-
-def bare_address(value: str) -> str:
-    """The address in what was typed or pasted: ``Dr. Ana Rivera <arivera@hospital.example.org>`` or a plain one."""
-    value = value.strip()
-    if value.endswith(">") and "<" in value:
-        return value.rpartition("<")[2][:-1].strip()
-    return value
-
-
-def _address_problem(value: str) -> str | None:
-    """A plain address (local@domain.tld); a typo such as "@@", "..", a comma or a space is asked again."""
-    return None if _ADDRESS.fullmatch(bare_address(value)) else f"{value!r} is not an e-mail address"
-
-
-def _window_problem(value: str) -> str | None:
-    try:
-        WeeklyWindow.parse(value)
-    except ValueError as error:
-        return str(error)
-    return None
 
 
 @contextlib.contextmanager
@@ -150,12 +94,12 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
     """Steps 1-3: the changes to the config's data, and how to store the secret once they are agreed."""
     student = existing.get("student", {}) if isinstance(existing.get("student"), dict) else {}
     address = bare_address(
-        ask.text("--address", o["address"], "Your e-mail address", student.get("address"), _address_problem)
+        ask.text("--address", o["address"], "Your e-mail address", student.get("address"), address_problem)
     )
     default_name = student.get("name") or address.split("@")[0].replace(".", " ").title()
     name = ask.text("--name", o["name"], "Your name (as mentors know you)", default_name)
     zone = ask.text(
-        "--timezone", o["timezone"], "Your time zone", student.get("timezone") or local_zone_name(), _zone_problem
+        "--timezone", o["timezone"], "Your time zone", student.get("timezone") or local_zone_name(), zone_problem
     )
     servers = ServerAnswers(
         o["imap_host"], o["imap_port"], o["imap_security"], o["smtp_host"], o["smtp_port"], o["smtp_security"],
@@ -291,22 +235,22 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
     target = _policy_target(directory, name, rest)
     owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
 
-    def address_problem(value: str) -> str | None:
+    def unclaimed(value: str) -> str | None:
         owner = owners.get(bare_address(value).lower())
         if owner is not None:
             return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
-        return _address_problem(value)
+        return address_problem(value)
 
-    given = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, address_problem)
+    given = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, unclaimed)
     addresses = tuple(bare_address(value) for value in given)
     zone = ask.text(
-        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, _zone_problem
+        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, zone_problem
     )
     per_day = ask.number("--per-day", o["per_day"], "At most how many messages a day", 1)
     per_week = ask.number("--per-week", o["per_week"], "At most how many a week", max(3, per_day))
     windows = ask.values(
         "--window", o["window"], "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';')",
-        ["Mon-Fri 08:00-17:00"], _window_problem, separator=";",
+        ["Mon-Fri 08:00-17:00"], window_problem, separator=";",
     )  # fmt: skip
     answers = MentorAnswers(name, addresses, zone, per_day, per_week, windows)
     text = render_policy(answers, today=datetime.now().astimezone().date().isoformat())
