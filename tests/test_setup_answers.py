@@ -86,7 +86,7 @@ def test_the_policy_from_flags_is_checked_by_the_policy_rules(tmp_path: Path) ->
     clash = setup(tmp_path, *args, "--mentor-name", "Dr. Li")
     assert clash.exit_code == 1, clash.output
     assert "arivera@hospital.example.org" in clash.stderr, clash.stderr
-    assert f"{tmp_path / 'policies' / 'li.toml'}" in clash.stderr, clash.stderr
+    assert "error: --mentor-address: arivera@hospital.example.org is already Dr. " in clash.stderr, clash.stderr
     assert not (tmp_path / "policies" / "li.toml").exists()
 
 
@@ -148,6 +148,12 @@ class FakeKeyring:
     def set_password(self, service: str, username: str, password: str) -> None:
         self.stored[(service, username)] = password
 
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.stored.get((service, username))
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.stored[(service, username)]
+
 
 def test_with_a_keyring_the_password_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeKeyring()
@@ -193,3 +199,44 @@ def test_servers_not_found_and_not_given_name_the_flag(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "Found nothing (looked at: " in result.output
     assert "error: --imap-host: needed when setup cannot ask (IMAP server (host name))" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [(["--oauth2-client-id", "abc"], "microsoft"), (["--oauth2-client-file", "client.json"], "google")],
+)
+def test_a_sign_in_flag_with_servers_given_by_hand_means_oauth2_and_whose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], kind: str
+) -> None:
+    (tmp_path / "client.json").write_text('{"installed": {"client_id": "g", "client_secret": "s"}}')
+    monkeypatch.chdir(tmp_path)
+    calls: list[Credentials] = []
+    monkeypatch.setattr("agent.mail.oauth.sign_in", lambda creds, **kwargs: calls.append(creds))
+    servers = ["--imap-host", "mail.uni.example", "--smtp-host", "mail.uni.example", "--address", "sam@uni.example"]
+    result = setup(tmp_path, *STUDENT[2:], *servers, *flags)
+    assert result.exit_code == 0, result.output
+    assert [creds.oauth2 for creds in calls] == [kind]
+    assert load_settings(tmp_path / "config.toml").smtp.oauth2 == kind
+
+
+def test_inbox_as_the_outbox_names_the_flag_or_the_file_it_came_from(tmp_path: Path) -> None:
+    args = [*STUDENT, "--password-command", "cat /dev/null"]
+    flagged = setup(tmp_path, *args, "--outbox", "INBOX")
+    assert flagged.exit_code == 1 and "error: --outbox: 'INBOX'" in flagged.stderr, flagged.stderr
+    assert not (tmp_path / "config.toml").exists()
+    assert setup(tmp_path, *args).exit_code == 0
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text() + '\n[imap.folders]\noutbox = "INBOX"\n')
+    by_hand = setup(tmp_path, "--force", *args)
+    assert by_hand.exit_code == 1 and f"error: {config}:" in by_hand.stderr, by_hand.stderr
+    assert "imap.folders.outbox: 'INBOX'" in by_hand.stderr
+
+
+def test_addresses_pasted_with_a_name_are_taken_as_the_address(tmp_path: Path) -> None:
+    args = ["--address", "Sam Patel <sam@icloud.com>", "--password-command", "cat /dev/null"]
+    args += ["--mentor-name", "Dr. Ana Rivera", "--mentor-address", "Dr. Ana Rivera <arivera@hospital.example.org>"]
+    result = setup(tmp_path, *args, "--mentor-address", "Ana.Rivera@Hospital.example.org")
+    assert result.exit_code == 0, result.output
+    assert load_settings(tmp_path / "config.toml").student.address == "sam@icloud.com"
+    _, data = read_toml(tmp_path / "policies" / "rivera.toml")
+    assert data["mentor"]["addresses"] == ["arivera@hospital.example.org", "Ana.Rivera@Hospital.example.org"]

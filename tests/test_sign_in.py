@@ -318,7 +318,8 @@ def test_login_command_without_oauth2_says_what_to_set(tmp_path: Path) -> None:
     done = mentor_agent("login", "--config", str(config), env={})
     assert done.returncode == 1
     assert (
-        'error: nothing to sign in to: neither [imap] nor [smtp] sets oauth2 = "microsoft" or "google"' in done.stderr
+        f'error: {config}: nothing to sign in to: neither [imap] nor [smtp] sets oauth2 = "microsoft" or "google"'
+        in done.stderr
     )
 
 

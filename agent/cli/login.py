@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from agent.cli.support import friendly
-from agent.config.settings import Credentials, Settings, load_settings
-from agent.errors import UserError
+from agent.config.settings import Credentials, Settings, default_config_path, load_settings
+from agent.errors import Problem, UserError
 from agent.mail.oauth import grant_store, sign_in
 
 
@@ -38,17 +38,43 @@ def accounts(settings: Settings) -> list[tuple[str, Credentials]]:
 @friendly
 def login_command(config: Path | None) -> None:
     """Sign in to Microsoft or Google (oauth2 in [imap]/[smtp]); needed again when a sign-in expires."""
-    settings = load_settings(config, required=True)
+    path = config or default_config_path()
+    if not path.exists():
+        raise UserError(
+            [Problem(str(path), "", "no such config file; run `mentor-agent setup` first (it signs in too)")]
+        )
+    settings = load_settings(path, required=True)
     chosen = accounts(settings)
     if not chosen:
-        raise UserError(
-            'nothing to sign in to: neither [imap] nor [smtp] sets oauth2 = "microsoft" or "google" '
-            "(password_command and oauth2_token_command need no sign-in here)"
-        )
+        raise UserError([Problem(str(path), "", _no_sign_in(settings))])
     for section, creds in chosen:
         shared = " (for [imap] and [smtp])" if len(chosen) == 1 and _both(settings) else ""
         click.echo(f"[{section}] {creds.oauth2.capitalize()} sign-in for {creds.username}{shared}")
-        sign_in(creds, username=creds.username, state_dir=settings.state_dir, say=click.echo, section=section)
+        try:
+            sign_in(creds, username=creds.username, state_dir=settings.state_dir, say=click.echo, section=section)
+        except KeyboardInterrupt:  # the grant is stored only once the sign-in finished: there is none to undo
+            click.echo()
+            raise UserError("sign-in stopped (Ctrl-C): nothing was stored; run `mentor-agent login` again") from None
+
+
+def _no_sign_in(settings: Settings) -> str:
+    creds = settings.imap
+    how = next(
+        (
+            key
+            for key in ("password_command", "keyring_service", "oauth2_token_command", "password")
+            if getattr(creds, key)
+        ),
+        "",
+    )
+    none = 'nothing to sign in to: neither [imap] nor [smtp] sets oauth2 = "microsoft" or "google"; '
+    if how == "oauth2_token_command":
+        return none + "this account gets its tokens from oauth2_token_command, which signs in by itself"
+    kind = f" ({how})" if how else ""
+    return none + (
+        f"this account signs in with a password{kind}, which needs no sign-in here; to sign in to Microsoft or "
+        "Google instead, run: mentor-agent setup --auth oauth2"
+    )
 
 
 def _both(settings: Settings) -> bool:

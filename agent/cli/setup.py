@@ -21,49 +21,22 @@ from typing import Any
 
 import click
 
+from agent.cli.answer_checks import address_problem, bare_address, local_zone_name, window_problem, zone_problem
 from agent.cli.prompts import Asker
-from agent.cli.setup_account import AS_IT_IS, ServerAnswers, SignIn, SignInAnswers, choose_servers, sign_in
+from agent.cli.setup_account import (
+    AS_IT_IS,
+    ServerAnswers,
+    SignIn,
+    SignInAnswers,
+    SignInFailed,
+    choose_servers,
+    sign_in,
+)
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
-from agent.config.writer import MentorAnswers, diff, merged, policy_file_name, render_config, render_policy
-from agent.errors import Problem, UserError
-from agent.rules.localtime import zone_named
+from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
+from agent.errors import LoginRefused, Problem, SignInNeeded, UserError
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
-from agent.rules.windows import WeeklyWindow
-
-
-def local_zone_name() -> str:
-    """This machine's IANA zone name ($TZ, /etc/timezone, the /etc/localtime link), else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    with contextlib.suppress(OSError):
-        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
-    with contextlib.suppress(OSError):
-        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[-1])
-    for name in candidates:
-        if name and _zone_problem(name) is None:
-            return name
-    return "UTC"
-
-
-def _zone_problem(name: str) -> str | None:
-    try:
-        zone_named(name)
-    except ValueError as error:
-        return str(error)
-    return None
-
-
-def _address_problem(value: str) -> str | None:
-    local, at, domain = value.partition("@")
-    return None if local and at and "." in domain and " " not in value else f"{value!r} is not an e-mail address"
-
-
-def _window_problem(value: str) -> str | None:
-    try:
-        WeeklyWindow.parse(value)
-    except ValueError as error:
-        return str(error)
-    return None
 
 
 @contextlib.contextmanager
@@ -80,10 +53,17 @@ def _draft(target: Path, text: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def _as(error: UserError, draft: Path, target: Path) -> UserError:
-    """The same problems, naming the file they will be in rather than the draft."""
-    return UserError(
-        [Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line) for p in error.problems]
+def _as(error: UserError, draft: Path, target: Path, flags: dict[str, str] | None = None) -> UserError:
+    """The same problems, naming the file they will be in rather than the draft — or the flag that set the key
+    (``flags``: key -> flag, for the values given as flags this run)."""
+    given = flags or {}
+    return type(error)(  # the same kind (a sign-in that did not finish stays one)
+        [
+            Problem("", given[p.key], p.message)
+            if p.file == str(draft) and p.key in given
+            else Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line)
+            for p in error.problems
+        ]
     )
 
 
@@ -113,11 +93,13 @@ def _commit(draft: Path, target: Path) -> None:
 def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any]) -> tuple[dict[str, Any], SignIn]:
     """Steps 1-3: the changes to the config's data, and how to store the secret once they are agreed."""
     student = existing.get("student", {}) if isinstance(existing.get("student"), dict) else {}
-    address = ask.text("--address", o["address"], "Your e-mail address", student.get("address"), _address_problem)
+    address = bare_address(
+        ask.text("--address", o["address"], "Your e-mail address", student.get("address"), address_problem)
+    )
     default_name = student.get("name") or address.split("@")[0].replace(".", " ").title()
     name = ask.text("--name", o["name"], "Your name (as mentors know you)", default_name)
     zone = ask.text(
-        "--timezone", o["timezone"], "Your time zone", student.get("timezone") or local_zone_name(), _zone_problem
+        "--timezone", o["timezone"], "Your time zone", student.get("timezone") or local_zone_name(), zone_problem
     )
     servers = ServerAnswers(
         o["imap_host"], o["imap_port"], o["imap_security"], o["smtp_host"], o["smtp_port"], o["smtp_security"],
@@ -130,7 +112,7 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
     state_dir = given_state or (load_settings(config) if config.exists() else Settings()).state_dir
     signing = SignInAnswers(
         o["auth"], o["oauth2_client_id"], o["oauth2_client_file"], o["oauth2_tenant"], o["password_command"],
-        o["password_file"], o["store"],
+        o["password_file"], o["store"], o["oauth2_authority"],
     )  # fmt: skip
     signed = sign_in(ask, signing, found, username=username, config=config, state_dir=state_dir, existing=existing)
     smtp_user = o["smtp_username"] if o["smtp_username"] is not None else username
@@ -157,7 +139,14 @@ def account(ask: Asker, o: dict[str, Any], config: Path, existing: dict[str, Any
 
 
 def write_config(
-    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool
+    ask: Asker,
+    config: Path,
+    data: dict[str, Any],
+    signed: SignIn,
+    *,
+    force: bool,
+    connect: bool,
+    flags: dict[str, str] | None = None,
 ) -> Settings:
     """Step 4: check, show, log in, make the folders, write."""
     from agent.daemon import preflight
@@ -170,23 +159,58 @@ def write_config(
             settings = load_settings(draft)
             problems = preflight.problems(settings, draft, signed_in=False)
         except UserError as error:
-            raise _as(error, draft, config) from None
+            raise _as(error, draft, config, flags) from None
         if problems:
-            raise _as(UserError(problems), draft, config)
+            raise _as(UserError(problems), draft, config, flags)
         if not _may_replace(ask, config, text, force):
             raise UserError([Problem(str(config), "", "left as it was")])
-        signed.store()
-        if connect and (problems := preflight.problems(settings, draft)):  # now with the grant it stored
-            raise _as(UserError(problems), draft, config)
-        if connect:
-            ask.say("Logging in to IMAP and SMTP as the agent will ...")
-            lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (the folders come next)
-            ask.say("\n".join("  " + line.replace("will be created by `run`", "missing") for line in lines))
-            created = create_folders(settings, draft)
-            ask.say(f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there.")
-        _commit(draft, config)
+        try:
+            signed.store()
+            if connect and (problems := preflight.problems(settings, draft)):  # now with the grant it stored
+                raise UserError(problems)
+            if connect:
+                ask.say("Logging in to IMAP and SMTP as the agent will ...")
+                lines = probe(settings, draft).lines[:-1]  # not its last: "nothing was changed" (folders come next)
+                ask.say("\n".join("  " + line.replace("will be created by `run`", "missing") for line in lines))
+                created = create_folders(settings, draft)
+                ask.say(
+                    f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there."
+                )
+            _commit(draft, config)
+        except BaseException as error:  # a refused login, Ctrl-C: the secret stored for this config goes too
+            signed.undo()
+            if isinstance(error, UserError):
+                raise _as(error, draft, config, flags) from None
+            raise
     ask.say(f"Wrote {config} (only you can read it).")
     return load_settings(config)
+
+
+def _write_signed_in(
+    ask: Asker, config: Path, data: dict[str, Any], signed: SignIn, *, force: bool, connect: bool, flags: dict[str, str]
+) -> Settings:
+    """:func:`write_config`; a password the server refuses is asked for again (a typo), and a sign-in that did
+    not finish (a code that expired) is offered again, a few times — in a terminal."""
+    for attempt in range(1, 4):
+        try:
+            return write_config(ask, config, data, signed, force=force, connect=connect, flags=flags)
+        except SignInFailed as error:
+            if not ask.interactive or attempt == 3:
+                raise
+            ask.say(f"{error}\nNothing was written.")
+            if not ask.confirm("--auth", None, "Try to sign in again?", True):
+                raise
+        except LoginRefused as error:
+            if isinstance(error, SignInNeeded):
+                raise
+            if signed.again is None or not ask.interactive or attempt == 3:
+                check = " and ".join(("--username", *([signed.source] if signed.source else [])))
+                raise LoginRefused(f"{error}\nnothing was written: check {check}") from None
+            ask.say(
+                f"{error}\nNothing was written. Type the password again (or Ctrl-C to stop and check the user name)."
+            )
+            signed = signed.again()
+    raise AssertionError("unreachable")
 
 
 def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bool) -> Path | None:
@@ -201,32 +225,42 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         if not others:
             ask.say(f"No policy yet: write one in {directory} (see the README, Policies), or run setup again.")
         return None
-    ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
+    if ask.interactive:
+        ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
+    rest: dict[Path, LoadedPolicy] = {}
+    for path in others:
+        with contextlib.suppress(UserError):  # `check` names what is wrong in the others
+            rest[path] = load_policy(path)
     name = ask.text("--mentor-name", o["mentor_name"], "Mentor's name (e.g. Dr. Ana Rivera)", None)
-    addresses = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, _address_problem)
+    target = _policy_target(directory, name, rest)
+    owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
+
+    def unclaimed(value: str) -> str | None:
+        owner = owners.get(bare_address(value).lower())
+        if owner is not None:
+            return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
+        return address_problem(value)
+
+    given = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, unclaimed)
+    addresses = tuple(bare_address(value) for value in given)
     zone = ask.text(
-        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, _zone_problem
+        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, zone_problem
     )
     per_day = ask.number("--per-day", o["per_day"], "At most how many messages a day", 1)
     per_week = ask.number("--per-week", o["per_week"], "At most how many a week", max(3, per_day))
     windows = ask.values(
         "--window", o["window"], "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';')",
-        ["Mon-Fri 08:00-17:00"], _window_problem, separator=";",
+        ["Mon-Fri 08:00-17:00"], window_problem, separator=";",
     )  # fmt: skip
     answers = MentorAnswers(name, addresses, zone, per_day, per_week, windows)
-    target = directory / policy_file_name(name)
     text = render_policy(answers, today=datetime.now().astimezone().date().isoformat())
     with _draft(target, text) as draft:
         try:
             loaded = load_policy(draft)
         except UserError as error:
             raise _as(error, draft, target) from None
-        rest: list[LoadedPolicy] = []
-        for path in others:
-            if path != target:
-                with contextlib.suppress(UserError):  # `check` names what is wrong in the others
-                    rest.append(load_policy(path))
-        clash = check_unique_addresses([*rest, LoadedPolicy(target.stem, draft, loaded.policy)])
+        kept = [policy for path, policy in rest.items() if path != target]
+        clash = check_unique_addresses([*kept, LoadedPolicy(target.stem, draft, loaded.policy)])
         if clash:
             raise _as(UserError(clash), draft, target)
         if not _may_replace(ask, target, text, force):
@@ -234,6 +268,16 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         _commit(draft, target)
     ask.say(f"Wrote {target}: try it on a sample week with `mentor-agent simulate {target}`.")
     return target
+
+
+def _policy_target(directory: Path, name: str, rest: dict[Path, LoadedPolicy]) -> Path:
+    """The file for this mentor's policy: their own when there is one (a re-run: shown as changes), else a
+    name no other mentor's policy has (Dr. Luis Rivera beside Dr. Ana Rivera's rivera.toml: luis-rivera.toml)."""
+    candidates = [directory / file for file in policy_file_names(name)]
+    for path in candidates:
+        if path.exists() and path in rest and rest[path].name.strip().lower() == name.strip().lower():
+            return path
+    return next(path for path in candidates if not path.exists())
 
 
 def setup(o: dict[str, Any]) -> None:
@@ -248,7 +292,8 @@ def setup(o: dict[str, Any]) -> None:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
     changes, signed = account(ask, o, config, existing)
     data = merged(existing, changes)
-    settings = write_config(ask, config, data, signed, force=o["force"], connect=not o["no_connect"])
+    flags = {"imap.folders.outbox": "--outbox"} if o["outbox"] else {}  # a problem with it names the flag
+    settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"], flags=flags)
     write_policy(ask, o, settings, force=o["force"])
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:
@@ -296,6 +341,8 @@ def register(group: click.Group) -> None:
         click.option("--oauth2-client-id", help="Microsoft: the app registration's client id."),
         click.option("--oauth2-client-file", type=click.Path(path_type=Path), help="Google: the OAuth client JSON."),
         click.option("--oauth2-tenant", help='Microsoft: "organizations", "consumers" or a tenant id.'),
+        click.option("--oauth2-authority", help="The sign-in server's base URL, for a sovereign cloud (e.g. "
+                     "https://login.microsoftonline.us) or a test server (default: the provider's own)."),
         click.option("--password-command", help="A command that prints the password (kept as is, nothing stored)."),
         click.option("--password-file", type=click.Path(path_type=Path), help="Read the password from this file."),
         click.option("--store", type=click.Choice(["keyring", "file"]), help="Where the password goes."),

@@ -8,6 +8,7 @@ only the student can read, which ``password_command`` reads.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shlex
@@ -20,6 +21,7 @@ from agent.cli.prompts import Asker
 from agent.config.presets import PRESETS, Found, OAuthKind, Security, Server, found_from
 from agent.config.settings import Credentials
 from agent.errors import Problem, UserError
+from agent.mail.grants import write_private
 
 SECURITIES = ("tls", "starttls", "plain")
 DEFAULT_PORTS: dict[str, dict[str, int]] = {
@@ -101,6 +103,8 @@ def choose_servers(ask: Asker, answers: ServerAnswers, address: str, existing: M
             found = discover(address, where)
             if found is None:
                 ask.say("Found nothing (looked at: " + ", ".join(where.tried) + ")")
+                domain = address.rpartition("@")[2]
+                ask.say(f"  Is {domain} spelled right? If not, stop here (Ctrl-C) and run setup again.")
     if found is not None:
         ask.say(f"Found in {found.source}:\n  IMAP {found.imap}\n  SMTP {found.smtp}")
         if found.oauth2:
@@ -124,6 +128,7 @@ class SignInAnswers:
     password_command: str | None = None
     password_file: Path | None = None
     store: str | None = None  # "keyring" or "file"
+    authority: str | None = None  # the sign-in server's base URL (sovereign clouds, tests); None: the provider's
 
 
 def keyring_backend() -> Any | None:
@@ -153,6 +158,10 @@ def _existing_secret(existing: Mapping[str, Any]) -> dict[str, Any]:
     return {k: imap[k] for k in (*SECRET_KEYS, *OAUTH_KEYS) if k in imap and k != "password"}
 
 
+class SignInFailed(UserError):
+    """The sign-in did not finish (refused, the code expired): in a terminal, setup offers to try again."""
+
+
 @dataclass(frozen=True)
 class SignIn:
     """The keys of [imap] and [smtp] that say how to sign in, and what stores the secret: ``store`` runs once the
@@ -160,6 +169,9 @@ class SignIn:
 
     keys: dict[str, Any]
     store: Callable[[], None] = lambda: None
+    undo: Callable[[], None] = lambda: None  # puts back what ``store`` replaced, when the config is not written
+    source: str = ""  # the flag the secret came from, named when the server refuses it
+    again: Callable[[], SignIn] | None = None  # asks for the password once more (it was typed)
 
 
 def _problem(key: str, message: str, file: Path | str = "") -> UserError:
@@ -195,7 +207,9 @@ def sign_in(
         return SignIn(cleared | kept)
     auth = answers.auth
     if auth is None:
-        if found.oauth2 == "microsoft":
+        if answers.client_id or answers.client_file or answers.authority:
+            auth = "oauth2"  # a sign-in flag given says how, whatever the servers are
+        elif found.oauth2 == "microsoft":
             auth = "oauth2"  # Microsoft turned basic authentication off
         elif found.oauth2 == "google":
             ask.say("Google: sign in with an OAuth client (oauth2), or use an app password (password)?")
@@ -212,10 +226,16 @@ def _oauth(
 ) -> SignIn:
     from agent.mail import oauth
 
-    kind: OAuthKind = found.oauth2 or (
-        "google"
-        if ask.choice("--auth", None, "Whose sign-in", ("microsoft", "google"), "microsoft") == "google"
-        else "microsoft"
+    # Servers given by hand say nothing of whose sign-in: the flags given do (a client file is Google's).
+    hinted: OAuthKind = "google" if answers.client_file else "microsoft" if answers.client_id else ""
+    kind: OAuthKind = (
+        found.oauth2
+        or hinted
+        or (
+            "google"
+            if ask.choice("--auth", None, "Whose sign-in", ("microsoft", "google"), "microsoft") == "google"
+            else "microsoft"
+        )
     )
     keys: dict[str, Any] = {"oauth2": kind}
     if kind == "microsoft":
@@ -227,22 +247,43 @@ def _oauth(
         if answers.client_file is None:
             ask.say(CLIENT_FILE_HELP)
         given = str(answers.client_file) if answers.client_file else None
-        path = Path(ask.text("--oauth2-client-file", given, "OAuth client file (JSON)", None)).expanduser()
-        if not path.is_file():
-            raise _problem("--oauth2-client-file", "no such file", path)
-        keys["oauth2_client_file"] = str(path.resolve())
+        path = Path(ask.text("--oauth2-client-file", given, "OAuth client file (JSON)", None, _client_file_problem))
+        keys["oauth2_client_file"] = str(path.expanduser().resolve())
+    if answers.authority:
+        keys["oauth2_authority"] = answers.authority.rstrip("/")
     creds = Credentials(
         username=username,
         oauth2=kind,
         oauth2_client_id=keys.get("oauth2_client_id", ""),
         oauth2_tenant=keys.get("oauth2_tenant", "organizations"),
         oauth2_client_file=Path(keys["oauth2_client_file"]) if "oauth2_client_file" in keys else None,
+        oauth2_authority=keys.get("oauth2_authority", ""),
     )
 
-    def store() -> None:
-        oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
+    before = _Kept(oauth.grant_store(creds, username=username, state_dir=state_dir).path)  # no keyring_service here
 
-    return SignIn(base | keys, store)
+    def store() -> None:
+        before.take()
+        try:
+            oauth.sign_in(creds, username=username, state_dir=state_dir, say=ask.say)
+        except UserError as error:
+            raise SignInFailed(error.problems) from None
+
+    return SignIn(base | keys, store, before.put_back)
+
+
+def _client_file_problem(answer: str) -> str | None:
+    """A Google client file that is there and is one (asked again in a terminal, else named with its flag)."""
+    path = Path(answer).expanduser()
+    if not path.is_file():
+        return f"{path}: no such file"
+    from agent.mail.oauth_google import client_config
+
+    try:
+        client_config(Credentials(oauth2="google", oauth2_client_file=path), "imap")
+    except UserError as error:
+        return str(error)
+    return None
 
 
 def _read_password_file(path: Path) -> str:
@@ -267,7 +308,7 @@ def _password(
     known: str | None = None,
 ) -> SignIn:
     if answers.password_command:
-        return SignIn(base | {"password_command": answers.password_command})
+        return SignIn(base | {"password_command": answers.password_command}, source="--password-command")
     preset = PRESETS.get(found.preset)
     if preset and preset.app_passwords and known is None:
         ask.say(f"{preset.title} wants an app password, not your usual one: make one at {preset.app_passwords}")
@@ -277,23 +318,70 @@ def _password(
         secret = _read_password_file(answers.password_file)
     else:
         secret = ask.secret("--password-file", f"Password for {username}")
+
+    def again() -> SignIn:
+        return _password(ask, answers, found, username=username, config=config, base=base)
+
+    typed = again if known is None and answers.password_file is None else None
+    source = "--password-file" if answers.password_file is not None else ""
     keyring = keyring_backend()
     where = answers.store or ("keyring" if keyring is not None else "file")
     if where == "keyring":
         if keyring is None:
             raise _problem("--store", "keyring: no system keyring here (pip install keyring, and a Secret Service)")
 
+        old: list[str | None] = []
+
         def into_keyring() -> None:
+            old.append(keyring.get_password(KEYRING_SERVICE, username))
             keyring.set_password(KEYRING_SERVICE, username, secret)
             ask.say(f"The password is in the system keyring (service {KEYRING_SERVICE!r}, user {username!r}).")
 
-        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring)
+        def out_of_keyring() -> None:
+            with contextlib.suppress(Exception):  # backends raise their own types; the config is not written anyway
+                if old and old[0] is not None:
+                    keyring.set_password(KEYRING_SERVICE, username, old[0])
+                elif old:
+                    keyring.delete_password(KEYRING_SERVICE, username)
+
+        return SignIn(base | {"keyring_service": KEYRING_SERVICE}, into_keyring, out_of_keyring, source, typed)
     path = config.with_name(f"{config.stem}.password")  # beside the config, one per config file
+    before = _Kept(path)
 
     def into_file() -> None:
+        before.take()
         _write_secret_file(path, secret)
         ask.say(f"The password is in {path} (only you can read it); the config reads it with password_command.")
         if keyring is None and answers.store is None:
             ask.say("  (With the keyring extra it would go into the system keyring: pipx inject mentor-agent keyring.)")
 
-    return SignIn(base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file)
+    return SignIn(
+        base | {"password_command": f"cat {shlex.quote(str(path))}"}, into_file, before.put_back, source, typed
+    )
+
+
+class _Kept:
+    """A secret file as it was just before setup stored a new one (``take``); ``put_back`` restores it, or
+    removes the new one, when the config is not written after all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.taken = False
+        self.text: str | None = None
+
+    def take(self) -> None:
+        try:
+            self.text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.text = None
+        except OSError as error:
+            raise _problem("", error.strerror or "cannot read", self.path) from None
+        self.taken = True
+
+    def put_back(self) -> None:
+        if not self.taken:  # nothing was stored
+            return
+        if self.text is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            write_private(self.path, self.text)

@@ -30,6 +30,7 @@ COMMENTS: dict[tuple[str, ...], str] = {
     ("smtp", "password_command"): "its first line of output is the password",
     ("imap", "oauth2"): "signed in with `mentor-agent setup`; the grant is kept in the keyring or state_dir",
     ("imap", "oauth2_client_id"): "the app registration the school or you made (the project has none of its own)",
+    ("imap", "oauth2_authority"): "the sign-in server, when not the provider's own (a sovereign cloud)",
     ("smtp", "provider"): "whose sending limits apply",
     ("imap", "folders", "outbox"): "drop finished messages here",
     ("imap", "folders", "scheduled"): "held messages wait here; delete one to cancel, flag it to send now",
@@ -112,12 +113,25 @@ class MentorAnswers:
     over_limit: str = "delay"
 
 
+def _slug(text: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")
+
+
+def policy_file_names(name: str) -> list[str]:
+    """The file names a mentor's policy may take, best first: ``Dr. Ana Rivera`` -> ``rivera.toml``, then
+    ``ana-rivera.toml`` (when another Rivera has the first), then ``rivera-2.toml``, ``rivera-3.toml``, …"""
+    words = [w for w in re.split(r"[\s,]+", name) if w and not w.endswith(".")] or [name]
+    last = _slug(words[-1]) or "mentor"
+    names = [f"{last}.toml"]
+    if len(words) > 1 and (full := _slug(" ".join(words))) and full != last:
+        names.append(f"{full}.toml")
+    return names + [f"{last}-{n}.toml" for n in range(2, 100)]
+
+
 def policy_file_name(name: str) -> str:
     """``Dr. Ana Rivera`` -> ``rivera.toml``: the last word of the name, in ASCII letters, digits and dashes."""
-    words = [w for w in re.split(r"[\s,]+", name) if w and not w.endswith(".")] or [name]
-    ascii_name = unicodedata.normalize("NFKD", words[-1]).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")
-    return f"{slug or 'mentor'}.toml"
+    return policy_file_names(name)[0]
 
 
 def render_policy(answers: MentorAnswers, *, today: str) -> str:

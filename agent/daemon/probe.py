@@ -187,7 +187,7 @@ def create_folders(settings: Settings, config_file: Path) -> list[str]:
     from agent.daemon.session import login_for
 
     imap = settings.imap
-    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file), settings.state_dir))
+    mailbox = Mailbox(imap, login_for(imap, "imap", str(config_file), settings.state_dir))  # state: the grant
     mailbox.connect()
     try:
         require_live(mailbox, settings, config_file)
