@@ -36,9 +36,23 @@ ENGINE = (
     "keep_clear",
     "meeting_desk",
     "student_hours",
+    "agreement_review",
+    "answer_times",
+    "agenda",
+    "agenda_ahead",
+    "agenda_desk",
+    "agreement",
 )
-DECLARATIONS = (*ENGINE, "policy", "invites")  # where the attribute types are declared
-PACKAGE = {"status": "store", "rounds": "store", "keep_clear": "reconcile", "meeting_desk": "reconcile"}  # else rules
+DECLARATIONS = (*ENGINE, "policy", "invites/objects")  # where the attribute types are declared
+PACKAGE = {  # else rules
+    "status": "store",
+    "rounds": "store",
+    "keep_clear": "reconcile",
+    "meeting_desk": "reconcile",
+    "agenda_ahead": "reconcile",
+    "agenda_desk": "reconcile",
+    "agreement": "reconcile",
+}
 HELPERS = {("localtime", "after"), ("localtime", "elapsed"), ("localtime", "shift_days")}
 
 TD, DT, DATE = "timedelta", "datetime", "date"
