@@ -6,7 +6,9 @@ accepted, and ``accepted`` is filed in Sent.
 
 A release split into several e-mails is taken part by part (the parts' marks kept on disk,
 :mod:`agent.reconcile.digest_delivery`): the messages in accepted parts are filed in Sent with every such part,
-those in the part that was in flight are in doubt, and those in parts never started are ``claimed`` again.
+those in the part that was in flight are in doubt, and those in parts never started go back to Scheduled, to go
+again as one digest under the mentor's rules (:func:`agent.reconcile.digest_delivery.back_to_scheduled`), never
+one e-mail each at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import logging
 from agent.mail.session import MailboxError
 from agent.reconcile.attention import attention
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_PLANNED, Part, divide, forget, load_parts, mark_part
+from agent.reconcile.digest_delivery import (
+    PART_ACCEPTED,
+    PART_PLANNED,
+    Part,
+    back_to_scheduled,
+    divide,
+    forget,
+    load_parts,
+    mark_part,
+)
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Row
@@ -94,7 +105,6 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
     accepted, and so was every part before it; after the last accepted part, one marked as being sent is in doubt
     and the rest were never handed to SMTP.
     """
-    ledger = world.ledger
     look = world.settings.smtp.file_in_sent != "always"
     found = await world.in_sent([p.message_id for p in parts], wait=False) if look else set()
     done = 1 + max((i for i, p in enumerate(parts) if p.state == PART_ACCEPTED or p.message_id in found), default=-1)
@@ -106,9 +116,6 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
         fresh += [row for row in in_doubt if row.key in parts[done].keys]
         in_doubt = [row for row in in_doubt if row.key not in parts[done].keys]
     if fresh:
-        with ledger.transaction():
-            for row in fresh:
-                ledger.update(row.key, state=CLAIMED, item=None)
         log.info(
             "%d of %d e-mails of a split release went before mentor-agent stopped; %d message(s) never handed "
             "to the mail server go again",
@@ -116,6 +123,8 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
             len(parts),
             len(fresh),
         )
+        # Each stays ``sending`` until it is back in Scheduled: a crash meanwhile brings it here again.
+        await back_to_scheduled(world, fresh, "not sent yet: mentor-agent stopped before it went; it goes again")
     if in_doubt:
         number = done + 1
         await attention(
