@@ -1,7 +1,9 @@
 """A digest split into several e-mails ([digest] max_bytes) and a crash while it goes: after ``recover`` every
 part the server accepted is in Sent exactly once, the part that was in flight is *in doubt* (the student is
-told), and the parts never started go back to Scheduled and are sent once more — never twice, never lost. The same when the server fails
-part-way while the daemon runs (a refusal, a temporary failure, a lost answer).
+told), and the messages of the parts never started go back to Scheduled and are sent once more, together —
+never twice, never lost. The same when the server fails part-way while the daemon runs (a refusal, a temporary
+failure, a lost answer). That they go again as one digest under the mentor's rules, with her policy loaded, is
+in tests/test_split_digest_rest.py.
 
 On the in-memory mailbox (tests/fakes/memory_mailbox.py) and the real aiosmtpd server; the daemon's crash points
 (agent/crashpoints.py) are made to raise here instead of killing the process. The same with a real daemon killed
