@@ -248,3 +248,28 @@ def test_the_rest_keeps_its_place_before_newer_messages(paced: Paced) -> None:
     paced.passes()
     assert emails(paced)[1:] == [ALL[4:6], ["Question 9"]], "the rest first, then the newer one"
     assert states(paced, [*rows[4:], newer]) == [DONE] * 3
+
+
+@pytest.mark.parametrize("point", ["claimed", "queued"])
+def test_a_crash_before_a_release_was_handed_to_smtp_sends_it_as_planned(
+    paced: Paced, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    """Claimed (or next in line), never marked sending: after the restart the release goes as it was planned,
+    three e-mails of two, not one e-mail for each message left claimed."""
+
+    def crash_point(name: str) -> None:
+        if name == point:
+            raise Crash(name)
+
+    monkeypatch.setattr("agent.reconcile.delivery.crash_point", crash_point)
+    rows = release(paced)
+    with pytest.raises(Crash):
+        run(deliver_all(paced.world, [Item(rows)]))
+    monkeypatch.undo()
+    assert paced.smtp.messages == []
+    run(recover(paced.restart()))
+    assert states(paced, rows) == [SCHEDULED] * MESSAGES, "back in the engine's queue"
+    paced.passes()
+    assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]]
+    assert states(paced, rows) == [DONE] * MESSAGES
+    assert paced.server.messages("Sending") == {} and paced.subjects("Needs attention") == []

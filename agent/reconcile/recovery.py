@@ -1,8 +1,9 @@
 """After a crash or a restart: finish what was started (see :mod:`agent.reconcile.delivery`).
 
 ``queued`` goes back to ``claimed`` (or counts as ``sending`` after a machine restart), ``claimed`` is sent
-again (or found back where it was), ``sending`` is in doubt unless the provider's copy in Sent proves it was
-accepted, and ``accepted`` is filed in Sent.
+again (or found back where it was; several of one mentor's, one digest, go back to Scheduled to go as one
+again), ``sending`` is in doubt unless the provider's copy in Sent proves it was accepted, and ``accepted`` is
+filed in Sent.
 
 A release split into several e-mails is taken part by part (the parts' marks kept on disk,
 :mod:`agent.reconcile.digest_delivery`): the messages in accepted parts are filed in Sent with every such part,
@@ -14,6 +15,7 @@ one e-mail each at once.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from agent.mail.session import MailboxError
 from agent.reconcile.attention import attention
@@ -48,11 +50,13 @@ async def recover(world: World) -> None:
                 ledger.update(row.key, state=SENDING if after_reboot else CLAIMED)
         if after_reboot:
             log.warning("%d message(s) were next in line when the machine stopped: treated as in doubt", len(queued))
+    in_sending: dict[str | None, list[Row]] = {}
     for row in ledger.in_states(CLAIMED):
         uid = await world.locate(folders.sending, row.key, row.uid if row.folder == folders.sending else None)
         if uid is not None:
             ledger.update(row.key, folder=folders.sending, uid=uid)
-            continue  # planned again below: it was never handed to SMTP, so it is safe to send
+            in_sending.setdefault(row.mentor, []).append(replace(row, folder=folders.sending, uid=uid))
+            continue  # it was never handed to SMTP, so it is safe to send
         origin = row.folder if row.folder and row.folder != folders.sending else folders.scheduled
         back = await world.locate(origin, row.key, None)
         if back is not None:
@@ -60,6 +64,11 @@ async def recover(world: World) -> None:
         else:
             ledger.update(row.key, state=CANCELLED, detail="gone before it was sent")
             publish(Cancelled(row.key, "gone before it was sent"))
+    # A pass sends at most one release to each mentor: several of hers left claimed were one digest. Claimed
+    # again, each would go as an e-mail of its own; back in Scheduled, they go again as one (a single message
+    # stays claimed and goes first).
+    together = [row for mentor, rows in in_sending.items() if mentor and len(rows) > 1 for row in rows]
+    await back_to_scheduled(world, together, "not sent yet: mentor-agent stopped before it went; it goes again")
     by_item: dict[str, list[Row]] = {}
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)
