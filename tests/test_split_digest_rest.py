@@ -273,3 +273,30 @@ def test_a_crash_before_a_release_was_handed_to_smtp_sends_it_as_planned(
     assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]]
     assert states(paced, rows) == [DONE] * MESSAGES
     assert paced.server.messages("Sending") == {} and paced.subjects("Needs attention") == []
+
+
+def test_a_first_part_refused_holds_back_only_its_own_messages(paced: Paced) -> None:
+    """The first e-mail refused (550): its messages need attention, the others were never tried and go as one."""
+    refuse_mail_from(paced, "550 5.7.1 not allowed", 1)
+    rows = release(paced)
+    run(deliver_all(paced.world, [Item(rows)]))
+    assert states(paced, rows) == [ATTENTION, ATTENTION] + [SCHEDULED] * 4
+    assert paced.subjects("Needs attention") == ["Question 0", "Question 1"]
+    paced.smtp.state.gate = None
+    paced.passes()
+    assert emails(paced) == [ALL[2:4], ALL[4:6]]
+
+
+def test_a_first_part_whose_answer_was_lost_puts_only_its_messages_in_doubt(paced: Paced) -> None:
+    def gate(stage: str, _: int) -> str | None:
+        if stage == "MAIL" and not paced.smtp.messages:
+            paced.smtp.drop_after_data()
+        return None
+
+    paced.smtp.state.gate = gate
+    rows = release(paced)
+    run(deliver_all(paced.world, [Item(rows)]))
+    assert states(paced, rows) == [ATTENTION, ATTENTION] + [SCHEDULED] * 4, "the others certainly never went"
+    paced.smtp.state.gate = None
+    paced.passes()
+    assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]], "the one in doubt not again"

@@ -389,8 +389,8 @@ _NEVER_STARTED = "not sent yet: an earlier e-mail of its digest failed; it goes 
 
 def _part_way(world: World, item: str, rows: list[Row], parts_sent: int) -> tuple[list[Row], list[Row], list[Row]]:
     """After a failure: (the messages whose e-mail the server accepted, those of the one that failed, those of
-    the parts never started). Only a split release can have gone part-way."""
-    parts = load_parts(world, item) if parts_sent else None
+    the parts never started). Only a split release can have gone part-way, or failed at a part before others."""
+    parts = load_parts(world, item)
     if parts is None:
         return [], rows, []
     return divide(rows, parts, parts_sent)
