@@ -117,6 +117,11 @@ def states(setup: Setup, rows: list[Row]) -> list[str]:
     return [setup.state(row) for row in rows]
 
 
+def kept(setup: Setup) -> list[str]:
+    """The copies and part lists kept for recovery (agent/reconcile/digest_delivery.py): let go once done."""
+    return sorted(path.name for path in (setup.settings.state_dir / "digests").glob("*"))
+
+
 def test_the_release_goes_as_three_emails_of_two(paced: Paced) -> None:
     rows = release(paced)
     run(deliver_all(paced.world, [Item(rows)]))
@@ -144,6 +149,7 @@ def test_after_a_crash_between_parts_the_rest_goes_as_the_remaining_parts_not_on
     assert questions_filed(paced) == ALL
     assert states(paced, rows) == [DONE] * MESSAGES
     assert paced.subjects("Needs attention") == [] and paced.server.messages("Sending") == {}
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def refuse_mail_from(setup: Setup, reply: str, number: int) -> None:
@@ -167,6 +173,7 @@ def test_after_a_refused_part_the_parts_never_started_go_as_one_digest(paced: Pa
     paced.passes()
     assert emails(paced) == [ALL[0:2], ALL[4:6]], "the third part as it was, not two e-mails"
     assert paced.subjects("Needs attention") == ["Question 2", "Question 3"]
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def test_after_a_lost_answer_the_parts_never_started_go_as_one_digest(paced: Paced) -> None:
@@ -187,6 +194,7 @@ def test_after_a_lost_answer_the_parts_never_started_go_as_one_digest(paced: Pac
     paced.smtp.state.gate = None
     paced.passes()
     assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]], "the one in doubt not again, the rest as one"
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def test_stopped_part_way_the_rest_goes_as_one_digest_after_the_restart(
@@ -209,6 +217,7 @@ def test_stopped_part_way_the_rest_goes_as_one_digest_after_the_restart(
     paced.restart()
     paced.passes()
     assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]], "each once, no more e-mails than planned"
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def test_a_refused_login_part_way_puts_the_rest_back_to_scheduled_with_one_notice(
@@ -237,6 +246,7 @@ def test_a_refused_login_part_way_puts_the_rest_back_to_scheduled_with_one_notic
     paced.passes()
     assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]], "the rest as planned, each once"
     assert states(paced, rows) == [DONE] * MESSAGES
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def test_the_rest_keeps_its_place_before_newer_messages(paced: Paced) -> None:
@@ -248,6 +258,8 @@ def test_the_rest_keeps_its_place_before_newer_messages(paced: Paced) -> None:
     paced.passes()
     assert emails(paced)[1:] == [ALL[4:6], ["Question 9"]], "the rest first, then the newer one"
     assert states(paced, [*rows[4:], newer]) == [DONE] * 3
+
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 @pytest.mark.parametrize("point", ["claimed", "queued"])
@@ -273,6 +285,7 @@ def test_a_crash_before_a_release_was_handed_to_smtp_sends_it_as_planned(
     assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]]
     assert states(paced, rows) == [DONE] * MESSAGES
     assert paced.server.messages("Sending") == {} and paced.subjects("Needs attention") == []
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def test_a_first_part_refused_holds_back_only_its_own_messages(paced: Paced) -> None:
@@ -285,6 +298,7 @@ def test_a_first_part_refused_holds_back_only_its_own_messages(paced: Paced) -> 
     paced.smtp.state.gate = None
     paced.passes()
     assert emails(paced) == [ALL[2:4], ALL[4:6]]
+    assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
 def test_a_first_part_whose_answer_was_lost_puts_only_its_messages_in_doubt(paced: Paced) -> None:
@@ -300,3 +314,4 @@ def test_a_first_part_whose_answer_was_lost_puts_only_its_messages_in_doubt(pace
     paced.smtp.state.gate = None
     paced.passes()
     assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]], "the one in doubt not again"
+    assert kept(paced) == [], "nothing kept for recovery once all is done"

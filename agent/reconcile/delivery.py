@@ -44,6 +44,7 @@ from agent.reconcile.digest_delivery import (
     back_to_scheduled,
     compose_digest,
     divide,
+    forget,
     load_parts,
     mark_part,
 )
@@ -346,9 +347,11 @@ async def _send(
     except TransientSendError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
         await retry_later(world, failed + rest, str(error))
-    if login is not None and not rows:
-        raise _Blocked(login, failed + rest)
-    if not rows:
+    if not rows:  # nothing went: the copies kept for filing are let go, as recover() does
+        for part in prepared if len(prepared) > 1 else []:
+            forget(world, part.message_id)
+        if login is not None:
+            raise _Blocked(login, failed + rest)
         return None
     prepared = prepared[:parts_sent]
     sent_at = world.now()
