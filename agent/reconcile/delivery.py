@@ -47,6 +47,7 @@ from agent.reconcile.digest_delivery import (
     forget,
     load_parts,
     mark_part,
+    split_notice,
 )
 from agent.reconcile.events import Cancelled, Sent, publish
 from agent.reconcile.prepared import Prepared, prepare
@@ -257,38 +258,9 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
 
     composed = compose_digest(world, raws)
     if len(composed.prepared) > 1:
-        title, lines = _split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
+        title, lines = split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
         await world.notify(title, lines, about=raws[0][0].message_id)
     return composed.prepared, composed.recipients
-
-
-def _split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) -> tuple[str, list[str]]:
-    limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
-    count = digests + len(alone)
-    lines = []
-    if alone:
-        names = ", ".join(f"“{row.subject}”" for row in alone)
-        one = len(alone) == 1
-        lines.append(
-            f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
-            f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
-            f"{'it' if one else 'them'}, not inside a digest."
-        )
-    if digests > 1:
-        lines.append(
-            f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
-            f"as {digests} digests."
-        )
-    elif digests == 1:
-        lines.append("The other waiting messages go together as one digest.")
-    lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
-    lines.append("\n".join(f"  • {row.subject}" for row in rows))
-    title = (
-        f"Sent on its own, too large for a digest: {alone[0].subject}"
-        if alone
-        else f"Digest split in {digests}: {rows[0].subject}"
-    )
-    return title, lines
 
 
 async def _send(

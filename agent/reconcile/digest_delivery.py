@@ -199,3 +199,33 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone),
     )
     return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)
+
+
+def split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) -> tuple[str, list[str]]:
+    """The notice that a release goes as several e-mails: which go alone, how many digests."""
+    limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
+    count = digests + len(alone)
+    lines = []
+    if alone:
+        names = ", ".join(f"“{row.subject}”" for row in alone)
+        one = len(alone) == 1
+        lines.append(
+            f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
+            f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
+            f"{'it' if one else 'them'}, not inside a digest."
+        )
+    if digests > 1:
+        lines.append(
+            f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
+            f"as {digests} digests."
+        )
+    elif digests == 1:
+        lines.append("The other waiting messages go together as one digest.")
+    lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
+    lines.append("\n".join(f"  • {row.subject}" for row in rows))
+    title = (
+        f"Sent on its own, too large for a digest: {alone[0].subject}"
+        if alone
+        else f"Digest split in {digests}: {rows[0].subject}"
+    )
+    return title, lines
