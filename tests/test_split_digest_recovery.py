@@ -1,7 +1,9 @@
 """A digest split into several e-mails ([digest] max_bytes) and a crash while it goes: after ``recover`` every
 part the server accepted is in Sent exactly once, the part that was in flight is *in doubt* (the student is
-told), and the parts never started are sent once more — never twice, never lost. The same when the server fails
-part-way while the daemon runs (a refusal, a temporary failure, a lost answer).
+told), and the messages of the parts never started go back to Scheduled and are sent once more, together —
+never twice, never lost. The same when the server fails part-way while the daemon runs (a refusal, a temporary
+failure, a lost answer). That they go again as one digest under the mentor's rules, with her policy loaded, is
+in tests/test_split_digest_rest.py.
 
 On the in-memory mailbox (tests/fakes/memory_mailbox.py) and the real aiosmtpd server; the daemon's crash points
 (agent/crashpoints.py) are made to raise here instead of killing the process. The same with a real daemon killed
@@ -33,7 +35,7 @@ from agent.reconcile.digest_delivery import (
     saved_path,
 )
 from agent.reconcile.recovery import recover
-from agent.store.ledger import ACCEPTED, ATTENTION, CLAIMED, DONE, Row
+from agent.store.ledger import ACCEPTED, ATTENTION, CLAIMED, DONE, SCHEDULED, Row
 from tests.servers.smtp import SmtpServer
 from tests.test_delivery_on_fake import Setup, notice
 
@@ -134,9 +136,13 @@ def kept_files(setup: Setup) -> list[Path]:
     return list(saved_path(setup.world, "x").parent.glob("*"))
 
 
-def send_claimed(setup: Setup) -> None:
-    """What the daemon does next after recover(): messages left claimed go out (agent/reconcile/intake.py)."""
-    run(deliver_all(setup.world, [Item([row]) for row in setup.world.ledger.in_states(CLAIMED)]))
+def send_again(setup: Setup) -> None:
+    """What the daemon does next: the messages given back to Scheduled go out again, as one release (the engine
+    batches them; with the mentor's policy this is tests/test_split_digest_rest.py), and any left claimed."""
+    ledger = setup.world.ledger
+    waiting = ledger.in_states(SCHEDULED)
+    items = [Item([row]) for row in ledger.in_states(CLAIMED)] + ([Item(waiting)] if waiting else [])
+    run(deliver_all(setup.world, items))
 
 
 def states(setup: Setup, rows: list[Row]) -> list[str]:
@@ -178,9 +184,10 @@ def test_parts_never_started_are_sent_once_after_the_restart(split: Setup, monke
     assert len(split.smtp.messages) == 1
     run(recover(split.restart()))
     assert questions_filed(split) == ["Question 0"], "the accepted part is in Sent"
-    assert states(split, rows) == [DONE, CLAIMED, CLAIMED]
+    assert states(split, rows) == [DONE, SCHEDULED, SCHEDULED], "back to the engine, to go as one digest again"
+    assert sorted(split.subjects("Scheduled")) == ["Question 1", "Question 2"]
     assert split.subjects("Needs attention") == [], "nothing was in doubt"
-    send_claimed(split)
+    send_again(split)
     assert questions_received(split) == ["Question 0", "Question 1", "Question 2"], "each once"
     assert questions_filed(split) == ["Question 0", "Question 1", "Question 2"]
     assert states(split, rows) == [DONE] * PARTS
@@ -193,10 +200,10 @@ def test_the_part_in_flight_is_in_doubt_and_the_student_is_told(split: Setup, mo
     assert len(split.smtp.messages) == 2
     run(recover(split.restart()))
     assert questions_filed(split) == ["Question 0"]
-    assert states(split, rows) == [DONE, ATTENTION, CLAIMED]
+    assert states(split, rows) == [DONE, ATTENTION, SCHEDULED]
     assert split.subjects("Needs attention") == ["Question 1"], "still visible, in one place"
     assert notice("In doubt: Question 1", split)
-    send_claimed(split)
+    send_again(split)
     assert questions_received(split) == ["Question 0", "Question 1", "Question 2"], "nothing twice"
     assert split.server.messages("Sending") == {}
 
@@ -206,10 +213,10 @@ def test_a_part_the_provider_filed_was_accepted(auto: Setup, monkeypatch: pytest
     crash_in_send(monkeypatch, 2)
     rows = release(auto, monkeypatch)
     run(recover(auto.restart()))
-    assert states(auto, rows) == [DONE, DONE, CLAIMED], "the provider's copy proves the second part went"
+    assert states(auto, rows) == [DONE, DONE, SCHEDULED], "the provider's copy proves the second part went"
     assert questions_filed(auto) == ["Question 0", "Question 1"], "the provider's copies, no second ones"
     assert auto.subjects("Needs attention") == []
-    send_claimed(auto)
+    send_again(auto)
     assert questions_received(auto) == ["Question 0", "Question 1", "Question 2"]
 
 
@@ -218,9 +225,9 @@ def test_a_crash_before_the_first_part_sends_it_all_once(split: Setup, monkeypat
     rows = release(split, monkeypatch)
     assert split.smtp.messages == []
     run(recover(split.restart()))
-    assert states(split, rows) == [CLAIMED] * PARTS, "never handed to SMTP: safe to send"
+    assert states(split, rows) == [SCHEDULED] * PARTS, "never handed to SMTP: safe to send, as one digest again"
     assert split.subjects("Needs attention") == []
-    send_claimed(split)
+    send_again(split)
     assert questions_received(split) == ["Question 0", "Question 1", "Question 2"]
     assert states(split, rows) == [DONE] * PARTS
 
@@ -246,10 +253,10 @@ def test_a_part_refused_after_others_went_files_those_and_tells_only_its_message
     rows = [split.row(big(n), "Scheduled") for n in range(PARTS)]
     run(deliver_all(split.world, [Item(rows)]))
     assert questions_filed(split) == ["Question 0"], "the part that went is in Sent"
-    assert states(split, rows) == [DONE, ATTENTION, CLAIMED]
+    assert states(split, rows) == [DONE, ATTENTION, SCHEDULED]
     assert split.subjects("Needs attention") == ["Question 1"]
     assert notice("Not sent: Question 1", split) and not notice("Not sent: Question 0", split)
-    send_claimed(split)
+    send_again(split)
     assert questions_received(split) == ["Question 0", "Question 2"], "each once; the refused one not at all"
     assert split.server.messages("Sending") == {}
     assert kept_files(split) == []
@@ -308,9 +315,9 @@ def test_a_part_whose_answer_was_lost_is_in_doubt_and_only_its_messages(split: S
     rows = [split.row(big(n), "Scheduled") for n in range(PARTS)]
     run(deliver_all(split.world, [Item(rows)]))
     assert questions_filed(split) == ["Question 0"]
-    assert states(split, rows) == [DONE, ATTENTION, CLAIMED]
+    assert states(split, rows) == [DONE, ATTENTION, SCHEDULED]
     assert notice("In doubt: Question 1", split) and split.subjects("Needs attention") == ["Question 1"]
     split.smtp.state.gate = None
-    send_claimed(split)
+    send_again(split)
     assert questions_received(split) == ["Question 0", "Question 1", "Question 2"], "each once"
     assert split.server.messages("Sending") == {} and kept_files(split) == []

@@ -38,7 +38,17 @@ from agent.logs import named
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError
 from agent.reconcile.attention import attention, retry_later
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_SENDING, compose_digest, divide, load_parts, mark_part
+from agent.reconcile.digest_delivery import (
+    PART_ACCEPTED,
+    PART_SENDING,
+    back_to_scheduled,
+    compose_digest,
+    divide,
+    forget,
+    load_parts,
+    mark_part,
+    split_notice,
+)
 from agent.reconcile.events import Cancelled, Sent, publish
 from agent.reconcile.prepared import Prepared, prepare
 from agent.reconcile.send_limits import sending_slot
@@ -55,11 +65,19 @@ SIGN_IN_RETRY = timedelta(minutes=1)  # the sign-in server could not be reached:
 
 
 class _Blocked(Exception):
-    """Internal: the SMTP login was refused before this item was sent; every worker stops."""
+    """Internal: the SMTP login was refused before ``unsent`` went; every worker stops. ``done``: the parts of
+    a split release that went before it (to be filed)."""
 
-    def __init__(self, error: LoginRefused | TlsProblem) -> None:
+    def __init__(
+        self,
+        error: LoginRefused | TlsProblem,
+        unsent: list[Row],
+        done: tuple[list[Row], list[Prepared]] | None = None,
+    ) -> None:
         super().__init__(str(error))
         self.error = error
+        self.unsent = unsent
+        self.done = done
 
 
 @dataclass(frozen=True)
@@ -147,7 +165,7 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     accepted: list[tuple[list[Row], list[Prepared]]] = []
     waiting = list(ready)
     queued: set[int] = set()  # id() of the items marked queued on disk
-    blocked: list[tuple[Item, LoginRefused | TlsProblem]] = []  # refused login: the item it stopped at
+    blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
 
     async def worker() -> None:
         async with Sender(world.settings.smtp, login, stopping=world.stopping) as sender:
@@ -165,7 +183,9 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
                 try:
                     done = await _deliver_one(world, sender, item, bodies)
                 except _Blocked as refusal:
-                    blocked.append((item, refusal.error))
+                    if refusal.done is not None:
+                        accepted.append(refusal.done)
+                    blocked.append((refusal.unsent, refusal.error))
                     return
                 if done is not None:
                     accepted.append(done)
@@ -185,9 +205,12 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
                 for row in item.rows:
                     world.ledger.update(row.key, state=CLAIMED)
     if blocked:
-        back = [row for item in [*(i for i, _ in blocked), *waiting] for row in item.rows]
+        back = [row for unsent, _ in blocked for row in unsent] + [row for item in waiting for row in item.rows]
         await put_back(world, back, blocked[0][1])
         await smtp_refused(world, blocked[0][1], back)
+    else:  # several messages left claimed would go one e-mail each: they wait to go as one digest again
+        several = [row for item in waiting if len(item.rows) > 1 for row in item.rows]
+        await back_to_scheduled(world, several, "not sent yet: it goes again with the rest of its digest")
     await file_accepted(world, accepted)
 
 
@@ -235,38 +258,9 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
 
     composed = compose_digest(world, raws)
     if len(composed.prepared) > 1:
-        title, lines = _split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
+        title, lines = split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
         await world.notify(title, lines, about=raws[0][0].message_id)
     return composed.prepared, composed.recipients
-
-
-def _split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) -> tuple[str, list[str]]:
-    limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
-    count = digests + len(alone)
-    lines = []
-    if alone:
-        names = ", ".join(f"“{row.subject}”" for row in alone)
-        one = len(alone) == 1
-        lines.append(
-            f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
-            f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
-            f"{'it' if one else 'them'}, not inside a digest."
-        )
-    if digests > 1:
-        lines.append(
-            f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
-            f"as {digests} digests."
-        )
-    elif digests == 1:
-        lines.append("The other waiting messages go together as one digest.")
-    lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
-    lines.append("\n".join(f"  • {row.subject}" for row in rows))
-    title = (
-        f"Sent on its own, too large for a digest: {alone[0].subject}"
-        if alone
-        else f"Digest split in {digests}: {rows[0].subject}"
-    )
-    return title, lines
 
 
 async def _send(
@@ -275,8 +269,9 @@ async def _send(
     """One item over the open connection; what the server accepted (then it is to be filed), or None.
 
     A release split into several e-mails that fails part-way: the parts that went are accepted and filed, the
-    messages of the part that failed are handled as the error says, and those of the parts never started go again
-    (claimed, or back to Scheduled after a temporary failure): nothing is sent twice.
+    messages of the part that failed are handled as the error says, and those of the parts never started go back
+    to Scheduled, to go again as one digest when the mentor's rules allow (never one e-mail each at once); a
+    refused login puts the part that failed back too, and stops sending. Nothing is sent twice.
     """
     ledger = world.ledger
     item = prepared[0].message_id
@@ -288,6 +283,8 @@ async def _send(
     parts_sent = 0
     failed: list[Row] = []  # the messages of the e-mail that failed (all of them for a single e-mail)
     rest: list[Row] = []  # the messages of the parts of a split release never started
+    several = len(rows) > 1  # a digest: what was not sent goes as one again, never one e-mail each
+    login: LoginRefused | TlsProblem | None = None  # refused part-way: the rest goes back, sending stops
     try:
         for index, part in enumerate(prepared):
             if len(prepared) > 1:  # a split release: each part's progress on disk, for recover()
@@ -300,30 +297,33 @@ async def _send(
             parts_sent += 1
     except (LoginRefused, TlsProblem) as error:
         if not parts_sent:  # refused before anything was sent: the message goes back, untouched
-            raise _Blocked(error) from error
+            raise _Blocked(error, rows) from error
+        # Part-way: what went is filed, the rest goes back to Scheduled untouched (no fault of any message).
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
-        await attention(
-            world,
-            failed + rest,
-            f"only {parts_sent} of {len(prepared)} e-mails were sent before the server refused the login ({error})",
-            doubt=False,
-        )
-    except SendStopped:  # stopped while a retry waited: not sent, so it goes first after the restart
+        login = error
+    except SendStopped:  # stopped while a retry waited: not sent, so it goes again after the restart
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
-        _claim_again(world, failed + rest)
+        if several:
+            await back_to_scheduled(world, failed + rest, "not sent yet: mentor-agent stopped before it went")
+        else:
+            _claim_again(world, failed)  # a single message goes first after the restart
         log.info("%s: not sent, mentor-agent is stopping; it goes after the restart", item)
     except PermanentSendError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
         await attention(world, failed, f"the mail server refused it: {error.reply}", doubt=False)
-        _claim_again(world, rest)
+        await back_to_scheduled(world, rest, _NEVER_STARTED)
     except InDoubtError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
         await attention(world, failed, f"the connection broke while the server was accepting it ({error})", doubt=True)
-        _claim_again(world, rest)
+        await back_to_scheduled(world, rest, _NEVER_STARTED)
     except TransientSendError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
         await retry_later(world, failed + rest, str(error))
-    if not rows:
+    if not rows:  # nothing went: the copies kept for filing are let go, as recover() does
+        for part in prepared if len(prepared) > 1 else []:
+            forget(world, part.message_id)
+        if login is not None:
+            raise _Blocked(login, failed + rest)
         return None
     prepared = prepared[:parts_sent]
     sent_at = world.now()
@@ -354,13 +354,18 @@ async def _send(
             ["The message was sent, but the server refused these recipients:", "\n".join(lines)],
             about=rows[0].message_id,
         )
+    if login is not None:
+        raise _Blocked(login, failed + rest, done=(rows, prepared))
     return rows, prepared
+
+
+_NEVER_STARTED = "not sent yet: an earlier e-mail of its digest failed; it goes again with the rest"
 
 
 def _part_way(world: World, item: str, rows: list[Row], parts_sent: int) -> tuple[list[Row], list[Row], list[Row]]:
     """After a failure: (the messages whose e-mail the server accepted, those of the one that failed, those of
-    the parts never started). Only a split release can have gone part-way."""
-    parts = load_parts(world, item) if parts_sent else None
+    the parts never started). Only a split release can have gone part-way, or failed at a part before others."""
+    parts = load_parts(world, item)
     if parts is None:
         return [], rows, []
     return divide(rows, parts, parts_sent)

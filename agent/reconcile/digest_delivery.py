@@ -3,7 +3,12 @@
 A release split into several e-mails (``[digest] max_bytes``) also keeps a list of its parts on disk, each part
 marked ``sending`` just before it goes over SMTP and ``accepted`` as soon as the server said yes (both flushed to
 disk): after a crash, :func:`agent.reconcile.recovery.recover` files every accepted part in Sent, tells the
-student about the one that was in flight, and sends the parts never started again.
+student about the one that was in flight, and gives the messages of the parts never started back to the pacing
+engine (:func:`back_to_scheduled`), as after a failure part-way while running.
+
+Those messages never go one e-mail each at once (as messages left ``claimed`` do): they wait in Scheduled,
+untouched and in their place by arrival, and the engine batches them again, as the rest of that digest,
+under the mentor's rules (a later send counts as one more message, as it reaches her at another time).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from email import policy as email_policy
 from pathlib import Path
 
 from agent.logs import named
+from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.prepared import Prepared, prepare
 from agent.rules.digest import Original, compose_parts, envelope_recipients
 from agent.rules.envelope import domain_of
-from agent.store.ledger import Row
+from agent.store.ledger import SCHEDULED, Row
 from agent.store.statefiles import private_dir
 
 log = logging.getLogger("mentor_agent.digest")
@@ -116,6 +122,29 @@ def mark_part(world: World, item: str, index: int, state: str) -> None:
         save_parts(world, item, parts)
 
 
+async def back_to_scheduled(world: World, rows: Sequence[Row], why: str) -> None:
+    """Messages of a release that were never handed to SMTP, in Sending: back to Scheduled as they were, for
+    the engine to decide again (see the module docstring). Each row stays as it was until its own move is done,
+    so a crash in between leaves it to :func:`agent.reconcile.recovery.recover` as before."""
+    folders = world.folders
+    for row in rows:
+        uid = await world.locate(folders.sending, row.key, row.uid)
+        new_uid: int | None = None
+        if uid is not None:
+            try:
+                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled)
+            except MessageGone:
+                new_uid = None
+        if new_uid is None:  # moved, answer lost (or moved before a crash): found where it went
+            new_uid = await world.locate(folders.scheduled, row.key, None)
+        world.ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, item=None, detail=why)
+        world.ledger.log("waiting", mentor=row.mentor, message=row.key, detail=why)
+    if rows:
+        log.info(
+            "%d message(s) of a release not sent: back in Scheduled, to go as one digest again (%s)", len(rows), why
+        )
+
+
 @dataclass(frozen=True)
 class Composed:
     """What one release of several messages goes out as."""
@@ -170,3 +199,33 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone),
     )
     return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)
+
+
+def split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) -> tuple[str, list[str]]:
+    """The notice that a release goes as several e-mails: which go alone, how many digests."""
+    limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
+    count = digests + len(alone)
+    lines = []
+    if alone:
+        names = ", ".join(f"“{row.subject}”" for row in alone)
+        one = len(alone) == 1
+        lines.append(
+            f"{names} {'is' if one else 'are'} larger than the digest limit ({limit}) on "
+            f"{'its' if one else 'their'} own, so {'it goes' if one else 'they go'} alone, as you wrote "
+            f"{'it' if one else 'them'}, not inside a digest."
+        )
+    if digests > 1:
+        lines.append(
+            f"The other waiting messages together are larger than the digest limit ({limit}), so they go "
+            f"as {digests} digests."
+        )
+    elif digests == 1:
+        lines.append("The other waiting messages go together as one digest.")
+    lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
+    lines.append("\n".join(f"  • {row.subject}" for row in rows))
+    title = (
+        f"Sent on its own, too large for a digest: {alone[0].subject}"
+        if alone
+        else f"Digest split in {digests}: {rows[0].subject}"
+    )
+    return title, lines

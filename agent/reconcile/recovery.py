@@ -1,22 +1,35 @@
 """After a crash or a restart: finish what was started (see :mod:`agent.reconcile.delivery`).
 
 ``queued`` goes back to ``claimed`` (or counts as ``sending`` after a machine restart), ``claimed`` is sent
-again (or found back where it was), ``sending`` is in doubt unless the provider's copy in Sent proves it was
-accepted, and ``accepted`` is filed in Sent.
+again (or found back where it was; several of one mentor's, one digest, go back to Scheduled to go as one
+again), ``sending`` is in doubt unless the provider's copy in Sent proves it was accepted, and ``accepted`` is
+filed in Sent.
 
 A release split into several e-mails is taken part by part (the parts' marks kept on disk,
 :mod:`agent.reconcile.digest_delivery`): the messages in accepted parts are filed in Sent with every such part,
-those in the part that was in flight are in doubt, and those in parts never started are ``claimed`` again.
+those in the part that was in flight are in doubt, and those in parts never started go back to Scheduled, to go
+again as one digest under the mentor's rules (:func:`agent.reconcile.digest_delivery.back_to_scheduled`), never
+one e-mail each at once.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from agent.mail.session import MailboxError
 from agent.reconcile.attention import attention
 from agent.reconcile.context import World
-from agent.reconcile.digest_delivery import PART_ACCEPTED, PART_PLANNED, Part, divide, forget, load_parts, mark_part
+from agent.reconcile.digest_delivery import (
+    PART_ACCEPTED,
+    PART_PLANNED,
+    Part,
+    back_to_scheduled,
+    divide,
+    forget,
+    load_parts,
+    mark_part,
+)
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Row
@@ -37,11 +50,13 @@ async def recover(world: World) -> None:
                 ledger.update(row.key, state=SENDING if after_reboot else CLAIMED)
         if after_reboot:
             log.warning("%d message(s) were next in line when the machine stopped: treated as in doubt", len(queued))
+    in_sending: dict[str | None, list[Row]] = {}
     for row in ledger.in_states(CLAIMED):
         uid = await world.locate(folders.sending, row.key, row.uid if row.folder == folders.sending else None)
         if uid is not None:
             ledger.update(row.key, folder=folders.sending, uid=uid)
-            continue  # planned again below: it was never handed to SMTP, so it is safe to send
+            in_sending.setdefault(row.mentor, []).append(replace(row, folder=folders.sending, uid=uid))
+            continue  # it was never handed to SMTP, so it is safe to send
         origin = row.folder if row.folder and row.folder != folders.sending else folders.scheduled
         back = await world.locate(origin, row.key, None)
         if back is not None:
@@ -49,6 +64,11 @@ async def recover(world: World) -> None:
         else:
             ledger.update(row.key, state=CANCELLED, detail="gone before it was sent")
             publish(Cancelled(row.key, "gone before it was sent"))
+    # A pass sends at most one release to each mentor: several of hers left claimed were one digest. Claimed
+    # again, each would go as an e-mail of its own; back in Scheduled, they go again as one (a single message
+    # stays claimed and goes first).
+    together = [row for mentor, rows in in_sending.items() if mentor and len(rows) > 1 for row in rows]
+    await back_to_scheduled(world, together, "not sent yet: mentor-agent stopped before it went; it goes again")
     by_item: dict[str, list[Row]] = {}
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)
@@ -94,7 +114,6 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
     accepted, and so was every part before it; after the last accepted part, one marked as being sent is in doubt
     and the rest were never handed to SMTP.
     """
-    ledger = world.ledger
     look = world.settings.smtp.file_in_sent != "always"
     found = await world.in_sent([p.message_id for p in parts], wait=False) if look else set()
     done = 1 + max((i for i, p in enumerate(parts) if p.state == PART_ACCEPTED or p.message_id in found), default=-1)
@@ -106,9 +125,6 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
         fresh += [row for row in in_doubt if row.key in parts[done].keys]
         in_doubt = [row for row in in_doubt if row.key not in parts[done].keys]
     if fresh:
-        with ledger.transaction():
-            for row in fresh:
-                ledger.update(row.key, state=CLAIMED, item=None)
         log.info(
             "%d of %d e-mails of a split release went before mentor-agent stopped; %d message(s) never handed "
             "to the mail server go again",
@@ -116,6 +132,8 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
             len(parts),
             len(fresh),
         )
+        # Each stays ``sending`` until it is back in Scheduled: a crash meanwhile brings it here again.
+        await back_to_scheduled(world, fresh, "not sent yet: mentor-agent stopped before it went; it goes again")
     if in_doubt:
         number = done + 1
         await attention(
