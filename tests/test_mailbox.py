@@ -13,7 +13,10 @@ from agent.config.settings import Folders, Imap, Security
 from agent.mail import claim as claim_module
 from agent.mail import client as client_module
 from agent.mail import uidsets
-from agent.mail.imap import HeaderInfo, Login, Mailbox, MailboxError, MessageGone, Watcher
+from agent.mail.claim import Mailbox
+from agent.mail.port import HeaderInfo
+from agent.mail.session import Login, MailboxError, MessageGone
+from agent.mail.watch import Watcher
 from tests.servers.dovecot import SENT, Dovecot, User
 
 pytestmark = pytest.mark.servers

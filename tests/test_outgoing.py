@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.config.settings import Security, Smtp
-from agent.mail.imap import Login
+from agent.mail.session import Login
 from agent.mail.smtp import Delivery, InDoubtError, PermanentSendError, SmtpLoginRefused, TransientSendError, send
 from tests.servers.smtp import SmtpServer
 

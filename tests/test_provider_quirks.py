@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from agent.config.settings import Imap, Settings, Smtp
-from agent.mail.imap import Login, Mailbox
+from agent.mail.claim import Mailbox
+from agent.mail.session import Login
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.rules import limits as limits_module

@@ -15,8 +15,9 @@ import pytest
 
 from agent.config.settings import Smtp, load_settings
 from agent.errors import EX_CONFIG, TlsProblem
+from agent.mail.claim import Mailbox
 from agent.mail.connection_errors import Endpoint, describe
-from agent.mail.imap import ImapTlsProblem, Mailbox
+from agent.mail.session import ImapTlsProblem
 from agent.mail.smtp import SmtpTlsProblem, send, try_login
 from tests.agent_process import MENTOR, Agent, agent
 from tests.servers.dovecot import Dovecot, User

@@ -46,7 +46,7 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
     """Put the proposal into Drafts (or the Outbox with ``send``) and record it; what to tell the student."""
     from agent.cli.steering import drafts_folder
     from agent.daemon.session import connect
-    from agent.mail.imap import MailboxError
+    from agent.mail.session import MailboxError
     from agent.reconcile.agreement import make_proposal
     from agent.store.ledger import Ledger
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from agent.config.settings import Settings
 from agent.errors import UserError
-from agent.mail.imap import Mailbox, MessageGone
+from agent.mail.claim import Mailbox
+from agent.mail.session import MessageGone
 from agent.store.ledger import SCHEDULED, Ledger, Row
 from agent.store.status import short_id
 

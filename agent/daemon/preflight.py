@@ -22,8 +22,9 @@ from imapclient.exceptions import IMAPClientError
 
 from agent.config.settings import Credentials, Folders, Settings, env_keys
 from agent.errors import Problem, UserError
+from agent.mail.claim import Mailbox
 from agent.mail.credentials import check_secret_file
-from agent.mail.imap import Mailbox, MailboxError
+from agent.mail.session import MailboxError
 from agent.rules.policy import line_of, read_toml
 
 # The folders the agent empties (it sends what it finds there and moves it on) or fills with its own mail.

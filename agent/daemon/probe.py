@@ -2,7 +2,7 @@
 changes nothing: no folder is created, no message stored, no flag set. (:func:`create_folders`, for ``setup``,
 is the one function here that changes the mailbox.)
 
-The logins go through the daemon's own code (:func:`agent.daemon.session.login_for`, :class:`agent.mail.imap.Mailbox`,
+The logins go through the daemon's own code (:func:`agent.daemon.session.login_for`, :class:`agent.mail.claim.Mailbox`,
 :class:`agent.mail.smtp.Sender`), so a login that works here works for ``run``.
 """
 
@@ -21,7 +21,7 @@ from imapclient.imapclient import SENT
 from agent.config.settings import Settings
 from agent.daemon.preflight import Origin, live_folder_problems
 from agent.errors import AgentError, ConnectionProblem, Problem
-from agent.mail.imap import Mailbox
+from agent.mail.claim import Mailbox
 
 # Capabilities the agent uses, and what it does without each.
 CAPABILITIES = {

@@ -29,7 +29,8 @@ from agent.config.settings import Settings
 from agent.daemon import preflight, sdnotify, session
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
-from agent.mail.imap import MailboxError, SessionExpired, Watcher
+from agent.mail.session import MailboxError, SessionExpired
+from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.history import Seen, scan_replies, scan_sent

@@ -20,8 +20,10 @@ from agent.config.policy_keeper import PolicyKeeper
 from agent.config.settings import Credentials, Settings
 from agent.daemon import preflight
 from agent.errors import Problem, UserError
+from agent.mail.claim import Mailbox
 from agent.mail.credentials import resolve
-from agent.mail.imap import Login, Mailbox, MailboxError, ResolvedFolders
+from agent.mail.port import ResolvedFolders
+from agent.mail.session import Login, MailboxError
 from agent.reconcile.context import World, utc_now
 from agent.rules.policy import PolicyBook, load_policies
 from agent.rules.refusals import Gate

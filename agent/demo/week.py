@@ -317,7 +317,8 @@ class Demo:
     # -- what the script does --------------------------------------------------------------------------
 
     async def _append(self, folder: str, raw: bytes, when: datetime) -> None:
-        from agent.mail.imap import Login, Mailbox
+        from agent.mail.claim import Mailbox
+        from agent.mail.session import Login
 
         def append() -> None:
             with Mailbox(self.settings.imap, Login("sam", self.password)) as mailbox:

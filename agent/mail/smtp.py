@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from agent.config.settings import Smtp
 from agent.errors import LoginRefused, TlsProblem
 from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
-from agent.mail.imap import Login
+from agent.mail.session import Login
 
 __all__ = [
     "Delivery",

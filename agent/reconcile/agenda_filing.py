@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from agent.crashpoints import crash_point
 from agent.logs import named
-from agent.mail.imap import MessageGone
+from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.rules import agenda
 from agent.rules.policy import LoadedPolicy

@@ -24,7 +24,7 @@ from typing import Any
 from agent.config.policy_edit import apply_agreement, problems_with
 from agent.config.settings import Student
 from agent.errors import UserError
-from agent.mail.imap import MailboxError
+from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
 from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json

@@ -25,7 +25,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from agent.config.settings import Folders, Imap, Security
-from agent.mail.imap import Login
+from agent.mail.session import Login
 from tests.servers import free_port, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"

@@ -6,7 +6,7 @@
                               if a test stopped or killed it.
 - ``imap_user``    (function) a fresh Dovecot user with an empty mailbox.
 - ``imap``         (function) :class:`agent.config.settings.Imap` for that user (plain IMAP on loopback).
-- ``imap_login``   (function) :class:`agent.mail.imap.Login` for that user.
+- ``imap_login``   (function) :class:`agent.mail.session.Login` for that user.
 - ``smtp_server``  (function) a plain aiosmtpd :class:`~tests.servers.smtp.SmtpServer`.
 - ``smtp_tls_server`` (function) the same with STARTTLS (trustme) and AUTH PLAIN/LOGIN required.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.settings import Imap
-from agent.mail.imap import Login
+from agent.mail.session import Login
 from tests.servers import dovecot as dovecot_module
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.smtp import SmtpServer
