@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli.support import friendly
+from agent.cli.support import friendly, policy_path
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.errors import Problem, UserError
 from agent.rules.agreement import SUBJECT, proposal_message
@@ -23,10 +23,7 @@ from agent.rules.policy import LoadedPolicy, load_policy
 
 
 def _policy(reference: str, settings: Settings) -> LoadedPolicy:
-    path = Path(reference)
-    if path.suffix != ".toml":
-        path = settings.policies_dir / f"{reference}.toml"
-    return load_policy(path)
+    return load_policy(policy_path(reference, settings.policies_dir))
 
 
 def print_proposal(loaded: LoadedPolicy, student_name: str) -> str:
