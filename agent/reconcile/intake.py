@@ -96,6 +96,10 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
     mentor = next(iter(mentors.values()), None)
+    why_not = agenda_desk.no_agenda(mentor, envelope.subject) if mentor is not None else None
+    if why_not:
+        await _refuse(world, info, envelope, why_not)
+        return None
     if mentor is not None and envelope.meeting_request and envelope.agent_kind != "invite":
         from agent.reconcile import meeting_desk
 
