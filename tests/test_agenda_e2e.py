@@ -234,3 +234,16 @@ def test_questions_for_an_agreed_meeting_go_with_its_updated_invitation(agent: A
     time.sleep(2)
     assert len(agent.smtp.messages) == 2  # no second meeting proposed, the question not sent on its own
     assert len(statuses(agent)) == 1
+
+
+def test_agenda_in_the_subject_to_a_mentor_without_meeting_windows_is_not_sent_but_told(agent: Agent) -> None:
+    """A slip: with no [meetings] windows there is no agenda, and the tag must not reach her in the Subject."""
+    agent.policy(policy_text())
+    agent.start()
+    agent.drop(mail("[agenda] Poster feedback"))
+    told = eventually(lambda: [n for n in agent.notices() if "Not sent: [agenda] Poster feedback" in str(n["Subject"])])
+    text = told[0].get_content()
+    assert "no [meetings] windows" in text and "rivera.toml" in text, text
+    assert agent.subjects("Needs attention") == ["[agenda] Poster feedback"]
+    time.sleep(2)
+    assert agent.smtp.messages == []

@@ -263,3 +263,24 @@ async def until(check: Callable[[], bool]) -> None:
 
 def test_the_review_date_is_the_agreed_period_after_the_agreement() -> None:
     assert date(2026, 6, 1) + timedelta(days=182) == DUE.date()
+
+
+def test_agree_again_while_a_proposal_waits_is_refused_unless_again(agent: Agent) -> None:
+    """A slip: `agree --send` run twice would send her the same proposal twice."""
+    agent.policy(COMMENTED)
+    agent.start()
+    assert cli(agent, "agree", "rivera", "--send")[0] == 0
+    for again in (("--send",), ()):
+        code, out = cli(agent, "agree", "rivera", *again)
+        assert (
+            code == 1
+            and "still waits for Dr. Ana Rivera's answer" in out
+            and "--again" in out
+            and len(out.splitlines()) == 1
+        ), out
+    proposal_sent(agent)
+    time.sleep(2)
+    assert len(agent.smtp.messages) == 1 and agent.folder_raw("Drafts") == {}
+    code, out = cli(agent, "agree", "rivera", "--again")
+    assert code == 0 and "is in Drafts" in out, out
+    assert len(agent.folder_raw("Drafts")) == 1

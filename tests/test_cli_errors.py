@@ -142,3 +142,12 @@ def test_release_with_a_refused_login_is_one_line_and_exit_78(
     line = _one_line(result)
     assert f"refused by 127.0.0.1:{dovecot.port}: [AUTHENTICATIONFAILED]" in line, line
     assert result.returncode == 78
+
+
+@pytest.mark.parametrize("command", [("agree", "rivra"), ("agree", "rivra", "--print"), ("propose", "rivra")])
+def test_a_mistyped_mentor_id_names_the_policies_folder_and_the_ids_there(
+    unreachable: Path, command: tuple[str, ...]
+) -> None:
+    result = mentor_agent(*command, "--config", str(unreachable), cwd=unreachable.parent)
+    line = _one_line(result)
+    assert "no policy “rivra”" in line and "rivera" in line and "policies" in line, line

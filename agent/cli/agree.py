@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli.support import friendly
+from agent.cli.support import friendly, policy_path
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.errors import Problem, UserError
 from agent.rules.agreement import SUBJECT, proposal_message
@@ -23,10 +23,7 @@ from agent.rules.policy import LoadedPolicy, load_policy
 
 
 def _policy(reference: str, settings: Settings) -> LoadedPolicy:
-    path = Path(reference)
-    if path.suffix != ".toml":
-        path = settings.policies_dir / f"{reference}.toml"
-    return load_policy(path)
+    return load_policy(policy_path(reference, settings.policies_dir))
 
 
 def print_proposal(loaded: LoadedPolicy, student_name: str) -> str:
@@ -42,16 +39,33 @@ def print_proposal(loaded: LoadedPolicy, student_name: str) -> str:
     return f"To: {message['To']}\nSubject: {message['Subject']}\n\n{body}".rstrip("\n")
 
 
-def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: bool) -> str:
-    """Put the proposal into Drafts (or the Outbox with ``send``) and record it; what to tell the student."""
+def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: bool, again: bool = False) -> str:
+    """Put the proposal into Drafts (or the Outbox with ``send``) and record it; what to tell the student.
+
+    While an earlier proposal to her waits for an answer, only ``again`` makes another (run twice, ``--send``
+    would otherwise send her the same proposal twice)."""
     from agent.cli.steering import drafts_folder
     from agent.daemon.session import connect
     from agent.mail.session import MailboxError
-    from agent.reconcile.agreement import make_proposal
+    from agent.reconcile.agreement import make_proposal, open_proposal
+    from agent.rules.localtime import describe
     from agent.store.ledger import Ledger
 
     ledger = Ledger(settings.ledger_path)
     try:
+        waiting = open_proposal(ledger, loaded)
+        if waiting is not None and not again:
+            when = describe(waiting.proposed, settings.student.zone)
+            raise UserError(
+                [
+                    Problem(
+                        "agree",
+                        "",
+                        f"your proposal of {when} still waits for {loaded.name}'s answer (in Drafts, the Outbox "
+                        "or sent); --again makes another one",
+                    )
+                ]
+            )
         try:
             mailbox, folders = connect(settings, config_file, ledger.agent_id())  # as the daemon logs in
         except MailboxError as error:
@@ -99,12 +113,19 @@ def apply(settings: Settings, loaded: LoadedPolicy) -> str:
 @click.argument("mentor")
 @click.option("--send", is_flag=True, help="Put the proposal in the Outbox (sent when the agreement allows).")
 @click.option("--apply", "apply_answer", is_flag=True, help="Write the mentor's answer into the policy file.")
+@click.option("--again", is_flag=True, help="Propose anew while an earlier proposal still waits for an answer.")
 @click.option("--print", "print_only", is_flag=True, help="Show the proposal; touch no mailbox and no file.")
 @click.option("--student-name", help="With --print: your name (default: [student] name in the config).")
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (default: the XDG config file).")
 @friendly
 def agree_command(
-    mentor: str, send: bool, apply_answer: bool, print_only: bool, student_name: str | None, config: Path | None
+    mentor: str,
+    send: bool,
+    apply_answer: bool,
+    again: bool,
+    print_only: bool,
+    student_name: str | None,
+    config: Path | None,
 ) -> None:
     """Propose the standards of MENTOR's policy (an id or .toml file) to her, or apply her answer.
 
@@ -113,6 +134,8 @@ def agree_command(
     tells you; --apply then writes it into the policy file, keeping its comments."""
     if sum((send, apply_answer, print_only)) > 1:
         raise UserError([Problem("agree", "", "--send, --apply and --print go one at a time")])
+    if again and (apply_answer or print_only):
+        raise UserError([Problem("--again", "", "goes with proposing (alone or with --send), not --apply or --print")])
     if print_only:
         settings = load_settings(config)
         click.echo(print_proposal(_policy(mentor, settings), student_name or settings.student.name))
@@ -124,4 +147,4 @@ def agree_command(
     if apply_answer:
         click.echo(apply(settings, loaded))
         return
-    click.echo(draft(settings, str(config or default_config_path()), loaded, send=send))
+    click.echo(draft(settings, str(config or default_config_path()), loaded, send=send, again=again))

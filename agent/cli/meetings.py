@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from agent.calendars.busy import Interval, load_busy
-from agent.cli.support import friendly
+from agent.cli.support import friendly, policy_path
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.errors import Problem, UserError
 from agent.rules.envelope import domain_of, new_message_id
@@ -52,10 +52,7 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _policy(reference: str, settings: Settings) -> LoadedPolicy:
-    path = Path(reference)
-    if path.suffix == ".toml" or path.exists():
-        return load_policy(path)
-    return load_policy(settings.policies_dir / f"{reference}.toml")
+    return load_policy(policy_path(reference, settings.policies_dir))
 
 
 def _knows_zone(settings: Settings) -> bool:
@@ -310,10 +307,7 @@ def withdraw_command(policy: str, config: Path | None) -> None:
 
 
 def _live_policy(reference: str, settings: Settings) -> LoadedPolicy:
-    path = Path(reference)
-    if path.suffix != ".toml":
-        path = settings.policies_dir / f"{reference}.toml"
-    return load_policy(path)
+    return load_policy(policy_path(reference, settings.policies_dir))
 
 
 def register(group: click.Group) -> None:

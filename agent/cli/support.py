@@ -11,13 +11,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from agent.errors import EX_CONFIG, EX_SOFTWARE, EX_USER, AgentError
+from agent.errors import EX_CONFIG, EX_SOFTWARE, EX_USER, AgentError, Problem, UserError
 
-__all__ = ["EX_CONFIG", "EX_SOFTWARE", "EX_USER", "AgentGroup", "debugging", "friendly", "handle", "print_problems"]
+__all__ = [
+    "EX_CONFIG",
+    "EX_SOFTWARE",
+    "EX_USER",
+    "AgentGroup",
+    "debugging",
+    "friendly",
+    "handle",
+    "policy_path",
+    "print_problems",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CLICK_OWN = (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
@@ -26,6 +37,22 @@ _CLICK_OWN = (click.ClickException, click.exceptions.Exit, click.exceptions.Abor
 def print_problems(error: AgentError) -> None:
     for line in error.lines():
         click.echo(f"error: {line}", err=True)
+
+
+def policy_path(reference: str, policies_dir: Path) -> Path:
+    """The policy file MENTOR names: a path (ending in .toml, or an existing file), else an id in
+    ``policies_dir``. An id with no file there is a UserError naming the folder and the ids it has."""
+    path = Path(reference)
+    if path.suffix == ".toml" or path.exists():
+        return path
+    path = policies_dir / f"{reference}.toml"
+    if path.exists():
+        return path
+    known = sorted(p.stem for p in policies_dir.glob("*.toml")) if policies_dir.is_dir() else []
+    there = f"the ids there: {', '.join(known)}" if known else "it has none"
+    if not policies_dir.is_dir():
+        there = "no such folder"
+    raise UserError([Problem(str(policies_dir), "", f"no policy “{reference}” ({there}; or give the .toml file)")])
 
 
 def debugging() -> bool:

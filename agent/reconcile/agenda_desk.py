@@ -67,6 +67,17 @@ def tagged(loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
     return [row for row in rows if agenda.tagged(row.subject) and _eligible(row)]
 
 
+def no_agenda(loaded: LoadedPolicy, subject: str) -> str | None:
+    """Why a message marked ``[agenda]`` cannot go to ``loaded``'s mentor (no meeting windows, so no agenda;
+    sent as it is, the tag would reach her in the Subject), or None."""
+    if not agenda.tagged(subject) or loaded.policy.meetings.windows:
+        return None
+    return (
+        f"“[agenda]” puts it on the next meeting's agenda, and {loaded.name}'s policy ({loaded.path}) has no "
+        "[meetings] windows to meet in; take [agenda] out of the subject to send it as an e-mail, or add windows"
+    )
+
+
 def over_limit(
     loaded: LoadedPolicy, decisions: Sequence[Decision], rows: Mapping[str, Row], now: datetime
 ) -> list[Row]:

@@ -102,6 +102,12 @@ def same_mentor(ledger: Ledger, policy_id: str, loaded: LoadedPolicy) -> bool:
     return policy_id == loaded.id or bool(known & set(loaded.policy.mentor.addresses))
 
 
+def open_proposal(ledger: Ledger, loaded: LoadedPolicy) -> Proposal | None:
+    """The latest proposal to ``loaded``'s mentor still waiting for her answer, if any."""
+    waiting = [p for p in Agreements(ledger).waiting().values() if same_mentor(ledger, p.mentor, loaded)]
+    return max(waiting, key=lambda p: p.proposed) if waiting else None
+
+
 async def read_answers(world: World, store: Agreements) -> None:
     waiting = store.waiting()
     if not waiting:

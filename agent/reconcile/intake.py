@@ -3,7 +3,7 @@
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
 
-Why one module of ~475 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
+Why one module of ~500 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
 one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
 left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
 machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`.
@@ -96,6 +96,10 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
     mentor = next(iter(mentors.values()), None)
+    why_not = agenda_desk.no_agenda(mentor, envelope.subject) if mentor is not None else None
+    if why_not:
+        await _refuse(world, info, envelope, why_not)
+        return None
     if mentor is not None and envelope.meeting_request and envelope.agent_kind != "invite":
         from agent.reconcile import meeting_desk
 
