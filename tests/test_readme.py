@@ -108,9 +108,7 @@ def shell_commands(line: str) -> list[str]:
     return [command.strip() for command in [*commands, current] if command.strip()]
 
 
-BLOCKS = [
-    block for page in PAGES for block in blocks(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT)))
-]
+BLOCKS = [block for page in PAGES for block in blocks(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT)))]
 
 
 def skip_reason(command: str) -> str | None:
