@@ -1,4 +1,4 @@
-"""The README's "Making the agreement" shows what the code writes: the proposal (its console block is run by
+"""The guide's "Making the agreement" (docs/agreement.md) shows what the code writes: the proposal (its console block is run by
 tests/test_readme.py) and the notice of a mentor's changed values (checked here)."""
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from agent.store.agreements import Proposal
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_readme_notice_is_the_one_the_code_writes() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Making the agreement", 1)[1].split("\n## ", 1)[0]
+def test_the_guide_notice_is_the_one_the_code_writes() -> None:
+    section = (ROOT / "docs" / "agreement.md").read_text(encoding="utf-8")
     shown = re.search(r"```text\n(Subject: \[mentor-agent\].*?)```", section, re.DOTALL)
     assert shown is not None
     loaded = load_policy(ROOT / "policies" / "rivera.toml")

@@ -1,6 +1,6 @@
-"""Every example in the README runs as written.
+"""Every example in the README and in the guide pages under docs/ runs as written.
 
-The ```sh and ```console blocks are read from README.md; each block is one test. Its ``mentor-agent`` commands
+The ```sh and ```console blocks are read from README.md and docs/*.md; each block is one test. Its ``mentor-agent`` commands
 that need no account (``check`` of files, ``simulate``, ``slots``, ``propose --dry-run``, …) run in a copy of
 the repository with a fresh $HOME, exactly as written (``mentor-agent`` is this checkout), and ``mkdir``/``cp``
 set-up lines run there too. Where a console block shows output, the output must be that, line for line; an
@@ -28,6 +28,7 @@ from agent.rules.policy import load_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]  # the front door and every guide page
 FENCE = re.compile(r"^```(sh|console)[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # mentor-agent sub-commands that talk to a mail server or read a running daemon's ledger.
 NEEDS_ACCOUNT = {
@@ -60,17 +61,18 @@ class Block:
     kind: str
     line: int
     steps: list[Step] = field(default_factory=list)
+    page: str = "README.md"
 
     @property
     def name(self) -> str:
-        return f"README.md:{self.line}"
+        return f"{self.page}:{self.line}"
 
 
-def blocks(text: str) -> list[Block]:
+def blocks(text: str, page: str = "README.md") -> list[Block]:
     found = []
     for match in FENCE.finditer(text):
         first = text.count("\n", 0, match.start(2)) + 1
-        block = Block(match[1], first - 1)
+        block = Block(match[1], first - 1, page=page)
         lines = match[2].splitlines()
         if match[1] == "sh":
             for offset, line in enumerate(lines):
@@ -106,7 +108,7 @@ def shell_commands(line: str) -> list[str]:
     return [command.strip() for command in [*commands, current] if command.strip()]
 
 
-BLOCKS = blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [block for page in PAGES for block in blocks(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT)))]
 
 
 def skip_reason(command: str) -> str | None:
@@ -206,7 +208,7 @@ def test_readme_example_runs_as_written(block: Block, sandbox: tuple[Path, dict[
     for step in block.steps:
         reason = skip_reason(step.command)
         if reason is not None:
-            skipped.append(f"line {step.line}: {reason}")
+            skipped.append(f"{block.page}:{step.line}: {reason}")
             continue
         problem = check_step(step, work, env)
         if problem:
@@ -238,3 +240,16 @@ def test_the_set_up_in_the_readme_finds_its_policies(sandbox: tuple[Path, dict[s
     settings = load_settings(home / ".config" / "mentor-agent" / "config.toml")
     assert settings.policies_dir == home / ".config" / "mentor-agent" / "policies"
     assert [p.name for p in load_policies(settings.policies_dir)] == ["Dr. Ana Rivera"]
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """At most 200 lines, opening with the two commands (the demo, the tests); every guide page it names exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    first = BLOCKS[0]
+    assert first.page == "README.md" and first.line <= 4
+    commands = [step.command for step in first.steps]
+    assert any("mentor-agent demo" in command for command in commands)
+    assert any(command.startswith("python3 -m pytest") for command in commands)
+    for link in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (ROOT / link).is_file(), link

@@ -22,8 +22,8 @@ from tests.servers.smtp import SmtpServer
 pexpect = pytest.importorskip("pexpect")
 pytestmark = [pytest.mark.servers, pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
 ADDRESS = "sam@uni.example"
-README = Path(__file__).resolve().parent.parent / "README.md"
-# The questions of a first run, as the README's example session shows them (a default that depends on the
+README = Path(__file__).resolve().parent.parent / "docs" / "setup.md"  # the guide page with the session
+# The questions of a first run, as the guide's example session shows them (a default that depends on the
 # machine or the answers is left out after its "[").
 QUESTIONS = (
     "Your e-mail address:",

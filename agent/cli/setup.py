@@ -223,7 +223,7 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
     )
     if not wanted:
         if not others:
-            ask.say(f"No policy yet: write one in {directory} (see the README, Policies), or run setup again.")
+            ask.say(f"No policy yet: write one in {directory} (see docs/policies.md), or run setup again.")
         return None
     if ask.interactive:
         ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")

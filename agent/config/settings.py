@@ -2,7 +2,7 @@
 
 Read from a TOML file (``$XDG_CONFIG_HOME/mentor-agent/config.toml`` unless ``--config`` names another) and
 from environment variables ``MENTOR_AGENT_<SECTION>__<KEY>`` (e.g. ``MENTOR_AGENT_IMAP__HOST``), which win.
-No secret has to be written here: see ``password_command`` and the README's "Secrets" section.
+No secret has to be written here: see ``password_command`` and docs/setup.md, "Secrets".
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def render_policy(answers: MentorAnswers, *, today: str) -> str:
     return f"""\
 # The agreement with {answers.name}, written by `mentor-agent setup` on {today}.
 # Every rule below is read in the mentor's time zone. Unknown keys are errors, so a typo is caught by
-# `mentor-agent check`. See the README ("Policies") for every key, e.g. [meetings] to let the agent propose them.
+# `mentor-agent check`. See docs/policies.md for every key, e.g. [meetings] to let the agent propose them.
 
 {body}
 """

@@ -289,7 +289,7 @@ def credential_problems(
                 origin.problem(
                     (section, "password_command"),
                     f'no password or token for [{section}]: set password_command (e.g. "pass show mail/uni"), '
-                    "oauth2_token_command, credential or keyring_service (see the README, Secrets)",
+                    "oauth2_token_command, credential or keyring_service (see docs/setup.md, Secrets)",
                 )
             )
     return problems
@@ -307,7 +307,7 @@ def _sign_in_problems(
             origin.problem(
                 (section, "oauth2_client_id"),
                 "is empty; Microsoft sign-in needs the application (client) id of an app registration — your "
-                "school's IT can give you one (mentor-agent has none of its own); see the README, Signing in",
+                "school's IT can give you one (mentor-agent has none of its own); see docs/setup.md, Signing in",
             )
         ]
     if creds.oauth2 == "google" and creds.oauth2_client_file is None:
@@ -315,7 +315,7 @@ def _sign_in_problems(
             origin.problem(
                 (section, "oauth2_client_file"),
                 "is empty; Google sign-in needs the OAuth client's JSON file (a desktop-app client of your own or "
-                "your school's Google project); see the README, Signing in",
+                "your school's Google project); see docs/setup.md, Signing in",
             )
         ]
     if not signed_in:
