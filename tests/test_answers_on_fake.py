@@ -150,3 +150,18 @@ def test_a_reply_from_an_address_not_in_her_policy_is_told_once(held: Pass, send
     held.seen = Seen()  # a restart
     held.run()
     assert len([raw for raw in held.server.messages("INBOX").values() if sender.encode() in raw]) == 3
+
+
+def test_mail_to_her_address_with_a_plus_tag_is_told_once(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(max_unanswered=1))
+    try:
+        tagged = "arivera+mentoring@hospital.example.org"
+        made.server.put(OUTBOX, mail("to the tag", to=tagged))
+        made.server.put(OUTBOX, mail("to the tag again", to=tagged))
+        made.run()
+        assert made.received() == ["to the tag", "to the tag again"], "mail to no mentor, as before"
+        told = [raw for raw in made.server.messages("INBOX").values() if tagged.encode() in raw]
+        assert len(told) == 1
+        assert b"rivera.toml" in told[0] and b"arivera@hospital.example.org with a +tag" in told[0]
+    finally:
+        made.world.ledger.close()

@@ -92,3 +92,31 @@ async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -
         ],
         about=envelope.subject,
     )
+
+
+def untagged(address: str) -> str:
+    """``her+tag@x`` → ``her@x`` (an address without a tag is returned as it is)."""
+    local, at, domain = address.partition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}"
+
+
+async def tell_tagged_recipients(world: World, envelope: Envelope) -> None:
+    """Once per address: the student wrote to a mentor's address with a +tag, which her policy does not list, so
+    the message is mail to no mentor (not paced, and not counted)."""
+    for address in envelope.recipients:
+        loaded = world.book.for_address(untagged(address)) if "+" in address.partition("@")[0] else None
+        if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, address):
+            continue
+        world.ledger.log(UNKNOWN_ADDRESS, mentor=loaded.id, message=address, detail=envelope.subject)
+        log.info("%s is %s's address with a +tag, not in %s", address, loaded.name, loaded.path)
+        await world.notify(
+            f"Mail to {address} is not paced as {loaded.name}'s",
+            [
+                f"“{envelope.subject}” goes to {address}, which is {untagged(address)} with a +tag; {loaded.path} "
+                "does not list it, so it is handled as mail to no mentor: not paced, not counted, and her replies "
+                "to it do not count as her answers.",
+                f"If that is how she wants to be written to, add {address} to addresses under [mentor] in "
+                f"{loaded.path}. You are told this once for this address.",
+            ],
+            about=envelope.subject,
+        )

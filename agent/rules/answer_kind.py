@@ -89,6 +89,8 @@ def classify(raw: bytes) -> Verdict:
     senders = [address for _, address in getaddresses([_value(head, "From")]) if address]
     if senders and _DAEMON.match(senders[0]):
         return Verdict("delivery-report", f"From: {senders[0]}")
+    if "calendarmessage" in _value(head, "Content-Class").lower() or head.get_param("method", None):
+        return Verdict("person")  # a meeting answer is hers, whatever Outlook asks of auto-responders
     auto = _value(head, "Auto-Submitted").split(";")[0].strip().lower()
     if auto and auto != "no":
         return Verdict("auto-reply", f"Auto-Submitted: {auto}")
