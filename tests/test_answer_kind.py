@@ -39,6 +39,7 @@ def test_the_corpus_has_each_kind_from_several_systems() -> None:
 def test_a_bounce_names_the_message_the_recipient_and_the_server_words(name: str, status: str, words: str) -> None:
     report = read_delivery_report((CORPUS / "dsn" / name).read_bytes())
     assert report.original == "<q1.rotation@med.example.edu>"
+    assert report.subject == "Question about the rotation"
     [failed] = report.failed
     assert failed.address == "arivera@hospital.example.org"
     assert failed.status == status

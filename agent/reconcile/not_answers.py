@@ -43,7 +43,7 @@ async def read_bounce(world: World, info: HeaderInfo, ours: Owners) -> bool:
         return False
     loaded = world.book.by_id.get(policy_id)
     name = loaded.name if loaded is not None else policy_id
-    subject = subject_of(world.ledger, item) or item
+    subject = subject_of(world.ledger, item) or report.subject or item
     words = "; ".join(f"{r.address}: {r.words or r.status or 'no reason given'}" for r in failed)
     world.ledger.log(BOUNCED, mentor=policy_id, message=item, detail=words)
     log.warning("%s to %s bounced: %s", item, name, words)

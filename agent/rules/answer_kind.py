@@ -60,6 +60,7 @@ class Recipient:
 class DeliveryReport:
     original: str | None  # the Message-ID of the message it reports on
     recipients: tuple[Recipient, ...]
+    subject: str = ""  # that message's subject, when the report carries its headers
 
     @property
     def failed(self) -> tuple[Recipient, ...]:
@@ -135,26 +136,23 @@ def _typed(value: str) -> str:
     return _one_line(rest if rest and " " not in kind.strip() else value)
 
 
-def _original_id(message: Message) -> str | None:
+def _original(message: Message) -> tuple[str | None, str]:
+    """The Message-ID and subject of the message a report is about, from the headers it carries back."""
+    noted: tuple[str, ...] = ()  # X-Original-Message-ID (Gmail): when the report carries no headers back
     for part in message.walk():
-        kind = part.get_content_type()
+        kind, inner = part.get_content_type(), None
         if kind == "message/rfc822":
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                found = message_ids(_value(inner[0], "Message-ID"))
-                if found:
-                    return found[0]
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload and isinstance(payload[0], Message) else None
         elif kind == "text/rfc822-headers":
-            found = message_ids(_value(HeaderParser().parsestr(_text_of(part)), "Message-ID"))
-            if found:
-                return found[0]
+            inner = HeaderParser().parsestr(_text_of(part))
         elif kind == "message/delivery-status":
-            for block in _fields(part):
-                found = message_ids(_value(block, "X-Original-Message-ID"))
-                if found:
-                    return found[0]
-    references = message_ids(_value(message, "In-Reply-To")) or message_ids(_value(message, "References"))
-    return references[-1] if references else None
+            noted = tuple(m for block in _fields(part) for m in message_ids(_value(block, "X-Original-Message-ID")))
+        found = message_ids(_value(inner, "Message-ID")) if inner is not None else ()
+        if inner is not None and found:
+            return found[0], _one_line(_value(inner, "Subject"))
+    references = noted or message_ids(_value(message, "In-Reply-To")) or message_ids(_value(message, "References"))
+    return (references[-1] if references else None), ""
 
 
 def _notification(message: Message) -> str:
@@ -187,4 +185,5 @@ def read_delivery_report(raw: bytes) -> DeliveryReport:
     if not recipients:  # no structure: X-Failed-Recipients (Exim, Gmail) and the text
         failed = [a.lower() for _, a in getaddresses([_value(message, "X-Failed-Recipients")]) if a]
         recipients = [Recipient(address, "failed", "", _notification(message)) for address in failed]
-    return DeliveryReport(_original_id(message), tuple(recipients))
+    original, subject = _original(message)
+    return DeliveryReport(original, tuple(recipients), subject)
