@@ -60,6 +60,10 @@ def test_an_auto_reply_or_a_read_receipt_releases_nothing(held: Pass, path: Path
     assert held.world.ledger.history("rivera", datetime.now(UTC) - timedelta(days=1)).replies == ()
     (loaded,) = list(held.world.book)
     assert answer_times(held.world.ledger, loaded, datetime.now(UTC))["mentor"]["answered"] == 0
+    held.seen = Seen()  # a restart reads INBOX again: logged once
+    held.run()
+    logged = held.world.ledger.db.execute("SELECT detail FROM log WHERE event = 'not-an-answer'").fetchall()
+    assert len(logged) == 1 and logged[0][0], "logged once, with the sign it was known by"
     # ... and a person's reply still does.
     person = redated((CORPUS / "people" / "outlook_reply.eml").read_bytes(), datetime.now(UTC) + timedelta(seconds=2))
     held.server.put("INBOX", person)

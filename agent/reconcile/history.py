@@ -18,7 +18,7 @@ from agent.reconcile.context import World
 from agent.reconcile.not_answers import read_bounce, tell_unknown_address
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
-from agent.store.answers import sent_times
+from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 
 log = logging.getLogger("mentor_agent.history")
 LOOK_BACK = timedelta(days=35)
@@ -32,13 +32,6 @@ class Seen:
     uids: dict[str, tuple[int, set[int]]] = field(default_factory=dict)
     # Her replies that matched nothing yet, per folder, looked at again on the next passes.
     waiting: dict[str, dict[int, HeaderInfo]] = field(default_factory=dict)
-    told: set[str] = field(default_factory=set)  # Message-IDs of machine mail already logged
-
-    def judged(self, message_id: str) -> bool:
-        """Whether ``message_id`` was judged before (then it is not logged again)."""
-        known = message_id in self.told
-        self.told.add(message_id)
-        return known
 
     def new(self, folder: str, validity: int, uids: list[int]) -> list[int]:
         known_validity, known = self.uids.get(folder, (validity, set()))
@@ -113,7 +106,7 @@ async def scan_replies(world: World, seen: Seen) -> int:
     infos = [*waiting.values(), *fresh]
     waiting.clear()
     ours = world.ledger.item_owners()
-    times = sent_times(world.ledger) if infos else {}
+    times = sent_times(world.ledger)
     found = 0
     for info in infos:
         envelope = parse_envelope(info.headers)
@@ -140,8 +133,8 @@ async def scan_replies(world: World, seen: Seen) -> int:
                 waiting[info.uid] = info
             continue
         if not verdict.answer:
-            if not seen.judged(envelope.message_id):
-                world.ledger.log("not-an-answer", mentor=mentor.id, message=envelope.message_id, detail=verdict.sign)
+            if not logged(world.ledger, NOT_AN_ANSWER, envelope.message_id):
+                world.ledger.log(NOT_AN_ANSWER, mentor=mentor.id, message=envelope.message_id, detail=verdict.sign)
                 log.info("%s from %s is not her answer (%s)", verdict.kind, mentor.name, verdict.sign)
             continue
         # The newest message she answered is the one In-Reply-To names (the thread's others are older);

@@ -9,6 +9,7 @@ from datetime import datetime
 from agent.store.ledger import Ledger
 
 BOUNCED = "bounced"  # log.message: the item's Message-ID; detail: the server's words
+NOT_AN_ANSWER = "not-an-answer"  # log.message: the Message-ID of her auto-reply or read receipt; detail: the sign
 UNKNOWN_ADDRESS = "unknown-address"  # log.message: the address the student was told about
 
 
