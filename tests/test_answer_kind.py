@@ -72,3 +72,20 @@ def test_broken_input_never_raises() -> None:
     for raw in (b"", b"\xff\xfe\x00garbage", b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\n"):
         classify(raw)
         read_delivery_report(raw)
+
+
+def test_an_exim_bounce_without_structure_names_the_message_it_quotes() -> None:
+    raw = (
+        b"From: Mail Delivery System <Mailer-Daemon@mx.example.net>\r\nTo: sam@med.example.edu\r\n"
+        b"Subject: Mail delivery failed: returning message to sender\r\n"
+        b"X-Failed-Recipients: arivera@hospital.example.org\r\n\r\n"
+        b"This message was created automatically by mail delivery software.\r\n\r\n"
+        b"A message that you sent could not be delivered to one or more of its\r\nrecipients. This is a permanent "
+        b"error. The following address(es) failed:\r\n\r\n  arivera@hospital.example.org\r\n"
+        b"    550 5.1.1 No such user\r\n\r\n------ This is a copy of the message, including all the headers. ------\r\n"
+        b"Message-Id: <q3@med.example.edu>\r\nSubject: Question\r\n\r\nHello\r\n"
+    )
+    report = read_delivery_report(raw)
+    assert report.original == "<q3@med.example.edu>"
+    assert [r.address for r in report.failed] == ["arivera@hospital.example.org"]
+    assert report.failed[0].words.endswith("550 5.1.1 No such user")

@@ -31,6 +31,7 @@ _AUTO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)
+_QUOTED_ID = re.compile(rb"(?im)^[ \t]*message-id:[ \t]*(<[^<>\s]+>)")
 _MAX_WORDS = 400  # characters of the server's words kept for a notice
 
 
@@ -159,8 +160,8 @@ def _notification(message: Message) -> str:
     """The report's first plain text, for a report without a Diagnostic-Code (or without structure at all)."""
     for part in message.walk():
         if part.get_content_type() == "text/plain":
-            lines = [line.strip() for line in _text_of(part).splitlines()]
-            kept = [line for line in lines if line and not line.startswith("#")]
+            text = re.split(r"(?m)^-{5,}", _text_of(part), maxsplit=1)[0]  # not the copy of the message below
+            kept = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
             return _one_line(" ".join(kept[-4:]))
     return ""
 
@@ -186,4 +187,7 @@ def read_delivery_report(raw: bytes) -> DeliveryReport:
         failed = [a.lower() for _, a in getaddresses([_value(message, "X-Failed-Recipients")]) if a]
         recipients = [Recipient(address, "failed", "", _notification(message)) for address in failed]
     original, subject = _original(message)
+    if original is None:  # Exim and older servers quote the message as text below their words
+        quoted = _QUOTED_ID.search(split_head(raw)[2])
+        original = quoted.group(1).decode("ascii", "replace") if quoted else None
     return DeliveryReport(original, tuple(recipients), subject)
