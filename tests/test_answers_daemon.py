@@ -3,7 +3,10 @@ reproduced, item by item (the pass-by-pass detail is in test_answers_on_fake.py)
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -40,6 +43,14 @@ def test_an_out_of_office_or_a_read_receipt_releases_nothing_and_a_bounce_is_tol
     eventually(lambda: agent.log().count("is not her answer") + agent.log().count("reply from") >= 2)
     assert len(agent.smtp.messages) == 1
     assert agent.ledger().history("rivera", datetime.now().astimezone() - timedelta(days=1)).replies == ()
+    status = subprocess.run(
+        [sys.executable, "-m", "agent", "status", "--json", "--config", str(agent.config)],
+        cwd=agent.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(status.stdout)["mentors"][0]["answer_times"]["mentor"]["answered"] == 0, status.stderr
     # Her server refuses the first question: the student is told in the server's words, and the held one goes.
     agent.dovecot.append(agent.user, "INBOX", corpus("dsn/postfix_user_unknown.eml", first))
     notice = eventually(lambda: [n for n in agent.notices() if "Not delivered" in str(n["Subject"])])[0]
