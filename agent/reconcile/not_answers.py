@@ -15,6 +15,7 @@ import logging
 
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
+from agent.rules.agreement import pronouns
 from agent.rules.answer_kind import read_delivery_report
 from agent.rules.envelope import Envelope
 from agent.store.answers import BOUNCED, UNKNOWN_ADDRESS, logged, subject_of
@@ -43,6 +44,7 @@ async def read_bounce(world: World, info: HeaderInfo, ours: Owners) -> bool:
         return False
     loaded = world.book.by_id.get(policy_id)
     name = loaded.name if loaded is not None else policy_id
+    she, her = pronouns(loaded.policy.mentor.pronoun if loaded is not None else "they")
     subject = subject_of(world.ledger, item) or report.subject or item
     words = "; ".join(f"{r.address}: {r.words or r.status or 'no reason given'}" for r in failed)
     world.ledger.log(BOUNCED, mentor=policy_id, message=item, detail=words)
@@ -50,14 +52,14 @@ async def read_bounce(world: World, info: HeaderInfo, ours: Owners) -> bool:
     await world.notify(
         f"Not delivered to {name}: {subject}",
         [
-            f"Your message “{subject}” did not reach {name}. Her mail server answered:",
+            f"Your message “{subject}” did not reach {name}. The mail server said:",
             *(
                 f"  {r.address}: {r.words or 'no reason given'}" + (f" (status {r.status})" if r.status else "")
                 for r in failed
             ),
-            "It still counts for the day and week it went, but no longer as waiting for her answer: she never got "
-            "it. To try again, write it anew (a copy of the same message is refused as already sent), perhaps to "
-            "another of her addresses.",
+            f"It still counts for the day and week it went, but no longer as waiting for {her} answer: {she} never "
+            "got it. To try again, write it anew (a copy of the same message is refused as already sent), perhaps "
+            f"to another of {her} addresses.",
         ],
         about=subject,
     )
@@ -73,11 +75,12 @@ async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -
     loaded = world.book.by_id.get(ours[items[0]][0])
     if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, sender):
         return
+    her = pronouns(loaded.policy.mentor.pronoun)[1]
     world.ledger.log(UNKNOWN_ADDRESS, mentor=loaded.id, message=sender, detail=envelope.subject)
     local, _, domain = sender.partition("@")
     tagged = "+" in local and f"{local.split('+')[0]}@{domain}" in loaded.policy.mentor.addresses
     why = (
-        f"one of her addresses with a +tag, which {loaded.path} does not list as such"
+        f"one of {her} addresses with a +tag, which {loaded.path} does not list as such"
         if tagged
         else (f"not one of the addresses in {loaded.path}")
     )
@@ -86,9 +89,9 @@ async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -
         f"A reply from an address not in {loaded.name}'s policy: {sender}",
         [
             f"“{envelope.subject}” answers a message you wrote to {loaded.name}, but it comes from {sender}, {why}.",
-            "It did not count as her answer, so what waits for her answer still waits.",
-            f"If the address is hers, add it to addresses under [mentor] in {loaded.path}: her next reply from it "
-            "will count. You are told this once for this address.",
+            f"It did not count as {her} answer, so what waits for {her} answer still waits.",
+            f"If the address is {loaded.name}'s, add it to addresses under [mentor] in {loaded.path}: replies "
+            "from it will count. You are told this once for this address.",
         ],
         about=envelope.subject,
     )
