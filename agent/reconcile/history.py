@@ -2,8 +2,8 @@
 
 The agreement is about what the mentor receives, not about which program sent it: mail to a mentor found in
 Sent that the agent did not send counts against the budget. Replies from a mentor in INBOX that answer one of
-those messages (In-Reply-To/References) lower the "unanswered" count. Both are rescanned on every start and
-reconnect, so a reply that came while the agent was down still counts.
+those messages (In-Reply-To/References) lower the "unanswered" count, if a person wrote them (docs/answers.md).
+Both are rescanned on every start and reconnect, so a reply that came while the agent was down still counts.
 """
 
 from __future__ import annotations
