@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -284,3 +285,16 @@ def test_agree_again_while_a_proposal_waits_is_refused_unless_again(agent: Agent
     code, out = cli(agent, "agree", "rivera", "--again")
     assert code == 0 and "is in Drafts" in out, out
     assert len(agent.folder_raw("Drafts")) == 1
+
+
+def test_her_out_of_office_reply_is_not_her_answer_to_the_proposal(agent: Agent) -> None:
+    agent.policy(COMMENTED)
+    agent.start()
+    assert cli(agent, "agree", "rivera", "--send")[0] == 0
+    proposal = str(proposal_sent(agent)["Message-ID"])
+    auto = (Path(__file__).parent / "corpus" / "auto_replies" / "gmail_vacation.eml").read_bytes()
+    agent.dovecot.append(agent.user, "INBOX", auto.replace(b"<q1.rotation@med.example.edu>", proposal.encode()))
+    answer(agent, proposal, "Fine by me, Sam.\n")
+    notice(agent, "Dr. Ana Rivera agreed to your standards")
+    assert not [m for m in agent.notices() if "Please read" in str(m["Subject"])], "her vacation reply was no answer"
+    assert cli(agent, "agree", "rivera", "--apply")[0] == 0

@@ -86,3 +86,17 @@ def test_simulate_without_arguments_runs_the_builtin_example() -> None:
 def test_the_console_script_is_installed() -> None:
     result = subprocess.run([sys.executable, "-m", "agent", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "mentor-agent" in result.stdout
+
+
+def test_check_warns_about_a_mentor_address_with_a_plus_tag(tmp_path: Path) -> None:
+    text = (ROOT / "policies/rivera.toml").read_text()
+    address = text.split("addresses = [", 1)[1].split('"')[1]
+    local, _, domain = address.partition("@")
+    (tmp_path / "rivera.toml").write_text(text.replace(f'"{address}"', f'"{local}+mentoring@{domain}"', 1))
+    code, out, err = run("check", str(tmp_path))
+    assert code == 0
+    assert out.startswith("ok: 0 config file(s), 1 policy")
+    assert f"warning: {tmp_path / 'rivera.toml'}: mentor.addresses: {local}+mentoring@{domain} has a +tag" in err
+    assert f"add {address} too" in err
+    (tmp_path / "rivera.toml").write_text(text)
+    assert "+tag" not in run("check", str(tmp_path))[2]

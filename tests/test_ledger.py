@@ -137,7 +137,9 @@ def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(
     old.close()
     monkeypatch.undo()
     ledger = Ledger(path)
-    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        schema.SCHEMA_VERSION
+    )
     since = NOW - timedelta(days=1)
     assert len(ledger.history("rivera", since, ("a@h.org",)).sent) == 1  # by id until bound
     ledger.bind({"rivera": ("a@h.org",)})

@@ -228,3 +228,17 @@ def test_plan_gives_every_queued_message_a_decision_and_does_not_change_history(
 def test_naive_now_is_refused(bad_now: datetime) -> None:
     with pytest.raises(ValueError, match="no time zone"):
         Engine(policy(OPEN), History()).plan([Queued("a", datetime(2026, 11, 23, 9, tzinfo=CHICAGO))], bad_now)
+
+
+def test_a_bounced_message_counts_for_its_day_but_waits_for_no_answer() -> None:
+    at = datetime(2026, 11, 23, 8, tzinfo=CHICAGO)
+    now = datetime(2026, 11, 23, 9, tzinfo=CHICAGO)
+    rules = {**OPEN, "max_unanswered": 1, "follow_up_after": "5d"}
+    lost = History(sent=(SentItem(at, ("x",), bounced=True),))
+    (goes,) = Engine(policy({**rules, "max_per_day": 5}), lost).plan([Queued("a", now)], now)
+    assert goes.at == now, "she never got x: nothing waits for her answer"
+    (waits,) = Engine(policy({**rules, "max_per_day": 1}), lost).plan([Queued("a", now)], now)
+    assert waits.at == datetime(2026, 11, 24, tzinfo=CHICAGO), "x still counted for its day"
+    got = History(sent=(SentItem(at, ("x",)),))
+    (held,) = Engine(policy({**rules, "max_per_day": 5}), got).plan([Queued("a", now)], now)
+    assert held.at == datetime(2026, 11, 28, 8, tzinfo=CHICAGO), "x delivered: a waits for her answer (follow-up)"

@@ -110,6 +110,17 @@ def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
     click.echo(
         f"ok: {len(configs)} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: {names}"
     )
+    for loaded in policies:  # her replies come from her own address: a tagged one alone matches none of them
+        listed = loaded.policy.mentor.addresses
+        for address in listed:
+            local, _, domain = address.partition("@")
+            bare = f"{local.split('+', 1)[0]}@{domain}"
+            if "+" in local and bare not in listed:
+                click.echo(
+                    f"warning: {loaded.path}: mentor.addresses: {address} has a +tag; her replies come from her "
+                    f"own address and count only if it is listed: add {bare} too",
+                    err=True,
+                )
     if not connect:
         return
     if not configs:

@@ -407,8 +407,8 @@ class Daemon:
 
     async def pass_once(self, world: World, seen: Seen) -> datetime | None:
         """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
+        await scan_sent(world, seen)  # first: a reply in INBOX may answer what the phone just put in Sent
         await scan_replies(world, seen)
-        await scan_sent(world, seen)
         await take_in_outbox(world)
         await follow_scheduled(world)
         due = await carry_out(world)

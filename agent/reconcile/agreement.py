@@ -30,6 +30,7 @@ from agent.reconcile.history import Seen, new_headers
 from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json
 from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_answer, side_by_side
 from agent.rules.agreement_review import latest_review, review_notice
+from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
 from agent.rules.policy import LoadedPolicy
@@ -117,8 +118,8 @@ async def read_answers(world: World, store: Agreements) -> None:
     for info in await new_headers(world, seen, world.folders.inbox):
         envelope = parse_envelope(info.headers)
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
-        if mentor is None or not envelope.message_id or envelope.agent_kind:
-            continue
+        if mentor is None or not envelope.message_id or envelope.agent_kind or not classify(info.headers).answer:
+            continue  # only her own words answer: not her out-of-office reply, nor a read receipt
         proposal = next((waiting[r] for r in envelope.references if r in waiting), None)
         if proposal is not None and not same_mentor(world.ledger, proposal.mentor, mentor):
             continue

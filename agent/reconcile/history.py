@@ -2,8 +2,8 @@
 
 The agreement is about what the mentor receives, not about which program sent it: mail to a mentor found in
 Sent that the agent did not send counts against the budget. Replies from a mentor in INBOX that answer one of
-those messages (In-Reply-To/References) lower the "unanswered" count. Both are rescanned on every start and
-reconnect, so a reply that came while the agent was down still counts.
+those messages (In-Reply-To/References) lower the "unanswered" count, if a person wrote them (docs/answers.md).
+Both are rescanned on every start and reconnect, so a reply that came while the agent was down still counts.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ from datetime import timedelta
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
+from agent.reconcile.not_answers import read_bounce, tell_unknown_address
+from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
+from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 
 log = logging.getLogger("mentor_agent.history")
 LOOK_BACK = timedelta(days=35)
+RETRY_UNMATCHED = timedelta(days=1)  # how long a reply of hers that matches nothing yet is looked at again
 
 
 @dataclass
@@ -26,6 +30,8 @@ class Seen:
     """UIDs already read per folder (reset when UIDVALIDITY changes or on reconnect)."""
 
     uids: dict[str, tuple[int, set[int]]] = field(default_factory=dict)
+    # Her replies that matched nothing yet, per folder, looked at again on the next passes.
+    waiting: dict[str, dict[int, HeaderInfo]] = field(default_factory=dict)
 
     def new(self, folder: str, validity: int, uids: list[int]) -> list[int]:
         known_validity, known = self.uids.get(folder, (validity, set()))
@@ -86,28 +92,63 @@ async def scan_sent(world: World, seen: Seen) -> int:
 
 
 async def scan_replies(world: World, seen: Seen) -> int:
-    """Record replies from mentors to what they received from the student. Returns how many are new."""
-    infos = await new_headers(world, seen, world.folders.inbox)
-    if not infos:
+    """Record replies from mentors to what they received from the student. Returns how many are new.
+
+    Only a person's answer counts (:mod:`agent.rules.answer_kind`): auto-replies and read receipts are logged
+    and left; a delivery report about a message to her is told to the student (:mod:`.not_answers`). A reply of
+    hers that matches nothing yet (the phone's copy of what it answers is not in Sent yet) is looked at again on
+    the next passes, for a day."""
+    inbox = world.folders.inbox
+    fresh = await new_headers(world, seen, inbox)
+    waiting = seen.waiting.setdefault(inbox, {})
+    if not fresh and not waiting:
         return 0
+    infos = [*waiting.values(), *fresh]
+    waiting.clear()
     ours = world.ledger.item_owners()
+    times = sent_times(world.ledger)
     found = 0
     for info in infos:
         envelope = parse_envelope(info.headers)
+        if envelope.agent_kind:
+            continue
+        verdict = classify(info.headers)
+        if verdict.kind == "delivery-report":
+            await read_bounce(world, info, ours)
+            continue
+        if not envelope.references:
+            continue
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
-        if mentor is None or not envelope.message_id:
+        if mentor is None:
+            if verdict.answer:
+                await tell_unknown_address(world, envelope, ours)
             continue  # only a mentor's own mail can count as an answer; strangers change nothing
+        if not envelope.message_id:
+            continue
         addresses = mentor.policy.mentor.addresses
         answered = [ref for ref in envelope.references if ref in ours and _received_by(ours[ref], mentor.id, addresses)]
-        at = envelope.date or info.internaldate
-        if not answered or at is None:
+        if not answered:
+            arrived = info.internaldate or envelope.date
+            if verdict.answer and arrived is not None and world.now() - arrived < RETRY_UNMATCHED:
+                waiting[info.uid] = info
             continue
-        # A reply answers the newest of our messages it refers to (and, by the engine's rule, all before it).
-        if world.ledger.add_reply(
-            mentor.id, envelope.message_id, min(at, world.now()), answered[-1], addresses=addresses
-        ):
+        if not verdict.answer:
+            if not logged(world.ledger, NOT_AN_ANSWER, envelope.message_id):
+                world.ledger.log(NOT_AN_ANSWER, mentor=mentor.id, message=envelope.message_id, detail=verdict.sign)
+                log.info("%s from %s is not her answer (%s)", verdict.kind, mentor.name, verdict.sign)
+            continue
+        # The newest message she answered is the one In-Reply-To names (the thread's others are older);
+        # without it, the newest one referred to. A reply answers it and, by the engine's rule, all before it.
+        named_ = [ref for ref in envelope.in_reply_to if ref in answered]
+        target = named_[0] if named_ else max(answered, key=lambda ref: times.get(ref, world.now()))
+        # When it arrived at her server's side of the world (INTERNALDATE), not her clock; and never before
+        # what it answers went, whatever either clock says.
+        at = min(info.internaldate or envelope.date or world.now(), world.now())
+        if target in times:
+            at = max(at, times[target])
+        if world.ledger.add_reply(mentor.id, envelope.message_id, at, target, addresses=addresses):
             world.ledger.log("reply", mentor=mentor.id, message=envelope.message_id, detail=envelope.subject)
-            log.info("reply from %s to %s", mentor.name, answered[-1])
+            log.info("reply from %s to %s", mentor.name, target)
             found += 1
     return found
 

@@ -25,6 +25,7 @@ from agent.reconcile import agenda_desk
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
+from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
 from agent.rules.envelope import Envelope, domain_of, new_message_id, parse_envelope
 from agent.rules.notices import Held, held_lines, scheduled_lines
@@ -87,6 +88,8 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
         why = f"it is addressed to more than one mentor ({names}); write to each on their own"
         await _refuse(world, info, envelope, why)
         return None
+    if not mentors:
+        await tell_tagged_recipients(world, envelope)  # her+tag@: told once, as mail to no mentor
     if not mentors and not world.settings.pass_through:
         if existing is None:
             log.info(

@@ -34,6 +34,7 @@ class Envelope:
     references: tuple[str, ...]  # In-Reply-To and References, in order
     problems: tuple[str, ...] = field(default=())
     agent_kind: str = ""  # X-Mentor-Agent: what the agent itself wrote ("invite", "notice", …)
+    in_reply_to: tuple[str, ...] = ()  # In-Reply-To alone: the message it answers
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -116,7 +117,8 @@ def parse_envelope(head: bytes) -> Envelope:
                 date = None
         except (TypeError, ValueError, IndexError):
             date = None
-    references = (*message_ids(text("In-Reply-To")), *message_ids(text("References")))
+    in_reply_to = message_ids(text("In-Reply-To"))
+    references = (*in_reply_to, *message_ids(text("References")))
     key = ids[0] if ids else "sha256:" + hashlib.sha256(block).hexdigest()
     return Envelope(
         key=key,
@@ -130,6 +132,7 @@ def parse_envelope(head: bytes) -> Envelope:
         references=tuple(dict.fromkeys(references)),
         problems=tuple(problems),
         agent_kind=text("X-Mentor-Agent").strip().lower(),
+        in_reply_to=in_reply_to,
     )
 
 

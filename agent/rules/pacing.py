@@ -71,6 +71,7 @@ class SentItem:
     at: datetime
     ids: tuple[str, ...]
     follow_up: bool = False  # went as the one follow-up allowed while replies were outstanding
+    bounced: bool = False  # a delivery report said it never reached her: counted for its day, never unanswered
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class _Ledger:
         self.index: dict[str, int] = {}
         self.answered = -1  # items up to this index are answered
         self.last_follow_up = -1  # index of the latest follow-up item
+        self.bounced: list[int] = []  # indexes of the items that never reached her (in order)
         for item in sorted(history.sent, key=lambda item: instant(item.at)):
             self.record(item)
         for reply in history.replies:
@@ -131,6 +133,8 @@ class _Ledger:
             self.index[message] = len(self.items) - 1
         if item.follow_up:
             self.last_follow_up = len(self.items) - 1
+        if item.bounced:
+            self.bounced.append(len(self.items) - 1)
 
     def answer(self, reply: Reply) -> bool:
         """Mark the item holding ``reply.to`` and all before it answered; False if it was not sent (yet)."""
@@ -157,7 +161,8 @@ class _Ledger:
 
     @property
     def unanswered(self) -> int:
-        return len(self.items) - self.answered - 1
+        lost = len(self.bounced) - bisect.bisect_right(self.bounced, self.answered)
+        return len(self.items) - self.answered - 1 - lost
 
     @property
     def follow_up_pending(self) -> bool:

@@ -41,7 +41,7 @@ def answer_times(ledger: Ledger, loaded: LoadedPolicy, now: datetime) -> dict[st
     history = ledger.history(loaded.id, since, addresses)
     terms = loaded.policy.agreement
     agreed = terms.agreed_on is not None
-    items = [Asked(item.at, item.ids) for item in history.sent]
+    items = [Asked(item.at, item.ids) for item in history.sent if not item.bounced]  # she never got those
     replies = [Answered(reply.at, reply.to) for reply in history.replies]
     mentor = summarize(mentor_waits(items, replies), now, terms.mentor_answers_within)
     student = summarize(

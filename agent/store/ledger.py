@@ -340,9 +340,8 @@ class Ledger:
 
     def item_ids(self, mentor: str | None = None) -> dict[str, str]:
         """Every Message-ID a mentor received from us, mapped to the mentor's policy id."""
-        query = "SELECT message_id, mentor, members FROM items"
         found: dict[str, str] = {}
-        for message_id, owner, members in self.db.execute(query):
+        for message_id, owner, members in self.db.execute("SELECT message_id, mentor, members FROM items"):
             if mentor is None or owner == mentor:
                 found[message_id] = owner
                 for member in json.loads(members):
@@ -352,10 +351,11 @@ class Ledger:
     def history(self, mentor: str, since: datetime, addresses: Sequence[str] = ()) -> History:
         """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's)."""
         who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
+        bounced = "EXISTS(SELECT 1 FROM log WHERE event = 'bounced' AND log.message = items.message_id)"
         items = tuple(
-            SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up))
-            for message_id, at, members, follow_up in self.db.execute(
-                f"SELECT message_id, at, members, follow_up FROM items WHERE {who} AND at >= ? ORDER BY at",
+            SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up), bool(lost))
+            for message_id, at, members, follow_up, lost in self.db.execute(
+                f"SELECT message_id, at, members, follow_up, {bounced} FROM items WHERE {who} AND at >= ? ORDER BY at",
                 (*args, _text(since)),
             )
         )

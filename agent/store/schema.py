@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -87,6 +87,11 @@ _MIGRATIONS: dict[int, str] = {
     -- before this version until Ledger.bind() fills them in from the policy of that id.
     ALTER TABLE items ADD COLUMN addresses TEXT;
     ALTER TABLE replies ADD COLUMN addresses TEXT;
+    """,
+    4: """
+    -- The log is also state: what bounced (log.message is the item's Message-ID) and what the student was told
+    -- once. Read per item and per pass, so found by index.
+    CREATE INDEX log_event ON log(event, message);
     """,
 }
 

@@ -1,0 +1,125 @@
+"""Mail in INBOX about a mentor's messages that is not her answer, and what the student is told of it.
+
+* A delivery report that a message to her failed: the student is told once, with the receiving server's own
+  words. The message still counted for the day and week it went (it went: the agreement is about what is sent),
+  but no longer waits for her answer: she never got it. Resending is the student's choice (a new message).
+* A reply from an address her policy does not list (her phone's mail, ``her+tag@``): it does not count (only her
+  own addresses can answer), and the student is told once per address, with the policy file to add it to.
+
+Both "once" are kept in the ledger's log, so a restart (which reads INBOX again) does not repeat them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agent.mail.port import HeaderInfo
+from agent.reconcile.context import World
+from agent.rules.agreement import pronouns
+from agent.rules.answer_kind import read_delivery_report
+from agent.rules.envelope import Envelope
+from agent.store.answers import BOUNCED, UNKNOWN_ADDRESS, logged, subject_of
+
+log = logging.getLogger("mentor_agent.history")
+
+Owners = dict[str, tuple[str, frozenset[str]]]
+
+
+async def read_bounce(world: World, info: HeaderInfo, ours: Owners) -> bool:
+    """Record and tell a delivery report that one of the mentors' messages failed. True if it was new."""
+    raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
+    report = read_delivery_report(raw or b"")
+    item = report.original
+    if item is None or item not in ours:
+        return False  # not about mail to a mentor: the student's mail program shows it as it is
+    policy_id, addresses = ours[item]
+    failed = [r for r in report.failed if not addresses or r.address in addresses]
+    if not failed:
+        if report.recipients:
+            log.info(
+                "delivery report about %s: %s", item, ", ".join(f"{r.address} {r.action}" for r in report.recipients)
+            )
+        return False
+    if logged(world.ledger, BOUNCED, item):
+        return False
+    loaded = world.book.by_id.get(policy_id)
+    name = loaded.name if loaded is not None else policy_id
+    she, her = pronouns(loaded.policy.mentor.pronoun if loaded is not None else "they")
+    subject = subject_of(world.ledger, item) or report.subject or item
+    words = "; ".join(f"{r.address}: {r.words or r.status or 'no reason given'}" for r in failed)
+    world.ledger.log(BOUNCED, mentor=policy_id, message=item, detail=words)
+    log.warning("%s to %s bounced: %s", item, name, words)
+    await world.notify(
+        f"Not delivered to {name}: {subject}",
+        [
+            f"Your message “{subject}” did not reach {name}. The mail server said:",
+            *(
+                f"  {r.address}: {r.words or 'no reason given'}" + (f" (status {r.status})" if r.status else "")
+                for r in failed
+            ),
+            f"It still counts for the day and week it went, but no longer as waiting for {her} answer: {she} never "
+            "got it. To try again, write it anew (a copy of the same message is refused as already sent), perhaps "
+            f"to another of {her} addresses.",
+        ],
+        about=subject,
+    )
+    return True
+
+
+async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -> None:
+    """Once per address: a reply to one of the mentors' messages came from an address not in her policy."""
+    sender = envelope.sender
+    items = [ref for ref in envelope.references if ref in ours]
+    if not items or not sender or sender == world.settings.student.address.lower():
+        return
+    loaded = world.book.by_id.get(ours[items[0]][0])
+    if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, sender):
+        return
+    her = pronouns(loaded.policy.mentor.pronoun)[1]
+    world.ledger.log(UNKNOWN_ADDRESS, mentor=loaded.id, message=sender, detail=envelope.subject)
+    local, _, domain = sender.partition("@")
+    tagged = "+" in local and f"{local.split('+')[0]}@{domain}" in loaded.policy.mentor.addresses
+    why = (
+        f"one of {her} addresses with a +tag, which {loaded.path} does not list as such"
+        if tagged
+        else (f"not one of the addresses in {loaded.path}")
+    )
+    log.info("a reply from %s (not in %s) to %s did not count", sender, loaded.path, items[0])
+    await world.notify(
+        f"A reply from an address not in {loaded.name}'s policy: {sender}",
+        [
+            f"“{envelope.subject}” answers a message you wrote to {loaded.name}, but it comes from {sender}, {why}.",
+            f"It did not count as {her} answer, so what waits for {her} answer still waits.",
+            f"If the address is {loaded.name}'s, add it to addresses under [mentor] in {loaded.path}: replies "
+            "from it will count. You are told this once for this address.",
+        ],
+        about=envelope.subject,
+    )
+
+
+def untagged(address: str) -> str:
+    """``her+tag@x`` → ``her@x`` (an address without a tag is returned as it is)."""
+    local, at, domain = address.partition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}"
+
+
+async def tell_tagged_recipients(world: World, envelope: Envelope) -> None:
+    """Once per address: the student wrote to a mentor's address with a +tag, which her policy does not list, so
+    the message is mail to no mentor (not paced, and not counted)."""
+    for address in envelope.recipients:
+        loaded = world.book.for_address(untagged(address)) if "+" in address.partition("@")[0] else None
+        if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, address):
+            continue
+        world.ledger.log(UNKNOWN_ADDRESS, mentor=loaded.id, message=address, detail=envelope.subject)
+        log.info("%s is %s's address with a +tag, not in %s", address, loaded.name, loaded.path)
+        await world.notify(
+            f"Mail to {address} is not paced as {loaded.name}'s",
+            [
+                f"“{envelope.subject}” goes to {address}, which is {untagged(address)} with a +tag; {loaded.path} "
+                "does not list it, so it is handled as mail to no mentor: not paced, not counted, and her replies "
+                "to it do not count as her answers.",
+                f"If that is how she wants to be written to, add {address} to addresses under [mentor] in "
+                f"{loaded.path}. You are told this once for this address.",
+            ],
+            about=envelope.subject,
+        )

@@ -1,0 +1,193 @@
+"""Who wrote a message that refers to one of ours: a person, or a machine answering for her.
+
+Only a person's answer is an answer. An out-of-office reply (RFC 3834), a read receipt (RFC 8098) and a
+delivery report (RFC 3464) all carry In-Reply-To, come from or about her address, and say nothing from her:
+:func:`classify` tells them apart from the header block alone, naming the sign it went by. A delivery report
+is news for the student: :func:`read_delivery_report` finds, in the whole message, which message it is about,
+which recipients failed, and the receiving server's own words.
+
+Pure: bytes in, values out; broken input never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email import policy as email_policy
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser, HeaderParser
+from email.utils import getaddresses
+from typing import Literal
+
+from agent.rules.envelope import message_ids, split_head
+from agent.rules.mimetext import decode_bytes, header_text
+
+Kind = Literal["person", "auto-reply", "read-receipt", "delivery-report"]
+
+# Subjects Exchange and Outlook give an out-of-office reply, in the languages met most.
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(automatic reply|auto(matic)? response|out of (the )?office|automatische antwort|abwesenheitsnotiz|"
+    r"réponse automatique|respuesta automática|risposta automatica|resposta automática|automatisch antwoord)\s*:",
+    re.IGNORECASE,
+)
+_DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)
+_QUOTED_ID = re.compile(rb"(?im)^[ \t]*message-id:[ \t]*(<[^<>\s]+>)")
+_MAX_WORDS = 400  # characters of the server's words kept for a notice
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a message is, and the sign it was known by (empty for a person)."""
+
+    kind: Kind
+    sign: str = ""
+
+    @property
+    def answer(self) -> bool:
+        return self.kind == "person"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One recipient a delivery report speaks of."""
+
+    address: str
+    action: str  # failed, delayed, delivered, relayed, expanded (RFC 3464); "failed" when the report has none
+    status: str  # "5.1.1", or "" when not given
+    words: str  # the receiving server's own words (Diagnostic-Code), else the report's text
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    original: str | None  # the Message-ID of the message it reports on
+    recipients: tuple[Recipient, ...]
+    subject: str = ""  # that message's subject, when the report carries its headers
+
+    @property
+    def failed(self) -> tuple[Recipient, ...]:
+        return tuple(r for r in self.recipients if r.action == "failed")
+
+
+def _head(raw: bytes) -> Message:
+    return BytesHeaderParser(policy=email_policy.compat32).parsebytes(split_head(raw)[0])
+
+
+def _value(message: Message, name: str) -> str:
+    return " ".join(header_text(str(v)) for v in message.get_all(name) or []).strip()
+
+
+def classify(raw: bytes) -> Verdict:
+    """Person, auto-reply, read receipt or delivery report, from the header block of ``raw``."""
+    try:
+        head = _head(raw)
+    except Exception:  # the stdlib parser is lenient; a header block it cannot read is nobody's answer
+        return Verdict("auto-reply", "a header block that cannot be read")
+    content_type = head.get_content_type() if head.get("Content-Type") else ""
+    report = str(head.get_param("report-type", "", header="Content-Type") or "").strip().lower()
+    if content_type == "multipart/report" and report == "delivery-status":
+        return Verdict("delivery-report", "Content-Type: multipart/report; report-type=delivery-status")
+    if content_type == "multipart/report" and report == "disposition-notification":
+        return Verdict("read-receipt", "Content-Type: multipart/report; report-type=disposition-notification")
+    senders = [address for _, address in getaddresses([_value(head, "From")]) if address]
+    if senders and _DAEMON.match(senders[0]):
+        return Verdict("delivery-report", f"From: {senders[0]}")
+    if "calendarmessage" in _value(head, "Content-Class").lower() or head.get_param("method", None):
+        return Verdict("person")  # a meeting answer is hers, whatever Outlook asks of auto-responders
+    auto = _value(head, "Auto-Submitted").split(";")[0].strip().lower()
+    if auto and auto != "no":
+        return Verdict("auto-reply", f"Auto-Submitted: {auto}")
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
+        if head.get(name) is not None:
+            return Verdict("auto-reply", f"{name}: {_value(head, name)}".strip())
+    precedence = _value(head, "Precedence").lower()
+    if precedence in ("auto_reply", "bulk", "junk"):
+        return Verdict("auto-reply", f"Precedence: {precedence}")
+    if head.get("Return-Path") is not None and _value(head, "Return-Path") in ("", "<>"):
+        return Verdict("auto-reply", "Return-Path: <>")
+    subject = _value(head, "Subject")
+    if _AUTO_SUBJECT.match(subject):
+        return Verdict("auto-reply", f"Subject: {subject[:80]}")
+    return Verdict("person")
+
+
+def _text_of(part: Message) -> str:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        return ""
+    return decode_bytes(data, part.get_content_charset()) if isinstance(data, bytes) else ""
+
+
+def _fields(part: Message) -> list[Message]:
+    """The field blocks of a message/delivery-status part (the stdlib parses them as messages)."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [block for block in payload if isinstance(block, Message)]
+    text = payload if isinstance(payload, str) else ""
+    return [HeaderParser().parsestr(block) for block in re.split(r"\r?\n\s*\r?\n", text) if block.strip()]
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()[:_MAX_WORDS]
+
+
+def _typed(value: str) -> str:
+    """``rfc822; a@b`` → ``a@b``; ``smtp; 550 …`` → ``550 …``."""
+    kind, _, rest = value.partition(";")
+    return _one_line(rest if rest and " " not in kind.strip() else value)
+
+
+def _original(message: Message) -> tuple[str | None, str]:
+    """The Message-ID and subject of the message a report is about, from the headers it carries back."""
+    noted: tuple[str, ...] = ()  # X-Original-Message-ID (Gmail): when the report carries no headers back
+    for part in message.walk():
+        kind, inner = part.get_content_type(), None
+        if kind == "message/rfc822":
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload and isinstance(payload[0], Message) else None
+        elif kind == "text/rfc822-headers":
+            inner = HeaderParser().parsestr(_text_of(part))
+        elif kind == "message/delivery-status":
+            noted = tuple(m for block in _fields(part) for m in message_ids(_value(block, "X-Original-Message-ID")))
+        found = message_ids(_value(inner, "Message-ID")) if inner is not None else ()
+        if inner is not None and found:
+            return found[0], _one_line(_value(inner, "Subject"))
+    references = noted or message_ids(_value(message, "In-Reply-To")) or message_ids(_value(message, "References"))
+    return (references[-1] if references else None), ""
+
+
+def _notification(message: Message) -> str:
+    """The report's first plain text, for a report without a Diagnostic-Code (or without structure at all)."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            text = re.split(r"(?m)^-{5,}", _text_of(part), maxsplit=1)[0]  # not the copy of the message below
+            kept = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+            return _one_line(" ".join(kept[-4:]))
+    return ""
+
+
+def read_delivery_report(raw: bytes) -> DeliveryReport:
+    """Which message a delivery report is about, and what became of each recipient, in the server's words."""
+    try:
+        message = BytesParser(policy=email_policy.compat32).parsebytes(raw)
+    except Exception:
+        return DeliveryReport(None, ())
+    recipients: list[Recipient] = []
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        for block in _fields(part)[1:]:
+            address = _typed(_value(block, "Final-Recipient") or _value(block, "Original-Recipient")).lower()
+            if not address:
+                continue
+            action = _value(block, "Action").lower() or "failed"
+            words = _typed(_value(block, "Diagnostic-Code")) or _notification(message)
+            recipients.append(Recipient(address.strip("<>"), action, _value(block, "Status"), words))
+    if not recipients:  # no structure: X-Failed-Recipients (Exim, Gmail) and the text
+        failed = [a.lower() for _, a in getaddresses([_value(message, "X-Failed-Recipients")]) if a]
+        recipients = [Recipient(address, "failed", "", _notification(message)) for address in failed]
+    original, subject = _original(message)
+    if original is None:  # Exim and older servers quote the message as text below their words
+        quoted = _QUOTED_ID.search(split_head(raw)[2])
+        original = quoted.group(1).decode("ascii", "replace") if quoted else None
+    return DeliveryReport(original, tuple(recipients), subject)

@@ -1,0 +1,37 @@
+"""What the reading of her answers needs from the ledger beyond items and replies: when each item went, what
+the student wrote in it, and what bounced or was told once (kept in the log, found by its index)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from agent.store.ledger import Ledger
+
+BOUNCED = "bounced"  # log.message: the item's Message-ID; detail: the server's words
+NOT_AN_ANSWER = "not-an-answer"  # log.message: the Message-ID of her auto-reply or read receipt; detail: the sign
+UNKNOWN_ADDRESS = "unknown-address"  # log.message: the address the student was told about
+
+
+def sent_times(ledger: Ledger) -> dict[str, datetime]:
+    """Every Message-ID a mentor received from us (and each member of a digest) -> when it went."""
+    found: dict[str, datetime] = {}
+    for message_id, at, members in ledger.db.execute("SELECT message_id, at, members FROM items"):
+        moment = datetime.fromisoformat(at)
+        found[message_id] = moment
+        for member in json.loads(members):
+            found.setdefault(member, moment)
+    return found
+
+
+def logged(ledger: Ledger, event: str, message: str) -> bool:
+    """Whether the log has ``event`` about ``message`` (a bounce recorded, a notice given once)."""
+    row = ledger.db.execute("SELECT 1 FROM log WHERE event = ? AND message = ? LIMIT 1", (event, message))
+    return row.fetchone() is not None
+
+
+def subject_of(ledger: Ledger, message_id: str) -> str:
+    """The subject the student gave the message with ``message_id`` (empty when it went without the agent)."""
+    row = ledger.db.execute("SELECT subject FROM messages WHERE message_id = ? OR item = ? LIMIT 1", (message_id,) * 2)
+    found = row.fetchone()
+    return str(found[0]) if found else ""
