@@ -14,7 +14,8 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -213,9 +214,18 @@ def _write_signed_in(
     raise AssertionError("unreachable")
 
 
-def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bool) -> Path | None:
-    """Step 5: the first mentor's policy, from a few plain questions."""
-    directory = settings.policies_dir
+@dataclass(frozen=True)
+class PolicyDraft:
+    """A first policy, every answer checked (by the policy rules too), not yet written."""
+
+    target: Path
+    text: str
+
+
+def ask_policy(ask: Asker, o: dict[str, Any], directory: Path, student_zone: str) -> PolicyDraft | None:
+    """Step 5's questions: the first mentor's policy from a few plain answers, checked as ``check`` checks a
+    policy; nothing is written (without a terminal this runs before the config is written, so a bad answer
+    leaves no file behind)."""
     others = policy_files(directory) if directory.is_dir() else []
     # Without a terminal a policy is written only when asked for (--mentor-name): there is no default mentor.
     wanted = o["mentor_name"] is not None or (
@@ -223,7 +233,10 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
     )
     if not wanted:
         if not others:
-            ask.say(f"No policy yet: write one in {directory} (see the README, Policies), or run setup again.")
+            ask.say(
+                f"No policy yet: `run` waits for one in {directory}. Add it with `mentor-agent setup --mentor-name "
+                "NAME`, or write one there (see the README, Policies)."
+            )
         return None
     if ask.interactive:
         ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
@@ -243,11 +256,12 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
 
     given = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, unclaimed)
     addresses = tuple(bare_address(value) for value in given)
-    zone = ask.text(
-        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, zone_problem
-    )
+    zone = ask.text("--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", student_zone, zone_problem)
     per_day = ask.number("--per-day", o["per_day"], "At most how many messages a day", 1)
-    per_week = ask.number("--per-week", o["per_week"], "At most how many a week", max(3, per_day))
+    per_week = ask.number(
+        "--per-week", o["per_week"], "At most how many a week", max(3, per_day), per_day, "--per-day",
+        "a week holds at least the messages of one day",
+    )  # fmt: skip
     windows = ask.values(
         "--window", o["window"], "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';')",
         ["Mon-Fri 08:00-17:00"], window_problem, separator=";",
@@ -263,6 +277,13 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
         clash = check_unique_addresses([*kept, LoadedPolicy(target.stem, draft, loaded.policy)])
         if clash:
             raise _as(UserError(clash), draft, target)
+    return PolicyDraft(target, text)
+
+
+def write_policy(ask: Asker, policy: PolicyDraft, *, force: bool) -> Path | None:
+    """Step 5's file: shown as changes when one is there, and written."""
+    target, text = policy.target, policy.text
+    with _draft(target, text) as draft:
         if not _may_replace(ask, target, text, force):
             return None
         _commit(draft, target)
@@ -290,17 +311,51 @@ def setup(o: dict[str, Any]) -> None:
     existing: dict[str, Any] = read_toml(config)[1] if config.exists() else {}
     if existing:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
+    given_policy_problems(o)  # a bad answer given as a flag stops setup before anything is written
     changes, signed = account(ask, o, config, existing)
     data = merged(existing, changes)
+    policy: PolicyDraft | None = None
+    if not ask.interactive:  # nothing to ask: every answer is checked before the config is written
+        policy = ask_policy(ask, o, _policies_dir(config, data), changes["student"]["timezone"])
     flags = {"imap.folders.outbox": "--outbox"} if o["outbox"] else {}  # a problem with it names the flag
     settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"], flags=flags)
-    write_policy(ask, o, settings, force=o["force"])
+    if ask.interactive:  # asked once the account works, each answer checked as it is typed
+        policy = ask_policy(ask, o, settings.policies_dir, settings.student.timezone)
+    settings.policies_dir.mkdir(parents=True, exist_ok=True)  # `run` waits in it for a first policy
+    if policy is not None:
+        write_policy(ask, policy, force=o["force"])
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:
         systemd(ask, config, force=o["force"])
     else:
         option = "" if config == default_config_path() else f" --config {config}"
         ask.say(f"Start it with: mentor-agent run{option}   (or: mentor-agent setup --systemd{option})")
+
+
+def given_policy_problems(o: dict[str, Any]) -> None:
+    """The mentor's answers given as flags, each checked as its question checks it (before any question)."""
+    checks: list[tuple[str, tuple[str, ...], Callable[[str], str | None]]] = [
+        ("--mentor-address", tuple(o["mentor_address"]), address_problem),
+        ("--mentor-timezone", (o["mentor_timezone"],) if o["mentor_timezone"] is not None else (), zone_problem),
+        ("--window", tuple(o["window"]), window_problem),
+    ]
+    for flag, values, check in checks:
+        for value in values:
+            if problem := check(value):
+                Asker.fail(flag, problem)
+    for flag, value in (("--per-day", o["per_day"]), ("--per-week", o["per_week"])):
+        if value is not None and value < 1:
+            Asker.fail(flag, "must be at least 1")
+    if o["per_day"] is not None and o["per_week"] is not None and o["per_week"] < o["per_day"]:
+        Asker.fail("--per-week", f"must be at least --per-day ({o['per_day']})")
+
+
+def _policies_dir(config: Path, data: dict[str, Any]) -> Path:
+    """Where the config about to be written puts the policies (as :func:`load_settings` will read it)."""
+    from agent.config.settings import ENV_PREFIX
+
+    named = os.environ.get(f"{ENV_PREFIX}POLICIES_DIR") or data.get("policies_dir") or "policies"
+    return (config.parent / os.path.expanduser(str(named))).resolve()
 
 
 def systemd(ask: Asker, config: Path, *, force: bool) -> None:
