@@ -71,6 +71,8 @@ def _check_paths(
                             ("policies_dir",), f"no such policies directory: {settings.policies_dir}"
                         )
                     )
+                elif not paths and not policy_files(settings.policies_dir):
+                    pass  # none yet (setup without a mentor): `run` waits for the first, and `check` says so
                 elif not paths:  # the default run also checks the policies the config points at
                     more, found, _ = _check_paths((settings.policies_dir,), None)
                     policies.extend(more)
@@ -110,6 +112,9 @@ def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
     click.echo(
         f"ok: {len(configs)} config file(s), {len(policies)} polic{'y' if len(policies) == 1 else 'ies'}: {names}"
     )
+    if not paths and not policies and configs:
+        directory = configs[0][0].policies_dir
+        click.echo(f"no policy yet in {directory}: `run` waits for one (mentor-agent setup --mentor-name NAME)")
     if not connect:
         return
     if not configs:
