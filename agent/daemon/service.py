@@ -40,6 +40,7 @@ from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal
 from agent.store import statelock
 from agent.store.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
+from agent.store.statefiles import is_disk_full, state_disk
 
 log = logging.getLogger("mentor_agent")
 
@@ -226,6 +227,8 @@ class Daemon:
                     await self._session()
                     failures = 0
                 except (MailboxError, OSError, TimeoutError, SignInNeeded, SignInUnavailable) as error:
+                    if is_disk_full(error):  # the state directory's disk, not the connection
+                        raise
                     if is_permanent(error) and not self.ready_sent:
                         # At start a refused login or an impossible TLS set-up is configuration: exit 78.
                         self.ledger.set_status(connected="no", last_error=str(error))
@@ -468,7 +471,8 @@ def run_daemon(settings: Settings, config_file: Path | None) -> int:
         log.error("not started: %s", error)  # the log goes to stderr (the journal under systemd)
         return statelock.EX_TEMPFAIL
     try:
-        daemon = Daemon(settings, config_file)
-        return asyncio.run(daemon.run())
+        with state_disk(settings.state_dir):  # the ledger cannot be written: said, naming where (exit 75)
+            daemon = Daemon(settings, config_file)
+            return asyncio.run(daemon.run())
     finally:
         held.release()

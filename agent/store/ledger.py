@@ -104,6 +104,10 @@ def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
 
 class Ledger:
     def __init__(self, path: Path) -> None:
+        with statefiles.state_disk(path.parent):  # a full disk names the state directory
+            self._open(path)
+
+    def _open(self, path: Path) -> None:
         private_dir(path.parent)
         self.path = path
         # Policy id -> the mentor's addresses, for every policy this process has known (a renamed or removed
