@@ -86,3 +86,12 @@ def test_simulate_without_arguments_runs_the_builtin_example() -> None:
 def test_the_console_script_is_installed() -> None:
     result = subprocess.run([sys.executable, "-m", "agent", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "mentor-agent" in result.stdout
+
+
+def test_simulate_with_a_year_near_the_end_of_the_calendar_says_what_is_wrong(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"at": "9999-12-31T09:00:00-06:00", "type": "send", "id": "m1"}\n')
+    code, _, err = run("simulate", str(ROOT / "policies/rivera.toml"), str(events))
+    assert code == 1, err
+    assert f"{events}:1: at: '9999-12-31T09:00:00-06:00' is too late to plan from" in err
+    assert "before the year 9000" in err and "unexpected" not in err
