@@ -277,3 +277,10 @@ def test_setup_without_a_mentor_leaves_a_state_that_check_accepts(tmp_path: Path
     checked = CliRunner().invoke(main, ["check", "--config", str(tmp_path / "config.toml")])
     assert checked.exit_code == 0, checked.output
     assert "`run` waits for one" in checked.output
+
+
+def test_a_good_policy_is_not_written_when_the_config_is_refused(tmp_path: Path) -> None:
+    args = [*STUDENT, "--password-command", "cat /dev/null", *MENTOR_FLAGS, "--outbox", "INBOX"]
+    result = setup(tmp_path, *args)
+    assert result.exit_code == 1 and "--outbox" in result.stderr, result.output
+    assert not (tmp_path / "config.toml").exists() and not (tmp_path / "policies").exists()

@@ -268,7 +268,9 @@ def ask_policy(ask: Asker, o: dict[str, Any], directory: Path, student_zone: str
     )  # fmt: skip
     answers = MentorAnswers(name, addresses, zone, per_day, per_week, windows)
     text = render_policy(answers, today=datetime.now().astimezone().date().isoformat())
-    with _draft(target, text) as draft:
+    with tempfile.TemporaryDirectory(prefix="mentor-agent-setup-") as scratch:  # not even its folder, yet
+        draft = Path(scratch) / target.name
+        draft.write_text(text, encoding="utf-8")
         try:
             loaded = load_policy(draft)
         except UserError as error:
