@@ -5,11 +5,13 @@ and a full disk under them, said as such (:class:`StateDiskFull`, naming the sta
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from agent.errors import AgentError
 
@@ -95,3 +97,14 @@ def state_disk(state_dir: Path) -> Iterator[None]:
         if is_disk_full(error):
             raise StateDiskFull(state_dir) from error
         raise
+
+
+def naming_the_state_dir(init: Callable[[Any, Path], None]) -> Callable[[Any, Path], None]:
+    """For ``__init__(self, path)`` of a state file: a full disk met inside names ``path``'s directory."""
+
+    @functools.wraps(init)
+    def wrapper(self: Any, path: Path) -> None:
+        with state_disk(path.parent):
+            init(self, path)
+
+    return wrapper
