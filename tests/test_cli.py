@@ -100,3 +100,12 @@ def test_check_warns_about_a_mentor_address_with_a_plus_tag(tmp_path: Path) -> N
     assert f"add {address} too" in err
     (tmp_path / "rivera.toml").write_text(text)
     assert "+tag" not in run("check", str(tmp_path))[2]
+
+
+def test_simulate_with_a_year_near_the_end_of_the_calendar_says_what_is_wrong(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"at": "9999-12-31T09:00:00-06:00", "type": "send", "id": "m1"}\n')
+    code, _, err = run("simulate", str(ROOT / "policies/rivera.toml"), str(events))
+    assert code == 1, err
+    assert f"{events}:1: at: '9999-12-31T09:00:00-06:00' is too late to plan from" in err
+    assert "before the year 9000" in err and "unexpected" not in err

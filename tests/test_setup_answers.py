@@ -240,3 +240,47 @@ def test_addresses_pasted_with_a_name_are_taken_as_the_address(tmp_path: Path) -
     assert load_settings(tmp_path / "config.toml").student.address == "sam@icloud.com"
     _, data = read_toml(tmp_path / "policies" / "rivera.toml")
     assert data["mentor"]["addresses"] == ["arivera@hospital.example.org", "Ana.Rivera@Hospital.example.org"]
+
+
+MENTOR_FLAGS = ("--mentor-name", "Dr. Ana Rivera", "--mentor-address", "arivera@hospital.example.org")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--window", "Mon-Fri 17:00-08:00"), "error: --window: 'Mon-Fri 17:00-08:00': the end must be after"),
+        (("--mentor-timezone", "Mars/Olympus"), "error: --mentor-timezone: "),
+        (("--per-day", "3", "--per-week", "2"), "error: --per-week: must be at least --per-day (3)"),
+        (("--mentor-address", "not-an-address"), "error: --mentor-address: 'not-an-address' is not an e-mail"),
+    ],
+)
+def test_a_bad_mentor_answer_without_a_terminal_writes_nothing(
+    tmp_path: Path, flags: tuple[str, ...], expected: str
+) -> None:
+    result = setup(tmp_path, *STUDENT, "--password-command", "cat /dev/null", *MENTOR_FLAGS, *flags)
+    assert result.exit_code == 1, result.output
+    assert expected in result.stderr, result.stderr
+    assert not (tmp_path / "config.toml").exists() and not (tmp_path / "policies").exists()
+
+
+def test_a_mentor_name_without_an_address_and_without_a_terminal_writes_nothing(tmp_path: Path) -> None:
+    result = setup(tmp_path, *STUDENT, "--password-command", "cat /dev/null", "--mentor-name", "Dr. Ana Rivera")
+    assert result.exit_code == 1 and "error: --mentor-address: needed when setup cannot ask" in result.stderr
+    assert not (tmp_path / "config.toml").exists()
+
+
+def test_setup_without_a_mentor_leaves_a_state_that_check_accepts(tmp_path: Path) -> None:
+    result = setup(tmp_path, *STUDENT, "--password-command", "cat /dev/null")
+    assert result.exit_code == 0, result.output
+    assert f"No policy yet: `run` waits for one in {tmp_path / 'policies'}." in result.output
+    assert (tmp_path / "policies").is_dir()
+    checked = CliRunner().invoke(main, ["check", "--config", str(tmp_path / "config.toml")])
+    assert checked.exit_code == 0, checked.output
+    assert "`run` waits for one" in checked.output
+
+
+def test_a_good_policy_is_not_written_when_the_config_is_refused(tmp_path: Path) -> None:
+    args = [*STUDENT, "--password-command", "cat /dev/null", *MENTOR_FLAGS, "--outbox", "INBOX"]
+    result = setup(tmp_path, *args)
+    assert result.exit_code == 1 and "--outbox" in result.stderr, result.output
+    assert not (tmp_path / "config.toml").exists() and not (tmp_path / "policies").exists()

@@ -283,3 +283,19 @@ def test_a_wrong_password_on_a_rerun_puts_the_old_password_file_back(world: Worl
     assert again.returncode == 78, again.stdout + again.stderr
     assert (root / "c" / "config.password").read_text() == user.password + "\n"
     assert config.read_text() == before
+
+
+def test_a_week_cap_below_the_day_cap_is_asked_again_as_it_is_typed(tmp_path: Path) -> None:
+    flags = ["--address", "sam@icloud.com", "--name", "Sam", "--timezone", "Europe/Berlin", "--provider", "icloud"]
+    flags += ["--username", "sam@icloud.com", "--password-command", "cat /dev/null", "--no-connect"]
+    session = Session(tmp_path, *flags, "--mentor-name", "Dr. Ana Rivera", "--mentor-address", MENTOR)
+    session.answer("Use these servers? [Y/n]:", "")
+    session.answer("Mentor's time zone [Europe/Berlin]:", "")
+    session.answer("At most how many messages a day [1]:", "3")
+    session.answer("At most how many a week [3]:", "2")
+    session.expect("must be at least 3: a week holds at least the messages of one day")
+    session.answer("At most how many a week [3]:", "4")
+    session.answer("When may mail arrive", "")
+    session.answer("Run it as a systemd user service now? [y/N]:", "")
+    assert session.end() == 0, session.transcript.getvalue()
+    assert "max_per_week = 4" in (config_dir(tmp_path) / "policies" / "rivera.toml").read_text()

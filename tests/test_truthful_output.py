@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.logs import named, short_id
-from agent.rules.pacing import Engine, History, Queued
+from agent.rules.pacing import Engine, History, Queued, SentItem
 from agent.store.status import short_id as status_short_id
 from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, parse, policy_text
 from tests.helpers import policy
@@ -119,3 +119,29 @@ def test_logs_name_messages_say_sends_now_only_when_sending_and_debug_shows_deci
     log = agent.log()
     assert "decision=send" in log and "sends now" in log
     assert f"sent [{short_id(str(parse(first)['Message-ID']))}] “Draft of my personal statement” to {MENTOR}" in log
+
+
+def test_the_one_follow_up_over_max_unanswered_is_named_as_the_follow_up() -> None:
+    rules = {"send_windows": ["Mon-Sun 00:00-24:00"], "max_per_day": 5, "max_unanswered": 1, "follow_up_after": "2d"}
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=CHICAGO)
+    engine = Engine(policy(rules, "America/Chicago"), History(sent=(SentItem(monday, ("m0",)),)))
+    thursday = datetime(2026, 12, 3, 10, 0, tzinfo=CHICAGO)
+    (decision,) = engine.plan([Queued("m1", thursday, "still there?")], thursday)
+    assert decision.at == thursday and decision.follow_up
+    assert "within what you agreed" not in decision.reason
+    assert decision.reason.startswith("the one follow-up allowed while 1 message to Dr. Ana Rivera awaits a reply")
+    assert decision.reason.endswith("sends now")
+
+
+def test_2nd_message_today_only_when_one_went_that_day() -> None:
+    rules = {"send_windows": ["Mon-Fri 08:00-17:00"], "max_per_day": 1, "max_unanswered": 9}
+    evening = datetime(2026, 11, 30, 20, 0, tzinfo=CHICAGO)  # Monday, nothing sent today
+    engine = Engine(policy(rules, "America/Chicago"), History())
+    first, second = engine.plan([Queued("a", evening, "one"), Queued("b", evening, "two")], evening)
+    assert first.at == datetime(2026, 12, 1, 8, 0, tzinfo=CHICAGO)
+    assert "today" not in second.reason, second.reason
+    assert second.reason.startswith("2nd message on Tue 01 Dec, counting the one planned before it; you agreed on 1")
+    morning = datetime(2026, 12, 1, 9, 0, tzinfo=CHICAGO)  # one went at 08:00: now "today" is true
+    engine = Engine(policy(rules, "America/Chicago"), History(sent=(SentItem(first.at, ("a",)),)))
+    (third,) = engine.plan([Queued("c", morning, "three")], morning)
+    assert third.reason.startswith("2nd message today; you agreed on 1 a day"), third.reason

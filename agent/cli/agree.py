@@ -61,8 +61,9 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
                     Problem(
                         "agree",
                         "",
-                        f"your proposal of {when} still waits for {loaded.name}'s answer (in Drafts, the Outbox "
-                        "or sent); --again makes another one",
+                        f"your proposal of {when} still waits for {loaded.name}'s answer (in "
+                        f"{settings.imap.folders.drafts or 'Drafts'}, {settings.imap.folders.outbox} or sent); "
+                        "--again makes another one",
                     )
                 ]
             )
@@ -71,7 +72,8 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
         except MailboxError as error:
             raise UserError([Problem(config_file, "imap", f"cannot reach the mailbox: {error}")]) from error
         try:
-            folder = folders.outbox if send else drafts_folder(mailbox, settings.imap.folders.drafts)
+            outbox = folders.outbox  # named as it is called in her mailbox ("Mentor Outbox"), not "the Outbox"
+            folder = outbox if send else drafts_folder(mailbox, settings.imap.folders.drafts)
             message_id = new_message_id(domain_of(settings.student.address))
             raw = make_proposal(ledger, loaded, settings.student, datetime.now(UTC), message_id)
             mailbox.append(folder, raw, [] if send else ["\\Draft", "\\Seen"])
@@ -89,7 +91,7 @@ def draft(settings: Settings, config_file: str, loaded: LoadedPolicy, *, send: b
         )
     return (
         f"The proposal to {name} (“{SUBJECT}”) is in {folder}. Read it, change the words if you like "
-        "(keep the numbered lines), then move it to the Outbox: it goes when your agreement allows. When "
+        f"(keep the numbered lines), then move it to {outbox}: it goes when your agreement allows. When "
         f"{name} answers, you get a notice (the daemon must be running)."
     )
 

@@ -13,7 +13,7 @@ import click
 
 from agent import __version__
 from agent.cli.support import EX_CONFIG, AgentGroup, friendly, print_problems
-from agent.config.settings import Settings, default_config_path, file_kind, load_settings
+from agent.config.settings import Settings, default_config_path, file_kind, load_settings, setup_advice
 from agent.errors import Problem, UserError
 from agent.rules.localtime import zone_named
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
@@ -45,10 +45,9 @@ def _check_paths(
     targets: list[Path] = list(paths)
     if not targets:
         settings_file = config or default_config_path()
-        if settings_file.exists() or config:
-            targets.append(settings_file)
-        else:
-            targets.append(Path("policies"))
+        if not settings_file.exists() and (config or not Path("policies").exists()):  # before `setup`
+            return [], [Problem(str(settings_file), "", f"no such config file; {setup_advice(config)}")], []
+        targets.append(settings_file if settings_file.exists() else Path("policies"))
     for target in targets:
         files = policy_files(target) if target.is_dir() else [target]
         if target.is_dir() and not files:
@@ -71,6 +70,8 @@ def _check_paths(
                             ("policies_dir",), f"no such policies directory: {settings.policies_dir}"
                         )
                     )
+                elif not paths and not policy_files(settings.policies_dir):
+                    pass  # none yet (setup without a mentor): `run` waits for the first, and `check` says so
                 elif not paths:  # the default run also checks the policies the config points at
                     more, found, _ = _check_paths((settings.policies_dir,), None)
                     policies.extend(more)
@@ -121,6 +122,9 @@ def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
                     f"own address and count only if it is listed: add {bare} too",
                     err=True,
                 )
+    if not paths and not policies and configs:
+        directory = configs[0][0].policies_dir
+        click.echo(f"no policy yet in {directory}: `run` waits for one (mentor-agent setup --mentor-name NAME)")
     if not connect:
         return
     if not configs:
@@ -246,19 +250,13 @@ def status(config: Path | None, as_json: bool) -> None:
 
     from agent.rules.policy import PolicyBook, load_policies
     from agent.store.ledger import Ledger
-    from agent.store.status import collect, render
+    from agent.store.status import collect, not_started, render
 
-    settings = load_settings(config)
-    if not settings.ledger_path.exists():
-        raise UserError(
-            [
-                Problem(
-                    file=str(settings.ledger_path),
-                    key="",
-                    message="no ledger yet: has `mentor-agent run` been started with this config?",
-                )
-            ]
-        )
+    settings = load_settings(config, required=True)  # none yet: the error says to run `setup`
+    if not settings.ledger_path.exists():  # set up, never run: not an error, the next step
+        data, text = not_started(settings.state_dir, config, datetime.now().astimezone())
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
+        return
     ledger = Ledger(settings.ledger_path)
     try:
         data = collect(PolicyBook(load_policies(settings.policies_dir)), ledger, datetime.now().astimezone())
@@ -268,7 +266,7 @@ def status(config: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    click.echo(render(data, color=color))
+    click.echo(render(data, color=color, zone=settings.student.zone))
 
 
 @main.command()

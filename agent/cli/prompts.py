@@ -48,14 +48,32 @@ class Asker:
                 return answer
             click.echo(f"  {problem}")
 
-    def number(self, flag: str, given: int | None, question: str, default: int, minimum: int = 1) -> int:
+    def number(
+        self,
+        flag: str,
+        given: int | None,
+        question: str,
+        default: int,
+        minimum: int = 1,
+        bound: str = "",
+        why: str = "",
+    ) -> int:
+        """A whole number, at least ``minimum`` (``bound``: the flag whose answer that minimum is; ``why``: the
+        reason, said in a terminal when a smaller one is typed)."""
+        least = f"{bound} ({minimum})" if bound else str(minimum)
         if given is not None:
             if given < minimum:
-                self.fail(flag, f"must be at least {minimum}")
+                self.fail(flag, f"must be at least {least}")
             return given
         if not self.interactive:
+            if default < minimum:
+                self.fail(flag, f"must be at least {least}")
             return default
-        return int(click.prompt(question, default=default, type=click.IntRange(min=minimum)))
+        while True:
+            answer = int(click.prompt(question, default=default, type=click.IntRange(min=1)))
+            if answer >= minimum:
+                return answer
+            click.echo(f"  must be at least {minimum}{': ' + why if why else ''}")
 
     def choice(self, flag: str, given: str | None, question: str, choices: Sequence[str], default: str) -> str:
         if given is not None:

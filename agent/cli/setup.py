@@ -4,24 +4,20 @@
 autoconfig, SRV records, else questions); 3. signing in (OAuth2 or a password kept out of the config);
 4. the config is checked as ``check`` checks it, shown as a diff when one exists, and only then written (0600),
 after a login to IMAP and SMTP as ``check --connect`` does and the folders are made as ``run`` makes them;
-5. the first mentor's policy, checked by the policy rules. ``--systemd`` then writes the user unit.
+5. the first mentor's policy (:mod:`agent.cli.setup_policy`; without a terminal checked before step 4 writes
+anything). ``--systemd`` then writes the user unit.
 Every question has a flag; ``--yes`` (or no terminal) asks nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from agent.cli.answer_checks import address_problem, bare_address, local_zone_name, window_problem, zone_problem
+from agent.cli.answer_checks import address_problem, bare_address, local_zone_name, zone_problem
 from agent.cli.prompts import Asker
 from agent.cli.setup_account import (
     AS_IT_IS,
@@ -32,60 +28,13 @@ from agent.cli.setup_account import (
     choose_servers,
     sign_in,
 )
+from agent.cli.setup_files import as_written, commit, draft_beside, may_replace
+from agent.cli.setup_policy import PolicyDraft, ask_policy, given_policy_problems, policies_dir, write_policy
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
-from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
+from agent.config.writer import diff, merged, render_config
 from agent.errors import LoginRefused, Problem, SignInNeeded, UserError
-from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
-
-
-@contextlib.contextmanager
-def _draft(target: Path, text: str) -> Iterator[Path]:
-    """``text`` in a hidden 0600 file beside ``target`` (relative paths in it mean the same), removed after."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent)
-    path = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _as(error: UserError, draft: Path, target: Path, flags: dict[str, str] | None = None) -> UserError:
-    """The same problems, naming the file they will be in rather than the draft — or the flag that set the key
-    (``flags``: key -> flag, for the values given as flags this run)."""
-    given = flags or {}
-    return type(error)(  # the same kind (a sign-in that did not finish stays one)
-        [
-            Problem("", given[p.key], p.message)
-            if p.file == str(draft) and p.key in given
-            else Problem(str(target) if p.file == str(draft) else p.file, p.key, p.message, p.line)
-            for p in error.problems
-        ]
-    )
-
-
-def _may_replace(ask: Asker, target: Path, new: str, force: bool) -> bool:
-    """Whether to write ``new`` over ``target``: always when there is none or it is the same; else shown, asked."""
-    if not target.exists():
-        return True
-    old = target.read_text(encoding="utf-8")
-    if old == new:
-        return True
-    ask.say(diff(old, new, str(target)))
-    if force:
-        return True
-    if not ask.interactive:
-        ask.fail("--force", f"{target} exists and would change as shown; give --force to write it")
-    return ask.confirm("--force", None, f"Write these changes to {target}?", False)
-
-
-def _commit(draft: Path, target: Path) -> None:
-    os.chmod(draft, 0o600)
-    os.replace(draft, target)
-
+from agent.rules.policy import read_toml
 
 # -- the steps -------------------------------------------------------------------------------------------------------
 
@@ -154,15 +103,15 @@ def write_config(
     from agent.daemon.probe import create_folders
 
     text = render_config({k: v for k, v in data.items() if v is not None})
-    with _draft(config, text) as draft:
+    with draft_beside(config, text) as draft:
         try:
             settings = load_settings(draft)
             problems = preflight.problems(settings, draft, signed_in=False)
         except UserError as error:
-            raise _as(error, draft, config, flags) from None
+            raise as_written(error, draft, config, flags) from None
         if problems:
-            raise _as(UserError(problems), draft, config, flags)
-        if not _may_replace(ask, config, text, force):
+            raise as_written(UserError(problems), draft, config, flags)
+        if not may_replace(ask, config, text, force):
             raise UserError([Problem(str(config), "", "left as it was")])
         try:
             signed.store()
@@ -176,11 +125,11 @@ def write_config(
                 ask.say(
                     f"Created the folders: {', '.join(created)}" if created else "The agent's folders are all there."
                 )
-            _commit(draft, config)
+            commit(draft, config)
         except BaseException as error:  # a refused login, Ctrl-C: the secret stored for this config goes too
             signed.undo()
             if isinstance(error, UserError):
-                raise _as(error, draft, config, flags) from None
+                raise as_written(error, draft, config, flags) from None
             raise
     ask.say(f"Wrote {config} (only you can read it).")
     return load_settings(config)
@@ -213,73 +162,6 @@ def _write_signed_in(
     raise AssertionError("unreachable")
 
 
-def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bool) -> Path | None:
-    """Step 5: the first mentor's policy, from a few plain questions."""
-    directory = settings.policies_dir
-    others = policy_files(directory) if directory.is_dir() else []
-    # Without a terminal a policy is written only when asked for (--mentor-name): there is no default mentor.
-    wanted = o["mentor_name"] is not None or (
-        ask.interactive and ask.confirm("--mentor-name", None, "Write the policy for a mentor now?", not others)
-    )
-    if not wanted:
-        if not others:
-            ask.say(f"No policy yet: write one in {directory} (see docs/policies.md), or run setup again.")
-        return None
-    if ask.interactive:
-        ask.say("A few questions about what you agreed with this mentor (all in the mentor's own time zone):")
-    rest: dict[Path, LoadedPolicy] = {}
-    for path in others:
-        with contextlib.suppress(UserError):  # `check` names what is wrong in the others
-            rest[path] = load_policy(path)
-    name = ask.text("--mentor-name", o["mentor_name"], "Mentor's name (e.g. Dr. Ana Rivera)", None)
-    target = _policy_target(directory, name, rest)
-    owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
-
-    def unclaimed(value: str) -> str | None:
-        owner = owners.get(bare_address(value).lower())
-        if owner is not None:
-            return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
-        return address_problem(value)
-
-    given = ask.values("--mentor-address", o["mentor_address"], "Mentor's address(es)", None, unclaimed)
-    addresses = tuple(bare_address(value) for value in given)
-    zone = ask.text(
-        "--mentor-timezone", o["mentor_timezone"], "Mentor's time zone", settings.student.timezone, zone_problem
-    )
-    per_day = ask.number("--per-day", o["per_day"], "At most how many messages a day", 1)
-    per_week = ask.number("--per-week", o["per_week"], "At most how many a week", max(3, per_day))
-    windows = ask.values(
-        "--window", o["window"], "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';')",
-        ["Mon-Fri 08:00-17:00"], window_problem, separator=";",
-    )  # fmt: skip
-    answers = MentorAnswers(name, addresses, zone, per_day, per_week, windows)
-    text = render_policy(answers, today=datetime.now().astimezone().date().isoformat())
-    with _draft(target, text) as draft:
-        try:
-            loaded = load_policy(draft)
-        except UserError as error:
-            raise _as(error, draft, target) from None
-        kept = [policy for path, policy in rest.items() if path != target]
-        clash = check_unique_addresses([*kept, LoadedPolicy(target.stem, draft, loaded.policy)])
-        if clash:
-            raise _as(UserError(clash), draft, target)
-        if not _may_replace(ask, target, text, force):
-            return None
-        _commit(draft, target)
-    ask.say(f"Wrote {target}: try it on a sample week with `mentor-agent simulate {target}`.")
-    return target
-
-
-def _policy_target(directory: Path, name: str, rest: dict[Path, LoadedPolicy]) -> Path:
-    """The file for this mentor's policy: their own when there is one (a re-run: shown as changes), else a
-    name no other mentor's policy has (Dr. Luis Rivera beside Dr. Ana Rivera's rivera.toml: luis-rivera.toml)."""
-    candidates = [directory / file for file in policy_file_names(name)]
-    for path in candidates:
-        if path.exists() and path in rest and rest[path].name.strip().lower() == name.strip().lower():
-            return path
-    return next(path for path in candidates if not path.exists())
-
-
 def setup(o: dict[str, Any]) -> None:
     interactive = not o["yes"] and sys.stdin.isatty()
     ask = Asker(interactive)
@@ -290,11 +172,19 @@ def setup(o: dict[str, Any]) -> None:
     existing: dict[str, Any] = read_toml(config)[1] if config.exists() else {}
     if existing:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
+    given_policy_problems(o)  # a bad answer given as a flag stops setup before anything is written
     changes, signed = account(ask, o, config, existing)
     data = merged(existing, changes)
+    policy: PolicyDraft | None = None
+    if not ask.interactive:  # nothing to ask: every answer is checked before the config is written
+        policy = ask_policy(ask, o, policies_dir(config, data), changes["student"]["timezone"])
     flags = {"imap.folders.outbox": "--outbox"} if o["outbox"] else {}  # a problem with it names the flag
     settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"], flags=flags)
-    write_policy(ask, o, settings, force=o["force"])
+    if ask.interactive:  # asked once the account works, each answer checked as it is typed
+        policy = ask_policy(ask, o, settings.policies_dir, settings.student.timezone)
+    settings.policies_dir.mkdir(parents=True, exist_ok=True)  # `run` waits in it for a first policy
+    if policy is not None:
+        write_policy(ask, policy, force=o["force"])
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:
         systemd(ask, config, force=o["force"])

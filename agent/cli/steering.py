@@ -99,7 +99,7 @@ def act(settings: Settings, config_file: str, handle: str, *, release: bool) -> 
                 f"“{held.row.subject}” is no longer in {folders.scheduled} (sent or cancelled already?)"
             ) from None
         return (
-            f"cancelled [{held.short}] “{held.row.subject}”: it is in {drafts}; move it to the Outbox to "
+            f"cancelled [{held.short}] “{held.row.subject}”: it is in {drafts}; move it to {folders.outbox} to "
             "send it after all"
         )
     finally:

@@ -194,7 +194,7 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     if file.exists():
         text, data = read_toml(file)
     elif path is not None or required:
-        raise UserError([Problem(file=str(file), key="", message="no such config file (see config/example.toml)")])
+        raise UserError([Problem(file=str(file), key="", message=f"no such config file; {setup_advice(path)}")])
     base = file.parent
     for key in ("policies_dir", "state_dir"):
         if isinstance(data.get(key), str):
@@ -208,6 +208,12 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     except ValidationError as error:
         problems = problems_from_validation(file, text, error, Settings, env=env_keys())
         raise UserError(problems) from error
+
+
+def setup_advice(config: Path | None) -> str:
+    """What to do before any other command: `mentor-agent setup` (for this config file, when one is named)."""
+    option = f" --config {config}" if config is not None and config != default_config_path() else ""
+    return f"run `mentor-agent setup{option}` first (it asks for what it needs and writes it)"
 
 
 def file_kind(path: Path, data: dict[str, Any], *, in_policies_dir: bool = False) -> Literal["policy", "config"]:

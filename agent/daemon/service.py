@@ -40,6 +40,7 @@ from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal
 from agent.store import statelock
 from agent.store.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
+from agent.store.statefiles import is_disk_full, state_disk
 
 log = logging.getLogger("mentor_agent")
 
@@ -102,6 +103,8 @@ class Daemon:
         self.wake = asyncio.Event()
         self.reload_requested = False
         self.keeper = PolicyKeeper(settings.policies_dir, load_policies(settings.policies_dir))
+        self.first_policy = not len(self.keeper.book())  # a fresh setup without a mentor: wait for one
+        self.said_no_policy = False
         self.ledger = Ledger(settings.ledger_path)
         self.ready_sent = False
         self.connected = False
@@ -224,6 +227,8 @@ class Daemon:
                     await self._session()
                     failures = 0
                 except (MailboxError, OSError, TimeoutError, SignInNeeded, SignInUnavailable) as error:
+                    if is_disk_full(error):  # the state directory's disk, not the connection
+                        raise
                     if is_permanent(error) and not self.ready_sent:
                         # At start a refused login or an impossible TLS set-up is configuration: exit 78.
                         self.ledger.set_status(connected="no", last_error=str(error))
@@ -368,6 +373,12 @@ class Daemon:
                 self.wake.clear()
                 if self.reload_requested:
                     await self.reload_policies(world)
+                if self._waits_for_a_policy():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), HEARTBEAT)
+                    sdnotify.watchdog()
+                    self._check_watchers(watchers)
+                    continue
                 wake_at = await self.pass_once(world, seen)
                 self.let_go_of_policies(world)
                 self._check_watchers(watchers)
@@ -383,6 +394,27 @@ class Daemon:
             for watcher in watchers:
                 watcher.stop()
             await asyncio.to_thread(mailbox.close)
+
+    def _waits_for_a_policy(self) -> bool:
+        """No policy yet (setup without a mentor): the Outbox is left as it is — a message to a mentor whose
+        policy is still to come must not go out unpaced. Said once; the first policy saved ends the wait."""
+        if not self.first_policy:
+            return False
+        directory = self.settings.policies_dir
+        if len(self.keeper.book()):
+            self.first_policy = False
+            log.info("first policy taken in from %s: watching the Outbox", directory)
+            return False
+        if not self.said_no_policy:
+            self.said_no_policy = True
+            log.warning(
+                "no policy yet in %s: nothing in the Outbox is read or sent until there is one. Add one with "
+                "`mentor-agent setup --mentor-name NAME` (or write a .toml there, see docs/policies.md); "
+                "it is taken in as soon as it is saved",
+                directory,
+            )
+            sdnotify.status(f"waiting for a first policy in {directory}")
+        return True
 
     async def _imap_works_again(self, world: World, ended: Refusal) -> None:
         since = ended.since.astimezone(self.settings.student.zone).strftime("%a %d %b %H:%M")
@@ -439,7 +471,8 @@ def run_daemon(settings: Settings, config_file: Path | None) -> int:
         log.error("not started: %s", error)  # the log goes to stderr (the journal under systemd)
         return statelock.EX_TEMPFAIL
     try:
-        daemon = Daemon(settings, config_file)
-        return asyncio.run(daemon.run())
+        with state_disk(settings.state_dir):  # the ledger cannot be written: said, naming where (exit 75)
+            daemon = Daemon(settings, config_file)
+            return asyncio.run(daemon.run())
     finally:
         held.release()

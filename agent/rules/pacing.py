@@ -159,6 +159,10 @@ class _Ledger:
     def count_since(self, moment: datetime) -> int:
         return len(self.stamps) - bisect.bisect_left(self.stamps, moment.timestamp())
 
+    def count_after(self, moment: datetime) -> int:
+        """Items later than ``moment``: in a plan, those planned but not gone yet."""
+        return len(self.stamps) - bisect.bisect_right(self.stamps, moment.timestamp())
+
     @property
     def unanswered(self) -> int:
         lost = len(self.bounced) - bisect.bisect_right(self.bounced, self.answered)
@@ -180,6 +184,8 @@ class _Blocked:
     rule: str
     count: int = 0
     since_last: timedelta = field(default_factory=timedelta)
+    at: datetime | None = None  # the instant the rule was judged at (the day or week a count is of)
+    planned: int = 0  # of ``count``: planned in this plan, not gone yet
 
 
 class Engine:
@@ -230,11 +236,12 @@ class Engine:
             return self._week_ok(t)
         return self.schedule.next_open(t)
 
-    def earliest(self, start: datetime) -> tuple[datetime | None, _Blocked | None, bool]:
+    def earliest(self, start: datetime, now: datetime | None = None) -> tuple[datetime | None, _Blocked | None, bool]:
         """The earliest instant >= ``start`` at which every rule holds, the rule that explains the wait,
-        and whether the item would go as the follow-up. ``None`` when only a reply can release it."""
+        and whether the item would go as the follow-up. ``None`` when only a reply can release it.
+        ``now``: what has gone by then (the rest of a count is only planned), for the reason."""
         start = instant(start)
-        blocked = self._most_binding(start)
+        blocked = self._most_binding(start, now)
         t = start
         limit = after(start, self.horizon)
         while t <= limit:
@@ -242,28 +249,28 @@ class Engine:
             for rule in _RULES:
                 moment = self._next_ok(rule, t)
                 if moment is None:
-                    return None, blocked or self._why(rule, start), False
+                    return None, blocked or self._why(rule, start, now), False
                 if moment > t:
                     t, moved = moment, True
             if not moved:
                 return t, blocked, self._unanswered_ok(t)[1]
         return None, blocked, False
 
-    def _most_binding(self, start: datetime) -> _Blocked | None:
+    def _most_binding(self, start: datetime, now: datetime | None = None) -> _Blocked | None:
         """The rule to explain a delay with: the first that fails at ``start``, counts before clock rules
         ("2nd message today" tells more than "outside her hours")."""
         for rule in _RULES:
             moment = self._next_ok(rule, start)
             if moment is None or moment > start:
-                return self._why(rule, start)
+                return self._why(rule, start, now)
         return None
 
-    def _why(self, rule: str, t: datetime) -> _Blocked:
-        if rule == DAY:
-            return _Blocked(rule, self.ledger.count_since(start_of_day(local_date(t, self.zone), self.zone)))
-        if rule == WEEK:
-            monday = week_start(local_date(t, self.zone))
-            return _Blocked(rule, self.ledger.count_since(start_of_day(monday, self.zone)))
+    def _why(self, rule: str, t: datetime, now: datetime | None = None) -> _Blocked:
+        if rule in (DAY, WEEK):
+            day = local_date(t, self.zone)
+            count = self.ledger.count_since(start_of_day(day if rule == DAY else week_start(day), self.zone))
+            planned = min(count, self.ledger.count_after(now)) if now is not None else 0
+            return _Blocked(rule, count, at=t, planned=planned)
         if rule == GAP and self.ledger.last is not None:
             return _Blocked(rule, since_last=elapsed(self.ledger.last, t))
         if rule == UNANSWERED:
@@ -343,7 +350,7 @@ class Engine:
     def decide_group(self, head: Queued, size: int, previous: datetime, now: datetime) -> Decision:
         """The decision shared by the ``size`` messages that go with ``head`` (its ``id`` is the head's): the
         earliest time at or after ``previous``, and why. ``now`` and ``previous`` are UTC instants."""
-        at, blocked, follow_up = self.earliest(previous)
+        at, blocked, follow_up = self.earliest(previous, now)
         digest = f"digest-{head.id}" if size > 1 else None
         reason = self._reason(blocked, at, follow_up, size, now)
         if self.rules.over_limit == "batch" and head.standalone and blocked is not None:
@@ -355,15 +362,13 @@ class Engine:
     def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, size: int, now: datetime) -> str:
         name = self.policy.mentor.name
         rules = self.rules
+        follows_up = follow_up and at is not None and (blocked is None or blocked.rule != UNANSWERED)
         if blocked is None:
-            why = f"within what you agreed with {name}"
+            why = self._follow_up_text() if follows_up else f"within what you agreed with {name}"
         elif blocked.rule == DAY:
-            why = f"{_ordinal(blocked.count + 1)} message today; you agreed on {rules.max_per_day} a day with {name}"
+            why = f"{self._count_text(blocked, now)}; you agreed on {rules.max_per_day} a day with {name}"
         elif blocked.rule == WEEK:
-            why = (
-                f"{_ordinal(blocked.count + 1)} message this week; "
-                f"you agreed on {rules.max_per_week} a week with {name}"
-            )
+            why = f"{self._count_text(blocked, now)}; you agreed on {rules.max_per_week} a week with {name}"
         elif blocked.rule == GAP:
             why = (
                 f"only {format_duration(_round_minutes(blocked.since_last))} since the last message; "
@@ -380,6 +385,8 @@ class Engine:
             )
             if at is not None and follow_up:
                 why += f", or as one follow-up after {format_duration(rules.follow_up_after)}"
+        if follows_up and blocked is not None:
+            why += f"; it goes as {self._follow_up_text()}"
         if at is None:
             return why
         # Nothing blocks it, yet it can wait: for the messages planned before it (first in, first out).
@@ -390,6 +397,33 @@ class Engine:
         if blocked is None and not behind:
             return f"{why}; sends now"
         return f"{why}; goes {when}{behind}"
+
+    def _follow_up_text(self) -> str:
+        """The one message that goes while ``max_unanswered`` wait for a reply, named as what it is."""
+        waiting = self.ledger.unanswered
+        messages = "1 message" if waiting == 1 else f"{waiting} messages"
+        verb = "awaits" if waiting == 1 else "await"
+        return (
+            f"the one follow-up allowed while {messages} to {self.policy.mentor.name} {verb} a reply (you agreed on "
+            f"at most {self.rules.max_unanswered}, and on one follow-up after "
+            f"{format_duration(self.rules.follow_up_after)})"
+        )
+
+    def _count_text(self, blocked: _Blocked, now: datetime) -> str:
+        """ "2nd message today" only when the one before went today; else the day (or week) it is of, and the
+        messages planned before it that the count takes in."""
+        rule, at = blocked.rule, blocked.at or now
+        day, today = local_date(at, self.zone), local_date(now, self.zone)
+        if rule == DAY:
+            period = "today" if day == today else f"on {day:%a %d %b}"
+        else:
+            monday = week_start(day)
+            period = "this week" if monday == week_start(today) else f"in the week of {monday:%a %d %b}"
+        text = f"{_ordinal(blocked.count + 1)} message {period}"
+        if blocked.planned:
+            before = "the one" if blocked.planned == 1 else f"the {blocked.planned}"
+            text += f", counting {before} planned before it"
+        return text
 
 
 def _ordinal(n: int) -> str:

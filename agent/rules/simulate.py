@@ -56,6 +56,9 @@ class Outcome:
         }
 
 
+LAST_YEAR = 9000  # events from this year on are refused: plans would run past 9999-12-31
+
+
 def _event(number: int, source: str, data: Any) -> Event:
     def problem(key: str, message: str) -> UserError:
         return UserError([Problem(file=source, key=key, message=message, line=number)])
@@ -74,6 +77,12 @@ def _event(number: int, source: str, data: Any) -> Event:
         raise problem("at", f"{data.get('at')!r} is not an ISO-8601 time") from None
     if at.tzinfo is None:
         raise problem("at", f"{data['at']!r} has no offset; write e.g. 2026-11-23T09:00:00-06:00")
+    if at.year >= LAST_YEAR:
+        raise problem(
+            "at",
+            f"{data['at']!r} is too late to plan from: a plan reaches a year or more past its last event and the "
+            f"calendar ends with the year 9999; give a time before the year {LAST_YEAR}",
+        )
     if kind == "send" and not isinstance(data.get("id"), str | int):
         raise problem("id", "a send event needs an id")
     if kind == "reply" and not isinstance(data.get("to"), str | int):

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.rules.pacing import History, Reply, SentItem
-from agent.store import statefiles
 from agent.store.schema import migrate
-from agent.store.statefiles import private_dir, private_files, tighten
+from agent.store.statefiles import boot_id, naming_the_state_dir, private_dir, private_files, tighten
 
 NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
 QUEUED = "queued"  # claimed and next in line for SMTP: see Ledger.queue()
@@ -103,6 +102,7 @@ def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
 
 
 class Ledger:
+    @naming_the_state_dir  # a full disk: StateDiskFull, naming the directory
     def __init__(self, path: Path) -> None:
         private_dir(path.parent)
         self.path = path
@@ -173,14 +173,12 @@ class Ledger:
             self.db.executemany(
                 "UPDATE messages SET state = ?, updated = ? WHERE key = ?", [(QUEUED, _now(), key) for key in keys]
             )
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('queued_boot', ?)", (statefiles.boot_id() or "",)
-            )
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('queued_boot', ?)", (boot_id() or "",))
 
     def queued_before_reboot(self) -> bool:
         """Whether the machine may have restarted since messages were queued (then their marks may be lost)."""
         found = self.db.execute("SELECT value FROM meta WHERE key = 'queued_boot'").fetchone()
-        now = statefiles.boot_id()
+        now = boot_id()
         return now is None or found is None or found[0] != now
 
     def meta_value(self, key: str) -> str | None:

@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+from agent.store.statefiles import StateDiskFull, is_disk_full
+
 LOCK_NAME = "daemon.lock"
 EX_TEMPFAIL = 75  # sysexits.h: another daemon runs on this state directory; try again when it has stopped
 
@@ -74,8 +76,14 @@ def acquire(state_dir: Path, *, patience: float = 1.0) -> StateLock:
                 os.close(fd)
                 raise AlreadyRunning(path, _pid_in(path)) from None
             time.sleep(0.05)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    except OSError as error:
+        os.close(fd)
+        if is_disk_full(error):
+            raise StateDiskFull(state_dir) from error
+        raise
     return StateLock(path, fd)
 
 

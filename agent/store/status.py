@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -129,15 +130,44 @@ def meetings_of(ledger: Ledger, mentor: str) -> dict[str, Any]:
     return {"offers": offers, "next": agreed[0] if agreed else None}
 
 
+BAR_WIDTH = 10  # a week's bar: one mark a message up to this many, else scaled to it
+
+
 def _bar(sent: int, limit: int) -> str:
-    return "█" * min(sent, limit) + "▒" * max(0, sent - limit) + "·" * max(0, limit - sent)
+    full, over, room = min(sent, limit), max(0, sent - limit), max(0, limit - sent)
+    total = full + over + room
+    if total > BAR_WIDTH:  # 50 a week: the same picture in BAR_WIDTH marks, none of the three lost
+        over = max(1 if over else 0, round(over * BAR_WIDTH / total))
+        full = max(1 if full else 0, min(BAR_WIDTH - over, round(full * BAR_WIDTH / total)))
+        room = BAR_WIDTH - over - full
+        if room == 0 and limit > sent and full > 1:
+            full, room = full - 1, 1
+    return "█" * full + "▒" * over + "·" * room
+
+
+def not_started(state_dir: Path, config: Path | None, now: datetime) -> tuple[dict[str, Any], str]:
+    """`status` before the first `run` (no ledger yet): what it is and what to do, as data and as text."""
+    option = f" --config {config}" if config is not None else ""
+    data = {"now": now.isoformat(), "daemon": {"started": "no"}, "mentors": [], "policy_missing": []}
+    text = (
+        f"daemon: not started yet (nothing in {state_dir} yet)\n"
+        f"Start it with: mentor-agent run{option}   (or: mentor-agent setup --systemd{option})"
+    )
+    return data, text
 
 
 def _paint(text: str, code: str, color: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if color else text
 
 
-def render(data: dict[str, Any], *, color: bool) -> str:
+def _when(start: str, zone: tzinfo | None) -> str:
+    """A meeting's start as the student reads it: in her zone (the ledger keeps UTC)."""
+    moment = datetime.fromisoformat(start)
+    return describe(moment, zone) if zone is not None and moment.tzinfo is not None else start[:16]
+
+
+def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> str:
+    """The status as text; ``zone``: the student's, for meeting times (the mentor's rules show in hers)."""
     lines = []
     daemon = data["daemon"]
     state = "connected" if daemon.get("connected") == "yes" else "not connected"
@@ -169,9 +199,10 @@ def render(data: dict[str, Any], *, color: bool) -> str:
         )
         chart = "  ".join(_bar(w["sent"], mentor["this_week"]["limit"]) for w in mentor["weeks"])
         lines.append(f"  last {len(mentor['weeks'])} weeks (█ sent, · room, ▒ over): {chart}")
-        zone = ZoneInfo(mentor["timezone"])
+        mentor_zone = ZoneInfo(mentor["timezone"])
         for item in mentor["waiting"]:
-            when = describe(datetime.fromisoformat(item["due"]), zone) if item["due"] else "held until a reply"
+            due = item["due"]
+            when = describe(datetime.fromisoformat(due), mentor_zone) if due else "held until a reply"
             when = "for the next meeting's agenda" if on_agenda(item["digest"]) else when
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {when}")
             if item["reason"]:
@@ -184,9 +215,9 @@ def render(data: dict[str, Any], *, color: bool) -> str:
             lines.append(f"           {times['student']['text']}")
         meetings = mentor["meetings"]
         if meetings["offers"]:
-            lines.append(f"  open meeting offers: {', '.join(o['start'][:16] for o in meetings['offers'])}")
+            lines.append(f"  open meeting offers: {', '.join(_when(o['start'], zone) for o in meetings['offers'])}")
         if meetings["next"]:
-            lines.append(f"  next meeting: {meetings['next'][:16]}")
+            lines.append(f"  next meeting: {_when(meetings['next'], zone)}")
     if data.get("policy_missing"):
         lines.append("")
         lines.append(
