@@ -158,9 +158,7 @@ def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
     words_around = "\n".join(prose)
     numbers = re.findall(r"\d+(?:[.:,]\d+)*", words_around)
     if numbers:
-        problems.append(
-            "a number that is not a numbered line’s value: " + ", ".join(f"“{n}”" for n in numbers[:3])
-        )
+        problems.append("a number that is not a numbered line’s value: " + ", ".join(f"“{n}”" for n in numbers[:3]))
     reading = read_prose(words_around)
     if problems:
         return Answer("unclear", tuple(changes.values()), tuple(problems), words)

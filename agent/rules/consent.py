@@ -93,14 +93,19 @@ class Prose:
         return not (self.negations or self.questions or self.conditions)
 
 
+def _plain(sentence: str) -> bool:
+    """A yes, a greeting, thanks, a name, or no words at all."""
+    return bool(_YES.search(sentence) or _NEUTRAL.match(sentence) or _NAME.match(sentence)) or not re.search(
+        r"\w", sentence
+    )
+
+
 def read_prose(text: str) -> Prose:
     """What ``text`` (her own words, values taken out) says."""
     text = text.replace("’", "'")
     unidiomatic = _IDIOMS.sub(" ", text)
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" \t.,;:!-—–")]
-    other = tuple(
-        s[:60] for s in sentences if not (_YES.search(s) or _NEUTRAL.match(s) or _NAME.match(s) or not re.search(r"\w", s))
-    )
+    other = tuple(s[:60] for s in sentences if not _plain(s))
     return Prose(
         says_yes=bool(_YES.search(text)),
         negations=tuple(_found(_NEGATION, unidiomatic)),

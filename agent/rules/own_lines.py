@@ -52,10 +52,8 @@ def _quote_header(lines: list[str], index: int) -> int:
     """How many lines the quote header at ``index`` takes (0: none there): Gmail wraps long ones in two."""
     if _HEADER.match(lines[index]):
         return 1
-    if index + 1 < len(lines) and lines[index].strip().lower().startswith(("on ", "am ", "le ")):
-        if _HEADER.match(lines[index].rstrip() + " " + lines[index + 1].strip()):
-            return 2
-    return 0
+    wrapped = index + 1 < len(lines) and lines[index].strip().lower().startswith(("on ", "am ", "le "))
+    return 2 if wrapped and _HEADER.match(lines[index].rstrip() + " " + lines[index + 1].strip()) else 0
 
 
 def _quote_follows(lines: list[str], index: int) -> bool:
