@@ -160,12 +160,12 @@ def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
     if numbers:
         problems.append("a number that is not a numbered line’s value: " + ", ".join(f"“{n}”" for n in numbers[:3]))
     reading = read_prose(words_around)
-    if problems:
-        return Answer("unclear", tuple(changes.values()), tuple(problems), words)
+    if problems:  # nothing of it is recorded: the student reads it
+        return Answer("unclear", (), tuple(problems), words)
     if changes:
         if reading.allows_changes:
             return Answer("changed", tuple(changes[n] for n in sorted(changes)), (), words)
-        return Answer("unclear", tuple(changes[n] for n in sorted(changes)), _doubts(reading.doubts), words)
+        return Answer("unclear", (), _doubts(reading.doubts), words)
     if reading.consents:
         return Answer("accepted", (), (), words)
     why = reading.doubts if reading.says_yes else ["no “fine” or other yes in her own words", *reading.doubts]
