@@ -165,7 +165,7 @@ def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
     if changes:
         if reading.allows_changes:
             return Answer("changed", tuple(changes[n] for n in sorted(changes)), (), words)
-        return Answer("unclear", (), _doubts(reading.doubts), words)
+        return Answer("unclear", (), _doubts(reading.change_doubts), words)
     if reading.consents:
         return Answer("accepted", (), (), words)
     why = reading.doubts if reading.says_yes else ["no “fine” or other yes in her own words", *reading.doubts]

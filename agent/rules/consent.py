@@ -18,7 +18,7 @@ _YES = re.compile(
 )
 # Idioms that hold a negation word but say yes or nothing: taken out before negations are looked for.
 _IDIOMS = re.compile(
-    r"\b(no problems?|not a problem|no worries|no objections?|no changes?( needed| from me)?|nothing to (add|change)|"
+    r"\b(no problems?|not a problem|no trouble|no worries|no objections?|no changes?( needed| from me)?|nothing to (add|change)|"
     r"no complaints|never mind)\b",
     re.IGNORECASE,
 )
@@ -85,6 +85,12 @@ class Prose:
         if self.other:
             said.append("words that are not a yes (" + ", ".join(f"“{s}”" for s in self.other[:2]) + ")")
         return said
+
+    @property
+    def change_doubts(self) -> list[str]:
+        """Why changed values cannot be taken as agreed: a refusal, a question, a condition."""
+        plain = Prose(False, self.negations, self.questions, self.conditions, (), (), ())
+        return plain.doubts
 
     @property
     def allows_changes(self) -> bool:
