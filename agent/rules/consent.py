@@ -18,8 +18,8 @@ _YES = re.compile(
 )
 # Idioms that hold a negation word but say yes or nothing: taken out before negations are looked for.
 _IDIOMS = re.compile(
-    r"\b(no problems?|not a problem|no trouble|no worries|no objections?|no changes?( needed| from me)?|nothing to (add|change)|"
-    r"no complaints|never mind)\b",
+    r"\b(no problems?|not a problem|no trouble|no worries|no objections?|no changes?( needed| from me)?|"
+    r"nothing to (add|change)|no complaints|never mind)\b",
     re.IGNORECASE,
 )
 _NEGATION = re.compile(
