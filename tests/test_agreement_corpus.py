@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.rules.agreement import Standard, draft_body, read_value, say_value, standards
-from agent.rules.agreement_answer import read_answer, same
+from agent.rules.agreement_answer import WORDS_LIMIT, read_answer, same
 from agent.rules.own_lines import reply_text
 from agent.rules.policy import load_policy
 
@@ -137,3 +137,12 @@ def test_negated_or_conditional_consent_is_never_consent(template: str, word: st
     own = template.format(y=word, Y=word.capitalize())
     answer = read_answer(own + "\n\nAna\n\n" + quoting(BODY), PROPOSED)
     assert answer.outcome == "unclear" and answer.problems and own.split("\n")[0] in answer.words
+
+
+def test_the_notice_quotes_her_own_lines_within_bounds() -> None:
+    long = "\n".join(f"Paragraph {n}: we should discuss this." for n in range(60))
+    answer = read_answer("Not fine.\n\n" + long + "\n\n> 1. E-mails from me in a week, at most: 3\n", PROPOSED)
+    lines = answer.words.split("\n")
+    assert answer.outcome == "unclear" and lines[0] == "Not fine." and lines[-1] == "[…]"
+    assert len(lines) <= WORDS_LIMIT[0] + 1 and len(answer.words) <= WORDS_LIMIT[1] + 80
+    assert "E-mails from me" not in answer.words

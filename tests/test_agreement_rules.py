@@ -18,7 +18,6 @@ from agent.rules.agreement import (
     draft_body,
     proposal_message,
     read_value,
-    say_duration,
     standards,
     standards_from_json,
     standards_json,
@@ -26,6 +25,7 @@ from agent.rules.agreement import (
 )
 from agent.rules.agreement_answer import quotes_proposal, read_answer, side_by_side
 from agent.rules.agreement_review import latest_review, review_due, review_notice
+from agent.rules.durations import say_duration
 from agent.rules.policy import Policy, load_policy
 from agent.rules.windows import WeeklyWindow
 

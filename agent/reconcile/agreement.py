@@ -299,7 +299,7 @@ def apply_answer(
         )
     if proposal.applied is not None:
         raise UserError(f"{name}'s answer was applied to {path} already, {describe(proposal.applied, zone)}")
-    if proposal.outcome == "unclear":
+    if proposal.outcome not in ("accepted", "changed"):  # only a clean reading is ever written
         raise UserError(
             f"{name}'s answer could not be read as “fine” or as changed values (see the notice); "
             f"edit {path} to what you agreed instead"

@@ -73,7 +73,8 @@ def own_words(text: str) -> list[str]:
 
 def quoted_words(lines: Sequence[OwnLine]) -> str:
     """Her own lines as the notice quotes them: at most ``WORDS_LIMIT`` lines and characters."""
-    kept, size = [], 0
+    kept: list[str] = []
+    size = 0
     for line in lines:
         if len(kept) >= WORDS_LIMIT[0] or size + len(line.text) > WORDS_LIMIT[1]:
             kept.append("[…]")
