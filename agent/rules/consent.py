@@ -99,11 +99,30 @@ class Prose:
         return not (self.negations or self.questions or self.conditions)
 
 
+# The words a yes, thanks or an apology is said with; a sentence with any other word says something more
+# ("OK, weekly meetings please"), which is for the student to read.
+_FILLER_WORDS = """a about absolutely again ahead all also am and are as at be being both but by clearly completely
+    dear do does entirely everything for from go good great had happy have hello here hi i i'm im in is it it's
+    its just kind lovely me much my nice note now of oh on once our out proposal proposed put quite really
+    reply s sam see set setting seems so standards suggested that that's the terms thank thanks these this
+    thoughtful to together totally us very was we well what will with works would written you your yours
+    looks sounds late delay slow unclear confusing message email e-mail mail note list plan points lines
+    rules agreement wonderful excellent perfect fine ok okay yes agreed agree sure course problem weekend day"""
+_FILLER = frozenset(_FILLER_WORDS.split())
+_WORD = re.compile(r"[a-z][a-z'-]*", re.IGNORECASE)
+
+
 def _plain(sentence: str) -> bool:
-    """A yes, a greeting, thanks, a name, or no words at all."""
-    return bool(_YES.search(sentence) or _NEUTRAL.match(sentence) or _NAME.match(sentence)) or not re.search(
-        r"\w", sentence
-    )
+    """A yes, a greeting, thanks, an apology or a name, said with no other words; or no words at all."""
+    if not re.search(r"\w", sentence) or _NAME.match(sentence):
+        return True
+    if not (_YES.search(sentence) or _NEUTRAL.match(sentence)):
+        return False
+    if re.match(r"^\W*(hi|hello|hey|dear|good (morning|afternoon|evening))\b", sentence, re.IGNORECASE):
+        return True  # "Dear Sam", "Hi Ana"
+    rest = _NEUTRAL.sub(" ", _YES.sub(" ", sentence))
+    words = [w.lower() for w in _WORD.findall(rest) if not w[0].isupper() or w.lower() in _FILLER]
+    return all(w in _FILLER for w in words)
 
 
 def read_prose(text: str) -> Prose:

@@ -45,7 +45,7 @@ _QUOTED_STANDARD = re.compile(r"^\s*>[>\s]*(\d{1,2})\s*[.):]\s+\S")
 class OwnLine:
     text: str
     about: int | None = None  # the number of the quoted numbered line this one answers (inline), if any
-    signature: bool = False  # after her closing ("Best,"): her name, title, telephone
+    signature: bool = False  # her closing ("Best,") and what follows it: her name, title, telephone
 
 
 def _quote_header(lines: list[str], index: int) -> int:
@@ -87,7 +87,7 @@ def own_lines(text: str) -> list[OwnLine]:
         if _MOBILE.match(line):
             continue
         if _CLOSING.match(line):
-            found.append(OwnLine(line.rstrip(), None, signature))
+            found.append(OwnLine(line.rstrip(), None, True))  # "Best wishes," begins her signature
             signature = True
             continue
         found.append(OwnLine(line.rstrip(), about if line.strip() else None, signature))
