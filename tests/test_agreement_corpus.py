@@ -5,7 +5,9 @@ is never consent."""
 
 from __future__ import annotations
 
+import html
 import tomllib
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +134,25 @@ NEGATIONS = [
 CONSENT = ["fine", "ok", "okay", "good", "agreed", "acceptable", "great", "perfect", "all good", "sounds good"]
 
 
+def html_only(own: str) -> str:
+    """``own`` as Gmail sends it in HTML only, the proposal in a blockquote, read from the message's bytes."""
+    message = EmailMessage()
+    message["From"], message["Subject"] = "Ana Rivera <arivera@hospital.example.org>", "Re: proposal"
+    quoted = "<br>".join(html.escape(line) for line in BODY.splitlines())
+    message.set_content(
+        f'<div dir="ltr">{html.escape(own)}<br><br>Ana</div><div class="gmail_quote"><blockquote>{quoted}'
+        "</blockquote></div>",
+        subtype="html",
+    )
+    return reply_text(message.as_bytes())
+
+
 @given(st.sampled_from(NEGATIONS), st.sampled_from(CONSENT), st.sampled_from(QUOTING), st.booleans())
-def test_negated_or_conditional_consent_is_never_consent(template: str, word: str, quoting: Any, html: bool) -> None:
+def test_negated_or_conditional_consent_is_never_consent(template: str, word: str, quoting: Any, as_html: bool) -> None:
     own = template.format(y=word, Y=word.capitalize())
-    answer = read_answer(own + "\n\nAna\n\n" + quoting(BODY), PROPOSED)
-    assert answer.outcome == "unclear" and answer.problems and own.split("\n")[0] in answer.words
+    text = html_only(own) if as_html else own + "\n\nAna\n\n" + quoting(BODY)
+    answer = read_answer(text, PROPOSED)
+    assert answer.outcome == "unclear" and answer.problems and own in answer.words
 
 
 def test_the_notice_quotes_her_own_lines_within_bounds() -> None:
@@ -146,3 +162,21 @@ def test_the_notice_quotes_her_own_lines_within_bounds() -> None:
     assert answer.outcome == "unclear" and lines[0] == "Not fine." and lines[-1] == "[…]"
     assert len(lines) <= WORDS_LIMIT[0] + 1 and len(answer.words) <= WORDS_LIMIT[1] + 80
     assert "E-mails from me" not in answer.words
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "7. 45 minutes or 1 hour",
+        "7. 30-45 minutes",
+        "1. 2-3",
+        "1. 2 or 3",
+        "3. Mon to Fri 09:00-17:00",
+        "3. Mon-Thu 09:00-16:00 or Fri 10:00-12:00",
+        "7. 45 minutes instead of 30",
+        "7. not 45 minutes",
+    ],
+)
+def test_a_choice_a_range_or_a_negation_is_not_one_value(line: str) -> None:
+    answer = read_answer(f"Fine, but {line}\n\nAna", PROPOSED)
+    assert (answer.outcome, answer.changes) == ("unclear", ()) and answer.problems

@@ -125,17 +125,26 @@ def _amount(word: str) -> int:
     return 1 if word in ("a", "an") else _NUMBER_WORDS[word]
 
 
+_CHOICE = re.compile(r"\b(or|either|between|and/or)\b", re.IGNORECASE)
+_DAY_NAME = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)", re.IGNORECASE)
+
+
 def read_value(kind: Kind, text: str) -> Any:
-    """The value a mentor wrote; ValueError (in plain words) when it cannot be read."""
+    """The value a mentor wrote; ValueError (in plain words) when it cannot be read, and when it is more than
+    one value ("2 or 3", "30-45 minutes", "Mon to Fri 09:00-17:00"): then she has not said which."""
     cleaned = text.strip().strip(".").strip()
     lowered = cleaned.lower()
+    if _CHOICE.search(cleaned):
+        raise ValueError(f"“{cleaned}” gives a choice, not one value")
     if kind in ("count", "count_or_never"):
-        if kind == "count_or_never" and lowered.startswith(("never", "no ", "none")):
+        if kind == "count_or_never" and lowered.startswith(("never", "no ", "none")) and not re.search(r"\d", lowered):
             return 0
-        match = re.match(r"(\d+)\b", cleaned) or re.match(r"(" + "|".join(_NUMBER_WORDS) + r")\b", lowered)
-        if not match:
+        numbers = re.findall(r"\d+|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", lowered)
+        if not numbers:
             raise ValueError(f"“{cleaned}” is not a number")
-        number = _amount(match.group(1))
+        if len(numbers) > 1:
+            raise ValueError(f"“{cleaned}” holds more than one number")
+        number = _amount(numbers[0])
         if number < (0 if kind == "count_or_never" else 1):
             raise ValueError(f"“{cleaned}”: at least 1, please")
         return number
@@ -145,6 +154,8 @@ def read_value(kind: Kind, text: str) -> Any:
         parts = _DURATION_PART.findall(cleaned)
         if not parts:
             raise ValueError(f"“{cleaned}” is not a length of time (e.g. 3 days, 24 hours, 45 minutes)")
+        if re.search(r"\d", _DURATION_PART.sub(" ", cleaned)):
+            raise ValueError(f"“{cleaned}” holds a number that is not a length of time")
         total, spelt = 0, []
         for amount, unit in parts:
             unit = unit.lower()
@@ -157,6 +168,9 @@ def read_value(kind: Kind, text: str) -> Any:
     specs = _WINDOW.findall(cleaned)
     if not specs:
         raise ValueError(f"“{cleaned}” names no days and hours (e.g. Mon-Fri 08:00-17:00)")
+    left = _WINDOW.sub(" ", cleaned)
+    if re.search(r"\d", left) or _DAY_NAME.search(left):
+        raise ValueError(f"“{cleaned}”: days or hours outside the windows it names (write e.g. Mon-Fri 08:00-17:00)")
     try:
         return tuple(WeeklyWindow.parse(re.sub(r"\s*-\s*(?=\d)", "-", spec)) for spec in specs)
     except ValueError as error:
