@@ -26,6 +26,7 @@ MANIFEST: dict[str, dict[str, Any]] = tomllib.loads((CORPUS / "manifest.toml").r
 RIVERA = load_policy(ROOT / "policies" / "rivera.toml").policy
 PROPOSED = standards(RIVERA)
 BODY = draft_body(RIVERA, "Sam Patel")
+NAMES = (RIVERA.mentor.name, "Sam Patel")  # hers and the student's: the daemon passes both
 
 
 def test_the_corpus_is_large_varied_and_every_file_has_its_reading() -> None:
@@ -40,7 +41,7 @@ def test_the_corpus_is_large_varied_and_every_file_has_its_reading() -> None:
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_each_answer_reads_as_expected(name: str) -> None:
     expected = MANIFEST[name]
-    answer = read_answer(reply_text((CORPUS / name).read_bytes()), PROPOSED)
+    answer = read_answer(reply_text((CORPUS / name).read_bytes()), PROPOSED, names=NAMES)
     assert (answer.outcome, {c.standard.path: c.toml for c in answer.changes}) == (
         expected["outcome"],
         expected.get("changes", {}),
@@ -106,7 +107,7 @@ def answers_with_a_value(draw: st.DrawFn) -> tuple[str, Standard, str]:
 @given(answers_with_a_value())
 def test_a_numbered_value_is_never_as_proposed(case: tuple[str, Standard, str]) -> None:
     text, standard, value = case
-    answer = read_answer(text, PROPOSED)
+    answer = read_answer(text, PROPOSED, names=NAMES)
     assert answer.outcome != "accepted", text
     if answer.outcome == "changed":  # read: then exactly as she wrote it
         (change,) = answer.changes
@@ -151,7 +152,7 @@ def html_only(own: str) -> str:
 def test_negated_or_conditional_consent_is_never_consent(template: str, word: str, quoting: Any, as_html: bool) -> None:
     own = template.format(y=word, Y=word.capitalize())
     text = html_only(own) if as_html else own + "\n\nAna\n\n" + quoting(BODY)
-    answer = read_answer(text, PROPOSED)
+    answer = read_answer(text, PROPOSED, names=NAMES)
     assert answer.outcome == "unclear" and answer.problems and own in answer.words
 
 
@@ -180,3 +181,9 @@ def test_the_notice_quotes_her_own_lines_within_bounds() -> None:
 def test_a_choice_a_range_or_a_negation_is_not_one_value(line: str) -> None:
     answer = read_answer(f"Fine, but {line}\n\nAna", PROPOSED)
     assert (answer.outcome, answer.changes) == ("unclear", ()) and answer.problems
+
+
+def test_a_capitalised_word_is_not_taken_for_a_name_unless_it_is_one() -> None:
+    assert read_answer("Fine, Zoom.\n\nAna", PROPOSED, names=NAMES).outcome == "unclear"
+    assert read_answer("Fine, thank you Sam.\n\nAna", PROPOSED, names=NAMES).outcome == "accepted"
+    assert read_answer("Fine, thank you Sam.", PROPOSED).outcome == "unclear"  # a name only when it is known

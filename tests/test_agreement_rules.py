@@ -80,7 +80,7 @@ def test_a_delaying_policy_says_so_and_the_message_is_marked() -> None:
     ],
 )
 def test_fine_is_accepted_as_proposed(reply: str) -> None:
-    answer = read_answer(reply + "\n\n" + quoted(draft_body(RIVERA, "Sam")), PROPOSED)
+    answer = read_answer(reply + "\n\n" + quoted(draft_body(RIVERA, "Sam")), PROPOSED, names=("Sam Patel",))
     assert (answer.outcome, answer.changes) == ("accepted", ())
 
 

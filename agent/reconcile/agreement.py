@@ -138,7 +138,8 @@ async def read_answers(world: World, store: Agreements) -> None:
             if not quotes_proposal(text, standards_from_json(edited[-1].standards)):
                 continue
             proposal = edited[-1]
-        answer = read_answer(text, standards_from_json(proposal.standards))
+        names = (mentor.policy.mentor.name, world.settings.student.name)
+        answer = read_answer(text, standards_from_json(proposal.standards), names=names)
         at = min(envelope.date or info.internaldate or world.now(), world.now())
         changes = {c.standard.path: c.toml for c in answer.changes}
         said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]

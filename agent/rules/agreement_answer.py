@@ -127,8 +127,9 @@ def _references(line: OwnLine) -> tuple[list[_Said], str]:
     return said, " ".join(prose)
 
 
-def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
-    """Read the mentor's reply against the standards that were ``proposed``."""
+def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str] = ()) -> Answer:
+    """Read the mentor's reply against the standards that were ``proposed``; ``names`` (hers, the student's)
+    are words a yes may be said with ("Fine, thank you Sam")."""
     by_number = {s.number: s for s in proposed}
     lines = own_lines(text)
     words = quoted_words(lines)
@@ -160,7 +161,7 @@ def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
     numbers = re.findall(r"\d+(?:[.:,]\d+)*", words_around)
     if numbers:
         problems.append("a number that is not a numbered line’s value: " + ", ".join(f"“{n}”" for n in numbers[:3]))
-    reading = read_prose(words_around)
+    reading = read_prose(words_around, names)
     if problems:  # nothing of it is recorded: the student reads it
         return Answer("unclear", (), tuple(problems), words)
     if changes:

@@ -8,6 +8,7 @@ so every doubt is kept, in words the student can check (``Prose.doubts``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _YES = re.compile(
@@ -104,7 +105,7 @@ class Prose:
 _FILLER_WORDS = """a about absolutely again ahead all also am and are as at be being both but by clearly completely
     dear do does entirely everything for from go good great had happy have hello here hi i i'm im in is it it's
     its just kind lovely me much my nice note now of oh on once our out proposal proposed put quite really
-    reply s sam see set setting seems so standards suggested that that's the terms thank thanks these this
+    reply s see set setting seems so standards suggested that that's the terms thank thanks these this
     thoughtful to together totally us very was we well what will with works would written you your yours
     looks sounds late delay slow unclear confusing message email e-mail mail note list plan points lines
     rules agreement wonderful excellent perfect fine ok okay yes agreed agree sure course problem weekend day"""
@@ -112,7 +113,7 @@ _FILLER = frozenset(_FILLER_WORDS.split())
 _WORD = re.compile(r"[a-z][a-z'-]*", re.IGNORECASE)
 
 
-def _plain(sentence: str) -> bool:
+def _plain(sentence: str, names: frozenset[str]) -> bool:
     """A yes, a greeting, thanks, an apology or a name, said with no other words; or no words at all."""
     if not re.search(r"\w", sentence) or _NAME.match(sentence):
         return True
@@ -121,16 +122,21 @@ def _plain(sentence: str) -> bool:
     if re.match(r"^\W*(hi|hello|hey|dear|good (morning|afternoon|evening))\b", sentence, re.IGNORECASE):
         return True  # "Dear Sam", "Hi Ana"
     rest = _NEUTRAL.sub(" ", _YES.sub(" ", sentence))
-    words = [w.lower() for w in _WORD.findall(rest) if not w[0].isupper() or w.lower() in _FILLER]
-    return all(w in _FILLER for w in words)
+    return all(w.lower() in _FILLER or w.lower() in names for w in _WORD.findall(rest))
 
 
-def read_prose(text: str) -> Prose:
-    """What ``text`` (her own words, values taken out) says."""
+def name_words(names: Iterable[str]) -> frozenset[str]:
+    """The words of people's names ("Dr. Ana Rivera", "Sam Patel"), as they may be said in a thank-you."""
+    return frozenset(w.lower() for name in names for w in _WORD.findall(name) if len(w) > 2 or w.isupper())
+
+
+def read_prose(text: str, names: Iterable[str] = ()) -> Prose:
+    """What ``text`` (her own words, values taken out) says; ``names`` (hers, the student's) may be said too."""
+    known = name_words(names)
     text = text.replace("’", "'")
     unidiomatic = _IDIOMS.sub(" ", text)
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" \t.,;:!-—–")]
-    other = tuple(s[:60] for s in sentences if not _plain(s))
+    other = tuple(s[:60] for s in sentences if not _plain(s, known))
     return Prose(
         says_yes=bool(_YES.search(text)),
         negations=tuple(_found(_NEGATION, unidiomatic)),
