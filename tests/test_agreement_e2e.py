@@ -22,6 +22,7 @@ from agent.cli.main import main
 from agent.config.settings import load_settings
 from agent.demo.week import DemoDaemon, VirtualClock
 from agent.rules.agreement import SUBJECT
+from agent.store.agreements import Agreements
 from agent.store.ledger import Ledger
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, agent, eventually, parse, policy_text
 
@@ -120,6 +121,40 @@ def test_an_answer_that_cannot_be_read_asks_the_student_and_her_next_one_counts(
     notice(agent, "Dr. Ana Rivera agreed to your standards")
     assert cli(agent, "agree", "rivera", "--apply")[0] == 0
     assert tomllib.loads(policy_file(agent))["agreement"]["version"] == 1
+
+
+def test_a_refusal_is_not_recorded_as_agreed_and_apply_refuses_it(agent: Agent) -> None:
+    """The issue's refusal was recorded "agreed, as proposed" and --apply wrote it; then an answer in HTML only
+    (as Gmail and Outlook send) was never read."""
+    agent.policy(COMMENTED)
+    agent.start()
+    assert cli(agent, "agree", "rivera", "--send")[0] == 0
+    sent = proposal_sent(agent)
+    refusal = "This is not fine with me, sorry. Let us talk first."
+    answer(agent, str(sent["Message-ID"]), f"{refusal}\n\nAna\n\nOn Mon, Sam Patel wrote:\n> 1. E-mails: 100\n")
+    told = notice(agent, "Please read Dr. Ana Rivera's answer to your proposal").get_content()
+    assert "nothing was recorded as agreed" in told and f"  > {refusal}" in told  # her words, quoted
+    assert "a negation (“not”)" in told and "E-mails: 100" not in told
+    ledger = Ledger(agent.root / "state" / "ledger.sqlite3")
+    try:
+        (proposal,) = Agreements(ledger).all()
+        assert (proposal.outcome, proposal.changes) == ("unclear", {})
+    finally:
+        ledger.close()
+    code, out = cli(agent, "agree", "rivera", "--apply")
+    assert code == 1 and "could not be read" in out and policy_file(agent) == COMMENTED
+    html_only = EmailMessage()
+    for name in ("From", "To"):
+        html_only[name] = {"From": f"Dr. Ana Rivera <{MENTOR}>", "To": f"Sam Patel <{STUDENT}>"}[name]
+    html_only["Subject"], html_only["Message-ID"] = f"Re: {SUBJECT}", make_msgid(domain="hospital.example.org")
+    html_only["In-Reply-To"] = html_only["References"] = str(sent["Message-ID"])
+    html_only.set_content(
+        '<div dir="ltr">Fine by me</div><br><div class="gmail_quote"><blockquote>1. E-mails: 100</blockquote></div>',
+        subtype="html",
+    )
+    agent.dovecot.append(agent.user, "INBOX", html_only.as_bytes())
+    assert "  > Fine by me" in notice(agent, "Dr. Ana Rivera agreed to your standards").get_content()
+    assert cli(agent, "agree", "rivera", "--apply")[0] == 0
 
 
 def test_changed_values_are_shown_side_by_side_then_applied(agent: Agent) -> None:

@@ -2,8 +2,10 @@
 
 Her answer is a message in INBOX from one of her addresses whose In-Reply-To/References name the proposal's
 Message-ID (recorded by ``mentor-agent agree``); the Subject line is never read. It is read once
-(agent.rules.agreement.read_answer), recorded in the ledger, and the student gets a notice with any changes
-side by side and the one command that writes them into the policy file: nothing changes before that.
+(agent.rules.agreement_answer.read_answer, HTML-only answers read as text), recorded in the ledger, and the
+student gets a notice quoting her own lines under the reading, with any changes side by side and the one
+command that writes them into the policy file: nothing changes before that. An answer that does not read
+surely ("please read") is recorded as unclear, and `--apply` refuses it.
 
 The review: once ``[agreement] review_every`` has passed since ``agreed_on``, one notice offers to agree
 again, with what actually happened in that time (messages a week, how long her answers took, meetings held).
@@ -11,13 +13,11 @@ again, with what actually happened in that time (messages a week, how long her a
 
 from __future__ import annotations
 
-import email
 import email.policy
 import logging
 import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
+from agent.rules.own_lines import reply_text
 from agent.rules.policy import LoadedPolicy
 from agent.store.agreements import Agreements, Proposal
 from agent.store.ledger import Ledger
@@ -42,36 +43,33 @@ log = logging.getLogger("mentor_agent.agreement")
 _SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
 
 
-def plain_text(raw: bytes) -> str:
-    """The plain-text body of a message ("" when it has none that can be read)."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    part: Message | None = message.get_body(preferencelist=("plain",))
-    if not isinstance(part, EmailMessage):
-        return ""
-    try:
-        return str(part.get_content())
-    except (LookupError, ValueError):
-        return ""
-
-
 def apply_command(policy_id: str) -> str:
     return f"mentor-agent agree {policy_id} --apply"
 
 
+def her_words(answer: Answer, her: str) -> str:
+    """Her own lines, quoted under the reading: the student can catch a wrong one."""
+    if not answer.words.strip():
+        return f"{her.title()} own words: none (the answer holds only what it quotes, or no text that can be read)."
+    return f"{her.title()} own words (what was read):\n" + "\n".join(
+        f"  > {line}" if line.strip() else "  >" for line in answer.words.split("\n")
+    )
+
+
 def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone: Any) -> tuple[str, list[str]]:
-    """(title, lines) of the notice that tells the student what the mentor answered."""
+    """(title, lines) of the notice that tells the student what the mentor answered, quoting her words."""
     name, path = loaded.name, loaded.path
     she, her = pronouns(loaded.policy.mentor.pronoun)
     when = describe(proposal.proposed, zone)
     applying = (
         f"Nothing changes until you apply it: `{apply_command(loaded.id)}` (or a flag on this notice) writes it "
-        f"into {path} (keeping its comments), as version {proposal.version}, agreed on the day of {her} answer."
+        f"into {path} (keeping its comments), as version {proposal.version}, agreed on the day of {her} answer. "
+        f"If this is not what {she} said, do not apply it: edit {path} to what you agreed instead."
     )
     if answer.outcome == "accepted":
         return (
             f"{name} agreed to your standards",
-            [f"{name} answered your proposal of {when}: agreed, as proposed.", applying],
+            [f"{name} answered your proposal of {when}: agreed, as proposed.", her_words(answer, her), applying],
         )
     if answer.outcome == "changed":
         return (
@@ -80,14 +78,17 @@ def answer_notice(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone
                 f"{name} answered your proposal of {when}: agreed, with these changes (what you proposed → "
                 f"what {she} wrote):",
                 "\n".join(side_by_side(answer.changes)),
+                her_words(answer, her),
                 applying,
             ],
         )
     lines = [
-        f"{name} answered your proposal of {when}, but {her} answer reads neither as “fine” nor as changed values."
+        f"{name} answered your proposal of {when}, but {her} answer does not read surely as “fine” or as "
+        "changed values, so nothing was recorded as agreed.",
+        her_words(answer, her),
     ]
     if answer.problems:
-        lines.append("These lines could not be read:\n" + "\n".join(f"  • {p}" for p in answer.problems))
+        lines.append("Why it needs your reading:\n" + "\n".join(f"  • {p}" for p in answer.problems))
     lines.append(
         f"Please read {her} answer yourself. You may ask {name} to answer with “fine” or with the numbered lines: "
         f"{her} next answer in the thread is read too. Or, if you did agree, edit {path} to what you agreed, "
@@ -133,12 +134,13 @@ async def read_answers(world: World, store: Agreements) -> None:
         raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
         if raw is None:
             continue
-        text = plain_text(raw)
+        text = reply_text(raw)
         if proposal is None:
             if not quotes_proposal(text, standards_from_json(edited[-1].standards)):
                 continue
             proposal = edited[-1]
-        answer = read_answer(text, standards_from_json(proposal.standards))
+        names = (mentor.policy.mentor.name, world.settings.student.name)
+        answer = read_answer(text, standards_from_json(proposal.standards), names=names)
         at = min(envelope.date or info.internaldate or world.now(), world.now())
         changes = {c.standard.path: c.toml for c in answer.changes}
         said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]
@@ -299,7 +301,7 @@ def apply_answer(
         )
     if proposal.applied is not None:
         raise UserError(f"{name}'s answer was applied to {path} already, {describe(proposal.applied, zone)}")
-    if proposal.outcome == "unclear":
+    if proposal.outcome not in ("accepted", "changed"):  # only a clean reading is ever written
         raise UserError(
             f"{name}'s answer could not be read as “fine” or as changed values (see the notice); "
             f"edit {path} to what you agreed instead"

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any, Literal
 
+from agent.rules.durations import format_duration, say_duration, written
 from agent.rules.policy import Policy
 from agent.rules.windows import WeeklyWindow
 
@@ -81,28 +82,6 @@ def standards(policy: Policy) -> tuple[Standard, ...]:
 
 # -- values in words, and back ------------------------------------------------------------------------------
 
-_UNIT_WORDS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
-
-
-def say_duration(value: timedelta) -> str:
-    """A duration as a person says it: "5 days", "24 hours", "1 hour 30 minutes", "26 weeks"."""
-    seconds = int(value.total_seconds())
-    if seconds <= 0:
-        return "none"
-    if seconds < 2 * 86400 and seconds % 3600 == 0:  # "24 hours", "36 hours": as notice periods are said
-        hours = seconds // 3600
-        return f"{hours} hour{'' if hours == 1 else 's'}"
-    parts = []
-    for word, size in _UNIT_WORDS:
-        if word == "week" and seconds % size:  # "10 days", not "1 week 3 days"
-            continue
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {word}{'' if count == 1 else 's'}")
-    if seconds:
-        parts.append(f"{seconds} seconds")
-    return " ".join(parts)
-
 
 def say_value(kind: Kind, value: Any) -> str:
     if kind == "count":
@@ -117,8 +96,6 @@ def say_value(kind: Kind, value: Any) -> str:
 def toml_value(kind: Kind, value: Any) -> Any:
     """The value as the policy file writes it: 3, "5d", ["Mon-Fri 08:00-17:00"]."""
     if kind == "duration":
-        from agent.rules.durations import format_duration
-
         return format_duration(value)
     if kind == "windows":
         return [w.spec for w in value]
@@ -148,17 +125,26 @@ def _amount(word: str) -> int:
     return 1 if word in ("a", "an") else _NUMBER_WORDS[word]
 
 
+_CHOICE = re.compile(r"\b(or|either|between|and/or)\b", re.IGNORECASE)
+_DAY_NAME = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)", re.IGNORECASE)
+
+
 def read_value(kind: Kind, text: str) -> Any:
-    """The value a mentor wrote; ValueError (in plain words) when it cannot be read."""
+    """The value a mentor wrote; ValueError (in plain words) when it cannot be read, and when it is more than
+    one value ("2 or 3", "30-45 minutes", "Mon to Fri 09:00-17:00"): then she has not said which."""
     cleaned = text.strip().strip(".").strip()
     lowered = cleaned.lower()
+    if _CHOICE.search(cleaned):
+        raise ValueError(f"“{cleaned}” gives a choice, not one value")
     if kind in ("count", "count_or_never"):
-        if kind == "count_or_never" and lowered.startswith(("never", "no ", "none")):
+        if kind == "count_or_never" and lowered.startswith(("never", "no ", "none")) and not re.search(r"\d", lowered):
             return 0
-        match = re.match(r"(\d+)\b", cleaned) or re.match(r"(" + "|".join(_NUMBER_WORDS) + r")\b", lowered)
-        if not match:
+        numbers = re.findall(r"\d+|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", lowered)
+        if not numbers:
             raise ValueError(f"“{cleaned}” is not a number")
-        number = _amount(match.group(1))
+        if len(numbers) > 1:
+            raise ValueError(f"“{cleaned}” holds more than one number")
+        number = _amount(numbers[0])
         if number < (0 if kind == "count_or_never" else 1):
             raise ValueError(f"“{cleaned}”: at least 1, please")
         return number
@@ -168,17 +154,23 @@ def read_value(kind: Kind, text: str) -> Any:
         parts = _DURATION_PART.findall(cleaned)
         if not parts:
             raise ValueError(f"“{cleaned}” is not a length of time (e.g. 3 days, 24 hours, 45 minutes)")
-        total = 0
+        if re.search(r"\d", _DURATION_PART.sub(" ", cleaned)):
+            raise ValueError(f"“{cleaned}” holds a number that is not a length of time")
+        total, spelt = 0, []
         for amount, unit in parts:
             unit = unit.lower()
             size = _SECONDS["mo"] if unit.startswith("mo") else _SECONDS[unit[0]]
             total += _amount(amount) * size
-        return timedelta(seconds=total)
+            spelt.append((_amount(amount) * 30, "d") if unit.startswith("mo") else (_amount(amount), unit[0]))
+        return written(timedelta(seconds=total), spelt)  # her unit kept: "48 hours" stays "48h"
     if lowered.startswith(("by arrangement", "none", "any time we arrange")):
         return ()
     specs = _WINDOW.findall(cleaned)
     if not specs:
         raise ValueError(f"“{cleaned}” names no days and hours (e.g. Mon-Fri 08:00-17:00)")
+    left = _WINDOW.sub(" ", cleaned)
+    if re.search(r"\d", left) or _DAY_NAME.search(left):
+        raise ValueError(f"“{cleaned}”: days or hours outside the windows it names (write e.g. Mon-Fri 08:00-17:00)")
     try:
         return tuple(WeeklyWindow.parse(re.sub(r"\s*-\s*(?=\d)", "-", spec)) for spec in specs)
     except ValueError as error:

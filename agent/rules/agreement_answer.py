@@ -1,8 +1,17 @@
-"""The mentor's answer to a proposal (agent/rules/agreement.py): "fine", or numbered lines with new values.
+"""The mentor's answer to a proposal (agent/rules/agreement.py): "fine", numbered values, or "please read".
 
-Pure. Only her own lines are read: quoted lines (``>``) and everything from the quoted message's header on
-("On … wrote:", Outlook's "From:" block) are not hers. A line ``3. Mon-Thu 09:00-16:00``, ``3: …`` or the whole
-proposed line with a new value changes standard 3; a value equal to the proposed one changes nothing.
+Pure. Errors must be safe: a wrong "agreed" is worse than an honest "please read" (DESIGN.md).
+
+- Only her own lines are read (agent/rules/own_lines.py): quotes, quote headers, signatures go.
+- Every numbered value she wrote is read, wherever it stands: a line ``3. Mon-Thu 09:00-16:00``, ``3: …``,
+  the whole proposed line with a new value, or within a sentence ("Fine, but 7. 45 minutes", "#7: 45 min",
+  "item 7 → 45 minutes"); an own line under a quoted numbered line answers that line. A value that cannot
+  be read, a number to no standard, or any other number in her words makes the answer "unclear": never
+  "as proposed".
+- "As proposed" only when her words say yes without negation, condition, question or reservation, and say
+  nothing else (agent/rules/consent.py); changes only when the words around them neither refuse, ask nor
+  make a condition.
+- ``Answer.words`` are her own lines, for the notice to quote: the student can catch a wrong reading.
 """
 
 from __future__ import annotations
@@ -13,17 +22,23 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.rules.agreement import Kind, Standard, read_value, say_value, toml_value
+from agent.rules.consent import read_prose
+from agent.rules.own_lines import OwnLine, own_lines
 
-_QUOTE_START = re.compile(
-    r"^\s*(On\b.*\bwrote:?|-+\s*Original Message\s*-+|From:\s.*|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:)\s*$",
+# A reference to a numbered standard: "7.", "7:", "7)", "#7", "no. 7", "item 7 →", "7 -> …"; never a clock
+# time (09:00) or a decimal (3.5).
+_TAG = r"(?:#|no\.?|nr\.?|number|item|point|line|standard|para(?:graph)?)"
+_ARROW = r"(?:->|→|=>|=)"
+_REFERENCE = re.compile(
+    rf"(?<![\w.:/,-])(?:{_TAG}\s*(?P<tagged>\d{{1,2}})\b\s*(?:[.):]|{_ARROW}|[-–]|\bto\b|\bshould be\b|\bbecomes\b)?"
+    rf"|(?P<plain>\d{{1,2}})\s*(?:[.)](?=\s)|:(?=\s|$)|{_ARROW}))\s*",
     re.IGNORECASE,
 )
-_NUMBERED = re.compile(r"^\s*(?:#|no\.?\s*)?(\d{1,2})\s*[.):](?!\d)\s*(.+?)\s*$", re.IGNORECASE)
-_YES = re.compile(
-    r"\b(fine|agree[ds]?|ok|okay|yes|sounds? good|good|great|perfect|all good|happy with|works for me|"
-    r"looks good|lovely|excellent|accepted?|sure|of course|no problem)\b",
-    re.IGNORECASE,
-)
+_LINE_START = re.compile(rf"^\s*(?:{_TAG}\s*)?(?P<number>\d{{1,2}})\s*(?:[.):]|{_ARROW}|[-–])(?!\d)\s*", re.IGNORECASE)
+_TRAILING = re.compile(r"[\s,;]*(?:\b(?:and|also|please|pls|plus|then)\b[\s,;]*)*$", re.IGNORECASE)
+_NEGATED_VALUE = re.compile(r"\b(not|no more than|instead of|rather than|isn't|n't)\b", re.IGNORECASE)
+_WINDOWISH = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\b(never|none|by arrangement)\b", re.IGNORECASE)
+WORDS_LIMIT = (24, 1800)  # lines, characters of her own words quoted in the notice
 
 
 @dataclass(frozen=True)
@@ -42,23 +57,31 @@ class Change:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a reply says: ``accepted`` (as proposed), ``changed`` (with ``changes``) or ``unclear``."""
+    """What a reply says: ``accepted`` (as proposed), ``changed`` (with ``changes``) or ``unclear`` (please
+    read: ``problems`` say why); ``words`` are her own lines."""
 
     outcome: Literal["accepted", "changed", "unclear"]
     changes: tuple[Change, ...] = ()
     problems: tuple[str, ...] = ()
+    words: str = ""
 
 
 def own_words(text: str) -> list[str]:
-    """The lines the mentor wrote herself: quoted lines and everything after the quoted message's header go."""
-    lines = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if _QUOTE_START.match(line):
+    """The lines the mentor wrote herself (see agent.rules.own_lines)."""
+    return [line.text for line in own_lines(text)]
+
+
+def quoted_words(lines: Sequence[OwnLine]) -> str:
+    """Her own lines as the notice quotes them: at most ``WORDS_LIMIT`` lines and characters."""
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        if len(kept) >= WORDS_LIMIT[0] or size + len(line.text) > WORDS_LIMIT[1]:
+            kept.append("[…]")
             break
-        if line.lstrip().startswith(">"):
-            continue
-        lines.append(line)
-    return lines
+        kept.append(line.text)
+        size += len(line.text) + 1
+    return "\n".join(kept)
 
 
 def same(kind: Kind, first: Any, second: Any) -> bool:
@@ -76,33 +99,83 @@ def _value_part(rest: str, standard: Standard) -> str:
     return rest
 
 
-def read_answer(text: str, proposed: Sequence[Standard]) -> Answer:
-    """Read the mentor's reply against the standards that were ``proposed``."""
+@dataclass(frozen=True)
+class _Said:
+    number: int
+    text: str  # the value as she wrote it
+
+
+def _references(line: OwnLine) -> tuple[list[_Said], str]:
+    """The numbered values in one of her lines, and the words around them."""
+    text = line.text
+    if line.signature:  # her name, title and telephone: only a line that starts with a number is read
+        start = _LINE_START.match(text)
+        if not start or not re.search(r"[a-z]", text[start.end() :], re.IGNORECASE):
+            return [], ""
+    found = [(m.start(), m.end(), int(m.group("tagged") or m.group("plain"))) for m in _REFERENCE.finditer(text)]
+    start = _LINE_START.match(text)
+    if start and not (found and found[0][0] <= start.start("number") < found[0][1]):
+        found.insert(0, (start.start(), start.end(), int(start.group("number"))))
+    if not found:
+        if line.about is not None and (re.search(r"\d", text) or _WINDOWISH.search(text)):
+            return [_Said(line.about, text.strip())], ""  # her answer under the quoted line
+        return [], text
+    said, prose = [], [text[: found[0][0]]]
+    for index, (_begin, end, number) in enumerate(found):
+        stop = found[index + 1][0] if index + 1 < len(found) else len(text)
+        said.append(_Said(number, _TRAILING.sub("", text[end:stop]).strip()))
+    return said, " ".join(prose)
+
+
+def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str] = ()) -> Answer:
+    """Read the mentor's reply against the standards that were ``proposed``; ``names`` (hers, the student's)
+    are words a yes may be said with ("Fine, thank you Sam")."""
     by_number = {s.number: s for s in proposed}
+    lines = own_lines(text)
+    words = quoted_words(lines)
     changes: dict[int, Change] = {}
     problems: list[str] = []
-    mine = own_words(text)
-    for line in mine:
-        match = _NUMBERED.match(line)
-        if not match or int(match.group(1)) not in by_number:
-            continue
-        standard = by_number[int(match.group(1))]
-        try:
-            value = read_value(standard.kind, _value_part(match.group(2), standard))
-        except ValueError as error:
-            problems.append(f"{standard.number}. {standard.label}: {error}")
-            continue
-        if not same(standard.kind, value, standard.value):
-            changes[standard.number] = Change(standard, value)
-        else:
-            changes.pop(standard.number, None)
-    if problems:
-        return Answer("unclear", tuple(changes.values()), tuple(problems))
+    prose: list[str] = []
+    for line in lines:
+        said, rest = _references(line)
+        prose.append(rest)
+        for item in said:
+            standard = by_number.get(item.number)
+            if standard is None:
+                problems.append(f"“{line.text.strip()}”: there is no line {item.number} in the proposal")
+                continue
+            value_text = _value_part(item.text, standard)
+            negated = _NEGATED_VALUE.search(value_text)
+            try:
+                if negated:
+                    raise ValueError(f"“{value_text}” says what not to do, not a value")
+                value = read_value(standard.kind, value_text)
+            except ValueError as error:
+                problems.append(f"{standard.number}. {standard.label}: {error}")
+                continue
+            if not same(standard.kind, value, standard.value):
+                changes[standard.number] = Change(standard, value)
+            else:
+                changes.pop(standard.number, None)
+    words_around = "\n".join(prose)
+    numbers = re.findall(r"\d+(?:[.:,]\d+)*", words_around)
+    if numbers:
+        problems.append("a number that is not a numbered line’s value: " + ", ".join(f"“{n}”" for n in numbers[:3]))
+    reading = read_prose(words_around, names)
+    if problems:  # nothing of it is recorded: the student reads it
+        return Answer("unclear", (), tuple(problems), words)
     if changes:
-        return Answer("changed", tuple(changes[n] for n in sorted(changes)))
-    if _YES.search("\n".join(mine)):
-        return Answer("accepted")
-    return Answer("unclear")
+        if reading.allows_changes:
+            return Answer("changed", tuple(changes[n] for n in sorted(changes)), (), words)
+        return Answer("unclear", (), _doubts(reading.change_doubts), words)
+    if reading.consents:
+        return Answer("accepted", (), (), words)
+    why = reading.doubts if reading.says_yes else ["no “fine” or other yes in her own words", *reading.doubts]
+    return Answer("unclear", (), _doubts(why), words)
+
+
+def _doubts(why: Sequence[str]) -> tuple[str, ...]:
+    return tuple(f"her words hold {doubt}" if not doubt.startswith("no ") else doubt for doubt in why)
 
 
 def quotes_proposal(text: str, proposed: Sequence[Standard]) -> bool:

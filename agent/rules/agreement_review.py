@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from agent.rules.agreement import pronouns, say_duration
+from agent.rules.agreement import pronouns
+from agent.rules.durations import say_duration
 from agent.rules.localtime import at_wall, elapsed, shift_days, start_of_day
 from agent.rules.policy import Policy
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from agent.rules.durations import say_duration
 from agent.rules.localtime import elapsed, instant
 
 PERIOD = timedelta(days=90)  # what "usually" looks back over
@@ -115,7 +116,7 @@ def roughly(value: timedelta) -> str:
 def wording(who: str, summary: Summary, *, agreed: bool) -> str:
     """``who`` answers …: the figures, then what was hoped for (or agreed), without judging either."""
     word = "agreed" if agreed else "hoped for"
-    hope = f"{word}: within {roughly(summary.hoped)}"
+    hope = f"{word}: within {say_duration(summary.hoped)}"  # as the policy writes it: "36h" is "36 hours"
     verb = "answer" if who == "you" else "answers"
     if summary.median is None or summary.latest is None:
         text = f"{who} {verb}: no answer measured yet"

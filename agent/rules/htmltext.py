@@ -94,9 +94,11 @@ _VOID = frozenset(
 class _TextRenderer(HTMLParser):
     """HTML to readable plain text: blocks on their own lines, list items with "- ", links with their URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, quotes: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self._quotes = quotes  # text inside <blockquote> gets "> " per level, as a plain-text reply quotes
+        self._depth = 0
         self._skip: list[str] = []
         self._pre = 0
         self._links: list[tuple[str, int]] = []
@@ -113,6 +115,8 @@ class _TextRenderer(HTMLParser):
             self.parts.append("- ")
         elif tag == "pre":
             self._pre += 1
+        elif tag == "blockquote" and self._quotes:
+            self._depth += 1
         elif tag == "a" and values.get("href", "").strip():
             self._links.append((values["href"].strip(), len(self.parts)))
         elif tag == "img" and values.get("alt", "").strip():
@@ -127,6 +131,8 @@ class _TextRenderer(HTMLParser):
             return
         if tag == "pre" and self._pre:
             self._pre -= 1
+        if tag == "blockquote" and self._depth:
+            self._depth -= 1
         if tag == "a" and self._links:
             href, start = self._links.pop()
             label = " ".join("".join(self.parts[start:]).split())
@@ -142,16 +148,20 @@ class _TextRenderer(HTMLParser):
             self.parts.append(data)
             return
         text = _HTML_SPACE.sub(" ", data)
-        self.parts.append(text.lstrip() if self._line_start() else text)
+        if self._line_start():
+            text = text.lstrip()
+            if self._depth and text:
+                text = "> " * self._depth + text
+        self.parts.append(text)
 
     def _line_start(self) -> bool:
         last = next((part for part in reversed(self.parts) if part), "\n")
         return last.endswith("\n")
 
 
-def html_to_text(markup: str) -> str:
-    """A readable plain-text rendering of an HTML body."""
-    renderer = _TextRenderer()
+def html_to_text(markup: str, *, quotes: bool = False) -> str:
+    """A readable plain-text rendering of an HTML body; with ``quotes``, blockquoted lines start with "> "."""
+    renderer = _TextRenderer(quotes=quotes)
     renderer.feed(clean_text(markup))
     renderer.close()
     lines = [line.rstrip() for line in "".join(renderer.parts).split("\n")]

@@ -1,0 +1,117 @@
+"""The lines a person wrote herself in a reply: what her mail program quoted, its header, her signature and
+"Sent from my iPhone" go. Pure.
+
+The usual styles: ``>`` quoting (Gmail, Apple Mail, Thunderbird, and HTML ``<blockquote>`` read as such),
+a quote header "On … wrote:" (one line or wrapped over two; before ``>`` lines she may answer inline, so
+reading goes on), Outlook's "-----Original Message-----", its rule of underscores and its "From: … Sent: …"
+block (the original follows unquoted: reading stops), a signature after ``-- ``, and the lines after a
+closing ("Best," "Kind regards,") are her signature. An own line right after a quoted numbered line
+(`` > 7. A meeting lasts: 1 hour``) answers that line: ``about`` says which.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+
+from agent.rules.htmltext import html_to_text
+
+_HEADER = re.compile(
+    r"^\s*(On\b.*\bwrote:?|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:|El\b.*\bescribió:?)\s*$", re.IGNORECASE
+)
+_STOP = re.compile(
+    r"^\s*(-+\s*Original Message\s*-+|_{8,}|From:\s.*|Von:\s.*|De\s?:\s.*|Begin forwarded message:?|"
+    r"-+\s*Forwarded message\s*-+)\s*$",
+    re.IGNORECASE,
+)
+_MOBILE = re.compile(
+    r"^\s*(Sent from my \w+.*|Sent from (Mail|Outlook|Yahoo Mail|Gmail)\b.*|Get Outlook for \w+.*|"
+    r"Sent via .*|Envoyé de mon \w+.*|Von meinem \w+ gesendet.*)\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(r"^(--|-- |__)\s*$")
+_CLOSING = re.compile(
+    r"^\s*(best|best wishes|all the best|kind regards|warm regards|warmest regards|regards|many thanks|thanks|"
+    r"thank you|thanks again|cheers|warmly|sincerely|yours|yours sincerely|with best wishes|take care)[,.!]?\s*$",
+    re.IGNORECASE,
+)
+_QUOTED_STANDARD = re.compile(r"^\s*>[>\s]*(\d{1,2})\s*[.):]\s+\S")
+
+
+@dataclass(frozen=True)
+class OwnLine:
+    text: str
+    about: int | None = None  # the number of the quoted numbered line this one answers (inline), if any
+    signature: bool = False  # her closing ("Best,") and what follows it: her name, title, telephone
+
+
+def _quote_header(lines: list[str], index: int) -> int:
+    """How many lines the quote header at ``index`` takes (0: none there): Gmail wraps long ones in two."""
+    if _HEADER.match(lines[index]):
+        return 1
+    wrapped = index + 1 < len(lines) and lines[index].strip().lower().startswith(("on ", "am ", "le "))
+    return 2 if wrapped and _HEADER.match(lines[index].rstrip() + " " + lines[index + 1].strip()) else 0
+
+
+def _quote_follows(lines: list[str], index: int) -> bool:
+    following = next((line for line in lines[index:] if line.strip()), "")
+    return following.lstrip().startswith(">")
+
+
+def own_lines(text: str) -> list[OwnLine]:
+    """Her own lines of a reply's text, in order (blank lines kept, as she wrote them)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    found: list[OwnLine] = []
+    about: int | None = None
+    signature = False
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        header = _quote_header(lines, index)
+        if header:
+            if not _quote_follows(lines, index + header):
+                break  # the original follows unquoted: none of it is hers
+            index += header
+            continue
+        if _STOP.match(line) or _SIGNATURE.match(line):
+            break
+        index += 1
+        if line.lstrip().startswith(">"):
+            quoted = _QUOTED_STANDARD.match(line)
+            # a wrapped standard goes on in its next quoted line; a blank quoted line ends it
+            about = int(quoted.group(1)) if quoted else (about if line.strip(" >") else None)
+            continue
+        if _MOBILE.match(line):
+            continue
+        if _CLOSING.match(line):
+            found.append(OwnLine(line.rstrip(), None, True))  # "Best wishes," begins her signature
+            signature = True
+            continue
+        found.append(OwnLine(line.rstrip(), about if line.strip() else None, signature))
+    while found and not found[-1].text.strip():
+        found.pop()
+    while found and not found[0].text.strip():
+        found.pop(0)
+    return found
+
+
+def reply_text(raw: bytes) -> str:
+    """The text of a reply: its plain part, or its HTML part read as text (quoted blocks as ``>`` lines) when
+    it has no plain one or an empty one; "" when neither can be read."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    for kind in ("plain", "html"):
+        part: Message | None = message.get_body(preferencelist=(kind,))
+        if not isinstance(part, EmailMessage) or part.get_content_type() != f"text/{kind}":
+            continue
+        try:
+            content = str(part.get_content())
+        except (LookupError, ValueError):
+            continue
+        text = content if kind == "plain" else html_to_text(content, quotes=True)
+        if text.strip():
+            return text
+    return ""
