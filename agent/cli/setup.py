@@ -36,6 +36,7 @@ from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
 from agent.errors import LoginRefused, Problem, SignInNeeded, UserError
+from agent.rules.addresses import normal_address
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
 
 
@@ -233,10 +234,10 @@ def write_policy(ask: Asker, o: dict[str, Any], settings: Settings, *, force: bo
             rest[path] = load_policy(path)
     name = ask.text("--mentor-name", o["mentor_name"], "Mentor's name (e.g. Dr. Ana Rivera)", None)
     target = _policy_target(directory, name, rest)
-    owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
+    owners = {normal_address(a): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
 
     def unclaimed(value: str) -> str | None:
-        owner = owners.get(bare_address(value).lower())
+        owner = owners.get(normal_address(bare_address(value)))
         if owner is not None:
             return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
         return address_problem(value)
