@@ -258,7 +258,8 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
 
     composed = compose_digest(world, raws)
     if len(composed.prepared) > 1:
-        title, lines = split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
+        rows = [row for row, _ in raws]
+        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole)
         await world.notify(title, lines, about=raws[0][0].message_id)
     return composed.prepared, composed.recipients
 

@@ -15,7 +15,7 @@ import mimetypes
 import re
 import string
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address, HeaderRegistry
@@ -24,6 +24,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from urllib.parse import unquote
 
+from agent.rules.addresses import normal_address
 from agent.rules.htmltext import html_to_text, sanitise_html, text_to_html
 from agent.rules.mimetext import clean_text, first_header, header_text, raw_headers, unsurrogate
 from agent.rules.mimewalk import Attachment, Extract, walk
@@ -77,13 +78,17 @@ def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
 
 
 def _address_set(msg: Message, name: str) -> list[str]:
-    return sorted({addr.lower() for _, addr in _address_pairs(msg, name)})
+    return sorted({normal_address(addr) for _, addr in _address_pairs(msg, name)})
+
+
+_KEPT = ("reply-to", "disposition-notification-to")  # what a digest carries over, so only equal ones share one
 
 
 def compatibility_key(raw_or_headers: bytes) -> str:
-    """A stable key; messages with equal keys have the same To, Cc and Bcc address sets and may share a digest."""
+    """A stable key; messages with equal keys have the same To, Cc and Bcc address sets (and the same Reply-To
+    and Disposition-Notification-To, which the digest keeps) and may share a digest."""
     msg = _headers(raw_or_headers)
-    return json.dumps({name: _address_set(msg, name) for name in ("to", "cc", "bcc")}, sort_keys=True)
+    return json.dumps({name: _address_set(msg, name) for name in ("to", "cc", "bcc", *_KEPT)}, sort_keys=True)
 
 
 def _message_ids(msg: Message, *names: str) -> list[str]:
@@ -111,7 +116,7 @@ def envelope_recipients(originals: Sequence[Original]) -> list[str]:
     for original in originals:
         msg = _headers(original.raw)
         for name in ("to", "cc", "bcc"):
-            found.update((addr.lower(), None) for _, addr in _address_pairs(msg, name))
+            found.update((normal_address(addr), None) for _, addr in _address_pairs(msg, name))
     return list(found)
 
 
@@ -183,6 +188,8 @@ class _Identity:
     to: list[Address]
     cc: list[Address]
     references: list[str]
+    reply_to: list[Address]  # the student's own Reply-To (equal in every original), else her From address
+    receipt_to: list[Address]  # Disposition-Notification-To (RFC 8098), as she asked
 
 
 def _address(display: str, addr: str) -> Address | None:
@@ -220,7 +227,7 @@ def _unique_names(attachments: Iterator[Attachment]) -> list[Attachment]:
             copy += 1
             name = f"{stem} ({copy}){dot}{suffix}"
         taken.add(name.lower())
-        named.append(Attachment(name, att.maintype, att.subtype, att.data, att.cid, att.charset))
+        named.append(replace(att, filename=name))
     return named
 
 
@@ -250,11 +257,7 @@ def _section(parsed: _Parsed, cid_prefix: str) -> _Section:
     markup = "\n".join(
         text_to_html(b.text) if b.kind == "plain" else sanitise_html(b.text, resolve) for b in parsed.body.html
     )
-    inline = [
-        Attachment(a.filename, a.maintype, a.subtype, a.data, used[k], a.charset)
-        for k, a in by_cid.items()
-        if k in used
-    ]
+    inline = [replace(a, cid=used[k]) for k, a in by_cid.items() if k in used]
     rest = [a for a in parsed.body.attachments if not (a.cid and unquote(a.cid).lower() in used)]
     has_html = any(b.kind == "html" for b in parsed.body.html)
     return _Section(parsed.subject, parsed.written, plain.strip("\n"), markup, has_html, inline, rest)
@@ -314,7 +317,10 @@ def _build(group: Sequence[_Parsed], who: _Identity, part: int, parts: int) -> E
         for att in (a for s in sections for a in s.inline):
             html_part.add_related(att.data, att.maintype, att.subtype, cid=f"<{att.cid}>", filename=att.filename)
     for att in (a for s in sections for a in s.attachments):
-        params = {"charset": att.charset} if att.charset else {}
+        if (att.maintype, att.subtype) == ("message", "rfc822"):  # a forwarded message, carried over whole
+            msg.add_attachment(message_from_bytes(att.data, policy=_POLICY), filename=att.filename)
+            continue
+        params = dict(att.params) | ({"charset": att.charset} if att.charset else {})
         msg.add_attachment(att.data, att.maintype, att.subtype, filename=att.filename, params=params)
     return msg
 
@@ -331,7 +337,9 @@ def _headers_for(who: _Identity, subject: str, message_id: str) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
     sender = Address(display_name=header_text(who.student_name), addr_spec=who.student_address)
     msg["From"] = sender
-    msg["Reply-To"] = sender
+    msg["Reply-To"] = who.reply_to or sender
+    if who.receipt_to:
+        msg["Disposition-Notification-To"] = ", ".join(str(a) for a in who.receipt_to)  # not in the registry
     if who.to:
         msg["To"] = who.to
     if who.cc:
@@ -418,16 +426,20 @@ def _identity(
         to=_recipients(first, "to"),
         cc=_recipients(first, "cc"),
         references=_references(originals),
+        reply_to=_recipients(first, "reply-to"),
+        receipt_to=_recipients(first, "disposition-notification-to"),
     )
 
 
 @dataclass(frozen=True)
 class Part:
     """One e-mail of a release: a digest of ``keys`` or, when ``message`` is None, the one original in ``keys``
-    as the student wrote it — it is larger than ``max_bytes`` on its own, so it goes alone and unsplit."""
+    as the student wrote it — it is larger than ``max_bytes`` on its own, or ``why`` it cannot be merged
+    (signed or encrypted, see :mod:`agent.rules.mimewalk`), so it goes alone and unsplit."""
 
     keys: tuple[str, ...]
     message: EmailMessage | None
+    why: str = ""  # "" for an original larger than max_bytes
 
     @property
     def alone(self) -> bool:
@@ -451,6 +463,8 @@ def compose_parts(
     order = {o.key: index for index, o in enumerate(originals)}
     alone = {o.key for o in originals if len(o.raw) > max_bytes}
     parsed = [_parse(o) for o in originals if o.key not in alone]
+    whole = {p.key: p.body.whole[0] for p in parsed if p.body.whole}  # what never changes: it goes as written
+    parsed = [p for p in parsed if p.key not in whole]
     while True:
         groups = _groups(parsed, who, max_bytes)
         built = [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
@@ -464,6 +478,7 @@ def compose_parts(
         parsed = [p for p in parsed if p.key not in too_big]
     parts = [Part(tuple(p.key for p in group), msg) for group, msg in zip(groups, built, strict=True)]
     parts += [Part((key,), None) for key in alone]
+    parts += [Part((key,), None, why) for key, why in whole.items()]
     return sorted(parts, key=lambda part: order[part.keys[0]])
 
 
