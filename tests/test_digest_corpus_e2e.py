@@ -44,6 +44,10 @@ def test_signed_and_encrypted_mail_goes_alone_byte_for_byte_the_rest_as_one_dige
         assert contents.count(crlf(raw)) == 1, f"{name} must arrive alone, exactly as the student wrote it"
     eventually(lambda: agent.folder_raw("Scheduled") == {} and agent.folder_raw("Sending") == {})
     assert len(agent.smtp.messages) == 4
+    ledger = agent.ledger()
+    for key in ("<pgp-signed.4f1c@med.example.edu>", "<smime-enveloped.c9e1@med.example.edu>"):
+        row = ledger.get(key)
+        assert row is not None and row.standalone and row.digest is None, key  # never planned into a digest
 
 
 UTF8 = (CORPUS / "utf8-address.eml").read_bytes()

@@ -226,3 +226,15 @@ def test_without_smtputf8_an_address_beyond_ascii_is_refused_cleanly_before_anyt
     assert smtp_server.messages == []
     run_send(smtp_server, [MENTOR])  # the next message goes as ever
     assert smtp_server.wait_for(1)[0].rcpt_tos == (MENTOR,)
+
+
+def test_an_address_that_cannot_be_written_at_all_fails_that_message_only() -> None:
+    server = SmtpServer(smtputf8=True)
+    server.start()
+    try:
+        with pytest.raises(PermanentSendError, match="cannot be handed to the mail server"):
+            run_send(server, ["m\udcfcller@example.org"])  # undecodable header bytes, kept as a surrogate
+        run_send(server, [MENTOR])
+        assert [r.rcpt_tos for r in server.wait_for(1)] == [(MENTOR,)]
+    finally:
+        server.stop()

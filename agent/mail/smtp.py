@@ -330,6 +330,12 @@ class Sender:
         except PermanentSendError:
             self._drop()
             raise
+        except (UnicodeError, ValueError) as error:
+            self._drop()
+            if body_sent:
+                raise
+            # An address the protocol cannot carry: certainly not sent, and no fault of the other messages.
+            raise PermanentSendError(f"it cannot be handed to the mail server: {error}") from error
         except aiosmtplib.SMTPResponseException as error:  # e.g. a refused AUTH or EHLO
             self._drop()
             raise _refusal(error) from error
