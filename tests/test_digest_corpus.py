@@ -10,16 +10,23 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.rules.digest import Original, compatibility_key, compose_parts, envelope_recipients
+from agent.rules.digest import Original, compatibility_key, compose, compose_parts, envelope_recipients
 from agent.rules.envelope import parse_envelope
 from agent.rules.mimetext import unflow
 
+ARGS: dict[str, Any] = {
+    "student_name": "Sam Patel",
+    "student_address": "sam@med.example.edu",
+    "mentor_name": "Dr. Ana Rivera",
+    "now": datetime(2026, 12, 5, 9, 0, tzinfo=timezone(timedelta(hours=-5))),
+    "domain": "med.example.edu",
+}
 CORPUS = Path(__file__).resolve().parent / "corpus" / "digest"
 SEALED = ("pgp-signed.eml", "pgp-encrypted.eml", "smime-signed.eml", "smime-pkcs7.eml")
-NOW = datetime(2026, 12, 5, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
 PLAIN = (
     b"From: Sam Patel <sam@med.example.edu>\r\nTo: Dr. Ana Rivera <arivera@hospital.example.org>\r\n"
     b"Subject: A plain question\r\nMessage-ID: <plain.1@med.example.edu>\r\n\r\nWhen is clinic on Friday?\r\n"
@@ -32,14 +39,7 @@ def corpus(name: str) -> bytes:
 
 def parts(*names: str, extra: tuple[bytes, ...] = (PLAIN,)) -> list[tuple[tuple[str, ...], EmailMessage | None]]:
     originals = [Original(name, corpus(name)) for name in names] + [Original(f"x{i}", r) for i, r in enumerate(extra)]
-    composed = compose_parts(
-        originals,
-        student_name="Sam Patel",
-        student_address="sam@med.example.edu",
-        mentor_name="Dr. Ana Rivera",
-        now=NOW,
-        domain="med.example.edu",
-    )
+    composed = compose_parts(originals, **ARGS)
     return [(p.keys, _reparse(p.message) if p.message else None) for p in composed]
 
 
@@ -132,7 +132,9 @@ def test_a_different_reply_to_or_receipt_request_means_another_digest() -> None:
         assert parse_envelope(corpus(name)).group_key != plain.group_key, name
         assert compatibility_key(corpus(name)) != compatibility_key(PLAIN), name
         with pytest.raises(ValueError, match="cannot share one digest"):
-            parts(name)
+            compose([Original("a", corpus(name)), Original("b", PLAIN)], **ARGS)
+        found = parts(name)  # should the engine ever group them, the one that asks otherwise goes alone
+        assert [(keys, message is None) for keys, message in found] == [((name,), False), (("x0",), True)]
     assert parse_envelope(corpus("flowed-quotes.eml")).group_key == plain.group_key  # nothing to keep apart
 
 

@@ -87,8 +87,12 @@ _KEPT = ("reply-to", "disposition-notification-to")  # what a digest carries ove
 def compatibility_key(raw_or_headers: bytes) -> str:
     """A stable key; messages with equal keys have the same To, Cc and Bcc address sets (and the same Reply-To
     and Disposition-Notification-To, which the digest keeps) and may share a digest."""
+    return _key(raw_or_headers, ("to", "cc", "bcc", *_KEPT))
+
+
+def _key(raw_or_headers: bytes, names: Sequence[str]) -> str:
     msg = _headers(raw_or_headers)
-    return json.dumps({name: _address_set(msg, name) for name in ("to", "cc", "bcc", *_KEPT)}, sort_keys=True)
+    return json.dumps({name: _address_set(msg, name) for name in names}, sort_keys=True)
 
 
 def _message_ids(msg: Message, *names: str) -> list[str]:
@@ -365,13 +369,13 @@ def _references(originals: Sequence[Original]) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _validate(originals: Sequence[Original], student_address: str, now: datetime, domain: str) -> None:
+def _validate(originals: Sequence[Original], student_address: str, now: datetime, domain: str, kept: bool) -> None:
     if not originals:
         raise ValueError("compose() needs at least one original message")
-    keys = {compatibility_key(o.raw) for o in originals}
+    keys = {_key(o.raw, ("to", "cc", "bcc", *(_KEPT if kept else ()))) for o in originals}
     if len(keys) > 1:
         raise ValueError(
-            "originals have different To/Cc/Bcc recipients and cannot share one digest: "
+            "originals have different To/Cc/Bcc recipients (or Reply-To) and cannot share one digest: "
             + ", ".join(o.key for o in originals)
         )
     if now.tzinfo is None or now.utcoffset() is None:
@@ -412,10 +416,14 @@ def _identity(
     template: str,
     now: datetime,
     domain: str,
+    lead: Original | None = None,
 ) -> _Identity:
-    _validate(originals, student_address, now, domain)
+    """What the parts share; Reply-To and Disposition-Notification-To from ``lead`` (when given, the others
+    that differ from it do not join: :func:`compose_parts`), else every original must have the same."""
+    _validate(originals, student_address, now, domain, kept=lead is None)
     _check_template(template)
     first = _headers(originals[0].raw)
+    kept = _headers((lead or originals[0]).raw)
     return _Identity(
         header_text(student_name),
         student_address.strip(),
@@ -426,8 +434,8 @@ def _identity(
         to=_recipients(first, "to"),
         cc=_recipients(first, "cc"),
         references=_references(originals),
-        reply_to=_recipients(first, "reply-to"),
-        receipt_to=_recipients(first, "disposition-notification-to"),
+        reply_to=_recipients(kept, "reply-to"),
+        receipt_to=_recipients(kept, "disposition-notification-to"),
     )
 
 
@@ -459,12 +467,20 @@ def compose_parts(
 ) -> list[Part]:
     """The e-mails that carry ``originals``, in order: digests of at most ``max_bytes`` each (titled "(1/2)" etc.
     when there are several), and every original that is larger than ``max_bytes`` by itself as its own part."""
-    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain)
+    _validate(originals, student_address, now, domain, kept=False)
     order = {o.key: index for index, o in enumerate(originals)}
     alone = {o.key for o in originals if len(o.raw) > max_bytes}
     parsed = [_parse(o) for o in originals if o.key not in alone]
     whole = {p.key: p.body.whole[0] for p in parsed if p.body.whole}  # what never changes: it goes as written
+    # A digest keeps Reply-To and Disposition-Notification-To: one that asks otherwise than the first goes alone.
+    joining = {p.key for p in parsed if p.key not in whole}
+    lead = next((o for o in originals if o.key in joining), originals[0])
+    asks = _key(lead.raw, _KEPT)
+    for o in originals:
+        if o.key in joining and _key(o.raw, _KEPT) != asks:
+            whole[o.key] = "it asks for answers (or a read receipt) elsewhere than the messages of the digest"
     parsed = [p for p in parsed if p.key not in whole]
+    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain, lead)
     while True:
         groups = _groups(parsed, who, max_bytes)
         built = [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
