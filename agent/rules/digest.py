@@ -1,6 +1,6 @@
 """Digest composition: several e-mails to one mentor become one readable e-mail (pure: no network, no clock).
 
-Why one module of ~500 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
+Why one module of ~520 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
 the two views (plain and HTML) and the split into parts under ``max_bytes`` all serve one message and are tested
 as one (tests/test_digest*.py); the text and HTML handling it uses is in :mod:`agent.rules.mimetext`,
 :mod:`agent.rules.htmltext` and :mod:`agent.rules.mimewalk`.
