@@ -63,10 +63,10 @@ def test_an_address_beyond_ascii_is_refused_alone_where_the_server_lacks_smtputf
     notice = eventually(lambda: [n for n in agent.notices() if "SMTPUTF8" in n.get_content()])[0]
     assert UTF8_RCPT in notice.get_content() and "in doubt" not in notice.get_content()
     assert agent.process is not None and agent.process.poll() is None, "the daemon must go on"
+    assert eventually(lambda: agent.subjects("Sent")) == ["unrelated, to the mentor"]
     ledger = agent.ledger()
     assert ledger.in_states(SENDING) == []
-    assert [row.subject for row in ledger.in_states(DONE)] == ["unrelated, to the mentor"]
-    assert eventually(lambda: agent.subjects("Sent")) == ["unrelated, to the mentor"]
+    assert eventually(lambda: [row.subject for row in ledger.in_states(DONE)]) == ["unrelated, to the mentor"]
 
 
 def test_an_address_beyond_ascii_goes_with_smtputf8_where_offered(agent: Agent) -> None:
