@@ -249,6 +249,19 @@ def test_a_refusal_goes_to_needs_attention_and_a_temporary_failure_is_retried_on
     assert notice("Not sent: Question 1", setup)
 
 
+def test_one_messages_failure_never_cuts_another_short_into_doubt(setup: Setup) -> None:
+    other, failing = setup.row(message(1), "Scheduled"), setup.row(message(2, "nobody@example.org"), "Scheduled")
+    setup.smtp.state.on_accept = lambda _: time.sleep(0.3)  # its "250" still to come when the other one fails
+    setup.smtp.refuse("nobody@example.org", "550 5.1.1 no such user")
+    setup.server.fail("move_many", "Sending")  # filing the refused one in Needs attention fails: the IMAP link broke
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item([other]), Item([failing])]))
+    assert setup.state(other) == ACCEPTED, "its own transaction went to the end"
+    run(recover(setup.restart()))
+    assert setup.state(other) == DONE and setup.received() == ["Question 1"]
+    assert not notice("In doubt: Question 1", setup)
+
+
 # -- a provider that files what it accepts in Sent ([smtp] file_in_sent = "auto") ---------------------------------
 @pytest.fixture
 def auto(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Setup]:
