@@ -13,7 +13,9 @@ A ``queued`` message is safe to send after a crash unless the machine itself res
 lose the unflushed ``sending`` mark): then it counts as in doubt (:meth:`Ledger.queue`).
 
 A backlog goes out over a few SMTP connections side by side (``[smtp] connections``), after one claim per
-folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE. The
+folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE. When one
+connection fails unexpectedly, the others finish the e-mail they are sending before the failure is raised:
+one message's failure never leaves another in doubt. The
 provider's sending limits are kept by :mod:`agent.reconcile.send_limits`.
 
 A refused SMTP login (or a TLS set-up that cannot work) is no fault of any message: sending stops, what was
