@@ -167,3 +167,11 @@ def test_one_mentor_however_her_domain_is_spelled() -> None:
 def test_a_utf8_address_header_is_read_as_utf8() -> None:
     envelope = parse_envelope(corpus("utf8-address.eml"))
     assert envelope.to == ("müller@xn--exmple-cua.org",) and not envelope.problems
+
+
+def test_a_reply_to_that_is_her_from_address_again_is_as_good_as_none() -> None:
+    same = PLAIN.replace(b"Subject:", b"Reply-To: Sam <SAM@med.example.edu>\r\nSubject:")
+    assert parse_envelope(same).group_key == parse_envelope(PLAIN).group_key
+    assert compatibility_key(same) == compatibility_key(PLAIN)
+    [(keys, digest)] = parts(extra=(same, PLAIN.replace(b"plain.1", b"plain.2")))
+    assert keys == ("x0", "x1") and digest is not None

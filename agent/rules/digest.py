@@ -92,7 +92,10 @@ def compatibility_key(raw_or_headers: bytes) -> str:
 
 def _key(raw_or_headers: bytes, names: Sequence[str]) -> str:
     msg = _headers(raw_or_headers)
-    return json.dumps({name: _address_set(msg, name) for name in names}, sort_keys=True)
+    found = {name: _address_set(msg, name) for name in names}
+    if found.get("reply-to") == _address_set(msg, "from"):  # her own From again: as good as none
+        found["reply-to"] = []
+    return json.dumps(found, sort_keys=True)
 
 
 def _message_ids(msg: Message, *names: str) -> list[str]:

@@ -117,6 +117,7 @@ def parse_envelope(head: bytes) -> Envelope:
     senders = _addresses(listed("From"), problems, "From")
     ignored: list[str] = []  # a broken Reply-To is the mail program's business, not a reason to refuse
     reply_to = _addresses(listed("Reply-To"), ignored, "Reply-To")
+    reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
     receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
     sealed = message is not None and message.get_content_type() in SEALED_TYPES
     if not (to or cc or bcc):
