@@ -249,6 +249,19 @@ def test_a_refusal_goes_to_needs_attention_and_a_temporary_failure_is_retried_on
     assert notice("Not sent: Question 1", setup)
 
 
+def test_one_messages_failure_never_cuts_another_short_into_doubt(setup: Setup) -> None:
+    other, failing = setup.row(message(1), "Scheduled"), setup.row(message(2, "nobody@example.org"), "Scheduled")
+    setup.smtp.state.on_accept = lambda _: time.sleep(0.3)  # its "250" still to come when the other one fails
+    setup.smtp.refuse("nobody@example.org", "550 5.1.1 no such user")
+    setup.server.fail("move_many", "Sending")  # filing the refused one in Needs attention fails: the IMAP link broke
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item([other]), Item([failing])]))
+    assert setup.state(other) == ACCEPTED, "its own transaction went to the end"
+    run(recover(setup.restart()))
+    assert setup.state(other) == DONE and setup.received() == ["Question 1"]
+    assert not notice("In doubt: Question 1", setup)
+
+
 # -- a provider that files what it accepts in Sent ([smtp] file_in_sent = "auto") ---------------------------------
 @pytest.fixture
 def auto(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Setup]:
@@ -302,6 +315,27 @@ def test_a_digest_goes_as_one_email_and_only_the_digest_is_filed(setup: Setup) -
     assert setup.server.messages("Sending") == {}
     assert [setup.state(row) for row in rows] == [DONE] * 3
     assert not list((setup.settings.state_dir / "digests").glob("*.eml")), "the kept copy is let go once filed"
+
+
+def test_a_signed_part_in_a_release_goes_alone_as_written_and_the_student_is_told(setup: Setup) -> None:
+    signed = (
+        "From: Student <student@example.org>\r\nTo: rivera@example.org\r\nSubject: Wrapped signature\r\n"
+        f"Message-ID: <w.{time.monotonic_ns()}@student.example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="w"\r\n\r\n--w\r\n'
+        'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary="s"\r\n\r\n'
+        "--s\r\nContent-Type: text/plain\r\n\r\nSigned words.\r\n--s\r\n"
+        "Content-Type: application/pgp-signature\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\nx\r\n"
+        "-----END PGP SIGNATURE-----\r\n--s--\r\n--w--\r\n"
+    ).encode()
+    rows = [setup.row(message(0, "rivera@example.org"), "Scheduled"), setup.row(signed, "Scheduled")]
+    rows.append(setup.row(message(1, "rivera@example.org"), "Scheduled"))
+    run(deliver_all(setup.world, [Item(rows)]))
+    contents = [r.content for r in setup.smtp.messages]
+    assert len(contents) == 2 and contents.count(signed) == 1, "the signed one alone, byte for byte"
+    digest = next(c for c in contents if c != signed)
+    assert b"Question 0" in digest and b"Question 1" in digest and b"Signed words" not in digest
+    assert notice("Sent on its own, as you wrote it: Wrapped signature", setup)
+    assert [setup.state(row) for row in rows] == [DONE] * 3
 
 
 def test_a_digest_accepted_and_not_filed_is_filed_from_the_kept_copy_at_the_restart(setup: Setup) -> None:

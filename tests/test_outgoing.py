@@ -199,3 +199,42 @@ def test_a_stop_cuts_the_wait_between_retries_short(smtp_server: SmtpServer) -> 
 
     assert asyncio.run(main()) < 2.0
     assert smtp_server.messages == []
+
+
+UTF8_RAW = "From: student@example.org\r\nTo: müller@xn--exmple-cua.org\r\nSubject: Grüße\r\n\r\nHallo\r\n".encode()
+
+
+def test_an_address_beyond_ascii_goes_with_smtputf8_where_offered() -> None:
+    server = SmtpServer(smtputf8=True)
+    server.start()
+    try:
+        delivery = run_send(server, ["müller@xn--exmple-cua.org", MENTOR], raw=UTF8_RAW)
+        [received] = server.wait_for(1)
+    finally:
+        server.stop()
+    assert delivery == Delivery(accepted=["müller@xn--exmple-cua.org", MENTOR], refused={})
+    assert received.rcpt_tos == ("müller@xn--exmple-cua.org", MENTOR)
+    assert received.content.replace(b"\r\n", b"\n") == UTF8_RAW.replace(b"\r\n", b"\n")
+
+
+def test_without_smtputf8_an_address_beyond_ascii_is_refused_cleanly_before_anything_is_sent(
+    smtp_server: SmtpServer,
+) -> None:
+    with pytest.raises(PermanentSendError, match="SMTPUTF8") as refused:
+        run_send(smtp_server, ["müller@xn--exmple-cua.org", MENTOR], raw=UTF8_RAW)
+    assert "müller@xn--exmple-cua.org" in refused.value.reply
+    assert smtp_server.messages == []
+    run_send(smtp_server, [MENTOR])  # the next message goes as ever
+    assert smtp_server.wait_for(1)[0].rcpt_tos == (MENTOR,)
+
+
+def test_an_address_that_cannot_be_written_at_all_fails_that_message_only() -> None:
+    server = SmtpServer(smtputf8=True)
+    server.start()
+    try:
+        with pytest.raises(PermanentSendError, match="cannot be handed to the mail server"):
+            run_send(server, ["m\udcfcller@example.org"])  # undecodable header bytes, kept as a surrogate
+        run_send(server, [MENTOR])
+        assert [r.rcpt_tos for r in server.wait_for(1)] == [(MENTOR,)]
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.errors import UserError
-from agent.rules.policy import EmailRules, load_policies, load_policy
+from agent.rules.policy import EmailRules, PolicyBook, load_policies, load_policy
 
 GOOD = """\
 [mentor]
@@ -120,6 +120,22 @@ def test_two_policies_cannot_claim_the_same_address(tmp_path: Path) -> None:
         and "mentor.addresses" in text
         and "arivera@hospital.example.org is already claimed" in text
     )
+
+
+def test_one_mentor_however_her_address_is_spelled(tmp_path: Path) -> None:
+    write(tmp_path, GOOD.replace("arivera@hospital.example.org", "ARivera@Hospitäl.example.org"))
+    book = PolicyBook(load_policies(tmp_path))
+    for spelling in (
+        "arivera@hospitäl.example.org",
+        "ARIVERA@HOSPITÄL.EXAMPLE.ORG",
+        "arivera@xn--hospitl-bxa.example.org",
+    ):
+        assert book.for_address(spelling) is not None, spelling
+    assert book.for_address("arivera@xn--hospitl-bxa.example.org.") is not None  # the root's dot
+    assert book.for_address("arivera@hospital.example.org") is None
+    write(tmp_path, GOOD.replace("arivera@hospital.example.org", "arivera@XN--HOSPITL-BXA.example.org"), "dup.toml")
+    with pytest.raises(UserError, match="already claimed"):
+        load_policies(tmp_path)
 
 
 def test_all_problems_of_all_files_are_reported_together(tmp_path: Path) -> None:

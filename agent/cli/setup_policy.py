@@ -21,6 +21,7 @@ from agent.cli.prompts import Asker
 from agent.cli.setup_files import as_written, commit, draft_beside, may_replace
 from agent.config.writer import MentorAnswers, policy_file_names, render_policy
 from agent.errors import UserError
+from agent.rules.addresses import normal_address
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files
 
 
@@ -56,10 +57,10 @@ def ask_policy(ask: Asker, o: dict[str, Any], directory: Path, student_zone: str
             rest[path] = load_policy(path)
     name = ask.text("--mentor-name", o["mentor_name"], "Mentor's name (e.g. Dr. Ana Rivera)", None)
     target = _policy_target(directory, name, rest)
-    owners = {a.lower(): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
+    owners = {normal_address(a): p for p in rest.values() if p.path != target for a in p.policy.mentor.addresses}
 
     def unclaimed(value: str) -> str | None:
-        owner = owners.get(bare_address(value).lower())
+        owner = owners.get(normal_address(bare_address(value)))
         if owner is not None:
             return f"{value} is already {owner.name}'s ({owner.path.name}); one address, one policy"
         return address_problem(value)

@@ -5,6 +5,9 @@ The SMTP conversation is driven step by step (MAIL, RCPT each, DATA, body) rathe
 been delivered and a retry is safe; once the body was written, a lost connection or a timeout leaves the
 outcome unknown, and that is reported as :class:`InDoubtError`, never retried.
 
+An address beyond ASCII (``müller@…``) goes with SMTPUTF8 (RFC 6531) where the server offers it; where it does not,
+that one message is refused (:class:`PermanentSendError`, before MAIL: nothing sent) and the others go on.
+
 A refused login (535 and the like) or a TLS set-up that cannot work is no fault of the message: it is raised
 as :class:`SmtpLoginRefused` / :class:`SmtpTlsProblem` (nothing was sent), and the caller stops sending.
 """
@@ -25,6 +28,7 @@ from agent.config.settings import Smtp
 from agent.errors import LoginRefused, TlsProblem
 from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
 from agent.mail.session import Login
+from agent.rules.addresses import needs_smtputf8
 
 __all__ = [
     "Delivery",
@@ -267,11 +271,21 @@ class Sender:
         smtp = self.smtp
         body_sent = False
         ok: list[str] = []
+        wide = [address for address in (sender, *recipients) if needs_smtputf8(address)]
+        options, encoding = (["SMTPUTF8"], "utf-8") if wide else ([], "ascii")
         try:
             client = await self._connected()  # with its own timeout, so that a silent server can be diagnosed
+            if wide and client.is_ehlo_or_helo_needed:  # a plain connection greets lazily: its extensions first
+                async with asyncio.timeout(smtp.timeout):
+                    await client.ehlo()
+            if wide and not client.supports_extension("smtputf8"):
+                raise PermanentSendError(
+                    f"{smtp.host}:{smtp.port} does not take addresses with letters beyond ASCII ({', '.join(wide)}): "
+                    "it does not offer SMTPUTF8 (RFC 6531); ask the recipient for an ASCII address"
+                )
             async with asyncio.timeout(smtp.timeout):
                 try:
-                    await client.mail(sender)
+                    await client.mail(sender, options=options, encoding=encoding)
                 except aiosmtplib.SMTPResponseException as error:
                     if error.code == 530:  # "authentication required": every message would fail the same way
                         raise SmtpLoginRefused(
@@ -282,7 +296,7 @@ class Sender:
                 soft: dict[str, str] = {}
                 for recipient in recipients:
                     try:
-                        await client.rcpt(recipient)
+                        await client.rcpt(recipient, encoding=encoding)
                         ok.append(recipient)
                     except aiosmtplib.SMTPResponseException as error:
                         text = _reply(error.code, error.message)
@@ -316,6 +330,12 @@ class Sender:
         except PermanentSendError:
             self._drop()
             raise
+        except (UnicodeError, ValueError) as error:
+            self._drop()
+            if body_sent:
+                raise
+            # An address the protocol cannot carry: certainly not sent, and no fault of the other messages.
+            raise PermanentSendError(f"it cannot be handed to the mail server: {error}") from error
         except aiosmtplib.SMTPResponseException as error:  # e.g. a refused AUTH or EHLO
             self._drop()
             raise _refusal(error) from error

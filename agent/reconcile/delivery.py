@@ -13,7 +13,9 @@ A ``queued`` message is safe to send after a crash unless the machine itself res
 lose the unflushed ``sending`` mark): then it counts as in doubt (:meth:`Ledger.queue`).
 
 A backlog goes out over a few SMTP connections side by side (``[smtp] connections``), after one claim per
-folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE. The
+folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE. When one
+connection fails unexpectedly, the others finish the e-mail they are sending before the failure is raised:
+one message's failure never leaves another in doubt. The
 provider's sending limits are kept by :mod:`agent.reconcile.send_limits`.
 
 A refused SMTP login (or a TLS set-up that cannot work) is no fault of any message: sending stops, what was
@@ -166,11 +168,12 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     waiting = list(ready)
     queued: set[int] = set()  # id() of the items marked queued on disk
     blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
+    failed: list[Exception] = []  # an unexpected failure (a MailboxError): the others finish their e-mail first
 
     async def worker() -> None:
         async with Sender(world.settings.smtp, login, stopping=world.stopping) as sender:
             # On stop the rest stay claimed, first after restart; on a refused login they go back.
-            while waiting and not world.stopping.is_set() and not blocked:
+            while waiting and not world.stopping.is_set() and not blocked and not failed:
                 item = waiting.pop(0)
                 if not await sending_slot(world):
                     waiting.insert(0, item)
@@ -187,6 +190,9 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
                         accepted.append(refusal.done)
                     blocked.append((refusal.unsent, refusal.error))
                     return
+                except Exception as error:  # never cut another worker's e-mail short: it would be in doubt
+                    failed.append(error)
+                    return
                 if done is not None:
                     accepted.append(done)
 
@@ -196,9 +202,12 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
             for _ in range(min(world.settings.smtp.connections, len(ready))):
                 workers.create_task(worker())
     except BaseExceptionGroup as failures:
-        # Raise the first failure as one call would (a MailboxError makes the daemon reconnect); what was
-        # accepted meanwhile is filed by recover() then.
         raise failures.exceptions[0] from None
+    if failed:
+        # Raised once every other worker's e-mail went (or failed on its own), as one call would raise it (a
+        # MailboxError makes the daemon reconnect); what was accepted is filed by recover() then, and what never
+        # started was only queued: recover() sends it.
+        raise failed[0]
     with world.ledger.transaction():  # stopped before their turn: certainly not sent
         for item in waiting:
             if id(item) in queued:
@@ -258,7 +267,8 @@ async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Pr
 
     composed = compose_digest(world, raws)
     if len(composed.prepared) > 1:
-        title, lines = split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
+        rows = [row for row, _ in raws]
+        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole)
         await world.notify(title, lines, about=raws[0][0].message_id)
     return composed.prepared, composed.recipients
 

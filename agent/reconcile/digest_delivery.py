@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email import policy as email_policy
 from pathlib import Path
 
@@ -153,6 +153,7 @@ class Composed:
     recipients: list[str]
     digests: int  # how many of them are digests
     alone: list[Row]  # the messages that go as they are, each larger than [digest] max_bytes
+    whole: list[tuple[Row, str]] = field(default_factory=list)  # go as they are, and why (signed, encrypted…)
 
 
 def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
@@ -173,11 +174,15 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
     )
     prepared = []
     alone = []
+    whole: list[tuple[Row, str]] = []
     kept: list[Part] = []
     for part in parts:
         if part.message is None:  # too large for any digest: the student's own message, unwrapped and whole
             row, raw = by_key[part.keys[0]]
-            alone.append(row)
+            if part.why:
+                whole.append((row, part.why))
+            else:
+                alone.append(row)
             single = prepare(raw, row)
             save(world, single.message_id, single.sent_copy)
             prepared.append(Prepared(wire=single.wire, sent_copy=single.sent_copy, message_id=single.message_id))
@@ -198,14 +203,17 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         world.settings.digest.max_bytes,
         "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone),
     )
-    return Composed(prepared, envelope_recipients(originals), len(parts) - len(alone), alone)
+    digests = len(parts) - len(alone) - len(whole)
+    return Composed(prepared, envelope_recipients(originals), digests, alone, whole)
 
 
-def split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) -> tuple[str, list[str]]:
-    """The notice that a release goes as several e-mails: which go alone, how many digests."""
+def split_notice(
+    world: World, rows: list[Row], digests: int, alone: list[Row], whole: Sequence[tuple[Row, str]] = ()
+) -> tuple[str, list[str]]:
+    """The notice that a release goes as several e-mails: which go alone (and why), how many digests."""
     limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
-    count = digests + len(alone)
-    lines = []
+    count = digests + len(alone) + len(whole)
+    lines = [f"“{row.subject}” goes alone, exactly as you wrote it, not inside a digest: {why}." for row, why in whole]
     if alone:
         names = ", ".join(f"“{row.subject}”" for row in alone)
         one = len(alone) == 1
@@ -226,6 +234,8 @@ def split_notice(world: World, rows: list[Row], digests: int, alone: list[Row]) 
     title = (
         f"Sent on its own, too large for a digest: {alone[0].subject}"
         if alone
+        else f"Sent on its own, as you wrote it: {whole[0][0].subject}"
+        if whole
         else f"Digest split in {digests}: {rows[0].subject}"
     )
     return title, lines

@@ -130,9 +130,10 @@ def _row(
         due=None,
         digest=None,
         reason="",
-        # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, and the proposal of
-        # an agreement (`agree`) goes alone so that her answer threads to it: never digested.
-        standalone=bool(envelope.references) or envelope.agent_kind in ("invite", "agreement"),
+        # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, the proposal of
+        # an agreement (`agree`) goes alone so that her answer threads to it, and a signed or encrypted message
+        # is only valid byte for byte: never digested.
+        standalone=bool(envelope.references) or envelope.sealed or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
         forced=False,
         told="",

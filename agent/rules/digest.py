@@ -1,6 +1,6 @@
 """Digest composition: several e-mails to one mentor become one readable e-mail (pure: no network, no clock).
 
-Why one module of ~480 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
+Why one module of ~520 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
 the two views (plain and HTML) and the split into parts under ``max_bytes`` all serve one message and are tested
 as one (tests/test_digest*.py); the text and HTML handling it uses is in :mod:`agent.rules.mimetext`,
 :mod:`agent.rules.htmltext` and :mod:`agent.rules.mimewalk`.
@@ -15,7 +15,7 @@ import mimetypes
 import re
 import string
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address, HeaderRegistry
@@ -24,6 +24,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from urllib.parse import unquote
 
+from agent.rules.addresses import normal_address
 from agent.rules.htmltext import html_to_text, sanitise_html, text_to_html
 from agent.rules.mimetext import clean_text, first_header, header_text, raw_headers, unsurrogate
 from agent.rules.mimewalk import Attachment, Extract, walk
@@ -77,13 +78,24 @@ def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
 
 
 def _address_set(msg: Message, name: str) -> list[str]:
-    return sorted({addr.lower() for _, addr in _address_pairs(msg, name)})
+    return sorted({normal_address(addr) for _, addr in _address_pairs(msg, name)})
+
+
+_KEPT = ("reply-to", "disposition-notification-to")  # what a digest carries over, so only equal ones share one
 
 
 def compatibility_key(raw_or_headers: bytes) -> str:
-    """A stable key; messages with equal keys have the same To, Cc and Bcc address sets and may share a digest."""
+    """A stable key; messages with equal keys have the same To, Cc and Bcc address sets (and the same Reply-To
+    and Disposition-Notification-To, which the digest keeps) and may share a digest."""
+    return _key(raw_or_headers, ("to", "cc", "bcc", *_KEPT))
+
+
+def _key(raw_or_headers: bytes, names: Sequence[str]) -> str:
     msg = _headers(raw_or_headers)
-    return json.dumps({name: _address_set(msg, name) for name in ("to", "cc", "bcc")}, sort_keys=True)
+    found = {name: _address_set(msg, name) for name in names}
+    if found.get("reply-to") == _address_set(msg, "from"):  # her own From again: as good as none
+        found["reply-to"] = []
+    return json.dumps(found, sort_keys=True)
 
 
 def _message_ids(msg: Message, *names: str) -> list[str]:
@@ -111,7 +123,7 @@ def envelope_recipients(originals: Sequence[Original]) -> list[str]:
     for original in originals:
         msg = _headers(original.raw)
         for name in ("to", "cc", "bcc"):
-            found.update((addr.lower(), None) for _, addr in _address_pairs(msg, name))
+            found.update((normal_address(addr), None) for _, addr in _address_pairs(msg, name))
     return list(found)
 
 
@@ -183,6 +195,8 @@ class _Identity:
     to: list[Address]
     cc: list[Address]
     references: list[str]
+    reply_to: list[Address]  # the student's own Reply-To (equal in every original), else her From address
+    receipt_to: list[Address]  # Disposition-Notification-To (RFC 8098), as she asked
 
 
 def _address(display: str, addr: str) -> Address | None:
@@ -220,7 +234,7 @@ def _unique_names(attachments: Iterator[Attachment]) -> list[Attachment]:
             copy += 1
             name = f"{stem} ({copy}){dot}{suffix}"
         taken.add(name.lower())
-        named.append(Attachment(name, att.maintype, att.subtype, att.data, att.cid, att.charset))
+        named.append(replace(att, filename=name))
     return named
 
 
@@ -250,11 +264,7 @@ def _section(parsed: _Parsed, cid_prefix: str) -> _Section:
     markup = "\n".join(
         text_to_html(b.text) if b.kind == "plain" else sanitise_html(b.text, resolve) for b in parsed.body.html
     )
-    inline = [
-        Attachment(a.filename, a.maintype, a.subtype, a.data, used[k], a.charset)
-        for k, a in by_cid.items()
-        if k in used
-    ]
+    inline = [replace(a, cid=used[k]) for k, a in by_cid.items() if k in used]
     rest = [a for a in parsed.body.attachments if not (a.cid and unquote(a.cid).lower() in used)]
     has_html = any(b.kind == "html" for b in parsed.body.html)
     return _Section(parsed.subject, parsed.written, plain.strip("\n"), markup, has_html, inline, rest)
@@ -314,7 +324,10 @@ def _build(group: Sequence[_Parsed], who: _Identity, part: int, parts: int) -> E
         for att in (a for s in sections for a in s.inline):
             html_part.add_related(att.data, att.maintype, att.subtype, cid=f"<{att.cid}>", filename=att.filename)
     for att in (a for s in sections for a in s.attachments):
-        params = {"charset": att.charset} if att.charset else {}
+        if (att.maintype, att.subtype) == ("message", "rfc822"):  # a forwarded message, carried over whole
+            msg.add_attachment(message_from_bytes(att.data, policy=_POLICY), filename=att.filename)
+            continue
+        params = dict(att.params) | ({"charset": att.charset} if att.charset else {})
         msg.add_attachment(att.data, att.maintype, att.subtype, filename=att.filename, params=params)
     return msg
 
@@ -331,7 +344,9 @@ def _headers_for(who: _Identity, subject: str, message_id: str) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
     sender = Address(display_name=header_text(who.student_name), addr_spec=who.student_address)
     msg["From"] = sender
-    msg["Reply-To"] = sender
+    msg["Reply-To"] = who.reply_to or sender
+    if who.receipt_to:
+        msg["Disposition-Notification-To"] = ", ".join(str(a) for a in who.receipt_to)  # not in the registry
     if who.to:
         msg["To"] = who.to
     if who.cc:
@@ -357,13 +372,13 @@ def _references(originals: Sequence[Original]) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _validate(originals: Sequence[Original], student_address: str, now: datetime, domain: str) -> None:
+def _validate(originals: Sequence[Original], student_address: str, now: datetime, domain: str, kept: bool) -> None:
     if not originals:
         raise ValueError("compose() needs at least one original message")
-    keys = {compatibility_key(o.raw) for o in originals}
+    keys = {_key(o.raw, ("to", "cc", "bcc", *(_KEPT if kept else ()))) for o in originals}
     if len(keys) > 1:
         raise ValueError(
-            "originals have different To/Cc/Bcc recipients and cannot share one digest: "
+            "originals have different To/Cc/Bcc recipients (or Reply-To) and cannot share one digest: "
             + ", ".join(o.key for o in originals)
         )
     if now.tzinfo is None or now.utcoffset() is None:
@@ -404,10 +419,14 @@ def _identity(
     template: str,
     now: datetime,
     domain: str,
+    lead: Original | None = None,
 ) -> _Identity:
-    _validate(originals, student_address, now, domain)
+    """What the parts share; Reply-To and Disposition-Notification-To from ``lead`` (when given, the others
+    that differ from it do not join: :func:`compose_parts`), else every original must have the same."""
+    _validate(originals, student_address, now, domain, kept=lead is None)
     _check_template(template)
     first = _headers(originals[0].raw)
+    kept = _headers((lead or originals[0]).raw)
     return _Identity(
         header_text(student_name),
         student_address.strip(),
@@ -418,16 +437,20 @@ def _identity(
         to=_recipients(first, "to"),
         cc=_recipients(first, "cc"),
         references=_references(originals),
+        reply_to=_recipients(kept, "reply-to"),
+        receipt_to=_recipients(kept, "disposition-notification-to"),
     )
 
 
 @dataclass(frozen=True)
 class Part:
     """One e-mail of a release: a digest of ``keys`` or, when ``message`` is None, the one original in ``keys``
-    as the student wrote it — it is larger than ``max_bytes`` on its own, so it goes alone and unsplit."""
+    as the student wrote it — it is larger than ``max_bytes`` on its own, or ``why`` it cannot be merged
+    (signed or encrypted, see :mod:`agent.rules.mimewalk`), so it goes alone and unsplit."""
 
     keys: tuple[str, ...]
     message: EmailMessage | None
+    why: str = ""  # "" for an original larger than max_bytes
 
     @property
     def alone(self) -> bool:
@@ -447,10 +470,20 @@ def compose_parts(
 ) -> list[Part]:
     """The e-mails that carry ``originals``, in order: digests of at most ``max_bytes`` each (titled "(1/2)" etc.
     when there are several), and every original that is larger than ``max_bytes`` by itself as its own part."""
-    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain)
+    _validate(originals, student_address, now, domain, kept=False)
     order = {o.key: index for index, o in enumerate(originals)}
     alone = {o.key for o in originals if len(o.raw) > max_bytes}
     parsed = [_parse(o) for o in originals if o.key not in alone]
+    whole = {p.key: p.body.whole[0] for p in parsed if p.body.whole}  # what never changes: it goes as written
+    # A digest keeps Reply-To and Disposition-Notification-To: one that asks otherwise than the first goes alone.
+    joining = {p.key for p in parsed if p.key not in whole}
+    lead = next((o for o in originals if o.key in joining), originals[0])
+    asks = _key(lead.raw, _KEPT)
+    for o in originals:
+        if o.key in joining and _key(o.raw, _KEPT) != asks:
+            whole[o.key] = "it asks for answers (or a read receipt) elsewhere than the messages of the digest"
+    parsed = [p for p in parsed if p.key not in whole]
+    who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain, lead)
     while True:
         groups = _groups(parsed, who, max_bytes)
         built = [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
@@ -464,6 +497,7 @@ def compose_parts(
         parsed = [p for p in parsed if p.key not in too_big]
     parts = [Part(tuple(p.key for p in group), msg) for group, msg in zip(groups, built, strict=True)]
     parts += [Part((key,), None) for key in alone]
+    parts += [Part((key,), None, why) for key, why in whole.items()]
     return sorted(parts, key=lambda part: order[part.keys[0]])
 
 

@@ -15,10 +15,17 @@ from email import policy as email_policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
+from agent.rules.addresses import normal_address
+from agent.rules.mimetext import raw_headers, unsurrogate
+
 _ID = re.compile(r"<[^<>\s]+>")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 MEETING_TAG = re.compile(r"\[(meeting|meet)\]", re.IGNORECASE)
 MAX_RECIPIENTS = 100
+# Signed or encrypted (RFC 1847, RFC 8551): valid only byte for byte, so such a message is never merged into a digest.
+SEALED_TYPES = frozenset(
+    {"multipart/signed", "multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"}
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,9 @@ class Envelope:
     problems: tuple[str, ...] = field(default=())
     agent_kind: str = ""  # X-Mentor-Agent: what the agent itself wrote ("invite", "notice", …)
     in_reply_to: tuple[str, ...] = ()  # In-Reply-To alone: the message it answers
+    reply_to: tuple[str, ...] = ()  # where she wants answers (a digest keeps it: only equal ones share one)
+    receipt_to: tuple[str, ...] = ()  # Disposition-Notification-To (RFC 8098), kept the same way
+    sealed: bool = False  # signed or encrypted as a whole (SEALED_TYPES): goes alone, byte for byte
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -49,14 +59,18 @@ class Envelope:
 
     @property
     def group_key(self) -> str:
-        """Messages may share a digest only when they go to exactly the same people."""
-        return "|".join(",".join(sorted(set(part))) for part in (self.to, self.cc, self.bcc))
+        """Messages may share a digest only when they go to exactly the same people, and ask for answers (and
+        read receipts) to go to the same place: a digest cannot carry two Reply-To."""
+        key = "|".join(",".join(sorted(set(part))) for part in (self.to, self.cc, self.bcc))
+        for name, part in (("reply-to", self.reply_to), ("receipt-to", self.receipt_to)):
+            key += f"|{name}=" + ",".join(sorted(set(part))) if part else ""
+        return key
 
 
 def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
     found = []
-    for _display, address in getaddresses(values):
-        address = address.strip().lower()
+    for _display, address in getaddresses([unsurrogate(v) for v in values]):  # UTF-8 headers (RFC 6532)
+        address = normal_address(address)
         if not address:
             continue
         if "@" not in address or any(c in address for c in " \r\n<>,;"):
@@ -96,12 +110,17 @@ def parse_envelope(head: bytes) -> Envelope:
             return " ".join(str(v) for v in values)
 
     def listed(name: str) -> list[str]:
-        return [str(v) for v in (message.get_all(name) or [])] if message is not None else []
+        return raw_headers(message, name) if message is not None else []  # 8-bit kept: unsurrogate() decodes
 
     to = _addresses(listed("To"), problems, "To")
     cc = _addresses(listed("Cc"), problems, "Cc")
     bcc = _addresses(listed("Bcc"), problems, "Bcc")
     senders = _addresses(listed("From"), problems, "From")
+    ignored: list[str] = []  # a broken Reply-To is the mail program's business, not a reason to refuse
+    reply_to = _addresses(listed("Reply-To"), ignored, "Reply-To")
+    reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
+    receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
+    sealed = message is not None and message.get_content_type() in SEALED_TYPES
     if not (to or cc or bcc):
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
@@ -133,6 +152,9 @@ def parse_envelope(head: bytes) -> Envelope:
         problems=tuple(problems),
         agent_kind=text("X-Mentor-Agent").strip().lower(),
         in_reply_to=in_reply_to,
+        reply_to=reply_to,
+        receipt_to=receipt_to,
+        sealed=sealed,
     )
 
 

@@ -96,18 +96,33 @@ def first_header(msg: Message, name: str) -> str:
     return header_text(values[0]) if values else ""
 
 
+def _quoted(line: str) -> tuple[int, str]:
+    """(quote depth, the line without its quote marks and space-stuffing), as RFC 3676 section 4.5 reads it."""
+    content = line.lstrip(">")
+    depth = len(line) - len(content)
+    return depth, content[1:] if content.startswith(" ") else content
+
+
 def unflow(text: str, *, delsp: bool) -> str:
-    """Join the soft line breaks of text/plain; format=flowed (RFC 3676)."""
+    """Join the soft line breaks of text/plain; format=flowed (RFC 3676): only lines of the same quote depth
+    join, and a joined quoted paragraph keeps one quote prefix ("> ", ">> ") at its start."""
     out: list[str] = []
-    pending = ""
+    pending: tuple[int, str] | None = None
     for line in text.split("\n"):
-        line = line.removesuffix("\r")
-        line = line[1:] if line.startswith(" ") else line
-        if line.endswith(" ") and line != "-- ":
-            pending += line[:-1] if delsp else line
+        depth, content = _quoted(line.removesuffix("\r"))
+        if pending is not None and pending[0] != depth:  # a flowed line before a change of depth ends there
+            out.append(_requote(pending[0], pending[1].rstrip(" ")))
+            pending = None
+        joined = (pending[1] if pending else "") + content
+        if content.endswith(" ") and content != "-- ":
+            pending = (depth, joined[:-1] if delsp else joined)
             continue
-        out.append(pending + line)
-        pending = ""
-    if pending:
-        out.append(pending)
+        out.append(_requote(depth, joined))
+        pending = None
+    if pending is not None:
+        out.append(_requote(*pending))
     return "\n".join(out)
+
+
+def _requote(depth: int, content: str) -> str:
+    return ">" * depth + " " + content if depth and content else ">" * depth + content

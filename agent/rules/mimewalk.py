@@ -1,17 +1,23 @@
 """Walking a MIME tree: what a message holds for the plain view, the HTML view, and the files it carries
-(attachments byte for byte); forwarded messages inline, nesting bounded."""
+(attachments byte for byte); a forwarded message shown inline and carried over whole, nesting bounded; and what
+only goes as the student wrote it (signed or encrypted parts)."""
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
+from email import policy
+from email.generator import BytesGenerator
 from email.message import Message
 from typing import Literal
 
+from agent.rules.envelope import SEALED_TYPES
 from agent.rules.mimetext import clean_text, decode_bytes, first_header, header_text, raw_headers, unflow, unsurrogate
 
 _MAX_DEPTH = 40
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9.+\-]*")
+_KEPT_PARAMS = {("text", "calendar"): ("method", "component")}  # what a file means, besides its bytes (RFC 6047)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Attachment:
     data: bytes
     cid: str | None = None
     charset: str | None = None
+    params: tuple[tuple[str, str], ...] = ()  # Content-Type parameters that say what it is (a calendar's method)
 
 
 @dataclass(frozen=True)
@@ -41,11 +48,13 @@ class Extract:
     plain: list[Block] = field(default_factory=list)
     html: list[Block] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    whole: list[str] = field(default_factory=list)  # why the message may only go as written (never in a digest)
 
     def extend(self, other: Extract) -> None:
         self.plain += other.plain
         self.html += other.html
         self.attachments += other.attachments
+        self.whole += other.whole
 
     def note(self, text: str) -> None:
         self.plain.append(Block("plain", text))
@@ -91,7 +100,9 @@ def _attachment(part: Message, data: bytes, name: str | None) -> Attachment:
     if maintype in ("multipart", "message") or not all(_TOKEN.fullmatch(x) for x in (maintype, subtype)):
         maintype, subtype = "application", "octet-stream"
     charset = _charset(part) if maintype == "text" else None
-    return Attachment(name or "", maintype, subtype, data, _content_id(part), charset)
+    kept = ((key, _param(part, key)) for key in _KEPT_PARAMS.get((maintype, subtype), ()))
+    params = tuple((key, value.upper()) for key, value in kept if _TOKEN.fullmatch(value))
+    return Attachment(name or "", maintype, subtype, data, _content_id(part), charset, params)
 
 
 def _param(part: Message, name: str) -> str:
@@ -138,7 +149,9 @@ def _leaf(part: Message) -> Extract:
 def _choose_alternative(children: list[Extract]) -> Extract:
     """Plain view from the plainest alternative, HTML view from the richest; files from all of them."""
     readable = [c for c in children if c.plain]
-    out = Extract(attachments=[a for c in children for a in c.attachments])
+    out = Extract(
+        attachments=[a for c in children for a in c.attachments], whole=[w for c in children for w in c.whole]
+    )
     if not readable:
         return out
     plain = next((c for c in readable if all(b.kind == "plain" for b in c.plain)), readable[-1])
@@ -156,8 +169,27 @@ def _forwarded(part: Message, depth: int) -> Extract:
     fields = ((name, first_header(inner, name)) for name in ("From", "Date", "Subject", "To"))
     heading = [f"{name}: {value}" for name, value in fields if value]
     out.note("---------- Forwarded message ----------\n" + "\n".join(heading))
-    out.extend(walk(inner, depth + 1))
+    shown = walk(inner, depth + 1)
+    out.plain, out.html, out.whole = out.plain + shown.plain, out.html + shown.html, shown.whole
+    # Its files stay inside it: the forwarded message itself is carried over, whole.
+    data = _flattened(inner)
+    if data is None or not data.isascii():
+        out.whole.append("it forwards a message that cannot be carried over in a digest unchanged")
+        out.attachments += shown.attachments
+        return out
+    subject = re.sub(r"[/\\:]+", " ", first_header(inner, "subject"))[:80].strip(" .")
+    name = _filename(part) or f"{subject or 'forwarded message'}.eml"
+    out.attachments.append(Attachment(name, "message", "rfc822", data))
     return out
+
+
+def _flattened(inner: Message) -> bytes | None:
+    buffer = io.BytesIO()
+    try:
+        BytesGenerator(buffer, mangle_from_=False, policy=policy.compat32.clone(linesep="\r\n")).flatten(inner)
+    except Exception:  # a forwarded message too broken to write out again
+        return None
+    return buffer.getvalue()
 
 
 def walk(part: Message, depth: int = 0) -> Extract:
@@ -168,6 +200,15 @@ def walk(part: Message, depth: int = 0) -> Extract:
         return out
     if part.get_content_type() == "message/rfc822":
         return _forwarded(part, depth)
+    if part.get_content_type() in SEALED_TYPES:  # shown below as well as can be, but it never joins a digest
+        out = _walk_open(part, depth)
+        out.whole.append("it is signed or encrypted, and only valid exactly as written")
+        return out
+    return _walk_open(part, depth)
+
+
+def _walk_open(part: Message, depth: int) -> Extract:
+    """:func:`walk` below the checks for forwarded and signed parts."""
     payload = part.get_payload() if part.is_multipart() else None  # without decoding: never raises for a list
     if not isinstance(payload, list):
         if part.get_content_maintype() == "multipart":  # a multipart without a usable boundary

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from agent.errors import Problem, UserError
+from agent.rules.addresses import normal_address
 from agent.rules.durations import format_duration, parse_duration
 from agent.rules.localtime import zone_named
 from agent.rules.windows import DAY_NAMES, WeeklySchedule, WeeklyWindow
@@ -67,7 +68,7 @@ def _windows(value: Any) -> tuple[WeeklyWindow, ...]:
 def _address(value: Any) -> str:
     if not isinstance(value, str) or not _ADDRESS.match(value.strip()):
         raise ValueError(f"{value!r} is not an e-mail address (write just the address, e.g. name@example.org)")
-    return value.strip().lower()
+    return normal_address(value)
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration)]
@@ -453,7 +454,7 @@ def check_unique_addresses(policies: Iterable[LoadedPolicy]) -> list[Problem]:
     problems = []
     for loaded in policies:
         for address in loaded.policy.mentor.addresses:
-            first = owner.setdefault(address, loaded)
+            first = owner.setdefault(normal_address(address), loaded)
             if first is not loaded:
                 problems.append(
                     Problem(
@@ -489,11 +490,12 @@ class PolicyBook:
     def __init__(self, policies: Iterable[LoadedPolicy]) -> None:
         self.by_id: dict[str, LoadedPolicy] = {p.id: p for p in policies}
         self.by_address: dict[str, LoadedPolicy] = {
-            address: p for p in self.by_id.values() for address in p.policy.mentor.addresses
+            normal_address(address): p for p in self.by_id.values() for address in p.policy.mentor.addresses
         }
 
     def for_address(self, address: str) -> LoadedPolicy | None:
-        return self.by_address.get(address.strip().lower())
+        """Her policy, however the address is spelled (case, IDNA: :func:`agent.rules.addresses.normal_address`)."""
+        return self.by_address.get(normal_address(address))
 
     def __iter__(self) -> Any:
         return iter(self.by_id.values())

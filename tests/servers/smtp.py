@@ -9,6 +9,7 @@ server.wait_for(1, timeout=5)                       # blocks until one message w
 server.state.gate = check      # check(stage, recipients so far) -> a refusal reply or None (sending limits)
 server.state.on_accept = file  # file(received) runs before "250" (a provider filing the message in Sent)
 SmtpServer(oauth2=check)       # AUTH XOAUTH2 required: check(user, token) -> whether the token is good for user
+SmtpServer(smtputf8=True)      # offers SMTPUTF8 (RFC 6531): addresses beyond ASCII; without it, it does not
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ class SmtpServer:
         auth: tuple[str, str] | None = None,
         implicit_tls: bool = False,
         oauth2: Callable[[str, str], bool] | None = None,
+        smtputf8: bool = False,
     ) -> None:
         """``tls``: a TlsFiles (cert_pem, key_pem, ca_pem) to offer STARTTLS (or, with ``implicit_tls``, TLS
         from the first byte, as on port 465); ``auth``: (user, password), changeable while it runs;
@@ -191,7 +193,7 @@ class SmtpServer:
         self.auth = auth
         self.tls = tls
         self.state = _State()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
