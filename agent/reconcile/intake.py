@@ -3,10 +3,11 @@
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
 
-Why one module of ~500 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
+Why one module of ~440 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
 one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
 left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
-machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`.
+machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`, the start's folder check
+:mod:`agent.reconcile.outbox_folders`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from agent.config.settings import LEGACY_OUTBOX, Folders
-from agent.errors import Problem, UserError
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
@@ -436,66 +435,3 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
     held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in tell]
     title, lines = held_lines(loaded.name, held, zone, student_zone)
     await world.notify(title, lines, about=tell[0].row.message_id)
-
-
-async def settle_folders(world: World, config_file: str) -> None:
-    """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
-
-    - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
-      the agent would send what Outlook is about to send. A clear error naming ``imap.folders.outbox``.
-    - The default outbox was "Outbox" up to 0.1.0 and is "Mentor Outbox" now. A student who kept the default
-      and used the agent before (the ledger knows messages) gets what still sits in "Outbox" moved to the new
-      folder, with a notice; anyone else with messages there is told once how to move them. Outlook's own
-      Outbox is never touched.
-    """
-    folders = world.folders
-    why = await world.imap(world.mailbox.providers_own, folders.outbox)
-    if why is not None:
-        raise UserError(
-            [
-                Problem(
-                    file=config_file,
-                    key="imap.folders.outbox",
-                    message=f"{folders.outbox!r} cannot be mentor-agent's outbox: {why}. Choose a folder of your own, "
-                    f'e.g. outbox = "{Folders().outbox}" under [imap.folders]',
-                )
-            ]
-        )
-    if "outbox" in world.settings.imap.folders.model_fields_set or folders.outbox == LEGACY_OUTBOX:
-        return
-    names = await world.imap(world.mailbox.folder_list)
-    if LEGACY_OUTBOX not in names:
-        return
-    waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)  # STATUS: Outlook's Outbox is never selected
-    if not waiting:
-        return
-    own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
-    ledger = world.ledger
-    used_before = ledger.has_messages()
-    if own is None and used_before:
-        _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
-        moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, uids, folders.outbox)
-        log.info("moved %d message(s) from the old default outbox %r to %r", len(moved), LEGACY_OUTBOX, folders.outbox)
-        await world.notify(
-            f"Your outbox is now “{folders.outbox}”",
-            [
-                f"mentor-agent now watches “{folders.outbox}” instead of “{LEGACY_OUTBOX}” (a name Outlook uses for "
-                f"its own Outbox). The {len(moved)} message(s) waiting in “{LEGACY_OUTBOX}” were moved there and "
-                "go out as before.",
-                f"From now on drop messages into “{folders.outbox}”. To keep the old name, set outbox = "
-                f'"{LEGACY_OUTBOX}" under [imap.folders] in {config_file or "the config file"}.',
-            ],
-        )
-        return
-    told = ledger.meta_value("legacy_outbox_told")
-    if told is not None:
-        return
-    ledger.set_meta("legacy_outbox_told", str(waiting))
-    whose = f" ({own})" if own else ""
-    await world.notify(
-        f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
-        [
-            f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
-            f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
-        ],
-    )
