@@ -137,8 +137,23 @@ def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(
     old.close()
     monkeypatch.undo()
     ledger = Ledger(path)
-    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        schema.SCHEMA_VERSION
+    )
     since = NOW - timedelta(days=1)
     assert len(ledger.history("rivera", since, ("a@h.org",)).sent) == 1  # by id until bound
     ledger.bind({"rivera": ("a@h.org",)})
     assert len(ledger.history("dr-rivera", since, ("a@h.org",)).sent) == 1  # then by address, any file name
+
+
+def test_sent_copies_watched_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path)
+    ledger.watch_sent_copy("<a@x>", 7, NOW)
+    ledger.watch_sent_copy("<b@x>", 8, NOW + timedelta(seconds=1))
+    ledger.close()
+    again = Ledger(path)
+    assert again.sent_copies_watched() == {"<a@x>": (7, NOW), "<b@x>": (8, NOW + timedelta(seconds=1))}
+    again.unwatch_sent_copy("<a@x>")
+    assert list(again.sent_copies_watched()) == ["<b@x>"]
+    again.close()

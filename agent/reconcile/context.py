@@ -48,9 +48,6 @@ class World:
     provider_files_sent: bool | None = None
     # The provider's sending limits: moments of recent sends (loaded from the ledger's log on first use),
     # when sending is held until (the daily limit is reached), and what the student was told of them.
-    # Sent copies the agent filed itself after not seeing the provider's ("auto"): {Message-ID: (UID, when)},
-    # looked at again for a while, in case the provider files late (then ours goes: never two copies).
-    self_filed: dict[str, tuple[int, datetime]] = field(default_factory=dict, repr=False)
     # Accepted messages whose Sent copy is still awaited from the provider: {key: (UID in Sending, the
     # delivery.Prepared sent, until when)}; the ledger says accepted meanwhile (a restart files them).
     filing_later: dict[str, tuple[int, Any, datetime]] = field(default_factory=dict, repr=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -87,6 +87,15 @@ _MIGRATIONS: dict[int, str] = {
     -- before this version until Ledger.bind() fills them in from the policy of that id.
     ALTER TABLE items ADD COLUMN addresses TEXT;
     ALTER TABLE replies ADD COLUMN addresses TEXT;
+    """,
+    4: """
+    -- Sent copies the agent filed itself (file_in_sent = "auto") and watches for a while in case the provider
+    -- files its own late (then ours goes): kept here so that a restart meanwhile still leaves one copy.
+    CREATE TABLE sent_watch (
+        message_id TEXT PRIMARY KEY,
+        uid INTEGER NOT NULL,             -- the agent's copy in Sent
+        filed_at TEXT NOT NULL
+    );
     """,
 }
 
