@@ -25,7 +25,7 @@ from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.sent_filing import follow_filing
-from agent.rules.envelope import Envelope, domain_of, new_message_id, parse_envelope
+from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_id, parse_envelope, variant_key
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
@@ -44,7 +44,7 @@ async def take_in_outbox(world: World) -> None:
     if not fresh:
         return
     taken: list[tuple[Row, bool]] = []
-    keys: set[str] = set()
+    keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
     for info in await world.imap(world.mailbox.headers, folder, fresh):
         found = await _take_in(world, info, keys)
         if found is not None:
@@ -58,12 +58,13 @@ async def take_in_outbox(world: World) -> None:
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
 
-async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row, bool] | None:
+async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str]) -> tuple[Row, bool] | None:
     """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
     message was dealt with here: refused, left alone, or taken by the meeting desk."""
     ledger = world.ledger
     folders = world.folders
-    envelope = parse_envelope(info.headers)
+    content = fingerprint(info.headers)
+    envelope = _identified(world, parse_envelope(info.headers), content, batch)
     if envelope.key in batch:
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
         return None
@@ -91,7 +92,7 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
             log.info(
                 "%s: to no mentor, and pass_through is off: left in the Outbox", named(envelope.key, envelope.subject)
             )
-            ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world))
+            ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world, content))
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
     mentor = next(iter(mentors.values()), None)
@@ -104,13 +105,37 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
 
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
             return None
-    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world)
-    batch.add(row.key)
+    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
+    batch[row.key] = content
     return replace(row, forced="\\Flagged" in info.flags), existing is not None
 
 
+def _identified(world: World, envelope: Envelope, content: str, batch: dict[str, str]) -> Envelope:
+    """The envelope with the ledger key this message is known by: its Message-ID, unless another message (other
+    content) already goes by that Message-ID. Then it is another message: keyed by Message-ID and content, and it
+    goes out with a Message-ID of its own (the mentor's mail program would hide one of two sharing an id)."""
+    key = envelope.key
+    if key.startswith("sha256:"):
+        return envelope  # no Message-ID: known by its content already
+    known = batch.get(key)
+    if known is None:
+        row = world.ledger.get(key)
+        known = row.fingerprint if row is not None else None
+    if not known or known == content:  # the same message (or a row from before fingerprints: a copy, as it was)
+        return envelope
+    log.info("%s: another message with the Message-ID %s: goes as a message of its own", envelope.subject, key)
+    return replace(envelope, key=variant_key(key, content), message_id=None)
+
+
 def _row(
-    envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, state: str, folder: str, uid: int, world: World
+    envelope: Envelope,
+    mentor: LoadedPolicy | None,
+    arrived: datetime,
+    state: str,
+    folder: str,
+    uid: int,
+    world: World,
+    content: str = "",
 ) -> Row:
     return Row(
         key=envelope.key,
@@ -136,6 +161,7 @@ def _row(
         item=None,
         sent_at=None,
         detail="",
+        fingerprint=content,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -96,6 +96,12 @@ _MIGRATIONS: dict[int, str] = {
         uid INTEGER NOT NULL,             -- the agent's copy in Sent
         filed_at TEXT NOT NULL
     );
+    """,
+    5: """
+    -- A message is its Message-ID and its content: the hash of its header block (agent.rules.envelope.fingerprint),
+    -- so that another message reusing a Message-ID is told from a copy. '' in rows written before this version
+    -- (then any message with that Message-ID counts as a copy, as it did).
+    ALTER TABLE messages ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
     """,
 }
 
