@@ -105,3 +105,12 @@ def test_a_genuine_copy_is_still_recognised(open_pass: Pass) -> None:
     assert open_pass.received() == ["only once"]
     assert open_pass.subjects("Needs attention") == ["only once", "only once"]
     assert parse_envelope(next(iter(open_pass.server.messages(SENT).values()))).message_id == "<copy@med.example.edu>"
+
+
+def test_a_date_that_cannot_be_read_is_held_with_a_notice(open_pass: Pass) -> None:
+    raw = _bare("when", date=False).replace(b"Subject: when", b"Subject: when\r\nDate: next Tuesday-ish")
+    open_pass.server.put(OUTBOX, raw)
+    open_pass.run()
+    assert open_pass.smtp.messages == [] and open_pass.subjects("Needs attention") == ["when"]
+    (notice,) = [raw for raw in open_pass.server.messages("INBOX").values() if b"Not sent: when" in raw]
+    assert "Date cannot be read" in parse(notice).get_content()

@@ -118,6 +118,7 @@ def parse_envelope(head: bytes) -> Envelope:
                 date = None
         except (TypeError, ValueError, IndexError):
             date = None
+            problems.append(f"its Date cannot be read ({raw_date[:60]!r}); remove it or fix it")
     references = (*message_ids(text("In-Reply-To")), *message_ids(text("References")))
     key = ids[0] if ids else "sha256:" + hashlib.sha256(block).hexdigest()
     return Envelope(
