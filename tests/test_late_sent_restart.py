@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.store import sent_watch
 from tests.agent_process import Agent, agent, eventually, mail
 from tests.servers.dovecot import SENT
 
@@ -26,6 +27,6 @@ def test_a_restart_before_the_providers_late_copy_still_leaves_one_copy_in_sent(
     assert ours != theirs and agent.folder_raw("Sending") == {}
     ledger = agent.ledger()
     try:
-        assert ledger.sent_copies_watched() == {}, "nothing left to watch"
+        assert sent_watch.watched(ledger) == {}, "nothing left to watch"
     finally:
         ledger.close()

@@ -17,6 +17,7 @@ from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import PART_ACCEPTED, forget, load_parts, load_saved
 from agent.reconcile.events import Filed, publish
 from agent.reconcile.prepared import Prepared, prepare
+from agent.store import sent_watch
 from agent.store.ledger import DONE, Row
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -123,31 +124,31 @@ async def follow_filing(world: World) -> datetime | None:
 
 def _watch_late_filing(world: World, message_id: str, uid: int | None) -> None:
     """Watch our own copy for a while (kept in the ledger: a restart meanwhile still tidies)."""
-    if uid is not None and len(world.ledger.sent_copies_watched()) < LATE_WATCHED:
-        world.ledger.watch_sent_copy(message_id, uid, world.now())
+    if uid is not None and len(sent_watch.watched(world.ledger)) < LATE_WATCHED:
+        sent_watch.watch(world.ledger, message_id, uid, world.now())
 
 
 async def tidy_sent(world: World) -> datetime | None:
     """A provider that files a sent message in Sent later than we looked (``auto``): the copy we filed goes,
     so that Sent never holds two. Returns when to look again (None: nothing left to watch)."""
-    watched = world.ledger.sent_copies_watched()
+    watched = sent_watch.watched(world.ledger)
     if not watched:
         return None
     now = world.now()
     sent = world.folders.sent
     for message_id, (uid, filed_at) in watched.items():
         if now - filed_at > LATE_FILING:
-            world.ledger.unwatch_sent_copy(message_id)
+            sent_watch.unwatch(world.ledger, message_id)
             continue
         found = await world.imap(world.mailbox.find_by_message_id, sent, message_id)
         if uid in found and len(found) > 1:
             await world.imap(world.mailbox.discard_many, sent, [uid])
-            world.ledger.unwatch_sent_copy(message_id)
+            sent_watch.unwatch(world.ledger, message_id)
             world.provider_files_sent = True  # it does file them, late: wait for its copy from now on
             log.info("%s: the provider filed it in %s late; the agent's own copy removed", message_id, sent)
         elif uid not in found:
-            world.ledger.unwatch_sent_copy(message_id)  # the student moved or deleted it: nothing of ours to tidy
-    return now + LATE_LOOK if world.ledger.sent_copies_watched() else None
+            sent_watch.unwatch(world.ledger, message_id)  # the student moved or deleted it: nothing of ours to tidy
+    return now + LATE_LOOK if sent_watch.watched(world.ledger) else None
 
 
 def _plain(rows: Sequence[Row], prepared: Sequence[Prepared]) -> bool:

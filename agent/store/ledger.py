@@ -194,10 +194,6 @@ class Ledger:
 
     # -- messages ----------------------------------------------------------------------------------------------
 
-    def has_messages(self) -> bool:
-        """Whether any message was ever recorded (the agent has been used on this state directory)."""
-        return self.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
-
     def get(self, key: str) -> Row | None:
         record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()
         return Row.of(record) if record else None
@@ -379,23 +375,6 @@ class Ledger:
                 (*args, _text(start), _text(end)),
             )
         ]
-
-    # -- Sent copies watched for the provider's late one -----------------------------------------------------------
-
-    def watch_sent_copy(self, message_id: str, uid: int, filed_at: datetime) -> None:
-        """Remember a Sent copy the agent filed itself, to remove it if the provider files its own late."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO sent_watch(message_id, uid, filed_at) VALUES (?, ?, ?)",
-            (message_id, uid, _text(filed_at)),
-        )
-
-    def sent_copies_watched(self) -> dict[str, tuple[int, datetime]]:
-        """{Message-ID: (UID of the agent's copy in Sent, when it was filed)}, oldest first."""
-        found = self.db.execute("SELECT message_id, uid, filed_at FROM sent_watch ORDER BY filed_at, message_id")
-        return {message_id: (int(uid), datetime.fromisoformat(at)) for message_id, uid, at in found}
-
-    def unwatch_sent_copy(self, message_id: str) -> None:
-        self.db.execute("DELETE FROM sent_watch WHERE message_id = ?", (message_id,))
 
     # -- status and log ---------------------------------------------------------------------------------------
 
