@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import schema, statefiles
+from agent.store import schema, sent_watch, statefiles
 from agent.store.ledger import NEW, QUEUED, SENDING, Ledger, Row
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -144,3 +144,16 @@ def test_schema_2_ledgers_are_migrated_and_old_rows_get_their_mentors_addresses(
     assert len(ledger.history("rivera", since, ("a@h.org",)).sent) == 1  # by id until bound
     ledger.bind({"rivera": ("a@h.org",)})
     assert len(ledger.history("dr-rivera", since, ("a@h.org",)).sent) == 1  # then by address, any file name
+
+
+def test_sent_copies_watched_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path)
+    sent_watch.watch(ledger, "<a@x>", 7, NOW)
+    sent_watch.watch(ledger, "<b@x>", 8, NOW + timedelta(seconds=1))
+    ledger.close()
+    again = Ledger(path)
+    assert sent_watch.watched(again) == {"<a@x>": (7, NOW), "<b@x>": (8, NOW + timedelta(seconds=1))}
+    sent_watch.unwatch(again, "<a@x>")
+    assert list(sent_watch.watched(again)) == ["<b@x>"]
+    again.close()

@@ -17,7 +17,8 @@ from agent.errors import UserError
 from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, scan_replies, scan_sent
-from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
+from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.reconcile.outbox_folders import settle_folders
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook, load_policies
@@ -213,13 +214,17 @@ def test_outlooks_own_outbox_is_refused_naming_the_setting(tmp_path: Path, smtp_
         made.world.ledger.close()
 
 
-def test_mail_left_in_the_old_default_outbox_is_brought_along(one_a_day: Pass) -> None:
-    one_a_day.server.put(OUTBOX, mail("used before"))
-    one_a_day.run()  # the ledger knows a message: the agent was used with the old default
-    one_a_day.server.put("Outbox", mail("left in the old outbox"))
+def test_mail_in_the_old_default_outbox_the_agent_never_took_is_never_taken(one_a_day: Pass) -> None:
+    """Issue 20: once the ledger held any message, the next start moved whatever sat in "Outbox" and sent it."""
+    one_a_day.server.put("Outbox", mail("someone else's"))
     asyncio.run(settle_folders(one_a_day.world, "config.toml"))
-    assert one_a_day.subjects("Outbox") == [] and one_a_day.subjects(OUTBOX) == ["left in the old outbox"]
-    assert any("Your outbox is now" in s for s in one_a_day.subjects("INBOX"))
+    one_a_day.server.put(OUTBOX, mail("used before"))
+    one_a_day.run()  # the ledger knows a message now
+    for _ in range(2):
+        asyncio.run(settle_folders(one_a_day.world, "config.toml"))
+        one_a_day.run()
+    assert one_a_day.subjects("Outbox") == ["someone else's"] and one_a_day.received() == ["used before"]
+    assert len([s for s in one_a_day.subjects("INBOX") if "not “Outbox”" in s]) == 1, "told once"
 
 
 def test_outlooks_own_outbox_is_never_touched_and_told_once(tmp_path: Path, smtp_server: SmtpServer) -> None:

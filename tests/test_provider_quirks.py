@@ -412,20 +412,6 @@ def test_an_explicit_outbox_named_outbox_keeps_working_elsewhere(agent: Agent) -
     assert str(parse(agent.smtp.wait_for(1)[0].content)["Subject"]) == "old name"
 
 
-def test_a_user_of_the_old_default_gets_the_messages_left_in_outbox_picked_up(agent: Agent) -> None:
-    agent.start()  # a first run: the ledger now knows this account
-    agent.drop(mail("earlier"))
-    agent.smtp.wait_for(1)
-    agent.stop()
-    agent.dovecot.append(agent.user, "Outbox", mail("left in the old outbox"))
-    agent.start()
-    received = agent.smtp.wait_for(2)
-    assert str(parse(received[1].content)["Subject"]) == "left in the old outbox"
-    notice = eventually(lambda: [n for n in agent.notices() if "Mentor Outbox" in str(n["Subject"])])[0]
-    assert "were moved there" in notice.get_content()
-    assert agent.dovecot.messages(agent.user, "Outbox") == {}
-
-
 def test_mail_in_an_outbox_the_agent_never_used_is_left_alone_with_one_notice(agent: Agent) -> None:
     agent.dovecot.append(agent.user, "Outbox", mail("someone else's"))
     agent.start()

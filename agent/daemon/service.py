@@ -34,7 +34,8 @@ from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.history import Seen, scan_replies, scan_sent
-from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
+from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.reconcile.outbox_folders import settle_folders
 from agent.reconcile.recovery import recover
 from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal

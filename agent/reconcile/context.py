@@ -13,7 +13,7 @@ from agent.config.settings import Settings
 from agent.mail.port import MailboxPort, ResolvedFolders
 from agent.mail.session import Login, MailboxError
 from agent.reconcile.events import Notice, publish
-from agent.rules.envelope import parse_envelope
+from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
 from agent.rules.limits import DAY, Limits, limits_for, with_overrides
 from agent.rules.notices import build_notice
 from agent.rules.policy import PolicyBook
@@ -48,9 +48,6 @@ class World:
     provider_files_sent: bool | None = None
     # The provider's sending limits: moments of recent sends (loaded from the ledger's log on first use),
     # when sending is held until (the daily limit is reached), and what the student was told of them.
-    # Sent copies the agent filed itself after not seeing the provider's ("auto"): {Message-ID: (UID, when)},
-    # looked at again for a while, in case the provider files late (then ours goes: never two copies).
-    self_filed: dict[str, tuple[int, datetime]] = field(default_factory=dict, repr=False)
     # Accepted messages whose Sent copy is still awaited from the provider: {key: (UID in Sending, the
     # delivery.Prepared sent, until when)}; the ledger says accepted meanwhile (a restart files them).
     filing_later: dict[str, tuple[int, Any, datetime]] = field(default_factory=dict, repr=False)
@@ -146,11 +143,21 @@ class World:
         """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there."""
         if hint is not None:
             headers = await self.imap(self.mailbox.headers, folder, [hint])
-            if headers and parse_envelope(headers[0].headers).key == key:
+            if headers and is_keyed(headers[0].headers, key):
                 return hint
-        if not key.startswith("sha256:"):
-            found = await self.imap(self.mailbox.find_by_message_id, folder, key)
-            return found[0] if found else None
+        base, content = split_key(key)
+        if not base.startswith("sha256:"):
+            found = await self.imap(self.mailbox.find_by_message_id, folder, base)
+            if content is None and len(found) < 2:
+                return found[0] if found else None
+            # Two messages share this Message-ID (issue 20): the one with this key's content, i.e. its fingerprint.
+            row = self.ledger.get(key) if content is None else None
+            wanted = content or (row.fingerprint if row is not None else "")
+            infos = await self.imap(self.mailbox.headers, folder, found) if wanted else []
+            match = next((info.uid for info in infos if fingerprint(info.headers) == wanted), None)
+            if match is None and content is None:
+                return found[0] if found else None  # as before fingerprints: the first with its Message-ID
+            return match
         _, uids = await self.imap(self.mailbox.uids, folder)
         for info in await self.imap(self.mailbox.headers, folder, uids):
             if parse_envelope(info.headers).key == key:

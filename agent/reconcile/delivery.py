@@ -56,7 +56,7 @@ from agent.reconcile.prepared import Prepared, prepare
 from agent.reconcile.send_limits import sending_slot
 from agent.reconcile.sent_filing import file_accepted
 from agent.reconcile.smtp_gate import put_back, smtp_open, smtp_refused
-from agent.rules.envelope import parse_envelope
+from agent.rules.envelope import is_keyed
 from agent.rules.localtime import after
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, SENDING, Row
 
@@ -229,7 +229,7 @@ async def _deliver_one(
     raws: list[tuple[Row, bytes]] = []
     for row in item.rows:
         raw = bodies.get(row.uid) if row.uid is not None else None
-        if raw is not None and parse_envelope(raw).key != row.key:
+        if raw is not None and not is_keyed(raw, row.key):
             # The UID holds another message (a server's UID map gone wrong): never send it with this row's
             # envelope. Find this row's own message by its key.
             log.warning(
@@ -254,7 +254,7 @@ async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
     sending = world.folders.sending
     uid = await world.locate(sending, row.key, None)
     raw = await world.imap(world.mailbox.fetch, sending, uid) if uid is not None else None
-    if raw is None or parse_envelope(raw).key != row.key:
+    if raw is None or not is_keyed(raw, row.key):
         return row, None
     world.ledger.update(row.key, uid=uid)
     return replace(row, uid=uid), raw

@@ -3,10 +3,11 @@
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
 
-Why one module of ~500 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
+Why one module of ~440 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
 one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
 left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
-machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`.
+machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`, the start's folder check
+:mod:`agent.reconcile.outbox_folders`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from agent.config.settings import LEGACY_OUTBOX, Folders
-from agent.errors import Problem, UserError
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
@@ -27,7 +26,7 @@ from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
-from agent.rules.envelope import Envelope, domain_of, new_message_id, parse_envelope
+from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_id, parse_envelope, variant_key
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
@@ -46,7 +45,7 @@ async def take_in_outbox(world: World) -> None:
     if not fresh:
         return
     taken: list[tuple[Row, bool]] = []
-    keys: set[str] = set()
+    keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
     for info in await world.imap(world.mailbox.headers, folder, fresh):
         found = await _take_in(world, info, keys)
         if found is not None:
@@ -60,12 +59,13 @@ async def take_in_outbox(world: World) -> None:
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
 
-async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row, bool] | None:
+async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str]) -> tuple[Row, bool] | None:
     """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
     message was dealt with here: refused, left alone, or taken by the meeting desk."""
     ledger = world.ledger
     folders = world.folders
-    envelope = parse_envelope(info.headers)
+    content = fingerprint(info.headers)
+    envelope = _identified(world, parse_envelope(info.headers), content, batch)
     if envelope.key in batch:
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
         return None
@@ -95,7 +95,7 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
             log.info(
                 "%s: to no mentor, and pass_through is off: left in the Outbox", named(envelope.key, envelope.subject)
             )
-            ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world))
+            ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world, content))
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
     mentor = next(iter(mentors.values()), None)
@@ -108,13 +108,37 @@ async def _take_in(world: World, info: HeaderInfo, batch: set[str]) -> tuple[Row
 
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
             return None
-    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world)
-    batch.add(row.key)
+    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
+    batch[row.key] = content
     return replace(row, forced="\\Flagged" in info.flags), existing is not None
 
 
+def _identified(world: World, envelope: Envelope, content: str, batch: dict[str, str]) -> Envelope:
+    """The envelope with the ledger key this message is known by: its Message-ID, unless another message (other
+    content) already goes by that Message-ID. Then it is another message: keyed by Message-ID and content, and it
+    goes out with a Message-ID of its own (the mentor's mail program would hide one of two sharing an id)."""
+    key = envelope.key
+    if key.startswith("sha256:"):
+        return envelope  # no Message-ID: known by its content already
+    known = batch.get(key)
+    if known is None:
+        row = world.ledger.get(key)
+        known = row.fingerprint if row is not None else None
+    if not known or known == content:  # the same message (or a row from before fingerprints: a copy, as it was)
+        return envelope
+    log.info("%s: another message with the Message-ID %s: goes as a message of its own", envelope.subject, key)
+    return replace(envelope, key=variant_key(key, content), message_id=None)
+
+
 def _row(
-    envelope: Envelope, mentor: LoadedPolicy | None, arrived: datetime, state: str, folder: str, uid: int, world: World
+    envelope: Envelope,
+    mentor: LoadedPolicy | None,
+    arrived: datetime,
+    state: str,
+    folder: str,
+    uid: int,
+    world: World,
+    content: str = "",
 ) -> Row:
     return Row(
         key=envelope.key,
@@ -141,6 +165,7 @@ def _row(
         item=None,
         sent_at=None,
         detail="",
+        fingerprint=content,
     )
 
 
@@ -440,66 +465,3 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
     held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in tell]
     title, lines = held_lines(loaded.name, held, zone, student_zone)
     await world.notify(title, lines, about=tell[0].row.message_id)
-
-
-async def settle_folders(world: World, config_file: str) -> None:
-    """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
-
-    - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
-      the agent would send what Outlook is about to send. A clear error naming ``imap.folders.outbox``.
-    - The default outbox was "Outbox" up to 0.1.0 and is "Mentor Outbox" now. A student who kept the default
-      and used the agent before (the ledger knows messages) gets what still sits in "Outbox" moved to the new
-      folder, with a notice; anyone else with messages there is told once how to move them. Outlook's own
-      Outbox is never touched.
-    """
-    folders = world.folders
-    why = await world.imap(world.mailbox.providers_own, folders.outbox)
-    if why is not None:
-        raise UserError(
-            [
-                Problem(
-                    file=config_file,
-                    key="imap.folders.outbox",
-                    message=f"{folders.outbox!r} cannot be mentor-agent's outbox: {why}. Choose a folder of your own, "
-                    f'e.g. outbox = "{Folders().outbox}" under [imap.folders]',
-                )
-            ]
-        )
-    if "outbox" in world.settings.imap.folders.model_fields_set or folders.outbox == LEGACY_OUTBOX:
-        return
-    names = await world.imap(world.mailbox.folder_list)
-    if LEGACY_OUTBOX not in names:
-        return
-    waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)  # STATUS: Outlook's Outbox is never selected
-    if not waiting:
-        return
-    own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
-    ledger = world.ledger
-    used_before = ledger.has_messages()
-    if own is None and used_before:
-        _, uids = await world.imap(world.mailbox.uids, LEGACY_OUTBOX)
-        moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, uids, folders.outbox)
-        log.info("moved %d message(s) from the old default outbox %r to %r", len(moved), LEGACY_OUTBOX, folders.outbox)
-        await world.notify(
-            f"Your outbox is now “{folders.outbox}”",
-            [
-                f"mentor-agent now watches “{folders.outbox}” instead of “{LEGACY_OUTBOX}” (a name Outlook uses for "
-                f"its own Outbox). The {len(moved)} message(s) waiting in “{LEGACY_OUTBOX}” were moved there and "
-                "go out as before.",
-                f"From now on drop messages into “{folders.outbox}”. To keep the old name, set outbox = "
-                f'"{LEGACY_OUTBOX}" under [imap.folders] in {config_file or "the config file"}.',
-            ],
-        )
-        return
-    told = ledger.meta_value("legacy_outbox_told")
-    if told is not None:
-        return
-    ledger.set_meta("legacy_outbox_told", str(waiting))
-    whose = f" ({own})" if own else ""
-    await world.notify(
-        f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
-        [
-            f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
-            f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
-        ],
-    )

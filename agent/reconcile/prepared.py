@@ -7,8 +7,10 @@ Shared by :mod:`agent.reconcile.delivery` (single messages) and :mod:`agent.reco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import format_datetime
 
-from agent.rules.envelope import with_field, without_fields
+from agent.rules.envelope import has_field, parse_envelope, with_field, without_fields
 from agent.store.ledger import Row
 
 
@@ -27,8 +29,14 @@ class Prepared:
 
 
 def prepare(raw: bytes, row: Row) -> Prepared:
-    """Add the Message-ID chosen at intake if the message had none; drop Bcc from the wire copy; body untouched."""
-    original = not row.key.startswith("sha256:")
-    if not original:
-        raw = with_field(raw, "Message-ID", row.message_id)
+    """What a submission agent does (RFC 6409 section 8): the Message-ID chosen at intake where the message had none
+    (or shares its Message-ID with another message), a Date where it has none (when it was handed over: the same
+    after a restart). Bcc dropped from the wire copy; the body untouched."""
+    original = True
+    if parse_envelope(raw).message_id != row.message_id:
+        raw = with_field(without_fields(raw, "Message-ID"), "Message-ID", row.message_id)
+        original = False
+    if not has_field(raw, "Date"):
+        raw = with_field(raw, "Date", format_datetime(row.arrived.astimezone(UTC)))
+        original = False
     return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id, original=original)

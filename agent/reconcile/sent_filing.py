@@ -17,6 +17,7 @@ from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import PART_ACCEPTED, forget, load_parts, load_saved
 from agent.reconcile.events import Filed, publish
 from agent.reconcile.prepared import Prepared, prepare
+from agent.store import sent_watch
 from agent.store.ledger import DONE, Row
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -116,34 +117,38 @@ async def follow_filing(world: World) -> datetime | None:
             for key in (*theirs, *overdue):
                 world.filing_later.pop(key, None)
                 world.ledger.update(key, state=DONE, folder=world.folders.sent, uid=None)
-    tidy = await tidy_sent(world) if world.self_filed else None
+    tidy = await tidy_sent(world)
     soon = world.now() + SENT_LOOK if world.filing_later else None
     return min((t for t in (soon, tidy) if t is not None), default=None)
 
 
 def _watch_late_filing(world: World, message_id: str, uid: int | None) -> None:
-    if uid is not None and len(world.self_filed) < LATE_WATCHED:
-        world.self_filed[message_id] = (uid, world.now())
+    """Watch our own copy for a while (kept in the ledger: a restart meanwhile still tidies)."""
+    if uid is not None and len(sent_watch.watched(world.ledger)) < LATE_WATCHED:
+        sent_watch.watch(world.ledger, message_id, uid, world.now())
 
 
 async def tidy_sent(world: World) -> datetime | None:
     """A provider that files a sent message in Sent later than we looked (``auto``): the copy we filed goes,
     so that Sent never holds two. Returns when to look again (None: nothing left to watch)."""
+    watched = sent_watch.watched(world.ledger)
+    if not watched:
+        return None
     now = world.now()
     sent = world.folders.sent
-    for message_id, (uid, filed_at) in list(world.self_filed.items()):
+    for message_id, (uid, filed_at) in watched.items():
         if now - filed_at > LATE_FILING:
-            del world.self_filed[message_id]
+            sent_watch.unwatch(world.ledger, message_id)
             continue
         found = await world.imap(world.mailbox.find_by_message_id, sent, message_id)
         if uid in found and len(found) > 1:
             await world.imap(world.mailbox.discard_many, sent, [uid])
-            del world.self_filed[message_id]
+            sent_watch.unwatch(world.ledger, message_id)
             world.provider_files_sent = True  # it does file them, late: wait for its copy from now on
             log.info("%s: the provider filed it in %s late; the agent's own copy removed", message_id, sent)
         elif uid not in found:
-            del world.self_filed[message_id]  # the student moved or deleted it: nothing of ours to tidy
-    return now + LATE_LOOK if world.self_filed else None
+            sent_watch.unwatch(world.ledger, message_id)  # the student moved or deleted it: nothing of ours to tidy
+    return now + LATE_LOOK if sent_watch.watched(world.ledger) else None
 
 
 def _plain(rows: Sequence[Row], prepared: Sequence[Prepared]) -> bool:

@@ -121,6 +121,8 @@ def parse_envelope(head: bytes) -> Envelope:
     reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
     receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
     sealed = message is not None and message.get_content_type() in SEALED_TYPES
+    if not senders and not any(p.startswith("From ") for p in problems):
+        problems.append("it has no From (whom it is from); add your address as From")
     if not (to or cc or bcc):
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
@@ -136,6 +138,7 @@ def parse_envelope(head: bytes) -> Envelope:
                 date = None
         except (TypeError, ValueError, IndexError):
             date = None
+            problems.append(f"its Date cannot be read ({raw_date[:60]!r}); remove it or fix it")
     in_reply_to = message_ids(text("In-Reply-To"))
     references = (*in_reply_to, *message_ids(text("References")))
     key = ids[0] if ids else "sha256:" + hashlib.sha256(block).hexdigest()
@@ -156,6 +159,40 @@ def parse_envelope(head: bytes) -> Envelope:
         receipt_to=receipt_to,
         sealed=sealed,
     )
+
+
+# -- identity: Message-ID and content ------------------------------------------------------------------------
+# A message is its Message-ID *and* its content: a copy (the same bytes again) is the same message, but another
+# message that reuses a Message-ID is another message. The ledger keys the first one by its Message-ID; a later,
+# different one gets "<id>#<fingerprint>" and goes out with a Message-ID of its own.
+
+
+def fingerprint(head: bytes) -> str:
+    """What a message's content is known by: a hash of its header block (the same bytes give the same one)."""
+    return hashlib.sha256(split_head(head)[0]).hexdigest()[:16]
+
+
+def variant_key(message_id: str, print_: str) -> str:
+    return f"{message_id}#{print_}"
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """(the Message-ID or hash a ledger key is found by, the fingerprint a variant key also asks for)."""
+    base, mark, print_ = key.rpartition("#")
+    if mark and base.endswith(">") and base.startswith("<") and re.fullmatch(r"[0-9a-f]{16}", print_):
+        return base, print_
+    return key, None
+
+
+def is_keyed(head: bytes, key: str) -> bool:
+    """Whether the message with this header block is the one the ledger knows by ``key``."""
+    base, content = split_key(key)
+    return parse_envelope(head).key == base and (content is None or fingerprint(head) == content)
+
+
+def has_field(raw: bytes, name: str) -> bool:
+    head = split_head(raw)[0]
+    return any(f.split(b":", 1)[0].strip().lower() == name.lower().encode() for f in _fields(head))
 
 
 # -- raw header surgery (the body is never touched) ------------------------------------------------------------

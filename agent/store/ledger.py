@@ -70,6 +70,7 @@ class Row:
     item: str | None
     sent_at: datetime | None
     detail: str
+    fingerprint: str = ""  # of its header block: a copy has the same, another message with its Message-ID not
 
     @classmethod
     def of(cls, record: sqlite3.Row) -> Row:
@@ -190,10 +191,6 @@ class Ledger:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # -- messages ----------------------------------------------------------------------------------------------
-
-    def has_messages(self) -> bool:
-        """Whether any message was ever recorded (the agent has been used on this state directory)."""
-        return self.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
 
     def get(self, key: str) -> Row | None:
         record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -92,6 +92,21 @@ _MIGRATIONS: dict[int, str] = {
     -- The log is also state: what bounced (log.message is the item's Message-ID) and what the student was told
     -- once. Read per item and per pass, so found by index.
     CREATE INDEX log_event ON log(event, message);
+    """,
+    5: """
+    -- Sent copies the agent filed itself (file_in_sent = "auto") and watches for a while in case the provider
+    -- files its own late (then ours goes): kept here so that a restart meanwhile still leaves one copy.
+    CREATE TABLE sent_watch (
+        message_id TEXT PRIMARY KEY,
+        uid INTEGER NOT NULL,             -- the agent's copy in Sent
+        filed_at TEXT NOT NULL
+    );
+    """,
+    6: """
+    -- A message is its Message-ID and its content: the hash of its header block (agent.rules.envelope.fingerprint),
+    -- so that another message reusing a Message-ID is told from a copy. '' in rows written before this version
+    -- (then any message with that Message-ID counts as a copy, as it did).
+    ALTER TABLE messages ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
     """,
 }
 

@@ -1,0 +1,97 @@
+"""At the start of a session: the folders the agent takes mail from are the student's own, and only those.
+
+Never a provider's own Outbox (Outlook parks mail there while it sends), and never the old default "Outbox" unless
+the agent itself took the message in from there (issue 20: mail the student never handed over is never sent).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agent.config.settings import LEGACY_OUTBOX, Folders
+from agent.errors import Problem, UserError
+from agent.reconcile.context import World
+from agent.store.ledger import Row
+
+log = logging.getLogger("mentor_agent.intake")
+
+
+async def settle_folders(world: World, config_file: str) -> None:
+    """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
+
+    - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
+      the agent would send what Outlook is about to send. A clear error naming ``imap.folders.outbox``.
+    - The default outbox was "Outbox" up to 0.1.0 and is "Mentor Outbox" now. Mail is only ever taken from a folder
+      the student handed over: of what sits in "Outbox", only the messages the ledger itself took in from there
+      (under the old default, not sent yet) are moved to the new folder, with a notice. Anything else there is
+      never touched, whatever the ledger holds: the student is told once (kept in the ledger, across restarts)
+      how to move it herself. Outlook's own Outbox is never touched.
+    """
+    folders = world.folders
+    why = await world.imap(world.mailbox.providers_own, folders.outbox)
+    if why is not None:
+        raise UserError(
+            [
+                Problem(
+                    file=config_file,
+                    key="imap.folders.outbox",
+                    message=f"{folders.outbox!r} cannot be mentor-agent's outbox: {why}. Choose a folder of your own, "
+                    f'e.g. outbox = "{Folders().outbox}" under [imap.folders]',
+                )
+            ]
+        )
+    if "outbox" in world.settings.imap.folders.model_fields_set or folders.outbox == LEGACY_OUTBOX:
+        return
+    names = await world.imap(world.mailbox.folder_list)
+    if LEGACY_OUTBOX not in names:
+        return
+    waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)  # STATUS: Outlook's Outbox is never selected
+    if not waiting:
+        return
+    own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
+    ledger = world.ledger
+    taken = ledger.in_folder(LEGACY_OUTBOX)  # what the agent took in there itself, watching the old default
+    if own is None and taken:
+        await _bring_along(world, config_file, taken)
+        waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)
+        if not waiting:
+            return
+    if ledger.meta_value(LEGACY_TOLD) is not None:
+        return
+    ledger.set_meta(LEGACY_TOLD, str(waiting))
+    whose = f" ({own})" if own else ""
+    await world.notify(
+        f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
+        [
+            f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
+            f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
+        ],
+    )
+
+
+LEGACY_TOLD = "legacy_outbox_told"  # meta key: the student was told that mail in "Outbox" is not taken
+
+
+async def _bring_along(world: World, config_file: str, taken: dict[int, Row]) -> None:
+    """Move the messages the ledger took in from the old default "Outbox" (and no other) to the outbox now watched:
+    their rows follow them, so that the intake there knows them as the same messages."""
+    folders = world.folders
+    ledger = world.ledger
+    moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, sorted(taken), folders.outbox)
+    with ledger.transaction():
+        for old_uid, row in taken.items():
+            if old_uid in moved:
+                ledger.update(row.key, folder=folders.outbox, uid=moved[old_uid])
+    if not moved:
+        return
+    log.info("moved %d message(s) from the old default outbox %r to %r", len(moved), LEGACY_OUTBOX, folders.outbox)
+    await world.notify(
+        f"Your outbox is now “{folders.outbox}”",
+        [
+            f"mentor-agent now watches “{folders.outbox}” instead of “{LEGACY_OUTBOX}” (a name Outlook uses for "
+            f"its own Outbox). The {len(moved)} message(s) it had taken in from “{LEGACY_OUTBOX}” were moved there "
+            "and go out as before.",
+            f"From now on drop messages into “{folders.outbox}”. To keep the old name, set outbox = "
+            f'"{LEGACY_OUTBOX}" under [imap.folders] in {config_file or "the config file"}.',
+        ],
+    )
