@@ -45,8 +45,11 @@ from agent.reconcile.digest_delivery import (
     compose_digest,
     divide,
     forget,
+    hold_back,
     load_parts,
     mark_part,
+    record_received,
+    room_for,
     split_notice,
 )
 from agent.reconcile.events import Cancelled, Sent, publish
@@ -236,8 +239,7 @@ async def _deliver_one(
         raws.append((row, raw))
     if not raws:
         return None
-    prepared, recipients = await _compose(world, raws)
-    rows = [row for row, _ in raws]
+    prepared, recipients, rows = await _compose(world, raws, item.follow_up)
     return await _send(world, sender, rows, prepared, recipients, item.follow_up)
 
 
@@ -251,16 +253,25 @@ async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
     return replace(row, uid=uid), raw
 
 
-async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:
+async def _compose(
+    world: World, raws: list[tuple[Row, bytes]], follow_up: bool
+) -> tuple[list[Prepared], list[str], list[Row]]:
+    """The e-mails that carry ``raws`` now, their recipients and the messages they carry: a split release only
+    as many e-mails as the mentor's rules allow now (each is one send); the others' messages back to Scheduled."""
     if len(raws) == 1:
         row, raw = raws[0]
-        return [prepare(raw, row)], list(row.recipients)
+        return [prepare(raw, row)], list(row.recipients), [row]
 
     composed = compose_digest(world, raws)
-    if len(composed.prepared) > 1:
-        title, lines = split_notice(world, [row for row, _ in raws], composed.digests, composed.alone)
+    count = len(composed.prepared)
+    if count > 1:
+        fit = room_for(world, raws[0][0].mentor, count, follow_up=follow_up)
+        rows = [row for row, _ in raws]
+        title, lines = split_notice(world, rows, composed.digests, composed.alone, fit)
         await world.notify(title, lines, about=raws[0][0].message_id)
-    return composed.prepared, composed.recipients
+        composed, later = hold_back(world, composed, fit)
+        await back_to_scheduled(world, later, _NO_ROOM)
+    return composed.prepared, composed.recipients, composed.rows
 
 
 async def _send(
@@ -332,9 +343,8 @@ async def _send(
             ledger.update(row.key, state=ACCEPTED, sent_at=sent_at, detail="")
         mentor = rows[0].mentor
         if mentor:
-            # Every e-mail of a split digest is ours: history must not count a part again as found in Sent.
-            members = [m for row in rows for m in (row.key, row.message_id)] + [p.message_id for p in prepared]
-            ledger.add_item(mentor, item, sent_at, members, follow_up=follow_up)
+            # Every e-mail of a split digest is ours and one the mentor got: each counts, none again from Sent.
+            record_received(world, mentor, item, sent_at, rows, [p.message_id for p in prepared], follow_up=follow_up)
         ledger.log("sent", mentor=mentor, message=item, detail=f"{len(rows)} message(s) to {', '.join(recipients)}")
     what = (
         named(rows[0].key, rows[0].subject)
@@ -359,6 +369,7 @@ async def _send(
     return rows, prepared
 
 
+_NO_ROOM = "not sent yet: each e-mail of a split digest counts, and the mentor's rules allow no more now"
 _NEVER_STARTED = "not sent yet: an earlier e-mail of its digest failed; it goes again with the rest"
 
 
