@@ -9,18 +9,26 @@ the virtual clock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from agent.store.ledger import CANCELLED
-from tests.agent_process import OUTBOX
+from agent.reconcile.agenda_changes import in_time
+from agent.rules.meetings import send_by
+from agent.store.ledger import CANCELLED, SCHEDULED, Row
+from agent.store.rounds import Stored
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, agent, eventually
+from tests.agent_process import mail as agent_mail
 from tests.servers.smtp import SmtpServer
-from tests.test_meeting_desk import event_of
+from tests.test_meeting_desk import event_of, meeting_policy, propose, statuses
+from tests.test_meetings import begin
 from tests.test_meetings_on_fake import Desk, chicago_noon, make
 from tests.test_passes_on_fake import mail
+
+__all__ = ["agent"]  # the fixture
 
 
 @pytest.fixture
@@ -56,3 +64,58 @@ def test_an_invitation_the_pace_holds_past_its_notice_is_withdrawn_not_sent_late
     state = paced.world.ledger.db.execute("SELECT state FROM messages WHERE message_id = ?", (withdrawn[0],)).fetchone()
     assert tuple(state) == (CANCELLED,)
     assert paced.server.messages(OUTBOX) == {} and paced.server.messages("Scheduled") == {}
+
+
+@pytest.mark.servers
+def test_the_daemon_withdraws_an_invitation_its_pace_would_send_late(agent: Agent) -> None:
+    """The real daemon (Dovecot, aiosmtpd): a week between e-mails to her, an hour's notice for meetings. Every
+    time offered soon would be invited only after it started: each offer is withdrawn, no REQUEST goes."""
+    agent.policy(meeting_policy(strategy="sequential", proposals=2, min_gap="7d"))
+    agent.start()
+    agent.drop(agent_mail("A question first"))
+    agent.smtp.wait_for(1, timeout=15)
+    out = propose(agent, "--topic", "Residency")
+    assert "Proposed to Dr. Ana Rivera" in out, out
+    eventually(lambda: set(statuses(agent).values()) == {"cancelled"} or None, timeout=20)
+    told = eventually(lambda: [n for n in agent.notices() if "could not leave" in n.get_content()], timeout=15)
+    assert "offer is withdrawn" in told[0].get_content()
+    time.sleep(1)
+    assert len(agent.smtp.messages) == 1, "no invitation went"
+    assert not [s for s in agent.subjects("Scheduled") if s.startswith("Invitation:")]
+
+
+def test_a_question_joins_no_round_whose_invitation_would_leave_late() -> None:
+    """A round is joinable only while each of its invitations may still leave by its start less min_notice (one
+    the pace plans later is withdrawn in the pass that plans it; one held for a reply may still go in time)."""
+    state, _ = begin()
+    offer = state.offers[0]
+    stored = Stored("r1", "rivera", state=state, source="agenda:t")
+    deadline = send_by(state, offer)
+    assert in_time(stored, {offer.uid: request_row(None)}, deadline)
+    assert not in_time(stored, {offer.uid: request_row(None)}, deadline + timedelta(seconds=1))
+
+
+def request_row(due: datetime | None) -> Row:
+    return Row(
+        key="k",
+        message_id="<r@x>",
+        mentor="rivera",
+        subject="Invitation",
+        sender=STUDENT,
+        recipients=(MENTOR,),
+        arrived=datetime(2026, 3, 2, tzinfo=UTC),
+        state=SCHEDULED,
+        folder="Scheduled",
+        uid=1,
+        due=due,
+        digest=None,
+        reason="",
+        standalone=True,
+        group_key="",
+        forced=False,
+        told="",
+        attempts=0,
+        item=None,
+        sent_at=None,
+        detail="",
+    )

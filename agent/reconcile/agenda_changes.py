@@ -37,22 +37,20 @@ def joinable(world: World, store: MeetingStore, mentor: str) -> tuple[Stored, di
     for stored in store.open_rounds():
         if stored.mentor == mentor and stored.source.startswith("agenda:"):
             requests = waiting_requests(world, store, stored)
-            if requests is not None and _in_time(stored, requests, world.now()):
+            if requests is not None and in_time(stored, requests, world.now()):
                 return stored, requests
     return None
 
 
-def _in_time(stored: Stored, requests: dict[str, Row], now: datetime) -> bool:
-    """Whether every invitation of the round is planned to leave by its start less ``min_notice``: a question
-    never joins one that would reach the mentor late (it is withdrawn instead, :mod:`.invite_deadline`)."""
+def in_time(stored: Stored, requests: dict[str, Row], now: datetime) -> bool:
+    """Whether every invitation of the round may still leave by its start less ``min_notice``: a question never
+    joins one that would reach the mentor late. One the pace plans past that deadline is withdrawn in the same
+    pass that plans it (:mod:`agent.reconcile.invite_deadline`); one held for a reply may still go in time."""
     state = stored.state
     assert state is not None
-    for uid, row in requests.items():
+    for uid in requests:
         offer = state.offer(uid)
-        if offer is None:
-            return False
-        deadline = send_by(state, offer)
-        if now > deadline or row.due is None or row.due > deadline:
+        if offer is None or now > send_by(state, offer):
             return False
     return True
 

@@ -3,9 +3,11 @@
 A REQUEST waits in the Outbox or Scheduled like any e-mail to her, paced by her e-mail rules; the pace can hold it
 past the notice agreed for meetings (``[meetings] min_notice``), even past the meeting itself. Whenever the pacing
 engine decides when a REQUEST goes (at each pass of :func:`agent.reconcile.intake.carry_out`), a REQUEST that would
-leave after that deadline — due now but too late, or planned for later than it — is not sent: its offer is withdrawn
+leave after that deadline — due now but too late, or planned for later than it by the day, week, gap or window
+rules — is not sent: its offer is withdrawn
 (:func:`agent.reconcile.meeting_desk.withdraw_unsent`: the student told, a next time offered when the round does
-that, the REQUEST taken out of its folder). The meeting desk's timer does the same for one held until a reply
+that, the REQUEST taken out of its folder). One held until a reply (a reply can release it any time) is withdrawn
+only once the deadline has passed, here or by the meeting desk's timer
 (:func:`agent.rules.meetings.expire`); the agenda questions of a round that ends so go back to e-mail
 (:mod:`agent.reconcile.agenda_desk`).
 """
@@ -19,7 +21,7 @@ from datetime import datetime
 from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import withdraw_unsent
 from agent.rules.meetings import send_by
-from agent.rules.pacing import Decision
+from agent.rules.pacing import UNANSWERED, Decision
 from agent.store.ledger import Row
 from agent.store.rounds import MeetingStore
 
@@ -45,7 +47,9 @@ async def withdraw_late(
         if stored is None or stored.state is None or offer is None or offer.status != "planned":
             continue
         deadline = send_by(stored.state, offer)
-        leaves = max(now, decision.at) if decision.at is not None else now  # held for a reply: judged by now
+        # Held for a reply (or planned as the follow-up): a reply can release it earlier, so it is judged by now.
+        waits_reply = decision.at is None or decision.rule == UNANSWERED
+        leaves = now if waits_reply or decision.at is None else max(now, decision.at)
         if leaves <= deadline:
             continue
         log.info(
