@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,7 @@ def test_the_rest_is_paced_again_with_one_a_day_it_waits_for_the_next_day(
     """The rules hold for every e-mail of a split release: with one a day, only its first part goes; the rest waits
     in Scheduled and goes one e-mail a day (the student is told when), never past the mentor's limit."""
     paced = Paced(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    paced.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 09:00 in Chicago: her day has room for the passes
     try:
         rows = release(paced)
         run(deliver_all(paced.world, [Item(rows)]))

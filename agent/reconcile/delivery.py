@@ -45,7 +45,6 @@ from agent.reconcile.digest_delivery import (
     compose_digest,
     divide,
     forget,
-    hold_back,
     load_parts,
     mark_part,
     record_received,
@@ -256,8 +255,9 @@ async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
 async def _compose(
     world: World, raws: list[tuple[Row, bytes]], follow_up: bool
 ) -> tuple[list[Prepared], list[str], list[Row]]:
-    """The e-mails that carry ``raws`` now, their recipients and the messages they carry: a split release only
-    as many e-mails as the mentor's rules allow now (each is one send); the others' messages back to Scheduled."""
+    """The e-mails that carry ``raws`` now, their recipients and the messages they carry. Each e-mail of a split
+    release is one send: when the mentor's rules allow fewer now, the messages of the first that fit go (composed
+    again among themselves, so no "(1/3)" title promises e-mails that wait) and the others go back to Scheduled."""
     if len(raws) == 1:
         row, raw = raws[0]
         return [prepare(raw, row)], list(row.recipients), [row]
@@ -269,8 +269,16 @@ async def _compose(
         rows = [row for row, _ in raws]
         title, lines = split_notice(world, rows, composed.digests, composed.alone, fit)
         await world.notify(title, lines, about=raws[0][0].message_id)
-        composed, later = hold_back(world, composed, fit)
-        await back_to_scheduled(world, later, _NO_ROOM)
+        if fit < count:
+            going = {key for part in composed.parts[:fit] for key in part.keys}
+            for part in composed.parts:  # the kept copies of this plan: let go, nothing of it was sent
+                forget(world, part.message_id)
+            await back_to_scheduled(world, [row for row in rows if row.key not in going], _NO_ROOM)
+            now = [(row, raw) for row, raw in raws if row.key in going]
+            if len(now) == 1:
+                row, raw = now[0]
+                return [prepare(raw, row)], list(row.recipients), [row]
+            composed = compose_digest(world, now)
     return composed.prepared, composed.recipients, composed.rows
 
 

@@ -12,8 +12,8 @@ under the mentor's rules.
 
 Every e-mail the mentor receives is one send to the pacing engine (:meth:`agent.rules.pacing.Engine.room`):
 each part counts against her day and week and keeps ``min_gap``. A release split in more e-mails than fit now
-sends only those that fit (:func:`hold_back`); the messages of the others go back to Scheduled the same way,
-and the next pass tells the student when they go. Each part is recorded as one item she received
+sends only those that fit (composed again among themselves); the messages of the others go back to Scheduled
+the same way, and the next pass tells the student when they go. Each part is recorded as one item she received
 (:func:`record_received`), so ``status`` and the engine count e-mails, not releases.
 """
 
@@ -189,32 +189,6 @@ class Composed:
     alone: list[Row]  # the messages that go as they are, each larger than [digest] max_bytes
     parts: list[Part]  # what each of ``prepared`` carries
     rows: list[Row]  # the messages of the release, in order
-
-
-def hold_back(world: World, composed: Composed, fit: int) -> tuple[Composed, list[Row]]:
-    """Only the first ``fit`` e-mails of a split release go now: the release cut to them, and the messages of the
-    others (to go back to Scheduled). Their kept copies are let go; the part list on disk lists what goes."""
-    if fit >= len(composed.prepared):
-        return composed, []
-    first = composed.prepared[0].message_id
-    going, later = composed.parts[:fit], composed.parts[fit:]
-    for part in later:
-        forget(world, part.message_id)
-    if fit > 1:
-        save_parts(world, first, going)
-    else:
-        _parts_path(world, first).unlink(missing_ok=True)
-    keys = {key for part in going for key in part.keys}
-    alone = {row.key for row in composed.alone}
-    cut = Composed(
-        composed.prepared[:fit],
-        composed.recipients,
-        sum(1 for part in going if part.keys[0] not in alone),
-        [row for row in composed.alone if row.key in keys],
-        going,
-        [row for row in composed.rows if row.key in keys],
-    )
-    return cut, [row for row in composed.rows if row.key not in keys]
 
 
 def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
