@@ -9,6 +9,7 @@ the virtual clock.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.reconcile import agenda_desk
 from agent.reconcile.agenda_changes import in_time
+from agent.rules import agenda
 from agent.rules.meetings import send_by
 from agent.store.ledger import CANCELLED, SCHEDULED, Row
 from agent.store.rounds import Stored
@@ -119,3 +122,34 @@ def request_row(due: datetime | None) -> Row:
         sent_at=None,
         detail="",
     )
+
+
+def test_agenda_questions_of_a_withdrawn_invitation_go_back_to_e_mail(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """One a day and a week between e-mails: the second question waits over the day's limit and becomes a meeting's
+    agenda; its invitation could only leave a week later, after the meeting. It is withdrawn, never sent, and the
+    question goes back to e-mail (paced as any), the student told."""
+    made = make(
+        tmp_path, smtp_server, strategy="sequential", proposals=1, max_per_day=1, min_gap="7d", over_limit="agenda"
+    )
+    desk = next(made)
+    try:
+        desk.now = chicago_noon(1, desk.now)
+        desk.server.put(OUTBOX, mail("First question"))
+        desk.settle()
+        assert len(desk.smtp.messages) == 1
+        desk.server.put(OUTBOX, mail("Second question"))
+        for _ in range(4):
+            desk.settle()
+            asyncio.run(agenda_desk.pass_once(desk.world))
+            desk.later(timedelta(minutes=1))
+        assert len(desk.smtp.messages) == 1, "no invitation, no second e-mail today"
+        assert set(desk.statuses().values()) == {"cancelled"}, desk.statuses()
+        ledger = desk.world.ledger
+        (key,) = [k for (k,) in ledger.db.execute("SELECT key FROM messages WHERE subject = 'Second question'")]
+        row = ledger.get(key)
+        assert row is not None and row.detail.startswith(agenda.OFF) and row.digest is None, row
+        assert row.state == SCHEDULED and row.item is None, "waits as e-mail, not filed as delivered"
+        told = " ".join(" ".join(str(m.get_content()).split()) for m in desk.inbox("notice"))
+        assert "could not leave" in told and "Second question" in told, told
+    finally:
+        next(made, None)
