@@ -30,7 +30,9 @@ from agent.rules.meetings import (
     cancel_round,
     expire,
     mark_sent,
+    send_by,
     start_round,
+    withdraw_late,
 )
 from agent.rules.policy import MeetingRules
 from agent.rules.slots import find_slots
@@ -167,6 +169,32 @@ def test_timeout_withdraws_and_offers_the_next() -> None:
     # a late acceptance of the withdrawn offer is passed to the student, not applied
     late, actions = apply_reply(state, reply(state.offers[0].uid, sequence=1), FROM, None, NOW)
     assert late == state and kinds(actions) == ["NotifyStudent"]
+
+
+def test_an_invitation_not_sent_by_start_less_min_notice_is_withdrawn_never_sent_late() -> None:
+    """Issue 20: an offer whose REQUEST has not left (held by the e-mail pace) by its start less min_notice
+    is withdrawn, unsent (no CANCEL for what never left), the student told; the next time is offered."""
+    state, _ = begin()
+    offer = state.offers[0]
+    deadline = send_by(state, offer)
+    assert deadline == offer.slot.utc_start - state.rules.min_notice
+    assert expire(state, deadline)[1] == (), "at the deadline itself it may still leave"
+    state, actions = expire(state, deadline + timedelta(minutes=1))
+    assert state.offers[0].status == "cancelled" and not state.offers[0].ever_sent
+    assert kinds(actions) == ["NotifyStudent", "SendInvite", "NotifyStudent"]
+    assert "withdrawn" in str(actions[0]) and "not sent" in str(actions[0])
+    assert isinstance(actions[1], SendInvite) and actions[1].slot.utc_start > offer.slot.utc_start
+    # It left after all (SMTP took it in the same moment): its CANCEL follows, as for any withdrawn offer.
+    _, after_all = mark_sent(state, offer.uid, deadline)
+    assert kinds(after_all) == ["SendCancel"]
+
+
+def test_withdraw_late_is_the_same_when_the_pace_puts_the_send_after_the_deadline() -> None:
+    state, _ = begin(strategy="holds")
+    late, actions = withdraw_late(state, state.offers[1].uid, NOW)
+    assert [o.status for o in late.offers] == ["planned", "cancelled", "planned"]
+    assert kinds(actions) == ["NotifyStudent"], "the other offers stand: the round is still open"
+    assert withdraw_late(late, state.offers[1].uid, NOW)[1] == (), "once"
 
 
 def test_tentative_keeps_waiting() -> None:

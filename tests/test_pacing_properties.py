@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.rules.pacing import Engine, History, Queued, Reply, SentItem
 from agent.rules.policy import Policy
 from agent.rules.simulate import Event, Outcome, simulate
 from agent.rules.windows import WeeklySchedule, WeeklyWindow
@@ -256,3 +258,62 @@ def test_next_open_is_the_start_of_the_first_interval_at_or_after_the_moment(
     first = next(iter(schedule.intervals(moment, moment + within)), None)
     expected = max(first[0], moment) if first is not None else None
     assert schedule.next_open(moment, within=within) == expected
+
+
+def _daemon_with_splits(policy: Policy, events: list[Event], splits: list[int]) -> list[SentItem]:
+    """The daemon's loop on the virtual clock: the engine decides the first release from scratch; when it is due,
+    the release goes as ``splits[i]`` e-mails (a digest split by ``[digest] max_bytes``, originals alone), of which
+    only :meth:`Engine.room` go; the rest wait in the queue. Returns every e-mail the mentor received."""
+    arrivals = [e for e in events if e.type == "send"]
+    replies = [Reply(e.at, e.to or "") for e in events if e.type == "reply"]
+    sent: list[SentItem] = []
+    queue: list[Queued] = []
+    now = arrivals[0].at
+    for step in range(200):
+        queue += [
+            Queued(e.id or "", e.at, e.subject) for e in arrivals if e.at <= now and e.id not in _seen(queue, sent)
+        ]
+        history = History(tuple(sent), tuple(r for r in replies if r.at <= now))
+        head = Engine(policy, history).next_group(queue, now)
+        later = [e.at for e in (*arrivals, *[Event(at=r.at, type="reply", to=r.to) for r in replies]) if e.at > now]
+        if not head or head[0].at is None or (later and min(later) < head[0].at):
+            if not later:
+                break
+            now = min(later)
+            continue
+        now = head[0].at
+        ids = [d.id for d in head]
+        count = max(1, min(len(ids), splits[step % len(splits)]))
+        parts = [ids[index::count] for index in range(count)]
+        fit = Engine(policy, history).room(now, count, follow_up=head[0].follow_up)
+        for index, part in enumerate(parts[:fit]):
+            sent.append(SentItem(now, tuple(part), head[0].follow_up and index == 0))
+        gone = {ident for part in parts[:fit] for ident in part}
+        queue = [q for q in queue if q.id not in gone]
+    return sent
+
+
+def _seen(queue: list[Queued], sent: list[SentItem]) -> set[str]:
+    return {q.id for q in queue} | {ident for item in sent for ident in item.ids}
+
+
+@given(scenarios(), st.lists(st.integers(1, 4), min_size=1, max_size=5))
+def test_split_digests_keep_the_day_limit_and_the_gap(scenario: tuple[Policy, list[Event]], splits: list[int]) -> None:
+    """Issue 20: every e-mail the mentor receives counts, the parts of a split digest included: never more than
+    max_per_day on one of her days (max_per_week in a week), consecutive e-mails min_gap apart, all in a window."""
+    policy, events = scenario
+    rules = policy.email
+    oracle = Oracle(policy, events)
+    sent = _daemon_with_splits(policy, events, splits)
+    zone = oracle.zone
+    days: dict[object, int] = {}
+    weeks: dict[object, int] = {}
+    for item in sent:
+        local = item.at.astimezone(zone)
+        days[local.date()] = days.get(local.date(), 0) + 1
+        weeks[local.isocalendar()[:2]] = weeks.get(local.isocalendar()[:2], 0) + 1
+        assert oracle.in_window(item.at), f"{item.ids} went at {item.at.isoformat()}, outside her windows"
+    assert max(days.values(), default=0) <= rules.max_per_day, days
+    assert max(weeks.values(), default=0) <= rules.max_per_week, weeks
+    for before, after in pairwise(sent):
+        assert after.at - before.at >= rules.min_gap, f"{before.ids} then {after.ids}: closer than min_gap"

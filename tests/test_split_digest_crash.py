@@ -49,21 +49,21 @@ def test_kill_9_during_a_split_digest_files_each_accepted_part_once_and_sends_no
 ) -> None:
     with agent.config.open("a") as config:
         config.write("\n[digest]\nmax_bytes = 10000\n")
-    agent.policy(policy_text(min_gap="20s", over_limit="batch"))
+    agent.policy(policy_text(over_limit="batch"))
     agent.start()
     agent.drop(mail("first"))
     agent.smtp.wait_for(1)
     eventually(lambda: agent.subjects("Sent") == ["first"])
     agent.stop()
-    for name in SCANS:  # both wait for the gap after "first" (20 s: time to restart), then go together as two parts
+    for name in SCANS:  # both waiting when the daemon starts: they go together as two parts (no min_gap)
         agent.drop(scan(name))
     agent.start(MENTOR_AGENT_CRASH_AT=point)
     assert agent.wait_exit(timeout=60) == -signal.SIGKILL
     crashed_with = len(agent.smtp.messages)
     assert crashed_with == (3 if point == "accepted" else 2), agent.log()
     agent.start()
-    # After "part_accepted" the scan never started is back in Scheduled and is decided again: it waits the
-    # 20 s gap after the part that went (the mentor's rules hold for it as for any release).
+    # After "part_accepted" the scan never started is back in Scheduled and is decided again under the
+    # mentor's rules, as any release.
     eventually(
         lambda: sorted(s for raw in agent.folder_raw("Sent").values() for s in carries(raw)) == list(SCANS),
         timeout=45,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -320,19 +320,25 @@ def test_a_first_part_whose_answer_was_lost_puts_only_its_messages_in_doubt(pace
 def test_the_rest_is_paced_again_with_one_a_day_it_waits_for_the_next_day(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    """The rules hold for the rest as for any release: the part that went counts, so with one a day the rest
-    goes the next day, as one digest (the student is told when), never past the mentor's limit."""
+    """The rules hold for every e-mail of a split release: with one a day, only its first part goes; the rest waits
+    in Scheduled and goes one e-mail a day (the student is told when), never past the mentor's limit."""
     paced = Paced(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    paced.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 09:00 in Chicago: her day has room for the passes
     try:
-        refuse_mail_from(paced, "550 5.7.1 not allowed", 2)
         rows = release(paced)
         run(deliver_all(paced.world, [Item(rows)]))
-        paced.smtp.state.gate = None
+        assert emails(paced) == [ALL[0:2]], "one e-mail today, not three"
+        assert states(paced, rows)[2:] == [SCHEDULED] * 4
+        assert sorted(paced.subjects("Scheduled")) == ALL[2:]
         paced.passes(3, timedelta(minutes=30))
         assert emails(paced) == [ALL[0:2]], "not a second time today"
-        assert states(paced, rows)[4:] == [SCHEDULED] * 2
-        paced.passes(3, timedelta(hours=12))
-        assert emails(paced) == [ALL[0:2], ALL[4:6]], "the next day, as one"
-        assert states(paced, rows)[4:] == [DONE] * 2
+        paced.now += timedelta(days=1)
+        paced.passes(2)
+        assert emails(paced) == [ALL[0:2], ALL[2:4]], "the next day, the next part"
+        paced.now += timedelta(days=1)
+        paced.passes(2)
+        assert emails(paced) == [ALL[0:2], ALL[2:4], ALL[4:6]]
+        assert states(paced, rows) == [DONE] * MESSAGES
+        assert kept(paced) == [], "nothing kept for recovery once all is done"
     finally:
         paced.close()

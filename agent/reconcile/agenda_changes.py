@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from agent.crashpoints import crash_point
@@ -21,6 +22,7 @@ from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import flush
 from agent.rules import agenda
 from agent.rules.envelope import domain_of, new_message_id
+from agent.rules.meetings import send_by
 from agent.rules.policy import LoadedPolicy
 from agent.store.agenda import REPLACED, by_message_id, join_invitation
 from agent.store.ledger import CANCELLED, SCHEDULED, Row
@@ -35,9 +37,22 @@ def joinable(world: World, store: MeetingStore, mentor: str) -> tuple[Stored, di
     for stored in store.open_rounds():
         if stored.mentor == mentor and stored.source.startswith("agenda:"):
             requests = waiting_requests(world, store, stored)
-            if requests is not None:
+            if requests is not None and in_time(stored, requests, world.now()):
                 return stored, requests
     return None
+
+
+def in_time(stored: Stored, requests: dict[str, Row], now: datetime) -> bool:
+    """Whether every invitation of the round may still leave by its start less ``min_notice``: a question never
+    joins one that would reach the mentor late. One the pace plans past that deadline is withdrawn in the same
+    pass that plans it (:mod:`agent.reconcile.invite_deadline`); one held for a reply may still go in time."""
+    state = stored.state
+    assert state is not None
+    for uid in requests:
+        offer = state.offer(uid)
+        if offer is None or now > send_by(state, offer):
+            return False
+    return True
 
 
 def waiting_requests(world: World, store: MeetingStore, stored: Stored) -> dict[str, Row] | None:

@@ -49,6 +49,8 @@ from agent.reconcile.digest_delivery import (
     forget,
     load_parts,
     mark_part,
+    record_received,
+    room_for,
     split_notice,
 )
 from agent.reconcile.events import Cancelled, Sent, publish
@@ -245,8 +247,7 @@ async def _deliver_one(
         raws.append((row, raw))
     if not raws:
         return None
-    prepared, recipients = await _compose(world, raws)
-    rows = [row for row, _ in raws]
+    prepared, recipients, rows = await _compose(world, raws, item.follow_up)
     return await _send(world, sender, rows, prepared, recipients, item.follow_up)
 
 
@@ -260,17 +261,34 @@ async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
     return replace(row, uid=uid), raw
 
 
-async def _compose(world: World, raws: list[tuple[Row, bytes]]) -> tuple[list[Prepared], list[str]]:
+async def _compose(
+    world: World, raws: list[tuple[Row, bytes]], follow_up: bool
+) -> tuple[list[Prepared], list[str], list[Row]]:
+    """The e-mails that carry ``raws`` now, their recipients and the messages they carry. Each e-mail of a split
+    release is one send: when the mentor's rules allow fewer now, the messages of the first that fit go (composed
+    again among themselves, so no "(1/3)" title promises e-mails that wait) and the others go back to Scheduled."""
     if len(raws) == 1:
         row, raw = raws[0]
-        return [prepare(raw, row)], list(row.recipients)
+        return [prepare(raw, row)], list(row.recipients), [row]
 
     composed = compose_digest(world, raws)
-    if len(composed.prepared) > 1:
+    count = len(composed.prepared)
+    if count > 1:
+        fit = room_for(world, raws[0][0].mentor, count, follow_up=follow_up)
         rows = [row for row, _ in raws]
-        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole)
+        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole, fit)
         await world.notify(title, lines, about=raws[0][0].message_id)
-    return composed.prepared, composed.recipients
+        if fit < count:
+            going = {key for part in composed.parts[:fit] for key in part.keys}
+            for part in composed.parts:  # the kept copies of this plan: let go, nothing of it was sent
+                forget(world, part.message_id)
+            await back_to_scheduled(world, [row for row in rows if row.key not in going], _NO_ROOM)
+            now = [(row, raw) for row, raw in raws if row.key in going]
+            if len(now) == 1:
+                row, raw = now[0]
+                return [prepare(raw, row)], list(row.recipients), [row]
+            composed = compose_digest(world, now)
+    return composed.prepared, composed.recipients, composed.rows
 
 
 async def _send(
@@ -342,9 +360,8 @@ async def _send(
             ledger.update(row.key, state=ACCEPTED, sent_at=sent_at, detail="")
         mentor = rows[0].mentor
         if mentor:
-            # Every e-mail of a split digest is ours: history must not count a part again as found in Sent.
-            members = [m for row in rows for m in (row.key, row.message_id)] + [p.message_id for p in prepared]
-            ledger.add_item(mentor, item, sent_at, members, follow_up=follow_up)
+            # Every e-mail of a split digest is ours and one the mentor got: each counts, none again from Sent.
+            record_received(world, mentor, item, sent_at, rows, [p.message_id for p in prepared], follow_up=follow_up)
         ledger.log("sent", mentor=mentor, message=item, detail=f"{len(rows)} message(s) to {', '.join(recipients)}")
     what = (
         named(rows[0].key, rows[0].subject)
@@ -369,6 +386,7 @@ async def _send(
     return rows, prepared
 
 
+_NO_ROOM = "not sent yet: each e-mail of a split digest counts, and the mentor's rules allow no more now"
 _NEVER_STARTED = "not sent yet: an earlier e-mail of its digest failed; it goes again with the rest"
 
 

@@ -8,7 +8,13 @@ engine (:func:`back_to_scheduled`), as after a failure part-way while running.
 
 Those messages never go one e-mail each at once (as messages left ``claimed`` do): they wait in Scheduled,
 untouched and in their place by arrival, and the engine batches them again, as the rest of that digest,
-under the mentor's rules (a later send counts as one more message, as it reaches her at another time).
+under the mentor's rules.
+
+Every e-mail the mentor receives is one send to the pacing engine (:meth:`agent.rules.pacing.Engine.room`):
+each part counts against her day and week and keeps ``min_gap``. A release split in more e-mails than fit now
+sends only those that fit (composed again among themselves); the messages of the others go back to Scheduled
+the same way, and the next pass tells the student when they go. Each part is recorded as one item she received
+(:func:`record_received`), so ``status`` and the engine count e-mails, not releases.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from email import policy as email_policy
 from pathlib import Path
 
@@ -28,10 +35,12 @@ from agent.reconcile.context import World
 from agent.reconcile.prepared import Prepared, prepare
 from agent.rules.digest import Original, compose_parts, envelope_recipients
 from agent.rules.envelope import domain_of
+from agent.rules.pacing import Engine
 from agent.store.ledger import SCHEDULED, Row
 from agent.store.statefiles import private_dir
 
 log = logging.getLogger("mentor_agent.digest")
+HISTORY = timedelta(days=60)  # what the engine reads of the mentor's history (as intake.HISTORY_DAYS)
 
 
 def saved_path(world: World, item: str) -> Path:
@@ -145,6 +154,31 @@ async def back_to_scheduled(world: World, rows: Sequence[Row], why: str) -> None
         )
 
 
+def record_received(
+    world: World, mentor: str, item: str, at: datetime, rows: Sequence[Row], parts: Sequence[str], *, follow_up: bool
+) -> None:
+    """Record what the mentor received from one release (inside a ledger transaction): ``item`` carrying every
+    message, and each further e-mail of a split release (``parts``: the Message-IDs of the e-mails that went,
+    ``item`` first) as one more item — every e-mail she gets counts (day, week, gap; ``status``)."""
+    members = [m for row in rows for m in (row.key, row.message_id)] + list(parts)
+    world.ledger.add_item(mentor, item, at, members, follow_up=follow_up)
+    keys = {part.message_id: part.keys for part in load_parts(world, item) or []}
+    for part in parts:
+        if part != item:
+            world.ledger.add_item(mentor, part, at, [part, *keys.get(part, ())])
+
+
+def room_for(world: World, mentor: str | None, wanted: int, *, follow_up: bool) -> int:
+    """How many of ``wanted`` e-mails of one release may reach the mentor now under her rules (all of them for a
+    message bound to no policy)."""
+    loaded = world.book.by_id.get(mentor or "")
+    if loaded is None or wanted <= 1:
+        return wanted
+    now = world.now()
+    history = world.ledger.history(loaded.id, now - HISTORY, loaded.policy.mentor.addresses)
+    return Engine(loaded.policy, history).room(now, wanted, follow_up=follow_up)
+
+
 @dataclass(frozen=True)
 class Composed:
     """What one release of several messages goes out as."""
@@ -153,6 +187,8 @@ class Composed:
     recipients: list[str]
     digests: int  # how many of them are digests
     alone: list[Row]  # the messages that go as they are, each larger than [digest] max_bytes
+    parts: list[Part]  # what each of ``prepared`` carries
+    rows: list[Row]  # the messages of the release, in order
     whole: list[tuple[Row, str]] = field(default_factory=list)  # go as they are, and why (signed, encrypted…)
 
 
@@ -204,15 +240,22 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone),
     )
     digests = len(parts) - len(alone) - len(whole)
-    return Composed(prepared, envelope_recipients(originals), digests, alone, whole)
+    return Composed(prepared, envelope_recipients(originals), digests, alone, kept, rows, whole)
 
 
 def split_notice(
-    world: World, rows: list[Row], digests: int, alone: list[Row], whole: Sequence[tuple[Row, str]] = ()
+    world: World,
+    rows: list[Row],
+    digests: int,
+    alone: list[Row],
+    whole: Sequence[tuple[Row, str]] = (),
+    going: int | None = None,
 ) -> tuple[str, list[str]]:
-    """The notice that a release goes as several e-mails: which go alone (and why), how many digests."""
+    """The notice that a release goes as several e-mails: which go alone (and why), how many digests, how many go
+    now (``going``; all of them when None)."""
     limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
     count = digests + len(alone) + len(whole)
+    going = count if going is None else going
     lines = [f"“{row.subject}” goes alone, exactly as you wrote it, not inside a digest: {why}." for row, why in whole]
     if alone:
         names = ", ".join(f"“{row.subject}”" for row in alone)
@@ -229,7 +272,14 @@ def split_notice(
         )
     elif digests == 1:
         lines.append("The other waiting messages go together as one digest.")
-    lines.append(f"All {count} e-mails go at the same time and count as one against the agreement:")
+    if going >= count:
+        lines.append(f"All {count} e-mails go now, one after another; each counts as one against the agreement:")
+    else:
+        lines.append(
+            f"Each e-mail counts as one against the agreement, so {going} of the {count} "
+            f"{'goes' if going == 1 else 'go'} now; the messages of the other {count - going} wait in Scheduled "
+            "and go when the agreement allows (you are told when):"
+        )
     lines.append("\n".join(f"  • {row.subject}" for row in rows))
     title = (
         f"Sent on its own, too large for a digest: {alone[0].subject}"

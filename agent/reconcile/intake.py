@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile import agenda_desk
+from agent.reconcile import agenda_desk, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
@@ -369,6 +369,10 @@ async def _carry_out_for(
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
     if head and head[0].due(now):
+        late = await invite_deadline.withdraw_late(world, head, by_key, now)  # never an invitation sent late
+        if late:
+            rest = [r for r in rows if r not in late]
+            return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
         for decision in head:
             row = by_key[decision.id]
             log_decision(log, row.key, loaded.id, "send", decision.reason, subject=row.subject, level=logging.DEBUG)
@@ -381,6 +385,10 @@ async def _carry_out_for(
     if held:
         await agenda_desk.hold(world, loaded, held)
         rest = [r for r in rows if r not in held]
+        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+    late = await invite_deadline.withdraw_late(world, decisions, by_key, now)  # the pace holds it past the notice
+    if late:
+        rest = [r for r in rows if r not in late]
         return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     for decision in decisions:
         groups[decision.digest or decision.id].append(decision)

@@ -33,7 +33,7 @@ import logging
 import uuid
 import weakref
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, Message
 from typing import Any
 
@@ -71,7 +71,9 @@ from agent.rules.meetings import (
     cancel_round,
     expire,
     mark_sent,
+    send_by,
     start_round,
+    withdraw_late,
 )
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
@@ -79,6 +81,7 @@ from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDU
 from agent.store.rounds import STALE, MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
+LATE_STEP = timedelta(seconds=1)  # an invitation may leave at its deadline itself: it is withdrawn just after
 
 _SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
 
@@ -411,6 +414,19 @@ async def _retract(world: World, message_id: str) -> None:
     log.info("%s: invitation withdrawn before it was sent", found.key)
 
 
+async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid: str) -> None:
+    """The REQUEST for ``uid`` would leave after its start less ``min_notice`` (the pace holds it later): the offer
+    is withdrawn (the student told, a next time offered if the round does that) and the REQUEST taken back."""
+    assert stored.state is not None
+    is_free = await is_free_for(world, store, stored)
+    state, actions = withdraw_late(stored.state, uid, world.now(), is_free=is_free)
+    if actions:
+        await _carry(world, store, stored, state, actions)
+    request = store.request_id(uid)
+    if request is not None:
+        await _retract(world, request)
+
+
 async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
     state = stored.state
     assert state is not None
@@ -603,12 +619,15 @@ async def pass_once(world: World) -> datetime | None:
             state, actions = expire(stored.state, now, is_free=is_free)
             if actions:
                 await _guarded("expiring offers", _carry(world, store, stored, state, actions))
+                await _guarded("taking back late invitations", _follow(world, store, stored))
         stale = [i["id"] for i in stored.todo if after(datetime.fromisoformat(i["created"]), STALE) <= now]
         if stale:
             await _guarded("carrying out left-over work", _flush(world, store, stored, stale))
         wake += [after(datetime.fromisoformat(i["created"]), STALE) for i in stored.todo]
         timeout = stored.state.rules.reply_timeout
         wake += [after(o.sent_at, timeout) for o in stored.state.offers if o.status == "sent" and o.sent_at]
+        # A REQUEST still waiting is withdrawn once its start less min_notice has passed (never sent late).
+        wake += [send_by(stored.state, o) + LATE_STEP for o in stored.state.offers if o.status == "planned"]
         still = _still_open(store, stored, now)
         if still != stored.open:
             stored.open = still

@@ -29,6 +29,7 @@ from agent.reconcile.digest_delivery import (
     forget,
     load_parts,
     mark_part,
+    record_received,
 )
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
@@ -102,8 +103,7 @@ async def _accepted(world: World, item: str, rows: list[Row], parts: list[Part])
         for row in rows:
             ledger.update(row.key, state=ACCEPTED, sent_at=sent_at)
         if rows[0].mentor:
-            members = [m for r in rows for m in (r.key, r.message_id)] + [p.message_id for p in parts]
-            ledger.add_item(rows[0].mentor, item, sent_at, members)
+            record_received(world, rows[0].mentor, item, sent_at, rows, [p.message_id for p in parts], follow_up=False)
     await file_sent(world, [ledger.get(r.key) or r for r in rows], None)
 
 

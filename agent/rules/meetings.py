@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from typing import Literal
 
+from agent.rules.durations import format_duration
 from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
 from agent.rules.localtime import after, instant, wall
 from agent.rules.policy import MeetingRules
@@ -335,11 +336,42 @@ def apply_reply(
     return state, (Ignored(f"PARTSTAT {partstat} changes nothing"),)
 
 
+def send_by(state: Round, offer: Offer) -> datetime:
+    """The last instant at which ``offer``'s REQUEST may still leave: its start less ``min_notice`` (UTC)."""
+    return instant(offer.slot.utc_start) - state.rules.min_notice
+
+
+def withdraw_late(state: Round, uid: str, now: datetime, *, is_free: IsFree | None = None) -> Result:
+    """The REQUEST for ``uid`` has not left and cannot leave by :func:`send_by` (the pacing holds it later, or the
+    moment passed): never sent late, the offer is withdrawn (the student told); a next time is offered when the
+    round does that (sequential)."""
+    offer = state.offer(uid)
+    if offer is None or offer.status != "planned":
+        return state, ()
+    state, notice = _late(state, offer)
+    state, more = _advance(state, now, is_free)
+    return state, (notice, *more)
+
+
+def _late(state: Round, offer: Offer) -> tuple[Round, NotifyStudent]:
+    state, _ = _withdraw(state, offer)  # never sent: no CANCEL (mark_sent makes one if it left after all)
+    return state, NotifyStudent(
+        f"The invitation to {state.mentor.name} for {_when(state, offer.slot)} could not leave "
+        f"{format_duration(state.rules.min_notice)} or more before the meeting (the notice agreed for meetings): "
+        "the e-mail pace held it until later. Rather than arrive late, it was not sent and the offer is withdrawn."
+    )
+
+
 def expire(state: Round, now: datetime, *, is_free: IsFree | None = None) -> Result:
-    """Offers unanswered for ``reply_timeout`` since they were sent count as declined and are withdrawn."""
+    """Offers unanswered for ``reply_timeout`` since they were sent count as declined and are withdrawn; an
+    offer whose REQUEST has not left by its start less ``min_notice`` is withdrawn unsent (:func:`withdraw_late`)."""
     timeout: timedelta = state.rules.reply_timeout
     actions: list[Action] = []
     for offer in state.offers:
+        if offer.status == "planned" and send_by(state, offer) < instant(now):
+            state, notice = _late(state, offer)
+            actions.append(notice)
+            continue
         if offer.status == "sent" and offer.sent_at is not None and after(offer.sent_at, timeout) <= instant(now):
             state, withdrawn = _withdraw(state, offer, "expired")
             actions += [

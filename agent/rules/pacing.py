@@ -9,7 +9,9 @@ Rules, all read in the mentor's zone (days and windows; durations are real time,
   * only inside ``send_windows``;
   * at most ``max_unanswered`` items waiting for a reply; past that, new ones are held until a reply, except
     for one follow-up that may go ``follow_up_after`` the last unanswered item.
-An *item* is what lands in the mentor's inbox: one message, or one digest of several. A reply to an item
+An *item* is what lands in the mentor's inbox: one message, or one digest of several. A release whose digest is
+split in several e-mails (``[digest] max_bytes``) is as many items, and only those that fit at once go
+(:meth:`Engine.room`); the rest wait their turn. A reply to an item
 answers it and every item before it (a mentor who answers the latest message has read the earlier ones).
 
 The queue is served first in, first out. Each release time is the earliest instant, no earlier than the
@@ -311,6 +313,25 @@ class Engine:
 
     def answer(self, reply: Reply) -> bool:
         return self.ledger.answer(reply)
+
+    def room(self, now: datetime, wanted: int, *, follow_up: bool = False) -> int:
+        """How many of ``wanted`` e-mails may reach the mentor at ``now``, one after another: the parts of a
+        release split in several e-mails (each is one send: counted, spaced by ``min_gap``, inside a window).
+        The first is the release the engine decided (its ``follow_up``): it always goes; each further one only
+        if every rule still holds at ``now`` with the ones before it counted. Does not change the history."""
+        now = instant(require_aware(now, "now"))
+        if wanted <= 0:
+            return 0
+        mark = self.ledger.checkpoint()
+        try:
+            self.ledger.record(SentItem(max(now, self.ledger.last or now), ("",), follow_up))
+            count = 1
+            while count < wanted and self.earliest(now)[0] == now:
+                self.ledger.record(SentItem(now, ("",)))
+                count += 1
+            return count
+        finally:
+            self.ledger.rollback(mark)
 
     def _groups(
         self, queue: Sequence[Queued], now: datetime, forced: Sequence[Queued] | None = None

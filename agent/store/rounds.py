@@ -212,6 +212,13 @@ class MeetingStore:
         row = self.ledger.db.execute("SELECT message_id FROM meetings WHERE uid = ?", (uid,)).fetchone()
         return str(row[0]) if row and row[0] else None
 
+    def planned_requests(self) -> dict[str, tuple[str, str]]:
+        """The REQUESTs of offers not sent yet: their Message-ID -> (round id, offer uid)."""
+        rows = self.ledger.db.execute(
+            "SELECT message_id, round_id, uid FROM meetings WHERE status = 'planned' AND message_id IS NOT NULL"
+        ).fetchall()
+        return {str(m): (str(r), str(u)) for m, r, u in rows}
+
     def message_state(self, message_id: str) -> tuple[str, datetime | None] | None:
         """The ``messages`` state of an e-mail we appended (and when SMTP took it), None when not taken in yet."""
         row = self.ledger.db.execute(
