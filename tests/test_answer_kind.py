@@ -12,7 +12,9 @@ from agent.rules.answer_kind import classify, read_delivery_report
 
 CORPUS = Path(__file__).parent / "corpus"
 KINDS = {"auto_replies": "auto-reply", "read_receipts": "read-receipt", "dsn": "delivery-report", "people": "person"}
-FILES = sorted(CORPUS.glob("*/*.eml"))
+# The mentors' answers to the agreement (tests/corpus/agreement_answers/) are people's mail too, from every client.
+FILES = sorted(p for folder in [*KINDS, "agreement_answers"] for p in (CORPUS / folder).glob("*.eml"))
+KINDS["agreement_answers"] = "person"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -25,6 +27,7 @@ def test_each_message_of_the_corpus_is_what_its_folder_says(path: Path) -> None:
 
 def test_the_corpus_has_each_kind_from_several_systems() -> None:
     by_folder = {folder: len(list((CORPUS / folder).glob("*.eml"))) for folder in KINDS}
+    assert by_folder["agreement_answers"] >= 40
     assert min(by_folder.values()) >= 2, by_folder
 
 

@@ -320,6 +320,7 @@ def test_a_digest_goes_as_one_email_and_only_the_digest_is_filed(setup: Setup) -
 def test_a_signed_part_in_a_release_goes_alone_as_written_and_the_student_is_told(setup: Setup) -> None:
     signed = (
         "From: Student <student@example.org>\r\nTo: rivera@example.org\r\nSubject: Wrapped signature\r\n"
+        "Date: Mon, 23 Nov 2026 09:00:00 -0500\r\n"  # as every mail program writes it: nothing to add
         f"Message-ID: <w.{time.monotonic_ns()}@student.example.org>\r\nMIME-Version: 1.0\r\n"
         'Content-Type: multipart/mixed; boundary="w"\r\n\r\n--w\r\n'
         'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary="s"\r\n\r\n'

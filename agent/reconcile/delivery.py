@@ -44,17 +44,15 @@ from agent.reconcile.digest_delivery import (
     PART_ACCEPTED,
     PART_SENDING,
     back_to_scheduled,
-    compose_digest,
+    compose_release,
     divide,
     forget,
     load_parts,
     mark_part,
     record_received,
-    room_for,
-    split_notice,
 )
 from agent.reconcile.events import Cancelled, Sent, publish
-from agent.reconcile.prepared import Prepared, prepare
+from agent.reconcile.prepared import Prepared
 from agent.reconcile.send_limits import sending_slot
 from agent.reconcile.sent_filing import file_accepted
 from agent.reconcile.smtp_gate import put_back, smtp_open, smtp_refused
@@ -247,7 +245,7 @@ async def _deliver_one(
         raws.append((row, raw))
     if not raws:
         return None
-    prepared, recipients, rows = await _compose(world, raws, item.follow_up)
+    prepared, recipients, rows = await compose_release(world, raws, item.follow_up)
     return await _send(world, sender, rows, prepared, recipients, item.follow_up)
 
 
@@ -259,36 +257,6 @@ async def _own_copy(world: World, row: Row) -> tuple[Row, bytes | None]:
         return row, None
     world.ledger.update(row.key, uid=uid)
     return replace(row, uid=uid), raw
-
-
-async def _compose(
-    world: World, raws: list[tuple[Row, bytes]], follow_up: bool
-) -> tuple[list[Prepared], list[str], list[Row]]:
-    """The e-mails that carry ``raws`` now, their recipients and the messages they carry. Each e-mail of a split
-    release is one send: when the mentor's rules allow fewer now, the messages of the first that fit go (composed
-    again among themselves, so no "(1/3)" title promises e-mails that wait) and the others go back to Scheduled."""
-    if len(raws) == 1:
-        row, raw = raws[0]
-        return [prepare(raw, row)], list(row.recipients), [row]
-
-    composed = compose_digest(world, raws)
-    count = len(composed.prepared)
-    if count > 1:
-        fit = room_for(world, raws[0][0].mentor, count, follow_up=follow_up)
-        rows = [row for row, _ in raws]
-        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole, fit)
-        await world.notify(title, lines, about=raws[0][0].message_id)
-        if fit < count:
-            going = {key for part in composed.parts[:fit] for key in part.keys}
-            for part in composed.parts:  # the kept copies of this plan: let go, nothing of it was sent
-                forget(world, part.message_id)
-            await back_to_scheduled(world, [row for row in rows if row.key not in going], _NO_ROOM)
-            now = [(row, raw) for row, raw in raws if row.key in going]
-            if len(now) == 1:
-                row, raw = now[0]
-                return [prepare(raw, row)], list(row.recipients), [row]
-            composed = compose_digest(world, now)
-    return composed.prepared, composed.recipients, composed.rows
 
 
 async def _send(
@@ -386,7 +354,6 @@ async def _send(
     return rows, prepared
 
 
-_NO_ROOM = "not sent yet: each e-mail of a split digest counts, and the mentor's rules allow no more now"
 _NEVER_STARTED = "not sent yet: an earlier e-mail of its digest failed; it goes again with the rest"
 
 

@@ -289,3 +289,36 @@ def split_notice(
         else f"Digest split in {digests}: {rows[0].subject}"
     )
     return title, lines
+
+
+_NO_ROOM = "not sent yet: each e-mail of a split digest counts, and the mentor's rules allow no more now"
+
+
+async def compose_release(
+    world: World, raws: list[tuple[Row, bytes]], follow_up: bool
+) -> tuple[list[Prepared], list[str], list[Row]]:
+    """The e-mails that carry ``raws`` now, their recipients and the messages they carry. Each e-mail of a split
+    release is one send: when the mentor's rules allow fewer now, the messages of the first that fit go (composed
+    again among themselves, so no "(1/3)" title promises e-mails that wait) and the others go back to Scheduled."""
+    if len(raws) == 1:
+        row, raw = raws[0]
+        return [prepare(raw, row)], list(row.recipients), [row]
+
+    composed = compose_digest(world, raws)
+    count = len(composed.prepared)
+    if count > 1:
+        fit = room_for(world, raws[0][0].mentor, count, follow_up=follow_up)
+        rows = [row for row, _ in raws]
+        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole, fit)
+        await world.notify(title, lines, about=raws[0][0].message_id)
+        if fit < count:
+            going = {key for part in composed.parts[:fit] for key in part.keys}
+            for part in composed.parts:  # the kept copies of this plan: let go, nothing of it was sent
+                forget(world, part.message_id)
+            await back_to_scheduled(world, [row for row in rows if row.key not in going], _NO_ROOM)
+            now = [(row, raw) for row, raw in raws if row.key in going]
+            if len(now) == 1:
+                row, raw = now[0]
+                return [prepare(raw, row)], list(row.recipients), [row]
+            composed = compose_digest(world, now)
+    return composed.prepared, composed.recipients, composed.rows
