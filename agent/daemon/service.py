@@ -28,11 +28,13 @@ from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyK
 from agent.config.settings import Settings
 from agent.daemon import preflight, sdnotify, session
 from agent.daemon.session import login_for
-from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
+from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.session import MailboxError, SessionExpired
+from agent.mail.submission import Listener, local_secret
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
+from agent.reconcile.doors.submission import SubmissionDesk
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
 from agent.reconcile.recovery import recover
@@ -216,9 +218,11 @@ class Daemon:
         failures = 0
         expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
         policy_watch = asyncio.create_task(self.watch_policies())
+        door = None
         try:
             self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
             await self._check_smtp()
+            door = await self._open_submission()
             while not self.stopping.is_set():
                 try:
                     await self._session()
@@ -249,6 +253,8 @@ class Daemon:
                         await asyncio.wait_for(self.stopping.wait(), delay)
         finally:
             policy_watch.cancel()
+            if door is not None:
+                await door.close()
             sdnotify.stopping()
             self.ledger.set_status(connected="no", running="no")
             self.ledger.close()
@@ -256,6 +262,28 @@ class Daemon:
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+    async def _open_submission(self) -> Listener | None:
+        """The submission door ([submission]): listens while the daemon runs, even while IMAP is down (then 451)."""
+        config = self.settings.submission
+        if config is None:
+            return None
+        settings = self.settings
+        desk = SubmissionDesk(
+            settings,
+            self.ledger,
+            self.keeper.book,
+            lambda: login_for(settings.imap, "imap", self.config_file, settings.state_dir),
+            self.wake.set,
+            self.clock,
+        )
+        door = Listener(config, local_secret(settings.state_dir), desk.hand_over)
+        try:
+            await door.start()
+        except OSError as error:
+            where = f"cannot listen on {config.listen} port {config.port}: {error.strerror or error}"
+            raise UserError([Problem(self.config_file or "config.toml", "submission.port", where)]) from error
+        return door
 
     async def _check_smtp(self) -> None:
         """At start: log in to SMTP once (nothing is sent). A refused login or an impossible TLS set-up is a
