@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from agent.crashpoints import VARIABLE
-from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, parse, policy_text
+from tests.agent_process import MENTOR, SENT, STUDENT, Agent, agent, eventually, mail, parse, policy_text
 from tests.servers import free_port, wait_for_port
 
 __all__ = ["agent"]  # the fixture
@@ -187,3 +187,23 @@ def test_neomutt_sends_through_the_agent(agent: Agent) -> None:
     sent = eventually(lambda: agent.folder("Sent"))
     assert sent[0]["Bcc"] == "dean@med.example.edu"
     assert parse(received.content)["Bcc"] is None
+
+
+def test_the_programs_own_sent_copy_of_a_held_message_is_not_a_second_one(agent: Agent) -> None:
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), mail("Goes now"), [MENTOR])
+    agent.smtp.wait_for(1)
+    raw = mail("Waits an hour")
+    submit(port, password(agent), raw, [MENTOR])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))  # the program files its copy at once, as most do
+    eventually(lambda: agent.subjects("Scheduled") == ["Waits an hour"])
+    eventually(lambda: agent.subjects("Sent") == ["Goes now"])  # seen once: in Scheduled, not yet in Sent
+    assert "found in Sent, sent without the agent" not in agent.log()  # never counted as received
+    with agent.dovecot.client(agent.user) as client:  # send it now anyway
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(["ALL"]), [b"\\Flagged"])
+    agent.smtp.wait_for(2)
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Goes now", "Waits an hour"])
+    assert len(agent.smtp.messages) == 2

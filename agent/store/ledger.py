@@ -400,6 +400,12 @@ class Ledger:
         rows = self.db.execute("SELECT at FROM log WHERE event = 'sent' AND at >= ?", (_text(since),))
         return [datetime.fromisoformat(at) for (at,) in rows]
 
+    def logged(self, event: str, message: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM log WHERE event = ? AND message = ?", (event, message)).fetchone()
+            is not None
+        )
+
     def log(self, event: str, *, mentor: str | None = None, message: str | None = None, detail: str = "") -> None:
         self.db.execute(
             "INSERT INTO log(at, mentor, message, event, detail) VALUES (?, ?, ?, ?, ?)",
