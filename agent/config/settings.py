@@ -177,6 +177,13 @@ class Submission(_Section):
         return self.listen in LOOPBACK
 
 
+class Drafts(_Section):
+    """The star door: a flagged draft to a mentor is taken as if dropped in the Mentor Outbox."""
+
+    take_flagged: bool = True
+    settle: float = Field(default=30.0, ge=0)  # seconds a flagged draft must stand unchanged (autosaves)
+
+
 class Digest(_Section):
     subject: str = "{count} updates from {student} — {topics}"
     max_bytes: int = Field(default=10_000_000, ge=10_000)
@@ -196,6 +203,7 @@ class Settings(BaseSettings):
     smtp: Smtp = Smtp()
     digest: Digest = Digest()
     calendar: Calendar = Calendar()
+    drafts: Drafts = Drafts()
     submission: Submission | None = None  # [submission]: the daemon takes a mail program's Send (a door)
     policies_dir: Path = xdg_dir("XDG_CONFIG_HOME", ".config") / "policies"
     state_dir: Path = xdg_dir("XDG_STATE_HOME", ".local/state")

@@ -34,6 +34,7 @@ from agent.mail.submission import Listener, local_secret
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
+from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.doors.submission import SubmissionDesk
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, settle_folders, take_in_outbox
@@ -109,6 +110,7 @@ class Daemon:
         self.connected = False
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
+        self.draft_door = DraftDoor()  # the star door's waits (made afresh for each session)
 
     # -- control -----------------------------------------------------------------------------------------------
 
@@ -373,7 +375,9 @@ class Daemon:
                 with contextlib.suppress(RuntimeError):  # the loop has closed: the daemon is on its way out
                     loop.call_soon_threadsafe(self.wake.set)
 
-            for folder in (folders.outbox, folders.scheduled, folders.inbox):
+            self.draft_door = DraftDoor()
+            drafts = await self.draft_door.find_folder(world) if settings.drafts.take_flagged else None
+            for folder in (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else [])):
                 watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)
                 watchers.append(watcher)
                 # IDLE must be on before the first pass scans: a message dropped in between is then still seen.
@@ -437,6 +441,7 @@ class Daemon:
         """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
         await scan_replies(world, seen)
         await scan_sent(world, seen)
+        drafts_due = await self.draft_door.pass_once(world)  # the star door: flagged drafts into the Outbox
         await take_in_outbox(world)
         await follow_scheduled(world)
         due = await carry_out(world)
@@ -446,7 +451,8 @@ class Daemon:
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
-        return min((t for t in (due, meetings_due, review_due, agenda_due) if t is not None), default=None)
+        waits = (due, meetings_due, review_due, agenda_due, drafts_due)
+        return min((t for t in waits if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:
