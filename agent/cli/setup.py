@@ -32,6 +32,7 @@ from agent.cli.setup_account import (
     choose_servers,
     sign_in,
 )
+from agent.cli.setup_door import CHOICES, choose_client, show_steps
 from agent.config.presets import PRESETS
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.config.writer import MentorAnswers, diff, merged, policy_file_names, render_config, render_policy
@@ -291,10 +292,13 @@ def setup(o: dict[str, Any]) -> None:
     if existing:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
     changes, signed = account(ask, o, config, existing)
-    data = merged(existing, changes)
+    client, door_changes = choose_client(ask, o, existing)
+    data = merged(merged(existing, changes), door_changes)
     flags = {"imap.folders.outbox": "--outbox"} if o["outbox"] else {}  # a problem with it names the flag
     settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"], flags=flags)
     write_policy(ask, o, settings, force=o["force"])
+    if client is not None:
+        show_steps(ask, client, settings)
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:
         systemd(ask, config, force=o["force"])
@@ -354,6 +358,8 @@ def register(group: click.Group) -> None:
         click.option("--per-day", type=int, help="At most this many messages a day (default 1)."),
         click.option("--per-week", type=int, help="At most this many a week (default 3)."),
         click.option("--window", multiple=True, help='When mail may arrive, e.g. "Mon-Fri 08:00-17:00".'),
+        click.option("--client", type=click.Choice(CHOICES), help="Your mail program: setup prints its door's steps."),
+        click.option("--submission-port", type=int, help="Where mentor-agent takes your program's Send (1587)."),
         click.option("--no-connect", is_flag=True, help="Do not log in or create folders (write the files only)."),
         click.option("--systemd", is_flag=True, help="Write the systemd user unit and start it "
                      "(alone: for the config as it is, nothing asked)."),
