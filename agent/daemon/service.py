@@ -441,8 +441,9 @@ class Daemon:
         """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
         await scan_replies(world, seen)
         await scan_sent(world, seen)
-        drafts_due = await self.draft_door.pass_once(world)  # the star door: flagged drafts into the Outbox
         await take_in_outbox(world)
+        # The star and label doors, after the intake: a labelled draft's Outbox copy is known by then.
+        drafts_due = await self.draft_door.pass_once(world)
         await follow_scheduled(world)
         due = await carry_out(world)
         refusal = world.smtp_gate.refusal

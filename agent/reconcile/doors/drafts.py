@@ -7,6 +7,8 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
   and cannot also be sent from there (and its flag is not read as "send now anyway" in the Outbox). A notice says
   so. The intake does the rest, as for any message in the Outbox.
 - A flagged draft to no mentor is left alone: the flag may mean anything.
+- A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
+  taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
   its Message-ID, or by its recipients and subject among the drafts taken in the last day; it is never taken a
   second time, and the student is told once what became of the one that was.
@@ -24,10 +26,12 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, parse_envelope
+from agent.store.ledger import ATTENTION, CANCELLED
 
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = "draft taken"
 RECOGNISE_FOR = timedelta(days=1)
+LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 
 
 def signature(envelope: Envelope) -> str:
@@ -45,6 +49,8 @@ class DraftDoor:
     flagged_since: dict[int, datetime] = field(default_factory=dict)
     looked_at: set[int] = field(default_factory=set)
     taken: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # signature -> (key, when)
+    # Drafts not known to the ledger when first seen: a labelled draft's Outbox copy may be taken in a pass later.
+    unplaced: dict[int, tuple[str, datetime]] = field(default_factory=dict)  # UID -> (key, looked for until)
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -74,11 +80,18 @@ class DraftDoor:
         self.flagged_since = {uid: at for uid, at in self.flagged_since.items() if uid in flagged}
         self.looked_at = (self.looked_at & present) | set(fresh)
         settle = timedelta(seconds=world.settings.drafts.settle)
+        for uid, (key, until) in list(self.unplaced.items()):
+            if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
+                del self.unplaced[uid]
         due: list[datetime] = []
         for info in infos:
             envelope = parse_envelope(info.headers)
             if await self._came_back(world, folder, info, envelope, first_look=info.uid in fresh):
                 continue
+            if info.uid in fresh and await self._handed_over(world, folder, info.uid, envelope.key):
+                continue
+            if info.uid in fresh and envelope.message_id:
+                self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
             if info.uid not in flagged:
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
@@ -124,6 +137,22 @@ class DraftDoor:
                 f"{world.folders.outbox}.",
             ],
             about=row.message_id if row else envelope.message_id,
+        )
+        return True
+
+    async def _handed_over(self, world: World, folder: str, uid: int, key: str) -> bool:
+        """The label door: a draft that also stands in the Outbox (Gmail's label "Mentor Outbox" in the compose
+        window), taken in there already, leaves Drafts on purpose, so that it cannot also be sent from there."""
+        row = world.ledger.get(key) if not key.startswith("sha256:") else None
+        if row is None or row.state in (CANCELLED, ATTENTION):  # cancel puts a message back in Drafts
+            return False
+        try:
+            await world.imap(world.mailbox.leave_folder, folder, uid)
+        except MessageGone:
+            return True
+        world.ledger.log("left drafts", mentor=row.mentor, message=row.key, detail=f"handed over, {row.state}")
+        log.info(
+            "%s: handed over (%s) and still in %s: taken out of it", named(row.key, row.subject), row.state, folder
         )
         return True
 
