@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from agent.store.ledger import Ledger
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, mail
 from tests.servers import free_port
 from tests.servers.dovecot import Dovecot, User
+from tests.servers.fixtures import TlsFiles
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -115,3 +118,38 @@ def test_listening_beyond_loopback_without_tls_is_a_config_error(tmp_path: Path)
     problem = raised.value.problems[0]
     assert (problem.file, problem.key) == (str(config), "submission.listen")
     assert "in the clear" in problem.message
+
+
+def test_with_tls_the_door_wants_starttls_before_anything_and_then_takes_mail(tmp_path: Path, tls_ca: TlsFiles) -> None:
+    config = Submission(port=free_port(), tls_cert=tls_ca.cert_pem, tls_key=tls_ca.key_pem)
+    assert Submission(listen="0.0.0.0", tls_cert=tls_ca.cert_pem, tls_key=tls_ca.key_pem).loopback is False
+    assert Submission(listen="127.0.0.2").loopback  # all of 127.0.0.0/8 is this computer
+    got: list[tuple[str, list[str]]] = []
+
+    async def hand_over(mail_from: str, rcpt_tos: Sequence[str], raw: bytes) -> str:
+        got.append((mail_from, list(rcpt_tos)))
+        return "250 2.0.0 taken"
+
+    def clear_text() -> int:
+        with smtplib.SMTP("127.0.0.1", config.port, timeout=20) as client:
+            client.ehlo()
+            return client.mail(STUDENT)[0]
+
+    def over_tls(secret: str) -> None:
+        with smtplib.SMTP("127.0.0.1", config.port, timeout=20) as client:
+            client.starttls(context=ssl.create_default_context(cafile=str(tls_ca.ca_pem)))
+            client.login("mentor-agent", secret)
+            client.sendmail(STUDENT, [MENTOR], mail("Over TLS"))
+
+    async def main() -> int:
+        door = Listener(config, local_secret(tmp_path), hand_over)
+        await door.start()
+        try:
+            refused = await asyncio.to_thread(clear_text)
+            await asyncio.to_thread(over_tls, local_secret(tmp_path))
+        finally:
+            await door.close()
+        return refused
+
+    assert asyncio.run(main()) == 530
+    assert got == [(STUDENT, [MENTOR])]

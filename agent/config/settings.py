@@ -8,6 +8,7 @@ No secret has to be written here: see ``password_command`` and the README's "Sec
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -131,7 +132,13 @@ class Smtp(Credentials):
     max_per_day: int = Field(default=0, ge=0)
 
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+def _loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 class Submission(_Section):
@@ -165,7 +172,7 @@ class Submission(_Section):
     @field_validator("listen")
     @classmethod
     def _no_clear_text_beyond_loopback(cls, value: str, info: ValidationInfo) -> str:
-        if value not in LOOPBACK and info.data.get("tls_cert") is None:
+        if not _loopback(value) and info.data.get("tls_cert") is None:
             raise ValueError(
                 f"{value!r} is beyond this computer, and without TLS the password and your mail would cross the "
                 'network in the clear; set tls_cert and tls_key, or listen = "127.0.0.1"'
@@ -174,7 +181,7 @@ class Submission(_Section):
 
     @property
     def loopback(self) -> bool:
-        return self.listen in LOOPBACK
+        return _loopback(self.listen)
 
 
 class Drafts(_Section):
