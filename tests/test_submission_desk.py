@@ -24,6 +24,7 @@ from tests.agent_process import MENTOR, OUTBOX, STUDENT, mail
 from tests.servers import free_port
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
+from tests.test_ledger import row
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -153,3 +154,27 @@ def test_with_tls_the_door_wants_starttls_before_anything_and_then_takes_mail(tm
 
     assert asyncio.run(main()) == 530
     assert got == [(STUDENT, [MENTOR])]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(("state", "taken"), [("scheduled", False), ("done", False), ("cancelled", True)])
+def test_a_message_known_to_the_ledger_is_taken_again_only_when_it_was_cancelled(
+    tmp_path: Path, dovecot: Dovecot, imap_user: User, imap: Imap, state: str, taken: bool
+) -> None:
+    with dovecot.client(imap_user) as client:
+        client.create_folder(OUTBOX)
+    raw = mail("Cancelled, then sent from Drafts", to="friend@example.org")
+    key = str(parse_envelope(raw).message_id)
+
+    async def main() -> tuple[int, bytes]:
+        _, door, ledger = _desk_and_door(tmp_path, imap, Login(imap_user.username, password=imap_user.password))
+        ledger.add(row(key=key, message_id=key, state=state))
+        await door.start()
+        try:
+            return await asyncio.to_thread(_send, door.config.port, local_secret(tmp_path), raw)
+        finally:
+            await door.close()
+            ledger.close()
+
+    assert asyncio.run(main())[0] == 250
+    assert len(dovecot.messages(imap_user, OUTBOX)) == (1 if taken else 0)

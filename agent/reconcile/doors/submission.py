@@ -25,7 +25,7 @@ from agent.mail.session import Login, MailboxError
 from agent.rules.envelope import domain_of
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import as_submitted
-from agent.store.ledger import Ledger
+from agent.store.ledger import DONE, OPEN_STATES, Ledger
 
 log = logging.getLogger("mentor_agent.submission")
 SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
@@ -72,7 +72,7 @@ class SubmissionDesk:
         if not to_mentor and not self.settings.pass_through:
             log.warning("%s: refused: to no mentor, and pass_through is off", what)
             return "550 5.7.1 not to a mentor, and pass_through is off: send it from your own mail server"
-        if self.ledger.get(envelope.key) is not None or self.ledger.known_message_ids([envelope.key]):
+        if self._had(envelope.key):
             log.info("%s: handed over again; already taken, so not a second time", what)
             return "250 2.0.0 mentor-agent has this message already"
         folder = self.settings.imap.folders.outbox
@@ -90,6 +90,14 @@ class SubmissionDesk:
             log.info("%s: handed over again and already in %s; not a second copy", what, folder)
         self.wake()
         return f"250 2.0.0 taken by mentor-agent, in your {folder}"
+
+    def _had(self, key: str) -> bool:
+        """Whether this message was handed over already: on its way or sent, or handed over and not yet taken in.
+        One cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try."""
+        row = self.ledger.get(key)
+        if row is not None:
+            return row.state in OPEN_STATES or row.state == DONE
+        return bool(self.ledger.known_message_ids([key]))
 
     def _append(self, folder: str, raw: bytes, key: str) -> bool:
         """APPEND unless a copy is there already (a retry after a lost 250). In a worker thread: blocks."""
