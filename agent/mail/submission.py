@@ -104,6 +104,9 @@ class Listener:
             )
 
     async def start(self) -> None:
+        # aiosmtpd's own log says two things per connection that are wrong here ("AUTH without TLS", on loopback
+        # only; a deprecated attribute it reads itself): only its errors reach the journal.
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(self._protocol, self.config.listen, self.config.port)
         tls = " (STARTTLS)" if self.tls else ""
