@@ -3,10 +3,12 @@ paced, and reaches her once; a flagged draft to a stranger is left alone; a draf
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 
+from agent.crashpoints import VARIABLE
 from tests.agent_process import MENTOR, Agent, agent, eventually, mail, policy_text
 
 __all__ = ["agent"]  # the fixture
@@ -81,3 +83,17 @@ def test_a_draft_saved_again_after_it_was_taken_is_not_sent_twice(agent: Agent, 
     assert agent.subjects("Scheduled") == ["Still open in the compose window"]
     assert agent.folder_raw("Needs attention") == {}
     assert len(agent.smtp.messages) == 1
+
+
+def test_killed_between_taking_the_flag_off_and_the_move_it_is_still_taken(agent: Agent) -> None:
+    settle_in(agent, 0)
+    agent.start(**{VARIABLE: "draft-unflagged"})
+    save_draft(agent, mail("Flag off, then killed"), flagged=True)
+    assert agent.wait_exit() == -signal.SIGKILL
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder(DRAFTS)
+        assert all(b"\\Flagged" not in f for f in client.get_flags(client.search(["ALL"])).values())
+    agent.start()
+    assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
+    eventually(lambda: agent.subjects("Sent") == ["Flag off, then killed"])
+    assert agent.folder_raw(DRAFTS) == {} and len(agent.smtp.messages) == 1

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
@@ -30,6 +31,7 @@ from agent.store.ledger import ATTENTION, CANCELLED
 
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = "draft taken"
+TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
 RECOGNISE_FOR = timedelta(days=1)
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 
@@ -92,7 +94,7 @@ class DraftDoor:
                 continue
             if info.uid in fresh and envelope.message_id:
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
-            if info.uid not in flagged:
+            if info.uid not in flagged and not self._half_taken(world, envelope):
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
@@ -156,12 +158,23 @@ class DraftDoor:
         )
         return True
 
+    @staticmethod
+    def _half_taken(world: World, envelope: Envelope) -> bool:
+        """Its flag taken off by the agent, which stopped before the MOVE (a crash): the flag still counts."""
+        key = envelope.key
+        if not envelope.message_id or not world.ledger.logged(TAKING, key) or world.ledger.logged(TAKEN, key):
+            return False
+        return world.ledger.get(key) is None
+
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
         what = named(envelope.key, envelope.subject)
         outbox = world.folders.outbox
         try:
+            if envelope.message_id:  # the student's flag is about to come off: remember that she set it
+                world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
             # The flag first: in the Outbox a flag means "send now anyway", which the student did not ask for.
             await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged", "\\Draft"])
+            crash_point("draft-unflagged")
             await world.imap(world.mailbox.move, folder, info.uid, outbox)
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
