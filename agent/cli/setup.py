@@ -28,6 +28,7 @@ from agent.cli.setup_account import (
     choose_servers,
     sign_in,
 )
+from agent.cli.setup_door import CHOICES, choose_client, show_steps
 from agent.cli.setup_files import as_written, commit, draft_beside, may_replace
 from agent.cli.setup_policy import PolicyDraft, ask_policy, given_policy_problems, policies_dir, write_policy
 from agent.config.presets import PRESETS
@@ -174,7 +175,8 @@ def setup(o: dict[str, Any]) -> None:
         ask.say(f"{config} exists: your answers change it, and you see the changes before they are written.")
     given_policy_problems(o)  # a bad answer given as a flag stops setup before anything is written
     changes, signed = account(ask, o, config, existing)
-    data = merged(existing, changes)
+    client, door_changes = choose_client(ask, o, existing)
+    data = merged(merged(existing, changes), door_changes)
     policy: PolicyDraft | None = None
     if not ask.interactive:  # nothing to ask: every answer is checked before the config is written
         policy = ask_policy(ask, o, policies_dir(config, data), changes["student"]["timezone"])
@@ -185,6 +187,8 @@ def setup(o: dict[str, Any]) -> None:
     settings.policies_dir.mkdir(parents=True, exist_ok=True)  # `run` waits in it for a first policy
     if policy is not None:
         write_policy(ask, policy, force=o["force"])
+    if client is not None:
+        show_steps(ask, client, settings)
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)
     if start:
         systemd(ask, config, force=o["force"])
@@ -244,6 +248,8 @@ def register(group: click.Group) -> None:
         click.option("--per-day", type=int, help="At most this many messages a day (default 1)."),
         click.option("--per-week", type=int, help="At most this many a week (default 3)."),
         click.option("--window", multiple=True, help='When mail may arrive, e.g. "Mon-Fri 08:00-17:00".'),
+        click.option("--client", type=click.Choice(CHOICES), help="Your mail program: setup prints its door's steps."),
+        click.option("--submission-port", type=int, help="Where mentor-agent takes your program's Send (1587)."),
         click.option("--no-connect", is_flag=True, help="Do not log in or create folders (write the files only)."),
         click.option("--systemd", is_flag=True, help="Write the systemd user unit and start it "
                      "(alone: for the config as it is, nothing asked)."),

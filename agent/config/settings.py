@@ -8,13 +8,14 @@ No secret has to be written here: see ``password_command`` and docs/setup.md, "S
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import Problem, UserError
@@ -131,6 +132,65 @@ class Smtp(Credentials):
     max_per_day: int = Field(default=0, ge=0)
 
 
+def _loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+class Submission(_Section):
+    """The door for a mail program's Send: an SMTP submission server (RFC 6409) in the daemon.
+
+    Loopback only unless TLS is set up: a password and the student's mail never cross a network in the clear.
+    The password is generated (``<state_dir>/submission-password``); ``mentor-agent setup`` prints it.
+    """
+
+    # Before ``listen``, so that its check sees them.
+    tls_cert: Path | None = None  # PEM certificate chain and key: STARTTLS, required beyond loopback
+    tls_key: Path | None = None
+    listen: str = "127.0.0.1"
+    port: int = Field(default=1587, ge=1, le=65535)
+    username: str = "mentor-agent"
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _pem_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"no such file: {value} (a PEM file)")
+        return value.expanduser() if value is not None else None
+
+    @field_validator("tls_key")
+    @classmethod
+    def _both(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (value is None) != (info.data.get("tls_cert") is None):
+            raise ValueError("tls_cert and tls_key go together: set both, or neither")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _no_clear_text_beyond_loopback(cls, value: str, info: ValidationInfo) -> str:
+        if not _loopback(value) and info.data.get("tls_cert") is None:
+            raise ValueError(
+                f"{value!r} is beyond this computer, and without TLS the password and your mail would cross the "
+                'network in the clear; set tls_cert and tls_key, or listen = "127.0.0.1"'
+            )
+        return value
+
+    @property
+    def loopback(self) -> bool:
+        return _loopback(self.listen)
+
+
+class Drafts(_Section):
+    """The star door: a flagged draft to a mentor is taken as if dropped in the Mentor Outbox."""
+
+    take_flagged: bool = True
+    settle: float = Field(default=30.0, ge=0)  # seconds a flagged draft must stand unchanged (autosaves)
+
+
 class Digest(_Section):
     subject: str = "{count} updates from {student} — {topics}"
     max_bytes: int = Field(default=10_000_000, ge=10_000)
@@ -150,6 +210,8 @@ class Settings(BaseSettings):
     smtp: Smtp = Smtp()
     digest: Digest = Digest()
     calendar: Calendar = Calendar()
+    drafts: Drafts = Drafts()
+    submission: Submission | None = None  # [submission]: the daemon takes a mail program's Send (a door)
     policies_dir: Path = xdg_dir("XDG_CONFIG_HOME", ".config") / "policies"
     state_dir: Path = xdg_dir("XDG_STATE_HOME", ".local/state")
     pass_through: bool = True  # messages to no mentor go out at once; False leaves them in Outbox
@@ -199,6 +261,10 @@ def load_settings(path: Path | None = None, *, required: bool = False) -> Settin
     for key in ("policies_dir", "state_dir"):
         if isinstance(data.get(key), str):
             data[key] = str((base / os.path.expanduser(data[key])).resolve())
+    if isinstance(data.get("submission"), dict):
+        for key in ("tls_cert", "tls_key"):
+            if isinstance(data["submission"].get(key), str):
+                data["submission"][key] = str((base / os.path.expanduser(data["submission"][key])).resolve())
     for section in ("imap", "smtp"):  # ca_file and oauth2_client_file, like the paths above, are relative to it
         for key in ("ca_file", "oauth2_client_file"):
             if isinstance(data.get(section), dict) and isinstance(data[section].get(key), str):

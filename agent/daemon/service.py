@@ -28,11 +28,14 @@ from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyK
 from agent.config.settings import Settings
 from agent.daemon import preflight, sdnotify, session
 from agent.daemon.session import login_for
-from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem, is_permanent
+from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.session import MailboxError, SessionExpired
+from agent.mail.submission import Listener, local_secret
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
+from agent.reconcile.doors.drafts import DraftDoor
+from agent.reconcile.doors.submission import SubmissionDesk
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import settle_folders
@@ -111,6 +114,7 @@ class Daemon:
         self.connected = False
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
+        self.draft_door = DraftDoor()  # the star door's waits (made afresh for each session)
 
     # -- control -----------------------------------------------------------------------------------------------
 
@@ -220,9 +224,11 @@ class Daemon:
         failures = 0
         expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
         policy_watch = asyncio.create_task(self.watch_policies())
+        door = None
         try:
             self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
             await self._check_smtp()
+            door = await self._open_submission()
             while not self.stopping.is_set():
                 try:
                     await self._session()
@@ -255,6 +261,8 @@ class Daemon:
                         await asyncio.wait_for(self.stopping.wait(), delay)
         finally:
             policy_watch.cancel()
+            if door is not None:
+                await door.close()
             sdnotify.stopping()
             self.ledger.set_status(connected="no", running="no")
             self.ledger.close()
@@ -262,6 +270,28 @@ class Daemon:
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+    async def _open_submission(self) -> Listener | None:
+        """The submission door ([submission]): listens while the daemon runs, even while IMAP is down (then 451)."""
+        config = self.settings.submission
+        if config is None:
+            return None
+        settings = self.settings
+        desk = SubmissionDesk(
+            settings,
+            self.ledger,
+            self.keeper.book,
+            lambda: login_for(settings.imap, "imap", self.config_file, settings.state_dir),
+            self.wake.set,
+            self.clock,
+        )
+        door = Listener(config, local_secret(settings.state_dir), desk.hand_over)
+        try:
+            await door.start()
+        except OSError as error:
+            where = f"cannot listen on {config.listen} port {config.port}: {error.strerror or error}"
+            raise UserError([Problem(self.config_file or "config.toml", "submission.port", where)]) from error
+        return door
 
     async def _check_smtp(self) -> None:
         """At start: log in to SMTP once (nothing is sent). A refused login or an impossible TLS set-up is a
@@ -351,7 +381,9 @@ class Daemon:
                 with contextlib.suppress(RuntimeError):  # the loop has closed: the daemon is on its way out
                     loop.call_soon_threadsafe(self.wake.set)
 
-            for folder in (folders.outbox, folders.scheduled, folders.inbox):
+            self.draft_door = DraftDoor()
+            drafts = await self.draft_door.find_folder(world) if settings.drafts.take_flagged else None
+            for folder in (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else [])):
                 watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)
                 watchers.append(watcher)
                 # IDLE must be on before the first pass scans: a message dropped in between is then still seen.
@@ -443,6 +475,8 @@ class Daemon:
         await scan_sent(world, seen)  # first: a reply in INBOX may answer what the phone just put in Sent
         await scan_replies(world, seen)
         await take_in_outbox(world)
+        # The star and label doors, after the intake: a labelled draft's Outbox copy is known by then.
+        drafts_due = await self.draft_door.pass_once(world)
         await follow_scheduled(world)
         due = await carry_out(world)
         refusal = world.smtp_gate.refusal
@@ -451,7 +485,8 @@ class Daemon:
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
-        return min((t for t in (due, meetings_due, review_due, agenda_due) if t is not None), default=None)
+        waits = (due, meetings_due, review_due, agenda_due, drafts_due)
+        return min((t for t in waits if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:

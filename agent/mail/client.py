@@ -322,6 +322,20 @@ class Connection:
     def remove_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
         self.remove_flags_many(folder, [uid], flags)
 
+    def leave_folder(self, folder: str, uid: int) -> None:
+        """Gmail (X-GM-EXT-1): remove the folder's label (never an EXPUNGE there: in Drafts it would discard the
+        message, which also stands in other folders); elsewhere: delete this copy."""
+        if not self._has("X-GM-EXT-1"):
+            self.delete(folder, uid)
+            return
+        self._select(folder)
+        special = {"\\DRAFTS": "\\Draft", "\\SENT": "\\Sent", "\\INBOX": "\\Inbox"}
+        attributes = self.folder_list().get(folder, frozenset())
+        label = next((special[a.upper()] for a in attributes if a.upper() in special), folder)
+        self._run(
+            f"STORE -X-GM-LABELS in {folder!r}", lambda: self.client.remove_gmail_labels([uid], [label], silent=True)
+        )
+
     def remove_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
         marks = uid_set(uids)
         if marks:

@@ -121,6 +121,11 @@ class MailboxPort(Protocol):
         """Take ``flags`` off the message (the others stay)."""
         ...
 
+    def leave_folder(self, folder: str, uid: int) -> None:
+        """Take the message out of ``folder`` only: where folders are labels (Gmail), remove that label, so that
+        it stays in its other folders; elsewhere (where each folder holds its own copy) delete this copy."""
+        ...
+
     def replace_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
         """Set the flags of these messages to exactly ``flags``."""
         ...

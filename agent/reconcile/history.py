@@ -15,6 +15,7 @@ from datetime import timedelta
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
+from agent.reconcile.doors.early_copies import take_out_early_copies
 from agent.reconcile.not_answers import read_bounce, tell_unknown_address
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
@@ -41,6 +42,10 @@ class Seen:
         self.uids[folder] = (validity, known | set(fresh))
         return fresh
 
+    def again(self, folder: str, uid: int) -> None:
+        """Read ``uid`` again on the next pass."""
+        self.uids.get(folder, (0, set()))[1].discard(uid)
+
 
 async def new_headers(world: World, seen: Seen, folder: str) -> list[HeaderInfo]:
     """Headers of the recent messages in ``folder`` not read before (one batched FETCH)."""
@@ -59,6 +64,10 @@ async def scan_sent(world: World, seen: Seen) -> int:
         return 0
     envelopes = [(info, parse_envelope(info.headers)) for info in infos]
     ours = world.ledger.known_message_ids(e.message_id for _, e in envelopes if e.message_id)
+    folder = world.folders.sent
+    await take_out_early_copies(
+        world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u)
+    )
     found = 0
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):

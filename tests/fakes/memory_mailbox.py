@@ -352,6 +352,9 @@ class MemoryMailbox:
             if uid in box.messages:
                 box.messages[uid].flags -= set(flags)
 
+    def leave_folder(self, folder: str, uid: int) -> None:
+        self.delete(folder, uid)  # the fake's folders hold copies, not labels
+
 
 def as_port(mailbox: MemoryMailbox) -> MailboxPort:
     """The fake as the interface: mypy checks here that it implements every operation the reconcile uses."""

@@ -68,6 +68,7 @@ class Profile:
     refuse_select_condstore: bool = False  # CONDSTORE advertised, SELECT/EXAMINE (CONDSTORE) answered NO
     reorder_copyuid: bool = False  # COPYUID destination UIDs in another order than the sources
     all_mail: str | None = None  # Gmail: every message appended also shows here (labels)
+    unlabelled: str | None = None  # Gmail: where a copy goes when its folder's label is removed (a hidden folder)
     builtin_outbox: str | None = None  # the provider's own client parks mail here (never the agent's)
     files_sent: bool = False  # the SMTP server files each submission in ``sent`` itself
     idle_limit: float | None = None  # seconds an IDLE may last before the server says BYE and drops
@@ -114,8 +115,10 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                         "[Gmail]/Trash": "\\Trash",
                         "[Gmail]/Spam": "\\Junk",
                         "[Gmail]/Starred": "\\Flagged",
+                        "[Gmail]/Label removed": "",
                     }
                 ),
+                unlabelled="[Gmail]/Label removed",
                 drop_capabilities=frozenset({"QRESYNC", "NOTIFY", "METADATA", "METADATA-SERVER", "URLAUTH"}),
                 add_capabilities=("X-GM-EXT-1", "APPENDLIMIT=35651584"),
                 all_mail="[Gmail]/All Mail",

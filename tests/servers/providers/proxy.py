@@ -196,6 +196,7 @@ class _Session:
         self.raw_until: str | None = None  # AUTHENTICATE: the client's lines are SASL data until this tag ends
         self.appends: dict[str, tuple[list[str], bytes]] = {}  # tag -> (flags, message) to copy to All Mail
         self.side: IMAPClient | None = None  # Gmail: the connection that files copies in All Mail
+        self.folder = ""  # what this connection has selected
         self.ended = False
         self.drop_caps = frozenset(c.upper() for c in self.p.drop_capabilities) | {"STARTTLS", "LOGINDISABLED"}
 
@@ -298,6 +299,7 @@ class _Session:
         if name in ("SELECT", "EXAMINE"):
             folder = str(words[2]) if len(words) > 2 else ""
             self.proxy.selected.append(folder)
+            self.folder = folder
             options = {w.upper() for w in flatten(words[3:])}
             if options & CONDSTORE_FAMILY:
                 if options & CONDSTORE_FAMILY & self.drop_caps:
@@ -313,6 +315,14 @@ class _Session:
             message.parts[0] = f"{tag} ENABLE {' '.join(kept)}\r\n".encode()
         elif name in ("FETCH", "UID FETCH", "SEARCH", "UID SEARCH") and not p.has_condstore and _MODSEQ.search(text):
             return self._refuse(tag, name, "BAD", "MODSEQ needs CONDSTORE, which this server does not have")
+        elif name in ("STORE", "UID STORE") and p.unlabelled and "-X-GM-LABELS" in text.upper():
+            # Labels: removing the folder's own label takes the message out of that folder only; the test Dovecot
+            # keeps one copy per folder, so this copy goes aside (a MOVE: one tagged answer, like the STORE's).
+            self.proxy.event("label removed", f"{self.folder}: {text.strip()}")
+            command = "UID MOVE" if name == "UID STORE" else "MOVE"
+            quoted = p.unlabelled.replace('"', '\\"')
+            uids = words[3] if name == "UID STORE" else words[2]
+            message.parts[0] = f'{tag} {command} {uids} "{quoted}"\r\n'.encode()
         elif name in ("STORE", "UID STORE"):
             if not p.has_condstore and "UNCHANGEDSINCE" in text.upper():
                 return self._refuse(tag, name, "BAD", "UNCHANGEDSINCE needs CONDSTORE, which this server does not have")

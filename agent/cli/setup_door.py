@@ -1,0 +1,43 @@
+"""``setup``'s door question: which mail program the student writes in, and that program's steps.
+
+For a program whose door is its own Send, the config gets a ``[submission]`` section (the daemon then listens on
+127.0.0.1) and the steps show the host, port, user and the generated password to enter as its outgoing server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.cli.doors import BY_KEY, CLIENTS, Client, steps_for
+from agent.cli.prompts import Asker
+from agent.config.settings import Settings
+from agent.mail.submission import local_secret
+
+NONE = "none"
+CHOICES = [NONE, *(client.key for client in CLIENTS)]
+
+
+def choose_client(ask: Asker, o: dict[str, Any], existing: dict[str, Any]) -> tuple[Client | None, dict[str, Any]]:
+    """The program (None: not asked, or "none") and the config changes its door needs."""
+    if ask.interactive and o.get("client") is None:
+        ask.say("Which mail program do you write in? " + "; ".join(f"{c.key}: {c.name}" for c in CLIENTS))
+    key = ask.choice("--client", o.get("client"), "Your mail program", CHOICES, NONE)
+    client = BY_KEY.get(key)
+    if client is None or client.door != "send":
+        return client, {}
+    port = o.get("submission_port") or (existing.get("submission") or {}).get("port") or 1587
+    return client, {"submission": {"port": int(port)}}
+
+
+def show_steps(ask: Asker, client: Client, settings: Settings) -> None:
+    folders = settings.imap.folders
+    values: dict[str, Any] = {"outbox": folders.outbox, "drafts": folders.drafts or "Drafts"}
+    door = settings.submission
+    if door is not None:
+        values |= {"host": door.listen, "port": door.port, "user": door.username}
+        values["password"] = local_secret(settings.state_dir)
+    ask.say("")
+    for line in steps_for(client, **values):
+        ask.say(line)
+    if door is not None and client.door == "send":
+        ask.say(f"  (The password is kept in {settings.state_dir / 'submission-password'}; mentor-agent must run.)")

@@ -1,0 +1,195 @@
+"""The star door: a draft to a mentor that the student flags (Gmail's star, the flag of Apple Mail, Outlook and
+phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Outbox.
+
+- It is taken once it has stood flagged and unchanged for ``[drafts] settle`` seconds: mail programs save a draft
+  again and again while one types, each save a new message (a new UID), and each save starts the wait afresh.
+- Taking it: its flag (and ``\\Draft``) comes off, then it is MOVEd to the Mentor Outbox, so that it leaves Drafts
+  and cannot also be sent from there (and its flag is not read as "send now anyway" in the Outbox). A notice says
+  so. The intake does the rest, as for any message in the Outbox.
+- A flagged draft to no mentor is left alone: the flag may mean anything.
+- A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
+  taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
+- A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
+  its Message-ID, or by its recipients and subject among the drafts taken in the last day; it is never taken a
+  second time, and the student is told once what became of the one that was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from agent.crashpoints import crash_point
+from agent.logs import named
+from agent.mail.port import HeaderInfo
+from agent.mail.session import MailboxError, MessageGone
+from agent.reconcile.context import World
+from agent.rules.envelope import Envelope, parse_envelope
+from agent.store.ledger import ATTENTION, CANCELLED
+
+log = logging.getLogger("mentor_agent.drafts")
+TAKEN = "draft taken"
+TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
+RECOGNISE_FOR = timedelta(days=1)
+LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
+
+
+def signature(envelope: Envelope) -> str:
+    """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
+    text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()
+    return "draft:" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass
+class DraftDoor:
+    """What the door remembers between passes (the daemon keeps one; a restart only starts the waits afresh)."""
+
+    folder: str | None = None
+    validity: int = 0
+    flagged_since: dict[int, datetime] = field(default_factory=dict)
+    looked_at: set[int] = field(default_factory=set)
+    taken: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # signature -> (key, when)
+    # Drafts not known to the ledger when first seen: a labelled draft's Outbox copy may be taken in a pass later.
+    unplaced: dict[int, tuple[str, datetime]] = field(default_factory=dict)  # UID -> (key, looked for until)
+
+    async def find_folder(self, world: World) -> str | None:
+        if self.folder is None:
+            configured = world.settings.imap.folders.drafts
+            listed = await world.imap(world.mailbox.folder_list)
+            special = next((name for name, attrs in listed.items() if "\\drafts" in {a.lower() for a in attrs}), None)
+            name = configured or special or "Drafts"
+            self.folder = name if name in listed else ""
+        return self.folder or None
+
+    async def pass_once(self, world: World) -> datetime | None:
+        """Take what is due; returns when a flagged draft will have settled (None: nothing waits)."""
+        if not world.settings.drafts.take_flagged:
+            return None
+        folder = await self.find_folder(world)
+        if folder is None:
+            return None
+        validity, uids = await world.imap(world.mailbox.uids, folder)
+        if validity != self.validity:
+            self.validity, self.flagged_since, self.looked_at = validity, {}, set()
+        present = set(uids)
+        flagged = set(await world.imap(world.mailbox.flagged, folder)) & present
+        fresh = [uid for uid in uids if uid not in self.looked_at]
+        wanted = sorted(flagged | set(fresh))
+        infos = await world.imap(world.mailbox.headers, folder, wanted) if wanted else []
+        now = world.now()
+        self.flagged_since = {uid: at for uid, at in self.flagged_since.items() if uid in flagged}
+        self.looked_at = (self.looked_at & present) | set(fresh)
+        settle = timedelta(seconds=world.settings.drafts.settle)
+        for uid, (key, until) in list(self.unplaced.items()):
+            if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
+                del self.unplaced[uid]
+        due: list[datetime] = []
+        for info in infos:
+            envelope = parse_envelope(info.headers)
+            if await self._came_back(world, folder, info, envelope, first_look=info.uid in fresh):
+                continue
+            if info.uid in fresh and await self._handed_over(world, folder, info.uid, envelope.key):
+                continue
+            if info.uid in fresh and envelope.message_id:
+                self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
+            if info.uid not in flagged and not self._half_taken(world, envelope):
+                continue
+            if not any(world.book.for_address(a) for a in envelope.recipients):
+                continue  # a flag on a draft to no mentor means something else: left alone
+            since = self.flagged_since.setdefault(info.uid, now)
+            if now - since < settle:
+                due.append(since + settle)
+                continue
+            await self._take(world, folder, info, envelope)
+        return min(due, default=None)
+
+    async def _came_back(
+        self, world: World, folder: str, info: HeaderInfo, envelope: Envelope, first_look: bool
+    ) -> bool:
+        """A copy of a draft taken before: told once (on first sight, or when it is flagged), never taken."""
+        taken = envelope.key if envelope.message_id and world.ledger.logged(TAKEN, envelope.key) else None
+        earlier = self.taken.get(signature(envelope))
+        if taken is None and earlier is not None and world.now() - earlier[1] <= RECOGNISE_FOR:
+            taken = earlier[0]
+        if taken is None:
+            return False
+        row = world.ledger.get(taken)
+        flagged = "\\Flagged" in info.flags
+        if not (first_look or flagged):
+            return True
+        subject = (row.subject if row else envelope.subject) or "(no subject)"
+        if flagged:
+            try:
+                await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
+            except MailboxError as error:
+                log.warning("%s: could not take the flag off its copy in Drafts: %s", named(taken, subject), error)
+        if row is None:
+            where = f"in your {world.folders.outbox}"
+        else:
+            where = "already sent" if row.state == "done" else f"{row.state}, in {row.folder}"
+        log.info("%s: a copy came back to %s; it was taken before, so not again", named(taken, subject), folder)
+        await world.notify(
+            f"Not taken again: {subject}",
+            [
+                f"“{subject}” is in {folder} again: your mail program saved it once more after mentor-agent had "
+                f"taken it. It was not taken a second time; the message taken is {where}.",
+                f"Delete this draft. To send the new version as a message of its own, move it to the "
+                f"{world.folders.outbox}.",
+            ],
+            about=row.message_id if row else envelope.message_id,
+        )
+        return True
+
+    async def _handed_over(self, world: World, folder: str, uid: int, key: str) -> bool:
+        """The label door: a draft that also stands in the Outbox (Gmail's label "Mentor Outbox" in the compose
+        window), taken in there already, leaves Drafts on purpose, so that it cannot also be sent from there."""
+        row = world.ledger.get(key) if not key.startswith("sha256:") else None
+        if row is None or row.state in (CANCELLED, ATTENTION):  # cancel puts a message back in Drafts
+            return False
+        try:
+            await world.imap(world.mailbox.leave_folder, folder, uid)
+        except MessageGone:
+            return True
+        world.ledger.log("left drafts", mentor=row.mentor, message=row.key, detail=f"handed over, {row.state}")
+        log.info(
+            "%s: handed over (%s) and still in %s: taken out of it", named(row.key, row.subject), row.state, folder
+        )
+        return True
+
+    @staticmethod
+    def _half_taken(world: World, envelope: Envelope) -> bool:
+        """Its flag taken off by the agent, which stopped before the MOVE (a crash): the flag still counts."""
+        key = envelope.key
+        if not envelope.message_id or not world.ledger.logged(TAKING, key) or world.ledger.logged(TAKEN, key):
+            return False
+        return world.ledger.get(key) is None
+
+    async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
+        what = named(envelope.key, envelope.subject)
+        outbox = world.folders.outbox
+        try:
+            if envelope.message_id:  # the student's flag is about to come off: remember that she set it
+                world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
+            # The flag first: in the Outbox a flag means "send now anyway", which the student did not ask for.
+            await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged", "\\Draft"])
+            crash_point("draft-unflagged")
+            await world.imap(world.mailbox.move, folder, info.uid, outbox)
+        except MessageGone:
+            return  # saved again or deleted meanwhile: the new copy waits its own settle time
+        self.flagged_since.pop(info.uid, None)
+        self.taken[signature(envelope)] = (envelope.key, world.now())
+        world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
+        log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
+        subject = envelope.subject or "(no subject)"
+        await world.notify(
+            f"Taken from {folder}: {subject}",
+            [
+                f"You flagged the draft “{subject}”, so mentor-agent took it: it is in your {outbox} now and goes "
+                "when the agreement allows (you are told if it has to wait).",
+                f"It left {folder} so that it cannot also be sent from there. If your mail program still has it open, "
+                "close it without saving.",
+            ],
+            about=envelope.message_id,
+        )

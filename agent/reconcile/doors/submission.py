@@ -1,0 +1,108 @@
+"""The submission door: a message the mail program sent to the agent (SMTP) goes into the Mentor Outbox.
+
+The answer is 250 only once the message is in the Outbox (the student sees it there, and the intake takes it from
+there as if she had dropped it in); an Outbox that cannot be reached (IMAP down, a full mailbox) is 451, so that
+the mail program keeps the message and tries again. A second hand-over of the same message (the program never
+heard the 250: a kill -9 between the APPEND and the answer, a dropped line) is recognised by its Message-ID, in
+the ledger or in the Outbox, and answered 250 without a second copy: nothing is sent twice.
+
+Mail to no mentor goes the same way and leaves at once (``pass_through``): the agent can be the program's only
+outgoing server. With ``pass_through = false`` such mail is refused (550) rather than left waiting unseen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from agent.config.settings import Settings
+from agent.crashpoints import crash_point
+from agent.logs import named
+from agent.mail.client import Connection
+from agent.mail.session import Login, MailboxError
+from agent.rules.envelope import domain_of
+from agent.rules.policy import PolicyBook
+from agent.rules.submitted import as_submitted
+from agent.store.ledger import DONE, OPEN_STATES, Ledger
+
+log = logging.getLogger("mentor_agent.submission")
+SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
+
+
+class SubmissionDesk:
+    """Takes what the listener received; one hand-over at a time (a retry waits for the first to end)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        book: Callable[[], PolicyBook],
+        login: Callable[[], Login],
+        wake: Callable[[], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.book = book
+        self.login = login
+        self.wake = wake
+        self.clock = clock
+        self._turn = asyncio.Lock()
+
+    async def hand_over(self, mail_from: str, rcpt_tos: Sequence[str], raw: bytes) -> str:
+        async with self._turn:
+            return await self._hand_over(rcpt_tos, raw)
+
+    async def _hand_over(self, rcpt_tos: Sequence[str], raw: bytes) -> str:
+        domain = domain_of(self.settings.student.address)
+        submitted = as_submitted(raw, rcpt_tos, domain=domain, now=self.clock())
+        envelope = submitted.envelope
+        what = named(envelope.key, envelope.subject)
+        if submitted.not_in_envelope:
+            listed = ", ".join(submitted.not_in_envelope)
+            log.warning("%s: refused: its header names %s, whom the envelope leaves out", what, listed)
+            return (
+                f"550 5.5.0 mentor-agent sends each message once, to all its recipients: its header names {listed} "
+                "but the envelope does not; send it with all recipients at once"
+            )
+        book = self.book()
+        to_mentor = any(book.for_address(a) is not None for a in envelope.recipients)
+        if not to_mentor and not self.settings.pass_through:
+            log.warning("%s: refused: to no mentor, and pass_through is off", what)
+            return "550 5.7.1 not to a mentor, and pass_through is off: send it from your own mail server"
+        if self._had(envelope.key):
+            log.info("%s: handed over again; already taken, so not a second time", what)
+            return "250 2.0.0 mentor-agent has this message already"
+        folder = self.settings.imap.folders.outbox
+        try:
+            added = await asyncio.to_thread(self._append, folder, submitted.raw, envelope.key)
+        except (MailboxError, OSError, TimeoutError) as error:
+            log.warning("%s: not taken (the Mentor Outbox cannot be reached: %s); answered 451", what, error)
+            return "451 4.3.0 mentor-agent cannot reach your Mentor Outbox just now; your mail program will try again"
+        crash_point("submission-appended")
+        self.ledger.log(SUBMITTED, message=envelope.key, detail=envelope.subject)
+        if added:
+            bcc = f" (Bcc from the envelope: {', '.join(submitted.added_bcc)})" if submitted.added_bcc else ""
+            log.info("%s: submitted by the mail program, put in %s%s", what, folder, bcc)
+        else:
+            log.info("%s: handed over again and already in %s; not a second copy", what, folder)
+        self.wake()
+        return f"250 2.0.0 taken by mentor-agent, in your {folder}"
+
+    def _had(self, key: str) -> bool:
+        """Whether this message was handed over already: on its way or sent, or handed over and not yet taken in.
+        One cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try."""
+        row = self.ledger.get(key)
+        if row is not None:
+            return row.state in OPEN_STATES or row.state == DONE
+        return bool(self.ledger.known_message_ids([key]))
+
+    def _append(self, folder: str, raw: bytes, key: str) -> bool:
+        """APPEND unless a copy is there already (a retry after a lost 250). In a worker thread: blocks."""
+        with Connection(self.settings.imap, self.login()) as connection:
+            if not key.startswith("sha256:") and connection.find_by_message_id(folder, key):
+                return False
+            connection.append(folder, raw)
+            return True

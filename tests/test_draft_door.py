@@ -1,0 +1,99 @@
+"""The star door, end to end: a flagged draft to a mentor in the real Dovecot's Drafts is taken by the real daemon,
+paced, and reaches her once; a flagged draft to a stranger is left alone; a draft saved again is not sent again."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from agent.crashpoints import VARIABLE
+from tests.agent_process import MENTOR, Agent, agent, eventually, mail, policy_text
+
+__all__ = ["agent"]  # the fixture
+pytestmark = pytest.mark.servers
+DRAFTS = "Drafts"
+
+
+def settle_in(agent: Agent, seconds: float) -> None:
+    with agent.config.open("a") as out:
+        out.write(f"\n[drafts]\nsettle = {seconds}\n")
+
+
+def save_draft(agent: Agent, raw: bytes, *, flagged: bool) -> int:
+    return agent.dovecot.append(agent.user, DRAFTS, raw, ("\\Draft", "\\Seen", *(["\\Flagged"] if flagged else [])))
+
+
+def test_a_flagged_draft_to_a_mentor_is_taken_after_it_settles_and_sent_once(agent: Agent) -> None:
+    settle_in(agent, 1.5)
+    agent.start()
+    raw = mail("Starred in Drafts")
+    save_draft(agent, raw, flagged=True)
+    started = time.monotonic()
+    received = agent.smtp.wait_for(1, timeout=15)[0]
+    assert time.monotonic() - started >= 1.5  # not before it stood unchanged for the settle time
+    assert received.rcpt_tos == (MENTOR,)
+    assert agent.folder_raw(DRAFTS) == {}  # left Drafts: it cannot also be sent from there
+    eventually(lambda: agent.subjects("Sent") == ["Starred in Drafts"])
+    sent = agent.dovecot.client(agent.user)
+    with sent as client:
+        client.select_folder("Sent Items")
+        flags = client.get_flags(client.search(["ALL"]))
+    assert all(b"\\Draft" not in f and b"\\Flagged" not in f for f in flags.values())
+    notice = eventually(lambda: [n for n in agent.notices() if "Taken from Drafts" in str(n["Subject"])])
+    assert "Starred in Drafts" in str(notice[0]["Subject"])
+    assert len(agent.smtp.messages) == 1
+
+
+def test_a_flagged_draft_to_a_stranger_and_an_unflagged_one_are_left_alone(agent: Agent) -> None:
+    settle_in(agent, 0)
+    agent.start()
+    save_draft(agent, mail("To a friend", to="friend@example.org"), flagged=True)
+    save_draft(agent, mail("Not yet"), flagged=False)
+    agent.drop(mail("Marker"))  # something the agent does take, to know a pass has run
+    agent.smtp.wait_for(1)
+    # The pass that took the marker looked at Drafts first (settle 0): had it meant to take them, it had.
+    assert sorted(agent.subjects(DRAFTS)) == ["Not yet", "To a friend"]
+    assert len(agent.smtp.messages) == 1
+
+
+@pytest.mark.parametrize("same_id", [True, False], ids=["same Message-ID", "new Message-ID"])
+def test_a_draft_saved_again_after_it_was_taken_is_not_sent_twice(agent: Agent, same_id: bool) -> None:
+    agent.policy(policy_text(min_gap="1h"))
+    settle_in(agent, 0)
+    agent.start()
+    agent.drop(mail("Earlier today"))
+    agent.smtp.wait_for(1)
+    raw = mail("Still open in the compose window")
+    save_draft(agent, raw, flagged=True)
+    eventually(lambda: agent.subjects("Scheduled") == ["Still open in the compose window"])
+    # The compose window saves again, edited, and still starred (Gmail keeps the star); some programs give each
+    # save a new Message-ID: then it is known by its recipients and subject.
+    edited = b"A short question, edited."
+    again = (
+        raw.replace(b"A short question.", edited)
+        if same_id
+        else mail("Still open in the compose window", body=edited.decode())
+    )
+    save_draft(agent, again, flagged=True)
+    notice = eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    assert "scheduled, in Scheduled" in notice[0].get_content()
+    assert agent.subjects(DRAFTS) == ["Still open in the compose window"]  # left for the student to delete
+    assert agent.subjects("Scheduled") == ["Still open in the compose window"]
+    assert agent.folder_raw("Needs attention") == {}
+    assert len(agent.smtp.messages) == 1
+
+
+def test_killed_between_taking_the_flag_off_and_the_move_it_is_still_taken(agent: Agent) -> None:
+    settle_in(agent, 0)
+    agent.start(**{VARIABLE: "draft-unflagged"})
+    save_draft(agent, mail("Flag off, then killed"), flagged=True)
+    assert agent.wait_exit() == -signal.SIGKILL
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder(DRAFTS)
+        assert all(b"\\Flagged" not in f for f in client.get_flags(client.search(["ALL"])).values())
+    agent.start()
+    assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
+    eventually(lambda: agent.subjects("Sent") == ["Flag off, then killed"])
+    assert agent.folder_raw(DRAFTS) == {} and len(agent.smtp.messages) == 1

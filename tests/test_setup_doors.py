@@ -1,0 +1,50 @@
+"""setup's door question: the rows of agent/cli/doors.py, and what setup writes and prints for a program."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.cli.doors import CLIENTS, DOORS, steps_for
+from agent.config.settings import load_settings
+from tests.test_setup import Student, cli, student
+
+__all__ = ["student"]  # the fixture
+
+
+def test_every_program_named_in_the_issue_has_a_row_and_its_steps_read_whole() -> None:
+    names = " / ".join(client.name for client in CLIENTS)
+    for wanted in ("Thunderbird", "Apple Mail", "Outlook (desktop)", "Outlook on the web", "Gmail on the web",
+                   "Gmail app", "iPhone", "Thunderbird for Android", "mutt", "neomutt", "aerc"):  # fmt: skip
+        assert wanted in names
+    assert len({client.key for client in CLIENTS}) == len(CLIENTS)
+    for client in CLIENTS:
+        assert client.door in DOORS
+        lines = steps_for(client, outbox="Mentor Outbox", password="s3cret")
+        assert all("{" not in line for line in lines), lines  # every placeholder filled
+
+
+@pytest.mark.servers
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_setup_for_a_program_that_sends_opens_the_door_and_prints_its_settings(student: Student) -> None:
+    result = cli(
+        "setup", "--yes", *student.flags(client="thunderbird", **{"submission-port": "2587"}), cwd=student.root
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    settings = load_settings(student.config)
+    assert settings.submission is not None and settings.submission.port == 2587
+    secret = (Path(student.root) / "state" / "submission-password").read_text().strip()
+    assert "Thunderbird: Send as usual, through mentor-agent as the outgoing server." in result.stdout
+    assert f"server 127.0.0.1, port 2587, no encryption on this computer (STARTTLS beyond it), user mentor-agent, " \
+           f"password {secret}" in result.stdout  # fmt: skip
+
+
+@pytest.mark.servers
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_setup_for_a_program_with_the_star_door_prints_its_steps_and_opens_no_port(student: Student) -> None:
+    result = cli("setup", "--yes", *student.flags(client="outlook-web"), cwd=student.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load_settings(student.config).submission is None
+    assert "Outlook on the web: Flag (star) the finished draft." in result.stdout
+    assert "In Drafts, flag it" in result.stdout

@@ -1,0 +1,209 @@
+"""The submission door, end to end: real mail programs (smtplib, msmtp, s-nail, neomutt) submit to the real daemon,
+which puts the message in the Mentor Outbox of the real Dovecot and paces it like any other."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import smtplib
+import subprocess
+
+import pytest
+
+from agent.crashpoints import VARIABLE
+from tests.agent_process import MENTOR, SENT, STUDENT, Agent, agent, eventually, mail, parse, policy_text
+from tests.servers import free_port, wait_for_port
+
+__all__ = ["agent"]  # the fixture
+pytestmark = pytest.mark.servers
+USER = "mentor-agent"
+
+
+def open_door(agent: Agent) -> int:
+    port = free_port()
+    with agent.config.open("a") as out:
+        out.write(f"\n[submission]\nport = {port}\n")
+    return port
+
+
+def password(agent: Agent) -> str:
+    return (agent.root / "state" / "submission-password").read_text().strip()
+
+
+def start(agent: Agent, port: int, **env: str) -> None:
+    agent.start(**env)
+    wait_for_port(port)  # the door opens before the agent logs in to IMAP; a restart logged "connected" before
+
+
+def submit(port: int, secret: str, raw: bytes, rcpt: list[str]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.login(USER, secret)
+        client.sendmail(STUDENT, rcpt, raw)
+
+
+def test_send_through_the_agent_is_paced_and_the_envelope_bcc_is_honoured_once(agent: Agent) -> None:
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), mail("First, via Send"), [MENTOR])
+    agent.smtp.wait_for(1)
+    # A Bcc the program kept only in the envelope (smtplib, like most, never writes it in the header).
+    raw = mail("Second, via Send")
+    submit(port, password(agent), raw, [MENTOR, "dean@med.example.edu"])
+    eventually(lambda: agent.subjects("Scheduled") == ["Second, via Send"])
+    held = agent.folder("Scheduled")[0]
+    assert held["Bcc"] == "dean@med.example.edu"  # the student sees whom it goes to
+    assert len(agent.smtp.messages) == 1  # paced: an hour's gap
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(["ALL"]), [b"\\Flagged"])
+    received = agent.smtp.wait_for(2)[1]
+    assert sorted(received.rcpt_tos) == sorted([MENTOR, "dean@med.example.edu"])
+    assert b"Bcc" not in received.content.split(b"\r\n\r\n")[0]
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["First, via Send", "Second, via Send"])
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}
+    assert len(agent.smtp.messages) == 2
+
+
+def test_mail_to_no_mentor_goes_at_once(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), mail("Lunch?", to="friend@example.org"), ["friend@example.org"])
+    assert agent.smtp.wait_for(1)[0].rcpt_tos == ("friend@example.org",)
+    eventually(lambda: agent.subjects("Sent") == ["Lunch?"])
+
+
+def test_a_wrong_password_is_refused(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start()
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo()
+        client.user, client.password = USER, "not-the-password"
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.auth("PLAIN", client.auth_plain)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:  # and nothing goes without a login
+        client.ehlo()
+        code, _ = client.mail(STUDENT)
+        assert code == 530
+
+
+def test_kill_9_between_the_outbox_and_the_250_sends_once(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start(**{VARIABLE: "submission-appended"})
+    raw = mail("Sent again after a crash", message_id=False)  # not even a Message-ID to recognise it by
+    with pytest.raises(smtplib.SMTPException):
+        submit(port, password(agent), raw, [MENTOR])
+    assert agent.wait_exit() == -signal.SIGKILL
+    assert agent.subjects("Outbox") == ["Sent again after a crash"]  # durable before the 250 that never came
+    start(agent, port)
+    submit(port, password(agent), raw, [MENTOR])  # the mail program tries again, as it does after no answer
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Sent again after a crash"])
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}
+    assert len(agent.smtp.messages) == 1
+    assert not [n for n in agent.notices() if "Not sent" in str(n["Subject"])]
+
+
+def _program(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def test_msmtp_sends_through_the_agent(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start()
+    rc = agent.root / "msmtprc"
+    rc.write_text(
+        f"account agent\nhost 127.0.0.1\nport {port}\nauth plain\nuser {USER}\npassword {password(agent)}\n"
+        f"tls off\nfrom {STUDENT}\naccount default : agent\n"
+    )
+    rc.chmod(0o600)
+    raw = mail("From msmtp", Bcc="dean@med.example.edu")
+    subprocess.run([_program("msmtp"), "-C", str(rc), "-t"], input=raw, check=True, timeout=30)
+    received = agent.smtp.wait_for(1)[0]
+    assert sorted(received.rcpt_tos) == sorted([MENTOR, "dean@med.example.edu"])
+    eventually(lambda: agent.subjects("Sent") == ["From msmtp"])
+    assert len(agent.smtp.messages) == 1
+
+
+def test_s_nail_sends_through_the_agent(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start()
+    secret = password(agent)
+    subprocess.run(
+        [
+            _program("s-nail"),
+            "-:/",
+            "-Sv15-compat",
+            "-Sttycharset=utf-8",
+            "-Snosave",
+            f"-Smta=smtp://{USER}:{secret}@127.0.0.1:{port}",
+            "-Ssmtp-auth=plain",
+            f"-r{STUDENT}",
+            "-sFrom s-nail",
+            MENTOR,
+        ],
+        input=b"Hello from s-nail\n",
+        check=True,
+        timeout=30,
+        env={"HOME": str(agent.root), "PATH": "/usr/bin:/bin"},
+    )
+    received = agent.smtp.wait_for(1)[0]
+    assert received.rcpt_tos == (MENTOR,)
+    eventually(lambda: agent.subjects("Sent") == ["From s-nail"])
+
+
+def test_neomutt_sends_through_the_agent(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start()
+    muttrc = agent.root / "muttrc"
+    muttrc.write_text(
+        f'set smtp_url = "smtp://{USER}@127.0.0.1:{port}/"\nset smtp_pass = "{password(agent)}"\n'
+        f'set from = "{STUDENT}"\nset ssl_starttls = no\nset ssl_force_tls = no\nset record = ""\n'
+        "set copy = no\n"
+    )
+    subprocess.run(
+        [
+            _program("neomutt"),
+            "-n",
+            "-F",
+            str(muttrc),
+            "-s",
+            "From neomutt",
+            "-b",
+            "dean@med.example.edu",
+            "--",
+            MENTOR,
+        ],
+        input=b"Hello from neomutt\n",
+        check=True,
+        timeout=30,
+        env={"HOME": str(agent.root), "PATH": "/usr/bin:/bin", "TERM": "dumb"},
+    )
+    received = agent.smtp.wait_for(1)[0]
+    assert sorted(received.rcpt_tos) == sorted([MENTOR, "dean@med.example.edu"])
+    sent = eventually(lambda: agent.folder("Sent"))
+    assert sent[0]["Bcc"] == "dean@med.example.edu"
+    assert parse(received.content)["Bcc"] is None
+
+
+def test_the_programs_own_sent_copy_of_a_held_message_is_not_a_second_one(agent: Agent) -> None:
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), mail("Goes now"), [MENTOR])
+    agent.smtp.wait_for(1)
+    raw = mail("Waits an hour")
+    submit(port, password(agent), raw, [MENTOR])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))  # the program files its copy at once, as most do
+    eventually(lambda: agent.subjects("Scheduled") == ["Waits an hour"])
+    eventually(lambda: agent.subjects("Sent") == ["Goes now"])  # seen once: in Scheduled, not yet in Sent
+    assert "found in Sent, sent without the agent" not in agent.log()  # never counted as received
+    with agent.dovecot.client(agent.user) as client:  # send it now anyway
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(["ALL"]), [b"\\Flagged"])
+    agent.smtp.wait_for(2)
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Goes now", "Waits an hour"])
+    assert len(agent.smtp.messages) == 2
