@@ -43,7 +43,7 @@ def test_msmtp_through_the_agent_on_gmail(behind: Callable[[str], ProviderAgent]
 def test_a_starred_draft_on_gmail(behind: Callable[[str], ProviderAgent]) -> None:
     agent = behind("gmail")
     with agent.config.open("a") as out:
-        out.write("\n[drafts]\nsettle = 0\n")
+        out.write("\n[drafts]\ntake_flagged = true\nsettle = 0\n")
     agent.start()
     agent.dovecot.append(agent.user, "[Gmail]/Drafts", mail("Starred on Gmail"), ("\\Draft", "\\Flagged"))
     assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)

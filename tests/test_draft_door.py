@@ -18,7 +18,7 @@ DRAFTS = "Drafts"
 
 def settle_in(agent: Agent, seconds: float) -> None:
     with agent.config.open("a") as out:
-        out.write(f"\n[drafts]\nsettle = {seconds}\n")
+        out.write(f"\n[drafts]\ntake_flagged = true\nsettle = {seconds}\n")
 
 
 def save_draft(agent: Agent, raw: bytes, *, flagged: bool) -> int:
@@ -43,6 +43,16 @@ def test_a_flagged_draft_to_a_mentor_is_taken_after_it_settles_and_sent_once(age
     assert all(b"\\Draft" not in f and b"\\Flagged" not in f for f in flags.values())
     notice = eventually(lambda: [n for n in agent.notices() if "Taken from Drafts" in str(n["Subject"])])
     assert "Starred in Drafts" in str(notice[0]["Subject"])
+    assert len(agent.smtp.messages) == 1
+
+
+def test_without_the_star_door_a_flagged_draft_is_only_a_flag(agent: Agent) -> None:
+    """A flag set as a reminder on a half-written draft never sends it: the door is opened by setup or by hand."""
+    agent.start()
+    save_draft(agent, mail("Half written, flagged to finish later"), flagged=True)
+    agent.drop(mail("Marker"))  # something the agent does take, to know a pass has run
+    agent.smtp.wait_for(1)
+    assert agent.subjects(DRAFTS) == ["Half written, flagged to finish later"]
     assert len(agent.smtp.messages) == 1
 
 

@@ -45,6 +45,8 @@ def test_setup_for_a_program_that_sends_opens_the_door_and_prints_its_settings(s
 def test_setup_for_a_program_with_the_star_door_prints_its_steps_and_opens_no_port(student: Student) -> None:
     result = cli("setup", "--yes", *student.flags(client="outlook-web"), cwd=student.root)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert load_settings(student.config).submission is None
+    settings = load_settings(student.config)
+    assert settings.submission is None
+    assert settings.drafts.take_flagged, "the star door is opened for a program whose door it is"
     assert "Outlook on the web: Flag (star) the finished draft." in result.stdout
     assert "In Drafts, flag it" in result.stdout

@@ -23,10 +23,15 @@ def choose_client(ask: Asker, o: dict[str, Any], existing: dict[str, Any]) -> tu
         ask.say("Which mail program do you write in? " + "; ".join(f"{c.key}: {c.name}" for c in CLIENTS))
     key = ask.choice("--client", o.get("client"), "Your mail program", CHOICES, NONE)
     client = BY_KEY.get(key)
-    if client is None or client.door != "send":
+    if client is None:
         return client, {}
-    port = o.get("submission_port") or (existing.get("submission") or {}).get("port") or 1587
-    return client, {"submission": {"port": int(port)}}
+    changes: dict[str, Any] = {}
+    if client.door == "star" or "star" in client.also or "flag" in client.also:
+        changes["drafts"] = {"take_flagged": True}  # the star door is opt-in: a flag alone never sends
+    if client.door == "send":
+        port = o.get("submission_port") or (existing.get("submission") or {}).get("port") or 1587
+        changes["submission"] = {"port": int(port)}
+    return client, changes
 
 
 def show_steps(ask: Asker, client: Client, settings: Settings) -> None:

@@ -185,9 +185,11 @@ class Submission(_Section):
 
 
 class Drafts(_Section):
-    """The star door: a flagged draft to a mentor is taken as if dropped in the Mentor Outbox."""
+    """The star door: a flagged draft to a mentor is taken as if dropped in the Mentor Outbox. Off unless asked for
+    (setup turns it on for a mail program whose door is a star): a flag set as a reminder on a half-written draft
+    must never send it."""
 
-    take_flagged: bool = True
+    take_flagged: bool = False
     settle: float = Field(default=30.0, ge=0)  # seconds a flagged draft must stand unchanged (autosaves)
 
 

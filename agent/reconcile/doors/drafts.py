@@ -64,9 +64,9 @@ class DraftDoor:
         return self.folder or None
 
     async def pass_once(self, world: World) -> datetime | None:
-        """Take what is due; returns when a flagged draft will have settled (None: nothing waits)."""
-        if not world.settings.drafts.take_flagged:
-            return None
+        """Take what is due; returns when a flagged draft will have settled (None: nothing waits). The label door
+        (a draft that also stands in the Outbox leaves Drafts) always works; the star door only when opened."""
+        stars = world.settings.drafts.take_flagged
         folder = await self.find_folder(world)
         if folder is None:
             return None
@@ -94,7 +94,7 @@ class DraftDoor:
                 continue
             if info.uid in fresh and envelope.message_id:
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
-            if info.uid not in flagged and not self._half_taken(world, envelope):
+            if not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
