@@ -92,3 +92,49 @@ def test_an_exim_bounce_without_structure_names_the_message_it_quotes() -> None:
     assert report.original == "<q3@med.example.edu>"
     assert [r.address for r in report.failed] == ["arivera@hospital.example.org"]
     assert report.failed[0].words.endswith("550 5.1.1 No such user")
+
+
+def _reply(extra: str, subject: str = "Re: Question about the rotation") -> bytes:
+    return (
+        f"From: arivera@hospital.example.org\r\nTo: sam@med.example.edu\r\nSubject: {subject}\r\n{extra}"
+        "Message-ID: <r@hospital.example.org>\r\nIn-Reply-To: <q1.rotation@med.example.edu>\r\n\r\nYes.\r\n"
+    ).encode()
+
+
+def test_x_auto_response_suppress_is_the_senders_request_not_a_sign_of_a_machine() -> None:
+    """Exchange stamps it on ordinary mail: it asks others not to auto-answer, it says nothing of who wrote."""
+    assert classify(_reply("X-Auto-Response-Suppress: DR, OOF, AutoReply\r\n")).kind == "person"
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject", "kind"),
+    [
+        # Outlook's "decline new invitations while away": a calendar reply, yet written by a machine.
+        (
+            "Auto-Submitted: auto-generated\r\nContent-Class: urn:content-classes:calendarmessage\r\n"
+            "Content-Type: text/calendar; method=REPLY; charset=utf-8\r\n",
+            "Declined: Meeting with Sam",
+            "auto-reply",
+        ),
+        ("", "Out of Office AutoReply: Question about the rotation", "auto-reply"),  # Lotus Notes
+        ("", "AutoReply: Question about the rotation", "auto-reply"),
+        ("", "Auto-Reply: Question about the rotation", "auto-reply"),
+        ("Content-Type: text/plain\r\n", "Read: Question about the rotation", "read-receipt"),  # plain-text receipt
+        ("Content-Type: text/plain\r\n", "Not read: Question about the rotation", "read-receipt"),
+        ("", "Return Receipt", "read-receipt"),  # Lotus Notes
+        ("", "Return Receipt: Question about the rotation", "read-receipt"),
+        # A person's own meeting answer, whatever Outlook asks of auto-responders, still counts.
+        (
+            "X-Auto-Response-Suppress: RN, NRN, OOF\r\nContent-Type: text/calendar; method=REPLY\r\n",
+            "Accepted: Meeting with Sam",
+            "person",
+        ),
+        ("Auto-Submitted: no (written by hand)\r\n", "Re: Question about the rotation", "person"),  # RFC 3834 comment
+        ("Auto-Submitted: No\r\n", "Re: Question about the rotation", "person"),
+        ("Auto-Submitted: auto-replied (vacation)\r\n", "Re: Question about the rotation", "auto-reply"),
+        ("", "Re: Read: the chapter on sepsis", "person"),
+    ],
+)
+def test_machine_mail_in_its_less_common_spellings(extra: str, subject: str, kind: str) -> None:
+    verdict = classify(_reply(extra, subject))
+    assert verdict.kind == kind, verdict.sign

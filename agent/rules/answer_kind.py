@@ -26,10 +26,14 @@ Kind = Literal["person", "auto-reply", "read-receipt", "delivery-report"]
 
 # Subjects Exchange and Outlook give an out-of-office reply, in the languages met most.
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(automatic reply|auto(matic)? response|out of (the )?office|automatische antwort|abwesenheitsnotiz|"
+    r"^\s*(automatic reply|auto(matic)? response|auto-?reply|out of (the )?office( auto-?reply)?|automatische antwort|"
+    r"abwesenheitsnotiz|"
     r"réponse automatique|respuesta automática|risposta automatica|resposta automática|automatisch antwoord)\s*:",
     re.IGNORECASE,
 )
+# Subjects of a read receipt sent as plain mail (Outlook without MDN, Lotus Notes), not as multipart/report.
+_RECEIPT_SUBJECT = re.compile(r"^\s*(read|not read|return receipt|gelesen|ungelesen|lu|non lu|leído)\s*(:|$)", re.I)
+_COMMENT = re.compile(r"\([^()]*\)")  # RFC 3834 allows a comment: "Auto-Submitted: no (written by hand)"
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)
 _QUOTED_ID = re.compile(rb"(?im)^[ \t]*message-id:[ \t]*(<[^<>\s]+>)")
 _MAX_WORDS = 400  # characters of the server's words kept for a notice
@@ -91,12 +95,12 @@ def classify(raw: bytes) -> Verdict:
     senders = [address for _, address in getaddresses([_value(head, "From")]) if address]
     if senders and _DAEMON.match(senders[0]):
         return Verdict("delivery-report", f"From: {senders[0]}")
-    if "calendarmessage" in _value(head, "Content-Class").lower() or head.get_param("method", None):
-        return Verdict("person")  # a meeting answer is hers, whatever Outlook asks of auto-responders
-    auto = _value(head, "Auto-Submitted").split(";")[0].strip().lower()
+    auto = _COMMENT.sub("", _value(head, "Auto-Submitted")).split(";")[0].strip().lower()
     if auto and auto != "no":
         return Verdict("auto-reply", f"Auto-Submitted: {auto}")
-    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
+    # X-Auto-Response-Suppress is no sign: it is the sender's request not to be auto-answered, which Exchange
+    # stamps on ordinary mail and on her own meeting answers alike.
+    for name in ("X-Autoreply", "X-Autorespond"):
         if head.get(name) is not None:
             return Verdict("auto-reply", f"{name}: {_value(head, name)}".strip())
     precedence = _value(head, "Precedence").lower()
@@ -107,6 +111,8 @@ def classify(raw: bytes) -> Verdict:
     subject = _value(head, "Subject")
     if _AUTO_SUBJECT.match(subject):
         return Verdict("auto-reply", f"Subject: {subject[:80]}")
+    if _RECEIPT_SUBJECT.match(subject):
+        return Verdict("read-receipt", f"Subject: {subject[:80]}")
     return Verdict("person")
 
 
