@@ -138,3 +138,42 @@ def test_x_auto_response_suppress_is_the_senders_request_not_a_sign_of_a_machine
 def test_machine_mail_in_its_less_common_spellings(extra: str, subject: str, kind: str) -> None:
     verdict = classify(_reply(extra, subject))
     assert verdict.kind == kind, verdict.sign
+
+
+def test_a_qmail_bounce_in_plain_text_names_the_recipient_and_the_server_words() -> None:
+    """qmail writes no delivery-status part and no X-Failed-Recipients: only ``<address>:`` lines and its words."""
+    raw = (
+        b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mail.med.example.edu\r\nTo: sam@med.example.edu\r\n"
+        b"Subject: failure notice\r\n\r\n"
+        b"Hi. This is the qmail-send program at mail.med.example.edu.\r\n"
+        b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        b"This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        b"<arivera@hospital.example.org>:\r\n192.0.2.25 does not like recipient.\r\n"
+        b"Remote host said: 550 5.1.1 No such user here\r\nGiving up on 192.0.2.25.\r\n\r\n"
+        b"--- Below this line is a copy of the message.\r\n\r\n"
+        b"From: Sam Patel <sam@med.example.edu>\r\nTo: arivera@hospital.example.org\r\n"
+        b"Message-ID: <q1.rotation@med.example.edu>\r\n\r\nHello, <someone@else.example.org>:\r\n"
+    )
+    assert classify(raw).kind == "delivery-report"
+    report = read_delivery_report(raw)
+    assert report.original == "<q1.rotation@med.example.edu>"
+    [failed] = report.failed
+    assert failed.address == "arivera@hospital.example.org"
+    assert "550 5.1.1 No such user here" in failed.words
+
+
+def test_a_bounce_through_her_forwarding_address_names_her_address_too() -> None:
+    """RFC 3464: Final-Recipient is where her address forwarded to, Original-Recipient her address."""
+    raw = (
+        (CORPUS / "dsn" / "postfix_user_unknown.eml")
+        .read_bytes()
+        .replace(
+            b"Final-Recipient: rfc822; arivera@hospital.example.org",
+            b"Final-Recipient: rfc822; ana.rivera@old-clinic.example.net",
+        )
+    )
+    [failed] = read_delivery_report(raw).failed
+    assert failed.address == "ana.rivera@old-clinic.example.net"
+    assert failed.original == "arivera@hospital.example.org"
+    assert failed.names(("arivera@hospital.example.org",))
+    assert not failed.names(("someone@else.example.org",))

@@ -12,6 +12,7 @@ Pure: bytes in, values out; broken input never raises.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email import policy as email_policy
 from email.message import Message
@@ -34,8 +35,12 @@ _AUTO_SUBJECT = re.compile(
 # Subjects of a read receipt sent as plain mail (Outlook without MDN, Lotus Notes), not as multipart/report.
 _RECEIPT_SUBJECT = re.compile(r"^\s*(read|not read|return receipt|gelesen|ungelesen|lu|non lu|leído)\s*(:|$)", re.I)
 _COMMENT = re.compile(r"\([^()]*\)")  # RFC 3834 allows a comment: "Auto-Submitted: no (written by hand)"
-_DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)
+# The senders of delivery reports: the mail system's own mailboxes (Exchange on premises: MicrosoftExchange<hex>@).
+_DAEMON = re.compile(r"^(mailer-daemon|mailerdaemon|postmaster|mail-daemon|microsoftexchange[0-9a-f]*)@", re.I)
 _QUOTED_ID = re.compile(rb"(?im)^[ \t]*message-id:[ \t]*(<[^<>\s]+>)")
+# qmail's plain-text bounce: "<address>:" on a line of its own, then the server's words up to a blank line.
+_QMAIL_RECIPIENT = re.compile(r"(?ms)^<([^<>\s@]+@[^<>\s]+)>:[ \t]*\r?$(.*?)(?:^[ \t]*\r?$|\Z)")
+_COPY_BELOW = re.compile(r"(?m)^-{3,}")  # the copy of the message a report carries below its own words
 _MAX_WORDS = 400  # characters of the server's words kept for a notice
 
 
@@ -59,6 +64,12 @@ class Recipient:
     action: str  # failed, delayed, delivered, relayed, expanded (RFC 3464); "failed" when the report has none
     status: str  # "5.1.1", or "" when not given
     words: str  # the receiving server's own words (Diagnostic-Code), else the report's text
+    original: str = ""  # the address as the student wrote it (Original-Recipient), when a forward changed it
+
+    def names(self, addresses: Iterable[str]) -> bool:
+        """Whether this recipient is one of ``addresses`` (as delivered, or as she was written to)."""
+        wanted = {a.lower() for a in addresses}
+        return self.address in wanted or (bool(self.original) and self.original in wanted)
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,13 @@ class DeliveryReport:
     original: str | None  # the Message-ID of the message it reports on
     recipients: tuple[Recipient, ...]
     subject: str = ""  # that message's subject, when the report carries its headers
+    sender: str = ""  # the report's From address
+
+    @property
+    def by_mail_system(self) -> bool:
+        """Whether a mail system wrote it (MAILER-DAEMON, postmaster, …): anyone else's word that a message
+        failed is not believed (anyone can write a multipart/report quoting a Message-ID)."""
+        return bool(_DAEMON.match(self.sender))
 
     @property
     def failed(self) -> tuple[Recipient, ...]:
@@ -166,10 +184,21 @@ def _notification(message: Message) -> str:
     """The report's first plain text, for a report without a Diagnostic-Code (or without structure at all)."""
     for part in message.walk():
         if part.get_content_type() == "text/plain":
-            text = re.split(r"(?m)^-{5,}", _text_of(part), maxsplit=1)[0]  # not the copy of the message below
+            text = _COPY_BELOW.split(_text_of(part), maxsplit=1)[0]
             kept = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
             return _one_line(" ".join(kept[-4:]))
     return ""
+
+
+def _qmail_recipients(message: Message) -> list[Recipient]:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            text = _COPY_BELOW.split(_text_of(part), maxsplit=1)[0]
+            return [
+                Recipient(found.group(1).lower(), "failed", "", _one_line(found.group(2)))
+                for found in _QMAIL_RECIPIENT.finditer(text)
+            ]
+    return []
 
 
 def read_delivery_report(raw: bytes) -> DeliveryReport:
@@ -183,17 +212,22 @@ def read_delivery_report(raw: bytes) -> DeliveryReport:
         if part.get_content_type() != "message/delivery-status":
             continue
         for block in _fields(part)[1:]:
-            address = _typed(_value(block, "Final-Recipient") or _value(block, "Original-Recipient")).lower()
+            given = _typed(_value(block, "Original-Recipient")).lower().strip("<>")
+            address = _typed(_value(block, "Final-Recipient")).lower().strip("<>") or given
             if not address:
                 continue
             action = _value(block, "Action").lower() or "failed"
             words = _typed(_value(block, "Diagnostic-Code")) or _notification(message)
-            recipients.append(Recipient(address.strip("<>"), action, _value(block, "Status"), words))
+            forwarded_from = given if given != address else ""
+            recipients.append(Recipient(address, action, _value(block, "Status"), words, forwarded_from))
     if not recipients:  # no structure: X-Failed-Recipients (Exim, Gmail) and the text
         failed = [a.lower() for _, a in getaddresses([_value(message, "X-Failed-Recipients")]) if a]
         recipients = [Recipient(address, "failed", "", _notification(message)) for address in failed]
+    if not recipients:  # qmail: "<address>:" lines in its text
+        recipients = _qmail_recipients(message)
     original, subject = _original(message)
     if original is None:  # Exim and older servers quote the message as text below their words
         quoted = _QUOTED_ID.search(split_head(raw)[2])
         original = quoted.group(1).decode("ascii", "replace") if quoted else None
-    return DeliveryReport(original, tuple(recipients), subject)
+    senders = [address for _, address in getaddresses([_value(message, "From")]) if address]
+    return DeliveryReport(original, tuple(recipients), subject, senders[0] if senders else "")
