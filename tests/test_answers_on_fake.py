@@ -179,3 +179,11 @@ def test_mail_to_her_address_with_a_plus_tag_is_told_once(tmp_path: Path, smtp_s
         assert "rivera.toml" in told[0] and "arivera@hospital.example.org with a +tag" in told[0]
     finally:
         made.world.ledger.close()
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("people/*.eml")), ids=lambda p: p.name)
+def test_a_persons_reply_releases_what_waits_for_it(held: Pass, path: Path) -> None:
+    """Hers, from every client, X-Auto-Response-Suppress (Exchange's request to auto-responders) included."""
+    held.server.put("INBOX", redated(path.read_bytes(), datetime.now(UTC) + timedelta(seconds=2)))
+    held.run()
+    assert held.received() == ["Question about the rotation", "second question"]

@@ -16,9 +16,9 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import take_out_early_copies
-from agent.reconcile.not_answers import read_bounce, tell_unknown_address
+from agent.reconcile.not_answers import Reports, read_bounce, tell_unknown_address
 from agent.rules.answer_kind import classify
-from agent.rules.envelope import parse_envelope
+from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 
 log = logging.getLogger("mentor_agent.history")
@@ -31,8 +31,10 @@ class Seen:
     """UIDs already read per folder (reset when UIDVALIDITY changes or on reconnect)."""
 
     uids: dict[str, tuple[int, set[int]]] = field(default_factory=dict)
-    # Her replies that matched nothing yet, per folder, looked at again on the next passes.
+    # Her replies (and delivery reports, and replies from addresses not in a policy) that matched nothing yet,
+    # per folder, looked at again on the next passes; the reports among them already read, by UID.
     waiting: dict[str, dict[int, HeaderInfo]] = field(default_factory=dict)
+    reports: Reports = field(default_factory=dict)
 
     def new(self, folder: str, validity: int, uids: list[int]) -> list[int]:
         known_validity, known = self.uids.get(folder, (validity, set()))
@@ -72,7 +74,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue
-        mentors = {p.id: p for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
+        recipients = envelope.to + envelope.cc + envelope.bcc
+        mentors = {p.id: p for p in map(world.book.for_address, recipients) if p}
         at = envelope.date or info.internaldate
         if at is None:
             continue
@@ -83,7 +86,7 @@ async def scan_sent(world: World, seen: Seen) -> int:
                 at,
                 [envelope.message_id or envelope.key],
                 source="sent-folder",
-                addresses=loaded.policy.mentor.addresses,
+                addresses=_written_to(loaded.policy.mentor.addresses, recipients),
             )
             world.ledger.log(
                 "counted",
@@ -105,8 +108,8 @@ async def scan_replies(world: World, seen: Seen) -> int:
 
     Only a person's answer counts (:mod:`agent.rules.answer_kind`): auto-replies and read receipts are logged
     and left; a delivery report about a message to her is told to the student (:mod:`.not_answers`). A reply of
-    hers that matches nothing yet (the phone's copy of what it answers is not in Sent yet) is looked at again on
-    the next passes, for a day."""
+    hers, a delivery report or a reply from an address not in a policy that matches nothing yet (the phone's copy
+    of what it answers is not in Sent yet) is looked at again on the next passes, for a day."""
     inbox = world.folders.inbox
     fresh = await new_headers(world, seen, inbox)
     waiting = seen.waiting.setdefault(inbox, {})
@@ -123,13 +126,17 @@ async def scan_replies(world: World, seen: Seen) -> int:
             continue
         verdict = classify(info.headers)
         if verdict.kind == "delivery-report":
-            await read_bounce(world, info, ours)
+            if await read_bounce(world, info, ours, seen.reports) == "not ours" and _young(world, info, envelope):
+                waiting[info.uid] = info
             continue
         if not envelope.references:
             continue
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
         if mentor is None:
-            if verdict.answer:
+            if verdict.answer and not any(ref in ours for ref in envelope.references):
+                if _young(world, info, envelope):
+                    waiting[info.uid] = info
+            elif verdict.answer:
                 await tell_unknown_address(world, envelope, ours)
             continue  # only a mentor's own mail can count as an answer; strangers change nothing
         if not envelope.message_id:
@@ -137,8 +144,7 @@ async def scan_replies(world: World, seen: Seen) -> int:
         addresses = mentor.policy.mentor.addresses
         answered = [ref for ref in envelope.references if ref in ours and _received_by(ours[ref], mentor.id, addresses)]
         if not answered:
-            arrived = info.internaldate or envelope.date
-            if verdict.answer and arrived is not None and world.now() - arrived < RETRY_UNMATCHED:
+            if verdict.answer and _young(world, info, envelope):
                 waiting[info.uid] = info
             continue
         if not verdict.answer:
@@ -159,7 +165,21 @@ async def scan_replies(world: World, seen: Seen) -> int:
             world.ledger.log("reply", mentor=mentor.id, message=envelope.message_id, detail=envelope.subject)
             log.info("reply from %s to %s", mentor.name, target)
             found += 1
+    for uid in set(seen.reports) - set(waiting):
+        del seen.reports[uid]  # read and done with: kept only while it waits
     return found
+
+
+def _young(world: World, info: HeaderInfo, envelope: Envelope) -> bool:
+    """Whether mail that matches nothing yet is recent enough to be looked at again on the next passes."""
+    arrived = info.internaldate or envelope.date
+    return arrived is not None and world.now() - arrived < RETRY_UNMATCHED
+
+
+def _written_to(addresses: tuple[str, ...], recipients: tuple[str, ...]) -> tuple[str, ...]:
+    """Her addresses the message was written to (all of them when none is named as written)."""
+    named = {a.lower() for a in recipients}
+    return tuple(a for a in addresses if a.lower() in named) or addresses
 
 
 def _received_by(owner: tuple[str, frozenset[str]], mentor_id: str, addresses: tuple[str, ...]) -> bool:

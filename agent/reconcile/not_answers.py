@@ -1,8 +1,9 @@
 """Mail in INBOX about a mentor's messages that is not her answer, and what the student is told of it.
 
-* A delivery report that a message to her failed: the student is told once, with the receiving server's own
-  words. The message still counted for the day and week it went (it went: the agreement is about what is sent),
-  but no longer waits for her answer: she never got it. Resending is the student's choice (a new message).
+* A delivery report, from a mail system, that a message to her failed: the student is told once, with the
+  receiving server's own words. The message still counted for the day and week it went (it went: the agreement
+  is about what is sent), but no longer waits for her answer once it failed at every one of her addresses it was
+  written to: she never got it. Resending is the student's choice (a new message).
 * A reply from an address her policy does not list (her phone's mail, ``her+tag@``): it does not count (only her
   own addresses can answer), and the student is told once per address, with the policy file to add it to.
 
@@ -12,58 +13,98 @@ Both "once" are kept in the ledger's log, so a restart (which reads INBOX again)
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.rules.agreement import pronouns
-from agent.rules.answer_kind import read_delivery_report
+from agent.rules.answer_kind import DeliveryReport, Recipient, read_delivery_report
 from agent.rules.envelope import Envelope
-from agent.store.answers import BOUNCED, UNKNOWN_ADDRESS, logged, subject_of
+from agent.store.answers import BOUNCED, BOUNCED_TO, UNKNOWN_ADDRESS, bounced_to, logged, recipients_of, subject_of
 
 log = logging.getLogger("mentor_agent.history")
 
 Owners = dict[str, tuple[str, frozenset[str]]]
+Reports = dict[int, DeliveryReport]  # delivery reports in INBOX already read, by UID (looked at again for a day)
+Bounce = Literal["told", "nothing new", "not ours"]
 
 
-async def read_bounce(world: World, info: HeaderInfo, ours: Owners) -> bool:
-    """Record and tell a delivery report that one of the mentors' messages failed. True if it was new."""
-    raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
-    report = read_delivery_report(raw or b"")
+async def read_bounce(world: World, info: HeaderInfo, ours: Owners, reports: Reports) -> Bounce:
+    """Record and tell a delivery report that one of the mentors' messages failed to reach her.
+
+    Only a mail system's report is believed. The message no longer waits for her answer only when it failed at
+    every one of her addresses it was written to; one of two failing is told, and it still waits."""
+    report = reports.get(info.uid)
+    if report is None:
+        raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
+        report = read_delivery_report(raw or b"")
+        reports[info.uid] = report
     item = report.original
     if item is None or item not in ours:
-        return False  # not about mail to a mentor: the student's mail program shows it as it is
+        return "not ours"  # not about mail to a mentor (or not yet: the phone's copy may still be on its way)
     policy_id, addresses = ours[item]
-    failed = [r for r in report.failed if not addresses or r.address in addresses]
+    failed = [r for r in report.failed if not addresses or r.names(addresses)]
     if not failed:
         if report.recipients:
             log.info(
                 "delivery report about %s: %s", item, ", ".join(f"{r.address} {r.action}" for r in report.recipients)
             )
-        return False
+        return "nothing new"
+    if not report.by_mail_system:
+        log.warning("a delivery report about %s from %s, not a mail system: not believed", item, report.sender)
+        return "nothing new"
     if logged(world.ledger, BOUNCED, item):
-        return False
+        return "nothing new"
+    known = bounced_to(world.ledger, item)
+    fresh = {_hers(r, addresses): r for r in failed if _hers(r, addresses) not in known}
+    if not fresh:
+        return "nothing new"
+    for address in fresh:
+        world.ledger.log(BOUNCED_TO, mentor=policy_id, message=item, detail=address)
+    written_to = (recipients_of(world.ledger, item) & addresses) or set(addresses)
+    still = sorted(written_to - known - set(fresh))
     loaded = world.book.by_id.get(policy_id)
     name = loaded.name if loaded is not None else policy_id
     she, her = pronouns(loaded.policy.mentor.pronoun if loaded is not None else "they")
     subject = subject_of(world.ledger, item) or report.subject or item
-    words = "; ".join(f"{r.address}: {r.words or r.status or 'no reason given'}" for r in failed)
+    words = "; ".join(f"{address}: {r.words or r.status or 'no reason given'}" for address, r in fresh.items())
+    said = [
+        f"  {address}: {r.words or 'no reason given'}" + (f" (status {r.status})" if r.status else "")
+        for address, r in fresh.items()
+    ]
+    if still:
+        at = ", ".join(fresh)
+        log.warning("%s to %s bounced at %s (it also went to %s): %s", item, name, at, ", ".join(still), words)
+        await world.notify(
+            f"Not delivered to {name} at {at}: {subject}",
+            [
+                f"Your message “{subject}” did not reach {name} at {at}. The mail server said:",
+                *said,
+                f"It also went to {', '.join(still)}, and no report says it failed there: {she} has it, so it "
+                f"still waits for {her} answer. If that fails too, you are told.",
+            ],
+            about=subject,
+        )
+        return "told"
     world.ledger.log(BOUNCED, mentor=policy_id, message=item, detail=words)
     log.warning("%s to %s bounced: %s", item, name, words)
     await world.notify(
         f"Not delivered to {name}: {subject}",
         [
             f"Your message “{subject}” did not reach {name}. The mail server said:",
-            *(
-                f"  {r.address}: {r.words or 'no reason given'}" + (f" (status {r.status})" if r.status else "")
-                for r in failed
-            ),
+            *said,
             f"It still counts for the day and week it went, but no longer as waiting for {her} answer: {she} never "
             "got it. To try again, write it anew (a copy of the same message is refused as already sent), perhaps "
             f"to another of {her} addresses.",
         ],
         about=subject,
     )
-    return True
+    return "told"
+
+
+def _hers(recipient: Recipient, addresses: frozenset[str]) -> str:
+    """The address of hers the student wrote to (before a forward), else the one the report names."""
+    return recipient.original if recipient.original and recipient.original in addresses else recipient.address
 
 
 async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from agent.store.ledger import Ledger
 
 BOUNCED = "bounced"  # log.message: the item's Message-ID; detail: the server's words
+BOUNCED_TO = "bounced-to"  # log.message: the item's Message-ID; detail: one of her addresses it failed to reach
 NOT_AN_ANSWER = "not-an-answer"  # log.message: the Message-ID of her auto-reply or read receipt; detail: the sign
 UNKNOWN_ADDRESS = "unknown-address"  # log.message: the address the student was told about
 
@@ -35,3 +36,17 @@ def subject_of(ledger: Ledger, message_id: str) -> str:
     row = ledger.db.execute("SELECT subject FROM messages WHERE message_id = ? OR item = ? LIMIT 1", (message_id,) * 2)
     found = row.fetchone()
     return str(found[0]) if found else ""
+
+
+def recipients_of(ledger: Ledger, item: str) -> set[str]:
+    """Every address the student wrote the message(s) of ``item`` to (empty when it went without the agent)."""
+    found: set[str] = set()
+    for (packed,) in ledger.db.execute("SELECT recipients FROM messages WHERE message_id = ? OR item = ?", (item,) * 2):
+        found.update(str(address).lower() for address in json.loads(packed))
+    return found
+
+
+def bounced_to(ledger: Ledger, item: str) -> set[str]:
+    """Her addresses a delivery report said ``item`` failed to reach."""
+    rows = ledger.db.execute("SELECT detail FROM log WHERE event = ? AND message = ?", (BOUNCED_TO, item))
+    return {str(address) for (address,) in rows}
