@@ -77,7 +77,7 @@ from agent.rules.meetings import (
 )
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
-from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
+from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
 from agent.store.rounds import STALE, MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
@@ -346,7 +346,8 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
     for item in [i for i in stored.todo if i["id"] in ids]:
         kind = item["kind"]
         if kind == "notice":
-            await world.notify(item["title"], item["lines"], about=item.get("about"))
+            if not await world.notify(item["title"], item["lines"], about=item.get("about")):
+                continue  # not appended: kept in the todo, appended again on a later pass (see STALE)
         elif kind == "suggestion":
             await append_suggestion(world, stored, item)
         elif state is not None:
@@ -401,8 +402,9 @@ flush = _flush  # for agenda_desk: append a REQUEST rebuilt with a longer agenda
 
 
 async def _retract(world: World, message_id: str) -> None:
-    """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled before it goes."""
-    key = world.ledger.key_of(message_id, NEW, SCHEDULED)
+    """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled (or Sending, where a
+    crash or a stop left it claimed, never handed to SMTP) before it goes."""
+    key = world.ledger.key_of(message_id, NEW, SCHEDULED, CLAIMED)
     found = world.ledger.get(key) if key else None
     if found is None or found.folder is None:
         return
@@ -414,17 +416,24 @@ async def _retract(world: World, message_id: str) -> None:
     log.info("%s: invitation withdrawn before it was sent", found.key)
 
 
+retract = _retract  # for invite_deadline: a REQUEST about to be sent for an offer no longer open
+
+
 async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid: str) -> None:
     """The REQUEST for ``uid`` would leave after its start less ``min_notice`` (the pace holds it later): the offer
-    is withdrawn (the student told, a next time offered if the round does that) and the REQUEST taken back."""
+    is withdrawn (the student told, a next time offered if the round does that) and the REQUEST taken back.
+
+    The REQUEST is taken back first: a failure in between leaves an offer still ``planned`` whose REQUEST is
+    cancelled, which :func:`_follow` withdraws on the next pass — never a withdrawn offer whose REQUEST still goes.
+    """
     assert stored.state is not None
+    request = store.request_id(uid)
+    if request is not None:
+        await _retract(world, request)
     is_free = await is_free_for(world, store, stored)
     state, actions = withdraw_late(stored.state, uid, world.now(), is_free=is_free)
     if actions:
         await _carry(world, store, stored, state, actions)
-    request = store.request_id(uid)
-    if request is not None:
-        await _retract(world, request)
 
 
 async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
@@ -443,12 +452,21 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
             await _carry(world, store, stored, state, actions)
         elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED):
             await _retract(world, request)
+        elif offer.status == "planned" and where == CANCELLED and world.now() > send_by(state, offer):
+            # Taken back because it would have left late (withdraw_unsent cut short): withdrawn as late.
+            is_free = await is_free_for(world, store, stored)
+            state, actions = withdraw_late(state, offer.uid, world.now(), is_free=is_free)
+            await _carry(world, store, stored, state, actions)
         elif offer.status == "planned" and where in (CANCELLED, ATTENTION):
             withdrawn = replace(offer, status="cancelled")
             state = replace(state, offers=tuple(withdrawn if o.uid == offer.uid else o for o in state.offers))
+            when = _both(offer.slot, state, state.student_zone)
             text = (
-                f"The invitation to {state.mentor.name} for {_both(offer.slot, state, state.student_zone)} "
-                f"did not go out ({where}); that offer is withdrawn."
+                f"The invitation to {state.mentor.name} for {when} did not go out ({where}); that offer is withdrawn."
+                if where == CANCELLED
+                # In Needs attention: refused, or in doubt (it may have reached them): never said not to have gone.
+                else f"The invitation to {state.mentor.name} for {when} is in Needs attention (see the notice "
+                "about it); that offer is withdrawn: an answer to it changes nothing."
             )
             await _carry(world, store, stored, state, (NotifyStudent(text),))
 
