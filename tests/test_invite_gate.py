@@ -19,7 +19,7 @@ import pytest
 
 from agent.mail import smtp as smtp_mod
 from agent.mail.session import MailboxError
-from agent.reconcile import agenda_desk, delivery
+from agent.reconcile import agenda_desk, delivery, meeting_desk
 from agent.rules import agenda
 from agent.store.ledger import CANCELLED, SCHEDULED
 from tests.agent_process import OUTBOX
@@ -200,3 +200,33 @@ def test_an_invitation_in_doubt_is_never_said_not_to_have_gone(
     text = told(desk)
     assert "IN DOUBT" in text.upper() or "in doubt" in text, text
     assert "did not go out" not in text, text
+
+
+def test_a_crash_between_taking_back_and_withdrawing_still_withdraws_the_offer_as_late(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The late REQUEST is taken back first; killed before the offer is recorded withdrawn, the next pass withdraws
+    it as late (the student told why), and nothing is sent."""
+    made = make(tmp_path, smtp_server, strategy="sequential", proposals=1, timeout="3d", min_gap="3h")
+    desk = next(made)
+    try:
+        desk.now = chicago_noon(1, desk.now)
+        desk.server.put(OUTBOX, mail("A question first"))
+        desk.settle()
+        desk.propose(topic="Residency")
+
+        async def killed(*_: object, **__: object) -> None:
+            raise Killed("withdrawing")
+
+        monkeypatch.setattr(meeting_desk, "_carry", killed)
+        with pytest.raises(Killed):
+            desk.settle()
+        monkeypatch.undo()
+        assert set(desk.statuses().values()) == {"planned"} and request_state(desk) == CANCELLED
+        desk.restart()
+        desk.settle()
+        assert len(desk.smtp.messages) == 1 and requests(desk) == 0
+        assert set(desk.statuses().values()) == {"cancelled"}
+        assert "could not leave 1h or more before the meeting" in told(desk), told(desk)
+    finally:
+        next(made, None)

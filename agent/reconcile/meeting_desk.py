@@ -401,7 +401,10 @@ flush = _flush  # for agenda_desk: append a REQUEST rebuilt with a longer agenda
 # -- following the REQUESTs --------------------------------------------------------------------------------
 
 
-async def _retract(world: World, message_id: str) -> None:
+LATE = "withdrawn: it could not leave by its start less min_notice"  # the detail of a REQUEST taken back late
+
+
+async def _retract(world: World, message_id: str, why: str = "meeting offer withdrawn before it was sent") -> None:
     """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled (or Sending, where a
     crash or a stop left it claimed, never handed to SMTP) before it goes."""
     key = world.ledger.key_of(message_id, NEW, SCHEDULED, CLAIMED)
@@ -409,7 +412,7 @@ async def _retract(world: World, message_id: str) -> None:
     if found is None or found.folder is None:
         return
     uid = await world.locate(found.folder, found.key, found.uid)
-    world.ledger.update(found.key, state=CANCELLED, detail="meeting offer withdrawn before it was sent")
+    world.ledger.update(found.key, state=CANCELLED, detail=why)
     world.ledger.log("cancelled", mentor=found.mentor, message=found.key, detail="meeting offer withdrawn")
     if uid is not None:
         await world.imap(world.mailbox.delete, found.folder, uid)
@@ -429,7 +432,7 @@ async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid
     assert stored.state is not None
     request = store.request_id(uid)
     if request is not None:
-        await _retract(world, request)
+        await _retract(world, request, LATE)
     is_free = await is_free_for(world, store, stored)
     state, actions = withdraw_late(stored.state, uid, world.now(), is_free=is_free)
     if actions:
@@ -452,7 +455,7 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
             await _carry(world, store, stored, state, actions)
         elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED):
             await _retract(world, request)
-        elif offer.status == "planned" and where == CANCELLED and world.now() > send_by(state, offer):
+        elif offer.status == "planned" and where == CANCELLED and _taken_back_late(world, request):
             # Taken back because it would have left late (withdraw_unsent cut short): withdrawn as late.
             is_free = await is_free_for(world, store, stored)
             state, actions = withdraw_late(state, offer.uid, world.now(), is_free=is_free)
@@ -469,6 +472,13 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
                 "about it); that offer is withdrawn: an answer to it changes nothing."
             )
             await _carry(world, store, stored, state, (NotifyStudent(text),))
+
+
+def _taken_back_late(world: World, request: str) -> bool:
+    """Whether the REQUEST ``request`` was taken back because it would have left late (:func:`withdraw_unsent`)."""
+    key = world.ledger.key_of(request, CANCELLED)
+    row = world.ledger.get(key) if key else None
+    return row is not None and row.detail == LATE
 
 
 # -- replies in INBOX --------------------------------------------------------------------------------------
