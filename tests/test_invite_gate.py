@@ -230,3 +230,22 @@ def test_a_crash_between_taking_back_and_withdrawing_still_withdraws_the_offer_a
         assert "could not leave 1h or more before the meeting" in told(desk), told(desk)
     finally:
         next(made, None)
+
+
+def test_an_invitation_left_claimed_for_an_offer_called_off_meanwhile_is_taken_back(
+    one_offer: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed with the REQUEST claimed; the student calls the meeting off before the agent is back, in time: the
+    REQUEST is taken out of Sending, never sent, and no CANCEL follows (nothing to cancel)."""
+    desk = one_offer
+    desk.now = chicago_noon(1, desk.now)
+    desk.propose(topic="Residency")
+    kill_at(monkeypatch, "claimed")
+    with pytest.raises(Killed):
+        desk.settle()
+    monkeypatch.undo()
+    desk.restart()
+    assert asyncio.run(meeting_desk.call_off(desk.world, desk.rivera))
+    desk.settle()
+    assert desk.smtp.messages == [], "neither the REQUEST nor a CANCEL"
+    assert request_state(desk) == CANCELLED and desk.subjects("Sending") == []

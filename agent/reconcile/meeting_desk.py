@@ -18,7 +18,7 @@ original goes to Needs attention instead, with the reason.
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
 
-Why one module of ~600 lines: it is one concept, the desk between a meeting round (pure, in
+Why one module of ~670 lines: it is one concept, the desk between a meeting round (pure, in
 :mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
 through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
 in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
@@ -453,7 +453,7 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
         ):
             state, actions = mark_sent(state, offer.uid, sent_at or world.now())
             await _carry(world, store, stored, state, actions)
-        elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED):
+        elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED, CLAIMED):
             await _retract(world, request)
         elif offer.status == "planned" and where == CANCELLED and _taken_back_late(world, request):
             # Taken back because it would have left late (withdraw_unsent cut short): withdrawn as late.
