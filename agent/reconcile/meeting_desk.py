@@ -5,7 +5,8 @@ marked ``X-Mentor-Agent: invite`` and APPENDed into the Outbox: the normal path 
 the mentor's e-mail budget), sends it exactly once and files it in Sent. The desk follows each REQUEST's
 Message-ID in the ledger and calls ``mark_sent`` once SMTP accepted it; a CANCEL is only decided by the pure
 round (:mod:`agent.rules.meetings`) for an offer whose REQUEST SMTP accepted, so it is never appended earlier. An
-offer withdrawn while its REQUEST still waits in the Outbox or Scheduled is removed from there instead.
+offer withdrawn while its REQUEST still waits in the Outbox, Scheduled or Sending (claimed, never handed to SMTP)
+is removed from there instead.
 What is only for the student — their own copy of an agreed meeting, a meeting *suggestion*, notices — is
 APPENDed into the notices folder and never goes through SMTP.
 
