@@ -121,8 +121,8 @@ class World:
                 )
         return found
 
-    async def notify(self, title: str, lines: list[str], about: str | None = None) -> None:
-        """APPEND a notice into the student's notices folder. A failure is logged, never raised."""
+    async def notify(self, title: str, lines: list[str], about: str | None = None) -> bool:
+        """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised."""
         student = self.settings.student
         raw = build_notice(
             student_name=student.name,
@@ -138,6 +138,8 @@ class World:
             publish(Notice(title, about))
         except MailboxError as error:
             log.warning("could not append the notice %r: %s", title, error)
+            return False
+        return True
 
     async def locate(self, folder: str, key: str, hint: int | None) -> int | None:
         """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there."""

@@ -267,7 +267,13 @@ async def carry_out(world: World) -> datetime | None:
     if items and world.held_until is not None and world.held_until > now:
         return world.held_until  # the provider's daily sending limit: nothing goes before then
     if items and not world.stopping.is_set():
-        await deliver_all(world, items)
+        # The last look before SMTP: an invitation never leaves late, nor for an offer already withdrawn.
+        stopped = await invite_deadline.gate(world, [row for item in items for row in item.rows], now)
+        items = [
+            kept for item in items if (kept := replace(item, rows=[r for r in item.rows if r.key not in stopped])).rows
+        ]
+        if items:
+            await deliver_all(world, items)
         return now  # the plan assumed these sends: plan again from the new state
     return min((t for t in (wake, tidy) if t is not None), default=None)
 

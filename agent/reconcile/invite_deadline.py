@@ -10,6 +10,10 @@ that, the REQUEST taken out of its folder). One held until a reply (a reply can 
 only once the deadline has passed, here or by the meeting desk's timer
 (:func:`agent.rules.meetings.expire`); the agenda questions of a round that ends so go back to e-mail
 (:mod:`agent.reconcile.agenda_desk`).
+
+The same check stands right before anything is handed to SMTP (:func:`gate`), whatever led a REQUEST there: one
+left claimed in Sending by a crash or a stop, or one whose offer was withdrawn meanwhile. A REQUEST whose offer is
+no longer ``planned``, or whose deadline has passed, is taken back and never sent.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.reconcile.context import World
-from agent.reconcile.meeting_desk import withdraw_unsent
+from agent.reconcile.meeting_desk import retract, withdraw_unsent
 from agent.rules.meetings import send_by
 from agent.rules.pacing import UNANSWERED, Decision
 from agent.store.ledger import Row
@@ -61,3 +65,32 @@ async def withdraw_late(
         await withdraw_unsent(world, store, stored, offer.uid)
         late.append(row)
     return late
+
+
+async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
+    """The keys among ``rows`` (about to be handed to SMTP) of REQUESTs that must not go: their offer is no longer
+    ``planned`` (withdrawn, called off), or ``now`` is past its start less ``min_notice``. Each is taken back from
+    its folder; an offer still planned is withdrawn (the student told, a next time offered if the round does that)."""
+    store = MeetingStore(world.ledger)
+    stopped: set[str] = set()
+    for row in rows:
+        found = store.offer_of_request(row.message_id)
+        if found is None:
+            continue  # not an invitation of an offer
+        stored = store.load(found[0])
+        offer = stored.state.offer(found[1]) if stored is not None and stored.state is not None else None
+        if stored is not None and offer is not None and offer.status == "planned":
+            assert stored.state is not None
+            if now <= send_by(stored.state, offer):
+                continue
+            log.info(
+                "%s: the invitation would leave now, after %s (its start less min_notice): withdrawn, not sent",
+                row.key,
+                send_by(stored.state, offer).isoformat(timespec="minutes"),
+            )
+            await withdraw_unsent(world, store, stored, offer.uid)
+        else:
+            log.info("%s: its meeting offer is no longer open: the invitation is taken back, not sent", row.key)
+            await retract(world, row.message_id)
+        stopped.add(row.key)
+    return stopped

@@ -5,7 +5,8 @@ marked ``X-Mentor-Agent: invite`` and APPENDed into the Outbox: the normal path 
 the mentor's e-mail budget), sends it exactly once and files it in Sent. The desk follows each REQUEST's
 Message-ID in the ledger and calls ``mark_sent`` once SMTP accepted it; a CANCEL is only decided by the pure
 round (:mod:`agent.rules.meetings`) for an offer whose REQUEST SMTP accepted, so it is never appended earlier. An
-offer withdrawn while its REQUEST still waits in the Outbox or Scheduled is removed from there instead.
+offer withdrawn while its REQUEST still waits in the Outbox, Scheduled or Sending (claimed, never handed to SMTP)
+is removed from there instead.
 What is only for the student — their own copy of an agreed meeting, a meeting *suggestion*, notices — is
 APPENDed into the notices folder and never goes through SMTP.
 
@@ -18,7 +19,7 @@ original goes to Needs attention instead, with the reason.
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
 
-Why one module of ~600 lines: it is one concept, the desk between a meeting round (pure, in
+Why one module of ~670 lines: it is one concept, the desk between a meeting round (pure, in
 :mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
 through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
 in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
@@ -77,7 +78,7 @@ from agent.rules.meetings import (
 )
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
-from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, NEW, SCHEDULED
+from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
 from agent.store.rounds import STALE, MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
@@ -346,7 +347,8 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
     for item in [i for i in stored.todo if i["id"] in ids]:
         kind = item["kind"]
         if kind == "notice":
-            await world.notify(item["title"], item["lines"], about=item.get("about"))
+            if not await world.notify(item["title"], item["lines"], about=item.get("about")):
+                continue  # not appended: kept in the todo, appended again on a later pass (see STALE)
         elif kind == "suggestion":
             await append_suggestion(world, stored, item)
         elif state is not None:
@@ -400,31 +402,42 @@ flush = _flush  # for agenda_desk: append a REQUEST rebuilt with a longer agenda
 # -- following the REQUESTs --------------------------------------------------------------------------------
 
 
-async def _retract(world: World, message_id: str) -> None:
-    """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled before it goes."""
-    key = world.ledger.key_of(message_id, NEW, SCHEDULED)
+LATE = "withdrawn: it could not leave by its start less min_notice"  # the detail of a REQUEST taken back late
+
+
+async def _retract(world: World, message_id: str, why: str = "meeting offer withdrawn before it was sent") -> None:
+    """A withdrawn offer whose REQUEST has not left yet: take it out of Outbox/Scheduled (or Sending, where a
+    crash or a stop left it claimed, never handed to SMTP) before it goes."""
+    key = world.ledger.key_of(message_id, NEW, SCHEDULED, CLAIMED)
     found = world.ledger.get(key) if key else None
     if found is None or found.folder is None:
         return
     uid = await world.locate(found.folder, found.key, found.uid)
-    world.ledger.update(found.key, state=CANCELLED, detail="meeting offer withdrawn before it was sent")
+    world.ledger.update(found.key, state=CANCELLED, detail=why)
     world.ledger.log("cancelled", mentor=found.mentor, message=found.key, detail="meeting offer withdrawn")
     if uid is not None:
         await world.imap(world.mailbox.delete, found.folder, uid)
     log.info("%s: invitation withdrawn before it was sent", found.key)
 
 
+retract = _retract  # for invite_deadline: a REQUEST about to be sent for an offer no longer open
+
+
 async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid: str) -> None:
     """The REQUEST for ``uid`` would leave after its start less ``min_notice`` (the pace holds it later): the offer
-    is withdrawn (the student told, a next time offered if the round does that) and the REQUEST taken back."""
+    is withdrawn (the student told, a next time offered if the round does that) and the REQUEST taken back.
+
+    The REQUEST is taken back first: a failure in between leaves an offer still ``planned`` whose REQUEST is
+    cancelled, which :func:`_follow` withdraws on the next pass — never a withdrawn offer whose REQUEST still goes.
+    """
     assert stored.state is not None
+    request = store.request_id(uid)
+    if request is not None:
+        await _retract(world, request, LATE)
     is_free = await is_free_for(world, store, stored)
     state, actions = withdraw_late(stored.state, uid, world.now(), is_free=is_free)
     if actions:
         await _carry(world, store, stored, state, actions)
-    request = store.request_id(uid)
-    if request is not None:
-        await _retract(world, request)
 
 
 async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
@@ -441,16 +454,32 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
         ):
             state, actions = mark_sent(state, offer.uid, sent_at or world.now())
             await _carry(world, store, stored, state, actions)
-        elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED):
+        elif offer.status == "cancelled" and not offer.ever_sent and where in (NEW, SCHEDULED, CLAIMED):
             await _retract(world, request)
+        elif offer.status == "planned" and where == CANCELLED and _taken_back_late(world, request):
+            # Taken back because it would have left late (withdraw_unsent cut short): withdrawn as late.
+            is_free = await is_free_for(world, store, stored)
+            state, actions = withdraw_late(state, offer.uid, world.now(), is_free=is_free)
+            await _carry(world, store, stored, state, actions)
         elif offer.status == "planned" and where in (CANCELLED, ATTENTION):
             withdrawn = replace(offer, status="cancelled")
             state = replace(state, offers=tuple(withdrawn if o.uid == offer.uid else o for o in state.offers))
+            when = _both(offer.slot, state, state.student_zone)
             text = (
-                f"The invitation to {state.mentor.name} for {_both(offer.slot, state, state.student_zone)} "
-                f"did not go out ({where}); that offer is withdrawn."
+                f"The invitation to {state.mentor.name} for {when} did not go out ({where}); that offer is withdrawn."
+                if where == CANCELLED
+                # In Needs attention: refused, or in doubt (it may have reached them): never said not to have gone.
+                else f"The invitation to {state.mentor.name} for {when} is in Needs attention (see the notice "
+                "about it); that offer is withdrawn: an answer to it changes nothing."
             )
             await _carry(world, store, stored, state, (NotifyStudent(text),))
+
+
+def _taken_back_late(world: World, request: str) -> bool:
+    """Whether the REQUEST ``request`` was taken back because it would have left late (:func:`withdraw_unsent`)."""
+    key = world.ledger.key_of(request, CANCELLED)
+    row = world.ledger.get(key) if key else None
+    return row is not None and row.detail == LATE
 
 
 # -- replies in INBOX --------------------------------------------------------------------------------------

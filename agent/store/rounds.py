@@ -219,6 +219,13 @@ class MeetingStore:
         ).fetchall()
         return {str(m): (str(r), str(u)) for m, r, u in rows}
 
+    def offer_of_request(self, message_id: str) -> tuple[str, str] | None:
+        """(round id, offer uid) of the offer whose REQUEST has this Message-ID, whatever its status; None if none."""
+        row = self.ledger.db.execute(
+            "SELECT round_id, uid FROM meetings WHERE message_id = ? LIMIT 1", (message_id,)
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
     def message_state(self, message_id: str) -> tuple[str, datetime | None] | None:
         """The ``messages`` state of an e-mail we appended (and when SMTP took it), None when not taken in yet."""
         row = self.ledger.db.execute(
