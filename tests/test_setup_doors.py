@@ -50,3 +50,14 @@ def test_setup_for_a_program_with_the_star_door_prints_its_steps_and_opens_no_po
     assert settings.drafts.take_flagged, "the star door is opened for a program whose door it is"
     assert "Outlook on the web: Flag (star) the finished draft." in result.stdout
     assert "In Drafts, flag it" in result.stdout
+
+
+def test_the_guide_shows_each_programs_steps_as_setup_prints_them() -> None:
+    """docs/handing-over.md has a section per program holding exactly the steps `setup --client` prints."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "handing-over.md").read_text(encoding="utf-8")
+    for client in CLIENTS:
+        lines = steps_for(client, outbox="Mentor Outbox", password="PASSWORD")
+        section = guide.split(f"### {client.name} (`--client {client.key}`)", 1)[1].split("\n### ", 1)[0]
+        assert lines[0].split(": ", 1)[1] in section, client.key
+        for line in lines[1:]:
+            assert line.strip().removeprefix("Also: ") in section, (client.key, line)
