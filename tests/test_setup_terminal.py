@@ -32,6 +32,7 @@ QUESTIONS = (
     "Use these servers? [Y/n]:",
     "User name for IMAP and SMTP [",
     "Password for ",
+    "Your mail program (",
     "Write the policy for a mentor now? [Y/n]:",
     "Mentor's name (e.g. Dr. Ana Rivera):",
     "Mentor's address(es):",
@@ -105,6 +106,10 @@ def test_a_first_setup_in_a_terminal_finds_the_servers_asks_plainly_and_writes_a
     session.child.sendline("")
     session.answer(f"User name for IMAP and SMTP [{ADDRESS}]:", user.username)
     session.answer(f"Password for {user.username}:", user.password)
+    asked_door = session.expect("mutt) [none]:")
+    assert "Which mail program do you write in? thunderbird: Thunderbird;" in asked_door
+    assert "Your mail program (" in asked_door
+    session.child.sendline("outlook-web")  # the star door: no port to open in a test
     checked = session.expect("Write the policy for a mentor now? [Y/n]:")
     assert user.password not in checked  # not echoed
     assert f"logged in as {user.username}" in checked and "Created the folders:" in checked
@@ -119,7 +124,9 @@ def test_a_first_setup_in_a_terminal_finds_the_servers_asks_plainly_and_writes_a
         "When may mail arrive (e.g. Mon-Fri 08:00-17:00; several with ';') [Mon-Fri 08:00-17:00]:",
         "Mon-Fri 08:00-17:00; Sat 10:00-12:00",
     )
-    session.answer("Run it as a systemd user service now? [y/N]:", "n")
+    steps = session.expect("Run it as a systemd user service now? [y/N]:")
+    assert "Outlook on the web: Flag (star) the finished draft." in steps
+    session.child.sendline("n")
     session.expect("Start it with: mentor-agent run")
     assert session.end() == 0
     asked = session.transcript.getvalue()
@@ -143,6 +150,7 @@ def test_a_first_setup_in_a_terminal_finds_the_servers_asks_plainly_and_writes_a
     again.child.sendline("")
     again.answer(f"User name for IMAP and SMTP [{user.username}]:", "")
     again.answer("Keep the sign-in as it is in the config? [Y/n]:", "")
+    again.answer("mutt) [none]:", "")  # no other door: the config keeps the one it has
     shown = again.expect("Write these changes to")
     assert '-name = "Sam Patel"' in shown and '+name = "Sam R. Patel"' in shown
     again.answer("[y/N]:", "n")
@@ -167,6 +175,7 @@ def test_when_nothing_is_found_the_servers_are_asked_for(tmp_path: Path) -> None
         session.answer("SMTP port [587]:", "")
         session.answer("User name for IMAP and SMTP [sam@nowhere.example]:", "")
         session.answer("Password for sam@nowhere.example:", "secret")
+        session.answer("mutt) [none]:", "")
         session.answer("Write the policy for a mentor now? [Y/n]:", "n")
         session.expect("No policy yet")
         session.answer("Run it as a systemd user service now? [y/N]:", "")
