@@ -16,7 +16,7 @@ from agent.rules.localtime import after, describe, local_date, shift_days, start
 from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
 from agent.store.answer_times import answer_times
-from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
+from agent.store.ledger import ATTENTION, CLAIMED, EARLY, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
 
 WEEKS_SHOWN = 8
@@ -102,7 +102,13 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         for row in open_rows
         if owners[row.key] is None
     ]
-    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
+    # Held in the Outbox since the wait for a first policy: to no mentor yet (a policy for it, or her flag).
+    early = [
+        _waiting(row, UTC) | {"to": list(row.recipients)}
+        for row in ledger.in_states(ATTENTION)
+        if row.detail == EARLY and row.uid is not None
+    ]
+    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned, "early": early}
 
 
 def _agreement(agreement: Agreement) -> dict[str, Any]:
@@ -183,6 +189,8 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         lines.append(f"last error: {daemon['last_error']}")
     if daemon.get("running") == "yes":  # a refused login the daemon is waiting out
         lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
+        if daemon.get("waiting"):
+            lines.append(f"waiting {daemon['waiting']}")
     for mentor in data["mentors"]:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")
@@ -225,4 +233,11 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         )
         for item in data["policy_missing"]:
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
+    if data.get("early"):
+        lines.append("")
+        lines.append(
+            _paint("Held in the Outbox: arrived before any policy (add one for it, or flag it to send)", "33", color)
+        )
+        for item in data["early"]:
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  to {', '.join(item['to'])}")
     return "\n".join(lines)
