@@ -50,9 +50,9 @@ def ask_policy(ask: Asker, o: dict[str, Any], directory: Path, student_zone: str
             "--per-week": o["per_week"],
             "--window": o["window"],
         }
-        given = [flag for flag, value in mentor_flags.items() if value not in (None, ())]
-        if given and not ask.interactive:  # her answers are for a mentor: never dropped without a word
-            ask.fail("--mentor-name", f"needed with {', '.join(given)}: the mentor whose policy they are for")
+        answered = [flag for flag, value in mentor_flags.items() if value not in (None, ())]
+        if answered and not ask.interactive:  # her answers are for a mentor: never dropped without a word
+            ask.fail("--mentor-name", f"needed with {', '.join(answered)}: the mentor whose policy they are for")
         if not others:
             ask.say(
                 f"No policy yet: `run` waits for one in {directory}. Add it with `mentor-agent setup --mentor-name "
