@@ -400,8 +400,9 @@ class Engine:
             why = f"outside {name}'s e-mail hours ({hours}, {self.zone.key})"
         else:
             pronoun = {"she": "she replies", "he": "he replies", "they": "they reply"}[self.policy.mentor.pronoun]
+            waiting = "1 message to {} awaits" if blocked.count == 1 else f"{blocked.count} messages to {{}} await"
             why = (
-                f"{blocked.count} messages to {name} await a reply (you agreed on at most "
+                f"{waiting.format(name)} a reply (you agreed on at most "
                 f"{rules.max_unanswered}); held until {pronoun}"
             )
             if at is not None and follow_up:
