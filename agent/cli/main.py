@@ -84,7 +84,7 @@ def _check_paths(
 
 EMPTY_ADVICE = {
     "policy": "a policy needs at least [mentor] with name, addresses and timezone (see policies/rivera.toml)",
-    "config": "a config needs at least [student] and [imap] (see config/example.toml)",
+    "config": "a config needs at least [student] and [imap]: `mentor-agent setup` writes one (see docs/setup.md)",
 }
 
 
