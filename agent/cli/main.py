@@ -247,27 +247,16 @@ def run(config: Path | None, log_level: str, json_logs: bool) -> None:
 def status(config: Path | None, as_json: bool) -> None:
     """What went out to each mentor against the limits, what waits and when it goes."""
     import os
-    import sqlite3
 
     from agent.rules.policy import PolicyBook, load_policies
-    from agent.store.ledger import Ledger
-    from agent.store.status import collect, not_started, render
+    from agent.store.status import not_started, read_status, render
 
     settings = load_settings(config, required=True)  # none yet: the error says to run `setup`
     if not settings.ledger_path.exists():  # set up, never run: not an error, the next step
         data, text = not_started(settings.state_dir, config, datetime.now().astimezone())
         click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
         return
-    book = PolicyBook(load_policies(settings.policies_dir))
-    try:
-        ledger = Ledger(settings.ledger_path)
-        try:
-            data = collect(book, ledger, datetime.now().astimezone())
-        finally:
-            ledger.close()
-    except (sqlite3.DatabaseError, IsADirectoryError) as error:  # a damaged file, or a folder where it should be
-        why = f"is not a ledger mentor-agent can read ({error}); restore it from a backup, or move it aside"
-        raise UserError([Problem(str(settings.ledger_path), "", f"{why}: `run` then starts a new one")]) from error
+    data = read_status(PolicyBook(load_policies(settings.policies_dir)), settings.ledger_path)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -185,8 +185,7 @@ class Ledger:
 
     def is_fresh(self) -> bool:
         """Nothing taken in or done yet: a fresh install (no message, no log entry)."""
-        tables = ("messages", "log")
-        return not any(self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in tables)
+        return not any(self.db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in ("messages", "log"))
 
     def meta_value(self, key: str) -> str | None:
         """A value the agent keeps for itself (``meta`` table), or None."""

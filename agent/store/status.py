@@ -6,11 +6,13 @@ It only reads the ledger (SQLite in WAL mode allows that while the daemon writes
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.errors import Problem, UserError
 from agent.rules.agenda import on_agenda
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import Agreement, PolicyBook
@@ -46,6 +48,19 @@ def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
         "digest": row.digest,
         "reason": row.reason,
     }
+
+
+def read_status(book: PolicyBook, path: Path) -> dict[str, Any]:
+    """:func:`collect` from the ledger at ``path``; a damaged file (or a folder in its place) is one clear error."""
+    try:
+        ledger = Ledger(path)
+        try:
+            return collect(book, ledger, datetime.now().astimezone())
+        finally:
+            ledger.close()
+    except (sqlite3.DatabaseError, IsADirectoryError) as error:
+        why = f"is not a ledger mentor-agent can read ({error}); restore it from a backup, or move it aside"
+        raise UserError([Problem(str(path), "", f"{why}: `run` then starts a new one")]) from error
 
 
 def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
