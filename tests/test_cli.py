@@ -109,3 +109,13 @@ def test_simulate_with_a_year_near_the_end_of_the_calendar_says_what_is_wrong(tm
     assert code == 1, err
     assert f"{events}:1: at: '9999-12-31T09:00:00-06:00' is too late to plan from" in err
     assert "before the year 9000" in err and "unexpected" not in err
+
+
+def test_simulate_with_a_year_near_the_start_of_the_calendar_says_what_is_wrong(tmp_path: Path) -> None:
+    """Found by the tester (F6): year 0001 at +14:00 was an unexpected OverflowError."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"at": "0001-01-01T00:30:00+14:00", "type": "send", "id": "m1"}\n')
+    code, _, err = run("simulate", str(ROOT / "policies/rivera.toml"), str(events))
+    assert code == 1, err
+    assert f"{events}:1: at: '0001-01-01T00:30:00+14:00' is too early to plan from" in err
+    assert "unexpected" not in err

@@ -105,7 +105,7 @@ def test_propose_with_the_server_unreachable_says_so_in_one_line(unreachable: Pa
     assert "cannot connect to 127.0.0.1:" in line, line
 
 
-def test_status_needs_no_server_and_a_broken_ledger_is_one_line_with_a_debug_hint(unreachable: Path) -> None:
+def test_status_needs_no_server_and_a_broken_ledger_is_one_line_naming_it(unreachable: Path) -> None:
     ok = mentor_agent("status", "--config", str(unreachable), cwd=unreachable.parent)
     assert ok.returncode == 0 and "held question" in ok.stdout, ok.stdout + ok.stderr
     ledger = unreachable.parent / "state" / "ledger.sqlite3"
@@ -113,11 +113,15 @@ def test_status_needs_no_server_and_a_broken_ledger_is_one_line_with_a_debug_hin
         Path(str(ledger) + extra).unlink(missing_ok=True)
     ledger.write_bytes(b"this is not a database" * 100)
     result = mentor_agent("status", "--config", str(unreachable), cwd=unreachable.parent)
-    line = _one_line(result)
-    assert "--debug" in line, line
-    assert result.returncode == 70
+    line = _one_line(result)  # found by the tester (F6): "unexpected DatabaseError", exit 70, no file named
+    assert line.startswith(f"error: {ledger}: is not a ledger mentor-agent can read") and "unexpected" not in line
+    assert result.returncode == 1
     debug = mentor_agent("--debug", "status", "--config", str(unreachable), cwd=unreachable.parent)
     assert "Traceback" in debug.stderr and debug.returncode != 0
+    ledger.unlink()
+    ledger.mkdir()  # a folder where the ledger should be: the same line
+    result = mentor_agent("status", "--config", str(unreachable), cwd=unreachable.parent)
+    assert _one_line(result).startswith(f"error: {ledger}: is not a ledger mentor-agent can read"), result.stderr
 
 
 def test_a_user_error_is_still_exit_1_and_a_usage_error_still_click_s(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_a_mentor_reply_releases_a_held_message(agent: Agent) -> None:
     first = parse(agent.smtp.wait_for(1)[0].content)
     agent.drop(mail("second question"))
     eventually(lambda: agent.subjects("Scheduled") == ["second question"])
-    assert "await a reply" in eventually(lambda: agent.notices())[0].get_content()
+    assert "1 message to Dr. Ana Rivera awaits a reply" in eventually(lambda: agent.notices())[0].get_content()
     # A stranger's "reply" changes nothing.
     agent.dovecot.append(
         agent.user,

@@ -152,7 +152,7 @@ def test_the_timeline_says_what_happened_and_why(week: demo.DemoResult) -> None:
         "outside Dr. Chidi Okafor's e-mail hours",
         "accepts the invitation",
         "receives a CANCEL",
-        "await a reply",
+        "a reply (you agreed on at most",
         "not a mentor",
     ):
         assert expected in " ".join(text.split()), expected

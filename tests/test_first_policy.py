@@ -3,13 +3,14 @@ says how to add a policy and leaves the Outbox alone until one is there; then it
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import main
-from tests.agent_process import MENTOR, Agent, agent, eventually, mail, policy_text
+from tests.agent_process import MENTOR, OUTBOX, Agent, agent, eventually, mail, policy_text
 
 __all__ = ["agent"]  # the fixture
 
@@ -44,3 +45,72 @@ def test_check_accepts_an_empty_policies_folder_and_says_run_waits(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "0 policies" in result.output
     assert f"no policy yet in {tmp_path / 'policies'}: `run` waits for one" in result.output
+
+
+CHEN = "chen@clinic.example"
+
+
+@pytest.mark.servers
+def test_mail_that_waited_for_a_first_policy_is_not_sent_unpaced_when_another_mentors_comes(agent: Agent) -> None:
+    """Found by the tester (F1): the first policy saved was another mentor's, and what waited for Dr. Rivera's
+    went out at once as mail to no mentor. It stays in the Outbox, the student is told once; Rivera's policy
+    (or a flag) later lets it go."""
+    (agent.root / "policies" / "rivera.toml").unlink()
+    agent.start()
+    eventually(lambda: "no policy yet in" in agent.log())
+    agent.drop(mail("To Rivera, 1"))
+    agent.drop(mail("To Rivera, 2"))
+    agent.drop(mail("To a friend", to="friend@else.example"))
+    status = ["status", "--config", str(agent.config)]
+    assert "waiting for a first policy in" in CliRunner().invoke(main, status).output  # F3: status said nothing
+    agent.policy(policy_text(max_per_day=1).replace("Dr. Ana Rivera", "Dr. Chen").replace(MENTOR, CHEN), "chen.toml")
+    told = eventually(lambda: [m for m in agent.notices() if "before any policy" in str(m["Subject"])], timeout=15)
+    assert len(told) == 1 and "To Rivera, 1" in told[0].get_body().get_content()  # type: ignore[union-attr]
+    assert not agent.smtp.messages
+    assert sorted(agent.subjects("Outbox")) == ["To Rivera, 1", "To Rivera, 2", "To a friend"]
+    shown = CliRunner().invoke(main, status).output
+    assert "arrived before any policy" in shown and "To Rivera, 2" in shown and "first policy" not in shown
+    with agent.dovecot.client(agent.user) as client:  # her say: this one is ordinary mail
+        client.select_folder(OUTBOX)
+        client.add_flags(client.search(["SUBJECT", "friend"]), [b"\\Flagged"])
+    assert agent.smtp.wait_for(1)[0].rcpt_tos == ("friend@else.example",)
+    agent.policy(policy_text(max_per_day=1))  # now Rivera's: paced by it, one a day
+    agent.smtp.wait_for(2)
+    eventually(lambda: agent.subjects("Scheduled") != [])
+    assert len(agent.smtp.messages) == 2 and agent.smtp.messages[1].rcpt_tos == (MENTOR,)
+    assert agent.stop() == 0
+
+
+@pytest.mark.servers
+def test_a_restart_with_history_never_waits_for_a_first_policy(agent: Agent) -> None:
+    """Found by the tester (F2): the only policy file removed while a message waits in Scheduled, then a restart:
+    the daemon said "no policy yet" and held it with no notice. The wait is for a fresh install only."""
+    agent.policy(policy_text(max_per_day=1))
+    agent.start()
+    agent.drop(mail("s1"))
+    agent.drop(mail("s2"))
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Scheduled") == ["s2"], timeout=15)
+    assert agent.stop() == 0
+    (agent.root / "policies" / "rivera.toml").unlink()
+    agent.start()
+    eventually(lambda: [m for m in agent.notices() if "policy file is gone" in str(m["Subject"])], timeout=15)
+    assert "no policy yet" not in agent.log()
+    assert agent.subjects("Scheduled") == ["s2"] and len(agent.smtp.messages) == 1
+    assert agent.stop() == 0
+
+
+@pytest.mark.servers
+def test_a_policies_folder_made_again_while_waiting_is_still_watched(agent: Agent) -> None:
+    """Found by the tester (F3): the folder removed and made again while waiting; a policy saved in the new one
+    was never taken in (the watch died with the old folder)."""
+    (agent.root / "policies" / "rivera.toml").unlink()
+    agent.start()
+    eventually(lambda: "no policy yet in" in agent.log())
+    (agent.root / "policies").rmdir()
+    time.sleep(1.5)  # the watch must notice the folder is gone (no event to wait for: it is the bug)
+    (agent.root / "policies").mkdir()
+    time.sleep(1.5)
+    agent.policy(policy_text(max_per_day=1))
+    eventually(lambda: "first policy" in agent.log(), timeout=15)
+    assert agent.stop() == 0

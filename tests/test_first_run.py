@@ -76,3 +76,13 @@ def test_status_shows_meeting_times_in_the_students_zone_and_a_bounded_week_bar(
     assert "next meeting: Thu 10 Dec 01:30 JST" in text, text
     (bars,) = [line for line in text.splitlines() if "weeks (" in line]
     assert all(len(bar) <= 10 for bar in bars.split(": ", 1)[1].split("  ")), bars
+
+
+def test_an_empty_config_points_to_setup(tmp_path: Path) -> None:
+    """Found by the tester (F6): an empty config.toml pointed to config/example.toml (not installed); setup writes
+    one."""
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    config.chmod(0o600)
+    result = CliRunner().invoke(main, ["check", "--config", str(config)])
+    assert "is empty" in result.output and "`mentor-agent setup`" in result.output, result.output

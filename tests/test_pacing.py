@@ -84,7 +84,7 @@ def test_unanswered_messages_hold_new_ones_until_a_reply() -> None:
     )
     b = outcomes[1]
     assert iso(b.sent_at) == "2026-11-24T12:00:00-06:00"
-    assert "await a reply" in b.reason
+    assert "1 message to Dr. Ana Rivera awaits a reply" in b.reason
 
 
 def test_one_follow_up_goes_after_the_agreed_wait_then_nothing_more() -> None:

@@ -215,4 +215,4 @@ def test_a_reply_that_releases_a_held_digest_early_is_told_to_every_message_in_i
     held = outcomes[1:]
     assert {o.sent_at for o in held} == {START + 8 * QUARTER} and {o.digest for o in held} == {"digest-m1"}
     assert all(o.reason.endswith("; a reply released it early") for o in held), [o.reason for o in held]
-    assert all(o.reason.startswith("1 messages to Dr. Test await a reply") for o in held)
+    assert all(o.reason.startswith("1 message to Dr. Test awaits a reply") for o in held)

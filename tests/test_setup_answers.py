@@ -284,3 +284,25 @@ def test_a_good_policy_is_not_written_when_the_config_is_refused(tmp_path: Path)
     result = setup(tmp_path, *args)
     assert result.exit_code == 1 and "--outbox" in result.stderr, result.output
     assert not (tmp_path / "config.toml").exists() and not (tmp_path / "policies").exists()
+
+
+def test_a_policy_that_would_change_without_force_fails_before_the_config_is_written(tmp_path: Path) -> None:
+    """Found by the tester (F5): config.toml and the stored password were written, then setup failed on the
+    policy file (`--force` needed): a half-done setup. Now nothing is written."""
+    (tmp_path / "policies").mkdir()
+    setup(tmp_path, *STUDENT, "--password-command", "cat /dev/null", *MENTOR_FLAGS)
+    (tmp_path / "config.toml").unlink()
+    args = [*STUDENT, "--password-file", str(tmp_path / "pw"), "--store", "file", *MENTOR_FLAGS, "--per-week", "9"]
+    (tmp_path / "pw").write_text("secret\n")
+    result = setup(tmp_path, *args)
+    assert result.exit_code == 1 and "--force" in result.stderr, result.output
+    assert not (tmp_path / "config.toml").exists() and not (tmp_path / "config.password").exists(), result.output
+
+
+def test_mentor_answers_without_a_mentor_name_and_without_a_terminal_name_the_flag(tmp_path: Path) -> None:
+    """Found by the tester (F5): every mentor answer was dropped without a word when --mentor-name was missing."""
+    result = setup(
+        tmp_path, *STUDENT, "--password-command", "cat /dev/null", "--per-day", "2", "--window", "Tue 09:00-10:00"
+    )
+    assert result.exit_code == 1 and "error: --mentor-name:" in result.stderr, result.output
+    assert "--per-day" in result.stderr and not (tmp_path / "config.toml").exists()

@@ -299,3 +299,39 @@ def test_a_week_cap_below_the_day_cap_is_asked_again_as_it_is_typed(tmp_path: Pa
     session.answer("Run it as a systemd user service now? [y/N]:", "")
     assert session.end() == 0, session.transcript.getvalue()
     assert "max_per_week = 4" in (config_dir(tmp_path) / "policies" / "rivera.toml").read_text()
+
+
+def test_ctrl_c_in_the_policy_questions_leaves_a_config_that_check_accepts(world: World) -> None:
+    """Found by the tester (F4): the config was written, then Ctrl-C at a mentor question left no policies folder,
+    and `check` and `run` refused the config (exit 78)."""
+    root, _, user, _, where = world
+    session = Session(root, *where)
+    to_the_password(session, user)
+    session.answer(f"Password for {user.username}:", user.password)
+    session.answer("Write the policy for a mentor now? [Y/n]:", "y")
+    session.expect("Mentor's name (e.g. Dr. Ana Rivera):")
+    session.child.sendintr()
+    assert session.end() != 0
+    settings = load_settings(config_dir(root) / "config.toml")
+    assert settings.policies_dir.is_dir(), session.transcript.getvalue()
+
+
+def test_a_week_flag_below_the_typed_day_cap_is_asked_again(world: World) -> None:
+    """Found by the tester (F4): `--per-week 3` with 5 typed as the day's cap failed after the config was
+    written; in a terminal the week's cap is asked again, saying why."""
+    root, _, user, _, where = world
+    session = Session(root, *where, "--per-week", "3")
+    to_the_password(session, user)
+    session.answer(f"Password for {user.username}:", user.password)
+    session.answer("Write the policy for a mentor now? [Y/n]:", "y")
+    session.answer("Mentor's name (e.g. Dr. Ana Rivera):", "Dr. Ana Rivera")
+    session.answer("Mentor's address(es):", MENTOR)
+    session.answer("Mentor's time zone [America/New_York]:", "America/Chicago")
+    session.answer("At most how many messages a day [1]:", "5")
+    said = session.expect("At most how many a week [5]:")
+    assert "--per-week 3: must be at least --per-day (5)" in said
+    session.child.sendline("")
+    session.answer("When may mail arrive", "")
+    session.answer("Run it as a systemd user service now? [y/N]:", "n")
+    assert session.end() == 0, session.transcript.getvalue()
+    assert "max_per_week = 5" in (config_dir(root) / "policies" / "rivera.toml").read_text()

@@ -113,7 +113,7 @@ def apply(settings: Settings, loaded: LoadedPolicy) -> str:
 
 @click.command("agree")
 @click.argument("mentor")
-@click.option("--send", is_flag=True, help="Put the proposal in the Outbox (sent when the agreement allows).")
+@click.option("--send", is_flag=True, help="Put the proposal in your outbox folder (sent when the agreement allows).")
 @click.option("--apply", "apply_answer", is_flag=True, help="Write the mentor's answer into the policy file.")
 @click.option("--again", is_flag=True, help="Propose anew while an earlier proposal still waits for an answer.")
 @click.option("--print", "print_only", is_flag=True, help="Show the proposal; touch no mailbox and no file.")

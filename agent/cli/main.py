@@ -84,7 +84,7 @@ def _check_paths(
 
 EMPTY_ADVICE = {
     "policy": "a policy needs at least [mentor] with name, addresses and timezone (see policies/rivera.toml)",
-    "config": "a config needs at least [student] and [imap] (see config/example.toml)",
+    "config": "a config needs at least [student] and [imap]: `mentor-agent setup` writes one (see docs/setup.md)",
 }
 
 
@@ -249,19 +249,14 @@ def status(config: Path | None, as_json: bool) -> None:
     import os
 
     from agent.rules.policy import PolicyBook, load_policies
-    from agent.store.ledger import Ledger
-    from agent.store.status import collect, not_started, render
+    from agent.store.status import not_started, read_status, render
 
     settings = load_settings(config, required=True)  # none yet: the error says to run `setup`
     if not settings.ledger_path.exists():  # set up, never run: not an error, the next step
         data, text = not_started(settings.state_dir, config, datetime.now().astimezone())
         click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
         return
-    ledger = Ledger(settings.ledger_path)
-    try:
-        data = collect(PolicyBook(load_policies(settings.policies_dir)), ledger, datetime.now().astimezone())
-    finally:
-        ledger.close()
+    data = read_status(PolicyBook(load_policies(settings.policies_dir)), settings.ledger_path)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -62,9 +62,13 @@ class Asker:
         reason, said in a terminal when a smaller one is typed)."""
         least = f"{bound} ({minimum})" if bound else str(minimum)
         if given is not None:
-            if given < minimum:
+            if given >= minimum:
+                return given
+            if not self.interactive:
                 self.fail(flag, f"must be at least {least}")
-            return given
+            # The minimum came from an answer typed just now: asked again, saying why, rather than failing.
+            click.echo(f"  {flag} {given}: must be at least {least}{': ' + why if why else ''}")
+            default = max(default, minimum)
         if not self.interactive:
             if default < minimum:
                 self.fail(flag, f"must be at least {least}")

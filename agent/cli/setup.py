@@ -180,11 +180,14 @@ def setup(o: dict[str, Any]) -> None:
     policy: PolicyDraft | None = None
     if not ask.interactive:  # nothing to ask: every answer is checked before the config is written
         policy = ask_policy(ask, o, policies_dir(config, data), changes["student"]["timezone"])
+        if policy is not None and not o["force"]:
+            may_replace(ask, policy.target, policy.text, force=False)  # would need --force: fails before writing
     flags = {"imap.folders.outbox": "--outbox"} if o["outbox"] else {}  # a problem with it names the flag
     settings = _write_signed_in(ask, config, data, signed, force=o["force"], connect=not o["no_connect"], flags=flags)
+    # At once: a config whose policies folder is missing is one `run` refuses (a Ctrl-C in the policy questions).
+    settings.policies_dir.mkdir(parents=True, exist_ok=True)  # `run` waits in it for a first policy
     if ask.interactive:  # asked once the account works, each answer checked as it is typed
         policy = ask_policy(ask, o, settings.policies_dir, settings.student.timezone)
-    settings.policies_dir.mkdir(parents=True, exist_ok=True)  # `run` waits in it for a first policy
     if policy is not None:
         write_policy(ask, policy, force=o["force"])
     if client is not None:

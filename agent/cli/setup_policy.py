@@ -43,6 +43,16 @@ def ask_policy(ask: Asker, o: dict[str, Any], directory: Path, student_zone: str
         ask.interactive and ask.confirm("--mentor-name", None, "Write the policy for a mentor now?", not others)
     )
     if not wanted:
+        mentor_flags = {
+            "--mentor-address": o["mentor_address"],
+            "--mentor-timezone": o["mentor_timezone"],
+            "--per-day": o["per_day"],
+            "--per-week": o["per_week"],
+            "--window": o["window"],
+        }
+        answered = [flag for flag, value in mentor_flags.items() if value not in (None, ())]
+        if answered and not ask.interactive:  # her answers are for a mentor: never dropped without a word
+            ask.fail("--mentor-name", f"needed with {', '.join(answered)}: the mentor whose policy they are for")
         if not others:
             ask.say(
                 f"No policy yet: `run` waits for one in {directory}. Add it with `mentor-agent setup --mentor-name "

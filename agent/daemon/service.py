@@ -27,6 +27,7 @@ from pathlib import Path
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
 from agent.config.settings import Settings
 from agent.daemon import preflight, sdnotify, session
+from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.session import MailboxError, SessionExpired
@@ -90,6 +91,15 @@ class _WatchThread:
         return time.monotonic() - self.alive_at
 
 
+def _identity(directory: Path) -> tuple[int, int] | None:
+    """The folder's device and inode (None: not there), to tell a folder made again from the one watched."""
+    try:
+        found = directory.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class Daemon:
     def __init__(
         self,
@@ -107,9 +117,12 @@ class Daemon:
         self.wake = asyncio.Event()
         self.reload_requested = False
         self.keeper = PolicyKeeper(settings.policies_dir, load_policies(settings.policies_dir))
-        self.first_policy = not len(self.keeper.book())  # a fresh setup without a mentor: wait for one
         self.said_no_policy = False
         self.ledger = Ledger(settings.ledger_path)
+        # A fresh install without a mentor waits for one (never a ledger with history: a removed policy file is
+        # the orphans' notice's); a wait that a stop interrupted goes on, even if the policy came meanwhile.
+        fresh = self.ledger.is_fresh() and not len(self.keeper.book())
+        self.first_policy = fresh or self.ledger.meta_value(FIRST_WAIT) == "yes"
         self.ready_sent = False
         self.connected = False
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
@@ -207,9 +220,31 @@ class Daemon:
         from watchfiles import awatch
 
         directory = self.settings.policies_dir
-        # step=1000: check once a second; the default 50 ms wake-ups were most of the idle CPU.
-        async for _changes in awatch(directory, stop_event=self.stopping, debounce=500, step=1000, recursive=False):
-            self.request_reload()
+        watched = _identity(directory)
+        while not self.stopping.is_set():
+            # The watch is on the folder itself: removed (and made again) it is watched afresh, and reloaded.
+            if watched is not None:
+                with contextlib.suppress(FileNotFoundError):  # gone before the watch began: looked at again below
+                    # step=1000: check once a second; the default 50 ms wake-ups were most of the idle CPU.
+                    async for changes in awatch(
+                        directory,
+                        stop_event=self.stopping,
+                        debounce=500,
+                        step=1000,
+                        recursive=False,
+                        rust_timeout=1000,
+                        yield_on_timeout=True,
+                    ):
+                        if changes:
+                            self.request_reload()
+                        if _identity(directory) != watched:
+                            break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)
+            now = _identity(directory)
+            if now != watched:
+                watched = now
+                self.request_reload()
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
@@ -412,6 +447,8 @@ class Daemon:
                     sdnotify.watchdog()
                     self._check_watchers(watchers)
                     continue
+                if self.ledger.meta_value(FIRST_WAIT) == "yes":
+                    await end_the_wait(world)
                 wake_at = await self.pass_once(world, seen)
                 self.let_go_of_policies(world)
                 self._check_watchers(watchers)
@@ -440,6 +477,8 @@ class Daemon:
             return False
         if not self.said_no_policy:
             self.said_no_policy = True
+            self.ledger.set_meta(FIRST_WAIT, "yes")
+            self.ledger.set_status(waiting=f"for a first policy in {directory}: the Outbox is not read until then")
             log.warning(
                 "no policy yet in %s: nothing in the Outbox is read or sent until there is one. Add one with "
                 "`mentor-agent setup --mentor-name NAME` (or write a .toml there, see docs/policies.md); "

@@ -30,14 +30,18 @@ from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_i
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
-from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, OPEN_STATES, SCHEDULED, Row
+from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
 HISTORY_DAYS = 60
 
 
-async def take_in_outbox(world: World) -> None:
-    """Every message in the Outbox gets a ledger row (or goes to Needs attention with a notice)."""
+async def take_in_outbox(world: World, *, early: bool = False) -> None:
+    """Every message in the Outbox gets a ledger row (or goes to Needs attention with a notice).
+
+    ``early``: the first pass after the wait for a first policy. A message then to no mentor may be to a mentor
+    whose policy is still to come: it stays in the Outbox, held (``EARLY``), until a policy paces it or the
+    student flags it to go as ordinary mail (:func:`early_held` lists them for the one notice)."""
     folder = world.folders.outbox
     _, uids = await world.imap(world.mailbox.uids, folder)
     known = world.ledger.in_folder(folder)
@@ -47,7 +51,7 @@ async def take_in_outbox(world: World) -> None:
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
     for info in await world.imap(world.mailbox.headers, folder, fresh):
-        found = await _take_in(world, info, keys)
+        found = await _take_in(world, info, keys, early)
         if found is not None:
             taken.append(found)
     ledger = world.ledger
@@ -59,7 +63,7 @@ async def take_in_outbox(world: World) -> None:
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
 
-async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str]) -> tuple[Row, bool] | None:
+async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str], early: bool) -> tuple[Row, bool] | None:
     """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
     message was dealt with here: refused, left alone, or taken by the meeting desk."""
     ledger = world.ledger
@@ -88,6 +92,14 @@ async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str]) -> tup
         why = f"it is addressed to more than one mentor ({names}); write to each on their own"
         await _refuse(world, info, envelope, why)
         return None
+    if not mentors and "\\Flagged" not in info.flags:
+        if existing is not None and existing.state == ATTENTION and existing.detail == EARLY:
+            return None  # still to no mentor: it waits for a policy, or for her flag
+        if early and existing is None:
+            log.info("%s: to no mentor, arrived before any policy: left in the Outbox", envelope.subject)
+            ledger.add(_row(envelope, None, arrived, NEW, folders.outbox, info.uid, world, content))
+            ledger.update(envelope.key, state=ATTENTION, detail=EARLY)
+            return None
     if not mentors:
         await tell_tagged_recipients(world, envelope)  # her+tag@: told once, as mail to no mentor
     if not mentors and not world.settings.pass_through:
@@ -111,6 +123,12 @@ async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str]) -> tup
     row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
     batch[row.key] = content
     return replace(row, forced="\\Flagged" in info.flags), existing is not None
+
+
+def early_held(world: World) -> list[Row]:
+    """The messages held in the Outbox since the wait for a first policy (see :func:`take_in_outbox`)."""
+    rows = world.ledger.in_states(ATTENTION)
+    return [row for row in rows if row.detail == EARLY and row.folder == world.folders.outbox]
 
 
 def _identified(world: World, envelope: Envelope, content: str, batch: dict[str, str]) -> Envelope:

@@ -400,10 +400,8 @@ class Engine:
             why = f"outside {name}'s e-mail hours ({hours}, {self.zone.key})"
         else:
             pronoun = {"she": "she replies", "he": "he replies", "they": "they reply"}[self.policy.mentor.pronoun]
-            why = (
-                f"{blocked.count} messages to {name} await a reply (you agreed on at most "
-                f"{rules.max_unanswered}); held until {pronoun}"
-            )
+            waiting = "1 message to {} awaits" if blocked.count == 1 else f"{blocked.count} messages to {{}} await"
+            why = f"{waiting.format(name)} a reply (you agreed on at most {rules.max_unanswered}); held until {pronoun}"
             if at is not None and follow_up:
                 why += f", or as one follow-up after {format_duration(rules.follow_up_after)}"
         if follows_up and blocked is not None:

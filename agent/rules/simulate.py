@@ -57,6 +57,7 @@ class Outcome:
 
 
 LAST_YEAR = 9000  # events from this year on are refused: plans would run past 9999-12-31
+FIRST_YEAR = 2  # events before this year are refused: a day or a week back from them is before 0001-01-01
 
 
 def _event(number: int, source: str, data: Any) -> Event:
@@ -82,6 +83,12 @@ def _event(number: int, source: str, data: Any) -> Event:
             "at",
             f"{data['at']!r} is too late to plan from: a plan reaches a year or more past its last event and the "
             f"calendar ends with the year 9999; give a time before the year {LAST_YEAR}",
+        )
+    if at.year < FIRST_YEAR:
+        raise problem(
+            "at",
+            f"{data['at']!r} is too early to plan from: the rules look back a week and the calendar starts with the "
+            f"year 1; give a time from the year {FIRST_YEAR} on",
         )
     if kind == "send" and not isinstance(data.get("id"), str | int):
         raise problem("id", "a send event needs an id")

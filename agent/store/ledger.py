@@ -33,6 +33,7 @@ from agent.store.statefiles import boot_id, naming_the_state_dir, private_dir, p
 NEW, SCHEDULED, CLAIMED, SENDING, ACCEPTED, DONE = "new", "scheduled", "claimed", "sending", "accepted", "done"
 QUEUED = "queued"  # claimed and next in line for SMTP: see Ledger.queue()
 CANCELLED, ATTENTION = "cancelled", "attention"
+EARLY = "arrived before any policy"  # an ATTENTION row's detail: held in the Outbox since the wait for a first policy
 OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
 _OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
 
@@ -183,6 +184,10 @@ class Ledger:
         found = self.db.execute("SELECT value FROM meta WHERE key = 'queued_boot'").fetchone()
         now = boot_id()
         return now is None or found is None or found[0] != now
+
+    def is_fresh(self) -> bool:
+        """Nothing taken in or done yet: a fresh install (no message, no log entry)."""
+        return not any(self.db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in ("messages", "log"))
 
     def meta_value(self, key: str) -> str | None:
         """A value the agent keeps for itself (``meta`` table), or None."""

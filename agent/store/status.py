@@ -6,17 +6,19 @@ It only reads the ledger (SQLite in WAL mode allows that while the daemon writes
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.errors import Problem, UserError
 from agent.rules.agenda import on_agenda
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
 from agent.store.answer_times import answer_times
-from agent.store.ledger import CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
+from agent.store.ledger import ATTENTION, CLAIMED, EARLY, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
 
 WEEKS_SHOWN = 8
@@ -46,6 +48,19 @@ def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
         "digest": row.digest,
         "reason": row.reason,
     }
+
+
+def read_status(book: PolicyBook, path: Path) -> dict[str, Any]:
+    """:func:`collect` from the ledger at ``path``; a damaged file (or a folder in its place) is one clear error."""
+    try:
+        ledger = Ledger(path)
+        try:
+            return collect(book, ledger, datetime.now().astimezone())
+        finally:
+            ledger.close()
+    except (sqlite3.DatabaseError, IsADirectoryError) as error:
+        why = f"is not a ledger mentor-agent can read ({error}); restore it from a backup, or move it aside"
+        raise UserError([Problem(str(path), "", f"{why}: `run` then starts a new one")]) from error
 
 
 def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
@@ -102,7 +117,13 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         for row in open_rows
         if owners[row.key] is None
     ]
-    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned}
+    # Held in the Outbox since the wait for a first policy: to no mentor yet (a policy for it, or her flag).
+    early = [
+        _waiting(row, UTC) | {"to": list(row.recipients)}
+        for row in ledger.in_states(ATTENTION)
+        if row.detail == EARLY and row.uid is not None
+    ]
+    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned, "early": early}
 
 
 def _agreement(agreement: Agreement) -> dict[str, Any]:
@@ -183,6 +204,8 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         lines.append(f"last error: {daemon['last_error']}")
     if daemon.get("running") == "yes":  # a refused login the daemon is waiting out
         lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
+        if daemon.get("waiting"):
+            lines.append(f"waiting {daemon['waiting']}")
     for mentor in data["mentors"]:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")
@@ -225,4 +248,11 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         )
         for item in data["policy_missing"]:
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
+    if data.get("early"):
+        lines.append("")
+        lines.append(
+            _paint("Held in the Outbox: arrived before any policy (add one for it, or flag it to send)", "33", color)
+        )
+        for item in data["early"]:
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  to {', '.join(item['to'])}")
     return "\n".join(lines)
