@@ -123,6 +123,10 @@ def _identified(world: World, envelope: Envelope, content: str, batch: dict[str,
     known = batch.get(key)
     if known is None:
         row = world.ledger.get(key)
+        if row is None:  # a Message-ID the agent gave out itself (the Sent copy of one it had none, or shared one)
+            given = world.ledger.key_of(key, *OPEN_STATES, DONE)
+            if given is not None:
+                return replace(envelope, key=given)
         known = row.fingerprint if row is not None else None
     if not known or known == content:  # the same message (or a row from before fingerprints: a copy, as it was)
         return envelope

@@ -167,9 +167,18 @@ def parse_envelope(head: bytes) -> Envelope:
 # different one gets "<id>#<fingerprint>" and goes out with a Message-ID of its own.
 
 
+_WRITTEN = (b"from", b"sender", b"to", b"cc", b"bcc", b"subject")  # what the sender writes (the Date the agent may add)
+
+
 def fingerprint(head: bytes) -> str:
-    """What a message's content is known by: a hash of its header block (the same bytes give the same one)."""
-    return hashlib.sha256(split_head(head)[0]).hexdigest()[:16]
+    """What a message's content is known by: a hash of the header fields its sender wrote (From, To, Cc, Bcc,
+    Subject), in order. Not the Date (a submission agent adds it where it is missing), the Message-ID (the key) nor
+    what mail programs and servers add on the way (Received, X-Mozilla-Status, …): a copy of the message with any
+    of those added or changed is still the same message."""
+    fields = (f.partition(b":") for f in _fields(split_head(head)[0]))
+    written = [name.strip().lower() + b":" + b" ".join(value.split()) for name, _, value in fields]
+    written = [field for field in written if field.partition(b":")[0] in _WRITTEN]
+    return hashlib.sha256(b"\n".join(written)).hexdigest()[:16]
 
 
 def variant_key(message_id: str, print_: str) -> str:
