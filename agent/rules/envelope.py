@@ -45,6 +45,7 @@ class Envelope:
     reply_to: tuple[str, ...] = ()  # where she wants answers (a digest keeps it: only equal ones share one)
     receipt_to: tuple[str, ...] = ()  # Disposition-Notification-To (RFC 8098), kept the same way
     sealed: bool = False  # signed or encrypted as a whole (SEALED_TYPES): goes alone, byte for byte
+    unsigned: tuple[str, ...] = ()  # what is wrong with its From (also in ``problems``): it never goes so
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -112,17 +113,23 @@ def parse_envelope(head: bytes) -> Envelope:
     def listed(name: str) -> list[str]:
         return raw_headers(message, name) if message is not None else []  # 8-bit kept: unsurrogate() decodes
 
+    unsigned: list[str] = []  # RFC 5322 section 3.6: one From; a Sender when it names more than one author
+    senders = _addresses(listed("From"), unsigned, "From")
+    if not senders and not unsigned:
+        unsigned.append("it has no From (whom it is from); add your address as From")
+    elif len(listed("From")) > 1:
+        unsigned.append("it has more than one From field; keep one, with your address")
+    elif len(senders) > 1 and not listed("Sender"):
+        unsigned.append("its From names more than one address and it has no Sender; keep your address alone in From")
+    problems += unsigned
     to = _addresses(listed("To"), problems, "To")
     cc = _addresses(listed("Cc"), problems, "Cc")
     bcc = _addresses(listed("Bcc"), problems, "Bcc")
-    senders = _addresses(listed("From"), problems, "From")
     ignored: list[str] = []  # a broken Reply-To is the mail program's business, not a reason to refuse
     reply_to = _addresses(listed("Reply-To"), ignored, "Reply-To")
     reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
     receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
     sealed = message is not None and message.get_content_type() in SEALED_TYPES
-    if not senders and not any(p.startswith("From ") for p in problems):
-        problems.append("it has no From (whom it is from); add your address as From")
     if not (to or cc or bcc):
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
@@ -158,6 +165,7 @@ def parse_envelope(head: bytes) -> Envelope:
         reply_to=reply_to,
         receipt_to=receipt_to,
         sealed=sealed,
+        unsigned=tuple(unsigned),
     )
 
 
@@ -200,8 +208,10 @@ def is_keyed(head: bytes, key: str) -> bool:
 
 
 def has_field(raw: bytes, name: str) -> bool:
+    """Whether ``raw`` has the field ``name`` with something in it (an empty field is as good as none)."""
     head = split_head(raw)[0]
-    return any(f.split(b":", 1)[0].strip().lower() == name.lower().encode() for f in _fields(head))
+    wanted = name.lower().encode()
+    return any(n.strip().lower() == wanted and v.strip() for n, _, v in (f.partition(b":") for f in _fields(head)))
 
 
 # -- raw header surgery (the body is never touched) ------------------------------------------------------------
