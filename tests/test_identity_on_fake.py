@@ -134,3 +134,13 @@ def test_a_message_without_from_scheduled_by_an_older_version_is_not_sent(open_p
     open_pass.run()
     assert open_pass.smtp.messages == [], "sent without From"
     assert open_pass.subjects("Needs attention") == [envelope.subject]
+
+
+def test_two_messages_with_the_same_headers_and_different_text_are_two(open_pass: Pass) -> None:
+    open_pass.server.put(OUTBOX, _bare("same head", message_id="<sh@med.example.edu>", body="First text."))
+    open_pass.server.put(OUTBOX, _bare("same head", message_id="<sh@med.example.edu>", body="Other text."))
+    _twice(open_pass)
+    bodies = sorted(parse(r.content).get_content().strip() for r in open_pass.smtp.messages)
+    assert bodies == ["First text.", "Other text."], "the second held as 'a copy'"
+    assert open_pass.subjects("Needs attention") == []
+    assert len({parse(r.content)["Message-ID"] for r in open_pass.smtp.messages}) == 2

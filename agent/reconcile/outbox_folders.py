@@ -79,8 +79,8 @@ async def _bring_along(world: World, config_file: str, taken: dict[int, Row]) ->
     ledger = world.ledger
     # Each UID is checked before the move: the student may have deleted "Outbox" (and the message) and made a new
     # one, where a message never handed over has the same UID now (a new UIDVALIDITY).
-    there = await world.imap(world.mailbox.headers, LEGACY_OUTBOX, sorted(taken))
-    same = {info.uid for info in there if _is(info.headers, taken[info.uid])}
+    there = await world.imap(world.mailbox.fetch_many, LEGACY_OUTBOX, sorted(taken))
+    same = {uid for uid, raw in there.items() if uid in taken and _is(raw, taken[uid])}
     _gone(world, [row for uid, row in taken.items() if uid not in same])
     taken = {uid: row for uid, row in taken.items() if uid in same}
     moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, sorted(taken), folders.outbox) if taken else {}
@@ -103,9 +103,9 @@ async def _bring_along(world: World, config_file: str, taken: dict[int, Row]) ->
     )
 
 
-def _is(headers: bytes, row: Row) -> bool:
-    """Whether these headers are the message ``row`` was taken in as (its key, and its content where known)."""
-    return is_keyed(headers, row.key) and (not row.fingerprint or fingerprint(headers) == row.fingerprint)
+def _is(raw: bytes, row: Row) -> bool:
+    """Whether this is the message ``row`` was taken in as (its key, and its content where known)."""
+    return is_keyed(raw, row.key) and (not row.fingerprint or fingerprint(raw) == row.fingerprint)
 
 
 def _gone(world: World, rows: list[Row]) -> None:

@@ -178,14 +178,18 @@ def parse_envelope(head: bytes) -> Envelope:
 _WRITTEN = (b"from", b"sender", b"to", b"cc", b"bcc", b"subject")  # what the sender writes (the Date the agent may add)
 
 
-def fingerprint(head: bytes) -> str:
+def fingerprint(raw: bytes) -> str:
     """What a message's content is known by: a hash of the header fields its sender wrote (From, To, Cc, Bcc,
-    Subject), in order. Not the Date (a submission agent adds it where it is missing), the Message-ID (the key) nor
-    what mail programs and servers add on the way (Received, X-Mozilla-Status, …): a copy of the message with any
-    of those added or changed is still the same message."""
-    fields = (f.partition(b":") for f in _fields(split_head(head)[0]))
+    Subject), in order, and of its text (the body; line endings and trailing blanks aside). Not the Date (a
+    submission agent adds it where it is missing), the Message-ID (the key) nor what mail programs and servers add
+    on the way (Received, X-Mozilla-Status, …): a copy of the message with any of those added or changed is still the
+    same message. ``raw`` is the whole message: its header block alone gives another fingerprint."""
+    head, _, body = split_head(raw)
+    fields = (f.partition(b":") for f in _fields(head))
     written = [name.strip().lower() + b":" + b" ".join(value.split()) for name, _, value in fields]
     written = [field for field in written if field.partition(b":")[0] in _WRITTEN]
+    text = b"\n".join(line.rstrip() for line in body.splitlines()).rstrip()
+    written.append(b"body:" + hashlib.sha256(text).hexdigest().encode())
     return hashlib.sha256(b"\n".join(written)).hexdigest()[:16]
 
 
@@ -201,10 +205,10 @@ def split_key(key: str) -> tuple[str, str | None]:
     return key, None
 
 
-def is_keyed(head: bytes, key: str) -> bool:
-    """Whether the message with this header block is the one the ledger knows by ``key``."""
+def is_keyed(raw: bytes, key: str) -> bool:
+    """Whether this message (whole: a variant key asks for its text too) is the one the ledger knows by ``key``."""
     base, content = split_key(key)
-    return parse_envelope(head).key == base and (content is None or fingerprint(head) == content)
+    return parse_envelope(raw).key == base and (content is None or fingerprint(raw) == content)
 
 
 def has_field(raw: bytes, name: str) -> bool:
