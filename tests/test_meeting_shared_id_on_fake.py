@@ -3,7 +3,9 @@ of its own, and the student is never told a request became an invitation when it
 
 from __future__ import annotations
 
-from tests.test_meetings_on_fake import OUTBOX, Desk, event_of, sequential
+from tests.agent_process import OUTBOX
+from tests.test_meeting_desk import event_of
+from tests.test_meetings_on_fake import Desk, sequential
 from tests.test_passes_on_fake import mail
 
 __all__ = ["sequential"]

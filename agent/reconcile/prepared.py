@@ -30,8 +30,8 @@ class Prepared:
 
 def prepare(raw: bytes, row: Row) -> Prepared:
     """What a submission agent does (RFC 6409 section 8): the Message-ID chosen at intake where the message had none
-    (or shares its Message-ID with another message), a Date where it has none or an empty one (when it was handed over: the same
-    after a restart). Bcc dropped from the wire copy; the body untouched."""
+    (or shares its Message-ID with another message), a Date where it has none or an empty one (when it was handed
+    over: the same after a restart). Bcc dropped from the wire copy; the body untouched."""
     original = True
     if parse_envelope(raw).message_id != row.message_id:
         raw = with_field(without_fields(raw, "Message-ID"), "Message-ID", row.message_id)
