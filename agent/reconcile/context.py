@@ -143,11 +143,16 @@ class World:
 
     async def locate(self, folder: str, key: str, hint: int | None) -> int | None:
         """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there."""
-        if hint is not None:
-            headers = await self.imap(self.mailbox.headers, folder, [hint])
-            if headers and is_keyed(headers[0].headers, key):
-                return hint
         base, content = split_key(key)
+        if hint is not None:  # a variant key is its text too: the whole message is read for it
+            if content is not None:
+                whole = await self.imap(self.mailbox.fetch_many, folder, [hint])
+                if hint in whole and is_keyed(whole[hint], key):
+                    return hint
+            else:
+                headers = await self.imap(self.mailbox.headers, folder, [hint])
+                if headers and is_keyed(headers[0].headers, key):
+                    return hint
         if not base.startswith("sha256:"):
             found = await self.imap(self.mailbox.find_by_message_id, folder, base)
             if content is None and len(found) < 2:
@@ -155,8 +160,8 @@ class World:
             # Two messages share this Message-ID (issue 20): the one with this key's content, i.e. its fingerprint.
             row = self.ledger.get(key) if content is None else None
             wanted = content or (row.fingerprint if row is not None else "")
-            infos = await self.imap(self.mailbox.headers, folder, found) if wanted else []
-            match = next((info.uid for info in infos if fingerprint(info.headers) == wanted), None)
+            whole = await self.imap(self.mailbox.fetch_many, folder, found) if wanted else {}
+            match = next((uid for uid, raw in sorted(whole.items()) if fingerprint(raw) == wanted), None)
             if match is None and content is None:
                 return found[0] if found else None  # as before fingerprints: the first with its Message-ID
             return match

@@ -56,7 +56,7 @@ from agent.reconcile.prepared import Prepared
 from agent.reconcile.send_limits import sending_slot
 from agent.reconcile.sent_filing import file_accepted
 from agent.reconcile.smtp_gate import put_back, smtp_open, smtp_refused
-from agent.rules.envelope import is_keyed
+from agent.rules.envelope import is_keyed, parse_envelope
 from agent.rules.localtime import after
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, SENDING, Row
 
@@ -241,6 +241,10 @@ async def _deliver_one(
             row, raw = await _own_copy(world, row)
         if raw is None:
             await attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
+            continue
+        unsigned = parse_envelope(raw).unsigned  # taken in by a version that did not check From: never sent so
+        if unsigned:
+            await attention(world, [row], "; ".join(unsigned), doubt=False)
             continue
         raws.append((row, raw))
     if not raws:

@@ -50,8 +50,12 @@ async def take_in_outbox(world: World, *, early: bool = False) -> None:
         return
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
-    for info in await world.imap(world.mailbox.headers, folder, fresh):
-        found = await _take_in(world, info, keys, early)
+    infos = await world.imap(world.mailbox.headers, folder, fresh)
+    whole = await world.imap(world.mailbox.fetch_many, folder, [info.uid for info in infos])  # its text is its too
+    for info in infos:
+        if info.uid not in whole:
+            continue  # gone meanwhile
+        found = await _take_in(world, info, keys, whole[info.uid], early)
         if found is not None:
             taken.append(found)
     ledger = world.ledger
@@ -63,12 +67,14 @@ async def take_in_outbox(world: World, *, early: bool = False) -> None:
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
 
 
-async def _take_in(world: World, info: HeaderInfo, batch: dict[str, str], early: bool) -> tuple[Row, bool] | None:
+async def _take_in(
+    world: World, info: HeaderInfo, batch: dict[str, str], raw: bytes, early: bool
+) -> tuple[Row, bool] | None:
     """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
     message was dealt with here: refused, left alone, or taken by the meeting desk."""
     ledger = world.ledger
     folders = world.folders
-    content = fingerprint(info.headers)
+    content = fingerprint(raw)
     envelope = _identified(world, parse_envelope(info.headers), content, batch)
     if envelope.key in batch:
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
@@ -141,6 +147,10 @@ def _identified(world: World, envelope: Envelope, content: str, batch: dict[str,
     known = batch.get(key)
     if known is None:
         row = world.ledger.get(key)
+        if row is None:  # a Message-ID the agent gave out itself (the Sent copy of one it had none, or shared one)
+            given = world.ledger.key_of(key, *OPEN_STATES, DONE)
+            if given is not None:
+                return replace(envelope, key=given)
         known = row.fingerprint if row is not None else None
     if not known or known == content:  # the same message (or a row from before fingerprints: a copy, as it was)
         return envelope

@@ -45,7 +45,16 @@ from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import Seen, new_headers
 from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
-from agent.rules.envelope import MEETING_TAG, Envelope, domain_of, new_message_id, parse_envelope
+from agent.rules.envelope import (
+    MEETING_TAG,
+    Envelope,
+    domain_of,
+    fingerprint,
+    new_message_id,
+    parse_envelope,
+    split_key,
+    variant_key,
+)
 from agent.rules.invites import (
     CALENDAR_TYPES,
     InviteError,
@@ -582,12 +591,18 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
     if raw is None:
         return True  # gone meanwhile
     store = MeetingStore(world.ledger)
-    existing = store.by_source(envelope.key)  # a crash after proposing, before the move: do not propose twice
+    topic = MEETING_TAG.sub("", envelope.subject).strip(" -:–") or ""
+    # Known by its Message-ID *and* content: another request that reuses a Message-ID is another request.
+    own = split_key(envelope.key)[1] is not None or not envelope.message_id  # already known by its content
+    source = envelope.key if own else variant_key(envelope.key, fingerprint(raw))
+    existing = store.by_source(source)  # a crash after proposing, before the move: do not propose twice
+    if existing is None:  # proposed by a version that knew a request by its Message-ID alone: the same topic
+        earlier = store.by_source(envelope.key)
+        existing = earlier if earlier is not None and earlier.topic in (topic, f"Mentoring: {topic}") else None
     offered = bool(existing and existing.state and existing.state.offers)
     if existing is None:
-        topic = MEETING_TAG.sub("", envelope.subject).strip(" -:–") or ""
         proposal = await propose(
-            world, mentor, topic=topic, description=_text_of(raw), source=envelope.key, about=envelope.message_id
+            world, mentor, topic=topic, description=_text_of(raw), source=source, about=envelope.message_id
         )
         offered = bool(proposal.offered)
     target = folders.sent if offered else folders.needs_attention

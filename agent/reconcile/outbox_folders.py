@@ -11,7 +11,8 @@ import logging
 from agent.config.settings import LEGACY_OUTBOX, Folders
 from agent.errors import Problem, UserError
 from agent.reconcile.context import World
-from agent.store.ledger import Row
+from agent.rules.envelope import fingerprint, is_keyed
+from agent.store.ledger import CANCELLED, Row
 
 log = logging.getLogger("mentor_agent.intake")
 
@@ -42,15 +43,14 @@ async def settle_folders(world: World, config_file: str) -> None:
         )
     if "outbox" in world.settings.imap.folders.model_fields_set or folders.outbox == LEGACY_OUTBOX:
         return
-    names = await world.imap(world.mailbox.folder_list)
-    if LEGACY_OUTBOX not in names:
-        return
-    waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)  # STATUS: Outlook's Outbox is never selected
-    if not waiting:
-        return
-    own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)
     ledger = world.ledger
     taken = ledger.in_folder(LEGACY_OUTBOX)  # what the agent took in there itself, watching the old default
+    names = await world.imap(world.mailbox.folder_list)
+    waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX) if LEGACY_OUTBOX in names else 0  # STATUS
+    if not waiting:
+        _gone(world, list(taken.values()))
+        return
+    own = await world.imap(world.mailbox.providers_own, LEGACY_OUTBOX)  # Outlook's Outbox is never selected
     if own is None and taken:
         await _bring_along(world, config_file, taken)
         waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX)
@@ -58,7 +58,6 @@ async def settle_folders(world: World, config_file: str) -> None:
             return
     if ledger.meta_value(LEGACY_TOLD) is not None:
         return
-    ledger.set_meta(LEGACY_TOLD, str(waiting))
     whose = f" ({own})" if own else ""
     await world.notify(
         f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
@@ -67,6 +66,7 @@ async def settle_folders(world: World, config_file: str) -> None:
             f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
         ],
     )
+    ledger.set_meta(LEGACY_TOLD, str(waiting))  # after the notice: a crash in between tells her again, not never
 
 
 LEGACY_TOLD = "legacy_outbox_told"  # meta key: the student was told that mail in "Outbox" is not taken
@@ -77,7 +77,13 @@ async def _bring_along(world: World, config_file: str, taken: dict[int, Row]) ->
     their rows follow them, so that the intake there knows them as the same messages."""
     folders = world.folders
     ledger = world.ledger
-    moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, sorted(taken), folders.outbox)
+    # Each UID is checked before the move: the student may have deleted "Outbox" (and the message) and made a new
+    # one, where a message never handed over has the same UID now (a new UIDVALIDITY).
+    there = await world.imap(world.mailbox.fetch_many, LEGACY_OUTBOX, sorted(taken))
+    same = {uid for uid, raw in there.items() if uid in taken and _is(raw, taken[uid])}
+    _gone(world, [row for uid, row in taken.items() if uid not in same])
+    taken = {uid: row for uid, row in taken.items() if uid in same}
+    moved = await world.imap(world.mailbox.move_many, LEGACY_OUTBOX, sorted(taken), folders.outbox) if taken else {}
     with ledger.transaction():
         for old_uid, row in taken.items():
             if old_uid in moved:
@@ -95,3 +101,22 @@ async def _bring_along(world: World, config_file: str, taken: dict[int, Row]) ->
             f'"{LEGACY_OUTBOX}" under [imap.folders] in {config_file or "the config file"}.',
         ],
     )
+
+
+def _is(raw: bytes, row: Row) -> bool:
+    """Whether this is the message ``row`` was taken in as (its key, and its content where known)."""
+    return is_keyed(raw, row.key) and (not row.fingerprint or fingerprint(raw) == row.fingerprint)
+
+
+def _gone(world: World, rows: list[Row]) -> None:
+    """Rows of the old default "Outbox" whose message is no longer there: deleted by the student (with the folder),
+    or moved by a start that was killed before it updated the ledger. Never looked for by UID again: a message
+    that is in the watched outbox now is taken in there afresh, once."""
+    if not rows:
+        return
+    with world.ledger.transaction():
+        for row in rows:
+            world.ledger.update(row.key, state=CANCELLED, detail=f"no longer in “{LEGACY_OUTBOX}”")
+            world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"gone from {LEGACY_OUTBOX}")
+    for row in rows:
+        log.info("%s: no longer in the old default outbox %r", row.key, LEGACY_OUTBOX)

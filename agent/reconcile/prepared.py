@@ -30,13 +30,13 @@ class Prepared:
 
 def prepare(raw: bytes, row: Row) -> Prepared:
     """What a submission agent does (RFC 6409 section 8): the Message-ID chosen at intake where the message had none
-    (or shares its Message-ID with another message), a Date where it has none (when it was handed over: the same
-    after a restart). Bcc dropped from the wire copy; the body untouched."""
+    (or shares its Message-ID with another message), a Date where it has none or an empty one (when it was handed
+    over: the same after a restart). Bcc dropped from the wire copy; the body untouched."""
     original = True
     if parse_envelope(raw).message_id != row.message_id:
         raw = with_field(without_fields(raw, "Message-ID"), "Message-ID", row.message_id)
         original = False
     if not has_field(raw, "Date"):
-        raw = with_field(raw, "Date", format_datetime(row.arrived.astimezone(UTC)))
+        raw = with_field(without_fields(raw, "Date"), "Date", format_datetime(row.arrived.astimezone(UTC)))
         original = False
     return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id, original=original)

@@ -137,10 +137,11 @@ async def tidy_sent(world: World) -> datetime | None:
     now = world.now()
     sent = world.folders.sent
     for message_id, (uid, filed_at) in watched.items():
-        if now - filed_at > LATE_FILING:
+        found = await world.imap(world.mailbox.find_by_message_id, sent, message_id)
+        if now - filed_at > LATE_FILING and not (uid in found and len(found) > 1):
+            # Looked at once more before giving up (the agent may have been asleep or stopped meanwhile).
             sent_watch.unwatch(world.ledger, message_id)
             continue
-        found = await world.imap(world.mailbox.find_by_message_id, sent, message_id)
         if uid in found and len(found) > 1:
             await world.imap(world.mailbox.discard_many, sent, [uid])
             sent_watch.unwatch(world.ledger, message_id)

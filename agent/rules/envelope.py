@@ -45,6 +45,7 @@ class Envelope:
     reply_to: tuple[str, ...] = ()  # where she wants answers (a digest keeps it: only equal ones share one)
     receipt_to: tuple[str, ...] = ()  # Disposition-Notification-To (RFC 8098), kept the same way
     sealed: bool = False  # signed or encrypted as a whole (SEALED_TYPES): goes alone, byte for byte
+    unsigned: tuple[str, ...] = ()  # what is wrong with its From (also in ``problems``): it never goes so
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -112,17 +113,23 @@ def parse_envelope(head: bytes) -> Envelope:
     def listed(name: str) -> list[str]:
         return raw_headers(message, name) if message is not None else []  # 8-bit kept: unsurrogate() decodes
 
+    unsigned: list[str] = []  # RFC 5322 section 3.6: one From; a Sender when it names more than one author
+    senders = _addresses(listed("From"), unsigned, "From")
+    if not senders and not unsigned:
+        unsigned.append("it has no From (whom it is from); add your address as From")
+    elif len(listed("From")) > 1:
+        unsigned.append("it has more than one From field; keep one, with your address")
+    elif len(senders) > 1 and not listed("Sender"):
+        unsigned.append("its From names more than one address and it has no Sender; keep your address alone in From")
+    problems += unsigned
     to = _addresses(listed("To"), problems, "To")
     cc = _addresses(listed("Cc"), problems, "Cc")
     bcc = _addresses(listed("Bcc"), problems, "Bcc")
-    senders = _addresses(listed("From"), problems, "From")
     ignored: list[str] = []  # a broken Reply-To is the mail program's business, not a reason to refuse
     reply_to = _addresses(listed("Reply-To"), ignored, "Reply-To")
     reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
     receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
     sealed = message is not None and message.get_content_type() in SEALED_TYPES
-    if not senders and not any(p.startswith("From ") for p in problems):
-        problems.append("it has no From (whom it is from); add your address as From")
     if not (to or cc or bcc):
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
@@ -158,6 +165,7 @@ def parse_envelope(head: bytes) -> Envelope:
         reply_to=reply_to,
         receipt_to=receipt_to,
         sealed=sealed,
+        unsigned=tuple(unsigned),
     )
 
 
@@ -167,9 +175,22 @@ def parse_envelope(head: bytes) -> Envelope:
 # different one gets "<id>#<fingerprint>" and goes out with a Message-ID of its own.
 
 
-def fingerprint(head: bytes) -> str:
-    """What a message's content is known by: a hash of its header block (the same bytes give the same one)."""
-    return hashlib.sha256(split_head(head)[0]).hexdigest()[:16]
+_WRITTEN = (b"from", b"sender", b"to", b"cc", b"bcc", b"subject")  # what the sender writes (the Date the agent may add)
+
+
+def fingerprint(raw: bytes) -> str:
+    """What a message's content is known by: a hash of the header fields its sender wrote (From, To, Cc, Bcc,
+    Subject), in order, and of its text (the body; line endings and trailing blanks aside). Not the Date (a
+    submission agent adds it where it is missing), the Message-ID (the key) nor what mail programs and servers add
+    on the way (Received, X-Mozilla-Status, …): a copy of the message with any of those added or changed is still the
+    same message. ``raw`` is the whole message: its header block alone gives another fingerprint."""
+    head, _, body = split_head(raw)
+    fields = (f.partition(b":") for f in _fields(head))
+    written = [name.strip().lower() + b":" + b" ".join(value.split()) for name, _, value in fields]
+    written = [field for field in written if field.partition(b":")[0] in _WRITTEN]
+    text = b"\n".join(line.rstrip() for line in body.splitlines()).rstrip()
+    written.append(b"body:" + hashlib.sha256(text).hexdigest().encode())
+    return hashlib.sha256(b"\n".join(written)).hexdigest()[:16]
 
 
 def variant_key(message_id: str, print_: str) -> str:
@@ -184,15 +205,17 @@ def split_key(key: str) -> tuple[str, str | None]:
     return key, None
 
 
-def is_keyed(head: bytes, key: str) -> bool:
-    """Whether the message with this header block is the one the ledger knows by ``key``."""
+def is_keyed(raw: bytes, key: str) -> bool:
+    """Whether this message (whole: a variant key asks for its text too) is the one the ledger knows by ``key``."""
     base, content = split_key(key)
-    return parse_envelope(head).key == base and (content is None or fingerprint(head) == content)
+    return parse_envelope(raw).key == base and (content is None or fingerprint(raw) == content)
 
 
 def has_field(raw: bytes, name: str) -> bool:
+    """Whether ``raw`` has the field ``name`` with something in it (an empty field is as good as none)."""
     head = split_head(raw)[0]
-    return any(f.split(b":", 1)[0].strip().lower() == name.lower().encode() for f in _fields(head))
+    wanted = name.lower().encode()
+    return any(n.strip().lower() == wanted and v.strip() for n, _, v in (f.partition(b":") for f in _fields(head)))
 
 
 # -- raw header surgery (the body is never touched) ------------------------------------------------------------

@@ -73,7 +73,7 @@ class Row:
     item: str | None
     sent_at: datetime | None
     detail: str
-    fingerprint: str = ""  # of its header block: a copy has the same, another message with its Message-ID not
+    fingerprint: str = ""  # envelope.fingerprint: a copy has the same, another one with its Message-ID not
 
     @classmethod
     def of(cls, record: sqlite3.Row) -> Row:
