@@ -24,7 +24,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from urllib.parse import unquote
 
-from agent.rules.addresses import normal_address
+from agent.rules.addresses import ascii_domain, normal_address
 from agent.rules.htmltext import html_to_text, sanitise_html, text_to_html
 from agent.rules.mimetext import clean_text, first_header, header_text, raw_headers, unsurrogate
 from agent.rules.mimewalk import Attachment, Extract, walk
@@ -202,12 +202,11 @@ class _Identity:
 def _address(display: str, addr: str) -> Address | None:
     """A header address; an odd local part is quoted, and what still does not parse is left to the envelope."""
     local, _, domain = addr.rpartition("@")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
+    if not domain.isascii():  # its A-labels (IDNA2008, the same as every comparison: never another domain)
+        written = ascii_domain(domain)
+        if written is None:
             return None
-        addr = f"{local}@{domain}"
+        domain, addr = written, f"{local}@{written}"
     if not addr.isascii():  # a non-ASCII local part needs SMTPUTF8; such an address only goes in the envelope
         return None
     quoted = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
