@@ -49,3 +49,33 @@ def test_a_domain_is_never_mapped_to_another_domain() -> None:
     assert parse_envelope(raw).cc == ("kollege@xn--strae-oqa.example.org",)
     assert envelope_recipients([Original("a", raw)])[-1] == "kollege@xn--strae-oqa.example.org"
     assert "xn--strae-oqa.example.org" in str(digest(raw, message("b", head=cc))["Cc"])
+
+
+UTF8_CC = HEAD + "Cc: Jürgen Müller <müller@exämple.org>\r\n"
+UTF8_TO = "From: Sam Patel <sam@med.example.edu>\r\nTo: Jürgen Müller <müller@exämple.org>\r\n"
+
+
+def shapes(*raws: bytes) -> list[tuple[tuple[str, ...], bool, str]]:
+    found = compose_parts([Original(f"k{i}", raw) for i, raw in enumerate(raws)], **ARGS)
+    return [(part.keys, part.alone, part.why) for part in found]
+
+
+def test_a_recipient_a_digest_cannot_name_goes_alone_never_unnamed() -> None:
+    """A digest is written in ASCII headers: a message to an address beyond ASCII goes alone, as she wrote it
+    (with SMTPUTF8), never in a digest whose To or Cc leaves that recipient out while the envelope sends to her."""
+    for head in (UTF8_CC, UTF8_TO):
+        a, b = message("a", head=head), message("b", head=head)
+        assert parse_envelope(a).wide  # intake marks it standalone: the engine paces it as its own e-mail
+        found = shapes(a, b)
+        assert [(keys, alone) for keys, alone, _ in found] == [(("k0",), True), (("k1",), True)], found
+        assert all("beyond ASCII" in why for _, _, why in found)
+    assert not parse_envelope(message("a", head=HEAD + "Cc: kollege@straße.example.org\r\n")).wide
+
+
+def test_a_reply_to_or_receipt_address_beyond_ascii_is_never_replaced_or_dropped() -> None:
+    for extra in ("Reply-To: Sam <sám@exämple.org>\r\n", "Disposition-Notification-To: sám@exämple.org\r\n"):
+        a, b = message("a", extra), message("b", extra)
+        assert parse_envelope(a).wide
+        assert [alone for _, alone, _ in shapes(a, b, message("c"))] == [True, True, False]
+    kept = digest(*(message(s, "Reply-To: Sam <sam@exämple.org>\r\n") for s in "ab"))
+    assert str(kept["Reply-To"]) == "Sam <sam@xn--exmple-cua.org>"

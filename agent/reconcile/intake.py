@@ -156,8 +156,12 @@ def _row(
         reason="",
         # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, the proposal of
         # an agreement (`agree`) goes alone so that her answer threads to it, and a signed or encrypted message
-        # is only valid byte for byte: never digested.
-        standalone=bool(envelope.references) or envelope.sealed or envelope.agent_kind in ("invite", "agreement"),
+        # is only valid byte for byte, and one naming an address beyond ASCII cannot be named in a digest's
+        # headers: never digested.
+        standalone=bool(envelope.references)
+        or envelope.sealed
+        or envelope.wide
+        or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
         forced=False,
         told="",

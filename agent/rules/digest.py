@@ -359,6 +359,12 @@ def _headers_for(who: _Identity, subject: str, message_id: str) -> EmailMessage:
     return msg
 
 
+def _nameable(raw: bytes) -> bool:
+    """Whether a digest can write every To, Cc, Reply-To and Disposition-Notification-To address of ``raw``."""
+    msg = _headers(raw)
+    return all(_address(display, addr) for name in ("to", "cc", *_KEPT) for display, addr in _address_pairs(msg, name))
+
+
 def _recipients(msg: Message, name: str) -> list[Address]:
     return [a for a in (_address(display, addr) for display, addr in _address_pairs(msg, name)) if a]
 
@@ -475,6 +481,9 @@ def compose_parts(
     parsed = [_parse(o) for o in originals if o.key not in alone]
     whole = {p.key: p.body.whole[0] for p in parsed if p.body.whole}  # what never changes: it goes as written
     # A digest keeps Reply-To and Disposition-Notification-To: one that asks otherwise than the first goes alone.
+    for o in originals:
+        if o.key not in alone and o.key not in whole and not _nameable(o.raw):
+            whole[o.key] = "it names an address beyond ASCII, which a digest (written in ASCII) cannot carry"
     joining = {p.key for p in parsed if p.key not in whole}
     lead = next((o for o in originals if o.key in joining), originals[0])
     asks = _key(lead.raw, _KEPT)
