@@ -367,8 +367,8 @@ async def _carry_out_for(
     by_key = {r.key: r for r in rows}
     tagged = agenda_desk.tagged(loaded, rows)  # "[agenda]" in the subject: the student's own choice
     if tagged:
-        await agenda_desk.hold(world, loaded, tagged)
-        rest = [r for r in rows if r not in tagged]
+        back = await agenda_desk.hold(world, loaded, tagged)  # those only valid as written come back: e-mail
+        rest = [r for r in rows if r not in tagged] + back
         return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
@@ -387,8 +387,8 @@ async def _carry_out_for(
     decisions = engine.plan(queue, now)
     held = agenda_desk.over_limit(loaded, decisions, by_key, now)  # over_limit = "agenda": not e-mailed
     if held:
-        await agenda_desk.hold(world, loaded, held)
-        rest = [r for r in rows if r not in held]
+        back = await agenda_desk.hold(world, loaded, held)
+        rest = [r for r in rows if r not in held] + back
         return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     late = await invite_deadline.withdraw_late(world, decisions, by_key, now)  # the pace holds it past the notice
     if late:

@@ -104,6 +104,13 @@ def question_of(raw: bytes, subject: str) -> Question:
     return Question(clean_subject(subject or first_header(message, "subject")), first_line(text))
 
 
+def only_as_written(raw: bytes) -> str | None:
+    """Why a message may only go as the student wrote it (a signed or encrypted part anywhere in it, see
+    :mod:`agent.rules.mimewalk`), so never as a line of an invitation; None when it may be an agenda question."""
+    found = walk(message_from_bytes(raw, policy=email_policy.compat32)).whole
+    return found[0] if found else None
+
+
 def describe(questions: Sequence[Question], student: str) -> str:
     """The invitation's DESCRIPTION: plain lines, numbered, as every calendar client shows them."""
     count = len(questions)
