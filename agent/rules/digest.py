@@ -326,6 +326,14 @@ def _build(group: Sequence[_Parsed], who: _Identity, part: int, parts: int) -> E
         if (att.maintype, att.subtype) == ("message", "rfc822"):  # a forwarded message, carried over whole
             msg.add_attachment(message_from_bytes(att.data, policy=_POLICY), filename=att.filename)
             continue
+        if att.maintype == "message":  # another message part (message/global…), carried over as the part it was
+            if msg.get_content_type() != "multipart/mixed":
+                msg.make_mixed()
+            carried = message_from_bytes(att.data, policy=_POLICY)
+            del carried["Content-Disposition"]
+            carried.add_header("Content-Disposition", "attachment", filename=att.filename)
+            msg.attach(carried)
+            continue
         params = dict(att.params) | ({"charset": att.charset} if att.charset else {})
         msg.add_attachment(att.data, att.maintype, att.subtype, filename=att.filename, params=params)
     return msg
