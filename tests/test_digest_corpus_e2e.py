@@ -94,15 +94,23 @@ def to(subject: str, address: str) -> bytes:
 
 
 def test_one_mentor_however_her_domain_is_spelled(agent: Agent) -> None:
-    agent.policy(policy_text(max_per_day=1).replace("hospital.example.org", "HOSPITÄL.example.org"))
-    agent.start()
-    agent.drop(to("first", "Dr. Ana Rivera <arivera@hospitäl.example.org>"))
-    agent.smtp.wait_for(1)
-    agent.drop(to("second, punycode", "arivera@XN--HOSPITL-BXA.example.org"))
-    eventually(lambda: agent.subjects("Scheduled") == ["second, punycode"])
-    notice = eventually(lambda: [n for n in agent.notices() if "second" in str(n["Subject"])])[0]
-    assert "Dr. Ana Rivera" in str(notice["Subject"])
-    assert len(agent.smtp.messages) == 1
+    agent.smtp.stop()
+    agent.smtp = SmtpServer(smtputf8=True)  # a To: header in UTF-8 (RFC 6532) needs SMTPUTF8 as well
+    agent.smtp.start()
+    agent.write_config()
+    try:
+        agent.policy(policy_text(max_per_day=1).replace("hospital.example.org", "HOSPITÄL.example.org"))
+        agent.start()
+        agent.drop(to("first", "Dr. Ana Rivera <arivera@hospitäl.example.org>"))
+        agent.smtp.wait_for(1)
+        agent.drop(to("second, punycode", "arivera@XN--HOSPITL-BXA.example.org"))
+        eventually(lambda: agent.subjects("Scheduled") == ["second, punycode"])
+        notice = eventually(lambda: [n for n in agent.notices() if "second" in str(n["Subject"])])[0]
+        assert "Dr. Ana Rivera" in str(notice["Subject"])
+        assert len(agent.smtp.messages) == 1
+    finally:
+        agent.end()
+        agent.smtp.stop()
 
 
 def test_a_message_to_an_address_beyond_ascii_goes_alone_as_written_never_unnamed_in_a_digest(agent: Agent) -> None:
