@@ -176,6 +176,8 @@ def test_unflow_keeps_depths_apart_and_the_signature_separator() -> None:
     assert unflow(flowed, delsp=False) == "> a b\n>> c\n> d\ne f\n-- \nSam"
     assert unflow("> x\n>\n", delsp=False) == "> x\n>\n"
     assert unflow(" >stuffed \nline", delsp=False) == ">stuffed line"
+    assert unflow("word \n-- \nSam", delsp=False) == "word\n-- \nSam"  # a flowed line never joins the separator
+    assert unflow("> word \n> -- \n> Sam", delsp=True) == "> word\n> -- \n> Sam"
 
 
 def test_one_mentor_however_her_domain_is_spelled() -> None:
