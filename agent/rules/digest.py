@@ -1,6 +1,6 @@
 """Digest composition: several e-mails to one mentor become one readable e-mail (pure: no network, no clock).
 
-Why one module of ~520 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
+Why one module of ~550 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
 the two views (plain and HTML) and the split into parts under ``max_bytes`` all serve one message and are tested
 as one (tests/test_digest*.py); the text and HTML handling it uses is in :mod:`agent.rules.mimetext`,
 :mod:`agent.rules.htmltext` and :mod:`agent.rules.mimewalk`.
@@ -488,10 +488,10 @@ def compose_parts(
     alone = {o.key for o in originals if len(o.raw) > max_bytes}
     parsed = [_parse(o) for o in originals if o.key not in alone]
     whole = {p.key: p.body.whole[0] for p in parsed if p.body.whole}  # what never changes: it goes as written
-    # A digest keeps Reply-To and Disposition-Notification-To: one that asks otherwise than the first goes alone.
-    for o in originals:
+    for o in originals:  # a digest's headers are ASCII: never a recipient left unnamed, nor a Reply-To replaced
         if o.key not in alone and o.key not in whole and not _nameable(o.raw):
-            whole[o.key] = "it names an address beyond ASCII, which a digest (written in ASCII) cannot carry"
+            whole[o.key] = "it names an address beyond ASCII (or an odd one), which a digest's headers cannot carry"
+    # A digest keeps Reply-To and Disposition-Notification-To: one that asks otherwise than the first goes alone.
     joining = {p.key for p in parsed if p.key not in whole}
     lead = next((o for o in originals if o.key in joining), originals[0])
     asks = _key(lead.raw, _KEPT)
