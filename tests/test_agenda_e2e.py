@@ -247,3 +247,27 @@ def test_agenda_in_the_subject_to_a_mentor_without_meeting_windows_is_not_sent_b
     assert agent.subjects("Needs attention") == ["[agenda] Poster feedback"]
     time.sleep(2)
     assert agent.smtp.messages == []
+
+
+SIGNED_PART = (
+    b'Content-Type: multipart/signed; protocol="application/pgp-signature"; micalg=pgp-sha256; boundary="SS"\r\n\r\n'
+    b"--SS\r\nContent-Type: text/plain\r\n\r\nCould we go over my case log?\r\n--SS\r\n"
+    b"Content-Type: application/pgp-signature\r\n\r\nSIG\r\n--SS--\r\n"
+)
+
+
+def test_a_message_with_a_signed_part_inside_is_never_an_agenda_question(agent: Agent) -> None:
+    """Signed (or encrypted) anywhere inside, it is only valid as written: it goes by e-mail, byte for byte, and
+    the student is told, never a line in an invitation (as a message signed as a whole, never held)."""
+    agent.policy(agenda_policy())
+    head = mail("[agenda] Case log").split(b"\r\n\r\n")[0]
+    head = b"\r\n".join(line for line in head.split(b"\r\n") if not line.lower().startswith((b"content-", b"mime-")))
+    raw = head + b"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=OO\r\n\r\n--OO\r\n"
+    raw += SIGNED_PART + b"--OO--\r\n"
+    agent.drop(raw)
+    agent.start()
+    [received] = agent.smtp.wait_for(1, timeout=15)
+    assert received.content.replace(b"\r\n", b"\n").endswith(raw.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n"))
+    told = eventually(lambda: [n for n in agent.notices() if "Back to e-mail" in str(n["Subject"])], timeout=15)
+    assert "signed or encrypted" in told[0].get_content()
+    assert not [s for s in agent.subjects("Scheduled") if s.startswith("Invitation")]

@@ -99,6 +99,29 @@ def test_a_forwarded_message_is_carried_over_whole_and_still_readable() -> None:
     assert text is not None and "Potassium 4.1" in text.get_content()
 
 
+MESSAGE_PARTS = (
+    b"From: Sam Patel <sam@med.example.edu>\r\nTo: Dr. Ana Rivera <arivera@hospital.example.org>\r\n"
+    b"Subject: FYI, the bounce\r\nMessage-ID: <bounce.fwd@med.example.edu>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="OO"\r\n\r\n--OO\r\nContent-Type: text/plain\r\n\r\nFYI\r\n'
+    b"--OO\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+    b"Final-Recipient: rfc822; lab@hospital.example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+    b'--OO\r\nContent-Type: message/global\r\nContent-Disposition: attachment; filename="orig.u8msg"\r\n\r\n'
+    b"From: lab@hospital.example.org\r\nSubject: the original\r\n\r\nbody of the original\r\n--OO--\r\n"
+)
+
+
+def test_a_forwarded_message_global_or_delivery_status_is_carried_over() -> None:
+    """Every message/* part is carried, not only message/rfc822: a bounce's delivery status, an RFC 6532 message."""
+    [(keys, digest)] = parts(extra=(MESSAGE_PARTS, PLAIN))
+    assert keys == ("x0", "x1") and digest is not None
+    found = {p.get_content_type(): p for p in digest.walk()}
+    status = found["message/delivery-status"].as_string()
+    assert "Final-Recipient: rfc822; lab@hospital.example.org" in status and "Status: 5.1.1" in status
+    carried = found["message/global"]
+    assert carried.get_filename() == "orig.u8msg"
+    assert b"Subject: the original\r\n\r\nbody of the original" in carried.as_bytes(policy=email.policy.SMTP)
+
+
 def test_a_forwarded_invitation_keeps_its_method() -> None:
     digest = only_digest("forwarded-invitation.eml")
     calendars = [p for p in digest.walk() if p.get_content_type() == "text/calendar"]
@@ -153,6 +176,8 @@ def test_unflow_keeps_depths_apart_and_the_signature_separator() -> None:
     assert unflow(flowed, delsp=False) == "> a b\n>> c\n> d\ne f\n-- \nSam"
     assert unflow("> x\n>\n", delsp=False) == "> x\n>\n"
     assert unflow(" >stuffed \nline", delsp=False) == ">stuffed line"
+    assert unflow("word \n-- \nSam", delsp=False) == "word\n-- \nSam"  # a flowed line never joins the separator
+    assert unflow("> word \n> -- \n> Sam", delsp=True) == "> word\n> -- \n> Sam"
 
 
 def test_one_mentor_however_her_domain_is_spelled() -> None:

@@ -94,12 +94,54 @@ def to(subject: str, address: str) -> bytes:
 
 
 def test_one_mentor_however_her_domain_is_spelled(agent: Agent) -> None:
-    agent.policy(policy_text(max_per_day=1).replace("hospital.example.org", "HOSPITÄL.example.org"))
-    agent.start()
-    agent.drop(to("first", "Dr. Ana Rivera <arivera@hospitäl.example.org>"))
-    agent.smtp.wait_for(1)
-    agent.drop(to("second, punycode", "arivera@XN--HOSPITL-BXA.example.org"))
-    eventually(lambda: agent.subjects("Scheduled") == ["second, punycode"])
-    notice = eventually(lambda: [n for n in agent.notices() if "second" in str(n["Subject"])])[0]
-    assert "Dr. Ana Rivera" in str(notice["Subject"])
-    assert len(agent.smtp.messages) == 1
+    agent.smtp.stop()
+    agent.smtp = SmtpServer(smtputf8=True)  # a To: header in UTF-8 (RFC 6532) needs SMTPUTF8 as well
+    agent.smtp.start()
+    agent.write_config()
+    try:
+        agent.policy(policy_text(max_per_day=1).replace("hospital.example.org", "HOSPITÄL.example.org"))
+        agent.start()
+        agent.drop(to("first", "Dr. Ana Rivera <arivera@hospitäl.example.org>"))
+        agent.smtp.wait_for(1)
+        agent.drop(to("second, punycode", "arivera@XN--HOSPITL-BXA.example.org"))
+        eventually(lambda: agent.subjects("Scheduled") == ["second, punycode"])
+        notice = eventually(lambda: [n for n in agent.notices() if "second" in str(n["Subject"])])[0]
+        assert "Dr. Ana Rivera" in str(notice["Subject"])
+        assert len(agent.smtp.messages) == 1
+    finally:
+        agent.end()
+        agent.smtp.stop()
+
+
+def test_a_message_to_an_address_beyond_ascii_goes_alone_as_written_never_unnamed_in_a_digest(agent: Agent) -> None:
+    """A digest's headers are ASCII: a message whose Cc (or Reply-To) is beyond ASCII is paced as its own e-mail
+    and goes as she wrote it, with SMTPUTF8; a digest never sends to a recipient its headers leave out."""
+    agent.smtp.stop()
+    agent.smtp = SmtpServer(smtputf8=True)
+    agent.smtp.start()
+    try:
+        agent.write_config()
+        agent.policy(policy_text(min_gap="1s", over_limit="batch"))
+        agent.start()
+        agent.drop(mail("first"))
+        agent.smtp.wait_for(1)
+        wide = []
+        for subject in ("with a colleague", "with him again"):
+            head, _, body = mail(subject).partition(b"\r\n\r\n")
+            wide.append(head + "\r\nCc: Jürgen Müller <müller@exämple.org>".encode() + b"\r\n\r\n" + body)
+        for raw in (*wide, mail("plain a"), mail("plain b")):
+            agent.drop(raw)
+        received = agent.smtp.wait_for(4, timeout=20)
+        eventually(lambda: agent.folder_raw("Scheduled") == {} and agent.folder_raw("Sending") == {})
+        assert len(agent.smtp.messages) == 4
+        alone = [r for r in received if UTF8_RCPT in r.rcpt_tos]
+        assert sorted(crlf(r.content) for r in alone) == sorted(crlf(raw) for raw in wide)
+        assert all(r.rcpt_tos == (MENTOR, UTF8_RCPT) for r in alone)
+        [digest] = [r for r in received[1:] if r not in alone]
+        assert "2 updates from Sam" in str(parse(digest.content)["Subject"]) and digest.rcpt_tos == (MENTOR,)
+        for raw in wide:
+            row = agent.ledger().get(str(parse(raw)["Message-ID"]))
+            assert row is not None and row.standalone and row.digest is None
+    finally:
+        agent.end()
+        agent.smtp.stop()

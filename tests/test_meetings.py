@@ -400,3 +400,20 @@ def test_propose_dry_run_writes_parseable_invites(tmp_path: Path) -> None:
     parsed = [parse_itip(f.read_bytes())[0] for f in files]
     assert {p.method for p in parsed} == {"REQUEST"} and len({p.uid for p in parsed}) == 2
     assert all(p.attendee == "c.okafor@nhs.example.uk" for p in parsed)
+
+
+def test_her_answer_from_her_domain_spelled_in_unicode_is_hers() -> None:
+    """The policy keeps her address in ASCII (A-labels); her mail program may write From and ATTENDEE in
+    Unicode, in any case, or percent-encoded in the mailto: URI: one address (normal_address)."""
+    from agent.rules.invites.read import parse_itip as read_itip
+    from tests.test_invites import gmail_reply, reply_ics
+
+    state = replace(sent_all(begin()[0]), mentor=Party("Dr. Ana Rivera", "arivera@xn--hospitl-bxa.example.org"))
+    uid = state.offers[0].uid
+    for attendee in ("arivera@hospitäl.example.org", "ARivera@HOSPITÄL.example.org."):
+        answer = reply(uid, attendee=attendee)
+        _, actions = apply_reply(state, answer, "Ana Rivera <ARIVERA@Hospitäl.example.org>", None, NOW)
+        assert kinds(actions) == ["RecordMeeting", "SendStudentCopy", "NotifyStudent"], actions
+    ics = reply_ics().replace("ARivera@Hospital.example.org", "ARivera@hospit%C3%A4l.example.org")
+    (parsed,) = read_itip(gmail_reply(ics))
+    assert parsed.attendee == "arivera@xn--hospitl-bxa.example.org"

@@ -228,6 +228,29 @@ def test_without_smtputf8_an_address_beyond_ascii_is_refused_cleanly_before_anyt
     assert smtp_server.wait_for(1)[0].rcpt_tos == (MENTOR,)
 
 
+UTF8_HEADERS = "From: student@example.org\r\nTo: Jürgen <j@xn--exmple-cua.org>\r\nSubject: Grüße\r\n\r\nHallo\r\n"
+
+
+def test_headers_beyond_ascii_go_with_smtputf8_or_are_refused_cleanly(smtp_server: SmtpServer) -> None:
+    """RFC 6532 headers (raw UTF-8) need SMTPUTF8 even when every envelope address is ASCII (RFC 6531 §3.4)."""
+    raw = UTF8_HEADERS.encode()
+    with pytest.raises(PermanentSendError, match="SMTPUTF8"):
+        run_send(smtp_server, ["j@xn--exmple-cua.org"], raw=raw)
+    assert smtp_server.messages == []
+    server = SmtpServer(smtputf8=True)
+    server.start()
+    try:
+        run_send(server, ["j@xn--exmple-cua.org"], raw=raw)
+        [received] = server.wait_for(1)
+    finally:
+        server.stop()
+    assert "SMTPUTF8" in received.mail_options and received.content.replace(b"\r\n", b"\n") == raw.replace(
+        b"\r\n", b"\n"
+    )
+    run_send(smtp_server, [MENTOR], raw=raw.replace("ü".encode(), b"ue").replace("ß".encode(), b"ss"))
+    assert "SMTPUTF8" not in smtp_server.wait_for(1)[0].mail_options  # ASCII as ever: no extension asked for
+
+
 def test_an_address_that_cannot_be_written_at_all_fails_that_message_only() -> None:
     server = SmtpServer(smtputf8=True)
     server.start()

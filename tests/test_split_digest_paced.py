@@ -113,3 +113,30 @@ def test_a_split_release_never_breaks_the_day_limit_or_the_gap(clocked: Clocked)
     ledger = clocked.world.ledger
     assert [(row.state if row else None) for row in map(ledger.get, [first, *waiting])] == [DONE] * 5
     assert sorted(clocked.subjects("Scheduled")) == []
+
+
+def signed_inside(subject: str) -> bytes:
+    """A message whose signed part sits inside a multipart/mixed: split out of the digest when it is composed."""
+    head = letter(subject, 100).split(b"\r\n\r\n")[0]
+    return head + (
+        b"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=OO\r\n\r\n--OO\r\n"
+        b'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary=SS\r\n\r\n'
+        b"--SS\r\nContent-Type: text/plain\r\n\r\nsigned text\r\n--SS\r\n"
+        b"Content-Type: application/pgp-signature\r\n\r\nSIG\r\n--SS--\r\n--OO--\r\n"
+    )
+
+
+def test_a_message_split_out_of_a_digest_when_composed_counts_and_keeps_the_gap(clocked: Clocked) -> None:
+    """digest23 finding 4: a signed part inside a message (found only when the digest is composed) made it go in
+    the same second as the digest; it is one more e-mail to the engine, like any other."""
+    clocked.add("First", 500, START - timedelta(hours=1))
+    clocked.drive(START + timedelta(minutes=1))
+    clocked.add("Plain a", 500, START + timedelta(seconds=1))
+    row = clocked.row(signed_inside("Signed inside"), "Scheduled")
+    clocked.world.ledger.update(row.key, arrived=START + timedelta(seconds=2))
+    clocked.add("Plain b", 500, START + timedelta(seconds=3))
+    clocked.drive(START + timedelta(days=2))
+    assert len(clocked.smtp.messages) == 3, "the digest and the signed one, after the first"
+    assert max(per_day(clocked.sent_at).values()) <= 2, per_day(clocked.sent_at)
+    assert min(b - a for a, b in pairwise(clocked.sent_at)) >= timedelta(minutes=3), clocked.sent_at
+    assert sum(b"signed text" in r.content for r in clocked.smtp.messages) == 1

@@ -5,8 +5,9 @@ The SMTP conversation is driven step by step (MAIL, RCPT each, DATA, body) rathe
 been delivered and a retry is safe; once the body was written, a lost connection or a timeout leaves the
 outcome unknown, and that is reported as :class:`InDoubtError`, never retried.
 
-An address beyond ASCII (``müller@…``) goes with SMTPUTF8 (RFC 6531) where the server offers it; where it does not,
-that one message is refused (:class:`PermanentSendError`, before MAIL: nothing sent) and the others go on.
+An address beyond ASCII (``müller@…``), or a header block in UTF-8 (RFC 6532), goes with SMTPUTF8 (RFC 6531)
+where the server offers it; where it does not, that one message is refused (:class:`PermanentSendError`, before
+MAIL: nothing sent) and the others go on.
 
 A refused login (535 and the like) or a TLS set-up that cannot work is no fault of the message: it is raised
 as :class:`SmtpLoginRefused` / :class:`SmtpTlsProblem` (nothing was sent), and the caller stops sending.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,6 +88,9 @@ class SendStopped(Exception):
     """The daemon is stopping while a retry waited; nothing was delivered (safe to send after a restart)."""
 
 
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
 def endpoint(smtp: Smtp) -> Endpoint:
     return Endpoint("smtp", smtp.host, smtp.port, smtp.security, smtp.ca_file, smtp.timeout)
 
@@ -102,6 +107,12 @@ class _Retry(Exception):
 
 
 _CONNECTION_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError)
+
+
+def _head(message: bytes) -> bytes:
+    """The header block of ``message`` (all of it when it has no body)."""
+    found = _HEAD_END.search(message)
+    return message[: found.start()] if found else message
 
 
 def _reply(code: int, message: str) -> str:
@@ -272,6 +283,7 @@ class Sender:
         body_sent = False
         ok: list[str] = []
         wide = [address for address in (sender, *recipients) if needs_smtputf8(address)]
+        wide += [] if _head(body).isascii() else ["header fields written in UTF-8"]  # RFC 6532 needs it as well
         options, encoding = (["SMTPUTF8"], "utf-8") if wide else ([], "ascii")
         try:
             client = await self._connected()  # with its own timeout, so that a silent server can be diagnosed
@@ -280,7 +292,8 @@ class Sender:
                     await client.ehlo()
             if wide and not client.supports_extension("smtputf8"):
                 raise PermanentSendError(
-                    f"{smtp.host}:{smtp.port} does not take addresses with letters beyond ASCII ({', '.join(wide)}): "
+                    f"{smtp.host}:{smtp.port} does not take addresses or headers with letters beyond ASCII "
+                    f"({', '.join(wide)}): "
                     "it does not offer SMTPUTF8 (RFC 6531); ask the recipient for an ASCII address"
                 )
             async with asyncio.timeout(smtp.timeout):

@@ -87,9 +87,18 @@ def over_limit(
     return [rows[d.id] for d in decisions if agenda.over_limit(d, now) and _eligible(rows[d.id])]
 
 
-async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> None:
+async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
     """Mark ``rows`` as waiting for a meeting agenda (first, so a crash never e-mails them) and put them in
-    Scheduled."""
+    Scheduled. Those only valid as written (a signed or encrypted part inside) go back to e-mail instead, the
+    student told: they are returned, as they are now, for the engine to pace."""
+    refused = await _only_as_written(world, rows)
+    if refused:
+        why = next(iter(refused.values()))
+        release(world, [r for r in rows if r.key in refused], why)
+        title, lines = agenda.released_lines(loaded.name, [r.subject for r in rows if r.key in refused], why)
+        await world.notify(title, lines, about=next(r.message_id for r in rows if r.key in refused))
+    back = [r for r in map(world.ledger.get, refused) if r is not None]
+    rows = [r for r in rows if r.key not in refused]
     ledger = world.ledger
     with ledger.transaction():
         for row in rows:
@@ -105,6 +114,19 @@ async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> None:
     for row in rows:
         log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, agenda.held_reason(loaded.name))
     await _to_scheduled(world, rows)
+    return back
+
+
+async def _only_as_written(world: World, rows: Sequence[Row]) -> dict[str, str]:
+    """The rows whose message may only go as written, and why (read from the message itself)."""
+    found: dict[str, str] = {}
+    for row in rows:
+        uid = await world.locate(row.folder, row.key, row.uid) if row.folder else None
+        raw = await world.imap(world.mailbox.fetch, row.folder, uid) if uid is not None and row.folder else None
+        why = agenda.only_as_written(raw) if raw else None
+        if why:
+            found[row.key] = why
+    return found
 
 
 async def _to_scheduled(world: World, rows: Sequence[Row]) -> bool:

@@ -3,7 +3,7 @@
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
 
-Why one module of ~440 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
+Why one module of ~480 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
 one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
 left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
 machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`, the start's folder check
@@ -184,8 +184,12 @@ def _row(
         reason="",
         # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, the proposal of
         # an agreement (`agree`) goes alone so that her answer threads to it, and a signed or encrypted message
-        # is only valid byte for byte: never digested.
-        standalone=bool(envelope.references) or envelope.sealed or envelope.agent_kind in ("invite", "agreement"),
+        # is only valid byte for byte, and one naming an address beyond ASCII cannot be named in a digest's
+        # headers: never digested.
+        standalone=bool(envelope.references)
+        or envelope.sealed
+        or envelope.wide
+        or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
         forced=False,
         told="",
@@ -397,8 +401,8 @@ async def _carry_out_for(
     by_key = {r.key: r for r in rows}
     tagged = agenda_desk.tagged(loaded, rows)  # "[agenda]" in the subject: the student's own choice
     if tagged:
-        await agenda_desk.hold(world, loaded, tagged)
-        rest = [r for r in rows if r not in tagged]
+        back = await agenda_desk.hold(world, loaded, tagged)  # those only valid as written come back: e-mail
+        rest = [r for r in rows if r not in tagged] + back
         return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
@@ -417,8 +421,8 @@ async def _carry_out_for(
     decisions = engine.plan(queue, now)
     held = agenda_desk.over_limit(loaded, decisions, by_key, now)  # over_limit = "agenda": not e-mailed
     if held:
-        await agenda_desk.hold(world, loaded, held)
-        rest = [r for r in rows if r not in held]
+        back = await agenda_desk.hold(world, loaded, held)
+        rest = [r for r in rows if r not in held] + back
         return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
     late = await invite_deadline.withdraw_late(world, decisions, by_key, now)  # the pace holds it past the notice
     if late:

@@ -27,7 +27,7 @@ from email import policy as email_policy
 
 from agent.rules.htmltext import html_to_text
 from agent.rules.mimetext import first_header
-from agent.rules.mimewalk import walk
+from agent.rules.mimewalk import SEALED_WHY, walk
 from agent.rules.pacing import DAY, UNANSWERED, WEEK, Decision
 
 AGENDA_TAG = re.compile(r"\s*\[agenda\]\s*", re.IGNORECASE)
@@ -102,6 +102,14 @@ def question_of(raw: bytes, subject: str) -> Question:
     extract = walk(message)
     text = "\n".join(b.text if b.kind == "plain" else html_to_text(b.text) for b in extract.plain)
     return Question(clean_subject(subject or first_header(message, "subject")), first_line(text))
+
+
+def only_as_written(raw: bytes) -> str | None:
+    """Why a message may only go as the student wrote it (a signed or encrypted part anywhere in it, see
+    :mod:`agent.rules.mimewalk`), so never as a line of an invitation; None when it may be an agenda question
+    (what a digest could not carry, as a forwarded 8-bit message, is no reason: an agenda carries no files)."""
+    found = walk(message_from_bytes(raw, policy=email_policy.compat32)).whole
+    return SEALED_WHY if SEALED_WHY in found else None
 
 
 def describe(questions: Sequence[Question], student: str) -> str:

@@ -1,6 +1,6 @@
 """Digest composition: several e-mails to one mentor become one readable e-mail (pure: no network, no clock).
 
-Why one module of ~520 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
+Why one module of ~550 lines: composing is one concept — the headers it reads (addresses, threads), the subject,
 the two views (plain and HTML) and the split into parts under ``max_bytes`` all serve one message and are tested
 as one (tests/test_digest*.py); the text and HTML handling it uses is in :mod:`agent.rules.mimetext`,
 :mod:`agent.rules.htmltext` and :mod:`agent.rules.mimewalk`.
@@ -24,7 +24,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from urllib.parse import unquote
 
-from agent.rules.addresses import normal_address
+from agent.rules.addresses import ascii_domain, normal_address
 from agent.rules.htmltext import html_to_text, sanitise_html, text_to_html
 from agent.rules.mimetext import clean_text, first_header, header_text, raw_headers, unsurrogate
 from agent.rules.mimewalk import Attachment, Extract, walk
@@ -202,12 +202,11 @@ class _Identity:
 def _address(display: str, addr: str) -> Address | None:
     """A header address; an odd local part is quoted, and what still does not parse is left to the envelope."""
     local, _, domain = addr.rpartition("@")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
+    if not domain.isascii():  # its A-labels (IDNA2008, the same as every comparison: never another domain)
+        written = ascii_domain(domain)
+        if written is None:
             return None
-        addr = f"{local}@{domain}"
+        domain, addr = written, f"{local}@{written}"
     if not addr.isascii():  # a non-ASCII local part needs SMTPUTF8; such an address only goes in the envelope
         return None
     quoted = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
@@ -327,6 +326,14 @@ def _build(group: Sequence[_Parsed], who: _Identity, part: int, parts: int) -> E
         if (att.maintype, att.subtype) == ("message", "rfc822"):  # a forwarded message, carried over whole
             msg.add_attachment(message_from_bytes(att.data, policy=_POLICY), filename=att.filename)
             continue
+        if att.maintype == "message":  # another message part (message/global…), carried over as the part it was
+            if msg.get_content_type() != "multipart/mixed":
+                msg.make_mixed()
+            carried = message_from_bytes(att.data, policy=_POLICY)
+            del carried["Content-Disposition"]
+            carried.add_header("Content-Disposition", "attachment", filename=att.filename)
+            msg.attach(carried)
+            continue
         params = dict(att.params) | ({"charset": att.charset} if att.charset else {})
         msg.add_attachment(att.data, att.maintype, att.subtype, filename=att.filename, params=params)
     return msg
@@ -358,6 +365,12 @@ def _headers_for(who: _Identity, subject: str, message_id: str) -> EmailMessage:
         msg["References"] = " ".join(who.references)
     msg["MIME-Version"] = "1.0"
     return msg
+
+
+def _nameable(raw: bytes) -> bool:
+    """Whether a digest can write every To, Cc, Reply-To and Disposition-Notification-To address of ``raw``."""
+    msg = _headers(raw)
+    return all(_address(display, addr) for name in ("to", "cc", *_KEPT) for display, addr in _address_pairs(msg, name))
 
 
 def _recipients(msg: Message, name: str) -> list[Address]:
@@ -475,6 +488,9 @@ def compose_parts(
     alone = {o.key for o in originals if len(o.raw) > max_bytes}
     parsed = [_parse(o) for o in originals if o.key not in alone]
     whole = {p.key: p.body.whole[0] for p in parsed if p.body.whole}  # what never changes: it goes as written
+    for o in originals:  # a digest's headers are ASCII: never a recipient left unnamed, nor a Reply-To replaced
+        if o.key not in alone and o.key not in whole and not _nameable(o.raw):
+            whole[o.key] = "it names an address beyond ASCII (or an odd one), which a digest's headers cannot carry"
     # A digest keeps Reply-To and Disposition-Notification-To: one that asks otherwise than the first goes alone.
     joining = {p.key for p in parsed if p.key not in whole}
     lead = next((o for o in originals if o.key in joining), originals[0])

@@ -15,7 +15,7 @@ from email import policy as email_policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from agent.rules.addresses import normal_address
+from agent.rules.addresses import needs_smtputf8, normal_address
 from agent.rules.mimetext import raw_headers, unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -53,6 +53,12 @@ class Envelope:
         for address in (*self.to, *self.cc, *self.bcc):
             seen.setdefault(address, None)
         return tuple(seen)
+
+    @property
+    def wide(self) -> bool:
+        """It names, where a digest would show it (To, Cc, Reply-To, Disposition-Notification-To), an address
+        beyond ASCII: a digest's headers are ASCII, so it goes alone, as written (SMTPUTF8), never in a digest."""
+        return any(needs_smtputf8(a) for a in (*self.to, *self.cc, *self.reply_to, *self.receipt_to))
 
     @property
     def meeting_request(self) -> bool:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from typing import Literal
 
+from agent.rules.addresses import normal_address
 from agent.rules.durations import format_duration
 from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
 from agent.rules.localtime import after, instant, wall
@@ -201,8 +202,9 @@ def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round
 
 def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results: str | None) -> str | None:
     """Why ``reply`` must not be applied, or None when it may."""
-    invited = state.mentor.address.strip().lower()
-    sender = parseaddr(from_address)[1].strip().lower()
+    invited = normal_address(state.mentor.address)  # one address however it is spelled (case, IDNA)
+    sender = normal_address(parseaddr(from_address)[1])
+    attendees = {normal_address(address) for address, _ in reply.attendees}
     offer = state.offer(reply.uid)
     if reply.method not in ("REPLY", "COUNTER"):
         return f"{reply.method} is not an answer to an invitation"
@@ -212,15 +214,15 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
         return f"UID {reply.uid} was never sent"
     if reply.method == "REPLY" and len(reply.attendees) != 1:
         return f"a REPLY must name exactly one attendee, this one names {len(reply.attendees)}"
-    if invited not in {address for address, _ in reply.attendees}:
+    if invited not in attendees:
         return "the replying attendee was not invited"
-    if reply.method == "REPLY" and reply.attendee != invited:
+    if reply.method == "REPLY" and normal_address(reply.attendee or "") != invited:
         return "the replying attendee was not invited"
     if sender != invited:
         return f"sent from {sender or 'no address'}, not from the invited {invited}"
     if auth_results and _AUTH_FAILED.search(auth_results):
         return "Authentication-Results show a DKIM or DMARC failure"
-    if reply.organizer is not None and reply.organizer != state.student.address.lower():
+    if reply.organizer is not None and normal_address(reply.organizer) != normal_address(state.student.address):
         return f"organizer {reply.organizer} is not the student"
     if reply.sequence < offer.sequence:
         return f"stale: SEQUENCE {reply.sequence} is older than {offer.sequence}"

@@ -110,7 +110,8 @@ def unflow(text: str, *, delsp: bool) -> str:
     pending: tuple[int, str] | None = None
     for line in text.split("\n"):
         depth, content = _quoted(line.removesuffix("\r"))
-        if pending is not None and pending[0] != depth:  # a flowed line before a change of depth ends there
+        # A flowed line ends before a change of depth, and before a signature separator (RFC 3676 4.3).
+        if pending is not None and (pending[0] != depth or content == "-- "):
             out.append(_requote(pending[0], pending[1].rstrip(" ")))
             pending = None
         joined = (pending[1] if pending else "") + content

@@ -15,6 +15,7 @@ from typing import Literal
 from agent.rules.envelope import SEALED_TYPES
 from agent.rules.mimetext import clean_text, decode_bytes, first_header, header_text, raw_headers, unflow, unsurrogate
 
+SEALED_WHY = "it is signed or encrypted, and only valid exactly as written"
 _MAX_DEPTH = 40
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9.+\-]*")
 _KEPT_PARAMS = {("text", "calendar"): ("method", "component")}  # what a file means, besides its bytes (RFC 6047)
@@ -183,6 +184,20 @@ def _forwarded(part: Message, depth: int) -> Extract:
     return out
 
 
+def _carried(part: Message) -> Extract:
+    """A message part other than message/rfc822 (RFC 6532 message/global, RFC 3464 message/delivery-status…):
+    carried over whole as the part it is (its headers and body), shown by its name."""
+    out = Extract()
+    data = _flattened(part)
+    if data is None or not data.isascii():
+        out.whole.append("it carries a message part that cannot be carried over in a digest unchanged")
+        return out
+    subtype = part.get_content_subtype()
+    subtype = subtype if _TOKEN.fullmatch(subtype) else "octet-stream"
+    out.attachments.append(Attachment(_filename(part) or f"{subtype}.txt", "message", subtype, data))
+    return out
+
+
 def _flattened(inner: Message) -> bytes | None:
     buffer = io.BytesIO()
     try:
@@ -200,9 +215,11 @@ def walk(part: Message, depth: int = 0) -> Extract:
         return out
     if part.get_content_type() == "message/rfc822":
         return _forwarded(part, depth)
+    if part.get_content_maintype() == "message" and part.is_multipart():  # message/global, a delivery status…
+        return _carried(part)
     if part.get_content_type() in SEALED_TYPES:  # shown below as well as can be, but it never joins a digest
         out = _walk_open(part, depth)
-        out.whole.append("it is signed or encrypted, and only valid exactly as written")
+        out.whole.append(SEALED_WHY)
         return out
     return _walk_open(part, depth)
 

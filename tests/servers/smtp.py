@@ -40,6 +40,7 @@ class Received:
     content: bytes
     received_at: float  # time.monotonic()
     authenticated_as: str | None
+    mail_options: tuple[str, ...] = ()  # MAIL FROM parameters (SMTPUTF8, BODY=8BITMIME…)
 
 
 @dataclass
@@ -135,6 +136,7 @@ class _Handler:
             content=bytes(content),
             received_at=time.monotonic(),
             authenticated_as=login.decode() if isinstance(login, bytes) else None,
+            mail_options=tuple(envelope.mail_options),
         )
         if self.state.on_accept is not None:
             await asyncio.to_thread(self.state.on_accept, received)

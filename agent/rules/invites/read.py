@@ -10,9 +10,11 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import Message
 from typing import Any
+from urllib.parse import unquote
 
 from icalendar import Calendar
 
+from agent.rules.addresses import normal_address
 from agent.rules.invites.objects import (
     CALENDAR_TYPES,
     InviteError,
@@ -24,7 +26,9 @@ _CHECKED = ("UID", "SEQUENCE", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", 
 
 
 def _address(value: Any) -> str:
-    return _MAILTO.sub("", str(value)).strip().strip("<>").lower()
+    """A calendar user address as the agent compares it: the mailto: URI's address, percent-decoded (RFC 6068),
+    in one spelling however its domain is written (:func:`agent.rules.addresses.normal_address`)."""
+    return normal_address(unquote(_MAILTO.sub("", str(value)).strip().strip("<>")))
 
 
 def _aware(value: Any) -> datetime | None:
