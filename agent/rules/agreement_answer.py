@@ -35,7 +35,8 @@ _REFERENCE = re.compile(
     re.IGNORECASE,
 )
 _LINE_START = re.compile(rf"^\s*(?:{_TAG}\s*)?(?P<number>\d{{1,2}})\s*(?:[.):]|{_ARROW}|[-–])(?!\d)\s*", re.IGNORECASE)
-_TRAILING = re.compile(r"[\s,;]*(?:\b(?:and|also|please|pls|plus|then)\b[\s,;]*)*$", re.IGNORECASE)
+_TRAILING = re.compile(r"[\s,;]*(?:\b(?:and|also|please|pls|plus|then|thanks|thank you)\b[\s,;]*)*$", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!])\s+(?=\S)")
 _NEGATED_VALUE = re.compile(r"\b(not|no more than|instead of|rather than|isn't|n't)\b", re.IGNORECASE)
 _WINDOWISH = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\b(never|none|by arrangement)\b", re.IGNORECASE)
 WORDS_LIMIT = (24, 1800)  # lines, characters of her own words quoted in the notice
@@ -123,7 +124,9 @@ def _references(line: OwnLine) -> tuple[list[_Said], str]:
     said, prose = [], [text[: found[0][0]]]
     for index, (_begin, end, number) in enumerate(found):
         stop = found[index + 1][0] if index + 1 < len(found) else len(text)
-        said.append(_Said(number, _TRAILING.sub("", text[end:stop]).strip()))
+        value, *after = _SENTENCE.split(text[end:stop], maxsplit=1)  # "7. 45 minutes. Let me think about the rest."
+        said.append(_Said(number, _TRAILING.sub("", value).strip()))
+        prose.extend(after)
     return said, " ".join(prose)
 
 
@@ -145,11 +148,8 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
                 problems.append(f"“{line.text.strip()}”: there is no line {item.number} in the proposal")
                 continue
             value_text = _value_part(item.text, standard)
-            negated = _NEGATED_VALUE.search(value_text)
             try:
-                if negated:
-                    raise ValueError(f"“{value_text}” says what not to do, not a value")
-                value = read_value(standard.kind, value_text)
+                value = _value(standard, value_text)
             except ValueError as error:
                 problems.append(f"{standard.number}. {standard.label}: {error}")
                 continue
@@ -164,7 +164,7 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
     reading = read_prose(words_around, names)
     if problems:  # nothing of it is recorded: the student reads it
         return Answer("unclear", (), tuple(problems), words)
-    if changes:
+    if changes:  # her other words must say yes to the rest, or be only greetings, thanks and names
         if reading.allows_changes:
             return Answer("changed", tuple(changes[n] for n in sorted(changes)), (), words)
         return Answer("unclear", (), _doubts(reading.change_doubts), words)
@@ -172,6 +172,20 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
         return Answer("accepted", (), (), words)
     why = reading.doubts if reading.says_yes else ["no “fine” or other yes in her own words", *reading.doubts]
     return Answer("unclear", (), _doubts(why), words)
+
+
+def _value(standard: Standard, text: str) -> Any:
+    """Her value for ``standard``, read completely, or ValueError. "30 minutes -> 45 minutes" (the proposed value,
+    an arrow, hers) is hers."""
+    if _NEGATED_VALUE.search(text):
+        raise ValueError(f"“{text}” says what not to do, not a value")
+    per = standard.key.removeprefix("max_per_") if standard.key.startswith("max_per_") else ""
+    arrow = re.split(_ARROW, text)
+    if len(arrow) == 2 and arrow[0].strip():
+        if not same(standard.kind, read_value(standard.kind, arrow[0], per=per), standard.value):
+            raise ValueError(f"“{text}”: the value before the arrow is not the one proposed")
+        text = arrow[1]
+    return read_value(standard.kind, text, per=per)
 
 
 def _doubts(why: Sequence[str]) -> tuple[str, ...]:

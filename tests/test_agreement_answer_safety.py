@@ -1,0 +1,94 @@
+"""A hostile reading of the mentor's answer (issue 20, the tester's findings): every doubt is "please read",
+never "agreed" and never a wrong value that ``agree --apply`` would write. Pure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.rules.agreement import standards
+from agent.rules.agreement_answer import read_answer
+from agent.rules.policy import load_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+RIVERA = load_policy(ROOT / "policies" / "rivera.toml").policy
+PROPOSED = standards(RIVERA)
+NAMES = (RIVERA.mentor.name, "Sam Patel")
+QUOTE = "On Mon, 7 Dec 2026 at 10:00, Sam Patel <sam@med.example.edu> wrote:\n"
+UNCLEAR = "unclear"
+
+
+def reading(text: str) -> object:
+    answer = read_answer(text, PROPOSED, names=NAMES)
+    if answer.outcome == "unclear":
+        assert answer.problems  # the notice says why
+        return UNCLEAR
+    return answer.outcome, {c.standard.number: c.toml for c in answer.changes}
+
+
+# -- 1. the words beside a value: the opposite, a relative change, a question, a condition ---------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        QUOTE + "> 8. When we can meet, your time: Tue 16:00-17:00, Thu 07:00-08:00\nThu 07:00-08:00 is too early\n",
+        "Fine, but 8. Thu 07:00-08:00 is too early.",
+        "All fine. 8. drop Thu 07:00-08:00",
+        "Fine. 3. add Sat 10:00-12:00",
+        "Fine. 7. 15 minutes longer",
+        "Fine. 1. one more",
+        "Fine. 12. 24 hours earlier",
+        "Fine. 7. 45 minutes?",
+        QUOTE + "> 7. A meeting lasts: 30 minutes\nCould we do 45 minutes?\n",
+        "Fine. 7. 45 minutes, if possible",
+        "Fine. 7. 45 minutes unless you need longer",
+        "Fine, but 1. 2; urgent ones any time",
+        "Fine, but 3. Mon-Fri 09:00-17:00 except August",
+    ],
+)
+def test_a_value_with_other_words_beside_it_is_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+# -- 5. values the parser does not read completely --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fine, but 5. 3 days and 12 hours and a bit",
+        "Fine, but 7. an hour and a half",
+        "Fine, but 7. half an hour",
+        "Fine, but 12. three days and twelve hours",
+        "Fine, but 14. a year and a half",
+        "Fine, but 10. a week and a half",
+        "Fine, but 5. 7 days 3 days",
+        "Fine, but 1. 8 a month",
+        "Fine, but 1. 2 a day",
+        "Fine, but 1. 2½",
+        "Fine, but 1. -2",
+        "Fine, but 7. 1.5 hours",
+        "Fine. I am free after 5. 30 minutes should do.",
+        "Sounds good. I finish at 5. A week is fine for replies.",
+        "Fine, but 8. Tue 16:00-17:00 Berlin time",
+        "Fine, but 3. Mon-Fri 09:00-17:00 UTC",
+        "Fine, but 6. never mind",
+    ],
+)
+def test_a_value_not_read_completely_is_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [
+        ("Fine, but 7. 30 minutes -> 45 minutes", {7: "45m"}),
+        ("Fine, but 5. 3 days and 12 hours", {5: "3d12h"}),
+        ("Fine, but 7. 1 hour 30 minutes", {7: "1h30m"}),
+        ("Fine, but 1. 2 a week", {1: 2}),
+        ("Fine, but 2. 2 per day", {2: 2}),
+        ("Fine, but 1. 2 e-mails please", {1: 2}),
+        ("Fine, but 6. never", {6: 0}),
+        ("Fine, but 8. Tue 16:00-17:00 and Thu 08:00-09:00", {8: ["Tue 16:00-17:00", "Thu 08:00-09:00"]}),
+    ],
+)
+def test_a_value_read_completely_is_her_value(text: str, changes: dict[int, object]) -> None:
+    assert reading(text) == ("changed", changes)
