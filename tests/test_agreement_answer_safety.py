@@ -92,3 +92,53 @@ def test_a_value_not_read_completely_is_please_read(text: str) -> None:
 )
 def test_a_value_read_completely_is_her_value(text: str, changes: dict[int, object]) -> None:
     assert reading(text) == ("changed", changes)
+
+
+# -- 2. a partial answer with no yes to the rest -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "7. 45 minutes. Let me think about the rest.",
+        "5. 3 days\n\nThe rest I would like to discuss first, let me think about it.",
+        "7. 45 minutes\nFor the rest, please wait until I am back.",
+        "7. 45 minutes. Zoom for the meetings.",
+    ],
+)
+def test_a_change_with_words_that_are_not_a_yes_to_the_rest_is_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["7. 45 minutes", "7. 45 minutes\n\nThanks, Ana", "Fine, with these changes:\n7. 45 minutes", "Dear Sam,\n7. 45 minutes"],
+)
+def test_a_change_beside_a_yes_or_only_greetings_is_read(text: str) -> None:
+    assert reading(text) == ("changed", {7: "45m"})
+
+
+# -- 4. and 8. a capitalised word is a name only when it is one; a hedge is not a yes ----------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fine. Fortnightly Please.",
+        "Fine. Zoom.",
+        "OK. Meh.",
+        "Yes. Monthly Meetings.",
+        "Fine, Sam. Dean Says Otherwise.",
+        "Fine. Cant.",
+        "Fine.\n\n" + QUOTE + "> 7. A meeting lasts: 30 minutes\nLonger\n",
+        "Fine.\n\n" + QUOTE + "> 7. A meeting lasts: 30 minutes\nAn Hour\n",
+        "Fine.\n\n" + QUOTE + "> 7. A meeting lasts: 30 minutes\n✗\n",
+        "Kind of fine.",
+        "Would be fine.",
+        "Seems fine.",
+        "Fine-ish.",
+    ],
+)
+def test_unknown_capitalised_words_signs_and_hedges_are_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize("text", ["Fine.\n\nAna", "Fine, thank you Sam.\n\nDr. Ana Rivera, MD", "Hi Sam,\nfine.\nA. R."])
+def test_known_names_beside_a_yes_are_a_yes(text: str) -> None:
+    assert reading(text) == ("accepted", {})
