@@ -110,7 +110,12 @@ def test_a_change_with_words_that_are_not_a_yes_to_the_rest_is_please_read(text:
 
 @pytest.mark.parametrize(
     "text",
-    ["7. 45 minutes", "7. 45 minutes\n\nThanks, Ana", "Fine, with these changes:\n7. 45 minutes", "Dear Sam,\n7. 45 minutes"],
+    [
+        "7. 45 minutes",
+        "7. 45 minutes\n\nThanks, Ana",
+        "Fine, with these changes:\n7. 45 minutes",
+        "Dear Sam,\n7. 45 minutes",
+    ],
 )
 def test_a_change_beside_a_yes_or_only_greetings_is_read(text: str) -> None:
     assert reading(text) == ("changed", {7: "45m"})
@@ -139,6 +144,48 @@ def test_unknown_capitalised_words_signs_and_hedges_are_please_read(text: str) -
     assert reading(text) == UNCLEAR
 
 
-@pytest.mark.parametrize("text", ["Fine.\n\nAna", "Fine, thank you Sam.\n\nDr. Ana Rivera, MD", "Hi Sam,\nfine.\nA. R."])
+@pytest.mark.parametrize(
+    "text", ["Fine.\n\nAna", "Fine, thank you Sam.\n\nDr. Ana Rivera, MD", "Hi Sam,\nfine.\nA. R."]
+)
 def test_known_names_beside_a_yes_are_a_yes(text: str) -> None:
     assert reading(text) == ("accepted", {})
+
+
+# -- 3. what follows a closing, "--", "From:" or "Sent from" is read unless it is a signature ---------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fine.\nThanks!\nI can't do Thursdays at 7 am though, far too early.",
+        "Looks good.\nThanks.\nWait, 8 does not work.",
+        "Fine.\n\nBest,\nAna\n\nP.S. I cannot meet on Thursdays.",
+        "Best,\nAna\n\nP.S. 7. 45 minutes, and I cannot meet on Thursdays.",
+        "All fine.\nThank you,\nAna\nPS Actually, make 7 an hour.",
+        "Fine.\n--\nActually not 8.",
+        "Fine.\n-- \nAna\nActually no, let's talk first.",
+        "Fine by me.\nFrom: next month I'm on leave so none of this applies yet.",
+        "Fine.\nSent from my phone but I can't do Thursdays",
+    ],
+)
+def test_words_after_a_closing_or_a_separator_are_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Fine.\n\nBest,\nAna\n\nPS: 7. 45 minutes", ("changed", {7: "45m"})),
+        (
+            "Fine.\n\nBest wishes,\nAna Rivera, MD\nAssociate Professor of Medicine\nUniversity Hospital\n"
+            "Tel. +1 555 0100 | arivera@hospital.example.org\n\nThis e-mail is confidential and intended only\n"
+            "for the addressee. If you received it in error, delete it.",
+            ("accepted", {}),
+        ),
+        ("Fine.\n\nSent from my iPhone", ("accepted", {})),
+        (
+            "Fine.\n\nFrom: Sam Patel <sam@med.example.edu>\nSent: Monday\n\n7. A meeting lasts: 30 minutes",
+            ("accepted", {}),
+        ),
+    ],
+)
+def test_a_signature_a_disclaimer_and_the_original_are_not_her_words(text: str, expected: object) -> None:
+    assert reading(text) == expected

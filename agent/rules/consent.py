@@ -111,7 +111,7 @@ class Prose:
 # The words a yes, thanks or an apology is said with; a sentence with any other word says something more
 # ("OK, weekly meetings please"), which is for the student to read.
 _FILLER_WORDS = """a about absolutely again ahead all also am and are as at be being both but by clearly completely
-    dear do does entirely everything for from go good great had happy have hello here hi i i'm im in is it it's
+    dear do does entirely p ps everything for from go good great had happy have hello here hi i i'm im in is it it's
     its just kind lovely me much my nice note now of oh on once our out proposal proposed put quite really
     reply s see set setting seems so standards suggested that that's the terms thank thanks these this
     thoughtful to together totally us very was we well what will with works would written you your yours

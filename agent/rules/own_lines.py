@@ -4,8 +4,10 @@
 The usual styles: ``>`` quoting (Gmail, Apple Mail, Thunderbird, and HTML ``<blockquote>`` read as such),
 a quote header "On … wrote:" (one line or wrapped over two; before ``>`` lines she may answer inline, so
 reading goes on), Outlook's "-----Original Message-----", its rule of underscores and its "From: … Sent: …"
-block (the original follows unquoted: reading stops), a signature after ``-- ``, and the lines after a
-closing ("Best," "Kind regards,") are her signature. An own line right after a quoted numbered line
+block (the original follows unquoted: reading stops; a sentence "From: next month …" is hers). After ``--`` or
+a closing ("Best," "Kind regards,") only a signature may follow (names and titles, telephone, address, e-mail,
+a legal notice); a P.S. or any sentence there is her words again, and read. "Sent from my iPhone" goes, "Sent
+from my phone but I can't do Thursdays" is hers. An own line right after a quoted numbered line
 (`` > 7. A meeting lasts: 1 hour``) answers that line: ``about`` says which.
 """
 
@@ -23,9 +25,13 @@ _HEADER = re.compile(
     r"^\s*(On\b.*\bwrote:?|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:|El\b.*\bescribió:?)\s*$", re.IGNORECASE
 )
 _STOP = re.compile(
-    r"^\s*(-+\s*Original Message\s*-+|_{8,}|From:\s.*|Von:\s.*|De\s?:\s.*|Begin forwarded message:?|"
-    r"-+\s*Forwarded message\s*-+)\s*$",
+    r"^\s*(-+\s*Original Message\s*-+|_{8,}|Begin forwarded message:?|-+\s*Forwarded message\s*-+)\s*$",
     re.IGNORECASE,
+)
+# Outlook's header block of the original: "From: …" with an address, or followed by "Sent:", "To:", "Subject:"
+_FROM = re.compile(r"^\s*(From|Von|De)\s?:\s.*$", re.IGNORECASE)
+_HEADER_FIELD = re.compile(
+    r"^\s*(Sent|Date|To|Cc|Subject|Gesendet|Datum|An|Betreff|Envoyé|À|Objet|Enviado|Para|Asunto)\s?:", re.IGNORECASE
 )
 _MOBILE = re.compile(
     r"^\s*(Sent from my \w+.*|Sent from (Mail|Outlook|Yahoo Mail|Gmail)\b.*|Get Outlook for \w+.*|"
@@ -33,6 +39,18 @@ _MOBILE = re.compile(
     re.IGNORECASE,
 )
 _SIGNATURE = re.compile(r"^(--|-- |__)\s*$")
+# What a signature holds: names and titles (capitalised words), telephone, address, e-mail, web lines; a P.S., a
+# question, a numbered value or a sentence in lower case are her words and are read.
+_SAYS = re.compile(
+    r"^\W*p\.?\s?s\b|\?|^\s*\d{1,2}\s*[.):]\s+\D|\b(not|no|never|cannot|can't|won't|but)\b", re.IGNORECASE
+)
+_CONTACT = re.compile(r"@|https?://|www\.|^\W*(tel|phone|mobile|mob|cell|fax|pager|bleep|ext|office)\b", re.IGNORECASE)
+_SMALL_WORDS = frozenset(
+    "of and for the at in on de la le du van von der den und y e & she her he him they them".split()
+)
+_DISCLAIMER = re.compile(
+    r"confidential|intended recipient|privileged|disclaimer|\bvirus|unauthori[sz]ed", re.IGNORECASE
+)
 _CLOSING = re.compile(
     r"^\s*(best|best wishes|all the best|kind regards|warm regards|warmest regards|regards|many thanks|thanks|"
     r"thank you|thanks again|cheers|warmly|sincerely|yours|yours sincerely|with best wishes|take care)[,.!]?\s*$",
@@ -56,6 +74,35 @@ def _quote_header(lines: list[str], index: int) -> int:
     return 2 if wrapped and _HEADER.match(lines[index].rstrip() + " " + lines[index + 1].strip()) else 0
 
 
+def _signature_like(line: str) -> bool:
+    """Whether a line after her closing is her signature rather than more words of hers."""
+    if not line.strip() or _CONTACT.search(line):
+        return True
+    if _SAYS.search(line):
+        return False
+    words = re.findall(r"[^\W\d_][\w'’.-]*", line)
+    return len(words) <= 8 and all(w[0].isupper() or w.lower() in _SMALL_WORDS for w in words)
+
+
+def _original_header(lines: list[str], index: int) -> bool:
+    """Whether "From: …" at ``index`` begins the original's header block (not her sentence "From: next month …")."""
+    if not _FROM.match(lines[index]):
+        return False
+    following = [line for line in lines[index + 1 : index + 6] if line.strip()][:3]
+    return "@" in lines[index] or any(_HEADER_FIELD.match(line) for line in following)
+
+
+def _disclaimer(lines: list[str], index: int) -> bool:
+    """Whether the paragraph from ``index`` is a legal notice ("This e-mail is confidential …")."""
+    end = next((i for i in range(index, len(lines)) if not lines[i].strip()), len(lines))
+    return bool(_DISCLAIMER.search(" ".join(lines[index:end])))
+
+
+def _mobile(line: str) -> bool:
+    """ "Sent from my iPhone" and nothing more ("Sent from my phone but I can't do Thursdays" is hers)."""
+    return bool(_MOBILE.match(line)) and not _SAYS.search(line) and len(line.split()) <= 7 and "," not in line
+
+
 def _quote_follows(lines: list[str], index: int) -> bool:
     following = next((line for line in lines[index:] if line.strip()), "")
     return following.lstrip().startswith(">")
@@ -76,7 +123,7 @@ def own_lines(text: str) -> list[OwnLine]:
                 break  # the original follows unquoted: none of it is hers
             index += header
             continue
-        if _STOP.match(line) or _SIGNATURE.match(line):
+        if _STOP.match(line) or _original_header(lines, index):
             break
         index += 1
         if line.lstrip().startswith(">"):
@@ -84,12 +131,20 @@ def own_lines(text: str) -> list[OwnLine]:
             # a wrapped standard goes on in its next quoted line; a blank quoted line ends it
             about = int(quoted.group(1)) if quoted else (about if line.strip(" >") else None)
             continue
-        if _MOBILE.match(line):
+        if _mobile(line):
             continue
-        if _CLOSING.match(line):
-            found.append(OwnLine(line.rstrip(), None, True))  # "Best wishes," begins her signature
+        if _CLOSING.match(line) or _SIGNATURE.match(line):
+            found.append(OwnLine(line.rstrip(), None, True))  # "Best wishes," or "-- " begins her signature
             signature = True
             continue
+        if signature and not _signature_like(line):
+            if _disclaimer(lines, index - 1):
+                found.append(OwnLine(line.rstrip(), None, True))
+                while index < len(lines) and lines[index].strip():
+                    found.append(OwnLine(lines[index].rstrip(), None, True))
+                    index += 1
+                continue
+            signature = False  # a P.S., a sentence: her words again, and read
         found.append(OwnLine(line.rstrip(), about if line.strip() else None, signature))
     while found and not found[-1].text.strip():
         found.pop()
