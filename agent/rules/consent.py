@@ -122,11 +122,11 @@ _WORD = re.compile(r"[a-z][a-z'-]*", re.IGNORECASE)
 
 
 # Beside changed values she may also say they are changes: "Fine, with these changes:", "mostly fine, except".
-_BESIDE_CHANGES = frozenset(
-    "but except apart only mostly these this following below change changes changed small minor few one two "
-    "tweak tweaks adjustment adjustments edit edits rest otherwise else remaining others other please of".split()
-)
-_TITLES = frozenset("dr prof professor mr ms mrs mx md phd mbbs frcp mph msc bsc rn".split())
+_BESIDE_WORDS = """but except apart only mostly these this following below change changes changed small minor few
+    one two tweak tweaks adjustment adjustments edit edits rest otherwise else remaining others other please of"""
+_BESIDE_CHANGES = frozenset(_BESIDE_WORDS.split())
+_TITLE_WORDS = "dr prof professor mr ms mrs mx md phd mbbs frcp mph msc bsc rn"
+_TITLES = frozenset(_TITLE_WORDS.split())
 
 
 def _name(sentence: str, names: frozenset[str]) -> bool:

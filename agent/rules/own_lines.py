@@ -45,9 +45,8 @@ _SAYS = re.compile(
     r"^\W*p\.?\s?s\b|\?|^\s*\d{1,2}\s*[.):]\s+\D|\b(not|no|never|cannot|can't|won't|but)\b", re.IGNORECASE
 )
 _CONTACT = re.compile(r"@|https?://|www\.|^\W*(tel|phone|mobile|mob|cell|fax|pager|bleep|ext|office)\b", re.IGNORECASE)
-_SMALL_WORDS = frozenset(
-    "of and for the at in on de la le du van von der den und y e & she her he him they them".split()
-)
+_SMALL = "of and for the at in on de la le du van von der den und y e & she her he him they them"
+_SMALL_WORDS = frozenset(_SMALL.split())
 _DISCLAIMER = re.compile(
     r"confidential|intended recipient|privileged|disclaimer|\bvirus|unauthori[sz]ed", re.IGNORECASE
 )
