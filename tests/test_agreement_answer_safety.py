@@ -3,12 +3,14 @@ never "agreed" and never a wrong value that ``agree --apply`` would write. Pure.
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from agent.rules.agreement import standards
 from agent.rules.agreement_answer import read_answer
+from agent.rules.own_lines import reply_text
 from agent.rules.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,3 +191,41 @@ def test_words_after_a_closing_or_a_separator_are_read(text: str) -> None:
 )
 def test_a_signature_a_disclaimer_and_the_original_are_not_her_words(text: str, expected: object) -> None:
     assert reading(text) == expected
+
+
+# -- 6. a change inside what she quotes, or struck through ------------------------------------------------------
+def html_reply(markup: str) -> str:
+    message = EmailMessage()
+    message["From"], message["Subject"] = "Ana Rivera <arivera@hospital.example.org>", "Re: proposal"
+    message.set_content(markup, subtype="html")
+    return reply_text(message.as_bytes())
+
+
+PROPOSAL_HTML = "".join(f"<div>{s.number}. {s.label}: {s.text}</div>" for s in PROPOSED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        html_reply(
+            '<div dir="ltr">Fine by me</div><div class="gmail_quote"><div>On Mon, Sam wrote:</div><blockquote>'
+            + PROPOSAL_HTML.replace("30 minutes", "30 minutes <b>45 minutes please</b>")
+            + "</blockquote></div>"
+        ),
+        "Fine.\n\nFrom: Sam Patel <sam@med.example.edu>\nSent: Monday\nTo: Ana\nSubject: x\n\n"
+        "  7. A meeting lasts: 30 minutes   -> 45 minutes (AR)\n",
+        "Fine.\n\n>> 7. A meeting lasts: 30 minutes\n> 45 minutes\n",
+        html_reply("<p>Fine. 7. <s>30 minutes</s> 45 minutes</p>"),
+        html_reply('<p>Fine. 7. <span style="text-decoration: line-through">30 minutes</span> 45 minutes</p>'),
+    ],
+)
+def test_a_change_inside_the_quoted_proposal_or_struck_through_is_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+def test_the_whole_proposal_quoted_unchanged_is_not_a_change() -> None:
+    quoted_html = html_reply(
+        f'<div dir="ltr">Fine by me</div><div class="gmail_quote"><blockquote>{PROPOSAL_HTML}</blockquote></div>'
+    )
+    wrapped = "\n".join(f"> {s.line}" if s.number != 4 else f"> {s.line[:60]}\n> {s.line[60:]}" for s in PROPOSED)
+    assert reading(quoted_html) == reading("Fine.\n\n" + QUOTE + wrapped) == ("accepted", {})

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from agent.rules.agreement import Kind, Standard, read_value, say_value, toml_value
 from agent.rules.consent import read_prose, signature_name
-from agent.rules.own_lines import OwnLine, own_lines
+from agent.rules.own_lines import OwnLine, own_lines, quoted_lines
 
 # A reference to a numbered standard: "7.", "7:", "7)", "#7", "no. 7", "item 7 →", "7 -> …"; never a clock
 # time (09:00) or a decimal (3.5).
@@ -36,6 +36,7 @@ _REFERENCE = re.compile(
 )
 _LINE_START = re.compile(rf"^\s*(?:{_TAG}\s*)?(?P<number>\d{{1,2}})\s*(?:[.):]|{_ARROW}|[-–])(?!\d)\s*", re.IGNORECASE)
 _TRAILING = re.compile(r"[\s,;]*(?:\b(?:and|also|please|pls|plus|then|thanks|thank you)\b[\s,;]*)*$", re.IGNORECASE)
+_NUMBERED = re.compile(r"(\d{1,2})\s*[.):]\s")
 _SENTENCE = re.compile(r"(?<=[.!])\s+(?=\S)")
 _NEGATED_VALUE = re.compile(r"\b(not|no more than|instead of|rather than|isn't|n't)\b", re.IGNORECASE)
 _WINDOWISH = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\b(never|none|by arrangement)\b", re.IGNORECASE)
@@ -159,6 +160,7 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
                 changes[standard.number] = Change(standard, value)
             else:
                 changes.pop(standard.number, None)
+    problems.extend(quote_edits(quoted_lines(text), proposed))
     words_around = "\n".join(prose)
     numbers = re.findall(r"\d+(?:[.:,]\d+)*", words_around)
     if numbers:
@@ -174,6 +176,34 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
         return Answer("accepted", (), (), words)
     why = reading.doubts if reading.says_yes else ["no “fine” or other yes in her own words", *reading.doubts]
     return Answer("unclear", (), _doubts(why), words)
+
+
+def quote_edits(quoted: Sequence[str], proposed: Sequence[Standard]) -> list[str]:
+    """Where the proposal she quotes is not as it was sent: a numbered line with another value ("30 minutes
+    45 minutes please" inside Gmail's quote, "-> 45 minutes" in Outlook's original), or a line of her own
+    standing in it (under ``>>`` quoting). Such a change is not read, so the answer is "please read"."""
+    lines = [" ".join(line.split()) for line in quoted]
+    by_number = {s.number: s for s in proposed}
+    found: list[str] = []
+    index = 0
+    while index < len(lines):
+        start = _NUMBERED.match(lines[index])
+        standard = by_number.get(int(start.group(1))) if start else None
+        if standard is None or not lines[index][start.end() if start else 0 :].startswith(standard.label):
+            index += 1
+            continue
+        expected, said = " ".join(standard.line.split()), lines[index]
+        while said != expected and expected.startswith(said) and index + 1 < len(lines) and lines[index + 1]:
+            index += 1  # her mail program wrapped the line
+            said += " " + lines[index]
+        index += 1
+        if said != expected:
+            found.append(f"the proposal she quotes says “{said[:90]}” where it was “{expected}”")
+        elif standard is not proposed[-1] and index < len(lines) and lines[index] and not _NUMBERED.match(lines[index]):
+            found.append(
+                f"a line stands inside the proposal she quotes, under line {standard.number}: “{lines[index][:90]}”"
+            )
+    return found
 
 
 def _value(standard: Standard, text: str) -> Any:

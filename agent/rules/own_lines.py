@@ -109,8 +109,19 @@ def _quote_follows(lines: list[str], index: int) -> bool:
 
 def own_lines(text: str) -> list[OwnLine]:
     """Her own lines of a reply's text, in order (blank lines kept, as she wrote them)."""
+    return _split(text)[0]
+
+
+def quoted_lines(text: str) -> list[str]:
+    """The lines of a reply that are not hers: what it quotes (without the ``>`` marks) and the original below
+    an Outlook header block; a change she made inside them is not read but may be looked for."""
+    return _split(text)[1]
+
+
+def _split(text: str) -> tuple[list[OwnLine], list[str]]:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     found: list[OwnLine] = []
+    quoted: list[str] = []
     about: int | None = None
     signature = False
     index = 0
@@ -119,17 +130,22 @@ def own_lines(text: str) -> list[OwnLine]:
         header = _quote_header(lines, index)
         if header:
             if not _quote_follows(lines, index + header):
+                quoted.extend(lines[index + header :])
                 break  # the original follows unquoted: none of it is hers
             index += header
             continue
         if _STOP.match(line) or _original_header(lines, index):
+            quoted.extend(lines[index:])
             break
         index += 1
         if line.lstrip().startswith(">"):
-            quoted = _QUOTED_STANDARD.match(line)
+            quoted.append(re.sub(r"^[\s>]*", "", line))
+            standard = _QUOTED_STANDARD.match(line)
             # a wrapped standard goes on in its next quoted line; a blank quoted line ends it
-            about = int(quoted.group(1)) if quoted else (about if line.strip(" >") else None)
+            about = int(standard.group(1)) if standard else (about if line.strip(" >") else None)
             continue
+        if quoted and quoted[-1]:
+            quoted.append("")  # her own line parts what she quotes
         if _mobile(line):
             continue
         if _CLOSING.match(line) or _SIGNATURE.match(line):
@@ -149,7 +165,7 @@ def own_lines(text: str) -> list[OwnLine]:
         found.pop()
     while found and not found[0].text.strip():
         found.pop(0)
-    return found
+    return found, quoted
 
 
 def reply_text(raw: bytes) -> str:
