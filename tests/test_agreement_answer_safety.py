@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.rules.agreement import standards
-from agent.rules.agreement_answer import read_answer
-from agent.rules.own_lines import reply_text
+from agent.rules.agreement_answer import read_answer, read_reply
+from agent.rules.own_lines import reply_text, reply_texts
 from agent.rules.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,3 +229,21 @@ def test_the_whole_proposal_quoted_unchanged_is_not_a_change() -> None:
     )
     wrapped = "\n".join(f"> {s.line}" if s.number != 4 else f"> {s.line[:60]}\n> {s.line[60:]}" for s in PROPOSED)
     assert reading(quoted_html) == reading("Fine.\n\n" + QUOTE + wrapped) == ("accepted", {})
+
+
+# -- 9. a plain part and an HTML part that say different things -------------------------------------------------
+def both_parts(plain: str, markup: str) -> bytes:
+    message = EmailMessage()
+    message["From"], message["Subject"] = "Ana Rivera <arivera@hospital.example.org>", "Re: proposal"
+    message.set_content(plain)
+    message.add_alternative(markup, subtype="html")
+    return message.as_bytes()
+
+
+def test_plain_and_html_parts_read_differently_are_please_read() -> None:
+    answer = read_reply(
+        reply_texts(both_parts("Fine.\n", "<p>Not fine, let us talk first.</p>")), PROPOSED, names=NAMES
+    )
+    assert answer.outcome == "unclear" and "HTML" in answer.problems[0] and "Not fine" in answer.words
+    same = read_reply(reply_texts(both_parts("Fine.\n\nAna\n", "<p>Fine.</p><p>Ana</p>")), PROPOSED, names=NAMES)
+    assert same.outcome == "accepted"

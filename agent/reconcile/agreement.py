@@ -28,12 +28,12 @@ from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
 from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json
-from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_answer, side_by_side
+from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_reply, side_by_side
 from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
-from agent.rules.own_lines import reply_text
+from agent.rules.own_lines import reply_texts
 from agent.rules.policy import LoadedPolicy
 from agent.store.agreements import Agreements, Proposal
 from agent.store.ledger import Ledger
@@ -134,13 +134,14 @@ async def read_answers(world: World, store: Agreements) -> None:
         raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
         if raw is None:
             continue
-        text = reply_text(raw)
+        texts = reply_texts(raw)
+        text = texts[0] if texts else ""
         if proposal is None:
             if not quotes_proposal(text, standards_from_json(edited[-1].standards)):
                 continue
             proposal = edited[-1]
         names = (mentor.policy.mentor.name, world.settings.student.name)
-        answer = read_answer(text, standards_from_json(proposal.standards), names=names)
+        answer = read_reply(texts, standards_from_json(proposal.standards), names=names)
         at = min(envelope.date or info.internaldate or world.now(), world.now())
         changes = {c.standard.path: c.toml for c in answer.changes}
         said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]

@@ -220,6 +220,24 @@ def _value(standard: Standard, text: str) -> Any:
     return read_value(standard.kind, text, per=per)
 
 
+def read_reply(texts: Sequence[str], proposed: Sequence[Standard], *, names: Sequence[str] = ()) -> Answer:
+    """Read a reply's plain and HTML texts (agent.rules.own_lines.reply_texts): when they are read differently
+    (plain "Fine", HTML "Not fine …"), she may have meant either, and the answer is "please read"."""
+    if not texts:
+        return read_answer("", proposed, names=names)
+    answers = [read_answer(text, proposed, names=names) for text in texts]
+    first = answers[0]
+    for other in answers[1:]:
+        if (other.outcome, other.changes) != (first.outcome, first.changes):
+            problem = (
+                f"her e-mail's plain text reads “{first.outcome}” and its HTML “{other.outcome}”: "
+                "a mail program shows one or the other"
+            )
+            words = first.words if first.words == other.words else f"{first.words}\n\n[HTML:]\n{other.words}"
+            return Answer("unclear", (), (problem, *first.problems, *other.problems), words)
+    return first
+
+
 def _doubts(why: Sequence[str]) -> tuple[str, ...]:
     return tuple(f"her words hold {doubt}" if not doubt.startswith("no ") else doubt for doubt in why)
 

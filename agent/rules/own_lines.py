@@ -171,8 +171,16 @@ def _split(text: str) -> tuple[list[OwnLine], list[str]]:
 def reply_text(raw: bytes) -> str:
     """The text of a reply: its plain part, or its HTML part read as text (quoted blocks as ``>`` lines) when
     it has no plain one or an empty one; "" when neither can be read."""
+    texts = reply_texts(raw)
+    return texts[0] if texts else ""
+
+
+def reply_texts(raw: bytes) -> list[str]:
+    """The readable texts of a reply: its plain part and its HTML part read as text, each when it says anything
+    (a reader may see either: agent.rules.agreement_answer.read_reply reads both)."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
+    texts = []
     for kind in ("plain", "html"):
         part: Message | None = message.get_body(preferencelist=(kind,))
         if not isinstance(part, EmailMessage) or part.get_content_type() != f"text/{kind}":
@@ -183,5 +191,5 @@ def reply_text(raw: bytes) -> str:
             continue
         text = content if kind == "plain" else html_to_text(content, quotes=True)
         if text.strip():
-            return text
-    return ""
+            texts.append(text)
+    return texts
