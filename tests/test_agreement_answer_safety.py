@@ -247,3 +247,25 @@ def test_plain_and_html_parts_read_differently_are_please_read() -> None:
     assert answer.outcome == "unclear" and "HTML" in answer.problems[0] and "Not fine" in answer.words
     same = read_reply(reply_texts(both_parts("Fine.\n\nAna\n", "<p>Fine.</p><p>Ana</p>")), PROPOSED, names=NAMES)
     assert same.outcome == "accepted"
+
+
+# -- more of the tester's answers: words thought filler, a sentence taken for a quote header, other letters --------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fine. Sorry, this is all very confusing.",
+        "Sorry, it is all unclear to me. Fine.",
+        "Fine, all day on the weekend works for me.",
+        "Fine.\nOn 8, please note what Sam wrote:\nI can't do Thursdays.",
+        "Fine.\nOn the whole I can live with what you wrote\nbut not item 8.",
+        "Fine.\n\n" + QUOTE + "> 7. A meeting lasts: 30 minutes\nX\n",
+        "This is ｎｏｔ fine.",
+    ],
+)
+def test_more_words_that_are_not_a_plain_yes_are_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize("text", ["Fine, thanks. Have a good weekend!", "Fine.\n\nA. R.", "Ｆｉｎｅ."])
+def test_wishes_initials_and_wide_letters_are_still_a_yes(text: str) -> None:
+    assert reading(text) == ("accepted", {})

@@ -17,6 +17,7 @@ Pure. Errors must be safe: a wrong "agreed" is worse than an honest "please read
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -135,6 +136,7 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
     """Read the mentor's reply against the standards that were ``proposed``; ``names`` (hers, the student's)
     are words a yes may be said with ("Fine, thank you Sam")."""
     by_number = {s.number: s for s in proposed}
+    text = unicodedata.normalize("NFKC", text)  # "ｎｏｔ" is "not"
     lines = own_lines(text)
     words = quoted_words(lines)
     if len(lines) > 1 and lines[-1].about is None and not lines[-2].text.strip() and signature_name(lines[-1].text):

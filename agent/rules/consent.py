@@ -113,10 +113,15 @@ class Prose:
 _FILLER_WORDS = """a about absolutely again ahead all also am and are as at be being both but by clearly completely
     dear do does entirely p ps everything for from go good great had happy have hello here hi i i'm im in is it it's
     its just kind lovely me much my nice note now of oh on once our out proposal proposed put quite really
-    reply s see set setting seems so standards suggested that that's the terms thank thanks these this
+    reply s see set setting so standards suggested that that's the terms thank thanks these this
     thoughtful to together totally us very was we well what will with works would written you your yours
-    looks sounds late delay slow unclear confusing message email e-mail mail note list plan points lines
-    rules agreement wonderful excellent perfect fine ok okay yes agreed agree sure course problem weekend day"""
+    looks sounds late delay slow message email e-mail mail note list plan points lines
+    rules agreement wonderful excellent perfect fine ok okay yes agreed agree sure course problem"""
+# Wishes said with thanks: "have a good weekend", "enjoy your day".
+_WISHES = re.compile(
+    r"\b(have a|had a|enjoy (the|your))\s+((good|great|nice|lovely|restful)\s+)?(day|weekend|evening|week)\b",
+    re.IGNORECASE,
+)
 _FILLER = frozenset(_FILLER_WORDS.split())
 _WORD = re.compile(r"[a-z][a-z'-]*", re.IGNORECASE)
 
@@ -134,7 +139,9 @@ def _name(sentence: str, names: frozenset[str]) -> bool:
     if not _NAME.match(sentence):
         return False
     words = re.findall(r"[^\W\d_][\w'’-]*", sentence)
-    return bool(words) and all(w.lower() in names or w.lower() in _TITLES or len(w) == 1 for w in words)
+    initials = {name[0] for name in names}
+    known = [w.lower() in names or w.lower() in _TITLES or (len(w) == 1 and w.lower() in initials) for w in words]
+    return bool(words) and all(known)
 
 
 def _plain(sentence: str, names: frozenset[str], also: frozenset[str] = frozenset()) -> bool:
@@ -143,7 +150,7 @@ def _plain(sentence: str, names: frozenset[str], also: frozenset[str] = frozense
         return not re.search(r"[^\s.,;:!\-—–)(]", sentence)  # "✗", "?" say something
     if _name(sentence, names):
         return True
-    rest = _NEUTRAL.sub(" ", _YES.sub(" ", sentence))
+    rest = _NEUTRAL.sub(" ", _YES.sub(" ", _WISHES.sub(" ", sentence)))
     said = all(w.lower() in _FILLER or w.lower() in names or w.lower() in also for w in _WORD.findall(rest))
     return said and bool(also or _YES.search(sentence) or _NEUTRAL.match(sentence))
 

@@ -21,8 +21,10 @@ from email.message import EmailMessage, Message
 
 from agent.rules.htmltext import html_to_text
 
+# A quote header names a date (a year or a time) or an address: "On 8, please note what Sam wrote:" is hers.
 _HEADER = re.compile(
-    r"^\s*(On\b.*\bwrote:?|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:|El\b.*\bescribió:?)\s*$", re.IGNORECASE
+    r"^\s*(?=.*(\d{4}|\d{1,2}:\d{2}|@))(On\b.*\bwrote:?|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:|El\b.*\bescribió:?)\s*$",
+    re.IGNORECASE,
 )
 _STOP = re.compile(
     r"^\s*(-+\s*Original Message\s*-+|_{8,}|Begin forwarded message:?|-+\s*Forwarded message\s*-+)\s*$",
