@@ -21,11 +21,12 @@ from email.message import EmailMessage, Message
 
 from agent.rules.htmltext import html_to_text
 
-# A quote header names a date (a year or a time) or an address: "On 8, please note what Sam wrote:" is hers.
 _HEADER = re.compile(
-    r"^\s*(?=.*(\d{4}|\d{1,2}:\d{2}|@))(On\b.*\bwrote:?|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:|El\b.*\bescribió:?)\s*$",
-    re.IGNORECASE,
+    r"^\s*(On\b.*\bwrote:?|Le\b.*\ba écrit\s*:|Am\b.*\bschrieb.*:|El\b.*\bescribió:?)\s*$", re.IGNORECASE
 )
+# A quote header names a date (a year or a time) or an address, or ``>`` lines follow it: "On 8, please note
+# what Sam wrote:" followed by her own lines is hers.
+_DATED = re.compile(r"\d{4}|\d{1,2}:\d{2}|@")
 _STOP = re.compile(
     r"^\s*(-+\s*Original Message\s*-+|_{8,}|Begin forwarded message:?|-+\s*Forwarded message\s*-+)\s*$",
     re.IGNORECASE,
@@ -69,10 +70,14 @@ class OwnLine:
 
 def _quote_header(lines: list[str], index: int) -> int:
     """How many lines the quote header at ``index`` takes (0: none there): Gmail wraps long ones in two."""
+    size = 0
     if _HEADER.match(lines[index]):
-        return 1
-    wrapped = index + 1 < len(lines) and lines[index].strip().lower().startswith(("on ", "am ", "le "))
-    return 2 if wrapped and _HEADER.match(lines[index].rstrip() + " " + lines[index + 1].strip()) else 0
+        size = 1
+    elif index + 1 < len(lines) and lines[index].strip().lower().startswith(("on ", "am ", "le ")):
+        size = 2 if _HEADER.match(lines[index].rstrip() + " " + lines[index + 1].strip()) else 0
+    if size and not _DATED.search(" ".join(lines[index : index + size])) and not _quote_follows(lines, index + size):
+        return 0
+    return size
 
 
 def _signature_like(line: str) -> bool:
