@@ -117,7 +117,7 @@ def test_an_answer_that_cannot_be_read_asks_the_student_and_her_next_one_counts(
     assert "3. When my e-mails arrive, your time: “whenever suits” names no days and hours" in told
     code, out = cli(agent, "agree", "rivera", "--apply")
     assert code == 1 and "could not be read" in out and policy_file(agent) == COMMENTED
-    answer(agent, str(sent["Message-ID"]), "Sorry, that was unclear. Fine as it is!\n")
+    answer(agent, str(sent["Message-ID"]), "Sorry! Fine as it is.\n")  # "that was unclear" may be about the proposal
     notice(agent, "Dr. Ana Rivera agreed to your standards")
     assert cli(agent, "agree", "rivera", "--apply")[0] == 0
     assert tomllib.loads(policy_file(agent))["agreement"]["version"] == 1
