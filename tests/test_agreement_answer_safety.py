@@ -73,6 +73,7 @@ def test_a_value_with_other_words_beside_it_is_please_read(text: str) -> None:
         "Fine, but 8. Tue 16:00-17:00 Berlin time",
         "Fine, but 3. Mon-Fri 09:00-17:00 UTC",
         "Fine, but 6. never mind",
+        "Fine, but 14. 6 months",  # a month is no fixed length: 180 days would be a guess
     ],
 )
 def test_a_value_not_read_completely_is_please_read(text: str) -> None:

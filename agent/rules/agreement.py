@@ -110,7 +110,7 @@ _DURATION_PART = re.compile(
     r"(months?|weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
     re.IGNORECASE,
 )
-_SECONDS = {"mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
+_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
 _WINDOW = re.compile(
     r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*(?:\s*[-,]\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*)*"
     r"\s+\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}",
@@ -174,13 +174,15 @@ def read_value(kind: Kind, text: str, *, per: str = "") -> Any:
         if not parts:
             raise ValueError(f"“{cleaned}” is not a length of time (e.g. 3 days, 24 hours, 45 minutes)")
         _nothing_else(_SPARE, _DURATION_PART.sub(" ", cleaned), cleaned)
+        if any(unit.lower().startswith("mo") for _, unit in parts):
+            raise ValueError(f"“{cleaned}”: months differ in length; in weeks or days, please (26 weeks, 180 days)")
         total, spelt, sizes = 0, [], []
         for amount, unit in parts:
             unit = unit.lower()
-            size = _SECONDS["mo"] if unit.startswith("mo") else _SECONDS[unit[0]]
+            size = _SECONDS[unit[0]]
             sizes.append(size)
             total += _amount(amount) * size
-            spelt.append((_amount(amount) * 30, "d") if unit.startswith("mo") else (_amount(amount), unit[0]))
+            spelt.append((_amount(amount), unit[0]))
         if sizes != sorted(set(sizes), reverse=True):  # "30 minutes 45 minutes", "12 hours 3 days": not one length
             raise ValueError(f"“{cleaned}” is not one length of time")
         return written(timedelta(seconds=total), spelt)  # her unit kept: "48 hours" stays "48h"
