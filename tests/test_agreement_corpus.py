@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.rules.agreement import Standard, draft_body, read_value, say_value, standards
-from agent.rules.agreement_answer import WORDS_LIMIT, read_answer, same
-from agent.rules.own_lines import reply_text
+from agent.rules.agreement_answer import WORDS_LIMIT, read_answer, read_reply, same
+from agent.rules.own_lines import reply_text, reply_texts
 from agent.rules.policy import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def test_the_corpus_is_large_varied_and_every_file_has_its_reading() -> None:
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_each_answer_reads_as_expected(name: str) -> None:
     expected = MANIFEST[name]
-    answer = read_answer(reply_text((CORPUS / name).read_bytes()), PROPOSED, names=NAMES)
+    answer = read_reply(reply_texts((CORPUS / name).read_bytes()), PROPOSED, names=NAMES)  # as the daemon reads
     assert (answer.outcome, {c.standard.path: c.toml for c in answer.changes}) == (
         expected["outcome"],
         expected.get("changes", {}),

@@ -117,7 +117,7 @@ def test_an_answer_that_cannot_be_read_asks_the_student_and_her_next_one_counts(
     assert "3. When my e-mails arrive, your time: “whenever suits” names no days and hours" in told
     code, out = cli(agent, "agree", "rivera", "--apply")
     assert code == 1 and "could not be read" in out and policy_file(agent) == COMMENTED
-    answer(agent, str(sent["Message-ID"]), "Sorry, that was unclear. Fine as it is!\n")
+    answer(agent, str(sent["Message-ID"]), "Sorry! Fine as it is.\n")  # "that was unclear" may be about the proposal
     notice(agent, "Dr. Ana Rivera agreed to your standards")
     assert cli(agent, "agree", "rivera", "--apply")[0] == 0
     assert tomllib.loads(policy_file(agent))["agreement"]["version"] == 1
@@ -333,3 +333,24 @@ def test_her_out_of_office_reply_is_not_her_answer_to_the_proposal(agent: Agent)
     notice(agent, "Dr. Ana Rivera agreed to your standards")
     assert not [m for m in agent.notices() if "Please read" in str(m["Subject"])], "her vacation reply was no answer"
     assert cli(agent, "agree", "rivera", "--apply")[0] == 0
+
+
+def test_her_later_answer_replaces_the_earlier_and_after_apply_she_is_heard(agent: Agent) -> None:
+    agent.policy(COMMENTED)
+    agent.start()
+    assert cli(agent, "agree", "rivera", "--send")[0] == 0
+    sent = proposal_sent(agent)
+    answer(agent, str(sent["Message-ID"]), "Fine.\n\nAna\n")
+    notice(agent, "Dr. Ana Rivera agreed to your standards")
+    taken_back = "Sorry, please ignore my last e-mail. I cannot agree to this yet, let us talk first.\n\nAna\n"
+    answer(agent, str(sent["Message-ID"]), taken_back)
+    told = notice(agent, "Please read Dr. Ana Rivera's answer").get_content()
+    assert "replaces her earlier one" in told and "I cannot agree to this yet" in told
+    assert cli(agent, "agree", "rivera", "--apply")[0] == 1 and policy_file(agent) == COMMENTED
+    answer(agent, str(sent["Message-ID"]), "Fine.\n")
+    eventually(lambda: len([m for m in agent.notices() if "agreed to your standards" in str(m["Subject"])]) == 2)
+    assert cli(agent, "agree", "rivera", "--apply")[0] == 0
+    applied = policy_file(agent)
+    answer(agent, str(sent["Message-ID"]), "7. 45 minutes\n\nAna\n")
+    again = notice(agent, "Dr. Ana Rivera wrote again about your agreement").get_content()
+    assert "Nothing was changed" in again and "45 minutes" in again and policy_file(agent) == applied

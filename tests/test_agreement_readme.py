@@ -29,6 +29,7 @@ def test_the_guide_notice_is_the_one_the_code_writes() -> None:
         "<p@x>", "rivera", 1, datetime(2026, 11, 23, 9, 5, tzinfo=zone), standards_json(proposed),
         None, None, None, {}, [], None,
     )  # fmt: skip
-    answer = read_answer("Dear Sam, happy with this, two changes:\n\n1. 2\n3. Mon-Thu 09:00-16:00\n", proposed)
+    said = "Dear Sam, happy with this, two changes:\n\n1. 2\n3. Mon-Thu 09:00-16:00\n"
+    answer = read_answer(said, proposed, names=(loaded.policy.mentor.name, "Sam Patel"))  # as the daemon reads
     title, lines = answer_notice(loaded, proposal, answer, zone)
     assert shown.group(1) == f"Subject: [mentor-agent] {title}\n\n" + "\n\n".join(lines) + "\n"

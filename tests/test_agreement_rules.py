@@ -136,7 +136,6 @@ def test_an_unreadable_value_makes_the_answer_unclear_and_says_which() -> None:
         ("duration", "a week", timedelta(days=7)),
         ("duration", "1 hour 30 minutes", timedelta(minutes=90)),
         ("duration", "48h", timedelta(hours=48)),
-        ("duration", "six months", timedelta(days=180)),
         ("windows", "by arrangement", ()),
     ],
 )
@@ -202,7 +201,7 @@ def replies(draw: st.DrawFn) -> tuple[str, dict[int, object]]:
 @given(replies())
 def test_a_reply_that_changes_values_reads_as_exactly_those_values(case: tuple[str, dict[int, object]]) -> None:
     text, changed = case
-    answer = read_answer(text, PROPOSED)
+    answer = read_answer(text, PROPOSED, names=("Sam Patel",))  # the daemon passes her name and the student's
     expected = {n: v for n, v in changed.items() if PROPOSED[n - 1].text != say(PROPOSED[n - 1], v)}
     assert {c.standard.number: c.text for c in answer.changes} == {
         n: say(PROPOSED[n - 1], v) for n, v in expected.items()

@@ -84,3 +84,19 @@ def test_agree_takes_one_action_at_a_time_and_print_needs_no_account() -> None:
     assert printed.exit_code == 0, printed.output
     assert printed.output.startswith('To: "Dr. Ana Rivera" <arivera@hospital.example.org>\nSubject: How we keep')
     assert printed.output.rstrip().endswith("With many thanks,\nSam")
+
+
+def test_a_later_answer_replaces_the_recorded_one_until_it_is_applied(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    store = Agreements(ledger)
+    store.propose("<p1@x>", "rivera", 1, T0, [])
+    assert store.answered("<p1@x>", answer_id="<a1@y>", at=T0, outcome="accepted", changes={}, said=[])
+    later = T0 + timedelta(hours=1)
+    assert store.answered("<p1@x>", answer_id="<a2@y>", at=later, outcome="unclear", changes={}, said=[])
+    assert store.to_apply() == [] and list(store.listening()) == ["<p1@x>"]
+    assert store.first_reading("<a2@y>", "<p1@x>", later) and not store.first_reading("<a2@y>", "<p1@x>", later)
+    assert store.answered("<p1@x>", answer_id="<a3@y>", at=later, outcome="accepted", changes={}, said=[])
+    store.applied("<p1@x>", later)
+    assert not store.answered("<p1@x>", answer_id="<a4@y>", at=later, outcome="unclear", changes={}, said=[])
+    assert [p.answer_id for p in store.all()] == ["<a3@y>"]
+    ledger.close()

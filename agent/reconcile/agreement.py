@@ -2,10 +2,12 @@
 
 Her answer is a message in INBOX from one of her addresses whose In-Reply-To/References name the proposal's
 Message-ID (recorded by ``mentor-agent agree``); the Subject line is never read. It is read once
-(agent.rules.agreement_answer.read_answer, HTML-only answers read as text), recorded in the ledger, and the
+(agent.rules.agreement_answer.read_reply: its plain and HTML parts), recorded in the ledger, and the
 student gets a notice quoting her own lines under the reading, with any changes side by side and the one
 command that writes them into the policy file: nothing changes before that. An answer that does not read
-surely ("please read") is recorded as unclear, and `--apply` refuses it.
+surely ("please read") is recorded as unclear, and `--apply` refuses it. Every later answer of hers in the
+thread is read and told too: written after the one recorded, it replaces it ("please ignore my last e-mail"),
+and `--apply` uses the latest; after the agreement was applied, the student is told she wrote again.
 
 The review: once ``[agreement] review_every`` has passed since ``agreed_on``, one notice offers to agree
 again, with what actually happened in that time (messages a week, how long her answers took, meetings held).
@@ -28,12 +30,12 @@ from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
 from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json
-from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_answer, side_by_side
+from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_reply, side_by_side
 from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
-from agent.rules.own_lines import reply_text
+from agent.rules.own_lines import reply_texts
 from agent.rules.policy import LoadedPolicy
 from agent.store.agreements import Agreements, Proposal
 from agent.store.ledger import Ledger
@@ -111,9 +113,10 @@ def open_proposal(ledger: Ledger, loaded: LoadedPolicy) -> Proposal | None:
 
 
 async def read_answers(world: World, store: Agreements) -> None:
-    waiting = store.waiting()
-    if not waiting:
+    known = store.listening()  # her answers are read whenever they come: a later one may take an earlier back
+    if not known:
         return
+    waiting = store.waiting()
     seen = _SEEN.setdefault(world.mailbox, Seen())
     owners: set[str] | None = None  # what mentors received from us, read once a pass if needed
     for info in await new_headers(world, seen, world.folders.inbox):
@@ -121,7 +124,7 @@ async def read_answers(world: World, store: Agreements) -> None:
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
         if mentor is None or not envelope.message_id or envelope.agent_kind or not classify(info.headers).answer:
             continue  # only her own words answer: not her out-of-office reply, nor a read receipt
-        proposal = next((waiting[r] for r in envelope.references if r in waiting), None)
+        proposal = next((known[r] for r in envelope.references if r in known), None)
         if proposal is not None and not same_mentor(world.ledger, proposal.mentor, mentor):
             continue
         # A mail program may give an edited draft a new Message-ID: then an answer in the thread of something
@@ -131,17 +134,26 @@ async def read_answers(world: World, store: Agreements) -> None:
             owners = set(world.ledger.item_owners())
         if proposal is None and not (edited and owners and set(envelope.references) & owners):
             continue
+        if proposal is not None and proposal.answer_id == envelope.message_id:
+            continue  # recorded before
         raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
         if raw is None:
             continue
-        text = reply_text(raw)
+        texts = reply_texts(raw)
         if proposal is None:
-            if not quotes_proposal(text, standards_from_json(edited[-1].standards)):
+            if not quotes_proposal(texts[0] if texts else "", standards_from_json(edited[-1].standards)):
                 continue
             proposal = edited[-1]
         names = (mentor.policy.mentor.name, world.settings.student.name)
-        answer = read_answer(text, standards_from_json(proposal.standards), names=names)
+        answer = read_reply(texts, standards_from_json(proposal.standards), names=names)
         at = min(envelope.date or info.internaldate or world.now(), world.now())
+        if not store.first_reading(envelope.message_id, proposal.message_id, world.now()):
+            continue  # read and told before a restart
+        if proposal.applied is not None:
+            if proposal.answered is None or at >= proposal.answered:  # not one written before the one applied
+                title, lines = wrote_again(mentor, proposal, answer, world.settings.student.zone)
+                await world.notify(title, lines, about=envelope.message_id)
+            continue
         changes = {c.standard.path: c.toml for c in answer.changes}
         said = [[c.standard.number, c.standard.label, c.standard.text, c.text] for c in answer.changes]
         if not store.answered(
@@ -152,11 +164,19 @@ async def read_answers(world: World, store: Agreements) -> None:
             changes=changes,
             said=said,
         ):
-            continue
-        del waiting[proposal.message_id]
+            continue  # written before the answer recorded: that one stands
+        known[proposal.message_id] = store.get(proposal.message_id) or proposal
+        waiting.pop(proposal.message_id, None)
         world.ledger.log("agreement answer", mentor=mentor.id, message=envelope.message_id, detail=answer.outcome)
         log.info("%s answered the agreement proposal: %s", mentor.name, answer.outcome)
         title, lines = answer_notice(mentor, proposal, answer, world.settings.student.zone)
+        if proposal.answer_id is not None and proposal.outcome != "unclear":
+            her = pronouns(mentor.policy.mentor.pronoun)[1]
+            lines.insert(
+                0,
+                f"{mentor.name} wrote again: this answer replaces {her} earlier one (read as "
+                f"“{_READ_AS[proposal.outcome or 'unclear']}”), and `{apply_command(mentor.id)}` uses this one.",
+            )
         broken = problems_with(mentor.path, changes) if changes else []
         if broken:
             her = pronouns(mentor.policy.mentor.pronoun)[1]
@@ -166,6 +186,29 @@ async def read_answers(world: World, store: Agreements) -> None:
                 + f"\nAgree with {mentor.name} on values that fit, or edit {mentor.path} yourself."
             )
         await world.notify(title, lines, about=envelope.message_id)
+
+
+_READ_AS = {"accepted": "agreed, as proposed", "changed": "agreed, with changes", "unclear": "please read"}
+
+
+def wrote_again(loaded: LoadedPolicy, proposal: Proposal, answer: Answer, zone: Any) -> tuple[str, list[str]]:
+    """(title, lines) of the notice of her answer in the thread after the agreement was applied: nothing changes."""
+    she, her = pronouns(loaded.policy.mentor.pronoun)
+    applied = describe(proposal.applied, zone) if proposal.applied else "before"
+    lines = [
+        f"{loaded.name} wrote again in the thread of your proposal of {describe(proposal.proposed, zone)}, after "
+        f"you applied {her} earlier answer ({applied}). This one reads: {_READ_AS[answer.outcome]}.",
+    ]
+    if answer.changes:
+        lines.append("\n".join(side_by_side(answer.changes)))
+    lines.append(her_words(answer, her))
+    if answer.problems:
+        lines.append("Why it needs your reading:\n" + "\n".join(f"  • {p}" for p in answer.problems))
+    lines.append(
+        f"Nothing was changed: {loaded.path} holds what you applied. If {she} now wants something else, agree "
+        f"again (`mentor-agent agree {loaded.id} --again`) or edit {loaded.path}."
+    )
+    return f"{loaded.name} wrote again about your agreement", lines
 
 
 async def apply_flagged(world: World, store: Agreements) -> None:

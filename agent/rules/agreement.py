@@ -106,14 +106,22 @@ _NUMBER_WORDS = {
     w: n for n, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])
 }
 _DURATION_PART = re.compile(
-    r"(\d+|" + "|".join(_NUMBER_WORDS) + r"|an?)\s*"
+    r"(?<![\w.,½/+-])(\d+|(?:" + "|".join(_NUMBER_WORDS) + r"|an?)\b)\s*"
     r"(months?|weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
     re.IGNORECASE,
 )
-_SECONDS = {"mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
+_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
 _WINDOW = re.compile(
     r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*(?:\s*[-,]\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*)*"
     r"\s+\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}",
+    re.IGNORECASE,
+)
+# What may stand beside a value and say nothing more; any other word or sign ("longer", "drop", "Berlin time",
+# "half", "-", "?") means she said something the parser does not read, and the answer is "please read".
+_SPARE = re.compile(r"(?:[\s,.;:!]|\b(?:and|please|pls|thanks|thank you)\b)*", re.IGNORECASE)
+_COUNT_SPARE = re.compile(
+    r"(?:[\s,.;:!]|\b(?:please|pls|thanks|thank you|e-?mails?|mails?|messages?|meetings?|questions?|at most|max|"
+    r"maximum|times)\b)*",
     re.IGNORECASE,
 )
 
@@ -129,41 +137,56 @@ _CHOICE = re.compile(r"\b(or|either|between|and/or)\b", re.IGNORECASE)
 _DAY_NAME = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)", re.IGNORECASE)
 
 
-def read_value(kind: Kind, text: str) -> Any:
-    """The value a mentor wrote; ValueError (in plain words) when it cannot be read, and when it is more than
-    one value ("2 or 3", "30-45 minutes", "Mon to Fri 09:00-17:00"): then she has not said which."""
+def _nothing_else(spare: re.Pattern[str], left: str, cleaned: str) -> None:
+    if not spare.fullmatch(left):
+        words = " ".join(left.split()).strip(" ,.;:")
+        raise ValueError(f"“{cleaned}” says more than a value (“{words}”): please read it")
+
+
+def read_value(kind: Kind, text: str, *, per: str = "") -> Any:
+    """The value a mentor wrote; ValueError (in plain words) when it cannot be read completely: when it is more
+    than one value ("2 or 3", "30-45 minutes", "Mon to Fri 09:00-17:00"), or holds any word the parser does not
+    read ("15 minutes longer", "drop Thu 07:00-08:00", "Tue 16:00-17:00 Berlin time", "half an hour"). A count
+    may name its period ``per`` ("3 a week" for a weekly count); another period ("8 a month") is not read."""
     cleaned = text.strip().strip(".").strip()
     lowered = cleaned.lower()
     if _CHOICE.search(cleaned):
         raise ValueError(f"“{cleaned}” gives a choice, not one value")
     if kind in ("count", "count_or_never"):
-        if kind == "count_or_never" and lowered.startswith(("never", "no ", "none")) and not re.search(r"\d", lowered):
+        if kind == "count_or_never" and re.fullmatch(r"(never|none)\W*", lowered):
             return 0
-        numbers = re.findall(r"\d+|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", lowered)
+        if per:
+            lowered = re.sub(rf"\b(a|per|each|every|in a|an?)\s+{per}\b|/\s*{per}\b", " ", lowered)
+        numbers = list(re.finditer(r"(?<![\w.,½/+-])(\d+|" + "|".join(_NUMBER_WORDS) + r")\b", lowered))
         if not numbers:
             raise ValueError(f"“{cleaned}” is not a number")
         if len(numbers) > 1:
             raise ValueError(f"“{cleaned}” holds more than one number")
-        number = _amount(numbers[0])
+        _nothing_else(_COUNT_SPARE, lowered[: numbers[0].start()] + " " + lowered[numbers[0].end() :], cleaned)
+        number = _amount(numbers[0].group(1))
         if number < (0 if kind == "count_or_never" else 1):
             raise ValueError(f"“{cleaned}”: at least 1, please")
         return number
     if kind == "duration":
         if lowered in ("none", "0", "no notice"):
             return timedelta(0)
-        parts = _DURATION_PART.findall(cleaned)
+        parts = [(m.group(1), m.group(2)) for m in _DURATION_PART.finditer(cleaned)]
         if not parts:
             raise ValueError(f"“{cleaned}” is not a length of time (e.g. 3 days, 24 hours, 45 minutes)")
-        if re.search(r"\d", _DURATION_PART.sub(" ", cleaned)):
-            raise ValueError(f"“{cleaned}” holds a number that is not a length of time")
-        total, spelt = 0, []
+        _nothing_else(_SPARE, _DURATION_PART.sub(" ", cleaned), cleaned)
+        if any(unit.lower().startswith("mo") for _, unit in parts):
+            raise ValueError(f"“{cleaned}”: months differ in length; in weeks or days, please (26 weeks, 180 days)")
+        total, spelt, sizes = 0, [], []
         for amount, unit in parts:
             unit = unit.lower()
-            size = _SECONDS["mo"] if unit.startswith("mo") else _SECONDS[unit[0]]
+            size = _SECONDS[unit[0]]
+            sizes.append(size)
             total += _amount(amount) * size
-            spelt.append((_amount(amount) * 30, "d") if unit.startswith("mo") else (_amount(amount), unit[0]))
+            spelt.append((_amount(amount), unit[0]))
+        if sizes != sorted(set(sizes), reverse=True):  # "30 minutes 45 minutes", "12 hours 3 days": not one length
+            raise ValueError(f"“{cleaned}” is not one length of time")
         return written(timedelta(seconds=total), spelt)  # her unit kept: "48 hours" stays "48h"
-    if lowered.startswith(("by arrangement", "none", "any time we arrange")):
+    if re.fullmatch(r"(by arrangement|none|any time we arrange)\W*", lowered):
         return ()
     specs = _WINDOW.findall(cleaned)
     if not specs:
@@ -171,6 +194,7 @@ def read_value(kind: Kind, text: str) -> Any:
     left = _WINDOW.sub(" ", cleaned)
     if re.search(r"\d", left) or _DAY_NAME.search(left):
         raise ValueError(f"“{cleaned}”: days or hours outside the windows it names (write e.g. Mon-Fri 08:00-17:00)")
+    _nothing_else(_SPARE, left, cleaned)
     try:
         return tuple(WeeklyWindow.parse(re.sub(r"\s*-\s*(?=\d)", "-", spec)) for spec in specs)
     except ValueError as error:

@@ -17,13 +17,14 @@ Pure. Errors must be safe: a wrong "agreed" is worse than an honest "please read
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.rules.agreement import Kind, Standard, read_value, say_value, toml_value
-from agent.rules.consent import read_prose
-from agent.rules.own_lines import OwnLine, own_lines
+from agent.rules.consent import read_prose, signature_name
+from agent.rules.own_lines import OwnLine, own_lines, quoted_lines
 
 # A reference to a numbered standard: "7.", "7:", "7)", "#7", "no. 7", "item 7 →", "7 -> …"; never a clock
 # time (09:00) or a decimal (3.5).
@@ -35,7 +36,9 @@ _REFERENCE = re.compile(
     re.IGNORECASE,
 )
 _LINE_START = re.compile(rf"^\s*(?:{_TAG}\s*)?(?P<number>\d{{1,2}})\s*(?:[.):]|{_ARROW}|[-–])(?!\d)\s*", re.IGNORECASE)
-_TRAILING = re.compile(r"[\s,;]*(?:\b(?:and|also|please|pls|plus|then)\b[\s,;]*)*$", re.IGNORECASE)
+_TRAILING = re.compile(r"[\s,;]*(?:\b(?:and|also|please|pls|plus|then|thanks|thank you)\b[\s,;]*)*$", re.IGNORECASE)
+_NUMBERED = re.compile(r"(\d{1,2})\s*[.):]\s")
+_SENTENCE = re.compile(r"(?<=[.!])\s+(?=\S)")
 _NEGATED_VALUE = re.compile(r"\b(not|no more than|instead of|rather than|isn't|n't)\b", re.IGNORECASE)
 _WINDOWISH = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\b(never|none|by arrangement)\b", re.IGNORECASE)
 WORDS_LIMIT = (24, 1800)  # lines, characters of her own words quoted in the notice
@@ -123,7 +126,9 @@ def _references(line: OwnLine) -> tuple[list[_Said], str]:
     said, prose = [], [text[: found[0][0]]]
     for index, (_begin, end, number) in enumerate(found):
         stop = found[index + 1][0] if index + 1 < len(found) else len(text)
-        said.append(_Said(number, _TRAILING.sub("", text[end:stop]).strip()))
+        value, *after = _SENTENCE.split(text[end:stop], maxsplit=1)  # "7. 45 minutes. Let me think about the rest."
+        said.append(_Said(number, _TRAILING.sub("", value).strip()))
+        prose.extend(after)
     return said, " ".join(prose)
 
 
@@ -131,8 +136,11 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
     """Read the mentor's reply against the standards that were ``proposed``; ``names`` (hers, the student's)
     are words a yes may be said with ("Fine, thank you Sam")."""
     by_number = {s.number: s for s in proposed}
+    text = unicodedata.normalize("NFKC", text)  # "ｎｏｔ" is "not"
     lines = own_lines(text)
     words = quoted_words(lines)
+    if len(lines) > 1 and lines[-1].about is None and not lines[-2].text.strip() and signature_name(lines[-1].text):
+        lines[-1] = OwnLine(lines[-1].text, None, True)  # her name on its own line under her words
     changes: dict[int, Change] = {}
     problems: list[str] = []
     prose: list[str] = []
@@ -145,11 +153,8 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
                 problems.append(f"“{line.text.strip()}”: there is no line {item.number} in the proposal")
                 continue
             value_text = _value_part(item.text, standard)
-            negated = _NEGATED_VALUE.search(value_text)
             try:
-                if negated:
-                    raise ValueError(f"“{value_text}” says what not to do, not a value")
-                value = read_value(standard.kind, value_text)
+                value = _value(standard, value_text)
             except ValueError as error:
                 problems.append(f"{standard.number}. {standard.label}: {error}")
                 continue
@@ -157,6 +162,7 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
                 changes[standard.number] = Change(standard, value)
             else:
                 changes.pop(standard.number, None)
+    problems.extend(quote_edits(quoted_lines(text), proposed))
     words_around = "\n".join(prose)
     numbers = re.findall(r"\d+(?:[.:,]\d+)*", words_around)
     if numbers:
@@ -164,7 +170,7 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
     reading = read_prose(words_around, names)
     if problems:  # nothing of it is recorded: the student reads it
         return Answer("unclear", (), tuple(problems), words)
-    if changes:
+    if changes:  # her other words must say yes to the rest, or be only greetings, thanks and names
         if reading.allows_changes:
             return Answer("changed", tuple(changes[n] for n in sorted(changes)), (), words)
         return Answer("unclear", (), _doubts(reading.change_doubts), words)
@@ -172,6 +178,66 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
         return Answer("accepted", (), (), words)
     why = reading.doubts if reading.says_yes else ["no “fine” or other yes in her own words", *reading.doubts]
     return Answer("unclear", (), _doubts(why), words)
+
+
+def quote_edits(quoted: Sequence[str], proposed: Sequence[Standard]) -> list[str]:
+    """Where the proposal she quotes is not as it was sent: a numbered line with another value ("30 minutes
+    45 minutes please" inside Gmail's quote, "-> 45 minutes" in Outlook's original), or a line of her own
+    standing in it (under ``>>`` quoting). Such a change is not read, so the answer is "please read"."""
+    lines = [" ".join(line.split()) for line in quoted]
+    by_number = {s.number: s for s in proposed}
+    found: list[str] = []
+    index = 0
+    while index < len(lines):
+        start = _NUMBERED.match(lines[index])
+        standard = by_number.get(int(start.group(1))) if start else None
+        if standard is None or not lines[index][start.end() if start else 0 :].startswith(standard.label):
+            index += 1
+            continue
+        expected, said = " ".join(standard.line.split()), lines[index]
+        while said != expected and expected.startswith(said) and index + 1 < len(lines) and lines[index + 1]:
+            index += 1  # her mail program wrapped the line
+            said += " " + lines[index]
+        index += 1
+        if said != expected:
+            found.append(f"the proposal she quotes says “{said[:90]}” where it was “{expected}”")
+        elif standard is not proposed[-1] and index < len(lines) and lines[index] and not _NUMBERED.match(lines[index]):
+            found.append(
+                f"a line stands inside the proposal she quotes, under line {standard.number}: “{lines[index][:90]}”"
+            )
+    return found
+
+
+def _value(standard: Standard, text: str) -> Any:
+    """Her value for ``standard``, read completely, or ValueError. "30 minutes -> 45 minutes" (the proposed value,
+    an arrow, hers) is hers."""
+    if _NEGATED_VALUE.search(text):
+        raise ValueError(f"“{text}” says what not to do, not a value")
+    per = standard.key.removeprefix("max_per_") if standard.key.startswith("max_per_") else ""
+    arrow = re.split(_ARROW, text)
+    if len(arrow) == 2 and arrow[0].strip():
+        if not same(standard.kind, read_value(standard.kind, arrow[0], per=per), standard.value):
+            raise ValueError(f"“{text}”: the value before the arrow is not the one proposed")
+        text = arrow[1]
+    return read_value(standard.kind, text, per=per)
+
+
+def read_reply(texts: Sequence[str], proposed: Sequence[Standard], *, names: Sequence[str] = ()) -> Answer:
+    """Read a reply's plain and HTML texts (agent.rules.own_lines.reply_texts): when they are read differently
+    (plain "Fine", HTML "Not fine …"), she may have meant either, and the answer is "please read"."""
+    if not texts:
+        return read_answer("", proposed, names=names)
+    answers = [read_answer(text, proposed, names=names) for text in texts]
+    first = answers[0]
+    for other in answers[1:]:
+        if (other.outcome, other.changes) != (first.outcome, first.changes):
+            problem = (
+                f"her e-mail's plain text reads “{first.outcome}” and its HTML “{other.outcome}”: "
+                "a mail program shows one or the other"
+            )
+            words = first.words if first.words == other.words else f"{first.words}\n\n[HTML:]\n{other.words}"
+            return Answer("unclear", (), (problem, *first.problems, *other.problems), words)
+    return first
 
 
 def _doubts(why: Sequence[str]) -> tuple[str, ...]:

@@ -33,11 +33,16 @@ _CONDITION = re.compile(
     re.IGNORECASE,
 )
 _RESERVATION = re.compile(r"\b(but|except|excepting|apart from|although|though|however|only|whereas)\b", re.IGNORECASE)
+# Words that put the yes off ("let me think", "discuss first", "for now"): with them, not even a change is hers yet.
+_DEFERRAL = re.compile(
+    r"\b(talk|discuss\w*|think\w*|consider\w*|later|first|maybe|perhaps|probably|possibly|in principle|for now|"
+    r"for the moment|wait|check|let me|get back|come back|revisit|chat|call|depend\w*|unsure|tentative\w*|tbd|"
+    r"hmm+|kind of|sort of|would|could|might|seems?|ish)\b",
+    re.IGNORECASE,
+)
 _HEDGE = re.compile(
-    r"\b(talk|discuss\w*|think\w*|consider\w*|later|first|maybe|perhaps|probably|possibly|mostly|almost|largely|"
-    r"generally|broadly|in principle|for now|for the moment|roughly|more or less|wait|check|prefer\w*|rather|"
-    r"instead|chang\w+|adjust\w*|tweak\w*|suggest\w*|let me|get back|come back|revisit|chat|call|depend\w*|"
-    r"unsure|tentative\w*|tbd|hmm+|though)\b",
+    _DEFERRAL.pattern[:-3] + r"|mostly|almost|largely|generally|broadly|roughly|more or less|prefer\w*|rather|"
+    r"instead|chang\w+|adjust\w*|tweak\w*|suggest\w*|though)\b",
     re.IGNORECASE,
 )
 _NEUTRAL = re.compile(
@@ -65,6 +70,8 @@ class Prose:
     reservations: tuple[str, ...]  # "but", "except": a yes with a change to come
     hedges: tuple[str, ...]  # "talk", "think", "mostly", "prefer": not (yet) a yes
     other: tuple[str, ...]  # sentences that are neither a yes nor a greeting, thanks or a name
+    deferrals: tuple[str, ...] = ()  # "think", "discuss", "first", "the rest": the yes is put off
+    other_beside: tuple[str, ...] = ()  # sentences beside changed values that say more than "with these changes"
 
     @property
     def consents(self) -> bool:
@@ -90,39 +97,68 @@ class Prose:
     @property
     def change_doubts(self) -> list[str]:
         """Why changed values cannot be taken as agreed: a refusal, a question, a condition."""
-        plain = Prose(False, self.negations, self.questions, self.conditions, (), (), ())
+        plain = Prose(False, self.negations, self.questions, self.conditions, (), self.deferrals, self.other_beside)
         return plain.doubts
 
     @property
     def allows_changes(self) -> bool:
-        """Words that may stand around changed values: no refusal, no question, no condition ("fine, but 7. 45
-        minutes" is a change; "if", "unless", "not", "?" make it her question, for the student to read)."""
-        return not (self.negations or self.questions or self.conditions)
+        """Words that may stand around changed values: a yes to the rest, or only greetings, thanks and names; no
+        refusal, question, condition or putting off ("fine, but 7. 45 minutes" is a change; "if", "unless", "not",
+        "?", "let me think about the rest" make it hers to explain, for the student to read)."""
+        return not self.change_doubts
 
 
 # The words a yes, thanks or an apology is said with; a sentence with any other word says something more
 # ("OK, weekly meetings please"), which is for the student to read.
 _FILLER_WORDS = """a about absolutely again ahead all also am and are as at be being both but by clearly completely
-    dear do does entirely everything for from go good great had happy have hello here hi i i'm im in is it it's
+    dear do does entirely p ps everything for from go good great had happy have hello here hi i i'm im in is it it's
     its just kind lovely me much my nice note now of oh on once our out proposal proposed put quite really
-    reply s see set setting seems so standards suggested that that's the terms thank thanks these this
+    reply s see set setting so standards suggested that that's the terms thank thanks these this
     thoughtful to together totally us very was we well what will with works would written you your yours
-    looks sounds late delay slow unclear confusing message email e-mail mail note list plan points lines
-    rules agreement wonderful excellent perfect fine ok okay yes agreed agree sure course problem weekend day"""
+    looks sounds late delay slow message email e-mail mail note list plan points lines
+    rules agreement wonderful excellent perfect fine ok okay yes agreed agree sure course problem"""
+# Wishes said with thanks: "have a good weekend", "enjoy your day".
+_WISHES = re.compile(
+    r"\b(have a|had a|enjoy (the|your))\s+((good|great|nice|lovely|restful)\s+)?(day|weekend|evening|week)\b",
+    re.IGNORECASE,
+)
 _FILLER = frozenset(_FILLER_WORDS.split())
 _WORD = re.compile(r"[a-z][a-z'-]*", re.IGNORECASE)
 
 
-def _plain(sentence: str, names: frozenset[str]) -> bool:
-    """A yes, a greeting, thanks, an apology or a name, said with no other words; or no words at all."""
-    if not re.search(r"\w", sentence) or _NAME.match(sentence):
-        return True
-    if not (_YES.search(sentence) or _NEUTRAL.match(sentence)):
+# Beside changed values she may also say they are changes: "Fine, with these changes:", "mostly fine, except".
+_BESIDE_WORDS = """but except apart only mostly these this following below change changes changed small minor few
+    one two tweak tweaks adjustment adjustments edit edits rest otherwise else remaining others other please of"""
+_BESIDE_CHANGES = frozenset(_BESIDE_WORDS.split())
+_TITLE_WORDS = "dr prof professor mr ms mrs mx md phd mbbs frcp mph msc bsc rn"
+_TITLES = frozenset(_TITLE_WORDS.split())
+
+
+def _name(sentence: str, names: frozenset[str]) -> bool:
+    """Her name, the student's or a title of theirs ("Ana", "Dr. Ana Rivera, MD"): only names that are known."""
+    if not _NAME.match(sentence):
         return False
-    if re.match(r"^\W*(hi|hello|hey|dear|good (morning|afternoon|evening))\b", sentence, re.IGNORECASE):
-        return True  # "Dear Sam", "Hi Ana"
-    rest = _NEUTRAL.sub(" ", _YES.sub(" ", sentence))
-    return all(w.lower() in _FILLER or w.lower() in names for w in _WORD.findall(rest))
+    words = re.findall(r"[^\W\d_][\w'’-]*", sentence)
+    initials = {name[0] for name in names}
+    known = [w.lower() in names or w.lower() in _TITLES or (len(w) == 1 and w.lower() in initials) for w in words]
+    return bool(words) and all(known)
+
+
+def _plain(sentence: str, names: frozenset[str], also: frozenset[str] = frozenset()) -> bool:
+    """A yes, a greeting, thanks, an apology or a known name, said with no other words; or no words at all."""
+    if not re.search(r"\w", sentence):
+        return not re.search(r"[^\s.,;:!\-—–)(]", sentence)  # "✗", "?" say something
+    if _name(sentence, names):
+        return True
+    rest = _NEUTRAL.sub(" ", _YES.sub(" ", _WISHES.sub(" ", sentence)))
+    said = all(w.lower() in _FILLER or w.lower() in names or w.lower() in also for w in _WORD.findall(rest))
+    return said and bool(also or _YES.search(sentence) or _NEUTRAL.match(sentence))
+
+
+def signature_name(line: str) -> bool:
+    """A line that may be her name under her words ("Ana", "Ana Ríos-Müller", "Dr. A. Rivera, MD"): one to three
+    capitalised words and nothing else."""
+    return bool(_NAME.match(line)) and not re.search(r"\d|[!?]", line) and not _YES.search(line)
 
 
 def name_words(names: Iterable[str]) -> frozenset[str]:
@@ -137,6 +173,7 @@ def read_prose(text: str, names: Iterable[str] = ()) -> Prose:
     unidiomatic = _IDIOMS.sub(" ", text)
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" \t.,;:!-—–")]
     other = tuple(s[:60] for s in sentences if not _plain(s, known))
+    beside = tuple(s[:60] for s in sentences if not _plain(s, known, _BESIDE_CHANGES))
     return Prose(
         says_yes=bool(_YES.search(text)),
         negations=tuple(_found(_NEGATION, unidiomatic)),
@@ -145,4 +182,6 @@ def read_prose(text: str, names: Iterable[str] = ()) -> Prose:
         reservations=tuple(_found(_RESERVATION, text)),
         hedges=tuple(_found(_HEDGE, text)),
         other=other,
+        deferrals=tuple(_found(_DEFERRAL, text)),
+        other_beside=beside,
     )

@@ -102,6 +102,7 @@ class _TextRenderer(HTMLParser):
         self._skip: list[str] = []
         self._pre = 0
         self._links: list[tuple[str, int]] = []
+        self._struck: dict[str, list[bool]] = {}  # per open tag: whether it strikes its text through
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._skip or tag in _SKIP_CONTENT:
@@ -111,6 +112,11 @@ class _TextRenderer(HTMLParser):
         values = {name: value or "" for name, value in attrs}
         if tag in _BLOCKS or tag == "br":
             self.parts.append("\n")
+        if self._quotes and tag not in _VOID:  # in a reply, struck text is shown as such: it is not her value
+            struck = tag in ("s", "strike", "del") or "line-through" in values.get("style", "").lower()
+            self._struck.setdefault(tag, []).append(struck)
+            if struck:
+                self.parts.append("[struck through: ")
         if tag == "li":
             self.parts.append("- ")
         elif tag == "pre":
@@ -129,6 +135,8 @@ class _TextRenderer(HTMLParser):
             if tag == self._skip[-1]:
                 self._skip.pop()
             return
+        if self._struck.get(tag) and self._struck[tag].pop():
+            self.parts.append("]")
         if tag == "pre" and self._pre:
             self._pre -= 1
         if tag == "blockquote" and self._depth:
@@ -160,7 +168,8 @@ class _TextRenderer(HTMLParser):
 
 
 def html_to_text(markup: str, *, quotes: bool = False) -> str:
-    """A readable plain-text rendering of an HTML body; with ``quotes``, blockquoted lines start with "> "."""
+    """A readable plain-text rendering of an HTML body; with ``quotes`` (a reply read for its words), blockquoted
+    lines start with "> " and struck-through text is marked "[struck through: …]"."""
     renderer = _TextRenderer(quotes=quotes)
     renderer.feed(clean_text(markup))
     renderer.close()

@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS agreements (
     said TEXT,                        -- JSON: [[number, label, proposed text, her text]] for the student
     applied TEXT                      -- when `agree --apply` wrote it into the policy file
 );
+CREATE TABLE IF NOT EXISTS agreement_answers (
+    answer_id TEXT PRIMARY KEY,       -- each answer of hers is read and told once, across restarts
+    message_id TEXT NOT NULL,         -- the proposal it answers
+    read TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS agreement_reviews (
     mentor TEXT NOT NULL,
     due TEXT NOT NULL,                -- the review's date (agreed_on + review_every)
@@ -100,6 +105,23 @@ class Agreements:
             p.message_id: p for p in self._rows("(answer_id IS NULL OR outcome = 'unclear') AND applied IS NULL", ())
         }
 
+    def listening(self) -> dict[str, Proposal]:
+        """Every proposal, by its Message-ID: her answers are read whenever they come, also a later one after an
+        answer was recorded or applied (she may take it back)."""
+        return {p.message_id: p for p in self._rows("1", ())}
+
+    def get(self, message_id: str) -> Proposal | None:
+        rows = self._rows("message_id = ?", (message_id,))
+        return rows[0] if rows else None
+
+    def first_reading(self, answer_id: str, message_id: str, at: datetime) -> bool:
+        """Whether her answer ``answer_id`` is read for the first time (then it is marked as read)."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO agreement_answers(answer_id, message_id, read) VALUES (?,?,?)",
+            (answer_id, message_id, at.astimezone(UTC).isoformat()),
+        )
+        return cursor.rowcount > 0
+
     def to_apply(self, mentor: str | None = None) -> list[Proposal]:
         """Answers read as "fine" or as changed values that were not applied yet (of one mentor), oldest first."""
         where = "answer_id IS NOT NULL AND applied IS NULL AND outcome IN ('accepted', 'changed')"
@@ -125,20 +147,13 @@ class Agreements:
         changes: dict[str, Any],
         said: list[list[Any]],
     ) -> bool:
-        """Record her answer: the first one, or a later one after an answer that could not be read. True when
-        it was recorded."""
+        """Record her answer: the first one, or one written later than the one recorded (it supersedes it: "please
+        ignore my last e-mail"), until it is applied. True when it was recorded."""
+        when = at.astimezone(UTC).isoformat()
         cursor = self.db.execute(
             "UPDATE agreements SET answer_id = ?, answered = ?, outcome = ?, changes = ?, said = ? "
-            "WHERE message_id = ? AND (answer_id IS NULL OR (outcome = 'unclear' AND answer_id != ?))",
-            (
-                answer_id,
-                at.astimezone(UTC).isoformat(),
-                outcome,
-                json.dumps(changes),
-                json.dumps(said),
-                message_id,
-                answer_id,
-            ),
+            "WHERE message_id = ? AND applied IS NULL AND (answer_id IS NULL OR (answer_id != ? AND answered <= ?))",
+            (answer_id, when, outcome, json.dumps(changes), json.dumps(said), message_id, answer_id, when),
         )
         return cursor.rowcount > 0
 
