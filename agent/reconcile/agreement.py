@@ -21,7 +21,6 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
-from agent.config.policy_edit import apply_agreement, problems_with
 from agent.config.settings import Student
 from agent.errors import UserError
 from agent.mail.session import MailboxError
@@ -154,6 +153,8 @@ async def read_answers(world: World, store: Agreements) -> None:
         world.ledger.log("agreement answer", mentor=mentor.id, message=envelope.message_id, detail=answer.outcome)
         log.info("%s answered the agreement proposal: %s", mentor.name, answer.outcome)
         title, lines = answer_notice(mentor, proposal, answer, world.settings.student.zone)
+        from agent.config.policy_edit import problems_with  # tomlkit loads when a mentor answers, not at start
+
         broken = problems_with(mentor.path, changes) if changes else []
         if broken:
             her = pronouns(mentor.policy.mentor.pronoun)[1]
@@ -304,6 +305,8 @@ def apply_answer(
             f"edit {path} to what you agreed instead"
         )
     agreed_on = local_date(proposal.answered, zone)
+    from agent.config.policy_edit import apply_agreement  # tomlkit: only `agree --apply` writes a policy
+
     apply_agreement(path, proposal.changes, agreed_on, proposal.version)
     store.applied(proposal.message_id, now)
     ledger.log("agreement applied", mentor=loaded.id, message=proposal.message_id, detail=f"v{proposal.version}")
