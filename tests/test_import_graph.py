@@ -20,6 +20,7 @@ import pytest
 from agent.config.settings import Credentials
 from agent.mail.grants import store_for
 from tests.agent_process import Agent, eventually, policy_text
+from tests.servers import PATIENCE
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.smtp import SmtpServer
 
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.servers
 SIGN_IN = ("msal", "google", "google_auth_oauthlib", "requests", "requests_oauthlib", "oauthlib")
 DISCOVERY = ("dns",)
 DEMO = ("pymap", "agent.demo")
+CALENDARS = ("icalendar", "recurring_ical_events")  # loaded with the first invitation or busy calendar read
 OTHER_COMMANDS = ("tomlkit", "pexpect", "hypothesis", "agent.cli.setup", "agent.cli.login", "agent.mail.discovery")
 
 # The entry point, with the names of the modules loaded written out at exit.
@@ -61,12 +63,12 @@ def run_daemon(agent: Agent, until: str = "", ends: bool = False) -> set[str]:
         )
     try:
         if ends:
-            process.wait(20)
+            process.wait(20 * PATIENCE)
         else:
             eventually(lambda: until in log.read_text() or process.poll() is not None, timeout=20)
             assert process.poll() is None, f"the daemon ended early:\n{log.read_text()}"
             process.send_signal(signal.SIGTERM)
-            process.wait(15)
+            process.wait(15 * PATIENCE)
     finally:
         if process.poll() is None:
             process.kill()
@@ -110,6 +112,7 @@ def test_run_with_a_password_loads_no_sign_in_discovery_or_demo_library(agent: A
     assert loaded(modules, DISCOVERY) == []
     assert loaded(modules, DEMO) == []
     assert loaded(modules, OTHER_COMMANDS) == []
+    assert loaded(modules, CALENDARS) == []  # idle, no meeting under way, no busy calendar configured
 
 
 def test_run_with_microsoft_sign_in_loads_msal_and_nothing_of_google(agent: Agent) -> None:

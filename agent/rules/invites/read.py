@@ -11,8 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from email.message import Message
 from typing import Any
 
-from icalendar import Calendar
-
 from agent.rules.invites.objects import (
     CALENDAR_TYPES,
     InviteError,
@@ -154,6 +152,8 @@ def _parse(raw: bytes) -> list[ItipObject]:
         text = _calendar_text(part)
         if text is None:
             continue
+        from icalendar import Calendar  # loads with the first calendar part, not with the daemon
+
         calendars = Calendar.from_ical(text, multiple=True)
         if not calendars:
             raise InviteError("calendar part holds no VCALENDAR")
