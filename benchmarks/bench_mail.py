@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
+from floor_process import backlog_floor_process
 from harness import (
     MENTOR,
     STUDENT,
@@ -240,65 +241,6 @@ def backlog_floor(servers: Servers, raws: list[bytes]) -> float:
         smtp.stop()
 
 
-# The floor as a process of its own, timed from its start like the daemon: Python's start, the two libraries'
-# imports, the IMAP login, the header fetch and one SMTP connection, and nothing else.
-FLOOR_SCRIPT = """
-import asyncio, sys
-import aiosmtplib
-from imapclient import IMAPClient
-host, port, user, password, smtp_host, smtp_port, outbox, friend, mentor, student = sys.argv[1:]
-client = IMAPClient(host, port=int(port), ssl=False, timeout=30)
-client.login(user, password)
-client.select_folder(outbox)
-uids = client.search("ALL")
-headers = {}
-for start in range(0, len(uids), 500):
-    headers.update(client.fetch(uids[start : start + 500], ["FLAGS", "BODY.PEEK[HEADER]"]))
-marker = b"\\r\\nTo: " + friend.encode()
-to_send = [uid for uid, item in headers.items() if marker in b"\\r\\n" + bytes(item[b"BODY[HEADER]"])]
-to_send.append(next(uid for uid in uids if uid not in set(to_send)))
-
-async def send_all():
-    connection = aiosmtplib.SMTP(hostname=smtp_host, port=int(smtp_port))
-    await connection.connect()
-    for start in range(0, len(to_send), 500):
-        for item in client.fetch(to_send[start : start + 500], ["BODY.PEEK[]"]).values():
-            raw = bytes(item[b"BODY[]"])
-            await connection.sendmail(student, [friend if marker in b"\\r\\n" + raw else mentor], raw)
-    await connection.quit()
-
-asyncio.run(send_all())
-client.logout()
-"""
-
-
-def backlog_floor_process(servers: Servers, raws: list[bytes]) -> float:
-    """:func:`backlog_floor` as a script started as a process, timed from its start until all are at the server."""
-    import subprocess
-    import sys
-
-    user = servers.user()
-    smtp = servers.smtp()
-    client = servers.client(user)
-    try:
-        multiappend(client, OUTBOX, raws)
-    finally:
-        client.logout()
-    expected = sum(1 for raw in raws if b"To: " + FRIEND.encode() in raw) + 1
-    try:
-        began = time.monotonic()
-        imap = (servers.dovecot.host, str(servers.dovecot.port), user.username, user.password)
-        script = subprocess.Popen(
-            [sys.executable, "-c", FLOOR_SCRIPT, *imap, smtp.host, str(smtp.port), OUTBOX, FRIEND, MENTOR, STUDENT]
-        )
-        smtp.wait_for(expected, timeout=120)
-        elapsed = time.monotonic() - began
-        assert script.wait(60) == 0, "the floor script failed"
-        return elapsed
-    finally:
-        smtp.stop()
-
-
 def backlog(servers: Servers, count: int, timeout: float, profile: str | None = None) -> Backlog:
     raws = _backlog_messages(count)
     expected = count // 2 + 1  # the pass-through half, plus the first to the mentor (min_gap 1h holds the rest)
@@ -360,7 +302,7 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
             f", {agent.log().count('ERROR')} ERROR lines"
         )
     floor = backlog_floor(servers, raws)
-    floor_process = backlog_floor_process(servers, raws)
+    floor_process = backlog_floor_process(servers, raws, FRIEND)
     total = max(decided or timeout, delivered or timeout)
     return Backlog(
         count,
