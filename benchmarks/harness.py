@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from imapclient import IMAPClient  # noqa: E402
 
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, eventually  # noqa: E402
+from tests.bytecode import use_compiled_agent  # noqa: E402
 from tests.servers import dovecot as dovecot_module  # noqa: E402
 from tests.servers.dovecot import Dovecot, User  # noqa: E402
 from tests.servers.smtp import SmtpServer  # noqa: E402
@@ -101,6 +102,7 @@ def servers() -> Iterator[Servers]:
     reason = dovecot_module.available()
     if reason:
         raise SystemExit(f"cannot run the server benchmarks: {reason}")
+    use_compiled_agent()  # as installed: the daemon does not compile itself at every start
     work = Path(tempfile.mkdtemp(prefix="mab-", dir="/tmp"))
     work.chmod(0o755)
     ca = trustme.CA()

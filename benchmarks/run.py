@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/benchmarks.md.
 
-    python3 benchmarks/run.py            # full: 200 reactions, 50 releases, 5,000 backlog, 10 idle minutes
+    python3 benchmarks/run.py            # full: 200 reactions, 50 releases, 100/500/5,000 backlog, 10 idle min
     python3 benchmarks/run.py --quick    # the same figures, smaller: a few minutes
     python3 benchmarks/run.py --only engine,slots --profile-backlog /tmp/backlog.txt
 
@@ -52,7 +52,7 @@ def main() -> int:
     quick = args.quick
     reactions = 20 if quick else 200
     releases = 10 if quick else 50
-    backlog_size = 500 if quick else 5000
+    backlog_sizes = (100, 500) if quick else (100, 500, 5000)
     idle_seconds = 60.0 if quick else 600.0
     engine_sizes = (10_000, 30_000) if quick else (10_000, 30_000, 100_000)
 
@@ -151,23 +151,24 @@ def main() -> int:
                 except Exception as error:  # one broken benchmark must not lose the others
                     failed("release", error)
             if "backlog" in only:
-                try:
-                    say(f"backlog: {backlog_size} messages")
-                    b = bench_mail.backlog(
-                        servers, backlog_size, timeout=600 if quick else 2400, profile=args.profile_backlog
-                    )
-                    ratio = b.total / b.floor
-                    rows.append(
-                        f"| Backlog: {b.messages} in the Outbox at start → all decided and the "
-                        f"{b.messages // 2 + 1} sendable at the server | {b.total:.1f} s (decided {b.decided:.1f} s, "
-                        f"delivered {b.delivered:.1f} s) | one run "
-                        f"| bare imapclient header fetch + one aiosmtplib connection: {b.floor:.2f} s "
-                        f"| {ratio:.1f} | ratio ≤ 2: {_verdict(ratio <= 2 and b.finished)} |"
-                    )
-                    notes.append(f"Backlog: seeded with MULTIAPPEND in {b.seed_seconds:.1f} s; {b.detail}.")
-                    say(f"backlog: {b}")
-                except Exception as error:  # one broken benchmark must not lose the others
-                    failed("backlog", error)
+                for size in backlog_sizes:
+                    try:
+                        say(f"backlog: {size} messages")
+                        limit = 600 if quick else 2400
+                        b = bench_mail.backlog(servers, size, timeout=limit, profile=args.profile_backlog)
+                        ratio = b.total / b.floor_process
+                        rows.append(
+                            f"| Backlog: {b.messages} in the Outbox at start → all decided and the "
+                            f"{b.messages // 2 + 1} sendable at the server | {b.total:.2f} s "
+                            f"(decided {b.decided:.2f} s, delivered {b.delivered:.2f} s) | one run "
+                            f"| a bare imapclient header fetch + one aiosmtplib connection, started as a process like "
+                            f"the daemon: {b.floor_process:.2f} s (in this process, without start-up: {b.floor:.2f} s) "
+                            f"| {ratio:.1f} | ratio ≤ 2: {_verdict(ratio <= 2 and b.finished)} |"
+                        )
+                        notes.append(f"Backlog {size}: seeded with MULTIAPPEND in {b.seed_seconds:.1f} s; {b.detail}.")
+                        say(f"backlog: {b}")
+                    except Exception as error:  # one broken benchmark must not lose the others
+                        failed(f"backlog {size}", error)
             if "idle" in only:
                 try:
                     say(f"idle: {idle_seconds:.0f} s")

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from agent.store.ledger import Ledger
+from tests.servers import PATIENCE
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.smtp import SmtpServer
 
@@ -88,13 +89,15 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.1) -> T:
+    """``check()``'s first true value, polled every ``interval``; AssertionError after ``timeout`` (× PATIENCE)."""
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {getattr(check, '__name__', check)}")
+            raise AssertionError(f"not true within {timeout:g} s: {getattr(check, '__name__', check)}")
         time.sleep(interval)
 
 

@@ -10,7 +10,14 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+from tests.bytecode import use_compiled_agent  # noqa: E402
 from tests.servers.fixtures import *  # noqa: E402, F403
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Once, before the workers start (they inherit it): the daemons the tests start read compiled bytecode."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        use_compiled_agent()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -139,7 +139,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         ROOT,
         work,
         ignore=shutil.ignore_patterns(
-            ".git", "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".venv"
+            ".git",
+            "__pycache__",
+            "*.egg-info",
+            ".mypy_cache",
+            ".ruff_cache",
+            ".pytest_cache",
+            ".hypothesis",
+            ".venv",
+            ".coverage*",  # written by parallel workers while this copies
         ),
     )
     home, bin_dir = base / "home", base / "bin"

@@ -15,9 +15,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-import recurring_ical_events
-from icalendar import Calendar
-
 from agent.errors import Problem, UserError
 from agent.rules.localtime import require_aware, start_of_day
 from agent.rules.slots import merge_intervals
@@ -48,6 +45,9 @@ def busy_from_ics(
 
     Events are returned whole, not clipped. Raise UserError naming ``source`` when the text is not iCalendar.
     """
+    import recurring_ical_events  # icalendar and its expansion load when a calendar is read, not with the daemon
+    from icalendar import Calendar
+
     require_aware(start, "start")
     require_aware(end, "end")
     try:

@@ -150,3 +150,7 @@ def agree_command(
         click.echo(apply(settings, loaded))
         return
     click.echo(draft(settings, str(config or default_config_path()), loaded, send=send, again=again))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(agree_command)

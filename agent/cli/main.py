@@ -290,25 +290,10 @@ def cancel(message_id: str, config: Path | None) -> None:
     )
 
 
-def _register_meetings() -> None:
-    from agent.cli import login as cli_login
-    from agent.cli import meetings as cli_meetings
-    from agent.cli.agree import agree_command
-    from agent.demo import week as demo
-
-    cli_meetings.register(main)
-    cli_login.register(main)
-    main.add_command(agree_command)
-    demo.register(main)
-
-
-_register_meetings()
-
-
-def _register_setup() -> None:
-    from agent.cli import setup
-
-    setup.register(main)
-
-
-_register_setup()
+# Commands in their own modules load when used: `run` imports none of msal, google-auth, requests, dnspython,
+# pymap, tomlkit (tests/test_import_graph.py).
+main.add_lazy(("slots", "propose", "withdraw"), "agent.cli.meetings:register")
+main.add_lazy(("login",), "agent.cli.login:register")
+main.add_lazy(("agree",), "agent.cli.agree:register")
+main.add_lazy(("demo",), "agent.demo.week:register")
+main.add_lazy(("setup",), "agent.cli.setup:register")

@@ -91,7 +91,34 @@ def friendly(command: F) -> F:
 
 
 class AgentGroup(click.Group):
-    """The command group: every command, including those registered later, runs inside the handler."""
+    """The command group: every command, including those registered later, runs inside the handler.
+
+    Commands named with :meth:`add_lazy` are imported only when asked for (or listed by ``--help``): ``run`` does
+    not pay for the sign-in, discovery and demo libraries that ``setup``, ``login`` and ``demo`` need."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}  # command name -> "module:register function" that adds it (and its siblings)
+
+    def add_lazy(self, names: tuple[str, ...], register: str) -> None:
+        for name in names:
+            self.lazy[name] = register
+
+    def _load(self, name: str) -> None:
+        import importlib
+
+        module, function = self.lazy[name].split(":")
+        for sibling in [key for key, value in self.lazy.items() if value == self.lazy[name]]:
+            del self.lazy[sibling]
+        getattr(importlib.import_module(module), function)(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self._load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -418,12 +418,20 @@ class Daemon:
 
             self.draft_door = DraftDoor()
             drafts = await self.draft_door.find_folder(world) if settings.drafts.take_flagged else None
+            renew = settings.imap.idle_renew
             for folder in (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else [])):
-                watcher = _WatchThread(Watcher(settings.imap, imap_login, folder), wake, settings.imap.idle_renew)
-                watchers.append(watcher)
-                # IDLE must be on before the first pass scans: a message dropped in between is then still seen.
-                await asyncio.to_thread(watcher.watcher.start)
-                watcher.start()
+                watchers.append(_WatchThread(Watcher(settings.imap, imap_login, folder), wake, renew))
+            # IDLE must be on before the first pass scans: a message dropped in between is then still seen. The
+            # connections (connect, login, SELECT, IDLE) are set up side by side, not one after the other.
+            started = await asyncio.gather(
+                *(asyncio.to_thread(watcher.watcher.start) for watcher in watchers), return_exceptions=True
+            )
+            for watcher, outcome in zip(watchers, started, strict=True):
+                if not isinstance(outcome, BaseException):
+                    watcher.start()  # stopped (and its connection closed) by the `finally` below if another failed
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             ended = self.imap_gate.worked()
             self.ledger.set_status(connected="yes", running="yes", last_error="", **self.imap_gate.status())
             log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)

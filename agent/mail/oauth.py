@@ -16,11 +16,10 @@ from pathlib import Path
 
 from agent.config.settings import Credentials
 from agent.errors import UserError
-from agent.mail import oauth_google, oauth_microsoft
 from agent.mail.grants import GrantStore, store_for
 
-SIGN_IN_AGAIN = oauth_microsoft.SIGN_IN_AGAIN
-TESTING_LIMIT = oauth_google.TESTING_LIMIT
+# Each provider's module (and library) is imported only for an account that signs in with it: msal and requests
+# for Microsoft, google-auth for Google; a password account loads neither (tests/test_import_graph.py).
 
 
 def _check(creds: Credentials, section: str) -> None:
@@ -31,6 +30,8 @@ def _check(creds: Credentials, section: str) -> None:
             "one yourself as a public client with the device-code flow allowed"
         )
     if creds.oauth2 == "google":
+        from agent.mail import oauth_google
+
         oauth_google.client_config(creds, section)  # the client file is needed (and readable) before anything else
     if not creds.oauth2:
         raise UserError(f'[{section}].oauth2: is empty; set it to "microsoft" or "google" to sign in')
@@ -54,8 +55,12 @@ def sign_in(
     _check(creds, section)
     store = grant_store(creds, username=username, state_dir=state_dir)
     if creds.oauth2 == "microsoft":  # the store is locked only to save: a daemon refreshing meanwhile is not held up
+        from agent.mail import oauth_microsoft
+
         oauth_microsoft.sign_in(creds, store, username=username, say=say)
     else:
+        from agent.mail import oauth_google
+
         oauth_google.sign_in(creds, store, username=username, section=section, say=say, open_browser=open_browser)
 
 
@@ -65,8 +70,12 @@ def access_token(creds: Credentials, *, username: str, state_dir: Path, section:
     store = grant_store(creds, username=username, state_dir=state_dir)
     with store.locked():
         if creds.oauth2 == "microsoft":
+            from agent.mail import oauth_microsoft
+
             scope = oauth_microsoft.SMTP_SCOPE if section == "smtp" else oauth_microsoft.IMAP_SCOPE
             return oauth_microsoft.access_token(creds, store, scope=scope, section=section)
+        from agent.mail import oauth_google
+
         return oauth_google.access_token(creds, store, section=section)
 
 

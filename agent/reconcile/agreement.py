@@ -23,7 +23,6 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from agent.config.policy_edit import apply_agreement, problems_with
 from agent.config.settings import Student
 from agent.errors import UserError
 from agent.mail.session import MailboxError
@@ -177,6 +176,8 @@ async def read_answers(world: World, store: Agreements) -> None:
                 f"{mentor.name} wrote again: this answer replaces {her} earlier one (read as "
                 f"“{_READ_AS[proposal.outcome or 'unclear']}”), and `{apply_command(mentor.id)}` uses this one.",
             )
+        from agent.config.policy_edit import problems_with  # tomlkit loads when a mentor answers, not at start
+
         broken = problems_with(mentor.path, changes) if changes else []
         if broken:
             her = pronouns(mentor.policy.mentor.pronoun)[1]
@@ -350,6 +351,8 @@ def apply_answer(
             f"edit {path} to what you agreed instead"
         )
     agreed_on = local_date(proposal.answered, zone)
+    from agent.config.policy_edit import apply_agreement  # tomlkit: only `agree --apply` writes a policy
+
     apply_agreement(path, proposal.changes, agreed_on, proposal.version)
     store.applied(proposal.message_id, now)
     ledger.log("agreement applied", mentor=loaded.id, message=proposal.message_id, detail=f"v{proposal.version}")

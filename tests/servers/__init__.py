@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+
+# How much longer a wait for something that must happen may last (never how soon it may happen): 3 under
+# pytest-xdist's parallel workers, where daemons start while five other workers use the CPU; 1 alone.
+# MENTOR_AGENT_TEST_PATIENCE sets it.
+PATIENCE = float(
+    os.environ.get("MENTOR_AGENT_TEST_PATIENCE") or ("3" if os.environ.get("PYTEST_XDIST_WORKER") else "1")
+)
 
 
 def free_port() -> int:

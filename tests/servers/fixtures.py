@@ -1,7 +1,8 @@
 """pytest fixtures for the real test servers (imported by tests/conftest.py).
 
 - ``tls_ca``       (session)  a trustme CA and a server certificate for 127.0.0.1/localhost, as files.
-- ``dovecot_server`` (session) the Dovecot instance itself.
+- ``dovecot_server`` (session) the Dovecot instance itself: one per pytest-xdist worker (its own directory, instance
+                              name and ports).
 - ``dovecot``      (function) the session's running :class:`~tests.servers.dovecot.Dovecot`; restarted for the next test
                               if a test stopped or killed it.
 - ``imap_user``    (function) a fresh Dovecot user with an empty mailbox.
@@ -68,7 +69,15 @@ def dovecot_server(tls_ca: TlsFiles) -> Iterator[Dovecot]:
         pytest.skip(reason)
     server = Dovecot(tls_ca.cert_pem, tls_ca.key_pem, tls_ca.ca_pem)
     try:
-        server.start()
+        for _attempt in range(2):  # free_port() can hand two parallel workers the same port: then take others
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                server.cleanup()
+                server = Dovecot(tls_ca.cert_pem, tls_ca.key_pem, tls_ca.ca_pem)
+        else:
+            server.start()
         yield server
     finally:
         server.cleanup()

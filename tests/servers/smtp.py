@@ -28,7 +28,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.servers import free_port
+from tests.servers import PATIENCE, free_port
 
 HOST = "127.0.0.1"
 
@@ -211,6 +211,7 @@ class SmtpServer:
             kwargs.update(auth_required=required, auth_require_tls=required, auth_exclude_mechanism=["LOGIN", "PLAIN"])
         self._kwargs = kwargs
         self.controller: Controller | None = None
+        self._ever_started = False
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -231,7 +232,17 @@ class SmtpServer:
         self.controller = Controller(
             handler, hostname=HOST, port=self.port, server_hostname="localhost", **self._kwargs
         )
-        self.controller.start()
+        try:
+            self.controller.start()
+        except OSError:  # the port was taken since free_port() (another worker): a first start takes another
+            if self._ever_started:
+                raise
+            self.port = free_port()
+            self.controller = Controller(
+                handler, hostname=HOST, port=self.port, server_hostname="localhost", **self._kwargs
+            )
+            self.controller.start()
+        self._ever_started = True
 
     def stop(self) -> None:
         controller, self.controller = self.controller, None
@@ -272,9 +283,9 @@ class SmtpServer:
             return len(self.state.sessions)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
-        """Block until at least ``count`` messages were stored; AssertionError after ``timeout``."""
+        """Block until at least ``count`` messages were stored; AssertionError after ``timeout`` (× PATIENCE)."""
         with self.state.condition:
-            if not self.state.condition.wait_for(lambda: len(self.state.messages) >= count, timeout):
+            if not self.state.condition.wait_for(lambda: len(self.state.messages) >= count, timeout * PATIENCE):
                 raise AssertionError(f"expected {count} messages, got {len(self.state.messages)}")
             return list(self.state.messages)
 

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime
-
-from icalendar import Calendar, Event, vCalAddress
+from typing import TYPE_CHECKING
 
 from agent.rules.invites.objects import (
     PRODID,
@@ -21,6 +20,9 @@ from agent.rules.invites.objects import (
 )
 from agent.rules.localtime import require_aware
 from agent.rules.slots import Slot
+
+if TYPE_CHECKING:
+    from icalendar import vCalAddress
 
 
 def make_uid(token: str, domain: str) -> str:
@@ -46,6 +48,8 @@ def _when(slot: Slot, first: tuple[str, tzinfo], second: tuple[str, tzinfo]) -> 
 def _calendar(
     method: str, meeting: Meeting, now: datetime, organizer: Party, attendees: list[vCalAddress], status: str
 ) -> bytes:
+    from icalendar import Calendar, Event  # icalendar loads with the first invitation, not with the daemon
+
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")

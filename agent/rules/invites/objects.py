@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
-
-from icalendar import vCalAddress, vText
+from typing import TYPE_CHECKING
 
 from agent.rules.slots import Slot
+
+if TYPE_CHECKING:
+    from icalendar import vCalAddress
 
 PRODID = "-//mentor-agent//mentor-agent 0.1//EN"
 CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"})
@@ -30,6 +32,8 @@ class Party:
         return Address(display_name=self.name, addr_spec=self.address)
 
     def cal_address(self, **params: str) -> vCalAddress:
+        from icalendar import vCalAddress, vText  # icalendar loads with the first invitation, not with the daemon
+
         value = vCalAddress(f"mailto:{self.address}")
         value.params["CN"] = vText(self.name)
         for key, param in params.items():

@@ -12,8 +12,6 @@ from email.message import Message
 from typing import Any
 from urllib.parse import unquote
 
-from icalendar import Calendar
-
 from agent.rules.addresses import normal_address
 from agent.rules.invites.objects import (
     CALENDAR_TYPES,
@@ -158,6 +156,8 @@ def _parse(raw: bytes) -> list[ItipObject]:
         text = _calendar_text(part)
         if text is None:
             continue
+        from icalendar import Calendar  # loads with the first calendar part, not with the daemon
+
         calendars = Calendar.from_ical(text, multiple=True)
         if not calendars:
             raise InviteError("calendar part holds no VCALENDAR")
