@@ -29,6 +29,7 @@ pytestmark = pytest.mark.servers
 SIGN_IN = ("msal", "google", "google_auth_oauthlib", "requests", "requests_oauthlib", "oauthlib")
 DISCOVERY = ("dns",)
 DEMO = ("pymap", "agent.demo")
+DOORS = ("aiosmtpd", "agent.mail.submission")  # the submission door: only for a student who opened it
 CALENDARS = ("icalendar", "recurring_ical_events")  # loaded with the first invitation or busy calendar read
 OTHER_COMMANDS = ("tomlkit", "pexpect", "hypothesis", "agent.cli.setup", "agent.cli.login", "agent.mail.discovery")
 
@@ -111,6 +112,7 @@ def test_run_with_a_password_loads_no_sign_in_discovery_or_demo_library(agent: A
     assert loaded(modules, SIGN_IN) == []
     assert loaded(modules, DISCOVERY) == []
     assert loaded(modules, DEMO) == []
+    assert loaded(modules, DOORS) == [], "no [submission] in the config: no SMTP server library"
     assert loaded(modules, OTHER_COMMANDS) == []
     assert loaded(modules, CALENDARS) == []  # idle, no meeting under way, no busy calendar configured
 

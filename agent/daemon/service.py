@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
 from agent.config.settings import Settings
@@ -31,12 +32,10 @@ from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.session import MailboxError, SessionExpired
-from agent.mail.submission import Listener, local_secret
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.doors.drafts import DraftDoor
-from agent.reconcile.doors.submission import SubmissionDesk
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import settle_folders
@@ -46,6 +45,9 @@ from agent.rules.refusals import Gate, Refusal
 from agent.store import statelock
 from agent.store.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
 from agent.store.statefiles import is_disk_full, state_disk
+
+if TYPE_CHECKING:
+    from agent.mail.submission import Listener
 
 log = logging.getLogger("mentor_agent")
 
@@ -311,6 +313,10 @@ class Daemon:
         config = self.settings.submission
         if config is None:
             return None
+        # aiosmtpd loads only for a student who opened this door, not with every daemon
+        from agent.mail.submission import Listener, local_secret
+        from agent.reconcile.doors.submission import SubmissionDesk
+
         settings = self.settings
         desk = SubmissionDesk(
             settings,
