@@ -16,11 +16,20 @@ from agent.config.settings import load_settings
 from tests.agent_process import MENTOR, OUTBOX
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.smtp import SmtpServer
-from tests.test_setup_terminal import ADDRESS, Session, world  # noqa: F401
+from tests.test_setup_terminal import ADDRESS, world  # noqa: F401
+from tests.test_setup_terminal import Session as Terminal
 
 pexpect = pytest.importorskip("pexpect")
 pytestmark = [pytest.mark.servers, pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
 World = tuple[Path, Dovecot, User, SmtpServer, list[str]]
+
+
+class Session(Terminal):
+    """setup in a pty, the mail program question answered by its flag: these slips are about other questions
+    (tests/test_setup_terminal.py answers that one as typed)."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        super().__init__(root, *args, "--client", "none")
 
 
 def config_dir(root: Path) -> Path:
