@@ -151,7 +151,12 @@ def test_running_setup_again_shows_the_changes_and_writes_them_only_when_told(st
     student.config.write_text(before + '\n[digest]\nsubject = "my own subject"\n')
     student.config.chmod(0o600)
     edited = student.config.read_text()
-    again = cli("setup", "--yes", *student.flags(name="Samira Patel", **{"per-day": "2"}), cwd=student.root)
+    policy = student.root / "mentor-agent" / "policies" / "rivera.toml"
+    changed_policy = cli("setup", "--yes", *student.flags(name="Samira Patel", **{"per-day": "2"}), cwd=student.root)
+    assert changed_policy.returncode == 1  # the policy is checked first: nothing is written, not even the config
+    assert f"error: --force: {policy} exists and would change as shown" in changed_policy.stderr
+    assert student.config.read_text() == edited
+    again = cli("setup", "--yes", *student.flags(name="Samira Patel"), cwd=student.root)
     assert again.returncode == 1
     assert '-name = "Sam Patel"' in again.stdout and '+name = "Samira Patel"' in again.stdout
     assert (

@@ -159,7 +159,7 @@ def test_setup_in_a_terminal_shows_the_device_code_and_finishes_when_the_server_
     args = world.flags()  # all but the client id, asked for
     env = {**os.environ, **world.env}
     child = pexpect.spawn(
-        sys.executable, ["-m", "agent", "setup", *args], cwd=str(world.root), env=env, encoding="utf-8", timeout=60
+        sys.executable, ["-m", "agent", "setup", "--client", "none", *args], cwd=str(world.root), env=env, encoding="utf-8", timeout=60
     )
     child.setwinsize(40, 200)
     child.logfile_read = transcript = io.StringIO()
@@ -189,7 +189,7 @@ def test_ctrl_c_while_setup_waits_for_the_device_code_leaves_no_config_and_no_gr
     args = world.flags("--oauth2-client-id", world.fake.client_id)
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "agent", "setup", *args],
+        ["-m", "agent", "setup", "--client", "none", *args],
         cwd=str(world.root),
         env={**os.environ, **world.env},
         encoding="utf-8",
@@ -236,7 +236,7 @@ def test_a_device_code_that_expired_is_offered_again_in_a_terminal(terminal_worl
     args = world.flags("--oauth2-client-id", world.fake.client_id)
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "agent", "setup", *args],
+        ["-m", "agent", "setup", "--client", "none", *args],
         cwd=str(world.root),
         env={**os.environ, **world.env},
         encoding="utf-8",

@@ -671,7 +671,7 @@ async def pass_once(world: World) -> datetime | None:
         timeout = stored.state.rules.reply_timeout
         wake += [after(o.sent_at, timeout) for o in stored.state.offers if o.status == "sent" and o.sent_at]
         # A REQUEST still waiting is withdrawn once its start less min_notice has passed (never sent late).
-        wake += [send_by(stored.state, o) + LATE_STEP for o in stored.state.offers if o.status == "planned"]
+        wake += [after(send_by(stored.state, o), LATE_STEP) for o in stored.state.offers if o.status == "planned"]
         still = _still_open(store, stored, now)
         if still != stored.open:
             stored.open = still

@@ -340,7 +340,7 @@ def apply_reply(
 
 def send_by(state: Round, offer: Offer) -> datetime:
     """The last instant at which ``offer``'s REQUEST may still leave: its start less ``min_notice`` (UTC)."""
-    return instant(offer.slot.utc_start) - state.rules.min_notice
+    return after(offer.slot.utc_start, -state.rules.min_notice)
 
 
 def withdraw_late(state: Round, uid: str, now: datetime, *, is_free: IsFree | None = None) -> Result:

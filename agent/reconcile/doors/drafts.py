@@ -27,7 +27,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, parse_envelope
-from agent.store.ledger import ATTENTION, CANCELLED
+from agent.store.ledger import OPEN_STATES
 
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = "draft taken"
@@ -60,7 +60,10 @@ class DraftDoor:
             listed = await world.imap(world.mailbox.folder_list)
             special = next((name for name, attrs in listed.items() if "\\drafts" in {a.lower() for a in attrs}), None)
             name = configured or special or "Drafts"
-            self.folder = name if name in listed else ""
+            f = world.folders
+            own = {f.inbox, f.outbox, f.scheduled, f.needs_attention, f.sending, f.sent, f.notices}
+            # Drafts set to one of the agent's own folders (a slip): no door at all, never a message taken from it
+            self.folder = name if name in listed and name not in own else ""
         return self.folder or None
 
     async def pass_once(self, world: World) -> datetime | None:
@@ -146,7 +149,12 @@ class DraftDoor:
         """The label door: a draft that also stands in the Outbox (Gmail's label "Mentor Outbox" in the compose
         window), taken in there already, leaves Drafts on purpose, so that it cannot also be sent from there."""
         row = world.ledger.get(key) if not key.startswith("sha256:") else None
-        if row is None or row.state in (CANCELLED, ATTENTION):  # cancel puts a message back in Drafts
+        if row is None or row.state not in OPEN_STATES:  # cancel puts a message back in Drafts: hers again
+            return False
+        # Never the only copy: the one the agent holds must be in its folder now (a `cancel` moving it to Drafts
+        # meanwhile leaves the ledger a step behind), and the copy in Drafts must be that very message.
+        here = await world.locate(row.folder, row.key, row.uid) if row.folder else None
+        if here is None or await world.locate(folder, row.key, uid) != uid:
             return False
         try:
             await world.imap(world.mailbox.leave_folder, folder, uid)
