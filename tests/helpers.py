@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+from agent.rules.envelope import Envelope
 from agent.rules.policy import Policy
 from agent.rules.simulate import Event, read_events
+from agent.store.ledger import NEW, Row
 
 
 def policy(email: dict[str, Any] | None = None, timezone: str = "America/Chicago", **meetings: Any) -> Policy:
@@ -39,3 +42,31 @@ def reply(at: str, to: str) -> dict[str, Any]:
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def ledger_row(envelope: Envelope, **fields: Any) -> Row:
+    """A ledger row for ``envelope`` as intake writes one (to Dr. Rivera, new, not yet decided); ``fields`` differ."""
+    row = Row(
+        key=envelope.key,
+        message_id=envelope.message_id or "",
+        mentor="rivera",
+        subject=envelope.subject,
+        sender=envelope.sender,
+        recipients=envelope.recipients,
+        arrived=datetime.now(UTC),
+        state=NEW,
+        folder="Mentor Outbox",
+        uid=None,
+        due=None,
+        digest=None,
+        reason="",
+        standalone=False,
+        group_key=envelope.group_key,
+        forced=False,
+        told="",
+        attempts=0,
+        item=None,
+        sent_at=None,
+        detail="",
+    )
+    return replace(row, **fields)

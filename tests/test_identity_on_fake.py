@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.rules.envelope import parse_envelope
-from agent.store.ledger import SCHEDULED, Row
+from agent.store.ledger import SCHEDULED
 from tests.agent_process import OUTBOX, STUDENT, parse, policy_text
+from tests.helpers import ledger_row
 from tests.servers.smtp import SmtpServer
 from tests.test_headers_on_fake import _bare
 from tests.test_passes_on_fake import SENT, Pass
@@ -106,29 +106,7 @@ def test_a_message_without_from_scheduled_by_an_older_version_is_not_sent(open_p
     raw = _bare("no from, scheduled before upgrade", sender=None, message_id="<nfu@med.example.edu>")
     uid = open_pass.server.put("Scheduled", raw)
     envelope = parse_envelope(raw)
-    row = Row(
-        key=envelope.key,
-        message_id=envelope.message_id or "",
-        mentor="rivera",
-        subject=envelope.subject,
-        sender="",
-        recipients=envelope.recipients,
-        arrived=datetime.now(UTC),
-        state=SCHEDULED,
-        folder="Scheduled",
-        uid=uid,
-        due=None,
-        digest=None,
-        reason="",
-        standalone=False,
-        group_key=envelope.group_key,
-        forced=False,
-        told="",
-        attempts=0,
-        item=None,
-        sent_at=None,
-        detail="",
-    )
+    row = ledger_row(envelope, sender="", state=SCHEDULED, folder="Scheduled", uid=uid)
     open_pass.world.ledger.add(replace(row))
     _twice(open_pass)
     open_pass.run()

@@ -5,13 +5,11 @@ is brought along.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from agent.rules.envelope import parse_envelope
-from agent.store.ledger import NEW, Row
 from tests.agent_process import Agent, agent, eventually, mail, parse
+from tests.helpers import ledger_row
 
 __all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
@@ -57,31 +55,7 @@ def _taken_in_from_the_old_default(agent: Agent, raw: bytes, uid: int) -> None:
     envelope = parse_envelope(raw)
     ledger = agent.ledger()
     try:
-        ledger.add(
-            Row(
-                key=envelope.key,
-                message_id=envelope.message_id or "",
-                mentor="rivera",
-                subject=envelope.subject,
-                sender=envelope.sender,
-                recipients=envelope.recipients,
-                arrived=datetime.now(UTC),
-                state=NEW,
-                folder=LEGACY,
-                uid=uid,
-                due=None,
-                digest=None,
-                reason="",
-                standalone=False,
-                group_key=envelope.group_key,
-                forced=False,
-                told="",
-                attempts=0,
-                item=None,
-                sent_at=None,
-                detail="",
-            )
-        )
+        ledger.add(ledger_row(envelope, folder=LEGACY, uid=uid))
     finally:
         ledger.close()
 

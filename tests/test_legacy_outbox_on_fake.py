@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.reconcile.outbox_folders import LEGACY_TOLD, settle_folders
 from agent.rules.envelope import parse_envelope
-from agent.store.ledger import NEW, Row
 from tests.agent_process import OUTBOX, parse, policy_text
+from tests.helpers import ledger_row
 from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import Pass, mail
 
@@ -35,29 +34,7 @@ def open_pass(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Pass]:
 def _taken_in_by_0_1_0(p: Pass, raw: bytes, uid: int) -> None:
     """The row a 0.1.0 agent (watching "Outbox") wrote for a message it took in and had not sent yet."""
     envelope = parse_envelope(raw)
-    row = Row(
-        key=envelope.key,
-        message_id=envelope.message_id or "",
-        mentor="rivera",
-        subject=envelope.subject,
-        sender=envelope.sender,
-        recipients=envelope.recipients,
-        arrived=datetime.now(UTC),
-        state=NEW,
-        folder=LEGACY,
-        uid=uid,
-        due=None,
-        digest=None,
-        reason="",
-        standalone=False,
-        group_key=envelope.group_key,
-        forced=False,
-        told="",
-        attempts=0,
-        item=None,
-        sent_at=None,
-        detail="",
-    )
+    row = ledger_row(envelope, folder=LEGACY, uid=uid)
     p.world.ledger.add(row)
 
 
