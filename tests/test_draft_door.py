@@ -107,3 +107,20 @@ def test_killed_between_taking_the_flag_off_and_the_move_it_is_still_taken(agent
     assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
     eventually(lambda: agent.subjects("Sent") == ["Flag off, then killed"])
     assert agent.folder_raw(DRAFTS) == {} and len(agent.smtp.messages) == 1
+
+
+def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(agent: Agent) -> None:
+    """What was taken is kept in the ledger: a restart (or an IMAP reconnect: a new session) forgets nothing."""
+    settle_in(agent, 0)
+    agent.start()
+    save_draft(agent, mail("Still open in the compose window"), flagged=True)
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Still open in the compose window"])
+    agent.stop()
+    agent.start()
+    # The compose window saves again, still starred, with a new Message-ID
+    save_draft(agent, mail("Still open in the compose window", body="Edited.\n"), flagged=True)
+    notice = eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    assert "already sent" in notice[0].get_content()
+    assert agent.subjects(DRAFTS) == ["Still open in the compose window"]
+    assert len(agent.smtp.messages) == 1

@@ -27,6 +27,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, parse_envelope
+from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
 
 log = logging.getLogger("mentor_agent.drafts")
@@ -44,13 +45,12 @@ def signature(envelope: Envelope) -> str:
 
 @dataclass
 class DraftDoor:
-    """What the door remembers between passes (the daemon keeps one; a restart only starts the waits afresh)."""
+    """What the door remembers between passes (a new one each session: what was taken is in the ledger)."""
 
     folder: str | None = None
     validity: int = 0
     flagged_since: dict[int, datetime] = field(default_factory=dict)
     looked_at: set[int] = field(default_factory=set)
-    taken: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # signature -> (key, when)
     # Drafts not known to the ledger when first seen: a labelled draft's Outbox copy may be taken in a pass later.
     unplaced: dict[int, tuple[str, datetime]] = field(default_factory=dict)  # UID -> (key, looked for until)
 
@@ -113,9 +113,8 @@ class DraftDoor:
     ) -> bool:
         """A copy of a draft taken before: told once (on first sight, or when it is flagged), never taken."""
         taken = envelope.key if envelope.message_id and world.ledger.logged(TAKEN, envelope.key) else None
-        earlier = self.taken.get(signature(envelope))
-        if taken is None and earlier is not None and world.now() - earlier[1] <= RECOGNISE_FOR:
-            taken = earlier[0]
+        if taken is None:  # saved again with a new Message-ID: known by its signature (kept across sessions)
+            taken = taken_drafts.recall(world.ledger, signature(envelope), world.now() - RECOGNISE_FOR)
         if taken is None:
             return False
         row = world.ledger.get(taken)
@@ -187,7 +186,7 @@ class DraftDoor:
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
         self.flagged_since.pop(info.uid, None)
-        self.taken[signature(envelope)] = (envelope.key, world.now())
+        taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now())
         world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
         log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
         subject = envelope.subject or "(no subject)"

@@ -1,0 +1,50 @@
+"""What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
+
+- ``draft taken as`` (message: the draft's signature, detail: "key\\nwhen"): a copy saved again by the compose
+  window after it was taken (a new Message-ID, same recipients and subject) is known across sessions.
+- ``draft door opened`` (message: the account, detail: the Drafts folder's UIDVALIDITY and the UIDs flagged then):
+  the drafts flagged before the star door opened are never taken for that old flag.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agent.store.ledger import Ledger
+
+TAKEN_AS = "draft taken as"
+DOOR_OPENED = "draft door opened"
+
+
+def remember(ledger: Ledger, signature: str, key: str, at: datetime) -> None:
+    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}")
+
+
+def recall(ledger: Ledger, signature: str, since: datetime) -> str | None:
+    """The key of the last draft taken with ``signature`` at or after ``since`` (None: none)."""
+    rows = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC", (TAKEN_AS, signature)
+    )
+    for (detail,) in rows:
+        key, _, when = str(detail).partition("\n")
+        try:
+            if datetime.fromisoformat(when) >= since:
+                return key
+        except ValueError:
+            continue
+    return None
+
+
+def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:
+    """When the star door first opened on ``account``: (UIDVALIDITY, the UIDs flagged then); None: not yet."""
+    row = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid LIMIT 1", (DOOR_OPENED, account)
+    ).fetchone()
+    if row is None:
+        return None
+    validity, _, uids = str(row[0]).partition(":")
+    return int(validity), frozenset(int(u) for u in uids.split(",") if u)
+
+
+def open_door(ledger: Ledger, account: str, validity: int, flagged: set[int]) -> None:
+    ledger.log(DOOR_OPENED, message=account, detail=f"{validity}:" + ",".join(str(u) for u in sorted(flagged)))
