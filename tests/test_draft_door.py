@@ -124,3 +124,37 @@ def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(a
     assert "already sent" in notice[0].get_content()
     assert agent.subjects(DRAFTS) == ["Still open in the compose window"]
     assert len(agent.smtp.messages) == 1
+
+
+def test_drafts_flagged_before_the_door_opened_are_not_taken_until_flagged_again(agent: Agent) -> None:
+    """A flag set months ago as a reminder is not a hand-over: the door takes a baseline when it first opens."""
+    old = save_draft(agent, mail("(unfinished) thoughts on the residency match"), flagged=True)
+    settle_in(agent, 0)
+    agent.start()
+    notice = eventually(lambda: [n for n in agent.notices() if "flagged draft left" in str(n["Subject"])])
+    assert "flag one again to hand it over" in notice[0].get_content()
+    agent.drop(mail("Marker"))  # a later pass
+    agent.smtp.wait_for(1)
+    save_draft(agent, mail("Starred after the door opened"), flagged=True)
+    agent.smtp.wait_for(2)
+    agent.stop()
+    agent.start()  # still left alone after a restart
+    agent.drop(mail("Marker 2"))
+    agent.smtp.wait_for(3)
+    assert agent.subjects(DRAFTS) == ["(unfinished) thoughts on the residency match"]
+    assert sorted(m.content.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in agent.smtp.messages) == [
+        "Marker",
+        "Marker 2",
+        "Starred after the door opened",
+    ]
+    with agent.dovecot.client(agent.user) as client:  # she flags it again: now it is handed over
+        client.select_folder(DRAFTS)
+        client.remove_flags([old], [b"\\Flagged"])
+    agent.drop(mail("Marker 3"))
+    agent.smtp.wait_for(4)
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder(DRAFTS)
+        client.add_flags([old], [b"\\Flagged"])
+    agent.smtp.wait_for(5)
+    eventually(lambda: agent.subjects(DRAFTS) == [])
+    assert len([n for n in agent.notices() if "flagged draft left" in str(n["Subject"])]) == 1

@@ -53,6 +53,8 @@ class DraftDoor:
     looked_at: set[int] = field(default_factory=set)
     # Drafts not known to the ledger when first seen: a labelled draft's Outbox copy may be taken in a pass later.
     unplaced: dict[int, tuple[str, datetime]] = field(default_factory=dict)  # UID -> (key, looked for until)
+    # The drafts flagged before the star door opened (their flag not yet seen off): (UIDVALIDITY, UIDs)
+    old_flags: tuple[int, set[int]] | None = None
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -85,6 +87,7 @@ class DraftDoor:
         self.flagged_since = {uid: at for uid, at in self.flagged_since.items() if uid in flagged}
         self.looked_at = (self.looked_at & present) | set(fresh)
         settle = timedelta(seconds=world.settings.drafts.settle)
+        old = await self._flagged_before_door(world, folder, validity, flagged) if stars else set()
         for uid, (key, until) in list(self.unplaced.items()):
             if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
                 del self.unplaced[uid]
@@ -97,7 +100,7 @@ class DraftDoor:
                 continue
             if info.uid in fresh and envelope.message_id:
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
-            if not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
+            if info.uid in old or not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
@@ -107,6 +110,45 @@ class DraftDoor:
                 continue
             await self._take(world, folder, info, envelope)
         return min(due, default=None)
+
+    async def _flagged_before_door(self, world: World, folder: str, validity: int, flagged: set[int]) -> set[int]:
+        """The drafts already flagged when the star door first opened on this account (a flag may have been a
+        reminder for months): never taken for that old flag. A flag taken off and set again, or a new save (a new
+        UID), counts as new. The student is told once."""
+        imap = world.settings.imap
+        account = f"{imap.username}@{imap.host}/{folder}"
+        if self.old_flags is None or self.old_flags[0] != validity:
+            opened = taken_drafts.opened(world.ledger, account)
+            if opened is None or opened[0] != validity:
+                taken_drafts.open_door(world.ledger, account, validity, flagged)
+                opened = (validity, frozenset(flagged))
+                await self._tell_old_flags(world, folder, flagged)
+            self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
+        old = self.old_flags[1]
+        for uid in sorted(old - flagged):
+            taken_drafts.clear(world.ledger, account, validity, uid)
+        old &= flagged
+        return set(old)
+
+    async def _tell_old_flags(self, world: World, folder: str, flagged: set[int]) -> None:
+        infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
+        to_mentors = [
+            info for info in infos if any(world.book.for_address(a) for a in parse_envelope(info.headers).recipients)
+        ]
+        if not to_mentors:
+            return
+        count = len(to_mentors)
+        log.info("%d drafts to a mentor were flagged in %s before the star door opened: left alone", count, folder)
+        drafts = "draft was" if count == 1 else "drafts were"
+        subjects = [f"- {parse_envelope(i.headers).subject or '(no subject)'}" for i in to_mentors]
+        await world.notify(
+            f"{count} flagged {drafts.split()[0]} left in {folder}",
+            [
+                f"{count} {drafts} flagged before the star door opened; flag one again to hand it over "
+                "(take its flag off, then set it again). They stay in " + folder + " until then:",
+                "\n".join(subjects),
+            ],
+        )
 
     async def _came_back(
         self, world: World, folder: str, info: HeaderInfo, envelope: Envelope, first_look: bool
