@@ -23,6 +23,7 @@ from agent.mail.session import MessageGone
 from agent.reconcile import agenda_desk, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
+from agent.reconcile.doors import autosaves
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
@@ -36,22 +37,30 @@ log = logging.getLogger("mentor_agent.intake")
 HISTORY_DAYS = 60
 
 
-async def take_in_outbox(world: World, *, early: bool = False) -> None:
+async def take_in_outbox(world: World, *, early: bool = False) -> datetime | None:
     """Every message in the Outbox gets a ledger row (or goes to Needs attention with a notice).
 
     ``early``: the first pass after the wait for a first policy. A message then to no mentor may be to a mentor
     whose policy is still to come: it stays in the Outbox, held (``EARLY``), until a policy paces it or the
-    student flags it to go as ordinary mail (:func:`early_held` lists them for the one notice)."""
+    student flags it to go as ordinary mail (:func:`early_held` lists them for the one notice).
+
+    A draft still being typed (``\\Draft``: Gmail's label door) waits to settle first (:mod:`doors.autosaves`);
+    returns when it will have (None: nothing waits)."""
     folder = world.folders.outbox
     _, uids = await world.imap(world.mailbox.uids, folder)
     known = world.ledger.in_folder(folder)
     fresh = [uid for uid in uids if uid not in known]
     if not fresh:
-        return
+        world.outbox_drafts.clear()
+        return None
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
-    infos = await world.imap(world.mailbox.headers, folder, fresh)
-    whole = await world.imap(world.mailbox.fetch_many, folder, [info.uid for info in infos])  # its text is its too
+    infos, older, wake = autosaves.settled(world, await world.imap(world.mailbox.headers, folder, fresh))
+    for info in older:
+        await _refuse(
+            world, info, parse_envelope(info.headers), "a newer save of this draft is in the Outbox: that one goes"
+        )
+    whole = await world.imap(world.mailbox.fetch_many, folder, [i.uid for i in infos]) if infos else {}  # its text too
     for info in infos:
         if info.uid not in whole:
             continue  # gone meanwhile
@@ -65,6 +74,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> None:
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+    return wake
 
 
 async def _take_in(
