@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 
 from agent.crashpoints import VARIABLE
-from tests.agent_process import MENTOR, Agent, agent, eventually, mail, policy_text
+from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, policy_text
 
 __all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
@@ -158,3 +160,25 @@ def test_drafts_flagged_before_the_door_opened_are_not_taken_until_flagged_again
     agent.smtp.wait_for(5)
     eventually(lambda: agent.subjects(DRAFTS) == [])
     assert len([n for n in agent.notices() if "flagged draft left" in str(n["Subject"])]) == 1
+
+
+def test_a_taken_draft_goes_without_the_draft_headers_and_with_the_date_it_was_handed_over(agent: Agent) -> None:
+    """A draft started days ago and flagged today: its client's draft-only headers stay home, its Date is today."""
+    draft = (
+        f"From: Sam Patel <{STUDENT}>\r\nTo: Dr. Ana Rivera <{MENTOR}>\r\nSubject: Started on Monday\r\n"
+        "Message-ID: <tb-draft-1@med.example.edu>\r\nDate: Mon, 30 Nov 2026 09:00:00 -0500\r\n"
+        "X-Mozilla-Draft-Info: internal/draft; vcard=0; receipt=0; DSN=0; uuencode=0\r\n"
+        "X-Identity-Key: id1\r\nX-Account-Key: account1\r\nFcc: imap://sam@imap.med.example.edu/Sent\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nDear Dr. Rivera,\r\n\r\nA question.\r\n"
+    ).encode()
+    settle_in(agent, 0)
+    agent.start()
+    save_draft(agent, draft, flagged=True)
+    head = agent.smtp.wait_for(1)[0].content.split(b"\r\n\r\n")[0].decode()
+    for field in ("X-Mozilla-Draft-Info", "X-Identity-Key", "X-Account-Key", "Fcc", "30 Nov 2026"):
+        assert field not in head
+    sent_at = parsedate_to_datetime(next(line for line in head.splitlines() if line.startswith("Date:"))[5:].strip())
+    assert abs((datetime.now(UTC) - sent_at).total_seconds()) < 120
+    eventually(lambda: agent.subjects("Sent") == ["Started on Monday"])
+    filed = next(iter(agent.folder_raw("Sent").values()))
+    assert b"X-Mozilla-Draft-Info" not in filed and b"30 Nov 2026" not in filed  # the Sent copy is what went

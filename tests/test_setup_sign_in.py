@@ -159,7 +159,12 @@ def test_setup_in_a_terminal_shows_the_device_code_and_finishes_when_the_server_
     args = world.flags()  # all but the client id, asked for
     env = {**os.environ, **world.env}
     child = pexpect.spawn(
-        sys.executable, ["-m", "agent", "setup", "--client", "none", *args], cwd=str(world.root), env=env, encoding="utf-8", timeout=60
+        sys.executable,
+        ["-m", "agent", "setup", "--client", "none", *args],
+        cwd=str(world.root),
+        env=env,
+        encoding="utf-8",
+        timeout=60,
     )
     child.setwinsize(40, 200)
     child.logfile_read = transcript = io.StringIO()

@@ -31,6 +31,7 @@ from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_i
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
+from agent.store import taken_drafts
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -55,6 +56,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         return None
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
+    drafted: set[str] = set()
     infos, older, wake = autosaves.settled(world, await world.imap(world.mailbox.headers, folder, fresh))
     for info in older:
         await _refuse(
@@ -67,6 +69,8 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         found = await _take_in(world, info, keys, whole[info.uid], early)
         if found is not None:
             taken.append(found)
+            if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
+                drafted.add(found[0].key)
     ledger = world.ledger
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
@@ -74,6 +78,8 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+            if row.key in drafted:
+                ledger.log(taken_drafts.HANDED_OVER, message=row.key)
     return wake
 
 

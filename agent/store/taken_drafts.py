@@ -2,6 +2,8 @@
 
 - ``draft taken as`` (message: the draft's signature, detail: "key\\nwhen"): a copy saved again by the compose
   window after it was taken (a new Message-ID, same recipients and subject) is known across sessions.
+- ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
+  program's draft-only header fields and with the Date it was handed over (:mod:`agent.reconcile.prepared`).
 - ``draft door opened`` (message: the account, detail: the Drafts folder's UIDVALIDITY and the UIDs flagged then):
   the drafts flagged before the star door opened are never taken for that old flag; ``draft flag cleared``
   (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts.
@@ -16,6 +18,7 @@ from agent.store.ledger import Ledger
 TAKEN_AS = "draft taken as"
 DOOR_OPENED = "draft door opened"
 FLAG_CLEARED = "draft flag cleared"
+HANDED_OVER = "draft handed over"
 
 
 def remember(ledger: Ledger, signature: str, key: str, at: datetime) -> None:

@@ -230,6 +230,7 @@ class DraftDoor:
         self.flagged_since.pop(info.uid, None)
         taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now())
         world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
+        world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
         subject = envelope.subject or "(no subject)"
         await world.notify(
