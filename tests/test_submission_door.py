@@ -207,3 +207,20 @@ def test_the_programs_own_sent_copy_of_a_held_message_is_not_a_second_one(agent:
     agent.smtp.wait_for(2)
     eventually(lambda: sorted(agent.subjects("Sent")) == ["Goes now", "Waits an hour"])
     assert len(agent.smtp.messages) == 2
+
+
+def test_the_programs_own_sent_copy_without_a_message_id_is_known_by_its_bytes(agent: Agent) -> None:
+    """A program that writes no Message-ID: the agent makes one, which the program's Sent copy never has; the copy
+    is known by its header block (as submitted) and is never recorded as received, nor shown twice."""
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), mail("Goes now"), [MENTOR])
+    agent.smtp.wait_for(1)
+    raw = mail("Held, no Message-ID", message_id=False)
+    submit(port, password(agent), raw, [MENTOR])
+    eventually(lambda: agent.subjects("Scheduled") == ["Held, no Message-ID"])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))  # its own copy, without a Message-ID
+    eventually(lambda: "early copy" in [r[0] for r in agent.ledger().db.execute("SELECT event FROM log")])
+    assert agent.subjects("Sent") == ["Goes now"]
+    assert not list(agent.ledger().db.execute("SELECT 1 FROM log WHERE event = 'counted'"))

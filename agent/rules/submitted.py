@@ -38,6 +38,24 @@ def made_message_id(raw: bytes, recipients: Sequence[str], domain: str) -> str:
     return f"<{digest}.submitted.mentor-agent@{domain}>"
 
 
+SKIPPED = (b"message-id", b"bcc", b"date")  # what the agent may add, or the program's Sent copy may differ in
+
+
+def head_print(raw: bytes) -> str:
+    """The header block as the program wrote it, without Message-ID, Bcc and Date (the agent adds the first and
+    the last where missing; the envelope Bcc is written back): what the program's own Sent copy of a message it
+    gave no Message-ID still shares with the submitted one."""
+    head = split_head(raw)[0].replace(b"\r\n", b"\n")
+    kept: list[bytes] = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and kept:
+            kept[-1] += b" " + line.strip()
+        elif line.strip():
+            kept.append(line.strip())
+    fields = [f for f in kept if f.split(b":", 1)[0].strip().lower() not in SKIPPED]
+    return "head:" + hashlib.sha256(b"\n".join(fields)).hexdigest()[:32]
+
+
 def as_submitted(raw: bytes, rcpt_tos: Sequence[str], *, domain: str, now: datetime) -> Submitted:
     """``raw`` as it goes into the Outbox: with a Message-ID, a Date, and every envelope recipient named."""
     recipients = tuple(dict.fromkeys(r.strip().lower() for r in rcpt_tos if r.strip()))

@@ -12,16 +12,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.doors.submission import SUBMITTED
+from agent.reconcile.doors.submission import SUBMITTED, SUBMITTED_HEAD
 from agent.rules.envelope import Envelope
+from agent.rules.submitted import head_print
+from agent.store.answers import last_detail
 from agent.store.ledger import NEW, SCHEDULED
 
 log = logging.getLogger("mentor_agent.submission")
+
+
+def submitted_without_id(world: World, info: HeaderInfo, envelope: Envelope) -> Envelope | None:
+    """A Sent copy without a Message-ID of a message handed over without one (the agent made its Message-ID,
+    which the program's copy never has): the envelope under the key it was taken in with, known by its header
+    block as submitted. None: not such a copy."""
+    if envelope.message_id is not None:
+        return None
+    key = last_detail(world.ledger, SUBMITTED_HEAD, head_print(info.headers))
+    return replace(envelope, key=key, message_id=key) if key else None
 
 
 async def take_out_early_copies(

@@ -22,13 +22,15 @@ from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.client import Connection
 from agent.mail.session import Login, MailboxError
-from agent.rules.envelope import domain_of
+from agent.rules.envelope import domain_of, parse_envelope
 from agent.rules.policy import PolicyBook
-from agent.rules.submitted import as_submitted
+from agent.rules.submitted import as_submitted, head_print
 from agent.store.ledger import DONE, OPEN_STATES, Ledger
 
 log = logging.getLogger("mentor_agent.submission")
 SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
+# Handed over without a Message-ID (message: its head_print, detail: the key made for it): its program's Sent copy
+SUBMITTED_HEAD = "submitted head"
 
 
 class SubmissionDesk:
@@ -83,6 +85,8 @@ class SubmissionDesk:
             return "451 4.3.0 mentor-agent cannot reach your Mentor Outbox just now; your mail program will try again"
         crash_point("submission-appended")
         self.ledger.log(SUBMITTED, message=envelope.key, detail=envelope.subject)
+        if parse_envelope(raw).message_id is None:  # its program's Sent copy has none: known by its header block
+            self.ledger.log(SUBMITTED_HEAD, message=head_print(raw), detail=envelope.key)
         if added:
             bcc = f" (Bcc from the envelope: {', '.join(submitted.added_bcc)})" if submitted.added_bcc else ""
             log.info("%s: submitted by the mail program, put in %s%s", what, folder, bcc)
