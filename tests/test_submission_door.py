@@ -224,3 +224,21 @@ def test_the_programs_own_sent_copy_without_a_message_id_is_known_by_its_bytes(a
     eventually(lambda: "early copy" in [r[0] for r in agent.ledger().db.execute("SELECT event FROM log")])
     assert agent.subjects("Sent") == ["Goes now"]
     assert not list(agent.ledger().db.execute("SELECT 1 FROM log WHERE event = 'counted'"))
+
+
+def test_the_same_bytes_handed_over_again_an_hour_later_are_a_new_message(agent: Agent) -> None:
+    """A script that writes no Message-ID nor Date sends the same note again a week later: a second message, not
+    a retry (a retry after a lost 250 comes within the hour, and is still taken once)."""
+    raw = f"From: Sam Patel <{STUDENT}>\r\nTo: {MENTOR}\r\nSubject: Running late\r\n\r\nSorry, 10 minutes late.\r\n"
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), raw.encode(), [MENTOR])
+    agent.smtp.wait_for(1)
+    submit(port, password(agent), raw.encode(), [MENTOR])  # at once: a retry, taken once
+    with agent.ledger().db as db:  # the first hand-over, a week ago
+        db.execute("UPDATE log SET at = '2026-01-01T00:00:00+00:00' WHERE event = 'submitted'")
+    submit(port, password(agent), raw.encode(), [MENTOR])
+    agent.smtp.wait_for(2)
+    eventually(lambda: agent.subjects("Sent") == ["Running late", "Running late"])
+    ids = {parse(m.content)["Message-ID"] for m in agent.smtp.messages}
+    assert len(ids) == 2 and len(agent.smtp.messages) == 2

@@ -32,9 +32,11 @@ def _has_field(raw: bytes, name: str) -> bool:
     return re.search(rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:", head) is not None
 
 
-def made_message_id(raw: bytes, recipients: Sequence[str], domain: str) -> str:
-    """The same bytes to the same people always get the same Message-ID."""
-    digest = hashlib.sha256(raw + b"\0" + "\0".join(recipients).encode()).hexdigest()[:32]
+def made_message_id(raw: bytes, recipients: Sequence[str], domain: str, generation: int = 0) -> str:
+    """The same bytes to the same people always get the same Message-ID (of the same ``generation``: the same
+    bytes handed over again long after are a new message, :mod:`agent.reconcile.doors.submission`)."""
+    salt = f"\0{generation}".encode() if generation else b""
+    digest = hashlib.sha256(raw + b"\0" + "\0".join(recipients).encode() + salt).hexdigest()[:32]
     return f"<{digest}.submitted.mentor-agent@{domain}>"
 
 
@@ -56,12 +58,12 @@ def head_print(raw: bytes) -> str:
     return "head:" + hashlib.sha256(b"\n".join(fields)).hexdigest()[:32]
 
 
-def as_submitted(raw: bytes, rcpt_tos: Sequence[str], *, domain: str, now: datetime) -> Submitted:
+def as_submitted(raw: bytes, rcpt_tos: Sequence[str], *, domain: str, now: datetime, generation: int = 0) -> Submitted:
     """``raw`` as it goes into the Outbox: with a Message-ID, a Date, and every envelope recipient named."""
     recipients = tuple(dict.fromkeys(r.strip().lower() for r in rcpt_tos if r.strip()))
     found = parse_envelope(raw)
     if found.message_id is None and not _has_field(raw, "Message-ID"):
-        raw = with_field(raw, "Message-ID", made_message_id(raw, recipients, domain))
+        raw = with_field(raw, "Message-ID", made_message_id(raw, recipients, domain, generation))
     if not _has_field(raw, "Date"):
         raw = with_field(raw, "Date", format_datetime(now))
     named = set(found.recipients)
