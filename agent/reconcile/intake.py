@@ -27,6 +27,7 @@ from agent.reconcile.doors import autosaves
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
+from agent.rules.calendar_parts import carries_itip
 from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_id, parse_envelope, variant_key
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
@@ -143,6 +144,8 @@ async def _take_in(
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
             return None
     row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
+    if not row.standalone and carries_itip(raw):  # a calendar request or reply: one iTIP object per e-mail
+        row = replace(row, standalone=True)
     batch[row.key] = content
     return replace(row, forced="\\Flagged" in info.flags), existing is not None
 
@@ -201,7 +204,7 @@ def _row(
         # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, the proposal of
         # an agreement (`agree`) goes alone so that her answer threads to it, and a signed or encrypted message
         # is only valid byte for byte, and one naming an address beyond ASCII cannot be named in a digest's
-        # headers: never digested.
+        # headers: never digested (nor one carrying a calendar request or reply: see _take_in).
         standalone=bool(envelope.references)
         or envelope.sealed
         or envelope.wide
