@@ -242,3 +242,15 @@ def test_the_same_bytes_handed_over_again_an_hour_later_are_a_new_message(agent:
     eventually(lambda: agent.subjects("Sent") == ["Running late", "Running late"])
     ids = {parse(m.content)["Message-ID"] for m in agent.smtp.messages}
     assert len(ids) == 2 and len(agent.smtp.messages) == 2
+
+
+def test_a_message_the_outbox_would_refuse_is_refused_before_the_250(agent: Agent) -> None:
+    """Mail to more than 100 people: the program is told at once (550, with the reason), not 250 and later a
+    notice; nothing lands in Needs attention."""
+    port = open_door(agent)
+    agent.start()
+    crowd = [f"friend{n}@example.org" for n in range(101)]
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(port, password(agent), mail("To everyone", to=", ".join(crowd)), crowd)
+    assert refused.value.smtp_code == 550 and b"more than 100 recipients" in refused.value.smtp_error
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}

@@ -71,6 +71,10 @@ class SubmissionDesk:
                 f"550 5.5.0 mentor-agent sends each message once, to all its recipients: its header names {listed} "
                 "but the envelope does not; send it with all recipients at once"
             )
+        if envelope.problems:  # what the intake would set aside: said now, to the program, not after a 250
+            why = "; ".join(envelope.problems)
+            log.warning("%s: refused: %s", what, why)
+            return f"550 5.6.0 mentor-agent cannot send this message: {why}"
         book = self.book()
         to_mentor = any(book.for_address(a) is not None for a in envelope.recipients)
         if not to_mentor and not self.settings.pass_through:
