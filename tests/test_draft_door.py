@@ -182,3 +182,21 @@ def test_a_taken_draft_goes_without_the_draft_headers_and_with_the_date_it_was_h
     eventually(lambda: agent.subjects("Sent") == ["Started on Monday"])
     filed = next(iter(agent.folder_raw("Sent").values()))
     assert b"X-Mozilla-Draft-Info" not in filed and b"30 Nov 2026" not in filed  # the Sent copy is what went
+
+
+def test_a_draft_that_keeps_coming_back_is_told_once(agent: Agent) -> None:
+    """The compose window still open saves again and again after the draft was taken: one notice, not one a save."""
+    settle_in(agent, 0)
+    agent.start()
+    raw = mail("Still open in the compose window")
+    save_draft(agent, raw, flagged=True)
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Still open in the compose window"])
+    save_draft(agent, raw, flagged=False)  # autosave
+    eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    save_draft(agent, raw, flagged=False)  # and again
+    agent.drop(mail("Marker", to="friend@example.org"))  # a later pass has looked at Drafts
+    agent.smtp.wait_for(2)
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Marker", "Still open in the compose window"])
+    assert len([n for n in agent.notices() if "Not taken again" in str(n["Subject"])]) == 1
+    assert len(agent.smtp.messages) == 2

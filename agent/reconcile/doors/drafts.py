@@ -33,6 +33,7 @@ from agent.store.ledger import OPEN_STATES
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = "draft taken"
 TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
+TOLD_BACK = "draft came back"  # the student was told a copy of this taken draft came back (once)
 RECOGNISE_FOR = timedelta(days=1)
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 
@@ -169,6 +170,9 @@ class DraftDoor:
                 await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
             except MailboxError as error:
                 log.warning("%s: could not take the flag off its copy in Drafts: %s", named(taken, subject), error)
+        if world.ledger.logged(TOLD_BACK, taken):
+            return True  # told once per taken message, not once per autosave
+        world.ledger.log(TOLD_BACK, message=taken)
         if row is None:
             where = f"in your {world.folders.outbox}"
         else:
