@@ -130,7 +130,15 @@ def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(a
 
 def test_drafts_flagged_before_the_door_opened_are_not_taken_until_flagged_again(agent: Agent) -> None:
     """A flag set months ago as a reminder is not a hand-over: the door takes a baseline when it first opens."""
-    old = save_draft(agent, mail("(unfinished) thoughts on the residency match"), flagged=True)
+    with agent.dovecot.client(agent.user) as client:  # saved and starred in June, as a reminder
+        client.append(
+            DRAFTS,
+            mail("(unfinished) thoughts on the residency match"),
+            flags=(b"\\Draft", b"\\Seen", b"\\Flagged"),
+            msg_time=datetime(2026, 6, 2, 22, 10, tzinfo=UTC),
+        )
+        client.select_folder(DRAFTS)
+        (old,) = client.search(["ALL"])
     settle_in(agent, 0)
     agent.start()
     notice = eventually(lambda: [n for n in agent.notices() if "flagged draft left" in str(n["Subject"])])

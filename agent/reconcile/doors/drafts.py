@@ -35,7 +35,13 @@ TAKEN = "draft taken"
 TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
 TOLD_BACK = "draft came back"  # the student was told a copy of this taken draft came back (once)
 RECOGNISE_FOR = timedelta(days=1)
+JUST_SAVED = timedelta(minutes=10)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
+
+
+def _saved(info: HeaderInfo) -> list[datetime]:
+    """When a draft was saved, as its server (INTERNALDATE) and its mail program (Date) say."""
+    return [at for at in (info.internaldate, parse_envelope(info.headers).date) if at is not None]
 
 
 def signature(envelope: Envelope) -> str:
@@ -114,16 +120,20 @@ class DraftDoor:
 
     async def _flagged_before_door(self, world: World, folder: str, validity: int, flagged: set[int]) -> set[int]:
         """The drafts already flagged when the star door first opened on this account (a flag may have been a
-        reminder for months): never taken for that old flag. A flag taken off and set again, or a new save (a new
-        UID), counts as new. The student is told once."""
+        reminder for months; one saved in the last JUST_SAVED is not): never taken for that old flag. A flag taken
+        off and set again, or a new save (a new UID), counts as new. The student is told once."""
         imap = world.settings.imap
         account = f"{imap.username}@{imap.host}/{folder}"
         if self.old_flags is None or self.old_flags[0] != validity:
             opened = taken_drafts.opened(world.ledger, account)
             if opened is None or opened[0] != validity:
-                taken_drafts.open_door(world.ledger, account, validity, flagged)
-                opened = (validity, frozenset(flagged))
-                await self._tell_old_flags(world, folder, flagged)
+                # Saved in the last minutes: written for the door that opens now (setup, then a star), not a reminder
+                infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
+                recent = world.now() - JUST_SAVED
+                before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
+                taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before})
+                opened = (validity, frozenset(i.uid for i in before))
+                await self._tell_old_flags(world, folder, before)
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
         old = self.old_flags[1]
         for uid in sorted(old - flagged):
@@ -131,8 +141,7 @@ class DraftDoor:
         old &= flagged
         return set(old)
 
-    async def _tell_old_flags(self, world: World, folder: str, flagged: set[int]) -> None:
-        infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
+    async def _tell_old_flags(self, world: World, folder: str, infos: list[HeaderInfo]) -> None:
         to_mentors = [
             info for info in infos if any(world.book.for_address(a) for a in parse_envelope(info.headers).recipients)
         ]
