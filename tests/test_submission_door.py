@@ -254,3 +254,31 @@ def test_a_message_the_outbox_would_refuse_is_refused_before_the_250(agent: Agen
         submit(port, password(agent), mail("To everyone", to=", ".join(crowd)), crowd)
     assert refused.value.smtp_code == 550 and b"more than 100 recipients" in refused.value.smtp_error
     assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}
+
+
+def test_the_programs_late_sent_copy_of_a_message_already_filed_is_not_a_second_one(agent: Agent) -> None:
+    """The program files its own copy after the agent filed the one that went (a laptop that woke up): one copy."""
+    port = open_door(agent)
+    agent.start()
+    raw = mail("Question for you")
+    submit(port, password(agent), raw, [MENTOR])
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Question for you"])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))  # its own copy, late
+    agent.drop(mail("Marker", to="friend@example.org"))
+    agent.smtp.wait_for(2)
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Marker", "Question for you"])
+
+
+def test_the_programs_sent_copy_of_a_message_set_aside_leaves_sent(agent: Agent) -> None:
+    """A message set aside (Needs attention) was not sent: the program's own copy in Sent must not say it was."""
+    port = open_door(agent)
+    agent.start()
+    raw = mail("[agenda] Topics for Friday")
+    submit(port, password(agent), raw, [MENTOR])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))
+    eventually(lambda: agent.subjects("Needs attention") == ["[agenda] Topics for Friday"])
+    agent.drop(mail("Marker", to="friend@example.org"))
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Marker"])
+    assert agent.subjects("Needs attention") == ["[agenda] Topics for Friday"]
