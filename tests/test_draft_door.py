@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 
 from agent.crashpoints import VARIABLE
-from tests.agent_process import MENTOR, Agent, agent, eventually, mail, policy_text
+from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, policy_text
 
 __all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
@@ -107,3 +109,102 @@ def test_killed_between_taking_the_flag_off_and_the_move_it_is_still_taken(agent
     assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
     eventually(lambda: agent.subjects("Sent") == ["Flag off, then killed"])
     assert agent.folder_raw(DRAFTS) == {} and len(agent.smtp.messages) == 1
+
+
+def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(agent: Agent) -> None:
+    """What was taken is kept in the ledger: a restart (or an IMAP reconnect: a new session) forgets nothing."""
+    settle_in(agent, 0)
+    agent.start()
+    save_draft(agent, mail("Still open in the compose window"), flagged=True)
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Still open in the compose window"])
+    agent.stop()
+    agent.start()
+    # The compose window saves again, still starred, with a new Message-ID
+    save_draft(agent, mail("Still open in the compose window", body="Edited.\n"), flagged=True)
+    notice = eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    assert "already sent" in notice[0].get_content()
+    assert agent.subjects(DRAFTS) == ["Still open in the compose window"]
+    assert len(agent.smtp.messages) == 1
+
+
+def test_drafts_flagged_before_the_door_opened_are_not_taken_until_flagged_again(agent: Agent) -> None:
+    """A flag set months ago as a reminder is not a hand-over: the door takes a baseline when it first opens."""
+    with agent.dovecot.client(agent.user) as client:  # saved and starred in June, as a reminder
+        client.append(
+            DRAFTS,
+            mail("(unfinished) thoughts on the residency match"),
+            flags=(b"\\Draft", b"\\Seen", b"\\Flagged"),
+            msg_time=datetime(2026, 6, 2, 22, 10, tzinfo=UTC),
+        )
+        client.select_folder(DRAFTS)
+        (old,) = client.search(["ALL"])
+    settle_in(agent, 0)
+    agent.start()
+    notice = eventually(lambda: [n for n in agent.notices() if "flagged draft left" in str(n["Subject"])])
+    assert "flag one again to hand it over" in notice[0].get_content()
+    agent.drop(mail("Marker"))  # a later pass
+    agent.smtp.wait_for(1)
+    save_draft(agent, mail("Starred after the door opened"), flagged=True)
+    agent.smtp.wait_for(2)
+    agent.stop()
+    agent.start()  # still left alone after a restart
+    agent.drop(mail("Marker 2"))
+    agent.smtp.wait_for(3)
+    assert agent.subjects(DRAFTS) == ["(unfinished) thoughts on the residency match"]
+    assert sorted(m.content.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in agent.smtp.messages) == [
+        "Marker",
+        "Marker 2",
+        "Starred after the door opened",
+    ]
+    with agent.dovecot.client(agent.user) as client:  # she flags it again: now it is handed over
+        client.select_folder(DRAFTS)
+        client.remove_flags([old], [b"\\Flagged"])
+    agent.drop(mail("Marker 3"))
+    agent.smtp.wait_for(4)
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder(DRAFTS)
+        client.add_flags([old], [b"\\Flagged"])
+    agent.smtp.wait_for(5)
+    eventually(lambda: agent.subjects(DRAFTS) == [])
+    assert len([n for n in agent.notices() if "flagged draft left" in str(n["Subject"])]) == 1
+
+
+def test_a_taken_draft_goes_without_the_draft_headers_and_with_the_date_it_was_handed_over(agent: Agent) -> None:
+    """A draft started days ago and flagged today: its client's draft-only headers stay home, its Date is today."""
+    draft = (
+        f"From: Sam Patel <{STUDENT}>\r\nTo: Dr. Ana Rivera <{MENTOR}>\r\nSubject: Started on Monday\r\n"
+        "Message-ID: <tb-draft-1@med.example.edu>\r\nDate: Mon, 30 Nov 2026 09:00:00 -0500\r\n"
+        "X-Mozilla-Draft-Info: internal/draft; vcard=0; receipt=0; DSN=0; uuencode=0\r\n"
+        "X-Identity-Key: id1\r\nX-Account-Key: account1\r\nFcc: imap://sam@imap.med.example.edu/Sent\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nDear Dr. Rivera,\r\n\r\nA question.\r\n"
+    ).encode()
+    settle_in(agent, 0)
+    agent.start()
+    save_draft(agent, draft, flagged=True)
+    head = agent.smtp.wait_for(1)[0].content.split(b"\r\n\r\n")[0].decode()
+    for field in ("X-Mozilla-Draft-Info", "X-Identity-Key", "X-Account-Key", "Fcc", "30 Nov 2026"):
+        assert field not in head
+    sent_at = parsedate_to_datetime(next(line for line in head.splitlines() if line.startswith("Date:"))[5:].strip())
+    assert abs((datetime.now(UTC) - sent_at).total_seconds()) < 120
+    eventually(lambda: agent.subjects("Sent") == ["Started on Monday"])
+    filed = next(iter(agent.folder_raw("Sent").values()))
+    assert b"X-Mozilla-Draft-Info" not in filed and b"30 Nov 2026" not in filed  # the Sent copy is what went
+
+
+def test_a_draft_that_keeps_coming_back_is_told_once(agent: Agent) -> None:
+    """The compose window still open saves again and again after the draft was taken: one notice, not one a save."""
+    settle_in(agent, 0)
+    agent.start()
+    raw = mail("Still open in the compose window")
+    save_draft(agent, raw, flagged=True)
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Still open in the compose window"])
+    save_draft(agent, raw, flagged=False)  # autosave
+    eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    save_draft(agent, raw, flagged=False)  # and again
+    agent.drop(mail("Marker", to="friend@example.org"))  # a later pass has looked at Drafts
+    agent.smtp.wait_for(2)
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Marker", "Still open in the compose window"])
+    assert len([n for n in agent.notices() if "Not taken again" in str(n["Subject"])]) == 1
+    assert len(agent.smtp.messages) == 2

@@ -207,3 +207,78 @@ def test_the_programs_own_sent_copy_of_a_held_message_is_not_a_second_one(agent:
     agent.smtp.wait_for(2)
     eventually(lambda: sorted(agent.subjects("Sent")) == ["Goes now", "Waits an hour"])
     assert len(agent.smtp.messages) == 2
+
+
+def test_the_programs_own_sent_copy_without_a_message_id_is_known_by_its_bytes(agent: Agent) -> None:
+    """A program that writes no Message-ID: the agent makes one, which the program's Sent copy never has; the copy
+    is known by its header block (as submitted) and is never recorded as received, nor shown twice."""
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), mail("Goes now"), [MENTOR])
+    agent.smtp.wait_for(1)
+    raw = mail("Held, no Message-ID", message_id=False)
+    submit(port, password(agent), raw, [MENTOR])
+    eventually(lambda: agent.subjects("Scheduled") == ["Held, no Message-ID"])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))  # its own copy, without a Message-ID
+    eventually(lambda: "early copy" in [r[0] for r in agent.ledger().db.execute("SELECT event FROM log")])
+    assert agent.subjects("Sent") == ["Goes now"]
+    assert not list(agent.ledger().db.execute("SELECT 1 FROM log WHERE event = 'counted'"))
+
+
+def test_the_same_bytes_handed_over_again_an_hour_later_are_a_new_message(agent: Agent) -> None:
+    """A script that writes no Message-ID nor Date sends the same note again a week later: a second message, not
+    a retry (a retry after a lost 250 comes within the hour, and is still taken once)."""
+    raw = f"From: Sam Patel <{STUDENT}>\r\nTo: {MENTOR}\r\nSubject: Running late\r\n\r\nSorry, 10 minutes late.\r\n"
+    port = open_door(agent)
+    agent.start()
+    submit(port, password(agent), raw.encode(), [MENTOR])
+    agent.smtp.wait_for(1)
+    submit(port, password(agent), raw.encode(), [MENTOR])  # at once: a retry, taken once
+    with agent.ledger().db as db:  # the first hand-over, a week ago
+        db.execute("UPDATE log SET at = '2026-01-01T00:00:00+00:00' WHERE event = 'submitted'")
+    submit(port, password(agent), raw.encode(), [MENTOR])
+    agent.smtp.wait_for(2)
+    eventually(lambda: agent.subjects("Sent") == ["Running late", "Running late"])
+    ids = {parse(m.content)["Message-ID"] for m in agent.smtp.messages}
+    assert len(ids) == 2 and len(agent.smtp.messages) == 2
+
+
+def test_a_message_the_outbox_would_refuse_is_refused_before_the_250(agent: Agent) -> None:
+    """Mail to more than 100 people: the program is told at once (550, with the reason), not 250 and later a
+    notice; nothing lands in Needs attention."""
+    port = open_door(agent)
+    agent.start()
+    crowd = [f"friend{n}@example.org" for n in range(101)]
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(port, password(agent), mail("To everyone", to=", ".join(crowd)), crowd)
+    assert refused.value.smtp_code == 550 and b"more than 100 recipients" in refused.value.smtp_error
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}
+
+
+def test_the_programs_late_sent_copy_of_a_message_already_filed_is_not_a_second_one(agent: Agent) -> None:
+    """The program files its own copy after the agent filed the one that went (a laptop that woke up): one copy."""
+    port = open_door(agent)
+    agent.start()
+    raw = mail("Question for you")
+    submit(port, password(agent), raw, [MENTOR])
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Question for you"])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))  # its own copy, late
+    agent.drop(mail("Marker", to="friend@example.org"))
+    agent.smtp.wait_for(2)
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Marker", "Question for you"])
+
+
+def test_the_programs_sent_copy_of_a_message_set_aside_leaves_sent(agent: Agent) -> None:
+    """A message set aside (Needs attention) was not sent: the program's own copy in Sent must not say it was."""
+    port = open_door(agent)
+    agent.start()
+    raw = mail("[agenda] Topics for Friday")
+    submit(port, password(agent), raw, [MENTOR])
+    agent.dovecot.append(agent.user, SENT, raw, ("\\Seen",))
+    eventually(lambda: agent.subjects("Needs attention") == ["[agenda] Topics for Friday"])
+    agent.drop(mail("Marker", to="friend@example.org"))
+    agent.smtp.wait_for(1)
+    eventually(lambda: agent.subjects("Sent") == ["Marker"])
+    assert agent.subjects("Needs attention") == ["[agenda] Topics for Friday"]

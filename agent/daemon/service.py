@@ -527,7 +527,7 @@ class Daemon:
         """One reconcile pass; returns when the next message is due (None: nothing waits on the clock)."""
         await scan_sent(world, seen)  # first: a reply in INBOX may answer what the phone just put in Sent
         await scan_replies(world, seen)
-        await take_in_outbox(world)
+        settling = await take_in_outbox(world)  # a draft in the Outbox (label door) waits to settle
         # The star and label doors, after the intake: a labelled draft's Outbox copy is known by then.
         drafts_due = await self.draft_door.pass_once(world)
         await follow_scheduled(world)
@@ -538,7 +538,7 @@ class Daemon:
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
-        waits = (due, meetings_due, review_due, agenda_due, drafts_due)
+        waits = (due, meetings_due, review_due, agenda_due, drafts_due, settling)
         return min((t for t in waits if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:

@@ -44,6 +44,8 @@ class World:
     _imap_turn: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # UIDs the agent itself filed, per folder, so that the history scan need not read them back.
     filed: dict[str, set[int]] = field(default_factory=dict, repr=False)
+    # Drafts in the Outbox (Gmail's label door) still settling: {UID: first seen} (doors/autosaves.py).
+    outbox_drafts: dict[int, datetime] = field(default_factory=dict, repr=False)
     # Whether the provider files SMTP submissions in Sent itself: None until seen (file_in_sent = "auto").
     provider_files_sent: bool | None = None
     # The provider's sending limits: moments of recent sends (loaded from the ledger's log on first use),

@@ -32,7 +32,7 @@ from pathlib import Path
 from agent.logs import named
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.prepared import Prepared, prepare
+from agent.reconcile.prepared import Prepared, prepare_in
 from agent.rules.digest import Original, compose_parts, envelope_recipients
 from agent.rules.envelope import domain_of
 from agent.rules.pacing import Engine
@@ -219,7 +219,7 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
                 whole.append((row, part.why))
             else:
                 alone.append(row)
-            single = prepare(raw, row)
+            single = prepare_in(world, raw, row)
             save(world, single.message_id, single.sent_copy)
             prepared.append(Prepared(wire=single.wire, sent_copy=single.sent_copy, message_id=single.message_id))
             kept.append(Part(single.message_id, part.keys))
@@ -302,7 +302,7 @@ async def compose_release(
     again among themselves, so no "(1/3)" title promises e-mails that wait) and the others go back to Scheduled."""
     if len(raws) == 1:
         row, raw = raws[0]
-        return [prepare(raw, row)], list(row.recipients), [row]
+        return [prepare_in(world, raw, row)], list(row.recipients), [row]
 
     composed = compose_digest(world, raws)
     count = len(composed.prepared)
@@ -319,6 +319,6 @@ async def compose_release(
             now = [(row, raw) for row, raw in raws if row.key in going]
             if len(now) == 1:
                 row, raw = now[0]
-                return [prepare(raw, row)], list(row.recipients), [row]
+                return [prepare_in(world, raw, row)], list(row.recipients), [row]
             composed = compose_digest(world, now)
     return composed.prepared, composed.recipients, composed.rows

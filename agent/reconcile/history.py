@@ -15,7 +15,7 @@ from datetime import timedelta
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
-from agent.reconcile.doors.early_copies import take_out_early_copies
+from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unknown_address
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import Envelope, parse_envelope
@@ -65,6 +65,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     if not infos:
         return 0
     envelopes = [(info, parse_envelope(info.headers)) for info in infos]
+    # A program's own copy of what it handed over without a Message-ID: known by its header block as submitted
+    envelopes = [(info, submitted_without_id(world, info, e) or e) for info, e in envelopes]
     ours = world.ledger.known_message_ids(e.message_id for _, e in envelopes if e.message_id)
     folder = world.folders.sent
     await take_out_early_copies(

@@ -23,41 +23,55 @@ from agent.mail.session import MessageGone
 from agent.reconcile import agenda_desk, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
+from agent.reconcile.doors import autosaves
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
+from agent.rules.calendar_parts import carries_itip
 from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_id, parse_envelope, variant_key
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
+from agent.store import taken_drafts
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
 HISTORY_DAYS = 60
 
 
-async def take_in_outbox(world: World, *, early: bool = False) -> None:
+async def take_in_outbox(world: World, *, early: bool = False) -> datetime | None:
     """Every message in the Outbox gets a ledger row (or goes to Needs attention with a notice).
 
     ``early``: the first pass after the wait for a first policy. A message then to no mentor may be to a mentor
     whose policy is still to come: it stays in the Outbox, held (``EARLY``), until a policy paces it or the
-    student flags it to go as ordinary mail (:func:`early_held` lists them for the one notice)."""
+    student flags it to go as ordinary mail (:func:`early_held` lists them for the one notice).
+
+    A draft still being typed (``\\Draft``: Gmail's label door) waits to settle first (:mod:`doors.autosaves`);
+    returns when it will have (None: nothing waits)."""
     folder = world.folders.outbox
     _, uids = await world.imap(world.mailbox.uids, folder)
     known = world.ledger.in_folder(folder)
     fresh = [uid for uid in uids if uid not in known]
     if not fresh:
-        return
+        world.outbox_drafts.clear()
+        return None
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
-    infos = await world.imap(world.mailbox.headers, folder, fresh)
-    whole = await world.imap(world.mailbox.fetch_many, folder, [info.uid for info in infos])  # its text is its too
+    drafted: set[str] = set()
+    infos, older, wake = autosaves.settled(world, await world.imap(world.mailbox.headers, folder, fresh))
+    for info in older:
+        await _refuse(
+            world, info, parse_envelope(info.headers), "a newer save of this draft is in the Outbox: that one goes"
+        )
+    whole = await world.imap(world.mailbox.fetch_many, folder, [i.uid for i in infos]) if infos else {}  # its text too
     for info in infos:
         if info.uid not in whole:
             continue  # gone meanwhile
         found = await _take_in(world, info, keys, whole[info.uid], early)
         if found is not None:
             taken.append(found)
+            if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
+                drafted.add(found[0].key)
     ledger = world.ledger
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
@@ -65,6 +79,9 @@ async def take_in_outbox(world: World, *, early: bool = False) -> None:
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+            if row.key in drafted:
+                ledger.log(taken_drafts.HANDED_OVER, message=row.key)
+    return wake
 
 
 async def _take_in(
@@ -127,6 +144,8 @@ async def _take_in(
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
             return None
     row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
+    if not row.standalone and carries_itip(raw):  # a calendar request or reply: one iTIP object per e-mail
+        row = replace(row, standalone=True)
     batch[row.key] = content
     return replace(row, forced="\\Flagged" in info.flags), existing is not None
 
@@ -185,7 +204,7 @@ def _row(
         # A reply in a conversation keeps its thread, an invite is one iTIP object per e-mail, the proposal of
         # an agreement (`agree`) goes alone so that her answer threads to it, and a signed or encrypted message
         # is only valid byte for byte, and one naming an address beyond ASCII cannot be named in a digest's
-        # headers: never digested.
+        # headers: never digested (nor one carrying a calendar request or reply: see _take_in).
         standalone=bool(envelope.references)
         or envelope.sealed
         or envelope.wide

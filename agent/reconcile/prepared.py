@@ -10,8 +10,25 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
 
+from agent.reconcile.context import World
 from agent.rules.envelope import has_field, parse_envelope, with_field, without_fields
 from agent.store.ledger import Row
+from agent.store.taken_drafts import HANDED_OVER
+
+# What mail programs keep on a draft for themselves (Thunderbird, Apple Mail, Outlook): never for the mentor.
+DRAFT_ONLY = (
+    "X-Mozilla-Draft-Info",
+    "X-Identity-Key",
+    "X-Account-Key",
+    "Fcc",
+    "X-Mozilla-Cloud-Part",
+    "X-Uniform-Type-Identifier",
+    "X-Universally-Unique-Identifier",
+    "X-Apple-Base-Url",
+    "X-Apple-Mail-Remote-Attachments",
+    "X-Apple-Windows-Friendly",
+    "X-Apple-Auto-Saved",
+)
 
 
 @dataclass(frozen=True)
@@ -28,11 +45,21 @@ class Prepared:
     original: bool = False
 
 
-def prepare(raw: bytes, row: Row) -> Prepared:
+def prepare_in(world: World, raw: bytes, row: Row) -> Prepared:
+    """:func:`prepare`, knowing from the ledger whether the message was a draft handed over by a door."""
+    return prepare(raw, row, draft=world.ledger.logged(HANDED_OVER, row.key))
+
+
+def prepare(raw: bytes, row: Row, *, draft: bool = False) -> Prepared:
     """What a submission agent does (RFC 6409 section 8): the Message-ID chosen at intake where the message had none
     (or shares its Message-ID with another message), a Date where it has none or an empty one (when it was handed
-    over: the same after a restart). Bcc dropped from the wire copy; the body untouched."""
+    over: the same after a restart). Bcc dropped from the wire copy; the body untouched. A ``draft`` taken by a door
+    goes without its mail program's draft-only fields and with the Date it was handed over (not when it was begun).
+    """
     original = True
+    if draft:
+        raw = with_field(without_fields(raw, "Date", *DRAFT_ONLY), "Date", format_datetime(row.arrived.astimezone(UTC)))
+        original = False
     if parse_envelope(raw).message_id != row.message_id:
         raw = with_field(without_fields(raw, "Message-ID"), "Message-ID", row.message_id)
         original = False

@@ -16,7 +16,7 @@ from functools import partial
 from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import PART_ACCEPTED, forget, load_parts, load_saved
 from agent.reconcile.events import Filed, publish
-from agent.reconcile.prepared import Prepared, prepare
+from agent.reconcile.prepared import Prepared, prepare_in
 from agent.store import sent_watch
 from agent.store.ledger import DONE, Row
 
@@ -211,4 +211,4 @@ async def _sending_copy(world: World, rows: Sequence[Row]) -> bytes | None:
     row = rows[0]
     uid = await world.locate(world.folders.sending, row.key, row.uid)
     raw = await world.imap(world.mailbox.fetch, world.folders.sending, uid) if uid else None
-    return prepare(raw, row).sent_copy if raw is not None else None
+    return prepare_in(world, raw, row).sent_copy if raw is not None else None

@@ -32,18 +32,38 @@ def _has_field(raw: bytes, name: str) -> bool:
     return re.search(rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:", head) is not None
 
 
-def made_message_id(raw: bytes, recipients: Sequence[str], domain: str) -> str:
-    """The same bytes to the same people always get the same Message-ID."""
-    digest = hashlib.sha256(raw + b"\0" + "\0".join(recipients).encode()).hexdigest()[:32]
+def made_message_id(raw: bytes, recipients: Sequence[str], domain: str, generation: int = 0) -> str:
+    """The same bytes to the same people always get the same Message-ID (of the same ``generation``: the same
+    bytes handed over again long after are a new message, :mod:`agent.reconcile.doors.submission`)."""
+    salt = f"\0{generation}".encode() if generation else b""
+    digest = hashlib.sha256(raw + b"\0" + "\0".join(recipients).encode() + salt).hexdigest()[:32]
     return f"<{digest}.submitted.mentor-agent@{domain}>"
 
 
-def as_submitted(raw: bytes, rcpt_tos: Sequence[str], *, domain: str, now: datetime) -> Submitted:
+SKIPPED = (b"message-id", b"bcc", b"date")  # what the agent may add, or the program's Sent copy may differ in
+
+
+def head_print(raw: bytes) -> str:
+    """The header block as the program wrote it, without Message-ID, Bcc and Date (the agent adds the first and
+    the last where missing; the envelope Bcc is written back): what the program's own Sent copy of a message it
+    gave no Message-ID still shares with the submitted one."""
+    head = split_head(raw)[0].replace(b"\r\n", b"\n")
+    kept: list[bytes] = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and kept:
+            kept[-1] += b" " + line.strip()
+        elif line.strip():
+            kept.append(line.strip())
+    fields = [f for f in kept if f.split(b":", 1)[0].strip().lower() not in SKIPPED]
+    return "head:" + hashlib.sha256(b"\n".join(fields)).hexdigest()[:32]
+
+
+def as_submitted(raw: bytes, rcpt_tos: Sequence[str], *, domain: str, now: datetime, generation: int = 0) -> Submitted:
     """``raw`` as it goes into the Outbox: with a Message-ID, a Date, and every envelope recipient named."""
     recipients = tuple(dict.fromkeys(r.strip().lower() for r in rcpt_tos if r.strip()))
     found = parse_envelope(raw)
     if found.message_id is None and not _has_field(raw, "Message-ID"):
-        raw = with_field(raw, "Message-ID", made_message_id(raw, recipients, domain))
+        raw = with_field(raw, "Message-ID", made_message_id(raw, recipients, domain, generation))
     if not _has_field(raw, "Date"):
         raw = with_field(raw, "Date", format_datetime(now))
     named = set(found.recipients)

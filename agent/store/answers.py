@@ -31,6 +31,22 @@ def logged(ledger: Ledger, event: str, message: str) -> bool:
     return row.fetchone() is not None
 
 
+def last_detail(ledger: Ledger, event: str, message: str) -> str | None:
+    """The detail of the last ``event`` logged about ``message`` (None: never logged)."""
+    row = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (event, message)
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def last_logged_at(ledger: Ledger, event: str, message: str) -> datetime | None:
+    """When ``event`` was last logged about ``message`` (None: never)."""
+    row = ledger.db.execute(
+        "SELECT at FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (event, message)
+    ).fetchone()
+    return datetime.fromisoformat(str(row[0])) if row else None
+
+
 def subject_of(ledger: Ledger, message_id: str) -> str:
     """The subject the student gave the message with ``message_id`` (empty when it went without the agent)."""
     row = ledger.db.execute("SELECT subject FROM messages WHERE message_id = ? OR item = ? LIMIT 1", (message_id,) * 2)

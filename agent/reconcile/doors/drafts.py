@@ -27,13 +27,21 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, parse_envelope
+from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
 
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = "draft taken"
 TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
+TOLD_BACK = "draft came back"  # the student was told a copy of this taken draft came back (once)
 RECOGNISE_FOR = timedelta(days=1)
+JUST_SAVED = timedelta(minutes=10)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
+
+
+def _saved(info: HeaderInfo) -> list[datetime]:
+    """When a draft was saved, as its server (INTERNALDATE) and its mail program (Date) say."""
+    return [at for at in (info.internaldate, parse_envelope(info.headers).date) if at is not None]
 
 
 def signature(envelope: Envelope) -> str:
@@ -44,15 +52,16 @@ def signature(envelope: Envelope) -> str:
 
 @dataclass
 class DraftDoor:
-    """What the door remembers between passes (the daemon keeps one; a restart only starts the waits afresh)."""
+    """What the door remembers between passes (a new one each session: what was taken is in the ledger)."""
 
     folder: str | None = None
     validity: int = 0
     flagged_since: dict[int, datetime] = field(default_factory=dict)
     looked_at: set[int] = field(default_factory=set)
-    taken: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # signature -> (key, when)
     # Drafts not known to the ledger when first seen: a labelled draft's Outbox copy may be taken in a pass later.
     unplaced: dict[int, tuple[str, datetime]] = field(default_factory=dict)  # UID -> (key, looked for until)
+    # The drafts flagged before the star door opened (their flag not yet seen off): (UIDVALIDITY, UIDs)
+    old_flags: tuple[int, set[int]] | None = None
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -85,6 +94,7 @@ class DraftDoor:
         self.flagged_since = {uid: at for uid, at in self.flagged_since.items() if uid in flagged}
         self.looked_at = (self.looked_at & present) | set(fresh)
         settle = timedelta(seconds=world.settings.drafts.settle)
+        old = await self._flagged_before_door(world, folder, validity, flagged) if stars else set()
         for uid, (key, until) in list(self.unplaced.items()):
             if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
                 del self.unplaced[uid]
@@ -97,7 +107,7 @@ class DraftDoor:
                 continue
             if info.uid in fresh and envelope.message_id:
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
-            if not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
+            if info.uid in old or not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
@@ -108,14 +118,55 @@ class DraftDoor:
             await self._take(world, folder, info, envelope)
         return min(due, default=None)
 
+    async def _flagged_before_door(self, world: World, folder: str, validity: int, flagged: set[int]) -> set[int]:
+        """The drafts already flagged when the star door first opened on this account (a flag may have been a
+        reminder for months; one saved in the last JUST_SAVED is not): never taken for that old flag. A flag taken
+        off and set again, or a new save (a new UID), counts as new. The student is told once."""
+        imap = world.settings.imap
+        account = f"{imap.username}@{imap.host}/{folder}"
+        if self.old_flags is None or self.old_flags[0] != validity:
+            opened = taken_drafts.opened(world.ledger, account)
+            if opened is None or opened[0] != validity:
+                # Saved in the last minutes: written for the door that opens now (setup, then a star), not a reminder
+                infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
+                recent = world.now() - JUST_SAVED
+                before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
+                taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before})
+                opened = (validity, frozenset(i.uid for i in before))
+                await self._tell_old_flags(world, folder, before)
+            self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
+        old = self.old_flags[1]
+        for uid in sorted(old - flagged):
+            taken_drafts.clear(world.ledger, account, validity, uid)
+        old &= flagged
+        return set(old)
+
+    async def _tell_old_flags(self, world: World, folder: str, infos: list[HeaderInfo]) -> None:
+        to_mentors = [
+            info for info in infos if any(world.book.for_address(a) for a in parse_envelope(info.headers).recipients)
+        ]
+        if not to_mentors:
+            return
+        count = len(to_mentors)
+        log.info("%d drafts to a mentor were flagged in %s before the star door opened: left alone", count, folder)
+        drafts = "draft was" if count == 1 else "drafts were"
+        subjects = [f"- {parse_envelope(i.headers).subject or '(no subject)'}" for i in to_mentors]
+        await world.notify(
+            f"{count} flagged {drafts.split()[0]} left in {folder}",
+            [
+                f"{count} {drafts} flagged before the star door opened; flag one again to hand it over "
+                "(take its flag off, then set it again). They stay in " + folder + " until then:",
+                "\n".join(subjects),
+            ],
+        )
+
     async def _came_back(
         self, world: World, folder: str, info: HeaderInfo, envelope: Envelope, first_look: bool
     ) -> bool:
         """A copy of a draft taken before: told once (on first sight, or when it is flagged), never taken."""
         taken = envelope.key if envelope.message_id and world.ledger.logged(TAKEN, envelope.key) else None
-        earlier = self.taken.get(signature(envelope))
-        if taken is None and earlier is not None and world.now() - earlier[1] <= RECOGNISE_FOR:
-            taken = earlier[0]
+        if taken is None:  # saved again with a new Message-ID: known by its signature (kept across sessions)
+            taken = taken_drafts.recall(world.ledger, signature(envelope), world.now() - RECOGNISE_FOR)
         if taken is None:
             return False
         row = world.ledger.get(taken)
@@ -128,6 +179,9 @@ class DraftDoor:
                 await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
             except MailboxError as error:
                 log.warning("%s: could not take the flag off its copy in Drafts: %s", named(taken, subject), error)
+        if world.ledger.logged(TOLD_BACK, taken):
+            return True  # told once per taken message, not once per autosave
+        world.ledger.log(TOLD_BACK, message=taken)
         if row is None:
             where = f"in your {world.folders.outbox}"
         else:
@@ -187,8 +241,9 @@ class DraftDoor:
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
         self.flagged_since.pop(info.uid, None)
-        self.taken[signature(envelope)] = (envelope.key, world.now())
+        taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now())
         world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
+        world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
         subject = envelope.subject or "(no subject)"
         await world.notify(

@@ -3,7 +3,8 @@
 Programs that send through the agent file their own copy in Sent (at once, late, or never). While the message
 waits (in the Outbox or in Scheduled) that copy would show it twice, and in Sent as if the mentor had it: it is
 taken out of Sent, and the agent files the one copy once the mentor has the message (Sent filing looks for the
-Message-ID before filing, so a copy filed late by the program is not doubled either). Such a copy never counts as
+Message-ID before filing; a copy the program files after the agent filed its own is taken out again). A copy of a
+message set aside (Needs attention) is taken out of Sent too: it was not sent. Such a copy never counts as
 a message the mentor received: its Message-ID is the held one's, which the history scan knows. Only messages
 that came through the submission door are touched; a copy whose message is not taken in yet is looked at again.
 """
@@ -12,16 +13,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.doors.submission import SUBMITTED
+from agent.reconcile.doors.submission import SUBMITTED, SUBMITTED_HEAD
 from agent.rules.envelope import Envelope
-from agent.store.ledger import NEW, SCHEDULED
+from agent.rules.submitted import head_print
+from agent.store.answers import last_detail
+from agent.store.ledger import ATTENTION, DONE, NEW, SCHEDULED
 
 log = logging.getLogger("mentor_agent.submission")
+
+
+def submitted_without_id(world: World, info: HeaderInfo, envelope: Envelope) -> Envelope | None:
+    """A Sent copy without a Message-ID of a message handed over without one (the agent made its Message-ID,
+    which the program's copy never has): the envelope under the key it was taken in with, known by its header
+    block as submitted. None: not such a copy."""
+    if envelope.message_id is not None:
+        return None
+    key = last_detail(world.ledger, SUBMITTED_HEAD, head_print(info.headers))
+    return replace(envelope, key=key, message_id=key) if key else None
 
 
 async def take_out_early_copies(
@@ -33,8 +47,14 @@ async def take_out_early_copies(
         if not world.ledger.logged(SUBMITTED, envelope.key):
             continue
         row = world.ledger.get(envelope.key)
-        if row is None:
+        if row is None and world.ledger.logged("attention", envelope.key):  # set aside at intake: not sent
+            await _unless_only(world, info, envelope, world.folders.needs_attention, "set aside, not sent")
+        elif row is None:
             again(info.uid)  # handed over, not taken in yet: its place is not known
+        elif row.state == ATTENTION and row.folder and row.folder != folder:
+            await _unless_only(world, info, envelope, row.folder, "set aside, not sent")
+        elif row.state == DONE:
+            await _unless_only(world, info, envelope, folder, "filed late by the mail program: one copy is enough")
         elif row.state in (NEW, SCHEDULED):
             try:
                 await world.imap(world.mailbox.delete, folder, info.uid)
@@ -45,3 +65,18 @@ async def take_out_early_copies(
                 "%s: your mail program filed it in Sent while it waits; taken out (filed once the mentor has it)",
                 named(row.key, row.subject),
             )
+
+
+async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where: str, why: str) -> None:
+    """Take the program's copy out of Sent while the message itself stands in ``where`` (never the only copy: in
+    Sent itself, the copy with the lowest UID stays, so that of two copies seen at once only one goes)."""
+    found = await world.imap(world.mailbox.find_by_message_id, where, envelope.message_id or envelope.key)
+    others = [uid for uid in found if uid != info.uid] if where == world.folders.sent else found
+    if not others or (where == world.folders.sent and min(found) == info.uid):
+        return
+    try:
+        await world.imap(world.mailbox.delete, world.folders.sent, info.uid)
+    except MessageGone:
+        return
+    world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")
+    log.info("%s: your mail program's copy in Sent taken out (%s)", named(envelope.key, envelope.subject), why)

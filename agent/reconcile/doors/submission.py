@@ -15,20 +15,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from agent.config.settings import Settings
 from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.client import Connection
 from agent.mail.session import Login, MailboxError
-from agent.rules.envelope import domain_of
+from agent.rules.envelope import domain_of, parse_envelope
 from agent.rules.policy import PolicyBook
-from agent.rules.submitted import as_submitted
+from agent.rules.submitted import Submitted, as_submitted, head_print
+from agent.store.answers import last_logged_at
 from agent.store.ledger import DONE, OPEN_STATES, Ledger
 
 log = logging.getLogger("mentor_agent.submission")
 SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
+# Handed over without a Message-ID (message: its head_print, detail: the key made for it): its program's Sent copy
+SUBMITTED_HEAD = "submitted head"
+RETRY_WITHIN = timedelta(hours=1)  # the same bytes without a Message-ID again within this: a retry, not a new one
 
 
 class SubmissionDesk:
@@ -57,7 +61,7 @@ class SubmissionDesk:
 
     async def _hand_over(self, rcpt_tos: Sequence[str], raw: bytes) -> str:
         domain = domain_of(self.settings.student.address)
-        submitted = as_submitted(raw, rcpt_tos, domain=domain, now=self.clock())
+        submitted = self._submitted(raw, rcpt_tos, domain)
         envelope = submitted.envelope
         what = named(envelope.key, envelope.subject)
         if submitted.not_in_envelope:
@@ -67,6 +71,10 @@ class SubmissionDesk:
                 f"550 5.5.0 mentor-agent sends each message once, to all its recipients: its header names {listed} "
                 "but the envelope does not; send it with all recipients at once"
             )
+        if envelope.problems:  # what the intake would set aside: said now, to the program, not after a 250
+            why = "; ".join(envelope.problems)
+            log.warning("%s: refused: %s", what, why)
+            return f"550 5.6.0 mentor-agent cannot send this message: {why}"
         book = self.book()
         to_mentor = any(book.for_address(a) is not None for a in envelope.recipients)
         if not to_mentor and not self.settings.pass_through:
@@ -83,6 +91,8 @@ class SubmissionDesk:
             return "451 4.3.0 mentor-agent cannot reach your Mentor Outbox just now; your mail program will try again"
         crash_point("submission-appended")
         self.ledger.log(SUBMITTED, message=envelope.key, detail=envelope.subject)
+        if parse_envelope(raw).message_id is None:  # its program's Sent copy has none: known by its header block
+            self.ledger.log(SUBMITTED_HEAD, message=head_print(raw), detail=envelope.key)
         if added:
             bcc = f" (Bcc from the envelope: {', '.join(submitted.added_bcc)})" if submitted.added_bcc else ""
             log.info("%s: submitted by the mail program, put in %s%s", what, folder, bcc)
@@ -90,6 +100,20 @@ class SubmissionDesk:
             log.info("%s: handed over again and already in %s; not a second copy", what, folder)
         self.wake()
         return f"250 2.0.0 taken by mentor-agent, in your {folder}"
+
+    def _submitted(self, raw: bytes, rcpt_tos: Sequence[str], domain: str) -> Submitted:
+        """``raw`` made ready. Without a Message-ID the same bytes get the same one made (a retry after a lost 250
+        is the same message), but only within RETRY_WITHIN of when they were first handed over: the same note
+        sent again later (a script, a week on) is a new message, with a Message-ID of the next generation."""
+        generation = 0
+        while True:
+            submitted = as_submitted(raw, rcpt_tos, domain=domain, now=self.clock(), generation=generation)
+            if parse_envelope(raw).message_id is not None:
+                return submitted
+            at = last_logged_at(self.ledger, SUBMITTED, submitted.envelope.key)
+            if at is None or datetime.now(UTC) - at <= RETRY_WITHIN:  # the log's own clock
+                return submitted
+            generation += 1
 
     def _had(self, key: str) -> bool:
         """Whether this message was handed over already: on its way or sent, or handed over and not yet taken in.

@@ -1,0 +1,22 @@
+"""Whether a message carries an iTIP object (RFC 5546): a calendar part with a METHOD (a request, a reply, a
+cancel). Such a message is one scheduling object per e-mail and must reach the mentor's calendar as it is: it goes
+alone, never folded into a digest. A calendar file without a method is only an attachment."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+CALENDAR_TYPES = ("text/calendar", "application/ics")
+
+
+def carries_itip(raw: bytes) -> bool:
+    message = message_from_bytes(raw, policy=policy.compat32)
+    for part in message.walk():
+        if part.get_content_type() not in CALENDAR_TYPES:
+            continue
+        if part.get_param("method"):
+            return True
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes) and b"\nMETHOD:" in payload.replace(b"\r\n", b"\n").upper():
+            return True
+    return False
