@@ -26,6 +26,7 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
+from agent.reconcile.doors.early_copies import same_text
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
@@ -207,9 +208,12 @@ class DraftDoor:
             return False
         # Never the only copy: the one the agent holds must be in its folder now (a `cancel` moving it to Drafts
         # meanwhile leaves the ledger a step behind), and the copy in Drafts must be that very message.
-        here = await world.locate(row.folder, row.key, row.uid) if row.folder else None
+        held_in = row.folder or ""
+        here = await world.locate(held_in, row.key, row.uid) if held_in else None
         if here is None or await world.locate(folder, row.key, uid) != uid:
             return False
+        if not await same_text(world, (held_in, here), (folder, uid)):
+            return False  # her compose window saved an edit under the same Message-ID: hers, never deleted
         try:
             await world.imap(world.mailbox.leave_folder, folder, uid)
         except MessageGone:

@@ -20,7 +20,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED, SUBMITTED_HEAD
-from agent.rules.envelope import Envelope
+from agent.rules.envelope import Envelope, fingerprint
 from agent.rules.submitted import head_print
 from agent.store.answers import last_detail
 from agent.store.ledger import ATTENTION, DONE, NEW, SCHEDULED
@@ -56,6 +56,10 @@ async def take_out_early_copies(
         elif row.state == DONE:
             await _unless_only(world, info, envelope, folder, "filed late by the mail program: one copy is enough")
         elif row.state in (NEW, SCHEDULED):
+            waits_in = row.folder or ""
+            held = await world.locate(waits_in, row.key, row.uid) if waits_in else None
+            if held is None or not await same_text(world, (waits_in, held), (folder, info.uid)):
+                continue  # not the copy of what waits (another message sent without the agent): left in Sent
             try:
                 await world.imap(world.mailbox.delete, folder, info.uid)
             except MessageGone:
@@ -74,9 +78,22 @@ async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where
     others = [uid for uid in found if uid != info.uid] if where == world.folders.sent else found
     if not others or (where == world.folders.sent and min(found) == info.uid):
         return
+    if not await same_text(world, (where, min(others)), (world.folders.sent, info.uid)):
+        return  # another message with that Message-ID, or none found by it: never delete a genuine copy
     try:
         await world.imap(world.mailbox.delete, world.folders.sent, info.uid)
     except MessageGone:
         return
     world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")
     log.info("%s: your mail program's copy in Sent taken out (%s)", named(envelope.key, envelope.subject), why)
+
+
+async def same_text(world: World, held: tuple[str, int], copy: tuple[str, int]) -> bool:
+    """Whether the message at ``copy`` is the very message at ``held`` (what its sender wrote: the fingerprint of
+    its addresses, subject and text), read from the server. A door deletes a copy only when it is."""
+    (held_folder, held_uid), (copy_folder, copy_uid) = held, copy
+    first = await world.imap(world.mailbox.fetch_many, held_folder, [held_uid])
+    second = await world.imap(world.mailbox.fetch_many, copy_folder, [copy_uid])
+    if held_uid not in first or copy_uid not in second:
+        return False
+    return fingerprint(first[held_uid]) == fingerprint(second[copy_uid])
