@@ -56,3 +56,16 @@ def test_a_message_sent_without_the_agent_stays_in_sent(agent: Agent) -> None:
     a_pass_ran(agent, 2)
     a_pass_ran(agent, 3)
     assert any(b"20 minutes" in raw for raw in agent.folder_raw(SENT).values()), "deleted from Sent"
+
+
+def test_two_different_drafts_with_one_subject_moved_to_the_outbox_both_go(agent: Agent) -> None:
+    """Moved from Drafts (a MOVE keeps \\Draft), two replies "Re: Rotation" with their own Message-IDs are two
+    messages, not an older and a newer save of one draft: both go, neither is set aside."""
+    with agent.config.open("a") as out:
+        out.write("\n[drafts]\nsettle = 0.5\n")
+    agent.start()
+    agent.drop(mail("Re: Rotation", body="First: can I start on Monday?\n"), ("\\Draft", "\\Seen"))
+    agent.drop(mail("Re: Rotation", body="Second: the reading list, please.\n"), ("\\Draft", "\\Seen"))
+    bodies = [received.content for received in agent.smtp.wait_for(2)]
+    assert any(b"First" in body for body in bodies) and any(b"Second" in body for body in bodies)
+    assert agent.subjects("Needs attention") == []

@@ -52,7 +52,12 @@ def test_a_labelled_draft_still_being_typed_waits_to_settle_and_only_its_last_sa
     agent.start()
     started = time.monotonic()
     for body in ("Dear Dr. Rivera,\n\nI wan\n", "Dear Dr. Rivera,\n\nI wanted to ask about the rotation.\n"):
-        raw = mail("Labelled, still typing", body=body)
+        with agent.dovecot.client(agent.user) as client:  # Gmail replaces the older save (the emulation does not)
+            for folder in (drafts, OUTBOX):
+                client.select_folder(folder)
+                client.delete_messages(client.search(["SUBJECT", "Labelled, still typing"]))
+                client.expunge()
+        raw = mail("Labelled, still typing", body=body)  # a new Message-ID for each save
         for folder in (drafts, OUTBOX):
             agent.dovecot.append(agent.user, folder, raw, ("\\Draft",))
     received = agent.smtp.wait_for(1)[0]

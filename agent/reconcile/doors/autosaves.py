@@ -3,8 +3,10 @@ compose window in the Outbox at once, with ``\\Draft``, and saves it again every
 save a new UID, sometimes a new Message-ID).
 
 - Such a message is taken by the intake only once it has stood unchanged (the same UID) for ``[drafts] settle``.
-- Of several saves of one draft (the same recipients and subject) only the newest counts: the older ones are set
-  aside (Needs attention, with a notice), never sent as a second e-mail.
+- Of several saves of one draft (the same Message-ID; the same recipients and subject when it has none) only the
+  newest counts: the older ones are set aside (Needs attention, with a notice), never sent as a second e-mail. Two
+  drafts with their own Message-IDs are two messages, whatever their subjects (Gmail itself replaces a save that
+  got a new Message-ID, so no older one is left in the Outbox).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def settled(world: World, infos: Sequence[HeaderInfo]) -> tuple[list[HeaderInfo]
         del seen[uid]  # taken, or saved again (a new UID) meanwhile
     newest: dict[str, HeaderInfo] = {}
     for info in sorted(drafts, key=lambda i: i.uid):
-        newest[signature(parse_envelope(info.headers))] = info
+        envelope = parse_envelope(info.headers)
+        newest[envelope.message_id or signature(envelope)] = info
     keep = {info.uid for info in newest.values()}
     older = [info for info in drafts if info.uid not in keep]
     waiting: set[int] = set()
