@@ -4,7 +4,9 @@ stays in Sent although its header block looks like one handed over without a Mes
 
 from __future__ import annotations
 
-from email.utils import make_msgid
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, make_msgid
 
 import pytest
 
@@ -69,3 +71,21 @@ def test_two_different_drafts_with_one_subject_moved_to_the_outbox_both_go(agent
     bodies = [received.content for received in agent.smtp.wait_for(2)]
     assert any(b"First" in body for body in bodies) and any(b"Second" in body for body in bodies)
     assert agent.subjects("Needs attention") == []
+
+
+def test_a_draft_flagged_as_a_reminder_minutes_before_the_star_door_opened_is_not_sent(agent: Agent) -> None:
+    """Written and flagged "to finish later" five minutes before setup opened the star door: an old flag, never a
+    hand-over (the student is told how to hand it over)."""
+    with agent.config.open("a") as out:
+        out.write("\n[drafts]\ntake_flagged = true\nsettle = 0.5\n")
+    five_minutes_ago = format_datetime(datetime.now(UTC) - timedelta(minutes=5))
+    half = re.sub(
+        rb"^Date: .*$", f"Date: {five_minutes_ago}\r".encode(), mail("Half written", body="Dear Dr. Rivera, I wan\n"),
+        count=1, flags=re.MULTILINE,
+    )  # fmt: skip
+    agent.dovecot.append(agent.user, DRAFTS, half, ("\\Draft", "\\Seen", "\\Flagged"))
+    agent.start()
+    eventually(lambda: [n for n in agent.notices() if "flagged" in str(n["Subject"]).lower()], timeout=20)
+    a_pass_ran(agent, 1)
+    assert agent.subjects(DRAFTS) == ["Half written"]
+    assert len(agent.smtp.messages) == 1  # the marker only

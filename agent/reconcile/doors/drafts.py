@@ -36,7 +36,7 @@ TAKEN = "draft taken"
 TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
 TOLD_BACK = "draft came back"  # the student was told a copy of this taken draft came back (once)
 RECOGNISE_FOR = timedelta(days=1)
-JUST_SAVED = timedelta(minutes=10)  # a draft flagged when the door opens, saved this recently, is not an old flag
+JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 
 
