@@ -72,8 +72,8 @@ def policy_file(agent: Agent) -> str:
 
 def test_fine_from_drafts_is_recorded_and_applied(agent: Agent) -> None:
     agent.policy(COMMENTED)
-    with agent.config.open("a") as out:  # a draft moved to the Outbox waits to settle (autosaves): not 30 s here
-        out.write("\n[drafts]\nsettle = 0.5\n")
+    with agent.config.open("a") as config:  # a draft moved to the Outbox waits to settle (autosaves): not 30 s here
+        config.write("\n[drafts]\nsettle = 0.5\n")
     agent.start()
     code, out = cli(agent, "status")
     assert code == 0 and "not agreed yet (`mentor-agent agree rivera` proposes the standards)" in out
