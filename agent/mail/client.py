@@ -94,8 +94,9 @@ class Connection:
         try:
             return action()
         except (imaplib.IMAP4.abort, OSError, EOFError) as error:
+            said = _bye_said(self._client)  # a BYE read before the connection closed says why (a token ran out)
             self.close()
-            raise ended(what, describe_error(error)) from error
+            raise ended(what, said or describe_error(error)) from error
         except (imaplib.IMAP4.error, ValueError) as error:
             raise MailboxError(f"{what}: {describe_error(error)}") from error
 
@@ -341,3 +342,11 @@ class Connection:
         if marks:
             self._select(folder)
             self._run(f"UID STORE {marks} -FLAGS", lambda: self.client.remove_flags(marks, list(flags), silent=True))
+
+
+def _bye_said(client: IMAPClient | None) -> str:
+    """The text of an untagged ``* BYE`` that imaplib read on ``client`` before its connection broke, if any (it keeps
+    untagged responses aside while a command runs; the EOF that follows would otherwise hide the reason)."""
+    stored = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    byes = stored.get("BYE") if isinstance(stored, dict) else None
+    return " ".join(text_of(bye) for bye in byes if isinstance(bye, bytes | str)).strip() if byes else ""
