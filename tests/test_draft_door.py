@@ -120,8 +120,9 @@ def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(a
     eventually(lambda: agent.subjects("Sent") == ["Still open in the compose window"])
     agent.stop()
     agent.start()
-    # The compose window saves again, still starred, with a new Message-ID
-    save_draft(agent, mail("Still open in the compose window", body="Edited.\n"), flagged=True)
+    # The compose window saves again, still starred, with a new Message-ID and a line edited
+    edited = "Hello,\n\nA short question, edited after it went.\n\nSam\n"
+    save_draft(agent, mail("Still open in the compose window", body=edited), flagged=True)
     notice = eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
     assert "already sent" in notice[0].get_content()
     assert agent.subjects(DRAFTS) == ["Still open in the compose window"]

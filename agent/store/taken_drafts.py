@@ -1,7 +1,11 @@
 """What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
 
-- ``draft taken as`` (message: the draft's signature, detail: "key\\nwhen"): a copy saved again by the compose
-  window after it was taken (a new Message-ID, same recipients and subject) is known across sessions.
+- ``draft taken as`` (message: the draft's signature, detail: "key\\nwhen\\nwords"): a copy saved again by the
+  compose window after it was taken (a new Message-ID, same recipients and subject, its text the taken one or an
+  edit of it) is known across sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`),
+  never the text itself; absent in rows written before it was kept (such a copy is taken as a copy).
+- ``draft came back`` (message: the taken draft's key, detail: when the student was told): told once on first
+  sight, and again when she flags a copy later than ``TELL_AGAIN`` after.
 - ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
   program's draft-only header fields and with the Date it was handed over (:mod:`agent.reconcile.prepared`).
 - ``draft door opened`` (message: the account, detail: the Drafts folder's UIDVALIDITY and the UIDs flagged then):
@@ -11,7 +15,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent.store.ledger import Ledger
 
@@ -19,25 +23,44 @@ TAKEN_AS = "draft taken as"
 DOOR_OPENED = "draft door opened"
 FLAG_CLEARED = "draft flag cleared"
 HANDED_OVER = "draft handed over"
+TOLD_BACK = "draft came back"
 
 
-def remember(ledger: Ledger, signature: str, key: str, at: datetime) -> None:
-    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}")
+def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
+    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
 
 
-def recall(ledger: Ledger, signature: str, since: datetime) -> str | None:
-    """The key of the last draft taken with ``signature`` at or after ``since`` (None: none)."""
+def recall(ledger: Ledger, signature: str, since: datetime) -> list[tuple[str, str | None]]:
+    """The drafts taken with ``signature`` at or after ``since``, newest first: (key, their words; None: not kept)."""
     rows = ledger.db.execute(
         "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC", (TAKEN_AS, signature)
     )
+    found: list[tuple[str, str | None]] = []
     for (detail,) in rows:
-        key, _, when = str(detail).partition("\n")
+        key, when, *words = str(detail).split("\n", 2)
         try:
             if datetime.fromisoformat(when) >= since:
-                return key
+                found.append((key, words[0] if words else None))
         except ValueError:
             continue
-    return None
+    return found
+
+
+def told_back(ledger: Ledger, key: str) -> datetime | None:
+    """When the student was last told that a copy of the taken draft ``key`` came back (None: never)."""
+    row = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (TOLD_BACK, key)
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(row[0]))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)  # told, before the time was kept
+
+
+def tell_back(ledger: Ledger, key: str, at: datetime) -> None:
+    ledger.log(TOLD_BACK, message=key, detail=at.isoformat())
 
 
 def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:

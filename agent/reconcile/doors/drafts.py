@@ -10,8 +10,10 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 - A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
   taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
-  its Message-ID, or by its recipients and subject among the drafts taken in the last day; it is never taken a
-  second time, and the student is told once what became of the one that was.
+  its Message-ID, or, among the drafts taken in the last day, by its recipients and subject AND its text: the
+  taken one or an edit of it (:mod:`agent.rules.draft_edits`). It is never taken a second time; the student is
+  told what became of the one that was (once for a compose window's saves, again when she flags a copy later).
+  Another message with the same recipients and subject is taken as its own, and her notice says so.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import same_text
+from agent.rules.draft_edits import is_edit, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
@@ -34,7 +37,7 @@ from agent.store.ledger import OPEN_STATES
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = "draft taken"
 TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
-TOLD_BACK = "draft came back"  # the student was told a copy of this taken draft came back (once)
+TELL_AGAIN = timedelta(minutes=10)  # a copy flagged this long after the last word about it is told of again
 RECOGNISE_FOR = timedelta(days=1)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
@@ -63,6 +66,9 @@ class DraftDoor:
     unplaced: dict[int, tuple[str, datetime]] = field(default_factory=dict)  # UID -> (key, looked for until)
     # The drafts flagged before the star door opened (their flag not yet seen off): (UIDVALIDITY, UIDs)
     old_flags: tuple[int, set[int]] | None = None
+    # Drafts with the recipients and subject of one taken in the last day: UID -> (the taken one it is a copy of,
+    # None: a message of its own; the last taken with them)
+    alike: dict[int, tuple[str | None, str]] = field(default_factory=dict)
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -85,7 +91,7 @@ class DraftDoor:
             return None
         validity, uids = await world.imap(world.mailbox.uids, folder)
         if validity != self.validity:
-            self.validity, self.flagged_since, self.looked_at = validity, {}, set()
+            self.validity, self.flagged_since, self.looked_at, self.alike = validity, {}, set(), {}
         present = set(uids)
         flagged = set(await world.imap(world.mailbox.flagged, folder)) & present
         fresh = [uid for uid in uids if uid not in self.looked_at]
@@ -94,6 +100,7 @@ class DraftDoor:
         now = world.now()
         self.flagged_since = {uid: at for uid, at in self.flagged_since.items() if uid in flagged}
         self.looked_at = (self.looked_at & present) | set(fresh)
+        self.alike = {uid: alike for uid, alike in self.alike.items() if uid in present}
         settle = timedelta(seconds=world.settings.drafts.settle)
         old = await self._flagged_before_door(world, folder, validity, flagged) if stars else set()
         for uid, (key, until) in list(self.unplaced.items()):
@@ -164,10 +171,10 @@ class DraftDoor:
     async def _came_back(
         self, world: World, folder: str, info: HeaderInfo, envelope: Envelope, first_look: bool
     ) -> bool:
-        """A copy of a draft taken before: told once (on first sight, or when it is flagged), never taken."""
+        """A copy of a draft taken before: told (on first sight, or when it is flagged), never taken."""
         taken = envelope.key if envelope.message_id and world.ledger.logged(TAKEN, envelope.key) else None
-        if taken is None:  # saved again with a new Message-ID: known by its signature (kept across sessions)
-            taken = taken_drafts.recall(world.ledger, signature(envelope), world.now() - RECOGNISE_FOR)
+        if taken is None:
+            taken = await self._edit_of_taken(world, folder, info, envelope)
         if taken is None:
             return False
         row = world.ledger.get(taken)
@@ -180,25 +187,45 @@ class DraftDoor:
                 await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
             except MailboxError as error:
                 log.warning("%s: could not take the flag off its copy in Drafts: %s", named(taken, subject), error)
-        if world.ledger.logged(TOLD_BACK, taken):
-            return True  # told once per taken message, not once per autosave
-        world.ledger.log(TOLD_BACK, message=taken)
+        told = taken_drafts.told_back(world.ledger, taken)
+        # Told once for the saves of one compose window; a flag set on a copy later is never taken off unsaid
+        if told is not None and not (flagged and world.now() - told >= TELL_AGAIN):
+            return True
+        taken_drafts.tell_back(world.ledger, taken, world.now())
         if row is None:
             where = f"in your {world.folders.outbox}"
         else:
             where = "already sent" if row.state == "done" else f"{row.state}, in {row.folder}"
         log.info("%s: a copy came back to %s; it was taken before, so not again", named(taken, subject), folder)
+        unflagged = " Its flag was taken off." if flagged else ""
         await world.notify(
             f"Not taken again: {subject}",
             [
                 f"“{subject}” is in {folder} again: your mail program saved it once more after mentor-agent had "
-                f"taken it. It was not taken a second time; the message taken is {where}.",
+                f"taken it (the same message, or an edit of it). It was not taken a second time; the message taken "
+                f"is {where}.{unflagged}",
                 f"Delete this draft. To send the new version as a message of its own, move it to the "
                 f"{world.folders.outbox}.",
             ],
             about=row.message_id if row else envelope.message_id,
         )
         return True
+
+    async def _edit_of_taken(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> str | None:
+        """The key of the draft taken in the last day of which this one (another Message-ID, the same recipients
+        and subject) is a copy: its text the taken one or an edit of it. None: a message of its own."""
+        if info.uid in self.alike:
+            return self.alike[info.uid][0]
+        taken = taken_drafts.recall(world.ledger, signature(envelope), world.now() - RECOGNISE_FOR)
+        if not taken:
+            return None
+        raw = await world.imap(world.mailbox.fetch, folder, info.uid)
+        if raw is None:
+            return taken[0][0]  # gone meanwhile: nothing to take; looked at again if it is back
+        words = word_prints(raw)
+        copy_of = next((key for key, kept in taken if kept is None or is_edit(kept, words)), None)
+        self.alike[info.uid] = (copy_of, taken[0][0])
+        return copy_of
 
     async def _handed_over(self, world: World, folder: str, uid: int, key: str) -> bool:
         """The label door: a draft that also stands in the Outbox (Gmail's label "Mentor Outbox" in the compose
@@ -224,6 +251,18 @@ class DraftDoor:
         )
         return True
 
+    def _another(self, world: World, uid: int) -> list[str]:
+        """What the notice of a draft taken says of one taken earlier with the same recipients and subject."""
+        if uid not in self.alike:
+            return []
+        earlier = world.ledger.get(self.alike.pop(uid)[1])
+        where = "" if earlier is None else (" (already sent)" if earlier.state == "done" else f" ({earlier.state})")
+        return [
+            f"A draft with the same recipients and subject was taken earlier today{where}. This one's text is "
+            "different, so it was taken as a message of its own. If it was meant to replace the first, delete the "
+            "one you do not want from the Scheduled folder while it waits there.",
+        ]
+
     @staticmethod
     def _half_taken(world: World, envelope: Envelope) -> bool:
         """Its flag taken off by the agent, which stopped before the MOVE (a crash): the flag still counts."""
@@ -235,6 +274,9 @@ class DraftDoor:
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
         what = named(envelope.key, envelope.subject)
         outbox = world.folders.outbox
+        raw = await world.imap(world.mailbox.fetch, folder, info.uid)
+        if raw is None:
+            return  # saved again or deleted meanwhile
         try:
             if envelope.message_id:  # the student's flag is about to come off: remember that she set it
                 world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
@@ -245,7 +287,7 @@ class DraftDoor:
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
         self.flagged_since.pop(info.uid, None)
-        taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now())
+        taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now(), word_prints(raw))
         world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
         world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
@@ -257,6 +299,7 @@ class DraftDoor:
                 "when the agreement allows (you are told if it has to wait).",
                 f"It left {folder} so that it cannot also be sent from there. If your mail program still has it open, "
                 "close it without saving.",
+                *self._another(world, info.uid),
             ],
             about=envelope.message_id,
         )
