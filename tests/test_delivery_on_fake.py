@@ -27,6 +27,7 @@ from agent.reconcile.sent_filing import SENT_WAIT, follow_filing
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, SCHEDULED, SENDING, Ledger, Row
+from agent.store.taken_drafts import HANDED_OVER
 from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
 from tests.servers.smtp import Received, SmtpServer
 
@@ -337,6 +338,23 @@ def test_a_signed_part_in_a_release_goes_alone_as_written_and_the_student_is_tol
     assert b"Question 0" in digest and b"Question 1" in digest and b"Signed words" not in digest
     assert notice("Sent on its own, as you wrote it: Wrapped signature", setup)
     assert [setup.state(row) for row in rows] == [DONE] * 3
+
+
+def test_a_draft_handed_over_by_a_door_goes_in_a_digest_without_its_draft_fields_and_old_date(setup: Setup) -> None:
+    """As when it goes alone (agent/reconcile/prepared.py): what its mail program kept on the draft stays home."""
+    draft = (
+        "From: Student <student@example.org>\r\nTo: rivera@example.org\r\nSubject: Started on Monday\r\n"
+        f"Message-ID: <draft.{time.monotonic_ns()}@student.example.org>\r\nDate: Mon, 30 Nov 2026 07:10:00 -0500\r\n"
+        "X-Mozilla-Draft-Info: internal/draft; vcard=0\r\nX-Uniform-Type-Identifier: com.apple.mail-draft\r\n"
+        "X-Apple-Auto-Saved: 1\r\nFcc: imap://student@example.org/Sent\r\n\r\nA question begun on Monday.\r\n"
+    ).encode()
+    rows = [setup.row(message(0, "rivera@example.org"), "Scheduled"), setup.row(draft, "Scheduled")]
+    setup.world.ledger.log(HANDED_OVER, message=rows[1].key)
+    run(deliver_all(setup.world, [Item(rows)]))
+    (digest,) = [r.content for r in setup.smtp.messages]
+    assert b"A question begun on Monday" in digest
+    for kept in (b"X-Mozilla-Draft-Info", b"com.apple.mail-draft", b"X-Apple-Auto-Saved", b"Fcc", b"30 Nov", b"07:10"):
+        assert kept not in digest
 
 
 def test_a_digest_accepted_and_not_filed_is_filed_from_the_kept_copy_at_the_restart(setup: Setup) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from agent.logs import named
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.prepared import Prepared, prepare_in
+from agent.reconcile.prepared import Prepared, as_handed_over, prepare_in
 from agent.rules.digest import Original, compose_parts, envelope_recipients
 from agent.rules.envelope import domain_of
 from agent.rules.pacing import Engine
@@ -197,7 +197,7 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
     by_key = {row.key: (row, raw) for row, raw in raws}
     loaded = world.book.by_id.get(rows[0].mentor or "")
     student = world.settings.student
-    originals = [Original(row.key, raw) for row, raw in raws]
+    originals = [Original(row.key, as_handed_over(world, raw, row)) for row, raw in raws]
     parts = compose_parts(
         originals,
         student_name=student.name,

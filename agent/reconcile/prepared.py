@@ -50,6 +50,18 @@ def prepare_in(world: World, raw: bytes, row: Row) -> Prepared:
     return prepare(raw, row, draft=world.ledger.logged(HANDED_OVER, row.key))
 
 
+def as_handed_over(world: World, raw: bytes, row: Row) -> bytes:
+    """The message as the student handed it over: a draft taken by a door without its mail program's draft-only
+    fields and with the Date it was handed over (what a digest carries of it, as when it goes alone)."""
+    if not world.ledger.logged(HANDED_OVER, row.key):
+        return raw
+    return _undrafted(raw, row)
+
+
+def _undrafted(raw: bytes, row: Row) -> bytes:
+    return with_field(without_fields(raw, "Date", *DRAFT_ONLY), "Date", format_datetime(row.arrived.astimezone(UTC)))
+
+
 def prepare(raw: bytes, row: Row, *, draft: bool = False) -> Prepared:
     """What a submission agent does (RFC 6409 section 8): the Message-ID chosen at intake where the message had none
     (or shares its Message-ID with another message), a Date where it has none or an empty one (when it was handed
@@ -58,7 +70,7 @@ def prepare(raw: bytes, row: Row, *, draft: bool = False) -> Prepared:
     """
     original = True
     if draft:
-        raw = with_field(without_fields(raw, "Date", *DRAFT_ONLY), "Date", format_datetime(row.arrived.astimezone(UTC)))
+        raw = _undrafted(raw, row)
         original = False
     if parse_envelope(raw).message_id != row.message_id:
         raw = with_field(without_fields(raw, "Message-ID"), "Message-ID", row.message_id)
