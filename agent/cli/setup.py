@@ -28,7 +28,7 @@ from agent.cli.setup_account import (
     choose_servers,
     sign_in,
 )
-from agent.cli.setup_door import CHOICES, choose_client, show_steps
+from agent.cli.setup_door import CHOICES, choose_client, open_star_door, opens_star_door, show_steps
 from agent.cli.setup_files import as_written, commit, draft_beside, may_replace
 from agent.cli.setup_policy import PolicyDraft, ask_policy, given_policy_problems, policies_dir, write_policy
 from agent.config.presets import PRESETS
@@ -190,6 +190,9 @@ def setup(o: dict[str, Any]) -> None:
         policy = ask_policy(ask, o, settings.policies_dir, settings.student.timezone)
     if policy is not None:
         write_policy(ask, policy, force=o["force"])
+    star = opens_star_door(door_changes, existing)
+    if star is not None and not o["no_connect"]:  # without a connection the daemon's first pass keeps the baseline
+        open_star_door(ask, settings, config, again=star)
     if client is not None:
         show_steps(ask, client, settings)
     start = o["systemd"] or ask.confirm("--systemd", None, "Run it as a systemd user service now?", False)

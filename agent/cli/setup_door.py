@@ -6,6 +6,7 @@ For a program whose door is its own Send, the config gets a ``[submission]`` sec
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from agent.cli.doors import BY_KEY, CLIENTS, Client, steps_for
@@ -32,6 +33,33 @@ def choose_client(ask: Asker, o: dict[str, Any], existing: dict[str, Any]) -> tu
         port = o.get("submission_port") or (existing.get("submission") or {}).get("port") or 1587
         changes["submission"] = {"port": int(port)}
     return client, changes
+
+
+def opens_star_door(changes: dict[str, Any], existing: dict[str, Any]) -> bool | None:
+    """Whether setup opens the star door now (True: it was shut; False: it stays open; None: not a star door)."""
+    if not (changes.get("drafts") or {}).get("take_flagged"):
+        return None
+    return not (existing.get("drafts") or {}).get("take_flagged")
+
+
+def open_star_door(ask: Asker, settings: Settings, config: Path, *, again: bool) -> None:
+    """Keep the door's baseline (the drafts flagged now), so that a star set after setup and before the daemon's
+    first pass is taken, and one set before setup is not (a reminder, until she flags it again)."""
+    import asyncio
+
+    from agent.daemon.session import run_step
+    from agent.reconcile.doors.star_opening import open_star_door as record
+
+    opened = asyncio.run(run_step(settings, str(config), lambda world: record(world, again=again)))
+    if opened is None or not opened.flagged:
+        return
+    drafts = "draft to a mentor is" if opened.flagged == 1 else "drafts to a mentor are"
+    ask.say(
+        f"{opened.flagged} {drafts} flagged in {opened.folder} now: left alone (a flag set before the door opened "
+        "may be a reminder). To hand one over, take its flag off and set it again:"
+    )
+    for subject in opened.subjects:
+        ask.say(f"  - {subject}")
 
 
 def show_steps(ask: Asker, client: Client, settings: Settings) -> None:

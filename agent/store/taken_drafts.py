@@ -8,8 +8,9 @@
   sight, and again when she flags a copy later than ``TELL_AGAIN`` after.
 - ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
   program's draft-only header fields and with the Date it was handed over (:mod:`agent.reconcile.prepared`).
-- ``draft door opened`` (message: the account, detail: the Drafts folder's UIDVALIDITY and the UIDs flagged then):
-  the drafts flagged before the star door opened are never taken for that old flag; ``draft flag cleared``
+- ``draft door opened`` (message: the account, detail: "UIDVALIDITY:UIDs\\nwhen", the Drafts folder's UIDVALIDITY
+  and the UIDs flagged when ``setup`` or the daemon's first pass opened the star door): the drafts flagged before
+  the star door opened are never taken for that old flag; ``draft flag cleared``
   (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts.
 """
 
@@ -65,23 +66,32 @@ def tell_back(ledger: Ledger, key: str, at: datetime) -> None:
 
 def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:
     """When the star door last opened on ``account``: (UIDVALIDITY, the UIDs flagged then); None: never."""
-    row = ledger.db.execute(
-        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (DOOR_OPENED, account)
-    ).fetchone()
+    row = _last_opening(ledger, account)
     if row is None:
         return None
-    validity, _, uids = str(row[0]).partition(":")
+    validity, _, uids = row[1].partition("\n")[0].partition(":")
     return int(validity), frozenset(int(u) for u in uids.split(",") if u)
 
 
-def open_door(ledger: Ledger, account: str, validity: int, flagged: set[int]) -> None:
-    ledger.log(DOOR_OPENED, message=account, detail=f"{validity}:" + ",".join(str(u) for u in sorted(flagged)))
+def _last_opening(ledger: Ledger, account: str) -> tuple[int, str] | None:
+    row = ledger.db.execute(
+        "SELECT rowid, detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1",
+        (DOOR_OPENED, account),
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def open_door(ledger: Ledger, account: str, validity: int, flagged: set[int], at: datetime) -> None:
+    uids = ",".join(str(u) for u in sorted(flagged))
+    ledger.log(DOOR_OPENED, message=account, detail=f"{validity}:{uids}\n{at.isoformat()}")
 
 
 def cleared(ledger: Ledger, account: str, validity: int) -> set[int]:
-    """The UIDs flagged when the door opened whose flag has been seen off since."""
+    """The UIDs flagged when the door last opened whose flag has been seen off since."""
+    last = _last_opening(ledger, account)
     rows = ledger.db.execute(
-        "SELECT detail FROM log WHERE event = ? AND message = ?", (FLAG_CLEARED, f"{account}:{validity}")
+        "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
+        (FLAG_CLEARED, f"{account}:{validity}", last[0] if last else 0),
     )
     return {int(detail) for (detail,) in rows}
 

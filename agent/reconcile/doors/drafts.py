@@ -48,6 +48,12 @@ def _saved(info: HeaderInfo) -> list[datetime]:
     return [at for at in (info.internaldate, parse_envelope(info.headers).date) if at is not None]
 
 
+def door_account(world: World, folder: str) -> str:
+    """Whose Drafts folder: the key of the star door's baseline in the ledger."""
+    imap = world.settings.imap
+    return f"{imap.username}@{imap.host}/{folder}"
+
+
 def signature(envelope: Envelope) -> str:
     """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
     text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()
@@ -130,8 +136,7 @@ class DraftDoor:
         """The drafts already flagged when the star door first opened on this account (a flag may have been a
         reminder for months; one saved in the last JUST_SAVED is not): never taken for that old flag. A flag taken
         off and set again, or a new save (a new UID), counts as new. The student is told once."""
-        imap = world.settings.imap
-        account = f"{imap.username}@{imap.host}/{folder}"
+        account = door_account(world, folder)
         if self.old_flags is None or self.old_flags[0] != validity:
             opened = taken_drafts.opened(world.ledger, account)
             if opened is None or opened[0] != validity:
@@ -139,7 +144,7 @@ class DraftDoor:
                 infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
                 recent = world.now() - JUST_SAVED
                 before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
-                taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before})
+                taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before}, world.now())
                 opened = (validity, frozenset(i.uid for i in before))
                 await self._tell_old_flags(world, folder, before)
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
