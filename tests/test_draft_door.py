@@ -209,3 +209,36 @@ def test_a_draft_that_keeps_coming_back_is_told_once(agent: Agent) -> None:
     eventually(lambda: sorted(agent.subjects("Sent")) == ["Marker", "Still open in the compose window"])
     assert len([n for n in agent.notices() if "Not taken again" in str(n["Subject"])]) == 1
     assert len(agent.smtp.messages) == 2
+
+
+def test_an_old_starred_draft_that_changed_while_the_agent_was_stopped_is_not_taken_and_she_is_told_once(
+    agent: Agent,
+) -> None:
+    """Third hostile round: a baseline draft re-starred while the daemon is down was never seen. Its MODSEQ moved
+    (CONDSTORE), which a \\Seen or label change does too: not sent on that alone, she is told once what to do."""
+    with agent.dovecot.client(agent.user) as client:  # starred in June as a reminder
+        client.append(DRAFTS, mail("(unfinished) residency thoughts"), flags=(b"\\Draft", b"\\Flagged"),
+                      msg_time=datetime(2026, 6, 2, 22, 10, tzinfo=UTC))  # fmt: skip
+        client.select_folder(DRAFTS)
+        (old,) = client.search(["ALL"])
+    settle_in(agent, 0)
+    agent.start()
+    eventually(lambda: [n for n in agent.notices() if "flagged draft left" in str(n["Subject"])])
+    agent.drop(mail("Marker 1", to="friend@example.org"))  # a later pass has looked at Drafts
+    agent.smtp.wait_for(1)
+    agent.stop()
+    with agent.dovecot.client(agent.user) as client:  # while it is stopped, she un-stars and stars it again
+        client.select_folder(DRAFTS)
+        client.remove_flags([old], [b"\\Flagged"])
+        client.add_flags([old], [b"\\Flagged"])
+    agent.start()
+    told = "changed while mentor-agent was stopped"
+    notice = eventually(lambda: [n for n in agent.notices() if told in str(n["Subject"])])
+    assert "remove the star and star it again" in notice[0].get_content()
+    agent.stop()
+    agent.start()  # told once, not at every start
+    agent.drop(mail("Marker 2", to="friend@example.org"))
+    agent.smtp.wait_for(2)
+    assert agent.subjects(DRAFTS) == ["(unfinished) residency thoughts"]
+    assert len([n for n in agent.notices() if told in str(n["Subject"])]) == 1
+    assert len(agent.smtp.messages) == 2

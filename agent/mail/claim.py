@@ -69,6 +69,29 @@ class Mailbox(Connection):
         """Whether a claim keyword is usable at all here (CONDSTORE advertised and not refused)."""
         return self._has("CONDSTORE") and self._condstore_works
 
+    def modseqs(self, folder: str, uids: Sequence[int]) -> dict[int, int] | None:
+        """{UID: MODSEQ} of those still in ``folder``; None where CONDSTORE is missing or refused when used."""
+        if not self.uses_claims:
+            return None
+        self._select(folder)
+        found: dict[int, int] = {}
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start : start + FETCH_CHUNK]
+            try:
+                data = self._run(f"UID FETCH MODSEQ in {folder!r}", functools.partial(self._fetch, chunk, ["MODSEQ"]))
+            except MailboxError:
+                if self._client is None:
+                    raise  # the connection broke: not an answer about CONDSTORE
+                self._condstore_works = False
+                return None
+            found |= {
+                int(uid): int(item[b"MODSEQ"][0])
+                for uid, item in data.items()
+                if int(uid) in chunk and b"MODSEQ" in item
+            }
+        return found
+
     def _claims_work(self, folder: str) -> bool:
         return self.uses_claims and self._keywords_kept.get(folder, True)
 

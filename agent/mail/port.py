@@ -92,6 +92,11 @@ class MailboxPort(Protocol):
         """The UIDs the student flagged (``\\Flagged``, not ``\\Deleted``)."""
         ...
 
+    def modseqs(self, folder: str, uids: Sequence[int]) -> dict[int, int] | None:
+        """The MODSEQ (RFC 7162: it moves with any change of the message's flags) of each UID still there;
+        None where the server has no working CONDSTORE."""
+        ...
+
     # -- changing
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:
         """APPEND; the new UID where the server tells it, else None."""

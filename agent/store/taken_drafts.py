@@ -11,7 +11,9 @@
 - ``draft door opened`` (message: the account, detail: "UIDVALIDITY:UIDs\\nwhen", the Drafts folder's UIDVALIDITY
   and the UIDs flagged when ``setup`` or the daemon's first pass opened the star door): the drafts flagged before
   the star door opened are never taken for that old flag; ``draft flag cleared``
-  (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts.
+  (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts;
+  ``draft changed while away`` (the same) once the student was told such a draft changed while the agent was
+  stopped (:mod:`agent.reconcile.doors.flag_baseline`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ DOOR_OPENED = "draft door opened"
 FLAG_CLEARED = "draft flag cleared"
 HANDED_OVER = "draft handed over"
 TOLD_BACK = "draft came back"
+CHANGED_AWAY = "draft changed while away"
 
 
 def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
@@ -98,3 +101,15 @@ def cleared(ledger: Ledger, account: str, validity: int) -> set[int]:
 
 def clear(ledger: Ledger, account: str, validity: int, uid: int) -> None:
     ledger.log(FLAG_CLEARED, message=f"{account}:{validity}", detail=str(uid))
+
+
+def told_changed(ledger: Ledger, account: str, validity: int) -> set[int]:
+    """The baseline drafts the student was told changed while the agent was stopped (told once each)."""
+    rows = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ?", (CHANGED_AWAY, f"{account}:{validity}")
+    )
+    return {int(detail) for (detail,) in rows}
+
+
+def tell_changed(ledger: Ledger, account: str, validity: int, uid: int) -> None:
+    ledger.log(CHANGED_AWAY, message=f"{account}:{validity}", detail=str(uid))

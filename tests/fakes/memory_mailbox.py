@@ -293,6 +293,10 @@ class MemoryMailbox:
             assert box is not None
             return sorted(uid for uid, m in self._live(box).items() if "\\Flagged" in m.flags)
 
+    def modseqs(self, folder: str, uids: Sequence[int]) -> dict[int, int] | None:
+        with self._command("modseqs", folder):
+            return None  # no CONDSTORE modelled: as at Microsoft 365, Yahoo or iCloud
+
     # -- changing
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:
         with self._command("append", folder):

@@ -29,6 +29,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import same_text
+from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
 from agent.rules.draft_edits import is_edit, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
@@ -46,12 +47,6 @@ LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 def _saved(info: HeaderInfo) -> list[datetime]:
     """When a draft was saved, as its server (INTERNALDATE) and its mail program (Date) say."""
     return [at for at in (info.internaldate, parse_envelope(info.headers).date) if at is not None]
-
-
-def door_account(world: World, folder: str) -> str:
-    """Whose Drafts folder: the key of the star door's baseline in the ledger."""
-    imap = world.settings.imap
-    return f"{imap.username}@{imap.host}/{folder}"
 
 
 def signature(envelope: Envelope) -> str:
@@ -75,6 +70,7 @@ class DraftDoor:
     # Drafts with the recipients and subject of one taken in the last day: UID -> (the taken one it is a copy of,
     # None: a message of its own; the last taken with them)
     alike: dict[int, tuple[str | None, str]] = field(default_factory=dict)
+    modseqs: dict[int, int] | None = None  # of the baseline drafts still flagged, as this session last saw them
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -148,10 +144,12 @@ class DraftDoor:
                 opened = (validity, frozenset(i.uid for i in before))
                 await self._tell_old_flags(world, folder, before)
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
+            self.modseqs = None
         old = self.old_flags[1]
         for uid in sorted(old - flagged):
             taken_drafts.clear(world.ledger, account, validity, uid)
         old &= flagged
+        self.modseqs = await changed_while_away(world, folder, validity, old, self.modseqs)
         return set(old)
 
     async def _tell_old_flags(self, world: World, folder: str, infos: list[HeaderInfo]) -> None:

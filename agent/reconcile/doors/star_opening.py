@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.reconcile.context import World
-from agent.reconcile.doors.drafts import DraftDoor, door_account
+from agent.reconcile.doors.drafts import DraftDoor
+from agent.reconcile.doors.flag_baseline import door_account, keep_modseqs
 from agent.rules.envelope import parse_envelope
 from agent.store import taken_drafts
 
@@ -33,6 +34,7 @@ async def open_star_door(world: World, *, again: bool) -> Opened | None:
         return None
     flagged = set(await world.imap(world.mailbox.flagged, folder)) & set(uids)
     taken_drafts.open_door(world.ledger, account, validity, flagged, world.now())
+    await keep_modseqs(world, folder, validity, flagged)  # a star set again before the first pass is seen
     infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
     envelopes = [parse_envelope(info.headers) for info in infos]
     to_mentors = [e for e in envelopes if any(world.book.for_address(a) for a in e.recipients)]
