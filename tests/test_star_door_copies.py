@@ -18,6 +18,7 @@ import pytest
 from agent.config.settings import Drafts, Imap, Settings, Smtp, Student
 from agent.reconcile.context import World
 from agent.reconcile.doors.drafts import DraftDoor
+from agent.reconcile.intake import take_in_outbox
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook, load_policies
 from agent.store.ledger import Ledger
@@ -54,7 +55,7 @@ def draft(subject: str, body: str, message_id: str | None = None) -> bytes:
 class Door:
     """The star door's passes on the fake mailbox, with a clock the test moves."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, settle: float = 0) -> None:
         (tmp_path / "policies").mkdir()
         (tmp_path / "policies" / "rivera.toml").write_text(policy_text())
         self.server = MemoryServer()
@@ -65,7 +66,7 @@ class Door:
             smtp=Smtp(host="127.0.0.1", port=2525, security="plain"),
             state_dir=tmp_path / "state",
             policies_dir=tmp_path / "policies",
-            drafts=Drafts(take_flagged=True, settle=0),
+            drafts=Drafts(take_flagged=True, settle=settle),
         )
         self.at = datetime.now(UTC)
         resolved = self.box.resolve_folders(settings.imap.folders)
@@ -149,3 +150,39 @@ def test_a_copy_starred_again_later_is_told_again_never_unflagged_silently(door:
     assert "\\Flagged" not in door.server.flags(DRAFTS, first)
     assert door.notices().count("Not taken again: Sepsis papers") == 2
     assert door.subjects(OUTBOX) == ["Sepsis papers"]
+
+
+def test_a_restart_keeps_how_long_a_flagged_draft_has_waited(tmp_path: Path) -> None:
+    """The settle wait's start is kept in the ledger: a restart neither starts it again nor shortens it."""
+    door = Door(tmp_path, settle=60)
+    door.run()  # the door opens on an empty Drafts
+    door.save(draft("Sepsis papers", QUESTION))
+    door.run(later=timedelta(seconds=1))  # first seen flagged
+    door.run(later=timedelta(seconds=40))
+    assert door.subjects(OUTBOX) == []
+    door.door = DraftDoor()  # a restart (or an IMAP reconnect): a new session
+    door.run(later=timedelta(seconds=10))
+    assert door.subjects(OUTBOX) == []  # 50 s: not earlier
+    door.run(later=timedelta(seconds=11))
+    assert door.subjects(OUTBOX) == ["Sepsis papers"]  # 61 s since it was first seen flagged
+    door.world.ledger.close()
+
+
+def test_a_restart_keeps_how_long_a_draft_in_the_outbox_has_waited(tmp_path: Path) -> None:
+    """The label door's wait (a draft still typed in the Outbox) is kept in the ledger too."""
+    door = Door(tmp_path, settle=60)
+    raw = draft("Sepsis papers", QUESTION)
+    door.server.put(OUTBOX, raw, ("\\Draft", "\\Seen"), when=door.at)
+    key = parse_envelope(raw).key
+
+    def take_in(later: float) -> bool:
+        door.at += timedelta(seconds=later)
+        asyncio.run(take_in_outbox(door.world))
+        return door.world.ledger.get(key) is not None
+
+    assert not take_in(1)  # first seen
+    assert not take_in(40)
+    door.world.outbox_drafts.clear()  # a restart: a new World
+    assert not take_in(10)  # 50 s: not earlier
+    assert take_in(11)  # 61 s since it was first seen
+    door.world.ledger.close()

@@ -49,7 +49,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     A draft still being typed (``\\Draft``: Gmail's label door) waits to settle first (:mod:`doors.autosaves`);
     returns when it will have (None: nothing waits)."""
     folder = world.folders.outbox
-    _, uids = await world.imap(world.mailbox.uids, folder)
+    validity, uids = await world.imap(world.mailbox.uids, folder)
     known = world.ledger.in_folder(folder)
     fresh = [uid for uid in uids if uid not in known]
     if not fresh:
@@ -58,7 +58,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
     drafted: set[str] = set()
-    infos, older, wake = autosaves.settled(world, await world.imap(world.mailbox.headers, folder, fresh))
+    infos, older, wake = autosaves.settled(world, validity, await world.imap(world.mailbox.headers, folder, fresh))
     for info in older:
         await _refuse(
             world, info, parse_envelope(info.headers), "a newer save of this draft is in the Outbox: that one goes"

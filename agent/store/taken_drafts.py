@@ -14,6 +14,8 @@
   (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts;
   ``draft changed while away`` (the same) once the student was told such a draft changed while the agent was
   stopped (:mod:`agent.reconcile.doors.flag_baseline`).
+- ``draft flagged since`` (``meta``, per account and UIDVALIDITY): when each flagged draft was first seen flagged,
+  so that its settle wait survives a restart.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ FLAG_CLEARED = "draft flag cleared"
 HANDED_OVER = "draft handed over"
 TOLD_BACK = "draft came back"
 CHANGED_AWAY = "draft changed while away"
+WAITS = "draft flagged since"  # meta key prefix
 
 
 def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
@@ -113,3 +116,20 @@ def told_changed(ledger: Ledger, account: str, validity: int) -> set[int]:
 
 def tell_changed(ledger: Ledger, account: str, validity: int, uid: int) -> None:
     ledger.log(CHANGED_AWAY, message=f"{account}:{validity}", detail=str(uid))
+
+
+def waits(ledger: Ledger, where: str) -> dict[int, datetime]:
+    """{UID: when first seen flagged} of the drafts waiting out their settle time in ``where`` (account and
+    UIDVALIDITY), as the last session left them (``meta``): a restart neither starts a wait again nor shortens it."""
+    found: dict[int, datetime] = {}
+    for item in (ledger.meta_value(f"{WAITS} {where}") or "").split(","):
+        uid, _, when = item.partition("=")
+        try:
+            found[int(uid)] = datetime.fromisoformat(when)
+        except ValueError:
+            continue
+    return found
+
+
+def keep_waits(ledger: Ledger, where: str, since: dict[int, datetime]) -> None:
+    ledger.set_meta(f"{WAITS} {where}", ",".join(f"{uid}={at.isoformat()}" for uid, at in sorted(since.items())))

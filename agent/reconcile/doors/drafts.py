@@ -3,6 +3,7 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 
 - It is taken once it has stood flagged and unchanged for ``[drafts] settle`` seconds: mail programs save a draft
   again and again while one types, each save a new message (a new UID), and each save starts the wait afresh.
+  When each wait began is kept in the ledger: a restart neither starts it again nor shortens it.
 - Taking it: its flag (and ``\\Draft``) comes off, then it is MOVEd to the Mentor Outbox, so that it leaves Drafts
   and cannot also be sent from there (and its flag is not read as "send now anyway" in the Outbox). A notice says
   so. The intake does the rest, as for any message in the Outbox.
@@ -92,14 +93,17 @@ class DraftDoor:
         if folder is None:
             return None
         validity, uids = await world.imap(world.mailbox.uids, folder)
+        waits = f"{door_account(world, folder)}:{validity}"
         if validity != self.validity:
-            self.validity, self.flagged_since, self.looked_at, self.alike = validity, {}, set(), {}
+            self.validity, self.looked_at, self.alike = validity, set(), {}
+            self.flagged_since = taken_drafts.waits(world.ledger, waits) if stars else {}
         present = set(uids)
         flagged = set(await world.imap(world.mailbox.flagged, folder)) & present
         fresh = [uid for uid in uids if uid not in self.looked_at]
         wanted = sorted(flagged | set(fresh))
         infos = await world.imap(world.mailbox.headers, folder, wanted) if wanted else []
         now = world.now()
+        waited = dict(self.flagged_since)
         self.flagged_since = {uid: at for uid, at in self.flagged_since.items() if uid in flagged}
         self.looked_at = (self.looked_at & present) | set(fresh)
         self.alike = {uid: alike for uid, alike in self.alike.items() if uid in present}
@@ -126,6 +130,8 @@ class DraftDoor:
                 due.append(since + settle)
                 continue
             await self._take(world, folder, info, envelope)
+        if stars and self.flagged_since != waited:
+            taken_drafts.keep_waits(world.ledger, waits, self.flagged_since)
         return min(due, default=None)
 
     async def _flagged_before_door(self, world: World, folder: str, validity: int, flagged: set[int]) -> set[int]:
