@@ -12,6 +12,7 @@ from typing import Any
 from agent.cli.doors import BY_KEY, CLIENTS, Client, steps_for
 from agent.cli.prompts import Asker
 from agent.config.settings import Settings
+from agent.errors import UserError
 from agent.mail.submission import local_secret
 
 NONE = "none"
@@ -50,7 +51,11 @@ def open_star_door(ask: Asker, settings: Settings, config: Path, *, again: bool)
     from agent.daemon.session import run_step
     from agent.reconcile.doors.star_opening import open_star_door as record
 
-    opened = asyncio.run(run_step(settings, str(config), lambda world: record(world, again=again)))
+    try:
+        opened = asyncio.run(run_step(settings, str(config), lambda world: record(world, again=again)))
+    except UserError as error:  # the account worked a moment ago: the daemon's first pass keeps the baseline then
+        ask.say(f"Could not look at your drafts now ({error}); mentor-agent does when it first runs.")
+        return
     if opened is None or not opened.flagged:
         return
     drafts = "draft to a mentor is" if opened.flagged == 1 else "drafts to a mentor are"

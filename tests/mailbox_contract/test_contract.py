@@ -131,6 +131,20 @@ def test_flagged_is_flagged_and_not_deleted(contract: Contract) -> None:
     assert plain not in box.flagged("Scheduled")
 
 
+def test_modseqs_move_with_a_flag_change_or_are_none_without_condstore(contract: Contract) -> None:
+    box = contract.box
+    uid = appended(box, "Scheduled", message(1))
+    before = box.modseqs("Scheduled", [uid])
+    if before is None:  # no CONDSTORE (the fake, as Microsoft 365): never a guess
+        assert box.modseqs("Scheduled", [uid]) is None
+        return
+    box.set_flags("Scheduled", uid, ["\\Flagged"])
+    box.remove_flags("Scheduled", uid, ["\\Flagged"])
+    after = box.modseqs("Scheduled", [uid])
+    assert after is not None and after[uid] > before[uid]
+    assert box.modseqs("Scheduled", [uid + 1000]) == {}
+
+
 # -- changing ----------------------------------------------------------------------------------------------
 def test_move_puts_exactly_one_copy_in_the_target(contract: Contract) -> None:
     box = contract.box

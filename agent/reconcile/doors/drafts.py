@@ -230,7 +230,7 @@ class DraftDoor:
             return None
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
-            return taken[0][0]  # gone meanwhile: nothing to take; looked at again if it is back
+            return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
         words = word_prints(raw)
         copy_of = next((key for key, kept in taken if kept is None or is_edit(kept, words)), None)
         self.alike[info.uid] = (copy_of, taken[0][0])
