@@ -340,6 +340,9 @@ async def _carry(
         *stored.extra.get("ids", []),
         *(i["message_id"] for i in fresh if i["kind"] in ("request", "cancel")),
     ]
+    cancels = {i["message_id"]: i["uid"] for i in fresh if i["kind"] == "cancel"}
+    if cancels:  # paced as cancellations: at once, never after the meeting (agent.reconcile.cancel_pace)
+        stored.extra["cancels"] = {**stored.extra.get("cancels", {}), **cancels}
     stored.todo = [*stored.todo, *fresh]
     stored.open = _still_open(store, stored, now)
     store.save(stored, message_ids)
