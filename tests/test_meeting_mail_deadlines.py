@@ -144,3 +144,51 @@ def test_a_cancel_goes_at_once_whatever_the_pace() -> None:
     start = datetime(2026, 3, 12, 15, tzinfo=UTC)
     assert update_send_by(start, timedelta(hours=48), timedelta(hours=24)) == start - timedelta(hours=12)
     assert update_send_by(start, timedelta(hours=1), timedelta(hours=24)) == start - timedelta(hours=1)
+
+
+@pytest.fixture
+def two_holds(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Desk]:
+    """Two times offered at once ("holds"); two e-mails awaiting her answer hold anything more (max_unanswered)."""
+    made = make(tmp_path, smtp_server, strategy="holds", proposals=2, timeout="3d", max_unanswered=2)
+    desk = next(made)
+    desk.now = chicago_noon(1, desk.now)
+    desk.propose(topic="Residency")
+    desk.settle()
+    assert methods(desk) == ["REQUEST", "REQUEST"]
+    yield desk
+    next(made, None)
+
+
+def test_a_cancel_is_not_held_by_the_pace(two_holds: Desk) -> None:
+    """She accepts one time: the CANCEL of the other goes at once, though two e-mails still await her answer."""
+    desk = two_holds
+    accepted, other = [uid for _, uid, _ in desk.invitations()]
+    desk.reply(accepted, "ACCEPTED")
+    desk.settle()
+    assert methods(desk) == ["REQUEST", "REQUEST", "CANCEL"], desk.notices()
+    assert desk.invitations()[2][1] == other
+    assert desk.subjects("Scheduled") == [] and desk.subjects(OUTBOX) == []
+
+
+def test_a_cancel_never_leaves_after_its_meeting_began(two_holds: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claimed, then a crash; the agent is back after the meeting it calls off began: not sent, the student told."""
+    desk = two_holds
+    accepted, other = [uid for _, uid, _ in desk.invitations()]
+    start = next(s for u, s in desk.world.ledger.db.execute("SELECT uid, start FROM meetings") if u == other)
+
+    def crash(name: str) -> None:
+        if name == "claimed":
+            raise Killed(name)
+
+    monkeypatch.setattr(delivery, "crash_point", crash)
+    desk.reply(accepted, "ACCEPTED")
+    with pytest.raises(Killed):
+        desk.settle()
+    monkeypatch.undo()
+    assert desk.subjects("Sending"), "claimed, never handed to SMTP"
+    desk.now = datetime.fromisoformat(start) + timedelta(minutes=5)
+    desk.restart()
+    desk.settle()
+    assert methods(desk) == ["REQUEST", "REQUEST"]
+    assert desk.subjects("Sending") == []
+    assert desk.notices("Cancellation not sent"), desk.notices()
