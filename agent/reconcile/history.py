@@ -22,6 +22,7 @@ from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 
 log = logging.getLogger("mentor_agent.history")
+MEETING_REQUEST = "meeting request"  # logged about a "[meeting]" request as the meeting desk files it
 LOOK_BACK = timedelta(days=35)
 RETRY_UNMATCHED = timedelta(days=1)  # how long a reply of hers that matches nothing yet is looked at again
 
@@ -76,6 +77,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue
+        if world.ledger.logged(MEETING_REQUEST, envelope.key):
+            continue  # a "[meeting]" request the desk filed here: it became an invitation, never went itself
         recipients = envelope.to + envelope.cc + envelope.bcc
         mentors = {p.id: p for p in map(world.book.for_address, recipients) if p}
         at = envelope.date or info.internaldate

@@ -42,7 +42,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
-from agent.reconcile.history import Seen, new_headers
+from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
 from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
 from agent.rules.envelope import (
@@ -609,6 +609,10 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
         )
         offered = bool(proposal.offered)
     target = folders.sent if offered else folders.needs_attention
+    # Logged before it is filed: scan_sent must never count the request in Sent as mail she received.
+    world.ledger.log(
+        MEETING_REQUEST, mentor=mentor.id, message=envelope.key, detail="invitation" if offered else "no time"
+    )
     try:
         new_uid = await world.imap(world.mailbox.move, folders.outbox, info.uid, target)
     except MessageGone:
@@ -632,9 +636,6 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
             ],
             about=envelope.message_id,
         )
-    world.ledger.log(
-        "meeting request", mentor=mentor.id, message=envelope.key, detail="invitation" if offered else "no time"
-    )
     return True
 
 
