@@ -45,6 +45,7 @@ from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
 from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import (
     MEETING_TAG,
     Envelope,
@@ -109,7 +110,7 @@ class Proposal:
 
 def _party(world: World) -> Party:
     student = world.settings.student
-    return Party(student.name, student.address.strip().lower())
+    return Party(student.name, normal_address(student.address))
 
 
 def _both(slot: Slot, loaded: LoadedPolicy | Round, student_zone: Any) -> str:
