@@ -23,6 +23,7 @@ from agent.mail.session import MessageGone
 from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
+from agent.reconcile.digest_delivery import is_split_rest
 from agent.reconcile.doors import autosaves
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
@@ -414,7 +415,7 @@ async def _carry_out_for(
     history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
     engine = Engine(loaded.policy, history)
     queue = sorted(
-        (Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
+        (Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced, is_split_rest(r)) for r in rows),
         key=lambda q: q.arrived,
     )
     by_key = {r.key: r for r in rows}
