@@ -103,6 +103,21 @@ def test_an_agenda_update_held_past_its_deadline_is_not_sent_and_its_questions_g
     assert methods(desk) == ["REQUEST", ""], "the question as the follow-up, never the late update"
 
 
+def test_an_agenda_update_of_a_meeting_she_declined_meanwhile_is_not_sent(awaited: tuple[Desk, datetime]) -> None:
+    desk, start = awaited
+    desk.now = start - timedelta(hours=20)
+    desk.server.put(OUTBOX, mail("Which elective first?"))
+    settle(desk)
+    assert "On the agenda of your meeting" in " ".join(desk.notices()), desk.notices()
+    uid = next(iter(desk.statuses()))
+    desk.reply(uid, "DECLINED", start=start, end=start + timedelta(minutes=30))
+    settle(desk)
+    desk.later(timedelta(days=8))  # no answer to the e-mails: the one follow-up may go
+    settle(desk)
+    assert "REQUEST" not in methods(desk)[1:], "never an invitation again for a meeting she declined"
+    assert "no longer agreed" in told(desk), told(desk)
+
+
 def test_an_agenda_update_left_claimed_is_not_sent_after_its_deadline(
     one_a_day: tuple[Desk, datetime], monkeypatch: pytest.MonkeyPatch
 ) -> None:

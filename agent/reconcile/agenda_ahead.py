@@ -27,7 +27,7 @@ from agent.reconcile.meeting_desk import flush
 from agent.rules import agenda
 from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.localtime import after, describe
-from agent.rules.meeting_deadlines import LATE_UPDATE
+from agent.rules.meeting_deadlines import LATE_UPDATE, OFF_UPDATE
 from agent.rules.meetings import Offer
 from agent.rules.policy import LoadedPolicy
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, Row
@@ -102,6 +102,8 @@ def _why_not_gone(world: World, message_id: str) -> str:
     row = world.ledger.get(key) if key else None
     if row is not None and row.detail == LATE_UPDATE:  # agent.reconcile.invite_deadline took it back
         return "the updated meeting invitation could not leave in time before the meeting (the e-mail pace held it)"
+    if row is not None and row.detail == OFF_UPDATE:
+        return "the meeting is no longer agreed, so its updated invitation was not sent"
     return "the updated meeting invitation did not go out"
 
 

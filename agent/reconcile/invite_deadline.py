@@ -31,7 +31,7 @@ from datetime import datetime
 from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import retract, withdraw_unsent
 from agent.rules.localtime import describe
-from agent.rules.meeting_deadlines import LATE_CANCEL, LATE_UPDATE, cancel_send_by, update_send_by
+from agent.rules.meeting_deadlines import LATE_CANCEL, LATE_UPDATE, OFF_UPDATE, cancel_send_by, update_send_by
 from agent.rules.meetings import send_by
 from agent.rules.pacing import UNANSWERED, Decision
 from agent.store.ledger import Row
@@ -109,7 +109,7 @@ async def _update_late(world: World, about: About | None, row: Row, leaves: date
         leaves.isoformat(timespec="minutes"),
         "for a meeting no longer agreed" if deadline is None else f"after {deadline.isoformat(timespec='minutes')}",
     )
-    await retract(world, row.message_id, LATE_UPDATE)
+    await retract(world, row.message_id, LATE_UPDATE if deadline is not None else OFF_UPDATE)
     return True
 
 
@@ -144,13 +144,11 @@ async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
     its folder; an offer still planned is withdrawn (the student told, a next time offered if the round does that)."""
     store = MeetingStore(world.ledger)
     stopped: set[str] = set()
-    ours = store.invite_ids() if rows else set()
+    ours = store.invite_ids() if rows else set()  # every REQUEST, update and CANCEL the desk appended
     for row in rows:
-        if row.message_id not in ours:
-            continue  # none of the desk's invitations
         found = store.offer_of_request(row.message_id)
         if found is None:  # not an offer's first invitation: an agenda update, a CANCEL, or none of these
-            about = store.about_meeting(row.message_id)
+            about = store.about_meeting(row.message_id) if row.message_id in ours else None
             if await _update_late(world, about, row, now) or await _cancel_late(world, about, row, now):
                 stopped.add(row.key)
             continue

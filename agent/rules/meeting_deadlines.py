@@ -25,6 +25,7 @@ from agent.rules.windows import WeeklySchedule
 # The ledger detail of an update or a CANCEL taken back because it could not leave in time.
 LATE_UPDATE = "taken back: the updated invitation could not leave in time before the meeting"
 LATE_CANCEL = "taken back: the cancellation could not leave before the meeting began"
+OFF_UPDATE = "taken back: the meeting it updates is no longer agreed"
 
 
 def update_send_by(start: datetime, min_notice: timedelta, agenda_ahead: timedelta) -> datetime:
