@@ -52,10 +52,11 @@ async def withdraw_late(
     for decision in decisions:
         row = by_key.get(decision.id)
         found = planned.get(row.message_id) if row is not None else None
-        if row is None or row.message_id not in ours:
+        if row is None:
             continue
-        if found is None:
-            if await _update_late(world, store.about_meeting(row.message_id), row, _leaves(decision, now)):
+        if found is None:  # not a planned offer's REQUEST: perhaps an agenda update
+            about = store.about_meeting(row.message_id) if row.message_id in ours else None
+            if await _update_late(world, about, row, _leaves(decision, now)):
                 late.append(row)
             continue
         stored = store.load(found[0])
@@ -131,7 +132,7 @@ async def _cancel_late(world: World, about: About | None, row: Row, now: datetim
             f"The cancellation of the meeting time offered to {name} for {when} could not leave before that time "
             "(the agent was stopped, or the mail server held it). It was not sent: a cancellation after the start "
             "only confuses.",
-            f"Her calendar may still show the offer: if she might come, write to {name} yourself.",
+            f"The offer may still show in {name}'s calendar: if {name} might come, write yourself.",
         ],
         about=row.message_id,
     )
@@ -141,7 +142,8 @@ async def _cancel_late(world: World, about: About | None, row: Row, now: datetim
 async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
     """The keys among ``rows`` (about to be handed to SMTP) of REQUESTs that must not go: their offer is no longer
     ``planned`` (withdrawn, called off), or ``now`` is past its start less ``min_notice``. Each is taken back from
-    its folder; an offer still planned is withdrawn (the student told, a next time offered if the round does that)."""
+    its folder; an offer still planned is withdrawn (the student told, a next time offered if the round does that).
+    So are agenda updates past their deadline (or of a meeting no longer agreed) and CANCELs after the start."""
     store = MeetingStore(world.ledger)
     stopped: set[str] = set()
     ours = store.invite_ids() if rows else set()  # every REQUEST, update and CANCEL the desk appended
