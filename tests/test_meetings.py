@@ -36,6 +36,7 @@ from agent.rules.meetings import (
 )
 from agent.rules.policy import MeetingRules
 from agent.rules.slots import find_slots
+from tests.agent_process import parse as parse_message
 
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -400,6 +401,29 @@ def test_propose_dry_run_writes_parseable_invites(tmp_path: Path) -> None:
     parsed = [parse_itip(f.read_bytes())[0] for f in files]
     assert {p.method for p in parsed} == {"REQUEST"} and len({p.uid for p in parsed}) == 2
     assert all(p.attendee == "c.okafor@nhs.example.uk" for p in parsed)
+
+
+def test_a_dry_run_writes_the_students_address_as_the_daemon_does(tmp_path: Path) -> None:
+    """``--student-address`` in any spelling (case, a Unicode domain, a root dot) is the one address the daemon
+    would use (normal_address): the ORGANIZER and the Message-ID's domain in ASCII, as what it sends."""
+    result = run(
+        "propose",
+        str(POLICIES / "okafor.toml"),
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--now",
+        "2026-03-02T09:00+00:00",
+        "--student-address",
+        " Juergen@UNI-Bücher.Example. ",
+        "--student-tz",
+        "Europe/Berlin",
+    )
+    assert result.exit_code == 0, result.output
+    for written in sorted(tmp_path.glob("*.eml")):
+        (parsed,) = parse_itip(written.read_bytes())
+        assert parsed.organizer == "juergen@xn--uni-bcher-u9a.example", parsed.organizer
+        assert str(parse_message(written.read_bytes())["Message-ID"]).endswith("@xn--uni-bcher-u9a.example>")
 
 
 def test_her_answer_from_her_domain_spelled_in_unicode_is_hers() -> None:

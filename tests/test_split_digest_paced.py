@@ -24,7 +24,7 @@ from agent.reconcile.intake import carry_out
 from agent.rules.policy import PolicyBook, load_policies
 from agent.store.ledger import DONE, SCHEDULED
 from agent.store.status import collect
-from tests.agent_process import MENTOR, policy_text
+from tests.agent_process import MENTOR, parse, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_split_digest_rest import Paced, run
 
@@ -113,6 +113,29 @@ def test_a_split_release_never_breaks_the_day_limit_or_the_gap(clocked: Clocked)
     ledger = clocked.world.ledger
     assert [(row.state if row else None) for row in map(ledger.get, [first, *waiting])] == [DONE] * 5
     assert sorted(clocked.subjects("Scheduled")) == []
+
+
+def test_the_rest_of_a_split_release_is_never_said_to_go_in_one_digest(clocked: Clocked) -> None:
+    """The rest waits for room: it is still too big for one e-mail, so its reason (and the notice) says several."""
+    clocked.add("First", 500, START - timedelta(hours=1))
+    clocked.drive(START + timedelta(minutes=1))
+    waiting = [
+        clocked.add("Big one", 80_000, START + timedelta(seconds=1)),
+        clocked.add("Big two", 80_000, START + timedelta(seconds=2)),
+        clocked.add("Huge", 400_000, START + timedelta(seconds=3)),
+        clocked.add("Small", 500, START + timedelta(seconds=4)),
+    ]
+    clocked.drive(START + timedelta(hours=2))
+    rest = [row for row in map(clocked.world.ledger.get, waiting) if row and row.state == SCHEDULED]
+    assert len(rest) > 1, rest
+    for row in rest:
+        assert "in one digest" not in row.reason and "several e-mails" in row.reason, row.reason
+    told = [
+        " ".join(str(m.get_content()).split())
+        for m in map(parse, clocked.server.messages("INBOX").values())
+        if m["X-Mentor-Agent"] == "notice"
+    ]
+    assert any("several e-mails" in text for text in told), told
 
 
 def signed_inside(subject: str) -> bytes:

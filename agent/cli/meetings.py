@@ -23,6 +23,7 @@ from agent.calendars.busy import Interval, load_busy
 from agent.cli.support import friendly, policy_path
 from agent.config.settings import Settings, default_config_path, load_settings
 from agent.errors import Problem, UserError
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.invites import Meeting, Party, build_request, describe_slot
 from agent.rules.localtime import zone_named
@@ -210,7 +211,7 @@ def propose_command(
     now = _now(now_text)
     slots = _find(loaded, now, settings, busy_sources, None, student_zone)
     mentor = Party(loaded.policy.mentor.name, loaded.policy.mentor.addresses[0])
-    student_party = Party(student_name, student_address.strip().lower())
+    student_party = Party(student_name, normal_address(student_address))
     domain = domain_of(student_party.address)
     _, actions = start_round(
         rules,

@@ -27,6 +27,7 @@ from agent.reconcile.meeting_desk import flush
 from agent.rules import agenda
 from agent.rules.envelope import domain_of, new_message_id
 from agent.rules.localtime import after, describe
+from agent.rules.meeting_deadlines import LATE_UPDATE, OFF_UPDATE
 from agent.rules.meetings import Offer
 from agent.rules.policy import LoadedPolicy
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, Row
@@ -78,10 +79,9 @@ async def follow(
             await file_questions(world, loaded, rows, update["message_id"])
             changed = True
         elif known is not None and known[0] in (CANCELLED, ATTENTION):
-            release(world, rows, "the updated meeting invitation did not go out")
-            title, lines = agenda.released_lines(
-                loaded.name, [r.subject for r in rows], "the updated meeting invitation did not go out"
-            )
+            why = _why_not_gone(world, update["message_id"])
+            release(world, rows, why)
+            title, lines = agenda.released_lines(loaded.name, [r.subject for r in rows], why)
             await world.notify(title, lines, about=rows[0].message_id)
             changed = True
     fresh = [r for r in members if r.key not in listed]
@@ -95,6 +95,16 @@ async def follow(
         return changed, due
     await _send_update(world, store, loaded, stored, offer, fresh)
     return True, None
+
+
+def _why_not_gone(world: World, message_id: str) -> str:
+    key = world.ledger.key_of(message_id, CANCELLED)
+    row = world.ledger.get(key) if key else None
+    if row is not None and row.detail == LATE_UPDATE:  # agent.reconcile.invite_deadline took it back
+        return "the updated meeting invitation could not leave in time before the meeting (the e-mail pace held it)"
+    if row is not None and row.detail == OFF_UPDATE:
+        return "the meeting is no longer agreed, so its updated invitation was not sent"
+    return "the updated meeting invitation did not go out"
 
 
 def _requeue(world: World, rows: Sequence[Row]) -> None:
@@ -126,7 +136,7 @@ async def _send_update(
     stored.extra["ids"] = [*stored.extra.get("ids", []), message_id]
     stored.extra["agenda_updates"] = [
         *stored.extra.get("agenda_updates", []),
-        {"message_id": message_id, "keys": [r.key for r in fresh]},
+        {"message_id": message_id, "keys": [r.key for r in fresh], "uid": offer.uid},
     ]
     store.save(stored)  # one transaction: the update, what it lists and the todo that appends it
     await flush(world, store, stored, [str(item["id"])])

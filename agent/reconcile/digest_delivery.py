@@ -294,6 +294,12 @@ def split_notice(
 _NO_ROOM = "not sent yet: each e-mail of a split digest counts, and the mentor's rules allow no more now"
 
 
+def is_split_rest(row: Row) -> bool:
+    """Whether ``row`` went back to Scheduled as the rest of a digest too big for one e-mail (it waits for room):
+    the planner must not tell the student it goes "in one digest"."""
+    return row.detail == _NO_ROOM
+
+
 async def compose_release(
     world: World, raws: list[tuple[Row, bytes]], follow_up: bool
 ) -> tuple[list[Prepared], list[str], list[Row]]:

@@ -17,11 +17,13 @@ from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unknown_address
+from agent.rules.addresses import normal_address
 from agent.rules.answer_kind import classify
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 
 log = logging.getLogger("mentor_agent.history")
+MEETING_REQUEST = "meeting request"  # logged about a "[meeting]" request as the meeting desk files it
 LOOK_BACK = timedelta(days=35)
 RETRY_UNMATCHED = timedelta(days=1)  # how long a reply of hers that matches nothing yet is looked at again
 
@@ -76,6 +78,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue
+        if world.ledger.logged(MEETING_REQUEST, envelope.key):
+            continue  # a "[meeting]" request the desk filed here: it became an invitation, never went itself
         recipients = envelope.to + envelope.cc + envelope.bcc
         mentors = {p.id: p for p in map(world.book.for_address, recipients) if p}
         at = envelope.date or info.internaldate
@@ -180,8 +184,8 @@ def _young(world: World, info: HeaderInfo, envelope: Envelope) -> bool:
 
 def _written_to(addresses: tuple[str, ...], recipients: tuple[str, ...]) -> tuple[str, ...]:
     """Her addresses the message was written to (all of them when none is named as written)."""
-    named = {a.lower() for a in recipients}
-    return tuple(a for a in addresses if a.lower() in named) or addresses
+    named = {normal_address(a) for a in recipients}
+    return tuple(a for a in addresses if normal_address(a) in named) or addresses
 
 
 def _received_by(owner: tuple[str, frozenset[str]], mentor_id: str, addresses: tuple[str, ...]) -> bool:

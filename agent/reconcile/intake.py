@@ -3,7 +3,7 @@
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
 
-Why one module of ~480 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
+Why one module of ~550 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
 one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
 left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
 machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`, the start's folder check
@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile import agenda_desk, invite_deadline
+from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
+from agent.reconcile.digest_delivery import is_split_rest
 from agent.reconcile.doors import autosaves
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
@@ -414,10 +415,13 @@ async def _carry_out_for(
     history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
     engine = Engine(loaded.policy, history)
     queue = sorted(
-        (Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced) for r in rows),
+        (Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced, is_split_rest(r)) for r in rows),
         key=lambda q: q.arrived,
     )
     by_key = {r.key: r for r in rows}
+    starts = cancel_pace.cancels(world, rows)  # a CANCEL: at once, on its own, never paced as one more e-mail
+    if starts:
+        return await _cancels_first(world, loaded, rows, starts, now)
     tagged = agenda_desk.tagged(loaded, rows)  # "[agenda]" in the subject: the student's own choice
     if tagged:
         back = await agenda_desk.hold(world, loaded, tagged)  # those only valid as written come back: e-mail
@@ -462,6 +466,25 @@ async def _carry_out_for(
             wake = at
     await _schedule(world, loaded, holds)
     return None, wake
+
+
+async def _cancels_first(
+    world: World, loaded: LoadedPolicy, rows: list[Row], starts: dict[str, datetime], now: datetime
+) -> tuple[Item | None, datetime | None]:
+    """A CANCEL due now goes alone; those waiting for her sending hours are scheduled; the rest as usual."""
+    cancelling = [r for r in rows if r.key in starts]
+    decisions = cancel_pace.plan(loaded, cancelling, starts, now)
+    due = next((d for d in decisions if d.due(now)), None)
+    if due is not None:
+        row = next(r for r in cancelling if r.key == due.id)
+        log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, due.reason)
+        publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", due.reason))
+        return Item([row]), now
+    await _schedule(world, loaded, [_Hold(r, d, []) for d in decisions for r in cancelling if r.key == d.id])
+    soonest = min((d.at for d in decisions if d.at is not None), default=None)
+    rest = [r for r in rows if r.key not in starts]
+    item, wake = await _carry_out_for(world, loaded, rest, now) if rest else (None, None)
+    return item, min((t for t in (wake, soonest) if t is not None), default=None)
 
 
 async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> None:

@@ -42,9 +42,10 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
-from agent.reconcile.history import Seen, new_headers
+from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
 from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import (
     MEETING_TAG,
     Envelope,
@@ -109,7 +110,7 @@ class Proposal:
 
 def _party(world: World) -> Party:
     student = world.settings.student
-    return Party(student.name, student.address.strip().lower())
+    return Party(student.name, normal_address(student.address))
 
 
 def _both(slot: Slot, loaded: LoadedPolicy | Round, student_zone: Any) -> str:
@@ -340,6 +341,9 @@ async def _carry(
         *stored.extra.get("ids", []),
         *(i["message_id"] for i in fresh if i["kind"] in ("request", "cancel")),
     ]
+    cancels = {i["message_id"]: i["uid"] for i in fresh if i["kind"] == "cancel"}
+    if cancels:  # paced as cancellations: at once, never after the meeting (agent.reconcile.cancel_pace)
+        stored.extra["cancels"] = {**stored.extra.get("cancels", {}), **cancels}
     stored.todo = [*stored.todo, *fresh]
     stored.open = _still_open(store, stored, now)
     store.save(stored, message_ids)
@@ -606,6 +610,10 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
         )
         offered = bool(proposal.offered)
     target = folders.sent if offered else folders.needs_attention
+    # Logged before it is filed: scan_sent must never count the request in Sent as mail she received.
+    world.ledger.log(
+        MEETING_REQUEST, mentor=mentor.id, message=envelope.key, detail="invitation" if offered else "no time"
+    )
     try:
         new_uid = await world.imap(world.mailbox.move, folders.outbox, info.uid, target)
     except MessageGone:
@@ -629,9 +637,6 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
             ],
             about=envelope.message_id,
         )
-    world.ledger.log(
-        "meeting request", mentor=mentor.id, message=envelope.key, detail="invitation" if offered else "no time"
-    )
     return True
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.reconcile.context import World
 from agent.reconcile.keep_clear import keep_clear
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope, domain_of, new_message_id
 from agent.rules.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid
 from agent.rules.policy import LoadedPolicy
@@ -139,7 +140,7 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
 
 
 def _problem(world: World, item: ItipObject, envelope: Envelope, auth: str | None, stored: Stored) -> str | None:
-    student = world.settings.student.address.strip().lower()
+    student = normal_address(world.settings.student.address)
     if envelope.sender != student:
         return f"sent from {envelope.sender or 'no address'}, not from the student"
     if item.attendee != student:

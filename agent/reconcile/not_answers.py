@@ -17,6 +17,7 @@ from typing import Literal
 
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
+from agent.rules.addresses import normal_address
 from agent.rules.agreement import pronouns
 from agent.rules.answer_kind import DeliveryReport, Recipient, read_delivery_report
 from agent.rules.envelope import Envelope
@@ -104,14 +105,16 @@ async def read_bounce(world: World, info: HeaderInfo, ours: Owners, reports: Rep
 
 def _hers(recipient: Recipient, addresses: frozenset[str]) -> str:
     """The address of hers the student wrote to (before a forward), else the one the report names."""
-    return recipient.original if recipient.original and recipient.original in addresses else recipient.address
+    if recipient.original and normal_address(recipient.original) in addresses:
+        return recipient.original
+    return recipient.address
 
 
 async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -> None:
     """Once per address: a reply to one of the mentors' messages came from an address not in her policy."""
     sender = envelope.sender
     items = [ref for ref in envelope.references if ref in ours]
-    if not items or not sender or sender == world.settings.student.address.lower():
+    if not items or not sender or sender == normal_address(world.settings.student.address):
         return
     loaded = world.book.by_id.get(ours[items[0]][0])
     if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, sender):

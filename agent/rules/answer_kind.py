@@ -21,6 +21,7 @@ from email.parser import BytesHeaderParser, BytesParser, HeaderParser
 from email.utils import getaddresses
 from typing import Literal
 
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import message_ids, split_head
 from agent.rules.mimetext import decode_bytes, header_text
 
@@ -70,8 +71,10 @@ class Recipient:
 
     def names(self, addresses: Iterable[str]) -> bool:
         """Whether this recipient is one of ``addresses`` (as delivered, or as she was written to)."""
-        wanted = {a.lower() for a in addresses}
-        return self.address in wanted or (bool(self.original) and self.original in wanted)
+        wanted = {normal_address(a) for a in addresses}
+        return normal_address(self.address) in wanted or (
+            bool(self.original) and normal_address(self.original) in wanted
+        )
 
 
 @dataclass(frozen=True)

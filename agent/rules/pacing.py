@@ -64,6 +64,7 @@ class Queued:
     standalone: bool = False  # continues a mentor's thread: never folded into a digest
     group: str = ""  # digest compatibility (same recipients); only equal groups share a digest
     forced: bool = False  # the student asked to send it now anyway (flagged): goes now, still counted
+    split: bool = False  # the rest of a digest too big for one e-mail: it goes as several again (each counted)
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ class Engine:
                     if not (q.standalone or q.forced or q.id in taken) and q.group == head.group
                 ]
                 taken.update(q.id for q in group)
-            shared = self.decide_group(head, len(group), previous, now)
+            shared = self.decide_group(head, len(group), previous, now, split=any(q.split for q in group))
             at, follow_up = shared.at, shared.follow_up
             yield [Decision(q.id, at, shared.reason, shared.rule, shared.digest, follow_up) for q in group]
             if at is None:
@@ -368,19 +369,24 @@ class Engine:
             self.ledger.record(SentItem(at, tuple(q.id for q in group), follow_up))
             previous = at
 
-    def decide_group(self, head: Queued, size: int, previous: datetime, now: datetime) -> Decision:
+    def decide_group(
+        self, head: Queued, size: int, previous: datetime, now: datetime, *, split: bool = False
+    ) -> Decision:
         """The decision shared by the ``size`` messages that go with ``head`` (its ``id`` is the head's): the
-        earliest time at or after ``previous``, and why. ``now`` and ``previous`` are UTC instants."""
+        earliest time at or after ``previous``, and why. ``now`` and ``previous`` are UTC instants. ``split``: some
+        of them are the rest of a digest too big for one e-mail (the reason must not promise one)."""
         at, blocked, follow_up = self.earliest(previous, now)
         digest = f"digest-{head.id}" if size > 1 else None
-        reason = self._reason(blocked, at, follow_up, size, now)
+        reason = self._reason(blocked, at, follow_up, size, now, split=split)
         if self.rules.over_limit == "batch" and head.standalone and blocked is not None:
             reason += "; it answers the mentor's own message, so it goes on its own to stay in that thread"
         return Decision(head.id, at, reason, blocked.rule if blocked else None, digest, follow_up)
 
     # -- reasons a person can read -----------------------------------------------------------------------------
 
-    def _reason(self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, size: int, now: datetime) -> str:
+    def _reason(
+        self, blocked: _Blocked | None, at: datetime | None, follow_up: bool, size: int, now: datetime, *, split: bool
+    ) -> str:
         name = self.policy.mentor.name
         rules = self.rules
         follows_up = follow_up and at is not None and (blocked is None or blocked.rule != UNANSWERED)
@@ -411,6 +417,11 @@ class Engine:
         # Nothing blocks it, yet it can wait: for the messages planned before it (first in, first out).
         behind = ", after the message(s) before it" if blocked is None and at > now else ""
         when = "now" if blocked is None and not behind else describe(at, self.zone)
+        if size > 1 and split:
+            return (
+                f"{why}; goes {when}{behind} as the rest of a digest too big for one e-mail: {size} messages in "
+                "several e-mails ([digest] max_bytes), each one counted, so some may wait longer"
+            )
         if size > 1:
             return f"{why}; goes {when}{behind} in one digest of {size} messages"
         if blocked is None and not behind:

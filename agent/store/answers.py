@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from agent.rules.addresses import normal_address
 from agent.store.ledger import Ledger
 
 BOUNCED = "bounced"  # log.message: the item's Message-ID; detail: the server's words
@@ -58,7 +59,7 @@ def recipients_of(ledger: Ledger, item: str) -> set[str]:
     """Every address the student wrote the message(s) of ``item`` to (empty when it went without the agent)."""
     found: set[str] = set()
     for (packed,) in ledger.db.execute("SELECT recipients FROM messages WHERE message_id = ? OR item = ?", (item,) * 2):
-        found.update(str(address).lower() for address in json.loads(packed))
+        found.update(normal_address(str(address)) for address in json.loads(packed))
     return found
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.rules.addresses import normal_address
 from agent.rules.pacing import History, Reply, SentItem
 from agent.store.schema import migrate
 from agent.store.statefiles import boot_id, naming_the_state_dir, private_dir, private_files, tighten
@@ -91,14 +92,14 @@ _COLUMNS = {f.name for f in fields(Row)}
 
 
 def _packed(addresses: Iterable[str]) -> str | None:
-    cleaned = sorted({a.strip().lower() for a in addresses if a.strip()})
+    cleaned = sorted({normal_address(a) for a in addresses if a.strip()})
     return f" {' '.join(cleaned)} " if cleaned else None
 
 
 def _whose(mentor: str, addresses: Iterable[str]) -> tuple[str, list[str]]:
     """SQL condition (and its arguments) for the rows of one mentor: any of her addresses, or, in rows written
     before addresses were kept, her policy id."""
-    wanted = sorted({a.strip().lower() for a in addresses if a.strip()})
+    wanted = sorted({normal_address(a) for a in addresses if a.strip()})
     if not wanted:
         return "mentor = ?", [mentor]  # addresses unknown: by policy id, as before schema 3
     clause = "(addresses IS NULL AND mentor = ?)" + "".join(" OR instr(addresses, ?) > 0" for _ in wanted)

@@ -259,6 +259,26 @@ class MeetingStore:
                 (json.dumps(data, ensure_ascii=False), _now(), round_id),
             )
 
+    def about_meeting(self, message_id: str) -> tuple[str, Stored, str] | None:
+        """For an agenda update or a CANCEL we appended (its Message-ID): ("update" or "cancel", its round, the
+        offer's uid); None for anything else (a first REQUEST is :meth:`offer_of_request`'s)."""
+        for round_id, mentor, text, open_flag in self.ledger.db.execute(
+            "SELECT round_id, mentor, state, open FROM rounds"
+        ):
+            extra = json.loads(text).get("extra", {})
+            cancels: dict[str, str] = extra.get("cancels", {})
+            updates = [u for u in extra.get("agenda_updates", []) if u.get("message_id") == message_id]
+            if message_id not in cancels and not updates:
+                continue
+            stored = Stored.of(round_id, mentor, text, open_flag)
+            if message_id in cancels:
+                return "cancel", stored, cancels[message_id]
+            uid = str(updates[0].get("uid") or "")
+            if not uid and stored.state is not None:  # recorded before the uid was kept: its agreed meeting
+                uid = next((o.uid for o in stored.state.offers if o.status == "accepted"), "")
+            return "update", stored, uid
+        return None
+
     def invite_ids(self) -> set[str]:
         """Message-IDs of every invitation and cancellation the desk appended (they are not student mail)."""
         found: set[str] = set()
