@@ -10,6 +10,9 @@ one message in several folders. An autosave replaces the draft while it is still
 old message is expunged from All Mail, which removes every label. A draft taken out of Drafts meanwhile (its Drafts
 label removed, as mentor-agent does when it takes it) is not a draft any more: the next save makes a new draft
 with the window's labels and leaves the old message alone (the copy that "comes back").
+
+On a profile without labels (plain Dovecot, Fastmail) the same window puts a copy in Drafts and one in each
+"label" folder, and an autosave replaces each copy (a mail program that saves into two folders).
 """
 
 from __future__ import annotations
@@ -22,13 +25,11 @@ from tests.servers.providers.fixtures import Stack
 
 __all__ = ["ComposeWindow"]
 
-DRAFTS = "[Gmail]/Drafts"
-
 
 class ComposeWindow:
     def __init__(self, stack: Stack, labels: Sequence[str] = ()) -> None:
-        assert stack.profile.all_mail is not None, "a Gmail profile"
         self.stack = stack
+        self.drafts = next(name for name, use in stack.profile.folders.items() if use == "\\Drafts")
         self.all_mail = stack.profile.all_mail
         self.labels = tuple(labels)
         self.raw: bytes | None = None  # the draft as last saved
@@ -37,19 +38,21 @@ class ComposeWindow:
     def save(self, raw: bytes) -> None:
         """Save the draft (the first time, or an autosave): the new message, then the old one gone if a draft."""
         with self.stack.client() as client:
-            for folder in (DRAFTS, *self.labels):
+            for folder in (self.drafts, *self.labels):
                 client.append(folder, raw, flags=("\\Draft", "\\Seen"))
             old, self.raw = self.raw, raw
             self.saves += 1
-            if old is not None and old != raw and _find(client, DRAFTS, old):
-                _expunge(client, self.all_mail, _find(client, self.all_mail, old))
+            if old is None or old == raw or not _find(client, self.drafts, old):
+                return
+            for folder in [self.all_mail] if self.all_mail else [self.drafts, *self.labels]:
+                _expunge(client, folder, _find(client, folder, old))
 
     def send(self) -> None:
         """Press Send: the message leaves Drafts (its label) and is in Sent Mail (delivery is not emulated)."""
         assert self.raw is not None, "nothing saved"
         with self.stack.client() as client:
             client.append(self.stack.profile.sent, self.raw, flags=("\\Seen",))
-            _expunge(client, DRAFTS, _find(client, DRAFTS, self.raw))
+            _expunge(client, self.drafts, _find(client, self.drafts, self.raw))
             client.select_folder(self.stack.profile.sent)
             client.remove_flags(_find(client, self.stack.profile.sent, self.raw), ["\\Draft"], silent=True)
 

@@ -1,0 +1,105 @@
+"""Issue 22, done when: from each door (an SMTP client, a starred draft, a Gmail-labelled draft) a message to a mentor
+is paced and reaches her exactly once, with exactly one copy in Sent, on the Dovecot and the Gmail profile (Gmail:
+real labels, tests/servers/providers/labels.py; Google's SMTP files each submission in [Gmail]/Sent Mail itself).
+
+Two messages through one door, ``min_gap`` of a few seconds: the first goes, the second is held in Scheduled (with
+its notice), then released."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, eventually, mail, parse, policy_text
+from tests.servers import free_port, wait_for_port
+from tests.servers.providers.compose import ComposeWindow
+from tests.servers.providers.fixtures import provider_dovecots, provider_stack
+from tests.test_provider_daemon import ProviderAgent, behind
+
+__all__ = ["behind", "provider_dovecots", "provider_stack"]  # the fixtures
+pytestmark = pytest.mark.servers
+GAP = 3  # seconds between two messages to the mentor: the second is visibly held
+DOORS = ["msmtp", "star", "label"]
+PROFILES = ["dovecot", "gmail"]
+
+
+def drafts_of(agent: ProviderAgent) -> str:
+    return next(name for name, use in agent.stack.profile.folders.items() if use == "\\Drafts")
+
+
+def open_door(agent: ProviderAgent, door: str) -> Callable[[bytes], None]:
+    """Configure the door (before start); returns how to hand one message over through it (after start)."""
+    if not agent.stack.profile.files_sent:  # "auto" would first wait 5 s to learn that: the gap had passed by then
+        agent.config.write_text(agent.config.read_text().replace('file_in_sent = "auto"', 'file_in_sent = "always"'))
+    with agent.config.open("a") as out:
+        if door == "star":
+            out.write("\n[drafts]\ntake_flagged = true\nsettle = 0.5\n")
+        elif door == "label":
+            out.write("\n[drafts]\nsettle = 0.5\n")
+        else:
+            port = free_port()
+            out.write(f"\n[submission]\nport = {port}\n")
+    if door == "star":
+
+        def star(raw: bytes) -> None:
+            with agent.stack.client() as client:  # through the provider: at Gmail it is in All Mail too
+                client.append(drafts_of(agent), raw, flags=("\\Draft", "\\Seen", "\\Flagged"))
+
+        return star
+    if door == "label":
+        return lambda raw: ComposeWindow(agent.stack, labels=(OUTBOX,)).save(raw)
+    msmtp = shutil.which("msmtp")
+    if msmtp is None:
+        pytest.skip("msmtp is not installed")
+
+    def submit(raw: bytes) -> None:
+        wait_for_port(port)
+        secret = (agent.root / "state" / "submission-password").read_text().strip()
+        rc = agent.root / "msmtprc"
+        rc.write_text(
+            f"host 127.0.0.1\nport {port}\nauth plain\nuser mentor-agent\npassword {secret}\ntls off\nfrom {STUDENT}\n"
+        )
+        rc.chmod(0o600)
+        subprocess.run([msmtp, "-C", str(rc), "-t"], input=raw, check=True, timeout=30)
+
+    return submit
+
+
+def copies(agent: ProviderAgent, folder: str) -> list[str]:
+    """Subjects of the student's messages in ``folder`` (not the agent's notices)."""
+    found = [parse(raw) for raw in agent.dovecot.messages(agent.user, folder).values()]
+    return sorted(str(m["Subject"]) for m in found if m["X-Mentor-Agent"] != "notice")
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("door", DOORS)
+def test_two_messages_through_a_door_are_paced_and_reach_the_mentor_once_with_one_copy_in_sent(
+    behind: Callable[[str], ProviderAgent], door: str, name: str
+) -> None:
+    agent = behind(name)
+    agent.policy(policy_text(min_gap=f"{GAP}s"))
+    hand_over = open_door(agent, door)
+    agent.start()
+    subjects = [f"{door} first", f"{door} second"]
+    for subject in subjects:
+        hand_over(mail(subject))
+    first = agent.smtp.wait_for(1, timeout=15)[0]
+    eventually(lambda: agent.subjects("Scheduled") == [subjects[1]], timeout=10)  # held, visibly
+    received = agent.smtp.wait_for(2, timeout=GAP + 15)
+    assert received[1].received_at - first.received_at >= GAP - 0.5, "paced: not before the gap"
+    assert [r.rcpt_tos for r in received] == [(MENTOR,), (MENTOR,)]
+    eventually(lambda: agent.sent() == sorted(subjects), timeout=15)
+    eventually(lambda: all(agent.folder_raw(f) == {} for f in ("Outbox", "Scheduled", "Sending")), timeout=10)
+    assert copies(agent, drafts_of(agent)) == []
+    notices = [str(n["Subject"]) for n in agent.notices()]
+    assert any(subjects[1] in s for s in notices), notices  # she is told why the second waits
+    time.sleep(1)  # anything sent twice would have gone by now
+    assert sorted(str(parse(r.content)["Subject"]) for r in agent.smtp.messages) == sorted(subjects)
+    assert agent.sent() == sorted(subjects), "exactly one copy each in Sent"
+    if agent.stack.profile.all_mail:  # what the student sees in All Mail: each message once, its sent copy
+        assert copies(agent, agent.stack.profile.all_mail) == sorted(subjects)
+    assert agent.subjects("Needs attention") == []
