@@ -31,15 +31,15 @@ def drafts_of(agent: ProviderAgent) -> str:
     return next(name for name, use in agent.stack.profile.folders.items() if use == "\\Drafts")
 
 
-def open_door(agent: ProviderAgent, door: str) -> Callable[[bytes], None]:
+def open_door(agent: ProviderAgent, door: str, settle: float = 0.5) -> Callable[[bytes], None]:
     """Configure the door (before start); returns how to hand one message over through it (after start)."""
     if not agent.stack.profile.files_sent:  # "auto" would first wait 5 s to learn that: the gap had passed by then
         agent.config.write_text(agent.config.read_text().replace('file_in_sent = "auto"', 'file_in_sent = "always"'))
     with agent.config.open("a") as out:
         if door == "star":
-            out.write("\n[drafts]\ntake_flagged = true\nsettle = 0.5\n")
+            out.write(f"\n[drafts]\ntake_flagged = true\nsettle = {settle}\n")
         elif door == "label":
-            out.write("\n[drafts]\nsettle = 0.5\n")
+            out.write(f"\n[drafts]\nsettle = {settle}\n")
         else:
             port = free_port()
             out.write(f"\n[submission]\nport = {port}\n")
@@ -103,3 +103,64 @@ def test_two_messages_through_a_door_are_paced_and_reach_the_mentor_once_with_on
     if agent.stack.profile.all_mail:  # what the student sees in All Mail: each message once, its sent copy
         assert copies(agent, agent.stack.profile.all_mail) == sorted(subjects)
     assert agent.subjects("Needs attention") == []
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("same_id", [True, False], ids=["same Message-ID", "new Message-ID"])
+def test_a_labelled_draft_saved_again_after_it_was_taken_is_not_sent_twice(
+    behind: Callable[[str], ProviderAgent], name: str, same_id: bool
+) -> None:
+    """The compose window was still open: it saves the draft once more after the agent took it (while it waits in
+    Scheduled), with its labels, so a copy comes back to Drafts and to the Mentor Outbox."""
+    agent = behind(name)
+    agent.policy(policy_text(min_gap=f"{GAP}s"))
+    open_door(agent, "label")
+    agent.start()
+    agent.drop(mail("Earlier today"))
+    agent.smtp.wait_for(1)
+    window = ComposeWindow(agent.stack, labels=(OUTBOX,))
+    raw = mail("Still open in the compose window")
+    window.save(raw)
+    eventually(lambda: agent.subjects("Scheduled") == ["Still open in the compose window"])
+    eventually(lambda: copies(agent, drafts_of(agent)) == [])
+    if same_id:
+        window.save(raw.replace(b"A short question.", b"A short question!"))  # an edit under its Message-ID
+    else:
+        window.save(mail("Still open in the compose window"))  # Gmail gave this save a Message-ID of its own
+    received = agent.smtp.wait_for(2, timeout=GAP + 15)
+    eventually(lambda: agent.sent() == ["Earlier today", "Still open in the compose window"], timeout=15)
+    told = eventually(lambda: [str(n["Subject"]) for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    time.sleep(1.5)  # a second sending would have happened by now
+    assert len(agent.smtp.messages) == 2, [str(parse(r.content)["Subject"]) for r in agent.smtp.messages]
+    assert b"A short question." in received[1].content
+    assert agent.sent() == ["Earlier today", "Still open in the compose window"]
+    assert len(told) == 1, told
+    assert agent.subjects("Needs attention") == ["Still open in the compose window"], "the save that came back"
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Scheduled") == {}
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_a_labelled_draft_still_being_typed_goes_once_as_last_saved(
+    behind: Callable[[str], ProviderAgent], name: str
+) -> None:
+    agent = behind(name)
+    open_door(agent, "label", settle=2)
+    agent.start()
+    window = ComposeWindow(agent.stack, labels=(OUTBOX,))
+    started = time.monotonic()
+    for typed in (
+        "Dear Dr. Rivera,\n\nI wan\n",
+        "Dear Dr. Rivera,\n\nI wanted to ask\n",
+        "Dear Dr. Rivera,\n\nI wanted to ask about the rotation.\n",
+    ):
+        window.save(mail("Still typing", body=typed))  # autosaves, each a new message
+        time.sleep(0.5)
+    received = agent.smtp.wait_for(1)[0]
+    assert time.monotonic() - started >= 2, "not while she was still typing"
+    assert b"about the rotation." in received.content
+    eventually(lambda: agent.sent() == ["Still typing"])
+    eventually(lambda: all(agent.folder_raw(f) == {} for f in ("Outbox", "Scheduled", "Sending")))
+    assert copies(agent, drafts_of(agent)) == []
+    time.sleep(1)
+    assert len(agent.smtp.messages) == 1
+    assert agent.subjects("Needs attention") == [], "the older saves were replaced, not set aside"
