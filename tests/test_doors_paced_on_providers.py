@@ -164,3 +164,41 @@ def test_a_labelled_draft_still_being_typed_goes_once_as_last_saved(
     time.sleep(1)
     assert len(agent.smtp.messages) == 1
     assert agent.subjects("Needs attention") == [], "the older saves were replaced, not set aside"
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("when", ["at once", "late"])
+def test_the_programs_own_sent_copy_leaves_each_message_once_in_sent(
+    behind: Callable[[str], ProviderAgent], name: str, when: str
+) -> None:
+    """Door 1: whatever the SMTP client does with its own Sent copy (files one at once, or late), the student sees
+    each message once: in Scheduled while it waits, in Sent once the mentor has it (at Gmail, once in All Mail)."""
+    agent = behind(name)
+    agent.policy(policy_text(min_gap=f"{GAP}s"))
+    submit = open_door(agent, "msmtp")
+    agent.start()
+    subjects = ["msmtp first", "msmtp held"]
+    held = mail(subjects[1])
+    submit(mail(subjects[0]))
+    submit(held)
+    sent = agent.stack.profile.sent
+
+    def file_own_copy() -> None:
+        with agent.stack.client() as client:  # the program's copy, through the provider (Gmail: in All Mail too)
+            client.append(sent, held, flags=("\\Seen",))
+
+    if when == "at once":
+        file_own_copy()
+        eventually(lambda: agent.subjects("Scheduled") == [subjects[1]])
+        eventually(lambda: subjects[1] not in copies(agent, sent), timeout=10)  # not in Sent while it waits
+    agent.smtp.wait_for(2, timeout=GAP + 15)
+    eventually(lambda: agent.sent() == subjects, timeout=15)
+    if when == "late":
+        file_own_copy()
+        eventually(lambda: copies(agent, sent).count(subjects[1]) == 2)
+        eventually(lambda: agent.sent() == subjects, timeout=15)
+    time.sleep(1.5)
+    assert agent.sent() == subjects, "one copy each in Sent"
+    assert len(agent.smtp.messages) == 2
+    if agent.stack.profile.all_mail:
+        assert copies(agent, agent.stack.profile.all_mail) == subjects, "each once in All Mail too"
