@@ -103,6 +103,9 @@ def test_two_messages_through_a_door_are_paced_and_reach_the_mentor_once_with_on
     if agent.stack.profile.all_mail:  # what the student sees in All Mail: each message once, its sent copy
         assert copies(agent, agent.stack.profile.all_mail) == sorted(subjects)
     assert agent.subjects("Needs attention") == []
+    if door == "label" and agent.stack.profile.unlabelled:  # left Drafts on purpose, not as a side effect of Trash
+        removed = [d for kind, d in agent.stack.proxy.events if kind == "label removed"]
+        assert len(removed) == 2 and all(d.startswith(f"{drafts_of(agent)}:") for d in removed), removed
 
 
 @pytest.mark.parametrize("name", PROFILES)
