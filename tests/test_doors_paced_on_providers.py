@@ -116,7 +116,7 @@ def test_a_labelled_draft_saved_again_after_it_was_taken_is_not_sent_twice(
     """The compose window was still open: it saves the draft once more after the agent took it (while it waits in
     Scheduled), with its labels, so a copy comes back to Drafts and to the Mentor Outbox."""
     agent = behind(name)
-    agent.policy(policy_text(min_gap=f"{GAP}s"))
+    agent.policy(policy_text(min_gap="1h"))  # it waits until she says "send now" (a flag in Scheduled)
     open_door(agent, "label")
     agent.start()
     agent.drop(mail("Earlier today"))
@@ -130,9 +130,12 @@ def test_a_labelled_draft_saved_again_after_it_was_taken_is_not_sent_twice(
         window.save(raw.replace(b"A short question.", b"A short question!"))  # an edit under its Message-ID
     else:
         window.save(mail("Still open in the compose window"))  # Gmail gave this save a Message-ID of its own
-    received = agent.smtp.wait_for(2, timeout=GAP + 15)
-    eventually(lambda: agent.sent() == ["Earlier today", "Still open in the compose window"], timeout=15)
     told = eventually(lambda: [str(n["Subject"]) for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    with agent.stack.client() as client:  # send now
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(["ALL"]), ["\\Flagged"])
+    received = agent.smtp.wait_for(2, timeout=15)
+    eventually(lambda: agent.sent() == ["Earlier today", "Still open in the compose window"], timeout=15)
     time.sleep(1.5)  # a second sending would have happened by now
     assert len(agent.smtp.messages) == 2, [str(parse(r.content)["Subject"]) for r in agent.smtp.messages]
     assert b"A short question." in received[1].content

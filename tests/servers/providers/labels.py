@@ -72,6 +72,7 @@ class Labels:
         self._client: IMAPClient | None = None
         self._seen: Snapshot = {}
         self._bytes: dict[tuple[str, int, int], str] = {}  # (folder, UIDVALIDITY, UID) -> message
+        self._states: dict[str, tuple[tuple[int, ...], dict[int, Copy]]] = {}  # folder -> (its STATUS, copies)
 
     # -- called by the proxy ---------------------------------------------------------------------------
     def appended(self, folder: str, flags: Sequence[str], raw: bytes) -> None:
@@ -123,6 +124,17 @@ class Labels:
         return names
 
     def _read(self, client: IMAPClient, folder: str) -> dict[int, Copy]:
+        """The folder's copies; read again only when its STATUS changed (a new message, an expunge, a flag)."""
+        status = client.folder_status(folder, [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY", b"HIGHESTMODSEQ"])
+        state = tuple(int(status[k]) for k in (b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY", b"HIGHESTMODSEQ"))
+        known = self._states.get(folder)
+        if known is not None and known[0] == state:
+            return known[1]
+        copies = self._fetch(client, folder)
+        self._states[folder] = (state, copies)
+        return copies
+
+    def _fetch(self, client: IMAPClient, folder: str) -> dict[int, Copy]:
         selected = client.select_folder(folder)
         validity = int(selected[b"UIDVALIDITY"])
         uids = client.search(["ALL"]) if int(selected[b"EXISTS"]) else []
