@@ -4,7 +4,6 @@ on purpose (the Drafts label removed, not Trash), so that it reaches the mentor 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -38,30 +37,3 @@ def test_a_draft_labelled_mentor_outbox_is_taken_once_and_leaves_drafts(
     removed = [e for e in agent.stack.proxy.events if e[0] == "label removed"]
     assert bool(removed) == (name == "gmail")  # Gmail: the label; elsewhere the copy in Drafts is deleted
     assert all(detail.startswith(f"{drafts}:") for _, detail in removed)  # on purpose, from Drafts, not by Trash
-
-
-def test_a_labelled_draft_still_being_typed_waits_to_settle_and_only_its_last_save_goes(
-    behind: Callable[[str], ProviderAgent],
-) -> None:
-    """Gmail saves the labelled draft every few seconds while she types (each save may get a new Message-ID): an
-    Outbox message carrying \\Draft stands unchanged for [drafts] settle first; a newer save replaces the older."""
-    agent = behind("gmail")
-    drafts = "[Gmail]/Drafts"
-    with agent.config.open("a") as out:
-        out.write("\n[drafts]\nsettle = 2\n")
-    agent.start()
-    started = time.monotonic()
-    for body in ("Dear Dr. Rivera,\n\nI wan\n", "Dear Dr. Rivera,\n\nI wanted to ask about the rotation.\n"):
-        with agent.dovecot.client(agent.user) as client:  # Gmail replaces the older save (the emulation does not)
-            for folder in (drafts, OUTBOX):
-                client.select_folder(folder)
-                client.delete_messages(client.search(["SUBJECT", "Labelled, still typing"]))
-                client.expunge()
-        raw = mail("Labelled, still typing", body=body)  # a new Message-ID for each save
-        for folder in (drafts, OUTBOX):
-            agent.dovecot.append(agent.user, folder, raw, ("\\Draft",))
-    received = agent.smtp.wait_for(1)[0]
-    assert time.monotonic() - started >= 2  # not while she was still typing
-    assert b"I wanted to ask about the rotation." in received.content
-    eventually(lambda: agent.sent() == ["Labelled, still typing"])
-    assert len(agent.smtp.messages) == 1

@@ -24,7 +24,7 @@ from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import is_split_rest
-from agent.reconcile.doors import autosaves
+from agent.reconcile.doors import autosaves, came_back
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
@@ -58,7 +58,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         return None
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
-    drafted: set[str] = set()
+    drafted: dict[str, Envelope] = {}  # taken in as drafts (the label door): key -> the draft's envelope
     infos, older, wake = autosaves.settled(world, validity, await world.imap(world.mailbox.headers, folder, fresh))
     for info in older:
         await _refuse(
@@ -72,7 +72,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         if found is not None:
             taken.append(found)
             if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
-                drafted.add(found[0].key)
+                drafted[found[0].key] = parse_envelope(info.headers)
     ledger = world.ledger
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
@@ -82,6 +82,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)
+                came_back.remember(world, drafted[row.key], row.key)
     return wake
 
 
@@ -93,6 +94,11 @@ async def _take_in(
     ledger = world.ledger
     folders = world.folders
     content = fingerprint(raw)
+    if autosaves.DRAFT in info.flags:  # the compose window saved a draft again after it was taken: never twice
+        taken = came_back.taken_before(world, parse_envelope(info.headers))
+        if taken is not None:
+            await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
+            return None
     envelope = _identified(world, parse_envelope(info.headers), content, batch)
     if envelope.key in batch:
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")

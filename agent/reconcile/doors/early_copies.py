@@ -81,7 +81,12 @@ async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where
     if not await same_text(world, (where, min(others)), (world.folders.sent, info.uid)):
         return  # another message with that Message-ID, or none found by it: never delete a genuine copy
     try:
-        await world.imap(world.mailbox.delete, world.folders.sent, info.uid)
+        if where == world.folders.sent:
+            # Two copies in Sent are two messages even at Gmail: this one goes altogether (at Gmail into Trash; an
+            # EXPUNGE there would only take its Sent label off and leave it in All Mail, a second copy she sees).
+            await world.imap(world.mailbox.discard_many, world.folders.sent, [info.uid])
+        else:
+            await world.imap(world.mailbox.delete, world.folders.sent, info.uid)
     except MessageGone:
         return
     world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")

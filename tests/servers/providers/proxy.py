@@ -18,12 +18,17 @@ What a profile (:mod:`tests.servers.providers.profiles`) can switch on, and the 
   (no ``\\*``); a STORE or APPEND with a custom keyword answers OK and the keyword is not kept.
 - Reordered COPYUID (Yahoo, MailKit #1405): the destination UIDs of a multi-message COPY/MOVE are reported in
   reverse order, so a UID map taken on trust pairs each source with another message's copy.
-- Labels (Gmail, partial): every APPEND into a folder other than All Mail, Trash and Spam is also APPENDed to
-  "[Gmail]/All Mail", so a message removed from a folder is still in All Mail, and COPY leaves the original
-  (one message in several folders). NOT emulated: one message shared by several folders (a flag set in one
-  folder does not show in the others; an EXPUNGE in All Mail or a move to Trash does not remove the other
-  "labels"), X-GM-LABELS / X-GM-MSGID / X-GM-RAW (advertised through X-GM-EXT-1, answered BAD by Dovecot),
-  the per-account EXPUNGE setting, and Gmail's merging of messages with one Message-ID.
+- Labels (Gmail): one message in several folders, by :class:`tests.servers.providers.labels.Labels` beside the
+  proxy. An APPEND also puts the message in "[Gmail]/All Mail" (once, whatever number of folders it is APPENDed
+  to; never from Trash or Spam); flags are shared by every copy; EXPUNGE or MOVE out of a label folder removes
+  that label only; EXPUNGE in All Mail, or a move into Trash or Spam, removes every label; ``STORE
+  -X-GM-LABELS`` on the folder's own label takes the message out of that folder (a MOVE into a hidden folder,
+  which the label layer empties). Every other client sees the result when the command's tagged answer comes.
+  NOT emulated: X-GM-LABELS / X-GM-MSGID / X-GM-THRID / X-GM-RAW in FETCH and SEARCH (advertised through
+  X-GM-EXT-1, answered BAD by Dovecot; only the ``-X-GM-LABELS`` STORE above is understood), the per-account
+  EXPUNGE settings (always "auto-expunge", "move to All Mail"), [Gmail]/Starred and [Gmail]/Important as views
+  of flags, and identity by Message-ID (copies with the same bytes are one message; two saves of one draft are
+  two).
 - Dropped sessions: an IDLE longer than ``idle_limit`` seconds (Microsoft 365: 30 minutes) and any session
   older than ``session_limit`` (Gmail: about daily) end with ``* BYE``; :meth:`ProviderProxy.expire_token`
   ends every open session with ``* BYE Session invalidated - AccessTokenExpired`` (imapsync #250).
@@ -43,9 +48,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from imapclient import IMAPClient
-
 from tests.servers import free_port
+from tests.servers.providers.labels import Labels
 from tests.servers.providers.profiles import BYE_TOKEN_EXPIRED, CONDSTORE_FAMILY, Profile
 from tests.servers.providers.wire import (
     Message,
@@ -84,6 +88,8 @@ REQUIRES = {
     "NAMESPACE": "NAMESPACE",
     "COMPRESS": "COMPRESS=DEFLATE",
 }
+# Commands after which Gmail's labels are brought in line (APPEND is followed on its own).
+CHANGES = frozenset({"STORE", "UID STORE", "COPY", "UID COPY", "MOVE", "UID MOVE", "EXPUNGE", "UID EXPUNGE", "CLOSE"})
 _MODSEQ = re.compile(r"\b(MODSEQ|CHANGEDSINCE)\b", re.IGNORECASE)
 
 
@@ -102,6 +108,7 @@ class ProviderProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
+        self.labels = Labels(profile, self.upstream) if profile.all_mail else None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,6 +141,8 @@ class ProviderProxy:
         thread.join(10)
         loop.close()
         self._loop = self._thread = self._server = None
+        if self.labels is not None:
+            self.labels.close()
 
     def _call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         assert self._loop is not None
@@ -194,8 +203,8 @@ class _Session:
         self.idle_timer: asyncio.TimerHandle | None = None
         self.session_timer: asyncio.TimerHandle | None = None
         self.raw_until: str | None = None  # AUTHENTICATE: the client's lines are SASL data until this tag ends
-        self.appends: dict[str, tuple[list[str], bytes]] = {}  # tag -> (flags, message) to copy to All Mail
-        self.side: IMAPClient | None = None  # Gmail: the connection that files copies in All Mail
+        self.appends: dict[str, tuple[str, list[str], bytes]] = {}  # tag -> (folder, flags, message): Gmail's labels
+        self.changes: set[str] = set()  # tags of commands that change folders: Gmail's labels follow them
         self.folder = ""  # what this connection has selected
         self.ended = False
         self.drop_caps = frozenset(c.upper() for c in self.p.drop_capabilities) | {"STARTTLS", "LOGINDISABLED"}
@@ -218,10 +227,6 @@ class _Session:
             for pump in self.pumps:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pump
-            if self.side is not None:
-                side, self.side = self.side, None
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(side.shutdown)
 
     def end(self, bye: str | None) -> None:
         """Close both sides now; with ``bye``, the client is told ``* BYE <bye>`` first."""
@@ -340,25 +345,24 @@ class _Session:
                     self.proxy.event("keywords dropped", " ".join(dropped))
                     message.parts[0] = first
             mailbox, flags = append_parts(message.parts[0])
-            if p.all_mail and self._labelled(mailbox) and message.literals():
-                self.appends[tag] = (flags, message.literals()[-1])
+            if self.proxy.labels is not None and message.literals():
+                self.appends[tag] = (mailbox, flags, message.literals()[-1])
         elif name == "LIST" and not p.special_use and "SPECIAL-USE" in text.upper():
             return self._refuse(tag, name, "BAD", "SPECIAL-USE is not supported")
         elif name == "LOGIN" and len(words) >= 4:
             self.credentials = (str(words[2]), str(words[3]))
+            if self.proxy.labels is not None and self.proxy.labels.credentials is None:
+                self.proxy.labels.credentials = self.credentials
         elif name == "AUTHENTICATE":
             self.raw_until = tag
         elif name == "IDLE":
             self.idle_tag = tag
             if p.idle_limit is not None:
                 self.idle_timer = asyncio.get_running_loop().call_later(p.idle_limit, self._idle_expired)
+        if name in CHANGES and self.proxy.labels is not None:
+            self.changes.add(tag)
         self._upstream(message.wire())
         return None
-
-    def _labelled(self, mailbox: str) -> bool:
-        """Whether an APPEND to ``mailbox`` shows in All Mail too (not Trash, Spam, or All Mail itself)."""
-        attribute = self.p.folders.get(mailbox, "")
-        return mailbox != self.p.all_mail and attribute not in ("\\Trash", "\\Junk")
 
     def _idle_over(self) -> None:
         self.idle_tag = None
@@ -393,8 +397,10 @@ class _Session:
             if tag == self.idle_tag:
                 self._idle_over()
             pending = self.appends.pop(tag, None)
-            if pending is not None and ok:
-                await self._copy_to_all_mail(*pending)
+            changed = tag in self.changes
+            self.changes.discard(tag)
+            if ok and (pending is not None or changed):
+                await self._follow_labels(pending)
         message.map_text(lambda s: rewrite_capabilities(s, self.drop_caps, p.add_capabilities))
         if not p.special_use:
             message.map_text(strip_special_use)
@@ -417,19 +423,15 @@ class _Session:
         if not self.ended:
             self.cwriter.write(message.wire())
 
-    async def _copy_to_all_mail(self, flags: list[str], raw: bytes) -> None:
-        if self.credentials is None or self.p.all_mail is None:
-            self.proxy.event("all mail", "not copied: the client did not use LOGIN")
+    async def _follow_labels(self, appended: tuple[str, list[str], bytes] | None) -> None:
+        """Gmail: the other copies of what this command changed follow it (:mod:`.labels`), before its answer."""
+        labels = self.proxy.labels
+        if labels is None:
             return
         try:
-            await asyncio.to_thread(self._side_append, self.p.all_mail, flags, raw)
+            if appended is not None:
+                await asyncio.to_thread(labels.appended, *appended)
+            else:
+                await asyncio.to_thread(labels.sync)
         except Exception as error:  # a test server problem, reported, never a crash of the proxy
-            self.proxy.event("all mail", f"copy failed: {error}")
-
-    def _side_append(self, folder: str, flags: list[str], raw: bytes) -> None:
-        assert self.credentials is not None
-        if self.side is None:
-            side = IMAPClient(self.proxy.upstream[0], port=self.proxy.upstream[1], ssl=False, timeout=10)
-            side.login(*self.credentials)
-            self.side = side
-        self.side.append(folder, raw, flags=tuple(f for f in flags if f.upper() != "\\RECENT"))
+            self.proxy.event("labels", f"not followed: {error!r}")

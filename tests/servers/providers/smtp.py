@@ -2,7 +2,10 @@
 
 - ``files_sent``: each accepted message is APPENDed to the profile's Sent folder in Dovecot before the client
   hears "250" (and, for Gmail, to "[Gmail]/All Mail" too), as Gmail, Microsoft 365 and iCloud file what is
-  submitted. The copy is the message as submitted: without its Bcc header (the client stripped it).
+  submitted. The copy is the message as submitted: without its Bcc header (the client stripped it). Gmail's copy
+  carries a Return-Path and a Received header on top (the WildDuck wiki, "Gmail sending"): a message of its own,
+  never the same message as a copy the client APPENDed (with Gmail's labels, :mod:`.labels`, that matters: the
+  client's copy moved to Trash does not take the Sent one with it).
 - ``limits``: a message beyond the per-day or per-minute count (of transactions begun) is refused at MAIL FROM, and a recipient beyond
   the per-message count at RCPT TO, with the provider's own reply. The counts are data in the profile
   (Google Workspace 2,000 a day and 100 recipients a message; Exchange Online 30 a minute; Outlook.com about
@@ -64,6 +67,12 @@ class ProviderSmtp(SmtpServer):
         if not self.profile.files_sent:
             return
         folders = [self.profile.sent] + ([self.profile.all_mail] if self.profile.all_mail else [])
+        content = received.content
+        if self.profile.all_mail:
+            content = (
+                f"Return-Path: <{received.mail_from}>\r\n"
+                f"Received: from [127.0.0.1] by smtp.{self.profile.name}.example with ESMTPSA\r\n"
+            ).encode() + content
         for folder in folders:
-            self.dovecot.append(self.user, folder, received.content, flags=("\\Seen",))
+            self.dovecot.append(self.user, folder, content, flags=("\\Seen",))
             self.filed.append(folder)
