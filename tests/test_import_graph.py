@@ -31,6 +31,7 @@ DISCOVERY = ("dns",)
 DEMO = ("pymap", "agent.demo")
 DOORS = ("aiosmtpd", "agent.mail.submission")  # the submission door: only for a student who opened it
 CALENDARS = ("icalendar", "recurring_ical_events")  # loaded with the first invitation or busy calendar read
+WATCHING = ("watchfiles", "anyio", "multiprocessing")  # the policy folder is looked at, not watched by a library
 OTHER_COMMANDS = ("tomlkit", "pexpect", "hypothesis", "agent.cli.setup", "agent.cli.login", "agent.mail.discovery")
 
 # The entry point, with the names of the modules loaded written out at exit.
@@ -115,6 +116,7 @@ def test_run_with_a_password_loads_no_sign_in_discovery_or_demo_library(agent: A
     assert loaded(modules, DOORS) == [], "no [submission] in the config: no SMTP server library"
     assert loaded(modules, OTHER_COMMANDS) == []
     assert loaded(modules, CALENDARS) == []  # idle, no meeting under way, no busy calendar configured
+    assert loaded(modules, WATCHING) == []
 
 
 def test_run_with_microsoft_sign_in_loads_msal_and_nothing_of_google(agent: Agent) -> None:
