@@ -7,7 +7,6 @@ No secret has to be written here: see ``password_command`` and docs/setup.md, "S
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -287,6 +286,8 @@ def setup_advice(config: Path | None) -> str:
 def file_kind(path: Path, data: dict[str, Any], *, in_policies_dir: bool = False) -> Literal["policy", "config"]:
     """Whether a TOML file is meant as a policy or as the config, by what it most looks like: its sections
     (misspelt ones count for the name they are closest to), then where it lies and what it is called."""
+    import difflib  # only for a file that is not right: not loaded by a daemon whose files are
+
     from agent.rules.policy import Policy
 
     def score(known: list[str]) -> int:
