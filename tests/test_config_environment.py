@@ -69,3 +69,9 @@ def test_a_list_not_written_as_json_is_a_validation_error_not_a_crash(monkeypatc
 
 def test_merged_lays_sections_over_each_other_key_by_key() -> None:
     assert merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 4}, "e": 5}) == {"a": {"b": 1, "c": 4}, "d": 3, "e": 5}
+
+
+def test_an_environment_given_replaces_the_process_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MENTOR_AGENT_IMAP__HOST", "the-users-own.example")
+    assert Settings(environ={}).imap.host == "127.0.0.1"  # the demo's way: the user's settings stay out
+    assert Settings(environ={"MENTOR_AGENT_IMAP__PORT": "1993"}).imap.port == 1993

@@ -218,8 +218,9 @@ class Settings(BaseModel):
     state_dir: Path = xdg_dir("XDG_STATE_HOME", ".local/state")
     pass_through: bool = True  # messages to no mentor go out at once; False leaves them in Outbox
 
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**merged(values, from_environment(Settings, os.environ)))
+    def __init__(self, *, environ: Mapping[str, str] | None = None, **values: Any) -> None:
+        """``values`` as the file gives them; ``environ`` (the process's environment unless given) over them."""
+        super().__init__(**merged(values, from_environment(Settings, os.environ if environ is None else environ)))
 
     @property
     def ledger_path(self) -> Path:
