@@ -11,6 +11,8 @@ import itertools
 import os
 import random
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -328,6 +330,8 @@ class Idle:
     rss_mb_start: float
     rss_mb_max: float
     threads: int
+    interpreter_mb: float  # `python3 -c pass` on this machine: the floor under any Python daemon
+    interpreter_no_site_mb: float  # the same with -S: without site-packages' .pth files (this machine's, not ours)
 
 
 def _cpu(pid: int) -> float:
@@ -343,6 +347,13 @@ def _status(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def interpreter_rss(*options: str) -> float:
+    """The resident set of a Python that does nothing (MB), as the daemon's interpreter is started."""
+    script = "print([line.split()[1] for line in open('/proc/self/status') if line.startswith('VmRSS:')][0])"
+    result = subprocess.run([sys.executable, *options, "-c", script], capture_output=True, text=True, check=True)
+    return int(result.stdout) / 1024
+
+
 def idle(servers: Servers, seconds: float) -> Idle:
     with running_agent(servers, open_policy()) as agent:
         time.sleep(5)  # past start-up
@@ -356,4 +367,6 @@ def idle(servers: Servers, seconds: float) -> Idle:
         elapsed = time.monotonic() - began
         cpu = _cpu(pid) - cpu_before
         threads = _status(pid, "Threads")
-    return Idle(elapsed, cpu, cpu / elapsed * 100, rss_start, rss_max, threads)
+    return Idle(
+        elapsed, cpu, cpu / elapsed * 100, rss_start, rss_max, threads, interpreter_rss(), interpreter_rss("-S")
+    )

@@ -176,8 +176,10 @@ def main() -> int:
                     rows.append(
                         f"| Idle cost over {i.seconds / 60:.1f} min (CPU from /proc/PID/stat) | {i.cpu_percent:.3f} % "
                         f"of a core ({i.cpu_seconds:.2f} s CPU) | RSS {i.rss_mb_max:.1f} MB (at start "
-                        f"{i.rss_mb_start:.1f}) | — | — | < 0.1 %: {_verdict(i.cpu_percent < 0.1)}, "
-                        f"< 60 MB: {_verdict(i.rss_mb_max < 60)} |"
+                        f"{i.rss_mb_start:.1f}; {i.threads} threads) | an idle `python3 -c pass`: "
+                        f"{i.interpreter_mb:.1f} MB ({i.interpreter_no_site_mb:.1f} MB with `-S`: this machine's "
+                        f"site-packages .pth files add the rest) | — | < 0.1 %: {_verdict(i.cpu_percent < 0.1)}, "
+                        f"≤ 45 MB: {_verdict(i.rss_mb_max <= 45)} |"
                     )
                     say(f"idle: {i}")
                 except Exception as error:  # one broken benchmark must not lose the others

@@ -31,6 +31,11 @@ DISCOVERY = ("dns",)
 DEMO = ("pymap", "agent.demo")
 DOORS = ("aiosmtpd", "agent.mail.submission")  # the submission door: only for a student who opened it
 CALENDARS = ("icalendar", "recurring_ical_events")  # loaded with the first invitation or busy calendar read
+WATCHING = ("watchfiles", "anyio", "multiprocessing")  # the policy folder is looked at, not watched by a library
+# Loaded when first needed: HTML with the first HTML body or digest, http and urllib.request with a busy calendar
+# at a URL, difflib with a mistyped key (agent.rules.htmltext, agent.calendars.busy, agent.rules.policy).
+WHEN_NEEDED = ("html", "http", "urllib.request", "difflib", "agent.rules.html_parsers")
+SETTINGS_LIBRARY = ("pydantic_settings", "dotenv", "argparse")  # the environment is read by agent.config.environment
 OTHER_COMMANDS = ("tomlkit", "pexpect", "hypothesis", "agent.cli.setup", "agent.cli.login", "agent.mail.discovery")
 
 # The entry point, with the names of the modules loaded written out at exit.
@@ -115,6 +120,9 @@ def test_run_with_a_password_loads_no_sign_in_discovery_or_demo_library(agent: A
     assert loaded(modules, DOORS) == [], "no [submission] in the config: no SMTP server library"
     assert loaded(modules, OTHER_COMMANDS) == []
     assert loaded(modules, CALENDARS) == []  # idle, no meeting under way, no busy calendar configured
+    assert loaded(modules, WATCHING) == []
+    assert loaded(modules, WHEN_NEEDED) == []
+    assert loaded(modules, SETTINGS_LIBRARY) == []
 
 
 def test_run_with_microsoft_sign_in_loads_msal_and_nothing_of_google(agent: Agent) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from agent.config.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper
+from agent.config.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper, look_at
 from agent.rules.policy import load_policies
 
 ROOT = Path(__file__).parent.parent
@@ -81,3 +82,30 @@ def test_a_removed_policy_held_for_waiting_mail_stays_in_force_until_let_go_or_r
     k.reload()
     k.hold("chidi")
     assert [p.id for p in k.let_go(set())] == ["chidi"] and set(k.book().by_id) == {"rivera"}
+
+
+def test_the_folder_look_changes_with_each_kind_of_save_and_only_for_policy_files(tmp_path: Path) -> None:
+    keeper(tmp_path)
+    path = tmp_path / "rivera.toml"
+    looks = [look_at(tmp_path)]
+    assert looks[0] == look_at(tmp_path)
+    (tmp_path / ".rivera.toml.swp").write_text("an editor's own file")
+    (tmp_path / "notes.txt").write_text("not a policy")
+    assert look_at(tmp_path) == looks[-1]
+    stat = path.stat()
+    path.write_text(path.read_text().replace("max_per_day = 1 ", "max_per_day = 2 "))  # the same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    looks.append(look_at(tmp_path))
+    replacement = tmp_path / "rivera.toml.new"
+    replacement.write_text(path.read_text())
+    os.utime(replacement, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
+    replacement.replace(path)  # saved by a rename: another inode, the same size and time
+    looks.append(look_at(tmp_path))
+    path.rename(tmp_path / "ana-rivera.toml")
+    looks.append(look_at(tmp_path))
+    shutil.rmtree(tmp_path)
+    looks.append(look_at(tmp_path))
+    assert looks[-1] == (None, frozenset())
+    tmp_path.mkdir()
+    looks.append(look_at(tmp_path))  # made again, empty: the folder itself is another
+    assert len(set(looks)) == len(looks)

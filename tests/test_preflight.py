@@ -255,6 +255,11 @@ def test_an_error_in_an_environment_variable_names_it_not_the_correct_file(tmp_p
     assert err == "error: MENTOR_AGENT_IMAP__PROT: unknown setting (did you mean 'port'?)\n"
     code, _, err = check("--config", str(config), env={"MENTOR_AGENT_SMTP__SECURITY": "ssl"})
     assert err == "error: MENTOR_AGENT_SMTP__SECURITY: must be 'tls', 'starttls' or 'plain'\n"
+    # A list is written as JSON; anything else was a traceback (pydantic-settings' SettingsError), now it is named.
+    code, _, err = check("--config", str(config), env={"MENTOR_AGENT_CALENDAR__BUSY_ICS": "/home/sam/busy.ics"})
+    assert code == 78
+    assert err.startswith("error: MENTOR_AGENT_CALENDAR__BUSY_ICS: "), err
+    assert "Traceback" not in err
 
 
 def test_the_same_mistake_in_the_file_names_file_line_and_key(tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ the student's zone; floating times (no zone) are read in the student's zone as w
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -79,6 +77,8 @@ def busy_from_ics(
 
 
 def _fetch_url(url: str) -> bytes:
+    import urllib.request  # with http.client: only for a student whose busy times are at a URL
+
     request = urllib.request.Request(url, headers={"User-Agent": "mentor-agent (busy times)"})
     with urllib.request.urlopen(request, timeout=URL_TIMEOUT) as response:
         data: bytes = response.read(MAX_BYTES + 1)
@@ -94,7 +94,7 @@ def read_source(source: str | Path, fetch: Fetch = _fetch_url) -> bytes:
         if text.lower().startswith(("http://", "https://")):
             return fetch(text)
         return Path(text).expanduser().read_bytes()
-    except (OSError, ValueError, urllib.error.URLError) as error:
+    except (OSError, ValueError) as error:  # urllib's URLError is an OSError
         raise UserError([Problem(file=text, key="calendar.busy_ics", message=f"cannot read: {error}")]) from error
 
 

@@ -20,7 +20,7 @@ from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy
 from agent.rules.simulate import Outcome, load_events, read_events, simulate
 
 # Protocol and sign-in traces drown the decisions (msal's DEBUG lines dump its token cache events).
-NOISY_LOGGERS = ("imapclient", "watchfiles", "asyncio", "mail.log", "msal", "urllib3", "google", "requests_oauthlib")
+NOISY_LOGGERS = ("imapclient", "asyncio", "mail.log", "msal", "urllib3", "google", "requests_oauthlib")
 
 
 @click.group(cls=AgentGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -144,7 +144,7 @@ def given_policy_problems(o: dict[str, Any]) -> None:
 
 def policies_dir(config: Path, data: dict[str, Any]) -> Path:
     """Where the config about to be written puts the policies (as :func:`load_settings` will read it)."""
-    from agent.config.settings import ENV_PREFIX
+    from agent.config.environment import ENV_PREFIX
 
     named = os.environ.get(f"{ENV_PREFIX}POLICIES_DIR") or data.get("policies_dir") or "policies"
     return (config.parent / os.path.expanduser(str(named))).resolve()

@@ -7,7 +7,6 @@ No secret has to be written here: see ``password_command`` and docs/setup.md, "S
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -16,8 +15,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from agent.config.environment import ENV_PREFIX, from_environment, merged
 from agent.errors import Problem, UserError
 from agent.rules.localtime import zone_named
 from agent.rules.policy import Address, problems_from_validation, read_toml
@@ -202,10 +201,11 @@ class Calendar(_Section):
     busy_ics: list[str] = []  # .ics files or http(s) URLs with the student's own busy times
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MENTOR_AGENT_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+class Settings(BaseModel):
+    """The whole config: the file's values (passed in), with the environment's (:mod:`agent.config.environment`)
+    laid over them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     student: Student = Student()
     imap: Imap = Imap()
@@ -218,24 +218,13 @@ class Settings(BaseSettings):
     state_dir: Path = xdg_dir("XDG_STATE_HOME", ".local/state")
     pass_through: bool = True  # messages to no mentor go out at once; False leaves them in Outbox
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first, then what load_settings() read from the file (passed as init values).
-        return env_settings, init_settings
+    def __init__(self, *, environ: Mapping[str, str] | None = None, **values: Any) -> None:
+        """``values`` as the file gives them; ``environ`` (the process's environment unless given) over them."""
+        super().__init__(**merged(values, from_environment(Settings, os.environ if environ is None else environ)))
 
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.sqlite3"
-
-
-ENV_PREFIX = "MENTOR_AGENT_"
 
 
 def env_keys(environ: Mapping[str, str] | None = None) -> dict[tuple[str, ...], str]:
@@ -287,6 +276,8 @@ def setup_advice(config: Path | None) -> str:
 def file_kind(path: Path, data: dict[str, Any], *, in_policies_dir: bool = False) -> Literal["policy", "config"]:
     """Whether a TOML file is meant as a policy or as the config, by what it most looks like: its sections
     (misspelt ones count for the name they are closest to), then where it lies and what it is called."""
+    import difflib  # only for a file that is not right: not loaded by a daemon whose files are
+
     from agent.rules.policy import Policy
 
     def score(known: list[str]) -> int:

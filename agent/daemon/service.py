@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper
+from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper, look_at
 from agent.config.settings import Settings
 from agent.daemon import preflight, sdnotify, session
 from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
@@ -54,6 +54,8 @@ log = logging.getLogger("mentor_agent")
 HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
 WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
 MAX_BACKOFF = 300.0
+POLICY_LOOK = 1.0  # how often the policy folder is looked at
+POLICY_SETTLE = 0.5  # a change is taken in once the folder stayed the same this long
 GRANT_LOOK = 2.0  # waiting for a new sign-in: how often the stored grant is looked at (a file's digest)
 
 
@@ -93,15 +95,6 @@ class _WatchThread:
         return time.monotonic() - self.alive_at
 
 
-def _identity(directory: Path) -> tuple[int, int] | None:
-    """The folder's device and inode (None: not there), to tell a folder made again from the one watched."""
-    try:
-        found = directory.stat()
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
-
-
 class Daemon:
     def __init__(
         self,
@@ -118,6 +111,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self.reload_requested = False
+        self.policy_look = look_at(settings.policies_dir)  # before loading: a save meanwhile is seen
         self.keeper = PolicyKeeper(settings.policies_dir, load_policies(settings.policies_dir))
         self.said_no_policy = False
         self.ledger = Ledger(settings.ledger_path)
@@ -218,35 +212,24 @@ class Daemon:
         world.book = self.keeper.book()
 
     async def watch_policies(self) -> None:
-        """Wake the loop when a policy file is saved, added or removed."""
-        from watchfiles import awatch
+        """Wake the loop when a policy file is saved, added, removed or renamed, or the folder is made again.
 
+        A look once a second (a stat of each policy file; a library that watches costs ~2.7 MB); a change is
+        taken in once the folder has stayed the same for half a second (an editor's save in several steps)."""
         directory = self.settings.policies_dir
-        watched = _identity(directory)
         while not self.stopping.is_set():
-            # The watch is on the folder itself: removed (and made again) it is watched afresh, and reloaded.
-            if watched is not None:
-                with contextlib.suppress(FileNotFoundError):  # gone before the watch began: looked at again below
-                    # step=1000: check once a second; the default 50 ms wake-ups were most of the idle CPU.
-                    async for changes in awatch(
-                        directory,
-                        stop_event=self.stopping,
-                        debounce=500,
-                        step=1000,
-                        recursive=False,
-                        rust_timeout=1000,
-                        yield_on_timeout=True,
-                    ):
-                        if changes:
-                            self.request_reload()
-                        if _identity(directory) != watched:
-                            break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), 1.0)
-            now = _identity(directory)
-            if now != watched:
-                watched = now
-                self.request_reload()
+            await asyncio.sleep(POLICY_LOOK)
+            now = look_at(directory)
+            if now == self.policy_look:
+                continue
+            while True:
+                await asyncio.sleep(POLICY_SETTLE)
+                settled = look_at(directory)
+                if settled == now:
+                    break
+                now = settled
+            self.policy_look = now
+            self.request_reload()
 
     # -- the loop ----------------------------------------------------------------------------------------------
 

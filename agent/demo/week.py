@@ -468,7 +468,7 @@ class Demo:
             smtp=Smtp(host="127.0.0.1", port=self.sink.port, security="plain", timeout=10, file_in_sent="always"),
             policies_dir=self.policies,
             state_dir=self.root / "state",
-            _env_prefix="MENTOR_AGENT_DEMO_IGNORED_",  # type: ignore[call-arg]  # the user's own settings stay out
+            environ={},  # the user's own MENTOR_AGENT_* settings stay out of the demo
         )
         self.daemon = DemoDaemon(self.settings, None, clock=self.clock, speed=1.0)
         running = asyncio.create_task(self.daemon.run())

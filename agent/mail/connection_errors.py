@@ -8,8 +8,10 @@ any exception a connection attempt raised.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +48,33 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
+_contexts: dict[tuple[str, tuple[int, int] | None], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def _saved(file: str | None) -> tuple[int, int] | None:
+    """When and how large the CA file was last saved (None: not there): a new save is read again."""
+    try:
+        found = os.stat(file) if file else None
+    except OSError:
+        return None
+    return (found.st_mtime_ns, found.st_size) if found else None
+
+
 def client_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify servers against the system's CAs, or only against ``ca_file`` (a private CA) when given."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    """Verify servers against the system's CAs, or only against ``ca_file`` (a private CA) when given.
+
+    One context per CA file, shared by every connection (each context holds its own copy of the CA store:
+    ~0.8 MB for the system's); a CA file (or the system's bundle) saved again gets a new one."""
+    file = str(ca_file) if ca_file else None
+    key = (file or "", _saved(file or ssl.get_default_verify_paths().cafile))
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            for old in [k for k in _contexts if k[0] == key[0]]:
+                del _contexts[old]
+            context = _contexts[key] = ssl.create_default_context(cafile=file)
+        return context
 
 
 def _chain(error: BaseException) -> list[BaseException]:

@@ -9,7 +9,6 @@ as one (tests/test_digest*.py); the text and HTML handling it uses is in :mod:`a
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import mimetypes
 import re
@@ -280,7 +279,8 @@ def _plain_view(intro: str, sections: Sequence[_Section]) -> str:
 
 
 def _html_view(title: str, intro: str, sections: Sequence[_Section]) -> str:
-    esc = html.escape
+    from html import escape as esc  # html loads its entity table (0.3 MB): only with a digest to write
+
     items = "".join(f'<li><a href="#item-{i}">{esc(s.subject)}</a></li>' for i, s in enumerate(sections, start=1))
     body = [f"<p>{esc(intro)}</p>", f"<ol>{items}</ol>"]
     for i, s in enumerate(sections, start=1):

@@ -10,7 +10,6 @@ a new key needs both; loading and the PolicyBook are a few lines each. (A natura
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -293,6 +292,8 @@ _line_of = line_of
 
 
 def _close(key: str, known: Iterable[str]) -> str | None:
+    import difflib  # only for a mistyped key: not loaded by a daemon whose files are right
+
     close = difflib.get_close_matches(key, list(known), n=1)
     return close[0] if close else None
 
