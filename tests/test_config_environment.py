@@ -1,5 +1,6 @@
-"""Settings from the environment (agent.config.environment), read as pydantic-settings read them before issue 21
-took it out of the daemon: nested by ``__``, any case, JSON for sections and lists, the file's values below."""
+"""Settings from the environment (agent.config.environment): read by pydantic-settings, loaded only when a
+``MENTOR_AGENT_*`` variable is set: nested by ``__``, any case, JSON for sections and lists, the file's values
+below."""
 
 from __future__ import annotations
 
@@ -38,13 +39,11 @@ def test_sections_and_lists_are_json_and_a_deeper_key_wins() -> None:
         "MENTOR_AGENT_CALENDAR__BUSY_ICS": '["/home/sam/busy.ics"]',
         "MENTOR_AGENT_IMAP__FOLDERS": '{"outbox": "X", "scheduled": "Later"}',
         "MENTOR_AGENT_IMAP__FOLDERS__OUTBOX": "Y",
-        "MENTOR_AGENT_SUBMISSION": "null",
         "MENTOR_AGENT_STATE_DIR": "/var/lib/sam",
     }
     assert from_environment(Settings, environ) == {
         "calendar": {"busy_ics": ["/home/sam/busy.ics"]},
         "imap": {"folders": {"outbox": "Y", "scheduled": "Later"}},
-        "submission": None,
         "state_dir": "/var/lib/sam",
     }
 
@@ -75,3 +74,19 @@ def test_an_environment_given_replaces_the_process_s(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MENTOR_AGENT_IMAP__HOST", "the-users-own.example")
     assert Settings(environ={}).imap.host == "127.0.0.1"  # the demo's way: the user's settings stay out
     assert Settings(environ={"MENTOR_AGENT_IMAP__PORT": "1993"}).imap.port == 1993
+
+
+def test_pydantic_settings_is_loaded_only_when_the_environment_sets_something() -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from agent.config.settings import Settings; Settings(); print('pydantic_settings' in sys.modules)"
+    )
+    quiet = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    ran = subprocess.run([sys.executable, "-c", probe], env=quiet, capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "False"
+    given = {**quiet, "MENTOR_AGENT_STUDENT__NAME": "Sam"}
+    ran = subprocess.run([sys.executable, "-c", probe], env=given, capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "True"

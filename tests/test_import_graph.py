@@ -35,7 +35,7 @@ WATCHING = ("watchfiles", "anyio", "multiprocessing")  # the policy folder is lo
 # Loaded when first needed: HTML with the first HTML body or digest, http and urllib.request with a busy calendar
 # at a URL, difflib with a mistyped key (agent.rules.htmltext, agent.calendars.busy, agent.rules.policy).
 WHEN_NEEDED = ("html", "http", "urllib.request", "difflib", "agent.rules.html_parsers")
-SETTINGS_LIBRARY = ("pydantic_settings", "dotenv", "argparse")  # the environment is read by agent.config.environment
+SETTINGS_LIBRARY = ("pydantic_settings", "dotenv", "argparse")  # loaded only when a MENTOR_AGENT_* variable is set
 OTHER_COMMANDS = ("tomlkit", "pexpect", "hypothesis", "agent.cli.setup", "agent.cli.login", "agent.mail.discovery")
 
 # The entry point, with the names of the modules loaded written out at exit.

@@ -1,81 +1,57 @@
 """Settings from environment variables: ``MENTOR_AGENT_<SECTION>__<KEY>`` (``__`` between the levels, any case),
 read over what the config file says.
 
-What pydantic-settings did for us, without loading it (46 modules, 1.8 MB in every daemon: issue 21), and the
-same way: a variable that names no setting at its first level (``MENTOR_AGENT_CRASH_AT``) is not a setting and
-is left alone; below that, an unknown key is an error that names the variable. A value for a section or a list
-(``MENTOR_AGENT_CALENDAR__BUSY_ICS='["a.ics"]'``) is read as JSON; every other value stays a string, which the
-model converts and checks. A deeper variable wins over a section's JSON, and both over the file.
+pydantic-settings reads them (its ``EnvSettingsSource``: nested by ``__``, JSON for a section or a list, a variable
+that names no setting at its first level, such as ``MENTOR_AGENT_CRASH_AT``, left alone). It is loaded only when
+the environment sets at least one ``MENTOR_AGENT_*`` variable: its 46 modules cost every daemon 1.8 MB of
+memory (issue 21), and a daemon started by systemd with its settings in the config file has none.
 """
 
 from __future__ import annotations
 
-import json
-import types
 from collections.abc import Mapping
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
 ENV_PREFIX = "MENTOR_AGENT_"
 NESTED = "__"
-_COMPLEX = (list, dict, set, frozenset, tuple)
-
-
-def _model_of(field: FieldInfo | None) -> type[BaseModel] | None:
-    """The model a field holds (a section), also inside ``X | None``; None for a plain value."""
-    if field is None:
-        return None
-    for candidate in (field.annotation, *get_args(field.annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
-def _is_complex(field: FieldInfo | None) -> bool:
-    """Whether a variable's value for this field is JSON: a section or a collection."""
-    if field is None:
-        return False
-    annotation = field.annotation
-    arguments = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
-    for candidate in arguments:
-        if isinstance(candidate, type) and issubclass(candidate, (BaseModel, *_COMPLEX)):
-            return True
-        if get_origin(candidate) in _COMPLEX:
-            return True
-    return False
-
-
-def _value(field: FieldInfo | None, text: str) -> Any:
-    if not _is_complex(field):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # not JSON: the model says what it expected ("must be a list"), naming the variable
 
 
 def from_environment(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
-    """The values the environment sets for ``model``'s fields, nested by ``__``."""
-    found: list[tuple[list[str], str]] = []
-    for name, text in environ.items():
-        if name.upper().startswith(ENV_PREFIX):
-            path = name[len(ENV_PREFIX) :].lower().split(NESTED)
-            if path[0] in model.model_fields:
-                found.append((path, text))
+    """The values the environment sets for ``model``'s fields, nested by ``__`` (an empty dict when none).
+
+    A value that is not JSON where a section or a list wants JSON is passed on as its text, so that the model
+    names the variable ("must be a list") instead of pydantic-settings' SettingsError ending in a traceback."""
+    ours = {name: text for name, text in environ.items() if name.upper().startswith(ENV_PREFIX)}
+    if not ours:
+        return {}
+    from pydantic_settings import EnvSettingsSource, SettingsError  # only when there is something to read
+    from pydantic_settings.sources.utils import parse_env_vars
+
+    def read(variables: Mapping[str, str]) -> dict[str, Any]:
+        class Given(EnvSettingsSource):
+            def _load_env_vars(self) -> Mapping[str, str | None]:
+                return parse_env_vars(variables, False, False, None)
+
+        return Given(model, case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED)()  # type: ignore[arg-type]
+
+    try:
+        return read(ours)
+    except SettingsError:
+        pass
     values: dict[str, Any] = {}
-    for path, text in sorted(found, key=lambda item: len(item[0])):  # a section's JSON first, its keys over it
-        target: dict[str, Any] = values
-        current: type[BaseModel] | None = model
-        for key in path[:-1]:
-            field = current.model_fields.get(key) if current is not None else None
-            if not isinstance(target.get(key), dict):
-                target[key] = {}
-            target, current = target[key], _model_of(field)
-        last = path[-1]
-        field = current.model_fields.get(last) if current is not None else None
-        target[last] = _value(field, text)
+    for name, text in sorted(ours.items(), key=lambda item: item[0].count(NESTED)):  # a section, then its keys
+        try:
+            found = read({name: text})
+        except SettingsError:
+            found = {}
+            target = found
+            *sections, key = name[len(ENV_PREFIX) :].lower().split(NESTED)
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[key] = text
+        values = merged(values, found)
     return values
 
 

@@ -18,7 +18,6 @@ import email
 import email.policy
 import hashlib
 import re
-from difflib import SequenceMatcher
 from email.message import EmailMessage, Message
 
 from agent.rules.htmltext import html_to_text
@@ -57,6 +56,8 @@ def is_edit(taken: str, copy: str) -> bool:
     if not first or not second:
         return first == second  # no text at all on both sides: nothing tells them apart
     shorter = min(len(first), len(second))
+    from difflib import SequenceMatcher  # only when a starred draft looks like one taken today
+
     matcher = SequenceMatcher(None, first, second, autojunk=False)
     # Runs of two words or more: common words scattered through a long text ("the", "I") do not make an edit
     runs = [block.size for block in matcher.get_matching_blocks() if block.size >= 2 or shorter < SHORT]
