@@ -6,6 +6,7 @@ never raise: they become ``problems`` that send the message to Needs attention w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -95,9 +96,17 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 
 
 def parse_envelope(head: bytes) -> Envelope:
-    """Read the facts the agent decides by from a header block (or a whole message)."""
+    """Read the facts the agent decides by from a header block (or a whole message).
+
+    The last few header blocks read are remembered (an Envelope never changes): a message about to go is read
+    by the identity check, the From check and the preparation of its copy one after the other, and parsing
+    them is most of the CPU a send costs."""
+    return _parse_block(split_head(head)[0])
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
-    block = split_head(head)[0]
     try:
         message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
     except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
