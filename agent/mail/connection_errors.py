@@ -8,6 +8,7 @@ any exception a connection attempt raised.
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 from dataclasses import dataclass
@@ -47,8 +48,27 @@ class Endpoint:
 
 
 def client_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify servers against the system's CAs, or only against ``ca_file`` (a private CA) when given."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    """Verify servers against the system's CAs, or only against ``ca_file`` (a private CA) when given.
+
+    One context per CA file is made and shared by every connection (an SSLContext is safe to share between
+    threads, and nothing here changes it after it is made): loading the system's CA bundle costs ~20 ms of CPU,
+    and the daemon opens five connections at start and again at every reconnect. A CA file changed on disk
+    (its size or time) gets a new context."""
+    return _context(str(ca_file) if ca_file else None, _version(ca_file))
+
+
+def _version(ca_file: Path | None) -> tuple[int, int] | None:
+    path = ca_file if ca_file else Path(ssl.get_default_verify_paths().cafile or "")
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _context(ca_file: str | None, _version: tuple[int, int] | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def _chain(error: BaseException) -> list[BaseException]:

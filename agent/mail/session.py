@@ -103,7 +103,7 @@ def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) ->
     def attempt() -> IMAPClient:
         where = f"{imap.host}:{imap.port}"
         timeout = imapclient.SocketTimeout(connect=imap.timeout, read=imap.timeout)
-        context = ssl_context or client_context(imap.ca_file)
+        context = ssl_context or (client_context(imap.ca_file) if imap.security != "plain" else None)
         try:
             client = IMAPClient(
                 imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context, timeout=timeout

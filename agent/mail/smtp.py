@@ -137,7 +137,7 @@ def _client(smtp: Smtp, login: Login | None, tls_context: ssl.SSLContext | None)
         use_tls=smtp.security == "tls",
         start_tls=smtp.security == "starttls",
         timeout=smtp.timeout,
-        tls_context=tls_context or (client_context(smtp.ca_file) if smtp.ca_file else None),
+        tls_context=tls_context or (client_context(smtp.ca_file) if smtp.security != "plain" else None),
         username=(login.username or smtp.username) if login else None,
         password=login.password if login and not token else None,
         oauth_token_generator=fresh_token if token else None,
