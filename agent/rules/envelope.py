@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from agent.rules.addresses import needs_smtputf8, normal_address
-from agent.rules.mimetext import raw_headers, unsurrogate
+from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -76,6 +76,8 @@ class Envelope:
 
 
 def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
+    if not values:
+        return ()
     found = []
     for _display, address in getaddresses([unsurrogate(v) for v in values]):  # UTF-8 headers (RFC 6532)
         address = normal_address(address)
@@ -125,8 +127,13 @@ def _parse_block(block: bytes) -> Envelope:
             problems.append(f"{name} cannot be decoded")
             return " ".join(str(v) for v in values)
 
+    # Every field's raw values (8-bit kept: unsurrogate() decodes), by lowercased name: one walk of the block.
+    by_name: dict[str, list[str]] = {}
+    for field_name, value in message.raw_items() if message is not None else ():
+        by_name.setdefault(field_name.lower(), []).append(str(value))
+
     def listed(name: str) -> list[str]:
-        return raw_headers(message, name) if message is not None else []  # 8-bit kept: unsurrogate() decodes
+        return by_name.get(name.lower(), [])
 
     unsigned: list[str] = []  # RFC 5322 section 3.6: one From; a Sender when it names more than one author
     senders = _addresses(listed("From"), unsigned, "From")
