@@ -39,6 +39,16 @@ def test_carries_itip_reads_the_method_of_a_calendar_part() -> None:
     assert not carries_itip(attached.as_bytes())  # a calendar file without a method is only a file
 
 
+def test_carries_itip_finds_a_calendar_part_however_its_type_is_written_and_skips_mail_without_one() -> None:
+    shouted = reply().replace(b"text/calendar", b"TEXT/Calendar")
+    assert carries_itip(shouted)  # the type's letters in any case (the quick look before parsing is no filter)
+    ics = EmailMessage()
+    ics.set_content("see the file")
+    ics.add_attachment(ICS.encode(), "application", "ics", filename="x.ics")
+    assert carries_itip(ics.as_bytes())
+    assert not carries_itip(mail("plain", body="METHOD:REQUEST\nas text, in a plain message\n"))
+
+
 @pytest.mark.servers
 def test_a_calendar_reply_goes_alone_never_in_a_digest(agent: Agent) -> None:
     agent.policy(policy_text(min_gap="2s", over_limit="batch"))

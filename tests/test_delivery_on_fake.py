@@ -20,13 +20,25 @@ import pytest
 from agent.config.settings import Folders, Settings, Smtp
 from agent.mail.claim import CLAIM_KEYWORD
 from agent.mail.session import MailboxError
+from agent.reconcile import delivery
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, claim, deliver_all
 from agent.reconcile.recovery import recover
 from agent.reconcile.sent_filing import SENT_WAIT, follow_filing
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook
-from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, SCHEDULED, SENDING, Ledger, Row
+from agent.store.ledger import (
+    ACCEPTED,
+    ATTENTION,
+    CANCELLED,
+    CLAIMED,
+    DONE,
+    QUEUED,
+    SCHEDULED,
+    SENDING,
+    Ledger,
+    Row,
+)
 from agent.store.taken_drafts import HANDED_OVER
 from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
 from tests.servers.smtp import Received, SmtpServer
@@ -150,6 +162,46 @@ def test_a_due_message_is_claimed_sent_once_and_filed_once(setup: Setup) -> None
     assert setup.server.messages("Sending") == {} and setup.server.messages("Scheduled") == {}
     assert [setup.state(row) for row in rows] == [DONE] * 3
     assert all("\\Seen" in setup.server.flags("Sent Items", uid) for uid in setup.server.messages("Sent Items"))
+
+
+def test_a_backlog_is_filed_in_sent_in_runs_while_the_rest_still_goes_out(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "FILE_RUN", 2)
+    in_sent_at_each_send: list[int] = []
+    setup.smtp.state.on_accept = lambda _: in_sent_at_each_send.append(len(setup.server.messages("Sent Items")))
+    rows = [setup.row(message(n), "Scheduled") for n in range(7)]
+    run(deliver_all(setup.world, [Item([row]) for row in rows]))
+    assert max(in_sent_at_each_send) > 0, "the first ones were in Sent before the last went"
+    assert sorted(setup.received()) == [f"Question {n}" for n in range(7)]
+    assert sorted(setup.subjects("Sent Items")) == [f"Question {n}" for n in range(7)], "each filed once"
+    assert setup.server.messages("Sending") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 7
+
+
+def test_filing_that_fails_while_a_backlog_goes_out_stops_it_and_nothing_is_lost_or_sent_twice(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "FILE_RUN", 2)
+    setup.smtp.state.on_accept = lambda _: time.sleep(0.05)  # a backlog that takes a while to go out
+    setup.server.fail("move_many", "Sending")  # the first run's filing: the IMAP connection drops
+    rows = [setup.row(message(n), "Scheduled") for n in range(12)]
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item([row]) for row in rows]))
+    went = len(setup.received())
+    assert 2 <= went < 12, "the e-mails in flight went to their end; the rest waited"
+    # Accepted (to be filed), or only queued and never handed to SMTP (recover() takes those back): none in doubt.
+    assert {setup.state(row) for row in rows} == {ACCEPTED, QUEUED}
+    world = setup.restart()  # the daemon reconnects after a MailboxError
+    run(recover(world))  # files what was accepted; what never went waits to go again
+    rest = world.ledger.in_states(SCHEDULED, CLAIMED)
+    assert len(rest) == 12 - went
+    run(deliver_all(world, [Item([row]) for row in rest]))
+    assert sorted(setup.received()) == sorted(f"Question {n}" for n in range(12)), "each sent once"
+    assert sorted(setup.subjects("Sent Items")) == sorted(f"Question {n}" for n in range(12)), "each filed once"
+    assert setup.server.messages("Sending") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 12
+    assert not any("doubt" in subject.lower() for subject in setup.subjects("INBOX"))
 
 
 def test_a_message_another_agent_claimed_is_left_to_it(setup: Setup) -> None:

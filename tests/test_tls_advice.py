@@ -16,7 +16,7 @@ import pytest
 from agent.config.settings import Smtp, load_settings
 from agent.errors import EX_CONFIG, TlsProblem
 from agent.mail.claim import Mailbox
-from agent.mail.connection_errors import Endpoint, describe
+from agent.mail.connection_errors import Endpoint, client_context, describe
 from agent.mail.session import ImapTlsProblem
 from agent.mail.smtp import SmtpTlsProblem, send, try_login
 from tests.agent_process import MENTOR, Agent, agent
@@ -164,3 +164,14 @@ def test_the_daemon_refuses_to_start_on_an_smtp_certificate_it_cannot_verify(
     assert result.returncode == 78, result.stderr
     assert "smtp: the certificate of 127.0.0.1:" in result.stderr and "ca_file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_one_tls_context_per_ca_file_is_shared_until_the_file_changes(tmp_path: Path, tls_ca: TlsFiles) -> None:
+    """Loading a CA bundle costs ~20 ms of CPU per connection; the daemon opens five at start."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(tls_ca.ca_pem.read_bytes())
+    first = client_context(ca)
+    assert client_context(ca) is first
+    assert client_context(None) is client_context(None) is not first  # the system's CAs: one context too
+    ca.write_bytes(tls_ca.ca_pem.read_bytes() + b"\n")  # the CA file changed: a new context, from the new file
+    assert client_context(ca) is not first

@@ -60,13 +60,16 @@ GRANT_LOOK = 2.0  # waiting for a new sign-in: how often the stored grant is loo
 
 
 class _WatchThread:
-    """Runs a Watcher in a thread; every change it sees sets the loop's wake event."""
+    """Runs a Watcher in a thread: opens its connection and IDLE, then every change it sees sets the loop's wake
+    event. ``up`` is called once IDLE is on (the loop then looks again: what came before is seen then)."""
 
-    def __init__(self, watcher: Watcher, wake: Callable[[], None], renew: float) -> None:
+    def __init__(self, watcher: Watcher, wake: Callable[[], None], renew: float, up: Callable[[], None]) -> None:
         self.watcher = watcher
         self.wake = wake
         self.renew = renew
+        self.up = up
         self.error: BaseException | None = None
+        self.failed_to_start = False  # the error came from opening the connection: raised as it is
         self.alive_at = time.monotonic()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"watch {watcher.folder}", daemon=True)
@@ -76,6 +79,13 @@ class _WatchThread:
 
     def _run(self) -> None:
         try:
+            try:
+                self.watcher.start()  # connect, log in, SELECT, IDLE
+            except BaseException:
+                self.failed_to_start = True
+                raise
+            self.alive_at = time.monotonic()
+            self.up()
             while not self.done.is_set():
                 changed = self.watcher.wait(WATCH_SLICE)
                 self.alive_at = time.monotonic()
@@ -93,6 +103,22 @@ class _WatchThread:
 
     def silent_for(self) -> float:
         return time.monotonic() - self.alive_at
+
+
+class _Countdown:
+    """Calls ``done`` once, when :meth:`one` was called ``count`` times (from any thread)."""
+
+    def __init__(self, count: int, done: Callable[[], None]) -> None:
+        self.left = count
+        self.done = done
+        self.lock = threading.Lock()
+
+    def one(self) -> None:
+        with self.lock:
+            self.left -= 1
+            last = self.left == 0
+        if last:
+            self.done()
 
 
 class Daemon:
@@ -124,6 +150,7 @@ class Daemon:
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
         self.draft_door = DraftDoor()  # the star door's waits (made afresh for each session)
+        self.smtp_check: asyncio.Task[None] | None = None  # the start's SMTP login check, beside the IMAP login
 
     # -- control -----------------------------------------------------------------------------------------------
 
@@ -247,7 +274,8 @@ class Daemon:
         door = None
         try:
             self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
-            await self._check_smtp()
+            # The SMTP login check goes on while IMAP logs in; the first session awaits it before it reads anything.
+            self.smtp_check = asyncio.create_task(self._check_smtp())
             door = await self._open_submission()
             while not self.stopping.is_set():
                 try:
@@ -281,6 +309,8 @@ class Daemon:
                         await asyncio.wait_for(self.stopping.wait(), delay)
         finally:
             policy_watch.cancel()
+            if self.smtp_check is not None:
+                self.smtp_check.cancel()
             if door is not None:
                 await door.close()
             sdnotify.stopping()
@@ -378,15 +408,26 @@ class Daemon:
         sdnotify.status(f"IMAP {refusal.what}; next try {refusal.next_try.isoformat(timespec='seconds')}")
         return delay
 
+    async def _smtp_checked(self) -> None:
+        """The start's SMTP check, once: a refused login there is said before anything IMAP failed at."""
+        check, self.smtp_check = self.smtp_check, None
+        if check is not None:
+            await check
+
     async def _session(self) -> None:
         settings = self.settings
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
-        mailbox, folders = await asyncio.to_thread(
-            session.connect, settings, self.config_file, self.ledger.agent_id(), imap_login
-        )
+        try:
+            mailbox, folders = await asyncio.to_thread(
+                session.connect, settings, self.config_file, self.ledger.agent_id(), imap_login
+            )
+        except BaseException:
+            await self._smtp_checked()
+            raise
         watchers: list[_WatchThread] = []
         try:
+            await self._smtp_checked()
             world = session.world_for(
                 settings,
                 self.config_file,
@@ -408,19 +449,16 @@ class Daemon:
             self.draft_door = DraftDoor()
             drafts = await self.draft_door.find_folder(world) if settings.drafts.take_flagged else None
             renew = settings.imap.idle_renew
-            for folder in (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else [])):
-                watchers.append(_WatchThread(Watcher(settings.imap, imap_login, folder), wake, renew))
-            # IDLE must be on before the first pass scans: a message dropped in between is then still seen. The
-            # connections (connect, login, SELECT, IDLE) are set up side by side, not one after the other.
-            started = await asyncio.gather(
-                *(asyncio.to_thread(watcher.watcher.start) for watcher in watchers), return_exceptions=True
-            )
-            for watcher, outcome in zip(watchers, started, strict=True):
-                if not isinstance(outcome, BaseException):
-                    watcher.start()  # stopped (and its connection closed) by the `finally` below if another failed
-            for outcome in started:
-                if isinstance(outcome, BaseException):
-                    raise outcome
+            folders_watched = (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else []))
+            up = _Countdown(len(folders_watched), wake)
+            for folder in folders_watched:
+                watchers.append(_WatchThread(Watcher(settings.imap, imap_login, folder), wake, renew, up.one))
+            # The IDLE connections (connect, login, SELECT, IDLE) open side by side, each in its thread, while the
+            # first pass already reads the Outbox on the command connection: once the last IDLE is on, the loop
+            # looks again, so a message dropped before IDLE could report it is still seen then. Stopped (and
+            # their connections closed) by the `finally` below.
+            for watcher in watchers:
+                watcher.start()
             ended = self.imap_gate.worked()
             self.ledger.set_status(connected="yes", running="yes", last_error="", **self.imap_gate.status())
             log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
@@ -526,6 +564,8 @@ class Daemon:
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:
+            if watcher.error is not None and watcher.failed_to_start:
+                raise watcher.error  # as the command connection's login would (a refusal is configuration)
             if watcher.error is not None:
                 kind = SessionExpired if isinstance(watcher.error, SessionExpired) else MailboxError
                 raise kind(f"watching {watcher.watcher.folder}: {watcher.error}")

@@ -13,7 +13,8 @@ A ``queued`` message is safe to send after a crash unless the machine itself res
 lose the unflushed ``sending`` mark): then it counts as in doubt (:meth:`Ledger.queue`).
 
 A backlog goes out over a few SMTP connections side by side (``[smtp] connections``), after one claim per
-folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE. When one
+folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE per run of
+``FILE_RUN``, the first runs while the rest still go out (the IMAP connection is idle then). When one
 connection fails unexpectedly, the others finish the e-mail they are sending before the failure is raised:
 one message's failure never leaves another in doubt. The
 provider's sending limits are kept by :mod:`agent.reconcile.send_limits`.
@@ -63,6 +64,7 @@ from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, SENDING, Row
 log = logging.getLogger("mentor_agent.delivery")
 
 QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
+FILE_RUN = 250  # accepted messages filed in Sent while the rest still go out (the IMAP connection is idle then)
 SIGN_IN_RETRY = timedelta(minutes=1)  # the sign-in server could not be reached: sending waits this long
 
 
@@ -140,7 +142,7 @@ def _gone(world: World, row: Row, folder: str) -> None:
 
 
 async def deliver_all(world: World, items: Sequence[Item]) -> None:
-    """Send several items: one claim per folder, one body FETCH, one SMTP connection, one filing in Sent.
+    """Send several items: one claim per folder, one body FETCH, a few SMTP connections, filing in Sent in runs.
 
     Each message is still marked ``sending`` (on disk) just before its own SMTP transaction and
     ``accepted`` just after, so a crash anywhere leaves at most one message in doubt.
@@ -169,6 +171,20 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     queued: set[int] = set()  # id() of the items marked queued on disk
     blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
     failed: list[Exception] = []  # an unexpected failure (a MailboxError): the others finish their e-mail first
+    filed = 0  # accepted[:filed] is filed (or being filed) already
+
+    async def file_some() -> None:
+        """A backlog's first runs are filed in Sent while the rest still goes out: the IMAP connection has
+        nothing else to do then. A failure stops the sending after the e-mails in flight, as any other does;
+        what was accepted and not filed is filed by recover() (the ledger says accepted)."""
+        nonlocal filed
+        if len(accepted) - filed < FILE_RUN or failed or blocked:
+            return
+        run, filed = accepted[filed:], len(accepted)
+        try:
+            await file_accepted(world, run)
+        except Exception as error:
+            failed.append(error)
 
     async def worker() -> None:
         async with Sender(world.settings.smtp, login, stopping=world.stopping) as sender:
@@ -195,6 +211,7 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
                     return
                 if done is not None:
                     accepted.append(done)
+                    await file_some()
 
     try:
         # A few connections side by side: each message still has its own sending/accepted marks.
@@ -220,7 +237,7 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
     else:  # several messages left claimed would go one e-mail each: they wait to go as one digest again
         several = [row for item in waiting if len(item.rows) > 1 for row in item.rows]
         await back_to_scheduled(world, several, "not sent yet: it goes again with the rest of its digest")
-    await file_accepted(world, accepted)
+    await file_accepted(world, accepted[filed:])
 
 
 async def _deliver_one(

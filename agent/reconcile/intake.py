@@ -99,11 +99,12 @@ async def _take_in(
         if taken is not None:
             await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
             return None
-    envelope = _identified(world, parse_envelope(info.headers), content, batch)
+    looked: dict[str, Row | None] = {}  # the ledger's rows read on the way, by key (read once, not twice)
+    envelope = _identified(world, parse_envelope(info.headers), content, batch, looked)
     if envelope.key in batch:
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
         return None
-    existing = ledger.get(envelope.key)
+    existing = looked[envelope.key] if envelope.key in looked else ledger.get(envelope.key)
     arrived = world.now()  # when the agent first saw it: the same clock every rule is read with
     if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
         # A copy of a message that is already on its way: sending it would send it twice.
@@ -163,7 +164,9 @@ def early_held(world: World) -> list[Row]:
     return [row for row in rows if row.detail == EARLY and row.folder == world.folders.outbox]
 
 
-def _identified(world: World, envelope: Envelope, content: str, batch: dict[str, str]) -> Envelope:
+def _identified(
+    world: World, envelope: Envelope, content: str, batch: dict[str, str], looked: dict[str, Row | None]
+) -> Envelope:
     """The envelope with the ledger key this message is known by: its Message-ID, unless another message (other
     content) already goes by that Message-ID. Then it is another message: keyed by Message-ID and content, and it
     goes out with a Message-ID of its own (the mentor's mail program would hide one of two sharing an id)."""
@@ -172,7 +175,7 @@ def _identified(world: World, envelope: Envelope, content: str, batch: dict[str,
         return envelope  # no Message-ID: known by its content already
     known = batch.get(key)
     if known is None:
-        row = world.ledger.get(key)
+        row = looked[key] = world.ledger.get(key)
         if row is None:  # a Message-ID the agent gave out itself (the Sent copy of one it had none, or shared one)
             given = world.ledger.key_of(key, *OPEN_STATES, DONE)
             if given is not None:

@@ -6,6 +6,7 @@ never raise: they become ``problems`` that send the message to Needs attention w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -16,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from agent.rules.addresses import needs_smtputf8, normal_address
-from agent.rules.mimetext import raw_headers, unsurrogate
+from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -75,6 +76,8 @@ class Envelope:
 
 
 def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
+    if not values:
+        return ()
     found = []
     for _display, address in getaddresses([unsurrogate(v) for v in values]):  # UTF-8 headers (RFC 6532)
         address = normal_address(address)
@@ -95,9 +98,17 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 
 
 def parse_envelope(head: bytes) -> Envelope:
-    """Read the facts the agent decides by from a header block (or a whole message)."""
+    """Read the facts the agent decides by from a header block (or a whole message).
+
+    The last few header blocks read are remembered (an Envelope never changes): a message about to go is read
+    by the identity check, the From check and the preparation of its copy one after the other, and parsing
+    them is most of the CPU a send costs."""
+    return _parse_block(split_head(head)[0])
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
-    block = split_head(head)[0]
     try:
         message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
     except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
@@ -116,8 +127,13 @@ def parse_envelope(head: bytes) -> Envelope:
             problems.append(f"{name} cannot be decoded")
             return " ".join(str(v) for v in values)
 
+    # Every field's raw values (8-bit kept: unsurrogate() decodes), by lowercased name: one walk of the block.
+    by_name: dict[str, list[str]] = {}
+    for field_name, value in message.raw_items() if message is not None else ():
+        by_name.setdefault(field_name.lower(), []).append(str(value))
+
     def listed(name: str) -> list[str]:
-        return raw_headers(message, name) if message is not None else []  # 8-bit kept: unsurrogate() decodes
+        return by_name.get(name.lower(), [])
 
     unsigned: list[str] = []  # RFC 5322 section 3.6: one From; a Sender when it names more than one author
     senders = _addresses(listed("From"), unsigned, "From")
