@@ -336,7 +336,24 @@ def _build(group: Sequence[_Parsed], who: _Identity, part: int, parts: int) -> E
             continue
         params = dict(att.params) | ({"charset": att.charset} if att.charset else {})
         msg.add_attachment(att.data, att.maintype, att.subtype, filename=att.filename, params=params)
+    _fix_boundaries(msg, token)
     return msg
+
+
+def _fix_boundaries(msg: EmailMessage, token: str) -> None:
+    """Boundaries of the digest's own multiparts from its token: of one length, so that the size measured when
+    the parts were split is the size sent (the generator's random ones differ by a digit or two), and the same
+    after a crash. Parts carried over from an original keep theirs (they came with one)."""
+    containers = [msg]
+    number = 0
+    while containers:
+        part = containers.pop()
+        if not part.is_multipart() or part.get_content_maintype() == "message":
+            continue
+        if part.get_boundary() is None:
+            part.set_boundary(f"=_digest.{token}.{number}")
+            number += 1
+        containers.extend(child for child in part.iter_parts() if isinstance(child, EmailMessage))
 
 
 def _name_files(sections: Sequence[_Section]) -> None:
@@ -500,17 +517,24 @@ def compose_parts(
             whole[o.key] = "it asks for answers (or a read receipt) elsewhere than the messages of the digest"
     parsed = [p for p in parsed if p.key not in whole]
     who = _identity(originals, student_name, student_address, mentor_name, subject_template, now, domain, lead)
+    budget = max_bytes  # what the grouping aims at: less than the limit when a built part came out over it
     while True:
-        groups = _groups(parsed, who, max_bytes)
+        groups = _groups(parsed, who, budget)
         built = [_build(group, who, index, len(groups)) for index, group in enumerate(groups, start=1)]
+        sizes = [_size(msg) for msg in built]
         # One original can still come out over the limit once wrapped (quoted text, an HTML view): it goes alone.
         too_big = {
-            group[0].key for group, msg in zip(groups, built, strict=True) if len(group) == 1 and _size(msg) > max_bytes
+            group[0].key for group, size in zip(groups, sizes, strict=True) if len(group) == 1 and size > max_bytes
         }
-        if not too_big:
+        # Several can come out over it once titled and numbered ("(3/12)", other topics): group them tighter.
+        over = max((size - max_bytes for group, size in zip(groups, sizes, strict=True) if len(group) > 1), default=0)
+        if too_big:
+            alone |= too_big
+            parsed = [p for p in parsed if p.key not in too_big]
+        elif over > 0:
+            budget -= over
+        else:
             break
-        alone |= too_big
-        parsed = [p for p in parsed if p.key not in too_big]
     parts = [Part(tuple(p.key for p in group), msg) for group, msg in zip(groups, built, strict=True)]
     parts += [Part((key,), None) for key in alone]
     parts += [Part((key,), None, why) for key, why in whole.items()]
