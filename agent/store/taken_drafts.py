@@ -31,26 +31,58 @@ HANDED_OVER = "draft handed over"
 TOLD_BACK = "draft came back"
 CHANGED_AWAY = "draft changed while away"
 WAITS = "draft flagged since"  # meta key prefix
+TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
+TAKEN = "draft taken"
+TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
 def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
     ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
 
 
-def recall(ledger: Ledger, signature: str, since: datetime) -> list[tuple[str, str | None]]:
-    """The drafts taken with ``signature`` at or after ``since``, newest first: (key, their words; None: not kept)."""
+def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime]]:
+    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
+    first: (key, their words, None: not kept; when taken)."""
+    marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
-        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC", (TAKEN_AS, signature)
+        f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
+        (TAKEN_AS, *signatures),
     )
-    found: list[tuple[str, str | None]] = []
+    found: list[tuple[str, str | None, datetime]] = []
     for (detail,) in rows:
         key, when, *words = str(detail).split("\n", 2)
         try:
-            if datetime.fromisoformat(when) >= since:
-                found.append((key, words[0] if words else None))
+            at = datetime.fromisoformat(when)
         except ValueError:
             continue
+        if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
+            found.append((key, words[0] if words else None, at))
     return found
+
+
+def taken_at(ledger: Ledger, key: str) -> datetime | None:
+    """When the draft ``key`` was taken, as :func:`remember` kept it (None: not kept)."""
+    rows = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND substr(detail, 1, ?) = ? ORDER BY rowid DESC LIMIT 1",
+        (TAKEN_AS, len(key) + 1, f"{key}\n"),
+    ).fetchall()
+    for (detail,) in rows:
+        try:
+            return datetime.fromisoformat(str(detail).split("\n", 2)[1])
+        except (ValueError, IndexError):
+            return None
+    return None
+
+
+def pending_takings(ledger: Ledger) -> list[tuple[str, str]]:
+    """The drafts whose taking began (``TAKING``) but was never seen done nor void: (key, subject), oldest first.
+    The MOVE may have been done by the server with its answer lost (a cut connection, a kill -9)."""
+    rows = ledger.db.execute(
+        "SELECT message, MAX(detail) FROM log t WHERE event = ? AND NOT EXISTS "
+        "(SELECT 1 FROM log u WHERE u.message = t.message AND u.event IN (?, ?)) GROUP BY message ORDER BY MIN(id)",
+        (TAKING, TAKEN, TAKING_VOID),
+    )
+    return [(str(key), str(subject or "")) for key, subject in rows]
 
 
 def told_back(ledger: Ledger, key: str) -> datetime | None:

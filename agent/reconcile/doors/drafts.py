@@ -11,10 +11,13 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 - A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
   taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
-  its Message-ID, or, among the drafts taken in the last day, by its recipients and subject AND its text: the
-  taken one or an edit of it (:mod:`agent.rules.draft_edits`). It is never taken a second time; the student is
-  told what became of the one that was (once for a compose window's saves, again when she flags a copy later).
-  Another message with the same recipients and subject is taken as its own, and her notice says so.
+  its Message-ID, or, among the drafts to the same mentor taken in the last day, by its text: the taken one or an
+  edit of it (:mod:`agent.rules.draft_edits`), whatever its subject and other recipients (one with another subject
+  only if stored after the taking). It is never taken a second time and stays in Drafts; the student is told what
+  it looks like and what became of the one taken (once for a compose window's saves, again when she flags a copy
+  later), and how to send it if it is a new message. Another text is taken as its own, and her notice says so.
+- What is taken is kept BEFORE the MOVE (``TAKING``, its text's prints): a MOVE the server did whose answer was
+  lost (a cut, a kill -9) is found done by the next session (the draft in the Outbox), told, and its re-save known.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
 
 log = logging.getLogger("mentor_agent.drafts")
-TAKEN = "draft taken"
-TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
+TAKEN = taken_drafts.TAKEN
+TAKING = taken_drafts.TAKING  # logged before its flag comes off; TAKEN once it is in the Outbox
 TELL_AGAIN = timedelta(minutes=10)  # a copy flagged this long after the last word about it is told of again
 RECOGNISE_FOR = timedelta(days=1)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
@@ -54,6 +57,12 @@ def signature(envelope: Envelope) -> str:
     """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
     text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()
     return "draft:" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def to_mentor(world: World, envelope: Envelope) -> str:
+    """Which mentors a draft goes to: a re-save with the subject fixed or a Cc added still shares it."""
+    mentors = sorted({p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None})
+    return "draft-to:" + hashlib.sha256("|".join(mentors).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -92,6 +101,7 @@ class DraftDoor:
         folder = await self.find_folder(world)
         if folder is None:
             return None
+        await self._finish_takings(world, folder)
         validity, uids = await world.imap(world.mailbox.uids, folder)
         waits = f"{door_account(world, folder)}:{validity}"
         if validity != self.validity:
@@ -181,9 +191,8 @@ class DraftDoor:
         self, world: World, folder: str, info: HeaderInfo, envelope: Envelope, first_look: bool
     ) -> bool:
         """A copy of a draft taken before: told (on first sight, or when it is flagged), never taken."""
-        taken = envelope.key if envelope.message_id and world.ledger.logged(TAKEN, envelope.key) else None
-        if taken is None:
-            taken = await self._edit_of_taken(world, folder, info, envelope)
+        same_id = bool(envelope.message_id) and world.ledger.logged(TAKEN, envelope.key)
+        taken = envelope.key if same_id else await self._edit_of_taken(world, folder, info, envelope)
         if taken is None:
             return False
         row = world.ledger.get(taken)
@@ -207,32 +216,45 @@ class DraftDoor:
             where = "already sent" if row.state == "done" else f"{row.state}, in {row.folder}"
         log.info("%s: a copy came back to %s; it was taken before, so not again", named(taken, subject), folder)
         unflagged = " Its flag was taken off." if flagged else ""
+        at = taken_drafts.taken_at(world.ledger, taken)
+        when = f" at {at.astimezone(world.settings.student.zone):%H:%M}" if at is not None else ""
+        why = "its Message-ID" if same_id else "same mentor, similar text"
         await world.notify(
             f"Not taken again: {subject}",
             [
-                f"“{subject}” is in {folder} again: your mail program saved it once more after mentor-agent had "
-                f"taken it (the same message, or an edit of it). It was not taken a second time; the message taken "
-                f"is {where}.{unflagged}",
-                f"Delete this draft. To send the new version as a message of its own, move it to the "
-                f"{world.folders.outbox}.",
+                f"The draft “{envelope.subject or '(no subject)'}” in {folder} looks like the draft “{subject}” taken"
+                f"{when} ({why}); it was not sent. The one taken is {where}.{unflagged}",
+                f"If it is a new message, move it to the {world.folders.outbox}: it is then taken as a message of its "
+                "own. If it is the one already taken, delete it.",
             ],
             about=row.message_id if row else envelope.message_id,
         )
         return True
 
     async def _edit_of_taken(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> str | None:
-        """The key of the draft taken in the last day of which this one (another Message-ID, the same recipients
-        and subject) is a copy: its text the taken one or an edit of it. None: a message of its own."""
+        """The key of the draft to the same mentor taken in the last day (another Message-ID; the subject or the
+        other recipients perhaps changed) of which this one is a copy: its text the taken one or an edit of it.
+        None: a message of its own."""
         if info.uid in self.alike:
             return self.alike[info.uid][0]
-        taken = taken_drafts.recall(world.ledger, signature(envelope), world.now() - RECOGNISE_FOR)
+        since = world.now() - RECOGNISE_FOR
+        alike_to = [signature(envelope)]  # the same recipients and subject (as kept before: the only signature)
+        alike = {key for key, _, _ in taken_drafts.recall(world.ledger, alike_to, since)}
+        # To the same mentor with another subject: a re-save is stored after the taking, never before it
+        taken = [
+            (key, kept, at)
+            for key, kept, at in taken_drafts.recall(
+                world.ledger, [to_mentor(world, envelope), signature(envelope)], since
+            )
+            if key in alike or info.internaldate is None or info.internaldate >= at
+        ]
         if not taken:
             return None
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
         words = word_prints(raw)
-        copy_of = next((key for key, kept in taken if kept is None or is_edit(kept, words)), None)
+        copy_of = next((key for key, kept, _ in taken if kept is None or is_edit(kept, words)), None)
         self.alike[info.uid] = (copy_of, taken[0][0])
         return copy_of
 
@@ -260,11 +282,13 @@ class DraftDoor:
         )
         return True
 
-    def _another(self, world: World, uid: int) -> list[str]:
+    def _another(self, world: World, uid: int | None, subject: str) -> list[str]:
         """What the notice of a draft taken says of one taken earlier with the same recipients and subject."""
-        if uid not in self.alike:
+        if uid is None or uid not in self.alike:
             return []
         earlier = world.ledger.get(self.alike.pop(uid)[1])
+        if earlier is not None and earlier.subject != subject:
+            return []
         where = "" if earlier is None else (" (already sent)" if earlier.state == "done" else f" ({earlier.state})")
         return [
             f"A draft with the same recipients and subject was taken earlier today{where}. This one's text is "
@@ -281,34 +305,48 @@ class DraftDoor:
         return world.ledger.get(key) is None
 
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
-        what = named(envelope.key, envelope.subject)
-        outbox = world.folders.outbox
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return  # saved again or deleted meanwhile
+        # What it was, before the MOVE: the server may do it and its answer be lost (a cut, a kill -9); the next
+        # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
+        world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
+        taken_drafts.remember(world.ledger, to_mentor(world, envelope), envelope.key, world.now(), word_prints(raw))
+        world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         try:
-            if envelope.message_id:  # the student's flag is about to come off: remember that she set it
-                world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
             # The flag first: in the Outbox a flag means "send now anyway", which the student did not ask for.
             await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged", "\\Draft"])
             crash_point("draft-unflagged")
-            await world.imap(world.mailbox.move, folder, info.uid, outbox)
+            await world.imap(world.mailbox.move, folder, info.uid, outbox := world.folders.outbox)
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
         self.flagged_since.pop(info.uid, None)
-        taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now(), word_prints(raw))
-        world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
-        world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
-        log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
-        subject = envelope.subject or "(no subject)"
+        log.info("%s: flagged in %s: taken into %s", named(envelope.key, envelope.subject), folder, outbox)
+        await self._taken(world, folder, envelope.key, envelope.subject, info.uid)
+
+    async def _finish_takings(self, world: World, folder: str) -> None:
+        """The takings begun and never seen done: a MOVE the server did (the draft is in the Outbox, or the intake
+        took it) is a draft taken, and she is told; one neither there nor in Drafts any more was never done."""
+        for key, subject in taken_drafts.pending_takings(world.ledger):
+            if world.ledger.get(key) is None and await world.locate(world.folders.outbox, key, None) is None:
+                if await world.locate(folder, key, None) is None:
+                    world.ledger.log(taken_drafts.TAKING_VOID, message=key)
+                continue  # still in Drafts: its flag still counts (_half_taken)
+            log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), world.folders.outbox)
+            await self._taken(world, folder, key, subject, None)
+
+    async def _taken(self, world: World, folder: str, key: str, subject: str, uid: int | None) -> None:
+        world.ledger.log(TAKEN, message=key, detail=subject)
+        outbox = world.folders.outbox
+        about = None if key.startswith("sha256:") else key.partition("#")[0]
         await world.notify(
-            f"Taken from {folder}: {subject}",
+            f"Taken from {folder}: {subject or '(no subject)'}",
             [
-                f"You flagged the draft “{subject}”, so mentor-agent took it: it is in your {outbox} now and goes "
-                "when the agreement allows (you are told if it has to wait).",
+                f"You flagged the draft “{subject or '(no subject)'}”, so mentor-agent took it: it is in your {outbox} "
+                "now and goes when the agreement allows (you are told if it has to wait).",
                 f"It left {folder} so that it cannot also be sent from there. If your mail program still has it open, "
                 "close it without saving.",
-                *self._another(world, info.uid),
+                *self._another(world, uid, subject),
             ],
-            about=envelope.message_id,
+            about=about,
         )
