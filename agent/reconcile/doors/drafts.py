@@ -7,7 +7,8 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 - Taking it: its flag (and ``\\Draft``) comes off, then it is MOVEd to the Mentor Outbox, so that it leaves Drafts
   and cannot also be sent from there (and its flag is not read as "send now anyway" in the Outbox). A notice says
   so. The intake does the rest, as for any message in the Outbox.
-- A flagged draft to no mentor is left alone: the flag may mean anything.
+- A flagged draft to no mentor is left alone: the flag may mean anything. An encrypted one too, with a notice
+  (:mod:`agent.reconcile.doors.sealed`).
 - A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
   taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
@@ -34,6 +35,7 @@ from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
+from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
 from agent.rules.draft_edits import is_edit, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
@@ -135,6 +137,9 @@ class DraftDoor:
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
+            if is_encrypted(info):
+                await leave_encrypted(world, folder, envelope)
+                continue
             since = self.flagged_since.setdefault(info.uid, now)
             if now - since < settle:
                 due.append(since + settle)
