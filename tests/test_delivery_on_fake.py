@@ -22,8 +22,8 @@ from agent.mail.claim import CLAIM_KEYWORD
 from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, claim, deliver_all
-from agent.reconcile.recovery import recover
 from agent.reconcile.prepared import prepare
+from agent.reconcile.recovery import recover
 from agent.reconcile.sent_filing import SENT_WAIT, follow_filing
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook

@@ -24,6 +24,7 @@ import re
 from difflib import SequenceMatcher
 from email.message import EmailMessage, Message
 
+from agent.rules.envelope import Envelope
 from agent.rules.htmltext import html_to_text
 
 EDIT_SHARE = 0.6
@@ -81,3 +82,9 @@ def is_edit(taken: str, copy: str) -> bool:
     # Runs of two words or more: common words scattered through a long text ("the", "I") do not make an edit
     runs = [block.size for block in matcher.get_matching_blocks() if block.size >= 2 or shorter < SHORT]
     return sum(runs) >= EDIT_SHARE * shorter
+
+
+def signature(envelope: Envelope) -> str:
+    """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
+    text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()
+    return "draft:" + hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -14,6 +14,11 @@
   (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts;
   ``draft changed while away`` (the same) once the student was told such a draft changed while the agent was
   stopped (:mod:`agent.reconcile.doors.flag_baseline`).
+- ``draft door closed`` (message: the account): the daemon ran with the star door shut after it last opened; when
+  it opens again it takes a fresh baseline (a star set meanwhile may be a reminder).
+- ``draft baseline print`` (message: account and UIDVALIDITY, detail: "UID\\nkey\\nsignature\\nwords"): what each
+  baseline draft was, so that a new save of it that keeps its star stays in the baseline (``draft baseline
+  carried``, detail: the new UID) (:mod:`agent.reconcile.doors.reminders`).
 - ``draft flagged since`` (``meta``, per account and UIDVALIDITY): when each flagged draft was first seen flagged,
   so that its settle wait survives a restart.
 """
@@ -31,6 +36,9 @@ HANDED_OVER = "draft handed over"
 TOLD_BACK = "draft came back"
 CHANGED_AWAY = "draft changed while away"
 WAITS = "draft flagged since"  # meta key prefix
+DOOR_CLOSED = "draft door closed"
+BASELINE_PRINT = "draft baseline print"
+BASELINE_CARRIED = "draft baseline carried"
 TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
 TAKEN = "draft taken"
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
@@ -103,12 +111,56 @@ def tell_back(ledger: Ledger, key: str, at: datetime) -> None:
 
 
 def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:
-    """When the star door last opened on ``account``: (UIDVALIDITY, the UIDs flagged then); None: never."""
+    """When the star door last opened on ``account``: (UIDVALIDITY, the UIDs flagged then and the new saves of
+    them carried into the baseline since); None: never, or shut since."""
     row = _last_opening(ledger, account)
-    if row is None:
+    if row is None or _closed_after(ledger, account, row[0]):
         return None
     validity, _, uids = row[1].partition("\n")[0].partition(":")
-    return int(validity), frozenset(int(u) for u in uids.split(",") if u)
+    carried = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
+        (BASELINE_CARRIED, f"{account}:{validity}", row[0]),
+    )
+    return int(validity), frozenset([int(u) for u in uids.split(",") if u] + [int(d) for (d,) in carried])
+
+
+def _closed_after(ledger: Ledger, account: str, rowid: int) -> bool:
+    return (
+        ledger.db.execute(
+            "SELECT 1 FROM log WHERE event = ? AND message = ? AND rowid > ?", (DOOR_CLOSED, account, rowid)
+        ).fetchone()
+        is not None
+    )
+
+
+def close_door(ledger: Ledger, account: str) -> None:
+    """The daemon runs with the star door shut: noted once after each opening (its next opening starts afresh)."""
+    row = _last_opening(ledger, account)
+    if row is not None and not _closed_after(ledger, account, row[0]):
+        ledger.log(DOOR_CLOSED, message=account)
+
+
+def keep_print(ledger: Ledger, where: str, uid: int, key: str, signature: str, words: str) -> None:
+    ledger.log(BASELINE_PRINT, message=where, detail=f"{uid}\n{key}\n{signature}\n{words}")
+
+
+def carry(ledger: Ledger, where: str, uid: int) -> None:
+    ledger.log(BASELINE_CARRIED, message=where, detail=str(uid))
+
+
+def prints(ledger: Ledger, account: str, validity: int) -> list[tuple[int, str, str, str]]:
+    """What the baseline drafts since the door last opened were: (UID, key, signature, words)."""
+    last = _last_opening(ledger, account)
+    rows = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
+        (BASELINE_PRINT, f"{account}:{validity}", last[0] if last else 0),
+    )
+    found: list[tuple[int, str, str, str]] = []
+    for (detail,) in rows:
+        uid, key, signature, words = [*str(detail).split("\n", 3), "", "", ""][:4]
+        if uid.isdigit():
+            found.append((int(uid), key, signature, words))
+    return found
 
 
 def _last_opening(ledger: Ledger, account: str) -> tuple[int, str] | None:

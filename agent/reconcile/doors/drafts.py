@@ -35,8 +35,9 @@ from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
+from agent.reconcile.doors.reminders import carried_over, keep_prints
 from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
-from agent.rules.draft_edits import is_edit, word_prints
+from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
@@ -53,12 +54,6 @@ LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 def _saved(info: HeaderInfo) -> list[datetime]:
     """When a draft was saved, as its server (INTERNALDATE) and its mail program (Date) say."""
     return [at for at in (info.internaldate, parse_envelope(info.headers).date) if at is not None]
-
-
-def signature(envelope: Envelope) -> str:
-    """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
-    text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()
-    return "draft:" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def to_mentor(world: World, envelope: Envelope) -> str:
@@ -120,7 +115,10 @@ class DraftDoor:
         self.looked_at = (self.looked_at & present) | set(fresh)
         self.alike = {uid: alike for uid, alike in self.alike.items() if uid in present}
         settle = timedelta(seconds=world.settings.drafts.settle)
-        old = await self._flagged_before_door(world, folder, validity, flagged) if stars else set()
+        if not stars:
+            taken_drafts.close_door(world.ledger, door_account(world, folder))  # its next opening starts afresh
+            self.old_flags = None
+        old = await self._flagged_before_door(world, folder, validity, flagged, present, set(fresh)) if stars else set()
         for uid, (key, until) in list(self.unplaced.items()):
             if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
                 del self.unplaced[uid]
@@ -149,25 +147,32 @@ class DraftDoor:
             taken_drafts.keep_waits(world.ledger, waits, self.flagged_since)
         return min(due, default=None)
 
-    async def _flagged_before_door(self, world: World, folder: str, validity: int, flagged: set[int]) -> set[int]:
-        """The drafts already flagged when the star door first opened on this account (a flag may have been a
-        reminder for months; one saved in the last JUST_SAVED is not): never taken for that old flag. A flag taken
-        off and set again, or a new save (a new UID), counts as new. The student is told once."""
+    async def _flagged_before_door(
+        self, world: World, folder: str, validity: int, flagged: set[int], present: set[int], fresh: set[int]
+    ) -> set[int]:
+        """The drafts already flagged when the star door opened on this account (a flag may have been a reminder
+        for months; one saved in the last JUST_SAVED before a first opening is not): never taken for that old
+        flag, nor a new save of one that keeps its flag (:mod:`agent.reconcile.doors.reminders`). A flag taken off
+        and set again counts as new. The door opens afresh after it was shut (the daemon ran with it closed); a
+        Drafts folder made anew (a new UIDVALIDITY) keeps every flag in it as old. The student is told once."""
         account = door_account(world, folder)
         if self.old_flags is None or self.old_flags[0] != validity:
             opened = taken_drafts.opened(world.ledger, account)
             if opened is None or opened[0] != validity:
-                # Saved in the last minutes: written for the door that opens now (setup, then a star), not a reminder
                 infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
-                recent = world.now() - JUST_SAVED
-                before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
+                before = infos
+                if opened is None:  # saved in the last minutes: written for the door that opens now, not a reminder
+                    recent = world.now() - JUST_SAVED
+                    before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
                 taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before}, world.now())
+                await keep_prints(world, folder, validity, {i.uid for i in before})
                 opened = (validity, frozenset(i.uid for i in before))
                 await self._tell_old_flags(world, folder, before)
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
             self.modseqs = None
         old = self.old_flags[1]
-        for uid in sorted(old - flagged):
+        old |= await carried_over(world, folder, validity, (flagged & fresh) - old)
+        for uid in sorted((old - flagged) & present):  # its star seen off; one gone (a new save) is no hand-over
             taken_drafts.clear(world.ledger, account, validity, uid)
         old &= flagged
         self.modseqs = await changed_while_away(world, folder, validity, old, self.modseqs)
