@@ -18,7 +18,7 @@ import email.policy
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
@@ -196,11 +196,13 @@ def test_a_reminder_starred_while_the_door_was_closed_is_not_taken_when_it_opens
     door.world.settings = opened.model_copy(update={"drafts": Drafts(take_flagged=False, settle=0)})
     door.door = DraftDoor()  # the daemon restarted with the door closed
     door.run()
-    door.save(draft("Half written", "Dear Dr. Rivera,\n\nI wanted to ask about TODO"))  # a reminder star
-    door.run(later=timedelta(days=3))
-    door.world.settings = opened  # opened again in the config, the daemon restarted
+    reminder = draft("Half written", "Dear Dr. Rivera,\n\nI wanted to ask about TODO").split(b"\r\n")
+    dated = [f"Date: {format_datetime(door.at)}".encode() if line.startswith(b"Date:") else line for line in reminder]
+    door.save(b"\r\n".join(dated))  # a reminder star, set seconds before the door opens again
+    door.run(later=timedelta(seconds=5))
+    door.world.settings = opened  # opened again in the config seconds later, the daemon restarted
     door.door = DraftDoor()
-    door.run(later=timedelta(days=3))
+    door.run(later=timedelta(seconds=5))  # no "just saved for the door that opens now": it was open before
     door.run()
     assert door.subjects(OUTBOX) == []
     assert "1 flagged draft left in Drafts" in door.notices()

@@ -124,6 +124,11 @@ def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:
     return int(validity), frozenset([int(u) for u in uids.split(",") if u] + [int(d) for (d,) in carried])
 
 
+def ever_opened(ledger: Ledger, account: str) -> bool:
+    """Whether the star door was ever open on ``account`` (shut since or not)."""
+    return _last_opening(ledger, account) is not None
+
+
 def _closed_after(ledger: Ledger, account: str, rowid: int) -> bool:
     return (
         ledger.db.execute(

@@ -151,17 +151,19 @@ class DraftDoor:
         self, world: World, folder: str, validity: int, flagged: set[int], present: set[int], fresh: set[int]
     ) -> set[int]:
         """The drafts already flagged when the star door opened on this account (a flag may have been a reminder
-        for months; one saved in the last JUST_SAVED before a first opening is not): never taken for that old
+        for months; one saved in the last JUST_SAVED before the very first opening is not): never taken for that old
         flag, nor a new save of one that keeps its flag (:mod:`agent.reconcile.doors.reminders`). A flag taken off
-        and set again counts as new. The door opens afresh after it was shut (the daemon ran with it closed); a
-        Drafts folder made anew (a new UIDVALIDITY) keeps every flag in it as old. The student is told once."""
+        and set again counts as new. The door opens afresh after it was shut (the daemon ran with it closed), every
+        flag then old; a Drafts folder made anew (a new UIDVALIDITY) keeps every flag in it as old. The student is
+        told once."""
         account = door_account(world, folder)
         if self.old_flags is None or self.old_flags[0] != validity:
             opened = taken_drafts.opened(world.ledger, account)
             if opened is None or opened[0] != validity:
                 infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
                 before = infos
-                if opened is None:  # saved in the last minutes: written for the door that opens now, not a reminder
+                if not taken_drafts.ever_opened(world.ledger, account):
+                    # Saved in the last minutes before the door first opens: written for it, not a reminder
                     recent = world.now() - JUST_SAVED
                     before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
                 taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before}, world.now())
