@@ -111,6 +111,25 @@ def test_killed_between_taking_the_flag_off_and_the_move_it_is_still_taken(agent
     assert agent.folder_raw(DRAFTS) == {} and len(agent.smtp.messages) == 1
 
 
+def test_killed_once_the_move_was_done_it_counts_as_taken_and_its_resave_is_not_sent_twice(agent: Agent) -> None:
+    """Dovecot did the MOVE, the daemon died before it read the answer (kill -9; a cut connection alike): what was
+    taken is kept before the MOVE, so the next run finds it in the Outbox, tells her, and knows the re-save."""
+    settle_in(agent, 0)
+    agent.start(**{VARIABLE: "draft-moved"})
+    save_draft(agent, mail("Moved, then killed"), flagged=True)
+    assert agent.wait_exit() == -signal.SIGKILL
+    assert agent.subjects("Mentor Outbox") == ["Moved, then killed"] and agent.subjects(DRAFTS) == []
+    agent.start()
+    assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
+    eventually(
+        lambda: [n for n in agent.notices() if str(n["Subject"]).endswith("Taken from Drafts: Moved, then killed")]
+    )
+    save_draft(agent, mail("Moved, then killed"), flagged=True)  # the compose window's re-save: a new Message-ID
+    eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    assert agent.subjects(DRAFTS) == ["Moved, then killed"]
+    assert len(agent.smtp.messages) == 1
+
+
 def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(agent: Agent) -> None:
     """What was taken is kept in the ledger: a restart (or an IMAP reconnect: a new session) forgets nothing."""
     settle_in(agent, 0)

@@ -1,9 +1,10 @@
 """What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
 
-- ``draft taken as`` (message: the draft's signature, detail: "key\\nwhen\\nwords"): a copy saved again by the
-  compose window after it was taken (a new Message-ID, same recipients and subject, its text the taken one or an
-  edit of it) is known across sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`),
-  never the text itself; absent in rows written before it was kept (such a copy is taken as a copy).
+- ``draft taken as`` (message: the mentors it goes to, ``draft-to:``, or before, its recipients and subject,
+  detail: "key\\nwhen\\nwords\\nINTERNALDATE"), kept before its MOVE: a copy saved again by the compose window after
+  it was taken (a new Message-ID, its text the taken one or an edit of it; stored after it) is known across
+  sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`), never the text itself;
+  absent in rows written before it was kept (such a copy is taken as a copy).
 - ``draft came back`` (message: the taken draft's key, detail: when the student was told): told once on first
   sight, and again when she flags a copy later than ``TELL_AGAIN`` after.
 - ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
@@ -44,27 +45,30 @@ TAKEN = "draft taken"
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
-def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
-    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
+def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str, stored: datetime | None) -> None:
+    """``stored``: the taken draft's INTERNALDATE (the server's clock): a re-save of it is stored after it."""
+    kept = f"\n{stored.isoformat()}" if stored is not None else ""
+    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}{kept}")
 
 
-def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime]]:
+def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime | None]]:
     """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
-    first: (key, their words, None: not kept; when taken)."""
+    first: (key; their words, None: not kept; their INTERNALDATE, None: not kept)."""
     marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
         f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
         (TAKEN_AS, *signatures),
     )
-    found: list[tuple[str, str | None, datetime]] = []
+    found: list[tuple[str, str | None, datetime | None]] = []
     for (detail,) in rows:
-        key, when, *words = str(detail).split("\n", 2)
+        key, when, *rest = str(detail).split("\n", 3)
         try:
             at = datetime.fromisoformat(when)
+            stored = datetime.fromisoformat(rest[1]) if len(rest) > 1 else None
         except ValueError:
             continue
         if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
-            found.append((key, words[0] if words else None, at))
+            found.append((key, rest[0] if rest else None, stored))
     return found
 
 

@@ -250,15 +250,12 @@ class DraftDoor:
         if info.uid in self.alike:
             return self.alike[info.uid][0]
         since = world.now() - RECOGNISE_FOR
-        alike_to = [signature(envelope)]  # the same recipients and subject (as kept before: the only signature)
-        alike = {key for key, _, _ in taken_drafts.recall(world.ledger, alike_to, since)}
-        # To the same mentor with another subject: a re-save is stored after the taking, never before it
+        signatures = [to_mentor(world, envelope), signature(envelope)]  # the second: as kept before
+        # A re-save is stored after the draft taken (the server's INTERNALDATEs): one stored before is another draft
         taken = [
-            (key, kept, at)
-            for key, kept, at in taken_drafts.recall(
-                world.ledger, [to_mentor(world, envelope), signature(envelope)], since
-            )
-            if key in alike or info.internaldate is None or info.internaldate >= at
+            (key, kept, stored)
+            for key, kept, stored in taken_drafts.recall(world.ledger, signatures, since)
+            if stored is None or info.internaldate is None or info.internaldate >= stored
         ]
         if not taken:
             return None
@@ -323,13 +320,16 @@ class DraftDoor:
         # What it was, before the MOVE: the server may do it and its answer be lost (a cut, a kill -9); the next
         # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
         world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
-        taken_drafts.remember(world.ledger, to_mentor(world, envelope), envelope.key, world.now(), word_prints(raw))
+        taken_drafts.remember(
+            world.ledger, to_mentor(world, envelope), envelope.key, world.now(), word_prints(raw), info.internaldate
+        )
         world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         try:
             # The flag first: in the Outbox a flag means "send now anyway", which the student did not ask for.
             await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged", "\\Draft"])
             crash_point("draft-unflagged")
             await world.imap(world.mailbox.move, folder, info.uid, outbox := world.folders.outbox)
+            crash_point("draft-moved")  # the server did the MOVE, its answer not read (as a cut connection)
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
         self.flagged_since.pop(info.uid, None)
