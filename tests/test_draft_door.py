@@ -279,14 +279,16 @@ def test_an_old_star_taken_off_and_set_again_between_two_passes_is_told(agent: A
     eventually(lambda: [n for n in agent.notices() if "flagged draft left" in str(n["Subject"])])
     agent.drop(mail("Marker 1", to="friend@example.org"))  # a later pass has looked at Drafts
     agent.smtp.wait_for(1)
-    agent.process.send_signal(signal.SIGSTOP)
+    process = agent.process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
     try:
         with agent.dovecot.client(agent.user) as client:
             client.select_folder(DRAFTS)
             client.remove_flags([old], [b"\\Flagged"])
             client.add_flags([old], [b"\\Flagged"])
     finally:
-        agent.process.send_signal(signal.SIGCONT)
+        process.send_signal(signal.SIGCONT)
     notice = eventually(lambda: [n for n in agent.notices() if "changed and kept its star" in str(n["Subject"])])
     assert "remove the star and star it again a few seconds later" in " ".join(notice[0].get_content().split())
     agent.drop(mail("Marker 2", to="friend@example.org"))
