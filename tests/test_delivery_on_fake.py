@@ -23,6 +23,7 @@ from agent.mail.session import MailboxError
 from agent.reconcile import delivery
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, claim, deliver_all
+from agent.reconcile.prepared import prepare
 from agent.reconcile.recovery import recover
 from agent.reconcile.sent_filing import SENT_WAIT, follow_filing
 from agent.rules.envelope import parse_envelope
@@ -422,3 +423,13 @@ def test_a_digest_accepted_and_not_filed_is_filed_from_the_kept_copy_at_the_rest
     assert b"Question 0" in filed and b"Question 1" in filed, "the digest as it went, from the kept copy"
     assert setup.server.messages("Sending") == {}
     assert [setup.state(row) for row in rows] == [DONE] * 2
+
+
+def test_outlooks_unsent_mark_stays_home_when_a_handed_over_draft_goes_alone(setup: Setup) -> None:
+    """Outlook marks a draft ``X-Unsent: 1``: a message carrying it opens at the mentor's as a draft to edit."""
+    draft = (
+        "From: Student <student@example.org>\r\nTo: rivera@example.org\r\nSubject: Begun in Outlook\r\n"
+        f"Message-ID: <draft.{time.monotonic_ns()}@student.example.org>\r\nX-Unsent: 1\r\n\r\nA question.\r\n"
+    ).encode()
+    row = setup.row(draft, "Scheduled")
+    assert b"X-Unsent" not in prepare(draft, row, draft=True).wire

@@ -111,6 +111,25 @@ def test_killed_between_taking_the_flag_off_and_the_move_it_is_still_taken(agent
     assert agent.folder_raw(DRAFTS) == {} and len(agent.smtp.messages) == 1
 
 
+def test_killed_once_the_move_was_done_it_counts_as_taken_and_its_resave_is_not_sent_twice(agent: Agent) -> None:
+    """Dovecot did the MOVE, the daemon died before it read the answer (kill -9; a cut connection alike): what was
+    taken is kept before the MOVE, so the next run finds it in the Outbox, tells her, and knows the re-save."""
+    settle_in(agent, 0)
+    agent.start(**{VARIABLE: "draft-moved"})
+    save_draft(agent, mail("Moved, then killed"), flagged=True)
+    assert agent.wait_exit() == -signal.SIGKILL
+    assert agent.subjects("Mentor Outbox") == ["Moved, then killed"] and agent.subjects(DRAFTS) == []
+    agent.start()
+    assert agent.smtp.wait_for(1)[0].rcpt_tos == (MENTOR,)
+    eventually(
+        lambda: [n for n in agent.notices() if str(n["Subject"]).endswith("Taken from Drafts: Moved, then killed")]
+    )
+    save_draft(agent, mail("Moved, then killed"), flagged=True)  # the compose window's re-save: a new Message-ID
+    eventually(lambda: [n for n in agent.notices() if "Not taken again" in str(n["Subject"])])
+    assert agent.subjects(DRAFTS) == ["Moved, then killed"]
+    assert len(agent.smtp.messages) == 1
+
+
 def test_a_draft_saved_again_after_a_restart_is_still_known_and_not_sent_twice(agent: Agent) -> None:
     """What was taken is kept in the ledger: a restart (or an IMAP reconnect: a new session) forgets nothing."""
     settle_in(agent, 0)
@@ -245,3 +264,33 @@ def test_an_old_starred_draft_that_changed_while_the_agent_was_stopped_is_not_ta
     assert agent.subjects(DRAFTS) == ["(unfinished) residency thoughts"]
     assert len([n for n in agent.notices() if told in str(n["Subject"])]) == 1
     assert len(agent.smtp.messages) == 2
+
+
+def test_an_old_star_taken_off_and_set_again_between_two_passes_is_told(agent: Agent) -> None:
+    """Hostile finding 9: the star of a baseline reminder taken off and set again while the daemon looks elsewhere
+    (here: the daemon paused by SIGSTOP meanwhile) is seen only as its MODSEQ moved: not taken on that, told once."""
+    with agent.dovecot.client(agent.user) as client:  # starred in June as a reminder
+        client.append(DRAFTS, mail("(unfinished) residency thoughts"), flags=(b"\\Draft", b"\\Flagged"),
+                      msg_time=datetime(2026, 6, 2, 22, 10, tzinfo=UTC))  # fmt: skip
+        client.select_folder(DRAFTS)
+        (old,) = client.search(["ALL"])
+    settle_in(agent, 0)
+    agent.start()
+    eventually(lambda: [n for n in agent.notices() if "flagged draft left" in str(n["Subject"])])
+    agent.drop(mail("Marker 1", to="friend@example.org"))  # a later pass has looked at Drafts
+    agent.smtp.wait_for(1)
+    process = agent.process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        with agent.dovecot.client(agent.user) as client:
+            client.select_folder(DRAFTS)
+            client.remove_flags([old], [b"\\Flagged"])
+            client.add_flags([old], [b"\\Flagged"])
+    finally:
+        process.send_signal(signal.SIGCONT)
+    notice = eventually(lambda: [n for n in agent.notices() if "changed and kept its star" in str(n["Subject"])])
+    assert "remove the star and star it again a few seconds later" in " ".join(notice[0].get_content().split())
+    agent.drop(mail("Marker 2", to="friend@example.org"))
+    agent.smtp.wait_for(2)
+    assert agent.subjects(DRAFTS) == ["(unfinished) residency thoughts"] and len(agent.smtp.messages) == 2

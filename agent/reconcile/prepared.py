@@ -28,6 +28,7 @@ DRAFT_ONLY = (
     "X-Apple-Mail-Remote-Attachments",
     "X-Apple-Windows-Friendly",
     "X-Apple-Auto-Saved",
+    "X-Unsent",  # Outlook: a message carrying it opens as a draft to edit
 )
 
 

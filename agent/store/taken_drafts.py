@@ -1,9 +1,10 @@
 """What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
 
-- ``draft taken as`` (message: the draft's signature, detail: "key\\nwhen\\nwords"): a copy saved again by the
-  compose window after it was taken (a new Message-ID, same recipients and subject, its text the taken one or an
-  edit of it) is known across sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`),
-  never the text itself; absent in rows written before it was kept (such a copy is taken as a copy).
+- ``draft taken as`` (message: the mentors it goes to, ``draft-to:``, or before, its recipients and subject,
+  detail: "key\\nwhen\\nwords\\nINTERNALDATE"), kept before its MOVE: a copy saved again by the compose window after
+  it was taken (a new Message-ID, its text the taken one or an edit of it; stored after it) is known across
+  sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`), never the text itself;
+  absent in rows written before it was kept (such a copy is taken as a copy).
 - ``draft came back`` (message: the taken draft's key, detail: when the student was told): told once on first
   sight, and again when she flags a copy later than ``TELL_AGAIN`` after.
 - ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
@@ -14,6 +15,11 @@
   (message: account and UIDVALIDITY, detail: the UID) once such a flag is seen off, so that setting it again counts;
   ``draft changed while away`` (the same) once the student was told such a draft changed while the agent was
   stopped (:mod:`agent.reconcile.doors.flag_baseline`).
+- ``draft door closed`` (message: the account): the daemon ran with the star door shut after it last opened; when
+  it opens again it takes a fresh baseline (a star set meanwhile may be a reminder).
+- ``draft baseline print`` (message: account and UIDVALIDITY, detail: "UID\\nkey\\nsignature\\nwords"): what each
+  baseline draft was, so that a new save of it that keeps its star stays in the baseline (``draft baseline
+  carried``, detail: the new UID) (:mod:`agent.reconcile.doors.reminders`).
 - ``draft flagged since`` (``meta``, per account and UIDVALIDITY): when each flagged draft was first seen flagged,
   so that its settle wait survives a restart.
 """
@@ -31,26 +37,64 @@ HANDED_OVER = "draft handed over"
 TOLD_BACK = "draft came back"
 CHANGED_AWAY = "draft changed while away"
 WAITS = "draft flagged since"  # meta key prefix
+DOOR_CLOSED = "draft door closed"
+BASELINE_PRINT = "draft baseline print"
+BASELINE_CARRIED = "draft baseline carried"
+TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
+TAKEN = "draft taken"
+TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
-def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
-    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
+def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str, stored: datetime | None) -> None:
+    """``stored``: the taken draft's INTERNALDATE (the server's clock): a re-save of it is stored after it."""
+    kept = f"\n{stored.isoformat()}" if stored is not None else ""
+    ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}{kept}")
 
 
-def recall(ledger: Ledger, signature: str, since: datetime) -> list[tuple[str, str | None]]:
-    """The drafts taken with ``signature`` at or after ``since``, newest first: (key, their words; None: not kept)."""
+def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime | None]]:
+    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
+    first: (key; their words, None: not kept; their INTERNALDATE, None: not kept)."""
+    marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
-        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC", (TAKEN_AS, signature)
+        f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
+        (TAKEN_AS, *signatures),
     )
-    found: list[tuple[str, str | None]] = []
+    found: list[tuple[str, str | None, datetime | None]] = []
     for (detail,) in rows:
-        key, when, *words = str(detail).split("\n", 2)
+        key, when, *rest = str(detail).split("\n", 3)
         try:
-            if datetime.fromisoformat(when) >= since:
-                found.append((key, words[0] if words else None))
+            at = datetime.fromisoformat(when)
+            stored = datetime.fromisoformat(rest[1]) if len(rest) > 1 else None
         except ValueError:
             continue
+        if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
+            found.append((key, rest[0] if rest else None, stored))
     return found
+
+
+def taken_at(ledger: Ledger, key: str) -> datetime | None:
+    """When the draft ``key`` was taken, as :func:`remember` kept it (None: not kept)."""
+    rows = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND substr(detail, 1, ?) = ? ORDER BY rowid DESC LIMIT 1",
+        (TAKEN_AS, len(key) + 1, f"{key}\n"),
+    ).fetchall()
+    for (detail,) in rows:
+        try:
+            return datetime.fromisoformat(str(detail).split("\n", 2)[1])
+        except (ValueError, IndexError):
+            return None
+    return None
+
+
+def pending_takings(ledger: Ledger) -> list[tuple[str, str]]:
+    """The drafts whose taking began (``TAKING``) but was never seen done nor void: (key, subject), oldest first.
+    The MOVE may have been done by the server with its answer lost (a cut connection, a kill -9)."""
+    rows = ledger.db.execute(
+        "SELECT message, MAX(detail) FROM log t WHERE event = ? AND NOT EXISTS "
+        "(SELECT 1 FROM log u WHERE u.message = t.message AND u.event IN (?, ?)) GROUP BY message ORDER BY MIN(id)",
+        (TAKING, TAKEN, TAKING_VOID),
+    )
+    return [(str(key), str(subject or "")) for key, subject in rows]
 
 
 def told_back(ledger: Ledger, key: str) -> datetime | None:
@@ -71,12 +115,61 @@ def tell_back(ledger: Ledger, key: str, at: datetime) -> None:
 
 
 def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:
-    """When the star door last opened on ``account``: (UIDVALIDITY, the UIDs flagged then); None: never."""
+    """When the star door last opened on ``account``: (UIDVALIDITY, the UIDs flagged then and the new saves of
+    them carried into the baseline since); None: never, or shut since."""
     row = _last_opening(ledger, account)
-    if row is None:
+    if row is None or _closed_after(ledger, account, row[0]):
         return None
     validity, _, uids = row[1].partition("\n")[0].partition(":")
-    return int(validity), frozenset(int(u) for u in uids.split(",") if u)
+    carried = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
+        (BASELINE_CARRIED, f"{account}:{validity}", row[0]),
+    )
+    return int(validity), frozenset([int(u) for u in uids.split(",") if u] + [int(d) for (d,) in carried])
+
+
+def ever_opened(ledger: Ledger, account: str) -> bool:
+    """Whether the star door was ever open on ``account`` (shut since or not)."""
+    return _last_opening(ledger, account) is not None
+
+
+def _closed_after(ledger: Ledger, account: str, rowid: int) -> bool:
+    return (
+        ledger.db.execute(
+            "SELECT 1 FROM log WHERE event = ? AND message = ? AND rowid > ?", (DOOR_CLOSED, account, rowid)
+        ).fetchone()
+        is not None
+    )
+
+
+def close_door(ledger: Ledger, account: str) -> None:
+    """The daemon runs with the star door shut: noted once after each opening (its next opening starts afresh)."""
+    row = _last_opening(ledger, account)
+    if row is not None and not _closed_after(ledger, account, row[0]):
+        ledger.log(DOOR_CLOSED, message=account)
+
+
+def keep_print(ledger: Ledger, where: str, uid: int, key: str, signature: str, words: str) -> None:
+    ledger.log(BASELINE_PRINT, message=where, detail=f"{uid}\n{key}\n{signature}\n{words}")
+
+
+def carry(ledger: Ledger, where: str, uid: int) -> None:
+    ledger.log(BASELINE_CARRIED, message=where, detail=str(uid))
+
+
+def prints(ledger: Ledger, account: str, validity: int) -> list[tuple[int, str, str, str]]:
+    """What the baseline drafts since the door last opened were: (UID, key, signature, words)."""
+    last = _last_opening(ledger, account)
+    rows = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
+        (BASELINE_PRINT, f"{account}:{validity}", last[0] if last else 0),
+    )
+    found: list[tuple[int, str, str, str]] = []
+    for (detail,) in rows:
+        uid, key, signature, words = [*str(detail).split("\n", 3), "", "", ""][:4]
+        if uid.isdigit():
+            found.append((int(uid), key, signature, words))
+    return found
 
 
 def _last_opening(ledger: Ledger, account: str) -> tuple[int, str] | None:

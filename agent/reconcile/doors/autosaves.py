@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
-from agent.reconcile.doors.drafts import signature
+from agent.rules.draft_edits import signature
 from agent.rules.envelope import parse_envelope
 from agent.store import taken_drafts
 

@@ -7,14 +7,18 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 - Taking it: its flag (and ``\\Draft``) comes off, then it is MOVEd to the Mentor Outbox, so that it leaves Drafts
   and cannot also be sent from there (and its flag is not read as "send now anyway" in the Outbox). A notice says
   so. The intake does the rest, as for any message in the Outbox.
-- A flagged draft to no mentor is left alone: the flag may mean anything.
+- A flagged draft to no mentor is left alone: the flag may mean anything. An encrypted one too, with a notice
+  (:mod:`agent.reconcile.doors.sealed`).
 - A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
   taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
-  its Message-ID, or, among the drafts taken in the last day, by its recipients and subject AND its text: the
-  taken one or an edit of it (:mod:`agent.rules.draft_edits`). It is never taken a second time; the student is
-  told what became of the one that was (once for a compose window's saves, again when she flags a copy later).
-  Another message with the same recipients and subject is taken as its own, and her notice says so.
+  its Message-ID, or, among the drafts to the same mentor taken in the last day, by its text: the taken one or an
+  edit of it (:mod:`agent.rules.draft_edits`), whatever its subject and other recipients (one with another subject
+  only if stored after the taking). It is never taken a second time and stays in Drafts; the student is told what
+  it looks like and what became of the one taken (once for a compose window's saves, again when she flags a copy
+  later), and how to send it if it is a new message. Another text is taken as its own, and her notice says so.
+- What is taken is kept BEFORE the MOVE (``TAKING``, its text's prints): a MOVE the server did whose answer was
+  lost (a cut, a kill -9) is found done by the next session (the draft in the Outbox), told, and its re-save known.
 """
 
 from __future__ import annotations
@@ -31,14 +35,16 @@ from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
-from agent.rules.draft_edits import is_edit, word_prints
+from agent.reconcile.doors.reminders import carried_over, keep_prints
+from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
+from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
 
 log = logging.getLogger("mentor_agent.drafts")
-TAKEN = "draft taken"
-TAKING = "draft taking"  # logged before its flag comes off; TAKEN once it is in the Outbox
+TAKEN = taken_drafts.TAKEN
+TAKING = taken_drafts.TAKING  # logged before its flag comes off; TAKEN once it is in the Outbox
 TELL_AGAIN = timedelta(minutes=10)  # a copy flagged this long after the last word about it is told of again
 RECOGNISE_FOR = timedelta(days=1)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
@@ -50,10 +56,10 @@ def _saved(info: HeaderInfo) -> list[datetime]:
     return [at for at in (info.internaldate, parse_envelope(info.headers).date) if at is not None]
 
 
-def signature(envelope: Envelope) -> str:
-    """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
-    text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()
-    return "draft:" + hashlib.sha256(text.encode()).hexdigest()[:24]
+def to_mentor(world: World, envelope: Envelope) -> str:
+    """Which mentors a draft goes to: a re-save with the subject fixed or a Cc added still shares it."""
+    mentors = sorted({p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None})
+    return "draft-to:" + hashlib.sha256("|".join(mentors).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -92,6 +98,7 @@ class DraftDoor:
         folder = await self.find_folder(world)
         if folder is None:
             return None
+        await self._finish_takings(world, folder)
         validity, uids = await world.imap(world.mailbox.uids, folder)
         waits = f"{door_account(world, folder)}:{validity}"
         if validity != self.validity:
@@ -108,7 +115,10 @@ class DraftDoor:
         self.looked_at = (self.looked_at & present) | set(fresh)
         self.alike = {uid: alike for uid, alike in self.alike.items() if uid in present}
         settle = timedelta(seconds=world.settings.drafts.settle)
-        old = await self._flagged_before_door(world, folder, validity, flagged) if stars else set()
+        if not stars:
+            taken_drafts.close_door(world.ledger, door_account(world, folder))  # its next opening starts afresh
+            self.old_flags = None
+        old = await self._flagged_before_door(world, folder, validity, flagged, present, set(fresh)) if stars else set()
         for uid, (key, until) in list(self.unplaced.items()):
             if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
                 del self.unplaced[uid]
@@ -125,6 +135,9 @@ class DraftDoor:
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
+            if is_encrypted(info):
+                await leave_encrypted(world, folder, envelope)
+                continue
             since = self.flagged_since.setdefault(info.uid, now)
             if now - since < settle:
                 due.append(since + settle)
@@ -134,25 +147,34 @@ class DraftDoor:
             taken_drafts.keep_waits(world.ledger, waits, self.flagged_since)
         return min(due, default=None)
 
-    async def _flagged_before_door(self, world: World, folder: str, validity: int, flagged: set[int]) -> set[int]:
-        """The drafts already flagged when the star door first opened on this account (a flag may have been a
-        reminder for months; one saved in the last JUST_SAVED is not): never taken for that old flag. A flag taken
-        off and set again, or a new save (a new UID), counts as new. The student is told once."""
+    async def _flagged_before_door(
+        self, world: World, folder: str, validity: int, flagged: set[int], present: set[int], fresh: set[int]
+    ) -> set[int]:
+        """The drafts already flagged when the star door opened on this account (a flag may have been a reminder
+        for months; one saved in the last JUST_SAVED before the very first opening is not): never taken for that old
+        flag, nor a new save of one that keeps its flag (:mod:`agent.reconcile.doors.reminders`). A flag taken off
+        and set again counts as new. The door opens afresh after it was shut (the daemon ran with it closed), every
+        flag then old; a Drafts folder made anew (a new UIDVALIDITY) keeps every flag in it as old. The student is
+        told once."""
         account = door_account(world, folder)
         if self.old_flags is None or self.old_flags[0] != validity:
             opened = taken_drafts.opened(world.ledger, account)
             if opened is None or opened[0] != validity:
-                # Saved in the last minutes: written for the door that opens now (setup, then a star), not a reminder
                 infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
-                recent = world.now() - JUST_SAVED
-                before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
+                before = infos
+                if not taken_drafts.ever_opened(world.ledger, account):
+                    # Saved in the last minutes before the door first opens: written for it, not a reminder
+                    recent = world.now() - JUST_SAVED
+                    before = [i for i in infos if min(_saved(i), default=recent) < recent or not _saved(i)]
                 taken_drafts.open_door(world.ledger, account, validity, {i.uid for i in before}, world.now())
+                await keep_prints(world, folder, validity, {i.uid for i in before})
                 opened = (validity, frozenset(i.uid for i in before))
                 await self._tell_old_flags(world, folder, before)
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
             self.modseqs = None
         old = self.old_flags[1]
-        for uid in sorted(old - flagged):
+        old |= await carried_over(world, folder, validity, (flagged & fresh) - old)
+        for uid in sorted((old - flagged) & present):  # its star seen off; one gone (a new save) is no hand-over
             taken_drafts.clear(world.ledger, account, validity, uid)
         old &= flagged
         self.modseqs = await changed_while_away(world, folder, validity, old, self.modseqs)
@@ -181,9 +203,8 @@ class DraftDoor:
         self, world: World, folder: str, info: HeaderInfo, envelope: Envelope, first_look: bool
     ) -> bool:
         """A copy of a draft taken before: told (on first sight, or when it is flagged), never taken."""
-        taken = envelope.key if envelope.message_id and world.ledger.logged(TAKEN, envelope.key) else None
-        if taken is None:
-            taken = await self._edit_of_taken(world, folder, info, envelope)
+        same_id = bool(envelope.message_id) and world.ledger.logged(TAKEN, envelope.key)
+        taken = envelope.key if same_id else await self._edit_of_taken(world, folder, info, envelope)
         if taken is None:
             return False
         row = world.ledger.get(taken)
@@ -207,32 +228,42 @@ class DraftDoor:
             where = "already sent" if row.state == "done" else f"{row.state}, in {row.folder}"
         log.info("%s: a copy came back to %s; it was taken before, so not again", named(taken, subject), folder)
         unflagged = " Its flag was taken off." if flagged else ""
+        at = taken_drafts.taken_at(world.ledger, taken)
+        when = f" at {at.astimezone(world.settings.student.zone):%H:%M}" if at is not None else ""
+        why = "its Message-ID" if same_id else "same mentor, similar text"
         await world.notify(
             f"Not taken again: {subject}",
             [
-                f"“{subject}” is in {folder} again: your mail program saved it once more after mentor-agent had "
-                f"taken it (the same message, or an edit of it). It was not taken a second time; the message taken "
-                f"is {where}.{unflagged}",
-                f"Delete this draft. To send the new version as a message of its own, move it to the "
-                f"{world.folders.outbox}.",
+                f"The draft “{envelope.subject or '(no subject)'}” in {folder} looks like the draft “{subject}” taken"
+                f"{when} ({why}); it was not sent. The one taken is {where}.{unflagged}",
+                f"If it is a new message, move it to the {world.folders.outbox}: it is then taken as a message of its "
+                "own. If it is the one already taken, delete it.",
             ],
             about=row.message_id if row else envelope.message_id,
         )
         return True
 
     async def _edit_of_taken(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> str | None:
-        """The key of the draft taken in the last day of which this one (another Message-ID, the same recipients
-        and subject) is a copy: its text the taken one or an edit of it. None: a message of its own."""
+        """The key of the draft to the same mentor taken in the last day (another Message-ID; the subject or the
+        other recipients perhaps changed) of which this one is a copy: its text the taken one or an edit of it.
+        None: a message of its own."""
         if info.uid in self.alike:
             return self.alike[info.uid][0]
-        taken = taken_drafts.recall(world.ledger, signature(envelope), world.now() - RECOGNISE_FOR)
+        since = world.now() - RECOGNISE_FOR
+        signatures = [to_mentor(world, envelope), signature(envelope)]  # the second: as kept before
+        # A re-save is stored after the draft taken (the server's INTERNALDATEs): one stored before is another draft
+        taken = [
+            (key, kept, stored)
+            for key, kept, stored in taken_drafts.recall(world.ledger, signatures, since)
+            if stored is None or info.internaldate is None or info.internaldate >= stored
+        ]
         if not taken:
             return None
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
         words = word_prints(raw)
-        copy_of = next((key for key, kept in taken if kept is None or is_edit(kept, words)), None)
+        copy_of = next((key for key, kept, _ in taken if kept is None or is_edit(kept, words)), None)
         self.alike[info.uid] = (copy_of, taken[0][0])
         return copy_of
 
@@ -260,11 +291,13 @@ class DraftDoor:
         )
         return True
 
-    def _another(self, world: World, uid: int) -> list[str]:
+    def _another(self, world: World, uid: int | None, subject: str) -> list[str]:
         """What the notice of a draft taken says of one taken earlier with the same recipients and subject."""
-        if uid not in self.alike:
+        if uid is None or uid not in self.alike:
             return []
         earlier = world.ledger.get(self.alike.pop(uid)[1])
+        if earlier is not None and earlier.subject != subject:
+            return []
         where = "" if earlier is None else (" (already sent)" if earlier.state == "done" else f" ({earlier.state})")
         return [
             f"A draft with the same recipients and subject was taken earlier today{where}. This one's text is "
@@ -281,34 +314,51 @@ class DraftDoor:
         return world.ledger.get(key) is None
 
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
-        what = named(envelope.key, envelope.subject)
-        outbox = world.folders.outbox
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return  # saved again or deleted meanwhile
+        # What it was, before the MOVE: the server may do it and its answer be lost (a cut, a kill -9); the next
+        # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
+        world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
+        taken_drafts.remember(
+            world.ledger, to_mentor(world, envelope), envelope.key, world.now(), word_prints(raw), info.internaldate
+        )
+        world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         try:
-            if envelope.message_id:  # the student's flag is about to come off: remember that she set it
-                world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
             # The flag first: in the Outbox a flag means "send now anyway", which the student did not ask for.
             await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged", "\\Draft"])
             crash_point("draft-unflagged")
-            await world.imap(world.mailbox.move, folder, info.uid, outbox)
+            await world.imap(world.mailbox.move, folder, info.uid, outbox := world.folders.outbox)
+            crash_point("draft-moved")  # the server did the MOVE, its answer not read (as a cut connection)
         except MessageGone:
             return  # saved again or deleted meanwhile: the new copy waits its own settle time
         self.flagged_since.pop(info.uid, None)
-        taken_drafts.remember(world.ledger, signature(envelope), envelope.key, world.now(), word_prints(raw))
-        world.ledger.log(TAKEN, message=envelope.key, detail=envelope.subject)
-        world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
-        log.info("%s: flagged in %s: taken into %s", what, folder, outbox)
-        subject = envelope.subject or "(no subject)"
+        log.info("%s: flagged in %s: taken into %s", named(envelope.key, envelope.subject), folder, outbox)
+        await self._taken(world, folder, envelope.key, envelope.subject, info.uid)
+
+    async def _finish_takings(self, world: World, folder: str) -> None:
+        """The takings begun and never seen done: a MOVE the server did (the draft is in the Outbox, or the intake
+        took it) is a draft taken, and she is told; one neither there nor in Drafts any more was never done."""
+        for key, subject in taken_drafts.pending_takings(world.ledger):
+            if world.ledger.get(key) is None and await world.locate(world.folders.outbox, key, None) is None:
+                if await world.locate(folder, key, None) is None:
+                    world.ledger.log(taken_drafts.TAKING_VOID, message=key)
+                continue  # still in Drafts: its flag still counts (_half_taken)
+            log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), world.folders.outbox)
+            await self._taken(world, folder, key, subject, None)
+
+    async def _taken(self, world: World, folder: str, key: str, subject: str, uid: int | None) -> None:
+        world.ledger.log(TAKEN, message=key, detail=subject)
+        outbox = world.folders.outbox
+        about = None if key.startswith("sha256:") else key.partition("#")[0]
         await world.notify(
-            f"Taken from {folder}: {subject}",
+            f"Taken from {folder}: {subject or '(no subject)'}",
             [
-                f"You flagged the draft “{subject}”, so mentor-agent took it: it is in your {outbox} now and goes "
-                "when the agreement allows (you are told if it has to wait).",
+                f"You flagged the draft “{subject or '(no subject)'}”, so mentor-agent took it: it is in your {outbox} "
+                "now and goes when the agreement allows (you are told if it has to wait).",
                 f"It left {folder} so that it cannot also be sent from there. If your mail program still has it open, "
                 "close it without saving.",
-                *self._another(world, info.uid),
+                *self._another(world, uid, subject),
             ],
-            about=envelope.message_id,
+            about=about,
         )

@@ -4,8 +4,9 @@ is never taken for that old flag; flagging it again while the agent watches (fla
 While the agent is stopped (or not connected) nobody sees the flag go off and on. Where the server has CONDSTORE,
 the MODSEQ of each baseline draft is kept (ledger ``meta``) at every pass that finds it changed; a draft whose MODSEQ
 moved while the agent was away is NOT taken on that alone (reading it, \\Seen, or a label moves it too): the student
-is told once to take the star off and set it again. Without CONDSTORE such a change is not seen at all (a limit
-docs/handing-over.md states).
+is told once to take the star off and set it again. The same while the agent watches: a star taken off and set
+again between two of its passes is seen only as a MODSEQ moved; she is told once. Without CONDSTORE such a change
+is not seen at all (a limit docs/handing-over.md states).
 """
 
 from __future__ import annotations
@@ -53,32 +54,33 @@ async def changed_while_away(
         return None
     account = door_account(world, folder)
     key = f"{MODSEQS} {account}:{validity}"
-    if known is None:
-        kept = _parsed(world.ledger.meta_value(key))
-        moved = sorted(uid for uid, seq in seqs.items() if uid in kept and seq > kept[uid])
-        fresh = [uid for uid in moved if uid not in taken_drafts.told_changed(world.ledger, account, validity)]
-        if fresh:
-            await _tell(world, folder, fresh)
-            for uid in fresh:
-                taken_drafts.tell_changed(world.ledger, account, validity, uid)
+    kept = _parsed(world.ledger.meta_value(key)) if known is None else known
+    moved = sorted(uid for uid, seq in seqs.items() if uid in kept and seq > kept[uid])
+    fresh = [uid for uid in moved if uid not in taken_drafts.told_changed(world.ledger, account, validity)]
+    if fresh:
+        await _tell(world, folder, fresh, away=known is None)
+        for uid in fresh:
+            taken_drafts.tell_changed(world.ledger, account, validity, uid)
     if seqs != known:
         world.ledger.set_meta(key, _joined(seqs))
     return seqs
 
 
-async def _tell(world: World, folder: str, uids: list[int]) -> None:
+async def _tell(world: World, folder: str, uids: list[int], *, away: bool) -> None:
     infos = await world.imap(world.mailbox.headers, folder, uids)
     subjects = [parse_envelope(info.headers).subject or "(no subject)" for info in infos]
     if not subjects:
         return
-    log.info("%d flagged draft(s) from before the star door changed while mentor-agent was stopped", len(subjects))
+    when = "while mentor-agent was stopped" if away else "between two of mentor-agent's looks"
+    log.info("%d flagged draft(s) from before the star door changed %s", len(subjects), when)
     first = subjects[0] if len(subjects) == 1 else f"{len(subjects)} drafts"
+    again = "star it again" if away else "star it again a few seconds later"
     await world.notify(
-        f"A starred draft changed while mentor-agent was stopped: {first}",
+        f"A starred draft changed {'while mentor-agent was stopped' if away else 'and kept its star'}: {first}",
         [
             f"{'This starred draft' if len(subjects) == 1 else 'These starred drafts'} in {folder}, flagged before "
-            "the star door opened, changed while mentor-agent was stopped (perhaps only read or labelled). "
-            "It is not taken on that alone: if you meant to hand it over, remove the star and star it again.",
+            f"the star door opened, changed {when} (its star taken off and set again, or perhaps only read or "
+            f"labelled). It is not taken on that alone: if you meant to hand it over, remove the star and {again}.",
             "\n".join(f"- {subject}" for subject in subjects),
         ],
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from agent.reconcile.context import World
 from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.doors.flag_baseline import door_account, keep_modseqs
+from agent.reconcile.doors.reminders import keep_prints
 from agent.rules.envelope import parse_envelope
 from agent.store import taken_drafts
 
@@ -35,6 +36,7 @@ async def open_star_door(world: World, *, again: bool) -> Opened | None:
     flagged = set(await world.imap(world.mailbox.flagged, folder)) & set(uids)
     taken_drafts.open_door(world.ledger, account, validity, flagged, world.now())
     await keep_modseqs(world, folder, validity, flagged)  # a star set again before the first pass is seen
+    await keep_prints(world, folder, validity, flagged)  # a new save of one that keeps its star stays old
     infos = await world.imap(world.mailbox.headers, folder, sorted(flagged)) if flagged else []
     envelopes = [parse_envelope(info.headers) for info in infos]
     to_mentors = [e for e in envelopes if any(world.book.for_address(a) for a in e.recipients)]
