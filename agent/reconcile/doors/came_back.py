@@ -19,7 +19,8 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.doors.drafts import RECOGNISE_FOR, signature
+from agent.reconcile.doors.drafts import RECOGNISE_FOR
+from agent.rules.draft_edits import signature
 from agent.rules.envelope import Envelope
 from agent.store.answers import last_detail
 from agent.store.ledger import DONE, OPEN_STATES, Row
