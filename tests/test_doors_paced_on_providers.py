@@ -85,8 +85,12 @@ def test_two_messages_through_a_door_are_paced_and_reach_the_mentor_once_with_on
     hand_over = open_door(agent, door)
     agent.start()
     subjects = [f"{door} first", f"{door} second"]
-    for subject in subjects:
-        hand_over(mail(subject))
+    texts = [  # two messages, each with its own text (the star door tells a copy by its text)
+        "Dear Dr. Rivera,\n\nCould we talk about the sepsis paper's methods section next week?\n\nSam\n",
+        "Dear Dr. Rivera,\n\nI attach my draft personal statement; any comment on its opening is welcome.\n\nSam\n",
+    ]
+    for subject, text in zip(subjects, texts, strict=True):
+        hand_over(mail(subject, body=text))
     first = agent.smtp.wait_for(1, timeout=15)[0]
     eventually(lambda: agent.subjects("Scheduled") == [subjects[1]], timeout=10)  # held, visibly
     received = agent.smtp.wait_for(2, timeout=GAP + 15)
