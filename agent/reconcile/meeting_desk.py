@@ -67,6 +67,7 @@ from agent.rules.invites import (
     build_student_copy,
     describe_slot,
     parse_itip,
+    wire_bytes,
 )
 from agent.rules.localtime import after
 from agent.rules.meetings import (
@@ -403,7 +404,7 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
             message["X-Mentor-Agent"] = "invite" if kind != "copy" else "meeting-copy"
             already = store.message_state(item["message_id"]) is not None
             if not already and not await _present(world, folder, item["message_id"]):
-                await world.imap(world.mailbox.append, folder, message.as_bytes(policy=email.policy.SMTP))
+                await world.imap(world.mailbox.append, folder, wire_bytes(message))
                 log.info("%s for %s (%s) appended to %s", kind, state.mentor.name, item["uid"], folder)
         store.remove_todo(stored.round_id, item["id"])
         stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
