@@ -538,9 +538,8 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
             continue
         head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
         auth = " ; ".join(str(v) for v in head.get_all("Authentication-Results") or [])
-        sender = str(head.get("From", envelope.sender))
-        for item in objects:
-            await _answer(world, store, item, sender, envelope, auth or None)
+        for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
+            await _answer(world, store, item, envelope.sender, envelope, auth or None)
 
 
 async def _answer(

@@ -10,7 +10,13 @@ SMTPUTF8; only a local part beyond ASCII needs it (RFC 6531).
 
 from __future__ import annotations
 
+from email import errors
+from email import policy as email_policy
+
 import idna
+
+# RFC 6532 allows a local part beyond ASCII in a UTF-8 header; every other defect makes From name nobody
+_ALLOWED_DEFECTS = (errors.NonASCIILocalPartDefect,)
 
 
 def ascii_domain(domain: str) -> str | None:
@@ -35,6 +41,22 @@ def normal_address(address: str) -> str:
     if not at:
         return address.strip().lower()
     return f"{local.lower()}@{_ascii_domain(domain)}"
+
+
+def author(from_value: str) -> str:
+    """Whom a message is from, :func:`normal_address`-ed: the single address the header registry reads in the From
+    field ``from_value`` (decoded text). "" when From names no address or more than one, or does not parse cleanly
+    (``ana@x.org <mallory@y.org>``: Python's ``parseaddr`` would take the first, the sender's choice): such mail is
+    from nobody the agent knows — never a mentor's answer."""
+    try:
+        header = email_policy.default.header_factory("From", " ".join(from_value.split()))
+    except Exception:  # the registry is lenient; anything it raises is a From that names nobody
+        return ""
+    addresses = getattr(header, "addresses", ())
+    if len(addresses) != 1 or any(not isinstance(d, _ALLOWED_DEFECTS) for d in header.defects):
+        return ""
+    spec = str(addresses[0].addr_spec)
+    return normal_address(spec) if "@" in spec and "<" not in spec else ""
 
 
 def needs_smtputf8(address: str) -> bool:

@@ -16,10 +16,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
-from email.utils import parseaddr
 from typing import Literal
 
-from agent.rules.addresses import normal_address
+from agent.rules.addresses import author, normal_address
 from agent.rules.durations import format_duration
 from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
 from agent.rules.localtime import after, instant, wall
@@ -203,7 +202,7 @@ def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round
 def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results: str | None) -> str | None:
     """Why ``reply`` must not be applied, or None when it may."""
     invited = normal_address(state.mentor.address)  # one address however it is spelled (case, IDNA)
-    sender = normal_address(parseaddr(from_address)[1])
+    sender = author(from_address)  # one clean address in From, else nobody
     attendees = {normal_address(address) for address, _ in reply.attendees}
     offer = state.offer(reply.uid)
     if reply.method not in ("REPLY", "COUNTER"):

@@ -1,0 +1,76 @@
+"""Whom inbound mail is from: the one address the header registry reads in From. A From that names more than one
+address, or that does not parse cleanly (a bare address written as the display name, an address glued to
+another), names nobody: it is never a mentor's answer (Python's parseaddr/getaddresses take the first
+address-like token of such a field, which the sender chose)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.rules.addresses import author
+from agent.rules.envelope import parse_envelope
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
+from tests.servers.smtp import SmtpServer
+from tests.test_meeting_desk import gmail, ics
+from tests.test_meetings_on_fake import Desk, sent_uid, sequential  # noqa: F401 (fixture)
+from tests.test_passes_on_fake import Pass, mail
+
+SPOOFS = [
+    f"{MENTOR} <mallory@evil.example>",
+    f"<{MENTOR}>mallory@evil.example",
+    f"{MENTOR}, mallory@evil.example",
+    f"Mallory <mallory@evil.example>, {MENTOR}",
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"Ana Rivera <{MENTOR}>", MENTOR),
+        (f'"Rivera, Ana" <{MENTOR.upper()}>', MENTOR),
+        (MENTOR, MENTOR),
+        ("José <jos\u00e9@hospital.example.org>", "jos\u00e9@hospital.example.org"),
+        (f"=?utf-8?q?Ana_Rivera?= <{MENTOR}> (via Gmail)", MENTOR),
+        *((spoof, "") for spoof in SPOOFS),
+        ("Ana <arivera@hospital.example.org", ""),
+        ("undisclosed-recipients:;", ""),
+        ("", ""),
+    ],
+)
+def test_the_author_is_the_one_clean_address_of_from(value: str, expected: str) -> None:
+    assert author(value) == expected
+    head = f"From: {value}\r\nTo: {STUDENT}\r\nSubject: x\r\n\r\n".encode()
+    assert parse_envelope(head).sender == expected
+
+
+@pytest.mark.parametrize("sender", SPOOFS)
+def test_a_calendar_answer_from_someone_else_changes_nothing(sequential: Desk, sender: str) -> None:  # noqa: F811
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.server.put("INBOX", gmail(ics(uid, "ACCEPTED"), sender=sender))
+    sequential.settle()
+    assert sequential.statuses()[uid] == "sent", f"{sender!r} recorded as Rivera's acceptance"
+    assert not sequential.inbox("meeting-copy") and not sequential.notices("accepted")
+
+
+@pytest.mark.parametrize("sender", SPOOFS[:2])
+def test_an_email_from_someone_else_is_not_her_answer(tmp_path: Path, smtp_server: SmtpServer, sender: str) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(max_unanswered=1))
+    try:
+        made.server.put(OUTBOX, mail("question", message_id="<q1@med.example.edu>"))
+        made.run()
+        made.server.put(OUTBOX, mail("another"))
+        made.run()
+        assert made.received() == ["question"] and made.subjects("Scheduled") == ["another"]
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        made.server.put(
+            "INBOX", mail("Re: question", to=STUDENT, sender=sender, at=later, In_Reply_To="<q1@med.example.edu>")
+        )
+        made.run()
+        assert made.received() == ["question"], f"{sender!r}'s mail counted as Rivera's answer"
+    finally:
+        made.world.ledger.close()
