@@ -11,14 +11,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import parse_envelope
-from agent.rules.invites import Meeting, Party, build_request
+from agent.rules.invites import Meeting, Party, build_request, wire_bytes
 from agent.rules.slots import Slot
-from tests.agent_process import MENTOR, OUTBOX
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_meeting_desk import meeting_policy, method_of
 from tests.test_meetings_on_fake import SENT, Desk
-from tests.test_passes_on_fake import mail
+from tests.test_passes_on_fake import Pass, mail
 
 NFC = "jos\u00e9@hospital.example.org"
 NFD = "jose\u0301@hospital.example.org"
@@ -48,8 +49,6 @@ def test_an_invitation_to_and_from_unicode_local_parts_is_written() -> None:
         student_zone=zone,
         now=start - timedelta(days=3),
     )
-    from agent.rules.invites import wire_bytes
-
     envelope = parse_envelope(wire_bytes(message))
     assert envelope.sender == "s\u00e1m@med.example.edu" and envelope.to == (NFC,), "the addresses as written"
     assert method_of(wire_bytes(message)) == "REQUEST"
@@ -69,3 +68,54 @@ def test_a_meeting_request_to_a_unicode_mentor_becomes_an_invitation_that_leaves
         assert desk.notices("Your meeting request became an invitation")
     finally:
         desk.close()
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        (NFC, NFD, True),  # her mail program writes é decomposed: the same mailbox
+        ("JOS\u00c9@Hospital.Example.org", NFC, True),
+        (KELVIN, KIM, False),  # KELVIN SIGN lowercases to ASCII k: another mailbox all the same
+        ("\u0130nes@hospital.example.org", "ines@hospital.example.org", False),  # dotted capital I is no ASCII i
+        ("Kim@Hospital.Example.ORG", KIM, True),
+    ],
+)
+def test_an_address_is_one_spelling_and_never_another_mailbox(one: str, other: str, same: bool) -> None:
+    assert (normal_address(one) == normal_address(other)) is same
+    assert normal_address(one) == normal_address(normal_address(one)), "normal twice is normal once"
+
+
+def test_another_mailbox_spelt_with_a_kelvin_sign_is_no_answer(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = Pass(tmp_path, smtp_server, policy_text(max_unanswered=1).replace(MENTOR, KIM))
+    try:
+        made.server.put(OUTBOX, mail("question", to=KIM, message_id="<q1@med.example.edu>"))
+        made.run()
+        made.server.put(OUTBOX, mail("another", to=KIM))
+        made.run()
+        assert made.received() == ["question"] and made.subjects("Scheduled") == ["another"]
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        reply = mail(
+            "Re: question", to=STUDENT, sender=f"Someone <{KELVIN}>", at=later, In_Reply_To="<q1@med.example.edu>"
+        )
+        made.server.put("INBOX", reply)
+        made.run()
+        assert made.received() == ["question"], "another mailbox's mail counted as Dr. Kim's answer"
+    finally:
+        made.world.ledger.close()
+
+
+def test_her_answer_in_decomposed_spelling_counts(tmp_path: Path, smtputf8: SmtpServer) -> None:
+    made = Pass(tmp_path, smtputf8, policy_text(max_unanswered=1).replace(MENTOR, NFC))
+    try:
+        made.server.put(OUTBOX, mail("question", to=NFC, message_id="<q1@med.example.edu>"))
+        made.run()
+        made.server.put(OUTBOX, mail("another", to=NFC))
+        made.run()
+        assert made.received() == ["question"] and made.subjects("Scheduled") == ["another"]
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        reply = mail("Re: question", to=STUDENT, sender=f"José <{NFD}>", at=later, In_Reply_To="<q1@med.example.edu>")
+        made.server.put("INBOX", reply)
+        made.run()
+        assert made.received() == ["question", "another"], "her own answer (NFD spelling) not counted"
+    finally:
+        made.world.ledger.close()
