@@ -6,6 +6,7 @@ server, on the virtual clock (tests/test_meetings_on_fake.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -207,3 +208,35 @@ def test_a_cancel_never_leaves_after_its_meeting_began(two_holds: Desk, monkeypa
     assert methods(desk) == ["REQUEST", "REQUEST"]
     assert desk.subjects("Sending") == []
     assert desk.notices("Cancellation not sent"), desk.notices()
+
+
+def test_a_cancel_queued_by_the_version_before_is_known_by_its_calendar_part(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A CANCEL waiting in Scheduled from the version that did not record CANCELs (no extra["cancels"]): after the
+    upgrade it is known by its METHOD:CANCEL and UID, and so never leaves after its meeting began."""
+    chicago = ZoneInfo("America/Chicago")
+    for desk in make(
+        tmp_path, smtp_server, strategy="holds", proposals=2, timeout="3d", windows='"Mon-Sun 06:00-06:30"'
+    ):
+        desk.now = (desk.now + timedelta(days=1)).astimezone(chicago).replace(hour=6, minute=5, second=0, microsecond=0)
+        desk.propose(topic="Residency")
+        desk.settle()
+        rows = desk.world.ledger.db.execute("SELECT start, uid FROM meetings").fetchall()
+        (first, early), (second, _) = sorted((datetime.fromisoformat(s), u) for s, u in rows)
+        desk.now = desk.now.replace(hour=6, minute=40)  # outside her sending hours: the CANCEL waits for them
+        desk.reply(early, "ACCEPTED", start=first, end=first + timedelta(minutes=30))
+        desk.settle()
+        assert methods(desk) == ["REQUEST", "REQUEST"] and len(desk.subjects("Scheduled")) == 1
+        for round_id, text in desk.world.ledger.db.execute("SELECT round_id, state FROM rounds").fetchall():
+            data = json.loads(text)
+            data.get("extra", {}).pop("cancels", None)  # as the version before wrote the round
+            desk.world.ledger.db.execute("UPDATE rounds SET state=? WHERE round_id=?", (json.dumps(data), round_id))
+        desk.world.ledger.db.commit()
+        desk.now = second + timedelta(minutes=20)  # the agent was stopped; back after the meeting began
+        desk.restart()
+        desk.settle()
+        desk.now = (desk.now + timedelta(days=1)).astimezone(chicago).replace(hour=6, minute=10)  # her next hours
+        desk.settle()
+        assert "CANCEL" not in methods(desk), "a CANCEL sent after the meeting it calls off began"
+        assert desk.notices("Cancellation not sent"), desk.notices()

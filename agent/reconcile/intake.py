@@ -425,6 +425,7 @@ async def _carry_out_for(
         key=lambda q: q.arrived,
     )
     by_key = {r.key: r for r in rows}
+    await cancel_pace.adopt_old(world, rows)  # one a version before appended: known by its calendar part
     starts = cancel_pace.cancels(world, rows)  # a CANCEL: at once, on its own, never paced as one more e-mail
     if starts:
         return await _cancels_first(world, loaded, rows, starts, now)

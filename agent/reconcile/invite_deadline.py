@@ -28,6 +28,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from agent.reconcile import cancel_pace
 from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import retract, withdraw_unsent
 from agent.rules.localtime import describe
@@ -146,6 +147,8 @@ async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
     So are agenda updates past their deadline (or of a meeting no longer agreed) and CANCELs after the start."""
     store = MeetingStore(world.ledger)
     stopped: set[str] = set()
+    if rows:
+        await cancel_pace.adopt_old(world, rows)  # a CANCEL a version before appended: known by its calendar part
     ours = store.invite_ids() if rows else set()  # every REQUEST, update and CANCEL the desk appended
     for row in rows:
         found = store.offer_of_request(row.message_id)
