@@ -331,7 +331,7 @@ async def carry_out(world: World) -> datetime | None:
             kept for item in items if (kept := replace(item, rows=[r for r in item.rows if r.key not in stopped])).rows
         ]
         if items:
-            await deliver_all(world, items)
+            await deliver_all(world, items, invite_deadline.last_look(world))  # and again before each one
         return now  # the plan assumed these sends: plan again from the new state
     return min((t for t in (wake, tidy) if t is not None), default=None)
 

@@ -30,6 +30,7 @@ from datetime import datetime
 
 from agent.reconcile import cancel_pace
 from agent.reconcile.context import World
+from agent.reconcile.delivery import LastLook
 from agent.reconcile.meeting_desk import retract, withdraw_unsent
 from agent.rules.localtime import describe
 from agent.rules.meeting_deadlines import LATE_CANCEL, LATE_UPDATE, OFF_UPDATE, cancel_send_by, update_send_by
@@ -138,6 +139,16 @@ async def _cancel_late(world: World, about: About | None, row: Row, now: datetim
         about=row.message_id,
     )
     return True
+
+
+def last_look(world: World) -> LastLook:
+    """:func:`gate` again for each message about a meeting right before its own SMTP transaction, at that moment:
+    a slow transaction before it in the same pass cannot make it leave late."""
+
+    async def stop(rows: list[Row]) -> set[str]:
+        return await gate(world, rows, world.now())
+
+    return LastLook(frozenset(MeetingStore(world.ledger).invite_ids()), stop)
 
 
 async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
