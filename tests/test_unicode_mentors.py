@@ -11,13 +11,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.reconcile import meeting_desk
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import parse_envelope
 from agent.rules.invites import Meeting, Party, build_request, wire_bytes
 from agent.rules.slots import Slot
+from agent.store.rounds import STALE
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
 from tests.servers.smtp import SmtpServer
-from tests.test_meeting_desk import meeting_policy, method_of
+from tests.test_meeting_desk import event_of, gmail, ics, meeting_policy, method_of
 from tests.test_meetings_on_fake import SENT, Desk
 from tests.test_passes_on_fake import Pass, mail
 
@@ -119,3 +121,43 @@ def test_her_answer_in_decomposed_spelling_counts(tmp_path: Path, smtputf8: Smtp
         assert made.received() == ["question", "another"], "her own answer (NFD spelling) not counted"
     finally:
         made.world.ledger.close()
+
+
+def test_a_meeting_request_whose_invitation_cannot_be_written_is_not_filed_as_sent(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever stops the invitation from being written: the request is not filed in Sent nor said to have become
+    an invitation; it waits in Needs attention, she is told why, and no invitation goes later behind her back."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("an address the mail library cannot write")
+
+    desk = Desk(tmp_path, smtp_server, meeting_policy(strategy="sequential"))
+    try:
+        monkeypatch.setattr(meeting_desk, "build_request", broken)
+        desk.server.put(OUTBOX, mail("[meeting] Residency applications"))
+        desk.settle()
+        assert desk.subjects(SENT) == [] and desk.subjects(OUTBOX) == []
+        assert desk.subjects("Needs attention") == ["[meeting] Residency applications"]
+        assert not desk.notices("became an invitation"), desk.notices()
+        assert desk.notices("Meeting request not sent"), desk.notices()
+        monkeypatch.undo()
+        desk.later(STALE + timedelta(minutes=1))
+        desk.settle()
+        assert desk.smtp.messages == [], "an invitation went after she was told it would not"
+        assert not desk.notices("offered"), desk.notices()
+    finally:
+        desk.close()
+
+
+def test_her_calendar_answer_in_decomposed_spelling_is_hers(tmp_path: Path, smtputf8: SmtpServer) -> None:
+    desk = Desk(tmp_path, smtputf8, meeting_policy(strategy="sequential").replace(MENTOR, NFC))
+    try:
+        desk.propose()
+        desk.settle()
+        uid = str(event_of(desk.smtp.messages[0].content)["UID"])
+        desk.server.put("INBOX", gmail(ics(uid, "ACCEPTED", attendee=NFD), sender=f"José <{NFD}>"))
+        desk.settle()
+        assert desk.statuses()[uid] == "accepted", desk.notices()
+    finally:
+        desk.close()
