@@ -12,9 +12,11 @@ import pytest
 
 from agent.rules.addresses import author
 from agent.rules.envelope import parse_envelope
+from agent.rules.meetings import Ignored, apply_reply
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_meeting_desk import gmail, ics
+from tests.test_meetings import FROM, NOW, begin, reply, sent_all
 from tests.test_meetings_on_fake import Desk, sent_uid, sequential  # noqa: F401 (fixture)
 from tests.test_passes_on_fake import Pass, mail
 
@@ -74,3 +76,21 @@ def test_an_email_from_someone_else_is_not_her_answer(tmp_path: Path, smtp_serve
         assert made.received() == ["question"], f"{sender!r}'s mail counted as Rivera's answer"
     finally:
         made.world.ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("auth", "applied"),
+    [
+        ("mx.uni.example; dkim=pass header.d=hospital.example.org; dmarc=pass header.from=hospital.example.org", True),
+        ("mx.uni.example; spf=pass smtp.mailfrom=hospital.example.org", True),  # names no From domain
+        ("mx.uni.example; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example", False),
+        ("mx.uni.example; dmarc=pass header.from=HOSPITAL.example.org.", True),
+    ],
+)
+def test_authentication_results_for_another_from_domain_are_no_answer(auth: str, applied: bool) -> None:
+    """Where Authentication-Results name the From domain they checked (``header.from``), it is hers or the answer
+    is not applied: the results were about another From than the one read."""
+    state = sent_all(begin()[0])
+    uid = state.offers[0].uid
+    actions = apply_reply(state, reply(uid), FROM, auth, NOW)[1]
+    assert (not any(isinstance(a, Ignored) for a in actions)) is applied, actions

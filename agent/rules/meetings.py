@@ -29,6 +29,7 @@ from agent.rules.windows import WeeklySchedule
 Status = Literal["planned", "sent", "accepted", "declined", "cancelled", "expired"]
 IsFree = Callable[[datetime, datetime], bool]
 _AUTH_FAILED = re.compile(r"\b(?:dkim|dmarc)\s*=\s*fail\b", re.IGNORECASE)
+_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*([^\s;()]+)", re.IGNORECASE)  # the From domain DMARC checked
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,9 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
         return f"sent from {sender or 'no address'}, not from the invited {invited}"
     if auth_results and _AUTH_FAILED.search(auth_results):
         return "Authentication-Results show a DKIM or DMARC failure"
+    checked = {normal_address(f"x@{domain}") for domain in _HEADER_FROM.findall(auth_results or "")}
+    if checked - {normal_address(f"x@{invited.rpartition('@')[2]}")}:
+        return "Authentication-Results were about another From domain than the invited attendee's"
     if reply.organizer is not None and normal_address(reply.organizer) != normal_address(state.student.address):
         return f"organizer {reply.organizer} is not the student"
     if reply.sequence < offer.sequence:
