@@ -161,3 +161,24 @@ def test_her_calendar_answer_in_decomposed_spelling_is_hers(tmp_path: Path, smtp
         assert desk.statuses()[uid] == "accepted", desk.notices()
     finally:
         desk.close()
+
+
+def test_a_dry_run_for_a_student_with_a_unicode_local_part_writes_the_invitations(tmp_path: Path) -> None:
+    from tests.test_meetings import POLICIES, run
+
+    result = run(
+        "propose",
+        str(POLICIES / "okafor.toml"),
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--now",
+        "2026-03-02T09:00+00:00",
+        "--student-address",
+        "s\u00e1m@med.example.edu",
+        "--student-tz",
+        "Europe/Berlin",
+    )
+    assert result.exit_code == 0, result.output
+    written = sorted(tmp_path.glob("*.eml"))
+    assert written and all(parse_envelope(f.read_bytes()).sender == "s\u00e1m@med.example.edu" for f in written)
