@@ -11,6 +11,7 @@ what goes into ``RCPT TO`` without needing SMTPUTF8; only a local part beyond AS
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from email import errors
 from email import policy as email_policy
@@ -18,8 +19,12 @@ from email.headerregistry import Address
 
 import idna
 
-# RFC 6532 allows a local part beyond ASCII in a UTF-8 header; every other defect makes From name nobody
-_ALLOWED_DEFECTS = (errors.NonASCIILocalPartDefect,)
+# A local part beyond ASCII (RFC 6532) and obsolete syntax (RFC 5322 section 4: "Dr. Ana Rivera" unquoted, a
+# route) are fine; any other defect (InvalidHeaderDefect: ``ana@x.org <mallory@y.org>``) makes From name nobody.
+_ALLOWED_DEFECTS = (errors.NonASCIILocalPartDefect, errors.ObsoleteHeaderDefect)
+# The common From forms, read without the registry (it costs a third of a millisecond): ``Name <a@b>``, ``a@b``.
+_ATOMS = r'[^<>@\s,;:"()\[\]\\]+'
+_SIMPLE = re.compile(rf'[^"<>,;:@\\()\[\]]*<({_ATOMS}@{_ATOMS})>\s*|\s*({_ATOMS}@{_ATOMS})\s*')
 
 
 def ascii_domain(domain: str) -> str | None:
@@ -76,6 +81,9 @@ def author(from_value: str) -> str:
     field ``from_value`` (decoded text). "" when From names no address or more than one, or does not parse cleanly
     (``ana@x.org <mallory@y.org>``: Python's ``parseaddr`` would take the first, the sender's choice): such mail is
     from nobody the agent knows — never a mentor's answer."""
+    simple = _SIMPLE.fullmatch(from_value)
+    if simple:
+        return normal_address(simple.group(1) or simple.group(2))
     try:
         header = email_policy.default.header_factory("From", " ".join(from_value.split()))
     except Exception:  # the registry is lenient; anything it raises is a From that names nobody
