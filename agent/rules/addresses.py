@@ -95,6 +95,12 @@ def author(from_value: str) -> str:
     return normal_address(spec) if "@" in spec and "<" not in spec else ""
 
 
+def other_domains(domains: list[str], address: str) -> set[str]:
+    """Those of ``domains`` (written in any case, IDNA form, with a root dot) that are not ``address``'s domain."""
+    own = _ascii_domain(address.rpartition("@")[2])
+    return {domain for domain in domains if _ascii_domain(domain) != own}
+
+
 def needs_smtputf8(address: str) -> bool:
     """Whether ``address`` (already :func:`normal_address`) can only be sent with SMTPUTF8 (RFC 6531)."""
     return not address.isascii()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
-from agent.rules.addresses import author, normal_address
+from agent.rules.addresses import author, normal_address, other_domains
 from agent.rules.durations import format_duration
 from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
 from agent.rules.localtime import after, instant, wall
@@ -222,8 +222,7 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
         return f"sent from {sender or 'no address'}, not from the invited {invited}"
     if auth_results and _AUTH_FAILED.search(auth_results):
         return "Authentication-Results show a DKIM or DMARC failure"
-    checked = {normal_address(f"x@{domain}") for domain in _HEADER_FROM.findall(auth_results or "")}
-    if checked - {normal_address(f"x@{invited.rpartition('@')[2]}")}:
+    if other_domains(_HEADER_FROM.findall(auth_results or ""), invited):
         return "Authentication-Results were about another From domain than the invited attendee's"
     if reply.organizer is not None and normal_address(reply.organizer) != normal_address(state.student.address):
         return f"organizer {reply.organizer} is not the student"
