@@ -6,22 +6,27 @@ server, on the virtual clock (tests/test_meetings_on_fake.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.reconcile import agenda_desk, delivery
+from agent.reconcile import agenda_desk, delivery, meeting_desk
 from agent.rules.meeting_deadlines import cancel_plan, update_send_by
 from agent.rules.slots import Slot
 from agent.rules.windows import WeeklySchedule, WeeklyWindow
-from tests.agent_process import OUTBOX
+from tests.agent_process import MENTOR, OUTBOX, policy_text
+from tests.servers import smtp as smtp_module
 from tests.servers.smtp import SmtpServer
 from tests.test_meetings_on_fake import Desk, chicago_noon, make
 from tests.test_passes_on_fake import mail
+
+KIM = "lkim@hospital.example.org"
 
 
 class Killed(BaseException):
@@ -207,3 +212,76 @@ def test_a_cancel_never_leaves_after_its_meeting_began(two_holds: Desk, monkeypa
     assert methods(desk) == ["REQUEST", "REQUEST"]
     assert desk.subjects("Sending") == []
     assert desk.notices("Cancellation not sent"), desk.notices()
+
+
+def test_a_cancel_queued_by_the_version_before_is_known_by_its_calendar_part(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A CANCEL waiting in Scheduled from the version that did not record CANCELs (no extra["cancels"]): after the
+    upgrade it is known by its METHOD:CANCEL and UID, and so never leaves after its meeting began."""
+    chicago = ZoneInfo("America/Chicago")
+    for desk in make(
+        tmp_path, smtp_server, strategy="holds", proposals=2, timeout="3d", windows='"Mon-Sun 06:00-06:30"'
+    ):
+        desk.now = (desk.now + timedelta(days=1)).astimezone(chicago).replace(hour=6, minute=5, second=0, microsecond=0)
+        desk.propose(topic="Residency")
+        desk.settle()
+        rows = desk.world.ledger.db.execute("SELECT start, uid FROM meetings").fetchall()
+        (first, early), (second, _) = sorted((datetime.fromisoformat(s), u) for s, u in rows)
+        desk.now = desk.now.replace(hour=6, minute=40)  # outside her sending hours: the CANCEL waits for them
+        desk.reply(early, "ACCEPTED", start=first, end=first + timedelta(minutes=30))
+        desk.settle()
+        assert methods(desk) == ["REQUEST", "REQUEST"] and len(desk.subjects("Scheduled")) == 1
+        for round_id, text in desk.world.ledger.db.execute("SELECT round_id, state FROM rounds").fetchall():
+            data = json.loads(text)
+            data.get("extra", {}).pop("cancels", None)  # as the version before wrote the round
+            desk.world.ledger.db.execute("UPDATE rounds SET state=? WHERE round_id=?", (json.dumps(data), round_id))
+        desk.world.ledger.db.commit()
+        desk.now = second + timedelta(minutes=20)  # the agent was stopped; back after the meeting began
+        desk.restart()
+        desk.settle()
+        desk.now = (desk.now + timedelta(days=1)).astimezone(chicago).replace(hour=6, minute=10)  # her next hours
+        desk.settle()
+        assert "CANCEL" not in methods(desk), "a CANCEL sent after the meeting it calls off began"
+        assert desk.notices("Cancellation not sent"), desk.notices()
+
+
+def test_a_cancel_behind_a_slow_e_mail_in_the_same_pass_is_looked_at_again(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One SMTP connection; an e-mail to another mentor goes first and the server takes five minutes to accept it:
+    the CANCEL behind it would start its transaction after its meeting began. Looked at again just before its own
+    transaction: taken back, the student told."""
+    made = make(tmp_path, smtp_server, strategy="holds", proposals=2, timeout="3d")
+    desk = next(made)
+    try:
+        (tmp_path / "policies" / "kim.toml").write_text(
+            policy_text().replace(MENTOR, KIM).replace("Ana Rivera", "Lee Kim")
+        )
+        desk.world.ledger.close()
+        desk.settings = desk.settings.model_copy(
+            update={"smtp": desk.settings.smtp.model_copy(update={"connections": 1})}
+        )
+        desk.world = desk._world()
+        desk.now = chicago_noon(1, desk.now)
+        desk.propose(topic="Residency")
+        desk.settle()
+        assert methods(desk) == ["REQUEST", "REQUEST"]
+        start = min(datetime.fromisoformat(s) for (s,) in desk.world.ledger.db.execute("SELECT start FROM meetings"))
+        desk.now = start - timedelta(minutes=1)
+        desk.server.put(OUTBOX, mail("A question for Dr. Kim", to=KIM))
+        asyncio.run(meeting_desk.call_off(desk.world, desk.rivera))
+        original = smtp_module._Handler.handle_DATA
+
+        async def slow(self: Any, server: Any, session: Any, envelope: Any) -> str:
+            answer: str = await original(self, server, session, envelope)
+            desk.now += timedelta(minutes=5)  # the server took five minutes to say 250
+            return answer
+
+        monkeypatch.setattr(smtp_module._Handler, "handle_DATA", slow)
+        desk.run()
+        assert methods(desk)[:3] == ["REQUEST", "REQUEST", ""], "the e-mail to Dr. Kim went first"
+        assert "CANCEL" not in methods(desk), "a CANCEL handed to SMTP after its meeting began"
+        assert desk.notices("Cancellation not sent"), desk.notices()
+    finally:
+        next(made, None)

@@ -163,3 +163,24 @@ def test_a_message_split_out_of_a_digest_when_composed_counts_and_keeps_the_gap(
     assert max(per_day(clocked.sent_at).values()) <= 2, per_day(clocked.sent_at)
     assert min(b - a for a, b in pairwise(clocked.sent_at)) >= timedelta(minutes=3), clocked.sent_at
     assert sum(b"signed text" in r.content for r in clocked.smtp.messages) == 1
+
+
+def test_the_rest_that_now_fits_in_one_e_mail_is_said_to_go_in_one_digest(clocked: Clocked) -> None:
+    """Two big messages and two small ones: the first big one goes, the rest fits one e-mail: its reason says one
+    digest, and it goes as one."""
+    clocked.add("First", 500, START - timedelta(hours=1))
+    clocked.drive(START + timedelta(minutes=1))
+    waiting = [
+        clocked.add("Big one", 100_000, START + timedelta(seconds=1)),
+        clocked.add("Big two", 100_000, START + timedelta(seconds=2)),
+        clocked.add("Small a", 500, START + timedelta(seconds=3)),
+        clocked.add("Small b", 500, START + timedelta(seconds=4)),
+    ]
+    clocked.drive(START + timedelta(hours=2))
+    rest = [row for row in map(clocked.world.ledger.get, waiting) if row and row.state == SCHEDULED]
+    assert len(rest) == 3, rest
+    for row in rest:
+        assert "several e-mails" not in row.reason and "in one digest of 3" in row.reason, row.reason
+    before = len(clocked.smtp.messages)
+    clocked.drive(START + timedelta(days=2), step=timedelta(minutes=5))
+    assert len(clocked.smtp.messages) - before == 1, "the rest went as one e-mail"

@@ -10,7 +10,6 @@ runs :func:`agent.reconcile.meeting_desk.call_off` the same way.
 
 from __future__ import annotations
 
-import email.policy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -25,7 +24,7 @@ from agent.config.settings import Settings, default_config_path, load_settings
 from agent.errors import Problem, UserError
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import domain_of, new_message_id
-from agent.rules.invites import Meeting, Party, build_request, describe_slot
+from agent.rules.invites import Meeting, Party, build_request, describe_slot, wire_bytes
 from agent.rules.localtime import zone_named
 from agent.rules.meetings import SendInvite, start_round
 from agent.rules.policy import LoadedPolicy, load_policy
@@ -250,7 +249,7 @@ def propose_command(
         )
         message["X-Mentor-Agent"] = "invite"  # as the daemon marks what it puts in the Outbox
         path = out_dir / f"{loaded.id}-{number}-request.eml"
-        path.write_bytes(message.as_bytes(policy=email.policy.SMTP))
+        path.write_bytes(wire_bytes(message))
         click.echo(f"{path}: {describe_slot(invite.slot, loaded.policy.zone)} → {mentor.address}")
 
 

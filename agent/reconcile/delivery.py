@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -92,6 +92,20 @@ class Item:
     follow_up: bool = False
 
 
+@dataclass(frozen=True)
+class LastLook:
+    """The look right before its own SMTP transaction at each message about a meeting (Message-ID in ``about``):
+    ``stop`` takes back those that must not go now (an invitation past its notice, a CANCEL after its meeting
+    began: :func:`agent.reconcile.invite_deadline.gate`) and returns their keys. A slow transaction before it in the
+    same pass cannot make one leave late; one that starts in time and ends late cannot be helped."""
+
+    about: frozenset[str]
+    stop: Callable[[list[Row]], Awaitable[set[str]]]
+
+    def concerns(self, item: Item) -> bool:
+        return any(row.message_id in self.about for row in item.rows)
+
+
 async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
     """Move the messages into Sending, in one command per folder; {key: claimed row}.
 
@@ -141,11 +155,12 @@ def _gone(world: World, row: Row, folder: str) -> None:
     publish(Cancelled(row.key, f"gone from {folder} before it was sent"))
 
 
-async def deliver_all(world: World, items: Sequence[Item]) -> None:
+async def deliver_all(world: World, items: Sequence[Item], last_look: LastLook | None = None) -> None:
     """Send several items: one claim per folder, one body FETCH, a few SMTP connections, filing in Sent in runs.
 
     Each message is still marked ``sending`` (on disk) just before its own SMTP transaction and
-    ``accepted`` just after, so a crash anywhere leaves at most one message in doubt.
+    ``accepted`` just after, so a crash anywhere leaves at most one message in doubt. A message about a meeting
+    is looked at again right before its own transaction (``last_look``), before it is marked ``queued``.
     """
     if not await smtp_open(world):
         return  # the SMTP login was refused: everything stays where it is until the next try works
@@ -191,11 +206,19 @@ async def deliver_all(world: World, items: Sequence[Item]) -> None:
             # On stop the rest stay claimed, first after restart; on a refused login they go back.
             while waiting and not world.stopping.is_set() and not blocked and not failed:
                 item = waiting.pop(0)
+                if last_look is not None and last_look.concerns(item):
+                    stopped = await last_look.stop(item.rows)  # claimed, not queued: it can still be taken back
+                    if stopped:
+                        rows = [row for row in item.rows if row.key not in stopped]
+                        if not rows:
+                            continue
+                        item = replace(item, rows=rows)
                 if not await sending_slot(world):
                     waiting.insert(0, item)
                     break  # the provider's daily limit: the rest wait (claimed), see world.held_until
                 if id(item) not in queued:  # this one and the next few, with one flush to disk
-                    run = [item, *waiting[: QUEUE_RUN - 1]]
+                    later = [w for w in waiting[: QUEUE_RUN - 1] if last_look is None or not last_look.concerns(w)]
+                    run = [item, *later]  # one about a meeting is queued in its own turn, after its last look
                     world.ledger.queue(row.key for member in run for row in member.rows)
                     queued.update(id(member) for member in run)
                     crash_point("queued")

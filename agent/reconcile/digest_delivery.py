@@ -292,11 +292,12 @@ def split_notice(
 
 
 _NO_ROOM = "not sent yet: each e-mail of a split digest counts, and the mentor's rules allow no more now"
+_ONE_LEFT = f"{_NO_ROOM}; the rest fits in one e-mail"  # not a split rest any more: planned as one digest
 
 
 def is_split_rest(row: Row) -> bool:
     """Whether ``row`` went back to Scheduled as the rest of a digest too big for one e-mail (it waits for room):
-    the planner must not tell the student it goes "in one digest"."""
+    the planner must not tell the student it goes "in one digest". A rest that fits in one e-mail is none."""
     return row.detail == _NO_ROOM
 
 
@@ -321,7 +322,8 @@ async def compose_release(
             going = {key for part in composed.parts[:fit] for key in part.keys}
             for part in composed.parts:  # the kept copies of this plan: let go, nothing of it was sent
                 forget(world, part.message_id)
-            await back_to_scheduled(world, [row for row in rows if row.key not in going], _NO_ROOM)
+            why = _NO_ROOM if count - fit > 1 else _ONE_LEFT  # what is left still needs several e-mails, or one
+            await back_to_scheduled(world, [row for row in rows if row.key not in going], why)
             now = [(row, raw) for row, raw in raws if row.key in going]
             if len(now) == 1:
                 row, raw = now[0]

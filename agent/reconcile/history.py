@@ -138,6 +138,8 @@ async def scan_replies(world: World, seen: Seen) -> int:
         if not envelope.references:
             continue
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
+        if not envelope.sender and envelope.references:
+            log.info("%s: its From names no one address cleanly: nobody's answer", envelope.key)
         if mentor is None:
             if verdict.answer and not any(ref in ours for ref in envelope.references):
                 if _young(world, info, envelope):

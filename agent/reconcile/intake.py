@@ -334,7 +334,7 @@ async def carry_out(world: World) -> datetime | None:
             kept for item in items if (kept := replace(item, rows=[r for r in item.rows if r.key not in stopped])).rows
         ]
         if items:
-            await deliver_all(world, items)
+            await deliver_all(world, items, invite_deadline.last_look(world))  # and again before each one
         return now  # the plan assumed these sends: plan again from the new state
     return min((t for t in (wake, tidy) if t is not None), default=None)
 
@@ -428,6 +428,7 @@ async def _carry_out_for(
         key=lambda q: q.arrived,
     )
     by_key = {r.key: r for r in rows}
+    await cancel_pace.adopt_old(world, rows)  # one a version before appended: known by its calendar part
     starts = cancel_pace.cancels(world, rows)  # a CANCEL: at once, on its own, never paced as one more e-mail
     if starts:
         return await _cancels_first(world, loaded, rows, starts, now)

@@ -28,7 +28,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from agent.reconcile import cancel_pace
 from agent.reconcile.context import World
+from agent.reconcile.delivery import LastLook
 from agent.reconcile.meeting_desk import retract, withdraw_unsent
 from agent.rules.localtime import describe
 from agent.rules.meeting_deadlines import LATE_CANCEL, LATE_UPDATE, OFF_UPDATE, cancel_send_by, update_send_by
@@ -139,6 +141,16 @@ async def _cancel_late(world: World, about: About | None, row: Row, now: datetim
     return True
 
 
+def last_look(world: World) -> LastLook:
+    """:func:`gate` again for each message about a meeting right before its own SMTP transaction, at that moment:
+    a slow transaction before it in the same pass cannot make it leave late."""
+
+    async def stop(rows: list[Row]) -> set[str]:
+        return await gate(world, rows, world.now())
+
+    return LastLook(frozenset(MeetingStore(world.ledger).invite_ids()), stop)
+
+
 async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
     """The keys among ``rows`` (about to be handed to SMTP) of REQUESTs that must not go: their offer is no longer
     ``planned`` (withdrawn, called off), or ``now`` is past its start less ``min_notice``. Each is taken back from
@@ -146,6 +158,8 @@ async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
     So are agenda updates past their deadline (or of a meeting no longer agreed) and CANCELs after the start."""
     store = MeetingStore(world.ledger)
     stopped: set[str] = set()
+    if rows:
+        await cancel_pace.adopt_old(world, rows)  # a CANCEL a version before appended: known by its calendar part
     ours = store.invite_ids() if rows else set()  # every REQUEST, update and CANCEL the desk appended
     for row in rows:
         found = store.offer_of_request(row.message_id)

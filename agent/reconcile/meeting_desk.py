@@ -12,14 +12,15 @@ APPENDed into the notices folder and never goes through SMTP.
 
 A "[meeting]" message in the Outbox: its text becomes the invitation's description, the round starts at
 once, and the original is moved to Sent (\\Seen) with a notice that it became an invitation which goes when
-the agreement allows. It is filed before the invitation itself has left — the simplest honest choice: the
-message itself is never sent, the invitation that carries its words is. When no time is free, the
+the agreement allows. It is filed once the invitation is written (in the Outbox), before it has left — the
+simplest honest choice: the message itself is never sent, the invitation that carries its words is. When no
+time is free, or the invitation cannot be written (its offers are then withdrawn: nothing of it goes later), the
 original goes to Needs attention instead, with the reason.
 
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
 
-Why one module of ~670 lines: it is one concept, the desk between a meeting round (pure, in
+Why one module of ~720 lines: it is one concept, the desk between a meeting round (pure, in
 :mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
 through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
 in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
@@ -67,6 +68,7 @@ from agent.rules.invites import (
     build_student_copy,
     describe_slot,
     parse_itip,
+    wire_bytes,
 )
 from agent.rules.localtime import after
 from agent.rules.meetings import (
@@ -403,7 +405,7 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
             message["X-Mentor-Agent"] = "invite" if kind != "copy" else "meeting-copy"
             already = store.message_state(item["message_id"]) is not None
             if not already and not await _present(world, folder, item["message_id"]):
-                await world.imap(world.mailbox.append, folder, message.as_bytes(policy=email.policy.SMTP))
+                await world.imap(world.mailbox.append, folder, wire_bytes(message))
                 log.info("%s for %s (%s) appended to %s", kind, state.mentor.name, item["uid"], folder)
         store.remove_todo(stored.round_id, item["id"])
         stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
@@ -537,9 +539,8 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
             continue
         head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
         auth = " ; ".join(str(v) for v in head.get_all("Authentication-Results") or [])
-        sender = str(head.get("From", envelope.sender))
-        for item in objects:
-            await _answer(world, store, item, sender, envelope, auth or None)
+        for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
+            await _answer(world, store, item, envelope.sender, envelope, auth or None)
 
 
 async def _answer(
@@ -604,11 +605,25 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
         earlier = store.by_source(envelope.key)
         existing = earlier if earlier is not None and earlier.topic in (topic, f"Mentoring: {topic}") else None
     offered = bool(existing and existing.state and existing.state.offers)
-    if existing is None:
-        proposal = await propose(
-            world, mentor, topic=topic, description=_text_of(raw), source=source, about=envelope.message_id
-        )
-        offered = bool(proposal.offered)
+    round_id = existing.round_id if existing is not None else ""
+    unwritten = ""  # why the invitation could not be written: the request is then no invitation
+    try:
+        if existing is None:
+            proposal = await propose(
+                world, mentor, topic=topic, description=_text_of(raw), source=source, about=envelope.message_id
+            )
+            offered, round_id = bool(proposal.offered), proposal.round_id
+        elif offered:  # a crash (or a failure) left its invitation unwritten: written now, or never
+            await _flush(world, store, existing, _unwritten(existing))
+    except MailboxError:
+        raise
+    except Exception as error:  # never "it became an invitation" without one, and never a crash
+        log.exception("%s: the meeting invitation could not be written", envelope.key)
+        unwritten = f"{type(error).__name__}: {error}"
+    stored = store.load(round_id) if round_id else store.by_source(source)  # propose raised: found by its source
+    if stored is not None and _unwritten(stored):
+        await _give_up(world, store, stored)
+        offered, unwritten = False, unwritten or "the invitation could not be written"
     target = folders.sent if offered else folders.needs_attention
     # Logged before it is filed: scan_sent must never count the request in Sent as mail she received.
     world.ledger.log(
@@ -629,15 +644,33 @@ async def meeting_requested(world: World, mentor: LoadedPolicy, envelope: Envelo
         ]
         await world.notify(f"Your meeting request became an invitation: {subject}", lines, about=envelope.message_id)
     else:
+        why = f"the invitation could not be written ({unwritten})" if unwritten else "see the notice before this one"
         await world.notify(
             f"Meeting request not sent: {subject}",
             [
-                f"“{subject}” could not become an invitation (see the notice before this one). It is "
+                f"“{subject}” could not become an invitation ({why}). It is "
                 "in Needs attention; move it back to the Outbox to try again."
             ],
             about=envelope.message_id,
         )
     return True
+
+
+def _unwritten(stored: Stored) -> list[str]:
+    """The todo items of ``stored``'s invitations not appended yet."""
+    return [item["id"] for item in stored.todo if item["kind"] == "request"]
+
+
+async def _give_up(world: World, store: MeetingStore, stored: Stored) -> None:
+    """The invitations of a meeting request could not be written: its offers withdrawn, nothing of it left to go
+    (nor the notice that it was offered)."""
+    for item in stored.todo:
+        store.remove_todo(stored.round_id, item["id"])
+    stored.todo = []
+    if stored.state is not None:
+        state, actions = cancel_round(stored.state)
+        await _carry(world, store, stored, state, actions)
+    world.ledger.log("meeting called off", mentor=stored.mentor, detail=f"round {stored.round_id}: not written")
 
 
 async def _guarded(what: str, step: Any) -> None:

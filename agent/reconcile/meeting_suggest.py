@@ -12,7 +12,6 @@ suggested time (if it is still free; else the next free times); a decline leaves
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import re
 import uuid
@@ -24,7 +23,7 @@ from agent.reconcile.context import World
 from agent.reconcile.keep_clear import keep_clear
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope, domain_of, new_message_id
-from agent.rules.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid
+from agent.rules.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid, wire_bytes
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
 from agent.store.ledger import NEW, SCHEDULED
@@ -60,7 +59,7 @@ async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) 
     message["X-Mentor-Agent"] = "suggestion"
     folder = world.folders.notices
     if not await world.imap(world.mailbox.find_by_message_id, folder, item["message_id"]):
-        await world.imap(world.mailbox.append, folder, message.as_bytes(policy=email.policy.SMTP))
+        await world.imap(world.mailbox.append, folder, wire_bytes(message))
         log.info("meeting with %s suggested to the student", loaded.name)
 
 

@@ -16,7 +16,7 @@ from email import policy as email_policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from agent.rules.addresses import needs_smtputf8, normal_address
+from agent.rules.addresses import author, needs_smtputf8, normal_address
 from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -33,7 +33,7 @@ SEALED_TYPES = frozenset(
 class Envelope:
     key: str  # Message-ID, or "sha256:…" of the header block when there is none
     message_id: str | None
-    sender: str
+    sender: str  # the one address From names (addresses.author), else "": nobody the agent knows
     to: tuple[str, ...]
     cc: tuple[str, ...]
     bcc: tuple[str, ...]
@@ -174,7 +174,7 @@ def _parse_block(block: bytes) -> Envelope:
     return Envelope(
         key=key,
         message_id=ids[0] if ids else None,
-        sender=senders[0] if senders else "",
+        sender=author(unsurrogate(listed("From")[0])) if len(listed("From")) == 1 else "",
         to=to,
         cc=cc,
         bcc=bcc,

@@ -16,10 +16,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
-from email.utils import parseaddr
 from typing import Literal
 
-from agent.rules.addresses import normal_address
+from agent.rules.addresses import author, normal_address, other_domains
 from agent.rules.durations import format_duration
 from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
 from agent.rules.localtime import after, instant, wall
@@ -30,6 +29,7 @@ from agent.rules.windows import WeeklySchedule
 Status = Literal["planned", "sent", "accepted", "declined", "cancelled", "expired"]
 IsFree = Callable[[datetime, datetime], bool]
 _AUTH_FAILED = re.compile(r"\b(?:dkim|dmarc)\s*=\s*fail\b", re.IGNORECASE)
+_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*([^\s;()]+)", re.IGNORECASE)  # the From domain DMARC checked
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round
 def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results: str | None) -> str | None:
     """Why ``reply`` must not be applied, or None when it may."""
     invited = normal_address(state.mentor.address)  # one address however it is spelled (case, IDNA)
-    sender = normal_address(parseaddr(from_address)[1])
+    sender = author(from_address)  # one clean address in From, else nobody
     attendees = {normal_address(address) for address, _ in reply.attendees}
     offer = state.offer(reply.uid)
     if reply.method not in ("REPLY", "COUNTER"):
@@ -222,6 +222,8 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
         return f"sent from {sender or 'no address'}, not from the invited {invited}"
     if auth_results and _AUTH_FAILED.search(auth_results):
         return "Authentication-Results show a DKIM or DMARC failure"
+    if other_domains(_HEADER_FROM.findall(auth_results or ""), invited):
+        return "Authentication-Results were about another From domain than the invited attendee's"
     if reply.organizer is not None and normal_address(reply.organizer) != normal_address(state.student.address):
         return f"organizer {reply.organizer} is not the student"
     if reply.sequence < offer.sequence:

@@ -279,6 +279,28 @@ class MeetingStore:
             return "update", stored, uid
         return None
 
+    def unaccounted_ids(self) -> dict[str, str]:
+        """Message-ID -> round id of what the desk appended that is neither a first REQUEST, a recorded CANCEL nor an
+        agenda update: a CANCEL appended by a version that did not record CANCELs (``extra["cancels"]``)."""
+        requests = {str(m) for (m,) in self.ledger.db.execute("SELECT message_id FROM meetings") if m}
+        found: dict[str, str] = {}
+        for round_id, text in self.ledger.db.execute("SELECT round_id, state FROM rounds"):
+            extra = json.loads(text).get("extra", {})
+            known = {
+                *requests,
+                *extra.get("cancels", {}),
+                *(u.get("message_id") for u in extra.get("agenda_updates", [])),
+            }
+            found.update((m, str(round_id)) for m in extra.get("ids", []) if m not in known)
+        return found
+
+    def record_cancel(self, round_id: str, message_id: str, uid: str) -> None:
+        """Record ``message_id`` as the CANCEL of the offer ``uid`` of the round ``round_id``."""
+        stored = self.load(round_id)
+        if stored is not None:
+            stored.extra["cancels"] = {**stored.extra.get("cancels", {}), message_id: uid}
+            self.save(stored)
+
     def invite_ids(self) -> set[str]:
         """Message-IDs of every invitation and cancellation the desk appended (they are not student mail)."""
         found: set[str] = set()

@@ -27,6 +27,7 @@ from agent.rules.invites.build import (
     build_suggestion,
     describe_slot,
     make_uid,
+    wire_bytes,
 )
 from agent.rules.invites.objects import CALENDAR_TYPES, PRODID, InviteError, ItipObject, Meeting, Party
 from agent.rules.invites.read import parse_itip
@@ -46,4 +47,5 @@ __all__ = [
     "describe_slot",
     "make_uid",
     "parse_itip",
+    "wire_bytes",
 ]

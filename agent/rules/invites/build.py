@@ -9,6 +9,7 @@ import email.policy
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
@@ -110,6 +111,15 @@ def _mail(
     else:
         message.make_mixed()
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """``message`` as it is appended and sent: CRLF, 7-bit headers; written in UTF-8 (RFC 6532) only when an
+    address in From or To has a local part beyond ASCII — the 7-bit policy would make that an encoded-word,
+    which is no address at all — and such a message goes with SMTPUTF8 (RFC 6531) anyway."""
+    addresses: list[Address] = [a for name in ("From", "To") for a in getattr(message[name], "addresses", ())]
+    wide = any(not a.addr_spec.isascii() for a in addresses)
+    return message.as_bytes(policy=email.policy.SMTPUTF8 if wide else email.policy.SMTP)
 
 
 def _calendar_part(ics: bytes, method: str) -> EmailMessage:

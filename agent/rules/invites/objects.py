@@ -29,7 +29,12 @@ class Party:
     address: str
 
     def header(self) -> Address:
-        return Address(display_name=self.name, addr_spec=self.address)
+        """The header address. A local part beyond ASCII (RFC 6531) is given as its parts: the header registry
+        refuses to parse one, but writes it as it is under a UTF-8 policy (:func:`wire_bytes`)."""
+        if self.address.isascii():
+            return Address(display_name=self.name, addr_spec=self.address)
+        local, _, domain = self.address.rpartition("@")
+        return Address(display_name=self.name, username=local, domain=domain)
 
     def cal_address(self, **params: str) -> vCalAddress:
         from icalendar import vCalAddress, vText  # icalendar loads with the first invitation, not with the daemon
