@@ -24,6 +24,11 @@ claimed goes back to Scheduled untouched (never to Needs attention: nothing was 
 notice, and the login is tried again at long intervals (:mod:`agent.reconcile.smtp_gate`) before anything is
 claimed. An expired or revoked built-in sign-in is the same, except that it is tried again only once the student
 has signed in again (``mentor-agent login`` stores a new grant): a grant that failed never goes to the server twice.
+
+Why one module of ~420 lines: claim, the marks before and after each SMTP transaction, the last look at a
+meeting's message before its own transaction and the filing runs are one protocol over the same rows and
+connections; each step's safety rests on the order of the others, so they are kept where they can be read in
+one go (the pieces that stand alone are already out: recovery, sent_filing, send_limits, smtp_gate).
 """
 
 from __future__ import annotations
