@@ -109,3 +109,17 @@ def test_the_folder_look_changes_with_each_kind_of_save_and_only_for_policy_file
     tmp_path.mkdir()
     looks.append(look_at(tmp_path))  # made again, empty: the folder itself is another
     assert len(set(looks)) == len(looks)
+
+
+def test_an_edit_that_keeps_size_and_time_is_still_seen(tmp_path: Path) -> None:
+    """Found by the tester (issue 21): `cp --preserve=timestamps`, `rsync -t` or a tool that puts the time back
+    wrote a new window of the same length; the look keyed on size and mtime never saw it, and mail went out
+    outside the new window. The change time cannot be put back from user space."""
+    keeper(tmp_path)
+    path = tmp_path / "rivera.toml"
+    before = look_at(tmp_path)
+    stat = path.stat()
+    path.write_text(path.read_text().replace("max_per_day = 1 ", "max_per_day = 2 "))  # the same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time, put back
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert look_at(tmp_path) != before

@@ -46,3 +46,19 @@ def test_a_ca_file_saved_again_is_read_again(tmp_path: Path, tls_ca: TlsFiles) -
     stat = ca_file.stat()
     os.utime(ca_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # saved again, a second later
     assert client_context(ca_file) is not context
+
+
+def test_a_ca_file_replaced_by_another_of_the_same_size_and_time_is_read_again(
+    tmp_path: Path, tls_ca: TlsFiles
+) -> None:
+    """Found by the tester (issue 21): another CA swapped in with the old size and time kept the old context, so
+    the old CA stayed trusted and the new one was not, until a restart."""
+    ca_file = tmp_path / "ca.pem"
+    shutil.copy(tls_ca.ca_pem, ca_file)
+    context = client_context(ca_file)
+    stat = ca_file.stat()
+    other = tmp_path / "other.pem"
+    other.write_bytes(ca_file.read_bytes())  # stands for another CA: what matters is a new save
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    other.replace(ca_file)  # swapped in: another inode, the same size and time
+    assert client_context(ca_file) is not context

@@ -25,7 +25,7 @@ ADDED, CHANGED, BROKEN, REMOVED, RENAMED = "added", "changed", "broken", "remove
 # What the policy folder holds: the folder itself (device, inode; None when it is not there) and each policy
 # file's name, inode, size and time of the last save. Another value after a save, an added, removed or renamed
 # file, a file replaced by a rename (as editors save) and the folder made again.
-FolderLook = tuple[tuple[int, int] | None, frozenset[tuple[str, int, int, int]]]
+FolderLook = tuple[tuple[int, int] | None, frozenset[tuple[str, int, int, int, int]]]
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ def look_at(directory: Path) -> FolderLook:
                 found = entry.stat()  # follows a link, as loading does
             except OSError:
                 continue  # removed meanwhile
-            files.add((entry.name, found.st_ino, found.st_size, found.st_mtime_ns))
+            # ctime too: a tool that puts the mtime back (cp --preserve, rsync -t) cannot put it back
+            files.add((entry.name, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns))
     return (folder.st_dev, folder.st_ino), frozenset(files)
 
 

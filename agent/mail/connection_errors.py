@@ -48,17 +48,18 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-_contexts: dict[tuple[str, tuple[int, int] | None], ssl.SSLContext] = {}
+_contexts: dict[tuple[str, tuple[int, ...] | None], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
 
 
-def _saved(file: str | None) -> tuple[int, int] | None:
-    """When and how large the CA file was last saved (None: not there): a new save is read again."""
+def _saved(file: str | None) -> tuple[int, ...] | None:
+    """Which save of the CA file this is (None: not there): a new save is read again, also one swapped in with
+    the old size and time (its inode and change time differ; the change time cannot be set back)."""
     try:
         found = os.stat(file) if file else None
     except OSError:
         return None
-    return (found.st_mtime_ns, found.st_size) if found else None
+    return (found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size) if found else None
 
 
 def client_context(ca_file: Path | None) -> ssl.SSLContext:
