@@ -35,6 +35,9 @@ max_per_month = 10
 """
 
 
+ALL_DAY = {"MENTOR_AGENT_STUDENT__HOURS": '["Mon-Sun 00:00-24:00"]'}  # the student meets at any hour
+
+
 def meeting_policy(
     *, strategy: str = "sequential", proposals: int = 3, timeout: str = "3d", email: str = "", **pacing: Any
 ) -> str:
@@ -283,7 +286,7 @@ def test_meeting_marker_in_the_outbox_becomes_an_invitation(agent: Agent) -> Non
 
 def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> None:
     agent.policy(meeting_policy(email="suggest_meeting_after = 2\n", min_gap="1h"))
-    agent.start()
+    agent.start(**ALL_DAY)  # her own hours never decide the time: the outcome is the same at any hour
     for subject in ("one", "two", "three"):
         agent.drop(mail(subject))
     agent.smtp.wait_for(1, timeout=15)

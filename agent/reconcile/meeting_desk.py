@@ -43,7 +43,7 @@ from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
-from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
+from agent.reconcile.keep_clear import invite_start, is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import (
@@ -141,7 +141,9 @@ async def propose(
         except Exception as error:
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
-            slots = find_slots(rules, zone, now, busy, agreed)
+            # The first time no earlier than its invitation can leave under the pace (holds: the last of them).
+            start = invite_start(world, loaded, now, count=rules.proposals if rules.strategy == "holds" else 1)
+            slots = find_slots(rules, zone, now, busy, agreed, not_before=start)
             log.debug(
                 "meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
                 "offers and meetings)",
@@ -151,12 +153,12 @@ async def propose(
             )
             if (
                 preferred is not None
-                and preferred.utc_start >= after(now, rules.min_notice)
+                and preferred.utc_start >= max(after(now, rules.min_notice), invite_start(world, loaded, now))
                 and not any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy)
             ):
                 slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
                 slots = slots[: rules.proposals]
-            problem = "" if slots else why_none(loaded, now, busy, agreed)
+            problem = "" if slots else why_none(loaded, now, busy, agreed, start)
     if problem:
         log.info("no meeting proposed to %s: %s", loaded.name, problem)
         await world.notify(f"No meeting time with {loaded.name}", [f"No meeting was proposed: {problem}."], about=about)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.reconcile.context import World
-from agent.reconcile.keep_clear import keep_clear
+from agent.reconcile.keep_clear import invite_start, keep_clear
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope, domain_of, new_message_id
 from agent.rules.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid
@@ -109,7 +109,9 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
         except Exception as error:
             log.warning("no meeting suggestion for %s: %s", loaded.name, error)
             continue
-        slots = find_slots(rules, loaded.policy.zone, now, busy, agreed, count=1)
+        # Only a time its invitation can still reach the mentor for, behind what waits for her (the pace).
+        start = invite_start(world, loaded, now)
+        slots = find_slots(rules, loaded.policy.zone, now, busy, agreed, count=1, not_before=start)
         if not slots:
             log.info("%d messages wait for %s, but no meeting time is free to suggest", len(waiting), loaded.name)
             continue
