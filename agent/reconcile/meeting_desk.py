@@ -133,6 +133,7 @@ async def propose(
     store = MeetingStore(world.ledger)
     rules, zone = loaded.policy.meetings, loaded.policy.zone
     now = world.now()
+    refused = ""
     if not rules.windows:
         problem = f"{loaded.path} has no [meetings] windows, so no time can be offered"
     else:
@@ -151,13 +152,11 @@ async def propose(
                 ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none",
                 len(busy),
             )
-            if (
-                preferred is not None
-                and preferred.utc_start >= max(after(now, rules.min_notice), invite_start(world, loaded, now))
-                and not any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy)
-            ):
-                slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
-                slots = slots[: rules.proposals]
+            if preferred is not None:
+                refused = _refused(world, loaded, preferred, busy, now)
+                if not refused:
+                    slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
+                    slots = slots[: rules.proposals]
             problem = "" if slots else why_none(loaded, now, busy, agreed, start)
     if problem:
         log.info("no meeting proposed to %s: %s", loaded.name, problem)
@@ -180,6 +179,8 @@ async def propose(
     stored = Stored(
         round_id, loaded.id, state=None, topic=summary, description=description or rules.description, source=source
     )
+    if refused:
+        stored.extra["preferred"] = refused  # why the time asked for is not among those offered
     offered = tuple(a.slot for a in actions if isinstance(a, SendInvite))
     listed = "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in offered)
     later = tuple(state.pending)
@@ -210,6 +211,17 @@ async def propose(
     publish(MeetingOffered(round_id, loaded.id, loaded.name, len(offered)))
     world.ledger.log("meeting proposed", mentor=loaded.id, detail=f"round {round_id}, {len(offered)} time(s)")
     return Proposal(offered + later, "", round_id, zone)
+
+
+def _refused(world: World, loaded: LoadedPolicy, preferred: Slot, busy: list[Any], now: datetime) -> str:
+    """Why the time asked for (an accepted suggestion's) cannot be offered: "late" (its invitation could not leave
+    ``min_notice`` before it under the pace), "busy" (no longer free), or "" when it can."""
+    rules = loaded.policy.meetings
+    if preferred.utc_start < max(after(now, rules.min_notice), invite_start(world, loaded, now)):
+        return "late"
+    if any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy):
+        return "busy"
+    return ""
 
 
 # -- carrying out what a round decided ---------------------------------------------------------------------
@@ -449,6 +461,7 @@ async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid
     request = store.request_id(uid)
     if request is not None:
         await _retract(world, request, LATE)
+    stored.extra["late"] = [*stored.extra.get("late", []), uid]  # saved with the withdrawal (an accepted suggestion)
     is_free = await is_free_for(world, store, stored)
     state, actions = withdraw_late(stored.state, uid, world.now(), is_free=is_free)
     if actions:
@@ -473,6 +486,7 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
             await _retract(world, request)
         elif offer.status == "planned" and where == CANCELLED and _taken_back_late(world, request):
             # Taken back because it would have left late (withdraw_unsent cut short): withdrawn as late.
+            stored.extra["late"] = [*stored.extra.get("late", []), offer.uid]
             is_free = await is_free_for(world, store, stored)
             state, actions = withdraw_late(state, offer.uid, world.now(), is_free=is_free)
             await _carry(world, store, stored, state, actions)
