@@ -19,6 +19,7 @@ from typing import Any
 from agent.calendars.busy import Interval, load_busy
 from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import is_split_rest
+from agent.rules import agenda
 from agent.rules.durations import format_duration
 from agent.rules.invite_lead import earliest_start
 from agent.rules.localtime import after, describe
@@ -141,8 +142,12 @@ def invite_start(world: World, loaded: LoadedPolicy, now: datetime, *, count: in
     (:func:`agent.rules.invite_lead.earliest_start`); the invitation deadline gate would withdraw an earlier one."""
     addresses = loaded.policy.mentor.addresses
     history = world.ledger.history(loaded.id, after(now, -timedelta(days=HISTORY_DAYS)), addresses)
+    rows = world.ledger.in_states(NEW, SCHEDULED, mentor=loaded.id)
+    if loaded.policy.email.over_limit == "agenda":  # what waits over the limit becomes agenda, never e-mail
+        rows = [r for r in rows if r.standalone or r.forced or r.detail.startswith(agenda.OFF)]
     queue = [
         Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced, is_split_rest(r))
-        for r in world.ledger.in_states(NEW, SCHEDULED, mentor=loaded.id)
+        for r in rows
+        if not (agenda.on_agenda(r.digest) and (r.item is not None or not r.forced))  # kept for a meeting's agenda
     ]
     return earliest_start(loaded.policy, history, queue, now, count=count)
