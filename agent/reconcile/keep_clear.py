@@ -27,7 +27,7 @@ from agent.rules.pacing import Queued
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import find_slots
 from agent.rules.student_hours import outside_hours
-from agent.store.ledger import NEW, SCHEDULED
+from agent.store.ledger import NEW, SCHEDULED, Ledger
 from agent.store.rounds import MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
@@ -136,13 +136,13 @@ def why_none(
     return f"no meeting window of {loaded.name} lies between {rules.min_notice} and {rules.horizon} from now"
 
 
-def invite_start(world: World, loaded: LoadedPolicy, now: datetime, *, count: int = 1) -> datetime:
+def invite_start(ledger: Ledger, loaded: LoadedPolicy, now: datetime, *, count: int = 1) -> datetime:
     """The earliest start of a meeting offered now to ``loaded``'s mentor whose invitation (the ``count``-th made
     now) can still leave by the start less ``min_notice``, behind every message that waits for her
     (:func:`agent.rules.invite_lead.earliest_start`); the invitation deadline gate would withdraw an earlier one."""
     addresses = loaded.policy.mentor.addresses
-    history = world.ledger.history(loaded.id, after(now, -timedelta(days=HISTORY_DAYS)), addresses)
-    rows = world.ledger.in_states(NEW, SCHEDULED, mentor=loaded.id)
+    history = ledger.history(loaded.id, after(now, -timedelta(days=HISTORY_DAYS)), addresses)
+    rows = ledger.in_states(NEW, SCHEDULED, mentor=loaded.id)
     if loaded.policy.email.over_limit == "agenda":  # what waits over the limit becomes agenda, never e-mail
         rows = [r for r in rows if r.standalone or r.forced or r.detail.startswith(agenda.OFF)]
     queue = [

@@ -19,7 +19,7 @@ original goes to Needs attention instead, with the reason.
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
 
-Why one module of ~670 lines: it is one concept, the desk between a meeting round (pure, in
+Why one module of ~700 lines: it is one concept, the desk between a meeting round (pure, in
 :mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
 through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
 in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
@@ -143,7 +143,7 @@ async def propose(
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
             # The first time no earlier than its invitation can leave under the pace (holds: the last of them).
-            start = invite_start(world, loaded, now, count=rules.proposals if rules.strategy == "holds" else 1)
+            start = invite_start(world.ledger, loaded, now, count=rules.proposals if rules.strategy == "holds" else 1)
             slots = find_slots(rules, zone, now, busy, agreed, not_before=start)
             log.debug(
                 "meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
@@ -217,7 +217,7 @@ def _refused(world: World, loaded: LoadedPolicy, preferred: Slot, busy: list[Any
     """Why the time asked for (an accepted suggestion's) cannot be offered: "late" (its invitation could not leave
     ``min_notice`` before it under the pace), "busy" (no longer free), or "" when it can."""
     rules = loaded.policy.meetings
-    if preferred.utc_start < max(after(now, rules.min_notice), invite_start(world, loaded, now)):
+    if preferred.utc_start < max(after(now, rules.min_notice), invite_start(world.ledger, loaded, now)):
         return "late"
     if any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy):
         return "busy"

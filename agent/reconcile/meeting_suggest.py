@@ -223,7 +223,7 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
             log.warning("no meeting suggestion for %s: %s", loaded.name, error)
             continue
         # Only a time its invitation can still reach the mentor for, behind what waits for her (the pace).
-        start = invite_start(world, loaded, now)
+        start = invite_start(world.ledger, loaded, now)
         slots = find_slots(rules, loaded.policy.zone, now, busy, agreed, count=1, not_before=start)
         if not slots:
             log.info("%d messages wait for %s, but no meeting time is free to suggest", len(waiting), loaded.name)
