@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,7 +135,7 @@ def test_agenda_questions_of_a_withdrawn_invitation_go_back_to_e_mail(tmp_path: 
     planned for tomorrow. Then a week between e-mails (the student edits the policy): the invitation could only
     leave a week later, after the meeting. It is withdrawn, never sent, and the question goes back to e-mail
     (paced as any), the student told."""
-    options = {"strategy": "sequential", "proposals": 1, "max_per_day": 1, "over_limit": "agenda"}
+    options: dict[str, Any] = {"strategy": "sequential", "proposals": 1, "max_per_day": 1, "over_limit": "agenda"}
     made = make(tmp_path, smtp_server, **options)
     desk = next(made)
     try:
