@@ -35,6 +35,9 @@ max_per_month = 10
 """
 
 
+ALL_DAY = {"MENTOR_AGENT_STUDENT__HOURS": '["Mon-Sun 00:00-24:00"]'}  # the student meets at any hour
+
+
 def meeting_policy(
     *, strategy: str = "sequential", proposals: int = 3, timeout: str = "3d", email: str = "", **pacing: Any
 ) -> str:
@@ -283,7 +286,7 @@ def test_meeting_marker_in_the_outbox_becomes_an_invitation(agent: Agent) -> Non
 
 def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> None:
     agent.policy(meeting_policy(email="suggest_meeting_after = 2\n", min_gap="1h"))
-    agent.start()
+    agent.start(**ALL_DAY)  # her own hours never decide the time: the outcome is the same at any hour
     for subject in ("one", "two", "three"):
         agent.drop(mail(subject))
     agent.smtp.wait_for(1, timeout=15)
@@ -310,6 +313,44 @@ def test_suggestion_accepted_by_the_student_invites_the_mentor(agent: Agent) -> 
     assert invite.decoded("DTSTART") == event.decoded("DTSTART")
     time.sleep(1.5)
     assert len(inbox_kind(agent, "suggestion")) == 1  # once per waiting streak
+
+
+def test_a_suggested_time_the_pace_no_longer_reaches_is_withdrawn_from_her_calendar(agent: Agent) -> None:
+    """The pace changed between the suggestion and her answer: its invitation could no longer leave min_notice
+    before the accepted time. The mentor is offered another time; the student is told, and her calendar's copy of
+    the suggestion is cancelled (its UID, a higher SEQUENCE) rather than left standing for a time nobody keeps."""
+    agent.policy(meeting_policy(email="suggest_meeting_after = 2\n", min_gap="1h"))
+    agent.start(**ALL_DAY)
+    for subject in ("one", "two", "three"):
+        agent.drop(mail(subject))
+    suggestion = eventually(lambda: inbox_kind(agent, "suggestion"), timeout=15)[0]
+    event = event_of(suggestion.as_bytes())
+    agent.policy(meeting_policy(email="suggest_meeting_after = 2\n", min_gap="3h"))  # now it leaves 6h later
+    eventually(lambda: "at least 3h between messages" in agent.log() or None, timeout=15)
+    organizer = str(event["ORGANIZER"]).lower().removeprefix("mailto:")
+    reply = ics(
+        str(event["UID"]),
+        "ACCEPTED",
+        organizer=organizer,
+        attendee=STUDENT,
+        start=event.decoded("DTSTART"),
+        end=event.decoded("DTEND"),
+    )
+    agent.dovecot.append(agent.user, "INBOX", gmail(reply, sender=f"Sam Patel <{STUDENT}>", to=organizer))
+    withdrawn = eventually(lambda: inbox_kind(agent, "suggestion-withdrawn"), timeout=15)
+    cancel = event_of(withdrawn[0].as_bytes())
+    assert method_of(withdrawn[0].as_bytes()) == "CANCEL" and str(cancel["UID"]) == str(event["UID"])
+    assert int(cancel["SEQUENCE"]) > int(event["SEQUENCE"]) and cancel.decoded("DTSTART") == event.decoded("DTSTART")
+    told = eventually(lambda: [n for n in agent.notices() if "not invited" in str(n["Subject"])])[0].get_content()
+    assert "You accepted the suggested meeting with Dr. Ana Rivera" in told
+    assert "the e-mail pace agreed with Dr. Ana Rivera holds it" in " ".join(told.split())
+    raw = eventually(
+        lambda: [raw for raw in agent.folder_raw("Scheduled").values() if b"X-Mentor-Agent: invite" in raw]
+    )[0]
+    offered = event_of(raw).decoded("DTSTART")
+    assert offered > event.decoded("DTSTART")  # another time, one the pace reaches
+    time.sleep(1)
+    assert len(inbox_kind(agent, "suggestion-withdrawn")) == 1 and len(inbox_kind(agent, "suggestion")) == 1
 
 
 def test_an_unanswered_offer_expires_and_the_next_time_is_offered(agent: Agent) -> None:

@@ -15,11 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.cli.meetings import register
+from agent.config.settings import load_settings
 from agent.rules.invites import parse_itip
 from agent.rules.policy import MeetingRules
 from agent.rules.slots import find_slots
 from agent.rules.student_hours import outside_hours
 from agent.rules.windows import WeeklySchedule, WeeklyWindow
+from agent.store.ledger import Ledger
 from tests.agent_process import Agent, agent
 from tests.test_meeting_desk import event_of, meeting_policy, propose
 
@@ -149,6 +151,25 @@ def test_slots_takes_config_hours_and_busy_ics(tmp_path: Path) -> None:
         local = start.astimezone(NEW_YORK), end.astimezone(NEW_YORK)
         assert local[0].weekday() < 5 and local[0].hour >= 8 and (local[1].hour, local[1].minute) <= (21, 0)
         assert end + timedelta(minutes=10) <= clinic[0] or start - timedelta(minutes=10) >= clinic[1]
+
+
+def test_slots_start_no_earlier_than_the_pace_lets_an_invitation_leave(tmp_path: Path) -> None:
+    """As the daemon: one e-mail a day (the default), and she had today's: an invitation could leave only tomorrow
+    at 08:00 (her e-mail hours), so no time before 09:00 then (min_notice 1h)."""
+    config, _ = setup(tmp_path, hours='["Mon-Sun 00:00-24:00"]')
+    before = run("slots", "rivera", "--config", str(config), "--now", NOW, "--json")
+    assert datetime.fromisoformat(json.loads(before.output)[0]["start"]) < datetime.fromisoformat(NOW) + timedelta(
+        hours=2
+    ), "with nothing sent, the first time is soon"
+    ledger = Ledger(load_settings(config).ledger_path)
+    try:
+        ledger.add_item("rivera", "<today@x>", datetime(2026, 3, 2, 14, 30, tzinfo=UTC), ["<today@x>"])
+    finally:
+        ledger.close()
+    result = run("slots", "rivera", "--config", str(config), "--now", NOW, "--json")
+    assert result.exit_code == 0, result.output
+    first = datetime.fromisoformat(json.loads(result.output)[0]["start"])
+    assert first >= datetime(2026, 3, 3, 9, tzinfo=ZoneInfo("America/Chicago")), first
 
 
 def test_propose_dry_run_is_what_the_daemon_would_send(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from agent.reconcile import meeting_desk
 from agent.reconcile.intake import carry_out, follow_scheduled, take_in_outbox
 from agent.reconcile.meeting_suggest import append_suggestion
 from agent.rules.invites import agent_address
+from agent.rules.policy import PolicyBook, load_policies
 from agent.store.rounds import STALE, MeetingStore, Stored
 from tests.agent_process import MENTOR, OUTBOX, STUDENT
 from tests.servers.smtp import SmtpServer
@@ -165,6 +166,38 @@ def test_accepting_invites_the_mentor_at_the_suggested_time_once(
     waiting.settle()
     assert len(requests(waiting)) == 1, "one round, not two"
     assert "already answered" in caplog.text
+
+
+def test_an_accepted_time_the_pace_no_longer_reaches_is_withdrawn_from_her_calendar(
+    waiting: Desk, tmp_path: Path
+) -> None:
+    """Invited at the accepted time, then the pace changed before the invitation left: it would leave after the
+    start less min_notice, so the offer is withdrawn unsent (the gate) — and her calendar's copy of the suggestion
+    is cancelled with a notice saying why, once."""
+    queue(waiting, "one", "two", "three")
+    (suggestion,) = suggestions(waiting)
+    event = event_of(suggestion.as_bytes())
+    answer(waiting, suggestion, "ACCEPTED")
+    waiting.settle()
+    (request,) = requests(waiting)
+    assert event_of(request).decoded("DTSTART") == event.decoded("DTSTART")
+    assert waiting.inbox("suggestion-withdrawn") == [], "invited in time: nothing to set right"
+    (tmp_path / "policies" / "rivera.toml").write_text(
+        meeting_policy(email="suggest_meeting_after = 2\n", min_gap="1d")  # at any hour: it leaves days later
+    )
+    waiting.world.book = PolicyBook(load_policies(waiting.settings.policies_dir))
+    waiting.settle()
+    (withdrawn,) = waiting.inbox("suggestion-withdrawn")
+    cancel = event_of(withdrawn.as_bytes())
+    assert method_of(withdrawn.as_bytes()) == "CANCEL" and str(cancel["UID"]) == str(event["UID"])
+    assert int(cancel["SEQUENCE"]) == 1 and cancel.decoded("DTSTART") == event.decoded("DTSTART")
+    assert str(withdrawn["To"]).endswith(f"<{STUDENT}>") and withdrawn["From"].addresses[0].addr_spec == ORGANIZER
+    assert len(waiting.notices("Suggested meeting with Dr. Ana Rivera not invited")) == 1
+    (accepted,) = [s for s in stored(waiting) if s.extra.get("answer") == "accepted"]
+    assert accepted.extra["settled"] == "late" and not accepted.open
+    waiting.later(timedelta(minutes=30))
+    waiting.settle()
+    assert len(waiting.inbox("suggestion-withdrawn")) == 1 and len(waiting.notices("not invited")) == 1, "once"
 
 
 def test_declining_leaves_the_queue_and_tells_the_student(waiting: Desk) -> None:

@@ -62,9 +62,10 @@ def _knows_zone(settings: Settings) -> bool:
 
 def _keep_clear(
     loaded: LoadedPolicy, now: datetime, settings: Settings, busy_sources: tuple[str, ...], student_zone: tzinfo | None
-) -> tuple[list[Interval], list[datetime]]:
+) -> tuple[list[Interval], list[datetime], datetime | None]:
     """What the daemon keeps clear (agent.reconcile.keep_clear.keep_clear): ``[calendar] busy_ics`` and ``--busy``,
-    the student's own hours, and the meetings offered or agreed in the ledger (when there is one)."""
+    the student's own hours, and the meetings offered or agreed in the ledger (when there is one); with the
+    earliest start the e-mail pace leaves an invitation made now (agent.reconcile.keep_clear.invite_start)."""
     rules = loaded.policy.meetings
     zone = student_zone or loaded.policy.zone
     end = now + rules.horizon + timedelta(days=1)
@@ -72,8 +73,9 @@ def _keep_clear(
     if student_zone is not None:
         busy += outside_hours(settings.student.hours, student_zone, now, end, rules.buffer)
     agreed: list[datetime] = []
+    start: datetime | None = None
     if settings.ledger_path.exists():  # the daemon's ledger: offers and agreed meetings as it keeps them clear
-        from agent.reconcile.keep_clear import offered_and_agreed
+        from agent.reconcile.keep_clear import invite_start, offered_and_agreed
         from agent.store.ledger import Ledger
         from agent.store.rounds import MeetingStore
 
@@ -81,9 +83,10 @@ def _keep_clear(
         try:
             taken, agreed = offered_and_agreed(MeetingStore(ledger), loaded.id)
             busy += taken
+            start = invite_start(ledger, loaded, now)  # and, as the daemon, no earlier than the pace lets it be invited
         finally:
             ledger.close()
-    return busy, agreed
+    return busy, agreed, start
 
 
 def _find(
@@ -97,8 +100,8 @@ def _find(
     rules = loaded.policy.meetings
     if not rules.windows:
         raise UserError([Problem(str(loaded.path), "meetings.windows", "no meeting windows, so no slots")])
-    busy, agreed = _keep_clear(loaded, now, settings, busy_sources, student_zone)
-    return find_slots(rules, loaded.policy.zone, now, busy, agreed, count=count)
+    busy, agreed, start = _keep_clear(loaded, now, settings, busy_sources, student_zone)
+    return find_slots(rules, loaded.policy.zone, now, busy, agreed, count=count, not_before=start)
 
 
 @click.command("slots")

@@ -1,4 +1,6 @@
-"""What a new meeting time must keep clear: the student's calendars, own hours, agreed meetings and open offers.
+"""What a new meeting time must keep clear: the student's calendars, own hours, agreed meetings and open offers;
+and how soon it may start at all, for its invitation to leave in time under the mentor's e-mail pace
+(:func:`invite_start`).
 
 The student's calendars (``calendar.busy_ics``) are cached by file mtime and size, URLs for ten minutes
 (expanding a big calendar takes about a second). Moved out of :mod:`agent.store.rounds` so that the store
@@ -16,13 +18,20 @@ from typing import Any
 
 from agent.calendars.busy import Interval, load_busy
 from agent.reconcile.context import World
-from agent.rules.localtime import after
+from agent.reconcile.digest_delivery import is_split_rest
+from agent.rules import agenda
+from agent.rules.durations import format_duration
+from agent.rules.invite_lead import earliest_start
+from agent.rules.localtime import after, describe
+from agent.rules.pacing import Queued
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import find_slots
 from agent.rules.student_hours import outside_hours
+from agent.store.ledger import NEW, SCHEDULED, Ledger
 from agent.store.rounds import MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
+HISTORY_DAYS = 60  # as far back as intake reads what the mentor received (agent.reconcile.intake)
 URL_REFRESH = 600.0  # seconds a calendar fetched from a URL is reused
 _CALENDARS: dict[tuple[Any, ...], list[Interval]] = {}
 
@@ -103,8 +112,17 @@ async def is_free_for(world: World, store: MeetingStore, stored: Stored) -> Any:
     return free
 
 
-def why_none(loaded: LoadedPolicy, now: datetime, busy: list[Interval], agreed: list[datetime]) -> str:
+def why_none(
+    loaded: LoadedPolicy, now: datetime, busy: list[Interval], agreed: list[datetime], start: datetime | None = None
+) -> str:
+    """Why no time is free; ``start``: the earliest start the e-mail pace leaves (:func:`invite_start`)."""
     rules, zone = loaded.policy.meetings, loaded.policy.zone
+    if start is not None and find_slots(rules, zone, now, busy, agreed, count=1):
+        return (
+            f"the e-mail pace agreed with {loaded.name} would hold an invitation so long that no free time up to "
+            f"{format_duration(rules.horizon)} from now starts {format_duration(rules.min_notice)} after it could "
+            f"leave (not before {describe(start, zone)})"
+        )
     if find_slots(rules, zone, now, busy, (), count=1):
         return (
             f"the agreed limit of meetings with {loaded.name} is reached "
@@ -116,3 +134,20 @@ def why_none(loaded: LoadedPolicy, now: datetime, busy: list[Interval], agreed: 
             "every free time in the windows"
         )
     return f"no meeting window of {loaded.name} lies between {rules.min_notice} and {rules.horizon} from now"
+
+
+def invite_start(ledger: Ledger, loaded: LoadedPolicy, now: datetime, *, count: int = 1) -> datetime:
+    """The earliest start of a meeting offered now to ``loaded``'s mentor whose invitation (the ``count``-th made
+    now) can still leave by the start less ``min_notice``, behind every message that waits for her
+    (:func:`agent.rules.invite_lead.earliest_start`); the invitation deadline gate would withdraw an earlier one."""
+    addresses = loaded.policy.mentor.addresses
+    history = ledger.history(loaded.id, after(now, -timedelta(days=HISTORY_DAYS)), addresses)
+    rows = ledger.in_states(NEW, SCHEDULED, mentor=loaded.id)
+    if loaded.policy.email.over_limit == "agenda":  # what waits over the limit becomes agenda, never e-mail
+        rows = [r for r in rows if r.standalone or r.forced or r.detail.startswith(agenda.OFF)]
+    queue = [
+        Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced, is_split_rest(r))
+        for r in rows
+        if not (agenda.on_agenda(r.digest) and (r.item is not None or not r.forced))  # kept for a meeting's agenda
+    ]
+    return earliest_start(loaded.policy, history, queue, now, count=count)

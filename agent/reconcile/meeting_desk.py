@@ -20,7 +20,7 @@ original goes to Needs attention instead, with the reason.
 A REQUEST that ends in Needs attention or is deleted by the student (from Scheduled) withdraws its offer;
 an offer whose send is *in doubt* is treated as not sent, so a later reply to it is ignored (logged).
 
-Why one module of ~720 lines: it is one concept, the desk between a meeting round (pure, in
+Why one module of ~750 lines: it is one concept, the desk between a meeting round (pure, in
 :mod:`agent.rules.meetings`) and the folders. Proposing, carrying out a round's actions, following the REQUESTs
 through the ledger and reading the replies share one invariant — every action of a round is done exactly once,
 in order, across crashes (the round's to-do list in :mod:`agent.store.rounds`) — and one set of helpers; split,
@@ -44,7 +44,7 @@ from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
-from agent.reconcile.keep_clear import is_free_for, keep_clear, why_none
+from agent.reconcile.keep_clear import invite_start, is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import (
@@ -135,6 +135,7 @@ async def propose(
     store = MeetingStore(world.ledger)
     rules, zone = loaded.policy.meetings, loaded.policy.zone
     now = world.now()
+    refused = ""
     if not rules.windows:
         problem = f"{loaded.path} has no [meetings] windows, so no time can be offered"
     else:
@@ -143,7 +144,9 @@ async def propose(
         except Exception as error:
             busy, agreed, problem = [], [], f"your busy calendar cannot be read: {error}"
         else:
-            slots = find_slots(rules, zone, now, busy, agreed)
+            # The first time no earlier than its invitation can leave under the pace (holds: the last of them).
+            start = invite_start(world.ledger, loaded, now, count=rules.proposals if rules.strategy == "holds" else 1)
+            slots = find_slots(rules, zone, now, busy, agreed, not_before=start)
             log.debug(
                 "meeting times for %s: %s (kept clear: %d busy block(s) — your calendars, your hours, "
                 "offers and meetings)",
@@ -151,14 +154,12 @@ async def propose(
                 ", ".join(describe_slot(s, world.settings.student.zone) for s in slots) or "none",
                 len(busy),
             )
-            if (
-                preferred is not None
-                and preferred.utc_start >= after(now, rules.min_notice)
-                and not any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy)
-            ):
-                slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
-                slots = slots[: rules.proposals]
-            problem = "" if slots else why_none(loaded, now, busy, agreed)
+            if preferred is not None:
+                refused = _refused(world, loaded, preferred, busy, now)
+                if not refused:
+                    slots = [preferred, *[s for s in slots if not s.overlaps(preferred.start, preferred.end)]]
+                    slots = slots[: rules.proposals]
+            problem = "" if slots else why_none(loaded, now, busy, agreed, start)
     if problem:
         log.info("no meeting proposed to %s: %s", loaded.name, problem)
         await world.notify(f"No meeting time with {loaded.name}", [f"No meeting was proposed: {problem}."], about=about)
@@ -180,6 +181,8 @@ async def propose(
     stored = Stored(
         round_id, loaded.id, state=None, topic=summary, description=description or rules.description, source=source
     )
+    if refused:
+        stored.extra["preferred"] = refused  # why the time asked for is not among those offered
     offered = tuple(a.slot for a in actions if isinstance(a, SendInvite))
     listed = "\n".join(f"  • {_both(s, loaded, world.settings.student.zone)}" for s in offered)
     later = tuple(state.pending)
@@ -210,6 +213,17 @@ async def propose(
     publish(MeetingOffered(round_id, loaded.id, loaded.name, len(offered)))
     world.ledger.log("meeting proposed", mentor=loaded.id, detail=f"round {round_id}, {len(offered)} time(s)")
     return Proposal(offered + later, "", round_id, zone)
+
+
+def _refused(world: World, loaded: LoadedPolicy, preferred: Slot, busy: list[Any], now: datetime) -> str:
+    """Why the time asked for (an accepted suggestion's) cannot be offered: "late" (its invitation could not leave
+    ``min_notice`` before it under the pace), "busy" (no longer free), or "" when it can."""
+    rules = loaded.policy.meetings
+    if preferred.utc_start < max(after(now, rules.min_notice), invite_start(world.ledger, loaded, now)):
+        return "late"
+    if any(preferred.overlaps(after(s, -rules.buffer), after(e, rules.buffer)) for s, e in busy):
+        return "busy"
+    return ""
 
 
 # -- carrying out what a round decided ---------------------------------------------------------------------
@@ -449,6 +463,7 @@ async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid
     request = store.request_id(uid)
     if request is not None:
         await _retract(world, request, LATE)
+    stored.extra["late"] = [*stored.extra.get("late", []), uid]  # saved with the withdrawal (an accepted suggestion)
     is_free = await is_free_for(world, store, stored)
     state, actions = withdraw_late(stored.state, uid, world.now(), is_free=is_free)
     if actions:
@@ -473,6 +488,7 @@ async def _follow(world: World, store: MeetingStore, stored: Stored) -> None:
             await _retract(world, request)
         elif offer.status == "planned" and where == CANCELLED and _taken_back_late(world, request):
             # Taken back because it would have left late (withdraw_unsent cut short): withdrawn as late.
+            stored.extra["late"] = [*stored.extra.get("late", []), offer.uid]
             is_free = await is_free_for(world, store, stored)
             state, actions = withdraw_late(state, offer.uid, world.now(), is_free=is_free)
             await _carry(world, store, stored, state, actions)

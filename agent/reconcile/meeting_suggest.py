@@ -20,10 +20,22 @@ from datetime import datetime
 from typing import Any
 
 from agent.reconcile.context import World
-from agent.reconcile.keep_clear import keep_clear
+from agent.reconcile.keep_clear import invite_start, keep_clear
 from agent.rules.addresses import normal_address
+from agent.rules.durations import format_duration
 from agent.rules.envelope import Envelope, domain_of, new_message_id
-from agent.rules.invites import ItipObject, Meeting, Party, agent_address, build_suggestion, make_uid, wire_bytes
+from agent.rules.invites import (
+    ItipObject,
+    Meeting,
+    Party,
+    agent_address,
+    build_cancel,
+    build_suggestion,
+    describe_slot,
+    make_uid,
+    wire_bytes,
+)
+from agent.rules.meetings import send_by
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
 from agent.store.ledger import NEW, SCHEDULED
@@ -63,15 +75,116 @@ async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) 
         log.info("meeting with %s suggested to the student", loaded.name)
 
 
+async def append_withdrawal(world: World, stored: Stored, item: dict[str, Any]) -> None:
+    """The CANCEL of an accepted suggestion whose time is not invited after all: her calendar drops the event."""
+    loaded = world.book.by_id.get(stored.mentor)
+    student = world.settings.student
+    zone = loaded.policy.zone if loaded is not None else student.zone
+    meeting = Meeting(stored.extra["uid"], 1, _slot(stored.extra["slot"], zone), stored.topic)
+    message = build_cancel(
+        meeting,
+        organizer=Party(f"mentor-agent for {student.name}", agent_address(student.address)),
+        attendee=Party(student.name, student.address),
+        mentor_zone=student.zone,
+        student_zone=student.zone,
+        now=world.now(),
+        message_id=item["message_id"],
+    )
+    message["X-Mentor-Agent"] = "suggestion-withdrawn"
+    folder = world.folders.notices
+    if not await world.imap(world.mailbox.find_by_message_id, folder, item["message_id"]):
+        await world.imap(world.mailbox.append, folder, wire_bytes(message))
+        log.info("suggested meeting with %s withdrawn from the student's calendar", stored.mentor)
+
+
 async def _carry_out(world: World, store: MeetingStore, stored: Stored, ids: list[str]) -> None:
     """Carry out the todo items ``ids`` of a suggestion; each is removed from the ledger once done."""
     for item in [i for i in stored.todo if i["id"] in ids]:
         if item["kind"] == "suggestion":
             await append_suggestion(world, stored, item)
+        elif item["kind"] == "withdrawal":
+            await append_withdrawal(world, stored, item)
         elif item["kind"] == "notice":
             await world.notify(item["title"], item["lines"], about=item.get("about"))
         store.remove_todo(stored.round_id, item["id"])
         stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
+    if stored.extra.get("settled") and not stored.todo and stored.open:
+        stored.open = False  # an accepted suggestion set right: nothing left to do
+        store.save(stored)
+
+
+def _fate(store: MeetingStore, stored: Stored, now: datetime) -> str:
+    """What became of an accepted suggestion's time: "invited" (its invitation left), "waiting" (it may still),
+    or why it was not invited — "late" (the pace held the invitation past the start less ``min_notice``), "busy"
+    (no longer free when accepted), "none" (no time could be offered at all), "off" (the offer ended unsent)."""
+    round_ = store.by_source(stored.extra["uid"])
+    if round_ is None:
+        return "none"
+    if round_.state is None:
+        return "waiting"
+    start = datetime.fromisoformat(stored.extra["slot"][0])
+    offer = next((o for o in round_.state.offers if o.slot.utc_start == start), None)
+    if offer is None:
+        return str(round_.extra.get("preferred") or "off")
+    if offer.ever_sent or offer.status not in ("planned", "cancelled"):
+        return "invited"
+    if offer.status == "planned":
+        return "waiting"
+    late = offer.uid in round_.extra.get("late", []) or send_by(round_.state, offer) < now
+    return "late" if late else "off"
+
+
+def _told(loaded: LoadedPolicy, when: str, fate: str) -> list[str]:
+    name, notice = loaded.name, format_duration(loaded.policy.meetings.min_notice)
+    why = {
+        "late": f"its invitation could not reach {name} {notice} or more before it (the notice agreed for meetings): "
+        f"the e-mail pace agreed with {name} holds it until later, behind the messages that wait for {name}. "
+        "Rather than arrive late, it was not sent",
+        "busy": "that time is no longer free (your calendar, your own hours or another meeting), so it was not offered",
+        "none": "no meeting time could be offered at all (see the notice about it)",
+        "off": f"its invitation to {name} did not go out (see the notice about the meeting offer)",
+    }[fate]
+    return [
+        f"You accepted the suggested meeting with {name} on {when}, but {name} was not invited for it: {why}.",
+        "The suggestion is cancelled in your calendar. Any other time offered to "
+        f"{name} instead is in the notice about the meeting offer; it reaches your calendar once {name} accepts.",
+    ]
+
+
+async def _set_right(world: World, store: MeetingStore, loaded: LoadedPolicy, now: datetime) -> None:
+    """Accepted suggestions whose time was not invited after all: the student told, her calendar copy cancelled."""
+    for stored in store.suggestions(loaded.id):
+        if stored.extra.get("answer") != "accepted" or stored.extra.get("settled"):
+            continue
+        past = datetime.fromisoformat(stored.extra["slot"][0]) <= now  # her calendar keeps it as history
+        fate = "past" if past else _fate(store, stored, now)
+        if fate == "waiting":
+            continue
+        stored.extra["settled"] = fate
+        if fate not in ("invited", "past"):
+            domain = domain_of(world.settings.student.address)
+            when = describe_slot(_slot(stored.extra["slot"], world.settings.student.zone), world.settings.student.zone)
+            stored.todo += [
+                {
+                    "id": uuid.uuid4().hex,
+                    "kind": "withdrawal",
+                    "created": now.isoformat(),
+                    "message_id": new_message_id(domain),
+                },
+                {
+                    "id": uuid.uuid4().hex,
+                    "kind": "notice",
+                    "created": now.isoformat(),
+                    "title": f"Suggested meeting with {loaded.name} not invited: {when}",
+                    "lines": _told(loaded, when, fate),
+                    "about": None,
+                },
+            ]
+            stored.open = True  # until its todo is carried out (a crash in between: carried out later)
+            log.info("the suggested meeting with %s (%s) accepted, but not invited: %s", loaded.name, when, fate)
+            world.ledger.log("meeting suggestion withdrawn", mentor=loaded.id, detail=f"not invited: {fate}")
+        store.save(stored)
+        await _carry_out(world, store, stored, [item["id"] for item in stored.todo])
 
 
 async def suggest(world: World, store: MeetingStore) -> datetime | None:
@@ -80,6 +193,7 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
     invites = store.invite_ids()
     wake: datetime | None = None
     for loaded in world.book:
+        await _set_right(world, store, loaded, now)
         threshold = loaded.policy.email.suggest_meeting_after
         live = [s for s in store.suggestions(loaded.id) if s.open]
         for stored in live:
@@ -108,7 +222,9 @@ async def suggest(world: World, store: MeetingStore) -> datetime | None:
         except Exception as error:
             log.warning("no meeting suggestion for %s: %s", loaded.name, error)
             continue
-        slots = find_slots(rules, loaded.policy.zone, now, busy, agreed, count=1)
+        # Only a time its invitation can still reach the mentor for, behind what waits for her (the pace).
+        start = invite_start(world.ledger, loaded, now)
+        slots = find_slots(rules, loaded.policy.zone, now, busy, agreed, count=1, not_before=start)
         if not slots:
             log.info("%d messages wait for %s, but no meeting time is free to suggest", len(waiting), loaded.name)
             continue

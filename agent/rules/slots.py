@@ -146,13 +146,16 @@ def find_slots(
     count: int | None = None,
     *,
     grid: timedelta = GRID,
+    not_before: datetime | None = None,
 ) -> list[Slot]:
     """Up to ``count`` (default ``rules.proposals``) free slots, earliest first, spread over distinct days.
 
     ``busy`` holds the student's busy times and anything already offered or agreed; each is widened by
     ``rules.buffer`` on both sides. ``agreed`` holds the starts of agreed meetings with this mentor, for the
     weekly and monthly limits (they are also kept clear, with the buffer, as if busy). A slot starts no
-    earlier than ``now + min_notice``, ends no later than ``now + horizon``, and starts on a ``grid`` step
+    earlier than ``now + min_notice`` nor than ``not_before`` (the earliest start whose invitation can leave in
+    time under the e-mail pace, :func:`agent.rules.invite_lead.earliest_start`), ends no later than
+    ``now + horizon``, and starts on a ``grid`` step
     counted from the opening of its window. The earliest slot of each distinct local day (mentor's zone) is
     taken first; only when there are too few days are further, non-overlapping slots of the same days added.
     """
@@ -179,6 +182,8 @@ def find_slots(
         per_month[month] += 1
 
     earliest_at = after(now, rules.min_notice)
+    if not_before is not None and instant(require_aware(not_before, "not_before")) > earliest_at:
+        earliest_at = instant(not_before)
     latest_at = after(now, rules.horizon)
     windows = WeeklySchedule.of(rules.windows, zone).intervals(earliest_at, latest_at)
     spread: list[tuple[int, int]] = []
