@@ -239,7 +239,7 @@ class Ledger:
         if mentor is not None:
             query += " AND mentor = ?"
             args.append(mentor)
-        return [Row.of(r) for r in self.db.execute(query + " ORDER BY arrived, key", args)]
+        return [Row.of(r) for r in self.db.execute(query + " ORDER BY arrived, rowid", args)]
 
     def key_of(self, message_id: str, *states: str) -> str | None:
         """The key of a message going out with ``message_id`` and in one of ``states``, or None."""
