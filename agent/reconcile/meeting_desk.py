@@ -553,10 +553,8 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
                     about=envelope.message_id,
                 )
             continue
-        head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
-        auth = " ; ".join(str(v) for v in head.get_all("Authentication-Results") or [])
         for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
-            await _answer(world, store, item, envelope.sender, envelope, auth or None)
+            await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None)
 
 
 async def _answer(
@@ -574,7 +572,9 @@ async def _answer(
         log.info("calendar %s from %s for %s: not one of our invitations", item.method, envelope.sender, item.uid)
         return
     is_free = await is_free_for(world, store, stored)
-    state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free)
+    loaded = world.book.by_id.get(stored.mentor)
+    addresses = loaded.policy.mentor.addresses if loaded is not None else ()
+    state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free, addresses=addresses)
     log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
     await _carry(world, store, stored, state, _with_comment(actions, item, state.mentor.name))
 

@@ -47,6 +47,7 @@ class Envelope:
     receipt_to: tuple[str, ...] = ()  # Disposition-Notification-To (RFC 8098), kept the same way
     sealed: bool = False  # signed or encrypted as a whole (SEALED_TYPES): goes alone, byte for byte
     unsigned: tuple[str, ...] = ()  # what is wrong with its From (also in ``problems``): it never goes so
+    authentication: str = ""  # every Authentication-Results value, decoded (UTF-8 kept), joined by " ; "
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -188,6 +189,7 @@ def _parse_block(block: bytes) -> Envelope:
         receipt_to=receipt_to,
         sealed=sealed,
         unsigned=tuple(unsigned),
+        authentication=" ; ".join(" ".join(unsurrogate(v).split()) for v in listed("Authentication-Results")),
     )
 
 
