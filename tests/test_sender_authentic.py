@@ -7,6 +7,7 @@ to the student, never dropped silently."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,16 @@ def test_her_calendar_answer_from_her_second_address_is_applied(
         assert desk.statuses()[uid] == "accepted", desk.notices()
     finally:
         desk.close()
+
+
+def test_her_accept_of_an_invitation_withdrawn_in_doubt_is_told_never_recorded_silently() -> None:
+    """The server may have stored an invitation the agent could not confirm (in doubt: withdrawn, in Needs
+    attention); her ACCEPT proves it arrived. Not recorded (the offer was withdrawn), but the student is told."""
+    state = begin()[0]
+    offer = state.offers[0]
+    state = replace(state, offers=(replace(offer, status="cancelled"), *state.offers[1:]))
+    after, actions = apply_reply(state, reply(offer.uid), FROM, None, NOW)
+    assert after == state and kinds(actions) == ["NotifyStudent"], actions
+    assert "confirm with them yourself" in actions[0].text  # type: ignore[union-attr]
+    planned = apply_reply(begin()[0], reply(offer.uid), FROM, None, NOW)[1]  # never sent nor withdrawn: no answer
+    assert isinstance(planned[0], Ignored)

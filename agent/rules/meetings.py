@@ -211,7 +211,7 @@ def _authentic(
         return f"{reply.method} is not an answer to an invitation"
     if offer is None:
         return f"UID {reply.uid} is not one we sent"
-    if not offer.ever_sent:
+    if not offer.ever_sent and offer.status != "cancelled":  # withdrawn unconfirmed: in doubt, it may have gone
         return f"UID {reply.uid} was never sent"
     if reply.method == "REPLY" and len(reply.attendees) != 1:
         return f"a REPLY must name exactly one attendee, this one names {len(reply.attendees)}"
@@ -263,7 +263,7 @@ def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_fr
 
 
 def _accept(state: Round, offer: Offer) -> Result:
-    if state.outcome == "agreed":
+    if state.outcome == "agreed" and offer.ever_sent:  # one withdrawn unconfirmed (in doubt): she is told below
         state, withdrawn = _withdraw(state, offer)
         return state, (
             *withdrawn,
