@@ -6,6 +6,7 @@ to the student, never dropped silently."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -209,3 +210,29 @@ def test_her_accept_of_an_invitation_withdrawn_in_doubt_is_told_never_recorded_s
     assert "confirm with them yourself" in actions[0].text  # type: ignore[union-attr]
     planned = apply_reply(begin()[0], reply(offer.uid), FROM, None, NOW)[1]  # never sent nor withdrawn: no answer
     assert isinstance(planned[0], Ignored)
+
+
+def test_an_invitation_that_could_not_go_and_is_moved_back_stays_visible(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Refused (no SMTPUTF8 for José's address): the offer is withdrawn, so the notice does not invite a retry
+    that cannot work; moved back to the Outbox anyway, it is filed in Needs attention again with a notice saying
+    why, never deleted."""
+    jose = "jos\u00e9@hospital.example.org"
+    desk = Desk(tmp_path, smtp_server, meeting_policy(strategy="sequential").replace(RIVERA, jose))
+    try:
+        desk.propose()
+        desk.settle()
+        assert desk.smtp.messages == [] and len(desk.server.messages("Needs attention")) == 1
+        texts = [m.get_body(("plain",)).get_content() for m in desk.inbox("notice")]  # type: ignore[union-attr]
+        assert not any("try again" in text for text in texts), texts
+        (uid, raw), *_ = desk.server.messages("Needs attention").items()
+        desk.server.put(OUTBOX, raw)  # the student moves it back
+        asyncio.run(desk.world.imap(desk.box.delete, "Needs attention", uid))
+        before = len(desk.notices())
+        desk.settle()
+        assert desk.smtp.messages == []
+        assert len(desk.server.messages("Needs attention")) == 1, {f: desk.subjects(f) for f in desk.server.folders}
+        assert len(desk.notices()) == before + 1, desk.notices()
+    finally:
+        desk.close()

@@ -41,6 +41,7 @@ from typing import Any
 
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
+from agent.reconcile.attention import attention
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
@@ -90,6 +91,7 @@ from agent.rules.meetings import (
 )
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
+from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
 from agent.store.rounds import STALE, MeetingStore, Stored
 
@@ -442,6 +444,11 @@ async def _retract(world: World, message_id: str, why: str = "meeting offer with
     if found is None or found.folder is None:
         return
     uid = await world.locate(found.folder, found.key, found.uid)
+    if uid is not None and any(logged(world.ledger, event, found.key) for event in ("attention", "in doubt")):
+        # Moved back by the student from Needs attention: hers to see, never deleted; filed there again, told why.
+        why = "its meeting offer was withdrawn when it could not go, so it does not go now"
+        await attention(world, [replace(found, uid=uid)], why, doubt=False)
+        return
     world.ledger.update(found.key, state=CANCELLED, detail=why)
     world.ledger.log("cancelled", mentor=found.mentor, message=found.key, detail="meeting offer withdrawn")
     if uid is not None:
