@@ -17,6 +17,7 @@ import pytest
 
 from agent.rules.addresses import author
 from agent.rules.authenticity import auth_problem
+from agent.rules.envelope import parse_envelope
 from agent.rules.meetings import Ignored, apply_reply
 from tests.agent_process import OUTBOX, STUDENT, policy_text
 from tests.servers.smtp import SmtpServer
@@ -236,3 +237,15 @@ def test_an_invitation_that_could_not_go_and_is_moved_back_stays_visible(
         assert len(desk.notices()) == before + 1, desk.notices()
     finally:
         desk.close()
+
+
+def test_headers_written_in_utf8_are_read_as_written() -> None:
+    """RFC 6532: an IDN mentor's mail program writes headers in UTF-8; read as such (not U+FFFD), in notices too."""
+    head = (
+        "Subject: Café für José\r\nFrom: José <josé@hospitäl.example.org>\r\nTo: x@y.example\r\n"
+        "Authentication-Results: mx; dmarc=pass header.from=hospitäl.example.org\r\n\r\n"
+    ).encode()
+    envelope = parse_envelope(head)
+    assert envelope.subject == "Café für José"
+    assert envelope.authentication == "mx; dmarc=pass header.from=hospitäl.example.org"
+    assert envelope.sender == "josé@xn--hospitl-bxa.example.org"

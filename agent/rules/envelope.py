@@ -116,18 +116,6 @@ def _parse_block(block: bytes) -> Envelope:
         message = None
         problems.append(f"the header block cannot be read ({type(error).__name__})")
 
-    def text(name: str) -> str:
-        if message is None:
-            return ""
-        values = [str(v) for v in message.get_all(name) or []]
-        if all(v.isascii() and "=?" not in v for v in values):
-            return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
-        try:
-            return " ".join(str(email_policy.default.header_factory(name, _FOLD.sub("", v))) for v in values)
-        except Exception:
-            problems.append(f"{name} cannot be decoded")
-            return " ".join(str(v) for v in values)
-
     # Every field's raw values (8-bit kept: unsurrogate() decodes), by lowercased name: one walk of the block.
     by_name: dict[str, list[str]] = {}
     for field_name, value in message.raw_items() if message is not None else ():
@@ -135,6 +123,17 @@ def _parse_block(block: bytes) -> Envelope:
 
     def listed(name: str) -> list[str]:
         return by_name.get(name.lower(), [])
+
+    def text(name: str) -> str:
+        # 8-bit values (RFC 6532) decoded as UTF-8: compat32's own str() would make each such byte U+FFFD
+        values = [unsurrogate(v) for v in listed(name)]
+        if all(v.isascii() and "=?" not in v for v in values):
+            return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
+        try:
+            return " ".join(str(email_policy.default.header_factory(name, _FOLD.sub("", v))) for v in values)
+        except Exception:
+            problems.append(f"{name} cannot be decoded")
+            return " ".join(str(v) for v in values)
 
     unsigned: list[str] = []  # RFC 5322 section 3.6: one From; a Sender when it names more than one author
     senders = _addresses(listed("From"), unsigned, "From")
