@@ -150,7 +150,10 @@ def _reply(made: Pass, sender: str, **headers: str) -> None:
 )
 def test_a_reply_from_a_lookalike_or_failing_dmarc_releases_nothing(held: Pass, domain: str, results: str) -> None:
     _reply(held, f"Ana Rivera <arivera@{domain}>", Authentication_Results=results)
+    held.run()
     assert held.received() == ["question"], "mail that is not Rivera's counted as her answer"
+    told = [s for s in held.subjects("INBOX") if "A reply from an address not in" in s or "did not count" in s]
+    assert len(told) == 1, held.subjects("INBOX")  # whoever wrote it, the student is told once
 
 
 @pytest.mark.parametrize("sender", ['"=?utf-8?B?R2FyY8OtYSBSaXZlcmEsIEFuYQ==?=" <{}>', '"=?utf-8?Q?Ana_Rivera?=" <{}>'])

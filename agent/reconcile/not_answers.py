@@ -21,6 +21,7 @@ from agent.rules.addresses import normal_address
 from agent.rules.agreement import pronouns
 from agent.rules.answer_kind import DeliveryReport, Recipient, read_delivery_report
 from agent.rules.envelope import Envelope
+from agent.rules.policy import LoadedPolicy
 from agent.store.answers import BOUNCED, BOUNCED_TO, UNKNOWN_ADDRESS, bounced_to, logged, recipients_of, subject_of
 
 log = logging.getLogger("mentor_agent.history")
@@ -161,6 +162,22 @@ async def _tell_nobody(world: World, envelope: Envelope, policy_id: str) -> None
             "cannot tell who wrote it.",
             f"It did not count as {her} answer, so what waits for {her} answer still waits. If it is {her} "
             f"answer, ask {loaded.name} to answer again from the address in {loaded.path}.",
+        ],
+        about=envelope.key,
+    )
+
+
+async def tell_unauthenticated(world: World, envelope: Envelope, loaded: LoadedPolicy, problem: str) -> None:
+    """A reply to one of the mentor's messages with her address in From that the student's provider did not find
+    to be hers (``problem``: Authentication-Results): it does not count, and she is told (once per message)."""
+    her = pronouns(loaded.policy.mentor.pronoun)[1]
+    await world.notify(
+        f"A reply that did not count as {loaded.name}'s: {envelope.subject}",
+        [
+            f"“{envelope.subject}” has {envelope.sender} in From, but your provider's checks do not confirm it came "
+            f"from there ({problem}), so it did not count as {her} answer and what waits for it still waits.",
+            f"If {loaded.name} did write it (a forwarding service can break the checks), ask {loaded.name} to "
+            "answer again directly.",
         ],
         about=envelope.key,
     )
