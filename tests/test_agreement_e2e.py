@@ -40,8 +40,10 @@ def cli(agent: Agent, *args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
-def answer(agent: Agent, proposal_id: str, body: str, sender: str = MENTOR) -> None:
+def answer(agent: Agent, proposal_id: str, body: str, sender: str = MENTOR, results: str = "") -> None:
     message = EmailMessage()
+    if results:
+        message["Authentication-Results"] = f"mx.med.example.edu; {results}"
     message["From"] = f"Dr. Ana Rivera <{sender}>"
     message["To"] = f"Sam Patel <{STUDENT}>"
     message["Subject"] = f"Re: {SUBJECT}"
@@ -356,3 +358,22 @@ def test_her_later_answer_replaces_the_earlier_and_after_apply_she_is_heard(agen
     answer(agent, str(sent["Message-ID"]), "7. 45 minutes\n\nAna\n")
     again = notice(agent, "Dr. Ana Rivera wrote again about your agreement").get_content()
     assert "Nothing was changed" in again and "45 minutes" in again and policy_file(agent) == applied
+
+
+def test_an_answer_her_domain_failed_dmarc_for_is_not_hers(agent: Agent) -> None:
+    """Her address in From, but the student's provider found DMARC failing for her domain: not her answer (the
+    later genuine one is read as the first)."""
+    agent.policy(COMMENTED)
+    agent.start()
+    assert cli(agent, "agree", "rivera", "--send")[0] == 0
+    sent = proposal_sent(agent)
+    answer(
+        agent,
+        str(sent["Message-ID"]),
+        "Fine.\n",
+        results="spf=fail; dkim=none; dmarc=fail header.from=hospital.example.org",
+    )
+    answer(agent, str(sent["Message-ID"]), "Sorry, I cannot agree to this yet, let us talk first.\n\nAna\n")
+    told = notice(agent, "Please read Dr. Ana Rivera's answer").get_content()
+    assert "replaces her earlier one" not in told, told
+    assert not [m for m in agent.notices() if "agreed to your standards" in str(m["Subject"])]

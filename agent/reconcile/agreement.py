@@ -32,6 +32,7 @@ from agent.rules.agreement import pronouns, proposal_message, standards, standar
 from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_reply, side_by_side
 from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.answer_kind import classify
+from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
 from agent.rules.own_lines import reply_texts
@@ -123,6 +124,9 @@ async def read_answers(world: World, store: Agreements) -> None:
         mentor = world.book.for_address(envelope.sender) if envelope.sender else None
         if mentor is None or not envelope.message_id or envelope.agent_kind or not classify(info.headers).answer:
             continue  # only her own words answer: not her out-of-office reply, nor a read receipt
+        if (problem := auth_problem(envelope.authentication, envelope.sender)) is not None:
+            log.warning("%s is not read as %s's answer: %s", envelope.key, mentor.name, problem)
+            continue
         proposal = next((known[r] for r in envelope.references if r in known), None)
         if proposal is not None and not same_mentor(world.ledger, proposal.mentor, mentor):
             continue

@@ -12,6 +12,7 @@ from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.rules.notices import HOW_TO_STEER
 from agent.store.ledger import ATTENTION, SCHEDULED, Row
+from agent.store.rounds import MeetingStore
 
 log = logging.getLogger("mentor_agent.delivery")
 
@@ -34,18 +35,31 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
         world.ledger.update(row.key, state=ATTENTION, folder=folders.needs_attention, uid=new_uid, detail=why)
         world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
         log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
+        # A meeting invitation's offer is withdrawn once it is here: moved back, it would not go (never invited).
+        offer = MeetingStore(world.ledger).offer_of_request(row.message_id) is not None
         if doubt:
             lines = [
                 f"“{row.subject}” is IN DOUBT: it may or may not have reached {', '.join(row.recipients)}.",
                 f"What happened: {why}.",
-                "mentor-agent will not send it again by itself, so that nobody gets it twice. Check with the "
-                "recipient or your Sent folder; to send it anyway, move it back to the Outbox.",
+                "mentor-agent will not send it again by itself, so that nobody gets it twice. "
+                + (
+                    f"Its meeting offer is withdrawn: if {', '.join(row.recipients)} answer it, you are told; "
+                    "moving it back to the Outbox will not send it. Propose the meeting again if you need to."
+                    if offer
+                    else "Check with the recipient or your Sent folder; to send it anyway, move it back to the Outbox."
+                ),
             ]
             title = f"In doubt: {row.subject}"
         else:
             lines = [
                 f"“{row.subject}” was not sent: {why}.",
-                "It is in the Needs attention folder. Fix it and move it back to the Outbox to try again.",
+                "It is in the Needs attention folder. "
+                + (
+                    "Its meeting offer is withdrawn, so moving it back to the Outbox will not send it: once the "
+                    "problem is fixed, propose the meeting again."
+                    if offer
+                    else "Fix it and move it back to the Outbox to try again."
+                ),
             ]
             title = f"Not sent: {row.subject}"
         await world.notify(title, lines, about=row.message_id)

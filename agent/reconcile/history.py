@@ -16,9 +16,10 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
-from agent.reconcile.not_answers import Reports, read_bounce, tell_unknown_address
+from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
 from agent.rules.addresses import normal_address
 from agent.rules.answer_kind import classify
+from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 
@@ -148,6 +149,13 @@ async def scan_replies(world: World, seen: Seen) -> int:
                 await tell_unknown_address(world, envelope, ours)
             continue  # only a mentor's own mail can count as an answer; strangers change nothing
         if not envelope.message_id:
+            continue
+        if (problem := auth_problem(envelope.authentication, envelope.sender)) is not None:
+            if not logged(world.ledger, NOT_AN_ANSWER, envelope.message_id):
+                world.ledger.log(NOT_AN_ANSWER, mentor=mentor.id, message=envelope.message_id, detail=problem)
+                log.warning("%s is not counted as %s's answer: %s", envelope.key, mentor.name, problem)
+                if verdict.answer and any(ref in ours for ref in envelope.references):
+                    await tell_unauthenticated(world, envelope, mentor, problem)
             continue
         addresses = mentor.policy.mentor.addresses
         answered = [ref for ref in envelope.references if ref in ours and _received_by(ours[ref], mentor.id, addresses)]

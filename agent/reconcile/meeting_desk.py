@@ -41,6 +41,7 @@ from typing import Any
 
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
+from agent.reconcile.attention import attention
 from agent.reconcile.context import World
 from agent.reconcile.events import MeetingAgreed, MeetingOffered, publish
 from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
@@ -90,6 +91,7 @@ from agent.rules.meetings import (
 )
 from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
+from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
 from agent.store.rounds import STALE, MeetingStore, Stored
 
@@ -442,6 +444,11 @@ async def _retract(world: World, message_id: str, why: str = "meeting offer with
     if found is None or found.folder is None:
         return
     uid = await world.locate(found.folder, found.key, found.uid)
+    if uid is not None and any(logged(world.ledger, event, found.key) for event in ("attention", "in doubt")):
+        # Moved back by the student from Needs attention: hers to see, never deleted; filed there again, told why.
+        why = "its meeting offer was withdrawn when it could not go, so it does not go now"
+        await attention(world, [replace(found, uid=uid)], why, doubt=False)
+        return
     world.ledger.update(found.key, state=CANCELLED, detail=why)
     world.ledger.log("cancelled", mentor=found.mentor, message=found.key, detail="meeting offer withdrawn")
     if uid is not None:
@@ -553,10 +560,8 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
                     about=envelope.message_id,
                 )
             continue
-        head = email.message_from_bytes(info.headers, policy=email.policy.compat32)
-        auth = " ; ".join(str(v) for v in head.get_all("Authentication-Results") or [])
         for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
-            await _answer(world, store, item, envelope.sender, envelope, auth or None)
+            await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None)
 
 
 async def _answer(
@@ -574,7 +579,9 @@ async def _answer(
         log.info("calendar %s from %s for %s: not one of our invitations", item.method, envelope.sender, item.uid)
         return
     is_free = await is_free_for(world, store, stored)
-    state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free)
+    loaded = world.book.by_id.get(stored.mentor)
+    addresses = loaded.policy.mentor.addresses if loaded is not None else ()
+    state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free, addresses=addresses)
     log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
     await _carry(world, store, stored, state, _with_comment(actions, item, state.mentor.name))
 

@@ -13,7 +13,6 @@ suggested time (if it is still free; else the next free times); a decline leaves
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,6 +21,7 @@ from typing import Any
 from agent.reconcile.context import World
 from agent.reconcile.keep_clear import invite_start, keep_clear
 from agent.rules.addresses import normal_address
+from agent.rules.authenticity import auth_problem
 from agent.rules.durations import format_duration
 from agent.rules.envelope import Envelope, domain_of, new_message_id
 from agent.rules.invites import (
@@ -42,7 +42,6 @@ from agent.store.ledger import NEW, SCHEDULED
 from agent.store.rounds import STALE, MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
-_AUTH_FAILED = re.compile(r"\b(?:dkim|dmarc)\s*=\s*fail\b", re.IGNORECASE)
 
 
 def _slot(data: list[str], zone: Any) -> Slot:
@@ -260,8 +259,8 @@ def _problem(world: World, item: ItipObject, envelope: Envelope, auth: str | Non
         return f"sent from {envelope.sender or 'no address'}, not from the student"
     if item.attendee != student:
         return "the replying attendee is not the student"
-    if auth and _AUTH_FAILED.search(auth):
-        return "Authentication-Results show a DKIM or DMARC failure"
+    if (problem := auth_problem(auth, student)) is not None:
+        return problem
     if item.organizer is not None and item.organizer != agent_address(student):
         return f"organizer {item.organizer} is not mentor-agent"
     if stored.extra.get("answer"):

@@ -21,6 +21,7 @@ from agent.rules.addresses import normal_address
 from agent.rules.agreement import pronouns
 from agent.rules.answer_kind import DeliveryReport, Recipient, read_delivery_report
 from agent.rules.envelope import Envelope
+from agent.rules.policy import LoadedPolicy
 from agent.store.answers import BOUNCED, BOUNCED_TO, UNKNOWN_ADDRESS, bounced_to, logged, recipients_of, subject_of
 
 log = logging.getLogger("mentor_agent.history")
@@ -114,7 +115,10 @@ async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -
     """Once per address: a reply to one of the mentors' messages came from an address not in her policy."""
     sender = envelope.sender
     items = [ref for ref in envelope.references if ref in ours]
-    if not items or not sender or sender == normal_address(world.settings.student.address):
+    if items and not sender:
+        await _tell_nobody(world, envelope, ours[items[0]][0])
+        return
+    if not items or sender == normal_address(world.settings.student.address):
         return
     loaded = world.book.by_id.get(ours[items[0]][0])
     if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, sender):
@@ -138,6 +142,44 @@ async def tell_unknown_address(world: World, envelope: Envelope, ours: Owners) -
             "from it will count. You are told this once for this address.",
         ],
         about=envelope.subject,
+    )
+
+
+async def _tell_nobody(world: World, envelope: Envelope, policy_id: str) -> None:
+    """Once per message: a reply to one of the mentors' messages whose From names no one address cleanly (two
+    addresses, an address glued to another): whoever wrote it, it cannot count, and she is told so."""
+    loaded = world.book.by_id.get(policy_id)
+    if loaded is None or logged(world.ledger, UNKNOWN_ADDRESS, envelope.key):
+        return
+    her = pronouns(loaded.policy.mentor.pronoun)[1]
+    world.ledger.log(UNKNOWN_ADDRESS, mentor=loaded.id, message=envelope.key, detail=envelope.subject)
+    log.info("a reply whose From names no one address to %s did not count", loaded.name)
+    await world.notify(
+        f"A reply whose From names no one address: {envelope.subject}",
+        [
+            f"“{envelope.subject}” answers a message you wrote to {loaded.name}, but its From field does not name "
+            "one address cleanly (more than one address, or an address written inside another), so the agent "
+            "cannot tell who wrote it.",
+            f"It did not count as {her} answer, so what waits for {her} answer still waits. If it is {her} "
+            f"answer, ask {loaded.name} to answer again from the address in {loaded.path}.",
+        ],
+        about=envelope.key,
+    )
+
+
+async def tell_unauthenticated(world: World, envelope: Envelope, loaded: LoadedPolicy, problem: str) -> None:
+    """A reply to one of the mentor's messages with her address in From that the student's provider did not find
+    to be hers (``problem``: Authentication-Results): it does not count, and she is told (once per message)."""
+    her = pronouns(loaded.policy.mentor.pronoun)[1]
+    await world.notify(
+        f"A reply that did not count as {loaded.name}'s: {envelope.subject}",
+        [
+            f"“{envelope.subject}” has {envelope.sender} in From, but your provider's checks do not confirm it came "
+            f"from there ({problem}), so it did not count as {her} answer and what waits for it still waits.",
+            f"If {loaded.name} did write it (a forwarding service can break the checks), ask {loaded.name} to "
+            "answer again directly.",
+        ],
+        about=envelope.key,
     )
 
 

@@ -22,6 +22,9 @@ import idna
 # A local part beyond ASCII (RFC 6532) and obsolete syntax (RFC 5322 section 4: "Dr. Ana Rivera" unquoted, a
 # route) are fine; any other defect (InvalidHeaderDefect: ``ana@x.org <mallory@y.org>``) makes From name nobody.
 _ALLOWED_DEFECTS = (errors.NonASCIILocalPartDefect, errors.ObsoleteHeaderDefect)
+# An RFC 2047 word inside a quoted display name (``"=?utf-8?Q?Ana_Rivera?=" <a@b>``) is against the letter of RFC 2047
+# but what many mail programs write; the address beside it is untouched by it.
+_ALLOWED_INVALID = frozenset({"encoded word inside quoted string", "missing trailing whitespace after encoded-word"})
 # The common From forms, read without the registry (it costs a third of a millisecond): ``Name <a@b>``, ``a@b``.
 _ATOMS = r'[^<>@\s,;:"()\[\]\\]+'
 _SIMPLE = re.compile(rf'[^"<>,;:@\\()\[\]]*<({_ATOMS}@{_ATOMS})>\s*|\s*({_ATOMS}@{_ATOMS})\s*')
@@ -76,6 +79,37 @@ def normal_address(address: str) -> str:
     return f"{_lower(local)}@{_ascii_domain(domain)}"
 
 
+def _as_written(domain: str) -> bool:
+    """Whether ``domain`` is written as the one DNS domain it names: each label, lowercased and in NFC, is its
+    A-label or its U-label. UTS 46 would also fold a FULLWIDTH FULL STOP into a dot and drop a zero-width space or a
+    soft hyphen: a From written so names another domain to the DMARC check of the student's provider, so it is
+    never read as the domain it folds into."""
+    domain = domain.strip().rstrip(".")
+    if domain.isascii() and "xn--" not in domain.lower():
+        return True
+    ascii_form = ascii_domain(domain)
+    if ascii_form is None:
+        return True  # no IDN: compared as written, never mapped
+    try:
+        unicode_form = idna.decode(ascii_form)
+    except (idna.IDNAError, UnicodeError):
+        return False
+    written = unicodedata.normalize("NFC", domain.lower()).split(".")
+    a_labels, u_labels = ascii_form.split("."), unicode_form.lower().split(".")
+    return len(written) == len(a_labels) == len(u_labels) and all(
+        label in pair for label, pair in zip(written, zip(a_labels, u_labels, strict=True), strict=True)
+    )
+
+
+def inbound_address(address: str) -> str:
+    """:func:`normal_address` of an address read in mail that came in: a domain not written as the DNS domain it
+    maps to (:func:`_as_written`) stays as written, lowercased: an address of its own, nobody the agent knows."""
+    local, at, domain = address.strip().rpartition("@")
+    if at and not _as_written(domain):
+        return f"{_lower(local)}@{domain.strip().lower()}"
+    return normal_address(address)
+
+
 def author(from_value: str) -> str:
     """Whom a message is from, :func:`normal_address`-ed: the single address the header registry reads in the From
     field ``from_value`` (decoded text). "" when From names no address or more than one, or does not parse cleanly
@@ -83,16 +117,22 @@ def author(from_value: str) -> str:
     from nobody the agent knows — never a mentor's answer."""
     simple = _SIMPLE.fullmatch(from_value)
     if simple:
-        return normal_address(simple.group(1) or simple.group(2))
+        return inbound_address(simple.group(1) or simple.group(2))
     try:
         header = email_policy.default.header_factory("From", " ".join(from_value.split()))
     except Exception:  # the registry is lenient; anything it raises is a From that names nobody
         return ""
     addresses: tuple[Address, ...] = getattr(header, "addresses", ())
-    if len(addresses) != 1 or any(not isinstance(d, _ALLOWED_DEFECTS) for d in header.defects):
+    if len(addresses) != 1 or any(not _allowed(defect) for defect in header.defects):
         return ""
     spec = str(addresses[0].addr_spec)
-    return normal_address(spec) if "@" in spec and "<" not in spec else ""
+    return inbound_address(spec) if "@" in spec and "<" not in spec else ""
+
+
+def _allowed(defect: Exception) -> bool:
+    return isinstance(defect, _ALLOWED_DEFECTS) or (
+        type(defect) is errors.InvalidHeaderDefect and str(defect) in _ALLOWED_INVALID
+    )
 
 
 def other_domains(domains: list[str], address: str) -> set[str]:

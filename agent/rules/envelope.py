@@ -47,6 +47,7 @@ class Envelope:
     receipt_to: tuple[str, ...] = ()  # Disposition-Notification-To (RFC 8098), kept the same way
     sealed: bool = False  # signed or encrypted as a whole (SEALED_TYPES): goes alone, byte for byte
     unsigned: tuple[str, ...] = ()  # what is wrong with its From (also in ``problems``): it never goes so
+    authentication: str = ""  # every Authentication-Results value, decoded (UTF-8 kept), joined by " ; "
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -115,18 +116,6 @@ def _parse_block(block: bytes) -> Envelope:
         message = None
         problems.append(f"the header block cannot be read ({type(error).__name__})")
 
-    def text(name: str) -> str:
-        if message is None:
-            return ""
-        values = [str(v) for v in message.get_all(name) or []]
-        if all(v.isascii() and "=?" not in v for v in values):
-            return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
-        try:
-            return " ".join(str(email_policy.default.header_factory(name, _FOLD.sub("", v))) for v in values)
-        except Exception:
-            problems.append(f"{name} cannot be decoded")
-            return " ".join(str(v) for v in values)
-
     # Every field's raw values (8-bit kept: unsurrogate() decodes), by lowercased name: one walk of the block.
     by_name: dict[str, list[str]] = {}
     for field_name, value in message.raw_items() if message is not None else ():
@@ -134,6 +123,17 @@ def _parse_block(block: bytes) -> Envelope:
 
     def listed(name: str) -> list[str]:
         return by_name.get(name.lower(), [])
+
+    def text(name: str) -> str:
+        # 8-bit values (RFC 6532) decoded as UTF-8: compat32's own str() would make each such byte U+FFFD
+        values = [unsurrogate(v) for v in listed(name)]
+        if all(v.isascii() and "=?" not in v for v in values):
+            return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
+        try:
+            return " ".join(str(email_policy.default.header_factory(name, _FOLD.sub("", v))) for v in values)
+        except Exception:
+            problems.append(f"{name} cannot be decoded")
+            return " ".join(str(v) for v in values)
 
     unsigned: list[str] = []  # RFC 5322 section 3.6: one From; a Sender when it names more than one author
     senders = _addresses(listed("From"), unsigned, "From")
@@ -188,6 +188,7 @@ def _parse_block(block: bytes) -> Envelope:
         receipt_to=receipt_to,
         sealed=sealed,
         unsigned=tuple(unsigned),
+        authentication=" ; ".join(" ".join(unsurrogate(v).split()) for v in listed("Authentication-Results")),
     )
 
 

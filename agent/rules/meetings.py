@@ -12,13 +12,13 @@ already accepted: an offer withdrawn before that is marked ``cancelled`` and its
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Literal
 
-from agent.rules.addresses import author, normal_address, other_domains
+from agent.rules.addresses import author, normal_address
+from agent.rules.authenticity import auth_problem
 from agent.rules.durations import format_duration
 from agent.rules.invites import ItipObject, Party, describe_slot, make_uid
 from agent.rules.localtime import after, instant, wall
@@ -28,8 +28,6 @@ from agent.rules.windows import WeeklySchedule
 
 Status = Literal["planned", "sent", "accepted", "declined", "cancelled", "expired"]
 IsFree = Callable[[datetime, datetime], bool]
-_AUTH_FAILED = re.compile(r"\b(?:dkim|dmarc)\s*=\s*fail\b", re.IGNORECASE)
-_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*([^\s;()]+)", re.IGNORECASE)  # the From domain DMARC checked
 
 
 @dataclass(frozen=True)
@@ -200,9 +198,12 @@ def _advance(state: Round, now: datetime, is_free: IsFree | None) -> tuple[Round
     ]
 
 
-def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results: str | None) -> str | None:
-    """Why ``reply`` must not be applied, or None when it may."""
+def _authentic(
+    state: Round, reply: ItipObject, from_address: str, auth_results: str | None, addresses: tuple[str, ...] = ()
+) -> str | None:
+    """Why ``reply`` must not be applied, or None. She may answer from, and as, any of ``addresses``."""
     invited = normal_address(state.mentor.address)  # one address however it is spelled (case, IDNA)
+    hers = {invited, *(normal_address(address) for address in addresses)}
     sender = author(from_address)  # one clean address in From, else nobody
     attendees = {normal_address(address) for address, _ in reply.attendees}
     offer = state.offer(reply.uid)
@@ -210,20 +211,18 @@ def _authentic(state: Round, reply: ItipObject, from_address: str, auth_results:
         return f"{reply.method} is not an answer to an invitation"
     if offer is None:
         return f"UID {reply.uid} is not one we sent"
-    if not offer.ever_sent:
+    if not offer.ever_sent and offer.status != "cancelled":  # withdrawn unconfirmed: in doubt, it may have gone
         return f"UID {reply.uid} was never sent"
     if reply.method == "REPLY" and len(reply.attendees) != 1:
         return f"a REPLY must name exactly one attendee, this one names {len(reply.attendees)}"
-    if invited not in attendees:
+    if not hers & attendees:
         return "the replying attendee was not invited"
-    if reply.method == "REPLY" and normal_address(reply.attendee or "") != invited:
+    if reply.method == "REPLY" and normal_address(reply.attendee or "") not in hers:
         return "the replying attendee was not invited"
-    if sender != invited:
+    if sender not in hers:
         return f"sent from {sender or 'no address'}, not from the invited {invited}"
-    if auth_results and _AUTH_FAILED.search(auth_results):
-        return "Authentication-Results show a DKIM or DMARC failure"
-    if other_domains(_HEADER_FROM.findall(auth_results or ""), invited):
-        return "Authentication-Results were about another From domain than the invited attendee's"
+    if (problem := auth_problem(auth_results, sender)) is not None:
+        return problem
     if reply.organizer is not None and normal_address(reply.organizer) != normal_address(state.student.address):
         return f"organizer {reply.organizer} is not the student"
     if reply.sequence < offer.sequence:
@@ -264,7 +263,7 @@ def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_fr
 
 
 def _accept(state: Round, offer: Offer) -> Result:
-    if state.outcome == "agreed":
+    if state.outcome == "agreed" and offer.ever_sent:  # one withdrawn unconfirmed (in doubt): she is told below
         state, withdrawn = _withdraw(state, offer)
         return state, (
             *withdrawn,
@@ -302,9 +301,10 @@ def apply_reply(
     now: datetime,
     *,
     is_free: IsFree | None = None,
+    addresses: tuple[str, ...] = (),
 ) -> Result:
-    """Apply one parsed reply. Replies that fail any check change nothing and return one ``Ignored``."""
-    problem = _authentic(state, reply, from_address, auth_results)
+    """Apply one parsed reply (from any of her ``addresses``); one failing a check changes nothing: ``Ignored``."""
+    problem = _authentic(state, reply, from_address, auth_results, addresses)
     offer = state.offer(reply.uid)
     if problem is not None or offer is None:
         return state, (Ignored(problem or "unknown offer"),)

@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from agent.errors import Problem, UserError
-from agent.rules.addresses import normal_address
+from agent.rules.addresses import inbound_address, normal_address
 from agent.rules.durations import format_duration, parse_duration
 from agent.rules.localtime import zone_named
 from agent.rules.windows import DAY_NAMES, WeeklySchedule, WeeklyWindow
@@ -495,8 +495,9 @@ class PolicyBook:
         }
 
     def for_address(self, address: str) -> LoadedPolicy | None:
-        """Her policy, however the address is spelled (case, IDNA: :func:`agent.rules.addresses.normal_address`)."""
-        return self.by_address.get(normal_address(address))
+        """Her policy, however the address is spelled (case, IDNA: :func:`agent.rules.addresses.normal_address`),
+        but never for a domain that only folds into hers (:func:`agent.rules.addresses.inbound_address`)."""
+        return self.by_address.get(inbound_address(address))
 
     def __iter__(self) -> Any:
         return iter(self.by_id.values())
