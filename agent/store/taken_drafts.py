@@ -51,9 +51,12 @@ def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str,
     ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}{kept}")
 
 
-def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime | None]]:
-    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
-    first: (key; their words, None: not kept; their INTERNALDATE, None: not kept)."""
+def recall(
+    ledger: Ledger, signatures: list[str], since: datetime, done: str = TAKEN
+) -> list[tuple[str, str | None, datetime | None]]:
+    """The drafts taken (their MOVE done: ``TAKEN`` logged; the label door's: ``HANDED_OVER``, logged with its row)
+    with one of ``signatures`` at or after ``since``, newest first: (key; their words, None: not kept; their
+    INTERNALDATE, None: not kept)."""
     marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
         f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
@@ -67,7 +70,7 @@ def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple
             stored = datetime.fromisoformat(rest[1]) if len(rest) > 1 else None
         except ValueError:
             continue
-        if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
+        if at >= since and ledger.logged(done, key) and key not in [k for k, _, _ in found]:
             found.append((key, rest[0] if rest else None, stored))
     return found
 
