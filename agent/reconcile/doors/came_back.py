@@ -24,8 +24,8 @@ from agent.reconcile.context import World
 from agent.reconcile.doors.drafts import RECOGNISE_FOR, to_mentor
 from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope
-from agent.store.ledger import DONE, OPEN_STATES, Row
 from agent.store import taken_drafts
+from agent.store.ledger import DONE, OPEN_STATES, Row
 from agent.store.taken_drafts import HANDED_OVER
 
 log = logging.getLogger("mentor_agent.drafts")
