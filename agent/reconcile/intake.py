@@ -24,7 +24,7 @@ from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import is_split_rest
-from agent.reconcile.doors import autosaves, came_back
+from agent.reconcile.doors import autosaves, came_back, sent_herself
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
@@ -100,6 +100,9 @@ async def _take_in(
         if taken is not None:
             await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
             return None
+    if sent_herself.already_sent(world, parse_envelope(info.headers)):  # Send pressed in her mail program too
+        await sent_herself.set_aside_sent(world, info, parse_envelope(info.headers))
+        return None
     looked: dict[str, Row | None] = {}  # the ledger's rows read on the way, by key (read once, not twice)
     envelope = _identified(world, parse_envelope(info.headers), content, batch, looked)
     if envelope.key in batch:
