@@ -20,7 +20,7 @@ from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED, SUBMITTED_HEAD
-from agent.rules.envelope import Envelope, fingerprint
+from agent.rules.envelope import Envelope, same_written
 from agent.rules.submitted import head_print
 from agent.store.answers import last_detail
 from agent.store.ledger import ATTENTION, DONE, NEW, SCHEDULED
@@ -58,10 +58,10 @@ async def take_out_early_copies(
         elif row.state in (NEW, SCHEDULED):
             waits_in = row.folder or ""
             held = await world.locate(waits_in, row.key, row.uid) if waits_in else None
-            if held is None or not await same_text(world, (waits_in, held), (folder, info.uid)):
+            if held is None or not await same_text(world, (waits_in, held), (folder, info.uid), bcc_optional=True):
                 continue  # not the copy of what waits (another message sent without the agent): left in Sent
-            try:
-                await world.imap(world.mailbox.delete, folder, info.uid)
+            try:  # at Gmail into Trash: an EXPUNGE would only take its Sent label off (a second copy in All Mail)
+                await world.imap(world.mailbox.discard_many, folder, [info.uid])
             except MessageGone:
                 continue
             world.ledger.log("early copy", mentor=row.mentor, message=row.key, detail="taken out of Sent")
@@ -78,27 +78,25 @@ async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where
     others = [uid for uid in found if uid != info.uid] if where == world.folders.sent else found
     if not others or (where == world.folders.sent and min(found) == info.uid):
         return
-    if not await same_text(world, (where, min(others)), (world.folders.sent, info.uid)):
+    if not await same_text(world, (where, min(others)), (world.folders.sent, info.uid), bcc_optional=True):
         return  # another message with that Message-ID, or none found by it: never delete a genuine copy
     try:
-        if where == world.folders.sent:
-            # Two copies in Sent are two messages even at Gmail: this one goes altogether (at Gmail into Trash; an
-            # EXPUNGE there would only take its Sent label off and leave it in All Mail, a second copy she sees).
-            await world.imap(world.mailbox.discard_many, world.folders.sent, [info.uid])
-        else:
-            await world.imap(world.mailbox.delete, world.folders.sent, info.uid)
+        # The program's copy is a message of its own even at Gmail: it goes altogether (at Gmail into Trash; an
+        # EXPUNGE there would only take its Sent label off and leave it in All Mail, a second copy she sees).
+        await world.imap(world.mailbox.discard_many, world.folders.sent, [info.uid])
     except MessageGone:
         return
     world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")
     log.info("%s: your mail program's copy in Sent taken out (%s)", named(envelope.key, envelope.subject), why)
 
 
-async def same_text(world: World, held: tuple[str, int], copy: tuple[str, int]) -> bool:
-    """Whether the message at ``copy`` is the very message at ``held`` (what its sender wrote: the fingerprint of
-    its addresses, subject and text), read from the server. A door deletes a copy only when it is."""
+async def same_text(world: World, held: tuple[str, int], copy: tuple[str, int], *, bcc_optional: bool = False) -> bool:
+    """Whether the message at ``copy`` is the very message at ``held`` (what its sender wrote: its addresses,
+    subject and text, in any order, a Bcc the copy lacks aside: :func:`same_written`), read from the server. A door
+    deletes a copy only when it is."""
     (held_folder, held_uid), (copy_folder, copy_uid) = held, copy
     first = await world.imap(world.mailbox.fetch_many, held_folder, [held_uid])
     second = await world.imap(world.mailbox.fetch_many, copy_folder, [copy_uid])
     if held_uid not in first or copy_uid not in second:
         return False
-    return fingerprint(first[held_uid]) == fingerprint(second[copy_uid])
+    return same_written(first[held_uid], second[copy_uid], bcc_optional=bcc_optional)
