@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.store.ledger import Ledger
+from agent.store.ledger import OPEN_STATES, Ledger
 
 TAKEN_AS = "draft taken as"
 DOOR_OPENED = "draft door opened"
@@ -73,6 +73,17 @@ def recall(
         if at >= since and ledger.logged(done, key) and key not in [k for k, _, _ in found]:
             found.append((key, rest[0] if rest else None, stored))
     return found
+
+
+def held_handed_over(ledger: Ledger) -> list[str]:
+    """The keys of the messages a door handed over that are still on their way (not sent, nor cancelled)."""
+    marks = ",".join("?" * len(OPEN_STATES))
+    rows = ledger.db.execute(
+        f"SELECT DISTINCT m.key FROM log l JOIN messages m ON m.key = l.message WHERE l.event = ? "
+        f"AND m.state IN ({marks})",
+        (HANDED_OVER, *OPEN_STATES),
+    )
+    return [str(key) for (key,) in rows]
 
 
 def taken_at(ledger: Ledger, key: str) -> datetime | None:
