@@ -58,10 +58,11 @@ async def take_out_early_copies(
         elif row.state in (NEW, SCHEDULED):
             waits_in = row.folder or ""
             held = await world.locate(waits_in, row.key, row.uid) if waits_in else None
-            if held is None or not await same_text(world, (waits_in, held), (folder, info.uid), bcc_optional=True):
+            same, identical = await _compare(world, (waits_in, held), (folder, info.uid)) if held else (False, False)
+            if not same:
                 continue  # not the copy of what waits (another message sent without the agent): left in Sent
-            try:  # at Gmail into Trash: an EXPUNGE would only take its Sent label off (a second copy in All Mail)
-                await world.imap(world.mailbox.discard_many, folder, [info.uid])
+            try:
+                await _take_out(world, info.uid, identical)
             except MessageGone:
                 continue
             world.ledger.log("early copy", mentor=row.mentor, message=row.key, detail="taken out of Sent")
@@ -78,25 +79,46 @@ async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where
     others = [uid for uid in found if uid != info.uid] if where == world.folders.sent else found
     if not others or (where == world.folders.sent and min(found) == info.uid):
         return
-    if not await same_text(world, (where, min(others)), (world.folders.sent, info.uid), bcc_optional=True):
+    same, identical = await _compare(world, (where, min(others)), (world.folders.sent, info.uid))
+    if not same:
         return  # another message with that Message-ID, or none found by it: never delete a genuine copy
     try:
-        # The program's copy is a message of its own even at Gmail: it goes altogether (at Gmail into Trash; an
-        # EXPUNGE there would only take its Sent label off and leave it in All Mail, a second copy she sees).
-        await world.imap(world.mailbox.discard_many, world.folders.sent, [info.uid])
+        # Two copies in Sent are two messages even at Gmail (one message is in a folder once): into Trash
+        await _take_out(world, info.uid, identical and where != world.folders.sent)
     except MessageGone:
         return
     world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")
     log.info("%s: your mail program's copy in Sent taken out (%s)", named(envelope.key, envelope.subject), why)
 
 
-async def same_text(world: World, held: tuple[str, int], copy: tuple[str, int], *, bcc_optional: bool = False) -> bool:
+async def _take_out(world: World, uid: int, identical: bool) -> None:
+    """The program's copy out of Sent. At Gmail a copy with other bytes than the one held is a message of its own:
+    into Trash (an EXPUNGE would only take its Sent label off and leave it in All Mail, a second copy she sees).
+    One with the very bytes may be the held message itself (Gmail merges copies): only its Sent label goes."""
+    if identical:
+        await world.imap(world.mailbox.delete, world.folders.sent, uid)
+    else:
+        await world.imap(world.mailbox.discard_many, world.folders.sent, [uid])
+
+
+async def _compare(world: World, held: tuple[str, int], copy: tuple[str, int]) -> tuple[bool, bool]:
+    """(whether ``copy`` is the message ``held``, a Bcc either lacks aside; whether their bytes are the same)."""
+    (held_folder, held_uid), (copy_folder, copy_uid) = held, copy
+    first = await world.imap(world.mailbox.fetch_many, held_folder, [held_uid])
+    second = await world.imap(world.mailbox.fetch_many, copy_folder, [copy_uid])
+    if held_uid not in first or copy_uid not in second:
+        return False, False
+    one, other = first[held_uid], second[copy_uid]
+    return same_written(one, other, bcc_optional=True), one == other
+
+
+async def same_text(world: World, held: tuple[str, int], copy: tuple[str, int]) -> bool:
     """Whether the message at ``copy`` is the very message at ``held`` (what its sender wrote: its addresses,
-    subject and text, in any order, a Bcc the copy lacks aside: :func:`same_written`), read from the server. A door
-    deletes a copy only when it is."""
+    subject and text, in any order: :func:`same_written`), read from the server. A door deletes a copy only when
+    it is."""
     (held_folder, held_uid), (copy_folder, copy_uid) = held, copy
     first = await world.imap(world.mailbox.fetch_many, held_folder, [held_uid])
     second = await world.imap(world.mailbox.fetch_many, copy_folder, [copy_uid])
     if held_uid not in first or copy_uid not in second:
         return False
-    return same_written(first[held_uid], second[copy_uid], bcc_optional=bcc_optional)
+    return same_written(first[held_uid], second[copy_uid])
