@@ -272,11 +272,14 @@ class DraftDoor:
         return copy_of
 
     async def _look_for_handed_over(self, world: World, folder: str, fresh: set[int]) -> None:
-        """Each message handed over since this session began, once: its copy in Drafts (the label door) leaves."""
+        """Each message the label door handed over, once a session: its copy in Drafts leaves (a draft labelled
+        from the Drafts list long after it was saved, one without a Message-ID: not seen fresh in Drafts then)."""
         for key in taken_drafts.held_handed_over(world.ledger):
             if key in self.looked_for:
                 continue
             self.looked_for.add(key)
+            if world.ledger.logged(TAKEN, key):
+                continue  # the star door's: MOVEd out of Drafts; a copy there is one that came back (_came_back)
             row = world.ledger.get(key)
             if row is None or row.folder == folder:
                 continue
