@@ -27,21 +27,17 @@ from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
 from agent.rules.envelope import Envelope
+from agent.store.answers import found_in_sent
 from agent.store.ledger import CANCELLED, NEW, SCHEDULED
 from agent.store.taken_drafts import HANDED_OVER
 
 log = logging.getLogger("mentor_agent.drafts")
-SENT_FOLDER = "sent-folder"  # the items' source of mail found in Sent, sent without the agent
+SENT_FOLDER = "sent-folder"  # the items' source of mail found in Sent, sent without the agent (as in the store)
 
 
 def already_sent(world: World, envelope: Envelope) -> bool:
     """Whether mail under this Message-ID was found in Sent, sent without the agent (counted from there)."""
-    if not envelope.message_id:
-        return False
-    found = world.ledger.db.execute(
-        "SELECT 1 FROM items WHERE message_id = ? AND source = ? LIMIT 1", (envelope.message_id, SENT_FOLDER)
-    ).fetchone()
-    return found is not None
+    return bool(envelope.message_id) and found_in_sent(world.ledger, envelope.message_id or "")
 
 
 async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> None:
