@@ -75,3 +75,9 @@ def found_in_sent(ledger: Ledger, message_id: str) -> bool:
         "SELECT 1 FROM items WHERE message_id = ? AND source = 'sent-folder' LIMIT 1", (message_id,)
     ).fetchone()
     return found is not None
+
+
+def last_event_at(ledger: Ledger, event: str) -> datetime | None:
+    """When ``event`` was last logged (None: never)."""
+    found = ledger.db.execute("SELECT at FROM log WHERE event = ? ORDER BY id DESC LIMIT 1", (event,)).fetchone()
+    return datetime.fromisoformat(str(found[0])) if found else None

@@ -7,6 +7,8 @@ Message-ID before filing; a copy the program files after the agent filed its own
 message set aside (Needs attention) is taken out of Sent too: it was not sent. Such a copy never counts as
 a message the mentor received: its Message-ID is the held one's, which the history scan knows. Only messages
 that came through the submission door are touched; a copy whose message is not taken in yet is looked at again.
+Sent is not watched (no IDLE on it): a pass runs again a few times in the minute after each submission
+(:func:`next_look`), when programs file their copy, so that one filed late does not wait for the next mail.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
@@ -22,10 +25,22 @@ from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED, SUBMITTED_HEAD
 from agent.rules.envelope import Envelope, same_written
 from agent.rules.submitted import head_print
-from agent.store.answers import last_detail
+from agent.store.answers import last_detail, last_event_at
 from agent.store.ledger import ATTENTION, DONE, NEW, SCHEDULED
 
 log = logging.getLogger("mentor_agent.submission")
+
+
+LOOK_AGAIN = (timedelta(seconds=3), timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=60))
+
+
+def next_look(world: World) -> datetime | None:
+    """When to look at Sent again for a program's copy of the last submission (None: no need)."""
+    last = last_event_at(world.ledger, SUBMITTED)
+    if last is None:
+        return None
+    now = world.now()
+    return next((last + after for after in LOOK_AGAIN if last + after > now), None)
 
 
 def submitted_without_id(world: World, info: HeaderInfo, envelope: Envelope) -> Envelope | None:
