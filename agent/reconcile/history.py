@@ -75,8 +75,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     await take_out_early_copies(
         world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u)
     )
-    ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])  # she pressed Send too:
-    # counted below as mail sent without the agent
+    # A held door message she also sent from her mail program: not sent again, counted below as sent without the agent
+    ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
     found = 0
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
