@@ -68,7 +68,7 @@ def test_an_edit_saved_under_the_taken_drafts_message_id_is_set_aside(one_a_day:
 
 def test_a_draft_of_its_own_is_taken(one_a_day: Pass) -> None:
     labelled_draft_held(one_a_day)
-    one_a_day.server.put(OUTBOX, mail("Another question"), DRAFT)
+    one_a_day.server.put(OUTBOX, worded(mail("Another question"), "A text of its own."), DRAFT)
     one_a_day.run()
     assert sorted(one_a_day.subjects("Scheduled")) == ["Another question", "Question"]
     assert told(one_a_day) == []
@@ -83,3 +83,44 @@ def test_once_the_taken_message_is_cancelled_a_new_save_is_hers_again(one_a_day:
     one_a_day.run()
     assert one_a_day.subjects("Scheduled") == ["Question"]
     assert one_a_day.subjects("Needs attention") == [] and told(one_a_day) == []
+
+
+def worded(raw: bytes, text: str) -> bytes:
+    return raw.replace(b"Hello.", text.encode())
+
+
+def test_a_new_labelled_draft_with_the_same_subject_and_its_own_text_goes(one_a_day: Pass) -> None:
+    """Hostile round a3: a new message "Re: Rotation schedule" the same day, its own text: not a save come back."""
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, worded(mail("Re: Rotation schedule"), "Thank you, Monday works for me."), DRAFT)
+    one_a_day.run()
+    second = worded(mail("Re: Rotation schedule"), "One more thing: may I bring the case log on Monday?")
+    one_a_day.server.put(OUTBOX, second, DRAFT)
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == ["Re: Rotation schedule", "Re: Rotation schedule"]
+    assert one_a_day.subjects("Needs attention") == [] and told(one_a_day) == []
+
+
+@pytest.mark.parametrize("edit", ["cc added", "subject corrected"])
+def test_a_later_save_with_a_cc_or_a_corrected_subject_is_not_a_second_message(one_a_day: Pass, edit: str) -> None:
+    """Hostile round a11: the open compose window saves the taken draft again, a Cc added or its subject corrected
+    (a new Message-ID): the same text to the same mentor, set aside, never held twice."""
+    text = "Could we move Thursday's meeting to Friday morning? The clinic runs late on Thursdays."
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, worded(mail("Rotation question"), text), DRAFT)
+    one_a_day.run()
+    if edit == "cc added":
+        again = mail("Rotation question", Cc="coordinator@hospital.example.org")
+    else:
+        again = mail("Rotation question (corrected)")
+    one_a_day.server.put(OUTBOX, worded(again, text + " Thank you."), DRAFT)
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == ["Rotation question"]
+    assert one_a_day.subjects("Needs attention") == [again_subject(again)]
+    assert told(one_a_day) == ["[mentor-agent] Not taken again: Rotation question"]
+
+
+def again_subject(raw: bytes) -> str:
+    return next(line[9:] for line in raw.decode().split("\r\n") if line.startswith("Subject: "))

@@ -205,9 +205,12 @@ def test_the_programs_own_sent_copy_leaves_each_message_once_in_sent_at_gmail(
     eventually(lambda: agent.sent() == subjects, timeout=15)
     if when == "late":
         file_own_copy()
+        with agent.stack.client() as client:  # Sent is not watched: a late copy is found by the next pass (any mail
+            client.append("INBOX", mail("Hello", to=STUDENT, From="friend@example.org"))  # in INBOX wakes one)
         eventually(lambda: "filed late by the mail program" in agent.log(), timeout=15)
         eventually(lambda: agent.sent() == subjects, timeout=15)
     time.sleep(1.5)
     assert agent.sent() == subjects, "one copy each in Sent"
     assert len(agent.smtp.messages) == 2
-    assert copies(agent, "[Gmail]/All Mail") == subjects, "each once in All Mail too"
+    in_all_mail = [s for s in copies(agent, "[Gmail]/All Mail") if s != "Hello"]  # "Hello": the mail that woke it
+    assert in_all_mail == subjects, "each once in All Mail too"

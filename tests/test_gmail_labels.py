@@ -143,3 +143,17 @@ def test_an_autosave_after_the_draft_left_drafts_makes_a_new_draft_and_leaves_th
     window.save(raw("Taken"))
     assert subjects(gmail, DRAFTS) == ["Taken"]
     assert subjects(gmail, LABEL) == subjects(gmail, ALL) == ["Taken", "Taken"], "the old message and the new"
+
+
+def test_one_message_is_in_a_label_folder_once_however_often_it_is_appended_or_copied(gmail: Stack) -> None:
+    """A label is on a message or not (hostile round on issue 22, e1): no second copy in one folder."""
+    with gmail.client() as client:
+        message = raw("twice")
+        client.append(LABEL, message)
+        client.append(LABEL, message)
+        client.append(DRAFTS, raw("draft"), flags=("\\Draft",))
+        client.select_folder(DRAFTS)
+        client.copy(client.search(["ALL"]), LABEL)
+        client.copy(client.search(["ALL"]), LABEL)
+    assert subjects(gmail, LABEL) == ["draft", "twice"]
+    assert subjects(gmail, ALL) == ["draft", "twice"]

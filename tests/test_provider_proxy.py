@@ -337,6 +337,19 @@ def test_the_providers_that_file_submissions_in_sent_do_so_before_250(provider_s
         assert list(subjects_by_uid(stack, profile.all_mail).values()) == ["submitted"]
 
 
+def test_gmail_files_no_second_copy_of_a_message_already_in_sent_mail(provider_stack: Make) -> None:
+    """The WildDuck wiki, "Gmail sending": a similar message (its Message-ID) in Sent Mail already, nothing filed."""
+    profile = PROFILES["gmail"]
+    stack = provider_stack(profile)
+    message = raw("sent before", to="a@example.org")
+    with stack.client() as client:
+        client.append(profile.sent, message, flags=("\\Seen",))
+    with smtplib.SMTP(stack.smtp.host, stack.smtp.port, timeout=10) as smtp:
+        smtp.sendmail("sam@med.example.edu", ["a@example.org"], message)
+    assert list(subjects_by_uid(stack, profile.sent).values()) == ["sent before"]
+    assert list(subjects_by_uid(stack, str(profile.all_mail)).values()) == ["sent before"]
+
+
 def test_sending_limits_are_refused_with_the_providers_reply(provider_stack: Make) -> None:
     profile = PROFILES["microsoft365"]
     stack = provider_stack(

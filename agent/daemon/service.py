@@ -35,6 +35,7 @@ from agent.mail.session import MailboxError, SessionExpired
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, agreement, meeting_desk
 from agent.reconcile.context import World, utc_now
+from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
@@ -559,7 +560,8 @@ class Daemon:
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
-        waits = (due, meetings_due, review_due, agenda_due, drafts_due, settling)
+        copies_due = early_copies.next_look(world)  # a program's Sent copy filed late (Sent is not watched)
+        waits = (due, meetings_due, review_due, agenda_due, drafts_due, settling, copies_due)
         return min((t for t in waits if t is not None), default=None)
 
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:

@@ -16,6 +16,7 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
+from agent.reconcile.doors.sent_herself import SENT_FOLDER, cancel_held
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
 from agent.rules.addresses import normal_address
 from agent.rules.answer_kind import classify
@@ -75,6 +76,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     await take_out_early_copies(
         world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u)
     )
+    # A held door message she also sent from her mail program: not sent again, counted below as sent without the agent
+    ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
     found = 0
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
@@ -92,7 +95,7 @@ async def scan_sent(world: World, seen: Seen) -> int:
                 envelope.message_id or envelope.key,
                 at,
                 [envelope.message_id or envelope.key],
-                source="sent-folder",
+                source=SENT_FOLDER,
                 addresses=_written_to(loaded.policy.mentor.addresses, recipients),
             )
             world.ledger.log(

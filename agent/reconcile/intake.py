@@ -24,7 +24,7 @@ from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import is_split_rest
-from agent.reconcile.doors import autosaves, came_back
+from agent.reconcile.doors import autosaves, came_back, sent_herself
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
@@ -58,7 +58,8 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         return None
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
-    drafted: dict[str, Envelope] = {}  # taken in as drafts (the label door): key -> the draft's envelope
+    drafted: dict[str, tuple[Envelope, bytes, datetime | None]] = {}  # taken in as drafts (the label door): key ->
+    # the draft's envelope, text and INTERNALDATE
     infos, older, wake = autosaves.settled(world, validity, await world.imap(world.mailbox.headers, folder, fresh))
     for info in older:
         await _refuse(
@@ -72,7 +73,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         if found is not None:
             taken.append(found)
             if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
-                drafted[found[0].key] = parse_envelope(info.headers)
+                drafted[found[0].key] = (parse_envelope(info.headers), whole[info.uid], info.internaldate)
     ledger = world.ledger
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
@@ -82,7 +83,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)
-                came_back.remember(world, drafted[row.key], row.key)
+                came_back.remember(world, drafted[row.key][0], row.key, *drafted[row.key][1:])
     return wake
 
 
@@ -95,10 +96,13 @@ async def _take_in(
     folders = world.folders
     content = fingerprint(raw)
     if autosaves.DRAFT in info.flags:  # the compose window saved a draft again after it was taken: never twice
-        taken = came_back.taken_before(world, parse_envelope(info.headers))
+        taken = came_back.taken_before(world, parse_envelope(info.headers), raw, info.internaldate)
         if taken is not None:
             await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
             return None
+    if sent_herself.already_sent(world, parse_envelope(info.headers)):  # Send pressed in her mail program too
+        await sent_herself.set_aside_sent(world, info, parse_envelope(info.headers))
+        return None
     looked: dict[str, Row | None] = {}  # the ledger's rows read on the way, by key (read once, not twice)
     envelope = _identified(world, parse_envelope(info.headers), content, batch, looked)
     if envelope.key in batch:

@@ -216,6 +216,37 @@ def fingerprint(raw: bytes) -> str:
     return hashlib.sha256(b"\n".join(written)).hexdigest()[:16]
 
 
+def same_written(held: bytes, copy: bytes, *, bcc_optional: bool = False) -> bool:
+    """Whether ``copy`` is the message ``held`` as its sender wrote it, whatever the order of its header fields:
+    a mail program's own Sent copy keeps the Bcc it sent without (right after To, as neomutt and Thunderbird file
+    it), while the agent's copy has the envelope's recipients written back as a Bcc at the top. The same Bcc
+    addresses; ``bcc_optional`` (a program's Sent copy and the agent's): when one of the two has no Bcc, the
+    other's does not matter. The body as in :func:`fingerprint`."""
+    if fingerprint(held) == fingerprint(copy):
+        return True
+    first, second = _written(held), _written(copy)
+    if first[0] != second[0] or first[2] != second[2]:
+        return False
+    return first[1] == second[1] or (bcc_optional and not (first[1] and second[1]))
+
+
+def _written(raw: bytes) -> tuple[list[bytes], set[str], str]:
+    """(the sender's header fields but Bcc, sorted; the Bcc addresses; the text's hash)."""
+    head, _, body = split_head(raw)
+    parts = (f.partition(b":") for f in _fields(head))
+    fields = [(name.strip().lower(), b" ".join(value.split())) for name, _, value in parts]
+    kept = sorted(name + b":" + value for name, value in fields if name in _WRITTEN and name != b"bcc")
+    bcc = {
+        address.lower()
+        for name, value in fields
+        if name == b"bcc"
+        for _, address in getaddresses([value.decode("utf-8", "replace")])
+        if address
+    }
+    text = b"\n".join(line.rstrip() for line in body.splitlines()).rstrip()
+    return kept, bcc, hashlib.sha256(text).hexdigest()
+
+
 def variant_key(message_id: str, print_: str) -> str:
     return f"{message_id}#{print_}"
 

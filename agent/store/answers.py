@@ -67,3 +67,17 @@ def bounced_to(ledger: Ledger, item: str) -> set[str]:
     """Her addresses a delivery report said ``item`` failed to reach."""
     rows = ledger.db.execute("SELECT detail FROM log WHERE event = ? AND message = ?", (BOUNCED_TO, item))
     return {str(address) for (address,) in rows}
+
+
+def found_in_sent(ledger: Ledger, message_id: str) -> bool:
+    """Whether mail under ``message_id`` was found in Sent, sent without the agent (an item from the Sent folder)."""
+    found = ledger.db.execute(
+        "SELECT 1 FROM items WHERE message_id = ? AND source = 'sent-folder' LIMIT 1", (message_id,)
+    ).fetchone()
+    return found is not None
+
+
+def last_event_at(ledger: Ledger, event: str) -> datetime | None:
+    """When ``event`` was last logged (None: never)."""
+    found = ledger.db.execute("SELECT at FROM log WHERE event = ? ORDER BY id DESC LIMIT 1", (event,)).fetchone()
+    return datetime.fromisoformat(str(found[0])) if found else None

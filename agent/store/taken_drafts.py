@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.store.ledger import Ledger
+from agent.store.ledger import OPEN_STATES, Ledger
 
 TAKEN_AS = "draft taken as"
 DOOR_OPENED = "draft door opened"
@@ -51,9 +51,12 @@ def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str,
     ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}{kept}")
 
 
-def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime | None]]:
-    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
-    first: (key; their words, None: not kept; their INTERNALDATE, None: not kept)."""
+def recall(
+    ledger: Ledger, signatures: list[str], since: datetime, done: str = TAKEN
+) -> list[tuple[str, str | None, datetime | None]]:
+    """The drafts taken (their MOVE done: ``TAKEN`` logged; the label door's: ``HANDED_OVER``, logged with its row)
+    with one of ``signatures`` at or after ``since``, newest first: (key; their words, None: not kept; their
+    INTERNALDATE, None: not kept)."""
     marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
         f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
@@ -67,9 +70,20 @@ def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple
             stored = datetime.fromisoformat(rest[1]) if len(rest) > 1 else None
         except ValueError:
             continue
-        if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
+        if at >= since and ledger.logged(done, key) and key not in [k for k, _, _ in found]:
             found.append((key, rest[0] if rest else None, stored))
     return found
+
+
+def held_handed_over(ledger: Ledger) -> list[str]:
+    """The keys of the messages a door handed over that are still on their way (not sent, nor cancelled)."""
+    marks = ",".join("?" * len(OPEN_STATES))
+    rows = ledger.db.execute(
+        f"SELECT DISTINCT m.key FROM log l JOIN messages m ON m.key = l.message WHERE l.event = ? "
+        f"AND m.state IN ({marks})",
+        (HANDED_OVER, *OPEN_STATES),
+    )
+    return [str(key) for (key,) in rows]
 
 
 def taken_at(ledger: Ledger, key: str) -> datetime | None:

@@ -3,8 +3,10 @@ agent took the draft from the Mentor Outbox, saves it once more with its labels,
 and in the Mentor Outbox again (``\\Draft``; under its Message-ID with an edit, or with a Message-ID of its own).
 Taken in, it would reach the mentor a second time.
 
-- Such a save is known by its Message-ID (a draft handed over by a door), or by its recipients and subject among
-  the drafts handed over through the Outbox in the last day (as the star door knows its own copies in Drafts).
+- Such a save is known by its Message-ID (a draft handed over by a door), or by the star door's rule, in one place:
+  among the drafts to the same mentor handed over in the last day and stored before it, one whose text it is or is
+  an edit of (:mod:`agent.rules.draft_edits`: words, quotes and signature aside), whatever its subject and other
+  recipients. A new draft with the same subject and a text of its own is a message of its own, and goes.
 - Only while the message taken is on its way or sent: a draft whose message was cancelled is hers again.
 - It is set aside in Needs attention, never taken; the student is told once per message taken (later saves of it
   follow the first there, and the log says so).
@@ -19,35 +21,38 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.doors.drafts import RECOGNISE_FOR
-from agent.rules.draft_edits import signature
+from agent.reconcile.doors.drafts import RECOGNISE_FOR, to_mentor
+from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope
-from agent.store.answers import last_detail
+from agent.store import taken_drafts
 from agent.store.ledger import DONE, OPEN_STATES, Row
 from agent.store.taken_drafts import HANDED_OVER
 
 log = logging.getLogger("mentor_agent.drafts")
-TAKEN_AS = "label draft taken as"  # message: the draft's signature, detail: "key\nwhen" (as the star door keeps)
 TOLD = "label draft came back"  # the student was told a save of this message came back (once)
 
 
-def remember(world: World, envelope: Envelope, key: str) -> None:
-    """A draft was taken in from the Outbox under ``key``: its later saves are to be known by who and what."""
-    world.ledger.log(TAKEN_AS, message=signature(envelope), detail=f"{key}\n{world.now().isoformat()}")
+def remember(world: World, envelope: Envelope, key: str, raw: bytes, stored: datetime | None) -> None:
+    """A draft was taken in from the Outbox under ``key`` (stored by the server at ``stored``): its later saves are
+    to be known by its mentor and its words, as the star door keeps its own (``draft taken as``)."""
+    prints = word_prints(raw)
+    taken_drafts.remember(world.ledger, to_mentor(world, envelope), key, world.now(), prints, stored)
 
 
-def taken_before(world: World, envelope: Envelope) -> Row | None:
-    """The message this draft in the Outbox is a later save of (None: a draft of its own)."""
+def taken_before(world: World, envelope: Envelope, raw: bytes, stored: datetime | None) -> Row | None:
+    """The message this draft in the Outbox (stored by the server at ``stored``) is a later save of (None: a draft
+    of its own)."""
     ledger = world.ledger
     key = envelope.key if envelope.message_id and ledger.logged(HANDED_OVER, envelope.key) else None
     if key is None:
-        detail = last_detail(ledger, TAKEN_AS, signature(envelope))
-        if detail:
-            taken, _, when = detail.partition("\n")
-            try:
-                key = taken if datetime.fromisoformat(when) >= world.now() - RECOGNISE_FOR else None
-            except ValueError:
-                key = None
+        signatures = [to_mentor(world, envelope), signature(envelope)]
+        taken = [
+            (kept_key, kept)
+            for kept_key, kept, at in taken_drafts.recall(ledger, signatures, world.now() - RECOGNISE_FOR, HANDED_OVER)
+            if at is None or stored is None or stored >= at
+        ]
+        words = word_prints(raw) if taken else ""
+        key = next((kept_key for kept_key, kept in taken if kept is None or is_edit(kept, words)), None)
     row = ledger.get(key) if key else None
     return row if row is not None and (row.state in OPEN_STATES or row.state == DONE) else None
 
@@ -69,13 +74,15 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
         return
     world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
     where = "already sent" if taken.state == DONE else f"{taken.state}, in {taken.folder}"
+    why = "its Message-ID" if envelope.message_id and envelope.key == taken.key else "same mentor, similar text"
     await world.notify(
         f"Not taken again: {subject}",
         [
-            f"“{subject}” came back to your {folders.outbox}: your compose window saved the draft once more after "
-            f"mentor-agent had taken it. It was not taken a second time; the message taken is {where}.",
+            f"The draft “{envelope.subject or '(no subject)'}” came back to your {folders.outbox}; it looks like a "
+            f"save of “{subject}”, which mentor-agent had taken ({why}). It was not taken a second time; the message "
+            f"taken is {where}.",
             f"This save is in {folders.needs_attention} (later saves of it go there too): delete it, and close the "
-            "compose window without saving. To send it as a message of its own, write it anew with another subject.",
+            "compose window without saving. A message of its own (its own text) is taken as ever.",
         ],
         about=taken.message_id,
     )

@@ -78,6 +78,9 @@ class DraftDoor:
     # None: a message of its own; the last taken with them)
     alike: dict[int, tuple[str | None, str]] = field(default_factory=dict)
     modseqs: dict[int, int] | None = None  # of the baseline drafts still flagged, as this session last saw them
+    # The messages handed over (taken in from the Outbox) whose copy in Drafts this session looked for once: a draft
+    # labelled long after it was saved (no new save) or without a Message-ID is found so
+    looked_for: set[str] = field(default_factory=set)
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -122,6 +125,7 @@ class DraftDoor:
         for uid, (key, until) in list(self.unplaced.items()):
             if uid not in present or now > until or await self._handed_over(world, folder, uid, key):
                 del self.unplaced[uid]
+        await self._look_for_handed_over(world, folder, set(fresh))
         due: list[datetime] = []
         for info in infos:
             envelope = parse_envelope(info.headers)
@@ -129,7 +133,7 @@ class DraftDoor:
                 continue
             if info.uid in fresh and await self._handed_over(world, folder, info.uid, envelope.key):
                 continue
-            if info.uid in fresh and envelope.message_id:
+            if info.uid in fresh:  # a Message-ID or not: the label door's copy may be taken in a pass later
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
             if info.uid in old or not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
                 continue
@@ -267,10 +271,26 @@ class DraftDoor:
         self.alike[info.uid] = (copy_of, taken[0][0])
         return copy_of
 
+    async def _look_for_handed_over(self, world: World, folder: str, fresh: set[int]) -> None:
+        """Each message the label door handed over, once a session: its copy in Drafts leaves (a draft labelled
+        from the Drafts list long after it was saved, one without a Message-ID: not seen fresh in Drafts then)."""
+        for key in taken_drafts.held_handed_over(world.ledger):
+            if key in self.looked_for:
+                continue
+            self.looked_for.add(key)
+            if world.ledger.logged(TAKEN, key):
+                continue  # the star door's: MOVEd out of Drafts; a copy there is one that came back (_came_back)
+            row = world.ledger.get(key)
+            if row is None or row.folder == folder:
+                continue
+            uid = await world.locate(folder, key, None)
+            if uid is not None and uid not in fresh:  # a fresh one is looked at below
+                await self._handed_over(world, folder, uid, key)
+
     async def _handed_over(self, world: World, folder: str, uid: int, key: str) -> bool:
         """The label door: a draft that also stands in the Outbox (Gmail's label "Mentor Outbox" in the compose
         window), taken in there already, leaves Drafts on purpose, so that it cannot also be sent from there."""
-        row = world.ledger.get(key) if not key.startswith("sha256:") else None
+        row = world.ledger.get(key)
         if row is None or row.state not in OPEN_STATES:  # cancel puts a message back in Drafts: hers again
             return False
         # Never the only copy: the one the agent holds must be in its folder now (a `cancel` moving it to Drafts

@@ -7,6 +7,8 @@ Message-ID before filing; a copy the program files after the agent filed its own
 message set aside (Needs attention) is taken out of Sent too: it was not sent. Such a copy never counts as
 a message the mentor received: its Message-ID is the held one's, which the history scan knows. Only messages
 that came through the submission door are touched; a copy whose message is not taken in yet is looked at again.
+Sent is not watched (no IDLE on it): a pass runs again a few times in the minute after each submission
+(:func:`next_look`), when programs file their copy, so that one filed late does not wait for the next mail.
 """
 
 from __future__ import annotations
@@ -14,18 +16,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED, SUBMITTED_HEAD
-from agent.rules.envelope import Envelope, fingerprint
+from agent.rules.envelope import Envelope, same_written
 from agent.rules.submitted import head_print
-from agent.store.answers import last_detail
+from agent.store.answers import last_detail, last_event_at
 from agent.store.ledger import ATTENTION, DONE, NEW, SCHEDULED
 
 log = logging.getLogger("mentor_agent.submission")
+
+
+LOOK_AGAIN = (timedelta(seconds=3), timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=60))
+
+
+def next_look(world: World) -> datetime | None:
+    """When to look at Sent again for a program's copy of the last submission (None: no need)."""
+    last = last_event_at(world.ledger, SUBMITTED)
+    if last is None:
+        return None
+    now = world.now()
+    return next((last + after for after in LOOK_AGAIN if last + after > now), None)
 
 
 def submitted_without_id(world: World, info: HeaderInfo, envelope: Envelope) -> Envelope | None:
@@ -58,10 +73,11 @@ async def take_out_early_copies(
         elif row.state in (NEW, SCHEDULED):
             waits_in = row.folder or ""
             held = await world.locate(waits_in, row.key, row.uid) if waits_in else None
-            if held is None or not await same_text(world, (waits_in, held), (folder, info.uid)):
+            same, identical = await _compare(world, (waits_in, held), (folder, info.uid)) if held else (False, False)
+            if not same:
                 continue  # not the copy of what waits (another message sent without the agent): left in Sent
             try:
-                await world.imap(world.mailbox.delete, folder, info.uid)
+                await _take_out(world, info.uid, identical)
             except MessageGone:
                 continue
             world.ledger.log("early copy", mentor=row.mentor, message=row.key, detail="taken out of Sent")
@@ -78,27 +94,46 @@ async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where
     others = [uid for uid in found if uid != info.uid] if where == world.folders.sent else found
     if not others or (where == world.folders.sent and min(found) == info.uid):
         return
-    if not await same_text(world, (where, min(others)), (world.folders.sent, info.uid)):
+    same, identical = await _compare(world, (where, min(others)), (world.folders.sent, info.uid))
+    if not same:
         return  # another message with that Message-ID, or none found by it: never delete a genuine copy
     try:
-        if where == world.folders.sent:
-            # Two copies in Sent are two messages even at Gmail: this one goes altogether (at Gmail into Trash; an
-            # EXPUNGE there would only take its Sent label off and leave it in All Mail, a second copy she sees).
-            await world.imap(world.mailbox.discard_many, world.folders.sent, [info.uid])
-        else:
-            await world.imap(world.mailbox.delete, world.folders.sent, info.uid)
+        # Two copies in Sent are two messages even at Gmail (one message is in a folder once): into Trash
+        await _take_out(world, info.uid, identical and where != world.folders.sent)
     except MessageGone:
         return
     world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")
     log.info("%s: your mail program's copy in Sent taken out (%s)", named(envelope.key, envelope.subject), why)
 
 
+async def _take_out(world: World, uid: int, identical: bool) -> None:
+    """The program's copy out of Sent. At Gmail a copy with other bytes than the one held is a message of its own:
+    into Trash (an EXPUNGE would only take its Sent label off and leave it in All Mail, a second copy she sees).
+    One with the very bytes may be the held message itself (Gmail merges copies): only its Sent label goes."""
+    if identical:
+        await world.imap(world.mailbox.delete, world.folders.sent, uid)
+    else:
+        await world.imap(world.mailbox.discard_many, world.folders.sent, [uid])
+
+
+async def _compare(world: World, held: tuple[str, int], copy: tuple[str, int]) -> tuple[bool, bool]:
+    """(whether ``copy`` is the message ``held``, a Bcc either lacks aside; whether their bytes are the same)."""
+    (held_folder, held_uid), (copy_folder, copy_uid) = held, copy
+    first = await world.imap(world.mailbox.fetch_many, held_folder, [held_uid])
+    second = await world.imap(world.mailbox.fetch_many, copy_folder, [copy_uid])
+    if held_uid not in first or copy_uid not in second:
+        return False, False
+    one, other = first[held_uid], second[copy_uid]
+    return same_written(one, other, bcc_optional=True), one == other
+
+
 async def same_text(world: World, held: tuple[str, int], copy: tuple[str, int]) -> bool:
-    """Whether the message at ``copy`` is the very message at ``held`` (what its sender wrote: the fingerprint of
-    its addresses, subject and text), read from the server. A door deletes a copy only when it is."""
+    """Whether the message at ``copy`` is the very message at ``held`` (what its sender wrote: its addresses,
+    subject and text, in any order: :func:`same_written`), read from the server. A door deletes a copy only when
+    it is."""
     (held_folder, held_uid), (copy_folder, copy_uid) = held, copy
     first = await world.imap(world.mailbox.fetch_many, held_folder, [held_uid])
     second = await world.imap(world.mailbox.fetch_many, copy_folder, [copy_uid])
     if held_uid not in first or copy_uid not in second:
         return False
-    return fingerprint(first[held_uid]) == fingerprint(second[copy_uid])
+    return same_written(first[held_uid], second[copy_uid])

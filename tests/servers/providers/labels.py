@@ -14,6 +14,8 @@ asks :meth:`Labels.sync` to compare every folder with what it saw last time and 
   message stays in All Mail (and in its other folders).
 - Removing it from All Mail (EXPUNGE there), or putting it into Trash or Spam (MOVE, or COPY and EXPUNGE), removes
   every label: each other copy goes. A message in Trash or Spam is not in All Mail.
+- A label is on a message or not: a second copy of one message in one folder (APPENDed twice, COPYed again) is
+  removed, the first stays.
 - The hidden "[Gmail]/Label removed" folder (where a ``STORE -X-GM-LABELS`` moves a copy) is emptied.
 
 All the work is done through a connection of its own to Dovecot (one per proxy, logged in with the first LOGIN a
@@ -192,7 +194,23 @@ class Labels:
                 client.select_folder(folder)
                 client.set_flags([uid], sorted(wanted) + local, silent=True)
                 self.events.append(("flags shared", f"{folder} {uid}: {' '.join(sorted(wanted)) or '()'}"))
-        self._seen = self._snapshot(client) if doomed or changed else now
+        twice = False
+        for folder, copies in now.items():
+            first: dict[str, int] = {}
+            extra = []
+            for uid in sorted(copies):
+                if copies[uid].message in doomed:
+                    continue
+                if copies[uid].message in first:
+                    extra.append(uid)
+                else:
+                    first[copies[uid].message] = uid
+            if extra:
+                client.select_folder(folder)
+                _delete(client, extra)
+                self.events.append(("labels", f"{folder}: {len(extra)} second copy(ies) of one message removed"))
+                twice = True
+        self._seen = self._snapshot(client) if doomed or changed or twice else now
 
 
 def _text(flag: bytes | str) -> str:

@@ -5,7 +5,8 @@
   submitted. The copy is the message as submitted: without its Bcc header (the client stripped it). Gmail's copy
   carries a Return-Path and a Received header on top (the WildDuck wiki, "Gmail sending"): a message of its own,
   never the same message as a copy the client APPENDed (with Gmail's labels, :mod:`.labels`, that matters: the
-  client's copy moved to Trash does not take the Sent one with it).
+  client's copy moved to Trash does not take the Sent one with it). Gmail files nothing when a message with the
+  same Message-ID is already in Sent Mail (the WildDuck wiki, "Gmail sending": the client's own copy stands).
 - ``limits``: a message beyond the per-day or per-minute count (of transactions begun) is refused at MAIL FROM, and a recipient beyond
   the per-message count at RCPT TO, with the provider's own reply. The counts are data in the profile
   (Google Workspace 2,000 a day and 100 recipients a message; Exchange Online 30 a minute; Outlook.com about
@@ -17,6 +18,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from email import policy as email_policy
+from email.parser import BytesHeaderParser
 
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.providers.profiles import Profile
@@ -68,6 +71,9 @@ class ProviderSmtp(SmtpServer):
             return
         folders = [self.profile.sent] + ([self.profile.all_mail] if self.profile.all_mail else [])
         content = received.content
+        if self.profile.all_mail and self._in_sent(content):
+            self.filed.append("")  # nothing filed: a similar message is in Sent Mail already
+            return
         if self.profile.all_mail:
             content = (
                 f"Return-Path: <{received.mail_from}>\r\n"
@@ -76,3 +82,15 @@ class ProviderSmtp(SmtpServer):
         for folder in folders:
             self.dovecot.append(self.user, folder, content, flags=("\\Seen",))
             self.filed.append(folder)
+
+    def _in_sent(self, content: bytes) -> bool:
+        """Whether a message with this one's Message-ID is in the Sent folder already."""
+        wanted = _message_id(content)
+        return wanted is not None and any(
+            _message_id(raw) == wanted for raw in self.dovecot.messages(self.user, self.profile.sent).values()
+        )
+
+
+def _message_id(raw: bytes) -> str | None:
+    found = BytesHeaderParser(policy=email_policy.compat32).parsebytes(raw).get("Message-ID")
+    return str(found).strip() if found else None
