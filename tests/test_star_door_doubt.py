@@ -1,0 +1,136 @@
+"""The star door on the in-memory mailbox (issue 22, fourth hostile round): when the agent cannot tell a re-saved
+copy from a new message, it does not send: the draft stays in Drafts and one true notice says why.
+
+- A draft with no readable words (an attachment only, an emoji only, a charset Python does not know) re-saved with
+  a new Message-ID is a copy unless something tells them apart (another file attached).
+- Two short notes with one subject that share half their words ("Sounds good", "Sounds great") are one message.
+- A reply quoting the taken one Outlook's way (a rule, then From:/Sent:) or in HTML only (a blockquote) is its own.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, make_msgid
+
+import pytest
+
+from agent.rules.draft_edits import is_edit, word_prints
+from tests.agent_process import MENTOR, OUTBOX, STUDENT
+from tests.test_star_door_copies import DRAFTS, Door, draft
+from tests.test_star_door_resaves import door, told_text
+
+__all__ = ["door"]
+CV = base64.encodebytes(b"%PDF-1.4 her cv " * 40).decode()
+LETTER = base64.encodebytes(b"%PDF-1.4 a letter " * 40).decode()
+FIRST = (
+    "Dear Dr. Rivera,\n\nThank you, Tuesday at 3 works for me. I will bring the two case write-ups and the lab "
+    "values we discussed.\n\nBest,\nSam\n"
+)
+
+
+def attached(subject: str, pdf: str = CV, boundary: str = "b0und") -> bytes:
+    """Her CV attached, no text typed; each save with a boundary of its own."""
+    head = [
+        f"From: Sam Patel <{STUDENT}>",
+        f"To: Dr. Ana Rivera <{MENTOR}>",
+        f"Subject: {subject}",
+        f"Message-ID: {make_msgid(domain='med.example.edu')}",
+        f"Date: {format_datetime(datetime.now(UTC))}",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/mixed; boundary="{boundary}"',
+    ]
+    body = (
+        f"--{boundary}\r\nContent-Type: application/pdf; name=cv.pdf\r\nContent-Disposition: attachment; "
+        f"filename=cv.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--{boundary}--\r\n"
+    )
+    return ("\r\n".join(head) + "\r\n\r\n" + body).encode()
+
+
+def thai() -> bytes:
+    """Outlook's name for Thai, windows-874, which Python knows only as cp874."""
+    text = "เรียน อาจารย์ริเวรา ขอบคุณสำหรับบทความเรื่องภาวะติดเชื้อ หนูมีคำถามเรื่องค่าแลคเตทค่ะ"
+    head = draft("Question", "x").split(b"\r\n\r\n")[0].replace(b"charset=UTF-8", b"charset=windows-874")
+    return head + b"\r\n\r\n" + text.encode("cp874")
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        (attached("My CV"), attached("My CV", boundary="other")),
+        (attached("My CV"), attached("CV as promised", boundary="other")),  # the subject fixed too
+        (draft("Thanks", "🙏🙏"), draft("Thanks", "🙏🙏")),
+        (thai(), thai()),
+    ],
+    ids=["attachment-only", "attachment-only-subject-fixed", "emoji-only", "windows-874"],
+)
+def test_a_draft_without_readable_words_saved_again_is_not_sent_twice(door: Door, first: bytes, again: bytes) -> None:
+    door.save(first)
+    door.run()
+    assert len(door.subjects(OUTBOX)) == 1
+    door.save(again)
+    door.run()
+    assert len(door.subjects(OUTBOX)) == 1, door.notices()
+    assert len(door.subjects(DRAFTS)) == 1
+    assert "Not taken again" in door.notices()[-1]
+    assert "it was not sent" in told_text(door)
+
+
+def test_another_file_sent_on_its_own_is_taken_as_its_own(door: Door) -> None:
+    door.save(attached("My CV"))
+    door.run()
+    door.save(attached("My CV", pdf=LETTER))
+    door.run(later=timedelta(hours=1))
+    assert door.subjects(OUTBOX) == ["My CV", "My CV"]
+
+
+def test_a_short_reply_changed_by_one_word_is_not_sent_twice(door: Door) -> None:
+    quote = "\n\nOn Mon, Dr. Rivera wrote:\n> Shall we meet Tuesday at 3?\n"
+    door.save(draft("Re: Tuesday", "Sounds good" + quote))
+    door.run()
+    door.save(draft("Re: Tuesday", "Sounds great" + quote))
+    door.run()
+    assert door.subjects(OUTBOX) == ["Re: Tuesday"]
+    assert door.subjects(DRAFTS) == ["Re: Tuesday"]
+
+
+def test_an_outlook_style_reply_quoting_the_taken_one_is_its_own(door: Door) -> None:
+    door.save(draft("Case write-ups", FIRST))
+    door.run()
+    second = (
+        "Dr. Rivera, I have clinic Tuesday after all. Could we do Wednesday instead? Sorry for the change.\n\nSam\n\n"
+        f"________________________________\nFrom: Ana Rivera <{MENTOR}>\nSent: Monday\nTo: Sam Patel\n"
+        "Subject: RE: Case write-ups\n\nGreat, see you then.\n\n________________________________\n"
+        "From: Sam Patel\nSent: Monday\nTo: Ana Rivera\nSubject: Case write-ups\n\n" + FIRST
+    )
+    door.save(draft("RE: RE: Case write-ups", second))
+    door.run(later=timedelta(hours=3))
+    assert len(door.subjects(OUTBOX)) == 2, door.notices()
+
+
+def test_an_html_only_reply_quoting_the_taken_one_in_a_blockquote_is_its_own(door: Door) -> None:
+    door.save(draft("Case write-ups", FIRST))
+    door.run()
+    html = (
+        "<div>Dr. Rivera, I have clinic Tuesday after all. Could we do Wednesday instead?</div><br>"
+        '<div class="gmail_quote"><blockquote class="gmail_quote">Great, see you then.<br>'
+        '<blockquote class="gmail_quote">' + FIRST.replace("\n", "<br>") + "</blockquote></blockquote></div>"
+    )
+    door.save(draft("Re: Case write-ups", html).replace(b"text/plain", b"text/html"))
+    door.run(later=timedelta(hours=3))
+    assert len(door.subjects(OUTBOX)) == 2, door.notices()
+
+
+def test_what_tells_two_drafts_apart() -> None:
+    cv, cv_again, letter = (
+        word_prints(attached("CV")),
+        word_prints(attached("CV", boundary="x")),
+        word_prints(attached("CV", pdf=LETTER)),
+    )
+    assert is_edit(cv, cv_again) and not is_edit(cv, letter)
+    assert not is_edit(word_prints(draft("Hi", FIRST)), cv)  # words on one side only, no file in common
+    assert is_edit("", "")  # a row kept with neither words nor evidence: in doubt, a copy
+    short = word_prints(draft("Quick question", "Can we meet Tuesday at noon instead?"))
+    assert not is_edit(short, word_prints(draft("Quick question", "Which journal should I submit it to?")))
+    assert is_edit(word_prints(draft("Re: x", "Sounds good")), word_prints(draft("Re: x", "Sounds great")))
+    assert not is_edit(word_prints(draft("Re: x", "Sounds good")), word_prints(draft("Other", "Sounds great")))
