@@ -17,7 +17,7 @@ import pytest
 
 from agent.rules.draft_edits import is_edit, word_prints
 from tests.agent_process import MENTOR, OUTBOX, STUDENT
-from tests.test_star_door_copies import DRAFTS, Door, draft
+from tests.test_star_door_copies import DRAFTS, FLAGGED, QUESTION, Door, draft
 from tests.test_star_door_resaves import door, told_text
 
 __all__ = ["door"]
@@ -134,3 +134,27 @@ def test_what_tells_two_drafts_apart() -> None:
     assert not is_edit(short, word_prints(draft("Quick question", "Which journal should I submit it to?")))
     assert is_edit(word_prints(draft("Re: x", "Sounds good")), word_prints(draft("Re: x", "Sounds great")))
     assert not is_edit(word_prints(draft("Re: x", "Sounds good")), word_prints(draft("Other", "Sounds great")))
+
+
+def test_a_resave_stored_with_a_client_clock_behind_the_servers_is_not_sent_twice(door: Door) -> None:
+    """Some clients APPEND with their own INTERNALDATE: a re-save may look older than the draft taken."""
+    door.save(draft("Sepsis papers", QUESTION))
+    door.run()
+    assert door.subjects(OUTBOX) == ["Sepsis papers"]
+    resave = draft("Sepsis papers", QUESTION + "\nP.S. thanks\n")
+    door.server.put(DRAFTS, resave, FLAGGED, when=door.at - timedelta(minutes=2))
+    door.run()
+    assert door.subjects(OUTBOX) == ["Sepsis papers"], door.notices()
+    assert door.subjects(DRAFTS) == ["Sepsis papers"]
+
+
+def test_a_similar_draft_written_before_the_one_taken_is_its_own(door: Door) -> None:
+    """Saved (a lower UID) before the draft taken: no re-save of it, whatever the clocks say."""
+    door.save(draft("Sepsis papers, notes", QUESTION), ("\\Draft", "\\Seen"))
+    door.save(draft("Sepsis papers", QUESTION + "\nP.S. thanks\n"))
+    door.run()
+    assert door.subjects(OUTBOX) == ["Sepsis papers"]
+    earlier = next(iter(door.server.messages(DRAFTS)))
+    door.server.folders[DRAFTS].messages[earlier].flags.add("\\Flagged")
+    door.run(later=timedelta(hours=1))
+    assert door.subjects(OUTBOX) == ["Sepsis papers", "Sepsis papers, notes"], door.notices()

@@ -151,6 +151,12 @@ def is_edit(taken: str, copy: str) -> bool:
     return sum(runs) >= EDIT_SHARE * shorter
 
 
+def same_subject(taken: str | None, copy: str) -> bool:
+    """Whether the two :func:`word_prints` have the same subject (False when one was kept without it)."""
+    first, second = _split(taken or "")[2], _split(copy)[2]
+    return first is not None and first == second
+
+
 def signature(envelope: Envelope) -> str:
     """Who a draft goes to and what it is about: what a re-saved copy with a new Message-ID still shares."""
     text = "|".join(sorted(envelope.recipients)) + "\n" + envelope.subject.strip().lower()

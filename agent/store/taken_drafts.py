@@ -1,7 +1,7 @@
 """What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
 
 - ``draft taken as`` (message: the mentors it goes to, ``draft-to:``, or before, its recipients and subject,
-  detail: "key\\nwhen\\nwords\\nINTERNALDATE"), kept before its MOVE: a copy saved again by the compose window after
+  detail: "key\\nwhen\\nwords\\nuid UIDVALIDITY:UID"), kept before its MOVE: a copy saved again by the compose window after
   it was taken (a new Message-ID, its text the taken one or an edit of it; stored after it) is known across
   sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`), never the text itself;
   absent in rows written before it was kept (such a copy is taken as a copy).
@@ -45,28 +45,37 @@ TAKEN = "draft taken"
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
-def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str, stored: datetime | None) -> None:
-    """``stored``: the taken draft's INTERNALDATE (the server's clock): a re-save of it is stored after it."""
-    kept = f"\n{stored.isoformat()}" if stored is not None else ""
+Stored = tuple[int, int]  # where a taken draft stood in Drafts: (UIDVALIDITY, UID)
+
+
+def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str, stored: Stored | None) -> None:
+    """``stored``: the taken draft's UIDVALIDITY and UID: a re-save of it has a higher UID (never ordered by the
+    INTERNALDATEs: a client may APPEND with its own clock, behind the server's)."""
+    kept = f"\nuid {stored[0]}:{stored[1]}" if stored is not None else ""
     ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}{kept}")
 
 
-def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, datetime | None]]:
+def _stored(kept: str) -> Stored | None:
+    validity, _, uid = kept.removeprefix("uid ").partition(":")
+    return (int(validity), int(uid)) if kept.startswith("uid ") and validity.isdigit() and uid.isdigit() else None
+
+
+def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, Stored | None]]:
     """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
-    first: (key; their words, None: not kept; their INTERNALDATE, None: not kept)."""
+    first: (key; their words, None: not kept; their UIDVALIDITY and UID in Drafts, None: not kept)."""
     marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
         f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
         (TAKEN_AS, *signatures),
     )
-    found: list[tuple[str, str | None, datetime | None]] = []
+    found: list[tuple[str, str | None, Stored | None]] = []
     for (detail,) in rows:
         key, when, *rest = str(detail).split("\n", 3)
         try:
             at = datetime.fromisoformat(when)
-            stored = datetime.fromisoformat(rest[1]) if len(rest) > 1 else None
         except ValueError:
             continue
+        stored = _stored(rest[1]) if len(rest) > 1 else None
         if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
             found.append((key, rest[0] if rest else None, stored))
     return found

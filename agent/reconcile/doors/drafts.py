@@ -37,7 +37,7 @@ from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
 from agent.reconcile.doors.reminders import carried_over, keep_prints
 from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
-from agent.rules.draft_edits import is_edit, signature, word_prints
+from agent.rules.draft_edits import is_edit, same_subject, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
@@ -251,19 +251,21 @@ class DraftDoor:
             return self.alike[info.uid][0]
         since = world.now() - RECOGNISE_FOR
         signatures = [to_mentor(world, envelope), signature(envelope)]  # the second: as kept before
-        # A re-save is stored after the draft taken (the server's INTERNALDATEs): one stored before is another draft
-        taken = [
-            (key, kept, stored)
-            for key, kept, stored in taken_drafts.recall(world.ledger, signatures, since)
-            if stored is None or info.internaldate is None or info.internaldate >= stored
-        ]
+        taken = taken_drafts.recall(world.ledger, signatures, since)
         if not taken:
             return None
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
         words = word_prints(raw)
-        copy_of = next((key for key, kept, _ in taken if kept is None or is_edit(kept, words)), None)
+        # A re-save has a higher UID than the draft taken (what the agent saw, never the clients' clocks): a draft
+        # with another subject saved before it is another draft
+        after = [
+            (key, kept, stored)
+            for key, kept, stored in taken
+            if stored is None or stored[0] != self.validity or info.uid > stored[1] or same_subject(kept, words)
+        ]
+        copy_of = next((key for key, kept, _ in after if kept is None or is_edit(kept, words)), None)
         self.alike[info.uid] = (copy_of, taken[0][0])
         return copy_of
 
@@ -321,7 +323,12 @@ class DraftDoor:
         # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
         world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
         taken_drafts.remember(
-            world.ledger, to_mentor(world, envelope), envelope.key, world.now(), word_prints(raw), info.internaldate
+            world.ledger,
+            to_mentor(world, envelope),
+            envelope.key,
+            world.now(),
+            word_prints(raw),
+            (self.validity, info.uid),
         )
         world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         try:
