@@ -1,8 +1,8 @@
 """What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
 
 - ``draft taken as`` (message: the mentors it goes to, ``draft-to:``, or before, its recipients and subject,
-  detail: "key\\nwhen\\nwords\\nuid UIDVALIDITY:UID"), kept before its MOVE: a copy saved again by the compose window after
-  it was taken (a new Message-ID, its text the taken one or an edit of it; stored after it) is known across
+  detail: "key\\nwhen\\nwords\\nuid UIDVALIDITY:UID"), kept before its MOVE: a copy saved again by the compose
+  window after it was taken (a new Message-ID, its text the taken one or an edit of it; a higher UID) is known across
   sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`), never the text itself;
   absent in rows written before it was kept (such a copy is taken as a copy).
 - ``draft came back`` (message: the taken draft's key, detail: when the student was told): told once on first
