@@ -5,8 +5,9 @@
   window after it was taken (a new Message-ID, its text the taken one or an edit of it; a higher UID) is known across
   sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`), never the text itself;
   absent in rows written before it was kept (such a copy is taken as a copy).
-- ``draft came back`` (message: the taken draft's key, detail: when the student was told): told once on first
-  sight, and again when she flags a copy later than ``TELL_AGAIN`` after.
+- ``draft came back`` (message: the taken draft's key, detail: when the student was told, and a hash of that copy's
+  prints): told once on first sight, and again when she flags a copy later than ``TELL_AGAIN`` after, or one with
+  another text (:mod:`agent.reconcile.doors.copy_told`).
 - ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
   program's draft-only header fields and with the Date it was handed over (:mod:`agent.reconcile.prepared`).
 - ``draft door opened`` (message: the account, detail: "UIDVALIDITY:UIDs\\nwhen", the Drafts folder's UIDVALIDITY
@@ -106,21 +107,23 @@ def pending_takings(ledger: Ledger) -> list[tuple[str, str]]:
     return [(str(key), str(subject or "")) for key, subject in rows]
 
 
-def told_back(ledger: Ledger, key: str) -> datetime | None:
-    """When the student was last told that a copy of the taken draft ``key`` came back (None: never)."""
+def told_back(ledger: Ledger, key: str) -> tuple[datetime, str | None] | None:
+    """When the student was last told that a copy of the taken draft ``key`` came back, and a hash of that copy's
+    prints (None: not kept); None: never told."""
     row = ledger.db.execute(
         "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (TOLD_BACK, key)
     ).fetchone()
     if row is None:
         return None
+    when, _, text = str(row[0]).partition("\n")
     try:
-        return datetime.fromisoformat(str(row[0]))
+        return datetime.fromisoformat(when), text or None
     except ValueError:
-        return datetime.min.replace(tzinfo=UTC)  # told, before the time was kept
+        return datetime.min.replace(tzinfo=UTC), text or None  # told, before the time was kept
 
 
-def tell_back(ledger: Ledger, key: str, at: datetime) -> None:
-    ledger.log(TOLD_BACK, message=key, detail=at.isoformat())
+def tell_back(ledger: Ledger, key: str, at: datetime, text: str) -> None:
+    ledger.log(TOLD_BACK, message=key, detail=f"{at.isoformat()}\n{text}")
 
 
 def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:

@@ -31,8 +31,9 @@ from datetime import datetime, timedelta
 from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.port import HeaderInfo
-from agent.mail.session import MailboxError, MessageGone
+from agent.mail.session import MessageGone
 from agent.reconcile.context import World
+from agent.reconcile.doors.copy_told import tell_copy
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
 from agent.reconcile.doors.reminders import carried_over, keep_prints
@@ -45,7 +46,6 @@ from agent.store.ledger import OPEN_STATES
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = taken_drafts.TAKEN
 TAKING = taken_drafts.TAKING  # logged before its flag comes off; TAKEN once it is in the Outbox
-TELL_AGAIN = timedelta(minutes=10)  # a copy flagged this long after the last word about it is told of again
 RECOGNISE_FOR = timedelta(days=1)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
@@ -207,41 +207,8 @@ class DraftDoor:
         taken = envelope.key if same_id else await self._edit_of_taken(world, folder, info, envelope)
         if taken is None:
             return False
-        row = world.ledger.get(taken)
-        flagged = "\\Flagged" in info.flags
-        if not (first_look or flagged):
-            return True
-        subject = (row.subject if row else envelope.subject) or "(no subject)"
-        if flagged:
-            try:
-                await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
-            except MailboxError as error:
-                log.warning("%s: could not take the flag off its copy in Drafts: %s", named(taken, subject), error)
-        told = taken_drafts.told_back(world.ledger, taken)
-        # Told once for the saves of one compose window; a flag set on a copy later is never taken off unsaid
-        if told is not None and not (flagged and world.now() - told >= TELL_AGAIN):
-            return True
-        taken_drafts.tell_back(world.ledger, taken, world.now())
-        if row is None:
-            where = f"in your {world.folders.outbox}"
-        else:
-            where = "already sent" if row.state == "done" else f"{row.state}, in {row.folder}"
-        log.info("%s: a copy came back to %s; it was taken before, so not again", named(taken, subject), folder)
-        unflagged = " Its flag was taken off." if flagged else ""
-        at = taken_drafts.taken_at(world.ledger, taken)
-        when = f" at {at.astimezone(world.settings.student.zone):%H:%M}" if at is not None else ""
         why = "its Message-ID" if same_id else "same mentor, similar text"
-        await world.notify(
-            f"Not taken again: {subject}",
-            [
-                f"The draft “{envelope.subject or '(no subject)'}” in {folder} looks like the draft “{subject}” taken"
-                f"{when} ({why}); it was not sent. The one taken is {where}.{unflagged}",
-                f"If it is a new message, move it to the {world.folders.outbox}: it is then taken as a message of its "
-                "own. If it is the one already taken, delete it.",
-            ],
-            about=row.message_id if row else envelope.message_id,
-        )
-        return True
+        return await tell_copy(world, folder, info, envelope, taken, why, first_look)
 
     async def _edit_of_taken(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> str | None:
         """The key of the draft to the same mentor taken in the last day (another Message-ID; the subject or the
