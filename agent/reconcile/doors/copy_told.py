@@ -52,8 +52,8 @@ async def tell_copy(
     text = hashlib.sha256(word_prints(raw).encode()).hexdigest()[:12]
     told = taken_drafts.told_back(world.ledger, taken)
     if told is not None:
-        at, told_text = told
-        if not flagged or (world.now() - at < TELL_AGAIN and told_text in (None, text)):
+        told_at, told_text = told
+        if not flagged or (world.now() - told_at < TELL_AGAIN and told_text in (None, text)):
             return True  # told of this text already; her star kept until she is told again
     subject = (row.subject if row else last_detail(world.ledger, taken_drafts.TAKEN, taken)) or "(no subject)"
     unflagged = ""
