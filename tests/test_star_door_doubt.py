@@ -232,3 +232,55 @@ def test_a_copy_notice_is_titled_with_this_drafts_subject_and_names_the_one_take
     if len(door.subjects(OUTBOX)) == 1:  # in doubt (a signature without "--"): left in Drafts, and told so
         assert door.notices()[-1] == "Not taken again: Journal"
         assert "The draft “Journal” in Drafts looks like the draft “Tuesday” taken" in told_text(door)
+
+
+# Across the doors: what the Outbox took and what the star door took are one record (taken_drafts.copy_of)
+DRAFT_FLAGS = ("\\Draft", "\\Seen")
+
+
+def take_in(door: Door) -> None:
+    asyncio.run(take_in_outbox(door.world))
+
+
+def keys(door: Door) -> list[str]:
+    return [str(key) for (key,) in door.world.ledger.db.execute("SELECT key FROM messages")]
+
+
+def test_a_starred_resave_of_a_message_dropped_in_the_outbox_is_not_sent_twice(door: Door) -> None:
+    door.server.put(OUTBOX, draft("Sepsis papers", QUESTION), ("\\Seen",), when=door.at)
+    take_in(door)
+    assert len(keys(door)) == 1
+    door.save(draft("Sepsis papers", QUESTION + "P.S. notes.\n"))  # her compose window, a new Message-ID, starred
+    door.run()
+    take_in(door)
+    assert len(keys(door)) == 1 and door.subjects(DRAFTS) == ["Sepsis papers"], door.notices()
+    assert door.notices()[-1] == "Not taken again: Sepsis papers"
+
+
+def test_a_labelled_resave_of_a_starred_draft_is_set_aside_not_sent_twice(door: Door) -> None:
+    door.save(draft("Sepsis papers", QUESTION))
+    door.run()
+    take_in(door)
+    assert len(keys(door)) == 1
+    # Gmail: the still open compose window saves again with the label "Mentor Outbox" added (a new Message-ID)
+    door.server.put(OUTBOX, draft("Sepsis papers", QUESTION + "P.S. notes\n"), DRAFT_FLAGS, when=door.at)
+    take_in(door)
+    assert len(keys(door)) == 1, door.notices()
+    assert door.subjects(door.world.folders.needs_attention) == ["Sepsis papers"]
+
+
+def test_a_starred_and_labelled_resave_of_a_starred_and_labelled_draft_is_not_sent_twice(door: Door) -> None:
+    first = draft("Sepsis papers", QUESTION)
+    door.save(first)  # Gmail: one message with the star and both labels, Drafts and Mentor Outbox
+    door.server.put(OUTBOX, first, DRAFT_FLAGS, when=door.at)
+    take_in(door)
+    door.run()
+    assert len(keys(door)) == 1 and door.subjects(DRAFTS) == []
+    again = draft("Sepsis papers", QUESTION + "P.S. notes\n")
+    door.save(again)
+    door.server.put(OUTBOX, again, DRAFT_FLAGS, when=door.at)
+    door.run()
+    take_in(door)
+    door.run()
+    take_in(door)
+    assert len(keys(door)) == 1, door.notices()

@@ -24,7 +24,7 @@ from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import is_split_rest
-from agent.reconcile.doors import autosaves, came_back
+from agent.reconcile.doors import across, autosaves, came_back
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
@@ -59,6 +59,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
     drafted: dict[str, Envelope] = {}  # taken in as drafts (the label door): key -> the draft's envelope
+    raws: dict[str, bytes] = {}  # key -> the message taken in (its words kept for the star door)
     infos, older, wake = autosaves.settled(world, validity, await world.imap(world.mailbox.headers, folder, fresh))
     for info in older:
         await _refuse(
@@ -71,6 +72,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         found = await _take_in(world, info, keys, whole[info.uid], early)
         if found is not None:
             taken.append(found)
+            raws[found[0].key] = whole[info.uid]
             if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
                 drafted[found[0].key] = parse_envelope(info.headers)
     ledger = world.ledger
@@ -80,6 +82,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+            across.took_in(world, row, raws[row.key])
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)
                 came_back.remember(world, drafted[row.key], row.key)
@@ -95,7 +98,8 @@ async def _take_in(
     folders = world.folders
     content = fingerprint(raw)
     if autosaves.DRAFT in info.flags:  # the compose window saved a draft again after it was taken: never twice
-        taken = came_back.taken_before(world, parse_envelope(info.headers))
+        envelope = parse_envelope(info.headers)
+        taken = came_back.taken_before(world, envelope) or across.taken_copy(world, envelope, raw)
         if taken is not None:
             await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
             return None

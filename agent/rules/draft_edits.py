@@ -27,6 +27,7 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Iterable
 from email.message import EmailMessage, Message
 
 from agent.rules.envelope import Envelope
@@ -155,6 +156,11 @@ def same_subject(taken: str | None, copy: str) -> bool:
     """Whether the two :func:`word_prints` have the same subject (False when one was kept without it)."""
     first, second = _split(taken or "")[2], _split(copy)[2]
     return first is not None and first == second
+
+
+def mentors_print(mentors: Iterable[str]) -> str:
+    """Which mentors (policy ids) a draft goes to: a re-save with the subject fixed or a Cc added still shares it."""
+    return "draft-to:" + hashlib.sha256("|".join(sorted(set(mentors))).encode()).hexdigest()[:24]
 
 
 def signature(envelope: Envelope) -> str:

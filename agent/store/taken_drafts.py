@@ -27,11 +27,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from agent.store.ledger import Ledger
+from agent.rules.draft_edits import is_edit, same_subject
+from agent.store.ledger import CANCELLED, Ledger
 
 TAKEN_AS = "draft taken as"
+OUTBOX_TAKEN_AS = "outbox taken as"  # what the intake took from the Outbox (dropped, or Gmail's label door)
 DOOR_OPENED = "draft door opened"
 FLAG_CLEARED = "draft flag cleared"
 HANDED_OVER = "draft handed over"
@@ -61,25 +64,61 @@ def _stored(kept: str) -> Stored | None:
     return (int(validity), int(uid)) if kept.startswith("uid ") and validity.isdigit() and uid.isdigit() else None
 
 
-def recall(ledger: Ledger, signatures: list[str], since: datetime) -> list[tuple[str, str | None, Stored | None]]:
-    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, newest
-    first: (key; their words, None: not kept; their UIDVALIDITY and UID in Drafts, None: not kept)."""
+def recall(
+    ledger: Ledger, signatures: list[str], since: datetime, *, outbox: bool = True
+) -> list[tuple[str, str | None, Stored | None]]:
+    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, and with
+    ``outbox`` the messages the intake took in from the Outbox, newest first: (key; their words, None: not kept;
+    their UIDVALIDITY and UID in Drafts, None: not kept)."""
     marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
-        f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
-        (TAKEN_AS, *signatures),
+        f"SELECT event, detail FROM log WHERE event IN (?, ?) AND message IN ({marks}) ORDER BY rowid DESC",
+        (TAKEN_AS, OUTBOX_TAKEN_AS if outbox else TAKEN_AS, *signatures),
     )
     found: list[tuple[str, str | None, Stored | None]] = []
-    for (detail,) in rows:
+    for event, detail in rows:
         key, when, *rest = str(detail).split("\n", 3)
         try:
             at = datetime.fromisoformat(when)
         except ValueError:
             continue
         stored = _stored(rest[1]) if len(rest) > 1 else None
-        if at >= since and ledger.logged(TAKEN, key) and key not in [k for k, _, _ in found]:
+        done = ledger.logged(TAKEN, key) if event == TAKEN_AS else ledger.get(key) is not None
+        if at >= since and done and key not in [k for k, _, _ in found]:
             found.append((key, rest[0] if rest else None, stored))
     return found
+
+
+def took_in(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
+    """The intake took ``key`` from the Outbox (to the mentors of ``signature``): a starred re-save of it in Drafts,
+    or a labelled one back in the Outbox, is known as a copy (:func:`copy_of`)."""
+    ledger.log(OUTBOX_TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
+
+
+def copy_of(
+    ledger: Ledger,
+    signatures: list[str],
+    since: datetime,
+    words: str,
+    saved_before: Callable[[Stored], bool] = lambda _: False,
+    *,
+    outbox: bool = True,
+) -> str | None:
+    """The key of the message taken by either door (the star door, or the intake from the Outbox) with one of
+    ``signatures`` at or after ``since`` of which the draft with the prints ``words`` is a copy: its text the taken
+    one or an edit of it, in doubt a copy (:func:`agent.rules.draft_edits.is_edit`). A message cancelled since is
+    hers again: no copy of it. ``saved_before(stored)``: this draft stood in Drafts before that one was taken (a
+    lower UID): a copy of it only with the same subject. ``outbox``: False for the label door, which knows its own
+    (:mod:`agent.reconcile.doors.came_back`). None: a message of its own."""
+    for key, kept, stored in recall(ledger, signatures, since, outbox=outbox):
+        row = ledger.get(key)
+        if row is not None and row.state == CANCELLED:
+            continue
+        if stored is not None and saved_before(stored) and not same_subject(kept, words):
+            continue
+        if kept is None or is_edit(kept, words):
+            return key
+    return None
 
 
 def taken_at(ledger: Ledger, key: str) -> datetime | None:

@@ -23,7 +23,6 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +37,7 @@ from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
 from agent.reconcile.doors.reminders import carried_over, keep_prints
 from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
-from agent.rules.draft_edits import is_edit, same_subject, signature, word_prints
+from agent.rules.draft_edits import mentors_print, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
@@ -58,8 +57,7 @@ def _saved(info: HeaderInfo) -> list[datetime]:
 
 def to_mentor(world: World, envelope: Envelope) -> str:
     """Which mentors a draft goes to: a re-save with the subject fixed or a Cc added still shares it."""
-    mentors = sorted({p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None})
-    return "draft-to:" + hashlib.sha256("|".join(mentors).encode()).hexdigest()[:24]
+    return mentors_print(p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None)
 
 
 @dataclass
@@ -204,6 +202,8 @@ class DraftDoor:
     ) -> bool:
         """A copy of a draft taken before: told (on first sight, or when it is flagged), never taken."""
         same_id = bool(envelope.message_id) and world.ledger.logged(TAKEN, envelope.key)
+        if not same_id and envelope.message_id and world.ledger.get(envelope.key) is not None:
+            return False  # this very message taken from the Outbox (Gmail: starred and labelled): the label door's
         taken = envelope.key if same_id else await self._edit_of_taken(world, folder, info, envelope)
         if taken is None:
             return False
@@ -224,15 +224,10 @@ class DraftDoor:
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
-        words = word_prints(raw)
-        # A re-save has a higher UID than the draft taken (what the agent saw, never the clients' clocks): a draft
-        # with another subject saved before it is another draft
-        after = [
-            (key, kept, stored)
-            for key, kept, stored in taken
-            if stored is None or stored[0] != self.validity or info.uid > stored[1] or same_subject(kept, words)
-        ]
-        copy_of = next((key for key, kept, _ in after if kept is None or is_edit(kept, words)), None)
+        # A re-save has a higher UID than the draft taken (what the agent saw, never the clients' clocks)
+        copy_of = taken_drafts.copy_of(
+            world.ledger, signatures, since, word_prints(raw), lambda at: at[0] == self.validity and info.uid < at[1]
+        )
         self.alike[info.uid] = (copy_of, taken[0][0])
         return copy_of
 
