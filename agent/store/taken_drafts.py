@@ -18,9 +18,10 @@
   stopped (:mod:`agent.reconcile.doors.flag_baseline`).
 - ``draft door closed`` (message: the account): the daemon ran with the star door shut after it last opened; when
   it opens again it takes a fresh baseline (a star set meanwhile may be a reminder).
-- ``draft baseline print`` (message: account and UIDVALIDITY, detail: "UID\\nkey\\nsignature\\nwords"): what each
-  baseline draft was, so that a new save of it that keeps its star stays in the baseline (``draft baseline
-  carried``, detail: the new UID) (:mod:`agent.reconcile.doors.reminders`).
+- ``draft baseline print`` (message: account and UIDVALIDITY, detail: "UID\\nkey\\nsignature\\nwords\\nroot"): what
+  each baseline draft was (root: the UID of the reminder it is a save of), so that a new save of it stays in the
+  baseline (``draft baseline carried``, detail: the new UID); ``draft reminder told`` (detail: the root) once she
+  was told so (:mod:`agent.reconcile.doors.reminders`).
 - ``draft flagged since`` (``meta``, per account and UIDVALIDITY): when each flagged draft was first seen flagged,
   so that its settle wait survives a restart.
 """
@@ -34,7 +35,7 @@ from agent.rules.draft_edits import is_edit, same_subject
 from agent.store.ledger import CANCELLED, Ledger
 
 TAKEN_AS = "draft taken as"
-OUTBOX_TAKEN_AS = "outbox taken as"  # what the intake took from the Outbox (dropped, or Gmail's label door)
+OUTBOX_TAKEN_AS = "outbox taken as"  # what the intake took from the Outbox (message: recipients and subject)
 DOOR_OPENED = "draft door opened"
 FLAG_CLEARED = "draft flag cleared"
 HANDED_OVER = "draft handed over"
@@ -44,6 +45,7 @@ WAITS = "draft flagged since"  # meta key prefix
 DOOR_CLOSED = "draft door closed"
 BASELINE_PRINT = "draft baseline print"
 BASELINE_CARRIED = "draft baseline carried"
+REMINDER_TOLD = "draft reminder told"  # she was told a new save of this baseline reminder stays one (once each)
 TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
 TAKEN = "draft taken"
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
@@ -90,8 +92,8 @@ def recall(
 
 
 def took_in(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
-    """The intake took ``key`` from the Outbox (to the mentors of ``signature``): a starred re-save of it in Drafts,
-    or a labelled one back in the Outbox, is known as a copy (:func:`copy_of`)."""
+    """The intake took ``key`` from the Outbox (``signature``: its recipients and subject): a starred re-save of it
+    in Drafts is known as a copy (:func:`copy_of`)."""
     ledger.log(OUTBOX_TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
 
 
@@ -200,27 +202,38 @@ def close_door(ledger: Ledger, account: str) -> None:
         ledger.log(DOOR_CLOSED, message=account)
 
 
-def keep_print(ledger: Ledger, where: str, uid: int, key: str, signature: str, words: str) -> None:
-    ledger.log(BASELINE_PRINT, message=where, detail=f"{uid}\n{key}\n{signature}\n{words}")
+def keep_print(ledger: Ledger, where: str, uid: int, key: str, signature: str, words: str, root: int) -> None:
+    """``root``: the UID of the baseline draft (flagged when the door opened) this one is a save of."""
+    ledger.log(BASELINE_PRINT, message=where, detail=f"{uid}\n{key}\n{signature}\n{words}\n{root}")
 
 
 def carry(ledger: Ledger, where: str, uid: int) -> None:
     ledger.log(BASELINE_CARRIED, message=where, detail=str(uid))
 
 
-def prints(ledger: Ledger, account: str, validity: int) -> list[tuple[int, str, str, str]]:
-    """What the baseline drafts since the door last opened were: (UID, key, signature, words)."""
+def prints(ledger: Ledger, account: str, validity: int) -> list[tuple[int, str, str, str, int]]:
+    """What the baseline drafts since the door last opened were: (UID, key, signature, words, root UID)."""
     last = _last_opening(ledger, account)
     rows = ledger.db.execute(
         "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
         (BASELINE_PRINT, f"{account}:{validity}", last[0] if last else 0),
     )
-    found: list[tuple[int, str, str, str]] = []
+    found: list[tuple[int, str, str, str, int]] = []
     for (detail,) in rows:
-        uid, key, signature, words = [*str(detail).split("\n", 3), "", "", ""][:4]
+        uid, key, signature, words, root = [*str(detail).split("\n", 4), "", "", "", ""][:5]
         if uid.isdigit():
-            found.append((int(uid), key, signature, words))
+            found.append((int(uid), key, signature, words, int(root) if root.isdigit() else int(uid)))
     return found
+
+
+def told_reminders(ledger: Ledger, where: str) -> set[int]:
+    """The baseline reminders (root UIDs, ``where``: account and UIDVALIDITY) she was told a new save of."""
+    rows = ledger.db.execute("SELECT detail FROM log WHERE event = ? AND message = ?", (REMINDER_TOLD, where))
+    return {int(detail) for (detail,) in rows if str(detail).isdigit()}
+
+
+def tell_reminder(ledger: Ledger, where: str, root: int) -> None:
+    ledger.log(REMINDER_TOLD, message=where, detail=str(root))
 
 
 def _last_opening(ledger: Ledger, account: str) -> tuple[int, str] | None:

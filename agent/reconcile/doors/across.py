@@ -2,8 +2,8 @@
 from the Outbox (dropped there, or Gmail's label door) is known to the star door, and a draft the star door took is
 known to the label door, so that a compose window's re-save through the other door is never sent a second time.
 
-- Every message the intake takes in to a mentor is kept as the star door keeps its own (the mentors it goes to, its
-  words as short hashes, never her text: :func:`agent.store.taken_drafts.took_in`).
+- Every message the intake takes in to a mentor is kept as the star door keeps its own (its recipients and subject,
+  its words as short hashes, never her text: :func:`agent.store.taken_drafts.took_in`).
 - A labelled draft back in the Outbox (``\\Draft``) that is a copy of one the star door took in the last day (its
   text the taken one or an edit of it, in doubt a copy) is set aside with the label door's notice, never taken (its
   own takings the label door knows itself: :mod:`agent.reconcile.doors.came_back`).
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from agent.reconcile.context import World
 from agent.reconcile.doors.drafts import RECOGNISE_FOR, to_mentor
-from agent.rules.draft_edits import mentors_print, signature, word_prints
-from agent.rules.envelope import Envelope
+from agent.rules.draft_edits import signature, word_prints
+from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import DONE, OPEN_STATES, Row
 
@@ -29,6 +29,7 @@ def taken_copy(world: World, envelope: Envelope, raw: bytes) -> Row | None:
 
 
 def took_in(world: World, row: Row, raw: bytes) -> None:
-    """The intake took ``row`` in from the Outbox: kept for the star door (a starred re-save in Drafts)."""
+    """The intake took ``row`` in from the Outbox: kept for the star door (a starred re-save in Drafts), by its
+    recipients and subject (a message of the day with another subject is not compared with it)."""
     if row.mentor is not None:
-        taken_drafts.took_in(world.ledger, mentors_print([row.mentor]), row.key, world.now(), word_prints(raw))
+        taken_drafts.took_in(world.ledger, signature(parse_envelope(raw)), row.key, world.now(), word_prints(raw))

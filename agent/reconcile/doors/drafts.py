@@ -35,7 +35,7 @@ from agent.reconcile.context import World
 from agent.reconcile.doors.copy_told import tell_copy
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
-from agent.reconcile.doors.reminders import carried_over, keep_prints
+from agent.reconcile.doors.reminders import carried_over, keep_prints, tell_still
 from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
 from agent.rules.draft_edits import mentors_print, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
@@ -76,6 +76,7 @@ class DraftDoor:
     # None: a message of its own; the last taken with them)
     alike: dict[int, tuple[str | None, str]] = field(default_factory=dict)
     modseqs: dict[int, int] | None = None  # of the baseline drafts still flagged, as this session last saw them
+    unstarred: set[int] = field(default_factory=set)  # new saves of reminders not yet seen starred
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -171,12 +172,17 @@ class DraftDoor:
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
             self.modseqs = None
         old = self.old_flags[1]
-        old |= await carried_over(world, folder, validity, (flagged & fresh) - old)
-        for uid in sorted((old - flagged) & present):  # its star seen off; one gone (a new save) is no hand-over
+        carried = await carried_over(world, folder, validity, fresh - old, flagged)
+        old |= carried
+        # A save carried over unstarred (a two-step save): its star, when it comes, is the reminder's; told once
+        self.unstarred = (self.unstarred | (carried - flagged)) & present
+        await tell_still(world, folder, validity, self.unstarred & flagged)
+        self.unstarred -= flagged
+        for uid in sorted((old - flagged - self.unstarred) & present):  # its star seen off; one gone is no hand-over
             taken_drafts.clear(world.ledger, account, validity, uid)
-        old &= flagged
-        self.modseqs = await changed_while_away(world, folder, validity, old, self.modseqs)
-        return set(old)
+        old &= flagged | self.unstarred
+        self.modseqs = await changed_while_away(world, folder, validity, old & flagged, self.modseqs)
+        return old & flagged
 
     async def _tell_old_flags(self, world: World, folder: str, infos: list[HeaderInfo]) -> None:
         to_mentors = [
