@@ -284,3 +284,16 @@ def test_a_starred_and_labelled_resave_of_a_starred_and_labelled_draft_is_not_se
     door.run()
     take_in(door)
     assert len(keys(door)) == 1, door.notices()
+
+
+def test_a_compose_window_left_open_overnight_saving_the_same_text_a_day_later_is_not_sent_twice(door: Door) -> None:
+    door.save(draft("Sepsis papers", QUESTION))
+    door.run()
+    door.at += timedelta(hours=26)  # the laptop slept; the window saves once more, a new Message-ID
+    door.save(draft("Sepsis papers", QUESTION))
+    door.run()
+    assert door.subjects(OUTBOX) == ["Sepsis papers"], door.notices()
+    door.at += timedelta(days=2)
+    door.save(draft("Sepsis papers", QUESTION + "P.S. one more question on the lactate threshold.\n"))
+    door.run()  # an edit, days later: a message of its own
+    assert door.subjects(OUTBOX) == ["Sepsis papers", "Sepsis papers"], door.notices()

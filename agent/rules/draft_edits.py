@@ -152,6 +152,12 @@ def is_edit(taken: str, copy: str) -> bool:
     return sum(runs) >= EDIT_SHARE * shorter
 
 
+def is_same(taken: str, copy: str) -> bool:
+    """Whether the two :func:`word_prints` say the very same (her words, or with none, the whole text)."""
+    (first, _, _, body1), (second, _, _, body2) = _split(taken), _split(copy)
+    return first == second if first or second else body1 is not None and body1 == body2
+
+
 def same_subject(taken: str | None, copy: str) -> bool:
     """Whether the two :func:`word_prints` have the same subject (False when one was kept without it)."""
     first, second = _split(taken or "")[2], _split(copy)[2]

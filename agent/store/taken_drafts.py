@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from agent.rules.draft_edits import is_edit, same_subject
+from agent.rules.draft_edits import is_edit, is_same, same_subject
 from agent.store.ledger import CANCELLED, Ledger
 
 TAKEN_AS = "draft taken as"
@@ -105,20 +105,23 @@ def copy_of(
     saved_before: Callable[[Stored], bool] = lambda _: False,
     *,
     outbox: bool = True,
+    same_since: datetime | None = None,
 ) -> str | None:
     """The key of the message taken by either door (the star door, or the intake from the Outbox) with one of
     ``signatures`` at or after ``since`` of which the draft with the prints ``words`` is a copy: its text the taken
     one or an edit of it, in doubt a copy (:func:`agent.rules.draft_edits.is_edit`). A message cancelled since is
     hers again: no copy of it. ``saved_before(stored)``: this draft stood in Drafts before that one was taken (a
-    lower UID): a copy of it only with the same subject. ``outbox``: False for the label door, which knows its own
-    (:mod:`agent.reconcile.doors.came_back`). None: a message of its own."""
-    for key, kept, stored in recall(ledger, signatures, since, outbox=outbox):
+    lower UID): a copy of it only with the same subject. ``same_since``: taken before ``since`` but after this, a
+    copy only with the very same words (a compose window left open overnight). ``outbox``: False for the label
+    door, which knows its own (:mod:`agent.reconcile.doors.came_back`). None: a message of its own."""
+    recent = {key for key, _, _ in recall(ledger, signatures, since, outbox=outbox)}
+    for key, kept, stored in recall(ledger, signatures, min(since, same_since or since), outbox=outbox):
         row = ledger.get(key)
         if row is not None and row.state == CANCELLED:
             continue
         if stored is not None and saved_before(stored) and not same_subject(kept, words):
             continue
-        if kept is None or is_edit(kept, words):
+        if kept is None or (is_edit(kept, words) if key in recent else is_same(kept, words)):
             return key
     return None
 

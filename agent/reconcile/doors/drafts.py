@@ -45,7 +45,8 @@ from agent.store.ledger import OPEN_STATES
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = taken_drafts.TAKEN
 TAKING = taken_drafts.TAKING  # logged before its flag comes off; TAKEN once it is in the Outbox
-RECOGNISE_FOR = timedelta(days=1)
+RECOGNISE_FOR = timedelta(days=1)  # a copy with a new Message-ID: the text taken or an edit of it
+RECOGNISE_SAME_FOR = timedelta(days=7)  # a copy with a new Message-ID and the very same words (open overnight)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
 
@@ -74,7 +75,7 @@ class DraftDoor:
     old_flags: tuple[int, set[int]] | None = None
     # Drafts with the recipients and subject of one taken in the last day: UID -> (the taken one it is a copy of,
     # None: a message of its own; the last taken with them)
-    alike: dict[int, tuple[str | None, str]] = field(default_factory=dict)
+    alike: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     modseqs: dict[int, int] | None = None  # of the baseline drafts still flagged, as this session last saw them
     unstarred: set[int] = field(default_factory=set)  # new saves of reminders not yet seen starred
 
@@ -224,7 +225,8 @@ class DraftDoor:
             return self.alike[info.uid][0]
         since = world.now() - RECOGNISE_FOR
         signatures = [to_mentor(world, envelope), signature(envelope)]  # the second: as kept before
-        taken = taken_drafts.recall(world.ledger, signatures, since)
+        same_since = world.now() - RECOGNISE_SAME_FOR
+        taken = taken_drafts.recall(world.ledger, signatures, same_since)
         if not taken:
             return None
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
@@ -232,9 +234,15 @@ class DraftDoor:
             return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
         # A re-save has a higher UID than the draft taken (what the agent saw, never the clients' clocks)
         copy_of = taken_drafts.copy_of(
-            world.ledger, signatures, since, word_prints(raw), lambda at: at[0] == self.validity and info.uid < at[1]
+            world.ledger,
+            signatures,
+            since,
+            word_prints(raw),
+            lambda at: at[0] == self.validity and info.uid < at[1],
+            same_since=same_since,
         )
-        self.alike[info.uid] = (copy_of, taken[0][0])
+        today = [key for key, _, _ in taken_drafts.recall(world.ledger, signatures, since)]
+        self.alike[info.uid] = (copy_of, today[0] if today else None)
         return copy_of
 
     async def _handed_over(self, world: World, folder: str, uid: int, key: str) -> bool:
@@ -263,9 +271,10 @@ class DraftDoor:
 
     def _another(self, world: World, uid: int | None, subject: str) -> list[str]:
         """What the notice of a draft taken says of one taken earlier with the same recipients and subject."""
-        if uid is None or uid not in self.alike:
+        last = self.alike.pop(uid)[1] if uid is not None and uid in self.alike else None
+        if last is None:
             return []
-        earlier = world.ledger.get(self.alike.pop(uid)[1])
+        earlier = world.ledger.get(last)
         if earlier is not None and earlier.subject != subject:
             return []
         where = "" if earlier is None else (" (already sent)" if earlier.state == "done" else f" ({earlier.state})")
