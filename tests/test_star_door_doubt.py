@@ -262,8 +262,11 @@ def test_a_labelled_resave_of_a_starred_draft_is_set_aside_not_sent_twice(door: 
     door.run()
     take_in(door)
     assert len(keys(door)) == 1
-    # Gmail: the still open compose window saves again with the label "Mentor Outbox" added (a new Message-ID)
-    door.server.put(OUTBOX, draft("Sepsis papers", QUESTION + "P.S. notes\n"), DRAFT_FLAGS, when=door.at)
+    # Gmail: the still open compose window saves again with the label "Mentor Outbox" added (a new Message-ID):
+    # one message in Drafts and in the Outbox
+    again = draft("Sepsis papers", QUESTION + "P.S. notes\n")
+    door.save(again, DRAFT_FLAGS)
+    door.server.put(OUTBOX, again, DRAFT_FLAGS, when=door.at)
     take_in(door)
     assert len(keys(door)) == 1, door.notices()
     assert door.subjects(door.world.folders.needs_attention) == ["Sepsis papers"]
@@ -297,3 +300,17 @@ def test_a_compose_window_left_open_overnight_saving_the_same_text_a_day_later_i
     door.save(draft("Sepsis papers", QUESTION + "P.S. one more question on the lactate threshold.\n"))
     door.run()  # an edit, days later: a message of its own
     assert door.subjects(OUTBOX) == ["Sepsis papers", "Sepsis papers"], door.notices()
+
+
+def test_a_draft_called_a_copy_and_moved_to_the_outbox_as_the_notice_says_is_taken(door: Door) -> None:
+    signature = "\n\nSam Patel\nMS3, Class of 2027\nUniversity Medical School\nPager 555 0100 | Cell 555 0199\n"
+    door.save(draft("Tuesday", "Can we meet Tuesday at noon instead?" + signature))
+    door.run()
+    take_in(door)
+    uid = door.save(draft("Journal", "Which journal should I submit the case report to?" + signature))
+    door.run(later=timedelta(hours=2))
+    if door.subjects(DRAFTS) == ["Journal"]:  # called a copy (in doubt): she follows the notice
+        door.box.move(DRAFTS, uid, OUTBOX)
+    take_in(door)
+    assert len(keys(door)) == 2, door.notices()
+    assert door.subjects(door.world.folders.needs_attention) == []

@@ -99,7 +99,7 @@ async def _take_in(
     content = fingerprint(raw)
     if autosaves.DRAFT in info.flags:  # the compose window saved a draft again after it was taken: never twice
         envelope = parse_envelope(info.headers)
-        taken = came_back.taken_before(world, envelope) or across.taken_copy(world, envelope, raw)
+        taken = came_back.taken_before(world, envelope) or await across.taken_copy(world, envelope, raw)
         if taken is not None:
             await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
             return None
