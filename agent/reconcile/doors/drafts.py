@@ -12,11 +12,13 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 - A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
   taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
-  its Message-ID, or, among the drafts to the same mentor taken in the last day, by its text: the taken one or an
-  edit of it (:mod:`agent.rules.draft_edits`), whatever its subject and other recipients (one with another subject
-  only if stored after the taking). It is never taken a second time and stays in Drafts; the student is told what
-  it looks like and what became of the one taken (once for a compose window's saves, again when she flags a copy
-  later), and how to send it if it is a new message. Another text is taken as its own, and her notice says so.
+  its Message-ID, or, among the drafts to the same mentor taken in the last day (and the messages with its
+  recipients and subject the intake took from the Outbox: :mod:`agent.reconcile.doors.across`), by its text: the
+  taken one or an edit of it, in doubt a copy (:mod:`agent.rules.draft_edits`), whatever its subject and other
+  recipients (one with another subject only if saved after the taking: a higher UID); the very same words for a
+  week. It is never taken a second time and stays in Drafts; the student is told what it looks like and what became
+  of the one taken, and how to send it if it is a new message (:mod:`agent.reconcile.doors.copy_told`). Another
+  text is taken as its own, and her notice says so.
 - What is taken is kept BEFORE the MOVE (``TAKING``, its text's prints): a MOVE the server did whose answer was
   lost (a cut, a kill -9) is found done by the next session (the draft in the Outbox), told, and its re-save known.
 """
