@@ -93,3 +93,17 @@ def test_a_two_step_saved_reminder_is_handed_over_by_its_star_taken_off_and_set_
     door.run()
     door.run()
     assert door.subjects(OUTBOX) == ["Research idea"]
+
+
+def test_a_star_set_long_after_a_reminders_unstarred_save_is_told_even_when_the_reminder_was(door: Door) -> None:
+    mid = make_msgid(domain="med.example.edu")
+    opened_on(door, draft("Research idea", IDEA, mid))
+    resave(door, draft("Research idea", IDEA + " the", mid))  # kept its star: told once
+    door.run(later=timedelta(seconds=5))
+    told = len(door.notices())
+    uid = resave(door, draft("Research idea", IDEA + " the lactate", mid), UNSTARRED)
+    door.run(later=timedelta(seconds=5))
+    door.server.folders[DRAFTS].messages[uid].flags.add("\\Flagged")  # an hour later: her star, perhaps
+    door.run(later=timedelta(hours=1))
+    assert door.subjects(OUTBOX) == []
+    assert len(door.notices()) == told + 1 and door.notices()[-1] == "Still a reminder, not taken: Research idea"

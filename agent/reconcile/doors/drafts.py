@@ -51,6 +51,7 @@ RECOGNISE_FOR = timedelta(days=1)  # a copy with a new Message-ID: the text take
 RECOGNISE_SAME_FOR = timedelta(days=7)  # a copy with a new Message-ID and the very same words (open overnight)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
+TWO_STEP = timedelta(seconds=60)  # a reminder's save APPENDed unstarred and starred this soon: the program's star
 
 
 def _saved(info: HeaderInfo) -> list[datetime]:
@@ -79,7 +80,7 @@ class DraftDoor:
     # None: a message of its own; the last taken with them)
     alike: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     modseqs: dict[int, int] | None = None  # of the baseline drafts still flagged, as this session last saw them
-    unstarred: set[int] = field(default_factory=set)  # new saves of reminders not yet seen starred
+    unstarred: dict[int, datetime] = field(default_factory=dict)  # new saves of reminders not seen starred: since
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -177,13 +178,17 @@ class DraftDoor:
         old = self.old_flags[1]
         carried = await carried_over(world, folder, validity, fresh - old, flagged)
         old |= carried
-        # A save carried over unstarred (a two-step save): its star, when it comes, is the reminder's; told once
-        self.unstarred = (self.unstarred | (carried - flagged)) & present
-        await tell_still(world, folder, validity, self.unstarred & flagged)
-        self.unstarred -= flagged
-        for uid in sorted((old - flagged - self.unstarred) & present):  # its star seen off; one gone is no hand-over
+        # A save carried over unstarred (a two-step save): its star, when it comes, is the reminder's (told once per
+        # reminder); one set later than TWO_STEP may be hers: in doubt still not taken, and she is told each time
+        now = world.now()
+        self.unstarred = {u: self.unstarred.get(u, now) for u in (set(self.unstarred) | (carried - flagged)) & present}
+        starred = {u: now - at > TWO_STEP for u, at in self.unstarred.items() if u in flagged}
+        await tell_still(world, folder, validity, {u for u, late in starred.items() if not late})
+        await tell_still(world, folder, validity, {u for u, late in starred.items() if late}, every=True)
+        self.unstarred = {u: at for u, at in self.unstarred.items() if u not in flagged}
+        for uid in sorted((old - flagged - set(self.unstarred)) & present):  # its star seen off; one gone: no hand-over
             taken_drafts.clear(world.ledger, account, validity, uid)
-        old &= flagged | self.unstarred
+        old &= flagged | set(self.unstarred)
         self.modseqs = await changed_while_away(world, folder, validity, old & flagged, self.modseqs)
         return old & flagged
 

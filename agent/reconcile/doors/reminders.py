@@ -7,7 +7,8 @@ the save a new Message-ID). She is told once per reminder; taking the star off a
 
 Every new save to a mentor is looked at, starred or not when first seen: some programs APPEND the save without its
 star and set it a moment later (two steps). A save carried over unstarred is not "her star taken off" until it has
-been seen starred: the star that then comes is the reminder's (in doubt, never sent), and she is told so once.
+been seen starred: the star that then comes is the reminder's (in doubt, never sent), and she is told so (once per
+reminder when it comes within a minute, as a program's second step; each time when later: she may have set it).
 
 What each baseline draft was is kept in the ledger (``draft baseline print``, words as short hashes, never her
 text), from the opening on; a baseline draft whose star she took off while it stood (seen) carries nothing over.
@@ -64,15 +65,16 @@ async def carried_over(world: World, folder: str, validity: int, candidates: set
     return carried
 
 
-async def tell_still(world: World, folder: str, validity: int, uids: set[int]) -> None:
-    """The starred saves ``uids`` of baseline reminders stay reminders: she is told once per reminder."""
+async def tell_still(world: World, folder: str, validity: int, uids: set[int], *, every: bool = False) -> None:
+    """The starred saves ``uids`` of baseline reminders stay reminders: she is told once per reminder (``every``:
+    each time, a star she may have set herself)."""
     if not uids:
         return
     account = door_account(world, folder)
     where = f"{account}:{validity}"
     roots = {uid: root for uid, *_, root in taken_drafts.prints(world.ledger, account, validity) if uid in uids}
     told = taken_drafts.told_reminders(world.ledger, where)
-    fresh = {root: uid for uid, root in sorted(roots.items()) if root not in told}
+    fresh = {root: uid for uid, root in sorted(roots.items()) if every or root not in told}
     if not fresh:
         return
     infos = await world.imap(world.mailbox.headers, folder, sorted(fresh.values()))
