@@ -165,8 +165,7 @@ def test_drafts_flagged_before_the_door_opened_are_not_taken_until_flagged_again
     assert "flag one again to hand it over" in notice[0].get_content()
     agent.drop(mail("Marker"))  # a later pass
     agent.smtp.wait_for(1)
-    # Its own text (one like the reminder's would be taken for a new save of it: in doubt, a reminder)
-    save_draft(agent, mail("Starred after the door opened", body="Could we talk about my case log?"), flagged=True)
+    save_draft(agent, mail("Starred after the door opened"), flagged=True)
     agent.smtp.wait_for(2)
     agent.stop()
     agent.start()  # still left alone after a restart

@@ -107,3 +107,11 @@ def test_a_star_set_long_after_a_reminders_unstarred_save_is_told_even_when_the_
     door.run(later=timedelta(hours=1))
     assert door.subjects(OUTBOX) == []
     assert len(door.notices()) == told + 1 and door.notices()[-1] == "Still a reminder, not taken: Research idea"
+
+
+def test_a_new_message_that_begins_as_a_greeting_only_reminder_does_is_taken(door: Door) -> None:
+    opened_on(door, draft("", "Dear Dr. Rivera,"))  # a reminder: the greeting, nothing else yet
+    door.save(draft("Case log", "Dear Dr. Rivera,\n\nCould we talk about my case log on Friday? I have three cases."))
+    door.run()
+    door.run()
+    assert door.subjects(OUTBOX) == ["Case log"]

@@ -152,6 +152,19 @@ def is_edit(taken: str, copy: str) -> bool:
     return sum(runs) >= EDIT_SHARE * shorter
 
 
+def mostly_same(taken: str, copy: str) -> bool:
+    """A stricter :func:`is_edit`, for a draft with other recipients and subject: both have ``SHORT`` words or more,
+    and the words they share (in runs of two or more) are at least half of the longer's (a greeting alone is not
+    enough, nor a short note that a long message begins with)."""
+    first, second = _split(taken)[0], _split(copy)[0]
+    if min(len(first), len(second)) < SHORT:
+        return False
+    from difflib import SequenceMatcher
+
+    blocks = SequenceMatcher(None, first, second, autojunk=False).get_matching_blocks()
+    return sum(b.size for b in blocks if b.size >= 2) * 2 >= max(len(first), len(second))
+
+
 def is_same(taken: str, copy: str) -> bool:
     """Whether the two :func:`word_prints` say the very same (her words, or with none, the whole text)."""
     (first, _, _, body1), (second, _, _, body2) = _split(taken), _split(copy)

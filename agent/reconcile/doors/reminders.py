@@ -1,9 +1,10 @@
 """The star door's baseline carried over to new saves: a draft flagged before the door opened (a reminder) that the
 student opens and types on is saved again by her mail program as a new message (a new UID), and most programs
 keep its star. That new save is the same reminder, never a hand-over: it stays in the baseline when it has the
-Message-ID of a baseline draft, or its text or an edit of it (:mod:`agent.rules.draft_edits`; whatever its
-recipients and subject: she may type the mentor's address or the subject into a reminder, and the program give
-the save a new Message-ID). She is told once per reminder; taking the star off and setting it again hands it over.
+Message-ID of a baseline draft, or its text or an edit of it (:mod:`agent.rules.draft_edits`); with other
+recipients or another subject (she may type the mentor's address or the subject into a reminder, and the program
+give the save a new Message-ID), mostly its words (a greeting alone is not enough). She is told once per
+reminder; taking the star off and setting it again hands it over.
 
 Every new save to a mentor is looked at, starred or not when first seen: some programs APPEND the save without its
 star and set it a moment later (two steps). A save carried over unstarred is not "her star taken off" until it has
@@ -20,7 +21,7 @@ import logging
 
 from agent.reconcile.context import World
 from agent.reconcile.doors.flag_baseline import door_account
-from agent.rules.draft_edits import is_edit, signature, word_prints
+from agent.rules.draft_edits import is_edit, mostly_same, signature, word_prints
 from agent.rules.envelope import parse_envelope
 from agent.store import taken_drafts
 
@@ -55,7 +56,12 @@ async def carried_over(world: World, folder: str, validity: int, candidates: set
             continue
         words = word_prints(raw)
         root = next((r for _, key, _, _, r in kept if key == envelope.key), None)
-        root = root if root is not None else next((r for *_, old, r in kept if is_edit(old, words)), None)
+        alike = signature(envelope)  # the same recipients and subject: an edit; else mostly the reminder's words
+        root = (
+            root
+            if root is not None
+            else next((r for *_, sig, old, r in kept if similar(old, words, sig == alike)), None)
+        )
         if root is None:
             continue
         taken_drafts.carry(world.ledger, where, info.uid)
@@ -63,6 +69,10 @@ async def carried_over(world: World, folder: str, validity: int, candidates: set
         carried.add(info.uid)
     await tell_still(world, folder, validity, carried & flagged)
     return carried
+
+
+def similar(old: str, words: str, alike: bool) -> bool:
+    return is_edit(old, words) if alike else mostly_same(old, words)
 
 
 async def tell_still(world: World, folder: str, validity: int, uids: set[int], *, every: bool = False) -> None:
