@@ -156,7 +156,7 @@ def test_a_copy_notice_tells_the_truth_and_the_exact_action(door: Door) -> None:
     door.run()
     text = told_text(door)
     assert "saved it once more" not in text and "Delete this draft" not in text
-    assert "it was not sent" in text and "same mentor, similar text" in text
+    assert "this one was not sent" in text and "same mentor, similar text" in text
     assert f"If it is a new message, move it to the {OUTBOX}" in text
 
 

@@ -24,7 +24,7 @@ from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import is_split_rest
-from agent.reconcile.doors import autosaves, came_back, sent_herself
+from agent.reconcile.doors import across, autosaves, came_back, sent_herself
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
@@ -58,8 +58,9 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
         return None
     taken: list[tuple[Row, bool]] = []
     keys: dict[str, str] = {}  # taken in this time: key -> fingerprint
-    drafted: dict[str, tuple[Envelope, bytes, datetime | None]] = {}  # taken in as drafts (the label door): key ->
-    # the draft's envelope, text and INTERNALDATE
+    drafted: dict[str, tuple[Envelope, bytes, taken_drafts.Stored]] = {}  # taken in as drafts (the label door): key ->
+    # the draft's envelope, text and where it stood in the Outbox (UIDVALIDITY, UID)
+    raws: dict[str, bytes] = {}  # key -> the message taken in (its words kept for the star door)
     infos, older, wake = autosaves.settled(world, validity, await world.imap(world.mailbox.headers, folder, fresh))
     for info in older:
         await _refuse(
@@ -69,11 +70,12 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     for info in infos:
         if info.uid not in whole:
             continue  # gone meanwhile
-        found = await _take_in(world, info, keys, whole[info.uid], early)
+        found = await _take_in(world, info, keys, whole[info.uid], early, validity)
         if found is not None:
             taken.append(found)
+            raws[found[0].key] = whole[info.uid]
             if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
-                drafted[found[0].key] = (parse_envelope(info.headers), whole[info.uid], info.internaldate)
+                drafted[found[0].key] = (parse_envelope(info.headers), whole[info.uid], (validity, info.uid))
     ledger = world.ledger
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
@@ -81,6 +83,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+            across.took_in(world, row, raws[row.key])
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)
                 came_back.remember(world, drafted[row.key][0], row.key, *drafted[row.key][1:])
@@ -88,7 +91,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
 
 
 async def _take_in(
-    world: World, info: HeaderInfo, batch: dict[str, str], raw: bytes, early: bool
+    world: World, info: HeaderInfo, batch: dict[str, str], raw: bytes, early: bool, validity: int
 ) -> tuple[Row, bool] | None:
     """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
     message was dealt with here: refused, left alone, or taken by the meeting desk."""
@@ -96,7 +99,10 @@ async def _take_in(
     folders = world.folders
     content = fingerprint(raw)
     if autosaves.DRAFT in info.flags:  # the compose window saved a draft again after it was taken: never twice
-        taken = came_back.taken_before(world, parse_envelope(info.headers), raw, info.internaldate)
+        envelope = parse_envelope(info.headers)
+        taken = came_back.taken_before(world, envelope, raw, (validity, info.uid)) or await across.taken_copy(
+            world, envelope, raw
+        )
         if taken is not None:
             await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
             return None

@@ -1,12 +1,13 @@
 """What the draft doors took, kept in the ledger's log so that a restart or a new IMAP session forgets nothing.
 
 - ``draft taken as`` (message: the mentors it goes to, ``draft-to:``, or before, its recipients and subject,
-  detail: "key\\nwhen\\nwords\\nINTERNALDATE"), kept before its MOVE: a copy saved again by the compose window after
-  it was taken (a new Message-ID, its text the taken one or an edit of it; stored after it) is known across
+  detail: "key\\nwhen\\nwords\\nuid UIDVALIDITY:UID"), kept before its MOVE: a copy saved again by the compose
+  window after it was taken (a new Message-ID, its text the taken one or an edit of it; a higher UID) is known across
   sessions. ``words``: the text's words as short hashes (:mod:`agent.rules.draft_edits`), never the text itself;
   absent in rows written before it was kept (such a copy is taken as a copy).
-- ``draft came back`` (message: the taken draft's key, detail: when the student was told): told once on first
-  sight, and again when she flags a copy later than ``TELL_AGAIN`` after.
+- ``draft came back`` (message: the taken draft's key, detail: when the student was told, and a hash of that copy's
+  prints): told once on first sight, and again when she flags a copy later than ``TELL_AGAIN`` after, or one with
+  another text (:mod:`agent.reconcile.doors.copy_told`).
 - ``draft handed over`` (message: the key): a draft taken by the star or the label door goes without its mail
   program's draft-only header fields and with the Date it was handed over (:mod:`agent.reconcile.prepared`).
 - ``draft door opened`` (message: the account, detail: "UIDVALIDITY:UIDs\\nwhen", the Drafts folder's UIDVALIDITY
@@ -17,20 +18,24 @@
   stopped (:mod:`agent.reconcile.doors.flag_baseline`).
 - ``draft door closed`` (message: the account): the daemon ran with the star door shut after it last opened; when
   it opens again it takes a fresh baseline (a star set meanwhile may be a reminder).
-- ``draft baseline print`` (message: account and UIDVALIDITY, detail: "UID\\nkey\\nsignature\\nwords"): what each
-  baseline draft was, so that a new save of it that keeps its star stays in the baseline (``draft baseline
-  carried``, detail: the new UID) (:mod:`agent.reconcile.doors.reminders`).
+- ``draft baseline print`` (message: account and UIDVALIDITY, detail: "UID\\nkey\\nsignature\\nwords\\nroot"): what
+  each baseline draft was (root: the UID of the reminder it is a save of), so that a new save of it stays in the
+  baseline (``draft baseline carried``, detail: the new UID); ``draft reminder told`` (detail: the root) once she
+  was told so (:mod:`agent.reconcile.doors.reminders`).
 - ``draft flagged since`` (``meta``, per account and UIDVALIDITY): when each flagged draft was first seen flagged,
   so that its settle wait survives a restart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from agent.store.ledger import OPEN_STATES, Ledger
+from agent.rules.draft_edits import is_edit, is_same, same_subject
+from agent.store.ledger import CANCELLED, OPEN_STATES, Ledger
 
 TAKEN_AS = "draft taken as"
+OUTBOX_TAKEN_AS = "outbox taken as"  # what the intake took from the Outbox (message: recipients and subject)
 DOOR_OPENED = "draft door opened"
 FLAG_CLEARED = "draft flag cleared"
 HANDED_OVER = "draft handed over"
@@ -40,37 +45,49 @@ WAITS = "draft flagged since"  # meta key prefix
 DOOR_CLOSED = "draft door closed"
 BASELINE_PRINT = "draft baseline print"
 BASELINE_CARRIED = "draft baseline carried"
+REMINDER_TOLD = "draft reminder told"  # she was told a new save of this baseline reminder stays one (once each)
 TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
 TAKEN = "draft taken"
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
-def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str, stored: datetime | None) -> None:
-    """``stored``: the taken draft's INTERNALDATE (the server's clock): a re-save of it is stored after it."""
-    kept = f"\n{stored.isoformat()}" if stored is not None else ""
+Stored = tuple[int, int]  # where a taken draft stood in Drafts: (UIDVALIDITY, UID)
+
+
+def remember(ledger: Ledger, signature: str, key: str, at: datetime, words: str, stored: Stored | None) -> None:
+    """``stored``: the taken draft's UIDVALIDITY and UID: a re-save of it has a higher UID (never ordered by the
+    INTERNALDATEs: a client may APPEND with its own clock, behind the server's)."""
+    kept = f"\nuid {stored[0]}:{stored[1]}" if stored is not None else ""
     ledger.log(TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}{kept}")
 
 
+def _stored(kept: str) -> Stored | None:
+    validity, _, uid = kept.removeprefix("uid ").partition(":")
+    return (int(validity), int(uid)) if kept.startswith("uid ") and validity.isdigit() and uid.isdigit() else None
+
+
 def recall(
-    ledger: Ledger, signatures: list[str], since: datetime, done: str = TAKEN
-) -> list[tuple[str, str | None, datetime | None]]:
-    """The drafts taken (their MOVE done: ``TAKEN`` logged; the label door's: ``HANDED_OVER``, logged with its row)
-    with one of ``signatures`` at or after ``since``, newest first: (key; their words, None: not kept; their
-    INTERNALDATE, None: not kept)."""
+    ledger: Ledger, signatures: list[str], since: datetime, *, outbox: bool = True, done: str = TAKEN
+) -> list[tuple[str, str | None, Stored | None]]:
+    """The drafts taken (their MOVE done: ``TAKEN`` logged) with one of ``signatures`` at or after ``since``, and with
+    ``outbox`` the messages the intake took in from the Outbox, newest first: (key; their words, None: not kept;
+    their UIDVALIDITY and UID in Drafts (the label door's: in the Outbox), None: not kept). ``done``: what
+    marks a door's taking as done (``TAKEN``: the star door's MOVE; ``HANDED_OVER``: the label door's row)."""
     marks = ",".join("?" * len(signatures))
     rows = ledger.db.execute(
-        f"SELECT detail FROM log WHERE event = ? AND message IN ({marks}) ORDER BY rowid DESC",
-        (TAKEN_AS, *signatures),
+        f"SELECT event, detail FROM log WHERE event IN (?, ?) AND message IN ({marks}) ORDER BY rowid DESC",
+        (TAKEN_AS, OUTBOX_TAKEN_AS if outbox else TAKEN_AS, *signatures),
     )
-    found: list[tuple[str, str | None, datetime | None]] = []
-    for (detail,) in rows:
+    found: list[tuple[str, str | None, Stored | None]] = []
+    for event, detail in rows:
         key, when, *rest = str(detail).split("\n", 3)
         try:
             at = datetime.fromisoformat(when)
-            stored = datetime.fromisoformat(rest[1]) if len(rest) > 1 else None
         except ValueError:
             continue
-        if at >= since and ledger.logged(done, key) and key not in [k for k, _, _ in found]:
+        stored = _stored(rest[1]) if len(rest) > 1 else None
+        finished = ledger.logged(done, key) if event == TAKEN_AS else ledger.get(key) is not None
+        if at >= since and finished and key not in [k for k, _, _ in found]:
             found.append((key, rest[0] if rest else None, stored))
     return found
 
@@ -84,6 +101,41 @@ def held_handed_over(ledger: Ledger) -> list[str]:
         (HANDED_OVER, *OPEN_STATES),
     )
     return [str(key) for (key,) in rows]
+
+
+def took_in(ledger: Ledger, signature: str, key: str, at: datetime, words: str) -> None:
+    """The intake took ``key`` from the Outbox (``signature``: its recipients and subject): a starred re-save of it
+    in Drafts is known as a copy (:func:`copy_of`)."""
+    ledger.log(OUTBOX_TAKEN_AS, message=signature, detail=f"{key}\n{at.isoformat()}\n{words}")
+
+
+def copy_of(
+    ledger: Ledger,
+    signatures: list[str],
+    since: datetime,
+    words: str,
+    saved_before: Callable[[Stored], bool] = lambda _: False,
+    *,
+    outbox: bool = True,
+    same_since: datetime | None = None,
+) -> str | None:
+    """The key of the message taken by either door (the star door, or the intake from the Outbox) with one of
+    ``signatures`` at or after ``since`` of which the draft with the prints ``words`` is a copy: its text the taken
+    one or an edit of it, in doubt a copy (:func:`agent.rules.draft_edits.is_edit`). A message cancelled since is
+    hers again: no copy of it. ``saved_before(stored)``: this draft stood in Drafts before that one was taken (a
+    lower UID): a copy of it only with the same subject. ``same_since``: taken before ``since`` but after this, a
+    copy only with the very same words (a compose window left open overnight). ``outbox``: False for the label
+    door, which knows its own (:mod:`agent.reconcile.doors.came_back`). None: a message of its own."""
+    recent = {key for key, _, _ in recall(ledger, signatures, since, outbox=outbox)}
+    for key, kept, stored in recall(ledger, signatures, min(since, same_since or since), outbox=outbox):
+        row = ledger.get(key)
+        if row is not None and row.state == CANCELLED:
+            continue
+        if stored is not None and saved_before(stored) and not same_subject(kept, words):
+            continue
+        if kept is None or (is_edit(kept, words) if key in recent else is_same(kept, words)):
+            return key
+    return None
 
 
 def taken_at(ledger: Ledger, key: str) -> datetime | None:
@@ -111,21 +163,23 @@ def pending_takings(ledger: Ledger) -> list[tuple[str, str]]:
     return [(str(key), str(subject or "")) for key, subject in rows]
 
 
-def told_back(ledger: Ledger, key: str) -> datetime | None:
-    """When the student was last told that a copy of the taken draft ``key`` came back (None: never)."""
+def told_back(ledger: Ledger, key: str) -> tuple[datetime, str | None] | None:
+    """When the student was last told that a copy of the taken draft ``key`` came back, and a hash of that copy's
+    prints (None: not kept); None: never told."""
     row = ledger.db.execute(
         "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (TOLD_BACK, key)
     ).fetchone()
     if row is None:
         return None
+    when, _, text = str(row[0]).partition("\n")
     try:
-        return datetime.fromisoformat(str(row[0]))
+        return datetime.fromisoformat(when), text or None
     except ValueError:
-        return datetime.min.replace(tzinfo=UTC)  # told, before the time was kept
+        return datetime.min.replace(tzinfo=UTC), text or None  # told, before the time was kept
 
 
-def tell_back(ledger: Ledger, key: str, at: datetime) -> None:
-    ledger.log(TOLD_BACK, message=key, detail=at.isoformat())
+def tell_back(ledger: Ledger, key: str, at: datetime, text: str) -> None:
+    ledger.log(TOLD_BACK, message=key, detail=f"{at.isoformat()}\n{text}")
 
 
 def opened(ledger: Ledger, account: str) -> tuple[int, frozenset[int]] | None:
@@ -163,27 +217,38 @@ def close_door(ledger: Ledger, account: str) -> None:
         ledger.log(DOOR_CLOSED, message=account)
 
 
-def keep_print(ledger: Ledger, where: str, uid: int, key: str, signature: str, words: str) -> None:
-    ledger.log(BASELINE_PRINT, message=where, detail=f"{uid}\n{key}\n{signature}\n{words}")
+def keep_print(ledger: Ledger, where: str, uid: int, key: str, signature: str, words: str, root: int) -> None:
+    """``root``: the UID of the baseline draft (flagged when the door opened) this one is a save of."""
+    ledger.log(BASELINE_PRINT, message=where, detail=f"{uid}\n{key}\n{signature}\n{words}\n{root}")
 
 
 def carry(ledger: Ledger, where: str, uid: int) -> None:
     ledger.log(BASELINE_CARRIED, message=where, detail=str(uid))
 
 
-def prints(ledger: Ledger, account: str, validity: int) -> list[tuple[int, str, str, str]]:
-    """What the baseline drafts since the door last opened were: (UID, key, signature, words)."""
+def prints(ledger: Ledger, account: str, validity: int) -> list[tuple[int, str, str, str, int]]:
+    """What the baseline drafts since the door last opened were: (UID, key, signature, words, root UID)."""
     last = _last_opening(ledger, account)
     rows = ledger.db.execute(
         "SELECT detail FROM log WHERE event = ? AND message = ? AND rowid > ?",
         (BASELINE_PRINT, f"{account}:{validity}", last[0] if last else 0),
     )
-    found: list[tuple[int, str, str, str]] = []
+    found: list[tuple[int, str, str, str, int]] = []
     for (detail,) in rows:
-        uid, key, signature, words = [*str(detail).split("\n", 3), "", "", ""][:4]
+        uid, key, signature, words, root = [*str(detail).split("\n", 4), "", "", "", ""][:5]
         if uid.isdigit():
-            found.append((int(uid), key, signature, words))
+            found.append((int(uid), key, signature, words, int(root) if root.isdigit() else int(uid)))
     return found
+
+
+def told_reminders(ledger: Ledger, where: str) -> set[int]:
+    """The baseline reminders (root UIDs, ``where``: account and UIDVALIDITY) she was told a new save of."""
+    rows = ledger.db.execute("SELECT detail FROM log WHERE event = ? AND message = ?", (REMINDER_TOLD, where))
+    return {int(detail) for (detail,) in rows if str(detail).isdigit()}
+
+
+def tell_reminder(ledger: Ledger, where: str, root: int) -> None:
+    ledger.log(REMINDER_TOLD, message=where, detail=str(root))
 
 
 def _last_opening(ledger: Ledger, account: str) -> tuple[int, str] | None:

@@ -15,7 +15,6 @@ Taken in, it would reach the mentor a second time.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
@@ -26,30 +25,34 @@ from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope
 from agent.store import taken_drafts
 from agent.store.ledger import DONE, OPEN_STATES, Row
-from agent.store.taken_drafts import HANDED_OVER
+from agent.store.taken_drafts import HANDED_OVER, Stored
 
 log = logging.getLogger("mentor_agent.drafts")
 TOLD = "label draft came back"  # the student was told a save of this message came back (once)
 
 
-def remember(world: World, envelope: Envelope, key: str, raw: bytes, stored: datetime | None) -> None:
-    """A draft was taken in from the Outbox under ``key`` (stored by the server at ``stored``): its later saves are
-    to be known by its mentor and its words, as the star door keeps its own (``draft taken as``)."""
+def remember(world: World, envelope: Envelope, key: str, raw: bytes, stored: Stored) -> None:
+    """A draft was taken in from the Outbox under ``key`` (where it stood there: ``stored``, its UIDVALIDITY and
+    UID): its later saves are to be known by its mentor and its words, as the star door keeps its own (``draft
+    taken as``)."""
     prints = word_prints(raw)
     taken_drafts.remember(world.ledger, to_mentor(world, envelope), key, world.now(), prints, stored)
 
 
-def taken_before(world: World, envelope: Envelope, raw: bytes, stored: datetime | None) -> Row | None:
-    """The message this draft in the Outbox (stored by the server at ``stored``) is a later save of (None: a draft
-    of its own)."""
+def taken_before(world: World, envelope: Envelope, raw: bytes, stored: Stored) -> Row | None:
+    """The message this draft in the Outbox (standing at ``stored``: UIDVALIDITY, UID) is a later save of (None: a
+    draft of its own). A later save has a higher UID than the one taken (never ordered by the INTERNALDATEs: a
+    client may APPEND with its own clock)."""
     ledger = world.ledger
     key = envelope.key if envelope.message_id and ledger.logged(HANDED_OVER, envelope.key) else None
     if key is None:
         signatures = [to_mentor(world, envelope), signature(envelope)]
         taken = [
             (kept_key, kept)
-            for kept_key, kept, at in taken_drafts.recall(ledger, signatures, world.now() - RECOGNISE_FOR, HANDED_OVER)
-            if at is None or stored is None or stored >= at
+            for kept_key, kept, at in taken_drafts.recall(
+                ledger, signatures, world.now() - RECOGNISE_FOR, outbox=False, done=HANDED_OVER
+            )
+            if at is None or at[0] != stored[0] or stored[1] > at[1]
         ]
         words = word_prints(raw) if taken else ""
         key = next((kept_key for kept_key, kept in taken if kept is None or is_edit(kept, words)), None)

@@ -12,18 +12,19 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
 - A draft that also stands in the Outbox (Gmail: the label "Mentor Outbox" put on it in the compose window) is
   taken by the intake from there, and leaves Drafts on purpose (its Drafts label removed, never by Trash).
 - A draft that comes back (the compose window was still open and saved it again, flagged or not) is recognised by
-  its Message-ID, or, among the drafts to the same mentor taken in the last day, by its text: the taken one or an
-  edit of it (:mod:`agent.rules.draft_edits`), whatever its subject and other recipients (one with another subject
-  only if stored after the taking). It is never taken a second time and stays in Drafts; the student is told what
-  it looks like and what became of the one taken (once for a compose window's saves, again when she flags a copy
-  later), and how to send it if it is a new message. Another text is taken as its own, and her notice says so.
+  its Message-ID, or, among the drafts to the same mentor taken in the last day (and the messages with its
+  recipients and subject the intake took from the Outbox: :mod:`agent.reconcile.doors.across`), by its text: the
+  taken one or an edit of it, in doubt a copy (:mod:`agent.rules.draft_edits`), whatever its subject and other
+  recipients (one with another subject only if saved after the taking: a higher UID); the very same words for a
+  week. It is never taken a second time and stays in Drafts; the student is told what it looks like and what became
+  of the one taken, and how to send it if it is a new message (:mod:`agent.reconcile.doors.copy_told`). Another
+  text is taken as its own, and her notice says so.
 - What is taken is kept BEFORE the MOVE (``TAKING``, its text's prints): a MOVE the server did whose answer was
   lost (a cut, a kill -9) is found done by the next session (the draft in the Outbox), told, and its re-save known.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,13 +32,14 @@ from datetime import datetime, timedelta
 from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.port import HeaderInfo
-from agent.mail.session import MailboxError, MessageGone
+from agent.mail.session import MessageGone
 from agent.reconcile.context import World
+from agent.reconcile.doors.copy_told import tell_copy
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
-from agent.reconcile.doors.reminders import carried_over, keep_prints
+from agent.reconcile.doors.reminders import carried_over, keep_prints, tell_still
 from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
-from agent.rules.draft_edits import is_edit, signature, word_prints
+from agent.rules.draft_edits import mentors_print, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
@@ -45,10 +47,11 @@ from agent.store.ledger import OPEN_STATES
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = taken_drafts.TAKEN
 TAKING = taken_drafts.TAKING  # logged before its flag comes off; TAKEN once it is in the Outbox
-TELL_AGAIN = timedelta(minutes=10)  # a copy flagged this long after the last word about it is told of again
-RECOGNISE_FOR = timedelta(days=1)
+RECOGNISE_FOR = timedelta(days=1)  # a copy with a new Message-ID: the text taken or an edit of it
+RECOGNISE_SAME_FOR = timedelta(days=7)  # a copy with a new Message-ID and the very same words (open overnight)
 JUST_SAVED = timedelta(seconds=60)  # a draft flagged when the door opens, saved this recently, is not an old flag
 LOOK_FOR_OUTBOX_COPY = timedelta(minutes=10)
+TWO_STEP = timedelta(seconds=60)  # a reminder's save APPENDed unstarred and starred this soon: the program's star
 
 
 def _saved(info: HeaderInfo) -> list[datetime]:
@@ -58,8 +61,7 @@ def _saved(info: HeaderInfo) -> list[datetime]:
 
 def to_mentor(world: World, envelope: Envelope) -> str:
     """Which mentors a draft goes to: a re-save with the subject fixed or a Cc added still shares it."""
-    mentors = sorted({p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None})
-    return "draft-to:" + hashlib.sha256("|".join(mentors).encode()).hexdigest()[:24]
+    return mentors_print(p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None)
 
 
 @dataclass
@@ -76,11 +78,12 @@ class DraftDoor:
     old_flags: tuple[int, set[int]] | None = None
     # Drafts with the recipients and subject of one taken in the last day: UID -> (the taken one it is a copy of,
     # None: a message of its own; the last taken with them)
-    alike: dict[int, tuple[str | None, str]] = field(default_factory=dict)
+    alike: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     modseqs: dict[int, int] | None = None  # of the baseline drafts still flagged, as this session last saw them
     # The messages handed over (taken in from the Outbox) whose copy in Drafts this session looked for once: a draft
     # labelled long after it was saved (no new save) or without a Message-ID is found so
     looked_for: set[str] = field(default_factory=set)
+    unstarred: dict[int, datetime] = field(default_factory=dict)  # new saves of reminders not seen starred: since
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
@@ -177,12 +180,21 @@ class DraftDoor:
             self.old_flags = (validity, set(opened[1]) - taken_drafts.cleared(world.ledger, account, validity))
             self.modseqs = None
         old = self.old_flags[1]
-        old |= await carried_over(world, folder, validity, (flagged & fresh) - old)
-        for uid in sorted((old - flagged) & present):  # its star seen off; one gone (a new save) is no hand-over
+        carried = await carried_over(world, folder, validity, fresh - old, flagged)
+        old |= carried
+        # A save carried over unstarred (a two-step save): its star, when it comes, is the reminder's (told once per
+        # reminder); one set later than TWO_STEP may be hers: in doubt still not taken, and she is told each time
+        now = world.now()
+        self.unstarred = {u: self.unstarred.get(u, now) for u in (set(self.unstarred) | (carried - flagged)) & present}
+        starred = {u: now - at > TWO_STEP for u, at in self.unstarred.items() if u in flagged}
+        await tell_still(world, folder, validity, {u for u, late in starred.items() if not late})
+        await tell_still(world, folder, validity, {u for u, late in starred.items() if late}, every=True)
+        self.unstarred = {u: at for u, at in self.unstarred.items() if u not in flagged}
+        for uid in sorted((old - flagged - set(self.unstarred)) & present):  # its star seen off; one gone: no hand-over
             taken_drafts.clear(world.ledger, account, validity, uid)
-        old &= flagged
-        self.modseqs = await changed_while_away(world, folder, validity, old, self.modseqs)
-        return set(old)
+        old &= flagged | set(self.unstarred)
+        self.modseqs = await changed_while_away(world, folder, validity, old & flagged, self.modseqs)
+        return old & flagged
 
     async def _tell_old_flags(self, world: World, folder: str, infos: list[HeaderInfo]) -> None:
         to_mentors = [
@@ -208,44 +220,13 @@ class DraftDoor:
     ) -> bool:
         """A copy of a draft taken before: told (on first sight, or when it is flagged), never taken."""
         same_id = bool(envelope.message_id) and world.ledger.logged(TAKEN, envelope.key)
+        if not same_id and envelope.message_id and world.ledger.get(envelope.key) is not None:
+            return False  # this very message taken from the Outbox (Gmail: starred and labelled): the label door's
         taken = envelope.key if same_id else await self._edit_of_taken(world, folder, info, envelope)
         if taken is None:
             return False
-        row = world.ledger.get(taken)
-        flagged = "\\Flagged" in info.flags
-        if not (first_look or flagged):
-            return True
-        subject = (row.subject if row else envelope.subject) or "(no subject)"
-        if flagged:
-            try:
-                await world.imap(world.mailbox.remove_flags, folder, info.uid, ["\\Flagged"])
-            except MailboxError as error:
-                log.warning("%s: could not take the flag off its copy in Drafts: %s", named(taken, subject), error)
-        told = taken_drafts.told_back(world.ledger, taken)
-        # Told once for the saves of one compose window; a flag set on a copy later is never taken off unsaid
-        if told is not None and not (flagged and world.now() - told >= TELL_AGAIN):
-            return True
-        taken_drafts.tell_back(world.ledger, taken, world.now())
-        if row is None:
-            where = f"in your {world.folders.outbox}"
-        else:
-            where = "already sent" if row.state == "done" else f"{row.state}, in {row.folder}"
-        log.info("%s: a copy came back to %s; it was taken before, so not again", named(taken, subject), folder)
-        unflagged = " Its flag was taken off." if flagged else ""
-        at = taken_drafts.taken_at(world.ledger, taken)
-        when = f" at {at.astimezone(world.settings.student.zone):%H:%M}" if at is not None else ""
         why = "its Message-ID" if same_id else "same mentor, similar text"
-        await world.notify(
-            f"Not taken again: {subject}",
-            [
-                f"The draft “{envelope.subject or '(no subject)'}” in {folder} looks like the draft “{subject}” taken"
-                f"{when} ({why}); it was not sent. The one taken is {where}.{unflagged}",
-                f"If it is a new message, move it to the {world.folders.outbox}: it is then taken as a message of its "
-                "own. If it is the one already taken, delete it.",
-            ],
-            about=row.message_id if row else envelope.message_id,
-        )
-        return True
+        return await tell_copy(world, folder, info, envelope, taken, why, first_look)
 
     async def _edit_of_taken(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> str | None:
         """The key of the draft to the same mentor taken in the last day (another Message-ID; the subject or the
@@ -255,20 +236,24 @@ class DraftDoor:
             return self.alike[info.uid][0]
         since = world.now() - RECOGNISE_FOR
         signatures = [to_mentor(world, envelope), signature(envelope)]  # the second: as kept before
-        # A re-save is stored after the draft taken (the server's INTERNALDATEs): one stored before is another draft
-        taken = [
-            (key, kept, stored)
-            for key, kept, stored in taken_drafts.recall(world.ledger, signatures, since)
-            if stored is None or info.internaldate is None or info.internaldate >= stored
-        ]
+        same_since = world.now() - RECOGNISE_SAME_FOR
+        taken = taken_drafts.recall(world.ledger, signatures, same_since)
         if not taken:
             return None
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return None  # gone meanwhile: nothing to tell of (taking it finds it gone too)
-        words = word_prints(raw)
-        copy_of = next((key for key, kept, _ in taken if kept is None or is_edit(kept, words)), None)
-        self.alike[info.uid] = (copy_of, taken[0][0])
+        # A re-save has a higher UID than the draft taken (what the agent saw, never the clients' clocks)
+        copy_of = taken_drafts.copy_of(
+            world.ledger,
+            signatures,
+            since,
+            word_prints(raw),
+            lambda at: at[0] == self.validity and info.uid < at[1],
+            same_since=same_since,
+        )
+        today = [key for key, _, _ in taken_drafts.recall(world.ledger, signatures, since)]
+        self.alike[info.uid] = (copy_of, today[0] if today else None)
         return copy_of
 
     async def _look_for_handed_over(self, world: World, folder: str, fresh: set[int]) -> None:
@@ -313,9 +298,10 @@ class DraftDoor:
 
     def _another(self, world: World, uid: int | None, subject: str) -> list[str]:
         """What the notice of a draft taken says of one taken earlier with the same recipients and subject."""
-        if uid is None or uid not in self.alike:
+        last = self.alike.pop(uid)[1] if uid is not None and uid in self.alike else None
+        if last is None:
             return []
-        earlier = world.ledger.get(self.alike.pop(uid)[1])
+        earlier = world.ledger.get(last)
         if earlier is not None and earlier.subject != subject:
             return []
         where = "" if earlier is None else (" (already sent)" if earlier.state == "done" else f" ({earlier.state})")
@@ -341,7 +327,12 @@ class DraftDoor:
         # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
         world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
         taken_drafts.remember(
-            world.ledger, to_mentor(world, envelope), envelope.key, world.now(), word_prints(raw), info.internaldate
+            world.ledger,
+            to_mentor(world, envelope),
+            envelope.key,
+            world.now(),
+            word_prints(raw),
+            (self.validity, info.uid),
         )
         world.ledger.log(taken_drafts.HANDED_OVER, message=envelope.key)
         try:
