@@ -25,7 +25,7 @@ from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope
 from agent.store import taken_drafts
 from agent.store.ledger import DONE, OPEN_STATES, Row
-from agent.store.taken_drafts import HANDED_OVER, Stored
+from agent.store.taken_drafts import HANDED_OVER, TAKEN, Stored
 
 log = logging.getLogger("mentor_agent.drafts")
 TOLD = "label draft came back"  # the student was told a save of this message came back (once)
@@ -52,7 +52,8 @@ def taken_before(world: World, envelope: Envelope, raw: bytes, stored: Stored) -
             for kept_key, kept, at in taken_drafts.recall(
                 ledger, signatures, world.now() - RECOGNISE_FOR, outbox=False, done=HANDED_OVER
             )
-            if at is None or at[0] != stored[0] or stored[1] > at[1]
+            # the star door's takings are the star door's (doors.across: a copy only while it stands in Drafts too)
+            if not ledger.logged(TAKEN, kept_key) and (at is None or at[0] != stored[0] or stored[1] > at[1])
         ]
         words = word_prints(raw) if taken else ""
         key = next((kept_key for kept_key, kept in taken if kept is None or is_edit(kept, words)), None)
