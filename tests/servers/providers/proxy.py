@@ -216,6 +216,9 @@ class _Session:
             self.cwriter.write(b"* BYE [UNAVAILABLE] server unavailable\r\n")
             self.cwriter.close()
             return
+        if self.ended:  # ended (a token expired, the proxy stopped) while the upstream connection was being opened:
+            self.swriter.close()  # end() could not close it then; left open, it warns once its loop is closed
+            return
         loop = asyncio.get_running_loop()
         if self.p.session_limit:
             self.session_timer = loop.call_later(self.p.session_limit, self.end, "Session expired, please reconnect")
