@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 from agent.reconcile.context import World
@@ -68,10 +69,17 @@ async def append_suggestion(world: World, stored: Stored, item: dict[str, Any]) 
         message_id=item["message_id"],
     )
     message["X-Mentor-Agent"] = "suggestion"
-    folder = world.folders.notices
-    if not await world.imap(world.mailbox.find_by_message_id, folder, item["message_id"]):
-        await world.imap(world.mailbox.append, folder, wire_bytes(message))
+    if await _to_her(world, message, item["message_id"]):
         log.info("meeting with %s suggested to the student", loaded.name)
+
+
+async def _to_her(world: World, message: EmailMessage, message_id: str) -> bool:
+    """Put ``message`` in her notices folder unless it is there (a todo carried out again after a crash)."""
+    folder = world.folders.notices
+    if await world.imap(world.mailbox.find_by_message_id, folder, message_id):
+        return False
+    await world.imap(world.mailbox.append, folder, wire_bytes(message))
+    return True
 
 
 async def append_withdrawal(world: World, stored: Stored, item: dict[str, Any]) -> None:
@@ -90,9 +98,7 @@ async def append_withdrawal(world: World, stored: Stored, item: dict[str, Any]) 
         message_id=item["message_id"],
     )
     message["X-Mentor-Agent"] = "suggestion-withdrawn"
-    folder = world.folders.notices
-    if not await world.imap(world.mailbox.find_by_message_id, folder, item["message_id"]):
-        await world.imap(world.mailbox.append, folder, wire_bytes(message))
+    if await _to_her(world, message, item["message_id"]):
         log.info("suggested meeting with %s withdrawn from the student's calendar", stored.mentor)
 
 

@@ -13,7 +13,7 @@ known to the label door, so that a compose window's re-save through the other do
 from __future__ import annotations
 
 from agent.reconcile.context import World
-from agent.reconcile.doors.drafts import RECOGNISE_FOR, to_mentor
+from agent.reconcile.doors.drafts import RECOGNISE_FOR, drafts_folder, to_mentor
 from agent.rules.draft_edits import signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
@@ -34,10 +34,8 @@ async def taken_copy(world: World, envelope: Envelope, raw: bytes) -> Row | None
 
 
 async def _in_drafts(world: World, envelope: Envelope) -> bool:
-    listed = await world.imap(world.mailbox.folder_list)
-    special = next((name for name, attrs in listed.items() if "\\drafts" in {a.lower() for a in attrs}), None)
-    drafts = world.settings.imap.folders.drafts or special or "Drafts"
-    return drafts in listed and await world.locate(drafts, envelope.key, None) is not None
+    drafts = await drafts_folder(world)
+    return drafts is not None and await world.locate(drafts, envelope.key, None) is not None
 
 
 def took_in(world: World, row: Row, raw: bytes) -> None:

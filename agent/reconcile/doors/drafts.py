@@ -64,6 +64,17 @@ def to_mentor(world: World, envelope: Envelope) -> str:
     return mentors_print(p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None)
 
 
+async def drafts_folder(world: World) -> str | None:
+    """Her drafts folder: the configured one, else the one marked ``\\Drafts``, else "Drafts"; None when it is not
+    there, or set to one of the agent's own folders (a slip: no door at all, never a message taken from it)."""
+    listed = await world.imap(world.mailbox.folder_list)
+    special = next((name for name, attrs in listed.items() if "\\drafts" in {a.lower() for a in attrs}), None)
+    name = world.settings.imap.folders.drafts or special or "Drafts"
+    f = world.folders
+    own = {f.inbox, f.outbox, f.scheduled, f.needs_attention, f.sending, f.sent, f.notices}
+    return name if name in listed and name not in own else None
+
+
 @dataclass
 class DraftDoor:
     """What the door remembers between passes (a new one each session: what was taken is in the ledger)."""
@@ -87,14 +98,7 @@ class DraftDoor:
 
     async def find_folder(self, world: World) -> str | None:
         if self.folder is None:
-            configured = world.settings.imap.folders.drafts
-            listed = await world.imap(world.mailbox.folder_list)
-            special = next((name for name, attrs in listed.items() if "\\drafts" in {a.lower() for a in attrs}), None)
-            name = configured or special or "Drafts"
-            f = world.folders
-            own = {f.inbox, f.outbox, f.scheduled, f.needs_attention, f.sending, f.sent, f.notices}
-            # Drafts set to one of the agent's own folders (a slip): no door at all, never a message taken from it
-            self.folder = name if name in listed and name not in own else ""
+            self.folder = await drafts_folder(world) or ""
         return self.folder or None
 
     async def pass_once(self, world: World) -> datetime | None:
