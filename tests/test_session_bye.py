@@ -36,3 +36,29 @@ def test_an_eof_without_a_bye_is_a_lost_connection() -> None:
     with pytest.raises(MailboxError, match="EOF") as raised:
         connection._run("NOOP", eof)
     assert not isinstance(raised.value, SessionExpired)
+
+
+def test_a_broken_pipe_with_a_bye_still_unread_is_a_session_expired() -> None:
+    """The server sent its BYE and closed while a command was being written (the CI run's race: a broken pipe,
+    nothing read yet): the BYE still waiting in the socket names the reason."""
+    import socket
+
+    ours, server = socket.socketpair()
+    server.sendall(b"* BYE Session invalidated - AccessTokenExpired\r\n")
+    server.close()
+    imap = imaplib.IMAP4.__new__(imaplib.IMAP4)
+    imap.sock = ours
+    imap.file = ours.makefile("rb")
+    imap.untagged_responses = {}
+    connection = Connection(cast(Imap, None), cast(Login, None))
+    connection._client = cast(Any, SimpleNamespace(_imap=imap))
+
+    def broken_pipe() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    try:
+        with pytest.raises(SessionExpired, match="AccessTokenExpired"):
+            connection._run("UID SEARCH", broken_pipe)
+    finally:
+        imap.file.close()
+        ours.close()

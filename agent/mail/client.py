@@ -347,6 +347,28 @@ class Connection:
 def _bye_said(client: IMAPClient | None) -> str:
     """The text of an untagged ``* BYE`` that imaplib read on ``client`` before its connection broke, if any (it keeps
     untagged responses aside while a command runs; the EOF that follows would otherwise hide the reason)."""
-    stored = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    imap = getattr(client, "_imap", None)
+    stored = getattr(imap, "untagged_responses", None)
     byes = stored.get("BYE") if isinstance(stored, dict) else None
-    return " ".join(text_of(bye) for bye in byes if isinstance(bye, bytes | str)).strip() if byes else ""
+    if byes:
+        return " ".join(text_of(bye) for bye in byes if isinstance(bye, bytes | str)).strip()
+    return _bye_pending(imap)
+
+
+def _bye_pending(imap: Any) -> str:
+    """A ``* BYE`` the server sent that nobody read yet: a write that failed (the server closed after its BYE while
+    a command was being sent: a broken pipe) leaves it in the socket. Looked for briefly, only after a failure."""
+    sock = getattr(imap, "sock", None)
+    if sock is None or not hasattr(imap, "readline"):
+        return ""
+    try:
+        sock.settimeout(0.2)
+        for _ in range(5):
+            line = imap.readline()
+            if not line:
+                return ""
+            if line.upper().startswith(b"* BYE"):
+                return text_of(line[len(b"* BYE") :]).strip()
+    except (OSError, EOFError, ValueError, imaplib.IMAP4.abort):
+        return ""
+    return ""
