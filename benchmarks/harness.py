@@ -132,6 +132,12 @@ class BenchAgent(Agent):
     """The test harness's Agent, started at INFO level (what a user runs), with a way to reach its pid."""
 
     def start(self, log_level: str = "INFO", timeout: float = 60, **env: str) -> None:  # type: ignore[override]
+        self.launch(log_level, **env)
+        eventually(lambda: "connected to" in self.log() or self.process_ended(), timeout=timeout)
+        assert self.process is not None and self.process.poll() is None, f"the agent did not start:\n{self.log()}"
+
+    def launch(self, log_level: str = "INFO", **env: str) -> None:
+        """Start ``python -m agent run`` and return at once (``start`` also waits for it to connect)."""
         log = self.root / f"agent-{len(self.logs)}.log"
         self.logs.append(log)
         environment = {**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1"}
@@ -144,8 +150,6 @@ class BenchAgent(Agent):
                 cwd=self.root,
                 env=environment,
             )
-        eventually(lambda: "connected to" in self.log() or self.process_ended(), timeout=timeout)
-        assert self.process.poll() is None, f"the agent did not start:\n{self.log()}"
 
     @property
     def pid(self) -> int:
