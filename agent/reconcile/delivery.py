@@ -160,12 +160,20 @@ def _gone(world: World, row: Row, folder: str) -> None:
     publish(Cancelled(row.key, f"gone from {folder} before it was sent"))
 
 
-async def deliver_all(world: World, items: Sequence[Item], last_look: LastLook | None = None) -> None:
+async def deliver_all(
+    world: World,
+    items: Sequence[Item],
+    last_look: LastLook | None = None,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Send several items: one claim per folder, one body FETCH, a few SMTP connections, filing in Sent in runs.
 
     Each message is still marked ``sending`` (on disk) just before its own SMTP transaction and
     ``accepted`` just after, so a crash anywhere leaves at most one message in doubt. A message about a meeting
     is looked at again right before its own transaction (``last_look``), before it is marked ``queued``.
+    ``meanwhile``: IMAP work of the same pass done while the e-mails go out (the IMAP connection is idle then),
+    once the claimed messages' bodies are fetched; not run when nothing was claimed. Its failure stops the
+    sending after the e-mails in flight, as any other failure does.
     """
     if not await smtp_open(world):
         return  # the SMTP login was refused: everything stays where it is until the next try works
@@ -241,11 +249,20 @@ async def deliver_all(world: World, items: Sequence[Item], last_look: LastLook |
                     accepted.append(done)
                     await file_some()
 
+    async def beside() -> None:
+        if meanwhile is None:
+            return
+        try:
+            await meanwhile()
+        except Exception as error:
+            failed.append(error)
+
     try:
         # A few connections side by side: each message still has its own sending/accepted marks.
         async with asyncio.TaskGroup() as workers:
             for _ in range(min(world.settings.smtp.connections, len(ready))):
                 workers.create_task(worker())
+            workers.create_task(beside())
     except BaseExceptionGroup as failures:
         raise failures.exceptions[0] from None
     if failed:

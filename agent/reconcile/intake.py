@@ -326,11 +326,17 @@ async def carry_out(world: World) -> datetime | None:
         await _tell_orphans(world, orphans)
     items += [Item([row]) for row in world.ledger.in_states(CLAIMED)]  # claimed before a restart, never sent
     wake: datetime | None = None
+    placing: list[_Placing] = []  # what waits behind what goes now: placed in Scheduled while it goes
+
+    async def place() -> None:
+        for loaded, holds in placing:
+            await _schedule(world, loaded, holds, tell=False)
+
     for mentor_id, rows in waiting.items():
         if world.stopping.is_set():
             return now
         loaded = world.book.by_id[mentor_id]
-        due, moment = await _carry_out_for(world, loaded, rows, now)
+        due, moment = await _carry_out_for(world, loaded, rows, now, placing)
         if due is not None:
             items.append(due)
         elif moment is not None and (wake is None or moment < wake):
@@ -344,7 +350,7 @@ async def carry_out(world: World) -> datetime | None:
             kept for item in items if (kept := replace(item, rows=[r for r in item.rows if r.key not in stopped])).rows
         ]
         if items:
-            await deliver_all(world, items, invite_deadline.last_look(world))  # and again before each one
+            await deliver_all(world, items, invite_deadline.last_look(world), place)  # and again before each one
         return now  # the plan assumed these sends: plan again from the new state
     return min((t for t in (wake, tidy) if t is not None), default=None)
 
@@ -427,10 +433,14 @@ class _Hold:
         )
 
 
+_Placing = tuple[LoadedPolicy, list[_Hold]]  # a mentor's messages to put in Scheduled, untold (see _waiting_behind)
+
+
 async def _carry_out_for(
-    world: World, loaded: LoadedPolicy, rows: list[Row], now: datetime
+    world: World, loaded: LoadedPolicy, rows: list[Row], now: datetime, placing: list[_Placing]
 ) -> tuple[Item | None, datetime | None]:
-    """The mentor's first item if it may go now; otherwise schedule everything and say when to look again."""
+    """The mentor's first item if it may go now; otherwise schedule everything and say when to look again.
+    With the first item, the plain messages waiting behind it are added to ``placing`` (:func:`_waiting_behind`)."""
     history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
     engine = Engine(loaded.policy, history)
     queue = sorted(
@@ -441,24 +451,27 @@ async def _carry_out_for(
     await cancel_pace.adopt_old(world, rows)  # one a version before appended: known by its calendar part
     starts = cancel_pace.cancels(world, rows)  # a CANCEL: at once, on its own, never paced as one more e-mail
     if starts:
-        return await _cancels_first(world, loaded, rows, starts, now)
+        return await _cancels_first(world, loaded, rows, starts, now, placing)
     tagged = agenda_desk.tagged(loaded, rows)  # "[agenda]" in the subject: the student's own choice
     if tagged:
         back = await agenda_desk.hold(world, loaded, tagged)  # those only valid as written come back: e-mail
         rest = [r for r in rows if r not in tagged] + back
-        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+        return await _carry_out_for(world, loaded, rest, now, placing) if rest else (None, now)
     # Groups come out in time order, so only the first can be due now: that costs one step, not a full plan.
     head = engine.next_group(queue, now)
     if head and head[0].due(now):
         late = await invite_deadline.withdraw_late(world, head, by_key, now)  # never an invitation sent late
         if late:
             rest = [r for r in rows if r not in late]
-            return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+            return await _carry_out_for(world, loaded, rest, now, placing) if rest else (None, now)
         for decision in head:
             row = by_key[decision.id]
             log_decision(log, row.key, loaded.id, "send", decision.reason, subject=row.subject, level=logging.DEBUG)
             log.info("%s → %s: %s", named(row.key, row.subject), loaded.name, decision.reason)
             publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", decision.reason))
+        waiting = _waiting_behind(loaded, engine, queue, head, by_key, now)
+        if waiting:
+            placing.append((loaded, waiting))
         return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
     decisions = engine.plan(queue, now)
@@ -466,11 +479,11 @@ async def _carry_out_for(
     if held:
         back = await agenda_desk.hold(world, loaded, held)
         rest = [r for r in rows if r not in held] + back
-        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+        return await _carry_out_for(world, loaded, rest, now, placing) if rest else (None, now)
     late = await invite_deadline.withdraw_late(world, decisions, by_key, now)  # the pace holds it past the notice
     if late:
         rest = [r for r in rows if r not in late]
-        return await _carry_out_for(world, loaded, rest, now) if rest else (None, now)
+        return await _carry_out_for(world, loaded, rest, now, placing) if rest else (None, now)
     for decision in decisions:
         groups[decision.digest or decision.id].append(decision)
     holds: list[_Hold] = []
@@ -488,8 +501,63 @@ async def _carry_out_for(
     return None, wake
 
 
+def _waiting_behind(
+    loaded: LoadedPolicy,
+    engine: Engine,
+    queue: list[Queued],
+    head: list[Decision],
+    by_key: dict[str, Row],
+    now: datetime,
+) -> list[_Hold]:
+    """The plain messages to her that wait behind the ones going now, planned as if those went now: they leave the
+    Outbox for Scheduled in this pass, not only in the next one (a backlog of a thousand messages to her would
+    otherwise sit in the Outbox until every message due now was sent).
+
+    The student is told in the next pass, from the plan made with the real send times (:func:`_schedule` tells
+    only when the time or the digest changed from what she was told, and she was told nothing yet). Every pass
+    plans every waiting message again, so a send that fails only makes the next pass plan them earlier. Left to
+    the next pass, as before: anything about a meeting (an iTIP part: its deadline is checked against the plan),
+    a flagged message, a digest's split rest, and every message of a policy whose over-limit messages go on a
+    meeting agenda."""
+    if loaded.policy.email.over_limit == "agenda":
+        return []
+    going = [d.id for d in head]
+    plain = {
+        q.id
+        for q in queue
+        if q.id not in going
+        and not q.standalone
+        and not q.forced
+        and not q.split
+        and by_key[q.id].state == NEW
+        and by_key[q.id].folder is not None
+        and by_key[q.id].uid is not None
+    }
+    if not plain:
+        return []
+    decisions = engine.plan(queue, now)
+    if [d.id for d in decisions[: len(going)]] != going or not all(d.due(now) for d in decisions[: len(going)]):
+        return []  # the full plan does not start with what goes now: leave it all to the next pass
+    groups: dict[str, list[Decision]] = defaultdict(list)
+    for decision in decisions[len(going) :]:
+        groups[decision.digest or decision.id].append(decision)
+    holds: list[_Hold] = []
+    for group in groups.values():
+        if any(d.id not in plain for d in group):
+            continue  # a digest with a message this pass leaves alone: all of it waits for the next pass
+        members = [by_key[d.id] for d in group]
+        for decision, row in zip(group, members, strict=True):
+            holds.append(_Hold(row, decision, [m.subject for m in members if m.key != row.key]))
+    return holds
+
+
 async def _cancels_first(
-    world: World, loaded: LoadedPolicy, rows: list[Row], starts: dict[str, datetime], now: datetime
+    world: World,
+    loaded: LoadedPolicy,
+    rows: list[Row],
+    starts: dict[str, datetime],
+    now: datetime,
+    placing: list[_Placing],
 ) -> tuple[Item | None, datetime | None]:
     """A CANCEL due now goes alone; those waiting for her sending hours are scheduled; the rest as usual."""
     cancelling = [r for r in rows if r.key in starts]
@@ -503,12 +571,13 @@ async def _cancels_first(
     await _schedule(world, loaded, [_Hold(r, d, []) for d in decisions for r in cancelling if r.key == d.id])
     soonest = min((d.at for d in decisions if d.at is not None), default=None)
     rest = [r for r in rows if r.key not in starts]
-    item, wake = await _carry_out_for(world, loaded, rest, now) if rest else (None, None)
+    item, wake = await _carry_out_for(world, loaded, rest, now, placing) if rest else (None, None)
     return item, min((t for t in (wake, soonest) if t is not None), default=None)
 
 
-async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> None:
-    """Make sure held messages sit in Scheduled and that the student knows when and why (one notice per burst)."""
+async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, tell: bool = True) -> None:
+    """Make sure held messages sit in Scheduled and that the student knows when and why (one notice per burst).
+    ``tell=False``: placed only; the next pass tells her (see :func:`_waiting_behind`)."""
     folders = world.folders
     ledger = world.ledger
     # The decisions are recorded before the move: a crash in between leaves scheduled rows still marked as in
@@ -541,14 +610,14 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
         for key in gone:
             publish(Cancelled(key, "removed from the Outbox before it was scheduled"))
         holds = [hold for hold in holds if hold.row.key not in gone]
-    tell = [hold for hold in holds if hold.told != hold.row.told]
-    if not tell:
+    to_tell = [hold for hold in holds if hold.told != hold.row.told] if tell else []
+    if not to_tell:
         return
     with ledger.transaction():
-        for hold in tell:
+        for hold in to_tell:
             ledger.update(hold.row.key, told=hold.told)
             ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
-    for hold in tell:
+    for hold in to_tell:
         log.info("%s → %s: %s", named(hold.row.key, hold.row.subject), loaded.name, hold.decision.reason)
         publish(
             Decided(
@@ -563,13 +632,13 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold]) -> N
             )
         )
     zone, student_zone = loaded.policy.zone, world.settings.student.zone
-    if len(tell) == 1:
-        hold = tell[0]
+    if len(to_tell) == 1:
+        hold = to_tell[0]
         title, lines = scheduled_lines(
             hold.row.subject, loaded.name, hold.decision.at, hold.decision.reason, zone, student_zone, hold.others
         )
         await world.notify(title, lines, about=hold.row.message_id)
         return
-    held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in tell]
+    held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in to_tell]
     title, lines = held_lines(loaded.name, held, zone, student_zone)
-    await world.notify(title, lines, about=tell[0].row.message_id)
+    await world.notify(title, lines, about=to_tell[0].row.message_id)
