@@ -164,7 +164,7 @@ async def deliver_all(
     world: World,
     items: Sequence[Item],
     last_look: LastLook | None = None,
-    meanwhile: Callable[[], Awaitable[None]] | None = None,
+    meanwhile: Callable[[Callable[[str], Awaitable[bool]]], Awaitable[None]] | None = None,
 ) -> None:
     """Send several items: one claim per folder, one body FETCH, a few SMTP connections, filing in Sent in runs.
 
@@ -172,8 +172,10 @@ async def deliver_all(
     ``accepted`` just after, so a crash anywhere leaves at most one message in doubt. A message about a meeting
     is looked at again right before its own transaction (``last_look``), before it is marked ``queued``.
     ``meanwhile``: IMAP work of the same pass done while the e-mails go out (the IMAP connection is idle then),
-    once the claimed messages' bodies are fetched; not run when nothing was claimed. Its failure stops the
-    sending after the e-mails in flight, as any other failure does.
+    once the claimed messages' bodies are fetched; not run when nothing was claimed. It is given ``sent(key)``,
+    which waits until that message's fate is known: True once the SMTP server accepted it, False if it was not
+    (refused, stopped, in doubt, never claimed). Its failure does not cut the sending short: it is raised once the
+    e-mails went, as a failure of the sending would be.
     """
     if not await smtp_open(world):
         return  # the SMTP login was refused: everything stays where it is until the next try works
@@ -200,6 +202,19 @@ async def deliver_all(
     blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
     failed: list[Exception] = []  # an unexpected failure (a MailboxError): the others finish their e-mail first
     filed = 0  # accepted[:filed] is filed (or being filed) already
+    fate: dict[str, asyncio.Future[bool]] = {}  # what ``meanwhile`` waits on: {key: accepted by SMTP}
+    beside_failed: list[Exception] = []
+
+    def settle(rows: Sequence[Row], accepted_now: bool) -> None:
+        for row in rows:
+            future = fate.get(row.key)
+            if future is not None and not future.done():
+                future.set_result(accepted_now)
+
+    async def sent(key: str) -> bool:
+        if key not in fate:
+            return False
+        return await fate[key]
 
     async def file_some() -> None:
         """A backlog's first runs are filed in Sent while the rest still goes out: the IMAP connection has
@@ -240,6 +255,7 @@ async def deliver_all(
                 except _Blocked as refusal:
                     if refusal.done is not None:
                         accepted.append(refusal.done)
+                        settle(refusal.done[0], True)
                     blocked.append((refusal.unsent, refusal.error))
                     return
                 except Exception as error:  # never cut another worker's e-mail short: it would be in doubt
@@ -247,21 +263,40 @@ async def deliver_all(
                     return
                 if done is not None:
                     accepted.append(done)
+                    settle(done[0], True)
+                settle(item.rows, False)
+                if done is not None:
                     await file_some()
+
+    count = min(world.settings.smtp.connections, len(ready))
+    running = [count]
+
+    async def one_worker() -> None:
+        try:
+            await worker()
+        finally:
+            running[0] -= 1
+            if not running[0]:  # every worker is done: what did not go is known now
+                for future in fate.values():
+                    if not future.done():
+                        future.set_result(False)
 
     async def beside() -> None:
         if meanwhile is None:
             return
         try:
-            await meanwhile()
+            await meanwhile(sent)
         except Exception as error:
-            failed.append(error)
+            beside_failed.append(error)
 
+    loop = asyncio.get_running_loop()
+    if meanwhile is not None:
+        fate.update({row.key: loop.create_future() for item in ready for row in item.rows})
     try:
         # A few connections side by side: each message still has its own sending/accepted marks.
         async with asyncio.TaskGroup() as workers:
-            for _ in range(min(world.settings.smtp.connections, len(ready))):
-                workers.create_task(worker())
+            for _ in range(count):
+                workers.create_task(one_worker())
             workers.create_task(beside())
     except BaseExceptionGroup as failures:
         raise failures.exceptions[0] from None
@@ -283,6 +318,8 @@ async def deliver_all(
         several = [row for item in waiting if len(item.rows) > 1 for row in item.rows]
         await back_to_scheduled(world, several, "not sent yet: it goes again with the rest of its digest")
     await file_accepted(world, accepted[filed:])
+    if beside_failed:
+        raise beside_failed[0]
 
 
 async def _deliver_one(

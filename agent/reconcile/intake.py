@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -324,23 +325,33 @@ async def carry_out(world: World) -> datetime | None:
         waiting[loaded.id].append(row)
     if orphans:
         await _tell_orphans(world, orphans)
-    items += [Item([row]) for row in world.ledger.in_states(CLAIMED)]  # claimed before a restart, never sent
+    left_claimed = world.ledger.in_states(CLAIMED)  # claimed before a restart or a stop, never sent: first
+    # A mentor with one of those gets no other this pass: it is not in her history yet, so the plan would let her
+    # next one go at once too. The pass after this one plans her with it counted.
+    busy = {loaded.id for row in left_claimed if (loaded := policy_of(world, row)) is not None}
+    heads: list[Item] = []
     wake: datetime | None = None
-    placing: list[_Placing] = []  # what waits behind what goes now: placed in Scheduled while it goes
+    placing: list[_Placing] = []  # what waits behind what goes now: placed in Scheduled once that went
 
-    async def place() -> None:
-        for loaded, holds in placing:
-            await _schedule(world, loaded, holds, tell=False)
+    async def place(sent: Callable[[str], Awaitable[bool]]) -> None:
+        for loaded, holds, going in placing:
+            if all([await sent(key) for key in going]):  # her first went: the plan they were placed by stands
+                await _schedule(world, loaded, holds, tell=False)
 
     for mentor_id, rows in waiting.items():
         if world.stopping.is_set():
             return now
+        if mentor_id in busy:
+            continue
         loaded = world.book.by_id[mentor_id]
         due, moment = await _carry_out_for(world, loaded, rows, now, placing)
         if due is not None:
-            items.append(due)
+            heads.append(due)
         elif moment is not None and (wake is None or moment < wake):
             wake = moment
+    # What was left claimed goes first, then each mentor's first (what waits behind it is placed once it went),
+    # then the mail to no mentor.
+    items = [Item([row]) for row in left_claimed] + heads + items
     if items and world.held_until is not None and world.held_until > now:
         return world.held_until  # the provider's daily sending limit: nothing goes before then
     if items and not world.stopping.is_set():
@@ -433,7 +444,8 @@ class _Hold:
         )
 
 
-_Placing = tuple[LoadedPolicy, list[_Hold]]  # a mentor's messages to put in Scheduled, untold (see _waiting_behind)
+# A mentor's messages to put in Scheduled, untold, once the ones going now (their keys) went: see _waiting_behind
+_Placing = tuple[LoadedPolicy, list[_Hold], list[str]]
 
 
 async def _carry_out_for(
@@ -471,7 +483,7 @@ async def _carry_out_for(
             publish(Decided(row.key, loaded.id, loaded.name, row.subject, "send", decision.reason))
         waiting = _waiting_behind(loaded, engine, queue, head, by_key, now)
         if waiting:
-            placing.append((loaded, waiting))
+            placing.append((loaded, waiting, [d.id for d in head]))
         return Item([by_key[d.id] for d in head], head[0].follow_up), now
     groups: dict[str, list[Decision]] = defaultdict(list)
     decisions = engine.plan(queue, now)
@@ -601,6 +613,11 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
                 placed[hold.row.key] = (
                     new_uid if new_uid is not None else await world.locate(folders.scheduled, hold.row.key, None)
                 )
+        for hold in in_outbox:  # moved by an earlier try whose answer was lost (a crash, a dropped connection)
+            if hold.row.key not in placed:
+                found = await world.locate(folders.scheduled, hold.row.key, None)
+                if found is not None:
+                    placed[hold.row.key] = found
         gone = {hold.row.key for hold in in_outbox if hold.row.key not in placed}
         with ledger.transaction():
             for key, new_uid in placed.items():
@@ -613,10 +630,6 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
     to_tell = [hold for hold in holds if hold.told != hold.row.told] if tell else []
     if not to_tell:
         return
-    with ledger.transaction():
-        for hold in to_tell:
-            ledger.update(hold.row.key, told=hold.told)
-            ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
     for hold in to_tell:
         log.info("%s → %s: %s", named(hold.row.key, hold.row.subject), loaded.name, hold.decision.reason)
         publish(
@@ -637,8 +650,12 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
         title, lines = scheduled_lines(
             hold.row.subject, loaded.name, hold.decision.at, hold.decision.reason, zone, student_zone, hold.others
         )
-        await world.notify(title, lines, about=hold.row.message_id)
-        return
-    held = [Held(hold.row.subject, hold.decision.at, hold.decision.reason, hold.decision.digest) for hold in to_tell]
-    title, lines = held_lines(loaded.name, held, zone, student_zone)
-    await world.notify(title, lines, about=to_tell[0].row.message_id)
+    else:
+        held = [Held(h.row.subject, h.decision.at, h.decision.reason, h.decision.digest) for h in to_tell]
+        title, lines = held_lines(loaded.name, held, zone, student_zone)
+    if not await world.notify(title, lines, about=to_tell[0].row.message_id):
+        return  # not told: the next pass tells her (a notice twice, after a crash right here, beats none)
+    with ledger.transaction():
+        for hold in to_tell:
+            ledger.update(hold.row.key, told=hold.told)
+            ledger.log("scheduled", mentor=loaded.id, message=hold.row.key, detail=hold.decision.reason)
