@@ -46,6 +46,9 @@ AFTER_THE_BACKLOG = (
     "agent.reconcile.agenda_changes",
     "agent.reconcile.agreement",
     "agent.rules.simulate",
+    "agent.rules.meetings",  # with the first meeting round read from the ledger
+    "agent.rules.invites",
+    "agent.rules.digest",  # with the first digest composed
 )
 
 # The entry point, with the names of the modules loaded written out at exit.

@@ -33,7 +33,6 @@ from agent.reconcile.context import World
 from agent.reconcile.delivery import LastLook
 from agent.rules.localtime import describe
 from agent.rules.meeting_deadlines import LATE_CANCEL, LATE_UPDATE, OFF_UPDATE, cancel_send_by, update_send_by
-from agent.rules.meetings import send_by
 from agent.rules.pacing import UNANSWERED, Decision
 from agent.store.ledger import Row
 from agent.store.rounds import MeetingStore, Stored
@@ -81,6 +80,8 @@ async def withdraw_late(
         offer = stored.state.offer(found[1]) if stored is not None and stored.state is not None else None
         if stored is None or stored.state is None or offer is None or offer.status != "planned":
             continue
+        from agent.rules.meetings import send_by  # loaded with the round read above
+
         deadline = send_by(stored.state, offer)
         leaves = _leaves(decision, now)
         if leaves <= deadline:
@@ -187,6 +188,8 @@ async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
         stored = store.load(found[0])
         offer = stored.state.offer(found[1]) if stored is not None and stored.state is not None else None
         if stored is not None and offer is not None and offer.status == "planned":
+            from agent.rules.meetings import send_by  # loaded with the round read above
+
             assert stored.state is not None
             if now <= send_by(stored.state, offer):
                 continue
