@@ -49,6 +49,7 @@ AFTER_THE_BACKLOG = (
     "agent.rules.meetings",  # with the first meeting round read from the ledger
     "agent.rules.invites",
     "agent.rules.digest",  # with the first digest composed
+    "agent.rules.mimewalk",  # with the first digest or question held for an agenda
 )
 
 # The entry point, with the names of the modules loaded written out at exit.
