@@ -45,6 +45,8 @@ AFTER_THE_BACKLOG = (
     "agent.reconcile.agenda_ahead",
     "agent.reconcile.agenda_changes",
     "agent.reconcile.agreement",
+    "agent.rules.agreement",  # the reader of a mentor's answer to a proposal
+    "agent.rules.consent",
     "agent.rules.simulate",
     "agent.rules.meetings",  # with the first meeting round read from the ledger
     "agent.rules.invites",

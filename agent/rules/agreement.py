@@ -273,11 +273,6 @@ def draft_body(policy: Policy, student_name: str) -> str:
     return "\n\n".join(wrapped) + "\n"
 
 
-def pronouns(pronoun: str) -> tuple[str, str]:
-    """("she", "her"), ("he", "his") or ("they", "their"), as the policy's ``pronoun`` says."""
-    return {"she": ("she", "her"), "he": ("he", "his")}.get(pronoun, ("they", "their"))
-
-
 def standards_json(proposed: Sequence[Standard]) -> list[dict[str, Any]]:
     """What the ledger keeps of a proposal: enough to read the answer against it later."""
     return [{"number": s.number, "path": s.path, "text": s.text} for s in proposed]
