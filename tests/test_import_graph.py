@@ -37,6 +37,22 @@ WATCHING = ("watchfiles", "anyio", "multiprocessing")  # the policy folder is lo
 WHEN_NEEDED = ("html", "http", "urllib.request", "difflib", "agent.rules.html_parsers")
 SETTINGS_LIBRARY = ("pydantic_settings", "dotenv", "argparse")  # loaded only when a MENTOR_AGENT_* variable is set
 OTHER_COMMANDS = ("tomlkit", "pexpect", "hypothesis", "agent.cli.setup", "agent.cli.login", "agent.mail.discovery")
+# Loaded in the first pass after the Outbox's mail is decided and sent (the meeting desk, the agreement's answers),
+# with the first question held for an agenda, or by another command: not before `run`'s first IMAP command.
+AFTER_THE_BACKLOG = (
+    "agent.reconcile.meeting_desk",
+    "agent.reconcile.meeting_suggest",
+    "agent.reconcile.agenda_ahead",
+    "agent.reconcile.agenda_changes",
+    "agent.reconcile.agreement",
+    "agent.rules.agreement",  # the reader of a mentor's answer to a proposal
+    "agent.rules.consent",
+    "agent.rules.simulate",
+    "agent.rules.meetings",  # with the first meeting round read from the ledger
+    "agent.rules.invites",
+    "agent.rules.digest",  # with the first digest composed
+    "agent.rules.mimewalk",  # with the first digest or question held for an agenda
+)
 
 # The entry point, with the names of the modules loaded written out at exit.
 ENTRY_POINT = (
@@ -123,6 +139,16 @@ def test_run_with_a_password_loads_no_sign_in_discovery_or_demo_library(agent: A
     assert loaded(modules, WATCHING) == []
     assert loaded(modules, WHEN_NEEDED) == []
     assert loaded(modules, SETTINGS_LIBRARY) == []
+
+
+def test_run_imports_what_the_first_decisions_need_and_no_more() -> None:
+    """What `run` imports before its first IMAP command (issue 21: a backlog at start waits for it)."""
+    code = "import sys\nimport agent.cli.main, agent.daemon.service\nprint('\\n'.join(sorted(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    modules = set(found.stdout.split())
+    assert "agent.reconcile.intake" in modules
+    assert loaded(modules, AFTER_THE_BACKLOG) == []
+    assert loaded(modules, CALENDARS + WATCHING + WHEN_NEEDED + SETTINGS_LIBRARY + OTHER_COMMANDS) == []
 
 
 def test_run_with_microsoft_sign_in_loads_msal_and_nothing_of_google(agent: Agent) -> None:

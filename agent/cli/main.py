@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, tzinfo
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,7 +18,9 @@ from agent.config.settings import Settings, default_config_path, file_kind, load
 from agent.errors import Problem, UserError
 from agent.rules.localtime import zone_named
 from agent.rules.policy import LoadedPolicy, check_unique_addresses, load_policy, policy_files, read_toml
-from agent.rules.simulate import Outcome, load_events, read_events, simulate
+
+if TYPE_CHECKING:
+    from agent.rules.simulate import Outcome
 
 # Protocol and sign-in traces drown the decisions (msal's DEBUG lines dump its token cache events).
 NOISY_LOGGERS = ("imapclient", "asyncio", "mail.log", "msal", "urllib3", "google", "requests_oauthlib")
@@ -193,6 +196,8 @@ def simulate_command(policy_file: Path | None, events_file: Path | None, as_json
     """What happens if you write these? Run a policy over events, no network needed.
 
     With no arguments: the built-in example (Dr. Rivera's policy and a realistic week)."""
+    from agent.rules.simulate import load_events, read_events, simulate  # not loaded by `run`
+
     examples = resources.files("agent") / "examples"
     loaded = load_policy(policy_file or Path(str(examples / "rivera.toml")))
     if events_file is None:

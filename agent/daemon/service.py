@@ -33,7 +33,7 @@ from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.session import MailboxError, SessionExpired
 from agent.mail.watch import Watcher
-from agent.reconcile import agenda_desk, agreement, meeting_desk
+from agent.reconcile import agenda_desk
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
@@ -557,6 +557,9 @@ class Daemon:
         refusal = world.smtp_gate.refusal
         if refusal is not None and due is not None and due < refusal.next_try:
             due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
+        # Loaded here, after the Outbox's mail is decided and sent: a backlog at start does not wait for them.
+        from agent.reconcile import agreement, meeting_desk
+
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave

@@ -36,11 +36,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.logs import named
-from agent.reconcile import agenda_ahead
-from agent.reconcile.agenda_changes import drop, joinable, questions_of, rebuild, sent_invitation, tidy_replaced
 from agent.reconcile.agenda_filing import file_questions, release
 from agent.reconcile.context import World
-from agent.reconcile.meeting_desk import propose
 from agent.rules import agenda
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
@@ -154,6 +151,11 @@ async def pass_once(world: World) -> datetime | None:
     dropped_by_mentor = taken_off(world.ledger)
     if not waiting_by_mentor and not dropped_by_mentor:
         return None
+    # The meeting desk and the agenda's rounds load with the first question held for an agenda: a daemon that
+    # never holds one (most) does not pay for them at start (issue 21).
+    from agent.reconcile import agenda_ahead
+    from agent.reconcile.agenda_changes import drop, joinable, rebuild, tidy_replaced
+
     store = MeetingStore(world.ledger)
     again = False
     wake: datetime | None = None
@@ -224,6 +226,8 @@ def _round_open(store: MeetingStore, mentor: str) -> bool:
 
 
 async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:
+    from agent.reconcile.agenda_changes import sent_invitation
+
     stored = store.by_source(agenda.source(token))
     if stored is None:
         return await _propose(world, loaded, token, members)
@@ -246,6 +250,9 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
 
 
 async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:
+    from agent.reconcile.agenda_changes import questions_of
+    from agent.reconcile.meeting_desk import propose
+
     questions = await questions_of(world, members)
     student = world.settings.student.name or "the student"
     proposal = await propose(

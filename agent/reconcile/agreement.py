@@ -28,13 +28,14 @@ from agent.errors import UserError
 from agent.mail.session import MailboxError
 from agent.reconcile.context import World
 from agent.reconcile.history import Seen, new_headers
-from agent.rules.agreement import pronouns, proposal_message, standards, standards_from_json, standards_json
+from agent.rules.agreement import proposal_message, standards, standards_from_json, standards_json
 from agent.rules.agreement_answer import Answer, columns, quotes_proposal, read_reply, side_by_side
 from agent.rules.agreement_review import latest_review, review_notice
 from agent.rules.answer_kind import classify
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import parse_envelope
 from agent.rules.localtime import describe, local_date
+from agent.rules.notices import pronouns
 from agent.rules.own_lines import reply_texts
 from agent.rules.policy import LoadedPolicy
 from agent.store.agreements import Agreements, Proposal

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from agent.reconcile.context import World
-from agent.rules.invites import InviteError, parse_itip
 from agent.rules.meeting_deadlines import cancel_plan
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
@@ -40,6 +39,8 @@ async def adopt_old(world: World, rows: Sequence[Row]) -> None:
         if raw is None:
             continue  # not there now (claimed, moved): looked at again where it is
         _LOOKED.add(row.message_id)
+        from agent.rules.invites import InviteError, parse_itip  # loaded with the first such CANCEL, not at start
+
         try:
             objects = parse_itip(raw)
         except InviteError:

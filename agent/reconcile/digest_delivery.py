@@ -33,7 +33,6 @@ from agent.logs import named
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.prepared import Prepared, as_handed_over, prepare_in
-from agent.rules.digest import Original, compose_parts, envelope_recipients
 from agent.rules.envelope import domain_of
 from agent.rules.pacing import Engine
 from agent.store.ledger import SCHEDULED, Row
@@ -193,6 +192,8 @@ class Composed:
 
 
 def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
+    from agent.rules.digest import Original, compose_parts, envelope_recipients  # with the first digest, not at start
+
     rows = [row for row, _ in raws]
     by_key = {row.key: (row, raw) for row, raw in raws}
     loaded = world.book.by_id.get(rows[0].mentor or "")

@@ -31,16 +31,31 @@ from datetime import datetime
 from agent.reconcile import cancel_pace
 from agent.reconcile.context import World
 from agent.reconcile.delivery import LastLook
-from agent.reconcile.meeting_desk import retract, withdraw_unsent
 from agent.rules.localtime import describe
 from agent.rules.meeting_deadlines import LATE_CANCEL, LATE_UPDATE, OFF_UPDATE, cancel_send_by, update_send_by
-from agent.rules.meetings import send_by
 from agent.rules.pacing import UNANSWERED, Decision
 from agent.store.ledger import Row
 from agent.store.rounds import MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
 About = tuple[str, Stored, str]  # MeetingStore.about_meeting: ("update" or "cancel", its round, the offer's uid)
+
+
+# The meeting desk loads with the first invitation taken back, not with every daemon (issue 21: start-up).
+
+
+async def retract(world: World, message_id: str, why: str | None = None) -> None:
+    """:func:`agent.reconcile.meeting_desk.retract`: a REQUEST, update or CANCEL taken back from its folder."""
+    from agent.reconcile import meeting_desk
+
+    await (meeting_desk.retract(world, message_id) if why is None else meeting_desk.retract(world, message_id, why))
+
+
+async def withdraw_unsent(world: World, store: MeetingStore, stored: Stored, uid: str) -> None:
+    """:func:`agent.reconcile.meeting_desk.withdraw_unsent`: the offer withdrawn, its REQUEST taken back."""
+    from agent.reconcile import meeting_desk
+
+    await meeting_desk.withdraw_unsent(world, store, stored, uid)
 
 
 async def withdraw_late(
@@ -65,6 +80,8 @@ async def withdraw_late(
         offer = stored.state.offer(found[1]) if stored is not None and stored.state is not None else None
         if stored is None or stored.state is None or offer is None or offer.status != "planned":
             continue
+        from agent.rules.meetings import send_by  # loaded with the round read above
+
         deadline = send_by(stored.state, offer)
         leaves = _leaves(decision, now)
         if leaves <= deadline:
@@ -171,6 +188,8 @@ async def gate(world: World, rows: Sequence[Row], now: datetime) -> set[str]:
         stored = store.load(found[0])
         offer = stored.state.offer(found[1]) if stored is not None and stored.state is not None else None
         if stored is not None and offer is not None and offer.status == "planned":
+            from agent.rules.meetings import send_by  # loaded with the round read above
+
             assert stored.state is not None
             if now <= send_by(stored.state, offer):
                 continue

@@ -18,9 +18,9 @@ from typing import Literal
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.rules.addresses import normal_address
-from agent.rules.agreement import pronouns
 from agent.rules.answer_kind import DeliveryReport, Recipient, read_delivery_report
 from agent.rules.envelope import Envelope
+from agent.rules.notices import pronouns
 from agent.rules.policy import LoadedPolicy
 from agent.store.answers import BOUNCED, BOUNCED_TO, UNKNOWN_ADDRESS, bounced_to, logged, recipients_of, subject_of
 

@@ -27,7 +27,6 @@ from email import policy as email_policy
 
 from agent.rules.htmltext import html_to_text
 from agent.rules.mimetext import first_header
-from agent.rules.mimewalk import SEALED_WHY, walk
 from agent.rules.pacing import DAY, UNANSWERED, WEEK, Decision
 
 AGENDA_TAG = re.compile(r"\s*\[agenda\]\s*", re.IGNORECASE)
@@ -98,6 +97,8 @@ def first_line(text: str, limit: int = LINE_LIMIT) -> str:
 
 def question_of(raw: bytes, subject: str) -> Question:
     """The question a held message asks: its subject (without ``[agenda]``) and a short first line."""
+    from agent.rules.mimewalk import walk  # with the first question held for an agenda, not at start
+
     message = message_from_bytes(raw, policy=email_policy.compat32)
     extract = walk(message)
     text = "\n".join(b.text if b.kind == "plain" else html_to_text(b.text) for b in extract.plain)
@@ -108,6 +109,8 @@ def only_as_written(raw: bytes) -> str | None:
     """Why a message may only go as the student wrote it (a signed or encrypted part anywhere in it, see
     :mod:`agent.rules.mimewalk`), so never as a line of an invitation; None when it may be an agenda question
     (what a digest could not carry, as a forwarded 8-bit message, is no reason: an agenda carries no files)."""
+    from agent.rules.mimewalk import SEALED_WHY, walk  # with the first question held for an agenda, not at start
+
     found = walk(message_from_bytes(raw, policy=email_policy.compat32)).whole
     return SEALED_WHY if SEALED_WHY in found else None
 

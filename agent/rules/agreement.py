@@ -10,6 +10,7 @@ mentor can answer "fine", or write a line with the number and a new value ("3. M
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Sequence
@@ -105,17 +106,28 @@ def toml_value(kind: Kind, value: Any) -> Any:
 _NUMBER_WORDS = {
     w: n for n, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])
 }
-_DURATION_PART = re.compile(
-    r"(?<![\w.,½/+-])(\d+|(?:" + "|".join(_NUMBER_WORDS) + r"|an?)\b)\s*"
-    r"(months?|weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
-    re.IGNORECASE,
-)
 _SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
-_WINDOW = re.compile(
-    r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*(?:\s*[-,]\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*)*"
-    r"\s+\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}",
-    re.IGNORECASE,
-)
+
+
+# The two long patterns are compiled when a mentor's answer is first read, not when the daemon starts (~2 ms).
+@functools.cache
+def _duration_part() -> re.Pattern[str]:
+    return re.compile(
+        r"(?<![\w.,½/+-])(\d+|(?:" + "|".join(_NUMBER_WORDS) + r"|an?)\b)\s*"
+        r"(months?|weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
+        re.IGNORECASE,
+    )
+
+
+@functools.cache
+def _window() -> re.Pattern[str]:
+    return re.compile(
+        r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*(?:\s*[-,]\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*)*"
+        r"\s+\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}",
+        re.IGNORECASE,
+    )
+
+
 # What may stand beside a value and say nothing more; any other word or sign ("longer", "drop", "Berlin time",
 # "half", "-", "?") means she said something the parser does not read, and the answer is "please read".
 _SPARE = re.compile(r"(?:[\s,.;:!]|\b(?:and|please|pls|thanks|thank you)\b)*", re.IGNORECASE)
@@ -170,10 +182,10 @@ def read_value(kind: Kind, text: str, *, per: str = "") -> Any:
     if kind == "duration":
         if lowered in ("none", "0", "no notice"):
             return timedelta(0)
-        parts = [(m.group(1), m.group(2)) for m in _DURATION_PART.finditer(cleaned)]
+        parts = [(m.group(1), m.group(2)) for m in _duration_part().finditer(cleaned)]
         if not parts:
             raise ValueError(f"“{cleaned}” is not a length of time (e.g. 3 days, 24 hours, 45 minutes)")
-        _nothing_else(_SPARE, _DURATION_PART.sub(" ", cleaned), cleaned)
+        _nothing_else(_SPARE, _duration_part().sub(" ", cleaned), cleaned)
         if any(unit.lower().startswith("mo") for _, unit in parts):
             raise ValueError(f"“{cleaned}”: months differ in length; in weeks or days, please (26 weeks, 180 days)")
         total, spelt, sizes = 0, [], []
@@ -188,10 +200,10 @@ def read_value(kind: Kind, text: str, *, per: str = "") -> Any:
         return written(timedelta(seconds=total), spelt)  # her unit kept: "48 hours" stays "48h"
     if re.fullmatch(r"(by arrangement|none|any time we arrange)\W*", lowered):
         return ()
-    specs = _WINDOW.findall(cleaned)
+    specs = _window().findall(cleaned)
     if not specs:
         raise ValueError(f"“{cleaned}” names no days and hours (e.g. Mon-Fri 08:00-17:00)")
-    left = _WINDOW.sub(" ", cleaned)
+    left = _window().sub(" ", cleaned)
     if re.search(r"\d", left) or _DAY_NAME.search(left):
         raise ValueError(f"“{cleaned}”: days or hours outside the windows it names (write e.g. Mon-Fri 08:00-17:00)")
     _nothing_else(_SPARE, left, cleaned)
@@ -259,11 +271,6 @@ def draft_body(policy: Policy, student_name: str) -> str:
     )
     wrapped = [p if p is numbered or "\n" in p else textwrap.fill(p, WIDTH) for p in paragraphs]
     return "\n\n".join(wrapped) + "\n"
-
-
-def pronouns(pronoun: str) -> tuple[str, str]:
-    """("she", "her"), ("he", "his") or ("they", "their"), as the policy's ``pronoun`` says."""
-    return {"she": ("she", "her"), "he": ("he", "his")}.get(pronoun, ("they", "their"))
 
 
 def standards_json(proposed: Sequence[Standard]) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from agent.rules.agreement import pronouns
 from agent.rules.durations import say_duration
 from agent.rules.localtime import at_wall, elapsed, shift_days, start_of_day
+from agent.rules.notices import pronouns
 from agent.rules.policy import Policy
 
 REVIEW_HOUR = 9  # the review notice comes at 09:00 in the student's zone on its day

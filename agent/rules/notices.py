@@ -18,6 +18,11 @@ from agent.rules.localtime import describe
 HOW_TO_STEER = "To cancel it, delete it from the Scheduled folder. To send it now anyway, flag it (it still counts)."
 
 
+def pronouns(pronoun: str) -> tuple[str, str]:
+    """("she", "her"), ("he", "his") or ("they", "their"), as the policy's ``pronoun`` says."""
+    return {"she": ("she", "her"), "he": ("he", "his")}.get(pronoun, ("they", "their"))
+
+
 def both_zones(moment: datetime, mentor_zone: tzinfo, student_zone: tzinfo) -> str:
     mentor = describe(moment, mentor_zone)
     student = describe(moment, student_zone)

@@ -19,14 +19,15 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from agent.rules.invites import Party
 from agent.rules.localtime import zone_named
-from agent.rules.meetings import Offer, Round, Status
 from agent.rules.policy import MeetingRules
-from agent.rules.slots import Slot
 from agent.store.ledger import Ledger
+
+if TYPE_CHECKING:  # the meeting rules load with the first round read from the ledger, not at start (issue 21)
+    from agent.rules.meetings import Round
+    from agent.rules.slots import Slot
 
 log = logging.getLogger("mentor_agent.meetings")
 STALE = timedelta(seconds=60)  # a todo this old was left by a crash (or another process): carry it out again
@@ -37,6 +38,8 @@ def _zone_name(zone: tzinfo) -> str:
 
 
 def _slot(data: list[str], zone: tzinfo) -> Slot:
+    from agent.rules.slots import Slot
+
     return Slot(datetime.fromisoformat(data[0]).astimezone(zone), datetime.fromisoformat(data[1]).astimezone(zone))
 
 
@@ -70,6 +73,9 @@ def round_to_json(state: Round) -> dict[str, Any]:
 
 
 def round_from_json(data: dict[str, Any]) -> Round:
+    from agent.rules.invites import Party
+    from agent.rules.meetings import Offer, Round, Status
+
     zone = zone_named(data["zone"])
     return Round(
         round_id=data["round_id"],
