@@ -16,7 +16,7 @@ from email import policy as email_policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from agent.rules.addresses import author, needs_smtputf8, normal_address
+from agent.rules.addresses import author, needs_smtputf8, normal_address, plain_addresses
 from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -80,7 +80,14 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
     if not values:
         return ()
     found = []
-    for _display, address in getaddresses([unsurrogate(v) for v in values]):  # UTF-8 headers (RFC 6532)
+    texts = [_decoded(v) for v in values]  # UTF-8 headers (RFC 6532)
+    plain = [plain_addresses(v) for v in texts]  # the common forms, read without email.utils
+    listed = (
+        [a for each in plain for a in each or ()]
+        if all(each is not None for each in plain)
+        else [address for _display, address in getaddresses(texts)]
+    )
+    for address in listed:
         address = normal_address(address)
         if not address:
             continue
@@ -94,6 +101,11 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
+def _decoded(value: str) -> str:
+    """:func:`unsurrogate`, without its look at each character when the value is ASCII (the common case)."""
+    return value if value.isascii() else unsurrogate(value)
+
+
 def message_ids(value: str | None) -> tuple[str, ...]:
     return tuple(_ID.findall(value or ""))
 
@@ -101,13 +113,23 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 def parse_envelope(head: bytes) -> Envelope:
     """Read the facts the agent decides by from a header block (or a whole message).
 
-    The last few header blocks read are remembered (an Envelope never changes): a message about to go is read
-    by the identity check, the From check and the preparation of its copy one after the other, and parsing
-    them is most of the CPU a send costs."""
-    return _parse_block(split_head(head)[0])
+    The last header blocks read are remembered (an Envelope never changes): a message about to go is read
+    by the identity check, the From check and the preparation of its copy one after the other, and a backlog's
+    messages are read again when they go, right after their intake; parsing them is most of the CPU a send costs.
+    Only blocks of ordinary size are remembered (``REMEMBERED`` of at most ``REMEMBERED_SIZE`` bytes each)."""
+    block = split_head(head)[0]
+    return _remembered(block) if len(block) <= REMEMBERED_SIZE else _parse_block(block)
 
 
-@functools.lru_cache(maxsize=128)
+REMEMBERED = 1024  # header blocks whose Envelope is kept: a backlog of 500 taken in and sent without reading twice
+REMEMBERED_SIZE = 16 * 1024  # a larger block is read each time (at most REMEMBERED * REMEMBERED_SIZE kept)
+
+
+@functools.lru_cache(maxsize=REMEMBERED)
+def _remembered(block: bytes) -> Envelope:
+    return _parse_block(block)
+
+
 def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
     try:
@@ -126,7 +148,7 @@ def _parse_block(block: bytes) -> Envelope:
 
     def text(name: str) -> str:
         # 8-bit values (RFC 6532) decoded as UTF-8: compat32's own str() would make each such byte U+FFFD
-        values = [unsurrogate(v) for v in listed(name)]
+        values = [_decoded(v) for v in listed(name)]
         if all(v.isascii() and "=?" not in v for v in values):
             return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
         try:
@@ -174,7 +196,7 @@ def _parse_block(block: bytes) -> Envelope:
     return Envelope(
         key=key,
         message_id=ids[0] if ids else None,
-        sender=author(unsurrogate(listed("From")[0])) if len(listed("From")) == 1 else "",
+        sender=author(_decoded(listed("From")[0])) if len(listed("From")) == 1 else "",
         to=to,
         cc=cc,
         bcc=bcc,
@@ -188,7 +210,7 @@ def _parse_block(block: bytes) -> Envelope:
         receipt_to=receipt_to,
         sealed=sealed,
         unsigned=tuple(unsigned),
-        authentication=" ; ".join(" ".join(unsurrogate(v).split()) for v in listed("Authentication-Results")),
+        authentication=" ; ".join(" ".join(_decoded(v).split()) for v in listed("Authentication-Results")),
     )
 
 

@@ -1,0 +1,101 @@
+"""The fast reading of plain address lists (addresses.plain_addresses) says exactly what email.utils says, or
+declines: hostile and unusual headers are always read by email.utils."""
+
+from __future__ import annotations
+
+from email.utils import getaddresses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.rules.addresses import plain_addresses
+from agent.rules.envelope import parse_envelope
+
+
+def _stdlib(value: str) -> list[str]:
+    return [address for _display, address in getaddresses([value])]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ana@x.org", ["ana@x.org"]),
+        ("Ana Rivera <ana@x.org>", ["ana@x.org"]),
+        ("<ana@x.org>", ["ana@x.org"]),
+        ("Dr. Ana Rivera <ana@x.org>, kim@y.org,Bo<bo@z.org>", ["ana@x.org", "kim@y.org", "bo@z.org"]),
+        ("=?utf-8?q?Ana_Rivera?= <ana@x.org>", ["ana@x.org"]),
+        ("o'neil+tag@hospital.example.org", ["o'neil+tag@hospital.example.org"]),
+    ],
+)
+def test_plain_lists_are_read_fast_and_as_email_utils_reads_them(value: str, expected: list[str]) -> None:
+    assert plain_addresses(value) == expected == _stdlib(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "ana@x.org,",
+        ",ana@x.org",
+        '"Rivera, Ana" <ana@x.org>',  # a comma inside quotes
+        "ana@x.org <mallory@y.org>",  # two addresses in one item
+        "Ana (the mentor) <ana@x.org>",  # a comment
+        "ana@x.org (Ana)",
+        "friends: ana@x.org, kim@y.org;",  # a group
+        "<@route.org:ana@x.org>",  # a source route
+        "ana..b@x.org",
+        ".ana@x.org",
+        "ana@x.org.",
+        "ana@[127.0.0.1]",
+        "Ana <ana@x.org",
+        "Ana ana@x.org>",
+        "ana@x.org\r\n kim@y.org",  # folded
+        "ana@x.org,\r\n kim@y.org",
+        "ana@exämple.org",  # beyond ASCII
+        "Ana <ana@x.org> <kim@y.org>",
+        "ana@@x.org",
+        "a@b@c.org",
+        "<ana@x.org> Ana",
+        "ana@x.org;kim@y.org",
+        "\\ana@x.org",
+        "Ana\x00 <ana@x.org>",
+    ],
+)
+def test_anything_else_is_left_to_email_utils(value: str) -> None:
+    assert plain_addresses(value) is None
+
+
+_ATEXT = "abzAZ09!#$%&'*+/=?^_`{|}~-"
+_NOISE = _ATEXT + ' .@<>,;:"()[]\\\t\r\n\x00é'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_NOISE, max_size=40))
+def test_whatever_is_read_fast_is_what_email_utils_reads(value: str) -> None:
+    fast = plain_addresses(value)
+    if fast is not None:
+        assert fast == _stdlib(value)
+
+
+_ATOM = st.text(alphabet=_ATEXT, min_size=1, max_size=6)
+_DOT_ATOM = st.lists(_ATOM, min_size=1, max_size=3).map(".".join)
+_SPEC = st.tuples(_DOT_ATOM, _DOT_ATOM).map("@".join)
+_NAME = st.lists(st.text(alphabet=_ATEXT + ".", min_size=1, max_size=6), max_size=3).map(" ".join)
+_ITEM = st.one_of(_SPEC, st.tuples(_NAME, _SPEC, st.sampled_from(["", " "])).map(lambda t: f"{t[0]}{t[2]}<{t[1]}>"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ITEM, min_size=1, max_size=4), st.sampled_from([",", ", ", " , "]))
+def test_plain_lists_read_fast_agree_with_email_utils(items: list[str], comma: str) -> None:
+    value = comma.join(items)
+    fast = plain_addresses(value)
+    assert fast == _stdlib(value)
+
+
+def test_an_envelope_of_hostile_recipients_reads_as_before() -> None:
+    """A hostile To is read by email.utils, as before; a plain one the fast way, normalised as ever."""
+    envelope = parse_envelope(b"From: s@med.example.edu\r\nTo: ana@x.org <mallory@y.org>, (x)\r\nSubject: s\r\n\r\n")
+    assert envelope.to == tuple(a for a in _stdlib("ana@x.org <mallory@y.org>, (x)") if a)
+    plain = parse_envelope(b"From: s@med.example.edu\r\nTo: Ana <Ana@X.org>, kim@y.org\r\nSubject: s\r\n\r\n")
+    assert plain.to == ("ana@x.org", "kim@y.org")
