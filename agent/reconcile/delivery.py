@@ -146,10 +146,8 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
             for key, new_uid in placed.items():
                 ledger.update(key, folder=folders.sending, uid=new_uid)
         crash_point("claimed")
-        for key in placed:
-            row_now = ledger.get(key)
-            if row_now is not None:
-                claimed[key] = row_now
+        fresh = ledger.get_many(placed)  # as they stand now, in one query
+        claimed.update((key, fresh[key]) for key in placed if key in fresh)
     return claimed
 
 

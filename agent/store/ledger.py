@@ -204,6 +204,19 @@ class Ledger:
         record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()
         return Row.of(record) if record else None
 
+    def get_many(self, keys: Iterable[str]) -> dict[str, Row]:
+        """The rows of ``keys`` that exist, by key (one query per 500)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Row] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                (row.key, row)
+                for row in map(Row.of, self.db.execute(f"SELECT * FROM messages WHERE key IN ({marks})", chunk))
+            )
+        return found
+
     def add(self, row: Row) -> None:
         values = {f.name: getattr(row, f.name) for f in fields(Row)}
         values["recipients"] = json.dumps(list(row.recipients))
