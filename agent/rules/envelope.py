@@ -6,10 +6,11 @@ never raise: they become ``problems`` that send the message to Needs attention w
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
@@ -113,21 +114,41 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 def parse_envelope(head: bytes) -> Envelope:
     """Read the facts the agent decides by from a header block (or a whole message).
 
-    The last header blocks read are remembered (an Envelope never changes): a message about to go is read
-    by the identity check, the From check and the preparation of its copy one after the other, and a backlog's
-    messages are read again when they go, right after their intake; parsing them is most of the CPU a send costs.
-    Only blocks of ordinary size are remembered (``REMEMBERED`` of at most ``REMEMBERED_SIZE`` bytes each)."""
+    The header blocks read last are remembered (an Envelope never changes): a message about to go is read by the
+    identity check, the From check and the preparation of its copy one after the other, and a backlog's messages
+    are read again when they go, after their intake; parsing them is most of the CPU a send costs. Remembered up
+    to ``REMEMBERED_BYTES`` of header blocks in all (thousands of ordinary ones), the least recently read let go
+    first; a block over ``REMEMBERED_SIZE`` is read each time."""
     block = split_head(head)[0]
-    return _remembered(block) if len(block) <= REMEMBERED_SIZE else _parse_block(block)
+    if len(block) > REMEMBERED_SIZE:
+        return _parse_block(block)
+    with _remembered_lock:  # the IMAP worker thread reads envelopes too
+        found = _remembered.get(block)
+        if found is not None:
+            _remembered.move_to_end(block)
+            return found
+    envelope = _parse_block(block)
+    _remember(block, envelope)
+    return envelope
 
 
-REMEMBERED = 1024  # header blocks whose Envelope is kept: a backlog of 500 taken in and sent without reading twice
-REMEMBERED_SIZE = 16 * 1024  # a larger block is read each time (at most REMEMBERED * REMEMBERED_SIZE kept)
+REMEMBERED_BYTES = 12 * 1024 * 1024  # what is remembered, in all (a backlog of 5,000 is read once, not twice)
+REMEMBERED_SIZE = 16 * 1024  # a larger block is read each time
+_ENTRY = 1024  # what one Envelope takes, about, beside its block
+_remembered: OrderedDict[bytes, Envelope] = OrderedDict()
+_remembered_bytes = 0
+_remembered_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=REMEMBERED)
-def _remembered(block: bytes) -> Envelope:
-    return _parse_block(block)
+def _remember(block: bytes, envelope: Envelope) -> None:
+    global _remembered_bytes
+    with _remembered_lock:
+        if block in _remembered:
+            return
+        _remembered[block] = envelope
+        _remembered_bytes += len(block) + _ENTRY
+        while _remembered_bytes > REMEMBERED_BYTES:
+            _remembered_bytes -= len(_remembered.popitem(last=False)[0]) + _ENTRY
 
 
 def _parse_block(block: bytes) -> Envelope:
