@@ -318,9 +318,13 @@ async def _send(
     """
     ledger = world.ledger
     item = prepared[0].message_id
-    with ledger.transaction():  # kept by a killed daemon; a power cut is covered by the queued mark (on disk)
-        for row in rows:
-            ledger.update(row.key, state=SENDING, item=item)
+    # Committed before SMTP is spoken: kept by a killed daemon; a power cut is covered by the queued mark (on disk).
+    if len(rows) == 1:
+        ledger.update(rows[0].key, state=SENDING, item=item)  # one statement commits on its own (autocommit)
+    else:
+        with ledger.transaction():
+            for row in rows:
+                ledger.update(row.key, state=SENDING, item=item)
     crash_point("sending")
     refused: dict[str, str] = {}
     parts_sent = 0

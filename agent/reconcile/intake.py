@@ -65,9 +65,9 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     # waiting to settle: their text is fetched once they have, not again on each pass while they wait.
     waits = [uid for uid in fresh if uid in world.outbox_drafts]
     firsts = [uid for uid in fresh if uid not in world.outbox_drafts]
-    found = await world.imap(world.mailbox.messages, folder, firsts) if firsts else []
-    whole = {info.uid: raw for info, raw in found}
-    heads = [info for info, _ in found] + (await world.imap(world.mailbox.headers, folder, waits) if waits else [])
+    fetched = await world.imap(world.mailbox.messages, folder, firsts) if firsts else []
+    whole = {info.uid: raw for info, raw in fetched}
+    heads = [info for info, _ in fetched] + (await world.imap(world.mailbox.headers, folder, waits) if waits else [])
     infos, older, wake = autosaves.settled(world, validity, sorted(heads, key=lambda info: info.uid))
     for info in older:
         await _refuse(
