@@ -3,6 +3,8 @@ declines: hostile and unusual headers are always read by email.utils."""
 
 from __future__ import annotations
 
+from email import policy as email_policy
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.rules.addresses import plain_addresses
-from agent.rules.envelope import parse_envelope
+from agent.rules.envelope import _plain_fields, parse_envelope
 
 
 def _stdlib(value: str) -> list[str]:
@@ -99,3 +101,51 @@ def test_an_envelope_of_hostile_recipients_reads_as_before() -> None:
     assert envelope.to == tuple(a for a in _stdlib("ana@x.org <mallory@y.org>, (x)") if a)
     plain = parse_envelope(b"From: s@med.example.edu\r\nTo: Ana <Ana@X.org>, kim@y.org\r\nSubject: s\r\n\r\n")
     assert plain.to == ("ana@x.org", "kim@y.org")
+
+
+def _stdlib_fields(block: bytes) -> tuple[list[tuple[str, str]], str]:
+    message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
+    return [(name, str(value)) for name, value in message.raw_items()], message.get_content_type()
+
+
+_LINE_PIECES = st.sampled_from(
+    [
+        "To: a@b.org",
+        "Subject:",
+        "Content-Type: multipart/signed; protocol=x",
+        "content-type:TEXT/Plain",
+        "Content-Type: nonsense",
+        "Content-Type: a/b/c",
+        " folded",
+        "\tmore",
+        "From x@y",
+        ": no name",
+        "No Colon",
+        "X-Ü: 8bit name",
+        "Subject: caf\udcc3\udca9",
+        "Content-Type: text/\udcc3",
+        "",
+        "X-A:b:c",
+    ]
+)
+_ENDS = st.sampled_from(["\r\n", "\n", "\r", "\r\r\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_LINE_PIECES, _ENDS), min_size=1, max_size=8), st.booleans())
+def test_plain_header_blocks_are_read_as_the_stdlib_reads_them(lines: list[tuple[str, str]], last_end: bool) -> None:
+    text = "".join(line + end for line, end in lines)
+    if not last_end:
+        text = text[: -len(lines[-1][1])]
+    block = text.encode("utf-8", "surrogateescape")
+    fast = _plain_fields(block)
+    if fast is not None:
+        assert fast == _stdlib_fields(block)
+
+
+def test_ordinary_header_blocks_take_the_fast_way() -> None:
+    block = b"From: Sam <s@x.org>\r\nTo: a@b.org,\r\n c@d.org\r\nSubject: hi\r\nContent-Type: text/plain; charset=utf-8"
+    assert _plain_fields(block) == _stdlib_fields(block)
+    assert _plain_fields(b"From s@x.org  Mon Jan 1\r\nTo: a@b.org") is None  # an mbox From line
+    assert _plain_fields(b" To: a@b.org") is None
+    assert _plain_fields(b"To: a@b.org\rCc: c@d.org") is None

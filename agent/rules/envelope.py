@@ -151,18 +151,64 @@ def _remember(block: bytes, envelope: Envelope) -> None:
             _remembered_bytes -= len(_remembered.popitem(last=False)[0]) + _ENTRY
 
 
+_FIELD_START = re.compile(r"[\x21-\x39\x3b-\x7e]+:")  # a field's name and its colon (RFC 5322 ftext)
+
+
+def _plain_fields(block: bytes) -> tuple[list[tuple[str, str]], str] | None:
+    """(the fields as the stdlib's compat32 parser gives them, the Content-Type it reads) of a plain header block:
+    every line a field (a name, a colon) or the continuation of one, lines ended by CRLF or LF, a plain ASCII
+    Content-Type. None for anything else (a bare CR, a "From " line, a line that is neither, a first line that
+    continues nothing, 8-bit in a name or in the Content-Type...): the stdlib reads that (a third of the cost of
+    reading an ordinary block goes to its general parser). Tests hold the two to the same answer."""
+    text = block.decode("ascii", "surrogateescape")
+    if not text or text.count("\r") != text.count("\r\n"):
+        return None
+    lines = text.split("\n")
+    fields: list[tuple[str, str]] = []
+    name = ""
+    value: list[str] = []
+    for number, line in enumerate(lines):
+        end = "\n" if number < len(lines) - 1 else ""
+        if line[:1] in (" ", "\t"):
+            if not name:
+                return None
+            value.append(line + end)
+            continue
+        found = _FIELD_START.match(line)
+        if found is None:
+            return None
+        if name:
+            fields.append((name, "".join(value).rstrip("\r\n")))
+        name = line[: found.end() - 1]
+        value = [line[found.end() :].lstrip(" \t") + end]
+    if name:
+        fields.append((name, "".join(value).rstrip("\r\n")))
+    ctype = next((v for n, v in fields if n.lower() == "content-type"), None)
+    if ctype is None:
+        return fields, "text/plain"
+    if not ctype.isascii():
+        return None
+    ctype = ctype.partition(";")[0].strip().lower()
+    return fields, ctype if ctype.count("/") == 1 else "text/plain"
+
+
 def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
-    try:
-        message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
-    except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
-        message = None
-        problems.append(f"the header block cannot be read ({type(error).__name__})")
+    plain = _plain_fields(block)
+    content_type = plain[1] if plain is not None else None
+    raw_items: list[tuple[str, str]] = plain[0] if plain is not None else []
+    if plain is None:
+        try:
+            message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
+            raw_items = [(name, str(value)) for name, value in message.raw_items()]
+            content_type = message.get_content_type()
+        except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
+            problems.append(f"the header block cannot be read ({type(error).__name__})")
 
     # Every field's raw values (8-bit kept: unsurrogate() decodes), by lowercased name: one walk of the block.
     by_name: dict[str, list[str]] = {}
-    for field_name, value in message.raw_items() if message is not None else ():
-        by_name.setdefault(field_name.lower(), []).append(str(value))
+    for field_name, value in raw_items:
+        by_name.setdefault(field_name.lower(), []).append(value)
 
     def listed(name: str) -> list[str]:
         return by_name.get(name.lower(), [])
@@ -194,7 +240,7 @@ def _parse_block(block: bytes) -> Envelope:
     reply_to = _addresses(listed("Reply-To"), ignored, "Reply-To")
     reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
     receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
-    sealed = message is not None and message.get_content_type() in SEALED_TYPES
+    sealed = content_type in SEALED_TYPES
     if not (to or cc or bcc):
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
@@ -252,9 +298,12 @@ def fingerprint(raw: bytes) -> str:
     same message. ``raw`` is the whole message: its header block alone gives another fingerprint."""
     head, _, body = split_head(raw)
     fields = (f.partition(b":") for f in _fields(head))
-    written = [name.strip().lower() + b":" + b" ".join(value.split()) for name, _, value in fields]
-    written = [field for field in written if field.partition(b":")[0] in _WRITTEN]
-    text = b"\n".join(line.rstrip() for line in body.splitlines()).rstrip()
+    written = [  # only the fields it is known by are normalised (a message has many others)
+        lowered + b":" + b" ".join(value.split())
+        for name, _, value in fields
+        if (lowered := name.strip().lower()) in _WRITTEN
+    ]
+    text = b"\n".join([line.rstrip() for line in body.splitlines()]).rstrip()
     written.append(b"body:" + hashlib.sha256(text).hexdigest().encode())
     return hashlib.sha256(b"\n".join(written)).hexdigest()[:16]
 
