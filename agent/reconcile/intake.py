@@ -170,11 +170,11 @@ async def _take_in(
 
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
             return None
-    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
+    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content, "\\Flagged" in info.flags)
     if not row.standalone and carries_itip(raw):  # a calendar request or reply: one iTIP object per e-mail
         row = replace(row, standalone=True)
     batch[row.key] = content
-    return replace(row, forced="\\Flagged" in info.flags), existing is not None
+    return row, existing is not None
 
 
 def early_held(world: World) -> list[Row]:
@@ -215,6 +215,7 @@ def _row(
     uid: int,
     world: World,
     content: str = "",
+    forced: bool = False,
 ) -> Row:
     return Row(
         key=envelope.key,
@@ -239,7 +240,7 @@ def _row(
         or envelope.wide
         or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
-        forced=False,
+        forced=forced,
         told="",
         attempts=0,
         item=None,
