@@ -171,3 +171,9 @@ def test_get_many_reads_the_rows_as_get_does_and_leaves_out_the_unknown(tmp_path
     assert all(found[key] == ledger.get(key) for key in keys[:20])
     assert found[keys[7]].state == SENDING and found[keys[7]].folder == "Sending"
     assert ledger.get_many([]) == {}
+
+
+def test_the_wal_is_checkpointed_less_often_than_sqlite_s_default(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    assert ledger.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4000
+    assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -37,6 +37,7 @@ CANCELLED, ATTENTION = "cancelled", "attention"
 EARLY = "arrived before any policy"  # an ATTENTION row's detail: held in the Outbox since the wait for a first policy
 OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
 _OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
+CHECKPOINT_PAGES = 4000  # about 16 MB of WAL between checkpoints (SQLite's default: 1,000 pages)
 
 
 def _now() -> str:
@@ -124,6 +125,10 @@ class Ledger:
         # Commits reach the operating system at once (a killed daemon loses nothing), but are flushed to disk
         # only by the commits that must survive a power cut: see durable().
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # The WAL is copied into the database (and flushed to disk) every CHECKPOINT_PAGES pages rather than every
+        # 1,000: a backlog commits twice a message, and a checkpoint each few hundred messages cost a fifth of
+        # the ledger's time. Only when pages are copied changes; what a commit keeps does not.
+        self.db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         self.db.execute("PRAGMA foreign_keys=ON")
         migrate(self.db, self.path)
         found = self.db.execute("SELECT value FROM meta WHERE key = 'mentor_addresses'").fetchone()
