@@ -6,11 +6,10 @@ never raise: they become ``problems`` that send the message to Needs attention w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
@@ -18,6 +17,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from agent.rules.addresses import author, needs_smtputf8, normal_address, plain_addresses
+from agent.rules.header_fields import plain_fields
 from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -116,85 +116,24 @@ def parse_envelope(head: bytes) -> Envelope:
 
     The header blocks read last are remembered (an Envelope never changes): a message about to go is read by the
     identity check, the From check and the preparation of its copy one after the other, and a backlog's messages
-    are read again when they go, after their intake; parsing them is most of the CPU a send costs. Remembered up
-    to ``REMEMBERED_BYTES`` of header blocks in all (thousands of ordinary ones), the least recently read let go
-    first; a block over ``REMEMBERED_SIZE`` is read each time."""
+    are read again when they go, after their intake; parsing them is most of the CPU a send costs. Remembered:
+    the last ``REMEMBERED`` blocks of at most ``REMEMBERED_SIZE`` bytes (a larger one is read each time)."""
     block = split_head(head)[0]
-    if len(block) > REMEMBERED_SIZE:
-        return _parse_block(block)
-    with _remembered_lock:  # the IMAP worker thread reads envelopes too
-        found = _remembered.get(block)
-        if found is not None:
-            _remembered.move_to_end(block)
-            return found
-    envelope = _parse_block(block)
-    _remember(block, envelope)
-    return envelope
+    return _remembered(block) if len(block) <= REMEMBERED_SIZE else _parse_block(block)
 
 
-REMEMBERED_BYTES = 12 * 1024 * 1024  # what is remembered, in all (a backlog of 5,000 is read once, not twice)
-REMEMBERED_SIZE = 16 * 1024  # a larger block is read each time
-_ENTRY = 1024  # what one Envelope takes, about, beside its block
-_remembered: OrderedDict[bytes, Envelope] = OrderedDict()
-_remembered_bytes = 0
-_remembered_lock = threading.Lock()
+REMEMBERED = 6000  # header blocks kept with their Envelope: a backlog of 5,000 is read at intake, not again to go
+REMEMBERED_SIZE = 4096  # a larger block is read each time (at most about 30 MB kept, ordinary blocks a third)
 
 
-def _remember(block: bytes, envelope: Envelope) -> None:
-    global _remembered_bytes
-    with _remembered_lock:
-        if block in _remembered:
-            return
-        _remembered[block] = envelope
-        _remembered_bytes += len(block) + _ENTRY
-        while _remembered_bytes > REMEMBERED_BYTES:
-            _remembered_bytes -= len(_remembered.popitem(last=False)[0]) + _ENTRY
-
-
-_FIELD_START = re.compile(r"[\x21-\x39\x3b-\x7e]+:")  # a field's name and its colon (RFC 5322 ftext)
-
-
-def _plain_fields(block: bytes) -> tuple[list[tuple[str, str]], str] | None:
-    """(the fields as the stdlib's compat32 parser gives them, the Content-Type it reads) of a plain header block:
-    every line a field (a name, a colon) or the continuation of one, lines ended by CRLF or LF, a plain ASCII
-    Content-Type. None for anything else (a bare CR, a "From " line, a line that is neither, a first line that
-    continues nothing, 8-bit in a name or in the Content-Type...): the stdlib reads that (a third of the cost of
-    reading an ordinary block goes to its general parser). Tests hold the two to the same answer."""
-    text = block.decode("ascii", "surrogateescape")
-    if not text or text.count("\r") != text.count("\r\n"):
-        return None
-    lines = text.split("\n")
-    fields: list[tuple[str, str]] = []
-    name = ""
-    value: list[str] = []
-    for number, line in enumerate(lines):
-        end = "\n" if number < len(lines) - 1 else ""
-        if line[:1] in (" ", "\t"):
-            if not name:
-                return None
-            value.append(line + end)
-            continue
-        found = _FIELD_START.match(line)
-        if found is None:
-            return None
-        if name:
-            fields.append((name, "".join(value).rstrip("\r\n")))
-        name = line[: found.end() - 1]
-        value = [line[found.end() :].lstrip(" \t") + end]
-    if name:
-        fields.append((name, "".join(value).rstrip("\r\n")))
-    ctype = next((v for n, v in fields if n.lower() == "content-type"), None)
-    if ctype is None:
-        return fields, "text/plain"
-    if not ctype.isascii():
-        return None
-    ctype = ctype.partition(";")[0].strip().lower()
-    return fields, ctype if ctype.count("/") == 1 else "text/plain"
+@functools.lru_cache(maxsize=REMEMBERED)  # thread-safe: the IMAP worker thread reads envelopes too
+def _remembered(block: bytes) -> Envelope:
+    return _parse_block(block)
 
 
 def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
-    plain = _plain_fields(block)
+    plain = plain_fields(block)
     content_type = plain[1] if plain is not None else None
     raw_items: list[tuple[str, str]] = plain[0] if plain is not None else []
     if plain is None:

@@ -1,5 +1,6 @@
-"""The fast reading of plain address lists (addresses.plain_addresses) says exactly what email.utils says, or
-declines: hostile and unusual headers are always read by email.utils."""
+"""The fast readings of plain headers say exactly what the stdlib says, or decline: address lists
+(addresses.plain_addresses, against email.utils) and header blocks (header_fields.plain_fields, against the compat32
+parser). Hostile and unusual headers are always read by the stdlib."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.rules.addresses import plain_addresses
-from agent.rules.envelope import _plain_fields, parse_envelope
+from agent.rules.envelope import parse_envelope
+from agent.rules.header_fields import plain_fields
 
 
 def _stdlib(value: str) -> list[str]:
@@ -138,14 +140,14 @@ def test_plain_header_blocks_are_read_as_the_stdlib_reads_them(lines: list[tuple
     if not last_end:
         text = text[: -len(lines[-1][1])]
     block = text.encode("utf-8", "surrogateescape")
-    fast = _plain_fields(block)
+    fast = plain_fields(block)
     if fast is not None:
         assert fast == _stdlib_fields(block)
 
 
 def test_ordinary_header_blocks_take_the_fast_way() -> None:
     block = b"From: Sam <s@x.org>\r\nTo: a@b.org,\r\n c@d.org\r\nSubject: hi\r\nContent-Type: text/plain; charset=utf-8"
-    assert _plain_fields(block) == _stdlib_fields(block)
-    assert _plain_fields(b"From s@x.org  Mon Jan 1\r\nTo: a@b.org") is None  # an mbox From line
-    assert _plain_fields(b" To: a@b.org") is None
-    assert _plain_fields(b"To: a@b.org\rCc: c@d.org") is None
+    assert plain_fields(block) == _stdlib_fields(block)
+    assert plain_fields(b"From s@x.org  Mon Jan 1\r\nTo: a@b.org") is None  # an mbox From line
+    assert plain_fields(b" To: a@b.org") is None
+    assert plain_fields(b"To: a@b.org\rCc: c@d.org") is None
