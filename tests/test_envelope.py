@@ -83,3 +83,18 @@ def test_a_long_encoded_subject_reads_back_as_written(subject: str) -> None:
     message.set_content("x")
     raw = message.as_bytes()
     assert parse_envelope(raw).subject == str(email.message_from_bytes(raw, policy=policy.default)["Subject"])
+
+
+def test_header_blocks_read_are_remembered_within_a_bound() -> None:
+    from agent.rules import envelope as module
+
+    def head(n: int, extra: bytes = b"") -> bytes:
+        return f"From: s@x.org\r\nTo: a@b.org\r\nMessage-ID: <{n}.bound@x.org>\r\n".encode() + extra + b"\r\nbody"
+
+    first = parse_envelope(head(0))
+    assert parse_envelope(head(0)) is first  # the same block again (here in a whole message): not read twice
+    assert parse_envelope(split_head(head(0))[0]) is first
+    assert module._remembered.cache_info().maxsize == module.REMEMBERED >= 5000  # a backlog of 5,000 read once
+    large = head(1, b"X-Long: " + b"y" * module.REMEMBERED_SIZE + b"\r\n")
+    assert parse_envelope(large) is not parse_envelope(large)  # too large to keep
+    assert parse_envelope(large) == parse_envelope(large)

@@ -157,3 +157,23 @@ def test_sent_copies_watched_survive_a_reopen(tmp_path: Path) -> None:
     sent_watch.unwatch(again, "<a@x>")
     assert list(sent_watch.watched(again)) == ["<b@x>"]
     again.close()
+
+
+def test_get_many_reads_the_rows_as_get_does_and_leaves_out_the_unknown(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    keys = [f"<m{n}@x.org>" for n in range(1203)]  # more than one query's worth
+    with ledger.transaction():
+        for n, key in enumerate(keys):
+            ledger.add(row(key, uid=n))
+    ledger.update(keys[7], state=SENDING, folder="Sending")
+    found = ledger.get_many([*reversed(keys), "<unknown@x.org>", keys[0]])
+    assert set(found) == set(keys)
+    assert all(found[key] == ledger.get(key) for key in keys[:20])
+    assert found[keys[7]].state == SENDING and found[keys[7]].folder == "Sending"
+    assert ledger.get_many([]) == {}
+
+
+def test_the_wal_is_checkpointed_less_often_than_sqlite_s_default(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    assert ledger.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4000
+    assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

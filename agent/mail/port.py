@@ -76,6 +76,11 @@ class MailboxPort(Protocol):
         """The whole message byte for byte (``\\Seen`` untouched); None if it is gone."""
         ...
 
+    def messages(self, folder: str, uids: Sequence[int]) -> list[tuple[HeaderInfo, bytes]]:
+        """:meth:`headers` and the whole message (byte for byte, ``\\Seen`` untouched) of each UID still present,
+        in UID order: the intake's one FETCH where it needs both."""
+        ...
+
     def fetch_many(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
         """The whole messages byte for byte; the UIDs that are gone are left out."""
         ...

@@ -146,10 +146,8 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
             for key, new_uid in placed.items():
                 ledger.update(key, folder=folders.sending, uid=new_uid)
         crash_point("claimed")
-        for key in placed:
-            row_now = ledger.get(key)
-            if row_now is not None:
-                claimed[key] = row_now
+        fresh = ledger.get_many(placed)  # as they stand now, in one query
+        claimed.update((key, fresh[key]) for key in placed if key in fresh)
     return claimed
 
 
@@ -374,9 +372,13 @@ async def _send(
     """
     ledger = world.ledger
     item = prepared[0].message_id
-    with ledger.transaction():  # kept by a killed daemon; a power cut is covered by the queued mark (on disk)
-        for row in rows:
-            ledger.update(row.key, state=SENDING, item=item)
+    # Committed before SMTP is spoken: kept by a killed daemon; a power cut is covered by the queued mark (on disk).
+    if len(rows) == 1:
+        ledger.update(rows[0].key, state=SENDING, item=item)  # one statement commits on its own (autocommit)
+    else:
+        with ledger.transaction():
+            for row in rows:
+                ledger.update(row.key, state=SENDING, item=item)
     crash_point("sending")
     refused: dict[str, str] = {}
     parts_sent = 0

@@ -62,12 +62,21 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     drafted: dict[str, tuple[Envelope, bytes, taken_drafts.Stored]] = {}  # taken in as drafts (the label door): key ->
     # the draft's envelope, text and where it stood in the Outbox (UIDVALIDITY, UID)
     raws: dict[str, bytes] = {}  # key -> the message taken in (its words kept for the star door)
-    infos, older, wake = autosaves.settled(world, validity, await world.imap(world.mailbox.headers, folder, fresh))
+    # One FETCH for what decides and the text that goes (it is needed anyway), except for the drafts already seen
+    # waiting to settle: their text is fetched once they have, not again on each pass while they wait.
+    waits = [uid for uid in fresh if uid in world.outbox_drafts]
+    firsts = [uid for uid in fresh if uid not in world.outbox_drafts]
+    fetched = await world.imap(world.mailbox.messages, folder, firsts) if firsts else []
+    whole = {info.uid: raw for info, raw in fetched}
+    heads = [info for info, _ in fetched] + (await world.imap(world.mailbox.headers, folder, waits) if waits else [])
+    infos, older, wake = autosaves.settled(world, validity, sorted(heads, key=lambda info: info.uid))
     for info in older:
         await _refuse(
             world, info, parse_envelope(info.headers), "a newer save of this draft is in the Outbox: that one goes"
         )
-    whole = await world.imap(world.mailbox.fetch_many, folder, [i.uid for i in infos]) if infos else {}  # its text too
+    settled = [info.uid for info in infos if info.uid not in whole]  # drafts that waited: their text now
+    if settled:
+        whole.update(await world.imap(world.mailbox.fetch_many, folder, settled))
     for info in infos:
         if info.uid not in whole:
             continue  # gone meanwhile
@@ -162,11 +171,11 @@ async def _take_in(
 
         if await meeting_desk.meeting_requested(world, mentor, envelope, info):
             return None
-    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content)
+    row = _row(envelope, mentor, arrived, NEW, folders.outbox, info.uid, world, content, "\\Flagged" in info.flags)
     if not row.standalone and carries_itip(raw):  # a calendar request or reply: one iTIP object per e-mail
         row = replace(row, standalone=True)
     batch[row.key] = content
-    return replace(row, forced="\\Flagged" in info.flags), existing is not None
+    return row, existing is not None
 
 
 def early_held(world: World) -> list[Row]:
@@ -207,6 +216,7 @@ def _row(
     uid: int,
     world: World,
     content: str = "",
+    forced: bool = False,
 ) -> Row:
     return Row(
         key=envelope.key,
@@ -231,7 +241,7 @@ def _row(
         or envelope.wide
         or envelope.agent_kind in ("invite", "agreement"),
         group_key=envelope.group_key,
-        forced=False,
+        forced=forced,
         told="",
         attempts=0,
         item=None,

@@ -16,7 +16,8 @@ from email import policy as email_policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from agent.rules.addresses import author, needs_smtputf8, normal_address
+from agent.rules.addresses import author, needs_smtputf8, normal_address, plain_addresses
+from agent.rules.header_fields import plain_fields
 from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -80,7 +81,14 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
     if not values:
         return ()
     found = []
-    for _display, address in getaddresses([unsurrogate(v) for v in values]):  # UTF-8 headers (RFC 6532)
+    texts = [_decoded(v) for v in values]  # UTF-8 headers (RFC 6532)
+    plain = [plain_addresses(v) for v in texts]  # the common forms, read without email.utils
+    listed = (
+        [a for each in plain for a in each or ()]
+        if all(each is not None for each in plain)
+        else [address for _display, address in getaddresses(texts)]
+    )
+    for address in listed:
         address = normal_address(address)
         if not address:
             continue
@@ -94,6 +102,11 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
+def _decoded(value: str) -> str:
+    """:func:`unsurrogate`, without its look at each character when the value is ASCII (the common case)."""
+    return value if value.isascii() else unsurrogate(value)
+
+
 def message_ids(value: str | None) -> tuple[str, ...]:
     return tuple(_ID.findall(value or ""))
 
@@ -101,32 +114,47 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 def parse_envelope(head: bytes) -> Envelope:
     """Read the facts the agent decides by from a header block (or a whole message).
 
-    The last few header blocks read are remembered (an Envelope never changes): a message about to go is read
-    by the identity check, the From check and the preparation of its copy one after the other, and parsing
-    them is most of the CPU a send costs."""
-    return _parse_block(split_head(head)[0])
+    The header blocks read last are remembered (an Envelope never changes): a message about to go is read by the
+    identity check, the From check and the preparation of its copy one after the other, and a backlog's messages
+    are read again when they go, after their intake; parsing them is most of the CPU a send costs. Remembered:
+    the last ``REMEMBERED`` blocks of at most ``REMEMBERED_SIZE`` bytes (a larger one is read each time)."""
+    block = split_head(head)[0]
+    return _remembered(block) if len(block) <= REMEMBERED_SIZE else _parse_block(block)
 
 
-@functools.lru_cache(maxsize=128)
+REMEMBERED = 6000  # header blocks kept with their Envelope: a backlog of 5,000 is read at intake, not again to go
+REMEMBERED_SIZE = 4096  # a larger block is read each time (at most about 30 MB kept, ordinary blocks a third)
+
+
+@functools.lru_cache(maxsize=REMEMBERED)  # thread-safe: the IMAP worker thread reads envelopes too
+def _remembered(block: bytes) -> Envelope:
+    return _parse_block(block)
+
+
 def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
-    try:
-        message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
-    except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
-        message = None
-        problems.append(f"the header block cannot be read ({type(error).__name__})")
+    plain = plain_fields(block)
+    content_type = plain[1] if plain is not None else None
+    raw_items: list[tuple[str, str]] = plain[0] if plain is not None else []
+    if plain is None:
+        try:
+            message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
+            raw_items = [(name, str(value)) for name, value in message.raw_items()]
+            content_type = message.get_content_type()
+        except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
+            problems.append(f"the header block cannot be read ({type(error).__name__})")
 
     # Every field's raw values (8-bit kept: unsurrogate() decodes), by lowercased name: one walk of the block.
     by_name: dict[str, list[str]] = {}
-    for field_name, value in message.raw_items() if message is not None else ():
-        by_name.setdefault(field_name.lower(), []).append(str(value))
+    for field_name, value in raw_items:
+        by_name.setdefault(field_name.lower(), []).append(value)
 
     def listed(name: str) -> list[str]:
         return by_name.get(name.lower(), [])
 
     def text(name: str) -> str:
         # 8-bit values (RFC 6532) decoded as UTF-8: compat32's own str() would make each such byte U+FFFD
-        values = [unsurrogate(v) for v in listed(name)]
+        values = [_decoded(v) for v in listed(name)]
         if all(v.isascii() and "=?" not in v for v in values):
             return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
         try:
@@ -151,7 +179,7 @@ def _parse_block(block: bytes) -> Envelope:
     reply_to = _addresses(listed("Reply-To"), ignored, "Reply-To")
     reply_to = () if set(reply_to) == set(senders) else reply_to  # her own From again: as good as none
     receipt_to = _addresses(listed("Disposition-Notification-To"), ignored, "Disposition-Notification-To")
-    sealed = message is not None and message.get_content_type() in SEALED_TYPES
+    sealed = content_type in SEALED_TYPES
     if not (to or cc or bcc):
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
@@ -174,7 +202,7 @@ def _parse_block(block: bytes) -> Envelope:
     return Envelope(
         key=key,
         message_id=ids[0] if ids else None,
-        sender=author(unsurrogate(listed("From")[0])) if len(listed("From")) == 1 else "",
+        sender=author(_decoded(listed("From")[0])) if len(listed("From")) == 1 else "",
         to=to,
         cc=cc,
         bcc=bcc,
@@ -188,7 +216,7 @@ def _parse_block(block: bytes) -> Envelope:
         receipt_to=receipt_to,
         sealed=sealed,
         unsigned=tuple(unsigned),
-        authentication=" ; ".join(" ".join(unsurrogate(v).split()) for v in listed("Authentication-Results")),
+        authentication=" ; ".join(" ".join(_decoded(v).split()) for v in listed("Authentication-Results")),
     )
 
 
@@ -209,9 +237,12 @@ def fingerprint(raw: bytes) -> str:
     same message. ``raw`` is the whole message: its header block alone gives another fingerprint."""
     head, _, body = split_head(raw)
     fields = (f.partition(b":") for f in _fields(head))
-    written = [name.strip().lower() + b":" + b" ".join(value.split()) for name, _, value in fields]
-    written = [field for field in written if field.partition(b":")[0] in _WRITTEN]
-    text = b"\n".join(line.rstrip() for line in body.splitlines()).rstrip()
+    written = [  # only the fields it is known by are normalised (a message has many others)
+        lowered + b":" + b" ".join(value.split())
+        for name, _, value in fields
+        if (lowered := name.strip().lower()) in _WRITTEN
+    ]
+    text = b"\n".join([line.rstrip() for line in body.splitlines()]).rstrip()
     written.append(b"body:" + hashlib.sha256(text).hexdigest().encode())
     return hashlib.sha256(b"\n".join(written)).hexdigest()[:16]
 

@@ -37,6 +37,7 @@ CANCELLED, ATTENTION = "cancelled", "attention"
 EARLY = "arrived before any policy"  # an ATTENTION row's detail: held in the Outbox since the wait for a first policy
 OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
 _OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
+CHECKPOINT_PAGES = 4000  # about 16 MB of WAL between checkpoints (SQLite's default: 1,000 pages)
 
 
 def _now() -> str:
@@ -124,6 +125,10 @@ class Ledger:
         # Commits reach the operating system at once (a killed daemon loses nothing), but are flushed to disk
         # only by the commits that must survive a power cut: see durable().
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # The WAL is copied into the database (and flushed to disk) every CHECKPOINT_PAGES pages rather than every
+        # 1,000: a backlog commits twice a message, and a checkpoint each few hundred messages cost a fifth of
+        # the ledger's time. Only when pages are copied changes; what a commit keeps does not.
+        self.db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         self.db.execute("PRAGMA foreign_keys=ON")
         migrate(self.db, self.path)
         found = self.db.execute("SELECT value FROM meta WHERE key = 'mentor_addresses'").fetchone()
@@ -203,6 +208,19 @@ class Ledger:
     def get(self, key: str) -> Row | None:
         record = self.db.execute("SELECT * FROM messages WHERE key = ?", (key,)).fetchone()
         return Row.of(record) if record else None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Row]:
+        """The rows of ``keys`` that exist, by key (one query per 500)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Row] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                (row.key, row)
+                for row in map(Row.of, self.db.execute(f"SELECT * FROM messages WHERE key IN ({marks})", chunk))
+            )
+        return found
 
     def add(self, row: Row) -> None:
         values = {f.name: getattr(row, f.name) for f in fields(Row)}

@@ -266,6 +266,24 @@ class MemoryMailbox:
                 if (m := box.messages.get(uid)) is not None
             ]
 
+    def messages(self, folder: str, uids: Sequence[int]) -> list[tuple[HeaderInfo, bytes]]:
+        with self._command("messages", folder) as box:
+            assert box is not None
+            return [
+                (
+                    HeaderInfo(
+                        uid=uid,
+                        size=len(m.raw),
+                        flags=frozenset(m.flags),
+                        headers=header_block(m.raw),
+                        internaldate=m.internaldate,
+                    ),
+                    m.raw,
+                )
+                for uid in sorted(set(uids))
+                if (m := box.messages.get(uid)) is not None
+            ]
+
     def fetch(self, folder: str, uid: int) -> bytes | None:
         with self._command("fetch", folder) as box:
             assert box is not None

@@ -93,6 +93,17 @@ def test_headers_in_uid_order_and_the_gone_left_out(contract: Contract) -> None:
     assert box.headers("Scheduled", []) == []
 
 
+def test_messages_are_their_headers_and_their_whole_text(contract: Contract) -> None:
+    box = contract.box
+    raws = [message(n, body=b"x" * (n * 700) + b"\r\n.leading dot\r\n") for n in range(3)]
+    uids = [appended(box, "Scheduled", raw) for raw in raws]
+    found = box.messages("Scheduled", [*reversed(uids), 99_999])
+    assert [info for info, _ in found] == box.headers("Scheduled", uids)
+    assert [raw for _, raw in found] == raws
+    assert "\\Seen" not in box.headers("Scheduled", uids)[0].flags
+    assert box.messages("Scheduled", []) == []
+
+
 def test_fetch_is_byte_for_byte_and_leaves_seen_alone(contract: Contract) -> None:
     box = contract.box
     raw = message(1, body="Liebe Frau Dr. Müller — 日本語\r\n".encode() + b"x" * 1500 + b"\r\n.leading dot\r\n")
