@@ -98,3 +98,12 @@ def test_header_blocks_read_are_remembered_within_a_bound() -> None:
     large = head(1, b"X-Long: " + b"y" * module.REMEMBERED_SIZE + b"\r\n")
     assert parse_envelope(large) is not parse_envelope(large)  # too large to keep
     assert parse_envelope(large) == parse_envelope(large)
+
+
+def test_the_remembered_header_blocks_are_let_go_of_after_a_pass() -> None:
+    from agent.rules import envelope
+
+    parse_envelope(b"From: sam@med.example.edu\r\nTo: ana@hospital.example.org\r\nSubject: kept\r\n\r\nHi\r\n")
+    assert envelope._remembered.cache_info().currsize > 0
+    envelope.forget_read()  # what the daemon calls after each pass
+    assert envelope._remembered.cache_info().currsize == 0

@@ -41,6 +41,7 @@ from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import settle_folders
 from agent.reconcile.recovery import recover
+from agent.rules.envelope import forget_read
 from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal
 from agent.store import statelock
@@ -486,6 +487,7 @@ class Daemon:
                 if self.ledger.meta_value(FIRST_WAIT) == "yes":
                     await end_the_wait(world)
                 wake_at = await self.pass_once(world, seen)
+                forget_read()  # a backlog's envelopes, read once for its intake and its sending
                 self.let_go_of_policies(world)
                 self._check_watchers(watchers)
                 timeout = HEARTBEAT

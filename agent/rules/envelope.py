@@ -131,6 +131,12 @@ def _remembered(block: bytes) -> Envelope:
     return _parse_block(block)
 
 
+def forget_read() -> None:
+    """Let go of the remembered header blocks: the daemon calls it after each pass, so that an idle daemon does
+    not keep a backlog's thousands of envelopes (they were wanted from its intake to its sending, one pass)."""
+    _remembered.cache_clear()
+
+
 def _parse_block(block: bytes) -> Envelope:
     problems: list[str] = []
     plain = plain_fields(block)
