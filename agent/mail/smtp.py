@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import re
 import ssl
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from agent.config.settings import Smtp
 from agent.errors import LoginRefused, TlsProblem
@@ -201,20 +201,23 @@ class Sender:
         pending = list(dict.fromkeys(recipients))
         accepted: list[str] = []
         refused: dict[str, str] = {}
-        number = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=self.max_wait / 60, max=self.max_wait),
+            retry=retry_if_exception_type(_Retry),
+            reraise=True,
+            sleep=self._pause,
+        )
         try:
-            while True:  # the attempts (a plain loop: a retrying library's set-up cost each message more than SMTP)
-                number += 1
-                try:
-                    accepted += await self._attempt(body, sender, pending, refused)
-                    return Delivery(accepted, refused)
-                except _Retry as soft:
-                    if soft.soft:  # some got it: only the softly refused ones are tried again
-                        accepted += [r for r in pending if r not in soft.soft and r not in refused]
-                        pending = list(soft.soft)
-                    if number >= self.attempts:
+            async for attempt in retrying:
+                with attempt:
+                    try:
+                        accepted += await self._attempt(body, sender, pending, refused)
+                    except _Retry as soft:
+                        if soft.soft:  # some got it: only the softly refused ones are tried again
+                            accepted += [r for r in pending if r not in soft.soft and r not in refused]
+                            pending = list(soft.soft)
                         raise
-                await self._pause(self._backoff(number))
         except _Retry as error:
             if accepted:
                 refused.update(error.soft or dict.fromkeys(pending, error.reason))
@@ -225,14 +228,10 @@ class Sender:
                 refused.update(dict.fromkeys(pending, "not retried: mentor-agent was stopped"))
                 return Delivery(accepted, refused)
             raise
-
-    def _backoff(self, number: int) -> float:
-        """The wait after attempt ``number`` failed: random, in a window that doubles each time (from
-        ``max_wait / 60`` seconds), up to ``max_wait`` ("full jitter")."""
-        return random.uniform(0, min(self.max_wait, self.max_wait / 60 * 2 ** (number - 1)))
+        return Delivery(accepted, refused)
 
     async def _pause(self, seconds: float) -> None:
-        """The sleep between attempts, cut short by a stop."""
+        """tenacity's sleep between attempts, cut short by a stop."""
         if self.stopping is None:
             await asyncio.sleep(seconds)
             return
