@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import imaplib
 import logging
 import secrets
 import ssl
@@ -22,12 +23,14 @@ from imapclient.imapclient import DELETED, TRASH
 
 from agent.config.settings import Imap
 from agent.mail.client import FETCH_CHUNK, Connection
-from agent.mail.session import Login, MailboxError, MessageGone
+from agent.mail.session import Login, MailboxError, MessageGone, refused
 from agent.mail.uidsets import copyuid, expand, identities_in, text_of, uid_set
 from agent.rules.envelope import parse_envelope
 
 CLAIM_KEYWORD = "$MentorAgentClaim"  # + an agent's id: set (conditionally) on a message while that agent moves it
 STALE_CLAIM = 60.0  # seconds: a claim keyword still there this long after we first saw it was abandoned
+# Times a MOVE/COPY is given, and a claim read back, while another session keeps expunging under it.
+EXPUNGED_UNDER_US = 3
 # What a message is known by when a UID map is checked: its Message-ID (the ledger's key for it).
 _ID_ITEM = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 log = logging.getLogger("mentor_agent.mailbox")
@@ -80,9 +83,9 @@ class Mailbox(Connection):
             chunk = wanted[start : start + FETCH_CHUNK]
             try:
                 data = self._run(f"UID FETCH MODSEQ in {folder!r}", functools.partial(self._fetch, chunk, ["MODSEQ"]))
-            except MailboxError:
-                if self._client is None:
-                    raise  # the connection broke: not an answer about CONDSTORE
+            except MailboxError as error:
+                if self._client is None or isinstance(error, MessageGone):
+                    raise  # the connection broke, or a message was expunged: not an answer about CONDSTORE
                 self._condstore_works = False
                 return None
             found |= {
@@ -133,21 +136,17 @@ class Mailbox(Connection):
             ours = sorted(present)
         if not ours:
             return {}
-        untagged = self.client._imap.untagged_responses
-        untagged.pop("COPYUID", None)
-        where = f"{len(ours)} message(s) {folder!r} -> {target!r}"
         if self.has_move and not self.force_copy_fallback:
-            self._run(f"UID MOVE {where}", lambda: self.client.move(uid_set(ours), target))
-            mapping = copyuid(untagged.pop("COPYUID", None))
+            ours, mapping = self._transfer("MOVE", folder, ours, target)
             moved = self._checked_map(folder, target, ours, mapping, identities)
         else:
-            self._run(f"UID COPY {where}", lambda: self.client.copy(uid_set(ours), target))
-            mapping = copyuid(untagged.pop("COPYUID", None))
+            ours, mapping = self._transfer("COPY", folder, ours, target)
             moved = self._checked_map(folder, target, ours, mapping, identities)
             copied = sorted(moved)
             if copied:  # only what is certainly in the target leaves the source
                 self._select(folder)
                 marks = uid_set(copied)
+                where = f"{len(copied)} message(s) {folder!r} -> {target!r}"
                 self._run(f"UID STORE {where} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
                 self._expunge(copied)
         if claim and self._claims_work(folder) and moved:
@@ -156,6 +155,52 @@ class Mailbox(Connection):
                 if new_uids:
                     self.remove_flags_many(target, new_uids, [self.claim_keyword])
         return moved
+
+    def _transfer(self, verb: str, folder: str, uids: list[int], target: str) -> tuple[list[int], dict[int, int]]:
+        """UID MOVE (or COPY) the messages; (the UIDs given in the command that succeeded, the server's UID map).
+
+        A message another session expunged since we looked makes Dovecot refuse the whole command with
+        ``NO [EXPUNGEISSUED]`` (RFC 5530), having moved none: MessageGone. Then, after a NOOP (which tells us
+        of the expunges), the command is given again for the messages still here.
+        """
+        untagged = self.client._imap.untagged_responses
+        command = self.client.move if verb == "MOVE" else self.client.copy
+        for attempt in range(1, EXPUNGED_UNDER_US + 1):
+            untagged.pop("COPYUID", None)
+            where = f"{len(uids)} message(s) {folder!r} -> {target!r}"
+            try:
+                self._run(f"UID {verb} {where}", functools.partial(command, uid_set(uids), target))
+            except MessageGone:
+                if attempt == EXPUNGED_UNDER_US:
+                    raise
+                log.info("UID %s %s: another session expunged some of them; moving the others", verb, where)
+                self._run("NOOP", self.client.noop)
+                uids = sorted(self._flags_now(folder, uids))
+                if not uids:
+                    return [], {}
+                continue
+            return uids, copyuid(untagged.pop("COPYUID", None))
+        raise AssertionError("unreachable")
+
+    def _flags_now(self, folder: str, uids: Sequence[int]) -> dict[int, set[str]]:
+        """{UID: flags} of the messages still in ``folder``, read after a NOOP, so that none another session
+        expunged is among them: a FETCH that ends in ``[EXPUNGEISSUED]`` (RFC 5530) may have shown a message
+        expunged meanwhile with no flags at all, so it is read again. Left empty where expunges never stop."""
+        imap = self.client._imap
+        wanted = sorted(set(uids))
+        for _ in range(EXPUNGED_UNDER_US):
+            found: dict[int, set[str]] = {}
+            imap.untagged_responses.pop("EXPUNGEISSUED", None)
+            for start in range(0, len(wanted), FETCH_CHUNK):
+                chunk = wanted[start : start + FETCH_CHUNK]
+                data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS"]))
+                for uid in chunk:
+                    if b"FLAGS" in data.get(uid, {}):
+                        found[uid] = {text_of(f) for f in data[uid][b"FLAGS"]}
+            if imap.untagged_responses.pop("EXPUNGEISSUED", None) is None:
+                return found
+            self._run("NOOP", self.client.noop)
+        return {}
 
     def _checked_map(
         self, folder: str, target: str, ours: list[int], mapping: dict[int, int], identities: dict[int, str]
@@ -254,9 +299,9 @@ class Mailbox(Connection):
             return self._run(
                 f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS", "MODSEQ", _ID_ITEM])
             )
-        except MailboxError:
-            if self._client is None:
-                raise  # the connection broke: not an answer about CONDSTORE
+        except MailboxError as error:
+            if self._client is None or isinstance(error, MessageGone):
+                raise  # the connection broke, or a message was expunged: not an answer about CONDSTORE
             # CONDSTORE advertised but refused when used (iCloud refuses SELECT ... (CONDSTORE), MailKit #970).
             log.info("the server refused MODSEQ although it advertises CONDSTORE: moving without claims")
             self._condstore_works = False
@@ -282,19 +327,25 @@ class Mailbox(Connection):
         wanted = sorted(present)
 
         def store() -> list[int]:
-            typ, _ = imap.uid(
+            typ, said = imap.uid(
                 "STORE", uid_set(wanted), f"(UNCHANGEDSINCE {bound})", "+FLAGS.SILENT", f"({self.claim_keyword})"
             )
             imap.untagged_responses.pop("FETCH", None)
             if typ != "OK":
-                raise MailboxError("UID STORE (claim) refused")
-            refused: set[int] = set()
+                words = b" ".join(part for part in said if isinstance(part, bytes)).decode(errors="replace")
+                raise refused("UID STORE (claim)", imaplib.IMAP4.error(words or "refused"))
+            modified: set[int] = set()
             for code in imap.untagged_responses.pop("MODIFIED", None) or ():
-                refused |= expand(code)
-            return [uid for uid in wanted if uid not in refused]
+                modified |= expand(code)
+            return [uid for uid in wanted if uid not in modified]
 
         try:
             stored = self._run(f"UID STORE {len(wanted)} message(s) (claim)", store)
+        except MessageGone:
+            # Another session expunged some of them under the STORE ([EXPUNGEISSUED]): claim nothing now; those
+            # still here are taken at the next look (a claim of ours that landed is recognised as ours then).
+            self._run("NOOP", self.client.noop)
+            return []
         except MailboxError:
             if self._client is None:
                 raise
@@ -304,22 +355,19 @@ class Mailbox(Connection):
         if not stored:
             return []
         self._run("NOOP", self.client.noop)  # see every change committed before this point
+        read = self._flags_now(folder, stored)
         kept: list[int] = []
-        seen: set[str] = set()
-        for start in range(0, len(stored), FETCH_CHUNK):
-            chunk = stored[start : start + FETCH_CHUNK]
-            data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS"]))
-            for uid in chunk:
-                flags = {text_of(f) for f in data.get(uid, {}).get(b"FLAGS", ())}
-                ours = self.claim_keyword in flags and "\\Deleted" not in flags
-                if ours and not any(
-                    f.lower().startswith(CLAIM_KEYWORD.lower()) and f != self.claim_keyword for f in flags
-                ):
-                    kept.append(uid)
-                seen.update(flags)
-        if not any(flag.lower().startswith(CLAIM_KEYWORD.lower()) for flag in seen):
-            # The STORE was accepted, yet no message shows any claim: this folder does not keep custom keywords
-            # (Microsoft 365 drops them silently, MailKit #702). Read back, not guessed: move without claims.
+        for uid, flags in sorted(read.items()):
+            ours = self.claim_keyword in flags and "\\Deleted" not in flags
+            if ours and not any(f.lower().startswith(CLAIM_KEYWORD.lower()) and f != self.claim_keyword for f in flags):
+                kept.append(uid)
+        seen: set[str] = set().union(*read.values())
+        if read and not any(flag.lower().startswith(CLAIM_KEYWORD.lower()) for flag in seen):
+            # The STORE was accepted, yet no message still here shows any claim: this folder does not keep custom
+            # keywords (Microsoft 365 drops them silently, MailKit #702). Read back, not guessed: move without
+            # claims. Only messages read back count: one another agent moved meanwhile (the race this agent
+            # lost) shows nothing, and taking that for a server that drops keywords once made the loser move
+            # every later message unclaimed, so that both agents moved (and sent) the next one.
             log.info("%r does not keep custom keywords: moving without claims", folder)
             self._keywords_kept[folder] = False
             return None

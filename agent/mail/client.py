@@ -23,7 +23,16 @@ from imapclient.imapclient import DELETED, SENT
 
 from agent.config.settings import Folders, Imap
 from agent.mail.port import HeaderInfo, ResolvedFolders
-from agent.mail.session import Login, MailboxError, describe_error, drop, ended, imap_errors, open_client
+from agent.mail.session import (
+    Login,
+    MailboxError,
+    describe_error,
+    drop,
+    ended,
+    imap_errors,
+    open_client,
+    refused,
+)
 from agent.mail.uidsets import text_of, uid_set
 
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
@@ -98,7 +107,7 @@ class Connection:
             self.close()
             raise ended(what, said or describe_error(error)) from error
         except (imaplib.IMAP4.error, ValueError) as error:
-            raise MailboxError(f"{what}: {describe_error(error)}") from error
+            raise refused(what, error) from error
 
     def _select(self, folder: str, *, fresh: bool = False) -> dict[bytes, Any]:
         if self._selected == folder and not fresh:

@@ -66,6 +66,14 @@ def ended(what: str, text: str) -> MailboxError:
     return kind(f"{what}: {text}")
 
 
+def refused(what: str, error: BaseException) -> MailboxError:
+    """The error for a command the server refused: MessageGone where it says why is that another session expunged
+    a message (RFC 5530 ``[EXPUNGEISSUED]``: Dovecot's NO to a MOVE or COPY of a message another agent moved)."""
+    text = describe_error(error)
+    kind = MessageGone if "[EXPUNGEISSUED]" in text.upper() else MailboxError
+    return kind(f"{what}: {text}")
+
+
 class _ConnectFailed(MailboxError):
     """Could not reach the server; worth another attempt."""
 
