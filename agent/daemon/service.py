@@ -77,6 +77,7 @@ class _WatchThread:
         self.thread = threading.Thread(target=self._run, name=f"watch {watcher.folder}", daemon=True)
 
     def start(self) -> None:
+        self.alive_at = time.monotonic()  # opened after the first pass: silent since now, not since made
         self.thread.start()
 
     def _run(self) -> None:
@@ -455,12 +456,20 @@ class Daemon:
             up = _Countdown(len(folders_watched), wake)
             for folder in folders_watched:
                 watchers.append(_WatchThread(Watcher(settings.imap, imap_login, folder), wake, renew, up.one))
-            # The IDLE connections (connect, login, SELECT, IDLE) open side by side, each in its thread, while the
-            # first pass already reads the Outbox on the command connection: once the last IDLE is on, the loop
-            # looks again, so a message dropped before IDLE could report it is still seen then. Stopped (and
-            # their connections closed) by the `finally` below.
-            for watcher in watchers:
-                watcher.start()
+            # The IDLE connections (connect, login, SELECT, IDLE) open side by side, each in its thread, once the
+            # first pass has read the Outbox on the command connection (a backlog waiting at start does not share
+            # the CPU and the server with three logins): once the last IDLE is on, the loop looks again, so a
+            # message dropped before IDLE could report it is still seen then. Stopped (and their connections
+            # closed) by the `finally` below.
+            idle_opened = False
+
+            def open_idle() -> None:
+                nonlocal idle_opened
+                if not idle_opened:
+                    idle_opened = True
+                    for watcher in watchers:
+                        watcher.start()
+
             ended = self.imap_gate.worked()
             self.ledger.set_status(connected="yes", running="yes", last_error="", **self.imap_gate.status())
             log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
@@ -479,6 +488,7 @@ class Daemon:
                 if self.reload_requested:
                     await self.reload_policies(world)
                 if self._waits_for_a_policy():
+                    open_idle()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), HEARTBEAT)
                     sdnotify.watchdog()
@@ -488,6 +498,7 @@ class Daemon:
                     await end_the_wait(world)
                 wake_at = await self.pass_once(world, seen)
                 forget_read()  # a backlog's envelopes, read once for its intake and its sending
+                open_idle()
                 self.let_go_of_policies(world)
                 self._check_watchers(watchers)
                 timeout = HEARTBEAT
