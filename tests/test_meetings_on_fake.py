@@ -42,13 +42,13 @@ SENT = "Sent Items"
 class Desk:
     """A World on the fake mailbox with Rivera's meeting policy; :meth:`run` is one daemon pass."""
 
-    def __init__(self, tmp_path: Path, smtp: SmtpServer, policy: str) -> None:
+    def __init__(self, tmp_path: Path, smtp: SmtpServer, policy: str, now: datetime | None = None) -> None:
         (tmp_path / "policies").mkdir()
         (tmp_path / "policies" / "rivera.toml").write_text(policy)
         self.server = MemoryServer(sent=SENT)
         self.box = MemoryMailbox(self.server)
         self.smtp = smtp
-        self.now = datetime.now(UTC)
+        self.now = now or datetime.now(UTC)
         self.settings = Settings(
             student=Student(name="Sam Patel", address=STUDENT, timezone="America/Chicago"),
             imap=Imap(folders=Folders()),
@@ -143,8 +143,8 @@ class Desk:
         self.world.ledger.close()
 
 
-def make(tmp_path: Path, smtp: SmtpServer, **policy: Any) -> Iterator[Desk]:
-    desk = Desk(tmp_path, smtp, meeting_policy(**policy))
+def make(tmp_path: Path, smtp: SmtpServer, *, now: datetime | None = None, **policy: Any) -> Iterator[Desk]:
+    desk = Desk(tmp_path, smtp, meeting_policy(**policy), now)
     try:
         yield desk
     finally:
@@ -224,11 +224,19 @@ def test_a_counter_inside_the_windows_updates_the_invitation(sequential: Desk) -
     assert event_of(sequential.smtp.messages[1].content).decoded("DTSTART") == wanted
 
 
+# Midnight for the student (Monday 2 March 2026, CST): the first time offered, 07:00 her time, is 7 hours ahead.
+CHICAGO_MIDNIGHT = datetime(2026, 3, 2, 6, tzinfo=UTC)
+# Sunday 6 December 2026, 04:15 CST: the first time offered, 07:00 her time, begins before a 3-hour timeout is over.
+CHICAGO_BEFORE_DAWN = datetime(2026, 12, 6, 10, 15, tzinfo=UTC)
+
+
 def test_an_unanswered_offer_expires_and_the_next_time_is_offered(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    for desk in make(tmp_path, smtp_server, strategy="sequential", proposals=3, timeout="3h"):
+    for desk in make(tmp_path, smtp_server, now=CHICAGO_MIDNIGHT, strategy="sequential", proposals=3, timeout="3h"):
         desk.propose()
         wake = desk.settle()
         first = sent_uid(desk)
+        start = event_of(desk.smtp.messages[0].content).decoded("DTSTART")
+        assert start > desk.now + timedelta(hours=3, minutes=1), "the premise: the offer expires before its time"
         assert wake is not None and wake <= desk.now + timedelta(hours=3, minutes=1), "woken for the timeout"
         desk.later(timedelta(hours=3, minutes=1))
         desk.settle()
@@ -237,6 +245,33 @@ def test_an_unanswered_offer_expires_and_the_next_time_is_offered(tmp_path: Path
         assert [m for m, u, _ in sent if u != first] == ["REQUEST"], "the next time offered"
         assert desk.statuses()[first] == "expired"
         assert any("No answer from" in (m.get_body(("plain",)) or m).get_content() for m in desk.inbox("notice"))
+        assert not desk.notices("Cancellation not sent")
+
+
+def test_an_offer_that_expires_after_its_time_began_is_not_cancelled_late(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The hour at which the test above failed on the wall clock: the first time offered (07:00 for her, 2h45
+    ahead) has begun when the 3-hour timeout is over. The offer expires and the next time is offered, but its
+    CANCEL is taken back, never sent after the start, and the student told."""
+    for desk in make(tmp_path, smtp_server, now=CHICAGO_BEFORE_DAWN, strategy="sequential", proposals=3, timeout="3h"):
+        desk.propose()
+        desk.settle()
+        first = sent_uid(desk)
+        start = event_of(desk.smtp.messages[0].content).decoded("DTSTART")
+        assert desk.now < start < desk.now + timedelta(hours=3), "the premise: the meeting begins before the timeout"
+        desk.later(timedelta(hours=3, minutes=1))
+        desk.settle()
+        sent = desk.invitations()
+        assert [m for m, u, _ in sent if u == first] == ["REQUEST"], "no CANCEL after the meeting began"
+        assert [m for m, u, _ in sent if u != first] == ["REQUEST"], "the next time offered"
+        assert desk.statuses()[first] == "expired"
+        assert any("No answer from" in (m.get_body(("plain",)) or m).get_content() for m in desk.inbox("notice"))
+        assert desk.notices("Cancellation not sent"), "the student told the CANCEL was taken back"
+        assert desk.server.messages(OUTBOX) == {} and len(desk.subjects(SENT)) == 2, "nothing left to go, two sent"
+        desk.later(timedelta(hours=1))
+        desk.settle()
+        assert len(desk.smtp.messages) == 2, "nothing later either"
 
 
 def test_a_request_in_the_outbox_becomes_an_invitation_and_is_filed(sequential: Desk) -> None:
