@@ -177,3 +177,16 @@ def test_the_wal_is_checkpointed_less_often_than_sqlite_s_default(tmp_path: Path
     ledger = Ledger(tmp_path / "l.sqlite3")
     assert ledger.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4000
     assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_message_is_found_by_its_message_id_through_an_index(tmp_path: Path) -> None:
+    """Intake asks for every message whether its Message-ID is one the agent gave out (``key_of``): with a
+    year of history that was a scan of every row, once a message."""
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        plan = ledger.db.execute(
+            "EXPLAIN QUERY PLAN SELECT key FROM messages WHERE message_id = ? AND state IN (?, ?)", ("<a@b>", "x", "y")
+        ).fetchall()
+        assert any("USING INDEX messages_message_id" in str(tuple(step)) for step in plan), [tuple(s) for s in plan]
+    finally:
+        ledger.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -107,6 +107,11 @@ _MIGRATIONS: dict[int, str] = {
     -- so that another message reusing a Message-ID is told from a copy. '' in rows written before this version
     -- (then any message with that Message-ID counts as a copy, as it did).
     ALTER TABLE messages ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    """,
+    7: """
+    -- Intake asks of every message whether its Message-ID is one the agent gave out: found by index, not by a scan
+    -- of every row the ledger ever kept.
+    CREATE INDEX messages_message_id ON messages(message_id);
     """,
 }
 
