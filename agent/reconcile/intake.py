@@ -24,7 +24,7 @@ from agent.mail.session import MessageGone
 from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
-from agent.reconcile.digest_delivery import is_split_rest
+from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest
 from agent.reconcile.doors import across, autosaves, came_back, sent_herself
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
@@ -335,10 +335,10 @@ async def carry_out(world: World) -> datetime | None:
         waiting[loaded.id].append(row)
     if orphans:
         await _tell_orphans(world, orphans)
-    left_claimed = world.ledger.in_states(CLAIMED)  # claimed before a restart or a stop, never sent: first
-    # A mentor with one of those gets no other this pass: it is not in her history yet, so the plan would let her
-    # next one go at once too. The pass after this one plans her with it counted.
-    busy = {loaded.id for row in left_claimed if (loaded := policy_of(world, row)) is not None}
+    # Claimed before a restart or a stop, never sent: first, if its mentor's policy allows it now (else back to
+    # Scheduled, planned with her others). A mentor with one going first gets no other this pass: it is not in her
+    # history yet, so the plan would let her next one go at once too. The next pass plans her with it counted.
+    left_claimed, busy = await _left_claimed(world, waiting, now)
     heads: list[Item] = []
     wake: datetime | None = None
     placing: list[_Placing] = []  # what waits behind what goes now: placed in Scheduled once that went
@@ -374,6 +374,43 @@ async def carry_out(world: World) -> datetime | None:
             await deliver_all(world, items, invite_deadline.last_look(world), place)  # and again before each one
         return now  # the plan assumed these sends: plan again from the new state
     return min((t for t in (wake, tidy) if t is not None), default=None)
+
+
+async def _left_claimed(world: World, waiting: dict[str, list[Row]], now: datetime) -> tuple[list[Row], set[str]]:
+    """What a stop or a crash left claimed (in Sending, never handed to SMTP) that goes first in this pass, and the
+    mentors it goes to. To no mentor (or to one whose policy is gone): it goes, as before. To a mentor: only if her
+    policy allows it now, planned as the head of her queue with her history; otherwise it goes back to Scheduled
+    and joins ``waiting``, paced and told like any other (never sent at a restart outside her window)."""
+    first: list[Row] = []
+    hers: dict[str, list[Row]] = defaultdict(list)
+    for row in world.ledger.in_states(CLAIMED):
+        loaded = policy_of(world, row)
+        if loaded is None:
+            first.append(row)
+        else:
+            hers[loaded.id].append(row)
+    busy: set[str] = set()
+    for mentor_id, claimed in hers.items():
+        loaded = world.book.by_id[mentor_id]
+        if len(claimed) == 1:
+            history = world.ledger.history(
+                loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses
+            )
+            rest = sorted(waiting.get(mentor_id, []), key=lambda r: r.arrived)
+            queue = [
+                Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced, is_split_rest(r))
+                for r in [*claimed, *rest]
+            ]
+            head = Engine(loaded.policy, history).next_group(queue, now)
+            if [d.id for d in head] == [claimed[0].key] and head[0].due(now):
+                first.append(claimed[0])
+                busy.add(mentor_id)
+                continue
+        log.info("%d message(s) to %s left claimed: not allowed now, back to Scheduled", len(claimed), loaded.name)
+        await back_to_scheduled(world, claimed, "not sent yet: mentor-agent stopped before it went; it goes again")
+        keys = {r.key for r in [*claimed, *waiting.get(mentor_id, [])]}  # in the ledger's order, as the next pass
+        waiting[mentor_id] = [r for r in world.ledger.in_states(SCHEDULED, NEW) if r.key in keys]
+    return first, busy
 
 
 def know_mentors(world: World) -> None:
