@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from agent.logs import named
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.rules.notices import HOW_TO_STEER
-from agent.store.ledger import ATTENTION, SCHEDULED, Row
+from agent.store.ledger import ATTENTION, SCHEDULED, SENDING, Row
 from agent.store.rounds import MeetingStore
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -32,7 +32,12 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
                 new_uid = await world.imap(world.mailbox.move, source, uid, folders.needs_attention)
             except MessageGone:
                 new_uid = None
-        world.ledger.update(row.key, state=ATTENTION, folder=folders.needs_attention, uid=new_uid, detail=why)
+        # In doubt, it keeps when it was handed to SMTP: it counts as sent to her until the student decides
+        # (agent.store.in_doubt); any other message here has no sent_at.
+        handed = _handed(world, row) if doubt else None
+        world.ledger.update(
+            row.key, state=ATTENTION, folder=folders.needs_attention, uid=new_uid, detail=why, sent_at=handed
+        )
         world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
         log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
         # A meeting invitation's offer is withdrawn once it is here: moved back, it would not go (never invited).
@@ -63,6 +68,14 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
             ]
             title = f"Not sent: {row.subject}"
         await world.notify(title, lines, about=row.message_id)
+
+
+def _handed(world: World, row: Row) -> datetime:
+    """When the message in doubt was handed to SMTP: its ``sending`` mark's time, else now (the safe side)."""
+    current = world.ledger.get(row.key)
+    if current is not None and current.state == SENDING and current.sent_at is not None:
+        return current.sent_at
+    return world.now()
 
 
 async def retry_later(world: World, rows: Sequence[Row], why: str) -> None:

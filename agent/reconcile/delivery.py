@@ -373,12 +373,14 @@ async def _send(
     ledger = world.ledger
     item = prepared[0].message_id
     # Committed before SMTP is spoken: kept by a killed daemon; a power cut is covered by the queued mark (on disk).
+    # With when it is handed to SMTP: if it ends in doubt, it counts as sent to her from then (agent.store.in_doubt).
+    handed = world.now()
     if len(rows) == 1:
-        ledger.update(rows[0].key, state=SENDING, item=item)  # one statement commits on its own (autocommit)
+        ledger.update(rows[0].key, state=SENDING, item=item, sent_at=handed)  # one statement: commits on its own
     else:
         with ledger.transaction():
             for row in rows:
-                ledger.update(row.key, state=SENDING, item=item)
+                ledger.update(row.key, state=SENDING, item=item, sent_at=handed)
     crash_point("sending")
     refused: dict[str, str] = {}
     parts_sent = 0

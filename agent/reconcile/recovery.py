@@ -48,7 +48,10 @@ async def recover(world: World) -> None:
         after_reboot = ledger.queued_before_reboot()
         with ledger.transaction():
             for row in queued:
-                ledger.update(row.key, state=SENDING if after_reboot else CLAIMED)
+                if after_reboot:  # when it was handed to SMTP, if ever, is lost: now, the safe side
+                    ledger.update(row.key, state=SENDING, sent_at=world.now())
+                else:
+                    ledger.update(row.key, state=CLAIMED)
         if after_reboot:
             log.warning("%d message(s) were next in line when the machine stopped: treated as in doubt", len(queued))
     in_sending: dict[str | None, list[Row]] = {}

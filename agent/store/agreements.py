@@ -178,7 +178,7 @@ class Agreements:
         Our own small measure for the review notice (sent → her reply, from the ledger's items and replies);
         ``status`` may get a shared one later.
         """
-        items = self.ledger.history(mentor, datetime.min.replace(tzinfo=UTC), addresses)
+        items = self.ledger.history(mentor, datetime.min.replace(tzinfo=UTC), addresses, in_doubt=False)
         sent = {m: item.at for item in items.sent for m in item.ids}
         hours = []
         for reply in items.replies:

@@ -38,7 +38,7 @@ def answer_times(ledger: Ledger, loaded: LoadedPolicy, now: datetime) -> dict[st
     """Both ways, as data for ``status --json`` with the sentence ``status`` prints for each."""
     since = after(now, -PERIOD)
     addresses = loaded.policy.mentor.addresses
-    history = ledger.history(loaded.id, since, addresses)
+    history = ledger.history(loaded.id, since, addresses, in_doubt=False)
     terms = loaded.policy.agreement
     agreed = terms.agreed_on is not None
     items = [Asked(item.at, item.ids) for item in history.sent if not item.bounced]  # she never got those

@@ -28,6 +28,7 @@ from typing import Any
 
 from agent.rules.addresses import normal_address
 from agent.rules.pacing import History, Reply, SentItem
+from agent.store.in_doubt import in_doubt_items
 from agent.store.schema import migrate
 from agent.store.statefiles import boot_id, naming_the_state_dir, private_dir, private_files, tighten
 
@@ -374,9 +375,12 @@ class Ledger:
                     found.setdefault(member, owner)
         return found
 
-    def history(self, mentor: str, since: datetime, addresses: Sequence[str] = ()) -> History:
-        """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's)."""
-        who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
+    def history(self, mentor: str, since: datetime, addresses: Sequence[str] = (), *, in_doubt: bool = True) -> History:
+        """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's).
+        ``in_doubt``: with the sends in doubt, as received when handed to SMTP (the pacing rules' safe side,
+        :mod:`agent.store.in_doubt`); measures of what she answered leave them out."""
+        known = addresses or self.mentor_addresses.get(mentor, ())
+        who, args = _whose(mentor, known)
         bounced = "EXISTS(SELECT 1 FROM log WHERE event = 'bounced' AND log.message = items.message_id)"
         items = tuple(
             SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up), bool(lost))
@@ -385,6 +389,11 @@ class Ledger:
                 (*args, _text(since)),
             )
         )
+        if in_doubt:
+            received = {i for sent in items for i in sent.ids}
+            doubt = in_doubt_items(self.db, mentor, known, since, received)
+            if doubt:
+                items = tuple(sorted((*items, *doubt), key=lambda sent: sent.at))
         replies = tuple(
             Reply(datetime.fromisoformat(at), answers)
             for at, answers in self.db.execute(

@@ -1,0 +1,42 @@
+"""Sends in doubt, counted in a mentor's history: the safe side of "the agent cannot tell whether she got it".
+
+A message whose SMTP transaction may or may not have ended (the line cut after DATA; the daemon killed between
+``sending`` and ``accepted``) is in Needs attention, state ``attention``, with ``sent_at`` = when it was handed to
+SMTP (:func:`agent.reconcile.attention.attention`; no other ``attention`` row has a ``sent_at``). Until the student
+decides, it counts for the pacing rules as an e-mail the mentor received then: one per release (its rows share
+``item``), never answered, not a follow-up. Moved back to the Outbox it is a new message (intake forgets the row) and
+counts once it goes; an e-mail the ledger has as received already (its copy found in Sent) is not counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+from agent.rules.addresses import normal_address
+from agent.rules.pacing import SentItem
+
+
+def in_doubt_items(
+    db: sqlite3.Connection, mentor: str, addresses: Collection[str], since: datetime, known: Collection[str]
+) -> list[SentItem]:
+    """The releases to ``mentor`` (by her ``addresses``, else her policy id) in doubt since ``since``, as items;
+    ``known``: the ids of what the history has as received already."""
+    wanted = {normal_address(a) for a in addresses if a.strip()}
+    found: dict[str, list[tuple[datetime, str, str]]] = {}
+    for key, message_id, item, sent_at, recipients, owner in db.execute(
+        "SELECT key, message_id, item, sent_at, recipients, mentor FROM messages "
+        "WHERE state = 'attention' AND sent_at IS NOT NULL AND sent_at >= ?",
+        (since.astimezone(UTC).isoformat(),),
+    ):
+        hers = any(normal_address(a) in wanted for a in json.loads(recipients)) if wanted else owner == mentor
+        if hers:
+            found.setdefault(item or key, []).append((datetime.fromisoformat(sent_at), key, message_id))
+    items = []
+    for item, rows in found.items():
+        ids = (item, *sorted({i for _, key, message_id in rows for i in (key, message_id)} - {item}))
+        if not known or not any(i in known for i in ids):
+            items.append(SentItem(min(at for at, _, _ in rows), ids))
+    return items

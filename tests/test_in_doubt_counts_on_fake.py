@@ -1,0 +1,98 @@
+"""A message in doubt (the line cut after DATA, or the daemon killed between ``sending`` and ``accepted``) may have
+reached the mentor: it counts as sent to her, at the time it was handed to SMTP, for the pacing rules until the
+student decides; moved back to the Outbox, it is a new send. (On the in-memory mailbox and the real aiosmtpd
+server; the hostile round's finding B.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.reconcile.recovery import recover
+from agent.store.ledger import ATTENTION, SCHEDULED
+from tests.agent_process import OUTBOX, policy_text
+from tests.servers.smtp import SmtpServer
+from tests.test_passes_on_fake import Pass, mail
+
+START = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+
+
+class Crash(Exception):
+    """The daemon killed at a crash point (nothing after it runs)."""
+
+
+@pytest.fixture
+def hourly(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[Pass, list[datetime]]]:
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    made.world.clock = lambda: clock[0]
+    try:
+        yield made, clock
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_message_in_doubt_counts_so_her_next_waits_the_gap(hourly: tuple[Pass, list[datetime]]) -> None:
+    made, clock = hourly
+    for n in range(3):
+        made.server.put(OUTBOX, mail(f"backlog {n}"))
+    made.smtp.drop_after_data()
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["backlog 0"], "min_gap 1h: the one in doubt may have reached her"
+    assert made.subjects("Needs attention") == ["backlog 0"]
+    assert "[mentor-agent] In doubt: backlog 0" in made.subjects("INBOX")
+    due = {row.subject: row.due for row in made.world.ledger.in_states(SCHEDULED)}
+    assert due == {"backlog 1": START + timedelta(hours=1), "backlog 2": START + timedelta(hours=2)}
+    clock[0] = START + timedelta(hours=1)
+    made.run()
+    assert made.received() == ["backlog 0", "backlog 1"]
+
+
+def test_killed_between_sending_and_accepted_it_counts_from_when_it_was_handed_over(
+    hourly: tuple[Pass, list[datetime]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made, clock = hourly
+
+    def crash_point(point: str) -> None:
+        if point == "sending":
+            raise Crash(point)
+
+    monkeypatch.setattr("agent.reconcile.delivery.crash_point", crash_point)
+    for n in range(2):
+        made.server.put(OUTBOX, mail(f"backlog {n}"))
+    with pytest.raises(Crash):
+        made.run()
+    monkeypatch.undo()
+    clock[0] = START + timedelta(minutes=20)  # the restart
+    asyncio.run(recover(made.world))
+    (doubt,) = made.world.ledger.in_states(ATTENTION)
+    assert doubt.subject == "backlog 0" and doubt.sent_at == START
+    made.run()
+    made.run()
+    assert made.received() == [], "her next waits an hour from when the one in doubt was handed to SMTP"
+    (waiting,) = made.world.ledger.in_states(SCHEDULED)
+    assert waiting.due == START + timedelta(hours=1)
+
+
+def test_moved_back_to_the_outbox_it_is_a_new_send(hourly: tuple[Pass, list[datetime]]) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one"))
+    made.smtp.drop_after_data()
+    made.run()
+    (doubt,) = made.world.ledger.in_states(ATTENTION)
+    assert doubt.sent_at == START
+    history = made.world.ledger.history("rivera", START - timedelta(days=1))
+    assert [item.at for item in history.sent] == [START], "counted while the student has not decided"
+    clock[0] = START + timedelta(minutes=10)
+    (uid,) = made.server.messages("Needs attention")
+    made.box.move("Needs attention", uid, OUTBOX)  # she decides: send it again
+    made.run()
+    made.run()
+    assert made.received() == ["only one", "only one"], "a new send: paced as any other, not as a second e-mail"
+    history = made.world.ledger.history("rivera", START - timedelta(days=1))
+    assert [item.at for item in history.sent] == [clock[0]], "the new send counts, the one in doubt no more"
