@@ -54,6 +54,12 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
                     else "Check with the recipient or your Sent folder; to send it anyway, move it back to the Outbox."
                 ),
             ]
+            if row.mentor:  # agent.store.in_doubt
+                lines.append(
+                    "It counts as sent in the pace agreed with your mentor (from when it was handed to the mail "
+                    "server), so your next message waits as it would after a sent one; moved back to the Outbox, "
+                    "it is a new message."
+                )
             title = f"In doubt: {row.subject}"
         else:
             lines = [
