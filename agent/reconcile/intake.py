@@ -3,11 +3,11 @@
 This is "reconcile, don't react": whatever woke the daemon, the pass looks at the folders, the ledger and
 the clock and brings them to what the policies ask for. Running it twice changes nothing the second time.
 
-Why one module of ~550 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out) are
-one state machine over the ledger's rows (new → scheduled → claimed); each step relies on what the one before
-left and they share the helpers that place a row (its policy, its hold, its notice). Kept together so the
-machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`, the start's folder check
-:mod:`agent.reconcile.outbox_folders`.
+Why one module of ~700 lines: the three steps of a pass (take in the Outbox, follow Scheduled, carry out, with
+what a restart left claimed) are one state machine over the ledger's rows (new → scheduled → claimed); each step
+relies on what the one before left and they share the helpers that place a row (its policy, its hold, its
+notice). Kept together so the machine reads in one place; the sending itself is :mod:`agent.reconcile.delivery`,
+the start's folder check :mod:`agent.reconcile.outbox_folders`.
 """
 
 from __future__ import annotations
