@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.store import schema, sent_watch, statefiles
-from agent.store.ledger import NEW, QUEUED, SENDING, Ledger, Row
+from agent.store.ledger import ATTENTION, NEW, QUEUED, SENDING, Ledger, Row
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -190,3 +190,27 @@ def test_a_message_is_found_by_its_message_id_through_an_index(tmp_path: Path) -
         assert any("USING INDEX messages_message_id" in str(tuple(step)) for step in plan), [tuple(s) for s in plan]
     finally:
         ledger.close()
+
+
+def test_a_send_in_doubt_counts_in_her_history_once_per_email_by_her_addresses(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.bind({"rivera": ("a@b.org",)})
+    doubt = dict(state=ATTENTION, folder="Needs attention", sent_at=NOW)
+    ledger.add(row("k1", item="<d@x>", **doubt))  # a digest of two, in doubt: one e-mail
+    ledger.add(row("k2", item="<d@x>", **doubt))
+    ledger.add(row("k3", state=ATTENTION, detail="the mail server refused it"))  # refused: certainly not sent
+    ledger.add(row("k4", recipients=("c@nhs.uk",), mentor="okafor", **doubt))  # someone else's
+    # A release split in two e-mails: the first accepted (under the release's id), the second's part in doubt.
+    ledger.add_item("rivera", "<s@x>", NOW - timedelta(hours=1), ["<s@x>", "k5"])
+    ledger.add(row("k6", item="<s@x>", **doubt))
+    ledger.add(row("k7", item="<old@x>", **{**doubt, "sent_at": NOW - timedelta(days=3)}))  # before ``since``
+    since = NOW - timedelta(days=1)
+    history = ledger.history("rivera", since)
+    assert [(item.at, item.ids) for item in history.sent] == [
+        (NOW - timedelta(hours=1), ("<s@x>", "<s@x>", "k5")),
+        (NOW, ("<d@x>", "k1", "k2")),
+        (NOW, ("<s@x>", "k6")),
+    ]
+    assert [item.ids[0] for item in ledger.history("rivera", since, in_doubt=False).sent] == ["<s@x>"]
+    ledger.add_item("rivera", "k1", NOW, ["k1"], source="sent-folder")  # its copy found in Sent: counted once
+    assert [item.ids[0] for item in ledger.history("rivera", since).sent] == ["<s@x>", "k1", "<s@x>"]

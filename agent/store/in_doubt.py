@@ -4,8 +4,9 @@ A message whose SMTP transaction may or may not have ended (the line cut after D
 ``sending`` and ``accepted``) is in Needs attention, state ``attention``, with ``sent_at`` = when it was handed to
 SMTP (:func:`agent.reconcile.attention.attention`; no other ``attention`` row has a ``sent_at``). Until the student
 decides, it counts for the pacing rules as an e-mail the mentor received then: one per release (its rows share
-``item``), never answered, not a follow-up. Moved back to the Outbox it is a new message (intake forgets the row) and
-counts once it goes; an e-mail the ledger has as received already (its copy found in Sent) is not counted twice.
+``item``), not a follow-up, answered once a reply of hers names it. Moved back to the Outbox it is a new message
+(intake forgets the row) and counts once it goes; a message the ledger has as received already (its copy found in
+Sent) is not counted twice.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def in_doubt_items(
             found.setdefault(item or key, []).append((datetime.fromisoformat(sent_at), key, message_id))
     items = []
     for item, rows in found.items():
-        ids = (item, *sorted({i for _, key, message_id in rows for i in (key, message_id)} - {item}))
-        if not known or not any(i in known for i in ids):
-            items.append(SentItem(min(at for at, _, _ in rows), ids))
+        own = {i for _, key, message_id in rows for i in (key, message_id)}
+        # By its messages' own ids, not the release's: the other e-mails of a release split in several may have
+        # been accepted (recorded under the release's id) while this one's part is in doubt.
+        if not any(i in known for i in own):
+            items.append(SentItem(min(at for at, _, _ in rows), (item, *sorted(own - {item}))))
     return items
