@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from agent.rules.addresses import author, needs_smtputf8, normal_address, plain_addresses
-from agent.rules.header_fields import plain_fields
+from agent.rules.header_fields import plain_fields, unread_lines
 from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -147,6 +147,7 @@ def _parse_block(block: bytes) -> Envelope:
             message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
             raw_items = [(name, str(value)) for name, value in message.raw_items()]
             content_type = message.get_content_type()
+            problems += unread_lines(message)
         except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
             problems.append(f"the header block cannot be read ({type(error).__name__})")
 

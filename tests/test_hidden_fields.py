@@ -1,0 +1,161 @@
+"""Header lines the agent would not read as mail programs do (the tester's parse findings 1 and 2): a line of the
+header block that is not a field hides from the stdlib's parser every field after it (a second mentor in To, a Cc),
+while Dovecot and mail programs read on; an address field whose bytes are not UTF-8 would be read as another
+address (Dovecot stores a NUL as 0x80, which Windows-1252 makes "€"). Either is a problem: the message is held in
+Needs attention, never sent misread."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email import policy as email_policy
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.rules.envelope import parse_envelope, split_head
+from agent.rules.header_fields import plain_fields
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
+from tests.test_passes_on_fake import Pass
+
+KIM = "kim@clinic.example.org"
+
+
+def _message(fields: bytes, subject: str = "hidden") -> bytes:
+    head = f"From: Sam Patel <{STUDENT}>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@med.example.edu>\r\n"
+    return head.encode() + fields + b"\r\n\r\nbody\r\n"
+
+
+HIDING = {
+    "a line without a colon": _message(f"Cc: {MENTOR}\r\nGarbage\r\nTo: {KIM}".encode()),
+    "a line without a colon, a friend hidden": _message(
+        f"To: {MENTOR}\r\nX garbage\r\nCc: friend@example.org".encode()
+    ),
+    "an 8-bit field name": _message(f"To: {MENTOR}\r\nX-\xc3\xbc: y\r\nCc: {KIM}".encode()),
+    "a NUL in a field name": _message(f"To: {MENTOR}\r\nX-Ok: y\r\n\tfolded\r\nCc\x00: friend@example.org".encode()),
+    "a space before the colon": _message(f"To: {MENTOR}\r\nX-Note : y\r\nCc: {KIM}".encode()),
+    "a From line in the middle": _message(f"To: {MENTOR}\r\nFrom : {KIM}".encode()),
+    "a From field with a space first": f"From : {KIM}\r\n".encode() + _message(f"To: {MENTOR}".encode()),
+    "a first line that continues nothing": f" Cc: {KIM}\r\n".encode() + _message(f"To: {MENTOR}".encode()),
+    "a line ending in two CRs": _message(f"To: {MENTOR}\r\r\nCc: {KIM}".encode()),
+}
+
+
+@pytest.mark.parametrize("raw", list(HIDING.values()), ids=list(HIDING))
+def test_a_header_line_that_is_not_a_field_is_a_problem(raw: bytes) -> None:
+    envelope = parse_envelope(raw)
+    assert any("not a header field" in p for p in envelope.problems), (envelope.to, envelope.cc, envelope.problems)
+
+
+def test_the_problem_names_the_line() -> None:
+    (problem,) = parse_envelope(HIDING["a line without a colon"]).problems
+    assert "'Garbage'" in problem and "fields after it would not be read" in problem
+
+
+LEGITIMATE = {
+    "an mbox From line first": b"From sam@med.example.edu  Sun Dec  6 09:00:00 2026\r\n"
+    + _message(b"To: " + MENTOR.encode()),
+    "folded lines": _message(f"To: Ana Rivera\r\n <{MENTOR}>,\r\n\t{KIM}\r\nX-Long: a\r\n\tb".encode()),
+    "empty values": _message(f"To: {MENTOR}\r\nX-Empty:\r\nKeywords: \r\nComments:".encode()),
+    "obsolete syntax": _message(f"To: Dr. Ana Rivera <{MENTOR}>\r\nCc: <@route.example.org:{KIM}>\r\nX-A:b:c".encode()),
+    "LF line ends": _message(f"To: {MENTOR}\nCc: {KIM}".encode()).replace(b"\r\n", b"\n"),
+    "8-bit UTF-8 in values": _message(f"To: Ána <{MENTOR}>\r\nSubject: café".encode()),
+    "a Windows-1252 subject": _message(f"To: {MENTOR}".encode()).replace(b"Subject: hidden", b"Subject: caf\xe9"),
+}
+
+
+@pytest.mark.parametrize("raw", list(LEGITIMATE.values()), ids=list(LEGITIMATE))
+def test_ordinary_blocks_have_no_problem(raw: bytes) -> None:
+    envelope = parse_envelope(raw)
+    assert envelope.problems == ()
+    assert MENTOR in envelope.recipients
+
+
+# -- the property: the agent reads every field a line reader (Dovecot, mail programs) reads, or it has a problem --
+
+_LINES = st.sampled_from(
+    [
+        f"To: {MENTOR}",
+        f"Cc: {KIM}",
+        "Bcc: friend@example.org",
+        "Subject:",
+        "X-A:b:c",
+        " folded",
+        "\tmore",
+        "From sam@x.org Sun Dec  6",
+        "From : x@y.org",
+        ": no name",
+        "No Colon",
+        "X-\udcc3\udcbc: 8bit name",
+        "Cc\x00: nul@example.org",
+        "X-Space : y",
+        "Subject: caf\udcc3\udca9",
+    ]
+)
+
+
+def _line_reader(block: bytes) -> list[str]:
+    """The field names as a line reader finds them: every line with a colon is a field (an mbox From line first
+    is not a line of the header), a line beginning with a space or tab continues the one before."""
+    lines = block.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[0].startswith(b"From ") and not re.match(rb"From[ \t]*:", lines[0]):
+        lines = lines[1:]
+    names = []
+    for number, line in enumerate(lines):
+        if line[:1] in (b" ", b"\t") and number:
+            continue
+        names.append(line.partition(b":")[0].decode("utf-8", "surrogateescape") if b":" in line else "?")
+    return names
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_LINES, st.sampled_from(["\r\n", "\n"])), min_size=1, max_size=8))
+def test_fields_a_line_reader_finds_are_read_or_the_envelope_has_a_problem(lines: list[tuple[str, str]]) -> None:
+    raw = "".join(line + end for line, end in lines).encode("utf-8", "surrogateescape") + b"\r\nbody\r\n"
+    block = split_head(raw)[0]
+    stdlib = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
+    read = [name for name, _value in stdlib.raw_items()]
+    fast = plain_fields(block)
+    envelope = parse_envelope(raw)
+    if fast is not None:
+        assert [name for name, _value in fast[0]] == read
+    if read != _line_reader(block):
+        problems = [p for p in envelope.problems if "not a header field" in p]
+        assert problems, f"{block!r}: read {read}, a mail program reads {_line_reader(block)}"
+
+
+# -- the whole way: Dovecot's view, and a pass that holds the message ------------------------------------------
+
+
+def test_dovecot_reads_on_where_the_stdlib_stops(dovecot: Dovecot) -> None:
+    user = dovecot.new_user()
+    with dovecot.client(user) as client:
+        client.create_folder("T")
+        client.append("T", HIDING["a line without a colon"])
+        client.select_folder("T")
+        (fetched,) = client.fetch(client.search("ALL"), ["ENVELOPE", "BODY.PEEK[]"]).values()
+    to = [f"{a.mailbox.decode()}@{a.host.decode()}" for a in fetched[b"ENVELOPE"].to]
+    assert to == [KIM], "what a mail program shows as To"
+    assert any("not a header field" in p for p in parse_envelope(fetched[b"BODY[]"]).problems)
+
+
+@pytest.fixture
+def open_pass(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Pass]:
+    made = Pass(tmp_path, smtp_server, policy_text())
+    try:
+        yield made
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_message_with_a_hidden_field_is_held_not_sent(open_pass: Pass) -> None:
+    open_pass.server.put(OUTBOX, _message(f"Cc: {MENTOR}\r\nGarbage\r\nTo: {KIM}".encode(), "hides kim"))
+    open_pass.run()
+    open_pass.run()
+    assert open_pass.smtp.messages == [], f"sent to {[r.rcpt_tos for r in open_pass.smtp.messages]}"
+    assert open_pass.subjects("Needs attention") == ["hides kim"]
