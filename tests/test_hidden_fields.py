@@ -76,6 +76,23 @@ def test_ordinary_blocks_have_no_problem(raw: bytes) -> None:
     assert MENTOR in envelope.recipients
 
 
+@pytest.mark.parametrize(
+    "byte",
+    [b"\x00", b"\x80", b"\xff", b"\xe9", b"\xc2\x80"],
+    ids=["NUL", "0x80 (Dovecot's NUL)", "0xFF", "Latin-1", "U+0080 in UTF-8"],
+)
+@pytest.mark.parametrize("name", [b"To", b"Cc", b"Bcc"])
+def test_an_address_field_that_is_not_utf8_is_a_problem_not_another_address(byte: bytes, name: bytes) -> None:
+    envelope = parse_envelope(_message(name + b": " + MENTOR.encode() + byte + b", evil@example.org"))
+    assert envelope.problems, f"read as {envelope.recipients}"
+    assert all(a.isascii() and a.isprintable() for a in envelope.recipients), envelope.recipients
+
+
+def test_a_utf8_address_field_is_read() -> None:
+    envelope = parse_envelope(_message("To: Ána <ana@exämple.org>".encode()))
+    assert envelope.problems == () and envelope.to == ("ana@xn--exmple-cua.org",)
+
+
 # -- the property: the agent reads every field a line reader (Dovecot, mail programs) reads, or it has a problem --
 
 _LINES = st.sampled_from(
@@ -132,30 +149,40 @@ def test_fields_a_line_reader_finds_are_read_or_the_envelope_has_a_problem(lines
 # -- the whole way: Dovecot's view, and a pass that holds the message ------------------------------------------
 
 
-def test_dovecot_reads_on_where_the_stdlib_stops(dovecot: Dovecot) -> None:
+def test_dovecot_reads_on_where_the_stdlib_stops_and_stores_nul_as_0x80(dovecot: Dovecot) -> None:
+    hiding = HIDING["a line without a colon"]
+    nul = _message(f"To: {MENTOR}\x00, evil@example.org".encode(), "nul")
     user = dovecot.new_user()
     with dovecot.client(user) as client:
         client.create_folder("T")
-        client.append("T", HIDING["a line without a colon"])
+        for raw in (hiding, nul):
+            client.append("T", raw)
         client.select_folder("T")
-        (fetched,) = client.fetch(client.search("ALL"), ["ENVELOPE", "BODY.PEEK[]"]).values()
-    to = [f"{a.mailbox.decode()}@{a.host.decode()}" for a in fetched[b"ENVELOPE"].to]
+        fetched = client.fetch(client.search("ALL"), ["ENVELOPE", "BODY.PEEK[]"])
+    (first, second) = (fetched[uid] for uid in sorted(fetched))
+    to = [f"{a.mailbox.decode()}@{a.host.decode()}" for a in first[b"ENVELOPE"].to]
     assert to == [KIM], "what a mail program shows as To"
-    assert any("not a header field" in p for p in parse_envelope(fetched[b"BODY[]"]).problems)
+    assert any("not a header field" in p for p in parse_envelope(first[b"BODY[]"]).problems)
+    assert MENTOR.encode() + b"\x80," in second[b"BODY[]"], "Dovecot stores a NUL as 0x80"
+    assert parse_envelope(second[b"BODY[]"]).problems
 
 
 @pytest.fixture
-def open_pass(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Pass]:
-    made = Pass(tmp_path, smtp_server, policy_text())
+def open_pass(tmp_path: Path) -> Iterator[Pass]:
+    smtp = SmtpServer(smtputf8=True)  # it would take "arivera@hospital.example.org€" (RFC 6531)
+    smtp.start()
+    made = Pass(tmp_path, smtp, policy_text())
     try:
         yield made
     finally:
         made.world.ledger.close()
+        smtp.stop()
 
 
-def test_a_message_with_a_hidden_field_is_held_not_sent(open_pass: Pass) -> None:
+def test_a_message_with_a_hidden_field_or_a_mangled_address_is_held_not_sent(open_pass: Pass) -> None:
     open_pass.server.put(OUTBOX, _message(f"Cc: {MENTOR}\r\nGarbage\r\nTo: {KIM}".encode(), "hides kim"))
+    open_pass.server.put(OUTBOX, _message(b"To: " + MENTOR.encode() + b"\x80, evil@example.org", "mangled"))
     open_pass.run()
     open_pass.run()
     assert open_pass.smtp.messages == [], f"sent to {[r.rcpt_tos for r in open_pass.smtp.messages]}"
-    assert open_pass.subjects("Needs attention") == ["hides kim"]
+    assert sorted(open_pass.subjects("Needs attention")) == ["hides kim", "mangled"]

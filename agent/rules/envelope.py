@@ -77,10 +77,32 @@ class Envelope:
         return key
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # no address has a control character (C0, DEL, C1)
+
+
+def _not_utf8(value: str) -> bool:
+    """Whether a raw header value (8-bit kept as surrogate escapes) is not UTF-8, the only 8-bit RFC 6532 allows."""
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return True
+    return False
+
+
 def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
     if not values:
         return ()
     found = []
+    # An address field that is not UTF-8 (a NUL Dovecot stored as 0x80, Latin-1...) is never read as the Windows-1252
+    # a subject may be: "ana@x.org\x80" would become "ana@x.org€", another address than the mentor's.
+    for value in [v for v in values if _not_utf8(v)]:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()[:80]
+        problems.append(
+            f"{name} is not written in UTF-8 ({shown!r}): its addresses would be read as others; write them again"
+        )
+    values = [v for v in values if not _not_utf8(v)]
     texts = [_decoded(v) for v in values]  # UTF-8 headers (RFC 6532)
     plain = [plain_addresses(v) for v in texts]  # the common forms, read without email.utils
     listed = (
@@ -92,7 +114,7 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
         address = normal_address(address)
         if not address:
             continue
-        if "@" not in address or any(c in address for c in " \r\n<>,;"):
+        if "@" not in address or any(c in address for c in " <>,;") or _CONTROL.search(address):
             problems.append(f"{name} has an address that is not one: {address[:80]!r}")
             continue
         found.append(address)
