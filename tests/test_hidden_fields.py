@@ -36,13 +36,13 @@ HIDING = {
     "a line without a colon, a friend hidden": _message(
         f"To: {MENTOR}\r\nX garbage\r\nCc: friend@example.org".encode()
     ),
-    "an 8-bit field name": _message(f"To: {MENTOR}\r\nX-\xc3\xbc: y\r\nCc: {KIM}".encode()),
+    "an 8-bit field name": _message(f"To: {MENTOR}\r\nX-ü: y\r\nCc: {KIM}".encode()),
     "a NUL in a field name": _message(f"To: {MENTOR}\r\nX-Ok: y\r\n\tfolded\r\nCc\x00: friend@example.org".encode()),
     "a space before the colon": _message(f"To: {MENTOR}\r\nX-Note : y\r\nCc: {KIM}".encode()),
     "a From line in the middle": _message(f"To: {MENTOR}\r\nFrom : {KIM}".encode()),
     "a From field with a space first": f"From : {KIM}\r\n".encode() + _message(f"To: {MENTOR}".encode()),
     "a first line that continues nothing": f" Cc: {KIM}\r\n".encode() + _message(f"To: {MENTOR}".encode()),
-    "a line ending in two CRs": _message(f"To: {MENTOR}\r\r\nCc: {KIM}".encode()),
+    "a lone CR ending the block early": _message(f"To: {MENTOR}\r\r\nCc: {KIM}".encode()),
 }
 
 
@@ -55,6 +55,8 @@ def test_a_header_line_that_is_not_a_field_is_a_problem(raw: bytes) -> None:
 def test_the_problem_names_the_line() -> None:
     (problem,) = parse_envelope(HIDING["a line without a colon"]).problems
     assert "'Garbage'" in problem and "fields after it would not be read" in problem
+    (problem,) = parse_envelope(HIDING["an 8-bit field name"]).problems
+    assert "'X-ü: y'" in problem
 
 
 LEGITIMATE = {
@@ -91,6 +93,12 @@ def test_an_address_field_that_is_not_utf8_is_a_problem_not_another_address(byte
 def test_a_utf8_address_field_is_read() -> None:
     envelope = parse_envelope(_message("To: Ána <ana@exämple.org>".encode()))
     assert envelope.problems == () and envelope.to == ("ana@xn--exmple-cua.org",)
+
+
+def test_a_display_name_not_in_utf8_is_only_shown() -> None:
+    """Names may keep the Windows-1252 reading (display only): the addresses beside them are what they are."""
+    envelope = parse_envelope(_message(b"To: Andr\xe9 Rivera <" + MENTOR.encode() + b">, \x80 <" + KIM.encode() + b">"))
+    assert envelope.problems == () and envelope.to == (MENTOR, KIM)
 
 
 # -- the property: the agent reads every field a line reader (Dovecot, mail programs) reads, or it has a problem --

@@ -53,11 +53,11 @@ def plain_fields(block: bytes) -> tuple[list[tuple[str, str]], str] | None:
     return fields, ctype if ctype.count("/") == 1 else "text/plain"
 
 
-def unread_lines(message: Message) -> list[str]:
-    """The lines of a header block the stdlib's parser did not read as fields, as problems: mail programs and IMAP
-    servers (Dovecot) read on past a line that is not a field, the stdlib stops there (the rest is "body"), so a
-    To or Cc after it (a second mentor) would be seen by everyone but the agent. Only a first mbox "From " line is
-    no field and no problem."""
+def unread_lines(message: Message, block: bytes) -> list[str]:
+    """The lines of a header block (``message``: the stdlib's parser read it) not read as fields, as problems: mail
+    programs and IMAP servers (Dovecot) read on past a line that is not a field, the stdlib stops there (the rest is
+    "body"), so a To or Cc after it (a second mentor) would be seen by everyone but the agent. Only a first mbox
+    "From " line is no field and no problem."""
     unread: list[tuple[str, str]] = []  # (the line, what it does)
     dropped = (errors.MisplacedEnvelopeHeaderDefect, errors.FirstHeaderLineIsContinuationDefect)
     for defect in message.defects:
@@ -67,10 +67,12 @@ def unread_lines(message: Message) -> list[str]:
             unread.append(("a line beginning with ':'", "it would not be read as mail programs read it"))
     if re.match(r"From[ \t]*:", message.get_unixfrom() or ""):  # "From : x" is a From field (obsolete syntax)
         unread.append((repr(_shown(message.get_unixfrom() or "")), "it would not be read as mail programs read it"))
-    rest = message.get_payload()
+    rest = message.get_payload()  # its 8-bit bytes are U+FFFD here: the line is shown from the block
     if isinstance(rest, str) and rest.strip():
         first = next(line for line in rest.splitlines() if line.strip())
-        unread.append((repr(_shown(first)), "fields after it would not be read"))
+        written = (line for line in block.splitlines() if line.decode("ascii", "replace") == first)
+        shown = next(written, first.encode())
+        unread.append((repr(shown.decode("utf-8", "replace")[:80]), "fields after it would not be read"))
     return [
         f"a line of its header block is not a header field ({line}): {does}; fix or remove it" for line, does in unread
     ]
