@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from agent.rules.addresses import author, needs_smtputf8, normal_address, plain_addresses
-from agent.rules.header_fields import plain_fields
+from agent.rules.header_fields import plain_fields, unread_lines
 from agent.rules.mimetext import unsurrogate
 
 _ID = re.compile(r"<[^<>\s]+>")
@@ -77,11 +77,22 @@ class Envelope:
         return key
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # no address has a control character (C0, DEL, C1)
+_UNREAD = re.compile(r"[\udc80-\udcff]")  # a byte that was not UTF-8, kept as a surrogate escape
+
+
+def _as_utf8(value: str) -> str:
+    """A raw address field (8-bit kept as surrogate escapes) decoded as UTF-8, the only 8-bit RFC 6532 allows, its
+    other bytes left as surrogate escapes: never as the Windows-1252 a subject may be read as, which would make
+    "ana@x.org" and a 0x80 byte (a NUL as Dovecot stores it) "ana@x.org€", another address than the mentor's."""
+    return value if value.isascii() else value.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
 def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
     if not values:
         return ()
     found = []
-    texts = [_decoded(v) for v in values]  # UTF-8 headers (RFC 6532)
+    texts = [_as_utf8(v) for v in values]  # UTF-8 headers (RFC 6532)
     plain = [plain_addresses(v) for v in texts]  # the common forms, read without email.utils
     listed = (
         [a for each in plain for a in each or ()]
@@ -89,10 +100,17 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
         else [address for _display, address in getaddresses(texts)]
     )
     for address in listed:
+        if _UNREAD.search(address):  # a display name in Latin-1 is only shown (decoded elsewhere): no matter
+            shown = address.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:80]
+            problems.append(
+                f"{name} has an address not written in UTF-8 ({shown!r}): it would be read as another address;"
+                " write it again"
+            )
+            continue
         address = normal_address(address)
         if not address:
             continue
-        if "@" not in address or any(c in address for c in " \r\n<>,;"):
+        if "@" not in address or any(c in address for c in " <>,;") or _CONTROL.search(address):
             problems.append(f"{name} has an address that is not one: {address[:80]!r}")
             continue
         found.append(address)
@@ -147,6 +165,7 @@ def _parse_block(block: bytes) -> Envelope:
             message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(block)
             raw_items = [(name, str(value)) for name, value in message.raw_items()]
             content_type = message.get_content_type()
+            problems += unread_lines(message, block)
         except Exception as error:  # the stdlib parser is lenient; anything else is a broken message
             problems.append(f"the header block cannot be read ({type(error).__name__})")
 
