@@ -62,3 +62,58 @@ def test_a_broken_pipe_with_a_bye_still_unread_is_a_session_expired() -> None:
     finally:
         imap.file.close()
         ours.close()
+
+
+class _ClosingServer:
+    """A loopback IMAP server that greets, then answers LOGIN with ``reply`` and closes the connection."""
+
+    def __init__(self, reply: bytes) -> None:
+        import socket
+        import threading
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.reply = reply
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+            reader = conn.makefile("rb")
+            while line := reader.readline():
+                tag = line.split(b" ", 1)[0]
+                if b" CAPABILITY" in line.upper():
+                    conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                elif b" LOGIN " in line.upper():
+                    conn.sendall(self.reply.replace(b"TAG", tag))
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("reply", "refused"),
+    [
+        (b"* BYE Connection closed\r\n", False),  # the server ended the session while she logged in: reconnect
+        (b"TAG NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", True),
+        (b"* BYE [AUTHENTICATIONFAILED] Too many failures\r\n", True),
+    ],
+    ids=["bye", "no", "bye-authenticationfailed"],
+)
+def test_a_session_ended_during_the_login_is_a_lost_connection_not_a_refusal(reply: bytes, refused: bool) -> None:
+    """A dropped session (a server's restart, Gmail's daily drop) that caught an IDLE connection logging in was
+    read as a refused login: the daemon waited the refusal's minute before it looked at the Outbox again."""
+    from agent.mail.session import ImapLoginRefused, open_client
+
+    server = _ClosingServer(reply)
+    try:
+        imap = Imap(host="127.0.0.1", port=server.port, security="plain", username="sam", timeout=5)
+        with pytest.raises(MailboxError) as raised:
+            open_client(imap, Login("sam", "secret"), None)
+        assert isinstance(raised.value, ImapLoginRefused) is refused, raised.value
+    finally:
+        server.close()
