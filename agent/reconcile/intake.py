@@ -34,7 +34,7 @@ from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_i
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
-from agent.store import taken_drafts
+from agent.store import in_doubt, taken_drafts
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -90,6 +90,9 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
             if again:  # moved back to the Outbox by the student: start afresh
+                old = ledger.get(row.key)
+                if old is not None and old.state == ATTENTION:  # in doubt: its hand-over still counts
+                    in_doubt.keep_counting(ledger, old)
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
