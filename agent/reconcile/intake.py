@@ -34,7 +34,7 @@ from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_i
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
-from agent.store import in_doubt, taken_drafts
+from agent.store import in_doubt_kept, taken_drafts
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -92,7 +92,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             if again:  # moved back to the Outbox by the student: start afresh
                 old = ledger.get(row.key)
                 if old is not None and old.state == ATTENTION:  # in doubt: its hand-over still counts
-                    in_doubt.keep_counting(ledger, old)
+                    in_doubt_kept.keep_counting(ledger, old)
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
@@ -402,7 +402,7 @@ async def _left_claimed(
             (first if row.forced else held).append(row)
     if held:
         await back_to_scheduled(world, held, "not sent yet: mentor-agent stopped before it went; its policy is gone")
-        orphans.extend(row for r in held if (row := world.ledger.get(r.key)) is not None and row.state == SCHEDULED)
+        orphans.extend(back for r in held if (back := world.ledger.get(r.key)) is not None and back.state == SCHEDULED)
     if kept:
         await _back_to_outbox(world, kept)
     busy: set[str] = set()

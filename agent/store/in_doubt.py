@@ -5,9 +5,10 @@ A message whose SMTP transaction may or may not have ended (the line cut after D
 SMTP (:func:`agent.reconcile.attention.attention`; no other ``attention`` row has a ``sent_at``). Until the student
 decides, it counts for the pacing rules as an e-mail the mentor received then: one per release (its rows share
 ``item``), not a follow-up, answered once a reply of hers names it. Moved back to the Outbox it is a new message
-(intake forgets the row) and counts once it goes; its hand-over still counts as a past send (:func:`keep_counting`
-records it as an item of its own first), so what she was told about her next ones stays true and the new send is
-paced after it. A message the ledger has as received already (its copy found in Sent) is not counted twice.
+(intake forgets the row) and counts once it goes; its hand-over still counts as a past send
+(:func:`agent.store.in_doubt_kept.keep_counting` records it as an item of its own first), so what she was told
+about her next ones stays true and the new send is paced after it. A message the ledger has as received already
+(its copy found in Sent) is not counted twice.
 """
 
 from __future__ import annotations
@@ -16,31 +17,9 @@ import json
 import sqlite3
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from agent.rules.addresses import normal_address
 from agent.rules.pacing import SentItem
-
-if TYPE_CHECKING:
-    from agent.store.ledger import Ledger, Row
-
-IN_DOUBT_ITEM = "in-doubt:"  # the id an item kept for a hand-over in doubt is recorded under: this, then the release's
-
-
-def keep_counting(ledger: Ledger, row: Row) -> None:
-    """``row`` in doubt is about to be forgotten (moved back to the Outbox: a new send): record its release's
-    hand-over as an item of its own, so it keeps counting as the e-mail the mentor may have received then (inside
-    the caller's transaction). Its release's other rows still in doubt are members: counted once, not twice."""
-    if row.sent_at is None or row.mentor is None:
-        return
-    release = row.item or row.key
-    members = {release, row.key, row.message_id}
-    for key, message_id in ledger.db.execute(
-        "SELECT key, message_id FROM messages WHERE state = 'attention' AND sent_at IS NOT NULL AND item = ?",
-        (release,),
-    ):
-        members.update((key, message_id))
-    ledger.add_item(row.mentor, IN_DOUBT_ITEM + release, row.sent_at, members, addresses=row.recipients)
 
 
 def in_doubt_items(
