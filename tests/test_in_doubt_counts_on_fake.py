@@ -93,6 +93,39 @@ def test_moved_back_to_the_outbox_it_is_a_new_send(hourly: tuple[Pass, list[date
     made.box.move("Needs attention", uid, OUTBOX)  # she decides: send it again
     made.run()
     made.run()
-    assert made.received() == ["only one", "only one"], "a new send: paced as any other, not as a second e-mail"
+    assert made.received() == ["only one"], "a new send, paced after the hand-over that may have reached her"
+    (again,) = made.world.ledger.in_states(SCHEDULED)
+    assert again.due == START + timedelta(hours=1)
     history = made.world.ledger.history("rivera", START - timedelta(days=1))
-    assert [item.at for item in history.sent] == [clock[0]], "the new send counts, the one in doubt no more"
+    assert [item.at for item in history.sent] == [START], "the hand-over in doubt still counts"
+    clock[0] = START + timedelta(hours=1)
+    made.run()
+    assert made.received() == ["only one", "only one"], "then it goes, paced as any other"
+    history = made.world.ledger.history("rivera", START - timedelta(days=1))
+    assert [item.at for item in history.sent] == [START, clock[0]], "both count: the one in doubt and the new send"
+
+
+def test_moved_back_while_her_next_is_scheduled_her_next_keeps_the_time_she_was_told(
+    hourly: tuple[Pass, list[datetime]],
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("A"))
+    made.smtp.drop_after_data()
+    made.run()
+    clock[0] = START + timedelta(minutes=1)
+    made.server.put(OUTBOX, mail("B"))
+    made.run()
+    made.run()
+    (b,) = made.world.ledger.in_states(SCHEDULED)
+    assert b.due == START + timedelta(hours=1) and b.told, "told: B goes at 11:00, an hour after A's hand-over"
+    clock[0] = START + timedelta(minutes=2)
+    (uid,) = made.server.messages("Needs attention")
+    made.box.move("Needs attention", uid, OUTBOX)  # she sends A again
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["A"], "neither B nor A again goes at once: A's hand-over at 10:00 still counts"
+    due = {row.subject: row.due for row in made.world.ledger.in_states(SCHEDULED)}
+    assert due == {"B": START + timedelta(hours=1), "A": START + timedelta(hours=2)}, "B as told; A again after it"
+    clock[0] = START + timedelta(hours=1)
+    made.run()
+    assert made.received() == ["A", "B"]

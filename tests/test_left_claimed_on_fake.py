@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.reconcile.recovery import recover
-from agent.store.ledger import CLAIMED, SCHEDULED
+from agent.rules.policy import PolicyBook, load_policies
+from agent.store.ledger import ATTENTION, CLAIMED, SCHEDULED
 from tests.agent_process import OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import Pass, mail
@@ -96,3 +97,62 @@ def test_left_claimed_goes_first_after_the_restart_when_her_policy_allows_it(
     restart(made)
     assert made.received() == [claimed.subject], "it goes first, and alone: the next waits an hour"
     assert made.subjects("Sending") == []
+
+
+def test_left_claimed_to_a_mentor_whose_policy_is_gone_is_held_with_her_others(
+    windowed: tuple[Pass, list[datetime]],
+) -> None:
+    made, clock = windowed
+    for n in range(3):
+        made.server.put(OUTBOX, mail(f"backlog {n}"))
+    stopped_after_the_claim(made)
+    (claimed,) = made.world.ledger.in_states(CLAIMED)
+    policies = made.settings.policies_dir
+    (policies / "rivera.toml").rename(policies / "rivera.toml.bak")  # removed while the daemon was stopped
+    made.world.book = PolicyBook(load_policies(policies))
+    clock[0] = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)  # 21:00 in Chicago
+    restart(made)
+    restart(made)
+    assert made.received() == [], "her policy is gone: held, like her others, never sent unpaced"
+    assert made.subjects("Sending") == []
+    assert made.subjects("Scheduled") == ["backlog 0"], "back to Scheduled; her others stay where they are"
+    assert sorted(made.subjects(OUTBOX)) == ["backlog 1", "backlog 2"]
+    notices = [s for s in made.subjects("INBOX") if s.startswith("[mentor-agent] Held:")]
+    assert len(notices) == 1 and "3 message(s)" in notices[0], "told once, of all three"
+    assert made.world.ledger.get(claimed.key).state == SCHEDULED  # type: ignore[union-attr]
+
+
+def test_left_claimed_flagged_to_a_mentor_whose_policy_is_gone_goes(windowed: tuple[Pass, list[datetime]]) -> None:
+    made, _ = windowed
+    made.server.put(OUTBOX, mail("backlog 0"))
+    stopped_after_the_claim(made)
+    (claimed,) = made.world.ledger.in_states(CLAIMED)
+    made.world.ledger.update(claimed.key, forced=True)  # she had flagged it to go anyway
+    (made.settings.policies_dir / "rivera.toml").unlink()
+    made.world.book = PolicyBook(load_policies(made.settings.policies_dir))
+    restart(made)
+    assert made.received() == ["backlog 0"], "flagged: it goes, as carry_out sends a flagged orphan"
+
+
+def test_left_claimed_to_no_mentor_after_pass_through_was_turned_off_goes_back_to_the_outbox(
+    windowed: tuple[Pass, list[datetime]],
+) -> None:
+    made, _ = windowed
+    made.server.put(OUTBOX, mail("to a friend", to="friend@example.org"))
+    made.server.put(OUTBOX, mail("to another friend", to="other@example.org"))
+    stopped_after_the_claim(made)
+    assert len(made.world.ledger.in_states(CLAIMED)) == 2
+    made.world.settings = made.world.settings.model_copy(update={"pass_through": False})
+    restart(made)
+    restart(made)
+    assert made.received() == [], "pass_through is off: mail to no mentor is not sent"
+    assert made.subjects("Sending") == []
+    assert sorted(made.subjects(OUTBOX)) == ["to a friend", "to another friend"], "left in the Outbox"
+    rows = made.world.ledger.in_states(ATTENTION)
+    assert sorted((row.subject, row.detail) for row in rows) == [
+        ("to a friend", "pass_through is off"),
+        ("to another friend", "pass_through is off"),
+    ]
+    made.world.settings = made.world.settings.model_copy(update={"pass_through": True})
+    made.run()
+    assert sorted(made.received()) == ["to a friend", "to another friend"], "turned on again: they go"

@@ -34,7 +34,7 @@ from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_i
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
-from agent.store import taken_drafts
+from agent.store import in_doubt_kept, taken_drafts
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -90,6 +90,9 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
             if again:  # moved back to the Outbox by the student: start afresh
+                old = ledger.get(row.key)
+                if old is not None and old.state == ATTENTION:  # in doubt: its hand-over still counts
+                    in_doubt_kept.keep_counting(ledger, old)
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
@@ -333,12 +336,12 @@ async def carry_out(world: World) -> datetime | None:
         if agenda_desk.kept(row):
             continue  # on a meeting agenda: agenda_desk files it once the invitation left, or gives it back
         waiting[loaded.id].append(row)
-    if orphans:
-        await _tell_orphans(world, orphans)
     # Claimed before a restart or a stop, never sent: first, if its mentor's policy allows it now (else back to
     # Scheduled, planned with her others). A mentor with one going first gets no other this pass: it is not in her
     # history yet, so the plan would let her next one go at once too. The next pass plans her with it counted.
-    left_claimed, busy = await _left_claimed(world, waiting, now)
+    left_claimed, busy = await _left_claimed(world, waiting, now, orphans)
+    if orphans:
+        await _tell_orphans(world, orphans)
     heads: list[Item] = []
     wake: datetime | None = None
     placing: list[_Placing] = []  # what waits behind what goes now: placed in Scheduled once that went
@@ -376,19 +379,32 @@ async def carry_out(world: World) -> datetime | None:
     return min((t for t in (wake, tidy) if t is not None), default=None)
 
 
-async def _left_claimed(world: World, waiting: dict[str, list[Row]], now: datetime) -> tuple[list[Row], set[str]]:
+async def _left_claimed(
+    world: World, waiting: dict[str, list[Row]], now: datetime, orphans: list[Row]
+) -> tuple[list[Row], set[str]]:
     """What a stop or a crash left claimed (in Sending, never handed to SMTP) that goes first in this pass, and the
-    mentors it goes to. To no mentor (or to one whose policy is gone): it goes, as before. To a mentor: only if her
-    policy allows it now, planned as the head of her queue with her history; otherwise it goes back to Scheduled
-    and joins ``waiting``, paced and told like any other (never sent at a restart outside her window)."""
+    mentors it goes to. By carry_out's rules: to no mentor, it goes while ``pass_through`` is on (else back to the
+    Outbox, left there as intake leaves such mail); to a mentor whose policy is gone, only if flagged (else back to
+    Scheduled, joining ``orphans``: held, told by their notice). To a mentor: only if her policy allows it now,
+    planned as the head of her queue with her history; otherwise it goes back to Scheduled and joins ``waiting``,
+    paced and told like any other (never sent at a restart outside her window)."""
     first: list[Row] = []
     hers: dict[str, list[Row]] = defaultdict(list)
+    held: list[Row] = []
+    kept: list[Row] = []
     for row in world.ledger.in_states(CLAIMED):
         loaded = policy_of(world, row)
-        if loaded is None:
-            first.append(row)
-        else:
+        if loaded is not None:
             hers[loaded.id].append(row)
+        elif row.mentor is None:
+            (first if world.settings.pass_through else kept).append(row)
+        else:
+            (first if row.forced else held).append(row)
+    if held:
+        await back_to_scheduled(world, held, "not sent yet: mentor-agent stopped before it went; its policy is gone")
+        orphans.extend(back for r in held if (back := world.ledger.get(r.key)) is not None and back.state == SCHEDULED)
+    if kept:
+        await _back_to_outbox(world, kept)
     busy: set[str] = set()
     for mentor_id, claimed in hers.items():
         loaded = world.book.by_id[mentor_id]
@@ -411,6 +427,26 @@ async def _left_claimed(world: World, waiting: dict[str, list[Row]], now: dateti
         keys = {r.key for r in [*claimed, *waiting.get(mentor_id, [])]}  # in the ledger's order, as the next pass
         waiting[mentor_id] = [r for r in world.ledger.in_states(SCHEDULED, NEW) if r.key in keys]
     return first, busy
+
+
+async def _back_to_outbox(world: World, rows: list[Row]) -> None:
+    """Mail to no mentor left claimed while ``pass_through`` is now off: back to the Outbox, held there as intake
+    holds such mail (``pass_through is off``: it goes once pass_through is on again, or she takes it out)."""
+    folders = world.folders
+    why = "pass_through is off"
+    for row in rows:
+        uid = await world.locate(folders.sending, row.key, row.uid)
+        new_uid: int | None = None
+        if uid is not None:
+            try:
+                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.outbox)
+            except MessageGone:
+                new_uid = None
+        if new_uid is None:  # moved, answer lost (or moved before a crash): found where it went
+            new_uid = await world.locate(folders.outbox, row.key, None)
+        world.ledger.update(row.key, state=ATTENTION, folder=folders.outbox, uid=new_uid, item=None, detail=why)
+        world.ledger.log("held", message=row.key, detail=why)
+        log.info("%s: to no mentor, and pass_through is off: back in the Outbox", named(row.key, row.subject))
 
 
 def know_mentors(world: World) -> None:

@@ -5,8 +5,10 @@ A message whose SMTP transaction may or may not have ended (the line cut after D
 SMTP (:func:`agent.reconcile.attention.attention`; no other ``attention`` row has a ``sent_at``). Until the student
 decides, it counts for the pacing rules as an e-mail the mentor received then: one per release (its rows share
 ``item``), not a follow-up, answered once a reply of hers names it. Moved back to the Outbox it is a new message
-(intake forgets the row) and counts once it goes; a message the ledger has as received already (its copy found in
-Sent) is not counted twice.
+(intake forgets the row) and counts once it goes; its hand-over still counts as a past send
+(:func:`agent.store.in_doubt_kept.keep_counting` records it as an item of its own first), so what she was told
+about her next ones stays true and the new send is paced after it. A message the ledger has as received already
+(its copy found in Sent) is not counted twice.
 """
 
 from __future__ import annotations
