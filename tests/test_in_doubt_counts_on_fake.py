@@ -129,3 +129,47 @@ def test_moved_back_while_her_next_is_scheduled_her_next_keeps_the_time_she_was_
     clock[0] = START + timedelta(hours=1)
     made.run()
     assert made.received() == ["A", "B"]
+
+
+def _in_doubt_again(made: Pass, clock: list[datetime], at: datetime) -> None:
+    """Moved back to the Outbox, then handed over in doubt again at ``at``."""
+    (uid,) = made.server.messages("Needs attention")
+    made.box.move("Needs attention", uid, OUTBOX)
+    made.run()
+    made.run()
+    clock[0] = at
+    made.smtp.drop_after_data()
+    made.run()
+
+
+def test_in_doubt_again_after_moving_back_her_next_waits_for_the_second_hand_over(
+    hourly: tuple[Pass, list[datetime]],
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("A"))
+    made.smtp.drop_after_data()
+    made.run()  # handed over at 10:00, in doubt
+    clock[0] = START + timedelta(minutes=10)
+    _in_doubt_again(made, clock, START + timedelta(hours=1))  # and again at 11:00
+    clock[0] = START + timedelta(hours=1, minutes=1)
+    made.server.put(OUTBOX, mail("B"))
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["A", "A"], "min_gap 1h: B waits an hour from A's second hand-over, not 1 minute"
+
+
+def test_moved_back_twice_each_hand_over_counts(hourly: tuple[Pass, list[datetime]]) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("A"))
+    made.smtp.drop_after_data()
+    made.run()
+    clock[0] = START + timedelta(minutes=10)
+    _in_doubt_again(made, clock, START + timedelta(hours=1))
+    clock[0] = START + timedelta(hours=1, minutes=5)
+    (uid,) = made.server.messages("Needs attention")
+    made.box.move("Needs attention", uid, OUTBOX)  # a second time
+    made.run()
+    made.run()
+    assert made.received() == ["A", "A"], "not a third time at 11:05, five minutes after the second hand-over"
+    sent = made.world.ledger.history("rivera", START - timedelta(days=1)).sent
+    assert sorted(item.at for item in sent) == [START, START + timedelta(hours=1)]

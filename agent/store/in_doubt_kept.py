@@ -16,10 +16,15 @@ def keep_counting(ledger: Ledger, row: Row) -> None:
     if row.sent_at is None or row.mentor is None:
         return
     release = row.item or row.key
-    members = {release, row.key, row.message_id}
+    # One item per hand-over (the same message may be moved back, sent in doubt and moved back again), and not
+    # known by the message's own key or Message-ID: taken in again it is a new send, and a new hand-over of it in
+    # doubt must count on its own.
+    kept = f"{IN_DOUBT_ITEM}{release}@{row.sent_at.isoformat()}"
+    members = {kept, release}
     for key, message_id in ledger.db.execute(
         "SELECT key, message_id FROM messages WHERE state = 'attention' AND sent_at IS NOT NULL AND item = ?",
         (release,),
     ):
         members.update((key, message_id))
-    ledger.add_item(row.mentor, IN_DOUBT_ITEM + release, row.sent_at, members, addresses=row.recipients)
+    members -= {row.key, row.message_id}
+    ledger.add_item(row.mentor, kept, row.sent_at, members, addresses=row.recipients)
