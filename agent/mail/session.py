@@ -160,26 +160,13 @@ def _authenticate(client: IMAPClient, imap: Imap, login: Login, where: str) -> N
             text = text.replace(login.password, "***")
         if "[UNAVAILABLE]" in text.upper():  # RFC 5530: a temporary failure on the server's side
             raise MailboxError(f"imap: login as {username!r} at {where} failed for now: {text}") from error
-        if _aborted(error) and not _about_the_login(text):
+        if _aborted(error) and "[AUTHENTICATIONFAILED]" not in text.upper():
             # The session ended under the login (a BYE, the connection closed: a server's restart or daily drop),
             # not an answer to the password: reconnect, do not wait out a refusal.
             raise MailboxError(f"imap: the session at {where} ended during the login: {text}") from error
         raise ImapLoginRefused(f"imap: login as {username!r} refused by {where}: {text}") from error
     except OSError as error:
         raise MailboxError(f"imap: login at {where} failed: {describe_error(error)}") from error
-
-
-# Words a server's BYE uses when it ends the session because of the login itself (the password, the account):
-# then it is a refusal (exit 78 at start, the long wait while running), never a reconnect that tries the same
-# password again and again. Any other BYE during the login (a restart, a daily drop) is a lost connection.
-_REFUSAL_WORDS = re.compile(
-    r"\b(AUTH\w*|CREDENTIALS?|PASSWORDS?|LOGIN|USER|ACCOUNT|DENIED|REFUSED|INVALID|DISABLED)\b"
-)  # whole words: "Session invalidated - AccessTokenExpired" (Microsoft's drop) is no refusal
-
-
-def _about_the_login(text: str) -> bool:
-    """Whether the server's words (after imaplib's "command: LOGIN =>") speak of the login itself."""
-    return _REFUSAL_WORDS.search(text.split("=>", 1)[-1].upper()) is not None
 
 
 def _aborted(error: BaseException) -> bool:
