@@ -160,24 +160,9 @@ def _authenticate(client: IMAPClient, imap: Imap, login: Login, where: str) -> N
             text = text.replace(login.password, "***")
         if "[UNAVAILABLE]" in text.upper():  # RFC 5530: a temporary failure on the server's side
             raise MailboxError(f"imap: login as {username!r} at {where} failed for now: {text}") from error
-        if _aborted(error) and "[AUTHENTICATIONFAILED]" not in text.upper():
-            # The session ended under the login (a BYE, the connection closed: a server's restart or daily drop),
-            # not an answer to the password: reconnect, do not wait out a refusal.
-            raise MailboxError(f"imap: the session at {where} ended during the login: {text}") from error
         raise ImapLoginRefused(f"imap: login as {username!r} refused by {where}: {text}") from error
     except OSError as error:
         raise MailboxError(f"imap: login at {where} failed: {describe_error(error)}") from error
-
-
-def _aborted(error: BaseException) -> bool:
-    """Whether imaplib ended the command because the session ended (``IMAP4.abort``: a BYE, the connection
-    closed), whatever imapclient wrapped it in (its LoginError keeps only the words)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, imaplib.IMAP4.abort):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _server_words(error: BaseException) -> str:
