@@ -74,3 +74,23 @@ def test_a_message_dropped_after_the_first_pass_and_before_idle_is_on_goes_once_
 
     asyncio.run(drive())  # the IDLE threads end by themselves within a few seconds (daemon threads)
     assert sorted(agent.subjects("Sent")) == ["dropped while IDLE was still opening", "waiting at the start"]
+
+
+def test_an_idle_connection_whose_login_ended_is_a_lost_connection_not_a_refusal() -> None:
+    """The command connection has just logged in with the same password: an IDLE connection's login that a
+    server's drop cut short (`* BYE Connection closed`, read by imaplib as the LOGIN's answer) is no refusal to
+    wait out a minute for; the daemon reconnects at once (and the command connection's login says what is true)."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from agent.mail.session import ImapLoginRefused, MailboxError
+
+    cut = ImapLoginRefused("imap: login as 'sam' refused by 127.0.0.1:143: command: LOGIN => Connection closed")
+    watcher = SimpleNamespace(
+        error=cut, failed_to_start=True, watcher=SimpleNamespace(folder="Mentor Outbox"), renew=600.0
+    )
+    daemon = SimpleNamespace(settings=SimpleNamespace(imap=SimpleNamespace(timeout=30.0)))
+    with pytest.raises(MailboxError) as raised:
+        Daemon._check_watchers(cast(Any, daemon), [cast(Any, watcher)])
+    assert not isinstance(raised.value, ImapLoginRefused), raised.value
+    assert "Mentor Outbox" in str(raised.value)

@@ -31,7 +31,7 @@ from agent.daemon import preflight, sdnotify, session
 from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
-from agent.mail.session import MailboxError, SessionExpired
+from agent.mail.session import ImapLoginRefused, MailboxError, SessionExpired
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk
 from agent.reconcile.context import World, utc_now
@@ -583,7 +583,12 @@ class Daemon:
     def _check_watchers(self, watchers: list[_WatchThread]) -> None:
         for watcher in watchers:
             if watcher.error is not None and watcher.failed_to_start:
-                raise watcher.error  # as the command connection's login would (a refusal is configuration)
+                if isinstance(watcher.error, ImapLoginRefused):
+                    # The command connection has just logged in with the same password: a refusal here is a
+                    # server's drop that cut the login short (`* BYE Connection closed`). Reconnect now; the
+                    # command connection's login then says what is true (a password changed meanwhile, say).
+                    raise MailboxError(f"watching {watcher.watcher.folder}: its login was cut short: {watcher.error}")
+                raise watcher.error  # as the command connection's would (a TLS problem is configuration)
             if watcher.error is not None:
                 kind = SessionExpired if isinstance(watcher.error, SessionExpired) else MailboxError
                 raise kind(f"watching {watcher.watcher.folder}: {watcher.error}")
