@@ -16,7 +16,7 @@ from agent.reconcile.recovery import recover
 from agent.store.ledger import ATTENTION, SCHEDULED
 from tests.agent_process import OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
-from tests.test_passes_on_fake import Pass, mail
+from tests.test_passes_on_fake import SENT, Pass, mail
 
 START = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
 
@@ -173,3 +173,77 @@ def test_moved_back_twice_each_hand_over_counts(hourly: tuple[Pass, list[datetim
     assert made.received() == ["A", "A"], "not a third time at 11:05, five minutes after the second hand-over"
     sent = made.world.ledger.history("rivera", START - timedelta(days=1)).sent
     assert sorted(item.at for item in sent) == [START, START + timedelta(hours=1)]
+
+
+def test_a_digest_in_doubt_moved_back_member_by_member_and_in_doubt_again_counts_again(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """One a day, over the limit batched: the digest of B, C, D in doubt on day 2; B and C moved back; their new
+    digest in doubt again on day 3. That day's hand-over counts: E, dropped in after it, waits for day 4."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    try:
+        made.world.clock = lambda: clock[0]
+        made.server.put(OUTBOX, mail("A"))
+        made.run()
+        made.run()
+        for subject in ("B", "C", "D"):
+            made.server.put(OUTBOX, mail(subject))
+        made.run()
+        made.run()
+        clock[0] = START + timedelta(days=1)
+        made.smtp.drop_after_data()
+        made.run()
+        made.run()
+        for n, subject in enumerate(("B", "C")):
+            clock[0] = START + timedelta(days=1, minutes=10 * (n + 1))
+            waiting = made.server.messages("Needs attention")
+            uid = next(u for u, raw in waiting.items() if f"Subject: {subject}".encode() in raw)
+            made.box.move("Needs attention", uid, OUTBOX)
+            for _ in range(3):
+                made.run()
+        clock[0] = START + timedelta(days=2)
+        made.smtp.drop_after_data()  # the new digest of B and C, in doubt again
+        for _ in range(3):
+            made.run()
+        before = len(made.received())
+        clock[0] = START + timedelta(days=2, minutes=5)
+        made.server.put(OUTBOX, mail("E"))
+        for _ in range(3):
+            made.run()
+        assert len(made.received()) == before, "one a day: day 3's hand-over in doubt counts, E waits for day 4"
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_digest_in_doubt_whose_copy_shows_up_in_sent_after_a_member_moved_back_counts_once(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    try:
+        made.world.clock = lambda: clock[0]
+        made.server.put(OUTBOX, mail("A"))
+        made.run()
+        made.run()
+        for subject in ("B", "C", "D"):
+            made.server.put(OUTBOX, mail(subject))
+        made.run()
+        made.run()
+        clock[0] = START + timedelta(days=1)
+        made.smtp.drop_after_data()
+        for _ in range(3):
+            made.run()
+        clock[0] += timedelta(minutes=10)
+        uid = next(u for u, raw in made.server.messages("Needs attention").items() if b"Subject: B" in raw)
+        made.box.move("Needs attention", uid, OUTBOX)
+        for _ in range(3):
+            made.run()
+        made.server.put(SENT, made.smtp.messages[-1].content)  # it did reach her: the provider's copy, late
+        clock[0] += timedelta(minutes=10)
+        for _ in range(3):
+            made.run()
+        times = [item.at for item in made.world.ledger.history("rivera", START - timedelta(days=3)).sent]
+        assert sorted(times) == [START, START + timedelta(days=1)], "the day-2 hand-over once, not twice"
+    finally:
+        made.world.ledger.close()

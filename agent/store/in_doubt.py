@@ -41,7 +41,18 @@ def in_doubt_items(
     for item, rows in found.items():
         own = {i for _, key, message_id in rows for i in (key, message_id)}
         # By its messages' own ids, not the release's: the other e-mails of a release split in several may have
-        # been accepted (recorded under the release's id) while this one's part is in doubt.
-        if not any(i in known for i in own):
-            items.append(SentItem(min(at for at, _, _ in rows), (item, *sorted(own - {item}))))
+        # been accepted (recorded under the release's id) while this one's part is in doubt. A hand-over kept
+        # for a member moved back to the Outbox is matched by its release and time (:func:`kept_id`): the same
+        # messages taken in again and handed over in doubt again are another hand-over, counted on their own.
+        if any(i in known for i in own) or any(kept_id(item, at) in known for at, _, _ in rows):
+            continue
+        items.append(SentItem(min(at for at, _, _ in rows), (item, *sorted(own - {item}))))
     return items
+
+
+IN_DOUBT_ITEM = "in-doubt:"  # the id a hand-over kept for a member moved back is recorded under (kept_id)
+
+
+def kept_id(release: str, handed_over: datetime) -> str:
+    """The item id of the hand-over of ``release`` at ``handed_over`` kept when a member of it was moved back."""
+    return f"{IN_DOUBT_ITEM}{release}@{handed_over.astimezone(UTC).isoformat()}"
