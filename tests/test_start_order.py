@@ -93,4 +93,6 @@ def test_an_idle_connection_whose_login_ended_is_a_lost_connection_not_a_refusal
     with pytest.raises(MailboxError) as raised:
         Daemon._check_watchers(cast(Any, daemon), [cast(Any, watcher)])
     assert not isinstance(raised.value, ImapLoginRefused), raised.value
+    # ... and one that keeps its back-off growing (a limit on connections: not a login every second).
+    assert isinstance(raised.value, service.IdleLoginCut)
     assert "Mentor Outbox" in str(raised.value)

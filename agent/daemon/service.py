@@ -108,6 +108,11 @@ class _WatchThread:
         return time.monotonic() - self.alive_at
 
 
+class IdleLoginCut(MailboxError):
+    """An IDLE connection's login failed right after the command connection's worked: reconnect, and keep
+    backing off while it goes on (a server's limit on connections), instead of trying again every second."""
+
+
 class _Countdown:
     """Calls ``done`` once, when :meth:`one` was called ``count`` times (from any thread)."""
 
@@ -291,7 +296,7 @@ class Daemon:
                         # At start a refused login or an impossible TLS set-up is configuration: exit 78.
                         self.ledger.set_status(connected="no", last_error=str(error))
                         raise
-                    if self.connected:  # each outage starts its backoff afresh
+                    if self.connected and not isinstance(error, IdleLoginCut):  # each outage starts afresh
                         failures = 0
                     self.connected = False
                     if isinstance(error, SignInNeeded):
@@ -585,9 +590,10 @@ class Daemon:
             if watcher.error is not None and watcher.failed_to_start:
                 if isinstance(watcher.error, ImapLoginRefused):
                     # The command connection has just logged in with the same password: a refusal here is a
-                    # server's drop that cut the login short (`* BYE Connection closed`). Reconnect now; the
-                    # command connection's login then says what is true (a password changed meanwhile, say).
-                    raise MailboxError(f"watching {watcher.watcher.folder}: its login was cut short: {watcher.error}")
+                    # server's drop that cut the login short (`* BYE Connection closed`), or a limit on connections.
+                    # Reconnect, backing off as for a lost connection (not afresh: the session never fully came up);
+                    # the command connection's login then says what is true (a password changed meanwhile, say).
+                    raise IdleLoginCut(f"watching {watcher.watcher.folder}: its login was cut short: {watcher.error}")
                 raise watcher.error  # as the command connection's would (a TLS problem is configuration)
             if watcher.error is not None:
                 kind = SessionExpired if isinstance(watcher.error, SessionExpired) else MailboxError
