@@ -14,6 +14,16 @@ from tests.bytecode import use_compiled_agent  # noqa: E402
 from tests.servers.fixtures import *  # noqa: E402, F403
 
 
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's logs are redacted of the secrets it registered itself, not of those an earlier test in the same
+    worker did: a one-letter client secret ("s", tests/test_setup_answers.py) turned every "s" in later tests' log
+    lines into "***" (test_sdnotify failed so, depending on which worker ran what)."""
+    from agent import logs
+
+    monkeypatch.setattr(logs, "_secrets", type(logs._secrets)())
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Once, before the workers start (they inherit it): the daemons the tests start read compiled bytecode."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
