@@ -175,24 +175,31 @@ def test_moved_back_twice_each_hand_over_counts(hourly: tuple[Pass, list[datetim
     assert sorted(item.at for item in sent) == [START, START + timedelta(hours=1)]
 
 
+def _digest_in_doubt_on_day_two(tmp_path: Path, smtp_server: SmtpServer) -> tuple[Pass, list[datetime]]:
+    """One a day, over the limit batched: A on day 1; B, C, D as one digest on day 2, its line cut after DATA at
+    the next pass (the clock at day 2)."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    made.world.clock = lambda: clock[0]
+    made.server.put(OUTBOX, mail("A"))
+    made.run()
+    made.run()
+    for subject in ("B", "C", "D"):
+        made.server.put(OUTBOX, mail(subject))
+    made.run()
+    made.run()
+    clock[0] = START + timedelta(days=1)
+    made.smtp.drop_after_data()
+    return made, clock
+
+
 def test_a_digest_in_doubt_moved_back_member_by_member_and_in_doubt_again_counts_again(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     """One a day, over the limit batched: the digest of B, C, D in doubt on day 2; B and C moved back; their new
     digest in doubt again on day 3. That day's hand-over counts: E, dropped in after it, waits for day 4."""
-    clock = [START]
-    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
     try:
-        made.world.clock = lambda: clock[0]
-        made.server.put(OUTBOX, mail("A"))
-        made.run()
-        made.run()
-        for subject in ("B", "C", "D"):
-            made.server.put(OUTBOX, mail(subject))
-        made.run()
-        made.run()
-        clock[0] = START + timedelta(days=1)
-        made.smtp.drop_after_data()
         made.run()
         made.run()
         for n, subject in enumerate(("B", "C")):
@@ -219,19 +226,8 @@ def test_a_digest_in_doubt_moved_back_member_by_member_and_in_doubt_again_counts
 def test_a_digest_in_doubt_whose_copy_shows_up_in_sent_after_a_member_moved_back_counts_once(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    clock = [START]
-    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
     try:
-        made.world.clock = lambda: clock[0]
-        made.server.put(OUTBOX, mail("A"))
-        made.run()
-        made.run()
-        for subject in ("B", "C", "D"):
-            made.server.put(OUTBOX, mail(subject))
-        made.run()
-        made.run()
-        clock[0] = START + timedelta(days=1)
-        made.smtp.drop_after_data()
         for _ in range(3):
             made.run()
         clock[0] += timedelta(minutes=10)

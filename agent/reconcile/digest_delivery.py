@@ -130,21 +130,29 @@ def mark_part(world: World, item: str, index: int, state: str) -> None:
         save_parts(world, item, parts)
 
 
+async def out_of_sending(world: World, row: Row, target: str) -> int | None:
+    """Move ``row``'s message from Sending to ``target``; its UID there (None: not found). A move whose answer was
+    lost, or done before a crash, is found where it went."""
+    folders = world.folders
+    uid = await world.locate(folders.sending, row.key, row.uid)
+    new_uid: int | None = None
+    if uid is not None:
+        try:
+            new_uid = await world.imap(world.mailbox.move, folders.sending, uid, target)
+        except MessageGone:
+            new_uid = None
+    if new_uid is None:
+        new_uid = await world.locate(target, row.key, None)
+    return new_uid
+
+
 async def back_to_scheduled(world: World, rows: Sequence[Row], why: str) -> None:
     """Messages of a release that were never handed to SMTP, in Sending: back to Scheduled as they were, for
     the engine to decide again (see the module docstring). Each row stays as it was until its own move is done,
     so a crash in between leaves it to :func:`agent.reconcile.recovery.recover` as before."""
     folders = world.folders
     for row in rows:
-        uid = await world.locate(folders.sending, row.key, row.uid)
-        new_uid: int | None = None
-        if uid is not None:
-            try:
-                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled)
-            except MessageGone:
-                new_uid = None
-        if new_uid is None:  # moved, answer lost (or moved before a crash): found where it went
-            new_uid = await world.locate(folders.scheduled, row.key, None)
+        new_uid = await out_of_sending(world, row, folders.scheduled)
         world.ledger.update(row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, item=None, detail=why)
         world.ledger.log("waiting", mentor=row.mentor, message=row.key, detail=why)
     if rows:

@@ -24,7 +24,7 @@ from agent.mail.session import MessageGone
 from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
-from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest
+from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest, out_of_sending
 from agent.reconcile.doors import across, autosaves, came_back, sent_herself
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.not_answers import tell_tagged_recipients
@@ -435,15 +435,7 @@ async def _back_to_outbox(world: World, rows: list[Row]) -> None:
     folders = world.folders
     why = "pass_through is off"
     for row in rows:
-        uid = await world.locate(folders.sending, row.key, row.uid)
-        new_uid: int | None = None
-        if uid is not None:
-            try:
-                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.outbox)
-            except MessageGone:
-                new_uid = None
-        if new_uid is None:  # moved, answer lost (or moved before a crash): found where it went
-            new_uid = await world.locate(folders.outbox, row.key, None)
+        new_uid = await out_of_sending(world, row, folders.outbox)
         world.ledger.update(row.key, state=ATTENTION, folder=folders.outbox, uid=new_uid, item=None, detail=why)
         world.ledger.log("held", message=row.key, detail=why)
         log.info("%s: to no mentor, and pass_through is off: back in the Outbox", named(row.key, row.subject))

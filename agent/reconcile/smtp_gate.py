@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 
 from agent.errors import LoginRefused, SignInNeeded, TlsProblem
-from agent.mail.session import MessageGone
 from agent.mail.smtp import try_login
 from agent.reconcile.context import World
+from agent.reconcile.digest_delivery import out_of_sending
 from agent.rules.refusals import schedule
 from agent.store.ledger import SCHEDULED, Row
 
@@ -65,15 +65,7 @@ async def put_back(world: World, rows: Sequence[Row], error: LoginRefused | TlsP
     """Claimed but not sent (the login was refused first): back to Scheduled as they were, to go later."""
     folders = world.folders
     for row in rows:
-        uid = await world.locate(folders.sending, row.key, row.uid)
-        new_uid: int | None = None
-        if uid is not None:
-            try:
-                new_uid = await world.imap(world.mailbox.move, folders.sending, uid, folders.scheduled)
-            except MessageGone:
-                new_uid = None
-            if new_uid is None:
-                new_uid = await world.locate(folders.scheduled, row.key, None)
+        new_uid = await out_of_sending(world, row, folders.scheduled)
         world.ledger.update(
             row.key, state=SCHEDULED, folder=folders.scheduled, uid=new_uid, detail=f"not sent yet: {error}"
         )
