@@ -9,8 +9,9 @@ answers that send a message to Needs attention. Each ends the same way: nothing 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,113 @@ def test_filing_that_fails_while_a_backlog_goes_out_stops_it_and_nothing_is_lost
     assert setup.server.messages("Sending") == {}
     assert [setup.state(row) for row in rows] == [DONE] * 12
     assert not any("doubt" in subject.lower() for subject in setup.subjects("INBOX"))
+
+
+def later_claims_wait_for_the_first_email(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """Stages of 2, then 3; each claim after the first waits (up to 5 s) until the first e-mail is accepted, as a
+    backlog's later claims come while it goes out. Returns the claims made: (messages, whether one had gone)."""
+    monkeypatch.setattr(delivery, "FIRST_CLAIM", 2)
+    monkeypatch.setattr(delivery, "CLAIM_RUN", 3)
+    first_accepted = threading.Event()
+    accepted = setup.smtp.state.on_accept
+
+    def on_accept(received: Received) -> None:
+        first_accepted.set()
+        if accepted is not None:
+            accepted(received)
+
+    setup.smtp.state.on_accept = on_accept
+    claims: list[tuple[int, bool]] = []
+    move_many = setup.box.move_many
+
+    def claim_after_the_first(folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> Any:
+        if folder == "Scheduled":
+            if claims:
+                first_accepted.wait(5)
+            claims.append((len(uids), first_accepted.is_set()))
+        return move_many(folder, uids, target, claim=claim)
+
+    monkeypatch.setattr(setup.box, "move_many", claim_after_the_first)
+    return claims
+
+
+def test_a_backlog_is_claimed_in_stages_and_the_first_go_out_before_the_last_are_claimed(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = later_claims_wait_for_the_first_email(setup, monkeypatch)
+    rows = [setup.row(message(n), "Scheduled") for n in range(9)]
+    run(deliver_all(setup.world, [Item([row]) for row in rows]))
+    assert claims == [(2, False), (3, True), (3, True), (1, True)], "a first small stage, then runs, while sending"
+    assert sorted(setup.received()) == [f"Question {n}" for n in range(9)], "each once"
+    assert sorted(setup.subjects("Sent Items")) == [f"Question {n}" for n in range(9)], "each filed once"
+    assert setup.server.messages("Sending") == {} and setup.server.messages("Scheduled") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 9
+
+
+def test_a_later_stages_claim_that_fails_lets_the_first_go_and_sends_each_once_after_the_restart(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first e-mail's acceptance arms a dropped connection for the next claim (the second stage's MOVE), which
+    # happens on the server and whose answer is lost.
+    armed: list[bool] = []
+
+    def drop_the_next_claim(_: Received) -> None:
+        if not armed:
+            armed.append(True)
+            setup.server.fail("move_many", "Scheduled", after=True)
+
+    setup.smtp.state.on_accept = drop_the_next_claim
+    later_claims_wait_for_the_first_email(setup, monkeypatch)
+    rows = [setup.row(message(n), "Scheduled") for n in range(9)]
+    with pytest.raises(MailboxError):
+        run(deliver_all(setup.world, [Item([row]) for row in rows]))
+    went = setup.received()
+    assert sorted(went) == ["Question 0", "Question 1"], "the first stage went out, and nothing else"
+    assert not any("doubt" in subject.lower() for subject in setup.subjects("INBOX"))
+    world = setup.restart()
+    run(recover(world))
+    rest = world.ledger.in_states(SCHEDULED, CLAIMED)
+    run(deliver_all(world, [Item([row]) for row in sorted(rest, key=lambda row: row.subject)]))
+    assert sorted(setup.received()) == [f"Question {n}" for n in range(9)], "each sent once"
+    assert sorted(setup.subjects("Sent Items")) == [f"Question {n}" for n in range(9)], "each filed once"
+    assert setup.server.messages("Sending") == {} and setup.server.messages("Scheduled") == {}
+    assert [setup.state(row) for row in rows] == [DONE] * 9
+
+
+def test_stopped_while_a_backlog_goes_out_the_stages_not_claimed_stay_where_they_were(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = setup.world
+    loop_of: list[asyncio.AbstractEventLoop] = []
+
+    def stop(_: Received) -> None:  # Ctrl-C as the first e-mail is accepted
+        if loop_of:
+            loop_of.pop().call_soon_threadsafe(world.stopping.set)
+
+    setup.smtp.state.on_accept = stop
+    later_claims_wait_for_the_first_email(setup, monkeypatch)
+    rows = [setup.row(message(n), "Scheduled") for n in range(9)]
+
+    async def go() -> None:
+        loop_of.append(asyncio.get_running_loop())
+        await deliver_all(world, [Item([row]) for row in rows])
+
+    run(go())
+    went = len(setup.received())
+    assert 1 <= went < 9
+    untouched = [row for row in rows if setup.state(row) == SCHEDULED]
+    assert untouched, "a stage never claimed keeps its state"
+    assert all(
+        parse_envelope(raw).subject in {row.subject for row in untouched}
+        for raw in setup.server.messages("Scheduled").values()
+    )
+    world = setup.restart()
+    run(recover(world))
+    rest = world.ledger.in_states(SCHEDULED, CLAIMED)
+    run(deliver_all(world, [Item([row]) for row in sorted(rest, key=lambda row: row.subject)]))
+    assert sorted(setup.received()) == [f"Question {n}" for n in range(9)], "each sent once"
+    assert sorted(setup.subjects("Sent Items")) == [f"Question {n}" for n in range(9)], "each filed once"
+    assert [setup.state(row) for row in rows] == [DONE] * 9
 
 
 def test_a_message_another_agent_claimed_is_left_to_it(setup: Setup) -> None:

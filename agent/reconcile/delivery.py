@@ -12,8 +12,10 @@ Between ``claimed`` and ``sending`` sits ``queued``, flushed to disk for a run o
 A ``queued`` message is safe to send after a crash unless the machine itself restarted (a power cut can
 lose the unflushed ``sending`` mark): then it counts as in doubt (:meth:`Ledger.queue`).
 
-A backlog goes out over a few SMTP connections side by side (``[smtp] connections``), after one claim per
-folder and one body FETCH per hundred messages; the plain ones are filed in Sent with one MOVE per run of
+A backlog goes out over a few SMTP connections side by side (``[smtp] connections``). It is claimed in stages:
+the first ``FIRST_CLAIM`` messages (one claim per folder, one body FETCH), then runs of ``CLAIM_RUN`` claimed
+while the earlier ones go out, so that the first e-mail does not wait for thousands of MOVEs; a stage not claimed
+when the sending stops stays where it was, untouched. The plain ones are filed in Sent with one MOVE per run of
 ``FILE_RUN``, the first runs while the rest still go out (the IMAP connection is idle then). When one
 connection fails unexpectedly, the others finish the e-mail they are sending before the failure is raised:
 one message's failure never leaves another in doubt. The
@@ -69,6 +71,8 @@ from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, SENDING, Row
 log = logging.getLogger("mentor_agent.delivery")
 
 QUEUE_RUN = 50  # messages marked queued with one flush to disk (at most this many in doubt after a power cut)
+FIRST_CLAIM = 100  # messages claimed before the first e-mail goes; the next stages are claimed meanwhile
+CLAIM_RUN = 500  # messages claimed at once in a backlog's later stages
 FILE_RUN = 250  # accepted messages filed in Sent while the rest still go out (the IMAP connection is idle then)
 SIGN_IN_RETRY = timedelta(minutes=1)  # the sign-in server could not be reached: sending waits this long
 
@@ -164,13 +168,15 @@ async def deliver_all(
     last_look: LastLook | None = None,
     meanwhile: Callable[[Callable[[str], Awaitable[bool]]], Awaitable[None]] | None = None,
 ) -> None:
-    """Send several items: one claim per folder, one body FETCH, a few SMTP connections, filing in Sent in runs.
+    """Send several items: claimed in stages (the later ones while the first go out), a few SMTP connections,
+    filing in Sent in runs.
 
     Each message is still marked ``sending`` (on disk) just before its own SMTP transaction and
     ``accepted`` just after, so a crash anywhere leaves at most one message in doubt. A message about a meeting
     is looked at again right before its own transaction (``last_look``), before it is marked ``queued``.
     ``meanwhile``: IMAP work of the same pass done while the e-mails go out (the IMAP connection is idle then),
-    once the claimed messages' bodies are fetched; not run when nothing was claimed. It is given ``sent(key)``,
+    once every stage is claimed (the sending waits on the claims, ``meanwhile`` on nothing); not run when nothing
+    was claimed. It is given ``sent(key)``,
     which waits until that message's fate is known: True once the SMTP server accepted it, False if it was not
     (refused, stopped, in doubt, never claimed). Its failure does not cut the sending short: it is raised once the
     e-mails went, as a failure of the sending would be.
@@ -186,16 +192,15 @@ async def deliver_all(
         world.held_until = after(world.now(), SIGN_IN_RETRY)
         log.warning("SMTP not tried: %s; nothing is sent before %s", error, world.held_until.isoformat("T", "seconds"))
         return
-    claimed = await claim(world, [row for item in items for row in item.rows])
-    ready = [Item([claimed[r.key] for r in item.rows if r.key in claimed], item.follow_up) for item in items]
-    ready = [item for item in ready if item.rows]
-    if not ready:
+    stages = _stages(items)
+    bodies: dict[int, bytes] = {}
+    waiting: list[Item] = []
+    while stages and not waiting:  # the first stage that has something to send (the others may be gone)
+        waiting = await _claimed_stage(world, stages.pop(0), bodies)
+    if not waiting:
         return
-    sending = world.folders.sending
-    uids = [row.uid for item in ready for row in item.rows if row.uid is not None]
-    bodies = await world.imap(world.mailbox.fetch_many, sending, uids)
+    claiming = asyncio.Event()  # set when more were claimed, or when the claiming is over
     accepted: list[tuple[list[Row], list[Prepared]]] = []
-    waiting = list(ready)
     queued: set[int] = set()  # id() of the items marked queued on disk
     blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
     failed: list[Exception] = []  # an unexpected failure (a MailboxError): the others finish their e-mail first
@@ -230,7 +235,13 @@ async def deliver_all(
     async def worker() -> None:
         async with Sender(world.settings.smtp, login, stopping=world.stopping) as sender:
             # On stop the rest stay claimed, first after restart; on a refused login they go back.
-            while waiting and not world.stopping.is_set() and not blocked and not failed:
+            while not world.stopping.is_set() and not blocked and not failed:
+                if not waiting:
+                    if not stages:
+                        break
+                    claiming.clear()
+                    await claiming.wait()  # the next stage's claim, under way beside the sending
+                    continue
                 item = waiting.pop(0)
                 if last_look is not None and last_look.concerns(item):
                     stopped = await last_look.stop(item.rows)  # claimed, not queued: it can still be taken back
@@ -266,7 +277,26 @@ async def deliver_all(
                 if done is not None:
                     await file_some()
 
-    count = min(world.settings.smtp.connections, len(ready))
+    async def claim_rest() -> None:
+        """The later stages, claimed while the first ones go out; stopped (left where they are, untouched) when
+        the sending stops. Their bodies are fetched before they are given to the workers."""
+        try:
+            while stages and not world.stopping.is_set() and not blocked and not failed:
+                stage = stages[0]
+                try:
+                    more = await _claimed_stage(world, stage, bodies)
+                except Exception as error:  # as a worker's failure: the others finish their e-mail first
+                    failed.append(error)
+                    return
+                finally:
+                    stages.pop(0)  # claimed (or tried): never claimed again in this pass
+                waiting.extend(more)
+                claiming.set()
+        finally:
+            stages.clear()
+            claiming.set()
+
+    count = min(world.settings.smtp.connections, len(waiting) + sum(len(stage) for stage in stages))
     running = [count]
 
     async def one_worker() -> None:
@@ -282,19 +312,23 @@ async def deliver_all(
     async def beside() -> None:
         if meanwhile is None:
             return
+        while stages:  # the claims first: the sending waits on them, ``meanwhile`` on nothing
+            claiming.clear()
+            await claiming.wait()
         try:
             await meanwhile(sent)
         except Exception as error:
             beside_failed.append(error)
 
     loop = asyncio.get_running_loop()
-    if meanwhile is not None:
-        fate.update({row.key: loop.create_future() for item in ready for row in item.rows})
+    if meanwhile is not None:  # every message of the pass, claimed yet or not: one never claimed was not sent
+        fate.update({row.key: loop.create_future() for item in items for row in item.rows})
     try:
         # A few connections side by side: each message still has its own sending/accepted marks.
         async with asyncio.TaskGroup() as workers:
             for _ in range(count):
                 workers.create_task(one_worker())
+            workers.create_task(claim_rest())
             workers.create_task(beside())
     except BaseExceptionGroup as failures:
         raise failures.exceptions[0] from None
@@ -318,6 +352,31 @@ async def deliver_all(
     await file_accepted(world, accepted[filed:])
     if beside_failed:
         raise beside_failed[0]
+
+
+def _stages(items: Sequence[Item]) -> list[list[Item]]:
+    """The items in claiming order, cut in stages: a first small one, so that the sending starts at once, then
+    runs of ``CLAIM_RUN`` messages claimed while the earlier ones go out (an item is never cut)."""
+    stages: list[list[Item]] = []
+    size = 0
+    for item in items:
+        if not stages or size >= (FIRST_CLAIM if len(stages) == 1 else CLAIM_RUN):
+            stages.append([])
+            size = 0
+        stages[-1].append(item)
+        size += len(item.rows)
+    return stages
+
+
+async def _claimed_stage(world: World, stage: list[Item], bodies: dict[int, bytes]) -> list[Item]:
+    """Claim one stage's messages and fetch their bodies (into ``bodies``); its items as claimed, in order."""
+    claimed = await claim(world, [row for item in stage for row in item.rows])
+    ready = [Item([claimed[r.key] for r in item.rows if r.key in claimed], item.follow_up) for item in stage]
+    ready = [item for item in ready if item.rows]
+    uids = [row.uid for item in ready for row in item.rows if row.uid is not None]
+    if uids:
+        bodies.update(await world.imap(world.mailbox.fetch_many, world.folders.sending, uids))
+    return ready
 
 
 async def _deliver_one(
