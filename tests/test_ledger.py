@@ -214,3 +214,26 @@ def test_a_send_in_doubt_counts_in_her_history_once_per_email_by_her_addresses(t
     assert [item.ids[0] for item in ledger.history("rivera", since, in_doubt=False).sent] == ["<s@x>"]
     ledger.add_item("rivera", "k1", NOW, ["k1"], source="sent-folder")  # its copy found in Sent: counted once
     assert [item.ids[0] for item in ledger.history("rivera", since).sent] == ["<s@x>", "k1", "<s@x>"]
+
+
+def test_update_each_changes_each_row_as_update_would(tmp_path: Path) -> None:
+    by_one, by_each = Ledger(tmp_path / "one.sqlite3"), Ledger(tmp_path / "each.sqlite3")
+    changes: dict[str, dict[str, object]] = {
+        "a": {"state": SENDING, "sent_at": NOW + timedelta(hours=1)},  # a time, stored as the table keeps it
+        "b": {"folder": "Sending", "uid": 7},
+        "c": {"state": SENDING, "sent_at": None},
+        "d": {"recipients": ("x@y.org", "z@y.org")},
+    }
+    for ledger in (by_one, by_each):
+        for key in [*changes, "untouched"]:
+            ledger.add(row(key))
+    for key, change in changes.items():
+        by_one.update(key, **change)
+    by_each.update_each(changes)
+    keys = [*changes, "untouched"]
+    assert by_each.get_many(keys) == by_one.get_many(keys)
+    assert by_each.get_many(["b"])["b"].uid == 7 and by_each.get_many(["untouched"])["untouched"].uid == 1
+    with pytest.raises(KeyError, match="no such ledger column"):
+        by_each.update_each({"a": {"stat": SENDING}})
+    by_one.close()
+    by_each.close()

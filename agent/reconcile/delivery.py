@@ -133,8 +133,7 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
             _gone(world, row, "nowhere")
     for folder, group in todo.items():
         with ledger.transaction():
-            for row in group:
-                ledger.update(row.key, state=CLAIMED)
+            ledger.update_each({row.key: {"state": CLAIMED} for row in group})
         located = [
             (row, row.uid if row.uid is not None else await world.locate(folder, row.key, None)) for row in group
         ]
@@ -147,8 +146,7 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
             new_uid = moved[uid]
             placed[row.key] = new_uid if new_uid is not None else await world.locate(folders.sending, row.key, None)
         with ledger.transaction():
-            for key, new_uid in placed.items():
-                ledger.update(key, folder=folders.sending, uid=new_uid)
+            ledger.update_each({key: {"folder": folders.sending, "uid": new_uid} for key, new_uid in placed.items()})
         crash_point("claimed")
         fresh = ledger.get_many(placed)  # as they stand now, in one query
         claimed.update((key, fresh[key]) for key in placed if key in fresh)

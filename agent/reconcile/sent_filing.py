@@ -64,9 +64,8 @@ async def file_accepted(world: World, accepted: Sequence[tuple[list[Row], list[P
         for uid in later:
             world.filing_later[plain[uid][0].key] = (uid, plain[uid][1], deadline)
         with ledger.transaction():
-            for key_uid, (row, _) in plain.items():
-                if key_uid not in later:
-                    ledger.update(row.key, state=DONE, folder=folders.sent, uid=None)
+            filed = {"state": DONE, "folder": folders.sent, "uid": None}
+            ledger.update_each({row.key: filed for key_uid, (row, _) in plain.items() if key_uid not in later})
         for key_uid, (row, _) in plain.items():
             if key_uid not in later:
                 publish(Filed(row.key, folders.sent))

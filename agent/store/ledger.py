@@ -93,6 +93,21 @@ class Row:
 _COLUMNS = {f.name for f in fields(Row)}
 
 
+def _stored(changes: Mapping[str, Any], now: str | None = None) -> dict[str, Any]:
+    """Column values as the table keeps them, with the time of the change."""
+    unknown = set(changes) - _COLUMNS
+    if unknown:
+        raise KeyError(f"no such ledger column: {sorted(unknown)}")
+    values = dict(changes)
+    for name in ("arrived", "due", "sent_at"):
+        if name in values:
+            values[name] = _text(values[name])
+    if "recipients" in values:
+        values["recipients"] = json.dumps(list(values["recipients"]))
+    values["updated"] = now or _now()
+    return values
+
+
 def _packed(addresses: Iterable[str]) -> str | None:
     cleaned = sorted({normal_address(a) for a in addresses if a.strip()})
     return f" {' '.join(cleaned)} " if cleaned else None
@@ -238,18 +253,21 @@ class Ledger:
         self.db.execute("DELETE FROM messages WHERE key = ?", (key,))
 
     def update(self, key: str, **changes: Any) -> None:
-        unknown = set(changes) - _COLUMNS
-        if unknown:
-            raise KeyError(f"no such ledger column: {sorted(unknown)}")
-        values = dict(changes)
-        for name in ("arrived", "due", "sent_at"):
-            if name in values:
-                values[name] = _text(values[name])
-        if "recipients" in values:
-            values["recipients"] = json.dumps(list(values["recipients"]))
-        values["updated"] = _now()
+        values = _stored(changes)
         assignments = ", ".join(f"{name} = ?" for name in values)
         self.db.execute(f"UPDATE messages SET {assignments} WHERE key = ?", (*values.values(), key))
+
+    def update_each(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """:meth:`update` for several rows ({key: {column: value}}), one statement for the rows that change the
+        same columns (a backlog's thousands of rows at once)."""
+        now = _now()
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for key, change in changes.items():
+            values = _stored(change, now)
+            groups.setdefault(tuple(values), []).append((*values.values(), key))
+        for names, rows in groups.items():
+            assignments = ", ".join(f"{name} = ?" for name in names)
+            self.db.executemany(f"UPDATE messages SET {assignments} WHERE key = ?", rows)
 
     def in_states(self, *states: str, mentor: str | None = None) -> list[Row]:
         marks = ", ".join("?" for _ in states)
