@@ -313,6 +313,65 @@ def test_stopped_while_a_backlog_goes_out_the_stages_not_claimed_stay_where_they
     assert [setup.state(row) for row in rows] == [DONE] * 9
 
 
+def test_a_backlog_held_by_the_daily_limit_claims_no_further_stage(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "FIRST_CLAIM", 2)
+    monkeypatch.setattr(delivery, "CLAIM_RUN", 3)
+    world = setup.world
+    world.settings = world.settings.model_copy(
+        update={"smtp": world.settings.smtp.model_copy(update={"max_per_day": 1})}
+    )
+    claims: list[int] = []
+    move_many = setup.box.move_many
+
+    def claim_once_held(folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> Any:
+        if folder == "Scheduled":
+            for _ in range(500):  # a later stage's claim is under way when the sending is held
+                if not claims or world.held_until is not None:
+                    break
+                time.sleep(0.01)
+            claims.append(len(uids))
+        return move_many(folder, uids, target, claim=claim)
+
+    monkeypatch.setattr(setup.box, "move_many", claim_once_held)
+    rows = [setup.row(message(n), "Scheduled") for n in range(9)]
+    run(deliver_all(world, [Item([row]) for row in rows]))
+    assert len(setup.received()) == 1 and world.held_until is not None
+    assert claims == [2, 3], "the stage under way was claimed; none after the hold"
+    assert len(setup.server.messages("Scheduled")) == 4, "the later stages stay where they were"
+    assert [setup.state(row) for row in rows[5:]] == [SCHEDULED] * 4, "untouched"
+
+
+def test_stopped_while_the_first_stage_is_claimed_no_later_stage_is_claimed(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "FIRST_CLAIM", 2)
+    monkeypatch.setattr(delivery, "CLAIM_RUN", 3)
+    world = setup.world
+    rows = [setup.row(message(n), "Scheduled") for n in range(9)]
+    for row in rows[:2]:  # the first stage is gone (she deleted it) ...
+        assert row.uid is not None
+        setup.server.folders["Scheduled"].messages.pop(row.uid)
+    loop_of: list[asyncio.AbstractEventLoop] = []
+    move_many = setup.box.move_many
+
+    def stop_during_the_first_claim(folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> Any:
+        if loop_of:  # ... and Ctrl-C comes while it is being claimed
+            loop_of.pop().call_soon_threadsafe(world.stopping.set)
+        return move_many(folder, uids, target, claim=claim)
+
+    monkeypatch.setattr(setup.box, "move_many", stop_during_the_first_claim)
+
+    async def go() -> None:
+        loop_of.append(asyncio.get_running_loop())
+        await deliver_all(world, [Item([row]) for row in rows])
+
+    run(go())
+    assert setup.received() == [] and setup.server.messages("Sending") == {}
+    assert len(setup.server.messages("Scheduled")) == 7 and [setup.state(row) for row in rows[2:]] == [SCHEDULED] * 7
+
+
 def test_a_message_another_agent_claimed_is_left_to_it(setup: Setup) -> None:
     ours, theirs = setup.row(message(1), "Scheduled"), setup.row(message(2), "Scheduled")
     assert theirs.uid is not None

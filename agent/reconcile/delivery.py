@@ -193,7 +193,7 @@ async def deliver_all(
     stages = _stages(items)
     bodies: dict[int, bytes] = {}
     waiting: list[Item] = []
-    while stages and not waiting:  # the first stage that has something to send (the others may be gone)
+    while stages and not waiting and not world.stopping.is_set():  # the first stage with something to send
         waiting = await _claimed_stage(world, stages.pop(0), bodies)
     if not waiting:
         return
@@ -201,6 +201,7 @@ async def deliver_all(
     accepted: list[tuple[list[Row], list[Prepared]]] = []
     queued: set[int] = set()  # id() of the items marked queued on disk
     blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
+    held: list[bool] = []  # the provider's daily limit reached: the sending waits (world.held_until)
     failed: list[Exception] = []  # an unexpected failure (a MailboxError): the others finish their e-mail first
     filed = 0  # accepted[:filed] is filed (or being filed) already
     fate: dict[str, asyncio.Future[bool]] = {}  # what ``meanwhile`` waits on: {key: accepted by SMTP}
@@ -250,6 +251,7 @@ async def deliver_all(
                         item = replace(item, rows=rows)
                 if not await sending_slot(world):
                     waiting.insert(0, item)
+                    held.append(True)  # no further stage is claimed: they wait where they are
                     break  # the provider's daily limit: the rest wait (claimed), see world.held_until
                 if id(item) not in queued:  # this one and the next few, with one flush to disk
                     later = [w for w in waiting[: QUEUE_RUN - 1] if last_look is None or not last_look.concerns(w)]
@@ -277,9 +279,10 @@ async def deliver_all(
 
     async def claim_rest() -> None:
         """The later stages, claimed while the first ones go out; stopped (left where they are, untouched) when
-        the sending stops. Their bodies are fetched before they are given to the workers."""
+        the sending stops or is held by the provider's daily limit, or when no worker is left to send them.
+        Their bodies are fetched before they are given to the workers."""
         try:
-            while stages and not world.stopping.is_set() and not blocked and not failed:
+            while stages and running[0] and not (world.stopping.is_set() or blocked or failed or held):
                 stage = stages[0]
                 try:
                     more = await _claimed_stage(world, stage, bodies)
