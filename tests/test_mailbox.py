@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import threading
 import time
 from collections.abc import Iterator
@@ -9,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from agent.config.settings import Folders, Imap, Security
+from agent.config.settings import Folders, Imap, Security, Settings
+from agent.daemon import session
 from agent.mail import claim as claim_module
 from agent.mail import client as client_module
 from agent.mail import uidsets
@@ -68,6 +70,35 @@ def test_a_configured_sent_folder_wins_and_is_created(
     assert {"Mentors/Sent", "Mentors/Outbox"} <= set(dovecot.folders(imap_user))
 
 
+def commands_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The IMAP commands sent from now on, as the server reads them (``LIST``, ``SELECT``, ``UID SEARCH``, ...)."""
+    sent: list[str] = []
+    real = imaplib.IMAP4.send
+
+    def send(imap: imaplib.IMAP4, data: bytes) -> None:
+        tag = imap.tagpre  # bytes at run time (typeshed says str)
+        words = data.split(b" ", 3)
+        if len(words) > 1 and words[0].startswith(tag if isinstance(tag, bytes) else tag.encode()):
+            name = words[1].decode().upper()
+            sent.append(f"UID {words[2].decode().upper()}" if name == "UID" and len(words) > 2 else name)
+        real(imap, data)
+
+    monkeypatch.setattr(imaplib.IMAP4, "send", send)
+    return sent
+
+
+def test_the_start_lists_the_folders_once(imap: Imap, imap_login: Login, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SPECIAL-USE check and the folders' resolution read one LIST (issue 21: eight before the first decision)."""
+    settings = Settings(imap=imap, environ={})
+    mailbox, first = session.connect(settings, "config.toml", "agent-1", imap_login)
+    mailbox.close()
+    sent = commands_sent(monkeypatch)
+    mailbox, folders = session.connect(settings, "config.toml", "agent-1", imap_login)
+    mailbox.close()
+    assert folders == first and folders.sent == SENT
+    assert [name for name in sent if name == "LIST"] == ["LIST"]
+
+
 # -- reading -----------------------------------------------------------------------------------------------
 def test_append_uids_and_one_batch_of_headers(box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
     raws = [message(n) for n in range(5)]
@@ -117,6 +148,16 @@ def test_find_by_message_id_and_search_since(box: Mailbox) -> None:
     recent = box.search_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
     assert old not in recent and first in recent
     assert old in box.search_since("Sending", date(2019, 12, 1))
+
+
+def test_uids_since_takes_the_validity_from_its_own_select(box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    recent = box.append("Sending", message(1))
+    old = box.append("Sending", message(2), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
+    validity, _ = box.uids("Sending")
+    sent = commands_sent(monkeypatch)
+    assert box.uids_since("Sending", datetime.now(UTC).date() - timedelta(days=2)) == (validity, [recent])
+    assert sent == ["SELECT", "UID SEARCH"], "one fresh SELECT and one SEARCH: no second look for UIDVALIDITY"
+    assert box.uids_since("Sending", date(2019, 12, 1)) == (validity, [recent, old])
 
 
 # -- changing ----------------------------------------------------------------------------------------------

@@ -61,8 +61,8 @@ def connect(
     )
     try:
         mailbox.connect()
-        preflight.require_live(mailbox, settings, config_file)  # SPECIAL-USE: never the student's own mail
-        folders = mailbox.resolve_folders(settings.imap.folders)
+        listing = preflight.require_live(mailbox, settings, config_file)  # SPECIAL-USE: never the student's own mail
+        folders = mailbox.resolve_folders(settings.imap.folders, listing)  # from the same LIST
     except BaseException:
         mailbox.close()
         raise

@@ -38,6 +38,7 @@ from agent.mail.uidsets import text_of, uid_set
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
 BODY_CHUNK = 100  # whole messages per UID FETCH: bounded memory for large mail
 _T = TypeVar("_T")
+Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what LIST answers: (attributes, delimiter, name)
 
 
 class Connection:
@@ -122,9 +123,17 @@ class Connection:
         """Called after each SELECT with the server's answer (the claim protocol reads PERMANENTFLAGS)."""
 
     # -- folders ---------------------------------------------------------------------------------------
-    def resolve_folders(self, folders: Folders) -> ResolvedFolders:
-        """The real names; creates the agent's folders (and Sent, if there is none) when missing."""
-        sent = folders.sent or self._run("LIST", lambda: self.client.find_special_folder(SENT))
+    def resolve_folders(self, folders: Folders, listing: Listing | None = None) -> ResolvedFolders:
+        """The real names; creates the agent's folders (and Sent, if there is none) when missing.
+
+        ``listing``: what a LIST of every folder just answered (the start's SPECIAL-USE check reads one): the
+        folders it names are not asked about again, one by one (issue 21: seven LISTs before the first decision)."""
+        if listing is None:
+            listing = self._run("LIST", lambda: self.client.list_folders())
+        listed = {text_of(name) for _flags, _delimiter, name in listing}
+        sent = folders.sent or next((text_of(name) for flags, _d, name in listing if SENT in flags), None)
+        if not sent:  # no \Sent attribute: the library's look by the usual names
+            sent = self._run("LIST", lambda: self.client.find_special_folder(SENT))
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
@@ -142,12 +151,18 @@ class Connection:
             resolved.sent,
             resolved.notices,
         ):
-            self.ensure_folder(name)
+            if name not in listed:
+                self.ensure_folder(name)
         return resolved
+
+    def listing(self) -> Listing:
+        """Every folder as LIST answers it: (attributes, delimiter, name)."""
+        found: Listing = self._run("LIST", lambda: self.client.list_folders())
+        return found
 
     def folder_list(self) -> dict[str, frozenset[str]]:
         """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
-        listing = self._run("LIST", lambda: self.client.list_folders())
+        listing = self.listing()
         return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
 
     def count(self, folder: str) -> int:
@@ -155,11 +170,12 @@ class Connection:
         status = self._run(f"STATUS {folder!r}", lambda: self.client.folder_status(folder, ["MESSAGES"]))
         return int(status.get(b"MESSAGES", 0))
 
-    def providers_own(self, folder: str) -> str | None:
+    def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
         """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
         while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
-        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it."""
-        folders = self.folder_list()
+        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it.
+        ``folders``: what :meth:`folder_list` just answered (else it is asked)."""
+        folders = self.folder_list() if folders is None else folders
         if folder not in folders:
             return None
         if "\\outbox" in folders[folder]:
@@ -269,6 +285,12 @@ class Connection:
             lambda: self.client.search(["HEADER", "Message-ID", value], charset="UTF-8"),
         )
         return sorted(int(uid) for uid in uids)
+
+    def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, the UIDs whose INTERNALDATE is on or after ``since``), from one fresh SELECT."""
+        response = self._select(folder, fresh=True)
+        uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
+        return int(response[b"UIDVALIDITY"]), sorted(int(uid) for uid in uids)
 
     def search_since(self, folder: str, since: date) -> list[int]:
         self._up_to_date(folder)

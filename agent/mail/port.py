@@ -59,8 +59,9 @@ class MailboxPort(Protocol):
         """How many messages ``folder`` holds, without selecting it."""
         ...
 
-    def providers_own(self, folder: str) -> str | None:
-        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None."""
+    def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None. ``folders``:
+        what :meth:`folder_list` just answered (else it is asked)."""
         ...
 
     # -- reading
@@ -91,6 +92,10 @@ class MailboxPort(Protocol):
 
     def search_since(self, folder: str, since: date) -> list[int]:
         """The UIDs whose INTERNALDATE is on or after ``since``."""
+        ...
+
+    def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, the UIDs whose INTERNALDATE is on or after ``since``, ascending): one look, not two."""
         ...
 
     def flagged(self, folder: str) -> list[int]:

@@ -56,8 +56,7 @@ class Seen:
 async def new_headers(world: World, seen: Seen, folder: str) -> list[HeaderInfo]:
     """Headers of the recent messages in ``folder`` not read before (one batched FETCH)."""
     since = (world.now() - LOOK_BACK).date()
-    uids = await world.imap(world.mailbox.search_since, folder, since)
-    validity, _ = await world.imap(world.mailbox.uids, folder)
+    validity, uids = await world.imap(world.mailbox.uids_since, folder, since)  # one SELECT, one SEARCH
     ours = world.filed.pop(folder, set())
     fresh = [uid for uid in seen.new(folder, validity, uids) if uid not in ours]
     return await world.imap(world.mailbox.headers, folder, fresh) if fresh else []

@@ -29,7 +29,8 @@ async def settle_folders(world: World, config_file: str) -> None:
       how to move it herself. Outlook's own Outbox is never touched.
     """
     folders = world.folders
-    why = await world.imap(world.mailbox.providers_own, folders.outbox)
+    names = await world.imap(world.mailbox.folder_list)  # one LIST for both looks below
+    why = await world.imap(world.mailbox.providers_own, folders.outbox, names)
     if why is not None:
         raise UserError(
             [
@@ -45,7 +46,6 @@ async def settle_folders(world: World, config_file: str) -> None:
         return
     ledger = world.ledger
     taken = ledger.in_folder(LEGACY_OUTBOX)  # what the agent took in there itself, watching the old default
-    names = await world.imap(world.mailbox.folder_list)
     waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX) if LEGACY_OUTBOX in names else 0  # STATUS
     if not waiting:
         _gone(world, list(taken.values()))

@@ -133,6 +133,15 @@ def test_search_since_reads_the_internal_date(contract: Contract) -> None:
     assert set(box.search_since("Sending", date(2019, 12, 1))) == {old, recent}
 
 
+def test_uids_since_gives_the_validity_with_the_uids(contract: Contract) -> None:
+    box = contract.box
+    old = appended(box, "Sending", message(1), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
+    recent = appended(box, "Sending", message(2))
+    validity, _ = box.uids("Sending")
+    assert box.uids_since("Sending", datetime.now(UTC).date() - timedelta(days=2)) == (validity, [recent])
+    assert box.uids_since("Sending", date(2019, 12, 1)) == (validity, [old, recent])
+
+
 def test_flagged_is_flagged_and_not_deleted(contract: Contract) -> None:
     box = contract.box
     flagged, deleted, plain = (appended(box, "Scheduled", message(n)) for n in range(3))
