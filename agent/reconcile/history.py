@@ -19,7 +19,6 @@ from agent.reconcile.doors.early_copies import submitted_without_id, take_out_ea
 from agent.reconcile.doors.sent_herself import SENT_FOLDER, cancel_held
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
 from agent.rules.addresses import normal_address
-from agent.rules.answer_kind import classify
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
@@ -124,6 +123,8 @@ async def scan_replies(world: World, seen: Seen) -> int:
     waiting = seen.waiting.setdefault(inbox, {})
     if not fresh and not waiting:
         return 0
+    from agent.rules.answer_kind import classify  # with the first mail read there (issue 21: not before a backlog)
+
     infos = [*waiting.values(), *fresh]
     waiting.clear()
     ours = world.ledger.item_owners()
