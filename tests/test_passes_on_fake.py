@@ -16,6 +16,7 @@ from agent.config.settings import Folders, Imap, Settings, Smtp, Student
 from agent.errors import UserError
 from agent.mail.session import MailboxError
 from agent.reconcile.context import World
+from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import settle_folders
@@ -179,8 +180,12 @@ def test_the_looks_at_sent_and_inbox_take_one_select_and_search_each(one_a_day: 
 
 
 def test_settling_the_folders_at_start_lists_them_once(one_a_day: Pass) -> None:
+    """The Outbox's owner, the old default Outbox and the drafts door's folder: all from one LIST."""
     one_a_day.server.commands.clear()
-    asyncio.run(settle_folders(one_a_day.world, "config.toml"))
+    listed = asyncio.run(settle_folders(one_a_day.world, "config.toml"))
+    door = DraftDoor()
+    assert asyncio.run(door.find_folder(one_a_day.world, listed)) == "Drafts"
+    assert asyncio.run(door.pass_once(one_a_day.world)) is None
     assert [op for op, _ in one_a_day.server.commands if op == "folder_list"] == ["folder_list"]
 
 

@@ -447,7 +447,7 @@ class Daemon:
                 stopping=self.stopping,
                 smtp_gate=self.smtp_gate,
             )
-            await settle_folders(world, self.config_file)  # never a provider's own Outbox; the old default's mail
+            listed = await settle_folders(world, self.config_file)  # never a provider's own Outbox; old default's mail
             loop = asyncio.get_running_loop()
 
             def wake() -> None:
@@ -455,7 +455,8 @@ class Daemon:
                     loop.call_soon_threadsafe(self.wake.set)
 
             self.draft_door = DraftDoor()
-            drafts = await self.draft_door.find_folder(world) if settings.drafts.take_flagged else None
+            found = await self.draft_door.find_folder(world, listed)  # from the start's LIST: no round trip
+            drafts = found if settings.drafts.take_flagged else None
             renew = settings.imap.idle_renew
             folders_watched = (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else []))
             up = _Countdown(len(folders_watched), wake)

@@ -17,7 +17,7 @@ from agent.store.ledger import CANCELLED, Row
 log = logging.getLogger("mentor_agent.intake")
 
 
-async def settle_folders(world: World, config_file: str) -> None:
+async def settle_folders(world: World, config_file: str) -> dict[str, frozenset[str]]:
     """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
 
     - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
@@ -27,9 +27,17 @@ async def settle_folders(world: World, config_file: str) -> None:
       (under the old default, not sent yet) are moved to the new folder, with a notice. Anything else there is
       never touched, whatever the ledger holds: the student is told once (kept in the ledger, across restarts)
       how to move it herself. Outlook's own Outbox is never touched.
+
+    Returns the folder list it read: the session's one LIST after the start's (the drafts door finds its folder in
+    it, issue 21: no round trip before the first send that the first decision does not need).
     """
-    folders = world.folders
     names = await world.imap(world.mailbox.folder_list)  # one LIST for both looks below
+    await _settle(world, config_file, names)
+    return names
+
+
+async def _settle(world: World, config_file: str, names: dict[str, frozenset[str]]) -> None:
+    folders = world.folders
     why = await world.imap(world.mailbox.providers_own, folders.outbox, names)
     if why is not None:
         raise UserError(
