@@ -139,15 +139,15 @@ def test_fetch_is_byte_for_byte_and_does_not_mark_seen(dovecot: Dovecot, imap_us
     assert box.fetch("Outbox", uid + 100) is None
 
 
-def test_find_by_message_id_and_search_since(box: Mailbox) -> None:
+def test_find_by_message_id_and_uids_since(box: Mailbox) -> None:
     first = box.append("Sending", message(1, message_id="<abc.1@student.example.org>"))
     box.append("Sending", message(2, message_id="<abc.2@student.example.org>"))
     assert box.find_by_message_id("Sending", "<abc.1@student.example.org>") == [first]
     assert box.find_by_message_id("Sending", "<missing@student.example.org>") == []
     old = box.append("Sending", message(3), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
-    recent = box.search_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
+    _, recent = box.uids_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
     assert old not in recent and first in recent
-    assert old in box.search_since("Sending", date(2019, 12, 1))
+    assert old in box.uids_since("Sending", date(2019, 12, 1))[1]
 
 
 def test_uids_since_takes_the_validity_from_its_own_select(box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:

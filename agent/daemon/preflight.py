@@ -23,8 +23,8 @@ from imapclient.exceptions import IMAPClientError
 from agent.config.settings import Credentials, Folders, Settings, env_keys
 from agent.errors import Problem, UserError
 from agent.mail.claim import Mailbox
-from agent.mail.client import Listing
 from agent.mail.credentials import check_secret_file
+from agent.mail.port import Listing
 from agent.mail.session import MailboxError
 from agent.rules.policy import line_of, read_toml
 

@@ -22,7 +22,7 @@ from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED, SENT
 
 from agent.config.settings import Folders, Imap
-from agent.mail.port import HeaderInfo, ResolvedFolders
+from agent.mail.port import HeaderInfo, Listing, ResolvedFolders
 from agent.mail.session import (
     Login,
     MailboxError,
@@ -38,7 +38,6 @@ from agent.mail.uidsets import text_of, uid_set
 FETCH_CHUNK = 500  # UIDs per UID FETCH; keeps command lines well under common server limits
 BODY_CHUNK = 100  # whole messages per UID FETCH: bounded memory for large mail
 _T = TypeVar("_T")
-Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what LIST answers: (attributes, delimiter, name)
 
 
 class Connection:
@@ -124,16 +123,12 @@ class Connection:
 
     # -- folders ---------------------------------------------------------------------------------------
     def resolve_folders(self, folders: Folders, listing: Listing | None = None) -> ResolvedFolders:
-        """The real names; creates the agent's folders (and Sent, if there is none) when missing.
-
-        ``listing``: what a LIST of every folder just answered (the start's SPECIAL-USE check reads one): the
-        folders it names are not asked about again, one by one (issue 21: seven LISTs before the first decision)."""
-        if listing is None:
-            listing = self._run("LIST", lambda: self.client.list_folders())
+        """The real names; creates the agent's folders (and Sent, if there is none) when missing. ``listing``: what
+        a LIST just answered (the start's SPECIAL-USE check): the folders it names are not asked about one by one."""
+        listing = self._run("LIST", lambda: self.client.list_folders()) if listing is None else listing
         listed = {text_of(name) for _flags, _delimiter, name in listing}
-        sent = folders.sent or next((text_of(name) for flags, _d, name in listing if SENT in flags), None)
-        if not sent:  # no \Sent attribute: the library's look by the usual names
-            sent = self._run("LIST", lambda: self.client.find_special_folder(SENT))
+        marked = next((text_of(name) for flags, _d, name in listing if SENT in flags), None)  # SPECIAL-USE \Sent
+        sent = folders.sent or marked or self._run("LIST", lambda: self.client.find_special_folder(SENT))  # by name
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
@@ -155,14 +150,9 @@ class Connection:
                 self.ensure_folder(name)
         return resolved
 
-    def listing(self) -> Listing:
-        """Every folder as LIST answers it: (attributes, delimiter, name)."""
-        found: Listing = self._run("LIST", lambda: self.client.list_folders())
-        return found
-
     def folder_list(self) -> dict[str, frozenset[str]]:
         """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
-        listing = self.listing()
+        listing = self._run("LIST", lambda: self.client.list_folders())
         return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
 
     def count(self, folder: str) -> int:
@@ -173,8 +163,8 @@ class Connection:
     def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
         """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
         while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
-        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it.
-        ``folders``: what :meth:`folder_list` just answered (else it is asked)."""
+        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it, as
+        ``folders`` (what :meth:`folder_list` just answered) or a LIST shows."""
         folders = self.folder_list() if folders is None else folders
         if folder not in folders:
             return None
@@ -291,11 +281,6 @@ class Connection:
         response = self._select(folder, fresh=True)
         uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
         return int(response[b"UIDVALIDITY"]), sorted(int(uid) for uid in uids)
-
-    def search_since(self, folder: str, since: date) -> list[int]:
-        self._up_to_date(folder)
-        uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
-        return sorted(int(uid) for uid in uids)
 
     # -- changing --------------------------------------------------------------------------------------
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what a LIST answers: (attributes, delimiter, name)
+
 
 @dataclass(frozen=True)
 class HeaderInfo:
@@ -88,10 +90,6 @@ class MailboxPort(Protocol):
 
     def find_by_message_id(self, folder: str, message_id: str) -> list[int]:
         """The UIDs in ``folder`` whose Message-ID is ``message_id``, ascending (sees what others appended)."""
-        ...
-
-    def search_since(self, folder: str, since: date) -> list[int]:
-        """The UIDs whose INTERNALDATE is on or after ``since``."""
         ...
 
     def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:

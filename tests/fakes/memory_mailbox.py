@@ -301,11 +301,6 @@ class MemoryMailbox:
             assert box is not None
             return sorted(uid for uid, m in box.messages.items() if wanted and wanted in _message_id(m.raw).lower())
 
-    def search_since(self, folder: str, since: date) -> list[int]:
-        with self._command("search_since", folder) as box:
-            assert box is not None
-            return sorted(uid for uid, m in box.messages.items() if m.internaldate.date() >= since)
-
     def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:
         with self._command("uids_since", folder) as box:
             assert box is not None
