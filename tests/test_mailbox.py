@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import imaplib
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,11 @@ from agent.mail.claim import Mailbox
 from agent.mail.port import HeaderInfo
 from agent.mail.session import Login, MailboxError, MessageGone
 from agent.mail.watch import Watcher
+from agent.reconcile.context import World
+from agent.reconcile.doors.drafts import DraftDoor
+from agent.reconcile.outbox_folders import settle_folders
+from agent.rules.policy import PolicyBook
+from agent.store.ledger import Ledger
 from tests.servers.dovecot import SENT, Dovecot, User
 
 pytestmark = pytest.mark.servers
@@ -97,6 +104,32 @@ def test_the_start_lists_the_folders_once(imap: Imap, imap_login: Login, monkeyp
     mailbox.close()
     assert folders == first and folders.sent == SENT
     assert [name for name in sent if name == "LIST"] == ["LIST"]
+
+
+def test_a_session_start_reads_one_list_to_its_first_look(
+    tmp_path: Path, imap: Imap, imap_login: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's way in: login, the SPECIAL-USE check, the folders made, the Outbox's owner, the old default
+    Outbox and the drafts door's folder, all from one LIST (issue 21: ten before the first send)."""
+    settings = Settings(imap=imap, state_dir=tmp_path, policies_dir=tmp_path, environ={})
+    ledger = Ledger(settings.ledger_path)
+
+    def start() -> tuple[Mailbox, World, dict[str, frozenset[str]]]:
+        mailbox, folders, listed = session.connect_listed(settings, "config.toml", "agent-1", imap_login)
+        return mailbox, World(settings, mailbox, folders, ledger, PolicyBook([]), smtp_login=lambda: None), listed
+
+    try:
+        mailbox, world, listed = start()  # a new mailbox: the agent's folders are made
+        assert set(asyncio.run(settle_folders(world, "config.toml"))) == set(listed), "the folders made are in it"
+        mailbox.close()
+        sent = commands_sent(monkeypatch)
+        mailbox, world, listed = start()
+        settled = asyncio.run(settle_folders(world, "config.toml", listed))
+        assert asyncio.run(DraftDoor().find_folder(world, settled)) == "Drafts"
+        mailbox.close()
+        assert [name for name in sent if name == "LIST"] == ["LIST"]
+    finally:
+        ledger.close()
 
 
 # -- reading -----------------------------------------------------------------------------------------------

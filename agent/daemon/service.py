@@ -427,8 +427,8 @@ class Daemon:
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
         try:
-            mailbox, folders = await asyncio.to_thread(
-                session.connect, settings, self.config_file, self.ledger.agent_id(), imap_login
+            mailbox, folders, listed = await asyncio.to_thread(
+                session.connect_listed, settings, self.config_file, self.ledger.agent_id(), imap_login
             )
         except BaseException:
             await self._smtp_checked()
@@ -447,7 +447,7 @@ class Daemon:
                 stopping=self.stopping,
                 smtp_gate=self.smtp_gate,
             )
-            listed = await settle_folders(world, self.config_file)  # never a provider's own Outbox; old default's mail
+            listed = await settle_folders(world, self.config_file, listed)  # never a provider's own Outbox, ...
             loop = asyncio.get_running_loop()
 
             def wake() -> None:

@@ -22,7 +22,7 @@ from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED, SENT
 
 from agent.config.settings import Folders, Imap
-from agent.mail.port import HeaderInfo, Listing, ResolvedFolders
+from agent.mail.port import HeaderInfo, Listing, ResolvedFolders, folder_attributes
 from agent.mail.session import (
     Login,
     MailboxError,
@@ -152,8 +152,7 @@ class Connection:
 
     def folder_list(self) -> dict[str, frozenset[str]]:
         """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
-        listing = self._run("LIST", lambda: self.client.list_folders())
-        return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
+        return folder_attributes(self._run("LIST", lambda: self.client.list_folders()))
 
     def count(self, folder: str) -> int:
         """How many messages ``folder`` holds, by STATUS: the folder is not selected (nor touched)."""

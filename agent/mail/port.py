@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from agent.mail.uidsets import text_of
+
 Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what a LIST answers: (attributes, delimiter, name)
+
+
+def folder_attributes(listing: Listing) -> dict[str, frozenset[str]]:
+    """Every folder's name and LIST attributes, lowercased (``\\sent``), as :meth:`MailboxPort.folder_list` gives."""
+    return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
 
 
 @dataclass(frozen=True)

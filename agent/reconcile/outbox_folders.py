@@ -17,7 +17,9 @@ from agent.store.ledger import CANCELLED, Row
 log = logging.getLogger("mentor_agent.intake")
 
 
-async def settle_folders(world: World, config_file: str) -> dict[str, frozenset[str]]:
+async def settle_folders(
+    world: World, config_file: str, listed: dict[str, frozenset[str]] | None = None
+) -> dict[str, frozenset[str]]:
     """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
 
     - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
@@ -28,10 +30,11 @@ async def settle_folders(world: World, config_file: str) -> dict[str, frozenset[
       never touched, whatever the ledger holds: the student is told once (kept in the ledger, across restarts)
       how to move it herself. Outlook's own Outbox is never touched.
 
-    Returns the folder list it read: the session's one LIST after the start's (the drafts door finds its folder in
-    it, issue 21: no round trip before the first send that the first decision does not need).
+    ``listed``: the folders as the session's start found them (:func:`agent.daemon.session.connect_listed`), else
+    one LIST is read. Returns them: the drafts door finds its folder there (issue 21: no round trip before the
+    first send that the first decision does not need).
     """
-    names = await world.imap(world.mailbox.folder_list)  # one LIST for both looks below
+    names = await world.imap(world.mailbox.folder_list) if listed is None else listed  # one LIST for both looks
     await _settle(world, config_file, names)
     return names
 
