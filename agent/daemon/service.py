@@ -447,7 +447,9 @@ class Daemon:
                 stopping=self.stopping,
                 smtp_gate=self.smtp_gate,
             )
-            listed = await settle_folders(world, self.config_file, listed)  # never a provider's own Outbox, ...
+            # Never a provider's own Outbox; the old default's mail brought along. From the start's LIST, as the drafts
+            # door's folder below: no round trip before the first send that the first decision does not need.
+            listed = await settle_folders(world, self.config_file, listed)
             loop = asyncio.get_running_loop()
 
             def wake() -> None:
@@ -455,7 +457,7 @@ class Daemon:
                     loop.call_soon_threadsafe(self.wake.set)
 
             self.draft_door = DraftDoor()
-            found = await self.draft_door.find_folder(world, listed)  # from the start's LIST: no round trip
+            found = await self.draft_door.find_folder(world, listed)
             drafts = found if settings.drafts.take_flagged else None
             renew = settings.imap.idle_renew
             folders_watched = (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else []))
