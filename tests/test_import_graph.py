@@ -52,6 +52,7 @@ AFTER_THE_BACKLOG = (
     "agent.rules.invites",
     "agent.rules.digest",  # with the first digest composed
     "agent.rules.mimewalk",  # with the first digest or question held for an agenda
+    "agent.rules.answer_kind",  # with the first mail read in INBOX (a reply, a delivery report) or the agreement
 )
 
 # The entry point, with the names of the modules loaded written out at exit.

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import imaplib
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from agent.config.settings import Folders, Imap, Security
+from agent.config.settings import Folders, Imap, Security, Settings
+from agent.daemon import session
 from agent.mail import claim as claim_module
 from agent.mail import client as client_module
 from agent.mail import uidsets
@@ -17,6 +21,11 @@ from agent.mail.claim import Mailbox
 from agent.mail.port import HeaderInfo
 from agent.mail.session import Login, MailboxError, MessageGone
 from agent.mail.watch import Watcher
+from agent.reconcile.context import World
+from agent.reconcile.doors.drafts import DraftDoor
+from agent.reconcile.outbox_folders import settle_folders
+from agent.rules.policy import PolicyBook
+from agent.store.ledger import Ledger
 from tests.servers.dovecot import SENT, Dovecot, User
 
 pytestmark = pytest.mark.servers
@@ -68,6 +77,61 @@ def test_a_configured_sent_folder_wins_and_is_created(
     assert {"Mentors/Sent", "Mentors/Outbox"} <= set(dovecot.folders(imap_user))
 
 
+def commands_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The IMAP commands sent from now on, as the server reads them (``LIST``, ``SELECT``, ``UID SEARCH``, ...)."""
+    sent: list[str] = []
+    real = imaplib.IMAP4.send
+
+    def send(imap: imaplib.IMAP4, data: bytes) -> None:
+        tag = imap.tagpre  # bytes at run time (typeshed says str)
+        words = data.split(b" ", 3)
+        if len(words) > 1 and words[0].startswith(tag if isinstance(tag, bytes) else tag.encode()):
+            name = words[1].decode().upper()
+            sent.append(f"UID {words[2].decode().upper()}" if name == "UID" and len(words) > 2 else name)
+        real(imap, data)
+
+    monkeypatch.setattr(imaplib.IMAP4, "send", send)
+    return sent
+
+
+def test_the_start_lists_the_folders_once(imap: Imap, imap_login: Login, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SPECIAL-USE check and the folders' resolution read one LIST (issue 21: eight before the first decision)."""
+    settings = Settings(imap=imap, environ={})
+    mailbox, first = session.connect(settings, "config.toml", "agent-1", imap_login)
+    mailbox.close()
+    sent = commands_sent(monkeypatch)
+    mailbox, folders = session.connect(settings, "config.toml", "agent-1", imap_login)
+    mailbox.close()
+    assert folders == first and folders.sent == SENT
+    assert [name for name in sent if name == "LIST"] == ["LIST"]
+
+
+def test_a_session_start_reads_one_list_to_its_first_look(
+    tmp_path: Path, imap: Imap, imap_login: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's way in: login, the SPECIAL-USE check, the folders made, the Outbox's owner, the old default
+    Outbox and the drafts door's folder, all from one LIST (issue 21: ten before the first send)."""
+    settings = Settings(imap=imap, state_dir=tmp_path, policies_dir=tmp_path, environ={})
+    ledger = Ledger(settings.ledger_path)
+
+    def start() -> tuple[Mailbox, World, dict[str, frozenset[str]]]:
+        mailbox, folders, listed = session.connect_listed(settings, "config.toml", "agent-1", imap_login)
+        return mailbox, World(settings, mailbox, folders, ledger, PolicyBook([]), smtp_login=lambda: None), listed
+
+    try:
+        mailbox, world, listed = start()  # a new mailbox: the agent's folders are made
+        assert set(asyncio.run(settle_folders(world, "config.toml"))) == set(listed), "the folders made are in it"
+        mailbox.close()
+        sent = commands_sent(monkeypatch)
+        mailbox, world, listed = start()
+        settled = asyncio.run(settle_folders(world, "config.toml", listed))
+        assert asyncio.run(DraftDoor().find_folder(world, settled)) == "Drafts"
+        mailbox.close()
+        assert [name for name in sent if name == "LIST"] == ["LIST"]
+    finally:
+        ledger.close()
+
+
 # -- reading -----------------------------------------------------------------------------------------------
 def test_append_uids_and_one_batch_of_headers(box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
     raws = [message(n) for n in range(5)]
@@ -108,15 +172,25 @@ def test_fetch_is_byte_for_byte_and_does_not_mark_seen(dovecot: Dovecot, imap_us
     assert box.fetch("Outbox", uid + 100) is None
 
 
-def test_find_by_message_id_and_search_since(box: Mailbox) -> None:
+def test_find_by_message_id_and_uids_since(box: Mailbox) -> None:
     first = box.append("Sending", message(1, message_id="<abc.1@student.example.org>"))
     box.append("Sending", message(2, message_id="<abc.2@student.example.org>"))
     assert box.find_by_message_id("Sending", "<abc.1@student.example.org>") == [first]
     assert box.find_by_message_id("Sending", "<missing@student.example.org>") == []
     old = box.append("Sending", message(3), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
-    recent = box.search_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
+    _, recent = box.uids_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
     assert old not in recent and first in recent
-    assert old in box.search_since("Sending", date(2019, 12, 1))
+    assert old in box.uids_since("Sending", date(2019, 12, 1))[1]
+
+
+def test_uids_since_takes_the_validity_from_its_own_select(box: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    recent = box.append("Sending", message(1))
+    old = box.append("Sending", message(2), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
+    validity, _ = box.uids("Sending")
+    sent = commands_sent(monkeypatch)
+    assert box.uids_since("Sending", datetime.now(UTC).date() - timedelta(days=2)) == (validity, [recent])
+    assert sent == ["SELECT", "UID SEARCH"], "one fresh SELECT and one SEARCH: no second look for UIDVALIDITY"
+    assert box.uids_since("Sending", date(2019, 12, 1)) == (validity, [recent, old])
 
 
 # -- changing ----------------------------------------------------------------------------------------------

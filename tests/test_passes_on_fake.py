@@ -16,6 +16,7 @@ from agent.config.settings import Folders, Imap, Settings, Smtp, Student
 from agent.errors import UserError
 from agent.mail.session import MailboxError
 from agent.reconcile.context import World
+from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import settle_folders
@@ -159,6 +160,33 @@ def test_a_reply_from_the_mentor_is_recorded_once(tmp_path: Path, smtp_server: S
         assert made.received() == ["question", "another"]
     finally:
         made.world.ledger.close()
+
+
+# -- round trips before the first decision (issue 21: a backlog at start waits for them) ----------------------------
+def test_the_looks_at_sent_and_inbox_take_one_select_and_search_each(one_a_day: Pass) -> None:
+    """Her mail to the mentor in Sent and the mentor's replies in INBOX are still read before the Outbox: the UIDs
+    since the look-back and the folder's UIDVALIDITY come from one fresh SELECT and one SEARCH."""
+    one_a_day.server.put(SENT, mail("sent from the phone"))
+    one_a_day.server.put("INBOX", mail("Re: hello", to=STUDENT, sender=MENTOR, In_Reply_To="<q1@med.example.edu>"))
+    one_a_day.server.commands.clear()
+    asyncio.run(scan_sent(one_a_day.world, one_a_day.seen))
+    asyncio.run(scan_replies(one_a_day.world, one_a_day.seen))
+    looks = [(op, folder) for op, folder in one_a_day.server.commands if folder in (SENT, "INBOX") and op != "headers"]
+    assert looks == [("uids_since", SENT), ("uids_since", "INBOX")]
+    assert len(one_a_day.world.ledger.in_states(DONE)) == 0  # nothing sent: only read
+    one_a_day.server.put(OUTBOX, mail("through the agent"))
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == ["through the agent"], "the phone's message still counts"
+
+
+def test_settling_the_folders_at_start_lists_them_once(one_a_day: Pass) -> None:
+    """The Outbox's owner, the old default Outbox and the drafts door's folder: all from one LIST."""
+    one_a_day.server.commands.clear()
+    listed = asyncio.run(settle_folders(one_a_day.world, "config.toml"))
+    door = DraftDoor()
+    assert asyncio.run(door.find_folder(one_a_day.world, listed)) == "Drafts"
+    assert asyncio.run(door.pass_once(one_a_day.world)) is None
+    assert [op for op, _ in one_a_day.server.commands if op == "folder_list"] == ["folder_list"]
 
 
 # -- what intake sends to Needs attention ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from agent.config.settings import Credentials, Folders, Settings, env_keys
 from agent.errors import Problem, UserError
 from agent.mail.claim import Mailbox
 from agent.mail.credentials import check_secret_file
+from agent.mail.port import Listing
 from agent.mail.session import MailboxError
 from agent.rules.policy import line_of, read_toml
 
@@ -356,13 +357,15 @@ def require(settings: Settings, config_file: Path | str | None) -> None:
         raise UserError(found)
 
 
-def require_live(mailbox: Mailbox, settings: Settings, config_file: Path | str | None) -> None:
+def require_live(mailbox: Mailbox, settings: Settings, config_file: Path | str | None) -> Listing:
     """Raise UserError if one of the agent's folders is a SPECIAL-USE folder on the server (before ``run``
-    creates or touches any of them). A failing LIST is a MailboxError, as any other IMAP failure."""
+    creates or touches any of them). A failing LIST is a MailboxError, as any other IMAP failure. Returns what
+    LIST answered: the folders are resolved from the same answer (:meth:`Mailbox.resolve_folders`)."""
     try:
-        listing = mailbox.client.list_folders()
+        listing: Listing = mailbox.client.list_folders()
     except (IMAPClientError, imaplib.IMAP4.error, OSError, EOFError) as error:
         raise MailboxError(f"LIST: {error}") from error
     found = live_folder_problems(listing, settings.imap.folders, Origin.of(config_file))
     if found:
         raise UserError(found)
+    return listing

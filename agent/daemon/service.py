@@ -427,8 +427,8 @@ class Daemon:
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
         try:
-            mailbox, folders = await asyncio.to_thread(
-                session.connect, settings, self.config_file, self.ledger.agent_id(), imap_login
+            mailbox, folders, listed = await asyncio.to_thread(
+                session.connect_listed, settings, self.config_file, self.ledger.agent_id(), imap_login
             )
         except BaseException:
             await self._smtp_checked()
@@ -447,7 +447,9 @@ class Daemon:
                 stopping=self.stopping,
                 smtp_gate=self.smtp_gate,
             )
-            await settle_folders(world, self.config_file)  # never a provider's own Outbox; the old default's mail
+            # Never a provider's own Outbox; the old default's mail brought along. From the start's LIST, as the drafts
+            # door's folder below: no round trip before the first send that the first decision does not need.
+            listed = await settle_folders(world, self.config_file, listed)
             loop = asyncio.get_running_loop()
 
             def wake() -> None:
@@ -455,7 +457,8 @@ class Daemon:
                     loop.call_soon_threadsafe(self.wake.set)
 
             self.draft_door = DraftDoor()
-            drafts = await self.draft_door.find_folder(world) if settings.drafts.take_flagged else None
+            found = await self.draft_door.find_folder(world, listed)
+            drafts = found if settings.drafts.take_flagged else None
             renew = settings.imap.idle_renew
             folders_watched = (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else []))
             up = _Countdown(len(folders_watched), wake)

@@ -22,7 +22,7 @@ from agent.daemon import preflight
 from agent.errors import Problem, UserError
 from agent.mail.claim import Mailbox
 from agent.mail.credentials import resolve
-from agent.mail.port import ResolvedFolders
+from agent.mail.port import ResolvedFolders, folder_attributes
 from agent.mail.session import Login, MailboxError
 from agent.reconcile.context import World, utc_now
 from agent.rules.policy import PolicyBook, load_policies
@@ -56,17 +56,28 @@ def connect(
     ``agent_id`` is the ledger's (:meth:`Ledger.agent_id`): what this agent's claims are marked with. The
     caller closes the mailbox; on an error here it is closed already.
     """
+    mailbox, folders, _ = connect_listed(settings, config_file, agent_id, login)
+    return mailbox, folders
+
+
+def connect_listed(
+    settings: Settings, config_file: str, agent_id: str, login: Login | None = None
+) -> tuple[Mailbox, ResolvedFolders, dict[str, frozenset[str]]]:
+    """:func:`connect`, and the folders as its one LIST showed them, with the agent's own it made (no attributes):
+    what a session's first looks read (:func:`~agent.reconcile.outbox_folders.settle_folders`, the drafts door)
+    instead of a LIST each (issue 21: a backlog at start waits for every round trip before its first send)."""
     mailbox = Mailbox(
         settings.imap, login or login_for(settings.imap, "imap", config_file, settings.state_dir), agent_id=agent_id
     )
     try:
         mailbox.connect()
-        preflight.require_live(mailbox, settings, config_file)  # SPECIAL-USE: never the student's own mail
-        folders = mailbox.resolve_folders(settings.imap.folders)
+        listing = preflight.require_live(mailbox, settings, config_file)  # SPECIAL-USE: never the student's own mail
+        folders = mailbox.resolve_folders(settings.imap.folders, listing)  # from the same LIST
     except BaseException:
         mailbox.close()
         raise
-    return mailbox, folders
+    made = (folders.outbox, folders.scheduled, folders.needs_attention, folders.sending, folders.sent, folders.notices)
+    return mailbox, folders, {name: frozenset() for name in made} | folder_attributes(listing)
 
 
 def world_for(

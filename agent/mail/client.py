@@ -22,7 +22,7 @@ from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED, SENT
 
 from agent.config.settings import Folders, Imap
-from agent.mail.port import HeaderInfo, ResolvedFolders
+from agent.mail.port import HeaderInfo, Listing, ResolvedFolders, folder_attributes
 from agent.mail.session import (
     Login,
     MailboxError,
@@ -122,9 +122,13 @@ class Connection:
         """Called after each SELECT with the server's answer (the claim protocol reads PERMANENTFLAGS)."""
 
     # -- folders ---------------------------------------------------------------------------------------
-    def resolve_folders(self, folders: Folders) -> ResolvedFolders:
-        """The real names; creates the agent's folders (and Sent, if there is none) when missing."""
-        sent = folders.sent or self._run("LIST", lambda: self.client.find_special_folder(SENT))
+    def resolve_folders(self, folders: Folders, listing: Listing | None = None) -> ResolvedFolders:
+        """The real names; creates the agent's folders (and Sent, if there is none) when missing. ``listing``: what
+        a LIST just answered (the start's SPECIAL-USE check): the folders it names are not asked about one by one."""
+        listing = self._run("LIST", lambda: self.client.list_folders()) if listing is None else listing
+        listed = {text_of(name) for _flags, _delimiter, name in listing}
+        marked = next((text_of(name) for flags, _d, name in listing if SENT in flags), None)  # SPECIAL-USE \Sent
+        sent = folders.sent or marked or self._run("LIST", lambda: self.client.find_special_folder(SENT))  # by name
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
@@ -142,24 +146,25 @@ class Connection:
             resolved.sent,
             resolved.notices,
         ):
-            self.ensure_folder(name)
+            if name not in listed:
+                self.ensure_folder(name)
         return resolved
 
     def folder_list(self) -> dict[str, frozenset[str]]:
         """Every folder's name and LIST attributes (lowercased, e.g. ``\\sent``)."""
-        listing = self._run("LIST", lambda: self.client.list_folders())
-        return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
+        return folder_attributes(self._run("LIST", lambda: self.client.list_folders()))
 
     def count(self, folder: str) -> int:
         """How many messages ``folder`` holds, by STATUS: the folder is not selected (nor touched)."""
         status = self._run(f"STATUS {folder!r}", lambda: self.client.folder_status(folder, ["MESSAGES"]))
         return int(status.get(b"MESSAGES", 0))
 
-    def providers_own(self, folder: str) -> str | None:
+    def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
         """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
         while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
-        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it."""
-        folders = self.folder_list()
+        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it, as
+        ``folders`` (what :meth:`folder_list` just answered) or a LIST shows."""
+        folders = self.folder_list() if folders is None else folders
         if folder not in folders:
             return None
         if "\\outbox" in folders[folder]:
@@ -270,10 +275,11 @@ class Connection:
         )
         return sorted(int(uid) for uid in uids)
 
-    def search_since(self, folder: str, since: date) -> list[int]:
-        self._up_to_date(folder)
+    def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, the UIDs whose INTERNALDATE is on or after ``since``), from one fresh SELECT."""
+        response = self._select(folder, fresh=True)
         uids = self._run(f"UID SEARCH in {folder!r}", lambda: self.client.search(["SINCE", since]))
-        return sorted(int(uid) for uid in uids)
+        return int(response[b"UIDVALIDITY"]), sorted(int(uid) for uid in uids)
 
     # -- changing --------------------------------------------------------------------------------------
     def append(self, folder: str, raw: bytes, flags: Sequence[str] = (), when: datetime | None = None) -> int | None:

@@ -24,6 +24,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from agent.mail.uidsets import text_of
+
+Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what a LIST answers: (attributes, delimiter, name)
+
+
+def folder_attributes(listing: Listing) -> dict[str, frozenset[str]]:
+    """Every folder's name and LIST attributes, lowercased (``\\sent``), as :meth:`MailboxPort.folder_list` gives."""
+    return {text_of(name): frozenset(text_of(flag).lower() for flag in flags) for flags, _sep, name in listing}
+
 
 @dataclass(frozen=True)
 class HeaderInfo:
@@ -59,8 +68,9 @@ class MailboxPort(Protocol):
         """How many messages ``folder`` holds, without selecting it."""
         ...
 
-    def providers_own(self, folder: str) -> str | None:
-        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None."""
+    def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None. ``folders``:
+        what :meth:`folder_list` just answered (else it is asked)."""
         ...
 
     # -- reading
@@ -89,8 +99,8 @@ class MailboxPort(Protocol):
         """The UIDs in ``folder`` whose Message-ID is ``message_id``, ascending (sees what others appended)."""
         ...
 
-    def search_since(self, folder: str, since: date) -> list[int]:
-        """The UIDs whose INTERNALDATE is on or after ``since``."""
+    def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:
+        """(UIDVALIDITY, the UIDs whose INTERNALDATE is on or after ``since``, ascending): one look, not two."""
         ...
 
     def flagged(self, folder: str) -> list[int]:

@@ -19,7 +19,6 @@ from agent.reconcile.doors.early_copies import submitted_without_id, take_out_ea
 from agent.reconcile.doors.sent_herself import SENT_FOLDER, cancel_held
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
 from agent.rules.addresses import normal_address
-from agent.rules.answer_kind import classify
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
@@ -56,8 +55,7 @@ class Seen:
 async def new_headers(world: World, seen: Seen, folder: str) -> list[HeaderInfo]:
     """Headers of the recent messages in ``folder`` not read before (one batched FETCH)."""
     since = (world.now() - LOOK_BACK).date()
-    uids = await world.imap(world.mailbox.search_since, folder, since)
-    validity, _ = await world.imap(world.mailbox.uids, folder)
+    validity, uids = await world.imap(world.mailbox.uids_since, folder, since)  # one SELECT, one SEARCH
     ours = world.filed.pop(folder, set())
     fresh = [uid for uid in seen.new(folder, validity, uids) if uid not in ours]
     return await world.imap(world.mailbox.headers, folder, fresh) if fresh else []
@@ -125,6 +123,8 @@ async def scan_replies(world: World, seen: Seen) -> int:
     waiting = seen.waiting.setdefault(inbox, {})
     if not fresh and not waiting:
         return 0
+    from agent.rules.answer_kind import classify  # with the first mail read there (issue 21: not before a backlog)
+
     infos = [*waiting.values(), *fresh]
     waiting.clear()
     ours = world.ledger.item_owners()

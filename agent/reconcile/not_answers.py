@@ -13,21 +13,23 @@ Both "once" are kept in the ledger's log, so a restart (which reads INBOX again)
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.rules.addresses import normal_address
-from agent.rules.answer_kind import DeliveryReport, Recipient, read_delivery_report
 from agent.rules.envelope import Envelope
 from agent.rules.notices import pronouns
 from agent.rules.policy import LoadedPolicy
 from agent.store.answers import BOUNCED, BOUNCED_TO, UNKNOWN_ADDRESS, bounced_to, logged, recipients_of, subject_of
 
+if TYPE_CHECKING:  # the reader of replies and reports loads with the first one read (issue 21: not before a backlog)
+    from agent.rules.answer_kind import DeliveryReport, Recipient
+
 log = logging.getLogger("mentor_agent.history")
 
 Owners = dict[str, tuple[str, frozenset[str]]]
-Reports = dict[int, DeliveryReport]  # delivery reports in INBOX already read, by UID (looked at again for a day)
+Reports = dict[int, "DeliveryReport"]  # delivery reports in INBOX already read, by UID (looked at again for a day)
 Bounce = Literal["told", "nothing new", "not ours"]
 
 
@@ -38,6 +40,8 @@ async def read_bounce(world: World, info: HeaderInfo, ours: Owners, reports: Rep
     every one of her addresses it was written to; one of two failing is told, and it still waits."""
     report = reports.get(info.uid)
     if report is None:
+        from agent.rules.answer_kind import read_delivery_report
+
         raw = await world.imap(world.mailbox.fetch, world.folders.inbox, info.uid)
         report = read_delivery_report(raw or b"")
         reports[info.uid] = report

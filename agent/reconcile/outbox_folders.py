@@ -17,7 +17,9 @@ from agent.store.ledger import CANCELLED, Row
 log = logging.getLogger("mentor_agent.intake")
 
 
-async def settle_folders(world: World, config_file: str) -> None:
+async def settle_folders(
+    world: World, config_file: str, listed: dict[str, frozenset[str]] | None = None
+) -> dict[str, frozenset[str]]:
     """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
 
     - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
@@ -27,9 +29,19 @@ async def settle_folders(world: World, config_file: str) -> None:
       (under the old default, not sent yet) are moved to the new folder, with a notice. Anything else there is
       never touched, whatever the ledger holds: the student is told once (kept in the ledger, across restarts)
       how to move it herself. Outlook's own Outbox is never touched.
+
+    ``listed``: the folders as the session's start found them (:func:`agent.daemon.session.connect_listed`), else
+    one LIST is read. Returns them: the drafts door finds its folder there (issue 21: no round trip before the
+    first send that the first decision does not need).
     """
+    names = await world.imap(world.mailbox.folder_list) if listed is None else listed  # one LIST for both looks
+    await _settle(world, config_file, names)
+    return names
+
+
+async def _settle(world: World, config_file: str, names: dict[str, frozenset[str]]) -> None:
     folders = world.folders
-    why = await world.imap(world.mailbox.providers_own, folders.outbox)
+    why = await world.imap(world.mailbox.providers_own, folders.outbox, names)
     if why is not None:
         raise UserError(
             [
@@ -45,7 +57,6 @@ async def settle_folders(world: World, config_file: str) -> None:
         return
     ledger = world.ledger
     taken = ledger.in_folder(LEGACY_OUTBOX)  # what the agent took in there itself, watching the old default
-    names = await world.imap(world.mailbox.folder_list)
     waiting = await world.imap(world.mailbox.count, LEGACY_OUTBOX) if LEGACY_OUTBOX in names else 0  # STATUS
     if not waiting:
         _gone(world, list(taken.values()))

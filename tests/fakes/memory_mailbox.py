@@ -230,8 +230,8 @@ class MemoryMailbox:
             assert box is not None
             return len(box.messages)
 
-    def providers_own(self, folder: str) -> str | None:
-        listed = self.folder_list()
+    def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
+        listed = self.folder_list() if folders is None else folders
         if folder not in listed:
             return None
         if "\\outbox" in listed[folder]:
@@ -301,10 +301,10 @@ class MemoryMailbox:
             assert box is not None
             return sorted(uid for uid, m in box.messages.items() if wanted and wanted in _message_id(m.raw).lower())
 
-    def search_since(self, folder: str, since: date) -> list[int]:
-        with self._command("search_since", folder) as box:
+    def uids_since(self, folder: str, since: date) -> tuple[int, list[int]]:
+        with self._command("uids_since", folder) as box:
             assert box is not None
-            return sorted(uid for uid, m in box.messages.items() if m.internaldate.date() >= since)
+            return box.validity, sorted(uid for uid, m in box.messages.items() if m.internaldate.date() >= since)
 
     def flagged(self, folder: str) -> list[int]:
         with self._command("flagged", folder) as box:

@@ -124,13 +124,13 @@ def test_find_by_message_id_also_sees_what_another_session_appended(contract: Co
     assert box.find_by_message_id("Sending", "<abc.2@student.example.org>") == [theirs]
 
 
-def test_search_since_reads_the_internal_date(contract: Contract) -> None:
+def test_uids_since_reads_the_internal_date_and_gives_the_validity(contract: Contract) -> None:
     box = contract.box
     old = appended(box, "Sending", message(1), when=datetime(2020, 1, 2, 12, tzinfo=UTC))
     recent = appended(box, "Sending", message(2))
-    found = box.search_since("Sending", datetime.now(UTC).date() - timedelta(days=2))
-    assert old not in found and recent in found
-    assert set(box.search_since("Sending", date(2019, 12, 1))) == {old, recent}
+    validity, _ = box.uids("Sending")
+    assert box.uids_since("Sending", datetime.now(UTC).date() - timedelta(days=2)) == (validity, [recent])
+    assert box.uids_since("Sending", date(2019, 12, 1)) == (validity, [old, recent])
 
 
 def test_flagged_is_flagged_and_not_deleted(contract: Contract) -> None:

@@ -64,10 +64,12 @@ def to_mentor(world: World, envelope: Envelope) -> str:
     return mentors_print(p.id for a in envelope.recipients if (p := world.book.for_address(a)) is not None)
 
 
-async def drafts_folder(world: World) -> str | None:
+async def drafts_folder(world: World, listed: dict[str, frozenset[str]] | None = None) -> str | None:
     """Her drafts folder: the configured one, else the one marked ``\\Drafts``, else "Drafts"; None when it is not
-    there, or set to one of the agent's own folders (a slip: no door at all, never a message taken from it)."""
-    listed = await world.imap(world.mailbox.folder_list)
+    there, or set to one of the agent's own folders (a slip: no door at all, never a message taken from it).
+    ``listed``: what :meth:`~agent.mail.port.MailboxPort.folder_list` just answered (else it is asked)."""
+    if listed is None:
+        listed = await world.imap(world.mailbox.folder_list)
     special = next((name for name, attrs in listed.items() if "\\drafts" in {a.lower() for a in attrs}), None)
     name = world.settings.imap.folders.drafts or special or "Drafts"
     f = world.folders
@@ -96,9 +98,10 @@ class DraftDoor:
     looked_for: set[str] = field(default_factory=set)
     unstarred: dict[int, datetime] = field(default_factory=dict)  # new saves of reminders not seen starred: since
 
-    async def find_folder(self, world: World) -> str | None:
+    async def find_folder(self, world: World, listed: dict[str, frozenset[str]] | None = None) -> str | None:
+        """Her drafts folder, looked up once per session; ``listed``: the session's start LIST (settle_folders)."""
         if self.folder is None:
-            self.folder = await drafts_folder(world) or ""
+            self.folder = await drafts_folder(world, listed) or ""
         return self.folder or None
 
     async def pass_once(self, world: World) -> datetime | None:
