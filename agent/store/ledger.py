@@ -80,7 +80,7 @@ class Row:
 
     @classmethod
     def of(cls, record: sqlite3.Row) -> Row:
-        data = dict(record)
+        data = dict(zip(record.keys(), record, strict=True))  # by position: dict(record) looks up each name
         data.pop("updated", None)
         data["recipients"] = tuple(json.loads(data["recipients"]))
         for name in ("arrived", "due", "sent_at"):
@@ -91,6 +91,8 @@ class Row:
 
 
 _COLUMNS = {f.name for f in fields(Row)}
+_ADDED = (*(f.name for f in fields(Row)), "updated")  # the columns add() writes, in order
+_ADD = f"INSERT INTO messages ({', '.join(_ADDED)}) VALUES ({', '.join('?' for _ in _ADDED)})"
 
 
 def _packed(addresses: Iterable[str]) -> str | None:
@@ -224,14 +226,12 @@ class Ledger:
         return found
 
     def add(self, row: Row) -> None:
-        values = {f.name: getattr(row, f.name) for f in fields(Row)}
+        values = {name: getattr(row, name) for name in _ADDED[:-1]}
         values["recipients"] = json.dumps(list(row.recipients))
         for name in ("arrived", "due", "sent_at"):
             values[name] = _text(values[name])
         values["updated"] = _now()
-        names = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        self.db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))
+        self.db.execute(_ADD, tuple(values.values()))
 
     def forget(self, key: str) -> None:
         """Drop a message's row (it came back to the Outbox: it starts afresh)."""
