@@ -91,6 +91,24 @@ def _as_utf8(value: str) -> str:
 def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, ...]:
     if not values:
         return ()
+    given = tuple(values)
+    remembered = sum(len(v) for v in given) <= _REMEMBERED_FIELD
+    found, said = _remembered_addresses(given, name) if remembered else _read_addresses(given, name)
+    problems += said
+    return found
+
+
+_REMEMBERED_FIELD = 1000  # characters: a longer field is read each time (never kept)
+
+
+@functools.lru_cache(maxsize=1024)  # a student writes to the same few people: their fields are read once
+def _remembered_addresses(values: tuple[str, ...], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return _read_addresses(values, name)
+
+
+def _read_addresses(values: tuple[str, ...], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The addresses of a field's values, and what is wrong with them (pure: remembered)."""
+    problems: list[str] = []
     found = []
     texts = [_as_utf8(v) for v in values]  # UTF-8 headers (RFC 6532)
     plain = [plain_addresses(v) for v in texts]  # the common forms, read without email.utils
@@ -114,7 +132,7 @@ def _addresses(values: list[str], problems: list[str], name: str) -> tuple[str, 
             problems.append(f"{name} has an address that is not one: {address[:80]!r}")
             continue
         found.append(address)
-    return tuple(found)
+    return tuple(found), tuple(problems)
 
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
