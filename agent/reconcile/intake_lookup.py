@@ -3,10 +3,10 @@
 For each message the intake looks up its row by key, the key of a row going out under its Message-ID (one the agent
 gave out itself), and whether its Message-ID was found in Sent (sent from her mail program): three queries a
 message, most of a backlog's ledger time. :class:`IntakeLookup` asks them for every message of the pass in a few
-queries, and answers from that only while nothing was written to the ledger since (``total_changes`` of its
-connection): once anything was (a row held in the Outbox, a refusal logged), or for a key it was not asked
-about (a variant key), it asks the ledger itself, as the intake did one message at a time. So every answer is
-what the ledger holds at the moment it is asked.
+queries, and answers from that only while nothing was written to the ledger since (:meth:`Ledger.writes`): once
+anything was (a row held in the Outbox, a refusal logged), or for a key it was not asked about (a variant key), it
+asks the ledger itself, as the intake did one message at a time. So every answer is what the ledger holds at the
+moment it is asked.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ class IntakeLookup:
         self.rows = ledger.get_many(self.keys)
         self.given = ledger.keys_of(message_ids, *GIVEN_STATES)
         self.sent = found_in_sent_among(ledger, message_ids)
-        self.mark = ledger.db.total_changes
+        self.mark = ledger.writes()
 
     def _fresh(self) -> bool:
-        return self.ledger.db.total_changes == self.mark
+        return self.ledger.writes() == self.mark
 
     def get(self, key: str) -> Row | None:
         """:meth:`Ledger.get`."""

@@ -165,6 +165,10 @@ class Ledger:
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
 
+    def writes(self) -> int:
+        """How many rows this process has written to the ledger so far: a mark that moves with every write."""
+        return self.db.total_changes
+
     def agent_id(self) -> str:
         """This agent's lasting id (made on first use): what its IMAP claims are marked with."""
         found = self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
