@@ -166,7 +166,7 @@ class Ledger:
             self.db.execute("PRAGMA synchronous=NORMAL")
 
     def writes(self) -> int:
-        """How many rows this process has written to the ledger so far: a mark that moves with every write."""
+        """How many rows were written through this ledger (its connection) so far: a mark that moves at each write."""
         return self.db.total_changes
 
     def agent_id(self) -> str:
