@@ -193,6 +193,8 @@ def log_decision(
 ) -> None:
     """One line per decision with its reason, e.g. ``decision=delay mentor=rivera id=3f2a9c1e
     subject="Draft" message_id=<a@b> reason: 2nd message today; …``; the same as fields with --json-logs."""
+    if not logger.isEnabledFor(level):
+        return  # not formatted for nothing: a backlog's thousands of DEBUG lines are off at INFO
     fields = {
         key: _one_line(value)
         for key, value in {

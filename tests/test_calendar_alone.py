@@ -3,11 +3,14 @@ never folded into a digest, whichever door it came by (here the Outbox; the subm
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agent.rules.calendar_parts import carries_itip
+from agent.rules.calendar_parts import CALENDAR_TYPES, carries_itip, names_calendar_type
 from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, parse, policy_text
 
 __all__ = ["agent"]
@@ -63,3 +66,18 @@ def test_a_calendar_reply_goes_alone_never_in_a_digest(agent: Agent) -> None:
     assert len(alone) == 1 and b"METHOD:REPLY" in alone[0].content
     eventually(lambda: agent.folder_raw("Scheduled") == {} and agent.folder_raw("Sending") == {})
     assert len(agent.smtp.messages) == 3
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=20),
+            st.sampled_from([b"text/calendar", b"TEXT/Calendar", b"application/ICS", b"text/calendaR", b"\xc4\xb0cs"]),
+        ),
+        max_size=6,
+    )
+)
+def test_a_calendar_type_is_found_as_a_case_blind_pattern_finds_it(parts: list[bytes]) -> None:
+    raw = b"".join(parts)
+    pattern = re.compile(b"|".join(re.escape(t.encode()) for t in CALENDAR_TYPES), re.IGNORECASE)
+    assert names_calendar_type(raw) == bool(pattern.search(raw))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.rules.envelope import parse_envelope, split_head, with_field, without_fields
+from agent.rules.envelope import _HEAD_END, parse_envelope, split_head, with_field, without_fields
 
 RAW = (
     b"From: Sam Patel <sam@med.example.edu>\r\n"
@@ -107,3 +107,11 @@ def test_the_remembered_header_blocks_are_let_go_of_after_a_pass() -> None:
     assert envelope._remembered.cache_info().currsize > 0
     envelope.forget_read()  # what the daemon calls after each pass
     assert envelope._remembered.cache_info().currsize == 0
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b"\n\r", b" "]), max_size=12))
+def test_the_header_block_ends_where_the_blank_line_pattern_first_matches(parts: list[bytes]) -> None:
+    raw = b"".join(parts)
+    match = _HEAD_END.search(raw)
+    expected = (raw[: match.start()], match.group(), raw[match.end() :]) if match else (raw, b"", b"")
+    assert split_head(raw) == expected

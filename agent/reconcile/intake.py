@@ -27,6 +27,7 @@ from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest, out_of_sending
 from agent.reconcile.doors import across, autosaves, came_back, sent_herself
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
+from agent.reconcile.intake_lookup import IntakeLookup
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
 from agent.rules.calendar_parts import carries_itip
@@ -77,10 +78,11 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     settled = [info.uid for info in infos if info.uid not in whole]  # drafts that waited: their text now
     if settled:
         whole.update(await world.imap(world.mailbox.fetch_many, folder, settled))
+    lookup = IntakeLookup(world.ledger, (parse_envelope(info.headers) for info in infos if info.uid in whole))
     for info in infos:
         if info.uid not in whole:
             continue  # gone meanwhile
-        found = await _take_in(world, info, keys, whole[info.uid], early, validity)
+        found = await _take_in(world, info, keys, whole[info.uid], early, validity, lookup)
         if found is not None:
             taken.append(found)
             raws[found[0].key] = whole[info.uid]
@@ -104,30 +106,37 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
 
 
 async def _take_in(
-    world: World, info: HeaderInfo, batch: dict[str, str], raw: bytes, early: bool, validity: int
+    world: World,
+    info: HeaderInfo,
+    batch: dict[str, str],
+    raw: bytes,
+    early: bool,
+    validity: int,
+    lookup: IntakeLookup,
 ) -> tuple[Row, bool] | None:
     """The row to add for a message new in the Outbox (and whether it replaces an old one), or None when the
-    message was dealt with here: refused, left alone, or taken by the meeting desk."""
+    message was dealt with here: refused, left alone, or taken by the meeting desk. ``lookup``: the ledger, asked
+    for the whole pass at once."""
     ledger = world.ledger
     folders = world.folders
     content = fingerprint(raw)
+    read = parse_envelope(info.headers)  # read once here (an Envelope never changes)
     if autosaves.DRAFT in info.flags:  # the compose window saved a draft again after it was taken: never twice
-        envelope = parse_envelope(info.headers)
-        taken = came_back.taken_before(world, envelope, raw, (validity, info.uid)) or await across.taken_copy(
-            world, envelope, raw
+        taken = came_back.taken_before(world, read, raw, (validity, info.uid)) or await across.taken_copy(
+            world, read, raw
         )
         if taken is not None:
-            await came_back.set_aside(world, info, parse_envelope(info.headers), taken)
+            await came_back.set_aside(world, info, read, taken)
             return None
-    if sent_herself.already_sent(world, parse_envelope(info.headers)):  # Send pressed in her mail program too
-        await sent_herself.set_aside_sent(world, info, parse_envelope(info.headers))
+    if sent_herself.already_sent(world, read, lookup.found_in_sent):  # Send pressed in her mail program too
+        await sent_herself.set_aside_sent(world, info, read)
         return None
     looked: dict[str, Row | None] = {}  # the ledger's rows read on the way, by key (read once, not twice)
-    envelope = _identified(world, parse_envelope(info.headers), content, batch, looked)
+    envelope = _identified(lookup, read, content, batch, looked)
     if envelope.key in batch:
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
         return None
-    existing = looked[envelope.key] if envelope.key in looked else ledger.get(envelope.key)
+    existing = looked[envelope.key] if envelope.key in looked else lookup.get(envelope.key)
     arrived = world.now()  # when the agent first saw it: the same clock every rule is read with
     if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
         # A copy of a message that is already on its way: sending it would send it twice.
@@ -188,7 +197,7 @@ def early_held(world: World) -> list[Row]:
 
 
 def _identified(
-    world: World, envelope: Envelope, content: str, batch: dict[str, str], looked: dict[str, Row | None]
+    lookup: IntakeLookup, envelope: Envelope, content: str, batch: dict[str, str], looked: dict[str, Row | None]
 ) -> Envelope:
     """The envelope with the ledger key this message is known by: its Message-ID, unless another message (other
     content) already goes by that Message-ID. Then it is another message: keyed by Message-ID and content, and it
@@ -198,9 +207,9 @@ def _identified(
         return envelope  # no Message-ID: known by its content already
     known = batch.get(key)
     if known is None:
-        row = looked[key] = world.ledger.get(key)
+        row = looked[key] = lookup.get(key)
         if row is None:  # a Message-ID the agent gave out itself (the Sent copy of one it had none, or shared one)
-            given = world.ledger.key_of(key, *OPEN_STATES, DONE)
+            given = lookup.key_of_given(key)
             if given is not None:
                 return replace(envelope, key=given)
         known = row.fingerprint if row is not None else None

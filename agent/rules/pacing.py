@@ -244,13 +244,16 @@ class Engine:
         and whether the item would go as the follow-up. ``None`` when only a reply can release it.
         ``now``: what has gone by then (the rest of a count is only planned), for the reason."""
         start = instant(start)
-        blocked = self._most_binding(start, now)
+        # Each rule's answer at an instant, asked once in this call: the history does not change meanwhile, and the
+        # rules that held at ``start`` before one moved it, or the one that moved it, are asked there again.
+        asked: dict[tuple[str, datetime], datetime | None] = {}
+        blocked = self._most_binding(start, now, asked)
         t = start
         limit = after(start, self.horizon)
         while t <= limit:
             moved = False
             for rule in _RULES:
-                moment = self._next_ok(rule, t)
+                moment = self._asked(rule, t, asked)
                 if moment is None:
                     return None, blocked or self._why(rule, start, now), False
                 if moment > t:
@@ -259,11 +262,21 @@ class Engine:
                 return t, blocked, self._unanswered_ok(t)[1]
         return None, blocked, False
 
-    def _most_binding(self, start: datetime, now: datetime | None = None) -> _Blocked | None:
+    def _asked(self, rule: str, t: datetime, asked: dict[tuple[str, datetime], datetime | None]) -> datetime | None:
+        """:meth:`_next_ok`, remembered in ``asked`` (one :meth:`earliest` call's: the history stands still)."""
+        key = (rule, t)
+        if key in asked:
+            return asked[key]
+        moment = asked[key] = self._next_ok(rule, t)
+        return moment
+
+    def _most_binding(
+        self, start: datetime, now: datetime | None, asked: dict[tuple[str, datetime], datetime | None]
+    ) -> _Blocked | None:
         """The rule to explain a delay with: the first that fails at ``start``, counts before clock rules
         ("2nd message today" tells more than "outside her hours")."""
         for rule in _RULES:
-            moment = self._next_ok(rule, start)
+            moment = self._asked(rule, start, asked)
             if moment is None or moment > start:
                 return self._why(rule, start, now)
         return None

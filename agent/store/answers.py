@@ -4,6 +4,7 @@ the student wrote in it, and what bounced or was told once (kept in the log, fou
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 
 from agent.rules.addresses import normal_address
@@ -75,6 +76,22 @@ def found_in_sent(ledger: Ledger, message_id: str) -> bool:
         "SELECT 1 FROM items WHERE message_id = ? AND source = 'sent-folder' LIMIT 1", (message_id,)
     ).fetchone()
     return found is not None
+
+
+def found_in_sent_among(ledger: Ledger, message_ids: Iterable[str]) -> set[str]:
+    """Those of ``message_ids`` that :func:`found_in_sent` finds (one query per 500, not one each)."""
+    wanted = list(dict.fromkeys(message_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        found.update(
+            str(r[0])
+            for r in ledger.db.execute(
+                f"SELECT DISTINCT message_id FROM items WHERE message_id IN ({marks}) AND source = 'sent-folder'", chunk
+            )
+        )
+    return found
 
 
 def last_event_at(ledger: Ledger, event: str) -> datetime | None:

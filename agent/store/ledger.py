@@ -80,7 +80,7 @@ class Row:
 
     @classmethod
     def of(cls, record: sqlite3.Row) -> Row:
-        data = dict(record)
+        data = dict(zip(record.keys(), record, strict=True))  # by position: dict(record) looks up each name
         data.pop("updated", None)
         data["recipients"] = tuple(json.loads(data["recipients"]))
         for name in ("arrived", "due", "sent_at"):
@@ -91,6 +91,8 @@ class Row:
 
 
 _COLUMNS = {f.name for f in fields(Row)}
+_ADDED = (*(f.name for f in fields(Row)), "updated")  # the columns add() writes, in order
+_ADD = f"INSERT INTO messages ({', '.join(_ADDED)}) VALUES ({', '.join('?' for _ in _ADDED)})"
 
 
 def _stored(changes: Mapping[str, Any], now: str | None = None) -> dict[str, Any]:
@@ -178,6 +180,10 @@ class Ledger:
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
 
+    def writes(self) -> int:
+        """How many rows were written through this ledger (its connection) so far: a mark that moves at each write."""
+        return self.db.total_changes
+
     def agent_id(self) -> str:
         """This agent's lasting id (made on first use): what its IMAP claims are marked with."""
         found = self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
@@ -239,14 +245,12 @@ class Ledger:
         return found
 
     def add(self, row: Row) -> None:
-        values = {f.name: getattr(row, f.name) for f in fields(Row)}
+        values = {name: getattr(row, name) for name in _ADDED[:-1]}
         values["recipients"] = json.dumps(list(row.recipients))
         for name in ("arrived", "due", "sent_at"):
             values[name] = _text(values[name])
         values["updated"] = _now()
-        names = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        self.db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))
+        self.db.execute(_ADD, tuple(values.values()))
 
     def forget(self, key: str) -> None:
         """Drop a message's row (it came back to the Outbox: it starts afresh)."""
@@ -285,6 +289,23 @@ class Ledger:
             f"SELECT key FROM messages WHERE message_id = ? AND state IN ({marks})", (message_id, *states)
         ).fetchone()
         return None if found is None else str(found[0])
+
+    def keys_of(self, message_ids: Iterable[str], *states: str) -> dict[str, list[str]]:
+        """Every key of a message going out with one of ``message_ids`` and in one of ``states``, by Message-ID
+        (one query per 500): what :meth:`key_of` finds, for many at once. Where a Message-ID has more than one,
+        only :meth:`key_of` says which one it answers."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: dict[str, list[str]] = {}
+        state_marks = ", ".join("?" for _ in states)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for message_id, key in self.db.execute(
+                f"SELECT message_id, key FROM messages WHERE message_id IN ({marks}) AND state IN ({state_marks})",
+                (*chunk, *states),
+            ):
+                found.setdefault(str(message_id), []).append(str(key))
+        return found
 
     def in_folder(self, folder: str) -> dict[int, Row]:
         records = self.db.execute(

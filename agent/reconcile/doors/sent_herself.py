@@ -18,7 +18,7 @@ the scan never reads what the agent filed) and from a mail program's early copy 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
@@ -35,9 +35,12 @@ log = logging.getLogger("mentor_agent.drafts")
 SENT_FOLDER = "sent-folder"  # the items' source of mail found in Sent, sent without the agent (as in the store)
 
 
-def already_sent(world: World, envelope: Envelope) -> bool:
-    """Whether mail under this Message-ID was found in Sent, sent without the agent (counted from there)."""
-    return bool(envelope.message_id) and found_in_sent(world.ledger, envelope.message_id or "")
+def already_sent(world: World, envelope: Envelope, found: Callable[[str], bool] | None = None) -> bool:
+    """Whether mail under this Message-ID was found in Sent, sent without the agent (counted from there).
+    ``found``: :func:`found_in_sent` asked for many at once (the intake's lookup)."""
+    if not envelope.message_id:
+        return False
+    return found(envelope.message_id) if found is not None else found_in_sent(world.ledger, envelope.message_id)
 
 
 async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> None:
