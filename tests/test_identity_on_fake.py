@@ -61,6 +61,23 @@ def test_the_sent_copy_of_the_second_of_two_sharing_an_id_put_back_does_not_go_a
     assert open_pass.subjects("Needs attention") == ["second of two"]
 
 
+def test_the_sent_copy_of_a_digest_put_back_does_not_go_again(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    digests = Pass(tmp_path, smtp_server, policy_text(over_limit="batch"))
+    try:
+        for n in range(3):
+            digests.server.put(OUTBOX, _bare(f"p{n}", message_id=f"<p{n}@med.example.edu>"))
+        _twice(digests)
+        (filed,) = digests.server.messages(SENT).values()  # the digest "3 updates from Sam — p0, p1, p2"
+        assert len(digests.smtp.messages) == 1
+        digests.server.put(OUTBOX, filed)  # she drags the digest's Sent copy back into the outbox
+        _twice(digests)
+        assert len(digests.smtp.messages) == 1, "the digest already sent went to the mentor a second time"
+        assert digests.subjects("Needs attention") == [parse_envelope(filed).subject]
+        assert any("Not sent" in subject for subject in digests.subjects("INBOX")), "she is told why"
+    finally:
+        digests.world.ledger.close()
+
+
 def test_a_copy_with_a_header_its_mail_program_added_is_the_same_message(open_pass: Pass) -> None:
     raw = _bare("copy with x header", message_id="<cx@med.example.edu>")
     open_pass.server.put(OUTBOX, raw)

@@ -146,6 +146,11 @@ async def _take_in(
         when = existing.sent_at.isoformat(timespec="minutes") if existing.sent_at else "earlier"
         await _refuse(world, info, envelope, f"it was already sent ({when}); write it as a new message to send again")
         return None
+    went = lookup.own_email_at(envelope.message_id) if existing is None and envelope.message_id else None
+    if went is not None:  # the Sent copy of a digest (or of a part of one) put back: the mentor has it
+        why = f"it was already sent ({went.isoformat(timespec='minutes')}) as a digest; write it as a new message"
+        await _refuse(world, info, envelope, why + " to send again")
+        return None
     if envelope.problems:
         await _refuse(world, info, envelope, "; ".join(envelope.problems))
         return None

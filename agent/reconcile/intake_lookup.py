@@ -1,17 +1,18 @@
 """What the intake asks the ledger about each message new in the Outbox, asked once for the lot.
 
 For each message the intake looks up its row by key, the key of a row going out under its Message-ID (one the agent
-gave out itself), and whether its Message-ID was found in Sent (sent from her mail program): three queries a
-message, most of a backlog's ledger time. :class:`IntakeLookup` asks them for every message of the pass in a few
-queries, and answers from that only while nothing was written to the ledger since (:meth:`Ledger.writes`): once
-anything was (a row held in the Outbox, a refusal logged), or for a key it was not asked about (a variant key), it
-asks the ledger itself, as the intake did one message at a time. So every answer is what the ledger holds at the
-moment it is asked.
+gave out itself), whether its Message-ID was found in Sent (sent from her mail program) and whether it is one of
+the agent's own e-mails (a digest): four queries a message, most of a backlog's ledger time. :class:`IntakeLookup`
+asks them for every message of the pass in a few queries, and answers from that only while nothing was written to
+the ledger since (:meth:`Ledger.writes`): once anything was (a row held in the Outbox, a refusal logged), or for a
+key it was not asked about (a variant key), it asks the ledger itself, as the intake did one message at a time. So
+every answer is what the ledger holds at the moment it is asked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from agent.rules.envelope import Envelope
 from agent.store.answers import found_in_sent, found_in_sent_among
@@ -30,6 +31,7 @@ class IntakeLookup:
         self.rows = ledger.get_many(self.keys)
         self.given = ledger.keys_of(message_ids, *GIVEN_STATES)
         self.sent = found_in_sent_among(ledger, message_ids)
+        self.own = ledger.own_emails(message_ids)
         self.mark = ledger.writes()
 
     def _fresh(self) -> bool:
@@ -54,3 +56,9 @@ class IntakeLookup:
         if message_id in self.message_ids and self._fresh():
             return message_id in self.sent
         return found_in_sent(self.ledger, message_id)
+
+    def own_email_at(self, message_id: str) -> datetime | None:
+        """:meth:`Ledger.own_emails`: when the agent sent an e-mail of its own under this Message-ID, or None."""
+        if message_id in self.message_ids and self._fresh():
+            return self.own.get(message_id)
+        return self.ledger.own_emails([message_id]).get(message_id)

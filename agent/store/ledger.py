@@ -339,6 +339,18 @@ class Ledger:
             )
         return found
 
+    def own_emails(self, message_ids: Iterable[str]) -> dict[str, datetime]:
+        """The e-mails the agent sent under these Message-IDs of its own (a digest, a part of a split one): when
+        each went. A copy of one put back in the Outbox is mail already sent."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: dict[str, datetime] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            query = f"SELECT message_id, at FROM items WHERE source = 'agent' AND message_id IN ({marks})"
+            found.update((str(found_id), datetime.fromisoformat(at)) for found_id, at in self.db.execute(query, chunk))
+        return found
+
     # -- history ----------------------------------------------------------------------------------------------
 
     def bind(self, addresses: Mapping[str, Sequence[str]]) -> None:
