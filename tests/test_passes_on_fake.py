@@ -23,6 +23,7 @@ from agent.reconcile.outbox_folders import settle_folders
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook, load_policies
+from agent.store.answer_times import written_to
 from agent.store.ledger import DONE, SCHEDULED, Ledger
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
 from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
@@ -297,3 +298,12 @@ def test_outlooks_own_outbox_is_never_touched_and_told_once(tmp_path: Path, smtp
         assert len(told) == 1, "told once"
     finally:
         made.world.ledger.close()
+
+
+def test_status_counts_mail_from_sent_to_two_mentors_as_written_to_each(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    ledger.add_item("rivera", "<p@x.org>", at, ["<p@x.org>"], source="sent-folder", addresses=[MENTOR, KIM])
+    since = at - timedelta(days=1)
+    assert written_to(ledger, "kim", since, [KIM]) == [at] and written_to(ledger, "rivera", since, [MENTOR]) == [at]
+    ledger.close()

@@ -467,9 +467,12 @@ class Ledger:
         return History(items, replies)
 
     def items_between(
-        self, mentor: str, start: datetime, end: datetime, addresses: Sequence[str] = ()
+        self, mentor: str, start: datetime, end: datetime, addresses: Sequence[str] = (), *, source: str = ""
     ) -> list[datetime]:
+        """When the mentor received something (of ``source`` only, if given), by her addresses."""
         who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
+        if source:
+            who, args = f"{who} AND source = ?", [*args, source]
         return [
             datetime.fromisoformat(at)
             for (at,) in self.db.execute(
