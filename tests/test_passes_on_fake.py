@@ -23,6 +23,7 @@ from agent.reconcile.outbox_folders import settle_folders
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook, load_policies
+from agent.store.answer_times import written_to
 from agent.store.ledger import DONE, SCHEDULED, Ledger
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, policy_text
 from tests.fakes.memory_mailbox import MemoryMailbox, MemoryServer
@@ -129,6 +130,35 @@ def test_mail_to_the_mentor_sent_without_the_agent_counts(one_a_day: Pass) -> No
     one_a_day.run()
     assert one_a_day.received() == []
     assert one_a_day.subjects("Scheduled") == ["through the agent"]
+
+
+KIM = "jkim@clinic.example.org"
+
+
+def test_mail_sent_without_the_agent_to_two_mentors_counts_for_each(one_a_day: Pass) -> None:
+    kim = policy_text(max_per_day=1).replace("Dr. Ana Rivera", "Dr. Jae Kim").replace(MENTOR, KIM)
+    (one_a_day.settings.policies_dir / "kim.toml").write_text(kim)
+    one_a_day.world.book = PolicyBook(load_policies(one_a_day.settings.policies_dir))
+    know_mentors(one_a_day.world)
+    one_a_day.server.put(SENT, mail("to both of you, from my phone", Cc=KIM))  # To Dr. Rivera, Cc Dr. Kim
+    one_a_day.server.put(OUTBOX, mail("to Dr. Kim today", to=KIM))
+    one_a_day.server.put(OUTBOX, mail("to Dr. Rivera today"))
+    one_a_day.run()
+    assert one_a_day.received() == [], "each of them got one today: one a day, agreed with each"
+    assert sorted(one_a_day.subjects("Scheduled")) == ["to Dr. Kim today", "to Dr. Rivera today"]
+
+
+def test_an_item_found_in_sent_recorded_for_one_mentor_is_widened_to_the_other(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    ledger.add_item("rivera", "<p@x.org>", at, ["<p@x.org>"], source="sent-folder", addresses=[MENTOR])  # before
+    ledger.add_item("kim", "<p@x.org>", at, ["<p@x.org>"], source="sent-folder", addresses=[MENTOR, KIM])  # now
+    for mentor, address in (("rivera", MENTOR), ("kim", KIM)):
+        assert [item.at for item in ledger.history(mentor, at - timedelta(days=1), [address]).sent] == [at]
+    ledger.add_item("kim", "<q@x.org>", at, ["<q@x.org>"], addresses=[KIM])  # the agent's own: never widened
+    ledger.add_item("rivera", "<q@x.org>", at, ["<q@x.org>"], addresses=[MENTOR])
+    assert [item.ids[0] for item in ledger.history("rivera", at - timedelta(days=1), [MENTOR]).sent] == ["<p@x.org>"]
+    ledger.close()
 
 
 def test_a_flagged_message_in_scheduled_goes_now(one_a_day: Pass) -> None:
@@ -268,3 +298,12 @@ def test_outlooks_own_outbox_is_never_touched_and_told_once(tmp_path: Path, smtp
         assert len(told) == 1, "told once"
     finally:
         made.world.ledger.close()
+
+
+def test_status_counts_mail_from_sent_to_two_mentors_as_written_to_each(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    ledger.add_item("rivera", "<p@x.org>", at, ["<p@x.org>"], source="sent-folder", addresses=[MENTOR, KIM])
+    since = at - timedelta(days=1)
+    assert written_to(ledger, "kim", since, [KIM]) == [at] and written_to(ledger, "rivera", since, [MENTOR]) == [at]
+    ledger.close()

@@ -16,12 +16,13 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
-from agent.reconcile.doors.sent_herself import SENT_FOLDER, cancel_held
+from agent.reconcile.doors.sent_herself import cancel_held
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
 from agent.rules.addresses import normal_address
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
+from agent.store.ledger import SENT_FOLDER
 
 log = logging.getLogger("mentor_agent.history")
 MEETING_REQUEST = "meeting request"  # logged about a "[meeting]" request as the meeting desk files it
@@ -87,15 +88,13 @@ async def scan_sent(world: World, seen: Seen) -> int:
         at = envelope.date or info.internaldate
         if at is None:
             continue
-        for mentor, loaded in mentors.items():
-            world.ledger.add_item(
-                mentor,
-                envelope.message_id or envelope.key,
-                at,
-                [envelope.message_id or envelope.key],
-                source=SENT_FOLDER,
-                addresses=_written_to(loaded.policy.mentor.addresses, recipients),
-            )
+        if not mentors:
+            continue
+        # One item for every mentor it went to, known by each one's addresses: each of them got it.
+        written = {a for loaded in mentors.values() for a in _written_to(loaded.policy.mentor.addresses, recipients)}
+        message = envelope.message_id or envelope.key
+        world.ledger.add_item(min(mentors), message, at, [message], source=SENT_FOLDER, addresses=sorted(written))
+        for mentor in mentors:
             world.ledger.log(
                 "counted",
                 mentor=mentor,

@@ -3,17 +3,18 @@ student wrote to her (see :mod:`agent.rules.answer_times` for how they are paire
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.rules.answer_times import PERIOD, Answered, Asked, mentor_waits, student_waits, summarize, wording
 from agent.rules.localtime import after
 from agent.rules.policy import LoadedPolicy
-from agent.store.ledger import ATTENTION, CANCELLED, Ledger
+from agent.store.ledger import ATTENTION, CANCELLED, SENT_FOLDER, Ledger
 from agent.store.rounds import MeetingStore
 
 
-def written_to(ledger: Ledger, mentor: str, since: datetime) -> list[datetime]:
+def written_to(ledger: Ledger, mentor: str, since: datetime, addresses: Sequence[str] = ()) -> list[datetime]:
     """When the student wrote to the mentor: each message the agent took in (when it first saw it; not the
     meeting invitations it wrote itself) and each one found in Sent that was sent without the agent."""
     ours = MeetingStore(ledger).invite_ids()  # invitations and cancellations: the agent wrote those
@@ -25,12 +26,8 @@ def written_to(ledger: Ledger, mentor: str, since: datetime) -> list[datetime]:
         )
         if message_id not in ours
     ]
-    moments += [
-        datetime.fromisoformat(at)
-        for (at,) in ledger.db.execute(
-            "SELECT at FROM items WHERE mentor = ? AND source = 'sent-folder' AND at >= ?", (mentor, since.isoformat())
-        )
-    ]
+    # Found in Sent: by her addresses (one message to two mentors went to each of them)
+    moments += ledger.items_between(mentor, since, datetime.max.replace(tzinfo=UTC), addresses, source=SENT_FOLDER)
     return moments
 
 
@@ -45,7 +42,9 @@ def answer_times(ledger: Ledger, loaded: LoadedPolicy, now: datetime) -> dict[st
     replies = [Answered(reply.at, reply.to) for reply in history.replies]
     mentor = summarize(mentor_waits(items, replies), now, terms.mentor_answers_within)
     student = summarize(
-        student_waits([r.at for r in replies], written_to(ledger, loaded.id, since)), now, terms.student_answers_within
+        student_waits([r.at for r in replies], written_to(ledger, loaded.id, since, addresses)),
+        now,
+        terms.student_answers_within,
     )
     return {
         "mentor": mentor.as_json() | {"text": wording(loaded.name, mentor, agreed=agreed)},

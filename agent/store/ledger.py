@@ -38,6 +38,7 @@ CANCELLED, ATTENTION = "cancelled", "attention"
 EARLY = "arrived before any policy"  # an ATTENTION row's detail: held in the Outbox since the wait for a first policy
 OPEN_STATES = (NEW, SCHEDULED, CLAIMED, QUEUED, SENDING, ACCEPTED)
 _OPEN_MARKS = ", ".join("?" * len(OPEN_STATES))
+SENT_FOLDER = "sent-folder"  # the items' source of mail found in Sent, sent without the agent ("agent": its own)
 CHECKPOINT_PAGES = 4000  # about 16 MB of WAL between checkpoints (SQLite's default: 1,000 pages)
 
 
@@ -386,13 +387,25 @@ class Ledger:
         source: str = "agent",
         addresses: Sequence[str] = (),
     ) -> None:
-        """Record what a mentor received; counted by her addresses (``addresses``, else her policy's)."""
+        """Record what a mentor received; counted by her addresses (``addresses``, else her policy's).
+
+        Recorded once per Message-ID. Mail found in Sent that is recorded again names every mentor it went to
+        (:func:`agent.reconcile.history.scan_sent`): an item recorded for fewer of them (before that was so) is
+        widened to the addresses now given, so that each mentor who got it counts it."""
         packed = _packed(addresses or self.mentor_addresses.get(mentor, ()))
-        self.db.execute(
+        added = self.db.execute(
             "INSERT OR IGNORE INTO items(message_id, mentor, at, members, follow_up, source, addresses) "
             "VALUES (?,?,?,?,?,?,?)",
             (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source, packed),
         )
+        if added.rowcount or source != SENT_FOLDER or not packed:
+            return
+        found = self.db.execute(
+            "SELECT addresses FROM items WHERE message_id = ? AND source = ?", (message_id, SENT_FOLDER)
+        ).fetchone()
+        if found is not None and found[0] and set(packed.split()) - set(found[0].split()):
+            wider = _packed([*found[0].split(), *packed.split()])
+            self.db.execute("UPDATE items SET addresses = ? WHERE message_id = ?", (wider, message_id))
 
     def add_reply(
         self, mentor: str, message_id: str, at: datetime, answers: str, *, addresses: Sequence[str] = ()
@@ -454,9 +467,12 @@ class Ledger:
         return History(items, replies)
 
     def items_between(
-        self, mentor: str, start: datetime, end: datetime, addresses: Sequence[str] = ()
+        self, mentor: str, start: datetime, end: datetime, addresses: Sequence[str] = (), *, source: str = ""
     ) -> list[datetime]:
+        """When the mentor received something (of ``source`` only, if given), by her addresses."""
         who, args = _whose(mentor, addresses or self.mentor_addresses.get(mentor, ()))
+        if source:
+            who, args = f"{who} AND source = ?", [*args, source]
         return [
             datetime.fromisoformat(at)
             for (at,) in self.db.execute(

@@ -32,7 +32,6 @@ from agent.store.ledger import CANCELLED, NEW, SCHEDULED
 from agent.store.taken_drafts import HANDED_OVER
 
 log = logging.getLogger("mentor_agent.drafts")
-SENT_FOLDER = "sent-folder"  # the items' source of mail found in Sent, sent without the agent (as in the store)
 
 
 def already_sent(world: World, envelope: Envelope, found: Callable[[str], bool] | None = None) -> bool:
