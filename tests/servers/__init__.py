@@ -14,12 +14,20 @@ PATIENCE = float(
 )
 
 
+_GIVEN: set[int] = set()  # the ports this process handed out: never twice
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (servers here need a concrete port, not 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that was free a moment ago (servers here need a concrete port, not 0), and not one
+    handed out before in this process: the kernel may give a port just let go again at once, and two asked for in
+    a row (Dovecot's plain and TLS listeners) were once the same ("duplicate listener")."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> bool:
