@@ -206,6 +206,38 @@ def test_filing_that_fails_while_a_backlog_goes_out_stops_it_and_nothing_is_lost
     assert not any("doubt" in subject.lower() for subject in setup.subjects("INBOX"))
 
 
+class CtrlC:
+    """Ctrl-C pressed from another thread (the SMTP server's, the mailbox's), once, into the loop ``deliver_all``
+    runs in."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def press(self) -> None:
+        loop, self.loop = self.loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(self.world.stopping.set)
+
+    def deliver(self, items: list[Item]) -> None:
+        async def go() -> None:
+            self.loop = asyncio.get_running_loop()
+            await deliver_all(self.world, items)
+
+        run(go())
+
+
+def the_rest_goes_once_after_a_restart(setup: Setup, rows: list[Row]) -> None:
+    """The daemon again: what was left goes, and each of ``rows`` is then sent once and filed once."""
+    world = setup.restart()
+    run(recover(world))
+    rest = world.ledger.in_states(SCHEDULED, CLAIMED)
+    run(deliver_all(world, [Item([row]) for row in sorted(rest, key=lambda row: row.subject)]))
+    assert sorted(setup.received()) == sorted(row.subject for row in rows), "each sent once"
+    assert sorted(setup.subjects("Sent Items")) == sorted(row.subject for row in rows), "each filed once"
+    assert [setup.state(row) for row in rows] == [DONE] * len(rows)
+
+
 def later_claims_wait_for_the_first_email(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     """Stages of 2, then 3; each claim after the first waits (up to 5 s) until the first e-mail is accepted, as a
     backlog's later claims come while it goes out. Returns the claims made: (messages, whether one had gone)."""
@@ -267,35 +299,18 @@ def test_a_later_stages_claim_that_fails_lets_the_first_go_and_sends_each_once_a
     went = setup.received()
     assert sorted(went) == ["Question 0", "Question 1"], "the first stage went out, and nothing else"
     assert not any("doubt" in subject.lower() for subject in setup.subjects("INBOX"))
-    world = setup.restart()
-    run(recover(world))
-    rest = world.ledger.in_states(SCHEDULED, CLAIMED)
-    run(deliver_all(world, [Item([row]) for row in sorted(rest, key=lambda row: row.subject)]))
-    assert sorted(setup.received()) == [f"Question {n}" for n in range(9)], "each sent once"
-    assert sorted(setup.subjects("Sent Items")) == [f"Question {n}" for n in range(9)], "each filed once"
+    the_rest_goes_once_after_a_restart(setup, rows)
     assert setup.server.messages("Sending") == {} and setup.server.messages("Scheduled") == {}
-    assert [setup.state(row) for row in rows] == [DONE] * 9
 
 
 def test_stopped_while_a_backlog_goes_out_the_stages_not_claimed_stay_where_they_were(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = setup.world
-    loop_of: list[asyncio.AbstractEventLoop] = []
-
-    def stop(_: Received) -> None:  # Ctrl-C as the first e-mail is accepted
-        if loop_of:
-            loop_of.pop().call_soon_threadsafe(world.stopping.set)
-
-    setup.smtp.state.on_accept = stop
+    ctrl_c = CtrlC(setup.world)
+    setup.smtp.state.on_accept = lambda _: ctrl_c.press()  # as the first e-mail is accepted
     later_claims_wait_for_the_first_email(setup, monkeypatch)
     rows = [setup.row(message(n), "Scheduled") for n in range(9)]
-
-    async def go() -> None:
-        loop_of.append(asyncio.get_running_loop())
-        await deliver_all(world, [Item([row]) for row in rows])
-
-    run(go())
+    ctrl_c.deliver([Item([row]) for row in rows])
     went = len(setup.received())
     assert 1 <= went < 9
     untouched = [row for row in rows if setup.state(row) == SCHEDULED]
@@ -304,13 +319,7 @@ def test_stopped_while_a_backlog_goes_out_the_stages_not_claimed_stay_where_they
         parse_envelope(raw).subject in {row.subject for row in untouched}
         for raw in setup.server.messages("Scheduled").values()
     )
-    world = setup.restart()
-    run(recover(world))
-    rest = world.ledger.in_states(SCHEDULED, CLAIMED)
-    run(deliver_all(world, [Item([row]) for row in sorted(rest, key=lambda row: row.subject)]))
-    assert sorted(setup.received()) == [f"Question {n}" for n in range(9)], "each sent once"
-    assert sorted(setup.subjects("Sent Items")) == [f"Question {n}" for n in range(9)], "each filed once"
-    assert [setup.state(row) for row in rows] == [DONE] * 9
+    the_rest_goes_once_after_a_restart(setup, rows)
 
 
 def test_a_backlog_held_by_the_daily_limit_claims_no_further_stage(
@@ -348,26 +357,19 @@ def test_stopped_while_the_first_stage_is_claimed_no_later_stage_is_claimed(
 ) -> None:
     monkeypatch.setattr(delivery, "FIRST_CLAIM", 2)
     monkeypatch.setattr(delivery, "CLAIM_RUN", 3)
-    world = setup.world
     rows = [setup.row(message(n), "Scheduled") for n in range(9)]
     for row in rows[:2]:  # the first stage is gone (she deleted it) ...
         assert row.uid is not None
         setup.server.folders["Scheduled"].messages.pop(row.uid)
-    loop_of: list[asyncio.AbstractEventLoop] = []
+    ctrl_c = CtrlC(setup.world)
     move_many = setup.box.move_many
 
     def stop_during_the_first_claim(folder: str, uids: Sequence[int], target: str, *, claim: bool = True) -> Any:
-        if loop_of:  # ... and Ctrl-C comes while it is being claimed
-            loop_of.pop().call_soon_threadsafe(world.stopping.set)
+        ctrl_c.press()  # ... and Ctrl-C comes while it is being claimed
         return move_many(folder, uids, target, claim=claim)
 
     monkeypatch.setattr(setup.box, "move_many", stop_during_the_first_claim)
-
-    async def go() -> None:
-        loop_of.append(asyncio.get_running_loop())
-        await deliver_all(world, [Item([row]) for row in rows])
-
-    run(go())
+    ctrl_c.deliver([Item([row]) for row in rows])
     assert setup.received() == [] and setup.server.messages("Sending") == {}
     assert len(setup.server.messages("Scheduled")) == 7 and [setup.state(row) for row in rows[2:]] == [SCHEDULED] * 7
 

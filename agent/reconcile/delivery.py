@@ -174,10 +174,9 @@ async def deliver_all(
     is looked at again right before its own transaction (``last_look``), before it is marked ``queued``.
     ``meanwhile``: IMAP work of the same pass done while the e-mails go out (the IMAP connection is idle then),
     once every stage is claimed (the sending waits on the claims, ``meanwhile`` on nothing); not run when nothing
-    was claimed. It is given ``sent(key)``,
-    which waits until that message's fate is known: True once the SMTP server accepted it, False if it was not
-    (refused, stopped, in doubt, never claimed). Its failure does not cut the sending short: it is raised once the
-    e-mails went, as a failure of the sending would be.
+    was claimed. It is given ``sent(key)``, which waits until that message's fate is known: True once the SMTP
+    server accepted it, False if it was not (refused, stopped, in doubt, never claimed). Its failure does not cut
+    the sending short: it is raised once the e-mails went, as a failure of the sending would be.
     """
     if not await smtp_open(world):
         return  # the SMTP login was refused: everything stays where it is until the next try works
@@ -198,6 +197,12 @@ async def deliver_all(
     if not waiting:
         return
     claiming = asyncio.Event()  # set when more were claimed, or when the claiming is over
+
+    async def next_stage() -> None:
+        """Wait until the stage being claimed is (or the claiming is over)."""
+        claiming.clear()
+        await claiming.wait()
+
     accepted: list[tuple[list[Row], list[Prepared]]] = []
     queued: set[int] = set()  # id() of the items marked queued on disk
     blocked: list[tuple[list[Row], LoginRefused | TlsProblem]] = []  # refused login: what it stopped before
@@ -238,8 +243,7 @@ async def deliver_all(
                 if not waiting:
                     if not stages:
                         break
-                    claiming.clear()
-                    await claiming.wait()  # the next stage's claim, under way beside the sending
+                    await next_stage()  # its claim is under way beside the sending
                     continue
                 item = waiting.pop(0)
                 if last_look is not None and last_look.concerns(item):
@@ -314,8 +318,7 @@ async def deliver_all(
         if meanwhile is None:
             return
         while stages:  # the claims first: the sending waits on them, ``meanwhile`` on nothing
-            claiming.clear()
-            await claiming.wait()
+            await next_stage()
         try:
             await meanwhile(sent)
         except Exception as error:

@@ -254,35 +254,12 @@ class MemoryMailbox:
     def headers(self, folder: str, uids: Sequence[int]) -> list[HeaderInfo]:
         with self._command("headers", folder) as box:
             assert box is not None
-            return [
-                HeaderInfo(
-                    uid=uid,
-                    size=len(m.raw),
-                    flags=frozenset(m.flags),
-                    headers=header_block(m.raw),
-                    internaldate=m.internaldate,
-                )
-                for uid in sorted(set(uids))
-                if (m := box.messages.get(uid)) is not None
-            ]
+            return [_info(uid, m) for uid in sorted(set(uids)) if (m := box.messages.get(uid)) is not None]
 
     def messages(self, folder: str, uids: Sequence[int]) -> list[tuple[HeaderInfo, bytes]]:
         with self._command("messages", folder) as box:
             assert box is not None
-            return [
-                (
-                    HeaderInfo(
-                        uid=uid,
-                        size=len(m.raw),
-                        flags=frozenset(m.flags),
-                        headers=header_block(m.raw),
-                        internaldate=m.internaldate,
-                    ),
-                    m.raw,
-                )
-                for uid in sorted(set(uids))
-                if (m := box.messages.get(uid)) is not None
-            ]
+            return [(_info(uid, m), m.raw) for uid in sorted(set(uids)) if (m := box.messages.get(uid)) is not None]
 
     def fetch(self, folder: str, uid: int) -> bytes | None:
         with self._command("fetch", folder) as box:
@@ -376,6 +353,17 @@ class MemoryMailbox:
 
     def leave_folder(self, folder: str, uid: int) -> None:
         self.delete(folder, uid)  # the fake's folders hold copies, not labels
+
+
+def _info(uid: int, message: _Message) -> HeaderInfo:
+    """What a header FETCH tells of a message."""
+    return HeaderInfo(
+        uid=uid,
+        size=len(message.raw),
+        flags=frozenset(message.flags),
+        headers=header_block(message.raw),
+        internaldate=message.internaldate,
+    )
 
 
 def as_port(mailbox: MemoryMailbox) -> MailboxPort:
