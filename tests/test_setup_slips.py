@@ -68,8 +68,9 @@ def test_an_address_with_a_typo_is_asked_again(world: World) -> None:
         session.expect(f"{typo!r} is not an e-mail address")
     session.answer("Your e-mail address:", ADDRESS)
     session.expect("Your name (as mentors know you) [Sam]:")
-    session.child.sendintr()
-    session.end()
+    session.interrupt()
+    assert session.end() != 0
+    assert not config_dir(root).exists() or not list(config_dir(root).rglob("*.toml"))
 
 
 def test_a_wrong_password_is_asked_again_and_nothing_is_left_behind(world: World) -> None:
@@ -108,7 +109,7 @@ def test_ctrl_c_at_the_password_leaves_nothing_and_a_rerun_starts_cleanly(world:
     session = Session(root, *where)
     to_the_password(session, user)
     session.expect(f"Password for {user.username}:")
-    session.child.sendintr()
+    session.interrupt()
     assert session.end() != 0
     left = sorted(p.name for p in config_dir(root).rglob("*")) if config_dir(root).exists() else []
     assert left == []
@@ -128,7 +129,7 @@ def test_ctrl_c_while_logging_in_leaves_no_config_and_no_password_file(world: Wo
         session.answer("User name for IMAP and SMTP [", user.username)
         session.answer(f"Password for {user.username}:", user.password)
         session.expect("Logging in to IMAP and SMTP as the agent will")
-        session.child.sendintr()
+        session.interrupt()
         assert session.end() != 0
     finally:
         dovecot.stop(signal.SIGCONT)
@@ -257,7 +258,7 @@ def test_a_google_client_file_that_is_not_there_or_not_one_is_asked_again(
     session.expect("not a Google OAuth client file for a desktop app")
     session.answer("OAuth client file (JSON):", str(tmp_path / "client.json"))
     session.expect("Sign in to sam@gmail.com in the browser.")
-    session.child.sendintr()
+    session.interrupt()
     assert session.end() != 0
     assert not (tmp_path / "config" / "mentor-agent" / "config.toml").exists()
 
@@ -273,7 +274,7 @@ def test_a_domain_where_nothing_is_found_asks_whether_it_is_spelled_right(tmp_pa
         session.answer("Your time zone [", "Europe/Berlin")
         said = session.expect("IMAP server (host name):")
         assert "Found nothing" in said and "Is uni.exmaple spelled right? If not, stop here (Ctrl-C)" in said
-        session.child.sendintr()
+        session.interrupt()
         assert session.end() != 0
     assert not (tmp_path / "config").exists() or not list((tmp_path / "config").rglob("*.toml"))
 
@@ -319,7 +320,7 @@ def test_ctrl_c_in_the_policy_questions_leaves_a_config_that_check_accepts(world
     session.answer(f"Password for {user.username}:", user.password)
     session.answer("Write the policy for a mentor now? [Y/n]:", "y")
     session.expect("Mentor's name (e.g. Dr. Ana Rivera):")
-    session.child.sendintr()
+    session.interrupt()
     assert session.end() != 0
     settings = load_settings(config_dir(root) / "config.toml")
     assert settings.policies_dir.is_dir(), session.transcript.getvalue()

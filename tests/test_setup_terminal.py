@@ -72,6 +72,15 @@ class Session:
         self.child.expect_exact(text)
         return str(self.child.before)
 
+    def interrupt(self) -> None:
+        """Ctrl-C, pressed again if the first did not end setup within 3 s, as a person would. CPython's
+        ``input()`` writes the prompt, then reads: a SIGINT that lands between the two (pexpect answers the
+        prompt within microseconds; on a loaded machine setup may not be reading yet) is only acted on at the
+        next one, or after the line is read. No person presses Ctrl-C inside that window; the second press ends it."""
+        self.child.sendintr()
+        if self.child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=3) == 1:
+            self.child.sendintr()
+
     def end(self) -> int:
         self.child.expect(pexpect.EOF)
         self.child.close()
