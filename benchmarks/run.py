@@ -155,14 +155,14 @@ def main() -> int:
             if "backlog" in only:
                 for size in backlog_sizes:
                     try:
-                        runs = backlog_runs[size]
-                        say(f"backlog: {size} messages, {runs} runs (the daemon, then its floors, each run)")
+                        repeats = backlog_runs[size]
+                        say(f"backlog: {size} messages, {repeats} runs (the daemon, then its floors, each run)")
                         limit = 600 if quick else 2400
                         each = [
                             bench_mail.backlog(
                                 servers, size, timeout=limit, profile=args.profile_backlog if n == 0 else None
                             )
-                            for n in range(runs)
+                            for n in range(repeats)
                         ]
                         total = harness.Stats.of([b.total for b in each])
                         floor = harness.Stats.of([b.floor_process for b in each])
@@ -173,7 +173,7 @@ def main() -> int:
                         delivered = harness.Stats.of([b.delivered for b in each]).median
                         rows.append(
                             f"| Backlog: {size} in the Outbox at start → all decided and the "
-                            f"{size // 2 + 1} sendable at the server ({runs} runs) | {total.median:.2f} s "
+                            f"{size // 2 + 1} sendable at the server ({repeats} runs) | {total.median:.2f} s "
                             f"(decided {decided:.2f} s, delivered {delivered:.2f} s) | {total.worst:.2f} s "
                             f"| a bare imapclient header fetch + one aiosmtplib connection, started as a process like "
                             f"the daemon: {floor.median:.2f} s / {floor.worst:.2f} s (in this process, without "
