@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import Problem, UserError
 from agent.rules.agenda import on_agenda
-from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
+from agent.rules.localtime import describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
 from agent.store.answer_times import answer_times
@@ -50,6 +50,16 @@ def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
     }
 
 
+def _in_doubt(row: Row) -> dict[str, Any]:
+    assert row.sent_at is not None
+    return {
+        "id": short_id(row.key),
+        "subject": row.subject,
+        "handed_over": row.sent_at.astimezone(UTC).isoformat(),
+        "folder": row.folder,
+    }
+
+
 def read_status(book: PolicyBook, path: Path) -> dict[str, Any]:
     """:func:`collect` from the ledger at ``path``; a damaged file (or a folder in its place) is one clear error."""
     try:
@@ -67,6 +77,10 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     mentors = []
     open_rows = [row for row in ledger.in_states(NEW, SCHEDULED, CLAIMED, QUEUED, SENDING) if row.mentor]
     owners = {row.key: _owner(book, row) for row in open_rows}
+    # Sends in doubt (the line cut after DATA; killed between hand-over and answer), in Needs attention until she
+    # decides: counted as received when handed over, as the pacing rules count them (agent.store.in_doubt).
+    doubts = [row for row in ledger.in_states(ATTENTION) if row.sent_at is not None]
+    doubt_owners = {row.key: _owner(book, row) for row in doubts}
     for loaded in sorted(book, key=lambda p: p.name):
         zone = loaded.policy.zone
         rules = loaded.policy.email
@@ -75,29 +89,27 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         monday = week_start(today)
         day_start = start_of_day(today, zone)
         week_begin = start_of_day(monday, zone)
-        far = after(now, timedelta(days=3650))
+        oldest = shift_days(monday, -7 * (WEEKS_SHOWN - 1))
+        # What she received, with the sends in doubt, as the pacing rules count it: "today 1/1" then says why
+        # her next one waits.
+        received = [item.at for item in ledger.history(loaded.id, start_of_day(oldest, zone), addresses).sent]
         weeks = []
         for back in range(WEEKS_SHOWN - 1, -1, -1):
             first = shift_days(monday, -7 * back)
             begin, end = start_of_day(first, zone), start_of_day(shift_days(first, 7), zone)
-            sent = len(ledger.items_between(loaded.id, begin, end, addresses))
-            weeks.append({"week": first.isoformat(), "sent": sent})
+            weeks.append({"week": first.isoformat(), "sent": sum(1 for at in received if begin <= at < end)})
         waiting = [_waiting(row, zone) for row in open_rows if owners[row.key] == loaded.id]
+        in_doubt = [_in_doubt(row) for row in doubts if doubt_owners[row.key] == loaded.id]
         mentors.append(
             {
                 "id": loaded.id,
                 "name": loaded.name,
                 "timezone": zone.key,
-                "today": {
-                    "sent": len(ledger.items_between(loaded.id, day_start, far, addresses)),
-                    "limit": rules.max_per_day,
-                },
-                "this_week": {
-                    "sent": len(ledger.items_between(loaded.id, week_begin, far, addresses)),
-                    "limit": rules.max_per_week,
-                },
+                "today": {"sent": sum(1 for at in received if at >= day_start), "limit": rules.max_per_day},
+                "this_week": {"sent": sum(1 for at in received if at >= week_begin), "limit": rules.max_per_week},
                 "weeks": weeks,
                 "waiting": waiting,
+                "in_doubt": in_doubt,
                 "meetings": meetings_of(ledger, loaded.id),
                 "agreement": _agreement(loaded.policy.agreement),
                 "answer_times": answer_times(ledger, loaded, now),
@@ -230,6 +242,11 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {when}")
             if item["reason"]:
                 lines.append(f"             {item['reason']}")
+        for item in mentor.get("in_doubt", []):
+            where = item["folder"] or "Needs attention"
+            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  in doubt, in {where}")
+            lines.append(f"             handed to the SMTP server {_when(item['handed_over'], zone)}; no answer came")
+            lines.append("             counted as sent; the “In doubt” notice in your INBOX says what to do")
         if not mentor["waiting"]:
             lines.append("  nothing waiting")
         times = mentor.get("answer_times")
