@@ -20,6 +20,7 @@ from agent.reconcile.recovery import recover
 from agent.store.ledger import DONE, SCHEDULED
 from tests.agent_process import MENTOR, OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
+from tests.test_in_doubt_counts_on_fake import START
 from tests.test_passes_on_fake import Pass, mail
 
 
@@ -202,3 +203,35 @@ def test_a_notice_that_could_not_be_appended_is_appended_at_the_next_pass(hourly
     for _ in range(3):
         run_and_reconnect(hourly)
     assert len(notices(hourly)) == 1, hourly.subjects("INBOX")
+
+
+def test_killed_after_the_placing_move_before_its_ledger_update_the_placed_messages_still_go(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by the kill -9 soak: the placing MOVE into Scheduled done on the server, the daemon killed before
+    the ledger recorded where they went (the rows still said Outbox). Once due, the next life claimed them from
+    the Outbox, found nothing there, and cancelled them as "gone": they stayed in Scheduled, never sent, and she
+    was told nothing."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    made.world.clock = lambda: clock[0]
+    try:
+        outbox_uids = [made.server.put(OUTBOX, mail(f"backlog {n}")) for n in range(3)]
+        made.run()
+        assert made.received() == ["backlog 0"]
+        assert sorted(made.subjects("Scheduled")) == ["backlog 1", "backlog 2"]
+        ledger = made.world.ledger
+        with ledger.transaction():  # as a kill between the MOVE and its ledger update leaves them
+            for row, uid in zip(sorted(ledger.in_states(SCHEDULED), key=lambda r: r.subject), outbox_uids[1:]):
+                ledger.update(row.key, folder=OUTBOX, uid=uid)
+        clock[0] = START + timedelta(hours=3)
+        for _ in range(3):
+            made.run()
+        assert made.received() == ["backlog 0", "backlog 1"], "min_gap 1h: one now"
+        clock[0] = START + timedelta(hours=5)
+        for _ in range(3):
+            made.run()
+        assert made.received() == ["backlog 0", "backlog 1", "backlog 2"]
+        assert made.subjects("Scheduled") == [] and made.subjects(OUTBOX) == []
+    finally:
+        made.world.ledger.close()

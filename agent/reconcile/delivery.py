@@ -139,18 +139,46 @@ async def claim(world: World, rows: Sequence[Row]) -> dict[str, Row]:
         ]
         moved = await world.imap(world.mailbox.move_many, folder, [uid for _, uid in located if uid], folders.sending)
         placed: dict[str, int | None] = {}
+        missing = []
         for row, uid in located:
             if uid is None or uid not in moved:
-                _gone(world, row, folder)
+                missing.append(row)
                 continue
             new_uid = moved[uid]
             placed[row.key] = new_uid if new_uid is not None else await world.locate(folders.sending, row.key, None)
+        if missing and folder == folders.outbox:
+            placed |= await _claim_placed(world, missing)
+        for row in missing:
+            if row.key not in placed:
+                _gone(world, row, folder)
         with ledger.transaction():
             ledger.update_each({key: {"folder": folders.sending, "uid": new_uid} for key, new_uid in placed.items()})
         crash_point("claimed")
         fresh = ledger.get_many(placed)  # as they stand now, in one query
         claimed.update((key, fresh[key]) for key in placed if key in fresh)
     return claimed
+
+
+async def _claim_placed(world: World, rows: list[Row]) -> dict[str, int | None]:
+    """Claim, from Scheduled, messages the ledger still has in the Outbox: a daemon killed between the MOVE that
+    placed them there and its ledger update (:func:`agent.reconcile.intake._schedule` records the move after it)
+    left them so. Without this they were cancelled as gone and stayed in Scheduled, never sent. {key: UID in
+    Sending} of those found there and moved."""
+    folders = world.folders
+    found = [(row, await world.locate(folders.scheduled, row.key, None)) for row in rows]
+    there = {uid: row for row, uid in found if uid is not None}
+    if not there:
+        return {}
+    moved = await world.imap(world.mailbox.move_many, folders.scheduled, sorted(there), folders.sending)
+    placed: dict[str, int | None] = {}
+    for uid, row in there.items():
+        if uid in moved:
+            new_uid = moved[uid]
+            placed[row.key] = new_uid if new_uid is not None else await world.locate(folders.sending, row.key, None)
+            log.info(
+                "%s: found in %s, where it was placed before a restart", named(row.key, row.subject), folders.scheduled
+            )
+    return placed
 
 
 def _gone(world: World, row: Row, folder: str) -> None:
