@@ -243,3 +243,30 @@ def test_a_digest_in_doubt_whose_copy_shows_up_in_sent_after_a_member_moved_back
         assert sorted(times) == [START, START + timedelta(days=1)], "the day-2 hand-over once, not twice"
     finally:
         made.world.ledger.close()
+
+
+def test_the_providers_sent_copy_of_a_digest_in_doubt_is_not_counted_a_second_time(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by the hostile round of the status change: the digest of B, C, D in doubt, then the copy its provider
+    files in Sent (Gmail, Microsoft 365) was counted as another e-mail sent without the agent, so one e-mail
+    counted twice and her next message waited a day more than the agreement says."""
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        assert made.subjects("Needs attention") == ["B", "C", "D"]
+        made.server.put(SENT, made.smtp.messages[-1].content)  # the provider's copy of what it accepted
+        clock[0] = START + timedelta(days=1, minutes=10)
+        for _ in range(3):
+            made.run()
+        day_two = START + timedelta(days=1)
+        history = made.world.ledger.history("rivera", START)
+        assert [item.at for item in history.sent] == [START, day_two], "A, and the one digest e-mail"
+        clock[0] = START + timedelta(days=2)
+        made.server.put(OUTBOX, mail("E"))
+        for _ in range(3):
+            made.run()
+        assert made.received()[-1] == "E", "one a day: day 3 is free"
+    finally:
+        made.world.ledger.close()

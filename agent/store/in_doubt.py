@@ -22,11 +22,12 @@ from agent.rules.addresses import normal_address
 from agent.rules.pacing import SentItem
 
 
-def in_doubt_items(
+def in_doubt_releases(
     db: sqlite3.Connection, mentor: str, addresses: Collection[str], since: datetime, known: Collection[str]
-) -> list[SentItem]:
-    """The releases to ``mentor`` (by her ``addresses``, else her policy id) in doubt since ``since``, as items;
-    ``known``: the ids of what the history has as received already."""
+) -> dict[str, list[tuple[datetime, str, str]]]:
+    """The releases to ``mentor`` (by her ``addresses``, else her policy id) in doubt since ``since`` that count
+    as received: {release: [(handed over, key, Message-ID) of each of its messages]}. ``known``: the ids of
+    what the history has as received already (those are counted there, not again here)."""
     wanted = {normal_address(a) for a in addresses if a.strip()}
     found: dict[str, list[tuple[datetime, str, str]]] = {}
     for key, message_id, item, sent_at, recipients, owner in db.execute(
@@ -36,8 +37,8 @@ def in_doubt_items(
     ):
         hers = any(normal_address(a) in wanted for a in json.loads(recipients)) if wanted else owner == mentor
         if hers:
-            found.setdefault(item or key, []).append((datetime.fromisoformat(sent_at), key, message_id))
-    items = []
+            found.setdefault(item or key, []).append((handed_over(sent_at), key, message_id))
+    counted = {}
     for item, rows in found.items():
         own = {i for _, key, message_id in rows for i in (key, message_id)}
         # By its messages' own ids, not the release's: the other e-mails of a release split in several may have
@@ -46,8 +47,25 @@ def in_doubt_items(
         # messages taken in again and handed over in doubt again are another hand-over, counted on their own.
         if any(i in known for i in own) or any(kept_id(item, at) in known for at, _, _ in rows):
             continue
+        counted[item] = rows
+    return counted
+
+
+def in_doubt_items(
+    db: sqlite3.Connection, mentor: str, addresses: Collection[str], since: datetime, known: Collection[str]
+) -> list[SentItem]:
+    """:func:`in_doubt_releases` as the pacing rules count them: one item per release, at its first hand-over."""
+    items = []
+    for item, rows in in_doubt_releases(db, mentor, addresses, since, known).items():
+        own = {i for _, key, message_id in rows for i in (key, message_id)}
         items.append(SentItem(min(at for at, _, _ in rows), (item, *sorted(own - {item}))))
     return items
+
+
+def handed_over(sent_at: str | datetime) -> datetime:
+    """A ``sent_at`` as written (UTC); one without an offset (a ledger edited by hand) is read as UTC."""
+    moment = datetime.fromisoformat(sent_at) if isinstance(sent_at, str) else sent_at
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 IN_DOUBT_ITEM = "in-doubt:"  # the id a hand-over kept for a member moved back is recorded under (kept_id)

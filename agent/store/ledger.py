@@ -28,7 +28,7 @@ from typing import Any
 
 from agent.rules.addresses import normal_address
 from agent.rules.pacing import History, Reply, SentItem
-from agent.store.in_doubt import in_doubt_items
+from agent.store.in_doubt import in_doubt_items, in_doubt_releases
 from agent.store.schema import migrate
 from agent.store.statefiles import boot_id, naming_the_state_dir, private_dir, private_files, tighten
 
@@ -332,6 +332,11 @@ class Ledger:
                     chunk * 2,
                 )
             )
+            found.update(  # the e-mail the agent made of several (a digest, a split one's first part) not
+                # known to have gone: in doubt, its provider's copy in Sent is that hand-over, already counted
+                r[0]
+                for r in self.db.execute(f"SELECT DISTINCT item FROM messages WHERE item IN ({marks})", chunk)
+            )
             found.update(  # the other parts of a digest that went as several e-mails
                 r[0]
                 for r in self.db.execute(
@@ -438,6 +443,13 @@ class Ledger:
                 for member in json.loads(members):
                     found.setdefault(member, owner)
         return found
+
+    def in_doubt(self, mentor: str, since: datetime, addresses: Sequence[str] = ()) -> dict[str, list[str]]:
+        """The sends in doubt that :meth:`history` counts for ``mentor`` since ``since``: {release: its keys}."""
+        known = addresses or self.mentor_addresses.get(mentor, ())
+        received = {i for sent in self.history(mentor, since, known, in_doubt=False).sent for i in sent.ids}
+        releases = in_doubt_releases(self.db, mentor, known, since, received)
+        return {release: [key for _, key, _ in rows] for release, rows in releases.items()}
 
     def history(self, mentor: str, since: datetime, addresses: Sequence[str] = (), *, in_doubt: bool = True) -> History:
         """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's).

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import Problem, UserError
 from agent.rules.agenda import on_agenda
-from agent.rules.localtime import describe, local_date, shift_days, start_of_day, wall, week_start
+from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import Agreement, PolicyBook
 from agent.rules.refusals import waiting_lines
 from agent.store.answer_times import answer_times
+from agent.store.in_doubt import handed_over
 from agent.store.ledger import ATTENTION, CLAIMED, EARLY, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 from agent.store.statelock import holder
 
@@ -50,13 +51,17 @@ def _waiting(row: Row, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def _in_doubt(row: Row) -> dict[str, Any]:
-    assert row.sent_at is not None
+def _in_doubt(rows: list[Row]) -> dict[str, Any]:
+    """One e-mail in doubt (a digest's messages went as one): its first message, the others ``with`` it."""
+    first, *others = sorted(rows, key=lambda row: (row.arrived, row.subject, row.key))
+    began = min(handed_over(row.sent_at) for row in rows if row.sent_at is not None)
     return {
-        "id": short_id(row.key),
-        "subject": row.subject,
-        "handed_over": row.sent_at.astimezone(UTC).isoformat(),
-        "folder": row.folder,
+        "id": short_id(first.key),
+        "subject": first.subject,
+        "handed_over": began.astimezone(UTC).isoformat(),
+        "folder": first.folder,
+        "to": list(first.recipients),
+        "with": [{"id": short_id(row.key), "subject": row.subject} for row in others],
     }
 
 
@@ -79,8 +84,10 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     owners = {row.key: _owner(book, row) for row in open_rows}
     # Sends in doubt (the line cut after DATA; killed between hand-over and answer), in Needs attention until she
     # decides: counted as received when handed over, as the pacing rules count them (agent.store.in_doubt).
-    doubts = [row for row in ledger.in_states(ATTENTION) if row.sent_at is not None]
-    doubt_owners = {row.key: _owner(book, row) for row in doubts}
+    # Listed under each mentor they count for (by her addresses, as the pacing rules match them), and the rest on
+    # their own: none is hidden. Like the chart, the last WEEKS_SHOWN weeks.
+    doubts = {row.key: row for row in ledger.in_states(ATTENTION) if row.sent_at is not None}
+    listed: set[str] = set()
     for loaded in sorted(book, key=lambda p: p.name):
         zone = loaded.policy.zone
         rules = loaded.policy.email
@@ -99,7 +106,12 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
             begin, end = start_of_day(first, zone), start_of_day(shift_days(first, 7), zone)
             weeks.append({"week": first.isoformat(), "sent": sum(1 for at in received if begin <= at < end)})
         waiting = [_waiting(row, zone) for row in open_rows if owners[row.key] == loaded.id]
-        in_doubt = [_in_doubt(row) for row in doubts if doubt_owners[row.key] == loaded.id]
+        in_doubt = []
+        for keys in ledger.in_doubt(loaded.id, start_of_day(oldest, zone), addresses).values():
+            rows = [doubts[key] for key in keys if key in doubts]
+            if rows:
+                in_doubt.append(_in_doubt(rows))
+                listed.update(keys)
         mentors.append(
             {
                 "id": loaded.id,
@@ -135,7 +147,20 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         for row in ledger.in_states(ATTENTION)
         if row.detail == EARLY and row.uid is not None
     ]
-    return {"now": now.isoformat(), "daemon": daemon, "mentors": mentors, "policy_missing": orphaned, "early": early}
+    window = after(now, -timedelta(weeks=WEEKS_SHOWN))
+    releases: dict[str, list[Row]] = {}
+    for key, row in doubts.items():
+        if key not in listed and row.sent_at is not None and handed_over(row.sent_at) >= window:
+            releases.setdefault(row.item or key, []).append(row)
+    uncounted = [_in_doubt(rows) for rows in releases.values()]
+    return {
+        "now": now.isoformat(),
+        "daemon": daemon,
+        "mentors": mentors,
+        "policy_missing": orphaned,
+        "early": early,
+        "in_doubt_uncounted": uncounted,
+    }
 
 
 def _agreement(agreement: Agreement) -> dict[str, Any]:
@@ -243,9 +268,7 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
             if item["reason"]:
                 lines.append(f"             {item['reason']}")
         for item in mentor.get("in_doubt", []):
-            where = item["folder"] or "Needs attention"
-            lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  in doubt, in {where}")
-            lines.append(f"             handed to the SMTP server {_when(item['handed_over'], zone)}; no answer came")
+            lines.extend(_doubt_lines(item, zone))
             lines.append("             counted as sent; the “In doubt” notice in your INBOX says what to do")
         if not mentor["waiting"]:
             lines.append("  nothing waiting")
@@ -272,4 +295,24 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         )
         for item in data["early"]:
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  to {', '.join(item['to'])}")
+    if data.get("in_doubt_uncounted"):
+        lines.append("")
+        lines.append(_paint("In doubt, counted for no mentor (no policy names its recipients now)", "33", color))
+        for item in data["in_doubt_uncounted"]:
+            lines.extend(_doubt_lines(item, zone))
+            lines.append(f"             to {', '.join(item['to'])}")
     return "\n".join(lines)
+
+
+def _doubt_lines(item: dict[str, Any], zone: tzinfo | None) -> list[str]:
+    """A send in doubt: the agent marked it as sending, then never heard whether the server took it (the line
+    was cut, or the daemon stopped): it may or may not have been handed over."""
+    where = item["folder"] or "Needs attention"
+    lines = [
+        f"  [{item['id']}] {item['subject'][:40]:<40}  in doubt (put in {where})",
+        f"             sending began {_when(item['handed_over'], zone)}; whether the server took it is not known",
+    ]
+    if item["with"]:
+        together = ", ".join(f"[{other['id']}] {other['subject'][:30]}" for other in item["with"])
+        lines.append(f"             in the same e-mail: {together}")
+    return lines
