@@ -165,3 +165,18 @@ def test_a_time_written_without_an_offset_is_read_as_utc_not_a_crash(hourly: tup
     data, text = _status(made, START + timedelta(minutes=5))
     (mentor,) = data["mentors"]
     assert mentor["today"]["sent"] == 1 and mentor["in_doubt"][0]["handed_over"] == START.isoformat(), text
+
+
+def test_outside_her_chart_but_inside_eight_weeks_it_is_not_said_to_have_no_policy(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    """Found by the second hostile round: the chart starts on a Monday in her zone, seven weeks back; a send in doubt
+    on the Sunday before, looked at eight weeks on, fell under "no policy names its recipients now"."""
+    made, _ = hourly
+    _in_doubt(made)
+    (row,) = made.world.ledger.in_states(ATTENTION)
+    sunday = datetime.fromisoformat("2026-12-06T20:00:00+00:00")
+    made.world.ledger.db.execute("UPDATE messages SET sent_at = ? WHERE key = ?", (sunday.isoformat(), row.key))
+    data, text = _status(made, sunday + timedelta(weeks=8) - timedelta(hours=1))
+    assert data["in_doubt_uncounted"] == [], text
+    assert "no policy names" not in text

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 
 from agent.mail.session import Login, MailboxError
+from agent.reconcile.intake import know_mentors
 from agent.reconcile.recovery import recover
-from agent.store.ledger import DONE, SCHEDULED
+from agent.rules.policy import PolicyBook, load_policies
+from agent.store.ledger import CANCELLED, DONE, SCHEDULED
 from tests.agent_process import MENTOR, OUTBOX, policy_text
+from tests.fakes.memory_mailbox import MemoryMailbox
 from tests.servers.smtp import SmtpServer
 from tests.test_in_doubt_counts_on_fake import START
 from tests.test_passes_on_fake import Pass, mail
@@ -222,7 +225,9 @@ def test_killed_after_the_placing_move_before_its_ledger_update_the_placed_messa
         assert sorted(made.subjects("Scheduled")) == ["backlog 1", "backlog 2"]
         ledger = made.world.ledger
         with ledger.transaction():  # as a kill between the MOVE and its ledger update leaves them
-            for row, uid in zip(sorted(ledger.in_states(SCHEDULED), key=lambda r: r.subject), outbox_uids[1:]):
+            for row, uid in zip(
+                sorted(ledger.in_states(SCHEDULED), key=lambda r: r.subject), outbox_uids[1:], strict=True
+            ):
                 ledger.update(row.key, folder=OUTBOX, uid=uid)
         clock[0] = START + timedelta(hours=3)
         for _ in range(3):
@@ -233,5 +238,89 @@ def test_killed_after_the_placing_move_before_its_ledger_update_the_placed_messa
             made.run()
         assert made.received() == ["backlog 0", "backlog 1", "backlog 2"]
         assert made.subjects("Scheduled") == [] and made.subjects(OUTBOX) == []
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_placed_message_found_by_its_message_id_is_claimed_only_if_it_is_the_same_message(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by the second hostile round: A (to Dr. Kim) and B (to Dr. Rivera, one a day) share a Message-ID and both
+    wait in Scheduled; a kill left A's row in the Outbox; she cancels A (Scheduled to Drafts). A's claim found the
+    one message with that Message-ID in Scheduled, B, and sent B's text to Dr. Kim, early; A was recorded as sent."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
+    path = made.settings.policies_dir
+    kim = "jkim@clinic.example.org"
+    text = policy_text(min_gap="1h").replace("Dr. Ana Rivera", "Dr. Jae Kim").replace(MENTOR, kim)
+    (path / "kim.toml").write_text(text)
+    made.world.book = PolicyBook(load_policies(path))
+    know_mentors(made.world)
+    made.world.clock = lambda: clock[0]
+    try:
+        made.server.put(OUTBOX, mail("rivera today"))
+        made.server.put(OUTBOX, mail("kim first", to=kim))
+        made.run()
+        made.run()
+        same = "<same@med.example.edu>"
+        a_uid = made.server.put(OUTBOX, mail("A to Kim", to=kim, message_id=same))
+        made.server.put(OUTBOX, mail("B to Rivera", message_id=same))
+        clock[0] = START + timedelta(minutes=5)
+        made.run()
+        ledger = made.world.ledger
+        rows = {row.subject: row for row in ledger.in_states(SCHEDULED)}
+        assert sorted(made.subjects("Scheduled")) == ["A to Kim", "B to Rivera"]
+        with ledger.transaction():  # a kill between the placing MOVE and its ledger update
+            ledger.update(rows["A to Kim"].key, folder=OUTBOX, uid=a_uid)
+        held = made.server.messages("Scheduled")
+        uid = next(u for u, raw in held.items() if b"Subject: A to Kim" in raw)
+        student = MemoryMailbox(made.server, agent_id="student")  # her mail program
+        student.ensure_folder("Drafts")
+        student.move("Scheduled", uid, "Drafts")  # she cancels A
+        clock[0] = START + timedelta(minutes=70)
+        for _ in range(3):
+            made.run()
+        for received in smtp_server.messages:
+            assert kim not in received.rcpt_tos or b"Subject: B to Rivera" not in received.content, "misdirected"
+        assert "B to Rivera" not in made.received()[2:], "Rivera: one a day, B is due tomorrow"
+        assert ledger.get(rows["A to Kim"].key).state != DONE, "A was never sent"  # type: ignore[union-attr]
+        assert made.subjects("Scheduled") == ["B to Rivera"]
+    finally:
+        made.world.ledger.close()
+
+
+def test_one_of_two_held_with_one_message_id_cancelled_leaves_the_other_its_own(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by the second hostile round, without any kill: A and B share a Message-ID (issue 20) and wait in
+    Scheduled; she cancels A (Scheduled to Drafts). Looking for A where it might have been renumbered found B, the
+    one message left with that Message-ID: A's row took B's place, was sent as done with B's text, and B was
+    recorded as cancelled by her."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    made.world.clock = lambda: clock[0]
+    try:
+        made.server.put(OUTBOX, mail("backlog 0"))
+        made.server.put(OUTBOX, mail("A cancel me", message_id="<same@med.example.edu>"))
+        made.server.put(OUTBOX, mail("B later", message_id="<same@med.example.edu>"))
+        made.run()
+        made.run()
+        assert sorted(made.subjects("Scheduled")) == ["A cancel me", "B later"]
+        held = made.server.messages("Scheduled")
+        uid = next(u for u, raw in held.items() if b"Subject: A cancel me" in raw)
+        student = MemoryMailbox(made.server, agent_id="student")
+        student.ensure_folder("Drafts")
+        student.move("Scheduled", uid, "Drafts")
+        clock[0] = START + timedelta(hours=3)
+        for _ in range(3):
+            made.run()
+        assert made.received() == ["backlog 0", "B later"]
+        states = {
+            row.subject: row.state
+            for row in made.world.ledger.get_many(
+                [row.key for row in made.world.ledger.in_states(DONE, CANCELLED)]
+            ).values()
+        }
+        assert states == {"backlog 0": DONE, "A cancel me": CANCELLED, "B later": DONE}
     finally:
         made.world.ledger.close()

@@ -143,8 +143,12 @@ class World:
             return False
         return True
 
-    async def locate(self, folder: str, key: str, hint: int | None) -> int | None:
-        """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there."""
+    async def locate(self, folder: str, key: str, hint: int | None, *, same: bool = False) -> int | None:
+        """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there.
+
+        ``same``: also a message found alone by its Message-ID must have the row's content (its fingerprint), for a
+        look where a move of ours may not have happened at all: another message with the same Message-ID (issue
+        20) can be the only one there. Without it, one alone is taken for the row's, as before fingerprints."""
         base, content = split_key(key)
         if hint is not None:  # a variant key is its text too: the whole message is read for it
             if content is not None:
@@ -157,14 +161,14 @@ class World:
                     return hint
         if not base.startswith("sha256:"):
             found = await self.imap(self.mailbox.find_by_message_id, folder, base)
-            if content is None and len(found) < 2:
+            if content is None and len(found) < 2 and not (same and found):
                 return found[0] if found else None
             # Two messages share this Message-ID (issue 20): the one with this key's content, i.e. its fingerprint.
             row = self.ledger.get(key) if content is None else None
             wanted = content or (row.fingerprint if row is not None else "")
             whole = await self.imap(self.mailbox.fetch_many, folder, found) if wanted else {}
             match = next((uid for uid, raw in sorted(whole.items()) if fingerprint(raw) == wanted), None)
-            if match is None and content is None:
+            if match is None and content is None and not (same and wanted):
                 return found[0] if found else None  # as before fingerprints: the first with its Message-ID
             return match
         _, uids = await self.imap(self.mailbox.uids, folder)

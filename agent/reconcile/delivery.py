@@ -165,7 +165,7 @@ async def _claim_placed(world: World, rows: list[Row]) -> dict[str, int | None]:
     left them so. Without this they were cancelled as gone and stayed in Scheduled, never sent. {key: UID in
     Sending} of those found there and moved."""
     folders = world.folders
-    found = [(row, await world.locate(folders.scheduled, row.key, None)) for row in rows]
+    found = [(row, await world.locate(folders.scheduled, row.key, None, same=True)) for row in rows]
     there = {uid: row for row, uid in found if uid is not None}
     if not there:
         return {}

@@ -295,7 +295,7 @@ async def follow_scheduled(world: World) -> None:
     known = world.ledger.in_folder(folder)
     for uid, row in known.items():
         if uid not in present and row.state == SCHEDULED:
-            moved = await world.locate(folder, row.key, None)  # renumbered (UIDVALIDITY changed), not deleted
+            moved = await world.locate(folder, row.key, None, same=True)  # renumbered (UIDVALIDITY changed)
             if moved is not None:
                 world.ledger.update(row.key, uid=moved)
                 continue
@@ -704,7 +704,7 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
                 )
         for hold in in_outbox:  # moved by an earlier try whose answer was lost (a crash, a dropped connection)
             if hold.row.key not in placed:
-                found = await world.locate(folders.scheduled, hold.row.key, None)
+                found = await world.locate(folders.scheduled, hold.row.key, None, same=True)
                 if found is not None:
                     placed[hold.row.key] = found
         gone = {hold.row.key for hold in in_outbox if hold.row.key not in placed}

@@ -124,9 +124,17 @@ class SubmissionDesk:
         return bool(self.ledger.known_message_ids([key]))
 
     def _append(self, folder: str, raw: bytes, key: str) -> bool:
-        """APPEND unless a copy is there already (a retry after a lost 250). In a worker thread: blocks."""
+        """APPEND unless a copy is there already (a retry after a lost 250), or on its way: a retry can come while
+        the intake, which took the first copy in after the ledger was asked, has it in Sending (it was appended a
+        second time, then set aside as already sent, with a "Not sent" notice). In a worker thread: blocks."""
         with Connection(self.settings.imap, self.login()) as connection:
-            if not key.startswith("sha256:") and connection.find_by_message_id(folder, key):
-                return False
+            if not key.startswith("sha256:"):
+                if connection.find_by_message_id(folder, key):
+                    return False
+                try:
+                    if connection.find_by_message_id(self.settings.imap.folders.sending, key):
+                        return False
+                except MailboxError:  # no Sending folder yet (the daemon makes it): nothing is on its way
+                    pass
             connection.append(folder, raw)
             return True
