@@ -53,9 +53,9 @@ def test_a_message_in_doubt_counts_so_her_next_waits_the_gap(hourly: tuple[Pass,
     assert made.received() == ["backlog 0", "backlog 1"]
 
 
-def test_killed_between_sending_and_accepted_it_counts_from_when_it_was_handed_over(
-    hourly: tuple[Pass, list[datetime]], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def killed_while_sending(hourly: tuple[Pass, list[datetime]], monkeypatch: pytest.MonkeyPatch, *subjects: str) -> None:
+    """``subjects`` dropped in; the daemon killed right after marking the first ``sending`` (before SMTP), then
+    restarted 20 minutes later (its recovery run)."""
     made, clock = hourly
 
     def crash_point(point: str) -> None:
@@ -63,13 +63,20 @@ def test_killed_between_sending_and_accepted_it_counts_from_when_it_was_handed_o
             raise Crash(point)
 
     monkeypatch.setattr("agent.reconcile.delivery.crash_point", crash_point)
-    for n in range(2):
-        made.server.put(OUTBOX, mail(f"backlog {n}"))
+    for subject in subjects:
+        made.server.put(OUTBOX, mail(subject))
     with pytest.raises(Crash):
         made.run()
     monkeypatch.undo()
     clock[0] = START + timedelta(minutes=20)  # the restart
     asyncio.run(recover(made.world))
+
+
+def test_killed_between_sending_and_accepted_it_counts_from_when_it_was_handed_over(
+    hourly: tuple[Pass, list[datetime]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made, _ = hourly
+    killed_while_sending(hourly, monkeypatch, "backlog 0", "backlog 1")
     (doubt,) = made.world.ledger.in_states(ATTENTION)
     assert doubt.subject == "backlog 0" and doubt.sent_at == START
     made.run()

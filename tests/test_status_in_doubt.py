@@ -7,19 +7,17 @@ while her next message was held "because one went today", and the message in dou
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from agent.reconcile.intake import know_mentors
-from agent.reconcile.recovery import recover
 from agent.rules.policy import PolicyBook, load_policies
 from agent.store.ledger import ATTENTION
 from agent.store.status import collect, render
 from tests.agent_process import MENTOR, OUTBOX
-from tests.test_in_doubt_counts_on_fake import START, Crash, hourly  # noqa: F401  (the fixture)
+from tests.test_in_doubt_counts_on_fake import START, hourly, killed_while_sending  # noqa: F401  (the fixture)
 from tests.test_passes_on_fake import Pass, mail
 
 
@@ -130,18 +128,7 @@ def test_killed_before_the_smtp_server_was_reached_it_is_not_said_to_be_handed_o
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     made, clock = hourly
-
-    def crash_point(point: str) -> None:
-        if point == "sending":
-            raise Crash(point)
-
-    monkeypatch.setattr("agent.reconcile.delivery.crash_point", crash_point)
-    made.server.put(OUTBOX, mail("never left"))
-    with pytest.raises(Crash):
-        made.run()
-    monkeypatch.undo()
-    clock[0] = START + timedelta(minutes=20)
-    asyncio.run(recover(made.world))
+    killed_while_sending(hourly, monkeypatch, "never left")
     _, text = _status(made, clock[0])
     assert made.received() == []
     assert "never left" in text and "whether the server took it is not known" in text, text
