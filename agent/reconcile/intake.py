@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -287,6 +287,19 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
     )
 
 
+async def _found_again(world: World, folder: str, row: Row, held: Collection[int]) -> int | None:
+    """Where ``row``'s message is in ``folder`` when its UID there is gone or unknown: its own copy (its content's
+    fingerprint: renumbered, or moved by a try whose answer was lost), else a copy with its Message-ID that no row of
+    ours holds (saved again by her mail program after an edit, or re-encoded by a server). Never a copy another row
+    holds (``held``: the folder's UIDs our rows have): two messages may share a Message-ID (issue 20), and one of
+    them cancelled must not take the other's place."""
+    own = await world.locate(folder, row.key, None, same=True)
+    if own is not None:
+        return own
+    other = await world.locate(folder, row.key, None)
+    return other if other is not None and other not in held else None
+
+
 async def follow_scheduled(world: World) -> None:
     """Deleted from Scheduled: cancelled. Flagged there: to go now. Found there but unknown: taken in."""
     folder = world.folders.scheduled
@@ -295,7 +308,7 @@ async def follow_scheduled(world: World) -> None:
     known = world.ledger.in_folder(folder)
     for uid, row in known.items():
         if uid not in present and row.state == SCHEDULED:
-            moved = await world.locate(folder, row.key, None, same=True)  # renumbered (UIDVALIDITY changed)
+            moved = await _found_again(world, folder, row, known)  # renumbered, or saved again by her program
             if moved is not None:
                 world.ledger.update(row.key, uid=moved)
                 continue
@@ -702,9 +715,10 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
                 placed[hold.row.key] = (
                     new_uid if new_uid is not None else await world.locate(folders.scheduled, hold.row.key, None)
                 )
+        held_there = set(world.ledger.in_folder(folders.scheduled)) | {uid for uid in placed.values() if uid}
         for hold in in_outbox:  # moved by an earlier try whose answer was lost (a crash, a dropped connection)
             if hold.row.key not in placed:
-                found = await world.locate(folders.scheduled, hold.row.key, None, same=True)
+                found = await _found_again(world, folders.scheduled, hold.row, held_there)
                 if found is not None:
                     placed[hold.row.key] = found
         gone = {hold.row.key for hold in in_outbox if hold.row.key not in placed}
