@@ -357,3 +357,52 @@ def test_a_held_message_she_edits_in_scheduled_goes_as_edited_at_its_time(
         assert b"typo fixed" in smtp_server.messages[-1].content
     finally:
         made.world.ledger.close()
+
+
+@pytest.mark.parametrize("first", ["rivera", "kim"])
+@pytest.mark.parametrize("cancel", ["rivera", "kim"])
+def test_namesakes_to_two_mentors_both_left_in_the_outbox_by_a_kill_never_swap(
+    tmp_path: Path, smtp_server: SmtpServer, cancel: str, first: str
+) -> None:
+    """Found by the fourth hostile round: two held messages share a Message-ID, one to Dr. Rivera and one to Dr. Kim;
+    a kill leaves both rows saying Outbox; she deletes one from Scheduled. The other's copy, the only one left with
+    that Message-ID, was taken for the cancelled row's: it went to both mentors."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
+    kim = "kim@clinic.example.org"
+    text = policy_text(max_per_day=1).replace("Dr. Ana Rivera", "Dr. Lee Kim").replace(MENTOR, kim)
+    (made.settings.policies_dir / "kim.toml").write_text(text)
+    made.world.book = PolicyBook(load_policies(made.settings.policies_dir))
+    know_mentors(made.world)
+    made.world.clock = lambda: clock[0]
+    try:
+        made.server.put(OUTBOX, mail("rivera first"))
+        made.server.put(OUTBOX, mail("kim first", to=kim))
+        made.run()
+        clock[0] = START + timedelta(minutes=10)
+        same = "<same@med.example.edu>"
+        namesakes = {
+            "rivera": mail("for RIVERA only", message_id=same),
+            "kim": mail("for KIM only", to=kim, message_id=same),
+        }
+        order = [first, "kim" if first == "rivera" else "rivera"]
+        out = {f"for {who.upper()} only": made.server.put(OUTBOX, namesakes[who]) for who in order}
+        made.run()
+        ledger = made.world.ledger
+        with ledger.transaction():  # the kill: the placing MOVE done, no row told where
+            for row in ledger.in_states(SCHEDULED):
+                ledger.update(row.key, folder=OUTBOX, uid=out[row.subject])
+        held = {
+            raw.split(b"Subject: ")[1].split(b"\r\n")[0]: uid for uid, raw in made.server.messages("Scheduled").items()
+        }
+        MemoryMailbox(made.server, agent_id="student").delete("Scheduled", held[f"for {cancel.upper()} only".encode()])
+        for day in (0, 1, 2):
+            clock[0] = START + timedelta(days=day, hours=2 if day else 0, minutes=20)
+            for _ in range(3):
+                made.run()
+        for received in smtp_server.messages:
+            to_kim = b"Subject: for KIM only" in received.content or b"Subject: kim first" in received.content
+            assert received.rcpt_tos == ((kim,) if to_kim else (MENTOR,)), received
+        assert not [r for r in smtp_server.messages if f"for {cancel.upper()} only".encode() in r.content]
+    finally:
+        made.world.ledger.close()

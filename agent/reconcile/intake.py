@@ -290,12 +290,15 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
 async def _found_again(world: World, folder: str, row: Row, held: Collection[int]) -> int | None:
     """Where ``row``'s message is in ``folder`` when its UID there is gone or unknown: its own copy (its content's
     fingerprint: renumbered, or moved by a try whose answer was lost), else a copy with its Message-ID that no row of
-    ours holds (saved again by her mail program after an edit, or re-encoded by a server). Never a copy another row
-    holds (``held``: the folder's UIDs our rows have): two messages may share a Message-ID (issue 20), and one of
-    them cancelled must not take the other's place."""
+    ours holds (saved again by her mail program after an edit, or re-encoded by a server; ``held``: the folder's UIDs
+    our rows have). While another open message of ours shares its Message-ID (issue 20), only its own copy: with
+    stale UIDs (a kill, a renumbering) a namesake's copy could take its place, go to this row's mentor, and the
+    namesake's row be recorded as cancelled by her."""
     own = await world.locate(folder, row.key, None, same=True)
     if own is not None:
         return own
+    if world.ledger.namesakes(row.key):
+        return None  # which copy is whose cannot be told once one changed: only its own copy is its message
     other = await world.locate(folder, row.key, None)
     return other if other is not None and other not in held else None
 

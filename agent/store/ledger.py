@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.rules.addresses import normal_address
+from agent.rules.envelope import split_key
 from agent.rules.pacing import History, Reply, SentItem
 from agent.store.in_doubt import in_doubt_items, in_doubt_releases
 from agent.store.schema import migrate
@@ -48,6 +49,11 @@ def _now() -> str:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _like_prefix(text: str) -> str:
+    """``text`` for a LIKE pattern, its wildcards escaped with a backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _text(value: datetime | None) -> str | None:
@@ -314,6 +320,18 @@ class Ledger:
             (folder, *OPEN_STATES),
         )
         return {row.uid: row for row in map(Row.of, records) if row.uid is not None}
+
+    def namesakes(self, key: str) -> list[str]:
+        """The keys of the other open messages that share ``key``'s Message-ID (issue 20: the second one seen is keyed
+        by its Message-ID and a hash of its content)."""
+        base, _ = split_key(key)
+        if base.startswith("sha256:"):
+            return []
+        rows = self.db.execute(
+            f"SELECT key FROM messages WHERE (key = ? OR key LIKE ? ESCAPE '\\') AND state IN ({_OPEN_MARKS})",
+            (base, _like_prefix(base) + "#%", *OPEN_STATES),
+        )
+        return [found for (found,) in rows if found != key and split_key(found)[0] == base]
 
     def known_message_ids(self, message_ids: Iterable[str]) -> set[str]:
         wanted = list(message_ids)
