@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -242,21 +242,29 @@ def test_killed_after_the_placing_move_before_its_ledger_update_the_placed_messa
         made.world.ledger.close()
 
 
+KIM = "jkim@clinic.example.org"
+
+
+def two_mentors(tmp_path: Path, smtp_server: SmtpServer, kim_rules: str) -> tuple[Pass, list[datetime]]:
+    """Dr. Rivera at one a day and Dr. Kim (``KIM``) under ``kim_rules``, on a clock the test moves (from START)."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
+    text = kim_rules.replace("Dr. Ana Rivera", "Dr. Jae Kim").replace(MENTOR, KIM)
+    (made.settings.policies_dir / "kim.toml").write_text(text)
+    made.world.book = PolicyBook(load_policies(made.settings.policies_dir))
+    know_mentors(made.world)
+    made.world.clock = lambda: clock[0]
+    return made, clock
+
+
 def test_a_placed_message_found_by_its_message_id_is_claimed_only_if_it_is_the_same_message(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     """Found by the second hostile round: A (to Dr. Kim) and B (to Dr. Rivera, one a day) share a Message-ID and both
     wait in Scheduled; a kill left A's row in the Outbox; she cancels A (Scheduled to Drafts). A's claim found the
     one message with that Message-ID in Scheduled, B, and sent B's text to Dr. Kim, early; A was recorded as sent."""
-    clock = [START]
-    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
-    path = made.settings.policies_dir
-    kim = "jkim@clinic.example.org"
-    text = policy_text(min_gap="1h").replace("Dr. Ana Rivera", "Dr. Jae Kim").replace(MENTOR, kim)
-    (path / "kim.toml").write_text(text)
-    made.world.book = PolicyBook(load_policies(path))
-    know_mentors(made.world)
-    made.world.clock = lambda: clock[0]
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    kim = KIM
     try:
         made.server.put(OUTBOX, mail("rivera today"))
         made.server.put(OUTBOX, mail("kim first", to=kim))
@@ -367,14 +375,8 @@ def test_namesakes_to_two_mentors_both_left_in_the_outbox_by_a_kill_never_swap(
     """Found by the fourth hostile round: two held messages share a Message-ID, one to Dr. Rivera and one to Dr. Kim;
     a kill leaves both rows saying Outbox; she deletes one from Scheduled. The other's copy, the only one left with
     that Message-ID, was taken for the cancelled row's: it went to both mentors."""
-    clock = [START]
-    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
-    kim = "kim@clinic.example.org"
-    text = policy_text(max_per_day=1).replace("Dr. Ana Rivera", "Dr. Lee Kim").replace(MENTOR, kim)
-    (made.settings.policies_dir / "kim.toml").write_text(text)
-    made.world.book = PolicyBook(load_policies(made.settings.policies_dir))
-    know_mentors(made.world)
-    made.world.clock = lambda: clock[0]
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
+    kim = KIM
     try:
         made.server.put(OUTBOX, mail("rivera first"))
         made.server.put(OUTBOX, mail("kim first", to=kim))
