@@ -1,7 +1,7 @@
 """What the daemon loads: `run` with a password account imports none of the sign-in, discovery or demo libraries,
 and an OAuth2 account only its own provider's (issue 21: they cost a password account 20 MB and half a second).
 
-Structure, not time: the real daemon (the ``mentor-agent`` entry point, ``agent.cli.main:main``) runs against the
+Structure, not time: the real daemon (the ``mentor-agent`` entry point, as pyproject.toml declares it) runs against the
 real servers in a subprocess that writes the names in ``sys.modules`` when it exits (after SIGTERM).
 """
 
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -55,12 +56,14 @@ AFTER_THE_BACKLOG = (
     "agent.rules.answer_kind",  # with the first mail read in INBOX (a reply, a delivery report) or the agreement
 )
 
-# The entry point, with the names of the modules loaded written out at exit.
+# The entry point pyproject.toml declares, with the names of the modules loaded written out at exit.
+_PYPROJECT = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+ENTRY_MODULE, ENTRY_FUNCTION = _PYPROJECT["project"]["scripts"]["mentor-agent"].split(":")
 ENTRY_POINT = (
     "import atexit, os, sys\n"
     "atexit.register(lambda: open(os.environ['MODULES_FILE'], 'w').write('\\n'.join(sorted(sys.modules))))\n"
-    "from agent.cli.main import main\n"
-    "main()\n"
+    f"from {ENTRY_MODULE} import {ENTRY_FUNCTION}\n"
+    f"{ENTRY_FUNCTION}()\n"
 )
 
 
