@@ -13,7 +13,7 @@ import contextlib
 import functools
 import imaplib
 import logging
-import secrets
+import os
 import ssl
 import time
 from collections.abc import Sequence
@@ -45,7 +45,7 @@ class Mailbox(Connection):
         super().__init__(imap, login, ssl_context=ssl_context)
         # Each agent claims with its own keyword, so that after a restart it recognises a claim it made itself
         # (killed between STORE and MOVE) and goes on at once; the daemon passes an id kept in its ledger.
-        self.claim_keyword = CLAIM_KEYWORD + (agent_id or secrets.token_hex(4))
+        self.claim_keyword = CLAIM_KEYWORD + (agent_id or os.urandom(4).hex())
         self.force_copy_fallback = False  # tests set this to exercise COPY + STORE + UID EXPUNGE
         self._claims_seen: dict[tuple[str, int], float] = {}  # (folder, UID) -> when first seen claimed by others
         # Decided by looking, never by the server's name: whether CONDSTORE works when used (iCloud advertises

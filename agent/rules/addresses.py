@@ -17,8 +17,6 @@ from email import errors
 from email import policy as email_policy
 from email.headerregistry import Address
 
-import idna
-
 # A local part beyond ASCII (RFC 6532) and obsolete syntax (RFC 5322 section 4: "Dr. Ana Rivera" unquoted, a
 # route) are fine; any other defect (InvalidHeaderDefect: ``ana@x.org <mallory@y.org>``) makes From name nobody.
 _ALLOWED_DEFECTS = (errors.NonASCIILocalPartDefect, errors.ObsoleteHeaderDefect)
@@ -55,6 +53,8 @@ def ascii_domain(domain: str) -> str | None:
     domain = domain.strip().rstrip(".")
     if domain.isascii() and "xn--" not in domain.lower():
         return domain.lower()
+    import idna  # loaded for the first domain beyond ASCII only
+
     try:
         return idna.encode(domain, uts46=True, transitional=False).decode("ascii").lower()
     except (idna.IDNAError, UnicodeError):
@@ -110,6 +110,8 @@ def _as_written(domain: str) -> bool:
     ascii_form = ascii_domain(domain)
     if ascii_form is None:
         return True  # no IDN: compared as written, never mapped
+    import idna
+
     try:
         unicode_form = idna.decode(ascii_form)
     except (idna.IDNAError, UnicodeError):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
@@ -345,7 +345,7 @@ def with_field(raw: bytes, name: str, value: str) -> bytes:
 
 
 def new_message_id(domain: str) -> str:
-    return f"<{secrets.token_hex(12)}.mentor-agent@{domain}>"
+    return f"<{os.urandom(12).hex()}.mentor-agent@{domain}>"
 
 
 def domain_of(address: str) -> str:

@@ -17,7 +17,7 @@ counts are committed together), so their SQL stays side by side.
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -196,7 +196,7 @@ class Ledger:
         found = self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
         if found:
             return str(found[0])
-        made = secrets.token_hex(4)
+        made = os.urandom(4).hex()
         self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('agent_id', ?)", (made,))
         return str(self.db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()[0])
 
