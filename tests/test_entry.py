@@ -1,4 +1,4 @@
-"""Where the command line starts (agent.cli.entry): modules load with the cyclic collector held, then frozen."""
+"""Where the command line starts (agent.cli.entry): modules load with the cyclic collector held (agent.cli.collector)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent import __version__
-from agent.cli.entry import collector_held
+from agent.cli.collector import collector_held
 
 ROOT = Path(__file__).parents[1]
 

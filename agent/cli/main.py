@@ -230,7 +230,7 @@ def simulate_command(policy_file: Path | None, events_file: Path | None, as_json
 @friendly
 def run(config: Path | None, log_level: str, json_logs: bool) -> None:
     """Run the daemon: watch the Outbox, keep the agreements, send."""
-    from agent.cli.entry import collector_held
+    from agent.cli.collector import collector_held
 
     with collector_held():
         from agent.daemon.service import run_daemon
