@@ -303,6 +303,52 @@ async def _found_again(world: World, folder: str, row: Row, held: Collection[int
     return other if other is not None and other not in held else None
 
 
+async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> None:
+    """``row``'s message, found again at ``uid`` in ``folder`` (Scheduled): as it was (renumbered), or as she edited
+    it (her mail program saves an edit as a new copy with the same Message-ID). An edit goes as edited: to whom the
+    edit names, never to the row's old recipients with the new ones in its header. Still to the same mentor (or to no
+    mentor, as before) and without a mistake: it keeps its time, with the edit's recipients, subject and form. To
+    another mentor (or none, or two), or with a mistake: it is no longer the message the plan was made for; it goes
+    back to the Outbox and is taken in afresh there, paced, told and refused as any message put there."""
+    raw = await world.imap(world.mailbox.fetch, folder, uid)
+    if raw is None:
+        return  # gone again meanwhile: the next pass looks once more
+    content = fingerprint(raw)
+    if not row.fingerprint or content == row.fingerprint:
+        world.ledger.update(row.key, uid=uid)
+        return
+    envelope = parse_envelope(raw)
+    policies = {p.id: p for p in (world.book.for_address(a) for a in envelope.recipients) if p is not None}
+    if not envelope.problems and set(policies) == ({row.mentor} if row.mentor else set()):
+        mentor = policies.get(row.mentor) if row.mentor else None
+        edited = _row(envelope, mentor, row.arrived, row.state, folder, uid, world, content, row.forced)
+        world.ledger.update(
+            row.key,
+            uid=uid,
+            subject=edited.subject,
+            sender=edited.sender,
+            recipients=edited.recipients,
+            standalone=edited.standalone or carries_itip(raw),
+            group_key=edited.group_key,
+            fingerprint=content,
+        )
+        log.info("%s: edited in %s; goes as edited, at its time", named(row.key, edited.subject), folder)
+        return
+    # Moved first: a kill before the ledger says so leaves the edit in the Outbox, taken in there as a message of
+    # its own (its content differs from the row's), and the row cancelled as taken out of Scheduled by her.
+    try:
+        await world.imap(world.mailbox.move, folder, uid, world.folders.outbox)
+    except MessageGone:
+        return
+    why = "edited in Scheduled to other recipients: taken in again from the Outbox"
+    world.ledger.update(
+        row.key, state=CANCELLED, folder=world.folders.outbox, uid=None, fingerprint=content, detail=why
+    )
+    world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=why)
+    log.info("%s: %s", named(row.key, envelope.subject or row.subject), why)
+    publish(Cancelled(row.key, why))
+
+
 async def follow_scheduled(world: World) -> None:
     """Deleted from Scheduled: cancelled. Flagged there: to go now. Found there but unknown: taken in."""
     folder = world.folders.scheduled
@@ -313,7 +359,7 @@ async def follow_scheduled(world: World) -> None:
         if uid not in present and row.state == SCHEDULED:
             moved = await _found_again(world, folder, row, known)  # renumbered, or saved again by her program
             if moved is not None:
-                world.ledger.update(row.key, uid=moved)
+                await _found_as_edited(world, folder, row, moved)
                 continue
             world.ledger.update(row.key, state=CANCELLED, detail="taken out of Scheduled by the student")
             world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="taken out of Scheduled")
