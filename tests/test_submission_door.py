@@ -287,3 +287,25 @@ def test_the_programs_sent_copy_of_a_message_set_aside_leaves_sent(agent: Agent)
     agent.smtp.wait_for(1)
     eventually(lambda: agent.subjects("Sent") == ["Marker"])
     assert agent.subjects("Needs attention") == ["[agenda] Topics for Friday"]
+
+
+def test_another_message_reusing_a_message_id_is_taken_as_a_message_of_its_own(agent: Agent) -> None:
+    """Left by the second hostile round of issue 21: a mail program (or a script) hands over a second, different
+    message with the Message-ID of one already taken. It was answered 250 and dropped: lost, and nobody told. Now it
+    is taken and goes, once, with a Message-ID of its own; a retry of either is still taken once."""
+    port = open_door(agent)
+    agent.start()
+    secret = password(agent)
+    first = mail("Lunch on Friday?", to="friend@example.org", message_id=False, Message_ID="<reused@med.example.edu>")
+    second = mail("Notes from rounds", to="friend@example.org", message_id=False, Message_ID="<reused@med.example.edu>")
+    submit(port, secret, first, ["friend@example.org"])
+    agent.smtp.wait_for(1)
+    submit(port, secret, second, ["friend@example.org"])
+    agent.smtp.wait_for(2)
+    submit(port, secret, second, ["friend@example.org"])  # a retry after a lost 250: taken once
+    submit(port, secret, first, ["friend@example.org"])
+    eventually(lambda: sorted(agent.subjects("Sent")) == ["Lunch on Friday?", "Notes from rounds"])
+    subjects = sorted(parse(m.content)["Subject"] for m in agent.smtp.messages)
+    assert subjects == ["Lunch on Friday?", "Notes from rounds"]
+    assert len({parse(m.content)["Message-ID"] for m in agent.smtp.messages}) == 2
+    assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}

@@ -22,7 +22,7 @@ from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.client import Connection
 from agent.mail.session import Login, MailboxError
-from agent.rules.envelope import domain_of, parse_envelope
+from agent.rules.envelope import domain_of, fingerprint, parse_envelope, variant_key
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import Submitted, as_submitted, head_print
 from agent.store.answers import last_logged_at
@@ -80,12 +80,13 @@ class SubmissionDesk:
         if not to_mentor and not self.settings.pass_through:
             log.warning("%s: refused: to no mentor, and pass_through is off", what)
             return "550 5.7.1 not to a mentor, and pass_through is off: send it from your own mail server"
-        if self._had(envelope.key):
+        content = fingerprint(submitted.raw)
+        if self._had(envelope.key, content):
             log.info("%s: handed over again; already taken, so not a second time", what)
             return "250 2.0.0 mentor-agent has this message already"
         folder = self.settings.imap.folders.outbox
         try:
-            added = await asyncio.to_thread(self._append, folder, submitted.raw, envelope.key)
+            added = await asyncio.to_thread(self._append, folder, submitted.raw, envelope.key, content)
         except (MailboxError, OSError, TimeoutError) as error:
             log.warning("%s: not taken (the Mentor Outbox cannot be reached: %s); answered 451", what, error)
             return "451 4.3.0 mentor-agent cannot reach your Mentor Outbox just now; your mail program will try again"
@@ -115,26 +116,44 @@ class SubmissionDesk:
                 return submitted
             generation += 1
 
-    def _had(self, key: str) -> bool:
-        """Whether this message was handed over already: on its way or sent, or handed over and not yet taken in.
-        One cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try."""
+    def _had(self, key: str, content: str) -> bool:
+        """Whether this message (``content``: its fingerprint) was handed over already: on its way or sent, or handed
+        over and not yet taken in. One cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken
+        again, as a new try. Another message with the same Message-ID (a program or script that reuses one) is not
+        this one: it is taken, and goes with a Message-ID of its own (the intake keys it by its content)."""
         row = self.ledger.get(key)
+        if row is not None and row.fingerprint and row.fingerprint != content:
+            row = self.ledger.get(variant_key(key, content))  # this one, taken before beside the other?
+            if row is None:
+                return False
         if row is not None:
             return row.state in OPEN_STATES or row.state == DONE
+        if last_logged_at(self.ledger, SUBMITTED, key) is not None:
+            return False  # handed over, not yet taken in: the Outbox says whether it is this one (_append)
         return bool(self.ledger.known_message_ids([key]))
 
-    def _append(self, folder: str, raw: bytes, key: str) -> bool:
+    def _append(self, folder: str, raw: bytes, key: str, content: str) -> bool:
         """APPEND unless a copy is there already (a retry after a lost 250), or on its way: a retry can come while
         the intake, which took the first copy in after the ledger was asked, has it in Sending (it was appended a
-        second time, then set aside as already sent, with a "Not sent" notice). In a worker thread: blocks."""
+        second time, then set aside as already sent, with a "Not sent" notice). A copy is this message only with its
+        content (``content``: its fingerprint), not its Message-ID alone. In a worker thread: blocks."""
         with Connection(self.settings.imap, self.login()) as connection:
             if not key.startswith("sha256:"):
-                if connection.find_by_message_id(folder, key):
+                if self._copy_in(connection, folder, key, content):
                     return False
                 try:
-                    if connection.find_by_message_id(self.settings.imap.folders.sending, key):
+                    if self._copy_in(connection, self.settings.imap.folders.sending, key, content):
                         return False
                 except MailboxError:  # no Sending folder yet (the daemon makes it): nothing is on its way
                     pass
             connection.append(folder, raw)
             return True
+
+    @staticmethod
+    def _copy_in(connection: Connection, folder: str, key: str, content: str) -> bool:
+        """Whether ``folder`` holds a copy of this message: its Message-ID and its content."""
+        for uid in connection.find_by_message_id(folder, key):
+            raw = connection.fetch(folder, uid)
+            if raw is not None and fingerprint(raw) == content:
+                return True
+        return False
