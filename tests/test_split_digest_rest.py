@@ -27,10 +27,14 @@ from agent.errors import LoginRefused
 from agent.mail.smtp import Delivery, Sender, SendStopped
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
+from agent.reconcile.digest_delivery import PART_ACCEPTED
+from agent.reconcile.digest_delivery import mark_part as mark
+from agent.reconcile.history import Seen, scan_sent
 from agent.reconcile.intake import carry_out, know_mentors
 from agent.reconcile.recovery import recover
 from agent.rules.policy import PolicyBook, load_policies
 from agent.store.ledger import ATTENTION, DONE, SCHEDULED, Row
+from agent.store.status import collect
 from tests.agent_process import MENTOR, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_delivery_on_fake import Setup, notice
@@ -342,3 +346,65 @@ def test_the_rest_is_paced_again_with_one_a_day_it_waits_for_the_next_day(
         assert kept(paced) == [], "nothing kept for recovery once all is done"
     finally:
         paced.close()
+
+
+def counted_this_week(setup: Setup) -> int:
+    """The e-mails to Rivera this week as `status` and the pacing count them."""
+    (mentor,) = collect(setup.world.book, setup.world.ledger, setup.now)["mentors"]
+    return int(mentor["this_week"]["sent"])
+
+
+def in_doubt_items(setup: Setup, rows: list[Row]) -> set[str | None]:
+    return {got.item for row in rows if (got := setup.world.ledger.get(row.key)) and got.state == ATTENTION}
+
+
+def test_a_later_part_in_doubt_is_counted_once_with_its_providers_copy_in_sent(paced: Paced) -> None:
+    """Left by the first hostile round of issue 21: the second e-mail of a split digest in doubt (its answer lost),
+    filed in Sent by the provider, was counted twice (in doubt, and as sent without the agent): her next message
+    waited longer than agreed. Its messages are known by that e-mail's own Message-ID now."""
+    count = [0]
+
+    def gate(stage: str, _: int) -> str | None:
+        if stage == "MAIL":
+            count[0] += 1
+            if count[0] == 2:
+                paced.smtp.drop_after_data()
+        return None
+
+    paced.provider_files_in_sent()
+    paced.smtp.state.gate = gate
+    rows = release(paced)
+    run(deliver_all(paced.world, [Item(rows)]))
+    paced.smtp.state.gate = None
+    second = message_from_bytes(paced.smtp.messages[1].content)["Message-ID"]
+    assert in_doubt_items(paced, rows) == {second}
+    paced.passes()
+    run(scan_sent(paced.world, Seen()))
+    assert len(paced.smtp.messages) == 3
+    assert counted_this_week(paced) == 3, "each e-mail once: none again from Sent"
+
+
+def test_a_later_part_left_in_doubt_by_a_crash_is_counted_once_with_its_providers_copy_in_sent(
+    paced: Paced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same after a kill: the second e-mail accepted, the daemon killed before it wrote so; recover() puts its
+    messages in doubt, known by that e-mail's Message-ID."""
+
+    def mark_part(world: World, item: str, index: int, state: str) -> None:
+        if index == 1 and state == PART_ACCEPTED:
+            raise Crash("killed after the second e-mail's 250")
+        mark(world, item, index, state)
+
+    paced.provider_files_in_sent()
+    monkeypatch.setattr("agent.reconcile.delivery.mark_part", mark_part)
+    rows = release(paced)
+    with pytest.raises(Crash):
+        run(deliver_all(paced.world, [Item(rows)]))
+    monkeypatch.undo()
+    run(recover(paced.restart()))
+    second = message_from_bytes(paced.smtp.messages[1].content)["Message-ID"]
+    assert in_doubt_items(paced, rows) == {second}
+    paced.passes()
+    run(scan_sent(paced.world, Seen()))
+    assert len(paced.smtp.messages) == 3
+    assert counted_this_week(paced) == 3

@@ -55,6 +55,7 @@ from agent.reconcile.digest_delivery import (
     compose_release,
     divide,
     forget,
+    in_own_part,
     load_parts,
     mark_part,
     record_received,
@@ -508,6 +509,7 @@ async def _send(
         await back_to_scheduled(world, rest, _NEVER_STARTED)
     except InDoubtError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
+        failed = in_own_part(world, item, failed, parts_sent)
         await attention(world, failed, f"the connection broke while the server was accepting it ({error})", doubt=True)
         await back_to_scheduled(world, rest, _NEVER_STARTED)
     except TransientSendError as error:

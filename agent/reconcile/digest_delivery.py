@@ -121,6 +121,20 @@ def divide(rows: Sequence[Row], parts: Sequence[Part], done: int) -> tuple[list[
     )
 
 
+def in_own_part(world: World, item: str, rows: Sequence[Row], index: int) -> list[Row]:
+    """``rows``, the messages of part ``index`` of a split release whose sending is in doubt, known from now on by
+    that part's own Message-ID (``item``: the first part's). It is the e-mail the mentor may have got: counted once,
+    as that e-mail, and its provider's copy in Sent is recognised as it (not as mail sent without the agent)."""
+    parts = load_parts(world, item)
+    if parts is None or not 0 < index < len(parts):
+        return list(rows)
+    own = parts[index].message_id
+    with world.ledger.transaction():
+        for row in rows:
+            world.ledger.update(row.key, item=own)
+    return [replace(row, item=own) for row in rows]
+
+
 def mark_part(world: World, item: str, index: int, state: str) -> None:
     """Record, flushed to disk, that part ``index`` of a split release is being sent (PART_SENDING) or was
     accepted (PART_ACCEPTED): a part never marked PART_SENDING was certainly never handed to SMTP."""

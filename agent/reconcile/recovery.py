@@ -27,6 +27,7 @@ from agent.reconcile.digest_delivery import (
     back_to_scheduled,
     divide,
     forget,
+    in_own_part,
     load_parts,
     mark_part,
     record_received,
@@ -139,6 +140,7 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
         await back_to_scheduled(world, fresh, "not sent yet: mentor-agent stopped before it went; it goes again")
     if in_doubt:
         number = done + 1
+        in_doubt = in_own_part(world, item, in_doubt, done)
         await attention(
             world,
             in_doubt,
