@@ -3,13 +3,14 @@
 It goes as edited, to whom the edit names. The same mentor: at its time, to the edit's recipients (a Cc she added
 gets it too). Another mentor, no mentor, or a mistake in the edit: it is no longer the message the plan was made for,
 so it goes back to the Outbox and is taken in afresh there, paced by the rules of whom it is to now. It never goes to
-the old recipients with the new ones in its header. (Left by the fourth hostile round of issue 21; on the in-memory
-mailbox and the real aiosmtpd server.)
+the old recipients with the new ones in its header. (On the in-memory mailbox and the real aiosmtpd server.)
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.store.ledger import CANCELLED, DONE, SCHEDULED
@@ -23,7 +24,7 @@ from tests.test_waiting_behind_on_fake import KIM, two_mentors
 FRIEND = "friend@elsewhere.example.org"
 
 
-def held_second(made: Pass, clock: list) -> bytes:  # type: ignore[type-arg]
+def held_second(made: Pass, clock: list[datetime]) -> bytes:
     """Dr. Rivera (one a day) got "first"; "second" waits in Scheduled for tomorrow. Its text there."""
     made.server.put(OUTBOX, mail("first"))
     made.run()
@@ -36,27 +37,66 @@ def held_second(made: Pass, clock: list) -> bytes:  # type: ignore[type-arg]
     return raw
 
 
-def edit(made: Pass, raw: bytes, old: bytes, new: bytes) -> None:
-    """Her mail program saves the edit: the old copy expunged, the new one appended, the same Message-ID."""
+def edited(made: Pass, raw: bytes, old: bytes, new: bytes, folder: str = "Scheduled") -> None:
+    """Her mail program saves the edit: the old copy expunged, the new one appended to ``folder``, the same
+    Message-ID (``folder`` the Outbox: the agent's move back done, then a kill before the ledger was told)."""
     ((uid, _),) = made.server.messages("Scheduled").items()
     MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
     assert old in raw
-    made.server.put("Scheduled", raw.replace(old, new))
+    made.server.put(folder, raw.replace(old, new))
 
 
-def test_a_cc_she_adds_to_a_held_message_gets_it_too_at_its_time(tmp_path: Path, smtp_server: SmtpServer) -> None:
+def passes(made: Pass, clock: list[datetime], at: timedelta) -> None:
+    clock[0] = START + at
+    for _ in range(3):
+        made.run()
+
+
+@contextmanager
+def readdressed(tmp_path: Path, smtp_server: SmtpServer, to: str, folder: str = "Scheduled") -> Iterator[Pass]:
+    """Dr. Rivera's "second", held, then edited to be to ``to`` (Dr. Kim's rules: an hour's gap); the passes of that
+    day and of two days later."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        raw = held_second(made, clock)
+        edited(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {to}\r\n".encode(), folder)
+        passes(made, clock, timedelta(minutes=20))
+        passes(made, clock, timedelta(days=2))
+        yield made
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_held_message_she_edits_in_scheduled_goes_as_edited_at_its_time(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by the third hostile round of issue 21: the check that keeps two messages sharing a Message-ID apart had
+    made this "taken out of Scheduled by the student": never sent, left in Scheduled, nobody told."""
     made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
     try:
         raw = held_second(made, clock)
-        edit(made, raw, b"Subject: second\r\n", f"Subject: second, with Cc\r\nCc: {FRIEND}\r\n".encode())
-        clock[0] = START + timedelta(minutes=20)
-        made.run()
+        edited(made, raw, b"Hello.", b"Hello, typo fixed.")
+        passes(made, clock, timedelta(minutes=20))
+        (row,) = made.world.ledger.in_states(SCHEDULED)
+        assert row.subject == "second", "still held, not cancelled"
+        passes(made, clock, timedelta(days=1, hours=2))
+        assert made.received() == ["first", "second"]
+        assert b"typo fixed" in smtp_server.messages[-1].content
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_cc_she_adds_to_a_held_message_gets_it_too_at_its_time(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Left by the fourth hostile round of issue 21, as all below: the edit went to the row's old recipients."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
+    try:
+        raw = held_second(made, clock)
+        edited(made, raw, b"Subject: second\r\n", f"Subject: second, with Cc\r\nCc: {FRIEND}\r\n".encode())
+        passes(made, clock, timedelta(minutes=20))
         (row,) = made.world.ledger.in_states(SCHEDULED)
         assert row.subject == "second, with Cc", "still held for its time, as edited"
         assert made.received() == ["first"], "the same mentor: it waits for its time"
-        clock[0] = START + timedelta(days=1, hours=2)
-        for _ in range(3):
-            made.run()
+        passes(made, clock, timedelta(days=1, hours=2))
         assert made.received() == ["first", "second, with Cc"]
         assert sorted(smtp_server.messages[-1].rcpt_tos) == sorted([MENTOR, FRIEND])
     finally:
@@ -66,64 +106,29 @@ def test_a_cc_she_adds_to_a_held_message_gets_it_too_at_its_time(tmp_path: Path,
 def test_a_held_message_she_readdresses_to_another_mentor_never_goes_to_the_first(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
-    try:
-        raw = held_second(made, clock)
-        edit(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {KIM}\r\n".encode())
-        clock[0] = START + timedelta(minutes=20)
-        for _ in range(3):
-            made.run()
-        assert made.received() == ["first", "second"], "Dr. Kim's rules allow it now"
-        assert smtp_server.messages[-1].rcpt_tos == (KIM,)
-        clock[0] = START + timedelta(days=2)
-        for _ in range(3):
-            made.run()
+    with readdressed(tmp_path, smtp_server, KIM) as made:
+        assert made.received() == ["first", "second"], "Dr. Kim's rules allow it at once"
         assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (KIM,)], "never to Dr. Rivera"
         assert made.subjects("Scheduled") == [] and made.subjects(OUTBOX) == []
         states = sorted(row.state for row in made.world.ledger.in_states(DONE, SCHEDULED, CANCELLED))
         assert states == [DONE, DONE], "the edit is one message, sent once"
-    finally:
-        made.world.ledger.close()
 
 
 def test_a_held_message_she_readdresses_to_a_friend_goes_to_the_friend_only(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
-    try:
-        raw = held_second(made, clock)
-        edit(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {FRIEND}\r\n".encode())
-        clock[0] = START + timedelta(minutes=20)
-        for _ in range(3):
-            made.run()
+    with readdressed(tmp_path, smtp_server, FRIEND) as made:
         assert made.received() == ["first", "second"]
-        assert smtp_server.messages[-1].rcpt_tos == (FRIEND,)
-        clock[0] = START + timedelta(days=2)
-        for _ in range(3):
-            made.run()
-        assert len(smtp_server.messages) == 2, "never to Dr. Rivera as well"
-    finally:
-        made.world.ledger.close()
+        assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (FRIEND,)], "never to Dr. Rivera as well"
 
 
 def test_a_held_message_she_readdresses_to_two_mentors_is_put_in_needs_attention(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
-    try:
-        raw = held_second(made, clock)
-        edit(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {MENTOR}, {KIM}\r\n".encode())
-        clock[0] = START + timedelta(minutes=20)
-        for _ in range(3):
-            made.run()
-        clock[0] = START + timedelta(days=2)
-        for _ in range(3):
-            made.run()
+    with readdressed(tmp_path, smtp_server, f"{MENTOR}, {KIM}") as made:
         assert made.received() == ["first"], "to two mentors at once: not sent, as from the Outbox"
         assert made.subjects("Needs attention") == ["second"]
         assert any("second" in subject for subject in made.subjects("INBOX")), "and she is told"
-    finally:
-        made.world.ledger.close()
 
 
 def test_killed_after_the_edit_went_back_to_the_outbox_it_still_goes_once_to_whom_it_names(
@@ -131,20 +136,6 @@ def test_killed_after_the_edit_went_back_to_the_outbox_it_still_goes_once_to_who
 ) -> None:
     """The move back to the Outbox done, the ledger not told (a kill): the edit is taken in there as a message of its
     own and the old row is cancelled as taken out of Scheduled; nothing goes to Dr. Rivera, nothing twice."""
-    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
-    try:
-        raw = held_second(made, clock)
-        ((uid, _),) = made.server.messages("Scheduled").items()
-        student = MemoryMailbox(made.server, agent_id="student")
-        student.delete("Scheduled", uid)
-        made.server.put(OUTBOX, raw.replace(f"To: {MENTOR}\r\n".encode(), f"To: {KIM}\r\n".encode()))
-        clock[0] = START + timedelta(minutes=20)
-        for _ in range(3):
-            made.run()
-        clock[0] = START + timedelta(days=2)
-        for _ in range(3):
-            made.run()
+    with readdressed(tmp_path, smtp_server, KIM, folder=OUTBOX) as made:
         assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (KIM,)]
         assert made.subjects("Scheduled") == [] and made.subjects(OUTBOX) == []
-    finally:
-        made.world.ledger.close()

@@ -180,17 +180,22 @@ def test_after_a_refused_part_the_parts_never_started_go_as_one_digest(paced: Pa
     assert kept(paced) == [], "nothing kept for recovery once all is done"
 
 
-def test_after_a_lost_answer_the_parts_never_started_go_as_one_digest(paced: Paced) -> None:
+def lose_answer_to_mail(setup: Setup, number: int) -> None:
+    """The connection drops right after the ``number``-th e-mail's DATA: the server has it, the agent never hears."""
     count = [0]
 
     def gate(stage: str, _: int) -> str | None:
         if stage == "MAIL":
             count[0] += 1
-            if count[0] == 2:
-                paced.smtp.drop_after_data()
+            if count[0] == number:
+                setup.smtp.drop_after_data()
         return None
 
-    paced.smtp.state.gate = gate
+    setup.smtp.state.gate = gate
+
+
+def test_after_a_lost_answer_the_parts_never_started_go_as_one_digest(paced: Paced) -> None:
+    lose_answer_to_mail(paced, 2)
     rows = release(paced)
     run(deliver_all(paced.world, [Item(rows)]))
     assert states(paced, rows) == [DONE, DONE, ATTENTION, ATTENTION, SCHEDULED, SCHEDULED]
@@ -362,17 +367,8 @@ def test_a_later_part_in_doubt_is_counted_once_with_its_providers_copy_in_sent(p
     """Left by the first hostile round of issue 21: the second e-mail of a split digest in doubt (its answer lost),
     filed in Sent by the provider, was counted twice (in doubt, and as sent without the agent): her next message
     waited longer than agreed. Its messages are known by that e-mail's own Message-ID now."""
-    count = [0]
-
-    def gate(stage: str, _: int) -> str | None:
-        if stage == "MAIL":
-            count[0] += 1
-            if count[0] == 2:
-                paced.smtp.drop_after_data()
-        return None
-
     paced.provider_files_in_sent()
-    paced.smtp.state.gate = gate
+    lose_answer_to_mail(paced, 2)
     rows = release(paced)
     run(deliver_all(paced.world, [Item(rows)]))
     paced.smtp.state.gate = None
