@@ -139,3 +139,39 @@ def test_killed_after_the_edit_went_back_to_the_outbox_it_still_goes_once_to_who
     with readdressed(tmp_path, smtp_server, KIM, folder=OUTBOX) as made:
         assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (KIM,)]
         assert made.subjects("Scheduled") == [] and made.subjects(OUTBOX) == []
+
+
+def test_an_edit_of_one_of_two_held_messages_sharing_a_message_id_goes_as_edited_and_never_swaps(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Left by the fourth hostile round of issue 21: two held messages share a Message-ID (issue 20); she edits one.
+    Which copy was whose could not be told, so the edited one was recorded as cancelled by her and its edit stayed
+    in Scheduled, never sent, nobody told. While the other's copy is where its row says, the new copy is the edit."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
+    try:
+        made.server.put(OUTBOX, mail("rivera first"))
+        made.server.put(OUTBOX, mail("kim first", to=KIM))
+        made.run()
+        clock[0] = START + timedelta(minutes=10)
+        same = "<same@med.example.edu>"
+        made.server.put(OUTBOX, mail("for RIVERA only", message_id=same))
+        made.server.put(OUTBOX, mail("for KIM only", to=KIM, message_id=same))
+        made.run()
+        made.run()
+        held = {raw.split(b"Subject: ")[1].split(b"\r\n")[0]: raw for raw in made.server.messages("Scheduled").values()}
+        assert sorted(held) == [b"for KIM only", b"for RIVERA only"]
+        uid = next(u for u, raw in made.server.messages("Scheduled").items() if b"for KIM only" in raw)
+        MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
+        made.server.put("Scheduled", held[b"for KIM only"].replace(b"Hello.", b"Hello, Dr. Kim, edited."))
+        passes(made, clock, timedelta(minutes=20))
+        assert sorted(row.subject for row in made.world.ledger.in_states(SCHEDULED)) == [
+            "for KIM only",
+            "for RIVERA only",
+        ]
+        passes(made, clock, timedelta(days=1, hours=2))
+        passes(made, clock, timedelta(days=2, hours=2))
+        got = {(m.rcpt_tos, b"edited" in m.content) for m in smtp_server.messages if b"only" in m.content}
+        assert got == {((KIM,), True), ((MENTOR,), False)}, "each to its own mentor, the edit as edited"
+        assert made.subjects("Scheduled") == []
+    finally:
+        made.world.ledger.close()

@@ -31,7 +31,15 @@ from agent.reconcile.intake_lookup import IntakeLookup
 from agent.reconcile.not_answers import tell_tagged_recipients
 from agent.reconcile.sent_filing import follow_filing
 from agent.rules.calendar_parts import carries_itip
-from agent.rules.envelope import Envelope, domain_of, fingerprint, new_message_id, parse_envelope, variant_key
+from agent.rules.envelope import (
+    Envelope,
+    domain_of,
+    fingerprint,
+    new_message_id,
+    parse_envelope,
+    split_key,
+    variant_key,
+)
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
@@ -287,20 +295,31 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
     )
 
 
-async def _found_again(world: World, folder: str, row: Row, held: Collection[int]) -> int | None:
+async def _found_again(
+    world: World, folder: str, row: Row, held: Collection[int], present: Collection[int] | None = None
+) -> int | None:
     """Where ``row``'s message is in ``folder`` when its UID there is gone or unknown: its own copy (its content's
     fingerprint: renumbered, or moved by a try whose answer was lost), else a copy with its Message-ID that no row of
     ours holds (saved again by her mail program after an edit, or re-encoded by a server; ``held``: the folder's UIDs
-    our rows have). While another open message of ours shares its Message-ID (issue 20), only its own copy: with
-    stale UIDs (a kill, a renumbering) a namesake's copy could take its place, go to this row's mentor, and the
-    namesake's row be recorded as cancelled by her."""
+    our rows have). While another open message of ours shares its Message-ID (issue 20), such a copy is this row's
+    only if every one of those is where its row says, in ``folder`` (``present``: the folder's UIDs now): with stale
+    UIDs (a kill, a renumbering) a namesake's copy could take its place, go to this row's mentor, and the namesake's
+    row be recorded as cancelled by her. Without ``present``, only its own copy."""
     own = await world.locate(folder, row.key, None, same=True)
     if own is not None:
         return own
-    if world.ledger.namesakes(row.key):
-        return None  # which copy is whose cannot be told once one changed: only its own copy is its message
-    other = await world.locate(folder, row.key, None)
-    return other if other is not None and other not in held else None
+    namesakes = world.ledger.namesakes(row.key)
+    if not namesakes:
+        other = await world.locate(folder, row.key, None)
+        return other if other is not None and other not in held else None
+    if present is None:
+        return None
+    rows = world.ledger.get_many(namesakes).values()
+    if len(rows) != len(namesakes) or any(r.folder != folder or r.uid not in present for r in rows):
+        return None  # which copy is whose cannot be told: only its own copy is its message
+    base, _ = split_key(row.key)
+    unheld = [uid for uid in await world.imap(world.mailbox.find_by_message_id, folder, base) if uid not in held]
+    return unheld[0] if len(unheld) == 1 else None
 
 
 async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> None:
@@ -308,8 +327,9 @@ async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> Non
     it (her mail program saves an edit as a new copy with the same Message-ID). An edit goes as edited: to whom the
     edit names, never to the row's old recipients with the new ones in its header. Still to the same mentor (or to no
     mentor, as before) and without a mistake: it keeps its time, with the edit's recipients, subject and form. To
-    another mentor (or none, or two), or with a mistake: it is no longer the message the plan was made for; it goes
-    back to the Outbox and is taken in afresh there, paced, told and refused as any message put there."""
+    another mentor (or none, or two), or with a mistake, or one keyed by its content (it shares its Message-ID with
+    another message, issue 20): it is no longer the message the plan was made for; it goes back to the Outbox and is
+    taken in afresh there, paced, told and refused as any message put there."""
     raw = await world.imap(world.mailbox.fetch, folder, uid)
     if raw is None:
         return  # gone again meanwhile: the next pass looks once more
@@ -319,7 +339,8 @@ async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> Non
         return
     envelope = parse_envelope(raw)
     policies = {p.id: p for p in (world.book.for_address(a) for a in envelope.recipients) if p is not None}
-    if not envelope.problems and set(policies) == ({row.mentor} if row.mentor else set()):
+    variant = split_key(row.key)[1] is not None  # keyed by its content too (issue 20): the edit is another key
+    if not envelope.problems and not variant and set(policies) == ({row.mentor} if row.mentor else set()):
         mentor = policies.get(row.mentor) if row.mentor else None
         edited = _row(envelope, mentor, row.arrived, row.state, folder, uid, world, content, row.forced)
         world.ledger.update(
@@ -340,7 +361,7 @@ async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> Non
         await world.imap(world.mailbox.move, folder, uid, world.folders.outbox)
     except MessageGone:
         return
-    why = "edited in Scheduled to other recipients: taken in again from the Outbox"
+    why = "edited in Scheduled: taken in again from the Outbox"
     world.ledger.update(
         row.key, state=CANCELLED, folder=world.folders.outbox, uid=None, fingerprint=content, detail=why
     )
@@ -357,7 +378,7 @@ async def follow_scheduled(world: World) -> None:
     known = world.ledger.in_folder(folder)
     for uid, row in known.items():
         if uid not in present and row.state == SCHEDULED:
-            moved = await _found_again(world, folder, row, known)  # renumbered, or saved again by her program
+            moved = await _found_again(world, folder, row, known, present)  # renumbered, or saved again by her
             if moved is not None:
                 await _found_as_edited(world, folder, row, moved)
                 continue
