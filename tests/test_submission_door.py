@@ -309,3 +309,23 @@ def test_another_message_reusing_a_message_id_is_taken_as_a_message_of_its_own(a
     assert subjects == ["Lunch on Friday?", "Notes from rounds"]
     assert len({parse(m.content)["Message-ID"] for m in agent.smtp.messages}) == 2
     assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}
+
+
+def test_a_look_in_sending_that_fails_is_answered_451_and_nothing_is_put_in_the_outbox(agent: Agent) -> None:
+    """Left by the second hostile round of issue 21: any error in the door's look in Sending was taken for "no
+    Sending folder yet", and the message appended anyway: a retry while the first copy was in Sending then made a
+    second copy, set aside with a "Not sent" notice. A failed look is no answer: 451, and the program tries again."""
+    port = open_door(agent)
+    agent.start()
+    secret = password(agent)
+    with agent.dovecot.client(agent.user) as client:
+        client.delete_folder("Sending")
+    with pytest.raises(smtplib.SMTPResponseException) as refused:
+        submit(port, secret, mail("Lunch on Friday?", to="friend@example.org"), ["friend@example.org"])
+    assert refused.value.smtp_code == 451
+    assert agent.folder_raw("Outbox") == {}
+    with agent.dovecot.client(agent.user) as client:
+        client.create_folder("Sending")
+    submit(port, secret, mail("Lunch on Friday?", to="friend@example.org"), ["friend@example.org"])
+    eventually(lambda: agent.subjects("Sent") == ["Lunch on Friday?"])
+    assert len(agent.smtp.messages) == 1

@@ -138,14 +138,11 @@ class SubmissionDesk:
         second time, then set aside as already sent, with a "Not sent" notice). A copy is this message only with its
         content (``content``: its fingerprint), not its Message-ID alone. In a worker thread: blocks."""
         with Connection(self.settings.imap, self.login()) as connection:
-            if not key.startswith("sha256:"):
-                if self._copy_in(connection, folder, key, content):
-                    return False
-                try:
-                    if self._copy_in(connection, self.settings.imap.folders.sending, key, content):
-                        return False
-                except MailboxError:  # no Sending folder yet (the daemon makes it): nothing is on its way
-                    pass
+            # A look that fails (Sending not there yet, a dropped line) is no answer: 451, the program tries again.
+            if not key.startswith("sha256:") and any(
+                self._copy_in(connection, where, key, content) for where in (folder, self.settings.imap.folders.sending)
+            ):
+                return False
             connection.append(folder, raw)
             return True
 
