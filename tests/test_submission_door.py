@@ -7,6 +7,8 @@ import shutil
 import signal
 import smtplib
 import subprocess
+from email import policy as email_policy
+from email.message import EmailMessage
 
 import pytest
 
@@ -289,10 +291,11 @@ def test_the_programs_sent_copy_of_a_message_set_aside_leaves_sent(agent: Agent)
     assert agent.subjects("Needs attention") == ["[agenda] Topics for Friday"]
 
 
-def test_another_message_reusing_a_message_id_is_taken_as_a_message_of_its_own(agent: Agent) -> None:
-    """Left by the second hostile round of issue 21: a mail program (or a script) hands over a second, different
-    message with the Message-ID of one already taken. It was answered 250 and dropped: lost, and nobody told. Now it
-    is taken and goes, once, with a Message-ID of its own; a retry of either is still taken once."""
+def test_another_message_with_a_message_id_already_taken_is_refused_with_why_never_dropped(agent: Agent) -> None:
+    """Left by the second hostile round of issue 21: a different message with the Message-ID of one already taken was
+    answered 250 and dropped (lost, nobody told). It cannot be told from that message re-encoded by a program that
+    rebuilds its MIME on each try (the third round: taking it sent the mentor a second copy), so neither is guessed:
+    550 with why, and the program keeps it. A retry of the same bytes is still taken once."""
     port = open_door(agent)
     agent.start()
     secret = password(agent)
@@ -300,31 +303,78 @@ def test_another_message_reusing_a_message_id_is_taken_as_a_message_of_its_own(a
     second = mail("Notes from rounds", to="friend@example.org", message_id=False, Message_ID="<reused@med.example.edu>")
     submit(port, secret, first, ["friend@example.org"])
     agent.smtp.wait_for(1)
-    submit(port, secret, second, ["friend@example.org"])
-    agent.smtp.wait_for(2)
-    submit(port, secret, second, ["friend@example.org"])  # a retry after a lost 250: taken once
-    submit(port, secret, first, ["friend@example.org"])
-    eventually(lambda: sorted(agent.subjects("Sent")) == ["Lunch on Friday?", "Notes from rounds"])
-    subjects = sorted(parse(m.content)["Subject"] for m in agent.smtp.messages)
-    assert subjects == ["Lunch on Friday?", "Notes from rounds"]
-    assert len({parse(m.content)["Message-ID"] for m in agent.smtp.messages}) == 2
+    for _ in range(2):
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            submit(port, secret, second, ["friend@example.org"])
+        assert refused.value.smtp_code == 550 and b"<reused@med.example.edu>" in refused.value.smtp_error
+    submit(port, secret, first, ["friend@example.org"])  # a retry after a lost 250: taken once
+    eventually(lambda: agent.subjects("Sent") == ["Lunch on Friday?"])
+    assert [parse(m.content)["Subject"] for m in agent.smtp.messages] == ["Lunch on Friday?"]
     assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Needs attention") == {}
+
+
+def test_a_retry_with_the_envelope_recipients_in_another_order_is_taken_once(agent: Agent) -> None:
+    """The third hostile round: the Bcc written back from the envelope followed the RCPT order, so a program that
+    names them in another order when it tries again handed over "another" message: the mentor got two copies."""
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    secret = password(agent)
+    raw = mail("Second, via Send")
+    submit(port, secret, raw, [MENTOR, "dean@med.example.edu", "chair@med.example.edu"])
+    agent.smtp.wait_for(1)
+    submit(port, secret, raw, ["chair@med.example.edu", MENTOR, "dean@med.example.edu"])
+    eventually(lambda: agent.subjects("Sent") == ["Second, via Send"])
+    assert len(agent.smtp.messages) == 1
+    assert sorted(agent.smtp.messages[0].rcpt_tos) == sorted([MENTOR, "dean@med.example.edu", "chair@med.example.edu"])
+
+
+def test_a_retry_rebuilt_with_a_new_mime_boundary_after_a_kill_never_goes_twice(agent: Agent) -> None:
+    """The third hostile round: killed between the Outbox and the 250; the program tries again with the message
+    built anew (the same Message-ID and text, a new MIME boundary). Refused with why; the first copy goes, once."""
+    port = open_door(agent)
+    agent.start(**{VARIABLE: "submission-appended"})
+
+    def built() -> bytes:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = f"Sam Patel <{STUDENT}>", MENTOR, "Case notes"
+        message["Message-ID"] = "<rebuilt@med.example.edu>"
+        message.set_content("Dear Dr. Rivera,\n\nmy case notes are attached.\n\nSam\n")
+        message.add_attachment(b"case notes\n", maintype="text", subtype="plain", filename="notes.txt")
+        return message.as_bytes(policy=email_policy.SMTP)
+
+    first = built()
+    with pytest.raises(smtplib.SMTPException):
+        submit(port, password(agent), first, [MENTOR])
+    assert agent.wait_exit() == -signal.SIGKILL
+    start(agent, port)
+    agent.smtp.wait_for(1)
+    retry = built()
+    assert retry != first
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(port, password(agent), retry, [MENTOR])
+    assert refused.value.smtp_code == 550
+    eventually(lambda: agent.subjects("Sent") == ["Case notes"])
+    assert len(agent.smtp.messages) == 1
 
 
 def test_a_look_in_sending_that_fails_is_answered_451_and_nothing_is_put_in_the_outbox(agent: Agent) -> None:
     """Left by the second hostile round of issue 21: any error in the door's look in Sending was taken for "no
-    Sending folder yet", and the message appended anyway: a retry while the first copy was in Sending then made a
+    Sending folder yet" (only a folder not listed at all is that now), and the message appended anyway: a retry while the first copy was in Sending then made a
     second copy, set aside with a "Not sent" notice. A failed look is no answer: 451, and the program tries again."""
     port = open_door(agent)
     agent.start()
     secret = password(agent)
-    with agent.dovecot.client(agent.user) as client:
+    with agent.dovecot.client(agent.user) as client:  # Sending listed (it has a child), but it cannot be opened
+        client.create_folder("Sending/kept")
         client.delete_folder("Sending")
+        assert "Sending" in [name for _, _, name in client.list_folders()]
     with pytest.raises(smtplib.SMTPResponseException) as refused:
         submit(port, secret, mail("Lunch on Friday?", to="friend@example.org"), ["friend@example.org"])
     assert refused.value.smtp_code == 451
     assert agent.folder_raw("Outbox") == {}
     with agent.dovecot.client(agent.user) as client:
+        client.delete_folder("Sending/kept")
         client.create_folder("Sending")
     submit(port, secret, mail("Lunch on Friday?", to="friend@example.org"), ["friend@example.org"])
     eventually(lambda: agent.subjects("Sent") == ["Lunch on Friday?"])

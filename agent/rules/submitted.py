@@ -36,7 +36,8 @@ def made_message_id(raw: bytes, recipients: Sequence[str], domain: str, generati
     """The same bytes to the same people always get the same Message-ID (of the same ``generation``: the same
     bytes handed over again long after are a new message, :mod:`agent.reconcile.doors.submission`)."""
     salt = f"\0{generation}".encode() if generation else b""
-    digest = hashlib.sha256(raw + b"\0" + "\0".join(recipients).encode() + salt).hexdigest()[:32]
+    # In any order: a program that hands it over again may name the recipients in another (a set, a restart)
+    digest = hashlib.sha256(raw + b"\0" + "\0".join(sorted(recipients)).encode() + salt).hexdigest()[:32]
     return f"<{digest}.submitted.mentor-agent@{domain}>"
 
 
@@ -67,7 +68,7 @@ def as_submitted(raw: bytes, rcpt_tos: Sequence[str], *, domain: str, now: datet
     if not _has_field(raw, "Date"):
         raw = with_field(raw, "Date", format_datetime(now))
     named = set(found.recipients)
-    added = tuple(r for r in recipients if r not in named)
+    added = tuple(sorted(r for r in recipients if r not in named))  # in one order, however the envelope had them
     if added:
         bcc = ", ".join((*found.bcc, *added))
         raw = with_field(without_fields(raw, "Bcc"), "Bcc", bcc)

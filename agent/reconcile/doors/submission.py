@@ -32,6 +32,7 @@ log = logging.getLogger("mentor_agent.submission")
 SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
 # Handed over without a Message-ID (message: its head_print, detail: the key made for it): its program's Sent copy
 SUBMITTED_HEAD = "submitted head"
+APPENDED, ALREADY, OTHER = "appended", "already", "other"  # a hand-over: put in the Outbox, taken before, or refused
 RETRY_WITHIN = timedelta(hours=1)  # the same bytes without a Message-ID again within this: a retry, not a new one
 
 
@@ -81,20 +82,30 @@ class SubmissionDesk:
             log.warning("%s: refused: to no mentor, and pass_through is off", what)
             return "550 5.7.1 not to a mentor, and pass_through is off: send it from your own mail server"
         content = fingerprint(submitted.raw)
-        if self._had(envelope.key, content):
+        known = self._known(envelope.key, content)
+        if known == ALREADY:
             log.info("%s: handed over again; already taken, so not a second time", what)
             return "250 2.0.0 mentor-agent has this message already"
         folder = self.settings.imap.folders.outbox
         try:
-            added = await asyncio.to_thread(self._append, folder, submitted.raw, envelope.key, content)
+            added = known or await asyncio.to_thread(self._append, folder, submitted.raw, envelope.key, content)
         except (MailboxError, OSError, TimeoutError) as error:
             log.warning("%s: not taken (the Mentor Outbox cannot be reached: %s); answered 451", what, error)
             return "451 4.3.0 mentor-agent cannot reach your Mentor Outbox just now; your mail program will try again"
+        if added == OTHER:
+            log.warning(
+                "%s: refused: another message with its Message-ID %s was handed over already", what, envelope.key
+            )
+            return (
+                f"550 5.6.0 mentor-agent already took another message with the Message-ID {envelope.key}: if this is "
+                "a new message, send it as a new one (a copy gets a Message-ID of its own); if it is that message "
+                "again, it was taken (see your Mentor Outbox, Scheduled and Sent)"
+            )
         crash_point("submission-appended")
         self.ledger.log(SUBMITTED, message=envelope.key, detail=envelope.subject)
         if parse_envelope(raw).message_id is None:  # its program's Sent copy has none: known by its header block
             self.ledger.log(SUBMITTED_HEAD, message=head_print(raw), detail=envelope.key)
-        if added:
+        if added == APPENDED:
             bcc = f" (Bcc from the envelope: {', '.join(submitted.added_bcc)})" if submitted.added_bcc else ""
             log.info("%s: submitted by the mail program, put in %s%s", what, folder, bcc)
         else:
@@ -116,41 +127,55 @@ class SubmissionDesk:
                 return submitted
             generation += 1
 
-    def _had(self, key: str, content: str) -> bool:
-        """Whether this message (``content``: its fingerprint) was handed over already: on its way or sent, or handed
-        over and not yet taken in. One cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken
-        again, as a new try. Another message with the same Message-ID (a program or script that reuses one) is not
-        this one: it is taken, and goes with a Message-ID of its own (the intake keys it by its content)."""
+    def _known(self, key: str, content: str) -> str | None:
+        """What the ledger says of this message (``content``: its fingerprint): ALREADY handed over (on its way or
+        sent), OTHER (another message went by its Message-ID: taking this one could be a second copy of that one
+        re-encoded, or losing a new one, so neither is guessed), or None (the folders tell: :meth:`_append`). One
+        cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try."""
         row = self.ledger.get(key)
         if row is not None and row.fingerprint and row.fingerprint != content:
-            row = self.ledger.get(variant_key(key, content))  # this one, taken before beside the other?
+            row = self.ledger.get(variant_key(key, content))  # this one, taken before beside the other (issue 20)?
             if row is None:
-                return False
+                return OTHER
         if row is not None:
-            return row.state in OPEN_STATES or row.state == DONE
+            return ALREADY if row.state in OPEN_STATES or row.state == DONE else None
         if last_logged_at(self.ledger, SUBMITTED, key) is not None:
-            return False  # handed over, not yet taken in: the Outbox says whether it is this one (_append)
-        return bool(self.ledger.known_message_ids([key]))
+            return None  # handed over, not yet taken in (or set aside before it was): the Outbox tells
+        return OTHER if self.ledger.known_message_ids([key]) else None  # mail already sent by that Message-ID
 
-    def _append(self, folder: str, raw: bytes, key: str, content: str) -> bool:
+    def _append(self, folder: str, raw: bytes, key: str, content: str) -> str:
         """APPEND unless a copy is there already (a retry after a lost 250), or on its way: a retry can come while
         the intake, which took the first copy in after the ledger was asked, has it in Sending (it was appended a
-        second time, then set aside as already sent, with a "Not sent" notice). A copy is this message only with its
-        content (``content``: its fingerprint), not its Message-ID alone. In a worker thread: blocks."""
+        second time, then set aside as already sent, with a "Not sent" notice). APPENDED, ALREADY (a copy with
+        its Message-ID and content is there, or it was handed over and set aside before the intake kept it), or
+        OTHER (another message with its Message-ID is there). In a worker thread: blocks."""
         with Connection(self.settings.imap, self.login()) as connection:
-            # A look that fails (Sending not there yet, a dropped line) is no answer: 451, the program tries again.
-            if not key.startswith("sha256:") and any(
-                self._copy_in(connection, where, key, content) for where in (folder, self.settings.imap.folders.sending)
-            ):
-                return False
+            if not key.startswith("sha256:"):
+                found = self._copies(connection, folder, key) + self._sending_copies(connection, key)
+                prints = {fingerprint(copy) for copy in found}
+                if content in prints:
+                    return ALREADY
+                if prints:
+                    return OTHER
+                if last_logged_at(self.ledger, SUBMITTED, key) is not None:
+                    return ALREADY  # handed over before and set aside by the intake (it told her), as before
             connection.append(folder, raw)
-            return True
+            return APPENDED
+
+    def _sending_copies(self, connection: Connection, key: str) -> list[bytes]:
+        """The messages on their way (Sending) with the Message-ID ``key``: none while there is no Sending folder
+        yet (the daemon makes it as it logs in; the door opens before). A look that fails otherwise (a dropped line)
+        is no answer: it raises, and the program is answered 451 and tries again."""
+        sending = self.settings.imap.folders.sending
+        try:
+            return self._copies(connection, sending, key)
+        except MailboxError:
+            if sending in connection.folder_list():
+                raise
+            return []
 
     @staticmethod
-    def _copy_in(connection: Connection, folder: str, key: str, content: str) -> bool:
-        """Whether ``folder`` holds a copy of this message: its Message-ID and its content."""
-        for uid in connection.find_by_message_id(folder, key):
-            raw = connection.fetch(folder, uid)
-            if raw is not None and fingerprint(raw) == content:
-                return True
-        return False
+    def _copies(connection: Connection, folder: str, key: str) -> list[bytes]:
+        """The messages in ``folder`` with the Message-ID ``key``."""
+        found = [connection.fetch(folder, uid) for uid in connection.find_by_message_id(folder, key)]
+        return [raw for raw in found if raw is not None]
