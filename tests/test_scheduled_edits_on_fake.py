@@ -8,12 +8,19 @@ the old recipients with the new ones in its header. (On the in-memory mailbox an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.store.ledger import CANCELLED, DONE, SCHEDULED
+import pytest
+
+from agent.mail.session import MailboxError
+from agent.reconcile.recovery import recover
+from agent.rules.policy import PolicyBook, load_policies
+from agent.store.ledger import CANCELLED, CLAIMED, DONE, SCHEDULED
 from tests.agent_process import MENTOR, OUTBOX, policy_text
 from tests.fakes.memory_mailbox import MemoryMailbox
 from tests.servers.smtp import SmtpServer
@@ -173,5 +180,122 @@ def test_an_edit_of_one_of_two_held_messages_sharing_a_message_id_goes_as_edited
         got = {(m.rcpt_tos, b"edited" in m.content) for m in smtp_server.messages if b"only" in m.content}
         assert got == {((KIM,), True), ((MENTOR,), False)}, "each to its own mentor, the edit as edited"
         assert made.subjects("Scheduled") == []
+    finally:
+        made.world.ledger.close()
+
+
+# -- the third hostile round (on the change above; each failed before its fix) ----------------------------------------
+
+
+def test_an_edit_made_while_the_daemon_was_down_after_its_claim_never_goes_to_the_old_recipients(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Killed after the claim marked it and before its move to Sending; she re-addresses it meanwhile. recover() took
+    the copy with its Message-ID for the row's and it went to Dr. Rivera with her friend in its header."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        raw = held_second(made, clock)
+        clock[0] = START + timedelta(days=1, hours=2)
+        made.server.fail("move_many", "Scheduled")  # the kill: the move to Sending never happens
+        with contextlib.suppress(MailboxError):
+            made.run()
+        assert made.world.ledger.in_states(CLAIMED)
+        edited(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {FRIEND}\r\n".encode())
+        made.box.connect()
+        asyncio.run(recover(made.world))
+        passes(made, clock, timedelta(days=1, hours=3))
+        passes(made, clock, timedelta(days=3))
+        assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (FRIEND,)], "never to Dr. Rivera"
+    finally:
+        made.world.ledger.close()
+
+
+def test_an_edit_renumbered_into_the_old_copys_uid_never_goes_to_the_old_recipients(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """She re-addresses "second" to a friend; the server renumbers Scheduled before the daemon looks, and the edit
+    gets the UID the old copy had: nothing looked gone, and it went to Dr. Rivera with her friend in its header."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        raw = held_second(made, clock)
+        edited(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {FRIEND}\r\n".encode())
+        made.server.renumber("Scheduled")
+        passes(made, clock, timedelta(minutes=20))
+        passes(made, clock, timedelta(days=2))
+        assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (FRIEND,)], "never to Dr. Rivera"
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_held_digest_member_she_makes_a_reply_goes_alone(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """In-Reply-To and References are not in what a message's content is known by: the edit was taken for the same
+    message and went inside a digest; a reply in her thread never does (README)."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    (made.settings.policies_dir / "rivera.toml").write_text(policy_text(max_per_day=1, over_limit="batch"))
+    made.world.book = PolicyBook(load_policies(made.settings.policies_dir))
+    try:
+        made.server.put(OUTBOX, mail("first"))
+        made.run()
+        clock[0] = START + timedelta(minutes=10)
+        for subject in ("second", "third"):
+            made.server.put(OUTBOX, mail(subject))
+        made.run()
+        made.run()
+        thread = b"<thread@hospital.example.org>"
+        raw = next(r for r in made.server.messages("Scheduled").values() if b"Subject: second\r\n" in r)
+        uid = next(u for u, r in made.server.messages("Scheduled").items() if r == raw)
+        MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
+        made.server.put(
+            "Scheduled", raw.replace(b"Subject: second\r\n", b"Subject: second\r\nIn-Reply-To: %s\r\n" % thread)
+        )
+        passes(made, clock, timedelta(minutes=20))
+        for day in (1, 2, 3):
+            passes(made, clock, timedelta(days=day, hours=2))
+        assert sorted(made.received()) == ["first", "second", "third"], "three e-mails: the reply alone, no digest"
+    finally:
+        made.world.ledger.close()
+
+
+@pytest.mark.parametrize("tag", ["[agenda]", "[meeting]"])
+def test_a_tag_she_adds_in_an_edit_is_acted_on_as_from_the_outbox(
+    tmp_path: Path, smtp_server: SmtpServer, tag: str
+) -> None:
+    """An [agenda] tag for a mentor with no meeting windows is refused from the Outbox, a [meeting] tag makes a meeting
+    request: added in an edit, the tag went to Dr. Rivera in the subject."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        raw = held_second(made, clock)
+        edited(made, raw, b"Subject: second\r\n", f"Subject: {tag} second\r\n".encode())
+        passes(made, clock, timedelta(minutes=20))
+        passes(made, clock, timedelta(days=2))
+        assert not [s for s in made.received() if tag in s], made.received()
+        assert not made.world.ledger.in_states(SCHEDULED), "not held as the message it was"
+    finally:
+        made.world.ledger.close()
+
+
+@pytest.mark.parametrize("how", ["expunged, seen gone, then the edit saved", "marked deleted, never expunged"])
+def test_an_edit_saved_after_the_old_copy_is_gone_or_marked_deleted_still_goes(
+    tmp_path: Path, smtp_server: SmtpServer, how: str
+) -> None:
+    """Her program removes the old copy first and a pass sees it gone (the row is cancelled), or only marks it
+    \\Deleted (gone at its claim): the edit stayed in Scheduled, never sent, nobody told."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    student = MemoryMailbox(made.server, agent_id="student")
+    try:
+        raw = held_second(made, clock)
+        ((uid, _),) = made.server.messages("Scheduled").items()
+        new = raw.replace(b"Subject: second\r\n", b"Subject: second, edited\r\n")
+        if how.startswith("expunged"):
+            student.delete("Scheduled", uid)
+            passes(made, clock, timedelta(minutes=15))
+            made.server.put("Scheduled", new)
+        else:
+            made.server.put("Scheduled", new)
+            student.set_flags("Scheduled", uid, ["\\Deleted"])
+        passes(made, clock, timedelta(minutes=20))
+        passes(made, clock, timedelta(days=2))
+        assert made.received() == ["first", "second, edited"]
+        assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (MENTOR,)]
     finally:
         made.world.ledger.close()

@@ -60,12 +60,13 @@ from agent.reconcile.digest_delivery import (
     mark_part,
     record_received,
 )
+from agent.reconcile.edited import taken_in_again
 from agent.reconcile.events import Cancelled, Sent, publish
 from agent.reconcile.prepared import Prepared
 from agent.reconcile.send_limits import sending_slot
 from agent.reconcile.sent_filing import file_accepted
 from agent.reconcile.smtp_gate import put_back, smtp_open, smtp_refused
-from agent.rules.envelope import is_keyed, parse_envelope
+from agent.rules.envelope import fingerprint, is_keyed, parse_envelope
 from agent.rules.localtime import after
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, SENDING, Row
 
@@ -431,7 +432,15 @@ async def _deliver_one(
         if raw is None:
             await attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
             continue
-        unsigned = parse_envelope(raw).unsigned  # taken in by a version that did not check From: never sent so
+        read = parse_envelope(raw)
+        content = fingerprint(raw)
+        changed = row.fingerprint and content != row.fingerprint and set(read.recipients) != set(row.recipients)
+        if changed and row.uid is not None:
+            # Changed after it was decided (an edit found only now: after a crash, a renumbering): to someone else.
+            why = "changed after it was planned, to other recipients: taken in again from the Outbox"
+            await taken_in_again(world, row, world.folders.sending, row.uid, content, why)
+            continue
+        unsigned = read.unsigned  # taken in by a version that did not check From: never sent so
         if unsigned:
             await attention(world, [row], "; ".join(unsigned), doubt=False)
             continue

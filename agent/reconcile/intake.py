@@ -26,6 +26,7 @@ from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest, out_of_sending
 from agent.reconcile.doors import across, autosaves, came_back, sent_herself
+from agent.reconcile.edited import taken_in_again
 from agent.reconcile.events import Cancelled, Decided, Kind, publish
 from agent.reconcile.intake_lookup import IntakeLookup
 from agent.reconcile.not_answers import tell_tagged_recipients
@@ -322,64 +323,63 @@ async def _found_again(
     return unheld[0] if len(unheld) == 1 else None
 
 
+EDITED = "edited in Scheduled: taken in again from the Outbox"
+
+
 async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> None:
     """``row``'s message, found again at ``uid`` in ``folder`` (Scheduled): as it was (renumbered), or as she edited
     it (her mail program saves an edit as a new copy with the same Message-ID). An edit goes as edited: to whom the
     edit names, never to the row's old recipients with the new ones in its header. Still to the same mentor (or to no
-    mentor, as before) and without a mistake: it keeps its time, with the edit's recipients, subject and form. To
-    another mentor (or none, or two), or with a mistake, or one keyed by its content (it shares its Message-ID with
-    another message, issue 20): it is no longer the message the plan was made for; it goes back to the Outbox and is
-    taken in afresh there, paced, told and refused as any message put there."""
+    mentor, as before), without a mistake and without a tag the intake acts on: it keeps its time, with the edit's
+    recipients, subject and form (a reply, a signed message goes alone). Otherwise, and for a message keyed by its
+    content (it shares its Message-ID with another, issue 20), it goes back to the Outbox (:mod:`edited`)."""
     raw = await world.imap(world.mailbox.fetch, folder, uid)
     if raw is None:
         return  # gone again meanwhile: the next pass looks once more
     content = fingerprint(raw)
-    if not row.fingerprint or content == row.fingerprint:
-        world.ledger.update(row.key, uid=uid)
-        return
     envelope = parse_envelope(raw)
     policies = {p.id: p for p in (world.book.for_address(a) for a in envelope.recipients) if p is not None}
-    variant = split_key(row.key)[1] is not None  # keyed by its content too (issue 20): the edit is another key
-    if not envelope.problems and not variant and set(policies) == ({row.mentor} if row.mentor else set()):
-        mentor = policies.get(row.mentor) if row.mentor else None
+    mentor = policies.get(row.mentor) if row.mentor else None
+    kept = (
+        not envelope.problems
+        and set(policies) == ({row.mentor} if row.mentor else set())
+        and not (mentor is not None and (envelope.meeting_request or agenda_desk.no_agenda(mentor, envelope.subject)))
+    )
+    same = not row.fingerprint or content == row.fingerprint
+    if same or (kept and split_key(row.key)[1] is None):
         edited = _row(envelope, mentor, row.arrived, row.state, folder, uid, world, content, row.forced)
+        alone = edited.standalone or carries_itip(raw)  # its form as it is now (a reply added, a signature)
+        if same:
+            world.ledger.update(row.key, uid=uid, standalone=row.standalone or alone)
+            return
         world.ledger.update(
             row.key,
             uid=uid,
             subject=edited.subject,
             sender=edited.sender,
             recipients=edited.recipients,
-            standalone=edited.standalone or carries_itip(raw),
+            standalone=alone,
             group_key=edited.group_key,
             fingerprint=content,
         )
         log.info("%s: edited in %s; goes as edited, at its time", named(row.key, edited.subject), folder)
         return
-    # Moved first: a kill before the ledger says so leaves the edit in the Outbox, taken in there as a message of
-    # its own (its content differs from the row's), and the row cancelled as taken out of Scheduled by her.
-    try:
-        await world.imap(world.mailbox.move, folder, uid, world.folders.outbox)
-    except MessageGone:
-        return
-    why = "edited in Scheduled: taken in again from the Outbox"
-    world.ledger.update(
-        row.key, state=CANCELLED, folder=world.folders.outbox, uid=None, fingerprint=content, detail=why
-    )
-    world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=why)
-    log.info("%s: %s", named(row.key, envelope.subject or row.subject), why)
-    publish(Cancelled(row.key, why))
+    await taken_in_again(world, row, folder, uid, content, EDITED)
 
 
 async def follow_scheduled(world: World) -> None:
-    """Deleted from Scheduled: cancelled. Flagged there: to go now. Found there but unknown: taken in."""
+    """Deleted from Scheduled: cancelled. Flagged there: to go now. Edited there: goes as edited, or is taken in
+    again (:func:`_found_as_edited`), also when the edit came after the old copy's deletion was seen."""
     folder = world.folders.scheduled
     _, uids = await world.imap(world.mailbox.uids, folder)
     present = set(uids)
     known = world.ledger.in_folder(folder)
+    adopted: set[int] = set()
     for uid, row in known.items():
         if uid not in present and row.state == SCHEDULED:
             moved = await _found_again(world, folder, row, known, present)  # renumbered, or saved again by her
             if moved is not None:
+                adopted.add(moved)
                 await _found_as_edited(world, folder, row, moved)
                 continue
             world.ledger.update(row.key, state=CANCELLED, detail="taken out of Scheduled by the student")
@@ -391,6 +391,9 @@ async def follow_scheduled(world: World) -> None:
             publish(Cancelled(row.key, "taken out of Scheduled"))
     if not uids:
         return
+    unknown = sorted(present - set(known) - adopted)
+    if unknown:
+        await _edited_after_cancel(world, folder, unknown)
     for uid in await world.imap(world.mailbox.flagged, folder):
         flagged = known.get(uid)
         if flagged is None or flagged.forced:
@@ -398,6 +401,27 @@ async def follow_scheduled(world: World) -> None:
         world.ledger.update(flagged.key, forced=True)
         world.ledger.log("flagged", mentor=flagged.mentor, message=flagged.key, detail="send now anyway")
         log.info("%s: flagged by the student: goes now, outside the agreement", named(flagged.key, flagged.subject))
+
+
+async def _edited_after_cancel(world: World, folder: str, unknown: list[int]) -> None:
+    """Copies in Scheduled that no open message of ours is: her edit of a held message whose row was cancelled
+    before the edit was there (her program expunged the old copy first and a pass saw it gone; or marked it
+    \\Deleted, and it was gone at its claim). One with the Message-ID of such a row only, other content than that
+    row's message and not \\Deleted goes back to the Outbox and is taken in afresh: an edit is never left in Scheduled,
+    unsent and untold. Anything else there (another program's mail, an old copy marked \\Deleted) is left alone."""
+    for info in await world.imap(world.mailbox.headers, folder, unknown):
+        envelope = parse_envelope(info.headers)
+        if "\\Deleted" in info.flags or envelope.message_id is None:
+            continue
+        row = world.ledger.get(envelope.key)
+        if row is None or row.state != CANCELLED or world.ledger.namesakes(envelope.key):
+            continue
+        raw = await world.imap(world.mailbox.fetch, folder, info.uid)
+        if raw is None or (content := fingerprint(raw)) == row.fingerprint:
+            continue
+        await taken_in_again(
+            world, row, folder, info.uid, content, "edited in Scheduled: taken in again from the Outbox"
+        )
 
 
 async def carry_out(world: World) -> datetime | None:

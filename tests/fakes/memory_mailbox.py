@@ -104,6 +104,16 @@ class MemoryServer:
                 self.folders[name] = _Folder(self._validity, frozenset({"\\hasnochildren"}) | attributes)
             return self.folders[name]
 
+    def renumber(self, folder: str) -> None:
+        """The server renumbers ``folder`` (an index rebuilt, a migration): a new UIDVALIDITY, UIDs from 1 again."""
+        with self.lock:
+            box = self.folders[folder]
+            self._validity += 1
+            box.validity = self._validity
+            kept = [message for _, message in sorted(box.messages.items())]
+            box.messages = dict(enumerate(kept, start=1))
+            box.next_uid = len(kept) + 1
+
     def fail(
         self,
         operation: str,
