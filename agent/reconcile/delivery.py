@@ -433,9 +433,8 @@ async def _deliver_one(
             await attention(world, [row], "it vanished from the Sending folder before it could be sent", doubt=False)
             continue
         read = parse_envelope(raw)
-        content = fingerprint(raw)
-        changed = row.fingerprint and content != row.fingerprint and set(read.recipients) != set(row.recipients)
-        if changed and row.uid is not None:
+        readdressed = set(read.recipients) != set(row.recipients)  # the cheap look first: fingerprints when it says so
+        if readdressed and row.fingerprint and (content := fingerprint(raw)) != row.fingerprint and row.uid is not None:
             # Changed after it was decided (an edit found only now: after a crash, a renumbering): to someone else.
             why = "changed after it was planned, to other recipients: taken in again from the Outbox"
             await taken_in_again(world, row, world.folders.sending, row.uid, content, why)
