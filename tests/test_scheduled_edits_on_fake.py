@@ -299,3 +299,26 @@ def test_an_edit_saved_after_the_old_copy_is_gone_or_marked_deleted_still_goes(
         assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (MENTOR,)]
     finally:
         made.world.ledger.close()
+
+
+def test_an_edit_saved_while_its_old_copy_went_is_not_sent_and_she_is_told(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The third hostile round: her program appended the edit (to a friend), the message fell due before it expunged
+    the old copy. The old text went as planned; the edit stayed in Scheduled, never sent, nobody told."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        raw = held_second(made, clock)
+        ((uid, _),) = made.server.messages("Scheduled").items()
+        made.server.put("Scheduled", raw.replace(f"To: {MENTOR}\r\n".encode(), f"To: {FRIEND}\r\n".encode()))
+        clock[0] = START + timedelta(days=1, hours=2)
+        made.run()
+        made.run()
+        with contextlib.suppress(KeyError):  # the old copy went: nothing left to expunge
+            MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
+        passes(made, clock, timedelta(days=3))
+        assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (MENTOR,)], "the old text, as planned, once"
+        assert made.subjects("Scheduled") == [] and made.subjects("Needs attention") == ["second"]
+        assert any(subject.startswith("[mentor-agent] Not sent: your edit of") for subject in made.subjects("INBOX"))
+    finally:
+        made.world.ledger.close()

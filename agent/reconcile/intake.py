@@ -404,23 +404,39 @@ async def follow_scheduled(world: World) -> None:
 
 
 async def _edited_after_cancel(world: World, folder: str, unknown: list[int]) -> None:
-    """Copies in Scheduled that no open message of ours is: her edit of a held message whose row was cancelled
-    before the edit was there (her program expunged the old copy first and a pass saw it gone; or marked it
-    \\Deleted, and it was gone at its claim). One with the Message-ID of such a row only, other content than that
-    row's message and not \\Deleted goes back to the Outbox and is taken in afresh: an edit is never left in Scheduled,
-    unsent and untold. Anything else there (another program's mail, an old copy marked \\Deleted) is left alone."""
+    """Copies in Scheduled that no open message of ours is, with the Message-ID of one of ours, other content than it
+    and not \\Deleted: her edit saved after the agent was done with that message. Recorded as cancelled (her program
+    expunged the old copy first and a pass saw it gone; or marked it \\Deleted, gone at its claim): the edit goes back
+    to the Outbox and is taken in afresh. Already sent (the old copy went while the edit was being saved): the edit
+    is not sent, it is put in Needs attention and she is told. An edit is never left in Scheduled, unsent and untold.
+    Anything else there (another program's mail, an old copy marked \\Deleted) is left alone."""
     for info in await world.imap(world.mailbox.headers, folder, unknown):
         envelope = parse_envelope(info.headers)
         if "\\Deleted" in info.flags or envelope.message_id is None:
             continue
         row = world.ledger.get(envelope.key)
-        if row is None or row.state != CANCELLED or world.ledger.namesakes(envelope.key):
+        if row is None or row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
             continue
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None or (content := fingerprint(raw)) == row.fingerprint:
             continue
-        await taken_in_again(
-            world, row, folder, info.uid, content, "edited in Scheduled: taken in again from the Outbox"
+        if row.state == CANCELLED:
+            await taken_in_again(world, row, folder, info.uid, content, EDITED)
+            continue
+        try:
+            await world.imap(world.mailbox.move, folder, info.uid, world.folders.needs_attention)
+        except MessageGone:
+            continue
+        subject = envelope.subject or row.subject
+        log.warning("%s: edited in %s after it was sent: not sent, put in Needs attention", subject, folder)
+        await world.notify(
+            f"Not sent: your edit of {subject}",
+            [
+                f"“{subject}” had already gone as it was when your edit of it was saved in {folder}; the edit was "
+                "not sent.",
+                "It is in the Needs attention folder: to send it, write it as a new message.",
+            ],
+            about=envelope.message_id,
         )
 
 
