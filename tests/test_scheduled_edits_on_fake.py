@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from tests.fakes.memory_mailbox import MemoryMailbox
 from tests.servers.smtp import SmtpServer
 from tests.test_in_doubt_counts_on_fake import START
 from tests.test_passes_on_fake import Pass, mail
-from tests.test_waiting_behind_on_fake import KIM, two_mentors
+from tests.test_waiting_behind_on_fake import KIM, firsts_gone, two_mentors
 
 FRIEND = "friend@elsewhere.example.org"
 
@@ -60,18 +60,27 @@ def passes(made: Pass, clock: list[datetime], at: timedelta) -> None:
 
 
 @contextmanager
-def readdressed(tmp_path: Path, smtp_server: SmtpServer, to: str, folder: str = "Scheduled") -> Iterator[Pass]:
-    """Dr. Rivera's "second", held, then edited to be to ``to`` (Dr. Kim's rules: an hour's gap); the passes of that
-    day and of two days later."""
+def edited_held(
+    tmp_path: Path, smtp_server: SmtpServer, old: bytes, new: bytes, folder: str = "Scheduled"
+) -> Iterator[Pass]:
+    """Dr. Rivera's "second", held, then edited (``old`` made ``new``; Dr. Kim's rules: an hour's gap); the passes of
+    that day and of two days later."""
     made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
     try:
         raw = held_second(made, clock)
-        edited(made, raw, f"To: {MENTOR}\r\n".encode(), f"To: {to}\r\n".encode(), folder)
+        edited(made, raw, old, new, folder)
         passes(made, clock, timedelta(minutes=20))
         passes(made, clock, timedelta(days=2))
         yield made
     finally:
         made.world.ledger.close()
+
+
+def readdressed(
+    tmp_path: Path, smtp_server: SmtpServer, to: str, folder: str = "Scheduled"
+) -> AbstractContextManager[Pass]:
+    """:func:`edited_held`, the edit to be to ``to``."""
+    return edited_held(tmp_path, smtp_server, f"To: {MENTOR}\r\n".encode(), f"To: {to}\r\n".encode(), folder)
 
 
 def test_a_held_message_she_edits_in_scheduled_goes_as_edited_at_its_time(
@@ -156,11 +165,7 @@ def test_an_edit_of_one_of_two_held_messages_sharing_a_message_id_goes_as_edited
     in Scheduled, never sent, nobody told. While the other's copy is where its row says, the new copy is the edit."""
     made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
     try:
-        made.server.put(OUTBOX, mail("rivera first"))
-        made.server.put(OUTBOX, mail("kim first", to=KIM))
-        made.run()
-        clock[0] = START + timedelta(minutes=10)
-        same = "<same@med.example.edu>"
+        same = firsts_gone(made, clock)
         made.server.put(OUTBOX, mail("for RIVERA only", message_id=same))
         made.server.put(OUTBOX, mail("for KIM only", to=KIM, message_id=same))
         made.run()
@@ -262,16 +267,9 @@ def test_a_tag_she_adds_in_an_edit_is_acted_on_as_from_the_outbox(
 ) -> None:
     """An [agenda] tag for a mentor with no meeting windows is refused from the Outbox, a [meeting] tag makes a meeting
     request: added in an edit, the tag went to Dr. Rivera in the subject."""
-    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
-    try:
-        raw = held_second(made, clock)
-        edited(made, raw, b"Subject: second\r\n", f"Subject: {tag} second\r\n".encode())
-        passes(made, clock, timedelta(minutes=20))
-        passes(made, clock, timedelta(days=2))
+    with edited_held(tmp_path, smtp_server, b"Subject: second\r\n", f"Subject: {tag} second\r\n".encode()) as made:
         assert not [s for s in made.received() if tag in s], made.received()
         assert not made.world.ledger.in_states(SCHEDULED), "not held as the message it was"
-    finally:
-        made.world.ledger.close()
 
 
 @pytest.mark.parametrize("how", ["expunged, seen gone, then the edit saved", "marked deleted, never expunged"])

@@ -257,6 +257,15 @@ def two_mentors(tmp_path: Path, smtp_server: SmtpServer, kim_rules: str) -> tupl
     return made, clock
 
 
+def firsts_gone(made: Pass, clock: list[datetime]) -> str:
+    """Each mentor got a first message (one a day each); ten minutes later. The Message-ID the tests' namesakes share."""
+    made.server.put(OUTBOX, mail("rivera first"))
+    made.server.put(OUTBOX, mail("kim first", to=KIM))
+    made.run()
+    clock[0] = START + timedelta(minutes=10)
+    return "<same@med.example.edu>"
+
+
 def test_a_placed_message_found_by_its_message_id_is_claimed_only_if_it_is_the_same_message(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -345,11 +354,7 @@ def test_namesakes_to_two_mentors_both_left_in_the_outbox_by_a_kill_never_swap(
     made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
     kim = KIM
     try:
-        made.server.put(OUTBOX, mail("rivera first"))
-        made.server.put(OUTBOX, mail("kim first", to=kim))
-        made.run()
-        clock[0] = START + timedelta(minutes=10)
-        same = "<same@med.example.edu>"
+        same = firsts_gone(made, clock)
         namesakes = {
             "rivera": mail("for RIVERA only", message_id=same),
             "kim": mail("for KIM only", to=kim, message_id=same),
