@@ -9,6 +9,7 @@ import smtplib
 import subprocess
 from email import policy as email_policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -118,15 +119,20 @@ def _program(name: str) -> str:
     return found
 
 
-def test_msmtp_sends_through_the_agent(agent: Agent) -> None:
-    port = open_door(agent)
-    agent.start()
+def msmtprc(agent: Agent, port: int) -> Path:
     rc = agent.root / "msmtprc"
     rc.write_text(
         f"account agent\nhost 127.0.0.1\nport {port}\nauth plain\nuser {USER}\npassword {password(agent)}\n"
         f"tls off\nfrom {STUDENT}\naccount default : agent\n"
     )
     rc.chmod(0o600)
+    return rc
+
+
+def test_msmtp_sends_through_the_agent(agent: Agent) -> None:
+    port = open_door(agent)
+    agent.start()
+    rc = msmtprc(agent, port)
     raw = mail("From msmtp", Bcc="dean@med.example.edu")
     subprocess.run([_program("msmtp"), "-C", str(rc), "-t"], input=raw, check=True, timeout=30)
     received = agent.smtp.wait_for(1)[0]
@@ -243,7 +249,7 @@ def test_the_same_bytes_handed_over_again_an_hour_later_are_a_new_message(agent:
     agent.smtp.wait_for(1)
     submit(port, password(agent), raw.encode(), [MENTOR])  # at once: a retry, taken once
     with agent.ledger().db as db:  # the first hand-over, a week ago
-        db.execute("UPDATE log SET at = '2026-01-01T00:00:00+00:00' WHERE event = 'submitted'")
+        db.execute("UPDATE log SET at = '2026-01-01T00:00:00+00:00' WHERE event LIKE 'submitted%'")
     submit(port, password(agent), raw.encode(), [MENTOR])
     agent.smtp.wait_for(2)
     eventually(lambda: agent.subjects("Sent") == ["Running late", "Running late"])
@@ -378,4 +384,66 @@ def test_a_look_in_sending_that_fails_is_answered_451_and_nothing_is_put_in_the_
         client.create_folder("Sending")
     submit(port, secret, mail("Lunch on Friday?", to="friend@example.org"), ["friend@example.org"])
     eventually(lambda: agent.subjects("Sent") == ["Lunch on Friday?"])
+    assert len(agent.smtp.messages) == 1
+
+
+# -- the fourth hostile round (each failed before its fix) -------------------------------------------------------------
+
+
+def test_an_msmtp_retry_after_a_lost_250_goes_once_though_msmtp_writes_it_a_new_message_id(agent: Agent) -> None:
+    """msmtp writes a Message-ID (and a Date) into a message that has none, anew on each try: killed between the
+    Outbox and the 250, the same message sent again arrived as "another" one and the mentor got two. The same text to
+    the same people within the hour is a retry, whatever its Message-ID."""
+    port = open_door(agent)
+    agent.start(**{VARIABLE: "submission-appended"})
+    rc = msmtprc(agent, port)
+    raw = f"From: Sam Patel <{STUDENT}>\r\nTo: {MENTOR}\r\nSubject: Via msmtp\r\n\r\nA short question.\r\n".encode()
+    first = subprocess.run([_program("msmtp"), "-C", str(rc), "-t"], input=raw, timeout=30, capture_output=True)
+    assert first.returncode != 0
+    assert agent.wait_exit() == -signal.SIGKILL
+    start(agent, port)
+    subprocess.run([_program("msmtp"), "-C", str(rc), "-t"], input=raw, timeout=30, check=True)
+    eventually(lambda: agent.subjects("Sent") == ["Via msmtp"])
+    assert len(agent.smtp.messages) == 1
+
+
+def test_a_script_retry_with_a_new_date_and_no_message_id_goes_once(agent: Agent) -> None:
+    """A script writes a Date but no Message-ID and builds the message again when it tries again: the Message-ID made
+    for it came from its bytes, Date and all, and the retry went as a second message."""
+    port = open_door(agent)
+    agent.start(**{VARIABLE: "submission-appended"})
+
+    def built(date: str) -> bytes:
+        return (
+            f"From: {STUDENT}\r\nTo: {MENTOR}\r\nSubject: Running late\r\nDate: {date}\r\n\r\nTen minutes.\r\n".encode()
+        )
+
+    with pytest.raises(smtplib.SMTPException):
+        submit(port, password(agent), built("Sun, 06 Dec 2026 17:00:00 +0000"), [MENTOR])
+    assert agent.wait_exit() == -signal.SIGKILL
+    start(agent, port)
+    submit(port, password(agent), built("Sun, 06 Dec 2026 17:00:02 +0000"), [MENTOR])
+    eventually(lambda: agent.subjects("Sent") == ["Running late"])
+    assert len(agent.smtp.messages) == 1
+
+
+def test_a_message_she_cancelled_and_sends_again_is_taken_as_a_new_try(agent: Agent) -> None:
+    """Held, she deletes it from Scheduled (cancelled), then sends it again from her program: answered 250 "in your
+    Mentor Outbox" and put nowhere (the door took the earlier hand-over for this one, set aside)."""
+    agent.policy(policy_text(min_gap="1h"))
+    port = open_door(agent)
+    agent.start()
+    secret = password(agent)
+    submit(port, secret, mail("First"), [MENTOR])
+    agent.smtp.wait_for(1)
+    raw = mail("Held then cancelled")
+    submit(port, secret, raw, [MENTOR])
+    eventually(lambda: agent.subjects("Scheduled") == ["Held then cancelled"])
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.delete_messages(client.search("ALL"))
+        client.expunge()
+    eventually(lambda: bool(agent.ledger().in_states("cancelled")))
+    submit(port, secret, raw, [MENTOR])
+    eventually(lambda: agent.subjects("Scheduled") == ["Held then cancelled"])
     assert len(agent.smtp.messages) == 1

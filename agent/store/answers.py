@@ -49,6 +49,14 @@ def last_logged_at(ledger: Ledger, event: str, message: str) -> datetime | None:
     return datetime.fromisoformat(str(row[0])) if row else None
 
 
+def last_logged(ledger: Ledger, event: str, message: str) -> tuple[datetime, str] | None:
+    """When ``event`` was last logged about ``message``, and its detail (None: never)."""
+    row = ledger.db.execute(
+        "SELECT at, detail FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (event, message)
+    ).fetchone()
+    return (datetime.fromisoformat(str(row[0])), str(row[1])) if row else None
+
+
 def subject_of(ledger: Ledger, message_id: str) -> str:
     """The subject the student gave the message with ``message_id`` (empty when it went without the agent)."""
     row = ledger.db.execute("SELECT subject FROM messages WHERE message_id = ? OR item = ? LIMIT 1", (message_id,) * 2)

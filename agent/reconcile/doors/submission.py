@@ -13,6 +13,7 @@ outgoing server. With ``pass_through = false`` such mail is refused (550) rather
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,14 +26,19 @@ from agent.mail.session import Login, MailboxError
 from agent.rules.envelope import domain_of, fingerprint, parse_envelope, variant_key
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import Submitted, as_submitted, head_print
-from agent.store.answers import last_logged_at
+from agent.store.answers import last_logged, last_logged_at
 from agent.store.ledger import DONE, OPEN_STATES, Ledger
 
 log = logging.getLogger("mentor_agent.submission")
 SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
 # Handed over without a Message-ID (message: its head_print, detail: the key made for it): its program's Sent copy
 SUBMITTED_HEAD = "submitted head"
-APPENDED, ALREADY, OTHER = "appended", "already", "other"  # a hand-over: put in the Outbox, taken before, or refused
+# Every hand-over (message: a hash of its content and recipients, detail: the Message-ID it went by): a retry whose
+# program gave it another Message-ID is known by it
+SUBMITTED_PRINT = "submitted print"
+# A hand-over: put in the Outbox, taken before, refused (another message had its Message-ID), or a new try of one
+# cancelled or set aside
+APPENDED, ALREADY, OTHER, AGAIN = "appended", "already", "other", "again"
 RETRY_WITHIN = timedelta(hours=1)  # the same bytes without a Message-ID again within this: a retry, not a new one
 
 
@@ -82,13 +88,21 @@ class SubmissionDesk:
             log.warning("%s: refused: to no mentor, and pass_through is off", what)
             return "550 5.7.1 not to a mentor, and pass_through is off: send it from your own mail server"
         content = fingerprint(submitted.raw)
-        known = self._known(envelope.key, content)
+        handed = self._handed_as(content, submitted.envelope.recipients)
+        key = handed or envelope.key  # the same text to the same people within the hour: a retry, whatever its id
+        known = self._known(key, content)
         if known == ALREADY:
             log.info("%s: handed over again; already taken, so not a second time", what)
             return "250 2.0.0 mentor-agent has this message already"
         folder = self.settings.imap.folders.outbox
+        if known != OTHER:  # before the APPEND: a kill between it and the 250 leaves the retry known by its text
+            self.ledger.log(SUBMITTED_PRINT, message=_print(content, envelope.recipients), detail=key)
         try:
-            added = known or await asyncio.to_thread(self._append, folder, submitted.raw, envelope.key, content)
+            added = (
+                known
+                if known == OTHER
+                else await asyncio.to_thread(self._append, folder, submitted.raw, key, content, again=known == AGAIN)
+            )
         except (MailboxError, OSError, TimeoutError) as error:
             log.warning("%s: not taken (the Mentor Outbox cannot be reached: %s); answered 451", what, error)
             return "451 4.3.0 mentor-agent cannot reach your Mentor Outbox just now; your mail program will try again"
@@ -127,6 +141,15 @@ class SubmissionDesk:
                 return submitted
             generation += 1
 
+    def _handed_as(self, content: str, recipients: Sequence[str]) -> str | None:
+        """The Message-ID this message (``content``: its fingerprint, which leaves out Date and Message-ID) to these
+        recipients was handed over with, within RETRY_WITHIN: a retry whose program gave it a Message-ID anew (msmtp
+        writes one where it is missing, on each try)."""
+        found = last_logged(self.ledger, SUBMITTED_PRINT, _print(content, recipients))
+        if found is None or datetime.now(UTC) - found[0] > RETRY_WITHIN:  # the log's own clock
+            return None
+        return found[1]
+
     def _known(self, key: str, content: str) -> str | None:
         """What the ledger says of this message (``content``: its fingerprint): ALREADY handed over (on its way or
         sent), OTHER (another message went by its Message-ID: taking this one could be a second copy of that one
@@ -138,17 +161,18 @@ class SubmissionDesk:
             if row is None:
                 return OTHER
         if row is not None:
-            return ALREADY if row.state in OPEN_STATES or row.state == DONE else None
+            return ALREADY if row.state in OPEN_STATES or row.state == DONE else AGAIN
         if last_logged_at(self.ledger, SUBMITTED, key) is not None:
             return None  # handed over, not yet taken in (or set aside before it was): the Outbox tells
         return OTHER if self.ledger.known_message_ids([key]) else None  # mail already sent by that Message-ID
 
-    def _append(self, folder: str, raw: bytes, key: str, content: str) -> str:
+    def _append(self, folder: str, raw: bytes, key: str, content: str, *, again: bool) -> str:
         """APPEND unless a copy is there already (a retry after a lost 250), or on its way: a retry can come while
         the intake, which took the first copy in after the ledger was asked, has it in Sending (it was appended a
         second time, then set aside as already sent, with a "Not sent" notice). APPENDED, ALREADY (a copy with
         its Message-ID and content is there, or it was handed over and set aside before the intake kept it), or
-        OTHER (another message with its Message-ID is there). In a worker thread: blocks."""
+        OTHER (another message with its Message-ID is there). ``again``: its row was cancelled or set aside, and
+        she hands it over once more: a new try, taken unless a copy is there. In a worker thread: blocks."""
         with Connection(self.settings.imap, self.login()) as connection:
             if not key.startswith("sha256:"):
                 found = self._copies(connection, folder, key) + self._sending_copies(connection, key)
@@ -157,8 +181,8 @@ class SubmissionDesk:
                     return ALREADY
                 if prints:
                     return OTHER
-                if last_logged_at(self.ledger, SUBMITTED, key) is not None:
-                    return ALREADY  # handed over before and set aside by the intake (it told her), as before
+                if not again and last_logged_at(self.ledger, SUBMITTED, key) is not None:
+                    return ALREADY  # handed over before and set aside by the intake before it kept it (it told her)
             connection.append(folder, raw)
             return APPENDED
 
@@ -179,3 +203,8 @@ class SubmissionDesk:
         """The messages in ``folder`` with the Message-ID ``key``."""
         found = [connection.fetch(folder, uid) for uid in connection.find_by_message_id(folder, key)]
         return [raw for raw in found if raw is not None]
+
+
+def _print(content: str, recipients: Sequence[str]) -> str:
+    """A hand-over's content (its fingerprint) and recipients, in one key for the log."""
+    return "print:" + hashlib.sha256("\0".join([content, *sorted(recipients)]).encode()).hexdigest()[:32]
