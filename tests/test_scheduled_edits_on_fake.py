@@ -317,6 +317,60 @@ def test_an_edit_saved_while_its_old_copy_went_is_not_sent_and_she_is_told(
         passes(made, clock, timedelta(days=3))
         assert [m.rcpt_tos for m in smtp_server.messages] == [(MENTOR,), (MENTOR,)], "the old text, as planned, once"
         assert made.subjects("Scheduled") == [] and made.subjects("Needs attention") == ["second"]
-        assert any(subject.startswith("[mentor-agent] Not sent: your edit of") for subject in made.subjects("INBOX"))
+        assert any(subject.startswith("[mentor-agent] Not sent: a copy of") for subject in made.subjects("INBOX"))
+    finally:
+        made.world.ledger.close()
+
+
+# -- the fourth hostile round ------------------------------------------------------------------------------------------
+
+
+def test_a_copy_of_a_message_she_cancelled_days_ago_is_not_sent_and_she_is_told(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """She deleted a held message for good; days later her phone syncs an old draft of it into Scheduled. It was
+    taken for an edit and sent. A copy within minutes of the cancel is her edit (or her undoing it); later, not."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        raw = held_second(made, clock)
+        ((uid, _),) = made.server.messages("Scheduled").items()
+        MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
+        passes(made, clock, timedelta(minutes=15))
+        assert made.world.ledger.in_states(CANCELLED)
+        with made.world.ledger.db as db:  # the cancel, three days ago by the ledger's own clock
+            db.execute("UPDATE log SET at = '2026-01-01T00:00:00+00:00' WHERE event = 'cancelled'")
+        made.server.put("Scheduled", raw.replace(b"Hello.", b"Hello (a draft from the phone)."))
+        passes(made, clock, timedelta(days=3))
+        passes(made, clock, timedelta(days=5))
+        assert made.received() == ["first"], "a message she deleted for good was sent"
+        assert made.subjects("Needs attention") == ["second"] and made.subjects("Scheduled") == []
+        assert any(subject.startswith("[mentor-agent] Not sent: a copy of") for subject in made.subjects("INBOX"))
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_renumbering_of_scheduled_never_sends_one_held_message_for_another_nor_loses_one(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A, B and C held; she deletes A; the server renumbers Scheduled (B takes A's old UID, C B's). C's row was
+    recorded as taken out by her, B's copy was claimed for C and left in Sending, never sent."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
+    try:
+        made.server.put(OUTBOX, mail("first"))
+        made.run()
+        clock[0] = START + timedelta(minutes=10)
+        for subject in ("A", "B", "C"):
+            made.server.put(OUTBOX, mail(subject))
+        made.run()
+        made.run()
+        uid = next(u for u, r in made.server.messages("Scheduled").items() if b"Subject: A\r\n" in r)
+        MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
+        made.server.renumber("Scheduled")
+        for day in range(1, 5):  # Dr. Rivera: one a day
+            passes(made, clock, timedelta(days=day, hours=2))
+        assert made.received() == ["first", "B", "C"]
+        assert made.subjects("Scheduled") == [] and made.server.messages("Sending") == {}
+        cancelled = [row.subject for row in made.world.ledger.in_states(CANCELLED)]
+        assert cancelled == ["A"], "only the one she deleted"
     finally:
         made.world.ledger.close()

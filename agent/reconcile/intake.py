@@ -45,6 +45,7 @@ from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
 from agent.rules.policy import LoadedPolicy
 from agent.store import in_doubt_kept, taken_drafts
+from agent.store.answers import last_logged_at
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -324,6 +325,9 @@ async def _found_again(
 
 
 EDITED = "edited in Scheduled: taken in again from the Outbox"
+# A copy of a message recorded as cancelled that turns up in Scheduled within this is her edit, or her undoing the
+# cancel: taken in again. Later it is set aside with a notice (a phone's old draft syncing days later is not sent).
+CANCEL_UNDONE = timedelta(minutes=10)
 
 
 async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> None:
@@ -371,8 +375,9 @@ async def follow_scheduled(world: World) -> None:
     """Deleted from Scheduled: cancelled. Flagged there: to go now. Edited there: goes as edited, or is taken in
     again (:func:`_found_as_edited`), also when the edit came after the old copy's deletion was seen."""
     folder = world.folders.scheduled
-    _, uids = await world.imap(world.mailbox.uids, folder)
+    validity, uids = await world.imap(world.mailbox.uids, folder)
     present = set(uids)
+    await _renumbered(world, folder, validity)
     known = world.ledger.in_folder(folder)
     adopted: set[int] = set()
     for uid, row in known.items():
@@ -393,7 +398,7 @@ async def follow_scheduled(world: World) -> None:
         return
     unknown = sorted(present - set(known) - adopted)
     if unknown:
-        await _edited_after_cancel(world, folder, unknown)
+        await _unknown_in_scheduled(world, folder, unknown)
     for uid in await world.imap(world.mailbox.flagged, folder):
         flagged = known.get(uid)
         if flagged is None or flagged.forced:
@@ -403,13 +408,42 @@ async def follow_scheduled(world: World) -> None:
         log.info("%s: flagged by the student: goes now, outside the agreement", named(flagged.key, flagged.subject))
 
 
-async def _edited_after_cancel(world: World, folder: str, unknown: list[int]) -> None:
-    """Copies in Scheduled that no open message of ours is, with the Message-ID of one of ours, other content than it
-    and not \\Deleted: her edit saved after the agent was done with that message. Recorded as cancelled (her program
-    expunged the old copy first and a pass saw it gone; or marked it \\Deleted, gone at its claim): the edit goes back
-    to the Outbox and is taken in afresh. Already sent (the old copy went while the edit was being saved): the edit
-    is not sent, it is put in Needs attention and she is told. An edit is never left in Scheduled, unsent and untold.
-    Anything else there (another program's mail, an old copy marked \\Deleted) is left alone."""
+async def _renumbered(world: World, folder: str, validity: int) -> None:
+    """When the server renumbered ``folder`` (a new UIDVALIDITY: an index rebuilt, a move to another server), every
+    UID our rows keep there may now be another message's: each row is found again by its own content, and one not
+    found is marked as gone (UID 0, which no message has), for the pass to look for it as for any gone copy (an edit
+    of hers, or taken out). Without this, a row whose old UID now held another held message claimed and sent that
+    one, and its own was recorded as taken out by her."""
+    seen = f"uidvalidity {folder}"
+    before = world.ledger.meta_value(seen)
+    if before == str(validity):
+        return
+    if before is not None:
+        rows = world.ledger.in_folder(folder)
+        log.warning(
+            "%s was renumbered by the server (UIDVALIDITY %s → %s): finding its %d messages again",
+            folder,
+            before,
+            validity,
+            len(rows),
+        )
+        found = {row.key: await world.locate(folder, row.key, None, same=True) for row in rows.values()}
+        with world.ledger.transaction():
+            for key, uid in found.items():
+                world.ledger.update(key, uid=uid or 0)
+    world.ledger.set_meta(seen, str(validity))
+
+
+async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -> None:
+    """Copies in Scheduled that no open message of ours is, with the Message-ID of one of ours (not \\Deleted):
+
+    - while an open message has that Message-ID, left alone: her program saves an edit before it removes the old
+      copy (the pass after finds it, :func:`_found_as_edited`), or a placing move's answer was lost;
+    - that message recorded as cancelled within CANCEL_UNDONE (her program removed the old copy first and a pass saw
+      it gone; a copy marked \\Deleted gone at its claim; she dragged it back): taken in again from the Outbox;
+    - otherwise (cancelled long ago and a copy turns up, her phone's old draft say; sent, and her edit came too late):
+      not sent, put in Needs attention, and she is told. A copy of what was sent, as it was, is left alone.
+    Nothing of hers is left in Scheduled unsent and untold, and nothing she cancelled long ago is sent."""
     for info in await world.imap(world.mailbox.headers, folder, unknown):
         envelope = parse_envelope(info.headers)
         if "\\Deleted" in info.flags or envelope.message_id is None:
@@ -418,26 +452,36 @@ async def _edited_after_cancel(world: World, folder: str, unknown: list[int]) ->
         if row is None or row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
             continue
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
-        if raw is None or (content := fingerprint(raw)) == row.fingerprint:
+        if raw is None:
             continue
+        content = fingerprint(raw)
         if row.state == CANCELLED:
-            await taken_in_again(world, row, folder, info.uid, content, EDITED)
+            when = last_logged_at(world.ledger, "cancelled", row.key)
+            if when is not None and datetime.now(UTC) - when <= CANCEL_UNDONE:  # the log's own clock
+                await taken_in_again(world, row, folder, info.uid, content, EDITED)
+                continue
+        elif content == row.fingerprint:
             continue
-        try:
-            await world.imap(world.mailbox.move, folder, info.uid, world.folders.needs_attention)
-        except MessageGone:
-            continue
-        subject = envelope.subject or row.subject
-        log.warning("%s: edited in %s after it was sent: not sent, put in Needs attention", subject, folder)
-        await world.notify(
-            f"Not sent: your edit of {subject}",
-            [
-                f"“{subject}” had already gone as it was when your edit of it was saved in {folder}; the edit was "
-                "not sent.",
-                "It is in the Needs attention folder: to send it, write it as a new message.",
-            ],
-            about=envelope.message_id,
-        )
+        await _set_aside_late(world, folder, info.uid, envelope.message_id, envelope.subject or row.subject, row)
+
+
+async def _set_aside_late(world: World, folder: str, uid: int, message_id: str, subject: str, row: Row) -> None:
+    """A copy of a message the agent is done with, turned up in ``folder``: to Needs attention, and she is told."""
+    try:
+        await world.imap(world.mailbox.move, folder, uid, world.folders.needs_attention)
+    except MessageGone:
+        return
+    done = "had already gone" if row.state == DONE else "was cancelled"
+    log.warning("%s: a copy turned up in %s after it %s: not sent, put in Needs attention", subject, folder, done)
+    await world.notify(
+        f"Not sent: a copy of {subject}",
+        [
+            f"A copy of “{subject}” turned up in {folder} after the message {done} (your edit of it, or a copy "
+            "another mail program kept); it was not sent.",
+            "It is in the Needs attention folder: to send it, move it to the Mentor Outbox.",
+        ],
+        about=message_id,
+    )
 
 
 async def carry_out(world: World) -> datetime | None:
