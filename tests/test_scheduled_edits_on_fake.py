@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent.mail.session import MailboxError
+from agent.reconcile.intake import take_in_outbox
 from agent.reconcile.recovery import recover
 from agent.rules.policy import PolicyBook, load_policies
 from agent.store.ledger import CANCELLED, CLAIMED, DONE, SCHEDULED
@@ -325,11 +326,13 @@ def test_an_edit_saved_while_its_old_copy_went_is_not_sent_and_she_is_told(
 # -- the fourth hostile round ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("cancelled_at", ["2026-01-01T00:00:00+00:00", "2099-01-01T00:00:00+00:00"])
 def test_a_copy_of_a_message_she_cancelled_days_ago_is_not_sent_and_she_is_told(
-    tmp_path: Path, smtp_server: SmtpServer
+    tmp_path: Path, smtp_server: SmtpServer, cancelled_at: str
 ) -> None:
     """She deleted a held message for good; days later her phone syncs an old draft of it into Scheduled. It was
-    taken for an edit and sent. A copy within minutes of the cancel is her edit (or her undoing it); later, not."""
+    taken for an edit and sent. A copy within minutes of the cancel is her edit (or her undoing it); later, not;
+    nor when the cancel's time is ahead of the clock (the machine's clock was ahead then, fifth round)."""
     made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
     try:
         raw = held_second(made, clock)
@@ -337,8 +340,8 @@ def test_a_copy_of_a_message_she_cancelled_days_ago_is_not_sent_and_she_is_told(
         MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
         passes(made, clock, timedelta(minutes=15))
         assert made.world.ledger.in_states(CANCELLED)
-        with made.world.ledger.db as db:  # the cancel, three days ago by the ledger's own clock
-            db.execute("UPDATE log SET at = '2026-01-01T00:00:00+00:00' WHERE event = 'cancelled'")
+        with made.world.ledger.db as db:  # the cancel, long ago (or ahead) by the ledger's own clock
+            db.execute("UPDATE log SET at = ? WHERE event = 'cancelled'", (cancelled_at,))
         made.server.put("Scheduled", raw.replace(b"Hello.", b"Hello (a draft from the phone)."))
         passes(made, clock, timedelta(days=3))
         passes(made, clock, timedelta(days=5))
@@ -349,11 +352,13 @@ def test_a_copy_of_a_message_she_cancelled_days_ago_is_not_sent_and_she_is_told(
         made.world.ledger.close()
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["uidvalidity kept", "after an upgrade"])
 def test_a_renumbering_of_scheduled_never_sends_one_held_message_for_another_nor_loses_one(
-    tmp_path: Path, smtp_server: SmtpServer
+    tmp_path: Path, smtp_server: SmtpServer, kept: bool
 ) -> None:
     """A, B and C held; she deletes A; the server renumbers Scheduled (B takes A's old UID, C B's). C's row was
-    recorded as taken out by her, B's copy was claimed for C and left in Sending, never sent."""
+    recorded as taken out by her, B's copy was claimed for C and left in Sending, never sent. Also on the first look
+    after an upgrade, when no UIDVALIDITY was kept (fifth round)."""
     made, clock = two_mentors(tmp_path, smtp_server, policy_text(min_gap="1h"))
     try:
         made.server.put(OUTBOX, mail("first"))
@@ -363,6 +368,9 @@ def test_a_renumbering_of_scheduled_never_sends_one_held_message_for_another_nor
             made.server.put(OUTBOX, mail(subject))
         made.run()
         made.run()
+        if not kept:
+            with made.world.ledger.db as db:
+                db.execute("DELETE FROM meta WHERE key LIKE 'uidvalidity%'")
         uid = next(u for u, r in made.server.messages("Scheduled").items() if b"Subject: A\r\n" in r)
         MemoryMailbox(made.server, agent_id="student").delete("Scheduled", uid)
         made.server.renumber("Scheduled")
@@ -372,5 +380,59 @@ def test_a_renumbering_of_scheduled_never_sends_one_held_message_for_another_nor
         assert made.subjects("Scheduled") == [] and made.server.messages("Sending") == {}
         cancelled = [row.subject for row in made.world.ledger.in_states(CANCELLED)]
         assert cancelled == ["A"], "only the one she deleted"
+    finally:
+        made.world.ledger.close()
+
+
+def test_two_held_messages_both_edited_then_renumbered_both_go_as_edited(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Fifth round: both held messages edited, then a renumbering, then their due pass: the rows not found again
+    (UID 0) were one entry of the folder's UID map, so one was claimed as gone and recorded as cancelled by her."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
+    try:
+        made.server.put(OUTBOX, mail("first"))
+        made.server.put(OUTBOX, mail("kim first", to=KIM))
+        made.run()
+        clock[0] = START + timedelta(minutes=10)
+        made.server.put(OUTBOX, mail("second"))
+        made.server.put(OUTBOX, mail("kim second", to=KIM))
+        made.run()
+        made.run()
+        student = MemoryMailbox(made.server, agent_id="student")
+        for uid, raw in dict(made.server.messages("Scheduled")).items():
+            student.delete("Scheduled", uid)
+            made.server.put("Scheduled", raw.replace(b"Hello.", b"Hello, edited."))
+        made.server.renumber("Scheduled")
+        clock[0] = START + timedelta(days=1, hours=2)
+        made.run()  # the pass they are due in
+        passes(made, clock, timedelta(days=1, hours=2, minutes=5))
+        passes(made, clock, timedelta(days=3))
+        assert not list(made.world.ledger.db.execute("SELECT 1 FROM log WHERE event = 'cancelled'")), (
+            "she cancelled none"
+        )
+        assert sorted(made.received()) == ["first", "kim first", "kim second", "second"]
+        assert all(b"edited" in m.content for m in smtp_server.messages if b"second" in m.content)
+    finally:
+        made.world.ledger.close()
+
+
+def test_an_outbox_renumbered_after_a_kill_strands_nothing_in_sending(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Fifth round: two messages taken in, the daemon killed before the claim; she takes one back and drops another;
+    the server renumbers the Outbox. The claim moved by stale UIDs: the new one sat in Sending, untold, for good."""
+    made, clock = two_mentors(tmp_path, smtp_server, policy_text(max_per_day=1))
+    try:
+        made.server.put(OUTBOX, mail("to rivera"))
+        made.server.put(OUTBOX, mail("to kim", to=KIM))
+        asyncio.run(take_in_outbox(made.world))
+        uid = next(u for u, r in made.server.messages(OUTBOX).items() if b"to rivera" in r)
+        MemoryMailbox(made.server, agent_id="student").delete(OUTBOX, uid)
+        made.server.put(OUTBOX, mail("new one to a friend", to=FRIEND))
+        made.server.renumber(OUTBOX)
+        asyncio.run(recover(made.world))
+        passes(made, clock, timedelta(minutes=5))
+        passes(made, clock, timedelta(days=1, hours=2))
+        assert sorted(made.received()) == ["new one to a friend", "to kim"]
+        assert made.server.messages("Sending") == {} and made.subjects(OUTBOX) == []
     finally:
         made.world.ledger.close()

@@ -447,3 +447,44 @@ def test_a_message_she_cancelled_and_sends_again_is_taken_as_a_new_try(agent: Ag
     submit(port, secret, raw, [MENTOR])
     eventually(lambda: agent.subjects("Scheduled") == ["Held then cancelled"])
     assert len(agent.smtp.messages) == 1
+
+
+# -- the fifth hostile round -------------------------------------------------------------------------------------------
+
+
+def test_a_451_then_a_lost_250_then_a_retry_under_new_message_ids_goes_once(agent: Agent) -> None:
+    """Try 1 is answered 451 (a look in Sending fails), try 2 (a new Message-ID, as msmtp writes) is put in the
+    Outbox and the daemon is killed before its 250, try 3 (another new one) came: the retries were known by try 1's
+    Message-ID, which is nowhere, and the mentor got two."""
+    port = open_door(agent)
+    agent.start(**{VARIABLE: "submission-appended"})
+    secret = password(agent)
+    with agent.dovecot.client(agent.user) as client:  # Sending listed (it has a child), but it cannot be opened
+        client.create_folder("Sending/kept")
+        client.delete_folder("Sending")
+    with pytest.raises(smtplib.SMTPResponseException) as refused:
+        submit(port, secret, mail("Retry me"), [MENTOR])
+    assert refused.value.smtp_code == 451
+    with agent.dovecot.client(agent.user) as client:
+        client.delete_folder("Sending/kept")
+        client.create_folder("Sending")
+    with pytest.raises(smtplib.SMTPException):
+        submit(port, secret, mail("Retry me"), [MENTOR])
+    assert agent.wait_exit() == -signal.SIGKILL
+    start(agent, port)
+    submit(port, secret, mail("Retry me"), [MENTOR])
+    eventually(lambda: agent.subjects("Sent") == ["Retry me"])
+    assert len(agent.smtp.messages) == 1
+
+
+def test_two_replies_with_the_same_words_to_two_of_her_emails_both_go(agent: Agent) -> None:
+    """Fifth round: "Thanks, will do." to two of the mentor's e-mails, one after the other: the second was taken for
+    a retry of the first, answered 250 and put nowhere. Its thread makes it another message."""
+    port = open_door(agent)
+    agent.start()
+    secret = password(agent)
+    for thread in ("<m1@hospital.example.org>", "<m2@hospital.example.org>"):
+        reply = mail("Re: Clinic", body="Thanks, will do.\n", In_Reply_To=thread, References=thread)
+        submit(port, secret, reply, [MENTOR])
+    agent.smtp.wait_for(2)
+    assert len(agent.smtp.messages) == 2

@@ -63,6 +63,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     returns when it will have (None: nothing waits)."""
     folder = world.folders.outbox
     validity, uids = await world.imap(world.mailbox.uids, folder)
+    await _renumbered(world, folder, validity)  # a row left at UID 0 is claimed as gone: she took it out
     known = world.ledger.in_folder(folder)
     fresh = [uid for uid in uids if uid not in known]
     if not fresh:
@@ -380,7 +381,8 @@ async def follow_scheduled(world: World) -> None:
     await _renumbered(world, folder, validity)
     known = world.ledger.in_folder(folder)
     adopted: set[int] = set()
-    for uid, row in known.items():
+    lost = world.ledger.lost_in(folder)  # not found again after a renumbering: each looked for as a gone copy
+    for uid, row in [*((u, r) for u, r in known.items() if u), *((0, r) for r in lost)]:
         if uid not in present and row.state == SCHEDULED:
             moved = await _found_again(world, folder, row, known, present)  # renumbered, or saved again by her
             if moved is not None:
@@ -418,12 +420,12 @@ async def _renumbered(world: World, folder: str, validity: int) -> None:
     before = world.ledger.meta_value(seen)
     if before == str(validity):
         return
-    if before is not None:
-        rows = world.ledger.in_folder(folder)
+    rows = world.ledger.in_folder(folder)
+    if rows:  # also at the first look (an older version kept no UIDVALIDITY): its rows are checked once
         log.warning(
-            "%s was renumbered by the server (UIDVALIDITY %s → %s): finding its %d messages again",
+            "%s: UIDVALIDITY %s → %s (renumbered by the server, or first looked at): finding its %d messages again",
             folder,
-            before,
+            before or "not kept",
             validity,
             len(rows),
         )
@@ -457,7 +459,7 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
         content = fingerprint(raw)
         if row.state == CANCELLED:
             when = last_logged_at(world.ledger, "cancelled", row.key)
-            if when is not None and datetime.now(UTC) - when <= CANCEL_UNDONE:  # the log's own clock
+            if when is not None and timedelta(0) <= datetime.now(UTC) - when <= CANCEL_UNDONE:  # the log's clock
                 await taken_in_again(world, row, folder, info.uid, content, EDITED)
                 continue
         elif content == row.fingerprint:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-from agent.rules.envelope import Envelope, fingerprint, parse_envelope, split_head, with_field, without_fields
+from agent.rules.envelope import Envelope, parse_envelope, split_head, with_field, without_fields
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,11 @@ def _has_field(raw: bytes, name: str) -> bool:
 
 
 def made_message_id(raw: bytes, recipients: Sequence[str], domain: str, generation: int = 0) -> str:
-    """The same message to the same people always gets the same Message-ID (of the same ``generation``: the same
-    message handed over again long after is a new one, :mod:`agent.reconcile.doors.submission`). The same message:
-    its content (:func:`fingerprint`: not its Date, which a script that builds it again on a retry writes anew, nor
-    how its lines are folded), to its recipients in any order (a program trying again may name them in another)."""
+    """The same bytes to the same people always get the same Message-ID (of the same ``generation``: the same
+    bytes handed over again long after are a new message, :mod:`agent.reconcile.doors.submission`). The recipients
+    in any order: a program that hands it over again may name them in another (a set, a restart)."""
     salt = f"\0{generation}".encode() if generation else b""
-    content = fingerprint(raw).encode()
-    digest = hashlib.sha256(content + b"\0" + "\0".join(sorted(recipients)).encode() + salt).hexdigest()[:32]
+    digest = hashlib.sha256(raw + b"\0" + "\0".join(sorted(recipients)).encode() + salt).hexdigest()[:32]
     return f"<{digest}.submitted.mentor-agent@{domain}>"
 
 

@@ -321,6 +321,13 @@ class Ledger:
         )
         return {row.uid: row for row in map(Row.of, records) if row.uid is not None}
 
+    def lost_in(self, folder: str) -> list[Row]:
+        """The open rows of ``folder`` whose copy was not found again after the server renumbered it (UID 0)."""
+        records = self.db.execute(
+            f"SELECT * FROM messages WHERE folder = ? AND uid = 0 AND state IN ({_OPEN_MARKS})", (folder, *OPEN_STATES)
+        )
+        return [Row.of(r) for r in records]
+
     def namesakes(self, key: str) -> list[str]:
         """The keys of the other open messages that share ``key``'s Message-ID (issue 20: the second one seen is keyed
         by its Message-ID and a hash of its content)."""

@@ -23,7 +23,7 @@ from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.client import Connection
 from agent.mail.session import Login, MailboxError
-from agent.rules.envelope import domain_of, fingerprint, parse_envelope, variant_key
+from agent.rules.envelope import Envelope, domain_of, fingerprint, parse_envelope, variant_key
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import Submitted, as_submitted, head_print
 from agent.store.answers import last_logged, last_logged_at
@@ -39,7 +39,10 @@ SUBMITTED_PRINT = "submitted print"
 # A hand-over: put in the Outbox, taken before, refused (another message had its Message-ID), or a new try of one
 # cancelled or set aside
 APPENDED, ALREADY, OTHER, AGAIN = "appended", "already", "other", "again"
-RETRY_WITHIN = timedelta(hours=1)  # the same bytes without a Message-ID again within this: a retry, not a new one
+RETRY_WITHIN = timedelta(hours=1)
+# The same text again this soon after an answered hand-over, under another Message-ID: a program that gave up
+# waiting for the 250 and tried again (or Send pressed twice), not a new message
+ANSWER_LOST = timedelta(minutes=5)  # the same bytes without a Message-ID again within this: a retry, not a new one
 
 
 class SubmissionDesk:
@@ -88,7 +91,7 @@ class SubmissionDesk:
             log.warning("%s: refused: to no mentor, and pass_through is off", what)
             return "550 5.7.1 not to a mentor, and pass_through is off: send it from your own mail server"
         content = fingerprint(submitted.raw)
-        handed = self._handed_as(content, submitted.envelope.recipients)
+        handed = self._handed_as(content, envelope)
         key = handed or envelope.key  # the same text to the same people within the hour: a retry, whatever its id
         known = self._known(key, content)
         if known == ALREADY:
@@ -96,7 +99,7 @@ class SubmissionDesk:
             return "250 2.0.0 mentor-agent has this message already"
         folder = self.settings.imap.folders.outbox
         if known != OTHER:  # before the APPEND: a kill between it and the 250 leaves the retry known by its text
-            self.ledger.log(SUBMITTED_PRINT, message=_print(content, envelope.recipients), detail=key)
+            self.ledger.log(SUBMITTED_PRINT, message=_print(content, envelope), detail=envelope.key)
         try:
             added = (
                 known
@@ -116,7 +119,10 @@ class SubmissionDesk:
                 "again, it was taken (see your Mentor Outbox, Scheduled and Sent)"
             )
         crash_point("submission-appended")
-        self.ledger.log(SUBMITTED, message=envelope.key, detail=envelope.subject)
+        taken = key if added == ALREADY else envelope.key  # the Message-ID its copy in the Outbox has
+        self.ledger.log(SUBMITTED, message=taken, detail=envelope.subject)
+        if taken != envelope.key:  # a retry of an earlier try's copy: later tries are known by that one
+            self.ledger.log(SUBMITTED_PRINT, message=_print(content, envelope), detail=taken)
         if parse_envelope(raw).message_id is None:  # its program's Sent copy has none: known by its header block
             self.ledger.log(SUBMITTED_HEAD, message=head_print(raw), detail=envelope.key)
         if added == APPENDED:
@@ -141,14 +147,21 @@ class SubmissionDesk:
                 return submitted
             generation += 1
 
-    def _handed_as(self, content: str, recipients: Sequence[str]) -> str | None:
-        """The Message-ID this message (``content``: its fingerprint, which leaves out Date and Message-ID) to these
-        recipients was handed over with, within RETRY_WITHIN: a retry whose program gave it a Message-ID anew (msmtp
-        writes one where it is missing, on each try)."""
-        found = last_logged(self.ledger, SUBMITTED_PRINT, _print(content, recipients))
-        if found is None or datetime.now(UTC) - found[0] > RETRY_WITHIN:  # the log's own clock
+    def _handed_as(self, content: str, envelope: Envelope) -> str | None:
+        """The Message-ID of an earlier hand-over of this message (``content``: its fingerprint, which leaves out Date
+        and Message-ID; the same recipients and thread) that this one retries, though its program gave it another
+        Message-ID (msmtp writes one anew on each try, a script another Date): one that never got as far as its 250
+        (a kill, a 451) within RETRY_WITHIN, or one answered within ANSWER_LOST (the program gave up waiting for
+        the answer, or Send was pressed twice). An answered one older than that: the same text is a new message."""
+        found = last_logged(self.ledger, SUBMITTED_PRINT, _print(content, envelope))
+        if found is None:
             return None
-        return found[1]
+        at, key = found
+        answered = last_logged_at(self.ledger, SUBMITTED, key)
+        now = datetime.now(UTC)  # the log's own clock
+        if answered is not None:
+            return key if timedelta(0) <= now - answered <= ANSWER_LOST else None
+        return key if timedelta(0) <= now - at <= RETRY_WITHIN else None
 
     def _known(self, key: str, content: str) -> str | None:
         """What the ledger says of this message (``content``: its fingerprint): ALREADY handed over (on its way or
@@ -205,6 +218,8 @@ class SubmissionDesk:
         return [raw for raw in found if raw is not None]
 
 
-def _print(content: str, recipients: Sequence[str]) -> str:
-    """A hand-over's content (its fingerprint) and recipients, in one key for the log."""
-    return "print:" + hashlib.sha256("\0".join([content, *sorted(recipients)]).encode()).hexdigest()[:32]
+def _print(content: str, envelope: Envelope) -> str:
+    """A hand-over's content (its fingerprint), recipients and the messages it answers, in one key for the log: two
+    replies with the same words to two of the mentor's e-mails are two messages."""
+    parts = [content, *sorted(envelope.recipients), "\0", *envelope.references]
+    return "print:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
