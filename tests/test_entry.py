@@ -20,9 +20,11 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.fixture
 def collector() -> Iterator[None]:
-    """The collector as the test found it, whatever the test does to it."""
+    """The collector as the test found it, whatever the test does to it: on or off as it was, and nothing of the
+    test process frozen (the rest of the suite in this worker collects as it always did)."""
     enabled = gc.isenabled()
     yield
+    gc.unfreeze()
     gc.enable() if enabled else gc.disable()
 
 
