@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -261,3 +262,41 @@ def test_an_address_that_cannot_be_written_at_all_fails_that_message_only() -> N
         assert [r.rcpt_tos for r in server.wait_for(1)] == [(MENTOR,)]
     finally:
         server.stop()
+
+
+def test_a_close_cut_short_by_a_stop_still_closes_the_socket() -> None:
+    """A stop that cancels the QUIT (a server that never answers it) left the connection open: its socket was found
+    unclosed when the collector came, in whatever ran then (a red CI run)."""
+    from agent.mail.smtp import Sender
+
+    async def scenario() -> bool:
+        served: list[asyncio.StreamWriter] = []
+
+        async def never_quits(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            served.append(writer)
+            writer.write(b"220 localhost ESMTP\r\n")
+            while line := await reader.readline():
+                if line.upper().startswith((b"EHLO", b"HELO")):
+                    writer.write(b"250 localhost\r\n")
+                elif not line.upper().startswith(b"QUIT"):
+                    writer.write(b"250 OK\r\n")
+                await writer.drain()  # QUIT: no answer, ever
+
+        server = await asyncio.start_server(never_quits, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        sender = Sender(Smtp(host="127.0.0.1", port=port, security="plain", timeout=30.0), None)
+        client = await sender._connected()
+        closing = asyncio.create_task(sender.close())
+        await asyncio.sleep(0.2)
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        closed = client.transport is None or client.transport.is_closing()
+        for writer in served:  # the test server's side, closed too
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0)
+        return closed
+
+    assert asyncio.run(scenario()), "the connection is closed"

@@ -179,10 +179,12 @@ class Sender:
         client, self._client = self._client, None
         if client is None:
             return
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-            async with asyncio.timeout(self.smtp.timeout):
-                await client.quit()
-        client.close()
+        try:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                async with asyncio.timeout(self.smtp.timeout):
+                    await client.quit()
+        finally:  # also when the QUIT is cancelled (a stop): the socket is never left open
+            client.close()
 
     def _drop(self) -> None:
         client, self._client = self._client, None
