@@ -43,10 +43,8 @@ def last_detail(ledger: Ledger, event: str, message: str) -> str | None:
 
 def last_logged_at(ledger: Ledger, event: str, message: str) -> datetime | None:
     """When ``event`` was last logged about ``message`` (None: never)."""
-    row = ledger.db.execute(
-        "SELECT at FROM log WHERE event = ? AND message = ? ORDER BY rowid DESC LIMIT 1", (event, message)
-    ).fetchone()
-    return datetime.fromisoformat(str(row[0])) if row else None
+    found = last_logged(ledger, event, message)
+    return found[0] if found else None
 
 
 def last_logged(ledger: Ledger, event: str, message: str) -> tuple[datetime, str] | None:

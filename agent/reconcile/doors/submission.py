@@ -39,10 +39,10 @@ SUBMITTED_PRINT = "submitted print"
 # A hand-over: put in the Outbox, taken before, refused (another message had its Message-ID), or a new try of one
 # cancelled or set aside
 APPENDED, ALREADY, OTHER, AGAIN = "appended", "already", "other", "again"
-RETRY_WITHIN = timedelta(hours=1)
+RETRY_WITHIN = timedelta(hours=1)  # the same bytes without a Message-ID again within this: a retry, not a new one
 # The same text again this soon after an answered hand-over, under another Message-ID: a program that gave up
 # waiting for the 250 and tried again (or Send pressed twice), not a new message
-ANSWER_LOST = timedelta(minutes=5)  # the same bytes without a Message-ID again within this: a retry, not a new one
+ANSWER_LOST = timedelta(minutes=5)
 
 
 class SubmissionDesk:
