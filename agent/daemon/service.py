@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import threading
 import time
@@ -29,6 +28,7 @@ from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyK
 from agent.config.settings import Settings
 from agent.daemon import preflight, sdnotify, session
 from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
+from agent.daemon.reconnect import Reconnect
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.session import ImapLoginRefused, MailboxError, SessionExpired
@@ -55,7 +55,6 @@ log = logging.getLogger("mentor_agent")
 
 HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
 WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
-MAX_BACKOFF = 300.0
 POLICY_LOOK = 1.0  # how often the policy folder is looked at
 POLICY_SETTLE = 0.5  # a change is taken in once the folder stayed the same this long
 GRANT_LOOK = 2.0  # waiting for a new sign-in: how often the stored grant is looked at (a file's digest)
@@ -154,7 +153,9 @@ class Daemon:
         fresh = self.ledger.is_fresh() and not len(self.keeper.book())
         self.first_policy = fresh or self.ledger.meta_value(FIRST_WAIT) == "yes"
         self.ready_sent = False
-        self.connected = False
+        self.connected_at: float | None = None  # when the session now up logged in (time.monotonic())
+        self.served = False  # the session now up has served a whole pass (agent.daemon.reconnect)
+        self.reconnect = Reconnect()
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
         self.draft_door = DraftDoor()  # the star door's waits (made afresh for each session)
@@ -276,7 +277,6 @@ class Daemon:
             (signal.SIGHUP, self.request_reload),
         ):
             loop.add_signal_handler(sig, handler)
-        failures = 0
         expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
         policy_watch = asyncio.create_task(self.watch_policies())
         door = None
@@ -288,7 +288,7 @@ class Daemon:
             while not self.stopping.is_set():
                 try:
                     await self._session()
-                    failures = 0
+                    self.reconnect.ended()
                 except (MailboxError, OSError, TimeoutError, SignInNeeded, SignInUnavailable) as error:
                     if is_disk_full(error):  # the state directory's disk, not the connection
                         raise
@@ -296,25 +296,34 @@ class Daemon:
                         # At start a refused login or an impossible TLS set-up is configuration: exit 78.
                         self.ledger.set_status(connected="no", last_error=str(error))
                         raise
-                    if self.connected and not isinstance(error, IdleLoginCut):  # each outage starts afresh
-                        failures = 0
-                    self.connected = False
+                    # Whether the server let the session work (an IDLE login cut short at its start: it did not)
+                    served = self.served and not isinstance(error, IdleLoginCut)
+                    up_for = time.monotonic() - self.connected_at if self.connected_at is not None else None
+                    self.connected_at, self.served = None, False
                     if isinstance(error, SignInNeeded):
                         await self._wait_for_sign_in(error)
                         continue
                     if is_permanent(error):
                         delay = self._imap_refused(error)
                     else:
-                        failures += 1
-                        delay = min(MAX_BACKOFF, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
-                        if isinstance(error, SessionExpired) and failures == 1 and time.monotonic() > expired_at + 60:
-                            expired_at = time.monotonic()  # at most once a minute: a failing token backs off
-                            delay = 0.0  # the OAuth token ran out: log in again at once, with a fresh token
+                        delay = self.reconnect.lost(up_for, served)
+                        # The OAuth token ran out: log in again at once, with a fresh token (at most once a minute:
+                        # a failing token backs off)
+                        fresh = isinstance(error, SessionExpired) and self.reconnect.in_a_row == 1
+                        if fresh and time.monotonic() > expired_at + 60:
+                            expired_at = time.monotonic()
+                            delay = 0.0
+                        if up_for is not None and self.reconnect.closing_sessions:
+                            log.warning(
+                                "the session ended %.1f s after its login, %d short sessions in a row: the server "
+                                "may limit connections or close sessions; waiting longer each time",
+                                up_for,
+                                self.reconnect.short,
+                            )
                         log.warning("connection lost (%s); reconnecting in %.0f s", error, delay)
                         self.ledger.set_status(connected="no", last_error=str(error))
                         sdnotify.status(f"reconnecting: {error}")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stopping.wait(), delay)
+                    await self._pause(delay)
         finally:
             policy_watch.cancel()
             if self.smtp_check is not None:
@@ -328,6 +337,11 @@ class Daemon:
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before connecting again, or until stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def _open_submission(self) -> Listener | None:
         """The submission door ([submission]): listens while the daemon runs, even while IMAP is down (then 451)."""
@@ -481,7 +495,7 @@ class Daemon:
             ended = self.imap_gate.worked()
             self.ledger.set_status(connected="yes", running="yes", last_error="", **self.imap_gate.status())
             log.info("connected to %s; watching %s", settings.imap.host, folders.outbox)
-            self.connected = True
+            self.connected_at = time.monotonic()
             if ended is not None:
                 await self._imap_works_again(world, ended)
             if not self.ready_sent:
@@ -501,10 +515,12 @@ class Daemon:
                         await asyncio.wait_for(self.wake.wait(), HEARTBEAT)
                     sdnotify.watchdog()
                     self._check_watchers(watchers)
+                    self.served = True  # waiting for a first policy, the session is all it should be
                     continue
                 if self.ledger.meta_value(FIRST_WAIT) == "yes":
                     await end_the_wait(world)
                 wake_at = await self.pass_once(world, seen)
+                self.served = True
                 forget_read()  # a backlog's envelopes, read once for its intake and its sending
                 open_idle()
                 self.let_go_of_policies(world)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from agent.daemon.reconnect import SHORT, SHORT_IN_A_ROW
 from tests.agent_process import MENTOR, Agent, mail
 from tests.faults.accounting import UNLIMITED_POLICY, account, settle
 
@@ -17,6 +18,10 @@ pytestmark = pytest.mark.servers
 # Dovecot is back within a second or two; the daemon's reconnect backoff is 1-2 s after a first failure. A
 # reconnect slower than this means the backoff kept growing across outages it had already recovered from.
 RECONNECT_LIMIT = 60.0
+# Sessions that each end within a minute, SHORT_IN_A_ROW times in a row, make the waits grow (a server that closes
+# every session: agent.daemon.reconnect): the soak lets every fourth session last a minute, as a server restarted
+# now and then does, and each restart after it is reconnected within seconds again.
+LASTING_EVERY = SHORT_IN_A_ROW - 1
 
 
 def test_imap_server_killed_and_restarted_reconnects_and_misses_nothing(
@@ -39,6 +44,8 @@ def test_imap_server_killed_and_restarted_reconnects_and_misses_nothing(
             time.sleep(rng.uniform(0.0, 1.0))
         else:
             time.sleep(rng.uniform(0.5, 2.0))
+        if (cycle + 1) % LASTING_EVERY == 0:
+            time.sleep(SHORT)  # this session lasts
         before = agent.log().count("connected to")
         if rng.random() < 0.5:
             agent.dovecot.kill()
