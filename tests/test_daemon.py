@@ -238,6 +238,24 @@ def test_kill_9_while_sending_puts_the_message_in_doubt_not_twice(agent: Agent) 
     assert len(agent.smtp.messages) <= 1
 
 
+def test_a_send_in_doubt_whose_copy_turns_up_in_sent_went_and_moved_back_is_not_sent_again(agent: Agent) -> None:
+    agent.start(MENTOR_AGENT_CRASH_AT="sending")
+    agent.drop(mail("in doubt, then found"))
+    assert agent.wait_exit() == -signal.SIGKILL
+    agent.start()
+    ((uid, raw),) = eventually(lambda: agent.folder_raw("Needs attention")).items()
+    agent.dovecot.append(agent.user, SENT, raw)  # the provider's copy of what its server took, filed late
+    with agent.dovecot.client(agent.user) as client:  # she moves it back to send it anyway: the pass wakes
+        client.select_folder("Needs attention")
+        client.move([uid], "Mentor Outbox")
+    eventually(lambda: agent.subjects("Needs attention") == ["in doubt, then found"])
+    titles = eventually(lambda: [n["Subject"] for n in agent.notices() if "Went after all" in n["Subject"]])
+    assert titles == ["[mentor-agent] Went after all: in doubt, then found"]
+    time.sleep(1.5)
+    assert agent.smtp.messages == [], "its copy in Sent says it went: never a second time"
+    assert agent.subjects("Sent") == ["in doubt, then found"]
+
+
 def test_queued_when_the_machine_restarted_is_in_doubt_not_sent(agent: Agent) -> None:
     """``queued`` is flushed to disk, ``sending`` is not: after a reboot a queued message may have gone."""
     agent.start(MENTOR_AGENT_CRASH_AT="queued")

@@ -18,6 +18,7 @@ from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
 from agent.reconcile.doors.sent_herself import cancel_held
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
+from agent.reconcile.went_after_all import settle_doubts
 from agent.rules.addresses import normal_address
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
@@ -77,6 +78,8 @@ async def scan_sent(world: World, seen: Seen) -> int:
     )
     # A held door message she also sent from her mail program: not sent again, counted below as sent without the agent
     ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
+    # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the agent)
+    await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours])
     found = 0
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
