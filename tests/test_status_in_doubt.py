@@ -8,6 +8,7 @@ while her next message was held "because one went today", and the message in dou
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,13 @@ from agent.rules.policy import PolicyBook, load_policies
 from agent.store.ledger import ATTENTION
 from agent.store.status import collect, render
 from tests.agent_process import MENTOR, OUTBOX
-from tests.test_in_doubt_counts_on_fake import START, hourly, killed_while_sending  # noqa: F401  (the fixture)
+from tests.servers.smtp import SmtpServer
+from tests.test_in_doubt_counts_on_fake import (  # noqa: F401  (the fixture)
+    START,
+    _digest_in_doubt_on_day_two,
+    hourly,
+    killed_while_sending,
+)
 from tests.test_passes_on_fake import Pass, mail
 
 
@@ -167,3 +174,25 @@ def test_outside_her_chart_but_inside_eight_weeks_it_is_not_said_to_have_no_poli
     data, text = _status(made, sunday + timedelta(weeks=8) - timedelta(hours=1))
     assert data["in_doubt_uncounted"] == [], text
     assert "no policy names" not in text
+
+
+def test_after_one_message_of_a_digest_in_doubt_is_moved_back_the_others_are_still_listed(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by a hostile round: the digest of B, C and D in doubt; once she moved B back, its hand-over is counted
+    through the record kept for it, and C and D, still in doubt in Needs attention, were no longer listed."""
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        uid = next(u for u, raw in made.server.messages("Needs attention").items() if b"Subject: B" in raw)
+        clock[0] += timedelta(minutes=10)
+        made.box.move("Needs attention", uid, OUTBOX)
+        for _ in range(2):
+            made.run()
+        (mentor,) = collect(made.world.book, made.world.ledger, clock[0])["mentors"]
+        listed = [(d["subject"], [w["subject"] for w in d["with"]]) for d in mentor["in_doubt"]]
+        assert listed == [("C", ["D"])], listed
+        assert made.subjects("Needs attention") == ["C", "D"]
+    finally:
+        made.world.ledger.close()

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import Problem, UserError
+from agent.rules.addresses import normal_address
 from agent.rules.agenda import on_agenda
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
 from agent.rules.policy import Agreement, PolicyBook
@@ -107,11 +108,23 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
             weeks.append({"week": first.isoformat(), "sent": sum(1 for at in received if begin <= at < end)})
         waiting = [_waiting(row, zone) for row in open_rows if owners[row.key] == loaded.id]
         in_doubt = []
+        here: set[str] = set()
         for keys in ledger.in_doubt(loaded.id, start_of_day(oldest, zone), addresses).values():
             rows = [doubts[key] for key in keys if key in doubts]
             if rows:
                 in_doubt.append(_in_doubt(rows))
-                listed.update(keys)
+                here.update(keys)
+        # Still in doubt, and hers, but counted through another record: the hand-over kept when another message
+        # of the same e-mail was moved back to the Outbox (agent.store.in_doubt_kept). Listed all the same.
+        wanted = {normal_address(a) for a in addresses}
+        rest: dict[str, list[Row]] = {}
+        for key, row in doubts.items():
+            if key in here or row.sent_at is None or handed_over(row.sent_at) < start_of_day(oldest, zone):
+                continue
+            if any(normal_address(a) in wanted for a in row.recipients):
+                rest.setdefault(row.item or key, []).append(row)
+        in_doubt += [_in_doubt(rows) for rows in rest.values()]
+        listed |= here | {row.key for rows in rest.values() for row in rows}
         mentors.append(
             {
                 "id": loaded.id,
