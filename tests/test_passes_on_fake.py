@@ -132,6 +132,16 @@ def test_mail_to_the_mentor_sent_without_the_agent_counts(one_a_day: Pass) -> No
     assert one_a_day.subjects("Scheduled") == ["through the agent"]
 
 
+def test_mail_sent_without_the_agent_is_said_to_be_counted_once_not_at_every_start(one_a_day: Pass) -> None:
+    one_a_day.server.put(SENT, mail("sent from the phone"))
+    for _ in range(3):  # three starts (or reconnects): Sent is read again each time
+        one_a_day.seen = Seen()
+        one_a_day.run()
+    counted = one_a_day.world.ledger.db.execute("SELECT count(*) FROM log WHERE event = 'counted'").fetchone()[0]
+    assert counted == 1
+    assert len(one_a_day.world.ledger.history("rivera", datetime.now(UTC) - timedelta(days=1)).sent) == 1
+
+
 KIM = "jkim@clinic.example.org"
 
 

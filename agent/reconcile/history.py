@@ -96,7 +96,10 @@ async def scan_sent(world: World, seen: Seen) -> int:
         # One item for every mentor it went to, known by each one's addresses: each of them got it.
         written = {a for loaded in mentors.values() for a in _written_to(loaded.policy.mentor.addresses, recipients)}
         message = envelope.message_id or envelope.key
-        world.ledger.add_item(min(mentors), message, at, [message], source=SENT_FOLDER, addresses=sorted(written))
+        if not world.ledger.add_item(
+            min(mentors), message, at, [message], source=SENT_FOLDER, addresses=sorted(written)
+        ):
+            continue  # counted before (Sent is read again at each start): said once
         for mentor in mentors:
             world.ledger.log(
                 "counted",

@@ -416,8 +416,9 @@ class Ledger:
         follow_up: bool = False,
         source: str = "agent",
         addresses: Sequence[str] = (),
-    ) -> None:
-        """Record what a mentor received; counted by her addresses (``addresses``, else her policy's).
+    ) -> bool:
+        """Record what a mentor received; counted by her addresses (``addresses``, else her policy's). Whether that
+        was news: recorded now, or widened (False: recorded before as it is).
 
         Recorded once per Message-ID. Mail found in Sent that is recorded again names every mentor it went to
         (:func:`agent.reconcile.history.scan_sent`): an item recorded for fewer of them (before that was so) is
@@ -429,13 +430,15 @@ class Ledger:
             (message_id, mentor, _text(at), json.dumps(sorted(set(members))), int(follow_up), source, packed),
         )
         if added.rowcount or source != SENT_FOLDER or not packed:
-            return
+            return bool(added.rowcount)
         found = self.db.execute(
             "SELECT addresses FROM items WHERE message_id = ? AND source = ?", (message_id, SENT_FOLDER)
         ).fetchone()
         if found is not None and found[0] and set(packed.split()) - set(found[0].split()):
             wider = _packed([*found[0].split(), *packed.split()])
             self.db.execute("UPDATE items SET addresses = ? WHERE message_id = ?", (wider, message_id))
+            return True
+        return False
 
     def add_reply(
         self, mentor: str, message_id: str, at: datetime, answers: str, *, addresses: Sequence[str] = ()
