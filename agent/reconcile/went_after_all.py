@@ -5,23 +5,30 @@ killed between hand-over and answer): it waits in Needs attention, counted as se
 student decides (:mod:`agent.reconcile.attention`). The recovery looks in Sent for the provider's copy once, at
 once; a provider that files it later (or the student, dragging it to Sent: "it went") settles the doubt then:
 
-- still in Needs attention: it is recorded as sent when it was handed over (counted once: the count it had as a
-  send in doubt becomes the count of a send), she is told it went after all, and a copy moved back to the Outbox
-  from then on is set aside, not sent twice (the intake's "already sent");
-- moved back to the Outbox already and held there or in Scheduled (not yet claimed for sending): the held copy is
-  not sent. It goes to Needs attention, never deleted, and she is told. Its earlier hand-over already counts
-  (:func:`agent.store.in_doubt_kept.keep_counting`), so nothing is counted again.
+- still in Needs attention: the e-mail is recorded as sent when it was handed over — every message that went in
+  it, a digest's too (counted once: the count it had as a send in doubt becomes the count of a send) — she is told
+  it went after all, and a copy moved back to the Outbox from then on is set aside, not sent twice (the intake's
+  "already sent");
+- moved back to the Outbox already and waiting there, in Scheduled, or claimed in Sending after a stop (never
+  handed to SMTP): the waiting copy is not sent. It goes to Needs attention, never deleted, is recorded as gone
+  then, and she is told. Its earlier hand-over already counts (:func:`agent.store.in_doubt_kept.keep_counting`,
+  which also links the copy taken in again to it), so nothing is counted again.
 
-The copy is known by the message's own Message-ID, or by the e-mail the agent made of several (a digest's). A
-mail program's own copy of what it handed over by SMTP (the submission door) proves nothing about the provider
-and is left to :mod:`agent.reconcile.doors.early_copies`. A moved-back copy already claimed for sending is too late
-to hold back: that is logged.
+The copy is known by the e-mail's Message-ID (a message's own, or the digest's the agent made) and by whom it is
+to: a copy that names someone the e-mail was not to, or a message's own copy with another subject, is another
+message that shares the Message-ID, and settles nothing. A mail program's own copy of what it handed to the
+submission door proves nothing about the provider, and is left to :mod:`agent.reconcile.doors.early_copies`.
+
+Setting a waiting copy aside is marked in the ledger before the copy moves: a stop in between finishes it on the
+next start (the row is not read as her cancel).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
@@ -30,14 +37,16 @@ from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import record_received
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
+from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope
 from agent.store.in_doubt import handed_over, kept_id
-from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, NEW, QUEUED, SCHEDULED, SENDING, Row
+from agent.store.in_doubt_kept import taken_back
+from agent.store.ledger import ATTENTION, CLAIMED, DONE, NEW, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.delivery")
 
-IN_DOUBT = "in doubt"  # the ledger's log event of a send put in doubt (agent.reconcile.attention)
-WENT = "went after all"  # logged when a send in doubt is proved gone by its copy in Sent
+WENT = "went after all"  # a row's detail, and the log event, once its copy in Sent proved it went
+SETTING_ASIDE = "went after all: being set aside"  # a waiting copy's row, marked before the copy moves
 
 
 async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:
@@ -46,31 +55,46 @@ async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope
         message_id = envelope.message_id
         if not message_id:
             continue
-        rows = _in_doubt(world, message_id)
+        rows = _in_doubt(world, message_id, envelope)
         if rows:
             await _went(world, message_id, rows)
-            continue
-        row = world.ledger.get(envelope.key)
-        if row is not None and row.message_id == message_id and world.ledger.logged(IN_DOUBT, row.key):
-            await _moved_back(world, row)
+        for key, handed in taken_back(world.ledger, message_id):
+            row = world.ledger.get(key)
+            if row is not None and _is_of(world, envelope, message_id, [row]):
+                await _set_aside(world, row, handed)
 
 
-def _in_doubt(world: World, message_id: str) -> list[Row]:
-    """The rows in doubt that the copy with ``message_id`` is of: the message itself, or the e-mail made of
-    several (its release). A program's own copy of a message it handed over is none of them."""
-    rows = [
-        row
-        for row in world.ledger.in_states(ATTENTION)
-        if row.sent_at is not None and message_id in (row.message_id, row.item)
-    ]
-    return [row for row in rows if row.item == message_id or not world.ledger.logged(SUBMITTED, row.key)]
+def _in_doubt(world: World, message_id: str, copy: Envelope) -> list[Row]:
+    """The rows in doubt of the e-mail the copy is of (all of that e-mail's: a digest's every message), or none."""
+    doubts = [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
+    found = [row for row in doubts if message_id in (row.message_id, row.item)]
+    if not found or not _is_of(world, copy, message_id, found):
+        return []
+    releases = {row.item or row.key for row in found}
+    return [row for row in doubts if (row.item or row.key) in releases]
+
+
+def _is_of(world: World, copy: Envelope, message_id: str, rows: Sequence[Row]) -> bool:
+    """Whether ``copy`` can be the e-mail these rows went out in: not a mail program's own copy of what it handed
+    to the submission door, to no one they were not to, and a message's own copy under its own subject."""
+    own = [row for row in rows if row.message_id == message_id]
+    if any(world.ledger.logged(SUBMITTED, row.key) for row in own):
+        return False
+    written = {normal_address(a) for a in copy.to + copy.cc if a.strip()}
+    allowed = {normal_address(a) for row in rows for a in row.recipients}
+    if not written or not written <= allowed:
+        return False
+    return all(_same_subject(copy.subject, row.subject) for row in own)
+
+
+def _same_subject(one: str | None, other: str | None) -> bool:
+    return " ".join((one or "").split()).casefold() == " ".join((other or "").split()).casefold()
 
 
 async def _went(world: World, message_id: str, rows: list[Row]) -> None:
     ledger = world.ledger
-    first = rows[0]
-    assert first.sent_at is not None  # _in_doubt
-    handed = handed_over(first.sent_at)
+    first = min(rows, key=lambda row: (row.arrived, row.key))
+    handed = min(handed_over(row.sent_at) for row in rows if row.sent_at is not None)
     release = first.item or first.key
     with ledger.transaction():
         for row in rows:
@@ -79,10 +103,9 @@ async def _went(world: World, message_id: str, rows: list[Row]) -> None:
         counted = ledger.item_ids()
         if first.mentor and release not in counted and kept_id(release, handed) not in counted:
             record_received(world, first.mentor, release, handed, rows, [], follow_up=False)
-    subjects = ", ".join(f"“{row.subject}”" for row in rows)
+    subjects = ", ".join(f"“{row.subject}”" for row in sorted(rows, key=lambda row: (row.arrived, row.key)))
     log.info("%s: in doubt, went after all: its copy is in %s", named(first.key, first.subject), world.folders.sent)
-    zone = world.settings.student.zone
-    at = handed.astimezone(zone).strftime("%a %d %b %H:%M")
+    at = _local(world, handed)
     await world.notify(
         f"Went after all: {first.subject}",
         [
@@ -96,41 +119,51 @@ async def _went(world: World, message_id: str, rows: list[Row]) -> None:
     )
 
 
-async def _moved_back(world: World, row: Row) -> None:
-    """Her copy of a send in doubt, moved back to the Outbox, while its earlier try's copy turned up in Sent."""
+async def _set_aside(world: World, row: Row, handed: datetime) -> None:
+    """Her copy of a send in doubt, taken in again, while the copy of that send turned up in Sent: not sent."""
     folders = world.folders
-    if row.state in (CLAIMED, QUEUED, SENDING):
-        log.warning(
-            "%s: its earlier try, in doubt, went after all (its copy is in %s), but the copy moved back is already "
-            "being sent",
-            named(row.key, row.subject),
-            folders.sent,
-        )
+    ledger = world.ledger
+    finishing = row.state == DONE and row.detail == SETTING_ASIDE  # a stop came between the mark and the move
+    if not finishing and (row.state not in (NEW, SCHEDULED, CLAIMED) or not row.folder or row.uid is None):
+        if row.state != DONE:
+            log.warning(
+                "%s: the send in doubt it was taken in again after went after all (its copy is in %s), but this "
+                "copy is already %s",
+                named(row.key, row.subject),
+                folders.sent,
+                row.state,
+            )
         return
-    if row.state not in (NEW, SCHEDULED) or not row.folder or row.uid is None:
-        return
-    held = await world.locate(row.folder, row.key, row.uid)
-    if held is None:
+    held = await world.locate(row.folder, row.key, row.uid) if row.folder else None
+    if held is None and not finishing:
         return  # gone meanwhile: the intake and follow_scheduled see to it
-    try:
-        # Moved first: a crash before the row is updated finds it gone from its folder, never sends it
-        await world.imap(world.mailbox.move, row.folder, held, folders.needs_attention)
-    except MessageGone:
-        return
-    why = "its earlier try went after all"
-    world.ledger.update(row.key, state=CANCELLED, folder=folders.needs_attention, uid=None, detail=why)
-    world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=why)
-    world.ledger.log(WENT, mentor=row.mentor, message=row.key, detail=f"its copy is in {folders.sent}")
-    log.warning("%s: %s (its copy is in %s): not sent again", named(row.key, row.subject), why, folders.sent)
-    publish(Cancelled(row.key, why))
+    if not finishing:
+        # Marked first: a stop before the move finishes it on the next start, never reads it as her cancel
+        ledger.update(row.key, state=DONE, sent_at=handed, detail=SETTING_ASIDE)
+        ledger.log(WENT, mentor=row.mentor, message=row.key, detail=f"its copy is in {folders.sent}")
+    if held is not None and row.folder:
+        with contextlib.suppress(MessageGone):  # moved by her meanwhile: told all the same
+            await world.imap(world.mailbox.move, row.folder, held, folders.needs_attention)
+    ledger.update(row.key, folder=folders.needs_attention, uid=None, detail=WENT)
+    log.warning(
+        "%s: its earlier try went after all (its copy is in %s): not sent again",
+        named(row.key, row.subject),
+        folders.sent,
+    )
+    publish(Cancelled(row.key, "its earlier try went after all"))
     subject = row.subject or "(no subject)"
     await world.notify(
         f"Not sent again: {subject}",
         [
             f"“{subject}” was in doubt, and you moved it back to {folders.outbox} to send it again. Its earlier try "
-            f"did reach the mail server after all: a copy of it turned up in your {folders.sent} folder.",
+            f"(handed to the mail server {_local(world, handed)}) did reach it after all: a copy of it turned up in "
+            f"your {folders.sent} folder.",
             f"So mentor-agent will not send it a second time. The copy you moved back is in "
-            f"{folders.needs_attention}: delete it. It counts in the agreement as sent when it was first handed over.",
+            f"{folders.needs_attention}: delete it. It counts in the agreement as sent then.",
         ],
         about=row.message_id,
     )
+
+
+def _local(world: World, moment: datetime) -> str:
+    return moment.astimezone(world.settings.student.zone).strftime("%a %d %b %H:%M")

@@ -4,8 +4,23 @@ Apart from :mod:`agent.store.in_doubt` because it writes through the ledger, whi
 
 from __future__ import annotations
 
-from agent.store.in_doubt import kept_id
+from datetime import datetime
+
+from agent.store.in_doubt import IN_DOUBT_ITEM, handed_over, kept_id
 from agent.store.ledger import Ledger, Row
+
+TAKEN_BACK = "taken back in doubt"  # logged about a message taken in again after a send in doubt: its kept_id
+
+
+def taken_back(ledger: Ledger, release: str) -> list[tuple[str, datetime]]:
+    """The messages taken in again after a send in doubt of ``release`` (a message's or a digest's Message-ID):
+    [(key, when that send was handed over)], oldest first."""
+    prefix = f"{IN_DOUBT_ITEM}{release}@"
+    found = ledger.db.execute(
+        "SELECT message, detail FROM log WHERE event = ? AND substr(detail, 1, ?) = ? ORDER BY rowid",
+        (TAKEN_BACK, len(prefix), prefix),
+    )
+    return [(str(key), handed_over(str(detail)[len(prefix) :])) for key, detail in found]
 
 
 def keep_counting(ledger: Ledger, row: Row) -> None:
@@ -14,10 +29,15 @@ def keep_counting(ledger: Ledger, row: Row) -> None:
     the caller's transaction). One item per hand-over, known by its release and time (:func:`kept_id`), not by
     its members' own ids: its release's other rows still in doubt are matched to it that way (counted once), and
     the same messages taken in again and handed over in doubt again count on their own."""
-    if row.sent_at is None or row.mentor is None:
+    if row.sent_at is None:
         return
     release = row.item or row.key
     kept = kept_id(release, row.sent_at)
+    # The message taken in again is linked to that hand-over: a copy of it found in Sent later means the message
+    # went then, and the copy taken in again is not sent a second time (agent.reconcile.went_after_all).
+    ledger.log(TAKEN_BACK, message=row.key, detail=kept)
+    if row.mentor is None:
+        return
     # A digest's own Message-ID is no member's: kept, so that its copy found in Sent later is known (not counted
     # again). A message's own id is not: taken in again, it goes out with it.
     members = {kept} | ({release} - {row.key, row.message_id})

@@ -1,0 +1,225 @@
+"""A send in doubt whose copy turns up in Sent later went (agent.reconcile.went_after_all): what the hostile round
+of that change found. Each of these sent a message twice, counted one twice, or took a copy that proves nothing
+for proof. (On the in-memory mailbox and the real aiosmtpd server, as tests/test_in_doubt_counts_on_fake.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.reconcile.doors.submission import SUBMITTED
+from agent.reconcile.history import Seen
+from agent.reconcile.recovery import recover
+from agent.rules.envelope import parse_envelope
+from agent.store.ledger import ATTENTION, CANCELLED, DONE
+from tests.agent_process import OUTBOX
+from tests.servers.smtp import SmtpServer
+from tests.test_in_doubt_counts_on_fake import (  # noqa: F401  (the fixture)
+    START,
+    Crash,
+    _digest_in_doubt_on_day_two,
+    hourly,
+)
+from tests.test_passes_on_fake import SENT, Pass, mail
+
+
+def _uid(made: Pass, folder: str, subject: str) -> int:
+    return next(u for u, raw in made.server.messages(folder).items() if parse_envelope(raw).subject == subject)
+
+
+def _sent_times(made: Pass) -> list[datetime]:
+    return [item.at for item in made.world.ledger.history("rivera", START - timedelta(days=1)).sent]
+
+
+def _moved_back_and_held(made: Pass, clock: list[datetime], raw: bytes | None = None) -> bytes:
+    """ "only one" in doubt at START; moved back ten minutes later, it waits in Scheduled for the hour's gap.
+    Returns what the first try handed to SMTP."""
+    made.server.put(OUTBOX, raw or mail("only one"))
+    made.smtp.drop_after_data()
+    made.run()
+    first = made.smtp.messages[-1].content
+    clock[0] = START + timedelta(minutes=10)
+    subject = parse_envelope(first).subject or ""
+    made.box.move("Needs attention", _uid(made, "Needs attention", subject), OUTBOX)
+    made.run()
+    made.run()
+    assert made.subjects("Scheduled") == [subject]
+    return first
+
+
+def test_set_aside_then_moved_back_once_more_it_is_still_not_sent_twice(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    made.server.put(SENT, first)
+    made.run()
+    assert made.subjects("Needs attention") == ["only one"]
+    clock[0] = START + timedelta(hours=2)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "only one"), OUTBOX)  # she did not read it
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["only one"], "its first try reached her: never a second copy"
+    assert made.subjects("Needs attention") == ["only one"] and made.subjects(OUTBOX) == []
+    assert _sent_times(made) == [START]
+
+
+def test_a_digest_member_moved_back_is_not_sent_alone_once_the_digests_copy_turns_up(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        digest = made.smtp.messages[-1].content
+        assert made.subjects("Needs attention") == ["B", "C", "D"]
+        clock[0] = START + timedelta(days=1, minutes=10)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she: send B again
+        made.run()
+        made.run()
+        assert made.subjects("Scheduled") == ["B"]
+        made.server.put(SENT, digest)  # the provider's copy of the digest of B, C and D
+        made.run()
+        assert made.subjects("Scheduled") == [] and sorted(made.subjects("Needs attention")) == ["B", "C", "D"]
+        clock[0] = START + timedelta(days=2, hours=1)
+        for _ in range(4):
+            made.run()
+        assert made.received().count("B") == 0, "B went in the digest: never again alone"
+        assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)], "A, and the digest once"
+    finally:
+        made.world.ledger.close()
+
+
+def test_one_message_of_a_digest_dragged_to_sent_settles_the_digest_and_counts_it_once(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        before = _sent_times(made)
+        clock[0] = START + timedelta(days=1, minutes=10)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), SENT)  # she: "it went"
+        made.run()
+        assert _sent_times(made) == before, "B, C and D went as one e-mail: counted once"
+        assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
+        assert made.world.ledger.in_states(ATTENTION) == []
+    finally:
+        made.world.ledger.close()
+
+
+def test_another_message_sharing_its_message_id_in_sent_proves_nothing(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one", message_id="<reused@med.example.edu>"))
+    made.smtp.drop_after_data()
+    made.run()
+    clock[0] = START + timedelta(minutes=5)
+    for other in (
+        mail("lunch on friday?", to="friend@elsewhere.example", message_id="<reused@med.example.edu>"),
+        mail("another subject", message_id="<reused@med.example.edu>"),  # to her, but another message
+    ):
+        made.server.put(SENT, other)
+        made.run()
+    assert [(row.subject, row.state) for row in made.world.ledger.in_states(ATTENTION, DONE)] == [
+        ("only one", ATTENTION)
+    ]
+    assert not any("Went after all" in subject for subject in made.subjects("INBOX"))
+
+
+def test_a_mail_programs_own_copy_of_what_it_handed_to_the_door_proves_nothing(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    raw = mail("via the door", message_id="<door1@med.example.edu>")
+    made.world.ledger.log(SUBMITTED, message="<door1@med.example.edu>", detail="via the door")  # as the door logs
+    made.server.put(OUTBOX, raw)
+    made.smtp.drop_after_data()
+    made.run()
+    clock[0] = START + timedelta(minutes=1)
+    made.server.put(SENT, raw)  # the program's own copy, filed late
+    made.run()
+    assert made.world.ledger.in_states(DONE) == []
+    assert not any("Went after all" in subject for subject in made.subjects("INBOX"))
+
+
+def test_a_mail_programs_own_copy_does_not_hold_back_what_she_moved_back(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    raw = mail("via the door", message_id="<door2@med.example.edu>")
+    made.world.ledger.log(SUBMITTED, message="<door2@med.example.edu>", detail="via the door")
+    _moved_back_and_held(made, clock, raw)
+    made.server.put(SENT, raw)  # her mail program's own copy of what it handed to the door
+    made.run()
+    clock[0] = START + timedelta(hours=2)
+    for _ in range(3):
+        made.run()
+    assert not any("Not sent again" in subject for subject in made.subjects("INBOX"))
+    assert made.received() == ["via the door", "via the door"], "she decided to send it again"
+
+
+@pytest.mark.parametrize("at", ["before the move", "after the move"])
+def test_a_stop_while_setting_the_moved_back_copy_aside_is_finished_at_the_next_start(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    at: str,
+) -> None:
+    """Found by the hostile round: killed between the copy's move and the ledger's word, the next start read the
+    copy gone from Scheduled as her cancel ("taken out of Scheduled by the student"), and she was never told."""
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    made.server.put(SENT, first)
+    mailbox = made.world.mailbox
+    real_move = mailbox.move
+
+    def move(folder: str, uid: int, target: str) -> int | None:
+        if at == "before the move" and target == "Needs attention":
+            raise Crash(at)
+        moved = real_move(folder, uid, target)
+        if target == "Needs attention":
+            raise Crash(at)
+        return moved
+
+    monkeypatch.setattr(mailbox, "move", move)
+    with pytest.raises(Crash):
+        made.run()
+    monkeypatch.undo()
+    made.seen = Seen()  # the restart: Sent is read again
+    clock[0] = START + timedelta(hours=2)
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["only one"]
+    assert made.subjects("Needs attention") == ["only one"] and made.subjects("Scheduled") == []
+    assert "[mentor-agent] Not sent again: only one" in made.subjects("INBOX")
+    assert made.world.ledger.in_states(CANCELLED) == [], "she did not cancel it"
+
+
+def test_moved_back_and_claimed_when_the_daemon_stopped_it_is_not_sent_after_the_restart(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    clock[0] = START + timedelta(hours=1)
+
+    def crash_point(point: str) -> None:
+        if point == "claimed":
+            raise Crash(point)
+
+    monkeypatch.setattr("agent.reconcile.delivery.crash_point", crash_point)
+    with pytest.raises(Crash):
+        made.run()  # claimed into Sending, never handed to SMTP
+    monkeypatch.undo()
+    made.server.put(SENT, first)  # the first try's copy turns up meanwhile
+    made.seen = Seen()
+    asyncio.run(recover(made.world))
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["only one"]
+    assert made.subjects("Needs attention") == ["only one"] and made.subjects("Sending") == []
+    assert "[mentor-agent] Not sent again: only one" in made.subjects("INBOX")
