@@ -51,22 +51,30 @@ SETTING_ASIDE = "went after all: being set aside"  # a waiting copy's row, marke
 
 async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:
     """``found``: copies in Sent, not filed by the agent, whose Message-ID the ledger knows."""
+    if not found:
+        return
+    doubts = _doubts(world)
+    links = taken_back(world.ledger)
     for _info, envelope in found:
         message_id = envelope.message_id
         if not message_id:
             continue
-        rows = _in_doubt(world, message_id, envelope)
+        rows = _in_doubt(world, message_id, envelope, doubts)
         if rows:
             await _went(world, message_id, rows)
-        for key, handed in taken_back(world.ledger, message_id):
+            doubts = _doubts(world)
+        for key, handed in links.get(message_id, []):
             row = world.ledger.get(key)
             if row is not None and _is_of(world, envelope, message_id, [row]):
                 await _set_aside(world, row, handed)
 
 
-def _in_doubt(world: World, message_id: str, copy: Envelope) -> list[Row]:
+def _doubts(world: World) -> list[Row]:
+    return [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
+
+
+def _in_doubt(world: World, message_id: str, copy: Envelope, doubts: list[Row]) -> list[Row]:
     """The rows in doubt of the e-mail the copy is of (all of that e-mail's: a digest's every message), or none."""
-    doubts = [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
     found = [row for row in doubts if message_id in (row.message_id, row.item)]
     if not found or not _is_of(world, copy, message_id, found):
         return []

@@ -12,15 +12,17 @@ from agent.store.ledger import Ledger, Row
 TAKEN_BACK = "taken back in doubt"  # logged about a message taken in again after a send in doubt: its kept_id
 
 
-def taken_back(ledger: Ledger, release: str) -> list[tuple[str, datetime]]:
-    """The messages taken in again after a send in doubt of ``release`` (a message's or a digest's Message-ID):
-    [(key, when that send was handed over)], oldest first."""
-    prefix = f"{IN_DOUBT_ITEM}{release}@"
-    found = ledger.db.execute(
-        "SELECT message, detail FROM log WHERE event = ? AND substr(detail, 1, ?) = ? ORDER BY rowid",
-        (TAKEN_BACK, len(prefix), prefix),
-    )
-    return [(str(key), handed_over(str(detail)[len(prefix) :])) for key, detail in found]
+def taken_back(ledger: Ledger) -> dict[str, list[tuple[str, datetime]]]:
+    """The messages taken in again after a send in doubt, by that send's release (a message's or a digest's
+    Message-ID): {release: [(key, when that send was handed over)]}, oldest first."""
+    found: dict[str, list[tuple[str, datetime]]] = {}
+    for key, detail in ledger.db.execute(
+        "SELECT message, detail FROM log WHERE event = ? ORDER BY rowid", (TAKEN_BACK,)
+    ):
+        release, _, at = str(detail).removeprefix(IN_DOUBT_ITEM).rpartition("@")  # a Message-ID has an @ too
+        if release:
+            found.setdefault(release, []).append((str(key), handed_over(at)))
+    return found
 
 
 def keep_counting(ledger: Ledger, row: Row) -> None:
