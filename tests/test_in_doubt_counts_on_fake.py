@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.reconcile.recovery import recover
-from agent.store.ledger import ATTENTION, DONE, SCHEDULED
+from agent.store.ledger import ATTENTION, SCHEDULED
 from tests.agent_process import OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import SENT, Pass, mail
@@ -275,82 +275,5 @@ def test_the_providers_sent_copy_of_a_digest_in_doubt_is_not_counted_a_second_ti
         for _ in range(3):
             made.run()
         assert made.received()[-1] == "E", "one a day: day 3 is free"
-    finally:
-        made.world.ledger.close()
-
-
-# -- its copy turns up in Sent later: it went (agent.reconcile.went_after_all) ------------------------------------
-
-
-def test_a_send_in_doubt_whose_copy_turns_up_in_sent_later_went_and_is_never_sent_again(
-    hourly: tuple[Pass, list[datetime]],
-) -> None:
-    made, clock = hourly
-    made.server.put(OUTBOX, mail("only one"))
-    made.smtp.drop_after_data()
-    made.run()
-    assert made.subjects("Needs attention") == ["only one"]
-    clock[0] = START + timedelta(minutes=5)
-    made.server.put(SENT, made.smtp.messages[-1].content)  # the provider filed what its server took, late
-    made.run()
-    (went,) = made.world.ledger.in_states(DONE)
-    assert went.subject == "only one"
-    assert made.world.ledger.in_states(ATTENTION) == []
-    assert "[mentor-agent] Went after all: only one" in made.subjects("INBOX")
-    history = made.world.ledger.history("rivera", START - timedelta(days=1))
-    assert [item.at for item in history.sent] == [START], "once, from its hand-over"
-    # She moves it back to send it anyway: it is not sent twice
-    clock[0] = START + timedelta(hours=2)
-    (uid,) = made.server.messages("Needs attention")
-    made.box.move("Needs attention", uid, OUTBOX)
-    for _ in range(3):
-        made.run()
-    assert made.received() == ["only one"]
-    assert made.subjects(OUTBOX) == [] and made.subjects("Needs attention") == ["only one"]
-    history = made.world.ledger.history("rivera", START - timedelta(days=1))
-    assert [item.at for item in history.sent] == [START]
-
-
-def test_moved_back_and_held_when_its_earlier_copy_turns_up_in_sent_the_held_copy_is_not_sent(
-    hourly: tuple[Pass, list[datetime]],
-) -> None:
-    made, clock = hourly
-    made.server.put(OUTBOX, mail("only one"))
-    made.smtp.drop_after_data()
-    made.run()
-    first = made.smtp.messages[-1].content
-    clock[0] = START + timedelta(minutes=10)
-    (uid,) = made.server.messages("Needs attention")
-    made.box.move("Needs attention", uid, OUTBOX)  # she decides: send it again (it waits for the gap)
-    made.run()
-    made.run()
-    assert made.subjects("Scheduled") == ["only one"]
-    made.server.put(SENT, first)  # then the provider's copy of the first try turns up
-    made.run()
-    assert made.subjects("Scheduled") == [] and made.subjects("Needs attention") == ["only one"]
-    assert "[mentor-agent] Not sent again: only one" in made.subjects("INBOX")
-    clock[0] = START + timedelta(hours=2)
-    for _ in range(3):
-        made.run()
-    assert made.received() == ["only one"], "the first try reached her: not a second"
-    history = made.world.ledger.history("rivera", START - timedelta(days=1))
-    assert [item.at for item in history.sent] == [START], "its hand-over, once"
-
-
-def test_a_digest_in_doubt_whose_copy_turns_up_in_sent_went_for_each_of_its_messages(
-    tmp_path: Path, smtp_server: SmtpServer
-) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
-        for _ in range(3):
-            made.run()
-        assert made.subjects("Needs attention") == ["B", "C", "D"]
-        made.server.put(SENT, made.smtp.messages[-1].content)
-        clock[0] = START + timedelta(days=1, minutes=10)
-        made.run()
-        assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
-        assert any(s.startswith("[mentor-agent] Went after all") for s in made.subjects("INBOX"))
-        history = made.world.ledger.history("rivera", START)
-        assert [item.at for item in history.sent] == [START, START + timedelta(days=1)], "the digest once"
     finally:
         made.world.ledger.close()

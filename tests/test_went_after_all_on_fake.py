@@ -34,6 +34,12 @@ def _sent_times(made: Pass) -> list[datetime]:
     return [item.at for item in made.world.ledger.history("rivera", START - timedelta(days=1)).sent]
 
 
+def _through_the_door(made: Pass, message_id: str) -> bytes:
+    """A message her mail program handed to the submission door (logged as the door logs it)."""
+    made.world.ledger.log(SUBMITTED, message=message_id, detail="via the door")
+    return mail("via the door", message_id=message_id)
+
+
 def _moved_back_and_held(made: Pass, clock: list[datetime], raw: bytes | None = None) -> bytes:
     """ "only one" in doubt at START; moved back ten minutes later, it waits in Scheduled for the hour's gap.
     Returns what the first try handed to SMTP."""
@@ -135,8 +141,7 @@ def test_a_mail_programs_own_copy_of_what_it_handed_to_the_door_proves_nothing(
     hourly: tuple[Pass, list[datetime]],  # noqa: F811
 ) -> None:
     made, clock = hourly
-    raw = mail("via the door", message_id="<door1@med.example.edu>")
-    made.world.ledger.log(SUBMITTED, message="<door1@med.example.edu>", detail="via the door")  # as the door logs
+    raw = _through_the_door(made, "<door1@med.example.edu>")
     made.server.put(OUTBOX, raw)
     made.smtp.drop_after_data()
     made.run()
@@ -151,8 +156,7 @@ def test_a_mail_programs_own_copy_does_not_hold_back_what_she_moved_back(
     hourly: tuple[Pass, list[datetime]],  # noqa: F811
 ) -> None:
     made, clock = hourly
-    raw = mail("via the door", message_id="<door2@med.example.edu>")
-    made.world.ledger.log(SUBMITTED, message="<door2@med.example.edu>", detail="via the door")
+    raw = _through_the_door(made, "<door2@med.example.edu>")
     _moved_back_and_held(made, clock, raw)
     made.server.put(SENT, raw)  # her mail program's own copy of what it handed to the door
     made.run()
@@ -223,3 +227,70 @@ def test_moved_back_and_claimed_when_the_daemon_stopped_it_is_not_sent_after_the
     assert made.received() == ["only one"]
     assert made.subjects("Needs attention") == ["only one"] and made.subjects("Sending") == []
     assert "[mentor-agent] Not sent again: only one" in made.subjects("INBOX")
+
+
+# -- its copy turns up in Sent later: it went (agent.reconcile.went_after_all) ------------------------------------
+
+
+def test_a_send_in_doubt_whose_copy_turns_up_in_sent_later_went_and_is_never_sent_again(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one"))
+    made.smtp.drop_after_data()
+    made.run()
+    assert made.subjects("Needs attention") == ["only one"]
+    clock[0] = START + timedelta(minutes=5)
+    made.server.put(SENT, made.smtp.messages[-1].content)  # the provider filed what its server took, late
+    made.run()
+    (went,) = made.world.ledger.in_states(DONE)
+    assert went.subject == "only one"
+    assert made.world.ledger.in_states(ATTENTION) == []
+    assert "[mentor-agent] Went after all: only one" in made.subjects("INBOX")
+    history = made.world.ledger.history("rivera", START - timedelta(days=1))
+    assert [item.at for item in history.sent] == [START], "once, from its hand-over"
+    # She moves it back to send it anyway: it is not sent twice
+    clock[0] = START + timedelta(hours=2)
+    (uid,) = made.server.messages("Needs attention")
+    made.box.move("Needs attention", uid, OUTBOX)
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["only one"]
+    assert made.subjects(OUTBOX) == [] and made.subjects("Needs attention") == ["only one"]
+    history = made.world.ledger.history("rivera", START - timedelta(days=1))
+    assert [item.at for item in history.sent] == [START]
+
+
+def test_moved_back_and_held_when_its_earlier_copy_turns_up_in_sent_the_held_copy_is_not_sent(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    made.server.put(SENT, first)  # then the provider's copy of the first try turns up
+    made.run()
+    assert made.subjects("Scheduled") == [] and made.subjects("Needs attention") == ["only one"]
+    assert "[mentor-agent] Not sent again: only one" in made.subjects("INBOX")
+    clock[0] = START + timedelta(hours=2)
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["only one"], "the first try reached her: not a second"
+    assert _sent_times(made) == [START], "its hand-over, once"
+
+
+def test_a_digest_in_doubt_whose_copy_turns_up_in_sent_went_for_each_of_its_messages(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        assert made.subjects("Needs attention") == ["B", "C", "D"]
+        made.server.put(SENT, made.smtp.messages[-1].content)
+        clock[0] = START + timedelta(days=1, minutes=10)
+        made.run()
+        assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
+        assert any(s.startswith("[mentor-agent] Went after all") for s in made.subjects("INBOX"))
+        history = made.world.ledger.history("rivera", START)
+        assert [item.at for item in history.sent] == [START, START + timedelta(days=1)], "the digest once"
+    finally:
+        made.world.ledger.close()
