@@ -6,8 +6,14 @@ proxy that ends each session at its first SELECT."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
+import os
 import random
+import socket
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -108,3 +114,47 @@ def test_a_server_that_ends_each_session_after_login_is_tried_less_and_less_ofte
     assert agent.smtp.messages == [], "nothing was sent while no session lasted"
     said = [r.getMessage() for r in caplog.records if "short sessions in a row" in r.getMessage()]
     assert len(said) == 5 and "6 short sessions in a row" in said[-1], said  # the journal says why it waits longer
+
+
+def test_systemds_watchdog_hears_from_the_daemon_all_through_its_waits(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found by the hostile round: the waits between tries (up to 5 minutes, and a refused login's hour) said
+    nothing to systemd, whose unit asks for a word every WatchdogSec (120 s): it killed the daemon and started it
+    again, and a refused login at that start is a configuration error the unit never restarts after."""
+    proxy = RewritingProxy(agent.dovecot.port, _closed_at_select)
+    proxy.start()
+    path = tmp_path / "notify"
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind(str(path))
+    manager.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a word at least every 0.2 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # waits of 2 s, then 4 s
+    monkeypatch.setattr(Watcher, "start", lambda self: None)
+    settings = load_settings(agent.config, required=True)
+    settings = settings.model_copy(update={"imap": settings.imap.model_copy(update={"port": proxy.port})})
+    daemon = Daemon(settings, agent.config)
+    heard: list[float] = []
+
+    async def drive() -> None:
+        running = asyncio.create_task(daemon.run())
+        began = time.monotonic()
+        while time.monotonic() - began < 4.5:
+            await asyncio.sleep(0.02)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    if manager.recv(4096) == b"WATCHDOG=1":
+                        heard.append(time.monotonic())
+        daemon.stop()
+        await asyncio.wait_for(running, 30)
+
+    try:
+        asyncio.run(drive())
+    finally:
+        proxy.stop()
+        manager.close()
+    assert proxy.rewritten >= 2, "the sessions ended, and the daemon waited between them"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(heard)]
+    assert len(heard) >= 15 and max(gaps) < 0.6, (len(heard), max(gaps, default=None))

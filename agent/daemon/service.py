@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper, look_at
 from agent.config.settings import Settings
-from agent.daemon import preflight, sdnotify, session
+from agent.daemon import preflight, sdnotify, session, unwatched_folders
 from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
 from agent.daemon.reconnect import Reconnect
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
-from agent.mail.session import ImapLoginRefused, MailboxError, SessionExpired
+from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, SessionExpired
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk
 from agent.reconcile.context import World, utc_now
@@ -339,9 +339,17 @@ class Daemon:
         return 0
 
     async def _pause(self, seconds: float) -> None:
-        """Wait before connecting again, or until stopped."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+        """Wait before connecting again, or until stopped, telling systemd's watchdog all along that the daemon
+        is alive (a wait is longer than ``WatchdogSec``: unsaid, systemd would kill it and start it again, and a
+        refused login at that start is a configuration error the unit does not restart after)."""
+        end = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            sdnotify.watchdog()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), min(left, sdnotify.watchdog_interval() or HEARTBEAT))
 
     async def _open_submission(self) -> Listener | None:
         """The submission door ([submission]): listens while the daemon runs, even while IMAP is down (then 451)."""
@@ -406,6 +414,7 @@ class Daemon:
         self.ledger.set_status(connected="no", last_error=str(error), **self.imap_gate.status())
         sdnotify.status("waiting for a new sign-in: mentor-agent login")
         while not self.stopping.is_set():
+            sdnotify.watchdog()  # alive, and waiting as it should (see _pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), GRANT_LOOK)
             if grant() != failed:
@@ -438,6 +447,7 @@ class Daemon:
 
     async def _session(self) -> None:
         settings = self.settings
+        sdnotify.watchdog()  # alive: the login's tries and their waits may take a while
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
         try:
@@ -476,8 +486,12 @@ class Daemon:
             renew = settings.imap.idle_renew
             folders_watched = (folders.outbox, folders.scheduled, folders.inbox, *([drafts] if drafts else []))
             up = _Countdown(len(folders_watched), wake)
-            for folder in folders_watched:
-                watchers.append(_WatchThread(Watcher(settings.imap, imap_login, folder), wake, renew, up.one))
+
+            def watcher_of(folder: str) -> _WatchThread:
+                return _WatchThread(Watcher(settings.imap, imap_login, folder), wake, renew, up.one)
+
+            watchers.extend(watcher_of(folder) for folder in folders_watched)
+            unwatched: dict[str, float] = {}  # refused by the server's limit on connections: looked at on each pass
             # The IDLE connections (connect, login, SELECT, IDLE) open side by side, each in its thread, once the
             # first pass has read the Outbox on the command connection (a backlog waiting at start does not share
             # the CPU and the server with three logins): once the last IDLE is on, the loop looks again, so a
@@ -514,7 +528,7 @@ class Daemon:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), HEARTBEAT)
                     sdnotify.watchdog()
-                    self._check_watchers(watchers)
+                    await self._watched(world, watchers, unwatched, watcher_of)
                     self.served = True  # waiting for a first policy, the session is all it should be
                     continue
                 if self.ledger.meta_value(FIRST_WAIT) == "yes":
@@ -524,7 +538,7 @@ class Daemon:
                 forget_read()  # a backlog's envelopes, read once for its intake and its sending
                 open_idle()
                 self.let_go_of_policies(world)
-                self._check_watchers(watchers)
+                await self._watched(world, watchers, unwatched, watcher_of)
                 timeout = HEARTBEAT
                 if wake_at is not None:
                     timeout = min(timeout, max(0.0, (wake_at - self.clock()).total_seconds() / self.speed))
@@ -532,7 +546,7 @@ class Daemon:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout)
                 sdnotify.watchdog()
-                self._check_watchers(watchers)
+                await self._watched(world, watchers, unwatched, watcher_of)
         finally:
             for watcher in watchers:
                 watcher.stop()
@@ -604,8 +618,18 @@ class Daemon:
         waits = (due, meetings_due, review_due, agenda_due, drafts_due, settling, copies_due)
         return min((t for t in waits if t is not None), default=None)
 
-    def _check_watchers(self, watchers: list[_WatchThread]) -> None:
-        for watcher in watchers:
+    def _check_watchers(self, watchers: list[_WatchThread], unwatched: dict[str, float] | None = None) -> list[str]:
+        """Raise what ends the session; return the folders whose IDLE the server's limit on connections refused
+        (their watchers taken out of ``watchers``, put in ``unwatched`` with the time: looked at on each pass,
+        at least every HEARTBEAT, and tried again after LIMIT_RETRY)."""
+        dropped: list[str] = []
+        for watcher in list(watchers):
+            if watcher.failed_to_start and isinstance(watcher.error, ConnectionLimit) and unwatched is not None:
+                watchers.remove(watcher)
+                unwatched[watcher.watcher.folder] = time.monotonic()
+                dropped.append(watcher.watcher.folder)
+                watcher.up()  # the look once every IDLE is on does not wait for this one
+                continue
             if watcher.error is not None and watcher.failed_to_start:
                 if isinstance(watcher.error, ImapLoginRefused):
                     # The command connection has just logged in with the same password: a refusal here is a
@@ -621,6 +645,27 @@ class Daemon:
             # (suspend, a changed network), even if the socket never reported an error.
             if watcher.silent_for() > watcher.renew + self.settings.imap.timeout + WATCH_SLICE:
                 raise MailboxError(f"IDLE on {watcher.watcher.folder} silent for {watcher.silent_for():.0f} s")
+        return dropped
+
+    async def _watched(
+        self,
+        world: World,
+        watchers: list[_WatchThread],
+        unwatched: dict[str, float],
+        make: Callable[[str], _WatchThread],
+    ) -> None:
+        """The watchers checked (:meth:`_check_watchers`); the folders left unwatched by the server's limit on
+        connections said (journal, status, a notice at most once a week) and, after LIMIT_RETRY, watched again."""
+        dropped = self._check_watchers(watchers, unwatched)
+        if dropped:
+            await unwatched_folders.tell(world, dropped, sorted(unwatched), HEARTBEAT)
+        for folder, since in list(unwatched.items()):
+            if folder not in dropped and time.monotonic() - since >= unwatched_folders.LIMIT_RETRY:
+                del unwatched[folder]
+                watcher = make(folder)
+                watchers.append(watcher)
+                watcher.start()
+        self.ledger.set_status(unwatched=", ".join(sorted(unwatched)))
 
 
 def run_daemon(settings: Settings, config_file: Path | None) -> int:

@@ -44,6 +44,11 @@ class ImapLoginRefused(MailboxError, LoginRefused):
     """The server refused the login: reconnecting at once cannot help (and risks locking the account)."""
 
 
+class ConnectionLimit(MailboxError):
+    """The server took no more connections for this account (RFC 5530 ``[LIMIT]``, "too many simultaneous
+    connections"): her other mail programs hold them. Not a refusal of her password: it passes once one closes."""
+
+
 class ImapTlsProblem(MailboxError, TlsProblem):
     """TLS cannot work as configured (certificate, or TLS and plain text mixed up): configuration."""
 
@@ -160,9 +165,17 @@ def _authenticate(client: IMAPClient, imap: Imap, login: Login, where: str) -> N
             text = text.replace(login.password, "***")
         if "[UNAVAILABLE]" in text.upper():  # RFC 5530: a temporary failure on the server's side
             raise MailboxError(f"imap: login as {username!r} at {where} failed for now: {text}") from error
+        if _LIMIT.search(text):
+            raise ConnectionLimit(
+                f"imap: {where} takes no more connections for {username!r} now (other mail programs hold them): {text}"
+            ) from error
         raise ImapLoginRefused(f"imap: login as {username!r} refused by {where}: {text}") from error
     except OSError as error:
         raise MailboxError(f"imap: login at {where} failed: {describe_error(error)}") from error
+
+
+# RFC 5530's code (Dovecot: "[LIMIT] Maximum number of connections from user+IP exceeded"), and Gmail's words
+_LIMIT = re.compile(r"\[LIMIT\]|too many simultaneous connections|maximum number of connections", re.IGNORECASE)
 
 
 def _server_words(error: BaseException) -> str:
