@@ -13,6 +13,7 @@ import imaplib
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from agent.config.settings import load_settings
 from agent.daemon import service, unwatched_folders
 from agent.daemon.service import Daemon
 from agent.mail.session import ConnectionLimit, open_client
+from agent.store.status import collect, render
 from tests.agent_process import OUTBOX, Agent, mail, policy_text
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
@@ -94,6 +96,7 @@ def test_with_its_watchers_refused_by_the_limit_the_daemon_goes_on_says_so_and_w
     daemon = Daemon(load_settings(limited.config, required=True), limited.config)
     dovecot, user = limited.dovecot, limited.user
     imap = dovecot.settings(user)
+    seen_unwatched: list[str] = []
     others = [open_client(imap, Dovecot.login(user), None) for _ in range(2)]  # her other programs, same address
 
     async def drive() -> None:
@@ -109,6 +112,9 @@ def test_with_its_watchers_refused_by_the_limit_the_daemon_goes_on_says_so_and_w
             while not limited.smtp.messages:
                 assert time.monotonic() < deadline, "the message dropped in the Outbox did not go"
                 await asyncio.sleep(0.1)
+            data = collect(daemon.keeper.book(), daemon.ledger, datetime.now(UTC))
+            data["daemon"]["running"] = "yes"  # the lock is this process's: as `status` beside a running daemon
+            seen_unwatched.append(render(data, color=False))
             for other in others:  # her other programs close: the folders are watched again
                 other.logout()
             while daemon.ledger.status().get("unwatched", ("x", ""))[0]:
@@ -125,6 +131,7 @@ def test_with_its_watchers_refused_by_the_limit_the_daemon_goes_on_says_so_and_w
             with contextlib.suppress(Exception):
                 other.logout()
     assert [email.message_from_bytes(m.content)["Subject"] for m in limited.smtp.messages] == ["next"]
+    assert seen_unwatched and "not watched (the server's limit on connections)" in seen_unwatched[0]
     assert daemon.reconnect.in_a_row == 0, "the session went on: never torn down and tried again"
     notices = [s for s in _notices(dovecot, user) if "limits connections" in s]
     assert len(notices) == 1, "told once, not at each refusal"

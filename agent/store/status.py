@@ -259,6 +259,10 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
         if daemon.get("waiting"):
             lines.append(f"waiting {daemon['waiting']}")
+        if daemon.get("unwatched"):  # the server's limit on connections: looked at on each pass instead
+            lines.append(
+                f"not watched (the server's limit on connections): {daemon['unwatched']}; looked at every minute"
+            )
     for mentor in data["mentors"]:
         today, week = mentor["today"], mentor["this_week"]
         lines.append("")
