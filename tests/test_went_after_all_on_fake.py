@@ -14,8 +14,9 @@ from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.history import Seen
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import parse_envelope
+from agent.store.in_doubt_kept import TAKEN_BACK
 from agent.store.ledger import ATTENTION, CANCELLED, DONE
-from tests.agent_process import OUTBOX
+from tests.agent_process import MENTOR, OUTBOX
 from tests.servers.smtp import SmtpServer
 from tests.test_in_doubt_counts_on_fake import (  # noqa: F401  (the fixture)
     START,
@@ -294,3 +295,157 @@ def test_a_digest_in_doubt_whose_copy_turns_up_in_sent_went_for_each_of_its_mess
         assert [item.at for item in history.sent] == [START, START + timedelta(days=1)], "the digest once"
     finally:
         made.world.ledger.close()
+
+
+# -- the second hostile round ------------------------------------------------------------------------------------
+
+
+def test_a_message_to_bcc_only_settles_and_is_not_sent_twice(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    """SMTP never carries the Bcc line: the provider's copy of a message to Bcc only names no one."""
+    made, clock = hourly
+    bcc_only = mail("to bcc only", to="undisclosed-recipients:;", Bcc=MENTOR)
+    first = _moved_back_and_held(made, clock, bcc_only)
+    made.server.put(SENT, first)
+    made.run()
+    clock[0] = START + timedelta(hours=2)
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["to bcc only"]
+    assert "[mentor-agent] Not sent again: to bcc only" in made.subjects("INBOX")
+
+
+def test_a_message_without_a_subject_settles_and_is_not_sent_twice(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock, mail("x").replace(b"Subject: x\r\n", b""))
+    made.server.put(SENT, first)
+    made.run()
+    clock[0] = START + timedelta(hours=2)
+    for _ in range(3):
+        made.run()
+    assert len(made.received()) == 1
+
+
+def test_moved_back_before_the_links_were_kept_it_is_still_not_sent_twice(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    """A ledger from before this version has no link from the copy taken in again to its send in doubt: its own
+    Message-ID and the hand-over kept for it tell."""
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    with made.world.ledger.transaction():
+        made.world.ledger.db.execute("DELETE FROM log WHERE event = ?", (TAKEN_BACK,))
+    made.server.put(SENT, first)
+    made.run()
+    clock[0] = START + timedelta(hours=2)
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["only one"]
+
+
+def test_a_message_sent_under_a_message_id_the_agent_made_is_known_by_it(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    """Her program reused a Message-ID already sent: the second message went out under one the agent made, which
+    is what its copy in Sent carries. Moved back and held, it went twice, and was counted once too often."""
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("first one", message_id="<same@med.example.edu>"))
+    made.run()
+    clock[0] = START + timedelta(hours=2)
+    made.server.put(OUTBOX, mail("second one", message_id="<same@med.example.edu>"))
+    made.smtp.drop_after_data()
+    made.run()
+    second = made.smtp.messages[-1].content
+    clock[0] = START + timedelta(hours=2, minutes=10)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "second one"), OUTBOX)
+    made.run()
+    made.run()
+    made.server.put(SENT, second)
+    made.run()
+    clock[0] = START + timedelta(hours=5)
+    for _ in range(3):
+        made.run()
+    assert made.received() == ["first one", "second one"]
+    assert _sent_times(made) == [START, START + timedelta(hours=2)]
+
+
+def test_a_member_dragged_to_sent_settles_its_digest_and_a_sibling_moved_back_is_not_sent_alone(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        sent = len(made.smtp.messages)
+        clock[0] = START + timedelta(days=1, minutes=10)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she: send B again
+        made.run()
+        made.run()
+        clock[0] = START + timedelta(days=1, minutes=20)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "C"), SENT)  # then: "it went"
+        clock[0] = START + timedelta(days=2, hours=1)
+        for _ in range(4):
+            made.run()
+        assert len(made.smtp.messages) == sent, "B went in the digest she says went"
+        assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)]
+    finally:
+        made.world.ledger.close()
+
+
+def test_members_in_doubt_again_in_a_later_digest_went_in_the_first(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        made.run()
+        made.run()
+        first_digest = made.smtp.messages[-1].content
+        for n, subject in enumerate(("B", "C")):
+            clock[0] = START + timedelta(days=1, minutes=10 * (n + 1))
+            made.box.move("Needs attention", _uid(made, "Needs attention", subject), OUTBOX)
+            for _ in range(3):
+                made.run()
+        clock[0] = START + timedelta(days=2)
+        made.smtp.drop_after_data()  # B and C's new digest, in doubt again
+        for _ in range(3):
+            made.run()
+        sent = len(made.smtp.messages)
+        clock[0] = START + timedelta(days=2, minutes=5)
+        made.server.put(SENT, first_digest)  # the first digest (B, C, D) went after all
+        made.run()
+        assert made.world.ledger.in_states(ATTENTION) == [], "B and C went in the first: no longer in doubt"
+        clock[0] = START + timedelta(days=3, hours=1)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she moves B back anyway
+        for _ in range(4):
+            made.run()
+        assert len(made.smtp.messages) == sent, "B went in the first digest: never a third time"
+        days = [START + timedelta(days=n) for n in range(3)]
+        assert sorted(_sent_times(made)) == days, "A; the first digest; the second's hand-over, each once"
+    finally:
+        made.world.ledger.close()
+
+
+@pytest.mark.parametrize("title", ["Went after all", "Not sent again"])
+def test_a_stop_before_the_notice_is_appended_owes_it_until_it_is(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    title: str,
+) -> None:
+    made, clock = hourly
+    if title == "Went after all":
+        made.server.put(OUTBOX, mail("only one"))
+        made.smtp.drop_after_data()
+        made.run()
+        first = made.smtp.messages[-1].content
+    else:
+        first = _moved_back_and_held(made, clock)
+    made.server.put(SENT, first)
+    real = made.world.notify
+
+    async def killed(subject: str, lines: list[str], about: str | None = None) -> bool:
+        if subject.startswith(title):
+            raise Crash("kill -9")
+        return await real(subject, lines, about)
+
+    monkeypatch.setattr(made.world, "notify", killed)
+    with pytest.raises(Crash):
+        made.run()
+    monkeypatch.undo()
+    made.seen = Seen()  # the restart
+    asyncio.run(recover(made.world))
+    for _ in range(2):
+        made.run()
+    assert [s for s in made.subjects("INBOX") if title in s] == [f"[mentor-agent] {title}: only one"]

@@ -23,6 +23,7 @@ from agent.rules.addresses import normal_address
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
+from agent.store.in_doubt_kept import taken_back
 from agent.store.ledger import SENT_FOLDER
 
 log = logging.getLogger("mentor_agent.history")
@@ -72,6 +73,9 @@ async def scan_sent(world: World, seen: Seen) -> int:
     # A program's own copy of what it handed over without a Message-ID: known by its header block as submitted
     envelopes = [(info, submitted_without_id(world, info, e) or e) for info, e in envelopes]
     ours = world.ledger.known_message_ids(e.message_id for _, e in envelopes if e.message_id)
+    # A send in doubt whose message was taken in again: its copy (under a Message-ID the agent made for it, say)
+    links = taken_back(world.ledger)
+    ours |= {e.message_id for _, e in envelopes if e.message_id in links}
     folder = world.folders.sent
     await take_out_early_copies(
         world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u)
@@ -79,7 +83,7 @@ async def scan_sent(world: World, seen: Seen) -> int:
     # A held door message she also sent from her mail program: not sent again, counted below as sent without the agent
     ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
     # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the agent)
-    await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours])
+    await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours], links)
     found = 0
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):

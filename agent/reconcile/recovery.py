@@ -34,6 +34,7 @@ from agent.reconcile.digest_delivery import (
 )
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
+from agent.reconcile.went_after_all import tell_owed
 from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDULED, SENDING, Row
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -89,6 +90,7 @@ async def recover(world: World) -> None:
             await _accepted(world, item, rows, [])
             continue
         await attention(world, rows, "mentor-agent stopped while the mail server was receiving it", doubt=True)
+    await tell_owed(world)  # a notice that a stop kept from her (agent.reconcile.went_after_all)
     accepted: dict[str, list[Row]] = {}
     for row in ledger.in_states(ACCEPTED):
         accepted.setdefault(row.item or row.key, []).append(row)

@@ -9,25 +9,30 @@ once; a provider that files it later (or the student, dragging it to Sent: "it w
   it, a digest's too (counted once: the count it had as a send in doubt becomes the count of a send) — she is told
   it went after all, and a copy moved back to the Outbox from then on is set aside, not sent twice (the intake's
   "already sent");
-- moved back to the Outbox already and waiting there, in Scheduled, or claimed in Sending after a stop (never
-  handed to SMTP): the waiting copy is not sent. It goes to Needs attention, never deleted, is recorded as gone
-  then, and she is told. Its earlier hand-over already counts (:func:`agent.store.in_doubt_kept.keep_counting`,
-  which also links the copy taken in again to it), so nothing is counted again.
+- moved back to the Outbox already (linked to that send when taken in again:
+  :func:`agent.store.in_doubt_kept.keep_counting`) and waiting there, in Scheduled, or claimed in Sending after a
+  stop (never handed to SMTP): the waiting copy is not sent. It goes to Needs attention, never deleted, is
+  recorded as gone then, and she is told. Its earlier hand-over already counts, so nothing is counted again;
+- moved back and in doubt again in a later e-mail: it went in the earlier one all the same (the later hand-over
+  keeps counting).
 
-The copy is known by the e-mail's Message-ID (a message's own, or the digest's the agent made) and by whom it is
-to: a copy that names someone the e-mail was not to, or a message's own copy with another subject, is another
-message that shares the Message-ID, and settles nothing. A mail program's own copy of what it handed to the
-submission door proves nothing about the provider, and is left to :mod:`agent.reconcile.doors.early_copies`.
+The copy is known by the e-mail's Message-ID (a message's own, the one the agent made for it, or the digest's) and
+by whom it is to: a copy that names someone the e-mail was not to (Bcc never shows), or a message's own copy with
+another subject, is another message that shares the Message-ID, and settles nothing. A mail program's own copy of
+what it handed to the submission door proves nothing about the provider; it is left to
+:mod:`agent.reconcile.doors.early_copies`.
 
-Setting a waiting copy aside is marked in the ledger before the copy moves: a stop in between finishes it on the
-next start (the row is not read as her cancel).
+Crash safety: a waiting copy's row is marked before the copy moves (a stop in between is finished at the next
+start, never read as her cancel), and every notice owed is owed in the ledger until it is appended (a stop before
+it, and it comes at the next look).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.logs import named
@@ -40,46 +45,57 @@ from agent.reconcile.events import Cancelled, publish
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope
 from agent.store.in_doubt import handed_over, kept_id
-from agent.store.in_doubt_kept import taken_back
+from agent.store.in_doubt_kept import keep_counting, kept_hand_overs, untold
 from agent.store.ledger import ATTENTION, CLAIMED, DONE, NEW, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.delivery")
 
-WENT = "went after all"  # a row's detail, and the log event, once its copy in Sent proved it went
-SETTING_ASIDE = "went after all: being set aside"  # a waiting copy's row, marked before the copy moves
+WENT = "went after all"  # a row's detail (and the log event) once its copy in Sent proved it went
+SET_ASIDE = "went after all: the copy taken in again set aside"  # a moved-back copy's row, once set aside
+SETTING_ASIDE = "went after all: being set aside"  # ... marked before the copy moves
+TOLD = "went after all told"  # logged about each row once its notice is in her mailbox
+IN_DOUBT = "in doubt"  # the log event of a send put in doubt (agent.reconcile.attention)
+
+Links = Mapping[str, list[tuple[str, datetime]]]  # agent.store.in_doubt_kept.taken_back
 
 
-async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:
-    """``found``: copies in Sent, not filed by the agent, whose Message-ID the ledger knows."""
-    if not found:
-        return
-    doubts = _doubts(world)
-    links = taken_back(world.ledger)
+async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope]], links: Links) -> None:
+    """``found``: copies in Sent, not filed by the agent, whose Message-ID the ledger knows or ``links`` names
+    (the messages taken in again after a send in doubt, by that send's Message-ID)."""
     for _info, envelope in found:
         message_id = envelope.message_id
         if not message_id:
             continue
-        rows = _in_doubt(world, message_id, envelope, doubts)
+        rows = _in_doubt(world, message_id, envelope)
+        releases = {message_id}
         if rows:
-            await _went(world, message_id, rows)
-            doubts = _doubts(world)
-        for key, handed in links.get(message_id, []):
-            row = world.ledger.get(key)
-            if row is not None and _is_of(world, envelope, message_id, [row]):
-                await _set_aside(world, row, handed)
+            _went(world, rows, None)
+            releases |= {row.item or row.key for row in rows}
+        for release in releases:
+            for key, handed in links.get(release) or _unlinked(world, envelope, release):
+                row = world.ledger.get(key)
+                if row is not None and _is_of(world, envelope, message_id, [row]):
+                    await _taken_back(world, row, handed)
+    await tell_owed(world)
 
 
-def _doubts(world: World) -> list[Row]:
-    return [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
-
-
-def _in_doubt(world: World, message_id: str, copy: Envelope, doubts: list[Row]) -> list[Row]:
+def _in_doubt(world: World, message_id: str, copy: Envelope) -> list[Row]:
     """The rows in doubt of the e-mail the copy is of (all of that e-mail's: a digest's every message), or none."""
+    doubts = [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
     found = [row for row in doubts if message_id in (row.message_id, row.item)]
     if not found or not _is_of(world, copy, message_id, found):
         return []
     releases = {row.item or row.key for row in found}
     return [row for row in doubts if (row.item or row.key) in releases]
+
+
+def _unlinked(world: World, copy: Envelope, release: str) -> list[tuple[str, datetime]]:
+    """A message moved back before the links were logged (a ledger from an older version): its own, under its
+    own Message-ID, once in doubt, whose hand-over was kept when it was taken in again."""
+    row = world.ledger.get(copy.key)
+    if row is None or row.message_id != release or not world.ledger.logged(IN_DOUBT, row.key):
+        return []
+    return [(row.key, at) for at in kept_hand_overs(world.ledger, release)[:1]]
 
 
 def _is_of(world: World, copy: Envelope, message_id: str, rows: Sequence[Row]) -> bool:
@@ -90,47 +106,43 @@ def _is_of(world: World, copy: Envelope, message_id: str, rows: Sequence[Row]) -
         return False
     written = {normal_address(a) for a in copy.to + copy.cc if a.strip()}
     allowed = {normal_address(a) for row in rows for a in row.recipients}
-    if not written or not written <= allowed:
+    if not written <= allowed:  # none at all: to Bcc only ("undisclosed-recipients:;"), as SMTP carried it
         return False
-    return all(_same_subject(copy.subject, row.subject) for row in own)
+    return all(_subject(copy.subject) == _subject(row.subject) for row in own)
 
 
-def _same_subject(one: str | None, other: str | None) -> bool:
-    return " ".join((one or "").split()).casefold() == " ".join((other or "").split()).casefold()
+def _subject(text: str | None) -> str:
+    words = " ".join((text or "").split()).casefold()
+    return "" if words == "(no subject)" else words  # what the intake records for none
 
 
-async def _went(world: World, message_id: str, rows: list[Row]) -> None:
+def _went(world: World, rows: Sequence[Row], handed: datetime | None) -> None:
+    """Record ``rows`` (one e-mail's, in Needs attention) as gone when handed over (``handed``: when the e-mail
+    whose copy turned up was, if not theirs); the notice is owed from then on."""
     ledger = world.ledger
     first = min(rows, key=lambda row: (row.arrived, row.key))
-    handed = min(handed_over(row.sent_at) for row in rows if row.sent_at is not None)
+    at = handed or min(handed_over(row.sent_at) for row in rows if row.sent_at is not None)
     release = first.item or first.key
     with ledger.transaction():
+        if handed is not None:  # in doubt again in a later e-mail: that hand-over keeps counting
+            for row in rows:
+                keep_counting(ledger, row)
         for row in rows:
-            ledger.update(row.key, state=DONE, folder=world.folders.sent, uid=None, detail=WENT)
+            ledger.update(row.key, state=DONE, sent_at=at, uid=None, detail=WENT)
             ledger.log(WENT, mentor=row.mentor, message=row.key, detail=f"its copy is in {world.folders.sent}")
         counted = ledger.item_ids()
-        if first.mentor and release not in counted and kept_id(release, handed) not in counted:
-            record_received(world, first.mentor, release, handed, rows, [], follow_up=False)
-    subjects = ", ".join(f"“{row.subject}”" for row in sorted(rows, key=lambda row: (row.arrived, row.key)))
+        if handed is None and first.mentor and release not in counted and kept_id(release, at) not in counted:
+            record_received(world, first.mentor, release, at, rows, [], follow_up=False)
     log.info("%s: in doubt, went after all: its copy is in %s", named(first.key, first.subject), world.folders.sent)
-    at = _local(world, handed)
-    await world.notify(
-        f"Went after all: {first.subject}",
-        [
-            f"{subjects} did reach the mail server: a copy turned up in your {world.folders.sent} folder (your mail "
-            "provider files what its server takes; or you put it there).",
-            f"mentor-agent now counts it as sent when it was handed over ({at}) and will not send it again. Its copy "
-            f"in {world.folders.needs_attention} can be deleted; moved back to the Outbox, it is set aside, not sent "
-            "twice.",
-        ],
-        about=message_id,
-    )
 
 
-async def _set_aside(world: World, row: Row, handed: datetime) -> None:
+async def _taken_back(world: World, row: Row, handed: datetime) -> None:
     """Her copy of a send in doubt, taken in again, while the copy of that send turned up in Sent: not sent."""
     folders = world.folders
     ledger = world.ledger
+    if row.state == ATTENTION and row.sent_at is not None:
+        _went(world, [row], handed)  # in doubt again, in a later e-mail: it went in the earlier one
+        return
     finishing = row.state == DONE and row.detail == SETTING_ASIDE  # a stop came between the mark and the move
     if not finishing and (row.state not in (NEW, SCHEDULED, CLAIMED) or not row.folder or row.uid is None):
         if row.state != DONE:
@@ -152,20 +164,59 @@ async def _set_aside(world: World, row: Row, handed: datetime) -> None:
     if held is not None and row.folder:
         with contextlib.suppress(MessageGone):  # moved by her meanwhile: told all the same
             await world.imap(world.mailbox.move, row.folder, held, folders.needs_attention)
-    ledger.update(row.key, folder=folders.needs_attention, uid=None, detail=WENT)
+    ledger.update(row.key, folder=folders.needs_attention, uid=None, detail=SET_ASIDE)
     log.warning(
         "%s: its earlier try went after all (its copy is in %s): not sent again",
         named(row.key, row.subject),
         folders.sent,
     )
     publish(Cancelled(row.key, "its earlier try went after all"))
+
+
+async def tell_owed(world: World) -> None:
+    """The notices owed (see the module docstring), each once: one per e-mail that went after all, one per copy
+    taken in again that was set aside."""
+    owed = untold(world.ledger, (WENT, SET_ASIDE), TOLD)
+    went: dict[str, list[Row]] = defaultdict(list)
+    for row in owed:
+        if row.detail == WENT:
+            went[row.item or row.key].append(row)
+        elif await _tell_set_aside(world, row):
+            world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
+    for rows in went.values():
+        if await _tell_went(world, rows):
+            for row in rows:
+                world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
+
+
+async def _tell_went(world: World, rows: list[Row]) -> bool:
+    folders = world.folders
+    rows = sorted(rows, key=lambda row: (row.arrived, row.key))
+    subjects = ", ".join(f"“{row.subject}”" for row in rows)
+    at = min((handed_over(row.sent_at) for row in rows if row.sent_at is not None), default=world.now())
+    return await world.notify(
+        f"Went after all: {rows[0].subject}",
+        [
+            f"{subjects} did reach the mail server: a copy turned up in your {folders.sent} folder (your mail "
+            "provider files what its server takes; or you put it there).",
+            f"mentor-agent now counts it as sent when it was handed over ({_local(world, at)}) and will not send it "
+            f"again. Its copy in {folders.needs_attention} can be deleted; moved back to the Outbox, it is set "
+            "aside, not sent twice.",
+        ],
+        about=rows[0].message_id,
+    )
+
+
+async def _tell_set_aside(world: World, row: Row) -> bool:
+    folders = world.folders
     subject = row.subject or "(no subject)"
-    await world.notify(
+    at = handed_over(row.sent_at) if row.sent_at is not None else world.now()
+    return await world.notify(
         f"Not sent again: {subject}",
         [
             f"“{subject}” was in doubt, and you moved it back to {folders.outbox} to send it again. Its earlier try "
-            f"(handed to the mail server {_local(world, handed)}) did reach it after all: a copy of it turned up in "
-            f"your {folders.sent} folder.",
+            f"(handed to the mail server {_local(world, at)}) did reach it after all: a copy of it turned up in your "
+            f"{folders.sent} folder.",
             f"So mentor-agent will not send it a second time. The copy you moved back is in "
             f"{folders.needs_attention}: delete it. It counts in the agreement as sent then.",
         ],

@@ -44,3 +44,24 @@ def keep_counting(ledger: Ledger, row: Row) -> None:
     # again). A message's own id is not: taken in again, it goes out with it.
     members = {kept} | ({release} - {row.key, row.message_id})
     ledger.add_item(row.mentor, kept, row.sent_at, members, addresses=row.recipients)
+
+
+def kept_hand_overs(ledger: Ledger, release: str) -> list[datetime]:
+    """When the sends in doubt of ``release`` were handed over, as kept for messages taken in again (oldest
+    first): what a ledger from before the links were logged (:data:`TAKEN_BACK`) still knows of them."""
+    prefix = f"{IN_DOUBT_ITEM}{release}@"
+    found = ledger.db.execute(
+        "SELECT message_id FROM items WHERE substr(message_id, 1, ?) = ? ORDER BY at", (len(prefix), prefix)
+    )
+    return [handed_over(str(item)[len(prefix) :]) for (item,) in found]
+
+
+def untold(ledger: Ledger, details: tuple[str, ...], told: str) -> list[Row]:
+    """The rows done with one of ``details`` that no ``told`` event was logged about (a notice still owed)."""
+    marks = ", ".join("?" for _ in details)
+    found = ledger.db.execute(
+        f"SELECT * FROM messages WHERE state = 'done' AND detail IN ({marks}) AND NOT EXISTS "
+        "(SELECT 1 FROM log WHERE log.event = ? AND log.message = messages.key) ORDER BY arrived, rowid",
+        (*details, told),
+    )
+    return [Row.of(record) for record in found]
