@@ -5,18 +5,21 @@ for proof. (On the in-memory mailbox and the real aiosmtpd server, as tests/test
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agent.mail.session import MailboxError
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.history import Seen
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import parse_envelope
 from agent.store.in_doubt_kept import TAKEN_BACK
 from agent.store.ledger import ATTENTION, CANCELLED, DONE
-from tests.agent_process import MENTOR, OUTBOX
+from tests.agent_process import MENTOR, OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
 from tests.test_in_doubt_counts_on_fake import (  # noqa: F401  (the fixture)
     START,
@@ -435,10 +438,10 @@ def test_a_stop_before_the_notice_is_appended_owes_it_until_it_is(
     made.server.put(SENT, first)
     real = made.world.notify
 
-    async def killed(subject: str, lines: list[str], about: str | None = None) -> bool:
+    async def killed(subject: str, lines: list[str], about: str | None = None, **own: str | None) -> bool:
         if subject.startswith(title):
             raise Crash("kill -9")
-        return await real(subject, lines, about)
+        return await real(subject, lines, about, **own)
 
     monkeypatch.setattr(made.world, "notify", killed)
     with pytest.raises(Crash):
@@ -449,3 +452,132 @@ def test_a_stop_before_the_notice_is_appended_owes_it_until_it_is(
     for _ in range(2):
         made.run()
     assert [s for s in made.subjects("INBOX") if title in s] == [f"[mentor-agent] {title}: only one"]
+
+
+# -- the third hostile round -------------------------------------------------------------------------------------
+
+
+def _redirected(raw: bytes) -> bytes:
+    """Her mail program's Redirect (RFC 5322 3.6.6) to her advisor: the message as it was, Resent- fields on top."""
+    head = b"Resent-From: sam@med.example.edu\r\nResent-To: advisor@med.example.edu\r\n"
+    return head + b"Resent-Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nResent-Message-ID: <r1@med.example.edu>\r\n" + raw
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(_redirected, id="a Redirect of it to someone else"),
+        pytest.param(
+            lambda raw: mail(
+                "only one",
+                to="undisclosed-recipients:;",
+                Bcc="advisor@med.example.edu",
+                message_id="<one@med.example.edu>",
+            ),
+            id="another message to someone else in Bcc",
+        ),
+    ],
+)
+def test_a_copy_sent_to_someone_else_proves_nothing(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+    other: Callable[[bytes], bytes],
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one", message_id="<one@med.example.edu>"))
+    made.smtp.drop_after_data()
+    made.run()
+    raw = next(iter(made.server.messages("Needs attention").values()))
+    clock[0] = START + timedelta(minutes=10)
+    made.server.put(SENT, other(raw))
+    made.run()
+    assert [row.state for row in made.world.ledger.in_states(ATTENTION, DONE)] == [ATTENTION]
+    assert not any("Went after all" in subject for subject in made.subjects("INBOX"))
+
+
+def test_the_copy_of_a_first_try_alone_proves_nothing_of_the_digest_it_went_in_next(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A alone, in doubt; moved back, it went with B as one digest, in doubt again; then the copy of A's first
+    try turns up. B was recorded as gone (and, moved back, never sent): nothing said B went."""
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    made.world.clock = lambda: clock[0]
+    try:
+        made.server.put(OUTBOX, mail("A"))
+        made.smtp.drop_after_data()
+        made.run()
+        first_a = made.smtp.messages[-1].content
+        clock[0] = START + timedelta(minutes=10)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "A"), OUTBOX)
+        made.run()
+        made.server.put(OUTBOX, mail("B"))
+        made.run()
+        made.run()
+        clock[0] = START + timedelta(days=1)
+        made.smtp.drop_after_data()  # A and B as one digest: in doubt again
+        made.run()
+        made.run()
+        clock[0] = START + timedelta(days=1, minutes=20)
+        made.server.put(SENT, first_a)
+        made.run()
+        rows = {row.subject: row for row in made.world.ledger.in_states(ATTENTION, DONE)}
+        assert rows["B"].state == ATTENTION, "still in doubt: nothing said it went"
+        assert rows["A"].state == DONE and rows["A"].sent_at == START, "A went at its first try"
+        assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)], "each hand-over once"
+    finally:
+        made.world.ledger.close()
+
+
+def test_in_doubt_again_on_its_own_a_copy_is_taken_for_the_first_try(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    clock[0] = START + timedelta(hours=1, minutes=5)
+    made.smtp.drop_after_data()
+    made.run()
+    made.run()
+    clock[0] = START + timedelta(hours=1, minutes=20)
+    made.server.put(SENT, first)
+    made.run()
+    (row,) = made.world.ledger.in_states(DONE)
+    assert row.sent_at == START
+    assert _sent_times(made) == [START, START + timedelta(hours=1, minutes=5)], "both hand-overs count"
+
+
+def test_a_notice_whose_append_went_unanswered_is_not_appended_twice(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one"))
+    made.smtp.drop_after_data()
+    made.run()
+    made.server.put(SENT, made.smtp.messages[-1].content)
+    real = made.world.mailbox.append
+
+    def unanswered(folder: str, raw: bytes, *rest: Any, **named: Any) -> Any:
+        stored = real(folder, raw, *rest, **named)
+        if b"Went after all" in raw:
+            raise MailboxError("the line dropped after the APPEND, before its answer")
+        return stored
+
+    monkeypatch.setattr(made.world.mailbox, "append", unanswered)
+    clock[0] = START + timedelta(minutes=10)
+    made.run()
+    monkeypatch.undo()
+    asyncio.run(recover(made.world))
+    made.run()
+    assert [s for s in made.subjects("INBOX") if "Went after all" in s] == ["[mentor-agent] Went after all: only one"]
+
+
+def test_dragged_to_sent_she_is_not_told_to_delete_a_copy_that_is_not_there(
+    hourly: tuple[Pass, list[datetime]],  # noqa: F811
+) -> None:
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one"))
+    made.smtp.drop_after_data()
+    made.run()
+    clock[0] = START + timedelta(minutes=10)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "only one"), SENT)  # she: "it went"
+    made.run()
+    (notice,) = [raw for raw in made.server.messages("INBOX").values() if b"Went after all" in raw]
+    assert b"can be deleted" not in notice and b"will not send it" in notice

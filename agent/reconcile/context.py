@@ -123,8 +123,11 @@ class World:
                 )
         return found
 
-    async def notify(self, title: str, lines: list[str], about: str | None = None) -> bool:
-        """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised."""
+    async def notify(
+        self, title: str, lines: list[str], about: str | None = None, *, message_id: str | None = None
+    ) -> bool:
+        """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised.
+        ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again)."""
         student = self.settings.student
         raw = build_notice(
             student_name=student.name,
@@ -133,6 +136,7 @@ class World:
             lines=lines,
             now=self.now(),
             about=about,
+            message_id=message_id,
         )
         try:
             await self.imap(self.mailbox.append, self.folders.notices, raw)

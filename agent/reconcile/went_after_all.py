@@ -30,9 +30,10 @@ it, and it comes at the next look).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from agent.logs import named
@@ -43,7 +44,7 @@ from agent.reconcile.digest_delivery import record_received
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
 from agent.rules.addresses import normal_address
-from agent.rules.envelope import Envelope
+from agent.rules.envelope import Envelope, domain_of
 from agent.store.in_doubt import handed_over, kept_id
 from agent.store.in_doubt_kept import keep_counting, kept_hand_overs, untold
 from agent.store.ledger import ATTENTION, CLAIMED, DONE, NEW, SCHEDULED, Row
@@ -62,27 +63,48 @@ Links = Mapping[str, list[tuple[str, datetime]]]  # agent.store.in_doubt_kept.ta
 async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope]], links: Links) -> None:
     """``found``: copies in Sent, not filed by the agent, whose Message-ID the ledger knows or ``links`` names
     (the messages taken in again after a send in doubt, by that send's Message-ID)."""
-    for _info, envelope in found:
+    doubts = _doubts(world)
+    for info, envelope in found:
         message_id = envelope.message_id
-        if not message_id:
-            continue
-        rows = _in_doubt(world, message_id, envelope)
+        if not message_id or _resent(info.headers):
+            continue  # a Redirect's copy: a send to its Resent- recipients, no proof of the one in doubt
+        rows = _in_doubt(world, message_id, envelope, doubts, links)
         releases = {message_id}
         if rows:
-            _went(world, rows, None)
+            # Moved back once and in doubt again on its own: the copy may be of either try; it went at the first
+            keys = {row.key for row in rows}
+            earlier = [handed for key, handed in links.get(message_id, []) if key in keys]
+            _went(world, rows, min(earlier, default=None))
             releases |= {row.item or row.key for row in rows}
+            doubts = _doubts(world)
         for release in releases:
             for key, handed in links.get(release) or _unlinked(world, envelope, release):
                 row = world.ledger.get(key)
                 if row is not None and _is_of(world, envelope, message_id, [row]):
                     await _taken_back(world, row, handed)
+                    doubts = _doubts(world)
     await tell_owed(world)
 
 
-def _in_doubt(world: World, message_id: str, copy: Envelope) -> list[Row]:
-    """The rows in doubt of the e-mail the copy is of (all of that e-mail's: a digest's every message), or none."""
-    doubts = [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
-    found = [row for row in doubts if message_id in (row.message_id, row.item)]
+def _doubts(world: World) -> list[Row]:
+    return [row for row in world.ledger.in_states(ATTENTION) if row.sent_at is not None]
+
+
+def _resent(headers: bytes) -> bool:
+    return any(line[:7].lower() == b"resent-" for line in headers.splitlines())
+
+
+def _in_doubt(world: World, message_id: str, copy: Envelope, doubts: list[Row], links: Links) -> list[Row]:
+    """The rows in doubt of the e-mail the copy is of (all of that e-mail's: a digest's every message), or none.
+    A message's own copy is of the e-mail it is in doubt in — dragged to Sent from Needs attention — unless it
+    once went alone and was taken in again: then the copy is of that earlier try (followed through its link)."""
+    linked = {key for key, _ in links.get(message_id, [])}
+    found = [
+        row
+        for row in doubts
+        if row.item == message_id
+        or (row.message_id == message_id and (row.item in (None, message_id) or row.key not in linked))
+    ]
     if not found or not _is_of(world, copy, message_id, found):
         return []
     releases = {row.item or row.key for row in found}
@@ -104,7 +126,7 @@ def _is_of(world: World, copy: Envelope, message_id: str, rows: Sequence[Row]) -
     own = [row for row in rows if row.message_id == message_id]
     if any(world.ledger.logged(SUBMITTED, row.key) for row in own):
         return False
-    written = {normal_address(a) for a in copy.to + copy.cc if a.strip()}
+    written = {normal_address(a) for a in copy.to + copy.cc + copy.bcc if a.strip()}
     allowed = {normal_address(a) for row in rows for a in row.recipients}
     if not written <= allowed:  # none at all: to Bcc only ("undisclosed-recipients:;"), as SMTP carried it
         return False
@@ -175,53 +197,67 @@ async def _taken_back(world: World, row: Row, handed: datetime) -> None:
 
 async def tell_owed(world: World) -> None:
     """The notices owed (see the module docstring), each once: one per e-mail that went after all, one per copy
-    taken in again that was set aside."""
+    taken in again that was set aside. Each has its own Message-ID, made from what it is about, and is looked for
+    before it is appended: one whose APPEND was answered by no one (or a stop before its "told") is not told twice."""
     owed = untold(world.ledger, (WENT, SET_ASIDE), TOLD)
     went: dict[str, list[Row]] = defaultdict(list)
     for row in owed:
         if row.detail == WENT:
             went[row.item or row.key].append(row)
-        elif await _tell_set_aside(world, row):
+        elif await _tell_once(world, [row], _set_aside_notice):
             world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
     for rows in went.values():
-        if await _tell_went(world, rows):
+        if await _tell_once(world, rows, _went_notice):
             for row in rows:
                 world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
 
 
-async def _tell_went(world: World, rows: list[Row]) -> bool:
-    folders = world.folders
+Notice = tuple[str, list[str]]
+
+
+async def _tell_once(
+    world: World, rows: list[Row], notice: Callable[[World, list[Row], bool], Awaitable[Notice]]
+) -> bool:
     rows = sorted(rows, key=lambda row: (row.arrived, row.key))
+    made = hashlib.sha256("\0".join([notice.__name__, *(row.key for row in rows)]).encode()).hexdigest()[:24]
+    own = f"<{made}.went.mentor-agent@{domain_of(world.settings.student.address)}>"
+    if await world.locate(world.folders.notices, own, None) is not None:
+        return True  # appended before, its answer lost
+    still = any([await world.locate(world.folders.needs_attention, row.key, row.uid) is not None for row in rows])
+    title, lines = await notice(world, rows, still)
+    return await world.notify(title, lines, about=rows[0].message_id, message_id=own)
+
+
+async def _went_notice(world: World, rows: list[Row], still: bool) -> Notice:
+    folders = world.folders
     subjects = ", ".join(f"“{row.subject}”" for row in rows)
     at = min((handed_over(row.sent_at) for row in rows if row.sent_at is not None), default=world.now())
-    return await world.notify(
-        f"Went after all: {rows[0].subject}",
-        [
-            f"{subjects} did reach the mail server: a copy turned up in your {folders.sent} folder (your mail "
-            "provider files what its server takes; or you put it there).",
-            f"mentor-agent now counts it as sent when it was handed over ({_local(world, at)}) and will not send it "
-            f"again. Its copy in {folders.needs_attention} can be deleted; moved back to the Outbox, it is set "
-            "aside, not sent twice.",
-        ],
-        about=rows[0].message_id,
+    copy = (
+        f" Its copy in {folders.needs_attention} can be deleted; moved back to the Outbox, it is set aside, not "
+        "sent twice."
+        if still
+        else ""
     )
+    return f"Went after all: {rows[0].subject}", [
+        f"{subjects} did reach the mail server: a copy turned up in your {folders.sent} folder (your mail provider "
+        "files what its server takes; or you put it there).",
+        f"mentor-agent now counts it as sent when it was handed over ({_local(world, at)}) and will not send it "
+        f"again.{copy}",
+    ]
 
 
-async def _tell_set_aside(world: World, row: Row) -> bool:
+async def _set_aside_notice(world: World, rows: list[Row], still: bool) -> Notice:
     folders = world.folders
+    row = rows[0]
     subject = row.subject or "(no subject)"
     at = handed_over(row.sent_at) if row.sent_at is not None else world.now()
-    return await world.notify(
-        f"Not sent again: {subject}",
-        [
-            f"“{subject}” was in doubt, and you moved it back to {folders.outbox} to send it again. Its earlier try "
-            f"(handed to the mail server {_local(world, at)}) did reach it after all: a copy of it turned up in your "
-            f"{folders.sent} folder.",
-            f"So mentor-agent will not send it a second time. The copy you moved back is in "
-            f"{folders.needs_attention}: delete it. It counts in the agreement as sent then.",
-        ],
-        about=row.message_id,
-    )
+    where = f"The copy you moved back is in {folders.needs_attention}: delete it. " if still else ""
+    return f"Not sent again: {subject}", [
+        f"“{subject}” was in doubt, and you moved it back to {folders.outbox} to send it again. Its earlier try "
+        f"(handed to the mail server {_local(world, at)}) did reach it after all: a copy of it turned up in your "
+        f"{folders.sent} folder.",
+        f"So mentor-agent will not send it a second time. {where}It counts in the agreement as sent then.",
+    ]
 
 
 def _local(world: World, moment: datetime) -> str:

@@ -37,13 +37,16 @@ def build_notice(
     lines: Sequence[str],
     now: datetime,
     about: str | None = None,
+    message_id: str | None = None,
 ) -> bytes:
+    """``message_id``: the notice's own (a notice owed until it is in her mailbox is looked for by it before it
+    is appended again); by default a new one."""
     message = EmailMessage()
     message["From"] = f"mentor-agent <{student_address}>"
     message["To"] = f"{student_name} <{student_address}>"
     message["Subject"] = f"[mentor-agent] {title}"
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = new_message_id(domain_of(student_address))
+    message["Message-ID"] = message_id or new_message_id(domain_of(student_address))
     message["Auto-Submitted"] = "auto-generated"
     message["X-Mentor-Agent"] = "notice"
     if about:
