@@ -16,6 +16,7 @@ from agent.mail.session import MailboxError
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.history import Seen
 from agent.reconcile.recovery import recover
+from agent.reconcile.went_after_all import TOLD
 from agent.rules.envelope import parse_envelope
 from agent.store.in_doubt_kept import TAKEN_BACK
 from agent.store.ledger import ATTENTION, CANCELLED, DONE
@@ -171,14 +172,17 @@ def test_a_mail_programs_own_copy_does_not_hold_back_what_she_moved_back(
     assert made.received() == ["via the door", "via the door"], "she decided to send it again"
 
 
+@pytest.mark.parametrize("sent_copy", ["kept", "gone by the restart"])
 @pytest.mark.parametrize("at", ["before the move", "after the move"])
 def test_a_stop_while_setting_the_moved_back_copy_aside_is_finished_at_the_next_start(
     hourly: tuple[Pass, list[datetime]],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     at: str,
+    sent_copy: str,
 ) -> None:
-    """Found by the hostile round: killed between the copy's move and the ledger's word, the next start read the
-    copy gone from Scheduled as her cancel ("taken out of Scheduled by the student"), and she was never told."""
+    """Found by the hostile rounds: killed between the copy's move and the ledger's word, the next start read the
+    copy gone from Scheduled as her cancel ("taken out of Scheduled by the student"), and she was never told; with
+    the copy in Sent gone by then (she deleted it), the stop was never finished and the copy stayed held."""
     made, clock = hourly
     first = _moved_back_and_held(made, clock)
     made.server.put(SENT, first)
@@ -197,8 +201,12 @@ def test_a_stop_while_setting_the_moved_back_copy_aside_is_finished_at_the_next_
     with pytest.raises(Crash):
         made.run()
     monkeypatch.undo()
+    if sent_copy != "kept":
+        for uid in list(made.server.messages(SENT)):
+            made.box.delete(SENT, uid)
     made.seen = Seen()  # the restart: Sent is read again
     clock[0] = START + timedelta(hours=2)
+    asyncio.run(recover(made.world))
     for _ in range(3):
         made.run()
     assert made.received() == ["only one"]
@@ -581,3 +589,64 @@ def test_dragged_to_sent_she_is_not_told_to_delete_a_copy_that_is_not_there(
     made.run()
     (notice,) = [raw for raw in made.server.messages("INBOX").values() if b"Went after all" in raw]
     assert b"can be deleted" not in notice and b"will not send it" in notice
+
+
+# -- the fourth hostile round ------------------------------------------------------------------------------------
+
+
+def test_a_stop_between_the_told_marks_of_one_notice_does_not_tell_it_twice(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        for _ in range(3):
+            made.run()
+        made.server.put(SENT, made.smtp.messages[-1].content)
+        clock[0] = START + timedelta(days=1, minutes=10)
+        ledger = made.world.ledger
+        real = ledger.log
+        marks = [0]
+
+        def log(event: str, **named: Any) -> None:
+            if event == TOLD:
+                marks[0] += 1
+                if marks[0] == 2:
+                    raise Crash("killed between two rows' told marks")
+            real(event, **named)
+
+        monkeypatch.setattr(ledger, "log", log)
+        with pytest.raises(Crash):
+            made.run()
+        monkeypatch.undo()
+        made.seen = Seen()
+        asyncio.run(recover(made.world))
+        made.run()
+        assert len([s for s in made.subjects("INBOX") if "Went after all" in s]) == 1
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_member_in_doubt_again_is_told_with_the_digest_it_went_in(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        made.run()
+        made.run()
+        first_digest = made.smtp.messages[-1].content
+        clock[0] = START + timedelta(days=1, minutes=10)
+        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)
+        for _ in range(3):
+            made.run()
+        clock[0] = START + timedelta(days=2)
+        made.smtp.drop_after_data()  # B alone, in doubt again
+        for _ in range(3):
+            made.run()
+        clock[0] = START + timedelta(days=2, minutes=5)
+        made.server.put(SENT, first_digest)
+        made.run()
+        made.run()
+        told = [s for s in made.subjects("INBOX") if "Went after all" in s or "Not sent again" in s]
+        assert len(told) == 1, told
+        days = [START + timedelta(days=n) for n in range(3)]
+        assert sorted(_sent_times(made)) == days, "A; the digest; B's second hand-over, each once"
+    finally:
+        made.world.ledger.close()

@@ -81,7 +81,7 @@ async def settle_doubts(world: World, found: Sequence[tuple[HeaderInfo, Envelope
             for key, handed in links.get(release) or _unlinked(world, envelope, release):
                 row = world.ledger.get(key)
                 if row is not None and _is_of(world, envelope, message_id, [row]):
-                    await _taken_back(world, row, handed)
+                    await _taken_back(world, row, handed, release)
                     doubts = _doubts(world)
     await tell_owed(world)
 
@@ -138,9 +138,10 @@ def _subject(text: str | None) -> str:
     return "" if words == "(no subject)" else words  # what the intake records for none
 
 
-def _went(world: World, rows: Sequence[Row], handed: datetime | None) -> None:
+def _went(world: World, rows: Sequence[Row], handed: datetime | None, went_in: str | None = None) -> None:
     """Record ``rows`` (one e-mail's, in Needs attention) as gone when handed over (``handed``: when the e-mail
-    whose copy turned up was, if not theirs); the notice is owed from then on."""
+    whose copy turned up was, if not theirs; ``went_in``: that e-mail's Message-ID, which they are told with from
+    then on); the notice is owed from then on."""
     ledger = world.ledger
     first = min(rows, key=lambda row: (row.arrived, row.key))
     at = handed or min(handed_over(row.sent_at) for row in rows if row.sent_at is not None)
@@ -150,7 +151,7 @@ def _went(world: World, rows: Sequence[Row], handed: datetime | None) -> None:
             for row in rows:
                 keep_counting(ledger, row)
         for row in rows:
-            ledger.update(row.key, state=DONE, sent_at=at, uid=None, detail=WENT)
+            ledger.update(row.key, state=DONE, sent_at=at, uid=None, detail=WENT, item=went_in or row.item)
             ledger.log(WENT, mentor=row.mentor, message=row.key, detail=f"its copy is in {world.folders.sent}")
         counted = ledger.item_ids()
         if handed is None and first.mentor and release not in counted and kept_id(release, at) not in counted:
@@ -158,12 +159,13 @@ def _went(world: World, rows: Sequence[Row], handed: datetime | None) -> None:
     log.info("%s: in doubt, went after all: its copy is in %s", named(first.key, first.subject), world.folders.sent)
 
 
-async def _taken_back(world: World, row: Row, handed: datetime) -> None:
-    """Her copy of a send in doubt, taken in again, while the copy of that send turned up in Sent: not sent."""
+async def _taken_back(world: World, row: Row, handed: datetime, went_in: str | None) -> None:
+    """Her copy of a send in doubt, taken in again, while the copy of that send (``went_in``, handed over at
+    ``handed``) turned up in Sent: not sent."""
     folders = world.folders
     ledger = world.ledger
     if row.state == ATTENTION and row.sent_at is not None:
-        _went(world, [row], handed)  # in doubt again, in a later e-mail: it went in the earlier one
+        _went(world, [row], handed, went_in)  # in doubt again, in a later e-mail: it went in the earlier one
         return
     finishing = row.state == DONE and row.detail == SETTING_ASIDE  # a stop came between the mark and the move
     if not finishing and (row.state not in (NEW, SCHEDULED, CLAIMED) or not row.folder or row.uid is None):
@@ -199,17 +201,23 @@ async def tell_owed(world: World) -> None:
     """The notices owed (see the module docstring), each once: one per e-mail that went after all, one per copy
     taken in again that was set aside. Each has its own Message-ID, made from what it is about, and is looked for
     before it is appended: one whose APPEND was answered by no one (or a stop before its "told") is not told twice."""
-    owed = untold(world.ledger, (WENT, SET_ASIDE), TOLD)
+    ledger = world.ledger
+    for row in untold(ledger, (SETTING_ASIDE,), TOLD):  # a stop came while it was set aside: finished first
+        await _taken_back(world, row, handed_over(row.sent_at) if row.sent_at else world.now(), None)
     went: dict[str, list[Row]] = defaultdict(list)
-    for row in owed:
+    told: list[list[Row]] = []
+    for row in untold(ledger, (WENT, SET_ASIDE), TOLD):
         if row.detail == WENT:
             went[row.item or row.key].append(row)
         elif await _tell_once(world, [row], _set_aside_notice):
-            world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
+            told.append([row])
     for rows in went.values():
         if await _tell_once(world, rows, _went_notice):
+            told.append(rows)
+    with ledger.transaction():  # each notice's rows at once: a stop between two would tell the rest again
+        for rows in told:
             for row in rows:
-                world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
+                ledger.log(TOLD, mentor=row.mentor, message=row.key)
 
 
 Notice = tuple[str, list[str]]
