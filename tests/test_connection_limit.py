@@ -10,24 +10,31 @@ import asyncio
 import contextlib
 import email
 import imaplib
+import itertools
+import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.config.settings import load_settings
+from agent.config.settings import Imap, load_settings
 from agent.daemon import service, unwatched_folders
 from agent.daemon.service import Daemon
-from agent.mail.session import ConnectionLimit, open_client
+from agent.mail.session import ConnectionLimit, Login, open_client
+from agent.mail.watch import Watcher
+from agent.store.ledger import Ledger
 from agent.store.status import collect, render
-from tests.agent_process import OUTBOX, Agent, mail, policy_text
+from tests.agent_process import OUTBOX, Agent, agent, mail, policy_text
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
 from tests.servers.smtp import SmtpServer
 
+__all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
 ELSEWHERE = "127.0.0.2"  # the test's own address: Dovecot counts connections per account and address
 
@@ -133,6 +140,11 @@ def test_with_its_watchers_refused_by_the_limit_the_daemon_goes_on_says_so_and_w
     assert [email.message_from_bytes(m.content)["Subject"] for m in limited.smtp.messages] == ["next"]
     assert seen_unwatched and "not watched (the server's limit on connections)" in seen_unwatched[0]
     assert daemon.reconnect.in_a_row == 0, "the session went on: never torn down and tried again"
+    ledger = Ledger(limited.root / "state" / "ledger.sqlite3")
+    try:
+        assert ledger.status()["unwatched"][0] == "", "said of a session: not left for the next start to show"
+    finally:
+        ledger.close()
     notices = [s for s in _notices(dovecot, user) if "limits connections" in s]
     assert len(notices) == 1, "told once, not at each refusal"
 
@@ -151,3 +163,154 @@ def test_the_limit_met_at_the_login_is_tried_again_never_a_refused_password(tls_
     finally:
         server.cleanup()
     assert "refused" not in str(refused.value) and "other mail programs" in str(refused.value)
+
+
+# -- found by the hostile round ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _listening(greeting: bytes | None) -> Iterator[int]:
+    """A loopback server that greets each connection with ``greeting`` (None: says nothing, ever)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = False
+
+    def serve() -> None:
+        while not stop:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            held.append(connection)
+            if greeting is not None:
+                connection.sendall(greeting)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop = True
+        server.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_limit_said_in_the_greeting_is_a_limit_too(imap: Imap, imap_login: Login) -> None:
+    with _listening(b"* BYE [LIMIT] Too many simultaneous connections\r\n") as port, pytest.raises(ConnectionLimit):
+        open_client(imap.model_copy(update={"port": port}), imap_login, None)
+
+
+def test_the_notice_is_owed_until_it_is_appended() -> None:
+    class Told:
+        def __init__(self) -> None:
+            self.meta: dict[str, str] = {}
+            self.appended = 0
+            self.works = False
+
+        def meta_value(self, key: str) -> str | None:
+            return self.meta.get(key)
+
+        def set_meta(self, key: str, value: str) -> None:
+            self.meta[key] = value
+
+    told = Told()
+
+    class World:  # a pure unit: the notice's bookkeeping, without a mailbox
+        ledger = told
+
+        def now(self) -> datetime:
+            return datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+        async def notify(self, title: str, lines: list[str], about: str | None = None) -> bool:
+            told.appended += told.works
+            return told.works
+
+    world: Any = World()
+    asyncio.run(unwatched_folders.tell(world, ["INBOX"], ["INBOX"], 60.0))
+    assert unwatched_folders.TOLD not in told.meta, "refused by the server: still owed"
+    told.works = True
+    asyncio.run(unwatched_folders.tell(world, ["INBOX"], ["INBOX"], 60.0))
+    asyncio.run(unwatched_folders.tell(world, ["INBOX"], ["INBOX"], 60.0))
+    assert told.appended == 1, "told once it could be, then not again that week"
+
+
+def test_systemd_hears_from_the_daemon_while_a_pass_waits_on_a_silent_smtp_server(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A mail server that takes the connection and never answers (a network that drops its packets): the pass
+    waits its timeouts, a minute a try, and said nothing to systemd's watchdog meanwhile (killed at 120 s)."""
+    path = tmp_path / "notify"
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind(str(path))
+    manager.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a word at least every 0.2 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    monkeypatch.setattr(Watcher, "start", lambda self: None)
+    agent.drop(mail("to a silent server"))
+    heard: list[float] = []
+    with _listening(None) as port:
+        settings = load_settings(agent.config, required=True)
+        settings = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
+        daemon = Daemon(settings, agent.config)
+
+        async def drive() -> None:
+            running = asyncio.create_task(daemon.run())
+            began = time.monotonic()
+            while time.monotonic() - began < 3.0:
+                await asyncio.sleep(0.02)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        if manager.recv(4096) == b"WATCHDOG=1":
+                            heard.append(time.monotonic())
+            daemon.stop()
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(running, 5)
+
+        asyncio.run(drive())
+    manager.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(heard)]
+    assert len(heard) >= 10 and max(gaps) < 0.6, (len(heard), max(gaps, default=None))
+    assert agent.smtp.messages == []
+
+
+def test_before_it_is_ready_a_wait_pushes_systemds_start_timeout_back(
+    limited: Agent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found by the hostile round: with her programs holding every connection at start, READY came only once one
+    was free; systemd gives a start 90 s, then kills the unit and starts it again (the back-off afresh)."""
+    path = tmp_path / "notify"
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind(str(path))
+    manager.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    dovecot, user = limited.dovecot, limited.user
+    imap = dovecot.settings(user)
+    others = [open_client(imap, Dovecot.login(user), None) for _ in range(3)]  # all three: the agent gets none
+    daemon = Daemon(load_settings(limited.config, required=True), limited.config)
+    said: list[str] = []
+
+    async def drive() -> None:
+        running = asyncio.create_task(daemon.run())
+        began = time.monotonic()
+        while time.monotonic() - began < 2.0:
+            await asyncio.sleep(0.05)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    said.append(manager.recv(4096).decode())
+        daemon.stop()
+        await asyncio.wait_for(running, 30)
+
+    try:
+        asyncio.run(drive())
+    finally:
+        for other in others:
+            with contextlib.suppress(Exception):
+                other.logout()
+        manager.close()
+    assert any(s.startswith("EXTEND_TIMEOUT_USEC=") for s in said), said
+    assert "READY=1" not in said

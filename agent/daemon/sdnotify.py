@@ -42,6 +42,12 @@ def ready() -> bool:
     return notify("READY=1")
 
 
+def extend_start(seconds: float) -> bool:
+    """Start-up goes on for up to ``seconds`` more (a wait before READY): systemd's start timeout is pushed back
+    rather than the unit killed and started again (EXTEND_TIMEOUT_USEC, systemd 236)."""
+    return notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
+
+
 def reloading() -> bool:
     """A reload (SIGHUP) began; send ``ready()`` when it is done."""
     return notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")

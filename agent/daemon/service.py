@@ -58,6 +58,7 @@ WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
 POLICY_LOOK = 1.0  # how often the policy folder is looked at
 POLICY_SETTLE = 0.5  # a change is taken in once the folder stayed the same this long
 GRANT_LOOK = 2.0  # waiting for a new sign-in: how often the stored grant is looked at (a file's digest)
+START_MARGIN = 120.0  # seconds of start-up allowed after a wait before READY (a login's tries and timeouts)
 
 
 class _WatchThread:
@@ -279,6 +280,7 @@ class Daemon:
             loop.add_signal_handler(sig, handler)
         expired_at = -60.0  # when a session last ended with an expired token (time.monotonic())
         policy_watch = asyncio.create_task(self.watch_policies())
+        keepalive = asyncio.create_task(self._keep_alive())
         door = None
         try:
             self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
@@ -326,6 +328,7 @@ class Daemon:
                     await self._pause(delay)
         finally:
             policy_watch.cancel()
+            keepalive.cancel()
             if self.smtp_check is not None:
                 self.smtp_check.cancel()
             if door is not None:
@@ -338,11 +341,24 @@ class Daemon:
         log.info("stopped")
         return 0
 
+    async def _keep_alive(self) -> None:
+        """Tell systemd's watchdog the daemon is alive as long as its event loop runs, every half WatchdogSec: a
+        pass sending to an SMTP server that does not answer (five tries of a minute) or a slow login says nothing
+        for longer than that. A loop that is stuck (blocked in code) stops these too, and systemd restarts it."""
+        interval = sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            sdnotify.watchdog()
+            await asyncio.sleep(interval)
+
     async def _pause(self, seconds: float) -> None:
         """Wait before connecting again, or until stopped, telling systemd's watchdog all along that the daemon
         is alive (a wait is longer than ``WatchdogSec``: unsaid, systemd would kill it and start it again, and a
         refused login at that start is a configuration error the unit does not restart after)."""
         end = time.monotonic() + seconds
+        if not self.ready_sent:  # not started yet (the login waits): systemd's start timeout is pushed back
+            sdnotify.extend_start(seconds + START_MARGIN)
         while not self.stopping.is_set():
             sdnotify.watchdog()
             left = end - time.monotonic()
@@ -548,6 +564,7 @@ class Daemon:
                 sdnotify.watchdog()
                 await self._watched(world, watchers, unwatched, watcher_of)
         finally:
+            self.ledger.set_status(unwatched="")  # said of a session; the next one says it again if so
             for watcher in watchers:
                 watcher.stop()
             await asyncio.to_thread(mailbox.close)

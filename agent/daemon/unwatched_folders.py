@@ -37,9 +37,8 @@ async def tell(world: World, dropped: Sequence[str], unwatched: Sequence[str], h
     told = world.ledger.meta_value(TOLD)
     if told and now - datetime.fromisoformat(told) < TELL_AGAIN:
         return
-    world.ledger.set_meta(TOLD, now.isoformat())
     names = ", ".join(unwatched)
-    await world.notify(
+    appended = await world.notify(
         "Your mail server limits connections: some folders are looked at every minute",
         [
             "Your mail server lets an account hold only so many connections at once, and your other mail programs "
@@ -50,3 +49,5 @@ async def tell(world: World, dropped: Sequence[str], unwatched: Sequence[str], h
             "provider about its limit on connections.",
         ],
     )
+    if appended:  # not appended (the server refused it): told at the next refusal
+        world.ledger.set_meta(TOLD, now.isoformat())

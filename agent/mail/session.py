@@ -127,6 +127,11 @@ def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) ->
                 advice = plain_to_tls_advice(end)  # no greeting: is it a TLS port spoken to in plain text?
             if advice:
                 raise ImapTlsProblem(advice) from error
+            words = _server_words(error)
+            if _LIMIT.search(words):  # said in the greeting (`* BYE [LIMIT] ...`), not at the login
+                raise ConnectionLimit(
+                    f"imap: {where} takes no more connections now (other mail programs hold them): {words}"
+                ) from error
             raise _ConnectFailed(f"imap: cannot connect to {where}: {describe_error(error)}") from error
         try:
             client.normalise_times = False
