@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,7 +26,8 @@ import pytest
 from agent.config.settings import Imap, load_settings
 from agent.daemon import service, unwatched_folders
 from agent.daemon.service import Daemon
-from agent.mail.session import ConnectionLimit, Login, open_client
+from agent.mail.client import Connection
+from agent.mail.session import ConnectionLimit, Login, MailboxError, open_client
 from agent.mail.watch import Watcher
 from agent.store.ledger import Ledger
 from agent.store.status import collect, render
@@ -220,11 +222,16 @@ def test_the_notice_is_owed_until_it_is_appended() -> None:
 
     class World:  # a pure unit: the notice's bookkeeping, without a mailbox
         ledger = told
+        settings = SimpleNamespace(student=SimpleNamespace(address="sam@med.example.edu"))
+        folders = SimpleNamespace(notices="INBOX")
 
         def now(self) -> datetime:
             return datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
-        async def notify(self, title: str, lines: list[str], about: str | None = None) -> bool:
+        async def locate(self, folder: str, key: str, hint: int | None) -> int | None:
+            return None  # not in her mailbox yet
+
+        async def notify(self, title: str, lines: list[str], about: str | None = None, **own: str) -> bool:
             told.appended += told.works
             return told.works
 
@@ -314,3 +321,73 @@ def test_before_it_is_ready_a_wait_pushes_systemds_start_timeout_back(
         manager.close()
     assert any(s.startswith("EXTEND_TIMEOUT_USEC=") for s in said), said
     assert "READY=1" not in said
+
+
+# -- found by the second hostile round ---------------------------------------------------------------------------
+
+
+def test_the_weekly_notice_stored_but_unanswered_is_not_told_twice(
+    limited: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "HEARTBEAT", 0.5)
+    monkeypatch.setattr(unwatched_folders, "LIMIT_RETRY", 0.5)  # refused again and again: told at each? once
+    real_append = Connection.append
+    lost = [False]
+
+    def unanswered(self: Connection, folder: str, raw: bytes, *rest: Any, **named: Any) -> int | None:
+        stored = real_append(self, folder, raw, *rest, **named)
+        if b"limits connections" in raw and not lost[0]:
+            lost[0] = True
+            raise MailboxError("imap: connection lost: timed out")  # stored, its answer lost
+        return stored
+
+    monkeypatch.setattr(Connection, "append", unanswered)
+    dovecot, user = limited.dovecot, limited.user
+    others = [open_client(dovecot.settings(user), Dovecot.login(user), None) for _ in range(2)]
+    daemon = Daemon(load_settings(limited.config, required=True), limited.config)
+
+    async def drive() -> None:
+        running = asyncio.create_task(daemon.run())
+        await asyncio.sleep(4.0)  # several refusals of the watchers, each after LIMIT_RETRY
+        daemon.stop()
+        await asyncio.wait_for(running, 30)
+
+    try:
+        asyncio.run(drive())
+    finally:
+        for other in others:
+            with contextlib.suppress(Exception):
+                other.logout()
+    assert lost[0], "the first notice's answer was lost"
+    assert len([s for s in _notices(dovecot, user) if "limits connections" in s]) == 1
+
+
+def test_status_names_unwatched_folders_only_while_connected() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    daemon = {"running": "yes", "pid": "1", "unwatched": "INBOX, Scheduled"}
+    data: dict[str, Any] = {"now": now.isoformat(), "daemon": daemon, "mentors": []}
+    assert "not watched" not in render(data | {"daemon": daemon | {"connected": "no"}}, color=False)
+    assert "not watched" in render(data | {"daemon": daemon | {"connected": "yes"}}, color=False)
+
+
+def test_a_start_does_not_keep_the_unwatched_folders_of_a_daemon_killed_before(agent: Agent) -> None:
+    ledger = Ledger(agent.root / "state" / "ledger.sqlite3")
+    try:
+        ledger.set_status(unwatched="INBOX, Scheduled")  # as a daemon killed with -9 left it
+    finally:
+        ledger.close()
+    daemon = Daemon(load_settings(agent.config, required=True), agent.config)
+    seen: list[str] = []
+
+    async def drive() -> None:
+        running = asyncio.create_task(daemon.run())
+        deadline = time.monotonic() + 20
+        while daemon.ledger.status().get("connected", ("", ""))[0] != "yes":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        seen.append(daemon.ledger.status()["unwatched"][0])
+        daemon.stop()
+        await asyncio.wait_for(running, 30)
+
+    asyncio.run(drive())
+    assert seen == [""]

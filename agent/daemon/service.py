@@ -283,7 +283,8 @@ class Daemon:
         keepalive = asyncio.create_task(self._keep_alive())
         door = None
         try:
-            self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status())  # none left from before
+            # none left from before (a kill -9 ends no session: its unwatched folders are not this one's)
+            self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status(), unwatched="")
             # The SMTP login check goes on while IMAP logs in; the first session awaits it before it reads anything.
             self.smtp_check = asyncio.create_task(self._check_smtp())
             door = await self._open_submission()
@@ -464,6 +465,8 @@ class Daemon:
     async def _session(self) -> None:
         settings = self.settings
         sdnotify.watchdog()  # alive: the login's tries and their waits may take a while
+        if not self.ready_sent:  # and before READY, systemd's start timeout is pushed back for them
+            sdnotify.extend_start(START_MARGIN)
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
         try:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from agent.reconcile.context import World
+from agent.rules.envelope import domain_of
 
 log = logging.getLogger("mentor_agent")
 
@@ -38,6 +39,13 @@ async def tell(world: World, dropped: Sequence[str], unwatched: Sequence[str], h
     if told and now - datetime.fromisoformat(told) < TELL_AGAIN:
         return
     names = ", ".join(unwatched)
+    # This week's notice has its own Message-ID, looked for first: an APPEND the server stored but whose answer
+    # was lost is not told twice.
+    year, week, _ = now.isocalendar()
+    own = f"<limit-{year}-{week:02d}.mentor-agent@{domain_of(world.settings.student.address)}>"
+    if await world.locate(world.folders.notices, own, None) is not None:
+        world.ledger.set_meta(TOLD, now.isoformat())
+        return
     appended = await world.notify(
         "Your mail server limits connections: some folders are looked at every minute",
         [
@@ -48,6 +56,7 @@ async def tell(world: World, dropped: Sequence[str], unwatched: Sequence[str], h
             "To have it react at once again, close a mail program you do not use on this account, or ask your mail "
             "provider about its limit on connections.",
         ],
+        message_id=own,
     )
     if appended:  # not appended (the server refused it): told at the next refusal
         world.ledger.set_meta(TOLD, now.isoformat())

@@ -259,7 +259,7 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
         lines.extend(waiting_lines(daemon, datetime.fromisoformat(data["now"])))
         if daemon.get("waiting"):
             lines.append(f"waiting {daemon['waiting']}")
-        if daemon.get("unwatched"):  # the server's limit on connections: looked at on each pass instead
+        if daemon.get("unwatched") and daemon.get("connected") == "yes":  # the server's limit on connections
             lines.append(
                 f"not watched (the server's limit on connections): {daemon['unwatched']}; looked at every minute"
             )
