@@ -676,6 +676,7 @@ class Daemon:
     ) -> None:
         """The watchers checked (:meth:`_check_watchers`); the folders left unwatched by the server's limit on
         connections said (journal, status, a notice at most once a week) and, after LIMIT_RETRY, watched again."""
+        watching = len(watchers)
         dropped = self._check_watchers(watchers, unwatched)
         if dropped:
             await unwatched_folders.tell(world, dropped, sorted(unwatched), HEARTBEAT)
@@ -685,7 +686,8 @@ class Daemon:
                 watcher = make(folder)
                 watchers.append(watcher)
                 watcher.start()
-        self.ledger.set_status(unwatched=", ".join(sorted(unwatched)))
+        if dropped or len(watchers) != watching:  # written when it changes, not at every look (a commit each)
+            self.ledger.set_status(unwatched=", ".join(sorted(unwatched)))
 
 
 def run_daemon(settings: Settings, config_file: Path | None) -> int:
