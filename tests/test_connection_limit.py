@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import email
 import imaplib
-import itertools
-import os
 import socket
 import threading
 import time
@@ -35,6 +33,7 @@ from tests.agent_process import OUTBOX, Agent, agent, mail, policy_text
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
 from tests.servers.smtp import SmtpServer
+from tests.service_manager import service_manager
 
 __all__ = ["agent"]  # the fixture
 pytestmark = pytest.mark.servers
@@ -249,17 +248,9 @@ def test_systemd_hears_from_the_daemon_while_a_pass_waits_on_a_silent_smtp_serve
 ) -> None:
     """A mail server that takes the connection and never answers (a network that drops its packets): the pass
     waits its timeouts, a minute a try, and said nothing to systemd's watchdog meanwhile (killed at 120 s)."""
-    path = tmp_path / "notify"
-    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    manager.bind(str(path))
-    manager.setblocking(False)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a word at least every 0.2 s
-    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     monkeypatch.setattr(Watcher, "start", lambda self: None)
     agent.drop(mail("to a silent server"))
-    heard: list[float] = []
-    with _listening(None) as port:
+    with _listening(None) as port, service_manager(tmp_path, monkeypatch, watchdog_usec=400_000) as manager:
         settings = load_settings(agent.config, required=True)
         settings = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
         daemon = Daemon(settings, agent.config)
@@ -269,19 +260,15 @@ def test_systemd_hears_from_the_daemon_while_a_pass_waits_on_a_silent_smtp_serve
             began = time.monotonic()
             while time.monotonic() - began < 3.0:
                 await asyncio.sleep(0.02)
-                with contextlib.suppress(BlockingIOError):
-                    while True:
-                        if manager.recv(4096) == b"WATCHDOG=1":
-                            heard.append(time.monotonic())
+                manager.drain()
             daemon.stop()
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(running, 5)
 
         asyncio.run(drive())
-    manager.close()
-    gaps = [later - earlier for earlier, later in itertools.pairwise(heard)]
-    assert len(heard) >= 10 and max(gaps) < 0.6, (len(heard), max(gaps, default=None))
+    gaps = manager.watchdog_gaps()
+    assert len(gaps) >= 9 and max(gaps) < 0.6, (len(gaps), max(gaps, default=None))
     assert agent.smtp.messages == []
 
 
@@ -290,35 +277,28 @@ def test_before_it_is_ready_a_wait_pushes_systemds_start_timeout_back(
 ) -> None:
     """Found by the hostile round: with her programs holding every connection at start, READY came only once one
     was free; systemd gives a start 90 s, then kills the unit and starts it again (the back-off afresh)."""
-    path = tmp_path / "notify"
-    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    manager.bind(str(path))
-    manager.setblocking(False)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
     dovecot, user = limited.dovecot, limited.user
     imap = dovecot.settings(user)
     others = [open_client(imap, Dovecot.login(user), None) for _ in range(3)]  # all three: the agent gets none
     daemon = Daemon(load_settings(limited.config, required=True), limited.config)
-    said: list[str] = []
+    with service_manager(tmp_path, monkeypatch) as manager:
 
-    async def drive() -> None:
-        running = asyncio.create_task(daemon.run())
-        began = time.monotonic()
-        while time.monotonic() - began < 2.0:
-            await asyncio.sleep(0.05)
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    said.append(manager.recv(4096).decode())
-        daemon.stop()
-        await asyncio.wait_for(running, 30)
+        async def drive() -> None:
+            running = asyncio.create_task(daemon.run())
+            began = time.monotonic()
+            while time.monotonic() - began < 2.0:
+                await asyncio.sleep(0.05)
+                manager.drain()
+            daemon.stop()
+            await asyncio.wait_for(running, 30)
 
-    try:
-        asyncio.run(drive())
-    finally:
-        for other in others:
-            with contextlib.suppress(Exception):
-                other.logout()
-        manager.close()
+        try:
+            asyncio.run(drive())
+        finally:
+            for other in others:
+                with contextlib.suppress(Exception):
+                    other.logout()
+    said = manager.messages()
     assert any(s.startswith("EXTEND_TIMEOUT_USEC=") for s in said), said
     assert "READY=1" not in said
 

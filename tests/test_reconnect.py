@@ -6,12 +6,8 @@ proxy that ends each session at its first SELECT."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
-import os
 import random
-import socket
 import time
 from pathlib import Path
 
@@ -25,6 +21,7 @@ from agent.daemon.service import Daemon
 from agent.mail.watch import Watcher
 from tests.agent_process import Agent, agent, mail
 from tests.servers.rewriting_proxy import RewritingProxy
+from tests.service_manager import service_manager
 
 __all__ = ["agent"]  # the fixture
 
@@ -124,37 +121,26 @@ def test_systemds_watchdog_hears_from_the_daemon_all_through_its_waits(
     again, and a refused login at that start is a configuration error the unit never restarts after."""
     proxy = RewritingProxy(agent.dovecot.port, _closed_at_select)
     proxy.start()
-    path = tmp_path / "notify"
-    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    manager.bind(str(path))
-    manager.setblocking(False)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # a word at least every 0.2 s
-    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     monkeypatch.setattr(random, "uniform", lambda low, high: high)  # waits of 2 s, then 4 s
     monkeypatch.setattr(Watcher, "start", lambda self: None)
     settings = load_settings(agent.config, required=True)
     settings = settings.model_copy(update={"imap": settings.imap.model_copy(update={"port": proxy.port})})
     daemon = Daemon(settings, agent.config)
-    heard: list[float] = []
+    with service_manager(tmp_path, monkeypatch, watchdog_usec=400_000) as manager:  # a word every 0.2 s
 
-    async def drive() -> None:
-        running = asyncio.create_task(daemon.run())
-        began = time.monotonic()
-        while time.monotonic() - began < 4.5:
-            await asyncio.sleep(0.02)
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    if manager.recv(4096) == b"WATCHDOG=1":
-                        heard.append(time.monotonic())
-        daemon.stop()
-        await asyncio.wait_for(running, 30)
+        async def drive() -> None:
+            running = asyncio.create_task(daemon.run())
+            began = time.monotonic()
+            while time.monotonic() - began < 4.5:
+                await asyncio.sleep(0.02)
+                manager.drain()
+            daemon.stop()
+            await asyncio.wait_for(running, 30)
 
-    try:
-        asyncio.run(drive())
-    finally:
-        proxy.stop()
-        manager.close()
+        try:
+            asyncio.run(drive())
+        finally:
+            proxy.stop()
     assert proxy.rewritten >= 2, "the sessions ended, and the daemon waited between them"
-    gaps = [later - earlier for earlier, later in itertools.pairwise(heard)]
-    assert len(heard) >= 15 and max(gaps) < 0.6, (len(heard), max(gaps, default=None))
+    gaps = manager.watchdog_gaps()
+    assert len(gaps) >= 14 and max(gaps) < 0.6, (len(gaps), max(gaps, default=None))
