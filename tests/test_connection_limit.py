@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from imapclient import IMAPClient
 
 from agent.config.settings import Imap, load_settings
 from agent.daemon import service, unwatched_folders
@@ -54,6 +55,19 @@ def elsewhere(dovecot: Dovecot, user: User) -> Iterator[imaplib.IMAP4]:
     finally:
         with contextlib.suppress(Exception):
             client.logout()
+
+
+@contextlib.contextmanager
+def held_by_her_other_programs(dovecot: Dovecot, user: User, count: int) -> Iterator[list[IMAPClient]]:
+    """``count`` connections to her account from the agent's address, as her other mail programs hold them;
+    logged out at the end (one logged out before is passed over)."""
+    others = [open_client(dovecot.settings(user), Dovecot.login(user), None) for _ in range(count)]
+    try:
+        yield others
+    finally:
+        for other in others:
+            with contextlib.suppress(Exception):
+                other.logout()
 
 
 def _limited(tls_ca: TlsFiles, connections: int) -> Dovecot:
@@ -103,9 +117,7 @@ def test_with_its_watchers_refused_by_the_limit_the_daemon_goes_on_says_so_and_w
     monkeypatch.setattr(unwatched_folders, "LIMIT_RETRY", 2.0)  # and watched again after 2 s, not 10 min
     daemon = Daemon(load_settings(limited.config, required=True), limited.config)
     dovecot, user = limited.dovecot, limited.user
-    imap = dovecot.settings(user)
     seen_unwatched: list[str] = []
-    others = [open_client(imap, Dovecot.login(user), None) for _ in range(2)]  # her other programs, same address
 
     async def drive() -> None:
         running = asyncio.create_task(daemon.run())
@@ -132,12 +144,8 @@ def test_with_its_watchers_refused_by_the_limit_the_daemon_goes_on_says_so_and_w
             daemon.stop()
             await asyncio.wait_for(running, 30)
 
-    try:
+    with held_by_her_other_programs(dovecot, user, 2) as others:
         asyncio.run(drive())
-    finally:
-        for other in others:
-            with contextlib.suppress(Exception):
-                other.logout()
     assert [email.message_from_bytes(m.content)["Subject"] for m in limited.smtp.messages] == ["next"]
     assert seen_unwatched and "not watched (the server's limit on connections)" in seen_unwatched[0]
     assert daemon.reconnect.in_a_row == 0, "the session went on: never torn down and tried again"
@@ -278,10 +286,9 @@ def test_before_it_is_ready_a_wait_pushes_systemds_start_timeout_back(
     """Found by the hostile round: with her programs holding every connection at start, READY came only once one
     was free; systemd gives a start 90 s, then kills the unit and starts it again (the back-off afresh)."""
     dovecot, user = limited.dovecot, limited.user
-    imap = dovecot.settings(user)
-    others = [open_client(imap, Dovecot.login(user), None) for _ in range(3)]  # all three: the agent gets none
     daemon = Daemon(load_settings(limited.config, required=True), limited.config)
-    with service_manager(tmp_path, monkeypatch) as manager:
+    # all three held by her programs: the agent gets none
+    with service_manager(tmp_path, monkeypatch) as manager, held_by_her_other_programs(dovecot, user, 3):
 
         async def drive() -> None:
             running = asyncio.create_task(daemon.run())
@@ -292,12 +299,7 @@ def test_before_it_is_ready_a_wait_pushes_systemds_start_timeout_back(
             daemon.stop()
             await asyncio.wait_for(running, 30)
 
-        try:
-            asyncio.run(drive())
-        finally:
-            for other in others:
-                with contextlib.suppress(Exception):
-                    other.logout()
+        asyncio.run(drive())
     said = manager.messages()
     assert any(s.startswith("EXTEND_TIMEOUT_USEC=") for s in said), said
     assert "READY=1" not in said
@@ -323,7 +325,6 @@ def test_the_weekly_notice_stored_but_unanswered_is_not_told_twice(
 
     monkeypatch.setattr(Connection, "append", unanswered)
     dovecot, user = limited.dovecot, limited.user
-    others = [open_client(dovecot.settings(user), Dovecot.login(user), None) for _ in range(2)]
     daemon = Daemon(load_settings(limited.config, required=True), limited.config)
 
     async def drive() -> None:
@@ -332,12 +333,8 @@ def test_the_weekly_notice_stored_but_unanswered_is_not_told_twice(
         daemon.stop()
         await asyncio.wait_for(running, 30)
 
-    try:
+    with held_by_her_other_programs(dovecot, user, 2):
         asyncio.run(drive())
-    finally:
-        for other in others:
-            with contextlib.suppress(Exception):
-                other.logout()
     assert lost[0], "the first notice's answer was lost"
     assert len([s for s in _notices(dovecot, user) if "limits connections" in s]) == 1
 
