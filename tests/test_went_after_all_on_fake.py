@@ -5,7 +5,7 @@ for proof. (On the in-memory mailbox and the real aiosmtpd server, as tests/test
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,16 @@ def _uid(made: Pass, folder: str, subject: str) -> int:
 
 def _sent_times(made: Pass) -> list[datetime]:
     return [item.at for item in made.world.ledger.history("rivera", START - timedelta(days=1)).sent]
+
+
+@pytest.fixture
+def digest_day_two(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[Pass, list[datetime]]]:
+    """tests.test_in_doubt_counts_on_fake._digest_in_doubt_on_day_two, its ledger closed after the test."""
+    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
+    try:
+        yield made, clock
+    finally:
+        made.world.ledger.close()
 
 
 def _through_the_door(made: Pass, message_id: str) -> bytes:
@@ -79,47 +89,41 @@ def test_set_aside_then_moved_back_once_more_it_is_still_not_sent_twice(
 
 
 def test_a_digest_member_moved_back_is_not_sent_alone_once_the_digests_copy_turns_up(
-    tmp_path: Path, smtp_server: SmtpServer
+    digest_day_two: tuple[Pass, list[datetime]],
 ) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
-        for _ in range(3):
-            made.run()
-        digest = made.smtp.messages[-1].content
-        assert made.subjects("Needs attention") == ["B", "C", "D"]
-        clock[0] = START + timedelta(days=1, minutes=10)
-        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she: send B again
+    made, clock = digest_day_two
+    for _ in range(3):
         made.run()
+    digest = made.smtp.messages[-1].content
+    assert made.subjects("Needs attention") == ["B", "C", "D"]
+    clock[0] = START + timedelta(days=1, minutes=10)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she: send B again
+    made.run()
+    made.run()
+    assert made.subjects("Scheduled") == ["B"]
+    made.server.put(SENT, digest)  # the provider's copy of the digest of B, C and D
+    made.run()
+    assert made.subjects("Scheduled") == [] and sorted(made.subjects("Needs attention")) == ["B", "C", "D"]
+    clock[0] = START + timedelta(days=2, hours=1)
+    for _ in range(4):
         made.run()
-        assert made.subjects("Scheduled") == ["B"]
-        made.server.put(SENT, digest)  # the provider's copy of the digest of B, C and D
-        made.run()
-        assert made.subjects("Scheduled") == [] and sorted(made.subjects("Needs attention")) == ["B", "C", "D"]
-        clock[0] = START + timedelta(days=2, hours=1)
-        for _ in range(4):
-            made.run()
-        assert made.received().count("B") == 0, "B went in the digest: never again alone"
-        assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)], "A, and the digest once"
-    finally:
-        made.world.ledger.close()
+    assert made.received().count("B") == 0, "B went in the digest: never again alone"
+    assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)], "A, and the digest once"
 
 
 def test_one_message_of_a_digest_dragged_to_sent_settles_the_digest_and_counts_it_once(
-    tmp_path: Path, smtp_server: SmtpServer
+    digest_day_two: tuple[Pass, list[datetime]],
 ) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
-        for _ in range(3):
-            made.run()
-        before = _sent_times(made)
-        clock[0] = START + timedelta(days=1, minutes=10)
-        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), SENT)  # she: "it went"
+    made, clock = digest_day_two
+    for _ in range(3):
         made.run()
-        assert _sent_times(made) == before, "B, C and D went as one e-mail: counted once"
-        assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
-        assert made.world.ledger.in_states(ATTENTION) == []
-    finally:
-        made.world.ledger.close()
+    before = _sent_times(made)
+    clock[0] = START + timedelta(days=1, minutes=10)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "B"), SENT)  # she: "it went"
+    made.run()
+    assert _sent_times(made) == before, "B, C and D went as one e-mail: counted once"
+    assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
+    assert made.world.ledger.in_states(ATTENTION) == []
 
 
 def test_another_message_sharing_its_message_id_in_sent_proves_nothing(
@@ -290,22 +294,19 @@ def test_moved_back_and_held_when_its_earlier_copy_turns_up_in_sent_the_held_cop
 
 
 def test_a_digest_in_doubt_whose_copy_turns_up_in_sent_went_for_each_of_its_messages(
-    tmp_path: Path, smtp_server: SmtpServer
+    digest_day_two: tuple[Pass, list[datetime]],
 ) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
-        for _ in range(3):
-            made.run()
-        assert made.subjects("Needs attention") == ["B", "C", "D"]
-        made.server.put(SENT, made.smtp.messages[-1].content)
-        clock[0] = START + timedelta(days=1, minutes=10)
+    made, clock = digest_day_two
+    for _ in range(3):
         made.run()
-        assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
-        assert any(s.startswith("[mentor-agent] Went after all") for s in made.subjects("INBOX"))
-        history = made.world.ledger.history("rivera", START)
-        assert [item.at for item in history.sent] == [START, START + timedelta(days=1)], "the digest once"
-    finally:
-        made.world.ledger.close()
+    assert made.subjects("Needs attention") == ["B", "C", "D"]
+    made.server.put(SENT, made.smtp.messages[-1].content)
+    clock[0] = START + timedelta(days=1, minutes=10)
+    made.run()
+    assert sorted(row.subject for row in made.world.ledger.in_states(DONE)) == ["A", "B", "C", "D"]
+    assert any(s.startswith("[mentor-agent] Went after all") for s in made.subjects("INBOX"))
+    history = made.world.ledger.history("rivera", START)
+    assert [item.at for item in history.sent] == [START, START + timedelta(days=1)], "the digest once"
 
 
 # -- the second hostile round ------------------------------------------------------------------------------------
@@ -376,57 +377,53 @@ def test_a_message_sent_under_a_message_id_the_agent_made_is_known_by_it(hourly:
 
 
 def test_a_member_dragged_to_sent_settles_its_digest_and_a_sibling_moved_back_is_not_sent_alone(
-    tmp_path: Path, smtp_server: SmtpServer
+    digest_day_two: tuple[Pass, list[datetime]],
 ) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
-        for _ in range(3):
-            made.run()
-        sent = len(made.smtp.messages)
-        clock[0] = START + timedelta(days=1, minutes=10)
-        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she: send B again
+    made, clock = digest_day_two
+    for _ in range(3):
         made.run()
+    sent = len(made.smtp.messages)
+    clock[0] = START + timedelta(days=1, minutes=10)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she: send B again
+    made.run()
+    made.run()
+    clock[0] = START + timedelta(days=1, minutes=20)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "C"), SENT)  # then: "it went"
+    clock[0] = START + timedelta(days=2, hours=1)
+    for _ in range(4):
         made.run()
-        clock[0] = START + timedelta(days=1, minutes=20)
-        made.box.move("Needs attention", _uid(made, "Needs attention", "C"), SENT)  # then: "it went"
-        clock[0] = START + timedelta(days=2, hours=1)
-        for _ in range(4):
-            made.run()
-        assert len(made.smtp.messages) == sent, "B went in the digest she says went"
-        assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)]
-    finally:
-        made.world.ledger.close()
+    assert len(made.smtp.messages) == sent, "B went in the digest she says went"
+    assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)]
 
 
-def test_members_in_doubt_again_in_a_later_digest_went_in_the_first(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
-        made.run()
-        made.run()
-        first_digest = made.smtp.messages[-1].content
-        for n, subject in enumerate(("B", "C")):
-            clock[0] = START + timedelta(days=1, minutes=10 * (n + 1))
-            made.box.move("Needs attention", _uid(made, "Needs attention", subject), OUTBOX)
-            for _ in range(3):
-                made.run()
-        clock[0] = START + timedelta(days=2)
-        made.smtp.drop_after_data()  # B and C's new digest, in doubt again
+def test_members_in_doubt_again_in_a_later_digest_went_in_the_first(
+    digest_day_two: tuple[Pass, list[datetime]],
+) -> None:
+    made, clock = digest_day_two
+    made.run()
+    made.run()
+    first_digest = made.smtp.messages[-1].content
+    for n, subject in enumerate(("B", "C")):
+        clock[0] = START + timedelta(days=1, minutes=10 * (n + 1))
+        made.box.move("Needs attention", _uid(made, "Needs attention", subject), OUTBOX)
         for _ in range(3):
             made.run()
-        sent = len(made.smtp.messages)
-        clock[0] = START + timedelta(days=2, minutes=5)
-        made.server.put(SENT, first_digest)  # the first digest (B, C, D) went after all
+    clock[0] = START + timedelta(days=2)
+    made.smtp.drop_after_data()  # B and C's new digest, in doubt again
+    for _ in range(3):
         made.run()
-        assert made.world.ledger.in_states(ATTENTION) == [], "B and C went in the first: no longer in doubt"
-        clock[0] = START + timedelta(days=3, hours=1)
-        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she moves B back anyway
-        for _ in range(4):
-            made.run()
-        assert len(made.smtp.messages) == sent, "B went in the first digest: never a third time"
-        days = [START + timedelta(days=n) for n in range(3)]
-        assert sorted(_sent_times(made)) == days, "A; the first digest; the second's hand-over, each once"
-    finally:
-        made.world.ledger.close()
+    sent = len(made.smtp.messages)
+    clock[0] = START + timedelta(days=2, minutes=5)
+    made.server.put(SENT, first_digest)  # the first digest (B, C, D) went after all
+    made.run()
+    assert made.world.ledger.in_states(ATTENTION) == [], "B and C went in the first: no longer in doubt"
+    clock[0] = START + timedelta(days=3, hours=1)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)  # she moves B back anyway
+    for _ in range(4):
+        made.run()
+    assert len(made.smtp.messages) == sent, "B went in the first digest: never a third time"
+    days = [START + timedelta(days=n) for n in range(3)]
+    assert sorted(_sent_times(made)) == days, "A; the first digest; the second's hand-over, each once"
 
 
 @pytest.mark.parametrize("title", ["Went after all", "Not sent again"])
@@ -626,27 +623,26 @@ def test_a_stop_between_the_told_marks_of_one_notice_does_not_tell_it_twice(
         made.world.ledger.close()
 
 
-def test_a_member_in_doubt_again_is_told_with_the_digest_it_went_in(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    made, clock = _digest_in_doubt_on_day_two(tmp_path, smtp_server)
-    try:
+def test_a_member_in_doubt_again_is_told_with_the_digest_it_went_in(
+    digest_day_two: tuple[Pass, list[datetime]],
+) -> None:
+    made, clock = digest_day_two
+    made.run()
+    made.run()
+    first_digest = made.smtp.messages[-1].content
+    clock[0] = START + timedelta(days=1, minutes=10)
+    made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)
+    for _ in range(3):
         made.run()
+    clock[0] = START + timedelta(days=2)
+    made.smtp.drop_after_data()  # B alone, in doubt again
+    for _ in range(3):
         made.run()
-        first_digest = made.smtp.messages[-1].content
-        clock[0] = START + timedelta(days=1, minutes=10)
-        made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)
-        for _ in range(3):
-            made.run()
-        clock[0] = START + timedelta(days=2)
-        made.smtp.drop_after_data()  # B alone, in doubt again
-        for _ in range(3):
-            made.run()
-        clock[0] = START + timedelta(days=2, minutes=5)
-        made.server.put(SENT, first_digest)
-        made.run()
-        made.run()
-        told = [s for s in made.subjects("INBOX") if "Went after all" in s or "Not sent again" in s]
-        assert len(told) == 1, told
-        days = [START + timedelta(days=n) for n in range(3)]
-        assert sorted(_sent_times(made)) == days, "A; the digest; B's second hand-over, each once"
-    finally:
-        made.world.ledger.close()
+    clock[0] = START + timedelta(days=2, minutes=5)
+    made.server.put(SENT, first_digest)
+    made.run()
+    made.run()
+    told = [s for s in made.subjects("INBOX") if "Went after all" in s or "Not sent again" in s]
+    assert len(told) == 1, told
+    days = [START + timedelta(days=n) for n in range(3)]
+    assert sorted(_sent_times(made)) == days, "A; the digest; B's second hand-over, each once"
