@@ -56,7 +56,8 @@ def answer(agent: Agent, proposal_id: str, body: str, sender: str = MENTOR, resu
 
 
 def proposal_sent(agent: Agent, *, marked: bool = True) -> EmailMessage:
-    sent = parse(agent.smtp.wait_for(1)[-1].content)
+    # 15 s as for a notice: the drop reaches the daemon by IDLE, slower on a loaded machine (CI's six workers)
+    sent = parse(agent.smtp.wait_for(1, timeout=15)[-1].content)
     assert str(sent["Subject"]) == SUBJECT and (sent["X-Mentor-Agent"] == "agreement") == marked
     return sent
 
