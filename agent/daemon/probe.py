@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,10 +19,14 @@ from typing import Any
 import aiosmtplib
 from imapclient.imapclient import SENT
 
-from agent.config.settings import Settings
+from agent.config.settings import Folders, Settings
 from agent.daemon.preflight import Origin, live_folder_problems
-from agent.errors import AgentError, ConnectionProblem, Problem
+from agent.daemon.session import FOLDER_KEYS, folder_refused, name_problem
+from agent.errors import AgentError, ConnectionProblem, Problem, UserError
 from agent.mail.claim import Mailbox
+from agent.mail.folder_names import find_sent, usable
+from agent.mail.port import folder_attributes
+from agent.mail.session import FolderRefused
 
 # Capabilities the agent uses, and what it does without each.
 CAPABILITIES = {
@@ -58,14 +63,19 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
         names = {name.upper() if name.upper() == "INBOX" else name: flags for flags, _, name in listing}
         report.problems.extend(live_folder_problems(listing, imap.folders, Origin.of(config_file)))
         folders = imap.folders
-        sent = folders.sent or client.find_special_folder(SENT) or "Sent"
-        how_sent = (
-            "as set in imap.folders.sent"
+        sent, found, like = (
+            (folders.sent, "config", ())
             if folders.sent
-            else "found by its SPECIAL-USE attribute or its name"
-            if sent in names
-            else "no sent-mail folder found"
+            else find_sent(folder_attributes(listing), lambda: client.find_special_folder(SENT))
         )
+        how_sent = {
+            "config": "as set in imap.folders.sent",
+            "special-use": "found by its SPECIAL-USE attribute or its name",
+            "name": "found by its SPECIAL-USE attribute or its name",
+            "localized": "found by its name, not marked \\Sent: set imap.folders.sent to be sure",
+        }.get(found, "no sent-mail folder found" + (f" (named like one: {', '.join(like)})" if like else ""))
+        names = {name: flags for name, flags in names.items() if usable(_text(f) for f in flags)}  # not placeholders
+        report.problems.extend(_unprefixed(client, imap.folders, sent, names, Origin.of(config_file)))
         # A folder whose \Recent flags no one reads: the Outbox, else Sent; INBOX only when neither exists yet.
         keywords = _permanent_flags(client, next((f for f in (folders.outbox, sent) if f in names), "INBOX"))
         report.lines.append(
@@ -98,6 +108,23 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
         return sent
     finally:
         mailbox.close()
+
+
+def _unprefixed(client: Any, folders: Folders, sent: str, names: Mapping[str, Any], origin: Origin) -> list[Problem]:
+    """The agent's folders `run` would create outside the personal namespace's prefix (``INBOX.``, where a server
+    keeps its folders so): the server refuses such a CREATE."""
+    if not client.has_capability("NAMESPACE"):
+        return []
+    personal = client.namespace().personal
+    prefix = _text(personal[0][0]) if personal else ""
+    if not prefix:
+        return []
+    wanted = {key: getattr(folders, key) for key in FOLDER_KEYS} | {"sent": sent}
+    return [
+        name_problem(origin, key, name, prefix, f'its folders are all under "{prefix}"')
+        for key, name in wanted.items()
+        if name.upper() != "INBOX" and name not in names and not name.startswith(prefix)
+    ]
 
 
 def _permanent_flags(client: Any, folder: str) -> str:
@@ -192,7 +219,10 @@ def create_folders(settings: Settings, config_file: Path) -> list[str]:
     try:
         require_live(mailbox, settings, config_file)
         before = set(mailbox.folder_list())
-        mailbox.resolve_folders(imap.folders)  # the daemon's own start: creates what is missing, Sent too
+        try:
+            mailbox.resolve_folders(imap.folders)  # the daemon's own start: creates what is missing, Sent too
+        except FolderRefused as error:
+            raise UserError([folder_refused(error, settings, str(config_file))]) from error
         created = sorted(set(mailbox.folder_list()) - before)
         return created
     finally:

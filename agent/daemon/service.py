@@ -471,7 +471,7 @@ class Daemon:
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
         try:
             mailbox, folders, listed = await asyncio.to_thread(
-                session.connect_listed, settings, self.config_file, self.ledger.agent_id(), imap_login
+                session.connect_listed, settings, self.config_file, self.ledger.agent_id(), imap_login, tell=True
             )
         except BaseException:
             await self._smtp_checked()

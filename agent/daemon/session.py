@@ -11,6 +11,7 @@ reconcile step once; ``release``, ``cancel``): a command logs in, checks and fin
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,13 +24,15 @@ from agent.errors import Problem, UserError
 from agent.mail.claim import Mailbox
 from agent.mail.credentials import resolve
 from agent.mail.port import ResolvedFolders, folder_attributes
-from agent.mail.session import Login, MailboxError
+from agent.mail.session import FolderRefused, Login, MailboxError
 from agent.reconcile.context import World, utc_now
+from agent.rules.notices import build_notice
 from agent.rules.policy import PolicyBook, load_policies
 from agent.rules.refusals import Gate
 from agent.store.ledger import Ledger
 
 T = TypeVar("T")
+log = logging.getLogger("mentor_agent")
 
 
 def login_for(creds: Credentials, section: str, config_file: str, state_dir: Path | None = None) -> Login:
@@ -61,11 +64,14 @@ def connect(
 
 
 def connect_listed(
-    settings: Settings, config_file: str, agent_id: str, login: Login | None = None
+    settings: Settings, config_file: str, agent_id: str, login: Login | None = None, *, tell: bool = False
 ) -> tuple[Mailbox, ResolvedFolders, dict[str, frozenset[str]]]:
     """:func:`connect`, and the folders as its one LIST showed them, with the agent's own it made (no attributes):
     what a session's first looks read (:func:`~agent.reconcile.outbox_folders.settle_folders`, the drafts door)
-    instead of a LIST each (issue 21: a backlog at start waits for every round trip before its first send)."""
+    instead of a LIST each (issue 21: a backlog at start waits for every round trip before its first send).
+
+    A folder the server refuses to create is a :class:`UserError` naming its ``imap.folders`` key (configuration:
+    the daemon stops with it, exit 78); ``tell`` (the daemon): the student is told by a notice in INBOX first."""
     mailbox = Mailbox(
         settings.imap, login or login_for(settings.imap, "imap", config_file, settings.state_dir), agent_id=agent_id
     )
@@ -73,11 +79,57 @@ def connect_listed(
         mailbox.connect()
         listing = preflight.require_live(mailbox, settings, config_file)  # SPECIAL-USE: never the student's own mail
         folders = mailbox.resolve_folders(settings.imap.folders, listing)  # from the same LIST
+    except FolderRefused as error:
+        problem = folder_refused(error, settings, config_file)
+        if tell:
+            _tell(mailbox, settings, "mentor-agent stopped: the server refused one of its folders", problem)
+        mailbox.close()
+        raise UserError([problem]) from error
     except BaseException:
         mailbox.close()
         raise
     made = (folders.outbox, folders.scheduled, folders.needs_attention, folders.sending, folders.sent, folders.notices)
     return mailbox, folders, {name: frozenset() for name in made} | folder_attributes(listing)
+
+
+def folder_refused(error: FolderRefused, settings: Settings, config_file: str) -> Problem:
+    """The config key of the folder the server refused to create, its words, and what to write instead."""
+    folders = settings.imap.folders
+    key = next((k for k in FOLDER_KEYS if getattr(folders, k) == error.folder), "sent")  # "Sent", made when none
+    return name_problem(
+        preflight.Origin.of(config_file), key, error.folder, error.prefix, f"refused to create it: {error.words}"
+    )
+
+
+def name_problem(origin: preflight.Origin, key: str, folder: str, prefix: str | None, why: str) -> Problem:
+    """A folder name this server does not take (``why``), and what to write instead where the server says its
+    namespace prefix."""
+    better = f"{prefix}{folder}" if prefix and not folder.startswith(prefix) else ""
+    advice = (
+        f'write {key} = "{better}" under [imap.folders] (this server keeps folders under "{prefix}")'
+        if better
+        else f'choose a name this server takes: {key} = "..." under [imap.folders]'
+    )
+    return origin.problem(("imap", "folders", key), f"{folder!r} cannot be made on this server ({why}); {advice}")
+
+
+FOLDER_KEYS = ("outbox", "scheduled", "needs_attention", "sending", "sent", "notices")
+
+
+def _tell(mailbox: Mailbox, settings: Settings, title: str, problem: Problem) -> None:
+    """A notice in INBOX (the notices folder may be the one refused) before the daemon stops; never raises."""
+    student = settings.student
+    raw = build_notice(
+        student_name=student.name,
+        student_address=student.address,
+        title=title,
+        lines=[str(problem), "Nothing goes out until the config file is fixed and mentor-agent is started again."],
+        now=utc_now(),
+    )
+    try:
+        mailbox.append("INBOX", raw)
+    except MailboxError as error:
+        log.warning("could not append the notice %r: %s", title, error)
 
 
 def world_for(

@@ -22,10 +22,13 @@ from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED, SENT
 
 from agent.config.settings import Folders, Imap
+from agent.mail.folder_names import find_sent, prefix_asked, providers_own, usable
 from agent.mail.port import HeaderInfo, Listing, ResolvedFolders, folder_attributes
 from agent.mail.session import (
+    FolderRefused,
     Login,
     MailboxError,
+    bye_said,
     describe_error,
     drop,
     ended,
@@ -103,7 +106,7 @@ class Connection:
         try:
             return action()
         except (imaplib.IMAP4.abort, OSError, EOFError) as error:
-            said = _bye_said(self._client)  # a BYE read before the connection closed says why (a token ran out)
+            said = bye_said(self._client)  # a BYE read before the connection closed says why (a token ran out)
             self.close()
             raise ended(what, said or describe_error(error)) from error
         except (imaplib.IMAP4.error, ValueError) as error:
@@ -124,19 +127,22 @@ class Connection:
     # -- folders ---------------------------------------------------------------------------------------
     def resolve_folders(self, folders: Folders, listing: Listing | None = None) -> ResolvedFolders:
         """The real names; creates the agent's folders (and Sent, if there is none) when missing. ``listing``: what
-        a LIST just answered (the start's SPECIAL-USE check): the folders it names are not asked about one by one."""
+        a LIST just answered (the start's SPECIAL-USE check): the folders it names are not asked about one by one.
+        A name listed as a placeholder (``\\Noselect``: the parent of a folder, itself deleted) is created too."""
         listing = self._run("LIST", lambda: self.client.list_folders()) if listing is None else listing
-        listed = {text_of(name) for _flags, _delimiter, name in listing}
-        marked = next((text_of(name) for flags, _d, name in listing if SENT in flags), None)  # SPECIAL-USE \Sent
-        sent = folders.sent or marked or self._run("LIST", lambda: self.client.find_special_folder(SENT))  # by name
+        attributes = folder_attributes(listing)
+        listed = {name for name, flags in attributes.items() if usable(flags)}
+        sent, found, like = (folders.sent, "config", ()) if folders.sent else find_sent(attributes, self._named_sent)
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
             scheduled=folders.scheduled,
             needs_attention=folders.needs_attention,
             sending=folders.sending,
-            sent=sent or "Sent",
+            sent=sent,
             notices=folders.notices,
+            sent_found=found,
+            sent_like=like,
         )
         for name in (
             resolved.outbox,
@@ -160,26 +166,10 @@ class Connection:
         return int(status.get(b"MESSAGES", 0))
 
     def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
-        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox, where Outlook parks mail
-        while it sends), or None. Decided by what the server shows: a ``\\Outbox`` attribute, a Microsoft
-        Exchange greeting, or Exchange's own folder set (Sent Items, Deleted Items, Junk Email) beside it, as
-        ``folders`` (what :meth:`folder_list` just answered) or a LIST shows."""
+        """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None
+        (:func:`~agent.mail.folder_names.providers_own`); ``folders``: what :meth:`folder_list` just answered."""
         folders = self.folder_list() if folders is None else folders
-        if folder not in folders:
-            return None
-        if "\\outbox" in folders[folder]:
-            return f"the server marks {folder!r} as its own \\Outbox"
-        if folder.casefold() != "outbox":
-            return None
-        welcome = text_of(getattr(self.client, "welcome", b"") or b"").lower()
-        if "microsoft exchange" in welcome or "outlook" in welcome:
-            return f"this is a Microsoft server, where {folder!r} is Outlook's own Outbox"
-        if {"sent items", "deleted items", "junk email"} <= {name.casefold() for name in folders}:
-            return (
-                f"the mailbox has Exchange's folders (Sent Items, Deleted Items, Junk Email): {folder!r} is "
-                "Outlook's own Outbox"
-            )
-        return None
+        return providers_own(folder, folders, text_of(getattr(self.client, "welcome", b"") or b""))
 
     def special_drafts(self) -> str | None:
         """The folder the server marks SPECIAL-USE \\Drafts, if any (for commands: they do not touch the client)."""
@@ -187,20 +177,43 @@ class Connection:
         return found
 
     def ensure_folder(self, folder: str) -> None:
+        """Create ``folder`` unless it is there (a placeholder of that name is not). A refusal (a NO: the connection
+        is fine) is :class:`FolderRefused`, configuration, never a lost connection to retry."""
         if folder.upper() == "INBOX":
             return
 
+        def exists() -> bool:
+            return any(usable(text_of(f) for f in flags) for flags, _d, _n in self.client.list_folders("", folder))
+
         def create() -> None:
-            if not self.client.folder_exists(folder):
-                try:
-                    self.client.create_folder(folder)
-                except IMAPClientError:
-                    if not self.client.folder_exists(folder):  # another agent may have just made it
-                        raise
-                with contextlib.suppress(IMAPClientError):
-                    self.client.subscribe_folder(folder)
+            if exists():
+                return
+            try:
+                self.client.create_folder(folder)
+            except imaplib.IMAP4.abort:
+                raise
+            except IMAPClientError as error:
+                if not exists():  # another agent may have just made it
+                    words = describe_error(error)
+                    raise FolderRefused(folder, words, prefix_asked(words) or self._personal_prefix()) from error
+            with contextlib.suppress(IMAPClientError):
+                self.client.subscribe_folder(folder)
 
         self._run(f"CREATE {folder!r}", create)
+
+    def _named_sent(self) -> str | None:
+        named: str | None = self._run("LIST", lambda: self.client.find_special_folder(SENT))  # Sent, Sent Items
+        return named
+
+    def _personal_prefix(self) -> str | None:
+        """The personal namespace's prefix (``INBOX.``), if the server says one (NAMESPACE)."""
+        if not self._has("NAMESPACE"):
+            return None
+        with contextlib.suppress(IMAPClientError):
+            personal = self.client.namespace().personal
+            if personal and personal[0][0]:
+                return text_of(personal[0][0])
+        return None
 
     # -- reading ---------------------------------------------------------------------------------------
     def uids(self, folder: str) -> tuple[int, list[int]]:
@@ -367,33 +380,3 @@ class Connection:
         if marks:
             self._select(folder)
             self._run(f"UID STORE {marks} -FLAGS", lambda: self.client.remove_flags(marks, list(flags), silent=True))
-
-
-def _bye_said(client: IMAPClient | None) -> str:
-    """The text of an untagged ``* BYE`` that imaplib read on ``client`` before its connection broke, if any (it keeps
-    untagged responses aside while a command runs; the EOF that follows would otherwise hide the reason)."""
-    imap = getattr(client, "_imap", None)
-    stored = getattr(imap, "untagged_responses", None)
-    byes = stored.get("BYE") if isinstance(stored, dict) else None
-    if byes:
-        return " ".join(text_of(bye) for bye in byes if isinstance(bye, bytes | str)).strip()
-    return _bye_pending(imap)
-
-
-def _bye_pending(imap: Any) -> str:
-    """A ``* BYE`` the server sent that nobody read yet: a write that failed (the server closed after its BYE while
-    a command was being sent: a broken pipe) leaves it in the socket. Looked for briefly, only after a failure."""
-    sock = getattr(imap, "sock", None)
-    if sock is None or not hasattr(imap, "readline"):
-        return ""
-    try:
-        sock.settimeout(0.2)
-        for _ in range(5):
-            line = imap.readline()
-            if not line:
-                return ""
-            if line.upper().startswith(b"* BYE"):
-                return text_of(line[len(b"* BYE") :]).strip()
-    except (OSError, EOFError, ValueError, imaplib.IMAP4.abort):
-        return ""
-    return ""

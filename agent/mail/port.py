@@ -54,6 +54,10 @@ class ResolvedFolders:
     sending: str
     sent: str
     notices: str
+    # How ``sent`` was found: "config", "special-use" (the server's \\Sent), "name" (a usual English name),
+    # "localized" (the one folder named as Sent is in another language) or "created" (none found: the agent made it).
+    sent_found: str = "config"
+    sent_like: tuple[str, ...] = ()  # with "created": the folders named like a Sent folder (several: none was taken)
 
 
 class MailboxPort(Protocol):

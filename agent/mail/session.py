@@ -13,6 +13,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import imapclient
 from imapclient import IMAPClient
@@ -20,8 +21,9 @@ from imapclient.exceptions import IMAPClientError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agent.config.settings import Imap
-from agent.errors import ConnectionProblem, LoginRefused, TlsProblem
+from agent.errors import EX_CONFIG, AgentError, ConnectionProblem, LoginRefused, TlsProblem
 from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+from agent.mail.uidsets import text_of
 
 CONNECT_ATTEMPTS = 3
 
@@ -51,6 +53,20 @@ class ConnectionLimit(MailboxError):
 
 class ImapTlsProblem(MailboxError, TlsProblem):
     """TLS cannot work as configured (certificate, or TLS and plain text mixed up): configuration."""
+
+
+class FolderRefused(AgentError):
+    """The server refused to create one of the agent's folders (a NO to CREATE, the connection alive): the name is
+    wrong for this server (a namespace prefix it wants, a character it does not take). Configuration: reconnecting
+    cannot help. ``prefix``: the personal namespace's prefix, where the server names one."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, folder: str, words: str, prefix: str | None = None) -> None:
+        super().__init__(f"the server refused to create {folder!r}: {words}")
+        self.folder = folder
+        self.words = words
+        self.prefix = prefix
 
 
 class MessageGone(MailboxError):
@@ -195,3 +211,33 @@ def drop(client: IMAPClient) -> None:
     """Close a connection without caring whether the server is still there."""
     with contextlib.suppress(Exception):
         client.shutdown()
+
+
+def bye_said(client: IMAPClient | None) -> str:
+    """The text of an untagged ``* BYE`` that imaplib read on ``client`` before its connection broke, if any (it keeps
+    untagged responses aside while a command runs; the EOF that follows would otherwise hide the reason)."""
+    imap = getattr(client, "_imap", None)
+    stored = getattr(imap, "untagged_responses", None)
+    byes = stored.get("BYE") if isinstance(stored, dict) else None
+    if byes:
+        return " ".join(text_of(bye) for bye in byes if isinstance(bye, bytes | str)).strip()
+    return _bye_pending(imap)
+
+
+def _bye_pending(imap: Any) -> str:
+    """A ``* BYE`` the server sent that nobody read yet: a write that failed (the server closed after its BYE while
+    a command was being sent: a broken pipe) leaves it in the socket. Looked for briefly, only after a failure."""
+    sock = getattr(imap, "sock", None)
+    if sock is None or not hasattr(imap, "readline"):
+        return ""
+    try:
+        sock.settimeout(0.2)
+        for _ in range(5):
+            line = imap.readline()
+            if not line:
+                return ""
+            if line.upper().startswith(b"* BYE"):
+                return text_of(line[len(b"* BYE") :]).strip()
+    except (OSError, EOFError, ValueError, imaplib.IMAP4.abort):
+        return ""
+    return ""

@@ -22,6 +22,8 @@ async def settle_folders(
 ) -> dict[str, frozenset[str]]:
     """At the start of a session: never watch a provider's own folder; bring an old default Outbox along.
 
+    - A Sent folder the server does not mark ``\\Sent`` and the config does not name (the agent took the one folder
+      named as a Sent folder is in another language, or made "Sent"): the student is told once (:func:`tell_sent`).
     - An Outbox that is the provider's own (Outlook's, where Outlook parks mail while it sends) is refused:
       the agent would send what Outlook is about to send. A clear error naming ``imap.folders.outbox``.
     - The default outbox was "Outbox" up to 0.1.0 and is "Mentor Outbox" now. Mail is only ever taken from a folder
@@ -36,6 +38,7 @@ async def settle_folders(
     """
     names = await world.imap(world.mailbox.folder_list) if listed is None else listed  # one LIST for both looks
     await _settle(world, config_file, names)
+    await tell_sent(world, config_file)
     return names
 
 
@@ -131,3 +134,47 @@ def _gone(world: World, rows: list[Row]) -> None:
             world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=f"gone from {LEGACY_OUTBOX}")
     for row in rows:
         log.info("%s: no longer in the old default outbox %r", row.key, LEGACY_OUTBOX)
+
+
+SENT_TOLD = "sent_folder_told"  # meta key: how the Sent folder was found, as the student was told ("created:Sent")
+
+
+async def tell_sent(world: World, config_file: str) -> None:
+    """Tell the student once (a notice, a log warning) when her Sent folder was not known for sure: neither marked
+    ``\\Sent`` by the server nor named in the config. The mail she sends from other programs (her phone) counts
+    toward a mentor's limits only if the agent reads the folder they file it in."""
+    folders = world.folders
+    if folders.sent_found not in ("created", "localized"):
+        return
+    told = f"{folders.sent_found}:{folders.sent}"
+    if world.ledger.meta_value(SENT_TOLD) == told:
+        return
+    where = config_file or "the config file"
+    setting = f'sent = "<your Sent folder>" under [imap.folders] in {where}'
+    if folders.sent_found == "localized":
+        log.warning(
+            "taking %r as the Sent folder: named as one, not marked \\Sent (else set imap.folders.sent)", folders.sent
+        )
+        title = f"mentor-agent takes “{folders.sent}” as your Sent folder"
+        lines = [
+            f"Your mail server marks no folder as the Sent folder; “{folders.sent}” is named like one, so mentor-agent "
+            "files the mail it sends there, and counts the mail you send from other programs (your phone) from there.",
+            f"If that is not your Sent folder, set {setting}.",
+        ]
+    else:
+        like = ", ".join(f"“{name}”" for name in folders.sent_like)
+        log.warning(
+            "no Sent folder found (none marked \\Sent, none by a usual name%s): made %r; set imap.folders.sent",
+            f"; named like one: {like}" if like else "",
+            folders.sent,
+        )
+        title = f"mentor-agent files the mail it sends in “{folders.sent}”"
+        lines = [
+            f"Your mail server marks no folder as the Sent folder, so mentor-agent made “{folders.sent}” and files "
+            "the mail it sends there.",
+            "Mail you send from other programs (your phone) counts toward your mentors' limits only if mentor-agent "
+            f"reads the folder those programs file it in: set {setting}.",
+            *([f"Folders that look like your Sent folder: {like}."] if like else []),
+        ]
+    if await world.notify(title, lines):
+        world.ledger.set_meta(SENT_TOLD, told)

@@ -28,6 +28,7 @@ from typing import Self
 
 from agent.config.settings import Folders
 from agent.mail.claim import CLAIM_KEYWORD
+from agent.mail.folder_names import find_sent
 from agent.mail.port import HeaderInfo, MailboxPort, ResolvedFolders
 from agent.mail.session import MailboxError, MessageGone, SessionExpired
 
@@ -208,15 +209,22 @@ class MemoryMailbox:
     # -- folders
     def resolve_folders(self, folders: Folders) -> ResolvedFolders:
         listed = self.folder_list()
-        sent = folders.sent or next((name for name, attrs in listed.items() if "\\sent" in attrs), None)
+        english = ("Sent", "Sent Items", "Sent items", "Sent Messages")  # imapclient's names, as the IMAP adapter's
+        sent, found, like = (
+            (folders.sent, "config", ())
+            if folders.sent
+            else find_sent(listed, lambda: next((name for name in english if name in listed), None))
+        )
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
             scheduled=folders.scheduled,
             needs_attention=folders.needs_attention,
             sending=folders.sending,
-            sent=sent or "Sent",
+            sent=sent,
             notices=folders.notices,
+            sent_found=found,
+            sent_like=like,
         )
         for name in (resolved.outbox, resolved.scheduled, resolved.needs_attention, resolved.sending):
             self.ensure_folder(name)

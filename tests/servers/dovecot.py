@@ -67,8 +67,8 @@ passdb {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
-{mailboxes}
+  separator = {separator}
+{prefix}{mailboxes}
   # An archive under a name no list of provider names knows: only its SPECIAL-USE attribute tells (not auto-created).
   mailbox {archive} {{
     special_use = \\Archive
@@ -126,11 +126,13 @@ class Dovecot:
         mailboxes: Mapping[str, str] | None = None,
         *,
         introspection_url: str = "",
+        prefix: str = "",
     ) -> None:
         """``mailboxes``: folder name -> RFC 6154 attribute ("" for none), created for every user; by default
         "Sent Items" (\\Sent), Drafts and Trash. The provider profiles pass their own (tests/servers/providers).
         ``introspection_url``: also take OAuth2 logins (XOAUTH2, OAUTHBEARER), each token checked there (RFC 7662,
-        POST; the answer's "username" must be the user's)."""
+        POST; the answer's "username" must be the user's). ``prefix``: the personal namespace's prefix with "." as
+        its separator (``INBOX.``, as Courier and older Dovecot set-ups: a CREATE without it is refused)."""
         self.root = Path(tempfile.mkdtemp(prefix="mad-", dir="/tmp"))
         self.root.chmod(0o755)
         for sub in ("run", "state"):
@@ -155,6 +157,8 @@ class Dovecot:
                 root=self.root,
                 ssl=ssl_lines,
                 archive=ARCHIVE,
+                separator="." if prefix else "/",
+                prefix=f"  prefix = {prefix}\n" if prefix else "",
                 mailboxes=_mailboxes(mailboxes if mailboxes is not None else DEFAULT_MAILBOXES),
                 port=self.port,
                 tls_port=self.tls_port,

@@ -1,0 +1,198 @@
+"""The names of the agent's folders against what the server lists (hostile round 21b): a placeholder ``\\Noselect``
+name is created, not taken for a folder; a CREATE the server refuses (a namespace prefix it wants) is a clear config
+error naming the key and what to write, never a lost connection retried for ever; a Sent folder that is neither
+marked ``\\Sent`` nor configured is found by its localized name, or the student is told once."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from agent.config.settings import Folders, Settings, Smtp, Student
+from agent.daemon import session
+from agent.errors import EX_CONFIG, UserError
+from agent.mail.claim import Mailbox
+from agent.mail.folder_names import prefix_asked, usable
+from agent.reconcile.outbox_folders import settle_folders
+from tests.agent_process import STUDENT, Agent, policy_text
+from tests.fakes.memory_mailbox import MemoryServer
+from tests.servers.dovecot import Dovecot, User
+from tests.servers.fixtures import TlsFiles
+from tests.servers.smtp import SmtpServer
+from tests.test_passes_on_fake import Pass, mail
+
+P = "INBOX."  # the personal namespace's prefix of the Courier-style server below
+GERMAN_SENT = "Gesendete Elemente"
+
+
+def test_a_placeholder_name_is_not_a_folder_and_is_created(dovecot: Dovecot, imap_user: User) -> None:
+    """The student made "Scheduled/Old" and deleted "Scheduled": Dovecot lists "Scheduled" \\Noselect."""
+    with dovecot.client(imap_user) as client:
+        client.create_folder("Scheduled/Old")
+        assert b"\\Noselect" in client.list_folders("", "Scheduled")[0][0]
+    with Mailbox(dovecot.settings(imap_user), Dovecot.login(imap_user)) as box:
+        folders = box.resolve_folders(Folders())
+        box.append(folders.scheduled, mail("waits"))  # a NO "Mailbox doesn't exist" before the fix
+        assert len(box.uids(folders.scheduled)[1]) == 1
+        box.ensure_folder("Scheduled")  # there now: nothing to do
+    with dovecot.client(imap_user) as client:
+        assert usable(str(flag) for flag in client.list_folders("", "Scheduled")[0][0])
+
+
+@pytest.fixture(scope="module")
+def prefixed(tls_ca: TlsFiles) -> Iterator[Dovecot]:
+    """A server with an ``INBOX.`` prefix ("." separator) and a German Sent folder no SPECIAL-USE marks."""
+    server = Dovecot(tls_ca.cert_pem, tls_ca.key_pem, tls_ca.ca_pem, mailboxes={GERMAN_SENT: ""}, prefix=P)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def _settings(server: Dovecot, user: User, tmp_path: Path, folders: Folders) -> Settings:
+    return Settings(
+        student=Student(name="Sam Patel", address=STUDENT, timezone="America/Chicago"),
+        imap=server.settings(user, folders=folders),
+        smtp=Smtp(host="127.0.0.1", port=2525, security="plain"),
+        state_dir=tmp_path / "state",
+        policies_dir=tmp_path / "policies",
+    )
+
+
+def test_a_refused_create_names_the_key_and_the_prefix_and_tells_the_student(prefixed: Dovecot, tmp_path: Path) -> None:
+    user = prefixed.new_user()
+    settings = _settings(prefixed, user, tmp_path, Folders())
+    with pytest.raises(UserError) as raised:
+        session.connect_listed(settings, "config.toml", "agent-1", Dovecot.login(user), tell=True)
+    said = str(raised.value)
+    assert said.startswith("config.toml: imap.folders.outbox: ")
+    assert "'Mentor Outbox'" in said and "prefixed with" in said  # the server's own words
+    assert 'outbox = "INBOX.Mentor Outbox" under [imap.folders]' in said
+    assert EX_CONFIG == 78  # what `run` exits with on a UserError (agent/cli/main.py)
+    told = _told(prefixed.messages(user, "INBOX").values())
+    assert list(told) == ["[mentor-agent] mentor-agent stopped: the server refused one of its folders"]
+    assert 'outbox = "INBOX.Mentor Outbox" under [imap.folders]' in told[next(iter(told))]
+
+
+def test_a_localized_sent_folder_is_found_under_a_prefix(prefixed: Dovecot, tmp_path: Path) -> None:
+    user = prefixed.new_user()
+    mine = Folders(
+        outbox=f"{P}Mentor Outbox",
+        scheduled=f"{P}Scheduled",
+        needs_attention=f"{P}Needs attention",
+        sending=f"{P}Sending",
+    )
+    with Mailbox(prefixed.settings(user, folders=mine), Dovecot.login(user)) as box:
+        folders = box.resolve_folders(mine)
+    assert (folders.sent, folders.sent_found) == (f"{P}{GERMAN_SENT}", "localized")
+    assert f"{P}Sent" not in prefixed.folders(user), "no Sent of the agent's own beside hers"
+
+
+def test_prefix_and_placeholder_words() -> None:
+    assert prefix_asked("CREATE: create failed: Mailbox name should probably be prefixed with: INBOX.") == "INBOX."
+    assert prefix_asked("NO [CANNOT] Invalid mailbox name") is None
+    assert not usable(["\\Noselect", "\\HasChildren"]) and not usable(["\\NonExistent"]) and usable(["\\Sent"])
+
+
+# -- a Sent folder neither marked nor configured, on the fake mailbox -------------------------------------------
+def _start(tmp_path: Path, smtp: SmtpServer, server: MemoryServer) -> Pass:
+    made = Pass(tmp_path, smtp, policy_text(max_per_day=1), server=server)
+    asyncio.run(settle_folders(made.world, "config.toml"))
+    return made
+
+
+def _told(raws: Iterable[bytes]) -> dict[str, str]:
+    """The notices' subjects and plain texts (unfolded, decoded)."""
+    told = {}
+    for raw in raws:
+        notice = email.message_from_bytes(raw, policy=email.policy.default)
+        body = notice.get_body(("plain",))
+        assert isinstance(body, EmailMessage)
+        told[str(notice["Subject"]).strip()] = " ".join(body.get_content().split())
+    return told
+
+
+def _notices(made: Pass) -> list[str]:
+    return list(_told(made.server.messages("INBOX").values()))
+
+
+def test_the_one_localized_sent_folder_is_taken_and_her_phone_mail_counts(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    server = MemoryServer(special_use=False, sent="Drafts", extra_folders=[GERMAN_SENT])
+    server.put(GERMAN_SENT, mail("vom Handy"))
+    made = _start(tmp_path, smtp_server, server)
+    try:
+        assert made.world.folders.sent == GERMAN_SENT
+        made.server.put("Mentor Outbox", mail("heute"))
+        for _ in range(2):
+            made.run()
+        assert made.received() == [], "her phone mail today already used the one a day"
+        assert made.subjects("Scheduled") == ["heute"]
+        assert "Sent" not in server.folders
+        assert _notices(made).count(f"[mentor-agent] mentor-agent takes “{GERMAN_SENT}” as your Sent folder") == 1
+        asyncio.run(settle_folders(made.world, "config.toml"))  # the next session: told once
+        assert len([n for n in _notices(made) if "Sent folder" in n]) == 1
+    finally:
+        made.world.ledger.close()
+
+
+def test_no_sent_folder_found_the_student_is_told_once_naming_the_look_alikes(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    server = MemoryServer(special_use=False, sent="Drafts", extra_folders=["Gesendet", "Verzonden"])
+    made = _start(tmp_path, smtp_server, server)
+    try:
+        folders = made.world.folders
+        assert (folders.sent, folders.sent_found, folders.sent_like) == ("Sent", "created", ("Gesendet", "Verzonden"))
+        asyncio.run(settle_folders(made.world, "config.toml"))
+        told = _told(made.server.messages("INBOX").values())
+        assert list(told) == ["[mentor-agent] mentor-agent files the mail it sends in “Sent”"]
+        body = told["[mentor-agent] mentor-agent files the mail it sends in “Sent”"]
+        assert 'sent = "<your Sent folder>" under [imap.folders] in config.toml' in body
+        assert "“Gesendet”, “Verzonden”" in body
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_marked_or_configured_sent_folder_says_nothing(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    made = _start(tmp_path, smtp_server, MemoryServer(extra_folders=[GERMAN_SENT]))
+    try:
+        assert made.world.folders.sent_found == "special-use"
+        assert _notices(made) == []
+    finally:
+        made.world.ledger.close()
+
+
+def test_check_connect_and_run_stop_on_folders_outside_the_prefix(
+    prefixed: Dovecot, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    user = prefixed.new_user()
+    agent = Agent(tmp_path, prefixed, user, smtp_server)
+    agent.write_config()
+    agent.policy(policy_text())
+    advice = "imap.folders.outbox: 'Mentor Outbox' cannot be made on this server"
+    for command in ("check", "run"):
+        args = [command, "--connect"] if command == "check" else [command]
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args, "--config", str(agent.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=agent.root,
+            check=False,
+        )
+        assert done.returncode == 78, done.stdout + done.stderr
+        assert advice in done.stderr and 'write outbox = "INBOX.Mentor Outbox" under [imap.folders]' in done.stderr
+    assert "connection lost" not in done.stderr
+    assert "Mentor Outbox" not in str(prefixed.folders(user)) and smtp_server.messages == []
