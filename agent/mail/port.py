@@ -20,7 +20,7 @@ The contract, beyond the signatures:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
@@ -54,10 +54,11 @@ class ResolvedFolders:
     sending: str
     sent: str
     notices: str
-    # How ``sent`` was found: "config", "special-use" (the server's \\Sent), "name" (a usual English name),
-    # "localized" (the one folder named as Sent is in another language) or "created" (none found: the agent made it).
-    sent_found: str = "config"
-    sent_like: tuple[str, ...] = ()  # with "created": the folders named like a Sent folder (several: none was taken)
+    # How ``sent`` was found (how, not which: not compared): "config", "special-use" (the server's \\Sent), "name"
+    # (a usual English name), "localized" (the one folder named as Sent is in another language) or "created" (none
+    # found: the agent made it); then ``sent_like``: the folders named like a Sent folder (several: none was taken).
+    sent_found: str = field(default="config", compare=False)
+    sent_like: tuple[str, ...] = field(default=(), compare=False)
 
 
 class MailboxPort(Protocol):
