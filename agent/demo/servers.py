@@ -2,7 +2,7 @@
 :mod:`agent.demo.scene`, the export of the mailbox the demo leaves in :mod:`agent.demo.export`.
 
 * :class:`ImapServer` — pymap's in-memory ("dict") backend, served by pymap's own IMAP code on its own event
-  loop in a thread. It offers IDLE, MOVE and UIDPLUS (no SPECIAL-USE: the agent falls back to "Sent" by name,
+  loop in a thread. It offers IDLE, MOVE and UIDPLUS (no SPECIAL-USE: the demo names its Sent folder in its settings,
   no CONDSTORE: the agent claims messages by MOVE alone). Everything is lost when it stops, which is why the
   demo exports the folders first.
 * :class:`SmtpSink` — aiosmtpd, accepting every message and keeping it, with the demo's clock reading at

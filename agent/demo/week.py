@@ -463,7 +463,7 @@ class Demo:
                 password=SecretStr(self.password),
                 timeout=10,
                 idle_renew=60,
-                folders=Folders(),
+                folders=Folders(sent="Sent"),  # its server has no SPECIAL-USE: Sent is named, as a user would
             ),
             smtp=Smtp(host="127.0.0.1", port=self.sink.port, security="plain", timeout=10, file_in_sent="always"),
             policies_dir=self.policies,
