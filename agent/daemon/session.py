@@ -11,7 +11,9 @@ reconcile step once; ``release``, ``cancel``): a command logs in, checks and fin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from agent.mail.credentials import resolve
 from agent.mail.port import ResolvedFolders, folder_attributes
 from agent.mail.session import FolderRefused, Login, MailboxError
 from agent.reconcile.context import World, utc_now
+from agent.rules.envelope import domain_of
 from agent.rules.notices import build_notice
 from agent.rules.policy import PolicyBook, load_policies
 from agent.rules.refusals import Gate
@@ -117,17 +120,24 @@ FOLDER_KEYS = ("outbox", "scheduled", "needs_attention", "sending", "sent", "not
 
 
 def _tell(mailbox: Mailbox, settings: Settings, title: str, problem: Problem) -> None:
-    """A notice in INBOX (the notices folder may be the one refused) before the daemon stops; never raises."""
+    """A notice in INBOX (the notices folder may be the one refused) before the daemon stops; never raises. The
+    same problem is told once, however often she starts the daemon before she fixes it: the notice's Message-ID is
+    made of the problem's words and looked for first."""
     student = settings.student
+    words = re.sub(r"\s*\([\d.+ ]*secs\)", "", f"{title}\n{problem}")  # Dovecot's timings differ at each start
+    said = hashlib.sha256(words.encode()).hexdigest()[:20]
+    own = f"<stopped-{said}.mentor-agent@{domain_of(student.address)}>"
     raw = build_notice(
         student_name=student.name,
         student_address=student.address,
         title=title,
         lines=[str(problem), "Nothing goes out until the config file is fixed and mentor-agent is started again."],
         now=utc_now(),
+        message_id=own,
     )
     try:
-        mailbox.append("INBOX", raw)
+        if not mailbox.find_by_message_id("INBOX", own):
+            mailbox.append("INBOX", raw)
     except MailboxError as error:
         log.warning("could not append the notice %r: %s", title, error)
 
