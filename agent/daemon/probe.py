@@ -17,14 +17,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiosmtplib
-from imapclient.imapclient import SENT
 
 from agent.config.settings import Folders, Settings
 from agent.daemon.preflight import Origin, live_folder_problems
 from agent.daemon.session import FOLDER_KEYS, folder_refused, name_problem
 from agent.errors import AgentError, ConnectionProblem, Problem, UserError
 from agent.mail.claim import Mailbox
-from agent.mail.folder_names import find_sent, usable
+from agent.mail.folder_names import find_sent, usable, without_ghosts
 from agent.mail.port import folder_attributes
 from agent.mail.session import FolderRefused
 
@@ -63,18 +62,18 @@ def _imap(settings: Settings, config_file: Path, report: Report) -> str:
         names = {name.upper() if name.upper() == "INBOX" else name: flags for flags, _, name in listing}
         report.problems.extend(live_folder_problems(listing, imap.folders, Origin.of(config_file)))
         folders = imap.folders
-        sent, found, like = (
-            (folders.sent, "config", ())
-            if folders.sent
-            else find_sent(folder_attributes(listing), lambda: client.find_special_folder(SENT))
-        )
+        own = [getattr(folders, key) or "Sent" for key in FOLDER_KEYS]
+        listed = without_ghosts(folder_attributes(listing), own, mailbox.selectable)
+        sent, found, like = (folders.sent, "config", ()) if folders.sent else find_sent(listed)
         how_sent = {
             "config": "as set in imap.folders.sent",
             "special-use": "found by its SPECIAL-USE attribute or its name",
-            "name": "found by its SPECIAL-USE attribute or its name",
+            "name": "found by its name",
             "localized": "found by its name, not marked \\Sent: set imap.folders.sent to be sure",
-        }.get(found, "no sent-mail folder found" + (f" (named like one: {', '.join(like)})" if like else ""))
-        names = {name: flags for name, flags in names.items() if usable(_text(f) for f in flags)}  # not placeholders
+            "several": f"the likeliest of the folders named like one (also {', '.join(like)}): set imap.folders.sent",
+        }.get(found, "no sent-mail folder found")
+        placeholders = {name for name, flags in listed.items() if not usable(flags)}
+        names = {name: flags for name, flags in names.items() if name not in placeholders}
         report.problems.extend(_unprefixed(client, imap.folders, sent, names, Origin.of(config_file)))
         # A folder whose \Recent flags no one reads: the Outbox, else Sent; INBOX only when neither exists yet.
         keywords = _permanent_flags(client, next((f for f in (folders.outbox, sent) if f in names), "INBOX"))
@@ -123,8 +122,16 @@ def _unprefixed(client: Any, folders: Folders, sent: str, names: Mapping[str, An
     return [
         name_problem(origin, key, name, prefix, f'its folders are all under "{prefix}"')
         for key, name in wanted.items()
-        if name.upper() != "INBOX" and name not in names and not name.startswith(prefix)
+        if name.upper() != "INBOX" and name not in names and not _under(name, prefix)
     ]
+
+
+def _under(name: str, prefix: str) -> bool:
+    """Whether ``name`` is under the namespace ``prefix``; INBOX is one name in any case (RFC 3501), so "inbox." is
+    under "INBOX."."""
+    if prefix.upper().startswith("INBOX") and name.upper().startswith("INBOX"):
+        return name.upper().startswith(prefix.upper())
+    return name.startswith(prefix)
 
 
 def _permanent_flags(client: Any, folder: str) -> str:

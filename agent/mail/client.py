@@ -19,10 +19,10 @@ from typing import Any, Self, TypeVar
 import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import DELETED, SENT
+from imapclient.imapclient import DELETED
 
 from agent.config.settings import Folders, Imap
-from agent.mail.folder_names import find_sent, prefix_asked, providers_own, usable
+from agent.mail.folder_names import find_sent, prefix_asked, providers_own, refused_for_now, usable, without_ghosts
 from agent.mail.port import HeaderInfo, Listing, ResolvedFolders, folder_attributes
 from agent.mail.session import (
     FolderRefused,
@@ -130,9 +130,14 @@ class Connection:
         a LIST just answered (the start's SPECIAL-USE check): the folders it names are not asked about one by one.
         A name listed as a placeholder (``\\Noselect``: the parent of a folder, itself deleted) is created too."""
         listing = self._run("LIST", lambda: self.client.list_folders()) if listing is None else listing
-        attributes = folder_attributes(listing)
+        own = (folders.outbox, folders.scheduled, folders.needs_attention, folders.sending, folders.notices)
+        attributes = without_ghosts(
+            folder_attributes(listing),
+            (*own, folders.sent or "Sent"),
+            lambda name: bool(self._run(f"STATUS {name!r}", lambda: self.selectable(name))),
+        )
         listed = {name for name, flags in attributes.items() if usable(flags)}
-        sent, found, like = (folders.sent, "config", ()) if folders.sent else find_sent(attributes, self._named_sent)
+        sent, found, like = (folders.sent, "config", ()) if folders.sent else find_sent(attributes)
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
@@ -183,7 +188,8 @@ class Connection:
             return
 
         def exists() -> bool:
-            return any(usable(text_of(f) for f in flags) for flags, _d, _n in self.client.list_folders("", folder))
+            listed = folder_attributes(self.client.list_folders("", folder))
+            return any(usable(flags) for flags in without_ghosts(listed, listed, self.selectable).values())
 
         def create() -> None:
             if exists():
@@ -195,15 +201,25 @@ class Connection:
             except IMAPClientError as error:
                 if not exists():  # another agent may have just made it
                     words = describe_error(error)
+                    if refused_for_now(words):  # the server's trouble, not the name: tried again after a wait
+                        raise MailboxError(f"CREATE {folder!r} failed for now: {words}") from error
                     raise FolderRefused(folder, words, prefix_asked(words) or self._personal_prefix()) from error
             with contextlib.suppress(IMAPClientError):
                 self.client.subscribe_folder(folder)
 
         self._run(f"CREATE {folder!r}", create)
 
-    def _named_sent(self) -> str | None:
-        named: str | None = self._run("LIST", lambda: self.client.find_special_folder(SENT))  # Sent, Sent Items
-        return named
+    def selectable(self, folder: str) -> bool:
+        """Whether ``folder`` exists as a folder of its own (a STATUS answered), for a name LIST shows only as the
+        parent of another (:func:`~agent.mail.folder_names.without_ghosts`). A broken connection raises imaplib's
+        ``abort``: callers run it as one of their commands."""
+        try:
+            self.client.folder_status(folder, ["MESSAGES"])
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError:  # a NO: "Mailbox doesn't exist"
+            return False
+        return True
 
     def _personal_prefix(self) -> str | None:
         """The personal namespace's prefix (``INBOX.``), if the server says one (NAMESPACE)."""

@@ -3,20 +3,31 @@ what a server that refused a CREATE asks for instead.
 
 - A name listed ``\\Noselect`` or ``\\NonExistent`` is a placeholder (the parent of a folder that exists, kept by
   the server after the student deleted it): no folder of its own. The agent creates it as any missing folder.
-- A Sent folder without the SPECIAL-USE ``\\Sent`` attribute under a localized name ("Gesendete Elemente") is found
-  by the names below when exactly one of them exists and nothing is configured.
+  Dovecot lists such a parent ``\\HasChildren`` alone: a STATUS tells (:func:`without_ghosts`).
+- Where nothing is configured and no folder is marked with the SPECIAL-USE ``\\Sent`` attribute, Sent is found by
+  its name, in English or another language ("Gesendete Elemente"), in any case and under a prefix; of several, the
+  likeliest is taken and the student is told of the others (:func:`find_sent`). A folder another SPECIAL-USE
+  attribute marks (Drafts, Archive, …) is never taken for Sent.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 
 PLACEHOLDER = frozenset({"\\noselect", "\\nonexistent"})  # LIST attributes, lowercased
 
-# Sent folders as mail programs name them in other languages (English ones are imapclient's: Sent, Sent Items, ...).
+# Sent folders by their usual English names (imapclient's list), the likeliest first.
+USUAL_SENT = ("Sent", "Sent Items", "Sent items", "Sent Messages", "Sent Mail")
+ENGLISH_SENT = frozenset(name.casefold() for name in USUAL_SENT)
+
+# What other SPECIAL-USE attributes (RFC 6154) mark a folder as: never taken for Sent, whatever its name.
+OTHER_USES = frozenset({"\\drafts", "\\trash", "\\junk", "\\archive", "\\all", "\\flagged", "\\important"})
+
+# Sent folders as mail programs name them in other languages.
 LOCALIZED_SENT = frozenset(
-    name.casefold()
+    unicodedata.normalize("NFC", name).casefold()
     for name in (
         "Gesendet",
         "Gesendete Elemente",
@@ -53,14 +64,60 @@ def usable(attributes: Iterable[str]) -> bool:
     return not PLACEHOLDER & {attribute.lower() for attribute in attributes}
 
 
-def localized_sent(folders: Mapping[str, frozenset[str]]) -> list[str]:
-    """The usable folders named as a Sent folder is in other languages (also under a prefix such as ``INBOX.``)."""
-    found = []
-    for name, attributes in folders.items():
-        leaf = re.split(r"[./]", name, maxsplit=1)[1] if re.match(r"(?i)inbox[./]", name) else name
-        if leaf.casefold() in LOCALIZED_SENT and usable(attributes):
-            found.append(name)
-    return sorted(found)
+def without_ghosts(
+    folders: Mapping[str, frozenset[str]], names: Iterable[str], selectable: Callable[[str], bool]
+) -> dict[str, frozenset[str]]:
+    """``folders`` (a LIST's answer, attributes lowercased) where a name among ``names`` and the Sent look-alikes
+    that is listed ``\\HasChildren`` but not as a placeholder, and that ``selectable`` (a STATUS) says does not
+    exist, is marked ``\\noselect``: Dovecot lists a parent the student deleted, keeping its child, so."""
+    checked = dict(folders)
+    for name in {*names, *sent_candidates(folders)}:
+        attributes = folders.get(name)
+        if attributes is not None and "\\haschildren" in attributes and usable(attributes) and not selectable(name):
+            checked[name] = attributes | {"\\noselect"}
+    return checked
+
+
+def _bare(name: str) -> str:
+    """A folder's name without the ``INBOX.`` (or ``INBOX/``) prefix a server may keep its folders under."""
+    return re.split(r"[./]", name, maxsplit=1)[1] if re.match(r"(?i)inbox[./]", name) else name
+
+
+def _leaf(name: str) -> str:
+    """:func:`_bare`, normalized (NFC: a Mac may write "Envoyés" decomposed) and casefolded."""
+    return unicodedata.normalize("NFC", _bare(name)).casefold()
+
+
+def sent_candidates(folders: Mapping[str, frozenset[str]]) -> list[str]:
+    """The usable folders named as a Sent folder is, in English or another language, in any case and under a
+    prefix, that no other SPECIAL-USE attribute marks as something else (Drafts, Archive, …); the likeliest first:
+    a usual English name as written, then in another case, then the others by name."""
+    found = [
+        name
+        for name, attributes in folders.items()
+        if _leaf(name) in ENGLISH_SENT | LOCALIZED_SENT and usable(attributes) and not OTHER_USES & attributes
+    ]
+
+    english = [usual.casefold() for usual in USUAL_SENT]
+
+    def likeliness(name: str) -> tuple[int, int, str]:
+        if _bare(name) in USUAL_SENT:
+            return 0, USUAL_SENT.index(_bare(name)), name
+        if _leaf(name) in english:
+            return 1, english.index(_leaf(name)), name
+        return 2, 0, name
+
+    return sorted(found, key=likeliness)
+
+
+# RFC 5530's codes for a refusal that is the server's trouble for now (a fault, a quota, a limit, a lock), not a name
+# it cannot take: a CREATE refused so is tried again, never a configuration error.
+_FOR_NOW = re.compile(r"\[(UNAVAILABLE|SERVERBUG|INUSE|OVERQUOTA|LIMIT|CONTACTADMIN|CORRUPTION)\]", re.IGNORECASE)
+
+
+def refused_for_now(words: str) -> bool:
+    """Whether a refusal's words say the trouble is the server's for now, not the name (RFC 5530 codes)."""
+    return bool(_FOR_NOW.search(words))
 
 
 def prefix_asked(words: str) -> str | None:
@@ -69,25 +126,27 @@ def prefix_asked(words: str) -> str | None:
     return match.group(1) if match else None
 
 
-def find_sent(
-    folders: Mapping[str, frozenset[str]], named: Callable[[], str | None]
-) -> tuple[str, str, tuple[str, ...]]:
-    """Sent, when not configured: (its name, how it was found, the folders named like it when none was taken).
+def find_sent(folders: Mapping[str, frozenset[str]]) -> tuple[str, str, tuple[str, ...]]:
+    """Sent, when not configured: (its name, how it was found, the other folders named like a Sent folder).
 
-    ``folders``: what LIST answered (attributes lowercased); ``named``: the usual English names looked up (Sent,
-    Sent Items: imapclient's), asked only when no folder is marked ``\\Sent``. How: "special-use", "name",
-    "localized" (exactly one folder named as Sent is in another language) or "created" (none: "Sent" is made).
+    ``folders``: what LIST answered (attributes lowercased; placeholders marked, :func:`without_ghosts`). How:
+    "special-use" (the server marks it ``\\Sent``), "name" (the one folder named like a Sent folder, with a
+    usual English name as written), "localized" (the one such folder, under another name or in another case),
+    "several" (the likeliest of several such folders, the others given) or "created" (none: "Sent" is made, or the
+    first usual name no other folder has).
     """
-    marked = next((name for name, attributes in folders.items() if "\\sent" in attributes), None)
+    marked = next((name for name, attributes in folders.items() if "\\sent" in attributes and usable(attributes)), None)
     if marked:
         return marked, "special-use", ()
-    name = named()
-    if name and usable(folders.get(name, ())):
-        return name, "name", ()
-    like = localized_sent(folders)
-    if len(like) == 1:
-        return like[0], "localized", ()
-    return "Sent", "created", tuple(like)
+    like = sent_candidates(folders)
+    if not like:  # "Sent" is made, unless a folder marked for another use has that name
+        used = {name.casefold() for name, attributes in folders.items() if usable(attributes)}  # any case: Exchange
+        free = (name for name in USUAL_SENT if name.casefold() not in used)
+        return next(free, "Sent (mentor-agent)"), "created", ()
+    likeliest, others = like[0], tuple(like[1:])
+    if others:
+        return likeliest, "several", others
+    return likeliest, "name" if _bare(likeliest) in USUAL_SENT else "localized", ()
 
 
 def providers_own(folder: str, folders: Mapping[str, frozenset[str]], welcome: str = "") -> str | None:

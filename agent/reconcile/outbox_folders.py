@@ -136,22 +136,41 @@ def _gone(world: World, rows: list[Row]) -> None:
         log.info("%s: no longer in the old default outbox %r", row.key, LEGACY_OUTBOX)
 
 
-SENT_TOLD = "sent_folder_told"  # meta key: how the Sent folder was found, as the student was told ("created:Sent")
+SENT_TOLD = "sent_folder_told"  # meta key: what the student was last told of her Sent folder ("several:Sent:Gesendet")
+
+_CERTAIN = {
+    "config": "your config file names it",
+    "special-use": "your mail server marks it as the Sent folder",
+    "name": "it is now the one folder named like a Sent folder",
+}
 
 
 async def tell_sent(world: World, config_file: str) -> None:
-    """Tell the student once (a notice, a log warning) when her Sent folder was not known for sure: neither marked
-    ``\\Sent`` by the server nor named in the config. The mail she sends from other programs (her phone) counts
-    toward a mentor's limits only if the agent reads the folder they file it in."""
+    """Tell the student (a notice, a log warning) when her Sent folder is not known for sure: neither marked ``\\Sent``
+    by the server nor named in the config (a folder named like one in another language or case, the likeliest of
+    several, or "Sent" made). The mail she sends from other programs (her phone) counts toward a mentor's limits only
+    if the agent reads the folder they file it in. Told once, and again whenever that changes: another folder taken,
+    another look-alike beside it, or a sure one instead of what she was told."""
     folders = world.folders
-    if folders.sent_found not in ("created", "localized"):
-        return
-    told = f"{folders.sent_found}:{folders.sent}"
-    if world.ledger.meta_value(SENT_TOLD) == told:
+    told = world.ledger.meta_value(SENT_TOLD)
+    now = f"{folders.sent_found}:{folders.sent}:{'|'.join(folders.sent_like)}"
+    if told == now:
         return
     where = config_file or "the config file"
     setting = f'sent = "<your Sent folder>" under [imap.folders] in {where}'
-    if folders.sent_found == "localized":
+    like = ", ".join(f"“{name}”" for name in folders.sent_like)
+    if folders.sent_found in _CERTAIN:
+        before = told.split(":", 2)[1] if told else None
+        if before is None or before == folders.sent:
+            return  # nothing was said, or it was said of this folder
+        why = _CERTAIN[folders.sent_found]
+        log.warning("the Sent folder is %r now (%s)", folders.sent, why)
+        title = f"mentor-agent files the mail it sends in “{folders.sent}” now"
+        lines = [
+            f"mentor-agent took “{before}” as your Sent folder before. Now it files the mail it sends in "
+            f"“{folders.sent}”, and counts the mail you send from other programs from there: {why}."
+        ]
+    elif folders.sent_found == "localized":
         log.warning(
             "taking %r as the Sent folder: named as one, not marked \\Sent (else set imap.folders.sent)", folders.sent
         )
@@ -161,20 +180,28 @@ async def tell_sent(world: World, config_file: str) -> None:
             "files the mail it sends there, and counts the mail you send from other programs (your phone) from there.",
             f"If that is not your Sent folder, set {setting}.",
         ]
-    else:
-        like = ", ".join(f"“{name}”" for name in folders.sent_like)
+    elif folders.sent_found == "several":
         log.warning(
-            "no Sent folder found (none marked \\Sent, none by a usual name%s): made %r; set imap.folders.sent",
-            f"; named like one: {like}" if like else "",
+            "taking %r as the Sent folder, of several named like one (also %s; none marked \\Sent): set "
+            "imap.folders.sent",
             folders.sent,
+            like,
         )
+        title = f"mentor-agent takes “{folders.sent}” as your Sent folder, of several"
+        lines = [
+            f"Your mail server marks no folder as the Sent folder, and several are named like one: “{folders.sent}”, "
+            f"{like}. mentor-agent files the mail it sends in “{folders.sent}”, and counts the mail you send from "
+            "other programs (your phone) from there only.",
+            f"If your other programs file their mail in {like}, set {setting}.",
+        ]
+    else:
+        log.warning("no Sent folder found (none marked \\Sent, none by its name): made %r", folders.sent)
         title = f"mentor-agent files the mail it sends in “{folders.sent}”"
         lines = [
             f"Your mail server marks no folder as the Sent folder, so mentor-agent made “{folders.sent}” and files "
             "the mail it sends there.",
             "Mail you send from other programs (your phone) counts toward your mentors' limits only if mentor-agent "
             f"reads the folder those programs file it in: set {setting}.",
-            *([f"Folders that look like your Sent folder: {like}."] if like else []),
         ]
     if await world.notify(title, lines):
-        world.ledger.set_meta(SENT_TOLD, told)
+        world.ledger.set_meta(SENT_TOLD, now)

@@ -209,12 +209,7 @@ class MemoryMailbox:
     # -- folders
     def resolve_folders(self, folders: Folders) -> ResolvedFolders:
         listed = self.folder_list()
-        english = ("Sent", "Sent Items", "Sent items", "Sent Messages")  # imapclient's names, as the IMAP adapter's
-        sent, found, like = (
-            (folders.sent, "config", ())
-            if folders.sent
-            else find_sent(listed, lambda: next((name for name in english if name in listed), None))
-        )
+        sent, found, like = (folders.sent, "config", ()) if folders.sent else find_sent(listed)
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
