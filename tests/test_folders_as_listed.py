@@ -11,6 +11,7 @@ import email.policy
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,15 +21,17 @@ from agent.config.settings import Folders, Settings, Smtp, Student
 from agent.daemon import probe, session
 from agent.errors import EX_CONFIG, UserError
 from agent.mail.claim import Mailbox
-from agent.mail.folder_names import find_sent, prefix_asked, usable, without_ghosts
+from agent.mail.folder_names import find_sent, prefix_asked, refused_for_now, says_none, usable, without_ghosts
 from agent.mail.session import FolderRefused, MailboxError
-from agent.reconcile.outbox_folders import settle_folders
+from agent.reconcile.outbox_folders import remember_made, settle_folders
 from tests.agent_process import STUDENT, Agent, policy_text
 from tests.fakes.memory_mailbox import MemoryServer
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
 from tests.servers.smtp import SmtpServer
+from tests.test_in_doubt_counts_on_fake import START
 from tests.test_passes_on_fake import Pass, mail
+from tests.test_went_after_all_on_fake import _moved_back_and_held
 
 P = "INBOX."  # the personal namespace's prefix of the Courier-style server below
 GERMAN_SENT = "Gesendete Elemente"
@@ -250,7 +253,7 @@ def test_of_several_look_alikes_the_likeliest_is_taken_and_the_student_told_of_t
         title = "[mentor-agent] mentor-agent takes “Gesendet” as your Sent folder, of several"
         assert list(told) == [title]
         assert 'sent = "<your Sent folder>" under [imap.folders] in config.toml' in told[title]
-        assert "If your other programs file their mail in “Verzonden”" in told[title]
+        assert "If your Sent folder is “Verzonden”, set" in told[title] and "from all of them" in told[title]
         made.server.put("Mentor Outbox", mail("heute"))
         for _ in range(2):
             made.run()
@@ -318,3 +321,50 @@ def test_check_connect_and_run_stop_on_folders_outside_the_prefix(
         assert advice in done.stderr and 'write outbox = "INBOX.Mentor Outbox" under [imap.folders]' in done.stderr
     assert "connection lost" not in done.stderr
     assert "Mentor Outbox" not in str(prefixed.folders(user)) and smtp_server.messages == []
+
+
+# -- second hostile round: what her programs file in the other look-alike, a STATUS refused for now, a start cut short
+def test_a_send_in_doubt_whose_copy_her_provider_filed_in_the_other_look_alike_is_not_sent_again(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Microsoft 365 marks no Sent folder and files what its SMTP server took in "Sent Items"; the agent took
+    "Sent". The copy of the first try proves it went, wherever her provider filed it."""
+    server = MemoryServer(special_use=False, sent="Drafts", extra_folders=["Sent", "Sent Items"])
+    clock = [START]
+    made = Pass(tmp_path, smtp_server, policy_text(min_gap="1h"), server=server)
+    made.world.clock = lambda: clock[0]
+    try:
+        assert (made.world.folders.sent, made.world.folders.sent_like) == ("Sent", ("Sent Items",))
+        first = _moved_back_and_held(made, clock)
+        made.server.put("Sent Items", first)
+        clock[0] = START + timedelta(hours=2)
+        for _ in range(3):
+            made.run()
+        assert made.received() == ["only one"], "its first try reached her: never a second copy"
+        assert made.subjects("Needs attention") == ["only one"] and made.subjects("Sent Items") == ["only one"]
+    finally:
+        made.world.ledger.close()
+
+
+def test_a_sent_folder_made_at_a_start_that_stopped_before_telling_is_told_at_the_next(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    server = MemoryServer(special_use=False, sent="Drafts")
+    made = Pass(tmp_path, smtp_server, policy_text(), server=server)
+    try:
+        assert made.world.folders.sent_found == "created"
+        remember_made(made.world.ledger, made.world.folders)  # what the daemon does at once; then it stopped
+        made.world.folders = made.box.resolve_folders(Folders())  # the next start finds "Sent" by its name
+        assert made.world.folders.sent_found == "name"
+        for _ in range(2):
+            asyncio.run(settle_folders(made.world, "config.toml"))
+        assert _notices(made) == ["[mentor-agent] mentor-agent files the mail it sends in “Sent”"]
+    finally:
+        made.world.ledger.close()
+
+
+def test_what_a_refusal_says_of_a_folder() -> None:
+    assert says_none("status failed: Mailbox doesn't exist: Scheduled (0.001 + 0.000 secs).")
+    assert says_none("NO [NONEXISTENT] Unknown Mailbox") and says_none("NO [TRYCREATE] no such mailbox")
+    assert not says_none("NO [UNAVAILABLE] Try again later") and refused_for_now("NO [UNAVAILABLE] Try again later")
+    assert refused_for_now("NO [SERVERBUG] Internal error occurred.") and not refused_for_now("NO [CANNOT] Bad name")

@@ -39,7 +39,7 @@ from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
-from agent.reconcile.outbox_folders import settle_folders
+from agent.reconcile.outbox_folders import remember_made, settle_folders
 from agent.reconcile.recovery import recover
 from agent.rules.envelope import forget_read
 from agent.rules.policy import load_policies
@@ -476,6 +476,7 @@ class Daemon:
         except BaseException:
             await self._smtp_checked()
             raise
+        remember_made(self.ledger, folders)  # she is told of a Sent it made even if this start stops now
         watchers: list[_WatchThread] = []
         try:
             await self._smtp_checked()

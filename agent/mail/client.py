@@ -22,7 +22,7 @@ from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED
 
 from agent.config.settings import Folders, Imap
-from agent.mail.folder_names import find_sent, prefix_asked, providers_own, refused_for_now, usable, without_ghosts
+from agent.mail import folder_names as names
 from agent.mail.port import HeaderInfo, Listing, ResolvedFolders, folder_attributes
 from agent.mail.session import (
     FolderRefused,
@@ -131,13 +131,13 @@ class Connection:
         A name listed as a placeholder (``\\Noselect``: the parent of a folder, itself deleted) is created too."""
         listing = self._run("LIST", lambda: self.client.list_folders()) if listing is None else listing
         own = (folders.outbox, folders.scheduled, folders.needs_attention, folders.sending, folders.notices)
-        attributes = without_ghosts(
+        attributes = names.without_ghosts(
             folder_attributes(listing),
             (*own, folders.sent or "Sent"),
             lambda name: bool(self._run(f"STATUS {name!r}", lambda: self.selectable(name))),
         )
-        listed = {name for name, flags in attributes.items() if usable(flags)}
-        sent, found, like = (folders.sent, "config", ()) if folders.sent else find_sent(attributes)
+        listed = {name for name, flags in attributes.items() if names.usable(flags)}
+        sent, found, like = (folders.sent, "config", ()) if folders.sent else names.find_sent(attributes)
         resolved = ResolvedFolders(
             inbox=folders.inbox,
             outbox=folders.outbox,
@@ -174,7 +174,7 @@ class Connection:
         """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None
         (:func:`~agent.mail.folder_names.providers_own`); ``folders``: what :meth:`folder_list` just answered."""
         folders = self.folder_list() if folders is None else folders
-        return providers_own(folder, folders, text_of(getattr(self.client, "welcome", b"") or b""))
+        return names.providers_own(folder, folders, text_of(getattr(self.client, "welcome", b"") or b""))
 
     def special_drafts(self) -> str | None:
         """The folder the server marks SPECIAL-USE \\Drafts, if any (for commands: they do not touch the client)."""
@@ -189,7 +189,7 @@ class Connection:
 
         def exists() -> bool:
             listed = folder_attributes(self.client.list_folders("", folder))
-            return any(usable(flags) for flags in without_ghosts(listed, listed, self.selectable).values())
+            return any(names.usable(flags) for flags in names.without_ghosts(listed, listed, self.selectable).values())
 
         def create() -> None:
             if exists():
@@ -201,24 +201,26 @@ class Connection:
             except IMAPClientError as error:
                 if not exists():  # another agent may have just made it
                     words = describe_error(error)
-                    if refused_for_now(words):  # the server's trouble, not the name: tried again after a wait
+                    if names.refused_for_now(words):  # the server's trouble, not the name: tried again after a wait
                         raise MailboxError(f"CREATE {folder!r} failed for now: {words}") from error
-                    raise FolderRefused(folder, words, prefix_asked(words) or self._personal_prefix()) from error
+                    raise FolderRefused(folder, words, names.prefix_asked(words) or self._personal_prefix()) from error
             with contextlib.suppress(IMAPClientError):
                 self.client.subscribe_folder(folder)
 
         self._run(f"CREATE {folder!r}", create)
 
     def selectable(self, folder: str) -> bool:
-        """Whether ``folder`` exists as a folder of its own (a STATUS answered), for a name LIST shows only as the
-        parent of another (:func:`~agent.mail.folder_names.without_ghosts`). A broken connection raises imaplib's
-        ``abort``: callers run it as one of their commands."""
+        """Whether ``folder``, listed as the parent of another, is a folder too (a STATUS; ``names.without_ghosts``).
+        A broken connection raises imaplib's ``abort``: callers run it as one of their commands."""
         try:
             self.client.folder_status(folder, ["MESSAGES"])
         except imaplib.IMAP4.abort:
             raise
-        except IMAPClientError:  # a NO: "Mailbox doesn't exist"
-            return False
+        except IMAPClientError as error:
+            words = describe_error(error)
+            if names.refused_for_now(words):  # the server's trouble: never taken for a folder that is not there
+                raise MailboxError(f"STATUS {folder!r} failed for now: {words}") from error
+            return not names.says_none(words)  # a NO that says nothing of its being there: LIST's word stands
         return True
 
     def _personal_prefix(self) -> str | None:

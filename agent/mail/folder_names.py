@@ -50,7 +50,27 @@ LOCALIZED_SENT = frozenset(
         "Lähetetyt",
         "Wysłane",
         "Odeslaná pošta",
+        "Odeslané",
+        "Elementy wysłane",
+        "Wysłane elementy",
+        "Enviadas",
+        "Mensajes enviados",
+        "Elementi inviati",
+        "Skickade",
+        "Sendte",
+        "Sendte objekter",
+        "Lähetetyt viestit",
+        "Αποσταλμένα",
+        "Gönderilmiş Öğeler",
+        "Gönderilenler",
         "Отправленные",
+        "Надіслані",
+        "送信済みアイテム",
+        "送信済み",
+        "已发送",
+        "已发送邮件",
+        "寄件備份",
+        "보낸 편지함",
     )
 )
 
@@ -100,12 +120,13 @@ def sent_candidates(folders: Mapping[str, frozenset[str]]) -> list[str]:
 
     english = [usual.casefold() for usual in USUAL_SENT]
 
-    def likeliness(name: str) -> tuple[int, int, str]:
+    def likeliness(name: str) -> tuple[int, int, bool, str]:
+        under = _bare(name) != name  # "INBOX.Sent" after "Sent", where a server has both
         if _bare(name) in USUAL_SENT:
-            return 0, USUAL_SENT.index(_bare(name)), name
+            return 0, USUAL_SENT.index(_bare(name)), under, name
         if _leaf(name) in english:
-            return 1, english.index(_leaf(name)), name
-        return 2, 0, name
+            return 1, english.index(_leaf(name)), under, name
+        return 2, 0, under, name
 
     return sorted(found, key=likeliness)
 
@@ -118,6 +139,14 @@ _FOR_NOW = re.compile(r"\[(UNAVAILABLE|SERVERBUG|INUSE|OVERQUOTA|LIMIT|CONTACTAD
 def refused_for_now(words: str) -> bool:
     """Whether a refusal's words say the trouble is the server's for now, not the name (RFC 5530 codes)."""
     return bool(_FOR_NOW.search(words))
+
+
+_NONE = re.compile(r"\[(NONEXISTENT|TRYCREATE)\]|does ?n[o']t exist|no such (mailbox|folder)|not found", re.IGNORECASE)
+
+
+def says_none(words: str) -> bool:
+    """Whether a refusal's words say the folder is not there (RFC 5530 ``[NONEXISTENT]``, or in words)."""
+    return bool(_NONE.search(words))
 
 
 def prefix_asked(words: str) -> str | None:

@@ -68,15 +68,16 @@ async def scan_sent(world: World, seen: Seen) -> int:
     """Record mail to a mentor that is in Sent but was not sent by the agent. Returns how many were found.
 
     Where the server marks no Sent folder and several are named like one (``folders.sent_like``), her other
-    programs may file in any of them: the others are read too, for her mail to count (never changed)."""
-    found = await _scan_sent(world, seen, world.folders.sent, own=True)
-    for folder in world.folders.sent_like:
-        found += await _scan_sent(world, seen, folder, own=False)
+    programs may file in any of them: each is read as Sent is, for her mail to count and her programs' copies of
+    what the agent holds or sent to be known."""
+    found = 0
+    for folder in (world.folders.sent, *world.folders.sent_like):
+        found += await _scan_sent(world, seen, folder)
     return found
 
 
-async def _scan_sent(world: World, seen: Seen, folder: str, *, own: bool) -> int:
-    """:func:`scan_sent` in one folder; ``own``: the agent's Sent, where its copies are filed and looked after."""
+async def _scan_sent(world: World, seen: Seen, folder: str) -> int:
+    """:func:`scan_sent` in one folder."""
     infos = await new_headers(world, seen, folder)
     if not infos:
         return 0
@@ -87,18 +88,15 @@ async def _scan_sent(world: World, seen: Seen, folder: str, *, own: bool) -> int
     # A send in doubt whose message was taken in again: its copy (under a Message-ID the agent made for it, say)
     links = taken_back(world.ledger)
     ours |= {e.message_id for _, e in envelopes if e.message_id in links}
-    if own:
-        await take_out_early_copies(
-            world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u)
-        )
-        # A held door message she also sent from her mail program: not sent again, counted below as sent without
-        # the agent
-        ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
-        # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the
-        # agent)
-        await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours], links)
+    await take_out_early_copies(
+        world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u), folder
+    )
+    # A held door message she also sent from her mail program: not sent again, counted below as sent without the agent
+    ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
+    # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the agent)
+    await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours], links)
     found = 0
-    where = "Sent" if own else repr(folder)
+    where = "Sent" if folder == world.folders.sent else repr(folder)
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue

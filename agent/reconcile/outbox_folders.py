@@ -7,12 +7,14 @@ the agent itself took the message in from there (issue 20: mail the student neve
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from agent.config.settings import LEGACY_OUTBOX, Folders
 from agent.errors import Problem, UserError
+from agent.mail.port import ResolvedFolders
 from agent.reconcile.context import World
 from agent.rules.envelope import fingerprint, is_keyed
-from agent.store.ledger import CANCELLED, Row
+from agent.store.ledger import CANCELLED, Ledger, Row
 
 log = logging.getLogger("mentor_agent.intake")
 
@@ -136,6 +138,16 @@ def _gone(world: World, rows: list[Row]) -> None:
         log.info("%s: no longer in the old default outbox %r", row.key, LEGACY_OUTBOX)
 
 
+SENT_MADE = "sent_folder_made"  # meta key: the Sent folder the agent made (none was found), kept once it is made
+
+
+def remember_made(ledger: Ledger, folders: ResolvedFolders) -> None:
+    """Right after the start made Sent: she is told even if this start stops before :func:`tell_sent` (the next one
+    finds the folder by its name)."""
+    if folders.sent_found == "created":
+        ledger.set_meta(SENT_MADE, folders.sent)
+
+
 SENT_TOLD = "sent_folder_told"  # meta key: what the student was last told of her Sent folder ("several:Sent:Gesendet")
 
 _CERTAIN = {
@@ -152,6 +164,8 @@ async def tell_sent(world: World, config_file: str) -> None:
     if the agent reads the folder they file it in. Told once, and again whenever that changes: another folder taken,
     another look-alike beside it, or a sure one instead of what she was told."""
     folders = world.folders
+    if folders.sent_found == "name" and world.ledger.meta_value(SENT_MADE) == folders.sent:
+        folders = replace(folders, sent_found="created")  # the agent's own: made at a start that stopped untold
     told = world.ledger.meta_value(SENT_TOLD)
     now = f"{folders.sent_found}:{folders.sent}:{'|'.join(folders.sent_like)}"
     if told == now:
@@ -191,8 +205,8 @@ async def tell_sent(world: World, config_file: str) -> None:
         lines = [
             f"Your mail server marks no folder as the Sent folder, and several are named like one: “{folders.sent}”, "
             f"{like}. mentor-agent files the mail it sends in “{folders.sent}”, and counts the mail you send from "
-            "other programs (your phone) from there only.",
-            f"If your other programs file their mail in {like}, set {setting}.",
+            "other programs (your phone) from all of them (it only reads the others).",
+            f"If your Sent folder is {like}, set {setting}.",
         ]
     else:
         log.warning("no Sent folder found (none marked \\Sent, none by its name): made %r", folders.sent)

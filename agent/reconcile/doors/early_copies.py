@@ -54,22 +54,23 @@ def submitted_without_id(world: World, info: HeaderInfo, envelope: Envelope) -> 
 
 
 async def take_out_early_copies(
-    world: World, found: Sequence[tuple[HeaderInfo, Envelope]], again: Callable[[int], None]
+    world: World, found: Sequence[tuple[HeaderInfo, Envelope]], again: Callable[[int], None], folder: str
 ) -> None:
-    """``found``: Sent messages whose Message-ID the ledger knows; ``again(uid)``: read it on the next pass."""
-    folder = world.folders.sent
+    """``found``: messages in ``folder`` (Sent, or another folder named like it that her programs may file in)
+    whose Message-ID the ledger knows; ``again(uid)``: read it on the next pass."""
     for info, envelope in found:
         if not world.ledger.logged(SUBMITTED, envelope.key):
             continue
         row = world.ledger.get(envelope.key)
         if row is None and world.ledger.logged("attention", envelope.key):  # set aside at intake: not sent
-            await _unless_only(world, info, envelope, world.folders.needs_attention, "set aside, not sent")
+            await _unless_only(world, (folder, info), envelope, world.folders.needs_attention, "set aside, not sent")
         elif row is None:
             again(info.uid)  # handed over, not taken in yet: its place is not known
         elif row.state == ATTENTION and row.folder and row.folder != folder:
-            await _unless_only(world, info, envelope, row.folder, "set aside, not sent")
+            await _unless_only(world, (folder, info), envelope, row.folder, "set aside, not sent")
         elif row.state == DONE:
-            await _unless_only(world, info, envelope, folder, "filed late by the mail program: one copy is enough")
+            late = "filed late by the mail program: one copy is enough"
+            await _unless_only(world, (folder, info), envelope, folder, late)
         elif row.state in (NEW, SCHEDULED):
             waits_in = row.folder or ""
             held = await world.locate(waits_in, row.key, row.uid) if waits_in else None
@@ -77,7 +78,7 @@ async def take_out_early_copies(
             if not same:
                 continue  # not the copy of what waits (another message sent without the agent): left in Sent
             try:
-                await _take_out(world, info.uid, identical)
+                await _take_out(world, folder, info.uid, identical)
             except MessageGone:
                 continue
             world.ledger.log("early copy", mentor=row.mentor, message=row.key, detail="taken out of Sent")
@@ -87,33 +88,35 @@ async def take_out_early_copies(
             )
 
 
-async def _unless_only(world: World, info: HeaderInfo, envelope: Envelope, where: str, why: str) -> None:
-    """Take the program's copy out of Sent while the message itself stands in ``where`` (never the only copy: in
-    Sent itself, the copy with the lowest UID stays, so that of two copies seen at once only one goes)."""
+async def _unless_only(world: World, copy: tuple[str, HeaderInfo], envelope: Envelope, where: str, why: str) -> None:
+    """Take the program's copy (in Sent, or a folder named like it) out while the message itself stands in ``where``
+    (never the only copy: in that folder itself, the copy with the lowest UID stays, so that of two copies seen at
+    once only one goes)."""
+    sent, info = copy
     found = await world.imap(world.mailbox.find_by_message_id, where, envelope.message_id or envelope.key)
-    others = [uid for uid in found if uid != info.uid] if where == world.folders.sent else found
-    if not others or (where == world.folders.sent and min(found) == info.uid):
+    others = [uid for uid in found if uid != info.uid] if where == sent else found
+    if not others or (where == sent and min(found) == info.uid):
         return
-    same, identical = await _compare(world, (where, min(others)), (world.folders.sent, info.uid))
+    same, identical = await _compare(world, (where, min(others)), (sent, info.uid))
     if not same:
         return  # another message with that Message-ID, or none found by it: never delete a genuine copy
     try:
         # Two copies in Sent are two messages even at Gmail (one message is in a folder once): into Trash
-        await _take_out(world, info.uid, identical and where != world.folders.sent)
+        await _take_out(world, sent, info.uid, identical and where != sent)
     except MessageGone:
         return
     world.ledger.log("early copy", message=envelope.key, detail=f"taken out of Sent: {why}")
     log.info("%s: your mail program's copy in Sent taken out (%s)", named(envelope.key, envelope.subject), why)
 
 
-async def _take_out(world: World, uid: int, identical: bool) -> None:
+async def _take_out(world: World, sent: str, uid: int, identical: bool) -> None:
     """The program's copy out of Sent. At Gmail a copy with other bytes than the one held is a message of its own:
     into Trash (an EXPUNGE would only take its Sent label off and leave it in All Mail, a second copy she sees).
     One with the very bytes may be the held message itself (Gmail merges copies): only its Sent label goes."""
     if identical:
-        await world.imap(world.mailbox.delete, world.folders.sent, uid)
+        await world.imap(world.mailbox.delete, sent, uid)
     else:
-        await world.imap(world.mailbox.discard_many, world.folders.sent, [uid])
+        await world.imap(world.mailbox.discard_many, sent, [uid])
 
 
 async def _compare(world: World, held: tuple[str, int], copy: tuple[str, int]) -> tuple[bool, bool]:
