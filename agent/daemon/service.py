@@ -72,6 +72,8 @@ class _WatchThread:
         self.up = up
         self.error: BaseException | None = None
         self.failed_to_start = False  # the error came from opening the connection: raised as it is
+        self.watching = False  # its IDLE is on
+        self.retried = False  # made again after the server's limit on connections refused it
         self.alive_at = time.monotonic()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"watch {watcher.folder}", daemon=True)
@@ -88,6 +90,7 @@ class _WatchThread:
                 self.failed_to_start = True
                 raise
             self.alive_at = time.monotonic()
+            self.watching = True
             self.up()
             while not self.done.is_set():
                 changed = self.watcher.wait(WATCH_SLICE)
@@ -156,6 +159,7 @@ class Daemon:
         self.ready_sent = False
         self.connected_at: float | None = None  # when the session now up logged in (time.monotonic())
         self.served = False  # the session now up has served a whole pass (agent.daemon.reconnect)
+        self.unwatched_said = ""  # the folders the status names as unwatched (the server's limit on connections)
         self.reconnect = Reconnect()
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
@@ -569,6 +573,7 @@ class Daemon:
                 await self._watched(world, watchers, unwatched, watcher_of)
         finally:
             self.ledger.set_status(unwatched="")  # said of a session; the next one says it again if so
+            self.unwatched_said = ""
             for watcher in watchers:
                 watcher.stop()
             await asyncio.to_thread(mailbox.close)
@@ -677,7 +682,6 @@ class Daemon:
     ) -> None:
         """The watchers checked (:meth:`_check_watchers`); the folders left unwatched by the server's limit on
         connections said (journal, status, a notice at most once a week) and, after LIMIT_RETRY, watched again."""
-        watching = len(watchers)
         dropped = self._check_watchers(watchers, unwatched)
         if dropped:
             await unwatched_folders.tell(world, dropped, sorted(unwatched), HEARTBEAT)
@@ -685,10 +689,16 @@ class Daemon:
             if folder not in dropped and time.monotonic() - since >= unwatched_folders.LIMIT_RETRY:
                 del unwatched[folder]
                 watcher = make(folder)
+                watcher.retried = True
                 watchers.append(watcher)
                 watcher.start()
-        if dropped or len(watchers) != watching:  # written when it changes, not at every look (a commit each)
-            self.ledger.set_status(unwatched=", ".join(sorted(unwatched)))
+        # Unwatched until watched again (a retry the limit may refuse once more); written when it changes, not at
+        # every look (a commit each)
+        retrying = {w.watcher.folder for w in watchers if w.retried and not w.watching}
+        said = ", ".join(sorted({*unwatched, *retrying}))
+        if said != self.unwatched_said:
+            self.ledger.set_status(unwatched=said)
+            self.unwatched_said = said
 
 
 def run_daemon(settings: Settings, config_file: Path | None) -> int:
