@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -29,6 +27,7 @@ from tests.fakes.memory_mailbox import MemoryServer
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
 from tests.servers.smtp import SmtpServer
+from tests.test_check_connect import cli
 from tests.test_in_doubt_counts_on_fake import START
 from tests.test_passes_on_fake import Pass, mail
 from tests.test_went_after_all_on_fake import _moved_back_and_held
@@ -308,15 +307,7 @@ def test_check_connect_and_run_stop_on_folders_outside_the_prefix(
     agent.policy(policy_text())
     advice = "imap.folders.outbox: 'Mentor Outbox' cannot be made on this server"
     for command in ("check", "run"):
-        args = [command, "--connect"] if command == "check" else [command]
-        done = subprocess.run(
-            [sys.executable, "-m", "agent", *args, "--config", str(agent.config)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=agent.root,
-            check=False,
-        )
+        done = cli(agent, command, "--connect") if command == "check" else cli(agent, command)
         assert done.returncode == 78, done.stdout + done.stderr
         assert advice in done.stderr and 'write outbox = "INBOX.Mentor Outbox" under [imap.folders]' in done.stderr
     assert "connection lost" not in done.stderr
