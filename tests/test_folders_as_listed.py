@@ -19,11 +19,11 @@ from agent.config.settings import Folders, Settings, Smtp, Student
 from agent.daemon import probe, session
 from agent.errors import EX_CONFIG, UserError
 from agent.mail.claim import Mailbox
-from agent.mail.folder_names import find_sent, prefix_asked, refused_for_now, says_none, usable, without_ghosts
+from agent.mail.folder_names import find_sent, prefix_asked, refused_for_now, says_no_rights, usable, without_ghosts
 from agent.mail.session import FolderRefused, MailboxError
 from agent.reconcile.outbox_folders import remember_made, settle_folders
 from tests.agent_process import STUDENT, Agent, policy_text
-from tests.fakes.memory_mailbox import MemoryServer
+from tests.fakes.memory_mailbox import Failure, MemoryServer
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
 from tests.servers.smtp import SmtpServer
@@ -355,7 +355,31 @@ def test_a_sent_folder_made_at_a_start_that_stopped_before_telling_is_told_at_th
 
 
 def test_what_a_refusal_says_of_a_folder() -> None:
-    assert says_none("status failed: Mailbox doesn't exist: Scheduled (0.001 + 0.000 secs).")
-    assert says_none("NO [NONEXISTENT] Unknown Mailbox") and says_none("NO [TRYCREATE] no such mailbox")
-    assert not says_none("NO [UNAVAILABLE] Try again later") and refused_for_now("NO [UNAVAILABLE] Try again later")
+    for gone in (
+        "status failed: Mailbox doesn't exist: Scheduled (0.001 + 0.000 secs).",
+        "NO [NONEXISTENT] Unknown Mailbox",
+        "NO Unknown Mailbox: Sent (Failure)",
+        "NO The specified folder could not be found in the store.",
+    ):
+        assert not says_no_rights(gone) and not refused_for_now(gone), gone
+    assert says_no_rights("NO [NOPERM] Permission denied")
+    assert refused_for_now("NO [UNAVAILABLE] Try again later")
     assert refused_for_now("NO [SERVERBUG] Internal error occurred.") and not refused_for_now("NO [CANNOT] Bad name")
+
+
+# -- third hostile round: a look-alike she cannot read, another message under a held draft's Message-ID ----------
+def test_a_look_alike_the_server_will_not_let_the_agent_read_never_stops_the_sending(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    server = MemoryServer(special_use=False, sent="Drafts", extra_folders=["Sent", "Sent Items"])
+    server.failures.append(Failure("uids_since", "Sent Items", times=99, refused=True, message="[NOPERM] Denied"))
+    made = Pass(tmp_path, smtp_server, policy_text(), server=server)
+    try:
+        assert made.world.folders.sent_like == ("Sent Items",)
+        made.server.put("Mentor Outbox", mail("heute"))
+        for _ in range(2):
+            made.run()
+        assert made.received() == ["heute"]
+        assert made.box.connected, "a refusal, not a lost connection"
+    finally:
+        made.world.ledger.close()

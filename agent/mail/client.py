@@ -220,7 +220,7 @@ class Connection:
             words = describe_error(error)
             if names.refused_for_now(words):  # the server's trouble: never taken for a folder that is not there
                 raise MailboxError(f"STATUS {folder!r} failed for now: {words}") from error
-            return not names.says_none(words)  # a NO that says nothing of its being there: LIST's word stands
+            return names.says_no_rights(words)  # there, but not hers to read; any other NO: not there
         return True
 
     def _personal_prefix(self) -> str | None:

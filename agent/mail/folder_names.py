@@ -141,12 +141,14 @@ def refused_for_now(words: str) -> bool:
     return bool(_FOR_NOW.search(words))
 
 
-_NONE = re.compile(r"\[(NONEXISTENT|TRYCREATE)\]|does ?n[o']t exist|no such (mailbox|folder)|not found", re.IGNORECASE)
+_NO_RIGHTS = re.compile(r"\[NOPERM\]|permission|not allowed|denied", re.IGNORECASE)
 
 
-def says_none(words: str) -> bool:
-    """Whether a refusal's words say the folder is not there (RFC 5530 ``[NONEXISTENT]``, or in words)."""
-    return bool(_NONE.search(words))
+def says_no_rights(words: str) -> bool:
+    """Whether a refusal's words say the student may not read the folder (RFC 5530 ``[NOPERM]``): it is there. A
+    STATUS refused otherwise, not for now, says it is not, however a server words it ("Mailbox doesn't exist",
+    "Unknown Mailbox", "The specified folder could not be found in the store")."""
+    return bool(_NO_RIGHTS.search(words))
 
 
 def prefix_asked(words: str) -> str | None:

@@ -69,7 +69,11 @@ class FolderRefused(AgentError):
         self.prefix = prefix
 
 
-class MessageGone(MailboxError):
+class CommandRefused(MailboxError):
+    """The server answered a command NO (or BAD); the connection itself is fine."""
+
+
+class MessageGone(CommandRefused):
     """The message is no longer where we looked (another agent moved it, or the student deleted it)."""
 
 
@@ -87,11 +91,11 @@ def ended(what: str, text: str) -> MailboxError:
     return kind(f"{what}: {text}")
 
 
-def refused(what: str, error: BaseException) -> MailboxError:
+def refused(what: str, error: BaseException) -> CommandRefused:
     """The error for a command the server refused: MessageGone where it says why is that another session expunged
     a message (RFC 5530 ``[EXPUNGEISSUED]``: Dovecot's NO to a MOVE or COPY of a message another agent moved)."""
     text = describe_error(error)
-    kind = MessageGone if "[EXPUNGEISSUED]" in text.upper() else MailboxError
+    kind = MessageGone if "[EXPUNGEISSUED]" in text.upper() else CommandRefused
     return kind(f"{what}: {text}")
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
+from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
 from agent.reconcile.doors.sent_herself import cancel_held
@@ -41,6 +42,7 @@ class Seen:
     # per folder, looked at again on the next passes; the reports among them already read, by UID.
     waiting: dict[str, dict[int, HeaderInfo]] = field(default_factory=dict)
     reports: Reports = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)  # Sent look-alikes the server would not let the agent read
 
     def new(self, folder: str, validity: int, uids: list[int]) -> list[int]:
         known_validity, known = self.uids.get(folder, (validity, set()))
@@ -70,9 +72,16 @@ async def scan_sent(world: World, seen: Seen) -> int:
     Where the server marks no Sent folder and several are named like one (``folders.sent_like``), her other
     programs may file in any of them: each is read as Sent is, for her mail to count and her programs' copies of
     what the agent holds or sent to be known."""
-    found = 0
-    for folder in (world.folders.sent, *world.folders.sent_like):
-        found += await _scan_sent(world, seen, folder)
+    found = await _scan_sent(world, seen, world.folders.sent)
+    for folder in world.folders.sent_like:
+        try:
+            found += await _scan_sent(world, seen, folder)
+        except CommandRefused as error:  # one she can list but not read: never a reason to stop sending
+            if folder not in seen.unreadable:
+                seen.unreadable.add(folder)
+                log.warning(
+                    "%r, named like a Sent folder, cannot be read (%s): mail in it is not counted", folder, error
+                )
     return found
 
 
@@ -92,7 +101,7 @@ async def _scan_sent(world: World, seen: Seen, folder: str) -> int:
         world, [f for f in envelopes if f[1].message_id in ours], lambda u: seen.again(folder, u), folder
     )
     # A held door message she also sent from her mail program: not sent again, counted below as sent without the agent
-    ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours])
+    ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours], folder)
     # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the agent)
     await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours], links)
     found = 0

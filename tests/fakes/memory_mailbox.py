@@ -30,7 +30,7 @@ from agent.config.settings import Folders
 from agent.mail.claim import CLAIM_KEYWORD
 from agent.mail.folder_names import find_sent
 from agent.mail.port import HeaderInfo, MailboxPort, ResolvedFolders
-from agent.mail.session import MailboxError, MessageGone, SessionExpired
+from agent.mail.session import CommandRefused, MailboxError, MessageGone, SessionExpired
 
 
 @dataclass
@@ -58,6 +58,7 @@ class Failure:
     times: int = 1
     message: str = "connection dropped (injected)"
     expired: bool = False  # raise SessionExpired (an OAuth token ran out) rather than MailboxError
+    refused: bool = False  # the server answers NO (CommandRefused); the connection stays up
 
 
 def header_block(raw: bytes) -> bytes:
@@ -188,6 +189,8 @@ class MemoryMailbox:
             )
             if failure is not None:
                 failure.times -= 1
+                if failure.refused:
+                    raise CommandRefused(f"{operation} in {folder!r}: NO {failure.message}")
                 if not failure.after:
                     self._drop(failure, operation, folder)
             box = self.server.folders.get(folder) if folder is not None else None

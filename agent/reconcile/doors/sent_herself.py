@@ -65,15 +65,19 @@ async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> 
     )
 
 
-async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]) -> set[str]:
-    """``found``: Sent copies whose Message-ID the ledger knows, not filed by the agent. Those of a door message
-    the agent still holds: the held copy is not sent. Returns their Message-IDs (to be counted as sent from Sent)."""
+async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]], folder: str) -> set[str]:
+    """``found``: copies in ``folder`` (Sent, or a folder named like it) whose Message-ID the ledger knows, not filed
+    by the agent. Those of a door message the agent still holds, sent to its mentor: the held copy is not sent.
+    Returns their Message-IDs (to be counted as sent from Sent)."""
     folders = world.folders
     cancelled: set[str] = set()
     for _info, envelope in found:
         row = world.ledger.get(envelope.key)
         if row is None or row.state not in (NEW, SCHEDULED) or not row.folder or row.uid is None:
             continue  # claimed or done: the copy may be the agent's own (or too late to hold back)
+        written = {p.id for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
+        if row.mentor not in written:
+            continue  # another message under its Message-ID (a program that reuses them): never proof it went
         if not world.ledger.logged(HANDED_OVER, row.key) or world.ledger.logged(SUBMITTED, row.key):
             continue  # not a door's draft (a program's early copy of a submission: early_copies)
         held = await world.locate(row.folder, row.key, row.uid)
@@ -91,7 +95,7 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
         log.warning(
             "%s: sent from her mail program (its copy is in %s) while held: the held copy not sent, to %s",
             named(row.key, row.subject),
-            folders.sent,
+            folder,
             folders.needs_attention,
         )
         publish(Cancelled(row.key, "sent from her mail program"))
@@ -101,7 +105,7 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
         await world.notify(
             f"Not sent again: {subject}",
             [
-                f"“{subject}” was sent from your mail program (Send pressed there, its copy is in your {folders.sent} "
+                f"“{subject}” was sent from your mail program (Send pressed there, its copy is in your {folder} "
                 f"folder) while mentor-agent held it in {row.folder}. So mentor-agent will not send it a second time.",
                 f"The copy it held is in {folders.needs_attention}: delete it. It counts in the agreement as sent.",
             ],
