@@ -3,6 +3,7 @@ watchdog, $WATCHDOG_USEC and $WATCHDOG_PID for this process), read while an in-p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -10,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,26 @@ class ServiceManager:
 
     def messages(self) -> list[str]:
         return [text for _, text in self.said]
+
+    def run(self, daemon: Any, seconds: float, *, poll: float = 0.02, cancel: bool = False) -> None:
+        """Run the in-process ``daemon`` for ``seconds``, reading what it says, then stop it; ``cancel``: do not
+        wait for a pass stuck on a silent server to finish."""
+
+        async def drive() -> None:
+            running = asyncio.create_task(daemon.run())
+            began = time.monotonic()
+            while time.monotonic() - began < seconds:
+                await asyncio.sleep(poll)
+                self.drain()
+            daemon.stop()
+            if not cancel:
+                await asyncio.wait_for(running, 30)
+                return
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(running, 5)
+
+        asyncio.run(drive())
 
     def watchdog_gaps(self) -> list[float]:
         """The times between two WATCHDOG=1 in a row."""

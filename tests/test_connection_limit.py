@@ -266,20 +266,7 @@ def test_systemd_hears_from_the_daemon_while_a_pass_waits_on_a_silent_smtp_serve
     with _listening(None) as port, service_manager(tmp_path, monkeypatch, watchdog_usec=400_000) as manager:
         settings = load_settings(agent.config, required=True)
         settings = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
-        daemon = Daemon(settings, agent.config)
-
-        async def drive() -> None:
-            running = asyncio.create_task(daemon.run())
-            began = time.monotonic()
-            while time.monotonic() - began < 3.0:
-                await asyncio.sleep(0.02)
-                manager.drain()
-            daemon.stop()
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(running, 5)
-
-        asyncio.run(drive())
+        manager.run(Daemon(settings, agent.config), 3.0, cancel=True)
     gaps = manager.watchdog_gaps()
     assert len(gaps) >= 9 and max(gaps) < 0.6, (len(gaps), max(gaps, default=None))
     assert agent.smtp.messages == []
@@ -294,17 +281,7 @@ def test_before_it_is_ready_a_wait_pushes_systemds_start_timeout_back(
     daemon = Daemon(load_settings(limited.config, required=True), limited.config)
     # all three held by her programs: the agent gets none
     with service_manager(tmp_path, monkeypatch) as manager, held_by_her_other_programs(dovecot, user, 3):
-
-        async def drive() -> None:
-            running = asyncio.create_task(daemon.run())
-            began = time.monotonic()
-            while time.monotonic() - began < 2.0:
-                await asyncio.sleep(0.05)
-                manager.drain()
-            daemon.stop()
-            await asyncio.wait_for(running, 30)
-
-        asyncio.run(drive())
+        manager.run(daemon, 2.0, poll=0.05)
     said = manager.messages()
     assert any(s.startswith("EXTEND_TIMEOUT_USEC=") for s in said), said
     assert "READY=1" not in said

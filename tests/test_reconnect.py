@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -127,18 +126,8 @@ def test_systemds_watchdog_hears_from_the_daemon_all_through_its_waits(
     settings = settings.model_copy(update={"imap": settings.imap.model_copy(update={"port": proxy.port})})
     daemon = Daemon(settings, agent.config)
     with service_manager(tmp_path, monkeypatch, watchdog_usec=400_000) as manager:  # a word every 0.2 s
-
-        async def drive() -> None:
-            running = asyncio.create_task(daemon.run())
-            began = time.monotonic()
-            while time.monotonic() - began < 4.5:
-                await asyncio.sleep(0.02)
-                manager.drain()
-            daemon.stop()
-            await asyncio.wait_for(running, 30)
-
         try:
-            asyncio.run(drive())
+            manager.run(daemon, 4.5)
         finally:
             proxy.stop()
     assert proxy.rewritten >= 2, "the sessions ended, and the daemon waited between them"

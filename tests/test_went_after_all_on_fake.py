@@ -396,22 +396,29 @@ def test_a_member_dragged_to_sent_settles_its_digest_and_a_sibling_moved_back_is
     assert sorted(_sent_times(made)) == [START, START + timedelta(days=1)]
 
 
-def test_members_in_doubt_again_in_a_later_digest_went_in_the_first(
-    digest_day_two: tuple[Pass, list[datetime]],
-) -> None:
-    made, clock = digest_day_two
+def _in_doubt_again(made: Pass, clock: list[datetime], members: tuple[str, ...]) -> bytes:
+    """The digest (B, C, D) in doubt on day two; ``members`` moved back ten minutes apart, and what they went in on
+    day three in doubt again. Returns what the first digest handed to SMTP."""
     made.run()
     made.run()
     first_digest = made.smtp.messages[-1].content
-    for n, subject in enumerate(("B", "C")):
+    for n, subject in enumerate(members):
         clock[0] = START + timedelta(days=1, minutes=10 * (n + 1))
         made.box.move("Needs attention", _uid(made, "Needs attention", subject), OUTBOX)
         for _ in range(3):
             made.run()
     clock[0] = START + timedelta(days=2)
-    made.smtp.drop_after_data()  # B and C's new digest, in doubt again
+    made.smtp.drop_after_data()
     for _ in range(3):
         made.run()
+    return first_digest
+
+
+def test_members_in_doubt_again_in_a_later_digest_went_in_the_first(
+    digest_day_two: tuple[Pass, list[datetime]],
+) -> None:
+    made, clock = digest_day_two
+    first_digest = _in_doubt_again(made, clock, ("B", "C"))  # B and C's new digest, in doubt again
     sent = len(made.smtp.messages)
     clock[0] = START + timedelta(days=2, minutes=5)
     made.server.put(SENT, first_digest)  # the first digest (B, C, D) went after all
@@ -627,17 +634,7 @@ def test_a_member_in_doubt_again_is_told_with_the_digest_it_went_in(
     digest_day_two: tuple[Pass, list[datetime]],
 ) -> None:
     made, clock = digest_day_two
-    made.run()
-    made.run()
-    first_digest = made.smtp.messages[-1].content
-    clock[0] = START + timedelta(days=1, minutes=10)
-    made.box.move("Needs attention", _uid(made, "Needs attention", "B"), OUTBOX)
-    for _ in range(3):
-        made.run()
-    clock[0] = START + timedelta(days=2)
-    made.smtp.drop_after_data()  # B alone, in doubt again
-    for _ in range(3):
-        made.run()
+    first_digest = _in_doubt_again(made, clock, ("B",))  # B alone, in doubt again
     clock[0] = START + timedelta(days=2, minutes=5)
     made.server.put(SENT, first_digest)
     made.run()
