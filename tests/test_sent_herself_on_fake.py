@@ -4,15 +4,21 @@ own copy too; the copy it had goes to Needs attention (never deleted) and she is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.config.settings import Drafts
+from agent.reconcile.doors.sent_herself import CANCELLED_HERS
+from agent.reconcile.history import Seen
+from agent.reconcile.recovery import recover
+from agent.rules.envelope import parse_envelope
 from agent.store.ledger import CANCELLED
 from tests.agent_process import OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
+from tests.test_in_doubt_counts_on_fake import Crash
 from tests.test_passes_on_fake import SENT, Pass, mail
 
 DRAFT = ("\\Draft", "\\Seen")
@@ -48,6 +54,54 @@ def test_send_pressed_on_a_held_labelled_draft_cancels_the_held_copy(one_a_day: 
     assert sorted(one_a_day.subjects(SENT)) == ["Question", "first"]
     assert told(one_a_day) == ["[mentor-agent] Not sent again: Question"]
     assert [r.subject for r in one_a_day.world.ledger.in_states(CANCELLED)] == ["Question"]
+
+
+@pytest.mark.parametrize("at", ["before the move", "after the move", "before the notice"])
+def test_a_stop_while_cancelling_the_held_copy_is_finished_at_the_next_start(
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """Found by the hostile round on the folders: killed between the held copy's move and the ledger's word, the
+    next start read the copy gone from Scheduled as her own cancel, and the mail she sent from her program was never
+    counted (a mentor could get more than agreed). Now the row is marked first and the cancel finished at the next
+    start: the held copy in Needs attention, her send counted, she told once."""
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    draft = mail("Question")
+    one_a_day.server.put(OUTBOX, draft, DRAFT)
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == ["Question"]
+    one_a_day.server.put(SENT, draft)
+    world = one_a_day.world
+    real_move, real_notify = world.mailbox.move, world.notify
+
+    def move(folder: str, uid: int, target: str) -> int | None:
+        if at == "before the move" and target == "Needs attention":
+            raise Crash(at)
+        moved = real_move(folder, uid, target)
+        if at == "after the move" and target == "Needs attention":
+            raise Crash(at)
+        return moved
+
+    async def notify(title: str, lines: list[str], about: str | None = None, **more: str | None) -> bool:
+        if "Not sent again" in title:
+            raise Crash(at)
+        return await real_notify(title, lines, about, **more)
+
+    monkeypatch.setattr(world.mailbox, "move", move)
+    monkeypatch.setattr(world, "notify", notify)
+    with pytest.raises(Crash):
+        one_a_day.run()
+    monkeypatch.undo()
+    one_a_day.seen = Seen()  # the restart: Sent is read again
+    asyncio.run(recover(world))
+    for _ in range(3):
+        one_a_day.run()
+    assert one_a_day.received() == ["first"], "the mentor has it from her program already"
+    assert one_a_day.subjects("Scheduled") == [] and one_a_day.subjects("Needs attention") == ["Question"]
+    assert told(one_a_day) == ["[mentor-agent] Not sent again: Question"]
+    rows = world.ledger.in_states(CANCELLED)
+    assert [(r.subject, r.detail) for r in rows] == [("Question", CANCELLED_HERS)], "not her cancel"
+    assert parse_envelope(draft).message_id in world.ledger.item_ids(), "her send counts in the agreement"
 
 
 def test_send_pressed_while_the_labelled_draft_settles_is_not_sent_again(one_a_day: Pass) -> None:

@@ -32,6 +32,7 @@ from agent.reconcile.digest_delivery import (
     mark_part,
     record_received,
 )
+from agent.reconcile.doors.sent_herself import finish_cancels
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_filing import file_sent
 from agent.reconcile.went_after_all import tell_owed
@@ -91,6 +92,7 @@ async def recover(world: World) -> None:
             continue
         await attention(world, rows, "mentor-agent stopped while the mail server was receiving it", doubt=True)
     await tell_owed(world)  # a notice that a stop kept from her (agent.reconcile.went_after_all)
+    await finish_cancels(world)  # a held door message she sent herself (agent.reconcile.doors.sent_herself)
     accepted: dict[str, list[Row]] = {}
     for row in ledger.in_states(ACCEPTED):
         accepted.setdefault(row.item or row.key, []).append(row)

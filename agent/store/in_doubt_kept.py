@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from agent.store.in_doubt import IN_DOUBT_ITEM, handed_over, kept_id
-from agent.store.ledger import Ledger, Row
+from agent.store.ledger import DONE, Ledger, Row
 
 TAKEN_BACK = "taken back in doubt"  # logged about a message taken in again after a send in doubt: its kept_id
 
@@ -56,12 +56,12 @@ def kept_hand_overs(ledger: Ledger, release: str) -> list[datetime]:
     return [handed_over(str(item)[len(prefix) :]) for (item,) in found]
 
 
-def untold(ledger: Ledger, details: tuple[str, ...], told: str) -> list[Row]:
-    """The rows done with one of ``details`` that no ``told`` event was logged about (a notice still owed)."""
+def untold(ledger: Ledger, details: tuple[str, ...], told: str, *, state: str = DONE) -> list[Row]:
+    """The rows in ``state`` with one of ``details`` that no ``told`` event was logged about (a notice still owed)."""
     marks = ", ".join("?" for _ in details)
     found = ledger.db.execute(
-        f"SELECT * FROM messages WHERE state = 'done' AND detail IN ({marks}) AND NOT EXISTS "
+        f"SELECT * FROM messages WHERE state = ? AND detail IN ({marks}) AND NOT EXISTS "
         "(SELECT 1 FROM log WHERE log.event = ? AND log.message = messages.key) ORDER BY arrived, rowid",
-        (*details, told),
+        (state, *details, told),
     )
     return [Row.of(record) for record in found]

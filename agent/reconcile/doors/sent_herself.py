@@ -10,6 +10,11 @@ history scan counts it as mail sent without the agent (``source = "sent-folder"`
   is not sent: the held copy goes to Needs attention (never deleted), its row is cancelled, and she is told
   (:func:`cancel_held`).
 
+Crash safety: the row is marked before the held copy moves (:data:`CANCELLING`), so a stop in between is finished
+at the next start (:func:`finish_cancels`), never read as her own cancel of it; its notice is owed in the ledger
+until it is in her mailbox (:data:`TOLD`, under a Message-ID made from the row: never told twice); and a copy in
+Sent read again after a stop is counted as hers however far the cancel had come.
+
 Told apart from the agent's own copy in Sent (filed only once SMTP accepted it: its row is claimed or done, and
 the scan never reads what the agent filed) and from a mail program's early copy of what it handed over by SMTP
 (the submission door: :mod:`agent.reconcile.doors.early_copies`).
@@ -17,6 +22,8 @@ the scan never reads what the agent filed) and from a mail program's early copy 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -26,12 +33,17 @@ from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
-from agent.rules.envelope import Envelope
+from agent.rules.envelope import Envelope, domain_of
 from agent.store.answers import found_in_sent
-from agent.store.ledger import CANCELLED, NEW, SCHEDULED
+from agent.store.in_doubt_kept import untold
+from agent.store.ledger import CANCELLED, NEW, SCHEDULED, Row
 from agent.store.taken_drafts import HANDED_OVER
 
 log = logging.getLogger("mentor_agent.drafts")
+
+CANCELLED_HERS = "sent from her mail program"  # a held door message's row, once its copy is in Needs attention
+CANCELLING = "sent from her mail program: being set aside"  # ... marked before the held copy moves
+TOLD = "sent from her mail program told"  # logged about the row once its notice is in her mailbox
 
 
 def already_sent(world: World, envelope: Envelope, found: Callable[[str], bool] | None = None) -> bool:
@@ -68,47 +80,88 @@ async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> 
 async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]], folder: str) -> set[str]:
     """``found``: copies in ``folder`` (Sent, or a folder named like it) whose Message-ID the ledger knows, not filed
     by the agent. Those of a door message the agent still holds, sent to its mentor: the held copy is not sent.
-    Returns their Message-IDs (to be counted as sent from Sent)."""
-    folders = world.folders
+    Returns their Message-IDs (to be counted as sent from Sent), those of a cancel a stop interrupted too."""
+    ledger = world.ledger
     cancelled: set[str] = set()
     for _info, envelope in found:
-        row = world.ledger.get(envelope.key)
-        if row is None or row.state not in (NEW, SCHEDULED) or not row.folder or row.uid is None:
-            continue  # claimed or done: the copy may be the agent's own (or too late to hold back)
+        row = ledger.get(envelope.key)
+        if row is None:
+            continue
         written = {p.id for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
         if row.mentor not in written:
             continue  # another message under its Message-ID (a program that reuses them): never proof it went
-        if not world.ledger.logged(HANDED_OVER, row.key) or world.ledger.logged(SUBMITTED, row.key):
+        if row.state == CANCELLED and row.detail in (CANCELLING, CANCELLED_HERS):
+            if envelope.message_id:  # read again after a stop: counted still (counting twice is not possible)
+                cancelled.add(envelope.message_id)
+            continue
+        if row.state not in (NEW, SCHEDULED) or not row.folder or row.uid is None:
+            continue  # claimed or done: the copy may be the agent's own (or too late to hold back)
+        if not ledger.logged(HANDED_OVER, row.key) or ledger.logged(SUBMITTED, row.key):
             continue  # not a door's draft (a program's early copy of a submission: early_copies)
         held = await world.locate(row.folder, row.key, row.uid)
         if held is None:
             continue  # gone meanwhile: follow_scheduled sees to it
-        try:
-            # Moved first: a crash before the row is updated finds it gone from its folder, never sends it
-            await world.imap(world.mailbox.move, row.folder, held, folders.needs_attention)
-        except MessageGone:
-            continue
-        world.ledger.update(
-            row.key, state=CANCELLED, folder=folders.needs_attention, uid=None, detail="sent from her mail program"
-        )
-        world.ledger.log("cancelled", mentor=row.mentor, message=row.key, detail="sent from her mail program")
-        log.warning(
-            "%s: sent from her mail program (its copy is in %s) while held: the held copy not sent, to %s",
-            named(row.key, row.subject),
-            folder,
-            folders.needs_attention,
-        )
-        publish(Cancelled(row.key, "sent from her mail program"))
+        # Marked first: a stop before the move is finished at the next start, never read as her cancel
+        ledger.update(row.key, state=CANCELLED, uid=held, detail=CANCELLING)
+        ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=CANCELLED_HERS)
         if envelope.message_id:
             cancelled.add(envelope.message_id)
+        await _set_aside(world, row.key, folder)
+    return cancelled
+
+
+async def finish_cancels(world: World) -> None:
+    """At start: finish each cancel a stop interrupted (its held copy to Needs attention), and tell each one
+    whose notice she has not had yet."""
+    for row in world.ledger.in_states(CANCELLED):
+        if row.detail == CANCELLING:
+            await _set_aside(world, row.key, world.folders.sent)
+    for row in untold(world.ledger, (CANCELLED_HERS,), TOLD, state=CANCELLED):
+        await _tell(world, row, world.folders.sent)
+
+
+async def _set_aside(world: World, key: str, folder: str) -> None:
+    """The held copy of a row marked :data:`CANCELLING` to Needs attention; then she is told."""
+    folders = world.folders
+    row = world.ledger.get(key)
+    if row is None:
+        return
+    if row.folder and row.folder != folders.needs_attention:
+        held = await world.locate(row.folder, row.key, row.uid)
+        if held is not None:
+            with contextlib.suppress(MessageGone):  # moved by her meanwhile: it is not sent all the same
+                await world.imap(world.mailbox.move, row.folder, held, folders.needs_attention)
+    world.ledger.update(row.key, folder=folders.needs_attention, uid=None, detail=CANCELLED_HERS)
+    log.warning(
+        "%s: sent from her mail program (its copy is in %s) while held: the held copy not sent, to %s",
+        named(row.key, row.subject),
+        folder,
+        folders.needs_attention,
+    )
+    publish(Cancelled(row.key, CANCELLED_HERS))
+    await _tell(world, row, folder, row.folder if row.folder != folders.needs_attention else None)
+
+
+async def _tell(world: World, row: Row, folder: str, held_in: str | None = None) -> None:
+    """Her notice of ``row``'s cancel (its copy found in ``folder``; the held copy was in ``held_in``), once: under
+    a Message-ID made from the row, looked for before it is appended (one whose APPEND went unanswered, or a stop
+    before its :data:`TOLD`, is not told twice)."""
+    folders = world.folders
+    made = hashlib.sha256(f"sent from her mail program\0{row.key}".encode()).hexdigest()[:24]
+    own = f"<{made}.held.mentor-agent@{domain_of(world.settings.student.address)}>"
+    told = await world.locate(folders.notices, own, None) is not None
+    if not told:
         subject = row.subject or "(no subject)"
-        await world.notify(
+        where = f"while mentor-agent held it in {held_in}" if held_in else "while mentor-agent held it"
+        told = await world.notify(
             f"Not sent again: {subject}",
             [
                 f"“{subject}” was sent from your mail program (Send pressed there, its copy is in your {folder} "
-                f"folder) while mentor-agent held it in {row.folder}. So mentor-agent will not send it a second time.",
+                f"folder) {where}. So mentor-agent will not send it a second time.",
                 f"The copy it held is in {folders.needs_attention}: delete it. It counts in the agreement as sent.",
             ],
             about=row.message_id,
+            message_id=own,
         )
-    return cancelled
+    if told:
+        world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
