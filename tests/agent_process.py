@@ -153,7 +153,8 @@ file_in_sent = "always"
         (self.root / "policies").mkdir(exist_ok=True)
         (self.root / "policies" / name).write_text(text)
 
-    def start(self, **env: str) -> None:
+    def start(self, *, until: str = "connected to", **env: str) -> None:
+        """Start the daemon and wait for ``until`` in its log (or its end)."""
         log = self.root / f"agent-{len(self.logs)}.log"
         self.logs.append(log)
         environment = {**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1"}
@@ -166,7 +167,7 @@ file_in_sent = "always"
                 cwd=self.root,
                 env=environment,
             )
-        eventually(lambda: "connected to" in self.log() or self.process_ended(), timeout=20)
+        eventually(lambda: until in self.log() or self.process_ended(), timeout=20)
         # With a crash point and mail already waiting, the agent may reach the point (and be killed) before
         # the log is read: that is a start too, and the test's wait_exit() sees the kill.
         crashed = "MENTOR_AGENT_CRASH_AT" in env and self.process.poll() == -signal.SIGKILL

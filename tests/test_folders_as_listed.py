@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -22,10 +23,12 @@ from agent.mail.claim import Mailbox
 from agent.mail.folder_names import find_sent, prefix_asked, refused_for_now, says_no_rights, usable, without_ghosts
 from agent.mail.session import FolderRefused, MailboxError
 from agent.reconcile.outbox_folders import remember_made, settle_folders
-from tests.agent_process import STUDENT, Agent, policy_text
+from agent.rules.server_trouble import VARIABLE as TROUBLE_TOLD_AFTER
+from tests.agent_process import STUDENT, Agent, eventually, policy_text
 from tests.fakes.memory_mailbox import Failure, MemoryServer
 from tests.servers.dovecot import Dovecot, User
 from tests.servers.fixtures import TlsFiles
+from tests.servers.rewriting_proxy import RewritingProxy
 from tests.servers.smtp import SmtpServer
 from tests.test_check_connect import cli
 from tests.test_in_doubt_counts_on_fake import START
@@ -92,6 +95,51 @@ def test_a_create_the_server_refuses_for_now_is_tried_again_not_a_config_error(
         assert not isinstance(raised.value, FolderRefused) and "failed for now" in str(raised.value)
     finally:
         maildir.chmod(0o700)
+
+
+def test_a_server_refusing_the_folder_check_for_now_is_told_once_and_again_when_it_works(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Hostile round 3 on the folders: a server that refuses the start's folder check for now at every try
+    (``[UNAVAILABLE]`` to each STATUS) was retried for ever, right, but she was never told that nothing was read
+    or sent meanwhile. Now she is told once the spell has lasted (here 1 s, not half an hour), once, and again
+    when it works; what waited in the Outbox goes then."""
+    user = dovecot.new_user()
+    with dovecot.client(user) as client:  # "Sent Items" listed as a parent: asked about by STATUS at each start
+        client.create_folder("Sent Items/2019")
+        client.create_folder("Mentor Outbox")
+        client.append("Mentor Outbox", mail("Waited out the trouble", to="friend@example.org"))
+    trouble = [True]
+
+    def unavailable(line: bytes) -> bytes:  # Dovecot's answer to STATUS, while the trouble lasts
+        if trouble[0] and re.match(rb"^\S+ OK Status completed", line):
+            return line.split(b" ", 1)[0] + b" NO [UNAVAILABLE] Temporary failure, try again later\r\n"
+        return line
+
+    proxy = RewritingProxy(dovecot.port, unavailable)
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server, env={TROUBLE_TOLD_AFTER: "1"})
+    agent.write_config()
+    agent.policy(policy_text())
+    agent.config.write_text(agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n"))
+    try:
+        agent.start(until="telling the student")
+        tries = agent.log().count("failed for now")
+        eventually(lambda: agent.log().count("failed for now") > tries, timeout=40)  # tried again, not told again
+        assert [str(n["Subject"]) for n in agent.notices()] == [
+            "[mentor-agent] mentor-agent is waiting for your mail server"
+        ]
+        assert agent.process is not None and agent.process.poll() is None and smtp_server.messages == []
+        trouble[0] = False
+        smtp_server.wait_for(1, timeout=40)
+        eventually(lambda: len(agent.notices()) == 2, timeout=10)
+        subjects = [str(n["Subject"]) for n in agent.notices()]
+        assert subjects[1] == "[mentor-agent] Back in your mailbox: your mail server works again", subjects
+        body = agent.notices()[0].get_content()
+        assert "[UNAVAILABLE]" in body and "reads and sends nothing" in body, body
+    finally:
+        agent.end()
+        proxy.stop()
 
 
 @pytest.mark.parametrize(

@@ -20,18 +20,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config.policy_keeper import BROKEN, REMOVED, RENAMED, Change, PolicyKeeper, look_at
 from agent.config.settings import Settings
-from agent.daemon import preflight, sdnotify, session, unwatched_folders
+from agent.daemon import preflight, sdnotify, session, trouble, unwatched_folders
 from agent.daemon.first_policy import FIRST_WAIT, end_the_wait
 from agent.daemon.reconnect import Reconnect
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
-from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, SessionExpired
+from agent.mail.claim import Mailbox
+from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, ServerTrouble, SessionExpired
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk
 from agent.reconcile.context import World, utc_now
@@ -41,9 +43,11 @@ from agent.reconcile.history import Seen, scan_replies, scan_sent
 from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import remember_made, settle_folders
 from agent.reconcile.recovery import recover
+from agent.rules import server_trouble
 from agent.rules.envelope import forget_read
 from agent.rules.policy import load_policies
 from agent.rules.refusals import Gate, Refusal
+from agent.rules.server_trouble import Spell
 from agent.store import statelock
 from agent.store.ledger import NEW, OPEN_STATES, SCHEDULED, Ledger
 from agent.store.statefiles import is_disk_full, state_disk
@@ -165,6 +169,7 @@ class Daemon:
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
         self.draft_door = DraftDoor()  # the star door's waits (made afresh for each session)
         self.smtp_check: asyncio.Task[None] | None = None  # the start's SMTP login check, beside the IMAP login
+        self.trouble: Spell | None = None  # the server refusing the folder check for now (told once it lasts)
 
     # -- control -----------------------------------------------------------------------------------------------
 
@@ -460,6 +465,14 @@ class Daemon:
         sdnotify.status(f"IMAP {refusal.what}; next try {refusal.next_try.isoformat(timespec='seconds')}")
         return delay
 
+    def _server_trouble(self, mailbox: Mailbox, error: ServerTrouble) -> None:
+        """(In the login's thread, the main loop waiting for it.) One more try whose folder check the server refused
+        for now: she is told once the spell has lasted (:mod:`agent.rules.server_trouble`)."""
+        now = utc_now()
+        self.trouble = spell = server_trouble.failed(self.trouble, now, str(error))
+        if spell.due(now) and trouble.tell_refused(mailbox, self.settings, spell):
+            self.trouble = replace(spell, told=True)
+
     async def _smtp_checked(self) -> None:
         """The start's SMTP check, once: a refused login there is said before anything IMAP failed at."""
         check, self.smtp_check = self.smtp_check, None
@@ -475,7 +488,13 @@ class Daemon:
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
         try:
             mailbox, folders, listed = await asyncio.to_thread(
-                session.connect_listed, settings, self.config_file, self.ledger.agent_id(), imap_login, tell=True
+                session.connect_listed,
+                settings,
+                self.config_file,
+                self.ledger.agent_id(),
+                imap_login,
+                tell=True,
+                trouble=self._server_trouble,
             )
         except BaseException:
             await self._smtp_checked()
@@ -536,6 +555,9 @@ class Daemon:
             self.connected_at = time.monotonic()
             if ended is not None:
                 await self._imap_works_again(world, ended)
+            spell, self.trouble = self.trouble, None
+            if spell is not None and spell.told:
+                await trouble.tell_works_again(world, spell)
             if not self.ready_sent:
                 sdnotify.ready()
                 self.ready_sent = True

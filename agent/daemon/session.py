@@ -26,7 +26,7 @@ from agent.errors import Problem, UserError
 from agent.mail.claim import Mailbox
 from agent.mail.credentials import resolve
 from agent.mail.port import ResolvedFolders, folder_attributes
-from agent.mail.session import FolderRefused, Login, MailboxError
+from agent.mail.session import FolderRefused, Login, MailboxError, ServerTrouble
 from agent.reconcile.context import World, utc_now
 from agent.rules.envelope import domain_of
 from agent.rules.notices import build_notice
@@ -67,14 +67,22 @@ def connect(
 
 
 def connect_listed(
-    settings: Settings, config_file: str, agent_id: str, login: Login | None = None, *, tell: bool = False
+    settings: Settings,
+    config_file: str,
+    agent_id: str,
+    login: Login | None = None,
+    *,
+    tell: bool = False,
+    trouble: Callable[[Mailbox, ServerTrouble], None] | None = None,
 ) -> tuple[Mailbox, ResolvedFolders, dict[str, frozenset[str]]]:
     """:func:`connect`, and the folders as its one LIST showed them, with the agent's own it made (no attributes):
     what a session's first looks read (:func:`~agent.reconcile.outbox_folders.settle_folders`, the drafts door)
     instead of a LIST each (issue 21: a backlog at start waits for every round trip before its first send).
 
     A folder the server refuses to create is a :class:`UserError` naming its ``imap.folders`` key (configuration:
-    the daemon stops with it, exit 78); ``tell`` (the daemon): the student is told by a notice in INBOX first."""
+    the daemon stops with it, exit 78); ``tell`` (the daemon): the student is told by a notice in INBOX first.
+    ``trouble``: called with the logged-in mailbox when the server refuses the folder check for now
+    (:class:`ServerTrouble`: tried again), before the mailbox closes: the daemon tells her of a long spell so."""
     mailbox = Mailbox(
         settings.imap, login or login_for(settings.imap, "imap", config_file, settings.state_dir), agent_id=agent_id
     )
@@ -88,6 +96,11 @@ def connect_listed(
             _tell(mailbox, settings, "mentor-agent stopped: the server refused one of its folders", problem)
         mailbox.close()
         raise UserError([problem]) from error
+    except ServerTrouble as error:
+        if trouble is not None:
+            trouble(mailbox, error)
+        mailbox.close()
+        raise
     except BaseException:
         mailbox.close()
         raise
@@ -123,15 +136,21 @@ def _tell(mailbox: Mailbox, settings: Settings, title: str, problem: Problem) ->
     """A notice in INBOX (the notices folder may be the one refused) before the daemon stops; never raises. The
     same problem is told once, however often she starts the daemon before she fixes it: the notice's Message-ID is
     made of the problem's words and looked for first."""
-    student = settings.student
     words = re.sub(r"\s*\([\d.+ ]*secs\)", "", f"{title}\n{problem}")  # Dovecot's timings differ at each start
-    said = hashlib.sha256(words.encode()).hexdigest()[:20]
-    own = f"<stopped-{said}.mentor-agent@{domain_of(student.address)}>"
+    lines = [str(problem), "Nothing goes out until the config file is fixed and mentor-agent is started again."]
+    tell_in_inbox(mailbox, settings, title, lines, f"stopped-{hashlib.sha256(words.encode()).hexdigest()[:20]}")
+
+
+def tell_in_inbox(mailbox: Mailbox, settings: Settings, title: str, lines: list[str], made: str) -> bool:
+    """A notice in INBOX over a session that cannot go on (the notices folder may not be there); whether it is
+    there now. Never raises. Its Message-ID is made of ``made`` and looked for first: told once."""
+    student = settings.student
+    own = f"<{made}.mentor-agent@{domain_of(student.address)}>"
     raw = build_notice(
         student_name=student.name,
         student_address=student.address,
         title=title,
-        lines=[str(problem), "Nothing goes out until the config file is fixed and mentor-agent is started again."],
+        lines=lines,
         now=utc_now(),
         message_id=own,
     )
@@ -140,6 +159,8 @@ def _tell(mailbox: Mailbox, settings: Settings, title: str, problem: Problem) ->
             mailbox.append("INBOX", raw)
     except MailboxError as error:
         log.warning("could not append the notice %r: %s", title, error)
+        return False
+    return True
 
 
 def world_for(

@@ -28,6 +28,7 @@ from agent.mail.session import (
     FolderRefused,
     Login,
     MailboxError,
+    ServerTrouble,
     bye_said,
     describe_error,
     drop,
@@ -202,7 +203,7 @@ class Connection:
                 if not exists():  # another agent may have just made it
                     words = describe_error(error)
                     if names.refused_for_now(words):  # the server's trouble, not the name: tried again after a wait
-                        raise MailboxError(f"CREATE {folder!r} failed for now: {words}") from error
+                        raise ServerTrouble(f"CREATE {folder!r} failed for now: {words}") from error
                     raise FolderRefused(folder, words, names.prefix_asked(words) or self._personal_prefix()) from error
             with contextlib.suppress(IMAPClientError):
                 self.client.subscribe_folder(folder)
@@ -219,7 +220,7 @@ class Connection:
         except IMAPClientError as error:
             words = describe_error(error)
             if names.refused_for_now(words):  # the server's trouble: never taken for a folder that is not there
-                raise MailboxError(f"STATUS {folder!r} failed for now: {words}") from error
+                raise ServerTrouble(f"STATUS {folder!r} failed for now: {words}") from error
             return names.says_no_rights(words)  # there, but not hers to read; any other NO: not there
         return True
 

@@ -73,6 +73,11 @@ class CommandRefused(MailboxError):
     """The server answered a command NO (or BAD); the connection itself is fine."""
 
 
+class ServerTrouble(MailboxError):
+    """The server refused a command for now, saying it is its own trouble (RFC 5530: ``[UNAVAILABLE]``,
+    ``[SERVERBUG]``, …): tried again after a wait, never taken for configuration (:mod:`agent.rules.server_trouble`)."""
+
+
 class MessageGone(CommandRefused):
     """The message is no longer where we looked (another agent moved it, or the student deleted it)."""
 

@@ -1,0 +1,45 @@
+"""A server that logs the agent in but refuses what it asks "for now" (RFC 5530: ``[UNAVAILABLE]``,
+``[SERVERBUG]``, … to the STATUS or CREATE of the start's folder check) is its own trouble, not her settings: the
+daemon tries again, waiting longer each time (:mod:`agent.daemon.reconnect`), for as long as it lasts.
+
+Nothing is read or sent meanwhile, so once it has lasted :data:`TELL_AFTER` she is told, by a notice in INBOX
+over the very session that was refused (its login worked), once per spell; and told again when it works. A
+:class:`Spell` is that state for one daemon (in memory: a restart starts a new spell).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+TELL_AFTER = timedelta(minutes=30)
+VARIABLE = "MENTOR_AGENT_TROUBLE_TOLD_AFTER"  # tests only: seconds instead of TELL_AFTER
+
+
+def tell_after() -> timedelta:
+    try:
+        return timedelta(seconds=float(os.environ[VARIABLE]))
+    except (KeyError, ValueError):
+        return TELL_AFTER
+
+
+@dataclass(frozen=True)
+class Spell:
+    """Since when the server has refused for now, how many tries, its last words, and whether she was told."""
+
+    since: datetime
+    tries: int
+    words: str
+    told: bool = False
+
+    def due(self, now: datetime) -> bool:
+        """Whether she should be told now (once it has lasted :func:`tell_after`, and only once)."""
+        return not self.told and now - self.since >= tell_after()
+
+
+def failed(spell: Spell | None, now: datetime, words: str) -> Spell:
+    """One more try refused for now."""
+    if spell is None:
+        return Spell(since=now, tries=1, words=words)
+    return replace(spell, tries=spell.tries + 1, words=words)
