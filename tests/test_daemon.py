@@ -295,6 +295,8 @@ def test_two_agents_on_one_account_never_send_the_same_message(
         assert got == sorted(subjects), f"each exactly once; got {len(received)}: {got}"
         eventually(lambda: sorted(agent.subjects("Sent")) == sorted(subjects))
         assert agent.folder_raw("Outbox") == {} and agent.folder_raw("Sending") == {}
+        told = [str(n["Subject"]) for n in agent.notices()]
+        assert not [t for t in told if "will not go from" in t.lower()], "what the other agent held is not hers"
     finally:
         other.stop()
 

@@ -18,7 +18,7 @@ from agent.mail import claim as claim_module
 from agent.mail import client as client_module
 from agent.mail import uidsets
 from agent.mail.claim import Mailbox
-from agent.mail.port import HeaderInfo
+from agent.mail.port import HELD_KEYWORD, HeaderInfo
 from agent.mail.session import Login, MailboxError, MessageGone
 from agent.mail.watch import Watcher
 from agent.reconcile.context import World
@@ -313,6 +313,21 @@ def test_delete_and_flags_touch_only_that_message(dovecot: Dovecot, imap_user: U
     assert "\\Flagged" not in dovecot.flags(imap_user, "Scheduled", keep)
     box.delete("Scheduled", drop)
     assert set(dovecot.messages(imap_user, "Scheduled")) == {keep}
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])
+def test_what_the_agent_moves_into_scheduled_is_marked_held_and_nothing_else(
+    dovecot: Dovecot, imap_user: User, box: Mailbox, fallback: bool
+) -> None:
+    """agent/reconcile/strangers.py: another agent on the account knows a held message from one she put there."""
+    box.force_copy_fallback = fallback
+    held, other = box.append("Outbox", message(1)), box.append("Outbox", message(2))
+    assert held is not None and other is not None and box.held_folder == "Scheduled"
+    placed = box.move_many("Outbox", [held], "Scheduled")[held]
+    attention = box.move("Outbox", other, "Needs attention")
+    assert placed is not None and attention is not None
+    assert HELD_KEYWORD in dovecot.flags(imap_user, "Scheduled", placed)
+    assert not any(f.startswith("$MentorAgent") for f in dovecot.flags(imap_user, "Needs attention", attention))
 
 
 @pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])

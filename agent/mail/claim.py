@@ -23,6 +23,7 @@ from imapclient.imapclient import DELETED, TRASH
 
 from agent.config.settings import Imap
 from agent.mail.client import FETCH_CHUNK, Connection
+from agent.mail.port import HELD_KEYWORD
 from agent.mail.session import Login, MailboxError, MessageGone, refused
 from agent.mail.uidsets import copyuid, expand, identities_in, text_of, uid_set
 from agent.rules.envelope import parse_envelope
@@ -149,11 +150,13 @@ class Mailbox(Connection):
                 where = f"{len(copied)} message(s) {folder!r} -> {target!r}"
                 self._run(f"UID STORE {where} +\\Deleted", lambda: self.client.add_flags(marks, [DELETED], silent=True))
                 self._expunge(copied)
-        if claim and self._claims_work(folder) and moved:
-            new_uids = [new for new in moved.values() if new is not None]
+        new_uids = [new for new in moved.values() if new is not None]
+        if claim and self._claims_work(folder) and new_uids:
             with contextlib.suppress(MailboxError):  # cosmetic: the move itself has succeeded
-                if new_uids:
-                    self.remove_flags_many(target, new_uids, [self.claim_keyword])
+                self.remove_flags_many(target, new_uids, [self.claim_keyword])
+        if target == self.held_folder and new_uids:
+            with contextlib.suppress(MailboxError):  # a mark only: the move itself has succeeded
+                self.add_flags_many(target, new_uids, [HELD_KEYWORD])
         return moved
 
     def _transfer(self, verb: str, folder: str, uids: list[int], target: str) -> tuple[list[int], dict[int, int]]:

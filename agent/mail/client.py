@@ -3,6 +3,10 @@
 Synchronous on purpose (imapclient blocks): the daemon calls it from worker threads. Every failure the daemon
 should log and reconnect on comes out as :class:`~agent.mail.session.MailboxError`, with a short message and
 never a password. Moving messages (the claim protocol) is :class:`agent.mail.claim.Mailbox`, built on this.
+
+Why one module of a little over 400 lines: every command the agent gives on its command connection goes through
+one error translation (``_run``) and one selected-folder state (``_select``); split, each part would reach into the
+other's private state.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class Connection:
         self._client: IMAPClient | None = None
         self._selected: str | None = None
         self._capabilities: frozenset[str] = frozenset()
+        self.held_folder: str | None = None  # agent.mail.port.MailboxPort.held_folder: set by resolve_folders
 
     # -- connection ------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -160,6 +165,7 @@ class Connection:
         ):
             if name not in listed:
                 self.ensure_folder(name)
+        self.held_folder = resolved.scheduled
         return resolved
 
     def folder_list(self) -> dict[str, frozenset[str]]:
@@ -366,8 +372,7 @@ class Connection:
 
     def set_flags(self, folder: str, uid: int, flags: Sequence[str]) -> None:
         """Add ``flags`` to the message (others stay)."""
-        self._select(folder)
-        self._run(f"UID STORE {uid} +FLAGS", lambda: self.client.add_flags([uid], list(flags)))
+        self.add_flags_many(folder, [uid], flags)
 
     def replace_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
         """Set the flags of these messages to exactly ``flags``."""
@@ -393,6 +398,12 @@ class Connection:
         self._run(
             f"STORE -X-GM-LABELS in {folder!r}", lambda: self.client.remove_gmail_labels([uid], [label], silent=True)
         )
+
+    def add_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        marks = uid_set(uids)
+        if marks:
+            self._select(folder)
+            self._run(f"UID STORE {marks} +FLAGS", lambda: self.client.add_flags(marks, list(flags), silent=True))
 
     def remove_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
         marks = uid_set(uids)

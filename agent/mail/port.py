@@ -26,6 +26,10 @@ from typing import Protocol
 
 from agent.mail.uidsets import text_of
 
+# On what an agent moved into its Scheduled folder (``MailboxPort.held_folder``): held by an agent, maybe another
+# one on the same account, never a stranger there (agent.reconcile.intake tells her of mail she put there herself).
+HELD_KEYWORD = "$MentorAgentHeld"
+
 Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what a LIST answers: (attributes, delimiter, name)
 
 
@@ -63,6 +67,10 @@ class ResolvedFolders:
 
 class MailboxPort(Protocol):
     """What one reconcile pass does with the mailbox (synchronous: the pass runs it in a worker thread)."""
+
+    # The agent's Scheduled folder, once resolved: what is moved there is marked HELD_KEYWORD where the server
+    # keeps keywords (a mark is cosmetic: its failure never fails the move).
+    held_folder: str | None
 
     # -- folders
     def folder_list(self) -> dict[str, frozenset[str]]:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile import agenda_desk, cancel_pace, invite_deadline
+from agent.reconcile import agenda_desk, cancel_pace, invite_deadline, strangers
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest, out_of_sending
@@ -445,13 +445,20 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
       it gone; a copy marked \\Deleted gone at its claim; she dragged it back): taken in again from the Outbox;
     - otherwise (cancelled long ago and a copy turns up, her phone's old draft say; sent, and her edit came too late):
       not sent, put in Needs attention, and she is told. A copy of what was sent, as it was, is left alone.
+    Mail the agent holds none of (she put it there herself): :mod:`agent.reconcile.strangers`.
     Nothing of hers is left in Scheduled unsent and untold, and nothing she cancelled long ago is sent."""
+    found: list[tuple[HeaderInfo, Envelope]] = []
     for info in await world.imap(world.mailbox.headers, folder, unknown):
         envelope = parse_envelope(info.headers)
-        if "\\Deleted" in info.flags or envelope.message_id is None:
+        if "\\Deleted" in info.flags:
             continue
         row = world.ledger.get(envelope.key)
-        if row is None or row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
+        if strangers.is_stranger(info, row):
+            found.append((info, envelope))
+            continue
+        if row is None or envelope.message_id is None:
+            continue
+        if row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
             continue
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
@@ -465,6 +472,7 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
         elif content == row.fingerprint:
             continue
         await _set_aside_late(world, folder, info.uid, envelope.message_id, envelope.subject or row.subject, row)
+    await strangers.tell_strangers(world, folder, found)
 
 
 async def _set_aside_late(world: World, folder: str, uid: int, message_id: str, subject: str, row: Row) -> None:

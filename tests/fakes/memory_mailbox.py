@@ -29,7 +29,7 @@ from typing import Self
 from agent.config.settings import Folders
 from agent.mail.claim import CLAIM_KEYWORD
 from agent.mail.folder_names import find_sent
-from agent.mail.port import HeaderInfo, MailboxPort, ResolvedFolders
+from agent.mail.port import HELD_KEYWORD, HeaderInfo, MailboxPort, ResolvedFolders
 from agent.mail.session import CommandRefused, MailboxError, MessageGone, SessionExpired
 
 
@@ -157,6 +157,7 @@ class MemoryMailbox:
         self.server = server or MemoryServer()
         self.claim_keyword = CLAIM_KEYWORD + agent_id
         self.connected = True
+        self.held_folder: str | None = None
 
     # -- session
     def connect(self) -> None:
@@ -228,6 +229,7 @@ class MemoryMailbox:
             self.ensure_folder(name)
         self.ensure_folder(resolved.sent)
         self.ensure_folder(resolved.notices)
+        self.held_folder = resolved.scheduled
         return resolved
 
     def ensure_folder(self, folder: str) -> None:
@@ -335,7 +337,8 @@ class MemoryMailbox:
                     continue  # another agent is moving it right now
                 del box.messages[uid]
                 moved[uid] = into.next_uid
-                into.messages[into.next_uid] = _Message(found.raw, found.flags - claimed, found.internaldate)
+                held = {HELD_KEYWORD} if target == self.held_folder else set()
+                into.messages[into.next_uid] = _Message(found.raw, found.flags - claimed | held, found.internaldate)
                 into.next_uid += 1
             return moved
 

@@ -1,0 +1,66 @@
+"""Mail in Scheduled that the agent did not put there: she moved or saved it there herself (she took Scheduled
+for "send later"), or her mail program saved an edit of a waiting message as a new one, or she dragged a message
+back from Needs attention. Only what the agent holds goes from Scheduled, so such a message would wait there for
+ever, unsent and untold. It is left where it is (hers to move) and she is told, once for each message, in one
+notice per look: to send it within the agreement, she moves it to the Outbox.
+
+What another agent on the same account holds is not hers to be told of: an agent marks what it moves into
+Scheduled (:data:`agent.mail.port.HELD_KEYWORD`, where the server keeps keywords), and a marked message that this
+agent's ledger does not know is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from agent.mail.port import HELD_KEYWORD, HeaderInfo
+from agent.reconcile.context import World
+from agent.rules.envelope import Envelope
+from agent.store.ledger import ATTENTION, Row
+
+log = logging.getLogger("mentor_agent.intake")
+
+TOLD = "not held: told"  # logged about a message's key once she is told it is in Scheduled and will not go
+SHOWN = 5  # subjects named in one notice; the rest counted
+
+
+def is_stranger(info: HeaderInfo, row: Row | None) -> bool:
+    """Whether the message ``info`` in Scheduled (``row``: the ledger's row for its key) is none the agent holds:
+    unknown and unmarked, or one the ledger has in Needs attention (a mark it kept from before is stale then)."""
+    if row is None:
+        return not any(flag.lower() == HELD_KEYWORD.lower() for flag in info.flags)
+    return row.state == ATTENTION
+
+
+async def tell_strangers(world: World, folder: str, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:
+    """She is told of the messages in ``found`` not told of before (one notice)."""
+    ledger = world.ledger
+    fresh = [(info, envelope) for info, envelope in found if not ledger.logged(TOLD, envelope.key)]
+    if not fresh:
+        return
+    subjects = [f"“{envelope.subject or '(no subject)'}”" for _, envelope in fresh]
+    for subject in subjects:
+        log.warning("%s is in %s, not put there by mentor-agent: it does not go from there", subject, folder)
+    outbox = world.folders.outbox
+    if len(fresh) == 1:
+        title = f"Will not go from {folder}: {fresh[0][1].subject or '(no subject)'}"
+        what, it, goes = f"{subjects[0]} is", "it", "this does not go by itself"
+    else:
+        more = f" and {len(subjects) - SHOWN} more" if len(subjects) > SHOWN else ""
+        title = f"{len(fresh)} messages will not go from {folder}"
+        what, it, goes = f"{', '.join(subjects[:SHOWN])}{more} are", "them", "these do not go by themselves"
+    told = await world.notify(
+        title,
+        [
+            f"{what} in your {folder} folder, but mentor-agent did not put {it} there (moved or saved there by you "
+            f"or your mail program, or an edit of a waiting message saved as a new one). Only what mentor-agent "
+            f"holds goes from {folder}: {goes}.",
+            f"To send {it} within your agreement, move {it} to {outbox}; otherwise move {it} anywhere else, or delete.",
+        ],
+        about=fresh[0][1].message_id,
+    )
+    if told:
+        with ledger.transaction():
+            for _, envelope in fresh:
+                ledger.log(TOLD, message=envelope.key)

@@ -1,0 +1,115 @@
+"""Mail in Scheduled that the agent did not put there (agent/reconcile/strangers.py): left where it is, never sent
+from there, and she is told once; what another agent on the account holds is not hers to be told of. Pass by
+pass, in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.mail.port import HELD_KEYWORD
+from agent.rules.envelope import parse_envelope
+from tests.agent_process import OUTBOX, policy_text
+from tests.fakes.memory_mailbox import MemoryServer
+from tests.servers.smtp import SmtpServer
+from tests.test_passes_on_fake import SENT, Pass, mail
+
+SCHEDULED = "Scheduled"
+
+
+@pytest.fixture
+def one_a_day(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Pass]:
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
+    try:
+        yield made
+    finally:
+        made.world.ledger.close()
+
+
+def told(one: Pass) -> list[str]:
+    return [s for s in one.subjects("INBOX") if "will not go from" in s.lower()]
+
+
+def test_a_message_she_put_in_scheduled_herself_is_told_once_and_goes_once_she_moves_it(one_a_day: Pass) -> None:
+    """Found in review: it waited there for ever, unsent and untold (she took Scheduled for "send later")."""
+    uid = one_a_day.server.put(SCHEDULED, mail("Put there by hand"))
+    for _ in range(3):
+        one_a_day.run()
+    assert one_a_day.received() == [] and one_a_day.subjects(SCHEDULED) == ["Put there by hand"]
+    assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: Put there by hand"]
+    notice = next(m for m in one_a_day.server.messages("INBOX").values() if b"Will not go" in m)
+    assert b"move it to Mentor Outbox" in notice.replace(b"\r\n ", b" ")
+    one_a_day.box.move(SCHEDULED, uid, OUTBOX)  # as told
+    one_a_day.run()
+    one_a_day.run()
+    assert one_a_day.received() == ["Put there by hand"] and len(told(one_a_day)) == 1
+
+
+def test_an_edit_of_a_held_message_saved_as_a_new_one_is_told(one_a_day: Pass) -> None:
+    """An older open item: her program saved the edit under a new Message-ID and removed the held copy; the held one
+    was cancelled (taken out of Scheduled) and the edit stayed there, never sent, untold."""
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, mail("Question"))
+    one_a_day.run()
+    [(uid, _)] = one_a_day.server.messages(SCHEDULED).items()
+    one_a_day.box.delete(SCHEDULED, uid)
+    one_a_day.server.put(SCHEDULED, mail("Question (edited)"))
+    for _ in range(3):
+        one_a_day.run()
+    assert one_a_day.received() == ["first"]
+    assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: Question (edited)"]
+
+
+def test_a_message_in_doubt_dragged_from_needs_attention_to_scheduled_is_told(one_a_day: Pass) -> None:
+    one_a_day.server.put(OUTBOX, mail("In doubt"))
+    one_a_day.smtp.drop_after_data()
+    one_a_day.run()
+    assert one_a_day.subjects("Needs attention") == ["In doubt"]
+    [(uid, _)] = one_a_day.server.messages("Needs attention").items()
+    one_a_day.box.move("Needs attention", uid, SCHEDULED)
+    for _ in range(3):
+        one_a_day.run()
+    assert one_a_day.received() == ["In doubt"], "once, the try in doubt"
+    assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: In doubt"]
+
+
+def test_many_at_once_are_one_notice_naming_the_first_and_counting_the_rest(one_a_day: Pass) -> None:
+    for n in range(8):
+        one_a_day.server.put(SCHEDULED, mail(f"old {n}"))
+    one_a_day.run()
+    one_a_day.server.put(SCHEDULED, mail("one more"))
+    one_a_day.run()
+    one_a_day.run()
+    assert told(one_a_day) == [
+        "[mentor-agent] 8 messages will not go from Scheduled",
+        "[mentor-agent] Will not go from Scheduled: one more",
+    ]
+    first = next(m for m in one_a_day.server.messages("INBOX").values() if b"8 messages" in m)
+    assert b"and 3 more are" in first.replace(b"\r\n ", b" ")
+
+
+def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Two agents, one account: what the laptop's agent holds in Scheduled is no stranger to the other one's."""
+    server = MemoryServer(sent=SENT)
+    (tmp_path / "laptop").mkdir()
+    (tmp_path / "server").mkdir()
+    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server)
+    other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=1), server=server)
+    try:
+        server.put(OUTBOX, mail("first"))
+        laptop.run()
+        server.put(OUTBOX, mail("held by the laptop"))
+        laptop.run()
+        assert laptop.subjects(SCHEDULED) == ["held by the laptop"]
+        [(uid, _)] = server.messages(SCHEDULED).items()
+        assert HELD_KEYWORD in server.flags(SCHEDULED, uid)
+        for _ in range(3):
+            other.run()
+        assert told(other) == [] and other.subjects(SCHEDULED) == ["held by the laptop"]
+        assert [parse_envelope(r.content).subject for r in smtp_server.messages] == ["first"]
+    finally:
+        laptop.world.ledger.close()
+        other.world.ledger.close()
