@@ -315,6 +315,28 @@ def test_delete_and_flags_touch_only_that_message(dovecot: Dovecot, imap_user: U
     assert set(dovecot.messages(imap_user, "Scheduled")) == {keep}
 
 
+def test_a_body_another_session_expunged_meanwhile_is_gone_not_a_crash(
+    box: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a loop of the two-agents test: Dovecot answered a FETCH of a message the other agent had just
+    expunged with ``BODY[] NIL``; ``bytes(None)`` ended the daemon ("unexpected TypeError")."""
+    kept, gone = box.append("Scheduled", message(1)), box.append("Scheduled", message(2))
+    assert kept is not None and gone is not None
+    real = box.client.fetch
+
+    def fetch(uids: list[int], items: list[str]) -> dict[int, dict[bytes, object]]:
+        data = real(uids, items)
+        for name in (b"BODY[]", b"BODY[HEADER]"):
+            if gone in data and name in data[gone]:
+                data[gone][name] = None  # as Dovecot answers for a message expunged under the FETCH
+        return data
+
+    monkeypatch.setattr(box.client, "fetch", fetch)
+    assert box.fetch("Scheduled", gone) is None and box.fetch("Scheduled", kept) is not None
+    assert set(box.fetch_many("Scheduled", [kept, gone])) == {kept}
+    assert [info.uid for info in box.headers("Scheduled", [kept, gone])] == [kept]
+
+
 @pytest.mark.parametrize("fallback", [False, True], ids=["MOVE", "COPY+EXPUNGE"])
 def test_what_the_agent_moves_into_scheduled_is_marked_held_and_nothing_else(
     dovecot: Dovecot, imap_user: User, box: Mailbox, fallback: bool

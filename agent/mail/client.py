@@ -270,8 +270,12 @@ class Connection:
                 f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, items)
             )
             for uid, item in sorted(data.items()):
-                if int(uid) not in asked or b"BODY[HEADER]" not in item or (whole and b"BODY[]" not in item):
-                    continue  # an unsolicited FETCH (flag change) for another message
+                if (
+                    int(uid) not in asked
+                    or item.get(b"BODY[HEADER]") is None
+                    or (whole and item.get(b"BODY[]") is None)
+                ):
+                    continue  # an unsolicited FETCH (flag change), or NIL: expunged by another session meanwhile
                 when = item.get(b"INTERNALDATE")
                 info = HeaderInfo(
                     uid=int(uid),
@@ -291,10 +295,8 @@ class Connection:
         """The whole message, byte for byte, without setting \\Seen; None if it is gone."""
         self._select(folder)
         data = self._run(f"UID FETCH {uid} in {folder!r}", lambda: self.client.fetch([uid], ["BODY.PEEK[]"]))
-        item = data.get(uid)
-        if item is None or b"BODY[]" not in item:
-            return None
-        return bytes(item[b"BODY[]"])
+        body = data.get(uid, {}).get(b"BODY[]")
+        return None if body is None else bytes(body)  # NIL: expunged by another session meanwhile
 
     def _up_to_date(self, folder: str) -> None:
         """Select ``folder``, or — when it is selected already — NOOP first: Dovecot's SEARCH in a folder that
@@ -339,7 +341,7 @@ class Connection:
             asked = set(chunk)
             data = self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["BODY.PEEK[]"]))
             for uid, item in data.items():
-                if int(uid) in asked and b"BODY[]" in item:
+                if int(uid) in asked and item.get(b"BODY[]") is not None:  # NIL: expunged by another session
                     found[int(uid)] = bytes(item[b"BODY[]"])
         return found
 
