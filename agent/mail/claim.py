@@ -131,10 +131,16 @@ class Mailbox(Connection):
         self._select(folder)
         present, identities = self._present(folder, wanted)
         ours: list[int] | None = None
+        # Into Scheduled: marked held before the move, with the claim where there is one, so that another agent
+        # never sees it there unmarked (taken for a stranger: agent.reconcile.strangers)
+        held = [HELD_KEYWORD] if target == self.held_folder else []
         if claim and self._claims_work(folder):
-            ours = self._claim(folder, present)
+            ours = self._claim(folder, present, held)
         if ours is None:  # no claim here: keywords or CONDSTORE are missing
             ours = sorted(present)
+            if held and ours:
+                with contextlib.suppress(MailboxError):  # a mark only: the move does not wait on it
+                    self.add_flags_many(folder, ours, held)
         if not ours:
             return {}
         if self.has_move and not self.force_copy_fallback:
@@ -154,9 +160,6 @@ class Mailbox(Connection):
         if claim and self._claims_work(folder) and new_uids:
             with contextlib.suppress(MailboxError):  # cosmetic: the move itself has succeeded
                 self.remove_flags_many(target, new_uids, [self.claim_keyword])
-        if target == self.held_folder and new_uids:
-            with contextlib.suppress(MailboxError):  # a mark only: the move itself has succeeded
-                self.add_flags_many(target, new_uids, [HELD_KEYWORD])
         return moved
 
     def _transfer(self, verb: str, folder: str, uids: list[int], target: str) -> tuple[list[int], dict[int, int]]:
@@ -310,9 +313,10 @@ class Mailbox(Connection):
             self._condstore_works = False
             return self._run(f"UID FETCH in {folder!r}", functools.partial(self._fetch, chunk, ["FLAGS", _ID_ITEM]))
 
-    def _claim(self, folder: str, present: dict[int, int | None]) -> list[int] | None:
+    def _claim(self, folder: str, present: dict[int, int | None], marks: Sequence[str] = ()) -> list[int] | None:
         """Claim the messages for this agent; the UIDs it may move (no other agent will). None when claims
         turn out not to work here (the conditional STORE refused, or the keyword not kept): move unclaimed.
+        ``marks``: keywords stored with the claim (one STORE), left on a message given up (another agent's may be).
 
         Two steps. A conditional STORE of this agent's keyword (UNCHANGEDSINCE the highest MODSEQ seen; RFC
         7162 names in MODIFIED whatever changed since), then, after a NOOP, a FETCH of the flags: a message
@@ -328,10 +332,11 @@ class Mailbox(Connection):
         # Every change made after our FETCH has a MODSEQ above the highest we saw, so one bound serves all.
         bound = max(m or 0 for m in present.values())
         wanted = sorted(present)
+        keywords = " ".join([self.claim_keyword, *marks])
 
         def store() -> list[int]:
             typ, said = imap.uid(
-                "STORE", uid_set(wanted), f"(UNCHANGEDSINCE {bound})", "+FLAGS.SILENT", f"({self.claim_keyword})"
+                "STORE", uid_set(wanted), f"(UNCHANGEDSINCE {bound})", "+FLAGS.SILENT", f"({keywords})"
             )
             imap.untagged_responses.pop("FETCH", None)
             if typ != "OK":
