@@ -325,7 +325,7 @@ def test_a_body_another_session_expunged_meanwhile_is_gone_not_a_crash(
     real = box.client.fetch
 
     def fetch(uids: list[int], items: list[str]) -> dict[int, dict[bytes, object]]:
-        data = real(uids, items)
+        data: dict[int, dict[bytes, object]] = real(uids, items)
         for name in (b"BODY[]", b"BODY[HEADER]"):
             if gone in data and name in data[gone]:
                 data[gone][name] = None  # as Dovecot answers for a message expunged under the FETCH

@@ -56,21 +56,23 @@ def test_send_pressed_on_a_held_labelled_draft_cancels_the_held_copy(one_a_day: 
     assert [r.subject for r in one_a_day.world.ledger.in_states(CANCELLED)] == ["Question"]
 
 
+@pytest.mark.parametrize("sent_copy", ["kept", "deleted by her before the restart"])
 @pytest.mark.parametrize("at", ["before the move", "after the move", "before the notice"])
 def test_a_stop_while_cancelling_the_held_copy_is_finished_at_the_next_start(
-    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch, at: str
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch, at: str, sent_copy: str
 ) -> None:
     """Found by the hostile round on the folders: killed between the held copy's move and the ledger's word, the
     next start read the copy gone from Scheduled as her own cancel, and the mail she sent from her program was never
     counted (a mentor could get more than agreed). Now the row is marked first and the cancel finished at the next
-    start: the held copy in Needs attention, her send counted, she told once."""
+    start: the held copy in Needs attention, her send counted, she told once. Hostile round: with her Sent copy
+    deleted before the restart, her send was never counted; now it is counted with the mark."""
     one_a_day.server.put(OUTBOX, mail("first"))
     one_a_day.run()
     draft = mail("Question")
     one_a_day.server.put(OUTBOX, draft, DRAFT)
     one_a_day.run()
     assert one_a_day.subjects("Scheduled") == ["Question"]
-    one_a_day.server.put(SENT, draft)
+    sent_uid = one_a_day.server.put(SENT, draft)
     world = one_a_day.world
     real_move, real_notify = world.mailbox.move, world.notify
 
@@ -92,6 +94,8 @@ def test_a_stop_while_cancelling_the_held_copy_is_finished_at_the_next_start(
     with pytest.raises(Crash):
         one_a_day.run()
     monkeypatch.undo()
+    if sent_copy != "kept":
+        one_a_day.box.delete(SENT, sent_uid)
     one_a_day.seen = Seen()  # the restart: Sent is read again
     asyncio.run(recover(world))
     for _ in range(3):
@@ -102,6 +106,31 @@ def test_a_stop_while_cancelling_the_held_copy_is_finished_at_the_next_start(
     rows = world.ledger.in_states(CANCELLED)
     assert [(r.subject, r.detail) for r in rows] == [("Question", CANCELLED_HERS)], "not her cancel"
     assert parse_envelope(draft).message_id in world.ledger.item_ids(), "her send counts in the agreement"
+
+
+def test_another_message_under_its_message_id_in_sent_cancels_nothing(one_a_day: Pass) -> None:
+    """Hostile round: a program that reuses Message-IDs sent another message (another subject) to the mentor; the
+    held draft was cancelled, and she was told it counts as sent."""
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, mail("Question", message_id="<reused-1@med.example.edu>"), DRAFT)
+    one_a_day.run()
+    one_a_day.server.put(SENT, mail("Thank-you note", message_id="<reused-1@med.example.edu>"))
+    one_a_day.run()
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == ["Question"] and told(one_a_day) == []
+
+
+def test_a_new_message_to_someone_else_under_a_message_id_found_in_sent_is_sent(one_a_day: Pass) -> None:
+    """Hostile round: a note to a friend reusing the Message-ID of what she had sent the mentor was set aside as
+    "sent from your mail program"."""
+    one_a_day.server.put(SENT, mail("Question", message_id="<reused-2@med.example.edu>"))
+    one_a_day.run()
+    note = mail("A new note", message_id="<reused-2@med.example.edu>", to="friend@example.org")
+    one_a_day.server.put(OUTBOX, note)
+    one_a_day.run()
+    one_a_day.run()
+    assert one_a_day.received() == ["A new note"] and told(one_a_day) == []
 
 
 def test_send_pressed_while_the_labelled_draft_settles_is_not_sent_again(one_a_day: Pass) -> None:

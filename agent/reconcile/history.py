@@ -12,20 +12,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
 from agent.reconcile.doors.sent_herself import cancel_held
 from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
+from agent.reconcile.sent_counts import count_found, where_found
 from agent.reconcile.went_after_all import settle_doubts
-from agent.rules.addresses import normal_address
 from agent.rules.authenticity import auth_problem
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store.answers import NOT_AN_ANSWER, logged, sent_times
 from agent.store.in_doubt_kept import taken_back
-from agent.store.ledger import SENT_FOLDER
 
 log = logging.getLogger("mentor_agent.history")
 MEETING_REQUEST = "meeting request"  # logged about a "[meeting]" request as the meeting desk files it
@@ -105,40 +103,13 @@ async def _scan_sent(world: World, seen: Seen, folder: str) -> int:
     # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the agent)
     await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours], links)
     found = 0
-    where = "Sent" if folder == world.folders.sent else repr(folder)
+    where = where_found(world, folder)
     for info, envelope in envelopes:
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue
         if world.ledger.logged(MEETING_REQUEST, envelope.key):
             continue  # a "[meeting]" request the desk filed here: it became an invitation, never went itself
-        recipients = envelope.to + envelope.cc + envelope.bcc
-        mentors = {p.id: p for p in map(world.book.for_address, recipients) if p}
-        at = envelope.date or info.internaldate
-        if at is None:
-            continue
-        if not mentors:
-            continue
-        # One item for every mentor it went to, known by each one's addresses: each of them got it.
-        written = {a for loaded in mentors.values() for a in _written_to(loaded.policy.mentor.addresses, recipients)}
-        message = envelope.message_id or envelope.key
-        if not world.ledger.add_item(
-            min(mentors), message, at, [message], source=SENT_FOLDER, addresses=sorted(written)
-        ):
-            continue  # counted before (Sent is read again at each start): said once
-        for mentor in mentors:
-            world.ledger.log(
-                "counted",
-                mentor=mentor,
-                message=envelope.key,
-                detail=f"found in {where}, sent without the agent: {envelope.subject}",
-            )
-            log.info(
-                "counted %s to %s (found in %s, sent without the agent)",
-                named(envelope.key, envelope.subject),
-                mentor,
-                where,
-            )
-            found += 1
+        found += count_found(world, info, envelope, where)
     return found
 
 
@@ -224,12 +195,6 @@ def _young(world: World, info: HeaderInfo, envelope: Envelope) -> bool:
     """Whether mail that matches nothing yet is recent enough to be looked at again on the next passes."""
     arrived = info.internaldate or envelope.date
     return arrived is not None and world.now() - arrived < RETRY_UNMATCHED
-
-
-def _written_to(addresses: tuple[str, ...], recipients: tuple[str, ...]) -> tuple[str, ...]:
-    """Her addresses the message was written to (all of them when none is named as written)."""
-    named = {normal_address(a) for a in recipients}
-    return tuple(a for a in addresses if normal_address(a) in named) or addresses
 
 
 def _received_by(owner: tuple[str, frozenset[str]], mentor_id: str, addresses: tuple[str, ...]) -> bool:

@@ -44,7 +44,7 @@ from agent.reconcile.digest_delivery import record_received
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
 from agent.rules.addresses import normal_address
-from agent.rules.envelope import Envelope, domain_of
+from agent.rules.envelope import Envelope, domain_of, same_subject_line
 from agent.store.in_doubt import handed_over, kept_id
 from agent.store.in_doubt_kept import keep_counting, kept_hand_overs, untold
 from agent.store.ledger import ATTENTION, CLAIMED, DONE, NEW, SCHEDULED, Row
@@ -130,12 +130,7 @@ def _is_of(world: World, copy: Envelope, message_id: str, rows: Sequence[Row]) -
     allowed = {normal_address(a) for row in rows for a in row.recipients}
     if not written <= allowed:  # none at all: to Bcc only ("undisclosed-recipients:;"), as SMTP carried it
         return False
-    return all(_subject(copy.subject) == _subject(row.subject) for row in own)
-
-
-def _subject(text: str | None) -> str:
-    words = " ".join((text or "").split()).casefold()
-    return "" if words == "(no subject)" else words  # what the intake records for none
+    return all(same_subject_line(copy.subject, row.subject) for row in own)
 
 
 def _went(world: World, rows: Sequence[Row], handed: datetime | None, went_in: str | None = None) -> None:

@@ -219,6 +219,17 @@ def _parse_block(block: bytes) -> Envelope:
 _WRITTEN = (b"from", b"sender", b"to", b"cc", b"bcc", b"subject")  # what the sender writes (the Date the agent may add)
 
 
+def same_subject_line(one: str | None, other: str | None) -> bool:
+    """Whether two subjects are the same line (spacing and case aside; none and "(no subject)" alike): a copy
+    under another subject is another message, whatever Message-ID it shares."""
+
+    def line(text: str | None) -> str:
+        words = " ".join((text or "").split()).casefold()
+        return "" if words == "(no subject)" else words  # what the intake records for none
+
+    return line(one) == line(other)
+
+
 def fingerprint(raw: bytes) -> str:
     """What a message's content is known by: a hash of the header fields its sender wrote (From, To, Cc, Bcc,
     Subject), in order, and of its text (the body; line endings and trailing blanks aside). Not the Date (a

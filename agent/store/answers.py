@@ -84,6 +84,14 @@ def found_in_sent(ledger: Ledger, message_id: str) -> bool:
     return found is not None
 
 
+def sent_to(ledger: Ledger, message_id: str) -> set[str]:
+    """The addresses (normalized) that mail under ``message_id`` found in Sent was counted for."""
+    found = ledger.db.execute(
+        "SELECT addresses FROM items WHERE message_id = ? AND source = 'sent-folder'", (message_id,)
+    ).fetchall()
+    return {address for (packed,) in found if packed for address in str(packed).split()}
+
+
 def found_in_sent_among(ledger: Ledger, message_ids: Iterable[str]) -> set[str]:
     """Those of ``message_ids`` that :func:`found_in_sent` finds (one query per 500, not one each)."""
     wanted = list(dict.fromkeys(message_ids))

@@ -13,7 +13,8 @@ history scan counts it as mail sent without the agent (``source = "sent-folder"`
 Crash safety: the row is marked before the held copy moves (:data:`CANCELLING`), so a stop in between is finished
 at the next start (:func:`finish_cancels`), never read as her own cancel of it; its notice is owed in the ledger
 until it is in her mailbox (:data:`TOLD`, under a Message-ID made from the row: never told twice); and a copy in
-Sent read again after a stop is counted as hers however far the cancel had come.
+Sent read again after a stop is counted as hers however far the cancel had come (her send is counted with the mark:
+she may delete that copy before the restart).
 
 Told apart from the agent's own copy in Sent (filed only once SMTP accepted it: its row is claimed or done, and
 the scan never reads what the agent filed) and from a mail program's early copy of what it handed over by SMTP
@@ -33,8 +34,10 @@ from agent.mail.session import MessageGone
 from agent.reconcile.context import World
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
-from agent.rules.envelope import Envelope, domain_of
-from agent.store.answers import found_in_sent
+from agent.reconcile.sent_counts import count_found, where_found
+from agent.rules.addresses import normal_address
+from agent.rules.envelope import Envelope, domain_of, same_subject_line
+from agent.store.answers import found_in_sent, sent_to
 from agent.store.in_doubt_kept import untold
 from agent.store.ledger import CANCELLED, NEW, SCHEDULED, Row
 from agent.store.taken_drafts import HANDED_OVER
@@ -51,7 +54,11 @@ def already_sent(world: World, envelope: Envelope, found: Callable[[str], bool] 
     ``found``: :func:`found_in_sent` asked for many at once (the intake's lookup)."""
     if not envelope.message_id:
         return False
-    return found(envelope.message_id) if found is not None else found_in_sent(world.ledger, envelope.message_id)
+    if not (found(envelope.message_id) if found is not None else found_in_sent(world.ledger, envelope.message_id)):
+        return False
+    # A message to none of those it went to is another one under its Message-ID (a program that reuses them)
+    counted_for = sent_to(world.ledger, envelope.message_id)
+    return not counted_for or bool(counted_for & {normal_address(a) for a in envelope.recipients})
 
 
 async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> None:
@@ -83,12 +90,12 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
     Returns their Message-IDs (to be counted as sent from Sent), those of a cancel a stop interrupted too."""
     ledger = world.ledger
     cancelled: set[str] = set()
-    for _info, envelope in found:
+    for info, envelope in found:
         row = ledger.get(envelope.key)
         if row is None:
             continue
         written = {p.id for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
-        if row.mentor not in written:
+        if row.mentor not in written or not same_subject_line(envelope.subject, row.subject):
             continue  # another message under its Message-ID (a program that reuses them): never proof it went
         if row.state == CANCELLED and row.detail in (CANCELLING, CANCELLED_HERS):
             if envelope.message_id:  # read again after a stop: counted still (counting twice is not possible)
@@ -101,9 +108,12 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
         held = await world.locate(row.folder, row.key, row.uid)
         if held is None:
             continue  # gone meanwhile: follow_scheduled sees to it
-        # Marked first: a stop before the move is finished at the next start, never read as her cancel
-        ledger.update(row.key, state=CANCELLED, uid=held, detail=CANCELLING)
-        ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=CANCELLED_HERS)
+        # Marked first, and her send counted with it: a stop before the move is finished at the next start, never
+        # read as her cancel, and her send counts even if she deletes its copy before then
+        with ledger.transaction():
+            ledger.update(row.key, state=CANCELLED, uid=held, detail=CANCELLING)
+            ledger.log("cancelled", mentor=row.mentor, message=row.key, detail=CANCELLED_HERS)
+            count_found(world, info, envelope, where_found(world, folder))
         if envelope.message_id:
             cancelled.add(envelope.message_id)
         await _set_aside(world, row.key, folder)
