@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from agent.mail.submission import Listener
 
 log = logging.getLogger("mentor_agent")
+TROUBLE = "server trouble"  # the ledger's meta key for the spell (agent.rules.server_trouble)
 
 HEARTBEAT = 60.0  # look again at least this often, even when nothing woke us
 WATCH_SLICE = 5.0  # a watcher thread checks for shutdown this often
@@ -169,7 +170,8 @@ class Daemon:
         self.smtp_gate = Gate("SMTP")  # the same for SMTP; kept here, across IMAP reconnects
         self.draft_door = DraftDoor()  # the star door's waits (made afresh for each session)
         self.smtp_check: asyncio.Task[None] | None = None  # the start's SMTP login check, beside the IMAP login
-        self.trouble: Spell | None = None  # the server refusing the folder check for now (told once it lasts)
+        # The server refusing the folder check for now (told once it lasts), kept across restarts
+        self.trouble: Spell | None = server_trouble.from_text(self.ledger.meta_value(TROUBLE))
 
     # -- control -----------------------------------------------------------------------------------------------
 
@@ -472,6 +474,7 @@ class Daemon:
         self.trouble = spell = server_trouble.failed(self.trouble, now, str(error))
         if spell.due(now) and trouble.tell_refused(mailbox, self.settings, spell):
             self.trouble = replace(spell, told=True)
+        self.ledger.set_meta(TROUBLE, server_trouble.to_text(self.trouble))
 
     async def _smtp_checked(self) -> None:
         """The start's SMTP check, once: a refused login there is said before anything IMAP failed at."""
@@ -555,9 +558,11 @@ class Daemon:
             self.connected_at = time.monotonic()
             if ended is not None:
                 await self._imap_works_again(world, ended)
-            spell, self.trouble = self.trouble, None
-            if spell is not None and spell.told:
-                await trouble.tell_works_again(world, spell)
+            if self.trouble is not None and (
+                not self.trouble.told or await trouble.tell_works_again(world, self.trouble)
+            ):
+                self.trouble = None  # told it works again (an APPEND that failed: tried at the next session)
+                self.ledger.set_meta(TROUBLE, "")
             if not self.ready_sent:
                 sdnotify.ready()
                 self.ready_sent = True

@@ -40,11 +40,11 @@ def tell_refused(mailbox: Mailbox, settings: Settings, spell: Spell) -> bool:
     return tell_in_inbox(mailbox, settings, "mentor-agent is waiting for your mail server", lines, made)
 
 
-async def tell_works_again(world: World, spell: Spell) -> None:
-    """The notice that it works again, after a spell she was told of."""
+async def tell_works_again(world: World, spell: Spell) -> bool:
+    """The notice that it works again, after a spell she was told of; whether it is in her mailbox."""
     settings = world.settings
     log.info("the mail server works again (refused for now since %s)", spell.since.isoformat(timespec="seconds"))
-    await world.notify(
+    return await world.notify(
         "Back in your mailbox: your mail server works again",
         [
             f"From {_local(settings, spell.since)} your mail server refused mentor-agent's folder check for now "

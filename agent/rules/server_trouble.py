@@ -4,11 +4,13 @@ daemon tries again, waiting longer each time (:mod:`agent.daemon.reconnect`), fo
 
 Nothing is read or sent meanwhile, so once it has lasted :data:`TELL_AFTER` she is told, by a notice in INBOX
 over the very session that was refused (its login worked), once per spell; and told again when it works. A
-:class:`Spell` is that state for one daemon (in memory: a restart starts a new spell).
+:class:`Spell` is that state, kept in the ledger (:func:`to_text`, :func:`from_text`): a restart mid-spell goes on
+with it, so she is neither told twice nor left without the word that it works again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -43,3 +45,21 @@ def failed(spell: Spell | None, now: datetime, words: str) -> Spell:
     if spell is None:
         return Spell(since=now, tries=1, words=words)
     return replace(spell, tries=spell.tries + 1, words=words)
+
+
+def to_text(spell: Spell) -> str:
+    return json.dumps(
+        {"since": spell.since.isoformat(), "tries": spell.tries, "words": spell.words, "told": spell.told}
+    )
+
+
+def from_text(text: str | None) -> Spell | None:
+    """A spell :func:`to_text` kept; None for none (or one that cannot be read: a new spell starts)."""
+    if not text:
+        return None
+    try:
+        kept = json.loads(text)
+        since = datetime.fromisoformat(kept["since"])
+        return Spell(since=since, tries=int(kept["tries"]), words=str(kept["words"]), told=bool(kept["told"]))
+    except (ValueError, KeyError, TypeError):
+        return None
