@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.mail.port import HELD_KEYWORD
+from agent.mail.session import MailboxError
 from agent.rules.envelope import parse_envelope
 from tests.agent_process import OUTBOX, policy_text
 from tests.fakes.memory_mailbox import MemoryServer
@@ -113,3 +114,51 @@ def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smt
     finally:
         laptop.world.ledger.close()
         other.world.ledger.close()
+
+
+# -- hostile round on ea093ad -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("renumbered", [False, True])
+def test_a_held_message_under_a_message_id_another_one_in_needs_attention_has_is_not_a_stranger(
+    one_a_day: Pass, renumbered: bool
+) -> None:
+    """A in doubt (Needs attention) and B, another text under A's Message-ID, held under its content's key with the
+    answer to its placing MOVE lost: B was found by the Message-ID as A's row and told as "will not go"."""
+    one_a_day.server.put(OUTBOX, mail("In doubt", message_id="<x-1@med.example.edu>"))
+    one_a_day.smtp.drop_after_data()
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, mail("B, other text", message_id="<x-1@med.example.edu>"))
+    one_a_day.server.fail("move_many", OUTBOX, after=True)
+    with pytest.raises(MailboxError):
+        one_a_day.run()
+    one_a_day.box.connect()
+    if renumbered:
+        one_a_day.server.renumber(SCHEDULED)
+    for _ in range(3):
+        one_a_day.run()
+    assert one_a_day.subjects(SCHEDULED) == ["B, other text"] and told(one_a_day) == []
+
+
+def test_a_notice_whose_append_went_unanswered_is_not_told_twice(one_a_day: Pass) -> None:
+    one_a_day.server.put(SCHEDULED, mail("Put there by hand"))
+    one_a_day.server.fail("append", "INBOX", after=True)  # appended, then the connection dropped
+    with pytest.raises(MailboxError):
+        one_a_day.run()  # the pass's next command: not connected
+    one_a_day.box.connect()
+    one_a_day.run()
+    one_a_day.run()
+    assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: Put there by hand"]
+
+
+def test_another_message_she_puts_there_under_a_message_id_told_before_is_told_too(one_a_day: Pass) -> None:
+    """A program that keeps a draft's Message-ID across saves: the second version is another message."""
+    uid = one_a_day.server.put(SCHEDULED, mail("Draft v1", message_id="<draft-1@med.example.edu>"))
+    one_a_day.run()
+    one_a_day.box.delete(SCHEDULED, uid)
+    one_a_day.run()
+    one_a_day.server.put(SCHEDULED, mail("Draft v2", message_id="<draft-1@med.example.edu>"))
+    one_a_day.run()
+    one_a_day.run()
+    assert told(one_a_day) == [
+        "[mentor-agent] Will not go from Scheduled: Draft v1",
+        "[mentor-agent] Will not go from Scheduled: Draft v2",
+    ]

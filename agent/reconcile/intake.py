@@ -453,7 +453,7 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
         if "\\Deleted" in info.flags:
             continue
         row = world.ledger.get(envelope.key)
-        if strangers.is_stranger(info, row):
+        if strangers.is_stranger(world, info, envelope, row):
             found.append((info, envelope))
             continue
         if row is None or envelope.message_id is None:

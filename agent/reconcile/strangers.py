@@ -5,18 +5,21 @@ ever, unsent and untold. It is left where it is (hers to move) and she is told, 
 notice per look: to send it within the agreement, she moves it to the Outbox.
 
 What another agent on the same account holds is not hers to be told of: an agent marks what it moves into
-Scheduled (:data:`agent.mail.port.HELD_KEYWORD`, where the server keeps keywords), and a marked message that this
-agent's ledger does not know is left alone.
+Scheduled (:data:`agent.mail.port.HELD_KEYWORD`, with its claim, before the move), and a marked message that this
+agent's ledger does not know is left alone. Where the server keeps no keywords (Microsoft 365) a second agent
+cannot tell the first one's held mail from hers, and tells her of it: a notice too many, never a message of hers
+left untold.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 
 from agent.mail.port import HELD_KEYWORD, HeaderInfo
 from agent.reconcile.context import World
-from agent.rules.envelope import Envelope
+from agent.rules.envelope import Envelope, domain_of
 from agent.store.ledger import ATTENTION, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -25,18 +28,21 @@ TOLD = "not held: told"  # logged about a message's key once she is told it is i
 SHOWN = 5  # subjects named in one notice; the rest counted
 
 
-def is_stranger(info: HeaderInfo, row: Row | None) -> bool:
+def is_stranger(world: World, info: HeaderInfo, envelope: Envelope, row: Row | None) -> bool:
     """Whether the message ``info`` in Scheduled (``row``: the ledger's row for its key) is none the agent holds:
-    unknown and unmarked, or one the ledger has in Needs attention (a mark it kept from before is stale then)."""
-    if row is None:
-        return not any(flag.lower() == HELD_KEYWORD.lower() for flag in info.flags)
-    return row.state == ATTENTION
+    unknown and unmarked, or one the ledger has in Needs attention (a mark it kept from before is stale then).
+    Never one whose Message-ID an open message of ours shares (a second one under it is held by its content's key)."""
+    if row is not None and row.state != ATTENTION:
+        return False
+    if world.ledger.namesakes(envelope.key):
+        return False
+    return row is not None or not any(flag.lower() == HELD_KEYWORD.lower() for flag in info.flags)
 
 
 async def tell_strangers(world: World, folder: str, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:
     """She is told of the messages in ``found`` not told of before (one notice)."""
     ledger = world.ledger
-    fresh = [(info, envelope) for info, envelope in found if not ledger.logged(TOLD, envelope.key)]
+    fresh = [(info, envelope) for info, envelope in found if not ledger.logged(TOLD, _told_key(info, envelope))]
     if not fresh:
         return
     subjects = [f"“{envelope.subject or '(no subject)'}”" for _, envelope in fresh]
@@ -50,7 +56,10 @@ async def tell_strangers(world: World, folder: str, found: Sequence[tuple[Header
         more = f" and {len(subjects) - SHOWN} more" if len(subjects) > SHOWN else ""
         title = f"{len(fresh)} messages will not go from {folder}"
         what, it, goes = f"{', '.join(subjects[:SHOWN])}{more} are", "them", "these do not go by themselves"
-    told = await world.notify(
+    # Its own Message-ID, looked for first: a notice whose APPEND went unanswered is not told twice
+    made = hashlib.sha256("\0".join(sorted(_told_key(i, e) for i, e in fresh)).encode()).hexdigest()[:24]
+    own = f"<{made}.not-held.mentor-agent@{domain_of(world.settings.student.address)}>"
+    told = await world.locate(world.folders.notices, own, None) is not None or await world.notify(
         title,
         [
             f"{what} in your {folder} folder, but mentor-agent did not put {it} there (moved or saved there by you "
@@ -59,8 +68,15 @@ async def tell_strangers(world: World, folder: str, found: Sequence[tuple[Header
             f"To send {it} within your agreement, move {it} to {outbox}; otherwise move {it} anywhere else, or delete.",
         ],
         about=fresh[0][1].message_id,
+        message_id=own,
     )
     if told:
         with ledger.transaction():
-            for _, envelope in fresh:
-                ledger.log(TOLD, message=envelope.key)
+            for info, envelope in fresh:
+                ledger.log(TOLD, message=_told_key(info, envelope))
+
+
+def _told_key(info: HeaderInfo, envelope: Envelope) -> str:
+    """What she was told of: the message's key and its header block (a program that keeps a draft's Message-ID
+    across saves makes another message under it, told of too)."""
+    return f"{envelope.key} {hashlib.sha256(info.headers).hexdigest()[:16]}"
