@@ -38,14 +38,20 @@ def told(one: Pass) -> list[str]:
     return [s for s in one.subjects("INBOX") if "Not sent again" in s]
 
 
+def _held_draft(one: Pass) -> bytes:
+    """ "first" sent (the day's one), then a labelled draft "Question" handed over: held in Scheduled."""
+    one.server.put(OUTBOX, mail("first"))
+    one.run()
+    draft = mail("Question")
+    one.server.put(OUTBOX, draft, DRAFT)
+    one.run()
+    assert one.subjects("Scheduled") == ["Question"]
+    return draft
+
+
 def test_send_pressed_on_a_held_labelled_draft_cancels_the_held_copy(one_a_day: Pass) -> None:
     """a2: held in Scheduled, then Gmail's Send in the still-open compose window: its copy lands in Sent."""
-    one_a_day.server.put(OUTBOX, mail("first"))
-    one_a_day.run()
-    draft = mail("Question")
-    one_a_day.server.put(OUTBOX, draft, DRAFT)
-    one_a_day.run()
-    assert one_a_day.subjects("Scheduled") == ["Question"]
+    draft = _held_draft(one_a_day)
     one_a_day.server.put(SENT, draft)  # Gmail's own copy, under the held message's Message-ID
     one_a_day.run()
     one_a_day.run()
@@ -66,12 +72,7 @@ def test_a_stop_while_cancelling_the_held_copy_is_finished_at_the_next_start(
     counted (a mentor could get more than agreed). Now the row is marked first and the cancel finished at the next
     start: the held copy in Needs attention, her send counted, she told once. Hostile round: with her Sent copy
     deleted before the restart, her send was never counted; now it is counted with the mark."""
-    one_a_day.server.put(OUTBOX, mail("first"))
-    one_a_day.run()
-    draft = mail("Question")
-    one_a_day.server.put(OUTBOX, draft, DRAFT)
-    one_a_day.run()
-    assert one_a_day.subjects("Scheduled") == ["Question"]
+    draft = _held_draft(one_a_day)
     sent_uid = one_a_day.server.put(SENT, draft)
     world = one_a_day.world
     real_move, real_notify = world.mailbox.move, world.notify

@@ -4,7 +4,6 @@ pass, in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,16 @@ from agent.rules.envelope import parse_envelope
 from tests.agent_process import OUTBOX, policy_text
 from tests.fakes.memory_mailbox import MemoryServer
 from tests.servers.smtp import SmtpServer
-from tests.test_passes_on_fake import SENT, Pass, mail
+from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day  # noqa: F401  (the fixture)
 
 SCHEDULED = "Scheduled"
-
-
-@pytest.fixture
-def one_a_day(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Pass]:
-    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1))
-    try:
-        yield made
-    finally:
-        made.world.ledger.close()
 
 
 def told(one: Pass) -> list[str]:
     return [s for s in one.subjects("INBOX") if "will not go from" in s.lower()]
 
 
-def test_a_message_she_put_in_scheduled_herself_is_told_once_and_goes_once_she_moves_it(one_a_day: Pass) -> None:
+def test_a_message_she_put_in_scheduled_herself_is_told_once_and_goes_once_she_moves_it(one_a_day: Pass) -> None:  # noqa: F811
     """Found in review: it waited there for ever, unsent and untold (she took Scheduled for "send later")."""
     uid = one_a_day.server.put(SCHEDULED, mail("Put there by hand"))
     for _ in range(3):
@@ -48,7 +38,7 @@ def test_a_message_she_put_in_scheduled_herself_is_told_once_and_goes_once_she_m
     assert one_a_day.received() == ["Put there by hand"] and len(told(one_a_day)) == 1
 
 
-def test_an_edit_of_a_held_message_saved_as_a_new_one_is_told(one_a_day: Pass) -> None:
+def test_an_edit_of_a_held_message_saved_as_a_new_one_is_told(one_a_day: Pass) -> None:  # noqa: F811
     """An older open item: her program saved the edit under a new Message-ID and removed the held copy; the held one
     was cancelled (taken out of Scheduled) and the edit stayed there, never sent, untold."""
     one_a_day.server.put(OUTBOX, mail("first"))
@@ -64,7 +54,7 @@ def test_an_edit_of_a_held_message_saved_as_a_new_one_is_told(one_a_day: Pass) -
     assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: Question (edited)"]
 
 
-def test_a_message_in_doubt_dragged_from_needs_attention_to_scheduled_is_told(one_a_day: Pass) -> None:
+def test_a_message_in_doubt_dragged_from_needs_attention_to_scheduled_is_told(one_a_day: Pass) -> None:  # noqa: F811
     one_a_day.server.put(OUTBOX, mail("In doubt"))
     one_a_day.smtp.drop_after_data()
     one_a_day.run()
@@ -77,7 +67,7 @@ def test_a_message_in_doubt_dragged_from_needs_attention_to_scheduled_is_told(on
     assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: In doubt"]
 
 
-def test_many_at_once_are_one_notice_naming_the_first_and_counting_the_rest(one_a_day: Pass) -> None:
+def test_many_at_once_are_one_notice_naming_the_first_and_counting_the_rest(one_a_day: Pass) -> None:  # noqa: F811
     for n in range(8):
         one_a_day.server.put(SCHEDULED, mail(f"old {n}"))
     one_a_day.run()
@@ -119,7 +109,8 @@ def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smt
 # -- hostile round on ea093ad -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("renumbered", [False, True])
 def test_a_held_message_under_a_message_id_another_one_in_needs_attention_has_is_not_a_stranger(
-    one_a_day: Pass, renumbered: bool
+    one_a_day: Pass,  # noqa: F811
+    renumbered: bool,
 ) -> None:
     """A in doubt (Needs attention) and B, another text under A's Message-ID, held under its content's key with the
     answer to its placing MOVE lost: B was found by the Message-ID as A's row and told as "will not go"."""
@@ -138,7 +129,7 @@ def test_a_held_message_under_a_message_id_another_one_in_needs_attention_has_is
     assert one_a_day.subjects(SCHEDULED) == ["B, other text"] and told(one_a_day) == []
 
 
-def test_a_notice_whose_append_went_unanswered_is_not_told_twice(one_a_day: Pass) -> None:
+def test_a_notice_whose_append_went_unanswered_is_not_told_twice(one_a_day: Pass) -> None:  # noqa: F811
     one_a_day.server.put(SCHEDULED, mail("Put there by hand"))
     one_a_day.server.fail("append", "INBOX", after=True)  # appended, then the connection dropped
     with pytest.raises(MailboxError):
@@ -149,7 +140,7 @@ def test_a_notice_whose_append_went_unanswered_is_not_told_twice(one_a_day: Pass
     assert told(one_a_day) == ["[mentor-agent] Will not go from Scheduled: Put there by hand"]
 
 
-def test_another_message_she_puts_there_under_a_message_id_told_before_is_told_too(one_a_day: Pass) -> None:
+def test_another_message_she_puts_there_under_a_message_id_told_before_is_told_too(one_a_day: Pass) -> None:  # noqa: F811
     """A program that keeps a draft's Message-ID across saves: the second version is another message."""
     uid = one_a_day.server.put(SCHEDULED, mail("Draft v1", message_id="<draft-1@med.example.edu>"))
     one_a_day.run()
