@@ -348,7 +348,8 @@ def test_what_the_agent_moves_into_scheduled_is_marked_held_and_nothing_else(
     placed = box.move_many("Outbox", [held], "Scheduled")[held]
     attention = box.move("Outbox", other, "Needs attention")
     assert placed is not None and attention is not None
-    assert HELD_KEYWORD in dovecot.flags(imap_user, "Scheduled", placed)
+    assert box.held_keyword in dovecot.flags(imap_user, "Scheduled", placed)
+    assert box.held_keyword.startswith(HELD_KEYWORD) and box.held_keyword != HELD_KEYWORD  # this agent's own
     assert not any(f.startswith("$MentorAgent") for f in dovecot.flags(imap_user, "Needs attention", attention))
 
 

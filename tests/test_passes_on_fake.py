@@ -55,11 +55,12 @@ class Pass:
         *,
         server: MemoryServer | None = None,
         folders: Folders | None = None,
+        agent_id: str = "memory",
     ) -> None:
         (tmp_path / "policies").mkdir()
         (tmp_path / "policies" / "rivera.toml").write_text(policy)
         self.server = server or MemoryServer(sent=SENT)
-        self.box = MemoryMailbox(self.server)
+        self.box = MemoryMailbox(self.server, agent_id=agent_id)
         self.smtp = smtp
         settings = Settings(
             student=Student(name="Sam Patel", address=STUDENT, timezone="America/Chicago"),

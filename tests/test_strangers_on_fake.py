@@ -4,13 +4,16 @@ pass, in memory."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from agent.mail.port import HELD_KEYWORD
 from agent.mail.session import MailboxError
+from agent.reconcile.intake import take_in_outbox
 from agent.rules.envelope import parse_envelope
+from agent.store.ledger import SCHEDULED as SCHEDULED_STATE
 from tests.agent_process import OUTBOX, policy_text
 from tests.fakes.memory_mailbox import MemoryServer
 from tests.servers.smtp import SmtpServer
@@ -87,8 +90,8 @@ def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smt
     server = MemoryServer(sent=SENT)
     (tmp_path / "laptop").mkdir()
     (tmp_path / "server").mkdir()
-    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server)
-    other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=1), server=server)
+    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server, agent_id="laptop")
+    other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=1), server=server, agent_id="server")
     try:
         server.put(OUTBOX, mail("first"))
         laptop.run()
@@ -96,7 +99,7 @@ def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smt
         laptop.run()
         assert laptop.subjects(SCHEDULED) == ["held by the laptop"]
         [(uid, _)] = server.messages(SCHEDULED).items()
-        assert HELD_KEYWORD in server.flags(SCHEDULED, uid)
+        assert server.flags(SCHEDULED, uid) == {HELD_KEYWORD + "laptop"}
         for _ in range(3):
             other.run()
         assert told(other) == [] and other.subjects(SCHEDULED) == ["held by the laptop"]
@@ -153,3 +156,37 @@ def test_another_message_she_puts_there_under_a_message_id_told_before_is_told_t
         "[mentor-agent] Will not go from Scheduled: Draft v1",
         "[mentor-agent] Will not go from Scheduled: Draft v2",
     ]
+
+
+def test_what_another_agent_holds_is_neither_claimed_nor_taken_in_again(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Found by looping the two-agents test: the server's agent took "Question" in to go now; the laptop's held it in
+    Scheduled first. The server's agent then claimed it from Scheduled as its own placed before a restart and sent
+    it (against what the laptop held it for), or, once it had cancelled it as gone, took it in again as her edit;
+    then both set it aside as "a copy of it is already scheduled", and it was never sent."""
+    server = MemoryServer(sent=SENT)
+    (tmp_path / "laptop").mkdir()
+    (tmp_path / "server").mkdir()
+    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server, agent_id="laptop")
+    other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=5), server=server, agent_id="server")
+    try:
+        server.put(OUTBOX, mail("first"))
+        laptop.run()
+        server.put(OUTBOX, mail("Question"))
+        asyncio.run(take_in_outbox(other.world))  # the server's agent has it first, to go now (five a day)
+        laptop.run()  # the laptop's holds it (one a day: "first" went)
+        for _ in range(3):
+            other.run()
+        laptop.run()
+        assert [parse_envelope(r.content).subject for r in smtp_server.messages] == ["first"]
+        assert server_subjects(server, SCHEDULED) == ["Question"] and server_subjects(server, "Needs attention") == []
+        assert told(other) == [] and told(laptop) == []
+        assert [r.subject for r in laptop.world.ledger.in_states(SCHEDULED_STATE)] == ["Question"]
+    finally:
+        laptop.world.ledger.close()
+        other.world.ledger.close()
+
+
+def server_subjects(server: MemoryServer, folder: str) -> list[str]:
+    return [parse_envelope(raw).subject for raw in server.messages(folder).values()]

@@ -46,7 +46,9 @@ class Mailbox(Connection):
         super().__init__(imap, login, ssl_context=ssl_context)
         # Each agent claims with its own keyword, so that after a restart it recognises a claim it made itself
         # (killed between STORE and MOVE) and goes on at once; the daemon passes an id kept in its ledger.
-        self.claim_keyword = CLAIM_KEYWORD + (agent_id or os.urandom(4).hex())
+        own = agent_id or os.urandom(4).hex()
+        self.claim_keyword = CLAIM_KEYWORD + own
+        self.held_keyword = HELD_KEYWORD + own  # agent.mail.port.MailboxPort.held_keyword
         self.force_copy_fallback = False  # tests set this to exercise COPY + STORE + UID EXPUNGE
         self._claims_seen: dict[tuple[str, int], float] = {}  # (folder, UID) -> when first seen claimed by others
         # Decided by looking, never by the server's name: whether CONDSTORE works when used (iCloud advertises
@@ -133,7 +135,7 @@ class Mailbox(Connection):
         ours: list[int] | None = None
         # Into Scheduled: marked held before the move, with the claim where there is one, so that another agent
         # never sees it there unmarked (taken for a stranger: agent.reconcile.strangers)
-        held = [HELD_KEYWORD] if target == self.held_folder else []
+        held = [self.held_keyword] if target == self.held_folder else []
         if claim and self._claims_work(folder):
             ours = self._claim(folder, present, held)
         if ours is None:  # no claim here: keywords or CONDSTORE are missing

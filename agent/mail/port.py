@@ -19,16 +19,23 @@ The contract, beyond the signatures:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
 from agent.mail.uidsets import text_of
 
-# On what an agent moved into its Scheduled folder (``MailboxPort.held_folder``): held by an agent, maybe another
-# one on the same account, never a stranger there (agent.reconcile.intake tells her of mail she put there herself).
+# + an agent's id: on what that agent moved into its Scheduled folder (``MailboxPort.held_folder``). Held by an
+# agent, never a stranger there (agent.reconcile.strangers tells her of mail she put there herself); held by
+# another agent on the same account, never this one's to take.
 HELD_KEYWORD = "$MentorAgentHeld"
+
+
+def held_marks(flags: Iterable[str]) -> set[str]:
+    """The agents' held marks among a message's flags (lowercased: servers may change a keyword's case)."""
+    return {flag.lower() for flag in flags if flag.lower().startswith(HELD_KEYWORD.lower())}
+
 
 Listing = list[tuple[tuple[bytes, ...], bytes | None, str]]  # what a LIST answers: (attributes, delimiter, name)
 
@@ -68,9 +75,10 @@ class ResolvedFolders:
 class MailboxPort(Protocol):
     """What one reconcile pass does with the mailbox (synchronous: the pass runs it in a worker thread)."""
 
-    # The agent's Scheduled folder, once resolved: what is moved there is marked HELD_KEYWORD where the server
-    # keeps keywords (a mark is cosmetic: its failure never fails the move).
+    # The agent's Scheduled folder, once resolved: what is moved there is marked ``held_keyword`` (HELD_KEYWORD and
+    # this agent's id) where the server keeps keywords (a mark never fails the move).
     held_folder: str | None
+    held_keyword: str
 
     # -- folders
     def folder_list(self) -> dict[str, frozenset[str]]:

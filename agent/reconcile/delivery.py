@@ -46,6 +46,7 @@ from agent.crashpoints import crash_point
 from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem
 from agent.logs import named
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError
+from agent.reconcile import strangers
 from agent.reconcile.attention import attention, retry_later
 from agent.reconcile.context import World
 from agent.reconcile.digest_delivery import (
@@ -169,6 +170,11 @@ async def _claim_placed(world: World, rows: list[Row]) -> dict[str, int | None]:
     folders = world.folders
     found = [(row, await world.locate(folders.scheduled, row.key, None, same=True)) for row in rows]
     there = {uid: row for row, uid in found if uid is not None}
+    if there:  # one another agent on the account placed there holds it: not this one's to claim
+        infos = await world.imap(world.mailbox.headers, folders.scheduled, sorted(there))
+        for info in infos:
+            if strangers.held_by_another(world, info.flags):
+                del there[info.uid]
     if not there:
         return {}
     moved = await world.imap(world.mailbox.move_many, folders.scheduled, sorted(there), folders.sending)

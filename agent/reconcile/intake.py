@@ -460,6 +460,8 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
             continue
         if row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
             continue
+        if row.state == CANCELLED and strangers.held_by_another(world, info.flags):
+            continue  # cancelled here as gone from the Outbox at its claim: another agent took it and holds it
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             continue

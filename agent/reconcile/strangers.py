@@ -5,8 +5,9 @@ ever, unsent and untold. It is left where it is (hers to move) and she is told, 
 notice per look: to send it within the agreement, she moves it to the Outbox.
 
 What another agent on the same account holds is not hers to be told of: an agent marks what it moves into
-Scheduled (:data:`agent.mail.port.HELD_KEYWORD`, with its claim, before the move), and a marked message that this
-agent's ledger does not know is left alone. Where the server keeps no keywords (Microsoft 365) a second agent
+Scheduled (:data:`agent.mail.port.HELD_KEYWORD` and its id, with its claim, before the move): a marked message
+that this agent's ledger does not know is left alone, and one another agent marked is never taken in again or
+claimed by this one (:func:`held_by_another`). Where the server keeps no keywords (Microsoft 365) a second agent
 cannot tell the first one's held mail from hers, and tells her of it: a notice too many, never a message of hers
 left untold.
 """
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from agent.mail.port import HELD_KEYWORD, HeaderInfo
+from agent.mail.port import HeaderInfo, held_marks
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, domain_of
 from agent.store.ledger import ATTENTION, Row
@@ -36,7 +37,15 @@ def is_stranger(world: World, info: HeaderInfo, envelope: Envelope, row: Row | N
         return False
     if world.ledger.namesakes(envelope.key):
         return False
-    return row is not None or not any(flag.lower() == HELD_KEYWORD.lower() for flag in info.flags)
+    return row is not None or not held_marks(info.flags)
+
+
+def held_by_another(world: World, flags: Iterable[str]) -> bool:
+    """Whether a message in Scheduled with these ``flags`` is held by another agent on the account (its mark, and
+    none of this one's): never this one's to take in again as her edit, or to claim as its own placed before a
+    restart (the two agents each set it aside, or one sent what the other held back)."""
+    marks = held_marks(flags)
+    return bool(marks) and world.mailbox.held_keyword.lower() not in marks
 
 
 async def tell_strangers(world: World, folder: str, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:

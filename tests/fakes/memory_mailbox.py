@@ -156,6 +156,7 @@ class MemoryMailbox:
     def __init__(self, server: MemoryServer | None = None, *, agent_id: str = "memory") -> None:
         self.server = server or MemoryServer()
         self.claim_keyword = CLAIM_KEYWORD + agent_id
+        self.held_keyword = HELD_KEYWORD + agent_id
         self.connected = True
         self.held_folder: str | None = None
 
@@ -337,7 +338,7 @@ class MemoryMailbox:
                     continue  # another agent is moving it right now
                 del box.messages[uid]
                 moved[uid] = into.next_uid
-                held = {HELD_KEYWORD} if target == self.held_folder else set()
+                held = {self.held_keyword} if target == self.held_folder else set()
                 into.messages[into.next_uid] = _Message(found.raw, found.flags - claimed | held, found.internaldate)
                 into.next_uid += 1
             return moved
