@@ -116,10 +116,28 @@ def test_another_message_under_its_message_id_in_sent_cancels_nothing(one_a_day:
     one_a_day.run()
     one_a_day.server.put(OUTBOX, mail("Question", message_id="<reused-1@med.example.edu>"), DRAFT)
     one_a_day.run()
-    one_a_day.server.put(SENT, mail("Thank-you note", message_id="<reused-1@med.example.edu>"))
+    other = mail("Thank-you note", message_id="<reused-1@med.example.edu>")
+    one_a_day.server.put(SENT, other.replace(b"Hello.", b"Thank you for the dinner last night; it meant a lot to me."))
     one_a_day.run()
     one_a_day.run()
     assert one_a_day.subjects("Scheduled") == ["Question"] and told(one_a_day) == []
+
+
+def test_her_copy_with_the_subject_fixed_before_she_pressed_send_is_her_send(one_a_day: Pass) -> None:
+    """Second hostile round: she fixed a typo in the subject in the still-open compose window and pressed Send. The
+    rule above skipped her copy: it was not counted, and the agent sent its held copy a day later (twice to the
+    mentor). The same words under another subject are her send."""
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    draft = mail("Qestion", message_id="<typo-1@med.example.edu>")
+    one_a_day.server.put(OUTBOX, draft, DRAFT)
+    one_a_day.run()
+    one_a_day.server.put(SENT, draft.replace(b"Subject: Qestion", b"Subject: Question"))
+    one_a_day.run()
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == [] and one_a_day.subjects("Needs attention") == ["Qestion"]
+    assert told(one_a_day) == ["[mentor-agent] Not sent again: Qestion"]
+    assert "<typo-1@med.example.edu>" in one_a_day.world.ledger.item_ids(), "her send counts in the agreement"
 
 
 def test_a_new_message_to_someone_else_under_a_message_id_found_in_sent_is_sent(one_a_day: Pass) -> None:

@@ -36,6 +36,7 @@ from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_counts import count_found, where_found
 from agent.rules.addresses import normal_address
+from agent.rules.draft_edits import is_edit, word_prints
 from agent.rules.envelope import Envelope, domain_of, same_subject_line
 from agent.store.answers import found_in_sent, sent_to
 from agent.store.in_doubt_kept import untold
@@ -95,7 +96,7 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
         if row is None:
             continue
         written = {p.id for p in map(world.book.for_address, envelope.to + envelope.cc + envelope.bcc) if p}
-        if row.mentor not in written or not same_subject_line(envelope.subject, row.subject):
+        if row.mentor not in written:
             continue  # another message under its Message-ID (a program that reuses them): never proof it went
         if row.state == CANCELLED and row.detail in (CANCELLING, CANCELLED_HERS):
             if envelope.message_id:  # read again after a stop: counted still (counting twice is not possible)
@@ -108,6 +109,10 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
         held = await world.locate(row.folder, row.key, row.uid)
         if held is None:
             continue  # gone meanwhile: follow_scheduled sees to it
+        if not same_subject_line(envelope.subject, row.subject) and not await _same_words(
+            world, (row.folder, held), (folder, info.uid)
+        ):
+            continue  # another subject and other words: another message under its Message-ID, no proof it went
         # Marked first, and her send counted with it: a stop before the move is finished at the next start, never
         # read as her cancel, and her send counts even if she deletes its copy before then
         with ledger.transaction():
@@ -118,6 +123,14 @@ async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]]
             cancelled.add(envelope.message_id)
         await _set_aside(world, row.key, folder)
     return cancelled
+
+
+async def _same_words(world: World, held: tuple[str, int], copy: tuple[str, int]) -> bool:
+    """Whether the copy says what the held message says (:func:`agent.rules.draft_edits.is_edit`): her program's copy
+    of it with the subject's typo fixed in the compose window before she pressed Send, say."""
+    first = await world.imap(world.mailbox.fetch, *held)
+    second = await world.imap(world.mailbox.fetch, *copy)
+    return first is not None and second is not None and is_edit(word_prints(first), word_prints(second))
 
 
 async def finish_cancels(world: World) -> None:
