@@ -98,6 +98,34 @@ def test_a_create_the_server_refuses_for_now_is_tried_again_not_a_config_error(
         maildir.chmod(0o700)
 
 
+def _in_trouble(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer, trouble: dict[str, bool]
+) -> tuple[Agent, RewritingProxy]:
+    """An agent behind a proxy that, while ``trouble["status"]``, answers every STATUS ``NO [UNAVAILABLE]``, and while
+    ``trouble["append"]`` also drops the connection at an APPEND's literal (the server's storage down); a message
+    waits in her Outbox."""
+    user = dovecot.new_user()
+    with dovecot.client(user) as client:  # "Sent Items" listed as a parent: asked about by STATUS at each start
+        client.create_folder("Sent Items/2019")
+        client.create_folder("Mentor Outbox")
+        client.append("Mentor Outbox", mail("Waited out the trouble", to="friend@example.org"))
+
+    def rule(line: bytes) -> bytes:
+        if trouble["status"] and re.match(rb"^\S+ OK Status completed", line):
+            return line.split(b" ", 1)[0] + b" NO [UNAVAILABLE] Temporary failure, try again later\r\n"
+        if trouble["append"] and line.startswith(b"+ "):
+            raise ConnectionResetError("the server's storage is down")
+        return line
+
+    proxy = RewritingProxy(dovecot.port, rule)
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server, env={TROUBLE_TOLD_AFTER: "1"})
+    agent.write_config()
+    agent.policy(policy_text())
+    agent.config.write_text(agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n"))
+    return agent, proxy
+
+
 def test_a_server_refusing_the_folder_check_for_now_is_told_once_and_again_when_it_works(
     dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -105,24 +133,8 @@ def test_a_server_refusing_the_folder_check_for_now_is_told_once_and_again_when_
     (``[UNAVAILABLE]`` to each STATUS) was retried for ever, right, but she was never told that nothing was read
     or sent meanwhile. Now she is told once the spell has lasted (here 1 s, not half an hour), once, and again
     when it works, also across a restart; what waited in the Outbox goes then."""
-    user = dovecot.new_user()
-    with dovecot.client(user) as client:  # "Sent Items" listed as a parent: asked about by STATUS at each start
-        client.create_folder("Sent Items/2019")
-        client.create_folder("Mentor Outbox")
-        client.append("Mentor Outbox", mail("Waited out the trouble", to="friend@example.org"))
-    trouble = [True]
-
-    def unavailable(line: bytes) -> bytes:  # Dovecot's answer to STATUS, while the trouble lasts
-        if trouble[0] and re.match(rb"^\S+ OK Status completed", line):
-            return line.split(b" ", 1)[0] + b" NO [UNAVAILABLE] Temporary failure, try again later\r\n"
-        return line
-
-    proxy = RewritingProxy(dovecot.port, unavailable)
-    proxy.start()
-    agent = Agent(tmp_path, dovecot, user, smtp_server, env={TROUBLE_TOLD_AFTER: "1"})
-    agent.write_config()
-    agent.policy(policy_text())
-    agent.config.write_text(agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n"))
+    trouble = {"status": True, "append": False}
+    agent, proxy = _in_trouble(dovecot, tmp_path, smtp_server, trouble)
     try:
         agent.start(until="telling the student")
         agent.stop(signal.SIGKILL)  # hostile round: the spell was forgotten at a restart, told twice, or never ended
@@ -133,13 +145,33 @@ def test_a_server_refusing_the_folder_check_for_now_is_told_once_and_again_when_
             "[mentor-agent] mentor-agent is waiting for your mail server"
         ]
         assert agent.process is not None and agent.process.poll() is None and smtp_server.messages == []
-        trouble[0] = False
+        trouble["status"] = False
         smtp_server.wait_for(1, timeout=40)
         eventually(lambda: len(agent.notices()) == 2, timeout=10)
         subjects = [str(n["Subject"]) for n in agent.notices()]
         assert subjects[1] == "[mentor-agent] Back in your mailbox: your mail server works again", subjects
         body = agent.notices()[0].get_content()
         assert "[UNAVAILABLE]" in body and "reads and sends nothing" in body, body
+    finally:
+        agent.end()
+        proxy.stop()
+
+
+def test_a_spell_whose_notice_could_not_be_appended_is_told_when_it_works(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Second hostile round: the server's storage down, the notice of the spell could never be appended, and when
+    it worked again she was told nothing at all."""
+    trouble = {"status": True, "append": True}
+    agent, proxy = _in_trouble(dovecot, tmp_path, smtp_server, trouble)
+    try:
+        agent.start(until="telling the student")
+        eventually(lambda: agent.log().count("telling the student") >= 2, timeout=40)
+        assert agent.notices() == []
+        trouble["status"] = trouble["append"] = False
+        smtp_server.wait_for(1, timeout=40)
+        told = eventually(lambda: [str(n["Subject"]) for n in agent.notices()], timeout=10)
+        assert told == ["[mentor-agent] Back in your mailbox: your mail server works again"]
     finally:
         agent.end()
         proxy.stop()

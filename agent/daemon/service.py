@@ -558,8 +558,9 @@ class Daemon:
             self.connected_at = time.monotonic()
             if ended is not None:
                 await self._imap_works_again(world, ended)
-            if self.trouble is not None and (
-                not self.trouble.told or await trouble.tell_works_again(world, self.trouble)
+            spell = self.trouble  # told, or lasted untold (its notice could not be appended): it works again
+            if spell is not None and (
+                not (spell.told or spell.lasted(utc_now())) or await trouble.tell_works_again(world, spell)
             ):
                 self.trouble = None  # told it works again (an APPEND that failed: tried at the next session)
                 self.ledger.set_meta(TROUBLE, "")

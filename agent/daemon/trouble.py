@@ -11,6 +11,7 @@ from agent.config.settings import Settings
 from agent.daemon.session import tell_in_inbox
 from agent.mail.claim import Mailbox
 from agent.reconcile.context import World
+from agent.rules.envelope import domain_of
 from agent.rules.server_trouble import Spell
 
 log = logging.getLogger("mentor_agent")
@@ -28,9 +29,8 @@ def tell_refused(mailbox: Mailbox, settings: Settings, spell: Spell) -> bool:
         spell.tries,
     )
     lines = [
-        f"Since {_local(settings, spell.since)} your mail server has refused, at each of mentor-agent's "
-        f"{spell.tries} tries, to show it your folders: “{spell.words}”. The server says this is its own trouble, "
-        "not your settings.",
+        f"Since {_local(settings, spell.since)} your mail server has refused {spell.tries} times to show "
+        f"mentor-agent your folders: “{spell.words}”. The server says this is its own trouble, not your settings.",
         "Until it works again mentor-agent reads and sends nothing: what you put in the Outbox waits there, and "
         "what falls due meanwhile goes once it works, within the agreements. It keeps trying, waiting longer "
         "each time; `mentor-agent status` shows the last error.",
@@ -41,14 +41,20 @@ def tell_refused(mailbox: Mailbox, settings: Settings, spell: Spell) -> bool:
 
 
 async def tell_works_again(world: World, spell: Spell) -> bool:
-    """The notice that it works again, after a spell she was told of; whether it is in her mailbox."""
+    """The notice that it works again, after a spell she was told of, or one that lasted untold (the notice of it
+    could not be appended); whether it is in her mailbox. Under a Message-ID made from the spell, looked for
+    first: an APPEND whose answer was lost is not told twice."""
     settings = world.settings
     log.info("the mail server works again (refused for now since %s)", spell.since.isoformat(timespec="seconds"))
+    own = f"<works-{int(spell.since.timestamp())}.mentor-agent@{domain_of(settings.student.address)}>"
+    if await world.locate(world.folders.notices, own, None) is not None:
+        return True
     return await world.notify(
         "Back in your mailbox: your mail server works again",
         [
-            f"From {_local(settings, spell.since)} your mail server refused mentor-agent's folder check for now "
-            f"(“{spell.words}”).",
+            f"From {_local(settings, spell.since)} your mail server refused mentor-agent's look at your folders for "
+            f"now (“{spell.words}”).",
             "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements.",
         ],
+        message_id=own,
     )

@@ -28,28 +28,46 @@ def tell_after() -> timedelta:
 
 @dataclass(frozen=True)
 class Spell:
-    """Since when the server has refused for now, how many tries, its last words, and whether she was told."""
+    """Since when the server has refused for now (and when last), how often, its last words, and whether she was
+    told."""
 
     since: datetime
     tries: int
     words: str
     told: bool = False
+    last: datetime | None = None  # the last refusal (None: kept by a version that did not keep it: ``since``)
 
     def due(self, now: datetime) -> bool:
         """Whether she should be told now (once it has lasted :func:`tell_after`, and only once)."""
-        return not self.told and now - self.since >= tell_after()
+        return not self.told and self.lasted(now)
+
+    def lasted(self, now: datetime) -> bool:
+        """Whether the spell has lasted long enough to be told of (told or not)."""
+        return now - self.since >= tell_after()
+
+
+GAP = timedelta(minutes=15)  # refusals further apart than this (the daemon stopped meanwhile) start a new spell
 
 
 def failed(spell: Spell | None, now: datetime, words: str) -> Spell:
-    """One more try refused for now."""
+    """One more try refused for now. After a gap (no try for :data:`GAP`: the daemon was stopped, say) the spell
+    starts again from now; a notice she had stays told (no second one before the notice that it works again)."""
     if spell is None:
-        return Spell(since=now, tries=1, words=words)
-    return replace(spell, tries=spell.tries + 1, words=words)
+        return Spell(since=now, tries=1, words=words, last=now)
+    if now - (spell.last or spell.since) > GAP:
+        return Spell(since=now, tries=1, words=words, told=spell.told, last=now)
+    return replace(spell, tries=spell.tries + 1, words=words, last=now)
 
 
 def to_text(spell: Spell) -> str:
     return json.dumps(
-        {"since": spell.since.isoformat(), "tries": spell.tries, "words": spell.words, "told": spell.told}
+        {
+            "since": spell.since.isoformat(),
+            "tries": spell.tries,
+            "words": spell.words,
+            "told": spell.told,
+            "last": (spell.last or spell.since).isoformat(),
+        }
     )
 
 
@@ -60,6 +78,7 @@ def from_text(text: str | None) -> Spell | None:
     try:
         kept = json.loads(text)
         since = datetime.fromisoformat(kept["since"])
-        return Spell(since=since, tries=int(kept["tries"]), words=str(kept["words"]), told=bool(kept["told"]))
+        last = datetime.fromisoformat(kept["last"]) if kept.get("last") else since
+        return Spell(since, int(kept["tries"]), str(kept["words"]), bool(kept["told"]), last)
     except (ValueError, KeyError, TypeError):
         return None
