@@ -85,8 +85,12 @@ def test_many_at_once_are_one_notice_naming_the_first_and_counting_the_rest(one_
     assert b"and 3 more are" in first.replace(b"\r\n ", b" ")
 
 
-def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    """Two agents, one account: what the laptop's agent holds in Scheduled is no stranger to the other one's."""
+def test_what_another_agent_on_the_account_holds_is_left_alone_and_told_as_its_own(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Two agents, one account: what the laptop's agent holds in Scheduled is no stranger to the other one's, which
+    leaves it there and tells her once that another mentor-agent holds it (second hostile round: a held message of
+    an install whose records are gone was never sent and never told)."""
     server = MemoryServer(sent=SENT)
     (tmp_path / "laptop").mkdir()
     (tmp_path / "server").mkdir()
@@ -103,10 +107,44 @@ def test_what_another_agent_on_the_account_holds_is_not_told(tmp_path: Path, smt
         for _ in range(3):
             other.run()
         assert told(other) == [] and other.subjects(SCHEDULED) == ["held by the laptop"]
+        assert [s for s in other.subjects("INBOX") if "another mentor-agent" in s] == [
+            "[mentor-agent] Held by another mentor-agent: held by the laptop"
+        ]
         assert [parse_envelope(r.content).subject for r in smtp_server.messages] == ["first"]
     finally:
         laptop.world.ledger.close()
         other.world.ledger.close()
+
+
+def test_an_edit_the_agent_took_for_its_held_message_is_marked_as_held(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Second hostile round: her program saved an edit of a held message in place (same Message-ID, no keywords);
+    the agent took it as its held message but left it unmarked, and an agent started later on the account told her
+    it "will not go" (and the first then sent it)."""
+    server = MemoryServer(sent=SENT)
+    (tmp_path / "laptop").mkdir()
+    (tmp_path / "server").mkdir()
+    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server, agent_id="laptop")
+    try:
+        server.put(OUTBOX, mail("first"))
+        laptop.run()
+        held = mail("Question", message_id="<q-2@med.example.edu>")
+        server.put(OUTBOX, held)
+        laptop.run()
+        [(uid, _)] = server.messages(SCHEDULED).items()
+        laptop.box.delete(SCHEDULED, uid)
+        server.put(SCHEDULED, held.replace(b"Hello.", b"Hello, edited."))  # her edit, saved without keywords
+        laptop.run()
+        [(edited, _)] = server.messages(SCHEDULED).items()
+        assert HELD_KEYWORD + "laptop" in server.flags(SCHEDULED, edited)
+        other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=1), server=server, agent_id="server")
+        try:
+            other.run()
+            other.run()
+            assert told(other) == []
+        finally:
+            other.world.ledger.close()
+    finally:
+        laptop.world.ledger.close()
 
 
 # -- hostile round on ea093ad -------------------------------------------------------------------------------------
@@ -190,3 +228,20 @@ def test_what_another_agent_holds_is_neither_claimed_nor_taken_in_again(
 
 def server_subjects(server: MemoryServer, folder: str) -> list[str]:
     return [parse_envelope(raw).subject for raw in server.messages(folder).values()]
+
+
+def test_a_notice_whose_append_went_unanswered_is_not_told_again_with_another(one_a_day: Pass) -> None:  # noqa: F811
+    """Second hostile round: the notice naming A was stored, its answer lost; B came before the next look, and A was
+    named again in "2 messages will not go"."""
+    one_a_day.server.put(SCHEDULED, mail("A"))
+    one_a_day.server.fail("append", "INBOX", after=True)
+    with pytest.raises(MailboxError):
+        one_a_day.run()
+    one_a_day.box.connect()
+    one_a_day.server.put(SCHEDULED, mail("B"))
+    one_a_day.run()
+    one_a_day.run()
+    assert told(one_a_day) == [
+        "[mentor-agent] Will not go from Scheduled: A",
+        "[mentor-agent] Will not go from Scheduled: B",
+    ]

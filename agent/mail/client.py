@@ -351,6 +351,12 @@ class Connection:
         uids = self._run(f"UID SEARCH FLAGGED in {folder!r}", lambda: self.client.search(["FLAGGED", "UNDELETED"]))
         return sorted(int(uid) for uid in uids)
 
+    def without_keyword(self, folder: str, keyword: str) -> list[int]:
+        """UIDs of the messages in ``folder`` that do not carry ``keyword`` (not \\Deleted)."""
+        self._up_to_date(folder)
+        found = self._run(f"UID SEARCH UNKEYWORD in {folder!r}", lambda: self.client.search(["UNKEYWORD", keyword]))
+        return sorted(int(uid) for uid in found)
+
     def _expunge(self, uids: list[int]) -> None:
         """UID EXPUNGE exactly ``uids`` (which the caller marked \\Deleted), where the server can."""
         if self.has_uidplus:

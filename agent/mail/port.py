@@ -128,6 +128,14 @@ class MailboxPort(Protocol):
         """The UIDs the student flagged (``\\Flagged``, not ``\\Deleted``)."""
         ...
 
+    def without_keyword(self, folder: str, keyword: str) -> list[int]:
+        """The UIDs of the messages without ``keyword``."""
+        ...
+
+    def add_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        """Add ``flags`` to these messages (others stay)."""
+        ...
+
     def modseqs(self, folder: str, uids: Sequence[int]) -> dict[int, int] | None:
         """The MODSEQ (RFC 7162: it moves with any change of the message's flags) of each UID still there;
         None where the server has no working CONDSTORE."""

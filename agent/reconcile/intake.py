@@ -398,6 +398,7 @@ async def follow_scheduled(world: World) -> None:
             publish(Cancelled(row.key, "taken out of Scheduled"))
     if not uids:
         return
+    await strangers.mark_held(world, folder, [u for u, r in world.ledger.in_folder(folder).items() if u in present])
     unknown = sorted(present - set(known) - adopted)
     if unknown:
         await _unknown_in_scheduled(world, folder, unknown)
@@ -448,6 +449,7 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
     Mail the agent holds none of (she put it there herself): :mod:`agent.reconcile.strangers`.
     Nothing of hers is left in Scheduled unsent and untold, and nothing she cancelled long ago is sent."""
     found: list[tuple[HeaderInfo, Envelope]] = []
+    others: list[tuple[HeaderInfo, Envelope]] = []
     for info in await world.imap(world.mailbox.headers, folder, unknown):
         envelope = parse_envelope(info.headers)
         if "\\Deleted" in info.flags:
@@ -455,6 +457,9 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
         row = world.ledger.get(envelope.key)
         if strangers.is_stranger(world, info, envelope, row):
             found.append((info, envelope))
+            continue
+        if row is None and strangers.held_by_another(world, info.flags) and not world.ledger.namesakes(envelope.key):
+            others.append((info, envelope))  # or held by an install whose records are gone: she is told of both
             continue
         if row is None or envelope.message_id is None:
             continue
@@ -475,6 +480,7 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
             continue
         await _set_aside_late(world, folder, info.uid, envelope.message_id, envelope.subject or row.subject, row)
     await strangers.tell_strangers(world, folder, found)
+    await strangers.tell_strangers(world, folder, others, another=True)
 
 
 async def _set_aside_late(world: World, folder: str, uid: int, message_id: str, subject: str, row: Row) -> None:

@@ -14,11 +14,14 @@ left untold.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Collection, Iterable, Sequence
 
 from agent.mail.port import HeaderInfo, held_marks
+from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, domain_of
 from agent.store.ledger import ATTENTION, Row
@@ -26,6 +29,7 @@ from agent.store.ledger import ATTENTION, Row
 log = logging.getLogger("mentor_agent.intake")
 
 TOLD = "not held: told"  # logged about a message's key once she is told it is in Scheduled and will not go
+TRIED = "not held: notice tried"  # ... a notice naming it whose APPEND failed (its Message-ID: the detail)
 SHOWN = 5  # subjects named in one notice; the rest counted
 
 
@@ -40,6 +44,24 @@ def is_stranger(world: World, info: HeaderInfo, envelope: Envelope, row: Row | N
     return row is not None or not held_marks(info.flags)
 
 
+_MARKED: weakref.WeakKeyDictionary[object, set[int]] = weakref.WeakKeyDictionary()  # per session: marked by us
+
+
+async def mark_held(world: World, folder: str, held: Collection[int]) -> None:
+    """Mark with this agent's held keyword what it holds in ``folder`` (UIDs ``held``) without it: an edit of hers
+    it took for the held message, or mail held before marks were kept. Unmarked, a second agent on the account
+    took it for a stranger. Each at most once a session (a server that keeps no keywords forgets them)."""
+    done = _MARKED.setdefault(world.mailbox, set())
+    if not held or set(held) <= done:
+        return
+    keyword = world.mailbox.held_keyword
+    todo = sorted((set(await world.imap(world.mailbox.without_keyword, folder, keyword)) & set(held)) - done)
+    if todo:
+        with contextlib.suppress(CommandRefused):  # a mark only
+            await world.imap(world.mailbox.add_flags_many, folder, todo, [keyword])
+    done.update(held)
+
+
 def held_by_another(world: World, flags: Iterable[str]) -> bool:
     """Whether a message in Scheduled with these ``flags`` is held by another agent on the account (its mark, and
     none of this one's): never this one's to take in again as her edit, or to claim as its own placed before a
@@ -48,41 +70,71 @@ def held_by_another(world: World, flags: Iterable[str]) -> bool:
     return bool(marks) and world.mailbox.held_keyword.lower() not in marks
 
 
-async def tell_strangers(world: World, folder: str, found: Sequence[tuple[HeaderInfo, Envelope]]) -> None:
-    """She is told of the messages in ``found`` not told of before (one notice)."""
+async def tell_strangers(
+    world: World, folder: str, found: Sequence[tuple[HeaderInfo, Envelope]], *, another: bool = False
+) -> None:
+    """She is told of the messages in ``found`` not told of before (one notice). ``another``: they are held by
+    another agent on the account, or by one whose records are gone (a new computer, its state deleted): the
+    notice says both, since this agent cannot tell which."""
     ledger = world.ledger
     fresh = [(info, envelope) for info, envelope in found if not ledger.logged(TOLD, _told_key(info, envelope))]
+    fresh = [pair for pair in fresh if not await _told_unanswered(world, _told_key(*pair))]
     if not fresh:
         return
     subjects = [f"“{envelope.subject or '(no subject)'}”" for _, envelope in fresh]
+    why = "held by another mentor-agent" if another else "not put there by mentor-agent"
     for subject in subjects:
-        log.warning("%s is in %s, not put there by mentor-agent: it does not go from there", subject, folder)
-    outbox = world.folders.outbox
-    if len(fresh) == 1:
-        title = f"Will not go from {folder}: {fresh[0][1].subject or '(no subject)'}"
-        what, it, goes = f"{subjects[0]} is", "it", "this does not go by itself"
+        log.warning("%s is in %s, %s: it does not go from there", subject, folder, why)
+    many = len(fresh) > 1
+    first = fresh[0][1].subject or "(no subject)"
+    if another:
+        title = (
+            f"{len(fresh)} messages held by another mentor-agent" if many else f"Held by another mentor-agent: {first}"
+        )
     else:
-        more = f" and {len(subjects) - SHOWN} more" if len(subjects) > SHOWN else ""
-        title = f"{len(fresh)} messages will not go from {folder}"
-        what, it, goes = f"{', '.join(subjects[:SHOWN])}{more} are", "them", "these do not go by themselves"
-    # Its own Message-ID, looked for first: a notice whose APPEND went unanswered is not told twice
+        title = f"{len(fresh)} messages will not go from {folder}" if many else f"Will not go from {folder}: {first}"
     made = hashlib.sha256("\0".join(sorted(_told_key(i, e) for i, e in fresh)).encode()).hexdigest()[:24]
     own = f"<{made}.not-held.mentor-agent@{domain_of(world.settings.student.address)}>"
-    told = await world.locate(world.folders.notices, own, None) is not None or await world.notify(
-        title,
-        [
-            f"{what} in your {folder} folder, but mentor-agent did not put {it} there (moved or saved there by you "
-            f"or your mail program, or an edit of a waiting message saved as a new one). Only what mentor-agent "
-            f"holds goes from {folder}: {goes}.",
-            f"To send {it} within your agreement, move {it} to {outbox}; otherwise move {it} anywhere else, or delete.",
-        ],
-        about=fresh[0][1].message_id,
-        message_id=own,
-    )
-    if told:
-        with ledger.transaction():
+    lines = _lines(world, folder, subjects, another)
+    if not await world.notify(title, lines, about=fresh[0][1].message_id, message_id=own):
+        with ledger.transaction():  # stored maybe, its answer lost: looked for at the next look, never told twice
             for info, envelope in fresh:
-                ledger.log(TOLD, message=_told_key(info, envelope))
+                ledger.log(TRIED, message=_told_key(info, envelope), detail=own)
+        return
+    with ledger.transaction():
+        for info, envelope in fresh:
+            ledger.log(TOLD, message=_told_key(info, envelope))
+
+
+def _lines(world: World, folder: str, subjects: list[str], another: bool) -> list[str]:
+    more = f" and {len(subjects) - SHOWN} more" if len(subjects) > SHOWN else ""
+    what = f"{', '.join(subjects[:SHOWN])}{more} are" if len(subjects) > 1 else f"{subjects[0]} is"
+    it, goes = ("them", "these do not go by themselves") if len(subjects) > 1 else ("it", "this does not go by itself")
+    outbox = world.folders.outbox
+    if another:
+        return [
+            f"{what} in your {folder} folder, held by another mentor-agent on this account, not by this one. That "
+            f"one sends {it} at {'their' if len(subjects) > 1 else 'its'} time, if it still runs.",
+            f"If it no longer runs (a new computer, or its records deleted), {goes}: move {it} to {outbox}, and "
+            f"this one sends {it} within your agreement. Two mentor-agents on one account keep separate records "
+            "of what your mentors received: run one.",
+        ]
+    return [
+        f"{what} in your {folder} folder, but mentor-agent did not put {it} there (moved or saved there by you "
+        f"or your mail program, or an edit of a waiting message saved as a new one). Only what mentor-agent "
+        f"holds goes from {folder}: {goes}.",
+        f"To send {it} within your agreement, move {it} to {outbox}; otherwise move {it} anywhere else, or delete.",
+    ]
+
+
+async def _told_unanswered(world: World, key: str) -> bool:
+    """Whether a notice naming ``key`` whose APPEND went unanswered is in her mailbox after all (then: told)."""
+    tried = world.ledger.db.execute("SELECT detail FROM log WHERE event = ? AND message = ?", (TRIED, key))
+    for (own,) in tried.fetchall():
+        if await world.locate(world.folders.notices, str(own), None) is not None:
+            world.ledger.log(TOLD, message=key)
+            return True
+    return False
 
 
 def _told_key(info: HeaderInfo, envelope: Envelope) -> str:

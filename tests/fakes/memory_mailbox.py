@@ -307,6 +307,18 @@ class MemoryMailbox:
             assert box is not None
             return sorted(uid for uid, m in self._live(box).items() if "\\Flagged" in m.flags)
 
+    def without_keyword(self, folder: str, keyword: str) -> list[int]:
+        with self._command("without_keyword", folder) as box:
+            assert box is not None
+            return sorted(uid for uid, m in self._live(box).items() if keyword not in m.flags)
+
+    def add_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        with self._command("add_flags_many", folder) as box:
+            assert box is not None
+            for uid in uids:
+                if uid in box.messages:
+                    box.messages[uid].flags |= set(flags)
+
     def modseqs(self, folder: str, uids: Sequence[int]) -> dict[int, int] | None:
         with self._command("modseqs", folder):
             return None  # no CONDSTORE modelled: as at Microsoft 365, Yahoo or iCloud
