@@ -44,8 +44,8 @@ class Mailbox(Connection):
         self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None, agent_id: str | None = None
     ) -> None:
         super().__init__(imap, login, ssl_context=ssl_context)
-        # Each agent claims with its own keyword, so that after a restart it recognises a claim it made itself
-        # (killed between STORE and MOVE) and goes on at once; the daemon passes an id kept in its ledger.
+        # Each agent claims (and marks what it holds) with its own keyword, so that after a restart it recognises a
+        # claim it made itself (killed between STORE and MOVE) and goes on at once; the daemon passes its ledger's id.
         own = agent_id or os.urandom(4).hex()
         self.claim_keyword = CLAIM_KEYWORD + own
         self.held_keyword = HELD_KEYWORD + own  # agent.mail.port.MailboxPort.held_keyword
@@ -133,16 +133,14 @@ class Mailbox(Connection):
         self._select(folder)
         present, identities = self._present(folder, wanted)
         ours: list[int] | None = None
-        # Into Scheduled: marked held before the move, with the claim where there is one, so that another agent
-        # never sees it there unmarked (taken for a stranger: agent.reconcile.strangers)
+        # Into Scheduled: marked held before the move, with any claim: never seen there unmarked (strangers.py)
         held = [self.held_keyword] if target == self.held_folder else []
         if claim and self._claims_work(folder):
             ours = self._claim(folder, present, held)
         if ours is None:  # no claim here: keywords or CONDSTORE are missing
             ours = sorted(present)
-            if held and ours:
-                with contextlib.suppress(MailboxError):  # a mark only: the move does not wait on it
-                    self.add_flags_many(folder, ours, held)
+            with contextlib.suppress(MailboxError):  # a mark only (none without ``held``): the move does not wait
+                self.add_flags_many(folder, ours, held)
         if not ours:
             return {}
         if self.has_move and not self.force_copy_fallback:

@@ -409,7 +409,7 @@ class Connection:
 
     def add_flags_many(self, folder: str, uids: Sequence[int], flags: Sequence[str]) -> None:
         marks = uid_set(uids)
-        if marks:
+        if marks and flags:
             self._select(folder)
             self._run(f"UID STORE {marks} +FLAGS", lambda: self.client.add_flags(marks, list(flags), silent=True))
 

@@ -129,9 +129,8 @@ def _lines(world: World, folder: str, subjects: list[str], another: bool) -> lis
 
 async def _told_unanswered(world: World, key: str) -> bool:
     """Whether a notice naming ``key`` whose APPEND went unanswered is in her mailbox after all (then: told)."""
-    tried = world.ledger.db.execute("SELECT detail FROM log WHERE event = ? AND message = ?", (TRIED, key))
-    for (own,) in tried.fetchall():
-        if await world.locate(world.folders.notices, str(own), None) is not None:
+    for own in world.ledger.details(TRIED, key):
+        if await world.locate(world.folders.notices, own, None) is not None:
             world.ledger.log(TOLD, message=key)
             return True
     return False

@@ -541,6 +541,11 @@ class Ledger:
             is not None
         )
 
+    def details(self, event: str, message: str) -> list[str]:
+        """The details of the ``event`` entries logged about ``message``, oldest first."""
+        found = self.db.execute("SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY id", (event, message))
+        return [str(detail) for (detail,) in found]
+
     def log(self, event: str, *, mentor: str | None = None, message: str | None = None, detail: str = "") -> None:
         self.db.execute(
             "INSERT INTO log(at, mentor, message, event, detail) VALUES (?, ?, ?, ?, ?)",
