@@ -5,6 +5,8 @@ pass, in memory."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,21 @@ from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day  # noqa: F401  (the fixture)
 
 SCHEDULED = "Scheduled"
+
+
+@contextmanager
+def _two_agents(tmp_path: Path, smtp: SmtpServer, other_per_day: int = 1) -> Iterator[tuple[MemoryServer, Pass, Pass]]:
+    """Two agents on one account: the laptop's (one a day) and the server's (``other_per_day``)."""
+    server = MemoryServer(sent=SENT)
+    made: list[Pass] = []
+    try:
+        for name, per_day in (("laptop", 1), ("server", other_per_day)):
+            (tmp_path / name).mkdir()
+            made.append(Pass(tmp_path / name, smtp, policy_text(max_per_day=per_day), server=server, agent_id=name))
+        yield server, made[0], made[1]
+    finally:
+        for one in made:
+            one.world.ledger.close()
 
 
 def told(one: Pass) -> list[str]:
@@ -91,12 +108,7 @@ def test_what_another_agent_on_the_account_holds_is_left_alone_and_told_as_its_o
     """Two agents, one account: what the laptop's agent holds in Scheduled is no stranger to the other one's, which
     leaves it there and tells her once that another mentor-agent holds it (second hostile round: a held message of
     an install whose records are gone was never sent and never told)."""
-    server = MemoryServer(sent=SENT)
-    (tmp_path / "laptop").mkdir()
-    (tmp_path / "server").mkdir()
-    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server, agent_id="laptop")
-    other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=1), server=server, agent_id="server")
-    try:
+    with _two_agents(tmp_path, smtp_server) as (server, laptop, other):
         server.put(OUTBOX, mail("first"))
         laptop.run()
         server.put(OUTBOX, mail("held by the laptop"))
@@ -111,20 +123,13 @@ def test_what_another_agent_on_the_account_holds_is_left_alone_and_told_as_its_o
             "[mentor-agent] Held by another mentor-agent: held by the laptop"
         ]
         assert [parse_envelope(r.content).subject for r in smtp_server.messages] == ["first"]
-    finally:
-        laptop.world.ledger.close()
-        other.world.ledger.close()
 
 
 def test_an_edit_the_agent_took_for_its_held_message_is_marked_as_held(tmp_path: Path, smtp_server: SmtpServer) -> None:
     """Second hostile round: her program saved an edit of a held message in place (same Message-ID, no keywords);
     the agent took it as its held message but left it unmarked, and an agent started later on the account told her
     it "will not go" (and the first then sent it)."""
-    server = MemoryServer(sent=SENT)
-    (tmp_path / "laptop").mkdir()
-    (tmp_path / "server").mkdir()
-    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server, agent_id="laptop")
-    try:
+    with _two_agents(tmp_path, smtp_server) as (server, laptop, other):
         server.put(OUTBOX, mail("first"))
         laptop.run()
         held = mail("Question", message_id="<q-2@med.example.edu>")
@@ -136,15 +141,9 @@ def test_an_edit_the_agent_took_for_its_held_message_is_marked_as_held(tmp_path:
         laptop.run()
         [(edited, _)] = server.messages(SCHEDULED).items()
         assert HELD_KEYWORD + "laptop" in server.flags(SCHEDULED, edited)
-        other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=1), server=server, agent_id="server")
-        try:
-            other.run()
-            other.run()
-            assert told(other) == []
-        finally:
-            other.world.ledger.close()
-    finally:
-        laptop.world.ledger.close()
+        other.run()
+        other.run()
+        assert told(other) == []
 
 
 # -- hostile round on ea093ad -------------------------------------------------------------------------------------
@@ -203,12 +202,7 @@ def test_what_another_agent_holds_is_neither_claimed_nor_taken_in_again(
     Scheduled first. The server's agent then claimed it from Scheduled as its own placed before a restart and sent
     it (against what the laptop held it for), or, once it had cancelled it as gone, took it in again as her edit;
     then both set it aside as "a copy of it is already scheduled", and it was never sent."""
-    server = MemoryServer(sent=SENT)
-    (tmp_path / "laptop").mkdir()
-    (tmp_path / "server").mkdir()
-    laptop = Pass(tmp_path / "laptop", smtp_server, policy_text(max_per_day=1), server=server, agent_id="laptop")
-    other = Pass(tmp_path / "server", smtp_server, policy_text(max_per_day=5), server=server, agent_id="server")
-    try:
+    with _two_agents(tmp_path, smtp_server, other_per_day=5) as (server, laptop, other):
         server.put(OUTBOX, mail("first"))
         laptop.run()
         server.put(OUTBOX, mail("Question"))
@@ -221,9 +215,6 @@ def test_what_another_agent_holds_is_neither_claimed_nor_taken_in_again(
         assert server_subjects(server, SCHEDULED) == ["Question"] and server_subjects(server, "Needs attention") == []
         assert told(other) == [] and told(laptop) == []
         assert [r.subject for r in laptop.world.ledger.in_states(SCHEDULED_STATE)] == ["Question"]
-    finally:
-        laptop.world.ledger.close()
-        other.world.ledger.close()
 
 
 def server_subjects(server: MemoryServer, folder: str) -> list[str]:
