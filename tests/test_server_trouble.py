@@ -30,7 +30,9 @@ def test_refusals_further_apart_than_the_gap_start_the_spell_again_and_keep_a_no
     told = Spell(START, 9, "x", told=True, last=START + timedelta(minutes=40))
     again = failed(told, START + timedelta(minutes=40) + GAP + timedelta(seconds=1), "y")
     assert again.since == again.last and again.tries == 1 and again.told
-    assert not failed(None, START, "x").lasted(START + timedelta(minutes=29))
+    assert not failed(None, START, "x").lasted()  # one refusal, however long ago (third round: the daemon stopped)
+    assert failed(failed(None, START, "x"), START + timedelta(minutes=14), "x").lasted() is False
+    assert Spell(START, 7, "x", last=START + timedelta(minutes=30)).lasted()
 
 
 def test_a_spell_kept_in_the_ledger_reads_back_the_same() -> None:

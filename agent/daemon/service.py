@@ -560,7 +560,7 @@ class Daemon:
                 await self._imap_works_again(world, ended)
             spell = self.trouble  # told, or lasted untold (its notice could not be appended): it works again
             if spell is not None and (
-                not (spell.told or spell.lasted(utc_now())) or await trouble.tell_works_again(world, spell)
+                not (spell.told or spell.lasted()) or await trouble.tell_works_again(world, spell)
             ):
                 self.trouble = None  # told it works again (an APPEND that failed: tried at the next session)
                 self.ledger.set_meta(TROUBLE, "")

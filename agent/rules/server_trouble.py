@@ -39,11 +39,12 @@ class Spell:
 
     def due(self, now: datetime) -> bool:
         """Whether she should be told now (once it has lasted :func:`tell_after`, and only once)."""
-        return not self.told and self.lasted(now)
+        return not self.told and now - self.since >= tell_after()
 
-    def lasted(self, now: datetime) -> bool:
-        """Whether the spell has lasted long enough to be told of (told or not)."""
-        return now - self.since >= tell_after()
+    def lasted(self) -> bool:
+        """Whether the refusals spanned long enough to be told of (told or not): from the first to the last, never
+        the time the daemon was stopped after them."""
+        return (self.last or self.since) - self.since >= tell_after()
 
 
 GAP = timedelta(minutes=15)  # refusals further apart than this (the daemon stopped meanwhile) start a new spell
