@@ -13,6 +13,7 @@ import pytest
 
 from agent.mail.port import HELD_KEYWORD
 from agent.mail.session import MailboxError
+from agent.reconcile import strangers
 from agent.reconcile.intake import take_in_outbox
 from agent.rules.envelope import parse_envelope
 from agent.store.ledger import SCHEDULED as SCHEDULED_STATE
@@ -103,7 +104,7 @@ def test_many_at_once_are_one_notice_naming_the_first_and_counting_the_rest(one_
 
 
 def test_what_another_agent_on_the_account_holds_is_left_alone_and_told_as_its_own(
-    tmp_path: Path, smtp_server: SmtpServer
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two agents, one account: what the laptop's agent holds in Scheduled is no stranger to the other one's, which
     leaves it there and tells her once that another mentor-agent holds it (second hostile round: a held message of
@@ -116,6 +117,9 @@ def test_what_another_agent_on_the_account_holds_is_left_alone_and_told_as_its_o
         assert laptop.subjects(SCHEDULED) == ["held by the laptop"]
         [(uid, _)] = server.messages(SCHEDULED).items()
         assert server.flags(SCHEDULED, uid) == {HELD_KEYWORD + "laptop"}
+        other.run()
+        assert [s for s in other.subjects("INBOX") if "another" in s] == [], "seen a while first (a mark may be stale)"
+        monkeypatch.setattr(strangers, "ANOTHER_WAIT", 0.0)
         for _ in range(3):
             other.run()
         assert told(other) == [] and other.subjects(SCHEDULED) == ["held by the laptop"]
@@ -236,3 +240,63 @@ def test_a_notice_whose_append_went_unanswered_is_not_told_again_with_another(on
         "[mentor-agent] Will not go from Scheduled: A",
         "[mentor-agent] Will not go from Scheduled: B",
     ]
+
+
+# -- third hostile round ----------------------------------------------------------------------------------------
+def test_two_agents_that_took_one_message_in_never_both_hold_it(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """The server's agent took "Question" in; the laptop's held it in Scheduled first. The server's agent then found
+    the laptop's copy there as its own placed by a try whose answer was lost, and both held it: two "Scheduled"
+    notices, and whichever sent it, the other recorded her cancel and sent its next message at once."""
+    with _two_agents(tmp_path, smtp_server) as (server, laptop, other):
+        server.put(OUTBOX, mail("first"))
+        laptop.run()
+        other.run()
+        server.put(OUTBOX, mail("Question"))
+        asyncio.run(take_in_outbox(other.world))  # the server's agent sees it in the Outbox ...
+        laptop.run()  # ... the laptop's holds it first
+        for _ in range(2):
+            other.run()
+            laptop.run()
+        scheduled = [s for s in server_subjects(server, "INBOX") if s.startswith("[mentor-agent] Scheduled: Question")]
+        assert len(scheduled) == 1, scheduled
+        assert [r.subject for r in other.world.ledger.in_states(SCHEDULED_STATE)] == []
+        assert [r.subject for r in laptop.world.ledger.in_states(SCHEDULED_STATE)] == ["Question"]
+
+
+def test_what_another_agent_sent_counts_for_this_one(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Third hostile round: the server's agent had "first" as new when the laptop's sent it; it read the Sent copy
+    then (its own, it thought), cancelled its row as gone, never counted it, and sent "second" the same day."""
+    with _two_agents(tmp_path, smtp_server) as (server, laptop, other):
+        server.put(OUTBOX, mail("first"))
+        asyncio.run(take_in_outbox(other.world))
+        laptop.run()  # sends "first", files it in Sent
+        other.run()
+        other.run()
+        server.put(OUTBOX, mail("second"))
+        other.run()
+        other.run()
+        assert [parse_envelope(r.content).subject for r in smtp_server.messages] == ["first"]
+        assert server_subjects(server, SCHEDULED) == ["second"]
+
+
+def test_a_stale_mark_of_another_agent_is_not_told_while_that_agent_takes_it_out(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Third hostile round: the laptop's agent held "Question", she cancelled it (to Drafts) and dragged it back to
+    Scheduled hours later. The laptop's agent set it aside as a late copy (told), and the server's said "Held by
+    another mentor-agent: that one sends it at its time" (false: nobody did)."""
+    with _two_agents(tmp_path, smtp_server) as (server, laptop, other):
+        server.create("Drafts")
+        server.put(OUTBOX, mail("first"))
+        laptop.run()
+        server.put(OUTBOX, mail("Question"))
+        laptop.run()
+        [(uid, _)] = server.messages(SCHEDULED).items()
+        laptop.box.move(SCHEDULED, uid, "Drafts")  # she cancels it
+        laptop.run()
+        [(draft, _)] = server.messages("Drafts").items()
+        laptop.box.move("Drafts", draft, SCHEDULED)  # and drags it back, its mark still on it
+        other.run()  # the server's agent looks first
+        laptop.run()
+        other.run()
+        assert [s for s in server_subjects(server, "INBOX") if "another mentor-agent" in s] == []

@@ -102,9 +102,17 @@ async def _scan_sent(world: World, seen: Seen, folder: str) -> int:
     ours -= await cancel_held(world, [f for f in envelopes if f[1].message_id in ours], folder)
     # A send in doubt whose copy turns up now: it went (counted already: not counted below as sent without the agent)
     await settle_doubts(world, [f for f in envelopes if f[1].message_id in ours], links)
+    # A message this agent cancelled (and never sent) whose copy is here went without it: her program after she
+    # cancelled it here, another agent on the account that took it first. It counts.
+    ours -= world.ledger.only_cancelled(ours)
     found = 0
     where = where_found(world, folder)
+    # Read again at the next pass while the message under its Message-ID waits here: if this agent then finds it gone
+    # (another agent on the account took it first, or she took it back and sent it herself), the copy counts then
+    waiting = world.ledger.waiting_ids(ours)
     for info, envelope in envelopes:
+        if envelope.message_id in waiting:
+            seen.again(folder, info.uid)
         if envelope.message_id in ours or (envelope.key.startswith("sha256:") and world.ledger.get(envelope.key)):
             continue
         if world.ledger.logged(MEETING_REQUEST, envelope.key):

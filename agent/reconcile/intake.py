@@ -307,7 +307,19 @@ async def _found_again(
     our rows have). While another open message of ours shares its Message-ID (issue 20), such a copy is this row's
     only if every one of those is where its row says, in ``folder`` (``present``: the folder's UIDs now): with stale
     UIDs (a kill, a renumbering) a namesake's copy could take its place, go to this row's mentor, and the namesake's
-    row be recorded as cancelled by her. Without ``present``, only its own copy."""
+    row be recorded as cancelled by her. Without ``present``, only its own copy. Never a copy another agent on the
+    account holds (its mark): two agents that took one message in each held it, and one broke the pace."""
+    found = await _copy_of(world, folder, row, held, present)
+    if found is None:
+        return None
+    infos = await world.imap(world.mailbox.headers, folder, [found])
+    return None if not infos or strangers.held_by_another(world, infos[0].flags) else found
+
+
+async def _copy_of(
+    world: World, folder: str, row: Row, held: Collection[int], present: Collection[int] | None
+) -> int | None:
+    """:func:`_found_again`, whoever holds it."""
     own = await world.locate(folder, row.key, None, same=True)
     if own is not None:
         return own
@@ -465,8 +477,10 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
             continue
         if row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
             continue
-        if row.state == CANCELLED and strangers.held_by_another(world, info.flags):
-            continue  # cancelled here as gone from the Outbox at its claim: another agent took it and holds it
+        if row.state == CANCELLED and (
+            strangers.never_held(world, row) or strangers.held_by_another(world, info.flags)
+        ):
+            continue  # gone from the Outbox before this agent held it: another agent took it (and her edit of it)
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 import weakref
 from collections.abc import Collection, Iterable, Sequence
 
@@ -62,6 +63,13 @@ async def mark_held(world: World, folder: str, held: Collection[int]) -> None:
     done.update(held)
 
 
+def never_held(world: World, row: Row) -> bool:
+    """Whether this agent cancelled ``row`` as gone from the Outbox before it held it: another agent on the account
+    took it first (or she took it back), and a copy in Scheduled is not this agent's to take in or set aside."""
+    outbox = world.folders.outbox
+    return row.detail in (f"gone from {outbox} before it was sent", "removed from the Outbox before it was scheduled")
+
+
 def held_by_another(world: World, flags: Iterable[str]) -> bool:
     """Whether a message in Scheduled with these ``flags`` is held by another agent on the account (its mark, and
     none of this one's): never this one's to take in again as her edit, or to claim as its own placed before a
@@ -78,6 +86,8 @@ async def tell_strangers(
     notice says both, since this agent cannot tell which."""
     ledger = world.ledger
     fresh = [(info, envelope) for info, envelope in found if not ledger.logged(TOLD, _told_key(info, envelope))]
+    if another:  # seen there a while first: the agent that marked it may be about to take it out (a stale mark)
+        fresh = [pair for pair in fresh if _seen_a_while(world, _told_key(*pair))]
     fresh = [pair for pair in fresh if not await _told_unanswered(world, _told_key(*pair))]
     if not fresh:
         return
@@ -95,11 +105,12 @@ async def tell_strangers(
         title = f"{len(fresh)} messages will not go from {folder}" if many else f"Will not go from {folder}: {first}"
     made = hashlib.sha256("\0".join(sorted(_told_key(i, e) for i, e in fresh)).encode()).hexdigest()[:24]
     own = f"<{made}.not-held.mentor-agent@{domain_of(world.settings.student.address)}>"
-    lines = _lines(world, folder, subjects, another)
-    if not await world.notify(title, lines, about=fresh[0][1].message_id, message_id=own):
-        with ledger.transaction():  # stored maybe, its answer lost: looked for at the next look, never told twice
-            for info, envelope in fresh:
-                ledger.log(TRIED, message=_told_key(info, envelope), detail=own)
+    with ledger.transaction():  # before the APPEND: stored, and its answer lost or a stop, it is looked for next time
+        for info, envelope in fresh:
+            ledger.log(TRIED, message=_told_key(info, envelope), detail=own)
+    if not await world.notify(
+        title, _lines(world, folder, subjects, another), about=fresh[0][1].message_id, message_id=own
+    ):
         return
     with ledger.transaction():
         for info, envelope in fresh:
@@ -125,6 +136,15 @@ def _lines(world: World, folder: str, subjects: list[str], another: bool) -> lis
         f"holds goes from {folder}: {goes}.",
         f"To send {it} within your agreement, move {it} to {outbox}; otherwise move {it} anywhere else, or delete.",
     ]
+
+
+_FIRST_SEEN: weakref.WeakKeyDictionary[object, dict[str, float]] = weakref.WeakKeyDictionary()
+ANOTHER_WAIT = 600.0  # seconds a message held by another agent is seen in Scheduled before she is told of it
+
+
+def _seen_a_while(world: World, key: str) -> bool:
+    first = _FIRST_SEEN.setdefault(world.mailbox, {}).setdefault(key, time.monotonic())
+    return time.monotonic() - first >= ANOTHER_WAIT
 
 
 async def _told_unanswered(world: World, key: str) -> bool:

@@ -340,6 +340,41 @@ class Ledger:
         )
         return [found for (found,) in rows if found != key and split_key(found)[0] == base]
 
+    def only_cancelled(self, message_ids: Iterable[str]) -> set[str]:
+        """Those of ``message_ids`` whose every row is cancelled, and that no mentor received from us nor SMTP
+        submission handed over: mail under them found in Sent went without this agent (her program, another agent)."""
+        wanted = list(message_ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT message_id FROM messages WHERE message_id IN ({marks}) GROUP BY message_id "
+                    "HAVING MIN(state = ?) = 1 EXCEPT SELECT message_id FROM items EXCEPT "
+                    "SELECT message FROM log WHERE event = 'submitted'",
+                    (*chunk, CANCELLED),
+                )
+            )
+        return found
+
+    def waiting_ids(self, message_ids: Iterable[str]) -> set[str]:
+        """Those of ``message_ids`` a row of which is new or scheduled: not sent, not cancelled (yet)."""
+        wanted = list(message_ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT DISTINCT message_id FROM messages WHERE message_id IN ({marks}) AND state IN (?, ?)",
+                    (*chunk, NEW, SCHEDULED),
+                )
+            )
+        return found
+
     def known_message_ids(self, message_ids: Iterable[str]) -> set[str]:
         wanted = list(message_ids)
         found: set[str] = set()
