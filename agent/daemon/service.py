@@ -35,7 +35,7 @@ from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable,
 from agent.mail.claim import Mailbox
 from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, ServerTrouble, SessionExpired
 from agent.mail.watch import Watcher
-from agent.reconcile import agenda_desk
+from agent.reconcile import agenda_desk, other_agents
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
@@ -668,6 +668,7 @@ class Daemon:
         meetings_due = await meeting_desk.pass_once(world)
         review_due = await agreement.pass_once(world)  # the mentor's answer to a proposal; reviews
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
+        await other_agents.tell_other_agents(world)  # a second mentor-agent on the account: told once
         copies_due = early_copies.next_look(world)  # a program's Sent copy filed late (Sent is not watched)
         waits = (due, meetings_due, review_due, agenda_due, drafts_due, settling, copies_due)
         return min((t for t in waits if t is not None), default=None)

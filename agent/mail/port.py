@@ -79,6 +79,9 @@ class MailboxPort(Protocol):
     # this agent's id) where the server keeps keywords (a mark never fails the move).
     held_folder: str | None
     held_keyword: str
+    # The ids of other agents on the account whose claims or held marks this one has seen (they keep separate
+    # records: she is told, agent.reconcile.other_agents)
+    other_agents: set[str]
 
     # -- folders
     def folder_list(self) -> dict[str, frozenset[str]]:

@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Collection, Iterable, Sequence
 
-from agent.mail.port import HeaderInfo, held_marks
+from agent.mail.port import HELD_KEYWORD, HeaderInfo, held_marks
 from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.rules.envelope import Envelope, domain_of
@@ -75,6 +75,8 @@ def held_by_another(world: World, flags: Iterable[str]) -> bool:
     none of this one's): never this one's to take in again as her edit, or to claim as its own placed before a
     restart (the two agents each set it aside, or one sent what the other held back)."""
     marks = held_marks(flags)
+    others = {mark[len(HELD_KEYWORD) :] for mark in marks} - {world.mailbox.held_keyword[len(HELD_KEYWORD) :].lower()}
+    world.mailbox.other_agents |= others  # she is told another agent works here (agent.reconcile.other_agents)
     return bool(marks) and world.mailbox.held_keyword.lower() not in marks
 
 

@@ -157,6 +157,7 @@ class MemoryMailbox:
         self.server = server or MemoryServer()
         self.claim_keyword = CLAIM_KEYWORD + agent_id
         self.held_keyword = HELD_KEYWORD + agent_id
+        self.other_agents: set[str] = set()
         self.connected = True
         self.held_folder: str | None = None
 
@@ -347,6 +348,7 @@ class MemoryMailbox:
                     continue
                 claimed = {f for f in found.flags if f.lower().startswith(CLAIM_KEYWORD.lower())}
                 if claim and claimed - {self.claim_keyword}:
+                    self.other_agents |= {c[len(CLAIM_KEYWORD) :].lower() for c in claimed - {self.claim_keyword}}
                     continue  # another agent is moving it right now
                 del box.messages[uid]
                 moved[uid] = into.next_uid
