@@ -343,36 +343,32 @@ class Ledger:
     def only_cancelled(self, message_ids: Iterable[str]) -> set[str]:
         """Those of ``message_ids`` whose every row is cancelled, and that no mentor received from us nor SMTP
         submission handed over: mail under them found in Sent went without this agent (her program, another agent)."""
-        wanted = list(message_ids)
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            found.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT message_id FROM messages WHERE message_id IN ({marks}) GROUP BY message_id "
-                    "HAVING MIN(state = ?) = 1 EXCEPT SELECT message_id FROM items EXCEPT "
-                    "SELECT message FROM log WHERE event = 'submitted'",
-                    (*chunk, CANCELLED),
-                )
-            )
-        return found
+        return self._among(
+            message_ids,
+            "SELECT message_id FROM messages WHERE message_id IN ({marks}) GROUP BY message_id "
+            "HAVING MIN(state = ?) = 1 EXCEPT SELECT message_id FROM items EXCEPT "
+            "SELECT message FROM log WHERE event = 'submitted'",
+            CANCELLED,
+        )
 
     def waiting_ids(self, message_ids: Iterable[str]) -> set[str]:
         """Those of ``message_ids`` a row of which is new or scheduled: not sent, not cancelled (yet)."""
+        return self._among(
+            message_ids,
+            "SELECT message_id FROM messages WHERE message_id IN ({marks}) AND state IN (?, ?)",
+            NEW,
+            SCHEDULED,
+        )
+
+    def _among(self, message_ids: Iterable[str], query: str, *more: str) -> set[str]:
+        """The first column of ``query`` asked for ``message_ids`` 500 at a time (``{marks}``: their placeholders,
+        ``more``: the query's other arguments, after them)."""
         wanted = list(message_ids)
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            found.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT DISTINCT message_id FROM messages WHERE message_id IN ({marks}) AND state IN (?, ?)",
-                    (*chunk, NEW, SCHEDULED),
-                )
-            )
+            found.update(str(r[0]) for r in self.db.execute(query.format(marks=marks), (*chunk, *more)))
         return found
 
     def known_message_ids(self, message_ids: Iterable[str]) -> set[str]:
