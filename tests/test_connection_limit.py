@@ -28,6 +28,7 @@ from agent.daemon.service import Daemon
 from agent.mail.client import Connection
 from agent.mail.session import ConnectionLimit, Login, MailboxError, open_client
 from agent.mail.watch import Watcher
+from agent.reconcile import context
 from agent.store.ledger import Ledger
 from agent.store.status import collect, render
 from tests.agent_process import OUTBOX, Agent, agent, mail, policy_text
@@ -246,6 +247,8 @@ def test_the_notice_is_owed_until_it_is_appended() -> None:
         async def notify(self, title: str, lines: list[str], about: str | None = None, **own: str) -> bool:
             told.appended += told.works
             return told.works
+
+        notify_once = context.World.notify_once  # the real one, over the stubs above
 
     world: Any = World()
     asyncio.run(unwatched_folders.tell(world, ["INBOX"], ["INBOX"], 60.0))

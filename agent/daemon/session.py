@@ -28,8 +28,7 @@ from agent.mail.credentials import resolve
 from agent.mail.port import ResolvedFolders, folder_attributes
 from agent.mail.session import FolderRefused, Login, MailboxError, ServerTrouble
 from agent.reconcile.context import World, utc_now
-from agent.rules.envelope import domain_of
-from agent.rules.notices import build_notice
+from agent.rules.notices import build_notice, notice_id
 from agent.rules.policy import PolicyBook, load_policies
 from agent.rules.refusals import Gate
 from agent.store.ledger import Ledger
@@ -145,7 +144,7 @@ def tell_in_inbox(mailbox: Mailbox, settings: Settings, title: str, lines: list[
     """A notice in INBOX over a session that cannot go on (the notices folder may not be there); whether it is
     there now. Never raises. Its Message-ID is made of ``made`` and looked for first: told once."""
     student = settings.student
-    own = f"<{made}.mentor-agent@{domain_of(student.address)}>"
+    own = notice_id(student.address, made)
     raw = build_notice(
         student_name=student.name,
         student_address=student.address,

@@ -11,7 +11,6 @@ from agent.config.settings import Settings
 from agent.daemon.session import tell_in_inbox
 from agent.mail.claim import Mailbox
 from agent.reconcile.context import World
-from agent.rules.envelope import domain_of
 from agent.rules.server_trouble import Spell
 
 log = logging.getLogger("mentor_agent")
@@ -46,15 +45,12 @@ async def tell_works_again(world: World, spell: Spell) -> bool:
     first: an APPEND whose answer was lost is not told twice."""
     settings = world.settings
     log.info("the mail server works again (refused for now since %s)", spell.since.isoformat(timespec="seconds"))
-    own = f"<works-{int(spell.since.timestamp())}.mentor-agent@{domain_of(settings.student.address)}>"
-    if await world.locate(world.folders.notices, own, None) is not None:
-        return True
-    return await world.notify(
+    return await world.notify_once(
         "Back in your mailbox: your mail server works again",
         [
             f"From {_local(settings, spell.since)} your mail server refused mentor-agent's look at your folders for "
             f"now (“{spell.words}”).",
             "Until now nothing was read or sent; what became due meanwhile goes now, within the agreements.",
         ],
-        message_id=own,
+        f"works-{int(spell.since.timestamp())}",
     )

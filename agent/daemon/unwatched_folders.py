@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from agent.reconcile.context import World
-from agent.rules.envelope import domain_of
 
 log = logging.getLogger("mentor_agent")
 
@@ -42,11 +41,7 @@ async def tell(world: World, dropped: Sequence[str], unwatched: Sequence[str], h
     # This week's notice has its own Message-ID, looked for first: an APPEND the server stored but whose answer
     # was lost is not told twice.
     year, week, _ = now.isocalendar()
-    own = f"<limit-{year}-{week:02d}.mentor-agent@{domain_of(world.settings.student.address)}>"
-    if await world.locate(world.folders.notices, own, None) is not None:
-        world.ledger.set_meta(TOLD, now.isoformat())
-        return
-    appended = await world.notify(
+    appended = await world.notify_once(
         "Your mail server limits connections: some folders are looked at every minute",
         [
             "Your mail server lets an account hold only so many connections at once, and your other mail programs "
@@ -56,7 +51,7 @@ async def tell(world: World, dropped: Sequence[str], unwatched: Sequence[str], h
             "To have it react at once again, close a mail program you do not use on this account, or ask your mail "
             "provider about its limit on connections.",
         ],
-        message_id=own,
+        f"limit-{year}-{week:02d}",
     )
     if appended:  # not appended (the server refused it): told at the next refusal
         world.ledger.set_meta(TOLD, now.isoformat())

@@ -143,8 +143,8 @@ class Mailbox(Connection):
             ours = self._claim(folder, present, held)
         if ours is None:  # no claim here: keywords or CONDSTORE are missing
             ours = sorted(present)
-            with contextlib.suppress(MailboxError):  # a mark only (none without ``held``): the move does not wait
-                self.add_flags_many(folder, ours, held)
+            with contextlib.suppress(MailboxError):  # a mark only (none without ``held``, or where not kept)
+                self.add_flags_many(folder, ours, held if self._keywords_kept.get(folder, True) else [])
         if not ours:
             return {}
         if self.has_move and not self.force_copy_fallback:

@@ -15,7 +15,7 @@ from agent.mail.session import Login, MailboxError
 from agent.reconcile.events import Notice, publish
 from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
 from agent.rules.limits import DAY, Limits, limits_for, with_overrides
-from agent.rules.notices import build_notice
+from agent.rules.notices import build_notice, notice_id
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import Gate
 from agent.store.ledger import Ledger
@@ -146,6 +146,14 @@ class World:
             log.warning("could not append the notice %r: %s", title, error)
             return False
         return True
+
+    async def notify_once(self, title: str, lines: list[str], made: str, about: str | None = None) -> bool:
+        """:meth:`notify` a notice that must be told once, under :func:`~agent.rules.notices.notice_id` of
+        ``made``; whether it is in her mailbox (appended now, or found there from before)."""
+        own = notice_id(self.settings.student.address, made)
+        if await self.locate(self.folders.notices, own, None) is not None:
+            return True
+        return await self.notify(title, lines, about=about, message_id=own)
 
     async def locate(self, folder: str, key: str, hint: int | None, *, same: bool = False) -> int | None:
         """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there.

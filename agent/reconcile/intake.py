@@ -410,7 +410,7 @@ async def follow_scheduled(world: World) -> None:
             publish(Cancelled(row.key, "taken out of Scheduled"))
     if not uids:
         return
-    await strangers.mark_held(world, folder, [u for u, r in world.ledger.in_folder(folder).items() if u in present])
+    await strangers.mark_held(world, folder, (set(known) | adopted) & present)
     unknown = sorted(present - set(known) - adopted)
     if unknown:
         await _unknown_in_scheduled(world, folder, unknown)
@@ -467,15 +467,14 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
         if "\\Deleted" in info.flags:
             continue
         row = world.ledger.get(envelope.key)
-        if strangers.is_stranger(world, info, envelope, row):
+        namesakes = bool(world.ledger.namesakes(envelope.key))
+        if strangers.is_stranger(info, row, namesakes=namesakes):
             found.append((info, envelope))
             continue
-        if row is None and strangers.held_by_another(world, info.flags) and not world.ledger.namesakes(envelope.key):
+        if row is None and not namesakes and strangers.held_by_another(world, info.flags):
             others.append((info, envelope))  # or held by an install whose records are gone: she is told of both
             continue
-        if row is None or envelope.message_id is None:
-            continue
-        if row.state not in (CANCELLED, DONE) or world.ledger.namesakes(envelope.key):
+        if row is None or envelope.message_id is None or namesakes or row.state not in (CANCELLED, DONE):
             continue
         if row.state == CANCELLED and (
             strangers.never_held(world, row) or strangers.held_by_another(world, info.flags)

@@ -24,7 +24,8 @@ from collections.abc import Collection, Iterable, Sequence
 from agent.mail.port import HELD_KEYWORD, HeaderInfo, held_marks
 from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
-from agent.rules.envelope import Envelope, domain_of
+from agent.rules.envelope import Envelope
+from agent.rules.notices import notice_id
 from agent.store.ledger import ATTENTION, Row
 
 log = logging.getLogger("mentor_agent.intake")
@@ -34,13 +35,12 @@ TRIED = "not held: notice tried"  # ... a notice naming it whose APPEND failed (
 SHOWN = 5  # subjects named in one notice; the rest counted
 
 
-def is_stranger(world: World, info: HeaderInfo, envelope: Envelope, row: Row | None) -> bool:
+def is_stranger(info: HeaderInfo, row: Row | None, *, namesakes: bool) -> bool:
     """Whether the message ``info`` in Scheduled (``row``: the ledger's row for its key) is none the agent holds:
     unknown and unmarked, or one the ledger has in Needs attention (a mark it kept from before is stale then).
-    Never one whose Message-ID an open message of ours shares (a second one under it is held by its content's key)."""
-    if row is not None and row.state != ATTENTION:
-        return False
-    if world.ledger.namesakes(envelope.key):
+    Never one whose Message-ID an open message of ours shares (``namesakes``: a second one under it is held by its
+    content's key)."""
+    if namesakes or (row is not None and row.state != ATTENTION):
         return False
     return row is not None or not held_marks(info.flags)
 
@@ -106,7 +106,7 @@ async def tell_strangers(
     else:
         title = f"{len(fresh)} messages will not go from {folder}" if many else f"Will not go from {folder}: {first}"
     made = hashlib.sha256("\0".join(sorted(_told_key(i, e) for i, e in fresh)).encode()).hexdigest()[:24]
-    own = f"<{made}.not-held.mentor-agent@{domain_of(world.settings.student.address)}>"
+    own = notice_id(world.settings.student.address, f"{made}.not-held")
     with ledger.transaction():  # before the APPEND: stored, and its answer lost or a stop, it is looked for next time
         for info, envelope in fresh:
             ledger.log(TRIED, message=_told_key(info, envelope), detail=own)

@@ -44,7 +44,8 @@ from agent.reconcile.digest_delivery import record_received
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
 from agent.rules.addresses import normal_address
-from agent.rules.envelope import Envelope, domain_of, same_subject_line
+from agent.rules.envelope import Envelope, same_subject_line
+from agent.rules.notices import notice_id
 from agent.store.in_doubt import handed_over, kept_id
 from agent.store.in_doubt_kept import keep_counting, kept_hand_overs, untold
 from agent.store.ledger import ATTENTION, CLAIMED, DONE, NEW, SCHEDULED, Row
@@ -223,7 +224,7 @@ async def _tell_once(
 ) -> bool:
     rows = sorted(rows, key=lambda row: (row.arrived, row.key))
     made = hashlib.sha256("\0".join([notice.__name__, *(row.key for row in rows)]).encode()).hexdigest()[:24]
-    own = f"<{made}.went.mentor-agent@{domain_of(world.settings.student.address)}>"
+    own = notice_id(world.settings.student.address, f"{made}.went")
     if await world.locate(world.folders.notices, own, None) is not None:
         return True  # appended before, its answer lost
     still = any([await world.locate(world.folders.needs_attention, row.key, row.uid) is not None for row in rows])

@@ -29,6 +29,13 @@ def both_zones(moment: datetime, mentor_zone: tzinfo, student_zone: tzinfo) -> s
     return mentor if mentor == student else f"{mentor} ({student} for you)"
 
 
+def notice_id(student_address: str, made: str) -> str:
+    """The Message-ID of a notice that must be told once, made of ``made`` (what it is about): looked for in her
+    mailbox before it is appended, so that an APPEND whose answer was lost, or a stop before it was noted, does not
+    tell it twice."""
+    return f"<{made}.mentor-agent@{domain_of(student_address)}>"
+
+
 def build_notice(
     *,
     student_name: str,

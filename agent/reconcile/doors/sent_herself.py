@@ -37,7 +37,7 @@ from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_counts import count_found, where_found
 from agent.rules.addresses import normal_address
 from agent.rules.draft_edits import is_edit, word_prints
-from agent.rules.envelope import Envelope, domain_of, same_subject_line
+from agent.rules.envelope import Envelope, same_subject_line
 from agent.store.answers import found_in_sent, sent_to
 from agent.store.in_doubt_kept import untold
 from agent.store.ledger import CANCELLED, NEW, SCHEDULED, Row
@@ -171,20 +171,17 @@ async def _tell(world: World, row: Row, folder: str, held_in: str | None = None)
     before its :data:`TOLD`, is not told twice)."""
     folders = world.folders
     made = hashlib.sha256(f"sent from her mail program\0{row.key}".encode()).hexdigest()[:24]
-    own = f"<{made}.held.mentor-agent@{domain_of(world.settings.student.address)}>"
-    told = await world.locate(folders.notices, own, None) is not None
-    if not told:
-        subject = row.subject or "(no subject)"
-        where = f"while mentor-agent held it in {held_in}" if held_in else "while mentor-agent held it"
-        told = await world.notify(
-            f"Not sent again: {subject}",
-            [
-                f"“{subject}” was sent from your mail program (Send pressed there, its copy is in your {folder} "
-                f"folder) {where}. So mentor-agent will not send it a second time.",
-                f"The copy it held is in {folders.needs_attention}: delete it. It counts in the agreement as sent.",
-            ],
-            about=row.message_id,
-            message_id=own,
-        )
+    subject = row.subject or "(no subject)"
+    where = f"while mentor-agent held it in {held_in}" if held_in else "while mentor-agent held it"
+    told = await world.notify_once(
+        f"Not sent again: {subject}",
+        [
+            f"“{subject}” was sent from your mail program (Send pressed there, its copy is in your {folder} "
+            f"folder) {where}. So mentor-agent will not send it a second time.",
+            f"The copy it held is in {folders.needs_attention}: delete it. It counts in the agreement as sent.",
+        ],
+        f"{made}.held",
+        about=row.message_id,
+    )
     if told:
         world.ledger.log(TOLD, mentor=row.mentor, message=row.key)
