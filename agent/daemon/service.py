@@ -33,7 +33,9 @@ from agent.daemon.reconnect import Reconnect
 from agent.daemon.session import login_for
 from agent.errors import LoginRefused, Problem, SignInNeeded, SignInUnavailable, TlsProblem, UserError, is_permanent
 from agent.mail.claim import Mailbox
+from agent.mail.pulse import Pulse
 from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, ServerTrouble, SessionExpired
+from agent.mail.stalls import TooSlow, paced
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, other_agents
 from agent.reconcile.context import World, utc_now
@@ -489,15 +491,22 @@ class Daemon:
             sdnotify.extend_start(START_MARGIN)
         imap_login = login_for(settings.imap, "imap", self.config_file, settings.state_dir)
         # The way in that the commands take too (agent.daemon.session): login, SPECIAL-USE check, folders.
+        pulse = Pulse()  # a login or folder check stuck on a server that trickles is ended (agent.mail.pulse)
         try:
-            mailbox, folders, listed = await asyncio.to_thread(
-                session.connect_listed,
-                settings,
-                self.config_file,
-                self.ledger.agent_id(),
-                imap_login,
-                tell=True,
-                trouble=self._server_trouble,
+            mailbox, folders, listed = await paced(
+                pulse,
+                asyncio.to_thread(
+                    session.connect_listed,
+                    settings,
+                    self.config_file,
+                    self.ledger.agent_id(),
+                    imap_login,
+                    tell=True,
+                    trouble=self._server_trouble,
+                    pulse=pulse,
+                ),
+                window=2 * settings.imap.timeout,
+                what="the login and its folders",
             )
         except BaseException:
             await self._smtp_checked()
@@ -604,7 +613,8 @@ class Daemon:
             self.unwatched_said = ""
             for watcher in watchers:
                 watcher.stop()
-            await asyncio.to_thread(mailbox.close)
+            with contextlib.suppress(TooSlow):  # closed all the same
+                await paced(pulse, asyncio.to_thread(mailbox.close), window=2 * settings.imap.timeout, what="a logout")
 
     def _waits_for_a_policy(self) -> bool:
         """No policy yet (setup without a mentor): the Outbox is left as it is — a message to a mentor whose

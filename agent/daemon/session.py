@@ -26,6 +26,7 @@ from agent.errors import Problem, UserError
 from agent.mail.claim import Mailbox
 from agent.mail.credentials import resolve
 from agent.mail.port import ResolvedFolders, folder_attributes
+from agent.mail.pulse import Pulse
 from agent.mail.session import FolderRefused, Login, MailboxError, ServerTrouble
 from agent.reconcile.context import World, utc_now
 from agent.rules.notices import build_notice, notice_id
@@ -73,6 +74,7 @@ def connect_listed(
     *,
     tell: bool = False,
     trouble: Callable[[Mailbox, ServerTrouble], None] | None = None,
+    pulse: Pulse | None = None,
 ) -> tuple[Mailbox, ResolvedFolders, dict[str, frozenset[str]]]:
     """:func:`connect`, and the folders as its one LIST showed them, with the agent's own it made (no attributes):
     what a session's first looks read (:func:`~agent.reconcile.outbox_folders.settle_folders`, the drafts door)
@@ -81,9 +83,13 @@ def connect_listed(
     A folder the server refuses to create is a :class:`UserError` naming its ``imap.folders`` key (configuration:
     the daemon stops with it, exit 78); ``tell`` (the daemon): the student is told by a notice in INBOX first.
     ``trouble``: called with the logged-in mailbox when the server refuses the folder check for now
-    (:class:`ServerTrouble`: tried again), before the mailbox closes: the daemon tells her of a long spell so."""
+    (:class:`ServerTrouble`: tried again), before the mailbox closes: the daemon tells her of a long spell so.
+    ``pulse``: the connection's (:mod:`agent.mail.pulse`), for a caller that ends it when it trickles."""
     mailbox = Mailbox(
-        settings.imap, login or login_for(settings.imap, "imap", config_file, settings.state_dir), agent_id=agent_id
+        settings.imap,
+        login or login_for(settings.imap, "imap", config_file, settings.state_dir),
+        agent_id=agent_id,
+        pulse=pulse,
     )
     try:
         mailbox.connect()

@@ -27,6 +27,7 @@ from imapclient.imapclient import DELETED, TRASH
 from agent.config.settings import Imap
 from agent.mail.client import FETCH_CHUNK, Connection
 from agent.mail.port import HELD_KEYWORD
+from agent.mail.pulse import Pulse
 from agent.mail.session import Login, MailboxError, MessageGone, refused
 from agent.mail.uidsets import copyuid, expand, identities_in, text_of, uid_set
 from agent.rules.envelope import parse_envelope
@@ -44,9 +45,15 @@ class Mailbox(Connection):
     """The command connection that also moves messages, claiming them first where the server allows."""
 
     def __init__(
-        self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None, agent_id: str | None = None
+        self,
+        imap: Imap,
+        login: Login,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        agent_id: str | None = None,
+        pulse: Pulse | None = None,
     ) -> None:
-        super().__init__(imap, login, ssl_context=ssl_context)
+        super().__init__(imap, login, ssl_context=ssl_context, pulse=pulse)
         # Each agent claims (and marks what it holds) with its own keyword, so that after a restart it recognises a
         # claim it made itself (killed between STORE and MOVE) and goes on at once; the daemon passes its ledger's id.
         own = agent_id or os.urandom(4).hex()

@@ -28,6 +28,7 @@ from imapclient.imapclient import DELETED
 from agent.config.settings import Folders, Imap
 from agent.mail import folder_names as names
 from agent.mail.port import HeaderInfo, Listing, ResolvedFolders, folder_attributes
+from agent.mail.pulse import Pulse
 from agent.mail.session import (
     FolderRefused,
     Login,
@@ -51,10 +52,14 @@ _T = TypeVar("_T")
 class Connection:
     """The command connection. Not thread-safe: one worker thread at a time."""
 
-    def __init__(self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, imap: Imap, login: Login, *, ssl_context: ssl.SSLContext | None = None, pulse: Pulse | None = None
+    ) -> None:
         self.imap = imap
         self.login = login
         self.ssl_context = ssl_context
+        # What the connection moves, and a way to end it under a command stuck on a trickle (agent.mail.pulse)
+        self.pulse = pulse or Pulse()
         self._client: IMAPClient | None = None
         self._selected: str | None = None
         self._capabilities: frozenset[str] = frozenset()
@@ -63,7 +68,7 @@ class Connection:
     # -- connection ------------------------------------------------------------------------------------
     def connect(self) -> None:
         self.close()
-        self._client = open_client(self.imap, self.login, self.ssl_context)
+        self._client = open_client(self.imap, self.login, self.ssl_context, self.pulse)
         with imap_errors("CAPABILITY"):
             self._capabilities = frozenset(text_of(c).upper() for c in self._client.capabilities())
 

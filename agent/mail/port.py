@@ -22,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.mail.uidsets import text_of
+
+if TYPE_CHECKING:
+    from agent.mail.pulse import Pulse
 
 # + an agent's id: on what that agent moved into its Scheduled folder (``MailboxPort.held_folder``). Held by an
 # agent, never a stranger there (agent.reconcile.strangers tells her of mail she put there herself); held by
@@ -82,6 +85,12 @@ class MailboxPort(Protocol):
     # The ids of other agents on the account whose claims or held marks this one has seen (they keep separate
     # records: she is told, agent.reconcile.other_agents)
     other_agents: set[str]
+
+    @property
+    def pulse(self) -> Pulse | None:
+        """What its connection moves, so that a command stuck on a server that trickles is ended
+        (agent.mail.pulse); None where nothing can trickle (the tests' mailbox in memory)."""
+        ...
 
     # -- folders
     def folder_list(self) -> dict[str, frozenset[str]]:

@@ -7,6 +7,7 @@ Shared by the command connection (:mod:`agent.mail.client`) and the IDLE watcher
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
 import re
 import socket
@@ -23,6 +24,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_
 from agent.config.settings import Imap
 from agent.errors import EX_CONFIG, AgentError, ConnectionProblem, LoginRefused, TlsProblem
 from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+from agent.mail.pulse import PacedClient, Pulse
 from agent.mail.uidsets import text_of
 
 CONNECT_ATTEMPTS = 3
@@ -128,8 +130,9 @@ def endpoint(imap: Imap) -> Endpoint:
     return Endpoint("imap", imap.host, imap.port, imap.security, imap.ca_file, imap.timeout)
 
 
-def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) -> IMAPClient:
-    """Connect and log in, retrying only failures to reach the server (never a refusal or a TLS problem)."""
+def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None, pulse: Pulse | None = None) -> IMAPClient:
+    """Connect and log in, retrying only failures to reach the server (never a refusal or a TLS problem).
+    ``pulse``: counts what the connection moves, and can end it from another thread (agent.mail.stalls.paced)."""
     end = endpoint(imap)
 
     @retry(
@@ -142,10 +145,13 @@ def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) ->
         where = f"{imap.host}:{imap.port}"
         timeout = imapclient.SocketTimeout(connect=imap.timeout, read=imap.timeout)
         context = None if imap.security == "plain" else ssl_context or client_context(imap.ca_file)
+        if pulse is not None:
+            if pulse.ended:  # ended under an earlier try: not tried again here (the session is given up)
+                raise MailboxError(pulse.ended)
+            pulse.begin()
         try:
-            client = IMAPClient(
-                imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context, timeout=timeout
-            )
+            make = IMAPClient if pulse is None else functools.partial(PacedClient, pulse=pulse)
+            client = make(imap.host, port=imap.port, ssl=imap.security == "tls", ssl_context=context, timeout=timeout)
         except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
             advice = tls_advice(error, end)
             if advice is None and isinstance(error, TimeoutError):
@@ -167,6 +173,8 @@ def open_client(imap: Imap, login: Login, ssl_context: ssl.SSLContext | None) ->
             if imap.security == "starttls":
                 try:
                     client.starttls(context)
+                    if pulse is not None:
+                        pulse.attach(client)  # its new reading end
                 except (IMAPClientError, imaplib.IMAP4.error, OSError, ValueError) as error:
                     advice = tls_advice(error, end)
                     if advice:

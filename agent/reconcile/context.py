@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from agent.config.settings import Settings
 from agent.mail.port import MailboxPort, ResolvedFolders
 from agent.mail.session import Login, MailboxError
+from agent.mail.stalls import paced
 from agent.reconcile.events import Notice, publish
 from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
 from agent.rules.limits import DAY, Limits, limits_for, with_overrides
@@ -81,9 +82,15 @@ class World:
         return grant_version(smtp, username=smtp.username, state_dir=self.settings.state_dir)
 
     async def imap(self, action: Callable[..., T], *args: Any) -> T:
-        """Run a blocking Mailbox call in a worker thread, one at a time: the connection is not shared."""
+        """Run a blocking Mailbox call in a worker thread, one at a time: the connection is not shared. One stuck
+        on a server that trickles ends the connection (:class:`~agent.mail.session.TooSlow`, agent.mail.pulse)."""
         async with self._imap_turn:
-            return await asyncio.to_thread(action, *args)
+            return await paced(
+                self.mailbox.pulse,
+                asyncio.to_thread(action, *args),
+                window=2 * self.settings.imap.timeout,
+                what=getattr(action, "__name__", "a command").strip("_").replace("_", " "),
+            )
 
     @property
     def file_in_sent(self) -> bool:

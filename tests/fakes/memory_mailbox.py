@@ -30,6 +30,7 @@ from agent.config.settings import Folders
 from agent.mail.claim import CLAIM_KEYWORD
 from agent.mail.folder_names import find_sent
 from agent.mail.port import HELD_KEYWORD, HeaderInfo, MailboxPort, ResolvedFolders
+from agent.mail.pulse import Pulse
 from agent.mail.session import CommandRefused, MailboxError, MessageGone, SessionExpired
 
 
@@ -158,6 +159,7 @@ class MemoryMailbox:
         self.claim_keyword = CLAIM_KEYWORD + agent_id
         self.held_keyword = HELD_KEYWORD + agent_id
         self.other_agents: set[str] = set()
+        self.pulse: Pulse | None = None  # in memory: nothing trickles
         self.connected = True
         self.held_folder: str | None = None
 

@@ -6,6 +6,10 @@ line the server sends with ``rewrite(line) -> line``. Loopback only.
 
     proxy = RewritingProxy(dovecot_port, reverse_copyuid)
     proxy.start(); ... proxy.port ...; proxy.stop()
+
+``pace(session, line) -> seconds``: a line the server sends on the ``session``-th connection (from 1) is passed on
+a byte at a time, that many seconds apart (0: at once): a server, or a link, that trickles. ``rate``: bytes a second
+from the server, on every connection: a slow link that works.
 """
 
 from __future__ import annotations
@@ -46,9 +50,18 @@ def reverse_copyuid(line: bytes) -> bytes:
 
 
 class RewritingProxy:
-    def __init__(self, upstream_port: int, rewrite: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        rewrite: Callable[[bytes], bytes] = lambda line: line,
+        pace: Callable[[int, bytes], float] | None = None,
+        rate: float | None = None,
+    ) -> None:
         self.upstream_port = upstream_port
         self.rewrite = rewrite
+        self.pace = pace
+        self.rate = rate
+        self.sessions = 0  # connections taken so far
         self.port = free_port()
         self.rewritten = 0  # lines the rule changed
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,6 +119,8 @@ class RewritingProxy:
         except OSError:
             client_writer.close()
             return
+        self.sessions += 1
+        session = self.sessions
 
         async def upstream() -> None:  # client -> server, untouched
             while data := await client_reader.read(65536):
@@ -114,12 +129,21 @@ class RewritingProxy:
             server_writer.close()
 
         async def downstream() -> None:  # server -> client, line by line through the rule
+            owed = 0.0  # seconds of ``rate`` not slept yet
             while line := await server_reader.readline():
                 changed = self.rewrite(line)
                 if changed != line:
                     self.rewritten += 1
-                client_writer.write(changed)
-                await client_writer.drain()
+                delay = self.pace(session, changed) if self.pace is not None else 0.0
+                for piece in [changed[i : i + 1] for i in range(len(changed))] if delay else [changed]:
+                    client_writer.write(piece)
+                    await client_writer.drain()
+                    if delay:
+                        await asyncio.sleep(delay)
+                owed += len(changed) / self.rate if self.rate else 0.0
+                if owed >= 0.01:  # slept in tens of milliseconds: a line's worth is below the loop's resolution
+                    await asyncio.sleep(owed)
+                    owed = 0.0
             client_writer.close()
 
         tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]

@@ -1,0 +1,98 @@
+"""A server, or a link, that trickles: a byte every few seconds, never silent long enough for the socket's own
+timeout (``[imap].timeout``, per read). Before, a pass that met one waited on it for ever: nothing was sent, nothing
+told, even once the server was well again. Now a connection that moves too little while a command waits
+(agent.mail.pulse) is closed and opened again, and what waited goes, once."""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.agent_process import Agent, eventually, policy_text
+from tests.servers.dovecot import Dovecot
+from tests.servers.rewriting_proxy import RewritingProxy
+from tests.servers.smtp import SmtpServer
+from tests.test_passes_on_fake import mail
+
+TRICKLE = 0.25  # seconds between bytes: four times within the agent's one-second read timeout below
+
+
+@pytest.mark.parametrize(
+    "stalls_at",
+    [
+        pytest.param(rb"^\* \d+ FETCH ", id="the Outbox's messages read"),
+        pytest.param(rb"^\S+ OK .*Logged in", id="the login's answer"),
+        pytest.param(rb"^\S+ OK .*(Move|Copy) completed", id="the claim's MOVE answered"),
+    ],
+)
+def test_a_connection_that_trickles_is_closed_and_what_waited_goes_once(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer, stalls_at: bytes
+) -> None:
+    user = dovecot.new_user()
+    with dovecot.client(user) as client:
+        client.create_folder("Mentor Outbox")
+        client.append("Mentor Outbox", mail("Went despite the trickle", to="friend@example.org"))
+    stalled: list[int] = []  # the one connection that trickles, from the line that matches on
+
+    def pace(session: int, line: bytes) -> float:
+        if not stalled and re.match(stalls_at, line):
+            stalled.append(session)
+        return TRICKLE if stalled == [session] else 0.0
+
+    proxy = RewritingProxy(dovecot.port, pace=pace)
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server)
+    agent.write_config()
+    agent.policy(policy_text())
+    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
+    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))  # [imap] first
+    try:
+        agent.start(until="")
+        smtp_server.wait_for(1, timeout=30)
+        assert stalled, "the proxy never trickled: the test did not test"
+        eventually(lambda: "too slow" in agent.log(), timeout=5)
+        assert agent.process is not None and agent.process.poll() is None, agent.log()
+        sent = [email.message_from_bytes(m.content) for m in smtp_server.messages]
+        assert [str(m["Subject"]) for m in sent] == ["Went despite the trickle"]
+        eventually(lambda: not agent.subjects("Mentor Outbox") and len(agent.subjects("Sent")) == 1, timeout=15)
+        assert "Traceback" not in agent.log(), agent.log()
+    finally:
+        agent.end()
+        proxy.stop()
+
+
+def test_a_big_message_on_a_slow_link_goes_and_is_not_taken_for_a_trickle(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The other side of the rule: a link that is slow but moves (here 400 kB/s from the server, and a read timeout
+    of one second) reads a message of 1.5 MB, longer than the window, without its connection being taken for a
+    trickle: a literal still coming counts as it comes."""
+    user = dovecot.new_user()
+    big = EmailMessage()
+    big["From"], big["To"], big["Subject"] = "student@med.example.edu", "friend@example.org", "The scans"
+    big.set_content("Here are the scans.")
+    big.add_attachment(os.urandom(1_100_000), maintype="application", subtype="octet-stream", filename="scans.bin")
+    with dovecot.client(user) as client:
+        client.create_folder("Mentor Outbox")
+        client.append("Mentor Outbox", big.as_bytes())
+    proxy = RewritingProxy(dovecot.port, rate=400_000)
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server)
+    agent.write_config()
+    agent.policy(policy_text())
+    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
+    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))
+    try:
+        agent.start(until="")
+        smtp_server.wait_for(1, timeout=60)
+        eventually(lambda: not agent.subjects("Mentor Outbox") and agent.subjects("Sent") == ["The scans"], timeout=60)
+        assert len(smtp_server.messages) == 1 and len(smtp_server.messages[0].content) > 1_400_000
+        assert "too slow" not in agent.log() and "connection lost" not in agent.log(), agent.log()
+    finally:
+        agent.end()
+        proxy.stop()
