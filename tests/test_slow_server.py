@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import os
 import re
+import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.rewriting_proxy import RewritingProxy
 from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import mail
+from tests.test_submission_door import open_door, password, start, submit
 
 TRICKLE = 0.25  # seconds between bytes: four times within the agent's one-second read timeout below
 
@@ -93,6 +95,43 @@ def test_a_big_message_on_a_slow_link_goes_and_is_not_taken_for_a_trickle(
         eventually(lambda: not agent.subjects("Mentor Outbox") and agent.subjects("Sent") == ["The scans"], timeout=60)
         assert len(smtp_server.messages) == 1 and len(smtp_server.messages[0].content) > 1_400_000
         assert "too slow" not in agent.log() and "connection lost" not in agent.log(), agent.log()
+    finally:
+        agent.end()
+        proxy.stop()
+
+
+def test_a_message_handed_over_while_the_server_trickles_is_answered_451_then_taken_once(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The submission door's own connection: its APPEND stuck on a trickle is ended and her program told to try again
+    (451), never left waiting on a thread for ever; her retry is taken, once."""
+    user = dovecot.new_user()
+    stalled: list[int] = []
+
+    def pace(session: int, line: bytes) -> float:
+        if not stalled and line == b"+ OK\r\n":  # the APPEND's go-ahead for its literal (IDLE's is "+ idling")
+            stalled.append(session)
+        return TRICKLE if stalled == [session] else 0.0
+
+    proxy = RewritingProxy(dovecot.port, pace=pace)
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server)
+    agent.write_config()
+    agent.policy(policy_text())
+    port = open_door(agent)
+    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
+    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))
+    raw = mail("Handed over in the trickle", to="friend@example.org")
+    try:
+        start(agent, port)
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            submit(port, password(agent), raw, ["friend@example.org"])
+        assert refused.value.smtp_code == 451 and stalled, agent.log()
+        submit(port, password(agent), raw, ["friend@example.org"])  # her program tries again
+        smtp_server.wait_for(1, timeout=20)
+        eventually(lambda: agent.subjects("Sent") == ["Handed over in the trickle"], timeout=20)
+        assert len(smtp_server.messages) == 1 and not agent.subjects("Mentor Outbox")
+        assert "too slow" in agent.log() and agent.process is not None and agent.process.poll() is None
     finally:
         agent.end()
         proxy.stop()

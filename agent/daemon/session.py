@@ -11,6 +11,7 @@ reconcile step once; ``release``, ``cancel``): a command logs in, checks and fin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -28,6 +29,7 @@ from agent.mail.credentials import resolve
 from agent.mail.port import ResolvedFolders, folder_attributes
 from agent.mail.pulse import Pulse
 from agent.mail.session import FolderRefused, Login, MailboxError, ServerTrouble
+from agent.mail.stalls import paced
 from agent.reconcile.context import World, utc_now
 from agent.rules.notices import build_notice, notice_id
 from agent.rules.policy import PolicyBook, load_policies
@@ -55,14 +57,14 @@ def smtp_login_for(settings: Settings, config_file: str) -> Callable[[], Login |
 
 
 def connect(
-    settings: Settings, config_file: str, agent_id: str, login: Login | None = None
+    settings: Settings, config_file: str, agent_id: str, login: Login | None = None, pulse: Pulse | None = None
 ) -> tuple[Mailbox, ResolvedFolders]:
     """Log in to IMAP (blocking), check the folders against the server's SPECIAL-USE ones and resolve them.
 
     ``agent_id`` is the ledger's (:meth:`Ledger.agent_id`): what this agent's claims are marked with. The
     caller closes the mailbox; on an error here it is closed already.
     """
-    mailbox, folders, _ = connect_listed(settings, config_file, agent_id, login)
+    mailbox, folders, _ = connect_listed(settings, config_file, agent_id, login, pulse=pulse)
     return mailbox, folders
 
 
@@ -205,12 +207,19 @@ async def run_step(settings: Settings, config_file: str | Path, step: Callable[[
     """
     config = str(config_file)
     ledger = Ledger(settings.ledger_path)
+    pulse, window = Pulse(), 2 * settings.imap.timeout  # a server that trickles fails the command (agent.mail.stalls)
     try:
-        mailbox, folders = await asyncio.to_thread(connect, settings, config, ledger.agent_id())
+        mailbox, folders = await paced(
+            pulse,
+            asyncio.to_thread(connect, settings, config, ledger.agent_id(), None, pulse),
+            window=window,
+            what="the login and its folders",
+        )
         try:
             return await step(world_for(settings, config, mailbox, folders, ledger, policy_book(settings)))
         finally:
-            await asyncio.to_thread(mailbox.close)
+            with contextlib.suppress(MailboxError):  # closed all the same
+                await paced(pulse, asyncio.to_thread(mailbox.close), window=window, what="a logout")
     except MailboxError as error:
         raise UserError([Problem(config, "imap", f"cannot reach the mailbox: {error}")]) from error
     finally:

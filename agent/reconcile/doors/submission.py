@@ -22,7 +22,9 @@ from agent.config.settings import Settings
 from agent.crashpoints import crash_point
 from agent.logs import named
 from agent.mail.client import Connection
+from agent.mail.pulse import Pulse
 from agent.mail.session import Login, MailboxError
+from agent.mail.stalls import paced
 from agent.rules.envelope import Envelope, domain_of, fingerprint, parse_envelope, variant_key
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import Submitted, as_submitted, head_print
@@ -100,11 +102,19 @@ class SubmissionDesk:
         folder = self.settings.imap.folders.outbox
         if known != OTHER:  # before the APPEND: a kill between it and the 250 leaves the retry known by its text
             self.ledger.log(SUBMITTED_PRINT, message=_print(content, envelope), detail=envelope.key)
+        pulse = Pulse()  # an APPEND stuck on a server that trickles is ended, and answered 451 (agent.mail.stalls)
         try:
             added = (
                 known
                 if known == OTHER
-                else await asyncio.to_thread(self._append, folder, submitted.raw, key, content, again=known == AGAIN)
+                else await paced(
+                    pulse,
+                    asyncio.to_thread(
+                        self._append, folder, submitted.raw, key, content, again=known == AGAIN, pulse=pulse
+                    ),
+                    window=2 * self.settings.imap.timeout,
+                    what="the handed-over message's APPEND",
+                )
             )
         except (MailboxError, OSError, TimeoutError) as error:
             log.warning("%s: not taken (the Mentor Outbox cannot be reached: %s); answered 451", what, error)
@@ -179,14 +189,14 @@ class SubmissionDesk:
             return None  # handed over, not yet taken in (or set aside before it was): the Outbox tells
         return OTHER if self.ledger.known_message_ids([key]) else None  # mail already sent by that Message-ID
 
-    def _append(self, folder: str, raw: bytes, key: str, content: str, *, again: bool) -> str:
+    def _append(self, folder: str, raw: bytes, key: str, content: str, *, again: bool, pulse: Pulse) -> str:
         """APPEND unless a copy is there already (a retry after a lost 250), or on its way: a retry can come while
         the intake, which took the first copy in after the ledger was asked, has it in Sending (it was appended a
         second time, then set aside as already sent, with a "Not sent" notice). APPENDED, ALREADY (a copy with
         its Message-ID and content is there, or it was handed over and set aside before the intake kept it), or
         OTHER (another message with its Message-ID is there). ``again``: its row was cancelled or set aside, and
         she hands it over once more: a new try, taken unless a copy is there. In a worker thread: blocks."""
-        with Connection(self.settings.imap, self.login()) as connection:
+        with Connection(self.settings.imap, self.login(), pulse=pulse) as connection:
             if not key.startswith("sha256:"):
                 found = self._copies(connection, folder, key) + self._sending_copies(connection, key)
                 prints = {fingerprint(copy) for copy in found}
