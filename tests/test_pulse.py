@@ -23,8 +23,14 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     server, ours = socket.socketpair()
     ours.settimeout(5.0)  # the socket's own per-read timeout: never reached by a trickle
     yield server, ours
+    for file in OPENED:  # a reading end keeps its socket open past close(): closed first
+        file.close()
+    OPENED.clear()
     server.close()
     ours.close()
+
+
+OPENED: list[Any] = []
 
 
 class Imap:
@@ -33,6 +39,7 @@ class Imap:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.file = sock.makefile("rb")
+        OPENED.append(self.file)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
