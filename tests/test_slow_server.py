@@ -5,10 +5,14 @@ told, even once the server was well again. Now a connection that moves too littl
 
 from __future__ import annotations
 
+import contextlib
 import email
 import os
 import re
+import signal
 import smtplib
+import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -135,3 +139,51 @@ def test_a_message_handed_over_while_the_server_trickles_is_answered_451_then_ta
     finally:
         agent.end()
         proxy.stop()
+
+
+def test_a_stop_while_a_handed_over_message_trickles_ends_at_once(
+    dovecot: Dovecot, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Hostile round on the trickle: a SIGTERM while the door's APPEND trickled (nobody waits for its answer any
+    more) took 95 s to end the process, the thread stuck in the read holding up Python's exit. Now the stop ends that
+    connection too; her program's retry after the restart is taken once."""
+    user = dovecot.new_user()
+    slow = {"on": True}
+    stalled: list[int] = []
+
+    def pace(session: int, line: bytes) -> float:  # the door's connection, from its APPEND's go-ahead on
+        if slow["on"] and not stalled and line == b"+ OK\r\n":
+            stalled.append(session)
+        return 0.9 if slow["on"] and stalled == [session] else 0.0
+
+    proxy = RewritingProxy(dovecot.port, pace=pace)
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server)
+    agent.write_config()
+    agent.policy(policy_text())
+    port = open_door(agent)
+    agent.config.write_text(agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n"))
+    raw = mail("Handed over as she shut the lid", to="friend@example.org")
+    try:
+        start(agent, port)
+        handing = threading.Thread(target=_submit_quietly, args=(port, password(agent), raw), daemon=True)
+        handing.start()
+        eventually(lambda: stalled, timeout=10)  # the door's APPEND trickles
+        time.sleep(0.5)
+        began = time.monotonic()
+        assert agent.stop(signal.SIGTERM, timeout=30) == 0
+        assert time.monotonic() - began < 10, "the stop waited on the trickle"
+        slow["on"] = False
+        start(agent, port)
+        submit(port, password(agent), raw, ["friend@example.org"])  # her program tries again
+        smtp_server.wait_for(1, timeout=20)
+        eventually(lambda: agent.subjects("Sent") == ["Handed over as she shut the lid"], timeout=20)
+        assert len(smtp_server.messages) == 1
+    finally:
+        agent.end()
+        proxy.stop()
+
+
+def _submit_quietly(port: int, secret: str, raw: bytes) -> None:
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        submit(port, secret, raw, ["friend@example.org"])

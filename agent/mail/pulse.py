@@ -5,7 +5,9 @@ never silent that long, and a command waiting on it waited for ever (nothing sen
 was well again). :func:`agent.mail.stalls.paced` watches a command by its connection's pulse and ends a connection that
 moves less than :data:`LEAST` bytes, both ways, in two of those timeouts (:meth:`Pulse.end`: the blocked read returns
 at once). A kilobyte a minute is far below any link mail works over (a phone's weakest data is some kilobytes a
-second); a command the server answers only after a minute of silence already fails on the socket's own timeout.
+second); a command the server answers only after a minute of silence already fails on the socket's own timeout. What
+is counted comes in pieces: what the socket hands over (with TLS, a record of up to 16 kB), what is written 4 kB at a
+time, so a link under some 300 bytes a second may be cut too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from imapclient import IMAPClient, imap4, tls
 
 LEAST = 1024  # bytes a connection must move in a window while a command waits on it
-SEND_PIECE = 16 * 1024  # what is written is counted this much at a time
+SEND_PIECE = 4 * 1024  # what is written is counted this much at a time (each piece has the socket's whole timeout)
 
 
 class Pulse:

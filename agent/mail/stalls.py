@@ -52,6 +52,7 @@ async def paced(pulse: Pulse | None, work: Awaitable[T], *, window: float, what:
                     await task
                 raise TooSlow(why)  # even if it ended just now: what it read may be cut, as on a dropped connection
             marks.append((now, moved))
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # nobody waits for its answer now (a stop): the thread is let go at once
+        pulse.end("the agent is stopping")
         task.cancel()
         raise

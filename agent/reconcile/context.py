@@ -11,14 +11,15 @@ from typing import Any, TypeVar
 
 from agent.config.settings import Settings
 from agent.mail.port import MailboxPort, ResolvedFolders
-from agent.mail.session import Login, MailboxError
+from agent.mail.session import CommandRefused, Login, MailboxError
 from agent.mail.stalls import paced
 from agent.reconcile.events import Notice, publish
-from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
+from agent.rules.envelope import domain_of, fingerprint, is_keyed, new_message_id, parse_envelope, split_key
 from agent.rules.limits import DAY, Limits, limits_for, with_overrides
 from agent.rules.notices import build_notice, notice_id
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import Gate
+from agent.store import notices_owed
 from agent.store.ledger import Ledger
 
 log = logging.getLogger("mentor_agent")
@@ -134,24 +135,39 @@ class World:
         self, title: str, lines: list[str], about: str | None = None, *, message_id: str | None = None
     ) -> bool:
         """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised.
-        ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again)."""
+        ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again).
+
+        An APPEND whose answer never came (the connection broke, or was cut as too slow) may have happened: the same
+        notice tried again (the caller tells it at a later pass) is first looked for under the Message-ID of that
+        try (:mod:`agent.store.notices_owed`), so a server that cuts every answer never makes her a pile of copies."""
         student = self.settings.student
-        raw = build_notice(
-            student_name=student.name,
-            student_address=student.address,
-            title=title,
-            lines=lines,
-            now=self.now(),
-            about=about,
-            message_id=message_id,
-        )
+        content = notices_owed.content_of(title, lines, about)
+        tried = notices_owed.in_doubt(self.ledger).get(content)
+        own = message_id or tried or new_message_id(domain_of(student.address))
         try:
+            if tried is not None and await self.locate(self.folders.notices, tried, None) is not None:
+                notices_owed.settle(self.ledger, content)
+                log.info("notice: %s (found in her mailbox: its APPEND had worked)", title)
+                return True
+            raw = build_notice(
+                student_name=student.name,
+                student_address=student.address,
+                title=title,
+                lines=lines,
+                now=self.now(),
+                about=about,
+                message_id=own,
+            )
             await self.imap(self.mailbox.append, self.folders.notices, raw)
-            log.info("notice: %s", title)
-            publish(Notice(title, about))
         except MailboxError as error:
+            if not isinstance(error, CommandRefused):  # no answer: it may be there
+                notices_owed.doubt(self.ledger, content, own)
             log.warning("could not append the notice %r: %s", title, error)
             return False
+        if tried is not None:
+            notices_owed.settle(self.ledger, content)
+        log.info("notice: %s", title)
+        publish(Notice(title, about))
         return True
 
     async def notify_once(self, title: str, lines: list[str], made: str, about: str | None = None) -> bool:

@@ -126,9 +126,10 @@ class MemoryServer:
         times: int = 1,
         message: str = "connection dropped (injected)",
         expired: bool = False,
+        refused: bool = False,
     ) -> Failure:
         """Make the next ``times`` calls of ``operation`` (in ``folder``) fail; see :class:`Failure`."""
-        failure = Failure(operation, folder, after, times, message, expired)
+        failure = Failure(operation, folder, after, times, message, expired, refused)
         self.failures.append(failure)
         return failure
 
