@@ -13,19 +13,47 @@ import signal
 import smtplib
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from tests.agent_process import Agent, eventually, policy_text
-from tests.servers.dovecot import Dovecot
+from tests.servers.dovecot import Dovecot, User
 from tests.servers.rewriting_proxy import RewritingProxy
 from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import mail
 from tests.test_submission_door import open_door, password, start, submit
 
 TRICKLE = 0.25  # seconds between bytes: four times within the agent's one-second read timeout below
+
+
+class Trickle:
+    """A proxy's ``pace``: the first connection that sends a line ``starts`` matches trickles from that line on,
+    ``per_byte`` seconds a byte, until ``on`` is set False."""
+
+    def __init__(self, starts: Callable[[bytes], bool], per_byte: float = TRICKLE) -> None:
+        self.starts = starts
+        self.per_byte = per_byte
+        self.on = True
+        self.stalled: list[int] = []  # that connection's number
+
+    def __call__(self, session: int, line: bytes) -> float:
+        if self.on and not self.stalled and self.starts(line):
+            self.stalled.append(session)
+        return self.per_byte if self.on and self.stalled == [session] else 0.0
+
+
+def behind(proxy: RewritingProxy, dovecot: Dovecot, user: User, tmp_path: Path, smtp_server: SmtpServer) -> Agent:
+    """An agent whose IMAP goes through ``proxy``, with a read timeout of one second (a two-second window)."""
+    proxy.start()
+    agent = Agent(tmp_path, dovecot, user, smtp_server)
+    agent.write_config()
+    agent.policy(policy_text())
+    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
+    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))  # [imap] first
+    return agent
 
 
 @pytest.mark.parametrize(
@@ -43,24 +71,13 @@ def test_a_connection_that_trickles_is_closed_and_what_waited_goes_once(
     with dovecot.client(user) as client:
         client.create_folder("Mentor Outbox")
         client.append("Mentor Outbox", mail("Went despite the trickle", to="friend@example.org"))
-    stalled: list[int] = []  # the one connection that trickles, from the line that matches on
-
-    def pace(session: int, line: bytes) -> float:
-        if not stalled and re.match(stalls_at, line):
-            stalled.append(session)
-        return TRICKLE if stalled == [session] else 0.0
-
-    proxy = RewritingProxy(dovecot.port, pace=pace)
-    proxy.start()
-    agent = Agent(tmp_path, dovecot, user, smtp_server)
-    agent.write_config()
-    agent.policy(policy_text())
-    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
-    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))  # [imap] first
+    trickle = Trickle(lambda line: re.match(stalls_at, line) is not None)
+    proxy = RewritingProxy(dovecot.port, pace=trickle)
+    agent = behind(proxy, dovecot, user, tmp_path, smtp_server)
     try:
         agent.start(until="")
         smtp_server.wait_for(1, timeout=30)
-        assert stalled, "the proxy never trickled: the test did not test"
+        assert trickle.stalled, "the proxy never trickled: the test did not test"
         eventually(lambda: "too slow" in agent.log(), timeout=5)
         assert agent.process is not None and agent.process.poll() is None, agent.log()
         sent = [email.message_from_bytes(m.content) for m in smtp_server.messages]
@@ -87,12 +104,7 @@ def test_a_big_message_on_a_slow_link_goes_and_is_not_taken_for_a_trickle(
         client.create_folder("Mentor Outbox")
         client.append("Mentor Outbox", big.as_bytes())
     proxy = RewritingProxy(dovecot.port, rate=400_000)
-    proxy.start()
-    agent = Agent(tmp_path, dovecot, user, smtp_server)
-    agent.write_config()
-    agent.policy(policy_text())
-    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
-    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))
+    agent = behind(proxy, dovecot, user, tmp_path, smtp_server)
     try:
         agent.start(until="")
         smtp_server.wait_for(1, timeout=60)
@@ -110,27 +122,16 @@ def test_a_message_handed_over_while_the_server_trickles_is_answered_451_then_ta
     """The submission door's own connection: its APPEND stuck on a trickle is ended and her program told to try again
     (451), never left waiting on a thread for ever; her retry is taken, once."""
     user = dovecot.new_user()
-    stalled: list[int] = []
-
-    def pace(session: int, line: bytes) -> float:
-        if not stalled and line == b"+ OK\r\n":  # the APPEND's go-ahead for its literal (IDLE's is "+ idling")
-            stalled.append(session)
-        return TRICKLE if stalled == [session] else 0.0
-
-    proxy = RewritingProxy(dovecot.port, pace=pace)
-    proxy.start()
-    agent = Agent(tmp_path, dovecot, user, smtp_server)
-    agent.write_config()
-    agent.policy(policy_text())
+    trickle = Trickle(append_go_ahead)
+    proxy = RewritingProxy(dovecot.port, pace=trickle)
+    agent = behind(proxy, dovecot, user, tmp_path, smtp_server)
     port = open_door(agent)
-    text = agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n")
-    agent.config.write_text(text.replace("timeout = 10\n", "timeout = 1\n", 1))
     raw = mail("Handed over in the trickle", to="friend@example.org")
     try:
         start(agent, port)
         with pytest.raises(smtplib.SMTPDataError) as refused:
             submit(port, password(agent), raw, ["friend@example.org"])
-        assert refused.value.smtp_code == 451 and stalled, agent.log()
+        assert refused.value.smtp_code == 451 and trickle.stalled, agent.log()
         submit(port, password(agent), raw, ["friend@example.org"])  # her program tries again
         smtp_server.wait_for(1, timeout=20)
         eventually(lambda: agent.subjects("Sent") == ["Handed over in the trickle"], timeout=20)
@@ -148,32 +149,22 @@ def test_a_stop_while_a_handed_over_message_trickles_ends_at_once(
     more) took 95 s to end the process, the thread stuck in the read holding up Python's exit. Now the stop ends that
     connection too; her program's retry after the restart is taken once."""
     user = dovecot.new_user()
-    slow = {"on": True}
-    stalled: list[int] = []
-
-    def pace(session: int, line: bytes) -> float:  # the door's connection, from its APPEND's go-ahead on
-        if slow["on"] and not stalled and line == b"+ OK\r\n":
-            stalled.append(session)
-        return 0.9 if slow["on"] and stalled == [session] else 0.0
-
-    proxy = RewritingProxy(dovecot.port, pace=pace)
-    proxy.start()
-    agent = Agent(tmp_path, dovecot, user, smtp_server)
-    agent.write_config()
-    agent.policy(policy_text())
+    trickle = Trickle(append_go_ahead, per_byte=0.9)
+    proxy = RewritingProxy(dovecot.port, pace=trickle)
+    agent = behind(proxy, dovecot, user, tmp_path, smtp_server)
+    agent.config.write_text(agent.config.read_text().replace("timeout = 1\n", "timeout = 10\n", 1))
     port = open_door(agent)
-    agent.config.write_text(agent.config.read_text().replace(f"port = {dovecot.port}\n", f"port = {proxy.port}\n"))
     raw = mail("Handed over as she shut the lid", to="friend@example.org")
     try:
         start(agent, port)
         handing = threading.Thread(target=_submit_quietly, args=(port, password(agent), raw), daemon=True)
         handing.start()
-        eventually(lambda: stalled, timeout=10)  # the door's APPEND trickles
+        eventually(lambda: trickle.stalled, timeout=10)  # the door's APPEND trickles
         time.sleep(0.5)
         began = time.monotonic()
         assert agent.stop(signal.SIGTERM, timeout=30) == 0
         assert time.monotonic() - began < 10, "the stop waited on the trickle"
-        slow["on"] = False
+        trickle.on = False
         start(agent, port)
         submit(port, password(agent), raw, ["friend@example.org"])  # her program tries again
         smtp_server.wait_for(1, timeout=20)
@@ -182,6 +173,10 @@ def test_a_stop_while_a_handed_over_message_trickles_ends_at_once(
     finally:
         agent.end()
         proxy.stop()
+
+
+def append_go_ahead(line: bytes) -> bool:
+    return line == b"+ OK\r\n"  # the server's go-ahead for an APPEND's literal (IDLE's is "+ idling")
 
 
 def _submit_quietly(port: int, secret: str, raw: bytes) -> None:
