@@ -39,7 +39,7 @@ class Pulse:
 
     def begin(self) -> None:
         """A new try at connecting (the last one's socket is gone). Once ended, a pulse stays ended: the caller
-        gives up (:func:`agent.mail.session.open_client` raises ``TooSlow`` rather than try again)."""
+        gives up (:func:`agent.mail.session.open_client` raises rather than try again)."""
         self._socket = None
 
     def hold(self, sock: socket.socket) -> None:
