@@ -137,18 +137,21 @@ class World:
         """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised.
         ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again).
 
-        An APPEND whose answer never came (the connection broke, or was cut as too slow) may have happened: the same
-        notice tried again (the caller tells it at a later pass) is first looked for under the Message-ID of that
-        try (:mod:`agent.store.notices_owed`), so a server that cuts every answer never makes her a pile of copies."""
+        An APPEND whose answer never came (the connection broke, or was cut as too slow, or a kill) may have happened:
+        the same notice tried again soon (the caller tells it at a later pass) is first looked for under the
+        Message-ID of that try (:mod:`agent.store.notices_owed`), so a server that cuts every answer never makes her a
+        pile of copies. One with ``message_id`` is looked for by it already (:meth:`notify_once`)."""
         student = self.settings.student
-        content = notices_owed.content_of(title, lines, about)
-        tried = notices_owed.in_doubt(self.ledger).get(content)
+        content = None if message_id else notices_owed.content_of(title, lines, about)
+        tried = notices_owed.tried(self.ledger, content, self.now()) if content else None
         own = message_id or tried or new_message_id(domain_of(student.address))
         try:
-            if tried is not None and await self.locate(self.folders.notices, tried, None) is not None:
-                notices_owed.settle(self.ledger, content)
+            if content and tried is not None and await self.locate(self.folders.notices, tried, None) is not None:
+                notices_owed.answered(self.ledger, content)
                 log.info("notice: %s (found in her mailbox: its APPEND had worked)", title)
                 return True
+            if content:
+                notices_owed.trying(self.ledger, content, own, self.now())
             raw = build_notice(
                 student_name=student.name,
                 student_address=student.address,
@@ -160,12 +163,12 @@ class World:
             )
             await self.imap(self.mailbox.append, self.folders.notices, raw)
         except MailboxError as error:
-            if not isinstance(error, CommandRefused):  # no answer: it may be there
-                notices_owed.doubt(self.ledger, content, own)
+            if content and isinstance(error, CommandRefused):  # an answer: it is not there (no answer: it may be)
+                notices_owed.answered(self.ledger, content)
             log.warning("could not append the notice %r: %s", title, error)
             return False
-        if tried is not None:
-            notices_owed.settle(self.ledger, content)
+        if content:
+            notices_owed.answered(self.ledger, content)
         log.info("notice: %s", title)
         publish(Notice(title, about))
         return True
