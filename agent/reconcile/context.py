@@ -11,15 +11,14 @@ from typing import Any, TypeVar
 
 from agent.config.settings import Settings
 from agent.mail.port import MailboxPort, ResolvedFolders
-from agent.mail.session import CommandRefused, Login, MailboxError
+from agent.mail.session import Login, MailboxError
 from agent.mail.stalls import paced
 from agent.reconcile.events import Notice, publish
-from agent.rules.envelope import domain_of, fingerprint, is_keyed, new_message_id, parse_envelope, split_key
+from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
 from agent.rules.limits import DAY, Limits, limits_for, with_overrides
 from agent.rules.notices import build_notice, notice_id
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import Gate
-from agent.store import notices_owed
 from agent.store.ledger import Ledger
 
 log = logging.getLogger("mentor_agent")
@@ -84,7 +83,7 @@ class World:
 
     async def imap(self, action: Callable[..., T], *args: Any) -> T:
         """Run a blocking Mailbox call in a worker thread, one at a time: the connection is not shared. One stuck
-        on a server that trickles ends the connection (:class:`~agent.mail.session.TooSlow`, agent.mail.pulse)."""
+        on a server that trickles ends the connection (:class:`~agent.mail.stalls.TooSlow`)."""
         async with self._imap_turn:
             return await paced(
                 self.mailbox.pulse,
@@ -135,47 +134,31 @@ class World:
         self, title: str, lines: list[str], about: str | None = None, *, message_id: str | None = None
     ) -> bool:
         """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised.
-        ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again).
-
-        An APPEND whose answer never came (the connection broke, or was cut as too slow, or a kill) may have happened:
-        the same notice tried again soon (the caller tells it at a later pass) is first looked for under the
-        Message-ID of that try (:mod:`agent.store.notices_owed`), so a server that cuts every answer never makes her a
-        pile of copies. One with ``message_id`` is looked for by it already (:meth:`notify_once`)."""
+        ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again)."""
         student = self.settings.student
-        content = None if message_id else notices_owed.content_of(title, lines, about)
-        tried = notices_owed.tried(self.ledger, content, self.now()) if content else None
-        own = message_id or tried or new_message_id(domain_of(student.address))
+        raw = build_notice(
+            student_name=student.name,
+            student_address=student.address,
+            title=title,
+            lines=lines,
+            now=self.now(),
+            about=about,
+            message_id=message_id,
+        )
         try:
-            if content and tried is not None and await self.locate(self.folders.notices, tried, None) is not None:
-                notices_owed.answered(self.ledger, content)
-                log.info("notice: %s (found in her mailbox: its APPEND had worked)", title)
-                return True
-            if content:
-                notices_owed.trying(self.ledger, content, own, self.now())
-            raw = build_notice(
-                student_name=student.name,
-                student_address=student.address,
-                title=title,
-                lines=lines,
-                now=self.now(),
-                about=about,
-                message_id=own,
-            )
             await self.imap(self.mailbox.append, self.folders.notices, raw)
+            log.info("notice: %s", title)
+            publish(Notice(title, about))
         except MailboxError as error:
-            if content and isinstance(error, CommandRefused):  # an answer: it is not there (no answer: it may be)
-                notices_owed.answered(self.ledger, content)
             log.warning("could not append the notice %r: %s", title, error)
             return False
-        if content:
-            notices_owed.answered(self.ledger, content)
-        log.info("notice: %s", title)
-        publish(Notice(title, about))
         return True
 
     async def notify_once(self, title: str, lines: list[str], made: str, about: str | None = None) -> bool:
         """:meth:`notify` a notice that must be told once, under :func:`~agent.rules.notices.notice_id` of
-        ``made``; whether it is in her mailbox (appended now, or found there from before)."""
+        ``made``; whether it is in her mailbox (appended now, or found there from before). A notice tried again
+        after an APPEND whose answer never came (a drop, a cut for a trickle, a kill) is found, not told twice; a look
+        that fails raises (the caller's next pass tries again)."""
         own = notice_id(self.settings.student.address, made)
         if await self.locate(self.folders.notices, own, None) is not None:
             return True

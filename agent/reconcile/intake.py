@@ -12,6 +12,7 @@ the start's folder check :mod:`agent.reconcile.outbox_folders`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection
@@ -941,8 +942,11 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
     else:
         held = [Held(h.row.subject, h.decision.at, h.decision.reason, h.decision.digest) for h in to_tell]
         title, lines = held_lines(loaded.name, held, zone, student_zone)
-    if not await world.notify(title, lines, about=to_tell[0].row.message_id):
-        return  # not told: the next pass tells her (a notice twice, after a crash right here, beats none)
+    # Under an id of what it tells (these messages, these times): a try after an APPEND whose answer never came (a
+    # drop, a cut for a trickle, a kill right here) finds it there rather than tell it again
+    made = "held-" + hashlib.sha256("\n".join(f"{h.row.key}|{h.told}" for h in to_tell).encode()).hexdigest()[:24]
+    if not await world.notify_once(title, lines, made, about=to_tell[0].row.message_id):
+        return  # not told: the next pass tells her
     with ledger.transaction():
         for hold in to_tell:
             ledger.update(hold.row.key, told=hold.told)

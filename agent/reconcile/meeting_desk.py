@@ -378,7 +378,8 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
     for item in [i for i in stored.todo if i["id"] in ids]:
         kind = item["kind"]
         if kind == "notice":
-            if not await world.notify(item["title"], item["lines"], about=item.get("about")):
+            made = f"meeting-{item['id']}"  # its own id: a try after an APPEND whose answer never came finds it
+            if not await world.notify_once(item["title"], item["lines"], made, about=item.get("about")):
                 continue  # not appended: kept in the todo, appended again on a later pass (see STALE)
         elif kind == "suggestion":
             await append_suggestion(world, stored, item)

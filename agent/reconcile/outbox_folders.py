@@ -6,6 +6,7 @@ the agent itself took the message in from there (issue 20: mail the student neve
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import replace
 
@@ -217,5 +218,6 @@ async def tell_sent(world: World, config_file: str) -> None:
             "Mail you send from other programs (your phone) counts toward your mentors' limits only if mentor-agent "
             f"reads the folder those programs file it in: set {setting}.",
         ]
-    if await world.notify(title, lines):
+    made = "sent-folder-" + hashlib.sha256(now.encode()).hexdigest()[:24]  # what she is told of: found again, not twice
+    if await world.notify_once(title, lines, made):
         world.ledger.set_meta(SENT_TOLD, now)
