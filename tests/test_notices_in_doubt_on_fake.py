@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent.mail.session import MailboxError
-from tests.agent_process import OUTBOX
+from agent.rules.policy import PolicyBook, load_policies
+from tests.agent_process import OUTBOX, policy_text
 from tests.test_passes_on_fake import Pass, mail, one_a_day
 
 __all__ = ["one_a_day"]  # the fixture
@@ -107,3 +108,21 @@ def test_another_hold_in_the_same_words_is_told(one_a_day: Pass) -> None:
     one_a_day.server.put(OUTBOX, mail("second"))
     passes(one_a_day, 2)
     assert told(one_a_day, "second") == 2, one_a_day.subjects("INBOX")
+
+
+def test_a_time_that_comes_back_is_told_again(one_a_day: Pass) -> None:
+    """Fourth hostile round: held to midnight and told; a window added moved it to 9:00 and she was told; the window
+    taken out moved it back to midnight, and that was not told (the id of the first notice came back, and it was
+    found in her mailbox), so her newest notice gave 9:00 for a message that went at midnight."""
+    held_second(one_a_day)
+    passes(one_a_day, 1)
+    policies = one_a_day.settings.policies_dir
+
+    def agreed(windows: str) -> None:
+        (policies / "rivera.toml").write_text(policy_text(max_per_day=1, windows=windows))
+        one_a_day.world.book = PolicyBook(load_policies(policies))
+        passes(one_a_day, 1)
+
+    agreed('"Mon-Sun 09:00-17:00"')
+    agreed('"Mon-Sun 00:00-24:00"')
+    assert told(one_a_day, "second") == 3, one_a_day.subjects("INBOX")

@@ -942,9 +942,11 @@ async def _schedule(world: World, loaded: LoadedPolicy, holds: list[_Hold], *, t
     else:
         held = [Held(h.row.subject, h.decision.at, h.decision.reason, h.decision.digest) for h in to_tell]
         title, lines = held_lines(loaded.name, held, zone, student_zone)
-    # Under an id of what it tells (these messages, these times): a try after an APPEND whose answer never came (a
-    # drop, a cut for a trickle, a kill right here) finds it there rather than tell it again
-    made = "held-" + hashlib.sha256("\n".join(f"{h.row.key}|{h.told}" for h in to_tell).encode()).hexdigest()[:24]
+    # Under an id of what it tells (these messages, from the time she was last told to this one): a try after an
+    # APPEND whose answer never came (a drop, a cut for a trickle, a kill right here) finds it there rather than tell
+    # it again; a time that comes back after another one is told again
+    told = "\n".join(f"{h.row.key}|{h.row.told}|{h.told}" for h in to_tell)
+    made = "held-" + hashlib.sha256(told.encode()).hexdigest()[:24]
     if not await world.notify_once(title, lines, made, about=to_tell[0].row.message_id):
         return  # not told: the next pass tells her
     with ledger.transaction():

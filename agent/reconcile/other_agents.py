@@ -20,7 +20,7 @@ async def tell_other_agents(world: World) -> None:
         if world.ledger.logged(TOLD, other):
             continue
         log.warning("another mentor-agent (id %s) works on this account: the pace between the two may slip", other)
-        told = await world.notify(
+        told = await world.notify_once(
             "Another mentor-agent works on this account",
             [
                 f"Another mentor-agent (id {other}) moves messages in your folders beside this one (id "
@@ -29,6 +29,7 @@ async def tell_other_agents(world: World) -> None:
                 "more than you agreed (two messages seconds apart where you agreed on a gap). Nothing is lost or sent "
                 "twice, but stop one of them: `systemctl --user stop mentor-agent` where you do not want it.",
             ],
+            f"another-agent-{other}",  # found again after an APPEND whose answer never came: told once
         )
         if told:
             world.ledger.log(TOLD, message=other)

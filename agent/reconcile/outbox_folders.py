@@ -218,6 +218,7 @@ async def tell_sent(world: World, config_file: str) -> None:
             "Mail you send from other programs (your phone) counts toward your mentors' limits only if mentor-agent "
             f"reads the folder those programs file it in: set {setting}.",
         ]
-    made = "sent-folder-" + hashlib.sha256(now.encode()).hexdigest()[:24]  # what she is told of: found again, not twice
+    # What she is told of, from what she was told last: found again after a lost answer, not told twice
+    made = "sent-folder-" + hashlib.sha256(f"{told}\n{now}".encode()).hexdigest()[:24]
     if await world.notify_once(title, lines, made):
         world.ledger.set_meta(SENT_TOLD, now)
