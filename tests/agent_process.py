@@ -10,12 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -61,6 +63,13 @@ def policy_text(
     )
 
 
+def closed_window(start: str = "03:00", end: str = "03:01") -> str:
+    """A send window (quoted, as in a policy file) on a weekday that is neither today nor tomorrow in Chicago: closed
+    for at least a day whenever the suite runs. A fixed one ("Mon 00:00-00:15") was open when CI ran at that time."""
+    day = datetime.now(ZoneInfo("America/Chicago")) + timedelta(days=3)
+    return f'"{day:%a} {start}-{end}"'
+
+
 def mail(
     subject: str,
     to: str = MENTOR,
@@ -73,7 +82,7 @@ def mail(
     message["From"] = headers.pop("From", f"Sam Patel <{STUDENT}>")
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = format_datetime(__import__("datetime").datetime.now().astimezone())
+    message["Date"] = format_datetime(datetime.now().astimezone())
     if message_id:
         message["Message-ID"] = make_msgid(domain="med.example.edu")
     for name, value in headers.items():

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from agent.cli.main import main
 from agent.store.status import short_id
-from tests.agent_process import OUTBOX, Agent, agent, eventually, mail, parse, policy_text
+from tests.agent_process import OUTBOX, Agent, agent, closed_window, eventually, mail, parse, policy_text
 
 __all__ = ["agent"]
 pytestmark = pytest.mark.servers
@@ -20,7 +20,7 @@ def cli(agent: Agent, *args: str) -> tuple[int, str]:
 
 
 def test_agree_and_cancel_name_the_outbox_folder_as_it_is_called(agent: Agent) -> None:
-    agent.policy(policy_text(windows='"Mon 00:00-00:15"'))  # (almost) never open: a message waits in Scheduled
+    agent.policy(policy_text(windows=closed_window()))  # a message waits in Scheduled
     agent.start()
     raw = mail("Question about the elective")
     agent.drop(raw)

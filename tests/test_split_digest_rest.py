@@ -52,6 +52,9 @@ class Paced(Setup):
     def __init__(self, tmp_path: Path, smtp: SmtpServer, policy: str) -> None:
         (tmp_path / "rivera.toml").write_text(policy)
         super().__init__(tmp_path, smtp, "always")
+        # Mid-week and mid-day in Chicago, whatever the wall clock says: a run at her week's turn (Monday 00:00
+        # there) counted this week's e-mails as last week's.
+        self.now = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
         self.world.ledger.close()
         self.settings = self.settings.model_copy(update={"digest": Digest(max_bytes=10_000)})
         self.world = self._world()

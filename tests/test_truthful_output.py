@@ -17,7 +17,7 @@ import pytest
 from agent.logs import named, short_id
 from agent.rules.pacing import Engine, History, Queued, SentItem
 from agent.store.status import short_id as status_short_id
-from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, parse, policy_text
+from tests.agent_process import MENTOR, STUDENT, Agent, agent, closed_window, eventually, mail, parse, policy_text
 from tests.helpers import policy
 
 __all__ = ["agent"]
@@ -97,8 +97,7 @@ def test_a_message_over_the_digest_limit_goes_alone_and_split_parts_are_never_fo
 
 @pytest.mark.servers
 def test_logs_name_messages_say_sends_now_only_when_sending_and_debug_shows_decisions(agent: Agent) -> None:
-    closed = '"Mon 00:00-00:15"'  # a window that is (almost) never open: both messages wait for it
-    agent.policy(policy_text(windows=closed, min_gap="0"))
+    agent.policy(policy_text(windows=closed_window(), min_gap="0"))  # both messages wait for it
     agent.start()
     first, second = mail("Draft of my personal statement"), mail("Question about the elective")
     agent.drop(first)

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.agent_process import MENTOR, Agent, eventually, mail, policy_text
+from tests.agent_process import MENTOR, Agent, closed_window, eventually, mail, policy_text
 from tests.faults.accounting import folder_subjects
 
 pytestmark = pytest.mark.servers
 
 # The last good policy holds mail to the mentor (one minute a week); every broken edit would send it at once
 # if it were taken in, even in part (open windows), and carries one mistake: (what to write, key the notice names).
-HOLDING = policy_text(windows='"Mon 03:00-03:01"')
+HOLDING = policy_text(windows=closed_window())
 OPEN = policy_text()
 BREAKAGES: list[tuple[str, str, str]] = [
     ("max_per_day = 50", "max_per_day = -1", "max_per_day"),
