@@ -114,6 +114,27 @@ def test_a_reply_answers_everything_before_it() -> None:
     assert result["d"] == "2026-11-23T15:30:00-06:00"
 
 
+def test_a_reply_dated_the_instant_a_message_goes_is_taken_before_it() -> None:
+    """What happens at one instant is taken before what goes then: a reply dated the very minute "a" went answers
+    nothing ("a" had not gone), so "b" is the one follow-up, a day and a quarter later, outside the window: next week.
+    The property test's oracle read that tie the other way and Hypothesis found it (a new example); the engine, the
+    minute-by-minute reference and the oracle now agree."""
+    result = sent_times(
+        {
+            "send_windows": ["Mon,Tue 10:15-10:30"],
+            "max_per_day": 1,
+            "max_per_week": 2,
+            "max_unanswered": 1,
+            "follow_up_after": "1d 15m",
+        },
+        send("2026-03-06T00:00:00+00:00", "a"),
+        send("2026-03-06T00:00:00+00:00", "b"),
+        reply("2026-03-09T10:15:00-05:00", "a"),
+    )
+    assert result["a"] == "2026-03-09T10:15:00-05:00"
+    assert result["b"] == "2026-03-16T10:15:00-05:00"
+
+
 def test_batch_sends_the_waiting_messages_as_one_digest_that_counts_once() -> None:
     outcomes = simulate(
         policy({**OPEN, "max_per_day": 1, "max_per_week": 2, "over_limit": "batch"}),

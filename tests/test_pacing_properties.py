@@ -142,7 +142,9 @@ class Oracle:
             if reply.at > t:
                 continue
             for index, item in enumerate(before):
-                if reply.to in item.ids and item.at <= reply.at:
+                # What happens at one instant is taken before what goes then (as simulate and the minute-by-minute
+                # reference do): a reply dated the instant a message went does not answer it.
+                if reply.to in item.ids and item.at < reply.at:
                     answered = max(answered, index)
         return before[answered + 1 :]
 
