@@ -15,6 +15,7 @@ import pytest
 from agent.config.settings import Folders, Imap, Settings, Smtp, Student
 from agent.errors import UserError
 from agent.mail.session import MailboxError
+from agent.reconcile.attention import tell_owed
 from agent.reconcile.context import World
 from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.history import Seen, scan_replies, scan_sent
@@ -84,6 +85,7 @@ class Pass:
             await take_in_outbox(self.world)
             await follow_scheduled(self.world)
             await carry_out(self.world)
+            await tell_owed(self.world)
 
         asyncio.run(one())
 

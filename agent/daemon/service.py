@@ -38,6 +38,7 @@ from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, 
 from agent.mail.stalls import TooSlow, paced
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, other_agents
+from agent.reconcile.attention import tell_owed
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
@@ -669,6 +670,7 @@ class Daemon:
         drafts_due = await self.draft_door.pass_once(world)
         await follow_scheduled(world)
         due = await carry_out(world)
+        await tell_owed(world)  # a Needs attention notice refused or cut before: told now, once
         refusal = world.smtp_gate.refusal
         if refusal is not None and due is not None and due < refusal.next_try:
             due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try

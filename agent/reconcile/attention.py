@@ -4,11 +4,12 @@ after a temporary failure, back to Scheduled to try again later. Nothing is retr
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from agent.logs import named
-from agent.mail.session import MessageGone
+from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
 from agent.rules.notices import HOW_TO_STEER
 from agent.store.ledger import ATTENTION, SCHEDULED, SENDING, Row
@@ -17,6 +18,7 @@ from agent.store.rounds import MeetingStore
 log = logging.getLogger("mentor_agent.delivery")
 
 RETRY_LATER = timedelta(minutes=10)
+OWED, IN_DOUBT, NOT_SENT = "owed", "in-doubt", "not-sent"  # Row.told of a row whose notice is still to be told
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -35,45 +37,78 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
         # In doubt, it keeps when it was handed to SMTP: it counts as sent to her until the student decides
         # (agent.store.in_doubt); any other message here has no sent_at.
         handed = _handed(world, row) if doubt else None
+        # Owed until it is in her mailbox: a notice refused, cut or stopped before is told by a later pass, once.
+        made = f"attention-{secrets.token_hex(16)}"  # kept in the row: a retry looks for this very notice
+        owed = f"{OWED} {IN_DOUBT if doubt else NOT_SENT} {made}"
         world.ledger.update(
-            row.key, state=ATTENTION, folder=folders.needs_attention, uid=new_uid, detail=why, sent_at=handed
+            row.key,
+            state=ATTENTION,
+            folder=folders.needs_attention,
+            uid=new_uid,
+            detail=why,
+            sent_at=handed,
+            told=owed,
         )
         world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
         log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
-        # A meeting invitation's offer is withdrawn once it is here: moved back, it would not go (never invited).
-        offer = MeetingStore(world.ledger).offer_of_request(row.message_id) is not None
-        if doubt:
-            lines = [
-                f"“{row.subject}” is IN DOUBT: it may or may not have reached {', '.join(row.recipients)}.",
-                f"What happened: {why}.",
-                "mentor-agent will not send it again by itself, so that nobody gets it twice. "
-                + (
-                    f"Its meeting offer is withdrawn: if {', '.join(row.recipients)} answer it, you are told; "
-                    "moving it back to the Outbox will not send it. Propose the meeting again if you need to."
-                    if offer
-                    else "Check with the recipient or your Sent folder; to send it anyway, move it back to the Outbox."
-                ),
-            ]
-            if row.mentor:  # agent.store.in_doubt
-                lines.append(
-                    "It counts as sent in the pace agreed with your mentor (from when it was handed to the mail "
-                    "server), so your next message waits as it would after a sent one; moved back to the Outbox, "
-                    "it is a new message."
-                )
-            title = f"In doubt: {row.subject}"
-        else:
-            lines = [
-                f"“{row.subject}” was not sent: {why}.",
-                "It is in the Needs attention folder. "
-                + (
-                    "Its meeting offer is withdrawn, so moving it back to the Outbox will not send it: once the "
-                    "problem is fixed, propose the meeting again."
-                    if offer
-                    else "Fix it and move it back to the Outbox to try again."
-                ),
-            ]
-            title = f"Not sent: {row.subject}"
-        await world.notify(title, lines, about=row.message_id)
+        await _tell(world, world.ledger.get(row.key) or row, owed)
+
+
+async def tell_owed(world: World) -> None:
+    """Tell again the notices of Needs attention not known to be in her mailbox: an APPEND refused or cut, its answer
+    lost, a stop before it. Each is looked for first under its own id (``World.notify_once``): told once. A look or an
+    APPEND that fails leaves it owed to the next pass."""
+    for row in world.ledger.owed_notices(OWED):
+        if not await _tell(world, row, row.told):
+            return  # the mailbox fails now: the next pass tries again
+
+
+async def _tell(world: World, row: Row, owed: str) -> bool:
+    """Tell the student that ``row`` is in Needs attention (``owed``: its Row.told while not yet told); whether it
+    is in her mailbox now."""
+    _, kind, made = owed.split(" ", 2)
+    why = row.detail
+    # A meeting invitation's offer is withdrawn once it is here: moved back, it would not go (never invited).
+    offer = MeetingStore(world.ledger).offer_of_request(row.message_id) is not None
+    if kind == IN_DOUBT:
+        lines = [
+            f"“{row.subject}” is IN DOUBT: it may or may not have reached {', '.join(row.recipients)}.",
+            f"What happened: {why}.",
+            "mentor-agent will not send it again by itself, so that nobody gets it twice. "
+            + (
+                f"Its meeting offer is withdrawn: if {', '.join(row.recipients)} answer it, you are told; "
+                "moving it back to the Outbox will not send it. Propose the meeting again if you need to."
+                if offer
+                else "Check with the recipient or your Sent folder; to send it anyway, move it back to the Outbox."
+            ),
+        ]
+        if row.mentor:  # agent.store.in_doubt
+            lines.append(
+                "It counts as sent in the pace agreed with your mentor (from when it was handed to the mail "
+                "server), so your next message waits as it would after a sent one; moved back to the Outbox, "
+                "it is a new message."
+            )
+        title = f"In doubt: {row.subject}"
+    else:
+        lines = [
+            f"“{row.subject}” was not sent: {why}.",
+            "It is in the Needs attention folder. "
+            + (
+                "Its meeting offer is withdrawn, so moving it back to the Outbox will not send it: once the "
+                "problem is fixed, propose the meeting again."
+                if offer
+                else "Fix it and move it back to the Outbox to try again."
+            ),
+        ]
+        title = f"Not sent: {row.subject}"
+    try:
+        told = await world.notify_once(title, lines, made, about=row.message_id)
+    except MailboxError as error:  # the look for an earlier copy failed: no answer, so not appended
+        log.warning("could not look for the notice %r: %s", title, error)
+        return False
+    if told:
+        world.ledger.update(row.key, told="")
+    return told
 
 
 def _handed(world: World, row: Row) -> datetime:

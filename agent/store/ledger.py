@@ -289,6 +289,12 @@ class Ledger:
             args.append(mentor)
         return [Row.of(r) for r in self.db.execute(query + " ORDER BY arrived, rowid", args)]
 
+    def owed_notices(self, owed: str) -> list[Row]:
+        """The rows in Needs attention whose notice is still owed (their ``told`` begins with ``owed`` and a space:
+        agent.reconcile.attention)."""
+        query = "SELECT * FROM messages WHERE state = ? AND told LIKE ? ESCAPE '\\' ORDER BY arrived, rowid"
+        return [Row.of(r) for r in self.db.execute(query, (ATTENTION, _like_prefix(owed + " ") + "%"))]
+
     def key_of(self, message_id: str, *states: str) -> str | None:
         """The key of a message going out with ``message_id`` and in one of ``states``, or None."""
         marks = ", ".join("?" for _ in states)

@@ -1,0 +1,99 @@
+"""The notice of a message put in Needs attention ("In doubt", "Not sent") is owed until it is in her mailbox.
+
+Before, it was told once and never again: an APPEND the server refused (a full mailbox, a moment's NO), cut or
+stopped left her unaware that a message may have reached her mentor, or did not go. Now each pass tells what is still
+owed, under the notice's own id (``World.notify_once``): told once, also when the first APPEND's answer was lost.
+
+On the in-memory mailbox and the real aiosmtpd server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from agent.mail.session import MailboxError
+from agent.store.ledger import ATTENTION
+from tests.agent_process import MENTOR, OUTBOX
+from tests.test_passes_on_fake import Pass, mail, one_a_day
+
+__all__ = ["one_a_day"]  # the fixture
+
+
+def told(made: Pass, words: str) -> int:
+    return sum(1 for subject in made.subjects("INBOX") if subject.endswith(words))
+
+
+def passes(made: Pass, count: int) -> None:
+    for _ in range(count):
+        with contextlib.suppress(MailboxError):
+            made.run()
+        made.box.connect()  # the daemon reconnects
+
+
+def owed(made: Pass) -> list[str]:
+    return [row.subject for row in made.world.ledger.in_states(ATTENTION) if row.told]
+
+
+def test_a_not_sent_notice_the_server_refused_is_told_by_the_next_pass_once(one_a_day: Pass) -> None:
+    one_a_day.smtp.refuse(MENTOR, "550 5.1.1 no such user", times=1)
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.server.fail("append", "INBOX", refused=True, times=2)  # NO to the notice (her mailbox full, say), and
+    passes(one_a_day, 1)  # NO again to the pass's try of what is owed
+    assert one_a_day.subjects("Needs attention") == ["first"]
+    assert told(one_a_day, "Not sent: first") == 0 and owed(one_a_day) == ["first"]
+    passes(one_a_day, 3)
+    assert told(one_a_day, "Not sent: first") == 1, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+    assert one_a_day.smtp.messages == [], "nothing is sent again from Needs attention"
+
+
+def test_an_in_doubt_notice_whose_answer_is_lost_pass_after_pass_is_told_once(one_a_day: Pass) -> None:
+    one_a_day.smtp.drop_after_data()  # accepted, then the connection broke: in doubt
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.server.fail("append", "INBOX", after=True, times=3)  # stored, then the connection drops: three times
+    passes(one_a_day, 5)
+    assert one_a_day.subjects("Needs attention") == ["first"]
+    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+    assert len(one_a_day.smtp.messages) == 1, "an in-doubt message is never sent again by itself"
+
+
+def test_a_stop_before_the_notice_leaves_it_owed_to_the_next_start(
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def killed(*_: object, **__: object) -> bool:
+        raise SystemExit("killed before the notice")
+
+    one_a_day.smtp.drop_after_data()
+    one_a_day.server.put(OUTBOX, mail("first"))
+    monkeypatch.setattr(one_a_day.world, "notify_once", killed)
+    with pytest.raises(SystemExit):
+        one_a_day.run()
+    monkeypatch.undo()
+    assert told(one_a_day, "In doubt: first") == 0
+    passes(one_a_day, 2)  # the next start
+    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
+
+
+def test_a_look_that_fails_appends_nothing_and_the_next_pass_tells_it_once(one_a_day: Pass) -> None:
+    one_a_day.smtp.refuse(MENTOR, "550 5.1.1 no such user", times=1)
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.server.fail("append", "INBOX", after=True)  # in her mailbox, but the answer never came
+    one_a_day.server.fail("find_by_message_id", "INBOX", refused=True, times=2)  # and the looks are refused
+    passes(one_a_day, 4)
+    assert told(one_a_day, "Not sent: first") == 1, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+
+
+def test_each_message_of_a_failed_release_is_told_once(one_a_day: Pass) -> None:
+    """Two messages in doubt from one failure: one notice each, the second not held back by the first's."""
+    one_a_day.smtp.refuse(MENTOR, "550 5.1.1 no such user", times=1)
+    one_a_day.smtp.refuse("friend@example.org", "550 5.1.1 no such user", times=1)
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.server.put(OUTBOX, mail("to a friend", to="friend@example.org"))
+    one_a_day.server.fail("append", "INBOX", refused=True, times=2)
+    passes(one_a_day, 3)
+    assert told(one_a_day, "Not sent: first") == 1, one_a_day.subjects("INBOX")
+    assert told(one_a_day, "Not sent: to a friend") == 1, one_a_day.subjects("INBOX")
