@@ -10,10 +10,12 @@ On the in-memory mailbox and the real aiosmtpd server.
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 
 import pytest
 
 from agent.mail.session import MailboxError
+from agent.reconcile.attention import RETRY_LATER
 from agent.store.ledger import ATTENTION
 from tests.agent_process import MENTOR, OUTBOX
 from tests.test_passes_on_fake import Pass, mail, one_a_day
@@ -25,11 +27,14 @@ def told(made: Pass, words: str) -> int:
     return sum(1 for subject in made.subjects("INBOX") if subject.endswith(words))
 
 
-def passes(made: Pass, count: int) -> None:
+def passes(made: Pass, count: int, step: timedelta = RETRY_LATER + timedelta(minutes=1)) -> None:
+    """The daemon's next passes, each ``step`` after the one before (by default past the owed notices' back-off)."""
     for _ in range(count):
         with contextlib.suppress(MailboxError):
             made.run()
         made.box.connect()  # the daemon reconnects
+        later = made.world.now() + step
+        made.world.clock = lambda later=later: later  # type: ignore[misc]
 
 
 def owed(made: Pass) -> list[str]:
@@ -97,3 +102,34 @@ def test_each_message_of_a_failed_release_is_told_once(one_a_day: Pass) -> None:
     passes(one_a_day, 3)
     assert told(one_a_day, "Not sent: first") == 1, one_a_day.subjects("INBOX")
     assert told(one_a_day, "Not sent: to a friend") == 1, one_a_day.subjects("INBOX")
+
+
+def test_a_server_that_cuts_every_append_is_tried_once_in_ten_minutes_after_the_passes_work(one_a_day: Pass) -> None:
+    """Hostile round on the owed notices: with every APPEND to her notices cut, the try at each pass ended every
+    session before its work (the meeting desk, IDLE), and the reconnects backed off up to five minutes: due mail
+    waited. The owed notices are tried last in a pass, and again only ten minutes after a failed try."""
+    one_a_day.smtp.refuse(MENTOR, "550 5.1.1 no such user", times=1)
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.server.fail("append", "INBOX", times=1000)  # the connection drops at every APPEND to INBOX
+    passes(one_a_day, 30, step=timedelta(minutes=1))
+    tries = sum(1 for operation, folder in one_a_day.server.commands if operation == "append" and folder == "INBOX")
+    assert tries <= 2 + 30 // 10, f"{tries} APPENDs in 30 minutes"
+    one_a_day.server.failures.clear()
+    passes(one_a_day, 2)
+    assert told(one_a_day, "Not sent: first") == 1, one_a_day.subjects("INBOX")
+
+
+def test_an_in_doubt_notice_owed_when_she_moves_the_message_back_is_told_once(one_a_day: Pass) -> None:
+    """Hostile round: the owed "In doubt" went with the row when she moved the message back (the row starts afresh):
+    she was never told that the first try may have reached her mentor, though it counts as sent in the pace."""
+    one_a_day.smtp.drop_after_data()
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.server.fail("append", "INBOX", refused=True, times=2)
+    passes(one_a_day, 1)
+    assert told(one_a_day, "In doubt: first") == 0 and owed(one_a_day) == ["first"]
+    [(uid, raw)] = one_a_day.server.messages("Needs attention").items()
+    one_a_day.box.delete("Needs attention", uid)
+    one_a_day.server.put(OUTBOX, raw)  # she moves it back
+    passes(one_a_day, 3)
+    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
+    assert one_a_day.subjects("Scheduled") == ["first"], "the first hand-over counts: one a day"

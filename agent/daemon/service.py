@@ -670,7 +670,6 @@ class Daemon:
         drafts_due = await self.draft_door.pass_once(world)
         await follow_scheduled(world)
         due = await carry_out(world)
-        await tell_owed(world)  # a Needs attention notice refused or cut before: told now, once
         refusal = world.smtp_gate.refusal
         if refusal is not None and due is not None and due < refusal.next_try:
             due = refusal.next_try  # the SMTP login was refused: nothing can go before its next try
@@ -682,6 +681,7 @@ class Daemon:
         agenda_due = await agenda_desk.pass_once(world)  # after the desk: it has seen the invitations leave
         await other_agents.tell_other_agents(world)  # a second mentor-agent on the account: told once
         copies_due = early_copies.next_look(world)  # a program's Sent copy filed late (Sent is not watched)
+        await tell_owed(world)  # last: a Needs attention notice refused or cut before, told now, once
         waits = (due, meetings_due, review_due, agenda_due, drafts_due, settling, copies_due)
         return min((t for t in waits if t is not None), default=None)
 

@@ -19,6 +19,7 @@ log = logging.getLogger("mentor_agent.delivery")
 
 RETRY_LATER = timedelta(minutes=10)
 OWED, IN_DOUBT, NOT_SENT = "owed", "in-doubt", "not-sent"  # Row.told of a row whose notice is still to be told
+OWED_AFTER = "owed notices after"  # ledger meta: a try of the owed notices failed; the next one not before then
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -56,16 +57,34 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
 
 async def tell_owed(world: World) -> None:
     """Tell again the notices of Needs attention not known to be in her mailbox: an APPEND refused or cut, its answer
-    lost, a stop before it. Each is looked for first under its own id (``World.notify_once``): told once. A look or an
-    APPEND that fails leaves it owed to the next pass."""
-    for row in world.ledger.owed_notices(OWED):
+    lost, a stop before it. Each is looked for first under its own id (``World.notify_once``): told once. Run last in
+    a pass; a try that fails leaves them owed, tried again RETRY_LATER on (a server that cuts every APPEND to her
+    notices folder ends the session at most that often, after its work is done)."""
+    rows = world.ledger.owed_notices(OWED)
+    if not rows:
+        return
+    after = world.ledger.meta_value(OWED_AFTER)
+    if after and world.now() < datetime.fromisoformat(after):
+        return
+    for row in rows:
         if not await _tell(world, row, row.told):
-            return  # the mailbox fails now: the next pass tries again
+            world.ledger.set_meta(OWED_AFTER, (world.now() + RETRY_LATER).isoformat())
+            return  # the mailbox fails now: the next try is RETRY_LATER on
 
 
-async def _tell(world: World, row: Row, owed: str) -> bool:
+async def tell_moved_back(world: World, old: Row) -> None:
+    """``old``, in Needs attention with its notice still owed, was moved back to the Outbox by the student (its row
+    starts afresh): an owed *in doubt* is told now, once (the first hand-over may have reached the mentor, and it still
+    counts in the pace); an owed *not sent* is not (she has acted on it)."""
+    if not old.told.startswith(f"{OWED} {IN_DOUBT} "):
+        return
+    if not await _tell(world, old, old.told, keep=False):
+        log.warning("%s: moved back before she could be told it was in doubt; not told", named(old.key, old.subject))
+
+
+async def _tell(world: World, row: Row, owed: str, *, keep: bool = True) -> bool:
     """Tell the student that ``row`` is in Needs attention (``owed``: its Row.told while not yet told); whether it
-    is in her mailbox now."""
+    is in her mailbox now. ``keep``: the row is the ledger's, marked told once it is."""
     _, kind, made = owed.split(" ", 2)
     why = row.detail
     # A meeting invitation's offer is withdrawn once it is here: moved back, it would not go (never invited).
@@ -106,7 +125,7 @@ async def _tell(world: World, row: Row, owed: str) -> bool:
     except MailboxError as error:  # the look for an earlier copy failed: no answer, so not appended
         log.warning("could not look for the notice %r: %s", title, error)
         return False
-    if told:
+    if told and keep:
         world.ledger.update(row.key, told="")
     return told
 

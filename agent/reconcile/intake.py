@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile import agenda_desk, cancel_pace, invite_deadline, strangers
+from agent.reconcile import agenda_desk, attention, cancel_pace, invite_deadline, strangers
 from agent.reconcile.context import World
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest, out_of_sending
@@ -101,12 +101,14 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
                 drafted[found[0].key] = (parse_envelope(info.headers), whole[info.uid], (validity, info.uid))
     ledger = world.ledger
+    owed: list[Row] = []  # moved back before she was told it was in doubt: told once the rows are in
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
             if again:  # moved back to the Outbox by the student: start afresh
                 old = ledger.get(row.key)
                 if old is not None and old.state == ATTENTION:  # in doubt: its hand-over still counts
                     in_doubt_kept.keep_counting(ledger, old)
+                    owed.append(old)
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
@@ -114,6 +116,8 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)
                 came_back.remember(world, drafted[row.key][0], row.key, *drafted[row.key][1:])
+    for old in owed:
+        await attention.tell_moved_back(world, old)
     return wake
 
 
