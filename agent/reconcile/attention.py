@@ -64,7 +64,8 @@ async def tell_owed(world: World) -> None:
     if not rows:
         return
     after = world.ledger.meta_value(OWED_AFTER)
-    if after and world.now() < datetime.fromisoformat(after):
+    now = world.now()
+    if after and now < datetime.fromisoformat(after) <= now + RETRY_LATER:  # (a clock set back waits no longer)
         return
     for row in rows:
         if not await _tell(world, row, row.told):
