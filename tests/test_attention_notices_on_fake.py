@@ -133,3 +133,45 @@ def test_an_in_doubt_notice_owed_when_she_moves_the_message_back_is_told_once(on
     passes(one_a_day, 3)
     assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
     assert one_a_day.subjects("Scheduled") == ["first"], "the first hand-over counts: one a day"
+
+
+def moved_back_while_owed(made: Pass) -> None:
+    """ "first" in doubt, its notice refused (owed); she moves it back to the Outbox."""
+    made.smtp.drop_after_data()
+    made.server.put(OUTBOX, mail("first"))
+    made.server.fail("append", "INBOX", refused=True, times=2)
+    passes(made, 1)
+    assert told(made, "In doubt: first") == 0 and owed(made) == ["first"]
+    [(uid, raw)] = made.server.messages("Needs attention").items()
+    made.box.delete("Needs attention", uid)
+    made.server.put(OUTBOX, raw)
+
+
+def test_an_in_doubt_notice_owed_when_moved_back_while_the_mailbox_still_refuses_is_told_later_once(
+    one_a_day: Pass,
+) -> None:
+    """Second hostile round: told with one try at the move-back, and forgotten when it failed."""
+    moved_back_while_owed(one_a_day)
+    one_a_day.server.fail("append", "INBOX", refused=True, times=3)
+    passes(one_a_day, 5)
+    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
+    [notice] = [m for m in one_a_day.server.messages("INBOX").values() if b"In doubt: first" in m]
+    assert b"You moved it back to the Outbox" in notice.replace(b"\r\n", b" ")
+
+
+def test_an_in_doubt_notice_owed_when_moved_back_survives_a_kill_before_it(
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second hostile round: the move-back was taken in (its old row forgotten) and the daemon killed before the
+    notice: nothing was left owed after the restart."""
+    moved_back_while_owed(one_a_day)
+
+    def killed(*_: object, **__: object) -> bool:
+        raise SystemExit("killed before the notice")
+
+    monkeypatch.setattr("agent.reconcile.attention._tell", killed)
+    with pytest.raises(SystemExit):
+        one_a_day.run()
+    monkeypatch.undo()
+    passes(one_a_day, 2)  # the next start
+    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")

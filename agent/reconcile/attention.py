@@ -3,10 +3,12 @@ after a temporary failure, back to Scheduled to try again later. Nothing is retr
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from agent.logs import named
 from agent.mail.session import MailboxError, MessageGone
@@ -20,6 +22,7 @@ log = logging.getLogger("mentor_agent.delivery")
 RETRY_LATER = timedelta(minutes=10)
 OWED, IN_DOUBT, NOT_SENT = "owed", "in-doubt", "not-sent"  # Row.told of a row whose notice is still to be told
 OWED_AFTER = "owed notices after"  # ledger meta: a try of the owed notices failed; the next one not before then
+MOVED_BACK = "owed moved back "  # ledger meta: an owed in-doubt notice of a message moved back (owe_moved_back)
 MAX_ROUNDS = 6  # transient failures: six rounds of retries about ten minutes apart, then Needs attention
 
 
@@ -61,31 +64,58 @@ async def tell_owed(world: World) -> None:
     a pass; a try that fails leaves them owed, tried again RETRY_LATER on (a server that cuts every APPEND to her
     notices folder ends the session at most that often, after its work is done)."""
     rows = world.ledger.owed_notices(OWED)
-    if not rows:
+    moved = world.ledger.metas(MOVED_BACK)
+    if not rows and not moved:
         return
     after = world.ledger.meta_value(OWED_AFTER)
     now = world.now()
     if after and now < datetime.fromisoformat(after) <= now + RETRY_LATER:  # (a clock set back waits no longer)
         return
+    if not await _tell_moved_back(world, moved):
+        world.ledger.set_meta(OWED_AFTER, (world.now() + RETRY_LATER).isoformat())  # the next try, RETRY_LATER on
+        return
     for row in rows:
         if not await _tell(world, row, row.told):
             world.ledger.set_meta(OWED_AFTER, (world.now() + RETRY_LATER).isoformat())
-            return  # the mailbox fails now: the next try is RETRY_LATER on
+            return
 
 
-async def tell_moved_back(world: World, old: Row) -> None:
-    """``old``, in Needs attention with its notice still owed, was moved back to the Outbox by the student (its row
-    starts afresh): an owed *in doubt* is told now, once (the first hand-over may have reached the mentor, and it still
-    counts in the pace); an owed *not sent* is not (she has acted on it)."""
+def owe_moved_back(world: World, old: Row) -> None:
+    """``old``, in Needs attention with its notice still owed, is moved back to the Outbox by the student (its row
+    starts afresh; called in the transaction that forgets it): an owed *in doubt* stays owed, kept apart from the row
+    (the first hand-over may have reached the mentor, and it still counts in the pace), told by :func:`tell_owed` at
+    the end of the pass; an owed *not sent* is dropped (she has acted on it)."""
     if not old.told.startswith(f"{OWED} {IN_DOUBT} "):
         return
-    if not await _tell(world, old, old.told, keep=False):
-        log.warning("%s: moved back before she could be told it was in doubt; not told", named(old.key, old.subject))
+    fields = {name: getattr(old, name) for name in _Moved._fields}
+    world.ledger.set_meta(MOVED_BACK + old.told.split(" ", 2)[2], json.dumps(fields))
 
 
-async def _tell(world: World, row: Row, owed: str, *, keep: bool = True) -> bool:
+async def _tell_moved_back(world: World, moved: dict[str, str]) -> bool:
+    """Tell what :func:`owe_moved_back` kept (``moved``: its ledger meta), once each; whether all of it is told."""
+    for key, text in moved.items():
+        owed = _Moved(**json.loads(text))
+        if not await _tell(world, owed, owed.told, keep=False):
+            return False
+        world.ledger.drop_meta(key)
+    return True
+
+
+class _Moved(NamedTuple):
+    """What a notice owed for a message moved back to the Outbox tells (the fields of its row then)."""
+
+    key: str
+    subject: str
+    recipients: list[str]
+    mentor: str | None
+    message_id: str
+    detail: str
+    told: str
+
+
+async def _tell(world: World, row: Row | _Moved, owed: str, *, keep: bool = True) -> bool:
     """Tell the student that ``row`` is in Needs attention (``owed``: its Row.told while not yet told); whether it
-    is in her mailbox now. ``keep``: the row is the ledger's, marked told once it is."""
+    is in her mailbox now. ``keep``: the row is the ledger's, marked told once it is (else it was moved back)."""
     _, kind, made = owed.split(" ", 2)
     why = row.detail
     # A meeting invitation's offer is withdrawn once it is here: moved back, it would not go (never invited).
@@ -99,6 +129,9 @@ async def _tell(world: World, row: Row, owed: str, *, keep: bool = True) -> bool
                 f"Its meeting offer is withdrawn: if {', '.join(row.recipients)} answer it, you are told; "
                 "moving it back to the Outbox will not send it. Propose the meeting again if you need to."
                 if offer
+                else "You moved it back to the Outbox, so it goes again as a new message: the recipient may get "
+                "it twice."
+                if not keep
                 else "Check with the recipient or your Sent folder; to send it anyway, move it back to the Outbox."
             ),
         ]

@@ -101,14 +101,13 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             if autosaves.DRAFT in info.flags:  # the label door: it goes as a message, not as the draft it was
                 drafted[found[0].key] = (parse_envelope(info.headers), whole[info.uid], (validity, info.uid))
     ledger = world.ledger
-    owed: list[Row] = []  # moved back before she was told it was in doubt: told once the rows are in
     with ledger.transaction():  # one commit for the lot
         for row, again in taken:
             if again:  # moved back to the Outbox by the student: start afresh
                 old = ledger.get(row.key)
                 if old is not None and old.state == ATTENTION:  # in doubt: its hand-over still counts
                     in_doubt_kept.keep_counting(ledger, old)
-                    owed.append(old)
+                    attention.owe_moved_back(world, old)  # in doubt and she was not told yet: still owed
                 ledger.forget(row.key)
             ledger.add(row)
             ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
@@ -116,8 +115,6 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)
                 came_back.remember(world, drafted[row.key][0], row.key, *drafted[row.key][1:])
-    for old in owed:
-        await attention.tell_moved_back(world, old)
     return wake
 
 

@@ -232,6 +232,14 @@ class Ledger:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
+    def metas(self, prefix: str) -> dict[str, str]:
+        """The values the agent keeps under keys that begin with ``prefix``, by key."""
+        query = "SELECT key, value FROM meta WHERE key LIKE ? ESCAPE '\\' ORDER BY key"
+        return {str(k): str(v) for k, v in self.db.execute(query, (_like_prefix(prefix) + "%",))}
+
+    def drop_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     # -- messages ----------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Row | None:
