@@ -119,22 +119,6 @@ def test_a_server_that_cuts_every_append_is_tried_once_in_ten_minutes_after_the_
     assert told(one_a_day, "Not sent: first") == 1, one_a_day.subjects("INBOX")
 
 
-def test_an_in_doubt_notice_owed_when_she_moves_the_message_back_is_told_once(one_a_day: Pass) -> None:
-    """Hostile round: the owed "In doubt" went with the row when she moved the message back (the row starts afresh):
-    she was never told that the first try may have reached her mentor, though it counts as sent in the pace."""
-    one_a_day.smtp.drop_after_data()
-    one_a_day.server.put(OUTBOX, mail("first"))
-    one_a_day.server.fail("append", "INBOX", refused=True, times=2)
-    passes(one_a_day, 1)
-    assert told(one_a_day, "In doubt: first") == 0 and owed(one_a_day) == ["first"]
-    [(uid, raw)] = one_a_day.server.messages("Needs attention").items()
-    one_a_day.box.delete("Needs attention", uid)
-    one_a_day.server.put(OUTBOX, raw)  # she moves it back
-    passes(one_a_day, 3)
-    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
-    assert one_a_day.subjects("Scheduled") == ["first"], "the first hand-over counts: one a day"
-
-
 def moved_back_while_owed(made: Pass) -> None:
     """ "first" in doubt, its notice refused (owed); she moves it back to the Outbox."""
     made.smtp.drop_after_data()
@@ -145,6 +129,15 @@ def moved_back_while_owed(made: Pass) -> None:
     [(uid, raw)] = made.server.messages("Needs attention").items()
     made.box.delete("Needs attention", uid)
     made.server.put(OUTBOX, raw)
+
+
+def test_an_in_doubt_notice_owed_when_she_moves_the_message_back_is_told_once(one_a_day: Pass) -> None:
+    """Hostile round: the owed "In doubt" went with the row when she moved the message back (the row starts afresh):
+    she was never told that the first try may have reached her mentor, though it counts as sent in the pace."""
+    moved_back_while_owed(one_a_day)
+    passes(one_a_day, 3)
+    assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
+    assert one_a_day.subjects("Scheduled") == ["first"], "the first hand-over counts: one a day"
 
 
 def test_an_in_doubt_notice_owed_when_moved_back_while_the_mailbox_still_refuses_is_told_later_once(
