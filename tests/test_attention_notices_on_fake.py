@@ -15,10 +15,10 @@ from datetime import timedelta
 import pytest
 
 from agent.mail.session import MailboxError
-from agent.reconcile.attention import RETRY_LATER
+from agent.reconcile.attention import MOVED_BACK, RETRY_LATER
 from agent.store.ledger import ATTENTION
 from tests.agent_process import MENTOR, OUTBOX
-from tests.test_passes_on_fake import Pass, mail, one_a_day
+from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day
 
 __all__ = ["one_a_day"]  # the fixture
 
@@ -149,7 +149,7 @@ def test_an_in_doubt_notice_owed_when_moved_back_while_the_mailbox_still_refuses
     passes(one_a_day, 5)
     assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
     [notice] = [m for m in one_a_day.server.messages("INBOX").values() if b"In doubt: first" in m]
-    assert b"You moved it back to the Outbox" in notice.replace(b"\r\n", b" ")
+    assert b"You have since moved it back to the Outbox" in notice.replace(b"\r\n", b" ")
 
 
 def test_an_in_doubt_notice_owed_when_moved_back_survives_a_kill_before_it(
@@ -168,3 +168,24 @@ def test_an_in_doubt_notice_owed_when_moved_back_survives_a_kill_before_it(
     monkeypatch.undo()
     passes(one_a_day, 2)  # the next start
     assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
+
+
+def test_an_owed_in_doubt_is_not_told_once_the_first_try_is_found_in_sent(one_a_day: Pass) -> None:
+    """Third hostile round: moved back while its "In doubt" was owed, then her provider's copy of the first try
+    turned up in Sent (the copy she moved back is set aside, not sent). The notice then said it "may or may not have
+    reached" the mentor; without the move-back nothing of the kind is told. Now it is dropped as there."""
+    one_a_day.smtp.drop_after_data()
+    one_a_day.server.put(OUTBOX, mail("first"))
+    failing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)  # her notices refused throughout
+    passes(one_a_day, 1)
+    [(uid, raw)] = one_a_day.server.messages("Needs attention").items()
+    one_a_day.box.delete("Needs attention", uid)
+    one_a_day.server.put(OUTBOX, raw)  # she moves it back: it waits for tomorrow (one a day)
+    passes(one_a_day, 2)
+    one_a_day.server.put(SENT, raw)  # her provider filed what its server took the first time
+    passes(one_a_day, 2)
+    failing.times = 0
+    passes(one_a_day, 3)
+    assert len(one_a_day.smtp.messages) == 1, "the copy moved back is set aside, not sent"
+    assert told(one_a_day, "In doubt: first") == 0, one_a_day.subjects("INBOX")
+    assert one_a_day.world.ledger.metas(MOVED_BACK) == {}

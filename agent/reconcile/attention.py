@@ -13,6 +13,7 @@ from typing import NamedTuple
 from agent.logs import named
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.context import World
+from agent.reconcile.went_after_all import WENT
 from agent.rules.notices import HOW_TO_STEER
 from agent.store.ledger import ATTENTION, SCHEDULED, SENDING, Row
 from agent.store.rounds import MeetingStore
@@ -95,7 +96,9 @@ async def _tell_moved_back(world: World, moved: dict[str, str]) -> bool:
     """Tell what :func:`owe_moved_back` kept (``moved``: its ledger meta), once each; whether all of it is told."""
     for key, text in moved.items():
         owed = _Moved(**json.loads(text))
-        if not await _tell(world, owed, owed.told, keep=False):
+        copy = world.ledger.get(owed.key)  # the copy she moved back, if it is still known
+        went = copy is not None and copy.detail.startswith(WENT)  # the first try went: she is told that instead
+        if not went and not await _tell(world, owed, owed.told, keep=False):
             return False
         world.ledger.drop_meta(key)
     return True
@@ -129,8 +132,7 @@ async def _tell(world: World, row: Row | _Moved, owed: str, *, keep: bool = True
                 f"Its meeting offer is withdrawn: if {', '.join(row.recipients)} answer it, you are told; "
                 "moving it back to the Outbox will not send it. Propose the meeting again if you need to."
                 if offer
-                else "You moved it back to the Outbox, so it goes again as a new message: the recipient may get "
-                "it twice."
+                else "You have since moved it back to the Outbox, where it is a new message of its own."
                 if not keep
                 else "Check with the recipient or your Sent folder; to send it anyway, move it back to the Outbox."
             ),
