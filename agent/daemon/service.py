@@ -38,7 +38,7 @@ from agent.mail.session import ConnectionLimit, ImapLoginRefused, MailboxError, 
 from agent.mail.stalls import TooSlow, paced
 from agent.mail.watch import Watcher
 from agent.reconcile import agenda_desk, other_agents
-from agent.reconcile.attention import tell_owed
+from agent.reconcile.attention import OWED_AFTER, tell_owed
 from agent.reconcile.context import World, utc_now
 from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
@@ -299,6 +299,7 @@ class Daemon:
         try:
             # none left from before (a kill -9 ends no session: its unwatched folders are not this one's)
             self.ledger.set_status(**self.imap_gate.status(), **self.smtp_gate.status(), unwatched="")
+            self.ledger.drop_meta(OWED_AFTER)  # a notice a stop kept from her is tried at this start's first pass
             # The SMTP login check goes on while IMAP logs in; the first session awaits it before it reads anything.
             self.smtp_check = asyncio.create_task(self._check_smtp())
             door = await self._open_submission()
