@@ -103,11 +103,15 @@ def test_logs_name_messages_say_sends_now_only_when_sending_and_debug_shows_deci
     agent.drop(first)
     agent.drop(second)
     eventually(lambda: len(agent.subjects("Scheduled")) == 2, timeout=20)
-    eventually(lambda: "decision=" in agent.log())
+    # The decisions are logged (DEBUG) before the messages move and what she is told (INFO) after: wait for the last.
+    said = [
+        f"[{short_id(str(parse(raw)['Message-ID']))}] “{subject}” → Dr. Ana Rivera:"
+        for raw, subject in ((first, "Draft of my personal statement"), (second, "Question about the elective"))
+    ]
+    eventually(lambda: all(line in agent.log() for line in said))
     log = agent.log()
     for raw, subject in ((first, "Draft of my personal statement"), (second, "Question about the elective")):
         key = str(parse(raw)["Message-ID"])
-        assert f"[{short_id(key)}] “{subject}” → Dr. Ana Rivera:" in log
         assert re.search(
             rf"DEBUG mentor_agent\.intake: decision=delay mentor=rivera id={short_id(key)} "
             rf"subject=\"{subject}\" message_id={re.escape(key)} reason: ",
