@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from agent.mail.session import MailboxError
+from agent.reconcile import attention
 from agent.reconcile.attention import MOVED_BACK, RETRY_LATER
 from agent.store.ledger import ATTENTION
 from tests.agent_process import MENTOR, OUTBOX
@@ -35,6 +36,18 @@ def passes(made: Pass, count: int, step: timedelta = RETRY_LATER + timedelta(min
         made.box.connect()  # the daemon reconnects
         later = made.world.now() + step
         made.world.clock = lambda later=later: later  # type: ignore[misc]
+
+
+def killed_at(made: Pass, monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+    """A pass killed (SIGKILL in production) where ``owner.name`` is first called: nothing after it runs."""
+
+    def killed(*_: object, **__: object) -> bool:
+        raise SystemExit("killed before the notice")
+
+    monkeypatch.setattr(owner, name, killed)
+    with pytest.raises(SystemExit):
+        made.run()
+    monkeypatch.undo()
 
 
 def owed(made: Pass) -> list[str]:
@@ -68,15 +81,9 @@ def test_an_in_doubt_notice_whose_answer_is_lost_pass_after_pass_is_told_once(on
 def test_a_stop_before_the_notice_leaves_it_owed_to_the_next_start(
     one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def killed(*_: object, **__: object) -> bool:
-        raise SystemExit("killed before the notice")
-
     one_a_day.smtp.drop_after_data()
     one_a_day.server.put(OUTBOX, mail("first"))
-    monkeypatch.setattr(one_a_day.world, "notify_once", killed)
-    with pytest.raises(SystemExit):
-        one_a_day.run()
-    monkeypatch.undo()
+    killed_at(one_a_day, monkeypatch, one_a_day.world, "notify_once")
     assert told(one_a_day, "In doubt: first") == 0
     passes(one_a_day, 2)  # the next start
     assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
@@ -158,14 +165,7 @@ def test_an_in_doubt_notice_owed_when_moved_back_survives_a_kill_before_it(
     """Second hostile round: the move-back was taken in (its old row forgotten) and the daemon killed before the
     notice: nothing was left owed after the restart."""
     moved_back_while_owed(one_a_day)
-
-    def killed(*_: object, **__: object) -> bool:
-        raise SystemExit("killed before the notice")
-
-    monkeypatch.setattr("agent.reconcile.attention._tell", killed)
-    with pytest.raises(SystemExit):
-        one_a_day.run()
-    monkeypatch.undo()
+    killed_at(one_a_day, monkeypatch, attention, "_tell")
     passes(one_a_day, 2)  # the next start
     assert told(one_a_day, "In doubt: first") == 1, one_a_day.subjects("INBOX")
 

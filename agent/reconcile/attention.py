@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -56,7 +57,7 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
         )
         world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
         log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
-        await _tell(world, world.ledger.get(row.key) or row, owed)
+        await _tell(world, replace(row, detail=why), owed)
 
 
 async def tell_owed(world: World) -> None:
