@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from agent.logs import named
 from agent.mail.session import MailboxError, MessageGone
+from agent.reconcile import went_after_all
 from agent.reconcile.context import World
 from agent.reconcile.went_after_all import WENT
 from agent.rules.notices import HOW_TO_STEER
@@ -61,25 +62,28 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
 
 
 async def tell_owed(world: World) -> None:
-    """Tell again the notices of Needs attention not known to be in her mailbox: an APPEND refused or cut, its answer
-    lost, a stop before it. Each is looked for first under its own id (``World.notify_once``): told once. Run last in
-    a pass; a try that fails leaves them owed, tried again RETRY_LATER on (a server that cuts every APPEND to her
-    notices folder ends the session at most that often, after its work is done)."""
-    rows = world.ledger.owed_notices(OWED)
-    moved = world.ledger.metas(MOVED_BACK)
-    if not rows and not moved:
-        return
+    """Tell again what she is owed: the notices not known to be in her mailbox (an APPEND refused or cut, its answer
+    lost, a stop before it): of Needs attention (here), of a send that went after all
+    (:func:`agent.reconcile.went_after_all.tell_owed`), and any other (:meth:`World.tell_owed_notices`). Each is
+    looked for first under its own id: told once. Run last in a pass; a try that fails leaves them owed, tried again
+    RETRY_LATER on (a server that cuts every APPEND to her notices folder ends the session at most that often, after
+    its work is done)."""
     after = world.ledger.meta_value(OWED_AFTER)
     now = world.now()
     if after and now < datetime.fromisoformat(after) <= now + RETRY_LATER:  # (a clock set back waits no longer)
         return
-    if not await _tell_moved_back(world, moved):
+    try:
+        told = await world.tell_owed_notices() and await went_after_all.tell_owed(world)
+        told = told and await _tell_moved_back(world, world.ledger.metas(MOVED_BACK))
+        for row in world.ledger.owed_notices(OWED) if told else []:
+            if not await _tell(world, row, row.told):
+                told = False
+                break
+    except MailboxError as error:
+        log.warning("could not tell the notices still owed: %s", error)
+        told = False
+    if not told:
         world.ledger.set_meta(OWED_AFTER, (world.now() + RETRY_LATER).isoformat())  # the next try, RETRY_LATER on
-        return
-    for row in rows:
-        if not await _tell(world, row, row.told):
-            world.ledger.set_meta(OWED_AFTER, (world.now() + RETRY_LATER).isoformat())
-            return
 
 
 def owe_moved_back(world: World, old: Row) -> None:

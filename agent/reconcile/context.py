@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +27,7 @@ from agent.store.ledger import Ledger
 log = logging.getLogger("mentor_agent")
 T = TypeVar("T")
 SENT_LOOK_DELAYS = (0.0, 0.3, 0.7, 1.5, 2.5)  # seconds between looks for a provider's copy in Sent
+OWED_NOTICE = "owed notice "  # ledger meta, + its Message-ID: a notice not yet known to be in her mailbox (notify)
 
 
 def utc_now() -> datetime:
@@ -133,9 +137,16 @@ class World:
     async def notify(
         self, title: str, lines: list[str], about: str | None = None, *, message_id: str | None = None
     ) -> bool:
-        """APPEND a notice into the student's notices folder; whether it was. A failure is logged, never raised.
-        ``message_id``: the notice's own, for one that must be told once (looked for before it is appended again)."""
+        """APPEND a notice into the student's notices folder; whether it is there now. A failure is logged, never
+        raised.
+
+        ``message_id``: the notice's own, given by a caller that tells it again itself (:meth:`notify_once`).
+        Without it, the notice is owed until it is in her mailbox: kept in the ledger before its APPEND, under a new
+        Message-ID of its own, so that one refused (a full mailbox, a moment's NO), cut or stopped before is told by
+        a later pass (:meth:`tell_owed_notices`), once."""
         student = self.settings.student
+        owed = message_id is None
+        own = notice_id(student.address, f"notice-{secrets.token_hex(16)}") if message_id is None else message_id
         raw = build_notice(
             student_name=student.name,
             student_address=student.address,
@@ -143,15 +154,50 @@ class World:
             lines=lines,
             now=self.now(),
             about=about,
-            message_id=message_id,
+            message_id=own,
         )
+        if owed:
+            kept = {"title": title, "about": about, "made": self.now().isoformat()}
+            self.ledger.set_meta(OWED_NOTICE + own, json.dumps(kept | {"raw": base64.b64encode(raw).decode()}))
+        return await self._append_notice(title, about, raw, own if owed else None)
+
+    async def _append_notice(self, title: str, about: str | None, raw: bytes, owed: str | None) -> bool:
+        """APPEND ``raw``; ``owed``: its Message-ID, kept in the ledger until it is appended."""
         try:
             await self.imap(self.mailbox.append, self.folders.notices, raw)
-            log.info("notice: %s", title)
-            publish(Notice(title, about))
         except MailboxError as error:
-            log.warning("could not append the notice %r: %s", title, error)
+            later = "; it is told when the mailbox takes it" if owed else ""
+            log.warning("could not append the notice %r: %s%s", title, error, later)
             return False
+        log.info("notice: %s", title)
+        publish(Notice(title, about))
+        if owed:
+            self.ledger.drop_meta(OWED_NOTICE + owed)
+        return True
+
+    def owed_notices(self) -> dict[str, str]:
+        """The notices :meth:`notify` has not seen appended: {ledger meta key: what it keeps}."""
+        return self.ledger.metas(OWED_NOTICE)
+
+    async def tell_owed_notices(self) -> bool:
+        """The notices :meth:`notify` could not append (refused, cut, or a stop before it), oldest first, each
+        once: looked for by its Message-ID first, so that one whose APPEND was answered by no one is not told twice.
+        Whether all are in her mailbox now (a look or an APPEND that fails leaves the rest owed)."""
+        owed = sorted(
+            ((json.loads(text), key) for key, text in self.owed_notices().items()), key=lambda pair: pair[0]["made"]
+        )
+        for kept, key in owed:
+            own = key[len(OWED_NOTICE) :]
+            try:
+                there = await self.locate(self.folders.notices, own, None) is not None
+            except MailboxError as error:
+                log.warning("could not look for the notice %r: %s", kept["title"], error)
+                return False
+            if there:  # appended before, its answer lost (or a stop before it was noted)
+                self.ledger.drop_meta(key)
+                continue
+            if not await self._append_notice(kept["title"], kept["about"], base64.b64decode(kept["raw"]), own):
+                return False
         return True
 
     async def notify_once(self, title: str, lines: list[str], made: str, about: str | None = None) -> bool:

@@ -193,20 +193,25 @@ async def _taken_back(world: World, row: Row, handed: datetime, went_in: str | N
     publish(Cancelled(row.key, "its earlier try went after all"))
 
 
-async def tell_owed(world: World) -> None:
+async def tell_owed(world: World) -> bool:
     """The notices owed (see the module docstring), each once: one per e-mail that went after all, one per copy
     taken in again that was set aside. Each has its own Message-ID, made from what it is about, and is looked for
-    before it is appended: one whose APPEND was answered by no one (or a stop before its "told") is not told twice."""
+    before it is appended: one whose APPEND was answered by no one (or a stop before its "told") is not told twice.
+    Whether all of them are told (a refused one is tried again at the end of a later pass: attention.tell_owed)."""
     ledger = world.ledger
     for row in untold(ledger, (SETTING_ASIDE,), TOLD):  # a stop came while it was set aside: finished first
         await _taken_back(world, row, handed_over(row.sent_at) if row.sent_at else world.now(), None)
     went: dict[str, list[Row]] = defaultdict(list)
     told: list[list[Row]] = []
+    wanted = 0  # notices to tell
     for row in untold(ledger, (WENT, SET_ASIDE), TOLD):
         if row.detail == WENT:
             went[row.item or row.key].append(row)
-        elif await _tell_once(world, [row], _set_aside_notice):
+            continue
+        wanted += 1
+        if await _tell_once(world, [row], _set_aside_notice):
             told.append([row])
+    wanted += len(went)
     for rows in went.values():
         if await _tell_once(world, rows, _went_notice):
             told.append(rows)
@@ -214,6 +219,7 @@ async def tell_owed(world: World) -> None:
         for rows in told:
             for row in rows:
                 ledger.log(TOLD, mentor=row.mentor, message=row.key)
+    return len(told) == wanted
 
 
 Notice = tuple[str, list[str]]
