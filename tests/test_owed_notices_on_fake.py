@@ -12,18 +12,24 @@ On the in-memory mailbox and the real aiosmtpd server.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from agent.reconcile.context import World
-from tests.agent_process import OUTBOX
+from agent.store import owed_notices
+from tests.agent_process import MENTOR, OUTBOX
 from tests.test_attention_notices_on_fake import killed_at, passes, told
 from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day
 
 __all__ = ["one_a_day"]  # the fixture
 
 NOT_SENT = "Not sent: first"
+
+
+def owed(made: Pass) -> list[str]:
+    return [notice.title for notice in owed_notices.owed(made.world.ledger)]
 
 
 def unsendable(made: Pass, subject: str = "first") -> None:
@@ -36,10 +42,10 @@ def test_a_notice_the_server_refused_is_told_by_a_later_pass_once(one_a_day: Pas
     one_a_day.server.fail("append", "INBOX", refused=True, times=2)  # NO to the notice, and to the pass's retry
     passes(one_a_day, 1, step=timedelta(minutes=1))
     assert one_a_day.subjects("Needs attention") == ["first"]
-    assert told(one_a_day, NOT_SENT) == 0 and one_a_day.world.owed_notices()
+    assert told(one_a_day, NOT_SENT) == 0 and owed(one_a_day)
     passes(one_a_day, 3)
     assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
-    assert one_a_day.world.owed_notices() == {}
+    assert owed(one_a_day) == []
 
 
 def test_a_notice_whose_answer_is_lost_pass_after_pass_is_told_once(one_a_day: Pass) -> None:
@@ -47,14 +53,14 @@ def test_a_notice_whose_answer_is_lost_pass_after_pass_is_told_once(one_a_day: P
     one_a_day.server.fail("append", "INBOX", after=True, times=3)  # stored, then the connection drops: three times
     passes(one_a_day, 5)
     assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
-    assert one_a_day.world.owed_notices() == {}
+    assert owed(one_a_day) == []
 
 
 def test_a_stop_right_before_a_notice_leaves_it_owed_to_the_next_start(
     one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unsendable(one_a_day)
-    killed_at(one_a_day, monkeypatch, World, "_append_notice")
+    killed_at(one_a_day, monkeypatch, World, "tell")
     assert told(one_a_day, NOT_SENT) == 0
     passes(one_a_day, 2)  # the next start
     assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
@@ -67,7 +73,7 @@ def test_notices_owed_are_told_oldest_first(one_a_day: Pass) -> None:
     unsendable(one_a_day, "second")
     one_a_day.server.fail("append", "INBOX", refused=True, times=1)
     passes(one_a_day, 1, step=timedelta(minutes=1))  # its notice refused too; the retry waits for the back-off
-    assert len(one_a_day.world.owed_notices()) == 2
+    assert len(owed(one_a_day)) == 2
     passes(one_a_day, 2)
     notices = [s.removeprefix("[mentor-agent] ") for s in one_a_day.subjects("INBOX")]
     assert notices == [NOT_SENT, "Not sent: second"]
@@ -86,3 +92,66 @@ def test_a_went_after_all_notice_the_server_refused_is_told_without_more_mail_in
     passes(one_a_day, 3)  # nothing new in Sent, no restart
     went = [s for s in one_a_day.subjects("INBOX") if "went after all" in s.lower()]
     assert len(went) == 1, one_a_day.subjects("INBOX")
+
+
+def test_notices_owed_keep_their_order_across_a_clock_set_back(one_a_day: Pass) -> None:
+    """Hostile round: they were told in the order of the clock's readings when they were written."""
+    refusing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)
+    unsendable(one_a_day, "first")
+    passes(one_a_day, 1, step=-timedelta(hours=1))  # the clock set back an hour after it
+    unsendable(one_a_day, "second")
+    passes(one_a_day, 1)
+    refusing.times = 0
+    passes(one_a_day, 3)
+    notices = [s.removeprefix("[mentor-agent] ") for s in one_a_day.subjects("INBOX")]
+    assert notices == [NOT_SENT, "Not sent: second"]
+
+
+def test_an_owed_not_sent_is_not_told_once_she_has_fixed_the_message_and_it_went(one_a_day: Pass) -> None:
+    """Hostile round: the owed "Not sent: first … It is in the Needs attention folder" came after she had fixed it,
+    moved it back, and it had gone: untrue by then."""
+    refusing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)
+    unsendable(one_a_day)
+    passes(one_a_day, 2)
+    [(uid, raw)] = one_a_day.server.messages("Needs attention").items()
+    one_a_day.box.delete("Needs attention", uid)
+    one_a_day.server.put(OUTBOX, raw.replace(b"Subject:", f"To: {MENTOR}\r\nSubject:".encode()))  # fixed
+    passes(one_a_day, 2)
+    assert one_a_day.received() == ["first"]
+    refusing.times = 0
+    passes(one_a_day, 3)
+    assert told(one_a_day, NOT_SENT) == 0, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+
+
+def test_a_notice_whose_answer_was_lost_and_she_filed_away_soon_after_is_not_told_again(one_a_day: Pass) -> None:
+    """Hostile round: with the owed notices' back-off set (another notice refused), a notice stored but its answer
+    lost was looked for only ten minutes later; she had moved it to another folder by then, and it was told again."""
+    one_a_day.server.fail("append", "INBOX", refused=True, times=2)  # "first": refused, and its retry: back-off
+    unsendable(one_a_day, "first")
+    passes(one_a_day, 1, step=timedelta(minutes=1))
+    one_a_day.server.fail("append", "INBOX", after=True, times=1)  # "second": stored, its answer lost
+    unsendable(one_a_day, "second")
+    passes(one_a_day, 2, step=timedelta(minutes=1))  # the connection comes back: the next pass looks
+    [(uid, raw)] = [(u, r) for u, r in one_a_day.server.messages("INBOX").items() if b"Not sent: second" in r]
+    one_a_day.box.delete("INBOX", uid)  # she files it away
+    one_a_day.server.put("Archive", raw)
+    passes(one_a_day, 3)
+    assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
+    assert told(one_a_day, "Not sent: second") == 0, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+
+
+@pytest.mark.parametrize("appended", [False, True], ids=["stopped before its APPEND", "stopped after it"])
+def test_a_notice_a_caller_writes_again_after_a_stop_is_told_once(one_a_day: Pass, appended: bool) -> None:
+    """A caller that writes its notice again after a stop (its own mark not yet saved) gives it an id made of what it
+    tells (``World.owe(made=…)``): owed twice, it is one notice, told once."""
+    world = one_a_day.world
+    first = world.owe("Your meeting", ["Accepted."], made="round-1-item-1")
+    if appended:
+        one_a_day.box.append("INBOX", first.raw)  # in her mailbox, and then the stop: still owed
+    again = world.owe("Your meeting", ["Accepted."], made="round-1-item-1")  # after the restart
+    assert asyncio.run(world.tell(again))
+    passes(one_a_day, 2)
+    assert told(one_a_day, "Your meeting") == 1, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []

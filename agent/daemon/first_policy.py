@@ -21,21 +21,25 @@ async def end_the_wait(world: World) -> None:
     """Take in the Outbox with what waited to no mentor held; the one notice; the wait's marks cleared."""
     await take_in_outbox(world, early=True)
     held = early_held(world)
-    if held:
-        paced = ", ".join(sorted(p.name for p in world.book)) or "none"
-        listed = "\n".join(f"  • {row.subject} (to {', '.join(row.recipients)})" for row in held)
-        log.warning("%d message(s) in the Outbox arrived before any policy, to no mentor: held", len(held))
-        await world.notify(
-            f"{len(held)} message(s) in the Outbox arrived before any policy: they wait",
-            [
-                f"These messages reached {world.folders.outbox} while mentor-agent waited for a first policy, and "
-                f"none is to a mentor it paces now ({paced}). One may be to a mentor whose policy is still to come, "
-                f"so none goes out unpaced:\n{listed}",
-                "To pace one, save a policy with its recipient's address (`mentor-agent setup --mentor-name NAME`): "
-                "it then goes by that policy. To send one as ordinary mail, flag it in the Outbox. To drop one, "
-                "delete it.",
-            ],
-            about=held[0].message_id,
-        )
-    world.ledger.set_meta(FIRST_WAIT, "")
-    world.ledger.set_status(waiting="")
+    notice = None
+    with world.ledger.transaction():  # owed and the wait's marks cleared at once: told once, whatever stops us
+        if held:
+            paced = ", ".join(sorted(p.name for p in world.book)) or "none"
+            listed = "\n".join(f"  • {row.subject} (to {', '.join(row.recipients)})" for row in held)
+            log.warning("%d message(s) in the Outbox arrived before any policy, to no mentor: held", len(held))
+            notice = world.owe(
+                f"{len(held)} message(s) in the Outbox arrived before any policy: they wait",
+                [
+                    f"These messages reached {world.folders.outbox} while mentor-agent waited for a first policy, "
+                    f"and none is to a mentor it paces now ({paced}). One may be to a mentor whose policy is still to "
+                    f"come, so none goes out unpaced:\n{listed}",
+                    "To pace one, save a policy with its recipient's address (`mentor-agent setup --mentor-name "
+                    "NAME`): it then goes by that policy. To send one as ordinary mail, flag it in the Outbox. To "
+                    "drop one, delete it.",
+                ],
+                about=held[0].message_id,
+            )
+        world.ledger.set_meta(FIRST_WAIT, "")
+        world.ledger.set_status(waiting="")
+    if notice is not None:
+        await world.tell(notice)

@@ -16,7 +16,7 @@ from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile import went_after_all
 from agent.reconcile.context import World
 from agent.reconcile.went_after_all import WENT
-from agent.rules.notices import HOW_TO_STEER
+from agent.rules.notices import HOW_TO_STEER, notice_id
 from agent.store.ledger import ATTENTION, SCHEDULED, SENDING, Row
 from agent.store.rounds import MeetingStore
 
@@ -67,12 +67,17 @@ async def tell_owed(world: World) -> None:
     (:func:`agent.reconcile.went_after_all.tell_owed`), and any other (:meth:`World.tell_owed_notices`). Each is
     looked for first under its own id: told once. Run last in a pass; a try that fails leaves them owed, tried again
     RETRY_LATER on (a server that cuts every APPEND to her notices folder ends the session at most that often, after
-    its work is done)."""
+    its work is done). Meanwhile each pass only looks for those whose APPEND may have reached her mailbox, so that one
+    she files away soon after is not told twice."""
     after = world.ledger.meta_value(OWED_AFTER)
     now = world.now()
-    if after and now < datetime.fromisoformat(after) <= now + RETRY_LATER:  # (a clock set back waits no longer)
-        return
+    waiting = bool(after) and now < datetime.fromisoformat(after or "") <= now + RETRY_LATER  # (a clock set back)
+    told = True
     try:
+        if waiting:
+            await world.tell_owed_notices(look_only=True)
+            await _found_told(world, world.ledger.owed_notices(OWED))
+            return
         told = await world.tell_owed_notices() and await went_after_all.tell_owed(world)
         told = told and await _tell_moved_back(world, world.ledger.metas(MOVED_BACK))
         for row in world.ledger.owed_notices(OWED) if told else []:
@@ -81,9 +86,17 @@ async def tell_owed(world: World) -> None:
                 break
     except MailboxError as error:
         log.warning("could not tell the notices still owed: %s", error)
-        told = False
+        told = waiting  # a look between tries: the back-off stands as it is
     if not told:
         world.ledger.set_meta(OWED_AFTER, (world.now() + RETRY_LATER).isoformat())  # the next try, RETRY_LATER on
+
+
+async def _found_told(world: World, rows: Sequence[Row]) -> None:
+    """The owed notices of Needs attention found in her mailbox (an APPEND whose answer was lost): told."""
+    for row in rows:
+        made = row.told.split(" ", 2)[2]
+        if await world.locate(world.folders.notices, notice_id(world.settings.student.address, made), None) is not None:
+            world.ledger.update(row.key, told="")
 
 
 def owe_moved_back(world: World, old: Row) -> None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from agent.config.settings import Settings
 from agent.mail.port import MailboxPort, ResolvedFolders
-from agent.mail.session import Login, MailboxError
+from agent.mail.session import CommandRefused, Login, MailboxError
 from agent.mail.stalls import paced
 from agent.reconcile.events import Notice, publish
 from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
@@ -22,12 +20,13 @@ from agent.rules.limits import DAY, Limits, limits_for, with_overrides
 from agent.rules.notices import build_notice, notice_id
 from agent.rules.policy import PolicyBook
 from agent.rules.refusals import Gate
+from agent.store import owed_notices
 from agent.store.ledger import Ledger
+from agent.store.owed_notices import OwedNotice
 
 log = logging.getLogger("mentor_agent")
 T = TypeVar("T")
 SENT_LOOK_DELAYS = (0.0, 0.3, 0.7, 1.5, 2.5)  # seconds between looks for a provider's copy in Sent
-OWED_NOTICE = "owed notice "  # ledger meta, + its Message-ID: a notice not yet known to be in her mailbox (notify)
 
 
 def utc_now() -> datetime:
@@ -135,68 +134,112 @@ class World:
         return found
 
     async def notify(
-        self, title: str, lines: list[str], about: str | None = None, *, message_id: str | None = None
+        self,
+        title: str,
+        lines: list[str],
+        about: str | None = None,
+        *,
+        message_id: str | None = None,
+        while_in: tuple[str, str] | None = None,
     ) -> bool:
         """APPEND a notice into the student's notices folder; whether it is there now. A failure is logged, never
         raised.
 
-        ``message_id``: the notice's own, given by a caller that tells it again itself (:meth:`notify_once`).
-        Without it, the notice is owed until it is in her mailbox: kept in the ledger before its APPEND, under a new
-        Message-ID of its own, so that one refused (a full mailbox, a moment's NO), cut or stopped before is told by
-        a later pass (:meth:`tell_owed_notices`), once."""
+        Owed until it is in her mailbox (:meth:`owe`, then :meth:`tell`), so that one refused (a full mailbox, a
+        moment's NO), cut or stopped before is told by a later pass (:meth:`tell_owed_notices`), once.
+        ``while_in``: (folder, ledger key) of the message it is about, owed only while that message is still there
+        (a "Not sent" she has acted on is not told late). ``message_id``: the notice's own, given by a caller that
+        tells it again itself (:meth:`notify_once`): appended once, not kept."""
+        if message_id is None:
+            return await self.tell(self.owe(title, lines, about, while_in=while_in))
+        try:
+            await self.imap(self.mailbox.append, self.folders.notices, self._notice(title, lines, about, message_id))
+        except MailboxError as error:
+            log.warning("could not append the notice %r: %s", title, error)
+            return False
+        log.info("notice: %s", title)
+        publish(Notice(title, about))
+        return True
+
+    def owe(
+        self,
+        title: str,
+        lines: list[str],
+        about: str | None = None,
+        *,
+        made: str | None = None,
+        while_in: tuple[str, str] | None = None,
+    ) -> OwedNotice:
+        """Keep a notice as owed (in the ledger, before its APPEND: written in the caller's transaction, with the
+        mark that it is told), under a new Message-ID of its own or, with ``made``, one made of what it tells (a
+        caller that may write it again after a stop: it is looked for before it is appended). :meth:`tell` it."""
+        own = notice_id(self.settings.student.address, made or f"notice-{secrets.token_hex(16)}")
+        raw = self._notice(title, lines, about, own)
+        return owed_notices.owe(self.ledger, own, title, about, raw, stable=made is not None, while_in=while_in)
+
+    async def tell(self, notice: OwedNotice) -> bool:
+        """APPEND an owed notice (one made of what it tells: unless it is there already); whether it is there."""
+        if notice.stable:
+            try:
+                if await self.locate(self.folders.notices, notice.message_id, None) is not None:
+                    owed_notices.told(self.ledger, notice)
+                    return True
+            except MailboxError as error:
+                log.warning("could not look for the notice %r (it is told later): %s", notice.title, error)
+                return False
+        try:
+            await self.imap(self.mailbox.append, self.folders.notices, notice.raw)
+        except MailboxError as error:
+            log.warning("could not append the notice %r (it is told later): %s", notice.title, error)
+            if isinstance(error, CommandRefused):  # answered NO: not appended (a cut may have been)
+                owed_notices.absent(self.ledger, notice)
+            return False
+        log.info("notice: %s", notice.title)
+        publish(Notice(notice.title, notice.about))
+        owed_notices.told(self.ledger, notice)
+        return True
+
+    def _notice(self, title: str, lines: list[str], about: str | None, message_id: str) -> bytes:
         student = self.settings.student
-        owed = message_id is None
-        own = notice_id(student.address, f"notice-{secrets.token_hex(16)}") if message_id is None else message_id
-        raw = build_notice(
+        return build_notice(
             student_name=student.name,
             student_address=student.address,
             title=title,
             lines=lines,
             now=self.now(),
             about=about,
-            message_id=own,
+            message_id=message_id,
         )
-        if owed:
-            kept = {"title": title, "about": about, "made": self.now().isoformat()}
-            self.ledger.set_meta(OWED_NOTICE + own, json.dumps(kept | {"raw": base64.b64encode(raw).decode()}))
-        return await self._append_notice(title, about, raw, own if owed else None)
 
-    async def _append_notice(self, title: str, about: str | None, raw: bytes, owed: str | None) -> bool:
-        """APPEND ``raw``; ``owed``: its Message-ID, kept in the ledger until it is appended."""
-        try:
-            await self.imap(self.mailbox.append, self.folders.notices, raw)
-        except MailboxError as error:
-            later = "; it is told when the mailbox takes it" if owed else ""
-            log.warning("could not append the notice %r: %s%s", title, error, later)
-            return False
-        log.info("notice: %s", title)
-        publish(Notice(title, about))
-        if owed:
-            self.ledger.drop_meta(OWED_NOTICE + owed)
-        return True
+    async def tell_owed_notices(self, *, look_only: bool = False) -> bool:
+        """The notices owed (refused, cut, or a stop before them), oldest first, each once; whether all are in her
+        mailbox now (a look or an APPEND that fails leaves the rest owed). One that may be there already (its
+        APPEND's answer lost) is looked for first, by its Message-ID; one about a message she has since moved out
+        of where it was (``while_in``: a "Not sent" she acted on) is owed no more.
 
-    def owed_notices(self) -> dict[str, str]:
-        """The notices :meth:`notify` has not seen appended: {ledger meta key: what it keeps}."""
-        return self.ledger.metas(OWED_NOTICE)
-
-    async def tell_owed_notices(self) -> bool:
-        """The notices :meth:`notify` could not append (refused, cut, or a stop before it), oldest first, each
-        once: looked for by its Message-ID first, so that one whose APPEND was answered by no one is not told twice.
-        Whether all are in her mailbox now (a look or an APPEND that fails leaves the rest owed)."""
-        owed = sorted(
-            ((json.loads(text), key) for key, text in self.owed_notices().items()), key=lambda pair: pair[0]["made"]
-        )
-        for kept, key in owed:
-            own = key[len(OWED_NOTICE) :]
+        ``look_only``: between tries (a back-off), only look for those that may be there, so that one she files
+        away from her inbox soon after is found before that, not told twice."""
+        for notice in owed_notices.owed(self.ledger):
             try:
-                there = await self.locate(self.folders.notices, own, None) is not None
+                if look_only:
+                    if not notice.absent:
+                        found = await self.locate(self.folders.notices, notice.message_id, None)
+                        if found is None:
+                            owed_notices.absent(self.ledger, notice)
+                        else:
+                            owed_notices.told(self.ledger, notice)
+                    continue
+                if notice.while_in is not None and await self.locate(*notice.while_in, None) is None:
+                    log.info("notice %r no longer owed: its message left %s", notice.title, notice.while_in[0])
+                    owed_notices.told(self.ledger, notice)
+                    continue
+                if not notice.absent and await self.locate(self.folders.notices, notice.message_id, None) is not None:
+                    owed_notices.told(self.ledger, notice)  # appended before, its answer lost (or a stop)
+                    continue
             except MailboxError as error:
-                log.warning("could not look for the notice %r: %s", kept["title"], error)
+                log.warning("could not look for the notice %r: %s", notice.title, error)
                 return False
-            if there:  # appended before, its answer lost (or a stop before it was noted)
-                self.ledger.drop_meta(key)
-                continue
-            if not await self._append_notice(kept["title"], kept["about"], base64.b64decode(kept["raw"]), own):
+            if not await self.tell(replace(notice, stable=False)):
                 return False
         return True
 

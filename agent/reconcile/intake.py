@@ -297,6 +297,7 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
             "It is in the Needs attention folder; fix it and move it back to the Outbox to try again.",
         ],
         about=envelope.message_id,
+        while_in=(folders.needs_attention, envelope.key),  # moved back (fixed) or deleted: she has acted on it
     )
 
 

@@ -105,14 +105,18 @@ async def append_withdrawal(world: World, stored: Stored, item: dict[str, Any]) 
 async def _carry_out(world: World, store: MeetingStore, stored: Stored, ids: list[str]) -> None:
     """Carry out the todo items ``ids`` of a suggestion; each is removed from the ledger once done."""
     for item in [i for i in stored.todo if i["id"] in ids]:
+        notice = None
         if item["kind"] == "suggestion":
             await append_suggestion(world, stored, item)
         elif item["kind"] == "withdrawal":
             await append_withdrawal(world, stored, item)
         elif item["kind"] == "notice":
-            await world.notify(item["title"], item["lines"], about=item.get("about"))
+            # Owed (under an id of this item) before the item is done: a stop in between writes it again, looked for
+            notice = world.owe(item["title"], item["lines"], item.get("about"), made=f"{stored.round_id}-{item['id']}")
         store.remove_todo(stored.round_id, item["id"])
         stored.todo = [i for i in stored.todo if i["id"] != item["id"]]
+        if notice is not None:
+            await world.tell(notice)
     if stored.extra.get("settled") and not stored.todo and stored.open:
         stored.open = False  # an accepted suggestion set right: nothing left to do
         store.save(stored)

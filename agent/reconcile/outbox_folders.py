@@ -76,14 +76,16 @@ async def _settle(world: World, config_file: str, names: dict[str, frozenset[str
     if ledger.meta_value(LEGACY_TOLD) is not None:
         return
     whose = f" ({own})" if own else ""
-    await world.notify(
-        f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
-        [
-            f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
-            f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
-        ],
-    )
-    ledger.set_meta(LEGACY_TOLD, str(waiting))  # after the notice: a crash in between tells her again, not never
+    with ledger.transaction():  # owed and marked told at once: a stop anywhere tells her once, never twice or never
+        notice = world.owe(
+            f"mentor-agent watches “{folders.outbox}”, not “{LEGACY_OUTBOX}”",
+            [
+                f"“{LEGACY_OUTBOX}” holds {waiting} message(s){whose}; mentor-agent does not take mail from it.",
+                f"If any of them are meant for mentor-agent, move them into “{folders.outbox}”.",
+            ],
+        )
+        ledger.set_meta(LEGACY_TOLD, str(waiting))
+    await world.tell(notice)
 
 
 LEGACY_TOLD = "legacy_outbox_told"  # meta key: the student was told that mail in "Outbox" is not taken
