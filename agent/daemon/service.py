@@ -167,6 +167,7 @@ class Daemon:
         self.ready_sent = False
         self.connected_at: float | None = None  # when the session now up logged in (time.monotonic())
         self.served = False  # the session now up has served a whole pass (agent.daemon.reconnect)
+        self.recovered = False  # a session of this process has finished what the one before a stop left
         self.unwatched_said = ""  # the folders the status names as unwatched (the server's limit on connections)
         self.reconnect = Reconnect()
         self.imap_gate = Gate("IMAP")  # a refused IMAP login while running: long waits between tries
@@ -581,7 +582,8 @@ class Daemon:
             sdnotify.status(f"watching {folders.outbox}")
             seen = Seen()
             know_mentors(world)  # before recover(): a send it confirms is counted by the mentor's addresses
-            await recover(world)
+            await recover(world, after_stop=not self.recovered)  # a later session: after a dropped connection
+            self.recovered = True
             while not self.stopping.is_set():
                 self.wake.clear()
                 if self.reload_requested:

@@ -41,8 +41,13 @@ from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDU
 log = logging.getLogger("mentor_agent.delivery")
 
 
-async def recover(world: World) -> None:
-    """Finish what a crash interrupted (see the module docstring)."""
+STOPPED, DROPPED = "mentor-agent stopped", "a connection dropped"  # what cut a send off: the reasons she is told
+
+
+async def recover(world: World, *, after_stop: bool = True) -> None:
+    """Finish what a crash interrupted (see the module docstring). ``after_stop``: the first session of this process;
+    later ones follow a dropped connection, and her notices say so (the daemon did not stop)."""
+    cut = STOPPED if after_stop else DROPPED
     ledger = world.ledger
     folders = world.folders
     queued = ledger.in_states(QUEUED)
@@ -75,14 +80,14 @@ async def recover(world: World) -> None:
     # again, each would go as an e-mail of its own; back in Scheduled, they go again as one (a single message
     # stays claimed and goes first).
     together = [row for mentor, rows in in_sending.items() if mentor and len(rows) > 1 for row in rows]
-    await back_to_scheduled(world, together, "not sent yet: mentor-agent stopped before it went; it goes again")
+    await back_to_scheduled(world, together, f"not sent yet: {cut} before it went; it goes again")
     by_item: dict[str, list[Row]] = {}
     for row in ledger.in_states(SENDING):
         by_item.setdefault(row.item or row.key, []).append(row)
     for item, rows in by_item.items():
         parts = load_parts(world, item)
         if parts is not None and len(parts) > 1:
-            await _recover_split(world, item, rows, parts)
+            await _recover_split(world, item, rows, parts, cut)
             continue
         # A copy in Sent that the provider filed proves the server accepted it ("always": it never files).
         filed = set() if world.settings.smtp.file_in_sent == "always" else await world.in_sent([item], wait=False)
@@ -90,7 +95,7 @@ async def recover(world: World) -> None:
             # The provider filed it in Sent: the server did accept it.
             await _accepted(world, item, rows, [])
             continue
-        await attention(world, rows, "mentor-agent stopped while the mail server was receiving it", doubt=True)
+        await attention(world, rows, f"{cut} while the mail server was receiving it", doubt=True)
     await tell_owed(world)  # a notice that a stop kept from her (agent.reconcile.went_after_all)
     await finish_cancels(world)  # a held door message she sent herself (agent.reconcile.doors.sent_herself)
     accepted: dict[str, list[Row]] = {}
@@ -115,8 +120,9 @@ async def _accepted(world: World, item: str, rows: list[Row], parts: list[Part])
     await file_sent(world, [ledger.get(r.key) or r for r in rows], None)
 
 
-async def _recover_split(world: World, item: str, rows: list[Row], parts: list[Part]) -> None:
-    """A split release that was going out when the daemon stopped, taken part by part (see the module docstring).
+async def _recover_split(world: World, item: str, rows: list[Row], parts: list[Part], cut: str) -> None:
+    """A split release that was going out when the daemon stopped (or the connection dropped: ``cut``), taken part by
+    part (see the module docstring).
 
     The parts go one after another, each marked on disk before and after: a part the provider filed in Sent was
     accepted, and so was every part before it; after the last accepted part, one marked as being sent is in doubt
@@ -134,21 +140,22 @@ async def _recover_split(world: World, item: str, rows: list[Row], parts: list[P
         in_doubt = [row for row in in_doubt if row.key not in parts[done].keys]
     if fresh:
         log.info(
-            "%d of %d e-mails of a split release went before mentor-agent stopped; %d message(s) never handed "
-            "to the mail server go again",
+            "%d of %d e-mails of a split release went before %s; %d message(s) never handed to the mail server go "
+            "again",
             done,
             len(parts),
+            cut,
             len(fresh),
         )
         # Each stays ``sending`` until it is back in Scheduled: a crash meanwhile brings it here again.
-        await back_to_scheduled(world, fresh, "not sent yet: mentor-agent stopped before it went; it goes again")
+        await back_to_scheduled(world, fresh, f"not sent yet: {cut} before it went; it goes again")
     if in_doubt:
         number = done + 1
         in_doubt = in_own_part(world, item, in_doubt, done)
         await attention(
             world,
             in_doubt,
-            f"mentor-agent stopped while the mail server was receiving e-mail {number} of the {len(parts)} "
+            f"{cut} while the mail server was receiving e-mail {number} of the {len(parts)} "
             "this release was split into",
             doubt=True,
         )
