@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_a_stop_while_cancelling_the_held_copy_is_finished_at_the_next_start(
             raise Crash(at)
         return moved
 
-    async def notify(title: str, lines: list[str], about: str | None = None, **more: str | None) -> bool:
+    async def notify(title: str, lines: list[str], about: str | None = None, **more: Any) -> bool:
         if "Not sent again" in title:
             raise Crash(at)
         return await real_notify(title, lines, about, **more)

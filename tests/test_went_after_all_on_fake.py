@@ -450,7 +450,7 @@ def test_a_stop_before_the_notice_is_appended_owes_it_until_it_is(
     made.server.put(SENT, first)
     real = made.world.notify
 
-    async def killed(subject: str, lines: list[str], about: str | None = None, **own: str | None) -> bool:
+    async def killed(subject: str, lines: list[str], about: str | None = None, **own: Any) -> bool:
         if subject.startswith(title):
             raise Crash("kill -9")
         return await real(subject, lines, about, **own)
