@@ -13,6 +13,7 @@ import pytest
 
 from agent.reconcile.outbox_folders import LEGACY_TOLD, settle_folders
 from agent.rules.envelope import parse_envelope
+from agent.store.owed_notices import OwedNotice
 from tests.agent_process import OUTBOX, parse, policy_text
 from tests.helpers import ledger_row
 from tests.servers.smtp import SmtpServer
@@ -81,20 +82,30 @@ def test_a_start_killed_between_the_move_and_the_ledger_sends_the_message_once(
     assert open_pass.subjects(LEGACY) == others
 
 
-def test_the_student_is_told_before_it_is_recorded(open_pass: Pass, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Killed while the notice is written: the next start tells her (a repeat is better than never)."""
+@pytest.mark.parametrize("appended", [False, True], ids=["killed before its APPEND", "killed after it"])
+def test_a_kill_while_the_notice_is_written_tells_her_once_afterwards(
+    open_pass: Pass, monkeypatch: pytest.MonkeyPatch, appended: bool
+) -> None:
+    """Killed while the notice is written: it is owed, in the transaction that records it as told, and the next pass
+    tells it, once (before, the mark was written after the notice: told again after a kill in between, or never
+    had the mark come first)."""
     open_pass.server.put(LEGACY, mail("never handed over", to="someone@example.org"))
 
-    async def killed(*_: object, **__: object) -> None:
+    async def killed(notice: OwedNotice) -> None:
+        if appended:
+            open_pass.box.append("INBOX", notice.raw)
         raise _Killed
 
     with monkeypatch.context() as patch:
-        patch.setattr(open_pass.world, "notify", killed)
+        patch.setattr(open_pass.world, "tell", killed)
         with pytest.raises(_Killed):
             asyncio.run(settle_folders(open_pass.world, "config.toml"))
-    assert open_pass.world.ledger.meta_value(LEGACY_TOLD) is None, "recorded as told, never told"
-    asyncio.run(settle_folders(open_pass.world, "config.toml"))
     assert open_pass.world.ledger.meta_value(LEGACY_TOLD) is not None
+    asyncio.run(settle_folders(open_pass.world, "config.toml"))  # the next start
+    open_pass.run()  # its pass tells what is owed
+    asyncio.run(settle_folders(open_pass.world, "config.toml"))
+    told = [s for s in open_pass.subjects("INBOX") if "not “Outbox”" in s]
+    assert len(told) == 1, open_pass.subjects("INBOX")
 
 
 class _Killed(Exception):
