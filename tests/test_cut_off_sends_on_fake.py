@@ -28,7 +28,7 @@ def handed_over_unanswered(made: Pass) -> None:
 
 @pytest.mark.parametrize(
     ("after_stop", "said"),
-    [(True, "mentor-agent stopped while"), (False, "a connection dropped while")],
+    [(True, "mentor-agent stopped (or its connection dropped) while"), (False, "a connection dropped while")],
     ids=["first session after a stop", "a session after a dropped connection"],
 )
 def test_a_send_cut_off_is_in_doubt_and_her_notice_says_what_cut_it(

@@ -13,13 +13,17 @@ On the in-memory mailbox and the real aiosmtpd server.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.store import owed_notices
 from tests.agent_process import MENTOR, OUTBOX
+from tests.fakes.memory_mailbox import MemoryMailbox
 from tests.test_attention_notices_on_fake import killed_at, passes, told
 from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day
 
@@ -32,9 +36,10 @@ def owed(made: Pass) -> list[str]:
     return [notice.title for notice in owed_notices.owed(made.world.ledger)]
 
 
-def unsendable(made: Pass, subject: str = "first") -> None:
+def unsendable(made: Pass, subject: str = "first", message_id: str | None = None) -> None:
     """A message she drops with no recipient: to Needs attention at once, and she is told (``World.notify``)."""
-    made.server.put(OUTBOX, mail(subject, to="").replace(b"To: \r\n", b""))
+    raw = mail(subject, to="") if message_id is None else mail(subject, to="", message_id=message_id)
+    made.server.put(OUTBOX, raw.replace(b"To: \r\n", b""))
 
 
 def test_a_notice_the_server_refused_is_told_by_a_later_pass_once(one_a_day: Pass) -> None:
@@ -155,3 +160,76 @@ def test_a_notice_a_caller_writes_again_after_a_stop_is_told_once(one_a_day: Pas
     passes(one_a_day, 2)
     assert told(one_a_day, "Your meeting") == 1, one_a_day.subjects("INBOX")
     assert owed(one_a_day) == []
+
+
+def test_a_not_sent_whose_move_to_needs_attention_was_answered_by_no_one_is_told(one_a_day: Pass) -> None:
+    """Second hostile round: the notice was owed only after the move; a MOVE whose answer was lost (or a stop right
+    after it) left the message in Needs attention and her never told. Now it is owed before the move."""
+    one_a_day.server.fail("move_many", OUTBOX, after=True, times=1)  # moved, then the connection drops
+    unsendable(one_a_day)
+    passes(one_a_day, 3)
+    assert one_a_day.subjects("Needs attention") == ["first"]
+    assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+
+
+def test_a_stop_right_after_the_move_to_needs_attention_tells_it_once_after_the_restart(
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unsendable(one_a_day)
+    killed_at(one_a_day, monkeypatch, World, "tell")
+    assert one_a_day.subjects("Needs attention") == ["first"] and told(one_a_day, NOT_SENT) == 0
+    passes(one_a_day, 2)
+    assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
+
+
+def test_a_notice_her_mailbox_keeps_refusing_holds_back_no_other(
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second hostile round: her mailbox nearly full, a long "Not sent" no longer fitting was tried first at every
+    retry, and the small "In doubt" behind it was never told."""
+    real = MemoryMailbox.append
+
+    def over_quota(box: MemoryMailbox, folder: str, raw: bytes, *args: Any) -> int | None:
+        if folder == "INBOX" and len(raw) > 4000:
+            raise CommandRefused(f"append in {folder!r}: NO [OVERQUOTA] Quota exceeded")
+        return real(box, folder, raw, *args)
+
+    monkeypatch.setattr(MemoryMailbox, "append", over_quota)
+    unsendable(one_a_day, "long " + " ".join(["word"] * 700))
+    one_a_day.smtp.drop_after_data()
+    one_a_day.server.put(OUTBOX, mail("paper draft"))
+    one_a_day.server.fail("append", "INBOX", refused=True, times=1)  # its In doubt refused once: owed behind it
+    passes(one_a_day, 3)
+    assert told(one_a_day, "In doubt: paper draft") == 1, one_a_day.subjects("INBOX")
+    assert len(owed(one_a_day)) == 1, "the long one stays owed"
+
+
+def test_a_not_sent_is_about_its_own_message_not_another_with_its_message_id(one_a_day: Pass) -> None:
+    """Second hostile round: two messages with one Message-ID in Needs attention; she fixed the first and it went,
+    and its owed "Not sent" was told all the same (the other one was found by the Message-ID)."""
+    refusing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)
+    for subject in ("copy A", "copy B"):
+        unsendable(one_a_day, subject, message_id="<same@med.example.edu>")
+        passes(one_a_day, 1)
+    [(uid, raw)] = [(u, r) for u, r in one_a_day.server.messages("Needs attention").items() if b"copy A" in r]
+    one_a_day.box.delete("Needs attention", uid)
+    one_a_day.server.put(OUTBOX, raw.replace(b"Subject:", f"To: {MENTOR}\r\nSubject:".encode()))
+    passes(one_a_day, 2)
+    assert one_a_day.received() == ["copy A"]
+    refusing.times = 0
+    passes(one_a_day, 3)
+    assert told(one_a_day, "Not sent: copy A") == 0, one_a_day.subjects("INBOX")
+    assert told(one_a_day, "Not sent: copy B") == 1, one_a_day.subjects("INBOX")
+
+
+def test_a_notices_folder_she_deleted_while_the_agent_runs_is_made_again(one_a_day: Pass) -> None:
+    """Second hostile round: with ``notices`` a folder of its own deleted, every notice waited for the next login
+    (which may be days away under IDLE) to make it again. The APPEND's TRYCREATE makes it now."""
+    one_a_day.world.folders = replace(one_a_day.world.folders, notices="Mentor notices")
+    one_a_day.box.ensure_folder("Mentor notices")
+    with one_a_day.server.lock:
+        del one_a_day.server.folders["Mentor notices"]
+    unsendable(one_a_day)
+    passes(one_a_day, 1)
+    assert one_a_day.subjects("Mentor notices") == ["[mentor-agent] Not sent: first"]

@@ -101,6 +101,10 @@ class MailboxPort(Protocol):
         """How many messages ``folder`` holds, without selecting it."""
         ...
 
+    def ensure_folder(self, folder: str) -> None:
+        """Create ``folder`` unless it is there (INBOX always is); a refusal is FolderRefused."""
+        ...
+
     def providers_own(self, folder: str, folders: dict[str, frozenset[str]] | None = None) -> str | None:
         """Why ``folder`` belongs to the provider's own mail program (Outlook's Outbox), or None. ``folders``:
         what :meth:`folder_list` just answered (else it is asked)."""

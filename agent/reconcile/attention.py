@@ -78,12 +78,12 @@ async def tell_owed(world: World) -> None:
             await world.tell_owed_notices(look_only=True)
             await _found_told(world, world.ledger.owed_notices(OWED))
             return
-        told = await world.tell_owed_notices() and await went_after_all.tell_owed(world)
-        told = told and await _tell_moved_back(world, world.ledger.metas(MOVED_BACK))
-        for row in world.ledger.owed_notices(OWED) if told else []:
-            if not await _tell(world, row, row.told):
-                told = False
-                break
+        # Each kind in turn, one refused not holding back the others (a big one her full mailbox has no room for)
+        told = await world.tell_owed_notices()
+        told = await went_after_all.tell_owed(world) and told
+        told = await _tell_moved_back(world, world.ledger.metas(MOVED_BACK)) and told
+        for row in world.ledger.owed_notices(OWED):
+            told = await _tell(world, row, row.told) and told
     except MailboxError as error:
         log.warning("could not tell the notices still owed: %s", error)
         told = waiting  # a look between tries: the back-off stands as it is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from agent.config.settings import Settings
 from agent.mail.port import MailboxPort, ResolvedFolders
-from agent.mail.session import CommandRefused, Login, MailboxError
+from agent.mail.session import CommandRefused, FolderRefused, Login, MailboxError, MessageGone
 from agent.mail.stalls import paced
 from agent.reconcile.events import Notice, publish
 from agent.rules.envelope import fingerprint, is_keyed, parse_envelope, split_key
@@ -27,6 +28,12 @@ from agent.store.owed_notices import OwedNotice
 log = logging.getLogger("mentor_agent")
 T = TypeVar("T")
 SENT_LOOK_DELAYS = (0.0, 0.3, 0.7, 1.5, 2.5)  # seconds between looks for a provider's copy in Sent
+
+
+def aside_id(kind: str, key: str, uid: int) -> str:
+    """The id (``World.owe``'s ``made``) of the notice of the message ``key`` set aside from ``uid``: the same when a
+    stop brings the same message to be set aside again, another for a copy she moves back (a new UID)."""
+    return f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}-{uid}"
 
 
 def utc_now() -> datetime:
@@ -178,26 +185,74 @@ class World:
         return owed_notices.owe(self.ledger, own, title, about, raw, stable=made is not None, while_in=while_in)
 
     async def tell(self, notice: OwedNotice) -> bool:
-        """APPEND an owed notice (one made of what it tells: unless it is there already); whether it is there."""
-        if notice.stable:
-            try:
-                if await self.locate(self.folders.notices, notice.message_id, None) is not None:
-                    owed_notices.told(self.ledger, notice)
-                    return True
-            except MailboxError as error:
-                log.warning("could not look for the notice %r (it is told later): %s", notice.title, error)
-                return False
+        """APPEND an owed notice (one made of what it tells: unless it is there already); whether it is there. A
+        failure is logged, never raised: the notice stays owed."""
         try:
-            await self.imap(self.mailbox.append, self.folders.notices, notice.raw)
+            return await self._tell(notice)
         except MailboxError as error:
             log.warning("could not append the notice %r (it is told later): %s", notice.title, error)
-            if isinstance(error, CommandRefused):  # answered NO: not appended (a cut may have been)
-                owed_notices.absent(self.ledger, notice)
             return False
+
+    async def _tell(self, notice: OwedNotice) -> bool:
+        """:meth:`tell`, False when the server refused it (NO), raising a failed connection (no answer)."""
+        if notice.stable and await self._look(notice) is not None:
+            owed_notices.told(self.ledger, notice)
+            return True
+        try:
+            await self.imap(self.mailbox.append, self.folders.notices, notice.raw)
+        except CommandRefused as error:
+            if "TRYCREATE" not in str(error).upper() or not await self._notices_folder_made():
+                log.warning("the mail server refused the notice %r (it is told later): %s", notice.title, error)
+                owed_notices.absent(self.ledger, notice)  # answered NO: not appended (a cut may have been)
+                return False
+            await self.imap(self.mailbox.append, self.folders.notices, notice.raw)
         log.info("notice: %s", notice.title)
         publish(Notice(notice.title, notice.about))
         owed_notices.told(self.ledger, notice)
         return True
+
+    async def _look(self, notice: OwedNotice) -> int | None:
+        """The UID of ``notice`` in her notices folder, if it is there. A NO to the look may be a folder she deleted
+        while the agent runs: it is made again (as at the start), and looked in once more."""
+        try:
+            return await self.locate(self.folders.notices, notice.message_id, None)
+        except CommandRefused:
+            if not await self._notices_folder_made():
+                raise
+            return await self.locate(self.folders.notices, notice.message_id, None)
+
+    async def _notices_folder_made(self) -> bool:
+        """Make her notices folder unless it is there; whether it is (a refusal is logged)."""
+        try:
+            await self.imap(self.mailbox.ensure_folder, self.folders.notices)
+        except FolderRefused as refused:
+            log.warning("her notices folder cannot be made again: %s", refused)
+            return False
+        return True
+
+    def forget(self, notice: OwedNotice) -> None:
+        """Owe ``notice`` no more: what it would tell is moot (the message it is about is gone)."""
+        owed_notices.told(self.ledger, notice)
+
+    async def move_owed(self, folder: str, uid: int, target: str, notice: OwedNotice) -> OwedNotice | None:
+        """Move the message at ``uid`` to ``target`` with the notice of it owed already (:meth:`owe`, its
+        ``while_in`` that folder: a lost answer to the MOVE, or a stop right after it, still tells her); the notice,
+        with the message's place, to :meth:`tell`. None when the message is gone meanwhile: nothing to tell of it."""
+        try:
+            new_uid = await self.imap(self.mailbox.move, folder, uid, target)
+        except MessageGone:
+            self.forget(notice)
+            return None
+        return owed_notices.placed(self.ledger, notice, new_uid) if new_uid is not None else notice
+
+    async def _still_in(self, notice: OwedNotice) -> bool:
+        """Whether the message ``notice`` is about is still where it was put (at its UID, where known)."""
+        assert notice.while_in is not None
+        folder, key = notice.while_in
+        if notice.while_uid is None:
+            return await self.locate(folder, key, None) is not None
+        found = await self.imap(self.mailbox.headers, folder, [notice.while_uid])
+        return bool(found) and is_keyed(found[0].headers, key)
 
     def _notice(self, title: str, lines: list[str], about: str | None, message_id: str) -> bytes:
         student = self.settings.student
@@ -219,29 +274,30 @@ class World:
 
         ``look_only``: between tries (a back-off), only look for those that may be there, so that one she files
         away from her inbox soon after is found before that, not told twice."""
+        told = True
         for notice in owed_notices.owed(self.ledger):
             try:
                 if look_only:
                     if not notice.absent:
-                        found = await self.locate(self.folders.notices, notice.message_id, None)
+                        found = await self._look(notice)
                         if found is None:
                             owed_notices.absent(self.ledger, notice)
                         else:
                             owed_notices.told(self.ledger, notice)
                     continue
-                if notice.while_in is not None and await self.locate(*notice.while_in, None) is None:
+                if notice.while_in is not None and not await self._still_in(notice):
                     log.info("notice %r no longer owed: its message left %s", notice.title, notice.while_in[0])
                     owed_notices.told(self.ledger, notice)
                     continue
-                if not notice.absent and await self.locate(self.folders.notices, notice.message_id, None) is not None:
+                if not notice.absent and await self._look(notice) is not None:
                     owed_notices.told(self.ledger, notice)  # appended before, its answer lost (or a stop)
                     continue
+                # One refused (too big for what her mailbox has left, say) does not hold back the others
+                told = await self._tell(replace(notice, stable=False)) and told
             except MailboxError as error:
-                log.warning("could not look for the notice %r: %s", notice.title, error)
+                log.warning("could not tell the notice %r: %s", notice.title, error)
                 return False
-            if not await self.tell(replace(notice, stable=False)):
-                return False
-        return True
+        return told
 
     async def notify_once(self, title: str, lines: list[str], made: str, about: str | None = None) -> bool:
         """:meth:`notify` a notice that must be told once, under :func:`~agent.rules.notices.notice_id` of

@@ -21,9 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from agent.logs import log_decision, named
 from agent.mail.port import HeaderInfo
-from agent.mail.session import MessageGone
 from agent.reconcile import agenda_desk, attention, cancel_pace, invite_deadline, strangers
-from agent.reconcile.context import World
+from agent.reconcile.context import World, aside_id
 from agent.reconcile.delivery import Item, deliver_all
 from agent.reconcile.digest_delivery import back_to_scheduled, is_split_rest, out_of_sending
 from agent.reconcile.doors import across, autosaves, came_back, sent_herself
@@ -283,22 +282,23 @@ def _row(
 
 async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) -> None:
     folders = world.folders
-    try:
-        await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
-    except MessageGone:
-        return
-    world.ledger.log("attention", message=envelope.key, detail=why)
-    log.warning("%s: to Needs attention: %s", named(envelope.key, envelope.subject), why)
     subject = envelope.subject or "(no subject)"
-    await world.notify(
+    notice = world.owe(  # before the move: a lost answer to it, or a stop right after it, still tells her
         f"Not sent: {subject}",
         [
             f"“{subject}” was not sent: {why}.",
             "It is in the Needs attention folder; fix it and move it back to the Outbox to try again.",
         ],
-        about=envelope.message_id,
+        envelope.message_id,
+        made=aside_id("refused", envelope.key, info.uid),
         while_in=(folders.needs_attention, envelope.key),  # moved back (fixed) or deleted: she has acted on it
     )
+    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
+    if placed is None:
+        return
+    world.ledger.log("attention", message=envelope.key, detail=why)
+    log.warning("%s: to Needs attention: %s", named(envelope.key, envelope.subject), why)
+    await world.tell(placed)
 
 
 async def _found_again(
@@ -501,21 +501,23 @@ async def _unknown_in_scheduled(world: World, folder: str, unknown: list[int]) -
 
 async def _set_aside_late(world: World, folder: str, uid: int, message_id: str, subject: str, row: Row) -> None:
     """A copy of a message the agent is done with, turned up in ``folder``: to Needs attention, and she is told."""
-    try:
-        await world.imap(world.mailbox.move, folder, uid, world.folders.needs_attention)
-    except MessageGone:
-        return
     done = "had already gone" if row.state == DONE else "was cancelled"
-    log.warning("%s: a copy turned up in %s after it %s: not sent, put in Needs attention", subject, folder, done)
-    await world.notify(
+    notice = world.owe(  # before the move: a lost answer to it, or a stop right after it, still tells her
         f"Not sent: a copy of {subject}",
         [
             f"A copy of “{subject}” turned up in {folder} after the message {done} (your edit of it, or a copy "
             "another mail program kept); it was not sent.",
             "It is in the Needs attention folder: to send it, move it to the Mentor Outbox.",
         ],
-        about=message_id,
+        message_id,
+        made=aside_id("late-copy", row.key, uid),
+        while_in=(world.folders.needs_attention, message_id or row.key),
     )
+    placed = await world.move_owed(folder, uid, world.folders.needs_attention, notice)
+    if placed is None:
+        return
+    log.warning("%s: a copy turned up in %s after it %s: not sent, put in Needs attention", subject, folder, done)
+    await world.tell(placed)
 
 
 async def carry_out(world: World) -> datetime | None:

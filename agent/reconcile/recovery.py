@@ -41,12 +41,14 @@ from agent.store.ledger import ACCEPTED, CANCELLED, CLAIMED, NEW, QUEUED, SCHEDU
 log = logging.getLogger("mentor_agent.delivery")
 
 
-STOPPED, DROPPED = "mentor-agent stopped", "a connection dropped"  # what cut a send off: the reasons she is told
+# What cut a send off, as she is told it. At a process's first session it was a stop, or a connection that dropped
+# before it (the daemon stopped before it could reconnect); at a later one, a dropped connection.
+STOPPED, DROPPED = "mentor-agent stopped (or its connection dropped)", "a connection dropped"
 
 
 async def recover(world: World, *, after_stop: bool = True) -> None:
     """Finish what a crash interrupted (see the module docstring). ``after_stop``: the first session of this process;
-    later ones follow a dropped connection, and her notices say so (the daemon did not stop)."""
+    later ones follow a dropped connection, and her notices say so (the daemon did not stop: STOPPED, DROPPED)."""
     cut = STOPPED if after_stop else DROPPED
     ledger = world.ledger
     folders = world.folders

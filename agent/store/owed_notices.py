@@ -23,6 +23,7 @@ class OwedNotice:
     stable: bool = False  # its id is made of what it tells: written again by a caller that tells it again
     absent: bool = False  # certainly not in her mailbox (its APPEND refused, or looked for and not found)
     while_in: tuple[str, str] | None = None  # (folder, ledger key): owed only while that message is still there
+    while_uid: int | None = None  # its UID there, once known: that very message (another may share its Message-ID)
 
 
 def owe(
@@ -37,7 +38,7 @@ def owe(
 ) -> OwedNotice:
     """Keep the notice as owed (one with the same id replaced) and return it."""
     seq = 1 + max((notice.seq for notice in owed(ledger) if notice.message_id != message_id), default=0)
-    notice = OwedNotice(message_id, title, about, raw, seq, stable, False, while_in)
+    notice = OwedNotice(message_id, title, about, raw, seq, stable, False, while_in, None)
     _write(ledger, notice)
     return notice
 
@@ -56,6 +57,13 @@ def owed(ledger: Ledger) -> list[OwedNotice]:
 def absent(ledger: Ledger, notice: OwedNotice) -> OwedNotice:
     """``notice`` is certainly not in her mailbox: the next try appends it without looking for it first."""
     changed = replace(notice, absent=True)
+    _write(ledger, changed)
+    return changed
+
+
+def placed(ledger: Ledger, notice: OwedNotice, uid: int) -> OwedNotice:
+    """The message ``notice`` is about is at ``uid`` in its ``while_in`` folder."""
+    changed = replace(notice, while_uid=uid)
     _write(ledger, changed)
     return changed
 

@@ -200,8 +200,9 @@ class MemoryMailbox:
                 if not failure.after:
                     self._drop(failure, operation, folder)
             box = self.server.folders.get(folder) if folder is not None else None
-            if folder is not None and box is None:
-                raise MailboxError(f"{operation} in {folder!r}: NO Mailbox doesn't exist")
+            if folder is not None and box is None:  # a NO, as Dovecot answers it: the connection stays up
+                code = "TRYCREATE" if operation == "append" else "NONEXISTENT"
+                raise CommandRefused(f"{operation} in {folder!r}: NO [{code}] Mailbox doesn't exist: {folder}")
             yield box
             if failure is not None:
                 self._drop(failure, operation, folder)

@@ -19,7 +19,7 @@ import logging
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile.context import World
+from agent.reconcile.context import World, aside_id
 from agent.reconcile.doors.drafts import RECOGNISE_FOR, to_mentor
 from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope
@@ -63,30 +63,35 @@ def taken_before(world: World, envelope: Envelope, raw: bytes, stored: Stored) -
 
 async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: Row) -> None:
     folders = world.folders
+    subject = taken.subject or envelope.subject or "(no subject)"
+    where = "already sent" if taken.state == DONE else f"{taken.state}, in {taken.folder}"
+    why = "its Message-ID" if envelope.message_id and envelope.key == taken.key else "same mentor, similar text"
+    notice = None  # told once for the message taken; owed before the move (a lost answer or a stop still tells her)
+    if not world.ledger.logged(TOLD, taken.key):
+        notice = world.owe(
+            f"Not taken again: {subject}",
+            [
+                f"The draft “{envelope.subject or '(no subject)'}” came back to your {folders.outbox}; it looks like a "
+                f"save of “{subject}”, which mentor-agent had taken ({why}). It was not taken a second time; the "
+                f"message taken is {where}.",
+                f"This save is in {folders.needs_attention} (later saves of it go there too): delete it, and close "
+                "the compose window without saving. A message of its own (its own text) is taken as ever.",
+            ],
+            taken.message_id,
+            made=aside_id("came-back", taken.key, info.uid),
+        )
     try:
         await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
     except MessageGone:
+        if notice is not None:
+            world.forget(notice)
         return
-    subject = taken.subject or envelope.subject or "(no subject)"
     log.warning(
         "%s: a later save of its draft came back to %s; not taken again: to %s",
         named(taken.key, subject),
         folders.outbox,
         folders.needs_attention,
     )
-    if world.ledger.logged(TOLD, taken.key):
-        return
-    world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
-    where = "already sent" if taken.state == DONE else f"{taken.state}, in {taken.folder}"
-    why = "its Message-ID" if envelope.message_id and envelope.key == taken.key else "same mentor, similar text"
-    await world.notify(
-        f"Not taken again: {subject}",
-        [
-            f"The draft “{envelope.subject or '(no subject)'}” came back to your {folders.outbox}; it looks like a "
-            f"save of “{subject}”, which mentor-agent had taken ({why}). It was not taken a second time; the message "
-            f"taken is {where}.",
-            f"This save is in {folders.needs_attention} (later saves of it go there too): delete it, and close the "
-            "compose window without saving. A message of its own (its own text) is taken as ever.",
-        ],
-        about=taken.message_id,
-    )
+    if notice is not None:
+        world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
+        await world.tell(notice)

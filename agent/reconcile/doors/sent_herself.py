@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile.context import World
+from agent.reconcile.context import World, aside_id
 from agent.reconcile.doors.submission import SUBMITTED
 from agent.reconcile.events import Cancelled, publish
 from agent.reconcile.sent_counts import count_found, where_found
@@ -65,15 +65,9 @@ def already_sent(world: World, envelope: Envelope, found: Callable[[str], bool] 
 async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> None:
     """The message in the Outbox was sent from her mail program already: to Needs attention, never sent again."""
     folders = world.folders
-    try:
-        await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
-    except MessageGone:
-        return
     why = "sent from your mail program (its copy is in Sent)"
-    world.ledger.log("attention", message=envelope.key, detail=why)
-    log.warning("%s: already %s: to %s", named(envelope.key, envelope.subject), why, folders.needs_attention)
     subject = envelope.subject or "(no subject)"
-    await world.notify(
+    notice = world.owe(  # before the move: a lost answer to it, or a stop right after it, still tells her
         f"Not sent again: {subject}",
         [
             f"“{subject}” was sent from your mail program (Send pressed there): its copy is in your {folders.sent} "
@@ -81,8 +75,16 @@ async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> 
             f"Its copy from your {folders.outbox} is in {folders.needs_attention}: delete it. It counts in the "
             "agreement as sent.",
         ],
-        about=envelope.message_id,
+        envelope.message_id,
+        made=aside_id("sent-herself", envelope.key, info.uid),
+        while_in=(folders.needs_attention, envelope.key),
     )
+    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
+    if placed is None:
+        return
+    world.ledger.log("attention", message=envelope.key, detail=why)
+    log.warning("%s: already %s: to %s", named(envelope.key, envelope.subject), why, folders.needs_attention)
+    await world.tell(placed)
 
 
 async def cancel_held(world: World, found: Sequence[tuple[HeaderInfo, Envelope]], folder: str) -> set[str]:
