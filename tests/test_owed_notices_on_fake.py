@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from agent.config.settings import Drafts
 from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.store import owed_notices
@@ -30,6 +31,7 @@ from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day
 __all__ = ["one_a_day"]  # the fixture
 
 NOT_SENT = "Not sent: first"
+DRAFT = ("\\Draft", "\\Seen")  # a draft her mail program saved in the Outbox (Gmail's label door)
 
 
 def owed(made: Pass) -> list[str]:
@@ -233,3 +235,65 @@ def test_a_notices_folder_she_deleted_while_the_agent_runs_is_made_again(one_a_d
     unsendable(one_a_day)
     passes(one_a_day, 1)
     assert one_a_day.subjects("Mentor notices") == ["[mentor-agent] Not sent: first"]
+
+
+def test_a_not_sent_is_told_though_her_inbox_refuses_to_search(one_a_day: Pass) -> None:
+    """Third hostile round: the notice of a message set aside was looked for before its first APPEND (its id is
+    made of the message), and a SEARCH her server refused kept it from ever being told. Only a notice owed under
+    its id before is looked for first."""
+    one_a_day.server.fail("find_by_message_id", "INBOX", refused=True, times=10**6, message="[SERVERBUG] failed")
+    unsendable(one_a_day)
+    passes(one_a_day, 2)
+    assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
+
+
+def test_a_not_sent_owed_while_needs_attention_is_renumbered_is_still_told(one_a_day: Pass) -> None:
+    """Third hostile round: its UID there, kept to tell it from another with its Message-ID, pointed at nothing
+    after the server renumbered the folder (a new UIDVALIDITY), and the notice was dropped."""
+    with one_a_day.server.lock:  # Needs attention's next UID is 2: renumbered, the message becomes 1
+        one_a_day.server.folders["Needs attention"].next_uid = 2
+    refusing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)
+    unsendable(one_a_day)
+    passes(one_a_day, 1)
+    one_a_day.server.renumber("Needs attention")
+    refusing.times = 0
+    passes(one_a_day, 3)
+    assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
+
+
+@pytest.fixture
+def draft_door(one_a_day: Pass) -> Pass:
+    """ "Question", a draft to her mentor handed over by the label door, held (one a day: "first" went today)."""
+    one_a_day.world.settings = one_a_day.settings.model_copy(update={"drafts": Drafts(settle=0)})
+    one_a_day.server.put(OUTBOX, mail("first"))
+    one_a_day.run()
+    one_a_day.server.put(OUTBOX, mail("Question"), DRAFT)
+    one_a_day.run()
+    assert one_a_day.subjects("Scheduled") == ["Question"]
+    return one_a_day
+
+
+def test_a_save_that_came_back_and_left_before_its_move_is_not_told_of(draft_door: Pass) -> None:
+    """Third hostile round: "Not taken again … This save is in Needs attention" was told when the move had not
+    happened (the connection dropped first) and she had deleted the save meanwhile."""
+    uid = draft_door.server.put(OUTBOX, mail("Question"), DRAFT)  # a later save of the draft taken
+    draft_door.server.fail("move_many", OUTBOX, times=1)  # the connection drops before the move
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    draft_door.box.delete(OUTBOX, uid)  # she deletes it herself
+    passes(draft_door, 3)
+    assert draft_door.subjects("Needs attention") == []
+    assert told(draft_door, "Not taken again: Question") == 0, draft_door.subjects("INBOX")
+    assert owed(draft_door) == []
+
+
+def test_saves_that_came_back_are_told_of_once_when_a_move_lost_its_answer(draft_door: Pass) -> None:
+    """Third hostile round: the first save's move lost its answer; its notice, owed, was told by a later pass, and
+    the next save was told of again (once for the message taken, the doors say)."""
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)
+    draft_door.server.fail("move_many", OUTBOX, after=True, times=1)  # moved, its answer lost
+    passes(draft_door, 2, step=timedelta(minutes=1))
+    assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)  # saved again
+    passes(draft_door, 2)
+    assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
+    assert draft_door.subjects("Needs attention") == ["Question", "Question"]

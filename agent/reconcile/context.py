@@ -182,7 +182,7 @@ class World:
         caller that may write it again after a stop: it is looked for before it is appended). :meth:`tell` it."""
         own = notice_id(self.settings.student.address, made or f"notice-{secrets.token_hex(16)}")
         raw = self._notice(title, lines, about, own)
-        return owed_notices.owe(self.ledger, own, title, about, raw, stable=made is not None, while_in=while_in)
+        return owed_notices.owe(self.ledger, own, title, about, raw, while_in=while_in)
 
     async def tell(self, notice: OwedNotice) -> bool:
         """APPEND an owed notice (one made of what it tells: unless it is there already); whether it is there. A
@@ -195,7 +195,7 @@ class World:
 
     async def _tell(self, notice: OwedNotice) -> bool:
         """:meth:`tell`, False when the server refused it (NO), raising a failed connection (no answer)."""
-        if notice.stable and await self._look(notice) is not None:
+        if notice.look_first and await self._look(notice) is not None:
             owed_notices.told(self.ledger, notice)
             return True
         try:
@@ -230,6 +230,15 @@ class World:
             return False
         return True
 
+    def owes(self, made: str) -> bool:
+        """Whether the notice of id ``made`` (:meth:`owe`) is still owed."""
+        return owed_notices.get(self.ledger, notice_id(self.settings.student.address, made)) is not None
+
+    async def in_notices(self, made: str) -> bool:
+        """Whether the notice of id ``made`` (:meth:`owe`) is in her notices folder."""
+        own = notice_id(self.settings.student.address, made)
+        return await self.locate(self.folders.notices, own, None) is not None
+
     def forget(self, notice: OwedNotice) -> None:
         """Owe ``notice`` no more: what it would tell is moot (the message it is about is gone)."""
         owed_notices.told(self.ledger, notice)
@@ -243,16 +252,23 @@ class World:
         except MessageGone:
             self.forget(notice)
             return None
-        return owed_notices.placed(self.ledger, notice, new_uid) if new_uid is not None else notice
+        if new_uid is None:  # no UIDPLUS: looked for by its key
+            return notice
+        validity, _ = await self.imap(self.mailbox.uids, target)
+        return owed_notices.placed(self.ledger, notice, new_uid, validity)
 
     async def _still_in(self, notice: OwedNotice) -> bool:
         """Whether the message ``notice`` is about is still where it was put (at its UID, where known)."""
         assert notice.while_in is not None
         folder, key = notice.while_in
-        if notice.while_uid is None:
-            return await self.locate(folder, key, None) is not None
-        found = await self.imap(self.mailbox.headers, folder, [notice.while_uid])
-        return bool(found) and is_keyed(found[0].headers, key)
+        if notice.while_uid is not None:
+            found = await self.imap(self.mailbox.headers, folder, [notice.while_uid])
+            if found and is_keyed(found[0].headers, key):
+                return True
+            validity, _ = await self.imap(self.mailbox.uids, folder)
+            if validity == notice.while_validity:
+                return False  # not at its UID in the same numbering: it left
+        return await self.locate(folder, key, None) is not None  # its UID unknown, or the folder renumbered
 
     def _notice(self, title: str, lines: list[str], about: str | None, message_id: str) -> bytes:
         student = self.settings.student
@@ -293,7 +309,10 @@ class World:
                     owed_notices.told(self.ledger, notice)  # appended before, its answer lost (or a stop)
                     continue
                 # One refused (too big for what her mailbox has left, say) does not hold back the others
-                told = await self._tell(replace(notice, stable=False)) and told
+                told = await self._tell(replace(notice, look_first=False)) and told
+            except CommandRefused as error:  # a look answered NO (SEARCH refused): this one waits, not the others
+                log.warning("could not look for the notice %r: %s", notice.title, error)
+                told = False
             except MailboxError as error:
                 log.warning("could not tell the notice %r: %s", notice.title, error)
                 return False

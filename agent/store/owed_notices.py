@@ -20,10 +20,11 @@ class OwedNotice:
     about: str | None
     raw: bytes
     seq: int  # the order the notices were written in (a clock set back does not reorder them)
-    stable: bool = False  # its id is made of what it tells: written again by a caller that tells it again
+    look_first: bool = False  # owed under this id before (an id made of what it tells): it may be there already
     absent: bool = False  # certainly not in her mailbox (its APPEND refused, or looked for and not found)
     while_in: tuple[str, str] | None = None  # (folder, ledger key): owed only while that message is still there
     while_uid: int | None = None  # its UID there, once known: that very message (another may share its Message-ID)
+    while_validity: int | None = None  # that folder's UIDVALIDITY then: renumbered, it is looked for by its key
 
 
 def owe(
@@ -33,25 +34,34 @@ def owe(
     about: str | None,
     raw: bytes,
     *,
-    stable: bool = False,
     while_in: tuple[str, str] | None = None,
 ) -> OwedNotice:
-    """Keep the notice as owed (one with the same id replaced) and return it."""
-    seq = 1 + max((notice.seq for notice in owed(ledger) if notice.message_id != message_id), default=0)
-    notice = OwedNotice(message_id, title, about, raw, seq, stable, False, while_in, None)
+    """Keep the notice as owed and return it. One with the same id (made of what it tells, by a caller that may write
+    it again after a stop) is replaced, and looked for before its APPEND unless that one was refused."""
+    before = get(ledger, message_id)
+    look_first = before is not None and not before.absent
+    seq = before.seq if before is not None else 1 + max((notice.seq for notice in owed(ledger)), default=0)
+    notice = OwedNotice(message_id, title, about, raw, seq, look_first, False, while_in, None, None)
     _write(ledger, notice)
     return notice
 
 
+def get(ledger: Ledger, message_id: str) -> OwedNotice | None:
+    """The notice owed under ``message_id``, if any."""
+    text = ledger.meta_value(PREFIX + message_id)
+    return None if text is None else _read(text)
+
+
 def owed(ledger: Ledger) -> list[OwedNotice]:
     """The notices still owed, in the order they were written."""
-    found = []
-    for text in ledger.metas(PREFIX).values():
-        data = json.loads(text)
-        data["raw"] = base64.b64decode(data["raw"])
-        data["while_in"] = tuple(data["while_in"]) if data.get("while_in") else None
-        found.append(OwedNotice(**data))
-    return sorted(found, key=lambda notice: notice.seq)
+    return sorted((_read(text) for text in ledger.metas(PREFIX).values()), key=lambda notice: notice.seq)
+
+
+def _read(text: str) -> OwedNotice:
+    data = json.loads(text)
+    data["raw"] = base64.b64decode(data["raw"])
+    data["while_in"] = tuple(data["while_in"]) if data.get("while_in") else None
+    return OwedNotice(**data)
 
 
 def absent(ledger: Ledger, notice: OwedNotice) -> OwedNotice:
@@ -61,9 +71,9 @@ def absent(ledger: Ledger, notice: OwedNotice) -> OwedNotice:
     return changed
 
 
-def placed(ledger: Ledger, notice: OwedNotice, uid: int) -> OwedNotice:
-    """The message ``notice`` is about is at ``uid`` in its ``while_in`` folder."""
-    changed = replace(notice, while_uid=uid)
+def placed(ledger: Ledger, notice: OwedNotice, uid: int, validity: int | None) -> OwedNotice:
+    """The message ``notice`` is about is at ``uid`` in its ``while_in`` folder (of UIDVALIDITY ``validity``)."""
+    changed = replace(notice, while_uid=uid, while_validity=validity)
     _write(ledger, changed)
     return changed
 

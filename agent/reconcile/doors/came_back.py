@@ -14,12 +14,13 @@ Taken in, it would reach the mentor a second time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
-from agent.reconcile.context import World, aside_id
+from agent.reconcile.context import World
 from agent.reconcile.doors.drafts import RECOGNISE_FOR, to_mentor
 from agent.rules.draft_edits import is_edit, signature, word_prints
 from agent.rules.envelope import Envelope
@@ -66,8 +67,15 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
     subject = taken.subject or envelope.subject or "(no subject)"
     where = "already sent" if taken.state == DONE else f"{taken.state}, in {taken.folder}"
     why = "its Message-ID" if envelope.message_id and envelope.key == taken.key else "same mentor, similar text"
-    notice = None  # told once for the message taken; owed before the move (a lost answer or a stop still tells her)
-    if not world.ledger.logged(TOLD, taken.key):
+    # Told once for the message taken, under an id of it: owed before the move (a lost answer to it, or a stop right
+    # after it, still tells her), and while owed a later save is not told of again
+    made = "came-back-" + hashlib.sha256(taken.key.encode()).hexdigest()[:24]
+    notice = None
+    if world.ledger.logged(TOLD, taken.key):
+        pass
+    elif world.owes(made) or await world.in_notices(made):  # the move before lost its answer: owed, or told since
+        world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
+    else:
         notice = world.owe(
             f"Not taken again: {subject}",
             [
@@ -78,20 +86,25 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
                 "the compose window without saving. A message of its own (its own text) is taken as ever.",
             ],
             taken.message_id,
-            made=aside_id("came-back", taken.key, info.uid),
+            made=made,
+            while_in=(folders.needs_attention, envelope.key),  # the save gone from there: nothing to tell of it
         )
-    try:
-        await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
-    except MessageGone:
-        if notice is not None:
-            world.forget(notice)
-        return
+    placed = None
+    if notice is not None:
+        placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
+        if placed is None:
+            return  # gone from the Outbox meanwhile
+    else:
+        try:
+            await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
+        except MessageGone:
+            return
     log.warning(
         "%s: a later save of its draft came back to %s; not taken again: to %s",
         named(taken.key, subject),
         folders.outbox,
         folders.needs_attention,
     )
-    if notice is not None:
+    if placed is not None:
         world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
-        await world.tell(notice)
+        await world.tell(placed)
