@@ -297,3 +297,66 @@ def test_saves_that_came_back_are_told_of_once_when_a_move_lost_its_answer(draft
     passes(draft_door, 2)
     assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
     assert draft_door.subjects("Needs attention") == ["Question", "Question"]
+
+
+def test_a_save_that_came_back_while_its_notice_was_refused_and_was_replaced_by_the_next_is_told_of(
+    draft_door: Pass,
+) -> None:
+    """Fourth hostile round (real Dovecot too): the notice was owed while the first save was in Needs attention; her
+    mail program replaced that save by the next one, which was set aside without a notice (one was owed), and the
+    owed one was dropped when the first save left: the save in Needs attention was never told of."""
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)
+    refusing = draft_door.server.fail("append", "INBOX", refused=True, times=10**6)  # her mailbox full
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    [first] = draft_door.server.messages("Needs attention")
+    draft_door.box.delete("Needs attention", first)  # replaced by the next save
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    refusing.times = 0
+    passes(draft_door, 3)
+    assert draft_door.subjects("Needs attention") == ["Question"]
+    assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
+
+
+def test_a_save_told_of_by_a_later_pass_is_not_told_of_again_once_she_has_filed_the_notice(
+    draft_door: Pass,
+) -> None:
+    """Fourth hostile round: told by the end of a pass (the move's answer lost), the mark that it was told was never
+    written; she archived the notice, and the next save was told of again."""
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)
+    draft_door.server.fail("move_many", OUTBOX, after=True, times=1)
+    passes(draft_door, 2, step=timedelta(minutes=1))
+    [(uid, raw)] = [(u, r) for u, r in draft_door.server.messages("INBOX").items() if b"Not taken again" in r]
+    draft_door.box.delete("INBOX", uid)
+    draft_door.server.put("Archive", raw)
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)
+    passes(draft_door, 2)
+    assert told(draft_door, "Not taken again: Question") == 0, draft_door.subjects("INBOX")
+    assert draft_door.subjects("Needs attention") == ["Question", "Question"]
+
+
+def test_a_not_sent_owed_when_needs_attention_is_renumbered_right_after_the_move_is_still_told(
+    one_a_day: Pass, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fourth hostile round: the UIDVALIDITY read after the move, of the new numbering, was paired with the UID of
+    the one before, and the notice was dropped as if the message had left."""
+    unsendable(one_a_day, "earlier")  # Needs attention made, its next UID 2: renumbered, "first" becomes 2, not 3
+    passes(one_a_day, 1, step=timedelta(minutes=1))
+    move = MemoryMailbox.move
+
+    def renumbered_after(box: MemoryMailbox, folder: str, uid: int, target: str) -> int | None:
+        new = move(box, folder, uid, target)
+        with one_a_day.server.lock:
+            one_a_day.server.folders[target].messages.pop(1, None)  # "earlier" deleted, then an index rebuilt
+        one_a_day.server.renumber(target)
+        return new
+
+    monkeypatch.setattr(MemoryMailbox, "move", renumbered_after)
+    refusing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)
+    unsendable(one_a_day)
+    passes(one_a_day, 1, step=timedelta(minutes=1))
+    monkeypatch.undo()
+    refusing.times = 0
+    passes(one_a_day, 3)
+    assert one_a_day.subjects("Needs attention") == ["first"]
+    assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")

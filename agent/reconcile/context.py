@@ -176,13 +176,15 @@ class World:
         *,
         made: str | None = None,
         while_in: tuple[str, str] | None = None,
+        told_log: tuple[str, str | None, str, str] | None = None,
     ) -> OwedNotice:
         """Keep a notice as owed (in the ledger, before its APPEND: written in the caller's transaction, with the
         mark that it is told), under a new Message-ID of its own or, with ``made``, one made of what it tells (a
-        caller that may write it again after a stop: it is looked for before it is appended). :meth:`tell` it."""
+        caller that may write it again after a stop: it is looked for before it is appended). ``told_log``: the
+        caller's mark that it is told (event, mentor, message, detail), logged when it is. :meth:`tell` it."""
         own = notice_id(self.settings.student.address, made or f"notice-{secrets.token_hex(16)}")
         raw = self._notice(title, lines, about, own)
-        return owed_notices.owe(self.ledger, own, title, about, raw, while_in=while_in)
+        return owed_notices.owe(self.ledger, own, title, about, raw, while_in=while_in, told_log=told_log)
 
     async def tell(self, notice: OwedNotice) -> bool:
         """APPEND an owed notice (one made of what it tells: unless it is there already); whether it is there. A
@@ -230,23 +232,17 @@ class World:
             return False
         return True
 
-    def owes(self, made: str) -> bool:
-        """Whether the notice of id ``made`` (:meth:`owe`) is still owed."""
-        return owed_notices.get(self.ledger, notice_id(self.settings.student.address, made)) is not None
-
-    async def in_notices(self, made: str) -> bool:
-        """Whether the notice of id ``made`` (:meth:`owe`) is in her notices folder."""
-        own = notice_id(self.settings.student.address, made)
-        return await self.locate(self.folders.notices, own, None) is not None
-
     def forget(self, notice: OwedNotice) -> None:
         """Owe ``notice`` no more: what it would tell is moot (the message it is about is gone)."""
-        owed_notices.told(self.ledger, notice)
+        owed_notices.dropped(self.ledger, notice)
 
     async def move_owed(self, folder: str, uid: int, target: str, notice: OwedNotice) -> OwedNotice | None:
         """Move the message at ``uid`` to ``target`` with the notice of it owed already (:meth:`owe`, its
         ``while_in`` that folder: a lost answer to the MOVE, or a stop right after it, still tells her); the notice,
         with the message's place, to :meth:`tell`. None when the message is gone meanwhile: nothing to tell of it."""
+        # The numbering before the move: renumbered between the two, the message is looked for by its key (a
+        # numbering read after the move could be paired with a UID of the one before, and the notice dropped)
+        validity, _ = await self.imap(self.mailbox.uids, target)
         try:
             new_uid = await self.imap(self.mailbox.move, folder, uid, target)
         except MessageGone:
@@ -254,7 +250,6 @@ class World:
             return None
         if new_uid is None:  # no UIDPLUS: looked for by its key
             return notice
-        validity, _ = await self.imap(self.mailbox.uids, target)
         return owed_notices.placed(self.ledger, notice, new_uid, validity)
 
     async def _still_in(self, notice: OwedNotice) -> bool:
@@ -303,7 +298,7 @@ class World:
                     continue
                 if notice.while_in is not None and not await self._still_in(notice):
                     log.info("notice %r no longer owed: its message left %s", notice.title, notice.while_in[0])
-                    owed_notices.told(self.ledger, notice)
+                    owed_notices.dropped(self.ledger, notice)
                     continue
                 if not notice.absent and await self._look(notice) is not None:
                     owed_notices.told(self.ledger, notice)  # appended before, its answer lost (or a stop)

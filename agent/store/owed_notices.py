@@ -25,6 +25,7 @@ class OwedNotice:
     while_in: tuple[str, str] | None = None  # (folder, ledger key): owed only while that message is still there
     while_uid: int | None = None  # its UID there, once known: that very message (another may share its Message-ID)
     while_validity: int | None = None  # that folder's UIDVALIDITY then: renumbered, it is looked for by its key
+    told_log: tuple[str, str | None, str, str] | None = None  # (event, mentor, message, detail): logged once told
 
 
 def owe(
@@ -35,13 +36,15 @@ def owe(
     raw: bytes,
     *,
     while_in: tuple[str, str] | None = None,
+    told_log: tuple[str, str | None, str, str] | None = None,
 ) -> OwedNotice:
     """Keep the notice as owed and return it. One with the same id (made of what it tells, by a caller that may write
-    it again after a stop) is replaced, and looked for before its APPEND unless that one was refused."""
+    it again after a stop) is replaced, and looked for before its APPEND unless that one was refused. ``told_log``:
+    the caller's mark that it is told, logged in the ledger when it is (by whichever pass tells it)."""
     before = get(ledger, message_id)
     look_first = before is not None and not before.absent
     seq = before.seq if before is not None else 1 + max((notice.seq for notice in owed(ledger)), default=0)
-    notice = OwedNotice(message_id, title, about, raw, seq, look_first, False, while_in, None, None)
+    notice = OwedNotice(message_id, title, about, raw, seq, look_first, False, while_in, None, None, told_log)
     _write(ledger, notice)
     return notice
 
@@ -61,6 +64,7 @@ def _read(text: str) -> OwedNotice:
     data = json.loads(text)
     data["raw"] = base64.b64decode(data["raw"])
     data["while_in"] = tuple(data["while_in"]) if data.get("while_in") else None
+    data["told_log"] = tuple(data["told_log"]) if data.get("told_log") else None
     return OwedNotice(**data)
 
 
@@ -79,7 +83,16 @@ def placed(ledger: Ledger, notice: OwedNotice, uid: int, validity: int | None) -
 
 
 def told(ledger: Ledger, notice: OwedNotice) -> None:
-    """``notice`` is in her mailbox (or owed no more)."""
+    """``notice`` is in her mailbox: owed no more, and its ``told_log`` logged (at once)."""
+    with ledger.transaction():
+        ledger.drop_meta(PREFIX + notice.message_id)
+        if notice.told_log is not None:
+            event, mentor, message, detail = notice.told_log
+            ledger.log(event, mentor=mentor, message=message, detail=detail)
+
+
+def dropped(ledger: Ledger, notice: OwedNotice) -> None:
+    """``notice`` is owed no more, untold: what it would tell is moot."""
     ledger.drop_meta(PREFIX + notice.message_id)
 
 

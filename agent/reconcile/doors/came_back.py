@@ -67,15 +67,13 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
     subject = taken.subject or envelope.subject or "(no subject)"
     where = "already sent" if taken.state == DONE else f"{taken.state}, in {taken.folder}"
     why = "its Message-ID" if envelope.message_id and envelope.key == taken.key else "same mentor, similar text"
-    # Told once for the message taken, under an id of it: owed before the move (a lost answer to it, or a stop right
-    # after it, still tells her), and while owed a later save is not told of again
+    # Told once for the message taken (its mark logged when the notice is in her mailbox, by whichever pass tells
+    # it), under an id of that message: owed before the move (a lost answer to it, or a stop right after it, still
+    # tells her); a later save while it is owed takes its place (the one before may be gone: her mail program
+    # replaces a save by the next), so it is one notice, about a save that is there
     made = "came-back-" + hashlib.sha256(taken.key.encode()).hexdigest()[:24]
     notice = None
-    if world.ledger.logged(TOLD, taken.key):
-        pass
-    elif world.owes(made) or await world.in_notices(made):  # the move before lost its answer: owed, or told since
-        world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
-    else:
+    if not world.ledger.logged(TOLD, taken.key):
         notice = world.owe(
             f"Not taken again: {subject}",
             [
@@ -88,6 +86,7 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
             taken.message_id,
             made=made,
             while_in=(folders.needs_attention, envelope.key),  # the save gone from there: nothing to tell of it
+            told_log=(TOLD, taken.mentor, taken.key, envelope.subject or ""),
         )
     placed = None
     if notice is not None:
@@ -106,5 +105,4 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
         folders.needs_attention,
     )
     if placed is not None:
-        world.ledger.log(TOLD, mentor=taken.mentor, message=taken.key, detail=envelope.subject)
         await world.tell(placed)
