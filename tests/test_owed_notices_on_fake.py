@@ -351,3 +351,53 @@ def test_a_not_sent_owed_when_needs_attention_is_renumbered_right_after_the_move
     passes(one_a_day, 3)
     assert one_a_day.subjects("Needs attention") == ["first"]
     assert told(one_a_day, NOT_SENT) == 1, one_a_day.subjects("INBOX")
+
+
+def a_save(number: int) -> bytes:
+    """A save of "Question" with a Message-ID of its own (Apple Mail, Thunderbird: saves that do not replace each
+    other)."""
+    return mail("Question").replace(b"Message-ID: <", f"Message-ID: <save{number}-".encode(), 1)
+
+
+def test_a_save_told_of_whose_answer_was_lost_is_not_told_of_again_when_she_deletes_it(draft_door: Pass) -> None:
+    """Fifth hostile round (real Dovecot too): the notice reached her, its answer lost; she deleted the save as it
+    said, the owed notice was dropped without its "told" mark, and the next save was told of again."""
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)
+    draft_door.server.fail("append", "INBOX", after=True, times=1)  # stored, its answer lost
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    [uid] = draft_door.server.messages("Needs attention")
+    draft_door.box.delete("Needs attention", uid)  # she does what it says
+    passes(draft_door, 2)
+    draft_door.server.put(OUTBOX, mail("Question"), DRAFT)  # one more save before she closed the window
+    passes(draft_door, 3)
+    assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
+
+
+def test_a_save_still_in_needs_attention_is_told_of_when_a_later_one_is_gone(
+    draft_door: Pass, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifth hostile round: the owed notice pointed at the newest save only; that one gone (deleted by her, or gone
+    from the Outbox just before its move), the older save in Needs attention was never told of."""
+    refusing = draft_door.server.fail("append", "INBOX", refused=True, times=10**6)
+    draft_door.server.put(OUTBOX, a_save(1), DRAFT)
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    second = draft_door.server.put(OUTBOX, a_save(2), DRAFT)
+    move = MemoryMailbox.move
+
+    def gone_first(box: MemoryMailbox, folder: str, uid: int, target: str) -> int | None:
+        if folder == OUTBOX and uid == second:
+            box.delete(OUTBOX, second)  # her mail program replaced it just before the move
+        return move(box, folder, uid, target)
+
+    monkeypatch.setattr(MemoryMailbox, "move", gone_first)
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    monkeypatch.undo()
+    draft_door.server.put(OUTBOX, a_save(3), DRAFT)
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    assert len(draft_door.server.messages("Needs attention")) == 2
+    newest = max(draft_door.server.messages("Needs attention"))
+    draft_door.box.delete("Needs attention", newest)  # she deletes the newest
+    refusing.times = 0
+    passes(draft_door, 3)
+    assert len(draft_door.server.messages("Needs attention")) == 1
+    assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")

@@ -236,34 +236,42 @@ class World:
         """Owe ``notice`` no more: what it would tell is moot (the message it is about is gone)."""
         owed_notices.dropped(self.ledger, notice)
 
-    async def move_owed(self, folder: str, uid: int, target: str, notice: OwedNotice) -> OwedNotice | None:
-        """Move the message at ``uid`` to ``target`` with the notice of it owed already (:meth:`owe`, its
+    async def move_owed(self, folder: str, uid: int, target: str, notice: OwedNotice, key: str) -> OwedNotice | None:
+        """Move the message ``key`` at ``uid`` to ``target`` with the notice of it owed already (:meth:`owe`, its
         ``while_in`` that folder: a lost answer to the MOVE, or a stop right after it, still tells her); the notice,
-        with the message's place, to :meth:`tell`. None when the message is gone meanwhile: nothing to tell of it."""
+        with the message's place, to :meth:`tell`. None when the message is gone meanwhile: nothing to tell of it
+        (the notice stays owed for the others it is about, if any)."""
         # The numbering before the move: renumbered between the two, the message is looked for by its key (a
         # numbering read after the move could be paired with a UID of the one before, and the notice dropped)
         validity, _ = await self.imap(self.mailbox.uids, target)
         try:
             new_uid = await self.imap(self.mailbox.move, folder, uid, target)
         except MessageGone:
-            self.forget(notice)
+            left = owed_notices.placed(self.ledger, notice, key, None, None)
+            if not left.places:
+                self.forget(left)
             return None
         if new_uid is None:  # no UIDPLUS: looked for by its key
             return notice
-        return owed_notices.placed(self.ledger, notice, new_uid, validity)
+        return owed_notices.placed(self.ledger, notice, key, new_uid, validity)
 
     async def _still_in(self, notice: OwedNotice) -> bool:
-        """Whether the message ``notice`` is about is still where it was put (at its UID, where known)."""
-        assert notice.while_in is not None
-        folder, key = notice.while_in
-        if notice.while_uid is not None:
-            found = await self.imap(self.mailbox.headers, folder, [notice.while_uid])
-            if found and is_keyed(found[0].headers, key):
+        """Whether one of the messages ``notice`` is about is still where it was put (at its UID, where known)."""
+        folder = notice.while_folder
+        assert folder is not None
+        numbering: int | None = None
+        for key, uid, validity in notice.places:
+            if uid is not None:
+                found = await self.imap(self.mailbox.headers, folder, [uid])
+                if found and is_keyed(found[0].headers, key):
+                    return True
+                if numbering is None:
+                    numbering, _ = await self.imap(self.mailbox.uids, folder)
+                if numbering == validity:
+                    continue  # not at its UID in the same numbering: it left
+            if await self.locate(folder, key, None) is not None:  # its UID unknown, or the folder renumbered
                 return True
-            validity, _ = await self.imap(self.mailbox.uids, folder)
-            if validity == notice.while_validity:
-                return False  # not at its UID in the same numbering: it left
-        return await self.locate(folder, key, None) is not None  # its UID unknown, or the folder renumbered
+        return False
 
     def _notice(self, title: str, lines: list[str], about: str | None, message_id: str) -> bytes:
         student = self.settings.student
@@ -296,8 +304,11 @@ class World:
                         else:
                             owed_notices.told(self.ledger, notice)
                     continue
-                if notice.while_in is not None and not await self._still_in(notice):
-                    log.info("notice %r no longer owed: its message left %s", notice.title, notice.while_in[0])
+                if notice.while_folder is not None and not await self._still_in(notice):
+                    if not notice.absent and await self._look(notice) is not None:
+                        owed_notices.told(self.ledger, notice)  # it reached her before (its answer lost, a stop)
+                        continue
+                    log.info("notice %r no longer owed: its message left %s", notice.title, notice.while_folder)
                     owed_notices.dropped(self.ledger, notice)
                     continue
                 if not notice.absent and await self._look(notice) is not None:

@@ -12,6 +12,10 @@ from agent.store.ledger import Ledger
 
 PREFIX = "owed notice "
 
+# Where a message the notice is about is: (ledger key, its UID there once known, that folder's UIDVALIDITY then).
+# By its UID it is that very message (another may share its Message-ID); renumbered, it is looked for by its key.
+Place = tuple[str, int | None, int | None]
+
 
 @dataclass(frozen=True)
 class OwedNotice:
@@ -22,9 +26,8 @@ class OwedNotice:
     seq: int  # the order the notices were written in (a clock set back does not reorder them)
     look_first: bool = False  # owed under this id before (an id made of what it tells): it may be there already
     absent: bool = False  # certainly not in her mailbox (its APPEND refused, or looked for and not found)
-    while_in: tuple[str, str] | None = None  # (folder, ledger key): owed only while that message is still there
-    while_uid: int | None = None  # its UID there, once known: that very message (another may share its Message-ID)
-    while_validity: int | None = None  # that folder's UIDVALIDITY then: renumbered, it is looked for by its key
+    while_folder: str | None = None  # owed only while one of the messages it is about is still in this folder
+    places: tuple[Place, ...] = ()
     told_log: tuple[str, str | None, str, str] | None = None  # (event, mentor, message, detail): logged once told
 
 
@@ -39,12 +42,20 @@ def owe(
     told_log: tuple[str, str | None, str, str] | None = None,
 ) -> OwedNotice:
     """Keep the notice as owed and return it. One with the same id (made of what it tells, by a caller that may write
-    it again after a stop) is replaced, and looked for before its APPEND unless that one was refused. ``told_log``:
-    the caller's mark that it is told, logged in the ledger when it is (by whichever pass tells it)."""
+    it again after a stop, or of a later message of the same kind) is replaced, keeps the messages it was about, and
+    is looked for before its APPEND unless that one was refused. ``while_in``: (folder, ledger key) of the message it
+    is about. ``told_log``: the caller's mark that it is told, logged in the ledger when it is (by whichever pass)."""
     before = get(ledger, message_id)
     look_first = before is not None and not before.absent
     seq = before.seq if before is not None else 1 + max((notice.seq for notice in owed(ledger)), default=0)
-    notice = OwedNotice(message_id, title, about, raw, seq, look_first, False, while_in, None, None, told_log)
+    folder: str | None = None
+    places: tuple[Place, ...] = ()
+    if while_in is not None:
+        folder, key = while_in
+        places = before.places if before is not None and before.while_folder == folder else ()
+        if (key, None, None) not in places:  # one not yet placed (a stop before its move) is not added twice
+            places = (*places, (key, None, None))
+    notice = OwedNotice(message_id, title, about, raw, seq, look_first, False, folder, places, told_log)
     _write(ledger, notice)
     return notice
 
@@ -63,7 +74,7 @@ def owed(ledger: Ledger) -> list[OwedNotice]:
 def _read(text: str) -> OwedNotice:
     data = json.loads(text)
     data["raw"] = base64.b64decode(data["raw"])
-    data["while_in"] = tuple(data["while_in"]) if data.get("while_in") else None
+    data["places"] = tuple(tuple(place) for place in data.get("places", ()))
     data["told_log"] = tuple(data["told_log"]) if data.get("told_log") else None
     return OwedNotice(**data)
 
@@ -75,9 +86,17 @@ def absent(ledger: Ledger, notice: OwedNotice) -> OwedNotice:
     return changed
 
 
-def placed(ledger: Ledger, notice: OwedNotice, uid: int, validity: int | None) -> OwedNotice:
-    """The message ``notice`` is about is at ``uid`` in its ``while_in`` folder (of UIDVALIDITY ``validity``)."""
-    changed = replace(notice, while_uid=uid, while_validity=validity)
+def placed(ledger: Ledger, notice: OwedNotice, key: str, uid: int | None, validity: int | None) -> OwedNotice:
+    """The message ``key`` (the last of that key not yet placed) is at ``uid`` in the notice's folder (of UIDVALIDITY
+    ``validity``), or, with ``uid`` None, never got there (gone before its move): not one it is about."""
+    places = list(notice.places)
+    index = max((i for i, place in enumerate(places) if place == (key, None, None)), default=None)
+    if index is not None:
+        if uid is None:
+            del places[index]
+        else:
+            places[index] = (key, uid, validity)
+    changed = replace(notice, places=tuple(places))
     _write(ledger, changed)
     return changed
 

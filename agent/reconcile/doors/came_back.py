@@ -69,8 +69,8 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
     why = "its Message-ID" if envelope.message_id and envelope.key == taken.key else "same mentor, similar text"
     # Told once for the message taken (its mark logged when the notice is in her mailbox, by whichever pass tells
     # it), under an id of that message: owed before the move (a lost answer to it, or a stop right after it, still
-    # tells her); a later save while it is owed takes its place (the one before may be gone: her mail program
-    # replaces a save by the next), so it is one notice, about a save that is there
+    # tells her); a later save while it is owed joins it (her mail program may replace a save by the next), so it is
+    # one notice, owed while any of its saves is there
     made = "came-back-" + hashlib.sha256(taken.key.encode()).hexdigest()[:24]
     notice = None
     if not world.ledger.logged(TOLD, taken.key):
@@ -85,12 +85,12 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
             ],
             taken.message_id,
             made=made,
-            while_in=(folders.needs_attention, envelope.key),  # the save gone from there: nothing to tell of it
+            while_in=(folders.needs_attention, envelope.key),  # all its saves gone from there: nothing to tell
             told_log=(TOLD, taken.mentor, taken.key, envelope.subject or ""),
         )
     placed = None
     if notice is not None:
-        placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
+        placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice, envelope.key)
         if placed is None:
             return  # gone from the Outbox meanwhile
     else:

@@ -79,7 +79,7 @@ async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> 
         made=aside_id("sent-herself", envelope.key, info.uid),
         while_in=(folders.needs_attention, envelope.key),
     )
-    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
+    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice, envelope.key)
     if placed is None:
         return
     world.ledger.log("attention", message=envelope.key, detail=why)
