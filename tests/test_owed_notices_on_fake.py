@@ -22,6 +22,7 @@ import pytest
 from agent.config.settings import Drafts
 from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
+from agent.rules.envelope import parse_envelope
 from agent.store import owed_notices
 from tests.agent_process import MENTOR, OUTBOX
 from tests.fakes.memory_mailbox import MemoryMailbox
@@ -397,6 +398,42 @@ def test_a_save_still_in_needs_attention_is_told_of_when_a_later_one_is_gone(
     assert len(draft_door.server.messages("Needs attention")) == 2
     newest = max(draft_door.server.messages("Needs attention"))
     draft_door.box.delete("Needs attention", newest)  # she deletes the newest
+    refusing.times = 0
+    passes(draft_door, 3)
+    assert len(draft_door.server.messages("Needs attention")) == 1
+    assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
+
+
+def test_a_not_sent_of_a_message_known_by_its_text_is_told(one_a_day: Pass) -> None:
+    """Sixth hostile round (real Dovecot too): a message reusing a sent one's Message-ID is known by its text as well
+    (issue 20); checked at its UID by its header block alone, it was taken to have left Needs attention, and its owed
+    "Not sent" was dropped."""
+    one_a_day.server.put(OUTBOX, mail("first", message_id="<reused@med.example.edu>"))
+    passes(one_a_day, 2)
+    assert one_a_day.received() == ["first"]
+    refusing = one_a_day.server.fail("append", "INBOX", refused=True, times=10**6)
+    one_a_day.server.put(OUTBOX, mail("second", to="", message_id="<reused@med.example.edu>").replace(b"To: \r\n", b""))
+    passes(one_a_day, 1, step=timedelta(minutes=1))
+    refusing.times = 0
+    passes(one_a_day, 3)
+    assert one_a_day.subjects("Needs attention") == ["second"]
+    assert told(one_a_day, "Not sent: second") == 1, one_a_day.subjects("INBOX")
+
+
+def test_saves_under_one_message_id_are_each_a_save_the_notice_is_about(draft_door: Pass) -> None:
+    """Sixth hostile round: saves sharing the taken draft's Message-ID (Gmail's) were one place in the owed notice;
+    the first's move lost its answer, the second took its place, she deleted the second, and the first, still in
+    Needs attention, was never told of."""
+    [raw] = draft_door.server.messages("Scheduled").values()
+    message_id = parse_envelope(raw).message_id or ""
+    refusing = draft_door.server.fail("append", "INBOX", refused=True, times=10**6)
+    draft_door.server.put(OUTBOX, mail("Question", message_id=message_id).replace(b"Hello.", b"Hello. 1"), DRAFT)
+    draft_door.server.fail("move_many", OUTBOX, after=True, times=1)  # moved, its answer lost
+    passes(draft_door, 2, step=timedelta(minutes=1))
+    draft_door.server.put(OUTBOX, mail("Question", message_id=message_id).replace(b"Hello.", b"Hello. 2"), DRAFT)
+    passes(draft_door, 1, step=timedelta(minutes=1))
+    newest = max(draft_door.server.messages("Needs attention"))
+    draft_door.box.delete("Needs attention", newest)
     refusing.times = 0
     passes(draft_door, 3)
     assert len(draft_door.server.messages("Needs attention")) == 1

@@ -147,18 +147,16 @@ class World:
         about: str | None = None,
         *,
         message_id: str | None = None,
-        while_in: tuple[str, str] | None = None,
     ) -> bool:
         """APPEND a notice into the student's notices folder; whether it is there now. A failure is logged, never
         raised.
 
         Owed until it is in her mailbox (:meth:`owe`, then :meth:`tell`), so that one refused (a full mailbox, a
         moment's NO), cut or stopped before is told by a later pass (:meth:`tell_owed_notices`), once.
-        ``while_in``: (folder, ledger key) of the message it is about, owed only while that message is still there
-        (a "Not sent" she has acted on is not told late). ``message_id``: the notice's own, given by a caller that
-        tells it again itself (:meth:`notify_once`): appended once, not kept."""
+        ``message_id``: the notice's own, given by a caller that tells it again itself (:meth:`notify_once`):
+        appended once, not kept."""
         if message_id is None:
-            return await self.tell(self.owe(title, lines, about, while_in=while_in))
+            return await self.tell(self.owe(title, lines, about))
         try:
             await self.imap(self.mailbox.append, self.folders.notices, self._notice(title, lines, about, message_id))
         except MailboxError as error:
@@ -175,12 +173,14 @@ class World:
         about: str | None = None,
         *,
         made: str | None = None,
-        while_in: tuple[str, str] | None = None,
+        while_in: tuple[str, str, int] | None = None,
         told_log: tuple[str, str | None, str, str] | None = None,
     ) -> OwedNotice:
         """Keep a notice as owed (in the ledger, before its APPEND: written in the caller's transaction, with the
         mark that it is told), under a new Message-ID of its own or, with ``made``, one made of what it tells (a
-        caller that may write it again after a stop: it is looked for before it is appended). ``told_log``: the
+        caller that may write it again after a stop: it is looked for before it is appended). ``while_in``: (folder,
+        ledger key, the UID it is moved from) of the message it is about, owed only while it is still there (a "Not
+        sent" she has acted on is not told late: :meth:`move_owed`). ``told_log``: the
         caller's mark that it is told (event, mentor, message, detail), logged when it is. :meth:`tell` it."""
         own = notice_id(self.settings.student.address, made or f"notice-{secrets.token_hex(16)}")
         raw = self._notice(title, lines, about, own)
@@ -236,34 +236,34 @@ class World:
         """Owe ``notice`` no more: what it would tell is moot (the message it is about is gone)."""
         owed_notices.dropped(self.ledger, notice)
 
-    async def move_owed(self, folder: str, uid: int, target: str, notice: OwedNotice, key: str) -> OwedNotice | None:
+    async def move_owed(self, folder: str, uid: int, target: str, notice: OwedNotice) -> OwedNotice | None:
         """Move the message ``key`` at ``uid`` to ``target`` with the notice of it owed already (:meth:`owe`, its
         ``while_in`` that folder: a lost answer to the MOVE, or a stop right after it, still tells her); the notice,
         with the message's place, to :meth:`tell`. None when the message is gone meanwhile: nothing to tell of it
         (the notice stays owed for the others it is about, if any)."""
+        key = next((place[0] for place in notice.places if place[1] == uid), "")
         # The numbering before the move: renumbered between the two, the message is looked for by its key (a
         # numbering read after the move could be paired with a UID of the one before, and the notice dropped)
         validity, _ = await self.imap(self.mailbox.uids, target)
         try:
             new_uid = await self.imap(self.mailbox.move, folder, uid, target)
         except MessageGone:
-            left = owed_notices.placed(self.ledger, notice, key, None, None)
+            left = owed_notices.placed(self.ledger, notice, key, uid, None, None)
             if not left.places:
                 self.forget(left)
             return None
         if new_uid is None:  # no UIDPLUS: looked for by its key
             return notice
-        return owed_notices.placed(self.ledger, notice, key, new_uid, validity)
+        return owed_notices.placed(self.ledger, notice, key, uid, new_uid, validity)
 
     async def _still_in(self, notice: OwedNotice) -> bool:
         """Whether one of the messages ``notice`` is about is still where it was put (at its UID, where known)."""
         folder = notice.while_folder
         assert folder is not None
         numbering: int | None = None
-        for key, uid, validity in notice.places:
+        for key, _, uid, validity in notice.places:
             if uid is not None:
-                found = await self.imap(self.mailbox.headers, folder, [uid])
-                if found and is_keyed(found[0].headers, key):
+                if await self._at(folder, key, uid):
                     return True
                 if numbering is None:
                     numbering, _ = await self.imap(self.mailbox.uids, folder)
@@ -334,6 +334,15 @@ class World:
             return True
         return await self.notify(title, lines, about=about, message_id=own)
 
+    async def _at(self, folder: str, key: str, uid: int) -> bool:
+        """Whether the message with ledger ``key`` is at ``uid`` in ``folder`` (a variant key is its text too: the
+        whole message is read for it)."""
+        if split_key(key)[1] is not None:
+            whole = await self.imap(self.mailbox.fetch_many, folder, [uid])
+            return uid in whole and is_keyed(whole[uid], key)
+        headers = await self.imap(self.mailbox.headers, folder, [uid])
+        return bool(headers) and is_keyed(headers[0].headers, key)
+
     async def locate(self, folder: str, key: str, hint: int | None, *, same: bool = False) -> int | None:
         """The UID of the message with ledger ``key`` in ``folder`` (checking ``hint`` first), if it is there.
 
@@ -341,15 +350,8 @@ class World:
         look where a move of ours may not have happened at all: another message with the same Message-ID (issue
         20) can be the only one there. Without it, one alone is taken for the row's, as before fingerprints."""
         base, content = split_key(key)
-        if hint is not None:  # a variant key is its text too: the whole message is read for it
-            if content is not None:
-                whole = await self.imap(self.mailbox.fetch_many, folder, [hint])
-                if hint in whole and is_keyed(whole[hint], key):
-                    return hint
-            else:
-                headers = await self.imap(self.mailbox.headers, folder, [hint])
-                if headers and is_keyed(headers[0].headers, key):
-                    return hint
+        if hint is not None and await self._at(folder, key, hint):
+            return hint
         if not base.startswith("sha256:"):
             found = await self.imap(self.mailbox.find_by_message_id, folder, base)
             if content is None and len(found) < 2 and not (same and found):

@@ -291,9 +291,13 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
         ],
         envelope.message_id,
         made=aside_id("refused", envelope.key, info.uid),
-        while_in=(folders.needs_attention, envelope.key),  # moved back (fixed) or deleted: she has acted on it
+        while_in=(
+            folders.needs_attention,
+            envelope.key,
+            info.uid,
+        ),  # moved back (fixed) or deleted: she has acted on it
     )
-    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice, envelope.key)
+    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
     if placed is None:
         return
     world.ledger.log("attention", message=envelope.key, detail=why)
@@ -511,9 +515,9 @@ async def _set_aside_late(world: World, folder: str, uid: int, message_id: str, 
         ],
         message_id,
         made=aside_id("late-copy", row.key, uid),
-        while_in=(world.folders.needs_attention, message_id or row.key),
+        while_in=(world.folders.needs_attention, message_id or row.key, uid),
     )
-    placed = await world.move_owed(folder, uid, world.folders.needs_attention, notice, message_id or row.key)
+    placed = await world.move_owed(folder, uid, world.folders.needs_attention, notice)
     if placed is None:
         return
     log.warning("%s: a copy turned up in %s after it %s: not sent, put in Needs attention", subject, folder, done)

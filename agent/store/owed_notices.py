@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from agent.store.ledger import Ledger
 
 PREFIX = "owed notice "
 
-# Where a message the notice is about is: (ledger key, its UID there once known, that folder's UIDVALIDITY then).
-# By its UID it is that very message (another may share its Message-ID); renumbered, it is looked for by its key.
-Place = tuple[str, int | None, int | None]
+# Where a message the notice is about is: (ledger key, the UID it was moved from, its UID there once known, that
+# folder's UIDVALIDITY then). By its UID it is that very message (another may share its Message-ID: a draft's saves
+# at Gmail); renumbered, or its UID unknown, it is looked for by its key.
+Place = tuple[str, int, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -38,23 +39,24 @@ def owe(
     about: str | None,
     raw: bytes,
     *,
-    while_in: tuple[str, str] | None = None,
+    while_in: tuple[str, str, int] | None = None,
     told_log: tuple[str, str | None, str, str] | None = None,
 ) -> OwedNotice:
     """Keep the notice as owed and return it. One with the same id (made of what it tells, by a caller that may write
     it again after a stop, or of a later message of the same kind) is replaced, keeps the messages it was about, and
-    is looked for before its APPEND unless that one was refused. ``while_in``: (folder, ledger key) of the message it
-    is about. ``told_log``: the caller's mark that it is told, logged in the ledger when it is (by whichever pass)."""
+    is looked for before its APPEND unless that one was refused. ``while_in``: (folder, ledger key, the UID it is
+    moved from) of the message it is about. ``told_log``: the caller's mark that it is told, logged in the ledger
+    when it is (by whichever pass tells it)."""
     before = get(ledger, message_id)
     look_first = before is not None and not before.absent
     seq = before.seq if before is not None else 1 + max((notice.seq for notice in owed(ledger)), default=0)
     folder: str | None = None
     places: tuple[Place, ...] = ()
     if while_in is not None:
-        folder, key = while_in
+        folder, key, source = while_in
         places = before.places if before is not None and before.while_folder == folder else ()
-        if (key, None, None) not in places:  # one not yet placed (a stop before its move) is not added twice
-            places = (*places, (key, None, None))
+        if not any(place[:2] == (key, source) for place in places):  # the same one again (a stop before its move)
+            places = (*places, (key, source, None, None))
     notice = OwedNotice(message_id, title, about, raw, seq, look_first, False, folder, places, told_log)
     _write(ledger, notice)
     return notice
@@ -72,7 +74,7 @@ def owed(ledger: Ledger) -> list[OwedNotice]:
 
 
 def _read(text: str) -> OwedNotice:
-    data = json.loads(text)
+    data = {name: value for name, value in json.loads(text).items() if name in _FIELDS}  # (a field of an older one)
     data["raw"] = base64.b64decode(data["raw"])
     data["places"] = tuple(tuple(place) for place in data.get("places", ()))
     data["told_log"] = tuple(data["told_log"]) if data.get("told_log") else None
@@ -86,16 +88,13 @@ def absent(ledger: Ledger, notice: OwedNotice) -> OwedNotice:
     return changed
 
 
-def placed(ledger: Ledger, notice: OwedNotice, key: str, uid: int | None, validity: int | None) -> OwedNotice:
-    """The message ``key`` (the last of that key not yet placed) is at ``uid`` in the notice's folder (of UIDVALIDITY
-    ``validity``), or, with ``uid`` None, never got there (gone before its move): not one it is about."""
-    places = list(notice.places)
-    index = max((i for i, place in enumerate(places) if place == (key, None, None)), default=None)
-    if index is not None:
-        if uid is None:
-            del places[index]
-        else:
-            places[index] = (key, uid, validity)
+def placed(
+    ledger: Ledger, notice: OwedNotice, key: str, source: int, uid: int | None, validity: int | None
+) -> OwedNotice:
+    """The message ``key`` moved from ``source`` is at ``uid`` in the notice's folder (of UIDVALIDITY ``validity``),
+    or, with ``uid`` None, never got there (gone before its move): not one it is about."""
+    places = [place for place in notice.places if uid is not None or place[:2] != (key, source)]
+    places = [(key, source, uid, validity) if place[:2] == (key, source) else place for place in places]
     changed = replace(notice, places=tuple(places))
     _write(ledger, changed)
     return changed
@@ -113,6 +112,9 @@ def told(ledger: Ledger, notice: OwedNotice) -> None:
 def dropped(ledger: Ledger, notice: OwedNotice) -> None:
     """``notice`` is owed no more, untold: what it would tell is moot."""
     ledger.drop_meta(PREFIX + notice.message_id)
+
+
+_FIELDS = {field.name for field in fields(OwedNotice)}
 
 
 def _write(ledger: Ledger, notice: OwedNotice) -> None:

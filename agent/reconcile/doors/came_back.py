@@ -85,12 +85,16 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
             ],
             taken.message_id,
             made=made,
-            while_in=(folders.needs_attention, envelope.key),  # all its saves gone from there: nothing to tell
+            while_in=(
+                folders.needs_attention,
+                envelope.key,
+                info.uid,
+            ),  # all its saves gone from there: nothing to tell
             told_log=(TOLD, taken.mentor, taken.key, envelope.subject or ""),
         )
     placed = None
     if notice is not None:
-        placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice, envelope.key)
+        placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
         if placed is None:
             return  # gone from the Outbox meanwhile
     else:

@@ -77,9 +77,9 @@ async def set_aside_sent(world: World, info: HeaderInfo, envelope: Envelope) -> 
         ],
         envelope.message_id,
         made=aside_id("sent-herself", envelope.key, info.uid),
-        while_in=(folders.needs_attention, envelope.key),
+        while_in=(folders.needs_attention, envelope.key, info.uid),
     )
-    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice, envelope.key)
+    placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
     if placed is None:
         return
     world.ledger.log("attention", message=envelope.key, detail=why)
