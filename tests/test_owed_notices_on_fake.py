@@ -13,6 +13,7 @@ On the in-memory mailbox and the real aiosmtpd server.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -438,3 +439,45 @@ def test_saves_under_one_message_id_are_each_a_save_the_notice_is_about(draft_do
     passes(draft_door, 3)
     assert len(draft_door.server.messages("Needs attention")) == 1
     assert told(draft_door, "Not taken again: Question") == 1, draft_door.subjects("INBOX")
+
+
+def _record_of_an_earlier_shape(made: Pass, shape: str) -> None:
+    """ "first" in Needs attention, its "Not sent" owed, its record rewritten as a commit of this change before the
+    last wrote it."""
+    refusing = made.server.fail("append", "INBOX", refused=True, times=10**6)
+    unsendable(made)
+    passes(made, 1, step=timedelta(minutes=1))
+    refusing.times = 0
+    [(key, text)] = made.world.ledger.metas(owed_notices.PREFIX).items()
+    data = json.loads(text)
+    folder = data.pop("while_folder")
+    [(message, _, uid, validity)] = data.pop("places")
+    if shape == "one message":  # (folder, key), its UID and numbering beside it
+        data |= {"while_in": [folder, message], "while_uid": uid, "while_validity": validity}
+    else:  # places of three: no UID it was moved from
+        data |= {"while_folder": folder, "places": [[message, uid, validity]]}
+    made.world.ledger.set_meta(key, json.dumps(data))
+
+
+@pytest.mark.parametrize("shape", ["one message", "places of three"])
+@pytest.mark.parametrize("deleted", [False, True], ids=["still there", "she deleted it"])
+def test_an_owed_notice_written_by_an_earlier_commit_is_read_as_it_meant(
+    one_a_day: Pass, shape: str, deleted: bool
+) -> None:
+    """Seventh hostile round: a record of the places' earlier shape stopped every pass (and the daemon, at its
+    first); one of the shape before lost its condition and told a "Not sent" of a message she had deleted."""
+    _record_of_an_earlier_shape(one_a_day, shape)
+    if deleted:
+        [uid] = one_a_day.server.messages("Needs attention")
+        one_a_day.box.delete("Needs attention", uid)
+    passes(one_a_day, 3)
+    assert told(one_a_day, NOT_SENT) == (0 if deleted else 1), one_a_day.subjects("INBOX")
+    assert owed(one_a_day) == []
+
+
+def test_an_owed_notice_that_cannot_be_read_is_dropped_and_stops_nothing(one_a_day: Pass) -> None:
+    one_a_day.world.ledger.set_meta(owed_notices.PREFIX + "<bad@x>", json.dumps({"title": "?", "places": [[1]]}))
+    one_a_day.server.put(OUTBOX, mail("first"))
+    passes(one_a_day, 1)
+    assert one_a_day.received() == ["first"]
+    assert one_a_day.world.ledger.metas(owed_notices.PREFIX) == {}

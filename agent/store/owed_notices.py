@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import asdict, dataclass, fields, replace
 
 from agent.store.ledger import Ledger
 
 PREFIX = "owed notice "
+log = logging.getLogger("mentor_agent")
 
 # Where a message the notice is about is: (ledger key, the UID it was moved from, its UID there once known, that
 # folder's UIDVALIDITY then). By its UID it is that very message (another may share its Message-ID: a draft's saves
@@ -69,14 +71,30 @@ def get(ledger: Ledger, message_id: str) -> OwedNotice | None:
 
 
 def owed(ledger: Ledger) -> list[OwedNotice]:
-    """The notices still owed, in the order they were written."""
-    return sorted((_read(text) for text in ledger.metas(PREFIX).values()), key=lambda notice: notice.seq)
+    """The notices still owed, in the order they were written. One that cannot be read is logged and dropped: a
+    record the daemon cannot use must not stop its passes."""
+    found = []
+    for key, text in ledger.metas(PREFIX).items():
+        try:
+            found.append(_read(text))
+        except (ValueError, TypeError, KeyError) as error:
+            log.error("an owed notice in the ledger cannot be read, and is dropped (%s): %.200s", error, text)
+            ledger.drop_meta(key)
+    return sorted(found, key=lambda notice: notice.seq)
 
 
 def _read(text: str) -> OwedNotice:
-    data = {name: value for name, value in json.loads(text).items() if name in _FIELDS}  # (a field of an older one)
+    data = json.loads(text)
+    if "while_in" in data:  # as written by an earlier version: one message, (folder, key), its UID and numbering
+        folder, key = data.pop("while_in") or (None, "")
+        place = (key, -1, data.pop("while_uid", None), data.pop("while_validity", None))
+        data |= {"while_folder": folder, "places": [place] if folder else []}
+    data = {name: value for name, value in data.items() if name in _FIELDS}
     data["raw"] = base64.b64decode(data["raw"])
-    data["places"] = tuple(tuple(place) for place in data.get("places", ()))
+    places = [tuple(place) for place in data.get("places", ())]
+    data["places"] = tuple((p[0], -1, p[1], p[2]) if len(p) == 3 else p for p in places)  # (no source UID kept)
+    if any(len(place) != 4 for place in data["places"]):
+        raise ValueError(f"places {data['places']!r}")
     data["told_log"] = tuple(data["told_log"]) if data.get("told_log") else None
     return OwedNotice(**data)
 
