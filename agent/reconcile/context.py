@@ -158,13 +158,17 @@ class World:
         if message_id is None:
             return await self.tell(self.owe(title, lines, about))
         try:
-            await self.imap(self.mailbox.append, self.folders.notices, self._notice(title, lines, about, message_id))
+            await self._append(title, about, self._notice(title, lines, about, message_id))
         except MailboxError as error:
             log.warning("could not append the notice %r: %s", title, error)
             return False
+        return True
+
+    async def _append(self, title: str, about: str | None, raw: bytes) -> None:
+        """APPEND a notice to her notices folder, logged and published once it is there."""
+        await self.imap(self.mailbox.append, self.folders.notices, raw)
         log.info("notice: %s", title)
         publish(Notice(title, about))
-        return True
 
     def owe(
         self,
@@ -201,15 +205,13 @@ class World:
             owed_notices.told(self.ledger, notice)
             return True
         try:
-            await self.imap(self.mailbox.append, self.folders.notices, notice.raw)
+            await self._append(notice.title, notice.about, notice.raw)
         except CommandRefused as error:
             if "TRYCREATE" not in str(error).upper() or not await self._notices_folder_made():
                 log.warning("the mail server refused the notice %r (it is told later): %s", notice.title, error)
                 owed_notices.absent(self.ledger, notice)  # answered NO: not appended (a cut may have been)
                 return False
-            await self.imap(self.mailbox.append, self.folders.notices, notice.raw)
-        log.info("notice: %s", notice.title)
-        publish(Notice(notice.title, notice.about))
+            await self._append(notice.title, notice.about, notice.raw)
         owed_notices.told(self.ledger, notice)
         return True
 

@@ -291,11 +291,8 @@ async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) 
         ],
         envelope.message_id,
         made=aside_id("refused", envelope.key, info.uid),
-        while_in=(
-            folders.needs_attention,
-            envelope.key,
-            info.uid,
-        ),  # moved back (fixed) or deleted: she has acted on it
+        # Owed while it is there: moved back (fixed) or deleted, she has acted on it
+        while_in=(folders.needs_attention, envelope.key, info.uid),
     )
     placed = await world.move_owed(folders.outbox, info.uid, folders.needs_attention, notice)
     if placed is None:

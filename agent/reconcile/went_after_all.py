@@ -215,10 +215,11 @@ async def tell_owed(world: World) -> bool:
     for rows in went.values():
         if await _tell_once(world, rows, _went_notice):
             told.append(rows)
-    with ledger.transaction():  # each notice's rows at once: a stop between two would tell the rest again
-        for rows in told:
-            for row in rows:
-                ledger.log(TOLD, mentor=row.mentor, message=row.key)
+    if told:  # (run at the end of every pass: no empty transaction when there is nothing to note)
+        with ledger.transaction():  # each notice's rows at once: a stop between two would tell the rest again
+            for rows in told:
+                for row in rows:
+                    ledger.log(TOLD, mentor=row.mentor, message=row.key)
     return len(told) == wanted
 
 

@@ -85,11 +85,7 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
             ],
             taken.message_id,
             made=made,
-            while_in=(
-                folders.needs_attention,
-                envelope.key,
-                info.uid,
-            ),  # all its saves gone from there: nothing to tell
+            while_in=(folders.needs_attention, envelope.key, info.uid),  # its saves all gone: nothing to tell
             told_log=(TOLD, taken.mentor, taken.key, envelope.subject or ""),
         )
     placed = None
