@@ -22,6 +22,7 @@ from agent.store.in_doubt_kept import TAKEN_BACK
 from agent.store.ledger import ATTENTION, CANCELLED, DONE
 from tests.agent_process import MENTOR, OUTBOX, policy_text
 from tests.servers.smtp import SmtpServer
+from tests.test_answers_on_fake import notice_texts
 from tests.test_in_doubt_counts_on_fake import (  # noqa: F401  (the fixture)
     START,
     Crash,
@@ -643,3 +644,37 @@ def test_a_member_in_doubt_again_is_told_with_the_digest_it_went_in(
     assert len(told) == 1, told
     days = [START + timedelta(days=n) for n in range(3)]
     assert sorted(_sent_times(made)) == days, "A; the digest; B's second hand-over, each once"
+
+
+def _went_after_all_notice(made: Pass) -> str:
+    """The one "Went after all" notice's subject and text, decoded, on one line."""
+    (text,) = [t for t in notice_texts(made) if "Went after all" in t]
+    return " ".join(text.split())
+
+
+def test_in_doubt_twice_she_is_told_her_mentor_may_have_it_twice(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    """Both hand-overs in doubt, then a copy in Sent: it proves one went, not that the other did not."""
+    made, clock = hourly
+    first = _moved_back_and_held(made, clock)
+    clock[0] = START + timedelta(hours=1, minutes=5)
+    made.smtp.drop_after_data()  # the second try, in doubt too
+    made.run()
+    made.run()
+    clock[0] = START + timedelta(hours=1, minutes=20)
+    made.server.put(SENT, first)
+    made.run()
+    text = _went_after_all_notice(made)
+    assert "handed to the mail server 2 times" in text and "more than once" in text, text
+
+
+def test_in_doubt_once_the_notice_says_nothing_of_twice(hourly: tuple[Pass, list[datetime]]) -> None:  # noqa: F811
+    made, clock = hourly
+    made.server.put(OUTBOX, mail("only one"))
+    made.smtp.drop_after_data()
+    made.run()
+    first = made.smtp.messages[-1].content
+    clock[0] = START + timedelta(minutes=10)
+    made.server.put(SENT, first)
+    made.run()
+    text = _went_after_all_notice(made)
+    assert "did reach the mail server" in text and "more than once" not in text, text

@@ -47,7 +47,7 @@ from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope, same_subject_line
 from agent.rules.notices import notice_id
 from agent.store.in_doubt import handed_over, kept_id
-from agent.store.in_doubt_kept import keep_counting, kept_hand_overs, untold
+from agent.store.in_doubt_kept import keep_counting, kept_hand_overs, taken_back, untold
 from agent.store.ledger import ATTENTION, CLAIMED, DONE, NEW, SCHEDULED, Row
 
 log = logging.getLogger("mentor_agent.delivery")
@@ -249,12 +249,27 @@ async def _went_notice(world: World, rows: list[Row], still: bool) -> Notice:
         if still
         else ""
     )
-    return f"Went after all: {rows[0].subject}", [
+    lines = [
         f"{subjects} did reach the mail server: a copy turned up in your {folders.sent} folder (your mail provider "
         "files what its server takes; or you put it there).",
         f"mentor-agent now counts it as sent when it was handed over ({_local(world, at)}) and will not send it "
         f"again.{copy}",
     ]
+    tries = _hand_overs_in_doubt(world, rows)
+    if len(tries) > 1:  # moved back and in doubt again: the copy proves one try went, and says nothing of the other
+        times = ", ".join(_local(world, moment) for moment in tries)
+        lines.append(
+            f"It was handed to the mail server {len(tries)} times ({times}), each time in doubt. The copy shows that "
+            "one of them went; the others may have gone too, so your mentor may have it more than once."
+        )
+    return f"Went after all: {rows[0].subject}", lines
+
+
+def _hand_overs_in_doubt(world: World, rows: Sequence[Row]) -> list[datetime]:
+    """When the messages of ``rows`` were handed over in sends left in doubt, taken in again after each: the
+    earlier tries (linked when she moved them back) and the last (kept counting when it went after all)."""
+    keys = {row.key for row in rows}
+    return sorted({at for links in taken_back(world.ledger).values() for key, at in links if key in keys})
 
 
 async def _set_aside_notice(world: World, rows: list[Row], still: bool) -> Notice:
