@@ -185,3 +185,43 @@ def test_a_bounce_through_her_forwarding_address_names_her_address_too() -> None
     assert failed.original == "arivera@hospital.example.org"
     assert failed.names(("arivera@hospital.example.org",))
     assert not failed.names(("someone@else.example.org",))
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject", "kind"),
+    [
+        # Behind the tag a university's gateway puts on mail from outside: still the machine's subject
+        (
+            "X-MS-Exchange-Inbox-Rules-Loop: arivera@hospital.example.org\r\n",
+            "[EXTERNAL] Automatic reply: Q",
+            "auto-reply",
+        ),
+        ("", "EXTERNAL: Automatic reply: Q", "auto-reply"),
+        ("", "*EXTERNAL* Out of Office: Q", "auto-reply"),
+        ("", "[Ext] Read: Q", "read-receipt"),
+        ("", "Out of Office Reply: Q", "auto-reply"),
+        ("", "Return Receipt (displayed) - Q", "read-receipt"),  # Thunderbird's receipt sent as plain mail
+        ("", "=?utf-8?b?6Ieq5Yqo5Zue5aSNOiBRdWVzdGlvbg==?=", "auto-reply"),  # Chinese
+        ("", "=?utf-8?b?6Ieq5YuV5b+c562UOiBRdWVzdGlvbg==?=", "auto-reply"),  # Japanese
+        ("X-Autoresponse: yes\r\n", "Re: Q", "auto-reply"),
+        ("X-Auto-Reply: yes\r\n", "Re: Q", "auto-reply"),
+        ("Precedence: auto-reply\r\n", "Re: Q", "auto-reply"),
+        ("Return-Path: < >\r\n", "Re: Q", "auto-reply"),
+        ("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent\r\n", "RE: Q", "auto-reply"),
+        # A person's reply is still one: a tag, a subject that only starts alike
+        ("", "[EXTERNAL] Re: Read: the chapter on sepsis", "person"),
+        ("", "[EXTERNAL] Re: Question about the rotation", "person"),
+        ("Precedence: list\r\n", "Re: Q", "person"),
+    ],
+)
+def test_machine_mail_behind_a_gateways_tag_and_in_more_spellings(extra: str, subject: str, kind: str) -> None:
+    verdict = classify(_reply(extra, subject))
+    assert verdict.kind == kind, verdict.sign
+
+
+@pytest.mark.parametrize(
+    "subject", ["Respuesta automática: Q", "Réponse automatique : Q", "Automatische Antwort: Q", "自動返信: Q"]
+)
+def test_an_auto_reply_subject_in_raw_utf8_is_known(subject: str) -> None:
+    """RFC 6532: a subject in UTF-8 without RFC 2047 words, as her server may pass it on."""
+    assert classify(_reply("", subject)).kind == "auto-reply"

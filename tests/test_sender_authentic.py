@@ -71,6 +71,17 @@ def test_an_encoded_word_inside_quotes_still_names_her(value: str) -> None:
         ("mx; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example", True),
         ("mx; spf=pass smtp.mailfrom=hospital.example.org", False),
         ("", False),
+        # Microsoft's own verdict on a spoof, for a domain that publishes no DMARC policy
+        (
+            "spf=fail (sender IP is 192.0.2.7) smtp.mailfrom=hospital.example.org; dkim=none (message not signed) "
+            "header.d=none;dmarc=none action=none header.from=hospital.example.org;compauth=fail reason=001",
+            True,
+        ),
+        (
+            "spf=pass smtp.mailfrom=hospital.example.org; dkim=none header.d=none; dmarc=none action=none "
+            "header.from=hospital.example.org; compauth=pass reason=109",
+            False,
+        ),
     ],
 )
 def test_authentication_results_decide_by_dmarc_then_by_a_passing_signature(results: str, problem: bool) -> None:
