@@ -48,6 +48,7 @@ from agent.reconcile.history import MEETING_REQUEST, Seen, new_headers
 from agent.reconcile.keep_clear import invite_start, is_free_for, keep_clear, why_none
 from agent.reconcile.meeting_suggest import append_suggestion, suggest, suggestion_answered
 from agent.rules.addresses import normal_address
+from agent.rules.answer_kind import classify
 from agent.rules.envelope import (
     MEETING_TAG,
     Envelope,
@@ -561,8 +562,37 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
                     about=envelope.message_id,
                 )
             continue
+        verdict = classify(raw)
+        if not verdict.answer:  # a machine wrote it (Outlook's decline while away): nobody's answer (answers.md)
+            await _not_hers(world, store, objects, envelope, verdict.sign)
+            continue
         for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
             await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None)
+
+
+async def _not_hers(
+    world: World, store: MeetingStore, objects: list[ItipObject], envelope: Envelope, sign: str
+) -> None:
+    """A calendar answer written by a machine (``sign``): it changes nothing. Told once, when it is from the
+    mentor's address about one of our invitations: she may be away, or may have answered some other way."""
+    log.info("calendar answer %s from %s: written by a machine (%s), not hers", envelope.key, envelope.sender, sign)
+    mentor = world.book.for_address(envelope.sender)
+    ours = [o for o in objects if o.method in ("REPLY", "COUNTER") and store.round_of_uid(o.uid) is not None]
+    if mentor is None or not ours:
+        return
+    answer = ours[0].partstat or ours[0].method if ours[0].method == "REPLY" else "a counter-proposal"
+    subject = envelope.subject or "(no subject)"
+    await world.notify_once(
+        f"Automatic calendar answer from {mentor.name}: not taken as hers",
+        [
+            f"“{subject}” from {mentor.name}'s mailbox answers an invitation ({str(answer).lower()}), but a machine "
+            f"wrote it ({sign}): an automatic answer, such as a decline while she is away. Nothing was changed: "
+            "the invitation stands as it was.",
+            "If she did answer it herself some other way, confirm with her yourself.",
+        ],
+        made=f"machine-answer {envelope.key}",
+        about=envelope.message_id,
+    )
 
 
 async def _answer(

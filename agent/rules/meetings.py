@@ -314,6 +314,13 @@ def apply_reply(
     if partstat == "ACCEPTED":
         if offer.status == "accepted":
             return state, (Ignored("already accepted"),)
+        if offer.status == "sent" and offer.slot.utc_start <= instant(now):  # no meeting stands at a time gone by
+            return state, (
+                NotifyStudent(
+                    f"{state.mentor.name} accepted {_when(state, offer.slot)}, but only after that time had begun: "
+                    "no meeting was recorded. Confirm with them yourself, or propose another time."
+                ),
+            )
         return _accept(state, offer)
     if partstat == "DECLINED":
         if offer.status == "accepted":
