@@ -270,3 +270,36 @@ def test_more_words_that_are_not_a_plain_yes_are_please_read(text: str) -> None:
 @pytest.mark.parametrize("text", ["Fine, thanks. Have a good weekend!", "Fine.\n\nA. R.", "Ｆｉｎｅ."])
 def test_wishes_initials_and_wide_letters_are_still_a_yes(text: str) -> None:
     assert reading(text) == ("accepted", {})
+
+
+# -- a last line that only looks like a name (a hostile hunt): "Fine." then a one-word refusal was read as her
+# -- signature under "Fine.", and the answer as agreed; a name counts only when it is hers or the student's
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fine.\n\nNOT",
+        "Fine.\n\nNo.",
+        "Sounds good.\n\nNo.",
+        "OK.\n\nNo.",
+        "Fine.\n\nNope.",
+        "Fine.\n\nNever.",
+        "Fine.\n\nDecline.",
+        "Fine.\n\nDon't.",
+        "Fine.\n\nWrong.",
+        "Fine.\n\nTalk Monday.",
+        "Fine.\n\nDiscuss.",
+        "Fine.\n\nLater.",
+        "Fine.\n\nBest,\nAna\n\nNo.",
+        "Fine.\n\nAna No",
+        "Fine 👎",
+    ],
+)
+def test_a_refusal_on_a_line_of_its_own_under_a_yes_is_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize(
+    "text", ["Fine.\n\nAna", "Fine.\n\nAna R.", "Fine, thanks.\n\nDr. Rivera", "Fine.\n\nA. Rivera, MD", "Fine 👍"]
+)
+def test_her_name_under_a_yes_is_still_her_signature(text: str) -> None:
+    assert reading(text) == ("accepted", {})

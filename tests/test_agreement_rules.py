@@ -80,7 +80,10 @@ def test_a_delaying_policy_says_so_and_the_message_is_marked() -> None:
     ],
 )
 def test_fine_is_accepted_as_proposed(reply: str) -> None:
-    answer = read_answer(reply + "\n\n" + quoted(draft_body(RIVERA, "Sam")), PROPOSED, names=("Sam Patel",))
+    # hers and the student's names, as the daemon passes them: "Ana" under her words is her signature
+    answer = read_answer(
+        reply + "\n\n" + quoted(draft_body(RIVERA, "Sam")), PROPOSED, names=(RIVERA.mentor.name, "Sam Patel")
+    )
     assert (answer.outcome, answer.changes) == ("accepted", ())
 
 

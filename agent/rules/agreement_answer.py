@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.rules.agreement import Kind, Standard, read_value, say_value, toml_value
-from agent.rules.consent import read_prose, signature_name
+from agent.rules.consent import read_prose, signed_with
 from agent.rules.own_lines import OwnLine, own_lines, quoted_lines
 
 # A reference to a numbered standard: "7.", "7:", "7)", "#7", "no. 7", "item 7 →", "7 -> …"; never a clock
@@ -139,7 +139,7 @@ def read_answer(text: str, proposed: Sequence[Standard], *, names: Sequence[str]
     text = unicodedata.normalize("NFKC", text)  # "ｎｏｔ" is "not"
     lines = own_lines(text)
     words = quoted_words(lines)
-    if len(lines) > 1 and lines[-1].about is None and not lines[-2].text.strip() and signature_name(lines[-1].text):
+    if len(lines) > 1 and lines[-1].about is None and not lines[-2].text.strip() and signed_with(lines[-1].text, names):
         lines[-1] = OwnLine(lines[-1].text, None, True)  # her name on its own line under her words
     changes: dict[int, Change] = {}
     problems: list[str] = []

@@ -25,7 +25,8 @@ _IDIOMS = re.compile(
 )
 _NEGATION = re.compile(
     r"\b(no|not|nor|never|none|nothing|neither|nope|cannot|disagree\w*|declin\w*|refus\w*|object|objection\w*|"
-    r"reject\w*|against|unfortunately|afraid|hesitant|reluctant|uncomfortable|unhappy|unable|impossible|\w+n't)\b",
+    r"reject\w*|against|unfortunately|afraid|hesitant|reluctant|uncomfortable|unhappy|unable|impossible|\w+n't)\b"
+    r"|👎|✋|🙅",  # a thumbs down, a raised hand, a gesture of "no"
     re.IGNORECASE,
 )
 _CONDITION = re.compile(
@@ -159,6 +160,19 @@ def signature_name(line: str) -> bool:
     """A line that may be her name under her words ("Ana", "Ana Ríos-Müller", "Dr. A. Rivera, MD"): one to three
     capitalised words and nothing else."""
     return bool(_NAME.match(line)) and not re.search(r"\d|[!?]", line) and not _YES.search(line)
+
+
+def signed_with(line: str, names: Iterable[str]) -> bool:
+    """Whether ``line`` is her name under her words: it looks like a name (:func:`signature_name`), holds a word of
+    one of ``names`` (hers, the student's: "Ana", "Ana Ríos-Müller", "Dr. A. Rivera, MD") and says nothing:
+    "No.", "NOT", "Decline." or "Talk Monday." under "Fine." are words she said, not a signature."""
+    if not signature_name(line):
+        return False
+    known = name_words(names)
+    words = [w.lower() for w in re.findall(r"[^\W\d_][\w'’-]*", line)]
+    said = read_prose(line, names)
+    quiet = not (said.negations or said.conditions or said.reservations or said.hedges or said.deferrals)
+    return any(w in known for w in words) and quiet
 
 
 def name_words(names: Iterable[str]) -> frozenset[str]:
