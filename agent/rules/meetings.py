@@ -8,6 +8,10 @@ Each offer has its own UID (the "sequential" strategy offers the next slot as a 
 "holds" strategy sends them all at once). A CANCEL is only ever produced for an offer whose REQUEST SMTP
 already accepted: an offer withdrawn before that is marked ``cancelled`` and its CANCEL is produced by
 ``mark_sent`` if the REQUEST turns out to have left after all.
+
+Why one module: every transition (sent, a reply, a counter, expiry, a withdrawal) reads and writes the same
+:class:`Round` through the same few private steps (``_withdraw``, ``_advance``, ``_when``); split by event, each part
+would import the others' internals.
 """
 
 from __future__ import annotations
