@@ -6,8 +6,10 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from agent.config.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper, look_at
-from agent.rules.policy import load_policies
+from agent.rules.policy import LoadedPolicy, load_policies
 
 ROOT = Path(__file__).parent.parent
 
@@ -123,3 +125,42 @@ def test_an_edit_that_keeps_size_and_time_is_still_seen(tmp_path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time, put back
     assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
     assert look_at(tmp_path) != before
+
+
+def test_the_same_mistake_made_again_after_an_undo_is_told_again(tmp_path: Path) -> None:
+    """A hostile hunt: an undo back to the good text kept the old report, and the same slip later was never told."""
+    k = keeper(tmp_path)
+    path = tmp_path / "rivera.toml"
+    good = path.read_text()
+    broken = good.replace("max_per_day = 1 ", "max_per_dya = 1 ")
+    path.write_text(broken)
+    assert [c.kind for c in k.reload()] == [BROKEN]
+    path.write_text(good)  # her editor's undo: the very text in force
+    assert k.reload() == []
+    path.write_text(broken)  # days later, the same slip
+    assert [c.kind for c in k.reload()] == [BROKEN]
+
+
+def test_a_save_that_lands_while_the_file_is_loaded_is_taken_in_at_the_next_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile hunt: the text was read again after loading, so a save in between passed for the version in force."""
+    import agent.config.policy_keeper as policy_keeper
+
+    k = keeper(tmp_path)
+    path = tmp_path / "rivera.toml"
+    first = path.read_text().replace("max_per_day = 1 ", "max_per_day = 2 ")
+    second = path.read_text().replace("max_per_day = 1 ", "max_per_day = 3 ")
+    path.write_text(first)
+    load = policy_keeper.load_policy
+
+    def loaded_then_saved_again(at: Path) -> LoadedPolicy:
+        loaded = load(at)
+        at.write_text(second)  # her editor's second save, a moment later
+        return loaded
+
+    monkeypatch.setattr(policy_keeper, "load_policy", loaded_then_saved_again)
+    k.reload()
+    monkeypatch.setattr(policy_keeper, "load_policy", load)
+    assert [(c.kind, c.id) for c in k.reload()] == [(CHANGED, "rivera")]
+    assert k.book().by_id["rivera"].policy.email.max_per_day == 3

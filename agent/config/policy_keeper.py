@@ -40,7 +40,8 @@ class PolicyKeeper:
     def __init__(self, directory: Path, initial: list[LoadedPolicy]) -> None:
         self.directory = directory
         self.good: dict[str, LoadedPolicy] = {p.id: p for p in initial}
-        self.texts: dict[str, str] = {p.id: _read(p.path) for p in initial}
+        # The text each was loaded from (a save after it is another text: loaded at the next reload)
+        self.texts: dict[str, str] = {p.id: p.text or _read(p.path) for p in initial}
         self.reported: dict[Path, str] = {}
         self.held: dict[str, LoadedPolicy] = {}  # removed, still in force for the messages that wait
         self.removed: dict[str, LoadedPolicy] = {}  # removed at the last reload, for hold()
@@ -68,6 +69,7 @@ class PolicyKeeper:
             text = _read(path)
             if text == self.texts.get(policy_id) and policy_id in self.good:
                 candidates[policy_id] = self.good[policy_id]
+                self.reported.pop(path, None)  # back to the good version (an undo): a later mistake is told again
                 continue
             try:
                 candidates[policy_id] = load_policy(path)
@@ -89,7 +91,9 @@ class PolicyKeeper:
                 continue
             changes.append(Change(ADDED if policy_id not in self.good else CHANGED, policy_id, loaded.path))
             self.reported.pop(loaded.path, None)
-            self.texts[policy_id] = _read(loaded.path)
+            # The text it was loaded from, not read again now: a save landing in between is another text, loaded
+            # at the next reload (read now, it would pass for the version in force, and never be taken in).
+            self.texts[policy_id] = loaded.text
         claimed = {address: loaded for loaded in candidates.values() for address in loaded.policy.mentor.addresses}
         self.removed = {}
         for policy_id, loaded in self.good.items():

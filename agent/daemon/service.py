@@ -43,7 +43,7 @@ from agent.reconcile.context import World, utc_now
 from agent.reconcile.doors import early_copies
 from agent.reconcile.doors.drafts import DraftDoor
 from agent.reconcile.history import Seen, scan_replies, scan_sent
-from agent.reconcile.intake import carry_out, follow_scheduled, know_mentors, take_in_outbox
+from agent.reconcile.intake import ORPHAN_TOLD, carry_out, follow_scheduled, know_mentors, take_in_outbox
 from agent.reconcile.outbox_folders import remember_made, settle_folders
 from agent.reconcile.recovery import recover
 from agent.rules import server_trouble
@@ -203,7 +203,9 @@ class Daemon:
                 [
                     f"Your edit of {change.path} has a problem, so the last good version stays in force:",
                     change.detail,
-                    "Fix the file and save it again; `mentor-agent check` shows the same.",
+                    "Fix the file and save it again; `mentor-agent check` shows the same. The last good version "
+                    "is kept only while mentor-agent runs: until the file is fixed, it will not start again (after "
+                    "a restart or a reboot), and then nothing is sent to any mentor.",
                 ],
             )
         elif change.kind == REMOVED:
@@ -240,17 +242,23 @@ class Daemon:
             name,
         )
         listed = "\n".join(f"  • {row.subject}" for row in waiting)
-        await world.notify(
-            f"Policy file removed: {file} ({len(waiting)} message(s) to {name} still held)",
-            [
-                f"{change.path} was removed while messages to {name} wait in Scheduled. They stay held under the "
-                f"last version of {file}; nothing goes to {name} because a file went missing:\n{listed}",
-                f"To keep pacing mail to {name}, put the file back (under any name, with {name}'s addresses). "
-                "To send the waiting messages now instead, flag them in Scheduled (they still count); to drop one, "
-                f"cancel it. Once none of them waits, mail to {name} is no longer paced.",
-            ],
-            about=waiting[0].message_id,
-        )
+        # Owed with a mark on each message it tells of, in one transaction: after a restart (the held version is
+        # gone then) the same messages are not told of again as held for a missing policy (intake._tell_orphans).
+        with world.ledger.transaction():
+            notice = world.owe(
+                f"Policy file removed: {file} ({len(waiting)} message(s) to {name} still held)",
+                [
+                    f"{change.path} was removed while messages to {name} wait in Scheduled. They stay held under "
+                    f"the last version of {file}; nothing goes to {name} because a file went missing:\n{listed}",
+                    f"To keep pacing mail to {name}, put the file back (under any name, with {name}'s addresses). "
+                    "To send the waiting messages now instead, flag them in Scheduled (they still count); to drop "
+                    f"one, cancel it. Once none of them waits, mail to {name} is no longer paced.",
+                ],
+                about=waiting[0].message_id,
+            )
+            for row in waiting:
+                world.ledger.log(ORPHAN_TOLD, mentor=row.mentor, message=row.key)
+        await world.tell(notice)
 
     def let_go_of_policies(self, world: World) -> None:
         """A removed policy held for waiting messages ends when none of them waits any more."""

@@ -665,44 +665,36 @@ def know_mentors(world: World) -> None:
 
 
 def policy_of(world: World, row: Row) -> LoadedPolicy | None:
-    """The policy that paces ``row``: the one it was taken in under while that still claims a recipient, else
-    whichever policy claims one now (the mentor's file was renamed), else the one of that id (its addresses
-    were edited), else None."""
-    book = world.book
-    bound = book.by_id.get(row.mentor) if row.mentor else None
-    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
-        return bound
-    for address in row.recipients:
-        found = book.for_address(address)
-        if found is not None:
-            return found
-    return bound
+    """The policy that paces ``row`` (:meth:`PolicyBook.pacing`); None: what waits is held as for a removed file
+    (:func:`_tell_orphans`)."""
+    return world.book.pacing(row.mentor, row.recipients)
 
 
 ORPHANED = "orphaned"  # Row.told of a message whose mentor's policy is gone: the student was told once
+ORPHAN_TOLD = "held told"  # logged about a message the daemon told of when her policy file went (daemon.service)
 
 
 async def _tell_orphans(world: World, rows: list[Row]) -> None:
     """Messages bound to a policy that no longer exists (removed while the agent was stopped) are never
     released by that: they stay held, and the student is told once what to do."""
-    untold = [row for row in rows if row.told != ORPHANED]
+    untold = [row for row in rows if row.told != ORPHANED and not world.ledger.logged(ORPHAN_TOLD, row.key)]
     if not untold:
         return
     with world.ledger.transaction():
         for row in untold:
-            world.ledger.update(row.key, told=ORPHANED, detail=f"policy {row.mentor}.toml is gone; held")
-            world.ledger.log("held", mentor=row.mentor, message=row.key, detail="its policy file is gone")
+            world.ledger.update(row.key, told=ORPHANED, detail=f"no policy names its mentor ({row.mentor}.toml); held")
+            world.ledger.log("held", mentor=row.mentor, message=row.key, detail="no policy names its mentor")
     files = ", ".join(sorted({f"{row.mentor}.toml" for row in untold}))
     listed = "\n".join(f"  • {row.subject} (to {', '.join(row.recipients)})" for row in untold)
-    log.warning("%d message(s) wait for a mentor whose policy file (%s) is gone: held", len(untold), files)
+    log.warning("%d message(s) wait for a mentor no policy file names any more (%s): held", len(untold), files)
     await world.notify(
-        f"Held: {len(untold)} message(s) whose mentor's policy file is gone ({files})",
+        f"Held: {len(untold)} message(s) whose mentor's policy file is gone or no longer names her ({files})",
         [
-            f"These messages were held for a mentor whose policy file ({files}) is no longer in "
-            f"{world.settings.policies_dir}. They stay where they are; nothing is sent because a file went "
-            f"missing:\n{listed}",
-            "Put the file back (under any name, with the mentor's addresses) to pace them again, or flag them in "
-            "Scheduled to send them now (they still count).",
+            f"These messages were held for a mentor whose policy ({files}) is no longer in "
+            f"{world.settings.policies_dir}, or no longer names the address they are to. They stay where they "
+            f"are; nothing is sent because a file went missing or changed:\n{listed}",
+            "Put her policy back (under any name, with the addresses these messages are to) to pace them again, "
+            "or flag them in Scheduled to send them now (they still count).",
         ],
         about=untold[0].message_id,
     )

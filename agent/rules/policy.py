@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -254,6 +254,7 @@ class LoadedPolicy:
     id: str
     path: Path
     policy: Policy
+    text: str = field(default="", repr=False, compare=False)  # the file's text it was read from
 
     @property
     def name(self) -> str:
@@ -442,7 +443,7 @@ def load_policy(path: Path) -> LoadedPolicy:
         )
         line = line_of(text, ("email", "over_limit"))
         raise UserError([Problem(file=str(path), key="email.over_limit", message=message, line=line)])
-    return LoadedPolicy(id=path.stem, path=path, policy=policy)
+    return LoadedPolicy(id=path.stem, path=path, policy=policy, text=text)
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -498,6 +499,17 @@ class PolicyBook:
         """Her policy, however the address is spelled (case, IDNA: :func:`agent.rules.addresses.normal_address`),
         but never for a domain that only folds into hers (:func:`agent.rules.addresses.inbound_address`)."""
         return self.by_address.get(inbound_address(address))
+
+    def pacing(self, mentor: str | None, recipients: Iterable[str]) -> LoadedPolicy | None:
+        """The policy that paces a message taken in under ``mentor`` (a policy id) to ``recipients``: that one
+        while it still claims a recipient, else whichever claims one now (her file renamed), else None. A mentor
+        is her addresses: a file of that name that names none of them any more (her address edited out, the file
+        reused for another mentor) paces nothing of hers."""
+        wanted = list(recipients)
+        bound = self.by_id.get(mentor) if mentor else None
+        if bound is not None and any(self.for_address(a) is bound for a in wanted):
+            return bound
+        return next((found for found in map(self.for_address, wanted) if found is not None), None)
 
     def __iter__(self) -> Any:
         return iter(self.by_id.values())

@@ -32,12 +32,9 @@ def short_id(key: str) -> str:
 
 
 def _owner(book: PolicyBook, row: Row) -> str | None:
-    """The policy id that paces ``row``, as the daemon decides it: a mentor is her addresses (a renamed file
-    takes her messages over); None when no policy claims them (her file is gone: they are held, not sent)."""
-    bound = book.by_id.get(row.mentor) if row.mentor else None
-    if bound is not None and any(book.for_address(a) is bound for a in row.recipients):
-        return bound.id
-    found = next((p for p in map(book.for_address, row.recipients) if p is not None), bound)
+    """The policy id that paces ``row``, as the daemon decides it (:meth:`PolicyBook.pacing`); None when no policy
+    names its mentor any more (her file is gone or names her no more: held, not sent)."""
+    found = book.pacing(row.mentor, row.recipients)
     return found.id if found else None
 
 
@@ -148,7 +145,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
     if status or pid is not None:
         daemon["running"] = "yes" if pid is not None else "no"
         daemon["pid"] = str(pid) if pid else None
-    # Held for a mentor whose policy file is gone: never sent because of that; restore the file or flag them.
+    # Held for a mentor no policy file names any more: never sent because of that; restore it or flag them.
     orphaned = [
         _waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
         for row in open_rows
@@ -304,7 +301,11 @@ def render(data: dict[str, Any], *, color: bool, zone: tzinfo | None = None) -> 
     if data.get("policy_missing"):
         lines.append("")
         lines.append(
-            _paint("Held: the mentor's policy file is gone (put it back, or flag them to send now)", "33", color)
+            _paint(
+                "Held: the mentor's policy file is gone or no longer names her (put it back, or flag them to send now)",
+                "33",
+                color,
+            )
         )
         for item in data["policy_missing"]:
             lines.append(f"  [{item['id']}] {item['subject'][:40]:<40}  {item['policy']}, to {', '.join(item['to'])}")
