@@ -7,7 +7,7 @@ import asyncio
 import smtplib
 import ssl
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,11 @@ import pytest
 from agent.config.settings import Imap, Settings, Submission
 from agent.mail.session import Login
 from agent.mail.submission import Listener, local_secret
-from agent.reconcile.doors.submission import SubmissionDesk
+from agent.reconcile.doors.submission import SUBMITTED, SubmissionDesk
 from agent.rules.envelope import parse_envelope
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import as_submitted
-from agent.store.ledger import Ledger
+from agent.store.ledger import ATTENTION, Ledger
 from tests.agent_process import MENTOR, OUTBOX, STUDENT, mail
 from tests.servers import free_port
 from tests.servers.dovecot import Dovecot, User
@@ -169,6 +169,36 @@ def test_a_message_known_to_the_ledger_is_taken_again_only_when_it_was_cancelled
     async def main() -> tuple[int, bytes]:
         _, door, ledger = _desk_and_door(tmp_path, imap, Login(imap_user.username, password=imap_user.password))
         ledger.add(row(key=key, message_id=key, state=state))
+        await door.start()
+        try:
+            return await asyncio.to_thread(_send, door.config.port, local_secret(tmp_path), raw)
+        finally:
+            await door.close()
+            ledger.close()
+
+    assert asyncio.run(main())[0] == 250
+    assert len(dovecot.messages(imap_user, OUTBOX)) == (1 if taken else 0)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(("answered_ago", "taken"), [(timedelta(minutes=1), False), (timedelta(minutes=20), True)])
+def test_a_send_in_doubt_handed_over_again_is_taken_again_only_after_the_retry_window(
+    tmp_path: Path, dovecot: Dovecot, imap_user: User, imap: Imap, answered_ago: timedelta, taken: bool
+) -> None:
+    """A hostile hunt: the mentor got it twice. Her program never read the door's 250 (or Send was pressed twice);
+    the send went in doubt; the program's retry was taken as a new try. Within ANSWER_LOST of the 250 it is the
+    same try (she decides from the "In doubt" notice); later, handed over again, it is hers: a new try."""
+    with dovecot.client(imap_user) as client:
+        client.create_folder(OUTBOX)
+    raw = mail("In doubt, then retried by her program", to="friend@example.org")
+    key = str(parse_envelope(raw).message_id)
+
+    async def main() -> tuple[int, bytes]:
+        _, door, ledger = _desk_and_door(tmp_path, imap, Login(imap_user.username, password=imap_user.password))
+        ledger.add(row(key=key, message_id=key, state=ATTENTION, sent_at=datetime.now(UTC) - answered_ago))
+        ledger.log(SUBMITTED, message=key, detail="via the door")
+        at = (datetime.now(UTC) - answered_ago).isoformat()
+        ledger.db.execute("UPDATE log SET at = ? WHERE event = ? AND message = ?", (at, SUBMITTED, key))
         await door.start()
         try:
             return await asyncio.to_thread(_send, door.config.port, local_secret(tmp_path), raw)

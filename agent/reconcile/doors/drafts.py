@@ -137,6 +137,11 @@ class DraftDoor:
                 del self.unplaced[uid]
         await self._look_for_handed_over(world, folder, set(fresh))
         due: list[datetime] = []
+        # The newest flagged save of each draft (by Message-ID): a program that leaves the older saves behind (not
+        # Gmail, which replaces them) still means the last one, and its settle time runs from that save
+        newest: dict[str, int] = {}
+        for info in sorted(infos, key=lambda info: info.uid):
+            newest[(parse_envelope(info.headers).message_id or "") if info.uid in flagged else ""] = info.uid
         for info in infos:
             envelope = parse_envelope(info.headers)
             if await self._came_back(world, folder, info, envelope, first_look=info.uid in fresh):
@@ -145,15 +150,18 @@ class DraftDoor:
                 continue
             if info.uid in fresh:  # a Message-ID or not: the label door's copy may be taken in a pass later
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
-            if info.uid in old or not stars or (info.uid not in flagged and not self._half_taken(world, envelope)):
+            half = self._half_taken(world, envelope)  # settled and being taken when the agent stopped: taken now
+            if info.uid in old or not stars or (info.uid not in flagged and not half):
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
+            if envelope.message_id and newest.get(envelope.message_id, info.uid) > info.uid and not half:
+                continue  # an older save of a draft saved again since: not taken while a newer one waits
             if is_encrypted(info):
                 await leave_encrypted(world, folder, envelope)
                 continue
             since = self.flagged_since.setdefault(info.uid, now)
-            if now - since < settle:
+            if now - since < settle and not half:
                 due.append(since + settle)
                 continue
             await self._take(world, folder, info, envelope)
@@ -321,8 +329,8 @@ class DraftDoor:
     @staticmethod
     def _half_taken(world: World, envelope: Envelope) -> bool:
         """Its flag taken off by the agent, which stopped before the MOVE (a crash): the flag still counts."""
-        key = envelope.key
-        if not envelope.message_id or not world.ledger.logged(TAKING, key) or world.ledger.logged(TAKEN, key):
+        key = envelope.key  # without a Message-ID, a key of its content: the same draft, unchanged
+        if not world.ledger.logged(TAKING, key) or world.ledger.logged(TAKEN, key):
             return False
         return world.ledger.get(key) is None
 
@@ -330,6 +338,16 @@ class DraftDoor:
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
         if raw is None:
             return  # saved again or deleted meanwhile
+        # Its star looked at again after the read (a big draft on a slow line takes a while): taken off meanwhile,
+        # she no longer hands it over (a star taken off by the agent before a stop still counts: _half_taken)
+        if info.uid not in await world.imap(world.mailbox.flagged, folder) and not self._half_taken(world, envelope):
+            self.flagged_since.pop(info.uid, None)
+            log.info(
+                "%s: its flag was taken off before it was taken: left in %s",
+                named(envelope.key, envelope.subject),
+                folder,
+            )
+            return
         # What it was, before the MOVE: the server may do it and its answer be lost (a cut, a kill -9); the next
         # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
         world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)

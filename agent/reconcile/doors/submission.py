@@ -29,7 +29,7 @@ from agent.rules.envelope import Envelope, domain_of, fingerprint, parse_envelop
 from agent.rules.policy import PolicyBook
 from agent.rules.submitted import Submitted, as_submitted, head_print
 from agent.store.answers import last_logged, last_logged_at
-from agent.store.ledger import DONE, OPEN_STATES, Ledger
+from agent.store.ledger import ATTENTION, DONE, OPEN_STATES, Ledger
 
 log = logging.getLogger("mentor_agent.submission")
 SUBMITTED = "submitted"  # the ledger's log event: handed over by SMTP (the history scan knows its Message-ID)
@@ -177,14 +177,23 @@ class SubmissionDesk:
         """What the ledger says of this message (``content``: its fingerprint): ALREADY handed over (on its way or
         sent), OTHER (another message went by its Message-ID: taking this one could be a second copy of that one
         re-encoded, or losing a new one, so neither is guessed), or None (the folders tell: :meth:`_append`). One
-        cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try."""
+        cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try; one in
+        doubt only when her program's retry window (ANSWER_LOST) has passed."""
         row = self.ledger.get(key)
         if row is not None and row.fingerprint and row.fingerprint != content:
             row = self.ledger.get(variant_key(key, content))  # this one, taken before beside the other (issue 20)?
             if row is None:
                 return OTHER
         if row is not None:
-            return ALREADY if row.state in OPEN_STATES or row.state == DONE else AGAIN
+            if row.state in OPEN_STATES or row.state == DONE:
+                return ALREADY
+            answered = last_logged_at(self.ledger, SUBMITTED, key)
+            retried = answered is not None and timedelta(0) <= datetime.now(UTC) - answered <= ANSWER_LOST
+            if row.state == ATTENTION and row.sent_at is not None and retried:
+                # In doubt, and her program hands it over again within ANSWER_LOST of its 250 (an answer it never
+                # read, Send pressed twice): the same try, not a new one; she decides from the "In doubt" notice.
+                return ALREADY
+            return AGAIN
         if last_logged_at(self.ledger, SUBMITTED, key) is not None:
             return None  # handed over, not yet taken in (or set aside before it was): the Outbox tells
         return OTHER if self.ledger.known_message_ids([key]) else None  # mail already sent by that Message-ID

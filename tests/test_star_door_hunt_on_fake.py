@@ -1,0 +1,89 @@
+"""The star door, what a hostile hunt found (on the in-memory mailbox, with a clock the test moves; the hunt's own
+runs were on the real daemon against Dovecot):
+
+- two flagged saves of one draft (one Message-ID), the older left behind by her mail program: the older,
+  unfinished text was taken when its own settle time ran out, and her final one held back;
+- a star taken off while the agent read the draft (a big draft, a slow line): taken and sent all the same;
+- a draft without a Message-ID whose star the agent took off before a stop (kill -9) before its MOVE: never taken,
+  and never told."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.mail.session import MailboxError
+from agent.reconcile.doors.drafts import TAKING
+from tests.agent_process import OUTBOX
+from tests.test_star_door_copies import DRAFTS, QUESTION, Door, draft
+
+
+@pytest.fixture
+def door(tmp_path: Path) -> Iterator[Door]:
+    made = Door(tmp_path, settle=4)
+    made.run()  # the door opens on an empty Drafts
+    try:
+        yield made
+    finally:
+        made.world.ledger.close()
+
+
+def test_of_two_flagged_saves_of_one_draft_the_newest_is_taken_once_it_settled(door: Door) -> None:
+    first = draft("Two saves", "Version one, unfinished.\n", message_id="<two-saves@med.example.edu>")
+    final = draft("Two saves", "Version two, final and complete.\n", message_id="<two-saves@med.example.edu>")
+    door.save(first)
+    door.run(later=timedelta(seconds=1))
+    door.save(final)  # her program saved again, and left the older save behind
+    door.run(later=timedelta(seconds=3))  # the older save has waited its 4 seconds, the newest has not
+    assert door.subjects(OUTBOX) == [], "nothing taken before her last save settled"
+    door.run(later=timedelta(seconds=2))
+    door.run(later=timedelta(seconds=5))
+    assert door.bodies(OUTBOX) == [b"Version two, final and complete.\r\n"]
+    assert door.notices().count("Taken from Drafts: Two saves") == 1
+
+
+def test_a_star_taken_off_while_the_draft_is_read_leaves_it_in_drafts(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    door.save(draft("Not after all", QUESTION))
+    door.run(later=timedelta(seconds=1))
+    fetch = door.box.fetch
+
+    def read_while_she_unstars(folder: str, uid: int) -> Any:
+        found = fetch(folder, uid)
+        if folder == DRAFTS:
+            door.server.folders[DRAFTS].messages[uid].flags.discard("\\Flagged")  # she took the star off
+        return found
+
+    monkeypatch.setattr(door.box, "fetch", read_while_she_unstars)
+    door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == [] and door.subjects(DRAFTS) == ["Not after all"]
+    assert not [n for n in door.notices() if n.startswith("Taken from")]
+
+
+def test_a_draft_without_a_message_id_unflagged_before_a_stop_is_still_taken(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = b"\r\n".join(line for line in draft("No id", QUESTION).split(b"\r\n") if not line.startswith(b"Message-ID"))
+    door.save(raw)
+    door.run(later=timedelta(seconds=1))
+
+    def stopped(*_: object) -> None:
+        raise MailboxError("the daemon stopped (as a kill -9 right after the flag came off)")
+
+    monkeypatch.setattr(door.box, "move", stopped)
+    with pytest.raises(MailboxError):
+        door.run(later=timedelta(seconds=5))
+    monkeypatch.undo()
+    assert door.server.flags(DRAFTS, 1) == {"\\Seen"}, "its star taken off by the agent, the MOVE not done"
+    assert door.world.ledger.db.execute("SELECT count(*) FROM log WHERE event = ?", (TAKING,)).fetchone()[0] == 1
+    restarted = type(door.door)()  # a new daemon: nothing in memory from before
+    door.door = restarted
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == ["No id"] and door.subjects(DRAFTS) == []
+    assert door.notices().count("Taken from Drafts: No id") == 1
