@@ -292,6 +292,14 @@ def test_wishes_initials_and_wide_letters_are_still_a_yes(text: str) -> None:
         "Fine.\n\nBest,\nAna\n\nNo.",
         "Fine.\n\nAna No",
         "Fine 👎",
+        # a known name beside words a name is not made of (a second hostile round)
+        "Fine.\n\nAna Objects.",
+        "Fine.\n\nAna Vetoes",
+        "Fine.\n\nRivera, NAY",
+        "Fine.\n\nAna Nein",
+        "Fine.\n\nSam Stop",
+        "Fine ❌",
+        "Fine.\n\n✗ Ana",
     ],
 )
 def test_a_refusal_on_a_line_of_its_own_under_a_yes_is_please_read(text: str) -> None:
@@ -299,7 +307,17 @@ def test_a_refusal_on_a_line_of_its_own_under_a_yes_is_please_read(text: str) ->
 
 
 @pytest.mark.parametrize(
-    "text", ["Fine.\n\nAna", "Fine.\n\nAna R.", "Fine, thanks.\n\nDr. Rivera", "Fine.\n\nA. Rivera, MD", "Fine 👍"]
+    "text",
+    [
+        "Fine.\n\nAna",
+        "Fine.\n\nAna R.",
+        "Fine, thanks.\n\nDr. Rivera",
+        "Fine.\n\nA. Rivera, MD",
+        "Fine 👍",
+        "Fine.\n\nAna Ríos-Müller",
+        "Fine.\n\nAna Rivera-Smith",
+        "Fine.\n\n—Ana",
+    ],
 )
 def test_her_name_under_a_yes_is_still_her_signature(text: str) -> None:
     assert reading(text) == ("accepted", {})

@@ -208,8 +208,23 @@ def test_a_bounce_through_her_forwarding_address_names_her_address_too() -> None
         ("Precedence: auto-reply\r\n", "Re: Q", "auto-reply"),
         ("Return-Path: < >\r\n", "Re: Q", "auto-reply"),
         ("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent\r\n", "RE: Q", "auto-reply"),
+        # A second hostile round: more languages, receipts and gateway tags
+        ("", "=?utf-8?b?0JDQstGC0L7QvNCw0YLQuNGH0LXRgdC60LjQuSDQvtGC0LLQtdGCOiBR?=", "auto-reply"),  # Russian
+        ("", "Automatická odpověď: Q", "auto-reply"),  # Czech
+        ("", "Letto: Q", "read-receipt"),  # Italian
+        ("", "Gelezen: Q", "read-receipt"),  # Dutch
+        ("", "Read receipt: Q", "read-receipt"),
+        ("", "(EXTERNAL) Automatic reply: Q", "auto-reply"),
+        ("", "EXT - Automatic reply: Q", "auto-reply"),
+        ("", "[EXT]: Read: Q", "read-receipt"),
+        ("", "***SPAM*** Automatic reply: Q", "auto-reply"),
+        ("", "CAUTION: External email. Automatic reply: Q", "auto-reply"),
+        ("X-Autoreply: no\r\n", "Re: Q", "person"),  # a header that says it is not
+        ('Auto-Submitted: "no"\r\n', "Re: Q", "person"),
         # A person's reply is still one: a tag, a subject that only starts alike
         ("", "[EXTERNAL] Re: Read: the chapter on sepsis", "person"),
+        ("", "[EXTERNAL] Re: Out of office hours question", "person"),
+        ("", "AW: Frage", "person"),
         ("", "[EXTERNAL] Re: Question about the rotation", "person"),
         ("Precedence: list\r\n", "Re: Q", "person"),
     ],

@@ -96,6 +96,8 @@ from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
 from agent.store.rounds import STALE, MeetingStore, Stored
 
+ANSWER_READ = "calendar answer read"  # logged about "<message key> <UID>" once its answer was applied
+
 log = logging.getLogger("mentor_agent.meetings")
 LATE_STEP = timedelta(seconds=1)  # an invitation may leave at its deadline itself: it is withdrawn just after
 
@@ -562,42 +564,32 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
                     about=envelope.message_id,
                 )
             continue
+        # A calendar answer her calendar sent on its own (Auto-Submitted, X-Autoreply) is still her calendar's
+        # answer: Google Calendar marks every RSVP it sends for her click so, and a decline while she is away is the
+        # rule she set. It is applied, and the student is told that no one typed it (answers.md).
         verdict = classify(raw)
-        if not verdict.answer:  # a machine wrote it (Outlook's decline while away): nobody's answer (answers.md)
-            await _not_hers(world, store, objects, envelope, verdict.sign)
-            continue
+        machine = "" if verdict.answer or _google_relay(raw) else verdict.sign
         for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
-            await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None)
+            await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None, machine)
 
 
-async def _not_hers(
-    world: World, store: MeetingStore, objects: list[ItipObject], envelope: Envelope, sign: str
-) -> None:
-    """A calendar answer written by a machine (``sign``): it changes nothing. Told once, when it is from the
-    mentor's address about one of our invitations: she may be away, or may have answered some other way."""
-    log.info("calendar answer %s from %s: written by a machine (%s), not hers", envelope.key, envelope.sender, sign)
-    mentor = world.book.for_address(envelope.sender)
-    ours = [o for o in objects if o.method in ("REPLY", "COUNTER") and store.round_of_uid(o.uid) is not None]
-    if mentor is None or not ours:
-        return
-    answer = ours[0].partstat or ours[0].method if ours[0].method == "REPLY" else "a counter-proposal"
-    subject = envelope.subject or "(no subject)"
-    await world.notify_once(
-        f"Automatic calendar answer from {mentor.name}: not taken as hers",
-        [
-            f"“{subject}” from {mentor.name}'s mailbox answers an invitation ({str(answer).lower()}), but a machine "
-            f"wrote it ({sign}): an automatic answer, such as a decline while she is away. Nothing was changed: "
-            "the invitation stands as it was.",
-            "If she did answer it herself some other way, confirm with her yourself.",
-        ],
-        made=f"machine-answer {envelope.key}",
-        about=envelope.message_id,
-    )
+def _google_relay(raw: bytes) -> bool:
+    """Google Calendar's RSVP for her click (its ``Sender``): marked auto-generated, yet her answer."""
+    head = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0], policy=email.policy.compat32)
+    return "calendar-notification@google.com" in str(head.get("Sender", "")).lower()
 
 
 async def _answer(
-    world: World, store: MeetingStore, item: ItipObject, sender: str, envelope: Envelope, auth: str | None
+    world: World,
+    store: MeetingStore,
+    item: ItipObject,
+    sender: str,
+    envelope: Envelope,
+    auth: str | None,
+    machine: str = "",
 ) -> None:
+    """Apply one calendar object of a message in INBOX; ``machine``: the sign it was sent by a program on its own."""
+
     async def start_round(loaded: LoadedPolicy, source: str, preferred: Slot) -> None:
         await propose(world, loaded, source=source, preferred=preferred)
 
@@ -609,23 +601,42 @@ async def _answer(
     if stored is None or stored.state is None:
         log.info("calendar %s from %s for %s: not one of our invitations", item.method, envelope.sender, item.uid)
         return
+    read = f"{envelope.key} {item.uid}"
+    if logged(world.ledger, ANSWER_READ, read):
+        return  # applied before (INBOX is read again after a reconnect): told once
     is_free = await is_free_for(world, store, stored)
     loaded = world.book.by_id.get(stored.mentor)
     addresses = loaded.policy.mentor.addresses if loaded is not None else ()
     state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free, addresses=addresses)
-    log.info("calendar %s from %s for %s", item.method, envelope.sender, item.uid)
-    await _carry(world, store, stored, state, _with_comment(actions, item, state.mentor.name))
+    log.info("calendar %s from %s for %s%s", item.method, envelope.sender, item.uid, f" ({machine})" if machine else "")
+    actions = _with_comment(actions, item, state.mentor.name)
+    if machine:
+        actions = _noted(
+            actions,
+            f"{state.mentor.name}'s mail system sent this answer on its own ({machine}), not "
+            "typed by her: an automatic answer, such as a decline while she is away. Confirm with her "
+            "if you are unsure.",
+        )
+    await _carry(world, store, stored, state, actions)
+    if not any(isinstance(action, Ignored) for action in actions):
+        world.ledger.log(ANSWER_READ, mentor=stored.mentor, message=read)
+
+
+def _noted(actions: tuple[Action, ...], note: str) -> tuple[Action, ...]:
+    """``note`` told right after what the answer did (nothing when it changed nothing)."""
+    told = [index for index, action in enumerate(actions) if isinstance(action, NotifyStudent)]
+    if not told:
+        return actions
+    return (*actions[: told[0] + 1], NotifyStudent(note), *actions[told[0] + 1 :])
 
 
 def _with_comment(actions: tuple[Action, ...], item: ItipObject, name: str) -> tuple[Action, ...]:
     """The mentor's own words with the answer (COMMENT, X-RESPONSE-COMMENT, Outlook's text), quoted in the
     notice right after what the answer did. An answer that was ignored tells the student nothing."""
-    told = [index for index, action in enumerate(actions) if isinstance(action, NotifyStudent)]
-    if not item.comment or not told:
+    if not item.comment:
         return actions
     quoted = "\n".join(f"  > {line}" if line else "  >" for line in item.comment.split("\n"))
-    at = told[0] + 1
-    return (*actions[:at], NotifyStudent(f"{name} wrote with the answer:\n{quoted}"), *actions[at:])
+    return _noted(actions, f"{name} wrote with the answer:\n{quoted}")
 
 
 # -- the hooks the daemon calls ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ _IDIOMS = re.compile(
 _NEGATION = re.compile(
     r"\b(no|not|nor|never|none|nothing|neither|nope|cannot|disagree\w*|declin\w*|refus\w*|object|objection\w*|"
     r"reject\w*|against|unfortunately|afraid|hesitant|reluctant|uncomfortable|unhappy|unable|impossible|\w+n't)\b"
-    r"|👎|✋|🙅",  # a thumbs down, a raised hand, a gesture of "no"
+    r"|👎|✋|🙅|❌|🚫|⛔|✗|✘|✖",  # a thumbs down, a raised hand, a cross: a "no"
     re.IGNORECASE,
 )
 _CONDITION = re.compile(
@@ -164,15 +164,22 @@ def signature_name(line: str) -> bool:
 
 def signed_with(line: str, names: Iterable[str]) -> bool:
     """Whether ``line`` is her name under her words: it looks like a name (:func:`signature_name`), holds a word of
-    one of ``names`` (hers, the student's: "Ana", "Ana Ríos-Müller", "Dr. A. Rivera, MD") and says nothing:
-    "No.", "NOT", "Decline." or "Talk Monday." under "Fine." are words she said, not a signature."""
+    one of ``names`` (hers, the student's: "Ana", "Dr. A. Rivera, MD"), says nothing, and each other word is one a
+    name is made of where a sentence is not ("Ríos-Müller", "O'Neil": an accent, a hyphen, an apostrophe). "No.",
+    "Ana Objects." or "Rivera, NAY" under "Fine." are words she said, not a signature."""
     if not signature_name(line):
         return False
     known = name_words(names)
+    initials = {name[0] for name in known}
     words = [w.lower() for w in re.findall(r"[^\W\d_][\w'’-]*", line)]
+
+    def named(word: str) -> bool:
+        short = len(word) == 1 and word in initials
+        return word in known or word in _TITLES or short or bool(re.search(r"[^a-z]", word))
+
     said = read_prose(line, names)
     quiet = not (said.negations or said.conditions or said.reservations or said.hedges or said.deferrals)
-    return any(w in known for w in words) and quiet
+    return any(w in known for w in words) and all(named(w) for w in words) and quiet
 
 
 def name_words(names: Iterable[str]) -> frozenset[str]:
