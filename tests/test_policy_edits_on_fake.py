@@ -94,3 +94,66 @@ def test_a_file_removed_while_her_mail_waits_is_told_once_across_a_restart(live:
     live.run(2)
     assert len(live.held_notices()) == 1, live.held_notices()
     assert live.made.received() == []
+
+
+# -- a second hostile round ---------------------------------------------------------------------------------------
+def test_her_file_rewritten_for_someone_her_message_copies_still_holds_it(live: Live) -> None:
+    """To Dr. Rivera, Cc lee@ (no mentor when it came): the file rewritten for Dr. Lee names a recipient, not her."""
+    live.made.server.put(OUTBOX, mail("to Dr. Rivera, Cc Dr. Lee", Cc=LEE))
+    live.run()
+    lee = policy_text().replace("Dr. Ana Rivera", "Dr. Min Lee").replace(MENTOR, LEE)  # open all week
+    (live.folder / "rivera.toml").write_text(lee)
+    live.reload()
+    live.run(3)
+    assert live.made.received() == []
+    assert len(live.held_notices()) == 1
+
+
+def test_removed_with_a_copy_to_another_mentor_it_stays_held_after_a_restart(live: Live) -> None:
+    live.made.server.put(OUTBOX, mail("to Dr. Rivera, Cc Dr. Lee", Cc=LEE))
+    live.run()
+    (live.folder / "lee.toml").write_text(policy_text().replace("Dr. Ana Rivera", "Dr. Min Lee").replace(MENTOR, LEE))
+    live.reload()
+    live.run(2)
+    (live.folder / "rivera.toml").unlink()  # told: nothing goes to Dr. Rivera because a file went missing
+    live.reload()
+    live.run(2)
+    live.restart()
+    live.run(3)
+    assert live.made.received() == [], "it went after a restart, under Dr. Lee's rules"
+
+
+@pytest.mark.parametrize("later", ["removed while stopped", "her address edited out"])
+def test_removed_put_back_then_lost_again_she_is_told_again(live: Live, later: str) -> None:
+    live.made.server.put(OUTBOX, mail("waits"))
+    live.run()
+    path = live.folder / "rivera.toml"
+    good = path.read_text()
+    path.unlink()
+    live.reload()
+    live.run(2)
+    path.write_text(good)  # put back: paced again
+    live.reload()
+    live.run(2)
+    if later == "removed while stopped":
+        path.unlink()
+        live.restart()
+    else:
+        path.write_text(good.replace(MENTOR, "ana.rivera@newhospital.example.org"))
+        live.reload()
+    live.run(2)
+    assert live.made.received() == []
+    assert len(live.held_notices()) == 2, live.held_notices()
+
+
+def test_a_broken_file_removed_and_put_back_broken_is_told_again(live: Live) -> None:
+    path = live.folder / "rivera.toml"
+    broken = path.read_text().replace("max_per_day", "max_per_dya")
+    path.write_text(broken)
+    live.reload()
+    path.unlink()
+    live.reload()
+    path.write_text(broken)
+    live.reload()
+    told = [s for s in live.made.subjects("INBOX") if "Policy not taken in" in s]
+    assert len(told) == 2, told

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.policy_keeper import ADDED, BROKEN, CHANGED, REMOVED, PolicyKeeper, look_at
-from agent.rules.policy import LoadedPolicy, load_policies
+from agent.rules.policy import LoadedPolicy, load_policies, load_policy
 
 ROOT = Path(__file__).parent.parent
 
@@ -152,7 +152,7 @@ def test_a_save_that_lands_while_the_file_is_loaded_is_taken_in_at_the_next_relo
     first = path.read_text().replace("max_per_day = 1 ", "max_per_day = 2 ")
     second = path.read_text().replace("max_per_day = 1 ", "max_per_day = 3 ")
     path.write_text(first)
-    load = policy_keeper.load_policy
+    load = load_policy
 
     def loaded_then_saved_again(at: Path) -> LoadedPolicy:
         loaded = load(at)

@@ -47,7 +47,7 @@ class PolicyKeeper:
         self.removed: dict[str, LoadedPolicy] = {}  # removed at the last reload, for hold()
 
     def book(self) -> PolicyBook:
-        return PolicyBook([*self.good.values(), *self.held.values()])
+        return PolicyBook([*self.good.values(), *self.held.values()], held=self.held)
 
     def hold(self, policy_id: str) -> None:
         """Keep a removed policy in force: messages wait for its mentor."""
@@ -96,6 +96,8 @@ class PolicyKeeper:
             self.texts[policy_id] = loaded.text
         claimed = {address: loaded for loaded in candidates.values() for address in loaded.policy.mentor.addresses}
         self.removed = {}
+        for path in [path for path in self.reported if path not in present.values()]:
+            del self.reported[path]  # gone: the same mistake in a file put back later is told again
         for policy_id, loaded in self.good.items():
             if policy_id not in present:
                 self.texts.pop(policy_id, None)

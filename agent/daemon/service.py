@@ -257,7 +257,7 @@ class Daemon:
                 about=waiting[0].message_id,
             )
             for row in waiting:
-                world.ledger.log(ORPHAN_TOLD, mentor=row.mentor, message=row.key)
+                world.ledger.set_meta(ORPHAN_TOLD + row.key, change.path.name)
         await world.tell(notice)
 
     def let_go_of_policies(self, world: World) -> None:

@@ -277,6 +277,7 @@ def _row(
         sent_at=None,
         detail="",
         fingerprint=content,
+        mentor_addresses=tuple(a for a in envelope.recipients if mentor and world.book.for_address(a) is mentor),
     )
 
 
@@ -535,6 +536,7 @@ async def carry_out(world: World) -> datetime | None:
     items: list[Item] = []
     waiting: dict[str, list[Row]] = defaultdict(list)
     orphans: list[Row] = []
+    told_orphans = world.ledger.metas(ORPHAN_TOLD)  # told of when her policy file went (daemon.service)
     for row in open_rows:
         loaded = policy_of(world, row)
         if loaded is None:
@@ -546,6 +548,8 @@ async def carry_out(world: World) -> datetime | None:
             else:
                 orphans.append(row)  # its mentor's policy is gone: it stays where it is
             continue
+        if ORPHAN_TOLD + row.key in told_orphans and loaded.id not in world.book.held:
+            world.ledger.drop_meta(ORPHAN_TOLD + row.key)  # her policy is back: a later loss of it is told again
         if loaded.id != row.mentor:
             # A mentor is her addresses: a renamed policy file (or a new one for her) takes her messages over.
             log.info("%s: now paced by %s (%s)", row.key, loaded.path.name, loaded.name)
@@ -665,19 +669,20 @@ def know_mentors(world: World) -> None:
 
 
 def policy_of(world: World, row: Row) -> LoadedPolicy | None:
-    """The policy that paces ``row`` (:meth:`PolicyBook.pacing`); None: what waits is held as for a removed file
-    (:func:`_tell_orphans`)."""
-    return world.book.pacing(row.mentor, row.recipients)
+    """The policy that paces ``row`` (:meth:`PolicyBook.pacing`, by the addresses that made it her mail); None: what
+    waits is held as for a removed file (:func:`_tell_orphans`)."""
+    return world.book.pacing(row.mentor, row.mentor_addresses or row.recipients)
 
 
 ORPHANED = "orphaned"  # Row.told of a message whose mentor's policy is gone: the student was told once
-ORPHAN_TOLD = "held told"  # logged about a message the daemon told of when her policy file went (daemon.service)
+ORPHAN_TOLD = "held told "  # + key: a meta kept while a message told of when her policy file went waits unpaced
 
 
 async def _tell_orphans(world: World, rows: list[Row]) -> None:
     """Messages bound to a policy that no longer exists (removed while the agent was stopped) are never
     released by that: they stay held, and the student is told once what to do."""
-    untold = [row for row in rows if row.told != ORPHANED and not world.ledger.logged(ORPHAN_TOLD, row.key)]
+    told = world.ledger.metas(ORPHAN_TOLD)
+    untold = [row for row in rows if row.told != ORPHANED and ORPHAN_TOLD + row.key not in told]
     if not untold:
         return
     with world.ledger.transaction():

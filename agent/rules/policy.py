@@ -489,8 +489,9 @@ def load_policies(directory: Path) -> list[LoadedPolicy]:
 class PolicyBook:
     """The loaded policies, looked up by mentor address or id."""
 
-    def __init__(self, policies: Iterable[LoadedPolicy]) -> None:
+    def __init__(self, policies: Iterable[LoadedPolicy], *, held: Iterable[str] = ()) -> None:
         self.by_id: dict[str, LoadedPolicy] = {p.id: p for p in policies}
+        self.held = frozenset(held)  # the ids of removed policies kept in force only for the mail that waits
         self.by_address: dict[str, LoadedPolicy] = {
             normal_address(address): p for p in self.by_id.values() for address in p.policy.mentor.addresses
         }
@@ -501,10 +502,11 @@ class PolicyBook:
         return self.by_address.get(inbound_address(address))
 
     def pacing(self, mentor: str | None, recipients: Iterable[str]) -> LoadedPolicy | None:
-        """The policy that paces a message taken in under ``mentor`` (a policy id) to ``recipients``: that one
-        while it still claims a recipient, else whichever claims one now (her file renamed), else None. A mentor
-        is her addresses: a file of that name that names none of them any more (her address edited out, the file
-        reused for another mentor) paces nothing of hers."""
+        """The policy that paces a message taken in under ``mentor`` (a policy id) for ``recipients`` (those its
+        policy named then; all of them for a message kept before that was known): that one while it still claims
+        one of them, else whichever claims one now (her file renamed), else None. A mentor is her addresses: a file
+        of that name that names none of them any more (her address edited out, the file reused for another mentor,
+        even one the message copies) paces nothing of hers."""
         wanted = list(recipients)
         bound = self.by_id.get(mentor) if mentor else None
         if bound is not None and any(self.for_address(a) is bound for a in wanted):

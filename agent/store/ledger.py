@@ -84,12 +84,14 @@ class Row:
     sent_at: datetime | None
     detail: str
     fingerprint: str = ""  # envelope.fingerprint: a copy has the same, another one with its Message-ID not
+    mentor_addresses: tuple[str, ...] = ()  # the recipients its mentor's policy named when it was taken in
 
     @classmethod
     def of(cls, record: sqlite3.Row) -> Row:
         data = dict(zip(record.keys(), record, strict=True))  # by position: dict(record) looks up each name
         data.pop("updated", None)
         data["recipients"] = tuple(json.loads(data["recipients"]))
+        data["mentor_addresses"] = tuple(json.loads(data["mentor_addresses"] or "[]"))
         for name in ("arrived", "due", "sent_at"):
             data[name] = _time(data[name])
         for name in ("standalone", "forced"):
@@ -113,6 +115,8 @@ def _stored(changes: Mapping[str, Any], now: str | None = None) -> dict[str, Any
             values[name] = _text(values[name])
     if "recipients" in values:
         values["recipients"] = json.dumps(list(values["recipients"]))
+    if "mentor_addresses" in values:
+        values["mentor_addresses"] = json.dumps(list(values["mentor_addresses"])) if values["mentor_addresses"] else ""
     values["updated"] = now or _now()
     return values
 
@@ -262,6 +266,7 @@ class Ledger:
     def add(self, row: Row) -> None:
         values = {name: getattr(row, name) for name in _ADDED[:-1]}
         values["recipients"] = json.dumps(list(row.recipients))
+        values["mentor_addresses"] = json.dumps(list(row.mentor_addresses)) if row.mentor_addresses else ""
         for name in ("arrived", "due", "sent_at"):
             values[name] = _text(values[name])
         values["updated"] = _now()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -112,6 +112,12 @@ _MIGRATIONS: dict[int, str] = {
     -- Intake asks of every message whether its Message-ID is one the agent gave out: found by index, not by a scan
     -- of every row the ledger ever kept.
     CREATE INDEX messages_message_id ON messages(message_id);
+    """,
+    8: """
+    -- Which of a message's recipients made it mail to its mentor when it was taken in (JSON, as recipients): a
+    -- mentor is her addresses, so a policy file that no longer names them (rewritten for someone else, whom the
+    -- message merely copies) does not pace it. '' in rows written before this version: any recipient, as before.
+    ALTER TABLE messages ADD COLUMN mentor_addresses TEXT NOT NULL DEFAULT '';
     """,
 }
 

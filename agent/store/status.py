@@ -34,7 +34,7 @@ def short_id(key: str) -> str:
 def _owner(book: PolicyBook, row: Row) -> str | None:
     """The policy id that paces ``row``, as the daemon decides it (:meth:`PolicyBook.pacing`); None when no policy
     names its mentor any more (her file is gone or names her no more: held, not sent)."""
-    found = book.pacing(row.mentor, row.recipients)
+    found = book.pacing(row.mentor, row.mentor_addresses or row.recipients)
     return found.id if found else None
 
 
