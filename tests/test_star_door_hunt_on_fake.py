@@ -87,3 +87,61 @@ def test_a_draft_without_a_message_id_unflagged_before_a_stop_is_still_taken(
         door.run(later=timedelta(seconds=5))
     assert door.subjects(OUTBOX) == ["No id"] and door.subjects(DRAFTS) == []
     assert door.notices().count("Taken from Drafts: No id") == 1
+
+
+# -- a second hostile round -------------------------------------------------------------------------------------
+def test_a_newer_save_without_the_flag_holds_the_flagged_older_one_back_and_she_is_told_once(door: Door) -> None:
+    first = draft("Two saves", "Version one, unfinished.\n", message_id="<saves@med.example.edu>")
+    door.save(first)
+    door.run(later=timedelta(seconds=1))
+    door.save(draft("Two saves", "Version two, final.\n", message_id="<saves@med.example.edu>"), ("\\Draft", "\\Seen"))
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == [], "the older, unfinished text never goes"
+    assert door.notices().count("Not taken yet: Two saves") == 1
+
+
+def test_a_half_taken_draft_saved_again_meanwhile_waits_for_its_last_save(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Her compose window kept saving (a new UID each time, the older save gone) while the agent was stopped after
+    it took the flag off: the save first seen after the restart is not taken at once, mid-sentence."""
+    mid = "<typing@med.example.edu>"
+    door.save(draft("Still typing", "Version one.\n", message_id=mid))
+    door.run(later=timedelta(seconds=1))
+    monkeypatch.setattr(door.box, "move", lambda *_: (_ for _ in ()).throw(MailboxError("stopped")))
+    with pytest.raises(MailboxError):
+        door.run(later=timedelta(seconds=5))
+    monkeypatch.undo()
+    door.server.folders[DRAFTS].messages.clear()
+    door.save(draft("Still typing", "Version two, half a sen\n", message_id=mid), ("\\Draft", "\\Seen"))
+    door.door = type(door.door)()
+    door.run(later=timedelta(seconds=1))
+    assert door.subjects(OUTBOX) == []
+    door.server.folders[DRAFTS].messages.clear()
+    door.save(draft("Still typing", "Version three, final.\n", message_id=mid), ("\\Draft", "\\Seen"))
+    for _ in range(2):
+        door.run(later=timedelta(seconds=5))
+    assert door.bodies(OUTBOX) == [b"Version three, final.\r\n"]
+
+
+def test_a_taking_cut_short_whose_draft_changed_is_told_not_dropped_unsaid(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = b"\r\n".join(line for line in draft("No id", QUESTION).split(b"\r\n") if not line.startswith(b"Message-ID"))
+    door.save(raw)
+    door.run(later=timedelta(seconds=1))
+    monkeypatch.setattr(door.box, "move", lambda *_: (_ for _ in ()).throw(MailboxError("stopped")))
+    with pytest.raises(MailboxError):
+        door.run(later=timedelta(seconds=5))
+    monkeypatch.undo()
+    door.server.folders[DRAFTS].messages.clear()  # her program saved an edit (another text, no flag) over it
+    edited = b"\r\n".join(
+        b"Date: Mon, 07 Dec 2026 09:00:00 +0000" if line.startswith(b"Date:") else line for line in raw.split(b"\r\n")
+    ).replace(b"lactate", b"lactate level")  # a new save: a new Date, another header block
+    door.save(edited, ("\\Draft", "\\Seen"))
+    door.door = type(door.door)()
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == []
+    assert door.notices().count("Not taken: No id") == 1

@@ -83,3 +83,35 @@ async def tell_copy(
         about=row.message_id if row else envelope.message_id,
     )
     return True
+
+
+async def newer_unflagged(world: World, folder: str, envelope: Envelope, uid: int, newer: int) -> None:
+    """A flagged save of a draft her program saved again since, without the flag: neither is taken. Told once."""
+    subject = envelope.subject or "(no subject)"
+    made = hashlib.sha256(f"{envelope.key}|{uid}|{newer}".encode()).hexdigest()[:24]
+    await world.notify_once(
+        f"Not taken yet: {subject}",
+        [
+            f"You flagged “{subject}” in {folder}, and your mail program has saved a newer version of it since, "
+            "without the flag. mentor-agent does not send the older text: flag the newest save to hand it over (and "
+            "delete the older one).",
+        ],
+        f"newer-save-{made}",
+        about=envelope.message_id,
+    )
+
+
+async def taking_void(world: World, folder: str, key: str, subject: str) -> None:
+    """A draft being taken when the agent stopped (its flag already off) is neither in the Outbox nor in Drafts as
+    it was (saved again with another text, or deleted): not taken, and she is told so, once, with the mark."""
+    with world.ledger.transaction():
+        world.ledger.log(taken_drafts.TAKING_VOID, message=key)
+        notice = world.owe(
+            f"Not taken: {subject or '(no subject)'}",
+            [
+                f"mentor-agent stopped while it was taking “{subject or '(no subject)'}” from {folder}, after it took "
+                "its flag off. Since then the draft was saved again or deleted, so it was not taken and nothing was "
+                "sent. If you still want to send it, flag it again.",
+            ],
+        )
+    await world.tell(notice)

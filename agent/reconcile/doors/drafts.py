@@ -21,6 +21,9 @@ phone clients: ``\\Flagged``) is taken as if she had dropped it in the Mentor Ou
   text is taken as its own, and her notice says so.
 - What is taken is kept BEFORE the MOVE (``TAKING``, its text's prints): a MOVE the server did whose answer was
   lost (a cut, a kill -9) is found done by the next session (the draft in the Outbox), told, and its re-save known.
+
+Why one module: one pass over Drafts decides each draft against the others (its newer saves, its copies, the label
+door's copy in the Outbox); what she is told of them is in copy_told, what is kept of a taking in taken_drafts.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MessageGone
 from agent.reconcile.context import World
-from agent.reconcile.doors.copy_told import tell_copy
+from agent.reconcile.doors.copy_told import newer_unflagged, taking_void, tell_copy
 from agent.reconcile.doors.early_copies import same_text
 from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
 from agent.reconcile.doors.reminders import carried_over, keep_prints, tell_still
@@ -97,6 +100,7 @@ class DraftDoor:
     # labelled long after it was saved (no new save) or without a Message-ID is found so
     looked_for: set[str] = field(default_factory=set)
     unstarred: dict[int, datetime] = field(default_factory=dict)  # new saves of reminders not seen starred: since
+    half_since: dict[int, datetime] = field(default_factory=dict)  # half-taken drafts (no flag left): seen since
 
     async def find_folder(self, world: World, listed: dict[str, frozenset[str]] | None = None) -> str | None:
         """Her drafts folder, looked up once per session; ``listed``: the session's start LIST (settle_folders)."""
@@ -120,7 +124,7 @@ class DraftDoor:
         present = set(uids)
         flagged = set(await world.imap(world.mailbox.flagged, folder)) & present
         fresh = [uid for uid in uids if uid not in self.looked_at]
-        wanted = sorted(flagged | set(fresh))
+        wanted = sorted(flagged | set(fresh) | (set(self.half_since) & present))  # half-taken: no flag to find them by
         infos = await world.imap(world.mailbox.headers, folder, wanted) if wanted else []
         now = world.now()
         waited = dict(self.flagged_since)
@@ -137,11 +141,14 @@ class DraftDoor:
                 del self.unplaced[uid]
         await self._look_for_handed_over(world, folder, set(fresh))
         due: list[datetime] = []
-        # The newest flagged save of each draft (by Message-ID): a program that leaves the older saves behind (not
-        # Gmail, which replaces them) still means the last one, and its settle time runs from that save
+        # The newest save of each draft (by Message-ID; a save has a higher UID): a program that leaves the older
+        # saves behind (not Gmail, which replaces them) means the last one, flagged or not
+        later = sorted(u for u in present - flagged - set(fresh) if flagged and u > min(flagged))
         newest: dict[str, int] = {}
-        for info in sorted(infos, key=lambda info: info.uid):
-            newest[(parse_envelope(info.headers).message_id or "") if info.uid in flagged else ""] = info.uid
+        for info in sorted(
+            [*infos, *(await world.imap(world.mailbox.headers, folder, later) if later else [])], key=lambda i: i.uid
+        ):
+            newest[parse_envelope(info.headers).message_id or ""] = info.uid
         for info in infos:
             envelope = parse_envelope(info.headers)
             if await self._came_back(world, folder, info, envelope, first_look=info.uid in fresh):
@@ -150,21 +157,25 @@ class DraftDoor:
                 continue
             if info.uid in fresh:  # a Message-ID or not: the label door's copy may be taken in a pass later
                 self.unplaced[info.uid] = (envelope.key, now + LOOK_FOR_OUTBOX_COPY)
-            half = self._half_taken(world, envelope)  # settled and being taken when the agent stopped: taken now
+            half = self._half_taken(world, envelope)  # being taken when the agent stopped: its flag still counts
             if info.uid in old or not stars or (info.uid not in flagged and not half):
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
-            if envelope.message_id and newest.get(envelope.message_id, info.uid) > info.uid and not half:
-                continue  # an older save of a draft saved again since: not taken while a newer one waits
+            saved = newest.get(envelope.message_id or "", info.uid) if envelope.message_id else info.uid
+            if saved > info.uid and not half:  # an older save: never taken while a newer one stands
+                if saved not in flagged:
+                    await newer_unflagged(world, folder, envelope, info.uid, saved)
+                continue
             if is_encrypted(info):
                 await leave_encrypted(world, folder, envelope)
                 continue
-            since = self.flagged_since.setdefault(info.uid, now)
-            if now - since < settle and not half:
+            since = (self.flagged_since if info.uid in flagged else self.half_since).setdefault(info.uid, now)
+            if now - since < settle:  # a half-taken one too: saved again meanwhile, it settles again
                 due.append(since + settle)
                 continue
             await self._take(world, folder, info, envelope)
+        self.half_since = {uid: at for uid, at in self.half_since.items() if uid in present and uid not in flagged}
         if stars and self.flagged_since != waited:
             taken_drafts.keep_waits(world.ledger, waits, self.flagged_since)
         return min(due, default=None)
@@ -378,7 +389,7 @@ class DraftDoor:
         for key, subject in taken_drafts.pending_takings(world.ledger):
             if world.ledger.get(key) is None and await world.locate(world.folders.outbox, key, None) is None:
                 if await world.locate(folder, key, None) is None:
-                    world.ledger.log(taken_drafts.TAKING_VOID, message=key)
+                    await taking_void(world, folder, key, subject)
                 continue  # still in Drafts: its flag still counts (_half_taken)
             log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), world.folders.outbox)
             await self._taken(world, folder, key, subject, None)

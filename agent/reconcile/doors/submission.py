@@ -40,7 +40,7 @@ SUBMITTED_HEAD = "submitted head"
 SUBMITTED_PRINT = "submitted print"
 # A hand-over: put in the Outbox, taken before, refused (another message had its Message-ID), or a new try of one
 # cancelled or set aside
-APPENDED, ALREADY, OTHER, AGAIN = "appended", "already", "other", "again"
+APPENDED, ALREADY, OTHER, AGAIN, IN_DOUBT = "appended", "already", "other", "again", "in doubt"
 RETRY_WITHIN = timedelta(hours=1)  # the same bytes without a Message-ID again within this: a retry, not a new one
 # The same text again this soon after an answered hand-over, under another Message-ID: a program that gave up
 # waiting for the 250 and tried again (or Send pressed twice), not a new message
@@ -99,6 +99,12 @@ class SubmissionDesk:
         if known == ALREADY:
             log.info("%s: handed over again; already taken, so not a second time", what)
             return "250 2.0.0 mentor-agent has this message already"
+        if known == IN_DOUBT:  # refused, so that her program says so: a 250 would pass for a second send
+            log.warning("%s: handed over again while its send is in doubt: refused, not sent twice", what)
+            return (
+                "550 5.7.0 mentor-agent did not send this again: its earlier send is in doubt (it may have reached "
+                "them; see Needs attention). To send it anyway, move it from Needs attention back to your Mentor Outbox"
+            )
         folder = self.settings.imap.folders.outbox
         if known != OTHER:  # before the APPEND: a kill between it and the 250 leaves the retry known by its text
             self.ledger.log(SUBMITTED_PRINT, message=_print(content, envelope), detail=envelope.key)
@@ -177,8 +183,8 @@ class SubmissionDesk:
         """What the ledger says of this message (``content``: its fingerprint): ALREADY handed over (on its way or
         sent), OTHER (another message went by its Message-ID: taking this one could be a second copy of that one
         re-encoded, or losing a new one, so neither is guessed), or None (the folders tell: :meth:`_append`). One
-        cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try; one in
-        doubt only when her program's retry window (ANSWER_LOST) has passed."""
+        cancelled (`cancel` puts it in Drafts) or set aside in Needs attention is taken again, as a new try; one
+        whose send is IN_DOUBT is not: it may have reached them (her program's retry, Send pressed again)."""
         row = self.ledger.get(key)
         if row is not None and row.fingerprint and row.fingerprint != content:
             row = self.ledger.get(variant_key(key, content))  # this one, taken before beside the other (issue 20)?
@@ -187,12 +193,8 @@ class SubmissionDesk:
         if row is not None:
             if row.state in OPEN_STATES or row.state == DONE:
                 return ALREADY
-            answered = last_logged_at(self.ledger, SUBMITTED, key)
-            retried = answered is not None and timedelta(0) <= datetime.now(UTC) - answered <= ANSWER_LOST
-            if row.state == ATTENTION and row.sent_at is not None and retried:
-                # In doubt, and her program hands it over again within ANSWER_LOST of its 250 (an answer it never
-                # read, Send pressed twice): the same try, not a new one; she decides from the "In doubt" notice.
-                return ALREADY
+            if row.state == ATTENTION and row.sent_at is not None:
+                return IN_DOUBT  # it may have reached them: sent again only as she decides (moved back to the Outbox)
             return AGAIN
         if last_logged_at(self.ledger, SUBMITTED, key) is not None:
             return None  # handed over, not yet taken in (or set aside before it was): the Outbox tells
