@@ -314,10 +314,30 @@ def test_a_refusal_on_a_line_of_its_own_under_a_yes_is_please_read(text: str) ->
         "Fine, thanks.\n\nDr. Rivera",
         "Fine.\n\nA. Rivera, MD",
         "Fine 👍",
-        "Fine.\n\nAna Ríos-Müller",
-        "Fine.\n\nAna Rivera-Smith",
         "Fine.\n\n—Ana",
     ],
 )
 def test_her_name_under_a_yes_is_still_her_signature(text: str) -> None:
+    assert reading(text) == ("accepted", {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fine.\n\nAna Ríos-Müller",  # a surname her policy does not name
+        "Fine.\n\nAna Rivera-Smith",
+        "Fine.\n\nAna Não",  # a third hostile round: words with an accent or a hyphen passed for names
+        "Fine.\n\nAna Nein-danke",
+        "Fine.\n\nAna Rivera-Objects",
+        "Fine.\n\nAna Nο",  # a Greek omicron
+        "Fine.\n\nAna ❎",
+        "Fine.\n\nAna 🛑",
+    ],
+)
+def test_a_name_the_agent_does_not_know_under_a_yes_is_please_read(text: str) -> None:
+    assert reading(text) == UNCLEAR
+
+
+@pytest.mark.parametrize("text", ["Fine.\n\nAna Rivera, FACP", "Fine.\n\nAna Rivera, DO", "Fine.\n\nBest, A."])
+def test_her_name_with_her_degree_is_still_her_signature(text: str) -> None:
     assert reading(text) == ("accepted", {})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.mail.session import MailboxError
 from tests.fakes.memory_mailbox import MemoryMailbox
 from tests.servers.smtp import SmtpServer
 from tests.test_meeting_desk import event_of, gmail, ics
@@ -98,3 +99,47 @@ def test_an_accept_after_the_time_began_records_no_meeting_and_is_told_once(sequ
     assert sequential.statuses()[uid] != "accepted"
     assert sequential.inbox("meeting-copy") == []
     assert said(sequential, "only after that time had begun: no meeting was recorded") == 1
+
+
+# -- a third hostile round: each answer once, and only this answer -------------------------------------------------
+def with_id(raw: bytes, message_id: str) -> bytes:
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"message-id:")]
+    return b"\r\n".join([*lines, f"Message-ID: {message_id}".encode()]) + b"\r\n\r\n" + body
+
+
+def test_a_later_answer_reusing_a_message_id_is_applied(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.server.put("INBOX", with_id(gmail(ics(uid, "TENTATIVE")), "<fixed-1@mail.gmail.com>"))
+    sequential.settle()
+    sequential.server.put("INBOX", with_id(gmail(ics(uid, "ACCEPTED")), "<fixed-1@mail.gmail.com>"))
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+
+
+def test_a_drop_while_an_answers_notice_goes_does_not_tell_it_twice(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.server.put("INBOX", gmail(ics(uid, "TENTATIVE")))
+    sequential.server.fail("find_by_message_id", "INBOX")  # the notice's look for itself drops the line
+    with pytest.raises(MailboxError):
+        sequential.settle()
+    for _ in range(2):
+        reconnect(sequential)
+        sequential.settle()
+        sequential.later(timedelta(minutes=2))  # the notice left to do is carried out once it is stale
+    sequential.settle()
+    assert said(sequential, "tentatively accepted") == 1
+
+
+def test_a_sender_that_only_names_google_in_its_display_name_does_not_hide_the_note(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    head = b'Sender: "calendar-notification@google.com" <bounce@relay.example.net>\r\nAuto-Submitted: auto-replied\r\n'
+    sequential.server.put("INBOX", head + gmail(ics(uid, "DECLINED")))
+    sequential.settle()
+    assert said(sequential, ON_ITS_OWN) == 1

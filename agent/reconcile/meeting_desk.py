@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import logging
 import uuid
 import weakref
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, Message
+from email.utils import getaddresses
 from typing import Any
 
 from agent.mail.port import HeaderInfo
@@ -94,9 +96,7 @@ from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
 from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
-from agent.store.rounds import STALE, MeetingStore, Stored
-
-ANSWER_READ = "calendar answer read"  # logged about "<message key> <UID>" once its answer was applied
+from agent.store.rounds import ANSWER_READ, STALE, MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
 LATE_STEP = timedelta(seconds=1)  # an invitation may leave at its deadline itself: it is withdrawn just after
@@ -297,8 +297,10 @@ async def _carry(
     title: str = "",
     lines: list[str] | None = None,
     about: str | None = None,
+    read: str = "",
 ) -> None:
-    """Record the new state with what it asks for (as todo), in one transaction; then carry the todo out."""
+    """Record the new state with what it asks for (as todo), in one transaction (with ``read``, the mark of the
+    answer it applies: a drop while its notice goes does not apply it again); then carry the todo out."""
     now = world.now()
     fresh: list[dict[str, Any]] = []
     message_ids: dict[str, str] = {}
@@ -367,7 +369,7 @@ async def _carry(
         stored.extra["cancels"] = {**stored.extra.get("cancels", {}), **cancels}
     stored.todo = [*stored.todo, *fresh]
     stored.open = _still_open(store, stored, now)
-    store.save(stored, message_ids)
+    store.save(stored, message_ids, read=read)
     await _flush(world, store, stored, [item["id"] for item in fresh])
 
 
@@ -574,9 +576,10 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
 
 
 def _google_relay(raw: bytes) -> bool:
-    """Google Calendar's RSVP for her click (its ``Sender``): marked auto-generated, yet her answer."""
+    """Google Calendar's RSVP for her click (its ``Sender`` address): marked auto-generated, yet her answer."""
     head = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0], policy=email.policy.compat32)
-    return "calendar-notification@google.com" in str(head.get("Sender", "")).lower()
+    senders = [address.lower() for _, address in getaddresses([str(value) for value in head.get_all("Sender", [])])]
+    return senders == ["calendar-notification@google.com"]
 
 
 async def _answer(
@@ -601,7 +604,9 @@ async def _answer(
     if stored is None or stored.state is None:
         log.info("calendar %s from %s for %s: not one of our invitations", item.method, envelope.sender, item.uid)
         return
-    read = f"{envelope.key} {item.uid}"
+    # This very answer (another in the same message, or a later one reusing its Message-ID, is another)
+    said = repr((item.method, item.uid, item.sequence, item.attendees, item.start, item.end, item.recurrence_id))
+    read = f"{envelope.key} {hashlib.sha256(said.encode()).hexdigest()[:24]}"
     if logged(world.ledger, ANSWER_READ, read):
         return  # applied before (INBOX is read again after a reconnect): told once
     is_free = await is_free_for(world, store, stored)
@@ -617,9 +622,8 @@ async def _answer(
             "typed by her: an automatic answer, such as a decline while she is away. Confirm with her "
             "if you are unsure.",
         )
-    await _carry(world, store, stored, state, actions)
-    if not any(isinstance(action, Ignored) for action in actions):
-        world.ledger.log(ANSWER_READ, mentor=stored.mentor, message=read)
+    ignored = any(isinstance(action, Ignored) for action in actions)  # not marked: a later look may apply it
+    await _carry(world, store, stored, state, actions, read="" if ignored else read)
 
 
 def _noted(actions: tuple[Action, ...], note: str) -> tuple[Action, ...]:

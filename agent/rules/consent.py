@@ -26,7 +26,7 @@ _IDIOMS = re.compile(
 _NEGATION = re.compile(
     r"\b(no|not|nor|never|none|nothing|neither|nope|cannot|disagree\w*|declin\w*|refus\w*|object|objection\w*|"
     r"reject\w*|against|unfortunately|afraid|hesitant|reluctant|uncomfortable|unhappy|unable|impossible|\w+n't)\b"
-    r"|👎|✋|🙅|❌|🚫|⛔|✗|✘|✖",  # a thumbs down, a raised hand, a cross: a "no"
+    r"|👎|✋|🙅|❌|❎|🚫|⛔|🛑|✗|✘|✖|✕|⨯|╳",  # a thumbs down, a raised hand, a cross, a stop sign: a "no"
     re.IGNORECASE,
 )
 _CONDITION = re.compile(
@@ -133,6 +133,10 @@ _BESIDE_WORDS = """but except apart only mostly these this following below chang
 _BESIDE_CHANGES = frozenset(_BESIDE_WORDS.split())
 _TITLE_WORDS = "dr prof professor mr ms mrs mx md phd mbbs frcp mph msc bsc rn"
 _TITLES = frozenset(_TITLE_WORDS.split())
+# The letters of a degree or a fellowship after her name, written in capitals ("Ana Rivera, FACP").
+_DEGREES = frozenset(
+    "do facp facs faap facc facog frcs frcpc mrcp dnp np pa pharmd dds dmd mba ma ba bs jd".split()  # noqa: SIM905
+)
 
 
 def _name(sentence: str, names: frozenset[str]) -> bool:
@@ -164,22 +168,23 @@ def signature_name(line: str) -> bool:
 
 def signed_with(line: str, names: Iterable[str]) -> bool:
     """Whether ``line`` is her name under her words: it looks like a name (:func:`signature_name`), holds a word of
-    one of ``names`` (hers, the student's: "Ana", "Dr. A. Rivera, MD"), says nothing, and each other word is one a
-    name is made of where a sentence is not ("Ríos-Müller", "O'Neil": an accent, a hyphen, an apostrophe). "No.",
-    "Ana Objects." or "Rivera, NAY" under "Fine." are words she said, not a signature."""
+    one of ``names`` (hers, the student's) and is made only of such words, titles, initials and the letters of a
+    degree ("Ana", "Dr. A. Rivera, MD", "Ana Rivera, FACP"). A name the agent does not know ("Ana Ríos-Müller")
+    is not taken for hers: "Ana Objects.", "Ana Não" or "Rivera, NAY" under "Fine." are words she said."""
     if not signature_name(line):
         return False
     known = name_words(names)
     initials = {name[0] for name in known}
-    words = [w.lower() for w in re.findall(r"[^\W\d_][\w'’-]*", line)]
+    words = re.findall(r"[^\W\d_][\w'’-]*", line)
 
     def named(word: str) -> bool:
-        short = len(word) == 1 and word in initials
-        return word in known or word in _TITLES or short or bool(re.search(r"[^a-z]", word))
+        lower = word.lower()
+        degree = word.isupper() and lower in _DEGREES
+        return lower in known or lower in _TITLES or (len(word) == 1 and lower in initials) or degree
 
     said = read_prose(line, names)
     quiet = not (said.negations or said.conditions or said.reservations or said.hedges or said.deferrals)
-    return any(w in known for w in words) and all(named(w) for w in words) and quiet
+    return any(w.lower() in known for w in words) and all(named(w) for w in words) and quiet
 
 
 def name_words(names: Iterable[str]) -> frozenset[str]:
