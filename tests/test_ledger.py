@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.store import schema, sent_watch, statefiles
-from agent.store.ledger import ATTENTION, NEW, QUEUED, SENDING, Ledger, Row
+from agent.store.ledger import ATTENTION, NEW, QUEUED, SCHEDULED, SENDING, Ledger, Row
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -237,3 +237,21 @@ def test_update_each_changes_each_row_as_update_would(tmp_path: Path) -> None:
         by_each.update_each({"a": {"stat": SENDING}})
     by_one.close()
     by_each.close()
+
+
+def test_schema_7_ledgers_get_the_addresses_that_made_waiting_rows_her_mail(tmp_path: Path) -> None:
+    """A hostile round: rows kept before schema 8 paced by any recipient (a file rewritten for someone the message
+    copies took them over), and a development version's log mark of a notice told was not read."""
+    path = tmp_path / "l.sqlite3"
+    made = Ledger(path)
+    made.bind({"rivera": ("arivera@h.org",)})  # her addresses at the last pass of the version before
+    made.add(row("<w@x>", state=SCHEDULED, recipients=("arivera@h.org", "lee@c.org")))
+    made.log("held told", mentor="rivera", message="<w@x>")
+    made.db.execute("ALTER TABLE messages DROP COLUMN mentor_addresses")
+    made.db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    made.close()
+    ledger = Ledger(path)
+    waiting = ledger.get("<w@x>")
+    assert waiting is not None and waiting.mentor_addresses == ("arivera@h.org",)
+    assert ledger.meta_value("held told <w@x>") is not None
+    ledger.close()

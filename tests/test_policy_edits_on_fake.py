@@ -157,3 +157,64 @@ def test_a_broken_file_removed_and_put_back_broken_is_told_again(live: Live) -> 
     live.reload()
     told = [s for s in live.made.subjects("INBOX") if "Policy not taken in" in s]
     assert len(told) == 2, told
+
+
+# -- a third hostile round ----------------------------------------------------------------------------------------
+SECOND = "ana.rivera@newhospital.example.org"
+
+
+def test_her_questions_for_an_agenda_are_never_proposed_to_the_mentor_her_file_now_names(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    from agent.reconcile import agenda_desk
+    from tests.test_meeting_desk import MEETINGS
+
+    agenda = policy_text(max_unanswered=1, over_limit="agenda") + MEETINGS.format(
+        strategy="sequential", proposals=2, timeout="3d"
+    )
+    live = Live(tmp_path, smtp_server, agenda)
+    try:
+        live.made.server.put(OUTBOX, mail("first question"))
+        live.run()
+        for subject in ("Which elective first?", "Poster feedback?"):
+            live.made.server.put(OUTBOX, mail(subject))
+        live.run()  # held for her next meeting's agenda
+        (live.folder / "rivera.toml").write_text(agenda.replace("Dr. Ana Rivera", "Dr. Min Lee").replace(MENTOR, LEE))
+        live.reload()
+        for _ in range(3):
+            asyncio.run(agenda_desk.pass_once(live.made.world))
+            live.run()
+        sent = [m for m in smtp_server.messages if LEE in m.rcpt_tos]
+        waits = [r for f in ("Scheduled", OUTBOX) for r in live.made.server.messages(f).values() if LEE.encode() in r]
+        assert sent == [] and waits == [], "her questions went to Dr. Lee in an invitation"
+    finally:
+        live.made.world.ledger.close()
+        live.daemon.ledger.close()
+
+
+def test_a_message_edited_to_her_second_address_follows_that_address(live: Live) -> None:
+    path = live.folder / "rivera.toml"
+    both = path.read_text().replace(f'["{MENTOR}"]', f'["{MENTOR}", "{SECOND}"]')
+    path.write_text(both)
+    live.reload()
+    live.made.server.put(OUTBOX, mail("edited", message_id="<edited@med.example.edu>"))
+    live.run(2)
+    (uid,) = live.made.server.messages("Scheduled")
+    live.made.box.delete("Scheduled", uid)  # she edits it there: To her second address
+    live.made.server.put("Scheduled", mail("edited", to=SECOND, message_id="<edited@med.example.edu>"))
+    live.run(2)
+    path.write_text(both.replace(f'"{MENTOR}", ', ""))  # her first address edited out: the message is to the second
+    live.reload()
+    live.run(2)
+    assert live.made.received() == [] and live.held_notices() == []
+
+
+def test_a_broken_file_put_back_after_its_removal_is_said_not_to_be_in_force(live: Live) -> None:
+    path = live.folder / "rivera.toml"
+    broken = path.read_text().replace("max_per_day", "max_per_dya")
+    path.unlink()
+    live.reload()
+    path.write_text(broken)
+    live.reload()
+    told = [m for m in live.made.server.messages("INBOX").values() if b"Policy not taken in" in m]
+    assert len(told) == 1 and b"not in force" in told[0].replace(b"=\r\n", b"") and b"last good" not in told[0]

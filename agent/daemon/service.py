@@ -197,11 +197,20 @@ class Daemon:
 
     async def _announce(self, world: World, change: Change) -> None:
         if change.kind == BROKEN:
-            log.error("policy %s not taken in, the last good version stays in force: %s", change.path, change.detail)
+            kept = change.id in self.keeper.good  # a version of it in force (none: new, or put back after removal)
+            log.error(
+                "policy %s not taken in (%s): %s",
+                change.path,
+                "the last good version stays" if kept else "none in force",
+                change.detail,
+            )
             await world.notify(
                 f"Policy not taken in: {change.path.name}",
                 [
-                    f"Your edit of {change.path} has a problem, so the last good version stays in force:",
+                    f"Your edit of {change.path} has a problem, so the last good version stays in force:"
+                    if kept
+                    else f"{change.path} has a problem, so it is not in force: mail to its mentor is not paced by it "
+                    "until it is fixed:",
                     change.detail,
                     "Fix the file and save it again; `mentor-agent check` shows the same. The last good version "
                     "is kept only while mentor-agent runs: until the file is fixed, it will not start again (after "

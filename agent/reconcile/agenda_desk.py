@@ -160,7 +160,13 @@ async def pass_once(world: World) -> datetime | None:
     again = False
     wake: datetime | None = None
     for loaded in world.book:
-        rows = waiting_by_mentor.get(loaded.id, [])
+        # Only her questions: a file of her name that names no address of the mentor they were for (rewritten for
+        # someone else) puts nothing of hers on another's agenda; the intake holds them and tells (policy_of)
+        rows = [
+            r
+            for r in waiting_by_mentor.get(loaded.id, [])
+            if world.book.pacing(r.mentor, r.mentor_addresses or r.recipients) is loaded
+        ]
         dropped = dropped_by_mentor.get(loaded.id, [])
         if not rows and not dropped:
             continue

@@ -380,6 +380,7 @@ async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> Non
             subject=edited.subject,
             sender=edited.sender,
             recipients=edited.recipients,
+            mentor_addresses=edited.mentor_addresses,
             standalone=alone,
             group_key=edited.group_key,
             fingerprint=content,

@@ -162,6 +162,27 @@ class Ledger:
         migrate(self.db, self.path)
         found = self.db.execute("SELECT value FROM meta WHERE key = 'mentor_addresses'").fetchone()
         self.mentor_addresses.update({k: tuple(v) for k, v in json.loads(found[0]).items()} if found else {})
+        self._fill_mentor_addresses()
+
+    def _fill_mentor_addresses(self) -> None:
+        """Rows kept before schema 8 that still wait: the addresses that made them her mail, from the addresses her
+        policy had at the last pass of the version before (a file rewritten since then does not take them over)."""
+        if "mentor_addresses" not in {column[1] for column in self.db.execute("PRAGMA table_info(messages)")}:
+            return  # a ledger kept at an older schema on purpose (the migration tests)
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        query = (
+            "SELECT key, mentor, recipients FROM messages "
+            f"WHERE mentor IS NOT NULL AND mentor_addresses = '' AND state IN ({marks})"
+        )
+        filled = []
+        for key, mentor, recipients in self.db.execute(query, tuple(OPEN_STATES)).fetchall():
+            hers = {address.lower() for address in self.mentor_addresses.get(mentor, ())}
+            named = [address for address in json.loads(recipients) if address.lower() in hers]
+            if named:
+                filled.append((json.dumps(named), key))
+        if filled:
+            with self.transaction():
+                self.db.executemany("UPDATE messages SET mentor_addresses = ? WHERE key = ?", filled)
 
     def close(self) -> None:
         self.db.close()

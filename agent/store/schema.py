@@ -118,6 +118,8 @@ _MIGRATIONS: dict[int, str] = {
     -- mentor is her addresses, so a policy file that no longer names them (rewritten for someone else, whom the
     -- message merely copies) does not pace it. '' in rows written before this version: any recipient, as before.
     ALTER TABLE messages ADD COLUMN mentor_addresses TEXT NOT NULL DEFAULT '';
+    -- What a development version logged when it told that a policy file went (read as the meta kept now).
+    INSERT OR IGNORE INTO meta(key, value) SELECT 'held told ' || message, 'kept' FROM log WHERE event = 'held told';
     """,
 }
 
