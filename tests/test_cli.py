@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import main
@@ -100,6 +101,18 @@ def test_check_warns_about_a_mentor_address_with_a_plus_tag(tmp_path: Path) -> N
     assert f"add {address} too" in err
     (tmp_path / "rivera.toml").write_text(text)
     assert "+tag" not in run("check", str(tmp_path))[2]
+
+
+@pytest.mark.parametrize("name", ["rivera.tml", "rivera.toml.bak", "rivera.TOML", "rivera"])
+def test_check_warns_about_a_policy_under_a_name_that_is_not_read(tmp_path: Path, name: str) -> None:
+    """A slip that leaves a mentor unpaced: her file renamed by mistake is not read, and `check` said all was ok."""
+    shutil.copy(ROOT / "policies/okafor.toml", tmp_path / "okafor.toml")
+    shutil.copy(ROOT / "policies/rivera.toml", tmp_path / name)
+    (tmp_path / "notes.txt").write_text("nothing to do with policies\n")
+    code, out, err = run("check", str(tmp_path))
+    assert code == 0 and out.startswith("ok: 0 config file(s), 1 policy: Dr. Chidi Okafor")
+    assert f"warning: {tmp_path / name} looks like a policy but is not read: only files named *.toml are" in err
+    assert "notes.txt" not in err
 
 
 def test_simulate_with_a_year_near_the_end_of_the_calendar_says_what_is_wrong(tmp_path: Path) -> None:

@@ -36,6 +36,23 @@ def main(debug: bool) -> None:
 # -- check ------------------------------------------------------------------------------------------------------
 
 
+def _unread_policies(folder: Path) -> list[Path]:
+    """Files in ``folder`` with a ``[mentor]`` table that the agent does not read (``rivera.tml``, ``rivera.toml.bak``,
+    ``RIVERA.TOML``): a slip that leaves a mentor unpaced."""
+    import tomllib
+
+    found = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name.startswith(".") or path.suffix == ".toml" or not path.is_file() or path.stat().st_size > 65536:
+            continue
+        try:
+            if isinstance(tomllib.loads(path.read_text(encoding="utf-8")).get("mentor"), dict):
+                found.append(path)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+    return found
+
+
 def _check_paths(
     paths: tuple[Path, ...], config: Path | None
 ) -> tuple[list[LoadedPolicy], list[Problem], list[tuple[Settings, Path]]]:
@@ -125,6 +142,9 @@ def check(paths: tuple[Path, ...], config: Path | None, connect: bool) -> None:
                     f"own address and count only if it is listed: add {bare} too",
                     err=True,
                 )
+    folders = [p for p in paths if p.is_dir()] or [settings.policies_dir for settings, _ in configs]
+    for unread in {found for folder in folders for found in _unread_policies(folder)}:
+        click.echo(f"warning: {unread} looks like a policy but is not read: only files named *.toml are", err=True)
     if not paths and not policies and configs:
         directory = configs[0][0].policies_dir
         click.echo(f"no policy yet in {directory}: `run` waits for one (mentor-agent setup --mentor-name NAME)")
