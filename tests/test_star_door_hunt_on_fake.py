@@ -22,6 +22,22 @@ from tests.agent_process import OUTBOX
 from tests.test_star_door_copies import DRAFTS, QUESTION, Door, draft
 
 
+def stopped_after_the_flag_came_off(door: Door, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pass that takes the flag off and stops before the MOVE (as a kill -9 there)."""
+
+    def stopped(*_: object) -> None:
+        raise MailboxError("the daemon stopped (as a kill -9 right after the flag came off)")
+
+    monkeypatch.setattr(door.box, "move", stopped)
+    with pytest.raises(MailboxError):
+        door.run(later=timedelta(seconds=5))
+    monkeypatch.undo()
+
+
+def without_message_id(raw: bytes) -> bytes:
+    return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.startswith(b"Message-ID"))
+
+
 @pytest.fixture
 def door(tmp_path: Path) -> Iterator[Door]:
     made = Door(tmp_path, settle=4)
@@ -68,17 +84,9 @@ def test_a_star_taken_off_while_the_draft_is_read_leaves_it_in_drafts(
 def test_a_draft_without_a_message_id_unflagged_before_a_stop_is_still_taken(
     door: Door, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    raw = b"\r\n".join(line for line in draft("No id", QUESTION).split(b"\r\n") if not line.startswith(b"Message-ID"))
-    door.save(raw)
+    door.save(without_message_id(draft("No id", QUESTION)))
     door.run(later=timedelta(seconds=1))
-
-    def stopped(*_: object) -> None:
-        raise MailboxError("the daemon stopped (as a kill -9 right after the flag came off)")
-
-    monkeypatch.setattr(door.box, "move", stopped)
-    with pytest.raises(MailboxError):
-        door.run(later=timedelta(seconds=5))
-    monkeypatch.undo()
+    stopped_after_the_flag_came_off(door, monkeypatch)
     assert door.server.flags(DRAFTS, 1) == {"\\Seen"}, "its star taken off by the agent, the MOVE not done"
     assert door.world.ledger.db.execute("SELECT count(*) FROM log WHERE event = ?", (TAKING,)).fetchone()[0] == 1
     restarted = type(door.door)()  # a new daemon: nothing in memory from before
@@ -109,10 +117,7 @@ def test_a_half_taken_draft_saved_again_meanwhile_waits_for_its_last_save(
     mid = "<typing@med.example.edu>"
     door.save(draft("Still typing", "Version one.\n", message_id=mid))
     door.run(later=timedelta(seconds=1))
-    monkeypatch.setattr(door.box, "move", lambda *_: (_ for _ in ()).throw(MailboxError("stopped")))
-    with pytest.raises(MailboxError):
-        door.run(later=timedelta(seconds=5))
-    monkeypatch.undo()
+    stopped_after_the_flag_came_off(door, monkeypatch)
     door.server.folders[DRAFTS].messages.clear()
     door.save(draft("Still typing", "Version two, half a sen\n", message_id=mid), ("\\Draft", "\\Seen"))
     door.door = type(door.door)()
@@ -128,13 +133,10 @@ def test_a_half_taken_draft_saved_again_meanwhile_waits_for_its_last_save(
 def test_a_taking_cut_short_whose_draft_changed_is_told_not_dropped_unsaid(
     door: Door, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    raw = b"\r\n".join(line for line in draft("No id", QUESTION).split(b"\r\n") if not line.startswith(b"Message-ID"))
+    raw = without_message_id(draft("No id", QUESTION))
     door.save(raw)
     door.run(later=timedelta(seconds=1))
-    monkeypatch.setattr(door.box, "move", lambda *_: (_ for _ in ()).throw(MailboxError("stopped")))
-    with pytest.raises(MailboxError):
-        door.run(later=timedelta(seconds=5))
-    monkeypatch.undo()
+    stopped_after_the_flag_came_off(door, monkeypatch)
     door.server.folders[DRAFTS].messages.clear()  # her program saved an edit (another text, no flag) over it
     edited = b"\r\n".join(
         b"Date: Mon, 07 Dec 2026 09:00:00 +0000" if line.startswith(b"Date:") else line for line in raw.split(b"\r\n")
