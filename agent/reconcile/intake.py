@@ -43,7 +43,7 @@ from agent.rules.envelope import (
 )
 from agent.rules.notices import Held, held_lines, scheduled_lines
 from agent.rules.pacing import Decision, Engine, Queued
-from agent.rules.policy import LoadedPolicy
+from agent.rules.policy import LoadedPolicy, file_name
 from agent.store import in_doubt_kept, taken_drafts
 from agent.store.answers import last_logged_at
 from agent.store.ledger import ATTENTION, CANCELLED, CLAIMED, DONE, EARLY, NEW, OPEN_STATES, SCHEDULED, Row
@@ -688,9 +688,11 @@ async def _tell_orphans(world: World, rows: list[Row]) -> None:
         return
     with world.ledger.transaction():
         for row in untold:
-            world.ledger.update(row.key, told=ORPHANED, detail=f"no policy names its mentor ({row.mentor}.toml); held")
+            world.ledger.update(
+                row.key, told=ORPHANED, detail=f"no policy names its mentor ({file_name(row.mentor or '')}); held"
+            )
             world.ledger.log("held", mentor=row.mentor, message=row.key, detail="no policy names its mentor")
-    files = ", ".join(sorted({f"{row.mentor}.toml" for row in untold}))
+    files = ", ".join(sorted({file_name(row.mentor or "") for row in untold}))
     listed = "\n".join(f"  • {row.subject} (to {', '.join(row.recipients)})" for row in untold)
     log.warning("%d message(s) wait for a mentor no policy file names any more (%s): held", len(untold), files)
     await world.notify(

@@ -446,6 +446,11 @@ def load_policy(path: Path) -> LoadedPolicy:
     return LoadedPolicy(id=path.stem, path=path, policy=policy, text=text)
 
 
+def file_name(policy_id: str) -> str:
+    """The file a policy id was read from (``rivera.toml``; also for one retired: ``rivera~retired-…``)."""
+    return policy_id.split("~", 1)[0] + ".toml"
+
+
 def policy_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
 

@@ -456,7 +456,9 @@ class Ledger:
     # -- history ----------------------------------------------------------------------------------------------
 
     def bind(self, addresses: Mapping[str, Sequence[str]]) -> None:
-        """Learn (or update) each policy id's addresses, and give rows written before schema 3 theirs."""
+        """Learn (or update) each policy id's addresses, and give rows written before schema 3 theirs. A policy id
+        that now names none of the addresses it named (her file rewritten for another mentor, her every address
+        changed) is another mentor: what the one before left under that id is retired (:meth:`_retire`)."""
         fresh = {
             mentor: tuple(found)
             for mentor, found in addresses.items()
@@ -464,8 +466,16 @@ class Ledger:
         }
         if not fresh:
             return
-        self.mentor_addresses.update(fresh)
+        gone = [
+            mentor
+            for mentor, found in fresh.items()
+            if self.mentor_addresses.get(mentor)
+            and not {a.lower() for a in self.mentor_addresses[mentor]} & {a.lower() for a in found}
+        ]
         with self.transaction():
+            for mentor in gone:
+                self._retire(mentor)
+            self.mentor_addresses.update(fresh)
             self.db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
                 (json.dumps(self.mentor_addresses, sort_keys=True),),
@@ -476,6 +486,22 @@ class Ledger:
                         f"UPDATE {table} SET addresses = ? WHERE addresses IS NULL AND mentor = ?",
                         (_packed(found), mentor),
                     )
+
+    def _retire(self, mentor: str) -> None:
+        """(In the caller's transaction.) Move what the mentor before left under the policy id ``mentor`` to an id no
+        file has (``rivera~retired-…``): her waiting mail (held, she is told: intake), her meeting rounds and
+        agreements, so that the mentor the file names now is never offered her meetings, her agenda, her answers."""
+        retired = f"{mentor}~retired-{_now()}"
+        self.mentor_addresses[retired] = self.mentor_addresses[mentor]
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        self.db.execute(
+            f"UPDATE messages SET mentor = ? WHERE mentor = ? AND state IN ({marks})", (retired, mentor, *OPEN_STATES)
+        )
+        tables = {str(name) for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in ("rounds", "meetings", "agreements", "agreement_reviews"):
+            if table in tables:
+                self.db.execute(f"UPDATE {table} SET mentor = ? WHERE mentor = ?", (retired, mentor))
+        self.log("policy retired", mentor=mentor, detail=f"its file names another mentor now: kept as {retired}")
 
     def add_item(
         self,

@@ -16,7 +16,7 @@ from agent.errors import Problem, UserError
 from agent.rules.addresses import normal_address
 from agent.rules.agenda import on_agenda
 from agent.rules.localtime import after, describe, local_date, shift_days, start_of_day, wall, week_start
-from agent.rules.policy import Agreement, PolicyBook
+from agent.rules.policy import Agreement, PolicyBook, file_name
 from agent.rules.refusals import waiting_lines
 from agent.store.answer_times import answer_times
 from agent.store.in_doubt import handed_over
@@ -147,7 +147,7 @@ def collect(book: PolicyBook, ledger: Ledger, now: datetime) -> dict[str, Any]:
         daemon["pid"] = str(pid) if pid else None
     # Held for a mentor no policy file names any more: never sent because of that; restore it or flag them.
     orphaned = [
-        _waiting(row, UTC) | {"policy": f"{row.mentor}.toml", "to": list(row.recipients)}
+        _waiting(row, UTC) | {"policy": file_name(row.mentor or ""), "to": list(row.recipients)}
         for row in open_rows
         if owners[row.key] is None
     ]
