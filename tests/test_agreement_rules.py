@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.config.policy_edit import apply_agreement, edited
+from agent.config.policy_edit import apply_agreement, edited, problems_with
 from agent.errors import UserError
 from agent.rules.agreement import (
     Standard,
@@ -345,3 +345,35 @@ def test_the_review_notice_says_what_happened_beside_what_was_agreed() -> None:
     assert "half came within 30 hours, the slowest took 6 days 6 hours" in text
     assert "(hoped for: within 5 days; 1 took longer)" in text
     assert "Meetings held: 5" in text and "`mentor-agent agree rivera`" in text
+
+
+INLINE = """email = { max_per_day = 1, max_per_week = 3, send_windows = ["Mon-Fri 08:00-17:00"] }
+[mentor]
+name = "Dr. Ana Rivera"
+addresses = ["arivera@hospital.example.org"]
+timezone = "America/Chicago"
+"""
+DOTTED = """mentor.name = "Dr. Ana Rivera"
+mentor.addresses = ["arivera@hospital.example.org"]
+mentor.timezone = "America/Chicago"
+email.max_per_day = 1
+email.max_per_week = 3
+"""
+
+
+def test_her_changes_go_into_a_policy_written_with_an_inline_table(tmp_path: Path) -> None:
+    """A hostile round: a valid policy in another TOML form crashed the reading of her answer (never told)."""
+    path = tmp_path / "rivera.toml"
+    path.write_text(INLINE)
+    assert problems_with(path, {"email.max_per_week": 2}) == []
+    assert apply_agreement(path, {"email.max_per_week": 2}, date(2026, 12, 7), 2).email.max_per_week == 2
+
+
+def test_a_policy_in_a_form_that_cannot_be_edited_is_a_clear_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "rivera.toml"
+    path.write_text(DOTTED)
+    (problem,) = problems_with(path, {"email.max_per_week": 2})
+    assert "rivera.toml" in problem and "cannot edit" in problem
+    with pytest.raises(UserError):
+        apply_agreement(path, {"email.max_per_week": 2}, date(2026, 12, 7), 2)
+    assert path.read_text() == DOTTED

@@ -188,3 +188,25 @@ def test_a_persons_reply_releases_what_waits_for_it(held: Pass, path: Path) -> N
     held.server.put("INBOX", redated(path.read_bytes(), datetime.now(UTC) + timedelta(seconds=2)))
     held.run()
     assert held.received() == ["Question about the rotation", "second question"]
+
+
+@pytest.mark.parametrize("subject", ["Read: your abstract - two comments inside", "Letto: ottimo lavoro, due commenti"])
+def test_a_reply_taken_for_automatic_by_its_subject_alone_is_told_once(held: Pass, subject: str) -> None:
+    """A hostile round: a subject she typed ("Read: …") passed for a read receipt, and what waited for her answer
+    stayed held without a word. Known by no header, it still does not count, and the student is told, once."""
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    held.server.put("INBOX", mail(subject, to=STUDENT, sender=MENTOR, at=later, In_Reply_To=Q1))
+    for _ in range(2):
+        held.seen = Seen()  # INBOX read again (a reconnect)
+        held.run()
+    assert held.subjects("Scheduled") == ["second question"]
+    told = [s for s in notices(held) if "Not counted as Dr. Ana Rivera's answer" in s]
+    assert len(told) == 1, notices(held)
+
+
+def test_an_auto_reply_known_by_its_header_is_not_told(held: Pass) -> None:
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    reply = mail("Re: Question", to=STUDENT, sender=MENTOR, at=later, In_Reply_To=Q1, Auto_Submitted="auto-replied")
+    held.server.put("INBOX", reply)
+    held.run()
+    assert not [s for s in notices(held) if "Not counted" in s]

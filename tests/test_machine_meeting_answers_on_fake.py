@@ -21,6 +21,7 @@ from agent.mail.session import MailboxError
 from tests.fakes.memory_mailbox import MemoryMailbox
 from tests.servers.smtp import SmtpServer
 from tests.test_meeting_desk import event_of, gmail, ics
+from tests.test_meeting_suggest_on_fake import answer, queue, suggestions
 from tests.test_meetings_on_fake import Desk, make, sent_uid
 
 GOOGLE = "Sender: Google Calendar <calendar-notification@google.com>\r\nAuto-Submitted: auto-generated\r\n"
@@ -143,3 +144,59 @@ def test_a_sender_that_only_names_google_in_its_display_name_does_not_hide_the_n
     sequential.server.put("INBOX", head + gmail(ics(uid, "DECLINED")))
     sequential.settle()
     assert said(sequential, ON_ITS_OWN) == 1
+
+
+# -- a fourth hostile round ---------------------------------------------------------------------------------------
+def test_a_copy_ignored_once_is_not_told_later_when_her_answers_have_moved_on(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.reply(uid, "ACCEPTED")
+    sequential.settle()
+    sequential.reply(uid, "ACCEPTED")  # a second copy (her phone and her desktop): already accepted
+    sequential.settle()
+    sequential.later(timedelta(hours=1))
+    sequential.reply(uid, "DECLINED")
+    sequential.settle()
+    told = len(sequential.inbox("notice"))
+    for _ in range(2):
+        reconnect(sequential)
+        sequential.settle()
+    assert len(sequential.inbox("notice")) == told
+
+
+def test_a_late_copy_of_her_tentative_answer_leaves_the_agreed_meeting_as_it_is(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    tentative = ics(uid, "TENTATIVE")
+    sequential.server.put("INBOX", gmail(tentative))
+    sequential.settle()
+    sequential.reply(uid, "ACCEPTED")
+    sequential.settle()
+    sequential.server.put("INBOX", gmail(tentative))  # the copy, late
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+    assert said(sequential, "still waiting for a final answer") == 1, "only the first tentative"
+
+
+@pytest.fixture
+def waiting(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Desk]:
+    yield from make(tmp_path, smtp_server, email="suggest_meeting_after = 2\n", min_gap="1h")
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "told"), [("DECLINED", "ACCEPTED", "propose"), ("ACCEPTED", "DECLINED", "withdraw")]
+)
+def test_her_second_answer_to_a_suggestion_the_other_way_is_told_once(
+    waiting: Desk, first: str, then: str, told: str
+) -> None:
+    queue(waiting, "one", "two", "three")
+    (suggestion,) = suggestions(waiting)
+    answer(waiting, suggestion, first)
+    waiting.settle()
+    answer(waiting, suggestion, then)
+    waiting.settle()
+    reconnect(waiting)
+    waiting.settle()
+    assert said(waiting, f"mentor-agent {told} rivera") == 1

@@ -18,9 +18,9 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
-from tomlkit.items import Item, Table
+from tomlkit.items import InlineTable, Item, Table
 
-from agent.errors import UserError
+from agent.errors import Problem, UserError
 from agent.rules.policy import Policy, problems_from_validation, read_toml
 
 
@@ -46,7 +46,8 @@ def edited(text: str, changes: Mapping[str, Any], agreed_on: date, version: int)
             document.add(tomlkit.nl())
             document.add(section, tomlkit.table())
         table = document[section]
-        assert isinstance(table, Table)
+        if not isinstance(table, Table | InlineTable):
+            raise ValueError(f"[{section}] is written in a form mentor-agent cannot edit: write it as a table")
         _set(table, key, value)
     return tomlkit.dumps(document)
 
@@ -61,6 +62,8 @@ def problems_with(path: Path, changes: Mapping[str, Any]) -> list[str]:
         return [str(problem) for problem in error.problems]
     except ValidationError as error:
         return [str(problem) for problem in problems_from_validation(path, new_text, error)]
+    except ValueError as error:  # a form tomlkit reads but the agreement cannot be written into (edited)
+        return [f"{path}: {error}"]
     return []
 
 
@@ -68,11 +71,13 @@ def apply_agreement(path: Path, changes: Mapping[str, Any], agreed_on: date, ver
     """Write the agreed values into the policy at ``path``; raise UserError (file, key, line) if they do not
     make a valid policy, leaving the file as it was."""
     text, _ = read_toml(path)
-    new_text = edited(text, changes, agreed_on, version)
     try:
+        new_text = edited(text, changes, agreed_on, version)
         policy = Policy.model_validate(tomllib.loads(new_text))
     except ValidationError as error:
         raise UserError(problems_from_validation(path, new_text, error)) from error
+    except ValueError as error:  # a form tomlkit reads but the agreement cannot be written into (edited)
+        raise UserError([Problem(file=str(path), key="", message=str(error))]) from error
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -17,7 +17,13 @@ from agent.mail.session import CommandRefused
 from agent.reconcile.context import World
 from agent.reconcile.doors.early_copies import submitted_without_id, take_out_early_copies
 from agent.reconcile.doors.sent_herself import cancel_held
-from agent.reconcile.not_answers import Reports, read_bounce, tell_unauthenticated, tell_unknown_address
+from agent.reconcile.not_answers import (
+    Reports,
+    read_bounce,
+    tell_by_subject_alone,
+    tell_unauthenticated,
+    tell_unknown_address,
+)
 from agent.reconcile.sent_counts import count_found, where_found
 from agent.reconcile.went_after_all import settle_doubts
 from agent.rules.authenticity import auth_problem
@@ -178,8 +184,11 @@ async def scan_replies(world: World, seen: Seen) -> int:
             continue
         if not verdict.answer:
             if not logged(world.ledger, NOT_AN_ANSWER, envelope.message_id):
-                world.ledger.log(NOT_AN_ANSWER, mentor=mentor.id, message=envelope.message_id, detail=verdict.sign)
                 log.info("%s from %s is not her answer (%s)", verdict.kind, mentor.name, verdict.sign)
+                if verdict.sign.startswith("Subject:"):  # no header says so: she may have typed it, she is told
+                    await tell_by_subject_alone(world, envelope, mentor, verdict.sign)
+                    continue
+                world.ledger.log(NOT_AN_ANSWER, mentor=mentor.id, message=envelope.message_id, detail=verdict.sign)
             continue
         # The newest message she answered is the one In-Reply-To names (the thread's others are older);
         # without it, the newest one referred to. A reply answers it and, by the engine's rule, all before it.

@@ -622,8 +622,10 @@ async def _answer(
             "typed by her: an automatic answer, such as a decline while she is away. Confirm with her "
             "if you are unsure.",
         )
-    ignored = any(isinstance(action, Ignored) for action in actions)  # not marked: a later look may apply it
-    await _carry(world, store, stored, state, actions, read="" if ignored else read)
+    # Marked, ignored or not (a copy ignored now is not told later, when her answers have moved on), unless it may
+    # apply later: an answer to an invitation not yet known to have left (its SMTP answer is followed first)
+    early = any(isinstance(action, Ignored) and "never sent" in action.reason for action in actions)
+    await _carry(world, store, stored, state, actions, read="" if early else read)
 
 
 def _noted(actions: tuple[Action, ...], note: str) -> tuple[Action, ...]:

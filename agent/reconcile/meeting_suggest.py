@@ -12,6 +12,7 @@ suggested time (if it is still free; else the next free times); a decline leaves
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -278,6 +279,25 @@ def _problem(world: World, item: ItipObject, envelope: Envelope, auth: str | Non
     return None
 
 
+async def _changed_her_mind(world: World, stored: Stored, now: str, envelope: Envelope) -> None:
+    """She answers the suggestion again, the other way, in her calendar: nothing follows of it on its own (the
+    invitation may be out already); she is told, once, what to do."""
+    loaded = world.book.by_id.get(stored.mentor)
+    name = loaded.name if loaded else stored.mentor
+    if now == "accepted":
+        line = f"no invitation was made; to propose a meeting now: mentor-agent propose {stored.mentor}"
+    else:
+        line = f"its invitation to {name} was made already; to call it off: mentor-agent withdraw {stored.mentor}"
+    await world.notify_once(
+        f"The suggested meeting with {name}: you {now} it after you had {stored.extra['answer']} it",
+        [
+            f"Your calendar now says you {now} the suggested meeting with {name}, after you had "
+            f"{stored.extra['answer']} it: {line}."
+        ],
+        f"suggestion-{now}-{hashlib.sha256(envelope.key.encode()).hexdigest()[:20]}",
+    )
+
+
 StartRound = Callable[[LoadedPolicy, str, Slot], Awaitable[None]]  # mentor, source uid, preferred time
 
 
@@ -303,6 +323,10 @@ async def suggestion_answered(
     if problem is not None:
         log.warning("answer to the meeting suggestion ignored: %s", problem)
         world.ledger.log("meeting reply ignored", mentor=stored.mentor, detail=problem)
+        earlier = stored.extra.get("answer")
+        now = {"ACCEPTED": "accepted", "DECLINED": "declined"}.get(item.partstat or "")
+        if earlier and now and now != earlier and problem.startswith("already answered"):
+            await _changed_her_mind(world, stored, now, envelope)
         return True
     loaded = world.book.by_id.get(stored.mentor)
     if item.partstat == "ACCEPTED" and loaded is not None:

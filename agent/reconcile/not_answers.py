@@ -21,7 +21,16 @@ from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope
 from agent.rules.notices import pronouns
 from agent.rules.policy import LoadedPolicy
-from agent.store.answers import BOUNCED, BOUNCED_TO, UNKNOWN_ADDRESS, bounced_to, logged, recipients_of, subject_of
+from agent.store.answers import (
+    BOUNCED,
+    BOUNCED_TO,
+    NOT_AN_ANSWER,
+    UNKNOWN_ADDRESS,
+    bounced_to,
+    logged,
+    recipients_of,
+    subject_of,
+)
 
 if TYPE_CHECKING:  # the reader of replies and reports loads with the first one read (issue 21: not before a backlog)
     from agent.rules.answer_kind import DeliveryReport, Recipient
@@ -185,6 +194,26 @@ async def tell_unauthenticated(world: World, envelope: Envelope, loaded: LoadedP
         ],
         about=envelope.key,
     )
+
+
+async def tell_by_subject_alone(world: World, envelope: Envelope, loaded: LoadedPolicy, sign: str) -> None:
+    """A reply of hers to the student's mail known for an automatic one by its subject alone (no header says so):
+    it does not count, and the student is told (once per message: the caller's mark, in the same transaction),
+    for a subject she typed ("Read: your abstract") would hold back what waits for her answer without a word."""
+    her = pronouns(loaded.policy.mentor.pronoun)[1]
+    subject = envelope.subject or "(no subject)"
+    with world.ledger.transaction():
+        world.ledger.log(NOT_AN_ANSWER, mentor=loaded.id, message=envelope.message_id, detail=sign)
+        notice = world.owe(
+            f"Not counted as {loaded.name}'s answer: {subject}",
+            [
+                f"“{subject}” from {loaded.name} looks automatic by its subject alone ({sign}): an out-of-office "
+                f"reply or a read receipt, so it did not count as {her} answer, and what waits for it still waits.",
+                f"If {loaded.name} wrote it herself, flag what waits in Scheduled to send it now.",
+            ],
+            about=envelope.key,
+        )
+    await world.tell(notice)
 
 
 def untagged(address: str) -> str:

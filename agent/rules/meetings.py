@@ -341,6 +341,8 @@ def apply_reply(
         state, actions = _advance(state, now, is_free)
         return state, (NotifyStudent(f"{state.mentor.name} declined {_when(state, offer.slot)}."), *actions)
     if partstat == "TENTATIVE":
+        if offer.status == "accepted":  # a late copy of an earlier answer: the meeting stands
+            return state, (Ignored("tentative for an offer already accepted"),)
         state = _with(state, replace(offer, partstat=partstat))
         return state, (
             NotifyStudent(
