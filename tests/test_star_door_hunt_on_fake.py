@@ -147,3 +147,62 @@ def test_a_taking_cut_short_whose_draft_changed_is_told_not_dropped_unsaid(
         door.run(later=timedelta(seconds=5))
     assert door.subjects(OUTBOX) == []
     assert door.notices().count("Not taken: No id") == 1
+
+
+# -- a fourth hostile round ---------------------------------------------------------------------------------------
+def test_a_half_taken_draft_whose_older_saves_stay_behind_sends_the_last_text(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mid = "<left-behind@med.example.edu>"
+    door.save(draft("Left behind", "Version one, half a sen\n", message_id=mid))
+    door.run(later=timedelta(seconds=1))
+    stopped_after_the_flag_came_off(door, monkeypatch)
+    for text in ("Version two, nearly.\n", "Version three, final.\n"):  # saved while the agent was stopped
+        door.save(draft("Left behind", text, message_id=mid), ("\\Draft", "\\Seen"))
+    door.door = type(door.door)()
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.bodies(OUTBOX) == [b"Version three, final.\r\n"]
+
+
+def test_after_she_was_told_not_taken_a_save_without_the_flag_stays_hers(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mid = "<not-taken@med.example.edu>"
+    door.save(draft("Not taken", QUESTION, message_id=mid))
+    door.run(later=timedelta(seconds=1))
+    stopped_after_the_flag_came_off(door, monkeypatch)
+    door.server.folders[DRAFTS].messages.clear()  # she deleted it
+    door.door = type(door.door)()
+    door.run(later=timedelta(seconds=5))
+    assert door.notices().count("Not taken: Not taken") == 1
+    door.save(draft("Not taken", QUESTION + "PS.\n", message_id=mid), ("\\Draft", "\\Seen"))  # her window saves
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == [] and door.subjects(DRAFTS) == ["Not taken"]
+
+
+def test_a_save_in_two_steps_is_not_told_as_a_newer_save_without_the_flag(door: Door) -> None:
+    mid = "<two-steps@med.example.edu>"
+    first = door.save(draft("Two steps", "Version one.\n", message_id=mid))
+    door.run(later=timedelta(seconds=1))
+    second = door.save(draft("Two steps", "Version two.\n", message_id=mid), ("\\Draft", "\\Seen"))
+    door.run(later=timedelta(seconds=1))
+    door.server.folders[DRAFTS].messages[second].flags.add("\\Flagged")  # her program's second step
+    del door.server.folders[DRAFTS].messages[first]
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert not [n for n in door.notices() if n.startswith("Not taken yet")]
+    assert door.bodies(OUTBOX) == [b"Version two.\r\n"]
+
+
+def test_several_newer_saves_without_the_flag_are_told_once(door: Door) -> None:
+    mid = "<many-saves@med.example.edu>"
+    door.save(draft("Many saves", "Version one.\n", message_id=mid))
+    for number in ("two", "three", "four"):
+        door.run(later=timedelta(seconds=5))
+        door.save(draft("Many saves", f"Version {number}.\n", message_id=mid), ("\\Draft", "\\Seen"))
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.notices().count("Not taken yet: Many saves") == 1
+    assert door.subjects(OUTBOX) == []

@@ -207,5 +207,5 @@ def test_a_send_in_doubt_handed_over_again_is_refused_with_why(
             ledger.close()
 
     code, text = asyncio.run(main())
-    assert code == 550 and b"in doubt" in text and b"move it from Needs attention" in text
+    assert code == 550 and b"in doubt" in text and b"move its copy from Needs attention" in text
     assert dovecot.messages(imap_user, OUTBOX) == {}

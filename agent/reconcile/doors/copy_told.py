@@ -85,10 +85,11 @@ async def tell_copy(
     return True
 
 
-async def newer_unflagged(world: World, folder: str, envelope: Envelope, uid: int, newer: int) -> None:
-    """A flagged save of a draft her program saved again since, without the flag: neither is taken. Told once."""
+async def newer_unflagged(world: World, folder: str, envelope: Envelope, uid: int) -> None:
+    """A flagged save of a draft her program saved again since, without the flag: neither is taken. Told once for
+    that flagged save, however many saves come after it."""
     subject = envelope.subject or "(no subject)"
-    made = hashlib.sha256(f"{envelope.key}|{uid}|{newer}".encode()).hexdigest()[:24]
+    made = hashlib.sha256(f"{envelope.key}|{uid}".encode()).hexdigest()[:24]
     await world.notify_once(
         f"Not taken yet: {subject}",
         [

@@ -101,6 +101,7 @@ class DraftDoor:
     looked_for: set[str] = field(default_factory=set)
     unstarred: dict[int, datetime] = field(default_factory=dict)  # new saves of reminders not seen starred: since
     half_since: dict[int, datetime] = field(default_factory=dict)  # half-taken drafts (no flag left): seen since
+    overtaken: dict[int, datetime] = field(default_factory=dict)  # newer unflagged saves of a flagged one: since
 
     async def find_folder(self, world: World, listed: dict[str, frozenset[str]] | None = None) -> str | None:
         """Her drafts folder, looked up once per session; ``listed``: the session's start LIST (settle_folders)."""
@@ -143,7 +144,8 @@ class DraftDoor:
         due: list[datetime] = []
         # The newest save of each draft (by Message-ID; a save has a higher UID): a program that leaves the older
         # saves behind (not Gmail, which replaces them) means the last one, flagged or not
-        later = sorted(u for u in present - flagged - set(fresh) if flagged and u > min(flagged))
+        anchors = flagged | (set(self.half_since) & present)  # the saves that may be taken: newer ones overtake them
+        later = sorted(u for u in present - set(wanted) if anchors and u > min(anchors))
         newest: dict[str, int] = {}
         for info in sorted(
             [*infos, *(await world.imap(world.mailbox.headers, folder, later) if later else [])], key=lambda i: i.uid
@@ -163,9 +165,15 @@ class DraftDoor:
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
             saved = newest.get(envelope.message_id or "", info.uid) if envelope.message_id else info.uid
-            if saved > info.uid and not half:  # an older save: never taken while a newer one stands
-                if saved not in flagged:
-                    await newer_unflagged(world, folder, envelope, info.uid, saved)
+            if saved > info.uid:  # an older save: never taken while a newer one stands
+                if half:  # saved again while the agent was stopped: the newest is the one being taken
+                    self.half_since.setdefault(saved, now)
+                elif saved not in flagged:  # told once it has stood unflagged a while (not a save in two steps)
+                    seen = self.overtaken.setdefault(saved, now)
+                    if now - seen < settle:
+                        due.append(seen + settle)
+                    else:
+                        await newer_unflagged(world, folder, envelope, info.uid)
                 continue
             if is_encrypted(info):
                 await leave_encrypted(world, folder, envelope)
@@ -176,6 +184,7 @@ class DraftDoor:
                 continue
             await self._take(world, folder, info, envelope)
         self.half_since = {uid: at for uid, at in self.half_since.items() if uid in present and uid not in flagged}
+        self.overtaken = {uid: at for uid, at in self.overtaken.items() if uid in present and uid not in flagged}
         if stars and self.flagged_since != waited:
             taken_drafts.keep_waits(world.ledger, waits, self.flagged_since)
         return min(due, default=None)
@@ -343,6 +352,8 @@ class DraftDoor:
         key = envelope.key  # without a Message-ID, a key of its content: the same draft, unchanged
         if not world.ledger.logged(TAKING, key) or world.ledger.logged(TAKEN, key):
             return False
+        if world.ledger.logged(taken_drafts.TAKING_VOID, key):
+            return False  # she was told it was not taken, and to flag it again: without a flag, it is hers
         return world.ledger.get(key) is None
 
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:

@@ -103,7 +103,8 @@ class SubmissionDesk:
             log.warning("%s: handed over again while its send is in doubt: refused, not sent twice", what)
             return (
                 "550 5.7.0 mentor-agent did not send this again: its earlier send is in doubt (it may have reached "
-                "them; see Needs attention). To send it anyway, move it from Needs attention back to your Mentor Outbox"
+                "them). To send it anyway, move its copy from Needs attention back to your Mentor Outbox, or send it "
+                "as a new message"
             )
         folder = self.settings.imap.folders.outbox
         if known != OTHER:  # before the APPEND: a kill between it and the 250 leaves the retry known by its text
