@@ -210,3 +210,22 @@ def test_an_auto_reply_known_by_its_header_is_not_told(held: Pass) -> None:
     held.server.put("INBOX", reply)
     held.run()
     assert not [s for s in notices(held) if "Not counted" in s]
+
+
+def test_a_reply_automatic_by_its_subject_is_not_told_when_nothing_waits(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Nothing of the student's waits for her answer: a read receipt sent as plain mail changes nothing, and the
+    student is not told of each one (a fifth hostile round: one notice per message she sent, untrue)."""
+    made = Pass(tmp_path, smtp_server, policy_text(max_unanswered=50))
+    try:
+        made.server.put(OUTBOX, mail("Question about the rotation", message_id=Q1))
+        made.run()
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        made.server.put(
+            "INBOX", mail("Read: Question about the rotation", to=STUDENT, sender=MENTOR, at=later, In_Reply_To=Q1)
+        )
+        made.run()
+        assert not [s for s in notices(made) if "Not counted" in s]
+    finally:
+        made.world.ledger.close()

@@ -178,6 +178,7 @@ def test_a_late_copy_of_her_tentative_answer_leaves_the_agreed_meeting_as_it_is(
     sequential.settle()
     assert sequential.statuses()[uid] == "accepted"
     assert said(sequential, "still waiting for a final answer") == 1, "only the first tentative"
+    assert said(sequential, "the meeting stands as agreed") == 1
 
 
 @pytest.fixture
@@ -200,3 +201,37 @@ def test_her_second_answer_to_a_suggestion_the_other_way_is_told_once(
     reconnect(waiting)
     waiting.settle()
     assert said(waiting, f"mentor-agent {told} rivera") == 1
+
+
+# -- a fifth hostile round ------------------------------------------------------------------------------------------
+SECOND = "ana.rivera@gmail.example.com"
+
+
+def test_an_answer_not_judged_for_its_sender_counts_once_her_address_is_added(sequential: Desk) -> None:
+    """Her accept from her personal address (as attendee too) is nobody's answer while her policy does not list
+    it; marked read, it was lost for good when the student added the address."""
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.server.put("INBOX", gmail(ics(uid, "ACCEPTED", attendee=SECOND)))
+    sequential.settle()
+    assert sequential.statuses()[uid] == "sent"
+    path = sequential.settings.policies_dir / "rivera.toml"
+    path.write_text(
+        path.read_text().replace('["arivera@hospital.example.org"]', f'["arivera@hospital.example.org", "{SECOND}"]')
+    )
+    reconnect(sequential)
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+
+
+def test_tentative_after_she_accepted_is_told_and_the_meeting_stands(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.reply(uid, "ACCEPTED")
+    sequential.settle()
+    sequential.reply(uid, "TENTATIVE")  # a day later, she is less sure (or a late copy): either way she is told
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+    assert said(sequential, "answered “tentative”") == 1

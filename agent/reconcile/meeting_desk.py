@@ -622,9 +622,9 @@ async def _answer(
             "typed by her: an automatic answer, such as a decline while she is away. Confirm with her "
             "if you are unsure.",
         )
-    # Marked, ignored or not (a copy ignored now is not told later, when her answers have moved on), unless it may
-    # apply later: an answer to an invitation not yet known to have left (its SMTP answer is followed first)
-    early = any(isinstance(action, Ignored) and "never sent" in action.reason for action in actions)
+    # Marked, ignored or not (a copy ignored now is not told later, when her answers have moved on), unless it was not
+    # judged as an answer at all: from whom, or for an invitation not yet known to have left (it may count later)
+    early = any(isinstance(action, Ignored) and action.unjudged for action in actions)
     await _carry(world, store, stored, state, actions, read="" if early else read)
 
 

@@ -31,6 +31,7 @@ from agent.store.answers import (
     recipients_of,
     subject_of,
 )
+from agent.store.ledger import SCHEDULED
 
 if TYPE_CHECKING:  # the reader of replies and reports loads with the first one read (issue 21: not before a backlog)
     from agent.rules.answer_kind import DeliveryReport, Recipient
@@ -198,22 +199,42 @@ async def tell_unauthenticated(world: World, envelope: Envelope, loaded: LoadedP
 
 async def tell_by_subject_alone(world: World, envelope: Envelope, loaded: LoadedPolicy, sign: str) -> None:
     """A reply of hers to the student's mail known for an automatic one by its subject alone (no header says so):
-    it does not count, and the student is told (once per message: the caller's mark, in the same transaction),
-    for a subject she typed ("Read: your abstract") would hold back what waits for her answer without a word."""
+    it does not count. When that matters — something of the student's waits for her answer, or it answers an
+    agreement proposal — the student is told, once (the mark in the same transaction): a subject she typed ("Read:
+    your abstract") would otherwise hold it back without a word. Otherwise it is only logged, as any auto-reply."""
+    waiting = bool(world.ledger.in_states(SCHEDULED, mentor=loaded.id))
+    proposal = _answers_a_proposal(world, envelope)
     her = pronouns(loaded.policy.mentor.pronoun)[1]
     subject = envelope.subject or "(no subject)"
     with world.ledger.transaction():
         world.ledger.log(NOT_AN_ANSWER, mentor=loaded.id, message=envelope.message_id, detail=sign)
+        if not waiting and not proposal:
+            return
+        what = (
+            "If it is her answer to your agreement proposal, read it yourself: mentor-agent did not read it as one."
+            if proposal
+            else f"If {loaded.name} wrote it herself, flag what waits for {her} answer in Scheduled to send it now."
+        )
         notice = world.owe(
             f"Not counted as {loaded.name}'s answer: {subject}",
             [
                 f"“{subject}” from {loaded.name} looks automatic by its subject alone ({sign}): an out-of-office "
-                f"reply or a read receipt, so it did not count as {her} answer, and what waits for it still waits.",
-                f"If {loaded.name} wrote it herself, flag what waits in Scheduled to send it now.",
+                f"reply or a read receipt, so it did not count as {her} answer.",
+                what,
             ],
             about=envelope.key,
         )
     await world.tell(notice)
+
+
+def _answers_a_proposal(world: World, envelope: Envelope) -> bool:
+    """Whether ``envelope`` refers to an agreement proposal the student sent (`agree`)."""
+    tables = {str(name) for (name,) in world.ledger.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "agreements" not in tables or not envelope.references:
+        return False
+    marks = ", ".join("?" for _ in envelope.references)
+    query = f"SELECT 1 FROM agreements WHERE message_id IN ({marks}) LIMIT 1"
+    return world.ledger.db.execute(query, tuple(envelope.references)).fetchone() is not None
 
 
 def untagged(address: str) -> str:

@@ -107,9 +107,12 @@ class RecordMeeting:
 
 @dataclass(frozen=True)
 class Ignored:
-    """A reply that changed nothing, and why (for the log, or to file the mail under Needs attention)."""
+    """A reply that changed nothing, and why (for the log, or to file the mail under Needs attention).
+    ``unjudged``: not judged as an answer at all (who sent it, an invitation not known to have left): the same mail
+    may count later (an address added to her policy), so it is not marked read."""
 
     reason: str
+    unjudged: bool = False
 
 
 Action = SendInvite | SendCancel | SendStudentCopy | NotifyStudent | RecordMeeting | Ignored
@@ -311,7 +314,7 @@ def apply_reply(
     problem = _authentic(state, reply, from_address, auth_results, addresses)
     offer = state.offer(reply.uid)
     if problem is not None or offer is None:
-        return state, (Ignored(problem or "unknown offer"),)
+        return state, (Ignored(problem or "unknown offer", unjudged=True),)
     if reply.method == "COUNTER":
         return _counter(state, offer, reply, now, is_free)
     partstat = reply.partstat or "NEEDS-ACTION"
@@ -341,8 +344,13 @@ def apply_reply(
         state, actions = _advance(state, now, is_free)
         return state, (NotifyStudent(f"{state.mentor.name} declined {_when(state, offer.slot)}."), *actions)
     if partstat == "TENTATIVE":
-        if offer.status == "accepted":  # a late copy of an earlier answer: the meeting stands
-            return state, (Ignored("tentative for an offer already accepted"),)
+        if offer.status == "accepted":  # a late copy of an earlier answer, or she is less sure now: told, unchanged
+            return state, (
+                NotifyStudent(
+                    f"{state.mentor.name} answered “tentative” for {_when(state, offer.slot)}, after accepting it: "
+                    "the meeting stands as agreed. Confirm with them if you are unsure."
+                ),
+            )
         state = _with(state, replace(offer, partstat=partstat))
         return state, (
             NotifyStudent(
