@@ -119,3 +119,29 @@ def test_deleting_one_of_her_held_questions_does_not_send_her_held_invitation(li
     live.box.delete("Scheduled", held)
     live.passes(5)
     assert len(live.smtp.messages) == 1, "only the first question went"
+
+
+# -- a fifth hostile round: what was retired is hers again when her file names her again; a move is no rewrite ----
+def test_rewritten_for_another_and_back_her_offer_is_hers_again(live: Live) -> None:
+    offered(live)
+    live.rewrite_for_lee()
+    live.passes(2)
+    (live.settings.policies_dir / "rivera.toml").write_text(AGENDA)  # her file back, word for word
+    asyncio.run(live.daemon.reload_policies(live.world))
+    live.passes(2)
+    assert asyncio.run(meeting_desk.call_off(live.world, live.world.book.by_id["rivera"])), "withdraw finds it"
+
+
+def test_her_decline_from_her_new_address_counts_when_she_moved(live: Live) -> None:
+    """The same mentor at a new address (she moved hospitals) is her: nothing of hers is retired."""
+    uid, start, end = offered(live)
+    live.reply(uid, "ACCEPTED", start=start, end=end)
+    live.passes(3)
+    new = "ana.rivera@newhospital.example.org"
+    (live.settings.policies_dir / "rivera.toml").write_text(AGENDA.replace(MENTOR, new))
+    asyncio.run(live.daemon.reload_policies(live.world))
+    live.passes(2)
+    decline = ics(uid, "DECLINED", attendee=new, start=start, end=end)
+    live.server.put("INBOX", gmail(decline, sender=f"Ana Rivera <{new}>"))
+    live.passes(3)
+    assert live.statuses()[uid] == "declined"

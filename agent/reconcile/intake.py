@@ -666,7 +666,10 @@ async def _back_to_outbox(world: World, rows: list[Row]) -> None:
 
 def know_mentors(world: World) -> None:
     """Tell the ledger each policy's addresses: what a mentor received is recorded, and counted, by them."""
-    world.ledger.bind({loaded.id: loaded.policy.mentor.addresses for loaded in world.book})
+    world.ledger.bind(
+        {loaded.id: loaded.policy.mentor.addresses for loaded in world.book},
+        {loaded.id: loaded.policy.mentor.name for loaded in world.book},
+    )
 
 
 def policy_of(world: World, row: Row) -> LoadedPolicy | None:

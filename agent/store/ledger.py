@@ -455,31 +455,42 @@ class Ledger:
 
     # -- history ----------------------------------------------------------------------------------------------
 
-    def bind(self, addresses: Mapping[str, Sequence[str]]) -> None:
-        """Learn (or update) each policy id's addresses, and give rows written before schema 3 theirs. A policy id
-        that now names none of the addresses it named (her file rewritten for another mentor, her every address
-        changed) is another mentor: what the one before left under that id is retired (:meth:`_retire`)."""
+    def bind(self, addresses: Mapping[str, Sequence[str]], names: Mapping[str, str] | None = None) -> None:
+        """Learn (or update) each policy id's addresses (and her name), and give rows written before schema 3 theirs.
+        A policy id that now names none of the addresses it named, under another name, is another mentor (her file
+        rewritten for someone else): what the one before left under that id is retired (:meth:`_retire`), and given
+        back to the policy that names her again (:meth:`_restore`). The same name at new addresses is her, moved."""
         fresh = {
             mentor: tuple(found)
             for mentor, found in addresses.items()
             if self.mentor_addresses.get(mentor) != tuple(found)
         }
-        if not fresh:
+        known = dict(json.loads(self.meta_value("mentor_names") or "{}"))
+        renamed = {mentor: name for mentor, name in (names or {}).items() if known.get(mentor) != name}
+        if not fresh and not renamed:
             return
         gone = [
             mentor
             for mentor, found in fresh.items()
             if self.mentor_addresses.get(mentor)
             and not {a.lower() for a in self.mentor_addresses[mentor]} & {a.lower() for a in found}
+            and (names is None or known.get(mentor) != names.get(mentor))
         ]
         with self.transaction():
             for mentor in gone:
                 self._retire(mentor)
+            for retired, hers in [(m, a) for m, a in self.mentor_addresses.items() if "~retired-" in m]:
+                wanted = {a.lower() for a in hers}
+                heir = next((m for m, found in addresses.items() if wanted & {a.lower() for a in found}), None)
+                if heir is not None:  # after the retirements: the id is free of the one it named in between
+                    self._restore(retired, heir)
             self.mentor_addresses.update(fresh)
             self.db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
                 (json.dumps(self.mentor_addresses, sort_keys=True),),
             )
+            if names is not None:
+                self.set_meta("mentor_names", json.dumps({**known, **names}, sort_keys=True))
             for mentor, found in fresh.items():
                 for table in ("items", "replies"):
                     self.db.execute(
@@ -487,21 +498,32 @@ class Ledger:
                         (_packed(found), mentor),
                     )
 
-    def _retire(self, mentor: str) -> None:
-        """(In the caller's transaction.) Move what the mentor before left under the policy id ``mentor`` to an id no
-        file has (``rivera~retired-…``): her waiting mail (held, she is told: intake), her meeting rounds and
-        agreements, so that the mentor the file names now is never offered her meetings, her agenda, her answers."""
-        retired = f"{mentor}~retired-{_now()}"
-        self.mentor_addresses[retired] = self.mentor_addresses[mentor]
+    def _moved(self, old: str, new: str, *, open_only: bool) -> None:
+        """(In the caller's transaction.) What the policy id ``old`` holds now goes by ``new``."""
         marks = ", ".join("?" for _ in OPEN_STATES)
+        where = f" AND state IN ({marks})" if open_only else ""
         self.db.execute(
-            f"UPDATE messages SET mentor = ? WHERE mentor = ? AND state IN ({marks})", (retired, mentor, *OPEN_STATES)
+            f"UPDATE messages SET mentor = ? WHERE mentor = ?{where}", (new, old, *(OPEN_STATES if open_only else ()))
         )
         tables = {str(name) for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table in ("rounds", "meetings", "agreements", "agreement_reviews"):
             if table in tables:
-                self.db.execute(f"UPDATE {table} SET mentor = ? WHERE mentor = ?", (retired, mentor))
+                self.db.execute(f"UPDATE {table} SET mentor = ? WHERE mentor = ?", (new, old))
+
+    def _retire(self, mentor: str) -> None:
+        """Move what the mentor before left under the policy id ``mentor`` to an id no file has (``rivera~retired-…``):
+        her waiting mail (held, she is told: intake), her meeting rounds and agreements, so that the mentor the file
+        names now is never offered her meetings, her agenda, her answers."""
+        retired = f"{mentor}~retired-{_now()}"
+        self.mentor_addresses[retired] = self.mentor_addresses[mentor]
+        self._moved(mentor, retired, open_only=True)
         self.log("policy retired", mentor=mentor, detail=f"its file names another mentor now: kept as {retired}")
+
+    def _restore(self, retired: str, mentor: str) -> None:
+        """A policy (``mentor``) names the retired mentor again (her file put back): hers again."""
+        self._moved(retired, mentor, open_only=False)
+        del self.mentor_addresses[retired]
+        self.log("policy restored", mentor=mentor, detail=f"{retired} is named by it again")
 
     def add_item(
         self,
