@@ -206,3 +206,37 @@ def test_several_newer_saves_without_the_flag_are_told_once(door: Door) -> None:
         door.run(later=timedelta(seconds=5))
     assert door.notices().count("Not taken yet: Many saves") == 1
     assert door.subjects(OUTBOX) == []
+
+
+# -- a fifth hostile round ------------------------------------------------------------------------------------------
+def test_another_draft_sharing_its_message_id_is_not_a_newer_save(door: Door, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program's bug gives another draft the same Message-ID: it is no save of the flagged one, and is never sent."""
+    mid = "<shared-by-a-bug@med.example.edu>"
+    door.save(draft("Draft A flagged", "Version A.\n", message_id=mid))
+    door.run(later=timedelta(seconds=1))
+    stopped_after_the_flag_came_off(door, monkeypatch)
+    door.save(draft("Draft B never flagged", "Version B.\n", message_id=mid), ("\\Draft", "\\Seen"))
+    door.door = type(door.door)()
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == ["Draft A flagged"]
+
+
+def test_flagged_again_after_not_taken_a_second_cut_taking_still_counts(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mid = "<again@med.example.edu>"
+    door.save(draft("Again", QUESTION, message_id=mid))
+    door.run(later=timedelta(seconds=1))
+    stopped_after_the_flag_came_off(door, monkeypatch)
+    door.server.folders[DRAFTS].messages.clear()  # she deleted it: "Not taken"
+    door.door = type(door.door)()
+    door.run(later=timedelta(seconds=5))
+    door.save(draft("Again", QUESTION, message_id=mid))  # saved again and flagged: a new hand-over
+    door.run(later=timedelta(seconds=1))
+    stopped_after_the_flag_came_off(door, monkeypatch)
+    door.door = type(door.door)()
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == ["Again"]
+    assert door.notices().count("Taken from Drafts: Again") == 1

@@ -21,6 +21,7 @@ from agent.rules.addresses import normal_address
 from agent.rules.envelope import Envelope
 from agent.rules.notices import pronouns
 from agent.rules.policy import LoadedPolicy
+from agent.store.agreements import proposes
 from agent.store.answers import (
     BOUNCED,
     BOUNCED_TO,
@@ -203,7 +204,7 @@ async def tell_by_subject_alone(world: World, envelope: Envelope, loaded: Loaded
     agreement proposal — the student is told, once (the mark in the same transaction): a subject she typed ("Read:
     your abstract") would otherwise hold it back without a word. Otherwise it is only logged, as any auto-reply."""
     waiting = bool(world.ledger.in_states(SCHEDULED, mentor=loaded.id))
-    proposal = _answers_a_proposal(world, envelope)
+    proposal = proposes(world.ledger, envelope.references)
     her = pronouns(loaded.policy.mentor.pronoun)[1]
     subject = envelope.subject or "(no subject)"
     with world.ledger.transaction():
@@ -225,16 +226,6 @@ async def tell_by_subject_alone(world: World, envelope: Envelope, loaded: Loaded
             about=envelope.key,
         )
     await world.tell(notice)
-
-
-def _answers_a_proposal(world: World, envelope: Envelope) -> bool:
-    """Whether ``envelope`` refers to an agreement proposal the student sent (`agree`)."""
-    tables = {str(name) for (name,) in world.ledger.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "agreements" not in tables or not envelope.references:
-        return False
-    marks = ", ".join("?" for _ in envelope.references)
-    query = f"SELECT 1 FROM agreements WHERE message_id IN ({marks}) LIMIT 1"
-    return world.ledger.db.execute(query, tuple(envelope.references)).fetchone() is not None
 
 
 def untagged(address: str) -> str:

@@ -11,6 +11,7 @@ this module can be merged beside other changes to the ledger's schema; a later m
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -185,3 +186,13 @@ class Agreements:
             if start <= reply.at < end and reply.to in sent:
                 hours.append(elapsed(sent[reply.to], reply.at).total_seconds() / 3600)
         return hours
+
+
+def proposes(ledger: Ledger, message_ids: Sequence[str]) -> bool:
+    """Whether one of ``message_ids`` is an agreement proposal the student sent (without making the tables)."""
+    tables = {str(name) for (name,) in ledger.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "agreements" not in tables or not message_ids:
+        return False
+    marks = ", ".join("?" for _ in message_ids)
+    query = f"SELECT 1 FROM agreements WHERE message_id IN ({marks}) LIMIT 1"
+    return ledger.db.execute(query, tuple(message_ids)).fetchone() is not None

@@ -155,9 +155,9 @@ def taken_at(ledger: Ledger, key: str) -> datetime | None:
 def pending_takings(ledger: Ledger) -> list[tuple[str, str]]:
     """The drafts whose taking began (``TAKING``) but was never seen done nor void: (key, subject), oldest first.
     The MOVE may have been done by the server with its answer lost (a cut connection, a kill -9)."""
-    rows = ledger.db.execute(
-        "SELECT message, MAX(detail) FROM log t WHERE event = ? AND NOT EXISTS "
-        "(SELECT 1 FROM log u WHERE u.message = t.message AND u.event IN (?, ?)) GROUP BY message ORDER BY MIN(id)",
+    rows = ledger.db.execute(  # the last taking of each, after the last time one was seen done or void (taken again)
+        "SELECT message, MAX(detail) FROM log t WHERE event = ? GROUP BY message HAVING MAX(id) > COALESCE("
+        "(SELECT MAX(id) FROM log u WHERE u.message = t.message AND u.event IN (?, ?)), 0) ORDER BY MIN(id)",
         (TAKING, TAKEN, TAKING_VOID),
     )
     return [(str(key), str(subject or "")) for key, subject in rows]
@@ -305,3 +305,13 @@ def waits(ledger: Ledger, where: str) -> dict[int, datetime]:
 
 def keep_waits(ledger: Ledger, where: str, since: dict[int, datetime]) -> None:
     ledger.set_meta(f"{WAITS} {where}", ",".join(f"{uid}={at.isoformat()}" for uid, at in sorted(since.items())))
+
+
+def taking_pending(ledger: Ledger, key: str) -> bool:
+    """Whether the last taking of ``key`` began and was never seen done nor void (:func:`pending_takings`)."""
+    found = ledger.db.execute(
+        "SELECT MAX(CASE WHEN event = ? THEN id END), MAX(CASE WHEN event IN (?, ?) THEN id END) FROM log "
+        "WHERE message = ? AND event IN (?, ?, ?)",
+        (TAKING, TAKEN, TAKING_VOID, key, TAKING, TAKEN, TAKING_VOID),
+    ).fetchone()
+    return found[0] is not None and found[0] > (found[1] or 0)

@@ -150,7 +150,8 @@ class DraftDoor:
         for info in sorted(
             [*infos, *(await world.imap(world.mailbox.headers, folder, later) if later else [])], key=lambda i: i.uid
         ):
-            newest[parse_envelope(info.headers).message_id or ""] = info.uid
+            found = parse_envelope(info.headers)  # a save is the same draft: its Message-ID and its subject
+            newest[f"{found.message_id or ''}\n{found.subject}"] = info.uid
         for info in infos:
             envelope = parse_envelope(info.headers)
             if await self._came_back(world, folder, info, envelope, first_look=info.uid in fresh):
@@ -164,7 +165,8 @@ class DraftDoor:
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
-            saved = newest.get(envelope.message_id or "", info.uid) if envelope.message_id else info.uid
+            same = f"{envelope.message_id or ''}\n{envelope.subject}"
+            saved = newest.get(same, info.uid) if envelope.message_id else info.uid
             if saved > info.uid:  # an older save: never taken while a newer one stands
                 if half:  # saved again while the agent was stopped: the newest is the one being taken
                     self.half_since.setdefault(saved, now)
@@ -350,11 +352,8 @@ class DraftDoor:
     def _half_taken(world: World, envelope: Envelope) -> bool:
         """Its flag taken off by the agent, which stopped before the MOVE (a crash): the flag still counts."""
         key = envelope.key  # without a Message-ID, a key of its content: the same draft, unchanged
-        if not world.ledger.logged(TAKING, key) or world.ledger.logged(TAKEN, key):
-            return False
-        if world.ledger.logged(taken_drafts.TAKING_VOID, key):
-            return False  # she was told it was not taken, and to flag it again: without a flag, it is hers
-        return world.ledger.get(key) is None
+        # Its last taking not seen done nor void: after "Not taken" (void), only a new flag (a new taking) counts
+        return taken_drafts.taking_pending(world.ledger, key) and world.ledger.get(key) is None
 
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
