@@ -142,8 +142,8 @@ class DraftDoor:
                 del self.unplaced[uid]
         await self._look_for_handed_over(world, folder, set(fresh))
         due: list[datetime] = []
-        # The newest save of each draft (by Message-ID; a save has a higher UID): a program that leaves the older
-        # saves behind (not Gmail, which replaces them) means the last one, flagged or not
+        # The newest save of each draft (its Message-ID and subject; a save has a higher UID): a program that leaves
+        # the older saves behind (not Gmail, which replaces them) means the last one, flagged or not
         anchors = flagged | (set(self.half_since) & present)  # the saves that may be taken: newer ones overtake them
         later = sorted(u for u in present - set(wanted) if anchors and u > min(anchors))
         newest: dict[str, int] = {}
