@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from tests.servers import free_port, wait_for_port
 
@@ -68,6 +69,10 @@ class RewritingProxy:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        # Every client connection's writer, from the moment it is accepted (before its session task first runs): a
+        # stop closes them all, so that none is left to the garbage collector after the loop closed (its
+        # ResourceWarning then failed whichever later test it was collected in)
+        self._writers: set[asyncio.StreamWriter] = set()
 
     def start(self) -> None:
         ready = threading.Event()
@@ -75,7 +80,7 @@ class RewritingProxy:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            self._server = loop.run_until_complete(asyncio.start_server(self._serve, HOST, self.port, limit=1 << 26))
+            self._server = loop.run_until_complete(asyncio.start_server(self._accepted, HOST, self.port, limit=1 << 26))
             ready.set()
             loop.run_forever()
             loop.close()
@@ -95,12 +100,23 @@ class RewritingProxy:
             for task in list(self._sessions):
                 task.cancel()
             await asyncio.gather(*self._sessions, return_exceptions=True)
+            for writer in list(self._writers):
+                writer.close()
+                with contextlib.suppress(OSError, asyncio.CancelledError):
+                    await writer.wait_closed()
             await server.wait_closed()
             loop.stop()
 
         loop.call_soon_threadsafe(lambda: loop.create_task(shut()))
         if self._thread is not None:
             self._thread.join(10)
+
+    def _accepted(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> Coroutine[Any, Any, None]:
+        """Called as the connection is accepted (asyncio makes a task of what it returns): its writer is known now."""
+        self._writers.add(client_writer)
+        return self._serve(client_reader, client_writer)
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -112,6 +128,7 @@ class RewritingProxy:
             pass
         finally:
             self._sessions.discard(task)
+            self._writers.discard(client_writer)
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
