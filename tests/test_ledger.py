@@ -255,3 +255,30 @@ def test_schema_7_ledgers_get_the_addresses_that_made_waiting_rows_her_mail(tmp_
     assert waiting is not None and waiting.mentor_addresses == ("arivera@h.org",)
     assert ledger.meta_value("held told <w@x>") is not None
     ledger.close()
+
+
+def test_what_was_retired_goes_back_only_to_her_name_and_a_collision_is_no_crash(tmp_path: Path) -> None:
+    """A final hostile round: a retired mentor's meetings went to a new mentor sharing one office address under
+    another name; and giving them back raised an IntegrityError on every pass when that policy had told a review
+    for the same day."""
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    office = "office@h.org"
+    ledger.bind({"rivera": ("arivera@h.org", office)}, {"rivera": "Dr. Ana Rivera"})
+    ledger.db.execute(
+        "CREATE TABLE IF NOT EXISTS agreement_reviews (mentor TEXT NOT NULL, due TEXT NOT NULL, told TEXT NOT NULL,"
+        " PRIMARY KEY (mentor, due))"
+    )
+    ledger.db.execute("INSERT INTO agreement_reviews VALUES ('rivera', '2027-03-01', 'x')")
+    ledger.bind({"rivera": ("lee@c.org",)}, {"rivera": "Dr. Min Lee"})  # her file rewritten for Dr. Lee: retired
+    ledger.bind(
+        {"rivera": ("lee@c.org",), "park": ("kpark@h.org", office)}, {"rivera": "Dr. Min Lee", "park": "Dr. Kim Park"}
+    )
+    owners = [str(m) for (m,) in ledger.db.execute("SELECT mentor FROM agreement_reviews")]
+    assert len(owners) == 1 and owners[0].startswith("rivera~retired-"), "not given to Dr. Park"
+    ledger.db.execute("INSERT INTO agreement_reviews VALUES ('ana', '2027-03-01', 'y')")  # her own, the same day
+    ledger.bind(
+        {"rivera": ("lee@c.org",), "park": ("kpark@h.org",), "ana": ("arivera@h.org",)},
+        {"rivera": "Dr. Min Lee", "park": "Dr. Kim Park", "ana": "Dr. Ana Rivera"},
+    )  # her file back under another name: hers again, and no crash on the review told for the same day
+    assert {str(m) for (m,) in ledger.db.execute("SELECT mentor FROM agreement_reviews")} >= {"ana"}
+    ledger.close()

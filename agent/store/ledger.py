@@ -478,10 +478,18 @@ class Ledger:
         ]
         with self.transaction():
             for mentor in gone:
-                self._retire(mentor)
+                known[self._retire(mentor)] = known.get(mentor, "")  # whose it was: given back only to her name
             for retired, hers in [(m, a) for m, a in self.mentor_addresses.items() if "~retired-" in m]:
                 wanted = {a.lower() for a in hers}
-                heir = next((m for m, found in addresses.items() if wanted & {a.lower() for a in found}), None)
+                was = known.get(retired, "")
+                heir = next(
+                    (
+                        m
+                        for m, found in addresses.items()
+                        if wanted & {a.lower() for a in found} and (names or {}).get(m, was) == was
+                    ),
+                    None,
+                )
                 if heir is not None:  # after the retirements: the id is free of the one it named in between
                     self._restore(retired, heir)
             self.mentor_addresses.update(fresh)
@@ -489,8 +497,8 @@ class Ledger:
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('mentor_addresses', ?)",
                 (json.dumps(self.mentor_addresses, sort_keys=True),),
             )
-            if names is not None:
-                self.set_meta("mentor_names", json.dumps({**known, **names}, sort_keys=True))
+            if names is not None or gone:
+                self.set_meta("mentor_names", json.dumps({**known, **(names or {})}, sort_keys=True))
             for mentor, found in fresh.items():
                 for table in ("items", "replies"):
                     self.db.execute(
@@ -507,10 +515,10 @@ class Ledger:
         )
         tables = {str(name) for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table in ("rounds", "meetings", "agreements", "agreement_reviews"):
-            if table in tables:
-                self.db.execute(f"UPDATE {table} SET mentor = ? WHERE mentor = ?", (new, old))
+            if table in tables:  # OR IGNORE: a review the new id has told for the same day stays as it is
+                self.db.execute(f"UPDATE OR IGNORE {table} SET mentor = ? WHERE mentor = ?", (new, old))
 
-    def _retire(self, mentor: str) -> None:
+    def _retire(self, mentor: str) -> str:
         """Move what the mentor before left under the policy id ``mentor`` to an id no file has (``rivera~retired-…``):
         her waiting mail (held, she is told: intake), her meeting rounds and agreements, so that the mentor the file
         names now is never offered her meetings, her agenda, her answers."""
@@ -518,6 +526,7 @@ class Ledger:
         self.mentor_addresses[retired] = self.mentor_addresses[mentor]
         self._moved(mentor, retired, open_only=True)
         self.log("policy retired", mentor=mentor, detail=f"its file names another mentor now: kept as {retired}")
+        return retired
 
     def _restore(self, retired: str, mentor: str) -> None:
         """A policy (``mentor``) names the retired mentor again (her file put back): hers again."""

@@ -142,16 +142,15 @@ class DraftDoor:
                 del self.unplaced[uid]
         await self._look_for_handed_over(world, folder, set(fresh))
         due: list[datetime] = []
-        # The newest save of each draft (its Message-ID and subject; a save has a higher UID): a program that leaves
-        # the older saves behind (not Gmail, which replaces them) means the last one, flagged or not
+        # The newest save of each draft (its Message-ID, whatever its subject became; a save has a higher UID): a
+        # program that leaves the older saves behind (not Gmail, which replaces them) means the last one, flagged or not
         anchors = flagged | (set(self.half_since) & present)  # the saves that may be taken: newer ones overtake them
         later = sorted(u for u in present - set(wanted) if anchors and u > min(anchors))
         newest: dict[str, int] = {}
         for info in sorted(
             [*infos, *(await world.imap(world.mailbox.headers, folder, later) if later else [])], key=lambda i: i.uid
         ):
-            found = parse_envelope(info.headers)  # a save is the same draft: its Message-ID and its subject
-            newest[f"{found.message_id or ''}\n{found.subject}"] = info.uid
+            newest[parse_envelope(info.headers).message_id or ""] = info.uid  # a save: the same Message-ID
         for info in infos:
             envelope = parse_envelope(info.headers)
             if await self._came_back(world, folder, info, envelope, first_look=info.uid in fresh):
@@ -165,8 +164,7 @@ class DraftDoor:
                 continue
             if not any(world.book.for_address(a) for a in envelope.recipients):
                 continue  # a flag on a draft to no mentor means something else: left alone
-            same = f"{envelope.message_id or ''}\n{envelope.subject}"
-            saved = newest.get(same, info.uid) if envelope.message_id else info.uid
+            saved = newest.get(envelope.message_id or "", info.uid) if envelope.message_id else info.uid
             if saved > info.uid:  # an older save: never taken while a newer one stands
                 if half:  # saved again while the agent was stopped: the newest is the one being taken
                     self.half_since.setdefault(saved, now)
