@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,19 +156,18 @@ def test_with_tls_the_door_wants_starttls_before_anything_and_then_takes_mail(tm
     assert got == [(STUDENT, [MENTOR])]
 
 
-@pytest.mark.servers
-@pytest.mark.parametrize(("state", "taken"), [("scheduled", False), ("done", False), ("cancelled", True)])
-def test_a_message_known_to_the_ledger_is_taken_again_only_when_it_was_cancelled(
-    tmp_path: Path, dovecot: Dovecot, imap_user: User, imap: Imap, state: str, taken: bool
-) -> None:
+def _handed_over_again(
+    tmp_path: Path, dovecot: Dovecot, imap_user: User, imap: Imap, subject: str, known: Callable[[Ledger, str], None]
+) -> tuple[int, bytes]:
+    """A message handed to the door while the ledger knows it as ``known`` writes it (key = its Message-ID)."""
     with dovecot.client(imap_user) as client:
         client.create_folder(OUTBOX)
-    raw = mail("Cancelled, then sent from Drafts", to="friend@example.org")
+    raw = mail(subject, to="friend@example.org")
     key = str(parse_envelope(raw).message_id)
 
     async def main() -> tuple[int, bytes]:
         _, door, ledger = _desk_and_door(tmp_path, imap, Login(imap_user.username, password=imap_user.password))
-        ledger.add(row(key=key, message_id=key, state=state))
+        known(ledger, key)
         await door.start()
         try:
             return await asyncio.to_thread(_send, door.config.port, local_secret(tmp_path), raw)
@@ -176,7 +175,19 @@ def test_a_message_known_to_the_ledger_is_taken_again_only_when_it_was_cancelled
             await door.close()
             ledger.close()
 
-    assert asyncio.run(main())[0] == 250
+    return asyncio.run(main())
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(("state", "taken"), [("scheduled", False), ("done", False), ("cancelled", True)])
+def test_a_message_known_to_the_ledger_is_taken_again_only_when_it_was_cancelled(
+    tmp_path: Path, dovecot: Dovecot, imap_user: User, imap: Imap, state: str, taken: bool
+) -> None:
+    def known(ledger: Ledger, key: str) -> None:
+        ledger.add(row(key=key, message_id=key, state=state))
+
+    code, _ = _handed_over_again(tmp_path, dovecot, imap_user, imap, "Cancelled, then sent from Drafts", known)
+    assert code == 250
     assert len(dovecot.messages(imap_user, OUTBOX)) == (1 if taken else 0)
 
 
@@ -188,24 +199,13 @@ def test_a_send_in_doubt_handed_over_again_is_refused_with_why(
     """Two hostile rounds: the mentor got it twice (her program's retry of a 250 it never read, taken as a new
     try), then her deliberate resend was answered 250 and silently not sent. Handed over again while its send is
     in doubt, it is refused with why (her program says so, and keeps it): moved back to the Outbox, it goes."""
-    with dovecot.client(imap_user) as client:
-        client.create_folder(OUTBOX)
-    raw = mail("In doubt, then handed over again", to="friend@example.org")
-    key = str(parse_envelope(raw).message_id)
 
-    async def main() -> tuple[int, bytes]:
-        _, door, ledger = _desk_and_door(tmp_path, imap, Login(imap_user.username, password=imap_user.password))
+    def known(ledger: Ledger, key: str) -> None:
         ledger.add(row(key=key, message_id=key, state=ATTENTION, sent_at=datetime.now(UTC) - answered_ago))
         ledger.log(SUBMITTED, message=key, detail="via the door")
         at = (datetime.now(UTC) - answered_ago).isoformat()
         ledger.db.execute("UPDATE log SET at = ? WHERE event = ? AND message = ?", (at, SUBMITTED, key))
-        await door.start()
-        try:
-            return await asyncio.to_thread(_send, door.config.port, local_secret(tmp_path), raw)
-        finally:
-            await door.close()
-            ledger.close()
 
-    code, text = asyncio.run(main())
+    code, text = _handed_over_again(tmp_path, dovecot, imap_user, imap, "In doubt, then handed over again", known)
     assert code == 550 and b"in doubt" in text and b"move its copy from Needs attention" in text
     assert dovecot.messages(imap_user, OUTBOX) == {}

@@ -190,8 +190,7 @@ class Agreements:
 
 def proposes(ledger: Ledger, message_ids: Sequence[str]) -> bool:
     """Whether one of ``message_ids`` is an agreement proposal the student sent (without making the tables)."""
-    tables = {str(name) for (name,) in ledger.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "agreements" not in tables or not message_ids:
+    if not message_ids or "agreements" not in ledger.tables():
         return False
     marks = ", ".join("?" for _ in message_ids)
     query = f"SELECT 1 FROM agreements WHERE message_id IN ({marks}) LIMIT 1"

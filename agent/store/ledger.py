@@ -506,6 +506,10 @@ class Ledger:
                         (_packed(found), mentor),
                     )
 
+    def tables(self) -> set[str]:
+        """The tables this ledger has (some are made on first use: meetings, agreements)."""
+        return {str(name) for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
     def _moved(self, old: str, new: str, *, open_only: bool) -> None:
         """(In the caller's transaction.) What the policy id ``old`` holds now goes by ``new``."""
         marks = ", ".join("?" for _ in OPEN_STATES)
@@ -513,7 +517,7 @@ class Ledger:
         self.db.execute(
             f"UPDATE messages SET mentor = ? WHERE mentor = ?{where}", (new, old, *(OPEN_STATES if open_only else ()))
         )
-        tables = {str(name) for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = self.tables()
         for table in ("rounds", "meetings", "agreements", "agreement_reviews"):
             if table in tables:  # OR IGNORE: a review the new id has told for the same day stays as it is
                 self.db.execute(f"UPDATE OR IGNORE {table} SET mentor = ? WHERE mentor = ?", (new, old))

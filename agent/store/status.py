@@ -184,8 +184,7 @@ def _agreement(agreement: Agreement) -> dict[str, Any]:
 
 def meetings_of(ledger: Ledger, mentor: str) -> dict[str, Any]:
     """Open offers and the next agreed meeting, when the meetings feature has recorded any."""
-    tables = {r[0] for r in ledger.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "meetings" not in tables:
+    if "meetings" not in ledger.tables():
         return {"offers": [], "next": None}
     offers = [
         {"start": start, "status": status}
