@@ -75,6 +75,7 @@ def ics(
     attendee: str = "ARivera@Hospital.example.org",
     start: datetime | None = None,
     end: datetime | None = None,
+    stamp: str = "20260303T090000Z",
 ) -> str:
     start = start or datetime(2026, 3, 10, 21, tzinfo=UTC)
     end = end or start + timedelta(minutes=30)
@@ -86,7 +87,7 @@ def ics(
         "BEGIN:VEVENT",
         f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
         f"DTEND:{end:%Y%m%dT%H%M%SZ}",
-        "DTSTAMP:20260303T090000Z",
+        f"DTSTAMP:{stamp}",
     ]
     if organizer:
         lines.append(f"ORGANIZER;CN=Sam Patel:{mailto}:{organizer}")

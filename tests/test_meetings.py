@@ -336,6 +336,123 @@ def test_cancel_only_after_smtp_accepted_the_request(strategy: str, events: list
         assert len(state.offers) <= state.rules.proposals
 
 
+# -- answers that come in another order than she wrote them (DTSTAMP, RFC 5546 §2.1.5) ---------------------
+
+WROTE = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def stamped(uid: str, partstat: str, minutes: int, **extra: Any) -> ItipObject:
+    return reply(uid, partstat, stamp=WROTE + timedelta(minutes=minutes), **extra)
+
+
+def test_an_earlier_decline_that_arrives_after_her_acceptance_changes_nothing_and_is_told() -> None:
+    state = sent_all(begin()[0])
+    uid = state.offers[0].uid
+    state, _ = apply_reply(state, stamped(uid, "ACCEPTED", 60), FROM, None, NOW)
+    after, actions = apply_reply(state, stamped(uid, "DECLINED", 0), FROM, None, NOW)
+    assert after == state and after.outcome == "agreed"
+    (told,) = actions
+    assert isinstance(told, NotifyStudent)
+    assert "arrived late" in told.text and "answer “declined”" in told.text and "later answer stands" in told.text
+    assert "written Tuesday 3 March, 10:00 CET, before" in told.text  # when she wrote it, for the student (Berlin)
+    # a late copy of the answer in force says nothing new
+    assert apply_reply(state, stamped(uid, "ACCEPTED", 30), FROM, None, NOW) == (
+        state,
+        (Ignored("a late copy of the answer in force"),),
+    )
+    # her later decline still declines the agreed meeting
+    later, actions = apply_reply(state, stamped(uid, "DECLINED", 120), FROM, None, NOW)
+    assert later.offers[0].status == "declined" and "declined the agreed meeting" in actions[0].text  # type: ignore[union-attr]
+
+
+def test_an_earlier_counter_that_arrives_after_her_acceptance_moves_nothing() -> None:
+    state = sent_all(begin()[0])
+    offer = state.offers[0]
+    state, _ = apply_reply(state, stamped(offer.uid, "ACCEPTED", 60), FROM, None, NOW)
+    start = datetime(2026, 3, 17, 16, 30, tzinfo=CHICAGO)
+    counter = stamped(
+        offer.uid,
+        "NEEDS-ACTION",
+        0,
+        method="COUNTER",
+        start=start.astimezone(UTC),
+        end=(start + timedelta(minutes=30)).astimezone(UTC),
+    )
+    after, actions = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: True)
+    assert after == state and kinds(actions) == ["NotifyStudent"]
+    assert "“proposed another time”" in actions[0].text  # type: ignore[union-attr]
+
+
+def test_answers_without_dtstamp_or_with_the_same_one_go_by_arrival_as_before() -> None:
+    state = sent_all(begin()[0])
+    uid = state.offers[0].uid
+    state, _ = apply_reply(state, reply(uid), FROM, None, NOW)
+    after, actions = apply_reply(state, reply(uid, "DECLINED"), FROM, None, NOW)
+    assert after.offers[0].status == "declined" and "declined the agreed meeting" in actions[0].text  # type: ignore[union-attr]
+    state = sent_all(begin()[0])
+    state, _ = apply_reply(state, stamped(uid, "ACCEPTED", 0), FROM, None, NOW)
+    after, _ = apply_reply(state, stamped(uid, "DECLINED", 0), FROM, None, NOW)  # the same second: arrival decides
+    assert after.offers[0].status == "declined"
+
+
+def test_the_newest_answer_is_kept_with_the_round_in_the_store() -> None:
+    from agent.store.rounds import round_from_json, round_to_json
+
+    state = sent_all(begin()[0])
+    uid = state.offers[0].uid
+    state, _ = apply_reply(state, stamped(uid, "ACCEPTED", 60), FROM, None, NOW)
+    data = round_to_json(state)
+    assert round_from_json(data) == state
+    after, actions = apply_reply(round_from_json(data), stamped(uid, "DECLINED", 0), FROM, None, NOW)
+    assert after.outcome == "agreed" and kinds(actions) == ["NotifyStudent"]
+    for offer in data["offers"]:  # a round stored before answers were ordered
+        del offer["answered"]
+    assert round_from_json(data).offers[0].answered is None
+
+
+def test_dtstamp_is_read_and_a_broken_one_does_not_lose_the_answer() -> None:
+    def itip(stamp_line: str) -> bytes:
+        return (
+            "Content-Type: text/calendar; method=REPLY\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REPLY\r\n"
+            f"BEGIN:VEVENT\r\nUID:r1-0@uni.example\r\n{stamp_line}DTSTART:20260310T210000Z\r\n"
+            f"ATTENDEE;PARTSTAT=DECLINED:mailto:{MENTOR.address}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        ).encode()
+
+    (read,) = parse_itip(itip("DTSTAMP:20260303T100000Z\r\n"))
+    assert read.stamp == datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+    for broken in ("DTSTAMP:yesterday\r\n", "DTSTAMP;VALUE=DATE:20260303\r\n", "DTSTAMP:20260303T100000\r\n", ""):
+        (unordered,) = parse_itip(itip(broken))
+        assert unordered.partstat == "DECLINED" and unordered.stamp is None, broken
+
+
+ORDERS = st.permutations(range(3))
+
+
+@given(
+    st.lists(st.sampled_from(["ACCEPTED", "DECLINED", "TENTATIVE"]), min_size=3, max_size=3),
+    st.lists(st.integers(0, 5), min_size=3, max_size=3, unique=True),
+    ORDERS,
+)
+def test_her_newest_answer_stands_or_the_student_is_told(
+    partstats: list[str], minutes: list[int], order: list[int]
+) -> None:
+    """Three answers to one offer, written in one order and arriving in any: the offer ends with her newest answer,
+    or the student was told of an answer that was not applied as it came."""
+    state = sent_all(begin(strategy="holds", proposals=1)[0])
+    uid = state.offers[0].uid
+    told = False
+    for index in order:
+        state, actions = apply_reply(state, stamped(uid, partstats[index], minutes[index]), FROM, None, NOW)
+        told = told or any(
+            isinstance(action, NotifyStudent)
+            and any(words in action.text for words in ("arrived late", "withdrawn", "after accepting"))
+            for action in actions
+        )
+    newest = partstats[max(range(3), key=lambda index: minutes[index])]
+    assert state.offers[0].partstat == newest or told, (partstats, minutes, order, state.offers[0])
+    assert state.offers[0].answered == WROTE + timedelta(minutes=max(minutes)), "the newest answer's time is kept"
+
+
 # -- the commands ------------------------------------------------------------------------------------------
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"

@@ -416,6 +416,28 @@ def test_the_mentors_own_words_come_with_the_answer(sequential: Desk) -> None:
     assert any("wrote with the answer" in body and "  > See you then." in body for body in bodies)
 
 
+def test_her_earlier_decline_arriving_after_her_acceptance_leaves_the_meeting_standing(sequential: Desk) -> None:
+    """She declined on her phone while it was offline, then accepted from her desk; the phone's decline arrives last.
+    Her later answer (by DTSTAMP) stands: no "remove it from your calendar", no CANCEL, and the student is told."""
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    sequential.reply(uid, "ACCEPTED", stamp="20260303T100000Z")
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+    sent = len(sequential.smtp.messages)
+    sequential.server.put("INBOX", outlook(ics(uid, "DECLINED", mailto="MAILTO", stamp="20260303T090000Z")))
+    sequential.settle()
+    assert sequential.statuses()[uid] == "accepted"
+    assert len(sequential.smtp.messages) == sent, "no CANCEL, no new invitation"
+    bodies = [" ".join((m.get_body(("plain",)) or m).get_content().split()) for m in sequential.inbox("notice")]
+    late = [body for body in bodies if "arrived late" in body]
+    assert len(late) == 1 and "“declined”" in late[0] and "later answer stands" in late[0], bodies
+    assert not any("Remove it from your calendar" in body for body in bodies)
+    sequential.settle()
+    assert len([m for m in sequential.inbox("notice") if "arrived late" in str(m.get_body(("plain",)))]) == 1
+
+
 def test_no_meeting_is_proposed_when_the_busy_calendar_cannot_be_read(
     sequential: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,6 +43,7 @@ class Offer:
     ever_sent: bool = False  # SMTP accepted a REQUEST with this UID at least once
     sent_at: datetime | None = None
     partstat: str = "NEEDS-ACTION"
+    answered: datetime | None = None  # the newest DTSTAMP of her answers applied: an older one comes late
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,45 @@ def apply_reply(
     offer = state.offer(reply.uid)
     if problem is not None or offer is None:
         return state, (Ignored(problem or "unknown offer", unjudged=True),)
+    if (overtaken := _overtaken(state, offer, reply)) is not None:
+        return state, (overtaken,)
+    state, actions = _apply(state, offer, reply, now, is_free)
+    return _stamped(state, reply), actions
+
+
+_SAID = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
+
+
+def _overtaken(state: Round, offer: Offer, reply: ItipObject) -> Action | None:
+    """A reply written before the newest one applied (by DTSTAMP, RFC 5546 §2.1.5) that arrives after it: a copy
+    delayed on the way, or sent by a device that was offline. Her later answer stands; a different one is told."""
+    if reply.stamp is None or offer.answered is None or reply.stamp >= offer.answered:
+        return None
+    if reply.method == "REPLY" and reply.partstat == offer.partstat:
+        return Ignored("a late copy of the answer in force")
+    said = "proposed another time" if reply.method == "COUNTER" else _SAID.get(reply.partstat or "", "answered")
+    return NotifyStudent(
+        f"{state.mentor.name}'s answer “{said}” for {_when(state, offer.slot)} arrived late: it was written "
+        f"{_written(state, reply.stamp)}, before the answer already applied (written "
+        f"{_written(state, offer.answered)}). Nothing was changed: the later answer stands. Confirm with them if "
+        "you are unsure."
+    )
+
+
+def _written(state: Round, stamp: datetime) -> str:
+    local = stamp.astimezone(state.student_zone)
+    return f"{local:%A} {local.day} {local:%B, %H:%M} {local.tzname() or ''}".rstrip()
+
+
+def _stamped(state: Round, reply: ItipObject) -> Round:
+    """``state`` with the reply's DTSTAMP kept as the newest answer's, when it is newer."""
+    offer = state.offer(reply.uid)
+    if offer is None or reply.stamp is None or (offer.answered is not None and offer.answered >= reply.stamp):
+        return state
+    return _with(state, replace(offer, answered=reply.stamp))
+
+
+def _apply(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free: IsFree | None) -> Result:
     if reply.method == "COUNTER":
         return _counter(state, offer, reply, now, is_free)
     partstat = reply.partstat or "NEEDS-ACTION"

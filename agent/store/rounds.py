@@ -66,6 +66,7 @@ def round_to_json(state: Round) -> dict[str, Any]:
                 "ever_sent": o.ever_sent,
                 "sent_at": o.sent_at.isoformat() if o.sent_at else None,
                 "partstat": o.partstat,
+                "answered": o.answered.isoformat() if o.answered else None,
             }
             for o in state.offers
         ],
@@ -95,6 +96,7 @@ def round_from_json(data: dict[str, Any]) -> Round:
                 ever_sent=bool(o["ever_sent"]),
                 sent_at=datetime.fromisoformat(o["sent_at"]) if o["sent_at"] else None,
                 partstat=o["partstat"],
+                answered=datetime.fromisoformat(o["answered"]) if o.get("answered") else None,
             )
             for o in data["offers"]
         ),

@@ -71,6 +71,7 @@ class ItipObject:
     end: datetime | None = None
     recurrence_id: datetime | None = None
     comment: str = field(default="", compare=False)
+    stamp: datetime | None = field(default=None, compare=False)  # DTSTAMP: when the answer was written (UTC)
 
     @property
     def attendee(self) -> str | None:

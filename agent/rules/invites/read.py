@@ -77,7 +77,17 @@ def _read_event(event: Any, method: str) -> ItipObject:
         end=end,
         recurrence_id=recurrence,
         comment=_comment(event),
+        stamp=_stamp(event),
     )
+
+
+def _stamp(event: Any) -> datetime | None:
+    """DTSTAMP, when the answer was written (RFC 5546 §2.1.5 orders one attendee's answers by it), or None when it is
+    missing or unreadable: a reply is read all the same, only not ordered."""
+    try:
+        return _aware(event.decoded("DTSTAMP")) if "DTSTAMP" in event else None
+    except (InviteError, ValueError, TypeError, KeyError):
+        return None
 
 
 _COMMENT_CHARS = 1000
