@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
-from floor_process import backlog_floor_process
+from floor_process import DAEMON_IMPORTS, STACK_IMPORTS, backlog_floor_process
 from harness import (
     MENTOR,
     STUDENT,
@@ -195,6 +195,8 @@ class Backlog:
     total: float
     floor: float  # the bare steps in this process, timed from the first IMAP command (no start-up at all)
     floor_process: float  # the same bare steps as a script started as a process, timed from its start, as the daemon
+    floor_stack: float  # floor_process with the required stack's imports first (pydantic-settings, tenacity)
+    floor_imports: float  # floor_process with all the daemon's imports first: no daemon can do its work faster
     finished: bool
     detail: str
 
@@ -309,6 +311,8 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
         )
     floor = backlog_floor(servers, raws)
     floor_process = backlog_floor_process(servers, raws, FRIEND)
+    floor_stack = backlog_floor_process(servers, raws, FRIEND, STACK_IMPORTS)
+    floor_imports = backlog_floor_process(servers, raws, FRIEND, DAEMON_IMPORTS)
     total = max(decided or timeout, delivered or timeout)
     return Backlog(
         count,
@@ -318,6 +322,8 @@ def backlog(servers: Servers, count: int, timeout: float, profile: str | None = 
         total,
         floor,
         floor_process,
+        floor_stack,
+        floor_imports,
         finished,
         detail,
     )

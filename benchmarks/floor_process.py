@@ -4,6 +4,10 @@ The daemon's backlog figure runs from ``python -m agent run`` to the last messag
 Python's start and the imports; the floor done inside the benchmark's own process does not. This one does:
 Python's start, imapclient's and aiosmtplib's imports, the IMAP login, the header fetch, the bodies and one SMTP
 connection, and nothing else.
+
+The same script with imports put in front of it bounds what the daemon can reach: with only the imports the
+project's required stack costs (:data:`STACK_IMPORTS`), or with exactly the daemon's own (:data:`DAEMON_IMPORTS`),
+the floor's work is done and nothing of the daemon's (no config, no policy, no ledger, no claim, no filing in Sent).
 """
 
 from __future__ import annotations
@@ -46,9 +50,15 @@ client.logout()
 """
 
 
-def backlog_floor_process(servers: Servers, raws: list[bytes], friend: str) -> float:
+# What the daemon's run imports of the required stack (pydantic-settings builds on pydantic; tenacity retries), and
+# what it imports in all: the modules `mentor-agent run` loads before its first pass.
+STACK_IMPORTS = "import pydantic_settings, tenacity\nfrom pydantic import BaseModel\n"
+DAEMON_IMPORTS = "import agent.cli.main, agent.daemon.service\n"
+
+
+def backlog_floor_process(servers: Servers, raws: list[bytes], friend: str, imports: str = "") -> float:
     """``bench_mail.backlog_floor`` as a script started as a process, timed from its start until all the
-    pass-through messages (to ``friend``) and the mentor's first are at the server."""
+    pass-through messages (to ``friend``) and the mentor's first are at the server; ``imports`` go first."""
     user = servers.user()
     smtp = servers.smtp()
     client = servers.client(user)
@@ -61,7 +71,7 @@ def backlog_floor_process(servers: Servers, raws: list[bytes], friend: str) -> f
         began = time.monotonic()
         imap = (servers.dovecot.host, str(servers.dovecot.port), user.username, user.password)
         script = subprocess.Popen(
-            [sys.executable, "-c", FLOOR_SCRIPT, *imap, smtp.host, str(smtp.port), OUTBOX, friend, MENTOR, STUDENT]
+            [sys.executable, "-c", imports + FLOOR_SCRIPT, *imap, smtp.host, str(smtp.port), OUTBOX, friend, MENTOR, STUDENT]
         )
         smtp.wait_for(expected, timeout=120)
         elapsed = time.monotonic() - began

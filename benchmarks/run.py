@@ -180,6 +180,15 @@ def main() -> int:
                             f"start-up: {bare.median:.2f} s) | {ratio:.1f} "
                             f"| ratio ≤ 2: {_verdict(ratio <= 2 and finished)} |"
                         )
+                        stack = harness.Stats.of([b.floor_stack for b in each]).median
+                        imports = harness.Stats.of([b.floor_imports for b in each]).median
+                        rows.append(
+                            f"| Backlog {size}, bound: the floor's process with only imports added, the daemon's work "
+                            f"left out | the required stack's (pydantic-settings, tenacity): {stack:.2f} s; all the "
+                            f"daemon's: {imports:.2f} s | — | {floor.median:.2f} s | {stack / floor.median:.2f}; "
+                            f"{imports / floor.median:.2f} | — (what ×2 leaves the daemon's own work: "
+                            f"{2 * floor.median - imports:.2f} s) |"
+                        )
                         pairs = ", ".join(f"{b.total:.2f}/{b.floor_process:.2f}" for b in each)
                         notes.append(
                             f"Backlog {size}, each run daemon/floor in s: {pairs}; seeded with MULTIAPPEND in "
