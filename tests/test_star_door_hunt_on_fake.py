@@ -5,7 +5,9 @@ runs were on the real daemon against Dovecot):
   unfinished text was taken when its own settle time ran out, and her final one held back;
 - a star taken off while the agent read the draft (a big draft, a slow line): taken and sent all the same;
 - a draft without a Message-ID whose star the agent took off before a stop (kill -9) before its MOVE: never taken,
-  and never told."""
+  and never told;
+- a draft she took back with `cancel` and flagged again, the agent stopped after it took the flag off: "Taken" told
+  again, untrue, and her flag lost."""
 
 from __future__ import annotations
 
@@ -240,3 +242,44 @@ def test_flagged_again_after_not_taken_a_second_cut_taking_still_counts(
         door.run(later=timedelta(seconds=5))
     assert door.subjects(OUTBOX) == ["Again"]
     assert door.notices().count("Taken from Drafts: Again") == 1
+
+
+def test_a_draft_she_took_back_with_cancel_and_flagged_again_is_taken_again_after_a_stop(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken and held, put back in Drafts (as `cancel` does), flagged again, and the agent stopped right after it took
+    the flag off: the held row of the first taking is no proof the second was done. Before, the restart said "Taken"
+    a second time while the draft sat in Drafts without its flag: her flag lost, and the notice untrue."""
+    import asyncio
+
+    from agent.reconcile.intake import carry_out, follow_scheduled, take_in_outbox
+    from agent.rules.policy import PolicyBook, load_policies
+    from tests.agent_process import closed_window, policy_text
+
+    policies = door.world.settings.policies_dir
+    (policies / "rivera.toml").write_text(policy_text(windows=closed_window()))
+    door.world.book = PolicyBook(load_policies(policies))
+    door.save(draft("Sepsis papers", QUESTION, message_id="<came-back@med.example.edu>"))
+    door.run(later=timedelta(seconds=1))
+    door.run(later=timedelta(seconds=5))
+    door.run(later=timedelta(seconds=1))
+    assert door.subjects(OUTBOX) == ["Sepsis papers"], door.notices()
+    asyncio.run(take_in_outbox(door.world))
+    asyncio.run(carry_out(door.world))
+    scheduled = door.world.folders.scheduled
+    assert door.subjects(scheduled) == ["Sepsis papers"], "held: her window is closed"
+    ((uid, raw),) = door.server.messages(scheduled).items()
+    del door.server.folders[scheduled].messages[uid]  # `cancel`: out of Scheduled, back into Drafts
+    back = door.server.put(DRAFTS, raw, ("\\Draft", "\\Seen"), when=door.at)
+    asyncio.run(follow_scheduled(door.world))
+    assert door.world.ledger.in_states("cancelled"), "the pass saw it taken back"
+    door.run(later=timedelta(seconds=1))
+    door.server.folders[DRAFTS].messages[back].flags.add("\\Flagged")
+    door.run(later=timedelta(seconds=1))
+    stopped_after_the_flag_came_off(door, monkeypatch)
+    assert door.subjects(DRAFTS) == ["Sepsis papers"] and "\\Flagged" not in door.server.flags(DRAFTS, back)
+    door.door = type(door.door)()  # a new daemon
+    for _ in range(3):
+        door.run(later=timedelta(seconds=5))
+    assert door.subjects(OUTBOX) == ["Sepsis papers"] and door.subjects(DRAFTS) == []
+    assert door.notices().count("Taken from Drafts: Sepsis papers") == 2, "each taking told once, and truly"
