@@ -240,7 +240,6 @@ SPOOFS: dict[str, tuple[ItipObject | None, str, str | None]] = {
     "dmarc fail": (None, FROM, "mx.uni.example; spf=pass; DMARC=FAIL header.from=hospital.example.org"),
     "uninvited attendee": (reply("r1-0@uni.example", attendee="mallory@evil.example"), "mallory@evil.example", None),
     "unknown uid": (reply("other@uni.example"), FROM, None),
-    "stale sequence": (reply("r1-0@uni.example", sequence=0), FROM, None),
     "two attendees": (
         ItipObject("REPLY", "r1-0@uni.example", 1, None, ((MENTOR.address, "ACCEPTED"), ("x@y.example", "ACCEPTED"))),
         FROM,
@@ -338,7 +337,7 @@ def test_cancel_only_after_smtp_accepted_the_request(strategy: str, events: list
 
 # -- answers that come in another order than she wrote them (DTSTAMP, RFC 5546 §2.1.5) ---------------------
 
-WROTE = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+WROTE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # the day before NOW
 
 
 def stamped(uid: str, partstat: str, minutes: int, **extra: Any) -> ItipObject:
@@ -353,8 +352,10 @@ def test_an_earlier_decline_that_arrives_after_her_acceptance_changes_nothing_an
     assert after == state and after.outcome == "agreed"
     (told,) = actions
     assert isinstance(told, NotifyStudent)
-    assert "arrived late" in told.text and "answer “declined”" in told.text and "later answer stands" in told.text
-    assert "written Tuesday 3 March, 10:00 CET, before" in told.text  # when she wrote it, for the student (Berlin)
+    assert "answer “declined”" in told.text and "is older than the answer already applied" in told.text
+    assert "later answer stands" in told.text
+    assert "(written Sunday 1 March 2026, 10:00 CET)" in told.text  # when she wrote it, for the student (Berlin)
+    assert "(written Sunday 1 March 2026, 11:00 CET)" in told.text
     # a late copy of the answer in force says nothing new
     assert apply_reply(state, stamped(uid, "ACCEPTED", 30), FROM, None, NOW) == (
         state,
@@ -379,8 +380,8 @@ def test_an_earlier_counter_that_arrives_after_her_acceptance_moves_nothing() ->
         end=(start + timedelta(minutes=30)).astimezone(UTC),
     )
     after, actions = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: True)
-    assert after == state and kinds(actions) == ["NotifyStudent"]
-    assert "“proposed another time”" in actions[0].text  # type: ignore[union-attr]
+    assert after == state and kinds(actions) == ["Belated"]
+    assert "proposed another time, Tuesday 17 March 2026, 22:30–23:00 CET" in actions[0].text  # type: ignore[union-attr]
 
 
 def test_answers_without_dtstamp_or_with_the_same_one_go_by_arrival_as_before() -> None:
@@ -404,7 +405,7 @@ def test_the_newest_answer_is_kept_with_the_round_in_the_store() -> None:
     data = round_to_json(state)
     assert round_from_json(data) == state
     after, actions = apply_reply(round_from_json(data), stamped(uid, "DECLINED", 0), FROM, None, NOW)
-    assert after.outcome == "agreed" and kinds(actions) == ["NotifyStudent"]
+    assert after.outcome == "agreed" and kinds(actions) == ["Belated"]
     for offer in data["offers"]:  # a round stored before answers were ordered
         del offer["answered"]
     assert round_from_json(data).offers[0].answered is None
@@ -423,6 +424,70 @@ def test_dtstamp_is_read_and_a_broken_one_does_not_lose_the_answer() -> None:
     for broken in ("DTSTAMP:yesterday\r\n", "DTSTAMP;VALUE=DATE:20260303\r\n", "DTSTAMP:20260303T100000\r\n", ""):
         (unordered,) = parse_itip(itip(broken))
         assert unordered.partstat == "DECLINED" and unordered.stamp is None, broken
+
+
+def test_a_stamp_no_clock_can_have_written_does_not_order_her_answers() -> None:
+    """Year 1 (.NET's empty date), year 9999, or a phone's clock set years ahead: such a DTSTAMP neither outranks
+    her real later answer nor is one to compare with (formatting year 1 in her zone raised OverflowError)."""
+    for bad in (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC), NOW + timedelta(days=9)):
+        state = sent_all(begin()[0])
+        uid = state.offers[0].uid
+        state, _ = apply_reply(state, reply(uid, stamp=bad), FROM, None, NOW)  # accepted, its stamp not kept
+        assert state.outcome == "agreed" and state.offers[0].answered is None, bad
+        later, actions = apply_reply(state, stamped(uid, "DECLINED", 60), FROM, None, NOW)
+        assert later.offers[0].status == "declined" and "declined the agreed meeting" in actions[0].text, bad  # type: ignore[union-attr]
+        state, _ = apply_reply(state, stamped(uid, "ACCEPTED", 60), FROM, None, NOW)
+        after, actions = apply_reply(state, reply(uid, "DECLINED", stamp=bad), FROM, None, NOW)
+        assert after.offers[0].status == "declined", "unordered: it goes by arrival"
+
+
+def test_her_answer_to_an_invitation_changed_since_is_told_when_it_is_at_odds() -> None:
+    """The SEQUENCE check dropped her answer to an earlier version without a word: her decline of the time she
+    counter-proposed, her acceptance of an offer withdrawn since (it expired, or another was agreed)."""
+    state = sent_all(begin()[0])
+    offer = state.offers[0]
+    start = datetime(2026, 3, 17, 16, 30, tzinfo=CHICAGO)
+    counter = reply(offer.uid, method="COUNTER", start=start.astimezone(UTC), end=(start + timedelta(minutes=30)))
+    moved, _ = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: True)
+    assert moved.offers[0].sequence == 1
+    after, actions = apply_reply(moved, reply(offer.uid, "DECLINED", sequence=0), FROM, None, NOW)
+    assert after == moved and kinds(actions) == ["Belated"]
+    assert "answered “declined” to an earlier version of the invitation" in actions[0].text  # type: ignore[union-attr]
+    assert "an updated invitation waits for their answer" in actions[0].text  # type: ignore[union-attr]
+    # holds: B agreed (A withdrawn, SEQUENCE 1), then her acceptance of A arrives: told, nothing changed
+    state, _ = begin(strategy="holds")
+    state = sent_all(state)
+    first, second = state.offers[0].uid, state.offers[1].uid
+    agreed, _ = apply_reply(state, reply(second), FROM, None, NOW)
+    after, actions = apply_reply(agreed, reply(first, sequence=0), FROM, None, NOW)
+    assert after == agreed and kinds(actions) == ["Belated"] and "it was withdrawn" in actions[0].text  # type: ignore[union-attr]
+    # a decline of an offer withdrawn since says nothing new
+    assert kinds(apply_reply(agreed, reply(first, "DECLINED", sequence=0), FROM, None, NOW)[1]) == ["Ignored"]
+
+
+def test_a_counter_that_changed_nothing_does_not_outrank_her_earlier_acceptance() -> None:
+    state = sent_all(begin()[0])
+    offer = state.offers[0]
+    outside = stamped(
+        offer.uid,
+        "NEEDS-ACTION",
+        60,
+        method="COUNTER",
+        start=datetime(2026, 3, 17, 20, 0, tzinfo=UTC),
+        end=datetime(2026, 3, 17, 20, 30, tzinfo=UTC),
+    )
+    state, actions = apply_reply(state, outside, FROM, None, NOW)
+    assert "outside the agreed meeting windows" in actions[0].text and state.offers[0].answered is None  # type: ignore[union-attr]
+    state, _ = apply_reply(state, stamped(offer.uid, "ACCEPTED", 0), FROM, None, NOW)
+    assert state.outcome == "agreed"
+
+
+def test_tentative_for_an_offer_already_closed_changes_nothing_and_says_so() -> None:
+    state = sent_all(begin(strategy="holds", proposals=1)[0])
+    uid = state.offers[0].uid
+    declined, _ = apply_reply(state, reply(uid, "DECLINED"), FROM, None, NOW)
+    after, actions = apply_reply(declined, reply(uid, "TENTATIVE"), FROM, None, NOW)
+    assert after == declined and "an offer already declined: nothing was changed" in actions[0].text  # type: ignore[union-attr]
 
 
 ORDERS = st.permutations(range(3))
@@ -445,12 +510,14 @@ def test_her_newest_answer_stands_or_the_student_is_told(
         state, actions = apply_reply(state, stamped(uid, partstats[index], minutes[index]), FROM, None, NOW)
         told = told or any(
             isinstance(action, NotifyStudent)
-            and any(words in action.text for words in ("arrived late", "withdrawn", "after accepting"))
+            and any(
+                words in action.text for words in ("is older than", "withdrawn", "after accepting", "already declined")
+            )
             for action in actions
         )
     newest = partstats[max(range(3), key=lambda index: minutes[index])]
     assert state.offers[0].partstat == newest or told, (partstats, minutes, order, state.offers[0])
-    assert state.offers[0].answered == WROTE + timedelta(minutes=max(minutes)), "the newest answer's time is kept"
+    assert state.offers[0].answered in {WROTE + timedelta(minutes=m) for m in minutes}, "an applied answer's time"
 
 
 # -- the commands ------------------------------------------------------------------------------------------

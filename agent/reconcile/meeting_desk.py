@@ -39,8 +39,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
-from typing import Any
+from typing import Any, cast
 
+from agent.logs import named
 from agent.mail.port import HeaderInfo
 from agent.mail.session import MailboxError, MessageGone
 from agent.reconcile.attention import attention
@@ -77,6 +78,7 @@ from agent.rules.invites import (
 from agent.rules.localtime import after
 from agent.rules.meetings import (
     Action,
+    Belated,
     Ignored,
     NotifyStudent,
     RecordMeeting,
@@ -96,11 +98,12 @@ from agent.rules.policy import LoadedPolicy
 from agent.rules.slots import Slot, find_slots
 from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, CLAIMED, DONE, NEW, SCHEDULED
-from agent.store.rounds import ANSWER_READ, STALE, MeetingStore, Stored
+from agent.store.rounds import ANSWER_READ, BELATED_TOLD, STALE, MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.meetings")
 LATE_STEP = timedelta(seconds=1)  # an invitation may leave at its deadline itself: it is withdrawn just after
 
+ANSWER_FAILED = "calendar answer failed"  # logged about a message whose answer the agent failed on: told once
 _SEEN: weakref.WeakKeyDictionary[Any, Seen] = weakref.WeakKeyDictionary()  # per IMAP session
 
 
@@ -298,9 +301,11 @@ async def _carry(
     lines: list[str] | None = None,
     about: str | None = None,
     read: str = "",
+    belated: str = "",
 ) -> None:
     """Record the new state with what it asks for (as todo), in one transaction (with ``read``, the mark of the
-    answer it applies: a drop while its notice goes does not apply it again); then carry the todo out."""
+    answer it applies: a drop while its notice goes does not apply it again; ``belated``, the mark of one told as
+    come too late); then carry the todo out."""
     now = world.now()
     fresh: list[dict[str, Any]] = []
     message_ids: dict[str, str] = {}
@@ -369,7 +374,7 @@ async def _carry(
         stored.extra["cancels"] = {**stored.extra.get("cancels", {}), **cancels}
     stored.todo = [*stored.todo, *fresh]
     stored.open = _still_open(store, stored, now)
-    store.save(stored, message_ids, read=read)
+    store.save(stored, message_ids, read=read, belated=belated)
     await _flush(world, store, stored, [item["id"] for item in fresh])
 
 
@@ -571,8 +576,46 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
         # rule she set. It is applied, and the student is told that no one typed it (answers.md).
         verdict = classify(raw)
         machine = "" if verdict.answer or _google_relay(raw) else verdict.sign
-        for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
-            await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None, machine)
+        objects = _newest_each(objects)
+        try:
+            for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
+                await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None, machine)
+        except MailboxError:
+            raise
+        except Exception:  # a bug in one answer must not keep the answers behind it from being read
+            log.exception("meetings: the calendar answer %s failed", named(envelope.key, envelope.subject))
+            await _failed_answer(world, envelope)
+
+
+def _newest_each(objects: list[ItipObject]) -> list[ItipObject]:
+    """Of several answers to one invitation in one message, the one she wrote last (by DTSTAMP): the others were
+    overtaken before they could be read. Without a DTSTAMP on each, all of them, in their order."""
+    stamps = [item.stamp for item in objects]
+    if any(stamp is None for stamp in stamps):
+        return objects
+    newest: dict[tuple[str, datetime | None], int] = {}
+    for index, item in enumerate(objects):
+        key = (item.uid, item.recurrence_id)
+        if key not in newest or cast(datetime, stamps[newest[key]]) <= cast(datetime, item.stamp):
+            newest[key] = index
+    return [objects[index] for index in sorted(newest.values())]
+
+
+async def _failed_answer(world: World, envelope: Envelope) -> None:
+    """Told once: a calendar answer the agent failed on changed nothing (it is tried again at the next start)."""
+    if logged(world.ledger, ANSWER_FAILED, envelope.key):
+        return
+    mentor = world.book.for_address(envelope.sender)
+    who = mentor.name if mentor is not None else envelope.sender
+    await world.notify(
+        f"Calendar answer not applied: {envelope.subject}",
+        [
+            f"“{envelope.subject}” from {who} holds a calendar answer that mentor-agent failed to apply (its log says "
+            "why), so nothing was changed for it. Please read it yourself, and answer or `propose` as needed."
+        ],
+        about=envelope.message_id,
+    )
+    world.ledger.log(ANSWER_FAILED, message=envelope.key)
 
 
 def _google_relay(raw: bytes) -> bool:
@@ -614,6 +657,13 @@ async def _answer(
     addresses = loaded.policy.mentor.addresses if loaded is not None else ()
     state, actions = apply_reply(stored.state, item, sender, auth, world.now(), is_free=is_free, addresses=addresses)
     log.info("calendar %s from %s for %s%s", item.method, envelope.sender, item.uid, f" ({machine})" if machine else "")
+    # What an answer told as come too late said, told once however many copies of it come (each its own message)
+    words = repr((item.method, item.uid, item.sequence, item.attendees, item.start, item.end, item.stamp))
+    belated = f"{stored.mentor} {hashlib.sha256(words.encode()).hexdigest()[:24]}"
+    if not any(isinstance(action, Belated) for action in actions):
+        belated = ""
+    elif logged(world.ledger, BELATED_TOLD, belated):
+        actions, belated = (Ignored("told before: another copy of an answer come too late"),), ""
     actions = _with_comment(actions, item, state.mentor.name)
     if machine:
         actions = _noted(
@@ -625,7 +675,7 @@ async def _answer(
     # Marked, ignored or not (a copy ignored now is not told later, when her answers have moved on), unless it was not
     # judged as an answer at all: from whom, or for an invitation not yet known to have left (it may count later)
     early = any(isinstance(action, Ignored) and action.unjudged for action in actions)
-    await _carry(world, store, stored, state, actions, read="" if early else read)
+    await _carry(world, store, stored, state, actions, read="" if early else read, belated=belated)
 
 
 def _noted(actions: tuple[Action, ...], note: str) -> tuple[Action, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
 from agent.rules.addresses import author, normal_address
@@ -233,8 +233,6 @@ def _authentic(
         return problem
     if reply.organizer is not None and normal_address(reply.organizer) != normal_address(state.student.address):
         return f"organizer {reply.organizer} is not the student"
-    if reply.sequence < offer.sequence:
-        return f"stale: SEQUENCE {reply.sequence} is older than {offer.sequence}"
     return None
 
 
@@ -316,42 +314,97 @@ def apply_reply(
     offer = state.offer(reply.uid)
     if problem is not None or offer is None:
         return state, (Ignored(problem or "unknown offer", unjudged=True),)
-    if (overtaken := _overtaken(state, offer, reply)) is not None:
+    if reply.sequence < offer.sequence:
+        return state, (_older_version(state, offer, reply),)
+    stamp = _usable(reply.stamp, now)
+    if (overtaken := _overtaken(state, offer, reply, stamp)) is not None:
         return state, (overtaken,)
-    state, actions = _apply(state, offer, reply, now, is_free)
-    return _stamped(state, reply), actions
+    applied, actions = _apply(state, offer, reply, now, is_free)
+    in_force = applied.offer(reply.uid)
+    # An answer an older one comes after: one applied, or the same again (she said it again later); not one that
+    # changed nothing (a counter outside the windows, "tentative" for a withdrawn offer)
+    same = reply.method == "REPLY" and in_force is not None and in_force.partstat == reply.partstat
+    if stamp is None or (applied == state and not same):
+        return applied, actions
+    return _stamped(applied, reply.uid, stamp), actions
+
+
+class Belated(NotifyStudent):
+    """A notice of an answer that changed nothing because a later one stands (by DTSTAMP or SEQUENCE): the daemon
+    tells each such answer once, however often it is delivered."""
 
 
 _SAID = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
+_NOW_STATUS = {
+    "planned": "an updated invitation waits for their answer",
+    "sent": "an updated invitation waits for their answer",
+    "accepted": "it is agreed",
+    "declined": "they declined it",
+    "cancelled": "it was withdrawn",
+    "expired": "it was withdrawn, unanswered in time",
+}
+# DTSTAMPs that cannot be when she wrote an answer: before this, or ahead of the agent's clock by more than a clock can
+# be wrong by (.NET's empty date is year 1; a phone set to 2099 would otherwise outrank every later answer)
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_AHEAD = timedelta(minutes=10)
 
 
-def _overtaken(state: Round, offer: Offer, reply: ItipObject) -> Action | None:
+def _usable(stamp: datetime | None, now: datetime) -> datetime | None:
+    if stamp is None or stamp < _EARLIEST or stamp > instant(now) + _AHEAD:
+        return None
+    return stamp
+
+
+def _said(state: Round, reply: ItipObject) -> str:
+    if reply.method == "COUNTER" and reply.start is not None and reply.end is not None:
+        proposed = Slot(wall(instant(reply.start), state.zone), wall(instant(reply.end), state.zone))
+        return f"proposed another time, {_when(state, proposed)}"
+    return f"“{_SAID.get(reply.partstat or '', 'answered')}”"
+
+
+def _older_version(state: Round, offer: Offer, reply: ItipObject) -> Action:
+    """An authentic answer to an invitation changed since (a counter moved it, or it was withdrawn): it changes
+    nothing, and is told when it is at odds with where the offer stands (a decline of a withdrawn offer is not)."""
+    accepting = reply.method == "COUNTER" or reply.partstat in ("ACCEPTED", "TENTATIVE")
+    declining = reply.method == "REPLY" and reply.partstat == "DECLINED"
+    at_odds = (accepting and offer.status != "accepted") or (
+        declining and offer.status in ("planned", "sent", "accepted")
+    )
+    if not at_odds:
+        return Ignored(f"an answer to SEQUENCE {reply.sequence}, older than {offer.sequence}, that changes nothing")
+    return Belated(
+        f"{state.mentor.name} answered {_said(state, reply)} to an earlier version of the invitation for "
+        f"{_when(state, offer.slot)}, which has changed since: {_NOW_STATUS[offer.status]}. Nothing was changed; "
+        "confirm with them what they meant."
+    )
+
+
+def _overtaken(state: Round, offer: Offer, reply: ItipObject, stamp: datetime | None) -> Action | None:
     """A reply written before the newest one applied (by DTSTAMP, RFC 5546 §2.1.5) that arrives after it: a copy
-    delayed on the way, or sent by a device that was offline. Her later answer stands; a different one is told."""
-    if reply.stamp is None or offer.answered is None or reply.stamp >= offer.answered:
+    delayed on the way, or sent by a device that was offline. The later answer stands; a different one is told."""
+    if stamp is None or offer.answered is None or stamp >= offer.answered:
         return None
     if reply.method == "REPLY" and reply.partstat == offer.partstat:
         return Ignored("a late copy of the answer in force")
-    said = "proposed another time" if reply.method == "COUNTER" else _SAID.get(reply.partstat or "", "answered")
-    return NotifyStudent(
-        f"{state.mentor.name}'s answer “{said}” for {_when(state, offer.slot)} arrived late: it was written "
-        f"{_written(state, reply.stamp)}, before the answer already applied (written "
-        f"{_written(state, offer.answered)}). Nothing was changed: the later answer stands. Confirm with them if "
-        "you are unsure."
+    return Belated(
+        f"By the times their calendar wrote on them, {state.mentor.name}'s answer {_said(state, reply)} for "
+        f"{_when(state, offer.slot)} (written {_written(state, stamp)}) is older than the answer already applied "
+        f"(written {_written(state, offer.answered)}), so it changed nothing: the later answer stands. If that is not "
+        "what they meant, confirm with them."
     )
 
 
 def _written(state: Round, stamp: datetime) -> str:
     local = stamp.astimezone(state.student_zone)
-    return f"{local:%A} {local.day} {local:%B, %H:%M} {local.tzname() or ''}".rstrip()
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname() or ''}".rstrip()
 
 
-def _stamped(state: Round, reply: ItipObject) -> Round:
-    """``state`` with the reply's DTSTAMP kept as the newest answer's, when it is newer."""
-    offer = state.offer(reply.uid)
-    if offer is None or reply.stamp is None or (offer.answered is not None and offer.answered >= reply.stamp):
+def _stamped(state: Round, uid: str, stamp: datetime) -> Round:
+    """``state`` with ``stamp`` kept as the newest applied answer's, when it is newer."""
+    offer = state.offer(uid)
+    if offer is None or (offer.answered is not None and offer.answered >= stamp):
         return state
-    return _with(state, replace(offer, answered=reply.stamp))
+    return _with(state, replace(offer, answered=stamp))
 
 
 def _apply(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free: IsFree | None) -> Result:
@@ -378,6 +431,10 @@ def _apply(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free
                     f"{_when(state, offer.slot)}. Remove it from your calendar."
                 ),
             )
+        if offer.status == "declined" and offer.partstat == "TENTATIVE":  # her final answer after a "tentative"
+            return _with(state, replace(offer, partstat=partstat)), (
+                NotifyStudent(f"{state.mentor.name} declined {_when(state, offer.slot)}."),
+            )
         if offer.status != "sent":
             return state, (Ignored(f"declined an offer that is already {offer.status}"),)
         state = _with(state, replace(offer, status="declined", partstat=partstat))
@@ -389,6 +446,13 @@ def _apply(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_free
                 NotifyStudent(
                     f"{state.mentor.name} answered “tentative” for {_when(state, offer.slot)}, after accepting it: "
                     "the meeting stands as agreed. Confirm with them if you are unsure."
+                ),
+            )
+        if offer.status != "sent":
+            return state, (
+                NotifyStudent(
+                    f"{state.mentor.name} answered “tentative” for {_when(state, offer.slot)}, an offer already "
+                    f"{offer.status}: nothing was changed. Confirm with them if you are unsure."
                 ),
             )
         state = _with(state, replace(offer, partstat=partstat))

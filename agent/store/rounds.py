@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the meeting rules load with the first round read from the l
 
 log = logging.getLogger("mentor_agent.meetings")
 ANSWER_READ = "calendar answer read"  # logged about an answer once applied (meeting_desk): never applied again
+BELATED_TOLD = "belated answer told"  # logged about what an answer said, told as come too late: told once
 STALE = timedelta(seconds=60)  # a todo this old was left by a crash (or another process): carry it out again
 
 
@@ -160,12 +161,17 @@ class MeetingStore:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def save(self, stored: Stored, message_ids: dict[str, str] | None = None, *, read: str = "") -> None:
+    def save(
+        self, stored: Stored, message_ids: dict[str, str] | None = None, *, read: str = "", belated: str = ""
+    ) -> None:
         """Write the round and mirror its offers, in one transaction. ``message_ids``: uid → new REQUEST id;
-        ``read``: the answer applied in this change (:data:`ANSWER_READ`), marked with it."""
+        ``read``: the answer applied in this change (:data:`ANSWER_READ`), marked with it; ``belated``: what an
+        answer told as come too late said (:data:`BELATED_TOLD`)."""
         with self.ledger.transaction() as db:
             if read:
                 self.ledger.log(ANSWER_READ, mentor=stored.mentor, message=read)
+            if belated:
+                self.ledger.log(BELATED_TOLD, mentor=stored.mentor, message=belated)
             db.execute(
                 "INSERT OR REPLACE INTO rounds(round_id, mentor, state, open, updated) VALUES (?, ?, ?, ?, ?)",
                 (stored.round_id, stored.mentor, stored.to_json(), int(stored.open), _now()),
