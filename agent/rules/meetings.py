@@ -350,7 +350,7 @@ _AHEAD = timedelta(minutes=10)
 
 
 def _usable(stamp: datetime | None, now: datetime) -> datetime | None:
-    if stamp is None or stamp < _EARLIEST or stamp > instant(now) + _AHEAD:
+    if stamp is None or stamp < _EARLIEST or stamp > after(now, _AHEAD):
         return None
     return stamp
 
