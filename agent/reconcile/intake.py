@@ -149,7 +149,9 @@ async def _take_in(
         await _refuse(world, info, envelope, "another copy of it is in the Outbox too, and that one goes")
         return None
     existing = looked[envelope.key] if envelope.key in looked else lookup.get(envelope.key)
-    arrived = world.now()  # when the agent first saw it: the same clock every rule is read with
+    # When the agent first saw it, by the clock every rule is read with; never before one taken in earlier (a clock
+    # stepped back sent a later message ahead of an earlier one)
+    arrived = max(world.now(), lookup.latest) if lookup.latest is not None else world.now()
     if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
         # A copy of a message that is already on its way: sending it would send it twice.
         await _refuse(world, info, envelope, f"a copy of it is already {existing.state} ({existing.folder})")

@@ -32,6 +32,7 @@ class IntakeLookup:
         self.given = ledger.keys_of(message_ids, *GIVEN_STATES)
         self.sent = found_in_sent_among(ledger, message_ids)
         self.own = ledger.own_emails(message_ids)
+        self.latest = ledger.latest_arrival()
         self.mark = ledger.writes()
 
     def _fresh(self) -> bool:

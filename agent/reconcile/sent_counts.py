@@ -26,6 +26,9 @@ def count_found(world: World, info: HeaderInfo, envelope: Envelope, where: str) 
     at = envelope.date or info.internaldate
     if at is None or not mentors:
         return 0
+    # Never later than now, whatever her program's clock wrote: a copy dated ahead held every message to the mentor
+    # until then (for ever, beyond the engine's horizon), with a gap of minus so many days as the reason
+    at = min(at, world.now())
     # One item for every mentor it went to, known by each one's addresses: each of them got it.
     written = {a for loaded in mentors.values() for a in written_to(loaded.policy.mentor.addresses, recipients)}
     message = envelope.message_id or envelope.key

@@ -354,6 +354,15 @@ class Ledger:
                 found.setdefault(str(message_id), []).append(str(key))
         return found
 
+    def latest_arrival(self) -> datetime | None:
+        """When the newest message still waiting was taken in: no message taken in after it counts as earlier, even
+        when the clock was stepped back meanwhile (the queue goes in the order she handed messages over)."""
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        (latest,) = self.db.execute(
+            f"SELECT MAX(arrived) FROM messages WHERE state IN ({marks})", OPEN_STATES
+        ).fetchone()
+        return _time(latest)
+
     def in_folder(self, folder: str) -> dict[int, Row]:
         records = self.db.execute(
             f"SELECT * FROM messages WHERE folder = ? AND uid IS NOT NULL AND state IN ({_OPEN_MARKS})",

@@ -1,0 +1,59 @@
+"""Clocks that are wrong, found by a hostile hunt (whole passes on the in-memory mailbox, with a clock the test moves):
+
+- a copy in Sent dated ahead by her phone's clock held every later message to the mentor until then (for ever,
+  beyond the engine's 400-day horizon), with "only -30d since the last message" for the reason;
+- the clock stepped back (an NTP correction) between two drops: the later message went before the earlier one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.store.ledger import SCHEDULED
+from tests.agent_process import OUTBOX, policy_text
+from tests.servers.smtp import SmtpServer
+from tests.test_passes_on_fake import SENT, Pass, mail
+
+START = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in Chicago
+
+
+def made(tmp_path: Path, smtp: SmtpServer, policy: str) -> tuple[Pass, list[datetime]]:
+    made = Pass(tmp_path, smtp, policy)
+    clock = [START]
+    made.world.clock = lambda: clock[0]
+    return made, clock
+
+
+@pytest.mark.parametrize("ahead", [timedelta(hours=3), timedelta(days=30), timedelta(days=500)])
+def test_a_copy_in_sent_dated_ahead_holds_nothing_back(
+    tmp_path: Path, smtp_server: SmtpServer, ahead: timedelta
+) -> None:
+    run, _ = made(tmp_path, smtp_server, policy_text(max_per_day=5))
+    run.server.put(SENT, mail("sent from her phone, its clock ahead", at=START + ahead), when=START)
+    run.server.put(OUTBOX, mail("through the agent", at=START))
+    run.run()
+    assert run.received() == ["through the agent"], "5 a day, no gap, always open: it goes now"
+    assert not run.world.ledger.in_states(SCHEDULED)
+    (at,) = (at for (at,) in run.world.ledger.db.execute("SELECT at FROM items WHERE source != 'agent'"))
+    assert datetime.fromisoformat(at) == START, "her copy counts as sent when it was found, not in the future"
+
+
+def test_held_messages_go_in_the_order_she_handed_them_over_when_the_clock_steps_back(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    run, clock = made(tmp_path, smtp_server, policy_text(max_per_day=1))
+    run.server.put(OUTBOX, mail("zero", at=START))
+    run.run()
+    clock[0] = START + timedelta(hours=1)
+    run.server.put(OUTBOX, mail("first written", at=clock[0]))
+    run.run()
+    clock[0] = START + timedelta(minutes=10)  # an NTP correction steps the clock back 50 minutes
+    run.server.put(OUTBOX, mail("second written", at=START + timedelta(hours=1, minutes=5)))
+    run.run()
+    for day in range(1, 4):
+        clock[0] = START + timedelta(days=day)
+        run.run()
+        run.run()
+    assert run.received() == ["zero", "first written", "second written"]
