@@ -79,3 +79,21 @@ def test_a_reply_to_or_receipt_address_beyond_ascii_is_never_replaced_or_dropped
         assert [alone for _, alone, _ in shapes(a, b, message("c"))] == [True, True, False]
     kept = digest(*(message(s, "Reply-To: Sam <sam@exämple.org>\r\n") for s in "ab"))
     assert str(kept["Reply-To"]) == "Sam <sam@xn--exmple-cua.org>"
+
+
+def test_a_name_holding_a_comma_in_an_encoded_word_is_one_recipient() -> None:
+    """ "Rivera, Ána" as Thunderbird writes it (the comma inside an encoded word): the name was decoded before the
+    field was split, so the digest went to a second recipient, RCPT TO:<rivera> (a submission server may add its
+    own domain to it: a stranger at her university)."""
+    encoded = (
+        "From: Sam Patel <sam@med.example.edu>\r\nTo: =?UTF-8?Q?Rivera=2C_=C3=81na?= <arivera@hospital.example.org>\r\n"
+    )
+    quoted = 'From: Sam Patel <sam@med.example.edu>\r\nTo: "Rivera, Ana" <arivera@hospital.example.org>\r\n'
+    raws = [message("a", head=encoded), message("b", head=quoted)]
+    assert parse_envelope(raws[0]).to == ("arivera@hospital.example.org",)
+    assert envelope_recipients([Original(f"k{i}", raw) for i, raw in enumerate(raws)]) == [
+        "arivera@hospital.example.org"
+    ]
+    sent = digest(*raws)
+    assert [address.addr_spec for address in sent["To"].addresses] == ["arivera@hospital.example.org"]
+    assert sent["To"].addresses[0].display_name in ("Rivera, Ána", "Rivera, Ana")

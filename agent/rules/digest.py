@@ -67,12 +67,15 @@ def _headers(raw_or_headers: bytes) -> Message:
 
 
 def _address_pairs(msg: Message, name: str) -> list[tuple[str, str]]:
-    values = [header_text(v) if "=?" in v else unsurrogate(v) for v in raw_headers(msg, name)]
+    """(display name, address) of a field. Split as written, and each name decoded after: an encoded name may hold
+    a comma ("=?UTF-8?Q?Rivera=2C_=C3=81na?=", "Rivera, Ána"), which decoded first made "rivera" an address of its
+    own, a recipient of the digest."""
+    values = [unsurrogate(v) for v in raw_headers(msg, name)]
     pairs: list[tuple[str, str]] = []
     for display, addr in getaddresses([" ".join(clean_text(v).split()) for v in values]):
         addr = addr.strip()
         if addr:
-            pairs.append((header_text(display), addr))
+            pairs.append((header_text(display) if "=?" in display else display, addr))
     return pairs
 
 
