@@ -71,7 +71,18 @@ def backlog_floor_process(servers: Servers, raws: list[bytes], friend: str, impo
         began = time.monotonic()
         imap = (servers.dovecot.host, str(servers.dovecot.port), user.username, user.password)
         script = subprocess.Popen(
-            [sys.executable, "-c", imports + FLOOR_SCRIPT, *imap, smtp.host, str(smtp.port), OUTBOX, friend, MENTOR, STUDENT]
+            [
+                sys.executable,
+                "-c",
+                imports + FLOOR_SCRIPT,
+                *imap,
+                smtp.host,
+                str(smtp.port),
+                OUTBOX,
+                friend,
+                MENTOR,
+                STUDENT,
+            ]
         )
         smtp.wait_for(expected, timeout=120)
         elapsed = time.monotonic() - began

@@ -240,3 +240,13 @@ def test_machine_mail_behind_a_gateways_tag_and_in_more_spellings(extra: str, su
 def test_an_auto_reply_subject_in_raw_utf8_is_known(subject: str) -> None:
     """RFC 6532: a subject in UTF-8 without RFC 2047 words, as her server may pass it on."""
     assert classify(_reply("", subject)).kind == "auto-reply"
+
+
+def test_a_sender_name_holding_a_comma_in_an_encoded_word_is_not_an_address_of_its_own() -> None:
+    """The From field is split as written, then its name decoded: decoded first, "Mail Delivery, System" made
+    "Mail Delivery" the first address, and a plain-text bounce from the mailer daemon counted as her answer."""
+    raw = (
+        b"From: =?UTF-8?Q?Mail_Delivery=2C_System?= <MAILER-DAEMON@hospital.example.org>\r\n"
+        b"To: sam@med.example.edu\r\nSubject: Mail failure\r\n\r\nA message could not be delivered.\r\n"
+    )
+    assert classify(raw).kind == "delivery-report"

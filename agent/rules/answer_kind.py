@@ -23,7 +23,7 @@ from typing import Literal
 
 from agent.rules.addresses import normal_address
 from agent.rules.envelope import message_ids, split_head
-from agent.rules.mimetext import decode_bytes, header_text, raw_headers
+from agent.rules.mimetext import decode_bytes, header_text, raw_headers, unsurrogate
 
 Kind = Literal["person", "auto-reply", "read-receipt", "delivery-report"]
 
@@ -119,6 +119,11 @@ def _value(message: Message, name: str) -> str:
     return " ".join(header_text(value) for value in raw_headers(message, name)).strip()
 
 
+def _addresses(message: Message, name: str) -> list[str]:
+    """The addresses of a field, split as written (a name decoded first may hold a comma: two addresses)."""
+    return [address for _, address in getaddresses([unsurrogate(v) for v in raw_headers(message, name)]) if address]
+
+
 def classify(raw: bytes) -> Verdict:
     """Person, auto-reply, read receipt or delivery report, from the header block of ``raw``."""
     try:
@@ -131,7 +136,7 @@ def classify(raw: bytes) -> Verdict:
         return Verdict("delivery-report", "Content-Type: multipart/report; report-type=delivery-status")
     if content_type == "multipart/report" and report == "disposition-notification":
         return Verdict("read-receipt", "Content-Type: multipart/report; report-type=disposition-notification")
-    senders = [address for _, address in getaddresses([_value(head, "From")]) if address]
+    senders = _addresses(head, "From")
     if senders and _DAEMON.match(senders[0]):
         return Verdict("delivery-report", f"From: {senders[0]}")
     auto = _COMMENT.sub("", _value(head, "Auto-Submitted")).split(";")[0].strip().strip('"').strip().lower()
@@ -246,7 +251,7 @@ def read_delivery_report(raw: bytes) -> DeliveryReport:
             forwarded_from = given if given != address else ""
             recipients.append(Recipient(address, action, _value(block, "Status"), words, forwarded_from))
     if not recipients:  # no structure: X-Failed-Recipients (Exim, Gmail) and the text
-        failed = [a.lower() for _, a in getaddresses([_value(message, "X-Failed-Recipients")]) if a]
+        failed = [a.lower() for a in _addresses(message, "X-Failed-Recipients")]
         recipients = [Recipient(address, "failed", "", _notification(message)) for address in failed]
     if not recipients:  # qmail: "<address>:" lines in its text
         recipients = _qmail_recipients(message)
@@ -254,5 +259,5 @@ def read_delivery_report(raw: bytes) -> DeliveryReport:
     if original is None:  # Exim and older servers quote the message as text below their words
         quoted = _QUOTED_ID.search(split_head(raw)[2])
         original = quoted.group(1).decode("ascii", "replace") if quoted else None
-    senders = [address for _, address in getaddresses([_value(message, "From")]) if address]
+    senders = _addresses(message, "From")
     return DeliveryReport(original, tuple(recipients), subject, senders[0] if senders else "")
