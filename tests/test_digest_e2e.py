@@ -7,10 +7,13 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, parse, policy_text
+from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, agent, eventually, mail, parse, policy_text
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
 
 __all__ = ["agent"]
 pytestmark = pytest.mark.servers
@@ -166,3 +169,35 @@ def test_a_digest_over_the_size_limit_splits_and_the_student_is_told(agent: Agen
     assert received[2].received_at - received[1].received_at >= 5.5
     notice = eventually(lambda: [n for n in agent.notices() if "Digest split" in str(n["Subject"])])[0]
     assert "scan one" in notice.get_content() and "scan two" in notice.get_content()
+
+
+def test_a_digest_stays_under_what_the_mail_server_says_it_takes(tmp_path: Path, dovecot: Dovecot) -> None:
+    """The server says SIZE 200000 in its greeting; three messages of about 80 kB each fit it, their one digest
+    (240 kB) did not: it was refused whole (552), and each message put in Needs attention with "Fix it", though
+    each fitted alone (moved back, the same digest again). Now the digest is cut to what the server takes."""
+    server = SmtpServer(size_limit=200_000)
+    server.start()
+    user = dovecot.new_user()
+    with dovecot.client(user) as client:
+        for folder in (OUTBOX, "Scheduled", "Needs attention", "Sending"):
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+    agent = Agent(tmp_path, dovecot, user, server)
+    try:
+        agent.write_config()
+        agent.policy(policy_text(min_gap="6s", over_limit="batch"))
+        agent.start()
+        agent.drop(mail("first"))
+        server.wait_for(1)
+        line = "x" * 70 + "\n"
+        for name in ("alpha", "beta", "gamma"):
+            agent.drop(mail(name, body=f"{name.upper()}-TEXT\n" + line * 1100))
+        received = server.wait_for(3, timeout=40)
+        texts = b"".join(r.content for r in received[1:])
+        assert all(f"{name.upper()}-TEXT".encode() in texts for name in ("alpha", "beta", "gamma"))
+        assert all(len(r.content) <= 200_000 for r in received)
+        assert agent.subjects("Needs attention") == []
+        assert not [n for n in agent.notices() if str(n["Subject"]).startswith("[mentor-agent] Not sent")]
+    finally:
+        agent.end()
+        server.stop()

@@ -108,6 +108,31 @@ class _Retry(Exception):
 
 _CONNECTION_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError)
 
+# (host, port) -> the largest message the server said it takes (EHLO SIZE, RFC 1870), as last heard in this process
+_ADVERTISED: dict[tuple[str, int], int] = {}
+
+
+def advertised_size(smtp: Smtp) -> int | None:
+    """The largest message ``smtp``'s server said it takes, last time it greeted the agent; None: it never said,
+    or it takes any size."""
+    return _ADVERTISED.get((smtp.host, smtp.port))
+
+
+def _note_size(smtp: Smtp, client: aiosmtplib.SMTP) -> None:
+    """What the server's greeting said of SIZE (after EHLO; nothing is learned before it)."""
+    if client.is_ehlo_or_helo_needed:
+        return
+    key = (smtp.host, smtp.port)
+    value = client.esmtp_extensions.get("size")
+    try:
+        size = int(str(value).split()[0]) if value is not None else 0
+    except (ValueError, IndexError):
+        return
+    if size > 0:
+        _ADVERTISED[key] = size
+    else:  # no SIZE, or SIZE 0: no limit said
+        _ADVERTISED.pop(key, None)
+
 
 def _head(message: bytes) -> bytes:
     """The header block of ``message`` (all of it when it has no body)."""
@@ -273,9 +298,14 @@ class Sender:
         return client
 
     async def check(self) -> None:
-        """Connect and log in only (no message): raises as :meth:`send` would before its first MAIL."""
+        """Connect and log in only (no message): raises as :meth:`send` would before its first MAIL. The server's
+        greeting is heard, for the largest message it takes (:func:`advertised_size`)."""
         try:
-            await self._connected()
+            client = await self._connected()
+            if client.is_ehlo_or_helo_needed:  # a plain connection greets lazily
+                async with asyncio.timeout(self.smtp.timeout):
+                    await client.ehlo()
+            _note_size(self.smtp, client)
         except aiosmtplib.SMTPResponseException as error:
             raise _refusal(error) from error
 
@@ -308,6 +338,7 @@ class Sender:
                             "set username and a password source in [smtp]"
                         ) from error
                     raise _refusal(error) from error
+                _note_size(smtp, client)
                 soft: dict[str, str] = {}
                 for recipient in recipients:
                     try:

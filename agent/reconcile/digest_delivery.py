@@ -31,6 +31,7 @@ from pathlib import Path
 
 from agent.logs import named
 from agent.mail.session import MessageGone
+from agent.mail.smtp import advertised_size
 from agent.reconcile.context import World
 from agent.reconcile.prepared import Prepared, as_handed_over, prepare_in
 from agent.rules.envelope import domain_of
@@ -213,6 +214,19 @@ class Composed:
     whole: list[tuple[Row, str]] = field(default_factory=list)  # go as they are, and why (signed, encrypted…)
 
 
+# Of what the server says it takes: its count may differ from ours by the dots it adds, its own header lines and
+# line ends written otherwise
+_SERVER_MARGIN = 0.95
+
+
+def digest_limit(world: World) -> int:
+    """The largest digest: ``[digest] max_bytes``, or less when the mail server said it takes less (EHLO SIZE): a
+    digest over it was refused whole (552), and each message in it told to be fixed though each fitted alone."""
+    own = world.settings.digest.max_bytes
+    said = advertised_size(world.settings.smtp)
+    return own if said is None else max(1, min(own, int(said * _SERVER_MARGIN)))
+
+
 def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
     from agent.rules.digest import Original, compose_parts, envelope_recipients  # with the first digest, not at start
 
@@ -227,7 +241,7 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
         student_address=student.address,
         mentor_name=loaded.name if loaded else "",
         subject_template=world.settings.digest.subject,
-        max_bytes=world.settings.digest.max_bytes,
+        max_bytes=digest_limit(world),
         now=world.now(),
         domain=domain_of(student.address),
     )
@@ -255,11 +269,11 @@ def compose_digest(world: World, raws: list[tuple[Row, bytes]]) -> Composed:
     if len(prepared) > 1:
         save_parts(world, prepared[0].message_id, kept)
     log.debug(
-        "digest of %d message(s) to %s: %d e-mail(s) within [digest] max_bytes = %d%s",
+        "digest of %d message(s) to %s: %d e-mail(s) within %d bytes%s",
         len(rows),
         loaded.name if loaded else "?",
         len(parts),
-        world.settings.digest.max_bytes,
+        digest_limit(world),
         "".join(f"; {named(row.key, row.subject)} alone (larger than the limit)" for row in alone),
     )
     digests = len(parts) - len(alone) - len(whole)
@@ -276,7 +290,10 @@ def split_notice(
 ) -> tuple[str, list[str]]:
     """The notice that a release goes as several e-mails: which go alone (and why), how many digests, how many go
     now (``going``; all of them when None)."""
-    limit = f"about {world.settings.digest.max_bytes / 1_000_000:g} MB, [digest] max_bytes"
+    own = world.settings.digest.max_bytes
+    limit = f"about {digest_limit(world) / 1_000_000:.3g} MB, " + (
+        "[digest] max_bytes" if digest_limit(world) == own else "what the mail server takes"
+    )
     count = digests + len(alone) + len(whole)
     going = count if going is None else going
     lines = [f"“{row.subject}” goes alone, exactly as you wrote it, not inside a digest: {why}." for row, why in whole]

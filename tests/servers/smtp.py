@@ -186,16 +186,20 @@ class SmtpServer:
         implicit_tls: bool = False,
         oauth2: Callable[[str, str], bool] | None = None,
         smtputf8: bool = False,
+        size_limit: int | None = None,
     ) -> None:
         """``tls``: a TlsFiles (cert_pem, key_pem, ca_pem) to offer STARTTLS (or, with ``implicit_tls``, TLS
         from the first byte, as on port 465); ``auth``: (user, password), changeable while it runs;
-        ``oauth2``: AUTH XOAUTH2 required, each (user, token) checked by it."""
+        ``oauth2``: AUTH XOAUTH2 required, each (user, token) checked by it; ``size_limit``: the largest message
+        it takes (said in EHLO as SIZE; a larger one is refused with 552)."""
         self.port = free_port()
         self.oauth2 = oauth2
         self.auth = auth
         self.tls = tls
         self.state = _State()
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
+        if size_limit is not None:
+            kwargs.update(data_size_limit=size_limit)
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
