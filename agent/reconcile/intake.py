@@ -109,7 +109,7 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
                     attention.owe_moved_back(world, old)  # in doubt and she was not told yet: still owed
                 ledger.forget(row.key)
             ledger.add(row)
-            ledger.log("seen", mentor=row.mentor, message=row.key, detail=row.subject)
+            ledger.log(taken_drafts.SEEN, mentor=row.mentor, message=row.key, detail=row.subject)
             across.took_in(world, row, raws[row.key])
             if row.key in drafted:
                 ledger.log(taken_drafts.HANDED_OVER, message=row.key)

@@ -48,6 +48,7 @@ BASELINE_CARRIED = "draft baseline carried"
 REMINDER_TOLD = "draft reminder told"  # she was told a new save of this baseline reminder stays one (once each)
 TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
 TAKEN = "draft taken"
+SEEN = "seen"  # logged by the intake about each message it takes in from the Outbox
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
@@ -305,6 +306,17 @@ def waits(ledger: Ledger, where: str) -> dict[int, datetime]:
 
 def keep_waits(ledger: Ledger, where: str, since: dict[int, datetime]) -> None:
     ledger.set_meta(f"{WAITS} {where}", ",".join(f"{uid}={at.isoformat()}" for uid, at in sorted(since.items())))
+
+
+def taken_in_since_taking(ledger: Ledger, key: str) -> bool:
+    """Whether the intake took ``key`` in (its "seen") after the last taking of it began: that taking's MOVE was done.
+    A row from before it is no proof (held, then taken back into Drafts with `cancel`, and flagged again)."""
+    found = ledger.db.execute(
+        "SELECT MAX(CASE WHEN event = ? THEN id END), MAX(CASE WHEN event = ? THEN id END) FROM log "
+        "WHERE message = ? AND event IN (?, ?)",
+        (TAKING, SEEN, key, TAKING, SEEN),
+    ).fetchone()
+    return found[0] is not None and (found[1] or 0) > found[0]
 
 
 def taking_pending(ledger: Ledger, key: str) -> bool:

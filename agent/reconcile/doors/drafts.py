@@ -45,7 +45,7 @@ from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
 from agent.rules.draft_edits import mentors_print, signature, word_prints
 from agent.rules.envelope import Envelope, parse_envelope
 from agent.store import taken_drafts
-from agent.store.ledger import CANCELLED, OPEN_STATES
+from agent.store.ledger import OPEN_STATES
 
 log = logging.getLogger("mentor_agent.drafts")
 TAKEN = taken_drafts.TAKEN
@@ -351,7 +351,9 @@ class DraftDoor:
         """Its flag taken off by the agent, which stopped before the MOVE (a crash): the flag still counts."""
         key = envelope.key  # without a Message-ID, a key of its content: the same draft, unchanged
         # Its last taking not seen done nor void: after "Not taken" (void), only a new flag (a new taking) counts
-        return taken_drafts.taking_pending(world.ledger, key) and not _kept(world, key)
+        # (a copy in Drafts after the intake took it in since is her program's re-save, not the draft)
+        ledger = world.ledger
+        return taken_drafts.taking_pending(ledger, key) and not taken_drafts.taken_in_since_taking(ledger, key)
 
     async def _take(self, world: World, folder: str, info: HeaderInfo, envelope: Envelope) -> None:
         raw = await world.imap(world.mailbox.fetch, folder, info.uid)
@@ -394,12 +396,19 @@ class DraftDoor:
     async def _finish_takings(self, world: World, folder: str) -> None:
         """The takings begun and never seen done: a MOVE the server did (the draft is in the Outbox, or the intake
         took it) is a draft taken, and she is told; one neither there nor in Drafts any more was never done."""
+        folders = world.folders
         for key, subject in taken_drafts.pending_takings(world.ledger):
-            if not _kept(world, key) and await world.locate(world.folders.outbox, key, None) is None:
-                if await world.locate(folder, key, None) is None:
+            taken = taken_drafts.taken_in_since_taking(world.ledger, key)  # the intake took it in: the MOVE was done
+            if not taken and await world.locate(folders.outbox, key, None) is None:
+                if await world.locate(folder, key, None) is not None:
+                    continue  # still in Drafts: its flag still counts (_half_taken)
+                # Not in Drafts: the intake may have set it aside or held it (and told her why), else it is gone
+                for aside in (folders.needs_attention, folders.scheduled):
+                    taken = taken or await world.locate(aside, key, None) is not None
+                if not taken:
                     await taking_void(world, folder, key, subject)
-                continue  # still in Drafts: its flag still counts (_half_taken)
-            log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), world.folders.outbox)
+                    continue
+            log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), folders.outbox)
             await self._taken(world, folder, key, subject, None)
 
     async def _taken(self, world: World, folder: str, key: str, subject: str, uid: int | None) -> None:
@@ -417,10 +426,3 @@ class DraftDoor:
             ],
             about=about,
         )
-
-
-def _kept(world: World, key: str) -> bool:
-    """The intake keeps the message of this key, so a taking of it was done. Not a row she took back into Drafts
-    (`cancel`): flagged again there, the draft is a new taking, and only its own MOVE can have been done."""
-    row = world.ledger.get(key)
-    return row is not None and row.state != CANCELLED
