@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,8 @@ from agent.mail.session import MailboxError
 from agent.reconcile import attention
 from agent.reconcile.attention import MOVED_BACK, RETRY_LATER
 from agent.store.ledger import ATTENTION
-from tests.agent_process import MENTOR, OUTBOX
+from tests.agent_process import MENTOR, OUTBOX, parse, policy_text
+from tests.servers.smtp import SmtpServer
 from tests.test_passes_on_fake import SENT, Pass, mail, one_a_day
 
 __all__ = ["one_a_day"]  # the fixture
@@ -189,3 +191,33 @@ def test_an_owed_in_doubt_is_not_told_once_the_first_try_is_found_in_sent(one_a_
     assert len(one_a_day.smtp.messages) == 1, "the copy moved back is set aside, not sent"
     assert told(one_a_day, "In doubt: first") == 0, one_a_day.subjects("INBOX")
     assert one_a_day.world.ledger.metas(MOVED_BACK) == {}
+
+
+def test_the_in_doubt_notice_of_a_digest_names_the_messages_that_went_with_it(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Three messages went as one digest and the connection broke after it: each is in doubt, and each notice says
+    it went in one e-mail with the other two (three separate notices left her to think of three separate e-mails)."""
+    made = Pass(tmp_path, smtp_server, policy_text(max_per_day=1, over_limit="batch"))
+    try:
+        made.server.put(OUTBOX, mail("first"))
+        made.run()
+        for subject in ("alpha", "beta", "gamma"):
+            made.server.put(OUTBOX, mail(subject))
+        made.run()
+        assert sorted(made.subjects("Scheduled")) == ["alpha", "beta", "gamma"]
+        made.smtp.drop_after_data()
+        tomorrow = made.world.now() + timedelta(days=1)
+        made.world.clock = lambda: tomorrow
+        made.run()
+        assert len(made.smtp.messages) == 2, "one digest went, once"
+        assert sorted(made.subjects("Needs attention")) == ["alpha", "beta", "gamma"]
+        bodies = {
+            str(notice["Subject"]): " ".join(str((notice.get_body(("plain",)) or notice).get_content()).split())
+            for notice in map(parse, made.server.messages("INBOX").values())
+            if "In doubt" in str(notice["Subject"])
+        }
+        assert len(bodies) == 3
+        assert "inside one digest e-mail together with “beta”, “gamma”" in bodies["[mentor-agent] In doubt: alpha"]
+    finally:
+        made.world.ledger.close()

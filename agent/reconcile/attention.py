@@ -33,6 +33,10 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
     """Move to Needs attention and tell the student. Nothing is retried from there."""
     folders = world.folders
     for row in rows:
+        detail = why
+        if doubt and len(rows) > 1:  # the messages of one digest: one e-mail, so the mentor has all of them or none
+            others = ", ".join(f"“{other.subject}”" for other in rows if other.key != row.key)
+            detail = f"{why}; it went inside one digest e-mail together with {others}, all in doubt with it"
         uid = await world.locate(folders.sending, row.key, row.uid) if row.folder == folders.sending else row.uid
         source = folders.sending if row.folder == folders.sending else row.folder
         new_uid = None
@@ -52,13 +56,13 @@ async def attention(world: World, rows: Sequence[Row], why: str, *, doubt: bool)
             state=ATTENTION,
             folder=folders.needs_attention,
             uid=new_uid,
-            detail=why,
+            detail=detail,
             sent_at=handed,
             told=owed,
         )
-        world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=why)
-        log.warning("%s: needs attention: %s", named(row.key, row.subject), why)
-        await _tell(world, replace(row, detail=why), owed)
+        world.ledger.log("in doubt" if doubt else "attention", mentor=row.mentor, message=row.key, detail=detail)
+        log.warning("%s: needs attention: %s", named(row.key, row.subject), detail)
+        await _tell(world, replace(row, detail=detail), owed)
 
 
 async def tell_owed(world: World) -> None:
