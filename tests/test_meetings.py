@@ -450,19 +450,36 @@ def test_her_answer_to_an_invitation_changed_since_is_told_when_it_is_at_odds() 
     counter = reply(offer.uid, method="COUNTER", start=start.astimezone(UTC), end=(start + timedelta(minutes=30)))
     moved, _ = apply_reply(state, counter, FROM, None, NOW, is_free=lambda s, e: True)
     assert moved.offers[0].sequence == 1
-    after, actions = apply_reply(moved, reply(offer.uid, "DECLINED", sequence=0), FROM, None, NOW)
+    slot = offer.slot
+    declined = reply(offer.uid, "DECLINED", sequence=0, start=slot.utc_start, end=slot.end.astimezone(UTC))
+    after, actions = apply_reply(moved, declined, FROM, None, NOW)
     assert after == moved and kinds(actions) == ["Belated"]
-    assert "answered “declined” to an earlier version of the invitation" in actions[0].text  # type: ignore[union-attr]
-    assert "an updated invitation waits for their answer" in actions[0].text  # type: ignore[union-attr]
+    told = " ".join(actions[0].text.split())  # type: ignore[union-attr]
+    assert "answered “declined” to an earlier version of the invitation (it said Thursday 5 March 2026" in told
+    assert "it now offers Tuesday 17 March 2026, 22:30–23:00 CET" in told and "waits for their answer" in told
     # holds: B agreed (A withdrawn, SEQUENCE 1), then her acceptance of A arrives: told, nothing changed
     state, _ = begin(strategy="holds")
     state = sent_all(state)
     first, second = state.offers[0].uid, state.offers[1].uid
     agreed, _ = apply_reply(state, reply(second), FROM, None, NOW)
     after, actions = apply_reply(agreed, reply(first, sequence=0), FROM, None, NOW)
-    assert after == agreed and kinds(actions) == ["Belated"] and "it was withdrawn" in actions[0].text  # type: ignore[union-attr]
+    assert after == agreed and kinds(actions) == ["Belated"] and "was withdrawn" in actions[0].text  # type: ignore[union-attr]
     # a decline of an offer withdrawn since says nothing new
     assert kinds(apply_reply(agreed, reply(first, "DECLINED", sequence=0), FROM, None, NOW)[1]) == ["Ignored"]
+
+
+def test_an_answer_applied_without_a_usable_stamp_leaves_none_to_compare_with() -> None:
+    """Accepted (stamped), then a decline with no stamp that counts, applied by arrival: an acceptance written before
+    the first must not be told as "older than the answer already applied … the later answer stands" (the answer in
+    force is the decline, of unknown time): it goes by arrival too."""
+    for unusable in (None, datetime(1, 1, 1, tzinfo=UTC), NOW + timedelta(days=3)):
+        state = sent_all(begin()[0])
+        uid = state.offers[0].uid
+        state, _ = apply_reply(state, stamped(uid, "ACCEPTED", 60), FROM, None, NOW)
+        state, _ = apply_reply(state, reply(uid, "DECLINED", stamp=unusable), FROM, None, NOW)
+        assert state.offers[0].status == "declined" and state.offers[0].answered is None
+        after, actions = apply_reply(state, stamped(uid, "ACCEPTED", 30), FROM, None, NOW)
+        assert after.offers[0].status == "declined" and "already withdrawn (declined)" in actions[0].text  # type: ignore[union-attr]
 
 
 def test_a_counter_that_changed_nothing_does_not_outrank_her_earlier_acceptance() -> None:

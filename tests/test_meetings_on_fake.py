@@ -467,6 +467,39 @@ def test_two_answers_in_one_message_count_in_the_order_she_wrote_them(sequential
     assert [method for method, *_ in sequential.invitations()] == ["REQUEST"], "no next offer, no cancel"
 
 
+def test_a_later_answer_reusing_an_earlier_ones_message_id_is_read(sequential: Desk) -> None:
+    """Her program gave her second acceptance the Message-ID of her first: the mark of the first (by Message-ID and
+    what it said, not when) took the second for it, and it was dropped without a word."""
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    first = gmail(ics(uid, "ACCEPTED", stamp="20260303T090000Z"))
+    message_id = first.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0]
+    sequential.server.put("INBOX", first)
+    sequential.settle()
+    sequential.reply(uid, "DECLINED", stamp="20260303T093000Z")
+    sequential.settle()
+    assert sequential.statuses()[uid] == "declined"
+    again = gmail(ics(uid, "ACCEPTED", stamp="20260303T100000Z"))
+    again = again.replace(again.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0], message_id)
+    sequential.server.put("INBOX", again)
+    sequential.settle()
+    bodies = [" ".join((m.get_body(("plain",)) or m).get_content().split()) for m in sequential.inbox("notice")]
+    assert [body for body in bodies if "accepted" in body and "already withdrawn (declined)" in body], bodies
+
+
+def test_of_two_answers_in_one_message_a_stamp_that_does_not_count_goes_by_position(sequential: Desk) -> None:
+    sequential.propose()
+    sequential.settle()
+    uid = sent_uid(sequential)
+    accept = ics(uid, "ACCEPTED", stamp="20260303T090000Z")
+    decline = ics(uid, "DECLINED", stamp="00010101T000000Z")  # .NET's empty date: written last in the message
+    event = decline[decline.index("BEGIN:VEVENT") : decline.index("END:VEVENT") + len("END:VEVENT")]
+    sequential.server.put("INBOX", gmail(accept.replace("END:VEVENT", "END:VEVENT\r\n" + event, 1)))
+    sequential.settle()
+    assert sequential.statuses()[uid] == "declined", "by position, as without stamps"
+
+
 def test_an_answer_the_agent_fails_on_keeps_no_other_from_being_read(
     sequential: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -92,6 +92,7 @@ from agent.rules.meetings import (
     mark_sent,
     send_by,
     start_round,
+    usable_stamp,
     withdraw_late,
 )
 from agent.rules.policy import LoadedPolicy
@@ -576,7 +577,7 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
         # rule she set. It is applied, and the student is told that no one typed it (answers.md).
         verdict = classify(raw)
         machine = "" if verdict.answer or _google_relay(raw) else verdict.sign
-        objects = _newest_each(objects)
+        objects = _newest_each(objects, world.now())
         try:
             for item in objects:  # whom it is from: the envelope's one clean From address (addresses.author)
                 await _answer(world, store, item, envelope.sender, envelope, envelope.authentication or None, machine)
@@ -587,16 +588,16 @@ async def _read_inbox(world: World, store: MeetingStore) -> None:
             await _failed_answer(world, envelope)
 
 
-def _newest_each(objects: list[ItipObject]) -> list[ItipObject]:
+def _newest_each(objects: list[ItipObject], now: datetime) -> list[ItipObject]:
     """Of several answers to one invitation in one message, the one she wrote last (by DTSTAMP): the others were
-    overtaken before they could be read. Without a DTSTAMP on each, all of them, in their order."""
-    stamps = [item.stamp for item in objects]
+    overtaken before they could be read. Without a DTSTAMP that counts on each, all of them, in their order."""
+    stamps = [usable_stamp(item.stamp, now) for item in objects]
     if any(stamp is None for stamp in stamps):
         return objects
     newest: dict[tuple[str, datetime | None], int] = {}
     for index, item in enumerate(objects):
         key = (item.uid, item.recurrence_id)
-        if key not in newest or cast(datetime, stamps[newest[key]]) <= cast(datetime, item.stamp):
+        if key not in newest or cast(datetime, stamps[newest[key]]) <= cast(datetime, stamps[index]):
             newest[key] = index
     return [objects[index] for index in sorted(newest.values())]
 
@@ -649,8 +650,10 @@ async def _answer(
         return
     # This very answer (another in the same message, or a later one reusing its Message-ID, is another)
     said = repr((item.method, item.uid, item.sequence, item.attendees, item.start, item.end, item.recurrence_id))
-    read = f"{envelope.key} {hashlib.sha256(said.encode()).hexdigest()[:24]}"
-    if logged(world.ledger, ANSWER_READ, read):
+    before = f"{envelope.key} {hashlib.sha256(said.encode()).hexdigest()[:24]}"  # the mark before DTSTAMPs counted
+    # With when she wrote it: her program may give a later answer the Message-ID of an earlier one
+    read = f"{before} {item.stamp.isoformat() if item.stamp else '-'}"
+    if logged(world.ledger, ANSWER_READ, read) or logged(world.ledger, ANSWER_READ, before):
         return  # applied before (INBOX is read again after a reconnect): told once
     is_free = await is_free_for(world, store, stored)
     loaded = world.book.by_id.get(stored.mentor)

@@ -248,8 +248,8 @@ def _counter(state: Round, offer: Offer, reply: ItipObject, now: datetime, is_fr
     if offer.status not in ("sent", "accepted"):
         return state, (
             NotifyStudent(
-                f"{state.mentor.name} proposed {_when(state, proposed)} for an offer that "
-                "was already withdrawn; nothing was changed."
+                f"{state.mentor.name} proposed {_when(state, proposed)} for an offer already "
+                f"{_STATUS_WORD[offer.status]}; nothing was changed."
             ),
         )
     fits = start > instant(now) and _in_windows(state, start, end)
@@ -316,16 +316,18 @@ def apply_reply(
         return state, (Ignored(problem or "unknown offer", unjudged=True),)
     if reply.sequence < offer.sequence:
         return state, (_older_version(state, offer, reply),)
-    stamp = _usable(reply.stamp, now)
+    stamp = usable_stamp(reply.stamp, now)
     if (overtaken := _overtaken(state, offer, reply, stamp)) is not None:
         return state, (overtaken,)
     applied, actions = _apply(state, offer, reply, now, is_free)
     in_force = applied.offer(reply.uid)
     # An answer an older one comes after: one applied, or the same again (she said it again later); not one that
     # changed nothing (a counter outside the windows, "tentative" for a withdrawn offer)
-    same = reply.method == "REPLY" and in_force is not None and in_force.partstat == reply.partstat
-    if stamp is None or (applied == state and not same):
+    same = reply.method == "REPLY" and offer.partstat == reply.partstat
+    if applied == state and not same:
         return applied, actions
+    if stamp is None:  # the answer in force has no time to compare with: the next ones go by arrival
+        return (applied if same or in_force is None else _with(applied, replace(in_force, answered=None))), actions
     return _stamped(applied, reply.uid, stamp), actions
 
 
@@ -335,13 +337,21 @@ class Belated(NotifyStudent):
 
 
 _SAID = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
-_NOW_STATUS = {
-    "planned": "an updated invitation waits for their answer",
-    "sent": "an updated invitation waits for their answer",
-    "accepted": "it is agreed",
-    "declined": "they declined it",
-    "cancelled": "it was withdrawn",
-    "expired": "it was withdrawn, unanswered in time",
+_STATUS_WORD = {
+    "planned": "planned",
+    "sent": "open",
+    "accepted": "agreed",
+    "declined": "declined",
+    "cancelled": "withdrawn",
+    "expired": "withdrawn, unanswered in time",
+}
+_NOW_STATUS = {  # where an offer stands, of its time
+    "planned": "it now offers {when}, and waits for their answer to that",
+    "sent": "it now offers {when}, and waits for their answer to that",
+    "accepted": "{when} is agreed",
+    "declined": "they declined {when}",
+    "cancelled": "{when} was withdrawn",
+    "expired": "{when} was withdrawn, unanswered in time",
 }
 # DTSTAMPs that cannot be when she wrote an answer: before this, or ahead of the agent's clock by more than a clock can
 # be wrong by (.NET's empty date is year 1; a phone set to 2099 would otherwise outrank every later answer)
@@ -349,7 +359,9 @@ _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _AHEAD = timedelta(minutes=10)
 
 
-def _usable(stamp: datetime | None, now: datetime) -> datetime | None:
+def usable_stamp(stamp: datetime | None, now: datetime) -> datetime | None:
+    """``stamp`` (a DTSTAMP), or None when no clock can have written it (before 2000, or ahead of ``now`` by more
+    than a clock is wrong by): such an answer goes by arrival."""
     if stamp is None or stamp < _EARLIEST or stamp > after(now, _AHEAD):
         return None
     return stamp
@@ -372,10 +384,15 @@ def _older_version(state: Round, offer: Offer, reply: ItipObject) -> Action:
     )
     if not at_odds:
         return Ignored(f"an answer to SEQUENCE {reply.sequence}, older than {offer.sequence}, that changes nothing")
+    then = ""
+    if reply.method == "REPLY" and reply.start is not None and reply.end is not None:
+        answered = Slot(wall(instant(reply.start), state.zone), wall(instant(reply.end), state.zone))
+        if answered != offer.slot:
+            then = f" (it said {_when(state, answered)})"
+    now_stands = _NOW_STATUS[offer.status].format(when=_when(state, offer.slot))
     return Belated(
-        f"{state.mentor.name} answered {_said(state, reply)} to an earlier version of the invitation for "
-        f"{_when(state, offer.slot)}, which has changed since: {_NOW_STATUS[offer.status]}. Nothing was changed; "
-        "confirm with them what they meant."
+        f"{state.mentor.name} answered {_said(state, reply)} to an earlier version of the invitation{then}, which "
+        f"has changed since: {now_stands}. Nothing was changed; confirm with them what they meant."
     )
 
 
