@@ -166,3 +166,57 @@ def test_a_cancelled_draft_she_sent_herself_then_flagged_and_cut_is_not_told_not
     assert door.subjects(OUTBOX) == [] and door.subjects(door.world.folders.scheduled) == [], "never a second time"
     assert door.subjects(door.world.folders.needs_attention) == ["Sepsis papers"]
     assert "Not sent again: Sepsis papers" in door.notices() and not untrue(door), door.notices()
+
+
+EDITED = QUESTION.replace("Best,", "P.S. I can also send my notes beforehand.\n\nBest,")
+
+
+@pytest.mark.parametrize(
+    "again", [EDITED.replace("my notes", "my notes and the slides"), EDITED], ids=["edited-again", "same-text"]
+)
+def test_after_cancel_an_edit_flagged_and_taken_a_later_save_of_it_is_a_copy(door: Door, again: str) -> None:
+    """Taken, held, taken back with `cancel`; she edits it (the same Message-ID, another text: kept under a key of
+    its own) and flags it: taken. Her compose window, still open, saves it again, flagged: that is a copy of the
+    taking, not hers again because the first was cancelled (both versions were held, and both went)."""
+    mid = "<edited-after-cancel@med.example.edu>"
+    scheduled = door.world.folders.scheduled
+    door.save(draft("Sepsis papers", QUESTION, message_id=mid))
+    for _ in range(3):
+        full(door)
+    del door.server.folders[DRAFTS].messages[cancel(door)]
+    full(door)
+    door.save(draft("Sepsis papers", EDITED, message_id=mid))  # her edit, flagged
+    for _ in range(3):
+        full(door)
+    assert door.subjects(scheduled) == ["Sepsis papers"] and door.subjects(DRAFTS) == []
+    door.save(draft("Sepsis papers", again, message_id=mid))  # the compose window's later save, flagged
+    for _ in range(4):
+        full(door)
+    assert door.subjects(scheduled) == ["Sepsis papers"], "one version held: one goes"
+    assert door.notices().count("Taken from Drafts: Sepsis papers") == 2
+    assert "Not taken again: Sepsis papers" in door.notices()
+
+
+def test_an_old_copy_set_aside_is_no_proof_that_a_cut_taking_was_done(
+    door: Door, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy with the same Message-ID sits in Needs attention from before; the held one is taken back, flagged, and
+    the agent stopped after the flag came off; then she deleted the draft. It was never taken: "Not taken", not
+    "Taken" (the old copy counted as the taking's message)."""
+    mid = "<old-copy@med.example.edu>"
+    door.save(draft("Sepsis papers", QUESTION, message_id=mid))
+    for _ in range(3):
+        full(door)
+    door.server.put(OUTBOX, draft("Sepsis papers", QUESTION, message_id=mid), ("\\Seen",))  # a copy, set aside
+    full(door)
+    assert door.subjects(door.world.folders.needs_attention) == ["Sepsis papers"]
+    back = cancel(door)
+    full(door)
+    door.server.folders[DRAFTS].messages[back].flags.add("\\Flagged")
+    full(door)
+    killed(door, monkeypatch, moved=False)
+    del door.server.folders[DRAFTS].messages[back]  # she deleted the draft meanwhile
+    for _ in range(4):
+        full(door)
+    assert door.notices().count("Taken from Drafts: Sepsis papers") == 1, door.notices()
+    assert untrue(door), "a taking never done is told: Not taken"

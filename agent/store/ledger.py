@@ -337,6 +337,12 @@ class Ledger:
         ).fetchone()
         return None if found is None else str(found[0])
 
+    def variants_of(self, key: str, *states: str) -> list[Row]:
+        """The rows kept under a key of another text with ``key``'s Message-ID (``key#…``: issue 20), in ``states``."""
+        marks = ", ".join("?" for _ in states)
+        query = f"SELECT * FROM messages WHERE substr(key, 1, ?) = ? AND state IN ({marks}) ORDER BY rowid"
+        return [Row.of(found) for found in self.db.execute(query, (len(key) + 1, key + "#", *states))]
+
     def keys_of(self, message_ids: Iterable[str], *states: str) -> dict[str, list[str]]:
         """Every key of a message going out with one of ``message_ids`` and in one of ``states``, by Message-ID
         (one query per 500): what :meth:`key_of` finds, for many at once. Where a Message-ID has more than one,

@@ -49,6 +49,8 @@ REMINDER_TOLD = "draft reminder told"  # she was told a new save of this baselin
 TAKING = "draft taking"  # logged before its flag comes off (and what it was: remember()); TAKEN once in the Outbox
 TAKEN = "draft taken"
 SEEN = "seen"  # logged by the intake about each message it takes in from the Outbox
+SET_ASIDE = "attention"  # logged about a message put in Needs attention (the intake's refusals among them)
+CANCELLED_EVENT = "cancelled"  # logged about a message she took back (`cancel`, or deleted from Scheduled)
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
 
@@ -309,14 +311,27 @@ def keep_waits(ledger: Ledger, where: str, since: dict[int, datetime]) -> None:
 
 
 def taken_in_since_taking(ledger: Ledger, key: str) -> bool:
-    """Whether the intake took ``key`` in (its "seen") after the last taking of it began: that taking's MOVE was done.
-    A row from before it is no proof (held, then taken back into Drafts with `cancel`, and flagged again)."""
+    """Whether the intake dealt with ``key`` (took it in, "seen", or set it aside, "attention"; also under a key of
+    its edited text, ``key#…``) after the last taking of it began: that taking's MOVE was done. A row from before it
+    is no proof (held, then taken back into Drafts with `cancel`, and flagged again), nor a copy elsewhere with its
+    Message-ID (an old one set aside in Needs attention)."""
+    found = ledger.db.execute(
+        "SELECT MAX(CASE WHEN event = ? AND message = ? THEN id END), MAX(CASE WHEN event IN (?, ?) THEN id END) "
+        "FROM log WHERE message = ? OR substr(message, 1, ?) = ?",
+        (TAKING, key, SEEN, SET_ASIDE, key, len(key) + 1, key + "#"),
+    ).fetchone()
+    return found[0] is not None and (found[1] or 0) > found[0]
+
+
+def taken_since_cancelled(ledger: Ledger, key: str) -> bool:
+    """Whether a draft of ``key`` was taken after the message was cancelled (`cancel`, or deleted from Scheduled):
+    she flagged it again, and it is on its way once more (under a key of its edited text when she changed it)."""
     found = ledger.db.execute(
         "SELECT MAX(CASE WHEN event = ? THEN id END), MAX(CASE WHEN event = ? THEN id END) FROM log "
         "WHERE message = ? AND event IN (?, ?)",
-        (TAKING, SEEN, key, TAKING, SEEN),
+        (TAKEN, CANCELLED_EVENT, key, TAKEN, CANCELLED_EVENT),
     ).fetchone()
-    return found[0] is not None and (found[1] or 0) > found[0]
+    return found[0] is not None and found[1] is not None and found[0] > found[1]
 
 
 def taking_pending(ledger: Ledger, key: str) -> bool:

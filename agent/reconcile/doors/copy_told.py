@@ -1,7 +1,8 @@
 """What the star door tells the student of a draft that looks like one taken before (a copy that "came back"), and
 what it does to her star (:mod:`agent.reconcile.doors.drafts` finds the copy).
 
-- A message cancelled (``mentor-agent cancel`` puts it back in Drafts) is hers again: no copy of anything.
+- A message cancelled (``mentor-agent cancel`` puts it back in Drafts) is hers again: no copy of anything, until she
+  flags it again and it is taken: then a later save of it is a copy of that taking.
 - The one taken must be where the ledger says (a message moved out of Scheduled by hand, the ledger a step behind):
   until it is, nothing is claimed and her star stays as she left it.
 - One notice for the saves of a compose window: a copy with the text already told of, flagged within
@@ -25,7 +26,7 @@ from agent.rules.draft_edits import word_prints
 from agent.rules.envelope import Envelope
 from agent.store import taken_drafts
 from agent.store.answers import last_detail
-from agent.store.ledger import CANCELLED, DONE, OPEN_STATES
+from agent.store.ledger import CANCELLED, DONE, OPEN_STATES, Row
 
 log = logging.getLogger("mentor_agent.drafts")
 TELL_AGAIN = timedelta(minutes=10)  # a copy flagged this long after the last word about it is told of again
@@ -38,7 +39,9 @@ async def tell_copy(
     message was cancelled); else True, and she is told as the rules above say."""
     row = world.ledger.get(taken)
     if row is not None and row.state == CANCELLED:
-        return False  # cancelled: back in Drafts, hers again
+        row = _taken_again(world, taken, row)
+        if row is None:
+            return False  # cancelled: back in Drafts, hers again
     flagged = "\\Flagged" in info.flags
     if not (first_look or flagged):
         return True
@@ -83,6 +86,16 @@ async def tell_copy(
         about=row.message_id if row else envelope.message_id,
     )
     return True
+
+
+def _taken_again(world: World, key: str, row: Row) -> Row | None:
+    """The message on its way again after ``row`` was cancelled: she flagged the draft again and it was taken (under
+    a key of its text when she had edited it). None: nothing taken since, so the draft is hers again."""
+    ledger = world.ledger
+    if not taken_drafts.taken_since_cancelled(ledger, key):
+        return None
+    again = ledger.variants_of(key, *OPEN_STATES, DONE)  # an edited text is kept under a key of its own
+    return again[-1] if again else None
 
 
 async def newer_unflagged(world: World, folder: str, envelope: Envelope, uid: int) -> None:

@@ -398,16 +398,12 @@ class DraftDoor:
         took it) is a draft taken, and she is told; one neither there nor in Drafts any more was never done."""
         folders = world.folders
         for key, subject in taken_drafts.pending_takings(world.ledger):
-            taken = taken_drafts.taken_in_since_taking(world.ledger, key)  # the intake took it in: the MOVE was done
+            # Done: the intake took it in or set it aside since (the log says so, in order), or it is in the Outbox
+            taken = taken_drafts.taken_in_since_taking(world.ledger, key)
             if not taken and await world.locate(folders.outbox, key, None) is None:
-                if await world.locate(folder, key, None) is not None:
-                    continue  # still in Drafts: its flag still counts (_half_taken)
-                # Not in Drafts: the intake may have set it aside or held it (and told her why), else it is gone
-                for aside in (folders.needs_attention, folders.scheduled):
-                    taken = taken or await world.locate(aside, key, None) is not None
-                if not taken:
+                if await world.locate(folder, key, None) is None:
                     await taking_void(world, folder, key, subject)
-                    continue
+                continue  # still in Drafts: its flag still counts (_half_taken)
             log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), folders.outbox)
             await self._taken(world, folder, key, subject, None)
 
