@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from agent.config.settings import Smtp
 from agent.errors import LoginRefused, TlsProblem
 from agent.mail.connection_errors import Endpoint, client_context, plain_to_tls_advice, tls_advice
+from agent.mail.message_size import note_size
 from agent.mail.session import Login
 from agent.rules.addresses import needs_smtputf8
 
@@ -107,31 +108,6 @@ class _Retry(Exception):
 
 
 _CONNECTION_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError)
-
-# (host, port) -> the largest message the server said it takes (EHLO SIZE, RFC 1870), as last heard in this process
-_ADVERTISED: dict[tuple[str, int], int] = {}
-
-
-def advertised_size(smtp: Smtp) -> int | None:
-    """The largest message ``smtp``'s server said it takes, last time it greeted the agent; None: it never said,
-    or it takes any size."""
-    return _ADVERTISED.get((smtp.host, smtp.port))
-
-
-def _note_size(smtp: Smtp, client: aiosmtplib.SMTP) -> None:
-    """What the server's greeting said of SIZE (after EHLO; nothing is learned before it)."""
-    if client.is_ehlo_or_helo_needed:
-        return
-    key = (smtp.host, smtp.port)
-    value = client.esmtp_extensions.get("size")
-    try:
-        size = int(str(value).split()[0]) if value is not None else 0
-    except (ValueError, IndexError):
-        return
-    if size > 0:
-        _ADVERTISED[key] = size
-    else:  # no SIZE, or SIZE 0: no limit said
-        _ADVERTISED.pop(key, None)
 
 
 def _head(message: bytes) -> bytes:
@@ -305,7 +281,7 @@ class Sender:
             if client.is_ehlo_or_helo_needed:  # a plain connection greets lazily
                 async with asyncio.timeout(self.smtp.timeout):
                     await client.ehlo()
-            _note_size(self.smtp, client)
+            note_size(self.smtp, client)
         except aiosmtplib.SMTPResponseException as error:
             raise _refusal(error) from error
 
@@ -338,7 +314,7 @@ class Sender:
                             "set username and a password source in [smtp]"
                         ) from error
                     raise _refusal(error) from error
-                _note_size(smtp, client)
+                note_size(smtp, client)
                 soft: dict[str, str] = {}
                 for recipient in recipients:
                     try:

@@ -30,8 +30,8 @@ from email import policy as email_policy
 from pathlib import Path
 
 from agent.logs import named
+from agent.mail.message_size import advertised_size
 from agent.mail.session import MessageGone
-from agent.mail.smtp import advertised_size
 from agent.reconcile.context import World
 from agent.reconcile.prepared import Prepared, as_handed_over, prepare_in
 from agent.rules.envelope import domain_of
