@@ -31,3 +31,17 @@ def note_size(smtp: Smtp, client: aiosmtplib.SMTP) -> None:
         _ADVERTISED[key] = size
     else:  # no SIZE, or SIZE 0: no limit said
         _ADVERTISED.pop(key, None)
+
+
+def refused_as_too_large(reply: str) -> bool:
+    """Whether a 5xx reply refuses a message for its size (RFC 1870: 552; 5.3.4 "message too big for system")."""
+    words = reply.lower()
+    return reply.startswith("552") and (
+        "5.3.4" in words or any(w in words for w in ("size", "too large", "too big", "too much"))
+    )
+
+
+def learn_size(smtp: Smtp, refused: int) -> None:
+    """A message of ``refused`` bytes was refused for its size: the server takes less than that, whatever it said."""
+    key = (smtp.host, smtp.port)
+    _ADVERTISED[key] = min(_ADVERTISED.get(key, refused), refused * 9 // 10)

@@ -45,6 +45,7 @@ from datetime import timedelta
 from agent.crashpoints import crash_point
 from agent.errors import LoginRefused, SignInNeeded, SignInUnavailable, TlsProblem
 from agent.logs import named
+from agent.mail.message_size import learn_size, refused_as_too_large
 from agent.mail.smtp import InDoubtError, PermanentSendError, Sender, SendStopped, TransientSendError
 from agent.reconcile import strangers
 from agent.reconcile.attention import attention, retry_later
@@ -519,8 +520,17 @@ async def _send(
         log.info("%s: not sent, mentor-agent is stopping; it goes after the restart", item)
     except PermanentSendError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
-        await attention(world, failed, f"the mail server refused it: {error.reply}", doubt=False)
-        await back_to_scheduled(world, rest, _NEVER_STARTED)
+        if len(failed) > 1 and refused_as_too_large(error.reply):
+            # A digest too large for the server (it said less, or nothing, or changed): none of her messages is at
+            # fault. Below that size from now on, they go again in smaller e-mails, paced as the rest was.
+            learn_size(world.settings.smtp, len(prepared[parts_sent].wire))
+            log.warning("%s: the mail server refused the digest as too large (%s): it goes again smaller", item, error)
+            await back_to_scheduled(
+                world, failed + rest, f"the mail server refused the digest as too large ({error.reply})"
+            )
+        else:
+            await attention(world, failed, f"the mail server refused it: {error.reply}", doubt=False)
+            await back_to_scheduled(world, rest, _NEVER_STARTED)
     except InDoubtError as error:
         rows, failed, rest = _part_way(world, item, rows, parts_sent)
         failed = in_own_part(world, item, failed, parts_sent)
