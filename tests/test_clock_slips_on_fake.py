@@ -2,7 +2,10 @@
 
 - a copy in Sent dated ahead by her phone's clock held every later message to the mentor until then (for ever,
   beyond the engine's 400-day horizon), with "only -30d since the last message" for the reason;
-- the clock stepped back (an NTP correction) between two drops: the later message went before the earlier one."""
+- the clock stepped back (an NTP correction) between two drops: the later message went before the earlier one;
+- the second round: a send of the agent's own while its clock read a year ahead held the next message for a year
+  (then, corrected to now on each pass, for ever); a copy in Sent dated a day behind by her phone counted yesterday
+  (two in her day of one); a message taken in while the clock was a year ahead went after every later one."""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def test_a_copy_in_sent_dated_ahead_holds_nothing_back(
     assert run.received() == ["through the agent"], "5 a day, no gap, always open: it goes now"
     assert not run.world.ledger.in_states(SCHEDULED)
     (at,) = (at for (at,) in run.world.ledger.db.execute("SELECT at FROM items WHERE source != 'agent'"))
-    assert datetime.fromisoformat(at) == START, "her copy counts as sent when it was found, not in the future"
+    assert datetime.fromisoformat(at) == START, "her copy counts as sent when her server stored it, not in the future"
 
 
 def test_held_messages_go_in_the_order_she_handed_them_over_when_the_clock_steps_back(
@@ -57,3 +60,50 @@ def test_held_messages_go_in_the_order_she_handed_them_over_when_the_clock_steps
         run.run()
         run.run()
     assert run.received() == ["zero", "first written", "second written"]
+
+
+def test_a_send_while_the_clock_read_a_year_ahead_holds_the_next_for_its_gap_only(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    run, clock = made(tmp_path, smtp_server, policy_text(max_per_day=5, min_gap="1h"))
+    clock[0] = START + timedelta(days=365)  # a clock gone wrong at boot, before NTP
+    run.server.put(OUTBOX, mail("while ahead", at=clock[0]))
+    run.run()
+    clock[0] = START + timedelta(minutes=5)  # put right
+    run.server.put(OUTBOX, mail("after the fix", at=clock[0]))
+    run.run()
+    (held,) = run.world.ledger.in_states(SCHEDULED)
+    assert held.due == START + timedelta(minutes=65) and "-" not in held.reason.split("since")[0], held.reason
+    for minutes in (30, 70, 120):
+        clock[0] = START + timedelta(minutes=minutes)
+        run.run()
+    assert run.received() == ["while ahead", "after the fix"]
+
+
+def test_a_copy_in_sent_counts_when_her_server_stored_it_not_by_her_phones_clock(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    run, clock = made(tmp_path, smtp_server, policy_text(max_per_day=1))
+    run.server.put(SENT, mail("from her phone", at=START - timedelta(days=1)), when=START)  # its clock a day behind
+    clock[0] = START + timedelta(minutes=1)
+    run.server.put(OUTBOX, mail("through the agent", at=clock[0]))
+    run.run()
+    assert run.received() == [], "her phone's message reached the mentor today: one a day"
+
+
+def test_a_message_taken_in_under_a_clock_far_ahead_keeps_its_place(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    run, clock = made(tmp_path, smtp_server, policy_text(max_per_day=1))
+    run.server.put(OUTBOX, mail("zero", at=START))
+    run.run()
+    clock[0] = START + timedelta(days=365)
+    run.server.put(OUTBOX, mail("ahead", at=START))
+    run.run()
+    for minutes, subject in ((5, "one"), (10, "two")):
+        clock[0] = START + timedelta(minutes=minutes)  # put right
+        run.server.put(OUTBOX, mail(subject, at=clock[0]))
+        run.run()
+    for day in range(1, 5):
+        clock[0] = START + timedelta(days=day)
+        run.run()
+        run.run()
+    assert run.received() == ["zero", "ahead", "one", "two"]

@@ -23,11 +23,12 @@ def count_found(world: World, info: HeaderInfo, envelope: Envelope, where: str) 
     went to; how many mentors it was newly counted for (0: to no mentor, no date, or counted before)."""
     recipients = envelope.to + envelope.cc + envelope.bcc
     mentors = {p.id: p for p in map(world.book.for_address, recipients) if p}
-    at = envelope.date or info.internaldate
+    # When her server stored it (INTERNALDATE), not her program's clock, as for the mentor's replies: a phone a day
+    # behind made it count yesterday (two in her day of one); and never later than now (a copy dated a year ahead
+    # held every message to the mentor for a year)
+    at = info.internaldate or envelope.date
     if at is None or not mentors:
         return 0
-    # Never later than now, whatever her program's clock wrote: a copy dated ahead held every message to the mentor
-    # until then (for ever, beyond the engine's horizon), with a gap of minus so many days as the reason
     at = min(at, world.now())
     # One item for every mentor it went to, known by each one's addresses: each of them got it.
     written = {a for loaded in mentors.values() for a in written_to(loaded.policy.mentor.addresses, recipients)}
