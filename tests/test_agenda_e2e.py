@@ -271,3 +271,58 @@ def test_a_message_with_a_signed_part_inside_is_never_an_agenda_question(agent: 
     told = eventually(lambda: [n for n in agent.notices() if "Back to e-mail" in str(n["Subject"])], timeout=15)
     assert "signed or encrypted" in told[0].get_content()
     assert not [s for s in agent.subjects("Scheduled") if s.startswith("Invitation")]
+
+
+# -- a hostile round on the agenda ------------------------------------------------------------------------------
+
+
+def single_offer_policy() -> str:
+    return policy_text(over_limit="agenda") + MEETINGS.format(strategy="sequential", proposals=1, timeout="3d")
+
+
+def test_a_question_whose_invitation_is_in_doubt_is_in_doubt_too_never_e_mailed(agent: Agent) -> None:
+    """The invitation carrying the agenda was handed over and the connection broke: it may have reached her, with
+    the question. The question went by e-mail after it (twice), told 'the invitation did not go out'."""
+    agent.policy(single_offer_policy())
+    agent.smtp.drop_after_data()
+    agent.start()
+    agent.drop(mail("[agenda] Poster feedback", body="Dear Dr. Rivera,\n\nCould you look at figure 2?\n\nSam\n"))
+    eventually(lambda: "[agenda] Poster feedback" in agent.subjects("Needs attention"), timeout=20)
+    time.sleep(2)  # passes after: nothing more goes
+    assert len([m for m in agent.smtp.messages if b"figure 2" in m.content]) == 1, "the invitation only"
+    told = [str(n["Subject"]) for n in agent.notices()]
+    assert "[mentor-agent] In doubt: [agenda] Poster feedback" in told, told
+    assert not [subject for subject in told if "Back to e-mail" in subject], told
+
+
+def test_a_question_flagged_while_its_invitation_waits_is_taken_off_the_invitation(agent: Agent) -> None:
+    """Flagged, it goes by e-mail at once; the invitation waiting in Scheduled still listed it (twice to her)."""
+    agent.policy(agenda_policy())
+    agent.start()
+    held_for_the_agenda(agent)
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        client.add_flags(client.search(["SUBJECT", "Poster feedback"]), ["\\Flagged"])
+    agent.smtp.wait_for(2, timeout=20)  # the flagged question, by e-mail at once
+
+    def waiting_invitation() -> str | None:
+        for raw in agent.folder_raw("Scheduled").values():
+            if str(parse(raw)["Subject"]).startswith("Invitation:"):
+                return str(event_of(raw)["DESCRIPTION"])
+        return None
+
+    rebuilt = eventually(lambda: (found := waiting_invitation()) is not None and "Poster feedback" not in found)
+    assert rebuilt and "Which elective first?" in str(waiting_invitation())
+    assert len([m for m in agent.smtp.messages if b"second figure" in m.content]) == 1
+
+
+def test_an_agenda_question_also_to_someone_else_is_not_put_on_an_agenda(agent: Agent) -> None:
+    """The agenda reaches only the mentor: a colleague in Cc never got the question, and she was told it went."""
+    agent.policy(single_offer_policy())
+    agent.start()
+    agent.drop(mail("[agenda] Poster feedback", Cc=f"Jo Friend <jo@med.example.edu>, Sam <{STUDENT}>"))
+    eventually(lambda: "[agenda] Poster feedback" in agent.subjects("Needs attention"), timeout=20)
+    (notice,) = [n for n in agent.notices() if "Not sent" in str(n["Subject"])]
+    assert "also to jo@med.example.edu" in notice.get_content()
+    assert STUDENT not in notice.get_content().split("also to", 1)[1].split(";")[0], "her own Cc is no reason"
+    assert agent.smtp.messages == []

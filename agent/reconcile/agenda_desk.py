@@ -37,13 +37,15 @@ from datetime import datetime
 
 from agent.logs import named
 from agent.reconcile.agenda_filing import file_questions, release
+from agent.reconcile.attention import attention
 from agent.reconcile.context import World
 from agent.rules import agenda
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
 from agent.store.agenda import on_agenda, taken_off
-from agent.store.ledger import CANCELLED, SCHEDULED, Row
-from agent.store.rounds import MeetingStore
+from agent.store.answers import logged
+from agent.store.ledger import ATTENTION, CANCELLED, SCHEDULED, Row
+from agent.store.rounds import MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.agenda")
 
@@ -54,7 +56,10 @@ def kept(row: Row) -> bool:
 
 
 def _eligible(row: Row) -> bool:
-    return not (row.standalone or row.forced or row.detail.startswith(agenda.OFF))
+    """Whether ``row`` may go as a question on an agenda: not a reply to her, nor flagged, nor back to e-mail
+    already, and to her alone (an agenda reaches only the mentor: a Cc'd colleague never got the question)."""
+    alone = not row.mentor_addresses or set(row.recipients) - {row.sender} <= set(row.mentor_addresses)
+    return alone and not (row.standalone or row.forced or row.detail.startswith(agenda.OFF))
 
 
 def tagged(loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
@@ -64,10 +69,18 @@ def tagged(loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
     return [row for row in rows if agenda.tagged(row.subject) and _eligible(row)]
 
 
-def no_agenda(loaded: LoadedPolicy, subject: str) -> str | None:
-    """Why a message marked ``[agenda]`` cannot go to ``loaded``'s mentor (no meeting windows, so no agenda;
-    sent as it is, the tag would reach her in the Subject), or None."""
-    if not agenda.tagged(subject) or loaded.policy.meetings.windows:
+def no_agenda(loaded: LoadedPolicy, subject: str, others: Sequence[str] = ()) -> str | None:
+    """Why a message marked ``[agenda]`` cannot go to ``loaded``'s mentor (no meeting windows, so no agenda; or
+    ``others`` it is also to, whom an agenda never reaches; sent as it is, the tag would reach her in the Subject),
+    or None."""
+    if not agenda.tagged(subject):
+        return None
+    if others:
+        return (
+            f"“[agenda]” puts it on the next meeting's agenda, which only {loaded.name} sees, and it is also to "
+            f"{', '.join(others)}; take [agenda] out of the subject to send it as an e-mail to all of them"
+        )
+    if loaded.policy.meetings.windows:
         return None
     return (
         f"“[agenda]” puts it on the next meeting's agenda, and {loaded.name}'s policy ({loaded.path}) has no "
@@ -245,6 +258,12 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
     if sent is not None:
         await file_questions(world, loaded, members, sent)
         return True
+    if stored.state is not None and not stored.open and not stored.todo and _in_doubt(world, store, stored):
+        # The invitation may have reached her, and the questions with it: never sent again by e-mail on a guess.
+        # They are in doubt as it is, in Needs attention, hers to move back to the Outbox to send them as e-mails.
+        why = "it went as the agenda of a meeting invitation whose sending is in doubt"
+        await attention(world, members, why, doubt=True)
+        return True
     if stored.state is not None and not stored.open and not stored.todo:
         release(world, members, "the invitation did not go out")
         title, lines = agenda.released_lines(
@@ -252,6 +271,17 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
         )
         await world.notify(title, lines, about=members[0].message_id)
         return True
+    return False
+
+
+def _in_doubt(world: World, store: MeetingStore, stored: Stored) -> bool:
+    """Whether an invitation of the round was handed to the mail server and its answer lost (in doubt)."""
+    assert stored.state is not None
+    for offer in stored.state.offers:
+        request = store.request_id(offer.uid)
+        key = world.ledger.key_of(request, ATTENTION) if request else None
+        if key is not None and logged(world.ledger, "in doubt", key):
+            return True
     return False
 
 

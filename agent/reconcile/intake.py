@@ -200,7 +200,7 @@ async def _take_in(
             ledger.update(envelope.key, state=ATTENTION, detail="pass_through is off")
         return None
     mentor = next(iter(mentors.values()), None)
-    why_not = agenda_desk.no_agenda(mentor, envelope.subject) if mentor is not None else None
+    why_not = _no_agenda(world, mentor, envelope) if mentor is not None else None
     if why_not:
         await _refuse(world, info, envelope, why_not)
         return None
@@ -290,6 +290,13 @@ def _row(
     )
 
 
+def _no_agenda(world: World, mentor: LoadedPolicy, envelope: Envelope) -> str | None:
+    """:func:`agenda_desk.no_agenda`, with whom else it is to (her own address in Cc aside): an agenda reaches only
+    the mentor."""
+    others = [a for a in envelope.recipients if world.book.for_address(a) is not mentor and a != envelope.sender]
+    return agenda_desk.no_agenda(mentor, envelope.subject, others)
+
+
 async def _refuse(world: World, info: HeaderInfo, envelope: Envelope, why: str) -> None:
     folders = world.folders
     subject = envelope.subject or "(no subject)"
@@ -374,7 +381,7 @@ async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> Non
     kept = (
         not envelope.problems
         and set(policies) == ({row.mentor} if row.mentor else set())
-        and not (mentor is not None and (envelope.meeting_request or agenda_desk.no_agenda(mentor, envelope.subject)))
+        and not (mentor is not None and (envelope.meeting_request or _no_agenda(world, mentor, envelope)))
     )
     same = not row.fingerprint or content == row.fingerprint
     if same or (kept and split_key(row.key)[1] is None):

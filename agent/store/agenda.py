@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from agent.store.ledger import CANCELLED, SCHEDULED, Ledger, Row
+from agent.store.ledger import (
+    ACCEPTED,
+    ATTENTION,
+    CANCELLED,
+    CLAIMED,
+    DONE,
+    QUEUED,
+    SCHEDULED,
+    SENDING,
+    Ledger,
+    Row,
+)
 from agent.store.rounds import Stored
 
 REPLACED = "replaced by an invitation with a longer agenda"
@@ -69,10 +80,15 @@ def on_agenda(ledger: Ledger) -> dict[str, list[Row]]:
 
 
 def taken_off(ledger: Ledger) -> dict[str, list[Row]]:
-    """Questions on an agenda that the student took out of Scheduled (cancelled), not yet accounted for."""
+    """Questions on an agenda that left it, not yet accounted for: taken out of Scheduled by the student (cancelled),
+    or gone by e-mail (she flagged one to go now: its own send, not the invitation's, is its ``item``)."""
     found: dict[str, list[Row]] = {}
+    gone = (CLAIMED, QUEUED, SENDING, ACCEPTED, DONE, ATTENTION)
+    marks = ", ".join("?" for _ in gone)
     for record in ledger.db.execute(
-        "SELECT * FROM messages WHERE state = ? AND digest LIKE 'agenda:%' ORDER BY arrived, key", (CANCELLED,)
+        "SELECT * FROM messages WHERE digest LIKE 'agenda:%' AND (state = ? OR (state IN "
+        f"({marks}) AND (item IS NULL OR item = message_id))) ORDER BY arrived, key",
+        (CANCELLED, *gone),
     ):
         row = Row.of(record)
         if row.mentor is not None:
