@@ -136,3 +136,19 @@ def test_the_agenda_rides_an_invitation_in_a_dst_week() -> None:
     assert body is not None
     text = body.get_content()
     assert "1. Electives; cardiology, or research?" in text and "16:00" in text and "22:00" in text
+
+
+def test_a_question_carrying_a_file_only_goes_as_written() -> None:
+    """An invitation's description carries no file: a question with one ("[agenda] My CV" and cv.pdf) went as a
+    line with its subject, the file dropped without a word. Now it goes by e-mail, and the reason says why."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = "[agenda] My CV"
+    message.set_content("")
+    message.add_attachment(b"%PDF-1.4 cv", maintype="application", subtype="pdf", filename="cv.pdf")
+    assert agenda.only_as_written(message.as_bytes()) == "it carries cv.pdf, which an agenda cannot"
+    plain = EmailMessage()
+    plain["Subject"] = "[agenda] Elective"
+    plain.set_content("Which elective first?\n")
+    assert agenda.only_as_written(plain.as_bytes()) is None

@@ -106,13 +106,19 @@ def question_of(raw: bytes, subject: str) -> Question:
 
 
 def only_as_written(raw: bytes) -> str | None:
-    """Why a message may only go as the student wrote it (a signed or encrypted part anywhere in it, see
-    :mod:`agent.rules.mimewalk`), so never as a line of an invitation; None when it may be an agenda question
-    (what a digest could not carry, as a forwarded 8-bit message, is no reason: an agenda carries no files)."""
+    """Why a message may only go as the student wrote it, so never as a line of an invitation: a signed or encrypted
+    part anywhere in it (see :mod:`agent.rules.mimewalk`), or a file, which an invitation's description cannot carry
+    (it was dropped without a word); None when it may be an agenda question (what a digest could not carry, as a
+    forwarded 8-bit message, is no reason)."""
     from agent.rules.mimewalk import SEALED_WHY, walk  # with the first question held for an agenda, not at start
 
-    found = walk(message_from_bytes(raw, policy=email_policy.compat32)).whole
-    return SEALED_WHY if SEALED_WHY in found else None
+    found = walk(message_from_bytes(raw, policy=email_policy.compat32))
+    if SEALED_WHY in found.whole:
+        return SEALED_WHY
+    files = [a.filename or f"a file ({a.maintype}/{a.subtype})" for a in found.attachments]
+    if files:
+        return f"it carries {', '.join(files[:3])}{' and more' if len(files) > 3 else ''}, which an agenda cannot"
+    return None
 
 
 def describe(questions: Sequence[Question], student: str) -> str:
