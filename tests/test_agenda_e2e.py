@@ -326,3 +326,30 @@ def test_an_agenda_question_also_to_someone_else_is_not_put_on_an_agenda(agent: 
     assert "also to jo@med.example.edu" in notice.get_content()
     assert STUDENT not in notice.get_content().split("also to", 1)[1].split(";")[0], "her own Cc is no reason"
     assert agent.smtp.messages == []
+
+
+def test_a_question_edited_while_its_invitation_waits_goes_with_its_new_text(agent: Agent) -> None:
+    """Her program saves the edit as a new copy with the same Message-ID: the invitation went with the old text, and
+    the notice named the edited subject."""
+    agent.policy(agenda_policy())
+    agent.start()
+    held_for_the_agenda(agent)
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        [uid] = client.search(["SUBJECT", "Poster feedback"])
+        old = parse(client.fetch([uid], ["RFC822"])[uid][b"RFC822"])
+        edited = mail("[agenda] Poster feedback v2", body="Dear Dr. Rivera,\n\nPlease check the abstract instead.\n")
+        client.append(
+            "Scheduled", edited.replace(str(parse(edited)["Message-ID"]).encode(), str(old["Message-ID"]).encode())
+        )
+        client.delete_messages([uid])
+        client.expunge()
+
+    def waiting_description() -> str:
+        for raw in agent.folder_raw("Scheduled").values():
+            if str(parse(raw)["Subject"]).startswith("Invitation:"):
+                return str(event_of(raw)["DESCRIPTION"])
+        return ""
+
+    assert eventually(lambda: "check the abstract instead" in waiting_description())
+    assert "second figure" not in waiting_description() and "Poster feedback v2" in waiting_description()

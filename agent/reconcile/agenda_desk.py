@@ -97,6 +97,20 @@ def over_limit(
     return [rows[d.id] for d in decisions if agenda.over_limit(d, now) and _eligible(rows[d.id])]
 
 
+def edited(world: World, row: Row) -> None:
+    """A question on an agenda that she edited in Scheduled: while its invitation still waits, it joins it again as
+    edited (the invitation is rebuilt with its new text; it went with the old one, under the new subject)."""
+    from agent.reconcile.agenda_changes import waiting_requests
+
+    token = agenda.token_of(row.digest)
+    if token is None or row.item is not None:
+        return
+    store = MeetingStore(world.ledger)
+    stored = store.by_source(agenda.source(token))
+    if stored is not None and waiting_requests(world, store, stored) is not None:
+        world.ledger.update(row.key, digest=agenda.PENDING)
+
+
 async def hold(world: World, loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
     """Mark ``rows`` as waiting for a meeting agenda (first, so a crash never e-mails them) and put them in
     Scheduled. Those only valid as written (a signed or encrypted part inside) go back to e-mail instead, the
