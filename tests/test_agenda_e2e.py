@@ -353,3 +353,37 @@ def test_a_question_edited_while_its_invitation_waits_goes_with_its_new_text(age
 
     assert eventually(lambda: "check the abstract instead" in waiting_description())
     assert "second figure" not in waiting_description() and "Poster feedback v2" in waiting_description()
+
+
+def test_a_counter_to_the_agreed_meeting_lists_no_question_of_an_update_not_gone(agent: Agent) -> None:
+    """A question waits to go with the agreed meeting's updated invitation; she proposes another time before it
+    left. The update is taken back and the question goes by e-mail; the invitation for her time listed it too."""
+    from zoneinfo import ZoneInfo
+
+    agent.policy(agenda_policy())
+    agent.start()
+    propose(agent)
+    request = agent.smtp.wait_for(1, timeout=15)[0]
+    event = event_of(request.content)
+    uid = str(event["UID"])
+    agent.dovecot.append(
+        agent.user, "INBOX", gmail(ics(uid, "ACCEPTED", start=event.decoded("DTSTART"), end=event.decoded("DTEND")))
+    )
+    eventually(lambda: statuses(agent).get(uid) == "accepted", timeout=15)
+    subject, body = next(iter(QUESTIONS.items()))
+    agent.drop(mail(subject, body=body))
+    eventually(lambda: [n for n in agent.notices() if "On the agenda of your meeting" in str(n["Subject"])])
+    noon = (datetime.now(UTC) + timedelta(days=2)).astimezone(ZoneInfo("America/New_York"))
+    wanted = noon.replace(hour=12, minute=0, second=0, microsecond=0).astimezone(UTC)
+    counter = ics(uid, "NEEDS-ACTION", method="COUNTER", start=wanted, end=wanted + timedelta(minutes=30))
+    agent.dovecot.append(agent.user, "INBOX", gmail(counter, method="COUNTER"))
+
+    def countered() -> list[str]:
+        return [
+            str(event_of(raw).get("DESCRIPTION"))
+            for raw in agent.folder_raw("Scheduled").values()
+            if b"text/calendar" in raw and event_of(raw).decoded("DTSTART") == wanted
+        ]
+
+    assert eventually(lambda: countered(), timeout=20)
+    assert not any("cardiology" in description for description in countered())

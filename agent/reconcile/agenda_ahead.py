@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.reconcile.agenda_changes import questions_of
 from agent.reconcile.agenda_filing import file_questions, release
+from agent.reconcile.attention import attention
 from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import flush
 from agent.rules import agenda
@@ -30,6 +31,7 @@ from agent.rules.localtime import after, describe
 from agent.rules.meeting_deadlines import LATE_UPDATE, OFF_UPDATE
 from agent.rules.meetings import Offer
 from agent.rules.policy import LoadedPolicy
+from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, Row
 from agent.store.rounds import MeetingStore, Stored
 
@@ -78,9 +80,16 @@ async def follow(
         if known is not None and known[0] in (ACCEPTED, DONE):
             await file_questions(world, loaded, rows, update["message_id"])
             changed = True
+        elif known is not None and known[0] == ATTENTION and _in_doubt(world, update["message_id"]):
+            # It may have reached her, the questions with it: in doubt as it is, never e-mailed on a guess
+            why = "it went as the agenda of the meeting's updated invitation, whose sending is in doubt"
+            await attention(world, rows, why, doubt=True)
+            changed = True
         elif known is not None and known[0] in (CANCELLED, ATTENTION):
             why = _why_not_gone(world, update["message_id"])
             release(world, rows, why)
+            if stored is not None and _taken_off(stored, update):  # a later invitation (a counter) lists them not
+                store.save(stored)
             title, lines = agenda.released_lines(loaded.name, [r.subject for r in rows], why)
             await world.notify(title, lines, about=rows[0].message_id)
             changed = True
@@ -95,6 +104,26 @@ async def follow(
         return changed, due
     await _send_update(world, store, loaded, stored, offer, fresh)
     return True, None
+
+
+def _in_doubt(world: World, message_id: str) -> bool:
+    key = world.ledger.key_of(message_id, ATTENTION)
+    return key is not None and logged(world.ledger, "in doubt", key)
+
+
+def _taken_off(stored: Stored, update: dict[str, Any]) -> bool:
+    """The round's description without what ``update`` added to it (its questions go by e-mail now: a later
+    invitation of the meeting, after a counter-proposal, listed them still). Whether it changed."""
+    added = update.get("added")
+    if not added or added not in (stored.description or ""):
+        return False
+    description = str(stored.description)
+    stored.description = (
+        description.replace(f"\n\n{added}", "", 1)
+        if f"\n\n{added}" in description
+        else (description.replace(added, "", 1))
+    )
+    return True
 
 
 def _why_not_gone(world: World, message_id: str) -> str:
@@ -136,7 +165,7 @@ async def _send_update(
     stored.extra["ids"] = [*stored.extra.get("ids", []), message_id]
     stored.extra["agenda_updates"] = [
         *stored.extra.get("agenda_updates", []),
-        {"message_id": message_id, "keys": [r.key for r in fresh], "uid": offer.uid},
+        {"message_id": message_id, "keys": [r.key for r in fresh], "uid": offer.uid, "added": added},
     ]
     store.save(stored)  # one transaction: the update, what it lists and the todo that appends it
     await flush(world, store, stored, [str(item["id"])])

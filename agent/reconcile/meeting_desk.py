@@ -396,9 +396,8 @@ async def _flush(world: World, store: MeetingStore, stored: Stored, ids: list[st
             await append_suggestion(world, stored, item)
         elif state is not None:
             slot = _slot_of(item, state.zone)
-            meeting = Meeting(
-                item["uid"], int(item["sequence"]), slot, stored.topic, state.rules.location, stored.description
-            )
+            described = _described(store, stored, item) if kind == "request" else stored.description
+            meeting = Meeting(item["uid"], int(item["sequence"]), slot, stored.topic, state.rules.location, described)
             zones: dict[str, Any] = {"mentor_zone": state.zone, "student_zone": state.student_zone}
             folder = world.folders.notices if kind == "copy" else world.folders.outbox
             if kind == "request":
@@ -679,6 +678,22 @@ async def _answer(
     # judged as an answer at all: from whom, or for an invitation not yet known to have left (it may count later)
     early = any(isinstance(action, Ignored) and action.unjudged for action in actions)
     await _carry(world, store, stored, state, actions, read="" if early else read, belated=belated)
+
+
+def _described(store: MeetingStore, stored: Stored, item: dict[str, Any]) -> str:
+    """The round's description as the invitation ``item`` carries it: without the questions of an agenda update of its
+    agreed meeting that has not left (they go with it, or by e-mail if it never does: an invitation moved by her
+    counter-proposal listed them, and they went by e-mail too), unless ``item`` is that update."""
+    description = stored.description
+    for update in stored.extra.get("agenda_updates", []):
+        added = update.get("added")
+        if not added or update["message_id"] == item.get("message_id") or added not in description:
+            continue
+        known = store.message_state(update["message_id"])
+        if known is None or known[0] not in (ACCEPTED, DONE):
+            joined = f"\n\n{added}"
+            description = description.replace(joined if joined in description else added, "", 1)
+    return description
 
 
 def _noted(actions: tuple[Action, ...], note: str) -> tuple[Action, ...]:
