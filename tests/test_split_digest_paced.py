@@ -184,3 +184,22 @@ def test_the_rest_that_now_fits_in_one_e_mail_is_said_to_go_in_one_digest(clocke
     before = len(clocked.smtp.messages)
     clocked.drive(START + timedelta(days=2), step=timedelta(minutes=5))
     assert len(clocked.smtp.messages) - before == 1, "the rest went as one e-mail"
+
+
+def test_the_split_notice_names_what_goes_now_apart_from_what_waits(clocked: Clocked) -> None:
+    """It listed every message of the release under "the messages of the others wait in Scheduled", those that had
+    just gone among them (found by a hostile round on digests)."""
+    clocked.add("First", 500, START - timedelta(hours=1))
+    clocked.drive(START + timedelta(minutes=1))
+    for number, (subject, size) in enumerate([("Big one", 80_000), ("Big two", 80_000), ("Huge", 400_000)], 1):
+        clocked.add(subject, size, START + timedelta(seconds=number))
+    clocked.drive(START + timedelta(hours=2))
+    notices = [m for m in map(parse, clocked.server.messages("INBOX").values()) if m["X-Mentor-Agent"] == "notice"]
+    (told,) = [" ".join(str(m.get_content()).split()) for m in notices if "wait in Scheduled" in str(m.get_content())]
+    going, waiting = told.split("wait in Scheduled", 1)
+    gone = [parse(received.content) for received in clocked.smtp.messages[1:]]
+    sent = {str(message["Subject"]) for message in gone}
+    assert len(gone) == 1 and sent, "one more e-mail today (two a day)"
+    carried = [subject for subject in ("Big one", "Big two", "Huge") if subject in going.split("now, with:", 1)[1]]
+    assert carried and all(subject not in waiting for subject in carried), told
+    assert any(subject in waiting for subject in ("Big one", "Big two", "Huge") if subject not in carried), told

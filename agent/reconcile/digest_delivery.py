@@ -287,9 +287,10 @@ def split_notice(
     alone: list[Row],
     whole: Sequence[tuple[Row, str]] = (),
     going: int | None = None,
+    now: Sequence[Row] = (),
 ) -> tuple[str, list[str]]:
     """The notice that a release goes as several e-mails: which go alone (and why), how many digests, how many go
-    now (``going``; all of them when None)."""
+    now (``going``; all of them when None; ``now``: the messages of those, listed apart from the ones that wait)."""
     own = world.settings.digest.max_bytes
     limit = f"about {digest_limit(world) / 1_000_000:.3g} MB, " + (
         "[digest] max_bytes" if digest_limit(world) == own else "what the mail server takes"
@@ -314,13 +315,17 @@ def split_notice(
         lines.append("The other waiting messages go together as one digest.")
     if going >= count:
         lines.append(f"All {count} e-mails go now, one after another; each counts as one against the agreement:")
+        lines.append("\n".join(f"  • {row.subject}" for row in rows))
     else:
+        leaving = {row.key for row in now}
         lines.append(
             f"Each e-mail counts as one against the agreement, so {going} of the {count} "
-            f"{'goes' if going == 1 else 'go'} now; the messages of the other {count - going} wait in Scheduled "
-            "and go when the agreement allows (you are told when):"
+            f"{'goes' if going == 1 else 'go'} now, with:\n" + "\n".join(f"  • {row.subject}" for row in now)
         )
-    lines.append("\n".join(f"  • {row.subject}" for row in rows))
+        lines.append(
+            f"The messages of the other {count - going} wait in Scheduled and go when the agreement allows (you are "
+            "told when):\n" + "\n".join(f"  • {row.subject}" for row in rows if row.key not in leaving)
+        )
     title = (
         f"Sent on its own, too large for a digest: {alone[0].subject}"
         if alone
@@ -356,10 +361,11 @@ async def compose_release(
     if count > 1:
         fit = room_for(world, raws[0][0].mentor, count, follow_up=follow_up)
         rows = [row for row, _ in raws]
-        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole, fit)
+        going = {key for part in composed.parts[:fit] for key in part.keys}
+        leaving = [row for row in rows if row.key in going]
+        title, lines = split_notice(world, rows, composed.digests, composed.alone, composed.whole, fit, leaving)
         await world.notify(title, lines, about=raws[0][0].message_id)
         if fit < count:
-            going = {key for part in composed.parts[:fit] for key in part.keys}
             for part in composed.parts:  # the kept copies of this plan: let go, nothing of it was sent
                 forget(world, part.message_id)
             why = _NO_ROOM if count - fit > 1 else _ONE_LEFT  # what is left still needs several e-mails, or one
