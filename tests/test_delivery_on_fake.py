@@ -12,6 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -602,3 +603,17 @@ def test_outlooks_unsent_mark_stays_home_when_a_handed_over_draft_goes_alone(set
     ).encode()
     row = setup.row(draft, "Scheduled")
     assert b"X-Unsent" not in prepare(draft, row, draft=True).wire
+
+
+def test_the_agenda_tag_does_not_reach_the_mentor_when_a_question_goes_by_e_mail(setup: Setup) -> None:
+    """ "[agenda]" asks the agent for an agenda; a question that goes by e-mail after all (flagged, back from a round
+    that ended, a reply to her) carried the tag into her Subject. Written in an encoded word, it is left as it is."""
+    raw = (
+        "From: Student <student@example.org>\r\nTo: rivera@example.org\r\nSubject: [agenda] Poster feedback\r\n"
+        f"Message-ID: <tag.{time.monotonic_ns()}@student.example.org>\r\n\r\nThe [agenda] stays in the text.\r\n"
+    ).encode()
+    row = setup.row(raw, "Scheduled")
+    assert row.mentor is not None
+    prepared = prepare(raw, row)
+    assert b"\r\nSubject: Poster feedback\r\n" in prepared.wire and b"The [agenda] stays" in prepared.wire
+    assert b"\r\nSubject: [agenda] Poster feedback\r\n" in prepare(raw, replace(row, mentor=None)).wire, "not to her"

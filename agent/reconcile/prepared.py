@@ -6,12 +6,13 @@ Shared by :mod:`agent.reconcile.delivery` (single messages) and :mod:`agent.reco
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime
 
 from agent.reconcile.context import World
-from agent.rules.envelope import has_field, parse_envelope, with_field, without_fields
+from agent.rules.envelope import has_field, parse_envelope, split_head, with_field, without_fields
 from agent.store.ledger import Row
 from agent.store.taken_drafts import HANDED_OVER
 
@@ -79,4 +80,23 @@ def prepare(raw: bytes, row: Row, *, draft: bool = False) -> Prepared:
     if not has_field(raw, "Date"):
         raw = with_field(without_fields(raw, "Date"), "Date", format_datetime(row.arrived.astimezone(UTC)))
         original = False
+    untagged = _untagged(raw) if row.mentor else raw
+    if untagged != raw:  # "[agenda]" asked for an agenda; going by e-mail, it is not for the mentor to read
+        raw, original = untagged, False
     return Prepared(wire=without_fields(raw, "Bcc"), sent_copy=raw, message_id=row.message_id, original=original)
+
+
+_SUBJECT = re.compile(rb"(?im)^subject:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*")
+_TAG = re.compile(rb"[ \t]*\[agenda\][ \t]*", re.IGNORECASE)
+
+
+def _untagged(raw: bytes) -> bytes:
+    """``raw`` with ``[agenda]`` taken out of its Subject where it is written as it is (not inside an encoded word)."""
+    head = split_head(raw)[0]
+    found = _SUBJECT.search(head)
+    if found is None or b"=?" in found.group(0) or not _TAG.search(found.group(0)):
+        return raw  # none, or written in encoded words (left as she wrote them)
+    name, _, value = found.group(0).partition(b":")
+    cleaned = _TAG.sub(b" ", value).rstrip(b" \t")
+    field = name + b":" + (cleaned if cleaned.strip() else b" (no subject)")
+    return raw[: found.start()] + field + raw[found.end() :]
