@@ -220,3 +220,28 @@ def test_an_old_copy_set_aside_is_no_proof_that_a_cut_taking_was_done(
         full(door)
     assert door.notices().count("Taken from Drafts: Sepsis papers") == 1, door.notices()
     assert untrue(door), "a taking never done is told: Not taken"
+
+
+@pytest.mark.parametrize("she_deleted", [False, True], ids=["draft-still-there", "draft-deleted"])
+def test_another_message_with_its_message_id_set_aside_is_no_proof_of_a_cut_taking(
+    door: Door, monkeypatch: pytest.MonkeyPatch, she_deleted: bool
+) -> None:
+    """The agent stopped after it took the flag off; meanwhile another message with the draft's Message-ID (an edit
+    to two mentors) was refused in the Outbox. That was taken for the taking's message: "Taken" told, and the draft
+    left in Drafts without its flag, never sent (found by a third hostile round)."""
+    mid = "<shared-id@med.example.edu>"
+    saved = door.save(draft("Sepsis papers", QUESTION, message_id=mid))
+    full(door)
+    killed(door, monkeypatch, moved=False)
+    other = draft("Sepsis papers (Cc Ben)", EDITED, message_id=mid).replace(
+        b"\r\nSubject:", b"\r\nCc: Dr. Ben Okafor <bokafor@hospital.example.org>\r\nSubject:"
+    )
+    door.server.put(OUTBOX, other, ("\\Seen",))
+    if she_deleted:
+        del door.server.folders[DRAFTS].messages[saved]
+    for _ in range(5):
+        full(door)
+    if she_deleted:
+        assert "Taken from Drafts: Sepsis papers" not in door.notices() and untrue(door), door.notices()
+    else:
+        assert door.subjects(DRAFTS) == [] and door.subjects(door.world.folders.scheduled) == ["Sepsis papers"]

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from agent.rules.draft_edits import is_edit, is_same, same_subject
-from agent.store.ledger import CANCELLED, OPEN_STATES, Ledger
+from agent.store.ledger import ATTENTION, CANCELLED, DONE, OPEN_STATES, Ledger
 
 TAKEN_AS = "draft taken as"
 OUTBOX_TAKEN_AS = "outbox taken as"  # what the intake took from the Outbox (message: recipients and subject)
@@ -50,6 +50,7 @@ TAKING = "draft taking"  # logged before its flag comes off (and what it was: re
 TAKEN = "draft taken"
 SEEN = "seen"  # logged by the intake about each message it takes in from the Outbox
 SET_ASIDE = "attention"  # logged about a message put in Needs attention (the intake's refusals among them)
+TAKING_PRINT = "draft taking print"  # logged with TAKING: the content of the draft taken (its fingerprint)
 CANCELLED_EVENT = "cancelled"  # logged about a message she took back (`cancel`, or deleted from Scheduled)
 TAKING_VOID = "draft taking void"  # a taking never done: the draft was neither moved nor is it in Drafts any more
 
@@ -311,16 +312,41 @@ def keep_waits(ledger: Ledger, where: str, since: dict[int, datetime]) -> None:
 
 
 def taken_in_since_taking(ledger: Ledger, key: str) -> bool:
-    """Whether the intake dealt with ``key`` (took it in, "seen", or set it aside, "attention"; also under a key of
-    its edited text, ``key#…``) after the last taking of it began: that taking's MOVE was done. A row from before it
-    is no proof (held, then taken back into Drafts with `cancel`, and flagged again), nor a copy elsewhere with its
-    Message-ID (an old one set aside in Needs attention)."""
+    """Whether the intake took this taking's message in (its "seen") after the last taking of ``key`` began: that
+    taking's MOVE was done. Its message: a row under ``key`` or a key of its text (``key#…``) with the content the
+    taking logged (:data:`TAKING_PRINT`). A row from before the taking is no proof (held, then taken back into Drafts
+    with `cancel`, and flagged again), nor another message with its Message-ID."""
     found = ledger.db.execute(
-        "SELECT MAX(CASE WHEN event = ? AND message = ? THEN id END), MAX(CASE WHEN event IN (?, ?) THEN id END) "
+        "SELECT MAX(CASE WHEN event = ? AND message = ? THEN id END), MAX(CASE WHEN event = ? THEN id END) "
         "FROM log WHERE message = ? OR substr(message, 1, ?) = ?",
-        (TAKING, key, SEEN, SET_ASIDE, key, len(key) + 1, key + "#"),
+        (TAKING, key, SEEN, key, len(key) + 1, key + "#"),
+    ).fetchone()
+    if found[0] is None or (found[1] or 0) <= found[0]:
+        return False
+    content = taking_print(ledger, key)
+    if content is None:  # a taking from before its content was logged
+        return True
+    variants = ledger.variants_of(key, *OPEN_STATES, DONE, ATTENTION, CANCELLED)
+    return any(row is not None and row.fingerprint == content for row in (ledger.get(key), *variants))
+
+
+def set_aside_since_taking(ledger: Ledger, key: str) -> bool:
+    """Whether something under ``key`` (or ``key#…``) was put in Needs attention ("attention") after the last taking of
+    it began: with its content found there (the caller looks), the intake set this taking's message aside."""
+    found = ledger.db.execute(
+        "SELECT MAX(CASE WHEN event = ? AND message = ? THEN id END), MAX(CASE WHEN event = ? THEN id END) "
+        "FROM log WHERE message = ? OR substr(message, 1, ?) = ?",
+        (TAKING, key, SET_ASIDE, key, len(key) + 1, key + "#"),
     ).fetchone()
     return found[0] is not None and (found[1] or 0) > found[0]
+
+
+def taking_print(ledger: Ledger, key: str) -> str | None:
+    """The content (:func:`agent.rules.envelope.fingerprint`) of the draft the last taking of ``key`` took."""
+    found = ledger.db.execute(
+        "SELECT detail FROM log WHERE event = ? AND message = ? ORDER BY id DESC LIMIT 1", (TAKING_PRINT, key)
+    ).fetchone()
+    return str(found[0]) if found and found[0] else None
 
 
 def taken_since_cancelled(ledger: Ledger, key: str) -> bool:

@@ -98,7 +98,6 @@ async def set_aside(world: World, info: HeaderInfo, envelope: Envelope, taken: R
             await world.imap(world.mailbox.move, folders.outbox, info.uid, folders.needs_attention)
         except MessageGone:
             return
-    world.ledger.log(taken_drafts.SET_ASIDE, mentor=taken.mentor, message=envelope.key, detail="came back")
     log.warning(
         "%s: a later save of its draft came back to %s; not taken again: to %s",
         named(taken.key, subject),

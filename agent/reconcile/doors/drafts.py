@@ -43,7 +43,7 @@ from agent.reconcile.doors.flag_baseline import changed_while_away, door_account
 from agent.reconcile.doors.reminders import carried_over, keep_prints, tell_still
 from agent.reconcile.doors.sealed import is_encrypted, leave_encrypted
 from agent.rules.draft_edits import mentors_print, signature, word_prints
-from agent.rules.envelope import Envelope, parse_envelope
+from agent.rules.envelope import Envelope, fingerprint, parse_envelope, split_key, variant_key
 from agent.store import taken_drafts
 from agent.store.ledger import OPEN_STATES
 
@@ -372,6 +372,7 @@ class DraftDoor:
         # What it was, before the MOVE: the server may do it and its answer be lost (a cut, a kill -9); the next
         # session finds it in the Outbox (_finish_takings) and its compose window's re-save is known as a copy.
         world.ledger.log(TAKING, message=envelope.key, detail=envelope.subject)
+        world.ledger.log(taken_drafts.TAKING_PRINT, message=envelope.key, detail=fingerprint(raw))
         taken_drafts.remember(
             world.ledger,
             to_mentor(world, envelope),
@@ -398,12 +399,20 @@ class DraftDoor:
         took it) is a draft taken, and she is told; one neither there nor in Drafts any more was never done."""
         folders = world.folders
         for key, subject in taken_drafts.pending_takings(world.ledger):
-            # Done: the intake took it in or set it aside since (the log says so, in order), or it is in the Outbox
+            # Done: the intake took its message in since (the log says so, in order), or it is in the Outbox, or the
+            # intake set it aside since (and it is found there by its content: never another message with its
+            # Message-ID, nor a copy set aside before)
+            content = taken_drafts.taking_print(world.ledger, key)
+            mine = variant_key(key, content) if content and split_key(key)[1] is None and key.startswith("<") else key
             taken = taken_drafts.taken_in_since_taking(world.ledger, key)
-            if not taken and await world.locate(folders.outbox, key, None) is None:
-                if await world.locate(folder, key, None) is None:
+            if not taken and await world.locate(folders.outbox, mine, None) is None:
+                if await world.locate(folder, key, None) is not None:
+                    continue  # still in Drafts: its flag still counts (_half_taken)
+                if taken_drafts.set_aside_since_taking(world.ledger, key):
+                    taken = await world.locate(folders.needs_attention, mine, None) is not None
+                if not taken:
                     await taking_void(world, folder, key, subject)
-                continue  # still in Drafts: its flag still counts (_half_taken)
+                    continue
             log.info("%s: its MOVE into %s was done, its answer lost", named(key, subject), folders.outbox)
             await self._taken(world, folder, key, subject, None)
 
