@@ -197,7 +197,7 @@ def room_for(world: World, mentor: str | None, wanted: int, *, follow_up: bool) 
     if loaded is None or wanted <= 1:
         return wanted
     now = world.now()
-    history = world.ledger.history(loaded.id, now - HISTORY, loaded.policy.mentor.addresses, until=now)
+    history = world.ledger.history(loaded.id, now - HISTORY, loaded.policy.mentor.addresses)
     return Engine(loaded.policy, history).room(now, wanted, follow_up=follow_up)
 
 

@@ -92,8 +92,6 @@ async def take_in_outbox(world: World, *, early: bool = False) -> datetime | Non
     settled = [info.uid for info in infos if info.uid not in whole]  # drafts that waited: their text now
     if settled:
         whole.update(await world.imap(world.mailbox.fetch_many, folder, settled))
-    now = world.now()
-    world.ledger.arrivals_not_after(now + CLOCK_STEP, now)  # taken in under a clock far ahead, since put right
     lookup = IntakeLookup(world.ledger, (parse_envelope(info.headers) for info in infos if info.uid in whole))
     for info in infos:
         if info.uid not in whole:
@@ -155,10 +153,12 @@ async def _take_in(
         return None
     existing = looked[envelope.key] if envelope.key in looked else lookup.get(envelope.key)
     # When the agent first saw it, by the clock every rule is read with; never before one taken in earlier (a clock
-    # stepped back sent a later message ahead of an earlier one; one taken in under a clock far ahead counts as taken
-    # in when the intake next ran: take_in_outbox)
+    # stepped back sent a later message ahead of an earlier one), unless that one was taken in under a clock far ahead
+    # (its time would become every later message's, and the Date of those without one). No time is written back:
+    # which of two clocks was wrong, the one then or the one now, the agent cannot tell
     now = world.now()
-    arrived = max(now, lookup.latest) if lookup.latest is not None else now
+    latest = lookup.latest
+    arrived = latest if latest is not None and now < latest <= now + CLOCK_STEP else now
     if existing is not None and existing.state in OPEN_STATES and existing.folder != folders.outbox:
         # A copy of a message that is already on its way: sending it would send it twice.
         await _refuse(world, info, envelope, f"a copy of it is already {existing.state} ({existing.folder})")
@@ -650,7 +650,7 @@ async def _left_claimed(
         loaded = world.book.by_id[mentor_id]
         if len(claimed) == 1:
             history = world.ledger.history(
-                loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses, until=now
+                loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses
             )
             rest = sorted(waiting.get(mentor_id, []), key=lambda r: r.arrived)
             queue = [
@@ -766,9 +766,7 @@ async def _carry_out_for(
 ) -> tuple[Item | None, datetime | None]:
     """The mentor's first item if it may go now; otherwise schedule everything and say when to look again.
     With the first item, the plain messages waiting behind it are added to ``placing`` (:func:`_waiting_behind`)."""
-    history = world.ledger.history(
-        loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses, until=now
-    )
+    history = world.ledger.history(loaded.id, now - timedelta(days=HISTORY_DAYS), loaded.policy.mentor.addresses)
     engine = Engine(loaded.policy, history)
     queue = sorted(
         (Queued(r.key, r.arrived, r.subject, r.standalone, r.group_key, r.forced, is_split_rest(r)) for r in rows),

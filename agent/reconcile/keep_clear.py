@@ -141,7 +141,7 @@ def invite_start(ledger: Ledger, loaded: LoadedPolicy, now: datetime, *, count: 
     now) can still leave by the start less ``min_notice``, behind every message that waits for her
     (:func:`agent.rules.invite_lead.earliest_start`); the invitation deadline gate would withdraw an earlier one."""
     addresses = loaded.policy.mentor.addresses
-    history = ledger.history(loaded.id, after(now, -timedelta(days=HISTORY_DAYS)), addresses, until=now)
+    history = ledger.history(loaded.id, after(now, -timedelta(days=HISTORY_DAYS)), addresses)
     rows = ledger.in_states(NEW, SCHEDULED, mentor=loaded.id)
     if loaded.policy.email.over_limit == "agenda":  # what waits over the limit becomes agenda, never e-mail
         rows = [r for r in rows if r.standalone or r.forced or r.detail.startswith(agenda.OFF)]

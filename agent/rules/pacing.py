@@ -409,6 +409,12 @@ class Engine:
             why = f"{self._count_text(blocked, now)}; you agreed on {rules.max_per_day} a day with {name}"
         elif blocked.rule == WEEK:
             why = f"{self._count_text(blocked, now)}; you agreed on {rules.max_per_week} a week with {name}"
+        elif blocked.rule == GAP and blocked.since_last < timedelta(0):  # a clock ahead then, or behind now
+            why = (
+                f"the last message to {name} is recorded {format_duration(_round_minutes(-blocked.since_last))} from "
+                "now, in the future: this computer's clock was ahead when it went, or is behind now; you agreed on at "
+                f"least {format_duration(rules.min_gap)} between messages (flag this one to send it now)"
+            )
         elif blocked.rule == GAP:
             why = (
                 f"only {format_duration(_round_minutes(blocked.since_last))} since the last message; "

@@ -21,7 +21,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -360,13 +360,6 @@ class Ledger:
                 found.setdefault(str(message_id), []).append(str(key))
         return found
 
-    def arrivals_not_after(self, limit: datetime, now: datetime) -> None:
-        """Waiting messages taken in later than ``limit`` (under a clock far ahead, since put right) count as taken in
-        ``now``: in their order among the rest, and with a Date of now where they have none."""
-        marks = ", ".join("?" for _ in OPEN_STATES)
-        query = f"UPDATE messages SET arrived = ? WHERE arrived > ? AND state IN ({marks})"
-        self.db.execute(query, (_text(now), _text(limit), *OPEN_STATES))
-
     def latest_arrival(self) -> datetime | None:
         """When the newest message still waiting was taken in: no message taken in after it counts as earlier, even
         when the clock was stepped back meanwhile (the queue goes in the order she handed messages over)."""
@@ -633,28 +626,13 @@ class Ledger:
         releases = in_doubt_releases(self.db, mentor, known, since, received)
         return {release: [key for _, key, _ in rows] for release, rows in releases.items()}
 
-    def history(
-        self,
-        mentor: str,
-        since: datetime,
-        addresses: Sequence[str] = (),
-        *,
-        in_doubt: bool = True,
-        until: datetime | None = None,
-    ) -> History:
+    def history(self, mentor: str, since: datetime, addresses: Sequence[str] = (), *, in_doubt: bool = True) -> History:
         """What the mentor received and answered since ``since``: by her ``addresses`` (else her policy's).
         ``in_doubt``: with the sends in doubt, as received when handed to SMTP (the pacing rules' safe side,
-        :mod:`agent.store.in_doubt`); measures of what she answered leave them out. ``until``: now; nothing went
-        or came later than that, whatever a clock then ahead recorded (a send while it read a year ahead held every
-        message for a year): such a time is corrected to now in the ledger, once, so that it stays where it was
-        found (moved on with each pass, it kept the next message a gap away for ever)."""
+        :mod:`agent.store.in_doubt`); measures of what she answered leave them out. Times are as recorded: a time ahead
+        of now is not put right here (a clock ahead then, or behind now: the agent cannot tell which)."""
         known = addresses or self.mentor_addresses.get(mentor, ())
         who, args = _whose(mentor, known)
-        if until is not None:
-            for table in ("items", "replies"):
-                self.db.execute(
-                    f"UPDATE {table} SET at = ? WHERE {who} AND at > ?", (_text(until), *args, _text(until))
-                )
         bounced = "EXISTS(SELECT 1 FROM log WHERE event = 'bounced' AND log.message = items.message_id)"
         items = tuple(
             SentItem(datetime.fromisoformat(at), (message_id, *json.loads(members)), bool(follow_up), bool(lost))
@@ -674,8 +652,6 @@ class Ledger:
                 f"SELECT at, answers FROM replies WHERE {who} AND at >= ? ORDER BY at", (*args, _text(since))
             )
         )
-        if until is not None:  # a send in doubt handed over under a clock ahead: now (the order is kept)
-            items = tuple(item if item.at <= until else replace(item, at=until) for item in items)
         return History(items, replies)
 
     def items_between(
