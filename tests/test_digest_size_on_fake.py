@@ -44,6 +44,7 @@ def test_a_digest_refused_as_too_large_goes_again_smaller(tmp_path: Path, small_
             made.server.put(OUTBOX, large(subject))
         made.run()
         message_size._ADVERTISED.clear()  # a new start whose check found the server down: its SIZE not heard
+        message_size._REFUSED.clear()
         for _ in range(5):
             later = made.world.now() + timedelta(days=1)
             made.world.clock = lambda later=later: later  # type: ignore[misc]
@@ -62,4 +63,17 @@ def test_what_counts_as_refused_for_its_size() -> None:
     assert refused_as_too_large("552 5.3.4 Message size exceeds fixed maximum message size")
     assert refused_as_too_large("552 Error: Too much mail data")
     assert not refused_as_too_large("552 5.2.2 Mailbox full")
+    assert not refused_as_too_large("552 5.2.2 Mailbox size limit exceeded")  # hers full, not this one too large
     assert not refused_as_too_large("554 5.3.4 Message too big")  # another code: not this rule's
+
+
+def test_a_size_learned_from_a_refusal_outlasts_the_greeting(small_server: SmtpServer) -> None:
+    """A server that says it takes 32 MB and refuses 200 kB: what it refused is kept, whatever it says next (each
+    greeting wrote over it, and every day's digest was refused three or four times again)."""
+    from agent.config.settings import Smtp
+
+    smtp = Smtp(host="127.0.0.1", port=small_server.port, security="plain")
+    message_size._ADVERTISED[(smtp.host, smtp.port)] = 32_000_000
+    message_size.learn_size(smtp, 240_000)
+    message_size._ADVERTISED[(smtp.host, smtp.port)] = 32_000_000  # greeted again: it says 32 MB once more
+    assert message_size.advertised_size(smtp) == 216_000

@@ -11,10 +11,16 @@ from agent.config.settings import Smtp
 _ADVERTISED: dict[tuple[str, int], int] = {}
 
 
+# (host, port) -> less than the size of a message the server refused for its size (552): it takes less than it says
+_REFUSED: dict[tuple[str, int], int] = {}
+
+
 def advertised_size(smtp: Smtp) -> int | None:
-    """The largest message ``smtp``'s server said it takes, last time it greeted the agent; None: it never said,
-    or it takes any size."""
-    return _ADVERTISED.get((smtp.host, smtp.port))
+    """The largest message ``smtp``'s server takes, as far as the agent knows: what it said last time it greeted the
+    agent (EHLO SIZE), or less when it refused a smaller one for its size; None: neither."""
+    key = (smtp.host, smtp.port)
+    known = [size for size in (_ADVERTISED.get(key), _REFUSED.get(key)) if size is not None]
+    return min(known) if known else None
 
 
 def note_size(smtp: Smtp, client: aiosmtplib.SMTP) -> None:
@@ -34,14 +40,17 @@ def note_size(smtp: Smtp, client: aiosmtplib.SMTP) -> None:
 
 
 def refused_as_too_large(reply: str) -> bool:
-    """Whether a 5xx reply refuses a message for its size (RFC 1870: 552; 5.3.4 "message too big for system")."""
+    """Whether a 5xx reply refuses a message for its size (RFC 1870: 552; 5.3.4 "message too big for system"), not
+    her mailbox for being full (5.2.2, "mailbox size limit exceeded" among its wordings)."""
     words = reply.lower()
-    return reply.startswith("552") and (
-        "5.3.4" in words or any(w in words for w in ("size", "too large", "too big", "too much"))
-    )
+    if "5.2.2" in words:
+        return False
+    said = ("5.3.4", "size", "too large", "too big", "too much")
+    return reply.startswith("552") and any(word in words for word in said)
 
 
 def learn_size(smtp: Smtp, refused: int) -> None:
-    """A message of ``refused`` bytes was refused for its size: the server takes less than that, whatever it said."""
+    """A message of ``refused`` bytes was refused for its size: the server takes less than that, whatever it said,
+    then or in a later greeting."""
     key = (smtp.host, smtp.port)
-    _ADVERTISED[key] = min(_ADVERTISED.get(key, refused), refused * 9 // 10)
+    _REFUSED[key] = min(_REFUSED.get(key, refused), refused * 9 // 10)
