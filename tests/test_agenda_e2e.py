@@ -387,3 +387,44 @@ def test_a_counter_to_the_agreed_meeting_lists_no_question_of_an_update_not_gone
 
     assert eventually(lambda: countered(), timeout=20)
     assert not any("cardiology" in description for description in countered())
+
+
+@pytest.mark.parametrize("change", ["cc", "file"])
+def test_a_question_edited_so_an_agenda_cannot_carry_it_is_taken_off(agent: Agent, change: str) -> None:
+    """Edited in Scheduled to copy a colleague, or to carry a file, while its invitation waits: it rejoined the
+    agenda, the colleague never got it, the file was dropped, and it was filed as delivered (second agenda round)."""
+    from email.message import EmailMessage
+
+    agent.policy(agenda_policy())
+    agent.start()
+    held_for_the_agenda(agent)
+    with agent.dovecot.client(agent.user) as client:
+        client.select_folder("Scheduled")
+        found = client.fetch(client.search(["SUBJECT", "Which elective first?"]), ["RFC822"])
+        [(uid, old)] = [
+            (uid, parse(item[b"RFC822"]))
+            for uid, item in found.items()
+            if str(parse(item[b"RFC822"])["Subject"]) == "Which elective first?"
+        ]
+        edited = EmailMessage()
+        for name in ("From", "To", "Subject", "Message-ID", "Date"):
+            edited[name] = str(old[name])
+        if change == "cc":
+            edited["Cc"] = "Jo Friend <jo@med.example.edu>"
+        edited.set_content("Hello Dr. Rivera,\n\nCardiology first, JOINTLY with Jo?\n\nSam\n")
+        if change == "file":
+            edited.add_attachment(b"%PDF-1.4 plan", maintype="application", subtype="pdf", filename="plan.pdf")
+        client.append("Scheduled", edited.as_bytes())
+        client.delete_messages([uid])
+        client.expunge()
+
+    def waiting_description() -> str:
+        for raw in agent.folder_raw("Scheduled").values():
+            if str(parse(raw)["Subject"]).startswith("Invitation:"):
+                return str(event_of(raw)["DESCRIPTION"])
+        return ""
+
+    assert eventually(
+        lambda: "Poster feedback" in waiting_description() and "Which elective" not in waiting_description()
+    )
+    assert not any("JOINTLY" in waiting_description() for _ in range(1))

@@ -55,11 +55,15 @@ def kept(row: Row) -> bool:
     return agenda.on_agenda(row.digest) and (row.item is not None or not row.forced)
 
 
+def _to_her_alone(row: Row) -> bool:
+    """An agenda reaches only the mentor: a Cc'd colleague never got the question (her own address aside)."""
+    return not row.mentor_addresses or set(row.recipients) - {row.sender} <= set(row.mentor_addresses)
+
+
 def _eligible(row: Row) -> bool:
     """Whether ``row`` may go as a question on an agenda: not a reply to her, nor flagged, nor back to e-mail
-    already, and to her alone (an agenda reaches only the mentor: a Cc'd colleague never got the question)."""
-    alone = not row.mentor_addresses or set(row.recipients) - {row.sender} <= set(row.mentor_addresses)
-    return alone and not (row.standalone or row.forced or row.detail.startswith(agenda.OFF))
+    already, and to her alone."""
+    return _to_her_alone(row) and not (row.standalone or row.forced or row.detail.startswith(agenda.OFF))
 
 
 def tagged(loaded: LoadedPolicy, rows: Sequence[Row]) -> list[Row]:
@@ -97,13 +101,22 @@ def over_limit(
     return [rows[d.id] for d in decisions if agenda.over_limit(d, now) and _eligible(rows[d.id])]
 
 
-def edited(world: World, row: Row) -> None:
-    """A question on an agenda that she edited in Scheduled: while its invitation still waits, it joins it again as
-    edited (the invitation is rebuilt with its new text; it went with the old one, under the new subject)."""
+def edited(world: World, row: Row, raw: bytes) -> None:
+    """A question on an agenda that she edited in Scheduled (``raw``): while its invitation still waits, it joins it
+    again as edited (the invitation is rebuilt with its new text; it went with the old one, under the new subject).
+    Edited so that an agenda cannot carry it (a file added, someone else added), it is taken off, to go by e-mail."""
     from agent.reconcile.agenda_changes import waiting_requests
 
     token = agenda.token_of(row.digest)
     if token is None or row.item is not None:
+        return
+    now = world.ledger.get(row.key) or row
+    why = agenda.only_as_written(raw)
+    if why is None and not _to_her_alone(now):
+        why = "it is also to someone an agenda never reaches"
+    if why is not None:
+        world.ledger.update(row.key, detail=f"{agenda.OFF} {why}")  # taken off at the agenda's next pass
+        log.info("%s: edited so that an agenda cannot carry it (%s): goes by e-mail", named(row.key, now.subject), why)
         return
     store = MeetingStore(world.ledger)
     stored = store.by_source(agenda.source(token))

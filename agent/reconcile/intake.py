@@ -401,7 +401,7 @@ async def _found_as_edited(world: World, folder: str, row: Row, uid: int) -> Non
             group_key=edited.group_key,
             fingerprint=content,
         )
-        agenda_desk.edited(world, row)  # on an agenda whose invitation waits: rebuilt with its new text
+        agenda_desk.edited(world, row, raw)  # on an agenda whose invitation waits: rebuilt with its new text
         log.info("%s: edited in %s; goes as edited, at its time", named(row.key, edited.subject), folder)
         return
     await taken_in_again(world, row, folder, uid, content, EDITED)

@@ -166,7 +166,11 @@ def changed_lines(
     what += [f"{len(removed)} taken off"] if removed else []
     lines = [f"The meeting invitation to {name} had not gone yet, so it was rebuilt. It now lists:\n{listed}"]
     if removed:
-        lines.append("Taken off (you removed them from Scheduled): " + ", ".join(f"“{s}”" for s in removed) + ".")
+        lines.append(
+            "Taken off (removed from Scheduled, flagged to go now, or edited so that an agenda cannot carry it): "
+            + ", ".join(f"“{s}”" for s in removed)
+            + "."
+        )
     if not subjects:
         lines.append("To call the meeting off as well: `mentor-agent withdraw`.")
     lines.append("The questions stay in Scheduled until the invitation has gone, then move to Sent.")

@@ -81,14 +81,16 @@ def on_agenda(ledger: Ledger) -> dict[str, list[Row]]:
 
 def taken_off(ledger: Ledger) -> dict[str, list[Row]]:
     """Questions on an agenda that left it, not yet accounted for: taken out of Scheduled by the student (cancelled),
-    or gone by e-mail (she flagged one to go now: its own send, not the invitation's, is its ``item``)."""
+    gone by e-mail (she flagged one to go now: its own send, not the invitation's, is its ``item``), or edited so that
+    an agenda cannot carry it (``detail`` "agenda off:": it waits in Scheduled to go by e-mail)."""
     found: dict[str, list[Row]] = {}
     gone = (CLAIMED, QUEUED, SENDING, ACCEPTED, DONE, ATTENTION)
     marks = ", ".join("?" for _ in gone)
     for record in ledger.db.execute(
         "SELECT * FROM messages WHERE digest LIKE 'agenda:%' AND (state = ? OR (state IN "
-        f"({marks}) AND (item IS NULL OR item = message_id))) ORDER BY arrived, key",
-        (CANCELLED, *gone),
+        f"({marks}) AND (item IS NULL OR item = message_id)) OR (state = ? AND detail LIKE 'agenda off:%')) "
+        "ORDER BY arrived, key",
+        (CANCELLED, *gone, SCHEDULED),
     ):
         row = Row.of(record)
         if row.mentor is not None:
