@@ -233,8 +233,8 @@ file_in_sent = "always"
         return Ledger(self.root / "state" / "ledger.sqlite3")
 
 
-@pytest.fixture
-def agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Iterator[Agent]:
+def new_agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Agent:
+    """A daemon not started yet, for a new Dovecot user with the agent's folders, its config and an open policy."""
     user = dovecot.new_user()
     with dovecot.client(user) as client:
         for folder in (OUTBOX, "Scheduled", "Needs attention", "Sending"):
@@ -243,5 +243,11 @@ def agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Iterator
     agent = Agent(tmp_path, dovecot, user, smtp_server)
     agent.write_config()
     agent.policy(policy_text())
+    return agent
+
+
+@pytest.fixture
+def agent(tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer) -> Iterator[Agent]:
+    agent = new_agent(tmp_path, dovecot, smtp_server)
     yield agent
     agent.end()

@@ -276,6 +276,14 @@ def test_a_message_with_a_signed_part_inside_is_never_an_agenda_question(agent: 
 # -- a hostile round on the agenda ------------------------------------------------------------------------------
 
 
+def waiting_description(agent: Agent) -> str | None:
+    """The DESCRIPTION of the invitation waiting in Scheduled (None: none waits)."""
+    for raw in agent.folder_raw("Scheduled").values():
+        if str(parse(raw)["Subject"]).startswith("Invitation:"):
+            return str(event_of(raw)["DESCRIPTION"])
+    return None
+
+
 def single_offer_policy() -> str:
     return policy_text(over_limit="agenda") + MEETINGS.format(strategy="sequential", proposals=1, timeout="3d")
 
@@ -305,14 +313,8 @@ def test_a_question_flagged_while_its_invitation_waits_is_taken_off_the_invitati
         client.add_flags(client.search(["SUBJECT", "Poster feedback"]), ["\\Flagged"])
     agent.smtp.wait_for(2, timeout=20)  # the flagged question, by e-mail at once
 
-    def waiting_invitation() -> str | None:
-        for raw in agent.folder_raw("Scheduled").values():
-            if str(parse(raw)["Subject"]).startswith("Invitation:"):
-                return str(event_of(raw)["DESCRIPTION"])
-        return None
-
-    rebuilt = eventually(lambda: (found := waiting_invitation()) is not None and "Poster feedback" not in found)
-    assert rebuilt and "Which elective first?" in str(waiting_invitation())
+    rebuilt = eventually(lambda: (found := waiting_description(agent)) is not None and "Poster feedback" not in found)
+    assert rebuilt and "Which elective first?" in str(waiting_description(agent))
     assert len([m for m in agent.smtp.messages if b"second figure" in m.content]) == 1
 
 
@@ -345,14 +347,10 @@ def test_a_question_edited_while_its_invitation_waits_goes_with_its_new_text(age
         client.delete_messages([uid])
         client.expunge()
 
-    def waiting_description() -> str:
-        for raw in agent.folder_raw("Scheduled").values():
-            if str(parse(raw)["Subject"]).startswith("Invitation:"):
-                return str(event_of(raw)["DESCRIPTION"])
-        return ""
-
-    assert eventually(lambda: "check the abstract instead" in waiting_description())
-    assert "second figure" not in waiting_description() and "Poster feedback v2" in waiting_description()
+    assert eventually(lambda: "check the abstract instead" in (waiting_description(agent) or ""))
+    assert "second figure" not in (waiting_description(agent) or "") and "Poster feedback v2" in (
+        waiting_description(agent) or ""
+    )
 
 
 def test_a_counter_to_the_agreed_meeting_lists_no_question_of_an_update_not_gone(agent: Agent) -> None:
@@ -418,13 +416,10 @@ def test_a_question_edited_so_an_agenda_cannot_carry_it_is_taken_off(agent: Agen
         client.delete_messages([uid])
         client.expunge()
 
-    def waiting_description() -> str:
-        for raw in agent.folder_raw("Scheduled").values():
-            if str(parse(raw)["Subject"]).startswith("Invitation:"):
-                return str(event_of(raw)["DESCRIPTION"])
-        return ""
-
     assert eventually(
-        lambda: "Poster feedback" in waiting_description() and "Which elective" not in waiting_description()
+        lambda: (
+            "Poster feedback" in (waiting_description(agent) or "")
+            and "Which elective" not in (waiting_description(agent) or "")
+        )
     )
-    assert not any("JOINTLY" in waiting_description() for _ in range(1))
+    assert "JOINTLY" not in (waiting_description(agent) or "")

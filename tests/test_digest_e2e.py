@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_process import MENTOR, OUTBOX, STUDENT, Agent, agent, eventually, mail, parse, policy_text
+from tests.agent_process import MENTOR, STUDENT, Agent, agent, eventually, mail, new_agent, parse, policy_text
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
 
@@ -177,14 +177,8 @@ def test_a_digest_stays_under_what_the_mail_server_says_it_takes(tmp_path: Path,
     each fitted alone (moved back, the same digest again). Now the digest is cut to what the server takes."""
     server = SmtpServer(size_limit=200_000)
     server.start()
-    user = dovecot.new_user()
-    with dovecot.client(user) as client:
-        for folder in (OUTBOX, "Scheduled", "Needs attention", "Sending"):
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
-    agent = Agent(tmp_path, dovecot, user, server)
+    agent = new_agent(tmp_path, dovecot, server)
     try:
-        agent.write_config()
         agent.policy(policy_text(min_gap="6s", over_limit="batch"))
         agent.start()
         agent.drop(mail("first"))
