@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.reconcile.agenda_changes import questions_of
-from agent.reconcile.agenda_filing import file_questions, release
+from agent.reconcile.agenda_filing import file_questions, in_doubt, release
 from agent.reconcile.attention import attention
 from agent.reconcile.context import World
 from agent.reconcile.meeting_desk import flush
@@ -31,7 +31,6 @@ from agent.rules.localtime import after, describe
 from agent.rules.meeting_deadlines import LATE_UPDATE, OFF_UPDATE
 from agent.rules.meetings import Offer
 from agent.rules.policy import LoadedPolicy
-from agent.store.answers import logged
 from agent.store.ledger import ACCEPTED, ATTENTION, CANCELLED, DONE, Row
 from agent.store.rounds import MeetingStore, Stored
 
@@ -80,7 +79,7 @@ async def follow(
         if known is not None and known[0] in (ACCEPTED, DONE):
             await file_questions(world, loaded, rows, update["message_id"])
             changed = True
-        elif known is not None and known[0] == ATTENTION and _in_doubt(world, update["message_id"]):
+        elif known is not None and known[0] == ATTENTION and in_doubt(world, update["message_id"]):
             # It may have reached her, the questions with it: in doubt as it is, never e-mailed on a guess
             why = "it went as the agenda of the meeting's updated invitation, whose sending is in doubt"
             await attention(world, rows, why, doubt=True)
@@ -104,11 +103,6 @@ async def follow(
         return changed, due
     await _send_update(world, store, loaded, stored, offer, fresh)
     return True, None
-
-
-def _in_doubt(world: World, message_id: str) -> bool:
-    key = world.ledger.key_of(message_id, ATTENTION)
-    return key is not None and logged(world.ledger, "in doubt", key)
 
 
 def _taken_off(stored: Stored, update: dict[str, Any]) -> bool:

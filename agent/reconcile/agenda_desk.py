@@ -36,15 +36,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.logs import named
-from agent.reconcile.agenda_filing import file_questions, release
+from agent.reconcile.agenda_filing import file_questions, in_doubt, release
 from agent.reconcile.attention import attention
 from agent.reconcile.context import World
 from agent.rules import agenda
 from agent.rules.pacing import Decision
 from agent.rules.policy import LoadedPolicy
 from agent.store.agenda import on_agenda, taken_off
-from agent.store.answers import logged
-from agent.store.ledger import ATTENTION, CANCELLED, SCHEDULED, Row
+from agent.store.ledger import CANCELLED, SCHEDULED, Row
 from agent.store.rounds import MeetingStore, Stored
 
 log = logging.getLogger("mentor_agent.agenda")
@@ -287,7 +286,7 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
         return True
     if stored.state is not None and not stored.open and not stored.todo and _in_doubt(world, store, stored):
         # The invitation may have reached her, and the questions with it: never sent again by e-mail on a guess.
-        # They are in doubt as it is, in Needs attention, hers to move back to the Outbox to send them as e-mails.
+        # They are in doubt as it is, in Needs attention (moved back to the Outbox, each is taken in afresh).
         why = "it went as the agenda of a meeting invitation whose sending is in doubt"
         await attention(world, members, why, doubt=True)
         return True
@@ -304,12 +303,8 @@ async def _follow(world: World, store: MeetingStore, loaded: LoadedPolicy, token
 def _in_doubt(world: World, store: MeetingStore, stored: Stored) -> bool:
     """Whether an invitation of the round was handed to the mail server and its answer lost (in doubt)."""
     assert stored.state is not None
-    for offer in stored.state.offers:
-        request = store.request_id(offer.uid)
-        key = world.ledger.key_of(request, ATTENTION) if request else None
-        if key is not None and logged(world.ledger, "in doubt", key):
-            return True
-    return False
+    requests = (store.request_id(offer.uid) for offer in stored.state.offers)
+    return any(request is not None and in_doubt(world, request) for request in requests)
 
 
 async def _propose(world: World, loaded: LoadedPolicy, token: str, members: list[Row]) -> bool:

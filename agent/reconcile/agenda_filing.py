@@ -17,9 +17,16 @@ from agent.reconcile.context import World
 from agent.rules import agenda
 from agent.rules.policy import LoadedPolicy
 from agent.store.delivered import add_members
-from agent.store.ledger import DONE, Row
+from agent.store.ledger import ATTENTION, DONE, Row
 
 log = logging.getLogger("mentor_agent.agenda")
+
+
+def in_doubt(world: World, message_id: str) -> bool:
+    """Whether the e-mail ``message_id`` (an invitation carrying an agenda) is in doubt: handed to the mail server,
+    its answer lost. Its questions may have reached her with it: they are never e-mailed on a guess."""
+    key = world.ledger.key_of(message_id, ATTENTION)
+    return key is not None and world.ledger.logged("in doubt", key)
 
 
 def release(world: World, rows: Sequence[Row], why: str) -> None:
