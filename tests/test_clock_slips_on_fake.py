@@ -109,3 +109,16 @@ def test_a_copy_in_sent_counts_when_her_server_stored_it_not_by_her_phones_clock
     run.server.put(OUTBOX, mail("through the agent", at=clock[0]))
     run.run()
     assert run.received() == [], "her phone's message reached the mentor today: one a day"
+
+
+@pytest.mark.parametrize("ahead", [timedelta(days=30), timedelta(days=365)])
+def test_a_copy_her_program_appended_with_a_time_ahead_holds_nothing_back(
+    tmp_path: Path, smtp_server: SmtpServer, ahead: timedelta
+) -> None:
+    """Her program APPENDs its Sent copy with a time of its own (INTERNALDATE), its clock ahead: counted then, it held
+    every message to the mentor until that date (a regression of 04cddb4, found by the last hostile round)."""
+    run, _ = made(tmp_path, smtp_server, policy_text(max_per_day=5))
+    run.server.put(SENT, mail("from her phone", at=START + ahead), when=START + ahead)
+    run.server.put(OUTBOX, mail("through the agent", at=START))
+    run.run()
+    assert run.received() == ["through the agent"]

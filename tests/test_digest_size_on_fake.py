@@ -64,6 +64,8 @@ def test_what_counts_as_refused_for_its_size() -> None:
     assert refused_as_too_large("552 Error: Too much mail data")
     assert not refused_as_too_large("552 5.2.2 Mailbox full")
     assert not refused_as_too_large("552 5.2.2 Mailbox size limit exceeded")  # hers full, not this one too large
+    assert not refused_as_too_large("552 Mailbox size limit exceeded")  # the same without an enhanced code
+    assert not refused_as_too_large("552 Requested mail action aborted: exceeded storage allocation")
     assert not refused_as_too_large("554 5.3.4 Message too big")  # another code: not this rule's
 
 

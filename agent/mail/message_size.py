@@ -43,7 +43,7 @@ def refused_as_too_large(reply: str) -> bool:
     """Whether a 5xx reply refuses a message for its size (RFC 1870: 552; 5.3.4 "message too big for system"), not
     her mailbox for being full (5.2.2, "mailbox size limit exceeded" among its wordings)."""
     words = reply.lower()
-    if "5.2.2" in words:
+    if any(word in words for word in ("5.2.2", "mailbox", "quota", "storage")):  # hers is full, not this one too large
         return False
     said = ("5.3.4", "size", "too large", "too big", "too much")
     return reply.startswith("552") and any(word in words for word in said)

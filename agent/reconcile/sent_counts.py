@@ -23,13 +23,13 @@ def count_found(world: World, info: HeaderInfo, envelope: Envelope, where: str) 
     went to; how many mentors it was newly counted for (0: to no mentor, no date, or counted before)."""
     recipients = envelope.to + envelope.cc + envelope.bcc
     mentors = {p.id: p for p in map(world.book.for_address, recipients) if p}
-    # When her server stored it (INTERNALDATE, its clock), not by her program's clock, as for the mentor's replies: a
-    # phone a day behind made it count yesterday (two in her day of one), a year ahead held every message to the
-    # mentor for a year. Only without one, its Date, never later than now. The agent's own clock is never written over
-    # the server's: it may be the one that is wrong (behind, at a boot before NTP)
-    at = info.internaldate or (min(envelope.date, world.now()) if envelope.date else None)
+    # When her server stored it (INTERNALDATE), not by her program's Date, as for the mentor's replies: a phone a day
+    # behind made it count yesterday (two in her day of one). Never later than now: a program may APPEND its copy with
+    # a time of its own, and one a year ahead held every message to the mentor for a year
+    at = info.internaldate or envelope.date
     if at is None or not mentors:
         return 0
+    at = min(at, world.now())
     # One item for every mentor it went to, known by each one's addresses: each of them got it.
     written = {a for loaded in mentors.values() for a in written_to(loaded.policy.mentor.addresses, recipients)}
     message = envelope.message_id or envelope.key
