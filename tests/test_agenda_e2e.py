@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,18 @@ def held_for_the_agenda(agent: Agent) -> str:
     eventually(scheduled, timeout=15)
     assert len(agent.smtp.messages) == 1  # the invitation itself waits for the reply, like any e-mail
     return str(first["Message-ID"])
+
+
+def agreed_meeting(agent: Agent) -> tuple[Any, Any, str]:
+    """A meeting proposed and accepted by her (as Gmail writes it): its REQUEST as received, its event, its UID."""
+    propose(agent)
+    request = agent.smtp.wait_for(1, timeout=15)[0]
+    event = event_of(request.content)
+    uid = str(event["UID"])
+    answer = ics(uid, "ACCEPTED", start=event.decoded("DTSTART"), end=event.decoded("DTEND"))
+    agent.dovecot.append(agent.user, "INBOX", gmail(answer))
+    eventually(lambda: statuses(agent).get(uid) == "accepted", timeout=15)
+    return request, event, uid
 
 
 def filed(agent: Agent) -> bool:
@@ -210,13 +223,7 @@ def test_questions_for_an_agreed_meeting_go_with_its_updated_invitation(agent: A
     update of that invitation (same UID and SEQUENCE, the description listing it), not as a new meeting."""
     agent.policy(agenda_policy())
     agent.start()
-    propose(agent)
-    request = agent.smtp.wait_for(1, timeout=15)[0]
-    event = event_of(request.content)
-    uid = str(event["UID"])
-    answer = ics(uid, "ACCEPTED", start=event.decoded("DTSTART"), end=event.decoded("DTEND"))
-    agent.dovecot.append(agent.user, "INBOX", gmail(answer))
-    eventually(lambda: statuses(agent).get(uid) == "accepted", timeout=15)
+    request, event, uid = agreed_meeting(agent)
     (subject, body), _ = QUESTIONS.items()
     agent.drop(mail(subject, body=body))  # one invitation awaits her reply (max_unanswered = 1): over the limit
     told = eventually(lambda: [n for n in agent.notices() if "On the agenda of your meeting" in str(n["Subject"])])
@@ -360,14 +367,7 @@ def test_a_counter_to_the_agreed_meeting_lists_no_question_of_an_update_not_gone
 
     agent.policy(agenda_policy())
     agent.start()
-    propose(agent)
-    request = agent.smtp.wait_for(1, timeout=15)[0]
-    event = event_of(request.content)
-    uid = str(event["UID"])
-    agent.dovecot.append(
-        agent.user, "INBOX", gmail(ics(uid, "ACCEPTED", start=event.decoded("DTSTART"), end=event.decoded("DTEND")))
-    )
-    eventually(lambda: statuses(agent).get(uid) == "accepted", timeout=15)
+    _, _, uid = agreed_meeting(agent)
     subject, body = next(iter(QUESTIONS.items()))
     agent.drop(mail(subject, body=body))
     eventually(lambda: [n for n in agent.notices() if "On the agenda of your meeting" in str(n["Subject"])])
